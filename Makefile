@@ -1,0 +1,55 @@
+# Tenantflow: `make demo` and `make test` are all a new user needs (README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export TENANTFLOW_HOME ?= $(CURDIR)/var
+
+.PHONY: demo test test-unit test-integration up lint lock clean-state bench help
+
+help:
+	@echo "make demo   - set up .venv and run the end-to-end demo through real Airflow"
+	@echo "make test   - set up .venv and run the test suite"
+	@echo "make up     - start Airflow (UI, scheduler, dag-processor, triggerer) and the MLflow UI"
+	@echo "make bench  - run the benchmarks (slow; results in benchmarks/README.md)"
+	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
+
+# The venv is rebuilt whenever the lock or the package metadata changes.
+$(BIN)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/tenantflow demo
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check ml dags plugins tests benchmarks
+	$(BIN)/python -m pytest tests
+
+test-unit: $(BIN)/.installed
+	$(BIN)/python -m pytest tests -m "not integration"
+
+test-integration: $(BIN)/.installed
+	$(BIN)/python -m pytest tests -m integration
+
+up: $(BIN)/.installed
+	$(BIN)/tenantflow up
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run_all.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check ml dags plugins tests benchmarks
+	$(BIN)/mypy
+
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11
+
+clean-state:
+	rm -rf "$(TENANTFLOW_HOME)"

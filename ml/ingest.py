@@ -1,0 +1,430 @@
+"""Ingestion: landing drops → validated, deduplicated, Hive-partitioned Parquet in the lake.
+
+One lake partition ``lake/region=R/tenant=T/date=D/`` belongs to exactly one landing date: it
+is rebuilt whole from that date's complete landing files every time the date is ingested, and
+replaced atomically (``os.replace`` of one Parquet file). That makes every run idempotent:
+re-running an interval, a backfill, or an Airflow retry after a SIGKILL gives the same bytes,
+never duplicates. Beside the data, ``_manifest.json`` records which files (by content hash)
+made the partition and how the rows reconcile::
+
+    rows_in = landed + sum(quarantined.values()) + duplicates_dropped
+
+Rows that break the landing contract (:mod:`ml.quality`) go to
+``quarantine/region=R/tenant=T/date=D/part-0.parquet`` with a reason per row; nothing is
+dropped silently. One tenant's bad batch never touches another tenant's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml import quality
+from ml.settings import Settings, get_settings
+from ml.tenants import Tenant, TenantRegistry, validate_slug
+
+log = logging.getLogger(__name__)
+
+LANDING_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+LOOKBACK = timedelta(days=7)  # how far back late files are picked up and event ids deduplicated
+MANIFEST = "_manifest.json"
+DATA_FILE = "part-0.parquet"
+LAKE_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("tenant_id", pa.string()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_at", pa.timestamp("us", tz="UTC")),
+        ("session_id", pa.string()),
+        ("dwell_seconds", pa.float64()),
+        ("topic", pa.string()),
+        ("device", pa.string()),
+        ("source_file", pa.string()),
+    ]
+)
+TEXT_COLUMNS = [c for c in quality.LANDING_COLUMNS_TYPED if c not in ("event_at", "dwell_seconds")]
+
+
+def settle_seconds() -> float:
+    """A landing file younger than this is treated as still being written."""
+    return float(os.environ.get("TENANTFLOW_LANDING_SETTLE_SECONDS", "5"))
+
+
+@dataclass
+class PartitionReport:
+    """How one tenant-day reconciled (also the content of its ``_manifest.json``)."""
+
+    tenant_id: str
+    region: str
+    date: str
+    files: list[dict] = field(default_factory=list)
+    rows_in: int = 0
+    landed: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    batch_problems: list[str] = field(default_factory=list)
+    suite_success: bool = True
+    landing_contract: int = 1
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.landed + sum(self.quarantined.values()) + self.duplicates_dropped
+
+
+# ---------------------------------------------------------------------------------- paths
+
+
+def _partition(root: Path, tenant: Tenant, day: date) -> Path:
+    return root / f"region={tenant.region}" / f"tenant={tenant.tenant_id}" / f"date={day.isoformat()}"
+
+
+def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
+    return _partition(settings.landing, tenant, day)
+
+
+def lake_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
+    return _partition(settings.lake, tenant, day)
+
+
+def quarantine_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
+    return _partition(settings.quarantine, tenant, day)
+
+
+def complete_landing_files(folder: Path, now: float | None = None) -> list[Path]:
+    """Files of a landing folder that are complete: not temporary, hidden or still growing.
+
+    Writers that can rename (our generator, the webhook) write ``*.tmp`` and rename; for other
+    uploaders a file counts as complete once unchanged for :func:`settle_seconds`.
+    """
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith((".", "_")) or p.suffix == ".tmp" or not p.is_file():
+            continue
+        if p.suffix.lower() not in LANDING_FORMATS:
+            continue
+        if now - p.stat().st_mtime < settle_seconds():
+            log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
+            continue
+        out.append(p)
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(partition: Path) -> dict | None:
+    try:
+        return json.loads((partition / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Parse one landing file into (rows as text, malformed lines, problems)."""
+    fmt = LANDING_FORMATS[path.suffix.lower()]
+    problems: list[str] = []
+    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS_TYPED])
+    malformed = pd.DataFrame(columns=["_line_no", "raw_line"])
+    if path.stat().st_size == 0:
+        return empty, malformed, [f"empty_file: {path.name}"]
+    p = str(path).replace("'", "''")
+    if fmt == "parquet":
+        rel = con.sql(f"select * from read_parquet('{p}')")
+        cols = rel.columns
+        raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
+    elif fmt == "csv":
+        con.execute("drop table if exists rej_err; drop table if exists rej_scan")
+        raw = con.sql(
+            f"select row_number() over () as _line_no, * from read_csv('{p}', all_varchar=true, header=true,"
+            " store_rejects=true, rejects_table='rej_err', rejects_scan='rej_scan')"
+        )
+        cols = [c for c in raw.columns if c != "_line_no"]
+    else:
+        con.execute(
+            "create or replace temp table jl as select * from ("
+            f"select generate_subscripts(l, 1) as _line_no, unnest(l) as line "
+            f"from (select string_split(content, chr(10)) as l from read_text('{p}'))"
+            ") where length(trim(line)) > 0"
+        )
+        malformed = con.sql("select _line_no, line as raw_line from jl where not coalesce(json_valid(line), false)").df()
+        keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where json_valid(line)").fetchall()
+        cols = sorted(k for (k,) in keys)
+        exprs = ", ".join(f"line->>'$.\"{c}\"' as \"{c}\"" for c in quality.LANDING_COLUMNS_TYPED if c in cols)
+        raw = con.sql(f"select _line_no{', ' + exprs if exprs else ''} from jl where json_valid(line)")
+    missing = [c for c in quality.LANDING_COLUMNS_TYPED if c not in cols]
+    if missing:
+        problems.append(f"schema_mismatch: {path.name} lacks columns {missing}")
+    select = ", ".join(
+        f"cast(\"{c}\" as varchar) as \"{c}\"" if c in cols else f"cast(null as varchar) as \"{c}\""
+        for c in quality.LANDING_COLUMNS_TYPED
+    )
+    df = raw.query("raw_rel", f"select _line_no, {select} from raw_rel").df()
+    if fmt == "csv":
+        rej = con.sql("select line as _line_no, csv_line as raw_line from rej_err").df()
+        malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
+    df["_file_no"] = file_no
+    df["source_file"] = path.name
+    malformed["source_file"] = path.name
+    return df, malformed, problems
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Parse text columns into the lake's types; unparseable values become null."""
+    out = df.copy()
+    ts = pd.to_datetime(out["event_at"], utc=True, errors="coerce", format="ISO8601")
+    out["event_at"] = ts.astype("datetime64[us, UTC]")
+    out["dwell_seconds"] = pd.to_numeric(out["dwell_seconds"], errors="coerce")
+    for c in TEXT_COLUMNS:
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+# ---------------------------------------------------------------------------------- ingest
+
+
+def ingest_partition(settings: Settings, tenant: Tenant, day: date) -> PartitionReport:
+    """Rebuild one tenant-day of the lake (and quarantine) from its complete landing files."""
+    report = PartitionReport(tenant.tenant_id, tenant.region, day.isoformat())
+    files = complete_landing_files(landing_dir(settings, tenant, day))
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    frames, bad_lines = [], []
+    seen_hashes: dict[str, str] = {}
+    for file_no, path in enumerate(files):
+        digest = sha256_file(path)
+        entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested"}
+        report.files.append(entry)
+        if digest in seen_hashes:
+            entry["status"] = f"duplicate_of:{seen_hashes[digest]}"
+            continue
+        seen_hashes[digest] = path.name
+        df, malformed, problems = _read_file(con, path, file_no)
+        report.batch_problems += problems
+        entry["rows"] = len(df) + len(malformed)
+        if problems:
+            entry["status"] = "; ".join(problems)
+        frames.append(df)
+        if len(malformed):
+            bad_lines.append(malformed)
+    con.close()
+
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS_TYPED]
+    )
+    raw[quality.ROW_ID] = np.arange(len(raw))
+    typed = _typed(raw)
+    gx_frame = typed[[quality.ROW_ID, *quality.LANDING_COLUMNS_TYPED]]
+    outcome = quality.validate_events(gx_frame, tenant.tenant_id, day)
+    reasons = outcome.row_reasons
+    report.suite_success = outcome.success
+    report.batch_problems += outcome.batch_problems
+    if outcome.batch_problems and len(raw):
+        # A batch that fails table-level checks does not reach the lake at all.
+        reasons = np.where(pd.isna(reasons), "batch_failed", reasons).astype(object)
+    quality.save_result(
+        outcome.result,
+        settings.reports / "gx" / "landing_events" / f"tenant={tenant.tenant_id}" / f"{day.isoformat()}.json",
+    )
+
+    malformed_all = pd.concat(bad_lines, ignore_index=True) if bad_lines else None
+    report.rows_in = len(raw) + (0 if malformed_all is None else len(malformed_all))
+    ok = pd.isna(reasons)
+    valid = typed.loc[ok]
+
+    # Deduplicate: first occurrence within the day, then against earlier days' partitions.
+    before = len(valid)
+    valid = valid.sort_values(["_file_no", "_line_no"], kind="stable").drop_duplicates("event_id", keep="first")
+    earlier = _earlier_event_ids(settings, tenant, day)
+    if earlier:
+        valid = valid[~valid["event_id"].isin(earlier)]
+    report.duplicates_dropped = before - len(valid)
+    report.landed = len(valid)
+
+    q = typed.loc[~ok].assign(reason=reasons[~ok])
+    quarantine_frames = [_quarantine_rows(raw.loc[~ok], q["reason"])]
+    if malformed_all is not None:
+        quarantine_frames.append(_quarantine_malformed(malformed_all))
+    quarantined = pd.concat(quarantine_frames, ignore_index=True)
+    report.quarantined = dict(sorted(Counter(quarantined["reason"]).items()))
+
+    _fault_pause("before_write")
+    _write_parquet(_lake_table(valid), lake_dir(settings, tenant, day) / DATA_FILE)
+    qdir = quarantine_dir(settings, tenant, day)
+    if len(quarantined):
+        _write_parquet(pa.Table.from_pandas(quarantined, preserve_index=False).replace_schema_metadata(None),
+                       qdir / DATA_FILE)
+    elif (qdir / DATA_FILE).exists():
+        (qdir / DATA_FILE).unlink()
+    _fault_pause("before_manifest")
+    _write_json(asdict(report), lake_dir(settings, tenant, day) / MANIFEST)
+    if not report.reconciles:  # a bug, not bad data: fail loudly
+        raise RuntimeError(f"tenant {tenant.tenant_id} {day}: counts do not reconcile: {asdict(report)}")
+    return report
+
+
+def _earlier_event_ids(settings: Settings, tenant: Tenant, day: date) -> set[str]:
+    paths = []
+    for k in range(1, LOOKBACK.days + 1):
+        p = lake_dir(settings, tenant, day - timedelta(days=k)) / DATA_FILE
+        if p.exists():
+            paths.append(str(p))
+    if not paths:
+        return set()
+    table = pq.read_table(paths[0]).select(["event_id"]) if len(paths) == 1 else pa.concat_tables(
+        [pq.read_table(p, columns=["event_id"]) for p in paths]
+    )
+    return set(table.column("event_id").to_pylist())
+
+
+def _lake_table(valid: pd.DataFrame) -> pa.Table:
+    frame = valid.sort_values(["event_at", "event_id"], kind="stable")[[f.name for f in LAKE_SCHEMA]]
+    return pa.Table.from_pandas(frame, schema=LAKE_SCHEMA, preserve_index=False).replace_schema_metadata(None)
+
+
+def _quarantine_rows(raw: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
+    cols = [*quality.LANDING_COLUMNS_TYPED]
+    out = raw[cols].astype(object).where(raw[cols].notna(), None)
+    out = out.astype({c: "string" for c in cols}).astype(object)
+    out["reason"] = reason.to_numpy()
+    out["source_file"] = raw["source_file"].to_numpy()
+    out["line_no"] = raw["_line_no"].astype("int64").to_numpy()
+    out["raw_line"] = None
+    return out
+
+
+def _quarantine_malformed(bad: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series([None] * len(bad), dtype=object) for c in quality.LANDING_COLUMNS_TYPED})
+    out["reason"] = "malformed_line"
+    out["source_file"] = bad["source_file"].to_numpy()
+    out["line_no"] = bad["_line_no"].astype("int64").to_numpy()
+    out["raw_line"] = bad["raw_line"].astype(str).to_numpy()
+    return out
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    """Write to a hidden temp file, fsync, then atomically replace: readers see old or new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_json(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _fault_pause(stage: str) -> None:
+    """Test hook: sleep at a named stage so a test can SIGKILL the process right there."""
+    if os.environ.get("TENANTFLOW_FAULT_PAUSE") == stage:
+        Path(os.environ["TENANTFLOW_FAULT_PAUSE_FLAG"]).write_text(stage)
+        time.sleep(3600)
+
+
+# ---------------------------------------------------------------------------------- planning
+
+
+def landing_dates(settings: Settings, tenant: Tenant) -> list[date]:
+    root = settings.landing / f"region={tenant.region}" / f"tenant={tenant.tenant_id}"
+    if not root.is_dir():
+        return []
+    return sorted(date.fromisoformat(p.name[5:]) for p in root.iterdir() if p.name.startswith("date="))
+
+
+def dates_to_ingest(settings: Settings, tenant: Tenant, start: date, end: date) -> list[date]:
+    """Landing dates of ``[start, end)``, plus earlier dates (within the lookback) whose
+    complete files changed since they were ingested: a file that finished uploading late."""
+    dates = [d for d in landing_dates(settings, tenant) if start <= d < end]
+    for d in landing_dates(settings, tenant):
+        if start - LOOKBACK <= d < start:
+            manifest = read_manifest(lake_dir(settings, tenant, d))
+            done = {f["sha256"] for f in manifest["files"]} if manifest else set()
+            now = {sha256_file(p) for p in complete_landing_files(landing_dir(settings, tenant, d))}
+            if now - done:
+                dates.append(d)
+    return sorted(set(dates))
+
+
+def ingest_tenant(settings: Settings, tenant: Tenant, start: date, end: date) -> list[PartitionReport]:
+    """Ingest every landing date of ``[start, end)`` (and late files) for one tenant, in order."""
+    return [ingest_partition(settings, tenant, d) for d in dates_to_ingest(settings, tenant, start, end)]
+
+
+def ingest_tenants(tenant_ids: Iterable[str], start: date, end: date, settings: Settings | None = None) -> list[dict]:
+    """Ingest a chunk of tenants; one tenant's failure never stops the others.
+
+    Returns one summary per tenant. Raises at the end if any tenant failed unexpectedly, so
+    Airflow retries the chunk (safe: every partition is rebuilt idempotently).
+    """
+    settings = settings or get_settings()
+    registry = TenantRegistry(settings)
+    summaries, failures = [], []
+    for tid in tenant_ids:
+        tenant = registry.get(validate_slug(tid))
+        try:
+            reports = ingest_tenant(settings, tenant, start, end)
+        except Exception as exc:  # noqa: BLE001 — isolate tenants; re-raised below
+            log.exception("tenant %s: ingestion failed", tid)
+            failures.append(f"{tid}: {type(exc).__name__}: {exc}")
+            continue
+        summary = summarise(tenant, reports)
+        log.info("tenant %s: %s", tid, json.dumps(summary))
+        summaries.append(summary)
+    if failures:
+        raise RuntimeError(
+            "ingestion failed for " + "; ".join(failures)
+            + ". Other tenants of this chunk were ingested. Fix the cause and clear the task to retry."
+        )
+    return summaries
+
+
+def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict:
+    q: Counter[str] = Counter()
+    for r in reports:
+        q.update(r.quarantined)
+    return {
+        "tenant_id": tenant.tenant_id,
+        "dates": [r.date for r in reports],
+        "rows_in": sum(r.rows_in for r in reports),
+        "landed": sum(r.landed for r in reports),
+        "quarantined": dict(sorted(q.items())),
+        "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
+        "batch_problems": [f"{r.date}: {p}" for r in reports for p in r.batch_problems],
+    }
+
+
+def chunk(items: list[str], size: int) -> list[list[str]]:
+    """Split tenants into groups so a thousand tenants are not a thousand tiny tasks."""
+    size = max(1, size)
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,206 @@
+"""Great Expectations suites: the contract every batch and feature table must meet.
+
+Each row-level expectation carries, in its ``meta``, the quarantine reason a failing row gets,
+so the suite is the single source of the rules: ingestion asks GX which rows broke which
+expectation (``unexpected_index_list``) and quarantines them with that reason.
+
+GX passes value-level expectations vacuously on empty or all-null data, so every suite also
+checks the row count and non-null keys at table level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROW_ID = "_row_id"
+ALLOWED_EVENT_TYPES = (
+    "click", "view", "complete", "skip", "like", "cancel_subscription", "item_published",
+)  # fmt: skip
+USER_EVENT_TYPES = ALLOWED_EVENT_TYPES[:6]
+ITEM_EVENT_TYPES = ("click", "view", "complete", "skip", "like", "item_published")
+MAX_LATENESS = timedelta(days=7)
+CLOCK_SKEW = timedelta(hours=1)
+
+# Quarantine reasons, in the order a row is blamed when it breaks several expectations.
+REASONS = (
+    "malformed_line",
+    "tenant_mismatch",
+    "null_event_id",
+    "unknown_event_type",
+    "bad_timestamp",
+    "timestamp_in_future",
+    "timestamp_too_old",
+    "null_user_id",
+    "null_item_id",
+    "bad_dwell",
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What GX said about one batch."""
+
+    success: bool
+    row_reasons: np.ndarray  # object array: the quarantine reason per row, or None
+    batch_problems: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def _gx():  # imported lazily: GX takes seconds to import
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    return gx, gxe
+
+
+_CONTEXT: Any = None
+
+
+def ephemeral_context() -> Any:
+    """One in-memory GX context per process, with progress bars off."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        gx, _ = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        _CONTEXT = gx.get_context(mode="ephemeral")
+        _CONTEXT.variables.progress_bars = ProgressBarsConfig(globally=False)
+        _CONTEXT.data_sources.add_pandas("frames")
+    return _CONTEXT
+
+
+def events_suite(tenant_id: str, day: date) -> Any:
+    """The landing-events contract for one tenant's batch of day ``day``."""
+    gx, gxe = _gx()
+    from great_expectations.expectations.row_conditions import Column
+
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    earliest, latest = start - MAX_LATENESS, start + timedelta(days=1) + CLOCK_SKEW
+    has_ts = Column("event_at").is_not_null()
+    return gx.ExpectationSuite(
+        name=f"landing_events.{tenant_id}",
+        expectations=[
+            gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"batch": "empty_batch"}),
+            gxe.ExpectTableColumnsToMatchSet(
+                column_set=[ROW_ID, *LANDING_COLUMNS_TYPED], exact_match=False, meta={"batch": "schema_mismatch"}
+            ),
+            gxe.ExpectColumnValuesToBeInSet(column="tenant_id", value_set=[tenant_id], meta={"reason": "tenant_mismatch"}),
+            gxe.ExpectColumnValuesToNotBeNull(column="tenant_id", meta={"reason": "tenant_mismatch"}),
+            gxe.ExpectColumnValuesToNotBeNull(column="event_id", meta={"reason": "null_event_id"}),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="event_type", value_set=list(ALLOWED_EVENT_TYPES), meta={"reason": "unknown_event_type"}
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(column="event_type", meta={"reason": "unknown_event_type"}),
+            gxe.ExpectColumnValuesToNotBeNull(column="event_at", meta={"reason": "bad_timestamp"}),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="event_at", max_value=latest, row_condition=has_ts, meta={"reason": "timestamp_in_future"}
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="event_at", min_value=earliest, row_condition=has_ts, meta={"reason": "timestamp_too_old"}
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="user_id",
+                row_condition=Column("event_type").is_in(list(USER_EVENT_TYPES)),
+                meta={"reason": "null_user_id"},
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="item_id",
+                row_condition=Column("event_type").is_in(list(ITEM_EVENT_TYPES)),
+                meta={"reason": "null_item_id"},
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="dwell_seconds",
+                min_value=0,
+                max_value=86_400,
+                row_condition=Column("dwell_seconds").is_not_null(),
+                meta={"reason": "bad_dwell"},
+            ),
+            # Table level: GX is vacuous on all-null columns, so demand real keys.
+            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+                column="event_id", min_value=0.5, meta={"batch": "keys_mostly_null"}
+            ),
+            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+                column="user_id", min_value=0.5, meta={"batch": "keys_mostly_null"}
+            ),
+        ],
+    )
+
+
+LANDING_COLUMNS_TYPED = (
+    "event_id", "tenant_id", "user_id", "item_id", "event_type", "event_at",
+    "session_id", "dwell_seconds", "topic", "device",
+)  # fmt: skip
+
+
+def validate_frame(df: pd.DataFrame, suite: Any, asset_name: str) -> Any:
+    """Run a suite over a pandas frame; return GX's validation result (COMPLETE format)."""
+    ctx = ephemeral_context()
+    ds = ctx.data_sources.get("frames")
+    try:
+        asset = ds.get_asset(asset_name)
+    except LookupError:
+        asset = ds.add_dataframe_asset(asset_name)
+    try:
+        bd = asset.get_batch_definition("whole")
+    except KeyError:
+        bd = asset.add_batch_definition_whole_dataframe("whole")
+    batch = bd.get_batch(batch_parameters={"dataframe": df})
+    fmt: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
+    if ROW_ID in df.columns:
+        fmt["unexpected_index_column_names"] = [ROW_ID]
+    return batch.validate(suite, result_format=fmt)
+
+
+def validate_events(df: pd.DataFrame, tenant_id: str, day: date) -> Outcome:
+    """Validate one tenant-day batch; say which rows to quarantine and why."""
+    n = len(df)
+    reasons = np.full(n, None, dtype=object)
+    result = validate_frame(df, events_suite(tenant_id, day), f"events_{tenant_id}")
+    batch_problems: list[str] = []
+    blame: dict[str, list[int]] = {}
+    for r in result.results:
+        meta = r.expectation_config.meta or {}
+        if r.success:
+            continue
+        if "batch" in meta:
+            batch_problems.append(f"{meta['batch']}: {r.expectation_config.type} failed")
+        elif "reason" in meta:
+            idx = [int(u[ROW_ID]) for u in (r.result.get("unexpected_index_list") or [])]
+            blame.setdefault(meta["reason"], []).extend(idx)
+    for reason in reversed(REASONS):  # earlier reasons overwrite later ones
+        if reason in blame:
+            reasons[np.asarray(blame[reason], dtype=np.int64)] = reason
+    return Outcome(success=bool(result.success), row_reasons=reasons, batch_problems=batch_problems,
+                   result=_compact_result(result))
+
+
+def _compact_result(result: Any) -> dict[str, Any]:
+    """The validation result without the per-row index lists (they go to quarantine)."""
+    d = result.to_json_dict()
+    for r in d.get("results", []):
+        res = r.get("result") or {}
+        for key in ("unexpected_index_list", "unexpected_list", "partial_unexpected_index_list",
+                    "partial_unexpected_list", "partial_unexpected_counts", "unexpected_index_query"):
+            res.pop(key, None)
+    return d
+
+
+def save_result(result: dict[str, Any], path: Path) -> None:
+    """Keep a validation result as JSON (Data Docs are built from these)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
