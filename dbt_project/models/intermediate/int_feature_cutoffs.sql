@@ -1,0 +1,42 @@
+-- The dates features are computed "as of" (everything strictly before the cutoff), per tenant:
+-- the serving cutoff (the day after the tenant's last event, or var as_of) and earlier
+-- training cutoffs every few days, flagged by whether their label windows are complete.
+with
+
+activity as (
+    select * from {{ ref('int_user_activity__daily') }}
+),
+
+bounds as (
+    select
+        tenant_id,
+        min(activity_date) as first_activity_date,
+        {% if var('as_of') %}cast('{{ var("as_of") }}' as date){% else %}max(activity_date) + 1{% endif %} as serving_cutoff_date
+    from activity
+    group by tenant_id
+),
+
+cutoffs as (
+    select
+        tenant_id,
+        first_activity_date,
+        serving_cutoff_date,
+        cast(serving_cutoff_date - to_days(cast(k * {{ var('training_cutoff_every_days') }} as integer)) as date) as cutoff_date,
+        k = 0 as is_serving
+    from bounds
+    cross join range(0, {{ var('training_cutoffs') }} + 3) as steps(k)
+),
+
+flagged as (
+    select
+        tenant_id,
+        cutoff_date,
+        is_serving,
+        cutoff_date + {{ var('label_window_days') }} <= serving_cutoff_date as has_ranking_label,
+        cutoff_date + {{ var('churn_window_days') }} <= serving_cutoff_date as has_churn_label
+    from cutoffs
+    -- a week of history before any cutoff, so that 7-day features mean something
+    where cutoff_date >= first_activity_date + 7 or is_serving
+)
+
+select * from flagged

@@ -1,0 +1,75 @@
+-- Item features as of each cutoff, from activity strictly before the cutoff (point in time).
+with
+
+cutoffs as (
+    select * from {{ ref('int_feature_cutoffs') }}
+),
+
+items as (
+    select * from {{ ref('int_items__catalogued') }}
+),
+
+activity as (
+    select * from {{ ref('int_item_activity__daily') }}
+),
+
+available as (
+    select
+        cutoffs.tenant_id,
+        cutoffs.cutoff_date,
+        items.item_id,
+        items.topic,
+        items.published_at
+    from cutoffs
+    inner join items
+        on items.tenant_id = cutoffs.tenant_id
+        and cast(items.published_at as date) < cutoffs.cutoff_date
+),
+
+windowed as (
+    select
+        available.tenant_id,
+        available.item_id,
+        available.cutoff_date,
+        sum(activity.clicks) filter (where activity.activity_date >= available.cutoff_date - 1) as clicks_1d,
+        sum(activity.clicks) filter (where activity.activity_date >= available.cutoff_date - 7) as clicks_7d,
+        sum(activity.clicks) as clicks_28d,
+        sum(activity.users) filter (where activity.activity_date >= available.cutoff_date - 7) as user_days_7d,
+        sum(activity.completes) as completes_28d,
+        sum(activity.skips) as skips_28d,
+        sum(activity.likes) as likes_28d
+    from available
+    left join activity
+        on activity.tenant_id = available.tenant_id
+        and activity.item_id = available.item_id
+        and activity.activity_date < available.cutoff_date
+        and activity.activity_date >= available.cutoff_date - 28
+    group by available.tenant_id, available.item_id, available.cutoff_date
+),
+
+features as (
+    select
+        available.tenant_id,
+        available.item_id,
+        available.cutoff_date,
+        available.topic,
+        coalesce(windowed.clicks_1d, 0) as clicks_1d,
+        coalesce(windowed.clicks_7d, 0) as clicks_7d,
+        coalesce(windowed.clicks_28d, 0) as clicks_28d,
+        coalesce(windowed.user_days_7d, 0) as user_days_7d,
+        coalesce(windowed.likes_28d, 0) as likes_28d,
+        windowed.completes_28d / nullif(windowed.completes_28d + windowed.skips_28d, 0) as completion_rate_28d,
+        date_diff('hour', available.published_at, cast(available.cutoff_date as timestamptz)) / 24.0 as age_days,
+        coalesce(windowed.clicks_1d, 0) / (coalesce(windowed.clicks_7d, 0) / 7.0 + 1.0) as trending_score,
+        row_number() over (
+            partition by available.tenant_id, available.cutoff_date
+            order by coalesce(windowed.clicks_7d, 0) desc, available.item_id
+        ) as popularity_rank_7d
+    from available
+    inner join windowed
+        on windowed.tenant_id = available.tenant_id
+        and windowed.item_id = available.item_id
+        and windowed.cutoff_date = available.cutoff_date
+)
+
+select * from features

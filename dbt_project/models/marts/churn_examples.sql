@@ -1,0 +1,37 @@
+-- Point-in-time churn examples: subscribers active in the 28 days before cutoff C, features as
+-- of C, label = cancelled within [C, C + churn window). Only cutoffs whose window is complete.
+with
+
+cutoffs as (
+    select * from {{ ref('int_feature_cutoffs') }}
+    where has_churn_label and not is_serving
+),
+
+user_features as (
+    select * from {{ ref('int_user_features__as_of') }}
+),
+
+cancellations as (
+    select tenant_id, user_id, min(event_date) as cancelled_on
+    from {{ ref('stg_lake__events') }}
+    where event_type = 'cancel_subscription'
+    group by tenant_id, user_id
+),
+
+examples as (
+    select
+        user_features.*,
+        coalesce(
+            cancellations.cancelled_on < user_features.cutoff_date + {{ var('churn_window_days') }},
+            false
+        ) as is_churned
+    from user_features
+    inner join cutoffs
+        on cutoffs.tenant_id = user_features.tenant_id
+        and cutoffs.cutoff_date = user_features.cutoff_date
+    left join cancellations
+        on cancellations.tenant_id = user_features.tenant_id
+        and cancellations.user_id = user_features.user_id
+)
+
+select * from examples

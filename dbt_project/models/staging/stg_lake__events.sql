@@ -1,0 +1,26 @@
+with
+
+source as (
+    select * from {{ source('lake', 'events') }}
+),
+
+renamed as (
+    select
+        tenant_id,
+        event_id,
+        user_id,
+        item_id,
+        event_type,
+        event_at,
+        cast(event_at as date) as event_date,
+        cast("date" as date) as landed_on,
+        session_id,
+        dwell_seconds,
+        topic as published_topic,
+        device,
+        region
+    from source
+    where tenant_id in {{ sql_list(var('tenants')) }}
+)
+
+select * from renamed

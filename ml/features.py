@@ -1,0 +1,188 @@
+"""The feature store: dbt-duckdb builds per warehouse file, and feature discovery from dbt.
+
+A *warehouse* is one DuckDB file: a region's pool (its ``pool`` tenants, ``tenant_id`` on every
+row) or one ``silo`` tenant's own file. Each build runs the dbt project against one warehouse
+with that warehouse's tenants passed as vars; only their lake paths are ever read.
+
+DuckDB allows one writing process per file, so every build takes an exclusive lock on
+``<file>.lock`` first: two builds of the same file queue, builds of different files run in
+parallel.
+
+Features are declared in the dbt yml (``meta.feature: true`` on a column, with entity, owner
+and whether it may leave the tenant); :func:`feature_columns` reads them from the manifest, so
+a new feature is a new model column plus yml, with no Python change.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.settings import Settings, get_settings
+from ml.tenants import Tenant, TenantRegistry, validate_slug, warehouse_groups, warehouse_path
+
+log = logging.getLogger(__name__)
+_ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build per process at a time
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """One DuckDB file and the tenants whose features it holds."""
+
+    key: str  # "eu/pool" or "us/silo_initech"
+    tenants: tuple[str, ...]
+    sharing_tenants: tuple[str, ...]
+
+    def path(self, settings: Settings) -> Path:
+        return warehouse_path(settings, self.key)
+
+
+def warehouses(tenants: list[Tenant]) -> list[Warehouse]:
+    """The warehouse files of a set of tenants, in a stable order."""
+    out = []
+    for key, group in sorted(warehouse_groups(tenants).items()):
+        out.append(
+            Warehouse(
+                key=key,
+                tenants=tuple(t.tenant_id for t in group),
+                sharing_tenants=tuple(t.tenant_id for t in group if t.share_data),
+            )
+        )
+    return out
+
+
+def lake_glob(settings: Settings, region: str, tenant_id: str) -> Path:
+    return settings.lake / f"region={region}" / f"tenant={tenant_id}" / "date=*" / "part-0.parquet"
+
+
+def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None) -> dict:
+    """dbt vars for one warehouse: only tenants that already have lake data are read."""
+    region = wh.key.split("/", 1)[0]
+    with_data = [t for t in wh.tenants if any(lake_glob(settings, region, t).parent.parent.glob("date=*/part-0.parquet"))]
+    return {
+        "lake_paths": [str(lake_glob(settings, region, t)) for t in with_data],
+        "tenants": with_data,
+        "sharing_tenants": [t for t in wh.sharing_tenants if t in with_data],
+        "rebuild_from": rebuild_from,
+    }
+
+
+@contextmanager
+def warehouse_lock(path: Path, timeout: float = 3600.0) -> Iterator[None]:
+    """Exclusive, cross-process lock on one warehouse file (DuckDB's one-writer rule)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"warehouse {path} stayed locked for {timeout:.0f}s") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_dbt(args: list[str], settings: Settings, wh: Warehouse | None = None, vars_: dict | None = None) -> dict:
+    """Run one dbt command in-process against a warehouse; return a summary of its results."""
+    from dbt.cli.main import dbtRunner
+
+    target_dir = settings.dbt_target_dir / (wh.key.replace("/", "__") if wh else "_parse")
+    env = {
+        "TENANTFLOW_WAREHOUSE_PATH": str(wh.path(settings)) if wh else str(settings.warehouse / "_parse.duckdb"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    cli = [
+        *args,
+        "--project-dir", str(settings.dbt_project_dir),
+        "--profiles-dir", str(settings.dbt_project_dir),
+        "--log-path", str(target_dir / "logs"),
+        "--target-path", str(target_dir),
+    ]  # fmt: skip
+    if vars_ is not None:
+        cli += ["--vars", json.dumps(vars_)]
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            res = dbtRunner().invoke(cli)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    nodes = []
+    if res.result is not None and hasattr(res.result, "results"):
+        for r in res.result.results:
+            nodes.append(
+                {
+                    "node": r.node.unique_id,
+                    "status": str(r.status),
+                    "seconds": round(float(r.execution_time or 0), 3),
+                    "message": r.message,
+                    "failures": r.failures,
+                }
+            )
+    if res.exception is not None:
+        raise RuntimeError(f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}")
+    return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
+
+
+def build_warehouse(wh: Warehouse, settings: Settings | None = None, rebuild_from: str | None = None) -> dict:
+    """``dbt build`` (models and their tests) for one warehouse file, under its lock."""
+    settings = settings or get_settings()
+    v = dbt_vars(settings, wh, rebuild_from)
+    if not v["tenants"]:
+        log.warning("warehouse %s: no tenant has lake data yet; nothing to build", wh.key)
+        return {"warehouse": wh.key, "success": True, "skipped": True, "nodes": []}
+    path = wh.path(settings)
+    started = time.perf_counter()
+    with warehouse_lock(path):
+        result = run_dbt(["build"], settings, wh, v)
+    result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
+    failed = [n for n in result["nodes"] if n["status"] not in ("success", "pass")]
+    result["failed_nodes"] = failed
+    if failed:
+        log.error("warehouse %s: %d dbt nodes failed: %s", wh.key, len(failed),
+                  "; ".join(f"{n['node']}: {n['message']}" for n in failed))
+    return result
+
+
+def build_manifest(settings: Settings | None = None) -> Path:
+    """``dbt parse``: the manifest Airflow renders from and training reads features from."""
+    settings = settings or get_settings()
+    run_dbt(["parse"], settings)
+    return settings.dbt_target_dir / "_parse" / "manifest.json"
+
+
+def feature_columns(manifest: dict, model: str) -> list[dict]:
+    """Columns of a dbt model declared as features (``meta.feature: true``), in yml order."""
+    node = manifest["nodes"].get(f"model.tenantflow.{model}")
+    if node is None:
+        raise KeyError(f"dbt model {model!r} is not in the manifest; run `dbt parse` (tenantflow features parse).")
+    out = []
+    for name, col in node["columns"].items():
+        meta = {**col.get("meta", {}), **col.get("config", {}).get("meta", {})}
+        if meta.get("feature"):
+            out.append({"name": name, "description": col.get("description", ""), **meta})
+    return out
+
+
+def tenants_for(settings: Settings, tenant_ids: list[str] | None = None) -> list[Tenant]:
+    registry = TenantRegistry(settings)
+    if tenant_ids:
+        return [registry.get(validate_slug(t)) for t in tenant_ids]
+    return registry.list()
