@@ -153,7 +153,7 @@ def build_warehouse(wh: Warehouse, settings: Settings | None = None, rebuild_fro
     with warehouse_lock(path):
         result = run_dbt(["build"], settings, wh, v)
     result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
-    failed = [n for n in result["nodes"] if n["status"] not in ("success", "pass")]
+    failed = [n for n in result["nodes"] if n["status"] not in ("success", "pass", "warn")]
     result["failed_nodes"] = failed
     if failed:
         log.error("warehouse %s: %d dbt nodes failed: %s", wh.key, len(failed),
@@ -181,8 +181,67 @@ def feature_columns(manifest: dict, model: str) -> list[dict]:
     return out
 
 
-def tenants_for(settings: Settings, tenant_ids: list[str] | None = None) -> list[Tenant]:
-    registry = TenantRegistry(settings)
+def tenants_for(settings: Settings | None, tenant_ids: list[str] | None = None) -> list[Tenant]:
+    """Registered tenants (all, or the named ones, validated)."""
+    registry = TenantRegistry(settings or get_settings())
     if tenant_ids:
         return [registry.get(validate_slug(t)) for t in tenant_ids]
     return registry.list()
+
+
+def health_path(settings: Settings, tenant_id: str) -> Path:
+    return settings.reports / "health" / f"tenant={validate_slug(tenant_id)}.json"
+
+
+def read_health(settings: Settings, tenant_id: str) -> dict | None:
+    try:
+        return json.loads(health_path(settings, tenant_id).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def check_warehouse_features(wh: Warehouse, tenants: list[str], settings: Settings, build: dict) -> dict[str, dict]:
+    """GX checks on each tenant's marts (read-only); writes and returns each tenant's health."""
+    import duckdb
+
+    from ml import quality
+
+    health: dict[str, dict] = {}
+    failed_models = {n["node"].split(".")[-1] for n in build.get("failed_nodes", []) if n["node"].startswith("model.")}
+    # Same configuration as dbt-duckdb's connection, which stays open in this process; we hold
+    # the warehouse lock, and only read.
+    con = duckdb.connect(str(wh.path(settings)))
+    try:
+        for tid in wh.tenants:
+            if tid not in tenants:
+                h = {"healthy": False, "health_problems": ["no lake data yet: run the ingest DAG"], "feature_rows": {}}
+            else:
+                frames = {
+                    m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df()
+                    for m in ("user_features", "item_features")
+                }
+                h = quality.check_features(frames, tid, settings.reports / "gx" / "features")
+                h["health_problems"] += [f"dbt model {m} failed to build" for m in sorted(failed_models)]
+                h["healthy"] = not h["health_problems"]
+            h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            path = health_path(settings, tid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(h, indent=1))
+            os.replace(tmp, path)
+            health[tid] = h
+    finally:
+        con.close()
+    return health
+
+
+def build_and_check_warehouse(wh: Warehouse, settings: Settings | None = None, rebuild_from: str | None = None) -> dict:
+    """Build one warehouse's marts and check them per tenant (the features DAG's mapped task)."""
+    settings = settings or get_settings()
+    result = build_warehouse(wh, settings, rebuild_from)
+    if result.get("skipped"):
+        result["health"] = {}
+        return result
+    with warehouse_lock(wh.path(settings)):
+        result["health"] = check_warehouse_features(wh, result["tenants"], settings, result)
+    return result

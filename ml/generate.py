@@ -26,7 +26,7 @@ import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +110,7 @@ class Faults:
 class GenerationConfig:
     tenants: Sequence[TenantSpec]
     days: int = 35
-    end_date: date = field(default_factory=lambda: datetime.now(timezone.utc).date() - timedelta(days=1))
+    end_date: date = field(default_factory=lambda: datetime.now(UTC).date() - timedelta(days=1))
     seed: int = 42
     drifts: Sequence[Drift] = ()
     faults: Sequence[Faults] = ()
@@ -323,7 +323,7 @@ def simulate_tenant(spec: TenantSpec, config: GenerationConfig) -> pa.Table:
     sec_of = np.minimum(sec_of, days * 86_400 - 1)  # a late completion stays inside the window
     n = len(order)
 
-    base = datetime.combine(config.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    base = datetime.combine(config.start_date, datetime.min.time(), tzinfo=UTC)
     micros = (int(base.timestamp()) + sec_of) * 1_000_000
     salt = np.uint64(zlib.crc32(f"{config.seed}:{spec.tenant_id}".encode()))
     event_key = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (salt << np.uint64(32))
@@ -374,10 +374,10 @@ def inject_row_faults(
         cols["tenant_id"] = pc.if_else(pa.array(pick()), pa.scalar("someone-else"), cols["tenant_id"])
     ts = cols["event_at"]
     if "future_timestamps" in faults.kinds:
-        future = pa.scalar(datetime(2099, 1, 1, tzinfo=timezone.utc), pa.timestamp("us", tz="UTC"))
+        future = pa.scalar(datetime(2099, 1, 1, tzinfo=UTC), pa.timestamp("us", tz="UTC"))
         cols["event_at"] = ts = pc.if_else(pa.array(pick()), future, ts)
     if "past_timestamps" in faults.kinds:
-        past = pa.scalar(datetime(1970, 1, 2, tzinfo=timezone.utc), pa.timestamp("us", tz="UTC"))
+        past = pa.scalar(datetime(1970, 1, 2, tzinfo=UTC), pa.timestamp("us", tz="UTC"))
         cols["event_at"] = pc.if_else(pa.array(pick()), past, ts)
     out = pa.table(cols)
     if "duplicate_event_ids" in faults.kinds:
@@ -406,7 +406,7 @@ def write_daily_drops(
     day_seconds = pc.divide(
         pc.cast(pc.cast(table.column("event_at"), pa.int64()), pa.int64()), 86_400 * 1_000_000
     ).to_numpy()
-    base_day = int(datetime.combine(config.start_date, datetime.min.time(), tzinfo=timezone.utc).timestamp()) // 86_400
+    base_day = int(datetime.combine(config.start_date, datetime.min.time(), tzinfo=UTC).timestamp()) // 86_400
     day = day_seconds - base_day
     # Corrupted timestamps take the day of the previous row (forward fill of valid days).
     valid = (day >= 0) & (day < config.days)
@@ -488,7 +488,7 @@ def demo_config(end_date: date | None = None, seed: int = 42, scale: float = 1.0
     (us, Parquet, a ``silo`` that shares nothing), ``umbrella`` (us, CSV, does not share data),
     ``hooli`` (eu, JSONL, onboarded ten days ago).
     """
-    end = end_date or datetime.now(timezone.utc).date() - timedelta(days=1)
+    end = end_date or datetime.now(UTC).date() - timedelta(days=1)
     days = 40
 
     def sz(x: int) -> int:

@@ -424,6 +424,22 @@ def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict:
     }
 
 
+def resolve_interval(params: dict, interval_start: object, interval_end: object) -> tuple[str, str]:
+    """The landing dates ``[start, end)`` of a run: its params, else its data interval."""
+    if params.get("start"):
+        start = date.fromisoformat(params["start"])
+        end = date.fromisoformat(params["end"]) if params.get("end") else start + timedelta(days=1)
+    elif interval_start is not None and interval_end is not None:
+        start, end = interval_start.date(), interval_end.date()  # type: ignore[attr-defined]
+        if end <= start:
+            end = start + timedelta(days=1)
+    else:
+        raise ValueError("this run has no data interval: trigger it with params start and end (dates, end exclusive).")
+    if end <= start:
+        raise ValueError(f"empty interval: start {start} must be before end {end}.")
+    return start.isoformat(), end.isoformat()
+
+
 def chunk(items: list[str], size: int) -> list[list[str]]:
     """Split tenants into groups so a thousand tenants are not a thousand tiny tasks."""
     size = max(1, size)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def events_suite(tenant_id: str, day: date) -> Any:
     gx, gxe = _gx()
     from great_expectations.expectations.row_conditions import Column
 
-    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     earliest, latest = start - MAX_LATENESS, start + timedelta(days=1) + CLOCK_SKEW
     has_ts = Column("event_at").is_not_null()
     return gx.ExpectationSuite(
@@ -204,3 +204,103 @@ def save_result(result: dict[str, Any], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------- features
+
+
+def feature_suites(tenant_id: str) -> dict[str, Any]:
+    """Suites for a tenant's serving marts: shape, keys, and value ranges that must hold."""
+    gx, gxe = _gx()
+    from great_expectations.expectations.row_conditions import Column
+
+    def base(keys: list[str]) -> list[Any]:
+        return [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            *[gxe.ExpectColumnValuesToNotBeNull(column=k) for k in keys],
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=keys),
+        ]
+
+    return {
+        "user_features": gx.ExpectationSuite(
+            name=f"user_features.{tenant_id}",
+            expectations=[
+                *base(["tenant_id", "user_id"]),
+                gxe.ExpectColumnValuesToBeBetween(column="events_28d", min_value=1),
+                gxe.ExpectColumnValuesToBeBetween(column="days_since_last_activity", min_value=1, max_value=28),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="completion_rate_28d", min_value=0, max_value=1,
+                    row_condition=Column("completion_rate_28d").is_not_null(),
+                ),
+                gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column="completion_rate_28d", min_value=0.3),
+                gxe.ExpectColumnValuesToBeBetween(column="tenure_days", min_value=1),
+            ],
+        ),
+        "item_features": gx.ExpectationSuite(
+            name=f"item_features.{tenant_id}",
+            expectations=[
+                *base(["tenant_id", "item_id"]),
+                gxe.ExpectColumnValuesToBeBetween(column="age_days", min_value=0),
+                gxe.ExpectColumnValuesToBeBetween(column="clicks_7d", min_value=0),
+                gxe.ExpectColumnSumToBeBetween(column="clicks_28d", min_value=1),
+                gxe.ExpectColumnValuesToNotBeNull(column="topic", mostly=0.95),
+            ],
+        ),
+    }
+
+
+def check_features(frames: dict[str, pd.DataFrame], tenant_id: str, results_dir: Path) -> dict[str, Any]:
+    """Validate one tenant's marts; return ``{"healthy", "health_problems", "feature_rows"}``."""
+    problems: list[str] = []
+    suites = feature_suites(tenant_id)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
+    for model, suite in suites.items():
+        result = validate_frame(frames[model], suite, f"{model}_{tenant_id}")
+        save_result(_compact_result(result), results_dir / model / f"tenant={tenant_id}" / f"{stamp}.json")
+        for r in result.results:
+            if not r.success:
+                cfg = r.expectation_config
+                col = cfg.kwargs.get("column") or cfg.kwargs.get("column_list") or ""
+                unexpected = (r.result or {}).get("unexpected_count")
+                problems.append(
+                    f"{model}: {cfg.type}({col}) failed" + (f" on {unexpected} rows" if unexpected else "")
+                )
+    return {
+        "healthy": not problems,
+        "health_problems": problems,
+        "feature_rows": {m: len(f) for m, f in frames.items()},
+    }
+
+
+def build_data_docs(settings: Any = None) -> Path:
+    """Render GX Data Docs (HTML) from every validation result Tenantflow kept."""
+    from ml.settings import get_settings
+
+    settings = settings or get_settings()
+    gx, _ = _gx()
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    settings.gx_home.mkdir(parents=True, exist_ok=True)
+    ctx = gx.get_context(mode="file", project_root_dir=str(settings.gx_home))
+    root = settings.reports / "gx"
+    for path in sorted(root.rglob("*.json")):
+        data = json.loads(path.read_text())
+        result = expectationSuiteValidationResultSchema.load(data)
+        run_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=data.get("suite_name", path.parent.parent.name)),
+            run_id=RunIdentifier(run_name=path.stem, run_time=run_time),
+            batch_identifier=path.parent.name.replace("=", "_"),
+        )
+        ctx.validation_results_store.set(key, result)
+    ctx.build_data_docs()
+    index = settings.gx_home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    log.info("Data Docs: %s", index)
+    return index

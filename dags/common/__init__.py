@@ -1,0 +1,1 @@
+"""Shared definitions for Tenantflow's DAG files (not DAGs themselves; see .airflowignore)."""
