@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from common.assets import LAKE_EVENTS
 
+PARALLEL_CHUNKS = 2  # mapped ingest tasks running at once (one per core here)
+
 
 @dag(
     dag_id="ingest",
@@ -51,9 +53,11 @@ def ingest():
         unknown = wanted - set(tenants)
         if unknown:
             raise ValueError(f"unknown tenants {sorted(unknown)}: `tenantflow tenants list` shows the registered ones.")
-        return [{"tenants": c, "start": start, "end": end} for c in chunk(tenants, params["chunk_size"])]
+        # At most chunk_size tenants per task, and at least as many tasks as run in parallel.
+        size = max(1, min(params["chunk_size"], -(-len(tenants) // PARALLEL_CHUNKS)))
+        return [{"tenants": c, "start": start, "end": end} for c in chunk(tenants, size)]
 
-    @task(max_active_tis_per_dag=2)
+    @task(max_active_tis_per_dag=PARALLEL_CHUNKS)
     def ingest_chunk(batch: dict) -> list[dict]:
         """Ingest one chunk of tenants; one tenant's bad batch never affects another."""
         from datetime import date

@@ -203,7 +203,9 @@ def simulate_tenant(spec: TenantSpec, config: GenerationConfig) -> pa.Table:
         item_quality = np.concatenate([item_quality, rng.normal(1.5, 0.5, n_new)])
         item_day = np.concatenate([item_day, rng.integers(drifts["new_category"], days, n_new).clip(max=days - 1)])
         n_items += n_new
-    item_second = rng.integers(0, 86_400, n_items)
+    item_second = np.where(item_day == first_day, 0, rng.integers(0, 86_400, n_items))
+    # An item can be picked from the day after it was published (the back-catalogue at once).
+    avail_day = np.where(item_day == first_day, first_day, item_day + 1)
     present = np.bincount(item_topic[item_day <= first_day], minlength=k) > 0
 
     # Users: a concentrated taste over the topics the tenant has, an activity level, a churn day.
@@ -259,8 +261,8 @@ def simulate_tenant(spec: TenantSpec, config: GenerationConfig) -> pa.Table:
         cand = np.nonzero(item_topic == t)[0]
         if len(sel) == 0 or len(cand) == 0:
             continue
-        order = cand[np.lexsort((item_second[cand], item_day[cand]))]
-        pub = item_day[order]
+        order = cand[np.lexsort((item_second[cand], avail_day[cand]))]
+        pub = avail_day[order]
         cumw = np.concatenate([[0.0], np.cumsum(np.exp(item_quality[order]))])
         hi = np.searchsorted(pub, i_day[sel], side="right")
         lo = np.where(fresh[sel], np.searchsorted(pub, i_day[sel] - 3, side="left"), 0)
@@ -514,3 +516,31 @@ def demo_config(end_date: date | None = None, seed: int = 42, scale: float = 1.0
              onboarded_at=end - timedelta(days=9)),
     ]  # fmt: skip
     return config, registry
+
+
+def fleet_config(
+    n_tenants: int,
+    users: int = 2_000,
+    items: int = 500,
+    days: int = 35,
+    seed: int = 42,
+    end_date: date | None = None,
+    formats: Sequence[str] = FORMATS,
+    regions: Sequence[str] = ("eu", "us"),
+) -> GenerationConfig:
+    """``n_tenants`` tenants (``t0001``…) that differ in size and activity around the given
+    means, cycling through landing formats and regions."""
+    rng = np.random.default_rng([seed, 7])
+    specs = [
+        TenantSpec(
+            tenant_id=f"t{i + 1:04d}",
+            region=regions[i % len(regions)],
+            users=max(20, int(users * rng.uniform(0.5, 1.5))),
+            items=max(20, int(items * rng.uniform(0.5, 1.5))),
+            fmt=formats[i % len(formats)],
+            activity=float(rng.uniform(0.7, 1.3)),
+        )
+        for i in range(n_tenants)
+    ]
+    kwargs = {"end_date": end_date} if end_date else {}
+    return GenerationConfig(tenants=specs, days=days, seed=seed, **kwargs)

@@ -116,7 +116,8 @@ def complete_landing_files(folder: Path, now: float | None = None) -> list[Path]
         return []
     now = time.time() if now is None else now
     out = []
-    for p in sorted(folder.iterdir()):
+    # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
+    for p in sorted(folder.iterdir(), key=lambda q: (q.stat().st_mtime_ns, q.name)):
         if p.name.startswith((".", "_")) or p.suffix == ".tmp" or not p.is_file():
             continue
         if p.suffix.lower() not in LANDING_FORMATS:
@@ -150,8 +151,8 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
     """Parse one landing file into (rows as text, malformed lines, problems)."""
     fmt = LANDING_FORMATS[path.suffix.lower()]
     problems: list[str] = []
-    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS_TYPED])
-    malformed = pd.DataFrame(columns=["_line_no", "raw_line"])
+    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS_TYPED, "_file_no", "source_file"])
+    malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
     if path.stat().st_size == 0:
         return empty, malformed, [f"empty_file: {path.name}"]
     p = str(path).replace("'", "''")

@@ -1,0 +1,131 @@
+"""The status contract: one object per tenant, read from the real stores every time.
+
+Sources: the registry (SQLite), the lake partitions' manifests and Parquet footers, the
+warehouse (DuckDB, opened read-only), and the feature health written by the features DAG's
+Great Expectations checks. Nothing is cached here. Field names follow ../shared/DESIGN.md
+and never change once they exist; new fields may be added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ml.features import read_health
+from ml.ingest import DATA_FILE, MANIFEST
+from ml.settings import Settings, get_settings
+from ml.tenants import Tenant, TenantRegistry, warehouse_path
+
+
+def _lake_partitions(settings: Settings, tenant: Tenant) -> list[Path]:
+    root = settings.lake / f"region={tenant.region}" / f"tenant={tenant.tenant_id}"
+    return sorted(p for p in root.glob("date=*") if p.is_dir()) if root.is_dir() else []
+
+
+def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str | None]:
+    import duckdb
+
+    path = warehouse_path(settings, tenant.warehouse_key)
+    if not path.exists():
+        return None, "no warehouse yet: run the features DAG"
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:  # a writer holds the file right now
+        return None, f"warehouse busy ({type(exc).__name__}); try again when the features DAG is done"
+    try:
+        row = con.execute("select count(*) from user_features where tenant_id = ?", [tenant.tenant_id]).fetchone()
+        return int(row[0]) if row else 0, None
+    except duckdb.Error:
+        return None, "warehouse has no user_features table yet: run the features DAG"
+    finally:
+        con.close()
+
+
+def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
+    events_in = duplicates = lake_rows = 0
+    quarantined: Counter[str] = Counter()
+    ingest_warnings: list[str] = []
+    partitions = _lake_partitions(settings, tenant)
+    for part in partitions:
+        manifest_path = part / MANIFEST
+        if manifest_path.exists():
+            m = json.loads(manifest_path.read_text())
+            events_in += m["rows_in"]
+            duplicates += m["duplicates_dropped"]
+            quarantined.update(m["quarantined"])
+            ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
+        data = part / DATA_FILE
+        if data.exists():
+            lake_rows += pq.ParquetFile(data).metadata.num_rows
+
+    feature_rows, feature_note = _feature_rows(settings, tenant)
+    health = read_health(settings, tenant.tenant_id)
+    problems: list[str] = []
+    if not partitions:
+        problems.append("no data in the lake yet: drop files in landing/ and run the ingest DAG")
+    if health is None:
+        problems.append("features not checked yet: run the features DAG")
+    else:
+        problems += health["health_problems"]
+    if feature_note and health is not None and not feature_rows:
+        problems.append(feature_note)
+
+    return {
+        "tenant_id": tenant.tenant_id,
+        "display_name": tenant.display_name,
+        "region": tenant.region,
+        "isolation": tenant.isolation,
+        "share_data": tenant.share_data,
+        "onboarded_at": tenant.onboarded_at.isoformat(),
+        "events_in": events_in,
+        "quarantined": dict(sorted(quarantined.items())),
+        "duplicates_dropped": duplicates,
+        "lake_rows": lake_rows,
+        "lake_days": len(partitions),
+        "feature_rows": feature_rows,
+        "healthy": not problems,
+        "health_problems": problems,
+        "ingest_warnings": ingest_warnings,
+        "features_checked_at": health["checked_at"] if health else None,
+        "models": {
+            kind: {
+                "champion_version": None,
+                "challenger_version": None,
+                "trained_on": None,
+                "metrics": {},
+                "baseline_metrics": {},
+            }
+            for kind in tenant.model_kinds
+        },
+        "drift": {"last_checked_at": None, "drifted": None, "last_retrain_reason": None, "report_path": None},
+    }
+
+
+def status(settings: Settings | None = None, tenant_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The status of every registered tenant (or the named ones)."""
+    settings = settings or get_settings()
+    registry = TenantRegistry(settings)
+    tenants = [registry.get(t) for t in tenant_ids] if tenant_ids else registry.list()
+    return [tenant_status(settings, t) for t in tenants]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The human summary: one line per tenant."""
+    header = f"{'tenant':<10} {'region':<6} {'tier':<5} {'share':<5} {'events in':>10} {'quarantined':>11} " \
+             f"{'dups':>6} {'lake rows':>10} {'feature rows':>12}  health"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        q = sum(r["quarantined"].values())
+        health = "ok" if r["healthy"] else "UNHEALTHY: " + "; ".join(r["health_problems"])[:80]
+        lines.append(
+            f"{r['tenant_id']:<10} {r['region']:<6} {r['isolation']:<5} {'yes' if r['share_data'] else 'no':<5} "
+            f"{r['events_in']:>10,} {q:>11,} {r['duplicates_dropped']:>6,} {r['lake_rows']:>10,} "
+            f"{r['feature_rows'] if r['feature_rows'] is not None else '-':>12}  {health}"
+        )
+        if r["quarantined"]:
+            lines.append(" " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
+    return "\n".join(lines)

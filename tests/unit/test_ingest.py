@@ -1,0 +1,270 @@
+"""Ingestion: reconciliation, quarantine reasons, idempotency, and the faults it must survive."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from ml import ingest
+from ml.generate import generate
+from ml.tenants import TenantRegistry
+from tests.conftest import END, register, small_config
+
+START = END - timedelta(days=3)
+AFTER = END + timedelta(days=1)
+
+
+def _lake_digests(settings) -> dict[str, str]:
+    return {
+        p.relative_to(settings.home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for root in (settings.lake, settings.quarantine)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def faulty(settings):
+    cfg = small_config(faults=True)
+    register(settings, cfg)
+    generate(cfg, settings.landing)
+    return cfg
+
+
+def _quarantine(settings, tenant_id="globex") -> pd.DataFrame:
+    files = sorted(settings.quarantine.glob(f"region=*/tenant={tenant_id}/date=*/part-0.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files]) if files else pd.DataFrame()
+
+
+def test_every_fault_is_quarantined_with_its_reason_and_counts_reconcile(settings, faulty):
+    [summary] = ingest.ingest_tenants(["globex"], START, AFTER, settings)
+    q = _quarantine(settings)
+    for reason in ("null_event_id", "null_user_id", "unknown_event_type", "tenant_mismatch",
+                   "timestamp_in_future", "timestamp_too_old", "malformed_line"):
+        assert summary["quarantined"].get(reason, 0) > 0, reason
+        assert (q.reason == reason).sum() == summary["quarantined"][reason]
+    assert summary["duplicates_dropped"] > 0
+    assert summary["rows_in"] == summary["landed"] + sum(summary["quarantined"].values()) + summary["duplicates_dropped"]
+    lake = pd.read_parquet(settings.lake / "region=eu" / "tenant=globex")
+    assert len(lake) == summary["landed"] and lake.event_id.is_unique
+    assert set(lake.tenant_id) == {"globex"} and lake.event_id.notna().all()
+    assert set(lake.event_type) <= {"click", "view", "complete", "skip", "like", "cancel_subscription", "item_published"}
+    # quarantined rows keep what was received, with where it came from
+    mal = q[q.reason == "malformed_line"]
+    assert mal.raw_line.str.len().gt(0).all() and mal.line_no.gt(0).all()
+    assert (q.loc[q.reason == "tenant_mismatch", "tenant_id"] == "someone-else").all()
+
+
+def test_rerun_and_backfill_give_byte_identical_lake(settings, faulty):
+    ingest.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+    first = _lake_digests(settings)
+    ingest.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+    assert _lake_digests(settings) == first
+    # a backfill of one past day after later days were ingested
+    ingest.ingest_tenants(["globex"], START + timedelta(days=1), START + timedelta(days=2), settings)
+    assert _lake_digests(settings) == first
+    # starting over from nothing in another order gives the same bytes too
+    shutil.rmtree(settings.lake), shutil.rmtree(settings.quarantine)
+    for d in range(3, -1, -1):
+        day = START + timedelta(days=d)
+        ingest.ingest_tenants(["acme", "globex", "initech"], day, day + timedelta(days=1), settings)
+    ingest.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+    assert _lake_digests(settings) == first
+
+
+def test_one_tenants_bad_batch_does_not_alter_another(settings, faulty, tmp_path, monkeypatch):
+    ingest.ingest_tenants(["acme"], START, AFTER, settings)
+    alone = {k: v for k, v in _lake_digests(settings).items() if "tenant=acme" in k}
+    ingest.ingest_tenants(["globex", "acme"], START, AFTER, settings)
+    assert {k: v for k, v in _lake_digests(settings).items() if "tenant=acme" in k} == alone
+
+
+def test_a_crashing_tenant_does_not_stop_its_chunk(settings, faulty, monkeypatch):
+    real = ingest.ingest_partition
+
+    def flaky(s, tenant, day):  # a bug we cannot provoke with data: stand in for it
+        if tenant.tenant_id == "acme":
+            raise OSError("disk on fire")
+        return real(s, tenant, day)
+
+    monkeypatch.setattr(ingest, "ingest_partition", flaky)
+    with pytest.raises(RuntimeError, match="acme: OSError: disk on fire.*Other tenants"):
+        ingest.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+    assert list(settings.lake.glob("region=eu/tenant=globex/date=*/part-0.parquet"))
+    assert list(settings.lake.glob("region=us/tenant=initech/date=*/part-0.parquet"))
+
+
+def test_incomplete_files_are_never_read_and_ingested_once_complete(settings, faulty, monkeypatch):
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    tenant = TenantRegistry(settings).get("acme")
+    day = START
+    folder = ingest.landing_dir(settings, tenant, day)
+    src = folder / "events-0001.csv"
+    old = time.time() - 3600
+    for p in settings.landing.rglob("*.*"):
+        os.utime(p, (old, old))
+    # a second drop, still being written (fresh mtime), and a writer's .tmp file
+    text = src.read_text().splitlines()
+    header, body = text[0], text[1:]
+    growing = folder / "events-0002.csv"
+    growing.write_text(header + "\n" + "\n".join(body[:5]).replace('"acme"', '"acme"') + "\n")
+    (folder / "events-0003.csv.tmp").write_text("garbage that must never be read\n")
+    r1 = ingest.ingest_partition(settings, tenant, day)
+    assert [f["name"] for f in r1.files] == ["events-0001.csv"]
+    # the upload completes (and settles); the next run picks the late file up exactly once
+    growing.write_text(header + "\n" + "\n".join(x.replace(x.split(",")[0], f'"late{i:04d}"', 1) for i, x in enumerate(body[:50])) + "\n")
+    os.utime(growing, (old, old))
+    later = ingest.dates_to_ingest(settings, tenant, day + timedelta(days=2), day + timedelta(days=3))
+    assert day in later, "a late-completed file re-opens its date"
+    r2 = ingest.ingest_partition(settings, tenant, day)
+    assert [f["name"] for f in r2.files] == ["events-0001.csv", "events-0002.csv"]
+    assert r2.landed == r1.landed + 50 and r2.reconciles
+    r3 = ingest.ingest_partition(settings, tenant, day)
+    assert r3.landed == r2.landed
+    assert day not in ingest.dates_to_ingest(settings, tenant, day + timedelta(days=2), day + timedelta(days=3))
+
+
+def test_dropping_the_same_file_again_is_a_no_op(settings, faulty):
+    tenant = TenantRegistry(settings).get("initech")
+    before = ingest.ingest_partition(settings, tenant, START)
+    digests = _lake_digests(settings)
+    folder = ingest.landing_dir(settings, tenant, START)
+    shutil.copy(folder / "events-0001.parquet", folder / "events-0001-resent.parquet")
+    after = ingest.ingest_partition(settings, tenant, START)
+    assert after.landed == before.landed and after.rows_in == before.rows_in
+    assert after.files[1]["status"] == "duplicate_of:events-0001.parquet"
+    assert {k: v for k, v in _lake_digests(settings).items() if k.endswith(".parquet")} == {
+        k: v for k, v in digests.items() if k.endswith(".parquet")}
+    # the same content dropped on the next day: every row is a duplicate of yesterday's
+    nxt = ingest.landing_dir(settings, tenant, START + timedelta(days=1))
+    shutil.copy(folder / "events-0001.parquet", nxt / "events-0009.parquet")
+    r = ingest.ingest_partition(settings, tenant, START + timedelta(days=1))
+    assert r.duplicates_dropped == before.landed and r.reconciles
+
+
+def test_empty_batch_fails_its_checks(settings, faulty):
+    tenant = TenantRegistry(settings).get("acme")
+    day = END + timedelta(days=5)
+    folder = ingest.landing_dir(settings, tenant, day)
+    folder.mkdir(parents=True)
+    (folder / "events-0001.csv").write_bytes(b"")
+    r = ingest.ingest_partition(settings, tenant, day)
+    assert not r.suite_success and r.rows_in == 0 and r.landed == 0
+    assert any(p.startswith("empty_batch") for p in r.batch_problems)
+    assert any(p.startswith("empty_file") for p in r.batch_problems)
+
+
+def test_all_null_key_column_fails_and_nothing_lands(settings, faulty):
+    tenant = TenantRegistry(settings).get("acme")
+    src = ingest.landing_dir(settings, tenant, START) / "events-0001.csv"
+    day = END + timedelta(days=6)
+    folder = ingest.landing_dir(settings, tenant, day)
+    folder.mkdir(parents=True)
+    df = pd.read_csv(src, dtype=str).head(200)
+    df["event_id"] = None
+    df["event_at"] = pd.Timestamp(day, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    df.to_csv(folder / "events-0001.csv", index=False)
+    r = ingest.ingest_partition(settings, tenant, day)
+    assert not r.suite_success and r.landed == 0
+    assert r.quarantined == {"null_event_id": 200}
+    assert any(p.startswith("keys_mostly_null") for p in r.batch_problems)
+    assert pq.read_table(ingest.lake_dir(settings, tenant, day) / "part-0.parquet").num_rows == 0
+
+
+def test_batch_failing_table_checks_is_quarantined_whole(settings, faulty):
+    tenant = TenantRegistry(settings).get("acme")
+    src = ingest.landing_dir(settings, tenant, START) / "events-0001.csv"
+    day = END + timedelta(days=7)
+    folder = ingest.landing_dir(settings, tenant, day)
+    folder.mkdir(parents=True)
+    df = pd.read_csv(src, dtype=str).head(100)
+    df["event_at"] = pd.Timestamp(day, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    df.loc[df.index[:70], "user_id"] = None  # most user ids missing: the exporter is broken
+    df.loc[df.event_type == "item_published", "event_type"] = "click"
+    df.to_csv(folder / "events-0001.csv", index=False)
+    r = ingest.ingest_partition(settings, tenant, day)
+    assert r.landed == 0 and r.quarantined.get("batch_failed", 0) == 30 and r.quarantined["null_user_id"] == 70
+
+
+KILL_SCRIPT = """
+import sys
+from datetime import date
+from ml import ingest
+from ml.settings import get_settings
+from ml.tenants import TenantRegistry
+s = get_settings()
+t = TenantRegistry(s).get("globex")
+ingest.ingest_partition(s, t, date.fromisoformat(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("stage", ["before_write", "before_manifest"])
+def test_sigkill_mid_batch_then_retry_leaves_exactly_the_input_rows(settings, faulty, tmp_path, stage):
+    tenant = TenantRegistry(settings).get("globex")
+    day = START + timedelta(days=1)
+    expected = ingest.ingest_partition(settings, tenant, day)
+    expected_digests = _lake_digests(settings)
+    shutil.rmtree(settings.lake)
+    shutil.rmtree(settings.quarantine)
+    # a first, killed attempt (an older partial partition is also there: the previous run's)
+    flag = tmp_path / "paused"
+    env = {**os.environ, "TENANTFLOW_FAULT_PAUSE": stage, "TENANTFLOW_FAULT_PAUSE_FLAG": str(flag)}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, day.isoformat()], env=env)
+    deadline = time.time() + 120
+    while not flag.exists():
+        assert proc.poll() is None, "the ingest process died before reaching the pause point"
+        assert time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    leftovers = [p.name for p in settings.lake.rglob("*") if p.is_file()]
+    assert not any(n == "part-0.parquet" for n in leftovers) or stage == "before_manifest"
+    # the retry (what Airflow does) rebuilds the partition: the same rows, none twice
+    retry = ingest.ingest_partition(settings, tenant, day)
+    assert retry.landed == expected.landed and retry.reconciles
+    assert _lake_digests(settings) == expected_digests
+    lake = pq.read_table(ingest.lake_dir(settings, tenant, day) / "part-0.parquet").to_pandas()
+    assert lake.event_id.is_unique and len(lake) == expected.landed
+
+
+def test_manifest_records_files_and_counts(settings, faulty):
+    tenant = TenantRegistry(settings).get("globex")
+    r = ingest.ingest_partition(settings, tenant, START)
+    m = json.loads((ingest.lake_dir(settings, tenant, START) / "_manifest.json").read_text())
+    assert m["rows_in"] == r.rows_in and m["landed"] == r.landed and m["quarantined"] == r.quarantined
+    assert all(len(f["sha256"]) == 64 for f in m["files"])
+
+
+def test_interval_resolution():
+    assert ingest.resolve_interval({"start": "2026-11-01", "end": "2026-11-03"}, None, None) == ("2026-11-01", "2026-11-03")
+    assert ingest.resolve_interval({"start": "2026-11-01"}, None, None) == ("2026-11-01", "2026-11-02")
+    with pytest.raises(ValueError, match="params start and end"):
+        ingest.resolve_interval({}, None, None)
+    import datetime as dt
+
+    s = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+    assert ingest.resolve_interval({}, s, s + dt.timedelta(days=1)) == ("2026-11-05", "2026-11-06")
+    assert ingest.chunk(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
+
+
+def test_unknown_files_and_hidden_files_are_ignored(settings, faulty):
+    tenant = TenantRegistry(settings).get("acme")
+    folder = ingest.landing_dir(settings, tenant, START)
+    (folder / ".hidden.csv").write_text("x")
+    (folder / "_SUCCESS").write_text("")
+    (folder / "notes.txt").write_text("hello")
+    assert [p.name for p in ingest.complete_landing_files(folder)] == ["events-0001.csv"]
+    assert date.fromisoformat(folder.name[5:]) == START
+    assert Path(folder).is_dir()
