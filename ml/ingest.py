@@ -161,12 +161,21 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
         cols = rel.columns
         raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
     elif fmt == "csv":
+        # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
+        import csv
+
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if not header or len(set(header)) != len(header):
+            return empty, malformed, [f"schema_mismatch: {path.name} has no usable header line"]
+        spec = "{" + ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in header) + "}"
         con.execute("drop table if exists rej_err; drop table if exists rej_scan")
         raw = con.sql(
-            f"select row_number() over () as _line_no, * from read_csv('{p}', all_varchar=true, header=true,"
+            f"select row_number() over () as _line_no, * from read_csv('{p}', header=true, auto_detect=false,"
+            f" delim=',', quote='\"', escape='\"', columns={spec},"
             " store_rejects=true, rejects_table='rej_err', rejects_scan='rej_scan')"
         )
-        cols = [c for c in raw.columns if c != "_line_no"]
+        cols = header
     else:
         con.execute(
             "create or replace temp table jl as select * from ("
@@ -212,10 +221,11 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 
 def ingest_partition(settings: Settings, tenant: Tenant, day: date) -> PartitionReport:
     """Rebuild one tenant-day of the lake (and quarantine) from its complete landing files."""
-    report = PartitionReport(tenant.tenant_id, tenant.region, day.isoformat())
-    files = complete_landing_files(landing_dir(settings, tenant, day))
-    con = duckdb.connect()
-    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    return ingest_days(settings, tenant, [day])[0]
+
+
+def _read_day(con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read one landing day's complete files (skipping re-sent copies) into text rows."""
     frames, bad_lines = [], []
     seen_hashes: dict[str, str] = {}
     for file_no, path in enumerate(files):
@@ -226,35 +236,94 @@ def ingest_partition(settings: Settings, tenant: Tenant, day: date) -> Partition
             entry["status"] = f"duplicate_of:{seen_hashes[digest]}"
             continue
         seen_hashes[digest] = path.name
-        df, malformed, problems = _read_file(con, path, file_no)
+        try:
+            df, malformed, problems = _read_file(con, path, file_no)
+        except duckdb.Error as exc:  # not a file we can parse at all: keep it out, say why
+            problems = [f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}"]
+            df, malformed = None, None
         report.batch_problems += problems
-        entry["rows"] = len(df) + len(malformed)
         if problems:
             entry["status"] = "; ".join(problems)
+        if df is None:
+            continue
+        entry["rows"] = len(df) + len(malformed)
         frames.append(df)
         if len(malformed):
             bad_lines.append(malformed)
-    con.close()
-
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS_TYPED]
     )
+    return raw, (pd.concat(bad_lines, ignore_index=True) if bad_lines else None)
+
+
+def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:
+    """Ingest several landing days of one tenant: read all, validate once, write each day.
+
+    Great Expectations costs about a second per validation whatever the size, so a backfill
+    validates all its rows in one call (the timestamp rule is relative to each row's landing
+    day) and the per-day table checks in a second one, over a one-row-per-day summary.
+    Days are written in date order, so each deduplicates against the days before it.
+    """
+    days = sorted(set(days))
+    reports = {d: PartitionReport(tenant.tenant_id, tenant.region, d.isoformat()) for d in days}
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    raws, malformed = [], {}
+    for d in days:
+        raw, bad = _read_day(con, complete_landing_files(landing_dir(settings, tenant, d)), reports[d])
+        raws.append(raw.assign(landed_on=d.isoformat()))
+        malformed[d] = bad
+    con.close()
+    raw = pd.concat(raws, ignore_index=True)
     raw[quality.ROW_ID] = np.arange(len(raw))
     typed = _typed(raw)
-    gx_frame = typed[[quality.ROW_ID, *quality.LANDING_COLUMNS_TYPED]]
-    outcome = quality.validate_events(gx_frame, tenant.tenant_id, day)
-    reasons = outcome.row_reasons
-    report.suite_success = outcome.success
-    report.batch_problems += outcome.batch_problems
-    if outcome.batch_problems and len(raw):
-        # A batch that fails table-level checks does not reach the lake at all.
-        reasons = np.where(pd.isna(reasons), "batch_failed", reasons).astype(object)
-    quality.save_result(
-        outcome.result,
-        settings.reports / "gx" / "landing_events" / f"tenant={tenant.tenant_id}" / f"{day.isoformat()}.json",
-    )
+    day_end = pd.to_datetime(typed["landed_on"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
+    typed["hours_before_drop_end"] = (day_end - typed["event_at"]).dt.total_seconds() / 3600
+    gx_frame = typed[[quality.ROW_ID, *quality.LANDING_COLUMNS_TYPED, "landed_on", "hours_before_drop_end"]]
+    outcome = quality.validate_events(gx_frame, tenant.tenant_id)
 
-    malformed_all = pd.concat(bad_lines, ignore_index=True) if bad_lines else None
+    # Per-day table checks, validated by GX over a one-row-per-day summary.
+    user_rows = typed["event_type"].isin(quality.USER_EVENT_TYPES)
+    summary = pd.DataFrame({"landed_on": [d.isoformat() for d in days]}).merge(
+        typed.assign(_null_eid=typed["event_id"].isna(), _null_uid=typed["user_id"].isna() & user_rows, _user=user_rows)
+        .groupby("landed_on", as_index=False)
+        .agg(rows=(quality.ROW_ID, "size"), _n_null_eid=("_null_eid", "sum"), _n_null_uid=("_null_uid", "sum"),
+             _n_user=("_user", "sum")),
+        on="landed_on", how="left",
+    ).fillna(0)
+    summary["null_event_id_share"] = summary["_n_null_eid"] / summary["rows"].clip(lower=1)
+    summary["null_user_id_share"] = summary["_n_null_uid"] / summary["_n_user"].clip(lower=1)
+    summary["rows"] = summary["rows"].astype("int64")
+    day_problems, batch_result = quality.validate_daily_batches(
+        summary[["landed_on", "rows", "null_event_id_share", "null_user_id_share"]], tenant.tenant_id
+    )
+    results_dir = settings.reports / "gx" / "landing" / f"tenant={tenant.tenant_id}"
+    stamp = f"{days[0].isoformat()}_{days[-1].isoformat()}"
+    quality.save_result(outcome.result, results_dir / "events" / f"{stamp}.json")
+    quality.save_result(batch_result, results_dir / "batches" / f"{stamp}.json")
+
+    reasons = outcome.row_reasons
+    failed_days = {d for d, probs in day_problems.items() if probs}
+    if outcome.batch_problems:  # e.g. the schema itself is wrong: nothing of this run lands
+        failed_days = {d.isoformat() for d in days}
+    batch_failed = typed["landed_on"].isin(failed_days).to_numpy() & pd.isna(reasons)
+    reasons = np.where(batch_failed, "batch_failed", reasons).astype(object)
+
+    out = []
+    for d in days:
+        key, report = d.isoformat(), reports[d]
+        report.batch_problems += outcome.batch_problems + day_problems.get(key, [])
+        report.suite_success = outcome.success and not day_problems.get(key)
+        rows = (typed["landed_on"] == key).to_numpy()
+        out.append(_write_day(settings, tenant, d, report, raw[rows], typed[rows], reasons[rows], malformed[d]))
+    return out
+
+
+def _write_day(
+    settings: Settings, tenant: Tenant, day: date, report: PartitionReport,
+    raw: pd.DataFrame, typed: pd.DataFrame, reasons: np.ndarray, malformed_all: pd.DataFrame | None,
+) -> PartitionReport:
+    """Deduplicate one day's valid rows and atomically replace its lake and quarantine files."""
     report.rows_in = len(raw) + (0 if malformed_all is None else len(malformed_all))
     ok = pd.isna(reasons)
     valid = typed.loc[ok]
@@ -262,14 +331,11 @@ def ingest_partition(settings: Settings, tenant: Tenant, day: date) -> Partition
     # Deduplicate: first occurrence within the day, then against earlier days' partitions.
     before = len(valid)
     valid = valid.sort_values(["_file_no", "_line_no"], kind="stable").drop_duplicates("event_id", keep="first")
-    earlier = _earlier_event_ids(settings, tenant, day)
-    if earlier:
-        valid = valid[~valid["event_id"].isin(earlier)]
+    valid = valid[~_seen_before(settings, tenant, day, valid["event_id"])]
     report.duplicates_dropped = before - len(valid)
     report.landed = len(valid)
 
-    q = typed.loc[~ok].assign(reason=reasons[~ok])
-    quarantine_frames = [_quarantine_rows(raw.loc[~ok], q["reason"])]
+    quarantine_frames = [_quarantine_rows(raw.loc[~ok], pd.Series(reasons[~ok]))]
     if malformed_all is not None:
         quarantine_frames.append(_quarantine_malformed(malformed_all))
     quarantined = pd.concat(quarantine_frames, ignore_index=True)
@@ -290,18 +356,25 @@ def ingest_partition(settings: Settings, tenant: Tenant, day: date) -> Partition
     return report
 
 
-def _earlier_event_ids(settings: Settings, tenant: Tenant, day: date) -> set[str]:
-    paths = []
-    for k in range(1, LOOKBACK.days + 1):
-        p = lake_dir(settings, tenant, day - timedelta(days=k)) / DATA_FILE
-        if p.exists():
-            paths.append(str(p))
-    if not paths:
-        return set()
-    table = pq.read_table(paths[0]).select(["event_id"]) if len(paths) == 1 else pa.concat_tables(
-        [pq.read_table(p, columns=["event_id"]) for p in paths]
-    )
-    return set(table.column("event_id").to_pylist())
+def _seen_before(settings: Settings, tenant: Tenant, day: date, event_ids: pd.Series) -> np.ndarray:
+    """Which ``event_ids`` already landed in the days before ``day`` (within the lookback).
+
+    A 64-bit hash finds the candidates fast; candidates are then confirmed by exact string
+    comparison, so a hash collision can never drop a real event.
+    """
+    found = np.zeros(len(event_ids), dtype=bool)
+    paths = [lake_dir(settings, tenant, day - timedelta(days=k)) / DATA_FILE for k in range(1, LOOKBACK.days + 1)]
+    paths = [p for p in paths if p.exists()]
+    if not paths or not len(event_ids):
+        return found
+    earlier = pd.concat([pq.read_table(p, columns=["event_id"]).column("event_id").to_pandas() for p in paths])
+    ours = pd.util.hash_array(event_ids.to_numpy(dtype=object))
+    theirs = pd.util.hash_array(earlier.to_numpy(dtype=object))
+    candidates = np.nonzero(np.isin(ours, theirs))[0]
+    if len(candidates):
+        exact = set(earlier[np.isin(theirs, ours[candidates])])
+        found[candidates] = [v in exact for v in event_ids.to_numpy(dtype=object)[candidates]]
+    return found
 
 
 def _lake_table(valid: pd.DataFrame) -> pa.Table:
@@ -378,8 +451,9 @@ def dates_to_ingest(settings: Settings, tenant: Tenant, start: date, end: date) 
 
 
 def ingest_tenant(settings: Settings, tenant: Tenant, start: date, end: date) -> list[PartitionReport]:
-    """Ingest every landing date of ``[start, end)`` (and late files) for one tenant, in order."""
-    return [ingest_partition(settings, tenant, d) for d in dates_to_ingest(settings, tenant, start, end)]
+    """Ingest every landing date of ``[start, end)`` (and late files) for one tenant."""
+    days = dates_to_ingest(settings, tenant, start, end)
+    return ingest_days(settings, tenant, days) if days else []
 
 
 def ingest_tenants(tenant_ids: Iterable[str], start: date, end: date, settings: Settings | None = None) -> list[dict]:

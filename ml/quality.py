@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,20 +82,23 @@ def ephemeral_context() -> Any:
     return _CONTEXT
 
 
-def events_suite(tenant_id: str, day: date) -> Any:
-    """The landing-events contract for one tenant's batch of day ``day``."""
+def events_suite(tenant_id: str) -> Any:
+    """The landing-events contract for one tenant's rows (any number of landing days).
+
+    ``hours_before_drop_end`` is derived at ingestion: hours from the event to the end of the
+    landing day of the drop that carried it. An event may be up to an hour in the future
+    (clock skew) and up to seven days late.
+    """
     gx, gxe = _gx()
     from great_expectations.expectations.row_conditions import Column
 
-    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    earliest, latest = start - MAX_LATENESS, start + timedelta(days=1) + CLOCK_SKEW
-    has_ts = Column("event_at").is_not_null()
+    has_ts = Column("hours_before_drop_end").is_not_null()
     return gx.ExpectationSuite(
         name=f"landing_events.{tenant_id}",
         expectations=[
-            gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"batch": "empty_batch"}),
             gxe.ExpectTableColumnsToMatchSet(
-                column_set=[ROW_ID, *LANDING_COLUMNS_TYPED], exact_match=False, meta={"batch": "schema_mismatch"}
+                column_set=[ROW_ID, *LANDING_COLUMNS_TYPED, "landed_on", "hours_before_drop_end"],
+                exact_match=True, meta={"batch": "schema_mismatch"},
             ),
             gxe.ExpectColumnValuesToBeInSet(column="tenant_id", value_set=[tenant_id], meta={"reason": "tenant_mismatch"}),
             gxe.ExpectColumnValuesToNotBeNull(column="tenant_id", meta={"reason": "tenant_mismatch"}),
@@ -106,10 +109,12 @@ def events_suite(tenant_id: str, day: date) -> Any:
             gxe.ExpectColumnValuesToNotBeNull(column="event_type", meta={"reason": "unknown_event_type"}),
             gxe.ExpectColumnValuesToNotBeNull(column="event_at", meta={"reason": "bad_timestamp"}),
             gxe.ExpectColumnValuesToBeBetween(
-                column="event_at", max_value=latest, row_condition=has_ts, meta={"reason": "timestamp_in_future"}
+                column="hours_before_drop_end", min_value=-CLOCK_SKEW.total_seconds() / 3600,
+                row_condition=has_ts, meta={"reason": "timestamp_in_future"},
             ),
             gxe.ExpectColumnValuesToBeBetween(
-                column="event_at", min_value=earliest, row_condition=has_ts, meta={"reason": "timestamp_too_old"}
+                column="hours_before_drop_end", max_value=24 + MAX_LATENESS.total_seconds() / 3600,
+                row_condition=has_ts, meta={"reason": "timestamp_too_old"},
             ),
             gxe.ExpectColumnValuesToNotBeNull(
                 column="user_id",
@@ -128,13 +133,21 @@ def events_suite(tenant_id: str, day: date) -> Any:
                 row_condition=Column("dwell_seconds").is_not_null(),
                 meta={"reason": "bad_dwell"},
             ),
-            # Table level: GX is vacuous on all-null columns, so demand real keys.
-            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
-                column="event_id", min_value=0.5, meta={"batch": "keys_mostly_null"}
-            ),
-            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
-                column="user_id", min_value=0.5, meta={"batch": "keys_mostly_null"}
-            ),
+        ],
+    )
+
+
+def daily_batches_suite(tenant_id: str) -> Any:
+    """Table-level checks, one row per landing day of a tenant: GX passes value-level
+    expectations vacuously on empty or all-null data, so each day must have rows and keys."""
+    gx, gxe = _gx()
+    return gx.ExpectationSuite(
+        name=f"landing_batches.{tenant_id}",
+        expectations=[
+            gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"batch": "no_batches"}),
+            gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1, meta={"day": "empty_batch"}),
+            gxe.ExpectColumnValuesToBeBetween(column="null_event_id_share", max_value=0.5, meta={"day": "keys_mostly_null"}),
+            gxe.ExpectColumnValuesToBeBetween(column="null_user_id_share", max_value=0.5, meta={"day": "keys_mostly_null"}),
         ],
     )
 
@@ -164,11 +177,11 @@ def validate_frame(df: pd.DataFrame, suite: Any, asset_name: str) -> Any:
     return batch.validate(suite, result_format=fmt)
 
 
-def validate_events(df: pd.DataFrame, tenant_id: str, day: date) -> Outcome:
-    """Validate one tenant-day batch; say which rows to quarantine and why."""
+def validate_events(df: pd.DataFrame, tenant_id: str) -> Outcome:
+    """Validate a tenant's rows (any number of landing days); which rows to quarantine, why."""
     n = len(df)
     reasons = np.full(n, None, dtype=object)
-    result = validate_frame(df, events_suite(tenant_id, day), f"events_{tenant_id}")
+    result = validate_frame(df, events_suite(tenant_id), f"events_{tenant_id}")
     batch_problems: list[str] = []
     blame: dict[str, list[int]] = {}
     for r in result.results:
@@ -185,6 +198,22 @@ def validate_events(df: pd.DataFrame, tenant_id: str, day: date) -> Outcome:
             reasons[np.asarray(blame[reason], dtype=np.int64)] = reason
     return Outcome(success=bool(result.success), row_reasons=reasons, batch_problems=batch_problems,
                    result=_compact_result(result))
+
+
+def validate_daily_batches(days: pd.DataFrame, tenant_id: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Validate the per-day summary (``landed_on, rows, null_*_share``); problems per day."""
+    frame = days.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(days))})
+    result = validate_frame(frame, daily_batches_suite(tenant_id), f"batches_{tenant_id}")
+    problems: dict[str, list[str]] = {}
+    for r in result.results:
+        meta = r.expectation_config.meta or {}
+        if r.success or "day" not in meta:
+            continue
+        col = r.expectation_config.kwargs.get("column")
+        for u in r.result.get("unexpected_index_list") or []:
+            day = str(frame.loc[int(u[ROW_ID]), "landed_on"])
+            problems.setdefault(day, []).append(f"{meta['day']}: {col} = {u.get(col)}")
+    return problems, _compact_result(result)
 
 
 def _compact_result(result: Any) -> dict[str, Any]:

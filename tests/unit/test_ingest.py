@@ -92,14 +92,14 @@ def test_one_tenants_bad_batch_does_not_alter_another(settings, faulty, tmp_path
 
 
 def test_a_crashing_tenant_does_not_stop_its_chunk(settings, faulty, monkeypatch):
-    real = ingest.ingest_partition
+    real = ingest.ingest_days
 
-    def flaky(s, tenant, day):  # a bug we cannot provoke with data: stand in for it
+    def flaky(s, tenant, days):  # a bug we cannot provoke with data: stand in for it
         if tenant.tenant_id == "acme":
             raise OSError("disk on fire")
-        return real(s, tenant, day)
+        return real(s, tenant, days)
 
-    monkeypatch.setattr(ingest, "ingest_partition", flaky)
+    monkeypatch.setattr(ingest, "ingest_days", flaky)
     with pytest.raises(RuntimeError, match="acme: OSError: disk on fire.*Other tenants"):
         ingest.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
     assert list(settings.lake.glob("region=eu/tenant=globex/date=*/part-0.parquet"))
