@@ -119,6 +119,7 @@ def run_dbt(args: list[str], settings: Settings, wh: Warehouse | None = None, va
         try:
             res = dbtRunner().invoke(cli)
         finally:
+            _release_duckdb()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -139,6 +140,27 @@ def run_dbt(args: list[str], settings: Settings, wh: Warehouse | None = None, va
     if res.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}")
     return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB instance dbt-duckdb keeps open in-process after a run.
+
+    Otherwise the warehouse file stays open (and unwritable by other processes) for as long
+    as this process lives. dbt-duckdb has no public call for it; this is what its own
+    ``open()`` does when it replaces an environment.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 — best effort; the process may be ending anyway
+            log.debug("ignoring error while closing dbt-duckdb's environment", exc_info=True)
 
 
 def build_warehouse(wh: Warehouse, settings: Settings | None = None, rebuild_from: str | None = None) -> dict:
@@ -208,9 +230,7 @@ def check_warehouse_features(wh: Warehouse, tenants: list[str], settings: Settin
 
     health: dict[str, dict] = {}
     failed_models = {n["node"].split(".")[-1] for n in build.get("failed_nodes", []) if n["node"].startswith("model.")}
-    # Same configuration as dbt-duckdb's connection, which stays open in this process; we hold
-    # the warehouse lock, and only read.
-    con = duckdb.connect(str(wh.path(settings)))
+    con = duckdb.connect(str(wh.path(settings)), read_only=True)
     try:
         for tid in wh.tenants:
             if tid not in tenants:

@@ -71,7 +71,7 @@ class Settings:
 
     @property
     def dbt_project_dir(self) -> Path:
-        return REPO_ROOT / "dbt_project"
+        return Path(os.environ.get("TENANTFLOW_DBT_PROJECT_DIR") or REPO_ROOT / "dbt_project")
 
     @property
     def dbt_target_dir(self) -> Path:

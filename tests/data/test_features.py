@@ -1,0 +1,199 @@
+"""The dbt feature store on generated data: isolation, point-in-time correctness, checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml import features, ingest, quality
+from ml.generate import GenerationConfig, TenantSpec, generate
+from ml.settings import REPO_ROOT, get_settings
+from ml.tenants import Tenant, TenantRegistry
+from tests.conftest import END
+
+SPECS = [
+    TenantSpec("acme", "eu", users=250, items=70, fmt="csv"),
+    TenantSpec("globex", "eu", users=200, items=60, fmt="jsonl"),
+    TenantSpec("umbra", "eu", users=150, items=50, fmt="parquet"),  # pool, does not share data
+    TenantSpec("initech", "us", users=150, items=40, fmt="parquet"),  # silo
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    home = tmp_path_factory.mktemp("features") / "home"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TENANTFLOW_HOME", str(home))
+    mp.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
+    settings = get_settings()
+    config = GenerationConfig(tenants=SPECS, days=18, end_date=END, seed=3)
+    reg = TenantRegistry(settings)
+    for s in SPECS:
+        silo = s.tenant_id == "initech"
+        reg.add(Tenant(s.tenant_id, s.region, isolation="silo" if silo else "pool",
+                       share_data=s.tenant_id in ("acme", "globex"), onboarded_at=config.start_date))
+    generate(config, settings.landing)
+    ingest.ingest_tenants([s.tenant_id for s in SPECS], config.start_date, END + timedelta(days=1), settings)
+    results = {w.key: features.build_and_check_warehouse(w, settings) for w in features.warehouses(reg.list())}
+    yield settings, config, results
+    mp.undo()
+
+
+def _con(settings, key):
+    from ml.tenants import warehouse_path
+
+    return duckdb.connect(str(warehouse_path(settings, key)), read_only=True)
+
+
+def test_every_dbt_node_passes_and_every_tenant_is_healthy(world):
+    settings, _, results = world
+    assert set(results) == {"eu/pool", "us/silo_initech"}
+    for key, res in results.items():
+        assert res["failed_nodes"] == [], key
+        assert len([n for n in res["nodes"] if n["node"].startswith("test.")]) >= 40
+        for tid, h in res["health"].items():
+            assert h["healthy"], (tid, h["health_problems"])
+
+
+def test_silo_and_pool_files_hold_only_their_tenants(world):
+    settings, _, _ = world
+    for key, allowed in (("eu/pool", {"acme", "globex", "umbra"}), ("us/silo_initech", {"initech"})):
+        con = _con(settings, key)
+        tables = [r[0] for r in con.execute(
+            "select distinct table_name from information_schema.columns where column_name = 'tenant_id'").fetchall()]
+        assert "ranking_examples" in tables and "user_features" in tables
+        for t in tables:
+            seen = {r[0] for r in con.execute(f'select distinct tenant_id from "{t}"').fetchall()}
+            assert seen <= allowed, (key, t, seen)
+        con.close()
+
+
+def _lake(settings, tenant_id, region="eu"):
+    return pd.read_parquet(settings.lake / f"region={region}" / f"tenant={tenant_id}")
+
+
+def test_ranking_examples_are_point_in_time_correct(world):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    ex = con.execute("select * from ranking_examples where tenant_id = 'acme'").df()
+    con.close()
+    assert len(ex) > 500 and 0.02 < ex.is_clicked.mean() < 0.6
+    lake = _lake(settings, "acme")
+    lake["d"] = lake.event_at.dt.tz_convert("UTC").dt.date
+    for _, row in ex.sample(40, random_state=0).iterrows():
+        c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
+        mine = lake[(lake.user_id == row.user_id) & (lake.event_type != "item_published")]
+        assert row.user_events_7d == ((mine.d >= c - timedelta(days=7)) & (mine.d < c)).sum()
+        assert row.user_events_28d == ((mine.d >= c - timedelta(days=28)) & (mine.d < c)).sum()
+        clicked = mine[(mine.event_type == "click") & (mine.item_id == row.item_id)]
+        assert bool(row.is_clicked) == bool(((clicked.d >= c) & (clicked.d < c + timedelta(days=7))).any())
+        item = lake[(lake.item_id == row.item_id) & (lake.event_type == "click")]
+        assert row.item_clicks_7d == ((item.d >= c - timedelta(days=7)) & (item.d < c)).sum()
+
+
+def test_churn_labels_come_only_from_after_the_cutoff(world):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    ex = con.execute("select * from churn_examples where tenant_id = 'globex'").df()
+    con.close()
+    lake = _lake(settings, "globex")
+    cancels = lake[lake.event_type == "cancel_subscription"].groupby("user_id").event_at.min().dt.date
+    for _, row in ex.iterrows():
+        c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
+        when = cancels.get(row.user_id)
+        assert when is None or when >= c, "a user who cancelled before the cutoff is not an example"
+        assert bool(row.is_churned) == (when is not None and when < c + timedelta(days=14))
+
+
+def test_global_topic_popularity_uses_only_sharing_tenants(world):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    g = con.execute("select topic, clicks_7d, contributing_tenants from global_topic_popularity").df().set_index("topic")
+    by_hand = con.execute(
+        "select topic, sum(clicks_7d) as clicks_7d from item_features where tenant_id in ('acme', 'globex') group by topic"
+    ).df().set_index("topic")
+    with_umbra = con.execute("select sum(clicks_7d) from item_features").fetchone()[0]
+    con.close()
+    assert g.clicks_7d.sort_index().astype(int).equals(by_hand.clicks_7d.sort_index().astype(int))
+    assert g.clicks_7d.sum() < with_umbra and g.contributing_tenants.max() <= 2
+
+
+def test_features_are_discovered_from_the_manifest(world):
+    settings, _, results = world
+    manifest = json.loads((Path(results["eu/pool"]["target_dir"]) / "manifest.json").read_text())
+    declared = features.feature_columns(manifest, "ranking_examples")
+    names = [f["name"] for f in declared]
+    assert "user_item_topic_affinity_28d" in names and "item_trending_score" in names
+    assert "is_clicked" not in names and "tenant_id" not in names
+    assert all(f["entity"] and f["owner"] and "shareable" in f for f in declared)
+    con = _con(settings, "eu/pool")
+    columns = {r[0] for r in con.execute("select column_name from information_schema.columns where table_name = 'ranking_examples'").fetchall()}
+    con.close()
+    assert set(names) <= columns
+    with pytest.raises(KeyError, match="not in the manifest"):
+        features.feature_columns(manifest, "no_such_model")
+
+
+def test_feature_checks_flag_broken_marts(world, tmp_path):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    frames = {m: con.execute(f"select * from {m} where tenant_id = 'acme'").df() for m in ("user_features", "item_features")}
+    con.close()
+    good = quality.check_features(frames, "acme", tmp_path)
+    assert good["healthy"] and good["feature_rows"]["user_features"] == len(frames["user_features"])
+    bad_users = frames["user_features"].copy()
+    bad_users.loc[bad_users.index[0], "completion_rate_28d"] = 1.7
+    bad_users = pd.concat([bad_users, bad_users.head(1)])
+    bad = quality.check_features({**frames, "user_features": bad_users}, "acme", tmp_path)
+    assert not bad["healthy"]
+    assert any("expect_compound_columns_to_be_unique" in p for p in bad["health_problems"])
+    assert any("completion_rate_28d" in p for p in bad["health_problems"])
+    empty = quality.check_features({**frames, "item_features": frames["item_features"].head(0)}, "acme", tmp_path)
+    assert any("expect_table_row_count_to_be_between" in p for p in empty["health_problems"])
+
+
+BUILD = """
+import json, sys
+from ml import features
+wh = [w for w in features.warehouses(features.tenants_for(None)) if w.key == "eu/pool"][0]
+r = features.build_warehouse(wh)
+print(json.dumps({"failed": r["failed_nodes"], "success": r["success"]}))
+"""
+
+
+def test_two_builds_of_one_warehouse_queue_on_the_lock(world):
+    settings, _, _ = world
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=os.environ.copy()) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        res = json.loads(out.strip().splitlines()[-1])
+        assert res["success"] and res["failed"] == []
+        assert "lock" not in err.lower() or "Could not set lock" not in err
+
+
+def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):
+    settings, _, _ = world
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    sql = (project / "models" / "marts" / "ranking_examples.sql").read_text()
+    broken = sql.replace("        on item_features.tenant_id = candidates.tenant_id\n        and item_features.item_id", "        on item_features.item_id")
+    assert broken != sql
+    (project / "models" / "marts" / "ranking_examples.sql").write_text(broken)
+    monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(project))
+    s = get_settings()
+    wh = [w for w in features.warehouses(TenantRegistry(s).list()) if w.key == "eu/pool"][0]
+    shutil.copy(wh.path(settings), tmp_path / "copy.duckdb")
+    res = features.build_warehouse(wh, s)
+    failed = {n["node"].split(".")[2] for n in res["failed_nodes"]}
+    assert any(f.startswith(("unique_combination_ranking_examples", "same_tenant_ranking_examples")) for f in failed), failed
