@@ -175,7 +175,7 @@ def test_two_builds_of_one_warehouse_queue_on_the_lock(world):
     procs = [subprocess.Popen([sys.executable, "-c", BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=os.environ.copy()) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=False):
         assert p.returncode == 0, err[-2000:]
         res = json.loads(out.strip().splitlines()[-1])
         assert res["success"] and res["failed"] == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import duckdb
 import pytest
@@ -49,9 +49,9 @@ def test_ingest_features_and_backfill_through_airflow(tmp_path, monkeypatch):
         airflow.wait_dag("features")
         for dag_id in ("features", "ingest"):
             airflow.set_paused(dag_id, False)
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        since = datetime.now(timezone.utc).isoformat()
+        since = datetime.now(UTC).isoformat()
         run_id = airflow.trigger("ingest", {"start": config.start_date.isoformat(),
                                             "end": (END + timedelta(days=1)).isoformat()})
         run = airflow.wait_run("ingest", run_id, timeout=900)
