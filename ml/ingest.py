@@ -280,6 +280,8 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     day_end = pd.to_datetime(typed["landed_on"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
     typed["hours_before_drop_end"] = (day_end - typed["event_at"]).dt.total_seconds() / 3600
     gx_frame = typed[[quality.ROW_ID, *quality.LANDING_COLUMNS_TYPED, "landed_on", "hours_before_drop_end"]]
+    # Arrow-backed strings make GX's pandas checks about twice as fast as Python objects.
+    gx_frame = gx_frame.astype({c: "string[pyarrow]" for c in [*TEXT_COLUMNS, "landed_on"]})
     outcome = quality.validate_events(gx_frame, tenant.tenant_id)
 
     # Per-day table checks, validated by GX over a one-row-per-day summary.
