@@ -1,0 +1,25 @@
+"""`make bench`: every benchmark with the arguments quoted in benchmarks/README.md.
+
+Each appends one JSON line to benchmarks/results.jsonl. Slow (about 15 minutes here).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RUNS = [
+    ["generation.py", "--tenants", "10", "--users", "17000", "--days", "14"],
+    ["landing_to_features.py", "--tenants", "10", "--users", "14000", "--days", "14"],
+    ["landing_to_features.py", "--tenants", "100", "--users", "1400", "--days", "14"],
+    ["user_features_engines.py", "--tenants", "10", "--users", "8000", "--days", "30"],
+]
+
+if __name__ == "__main__":
+    failed = 0
+    for run in RUNS:
+        print("$ python benchmarks/" + " ".join(run), flush=True)
+        failed += subprocess.run([sys.executable, str(HERE / run[0]), *run[1:]]).returncode != 0
+    sys.exit(1 if failed else 0)
