@@ -149,7 +149,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     settings.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **airflow_env(settings),
            "TENANTFLOW_AIRFLOW_PORT": str(settings.airflow_port), "TENANTFLOW_MLFLOW_PORT": str(settings.mlflow_port),
-           "TENANTFLOW_MLFLOW_ARTIFACTS": str(settings.mlflow_artifacts)}
+           "TENANTFLOW_MLFLOW_ARTIFACTS": str(settings.mlflow_artifacts),
+           # the Procfile calls airflow and mlflow by name: this interpreter's venv comes first
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     print(f"Airflow UI: http://127.0.0.1:{settings.airflow_port}  login {settings.airflow_user} / {settings.airflow_password}")
     print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port}")
     print("Ctrl-C stops everything.", flush=True)
