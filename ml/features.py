@@ -100,6 +100,7 @@ def run_dbt(args: list[str], settings: Settings, wh: Warehouse | None = None, va
     from dbt.cli.main import dbtRunner
 
     target_dir = settings.dbt_target_dir / (wh.key.replace("/", "__") if wh else "_parse")
+    (wh.path(settings) if wh else settings.warehouse).parent.mkdir(parents=True, exist_ok=True)
     env = {
         "TENANTFLOW_WAREHOUSE_PATH": str(wh.path(settings)) if wh else str(settings.warehouse / "_parse.duckdb"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
