@@ -9,12 +9,7 @@ with
 events as (
     select * from {{ ref('stg_lake__events') }}
     where item_id is not null and event_type <> 'item_published'
-    {% if is_incremental() %}
-        and event_date >= (
-            select {% if var('rebuild_from') %}least(cast('{{ var("rebuild_from") }}' as date), max(activity_date)){% else %}max(activity_date){% endif %}
-            from {{ this }}
-        ) - interval 7 day
-    {% endif %}
+    {{ recent_days_only('event_date') }}
 ),
 
 daily as (

@@ -21,8 +21,8 @@ item_features as (
     select * from {{ ref('int_item_features__as_of') }}
 ),
 
-topic_activity as (
-    select * from {{ ref('int_user_topic_activity__daily') }}
+topic_affinity as (
+    select * from {{ ref('int_user_topic_affinity__as_of') }}
 ),
 
 positives as (
@@ -67,26 +67,6 @@ candidates as (
         and labelled_users.user_id = positives.user_id
 ),
 
-user_topic as (
-    select
-        cutoffs.tenant_id,
-        cutoffs.cutoff_date,
-        topic_activity.user_id,
-        topic_activity.topic,
-        sum(topic_activity.clicks) as clicks_28d
-    from cutoffs
-    inner join topic_activity
-        on topic_activity.tenant_id = cutoffs.tenant_id
-        and topic_activity.activity_date < cutoffs.cutoff_date
-        and topic_activity.activity_date >= cutoffs.cutoff_date - 28
-    group by cutoffs.tenant_id, cutoffs.cutoff_date, topic_activity.user_id, topic_activity.topic
-),
-
-user_topic_share as (
-    select *, clicks_28d / sum(clicks_28d) over (partition by tenant_id, cutoff_date, user_id) as affinity_28d
-    from user_topic
-),
-
 examples as (
     select
         candidates.tenant_id,
@@ -108,8 +88,8 @@ examples as (
         item_features.age_days as item_age_days,
         item_features.trending_score as item_trending_score,
         item_features.popularity_rank_7d as item_popularity_rank_7d,
-        coalesce(user_topic_share.affinity_28d, 0) as user_item_topic_affinity_28d,
-        coalesce(user_topic_share.clicks_28d, 0) as user_item_topic_clicks_28d
+        coalesce(topic_affinity.affinity_28d, 0) as user_item_topic_affinity_28d,
+        coalesce(topic_affinity.clicks_28d, 0) as user_item_topic_clicks_28d
     from candidates
     inner join user_features
         on user_features.tenant_id = candidates.tenant_id
@@ -124,11 +104,11 @@ examples as (
         and positives.cutoff_date = candidates.cutoff_date
         and positives.user_id = candidates.user_id
         and positives.item_id = candidates.item_id
-    left join user_topic_share
-        on user_topic_share.tenant_id = candidates.tenant_id
-        and user_topic_share.cutoff_date = candidates.cutoff_date
-        and user_topic_share.user_id = candidates.user_id
-        and user_topic_share.topic = item_features.topic
+    left join topic_affinity
+        on topic_affinity.tenant_id = candidates.tenant_id
+        and topic_affinity.cutoff_date = candidates.cutoff_date
+        and topic_affinity.user_id = candidates.user_id
+        and topic_affinity.topic = item_features.topic
 )
 
 select * from examples
