@@ -17,7 +17,7 @@ HEAVY = ["pandas", "numpy", "pyarrow", "duckdb", "lightgbm", "mlflow", "great_ex
 
 PARSE = r"""
 import json, socket, sys
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = [sys.argv[2], sys.argv[3]]  # the dags folder (as Airflow adds it) and the repo root (PYTHONPATH)
 import airflow.sdk  # noqa: F401  (Airflow itself may import what it likes)
 before = set(sys.modules)
 def refuse(*a, **k):
@@ -52,7 +52,7 @@ def _parse(path: Path, tmp_path: Path) -> dict:
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
-    out = subprocess.run([sys.executable, "-c", PARSE, str(path), str(REPO_ROOT / "dags")],
+    out = subprocess.run([sys.executable, "-c", PARSE, str(path), str(REPO_ROOT / "dags"), str(REPO_ROOT)],
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
