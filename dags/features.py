@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
+
 from dags.common.assets import FEATURE_MARTS, LAKE_EVENTS
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
+
 from dags.common.assets import LAKE_EVENTS
 
 PARALLEL_CHUNKS = 2  # mapped ingest tasks running at once (one per core here)
