@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from ml.generate import demo_config, generate
 from ml.settings import Settings, get_settings
@@ -58,7 +58,6 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict]
         for dag_id in ("ingest", "features"):
             airflow.wait_dag(dag_id)
         say(f"Airflow is up on http://127.0.0.1:{settings.airflow_port} and has parsed the DAGs")
-        since = datetime.now(UTC).isoformat()
         # Unpausing lets the scheduler run them: ingest's own daily run (the latest interval)
         # may start beside ours; partitions are rebuilt idempotently, so that is harmless.
         for dag_id in ("features", "ingest"):
@@ -73,7 +72,10 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict]
         if run["state"] != "success":
             raise SystemExit(f"the ingest run failed; open http://127.0.0.1:{settings.airflow_port} (or "
                              f"{settings.airflow_home / 'logs'}) for the task logs")
-        feature_runs = airflow.wait_idle("features", after=since)
+        # Wait for the features run that *our* ingest run's asset event triggers (the scheduler's
+        # own daily ingest run may have triggered an earlier one on a partly ingested lake).
+        publish = next(t for t in airflow.task_instances("ingest", run_id) if t["task_id"] == "publish")
+        feature_runs = airflow.wait_idle("features", after=publish["start_date"])
         say("features run(s) on the lake asset: " + ", ".join(f"{r['dag_run_id']}={r['state']}" for r in feature_runs))
     rows = status(settings)
     print()
