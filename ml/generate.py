@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.quality import ALLOWED_EVENT_TYPES as EVENT_TYPES  # dictionary codes follow this order
 from ml.tenants import validate_slug
 
 TOPICS = (
@@ -41,7 +42,6 @@ TOPICS = (
     "film", "gaming", "science", "fashion", "parenting", "cars", "diy", "comedy",
 )  # fmt: skip
 NEW_TOPIC = "ai-shorts"  # the category that appears under ``new_category`` drift
-EVENT_TYPES = ("click", "view", "complete", "skip", "like", "cancel_subscription", "item_published")
 DEVICES = ("web", "ios", "android", "tv")
 FORMATS = ("csv", "jsonl", "parquet")
 FAULT_KINDS = (
@@ -55,10 +55,6 @@ FAULT_KINDS = (
     "empty_files",
 )
 DRIFT_KINDS = ("taste_shift", "new_category", "dwell_change")
-LANDING_COLUMNS = (
-    "event_id", "tenant_id", "user_id", "item_id", "event_type", "event_at",
-    "session_id", "dwell_seconds", "topic", "device",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -426,7 +422,7 @@ def write_daily_drops(
     """
     n = table.num_rows
     day_seconds = pc.divide(
-        pc.cast(pc.cast(table.column("event_at"), pa.int64()), pa.int64()), 86_400 * 1_000_000
+        pc.cast(table.column("event_at"), pa.int64()), 86_400 * 1_000_000
     ).to_numpy()
     base_day = int(datetime.combine(config.start_date, datetime.min.time(), tzinfo=UTC).timestamp()) // 86_400
     day = day_seconds - base_day

@@ -58,7 +58,7 @@ LAKE_SCHEMA = pa.schema(
         ("source_file", pa.string()),
     ]
 )
-TEXT_COLUMNS = [c for c in quality.LANDING_COLUMNS_TYPED if c not in ("event_at", "dwell_seconds")]
+TEXT_COLUMNS = [c for c in quality.LANDING_COLUMNS if c not in ("event_at", "dwell_seconds")]
 
 
 def settle_seconds() -> float:
@@ -151,15 +151,14 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
     """Parse one landing file into (rows as text, malformed lines, problems)."""
     fmt = LANDING_FORMATS[path.suffix.lower()]
     problems: list[str] = []
-    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS_TYPED, "_file_no", "source_file"])
+    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS, "_file_no", "source_file"])
     malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
     if path.stat().st_size == 0:
         return empty, malformed, [f"empty_file: {path.name}"]
     p = str(path).replace("'", "''")
     if fmt == "parquet":
-        rel = con.sql(f"select * from read_parquet('{p}')")
-        cols = rel.columns
         raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
+        cols = [c for c in raw.columns if c != "_line_no"]
     elif fmt == "csv":
         # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
         import csv
@@ -186,14 +185,14 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
         malformed = con.sql("select _line_no, line as raw_line from jl where not coalesce(json_valid(line), false)").df()
         keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where json_valid(line)").fetchall()
         cols = sorted(k for (k,) in keys)
-        exprs = ", ".join(f"line->>'$.\"{c}\"' as \"{c}\"" for c in quality.LANDING_COLUMNS_TYPED if c in cols)
+        exprs = ", ".join(f"line->>'$.\"{c}\"' as \"{c}\"" for c in quality.LANDING_COLUMNS if c in cols)
         raw = con.sql(f"select _line_no{', ' + exprs if exprs else ''} from jl where json_valid(line)")
-    missing = [c for c in quality.LANDING_COLUMNS_TYPED if c not in cols]
+    missing = [c for c in quality.LANDING_COLUMNS if c not in cols]
     if missing:
         problems.append(f"schema_mismatch: {path.name} lacks columns {missing}")
     select = ", ".join(
         f"cast(\"{c}\" as varchar) as \"{c}\"" if c in cols else f"cast(null as varchar) as \"{c}\""
-        for c in quality.LANDING_COLUMNS_TYPED
+        for c in quality.LANDING_COLUMNS
     )
     df = raw.query("raw_rel", f"select _line_no, {select} from raw_rel").df()
     if fmt == "csv":
@@ -251,7 +250,7 @@ def _read_day(con: duckdb.DuckDBPyConnection, files: list[Path], report: Partiti
         if len(malformed):
             bad_lines.append(malformed)
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS_TYPED]
+        columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS]
     )
     return raw, (pd.concat(bad_lines, ignore_index=True) if bad_lines else None)
 
@@ -279,7 +278,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     typed = _typed(raw)
     day_end = pd.to_datetime(typed["landed_on"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
     typed["hours_before_drop_end"] = (day_end - typed["event_at"]).dt.total_seconds() / 3600
-    gx_frame = typed[[quality.ROW_ID, *quality.LANDING_COLUMNS_TYPED, "landed_on", "hours_before_drop_end"]]
+    gx_frame = typed[[quality.ROW_ID, *quality.LANDING_COLUMNS, "landed_on", "hours_before_drop_end"]]
     # Arrow-backed strings make GX's pandas checks about twice as fast as Python objects.
     gx_frame = gx_frame.astype({c: "string[pyarrow]" for c in [*TEXT_COLUMNS, "landed_on"]})
     outcome = quality.validate_events(gx_frame, tenant.tenant_id)
@@ -385,7 +384,7 @@ def _lake_table(valid: pd.DataFrame) -> pa.Table:
 
 
 def _quarantine_rows(raw: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
-    cols = [*quality.LANDING_COLUMNS_TYPED]
+    cols = [*quality.LANDING_COLUMNS]
     out = raw[cols].astype(object).where(raw[cols].notna(), None)
     out = out.astype({c: "string" for c in cols}).astype(object)
     out["reason"] = reason.to_numpy()
@@ -396,7 +395,7 @@ def _quarantine_rows(raw: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
 
 
 def _quarantine_malformed(bad: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({c: pd.Series([None] * len(bad), dtype=object) for c in quality.LANDING_COLUMNS_TYPED})
+    out = pd.DataFrame({c: pd.Series([None] * len(bad), dtype=object) for c in quality.LANDING_COLUMNS})
     out["reason"] = "malformed_line"
     out["source_file"] = bad["source_file"].to_numpy()
     out["line_no"] = bad["_line_no"].astype("int64").to_numpy()

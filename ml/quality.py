@@ -22,6 +22,11 @@ import numpy as np
 import pandas as pd
 
 ROW_ID = "_row_id"
+# The landing contract v1: the columns every drop carries (the generator writes exactly these).
+LANDING_COLUMNS = (
+    "event_id", "tenant_id", "user_id", "item_id", "event_type", "event_at",
+    "session_id", "dwell_seconds", "topic", "device",
+)  # fmt: skip
 ALLOWED_EVENT_TYPES = (
     "click", "view", "complete", "skip", "like", "cancel_subscription", "item_published",
 )  # fmt: skip
@@ -98,7 +103,7 @@ def events_suite(tenant_id: str) -> Any:
         name=f"landing_events.{tenant_id}",
         expectations=[
             gxe.ExpectTableColumnsToMatchSet(
-                column_set=[ROW_ID, *LANDING_COLUMNS_TYPED, "landed_on", "hours_before_drop_end"],
+                column_set=[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end"],
                 exact_match=True, meta={"batch": "schema_mismatch"},
             ),
             gxe.ExpectColumnValuesToBeInSet(column="tenant_id", value_set=[tenant_id], meta={"reason": "tenant_mismatch"}),
@@ -152,10 +157,6 @@ def daily_batches_suite(tenant_id: str) -> Any:
     )
 
 
-LANDING_COLUMNS_TYPED = (
-    "event_id", "tenant_id", "user_id", "item_id", "event_type", "event_at",
-    "session_id", "dwell_seconds", "topic", "device",
-)  # fmt: skip
 
 
 def validate_frame(df: pd.DataFrame, suite: Any, asset_name: str) -> Any:

@@ -115,3 +115,10 @@ def test_fault_injection_writes_every_fault_kind(tmp_path):
     assert any(p.stat().st_size == 0 for p in folder.rglob("*.jsonl")), "an empty file"
     with pytest.raises(ValueError, match="unknown fault kinds"):
         Faults("globex", kinds=("gremlins",))
+
+
+def test_drops_follow_the_landing_contract():
+    from ml.quality import LANDING_COLUMNS
+
+    cfg = small_config(days=2)
+    assert simulate_tenant(cfg.tenants[0], cfg).column_names == list(LANDING_COLUMNS)

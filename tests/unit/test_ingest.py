@@ -119,7 +119,7 @@ def test_incomplete_files_are_never_read_and_ingested_once_complete(settings, fa
     text = src.read_text().splitlines()
     header, body = text[0], text[1:]
     growing = folder / "events-0002.csv"
-    growing.write_text(header + "\n" + "\n".join(body[:5]).replace('"acme"', '"acme"') + "\n")
+    growing.write_text(header + "\n" + "\n".join(body[:5]) + "\n")
     (folder / "events-0003.csv.tmp").write_text("garbage that must never be read\n")
     r1 = ingest.ingest_partition(settings, tenant, day)
     assert [f["name"] for f in r1.files] == ["events-0001.csv"]
