@@ -9,6 +9,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from ml.registry import RegistryError
 from ml.settings import REPO_ROOT, get_settings
 from ml.tenants import MODEL_KINDS, Tenant, TenantError, TenantRegistry, parse_bool, validate_slug
 
@@ -114,8 +115,72 @@ def _cmd_features(args: argparse.Namespace) -> int:
     for wh in features.warehouses(features.tenants_for(settings, args.tenant or None)):
         res = features.build_and_check_warehouse(wh, settings)
         ok &= not res.get("failed_nodes")
-        print(json.dumps({"warehouse": wh.key, "seconds": res.get("seconds"), "health": res.get("health")}, indent=1))
+        failed = [f"{n['node']}: {n['message']}" for n in res.get("failed_nodes", [])]
+        print(json.dumps({"warehouse": wh.key, "seconds": res.get("seconds"), "failed_nodes": failed,
+                          "health": res.get("health")}, indent=1))  # fmt: skip
     return 0 if ok else 1
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """What the train DAG runs, in this process: snapshot, global models, per-tenant models."""
+    from ml import snapshots, train
+    from ml.features import tenants_for, warehouses
+
+    settings = get_settings()
+    tenants = tenants_for(settings, args.tenant or None)
+    for wh in warehouses(tenants):
+        snapshots.export_warehouse(wh, settings, [t.tenant_id for t in tenants] if args.tenant else None)
+    results = []
+    for kind in args.kind or MODEL_KINDS:
+        if not args.tenant:
+            results.append(train.train_global(kind, args.reason, settings, force=args.force))
+        for t in tenants:
+            results.append(train.train_tenant(kind, t.tenant_id, args.reason, settings, force=args.force))
+    train.fairness(results, settings)
+    for r in results:
+        keep = ("tenant_id", "kind", "version", "trained_on", "promoted", "reason", "skipped", "metrics", "baseline_metrics")
+        print(json.dumps({k: r[k] for k in keep if k in r}, default=str))
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from ml.features import tenants_for, warehouses
+    from ml.score import score_warehouse
+
+    settings = get_settings()
+    tenants = tenants_for(settings, args.tenant or None)
+    for wh in warehouses(tenants):
+        print(json.dumps(score_warehouse(wh, settings, args.tenant or None, k=args.k), default=str))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ml import registry
+
+    settings = get_settings()
+    if args.models_cmd == "list":
+        tenants = TenantRegistry(settings).list()
+        for tid in [registry.GLOBAL, *(t.tenant_id for t in tenants)]:
+            for kind in MODEL_KINDS:
+                d = registry.describe(kind, tid, settings)
+                if d is None:
+                    continue
+                m = ", ".join(f"{k}={v:.3f}" for k, v in d["metrics"].items())
+                print(f"{registry.model_name(kind, tid):<28} champion v{d['champion_version'] or '-':<4} "
+                      f"challenger v{d['challenger_version'] or '-':<4} {d['trained_on'] or '-':<10} {m}")
+    elif args.models_cmd == "show":
+        print(json.dumps(registry.describe(args.kind, args.tenant_id, settings), indent=1, default=str))
+    elif args.models_cmd == "promote":
+        e = registry.promote(args.kind, args.tenant_id, args.version, args.reason, settings)
+        print(f"{registry.model_name(args.kind, args.tenant_id)}: champion v{e.from_version} -> v{e.to_version} ({e.reason})")
+    elif args.models_cmd == "rollback":
+        e = registry.rollback(args.kind, args.tenant_id, args.reason, settings)
+        print(f"{registry.model_name(args.kind, args.tenant_id)}: champion rolled back v{e.from_version} -> v{e.to_version}")
+    elif args.models_cmd == "audit":
+        for e in registry.audit_log(settings, args.tenant, args.kind):
+            print(f"{e.at}  {e.actor:<40} {e.kind}.{e.tenant_id:<12} {e.action:<8} "
+                  f"v{e.from_version or '-'} -> v{e.to_version or '-'}  {e.reason}")
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -207,6 +272,35 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--tenant", action="append")
     f.add_parser("parse", help="dbt parse: write the manifest")
 
+    tr = sub.add_parser("train", help="train and gate models without Airflow (what the train DAG runs)")
+    tr.add_argument("--tenant", action="append", help="only these tenants (and no global model)")
+    tr.add_argument("--kind", action="append", choices=MODEL_KINDS, help="default: every kind")
+    tr.add_argument("--reason", default="manual")
+    tr.add_argument("--force", action="store_true", help="retrain even if the data snapshot is unchanged")
+
+    sc = sub.add_parser("score", help="batch-score users with the champions (what the score DAG runs)")
+    sc.add_argument("--tenant", action="append")
+    sc.add_argument("-k", type=int, default=10)
+
+    m = sub.add_parser("models", help="the MLflow model registry: champions, promotion, rollback, audit")
+    ms = m.add_subparsers(dest="models_cmd", required=True)
+    ms.add_parser("list", help="champion and challenger of every registered model")
+    show = ms.add_parser("show")
+    show.add_argument("tenant_id")
+    show.add_argument("kind", choices=MODEL_KINDS)
+    pr = ms.add_parser("promote", help="make a version champion by hand (audited)")
+    pr.add_argument("tenant_id")
+    pr.add_argument("kind", choices=MODEL_KINDS)
+    pr.add_argument("version")
+    pr.add_argument("--reason", required=True, help="why; written to the audit log")
+    rb = ms.add_parser("rollback", help="move champion back to the previous version (audited)")
+    rb.add_argument("tenant_id")
+    rb.add_argument("kind", choices=MODEL_KINDS)
+    rb.add_argument("--reason", default="manual rollback")
+    au = ms.add_parser("audit", help="promotions, refusals and rollbacks: who, what, when, why")
+    au.add_argument("--tenant")
+    au.add_argument("--kind", choices=MODEL_KINDS)
+
     s = sub.add_parser("status", help="per-tenant status from the real stores")
     s.add_argument("--json", action="store_true")
     s.add_argument("--tenant", action="append")
@@ -220,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "tenants": _cmd_tenants, "generate": _cmd_generate, "ingest": _cmd_ingest, "features": _cmd_features,
-    "status": _cmd_status, "env": _cmd_env, "demo": _cmd_demo, "up": _cmd_up,
+    "train": _cmd_train, "score": _cmd_score, "models": _cmd_models, "status": _cmd_status, "env": _cmd_env, "demo": _cmd_demo, "up": _cmd_up,
 }  # fmt: skip
 
 
@@ -228,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)
-    except TenantError as exc:
+    except (TenantError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -55,12 +55,12 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict]
 
     say("starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
     with running_airflow(settings) as airflow:
-        for dag_id in ("ingest", "features"):
+        for dag_id in ("ingest", "features", "train", "score"):
             airflow.wait_dag(dag_id)
         say(f"Airflow is up on http://127.0.0.1:{settings.airflow_port} and has parsed the DAGs")
         # Unpausing lets the scheduler run them: ingest's own daily run (the latest interval)
         # may start beside ours; partitions are rebuilt idempotently, so that is harmless.
-        for dag_id in ("features", "ingest"):
+        for dag_id in ("score", "train", "features", "ingest"):
             airflow.set_paused(dag_id, False)
         run_id = airflow.trigger(
             "ingest",
@@ -77,13 +77,31 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict]
         publish = next(t for t in airflow.task_instances("ingest", run_id) if t["task_id"] == "publish")
         feature_runs = airflow.wait_idle("features", after=publish["start_date"])
         say("features run(s) on the lake asset: " + ", ".join(f"{r['dag_run_id']}={r['state']}" for r in feature_runs))
+        if any(r["state"] != "success" for r in feature_runs):
+            raise SystemExit("a features run failed; see the Airflow UI (make up) for its task logs")
+        # The feature_marts asset event of the last features run starts `train`; its
+        # trained_models event starts `score`.
+        last = max(feature_runs, key=lambda r: r.get("queued_at") or "")
+        published = next(t for t in airflow.task_instances("features", last["dag_run_id"]) if t["task_id"] == "publish")
+        train_runs = airflow.wait_idle("train", after=published["start_date"], timeout=3600)
+        say("train run(s) on the feature asset: " + ", ".join(f"{r['dag_run_id']}={r['state']}" for r in train_runs))
+        if any(r["state"] != "success" for r in train_runs):
+            raise SystemExit("a train run failed; see the Airflow UI (make up) for its task logs")
+        last = max(train_runs, key=lambda r: r.get("queued_at") or "")
+        reported = next(t for t in airflow.task_instances("train", last["dag_run_id"]) if t["task_id"] == "report")
+        score_runs = airflow.wait_idle("score", after=reported["start_date"])
+        say("score run(s) on the trained_models asset: " + ", ".join(f"{r['dag_run_id']}={r['state']}" for r in score_runs))
     rows = status(settings)
     print()
     print(format_table(rows))
     print()
     print(f"Data Docs:      {settings.gx_home / 'gx' / 'uncommitted' / 'data_docs' / 'local_site' / 'index.html'}")
     print("Status as JSON: .venv/bin/tenantflow status --json")
+    print("Models:         .venv/bin/tenantflow models list   (audit: tenantflow models audit)")
     print("Inspect runs:   make up   (Airflow UI and MLflow UI on local ports, login printed)")
-    if any(r["state"] != "success" for r in feature_runs):
-        raise SystemExit("a features run failed; see the Airflow UI (make up) for its task logs")
+    missing = [f"{k}.{r['tenant_id']}" for r in rows for k, m in r["models"].items() if not m["champion_version"]]
+    if missing:
+        print(f"no champion (no model beat its baseline yet): {', '.join(missing)}")
+    if any(r["state"] != "success" for r in score_runs):
+        raise SystemExit("a score run failed; see the Airflow UI (make up) for its task logs")
     return rows

@@ -45,6 +45,21 @@ def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str |
         con.close()
 
 
+def _models(settings: Settings, tenant: Tenant) -> dict[str, dict[str, Any]]:
+    """Champion and challenger per model kind, read from the MLflow registry."""
+    empty = {"champion_version": None, "challenger_version": None, "trained_on": None, "metrics": {}, "baseline_metrics": {}}
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {kind: dict(empty) for kind in tenant.model_kinds}  # nothing trained yet; do not create the store
+    from ml import registry
+
+    out = {}
+    for kind in tenant.model_kinds:
+        d = registry.describe(kind, tenant.tenant_id, settings)
+        out[kind] = {**empty, **(d or {})}
+    return out
+
+
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     events_in = duplicates = lake_rows = 0
     quarantined: Counter[str] = Counter()
@@ -91,16 +106,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "health_problems": problems,
         "ingest_warnings": ingest_warnings,
         "features_checked_at": health["checked_at"] if health else None,
-        "models": {
-            kind: {
-                "champion_version": None,
-                "challenger_version": None,
-                "trained_on": None,
-                "metrics": {},
-                "baseline_metrics": {},
-            }
-            for kind in tenant.model_kinds
-        },
+        "models": _models(settings, tenant),
         "drift": {"last_checked_at": None, "drifted": None, "last_retrain_reason": None, "report_path": None},
     }
 
@@ -126,6 +132,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r['events_in']:>10,} {q:>11,} {r['duplicates_dropped']:>6,} {r['lake_rows']:>10,} "
             f"{r['feature_rows'] if r['feature_rows'] is not None else '-':>12}  {health}"
         )
+        for kind, m in r["models"].items():
+            if m["champion_version"] or m["challenger_version"]:
+                h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
+                b = ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items())
+                lines.append(" " * 11 + f"{kind}: champion v{m['champion_version']} ({m['trained_on']})"
+                             + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
+                             + (f"  {h}" if h else "") + (f"  | baseline {b}" if b else ""))  # fmt: skip
         if r["quarantined"]:
             lines.append(" " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
     return "\n".join(lines)

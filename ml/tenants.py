@@ -22,6 +22,7 @@ SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
 SLUG_MAX_LEN = 40
 ISOLATION_TIERS = ("pool", "silo")
 MODEL_KINDS = ("recommender", "churn")
+RESERVED_IDS = ("global",)  # `<kind>.global` names the shared model in the MLflow registry
 
 
 class TenantError(ValueError):
@@ -61,6 +62,8 @@ class Tenant:
     def __post_init__(self) -> None:
         validate_slug(self.tenant_id)
         validate_slug(self.region, "region")
+        if self.tenant_id in RESERVED_IDS:
+            raise TenantError(f"tenant id {self.tenant_id!r} is reserved (it names the global model); choose another.")
         if self.isolation not in ISOLATION_TIERS:
             raise TenantError(
                 f"tenant {self.tenant_id}: isolation must be one of {ISOLATION_TIERS}, got {self.isolation!r}."

@@ -186,14 +186,16 @@ def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):
     settings, _, _ = world
     project = tmp_path / "dbt_project"
     shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
-    sql = (project / "models" / "marts" / "ranking_examples.sql").read_text()
+    model = project / "models" / "intermediate" / "int_ranking_features__as_of.sql"
+    sql = model.read_text()
     broken = sql.replace("        on item_features.tenant_id = candidates.tenant_id\n        and item_features.item_id", "        on item_features.item_id")
     assert broken != sql
-    (project / "models" / "marts" / "ranking_examples.sql").write_text(broken)
+    model.write_text(broken)
     monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(project))
     s = get_settings()
     wh = [w for w in features.warehouses(TenantRegistry(s).list()) if w.key == "eu/pool"][0]
     shutil.copy(wh.path(settings), tmp_path / "copy.duckdb")
     res = features.build_warehouse(wh, s)
     failed = {n["node"].split(".")[2] for n in res["failed_nodes"]}
-    assert any(f.startswith(("unique_combination_ranking_examples", "same_tenant_ranking_examples")) for f in failed), failed
+    assert any(f.startswith(("unique_combination_int_ranking_features", "unique_combination_ranking_examples",
+                             "same_tenant_ranking_examples")) for f in failed), failed

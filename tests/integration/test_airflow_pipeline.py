@@ -33,21 +33,22 @@ def _lake_digests(settings):
             for p in sorted(settings.lake.rglob("*.parquet"))}
 
 
-def test_ingest_features_and_backfill_through_airflow(tmp_path, monkeypatch):
+def test_ingest_features_train_score_and_backfill_through_airflow(tmp_path, monkeypatch):
     monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TENANTFLOW_MIN_HISTORY_DAYS", "20")  # 30 generated days: tenants graduate
     monkeypatch.setenv("TENANTFLOW_AIRFLOW_PORT", str(_free_port()))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     for k in [k for k in list(__import__("os").environ) if k.startswith("AIRFLOW")]:
         monkeypatch.delenv(k)
     settings = get_settings()
-    config = small_config(days=16, faults=True)
+    config = small_config(days=30, faults=True)
     register(settings, config)
     generate(config, settings.landing)
 
     with running_airflow(settings) as airflow:
-        airflow.wait_dag("ingest")
-        airflow.wait_dag("features")
-        for dag_id in ("features", "ingest"):
+        for dag_id in ("ingest", "features", "train", "score"):
+            airflow.wait_dag(dag_id)
+        for dag_id in ("score", "train", "features", "ingest"):
             airflow.set_paused(dag_id, False)
         from datetime import datetime
 
@@ -62,6 +63,17 @@ def test_ingest_features_and_backfill_through_airflow(tmp_path, monkeypatch):
         feature_runs = airflow.wait_idle("features", after=since, timeout=900)
         assert all(r["state"] == "success" for r in feature_runs), feature_runs
         assert any(r["run_type"] == "asset_triggered" for r in feature_runs)
+
+        # feature_marts starts `train`; its trained_models event starts `score`
+        train_runs = airflow.wait_idle("train", after=since, timeout=1200)
+        assert all(r["state"] == "success" for r in train_runs), train_runs
+        assert train_runs[0]["run_type"] == "asset_triggered"
+        tis = airflow.task_instances("train", train_runs[0]["dag_run_id"])
+        assert len([t for t in tis if t["task_id"] == "train_tenants"]) >= 2, "tenants are trained in mapped chunks"
+        assert {t["task_id"] for t in tis if t["task_id"] == "train_global"} == {"train_global"}
+        score_runs = airflow.wait_idle("score", after=since, timeout=900)
+        assert all(r["state"] == "success" for r in score_runs), score_runs
+        _check_models_and_predictions(settings)
 
         before = _lake_digests(settings)
         # A backfill of two past days from the scheduler: same bytes, no duplicates.
@@ -83,6 +95,10 @@ def test_ingest_features_and_backfill_through_airflow(tmp_path, monkeypatch):
         assert _lake_digests(settings) == before
 
     rows = {r["tenant_id"]: r for r in status(settings)}
+    for r in rows.values():
+        rec = r["models"]["recommender"]
+        assert rec["champion_version"] and rec["trained_on"] in ("global", "tenant", "fine_tuned"), r["models"]
+        assert rec["metrics"]["hit_rate_at_10"] > rec["baseline_metrics"]["hit_rate_at_10"]
     assert set(rows) == {"acme", "globex", "initech"}
     for r in rows.values():
         assert CONTRACT <= set(r)
@@ -93,3 +109,29 @@ def test_ingest_features_and_backfill_through_airflow(tmp_path, monkeypatch):
     con = duckdb.connect(str(warehouse_path(settings, "us/silo_initech")), read_only=True)
     assert con.execute("select distinct tenant_id from user_features").fetchall() == [("initech",)]
     con.close()
+
+
+def _check_models_and_predictions(settings) -> None:
+    """The registry contract, read back through the MLflow client, and the batch predictions."""
+    from ml import registry
+
+    c = registry.client(settings)
+    glob = c.get_model_version_by_alias("recommender.global", "champion")
+    assert glob.tags["tenant_id"] == "global" and glob.tags["trained_on"] == "global"
+    run = c.get_run(glob.run_id)
+    assert sorted(run.data.params["training_tenants"].split(",")) == ["acme", "globex"]  # initech is a silo
+    for tid in ("acme", "globex", "initech"):
+        champ = c.get_model_version_by_alias(f"recommender.{tid}", "champion")
+        assert champ.tags["tenant_id"] == tid and champ.tags["snapshot_id"] and champ.tags["manifest_hash"]
+        assert champ.tags["reason"] == "features"  # asset-triggered
+        run = c.get_run(champ.tags["run_id"])
+        assert run.data.tags["tenant_id"] == tid and "hit_rate_at_10" in run.data.metrics
+    for key, tenants in (("eu/pool", {"acme", "globex"}), ("us/silo_initech", {"initech"})):
+        con = duckdb.connect(str(warehouse_path(settings, key)), read_only=True)
+        rows = con.execute("select tenant_id, model_name, model_version, count(*) from predictions.recommendations "
+                           "group by all").fetchall()
+        con.close()
+        assert {r[0] for r in rows} == tenants
+        for tid, name, version, n in rows:
+            champ = c.get_model_version_by_alias(name, "champion")
+            assert name == f"recommender.{tid}" and version == str(champ.version) and n > 0

@@ -38,6 +38,7 @@ for d in dags:
         "tasks": {t.task_id: type(t).__name__ for t in d.tasks},
         "mapped": [t.task_id for t in d.tasks if "Mapped" in type(t).__name__],
         "schedule": repr(d.timetable.summary),
+        "schedule_assets": sorted(str(getattr(a, "name", k)) for k, a in getattr(getattr(d.timetable, "asset_condition", None), "iter_assets", lambda: [])()),
         "params": sorted(d.params.keys()),
     })
 print(json.dumps({"dags": info, "new_modules": new}))
@@ -76,9 +77,21 @@ def test_pipeline_shape(tmp_path):
     assert {"start", "end", "tenants", "chunk_size"} <= set(ingest["params"])
     features = _parse(REPO_ROOT / "dags" / "features.py", tmp_path)["dags"][0]
     assert features["mapped"] == ["build_and_check"]
-    assert "lake_events" in features["schedule"] or "Asset" in features["schedule"]
+    assert features["schedule_assets"] == ["lake_events"]
 
 
 def test_ruff_bans_heavy_module_level_imports_in_dags():
     cfg = (REPO_ROOT / "pyproject.toml").read_text()
     assert "banned-module-level-imports" in cfg and '"ml"' in cfg
+
+
+def test_model_plane_shape(tmp_path):
+    train = _parse(REPO_ROOT / "dags" / "train.py", tmp_path)["dags"][0]
+    assert sorted(train["mapped"]) == ["snapshot", "train_global", "train_tenants"]
+    assert {"warehouses_to_snapshot", "global_jobs", "tenant_jobs", "report"} <= set(train["tasks"])
+    assert {"tenants", "kinds", "reason", "force"} <= set(train["params"])
+    # weekly *and* on the feature asset
+    assert train["schedule_assets"] == ["feature_marts"] and "0 3 * * 0" in train["schedule"], train
+    score = _parse(REPO_ROOT / "dags" / "score.py", tmp_path)["dags"][0]
+    assert score["mapped"] == ["score_warehouse"]
+    assert score["schedule_assets"] == ["trained_models"]

@@ -1,0 +1,168 @@
+"""Training and gating a fleet: global models plus every tenant's, in-process and through Airflow.
+
+Sets up N generated tenants (ingest and dbt features, not timed here), then:
+
+1. **library**: the train DAG's work without Airflow: snapshots per warehouse, the global
+   models, then the tenants in two worker processes (the two mapped tasks that run at once
+   on this 2-core machine);
+2. **airflow** (``--airflow``): the same work as one `train` DAG run on a fresh MLflow store,
+   through the real scheduler and LocalExecutor. Airflow's overhead is the share of the DAG
+   run's wall time not spent in the library's work: 1 - library / airflow.
+
+    .venv/bin/python benchmarks/training.py --tenants 100 --users 320 --items 150 --days 35 --airflow
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, timedelta
+
+from _common import fresh_home, register_fleet, report
+
+from ml.generate import fleet_config, generate
+from ml.settings import get_settings
+
+END = date(2026, 11, 20)
+
+
+def _ingest(args):
+    from ml.ingest import ingest_tenants
+
+    tenants, start, end = args
+    return len(ingest_tenants(tenants, start, end))
+
+
+def _build(key):
+    from ml.features import build_and_check_warehouse, tenants_for, warehouses
+
+    wh = next(w for w in warehouses(tenants_for(None)) if w.key == key)
+    res = build_and_check_warehouse(wh)
+    return key, len(res["failed_nodes"]), res["seconds"]
+
+
+def _snapshot(key):
+    from ml.features import tenants_for, warehouses
+    from ml.snapshots import export_warehouse
+
+    wh = next(w for w in warehouses(tenants_for(None)) if w.key == key)
+    return len(export_warehouse(wh))
+
+
+def _global(kind):
+    from ml.train import train_global
+
+    return train_global(kind, "benchmark")
+
+
+def _tenants(ids):
+    from ml.train import train_tenant
+
+    out = []
+    for tid in ids:
+        for kind in ("recommender", "churn"):
+            t = time.perf_counter()
+            r = train_tenant(kind, tid, "benchmark")
+            out.append({"tenant": tid, "kind": kind, "seconds": time.perf_counter() - t, "promoted": r.get("promoted"),
+                        "trained_on": r.get("trained_on"), "log_seconds": r.get("log_seconds")})  # fmt: skip
+    return out
+
+
+def _reset_models(settings) -> None:
+    import sqlite3
+
+    shutil.rmtree(settings.home / "mlflow", ignore_errors=True)
+    shutil.rmtree(settings.home / "snapshots", ignore_errors=True)
+    with sqlite3.connect(settings.registry_db) as con:
+        con.execute("drop table if exists model_audit")
+
+
+def library_run(settings, workers: int) -> dict:
+    from ml.features import tenants_for, warehouses
+    from ml.ingest import chunk
+
+    tenants = tenants_for(settings)
+    ids = [t.tenant_id for t in tenants]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_snapshot, [w.key for w in warehouses(tenants)]))
+        t_snap = time.perf_counter() - t0
+        globals_ = list(pool.map(_global, ["recommender", "churn"]))
+        t_global = time.perf_counter() - t0 - t_snap
+        chunks = chunk(ids, max(1, -(-len(ids) // workers)))
+        results = [r for part in pool.map(_tenants, chunks) for r in part]
+    wall = time.perf_counter() - t0
+    per = sorted(r["seconds"] for r in results)
+    return {
+        "wall_s": round(wall, 1),
+        "snapshot_s": round(t_snap, 1),
+        "global_s": round(t_global, 1),
+        "tenants_s": round(wall - t_snap - t_global, 1),
+        "tenant_model_p50_s": round(per[len(per) // 2], 2),
+        "tenant_model_max_s": round(per[-1], 2),
+        "mlflow_log_p50_s": round(sorted(r["log_seconds"] or 0 for r in results)[len(results) // 2], 2),
+        "promoted": sum(bool(r["promoted"]) for r in results),
+        "trained_on": {k: sum(r["trained_on"] == k for r in results) for k in ("global", "fine_tuned", "tenant")},
+        "global_versions": [g.get("version") for g in globals_],
+    }
+
+
+def airflow_run(settings) -> dict:
+    from datetime import datetime
+
+    from ml.platform import running_airflow
+
+    with running_airflow(settings) as airflow:
+        airflow.wait_dag("train")
+        airflow.set_paused("train", False)
+        run_id = airflow.trigger("train", {"reason": "benchmark", "chunk_size": 50})
+        run = airflow.wait_run("train", run_id, timeout=3600)
+        tis = airflow.task_instances("train", run_id)
+
+    def ts(s):
+        return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+    wall = (ts(run["end_date"]) - ts(run["start_date"])).total_seconds()
+    busy = sum((ts(t["end_date"]) - ts(t["start_date"])).total_seconds() for t in tis if t.get("end_date"))
+    return {"state": run["state"], "wall_s": round(wall, 1), "task_seconds_sum": round(busy, 1), "task_instances": len(tis)}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tenants", type=int, default=100)
+    ap.add_argument("--users", type=int, default=320)
+    ap.add_argument("--items", type=int, default=150)
+    ap.add_argument("--days", type=int, default=35)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--airflow", action="store_true", help="also time one train DAG run through Airflow")
+    a = ap.parse_args()
+    home = fresh_home("train")
+    settings = get_settings()
+    config = fleet_config(a.tenants, a.users, a.items, a.days, seed=5, end_date=END)
+    register_fleet(settings, config)
+    gen = generate(config, settings.landing)
+    from ml.features import tenants_for, warehouses
+    from ml.ingest import chunk
+
+    ids = [s.tenant_id for s in config.tenants]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(a.workers) as pool:
+        list(pool.map(_ingest, [(c, config.start_date, END + timedelta(days=1))
+                                for c in chunk(ids, max(1, -(-len(ids) // a.workers)))]))  # fmt: skip
+        t_ingest = time.perf_counter() - t0
+        builds = list(pool.map(_build, [w.key for w in warehouses(tenants_for(settings))]))
+    t_setup = time.perf_counter() - t0
+    assert all(b[1] == 0 for b in builds), builds
+    lib = library_run(settings, a.workers)
+    figures = {"tenants": a.tenants, "events": gen.events, "events_per_tenant": gen.events // a.tenants,
+               "setup_ingest_s": round(t_ingest, 1), "setup_features_s": round(t_setup - t_ingest, 1), "library": lib}  # fmt: skip
+    if a.airflow:
+        _reset_models(settings)
+        af = airflow_run(settings)
+        af["overhead_share"] = round(1 - lib["wall_s"] / af["wall_s"], 3) if af["wall_s"] else None
+        figures["airflow"] = af
+    report("training", **figures)
+    if not a.__dict__.get("keep"):
+        shutil.rmtree(home, ignore_errors=True)

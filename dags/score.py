@@ -1,0 +1,66 @@
+"""
+### Score: daily batch predictions from each tenant's champions
+
+Daily, and after every `train` run (the `trained_models` asset). One mapped task per
+warehouse file loads each tenant's `recommender` and `churn` champions from the MLflow
+registry and writes `predictions.recommendations` (top-K items per user) and
+`predictions.churn_scores` into that warehouse, every row tagged with the model version that
+made it. Re-running a day replaces that day's rows: no duplicates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from dags.common.assets import PREDICTIONS, TRAINED_MODELS
+
+
+@dag(
+    dag_id="score",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=TRAINED_MODELS),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["tenantflow", "score"],
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
+    params={
+        "tenants": Param([], type="array", description="Tenant ids to score; empty means every tenant"),
+        "k": Param(10, type="integer", minimum=1, maximum=100, description="Recommendations per user"),
+    },
+)
+def score():
+    @task
+    def plan() -> list[dict]:
+        """The warehouse files to score, from the registry at run time."""
+        from dataclasses import asdict
+
+        from ml.features import tenants_for, warehouses
+
+        p = get_current_context()["params"]
+        return [asdict(w) | {"only": p["tenants"] or None, "k": p["k"]} for w in warehouses(tenants_for(None, p["tenants"] or None))]
+
+    @task(max_active_tis_per_dag=2)
+    def score_warehouse(warehouse: dict) -> dict:
+        """Each tenant's champions score its users into this warehouse's `predictions` schema."""
+        from ml.features import Warehouse
+        from ml.score import score_warehouse as run
+
+        wh = Warehouse(warehouse["key"], tuple(warehouse["tenants"]), tuple(warehouse["sharing_tenants"]))
+        return run(wh, tenants=warehouse["only"], k=warehouse["k"])
+
+    @task(outlets=[PREDICTIONS])
+    def publish(results: list[dict]) -> dict:
+        """Summarise what was scored and emit the `predictions` asset event."""
+        scored = {t: r for res in results for t, r in res["tenants"].items()}
+        get_current_context()["outlet_events"][PREDICTIONS].extra = {"tenants": sorted(t for t, r in scored.items() if r)}
+        return scored
+
+    publish(score_warehouse.expand(warehouse=plan()))
+
+
+score()

@@ -1,0 +1,64 @@
+-- Every candidate with the user's, the item's and the user-topic features as of its cutoff:
+-- the re-ranker's input, shared by training (ranking_examples) and serving (ranking_candidates).
+with
+
+candidates as (
+    select * from {{ ref('int_recommendation_candidates__as_of') }}
+),
+
+user_features as (
+    select * from {{ ref('int_user_features__as_of') }}
+),
+
+item_features as (
+    select * from {{ ref('int_item_features__as_of') }}
+),
+
+topic_affinity as (
+    select * from {{ ref('int_user_topic_affinity__as_of') }}
+),
+
+joined as (
+    select
+        candidates.tenant_id,
+        candidates.cutoff_date,
+        candidates.user_id,
+        candidates.item_id,
+        candidates.tenant_id || '/' || candidates.user_id || '/' || cast(candidates.cutoff_date as varchar) as query_id,
+        user_features.events_7d as user_events_7d,
+        user_features.events_28d as user_events_28d,
+        user_features.clicks_28d as user_clicks_28d,
+        user_features.completion_rate_28d as user_completion_rate_28d,
+        user_features.days_since_last_activity as user_days_since_last_activity,
+        item_features.topic as item_topic,
+        item_features.clicks_1d as item_clicks_1d,
+        item_features.clicks_7d as item_clicks_7d,
+        item_features.clicks_28d as item_clicks_28d,
+        item_features.completion_rate_28d as item_completion_rate_28d,
+        item_features.age_days as item_age_days,
+        item_features.trending_score as item_trending_score,
+        item_features.popularity_rank_7d as item_popularity_rank_7d,
+        coalesce(topic_affinity.affinity_28d, 0) as user_item_topic_affinity_28d,
+        coalesce(topic_affinity.clicks_28d, 0) as user_item_topic_clicks_28d,
+        candidates.covisit_sessions_28d as user_item_covisit_sessions_28d,
+        candidates.is_popular_candidate,
+        candidates.is_trending_candidate,
+        candidates.is_topic_candidate,
+        candidates.is_covisit_candidate
+    from candidates
+    inner join user_features
+        on user_features.tenant_id = candidates.tenant_id
+        and user_features.user_id = candidates.user_id
+        and user_features.cutoff_date = candidates.cutoff_date
+    inner join item_features
+        on item_features.tenant_id = candidates.tenant_id
+        and item_features.item_id = candidates.item_id
+        and item_features.cutoff_date = candidates.cutoff_date
+    left join topic_affinity
+        on topic_affinity.tenant_id = candidates.tenant_id
+        and topic_affinity.cutoff_date = candidates.cutoff_date
+        and topic_affinity.user_id = candidates.user_id
+        and topic_affinity.topic = item_features.topic
+)
+
+select * from joined

@@ -1,0 +1,136 @@
+-- Candidate generation, per user and cutoff (training cutoffs and the serving one): the
+-- tenant's popular and trending items, the top items of the user's favourite topics, and items
+-- co-clicked with what the user clicked last week. The re-ranker only ever orders these.
+with
+
+cutoffs as (
+    select * from {{ ref('int_feature_cutoffs') }}
+    where has_ranking_label or is_serving
+),
+
+users as (
+    select user_features.tenant_id, user_features.cutoff_date, user_features.user_id
+    from {{ ref('int_user_features__as_of') }} as user_features
+    inner join cutoffs
+        on cutoffs.tenant_id = user_features.tenant_id
+        and cutoffs.cutoff_date = user_features.cutoff_date
+),
+
+items as (
+    select
+        *,
+        row_number() over (
+            partition by tenant_id, cutoff_date order by trending_score desc, item_id
+        ) as trending_rank,
+        row_number() over (
+            partition by tenant_id, cutoff_date, topic order by clicks_7d desc, item_id
+        ) as topic_rank
+    from {{ ref('int_item_features__as_of') }}
+),
+
+favourite_topics as (
+    select *
+    from {{ ref('int_user_topic_affinity__as_of') }}
+    qualify row_number() over (
+        partition by tenant_id, cutoff_date, user_id order by affinity_28d desc, topic
+    ) <= {{ var('candidate_topics_per_user') }}
+),
+
+recent_clicks as (
+    select distinct cutoffs.tenant_id, cutoffs.cutoff_date, events.user_id, events.item_id
+    from cutoffs
+    inner join {{ ref('stg_lake__events') }} as events
+        on events.tenant_id = cutoffs.tenant_id
+        and events.event_type = 'click'
+        and events.event_date < cutoffs.cutoff_date
+        and events.event_date >= cutoffs.cutoff_date - 7
+),
+
+covisits as (
+    select * from {{ ref('int_item_covisits__as_of') }}
+),
+
+popular as (
+    select users.tenant_id, users.cutoff_date, users.user_id, items.item_id, 'popular' as source, 0 as covisit_sessions
+    from users
+    inner join items
+        on items.tenant_id = users.tenant_id
+        and items.cutoff_date = users.cutoff_date
+        and items.popularity_rank_7d <= {{ var('candidates_popular') }}
+),
+
+trending as (
+    select users.tenant_id, users.cutoff_date, users.user_id, items.item_id, 'trending' as source, 0 as covisit_sessions
+    from users
+    inner join items
+        on items.tenant_id = users.tenant_id
+        and items.cutoff_date = users.cutoff_date
+        and items.trending_rank <= {{ var('candidates_trending') }}
+),
+
+topical as (
+    select users.tenant_id, users.cutoff_date, users.user_id, items.item_id, 'topic' as source, 0 as covisit_sessions
+    from users
+    inner join favourite_topics
+        on favourite_topics.tenant_id = users.tenant_id
+        and favourite_topics.cutoff_date = users.cutoff_date
+        and favourite_topics.user_id = users.user_id
+    inner join items
+        on items.tenant_id = favourite_topics.tenant_id
+        and items.cutoff_date = favourite_topics.cutoff_date
+        and items.topic = favourite_topics.topic
+        and items.topic_rank <= {{ var('candidates_per_topic') }}
+),
+
+covisited as (
+    select
+        users.tenant_id,
+        users.cutoff_date,
+        users.user_id,
+        covisits.covisited_item_id as item_id,
+        'covisit' as source,
+        sum(covisits.sessions_28d) as covisit_sessions
+    from users
+    inner join recent_clicks
+        on recent_clicks.tenant_id = users.tenant_id
+        and recent_clicks.cutoff_date = users.cutoff_date
+        and recent_clicks.user_id = users.user_id
+    inner join covisits
+        on covisits.tenant_id = recent_clicks.tenant_id
+        and covisits.cutoff_date = recent_clicks.cutoff_date
+        and covisits.item_id = recent_clicks.item_id
+    -- only items of the catalogue as of the cutoff (clicks on unknown items are not candidates)
+    inner join items
+        on items.tenant_id = covisits.tenant_id
+        and items.cutoff_date = covisits.cutoff_date
+        and items.item_id = covisits.covisited_item_id
+    group by users.tenant_id, users.cutoff_date, users.user_id, covisits.covisited_item_id
+    qualify row_number() over (
+        partition by users.tenant_id, users.cutoff_date, users.user_id
+        order by sum(covisits.sessions_28d) desc, covisits.covisited_item_id
+    ) <= {{ var('candidates_covisit') }}
+),
+
+all_sources as (
+    select * from popular
+    union all select * from trending
+    union all select * from topical
+    union all select * from covisited
+),
+
+candidates as (
+    select
+        tenant_id,
+        cutoff_date,
+        user_id,
+        item_id,
+        bool_or(source = 'popular') as is_popular_candidate,
+        bool_or(source = 'trending') as is_trending_candidate,
+        bool_or(source = 'topic') as is_topic_candidate,
+        bool_or(source = 'covisit') as is_covisit_candidate,
+        sum(covisit_sessions) as covisit_sessions_28d
+    from all_sources
+    group by tenant_id, cutoff_date, user_id, item_id
+)
+
+select * from candidates

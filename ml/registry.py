@@ -1,0 +1,265 @@
+"""The MLflow model registry contract, and the audit log of every champion move.
+
+Names are ``<kind>.<tenant_id>`` and ``<kind>.global``; aliases ``champion`` (serves) and
+``challenger`` (the newest candidate). Every version carries the lineage tags of DESIGN.md:
+``tenant_id``, ``region``, ``trained_on`` (``global``, ``tenant``, ``fine_tuned``),
+``snapshot_id``, ``manifest_hash``, ``git_commit``. Only the promotion gate (``ml.train``) and
+the audited commands here (:func:`promote`, :func:`rollback`) move ``champion``; each move is a
+row in the ``model_audit`` table (who, what, when, why) next to the tenant registry, and the
+decision is also written on the version as ``gate.*`` tags for the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ml.settings import Settings, get_settings
+from ml.tenants import validate_slug
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+GLOBAL = "global"
+TRAINED_ON = ("global", "tenant", "fine_tuned")
+
+
+class RegistryError(RuntimeError):
+    """A registry request that cannot be honoured; the message says why and what to do."""
+
+
+def model_name(kind: str, tenant_id: str) -> str:
+    """``recommender.acme``, ``churn.global``: validated, never built from raw input."""
+    from ml.kinds import get_kind
+
+    get_kind(kind)
+    return f"{kind}.{GLOBAL if tenant_id == GLOBAL else validate_slug(tenant_id)}"
+
+
+def client(settings: Settings | None = None):
+    """An MLflow client on this installation's tracking store and registry."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    settings = settings or get_settings()
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")), exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(kind: str, settings: Settings | None = None) -> str:
+    """One experiment per model kind (``tenantflow-<kind>``): every tenant's runs side by side."""
+    settings = settings or get_settings()
+    c = client(settings)
+    name = f"tenantflow-{kind}"
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (settings.mlflow_artifacts / kind).resolve().as_uri()
+    try:
+        return c.create_experiment(name, artifact_location=location, tags={"kind": kind})
+    except Exception:  # another task created it first
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def version_by_alias(name: str, alias: str, settings: Settings | None = None):
+    """The version behind an alias, or None (no such model, or alias not set)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(settings).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def ensure_model(name: str, tenant_id: str, kind: str, settings: Settings | None = None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    c = client(settings)
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        try:
+            c.create_registered_model(
+                name,
+                tags={"tenant_id": tenant_id, "kind": kind},
+                description=f"{kind} model of tenant {tenant_id}" if tenant_id != GLOBAL else f"global {kind} model",
+            )
+        except MlflowException:  # created concurrently
+            pass
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: str
+    actor: str
+    kind: str
+    tenant_id: str
+    action: str  # promote | rollback | refuse
+    from_version: str | None
+    to_version: str | None
+    reason: str
+
+
+_AUDIT_SCHEMA = """
+create table if not exists model_audit (
+    id integer primary key autoincrement,
+    at text not null,
+    actor text not null,
+    kind text not null,
+    tenant_id text not null,
+    action text not null,
+    from_version text,
+    to_version text,
+    reason text not null
+);
+"""
+
+
+@contextmanager
+def _audit_db(settings: Settings) -> Iterator[sqlite3.Connection]:
+    settings.registry_db.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(settings.registry_db, timeout=30)
+    try:
+        con.execute(_AUDIT_SCHEMA)
+        yield con
+        con.commit()
+    finally:
+        con.close()
+
+
+def actor() -> str:
+    """Who is acting: the Airflow run when inside a task, else the OS user."""
+    dag_run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+    if dag_run:
+        return f"airflow:{os.environ.get('AIRFLOW_CTX_DAG_ID', '?')}/{dag_run}"
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 — no user database in some containers
+        return f"uid:{os.getuid()}"
+
+
+def audit(kind: str, tenant_id: str, action: str, from_version: str | None, to_version: str | None, reason: str,
+          settings: Settings | None = None, who: str | None = None) -> AuditEntry:  # fmt: skip
+    settings = settings or get_settings()
+    entry = AuditEntry(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), who or actor(), kind, tenant_id, action,
+                       from_version, to_version, reason)  # fmt: skip
+    with _audit_db(settings) as con:
+        con.execute(
+            "insert into model_audit (at, actor, kind, tenant_id, action, from_version, to_version, reason)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.at, entry.actor, entry.kind, entry.tenant_id, entry.action, entry.from_version, entry.to_version,
+             entry.reason),
+        )  # fmt: skip
+    return entry
+
+
+def audit_log(settings: Settings | None = None, tenant_id: str | None = None, kind: str | None = None) -> list[AuditEntry]:
+    settings = settings or get_settings()
+    sql = "select at, actor, kind, tenant_id, action, from_version, to_version, reason from model_audit where 1=1"
+    args: list[str] = []
+    if tenant_id:
+        sql += " and tenant_id = ?"
+        args.append(tenant_id)
+    if kind:
+        sql += " and kind = ?"
+        args.append(kind)
+    with _audit_db(settings) as con:
+        rows = con.execute(sql + " order by id", args).fetchall()
+    return [AuditEntry(*r) for r in rows]
+
+
+def promote(kind: str, tenant_id: str, version: str, reason: str, settings: Settings | None = None,
+            who: str | None = None) -> AuditEntry:  # fmt: skip
+    """Point ``champion`` at ``version`` (audited). The gate calls this; so can a person."""
+    settings = settings or get_settings()
+    name = model_name(kind, tenant_id)
+    c = client(settings)
+    c.get_model_version(name, version)  # raises if it does not exist
+    version = str(version)
+    current = version_by_alias(name, CHAMPION, settings)
+    c.set_registered_model_alias(name, CHAMPION, version)
+    challenger = version_by_alias(name, CHALLENGER, settings)
+    if challenger is not None and str(challenger.version) == version:
+        c.delete_registered_model_alias(name, CHALLENGER)
+    c.set_model_version_tag(name, version, "gate.decision", "promoted")
+    c.set_model_version_tag(name, version, "gate.reason", reason[:4000])
+    return audit(kind, tenant_id, "promote", str(current.version) if current else None, version, reason, settings, who)
+
+
+def champion_history(kind: str, tenant_id: str, settings: Settings | None = None) -> list[str]:
+    """Versions that have served as champion, oldest first, without those rolled back since."""
+    history: list[str] = []
+    for e in audit_log(settings, tenant_id, kind):
+        if e.action == "promote" and e.to_version:
+            history = [v for v in history if v != e.to_version] + [e.to_version]
+        elif e.action == "rollback" and e.from_version in history:
+            history.remove(e.from_version)
+    return history
+
+
+def rollback(kind: str, tenant_id: str, reason: str, settings: Settings | None = None, who: str | None = None) -> AuditEntry:
+    """Move ``champion`` back to the version that served before the current one (audited)."""
+    settings = settings or get_settings()
+    name = model_name(kind, tenant_id)
+    current = version_by_alias(name, CHAMPION, settings)
+    if current is None:
+        raise RegistryError(f"tenant {tenant_id}: {name} has no champion; nothing to roll back.")
+    history = champion_history(kind, tenant_id, settings)
+    current_version = str(current.version)
+    earlier = history[: history.index(current_version)] if current_version in history else history
+    if not earlier:
+        raise RegistryError(
+            f"tenant {tenant_id}: {name} v{current_version} is the first champion; there is no earlier version to "
+            f"roll back to. Promote another version with `tenantflow models promote {tenant_id} {kind} VERSION`."
+        )
+    previous = earlier[-1]
+    c = client(settings)
+    c.set_registered_model_alias(name, CHAMPION, previous)
+    c.set_model_version_tag(name, current_version, "gate.decision", "rolled_back")
+    c.set_model_version_tag(name, current_version, "gate.reason", reason[:4000])
+    return audit(kind, tenant_id, "rollback", current_version, previous, reason, settings, who)
+
+
+def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dict | None:
+    """Champion and challenger of one registered model, with their lineage and metrics."""
+    settings = settings or get_settings()
+    name = model_name(kind, tenant_id)
+    champ = version_by_alias(name, CHAMPION, settings)
+    chall = version_by_alias(name, CHALLENGER, settings)
+    if champ is None and chall is None:
+        return None
+    out: dict = {
+        "champion_version": str(champ.version) if champ else None,
+        "challenger_version": str(chall.version) if chall else None,
+        "trained_on": None,
+        "metrics": {},
+        "baseline_metrics": {},
+    }
+    if champ is not None:
+        tags = champ.tags
+        out["trained_on"] = tags.get("trained_on")
+        out["snapshot_id"] = tags.get("snapshot_id")
+        # a tenant version that borrows the global model's files names its own run in a tag
+        out["run_id"] = tags.get("run_id") or champ.run_id
+        if out["run_id"]:
+            run = client(settings).get_run(out["run_id"])
+            m = run.data.metrics
+            from ml.kinds import get_kind
+
+            shown = get_kind(kind).reported_metrics
+            out["metrics"] = {k: round(m[k], 4) for k in shown if k in m}
+            out["baseline_metrics"] = {k: round(m[f"baseline_{k}"], 4) for k in shown if f"baseline_{k}" in m}
+    if chall is not None:
+        out["challenger_reason"] = chall.tags.get("gate.reason")
+    return out

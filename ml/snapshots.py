@@ -1,0 +1,211 @@
+"""Training snapshots: a tenant's training data frozen as Parquet, with a content id.
+
+Training never reads the live warehouse while it learns. It first copies each tenant's
+training marts out of its warehouse file (read-only, under the warehouse lock, so it never
+meets a half-built table) into ``snapshots/region=R/tenant=T/<snapshot_id>/``, next to the
+tenant's other data in its region. The snapshot id is a hash of the files' bytes: the same
+data gives the same id, every model version is tagged with it, and retraining on a snapshot
+reproduces the model (see ``tests/model``).
+
+The dbt manifest hash recorded with the snapshot is a hash of the model nodes' checksums (not
+of the manifest file, which carries timestamps), so it changes exactly when the SQL or yml does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.features import Warehouse, feature_columns, warehouse_lock
+from ml.settings import Settings, get_settings
+from ml.tenants import validate_slug
+
+log = logging.getLogger(__name__)
+
+TRAINING_MARTS = ("ranking_examples", "churn_examples")
+KEEP_SNAPSHOTS = 3  # per tenant, newest first; older ones are removed
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One tenant's frozen training data."""
+
+    tenant_id: str
+    region: str
+    snapshot_id: str
+    path: Path
+    manifest_hash: str
+    created_at: str
+    rows: dict[str, int]
+    catalogue_items: dict[str, int]  # cutoff date -> items available then (recommender coverage)
+    features: dict[str, list[dict]]  # mart -> declared feature columns
+    history_days: int  # days from the tenant's first to its last activity
+
+    def table(self, mart: str) -> Path:
+        return self.path / f"{mart}.parquet"
+
+    def to_json(self) -> dict:
+        return {
+            "tenant_id": self.tenant_id,
+            "region": self.region,
+            "snapshot_id": self.snapshot_id,
+            "path": str(self.path),
+            "manifest_hash": self.manifest_hash,
+            "created_at": self.created_at,
+            "rows": self.rows,
+            "catalogue_items": self.catalogue_items,
+            "features": self.features,
+            "history_days": self.history_days,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Snapshot:
+        return cls(**{**d, "path": Path(d["path"])})
+
+
+def tenant_root(settings: Settings, region: str, tenant_id: str) -> Path:
+    return settings.home / "snapshots" / f"region={validate_slug(region, 'region')}" / f"tenant={validate_slug(tenant_id)}"
+
+
+def manifest_path(settings: Settings, wh: Warehouse) -> Path:
+    """The manifest of the dbt build that produced this warehouse's marts."""
+    return settings.dbt_target_dir / wh.key.replace("/", "__") / "manifest.json"
+
+
+def manifest_hash(manifest: dict) -> str:
+    """A stable hash of the dbt project's models (their checksums), not of build timestamps."""
+    nodes = {k: v["checksum"]["checksum"] for k, v in manifest["nodes"].items() if k.startswith("model.")}
+    return hashlib.sha256(json.dumps(nodes, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def latest(settings: Settings, region: str, tenant_id: str) -> Snapshot | None:
+    """The tenant's most recent snapshot, or None before its first training."""
+    try:
+        return Snapshot.from_json(json.loads((tenant_root(settings, region, tenant_id) / "latest.json").read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def load(settings: Settings, region: str, tenant_id: str, snapshot_id: str) -> Snapshot:
+    path = tenant_root(settings, region, tenant_id) / snapshot_id / "snapshot.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"tenant {tenant_id}: training snapshot {snapshot_id} is gone ({path}); retrain from a new snapshot."
+        )
+    return Snapshot.from_json(json.loads(path.read_text()))
+
+
+def export_warehouse(wh: Warehouse, settings: Settings | None = None, tenants: list[str] | None = None) -> dict[str, Snapshot]:
+    """Snapshot the training marts of this warehouse's tenants (all, or the named ones)."""
+    import duckdb
+
+    from ml.tenants import TenantRegistry
+
+    settings = settings or get_settings()
+    region = wh.key.split("/", 1)[0]
+    wanted = [t for t in wh.tenants if tenants is None or t in tenants]
+    mpath = manifest_path(settings, wh)
+    if not mpath.exists():
+        raise FileNotFoundError(
+            f"warehouse {wh.key}: no dbt manifest at {mpath}; run the features DAG (or `tenantflow features build`) first."
+        )
+    manifest = json.loads(mpath.read_text())
+    m_hash = manifest_hash(manifest)
+    declared = {mart: feature_columns(manifest, mart) for mart in TRAINING_MARTS}
+    registry = TenantRegistry(settings)
+    out: dict[str, Snapshot] = {}
+    path = wh.path(settings)
+    if not path.exists():
+        log.warning("warehouse %s has not been built yet; no snapshots", wh.key)
+        return out
+    with warehouse_lock(path):
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+            missing = [m for m in TRAINING_MARTS if m not in present]
+            if missing:
+                raise RuntimeError(f"warehouse {wh.key}: marts {missing} are missing; the features DAG must build them first.")
+            for tid in wanted:
+                registry.get(tid)  # a tenant removed since the build is not exported
+                out[tid] = _export_tenant(con, settings, region, tid, m_hash, declared)
+        finally:
+            con.close()
+    return out
+
+
+def _export_tenant(con, settings: Settings, region: str, tenant_id: str, m_hash: str, declared: dict) -> Snapshot:
+    root = tenant_root(settings, region, tenant_id)
+    tmp = root / f".tmp-{os.getpid()}-{time.monotonic_ns()}"
+    tmp.mkdir(parents=True)
+    rows: dict[str, int] = {}
+    digest = hashlib.sha256(m_hash.encode())
+    keys = {"ranking_examples": "cutoff_date, user_id, item_id", "churn_examples": "cutoff_date, user_id"}
+    for mart in TRAINING_MARTS:
+        target = tmp / f"{mart}.parquet"
+        con.execute(
+            f"copy (select * from {mart} where tenant_id = $tenant order by {keys[mart]}) "
+            f"to '{target}' (format parquet, compression zstd, row_group_size 1000000)",
+            {"tenant": tenant_id},
+        )
+        rows[mart] = con.execute(f"select count(*) from read_parquet('{target}')").fetchone()[0]
+        digest.update(mart.encode())
+        digest.update(hashlib.sha256(target.read_bytes()).digest())
+    catalogue = {
+        str(d): int(n)
+        for d, n in con.execute(
+            "select cutoff_date, count(*) from int_item_features__as_of where tenant_id = ? group by 1 order by 1",
+            [tenant_id],
+        ).fetchall()
+    }
+    first, last = con.execute(
+        "select min(activity_date), max(activity_date) from int_user_activity__daily where tenant_id = ?", [tenant_id]
+    ).fetchone()
+    history_days = (last - first).days + 1 if first is not None else 0
+    snapshot_id = digest.hexdigest()[:16]
+    final = root / snapshot_id
+    snap = Snapshot(
+        tenant_id=tenant_id,
+        region=region,
+        snapshot_id=snapshot_id,
+        path=final,
+        manifest_hash=m_hash,
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        rows=rows,
+        catalogue_items=catalogue,
+        features=declared,
+        history_days=history_days,
+    )
+    if final.exists():  # the same bytes were snapshotted before: keep the original
+        shutil.rmtree(tmp)
+        os.utime(final)
+        snap = load(settings, region, tenant_id, snapshot_id)
+    else:
+        (tmp / "snapshot.json").write_text(json.dumps(snap.to_json(), indent=1))
+        os.replace(tmp, final)
+    _write_json_atomically(root / "latest.json", snap.to_json())
+    _prune(root, keep={snapshot_id})
+    log.info("tenant %s: snapshot %s (%s)", tenant_id, snapshot_id, rows)
+    return snap
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _prune(root: Path, keep: set[str]) -> None:
+    """Drop all but the newest snapshots (and stray temp dirs of dead exports)."""
+    snaps = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+    for p in snaps[:-KEEP_SNAPSHOTS]:
+        if p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
+    for p in root.glob(".tmp-*"):
+        if time.time() - p.stat().st_mtime > 3600:
+            shutil.rmtree(p, ignore_errors=True)
