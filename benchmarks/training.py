@@ -124,9 +124,14 @@ def airflow_run(settings) -> dict:
     def ts(s):
         return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
-    wall = (ts(run["end_date"]) - ts(run["start_date"])).total_seconds()
+    # wall from the trigger to the run's end, as a user waits for it (a run's start_date can be
+    # reset by the scheduler, so take the earliest of queued/start)
+    begin = min(ts(x) for x in (run.get("queued_at"), run.get("start_date")) if x)
+    wall = (ts(run["end_date"]) - begin).total_seconds()
     busy = sum((ts(t["end_date"]) - ts(t["start_date"])).total_seconds() for t in tis if t.get("end_date"))
-    return {"state": run["state"], "wall_s": round(wall, 1), "task_seconds_sum": round(busy, 1), "task_instances": len(tis)}
+    return {"state": run["state"], "wall_s": round(wall, 1), "task_seconds_sum": round(busy, 1), "task_instances": len(tis),
+            "tries": {f"{t['task_id']}[{t['map_index']}]": t.get("try_number") for t in tis if (t.get("try_number") or 1) > 1},
+            "run": {k: run.get(k) for k in ("queued_at", "start_date", "end_date")}}  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -137,6 +142,7 @@ if __name__ == "__main__":
     ap.add_argument("--days", type=int, default=35)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--airflow", action="store_true", help="also time one train DAG run through Airflow")
+    ap.add_argument("--keep", action="store_true", help="keep the benchmark's home (for inspection)")
     a = ap.parse_args()
     home = fresh_home("train")
     settings = get_settings()
@@ -164,5 +170,5 @@ if __name__ == "__main__":
         af["overhead_share"] = round(1 - lib["wall_s"] / af["wall_s"], 3) if af["wall_s"] else None
         figures["airflow"] = af
     report("training", **figures)
-    if not a.__dict__.get("keep"):
+    if not a.keep:
         shutil.rmtree(home, ignore_errors=True)

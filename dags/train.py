@@ -87,7 +87,7 @@ def train():
 
         return run(job["kind"], job["reason"], force=job["force"])
 
-    @task(max_active_tis_per_dag=PARALLEL_CHUNKS, trigger_rule="none_failed")
+    @task(max_active_tis_per_dag=PARALLEL_CHUNKS, trigger_rule="all_done")
     def train_tenants(job: dict) -> list[dict]:
         """Each tenant of the chunk, each kind: train, log, register, gate. One failure never stops the others."""
         import logging

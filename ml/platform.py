@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -240,12 +241,12 @@ class AirflowClient:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=-run_after")["dag_runs"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        quoted = urllib.request.quote(run_id, safe="")
+        quoted = urllib.parse.quote(run_id, safe="")
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=500")["task_instances"]
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict:
         deadline = time.monotonic() + timeout
-        quoted = urllib.request.quote(run_id, safe="")
+        quoted = urllib.parse.quote(run_id, safe="")
         while True:
             if self.services:
                 self.services.check_alive()

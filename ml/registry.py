@@ -11,6 +11,7 @@ decision is also written on the version as ``gate.*`` tags for the MLflow UI.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import sqlite3
@@ -41,16 +42,24 @@ def model_name(kind: str, tenant_id: str) -> str:
 
 
 def client(settings: Settings | None = None):
-    """An MLflow client on this installation's tracking store and registry."""
+    """An MLflow client on this installation's tracking store and registry (one per process and URI)."""
     import mlflow
-    from mlflow import MlflowClient
 
     settings = settings or get_settings()
     uri = settings.mlflow_tracking_uri
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    return _client(uri)
+
+
+@functools.cache
+def _client(uri: str):
+    """Opening a SQL store checks its schema (seconds on SQLite): do it once per process."""
+    from mlflow import MlflowClient
+
     if uri.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")), exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

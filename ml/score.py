@@ -80,10 +80,10 @@ def score_warehouse(wh: Warehouse, settings: Settings | None = None, tenants: li
     wanted = [t for t in wh.tenants if tenants is None or t in tenants]
     models = {}
     for tid in wanted:
-        for kind in ("recommender", "churn"):
-            champ = _champion(kind, tid, settings)
+        for kind_name in ("recommender", "churn"):
+            champ = _champion(kind_name, tid, settings)
             if champ is not None:
-                models[(tid, kind)] = champ
+                models[(tid, kind_name)] = champ
     out: dict[str, dict] = {tid: {} for tid in wanted}
     path = wh.path(settings)
     if not path.exists() or not models:
@@ -99,7 +99,7 @@ def score_warehouse(wh: Warehouse, settings: Settings | None = None, tenants: li
                     out[tid][kind_name] = {"rows": 0, "model_version": str(mv.version)}
                     continue
                 kind = get_kind(kind_name)
-                scores = booster.predict(kind.matrix(frame, features), num_threads=2)
+                scores = booster.predict(kind.matrix(frame, features), num_threads=1)
                 meta = {"model_name": mv.name, "model_version": str(mv.version), "trained_on": mv.tags.get("trained_on", ""),
                         "scored_at": pd.Timestamp.now(tz="UTC")}  # fmt: skip
                 if kind_name == "recommender":

@@ -87,9 +87,11 @@ def manifest_hash(manifest: dict) -> str:
 def latest(settings: Settings, region: str, tenant_id: str) -> Snapshot | None:
     """The tenant's most recent snapshot, or None before its first training."""
     try:
-        return Snapshot.from_json(json.loads((tenant_root(settings, region, tenant_id) / "latest.json").read_text()))
+        d = json.loads((tenant_root(settings, region, tenant_id) / "latest.json").read_text())
     except FileNotFoundError:
         return None
+    # the folder is derived from this home, not stored: a moved or restored home still works
+    return Snapshot.from_json({**d, "path": str(tenant_root(settings, region, tenant_id) / d["snapshot_id"])})
 
 
 def load(settings: Settings, region: str, tenant_id: str, snapshot_id: str) -> Snapshot:
@@ -98,7 +100,7 @@ def load(settings: Settings, region: str, tenant_id: str, snapshot_id: str) -> S
         raise FileNotFoundError(
             f"tenant {tenant_id}: training snapshot {snapshot_id} is gone ({path}); retrain from a new snapshot."
         )
-    return Snapshot.from_json(json.loads(path.read_text()))
+    return Snapshot.from_json({**json.loads(path.read_text()), "path": str(path.parent)})
 
 
 def export_warehouse(wh: Warehouse, settings: Settings | None = None, tenants: list[str] | None = None) -> dict[str, Snapshot]:

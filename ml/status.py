@@ -47,7 +47,7 @@ def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str |
 
 def _models(settings: Settings, tenant: Tenant) -> dict[str, dict[str, Any]]:
     """Champion and challenger per model kind, read from the MLflow registry."""
-    empty = {"champion_version": None, "challenger_version": None, "trained_on": None, "metrics": {}, "baseline_metrics": {}}
+    empty: dict[str, Any] = {"champion_version": None, "challenger_version": None, "trained_on": None, "metrics": {}, "baseline_metrics": {}}
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return {kind: dict(empty) for kind in tenant.model_kinds}  # nothing trained yet; do not create the store

@@ -17,4 +17,6 @@
         on cutoffs.tenant_id = as_of.tenant_id
         and cutoffs.cutoff_date = as_of.cutoff_date
     where cutoffs.is_serving
+    -- tenant order: zone maps skip other tenants' row groups on per-tenant reads
+    order by as_of.tenant_id
 {%- endmacro %}

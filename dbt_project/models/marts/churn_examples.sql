@@ -34,4 +34,6 @@ examples as (
         and cancellations.user_id = user_features.user_id
 )
 
+-- stored in tenant order (zone maps skip other tenants' row groups on per-tenant reads)
 select * from examples
+order by tenant_id, cutoff_date, user_id
