@@ -28,6 +28,21 @@ def register_fleet(settings, config) -> None:
         registry.add(Tenant(s.tenant_id, s.region, onboarded_at=config.start_date), replace=True)
 
 
+def ingest_chunk(args):
+    """One worker's share of ingestion: (tenant ids, start, end) -> per-day summaries."""
+    from ml.ingest import ingest_tenants
+
+    tenants, start, end = args
+    return ingest_tenants(tenants, start, end)
+
+
+def warehouse(key: str):
+    """The registered warehouse with this key (worker processes are handed keys, not objects)."""
+    from ml.features import tenants_for, warehouses
+
+    return next(w for w in warehouses(tenants_for(None)) if w.key == key)
+
+
 def report(name: str, **figures) -> None:
     figures = {"benchmark": name, "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}

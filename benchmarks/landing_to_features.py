@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 
-from _common import fresh_home, register_fleet, report
+from _common import fresh_home, ingest_chunk, register_fleet, report, warehouse
 
 from ml.generate import fleet_config, generate
 from ml.settings import get_settings
@@ -23,18 +23,10 @@ from ml.settings import get_settings
 END = date(2026, 11, 20)
 
 
-def _ingest(args):
-    from ml.ingest import ingest_tenants
-
-    tenants, start, end = args
-    return ingest_tenants(tenants, start, end)
-
-
 def _build(key):
-    from ml.features import build_and_check_warehouse, tenants_for, warehouses
+    from ml.features import build_and_check_warehouse
 
-    wh = next(w for w in warehouses(tenants_for(None)) if w.key == key)
-    res = build_and_check_warehouse(wh)
+    res = build_and_check_warehouse(warehouse(key))
     return {"key": key, "failed": len(res["failed_nodes"]), "seconds": res["seconds"],
             "healthy": sum(h["healthy"] for h in res["health"].values()), "tenants": len(res["health"])}
 
@@ -59,7 +51,7 @@ if __name__ == "__main__":
     size = max(1, -(-len(ids) // a.workers))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers) as pool:
-        summaries = [s for part in pool.map(_ingest, [(c, config.start_date, END + timedelta(days=1)) for c in chunk(ids, min(8, size))]) for s in part]
+        summaries = [s for part in pool.map(ingest_chunk, [(c, config.start_date, END + timedelta(days=1)) for c in chunk(ids, min(8, size))]) for s in part]
     t1 = time.perf_counter()
     keys = [w.key for w in warehouses(tenants_for(settings))]
     with ProcessPoolExecutor(min(a.workers, len(keys))) as pool:

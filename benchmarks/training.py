@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 
-from _common import fresh_home, register_fleet, report
+from _common import fresh_home, ingest_chunk, register_fleet, report, warehouse
 
 from ml.generate import fleet_config, generate
 from ml.settings import get_settings
@@ -28,27 +28,17 @@ from ml.settings import get_settings
 END = date(2026, 11, 20)
 
 
-def _ingest(args):
-    from ml.ingest import ingest_tenants
-
-    tenants, start, end = args
-    return len(ingest_tenants(tenants, start, end))
-
-
 def _build(key):
-    from ml.features import build_and_check_warehouse, tenants_for, warehouses
+    from ml.features import build_and_check_warehouse
 
-    wh = next(w for w in warehouses(tenants_for(None)) if w.key == key)
-    res = build_and_check_warehouse(wh)
+    res = build_and_check_warehouse(warehouse(key))
     return key, len(res["failed_nodes"]), res["seconds"]
 
 
 def _snapshot(key):
-    from ml.features import tenants_for, warehouses
     from ml.snapshots import export_warehouse
 
-    wh = next(w for w in warehouses(tenants_for(None)) if w.key == key)
-    return len(export_warehouse(wh))
+    return len(export_warehouse(warehouse(key)))
 
 
 def _global(kind):
@@ -155,7 +145,7 @@ if __name__ == "__main__":
     ids = [s.tenant_id for s in config.tenants]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers) as pool:
-        list(pool.map(_ingest, [(c, config.start_date, END + timedelta(days=1))
+        list(pool.map(ingest_chunk, [(c, config.start_date, END + timedelta(days=1))
                                 for c in chunk(ids, max(1, -(-len(ids) // a.workers)))]))  # fmt: skip
         t_ingest = time.perf_counter() - t0
         builds = list(pool.map(_build, [w.key for w in warehouses(tenants_for(settings))]))

@@ -53,7 +53,7 @@ def features():
         """dbt build for one warehouse file, then GX checks of each tenant's marts."""
         from ml.features import Warehouse, build_and_check_warehouse
 
-        wh = Warehouse(warehouse["key"], tuple(warehouse["tenants"]), tuple(warehouse["sharing_tenants"]))
+        wh = Warehouse.from_dict(warehouse)
         return build_and_check_warehouse(wh, rebuild_from=warehouse["rebuild_from"])
 
     @task(outlets=[FEATURE_MARTS], trigger_rule="all_done")

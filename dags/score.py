@@ -50,7 +50,7 @@ def score():
         from ml.features import Warehouse
         from ml.score import score_warehouse as run
 
-        wh = Warehouse(warehouse["key"], tuple(warehouse["tenants"]), tuple(warehouse["sharing_tenants"]))
+        wh = Warehouse.from_dict(warehouse)
         return run(wh, tenants=warehouse["only"], k=warehouse["k"])
 
     @task(outlets=[PREDICTIONS])

@@ -76,7 +76,7 @@ def train():
         from ml.features import Warehouse
         from ml.snapshots import export_warehouse
 
-        wh = Warehouse(warehouse["key"], tuple(warehouse["tenants"]), tuple(warehouse["sharing_tenants"]))
+        wh = Warehouse.from_dict(warehouse)
         snaps = export_warehouse(wh, tenants=warehouse["only"])
         return {t: {"snapshot_id": s.snapshot_id, "rows": s.rows} for t, s in snaps.items()}
 

@@ -93,13 +93,28 @@ def lift(metrics: dict[str, float], baseline: dict[str, float], names: tuple[str
     return out
 
 
-def plot_calibration(y: np.ndarray, p: np.ndarray, path: Path, title: str) -> Path:
-    """Reliability diagram: predicted churn probability against the observed rate, by decile."""
+def _pyplot():
+    """pyplot on the file-only backend (tasks and tests have no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_calibration(y: np.ndarray, p: np.ndarray, path: Path, title: str) -> Path:
+    """Reliability diagram: predicted churn probability against the observed rate, by decile."""
+    plt = _pyplot()
     df = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(p, dtype=float)})
     df["bin"] = pd.qcut(df["p"].rank(method="first"), q=min(10, len(df)), labels=False)
     agg = df.groupby("bin").agg(p=("p", "mean"), y=("y", "mean"), n=("y", "size"))
@@ -109,19 +124,12 @@ def plot_calibration(y: np.ndarray, p: np.ndarray, path: Path, title: str) -> Pa
     ax.plot(agg["p"], agg["y"], marker="o", label="model (deciles)")
     ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", title=title, xlim=(0, lim), ylim=(0, lim))
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_importance(names: list[str], gain: np.ndarray, contributions: np.ndarray, path: Path, title: str) -> Path:
     """Feature importance (gain) beside the mean |contribution| (LightGBM's SHAP values)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     order = np.argsort(contributions)
     fig, axes = plt.subplots(1, 2, figsize=(10, max(3.0, 0.28 * len(names))), sharey=True)
     y = np.arange(len(names))
@@ -130,19 +138,12 @@ def plot_importance(names: list[str], gain: np.ndarray, contributions: np.ndarra
     axes[1].barh(y, np.asarray(contributions)[order], color="tab:orange")
     axes[1].set(xlabel="mean |SHAP contribution|", title="SHAP summary")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_ranking_comparison(model: dict[str, float], baseline: dict[str, float], path: Path, title: str, k: int = K) -> Path:
     """The model's holdout ranking metrics beside the popularity baseline's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     names = [f"hit_rate_at_{k}", f"ndcg_at_{k}", f"map_at_{k}", f"catalogue_coverage_at_{k}"]
     names = [n for n in names if n in model and n in baseline]
     x = np.arange(len(names))
@@ -152,7 +153,4 @@ def plot_ranking_comparison(model: dict[str, float], baseline: dict[str, float],
     ax.set(xticks=x, xticklabels=names, title=title)
     ax.tick_params(axis="x", labelsize=8)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -44,6 +44,11 @@ class Warehouse:
     def path(self, settings: Settings) -> Path:
         return warehouse_path(settings, self.key)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Warehouse:
+        """Back from ``dataclasses.asdict`` (how DAG tasks pass warehouses through XCom)."""
+        return cls(d["key"], tuple(d["tenants"]), tuple(d["sharing_tenants"]))
+
 
 def warehouses(tenants: list[Tenant]) -> list[Warehouse]:
     """The warehouse files of a set of tenants, in a stable order."""

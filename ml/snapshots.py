@@ -150,12 +150,11 @@ def _export_tenant(con, settings: Settings, region: str, tenant_id: str, m_hash:
     keys = {"ranking_examples": "cutoff_date, user_id, item_id", "churn_examples": "cutoff_date, user_id"}
     for mart in TRAINING_MARTS:
         target = tmp / f"{mart}.parquet"
-        con.execute(
+        (rows[mart],) = con.execute(
             f"copy (select * from {mart} where tenant_id = $tenant order by {keys[mart]}) "
             f"to '{target}' (format parquet, compression zstd, row_group_size 1000000)",
             {"tenant": tenant_id},
-        )
-        rows[mart] = con.execute(f"select count(*) from read_parquet('{target}')").fetchone()[0]
+        ).fetchone()
         digest.update(mart.encode())
         digest.update(hashlib.sha256(target.read_bytes()).digest())
     catalogue = {

@@ -331,8 +331,7 @@ def log_and_register(kind: ModelKind, tenant: Tenant | None, winner: Candidate, 
                 "candidates": {c.trained_on: c.metrics for c in candidates},
             }, indent=1, default=str))  # fmt: skip
             mlflow.log_artifacts(str(d))
-        example = _input_example(kind, holdout if not holdout.empty else pd.DataFrame(columns=features), features) \
-            if not holdout.empty else None
+        example = None if holdout.empty else _input_example(kind, holdout, features)
         if winner.model_uri is not None:
             model_uri = winner.model_uri  # the global model's own files: one copy, many registered names
         else:
@@ -488,8 +487,7 @@ def train_tenant(kind_name: str, tenant_id: str, reason: str = "manual", setting
         g_features = json.loads(g.tags.get("features", "[]"))
         if g_features == features:
             global_booster = load_booster(global_name, str(g.version), settings)
-            src = registry.client(settings).get_model_version(global_name, str(g.version)).source
-            c = Candidate("global", global_booster, model_uri=src, global_version=str(g.version))
+            c = Candidate("global", global_booster, model_uri=g.source, global_version=str(g.version))
             c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
             candidates.append(c)
         else:
@@ -508,10 +506,9 @@ def train_tenant(kind_name: str, tenant_id: str, reason: str = "manual", setting
     if not candidates:
         return {"tenant_id": tenant_id, "kind": kind.name,
                 "skipped": f"{why}, and there is no global {kind.name} champion to serve it yet"}  # fmt: skip
+    # not eligible: the global model is the only candidate
     h = kind.headline
     winner = max(candidates, key=lambda c: (c.metrics.get(h, float("-inf")), c.trained_on != "global"))
-    if not eligible:
-        winner = candidates[0]  # the global model, the only candidate
     result = log_and_register(
         kind, tenant, winner, features=features, snapshot_id=snap.snapshot_id, manifest_hash=snap.manifest_hash,
         reason=reason, train_rows=len(train), holdout=holdout, baseline=baseline, candidates=candidates,

@@ -50,26 +50,39 @@ covisits as (
     select * from {{ ref('int_item_covisits__as_of') }}
 ),
 
-popular as (
-    select users.tenant_id, users.cutoff_date, users.user_id, items.item_id, 'popular' as source, 0 as covisit_sessions
+-- the tenant-wide sources (the same items for every user): one join, flagged by source
+tenant_wide as (
+    select
+        users.tenant_id,
+        users.cutoff_date,
+        users.user_id,
+        items.item_id,
+        items.popularity_rank_7d <= {{ var('candidates_popular') }} as from_popular,
+        items.trending_rank <= {{ var('candidates_trending') }} as from_trending,
+        false as from_topic,
+        false as from_covisit,
+        0 as covisit_sessions
     from users
     inner join items
         on items.tenant_id = users.tenant_id
         and items.cutoff_date = users.cutoff_date
-        and items.popularity_rank_7d <= {{ var('candidates_popular') }}
-),
-
-trending as (
-    select users.tenant_id, users.cutoff_date, users.user_id, items.item_id, 'trending' as source, 0 as covisit_sessions
-    from users
-    inner join items
-        on items.tenant_id = users.tenant_id
-        and items.cutoff_date = users.cutoff_date
-        and items.trending_rank <= {{ var('candidates_trending') }}
+        and (
+            items.popularity_rank_7d <= {{ var('candidates_popular') }}
+            or items.trending_rank <= {{ var('candidates_trending') }}
+        )
 ),
 
 topical as (
-    select users.tenant_id, users.cutoff_date, users.user_id, items.item_id, 'topic' as source, 0 as covisit_sessions
+    select
+        users.tenant_id,
+        users.cutoff_date,
+        users.user_id,
+        items.item_id,
+        false as from_popular,
+        false as from_trending,
+        true as from_topic,
+        false as from_covisit,
+        0 as covisit_sessions
     from users
     inner join favourite_topics
         on favourite_topics.tenant_id = users.tenant_id
@@ -88,7 +101,10 @@ covisited as (
         users.cutoff_date,
         users.user_id,
         covisits.covisited_item_id as item_id,
-        'covisit' as source,
+        false as from_popular,
+        false as from_trending,
+        false as from_topic,
+        true as from_covisit,
         sum(covisits.sessions_28d) as covisit_sessions
     from users
     inner join recent_clicks
@@ -112,8 +128,7 @@ covisited as (
 ),
 
 all_sources as (
-    select * from popular
-    union all select * from trending
+    select * from tenant_wide
     union all select * from topical
     union all select * from covisited
 ),
@@ -124,10 +139,10 @@ candidates as (
         cutoff_date,
         user_id,
         item_id,
-        bool_or(source = 'popular') as is_popular_candidate,
-        bool_or(source = 'trending') as is_trending_candidate,
-        bool_or(source = 'topic') as is_topic_candidate,
-        bool_or(source = 'covisit') as is_covisit_candidate,
+        bool_or(from_popular) as is_popular_candidate,
+        bool_or(from_trending) as is_trending_candidate,
+        bool_or(from_topic) as is_topic_candidate,
+        bool_or(from_covisit) as is_covisit_candidate,
         sum(covisit_sessions) as covisit_sessions_28d
     from all_sources
     group by tenant_id, cutoff_date, user_id, item_id
