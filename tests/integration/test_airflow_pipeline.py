@@ -123,9 +123,14 @@ def _check_models_and_predictions(settings) -> None:
     for tid in ("acme", "globex", "initech"):
         champ = c.get_model_version_by_alias(f"recommender.{tid}", "champion")
         assert champ.tags["tenant_id"] == tid and champ.tags["snapshot_id"] and champ.tags["manifest_hash"]
-        assert champ.tags["reason"] == "features"  # asset-triggered
         run = c.get_run(champ.tags["run_id"])
         assert run.data.tags["tenant_id"] == tid and "hit_rate_at_10" in run.data.metrics
+        # the reason records how the train run that made it was triggered: the feature asset, or
+        # the weekly cron (catchup=False runs the last missed week when the DAG is unpaused)
+        dag_run_id = run.data.tags["actor"].split("/", 1)[1]
+        assert dag_run_id.startswith(("asset_triggered__", "scheduled__")), dag_run_id
+        expected = "features" if dag_run_id.startswith("asset_triggered__") else "schedule"
+        assert champ.tags["reason"] == expected, (dag_run_id, champ.tags["reason"])
     for key, tenants in (("eu/pool", {"acme", "globex"}), ("us/silo_initech", {"initech"})):
         con = duckdb.connect(str(warehouse_path(settings, key)), read_only=True)
         rows = con.execute("select tenant_id, model_name, model_version, count(*) from predictions.recommendations "
