@@ -10,7 +10,7 @@ made it. Re-running a day replaces that day's rows: no duplicates.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
@@ -21,8 +21,9 @@ from dags.common.assets import PREDICTIONS, TRAINED_MODELS
 
 @dag(
     dag_id="score",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=TRAINED_MODELS),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC", run_immediately=False), assets=TRAINED_MODELS),
+    # no start_date: unpausing waits for the next cron slot (run_immediately=False) instead of
+    # training/scoring at once on whatever the last slot left; the asset still starts it.
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

@@ -20,7 +20,7 @@ on. Nothing is retrained when a tenant's snapshot did not change, unless `force`
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
@@ -33,8 +33,9 @@ PARALLEL_CHUNKS = 2  # mapped training tasks at once (one per core here)
 
 @dag(
     dag_id="train",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC"), assets=FEATURE_MARTS),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=False), assets=FEATURE_MARTS),
+    # no start_date: unpausing waits for the next cron slot (run_immediately=False) instead of
+    # training/scoring at once on whatever the last slot left; the asset still starts it.
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
