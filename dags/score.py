@@ -17,13 +17,13 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dags.common.assets import PREDICTIONS, TRAINED_MODELS
+from dags.common.timing import NEVER_AT_ONCE
 
 
 @dag(
     dag_id="score",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC", run_immediately=False), assets=TRAINED_MODELS),
-    # no start_date: unpausing waits for the next cron slot (run_immediately=False) instead of
-    # training/scoring at once on whatever the last slot left; the asset still starts it.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC", run_immediately=NEVER_AT_ONCE), assets=TRAINED_MODELS),
+    # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

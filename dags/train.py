@@ -1,8 +1,10 @@
 """
 ### Train: LightGBM recommenders and churn models, global then per tenant, gated in MLflow
 
-Runs weekly and whenever the `feature_marts` asset updates; trigger it by hand with the
-params below (tenants, model kinds, reason, force). Steps:
+Runs weekly (everyone), whenever the `feature_marts` asset updates (only what is due: tenants
+without a champion, champions older than `TENANTFLOW_RETRAIN_EVERY_DAYS`, a changed dbt project,
+tenants graduating from the global model), and when the `monitor` DAG finds drift (conf
+`{tenants, reason: "drift", force, reports}`). Trigger it by hand with the params below. Steps:
 
 1. `snapshot` (mapped per warehouse file): freeze each tenant's training marts as Parquet
    with a content id, so training is reproducible and every version names its data.
@@ -12,7 +14,8 @@ params below (tenants, model kinds, reason, force). Steps:
    the global model for young tenants, else the best of fine-tuned-from-global, tenant-only
    and global on the tenant's holdout. It becomes `challenger`, and `champion` only if the
    promotion gate passes; the reason is on the version and in the audit log.
-4. `report`: per-tenant fairness against the median tenant; emits `trained_models`.
+4. `report`: per-tenant fairness against the median tenant; closes the monitor's retrain
+   requests served by this run; emits `trained_models`.
 
 A tenant that fails (or whose features are unhealthy) is reported and skipped; the others go
 on. Nothing is retrained when a tenant's snapshot did not change, unless `force` is set.
@@ -27,15 +30,15 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dags.common.assets import FEATURE_MARTS, TRAINED_MODELS
+from dags.common.timing import NEVER_AT_ONCE
 
 PARALLEL_CHUNKS = 2  # mapped training tasks at once (one per core here)
 
 
 @dag(
     dag_id="train",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=False), assets=FEATURE_MARTS),
-    # no start_date: unpausing waits for the next cron slot (run_immediately=False) instead of
-    # training/scoring at once on whatever the last slot left; the asset still starts it.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=NEVER_AT_ONCE), assets=FEATURE_MARTS),
+    # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -47,6 +50,7 @@ PARALLEL_CHUNKS = 2  # mapped training tasks at once (one per core here)
         "reason": Param(None, type=["null", "string"], description="Why this run (logged on every MLflow run); default: how it was triggered"),
         "force": Param(False, type="boolean", description="Retrain even when a tenant's data snapshot is unchanged"),
         "chunk_size": Param(10, type="integer", minimum=1, description="Tenants per mapped training task"),
+        "reports": Param({}, type="object", description="Set by the monitor: each drifted tenant's drift reports"),
     },
 )
 def train():
@@ -116,9 +120,11 @@ def train():
     @task(outlets=[TRAINED_MODELS], trigger_rule="all_done")
     def report(globals_: list[dict], chunks: list[list[dict]]) -> dict:
         """Fairness across tenants, a summary per tenant, and the `trained_models` event."""
+        from ml.monitor import close_requests
         from ml.train import fairness
 
         results = [r for r in (globals_ or []) if r] + [r for c in (chunks or []) if c for r in c]
+        close_requests(get_current_context()["dag_run"].run_id, results)  # the monitor's drift requests, if any
         fair = fairness(results)
         failed = [r for r in results if r.get("error")]
         summary = {

@@ -72,7 +72,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
               for f in args.faults]
     from dataclasses import replace
 
-    config = replace(config, drifts=[*config.drifts, *drifts], faults=[*config.faults, *faults])
+    land = tuple(int(x) for x in args.land_days.split(":")) if args.land_days else None
+    config = replace(config, drifts=[*config.drifts, *drifts], faults=[*config.faults, *faults], land_days=land)
     if args.register:
         from ml.tenants import tenant_from_dict
 
@@ -88,6 +89,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print(f"wrote {result.events:,} events for {len(result.events_by_tenant)} tenants in {len(result.files)} files "
           f"under {out} ({config.start_date} .. {config.end_date}, seed {config.seed}) in {secs:.1f}s "
           f"({result.events / secs:,.0f} events/s)")
+    return 0
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ml import features, monitor
+
+    settings = get_settings()
+    if args.monitor_cmd == "policy":
+        TenantRegistry(settings).get(validate_slug(args.tenant_id))  # an unknown tenant is an error, not defaults
+        changes = dict(kv.split("=", 1) for kv in args.set)
+        try:
+            policy = monitor.set_tenant_policy(args.tenant_id, changes, settings) if changes else \
+                monitor.MonitorPolicy.for_tenant(validate_slug(args.tenant_id), settings)
+        except ValueError as exc:
+            raise TenantError(str(exc)) from None
+        print(json.dumps({"tenant_id": args.tenant_id, "policy": asdict(policy),
+                          "overrides": monitor.tenant_overrides(args.tenant_id, settings)}, indent=1))
+    elif args.monitor_cmd == "requests":
+        print(json.dumps(monitor.retrain_history(args.tenant, settings), indent=1))
+    else:
+        for wh in features.warehouses(features.tenants_for(settings, args.tenant or None)):
+            res = monitor.monitor_warehouse(wh, settings, tenants=args.tenant or None)
+            print(json.dumps(res, indent=1, default=str))
     return 0
 
 
@@ -259,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inject drift (taste_shift, new_category, dwell_change) from day DAY")
     g.add_argument("--faults", action="append", default=[], metavar="TENANT[:KIND+KIND]",
                    help="inject faults into a tenant's drops (default: every kind)")
+    g.add_argument("--land-days", metavar="FIRST:LAST",
+                   help="write only the drops of days FIRST..LAST-1 of the window (0-based), e.g. to land "
+                        "the days after a drift later, as if they had just arrived")
     g.add_argument("--register", action="store_true", help="also add the tenants to the registry")
     g.add_argument("--out", help="landing folder (default: $TENANTFLOW_HOME/landing)")
 
@@ -301,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--tenant")
     au.add_argument("--kind", choices=MODEL_KINDS)
 
+    mo = sub.add_parser("monitor", help="drift and decay checks, per-tenant policy, retrain requests")
+    mos = mo.add_subparsers(dest="monitor_cmd", required=True)
+    mr = mos.add_parser("run", help="check every tenant (or --tenant) now and print the verdicts (no retrain)")
+    mr.add_argument("--tenant", action="append")
+    mp = mos.add_parser("policy", help="show (or --set field=value) a tenant's monitoring policy")
+    mp.add_argument("tenant_id")
+    mp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    mq = mos.add_parser("requests", help="drift retrains requested by the monitor, and how they ended")
+    mq.add_argument("--tenant")
+
     s = sub.add_parser("status", help="per-tenant status from the real stores")
     s.add_argument("--json", action="store_true")
     s.add_argument("--tenant", action="append")
@@ -314,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "tenants": _cmd_tenants, "generate": _cmd_generate, "ingest": _cmd_ingest, "features": _cmd_features,
-    "train": _cmd_train, "score": _cmd_score, "models": _cmd_models, "status": _cmd_status, "env": _cmd_env, "demo": _cmd_demo, "up": _cmd_up,
+    "train": _cmd_train, "score": _cmd_score, "models": _cmd_models, "monitor": _cmd_monitor, "status": _cmd_status, "env": _cmd_env, "demo": _cmd_demo, "up": _cmd_up,
 }  # fmt: skip
 
 

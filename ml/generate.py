@@ -111,6 +111,10 @@ class GenerationConfig:
     seed: int = 42
     drifts: Sequence[Drift] = ()
     faults: Sequence[Faults] = ()
+    # Write only the drops of days [first, last) of the window (0-based); None: every day. The
+    # simulation still covers the whole window, so landing days 0..D now and D.. later gives the
+    # same bytes as landing them all at once: "the next days arrive" without changing the past.
+    land_days: tuple[int, int] | None = None
 
     @property
     def start_date(self) -> date:
@@ -440,7 +444,8 @@ def write_daily_drops(
     empty_day = None
     if faults is not None and "empty_files" in faults.kinds:
         empty_day = int(rng.integers(0, config.days))
-    for d in range(config.days):
+    first, last = config.land_days or (0, config.days)
+    for d in range(max(0, first), min(config.days, last)):
         lo, hi = bounds[d], bounds[d + 1]
         if hi <= lo and d != empty_day:
             continue

@@ -203,7 +203,19 @@ def promote(kind: str, tenant_id: str, version: str, reason: str, settings: Sett
         c.delete_registered_model_alias(name, CHALLENGER)
     c.set_model_version_tag(name, version, "gate.decision", "promoted")
     c.set_model_version_tag(name, version, "gate.reason", reason[:4000])
+    _pin_snapshot(kind, tenant_id, version, settings)
     return audit(kind, tenant_id, "promote", str(current.version) if current else None, version, reason, settings, who)
+
+
+def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -> None:
+    """Keep the champion's training snapshot: the monitor compares today's data with it."""
+    if tenant_id == GLOBAL:
+        return
+    from ml import snapshots
+
+    tags = client(settings).get_model_version(model_name(kind, tenant_id), version).tags
+    if tags.get("snapshot_id") and tags.get("region"):
+        snapshots.pin(settings, tags["region"], tenant_id, tags["snapshot_id"], kind)
 
 
 def champion_history(kind: str, tenant_id: str, settings: Settings | None = None) -> list[str]:
@@ -237,6 +249,7 @@ def rollback(kind: str, tenant_id: str, reason: str, settings: Settings | None =
     c.set_registered_model_alias(name, CHAMPION, previous)
     c.set_model_version_tag(name, current_version, "gate.decision", "rolled_back")
     c.set_model_version_tag(name, current_version, "gate.reason", reason[:4000])
+    _pin_snapshot(kind, tenant_id, previous, settings)
     return audit(kind, tenant_id, "rollback", current_version, previous, reason, settings, who)
 
 
@@ -263,6 +276,7 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
         out["run_id"] = tags.get("run_id") or champ.run_id
         if out["run_id"]:
             run = client(settings).get_run(out["run_id"])
+            out["reason"] = run.data.tags.get("reason")
             m = run.data.metrics
             from ml.kinds import get_kind
 

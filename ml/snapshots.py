@@ -29,6 +29,11 @@ from ml.tenants import validate_slug
 log = logging.getLogger(__name__)
 
 TRAINING_MARTS = ("ranking_examples", "churn_examples")
+# What the models' inputs looked like at the serving cutoff when the snapshot was taken: the
+# monitor's reference window for feature and prediction drift (a repeatable sample; not part
+# of the snapshot id, which names the training data).
+REFERENCE_MARTS = {"recommender": "ranking_candidates", "churn": "user_features"}
+REFERENCE_SAMPLE_ROWS = 50_000
 KEEP_SNAPSHOTS = 3  # per tenant, newest first; older ones are removed
 
 
@@ -46,9 +51,14 @@ class Snapshot:
     catalogue_items: dict[str, int]  # cutoff date -> items available then (recommender coverage)
     features: dict[str, list[dict]]  # mart -> declared feature columns
     history_days: int  # days from the tenant's first to its last activity
+    serving_cutoff: str | None = None  # the day after the last event in the snapshot (ISO date)
 
     def table(self, mart: str) -> Path:
         return self.path / f"{mart}.parquet"
+
+    def reference(self, kind: str) -> Path:
+        """The sampled serving rows of a model kind at snapshot time (the drift reference)."""
+        return self.path / f"reference_{REFERENCE_MARTS[kind]}.parquet"
 
     def to_json(self) -> dict:
         return {
@@ -62,6 +72,7 @@ class Snapshot:
             "catalogue_items": self.catalogue_items,
             "features": self.features,
             "history_days": self.history_days,
+            "serving_cutoff": self.serving_cutoff,
         }
 
     @classmethod
@@ -157,6 +168,13 @@ def _export_tenant(con, settings: Settings, region: str, tenant_id: str, m_hash:
         ).fetchone()
         digest.update(mart.encode())
         digest.update(hashlib.sha256(target.read_bytes()).digest())
+    for mart in REFERENCE_MARTS.values():
+        con.execute(
+            f"copy (select * from (select * from {mart} where tenant_id = $tenant order by all) "
+            f"using sample reservoir({REFERENCE_SAMPLE_ROWS} rows) repeatable (42)) "
+            f"to '{tmp / f'reference_{mart}.parquet'}' (format parquet, compression zstd)",
+            {"tenant": tenant_id},
+        )
     catalogue = {
         str(d): int(n)
         for d, n in con.execute(
@@ -168,6 +186,7 @@ def _export_tenant(con, settings: Settings, region: str, tenant_id: str, m_hash:
         "select min(activity_date), max(activity_date) from int_user_activity__daily where tenant_id = ?", [tenant_id]
     ).fetchone()
     history_days = (last - first).days + 1 if first is not None else 0
+    serving = con.execute("select max(cutoff_date) from int_feature_cutoffs where tenant_id = ?", [tenant_id]).fetchone()[0]
     snapshot_id = digest.hexdigest()[:16]
     final = root / snapshot_id
     snap = Snapshot(
@@ -181,6 +200,7 @@ def _export_tenant(con, settings: Settings, region: str, tenant_id: str, m_hash:
         catalogue_items=catalogue,
         features=declared,
         history_days=history_days,
+        serving_cutoff=str(serving) if serving is not None else None,
     )
     if final.exists():  # the same bytes were snapshotted before: keep the original
         shutil.rmtree(tmp)
@@ -201,11 +221,20 @@ def _write_json_atomically(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def pin(settings: Settings, region: str, tenant_id: str, snapshot_id: str, kind: str) -> None:
+    """Mark the snapshot a kind's champion was trained on: the monitor's reference, never pruned."""
+    root = tenant_root(settings, region, tenant_id)
+    for marker in root.glob(f"*/champion.{kind}"):
+        marker.unlink(missing_ok=True)
+    if (root / snapshot_id).is_dir():
+        (root / snapshot_id / f"champion.{kind}").touch()
+
+
 def _prune(root: Path, keep: set[str]) -> None:
-    """Drop all but the newest snapshots (and stray temp dirs of dead exports)."""
+    """Drop all but the newest snapshots (and stray temp dirs of dead exports); champions' stay."""
     snaps = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
     for p in snaps[:-KEEP_SNAPSHOTS]:
-        if p.name not in keep:
+        if p.name not in keep and not any(p.glob("champion.*")):
             shutil.rmtree(p, ignore_errors=True)
     for p in root.glob(".tmp-*"):
         if time.time() - p.stat().st_mtime > 3600:

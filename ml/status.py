@@ -60,6 +60,21 @@ def _models(settings: Settings, tenant: Tenant) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The monitor's latest verdict (the warehouse's ``monitoring`` table) and why the champion was trained."""
+    from ml.monitor import latest_results
+
+    latest = latest_results(settings, tenant.tenant_id, tenant.warehouse_key) or {}
+    reasons = [m.get("reason") for m in models.values() if m.get("reason")]
+    return {
+        "last_checked_at": latest.get("last_checked_at"),
+        "drifted": latest.get("drifted"),
+        "last_retrain_reason": reasons[0] if reasons else None,
+        "report_path": latest.get("report_path"),
+        "checks": latest.get("checks", []),
+    }
+
+
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     events_in = duplicates = lake_rows = 0
     quarantined: Counter[str] = Counter()
@@ -78,6 +93,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             lake_rows += pq.ParquetFile(data).metadata.num_rows
 
     feature_rows, feature_note = _feature_rows(settings, tenant)
+    models = _models(settings, tenant)
     health = read_health(settings, tenant.tenant_id)
     problems: list[str] = []
     if not partitions:
@@ -106,8 +122,8 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "health_problems": problems,
         "ingest_warnings": ingest_warnings,
         "features_checked_at": health["checked_at"] if health else None,
-        "models": _models(settings, tenant),
-        "drift": {"last_checked_at": None, "drifted": None, "last_retrain_reason": None, "report_path": None},
+        "models": models,
+        "drift": _drift(settings, tenant, models),
     }
 
 

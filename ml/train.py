@@ -59,6 +59,10 @@ class TrainingPolicy:
     # 40k-row fit went from ~1 s to minutes). The global model trains alone on more data.
     num_threads: int = 1
     global_threads: int = 2
+    # A run started by new features (reason "features") retrains only what is due: tenants without
+    # a champion, a champion older than this, a changed dbt project, or a tenant graduating from
+    # the global model. Drifted tenants are the monitor's call (reason "drift", forced).
+    retrain_every_days: float = 7.0
 
     @classmethod
     def from_env(cls) -> TrainingPolicy:
@@ -70,6 +74,7 @@ class TrainingPolicy:
             fairness_tolerance=float(e.get("TENANTFLOW_FAIRNESS_TOLERANCE", cls.fairness_tolerance)),
             num_threads=int(e.get("TENANTFLOW_TRAIN_THREADS", cls.num_threads)),
             global_threads=int(e.get("TENANTFLOW_GLOBAL_TRAIN_THREADS", cls.global_threads)),
+            retrain_every_days=float(e.get("TENANTFLOW_RETRAIN_EVERY_DAYS", cls.retrain_every_days)),
         )
 
 
@@ -440,6 +445,9 @@ def train_global(kind_name: str, reason: str = "manual", settings: Settings | No
     if not force and champ is not None and champ.tags.get("snapshot_id") == snapshot_id:
         return {"tenant_id": registry.GLOBAL, "kind": kind.name, "skipped": f"unchanged snapshot {snapshot_id}",
                 "version": str(champ.version)}  # fmt: skip
+    why_not = not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not force else None
+    if why_not:
+        return {"tenant_id": registry.GLOBAL, "kind": kind.name, "skipped": why_not, "version": str(champ.version)}
     if kind.positives(train) < kind.min_train_positives:
         return {"tenant_id": registry.GLOBAL, "kind": kind.name,
                 "skipped": f"{kind.positives(train)} positive examples, need {kind.min_train_positives}"}  # fmt: skip
@@ -454,6 +462,17 @@ def train_global(kind_name: str, reason: str = "manual", settings: Settings | No
         extra_params={"training_tenants": ",".join(t.tenant_id for t, _ in members)}, catalogue=catalogue or None,
         policy=policy, settings=settings,
     )
+
+
+def not_due(champ, manifest_hash: str, policy: TrainingPolicy, graduating: bool = False) -> str | None:
+    """Why a feature-triggered run leaves this champion alone, or None when it is due."""
+    if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
+        return None
+    age_days = (time.time() - champ.creation_timestamp / 1000) / 86_400
+    if age_days >= policy.retrain_every_days:
+        return None
+    return (f"not due: champion v{champ.version} is {age_days:.1f} days old (retrain every {policy.retrain_every_days:g} "
+            f"days; drift retrains come from the monitor)")  # fmt: skip
 
 
 def train_tenant(kind_name: str, tenant_id: str, reason: str = "manual", settings: Settings | None = None,
@@ -476,6 +495,10 @@ def train_tenant(kind_name: str, tenant_id: str, reason: str = "manual", setting
             and (champ.tags.get("trained_on") != "global" or (g is not None and champ.tags.get("global_version") == str(g.version)))):
         return {"tenant_id": tenant_id, "kind": kind.name, "skipped": f"unchanged snapshot {snap.snapshot_id}",
                 "version": str(champ.version)}  # fmt: skip
+    graduating = champ is not None and champ.tags.get("trained_on") == "global" and snap.history_days >= policy.min_history_days
+    why_not = not_due(champ, snap.manifest_hash, policy, graduating) if reason == "features" and not force else None
+    if why_not:
+        return {"tenant_id": tenant_id, "kind": kind.name, "skipped": why_not, "version": str(champ.version)}
     features = feature_names(snap, kind)
     examples = load_examples(snap, kind)
     train, holdout = split(examples)

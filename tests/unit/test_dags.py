@@ -106,3 +106,12 @@ def test_model_plane_shape(tmp_path):
     assert score["schedule_assets"] == ["trained_models"]
     # unpausing must not train or score at once on whatever the last cron slot left
     assert train["runs_on_unpause"] is False and score["runs_on_unpause"] is False
+
+
+def test_monitor_shape(tmp_path):
+    mon = _parse(REPO_ROOT / "dags" / "monitor.py", tmp_path)["dags"][0]
+    assert mon["mapped"] == ["check_warehouse"]
+    assert mon["tasks"]["retrain"] == "TriggerDagRunOperator"
+    assert {"warehouses_to_check", "watch_promotions", "decide"} <= set(mon["tasks"])
+    assert mon["schedule_assets"] == ["feature_marts"] and "0 6 * * *" in mon["schedule"]
+    assert mon["runs_on_unpause"] is False and {"tenants", "retrain"} <= set(mon["params"])

@@ -1,0 +1,104 @@
+"""### Monitor: per-tenant drift and decay, and the retraining it calls for
+
+Daily at 06:00 UTC and after every feature build (the `feature_marts` asset). For each warehouse
+(a region's pool, or one silo tenant) `check_warehouse` compares every tenant's champion reference
+window with the current one using Evidently 0.7 reports: behaviour (`data_drift`), model inputs
+(`feature_drift`), champion scores (`prediction_drift`) and live HitRate@10 of the served
+recommendations against the clicks that followed (`performance`). Rows land in the warehouse's
+`monitoring` and `monitoring_live_metrics` tables; HTML reports under
+`reports/monitoring/region=R/tenant=T/date=D/` and on the champion's MLflow run.
+
+`watch_promotions` rolls back a champion promoted in the last days whose live metrics fell below
+the champion it replaced. `decide` applies each tenant's policy (cooldown, minimum data, daily
+budget, no second request while one is open) and, when tenants drifted, `retrain` starts **one**
+`train` run with conf `{tenants, kinds, reason: "drift", force, reports}`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from dags.common.assets import FEATURE_MARTS
+from dags.common.timing import NEVER_AT_ONCE
+
+
+@dag(
+    dag_id="monitor",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC", run_immediately=NEVER_AT_ONCE),
+                                 assets=FEATURE_MARTS),  # fmt: skip
+    # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,  # the trigger's conf is the dict `decide` returned
+    doc_md=__doc__,
+    tags=["tenantflow", "monitor", "evidently"],
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    params={
+        "tenants": Param([], type="array", description="Tenant ids to check; empty means every tenant"),
+        "retrain": Param(True, type="boolean", description="Trigger a train run for drifted tenants (off: report only)"),
+    },
+)
+def monitor():
+    @task
+    def warehouses_to_check() -> list[dict]:
+        """The warehouse files holding the tenants of this run."""
+        from dataclasses import asdict
+
+        from ml.features import tenants_for, warehouses
+
+        p = get_current_context()["params"]
+        tenants = tenants_for(None, p["tenants"] or None)
+        only = [t.tenant_id for t in tenants] if p["tenants"] else None
+        return [asdict(w) | {"only": only} for w in warehouses(tenants)]
+
+    @task(max_active_tis_per_dag=2)
+    def check_warehouse(warehouse: dict) -> dict:
+        """Every check for this warehouse's tenants; one tenant's failure is its own error row."""
+        from ml.features import Warehouse
+        from ml.monitor import monitor_warehouse
+
+        return monitor_warehouse(Warehouse.from_dict(warehouse), tenants=warehouse["only"])
+
+    @task(trigger_rule="all_done")
+    def watch_promotions(results: list[dict]) -> list[dict]:
+        """Auto-rollback of recent promotions whose live metrics fell below their predecessor's."""
+        import pandas as pd
+
+        from ml.features import Warehouse
+        from ml.monitor import read_live_metrics, watch_promotions
+
+        frames = [read_live_metrics(Warehouse.from_dict({"key": r["warehouse"], "tenants": list(r["tenants"])}))
+                  for r in results if r]  # fmt: skip
+        live = pd.concat([f for f in frames if not f.empty]) if any(not f.empty for f in frames) else pd.DataFrame()
+        return watch_promotions(live)
+
+    @task.short_circuit(trigger_rule="all_done")
+    def decide(results: list[dict]) -> dict | None:
+        """One train run's conf for the drifted tenants that may retrain now; nothing when none."""
+        from ml.monitor import decide as decide_
+
+        ctx = get_current_context()
+        summaries = {t: s for r in results if r for t, s in r["tenants"].items()}
+        if not ctx["params"]["retrain"]:
+            return None
+        return decide_(summaries, monitor_run=ctx["dag_run"].run_id)
+
+    retrain = TriggerDagRunOperator(
+        task_id="retrain",
+        trigger_dag_id="train",
+        trigger_run_id="{{ ti.xcom_pull(task_ids='decide')['train_run_id'] }}",
+        conf="{{ ti.xcom_pull(task_ids='decide') }}",
+        skip_when_already_exists=True,  # a retried task never starts a second run
+    )
+
+    results = check_warehouse.expand(warehouse=warehouses_to_check())
+    watch_promotions(results)
+    decide(results) >> retrain
+
+
+monitor()
