@@ -67,15 +67,9 @@ def monitor():
     @task(trigger_rule="all_done")
     def watch_promotions(results: list[dict]) -> list[dict]:
         """Auto-rollback of recent promotions whose live metrics fell below their predecessor's."""
-        import pandas as pd
-
-        from ml.features import Warehouse
         from ml.monitor import read_live_metrics, watch_promotions
 
-        frames = [read_live_metrics(Warehouse.from_dict({"key": r["warehouse"], "tenants": list(r["tenants"])}))
-                  for r in results if r]  # fmt: skip
-        live = pd.concat([f for f in frames if not f.empty]) if any(not f.empty for f in frames) else pd.DataFrame()
-        return watch_promotions(live)
+        return watch_promotions(read_live_metrics([r["warehouse"] for r in results if r]))
 
     @task.short_circuit(trigger_rule="all_done")
     def decide(results: list[dict]) -> dict | None:

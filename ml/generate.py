@@ -441,6 +441,7 @@ def write_daily_drops(
     bounds = np.searchsorted(day, np.arange(config.days + 1))
 
     written: list[Path] = []
+    rows_written = 0
     empty_day = None
     if faults is not None and "empty_files" in faults.kinds:
         empty_day = int(rng.integers(0, config.days))
@@ -455,13 +456,14 @@ def write_daily_drops(
         path = folder / f"events-0001.{spec.fmt}"
         _write_atomically(table.slice(lo, hi - lo), path, spec.fmt)
         written.append(path)
+        rows_written += int(hi - lo)
         if faults is not None and "malformed_lines" in faults.kinds and spec.fmt != "parquet" and hi > lo:
             _append_malformed(path, spec.fmt, rng)
         if d == empty_day:
             empty = folder / f"events-0002.{spec.fmt}"
             _write_atomically(table.slice(0, 0), empty, spec.fmt, truly_empty=True)
             written.append(empty)
-    return written, n
+    return written, rows_written
 
 
 def _iso_utc(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -545,15 +547,25 @@ def _append_malformed(path: Path, fmt: str, rng: np.random.Generator) -> None:
             f.write(junk[int(rng.integers(0, 2))])
 
 
+# The demo plays two weeks of a platform's life: the first DEMO_TRAINED_DAYS land and train the
+# first champions; then DEMO_LATER_DAYS more arrive, in which DEMO_DRIFT_TENANT's users' tastes
+# shift from the first day on (the monitor should notice that tenant, and no other).
+DEMO_TRAINED_DAYS = 40
+DEMO_LATER_DAYS = 14
+DEMO_DRIFT_TENANT = "umbrella"
+
+
 def demo_config(end_date: date | None = None, seed: int = 42, scale: float = 1.0) -> tuple[GenerationConfig, list[dict]]:
     """The demo's five tenants over two regions, and their registry rows.
 
     ``acme`` (eu, CSV), ``globex`` (eu, JSONL, its drops carry injected faults), ``initech``
-    (us, Parquet, a ``silo`` that shares nothing), ``umbrella`` (us, CSV, does not share data),
-    ``hooli`` (eu, JSONL, onboarded ten days ago).
+    (us, Parquet, a ``silo`` that shares nothing), ``umbrella`` (us, CSV, does not share data;
+    its tastes shift after the first training), ``hooli`` (eu, JSONL, onboarded ten days before
+    the first training). The window is ``DEMO_TRAINED_DAYS + DEMO_LATER_DAYS`` days ending
+    ``end_date`` (default yesterday); land it in two parts with ``land_days``.
     """
     end = end_date or datetime.now(UTC).date() - timedelta(days=1)
-    days = 40
+    days = DEMO_TRAINED_DAYS + DEMO_LATER_DAYS
 
     def sz(x: int) -> int:
         return max(50, int(x * scale))
@@ -563,10 +575,11 @@ def demo_config(end_date: date | None = None, seed: int = 42, scale: float = 1.0
         TenantSpec("globex", "eu", users=sz(2000), items=sz(400), fmt="jsonl", activity=1.3),
         TenantSpec("initech", "us", users=sz(1500), items=sz(300), fmt="parquet", activity=0.8),
         TenantSpec("umbrella", "us", users=sz(2500), items=sz(800), fmt="csv", activity=1.1),
-        TenantSpec("hooli", "eu", users=sz(800), items=sz(200), fmt="jsonl", history_days=10),
+        TenantSpec("hooli", "eu", users=sz(800), items=sz(200), fmt="jsonl", history_days=DEMO_LATER_DAYS + 10),
     ]
     config = GenerationConfig(
-        tenants=specs, days=days, end_date=end, seed=seed, faults=[Faults("globex", rate=0.005)]
+        tenants=specs, days=days, end_date=end, seed=seed, faults=[Faults("globex", rate=0.005)],
+        drifts=[Drift(DEMO_DRIFT_TENANT, "taste_shift", DEMO_TRAINED_DAYS)],
     )
     start = config.start_date
     registry = [
@@ -575,7 +588,7 @@ def demo_config(end_date: date | None = None, seed: int = 42, scale: float = 1.0
         dict(tenant_id="initech", display_name="Initech Learning", region="us", isolation="silo", share_data=False, onboarded_at=start),
         dict(tenant_id="umbrella", display_name="Umbrella Video", region="us", isolation="pool", share_data=False, onboarded_at=start),
         dict(tenant_id="hooli", display_name="Hooli Shorts", region="eu", isolation="pool", share_data=True,
-             onboarded_at=end - timedelta(days=9)),
+             onboarded_at=start + timedelta(days=DEMO_TRAINED_DAYS - 10)),
     ]  # fmt: skip
     return config, registry
 

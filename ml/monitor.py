@@ -74,6 +74,10 @@ class MonitorPolicy:
     decay_tolerance: float = 0.15  # live HitRate@10 below (1 - this) x the holdout's: decayed
     min_rows: int = 300  # rows per window below which a drift check says "insufficient data"
     min_users: int = 50  # active users a live metric needs
+    # Windowed features (up to 28 days) keep growing until a tenant's history covers the longest
+    # window: a reference snapshot taken earlier would call that growth drift (seen on the demo's
+    # tenant onboarded ten days before training). Feature and prediction drift wait for it.
+    warmup_days: int = 28
     sample_rows: int = 20_000  # rows per window given to Evidently (big tenants stay fast)
     reference_days: int = 14  # days of events before the champion's data ended
     current_days: int = 7  # the most recent days of events
@@ -206,6 +210,7 @@ create table if not exists monitoring (
 create table if not exists monitoring_live_metrics (
     tenant_id varchar not null,
     kind varchar not null,
+    source varchar not null,
     model_version varchar not null,
     as_of date not null,
     horizon_days integer not null,
@@ -217,7 +222,7 @@ create table if not exists monitoring_live_metrics (
     hit_rate_at_10 double,
     ctr double,
     computed_at timestamptz not null,
-    primary key (tenant_id, kind, as_of, horizon_days)
+    primary key (tenant_id, kind, source, model_version, as_of, horizon_days)
 );
 """
 
@@ -354,64 +359,85 @@ def _events(con, tenant_id: str, start: date, end: date, n: int) -> pd.DataFrame
     ).df()
 
 
-def live_metrics(con, tenant_id: str, serving_cutoff: date) -> list[dict]:
-    """HitRate@10 and CTR of each batch of served recommendations, per complete horizon.
+def live_metrics(con, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict]:
+    """HitRate@10 and CTR of each batch of recommendations, per complete horizon.
 
-    A batch (``predictions.recommendations`` at ``as_of``, made by one model version) is judged
-    on the clicks in ``[as_of, as_of + horizon)``: HitRate@10 = users who clicked one of their
-    recommended items / users who clicked anything (the holdout's definition); CTR = recommended
-    (user, item) pairs clicked / pairs recommended. Only horizons that have fully passed count.
+    Two sources: ``batch`` (``predictions.recommendations`` at ``as_of``, the score DAG's daily
+    top-10) and ``online`` (what the API answered, from its prediction log ``served_log``, a
+    glob of JSONL files; a day's answers form one batch). A batch (source, day, model version)
+    is judged on the clicks in ``[as_of, as_of + horizon)``: HitRate@10 = users who clicked one
+    of their recommended items / users who clicked anything (the holdout's definition); CTR =
+    recommended (user, item) pairs clicked / pairs recommended. Only horizons that have fully
+    passed count.
     """
     present = {r[0] for r in con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall()}
-    if "predictions.recommendations" not in present:
+    sources = []
+    if "predictions.recommendations" in present:
+        sources.append("select 'batch' as source, as_of, user_id, item_id, model_version from predictions.recommendations "
+                       "where tenant_id = $t")  # fmt: skip
+    if served_log:
+        sources.append(
+            f"select 'online' as source, cast(cast(\"at\" as timestamptz) as date) as as_of, user_id, unnest(items) as item_id, "
+            f"model_version from read_json('{served_log.replace(chr(39), chr(39) * 2)}', format = 'newline_delimited', "
+            f"columns = {{'at': 'varchar', 'tenant_id': 'varchar', 'endpoint': 'varchar', 'user_id': 'varchar', "
+            f"'items': 'varchar[]', 'model_version': 'varchar', 'arm': 'varchar'}}) "
+            f"where tenant_id = $t and endpoint = 'recommendations' and arm <> 'cold_start'"
+        )  # fmt: skip
+    if not sources:
         return []
     out = []
     for h in HORIZONS:
         rows = con.execute(
-            """
-            with recs as (
-                select as_of, user_id, item_id, model_version from predictions.recommendations
-                where tenant_id = $t and as_of + $h <= $cutoff
+            f"""
+            with served as ({" union all ".join(sources)}),
+            recs as (
+                select distinct source, as_of, user_id, item_id, model_version from served where as_of + $h <= $cutoff
             ),
             batches as (
-                select as_of, min(model_version) as model_version, count(distinct user_id) as users_scored,
-                       count(*) as impressions
-                from recs group by as_of
+                select source, as_of, model_version, count(distinct user_id) as users_scored, count(*) as impressions
+                from recs group by all
             ),
             clicks as (
                 select distinct user_id, item_id, event_date from stg_lake__events
                 where tenant_id = $t and event_type = 'click'
             ),
             active as (
-                select distinct r.as_of, r.user_id
-                from (select distinct as_of, user_id from recs) r
+                select distinct r.source, r.as_of, r.model_version, r.user_id
+                from (select distinct source, as_of, model_version, user_id from recs) r
                 join clicks c on c.user_id = r.user_id and c.event_date >= r.as_of and c.event_date < r.as_of + $h
             ),
             hits as (
-                select r.as_of, r.user_id, r.item_id
+                select r.source, r.as_of, r.model_version, r.user_id, r.item_id
                 from recs r
                 join clicks c on c.user_id = r.user_id and c.item_id = r.item_id
                     and c.event_date >= r.as_of and c.event_date < r.as_of + $h
                 group by all
             )
-            select b.as_of, b.model_version, b.users_scored, b.impressions,
-                   (select count(*) from active a where a.as_of = b.as_of) as users_active,
-                   (select count(distinct user_id) from hits x where x.as_of = b.as_of) as users_hit,
-                   (select count(*) from hits x where x.as_of = b.as_of) as recommended_clicked
-            from batches b order by b.as_of
+            select b.source, b.as_of, b.model_version, b.users_scored, b.impressions,
+                   (select count(*) from active a where (a.source, a.as_of, a.model_version) = (b.source, b.as_of, b.model_version)),
+                   (select count(distinct user_id) from hits x where (x.source, x.as_of, x.model_version) = (b.source, b.as_of, b.model_version)),
+                   (select count(*) from hits x where (x.source, x.as_of, x.model_version) = (b.source, b.as_of, b.model_version))
+            from batches b order by b.as_of, b.source, b.model_version
             """,
             {"t": tenant_id, "h": h, "cutoff": serving_cutoff},
         ).fetchall()
-        for as_of, version, scored, impressions, active, hit, clicked in rows:
-            out.append({"tenant_id": tenant_id, "kind": "recommender", "model_version": str(version), "as_of": as_of,
-                        "horizon_days": h, "users_scored": scored, "users_active": active, "users_hit": hit,
-                        "impressions": impressions, "recommended_clicked": clicked,
+        for source, as_of, version, scored, impressions, active, hit, clicked in rows:
+            out.append({"tenant_id": tenant_id, "kind": "recommender", "source": source, "model_version": str(version),
+                        "as_of": as_of, "horizon_days": h, "users_scored": scored, "users_active": active,
+                        "users_hit": hit, "impressions": impressions, "recommended_clicked": clicked,
                         "hit_rate_at_10": hit / active if active else None,
                         "ctr": clicked / impressions if impressions else None})  # fmt: skip
     return out
 
 
-def read_windows(con, tenant_id: str, region: str, reference_end: date | None, policy: MonitorPolicy) -> TenantWindows:
+def served_log_glob(settings: Settings, region: str, tenant_id: str) -> str | None:
+    """The API's prediction log files of a tenant (``ml.online.PredictionLog``), or None when there are none."""
+    root = settings.home / "prediction_log" / f"region={validate_slug(region, 'region')}" / f"tenant={validate_slug(tenant_id)}"
+    return str(root / "date=*" / "*.jsonl") if any(root.glob("date=*/*.jsonl")) else None
+
+
+def read_windows(con, tenant_id: str, region: str, reference_end: date | None, policy: MonitorPolicy,
+                 served_log: str | None = None) -> TenantWindows:  # fmt: skip
     cutoff = _serving_cutoff(con, tenant_id)
     empty = pd.DataFrame(columns=["event_date", "dwell_seconds", "topic", "device"])
     w = TenantWindows(tenant_id, region, cutoff, reference_end, empty, empty)
@@ -427,7 +453,7 @@ def read_windows(con, tenant_id: str, region: str, reference_end: date | None, p
             f"using sample reservoir({int(policy.sample_rows)} rows) repeatable (7)",
             [tenant_id],
         ).df()
-    w.live = live_metrics(con, tenant_id, cutoff)
+    w.live = live_metrics(con, tenant_id, cutoff, served_log)
     return w
 
 
@@ -491,6 +517,14 @@ def check_tenant(w: TenantWindows, champions: dict[str, Any], policy: MonitorPol
                                    threshold=policy.drift_share, drifted=None, status="no_reference",
                                    detail="the champion's snapshot has no reference rows (trained before monitoring existed);"
                                           " the next training adds them"))  # fmt: skip
+        elif snap is not None and snap.history_days < policy.warmup_days:
+            why = (f"the reference was taken after {snap.history_days} days of history, before the {policy.warmup_days}-day "
+                   f"feature windows filled: their growth is not drift; judged once a champion is trained on "
+                   f"{policy.warmup_days}+ days")  # fmt: skip
+            for check in ("feature_drift", "prediction_drift"):
+                out.append(CheckResult(**kbase, check=check, metric="reference_history_days", value=float(snap.history_days),
+                                       threshold=float(policy.warmup_days), drifted=None, status="insufficient_data",
+                                       detail=why))  # fmt: skip
         elif len(current) < policy.min_rows:
             out.append(CheckResult(**kbase, check="feature_drift", metric="rows", value=float(len(current)),
                                    threshold=policy.min_rows, drifted=None, status="insufficient_data",
@@ -627,7 +661,8 @@ def monitor_warehouse(wh: Warehouse, settings: Settings | None = None, tenants: 
                     ends = [date.fromisoformat(s.serving_cutoff) for s in snaps if s.serving_cutoff]
                     ref_end = max(ends) if ends else None
                 try:
-                    windows[t.tenant_id] = read_windows(con, t.tenant_id, t.region, ref_end, policies[t.tenant_id])
+                    windows[t.tenant_id] = read_windows(con, t.tenant_id, t.region, ref_end, policies[t.tenant_id],
+                                                        served_log_glob(settings, t.region, t.tenant_id))  # fmt: skip
                 except duckdb.Error as exc:
                     windows[t.tenant_id] = f"reading the warehouse failed: {type(exc).__name__}: {exc}"
         finally:
@@ -700,6 +735,10 @@ def _write(path: Path, results: list[CheckResult], live_rows: list[dict], today:
     with warehouse_lock(path):
         con = duckdb.connect(str(path))
         try:
+            cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                              "where table_name = 'monitoring_live_metrics'").fetchall()}  # fmt: skip
+            if cols and "source" not in cols:  # made before online answers were measured: derived data, rebuilt below
+                con.execute("drop table monitoring_live_metrics")
             con.execute(_WAREHOUSE_DDL)
             con.execute("begin")
             for tid in sorted(frame["tenant_id"].unique()) if not frame.empty else []:
@@ -831,7 +870,10 @@ def retrain_history(tenant_id: str | None = None, settings: Settings | None = No
     with _state_db(settings) as con:
         rows = con.execute(sql + " order by id", args).fetchall()
     keys = ("tenant_id", "kinds", "requested_at", "train_run_id", "reason", "report_paths", "status", "closed_at")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    out = [dict(zip(keys, r, strict=True)) for r in rows]
+    for r in out:  # stored as JSON text
+        r["kinds"], r["report_paths"] = json.loads(r["kinds"]), json.loads(r["report_paths"])
+    return out
 
 
 def watch_promotions(live: pd.DataFrame, settings: Settings | None = None, today: date | None = None) -> list[dict]:
@@ -877,21 +919,28 @@ def _pooled_hit_rate(live: pd.DataFrame, version: str) -> tuple[float | None, in
     return (float(rows["users_hit"].sum()) / active if active else None), active
 
 
-def read_live_metrics(wh: Warehouse, settings: Settings | None = None) -> pd.DataFrame:
+def read_live_metrics(warehouse_keys: list[str], settings: Settings | None = None) -> pd.DataFrame:
+    """The ``monitoring_live_metrics`` rows of these warehouses (empty where none were computed yet)."""
     import duckdb
 
+    from ml.tenants import warehouse_path
+
     settings = settings or get_settings()
-    path = wh.path(settings)
-    if not path.exists():
-        return pd.DataFrame()
-    with warehouse_lock(path):
-        con = duckdb.connect(str(path), read_only=True)
-        try:
-            return con.execute("select * from monitoring_live_metrics").df()
-        except duckdb.CatalogException:
-            return pd.DataFrame()
-        finally:
-            con.close()
+    frames = []
+    for key in warehouse_keys:
+        path = warehouse_path(settings, key)
+        if not path.exists():
+            continue
+        with warehouse_lock(path):
+            con = duckdb.connect(str(path), read_only=True)
+            try:
+                frames.append(con.execute("select * from monitoring_live_metrics").df())
+            except duckdb.CatalogException:
+                pass
+            finally:
+                con.close()
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> dict | None:

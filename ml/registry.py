@@ -48,8 +48,17 @@ def client(settings: Settings | None = None):
     settings = settings or get_settings()
     uri = settings.mlflow_tracking_uri
     if mlflow.get_tracking_uri() != uri:
+        # MLflow also exports the URI to this process's environment (for subprocesses), where
+        # Settings would take it for the operator's choice: a store derived from one home would
+        # then leak into the next home this process uses. Keep the environment as it was.
+        before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return _client(uri)
 
 
@@ -283,6 +292,14 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
             shown = get_kind(kind).reported_metrics
             out["metrics"] = {k: round(m[k], 4) for k in shown if k in m}
             out["baseline_metrics"] = {k: round(m[f"baseline_{k}"], 4) for k in shown if f"baseline_{k}" in m}
+            out["gate_reason"] = tags.get("gate.reason")
+            replaced = run.data.tags.get("gate.champion_version")
+            if replaced and tags.get("gate.decision") == "promoted":
+                # the champion this version replaced, re-scored by the gate on the same holdout
+                out["previous_champion"] = {
+                    "version": replaced,
+                    "metrics": {k: round(m[f"champion.{k}"], 4) for k in shown if f"champion.{k}" in m},
+                }
     if chall is not None:
         out["challenger_reason"] = chall.tags.get("gate.reason")
     return out

@@ -155,6 +155,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 lines.append(" " * 11 + f"{kind}: champion v{m['champion_version']} ({m['trained_on']})"
                              + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
                              + (f"  {h}" if h else "") + (f"  | baseline {b}" if b else ""))  # fmt: skip
+                prev = m.get("previous_champion")
+                if prev and prev["metrics"] and m["metrics"]:
+                    moved = ", ".join(f"{k} {v:.3f} -> {m['metrics'][k]:.3f}" for k, v in prev["metrics"].items()
+                                      if k in m["metrics"])  # fmt: skip
+                    lines.append(" " * 13 + f"replaced v{prev['version']} (reason: {m.get('reason')}); same holdout: {moved}")
+        drift = r["drift"]
+        if drift["last_checked_at"]:
+            judged = [c for c in drift.get("checks", []) if c["status"] == "ok"]
+            hit = [f"{c['check']}/{c['kind']} {c['metric']}={c['value']:.3f} (threshold {c['threshold']:.3f})"
+                   for c in judged if c["drifted"]]  # fmt: skip
+            verdict = "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} checks judged)"
+            lines.append(" " * 11 + f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
+            if hit and drift["report_path"]:
+                lines.append(" " * 13 + f"report: {drift['report_path']}")
         if r["quarantined"]:
             lines.append(" " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
     return "\n".join(lines)

@@ -298,6 +298,8 @@ def log_and_register(kind: ModelKind, tenant: Tenant | None, winner: Candidate, 
         "global_version": winner.global_version or "",
         "actor": registry.actor(),
     }
+    if "eligible_for_own_model" in extra_params:  # a global-served tenant without it graduates later
+        tags["eligible_for_own_model"] = str(bool(extra_params["eligible_for_own_model"])).lower()
     started = time.perf_counter()
     with mlflow.start_run(experiment_id=exp, run_name=f"{tenant_id}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}",
                           tags=tags) as run:  # fmt: skip
@@ -352,6 +354,8 @@ def log_and_register(kind: ModelKind, tenant: Tenant | None, winner: Candidate, 
     winner.snapshot_id = snapshot_id
     decision = gate(kind, name, winner, holdout, features, catalogue, baseline, policy, settings)
     c.set_model_version_tag(name, str(mv.version), "run_id", run_id)
+    if decision.champion_version:  # its champion.* metrics are that version re-scored on this holdout
+        c.set_tag(run_id, "gate.champion_version", decision.champion_version)
     if decision.promote:
         registry.promote(kind.name, tenant_id, str(mv.version), decision.reason, settings)
     else:
@@ -475,6 +479,14 @@ def not_due(champ, manifest_hash: str, policy: TrainingPolicy, graduating: bool 
             f"days; drift retrains come from the monitor)")  # fmt: skip
 
 
+def graduating(champ, history_days: int, policy: TrainingPolicy) -> bool:
+    """Served by the global model because the tenant was too young (not because the global model
+    won on its holdout), and now old enough to try a model of its own."""
+    return (champ is not None and champ.tags.get("trained_on") == "global"
+            and champ.tags.get("eligible_for_own_model", "false") == "false"
+            and history_days >= policy.min_history_days)  # fmt: skip
+
+
 def train_tenant(kind_name: str, tenant_id: str, reason: str = "manual", settings: Settings | None = None,
                  policy: TrainingPolicy | None = None, force: bool = False) -> dict:  # fmt: skip
     """Train (or assign the global model to) one tenant's ``<kind>.<tenant>``, then gate it."""
@@ -495,8 +507,8 @@ def train_tenant(kind_name: str, tenant_id: str, reason: str = "manual", setting
             and (champ.tags.get("trained_on") != "global" or (g is not None and champ.tags.get("global_version") == str(g.version)))):
         return {"tenant_id": tenant_id, "kind": kind.name, "skipped": f"unchanged snapshot {snap.snapshot_id}",
                 "version": str(champ.version)}  # fmt: skip
-    graduating = champ is not None and champ.tags.get("trained_on") == "global" and snap.history_days >= policy.min_history_days
-    why_not = not_due(champ, snap.manifest_hash, policy, graduating) if reason == "features" and not force else None
+    why_not = not_due(champ, snap.manifest_hash, policy, graduating(champ, snap.history_days, policy)) \
+        if reason == "features" and not force else None  # fmt: skip
     if why_not:
         return {"tenant_id": tenant_id, "kind": kind.name, "skipped": why_not, "version": str(champ.version)}
     features = feature_names(snap, kind)

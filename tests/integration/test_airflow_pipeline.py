@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from datetime import UTC, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from ml.generate import generate
+from ml.generate import Drift, generate
 from ml.platform import running_airflow
 from ml.settings import get_settings
 from ml.status import status
 from ml.tenants import warehouse_path
-from tests.conftest import END, register, small_config
+from tests.conftest import register, small_config
 
 pytestmark = pytest.mark.integration
 
+FIRST_DAYS, LATER_DAYS = 30, 7
 CONTRACT = {"tenant_id", "region", "isolation", "share_data", "onboarded_at", "events_in", "quarantined",
             "duplicates_dropped", "lake_rows", "feature_rows", "healthy", "health_problems", "models", "drift"}
 
@@ -33,28 +36,28 @@ def _lake_digests(settings):
             for p in sorted(settings.lake.rglob("*.parquet"))}
 
 
-def test_ingest_features_train_score_and_backfill_through_airflow(tmp_path, monkeypatch):
+def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(tmp_path, monkeypatch):
     monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TENANTFLOW_MIN_HISTORY_DAYS", "20")  # 30 generated days: tenants graduate
     monkeypatch.setenv("TENANTFLOW_AIRFLOW_PORT", str(_free_port()))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
+    monkeypatch.setenv("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")  # the champions are minutes old when acme drifts
     for k in [k for k in list(__import__("os").environ) if k.startswith("AIRFLOW")]:
         monkeypatch.delenv(k)
     settings = get_settings()
-    config = small_config(days=30, faults=True)
+    # 30 days land first and train the champions; a week later acme's users' tastes have shifted
+    config = small_config(days=FIRST_DAYS + LATER_DAYS, faults=True, drifts=[Drift("acme", "taste_shift", FIRST_DAYS)])
+    first_end = config.start_date + timedelta(days=FIRST_DAYS)
     register(settings, config)
-    generate(config, settings.landing)
+    generate(replace(config, land_days=(0, FIRST_DAYS)), settings.landing)
 
     with running_airflow(settings) as airflow:
         for dag_id in ("ingest", "features", "train", "score"):
             airflow.wait_dag(dag_id)
         for dag_id in ("score", "train", "features", "ingest"):
             airflow.set_paused(dag_id, False)
-        from datetime import datetime
-
         since = datetime.now(UTC).isoformat()
-        run_id = airflow.trigger("ingest", {"start": config.start_date.isoformat(),
-                                            "end": (END + timedelta(days=1)).isoformat()})
+        run_id = airflow.trigger("ingest", {"start": config.start_date.isoformat(), "end": first_end.isoformat()})
         run = airflow.wait_run("ingest", run_id, timeout=900)
         assert run["state"] == "success"
         tis = {(t["task_id"], t["map_index"]): t["state"] for t in airflow.task_instances("ingest", run_id)}
@@ -78,8 +81,8 @@ def test_ingest_features_train_score_and_backfill_through_airflow(tmp_path, monk
         before = _lake_digests(settings)
         # A backfill of two past days from the scheduler: same bytes, no duplicates.
         backfill = airflow._request("POST", "/api/v2/backfills", {
-            "dag_id": "ingest", "from_date": f"{END - timedelta(days=3)}T00:00:00Z",
-            "to_date": f"{END - timedelta(days=2)}T00:00:00Z", "max_active_runs": 2,
+            "dag_id": "ingest", "from_date": f"{first_end - timedelta(days=3)}T00:00:00Z",
+            "to_date": f"{first_end - timedelta(days=2)}T00:00:00Z", "max_active_runs": 2,
             "reprocess_behavior": "completed", "dag_run_conf": {},
         })
         import time
@@ -94,11 +97,20 @@ def test_ingest_features_train_score_and_backfill_through_airflow(tmp_path, monk
         assert backfill["id"] and len(runs) == 2 and all(r["state"] == "success" for r in runs)
         assert _lake_digests(settings) == before
 
+        _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end)
+
     rows = {r["tenant_id"]: r for r in status(settings)}
+    assert [t for t, r in rows.items() if r["drift"]["drifted"]] == ["acme"], {t: r["drift"] for t, r in rows.items()}
+    assert rows["acme"]["drift"]["last_retrain_reason"] == "drift" and rows["acme"]["drift"]["report_path"]
     for r in rows.values():
         rec = r["models"]["recommender"]
         assert rec["champion_version"] and rec["trained_on"] in ("global", "tenant", "fine_tuned"), r["models"]
-        assert rec["metrics"]["hit_rate_at_10"] > rec["baseline_metrics"]["hit_rate_at_10"]
+        if r["tenant_id"] != "acme":  # first champions beat popularity on their holdout
+            assert rec["metrics"]["hit_rate_at_10"] > rec["baseline_metrics"]["hit_rate_at_10"]
+    # acme's drift retrain replaced v1 by beating it on the same (post-shift) holdout
+    rec = rows["acme"]["models"]["recommender"]
+    assert rec["reason"] == "drift" and rec["previous_champion"]["version"] == "1", rec
+    assert rec["metrics"]["hit_rate_at_10"] > rec["previous_champion"]["metrics"]["hit_rate_at_10"]
     assert set(rows) == {"acme", "globex", "initech"}
     for r in rows.values():
         assert CONTRACT <= set(r)
@@ -140,3 +152,44 @@ def _check_models_and_predictions(settings) -> None:
         for tid, name, version, n in rows:
             champ = c.get_model_version_by_alias(name, "champion")
             assert name == f"recommender.{tid}" and version == str(champ.version) and n > 0
+
+
+def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end) -> None:
+    """The next week lands; the monitor flags acme (its tastes shifted) and starts one drift retrain."""
+    from ml import monitor, registry
+
+    airflow.set_paused("monitor", False)
+    generate(replace(config, land_days=(FIRST_DAYS, config.days)), settings.landing)
+    since = datetime.now(UTC).isoformat()
+    run_id = airflow.trigger("ingest", {"start": first_end.isoformat(),
+                                        "end": (config.end_date + timedelta(days=1)).isoformat()})  # fmt: skip
+    assert airflow.wait_run("ingest", run_id, timeout=900)["state"] == "success"
+    assert all(r["state"] == "success" for r in airflow.wait_idle("features", after=since, timeout=900))
+    # every feature build starts a monitor run (the backfill's too); the one after the new week retrains
+    monitor_runs = airflow.wait_idle("monitor", after=since, timeout=900)
+    assert all(r["state"] == "success" for r in monitor_runs), monitor_runs
+    retrained = []
+    for r in monitor_runs:
+        tis = {t["task_id"]: t["state"] for t in airflow.task_instances("monitor", r["dag_run_id"])}
+        assert tis["watch_promotions"] == "success" and tis["decide"] in ("success", "skipped"), tis
+        if tis["retrain"] == "success":
+            retrained.append(r["dag_run_id"])
+    assert len(retrained) == 1, f"one monitor run starts one drift retrain: {monitor_runs}"
+    monitor_run = retrained[0]
+
+    train_run = airflow.wait_run("train", f"drift__{monitor_run}", timeout=1200)
+    assert train_run["state"] == "success", train_run
+    conf = train_run["conf"]
+    assert conf["tenants"] == ["acme"] and conf["reason"] == "drift" and conf["force"] is True, conf
+    assert "recommender" in conf["kinds"] and conf["reports"]["acme"]
+    assert all(Path(p).is_file() and "tenant=acme" in p for p in conf["reports"]["acme"])
+    tis = airflow.task_instances("train", train_run["dag_run_id"])
+    assert not [t for t in tis if t["task_id"] == "train_global" and t["state"] == "success"], "no global retrain"
+    # the retrain went through the gate: a new version of acme's recommender, made by this run
+    c = registry.client(settings)
+    latest = c.search_model_versions("name = 'recommender.acme'", order_by=["version_number DESC"], max_results=1)[0]
+    run = c.get_run(latest.tags["run_id"])
+    assert run.data.tags["reason"] == "drift" and run.data.tags["actor"].endswith(train_run["dag_run_id"])
+    assert latest.tags["gate.decision"] in ("promoted", "refused") and latest.tags["gate.reason"]
+    assert [(r["tenant_id"], r["status"]) for r in monitor.retrain_history(None, settings)] == [("acme", "done")]
+    airflow.wait_idle("score", after=since, timeout=900)

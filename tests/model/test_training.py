@@ -221,3 +221,28 @@ def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world
     assert recs.groupby("user_id")["rank"].max().max() == 10
     assert len(churn) == users and churn["churn_probability"].between(0, 1).all()
     assert json.loads(champ.tags["features"]) == train.feature_names(_snap(settings, "initech"), RECOMMENDER)
+
+
+def test_a_feature_triggered_run_retrains_only_what_is_due():
+    """New features alone retrain a champion only when it is old, the dbt project changed, or a young tenant graduated."""
+    import time
+    from types import SimpleNamespace
+
+    policy = train.TrainingPolicy(min_history_days=30, retrain_every_days=7)
+
+    def champ(days_old: float, **tags):
+        return SimpleNamespace(version="4", creation_timestamp=(time.time() - days_old * 86_400) * 1000,
+                               tags={"manifest_hash": "m1", **tags})
+
+    fresh = champ(1, trained_on="fine_tuned")
+    assert "not due" in train.not_due(fresh, "m1", policy)
+    assert train.not_due(fresh, "m2", policy) is None, "a changed dbt project retrains"
+    assert train.not_due(champ(8, trained_on="tenant"), "m1", policy) is None, "an old champion retrains"
+    assert train.not_due(None, "m1", policy) is None, "no champion yet"
+    # the global model serves a tenant because it was young: it graduates once 30 days old
+    young = champ(1, trained_on="global", eligible_for_own_model="false")
+    assert not train.graduating(young, 29, policy) and train.graduating(young, 30, policy)
+    assert train.not_due(young, "m1", policy, train.graduating(young, 30, policy)) is None
+    # ... but where the global model won on the tenant's own holdout, there is nothing to graduate from
+    won = champ(1, trained_on="global", eligible_for_own_model="true")
+    assert not train.graduating(won, 40, policy) and "not due" in train.not_due(won, "m1", policy, False)

@@ -227,3 +227,71 @@ def test_a_broken_tenant_never_stops_the_others(checked, monkeypatch):
                                     today=date.today() + timedelta(days=1))
     assert res["tenants"]["steady03"]["problems"] and "disk on fire" in res["tenants"]["steady03"]["problems"][0]
     assert not res["tenants"]["steady04"]["problems"] and res["tenants"]["steady04"]["drifted"] is False
+
+
+def test_feature_drift_waits_until_the_reference_covers_the_feature_windows(tmp_path):
+    """A champion trained on a young tenant: its 28-day features were still filling, which is growth, not drift."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import lightgbm as lgb
+
+    from ml.settings import Settings
+    from ml.snapshots import Snapshot
+
+    rng = np.random.default_rng(3)
+    x = rng.gamma(2.0, 5.0, 2000)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "seed": 1},
+                        lgb.Dataset(pd.DataFrame({"x": x}), label=(x > 10).astype(int)), num_boost_round=5)
+    young = Snapshot("acme", "eu", "s1", tmp_path, "m", "now", {}, {}, {}, history_days=10)
+    pd.DataFrame({"x": x[:1000]}).to_parquet(young.reference("churn"))
+    w = _windows(_events(3000, 1), _events(2000, 2))
+    w.features_current["churn"] = pd.DataFrame({"x": x[1000:] * 3})  # counts that tripled as history grew
+
+    def checks(snap):
+        champ = {"version": SimpleNamespace(version="3"), "snapshot": snap, "features": ["x"], "booster": booster,
+                 "holdout_metric": None, "run_id": None}
+        rows = check_tenant(w, {"churn": champ}, MonitorPolicy(min_rows=300), Settings(home=tmp_path), date(2026, 11, 20))
+        return {(r.check, r.metric): r for r in rows if r.check in ("feature_drift", "prediction_drift")}
+
+    held = checks(young)
+    assert set(held) == {("feature_drift", "reference_history_days"), ("prediction_drift", "reference_history_days")}
+    assert all(r.status == "insufficient_data" and r.drifted is None and (r.value, r.threshold) == (10, 28)
+               for r in held.values())
+    assert "28-day feature windows" in held["feature_drift", "reference_history_days"].detail
+    # once the reference covers the windows, the same change is judged, and drifts
+    judged = checks(replace(young, history_days=28))
+    assert judged["feature_drift", "column:x"].drifted and judged["feature_drift", "share_drifted_columns"].drifted
+    assert judged["prediction_drift", "score"].status == "ok"
+
+
+def test_recommendations_served_online_are_measured_like_the_batch_ones(checked, tmp_path):
+    """The API's prediction log feeds the same live metrics: the batch's top-10, served online, scores the same."""
+    import json
+
+    settings, whs, _ = checked
+    con = duckdb.connect(str(whs[0].path(settings)), read_only=True)
+    try:
+        recs = con.execute("select as_of, user_id, list(item_id order by rank) as items, any_value(model_version) as v "
+                           "from predictions.recommendations where tenant_id = 'steady05' group by all").fetchall()  # fmt: skip
+        log = tmp_path / "date=x" / "part-1.jsonl"
+        log.parent.mkdir()
+        with open(log, "w") as f:
+            for as_of, user, items, version in recs:
+                f.write(json.dumps({"at": f"{as_of}T12:00:00+00:00", "tenant_id": "steady05", "endpoint": "recommendations",
+                                    "user_id": user, "items": items, "model_version": version, "arm": "champion"}) + "\n")
+            f.write(json.dumps({"at": f"{recs[0][0]}T12:00:00+00:00", "tenant_id": "steady05", "endpoint": "recommendations",
+                                "user_id": "new-user", "items": ["i000001"], "model_version": None, "arm": "cold_start"}) + "\n")
+            f.write(json.dumps({"at": f"{recs[0][0]}T12:00:00+00:00", "tenant_id": "steady06", "endpoint": "recommendations",
+                                "user_id": recs[0][1], "items": recs[0][2], "model_version": "9", "arm": "champion"}) + "\n")
+        cutoff = monitor._serving_cutoff(con, "steady05")
+        rows = monitor.live_metrics(con, "steady05", cutoff, str(tmp_path / "date=*" / "*.jsonl"))
+    finally:
+        con.close()
+    by = {(r["source"], r["horizon_days"]): r for r in rows}
+    assert set(by) == {(s, h) for s in ("batch", "online") for h in monitor.HORIZONS}
+    for h in monitor.HORIZONS:
+        batch, online = by["batch", h], by["online", h]
+        same = ("as_of", "model_version", "users_scored", "users_active", "users_hit", "impressions", "recommended_clicked")
+        assert {k: online[k] for k in same} == {k: batch[k] for k in same}
+        assert batch["users_active"] > 0 and 0 < batch["hit_rate_at_10"] < 1
