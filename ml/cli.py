@@ -22,7 +22,8 @@ def _date(s: str) -> date:
 
 
 def _cmd_tenants(args: argparse.Namespace) -> int:
-    registry = TenantRegistry(get_settings())
+    settings = get_settings()
+    registry = TenantRegistry(settings)
     if args.tenants_cmd == "add":
         tenant = Tenant(
             tenant_id=validate_slug(args.tenant_id),
@@ -54,6 +55,25 @@ def _cmd_tenants(args: argparse.Namespace) -> int:
     elif args.tenants_cmd == "seed":
         for t in registry.seed_from_file(Path(args.file)):
             print(f"registered {t.tenant_id}")
+    elif args.tenants_cmd == "keys":
+        from ml import apikeys
+
+        if args.keys_cmd == "create":
+            record, plain = apikeys.create_key(args.tenant_id, args.label or "", settings)
+            print(f"API key {record.key_id} for tenant {record.tenant_id} (shown once; only its hash is stored):")
+            print(plain)
+        elif args.keys_cmd == "revoke":
+            record = apikeys.revoke_key(args.tenant_id, args.key_id, settings)
+            print(f"revoked key {record.key_id} of tenant {record.tenant_id} at {record.revoked_at}; a running API "
+                  "refuses it within a second")
+        else:
+            print(json.dumps([k.public() for k in apikeys.list_keys(args.tenant_id, settings)], indent=1))
+    elif args.tenants_cmd == "ab":
+        from ml.online import set_split
+
+        set_split(args.tenant_id, args.kind, args.challenger_percent, settings)
+        print(f"tenant {args.tenant_id}: {args.challenger_percent:g}% of users get the {args.kind} challenger "
+              "(by a stable hash of the user id); the API picks it up within a second")
     return 0
 
 
@@ -231,6 +251,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if rows else 1
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ml.serve import run
+
+    settings = get_settings()
+    port = args.port or settings.api_port
+    print(f"Tenantflow API on http://{args.host}:{port}  (OpenAPI: /docs; keys: tenantflow tenants keys create TENANT)",
+          flush=True)
+    run(args.host, port, settings)
+    return 0
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     """Airflow (UI, scheduler, dag-processor, triggerer) and the MLflow UI under honcho."""
     from ml.platform import _bin, airflow_env, prepare_airflow
@@ -240,11 +271,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     settings.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **airflow_env(settings),
            "TENANTFLOW_AIRFLOW_PORT": str(settings.airflow_port), "TENANTFLOW_MLFLOW_PORT": str(settings.mlflow_port),
-           "TENANTFLOW_MLFLOW_ARTIFACTS": str(settings.mlflow_artifacts),
+           "TENANTFLOW_MLFLOW_ARTIFACTS": str(settings.mlflow_artifacts), "TENANTFLOW_API_PORT": str(settings.api_port),
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),  # GenAI jobs: unused
            # the Procfile calls airflow and mlflow by name: this interpreter's venv comes first
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     print(f"Airflow UI: http://127.0.0.1:{settings.airflow_port}  login {settings.airflow_user} / {settings.airflow_password}")
     print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port}")
+    print(f"API:        http://127.0.0.1:{settings.api_port}/docs  (keys: tenantflow tenants keys create TENANT)")
     print("Ctrl-C stops everything.", flush=True)
     os.execve(_bin("honcho"), [_bin("honcho"), "-f", str(REPO_ROOT / "Procfile"), "-d", str(REPO_ROOT), "start"], env)
     return 0
@@ -271,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_parser("show").add_argument("tenant_id")
     t.add_parser("remove").add_argument("tenant_id")
     t.add_parser("seed", help="load tenants from a JSON/YAML list").add_argument("file")
+    keys = t.add_parser("keys", help="API keys of a tenant for the serving API").add_subparsers(dest="keys_cmd", required=True)
+    kc = keys.add_parser("create", help="print a new key once (only its hash is stored)")
+    kc.add_argument("tenant_id")
+    kc.add_argument("--label", help="what the key is for, e.g. 'web backend'")
+    kr = keys.add_parser("revoke", help="end a key")
+    kr.add_argument("tenant_id")
+    kr.add_argument("key_id")
+    keys.add_parser("list", help="key ids, labels, created and revoked times (never the keys)").add_argument(
+        "tenant_id", nargs="?")
+    ab = t.add_parser("ab", help="split a tenant's API traffic between champion and challenger")
+    ab.add_argument("tenant_id")
+    ab.add_argument("--kind", choices=MODEL_KINDS, default="recommender")
+    ab.add_argument("--challenger-percent", type=float, required=True, help="0 ends the split")
 
     g = sub.add_parser("generate", help="write synthetic product events into landing/")
     g.add_argument("--demo", action="store_true", help="the demo's five tenants")
@@ -340,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     mq = mos.add_parser("requests", help="drift retrains requested by the monitor, and how they ended")
     mq.add_argument("--tenant")
 
+    sv = sub.add_parser("serve", help="the serving API (FastAPI on uvicorn)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, help="default: TENANTFLOW_API_PORT (8000)")
+
     s = sub.add_parser("status", help="per-tenant status from the real stores")
     s.add_argument("--json", action="store_true")
     s.add_argument("--tenant", action="append")
@@ -353,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "tenants": _cmd_tenants, "generate": _cmd_generate, "ingest": _cmd_ingest, "features": _cmd_features,
-    "train": _cmd_train, "score": _cmd_score, "models": _cmd_models, "monitor": _cmd_monitor, "status": _cmd_status, "env": _cmd_env, "demo": _cmd_demo, "up": _cmd_up,
+    "train": _cmd_train, "score": _cmd_score, "models": _cmd_models, "monitor": _cmd_monitor, "serve": _cmd_serve, "status": _cmd_status, "env": _cmd_env, "demo": _cmd_demo, "up": _cmd_up,
 }  # fmt: skip
 
 

@@ -270,4 +270,26 @@ def build_and_check_warehouse(wh: Warehouse, settings: Settings | None = None, r
         return result
     with warehouse_lock(wh.path(settings)):
         result["health"] = check_warehouse_features(wh, result["tenants"], settings, result)
+        result["published"] = publish_online(wh, [t for t, h in result["health"].items() if h["healthy"]], settings)
     return result
+
+
+def publish_online(wh: Warehouse, tenants: list[str], settings: Settings) -> dict[str, str]:
+    """Publish the healthy tenants' serving marts for the API (call under the warehouse lock).
+
+    An unhealthy tenant is not published: the API keeps serving its last good snapshot.
+    """
+    import duckdb
+
+    from ml.publish import publish_tenant
+    from ml.tenants import TenantRegistry
+
+    registry = TenantRegistry(settings)
+    out = {}
+    con = duckdb.connect(str(wh.path(settings)), read_only=True)
+    try:
+        for tid in tenants:
+            out[tid] = publish_tenant(con, settings, registry.get(tid).region, tid)["snapshot_id"]
+    finally:
+        con.close()
+    return out

@@ -1,0 +1,123 @@
+"""A small trained and published world, and the real API started over HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ml import apikeys, features, ingest, snapshots, train
+from ml.generate import GenerationConfig, TenantSpec, generate
+from ml.settings import get_settings
+from ml.tenants import Tenant, TenantRegistry
+from tests.conftest import END
+
+SPECS = [
+    TenantSpec("acme", "eu", users=450, items=250, fmt="parquet"),
+    TenantSpec("globex", "eu", users=400, items=200, fmt="parquet", activity=1.2),
+    TenantSpec("initech", "us", users=350, items=150, fmt="parquet"),  # silo
+]
+DAYS = 40
+QUOTAS = {"initech": {"quota_requests_per_minute": 600, "quota_events_per_day": 500},
+          "acme": {"quota_requests_per_minute": 60_000}, "globex": {"quota_requests_per_minute": 60_000}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_world(tmp_path_factory):
+    """(settings, {tenant: api key}): trained champions, features published for the API."""
+    home = tmp_path_factory.mktemp("serving") / "home"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TENANTFLOW_HOME", str(home))
+    mp.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
+    mp.setenv("TENANTFLOW_GIT_COMMIT", "test-commit")
+    mp.setenv("TENANTFLOW_MIN_HISTORY_DAYS", "30")
+    settings = get_settings()
+    config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=5)
+    reg = TenantRegistry(settings)
+    for s in SPECS:
+        reg.add(Tenant(s.tenant_id, s.region, isolation="silo" if s.tenant_id == "initech" else "pool",
+                       share_data=s.tenant_id != "initech", onboarded_at=config.start_date,
+                       **QUOTAS.get(s.tenant_id, {})))  # fmt: skip
+    generate(config, settings.landing, workers=1)
+    ingest.ingest_tenants([s.tenant_id for s in SPECS], config.start_date, END + timedelta(days=1), settings)
+    for wh in features.warehouses(reg.list()):
+        res = features.build_and_check_warehouse(wh, settings)
+        assert not res["failed_nodes"] and set(res["published"]) == set(wh.tenants), res
+        snapshots.export_warehouse(wh, settings)
+    for kind in ("recommender", "churn"):
+        train.train_global(kind, "test", settings)
+        for s in SPECS:
+            train.train_tenant(kind, s.tenant_id, "test", settings)
+    keys = {s.tenant_id: apikeys.create_key(s.tenant_id, "tests", settings)[1] for s in SPECS}
+    yield settings, keys
+    mp.undo()
+
+
+class Api:
+    """A running ``tenantflow serve`` process and an HTTP client for it."""
+
+    def __init__(self, proc: subprocess.Popen, base: str, log: Path) -> None:
+        self.proc, self.base, self.log = proc, base, log
+        self.http = httpx.Client(base_url=base, timeout=30)
+
+    def post(self, path: str, key: str | None, body: dict | None = None, **kw) -> httpx.Response:
+        headers = kw.pop("headers", {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        return self.http.post(path, json=body, headers=headers, **kw)
+
+    def get(self, path: str) -> httpx.Response:
+        return self.http.get(path)
+
+    def wait_ready(self, timeout: float = 90.0, check=None) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, f"the API exited: {self.log.read_text()[-3000:]}"
+            try:
+                r = self.http.get("/readyz")
+                if r.status_code == 200 and (check is None or check(r.json())):
+                    return r.json()
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"not ready: {self.log.read_text()[-3000:]}"
+            time.sleep(0.2)
+
+
+@contextmanager
+def running_api(settings, **env):
+    """Start the API as its own process (as `make up` does) and stop it after."""
+    port = free_port()
+    log = settings.home / f"api-{port}.log"
+    full_env = {**os.environ, "TENANTFLOW_HOME": str(settings.home), "TENANTFLOW_SERVE_REFRESH_SECONDS": "0.5",
+                "TENANTFLOW_SERVE_WATCH_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ml.cli", "serve", "--port", str(port)], env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    api = Api(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        api.wait_ready(check=lambda b: b["models_loaded"] > 0 and b["tenants_with_features"] > 0)
+        yield api
+    finally:
+        api.http.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -1,0 +1,157 @@
+"""Faults the API must ride out, caused for real: hot swaps under load, MLflow down, a broken
+model version, SIGKILL while acknowledging events."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pyarrow.parquet as pq
+
+from ml import ingest, registry, train
+from tests.serving.conftest import free_port, running_api
+from tests.serving.test_api import _users
+
+
+def _load(api, key: str, users: list[str], stop: threading.Event, out: list) -> None:
+    with httpx.Client(base_url=api.base, timeout=30) as c:
+        i = 0
+        while not stop.is_set():
+            r = c.post("/v1/recommendations", json={"user_id": users[i % len(users)], "k": 10},
+                       headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            out.append((time.monotonic(), r.status_code, r.json().get("model", {}) if r.status_code == 200 else r.text))
+            i += 1
+
+
+def test_a_moved_alias_is_served_without_a_restart_or_a_failed_request(served_world):
+    settings, keys = served_world
+    old = str(registry.version_by_alias("recommender.globex", "champion", settings).version)
+    new = train.train_tenant("recommender", "globex", "test: hot swap", settings, force=True)["version"]
+    with running_api(settings) as api:
+        stop, answers = threading.Event(), []
+        threads = [threading.Thread(target=_load, args=(api, keys["globex"], _users(settings, "globex"), stop, answers))
+                   for _ in range(3)]  # fmt: skip
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        registry.promote("recommender", "globex", new, "test: promoted by hand for the hot swap", settings)
+        deadline = time.monotonic() + 20
+        while not any(isinstance(m, dict) and m.get("version") == new for _, _, m in answers[-20:]):
+            assert time.monotonic() < deadline, "the API never served the new champion"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(answers) > 100
+    failed = [a for a in answers if a[1] != 200]
+    assert not failed, failed[:5]
+    versions = [m["version"] for _, _, m in answers]
+    assert versions[0] == old and versions[-1] == new and set(versions) == {old, new}
+    registry.rollback("recommender", "globex", "test: back to the original champion", settings)
+
+
+def _mlflow_server(settings, port: int) -> subprocess.Popen:
+    uri = f"sqlite:///{settings.home / 'mlflow' / 'mlflow.db'}"
+    log = open(settings.home / f"mlflow-{port}.log", "ab")
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri", uri,
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job consumers
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+        time.sleep(0.5)
+
+
+def test_mlflow_down_keeps_serving_and_a_restart_serves_the_disk_copy(served_world):
+    settings, keys = served_world
+    port = free_port()
+    server = _mlflow_server(settings, port)
+    user = _users(settings, "initech")[0]
+    champ = str(registry.version_by_alias("recommender.initech", "champion", settings).version)
+    try:
+        env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+        with running_api(settings, **env) as api:
+            assert api.get("/readyz").json()["mlflow_reachable"] is True
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+            api.wait_ready(check=lambda b: b["mlflow_reachable"] is False)
+            for _ in range(20):  # several refresh rounds against a dead MLflow
+                r = api.post("/v1/recommendations", keys["initech"], {"user_id": user})
+                assert r.status_code == 200 and r.json()["model"]["version"] == champ, r.text
+                time.sleep(0.1)
+        # a fresh process while MLflow is still down: the models it served last come from disk
+        with running_api(settings, **env) as api:
+            body = api.post("/v1/recommendations", keys["initech"], {"user_id": user}).json()
+            assert body["arm"] == "champion" and body["model"]["version"] == champ
+            assert api.get("/readyz").json()["mlflow_reachable"] is False
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_a_version_that_fails_to_load_never_replaces_the_working_one(served_world):
+    settings, keys = served_world
+    c = registry.client(settings)
+    name = "recommender.initech"
+    champ = registry.version_by_alias(name, "champion", settings)
+    broken = c.create_model_version(name, source=str(settings.home / "no-such-model"), tags=dict(champ.tags))
+    user = _users(settings, "initech")[0]
+    with running_api(settings) as api:
+        c.set_registered_model_alias(name, "champion", broken.version)  # by hand, around the gate: a fault
+        try:
+            api.wait_ready(check=lambda b: any(k.startswith("initech.recommender") for k in b["model_errors"]))
+            body = api.post("/v1/recommendations", keys["initech"], {"user_id": user}).json()
+            assert body["model"]["version"] == str(champ.version)
+            assert f"v{broken.version}" in api.get("/readyz").json()["model_errors"]["initech.recommender.champion"]
+        finally:
+            c.set_registered_model_alias(name, "champion", champ.version)
+
+
+def test_every_acknowledged_event_reaches_the_lake_once_despite_sigkill(served_world):
+    settings, keys = served_world
+    acked: list[str] = []
+    sent: list[str] = []
+    with running_api(settings) as api:
+        def stream() -> None:
+            with httpx.Client(base_url=api.base, timeout=10) as c:
+                for b in range(100_000):
+                    ids = [f"kill-{b:05d}-{i:02d}" for i in range(50)]
+                    sent.extend(ids)
+                    body = {"events": [{"event_id": e, "user_id": f"u{i:06d}", "item_id": "i000001", "event_type": "view",
+                                        "event_at": datetime.now(UTC).isoformat(), "dwell_seconds": 12.5}
+                                       for i, e in enumerate(ids)]}  # fmt: skip
+                    try:
+                        r = c.post("/v1/events", json=body, headers={"Authorization": f"Bearer {keys['acme']}"})
+                    except httpx.TransportError:
+                        return
+                    if r.status_code == 200:
+                        acked.extend(ids)
+
+        t = threading.Thread(target=stream)
+        t.start()
+        time.sleep(2.0)
+        os.killpg(api.proc.pid, signal.SIGKILL)
+        t.join(30)
+        api.proc.wait()
+    assert len(acked) >= 500, "the stream was running when the service was killed"
+    today = datetime.now(UTC).date()
+    ingest.ingest_tenants(["acme"], today, today + timedelta(days=1), settings)
+    lake = settings.lake / "region=eu" / "tenant=acme" / f"date={today.isoformat()}" / ingest.DATA_FILE
+    ids = [e for e in pq.read_table(lake, columns=["event_id"]).column("event_id").to_pylist() if e.startswith("kill-")]
+    assert len(ids) == len(set(ids)), "an event landed twice"
+    assert set(acked) <= set(ids), f"{len(set(acked) - set(ids))} acknowledged events are missing"
+    assert set(ids) <= set(sent)
+
