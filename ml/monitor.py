@@ -9,8 +9,10 @@ the last week of events), with Evidently 0.7 reports:
 * ``feature_drift`` per model kind: the model's declared input columns;
 * ``prediction_drift`` per model kind: the champion's score distribution on both windows;
 * ``performance`` per model kind: live HitRate@10 of the recommendations the champion served
-  (``predictions.recommendations``) against the clicks that followed, once a whole label
-  window has passed, compared with the champion's holdout HitRate@10.
+  (``predictions.recommendations`` and the API's prediction log) against the clicks that
+  followed, once a whole label window has passed, compared with the champion's holdout
+  HitRate@10; live ROC-AUC of its churn scores once their 14-day churn window has passed,
+  against the holdout's.
 
 Every result is a row of the warehouse's ``monitoring`` table (tenant, check, window, metric,
 value, threshold, drifted, status); the HTML reports are kept per tenant and date and logged
@@ -43,7 +45,7 @@ import pandas as pd
 
 from ml import registry
 from ml.features import Warehouse, warehouse_lock
-from ml.settings import Settings, get_settings
+from ml.settings import Settings, dataclass_from_env, get_settings
 from ml.tenants import TenantRegistry, validate_slug
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,10 @@ KINDS = ("recommender", "churn")
 EVENT_COLUMNS = {"numerical": ["dwell_seconds"], "categorical": ["topic", "device"]}
 HORIZONS = (1, 7)  # days of clicks after a batch of recommendations: next-day and a full label window
 LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
+CHURN_WINDOW_DAYS = 14  # dbt var churn_window_days: a churn label is a cancellation within this window
+LIVE_COLUMNS = {"tenant_id", "kind", "source", "model_version", "as_of", "horizon_days", "users_scored", "users_active",
+                "users_hit", "impressions", "recommended_clicked", "hit_rate_at_10", "ctr", "roc_auc", "pr_auc",
+                "computed_at"}  # fmt: skip
 
 
 # ---------------------------------------------------------------- policy
@@ -74,6 +80,7 @@ class MonitorPolicy:
     decay_tolerance: float = 0.15  # live HitRate@10 below (1 - this) x the holdout's: decayed
     min_rows: int = 300  # rows per window below which a drift check says "insufficient data"
     min_users: int = 50  # active users a live metric needs
+    min_positives: int = 10  # churned users a live churn batch needs before its ROC-AUC is judged
     # Windowed features (up to 28 days) keep growing until a tenant's history covers the longest
     # window: a reference snapshot taken earlier would call that growth drift (seen on the demo's
     # tenant onboarded ten days before training). Feature and prediction drift wait for it.
@@ -88,12 +95,7 @@ class MonitorPolicy:
 
     @classmethod
     def from_env(cls) -> MonitorPolicy:
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"TENANTFLOW_MONITOR_{f.name.upper()}")
-            if raw is not None:
-                kw[f.name] = type(getattr(cls, f.name))(raw)
-        return cls(**kw)
+        return dataclass_from_env(cls, "TENANTFLOW_MONITOR_")
 
     @classmethod
     def for_tenant(cls, tenant_id: str, settings: Settings | None = None) -> MonitorPolicy:
@@ -221,6 +223,8 @@ create table if not exists monitoring_live_metrics (
     recommended_clicked integer not null,
     hit_rate_at_10 double,
     ctr double,
+    roc_auc double,
+    pr_auc double,
     computed_at timestamptz not null,
     primary key (tenant_id, kind, source, model_version, as_of, horizon_days)
 );
@@ -383,8 +387,9 @@ def live_metrics(con, tenant_id: str, serving_cutoff: date, served_log: str | No
             f"'items': 'varchar[]', 'model_version': 'varchar', 'arm': 'varchar'}}) "
             f"where tenant_id = $t and endpoint = 'recommendations' and arm <> 'cold_start'"
         )  # fmt: skip
+    churn = live_churn_metrics(con, tenant_id, serving_cutoff) if "predictions.churn_scores" in present else []
     if not sources:
-        return []
+        return churn
     out = []
     for h in HORIZONS:
         rows = con.execute(
@@ -426,7 +431,40 @@ def live_metrics(con, tenant_id: str, serving_cutoff: date, served_log: str | No
                         "as_of": as_of, "horizon_days": h, "users_scored": scored, "users_active": active,
                         "users_hit": hit, "impressions": impressions, "recommended_clicked": clicked,
                         "hit_rate_at_10": hit / active if active else None,
-                        "ctr": clicked / impressions if impressions else None})  # fmt: skip
+                        "ctr": clicked / impressions if impressions else None, "roc_auc": None, "pr_auc": None})  # fmt: skip
+    return out + churn
+
+
+def live_churn_metrics(con, tenant_id: str, serving_cutoff: date) -> list[dict]:
+    """ROC-AUC and PR-AUC of each batch of churn scores once its churn window has passed.
+
+    A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the
+    churn mart labels: a user churned if they cancelled within ``[as_of, as_of + 14 days)``.
+    Rows: ``users_scored`` = ``users_active`` = users scored, ``users_hit`` = users who churned.
+    """
+    from ml.evaluate import classification_metrics
+
+    frame = con.execute(
+        """
+        with cancelled as (
+            select user_id, min(event_date) as cancelled_on from stg_lake__events
+            where tenant_id = $t and event_type = 'cancel_subscription' group by user_id
+        )
+        select s.as_of, s.model_version, s.churn_probability,
+               coalesce(c.cancelled_on >= s.as_of and c.cancelled_on < s.as_of + $w, false) as churned
+        from predictions.churn_scores s
+        left join cancelled c on c.user_id = s.user_id
+        where s.tenant_id = $t and s.as_of + $w <= $cutoff
+        """,
+        {"t": tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
+    ).df()
+    out = []
+    for (as_of, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+        m = classification_metrics(g["churned"].to_numpy(), g["churn_probability"].to_numpy())
+        out.append({"tenant_id": tenant_id, "kind": "churn", "source": "batch", "model_version": str(version),
+                    "as_of": as_of, "horizon_days": CHURN_WINDOW_DAYS, "users_scored": len(g), "users_active": len(g),
+                    "users_hit": int(g["churned"].sum()), "impressions": 0, "recommended_clicked": 0,
+                    "hit_rate_at_10": None, "ctr": None, "roc_auc": m.get("roc_auc"), "pr_auc": m.get("pr_auc")})  # fmt: skip
     return out
 
 
@@ -569,13 +607,12 @@ def check_tenant(w: TenantWindows, champions: dict[str, Any], policy: MonitorPol
 
 def _performance(kbase: dict, kind_name: str, champ: dict, w: TenantWindows, policy: MonitorPolicy) -> CheckResult:
     base = {**kbase, "check": "performance"}
-    if kind_name != "recommender":
-        return CheckResult(**base, metric="live_pr_auc", value=None, threshold=None, drifted=None,
-                           status="insufficient_data", detail="churn labels need a whole churn window after scoring; "
-                                                              "live churn metrics are not computed yet")  # fmt: skip
+    if kind_name == "churn":
+        return _churn_performance(base, champ, w, policy)
     holdout = champ.get("holdout_metric")
     version = kbase["model_version"]
-    batches = [m for m in w.live if m["horizon_days"] == LABEL_WINDOW_DAYS and m["model_version"] == version]
+    batches = [m for m in w.live if m["kind"] == "recommender" and m["horizon_days"] == LABEL_WINDOW_DAYS
+               and m["model_version"] == version]  # fmt: skip
     threshold = holdout * (1 - policy.decay_tolerance) if holdout is not None else None
     if holdout is None:
         return CheckResult(**base, metric="live_hit_rate_at_10", value=None, threshold=None, drifted=None,
@@ -593,6 +630,35 @@ def _performance(kbase: dict, kind_name: str, champ: dict, w: TenantWindows, pol
     return CheckResult(**base, metric="live_hit_rate_at_10", value=value, threshold=threshold, drifted=value < threshold,
                        status="ok", detail=f"batch of {last['as_of']}: {last['users_hit']}/{last['users_active']} active "
                                            f"users clicked a recommended item; holdout {holdout:.3f}")  # fmt: skip
+
+
+def _churn_performance(base: dict, champ: dict, w: TenantWindows, policy: MonitorPolicy) -> CheckResult:
+    """Live ROC-AUC of the champion's last churn batch whose window has passed, against its holdout's.
+
+    ROC-AUC, not the headline PR-AUC: PR-AUC moves with the churn rate, which differs between a
+    holdout and a live window without the model getting any worse.
+    """
+    version = base["model_version"]
+    holdout = (champ.get("holdout_metrics") or {}).get("roc_auc")
+    if holdout is None:
+        return CheckResult(**base, metric="live_roc_auc", value=None, threshold=None, drifted=None,
+                           status="no_reference", detail="the champion's run has no holdout roc_auc")  # fmt: skip
+    threshold = holdout * (1 - policy.decay_tolerance)
+    batches = [m for m in w.live if m["kind"] == "churn" and m["model_version"] == version]
+    if not batches:
+        return CheckResult(**base, metric="live_roc_auc", value=None, threshold=threshold, drifted=None,
+                           status="insufficient_data",
+                           detail=f"no churn scores by v{version} with {CHURN_WINDOW_DAYS} days of cancellations after them yet")  # fmt: skip
+    last = batches[-1]
+    if last["users_hit"] < policy.min_positives or last["roc_auc"] is None:
+        return CheckResult(**base, metric="live_roc_auc", value=last["roc_auc"], threshold=threshold, drifted=None,
+                           status="insufficient_data",
+                           detail=f"{last['users_hit']} of {last['users_scored']} users scored on {last['as_of']} churned "
+                                  f"(< {policy.min_positives} to judge a ranking)")  # fmt: skip
+    value = float(last["roc_auc"])
+    return CheckResult(**base, metric="live_roc_auc", value=value, threshold=threshold, drifted=value < threshold,
+                       status="ok", detail=f"batch of {last['as_of']}: {last['users_hit']}/{last['users_scored']} churned; "
+                                           f"live pr_auc {last['pr_auc']:.3f}; holdout roc_auc {holdout:.3f}")  # fmt: skip
 
 
 def _champions(tenant_id: str, region: str, kinds: tuple[str, ...], settings: Settings) -> dict[str, dict]:
@@ -621,7 +687,7 @@ def _champions(tenant_id: str, region: str, kinds: tuple[str, ...], settings: Se
         metrics = c.get_run(run_id).data.metrics if run_id else {}
         out[kind_name] = {"version": mv, "booster": load_booster(name, str(mv.version), settings),
                           "features": json.loads(mv.tags["features"]), "snapshot": snap, "run_id": run_id,
-                          "holdout_metric": metrics.get(get_kind(kind_name).headline)}  # fmt: skip
+                          "holdout_metric": metrics.get(get_kind(kind_name).headline), "holdout_metrics": dict(metrics)}  # fmt: skip
     return out
 
 
@@ -737,7 +803,7 @@ def _write(path: Path, results: list[CheckResult], live_rows: list[dict], today:
         try:
             cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
                                               "where table_name = 'monitoring_live_metrics'").fetchall()}  # fmt: skip
-            if cols and "source" not in cols:  # made before online answers were measured: derived data, rebuilt below
+            if cols and cols != LIVE_COLUMNS:  # made by an older version: derived data, recomputed below
                 con.execute("drop table monitoring_live_metrics")
             con.execute(_WAREHOUSE_DDL)
             con.execute("begin")

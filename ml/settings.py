@@ -9,8 +9,11 @@ Production replaces the embedded defaults through environment variables only
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +103,14 @@ def get_settings() -> Settings:
         airflow_user=os.environ.get("TENANTFLOW_AIRFLOW_USER", "admin"),
         airflow_password=os.environ.get("TENANTFLOW_AIRFLOW_PASSWORD", "admin"),
     )
+
+
+def dataclass_from_env(cls: type[T], prefix: str) -> T:
+    """A settings dataclass whose fields may each be set as ``<prefix><FIELD>``, typed like its default."""
+    kw: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        raw = os.environ.get(f"{prefix}{f.name.upper()}")
+        if raw is not None:
+            default = getattr(cls, f.name)
+            kw[f.name] = raw.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(raw)
+    return cls(**kw)

@@ -295,3 +295,47 @@ def test_recommendations_served_online_are_measured_like_the_batch_ones(checked,
         same = ("as_of", "model_version", "users_scored", "users_active", "users_hit", "impressions", "recommended_clicked")
         assert {k: online[k] for k in same} == {k: batch[k] for k in same}
         assert batch["users_active"] > 0 and 0 < batch["hit_rate_at_10"] < 1
+
+
+def _churn_world(con, churned_top: bool) -> None:
+    """Scores for 200 users on Nov 1; the 30 highest-scored (or 30 random ones) cancel within two weeks."""
+    rng = np.random.default_rng(4)
+    p = rng.random(200)
+    order = np.argsort(-p)
+    churners = order[:30] if churned_top else rng.choice(200, 30, replace=False)
+    con.execute("create schema predictions")
+    con.execute("create table predictions.churn_scores (tenant_id varchar, as_of date, user_id varchar, "
+                "churn_probability double, model_version varchar)")  # fmt: skip
+    con.executemany("insert into predictions.churn_scores values ('acme', date '2026-11-01', ?, ?, '3')",
+                    [[f"u{i}", float(p[i])] for i in range(200)])  # fmt: skip
+    con.execute("create table stg_lake__events (tenant_id varchar, user_id varchar, event_type varchar, event_date date)")
+    con.executemany("insert into stg_lake__events values ('acme', ?, 'cancel_subscription', date '2026-11-05')",
+                    [[f"u{i}"] for i in churners])  # fmt: skip
+    # a cancellation after the window and another tenant's do not count
+    con.execute("insert into stg_lake__events values ('acme', 'u199', 'cancel_subscription', date '2026-11-20'), "
+                "('globex', 'u0', 'cancel_subscription', date '2026-11-02')")  # fmt: skip
+
+
+def test_live_churn_metrics_and_decay():
+    good, bad = duckdb.connect(), duckdb.connect()
+    _churn_world(good, churned_top=True)
+    _churn_world(bad, churned_top=False)
+    assert monitor.live_churn_metrics(good, "acme", date(2026, 11, 14)) == [], "the window has not passed yet"
+    (g,) = monitor.live_churn_metrics(good, "acme", date(2026, 11, 15))
+    (b,) = monitor.live_churn_metrics(bad, "acme", date(2026, 11, 15))
+    assert (g["users_scored"], g["users_hit"], g["horizon_days"]) == (200, 30, 14)
+    assert g["roc_auc"] == pytest.approx(1.0) and g["pr_auc"] == pytest.approx(1.0) and 0.3 < b["roc_auc"] < 0.7
+    champ = {"holdout_metrics": {"roc_auc": 0.74}}
+    base = {"tenant_id": "acme", "kind": "churn", "model_version": "3", "check": "performance"}
+    w = _windows(_events(10, 1), _events(10, 2))
+    policy = MonitorPolicy()
+    w.live = [g]
+    ok = monitor._churn_performance(base, champ, w, policy)
+    assert ok.status == "ok" and ok.drifted is False and ok.value == pytest.approx(1.0)
+    w.live = [b]
+    decayed = monitor._churn_performance(base, champ, w, policy)
+    assert decayed.drifted is True and decayed.threshold == pytest.approx(0.74 * 0.85)
+    w.live = [{**b, "users_hit": 4}]
+    assert monitor._churn_performance(base, champ, w, policy).status == "insufficient_data"
+    w.live = [{**g, "model_version": "2"}]  # another version's batch says nothing about this champion
+    assert monitor._churn_performance(base, champ, w, policy).status == "insufficient_data"
