@@ -17,6 +17,7 @@ RUNS = [
     ["user_features_engines.py", "--tenants", "10", "--users", "8000", "--days", "30"],
     ["cosmos_overhead.py", "--tenants", "3", "--users", "2000", "--days", "21"],
     ["monitoring.py", "--rows", "10000", "100000", "1000000", "--features", "10", "30", "100", "--no-sample"],
+    ["serving.py", "--users", "3000", "--items", "800", "--days", "35"],
     ["training.py", "--tenants", "100", "--users", "320", "--items", "150", "--days", "35", "--airflow"],
 ]
 

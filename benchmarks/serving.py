@@ -72,9 +72,9 @@ async def _open_loop(host, port, requests: list[bytes], rate: float, seconds: fl
     queue: asyncio.Queue = asyncio.Queue()
     lat, codes = [], {}
     total = int(rate * seconds)
+    connections = [await asyncio.open_connection(host, port) for _ in range(conns)]  # before the clock starts
 
-    async def worker():
-        reader, writer = await asyncio.open_connection(host, port)
+    async def worker(reader, writer):
         try:
             while True:
                 item = await queue.get()
@@ -87,7 +87,7 @@ async def _open_loop(host, port, requests: list[bytes], rate: float, seconds: fl
         finally:
             writer.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(conns)]
+    workers = [asyncio.create_task(worker(r, w)) for r, w in connections]
     t0 = time.perf_counter() + 0.05
     for i in range(total):
         due = t0 + i / rate
@@ -274,6 +274,7 @@ def main() -> None:
 
     out: dict = {"users": len(users), "candidates_per_user_mean": round(float(per_user.mean()), 1),
                  "candidates_per_user_p50": int(per_user.median()), "model_version": world["version"]}  # fmt: skip
+    print({k: v for k, v in out.items()}, flush=True)
     api = _start([sys.executable, "-m", "ml.cli", "serve", "--port", str(port)], {"TENANTFLOW_HOME": str(home)},
                  home / "api.log", f"http://{host}:{port}/readyz")  # fmt: skip
     try:
@@ -311,7 +312,9 @@ def main() -> None:
     mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
     server = _start([mlflow_bin, "models", "serve", "-m", f"models:/recommender.bench/{world['version']}", "--env-manager",
                      "local", "--host", host, "-p", str(mport)],
-                    {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}, home / "mlflow-serve.log",
+                    {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # its uvicorn is this venv's
+                     "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])},
+                    home / "mlflow-serve.log",
                     f"http://{host}:{mport}/ping", timeout=180)  # fmt: skip
     try:
         load("_closed_loop", host, mport, theirs[:50], 2.0, 4)

@@ -55,7 +55,7 @@ class OnlineFeatures:
     snapshot_id: str
     serving_cutoff: str | None
     columns: dict[str, int]  # numeric candidate column -> index in ``matrix``
-    users: np.ndarray  # sorted user ids (object array) with candidates
+    users: np.ndarray  # sorted user ids (unicode array) with candidates
     offsets: np.ndarray  # candidates of users[i] are rows offsets[i]:offsets[i+1]
     items: np.ndarray  # item id per candidate row
     matrix: np.ndarray  # float32, candidate rows x numeric columns
@@ -70,7 +70,9 @@ class OnlineFeatures:
 
         cand = pq.read_table(folder / "ranking_candidates.parquet")
         numeric = [f.name for f in cand.schema if _is_number(f.type)]
-        users_col = cand.column("user_id").to_numpy(zero_copy_only=False).astype(object)
+        # fixed-width unicode arrays, not object arrays: half a million item ids would otherwise be
+        # Python objects that every full garbage collection walks (100+ ms pauses under load)
+        users_col = cand.column("user_id").to_numpy(zero_copy_only=False).astype(str)
         # rows are ordered by user_id: one boundary per change of user
         change = np.flatnonzero(users_col[1:] != users_col[:-1]) + 1 if len(users_col) else np.array([], dtype=int)
         starts = np.concatenate([[0], change]).astype(np.int64) if len(users_col) else np.array([], dtype=np.int64)
@@ -88,9 +90,9 @@ class OnlineFeatures:
             snapshot_id=snapshot_id,
             serving_cutoff=serving_cutoff,
             columns={c: i for i, c in enumerate(numeric)},
-            users=users_col[starts] if len(users_col) else np.array([], dtype=object),
+            users=users_col[starts] if len(users_col) else np.array([], dtype=str),
             offsets=np.concatenate([starts, [len(users_col)]]).astype(np.int64),
-            items=cand.column("item_id").to_numpy(zero_copy_only=False).astype(object),
+            items=cand.column("item_id").to_numpy(zero_copy_only=False).astype(str),
             matrix=matrix,
             cold_start=cold_start,
             churn_columns={c: i for i, c in enumerate(churn_numeric)},
@@ -165,41 +167,52 @@ class ModelStore:
     def get(self, tenant_id: str, kind: str, arm: str) -> LoadedModel | None:
         return self.models.get((tenant_id, kind, arm))
 
-    def _alias_version(self, name: str, alias: str) -> str | None:
-        """The version behind an alias; None when the model or alias does not exist."""
-        from mlflow.exceptions import MlflowException
+    def _aliases(self) -> dict[str, dict[str, str]]:
+        """Every registered model's aliases (name -> alias -> version), in one paged listing.
 
+        One listing instead of a request per tenant and arm: the refresher shares the process
+        (and its GIL) with the request handlers, so its work must stay small as tenants grow.
+        """
         from ml import registry
 
+        out: dict[str, dict[str, str]] = {}
         try:
-            return str(registry.client(self.settings).get_model_version_by_alias(name, alias).version)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                return None
-            raise MlflowUnavailable(f"{type(exc).__name__}: {exc}") from None
+            c = registry.client(self.settings)
+            token = None
+            while True:
+                page = c.search_registered_models(max_results=1000, page_token=token)
+                for m in page:
+                    out[m.name] = {a: str(v) for a, v in (m.aliases or {}).items()}
+                token = page.token
+                if not token:
+                    return out
         except Exception as exc:  # noqa: BLE001 — connection refused, timeouts, a locked store
             raise MlflowUnavailable(f"{type(exc).__name__}: {exc}") from None
 
     def refresh(self, wanted: Iterable[tuple[str, str, str]]) -> dict[str, int]:
-        """Load what moved. Returns counts: swapped, unchanged, failed, unavailable."""
+        """Load what moved. Returns counts: swapped, unchanged, failed, unavailable, removed."""
         counts = {"swapped": 0, "unchanged": 0, "failed": 0, "unavailable": 0, "removed": 0}
         from ml import registry
 
-        for tenant_id, kind, arm in wanted:
-            key = (tenant_id, kind, arm)
-            name = registry.model_name(kind, tenant_id)
-            try:
-                version = self._alias_version(name, arm)
-                self.mlflow_ok = True
-            except MlflowUnavailable as exc:
-                self.mlflow_ok = False
+        keys = list(wanted)
+        try:
+            aliases = self._aliases()
+            self.mlflow_ok = True
+        except MlflowUnavailable as exc:
+            self.mlflow_ok = False
+            for tenant_id, kind, arm in keys:
+                key = (tenant_id, kind, arm)
                 counts["unavailable"] += 1
                 self.last_error[key] = str(exc)
                 if key not in self.models:  # e.g. a restart while MLflow is down: the disk copy
-                    cached = self._from_disk(name, arm)
+                    cached = self._from_disk(registry.model_name(kind, tenant_id), arm)
                     if cached is not None:
                         self.models[key] = cached
-                continue
+            return counts
+        for tenant_id, kind, arm in keys:
+            key = (tenant_id, kind, arm)
+            name = registry.model_name(kind, tenant_id)
+            version = aliases.get(name, {}).get(arm)
             current = self.models.get(key)
             if version is None:
                 if current is not None:

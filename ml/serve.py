@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -52,7 +52,7 @@ from ml.online import (
     seconds_until,
     splits,
 )
-from ml.settings import Settings, get_settings
+from ml.settings import Settings, dataclass_from_env, get_settings
 from ml.tenants import Tenant, TenantRegistry
 
 log = logging.getLogger("tenantflow.serve")
@@ -75,12 +75,7 @@ class ServeConfig:
 
     @classmethod
     def from_env(cls) -> ServeConfig:
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"TENANTFLOW_SERVE_{f.name.upper()}")
-            if raw is not None:
-                kw[f.name] = type(getattr(cls, f.name))(raw)
-        return cls(**kw)
+        return dataclass_from_env(cls, "TENANTFLOW_SERVE_")
 
 
 # ---------------------------------------------------------------- request and answer bodies
@@ -284,15 +279,27 @@ class ServingState:
         self.thread.start()
 
     def _loop(self) -> None:
+        import gc
+
         while not self.stop.is_set():
             try:
+                before = self._loaded()
                 self.watch()
                 if time.time() - self.last_model_refresh >= self.config.refresh_seconds:
                     self.refresh_models()
+                if self._loaded() != before:
+                    # what was just loaded lives until the next swap: keep it out of the collector's
+                    # full passes, which would otherwise walk it while requests wait
+                    gc.collect()
+                    gc.freeze()
                 self.ready = True
             except Exception:  # noqa: BLE001 — the next round tries again; what is loaded keeps serving
                 log.exception("refresh failed")
             self.stop.wait(self.config.watch_seconds)
+
+    def _loaded(self) -> set[int]:
+        """Identities of the feature snapshots and models in memory (what a swap changes)."""
+        return {id(v) for v in self.features.values()} | {id(m) for m in self.models.models.values()}
 
     def close(self) -> None:
         self.stop.set()
@@ -322,6 +329,7 @@ def create_app(settings: Settings | None = None, config: ServeConfig | None = No
         Histogram,
         generate_latest,
     )
+    from starlette.datastructures import Headers
 
     settings = settings or get_settings()
     config = config or ServeConfig.from_env()
@@ -370,46 +378,58 @@ def create_app(settings: Settings | None = None, config: ServeConfig | None = No
                                                   + (f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""),
                                        "details": details}}, status_code=422)  # fmt: skip
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):
-        """Body size, then key → tenant, then the tenant's rate limit; before any parsing."""
-        if not request.url.path.startswith("/v1/"):
-            return await call_next(request)
-        try:
-            size = int(request.headers.get("content-length") or 0)
-            if size > config.max_body_bytes:
-                raise ApiError(413, "body_too_large", f"the body has {size:,} bytes; the limit is {config.max_body_bytes:,} "
-                                                      f"(send at most {config.max_events} events per request)")  # fmt: skip
-            if request.headers.get("transfer-encoding", "").lower() == "chunked":
-                raise ApiError(411, "length_required", "send a Content-Length header (chunked bodies are not accepted)")
-            client = request.client.host if request.client else "-"
-            wait = state.throttle.retry_after(client)
-            if wait > 0:
-                raise ApiError(429, "too_many_bad_keys", "too many requests with invalid API keys from this client; "
-                                                         "check the key and retry later", retry_after=wait)  # fmt: skip
-            auth = request.headers.get("authorization", "")
-            tenant_id = apikeys.verify(auth[7:], state.keys) if auth[:7].lower() == "bearer " else None
-            if tenant_id is None:
-                state.throttle.failed(client)
-                raise ApiError(401, "unauthenticated", "missing, invalid or revoked API key: send `Authorization: Bearer <key>` "
-                                                       "with a key from `tenantflow tenants keys create TENANT`")  # fmt: skip
-            named = request.headers.get("x-tenant-id")
-            if named is not None and named != tenant_id:
-                raise ApiError(403, "wrong_tenant", f"this API key belongs to tenant {tenant_id}; it cannot act for {named!r}",
-                               tenant_id)  # fmt: skip
-            tenant = state.tenants.get(tenant_id)
-            if tenant is None:
-                raise ApiError(403, "tenant_unknown", f"tenant {tenant_id} is not in the registry any more", tenant_id)
-            wait = state.buckets.take(tenant_id, tenant.quota_requests_per_minute)
-            if wait > 0:
-                raise ApiError(429, "rate_limited", f"tenant {tenant_id} is over its {tenant.quota_requests_per_minute:,} "
-                                                    "requests per minute; retry after the Retry-After seconds",
-                               tenant_id, retry_after=wait)  # fmt: skip
-        except ApiError as exc:
-            return await _api_error(request, exc)
-        request.state.tenant_id = tenant_id
-        request.state.tenant = tenant
-        return await call_next(request)
+    def admit(headers, client: str) -> Tenant:
+        """Body size, then key → tenant, then the tenant's rate limit: before any body is read."""
+        size = int(headers.get("content-length") or 0)
+        if size > config.max_body_bytes:
+            raise ApiError(413, "body_too_large", f"the body has {size:,} bytes; the limit is {config.max_body_bytes:,} "
+                                                  f"(send at most {config.max_events} events per request)")  # fmt: skip
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            raise ApiError(411, "length_required", "send a Content-Length header (chunked bodies are not accepted)")
+        wait = state.throttle.retry_after(client)
+        if wait > 0:
+            raise ApiError(429, "too_many_bad_keys", "too many requests with invalid API keys from this client; "
+                                                     "check the key and retry later", retry_after=wait)  # fmt: skip
+        auth = headers.get("authorization", "")
+        tenant_id = apikeys.verify(auth[7:], state.keys) if auth[:7].lower() == "bearer " else None
+        if tenant_id is None:
+            state.throttle.failed(client)
+            raise ApiError(401, "unauthenticated", "missing, invalid or revoked API key: send `Authorization: Bearer <key>` "
+                                                   "with a key from `tenantflow tenants keys create TENANT`")  # fmt: skip
+        named = headers.get("x-tenant-id")
+        if named is not None and named != tenant_id:
+            raise ApiError(403, "wrong_tenant", f"this API key belongs to tenant {tenant_id}; it cannot act for {named!r}",
+                           tenant_id)  # fmt: skip
+        tenant = state.tenants.get(tenant_id)
+        if tenant is None:
+            raise ApiError(403, "tenant_unknown", f"tenant {tenant_id} is not in the registry any more", tenant_id)
+        wait = state.buckets.take(tenant_id, tenant.quota_requests_per_minute)
+        if wait > 0:
+            raise ApiError(429, "rate_limited", f"tenant {tenant_id} is over its {tenant.quota_requests_per_minute:,} "
+                                                "requests per minute; retry after the Retry-After seconds",
+                           tenant_id, retry_after=wait)  # fmt: skip
+        return tenant
+
+    class Admission:
+        """Pure ASGI middleware running :func:`admit` on ``/v1/`` (Starlette's BaseHTTPMiddleware
+        costs a task and a stream per request, measurable at these latencies)."""
+
+        def __init__(self, app) -> None:
+            self.app = app
+
+        async def __call__(self, scope, receive, send) -> None:
+            if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+                return await self.app(scope, receive, send)
+            client = scope["client"][0] if scope.get("client") else "-"
+            try:
+                tenant = admit(Headers(scope=scope), client)
+            except ApiError as exc:
+                response = await _api_error(Request(scope), exc)
+                return await response(scope, receive, send)
+            scope.setdefault("state", {}).update(tenant_id=tenant.tenant_id, tenant=tenant)
+            await self.app(scope, receive, send)
+
+    app.add_middleware(Admission)
 
     def _same_tenant(request: Request, named: str | None) -> Tenant:
         tenant: Tenant = request.state.tenant
@@ -492,7 +512,7 @@ def create_app(settings: Settings | None = None, config: ServeConfig | None = No
             order = order[np.isfinite(scores[order])]
             contrib = model.contributions(x[order]) if req.explain and len(order) else None
             for r, i in enumerate(order):
-                entry: dict[str, Any] = {"rank": r + 1, "item_id": ids[i], "score": float(scores[i])}
+                entry: dict[str, Any] = {"rank": r + 1, "item_id": str(ids[i]), "score": float(scores[i])}
                 if contrib is not None:
                     top = np.argsort(-np.abs(contrib[r, :-1]))[:3]
                     entry["explanation"] = [{"feature": model.features[j], "value": float(x[i, j]),
