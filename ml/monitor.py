@@ -459,7 +459,8 @@ def live_churn_metrics(con, tenant_id: str, serving_cutoff: date) -> list[dict]:
         {"t": tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
     ).df()
     out = []
-    for (as_of, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+    for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+        as_of = pd.Timestamp(day).date()
         m = classification_metrics(g["churned"].to_numpy(), g["churn_probability"].to_numpy())
         out.append({"tenant_id": tenant_id, "kind": "churn", "source": "batch", "model_version": str(version),
                     "as_of": as_of, "horizon_days": CHURN_WINDOW_DAYS, "users_scored": len(g), "users_active": len(g),

@@ -40,9 +40,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from ml import apikeys, publish, quality
 from ml.online import (
+    AliasWatcher,
     AuthThrottle,
     EventConflict,
     EventSink,
+    MlflowUnavailable,
     ModelStore,
     OnlineFeatures,
     PredictionLog,
@@ -234,7 +236,9 @@ class ServingState:
         self.plog = PredictionLog(settings, config.log_interval)
         self.ready = False
         self.stop = threading.Event()
-        self.last_model_refresh = 0.0
+        self.watcher = AliasWatcher(settings, config.refresh_seconds)
+        self.aliases: dict[str, dict[str, str]] | MlflowUnavailable | None = None
+        self.applied: tuple[list, float, bool] = ([], 0.0, False)  # wanted, when, whether a load failed
         self.thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
 
     def watch(self) -> None:
@@ -270,9 +274,23 @@ class ServingState:
                     out.append((tid, kind, "challenger"))
         return out
 
-    def refresh_models(self) -> dict[str, int]:
-        counts = self.models.refresh(self.wanted_models())
-        self.last_model_refresh = time.time()
+    def sync_models(self, wait: float = 0.0) -> dict[str, int] | None:
+        """Load what the registry's aliases moved (the watcher process asks MLflow for them).
+
+        Applies when new aliases arrived, when the wanted models changed (a tenant, a split),
+        and every ``refresh_seconds`` while a load keeps failing.
+        """
+        news = self.watcher.latest(wait)
+        if news is not None:
+            self.aliases = news
+        if self.aliases is None:
+            return None
+        wanted = self.wanted_models()
+        last_wanted, at, failing = self.applied
+        if news is None and wanted == last_wanted and not (failing and time.time() - at >= self.config.refresh_seconds):
+            return None
+        counts = self.models.apply(wanted, self.aliases)
+        self.applied = (wanted, time.time(), counts["failed"] > 0)
         return counts
 
     def start(self) -> None:
@@ -285,8 +303,7 @@ class ServingState:
             try:
                 before = self._loaded()
                 self.watch()
-                if time.time() - self.last_model_refresh >= self.config.refresh_seconds:
-                    self.refresh_models()
+                self.sync_models(wait=0.0 if self.ready else 60.0)  # ready means the models are loaded
                 if self._loaded() != before:
                     # what was just loaded lives until the next swap: keep it out of the collector's
                     # full passes, which would otherwise walk it while requests wait
@@ -303,6 +320,7 @@ class ServingState:
 
     def close(self) -> None:
         self.stop.set()
+        self.watcher.close()
         self.sink.close()
         self.plog.close()
 

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psutil
 import pyarrow.parquet as pq
 
 from ml import ingest, registry, train
@@ -100,6 +101,37 @@ def test_mlflow_down_keeps_serving_and_a_restart_serves_the_disk_copy(served_wor
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def _watchers(pid: int) -> list[psutil.Process]:
+    """The alias watcher processes (multiprocessing spawn children) of the API process."""
+    out = []
+    for child in psutil.Process(pid).children():
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                out.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):  # killed, not yet reaped by the server
+            continue
+    return out
+
+
+def test_the_alias_watcher_is_replaced_when_it_dies_and_ends_with_the_server(served_world):
+    settings, keys = served_world
+    user = _users(settings, "acme")[0]
+    with running_api(settings) as api:
+        (first,) = _watchers(api.proc.pid)
+        first.kill()
+        deadline = time.monotonic() + 60
+        while not [w for w in _watchers(api.proc.pid) if w.pid != first.pid]:
+            assert time.monotonic() < deadline, "no new alias watcher after the first was killed"
+            time.sleep(0.2)
+        r = api.post("/v1/recommendations", keys["acme"], {"user_id": user})
+        assert r.status_code == 200 and r.json()["arm"] == "champion", r.text
+        api.wait_ready(check=lambda b: b["mlflow_reachable"] is True)
+        (second,) = _watchers(api.proc.pid)
+        os.kill(api.proc.pid, signal.SIGKILL)  # no shutdown hook runs: the watcher must notice by itself
+        api.proc.wait()
+        second.wait(timeout=30)  # raises psutil.TimeoutExpired if it outlives the server
 
 
 def test_a_version_that_fails_to_load_never_replaces_the_working_one(served_world):
