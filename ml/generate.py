@@ -142,15 +142,24 @@ def generate(config: GenerationConfig, landing: Path, workers: int | None = None
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        # largest tenants first, so no worker starts a big one while the others sit idle at the end
+        order = sorted(config.tenants, key=_expected_events, reverse=True)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
-            results = list(pool.map(_generate_tenant, config.tenants, [config] * len(config.tenants),
-                                    [landing] * len(config.tenants)))
+            done = dict(zip((s.tenant_id for s in order),
+                            pool.map(_generate_tenant, order, [config] * len(order), [landing] * len(order)), strict=True))
+        results = [done[spec.tenant_id] for spec in config.tenants]
     else:
         results = [_generate_tenant(spec, config, landing) for spec in config.tenants]
     for spec, (written, n) in zip(config.tenants, results, strict=True):
         files += written
         by_tenant[spec.tenant_id] = n
     return GenerationResult(files=files, events=sum(by_tenant.values()), events_by_tenant=by_tenant)
+
+
+def _expected_events(spec: TenantSpec) -> float:
+    """A tenant's cost, roughly: users × activity × days of history, a JSONL row costing about
+    1.4 times a CSV or Parquet row to generate and write (only to order the work)."""
+    return spec.users * spec.activity * (spec.history_days or 10_000) * (1.4 if spec.fmt == "jsonl" else 1.0)
 
 
 def _generate_tenant(spec: TenantSpec, config: GenerationConfig, landing: Path) -> tuple[list[Path], int]:
@@ -490,23 +499,26 @@ def _text_columns(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("event_at"), "event_at", _iso_utc(table.column("event_at")))
 
 
-def _json_value(col: pa.Array) -> pa.Array:
-    """JSON text of each value (``null`` for nulls); dictionaries are encoded once per entry."""
-    if pa.types.is_dictionary(col.type):
-        entries = _json_value(col.dictionary)
-        return pc.coalesce(entries.take(col.indices), "null")
-    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
-        return pc.coalesce(pc.cast(col, pa.string()), "null")
-    escaped = pc.replace_substring(pc.replace_substring(pc.cast(col, pa.string()), "\\", "\\\\"), '"', '\\"')
-    return pc.coalesce(pc.binary_join_element_wise('"', escaped, '"', ""), "null")
+@functools.cache
+def _duckdb():
+    """This process's DuckDB connection for writing JSON lines (one thread: tenants are the
+    parallel unit, and one thread keeps the rows in order)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set threads = 1")
+    return con
 
 
-def _json_lines(table: pa.Table) -> pa.Array:
-    """One JSON object per row, built with Arrow string kernels (no Python loop per row)."""
-    parts: list[pa.Array | str] = []
-    for i, column in enumerate(table.schema):
-        parts += [("{" if i == 0 else ",") + f'"{column.name}":', _json_value(table.column(i).combine_chunks())]
-    return pc.binary_join_element_wise(*parts, "}\n", "")
+def _write_json_lines(table: pa.Table, path: Path) -> None:
+    """One JSON object per row (DuckDB's writer: 3-4x faster than joining Arrow string kernels)."""
+    con = _duckdb()
+    con.register("drop_rows", table)
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"copy drop_rows to '{quoted}' (format json)")
+    finally:
+        con.unregister("drop_rows")
 
 
 def _write_atomically(table: pa.Table, path: Path, fmt: str, truly_empty: bool = False) -> None:
@@ -522,18 +534,8 @@ def _write_atomically(table: pa.Table, path: Path, fmt: str, truly_empty: bool =
 
         pacsv.write_csv(_text_columns(table), tmp)
     else:
-        lines = _json_lines(_text_columns(table))
-        tmp.write_bytes(_string_bytes(lines))
+        _write_json_lines(_text_columns(table), tmp)
     os.replace(tmp, path)
-
-
-def _string_bytes(strings: pa.Array) -> bytes:
-    """The concatenated UTF-8 bytes of a string array (its data buffer), no per-row objects."""
-    if len(strings) == 0:
-        return b""
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)
-    lo, hi = offsets[strings.offset], offsets[strings.offset + len(strings)]
-    return strings.buffers()[2].to_pybytes()[lo:hi]
 
 
 def _append_malformed(path: Path, fmt: str, rng: np.random.Generator) -> None:

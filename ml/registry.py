@@ -67,9 +67,21 @@ def _client(uri: str):
     """Opening a SQL store checks its schema (seconds on SQLite): do it once per process."""
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")), exist_ok=True)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    import fcntl
+
+    db = uri.removeprefix("sqlite:///")
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    # The first client on a new store creates and migrates its schema; two processes doing that
+    # at once (the two mapped global-model tasks on a fresh install) fail with an Alembic
+    # "expected to match one row" error. One process at a time opens both stores.
+    with open(f"{db}.open.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        c.search_experiments(max_results=1)
+        c.search_registered_models(max_results=1)
+        return c
 
 
 def experiment_id(kind: str, settings: Settings | None = None) -> str:

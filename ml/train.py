@@ -30,6 +30,7 @@ import os
 import subprocess
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -59,6 +60,10 @@ class TrainingPolicy:
     # 40k-row fit went from ~1 s to minutes). The global model trains alone on more data.
     num_threads: int = 1
     global_threads: int = 2
+    # The global model's training rows, shared evenly between the sharing tenants (a small
+    # tenant keeps all its rows; the big ones share the rest), whole ranking queries sampled:
+    # bounds its cost as the fleet grows, and keeps big tenants from drowning the small ones.
+    global_max_rows: int = 1_000_000
     # A run started by new features (reason "features") retrains only what is due: tenants without
     # a champion, a champion older than this, a changed dbt project, or a tenant graduating from
     # the global model. Drifted tenants are the monitor's call (reason "drift", forced).
@@ -74,6 +79,7 @@ class TrainingPolicy:
             fairness_tolerance=float(e.get("TENANTFLOW_FAIRNESS_TOLERANCE", cls.fairness_tolerance)),
             num_threads=int(e.get("TENANTFLOW_TRAIN_THREADS", cls.num_threads)),
             global_threads=int(e.get("TENANTFLOW_GLOBAL_TRAIN_THREADS", cls.global_threads)),
+            global_max_rows=int(e.get("TENANTFLOW_GLOBAL_MAX_ROWS", cls.global_max_rows)),
             retrain_every_days=float(e.get("TENANTFLOW_RETRAIN_EVERY_DAYS", cls.retrain_every_days)),
         )
 
@@ -130,6 +136,31 @@ def _trainable(kind: ModelKind, frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     has_pos = frame.groupby(kind.group, sort=False)[kind.label].transform("max").astype(bool)
     return frame[has_pos]
+
+
+def fair_shares(sizes: dict[str, int], budget: int) -> dict[str, int]:
+    """Split ``budget`` rows evenly between tenants; one with fewer rows than its share keeps
+    them all and leaves the rest to the others (water-filling)."""
+    out, left = {}, budget
+    ordered = sorted(sizes, key=lambda t: (sizes[t], t))
+    for i, t in enumerate(ordered):
+        out[t] = min(sizes[t], left // (len(ordered) - i))
+        left -= out[t]
+    return out
+
+
+def sample_rows(kind: ModelKind, frame: pd.DataFrame, rows: int, seed_key: str) -> pd.DataFrame:
+    """At most ``rows`` rows of ``frame``, whole queries for ranking, the same for the same data
+    (seeded by ``seed_key``), in their original order."""
+    if len(frame) <= rows:
+        return frame
+    rng = np.random.default_rng(zlib.crc32(seed_key.encode()))
+    if kind.group is None:
+        return frame.iloc[np.sort(rng.choice(len(frame), size=rows, replace=False))]
+    sizes = frame.groupby(kind.group, sort=True).size()
+    picked = sizes.index.to_numpy()[rng.permutation(len(sizes))]
+    fits = np.cumsum(sizes.loc[picked].to_numpy()) <= rows
+    return frame[frame[kind.group].isin(picked[fits])]
 
 
 def fit(kind: ModelKind, frame: pd.DataFrame, features: list[str], policy: TrainingPolicy, init_model=None,
@@ -404,7 +435,7 @@ def _log_explanations(kind: ModelKind, booster, holdout: pd.DataFrame, features:
     if holdout.empty:
         contrib = np.zeros(len(features))
     else:
-        sample = holdout.sample(min(len(holdout), 500), random_state=0)
+        sample = holdout.sample(min(len(holdout), 200), random_state=0)  # a mean |contribution| per feature
         contrib = np.abs(booster.predict(kind.matrix(sample, features), pred_contrib=True, num_threads=1)[:, :-1]).mean(axis=0)
     table = pd.DataFrame({"feature": features, "gain": gain, "split": split_, "mean_abs_shap": contrib})
     table.sort_values("gain", ascending=False).to_csv(d / "feature_importance.csv", index=False)
@@ -439,9 +470,13 @@ def train_global(kind_name: str, reason: str = "manual", settings: Settings | No
             raise RuntimeError(f"tenant {t.tenant_id}: its snapshot declares other {kind.name} features than "
                                f"{members[0][0].tenant_id}; rebuild features for every warehouse first.")  # fmt: skip
         tr, ho = split(load_examples(snap, kind))
-        trains.append(tr)
+        trains.append(_trainable(kind, tr))
         holdouts.append(ho)
         catalogue += _catalogue(snap, ho) or 0
+    available = sum(len(tr) for tr in trains)
+    shares = fair_shares({t.tenant_id: len(tr) for (t, _), tr in zip(members, trains, strict=True)}, policy.global_max_rows)
+    trains = [sample_rows(kind, tr, shares[t.tenant_id], f"{snap.snapshot_id}:{kind.name}")
+              for (t, snap), tr in zip(members, trains, strict=True)]  # fmt: skip
     train = pd.concat(trains, ignore_index=True)
     holdout = pd.concat(holdouts, ignore_index=True)
     snapshot_id = hashlib.sha256("".join(sorted(s.snapshot_id for _, s in members)).encode()).hexdigest()[:16]
@@ -463,7 +498,8 @@ def train_global(kind_name: str, reason: str = "manual", settings: Settings | No
     return log_and_register(
         kind, None, cand, features=features, snapshot_id=snapshot_id, manifest_hash=members[0][1].manifest_hash,
         reason=reason, train_rows=len(train), holdout=holdout, baseline=baseline, candidates=[cand],
-        extra_params={"training_tenants": ",".join(t.tenant_id for t, _ in members)}, catalogue=catalogue or None,
+        extra_params={"training_tenants": ",".join(t.tenant_id for t, _ in members), "global_max_rows": policy.global_max_rows,
+                      "rows_available": available}, catalogue=catalogue or None,
         policy=policy, settings=settings,
     )
 

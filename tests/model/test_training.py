@@ -63,7 +63,10 @@ def test_global_model_learns_only_from_sharing_tenants(world):
         members = run.data.params["training_tenants"].split(",")
         assert sorted(members) == sorted(t for t in SHARING if _snap(settings, t).rows[kind.mart] > 0)
         assert "umbra" not in members and "initech" not in members
-        expected = sum(len(train.split(train.load_examples(_snap(settings, t), kind))[0]) for t in members)
+        # every trainable row (ranking queries with a click) of each member: this world is under the row budget
+        expected = sum(len(train._trainable(kind, train.split(train.load_examples(_snap(settings, t), kind))[0]))
+                       for t in members)  # fmt: skip
+        assert int(run.data.params["rows_available"]) == expected < int(run.data.params["global_max_rows"])
         assert run.data.metrics["rows_train"] == expected
 
 
