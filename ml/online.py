@@ -169,17 +169,6 @@ class ModelStore:
     def get(self, tenant_id: str, kind: str, arm: str) -> LoadedModel | None:
         return self.models.get((tenant_id, kind, arm))
 
-    def _aliases(self) -> dict[str, dict[str, str]]:
-        return registry_aliases(self.settings)
-
-    def refresh(self, wanted: Iterable[tuple[str, str, str]]) -> dict[str, int]:
-        """Ask MLflow now and load what moved (see :meth:`apply`)."""
-        try:
-            aliases: dict[str, dict[str, str]] | MlflowUnavailable = self._aliases()
-        except MlflowUnavailable as exc:
-            aliases = exc
-        return self.apply(wanted, aliases)
-
     def apply(self, wanted: Iterable[tuple[str, str, str]], aliases: dict[str, dict[str, str]] | MlflowUnavailable) -> dict[str, int]:
         """Load what moved, given the registry's aliases (or why MLflow could not be asked).
 
