@@ -1,5 +1,7 @@
 -- Item pairs clicked in the same session in the 28 days before each cutoff (point in time):
--- the "people who clicked this also clicked" signal behind co-visitation candidates.
+-- the "people who clicked this also clicked" signal behind co-visitation candidates. Each item
+-- keeps only its strongest neighbours: a popular item is co-clicked with most of the
+-- catalogue, and every user who clicked it would otherwise fan out into all of them.
 with
 
 cutoffs as (
@@ -31,6 +33,10 @@ covisits as (
         and also_clicked.item_id <> clicked.item_id
         and also_clicked.event_date < cutoffs.cutoff_date
     group by cutoffs.tenant_id, cutoffs.cutoff_date, clicked.item_id, also_clicked.item_id
+    qualify row_number() over (
+        partition by cutoffs.tenant_id, cutoffs.cutoff_date, clicked.item_id
+        order by count(distinct clicked.session_id) desc, also_clicked.item_id
+    ) <= {{ var('covisits_per_item') }}
 )
 
 select * from covisits

@@ -1,5 +1,9 @@
 -- Every candidate with the user's, the item's and the user-topic features as of its cutoff:
 -- the re-ranker's input, shared by training (ranking_examples) and serving (ranking_candidates).
+-- A view: each mart reads its own cutoffs, so nothing is computed twice and ~10M wide rows per
+-- warehouse are not written only to be read once.
+{{ config(materialized='view') }}
+
 with
 
 candidates as (

@@ -62,4 +62,4 @@ examples as (
 -- stored in tenant order: DuckDB's zone maps then skip other tenants' row groups when
 -- training snapshots, checks and scoring read one tenant
 select * from examples
-order by tenant_id, cutoff_date, user_id, item_id
+order by tenant_id
