@@ -270,7 +270,8 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     raws, malformed = [], {}
     for d in days:
         raw, bad = _read_day(con, complete_landing_files(landing_dir(settings, tenant, d)), reports[d])
-        raws.append(raw.assign(landed_on=d.isoformat()))
+        raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
+        raws.append(raw)
         malformed[d] = bad
     con.close()
     raw = pd.concat(raws, ignore_index=True)
@@ -311,18 +312,20 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     reasons = np.where(batch_failed, "batch_failed", reasons).astype(object)
 
     out = []
+    landed = LandedIds(settings, tenant)
     for d in days:
         key, report = d.isoformat(), reports[d]
         report.batch_problems += outcome.batch_problems + day_problems.get(key, [])
         report.suite_success = outcome.success and not day_problems.get(key)
         rows = (typed["landed_on"] == key).to_numpy()
-        out.append(_write_day(settings, tenant, d, report, raw[rows], typed[rows], reasons[rows], malformed[d]))
+        out.append(_write_day(settings, tenant, d, report, raw[rows], typed[rows], reasons[rows], malformed[d], landed))
     return out
 
 
 def _write_day(
     settings: Settings, tenant: Tenant, day: date, report: PartitionReport,
     raw: pd.DataFrame, typed: pd.DataFrame, reasons: np.ndarray, malformed_all: pd.DataFrame | None,
+    landed: LandedIds,
 ) -> PartitionReport:
     """Deduplicate one day's valid rows and atomically replace its lake and quarantine files."""
     report.rows_in = len(raw) + (0 if malformed_all is None else len(malformed_all))
@@ -332,7 +335,7 @@ def _write_day(
     # Deduplicate: first occurrence within the day, then against earlier days' partitions.
     before = len(valid)
     valid = valid.sort_values(["_file_no", "_line_no"], kind="stable").drop_duplicates("event_id", keep="first")
-    valid = valid[~_seen_before(settings, tenant, day, valid["event_id"])]
+    valid = valid[~landed.seen_before(day, valid["event_id"])]
     report.duplicates_dropped = before - len(valid)
     report.landed = len(valid)
 
@@ -344,6 +347,7 @@ def _write_day(
 
     _fault_pause("before_write")
     _write_parquet(_lake_table(valid), lake_dir(settings, tenant, day) / DATA_FILE)
+    landed.remember(day, valid["event_id"])
     qdir = quarantine_dir(settings, tenant, day)
     if len(quarantined):
         _write_parquet(pa.Table.from_pandas(quarantined, preserve_index=False).replace_schema_metadata(None),
@@ -357,25 +361,48 @@ def _write_day(
     return report
 
 
-def _seen_before(settings: Settings, tenant: Tenant, day: date, event_ids: pd.Series) -> np.ndarray:
-    """Which ``event_ids`` already landed in the days before ``day`` (within the lookback).
+class LandedIds:
+    """The event ids already in a tenant's lake partitions, for deduplication across days.
 
-    A 64-bit hash finds the candidates fast; candidates are then confirmed by exact string
-    comparison, so a hash collision can never drop a real event.
+    One ingestion run writes its days in date order and each day is checked against the
+    lookback days before it, so every partition is read (and hashed) at most once per run:
+    days written by this run are remembered as they are written.
     """
-    found = np.zeros(len(event_ids), dtype=bool)
-    paths = [lake_dir(settings, tenant, day - timedelta(days=k)) / DATA_FILE for k in range(1, LOOKBACK.days + 1)]
-    paths = [p for p in paths if p.exists()]
-    if not paths or not len(event_ids):
+
+    def __init__(self, settings: Settings, tenant: Tenant) -> None:
+        self.settings, self.tenant = settings, tenant
+        self._days: dict[date, tuple[np.ndarray, np.ndarray]] = {}  # day -> (ids, 64-bit hashes)
+
+    def remember(self, day: date, event_ids: pd.Series) -> None:
+        ids = event_ids.to_numpy(dtype=object)
+        self._days[day] = (ids, pd.util.hash_array(ids))
+
+    def _day(self, day: date) -> tuple[np.ndarray, np.ndarray] | None:
+        if day not in self._days:
+            path = lake_dir(self.settings, self.tenant, day) / DATA_FILE
+            if not path.exists():
+                return None
+            self.remember(day, pq.read_table(path, columns=["event_id"]).column("event_id").to_pandas())
+        return self._days[day]
+
+    def seen_before(self, day: date, event_ids: pd.Series) -> np.ndarray:
+        """Which ``event_ids`` already landed in the days before ``day`` (within the lookback).
+
+        A 64-bit hash finds the candidates fast; candidates are then confirmed by exact string
+        comparison, so a hash collision can never drop a real event.
+        """
+        found = np.zeros(len(event_ids), dtype=bool)
+        earlier = [e for k in range(1, LOOKBACK.days + 1) if (e := self._day(day - timedelta(days=k))) is not None]
+        if not earlier or not len(event_ids):
+            return found
+        ids = np.concatenate([e[0] for e in earlier])
+        theirs = np.concatenate([e[1] for e in earlier])
+        ours = pd.util.hash_array(event_ids.to_numpy(dtype=object))
+        candidates = np.nonzero(pd.Series(ours).isin(theirs).to_numpy())[0]  # a hash table; np.isin sorts
+        if len(candidates):
+            exact = set(ids[pd.Series(theirs).isin(ours[candidates]).to_numpy()])
+            found[candidates] = [v in exact for v in event_ids.to_numpy(dtype=object)[candidates]]
         return found
-    earlier = pd.concat([pq.read_table(p, columns=["event_id"]).column("event_id").to_pandas() for p in paths])
-    ours = pd.util.hash_array(event_ids.to_numpy(dtype=object))
-    theirs = pd.util.hash_array(earlier.to_numpy(dtype=object))
-    candidates = np.nonzero(np.isin(ours, theirs))[0]
-    if len(candidates):
-        exact = set(earlier[np.isin(theirs, ours[candidates])])
-        found[candidates] = [v in exact for v in event_ids.to_numpy(dtype=object)[candidates]]
-    return found
 
 
 def _lake_table(valid: pd.DataFrame) -> pa.Table:

@@ -81,6 +81,12 @@ def ephemeral_context() -> Any:
         gx, _ = _gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        # GX fingerprints every pandas batch below 1 GB (an MD5 over a full-frame hash: ~2.5 s
+        # per million landing rows, a tenth of ingestion). Nothing here reads the fingerprint,
+        # and our own lineage records the landing files' SHA-256 instead.
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        pandas_execution_engine.HASH_THRESHOLD = 0
         _CONTEXT = gx.get_context(mode="ephemeral")
         _CONTEXT.variables.progress_bars = ProgressBarsConfig(globally=False)
         _CONTEXT.data_sources.add_pandas("frames")
