@@ -31,13 +31,13 @@ windowed as (
         available.tenant_id,
         available.item_id,
         available.cutoff_date,
-        sum(activity.clicks) filter (where activity.activity_date >= available.cutoff_date - 1) as clicks_1d,
-        sum(activity.clicks) filter (where activity.activity_date >= available.cutoff_date - 7) as clicks_7d,
-        sum(activity.clicks) as clicks_28d,
-        sum(activity.users) filter (where activity.activity_date >= available.cutoff_date - 7) as user_days_7d,
-        sum(activity.completes) as completes_28d,
-        sum(activity.skips) as skips_28d,
-        sum(activity.likes) as likes_28d
+        {{ sum_count('activity.clicks', where='activity.activity_date >= available.cutoff_date - 1') }} as clicks_1d,
+        {{ sum_count('activity.clicks', where='activity.activity_date >= available.cutoff_date - 7') }} as clicks_7d,
+        {{ sum_count('activity.clicks') }} as clicks_28d,
+        {{ sum_count('activity.users', where='activity.activity_date >= available.cutoff_date - 7') }} as user_days_7d,
+        {{ sum_count('activity.completes') }} as completes_28d,
+        {{ sum_count('activity.skips') }} as skips_28d,
+        {{ sum_count('activity.likes') }} as likes_28d
     from available
     left join activity
         on activity.tenant_id = available.tenant_id

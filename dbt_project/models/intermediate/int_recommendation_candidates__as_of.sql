@@ -105,7 +105,7 @@ covisited as (
         false as from_trending,
         false as from_topic,
         true as from_covisit,
-        sum(covisits.sessions_28d) as covisit_sessions
+        {{ sum_count('covisits.sessions_28d') }} as covisit_sessions
     from users
     inner join recent_clicks
         on recent_clicks.tenant_id = users.tenant_id
@@ -143,7 +143,7 @@ candidates as (
         bool_or(from_trending) as is_trending_candidate,
         bool_or(from_topic) as is_topic_candidate,
         bool_or(from_covisit) as is_covisit_candidate,
-        sum(covisit_sessions) as covisit_sessions_28d
+        {{ sum_count('covisit_sessions') }} as covisit_sessions_28d
     from all_sources
     group by tenant_id, cutoff_date, user_id, item_id
 )

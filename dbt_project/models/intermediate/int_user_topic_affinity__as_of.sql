@@ -15,7 +15,7 @@ clicks as (
         topic_activity.user_id,
         topic_activity.topic,
         cutoffs.cutoff_date,
-        sum(topic_activity.clicks) as clicks_28d
+        {{ sum_count('topic_activity.clicks') }} as clicks_28d
     from cutoffs
     inner join topic_activity
         on topic_activity.tenant_id = cutoffs.tenant_id

@@ -10,7 +10,7 @@ items as (
 by_topic as (
     select
         topic,
-        sum(clicks_7d) as clicks_7d,
+        {{ sum_count('clicks_7d') }} as clicks_7d,
         count(distinct tenant_id) as contributing_tenants
     from items
     group by topic
