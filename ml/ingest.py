@@ -147,11 +147,19 @@ def read_manifest(partition: Path) -> dict | None:
 # ---------------------------------------------------------------------------------- reading
 
 
+def _parsed(column: str, sql_type: str) -> str:
+    """SQL parsing a landing column into the lake's type, null when it does not parse.
+
+    Timestamps: ISO 8601 with an offset or ``Z``; without one, UTC (the session time zone).
+    """
+    return f'try_cast("{column}" as {sql_type})'
+
+
 def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Parse one landing file into (rows as text, malformed lines, problems)."""
     fmt = LANDING_FORMATS[path.suffix.lower()]
     problems: list[str] = []
-    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS, "_file_no", "source_file"])
+    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS, "_event_at", "_dwell_seconds", "_file_no", "source_file"])
     malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
     if path.stat().st_size == 0:
         return empty, malformed, [f"empty_file: {path.name}"]
@@ -194,7 +202,15 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
         f"cast(\"{c}\" as varchar) as \"{c}\"" if c in cols else f"cast(null as varchar) as \"{c}\""
         for c in quality.LANDING_COLUMNS
     )
-    df = raw.query("raw_rel", f"select _line_no, {select} from raw_rel").df()
+    # The two typed columns are parsed here, by DuckDB (unparseable -> null), next to the text
+    # that quarantine keeps: pandas' ISO-8601 parser and a copy of the frame cost more than the read.
+    df = raw.query(
+        "raw_rel",
+        f"select _line_no, {select},"
+        f" {_parsed('event_at', 'timestamptz') if 'event_at' in cols else 'cast(null as timestamptz)'} as _event_at,"
+        f" {_parsed('dwell_seconds', 'double') if 'dwell_seconds' in cols else 'cast(null as double)'} as _dwell_seconds"
+        " from raw_rel",
+    ).df()
     if fmt == "csv":
         rej = con.sql("select line as _line_no, csv_line as raw_line from rej_err").df()
         malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
@@ -205,13 +221,11 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Parse text columns into the lake's types; unparseable values become null."""
-    out = df.copy()
-    ts = pd.to_datetime(out["event_at"], utc=True, errors="coerce", format="ISO8601")
-    out["event_at"] = ts.astype("datetime64[us, UTC]")
-    out["dwell_seconds"] = pd.to_numeric(out["dwell_seconds"], errors="coerce")
-    for c in TEXT_COLUMNS:
-        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    """The rows in the lake's types: text columns as read (nulls are None), ``event_at`` and
+    ``dwell_seconds`` from the columns ``_read_file`` parsed (unparseable values are null)."""
+    out = df.copy(deep=False)  # setting a column never writes into ``df``: it keeps the text
+    out["event_at"] = pd.to_datetime(df["_event_at"], utc=True).astype("datetime64[us, UTC]")
+    out["dwell_seconds"] = pd.to_numeric(df["_dwell_seconds"]).astype("float64")
     return out
 
 
@@ -249,8 +263,9 @@ def _read_day(con: duckdb.DuckDBPyConnection, files: list[Path], report: Partiti
         frames.append(df)
         if len(malformed):
             bad_lines.append(malformed)
+    frames = [f for f in frames if len(f)]  # an empty file's frame has no column types to agree on
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS]
+        columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS, "_event_at", "_dwell_seconds"]
     )
     return raw, (pd.concat(bad_lines, ignore_index=True) if bad_lines else None)
 
@@ -286,9 +301,12 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
 
     # Per-day table checks, validated by GX over a one-row-per-day summary.
     user_rows = typed["event_type"].isin(quality.USER_EVENT_TYPES)
+    flags = pd.DataFrame({  # only the columns the summary needs: no copy of the whole frame
+        "landed_on": typed["landed_on"], quality.ROW_ID: typed[quality.ROW_ID], "_null_eid": typed["event_id"].isna(),
+        "_null_uid": typed["user_id"].isna() & user_rows, "_user": user_rows,
+    })
     summary = pd.DataFrame({"landed_on": [d.isoformat() for d in days]}).merge(
-        typed.assign(_null_eid=typed["event_id"].isna(), _null_uid=typed["user_id"].isna() & user_rows, _user=user_rows)
-        .groupby("landed_on", as_index=False)
+        flags.groupby("landed_on", as_index=False)
         .agg(rows=(quality.ROW_ID, "size"), _n_null_eid=("_null_eid", "sum"), _n_null_uid=("_null_uid", "sum"),
              _n_user=("_user", "sum")),
         on="landed_on", how="left",
@@ -313,12 +331,13 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
 
     out = []
     landed = LandedIds(settings, tenant)
+    day_rows = typed.groupby("landed_on").indices  # landing day -> row positions, in row order
     for d in days:
         key, report = d.isoformat(), reports[d]
         report.batch_problems += outcome.batch_problems + day_problems.get(key, [])
         report.suite_success = outcome.success and not day_problems.get(key)
-        rows = (typed["landed_on"] == key).to_numpy()
-        out.append(_write_day(settings, tenant, d, report, raw[rows], typed[rows], reasons[rows], malformed[d], landed))
+        rows = day_rows.get(key, np.array([], dtype=np.int64))
+        out.append(_write_day(settings, tenant, d, report, raw.iloc[rows], typed.iloc[rows], reasons[rows], malformed[d], landed))
     return out
 
 
