@@ -15,11 +15,14 @@ help:
 	@echo "make bench  - run the benchmarks (slow; results in benchmarks/README.md)"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
 
-# The venv is rebuilt whenever the lock or the package metadata changes.
-$(BIN)/.installed: requirements.lock pyproject.toml
+# The venv is rebuilt whenever the lock, the package metadata or this file changes.
+# Bytecode is compiled at install (uv does not by default): where PYTHONDONTWRITEBYTECODE is
+# set, every process would otherwise compile dbt, GX, Airflow and MLflow from source again,
+# seconds per Airflow task.
+$(BIN)/.installed: requirements.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $@
 

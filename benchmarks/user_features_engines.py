@@ -10,7 +10,10 @@ the lake's Parquet, and the outputs are checked equal before any figure is repor
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
+import sys
 import time
 from datetime import date, timedelta
 
@@ -129,6 +132,14 @@ if __name__ == "__main__":
     run = features.run_dbt(["run", "--full-refresh", "--select", *DBT_MODELS], settings, wh, v)
     dbt_wall = time.perf_counter() - t
     dbt_models = sum(n["seconds"] for n in run["nodes"])
+    # The same run as the features DAG's task makes it: a fresh process (imports dbt again) and
+    # dbt's partial parsing, since the first run above left its manifest in the target folder.
+    task = ("import json, sys; from ml import features; from ml.settings import get_settings; s = get_settings(); "
+            "wh = features.warehouses(features.tenants_for(s))[0]; "
+            "features.run_dbt(['run', '--full-refresh', '--select', *sys.argv[2:]], s, wh, json.loads(sys.argv[1]))")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", task, json.dumps(v), *DBT_MODELS], check=True, capture_output=True)
+    dbt_task_wall = time.perf_counter() - t
     con = duckdb.connect(str(wh.path(settings)), read_only=True)
     via_dbt = con.execute("select * from user_features").df()
     con.close()
@@ -145,7 +156,9 @@ if __name__ == "__main__":
     assert_same(via_dbt, via_sql, "dbt vs hand-written DuckDB")
     report("user_features_engines", tenants=a.tenants, events=result.events, users=len(via_dbt),
            dbt_wall_seconds=round(dbt_wall, 2), dbt_model_seconds=round(dbt_models, 2),
+           dbt_task_wall_seconds=round(dbt_task_wall, 2),
            pandas_seconds=round(pandas_s, 2), duckdb_query_seconds=round(sql_s, 2),
            pandas_over_dbt_models=round(pandas_s / dbt_models, 2), dbt_models_over_floor=round(dbt_models / sql_s, 2),
-           pandas_over_dbt_wall=round(pandas_s / dbt_wall, 2), dbt_wall_over_floor=round(dbt_wall / sql_s, 2))
+           pandas_over_dbt_wall=round(pandas_s / dbt_wall, 2), dbt_wall_over_floor=round(dbt_wall / sql_s, 2),
+           pandas_over_dbt_task_wall=round(pandas_s / dbt_task_wall, 2), dbt_task_wall_over_floor=round(dbt_task_wall / sql_s, 2))
     shutil.rmtree(home)
