@@ -3,7 +3,7 @@
 Runs the same library functions the DAGs run, with two worker processes (the two mapped
 tasks the DAGs run at once on this 2-core machine), without Airflow's own overhead.
 
-    .venv/bin/python benchmarks/landing_to_features.py --tenants 10 --users 14000 --days 14
+    .venv/bin/python benchmarks/landing_to_features.py --tenants 10 --users 17000 --days 14   # ~10M events
     .venv/bin/python benchmarks/landing_to_features.py --tenants 100 --users 1400 --days 14
 """
 
@@ -34,7 +34,7 @@ def _build(key):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--tenants", type=int, default=10)
-    ap.add_argument("--users", type=int, default=14000)
+    ap.add_argument("--users", type=int, default=17000)
     ap.add_argument("--items", type=int, default=1500)
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--workers", type=int, default=2)

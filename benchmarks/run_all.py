@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RUNS = [
     ["generation.py", "--tenants", "10", "--users", "17000", "--days", "14"],
-    ["landing_to_features.py", "--tenants", "10", "--users", "14000", "--days", "14"],
+    ["landing_to_features.py", "--tenants", "10", "--users", "17000", "--days", "14"],
     ["landing_to_features.py", "--tenants", "100", "--users", "1400", "--days", "14"],
     ["user_features_engines.py", "--tenants", "10", "--users", "8000", "--days", "30"],
     ["cosmos_overhead.py", "--tenants", "3", "--users", "2000", "--days", "21"],

@@ -243,6 +243,24 @@ class GateDecision:
     champion_metrics: dict[str, float]
 
 
+def beats_baseline(kind: ModelKind, metrics: dict[str, float], baseline: dict[str, float]) -> str | None:
+    """The metric on which ``metrics`` beat the baseline's, or None if they do not.
+
+    The headline decides; only an exact tie on it passes to the kind's other lift metrics, in
+    order. HitRate@10 saturates on small holdouts (any sensible ranking hits every query with a
+    clicked candidate), and a ranker that ties popularity there but orders the hits better
+    (NDCG@10) is the better model. Anything not strictly better on the deciding metric loses.
+    """
+    for m in dict.fromkeys((kind.headline, *kind.lift_metrics)):
+        new, old = metrics.get(m), baseline.get(m)
+        if new is None or old is None:
+            return None
+        if new == old:
+            continue
+        return None if new < old else m  # (a NaN baseline, as before, does not block)
+    return None
+
+
 def gate(kind: ModelKind, name: str, challenger: Candidate, holdout: pd.DataFrame, features: list[str],
          catalogue: int | None, baseline: dict[str, float], policy: TrainingPolicy, settings: Settings) -> GateDecision:  # fmt: skip
     """Decide whether the challenger replaces the champion (see the module docstring)."""
@@ -256,9 +274,15 @@ def gate(kind: ModelKind, name: str, challenger: Candidate, holdout: pd.DataFram
     if champ is None:
         if new is None:
             return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
-        if baseline.get(h) is not None and new <= baseline[h]:
-            return GateDecision(False, f"{h} {new:.4f} does not beat the {kind.baseline_name} baseline "
-                                       f"({baseline[h]:.4f})", None, {})  # fmt: skip
+        if baseline.get(h) is not None:
+            decided_by = beats_baseline(kind, challenger.metrics, baseline)
+            if decided_by is None:
+                return GateDecision(False, f"{h} {new:.4f} does not beat the {kind.baseline_name} baseline "
+                                           f"({baseline[h]:.4f})", None, {})  # fmt: skip
+            if decided_by != h:
+                m = decided_by
+                return GateDecision(True, f"first champion: {h} {new:.4f} ties the {kind.baseline_name} baseline; "
+                                          f"{m} {challenger.metrics[m]:.4f} vs {baseline[m]:.4f}", None, {})  # fmt: skip
         return GateDecision(True, f"first champion: {h} {new:.4f} vs {kind.baseline_name} baseline "
                                   f"{baseline.get(h, float('nan')):.4f}", None, {})  # fmt: skip
     if champ.tags.get("snapshot_id") == challenger.snapshot_id and champ.tags.get("trained_on") == challenger.trained_on \
