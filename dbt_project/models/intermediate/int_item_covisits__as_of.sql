@@ -1,7 +1,8 @@
 -- Item pairs clicked in the same session in the 28 days before each cutoff (point in time):
 -- the "people who clicked this also clicked" signal behind co-visitation candidates. Each item
--- keeps only its strongest neighbours: a popular item is co-clicked with most of the
--- catalogue, and every user who clicked it would otherwise fan out into all of them.
+-- keeps only its strongest neighbours among the items of the catalogue as of the cutoff: a
+-- popular item is co-clicked with most of the catalogue, and every user who clicked it would
+-- otherwise fan out into all of them.
 with
 
 cutoffs as (
@@ -33,10 +34,20 @@ covisits as (
         and also_clicked.item_id <> clicked.item_id
         and also_clicked.event_date < cutoffs.cutoff_date
     group by cutoffs.tenant_id, cutoffs.cutoff_date, clicked.item_id, also_clicked.item_id
+),
+
+-- neighbours are items of the catalogue as of the cutoff (the ones that can be recommended)
+catalogued as (
+    select covisits.*
+    from covisits
+    inner join {{ ref('int_item_features__as_of') }} as items
+        on items.tenant_id = covisits.tenant_id
+        and items.cutoff_date = covisits.cutoff_date
+        and items.item_id = covisits.covisited_item_id
     qualify row_number() over (
-        partition by cutoffs.tenant_id, cutoffs.cutoff_date, clicked.item_id
-        order by count(distinct clicked.session_id) desc, also_clicked.item_id
+        partition by covisits.tenant_id, covisits.cutoff_date, covisits.item_id
+        order by covisits.sessions_28d desc, covisits.covisited_item_id
     ) <= {{ var('covisits_per_item') }}
 )
 
-select * from covisits
+select * from catalogued

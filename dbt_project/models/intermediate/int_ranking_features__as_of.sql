@@ -49,12 +49,16 @@ joined as (
         candidates.is_trending_candidate,
         candidates.is_topic_candidate,
         candidates.is_covisit_candidate
+    -- Left joins on purpose: every candidate has its user's and item's features (candidates are
+    -- drawn from those two models), and a left join keeps DuckDB from reordering. With inner
+    -- joins it sometimes joined user_features to item_features first, on tenant and cutoff
+    -- alone (164M rows for 50 small tenants; 14 s instead of 1 s).
     from candidates
-    inner join user_features
+    left join user_features
         on user_features.tenant_id = candidates.tenant_id
         and user_features.user_id = candidates.user_id
         and user_features.cutoff_date = candidates.cutoff_date
-    inner join item_features
+    left join item_features
         on item_features.tenant_id = candidates.tenant_id
         and item_features.item_id = candidates.item_id
         and item_features.cutoff_date = candidates.cutoff_date
