@@ -147,19 +147,26 @@ def read_manifest(partition: Path) -> dict | None:
 # ---------------------------------------------------------------------------------- reading
 
 
-def _parsed(column: str, sql_type: str) -> str:
-    """SQL parsing a landing column into the lake's type, null when it does not parse.
+# Landing columns parsed into the lake's types by DuckDB while reading, kept as ``_<column>``
+# next to the text (which quarantine keeps); unparseable -> null. Timestamps: ISO 8601 with an
+# offset or ``Z``; without one, UTC (the session time zone).
+PARSED = {"event_at": "timestamptz", "dwell_seconds": "double"}
+# The columns of a frame ``_read_file`` returns.
+READ_COLUMNS = ["_line_no", *quality.LANDING_COLUMNS, *(f"_{c}" for c in PARSED), "_file_no", "source_file"]
 
-    Timestamps: ISO 8601 with an offset or ``Z``; without one, UTC (the session time zone).
-    """
-    return f'try_cast("{column}" as {sql_type})'
+
+def _parse_sql(cols: list[str]) -> str:
+    """The select list of the parsed columns, null where the file lacks the column."""
+    return ", ".join(
+        (f'try_cast("{c}" as {t})' if c in cols else f"cast(null as {t})") + f" as _{c}" for c, t in PARSED.items()
+    )
 
 
 def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Parse one landing file into (rows as text, malformed lines, problems)."""
     fmt = LANDING_FORMATS[path.suffix.lower()]
     problems: list[str] = []
-    empty = pd.DataFrame(columns=["_line_no", *quality.LANDING_COLUMNS, "_event_at", "_dwell_seconds", "_file_no", "source_file"])
+    empty = pd.DataFrame(columns=READ_COLUMNS)
     malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
     if path.stat().st_size == 0:
         return empty, malformed, [f"empty_file: {path.name}"]
@@ -202,15 +209,8 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
         f"cast(\"{c}\" as varchar) as \"{c}\"" if c in cols else f"cast(null as varchar) as \"{c}\""
         for c in quality.LANDING_COLUMNS
     )
-    # The two typed columns are parsed here, by DuckDB (unparseable -> null), next to the text
-    # that quarantine keeps: pandas' ISO-8601 parser and a copy of the frame cost more than the read.
-    df = raw.query(
-        "raw_rel",
-        f"select _line_no, {select},"
-        f" {_parsed('event_at', 'timestamptz') if 'event_at' in cols else 'cast(null as timestamptz)'} as _event_at,"
-        f" {_parsed('dwell_seconds', 'double') if 'dwell_seconds' in cols else 'cast(null as double)'} as _dwell_seconds"
-        " from raw_rel",
-    ).df()
+    # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read
+    df = raw.query("raw_rel", f"select _line_no, {select}, {_parse_sql(cols)} from raw_rel").df()
     if fmt == "csv":
         rej = con.sql("select line as _line_no, csv_line as raw_line from rej_err").df()
         malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
@@ -264,9 +264,7 @@ def _read_day(con: duckdb.DuckDBPyConnection, files: list[Path], report: Partiti
         if len(malformed):
             bad_lines.append(malformed)
     frames = [f for f in frames if len(f)]  # an empty file's frame has no column types to agree on
-    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["_line_no", "_file_no", "source_file", *quality.LANDING_COLUMNS, "_event_at", "_dwell_seconds"]
-    )
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=READ_COLUMNS)
     return raw, (pd.concat(bad_lines, ignore_index=True) if bad_lines else None)
 
 
