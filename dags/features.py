@@ -16,6 +16,10 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from dags.common.assets import FEATURE_MARTS, LAKE_EVENTS
 
+# Warehouse builds running at once (each holds its own file's lock); each gets its share of
+# the cores as DuckDB threads.
+BUILDS_AT_ONCE = 2
+
 
 @dag(
     dag_id="features",
@@ -37,7 +41,7 @@ def features():
         """The warehouse files to build, from the registry at run time."""
         from dataclasses import asdict
 
-        from ml.features import tenants_for, warehouses
+        from ml.features import duckdb_threads, tenants_for, warehouses
 
         ctx = get_current_context()
         rebuild_from = ctx["params"]["rebuild_from"]
@@ -46,15 +50,17 @@ def features():
                 rf = (ev.extra or {}).get("rebuild_from")
                 if rf and (rebuild_from is None or rf < rebuild_from):
                     rebuild_from = rf
-        return [{**asdict(w), "rebuild_from": rebuild_from} for w in warehouses(tenants_for(None, ctx["params"]["tenants"] or None))]
+        planned = warehouses(tenants_for(None, ctx["params"]["tenants"] or None))
+        threads = duckdb_threads(min(BUILDS_AT_ONCE, len(planned)))
+        return [{**asdict(w), "rebuild_from": rebuild_from, "threads": threads} for w in planned]
 
-    @task(max_active_tis_per_dag=2)
+    @task(max_active_tis_per_dag=BUILDS_AT_ONCE)
     def build_and_check(warehouse: dict) -> dict:
         """dbt build for one warehouse file, then GX checks of each tenant's marts."""
         from ml.features import Warehouse, build_and_check_warehouse
 
         wh = Warehouse.from_dict(warehouse)
-        return build_and_check_warehouse(wh, rebuild_from=warehouse["rebuild_from"])
+        return build_and_check_warehouse(wh, rebuild_from=warehouse["rebuild_from"], threads=warehouse.get("threads"))
 
     @task(outlets=[FEATURE_MARTS], trigger_rule="all_done")
     def publish(results: list[dict]) -> dict:
