@@ -23,10 +23,11 @@ from ml.settings import get_settings
 END = date(2026, 11, 20)
 
 
-def _build(key):
+def _build(args):
     from ml.features import build_and_check_warehouse
 
-    res = build_and_check_warehouse(warehouse(key))
+    key, threads = args
+    res = build_and_check_warehouse(warehouse(key), threads=threads)
     return {"key": key, "failed": len(res["failed_nodes"]), "seconds": res["seconds"],
             "healthy": sum(h["healthy"] for h in res["health"].values()), "tenants": len(res["health"])}
 
@@ -45,17 +46,22 @@ if __name__ == "__main__":
     register_fleet(settings, config)
     result = generate(config, settings.landing)
     ids = [s.tenant_id for s in config.tenants]
-    from ml.features import tenants_for, warehouses
-    from ml.ingest import chunk
+    from ml.features import duckdb_threads, tenants_for, warehouses
+    from ml.ingest import chunk, landing_bytes
+    from ml.tenants import TenantRegistry
 
     size = max(1, -(-len(ids) // a.workers))
     t0 = time.perf_counter()
+    # chunks as the ingest DAG plans them: at most 8 tenants, balanced by landing bytes
+    interval = (config.start_date, END + timedelta(days=1))
+    weights = {t.tenant_id: landing_bytes(settings, t, *interval) for t in TenantRegistry(settings).list()}
     with ProcessPoolExecutor(a.workers) as pool:
-        summaries = [s for part in pool.map(ingest_chunk, [(c, config.start_date, END + timedelta(days=1)) for c in chunk(ids, min(8, size))]) for s in part]
+        summaries = [s for part in pool.map(ingest_chunk, [(c, *interval) for c in chunk(ids, min(8, size), weights)]) for s in part]
     t1 = time.perf_counter()
     keys = [w.key for w in warehouses(tenants_for(settings))]
-    with ProcessPoolExecutor(min(a.workers, len(keys))) as pool:
-        builds = list(pool.map(_build, keys))
+    at_once = min(a.workers, len(keys))
+    with ProcessPoolExecutor(at_once) as pool:
+        builds = list(pool.map(_build, [(k, duckdb_threads(at_once)) for k in keys]))
     t2 = time.perf_counter()
     landed = sum(s["landed"] for s in summaries)
     report("landing_to_features", tenants=a.tenants, events=result.events, landed=landed,

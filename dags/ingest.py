@@ -43,20 +43,27 @@ def ingest():
     @task
     def plan() -> list[dict]:
         """Which tenants (in chunks) and which landing dates this run ingests."""
-        from ml.ingest import chunk, resolve_interval
+        from datetime import date
+
+        from ml.ingest import chunk, landing_bytes, resolve_interval
+        from ml.settings import get_settings
         from ml.tenants import TenantRegistry
 
         ctx = get_current_context()
         params = ctx["params"]
         start, end = resolve_interval(params, ctx.get("data_interval_start"), ctx.get("data_interval_end"))
         wanted = set(params["tenants"])
-        tenants = [t.tenant_id for t in TenantRegistry().list() if not wanted or t.tenant_id in wanted]
+        registered = [t for t in TenantRegistry().list() if not wanted or t.tenant_id in wanted]
+        tenants = [t.tenant_id for t in registered]
         unknown = wanted - set(tenants)
         if unknown:
             raise ValueError(f"unknown tenants {sorted(unknown)}: `tenantflow tenants list` shows the registered ones.")
-        # At most chunk_size tenants per task, and at least as many tasks as run in parallel.
+        # At most chunk_size tenants per task, at least as many tasks as run in parallel, and
+        # balanced by the bytes each tenant landed in the interval.
         size = max(1, min(params["chunk_size"], -(-len(tenants) // PARALLEL_CHUNKS)))
-        return [{"tenants": c, "start": start, "end": end} for c in chunk(tenants, size)]
+        settings, first, last = get_settings(), date.fromisoformat(start), date.fromisoformat(end)
+        weights = {t.tenant_id: landing_bytes(settings, t, first, last) for t in registered}
+        return [{"tenants": c, "start": start, "end": end} for c in chunk(tenants, size, weights)]
 
     @task(max_active_tis_per_dag=PARALLEL_CHUNKS)
     def ingest_chunk(batch: dict) -> list[dict]:

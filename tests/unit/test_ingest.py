@@ -259,6 +259,29 @@ def test_interval_resolution():
     assert ingest.chunk(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
 
 
+def test_chunks_are_balanced_by_weight():
+    ids = ["a", "b", "c", "d", "e", "f"]
+    # in order, the two heavy tenants would share a group: 100 + 90 + 1 against 3
+    weights = {"a": 100, "b": 90, "c": 1, "d": 1, "e": 1, "f": 1}
+    assert ingest.chunk(ids, 3) == [["a", "b", "c"], ["d", "e", "f"]]
+    groups = ingest.chunk(ids, 3, weights)
+    assert groups == [["a", "e", "f"], ["b", "c", "d"]]  # 102 against 92, each in registry order
+    # as many groups as without weights, none larger than size
+    assert ingest.chunk(ids, 4, weights) == [["a", "f"], ["b", "c", "d", "e"]]  # 101 against 93
+    assert ingest.chunk(ids, 6, weights) == [ids]
+
+
+def test_landing_bytes_counts_complete_files_of_the_interval(settings, faulty):
+    tenant = TenantRegistry(settings).get("acme")
+    folder = ingest.landing_dir(settings, tenant, START)
+    expected = sum(p.stat().st_size for p in ingest.complete_landing_files(folder))
+    assert expected > 0
+    assert ingest.landing_bytes(settings, tenant, START, START + timedelta(days=1)) == expected
+    (folder / "late.csv.tmp").write_text("x" * 1000)  # still being written: not counted
+    assert ingest.landing_bytes(settings, tenant, START, START + timedelta(days=1)) == expected
+    assert ingest.landing_bytes(settings, tenant, START + timedelta(days=1), START + timedelta(days=1)) == 0
+
+
 def test_unknown_files_and_hidden_files_are_ignored(settings, faulty):
     tenant = TenantRegistry(settings).get("acme")
     folder = ingest.landing_dir(settings, tenant, START)
