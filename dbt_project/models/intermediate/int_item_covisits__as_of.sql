@@ -10,10 +10,14 @@ cutoffs as (
     where has_ranking_label or is_serving
 ),
 
+-- one row per item clicked in a session, dated by its first click there: each co-clicked pair
+-- then appears once per session, so counting sessions needs no count(distinct) (a third of
+-- this model's time)
 clicks as (
-    select distinct tenant_id, session_id, item_id, event_date
+    select tenant_id, session_id, item_id, min(event_date) as event_date
     from {{ ref('stg_lake__events') }}
     where event_type = 'click' and session_id is not null and item_id is not null
+    group by tenant_id, session_id, item_id
 ),
 
 covisits as (
@@ -22,7 +26,7 @@ covisits as (
         cutoffs.cutoff_date,
         clicked.item_id,
         also_clicked.item_id as covisited_item_id,
-        count(distinct clicked.session_id) as sessions_28d
+        count(*) as sessions_28d
     from cutoffs
     inner join clicks as clicked
         on clicked.tenant_id = cutoffs.tenant_id
