@@ -69,7 +69,8 @@ def duckdb_threads(builds_at_once: int) -> int:
 
     DuckDB starts one worker per core by default; two builds at once then run four busy
     threads on two cores, and their queries slow each other down more than they gain
-    (10M events, two warehouses: 97 s with 2 threads each, 82 s with 1).
+    (10M events, two warehouses built at once, back to back: 109 s with 2 threads each, 96 s
+    with 1).
     """
     return max(1, (os.cpu_count() or 1) // max(1, builds_at_once))
 

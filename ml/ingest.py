@@ -225,8 +225,7 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tupl
 
 def _arrow_backed(rel: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """A DuckDB result as pandas with Arrow-backed strings: no Python string objects are made
-    (most of the cost of ``.df()``), and Great Expectations' checks run on them about twice as
-    fast."""
+    (most of the cost of ``.df()``)."""
     return rel.fetch_arrow_table().to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
