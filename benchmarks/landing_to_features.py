@@ -45,18 +45,16 @@ if __name__ == "__main__":
     config = fleet_config(a.tenants, a.users, a.items, a.days, seed=1, end_date=END)
     register_fleet(settings, config)
     result = generate(config, settings.landing)
-    ids = [s.tenant_id for s in config.tenants]
     from ml.features import duckdb_threads, tenants_for, warehouses
-    from ml.ingest import chunk, landing_bytes
+    from ml.ingest import plan_chunks
     from ml.tenants import TenantRegistry
 
-    size = max(1, -(-len(ids) // a.workers))
     t0 = time.perf_counter()
     # chunks as the ingest DAG plans them: at most 8 tenants, balanced by landing bytes
     interval = (config.start_date, END + timedelta(days=1))
-    weights = {t.tenant_id: landing_bytes(settings, t, *interval) for t in TenantRegistry(settings).list()}
+    chunks = plan_chunks(settings, TenantRegistry(settings).list(), *interval, chunk_size=8, parallel=a.workers)
     with ProcessPoolExecutor(a.workers) as pool:
-        summaries = [s for part in pool.map(ingest_chunk, [(c, *interval) for c in chunk(ids, min(8, size), weights)]) for s in part]
+        summaries = [s for part in pool.map(ingest_chunk, [(c, *interval) for c in chunks]) for s in part]
     t1 = time.perf_counter()
     keys = [w.key for w in warehouses(tenants_for(settings))]
     at_once = min(a.workers, len(keys))

@@ -45,7 +45,7 @@ def ingest():
         """Which tenants (in chunks) and which landing dates this run ingests."""
         from datetime import date
 
-        from ml.ingest import chunk, landing_bytes, resolve_interval
+        from ml.ingest import plan_chunks, resolve_interval
         from ml.settings import get_settings
         from ml.tenants import TenantRegistry
 
@@ -58,12 +58,9 @@ def ingest():
         unknown = wanted - set(tenants)
         if unknown:
             raise ValueError(f"unknown tenants {sorted(unknown)}: `tenantflow tenants list` shows the registered ones.")
-        # At most chunk_size tenants per task, at least as many tasks as run in parallel, and
-        # balanced by the bytes each tenant landed in the interval.
-        size = max(1, min(params["chunk_size"], -(-len(tenants) // PARALLEL_CHUNKS)))
-        settings, first, last = get_settings(), date.fromisoformat(start), date.fromisoformat(end)
-        weights = {t.tenant_id: landing_bytes(settings, t, first, last) for t in registered}
-        return [{"tenants": c, "start": start, "end": end} for c in chunk(tenants, size, weights)]
+        chunks = plan_chunks(get_settings(), registered, date.fromisoformat(start), date.fromisoformat(end),
+                             params["chunk_size"], PARALLEL_CHUNKS)  # fmt: skip
+        return [{"tenants": c, "start": start, "end": end} for c in chunks]
 
     @task(max_active_tis_per_dag=PARALLEL_CHUNKS)
     def ingest_chunk(batch: dict) -> list[dict]:

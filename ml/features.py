@@ -251,13 +251,11 @@ def check_warehouse_features(
     wh: Warehouse, tenants: list[str], settings: Settings, build: dict, threads: int | None = None,
 ) -> dict[str, dict]:
     """GX checks on each tenant's marts (read-only); writes and returns each tenant's health."""
-    import duckdb
-
     from ml import quality
 
     health: dict[str, dict] = {}
     failed_models = {n["node"].split(".")[-1] for n in build.get("failed_nodes", []) if n["node"].startswith("model.")}
-    con = duckdb.connect(str(wh.path(settings)), read_only=True, config={"threads": threads or duckdb_threads(1)})
+    con = _read_only(wh, settings, threads)
     try:
         for tid in wh.tenants:
             if tid not in tenants:
@@ -301,19 +299,24 @@ def build_and_check_warehouse(
     return result
 
 
+def _read_only(wh: Warehouse, settings: Settings, threads: int | None):
+    """A read-only connection to a warehouse file (checks and publishing, under its lock)."""
+    import duckdb
+
+    return duckdb.connect(str(wh.path(settings)), read_only=True, config={"threads": threads or duckdb_threads(1)})
+
+
 def publish_online(wh: Warehouse, tenants: list[str], settings: Settings, threads: int | None = None) -> dict[str, str]:
     """Publish the healthy tenants' serving marts for the API (call under the warehouse lock).
 
     An unhealthy tenant is not published: the API keeps serving its last good snapshot.
     """
-    import duckdb
-
     from ml.publish import publish_tenant
     from ml.tenants import TenantRegistry
 
     registry = TenantRegistry(settings)
     out = {}
-    con = duckdb.connect(str(wh.path(settings)), read_only=True, config={"threads": threads or duckdb_threads(1)})
+    con = _read_only(wh, settings, threads)
     try:
         for tid in tenants:
             out[tid] = publish_tenant(con, settings, registry.get(tid).region, tid)["snapshot_id"]

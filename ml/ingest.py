@@ -615,6 +615,15 @@ def chunk(items: list[str], size: int, weights: dict[str, float] | None = None) 
     return [[items[i] for i in sorted(g)] for g in groups]
 
 
+def plan_chunks(settings: Settings, tenants: list[Tenant], start: date, end: date, chunk_size: int, parallel: int) -> list[list[str]]:
+    """The ingest DAG's mapped work: at most ``chunk_size`` tenants per chunk, at least
+    ``parallel`` chunks (the tasks that run at once), balanced by the bytes each tenant landed
+    in ``[start, end)``."""
+    ids = [t.tenant_id for t in tenants]
+    size = max(1, min(chunk_size, -(-len(ids) // max(1, parallel))))
+    return chunk(ids, size, {t.tenant_id: landing_bytes(settings, t, start, end) for t in tenants})
+
+
 def landing_bytes(settings: Settings, tenant: Tenant, start: date, end: date) -> int:
     """Size of a tenant's complete landing files of ``[start, end)``: how heavy its ingestion is."""
     return sum(

@@ -280,6 +280,10 @@ def test_landing_bytes_counts_complete_files_of_the_interval(settings, faulty):
     (folder / "late.csv.tmp").write_text("x" * 1000)  # still being written: not counted
     assert ingest.landing_bytes(settings, tenant, START, START + timedelta(days=1)) == expected
     assert ingest.landing_bytes(settings, tenant, START + timedelta(days=1), START + timedelta(days=1)) == 0
+    registered = TenantRegistry(settings).list()
+    chunks = ingest.plan_chunks(settings, registered, START, START + timedelta(days=1), chunk_size=8, parallel=2)
+    assert sorted(t for c in chunks for t in c) == sorted(t.tenant_id for t in registered)
+    assert len(chunks) == min(2, len(registered)), "at least as many chunks as tasks run at once"
 
 
 def test_unknown_files_and_hidden_files_are_ignored(settings, faulty):
