@@ -80,6 +80,7 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
 
         before = _lake_digests(settings)
         # A backfill of two past days from the scheduler: same bytes, no duplicates.
+        backfill_since = datetime.now(UTC).isoformat()
         backfill = airflow._request("POST", "/api/v2/backfills", {
             "dag_id": "ingest", "from_date": f"{first_end - timedelta(days=3)}T00:00:00Z",
             "to_date": f"{first_end - timedelta(days=2)}T00:00:00Z", "max_active_runs": 2,
@@ -96,6 +97,8 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
             time.sleep(3)
         assert backfill["id"] and len(runs) == 2 and all(r["state"] == "success" for r in runs)
         assert _lake_digests(settings) == before
+        # the feature builds the backfill starts finish here, not inside the next step's waits
+        assert all(r["state"] == "success" for r in airflow.wait_idle("features", after=backfill_since, timeout=900))
 
         _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end)
 
@@ -164,9 +167,13 @@ def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end
     run_id = airflow.trigger("ingest", {"start": first_end.isoformat(),
                                         "end": (config.end_date + timedelta(days=1)).isoformat()})  # fmt: skip
     assert airflow.wait_run("ingest", run_id, timeout=900)["state"] == "success"
-    assert all(r["state"] == "success" for r in airflow.wait_idle("features", after=since, timeout=900))
-    # every feature build starts a monitor run (the backfill's too); the one after the new week retrains
-    monitor_runs = airflow.wait_idle("monitor", after=since, timeout=900)
+    feature_runs = airflow.wait_idle("features", after=since, timeout=900)
+    assert all(r["state"] == "success" for r in feature_runs)
+    # The monitor run the new week's features start. (Unpausing the monitor also starts a run on
+    # the feature events it missed while paused, the backfill's; that one is queued before the new
+    # week's features run starts, and waiting on it alone could return before this one is queued.)
+    new_week = min(r["start_date"] for r in feature_runs)
+    monitor_runs = airflow.wait_idle("monitor", after=new_week, timeout=900)
     assert all(r["state"] == "success" for r in monitor_runs), monitor_runs
     retrained = []
     for r in monitor_runs:
