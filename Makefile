@@ -6,13 +6,15 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export TENANTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: demo test test-unit test-integration up lint lock clean-state bench help
+.PHONY: demo test test-unit test-integration up lint sqlfluff-lint format lock clean-state bench help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo through real Airflow"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make up     - start Airflow (UI, scheduler, dag-processor, triggerer) and the MLflow UI"
 	@echo "make bench  - run the benchmarks (slow; results in benchmarks/README.md)"
+	@echo "make lint   - ruff (lint and format), mypy, sqlfluff on dbt_project/, import contracts"
+	@echo "make format - apply ruff format, ruff's fixes and sqlfluff's fixes"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
 
 # The venv is rebuilt whenever the lock, the package metadata or this file changes.
@@ -31,8 +33,13 @@ venv: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/tenantflow demo
 
-test: $(BIN)/.installed
-	$(BIN)/ruff check ml dags plugins tests benchmarks
+PY_SOURCES := ml dags plugins tests benchmarks
+# sqlfluff's dbt templater compiles the project: it needs a warehouse path it may create (in dbt's
+# own target folder, not in TENANTFLOW_HOME, which `make demo` must find empty or its own)
+SQLFLUFF := cd dbt_project && mkdir -p target && TENANTFLOW_WAREHOUSE_PATH=$(CURDIR)/dbt_project/target/_lint.duckdb \
+	DBT_SEND_ANONYMOUS_USAGE_STATS=false ../$(BIN)/sqlfluff
+
+test: lint
 	$(BIN)/python -m pytest tests
 
 test-unit: $(BIN)/.installed
@@ -48,8 +55,19 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check ml dags plugins tests benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(SQLFLUFF) lint models tests
+
+sqlfluff-lint: $(BIN)/.installed
+	$(SQLFLUFF) lint models tests
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format $(PY_SOURCES)
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+	$(SQLFLUFF) fix models tests
 
 lock: $(BIN)/.installed
 	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11

@@ -21,16 +21,16 @@ def fresh_home(name: str) -> Path:
 
 
 def register_fleet(settings, config) -> None:
-    from ml.tenants import Tenant, TenantRegistry
+    from ml.core.tenants import Tenant, TenantStore
 
-    registry = TenantRegistry(settings)
+    store = TenantStore(settings)
     for s in config.tenants:
-        registry.add(Tenant(s.tenant_id, s.region, onboarded_at=config.start_date), replace=True)
+        store.add(Tenant(s.tenant_id, s.region, onboarded_at=config.start_date), replace=True)
 
 
 def ingest_chunk(args):
     """One worker's share of ingestion: (tenant ids, start, end) -> per-day summaries."""
-    from ml.ingest import ingest_tenants
+    from ml.data.ingest.run import ingest_tenants
 
     tenants, start, end = args
     return ingest_tenants(tenants, start, end)
@@ -38,14 +38,19 @@ def ingest_chunk(args):
 
 def warehouse(key: str):
     """The registered warehouse with this key (worker processes are handed keys, not objects)."""
-    from ml.features import tenants_for, warehouses
+    from ml.core.tenants import TenantStore
+    from ml.core.warehouse import warehouses
 
-    return next(w for w in warehouses(tenants_for(None)) if w.key == key)
+    return next(w for w in warehouses(TenantStore().list()) if w.key == key)
 
 
 def report(name: str, **figures) -> None:
-    figures = {"benchmark": name, "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
-               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
+    figures = {
+        "benchmark": name,
+        "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **figures,
+    }
     print(json.dumps(figures))
     out = Path(__file__).parent / "results.jsonl"
     with open(out, "a") as f:

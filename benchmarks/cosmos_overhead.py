@@ -20,11 +20,14 @@ from datetime import date, timedelta
 
 from _common import fresh_home, register_fleet, report
 
-from ml import features
-from ml.generate import fleet_config, generate
-from ml.ingest import ingest_tenants
-from ml.platform import airflow_env, prepare_airflow
-from ml.settings import get_settings
+from ml.core.settings import get_settings
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import warehouses
+from ml.data import dbt
+from ml.data.generate import generate
+from ml.data.generate.config import fleet_config
+from ml.data.ingest.run import ingest_tenants
+from ml.ops.airflow import airflow_env, prepare_airflow
 
 END = date(2026, 11, 20)
 COSMOS_DAG = """\"\"\"An Airflow DAG: the feature project rendered by cosmos (Airflow parses files naming airflow and dag).\"\"\"
@@ -57,13 +60,13 @@ if __name__ == "__main__":
     settings = get_settings()
     config = fleet_config(a.tenants, a.users, 500, a.days, seed=4, end_date=END, regions=("eu",))
     register_fleet(settings, config)
-    generate(config, settings.landing)
+    generate(config, settings.stores.landing.root)
     ingest_tenants([s.tenant_id for s in config.tenants], config.start_date, END + timedelta(days=1), settings)
-    wh = features.warehouses(features.tenants_for(settings))[0]
-    v = features.dbt_vars(settings, wh)
+    wh = warehouses(TenantStore(settings).list())[0]
+    v = dbt.dbt_vars(settings, wh)
 
     t = time.perf_counter()
-    one = features.run_dbt(["build"], settings, wh, v)
+    one = dbt.run_dbt(["build"], settings, wh, v)
     one_build = time.perf_counter() - t
     manifest = os.path.join(one["target_dir"], "manifest.json")
 
@@ -73,8 +76,12 @@ if __name__ == "__main__":
     (dags / "cosmos_features.py").write_text(COSMOS_DAG)
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
     os.environ.update(airflow_env(settings))
-    os.environ.update(TENANTFLOW_WAREHOUSE_PATH=str(wh.path(settings)), COSMOS_MANIFEST=manifest,
-                      COSMOS_VARS=json.dumps(v), COSMOS_PROJECT=str(settings.dbt_project_dir))
+    os.environ.update(
+        TENANTFLOW_WAREHOUSE_PATH=str(wh.path(settings)),
+        COSMOS_MANIFEST=manifest,
+        COSMOS_VARS=json.dumps(v),
+        COSMOS_PROJECT=str(settings.dbt_project_dir),
+    )
     prepare_airflow(settings)
     import importlib.util
 
@@ -87,9 +94,16 @@ if __name__ == "__main__":
     t = time.perf_counter()
     run = dag.test()
     cosmos_run = time.perf_counter() - t
-    report("cosmos_overhead", tenants=a.tenants, dbt_nodes=len(one["nodes"]), airflow_tasks=len(dag.tasks),
-           cosmos_state=str(getattr(run, "state", run)), one_dbt_build_seconds=round(one_build, 2),
-           cosmos_render_seconds=round(render, 2), cosmos_dag_test_seconds=round(cosmos_run, 2),
-           cosmos_over_one_build=round(cosmos_run / one_build, 2),
-           cosmos_seconds_per_task=round(cosmos_run / max(1, len(dag.tasks)), 2))
+    report(
+        "cosmos_overhead",
+        tenants=a.tenants,
+        dbt_nodes=len(one["nodes"]),
+        airflow_tasks=len(dag.tasks),
+        cosmos_state=str(getattr(run, "state", run)),
+        one_dbt_build_seconds=round(one_build, 2),
+        cosmos_render_seconds=round(render, 2),
+        cosmos_dag_test_seconds=round(cosmos_run, 2),
+        cosmos_over_one_build=round(cosmos_run / one_build, 2),
+        cosmos_seconds_per_task=round(cosmos_run / max(1, len(dag.tasks)), 2),
+    )
     shutil.rmtree(home)

@@ -1,6 +1,6 @@
 """Generation rate: events per second written to landing (all formats, all cores).
 
-    .venv/bin/python benchmarks/generation.py --tenants 10 --users 14000 --days 14
+.venv/bin/python benchmarks/generation.py --tenants 10 --users 14000 --days 14
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from datetime import date
 
 from _common import fresh_home, report
 
-from ml.generate import fleet_config, generate
+from ml.data.generate import generate
+from ml.data.generate.config import fleet_config
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -27,6 +28,12 @@ if __name__ == "__main__":
     result = generate(config, home / "landing")
     secs = time.perf_counter() - t
     size = sum(p.stat().st_size for p in result.files)
-    report("generation", tenants=a.tenants, events=result.events, seconds=round(secs, 2),
-           events_per_second=round(result.events / secs), landing_mb=round(size / 1e6))
+    report(
+        "generation",
+        tenants=a.tenants,
+        events=result.events,
+        seconds=round(secs, 2),
+        events_per_second=round(result.events / secs),
+        landing_mb=round(size / 1e6),
+    )
     shutil.rmtree(home)

@@ -17,19 +17,26 @@ from datetime import date, timedelta
 
 from _common import fresh_home, ingest_chunk, register_fleet, report, warehouse
 
-from ml.generate import fleet_config, generate
-from ml.settings import get_settings
+from ml.core.settings import get_settings
+from ml.data.generate import generate
+from ml.data.generate.config import fleet_config
 
 END = date(2026, 11, 20)
 
 
 def _build(args):
-    from ml.features import build_and_check_warehouse
+    from ml.data.features import build_and_check_warehouse
+    from ml.models.kinds import online_marts
 
     key, threads = args
-    res = build_and_check_warehouse(warehouse(key), threads=threads)
-    return {"key": key, "failed": len(res["failed_nodes"]), "seconds": res["seconds"],
-            "healthy": sum(h["healthy"] for h in res["health"].values()), "tenants": len(res["health"])}
+    res = build_and_check_warehouse(warehouse(key), online_marts(), threads=threads)
+    return {
+        "key": key,
+        "failed": len(res["failed_nodes"]),
+        "seconds": res["seconds"],
+        "healthy": sum(h["healthy"] for h in res["health"].values()),
+        "tenants": len(res["health"]),
+    }
 
 
 if __name__ == "__main__":
@@ -44,26 +51,34 @@ if __name__ == "__main__":
     settings = get_settings()
     config = fleet_config(a.tenants, a.users, a.items, a.days, seed=1, end_date=END)
     register_fleet(settings, config)
-    result = generate(config, settings.landing)
-    from ml.features import duckdb_threads, tenants_for, warehouses
-    from ml.ingest import plan_chunks
-    from ml.tenants import TenantRegistry
+    result = generate(config, settings.stores.landing.root)
+    from ml.core.tenants import TenantStore
+    from ml.core.warehouse import duckdb_threads, warehouses
+    from ml.data.ingest.plan import plan_chunks
 
     t0 = time.perf_counter()
     # chunks as the ingest DAG plans them: at most 8 tenants, balanced by landing bytes
     interval = (config.start_date, END + timedelta(days=1))
-    chunks = plan_chunks(settings, TenantRegistry(settings).list(), *interval, chunk_size=8, parallel=a.workers)
+    chunks = plan_chunks(settings, TenantStore(settings).list(), *interval, chunk_size=8, parallel=a.workers)
     with ProcessPoolExecutor(a.workers) as pool:
         summaries = [s for part in pool.map(ingest_chunk, [(c, *interval) for c in chunks]) for s in part]
     t1 = time.perf_counter()
-    keys = [w.key for w in warehouses(tenants_for(settings))]
+    keys = [w.key for w in warehouses(TenantStore(settings).list())]
     at_once = min(a.workers, len(keys))
     with ProcessPoolExecutor(at_once) as pool:
         builds = list(pool.map(_build, [(k, duckdb_threads(at_once)) for k in keys]))
     t2 = time.perf_counter()
     landed = sum(s["landed"] for s in summaries)
-    report("landing_to_features", tenants=a.tenants, events=result.events, landed=landed,
-           ingest_seconds=round(t1 - t0, 1), features_seconds=round(t2 - t1, 1), total_seconds=round(t2 - t0, 1),
-           events_per_second=round(result.events / (t2 - t0)), ingest_events_per_second=round(result.events / (t1 - t0)),
-           warehouses=builds)
+    report(
+        "landing_to_features",
+        tenants=a.tenants,
+        events=result.events,
+        landed=landed,
+        ingest_seconds=round(t1 - t0, 1),
+        features_seconds=round(t2 - t1, 1),
+        total_seconds=round(t2 - t0, 1),
+        events_per_second=round(result.events / (t2 - t0)),
+        ingest_events_per_second=round(result.events / (t1 - t0)),
+        warehouses=builds,
+    )
     shutil.rmtree(home)

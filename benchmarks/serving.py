@@ -40,10 +40,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import fresh_home, report  # noqa: E402
+from benchmarks._common import fresh_home, report
 
 END = date(2026, 11, 20)
-WIDE_CANDIDATES = {"candidates_popular": 100, "candidates_trending": 40, "candidates_per_topic": 40, "candidates_covisit": 60}
+WIDE_CANDIDATES = {
+    "candidates_popular": 100,
+    "candidates_trending": 40,
+    "candidates_per_topic": 40,
+    "candidates_covisit": 60,
+}
 
 
 # ---------------------------------------------------------------- load generator (runs in a child process)
@@ -63,8 +68,10 @@ async def _http(reader, writer, raw: bytes) -> tuple[int, bytes]:
 
 def _request(host: str, port: int, path: str, body: bytes, key: str | None) -> bytes:
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def _open_loop(host, port, requests: list[bytes], rate: float, seconds: float, conns: int) -> dict:
@@ -100,9 +107,15 @@ async def _open_loop(host, port, requests: list[bytes], rate: float, seconds: fl
     await asyncio.gather(*workers)
     wall = time.perf_counter() - t0
     a = np.array(lat) * 1000
-    return {"rate": rate, "sent": total, "achieved_rps": round(total / wall, 1), "codes": codes,
-            "p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2),
-            "max_ms": round(float(a.max()), 2)}  # fmt: skip
+    return {
+        "rate": rate,
+        "sent": total,
+        "achieved_rps": round(total / wall, 1),
+        "codes": codes,
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "max_ms": round(float(a.max()), 2),
+    }
 
 
 async def _closed_loop(host, port, requests: list[bytes], seconds: float, conns: int) -> dict:
@@ -125,8 +138,14 @@ async def _closed_loop(host, port, requests: list[bytes], seconds: float, conns:
     await asyncio.gather(*(worker(w) for w in range(conns)))
     wall = time.perf_counter() - t0
     a = np.array(lat) * 1000
-    return {"conns": conns, "requests": len(lat), "rps": round(len(lat) / wall, 1), "codes": codes,
-            "p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2)}  # fmt: skip
+    return {
+        "conns": conns,
+        "requests": len(lat),
+        "rps": round(len(lat) / wall, 1),
+        "codes": codes,
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+    }
 
 
 async def _events(host, port, key: str, seconds: float, conns: int, batch: int) -> dict:
@@ -140,9 +159,21 @@ async def _events(host, port, key: str, seconds: float, conns: int, batch: int) 
             while time.perf_counter() < stop:
                 ids = [f"bench-ev-{w}-{n}-{i}" for i in range(batch)]
                 now = datetime.now(UTC).isoformat()
-                body = json.dumps({"events": [{"event_id": e, "user_id": f"u{i:06d}", "item_id": "i000001",
-                                               "event_type": "view", "event_at": now, "dwell_seconds": 10.0}
-                                              for i, e in enumerate(ids)]}).encode()  # fmt: skip
+                body = json.dumps(
+                    {
+                        "events": [
+                            {
+                                "event_id": e,
+                                "user_id": f"u{i:06d}",
+                                "item_id": "i000001",
+                                "event_type": "view",
+                                "event_at": now,
+                                "dwell_seconds": 10.0,
+                            }
+                            for i, e in enumerate(ids)
+                        ]
+                    }
+                ).encode()
                 status, _ = await _http(reader, writer, _request(host, port, "/v1/events", body, key))
                 codes[status] = codes.get(status, 0) + 1
                 if status == 200:
@@ -179,39 +210,58 @@ def _free_port() -> int:
 
 
 def setup(users: int, items: int, days: int) -> dict:
-    from ml import apikeys, features, ingest, snapshots, train
-    from ml.generate import GenerationConfig, TenantSpec, generate
-    from ml.settings import get_settings
-    from ml.tenants import Tenant, TenantRegistry
+    from ml.core.settings import get_settings
+    from ml.core.tenants import Tenant, TenantStore
+    from ml.core.warehouse import warehouse_lock, warehouses
+    from ml.data.dbt import dbt_vars, run_dbt
+    from ml.data.features import check_warehouse_features, publish_online
+    from ml.data.generate import generate
+    from ml.data.generate.config import GenerationConfig, TenantSpec
+    from ml.data.ingest.run import ingest_tenants
+    from ml.models.kinds import online_marts
+    from ml.models.runs import snapshot_warehouse
+    from ml.models.train import train_global, train_tenant
+    from ml.serving.keys import create_key
 
     settings = get_settings()
-    specs = [TenantSpec("bench", "eu", users=users, items=items, fmt="parquet"),
-             TenantSpec("flood", "eu", users=200, items=100, fmt="parquet")]  # fmt: skip
+    specs = [
+        TenantSpec("bench", "eu", users=users, items=items, fmt="parquet"),
+        TenantSpec("flood", "eu", users=200, items=100, fmt="parquet"),
+    ]
     config = GenerationConfig(tenants=specs, days=days, end_date=END, seed=3)
-    reg = TenantRegistry(settings)
-    reg.add(Tenant("bench", "eu", onboarded_at=config.start_date, quota_requests_per_minute=10_000_000,
-                   quota_events_per_day=100_000_000))  # fmt: skip
+    reg = TenantStore(settings)
+    reg.add(
+        Tenant(
+            "bench",
+            "eu",
+            onboarded_at=config.start_date,
+            quota_requests_per_minute=10_000_000,
+            quota_events_per_day=100_000_000,
+        )
+    )
     reg.add(Tenant("flood", "eu", onboarded_at=config.start_date, quota_requests_per_minute=600))
-    generate(config, settings.landing)
-    ingest.ingest_tenants(["bench", "flood"], config.start_date, END + timedelta(days=1), settings)
-    (wh,) = features.warehouses(reg.list())
-    with features.warehouse_lock(wh.path(settings)):
-        res = features.run_dbt(["build"], settings, wh, features.dbt_vars(settings, wh) | WIDE_CANDIDATES)
+    generate(config, settings.stores.landing.root)
+    ingest_tenants(["bench", "flood"], config.start_date, END + timedelta(days=1), settings)
+    (wh,) = warehouses(reg.list())
+    with warehouse_lock(wh.path(settings)):
+        res = run_dbt(["build"], settings, wh, dbt_vars(settings, wh) | WIDE_CANDIDATES)
         assert all(n["status"] in ("success", "pass", "warn") for n in res["nodes"]), res
-        health = features.check_warehouse_features(wh, list(wh.tenants), settings, res)
-        features.publish_online(wh, [t for t, h in health.items() if h["healthy"]], settings)
-    snapshots.export_warehouse(wh, settings)
-    train.train_global("recommender", "benchmark", settings)
-    result = train.train_tenant("recommender", "bench", "benchmark", settings)
-    keys = {t: apikeys.create_key(t, "benchmark", settings)[1] for t in ("bench", "flood")}
+        health = check_warehouse_features(wh, list(wh.tenants), settings, res)
+        publish_online(wh, [t for t, h in health.items() if h["healthy"]], online_marts(), settings)
+    snapshot_warehouse(wh, None, settings)
+    train_global("recommender", "benchmark", settings)
+    result = train_tenant("recommender", "bench", "benchmark", settings)
+    keys = {t: create_key(t, "benchmark", settings)[1] for t in ("bench", "flood")}
     return {"keys": keys, "version": result["version"], "trained_on": result["trained_on"]}
 
 
 def _start(argv: list[str], env: dict, log: Path, ready_url: str, timeout: float = 120) -> subprocess.Popen:
     import urllib.request
 
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -245,13 +295,16 @@ def main() -> None:
     args = ap.parse_args()
 
     home = fresh_home("serving")
-    from ml import publish
-    from ml.settings import get_settings
+    from ml.core.settings import get_settings
+    from ml.data import publish
 
     t = time.perf_counter()
     world = setup(args.users, args.items, args.days)
     settings = get_settings()
-    print(f"set up in {time.perf_counter() - t:.0f}s: recommender.bench v{world['version']} ({world['trained_on']})", flush=True)
+    print(
+        f"set up in {time.perf_counter() - t:.0f}s: recommender.bench v{world['version']} ({world['trained_on']})",
+        flush=True,
+    )
 
     import pyarrow.parquet as pq
 
@@ -261,22 +314,34 @@ def main() -> None:
     users = list(per_user.index)
     host, port, mport = "127.0.0.1", _free_port(), _free_port()
     key = world["keys"]["bench"]
-    ours = [_request(host, port, "/v1/recommendations", json.dumps({"user_id": u, "k": 10}).encode(), key) for u in users]
+    ours = [
+        _request(host, port, "/v1/recommendations", json.dumps({"user_id": u, "k": 10}).encode(), key) for u in users
+    ]
 
-    from ml import registry
+    from ml.models import registry
 
     mv = registry.version_by_alias("recommender.bench", "champion", settings)
     feats = json.loads(mv.tags["features"])
     theirs = []
     for _user, rows in list(cand.groupby("user_id"))[:500]:
-        body = json.dumps({"dataframe_split": {"columns": feats, "data": rows[feats].astype(float).values.tolist()}}).encode()
+        body = json.dumps(
+            {"dataframe_split": {"columns": feats, "data": rows[feats].astype(float).values.tolist()}}
+        ).encode()
         theirs.append(_request(host, mport, "/invocations", body, None))
 
-    out: dict = {"users": len(users), "candidates_per_user_mean": round(float(per_user.mean()), 1),
-                 "candidates_per_user_p50": int(per_user.median()), "model_version": world["version"]}  # fmt: skip
-    print({k: v for k, v in out.items()}, flush=True)
-    api = _start([sys.executable, "-m", "ml.cli", "serve", "--port", str(port)], {"TENANTFLOW_HOME": str(home)},
-                 home / "api.log", f"http://{host}:{port}/readyz")  # fmt: skip
+    out: dict = {
+        "users": len(users),
+        "candidates_per_user_mean": round(float(per_user.mean()), 1),
+        "candidates_per_user_p50": int(per_user.median()),
+        "model_version": world["version"],
+    }
+    print(dict(out.items()), flush=True)
+    api = _start(
+        [sys.executable, "-m", "ml.ops.cli", "serve", "--port", str(port)],
+        {"TENANTFLOW_HOME": str(home)},
+        home / "api.log",
+        f"http://{host}:{port}/readyz",
+    )
     try:
         time.sleep(2)  # first model refresh
         load("_closed_loop", host, port, ours[:200], 2.0, 4)  # warm-up
@@ -300,22 +365,42 @@ def main() -> None:
         ev = load("_events", host, port, key, args.seconds, 4, 500)
         ids = set(ev.pop("ids"))
         landed: list[str] = []
-        for p in (settings.landing / "region=eu" / "tenant=bench").rglob("events-api-*.jsonl"):
+        for p in (settings.stores.landing.tenant_dir("eu", "bench")).rglob("events-api-*.jsonl"):
             landed += [json.loads(line)["event_id"] for line in p.read_text().splitlines()]
-        ev.update(landed=len(landed), landed_unique=len(set(landed)), lost=len(ids - set(landed)),
-                  api_files=len(list((settings.landing / "region=eu" / "tenant=bench").rglob("events-api-*.jsonl"))))
+        ev.update(
+            landed=len(landed),
+            landed_unique=len(set(landed)),
+            lost=len(ids - set(landed)),
+            api_files=len(list((settings.stores.landing.tenant_dir("eu", "bench")).rglob("events-api-*.jsonl"))),
+        )
         out["events"] = ev
         print("events", ev, flush=True)
     finally:
         _stop(api)
 
     mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
-    server = _start([mlflow_bin, "models", "serve", "-m", f"models:/recommender.bench/{world['version']}", "--env-manager",
-                     "local", "--host", host, "-p", str(mport)],
-                    {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # its uvicorn is this venv's
-                     "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])},
-                    home / "mlflow-serve.log",
-                    f"http://{host}:{mport}/ping", timeout=180)  # fmt: skip
+    server = _start(
+        [
+            mlflow_bin,
+            "models",
+            "serve",
+            "-m",
+            f"models:/recommender.bench/{world['version']}",
+            "--env-manager",
+            "local",
+            "--host",
+            host,
+            "-p",
+            str(mport),
+        ],
+        {
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # its uvicorn is this venv's
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+        },
+        home / "mlflow-serve.log",
+        f"http://{host}:{mport}/ping",
+        timeout=180,
+    )
     try:
         load("_closed_loop", host, mport, theirs[:50], 2.0, 4)
         out["mlflow_closed_loop"] = load("_closed_loop", host, mport, theirs, args.seconds, 8)

@@ -22,64 +22,77 @@ from datetime import date, timedelta
 
 from _common import fresh_home, ingest_chunk, register_fleet, report, warehouse
 
-from ml.generate import fleet_config, generate
-from ml.settings import get_settings
+from ml.core.settings import get_settings
+from ml.data.generate import generate
+from ml.data.generate.config import fleet_config
 
 END = date(2026, 11, 20)
 
 
 def _build(key):
-    from ml.features import build_and_check_warehouse
+    from ml.data.features import build_and_check_warehouse
+    from ml.models.kinds import online_marts
 
-    res = build_and_check_warehouse(warehouse(key))
+    res = build_and_check_warehouse(warehouse(key), online_marts())
     return key, len(res["failed_nodes"]), res["seconds"]
 
 
 def _snapshot(key):
-    from ml.snapshots import export_warehouse
+    from ml.models.runs import snapshot_warehouse
 
-    return len(export_warehouse(warehouse(key)))
+    return len(snapshot_warehouse(warehouse(key)))
 
 
 def _global(kind):
-    from ml.train import train_global
+    from ml.models.train import train_global
 
     return train_global(kind, "benchmark")
 
 
 def _tenants(ids):
-    from ml.train import train_tenant
+    from ml.models.kinds import kind_names
+    from ml.models.train import train_tenant
 
     out = []
     for tid in ids:
-        for kind in ("recommender", "churn"):
+        for kind in kind_names():
             t = time.perf_counter()
             r = train_tenant(kind, tid, "benchmark")
-            out.append({"tenant": tid, "kind": kind, "seconds": time.perf_counter() - t, "promoted": r.get("promoted"),
-                        "trained_on": r.get("trained_on"), "log_seconds": r.get("log_seconds")})  # fmt: skip
+            out.append(
+                {
+                    "tenant": tid,
+                    "kind": kind,
+                    "seconds": time.perf_counter() - t,
+                    "promoted": r.get("promoted"),
+                    "trained_on": r.get("trained_on"),
+                    "log_seconds": r.get("log_seconds"),
+                }
+            )
     return out
 
 
 def _reset_models(settings) -> None:
-    import sqlite3
+    from ml.core import control_db
 
-    shutil.rmtree(settings.home / "mlflow", ignore_errors=True)
-    shutil.rmtree(settings.home / "snapshots", ignore_errors=True)
-    with sqlite3.connect(settings.registry_db) as con:
-        con.execute("drop table if exists model_audit")
+    shutil.rmtree(settings.stores.mlflow_db.parent, ignore_errors=True)
+    shutil.rmtree(settings.stores.snapshots.root, ignore_errors=True)
+    with control_db.connect(settings) as con:
+        con.execute("delete from model_audit")
 
 
 def library_run(settings, workers: int) -> dict:
-    from ml.features import tenants_for, warehouses
-    from ml.ingest import chunk
+    from ml.core.tenants import TenantStore
+    from ml.core.warehouse import warehouses
+    from ml.data.ingest.plan import chunk
+    from ml.models.kinds import kind_names
 
-    tenants = tenants_for(settings)
+    tenants = TenantStore(settings).list()
     ids = [t.tenant_id for t in tenants]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_snapshot, [w.key for w in warehouses(tenants)]))
         t_snap = time.perf_counter() - t0
-        globals_ = list(pool.map(_global, ["recommender", "churn"]))
+        globals_ = list(pool.map(_global, kind_names()))
         t_global = time.perf_counter() - t0 - t_snap
         chunks = chunk(ids, max(1, -(-len(ids) // workers)))
         results = [r for part in pool.map(_tenants, chunks) for r in part]
@@ -102,7 +115,7 @@ def library_run(settings, workers: int) -> dict:
 def airflow_run(settings) -> dict:
     from datetime import datetime
 
-    from ml.platform import running_airflow
+    from ml.ops.airflow import running_airflow
 
     with running_airflow(settings) as airflow:
         airflow.wait_dag("train")
@@ -119,9 +132,16 @@ def airflow_run(settings) -> dict:
     begin = min(ts(x) for x in (run.get("queued_at"), run.get("start_date")) if x)
     wall = (ts(run["end_date"]) - begin).total_seconds()
     busy = sum((ts(t["end_date"]) - ts(t["start_date"])).total_seconds() for t in tis if t.get("end_date"))
-    return {"state": run["state"], "wall_s": round(wall, 1), "task_seconds_sum": round(busy, 1), "task_instances": len(tis),
-            "tries": {f"{t['task_id']}[{t['map_index']}]": t.get("try_number") for t in tis if (t.get("try_number") or 1) > 1},
-            "run": {k: run.get(k) for k in ("queued_at", "start_date", "end_date")}}  # fmt: skip
+    return {
+        "state": run["state"],
+        "wall_s": round(wall, 1),
+        "task_seconds_sum": round(busy, 1),
+        "task_instances": len(tis),
+        "tries": {
+            f"{t['task_id']}[{t['map_index']}]": t.get("try_number") for t in tis if (t.get("try_number") or 1) > 1
+        },
+        "run": {k: run.get(k) for k in ("queued_at", "start_date", "end_date")},
+    }
 
 
 if __name__ == "__main__":
@@ -138,22 +158,36 @@ if __name__ == "__main__":
     settings = get_settings()
     config = fleet_config(a.tenants, a.users, a.items, a.days, seed=5, end_date=END)
     register_fleet(settings, config)
-    gen = generate(config, settings.landing)
-    from ml.features import tenants_for, warehouses
-    from ml.ingest import chunk
+    gen = generate(config, settings.stores.landing.root)
+    from ml.core.tenants import TenantStore
+    from ml.core.warehouse import warehouses
+    from ml.data.ingest.plan import chunk
 
     ids = [s.tenant_id for s in config.tenants]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers) as pool:
-        list(pool.map(ingest_chunk, [(c, config.start_date, END + timedelta(days=1))
-                                for c in chunk(ids, max(1, -(-len(ids) // a.workers)))]))  # fmt: skip
+        list(
+            pool.map(
+                ingest_chunk,
+                [
+                    (c, config.start_date, END + timedelta(days=1))
+                    for c in chunk(ids, max(1, -(-len(ids) // a.workers)))
+                ],
+            )
+        )
         t_ingest = time.perf_counter() - t0
-        builds = list(pool.map(_build, [w.key for w in warehouses(tenants_for(settings))]))
+        builds = list(pool.map(_build, [w.key for w in warehouses(TenantStore(settings).list())]))
     t_setup = time.perf_counter() - t0
     assert all(b[1] == 0 for b in builds), builds
     lib = library_run(settings, a.workers)
-    figures = {"tenants": a.tenants, "events": gen.events, "events_per_tenant": gen.events // a.tenants,
-               "setup_ingest_s": round(t_ingest, 1), "setup_features_s": round(t_setup - t_ingest, 1), "library": lib}  # fmt: skip
+    figures = {
+        "tenants": a.tenants,
+        "events": gen.events,
+        "events_per_tenant": gen.events // a.tenants,
+        "setup_ingest_s": round(t_ingest, 1),
+        "setup_features_s": round(t_setup - t_ingest, 1),
+        "library": lib,
+    }
     if a.airflow:
         _reset_models(settings)
         af = airflow_run(settings)

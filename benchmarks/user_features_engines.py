@@ -22,15 +22,39 @@ import numpy as np
 import pandas as pd
 from _common import fresh_home, register_fleet, report
 
-from ml import features
-from ml.generate import fleet_config, generate
-from ml.settings import get_settings
+from ml.core.settings import get_settings
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import warehouses
+from ml.data import dbt
+from ml.data.generate import generate
+from ml.data.generate.config import fleet_config
 
 END = date(2026, 11, 20)
-FEATURES = ["events_1d", "events_7d", "events_28d", "clicks_7d", "clicks_28d", "completes_28d", "likes_28d",
-            "completion_rate_28d", "avg_dwell_seconds_28d", "sessions_7d", "sessions_28d", "events_per_session_28d",
-            "active_days_28d", "days_since_last_activity", "tenure_days", "activity_trend_7d_vs_28d"]
-DBT_MODELS = ["stg_lake__events", "int_user_activity__daily", "int_feature_cutoffs", "int_user_features__as_of", "user_features"]
+FEATURES = [
+    "events_1d",
+    "events_7d",
+    "events_28d",
+    "clicks_7d",
+    "clicks_28d",
+    "completes_28d",
+    "likes_28d",
+    "completion_rate_28d",
+    "avg_dwell_seconds_28d",
+    "sessions_7d",
+    "sessions_28d",
+    "events_per_session_28d",
+    "active_days_28d",
+    "days_since_last_activity",
+    "tenure_days",
+    "activity_trend_7d_vs_28d",
+]
+DBT_MODELS = [
+    "stg_lake__events",
+    "int_user_activity__daily",
+    "int_feature_cutoffs",
+    "int_user_features__as_of",
+    "user_features",
+]
 
 
 def with_pandas(paths: list[str]) -> pd.DataFrame:
@@ -39,13 +63,30 @@ def with_pandas(paths: list[str]) -> pd.DataFrame:
     ev = ev[ev.user_id.notna() & (ev.event_type != "item_published")]
     ev["d"] = ev.event_at.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
     t = ev.event_type
-    ev = ev.assign(click=t.eq("click"), view=t.eq("view"), complete=t.eq("complete"), skip=t.eq("skip"),
-                   like=t.eq("like"), cancel=t.eq("cancel_subscription"),
-                   vdwell=np.where(t.eq("view"), ev.dwell_seconds.fillna(0), 0.0))
-    daily = ev.groupby(["tenant_id", "user_id", "d"], sort=False).agg(
-        events=("event_type", "size"), clicks=("click", "sum"), views=("view", "sum"), completes=("complete", "sum"),
-        skips=("skip", "sum"), likes=("like", "sum"), dwell=("vdwell", "sum"), sessions=("session_id", "nunique"),
-        cancelled=("cancel", "any")).reset_index()
+    ev = ev.assign(
+        click=t.eq("click"),
+        view=t.eq("view"),
+        complete=t.eq("complete"),
+        skip=t.eq("skip"),
+        like=t.eq("like"),
+        cancel=t.eq("cancel_subscription"),
+        vdwell=np.where(t.eq("view"), ev.dwell_seconds.fillna(0), 0.0),
+    )
+    daily = (
+        ev.groupby(["tenant_id", "user_id", "d"], sort=False)
+        .agg(
+            events=("event_type", "size"),
+            clicks=("click", "sum"),
+            views=("view", "sum"),
+            completes=("complete", "sum"),
+            skips=("skip", "sum"),
+            likes=("like", "sum"),
+            dwell=("vdwell", "sum"),
+            sessions=("session_id", "nunique"),
+            cancelled=("cancel", "any"),
+        )
+        .reset_index()
+    )
     cutoff = daily.groupby("tenant_id").d.max() + pd.Timedelta(days=1)
     daily["c"] = daily.tenant_id.map(cutoff)
     life = daily.groupby(["tenant_id", "user_id"]).agg(first=("d", "min"))
@@ -55,12 +96,27 @@ def with_pandas(paths: list[str]) -> pd.DataFrame:
     for col in ("events", "clicks", "sessions"):
         w[f"{col}_7"] = np.where(age <= 7, w[col], 0)
     w["events_1"] = np.where(age <= 1, w.events, 0)
-    g = w.groupby(["tenant_id", "user_id"]).agg(
-        c=("c", "first"), events_1d=("events_1", "sum"), events_7d=("events_7", "sum"), events_28d=("events", "sum"),
-        clicks_7d=("clicks_7", "sum"), clicks_28d=("clicks", "sum"), completes_28d=("completes", "sum"),
-        skips=("skips", "sum"), likes_28d=("likes", "sum"), dwell=("dwell", "sum"), views=("views", "sum"),
-        sessions_7d=("sessions_7", "sum"), sessions_28d=("sessions", "sum"), active_days_28d=("d", "size"),
-        last=("d", "max")).join(life)
+    g = (
+        w.groupby(["tenant_id", "user_id"])
+        .agg(
+            c=("c", "first"),
+            events_1d=("events_1", "sum"),
+            events_7d=("events_7", "sum"),
+            events_28d=("events", "sum"),
+            clicks_7d=("clicks_7", "sum"),
+            clicks_28d=("clicks", "sum"),
+            completes_28d=("completes", "sum"),
+            skips=("skips", "sum"),
+            likes_28d=("likes", "sum"),
+            dwell=("dwell", "sum"),
+            views=("views", "sum"),
+            sessions_7d=("sessions_7", "sum"),
+            sessions_28d=("sessions", "sum"),
+            active_days_28d=("d", "size"),
+            last=("d", "max"),
+        )
+        .join(life)
+    )
     g = g[g.cancelled_on.isna() | (g.cancelled_on >= g.c)]
     g["completion_rate_28d"] = g.completes_28d / (g.completes_28d + g.skips).replace(0, np.nan)
     g["avg_dwell_seconds_28d"] = g.dwell / g.views.replace(0, np.nan)
@@ -120,23 +176,26 @@ if __name__ == "__main__":
     settings = get_settings()
     config = fleet_config(a.tenants, a.users, 1500, a.days, seed=2, end_date=END, regions=("eu",))
     register_fleet(settings, config)
-    result = generate(config, settings.landing)
-    from ml.ingest import ingest_tenants
+    result = generate(config, settings.stores.landing.root)
+    from ml.data.ingest.run import ingest_tenants
 
     ingest_tenants([s.tenant_id for s in config.tenants], config.start_date, END + timedelta(days=1), settings)
-    wh = features.warehouses(features.tenants_for(settings))[0]
-    v = {**features.dbt_vars(settings, wh), "training_cutoffs": -2}  # the serving cutoff only, like the others
+    wh = warehouses(TenantStore(settings).list())[0]
+    v = {**dbt.dbt_vars(settings, wh), "training_cutoffs": -2}  # the serving cutoff only, like the others
     paths = v["lake_paths"]
 
     t = time.perf_counter()
-    run = features.run_dbt(["run", "--full-refresh", "--select", *DBT_MODELS], settings, wh, v)
+    run = dbt.run_dbt(["run", "--full-refresh", "--select", *DBT_MODELS], settings, wh, v)
     dbt_wall = time.perf_counter() - t
     dbt_models = sum(n["seconds"] for n in run["nodes"])
     # The same run as the features DAG's task makes it: a fresh process (imports dbt again) and
     # dbt's partial parsing, since the first run above left its manifest in the target folder.
-    task = ("import json, sys; from ml import features; from ml.settings import get_settings; s = get_settings(); "
-            "wh = features.warehouses(features.tenants_for(s))[0]; "
-            "features.run_dbt(['run', '--full-refresh', '--select', *sys.argv[2:]], s, wh, json.loads(sys.argv[1]))")
+    task = (
+        "import json, sys; from ml.core.settings import get_settings; from ml.core.tenants import TenantStore; "
+        "from ml.core.warehouse import warehouses; from ml.data import dbt; s = get_settings(); "
+        "wh = warehouses(TenantStore(s).list())[0]; "
+        "dbt.run_dbt(['run', '--full-refresh', '--select', *sys.argv[2:]], s, wh, json.loads(sys.argv[1]))"
+    )
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", task, json.dumps(v), *DBT_MODELS], check=True, capture_output=True)
     dbt_task_wall = time.perf_counter() - t
@@ -154,11 +213,21 @@ if __name__ == "__main__":
 
     assert_same(via_dbt, via_pandas, "dbt vs pandas")
     assert_same(via_dbt, via_sql, "dbt vs hand-written DuckDB")
-    report("user_features_engines", tenants=a.tenants, events=result.events, users=len(via_dbt),
-           dbt_wall_seconds=round(dbt_wall, 2), dbt_model_seconds=round(dbt_models, 2),
-           dbt_task_wall_seconds=round(dbt_task_wall, 2),
-           pandas_seconds=round(pandas_s, 2), duckdb_query_seconds=round(sql_s, 2),
-           pandas_over_dbt_models=round(pandas_s / dbt_models, 2), dbt_models_over_floor=round(dbt_models / sql_s, 2),
-           pandas_over_dbt_wall=round(pandas_s / dbt_wall, 2), dbt_wall_over_floor=round(dbt_wall / sql_s, 2),
-           pandas_over_dbt_task_wall=round(pandas_s / dbt_task_wall, 2), dbt_task_wall_over_floor=round(dbt_task_wall / sql_s, 2))
+    report(
+        "user_features_engines",
+        tenants=a.tenants,
+        events=result.events,
+        users=len(via_dbt),
+        dbt_wall_seconds=round(dbt_wall, 2),
+        dbt_model_seconds=round(dbt_models, 2),
+        dbt_task_wall_seconds=round(dbt_task_wall, 2),
+        pandas_seconds=round(pandas_s, 2),
+        duckdb_query_seconds=round(sql_s, 2),
+        pandas_over_dbt_models=round(pandas_s / dbt_models, 2),
+        dbt_models_over_floor=round(dbt_models / sql_s, 2),
+        pandas_over_dbt_wall=round(pandas_s / dbt_wall, 2),
+        dbt_wall_over_floor=round(dbt_wall / sql_s, 2),
+        pandas_over_dbt_task_wall=round(pandas_s / dbt_task_wall, 2),
+        dbt_task_wall_over_floor=round(dbt_task_wall / sql_s, 2),
+    )
     shutil.rmtree(home)

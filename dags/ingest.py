@@ -5,7 +5,8 @@ Runs once per data interval (daily). For every tenant in the registry (read at r
 onboarding a tenant changes no DAG file) it reads the complete landing files of the interval,
 validates them with Great Expectations, quarantines rejected rows with a reason per row,
 deduplicates by `event_id`, and atomically rewrites `lake/region=R/tenant=T/date=D/`.
-Tenants are fanned out as mapped tasks, in chunks of `chunk_size` tenants.
+Tenants are fanned out as mapped tasks, in chunks of `chunk_size` tenants balanced by the bytes
+each landed.
 
 Every task is idempotent for its interval: re-running it, clearing it, or a backfill over past
 days gives byte-identical lake partitions. A manual run may set `start`/`end` (dates,
@@ -19,8 +20,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags.common.assets import LAKE_EVENTS
-
-PARALLEL_CHUNKS = 2  # mapped ingest tasks running at once (one per core here)
+from dags.common.limits import PARALLEL_TASKS
 
 
 @dag(
@@ -33,8 +33,15 @@ PARALLEL_CHUNKS = 2  # mapped ingest tasks running at once (one per core here)
     tags=["tenantflow", "ingest"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
     params={
-        "start": Param(None, type=["null", "string"], format="date", description="First landing date (default: the data interval's)"),
-        "end": Param(None, type=["null", "string"], format="date", description="Day after the last landing date (exclusive)"),
+        "start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="First landing date (default: the data interval's)",
+        ),
+        "end": Param(
+            None, type=["null", "string"], format="date", description="Day after the last landing date (exclusive)"
+        ),
         "tenants": Param([], type="array", description="Tenant ids to ingest; empty means every tenant"),
         "chunk_size": Param(8, type="integer", minimum=1, description="Tenants per mapped task"),
     },
@@ -43,48 +50,33 @@ def ingest():
     @task
     def plan() -> list[dict]:
         """Which tenants (in chunks) and which landing dates this run ingests."""
-        from datetime import date
-
-        from ml.ingest import plan_chunks, resolve_interval
-        from ml.settings import get_settings
-        from ml.tenants import TenantRegistry
+        from ml.core.settings import get_settings
+        from ml.data.ingest.plan import plan_run
 
         ctx = get_current_context()
-        params = ctx["params"]
-        start, end = resolve_interval(params, ctx.get("data_interval_start"), ctx.get("data_interval_end"))
-        wanted = set(params["tenants"])
-        registered = [t for t in TenantRegistry().list() if not wanted or t.tenant_id in wanted]
-        tenants = [t.tenant_id for t in registered]
-        unknown = wanted - set(tenants)
-        if unknown:
-            raise ValueError(f"unknown tenants {sorted(unknown)}: `tenantflow tenants list` shows the registered ones.")
-        chunks = plan_chunks(get_settings(), registered, date.fromisoformat(start), date.fromisoformat(end),
-                             params["chunk_size"], PARALLEL_CHUNKS)  # fmt: skip
-        return [{"tenants": c, "start": start, "end": end} for c in chunks]
+        return plan_run(
+            get_settings(), ctx["params"], ctx.get("data_interval_start"), ctx.get("data_interval_end"), PARALLEL_TASKS
+        )
 
-    @task(max_active_tis_per_dag=PARALLEL_CHUNKS)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def ingest_chunk(batch: dict) -> list[dict]:
         """Ingest one chunk of tenants; one tenant's bad batch never affects another."""
         from datetime import date
 
-        from ml.ingest import ingest_tenants
+        from ml.data.ingest.run import ingest_tenants
 
         return ingest_tenants(batch["tenants"], date.fromisoformat(batch["start"]), date.fromisoformat(batch["end"]))
 
     @task(outlets=[LAKE_EVENTS])
-    def publish(summaries: list[list[dict]]) -> dict:
+    def report(summaries: list[list[dict]]) -> dict:
         """Emit the lake asset event (the features DAG is scheduled on it) with what changed."""
-        flat = [s for chunk in summaries for s in chunk]
-        dates = sorted({d for s in flat for d in s["dates"]})
-        extra = {
-            "tenants": [s["tenant_id"] for s in flat if s["dates"]],
-            "rebuild_from": dates[0] if dates else None,
-            "rows_landed": sum(s["landed"] for s in flat),
-        }
+        from ml.data.ingest.plan import lake_event
+
+        extra = lake_event([s for chunk in summaries for s in chunk])
         get_current_context()["outlet_events"][LAKE_EVENTS].extra = extra
         return extra
 
-    publish(ingest_chunk.expand(batch=plan()))
+    report(ingest_chunk.expand(batch=plan()))
 
 
 ingest()

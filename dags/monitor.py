@@ -3,8 +3,9 @@
 Daily at 06:00 UTC and after every feature build (the `feature_marts` asset). For each warehouse
 (a region's pool, or one silo tenant) `check_warehouse` compares every tenant's champion reference
 window with the current one using Evidently 0.7 reports: behaviour (`data_drift`), model inputs
-(`feature_drift`), champion scores (`prediction_drift`) and live HitRate@10 of the served
-recommendations against the clicks that followed (`performance`). Rows land in the warehouse's
+(`feature_drift`), champion scores (`prediction_drift`) and each kind's live metric of what it
+served against what followed (`performance`: HitRate@10 of recommendations, ROC-AUC of churn
+scores, RMSE of engagement scores). Rows land in the warehouse's
 `monitoring` and `monitoring_live_metrics` tables; HTML reports under
 `reports/monitoring/region=R/tenant=T/date=D/` and on the champion's MLflow run.
 
@@ -24,13 +25,15 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dags.common.assets import FEATURE_MARTS
+from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
 
 
 @dag(
     dag_id="monitor",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC", run_immediately=NEVER_AT_ONCE),
-                                 assets=FEATURE_MARTS),  # fmt: skip
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC", run_immediately=NEVER_AT_ONCE), assets=FEATURE_MARTS
+    ),
     # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
@@ -40,7 +43,9 @@ from dags.common.timing import NEVER_AT_ONCE
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
         "tenants": Param([], type="array", description="Tenant ids to check; empty means every tenant"),
-        "retrain": Param(True, type="boolean", description="Trigger a train run for drifted tenants (off: report only)"),
+        "retrain": Param(
+            True, type="boolean", description="Trigger a train run for drifted tenants (off: report only)"
+        ),
     },
 )
 def monitor():
@@ -49,32 +54,34 @@ def monitor():
         """The warehouse files holding the tenants of this run."""
         from dataclasses import asdict
 
-        from ml.features import tenants_for, warehouses
+        from ml.core.tenants import TenantStore
+        from ml.core.warehouse import warehouses
 
         p = get_current_context()["params"]
-        tenants = tenants_for(None, p["tenants"] or None)
+        tenants = TenantStore().select(p["tenants"] or None)
         only = [t.tenant_id for t in tenants] if p["tenants"] else None
         return [asdict(w) | {"only": only} for w in warehouses(tenants)]
 
-    @task(max_active_tis_per_dag=2)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def check_warehouse(warehouse: dict) -> dict:
         """Every check for this warehouse's tenants; one tenant's failure is its own error row."""
-        from ml.features import Warehouse
-        from ml.monitor import monitor_warehouse
+        from ml.core.warehouse import Warehouse
+        from ml.monitoring.run import monitor_warehouse
 
         return monitor_warehouse(Warehouse.from_dict(warehouse), tenants=warehouse["only"])
 
     @task(trigger_rule="all_done")
     def watch_promotions(results: list[dict]) -> list[dict]:
         """Auto-rollback of recent promotions whose live metrics fell below their predecessor's."""
-        from ml.monitor import read_live_metrics, watch_promotions
+        from ml.monitoring.results import read_live_metrics
+        from ml.monitoring.rollback import watch_promotions
 
         return watch_promotions(read_live_metrics([r["warehouse"] for r in results if r]))
 
     @task.short_circuit(trigger_rule="all_done")
     def decide(results: list[dict]) -> dict | None:
         """One train run's conf for the drifted tenants that may retrain now; nothing when none."""
-        from ml.monitor import decide as decide_
+        from ml.monitoring.decisions import decide as decide_
 
         ctx = get_current_context()
         summaries = {t: s for r in results if r for t, s in r["tenants"].items()}

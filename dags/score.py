@@ -2,10 +2,11 @@
 ### Score: daily batch predictions from each tenant's champions
 
 Daily, and after every `train` run (the `trained_models` asset). One mapped task per
-warehouse file loads each tenant's `recommender` and `churn` champions from the MLflow
-registry and writes `predictions.recommendations` (top-K items per user) and
-`predictions.churn_scores` into that warehouse, every row tagged with the model version that
-made it. Re-running a day replaces that day's rows: no duplicates.
+warehouse file loads each tenant's champion of every model kind from the MLflow registry and
+writes the kind's table into that warehouse's `predictions` schema
+(`predictions.recommendations`: top-K items per user; `predictions.churn_scores`;
+`predictions.engagement_scores`), every row tagged with the model version that made it.
+Re-running a day replaces that day's rows: no duplicates.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dags.common.assets import PREDICTIONS, TRAINED_MODELS
+from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
 
 
 @dag(
     dag_id="score",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC", run_immediately=NEVER_AT_ONCE), assets=TRAINED_MODELS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC", run_immediately=NEVER_AT_ONCE),
+        assets=TRAINED_MODELS,
+    ),
     # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
@@ -40,28 +45,34 @@ def score():
         """The warehouse files to score, from the registry at run time."""
         from dataclasses import asdict
 
-        from ml.features import tenants_for, warehouses
+        from ml.core.tenants import TenantStore
+        from ml.core.warehouse import warehouses
 
         p = get_current_context()["params"]
-        return [asdict(w) | {"only": p["tenants"] or None, "k": p["k"]} for w in warehouses(tenants_for(None, p["tenants"] or None))]
+        return [
+            asdict(w) | {"only": p["tenants"] or None, "k": p["k"]}
+            for w in warehouses(TenantStore().select(p["tenants"] or None))
+        ]
 
-    @task(max_active_tis_per_dag=2)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def score_warehouse(warehouse: dict) -> dict:
         """Each tenant's champions score its users into this warehouse's `predictions` schema."""
-        from ml.features import Warehouse
-        from ml.score import score_warehouse as run
+        from ml.core.warehouse import Warehouse
+        from ml.models.score import score_warehouse as run
 
         wh = Warehouse.from_dict(warehouse)
         return run(wh, tenants=warehouse["only"], k=warehouse["k"])
 
     @task(outlets=[PREDICTIONS])
-    def publish(results: list[dict]) -> dict:
+    def report(results: list[dict]) -> dict:
         """Summarise what was scored and emit the `predictions` asset event."""
         scored = {t: r for res in results for t, r in res["tenants"].items()}
-        get_current_context()["outlet_events"][PREDICTIONS].extra = {"tenants": sorted(t for t, r in scored.items() if r)}
+        get_current_context()["outlet_events"][PREDICTIONS].extra = {
+            "tenants": sorted(t for t, r in scored.items() if r)
+        }
         return scored
 
-    publish(score_warehouse.expand(warehouse=plan()))
+    report(score_warehouse.expand(warehouse=plan()))
 
 
 score()

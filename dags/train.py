@@ -1,8 +1,8 @@
 """
-### Train: LightGBM recommenders and churn models, global then per tenant, gated in MLflow
+### Train: LightGBM models of every kind, global then per tenant, gated in MLflow
 
 Runs weekly (everyone), whenever the `feature_marts` asset updates (only what is due: tenants
-without a champion, champions older than `TENANTFLOW_RETRAIN_EVERY_DAYS`, a changed dbt project,
+without a champion, champions older than `TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS`, a changed dbt project,
 tenants graduating from the global model), and when the `monitor` DAG finds drift (conf
 `{tenants, reason: "drift", force, reports}`). Trigger it by hand with the params below. Steps:
 
@@ -30,14 +30,15 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dags.common.assets import FEATURE_MARTS, TRAINED_MODELS
+from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
-
-PARALLEL_CHUNKS = 2  # mapped training tasks at once (one per core here)
 
 
 @dag(
     dag_id="train",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=NEVER_AT_ONCE), assets=FEATURE_MARTS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=NEVER_AT_ONCE), assets=FEATURE_MARTS
+    ),
     # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
@@ -45,98 +46,79 @@ PARALLEL_CHUNKS = 2  # mapped training tasks at once (one per core here)
     tags=["tenantflow", "train", "mlflow"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
-        "tenants": Param([], type="array", description="Tenant ids to train; empty means every tenant (and the global models)"),
-        "kinds": Param(["recommender", "churn"], type="array", description="Model kinds to train"),
-        "reason": Param(None, type=["null", "string"], description="Why this run (logged on every MLflow run); default: how it was triggered"),
+        "tenants": Param(
+            [], type="array", description="Tenant ids to train; empty means every tenant (and the global models)"
+        ),
+        "kinds": Param([], type="array", description="Model kinds to train; empty means every registered kind"),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            description="Why this run (logged on every MLflow run); default: how it was triggered",
+        ),
         "force": Param(False, type="boolean", description="Retrain even when a tenant's data snapshot is unchanged"),
         "chunk_size": Param(10, type="integer", minimum=1, description="Tenants per mapped training task"),
         "reports": Param({}, type="object", description="Set by the monitor: each drifted tenant's drift reports"),
     },
 )
 def train():
+    def planned(part: str) -> list[dict]:
+        from ml.models.runs import plan_run
+
+        ctx = get_current_context()
+        run_type = str(getattr(ctx.get("dag_run"), "run_type", "manual")).rsplit(".", 1)[-1].lower()
+        return plan_run(ctx["params"], run_type, PARALLEL_TASKS)[part]
+
     @task
     def warehouses_to_snapshot() -> list[dict]:
         """The warehouse files holding the tenants of this run."""
-        from ml.train import plan_run
-
-        return plan_run(get_current_context())["warehouses"]
+        return planned("warehouses")
 
     @task
     def global_jobs() -> list[dict]:
         """One job per model kind for the global models (none when the run names tenants)."""
-        from ml.train import plan_run
-
-        return plan_run(get_current_context())["globals"]
+        return planned("globals")
 
     @task
     def tenant_jobs() -> list[dict]:
         """Chunks of tenants, each trained by one mapped task."""
-        from ml.train import plan_run
+        return planned("chunks")
 
-        return plan_run(get_current_context(), parallel_chunks=PARALLEL_CHUNKS)["chunks"]
-
-    @task(max_active_tis_per_dag=2)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def snapshot(warehouse: dict) -> dict:
         """Freeze this warehouse's tenants' training marts (read-only, under its lock)."""
-        from ml.features import Warehouse
-        from ml.snapshots import export_warehouse
+        from ml.core.warehouse import Warehouse
+        from ml.models.runs import snapshot_warehouse
 
-        wh = Warehouse.from_dict(warehouse)
-        snaps = export_warehouse(wh, tenants=warehouse["only"])
+        snaps = snapshot_warehouse(Warehouse.from_dict(warehouse), warehouse["only"])
         return {t: {"snapshot_id": s.snapshot_id, "rows": s.rows} for t, s in snaps.items()}
 
     @task
     def train_global(job: dict) -> dict:
         """`<kind>.global` on the sharing tenants' snapshots, gated against its champion."""
-        from ml.train import train_global as run
+        from ml.models.runs import train_global_job
 
-        return run(job["kind"], job["reason"], force=job["force"])
+        return train_global_job(job)
 
-    @task(max_active_tis_per_dag=PARALLEL_CHUNKS, trigger_rule="all_done")
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, trigger_rule="all_done")
     def train_tenants(job: dict) -> list[dict]:
         """Each tenant of the chunk, each kind: train, log, register, gate. One failure never stops the others."""
-        import logging
+        from ml.models.runs import train_chunk
 
-        from ml.features import read_health
-        from ml.settings import get_settings
-        from ml.train import train_tenant
-
-        log = logging.getLogger("tenantflow.train")
-        settings = get_settings()
-        out = []
-        for tid in job["tenants"]:
-            health = read_health(settings, tid)
-            if health is not None and not health.get("healthy", True):
-                out.append({"tenant_id": tid, "skipped": "features unhealthy: " + "; ".join(health["health_problems"])})
-                continue
-            for kind in job["kinds"]:
-                try:
-                    out.append(train_tenant(kind, tid, job["reason"], force=job["force"]))
-                except Exception as exc:  # noqa: BLE001 — reported per tenant, then the next one
-                    log.exception("tenant %s: training %s failed", tid, kind)
-                    out.append({"tenant_id": tid, "kind": kind, "error": f"{type(exc).__name__}: {exc}"})
-        return out
+        return train_chunk(job["tenants"], job["kinds"], job["reason"], job["force"])
 
     @task(outlets=[TRAINED_MODELS], trigger_rule="all_done")
     def report(globals_: list[dict], chunks: list[list[dict]]) -> dict:
-        """Fairness across tenants, a summary per tenant, and the `trained_models` event."""
-        from ml.monitor import close_requests
-        from ml.train import fairness
+        """Fairness across tenants, a summary, the monitor's drift requests closed, and the `trained_models` event."""
+        from ml.models.runs import raise_for_failures, summarise
+        from ml.monitoring.decisions import close_requests
 
         results = [r for r in (globals_ or []) if r] + [r for c in (chunks or []) if c for r in c]
-        close_requests(get_current_context()["dag_run"].run_id, results)  # the monitor's drift requests, if any
-        fair = fairness(results)
-        failed = [r for r in results if r.get("error")]
-        summary = {
-            "promoted": sorted(f"{r['kind']}.{r['tenant_id']}" for r in results if r.get("promoted")),
-            "challengers": sorted(f"{r['kind']}.{r['tenant_id']}" for r in results if r.get("version") and r.get("promoted") is False),
-            "skipped": {f"{r.get('kind', '*')}.{r['tenant_id']}": r["skipped"] for r in results if r.get("skipped")},
-            "failed": {f"{r['kind']}.{r['tenant_id']}": r["error"] for r in failed},
-            "fairness_flags": [f"{f['kind']}.{f['tenant_id']}" for f in fair if f["flagged"]],
+        close_requests(get_current_context()["dag_run"].run_id, results)
+        summary = summarise(results)
+        get_current_context()["outlet_events"][TRAINED_MODELS].extra = {
+            k: summary[k] for k in ("promoted", "challengers")
         }
-        get_current_context()["outlet_events"][TRAINED_MODELS].extra = {k: summary[k] for k in ("promoted", "challengers")}
-        if failed:
-            raise RuntimeError(f"training failed for {sorted(summary['failed'])}: {summary['failed']}")
+        raise_for_failures(summary)
         return summary
 
     snaps = snapshot.expand(warehouse=warehouses_to_snapshot())

@@ -14,11 +14,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml import features, ingest, quality
-from ml.generate import GenerationConfig, TenantSpec, generate
-from ml.settings import REPO_ROOT, get_settings
-from ml.tenants import Tenant, TenantRegistry
-from tests.conftest import END
+from ml.core.settings import REPO_ROOT, get_settings
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import warehouses
+from ml.data import dbt, features
+from ml.data.feature_checks import check_features
+from ml.data.generate.config import GenerationConfig, TenantSpec
+from ml.models.kinds import online_marts
+from tests.world import END, land, register, world_env
 
 SPECS = [
     TenantSpec("acme", "eu", users=250, items=70, fmt="csv"),
@@ -30,28 +33,19 @@ SPECS = [
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    home = tmp_path_factory.mktemp("features") / "home"
     mp = pytest.MonkeyPatch()
-    mp.setenv("TENANTFLOW_HOME", str(home))
-    mp.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
-    settings = get_settings()
+    settings = world_env(mp, tmp_path_factory.mktemp("features") / "home")
     config = GenerationConfig(tenants=SPECS, days=18, end_date=END, seed=3)
-    reg = TenantRegistry(settings)
-    for s in SPECS:
-        silo = s.tenant_id == "initech"
-        reg.add(Tenant(s.tenant_id, s.region, isolation="silo" if silo else "pool",
-                       share_data=s.tenant_id in ("acme", "globex"), onboarded_at=config.start_date))
-    generate(config, settings.landing)
-    ingest.ingest_tenants([s.tenant_id for s in SPECS], config.start_date, END + timedelta(days=1), settings)
-    results = {w.key: features.build_and_check_warehouse(w, settings) for w in features.warehouses(reg.list())}
+    register(settings, config, silo=("initech",), not_sharing=("umbra",))
+    land(settings, [config], 0, config.days, [s.tenant_id for s in SPECS])
+    whs = warehouses(TenantStore(settings).list())
+    results = {w.key: features.build_and_check_warehouse(w, online_marts(), settings) for w in whs}
     yield settings, config, results
     mp.undo()
 
 
 def _con(settings, key):
-    from ml.tenants import warehouse_path
-
-    return duckdb.connect(str(warehouse_path(settings, key)), read_only=True)
+    return duckdb.connect(str(settings.stores.warehouse_file(key)), read_only=True)
 
 
 def test_every_dbt_node_passes_and_every_tenant_is_healthy(world):
@@ -68,8 +62,12 @@ def test_silo_and_pool_files_hold_only_their_tenants(world):
     settings, _, _ = world
     for key, allowed in (("eu/pool", {"acme", "globex", "umbra"}), ("us/silo_initech", {"initech"})):
         con = _con(settings, key)
-        tables = [r[0] for r in con.execute(
-            "select distinct table_name from information_schema.columns where column_name = 'tenant_id'").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select distinct table_name from information_schema.columns where column_name = 'tenant_id'"
+            ).fetchall()
+        ]
         assert "ranking_examples" in tables and "user_features" in tables
         for t in tables:
             seen = {r[0] for r in con.execute(f'select distinct tenant_id from "{t}"').fetchall()}
@@ -78,7 +76,7 @@ def test_silo_and_pool_files_hold_only_their_tenants(world):
 
 
 def _lake(settings, tenant_id, region="eu"):
-    return pd.read_parquet(settings.lake / f"region={region}" / f"tenant={tenant_id}")
+    return pd.read_parquet(settings.stores.lake.tenant_dir(region, tenant_id))
 
 
 def test_ranking_examples_are_point_in_time_correct(world):
@@ -114,13 +112,39 @@ def test_churn_labels_come_only_from_after_the_cutoff(world):
         assert bool(row.is_churned) == (when is not None and when < c + timedelta(days=14))
 
 
+def test_engagement_labels_count_the_sessions_of_the_week_after_the_cutoff(world):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    ex = con.execute("select * from engagement_examples where tenant_id = 'acme'").df()
+    con.close()
+    assert len(ex) > 100 and ex.sessions_next_7d.gt(0).mean() > 0.3
+    lake = _lake(settings, "acme")
+    lake = lake[lake.user_id.notna() & (lake.event_type != "item_published")]
+    lake["d"] = lake.event_at.dt.tz_convert("UTC").dt.date
+    daily = lake.groupby(["user_id", "d"]).session_id.nunique()  # sessions per active day, as dbt counts them
+    for _, row in ex.sample(40, random_state=1).iterrows():
+        c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
+        mine = daily.get(row.user_id, pd.Series(dtype=int))
+        expected = sum(n for d, n in mine.items() if c <= d < c + timedelta(days=7))
+        assert row.sessions_next_7d == expected, (row.user_id, c)
+        assert row.sessions_7d == sum(n for d, n in mine.items() if c - timedelta(days=7) <= d < c)
+
+
 def test_global_topic_popularity_uses_only_sharing_tenants(world):
     settings, _, _ = world
     con = _con(settings, "eu/pool")
-    g = con.execute("select topic, clicks_7d, contributing_tenants from global_topic_popularity").df().set_index("topic")
-    by_hand = con.execute(
-        "select topic, sum(clicks_7d) as clicks_7d from item_features where tenant_id in ('acme', 'globex') group by topic"
-    ).df().set_index("topic")
+    g = (
+        con.execute("select topic, clicks_7d, contributing_tenants from global_topic_popularity")
+        .df()
+        .set_index("topic")
+    )
+    by_hand = (
+        con.execute(
+            "select topic, sum(clicks_7d) as clicks_7d from item_features where tenant_id in ('acme', 'globex') group by topic"
+        )
+        .df()
+        .set_index("topic")
+    )
     with_umbra = con.execute("select sum(clicks_7d) from item_features").fetchone()[0]
     con.close()
     assert g.clicks_7d.sort_index().astype(int).equals(by_hand.clicks_7d.sort_index().astype(int))
@@ -130,50 +154,67 @@ def test_global_topic_popularity_uses_only_sharing_tenants(world):
 def test_features_are_discovered_from_the_manifest(world):
     settings, _, results = world
     manifest = json.loads((Path(results["eu/pool"]["target_dir"]) / "manifest.json").read_text())
-    declared = features.feature_columns(manifest, "ranking_examples")
+    declared = dbt.feature_columns(manifest, "ranking_examples")
     names = [f["name"] for f in declared]
     assert "user_item_topic_affinity_28d" in names and "item_trending_score" in names
     assert "is_clicked" not in names and "tenant_id" not in names
     assert all(f["entity"] and f["owner"] and "shareable" in f for f in declared)
     con = _con(settings, "eu/pool")
-    columns = {r[0] for r in con.execute("select column_name from information_schema.columns where table_name = 'ranking_examples'").fetchall()}
+    columns = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'ranking_examples'"
+        ).fetchall()
+    }
     con.close()
     assert set(names) <= columns
     with pytest.raises(KeyError, match="not in the manifest"):
-        features.feature_columns(manifest, "no_such_model")
+        dbt.feature_columns(manifest, "no_such_model")
 
 
-def test_feature_checks_flag_broken_marts(world, tmp_path):
+def test_feature_checks_flag_broken_marts(world):
     settings, _, _ = world
     con = _con(settings, "eu/pool")
-    frames = {m: con.execute(f"select * from {m} where tenant_id = 'acme'").df() for m in ("user_features", "item_features")}
+    frames = {
+        m: con.execute(f"select * from {m} where tenant_id = 'acme'").df() for m in ("user_features", "item_features")
+    }
     con.close()
-    good = quality.check_features(frames, "acme", tmp_path)
+    good = check_features(frames, "acme", settings)
     assert good["healthy"] and good["feature_rows"]["user_features"] == len(frames["user_features"])
     bad_users = frames["user_features"].copy()
     bad_users.loc[bad_users.index[0], "completion_rate_28d"] = 1.7
     bad_users = pd.concat([bad_users, bad_users.head(1)])
-    bad = quality.check_features({**frames, "user_features": bad_users}, "acme", tmp_path)
+    bad = check_features({**frames, "user_features": bad_users}, "acme", settings)
     assert not bad["healthy"]
     assert any("expect_compound_columns_to_be_unique" in p for p in bad["health_problems"])
     assert any("completion_rate_28d" in p for p in bad["health_problems"])
-    empty = quality.check_features({**frames, "item_features": frames["item_features"].head(0)}, "acme", tmp_path)
+    empty = check_features({**frames, "item_features": frames["item_features"].head(0)}, "acme", settings)
     assert any("expect_table_row_count_to_be_between" in p for p in empty["health_problems"])
 
 
 BUILD = """
 import json, sys
-from ml import features
-wh = [w for w in features.warehouses(features.tenants_for(None)) if w.key == "eu/pool"][0]
-r = features.build_warehouse(wh)
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import warehouses
+from ml.data.features import build_warehouse
+wh = [w for w in warehouses(TenantStore().list()) if w.key == "eu/pool"][0]
+r = build_warehouse(wh)
 print(json.dumps({"failed": r["failed_nodes"], "success": r["success"]}))
 """
 
 
 def test_two_builds_of_one_warehouse_queue_on_the_lock(world):
     settings, _, _ = world
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=os.environ.copy()) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=False):
         assert p.returncode == 0, err[-2000:]
@@ -188,14 +229,25 @@ def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):
     shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     model = project / "models" / "intermediate" / "int_ranking_features__as_of.sql"
     sql = model.read_text()
-    broken = sql.replace("        on item_features.tenant_id = candidates.tenant_id\n        and item_features.item_id", "        on item_features.item_id")
+    broken = sql.replace(
+        "        on candidates.tenant_id = item_features.tenant_id\n        and candidates.item_id",
+        "        on candidates.item_id",
+    )
     assert broken != sql
     model.write_text(broken)
     monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(project))
     s = get_settings()
-    wh = [w for w in features.warehouses(TenantRegistry(s).list()) if w.key == "eu/pool"][0]
+    wh = [w for w in warehouses(TenantStore(s).list()) if w.key == "eu/pool"][0]
     shutil.copy(wh.path(settings), tmp_path / "copy.duckdb")
     res = features.build_warehouse(wh, s)
     failed = {n["node"].split(".")[2] for n in res["failed_nodes"]}
-    assert any(f.startswith(("unique_combination_int_ranking_features", "unique_combination_ranking_examples",
-                             "same_tenant_ranking_examples")) for f in failed), failed
+    assert any(
+        f.startswith(
+            (
+                "unique_combination_int_ranking_features",
+                "unique_combination_ranking_examples",
+                "same_tenant_ranking_examples",
+            )
+        )
+        for f in failed
+    ), failed

@@ -5,24 +5,38 @@ from __future__ import annotations
 import hashlib
 import socket
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from ml.generate import Drift, generate
-from ml.platform import running_airflow
-from ml.settings import get_settings
-from ml.status import status
-from ml.tenants import warehouse_path
-from tests.conftest import register, small_config
+from ml.core.settings import get_settings
+from ml.data.generate import generate
+from ml.data.generate.config import Drift
+from ml.ops.airflow import running_airflow
+from ml.ops.status import status
+from tests.world import register, small_config
 
 pytestmark = pytest.mark.integration
 
 FIRST_DAYS, LATER_DAYS = 30, 7
-CONTRACT = {"tenant_id", "region", "isolation", "share_data", "onboarded_at", "events_in", "quarantined",
-            "duplicates_dropped", "lake_rows", "feature_rows", "healthy", "health_problems", "models", "drift"}
+CONTRACT = {
+    "tenant_id",
+    "region",
+    "isolation",
+    "share_data",
+    "onboarded_at",
+    "events_in",
+    "quarantined",
+    "duplicates_dropped",
+    "lake_rows",
+    "feature_rows",
+    "healthy",
+    "health_problems",
+    "models",
+    "drift",
+}
 
 
 def _free_port() -> int:
@@ -32,13 +46,15 @@ def _free_port() -> int:
 
 
 def _lake_digests(settings):
-    return {p.relative_to(settings.home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(settings.lake.rglob("*.parquet"))}
+    return {
+        p.relative_to(settings.home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(settings.stores.lake.root.rglob("*.parquet"))
+    }
 
 
 def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(tmp_path, monkeypatch):
     monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TENANTFLOW_MIN_HISTORY_DAYS", "20")  # 30 generated days: tenants graduate
+    monkeypatch.setenv("TENANTFLOW_TRAIN_MIN_HISTORY_DAYS", "20")  # 30 generated days: tenants graduate
     monkeypatch.setenv("TENANTFLOW_AIRFLOW_PORT", str(_free_port()))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     monkeypatch.setenv("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")  # the champions are minutes old when acme drifts
@@ -49,56 +65,65 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     config = small_config(days=FIRST_DAYS + LATER_DAYS, faults=True, drifts=[Drift("acme", "taste_shift", FIRST_DAYS)])
     first_end = config.start_date + timedelta(days=FIRST_DAYS)
     register(settings, config)
-    generate(replace(config, land_days=(0, FIRST_DAYS)), settings.landing)
+    generate(replace(config, land_days=(0, FIRST_DAYS)), settings.stores.landing.root)
 
     with running_airflow(settings) as airflow:
-        for dag_id in ("ingest", "features", "train", "score"):
+        for dag_id in ("ingest", "features", "train", "score", "monitor"):
             airflow.wait_dag(dag_id)
         for dag_id in ("score", "train", "features", "ingest"):
             airflow.set_paused(dag_id, False)
-        since = datetime.now(UTC).isoformat()
+        # Every wait below follows run ids: the runs our ingest run's asset events started, and the
+        # runs theirs started. Runs started by anything else (ingest's own daily run on unpause)
+        # neither end a wait early nor make it wait longer than they overlap.
         run_id = airflow.trigger("ingest", {"start": config.start_date.isoformat(), "end": first_end.isoformat()})
         run = airflow.wait_run("ingest", run_id, timeout=900)
         assert run["state"] == "success"
         tis = {(t["task_id"], t["map_index"]): t["state"] for t in airflow.task_instances("ingest", run_id)}
-        assert tis[("plan", -1)] == "success" and tis[("publish", -1)] == "success"
+        assert tis[("plan", -1)] == "success" and tis[("report", -1)] == "success"
         assert [k for k in tis if k[0] == "ingest_chunk"], "ingest_chunk is mapped"
-        feature_runs = airflow.wait_idle("features", after=since, timeout=900)
-        assert all(r["state"] == "success" for r in feature_runs), feature_runs
-        assert any(r["run_type"] == "asset_triggered" for r in feature_runs)
+        feature_runs = airflow.wait_triggered("ingest", run_id, "features", timeout=900)
+        assert all(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in feature_runs), feature_runs
 
         # feature_marts starts `train`; its trained_models event starts `score`
-        train_runs = airflow.wait_idle("train", after=since, timeout=1200)
-        assert all(r["state"] == "success" for r in train_runs), train_runs
-        assert {r["run_type"] for r in train_runs} == {"asset_triggered"}, "unpausing train must not start a run"
+        train_runs = [
+            r for f in feature_runs for r in airflow.wait_triggered("features", f["dag_run_id"], "train", 1200)
+        ]
+        assert all(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in train_runs), train_runs
         tis = airflow.task_instances("train", train_runs[0]["dag_run_id"])
         assert len([t for t in tis if t["task_id"] == "train_tenants"]) >= 2, "tenants are trained in mapped chunks"
         assert {t["task_id"] for t in tis if t["task_id"] == "train_global"} == {"train_global"}
-        score_runs = airflow.wait_idle("score", after=since, timeout=900)
+        score_runs = [r for t in train_runs for r in airflow.wait_triggered("train", t["dag_run_id"], "score", 900)]
         assert all(r["state"] == "success" for r in score_runs), score_runs
         _check_models_and_predictions(settings)
 
         before = _lake_digests(settings)
         # A backfill of two past days from the scheduler: same bytes, no duplicates.
-        backfill_since = datetime.now(UTC).isoformat()
-        backfill = airflow._request("POST", "/api/v2/backfills", {
-            "dag_id": "ingest", "from_date": f"{first_end - timedelta(days=3)}T00:00:00Z",
-            "to_date": f"{first_end - timedelta(days=2)}T00:00:00Z", "max_active_runs": 2,
-            "reprocess_behavior": "completed", "dag_run_conf": {},
-        })
-        import time
-
-        deadline = time.monotonic() + 900
-        while True:
-            runs = [r for r in airflow.runs("ingest") if r["run_type"] == "backfill"]
-            if runs and all(r["state"] in ("success", "failed") for r in runs):
-                break
-            assert time.monotonic() < deadline, runs
-            time.sleep(3)
-        assert backfill["id"] and len(runs) == 2 and all(r["state"] == "success" for r in runs)
+        backfill = airflow.request(
+            "POST",
+            "/api/v2/backfills",
+            {
+                "dag_id": "ingest",
+                "from_date": f"{first_end - timedelta(days=3)}T00:00:00Z",
+                "to_date": f"{first_end - timedelta(days=2)}T00:00:00Z",
+                "max_active_runs": 2,
+                "reprocess_behavior": "completed",
+                "dag_run_conf": {},
+            },
+        )
+        runs = airflow._poll(
+            lambda: [r for r in airflow.runs("ingest") if r["run_type"] == "backfill"],
+            lambda rs: len(rs) == 2 and all(r["state"] in ("success", "failed") for r in rs),
+            900,
+            3.0,
+            f"backfill {backfill['id']} did not finish",
+        )
+        assert all(r["state"] == "success" for r in runs), runs
         assert _lake_digests(settings) == before
         # the feature builds the backfill starts finish here, not inside the next step's waits
-        assert all(r["state"] == "success" for r in airflow.wait_idle("features", after=backfill_since, timeout=900))
+        for r in runs:
+            assert all(
+                f["state"] == "success" for f in airflow.wait_triggered("ingest", r["dag_run_id"], "features", 900)
+            )
 
         _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end)
 
@@ -116,19 +141,19 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     assert rec["metrics"]["hit_rate_at_10"] > rec["previous_champion"]["metrics"]["hit_rate_at_10"]
     assert set(rows) == {"acme", "globex", "initech"}
     for r in rows.values():
-        assert CONTRACT <= set(r)
+        assert set(r) >= CONTRACT
         assert r["healthy"], r["health_problems"]
         assert r["events_in"] == r["lake_rows"] + sum(r["quarantined"].values()) + r["duplicates_dropped"]
         assert r["feature_rows"] > 0
     assert rows["globex"]["quarantined"]["tenant_mismatch"] > 0 and rows["acme"]["quarantined"] == {}
-    con = duckdb.connect(str(warehouse_path(settings, "us/silo_initech")), read_only=True)
+    con = duckdb.connect(str(settings.stores.warehouse_file("us/silo_initech")), read_only=True)
     assert con.execute("select distinct tenant_id from user_features").fetchall() == [("initech",)]
     con.close()
 
 
 def _check_models_and_predictions(settings) -> None:
     """The registry contract, read back through the MLflow client, and the batch predictions."""
-    from ml import registry
+    from ml.models import registry
 
     c = registry.client(settings)
     glob = c.get_model_version_by_alias("recommender.global", "champion")
@@ -147,9 +172,10 @@ def _check_models_and_predictions(settings) -> None:
         expected = "features" if dag_run_id.startswith("asset_triggered__") else "schedule"
         assert champ.tags["reason"] == expected, (dag_run_id, champ.tags["reason"])
     for key, tenants in (("eu/pool", {"acme", "globex"}), ("us/silo_initech", {"initech"})):
-        con = duckdb.connect(str(warehouse_path(settings, key)), read_only=True)
-        rows = con.execute("select tenant_id, model_name, model_version, count(*) from predictions.recommendations "
-                           "group by all").fetchall()
+        con = duckdb.connect(str(settings.stores.warehouse_file(key)), read_only=True)
+        rows = con.execute(
+            "select tenant_id, model_name, model_version, count(*) from predictions.recommendations group by all"
+        ).fetchall()
         con.close()
         assert {r[0] for r in rows} == tenants
         for tid, name, version, n in rows:
@@ -159,32 +185,34 @@ def _check_models_and_predictions(settings) -> None:
 
 def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end) -> None:
     """The next week lands; the monitor flags acme (its tastes shifted) and starts one drift retrain."""
-    from ml import monitor, registry
+    from ml.models import registry
+    from ml.monitoring.decisions import retrain_history
 
+    # the monitor starts with this week's features, not with the feature events it missed while paused
+    airflow.clear_queued_events("monitor")
     airflow.set_paused("monitor", False)
-    generate(replace(config, land_days=(FIRST_DAYS, config.days)), settings.landing)
-    since = datetime.now(UTC).isoformat()
-    run_id = airflow.trigger("ingest", {"start": first_end.isoformat(),
-                                        "end": (config.end_date + timedelta(days=1)).isoformat()})  # fmt: skip
+    generate(replace(config, land_days=(FIRST_DAYS, config.days)), settings.stores.landing.root)
+    run_id = airflow.trigger(
+        "ingest", {"start": first_end.isoformat(), "end": (config.end_date + timedelta(days=1)).isoformat()}
+    )
     assert airflow.wait_run("ingest", run_id, timeout=900)["state"] == "success"
-    feature_runs = airflow.wait_idle("features", after=since, timeout=900)
+    feature_runs = airflow.wait_triggered("ingest", run_id, "features", timeout=900)
     assert all(r["state"] == "success" for r in feature_runs)
-    # The monitor run the new week's features start. (Unpausing the monitor also starts a run on
-    # the feature events it missed while paused, the backfill's; that one is queued before the new
-    # week's features run starts, and waiting on it alone could return before this one is queued.)
-    new_week = min(r["start_date"] for r in feature_runs)
-    monitor_runs = airflow.wait_idle("monitor", after=new_week, timeout=900)
-    assert all(r["state"] == "success" for r in monitor_runs), monitor_runs
+    monitor_runs = {
+        r["dag_run_id"]: r
+        for f in feature_runs
+        for r in airflow.wait_triggered("features", f["dag_run_id"], "monitor", 900)
+    }
+    assert all(r["state"] == "success" for r in monitor_runs.values()), monitor_runs
     retrained = []
-    for r in monitor_runs:
-        tis = {t["task_id"]: t["state"] for t in airflow.task_instances("monitor", r["dag_run_id"])}
+    for monitor_run in monitor_runs:
+        tis = {t["task_id"]: t["state"] for t in airflow.task_instances("monitor", monitor_run)}
         assert tis["watch_promotions"] == "success" and tis["decide"] in ("success", "skipped"), tis
         if tis["retrain"] == "success":
-            retrained.append(r["dag_run_id"])
+            retrained.append(monitor_run)
     assert len(retrained) == 1, f"one monitor run starts one drift retrain: {monitor_runs}"
-    monitor_run = retrained[0]
 
-    train_run = airflow.wait_run("train", f"drift__{monitor_run}", timeout=1200)
+    train_run = airflow.wait_run_exists("train", f"drift__{retrained[0]}")
     assert train_run["state"] == "success", train_run
     conf = train_run["conf"]
     assert conf["tenants"] == ["acme"] and conf["reason"] == "drift" and conf["force"] is True, conf
@@ -198,5 +226,5 @@ def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end
     run = c.get_run(latest.tags["run_id"])
     assert run.data.tags["reason"] == "drift" and run.data.tags["actor"].endswith(train_run["dag_run_id"])
     assert latest.tags["gate.decision"] in ("promoted", "refused") and latest.tags["gate.reason"]
-    assert [(r["tenant_id"], r["status"]) for r in monitor.retrain_history(None, settings)] == [("acme", "done")]
-    airflow.wait_idle("score", after=since, timeout=900)
+    assert [(r["tenant_id"], r["status"]) for r in retrain_history(None, settings)] == [("acme", "done")]
+    assert all(r["state"] == "success" for r in airflow.wait_triggered("train", train_run["dag_run_id"], "score", 900))

@@ -9,17 +9,12 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ml import apikeys, features, ingest, snapshots, train
-from ml.generate import GenerationConfig, TenantSpec, generate
-from ml.settings import get_settings
-from ml.tenants import Tenant, TenantRegistry
-from tests.conftest import END
+from tests.world import END, GenerationConfig, TenantSpec, build_world
 
 SPECS = [
     TenantSpec("acme", "eu", users=450, items=250, fmt="parquet"),
@@ -27,8 +22,11 @@ SPECS = [
     TenantSpec("initech", "us", users=350, items=150, fmt="parquet"),  # silo
 ]
 DAYS = 40
-QUOTAS = {"initech": {"quota_requests_per_minute": 600, "quota_events_per_day": 500},
-          "acme": {"quota_requests_per_minute": 60_000}, "globex": {"quota_requests_per_minute": 60_000}}
+QUOTAS = {
+    "initech": {"quota_requests_per_minute": 600, "quota_events_per_day": 500},
+    "acme": {"quota_requests_per_minute": 60_000},
+    "globex": {"quota_requests_per_minute": 60_000},
+}
 
 
 def free_port() -> int:
@@ -40,31 +38,19 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def served_world(tmp_path_factory):
     """(settings, {tenant: api key}): trained champions, features published for the API."""
-    home = tmp_path_factory.mktemp("serving") / "home"
     mp = pytest.MonkeyPatch()
-    mp.setenv("TENANTFLOW_HOME", str(home))
-    mp.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
-    mp.setenv("TENANTFLOW_GIT_COMMIT", "test-commit")
-    mp.setenv("TENANTFLOW_MIN_HISTORY_DAYS", "30")
-    settings = get_settings()
     config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=5)
-    reg = TenantRegistry(settings)
-    for s in SPECS:
-        reg.add(Tenant(s.tenant_id, s.region, isolation="silo" if s.tenant_id == "initech" else "pool",
-                       share_data=s.tenant_id != "initech", onboarded_at=config.start_date,
-                       **QUOTAS.get(s.tenant_id, {})))  # fmt: skip
-    generate(config, settings.landing, workers=1)
-    ingest.ingest_tenants([s.tenant_id for s in SPECS], config.start_date, END + timedelta(days=1), settings)
-    for wh in features.warehouses(reg.list()):
-        res = features.build_and_check_warehouse(wh, settings)
-        assert not res["failed_nodes"] and set(res["published"]) == set(wh.tenants), res
-        snapshots.export_warehouse(wh, settings)
-    for kind in ("recommender", "churn"):
-        train.train_global(kind, "test", settings)
-        for s in SPECS:
-            train.train_tenant(kind, s.tenant_id, "test", settings)
-    keys = {s.tenant_id: apikeys.create_key(s.tenant_id, "tests", settings)[1] for s in SPECS}
-    yield settings, keys
+    w = build_world(
+        mp,
+        tmp_path_factory.mktemp("serving") / "home",
+        [config],
+        silo=("initech",),
+        quotas=QUOTAS,
+        publish=True,
+        keys=True,
+        TENANTFLOW_TRAIN_MIN_HISTORY_DAYS=30,
+    )
+    yield w.settings, w.keys
     mp.undo()
 
 
@@ -103,11 +89,21 @@ def running_api(settings, **env):
     """Start the API as its own process (as `make up` does) and stop it after."""
     port = free_port()
     log = settings.home / f"api-{port}.log"
-    full_env = {**os.environ, "TENANTFLOW_HOME": str(settings.home), "TENANTFLOW_SERVE_REFRESH_SECONDS": "0.5",
-                "TENANTFLOW_SERVE_WATCH_SECONDS": "0.2", **{k: str(v) for k, v in env.items()}}  # fmt: skip
+    full_env = {
+        **os.environ,
+        "TENANTFLOW_HOME": str(settings.home),
+        "TENANTFLOW_SERVE_REFRESH_SECONDS": "0.5",
+        "TENANTFLOW_SERVE_WATCH_SECONDS": "0.2",
+        **{k: str(v) for k, v in env.items()},
+    }
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ml.cli", "serve", "--port", str(port)], env=full_env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ml.ops.cli", "serve", "--port", str(port)],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     api = Api(proc, f"http://127.0.0.1:{port}", log)
     try:
         api.wait_ready(check=lambda b: b["models_loaded"] > 0 and b["tenants_with_features"] > 0)

@@ -15,7 +15,9 @@ import httpx
 import psutil
 import pyarrow.parquet as pq
 
-from ml import ingest, registry, train
+from ml.core.layout import LAKE_FILE
+from ml.data.ingest.run import ingest_tenants
+from ml.models import registry, train
 from tests.serving.conftest import free_port, running_api
 from tests.serving.test_api import _users
 
@@ -24,8 +26,11 @@ def _load(api, key: str, users: list[str], stop: threading.Event, out: list) -> 
     with httpx.Client(base_url=api.base, timeout=30) as c:
         i = 0
         while not stop.is_set():
-            r = c.post("/v1/recommendations", json={"user_id": users[i % len(users)], "k": 10},
-                       headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            r = c.post(
+                "/v1/recommendations",
+                json={"user_id": users[i % len(users)], "k": 10},
+                headers={"Authorization": f"Bearer {key}"},
+            )
             out.append((time.monotonic(), r.status_code, r.json().get("model", {}) if r.status_code == 200 else r.text))
             i += 1
 
@@ -36,8 +41,10 @@ def test_a_moved_alias_is_served_without_a_restart_or_a_failed_request(served_wo
     new = train.train_tenant("recommender", "globex", "test: hot swap", settings, force=True)["version"]
     with running_api(settings) as api:
         stop, answers = threading.Event(), []
-        threads = [threading.Thread(target=_load, args=(api, keys["globex"], _users(settings, "globex"), stop, answers))
-                   for _ in range(3)]  # fmt: skip
+        threads = [
+            threading.Thread(target=_load, args=(api, keys["globex"], _users(settings, "globex"), stop, answers))
+            for _ in range(3)
+        ]
         for t in threads:
             t.start()
         time.sleep(1.0)
@@ -59,12 +66,17 @@ def test_a_moved_alias_is_served_without_a_restart_or_a_failed_request(served_wo
 
 
 def _mlflow_server(settings, port: int) -> subprocess.Popen:
-    uri = f"sqlite:///{settings.home / 'mlflow' / 'mlflow.db'}"
-    log = open(settings.home / f"mlflow-{port}.log", "ab")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri", uri,
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job consumers
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    uri = f"sqlite:///{settings.stores.mlflow_db}"
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    argv = [mlflow, "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with open(settings.home / f"mlflow-{port}.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job consumers
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -157,14 +169,25 @@ def test_every_acknowledged_event_reaches_the_lake_once_despite_sigkill(served_w
     acked: list[str] = []
     sent: list[str] = []
     with running_api(settings) as api:
+
         def stream() -> None:
             with httpx.Client(base_url=api.base, timeout=10) as c:
                 for b in range(100_000):
                     ids = [f"kill-{b:05d}-{i:02d}" for i in range(50)]
                     sent.extend(ids)
-                    body = {"events": [{"event_id": e, "user_id": f"u{i:06d}", "item_id": "i000001", "event_type": "view",
-                                        "event_at": datetime.now(UTC).isoformat(), "dwell_seconds": 12.5}
-                                       for i, e in enumerate(ids)]}  # fmt: skip
+                    body = {
+                        "events": [
+                            {
+                                "event_id": e,
+                                "user_id": f"u{i:06d}",
+                                "item_id": "i000001",
+                                "event_type": "view",
+                                "event_at": datetime.now(UTC).isoformat(),
+                                "dwell_seconds": 12.5,
+                            }
+                            for i, e in enumerate(ids)
+                        ]
+                    }
                     try:
                         r = c.post("/v1/events", json=body, headers={"Authorization": f"Bearer {keys['acme']}"})
                     except httpx.TransportError:
@@ -180,10 +203,9 @@ def test_every_acknowledged_event_reaches_the_lake_once_despite_sigkill(served_w
         api.proc.wait()
     assert len(acked) >= 500, "the stream was running when the service was killed"
     today = datetime.now(UTC).date()
-    ingest.ingest_tenants(["acme"], today, today + timedelta(days=1), settings)
-    lake = settings.lake / "region=eu" / "tenant=acme" / f"date={today.isoformat()}" / ingest.DATA_FILE
+    ingest_tenants(["acme"], today, today + timedelta(days=1), settings)
+    lake = settings.stores.lake.day_dir("eu", "acme", today) / LAKE_FILE
     ids = [e for e in pq.read_table(lake, columns=["event_id"]).column("event_id").to_pylist() if e.startswith("kill-")]
     assert len(ids) == len(set(ids)), "an event landed twice"
     assert set(acked) <= set(ids), f"{len(set(acked) - set(ids))} acknowledged events are missing"
     assert set(ids) <= set(sent)
-

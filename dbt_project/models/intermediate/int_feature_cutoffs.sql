@@ -11,20 +11,24 @@ bounds as (
     select
         tenant_id,
         min(activity_date) as first_activity_date,
-        {% if var('as_of') %}cast('{{ var("as_of") }}' as date){% else %}max(activity_date) + 1{% endif %} as serving_cutoff_date
+        {% if var('as_of') %}cast('{{ var("as_of") }}' as date){% else %}max(activity_date) + 1{% endif %}
+            as serving_cutoff_date
     from activity
     group by tenant_id
 ),
 
 cutoffs as (
     select
-        tenant_id,
-        first_activity_date,
-        serving_cutoff_date,
-        cast(serving_cutoff_date - to_days(cast(k * {{ var('training_cutoff_every_days') }} as integer)) as date) as cutoff_date,
-        k = 0 as is_serving
+        bounds.tenant_id,
+        bounds.first_activity_date,
+        bounds.serving_cutoff_date,
+        cast(
+            bounds.serving_cutoff_date
+            - to_days(cast(steps.k * {{ var('training_cutoff_every_days') }} as integer)) as date
+        ) as cutoff_date,
+        steps.k = 0 as is_serving
     from bounds
-    cross join range(0, {{ var('training_cutoffs') }} + 3) as steps(k)
+    cross join range(0, {{ var('training_cutoffs') }} + 3) as steps (k)
 ),
 
 flagged as (

@@ -14,7 +14,11 @@ cutoffs as (
 -- then appears once per session, so counting sessions needs no count(distinct) (a third of
 -- this model's time)
 clicks as (
-    select tenant_id, session_id, item_id, min(event_date) as event_date
+    select
+        tenant_id,
+        session_id,
+        item_id,
+        min(event_date) as event_date
     from {{ ref('stg_lake__events') }}
     where event_type = 'click' and session_id is not null and item_id is not null
     group by tenant_id, session_id, item_id
@@ -29,14 +33,14 @@ covisits as (
         count(*) as sessions_28d
     from cutoffs
     inner join clicks as clicked
-        on clicked.tenant_id = cutoffs.tenant_id
-        and clicked.event_date < cutoffs.cutoff_date
+        on cutoffs.tenant_id = clicked.tenant_id
+        and cutoffs.cutoff_date > clicked.event_date
         and clicked.event_date >= cutoffs.cutoff_date - 28
     inner join clicks as also_clicked
-        on also_clicked.tenant_id = clicked.tenant_id
-        and also_clicked.session_id = clicked.session_id
-        and also_clicked.item_id <> clicked.item_id
-        and also_clicked.event_date < cutoffs.cutoff_date
+        on clicked.tenant_id = also_clicked.tenant_id
+        and clicked.session_id = also_clicked.session_id
+        and clicked.item_id <> also_clicked.item_id
+        and cutoffs.cutoff_date > also_clicked.event_date
     group by cutoffs.tenant_id, cutoffs.cutoff_date, clicked.item_id, also_clicked.item_id
 ),
 
@@ -45,13 +49,13 @@ catalogued as (
     select covisits.*
     from covisits
     inner join {{ ref('int_item_features__as_of') }} as items
-        on items.tenant_id = covisits.tenant_id
-        and items.cutoff_date = covisits.cutoff_date
-        and items.item_id = covisits.covisited_item_id
+        on covisits.tenant_id = items.tenant_id
+        and covisits.cutoff_date = items.cutoff_date
+        and covisits.covisited_item_id = items.item_id
     qualify row_number() over (
-        partition by covisits.tenant_id, covisits.cutoff_date, covisits.item_id
-        order by covisits.sessions_28d desc, covisits.covisited_item_id
-    ) <= {{ var('covisits_per_item') }}
+            partition by covisits.tenant_id, covisits.cutoff_date, covisits.item_id
+            order by covisits.sessions_28d desc, covisits.covisited_item_id asc
+        ) <= {{ var('covisits_per_item') }}
 )
 
 select * from catalogued

@@ -22,7 +22,7 @@ available as (
         items.published_at
     from cutoffs
     inner join items
-        on items.tenant_id = cutoffs.tenant_id
+        on cutoffs.tenant_id = items.tenant_id
         and cast(items.published_at as date) < cutoffs.cutoff_date
 ),
 
@@ -40,9 +40,9 @@ windowed as (
         {{ sum_count('activity.likes') }} as likes_28d
     from available
     left join activity
-        on activity.tenant_id = available.tenant_id
-        and activity.item_id = available.item_id
-        and activity.activity_date < available.cutoff_date
+        on available.tenant_id = activity.tenant_id
+        and available.item_id = activity.item_id
+        and available.cutoff_date > activity.activity_date
         and activity.activity_date >= available.cutoff_date - 28
     group by available.tenant_id, available.item_id, available.cutoff_date
 ),
@@ -67,9 +67,9 @@ features as (
         ) as popularity_rank_7d
     from available
     inner join windowed
-        on windowed.tenant_id = available.tenant_id
-        and windowed.item_id = available.item_id
-        and windowed.cutoff_date = available.cutoff_date
+        on available.tenant_id = windowed.tenant_id
+        and available.item_id = windowed.item_id
+        and available.cutoff_date = windowed.cutoff_date
 )
 
 select * from features

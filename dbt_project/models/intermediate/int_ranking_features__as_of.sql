@@ -55,18 +55,18 @@ joined as (
     -- alone (164M rows for 50 small tenants; 14 s instead of 1 s).
     from candidates
     left join user_features
-        on user_features.tenant_id = candidates.tenant_id
-        and user_features.user_id = candidates.user_id
-        and user_features.cutoff_date = candidates.cutoff_date
+        on candidates.tenant_id = user_features.tenant_id
+        and candidates.user_id = user_features.user_id
+        and candidates.cutoff_date = user_features.cutoff_date
     left join item_features
-        on item_features.tenant_id = candidates.tenant_id
-        and item_features.item_id = candidates.item_id
-        and item_features.cutoff_date = candidates.cutoff_date
+        on candidates.tenant_id = item_features.tenant_id
+        and candidates.item_id = item_features.item_id
+        and candidates.cutoff_date = item_features.cutoff_date
     left join topic_affinity
-        on topic_affinity.tenant_id = candidates.tenant_id
-        and topic_affinity.cutoff_date = candidates.cutoff_date
-        and topic_affinity.user_id = candidates.user_id
-        and topic_affinity.topic = item_features.topic
+        on candidates.tenant_id = topic_affinity.tenant_id
+        and candidates.cutoff_date = topic_affinity.cutoff_date
+        and candidates.user_id = topic_affinity.user_id
+        and item_features.topic = topic_affinity.topic
 )
 
 select * from joined

@@ -9,21 +9,24 @@ cutoffs as (
 ),
 
 users as (
-    select user_features.tenant_id, user_features.cutoff_date, user_features.user_id
+    select
+        user_features.tenant_id,
+        user_features.cutoff_date,
+        user_features.user_id
     from {{ ref('int_user_features__as_of') }} as user_features
     inner join cutoffs
-        on cutoffs.tenant_id = user_features.tenant_id
-        and cutoffs.cutoff_date = user_features.cutoff_date
+        on user_features.tenant_id = cutoffs.tenant_id
+        and user_features.cutoff_date = cutoffs.cutoff_date
 ),
 
 items as (
     select
         *,
         row_number() over (
-            partition by tenant_id, cutoff_date order by trending_score desc, item_id
+            partition by tenant_id, cutoff_date order by trending_score desc, item_id asc
         ) as trending_rank,
         row_number() over (
-            partition by tenant_id, cutoff_date, topic order by clicks_7d desc, item_id
+            partition by tenant_id, cutoff_date, topic order by clicks_7d desc, item_id asc
         ) as topic_rank
     from {{ ref('int_item_features__as_of') }}
 ),
@@ -33,26 +36,34 @@ items as (
 -- sometimes paired users with items on those two columns alone first (164M rows for 50 small
 -- tenants, twice the build time).
 favourite_topics as (
-    select affinity.tenant_id, affinity.cutoff_date, affinity.user_id, affinity.topic
+    select
+        affinity.tenant_id,
+        affinity.cutoff_date,
+        affinity.user_id,
+        affinity.topic
     from {{ ref('int_user_topic_affinity__as_of') }} as affinity
     inner join users
-        on users.tenant_id = affinity.tenant_id
-        and users.cutoff_date = affinity.cutoff_date
-        and users.user_id = affinity.user_id
+        on affinity.tenant_id = users.tenant_id
+        and affinity.cutoff_date = users.cutoff_date
+        and affinity.user_id = users.user_id
     qualify row_number() over (
-        partition by affinity.tenant_id, affinity.cutoff_date, affinity.user_id
-        order by affinity.affinity_28d desc, affinity.topic
-    ) <= {{ var('candidate_topics_per_user') }}
+            partition by affinity.tenant_id, affinity.cutoff_date, affinity.user_id
+            order by affinity.affinity_28d desc, affinity.topic asc
+        ) <= {{ var('candidate_topics_per_user') }}
 ),
 
 recent_clicks as (
-    select distinct users.tenant_id, users.cutoff_date, users.user_id, events.item_id
+    select distinct
+        users.tenant_id,
+        users.cutoff_date,
+        users.user_id,
+        events.item_id
     from users
     inner join {{ ref('stg_lake__events') }} as events
-        on events.tenant_id = users.tenant_id
-        and events.user_id = users.user_id
+        on users.tenant_id = events.tenant_id
+        and users.user_id = events.user_id
         and events.event_type = 'click'
-        and events.event_date < users.cutoff_date
+        and users.cutoff_date > events.event_date
         and events.event_date >= users.cutoff_date - 7
 ),
 
@@ -74,8 +85,8 @@ tenant_wide as (
         0 as covisit_sessions
     from users
     inner join items
-        on items.tenant_id = users.tenant_id
-        and items.cutoff_date = users.cutoff_date
+        on users.tenant_id = items.tenant_id
+        and users.cutoff_date = items.cutoff_date
         and (
             items.popularity_rank_7d <= {{ var('candidates_popular') }}
             or items.trending_rank <= {{ var('candidates_trending') }}
@@ -95,9 +106,9 @@ topical as (
         0 as covisit_sessions
     from favourite_topics
     inner join items
-        on items.tenant_id = favourite_topics.tenant_id
-        and items.cutoff_date = favourite_topics.cutoff_date
-        and items.topic = favourite_topics.topic
+        on favourite_topics.tenant_id = items.tenant_id
+        and favourite_topics.cutoff_date = items.cutoff_date
+        and favourite_topics.topic = items.topic
         and items.topic_rank <= {{ var('candidates_per_topic') }}
 ),
 
@@ -110,9 +121,9 @@ covisit_scores as (
         {{ sum_count('covisits.sessions_28d') }} as covisit_sessions
     from recent_clicks
     inner join covisits
-        on covisits.tenant_id = recent_clicks.tenant_id
-        and covisits.cutoff_date = recent_clicks.cutoff_date
-        and covisits.item_id = recent_clicks.item_id
+        on recent_clicks.tenant_id = covisits.tenant_id
+        and recent_clicks.cutoff_date = covisits.cutoff_date
+        and recent_clicks.item_id = covisits.item_id
     group by recent_clicks.tenant_id, recent_clicks.cutoff_date, recent_clicks.user_id, covisits.covisited_item_id
 ),
 
@@ -130,15 +141,17 @@ covisited as (
     -- (neighbours are catalogued items already: int_item_covisits__as_of)
     from covisit_scores
     qualify row_number() over (
-        partition by covisit_scores.tenant_id, covisit_scores.cutoff_date, covisit_scores.user_id
-        order by covisit_scores.covisit_sessions desc, covisit_scores.item_id
-    ) <= {{ var('candidates_covisit') }}
+            partition by covisit_scores.tenant_id, covisit_scores.cutoff_date, covisit_scores.user_id
+            order by covisit_scores.covisit_sessions desc, covisit_scores.item_id asc
+        ) <= {{ var('candidates_covisit') }}
 ),
 
 all_sources as (
     select * from tenant_wide
-    union all select * from topical
-    union all select * from covisited
+    union all
+    select * from topical
+    union all
+    select * from covisited
 ),
 
 candidates as (

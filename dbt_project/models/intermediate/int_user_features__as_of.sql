@@ -40,8 +40,8 @@ windowed as (
         max(activity.activity_date) as last_activity_date
     from cutoffs
     inner join activity
-        on activity.tenant_id = cutoffs.tenant_id
-        and activity.activity_date < cutoffs.cutoff_date
+        on cutoffs.tenant_id = activity.tenant_id
+        and cutoffs.cutoff_date > activity.activity_date
         and activity.activity_date >= cutoffs.cutoff_date - 28
     group by cutoffs.tenant_id, activity.user_id, cutoffs.cutoff_date
 ),
@@ -69,8 +69,8 @@ features as (
         coalesce(windowed.events_7d, 0) / (windowed.events_28d / 4.0) as activity_trend_7d_vs_28d
     from windowed
     inner join lifetime
-        on lifetime.tenant_id = windowed.tenant_id
-        and lifetime.user_id = windowed.user_id
+        on windowed.tenant_id = lifetime.tenant_id
+        and windowed.user_id = lifetime.user_id
     -- users who cancelled before the cutoff are no longer subscribers
     where lifetime.cancelled_on is null or lifetime.cancelled_on >= windowed.cutoff_date
 )

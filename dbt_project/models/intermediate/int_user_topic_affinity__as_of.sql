@@ -18,8 +18,8 @@ clicks as (
         {{ sum_count('topic_activity.clicks') }} as clicks_28d
     from cutoffs
     inner join topic_activity
-        on topic_activity.tenant_id = cutoffs.tenant_id
-        and topic_activity.activity_date < cutoffs.cutoff_date
+        on cutoffs.tenant_id = topic_activity.tenant_id
+        and cutoffs.cutoff_date > topic_activity.activity_date
         and topic_activity.activity_date >= cutoffs.cutoff_date - 28
     group by cutoffs.tenant_id, topic_activity.user_id, topic_activity.topic, cutoffs.cutoff_date
 ),

@@ -12,7 +12,10 @@ user_features as (
 ),
 
 cancellations as (
-    select tenant_id, user_id, min(event_date) as cancelled_on
+    select
+        tenant_id,
+        user_id,
+        min(event_date) as cancelled_on
     from {{ ref('stg_lake__events') }}
     where event_type = 'cancel_subscription'
     group by tenant_id, user_id
@@ -27,11 +30,11 @@ examples as (
         ) as is_churned
     from user_features
     inner join cutoffs
-        on cutoffs.tenant_id = user_features.tenant_id
-        and cutoffs.cutoff_date = user_features.cutoff_date
+        on user_features.tenant_id = cutoffs.tenant_id
+        and user_features.cutoff_date = cutoffs.cutoff_date
     left join cancellations
-        on cancellations.tenant_id = user_features.tenant_id
-        and cancellations.user_id = user_features.user_id
+        on user_features.tenant_id = cancellations.tenant_id
+        and user_features.user_id = cancellations.user_id
 )
 
 -- stored in tenant order (zone maps skip other tenants' row groups on per-tenant reads)

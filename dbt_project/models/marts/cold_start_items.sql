@@ -10,7 +10,7 @@ popular as (
         tenant_id,
         'popular' as list_kind,
         item_id,
-        row_number() over (partition by tenant_id order by clicks_7d desc, item_id) as list_rank,
+        row_number() over (partition by tenant_id order by clicks_7d desc, item_id asc) as list_rank,
         cast(clicks_7d as double) as score
     from items
 ),
@@ -20,16 +20,18 @@ trending as (
         tenant_id,
         'trending' as list_kind,
         item_id,
-        row_number() over (partition by tenant_id order by trending_score desc, item_id) as list_rank,
+        row_number() over (partition by tenant_id order by trending_score desc, item_id asc) as list_rank,
         trending_score as score
     from items
     where clicks_1d >= 3
 ),
 
 lists as (
-    select * from popular where list_rank <= 50
+    select * from popular
+    where list_rank <= 50
     union all
-    select * from trending where list_rank <= 50
+    select * from trending
+    where list_rank <= 50
 )
 
 select * from lists

@@ -23,8 +23,8 @@ positives as (
         clicks.item_id
     from cutoffs
     inner join clicks
-        on clicks.tenant_id = cutoffs.tenant_id
-        and clicks.event_date >= cutoffs.cutoff_date
+        on cutoffs.tenant_id = clicks.tenant_id
+        and cutoffs.cutoff_date <= clicks.event_date
         and clicks.event_date < cutoffs.cutoff_date + {{ var('label_window_days') }}
 ),
 
@@ -49,14 +49,14 @@ examples as (
         labelled_users.clicked_items as query_clicked_items
     from ranking_features
     inner join labelled_users
-        on labelled_users.tenant_id = ranking_features.tenant_id
-        and labelled_users.cutoff_date = ranking_features.cutoff_date
-        and labelled_users.user_id = ranking_features.user_id
+        on ranking_features.tenant_id = labelled_users.tenant_id
+        and ranking_features.cutoff_date = labelled_users.cutoff_date
+        and ranking_features.user_id = labelled_users.user_id
     left join positives
-        on positives.tenant_id = ranking_features.tenant_id
-        and positives.cutoff_date = ranking_features.cutoff_date
-        and positives.user_id = ranking_features.user_id
-        and positives.item_id = ranking_features.item_id
+        on ranking_features.tenant_id = positives.tenant_id
+        and ranking_features.cutoff_date = positives.cutoff_date
+        and ranking_features.user_id = positives.user_id
+        and ranking_features.item_id = positives.item_id
 )
 
 -- stored in tenant order: DuckDB's zone maps then skip other tenants' row groups when

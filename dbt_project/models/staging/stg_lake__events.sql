@@ -13,7 +13,8 @@ renamed as (
         event_type,
         event_at,
         cast(event_at as date) as event_date,
-        cast("date" as date) as landed_on,
+        -- the lake's partition key; date is a keyword, so quoted
+        cast("date" as date) as landed_on,  -- noqa: RF06
         session_id,
         dwell_seconds,
         topic as published_topic,

@@ -1,0 +1,88 @@
+"""The control database: one SQLite file per home for the control plane's small tables.
+
+Tenants, API keys, the model audit log, monitoring policies and retrain requests, traffic
+splits: many readers, rare writers, safe across processes (which a DuckDB file is not). The
+schema is versioned: numbered SQL files under ``migrations/control/`` are applied in order,
+each once, in one ``BEGIN IMMEDIATE`` transaction (SQLite's writer lock: two processes opening
+a new home migrate it one after the other), and ``PRAGMA user_version`` records the last one.
+Nothing else creates a table here. The API's webhook ledger is a second database with its own
+migrations (``migrations/webhook/``), opened the same way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from importlib import resources
+from pathlib import Path
+
+from ml.core.settings import Settings, get_settings
+
+_MIGRATED: set[tuple[str, str]] = set()  # (database path, schema) migrated by this process
+_LOCK = threading.Lock()
+
+
+def migrations(schema: str) -> list[tuple[int, str, str]]:
+    """``(number, name, sql)`` of a schema's migration files, in order."""
+    folder = resources.files("ml.core") / "migrations" / schema
+    out = []
+    for f in folder.iterdir():
+        if f.name.endswith(".sql"):
+            number, _, name = f.name.removesuffix(".sql").partition("_")
+            out.append((int(number), name, f.read_text()))
+    return sorted(out)
+
+
+def migrate(con: sqlite3.Connection, schema: str) -> int:
+    """Apply the schema's migrations that this database has not seen; return its version."""
+    con.execute("begin immediate")
+    try:
+        (version,) = con.execute("pragma user_version").fetchone()
+        for number, _name, sql in migrations(schema):
+            if number > version:
+                for statement in (s for s in sql.split(";") if s.strip()):
+                    con.execute(statement)
+                version = number
+        con.execute(f"pragma user_version = {int(version)}")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(version)
+
+
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A connection (autocommit: transactions are explicit) to a migrated database; the caller closes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    key = (str(path), schema)
+    if key not in _MIGRATED:
+        with _LOCK:
+            migrate(con, schema)
+            _MIGRATED.add(key)
+    return con
+
+
+@contextmanager
+def connect(settings: Settings | None = None) -> Iterator[sqlite3.Connection]:
+    """The control database in one transaction: committed on a clean exit, rolled back on an error."""
+    settings = settings or get_settings()
+    path = settings.stores.control_db
+    _adopt_legacy_file(path)
+    with closing(open_sqlite(path, "control")) as con:
+        con.execute("begin")
+        try:
+            yield con
+        except BaseException:
+            con.execute("rollback")
+            raise
+        con.execute("commit")
+
+
+def _adopt_legacy_file(path: Path) -> None:
+    """Homes made before the control database had its name kept these tables in ``registry.sqlite``."""
+    legacy = path.with_name("registry.sqlite")
+    if not path.exists() and legacy.exists():
+        legacy.rename(path)

@@ -1,0 +1,176 @@
+"""Where every store keeps its files: the one module that spells a path under the home.
+
+::
+
+    home/
+      landing/region=R/tenant=T/date=D/<file>            tenants' drops and webhook files (immutable)
+      lake/region=R/tenant=T/date=D/part-0.parquet       validated events, + _manifest.json
+      quarantine/region=R/tenant=T/date=D/part-0.parquet rejected rows with reason and raw text
+      warehouse/region=R/pool.duckdb | silo_T.duckdb     the feature store (dbt-duckdb), + .lock
+      snapshots/region=R/tenant=T/<snapshot id>/         frozen training marts, + latest.json
+      published/region=R/tenant=T/<snapshot id>/         online features for the API, + CURRENT
+      prediction_log/region=R/tenant=T/date=D/*.jsonl    every answer the API gave
+      reports/monitoring/region=R/tenant=T/date=D/*.html Evidently drift reports
+      reports/gx/...                                     Great Expectations validation results
+      reports/health/tenant=T.json                       a tenant's feature health
+      control.sqlite                                     tenants, keys, audit, monitor state (ml.core.control_db)
+      serving/events.sqlite, serving/models/             the API's webhook ledger and model copies
+      mlflow/, airflow/, dbt/, gx/, logs/                the tools' own homes
+
+Every ``region`` and ``tenant`` passes :func:`ml.core.ids.validate_slug` before it becomes a
+path segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from ml.core.ids import validate_slug, validate_snapshot_id
+
+
+def _tenant_segments(region: str, tenant_id: str) -> tuple[str, str]:
+    return f"region={validate_slug(region, 'region')}", f"tenant={validate_slug(tenant_id)}"
+
+
+@dataclass(frozen=True)
+class DailyStore:
+    """A store partitioned ``region=R/tenant=T/date=D/`` (Hive style: DuckDB and Arrow read the keys)."""
+
+    root: Path
+
+    def tenant_dir(self, region: str, tenant_id: str) -> Path:
+        return self.root.joinpath(*_tenant_segments(region, tenant_id))
+
+    def day_dir(self, region: str, tenant_id: str, day: date) -> Path:
+        return self.tenant_dir(region, tenant_id) / f"date={day.isoformat()}"
+
+    def days(self, region: str, tenant_id: str) -> list[date]:
+        """The tenant's partition dates, oldest first."""
+        root = self.tenant_dir(region, tenant_id)
+        if not root.is_dir():
+            return []
+        return sorted(
+            date.fromisoformat(p.name[5:]) for p in root.iterdir() if p.name.startswith("date=") and p.is_dir()
+        )
+
+    def files(self, region: str, tenant_id: str, file_pattern: str) -> list[Path]:
+        """The tenant's files matching ``file_pattern`` in any day's folder."""
+        return sorted(self.tenant_dir(region, tenant_id).glob(f"date=*/{file_pattern}"))
+
+    @staticmethod
+    def day_of(folder: Path) -> date:
+        """The date of a ``date=D`` folder."""
+        return date.fromisoformat(folder.name.removeprefix("date="))
+
+    def glob(self, region: str, tenant_id: str, file_pattern: str) -> str:
+        """A glob over every day of the tenant (for DuckDB's readers)."""
+        return str(self.tenant_dir(region, tenant_id) / "date=*" / file_pattern)
+
+
+@dataclass(frozen=True)
+class SnapshotStore:
+    """A store of immutable, content-addressed folders per tenant: ``region=R/tenant=T/<id>/``."""
+
+    root: Path
+
+    def tenant_dir(self, region: str, tenant_id: str) -> Path:
+        return self.root.joinpath(*_tenant_segments(region, tenant_id))
+
+    def snapshot_dir(self, region: str, tenant_id: str, snapshot_id: str) -> Path:
+        return self.tenant_dir(region, tenant_id) / validate_snapshot_id(snapshot_id)
+
+
+LAKE_FILE = "part-0.parquet"  # one file per lake and quarantine partition
+MANIFEST_FILE = "_manifest.json"  # per lake partition: what was read, counts per reason
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The stores of one home (``Settings.stores``)."""
+
+    home: Path
+
+    @property
+    def landing(self) -> DailyStore:
+        return DailyStore(self.home / "landing")
+
+    @property
+    def lake(self) -> DailyStore:
+        return DailyStore(self.home / "lake")
+
+    @property
+    def quarantine(self) -> DailyStore:
+        return DailyStore(self.home / "quarantine")
+
+    @property
+    def prediction_log(self) -> DailyStore:
+        return DailyStore(self.home / "prediction_log")
+
+    @property
+    def monitoring_reports(self) -> DailyStore:
+        return DailyStore(self.home / "reports" / "monitoring")
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return SnapshotStore(self.home / "snapshots")
+
+    @property
+    def published(self) -> SnapshotStore:
+        return SnapshotStore(self.home / "published")
+
+    @property
+    def warehouse_root(self) -> Path:
+        return self.home / "warehouse"
+
+    def warehouse_file(self, key: str) -> Path:
+        """The DuckDB file of a warehouse key: ``eu/pool`` or ``us/silo_initech``."""
+        region, name = key.split("/", 1)
+        if name != "pool":
+            validate_slug(name.removeprefix("silo_"), "tenant id")
+        return self.warehouse_root / f"region={validate_slug(region, 'region')}" / f"{name}.duckdb"
+
+    def dbt_target(self, warehouse_key: str | None) -> Path:
+        """dbt's target folder for one warehouse's builds (``_parse`` for a plain ``dbt parse``)."""
+        return self.home / "dbt" / (warehouse_key.replace("/", "__") if warehouse_key else "_parse")
+
+    @property
+    def gx_results(self) -> Path:
+        """Great Expectations validation results (JSON) that Data Docs are rendered from."""
+        return self.home / "reports" / "gx"
+
+    def gx_result(self, area: str, suite: str, tenant_id: str, stamp: str) -> Path:
+        """One validation result: ``reports/gx/<area>/<suite>/tenant=T/<stamp>.json``."""
+        return self.gx_results / area / suite / f"tenant={validate_slug(tenant_id)}" / f"{stamp}.json"
+
+    @property
+    def gx_home(self) -> Path:
+        return self.home / "gx"
+
+    def health_file(self, tenant_id: str) -> Path:
+        return self.home / "reports" / "health" / f"tenant={validate_slug(tenant_id)}.json"
+
+    @property
+    def control_db(self) -> Path:
+        return self.home / "control.sqlite"
+
+    @property
+    def webhook_ledger(self) -> Path:
+        return self.home / "serving" / "events.sqlite"
+
+    def serving_model_dir(self, model_name: str) -> Path:
+        """The API's disk copies of one registered model's versions (served while MLflow is down)."""
+        return self.home / "serving" / "models" / model_name
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.home / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"

@@ -1,0 +1,180 @@
+"""One typed settings tree, read from the environment, with the embedded defaults.
+
+Every setting is ``TENANTFLOW_<FIELD>`` at the top level, or ``TENANTFLOW_<GROUP>_<FIELD>`` in a
+group (``TENANTFLOW_MONITOR_COOLDOWN_HOURS``, ``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``): the first
+``_`` after the prefix separates the group from the field. Production replaces the embedded
+defaults (SQLite, LocalExecutor, ``./var``) through the environment only: these variables, plus
+the tools' own (``AIRFLOW__...``, ``MLFLOW_TRACKING_URI``). Values are validated when read: a
+``TENANTFLOW_TRAIN_THREADS=two`` fails with the variable's name, never later in a task.
+
+All state lives under ``home``; :mod:`ml.core.layout` says where each store keeps its files.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ml.core.layout import Layout
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "TENANTFLOW_"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AirflowSettings(_Group):
+    """The local Airflow (``make up``, the demo, the integration test)."""
+
+    port: int = 8080
+    user: str = "admin"
+    password: str = "admin"
+
+
+class MlflowSettings(_Group):
+    """The MLflow UI of ``make up``; the store itself is ``MLFLOW_TRACKING_URI`` or SQLite in home."""
+
+    port: int = 5000
+
+
+class LandingSettings(_Group):
+    """When a landing file counts as complete."""
+
+    # A file modified within this many seconds may still be uploading: it waits for the next run.
+    settle_seconds: float = 5.0
+
+
+class TrainSettings(_Group):
+    """Training and promotion (see :mod:`ml.models.gate` for how the gate uses them)."""
+
+    min_history_days: int = 30
+    promotion_margin: float = 0.002  # absolute, on the kind's headline metric
+    latency_budget_ms: float = 10.0  # to score one request's rows (median of 30 tries)
+    fairness_tolerance: float = 0.8  # flag a tenant below this fraction of the median tenant
+    # LightGBM threads per tenant model. Two tenant models train at once on two cores; more
+    # threads than cores made OpenMP's spinning barriers crawl (a 40k-row fit: ~1 s -> minutes).
+    threads: int = 1
+    global_threads: int = 2  # the global model trains alone, on more data
+    # The global model's training rows, shared evenly between the sharing tenants (whole ranking
+    # queries sampled): bounds its cost as the fleet grows; big tenants cannot drown small ones.
+    global_max_rows: int = 1_000_000
+    # A run started by new features retrains only what is due: no champion, a champion older than
+    # this, a changed dbt project, or a tenant graduating from the global model.
+    retrain_every_days: float = 7.0
+
+
+class MonitorSettings(_Group):
+    """Platform-wide monitoring defaults; a tenant's overrides win (``tenantflow monitor policy``).
+
+    The fields and their meaning are :class:`ml.monitoring.policy.MonitorPolicy`'s.
+    """
+
+    column_threshold: float = 0.1
+    drift_share: float = 0.5
+    prediction_threshold: float = 0.15
+    data_threshold: float = 0.1
+    decay_tolerance: float = 0.15
+    min_rows: int = 300
+    min_users: int = 50
+    min_positives: int = 10
+    warmup_days: int = 28
+    sample_rows: int = 20_000
+    reference_days: int = 14
+    current_days: int = 7
+    cooldown_hours: float = 24.0
+    daily_budget: int = 10
+    watch_days: int = 7
+    rollback_tolerance: float = 0.1
+
+
+class ServeSettings(_Group):
+    """The serving API (``tenantflow serve``)."""
+
+    port: int = 8000
+    refresh_seconds: float = 5.0  # how often the registry's aliases are polled
+    watch_seconds: float = 1.0  # how often keys, tenants, traffic splits and published features are re-read
+    max_body_bytes: int = 1_048_576
+    max_events: int = 1_000  # per webhook request
+    flush_ms: float = 5.0  # webhook group-commit window
+    auth_failures: int = 20  # bad keys per client per minute before it is throttled
+    auth_block_seconds: float = 60.0
+    log_interval: float = 1.0  # prediction log flush
+
+
+class Settings(BaseSettings):
+    """Paths, endpoints and policies of one Tenantflow installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        frozen=True,
+        extra="ignore",
+    )
+
+    home: Path = REPO_ROOT / "var"
+    dbt_project_dir: Path = REPO_ROOT / "dbt_project"
+    git_commit: str | None = None  # recorded on model versions; default: `git rev-parse HEAD`
+    # Test hook: sleep at a named ingestion stage so a test can SIGKILL the process right there.
+    fault_pause: str | None = None
+    fault_pause_flag: Path | None = None
+    airflow: AirflowSettings = AirflowSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    landing: LandingSettings = LandingSettings()
+    train: TrainSettings = TrainSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    serve: ServeSettings = ServeSettings()
+    # The tools' own variables, read here so that nothing else reads the environment.
+    airflow_home_env: Path | None = Field(None, validation_alias="AIRFLOW_HOME")
+    mlflow_tracking_uri_env: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+
+    def model_post_init(self, __context: object) -> None:
+        object.__setattr__(self, "home", self.home.resolve())
+
+    @cached_property
+    def stores(self) -> Layout:
+        """Where every store of this home keeps its files (:mod:`ml.core.layout`)."""
+        from ml.core.layout import Layout
+
+        return Layout(self.home)
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.airflow_home_env or self.home / "airflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri_env or f"sqlite:///{self.stores.mlflow_db}"
+
+    @property
+    def dags_folder(self) -> Path:
+        return REPO_ROOT / "dags"
+
+
+def get_settings() -> Settings:
+    """The settings of this process's environment (cheap: read where needed, never cached).
+
+    Raises:
+        pydantic.ValidationError: a variable holds a value of the wrong type; the message names it.
+    """
+    return Settings()
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """``TENANTFLOW_*`` variables that name no setting (a typo is otherwise silently ignored)."""
+    environ = dict(os.environ if environ is None else environ)
+    known = {f"{ENV_PREFIX}{name.upper()}" for name, f in Settings.model_fields.items() if not f.validation_alias}
+    groups = {n: f.annotation for n, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
+    for group, model in groups.items():
+        known |= {f"{ENV_PREFIX}{group.upper()}_{field.upper()}" for field in model.model_fields}  # type: ignore[union-attr]
+    # not settings, but read by the tools Tenantflow runs (the dbt profile, the demo's scale)
+    known |= {f"{ENV_PREFIX}{n}" for n in ("DBT_TARGET", "WAREHOUSE_PATH", "DUCKDB_THREADS", "DUCKDB_MEMORY_LIMIT")}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)

@@ -1,0 +1,191 @@
+"""Tenants: the customer companies of the SaaS, one row each in the control database.
+
+Onboarding a tenant is a row here, never a code change. Every tenant id and region that enters
+Tenantflow passes :func:`ml.core.ids.validate_slug` before it reaches a path, a SQL statement or
+a model name. Which model kinds exist is the models plane's business (:mod:`ml.models.kinds`):
+here a tenant lists the kinds it uses, or none for "every registered kind".
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+from ml.core import control_db
+from ml.core.errors import TenantError
+from ml.core.ids import validate_slug
+from ml.core.settings import Settings, get_settings
+
+ISOLATION_TIERS = ("pool", "silo")
+RESERVED_IDS = ("global",)  # `<kind>.global.<region>` names the shared models in the MLflow registry
+DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
+DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One customer company: where its data lives, whether it shares it, what it may use."""
+
+    tenant_id: str
+    region: str
+    isolation: str = "pool"
+    share_data: bool = True
+    display_name: str = ""
+    onboarded_at: date = field(default_factory=date.today)
+    model_kinds: tuple[str, ...] = ()  # empty: every registered kind
+    quota_events_per_day: int = DEFAULT_QUOTA_EVENTS_PER_DAY
+    quota_requests_per_minute: int = DEFAULT_QUOTA_REQUESTS_PER_MINUTE
+
+    def __post_init__(self) -> None:
+        validate_slug(self.tenant_id)
+        validate_slug(self.region, "region")
+        for kind in self.model_kinds:
+            validate_slug(kind, "model kind")
+        if self.tenant_id in RESERVED_IDS:
+            raise TenantError(f"tenant id {self.tenant_id!r} is reserved (it names the global model); choose another.")
+        if self.isolation not in ISOLATION_TIERS:
+            raise TenantError(
+                f"tenant {self.tenant_id}: isolation must be one of {ISOLATION_TIERS}, got {self.isolation!r}."
+            )
+        if self.isolation == "silo" and self.share_data:
+            raise TenantError(
+                f"tenant {self.tenant_id}: a silo tenant cannot share data with the global model; "
+                "use --share-data no, or --isolation pool."
+            )
+
+    def uses(self, kind: str) -> bool:
+        """Whether this tenant gets models of ``kind``."""
+        return not self.model_kinds or kind in self.model_kinds
+
+    @property
+    def warehouse_key(self) -> str:
+        """Which warehouse file holds this tenant's features: its region's pool, or its own."""
+        return f"{self.region}/pool" if self.isolation == "pool" else f"{self.region}/silo_{self.tenant_id}"
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["onboarded_at"] = self.onboarded_at.isoformat()
+        d["model_kinds"] = list(self.model_kinds)
+        return d
+
+
+class TenantStore:
+    """Create, read and delete tenants in one home's control database."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+
+    def add(self, tenant: Tenant, *, replace: bool = False) -> Tenant:
+        """Store ``tenant``; raises :class:`TenantError` if it exists (unless ``replace``)."""
+        row = (
+            tenant.tenant_id,
+            tenant.display_name or tenant.tenant_id,
+            tenant.region,
+            tenant.isolation,
+            int(tenant.share_data),
+            tenant.onboarded_at.isoformat(),
+            ",".join(tenant.model_kinds),
+            tenant.quota_events_per_day,
+            tenant.quota_requests_per_minute,
+        )
+        verb = "insert or replace" if replace else "insert"
+        try:
+            with control_db.connect(self.settings) as con:
+                con.execute(f"{verb} into tenants values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.IntegrityError:
+            raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
+        return tenant
+
+    def get(self, tenant_id: str) -> Tenant:
+        """The tenant, or :class:`TenantError` naming the command that lists the known ones."""
+        validate_slug(tenant_id)
+        with control_db.connect(self.settings) as con:
+            row = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant_id,)).fetchone()
+        if row is None:
+            raise TenantError(f"unknown tenant {tenant_id!r}; `tenantflow tenants list` shows the registered ones.")
+        return _row_to_tenant(row)
+
+    def list(self) -> list[Tenant]:
+        with control_db.connect(self.settings) as con:
+            rows = con.execute(f"select {_COLUMNS} from tenants order by tenant_id").fetchall()
+        return [_row_to_tenant(r) for r in rows]
+
+    def select(self, tenant_ids: builtins.list[str] | None = None) -> builtins.list[Tenant]:
+        """The named tenants (validated, each must exist), or every tenant when none are named."""
+        return [self.get(t) for t in tenant_ids] if tenant_ids else self.list()
+
+    def remove(self, tenant_id: str) -> None:
+        validate_slug(tenant_id)
+        with control_db.connect(self.settings) as con:
+            cur = con.execute("delete from tenants where tenant_id = ?", (tenant_id,))
+        if cur.rowcount == 0:
+            raise TenantError(f"unknown tenant {tenant_id!r}; nothing removed.")
+
+    def seed_from_file(self, path: Path) -> builtins.list[Tenant]:
+        """Load tenants from a JSON or YAML list (the demo's seed), replacing existing rows."""
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            items = yaml.safe_load(text)
+        else:
+            items = json.loads(text)
+        tenants = [tenant_from_dict(d) for d in items]
+        for t in tenants:
+            self.add(t, replace=True)
+        return tenants
+
+
+_COLUMNS = (
+    "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
+    "quota_events_per_day, quota_requests_per_minute"
+)
+
+
+def tenant_from_dict(d: dict[str, object]) -> Tenant:
+    """Build a tenant from a plain mapping (seed files, JSON), validating every field."""
+    kinds = d.get("model_kinds") or ()
+    if isinstance(kinds, str):
+        kinds = tuple(k for k in kinds.split(",") if k)
+    onboarded = d.get("onboarded_at")
+    return Tenant(
+        tenant_id=str(d["tenant_id"]),
+        region=str(d["region"]),
+        isolation=str(d.get("isolation", "pool")),
+        share_data=parse_bool(d.get("share_data", True)),
+        display_name=str(d.get("display_name", "")),
+        onboarded_at=date.fromisoformat(str(onboarded)) if onboarded else date.today(),
+        model_kinds=tuple(kinds),  # type: ignore[arg-type]
+        quota_events_per_day=int(d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY)),  # type: ignore[call-overload]
+        quota_requests_per_minute=int(d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE)),  # type: ignore[call-overload]
+    )
+
+
+def parse_bool(value: object) -> bool:
+    """``yes``/``no`` (and the usual spellings) as a bool; :class:`TenantError` otherwise."""
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in ("yes", "y", "true", "1"):
+        return True
+    if s in ("no", "n", "false", "0"):
+        return False
+    raise TenantError(f"expected yes or no, got {value!r}.")
+
+
+def _row_to_tenant(row: tuple) -> Tenant:
+    return Tenant(
+        tenant_id=row[0],
+        display_name=row[1],
+        region=row[2],
+        isolation=row[3],
+        share_data=bool(row[4]),
+        onboarded_at=date.fromisoformat(row[5]),
+        model_kinds=tuple(k for k in row[6].split(",") if k),
+        quota_events_per_day=row[7],
+        quota_requests_per_minute=row[8],
+    )

@@ -1,0 +1,156 @@
+"""dbt in-process: builds and parses against one warehouse, and the features declared in the models' yml.
+
+Each build runs the dbt project against one warehouse file with that warehouse's tenants passed
+as vars; only their lake paths are ever read. Features are declared in the dbt yml
+(``meta.feature: true`` on a column, with entity, owner and whether it may leave the tenant);
+:func:`feature_columns` reads them from the manifest, so a new feature is a new model column plus
+yml, with no Python change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ml.core.layout import LAKE_FILE
+from ml.core.settings import Settings, get_settings
+from ml.core.warehouse import Warehouse, duckdb_threads
+
+log = logging.getLogger(__name__)
+_ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build per process at a time
+
+
+def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None) -> dict[str, Any]:
+    """dbt vars for one warehouse: only tenants that already have lake data are read."""
+    lake = settings.stores.lake
+    with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
+    return {
+        "lake_paths": [lake.glob(wh.region, t, LAKE_FILE) for t in with_data],
+        "tenants": with_data,
+        "sharing_tenants": [t for t in wh.sharing_tenants if t in with_data],
+        "rebuild_from": rebuild_from,
+    }
+
+
+def run_dbt(
+    args: list[str],
+    settings: Settings,
+    wh: Warehouse | None = None,
+    vars_: dict | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Run one dbt command in-process against a warehouse; return a summary of its results.
+
+    ``threads``: DuckDB's worker threads (default: one per core; see :func:`duckdb_threads`).
+    """
+    from dbt.cli.main import dbtRunner
+
+    target_dir = settings.stores.dbt_target(wh.key if wh else None)
+    warehouse = wh.path(settings) if wh else settings.stores.warehouse_root / "_parse.duckdb"
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        "TENANTFLOW_WAREHOUSE_PATH": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TENANTFLOW_DUCKDB_THREADS": str(threads or duckdb_threads(1)),
+    }
+    cli = [
+        *args,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+        "--log-path",
+        str(target_dir / "logs"),
+        "--target-path",
+        str(target_dir),
+    ]
+    if vars_ is not None:
+        cli += ["--vars", json.dumps(vars_)]
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            res = dbtRunner().invoke(cli)
+        finally:
+            _release_duckdb()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    nodes = []
+    if res.result is not None and hasattr(res.result, "results"):
+        for r in res.result.results:
+            nodes.append(
+                {
+                    "node": r.node.unique_id,
+                    "status": str(r.status),
+                    "seconds": round(float(r.execution_time or 0), 3),
+                    "message": r.message,
+                    "failures": r.failures,
+                }
+            )
+    if res.exception is not None:
+        raise RuntimeError(f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}")
+    return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB instance dbt-duckdb keeps open in-process after a run.
+
+    Otherwise the warehouse file stays open (and unwritable by other processes) for as long
+    as this process lives. dbt-duckdb has no public call for it; this is what its own
+    ``open()`` does when it replaces an environment.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        try:
+            env.close()
+        except Exception:
+            log.debug("ignoring error while closing dbt-duckdb's environment", exc_info=True)
+
+
+def build_manifest(settings: Settings | None = None) -> Path:
+    """``dbt parse``: the manifest Airflow renders from and training reads features from."""
+    settings = settings or get_settings()
+    run_dbt(["parse"], settings)
+    return settings.stores.dbt_target(None) / "manifest.json"
+
+
+def feature_columns(manifest: dict, model: str) -> list[dict]:
+    """Columns of a dbt model declared as features (``meta.feature: true``), in yml order."""
+    node = manifest["nodes"].get(f"model.tenantflow.{model}")
+    if node is None:
+        raise KeyError(f"dbt model {model!r} is not in the manifest; run `dbt parse` (tenantflow features parse).")
+    out = []
+    for name, col in node["columns"].items():
+        meta = {**col.get("meta", {}), **col.get("config", {}).get("meta", {})}
+        if meta.get("feature"):
+            out.append({"name": name, "description": col.get("description", ""), **meta})
+    return out
+
+
+def manifest_path(settings: Settings, wh: Warehouse) -> Path:
+    """The manifest of the dbt build that produced this warehouse's marts."""
+    return settings.stores.dbt_target(wh.key) / "manifest.json"
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """A stable hash of the dbt project's models (their checksums), not of build timestamps.
+
+    It changes exactly when a model's SQL or yml does, so a model version records which feature
+    code made its data.
+    """
+    nodes = {k: v["checksum"]["checksum"] for k, v in manifest["nodes"].items() if k.startswith("model.")}
+    return hashlib.sha256(json.dumps(nodes, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,153 @@
+"""The feature store's build: dbt per warehouse, then Great Expectations per tenant, then publishing.
+
+The features DAG maps :func:`build_and_check_warehouse` over the warehouse files; each build
+holds the warehouse's lock (DuckDB's one-writer rule): two builds of one file queue, builds of
+different files run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from ml.core.settings import Settings, get_settings
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses
+from ml.data.dbt import dbt_vars, run_dbt
+from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
+from ml.data.publish import OnlineMart, publish_tenant
+
+log = logging.getLogger(__name__)
+
+
+def build_warehouse(
+    wh: Warehouse,
+    settings: Settings | None = None,
+    rebuild_from: str | None = None,
+    threads: int | None = None,
+) -> dict:
+    """``dbt build`` (models and their tests) for one warehouse file, under its lock."""
+    settings = settings or get_settings()
+    v = dbt_vars(settings, wh, rebuild_from)
+    if not v["tenants"]:
+        log.warning("warehouse %s: no tenant has lake data yet; nothing to build", wh.key)
+        return {"warehouse": wh.key, "success": True, "skipped": True, "nodes": []}
+    path = wh.path(settings)
+    started = time.perf_counter()
+    with warehouse_lock(path):
+        result = run_dbt(["build"], settings, wh, v, threads)
+    result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
+    failed = [n for n in result["nodes"] if n["status"] not in ("success", "pass", "warn")]
+    result["failed_nodes"] = failed
+    if failed:
+        log.error(
+            "warehouse %s: %d dbt nodes failed: %s",
+            wh.key,
+            len(failed),
+            "; ".join(f"{n['node']}: {n['message']}" for n in failed),
+        )
+    return result
+
+
+def check_warehouse_features(
+    wh: Warehouse,
+    tenants: list[str],
+    settings: Settings,
+    build: dict,
+    threads: int | None = None,
+) -> dict[str, dict]:
+    """GX checks on each tenant's marts (read-only); writes and returns each tenant's health."""
+    health: dict[str, dict] = {}
+    failed_models = {n["node"].split(".")[-1] for n in build.get("failed_nodes", []) if n["node"].startswith("model.")}
+    con = connect(wh.path(settings), read_only=True, threads=threads)
+    try:
+        for tid in wh.tenants:
+            if tid not in tenants:
+                h: dict[str, Any] = {
+                    "healthy": False,
+                    "health_problems": ["no lake data yet: run the ingest DAG"],
+                    "feature_rows": {},
+                }
+            else:
+                frames = {m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df() for m in CHECKED_MARTS}
+                h = check_features(frames, tid, settings)
+                h["health_problems"] += [f"dbt model {m} failed to build" for m in sorted(failed_models)]
+                h["healthy"] = not h["health_problems"]
+            h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            write_health(settings, tid, h)
+            health[tid] = h
+    finally:
+        con.close()
+    return health
+
+
+def build_and_check_warehouse(
+    wh: Warehouse,
+    online_marts: dict[str, OnlineMart],
+    settings: Settings | None = None,
+    rebuild_from: str | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Build one warehouse's marts, check them per tenant, publish the healthy tenants' online marts.
+
+    The features DAG's mapped task. ``online_marts``: what the API reads (the model kinds'
+    :func:`ml.models.kinds.online_marts`); ``threads``: DuckDB threads for the build, the checks and
+    the publish (see :func:`ml.core.warehouse.duckdb_threads`).
+    """
+    settings = settings or get_settings()
+    threads = threads or duckdb_threads(1)
+    result = build_warehouse(wh, settings, rebuild_from, threads)
+    if result.get("skipped"):
+        result["health"] = {}
+        return result
+    with warehouse_lock(wh.path(settings)):
+        result["health"] = check_warehouse_features(wh, result["tenants"], settings, result, threads)
+        healthy = [t for t, h in result["health"].items() if h["healthy"]]
+        result["published"] = publish_online(wh, healthy, online_marts, settings, threads)
+    return result
+
+
+def publish_online(
+    wh: Warehouse, tenants: list[str], marts: dict[str, OnlineMart], settings: Settings, threads: int | None = None
+) -> dict[str, str]:
+    """Publish these tenants' online marts for the API (call under the warehouse lock); their snapshot ids.
+
+    An unhealthy tenant is not published: the API keeps serving its last good snapshot.
+    """
+    store = TenantStore(settings)
+    out = {}
+    con = connect(wh.path(settings), read_only=True, threads=threads)
+    try:
+        for tid in tenants:
+            out[tid] = publish_tenant(con, settings, store.get(tid).region, tid, marts)["snapshot_id"]
+    finally:
+        con.close()
+    return out
+
+
+def plan_builds(
+    params: dict[str, Any], asset_rebuild_from: list[str | None], builds_at_once: int, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """The features DAG run's mapped work: one build per warehouse of the named (or all) tenants.
+
+    ``rebuild_from`` is the earliest of the run's param and the triggering lake events' dates (a
+    backfill recomputes incremental activity from there); each build gets its share of the cores
+    as DuckDB threads.
+    """
+    candidates = [d for d in [params.get("rebuild_from"), *asset_rebuild_from] if d]
+    rebuild_from = min(candidates) if candidates else None
+    planned = warehouses(TenantStore(settings).select(params.get("tenants") or None))
+    threads = duckdb_threads(min(builds_at_once, len(planned)))
+    return [{**asdict(w), "rebuild_from": rebuild_from, "threads": threads} for w in planned]
+
+
+def feature_event(results: list[dict[str, Any]], data_docs: str) -> dict[str, Any]:
+    """What the ``feature_marts`` asset event says: healthy and unhealthy tenants, and the Data Docs."""
+    health = {t: h for r in results if r for t, h in r.get("health", {}).items()}
+    return {
+        "healthy": sorted(t for t, h in health.items() if h["healthy"]),
+        "unhealthy": sorted(t for t, h in health.items() if not h["healthy"]),
+        "data_docs": data_docs,
+    }

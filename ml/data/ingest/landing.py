@@ -1,0 +1,85 @@
+"""The landing store as ingestion sees it: which files are complete, and which days need ingesting."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import date
+from pathlib import Path
+
+from ml.core.settings import Settings
+from ml.core.tenants import Tenant
+from ml.data.ingest.partitions import LOOKBACK, read_manifest
+
+log = logging.getLogger(__name__)
+
+LANDING_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
+    return settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day)
+
+
+def complete_landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
+    """Files of a landing folder that are complete: not temporary, hidden or still growing.
+
+    Writers that can rename (our generator, the webhook) write ``*.tmp`` and rename; for other
+    uploaders a file counts as complete once unchanged for ``settle_seconds``
+    (``TENANTFLOW_LANDING_SETTLE_SECONDS``).
+    """
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    out = []
+    # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
+    for p in sorted(folder.iterdir(), key=lambda q: (q.stat().st_mtime_ns, q.name)):
+        if p.name.startswith((".", "_")) or p.suffix == ".tmp" or not p.is_file():
+            continue
+        if p.suffix.lower() not in LANDING_FORMATS:
+            continue
+        if now - p.stat().st_mtime < settle_seconds:
+            log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
+            continue
+        out.append(p)
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def landing_dates(settings: Settings, tenant: Tenant) -> list[date]:
+    return settings.stores.landing.days(tenant.region, tenant.tenant_id)
+
+
+def dates_to_ingest(settings: Settings, tenant: Tenant, start: date, end: date) -> list[date]:
+    """Landing dates of ``[start, end)``, plus earlier dates (within the lookback) whose
+    complete files changed since they were ingested: a file that finished uploading late."""
+    dates = [d for d in landing_dates(settings, tenant) if start <= d < end]
+    for d in landing_dates(settings, tenant):
+        if start - LOOKBACK <= d < start:
+            manifest = read_manifest(settings, tenant, d)
+            done = {f["sha256"] for f in manifest["files"]} if manifest else set()
+            now = {
+                sha256_file(p)
+                for p in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
+            }
+            if now - done:
+                dates.append(d)
+    return sorted(set(dates))
+
+
+def landing_bytes(settings: Settings, tenant: Tenant, start: date, end: date) -> int:
+    """Size of a tenant's complete landing files of ``[start, end)``: how heavy its ingestion is."""
+    settle = settings.landing.settle_seconds
+    return sum(
+        p.stat().st_size
+        for d in landing_dates(settings, tenant)
+        if start <= d < end
+        for p in complete_landing_files(landing_dir(settings, tenant, d), settle)
+    )

@@ -1,0 +1,214 @@
+"""Lake and quarantine partitions: one tenant-day, deduplicated and replaced whole, atomically.
+
+A lake partition belongs to one landing date and is rebuilt whole from that date's complete
+files every time the date is ingested; ``_manifest.json`` beside it records which files (by
+content hash) made it and how its rows reconcile::
+
+    rows_in = landed + sum(quarantined.values()) + duplicates_dropped
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.core import atomic
+from ml.core.contract import LANDING_COLUMNS
+from ml.core.layout import LAKE_FILE, MANIFEST_FILE
+from ml.core.settings import Settings
+from ml.core.tenants import Tenant
+
+LOOKBACK = timedelta(days=7)  # how far back late files are picked up and event ids deduplicated
+LAKE_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("tenant_id", pa.string()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_at", pa.timestamp("us", tz="UTC")),
+        ("session_id", pa.string()),
+        ("dwell_seconds", pa.float64()),
+        ("topic", pa.string()),
+        ("device", pa.string()),
+        ("source_file", pa.string()),
+    ]
+)
+WRITE_COLUMNS = [*(f.name for f in LAKE_SCHEMA), "_file_no", "_line_no"]  # what write_day needs of valid rows
+
+
+@dataclass
+class PartitionReport:
+    """How one tenant-day reconciled (also the content of its ``_manifest.json``)."""
+
+    tenant_id: str
+    region: str
+    date: str
+    files: list[dict] = field(default_factory=list)
+    rows_in: int = 0
+    landed: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    batch_problems: list[str] = field(default_factory=list)
+    suite_success: bool = True
+    landing_contract: int = 1
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.landed + sum(self.quarantined.values()) + self.duplicates_dropped
+
+
+def lake_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
+    return settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, day)
+
+
+def quarantine_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
+    return settings.stores.quarantine.day_dir(tenant.region, tenant.tenant_id, day)
+
+
+def read_manifest(settings: Settings, tenant: Tenant, day: date) -> dict | None:
+    """A lake partition's manifest (files, counts per reason), or None before its first ingestion."""
+    try:
+        return json.loads((lake_dir(settings, tenant, day) / MANIFEST_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def write_day(
+    settings: Settings,
+    tenant: Tenant,
+    day: date,
+    report: PartitionReport,
+    valid: pd.DataFrame,
+    rejected: pd.DataFrame,
+    reasons: np.ndarray,
+    malformed_all: pd.DataFrame | None,
+    landed: LandedIds,
+) -> PartitionReport:
+    """Deduplicate one day's valid rows and atomically replace its lake and quarantine files.
+
+    ``valid``: the day's rows that passed validation (``WRITE_COLUMNS``); ``rejected``: the
+    others, as read, with ``reasons``; ``report.rows_in`` is already counted.
+    """
+    # Deduplicate: first occurrence within the day, then against earlier days' partitions.
+    before = len(valid)
+    order = valid["_file_no"].to_numpy(np.int64) << 32 | valid["_line_no"].to_numpy(np.int64)
+    if len(order) > 1 and not (order[1:] > order[:-1]).all():  # read in this order already: no sort
+        valid = valid.iloc[np.argsort(order, kind="stable")]
+    valid = valid.drop_duplicates("event_id", keep="first")
+    valid = valid[~landed.seen_before(day, valid["event_id"])]
+    report.duplicates_dropped = before - len(valid)
+    report.landed = len(valid)
+
+    quarantine_frames = [_quarantine_rows(rejected, pd.Series(reasons))]
+    if malformed_all is not None:
+        quarantine_frames.append(_quarantine_malformed(malformed_all))
+    quarantined = pd.concat(quarantine_frames, ignore_index=True)
+    report.quarantined = dict(sorted(Counter(quarantined["reason"]).items()))
+
+    _fault_pause(settings, "before_write")
+    _write_parquet(_lake_table(valid), lake_dir(settings, tenant, day) / LAKE_FILE)
+    landed.remember(day, valid["event_id"])
+    qfile = quarantine_dir(settings, tenant, day) / LAKE_FILE
+    if len(quarantined):
+        _write_parquet(pa.Table.from_pandas(quarantined, preserve_index=False).replace_schema_metadata(None), qfile)
+    else:
+        qfile.unlink(missing_ok=True)
+    _fault_pause(settings, "before_manifest")
+    atomic.write_json(lake_dir(settings, tenant, day) / MANIFEST_FILE, asdict(report), sort_keys=True)
+    if not report.reconciles:  # a bug, not bad data: fail loudly
+        raise RuntimeError(f"tenant {tenant.tenant_id} {day}: counts do not reconcile: {asdict(report)}")
+    return report
+
+
+class LandedIds:
+    """The event ids already in a tenant's lake partitions, for deduplication across days.
+
+    One ingestion run writes its days in date order and each day is checked against the
+    lookback days before it, so every partition is read (and hashed) at most once per run:
+    days written by this run are remembered as they are written.
+    """
+
+    def __init__(self, settings: Settings, tenant: Tenant) -> None:
+        self.settings, self.tenant = settings, tenant
+        self._days: dict[date, tuple[np.ndarray, np.ndarray]] = {}  # day -> (ids, 64-bit hashes)
+
+    def remember(self, day: date, event_ids: pd.Series) -> None:
+        ids = event_ids.to_numpy(dtype=object)
+        self._days[day] = (ids, pd.util.hash_array(ids))
+
+    def _day(self, day: date) -> tuple[np.ndarray, np.ndarray] | None:
+        if day not in self._days:
+            path = lake_dir(self.settings, self.tenant, day) / LAKE_FILE
+            if not path.exists():
+                return None
+            self.remember(day, pq.read_table(path, columns=["event_id"]).column("event_id").to_pandas())
+        return self._days[day]
+
+    def seen_before(self, day: date, event_ids: pd.Series) -> np.ndarray:
+        """Which ``event_ids`` already landed in the days before ``day`` (within the lookback).
+
+        A 64-bit hash finds the candidates fast; candidates are then confirmed by exact string
+        comparison, so a hash collision can never drop a real event.
+        """
+        found = np.zeros(len(event_ids), dtype=bool)
+        earlier = [e for k in range(1, LOOKBACK.days + 1) if (e := self._day(day - timedelta(days=k))) is not None]
+        if not earlier or not len(event_ids):
+            return found
+        ids = np.concatenate([e[0] for e in earlier])
+        theirs = np.concatenate([e[1] for e in earlier])
+        ours = pd.util.hash_array(event_ids.to_numpy(dtype=object))
+        candidates = np.nonzero(pd.Series(ours).isin(theirs).to_numpy())[0]  # a hash table; np.isin sorts
+        if len(candidates):
+            exact = set(ids[pd.Series(theirs).isin(ours[candidates]).to_numpy()])
+            found[candidates] = [v in exact for v in event_ids.to_numpy(dtype=object)[candidates]]
+        return found
+
+
+def _lake_table(valid: pd.DataFrame) -> pa.Table:
+    """The lake's rows in a fixed order (event time, then id: ids are unique by now), so the
+    same rows always give the same bytes. Arrow sorts strings about twice as fast as pandas."""
+    table = pa.Table.from_pandas(valid[[f.name for f in LAKE_SCHEMA]], schema=LAKE_SCHEMA, preserve_index=False)
+    return table.sort_by([("event_at", "ascending"), ("event_id", "ascending")]).replace_schema_metadata(None)
+
+
+def _quarantine_rows(raw: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
+    cols = [*LANDING_COLUMNS]
+    out = raw[cols].astype(object).where(raw[cols].notna(), None)
+    out = out.astype(dict.fromkeys(cols, "string")).astype(object)
+    out["reason"] = reason.to_numpy()
+    out["source_file"] = raw["source_file"].to_numpy()
+    out["line_no"] = raw["_line_no"].astype("int64").to_numpy()
+    out["raw_line"] = None
+    return out
+
+
+def _quarantine_malformed(bad: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series([None] * len(bad), dtype=object) for c in LANDING_COLUMNS})
+    out["reason"] = "malformed_line"
+    out["source_file"] = bad["source_file"].to_numpy()
+    out["line_no"] = bad["_line_no"].astype("int64").to_numpy()
+    out["raw_line"] = bad["raw_line"].astype(str).to_numpy()
+    return out
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    """Durably and atomically: readers see the old partition or the new one."""
+    with atomic.replacing(path, durable=True) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+
+
+def _fault_pause(settings: Settings, stage: str) -> None:
+    """Test hook: sleep at a named stage so a test can SIGKILL the process right there."""
+    if settings.fault_pause == stage and settings.fault_pause_flag is not None:
+        settings.fault_pause_flag.write_text(stage)
+        time.sleep(3600)

@@ -1,0 +1,191 @@
+"""Published features: each tenant's serving marts, copied out of its warehouse for the API.
+
+After each feature build every healthy tenant's online marts (the union of the model kinds'
+``online_marts``) are copied out of its warehouse (read-only, under the warehouse lock) into an
+immutable folder ``published/region=R/tenant=T/<id>/<mart>.parquet``, and the tenant's
+``CURRENT`` file is replaced atomically to point at it. The API never opens a warehouse (DuckDB
+allows one writer per file, and the pipeline is that writer): it watches ``CURRENT`` and swaps
+its in-memory copy (:class:`PublishedFeatures`) when it moves. A tenant whose features failed
+their checks keeps serving its last good snapshot. ``<id>`` is a hash of the files' bytes, so
+publishing unchanged features changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ml.core import atomic
+from ml.core.settings import Settings
+from ml.core.warehouse import scalar
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+KEEP = 3  # snapshots per tenant; older ones are removed (a reader holds its data in memory)
+POINTER = "CURRENT"
+
+
+@dataclass(frozen=True)
+class OnlineMart:
+    """How one mart is published and held in memory.
+
+    ``key`` set: an :class:`OnlineTable` of the numeric columns, rows grouped by key (one or
+    many per key, e.g. a user's candidates), with ``item`` ids per row when given. ``key`` None: a
+    list of ``item`` ids in ``order_by`` order, duplicates dropped (e.g. the cold-start list).
+    """
+
+    order_by: str
+    key: str | None = "user_id"
+    item: str | None = None
+
+
+def publish_tenant(
+    con: duckdb.DuckDBPyConnection, settings: Settings, region: str, tenant_id: str, marts: dict[str, OnlineMart]
+) -> dict[str, Any]:
+    """Copy one tenant's online marts out of an open (read-only) warehouse connection.
+
+    Returns the snapshot's metadata (``snapshot_id``, ``rows`` per mart, ``serving_cutoff``, ...).
+    """
+    store = settings.stores.published
+    root = store.tenant_dir(region, tenant_id)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = atomic.staging_dir(root)
+    digest = hashlib.sha256()
+    rows = {}
+    for mart, spec in sorted(marts.items()):
+        target = tmp / f"{mart}.parquet"
+        rows[mart] = scalar(
+            con.execute(
+                f"copy (select * from {mart} where tenant_id = $tenant order by {spec.order_by}) "
+                f"to '{target}' (format parquet, compression zstd)",
+                {"tenant": tenant_id},
+            )
+        )
+        digest.update(mart.encode() + target.read_bytes())
+    cutoff = scalar(con.execute("select max(cutoff_date) from int_feature_cutoffs where tenant_id = ?", [tenant_id]))
+    snapshot_id = digest.hexdigest()[:16]
+    meta = {
+        "tenant_id": tenant_id,
+        "region": region,
+        "snapshot_id": snapshot_id,
+        "rows": rows,
+        "serving_cutoff": str(cutoff) if cutoff else None,
+        "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic.write_json(tmp / "meta.json", meta)
+    atomic.publish_dir(tmp, store.snapshot_dir(region, tenant_id, snapshot_id))
+    old = current(settings, region, tenant_id)
+    if old is None or old["snapshot_id"] != snapshot_id:
+        atomic.write_json(root / POINTER, meta, indent=None)  # readers see the old snapshot or the new one
+    _prune(root, keep=snapshot_id)
+    return meta
+
+
+def current(settings: Settings, region: str, tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's published snapshot (``path``, ``snapshot_id``, ``serving_cutoff``, ...), or None."""
+    pointer = settings.stores.published.tenant_dir(region, tenant_id) / POINTER
+    try:
+        meta = json.loads(pointer.read_text())
+    except FileNotFoundError:
+        return None
+    meta["path"] = str(pointer.parent / meta["snapshot_id"])
+    return meta
+
+
+def _prune(root: Path, keep: str) -> None:
+    snaps = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.stat().st_mtime
+    )
+    for p in snaps[:-KEEP]:
+        if p.name != keep:
+            shutil.rmtree(p, ignore_errors=True)
+    atomic.remove_stale_staging(root)
+
+
+# ------------------------------------------------------------------ reading, for the API
+
+
+@dataclass
+class OnlineTable:
+    """One keyed mart laid out for per-request lookups: numeric columns as a float32 matrix.
+
+    Ids are fixed-width unicode arrays, not object arrays: half a million item ids would otherwise
+    be Python objects that every full garbage collection walks (100+ ms pauses under load).
+    """
+
+    columns: dict[str, int]  # numeric column -> index in ``matrix``
+    keys: np.ndarray  # sorted distinct keys
+    offsets: np.ndarray  # rows of keys[i] are offsets[i]:offsets[i+1]
+    items: np.ndarray | None  # item id per row, when the mart has one
+    matrix: np.ndarray  # float32, rows x numeric columns
+
+    def rows(self, key: str) -> slice | None:
+        """The rows of ``key``, or None for an unknown key."""
+        i = int(np.searchsorted(self.keys, key))
+        if i >= len(self.keys) or self.keys[i] != key:
+            return None
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table, key: str, item: str | None) -> OnlineTable:
+        """From a table sorted by ``key`` (as :func:`publish_tenant` writes it)."""
+        numeric = [f.name for f in table.schema if _is_number(f.type)]
+        key_col = table.column(key).to_numpy(zero_copy_only=False).astype(str)
+        n = len(key_col)
+        change = np.flatnonzero(key_col[1:] != key_col[:-1]) + 1 if n else np.array([], dtype=np.int64)
+        starts = np.concatenate([[0], change]).astype(np.int64) if n else np.array([], dtype=np.int64)
+        if numeric and n:
+            matrix = np.column_stack(
+                [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in numeric]
+            )
+        else:
+            matrix = np.zeros((n, len(numeric)), dtype=np.float32)
+        return cls(
+            columns={c: i for i, c in enumerate(numeric)},
+            keys=key_col[starts] if n else np.array([], dtype=str),
+            offsets=np.concatenate([starts, [n]]).astype(np.int64),
+            items=table.column(item).to_numpy(zero_copy_only=False).astype(str) if item else None,
+            matrix=matrix,
+        )
+
+
+@dataclass
+class PublishedFeatures:
+    """One tenant's published snapshot in memory: keyed tables and item lists, by mart."""
+
+    snapshot_id: str
+    serving_cutoff: str | None
+    tables: dict[str, OnlineTable]
+    lists: dict[str, list[str]]
+
+    @classmethod
+    def load(
+        cls, folder: Path, snapshot_id: str, serving_cutoff: str | None, marts: dict[str, OnlineMart]
+    ) -> PublishedFeatures:
+        """Read the marts of one published snapshot (a missing mart file raises FileNotFoundError)."""
+        import pyarrow.parquet as pq
+
+        tables, lists = {}, {}
+        for mart, spec in marts.items():
+            table = pq.read_table(folder / f"{mart}.parquet")
+            if spec.key is None:
+                assert spec.item is not None, f"list mart {mart} needs an item column"
+                lists[mart] = list(dict.fromkeys(table.column(spec.item).to_pylist()))
+            else:
+                tables[mart] = OnlineTable.from_arrow(table, spec.key, spec.item)
+        return cls(snapshot_id, serving_cutoff, tables, lists)
+
+
+def _is_number(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)

@@ -1,0 +1,64 @@
+"""Fairness across tenants: each tenant's headline metric against the median tenant's.
+
+A tenant far below the median (``TENANTFLOW_TRAIN_FAIRNESS_TOLERANCE``, 0.8) is flagged on its
+run (``fairness.flag``), so a platform that serves most tenants well cannot hide one it serves
+badly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ml.core.settings import Settings, TrainSettings, get_settings
+from ml.models import registry
+from ml.models.kinds import get_kind
+
+
+def fairness(
+    results: list[dict[str, Any]], settings: Settings | None = None, policy: TrainSettings | None = None
+) -> list[dict[str, Any]]:
+    """Each tenant's headline metric against the median tenant's, logged on its run and flagged when far below.
+
+    The ratio is ``value / median`` for metrics where higher is better and ``median / value`` for
+    errors, so below 1 always means worse than the median tenant.
+    """
+    settings = settings or get_settings()
+    policy = policy or settings.train
+    out = []
+    c = registry.client(settings)
+    by_kind: dict[str, list[dict]] = {}
+    for r in results:
+        if r.get("run_id") and r["tenant_id"] != registry.GLOBAL:
+            by_kind.setdefault(r["kind"], []).append(r)
+    for kind_name, rs in by_kind.items():
+        kind = get_kind(kind_name)
+        h = kind.headline
+        values = [r["metrics"][h] for r in rs if h in r.get("metrics", {})]
+        if not values:
+            continue
+        median = float(np.median(values))
+        for r in rs:
+            v = r["metrics"].get(h)
+            if v is None:
+                continue
+            if h in kind.lower_is_better:
+                ratio = median / v if v else float("nan")
+            else:
+                ratio = v / median if median else float("nan")
+            flagged = bool(ratio < policy.fairness_tolerance)
+            c.log_metric(r["run_id"], f"{h}_vs_median", ratio)
+            c.set_tag(r["run_id"], "fairness.flag", "below_median" if flagged else "ok")
+            out.append(
+                {
+                    "tenant_id": r["tenant_id"],
+                    "kind": kind_name,
+                    "metric": h,
+                    "value": v,
+                    "median": median,
+                    "ratio": ratio,
+                    "flagged": flagged,
+                }
+            )
+    return out

@@ -1,0 +1,188 @@
+"""The promotion gate: whether a new model version replaces the champion, and the record of why.
+
+A new version becomes ``challenger``. It becomes ``champion`` only if it passes the sanity checks
+(finite, non-constant predictions; one request scored within the latency budget; the champion's
+input schema) and then:
+
+* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`);
+* otherwise beats the champion, re-scored on the same holdout, by the promotion margin on the
+  kind's headline metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's
+  better direction).
+
+The decision and its reason are tags on the version and the run, and a row of the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.core.settings import Settings, TrainSettings
+from ml.models import audit, registry
+from ml.models.champion import load_booster, version_features
+from ml.models.fit import Candidate, evaluate, predict
+from ml.models.kinds.base import ModelKind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GateDecision:
+    promote: bool
+    reason: str
+    champion_version: str | None
+    champion_metrics: dict[str, float]  # the champion re-scored on the challenger's holdout
+
+
+def sanity_problems(
+    kind: ModelKind,
+    booster: Any,
+    holdout: pd.DataFrame,
+    features: list[str],
+    policy: TrainSettings,
+    champion_features: list[str] | None,
+) -> list[str]:
+    """Reasons a model must not serve, whatever its metrics (empty when it may)."""
+    problems = []
+    if champion_features is not None and champion_features != features:
+        added = sorted(set(features) - set(champion_features))
+        removed = sorted(set(champion_features) - set(features))
+        problems.append(
+            f"input schema changed (added {added}, removed {removed}); promote by hand once clients are ready"
+        )
+    if holdout.empty:
+        return problems
+    p = predict(kind, booster, holdout, features)
+    if not np.all(np.isfinite(p)):
+        problems.append(f"{int((~np.isfinite(p)).sum())} non-finite predictions on the holdout")
+    elif float(np.std(p)) < 1e-9:
+        problems.append("constant predictions on the holdout")
+    ms = request_latency_ms(kind, booster, holdout, features)
+    if ms > policy.latency_budget_ms:
+        problems.append(f"scoring one request takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
+    return problems
+
+
+def request_latency_ms(
+    kind: ModelKind, booster: Any, holdout: pd.DataFrame, features: list[str], tries: int = 30
+) -> float:
+    """Median milliseconds to score one request's rows (one query's candidates, or 100 users)."""
+    if kind.group:
+        first_q = holdout[kind.group].iloc[0]
+        rows = kind.matrix(holdout[holdout[kind.group] == first_q], features)
+    else:
+        rows = kind.matrix(holdout.head(100), features)
+    times = []
+    for _ in range(tries):
+        t = time.perf_counter()
+        booster.predict(rows, num_threads=1)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def beats_baseline(kind: ModelKind, metrics: dict[str, float], baseline: dict[str, float]) -> str | None:
+    """The metric on which ``metrics`` beat the baseline's, or None if they do not.
+
+    The headline decides; only an exact tie on it passes to the kind's other lift metrics, in
+    order. HitRate@10 saturates on small holdouts (any sensible ranking hits every query with a
+    clicked candidate), and a ranker that ties popularity there but orders the hits better
+    (NDCG@10) is the better model. Anything not strictly better on the deciding metric loses.
+    """
+    for m in dict.fromkeys((kind.headline, *kind.lift_metrics)):
+        new, old = metrics.get(m), baseline.get(m)
+        if new is None or old is None:
+            return None
+        if new == old:
+            continue
+        return None if kind.improvement(m, new, old) < 0 else m  # (a NaN baseline does not block)
+    return None
+
+
+def _first_champion(kind: ModelKind, challenger: Candidate, baseline: dict[str, float]) -> GateDecision:
+    h, new = kind.headline, challenger.metrics.get(kind.headline)
+    if new is None:
+        return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
+    if baseline.get(h) is not None:
+        decided_by = beats_baseline(kind, challenger.metrics, baseline)
+        if decided_by is None:
+            why = f"{h} {new:.4f} does not beat the {kind.baseline_name} baseline ({baseline[h]:.4f})"
+            return GateDecision(False, why, None, {})
+        if decided_by != h:
+            m = decided_by
+            why = (
+                f"first champion: {h} {new:.4f} ties the {kind.baseline_name} baseline; "
+                f"{m} {challenger.metrics[m]:.4f} vs {baseline[m]:.4f}"
+            )
+            return GateDecision(True, why, None, {})
+    why = f"first champion: {h} {new:.4f} vs {kind.baseline_name} baseline {baseline.get(h, float('nan')):.4f}"
+    return GateDecision(True, why, None, {})
+
+
+def gate(
+    kind: ModelKind,
+    name: str,
+    challenger: Candidate,
+    holdout: pd.DataFrame,
+    features: list[str],
+    catalogue: int | None,
+    baseline: dict[str, float],
+    policy: TrainSettings,
+    settings: Settings,
+) -> GateDecision:
+    """Decide whether the challenger replaces the champion (see the module docstring)."""
+    champ = registry.version_by_alias(name, registry.CHAMPION, settings)
+    problems = sanity_problems(
+        kind, challenger.booster, holdout, features, policy, version_features(champ) if champ is not None else None
+    )
+    if problems:
+        return GateDecision(False, "; ".join(problems), str(champ.version) if champ else None, {})
+    if champ is None:
+        return _first_champion(kind, challenger, baseline)
+    v = str(champ.version)
+    same_recipe = (
+        champ.tags.get("snapshot_id") == challenger.snapshot_id
+        and champ.tags.get("trained_on") == challenger.trained_on
+        and champ.tags.get("global_version") == (challenger.global_version or "")
+    )
+    if same_recipe:
+        return GateDecision(False, f"same data, same recipe as champion v{v}", v, {})
+    champ_metrics = evaluate(kind, load_booster(name, v, settings), holdout, features, catalogue)
+    h = kind.headline
+    new, old = challenger.metrics.get(h), champ_metrics.get(h)
+    if new is None or old is None:
+        # no holdout for this tenant: follow the global champion when that is what it serves
+        if challenger.trained_on == "global" and champ.tags.get("trained_on") == "global":
+            return GateDecision(True, f"global champion moved to v{challenger.global_version}", v, {})
+        return GateDecision(False, f"no holdout to compare with champion v{v}", v, champ_metrics)
+    ahead = kind.improvement(h, new, old)
+    if ahead >= policy.promotion_margin:
+        why = f"{h} {new:.4f} beats champion v{v} ({old:.4f}) by {ahead:+.4f} >= margin {policy.promotion_margin}"
+        return GateDecision(True, why, v, champ_metrics)
+    why = f"{h} {new:.4f} does not beat champion v{v} ({old:.4f}) by the margin {policy.promotion_margin}"
+    return GateDecision(False, why, v, champ_metrics)
+
+
+def record_decision(
+    kind: ModelKind, tenant_id: str, name: str, version: str, run_id: str, decision: GateDecision, settings: Settings
+) -> None:
+    """Apply a decision: promote (audited), or make the version challenger and audit the refusal; tag both."""
+    c = registry.client(settings)
+    c.set_model_version_tag(name, version, "run_id", run_id)
+    if decision.champion_version:  # its champion.* metrics are that version re-scored on this holdout
+        c.set_tag(run_id, "gate.champion_version", decision.champion_version)
+    if decision.promote:
+        registry.promote(kind.name, tenant_id, version, decision.reason, settings)
+    else:
+        c.set_registered_model_alias(name, registry.CHALLENGER, version)
+        c.set_model_version_tag(name, version, "gate.decision", "refused")
+        c.set_model_version_tag(name, version, "gate.reason", decision.reason[:4000])
+        audit.record(kind.name, tenant_id, "refuse", decision.champion_version, version, decision.reason, settings)
+    c.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "refused")
+    c.set_tag(run_id, "gate.reason", decision.reason[:4000])
+    for k, val in decision.champion_metrics.items():
+        c.log_metric(run_id, f"champion.{k}", float(val))

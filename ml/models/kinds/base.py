@@ -1,0 +1,217 @@
+"""What a model kind is: everything that differs between the recommender, churn and engagement.
+
+A :class:`ModelKind` names its training mart (a dbt model whose feature columns are declared in
+its yml), its label and LightGBM objective, its holdout metrics and the headline the promotion
+gate compares, its non-ML baseline, the serving mart it scores and publishes, its batch
+predictions table, its live (monitoring) metrics and decay check, and its API endpoint.
+Training, the gate, scoring, publishing, monitoring, the API, the DAGs and the CLI iterate over
+the registered kinds (:func:`ml.models.kinds.all_kinds`): a new kind is one module in this
+package plus its dbt mart and yml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from ml.data.publish import OnlineMart
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from ml.data.publish import PublishedFeatures
+
+# LightGBM parameters every kind starts from: deterministic, so a snapshot and seed reproduce a model.
+COMMON_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.08,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "lambda_l2": 1.0,
+    "max_bin": 127,
+    "deterministic": True,
+    "force_row_wise": True,
+    "seed": 7,
+    "verbosity": -1,
+}
+
+# ------------------------------------------------------------------ serving
+
+
+class ServedModel(Protocol):
+    """A loaded champion or challenger, as the API holds it (:class:`ml.serving.models.LoadedModel`)."""
+
+    name: str
+    version: str
+    trained_on: str
+    features: list[str]
+
+    def columns_in(self, columns: dict[str, int]) -> np.ndarray: ...
+    def predict(self, rows: np.ndarray) -> np.ndarray: ...
+    def contributions(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+class ServingContext(Protocol):
+    """What an endpoint may use for one request: the caller's tenant, its features and its models."""
+
+    tenant_id: str
+
+    @property
+    def features(self) -> PublishedFeatures | None: ...
+    def model(self, arm: str) -> ServedModel | None: ...
+    def arm(self, user_id: str) -> str: ...
+
+
+class NotServable(Exception):
+    """The tenant cannot be answered yet (no features, no model): the API's 503, with what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class Served:
+    """One endpoint's answer: the body, the version label for metrics, fields for the prediction log."""
+
+    body: dict[str, Any]
+    version: str  # "v3", or "cold_start"
+    log: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A kind's ``POST /v1/...`` endpoint: its bodies and what answers them."""
+
+    path: str
+    summary: str
+    request: type[BaseModel]
+    answer: type[BaseModel]
+    handle: Callable[[Any, ServingContext], Served]
+
+
+# ------------------------------------------------------------------ monitoring
+
+
+class DecayPolicy(Protocol):
+    """The monitoring policy fields a decay check reads (:class:`ml.monitoring.policy.MonitorPolicy`)."""
+
+    @property
+    def decay_tolerance(self) -> float: ...
+    @property
+    def min_users(self) -> int: ...
+    @property
+    def min_positives(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A kind's live-performance check: the ``performance`` row of the ``monitoring`` table."""
+
+    metric: str
+    value: float | None
+    threshold: float | None
+    drifted: bool | None  # None: not judged (see status)
+    status: str  # ok | insufficient_data | no_reference
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackWatch:
+    """How a freshly promoted champion is compared with the one it replaced on live batches.
+
+    ``pooled(rows, version)`` gives (metric, users) of one version's batches at ``horizon_days``
+    (higher is better); the monitor rolls back when the new version's metric falls more than the
+    policy's ``rollback_tolerance`` below the old one's.
+    """
+
+    metric: str
+    horizon_days: int
+    pooled: Callable[[pd.DataFrame, str], tuple[float | None, int]]
+
+
+@dataclass(frozen=True)
+class LiveMonitoring:
+    """How a kind's served predictions are judged once their outcome is known.
+
+    ``metrics`` computes rows of ``monitoring_live_metrics`` (one per batch of predictions:
+    source, day, model version, horizon) from the warehouse; ``decay`` compares the champion's
+    batches with its holdout metrics.
+    """
+
+    columns: tuple[str, ...]  # the kind's metric columns in monitoring_live_metrics
+    metrics: Callable[[duckdb.DuckDBPyConnection, str, date, str | None], list[dict[str, Any]]]
+    decay: Callable[[list[dict[str, Any]], dict[str, float], DecayPolicy, str], Verdict]
+    rollback: RollbackWatch | None = None  # None: promotions of this kind are not watched
+
+
+# ------------------------------------------------------------------ the kind
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model every tenant may get (see the module docstring)."""
+
+    name: str
+    description: str
+    # training: a dbt mart with one row per example, features declared with meta.feature in its yml
+    mart: str
+    mart_order: str  # ORDER BY of a tenant's rows in a snapshot (stable bytes, stable id)
+    label: str
+    objective: str
+    params: dict[str, Any]
+    # evaluation on the time holdout
+    metrics: Callable[[pd.DataFrame, np.ndarray, int | None], dict[str, float]]
+    headline: str  # the metric the promotion gate compares
+    lift_metrics: tuple[str, ...]  # compared with the baseline; the first decides ties on the headline
+    reported_metrics: tuple[str, ...]  # what status and summaries show, model and baseline alike
+    baseline_name: str
+    baseline: Callable[[pd.DataFrame], np.ndarray]  # the non-ML baseline's scores
+    # serving: the mart scored in batch, published for the API, and the drift reference
+    serving_mart: str
+    online_marts: dict[str, OnlineMart]  # published per tenant for the API (ml.data.publish)
+    predictions_table: str  # in the warehouse's `predictions` schema
+    predictions_ddl: str
+    prediction_rows: Callable[[pd.DataFrame, np.ndarray, int], pd.DataFrame]
+    live: LiveMonitoring
+    endpoint: Endpoint
+    lower_is_better: tuple[str, ...] = ()  # metrics where smaller is better (errors, deviances)
+    group: str | None = None  # query column for ranking objectives
+    keys: tuple[str, ...] = ("user_id",)  # what one example is about (besides tenant and cutoff)
+    min_train_positives: int = 200  # examples with a positive label needed to train a tenant model
+    min_holdout_positives: int = 20
+    num_boost_round: int = 150
+    fine_tune_rounds: int = 60
+    plots: tuple[str, ...] = field(default=())  # holdout plots logged with each run (ml.models.plots)
+
+    def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+        """The model's input: declared features as float32 columns, in declared order.
+
+        Raises:
+            KeyError: a declared feature is missing from ``frame`` (the dbt mart and its yml disagree).
+        """
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise KeyError(f"{self.name}: feature columns {missing} are declared in dbt but absent from {self.mart}.")
+        return frame[features].astype(np.float32)
+
+    def positives(self, frame: pd.DataFrame) -> int:
+        """Examples with a positive label (a click, a churn, at least one session)."""
+        return int((frame[self.label] > 0).sum())
+
+    def headline_score(self, metrics: dict[str, float]) -> float:
+        """The headline oriented so that larger is better (-inf without one): to choose between candidates."""
+        v = metrics.get(self.headline)
+        if v is None:
+            return float("-inf")
+        return -v if self.headline in self.lower_is_better else v
+
+    def improvement(self, metric: str, new: float, old: float) -> float:
+        """How far ``new`` is ahead of ``old`` on ``metric`` (positive: better, whichever its direction)."""
+        return old - new if metric in self.lower_is_better else new - old

@@ -1,0 +1,200 @@
+"""Churn: which subscribers cancel within ``churn_window_days`` (14) of a cutoff, against recency.
+
+A LightGBM binary classifier on the user features of ``churn_examples``; the baseline ranks users
+by days since their last activity. The API answers ``POST /v1/churn-scores``; the score DAG
+writes ``predictions.churn_scores``; the monitor judges each batch's ROC-AUC once its 14 days
+have passed.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from ml.data.publish import OnlineMart
+from ml.models import evaluate
+from ml.models.kinds._user_scores import score_users
+from ml.models.kinds.base import (
+    COMMON_PARAMS,
+    DecayPolicy,
+    Endpoint,
+    LiveMonitoring,
+    ModelKind,
+    Served,
+    ServingContext,
+    Verdict,
+)
+
+CHURN_WINDOW_DAYS = 14  # dbt var churn_window_days: a churn label is a cancellation within this window
+USER_FEATURES = "user_features"
+
+
+def _metrics(frame: pd.DataFrame, scores: np.ndarray, catalogue_items: int | None) -> dict[str, float]:
+    return evaluate.classification_metrics(frame["is_churned"].to_numpy(), scores)
+
+
+def _recency(frame: pd.DataFrame) -> np.ndarray:
+    """The longer since a user's last activity, the likelier they churn."""
+    return frame["days_since_last_activity"].to_numpy(dtype=np.float64)
+
+
+def _rows(frame: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
+    rows = frame[["tenant_id", "cutoff_date", "user_id"]].rename(columns={"cutoff_date": "as_of"})
+    return rows.assign(churn_probability=scores)
+
+
+_DDL = """
+create table if not exists predictions.churn_scores (
+    tenant_id varchar not null,
+    as_of date not null,
+    user_id varchar not null,
+    churn_probability double not null,
+    model_name varchar not null,
+    model_version varchar not null,
+    trained_on varchar not null,
+    scored_at timestamptz not null,
+    primary key (tenant_id, as_of, user_id)
+)
+"""
+
+
+def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+    """ROC-AUC and PR-AUC of each batch of churn scores once its churn window has passed.
+
+    A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the churn
+    mart labels: a user churned if they cancelled within ``[as_of, as_of + 14 days)``. Rows:
+    ``users_scored`` = ``users_active`` = users scored, ``users_hit`` = users who churned.
+    """
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'predictions' "
+        "and table_name = 'churn_scores'"
+    ).fetchone()[0]:
+        return []
+    frame = con.execute(
+        """
+        with cancelled as (
+            select user_id, min(event_date) as cancelled_on from stg_lake__events
+            where tenant_id = $t and event_type = 'cancel_subscription' group by user_id
+        )
+        select s.as_of, s.model_version, s.churn_probability,
+               coalesce(c.cancelled_on >= s.as_of and c.cancelled_on < s.as_of + $w, false) as churned
+        from predictions.churn_scores s
+        left join cancelled c on c.user_id = s.user_id
+        where s.tenant_id = $t and s.as_of + $w <= $cutoff
+        """,
+        {"t": tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
+    ).df()
+    out = []
+    for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+        m = evaluate.classification_metrics(g["churned"].to_numpy(), g["churn_probability"].to_numpy())
+        out.append(
+            {
+                "tenant_id": tenant_id,
+                "kind": "churn",
+                "source": "batch",
+                "model_version": str(version),
+                "as_of": pd.Timestamp(day).date(),
+                "horizon_days": CHURN_WINDOW_DAYS,
+                "users_scored": len(g),
+                "users_active": len(g),
+                "users_hit": int(g["churned"].sum()),
+                "impressions": 0,
+                "recommended_clicked": 0,
+                "roc_auc": m.get("roc_auc"),
+                "pr_auc": m.get("pr_auc"),
+            }
+        )
+    return out
+
+
+def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: DecayPolicy, version: str) -> Verdict:
+    """Live ROC-AUC of the champion's last churn batch whose window has passed, against its holdout's.
+
+    ROC-AUC, not the headline PR-AUC: PR-AUC moves with the churn rate, which differs between a
+    holdout and a live window without the model getting any worse.
+    """
+    metric = "live_roc_auc"
+    reference = holdout.get("roc_auc")
+    if reference is None:
+        return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout roc_auc")
+    threshold = reference * (1 - policy.decay_tolerance)
+    if not batches:
+        why = f"no churn scores by v{version} with {CHURN_WINDOW_DAYS} days of cancellations after them yet"
+        return Verdict(metric, None, threshold, None, "insufficient_data", why)
+    last = batches[-1]
+    if last["users_hit"] < policy.min_positives or last["roc_auc"] is None:
+        why = (
+            f"{last['users_hit']} of {last['users_scored']} users scored on {last['as_of']} churned "
+            f"(< {policy.min_positives} to judge a ranking)"
+        )
+        return Verdict(metric, last["roc_auc"], threshold, None, "insufficient_data", why)
+    value = float(last["roc_auc"])
+    detail = (
+        f"batch of {last['as_of']}: {last['users_hit']}/{last['users_scored']} churned; live pr_auc "
+        f"{last['pr_auc']:.3f}; holdout roc_auc {reference:.3f}"
+    )
+    return Verdict(metric, value, threshold, value < threshold, "ok", detail)
+
+
+class ChurnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_ids: list[str] = Field(min_length=1, max_length=1_000)
+    tenant_id: str | None = Field(None, description="Optional; if given, must be the tenant of the API key")
+
+
+class ChurnScore(BaseModel):
+    user_id: str
+    churn_probability: float | None = Field(description="None for a user without features (unknown or inactive)")
+    arm: Literal["champion", "challenger"] | None
+    model_version: str | None
+
+
+class ChurnAnswer(BaseModel):
+    tenant_id: str
+    model: str
+    scores: list[ChurnScore]
+    unknown_users: int
+    request_id: str
+
+
+def churn_scores(req: ChurnRequest, ctx: ServingContext) -> Served:
+    """Churn probabilities for the tenant's users (None for users without features)."""
+    return score_users(
+        req.user_ids, ctx, kind="churn", mart=USER_FEATURES, field="churn_probability", endpoint="churn-scores"
+    )
+
+
+KIND = ModelKind(
+    name="churn",
+    description="Which subscribers cancel within 14 days: a LightGBM classifier on user features.",
+    mart="churn_examples",
+    mart_order="cutoff_date, user_id",
+    label="is_churned",
+    objective="binary",
+    params={**COMMON_PARAMS, "objective": "binary", "num_leaves": 15, "min_data_in_leaf": 30},
+    metrics=_metrics,
+    headline="pr_auc",
+    lift_metrics=("roc_auc", "pr_auc"),
+    reported_metrics=("roc_auc", "pr_auc", "brier"),
+    lower_is_better=("brier", "log_loss"),
+    baseline_name="recency",
+    baseline=_recency,
+    serving_mart=USER_FEATURES,
+    online_marts={USER_FEATURES: OnlineMart("user_id", key="user_id")},
+    predictions_table="predictions.churn_scores",
+    predictions_ddl=_DDL,
+    prediction_rows=_rows,
+    live=LiveMonitoring(columns=("roc_auc", "pr_auc"), metrics=live_metrics, decay=decay),
+    endpoint=Endpoint(
+        "/v1/churn-scores", "Churn probabilities for up to 1,000 users", ChurnRequest, ChurnAnswer, churn_scores
+    ),
+    min_train_positives=30,
+    min_holdout_positives=10,
+    num_boost_round=120,
+    fine_tune_rounds=40,
+    plots=("calibration",),
+)

@@ -1,0 +1,216 @@
+"""Engagement: how many sessions each user will have in the next 7 days, against "same as last week".
+
+A LightGBM regression with the Poisson objective (the label is a count) on the user features of
+``engagement_examples``. The baseline predicts each user's sessions of the 7 days before the
+cutoff. Metrics: MAE, RMSE and mean Poisson deviance; the headline is **RMSE** (lower is better):
+like the Poisson objective it is minimised by the expected count, it stays finite for the
+baseline (which predicts zero for users idle last week, where Poisson deviance is unbounded),
+and it is in the label's unit, sessions. The API answers ``POST /v1/engagement-scores``; the
+score DAG writes ``predictions.engagement_scores``. Once a batch's 7 days have passed the monitor
+records its RMSE and MAE and judges decay by Spearman's rank correlation between predicted and
+actual sessions, against the holdout's: like HitRate@10 and ROC-AUC for the other kinds it asks
+whether the model still tells the engaged from the idle, and a level shift between the holdout
+week and a live one (a busy week, a model trained before its 28-day windows filled) is not decay.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from ml.data.publish import OnlineMart
+from ml.models import evaluate
+from ml.models.kinds._user_scores import score_users
+from ml.models.kinds.base import (
+    COMMON_PARAMS,
+    DecayPolicy,
+    Endpoint,
+    LiveMonitoring,
+    ModelKind,
+    Served,
+    ServingContext,
+    Verdict,
+)
+
+WINDOW_DAYS = 7  # dbt var label_window_days: the label counts sessions over this window
+USER_FEATURES = "user_features"
+LABEL = "sessions_next_7d"
+
+
+def _metrics(frame: pd.DataFrame, scores: np.ndarray, catalogue_items: int | None) -> dict[str, float]:
+    return evaluate.regression_metrics(frame[LABEL].to_numpy(), scores)
+
+
+def _same_as_last_week(frame: pd.DataFrame) -> np.ndarray:
+    """Each user will have as many sessions in the next 7 days as in the last 7."""
+    return frame["sessions_7d"].to_numpy(dtype=np.float64)
+
+
+def _rows(frame: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
+    rows = frame[["tenant_id", "cutoff_date", "user_id"]].rename(columns={"cutoff_date": "as_of"})
+    return rows.assign(expected_sessions_7d=scores)
+
+
+_DDL = """
+create table if not exists predictions.engagement_scores (
+    tenant_id varchar not null,
+    as_of date not null,
+    user_id varchar not null,
+    expected_sessions_7d double not null,
+    model_name varchar not null,
+    model_version varchar not null,
+    trained_on varchar not null,
+    scored_at timestamptz not null,
+    primary key (tenant_id, as_of, user_id)
+)
+"""
+
+
+def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+    """MAE and RMSE of each batch of engagement scores once its 7 days have passed.
+
+    A batch (``predictions.engagement_scores`` at ``as_of``, one model version) is labelled as the
+    mart labels: a user's sessions in ``[as_of, as_of + 7 days)`` (0 without any). Rows:
+    ``users_scored`` = users scored, ``users_active`` = those with a session, ``users_hit`` = those
+    whose rounded prediction was exact; metrics ``rmse``, ``mae``, ``spearman``.
+    """
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'predictions' "
+        "and table_name = 'engagement_scores'"
+    ).fetchone()[0]:
+        return []
+    frame = con.execute(
+        """
+        select s.as_of, s.model_version, s.expected_sessions_7d as predicted,
+               coalesce(sum(a.sessions), 0) as actual
+        from predictions.engagement_scores s
+        left join int_user_activity__daily a
+            on a.tenant_id = s.tenant_id and a.user_id = s.user_id
+            and a.activity_date >= s.as_of and a.activity_date < s.as_of + $w
+        where s.tenant_id = $t and s.as_of + $w <= $cutoff
+        group by s.as_of, s.model_version, s.user_id, s.expected_sessions_7d
+        """,
+        {"t": tenant_id, "w": WINDOW_DAYS, "cutoff": serving_cutoff},
+    ).df()
+    out = []
+    for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+        m = evaluate.regression_metrics(g["actual"].to_numpy(), g["predicted"].to_numpy())
+        out.append(
+            {
+                "tenant_id": tenant_id,
+                "kind": "engagement",
+                "source": "batch",
+                "model_version": str(version),
+                "as_of": pd.Timestamp(day).date(),
+                "horizon_days": WINDOW_DAYS,
+                "users_scored": len(g),
+                "users_active": int((g["actual"] > 0).sum()),
+                "users_hit": int((g["predicted"].round() == g["actual"]).sum()),
+                "impressions": 0,
+                "recommended_clicked": 0,
+                "mae": m.get("mae"),
+                "rmse": m.get("rmse"),
+                "spearman": m.get("spearman"),
+            }
+        )
+    return out
+
+
+def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: DecayPolicy, version: str) -> Verdict:
+    """Live Spearman correlation of the champion's last batch whose window has passed, against its holdout's.
+
+    Decayed when it falls below ``(1 - decay_tolerance)`` times the holdout's (see the module docstring).
+    """
+    metric = "live_spearman"
+    reference = holdout.get("spearman")
+    if reference is None:
+        return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout spearman")
+    threshold = reference * (1 - policy.decay_tolerance)
+    if not batches:
+        why = f"no engagement scores by v{version} with {WINDOW_DAYS} days of sessions after them yet"
+        return Verdict(metric, None, threshold, None, "insufficient_data", why)
+    last = batches[-1]
+    if last["users_scored"] < policy.min_users or last.get("spearman") is None:
+        why = f"{last['users_scored']} users scored on {last['as_of']} (< {policy.min_users}), or all predicted alike"
+        return Verdict(metric, last.get("spearman"), threshold, None, "insufficient_data", why)
+    value = float(last["spearman"])
+    detail = (
+        f"batch of {last['as_of']}: {last['users_scored']} users, live rmse {last['rmse']:.3f} and mae "
+        f"{last['mae']:.3f} (holdout rmse {holdout.get('rmse', float('nan')):.3f}); holdout spearman {reference:.3f}"
+    )
+    return Verdict(metric, value, threshold, value < threshold, "ok", detail)
+
+
+class EngagementRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_ids: list[str] = Field(min_length=1, max_length=1_000)
+    tenant_id: str | None = Field(None, description="Optional; if given, must be the tenant of the API key")
+
+
+class EngagementScore(BaseModel):
+    user_id: str
+    expected_sessions_7d: float | None = Field(
+        description="Expected sessions in the next 7 days; None for a user without features (unknown or inactive)"
+    )
+    arm: Literal["champion", "challenger"] | None
+    model_version: str | None
+
+
+class EngagementAnswer(BaseModel):
+    tenant_id: str
+    model: str
+    scores: list[EngagementScore]
+    unknown_users: int
+    request_id: str
+
+
+def engagement_scores(req: EngagementRequest, ctx: ServingContext) -> Served:
+    """Expected sessions in the next 7 days for the tenant's users (None for users without features)."""
+    return score_users(
+        req.user_ids,
+        ctx,
+        kind="engagement",
+        mart=USER_FEATURES,
+        field="expected_sessions_7d",
+        endpoint="engagement-scores",
+    )
+
+
+KIND = ModelKind(
+    name="engagement",
+    description="How many sessions each user will have in the next 7 days: a LightGBM Poisson regression.",
+    mart="engagement_examples",
+    mart_order="cutoff_date, user_id",
+    label=LABEL,
+    objective="poisson",
+    params={**COMMON_PARAMS, "objective": "poisson", "num_leaves": 15, "min_data_in_leaf": 30},
+    metrics=_metrics,
+    headline="rmse",
+    lift_metrics=("rmse", "mae", "poisson_deviance"),
+    reported_metrics=("rmse", "mae", "poisson_deviance"),
+    lower_is_better=("rmse", "mae", "poisson_deviance"),
+    baseline_name="same_as_last_week",
+    baseline=_same_as_last_week,
+    serving_mart=USER_FEATURES,
+    online_marts={USER_FEATURES: OnlineMart("user_id", key="user_id")},
+    predictions_table="predictions.engagement_scores",
+    predictions_ddl=_DDL,
+    prediction_rows=_rows,
+    live=LiveMonitoring(columns=("mae", "rmse", "spearman"), metrics=live_metrics, decay=decay),
+    endpoint=Endpoint(
+        "/v1/engagement-scores",
+        "Expected sessions in the next 7 days for up to 1,000 users",
+        EngagementRequest,
+        EngagementAnswer,
+        engagement_scores,
+    ),
+    min_train_positives=100,
+    min_holdout_positives=20,
+    num_boost_round=120,
+    fine_tune_rounds=40,
+    plots=("calibration",),
+)

@@ -1,0 +1,358 @@
+"""The recommender: a LightGBM LambdaRank re-ranker over each user's candidates, against popularity.
+
+Candidates come from dbt (``int_recommendation_candidates__as_of``); ``ranking_examples`` holds
+them at each training cutoff with ``is_clicked`` over the next ``label_window_days``, and
+``ranking_candidates`` at the serving cutoff. The API answers ``POST /v1/recommendations`` from
+the published candidates (unknown users get the cold-start list); the score DAG writes each
+user's top 10 to ``predictions.recommendations``; the monitor judges the served lists by the
+clicks that followed (live HitRate@10).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from ml.data.publish import OnlineMart
+from ml.models import evaluate
+from ml.models.kinds.base import (
+    COMMON_PARAMS,
+    DecayPolicy,
+    Endpoint,
+    LiveMonitoring,
+    ModelKind,
+    NotServable,
+    RollbackWatch,
+    Served,
+    ServingContext,
+    Verdict,
+)
+
+K = evaluate.K
+LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
+HORIZONS = (1, LABEL_WINDOW_DAYS)  # days of clicks after a batch: next day, and a full label window
+CANDIDATES, COLD_START = "ranking_candidates", "cold_start_items"
+
+
+def _popularity(frame: pd.DataFrame) -> np.ndarray:
+    """The tenant's most clicked items of the last week first, for everyone."""
+    return -frame["item_popularity_rank_7d"].to_numpy(dtype=np.float64)
+
+
+def _top_k(frame: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
+    """Each user's ``k`` best-scored candidates (ties by item id): ``predictions.recommendations`` rows."""
+    df = pd.DataFrame(
+        {
+            "tenant_id": frame["tenant_id"].to_numpy(),
+            "as_of": frame["cutoff_date"].to_numpy(),
+            "user_id": frame["user_id"].to_numpy(),
+            "item_id": frame["item_id"].to_numpy(),
+            "score": scores,
+        }
+    )
+    df = df.sort_values(["user_id", "score", "item_id"], ascending=[True, False, True], kind="mergesort")
+    df["rank"] = df.groupby("user_id", sort=False).cumcount() + 1
+    return df[df["rank"] <= k][["tenant_id", "as_of", "user_id", "rank", "item_id", "score"]]
+
+
+_DDL = """
+create table if not exists predictions.recommendations (
+    tenant_id varchar not null,
+    as_of date not null,
+    user_id varchar not null,
+    rank integer not null,
+    item_id varchar not null,
+    score double not null,
+    model_name varchar not null,
+    model_version varchar not null,
+    trained_on varchar not null,
+    scored_at timestamptz not null,
+    primary key (tenant_id, as_of, user_id, rank)
+)
+"""
+
+# ------------------------------------------------------------------ live monitoring
+
+_LIVE_SQL = """
+with served as ({sources}),
+recs as (
+    select distinct source, as_of, user_id, item_id, model_version from served where as_of + $h <= $cutoff
+),
+batches as (
+    select source, as_of, model_version, count(distinct user_id) as users_scored, count(*) as impressions
+    from recs group by all
+),
+clicks as (
+    select distinct user_id, item_id, event_date from stg_lake__events
+    where tenant_id = $t and event_type = 'click'
+),
+active as (
+    select distinct r.source, r.as_of, r.model_version, r.user_id
+    from (select distinct source, as_of, model_version, user_id from recs) r
+    join clicks c on c.user_id = r.user_id and c.event_date >= r.as_of and c.event_date < r.as_of + $h
+),
+hits as (
+    select r.source, r.as_of, r.model_version, r.user_id, r.item_id
+    from recs r
+    join clicks c on c.user_id = r.user_id and c.item_id = r.item_id
+        and c.event_date >= r.as_of and c.event_date < r.as_of + $h
+    group by all
+)
+select b.source, b.as_of, b.model_version, b.users_scored, b.impressions,
+       (select count(*) from active a where (a.source, a.as_of, a.model_version) = (b.source, b.as_of, b.model_version)),
+       (select count(distinct user_id) from hits x where (x.source, x.as_of, x.model_version) = (b.source, b.as_of, b.model_version)),
+       (select count(*) from hits x where (x.source, x.as_of, x.model_version) = (b.source, b.as_of, b.model_version))
+from batches b order by b.as_of, b.source, b.model_version
+"""
+
+
+def _served_sources(con: Any, served_log: str | None) -> list[str]:
+    present = {
+        r[0] for r in con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall()
+    }
+    sources = []
+    if "predictions.recommendations" in present:
+        sources.append(
+            "select 'batch' as source, as_of, user_id, item_id, model_version from predictions.recommendations "
+            "where tenant_id = $t"
+        )
+    if served_log:
+        path = served_log.replace("'", "''")
+        sources.append(
+            "select 'online' as source, cast(cast(\"at\" as timestamptz) as date) as as_of, user_id, "
+            "unnest(items) as item_id, model_version "
+            f"from read_json('{path}', format = 'newline_delimited', columns = {{'at': 'varchar', "
+            "'tenant_id': 'varchar', 'endpoint': 'varchar', 'user_id': 'varchar', 'items': 'varchar[]', "
+            "'model_version': 'varchar', 'arm': 'varchar'}) "
+            "where tenant_id = $t and endpoint = 'recommendations' and arm <> 'cold_start'"
+        )
+    return sources
+
+
+def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+    """HitRate@10 and CTR of each batch of recommendations, per complete horizon.
+
+    Two sources: ``batch`` (``predictions.recommendations`` at ``as_of``, the score DAG's daily
+    top 10) and ``online`` (the API's answers, from its prediction log ``served_log``, a glob of
+    JSONL files; a day's answers form one batch). A batch (source, day, model version) is judged
+    on the clicks in ``[as_of, as_of + horizon)``: HitRate@10 = users who clicked one of their
+    recommended items / users who clicked anything (the holdout's definition); CTR = recommended
+    (user, item) pairs clicked / pairs recommended. Only horizons that have fully passed count.
+    """
+    sources = _served_sources(con, served_log)
+    if not sources:
+        return []
+    out = []
+    for h in HORIZONS:
+        rows = con.execute(
+            _LIVE_SQL.format(sources=" union all ".join(sources)), {"t": tenant_id, "h": h, "cutoff": serving_cutoff}
+        ).fetchall()
+        for source, as_of, version, scored, impressions, active, hit, clicked in rows:
+            out.append(
+                {
+                    "tenant_id": tenant_id,
+                    "kind": "recommender",
+                    "source": source,
+                    "model_version": str(version),
+                    "as_of": as_of,
+                    "horizon_days": h,
+                    "users_scored": scored,
+                    "users_active": active,
+                    "users_hit": hit,
+                    "impressions": impressions,
+                    "recommended_clicked": clicked,
+                    "hit_rate_at_10": hit / active if active else None,
+                    "ctr": clicked / impressions if impressions else None,
+                }
+            )
+    return out
+
+
+def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: DecayPolicy, version: str) -> Verdict:
+    """Live HitRate@10 of the champion's last batch with a full label window, against its holdout's."""
+    metric = "live_hit_rate_at_10"
+    reference = holdout.get("hit_rate_at_10")
+    if reference is None:
+        return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout hit_rate_at_10")
+    threshold = reference * (1 - policy.decay_tolerance)
+    full = [b for b in batches if b["horizon_days"] == LABEL_WINDOW_DAYS]
+    if not full:
+        why = f"no recommendations by v{version} with {LABEL_WINDOW_DAYS} days of clicks after them yet"
+        return Verdict(metric, None, threshold, None, "insufficient_data", why)
+    last = full[-1]
+    if last["users_active"] < policy.min_users:
+        why = f"{last['users_active']} active users after {last['as_of']} (< {policy.min_users})"
+        return Verdict(metric, last["hit_rate_at_10"], threshold, None, "insufficient_data", why)
+    value = float(last["hit_rate_at_10"])
+    detail = (
+        f"batch of {last['as_of']}: {last['users_hit']}/{last['users_active']} active users clicked a "
+        f"recommended item; holdout {reference:.3f}"
+    )
+    return Verdict(metric, value, threshold, value < threshold, "ok", detail)
+
+
+def pooled_hit_rate(live: pd.DataFrame, version: str) -> tuple[float | None, int]:
+    """HitRate@10 of one version's batches pooled over their active users, and how many there were."""
+    rows = live[live["model_version"] == version]
+    active = int(rows["users_active"].sum())
+    return (float(rows["users_hit"].sum()) / active if active else None), active
+
+
+# ------------------------------------------------------------------ the API
+
+
+class RecommendationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(min_length=1, max_length=128)
+    k: int = Field(10, ge=1, le=100)
+    context: dict[str, str | int | float | bool] | None = Field(
+        None, description="Recorded in the prediction log; today's models do not use it"
+    )
+    exclude: list[str] = Field(default_factory=list, max_length=1_000, description="Item ids never to return")
+    explain: bool = Field(False, description="Add each item's top feature contributions")
+    tenant_id: str | None = Field(None, description="Optional; if given, must be the tenant of the API key")
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: float
+    contribution: float
+
+
+class RecommendedItem(BaseModel):
+    rank: int
+    item_id: str
+    score: float | None
+    explanation: list[Contribution] | None = None
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    trained_on: str
+
+
+class RecommendationAnswer(BaseModel):
+    tenant_id: str
+    user_id: str
+    arm: Literal["champion", "challenger", "cold_start"]
+    model: ModelRef | None
+    items: list[RecommendedItem]
+    features_snapshot: str | None
+    request_id: str
+
+
+def _cold_start(cold: list[str], k: int, excluded: set[str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for item_id in cold:
+        if item_id not in excluded:
+            items.append({"rank": len(items) + 1, "item_id": item_id, "score": None})
+            if len(items) == k:
+                break
+    return items
+
+
+def _ranked(model: Any, ids: np.ndarray, x: np.ndarray, req: RecommendationRequest) -> list[dict[str, Any]]:
+    scores = model.predict(x)
+    if req.exclude:
+        scores = np.where(np.isin(ids, list(req.exclude)), -np.inf, scores)
+    order = np.argsort(-scores, kind="stable")[: req.k]
+    order = order[np.isfinite(scores[order])]
+    contrib = model.contributions(x[order]) if req.explain and len(order) else None
+    items = []
+    for r, i in enumerate(order):
+        entry: dict[str, Any] = {"rank": r + 1, "item_id": str(ids[i]), "score": float(scores[i])}
+        if contrib is not None:
+            top = np.argsort(-np.abs(contrib[r, :-1]))[:3]
+            entry["explanation"] = [
+                {"feature": model.features[j], "value": float(x[i, j]), "contribution": float(contrib[r, j])}
+                for j in top
+            ]
+        items.append(entry)
+    return items
+
+
+def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
+    """Top-k items for one user from the tenant's champion (or challenger arm); cold start for unknown users."""
+    feats = ctx.features
+    if feats is None:
+        raise NotServable(
+            "no_features",
+            f"tenant {ctx.tenant_id} has no published features yet: run the features DAG "
+            "(it publishes them for the API)",
+        )
+    arm = ctx.arm(req.user_id)
+    model = ctx.model(arm)
+    table = feats.tables[CANDIDATES]
+    rows = table.rows(req.user_id)
+    if rows is None or model is None:
+        arm, items = "cold_start", _cold_start(feats.lists[COLD_START], req.k, set(req.exclude))
+    else:
+        assert table.items is not None
+        x = table.matrix[rows][:, model.columns_in(table.columns)]
+        items = _ranked(model, table.items[rows], x, req)
+    ref = (
+        {"name": model.name, "version": model.version, "trained_on": model.trained_on}
+        if arm != "cold_start" and model
+        else None
+    )
+    body = {
+        "tenant_id": ctx.tenant_id,
+        "user_id": req.user_id,
+        "arm": arm,
+        "model": ref,
+        "items": items,
+        "features_snapshot": feats.snapshot_id,
+    }
+    log = {
+        "endpoint": "recommendations",
+        "user_id": req.user_id,
+        "items": [i["item_id"] for i in items],
+        "model_name": ref["name"] if ref else None,
+        "model_version": ref["version"] if ref else None,
+        "arm": arm,
+        "features_snapshot": feats.snapshot_id,
+        "context": req.context,
+    }
+    return Served(body, f"v{ref['version']}" if ref else "cold_start", log)
+
+
+KIND = ModelKind(
+    name="recommender",
+    description="Which items to show each user next: candidates from dbt, re-ranked by LightGBM LambdaRank.",
+    mart="ranking_examples",
+    mart_order="cutoff_date, user_id, item_id",
+    label="is_clicked",
+    keys=("user_id", "item_id"),
+    objective="lambdarank",
+    group="query_id",
+    params={**COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 20, "eval_at": [K]},
+    metrics=evaluate.ranking_metrics,
+    headline=f"hit_rate_at_{K}",
+    lift_metrics=(f"hit_rate_at_{K}", f"ndcg_at_{K}", f"map_at_{K}"),
+    reported_metrics=(f"hit_rate_at_{K}", f"ndcg_at_{K}", f"map_at_{K}", f"catalogue_coverage_at_{K}"),
+    baseline_name="popularity",
+    baseline=_popularity,
+    serving_mart=CANDIDATES,
+    online_marts={
+        CANDIDATES: OnlineMart("user_id, item_id", key="user_id", item="item_id"),
+        COLD_START: OnlineMart("list_kind, list_rank", key=None, item="item_id"),
+    },
+    predictions_table="predictions.recommendations",
+    predictions_ddl=_DDL,
+    prediction_rows=_top_k,
+    live=LiveMonitoring(
+        columns=("hit_rate_at_10", "ctr"),
+        metrics=live_metrics,
+        decay=decay,
+        rollback=RollbackWatch("hit_rate_at_10 (next day)", HORIZONS[0], pooled_hit_rate),
+    ),
+    endpoint=Endpoint(
+        "/v1/recommendations", "Top-k items for one user", RecommendationRequest, RecommendationAnswer, recommend
+    ),
+    plots=("ranking_comparison",),
+)

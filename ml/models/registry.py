@@ -1,0 +1,233 @@
+"""The MLflow model registry contract: names, aliases, experiments, and the audited champion moves.
+
+Names are ``<kind>.<tenant_id>`` and ``<kind>.global``; aliases ``champion`` (serves) and
+``challenger`` (the newest candidate). Every version carries the lineage tags ``tenant_id``,
+``region``, ``trained_on`` (``global``, ``tenant``, ``fine_tuned``), ``snapshot_id``,
+``manifest_hash``, ``git_commit`` and ``features``. Only the promotion gate
+(:mod:`ml.models.gate`, through :func:`promote`) and the audited commands here (:func:`promote`,
+:func:`rollback`) move ``champion``; each move is a row of the audit log (:mod:`ml.models.audit`),
+and the decision is also written on the version as ``gate.*`` tags for the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+from ml.core.errors import RegistryError
+from ml.core.ids import validate_slug
+from ml.core.settings import Settings, get_settings
+from ml.models import audit
+from ml.models.kinds import get_kind
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+GLOBAL = "global"
+TRAINED_ON = ("global", "tenant", "fine_tuned")
+
+
+def model_name(kind: str, tenant_id: str) -> str:
+    """``recommender.acme``, ``churn.global``: validated, never built from raw input."""
+    get_kind(kind)
+    return f"{kind}.{GLOBAL if tenant_id == GLOBAL else validate_slug(tenant_id)}"
+
+
+def client(settings: Settings | None = None):
+    """An MLflow client on this installation's tracking store and registry (one per process and URI)."""
+    import mlflow
+
+    settings = settings or get_settings()
+    uri = settings.mlflow_tracking_uri
+    if mlflow.get_tracking_uri() != uri:
+        # MLflow also exports the URI to this process's environment (for subprocesses), where
+        # Settings would take it for the operator's choice: a store derived from one home would
+        # then leak into the next home this process uses. Keep the environment as it was.
+        before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return _client(uri)
+
+
+@functools.cache
+def _client(uri: str):
+    """Opening a SQL store checks its schema (seconds on SQLite): do it once per process."""
+    from mlflow import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    import fcntl
+
+    db = uri.removeprefix("sqlite:///")
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    # The first client on a new store creates and migrates its schema; two processes doing that
+    # at once (the two mapped global-model tasks on a fresh install) fail with an Alembic
+    # "expected to match one row" error. One process at a time opens both stores.
+    with open(f"{db}.open.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        c.search_experiments(max_results=1)
+        c.search_registered_models(max_results=1)
+        return c
+
+
+def experiment_id(kind: str, settings: Settings | None = None) -> str:
+    """One experiment per model kind (``tenantflow-<kind>``): every tenant's runs side by side."""
+    settings = settings or get_settings()
+    c = client(settings)
+    name = f"tenantflow-{kind}"
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (settings.stores.mlflow_artifacts / kind).resolve().as_uri()
+    try:
+        return c.create_experiment(name, artifact_location=location, tags={"kind": kind})
+    except Exception:  # another task created it first
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def version_by_alias(name: str, alias: str, settings: Settings | None = None):
+    """The version behind an alias, or None (no such model, or alias not set)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(settings).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def ensure_model(name: str, tenant_id: str, kind: str, settings: Settings | None = None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    c = client(settings)
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        try:
+            c.create_registered_model(
+                name,
+                tags={"tenant_id": tenant_id, "kind": kind},
+                description=f"{kind} model of tenant {tenant_id}" if tenant_id != GLOBAL else f"global {kind} model",
+            )
+        except MlflowException:  # created concurrently
+            pass
+
+
+def promote(
+    kind: str, tenant_id: str, version: str, reason: str, settings: Settings | None = None, who: str | None = None
+) -> audit.AuditEntry:
+    """Point ``champion`` at ``version`` (audited). The gate calls this; so can a person."""
+    settings = settings or get_settings()
+    name = model_name(kind, tenant_id)
+    c = client(settings)
+    c.get_model_version(name, version)  # raises if it does not exist
+    version = str(version)
+    current = version_by_alias(name, CHAMPION, settings)
+    c.set_registered_model_alias(name, CHAMPION, version)
+    challenger = version_by_alias(name, CHALLENGER, settings)
+    if challenger is not None and str(challenger.version) == version:
+        c.delete_registered_model_alias(name, CHALLENGER)
+    c.set_model_version_tag(name, version, "gate.decision", "promoted")
+    c.set_model_version_tag(name, version, "gate.reason", reason[:4000])
+    _pin_snapshot(kind, tenant_id, version, settings)
+    return audit.record(
+        kind, tenant_id, "promote", str(current.version) if current else None, version, reason, settings, who
+    )
+
+
+def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -> None:
+    """Keep the champion's training snapshot: the monitor compares today's data with it."""
+    if tenant_id == GLOBAL:
+        return
+    from ml.data import snapshots
+
+    tags = client(settings).get_model_version(model_name(kind, tenant_id), version).tags
+    if tags.get("snapshot_id") and tags.get("region"):
+        snapshots.pin(settings, tags["region"], tenant_id, tags["snapshot_id"], kind)
+
+
+def champion_history(kind: str, tenant_id: str, settings: Settings | None = None) -> list[str]:
+    """Versions that have served as champion, oldest first, without those rolled back since."""
+    history: list[str] = []
+    for e in audit.entries(settings, tenant_id, kind):
+        if e.action == "promote" and e.to_version:
+            history = [v for v in history if v != e.to_version] + [e.to_version]
+        elif e.action == "rollback" and e.from_version in history:
+            history.remove(e.from_version)
+    return history
+
+
+def rollback(
+    kind: str, tenant_id: str, reason: str, settings: Settings | None = None, who: str | None = None
+) -> audit.AuditEntry:
+    """Move ``champion`` back to the version that served before the current one (audited)."""
+    settings = settings or get_settings()
+    name = model_name(kind, tenant_id)
+    current = version_by_alias(name, CHAMPION, settings)
+    if current is None:
+        raise RegistryError(f"tenant {tenant_id}: {name} has no champion; nothing to roll back.")
+    history = champion_history(kind, tenant_id, settings)
+    current_version = str(current.version)
+    earlier = history[: history.index(current_version)] if current_version in history else history
+    if not earlier:
+        raise RegistryError(
+            f"tenant {tenant_id}: {name} v{current_version} is the first champion; there is no earlier version to "
+            f"roll back to. Promote another version with `tenantflow models promote {tenant_id} {kind} VERSION`."
+        )
+    previous = earlier[-1]
+    c = client(settings)
+    c.set_registered_model_alias(name, CHAMPION, previous)
+    c.set_model_version_tag(name, current_version, "gate.decision", "rolled_back")
+    c.set_model_version_tag(name, current_version, "gate.reason", reason[:4000])
+    _pin_snapshot(kind, tenant_id, previous, settings)
+    return audit.record(kind, tenant_id, "rollback", current_version, previous, reason, settings, who)
+
+
+def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dict | None:
+    """Champion and challenger of one registered model, with their lineage and metrics."""
+    settings = settings or get_settings()
+    name = model_name(kind, tenant_id)
+    champ = version_by_alias(name, CHAMPION, settings)
+    chall = version_by_alias(name, CHALLENGER, settings)
+    if champ is None and chall is None:
+        return None
+    out: dict = {
+        "champion_version": str(champ.version) if champ else None,
+        "challenger_version": str(chall.version) if chall else None,
+        "trained_on": None,
+        "metrics": {},
+        "baseline_metrics": {},
+    }
+    if champ is not None:
+        tags = champ.tags
+        out["trained_on"] = tags.get("trained_on")
+        out["trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(champ.creation_timestamp / 1000))
+        out["snapshot_id"] = tags.get("snapshot_id")
+        # a tenant version that borrows the global model's files names its own run in a tag
+        out["run_id"] = tags.get("run_id") or champ.run_id
+        if out["run_id"]:
+            run = client(settings).get_run(out["run_id"])
+            out["reason"] = run.data.tags.get("reason")
+            m = run.data.metrics
+            shown = get_kind(kind).reported_metrics
+            out["metrics"] = {k: round(m[k], 4) for k in shown if k in m}
+            out["baseline_metrics"] = {k: round(m[f"baseline_{k}"], 4) for k in shown if f"baseline_{k}" in m}
+            out["gate_reason"] = tags.get("gate.reason")
+            replaced = run.data.tags.get("gate.champion_version")
+            if replaced and tags.get("gate.decision") == "promoted":
+                # the champion this version replaced, re-scored by the gate on the same holdout
+                out["previous_champion"] = {
+                    "version": replaced,
+                    "metrics": {k: round(m[f"champion.{k}"], 4) for k in shown if f"champion.{k}" in m},
+                }
+    if chall is not None:
+        out["challenger_reason"] = chall.tags.get("gate.reason")
+    return out

@@ -1,0 +1,248 @@
+"""Logging a training to MLflow: one run per tenant and kind, then a registered version, then the gate.
+
+Every run has the same metric names for every tenant (``baseline_*``, ``*_lift``,
+``candidate.<trained_on>.<metric>``), params, feature importance and SHAP summary (LightGBM's own
+contributions), the kind's holdout plots, ``lineage.json``, a signature and an input example made
+of column medians (no tenant's raw row leaves its store).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.core.settings import REPO_ROOT, Settings, TrainSettings, get_settings
+from ml.core.tenants import Tenant
+from ml.models import evaluate, plots, registry
+from ml.models.audit import actor
+from ml.models.fit import Candidate, predict
+from ml.models.gate import gate, record_decision
+from ml.models.kinds.base import ModelKind
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def git_commit() -> str:
+    """The code's commit (``TENANTFLOW_GIT_COMMIT``, else ``git rev-parse HEAD``, ``-dirty`` if changed)."""
+    configured = get_settings().git_commit
+    if configured:
+        return configured
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _input_example(kind: ModelKind, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Column medians, not a real user's row: artifacts must not carry a tenant's raw data."""
+    x = kind.matrix(frame.head(50_000), features)
+    return x.median().to_frame().T.astype(np.float32)
+
+
+@dataclass
+class Training:
+    """Everything one training logs: the winner, the candidates it beat, and what they learned from."""
+
+    kind: ModelKind
+    tenant: Tenant | None  # None: the global model
+    winner: Candidate
+    candidates: list[Candidate]
+    features: list[str]
+    snapshot_id: str
+    manifest_hash: str
+    reason: str
+    train_rows: int
+    holdout: pd.DataFrame
+    baseline: dict[str, float]  # the kind's baseline on the same holdout
+    catalogue: int | None
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.tenant_id if self.tenant else registry.GLOBAL
+
+
+def _run_tags(t: Training) -> dict[str, str]:
+    tags = {
+        "tenant_id": t.tenant_id,
+        "region": t.tenant.region if t.tenant else "all",
+        "isolation": t.tenant.isolation if t.tenant else "-",
+        "kind": t.kind.name,
+        "reason": t.reason,
+        "trained_on": t.winner.trained_on,
+        "snapshot_id": t.snapshot_id,
+        "manifest_hash": t.manifest_hash,
+        "git_commit": git_commit(),
+        "global_version": t.winner.global_version or "",
+        "actor": actor(),
+    }
+    if "eligible_for_own_model" in t.extra_params:  # a global-served tenant without it graduates later
+        tags["eligible_for_own_model"] = str(bool(t.extra_params["eligible_for_own_model"])).lower()
+    return tags
+
+
+def _run_params(t: Training, policy: TrainSettings) -> dict[str, Any]:
+    return {
+        **{f"lgb.{k}": v for k, v in t.kind.params.items() if k not in ("verbosity",)},
+        "num_boost_round": t.kind.num_boost_round,
+        "fine_tune_rounds": t.kind.fine_tune_rounds,
+        "features": len(t.features),
+        "min_history_days": policy.min_history_days,
+        "promotion_margin": policy.promotion_margin,
+        **t.extra_params,
+    }
+
+
+def _run_metrics(t: Training) -> dict[str, float]:
+    kind, h = t.kind, t.kind.headline
+    metrics = {**t.winner.metrics}
+    metrics.update({f"baseline_{k}": v for k, v in t.baseline.items()})
+    metrics.update(evaluate.lift(t.winner.metrics, t.baseline, kind.lift_metrics, kind.lower_is_better))
+    metrics.update({f"candidate.{c.trained_on}.{h}": c.metrics[h] for c in t.candidates if h in c.metrics})
+    metrics.update(
+        rows_train=float(t.train_rows),
+        rows_holdout=float(len(t.holdout)),
+        train_seconds=sum(c.seconds for c in t.candidates),
+    )
+    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+
+
+def _lineage(t: Training) -> dict[str, Any]:
+    return {
+        "snapshot_id": t.snapshot_id,
+        "manifest_hash": t.manifest_hash,
+        "git_commit": git_commit(),
+        "features": t.features,
+        "rows_train": t.train_rows,
+        "rows_holdout": len(t.holdout),
+        "holdout_cutoff": str(t.holdout["cutoff_date"].iloc[0]) if not t.holdout.empty else None,
+        "candidates": {c.trained_on: c.metrics for c in t.candidates},
+    }
+
+
+def _log_artifacts(t: Training) -> None:
+    import mlflow
+
+    kind, winner, holdout = t.kind, t.winner, t.holdout
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        _log_explanations(kind, winner.booster, holdout, t.features, d, t.tenant_id)
+        if not holdout.empty:
+            title = f"{kind.name} · {t.tenant_id} · holdout"
+            if "ranking_comparison" in kind.plots:
+                plots.plot_ranking_comparison(winner.metrics, t.baseline, d / "holdout_vs_popularity.png", title)
+            if "calibration" in kind.plots:
+                p = predict(kind, winner.booster, holdout, t.features)
+                plots.plot_calibration(holdout[kind.label].to_numpy(), p, d / "calibration.png", title)
+        (d / "lineage.json").write_text(json.dumps(_lineage(t), indent=1, default=str))
+        mlflow.log_artifacts(str(d))
+
+
+def _log_model(t: Training) -> str:
+    """The model's URI: the global model's own files (one copy, many registered names), or newly logged."""
+    import mlflow.lightgbm
+    from mlflow.models import infer_signature
+
+    if t.winner.model_uri is not None:
+        return t.winner.model_uri
+    example = None if t.holdout.empty else _input_example(t.kind, t.holdout, t.features)
+    sig = (
+        infer_signature(example, predict(t.kind, t.winner.booster, example, t.features))
+        if example is not None
+        else None
+    )
+    info = mlflow.lightgbm.log_model(
+        t.winner.booster, name="model", signature=sig, input_example=example, pip_requirements=_pip_requirements()
+    )
+    return str(info.model_uri)
+
+
+def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> dict[str, Any]:
+    """Log one run (params, metrics, plots, model), register it as a new version, then gate it.
+
+    Returns the outcome: ``version``, ``run_id``, ``trained_on``, ``promoted``, ``reason``, ``metrics``,
+    ``baseline_metrics`` and lineage.
+    """
+    import mlflow
+
+    name = registry.model_name(t.kind.name, t.tenant_id)
+    registry.ensure_model(name, t.tenant_id, t.kind.name, settings)
+    tags = _run_tags(t)
+    started = time.perf_counter()
+    run_name = f"{t.tenant_id}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    experiment = registry.experiment_id(t.kind.name, settings)
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as run:
+        mlflow.log_params(_run_params(t, policy))
+        mlflow.log_metrics(_run_metrics(t))
+        _log_artifacts(t)
+        model_uri = _log_model(t)
+        version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(t.features)}
+        mv = mlflow.register_model(model_uri, name, tags=version_tags)
+        run_id = run.info.run_id
+    t.winner.snapshot_id = t.snapshot_id
+    decision = gate(t.kind, name, t.winner, t.holdout, t.features, t.catalogue, t.baseline, policy, settings)
+    record_decision(t.kind, t.tenant_id, name, str(mv.version), run_id, decision, settings)
+    verdict = "promoted" if decision.promote else "challenger"
+    log.info("%s v%s (%s): %s — %s", name, mv.version, t.winner.trained_on, verdict, decision.reason)
+    return {
+        "tenant_id": t.tenant_id,
+        "kind": t.kind.name,
+        "model": name,
+        "version": str(mv.version),
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "trained_on": t.winner.trained_on,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "metrics": t.winner.metrics,
+        "baseline_metrics": t.baseline,
+        "snapshot_id": t.snapshot_id,
+        "log_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+@cache
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"lightgbm=={version('lightgbm')}", f"numpy=={version('numpy')}", f"pandas=={version('pandas')}"]
+
+
+def _log_explanations(
+    kind: ModelKind, booster: Any, holdout: pd.DataFrame, features: list[str], d: Path, tenant_id: str
+) -> None:
+    """Importance (gain, split) and LightGBM's own SHAP contributions on a holdout sample."""
+    import mlflow
+
+    gain = booster.feature_importance("gain")
+    split_ = booster.feature_importance("split")
+    if holdout.empty:
+        contrib = np.zeros(len(features))
+    else:
+        sample = holdout.sample(min(len(holdout), 200), random_state=0)  # a mean |contribution| per feature
+        contrib = np.abs(booster.predict(kind.matrix(sample, features), pred_contrib=True, num_threads=1)[:, :-1]).mean(
+            axis=0
+        )
+    table = pd.DataFrame({"feature": features, "gain": gain, "split": split_, "mean_abs_shap": contrib})
+    table.sort_values("gain", ascending=False).to_csv(d / "feature_importance.csv", index=False)
+    plots.plot_importance(features, gain, contrib, d / "feature_importance.png", f"{kind.name} · {tenant_id}")
+    mlflow.log_metrics({f"shap.{f}": float(v) for f, v in zip(features, contrib, strict=True)})

@@ -1,0 +1,298 @@
+"""Training: the global model, then per-tenant models, each logged to MLflow and gated.
+
+The flow for one model kind (see :mod:`ml.models.kinds`):
+
+1. **Global.** Trained on the training cutoffs of the tenants with ``share_data = yes`` (never a
+   silo: the registry refuses silo + share). Registered as ``<kind>.global``.
+2. **Per tenant.** A tenant with too little history (``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``, and
+   the kind's minimum labelled examples) is served by the global champion: its registered model
+   gets a version pointing at the global model's files, tagged ``trained_on=global``. Otherwise
+   two candidates are trained on the tenant's own snapshot, one continued from the global model
+   (LightGBM ``init_model``: parameters travel to the tenant, its data never travels back) and
+   one from scratch; the global model competes too, and whichever is best on the tenant's
+   time-based holdout (its last labelled cutoff) becomes the new version.
+3. **Gate.** The new version is ``challenger``; :mod:`ml.models.gate` decides whether it
+   becomes ``champion``.
+
+A run started by new features (reason ``features``) retrains only what is due (:func:`not_due`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+
+from ml.core.settings import Settings, TrainSettings, get_settings
+from ml.core.tenants import Tenant, TenantStore
+from ml.data import snapshots
+from ml.models import registry
+from ml.models.champion import load_booster, version_features
+from ml.models.fit import (
+    Candidate,
+    baseline_metrics,
+    catalogue_size,
+    evaluate,
+    fair_shares,
+    feature_names,
+    fit,
+    load_examples,
+    sample_rows,
+    time_holdout,
+    trainable,
+)
+from ml.models.kinds import get_kind
+from ml.models.kinds.base import ModelKind
+from ml.models.tracking import Training, log_and_register
+
+log = logging.getLogger(__name__)
+
+
+def sharing_tenants(settings: Settings, kind: ModelKind) -> list[Tenant]:
+    """Tenants whose data may train the global model: pool tenants sharing data that use the kind."""
+    return [t for t in TenantStore(settings).list() if t.share_data and t.isolation == "pool" and t.uses(kind.name)]
+
+
+def _skipped(kind: ModelKind, tenant_id: str, why: str, version: object = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"tenant_id": tenant_id, "kind": kind.name, "skipped": why}
+    if version is not None:
+        out["version"] = str(version)
+    return out
+
+
+def _global_data(
+    kind: ModelKind, members: list[tuple[Tenant, snapshots.Snapshot]], policy: TrainSettings
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], int, int]:
+    """(training rows, holdout, features, catalogue items, rows available) of the sharing tenants.
+
+    Each tenant's training rows are its fair share of ``global_max_rows`` (whole queries sampled).
+
+    Raises:
+        RuntimeError: two tenants' snapshots declare different features (rebuild every warehouse).
+    """
+    features = feature_names(members[0][1], kind)
+    trains, holdouts, catalogue = [], [], 0
+    for t, snap in members:
+        if feature_names(snap, kind) != features:
+            raise RuntimeError(
+                f"tenant {t.tenant_id}: its snapshot declares other {kind.name} features than "
+                f"{members[0][0].tenant_id}; rebuild features for every warehouse first."
+            )
+        tr, ho = time_holdout(load_examples(snap, kind))
+        trains.append(trainable(kind, tr))
+        holdouts.append(ho)
+        catalogue += catalogue_size(snap, ho) or 0
+    available = sum(len(tr) for tr in trains)
+    sizes = {t.tenant_id: len(tr) for (t, _), tr in zip(members, trains, strict=True)}
+    shares = fair_shares(sizes, policy.global_max_rows)
+    trains = [
+        sample_rows(kind, tr, shares[t.tenant_id], f"{snap.snapshot_id}:{kind.name}")
+        for (t, snap), tr in zip(members, trains, strict=True)
+    ]
+    return pd.concat(trains, ignore_index=True), pd.concat(holdouts, ignore_index=True), features, catalogue, available
+
+
+def train_global(
+    kind_name: str,
+    reason: str = "manual",
+    settings: Settings | None = None,
+    policy: TrainSettings | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train ``<kind>.global`` on the sharing tenants' latest snapshots, then gate it.
+
+    Returns the outcome of :func:`ml.models.tracking.log_and_register`, or ``skipped`` with why.
+    """
+    settings = settings or get_settings()
+    policy = policy or settings.train
+    kind = get_kind(kind_name)
+    members = []
+    for t in sharing_tenants(settings, kind):
+        snap = snapshots.latest(settings, t.region, t.tenant_id)
+        if snap is not None and snap.rows.get(kind.mart, 0) > 0:
+            members.append((t, snap))
+    if not members:
+        return _skipped(kind, registry.GLOBAL, "no sharing tenant has training data yet")
+    train, holdout, features, catalogue, available = _global_data(kind, members, policy)
+    snapshot_id = hashlib.sha256("".join(sorted(s.snapshot_id for _, s in members)).encode()).hexdigest()[:16]
+    champ = registry.version_by_alias(registry.model_name(kind.name, registry.GLOBAL), registry.CHAMPION, settings)
+    if not force and champ is not None and champ.tags.get("snapshot_id") == snapshot_id:
+        return _skipped(kind, registry.GLOBAL, f"unchanged snapshot {snapshot_id}", champ.version)
+    why_not = not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not force else None
+    if why_not:
+        return _skipped(kind, registry.GLOBAL, why_not, champ.version)
+    if kind.positives(train) < kind.min_train_positives:
+        return _skipped(
+            kind, registry.GLOBAL, f"{kind.positives(train)} positive examples, need {kind.min_train_positives}"
+        )
+    t0 = time.perf_counter()
+    booster = fit(kind, train, features, policy, num_threads=policy.global_threads)
+    cand = Candidate("global", booster, seconds=time.perf_counter() - t0)
+    cand.metrics = evaluate(kind, booster, holdout, features, catalogue or None)
+    training = Training(
+        kind=kind,
+        tenant=None,
+        winner=cand,
+        candidates=[cand],
+        features=features,
+        snapshot_id=snapshot_id,
+        manifest_hash=members[0][1].manifest_hash,
+        reason=reason,
+        train_rows=len(train),
+        holdout=holdout,
+        baseline=baseline_metrics(kind, holdout, catalogue or None),
+        catalogue=catalogue or None,
+        extra_params={
+            "training_tenants": ",".join(t.tenant_id for t, _ in members),
+            "global_max_rows": policy.global_max_rows,
+            "rows_available": available,
+        },
+    )
+    return log_and_register(training, policy, settings)
+
+
+def not_due(champ: Any, manifest_hash: str, policy: TrainSettings, graduating: bool = False) -> str | None:
+    """Why a feature-triggered run leaves this champion alone, or None when it is due."""
+    if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
+        return None
+    age_days = (time.time() - champ.creation_timestamp / 1000) / 86_400
+    if age_days >= policy.retrain_every_days:
+        return None
+    return (
+        f"not due: champion v{champ.version} is {age_days:.1f} days old (retrain every {policy.retrain_every_days:g} "
+        f"days; drift retrains come from the monitor)"
+    )
+
+
+def graduating(champ: Any, history_days: int, policy: TrainSettings) -> bool:
+    """Served by the global model because the tenant was too young (not because the global model
+    won on its holdout), and now old enough to try a model of its own."""
+    return (
+        champ is not None
+        and champ.tags.get("trained_on") == "global"
+        and champ.tags.get("eligible_for_own_model", "false") == "false"
+        and history_days >= policy.min_history_days
+    )
+
+
+def _unchanged(champ: Any, g: Any, snap: snapshots.Snapshot) -> bool:
+    """The champion was trained on this very snapshot (and, when it is the global model, on its current version)."""
+    if champ is None or champ.tags.get("snapshot_id") != snap.snapshot_id:
+        return False
+    return champ.tags.get("trained_on") != "global" or (
+        g is not None and champ.tags.get("global_version") == str(g.version)
+    )
+
+
+def _candidates(
+    kind: ModelKind,
+    tenant_id: str,
+    g: Any,
+    features: list[str],
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    catalogue: int | None,
+    eligible: bool,
+    policy: TrainSettings,
+    settings: Settings,
+) -> list[Candidate]:
+    """The global champion (when its features match), and when the tenant is eligible a model
+    fine-tuned from it and a tenant-only model, each scored on the tenant's holdout."""
+    candidates: list[Candidate] = []
+    global_booster = None
+    if g is not None and version_features(g) == features:
+        global_booster = load_booster(registry.model_name(kind.name, registry.GLOBAL), str(g.version), settings)
+        c = Candidate("global", global_booster, model_uri=g.source, global_version=str(g.version))
+        c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
+        candidates.append(c)
+    elif g is not None:
+        log.warning("tenant %s: global %s v%s has other features; not used", tenant_id, kind.name, str(g.version))
+    if not eligible:
+        return candidates
+    for trained_on, init in (("fine_tuned", global_booster), ("tenant", None)):
+        if trained_on == "fine_tuned" and init is None:
+            continue
+        t0 = time.perf_counter()
+        booster = fit(kind, train, features, policy, init_model=init)
+        fine_tuned_from = str(g.version) if trained_on == "fine_tuned" and g else None
+        c = Candidate(trained_on, booster, seconds=time.perf_counter() - t0, global_version=fine_tuned_from)
+        c.metrics = evaluate(kind, booster, holdout, features, catalogue)
+        candidates.append(c)
+    return candidates
+
+
+def train_tenant(
+    kind_name: str,
+    tenant_id: str,
+    reason: str = "manual",
+    settings: Settings | None = None,
+    policy: TrainSettings | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train (or assign the global model to) one tenant's ``<kind>.<tenant>``, then gate it.
+
+    The best candidate on the tenant's holdout (:func:`_candidates`) becomes the new version.
+    Returns the outcome of :func:`ml.models.tracking.log_and_register` plus ``eligibility``, or
+    ``skipped`` with why.
+    """
+    settings = settings or get_settings()
+    policy = policy or settings.train
+    kind = get_kind(kind_name)
+    tenant = TenantStore(settings).get(tenant_id)
+    if not tenant.uses(kind.name):
+        return _skipped(kind, tenant_id, f"tenant does not use {kind.name} models")
+    snap = snapshots.latest(settings, tenant.region, tenant_id)
+    if snap is None:
+        return _skipped(kind, tenant_id, "no training snapshot: run the features DAG first")
+    g = registry.version_by_alias(registry.model_name(kind.name, registry.GLOBAL), registry.CHAMPION, settings)
+    champ = registry.version_by_alias(registry.model_name(kind.name, tenant_id), registry.CHAMPION, settings)
+    if not force and _unchanged(champ, g, snap):
+        return _skipped(kind, tenant_id, f"unchanged snapshot {snap.snapshot_id}", champ.version)
+    if reason == "features" and not force:
+        why_not = not_due(champ, snap.manifest_hash, policy, graduating(champ, snap.history_days, policy))
+        if why_not:
+            return _skipped(kind, tenant_id, why_not, champ.version)
+    features = feature_names(snap, kind)
+    train, holdout = time_holdout(load_examples(snap, kind))
+    catalogue = catalogue_size(snap, holdout)
+    eligible, why = _eligible(kind, snap, train, holdout, policy)
+    candidates = _candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
+    if not candidates:
+        return _skipped(kind, tenant_id, f"{why}, and there is no global {kind.name} champion to serve it yet")
+    winner = max(candidates, key=lambda c: (kind.headline_score(c.metrics), c.trained_on != "global"))
+    eligibility = why or "enough history"
+    training = Training(
+        kind=kind,
+        tenant=tenant,
+        winner=winner,
+        candidates=candidates,
+        features=features,
+        snapshot_id=snap.snapshot_id,
+        manifest_hash=snap.manifest_hash,
+        reason=reason,
+        train_rows=len(train),
+        holdout=holdout,
+        baseline=baseline_metrics(kind, holdout, catalogue),
+        catalogue=catalogue,
+        extra_params={
+            "history_days": snap.history_days,
+            "eligible_for_own_model": eligible,
+            "eligibility": eligibility,
+        },
+    )
+    return log_and_register(training, policy, settings) | {"eligibility": eligibility}
+
+
+def _eligible(
+    kind: ModelKind, snap: snapshots.Snapshot, train: pd.DataFrame, holdout: pd.DataFrame, policy: TrainSettings
+) -> tuple[bool, str]:
+    if snap.history_days < policy.min_history_days:
+        return False, f"{snap.history_days} days of history (< {policy.min_history_days})"
+    if kind.positives(train) < kind.min_train_positives:
+        return False, f"{kind.positives(train)} labelled positives to train on (< {kind.min_train_positives})"
+    if kind.positives(holdout) < kind.min_holdout_positives:
+        return False, f"{kind.positives(holdout)} labelled positives in the holdout (< {kind.min_holdout_positives})"
+    return True, ""

@@ -1,0 +1,298 @@
+"""Every check for one tenant: data drift, and per model kind feature drift, prediction drift and decay.
+
+* ``data_drift``: the tenant's raw behaviour (topic of what users view, dwell time, device);
+* ``feature_drift`` per kind: the model's declared input columns;
+* ``prediction_drift`` per kind: the champion's score distribution on both windows;
+* ``performance`` per kind: the kind's live metric against the champion's holdout
+  (:attr:`ml.models.kinds.base.LiveMonitoring.decay`).
+
+A check that cannot run says why (``insufficient_data``, ``no_reference``, ``error``) and the others
+still run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
+from ml.core.settings import Settings
+from ml.data.snapshots import Snapshot
+from ml.models.champion import Champion
+from ml.models.kinds import get_kind
+from ml.models.kinds.base import ModelKind
+from ml.monitoring.drift import column_rows, drift_report, sample
+from ml.monitoring.policy import MonitorPolicy
+from ml.monitoring.results import CheckResult
+from ml.monitoring.windows import EVENT_COLUMNS, TenantWindows
+
+
+@dataclass(frozen=True)
+class MonitoredChampion:
+    """A tenant's champion of one kind, with what the checks compare it against."""
+
+    champion: Champion
+    snapshot: Snapshot | None  # its training snapshot (or the tenant's latest, for a global-served tenant)
+    holdout_metrics: dict[str, float]  # its run's metrics
+
+
+def check_tenant(
+    w: TenantWindows,
+    champions: dict[str, MonitoredChampion],
+    policy: MonitorPolicy,
+    settings: Settings,
+    today: date,
+    kinds: tuple[str, ...] = (),
+) -> list[CheckResult]:
+    """Every check for one tenant (``kinds``: the kinds it uses; those without a champion say so)."""
+    tid = w.tenant_id
+    if w.serving_cutoff is None:
+        return [
+            CheckResult(
+                tid,
+                "data_drift",
+                "events",
+                "rows",
+                0,
+                policy.min_rows,
+                None,
+                "insufficient_data",
+                "no features built for this tenant yet",
+            )
+        ]
+    cur_start = w.serving_cutoff - timedelta(days=policy.current_days)
+    ref_start = w.reference_end - timedelta(days=policy.reference_days) if w.reference_end else None
+    windows: dict[str, Any] = {
+        "reference_start": ref_start,
+        "reference_end": w.reference_end,
+        "current_start": cur_start,
+        "current_end": w.serving_cutoff,
+    }
+    report_dir = settings.stores.monitoring_reports.day_dir(w.region, tid, today)
+    out = _data_drift(w, policy, windows, report_dir / "events.html")
+    for kind_name in sorted(set(kinds) - set(champions)):
+        out.append(
+            CheckResult(
+                tid,
+                "feature_drift",
+                kind_name,
+                "share_drifted_columns",
+                None,
+                None,
+                None,
+                "no_reference",
+                f"no {kind_name} champion yet: nothing to monitor",
+                **windows,
+            )
+        )
+    for kind_name, champ in champions.items():
+        kind = get_kind(kind_name)
+        kbase = {"tenant_id": tid, "kind": kind_name, "model_version": champ.champion.number, **windows}
+        out += _model_drift(kind, champ, w, policy, kbase, report_dir / f"{kind_name}.html")
+        out.append(_performance(kind, champ, w, policy, kbase))
+    return out
+
+
+def _data_drift(w: TenantWindows, policy: MonitorPolicy, windows: dict[str, Any], path: Any) -> list[CheckResult]:
+    base = {"tenant_id": w.tenant_id, "check": "data_drift", "kind": "events", **windows}
+    assert w.serving_cutoff is not None
+    if w.reference_end is None:
+        return [
+            CheckResult(
+                **base,
+                metric="share_drifted_columns",
+                value=None,
+                threshold=None,
+                drifted=None,
+                status="no_reference",
+                detail="no champion snapshot to compare with",
+            )
+        ]
+    if w.reference_end >= w.serving_cutoff:
+        return [
+            CheckResult(
+                **base,
+                metric="share_drifted_columns",
+                value=None,
+                threshold=None,
+                drifted=False,
+                status="insufficient_data",
+                detail="no new data since the champion was trained",
+            )
+        ]
+    rows_ref, rows_cur = len(w.events_reference), len(w.events_current)
+    if min(rows_ref, rows_cur) < policy.min_rows:
+        return [
+            CheckResult(
+                **base,
+                metric="rows",
+                value=float(min(rows_ref, rows_cur)),
+                threshold=policy.min_rows,
+                drifted=None,
+                status="insufficient_data",
+                detail=f"{rows_ref} reference and {rows_cur} current views (< {policy.min_rows})",
+            )
+        ]
+    dist, problems = drift_report(
+        w.events_reference,
+        w.events_current,
+        EVENT_COLUMNS["numerical"],
+        EVENT_COLUMNS["categorical"],
+        policy.data_threshold,
+        path,
+    )
+    seen = {c: set(w.events_reference[c].dropna().astype(str)) for c in EVENT_COLUMNS["categorical"]}
+    new = {c: sorted(set(w.events_current[c].dropna().astype(str)) - seen[c]) for c in EVENT_COLUMNS["categorical"]}
+    rows = column_rows({**base, "report_path": str(path)}, dist, problems, policy.data_threshold, new)
+    judged = [r for r in rows if r.status == "ok"]
+    drifted = [r.metric.removeprefix("column:") for r in judged if r.drifted]
+    rows.append(
+        CheckResult(
+            **base,
+            metric="drifted_columns",
+            value=float(len(drifted)),
+            threshold=1.0,
+            drifted=bool(drifted) if judged else None,
+            status="ok" if judged else "error",
+            detail=", ".join(drifted) or ("" if judged else "no column could be compared"),
+            report_path=str(path),
+        )
+    )
+    return rows
+
+
+def _model_drift(
+    kind: ModelKind, champ: MonitoredChampion, w: TenantWindows, policy: MonitorPolicy, kbase: dict[str, Any], path: Any
+) -> list[CheckResult]:
+    """Feature and prediction drift of one kind, or why they cannot be judged."""
+    snap = champ.snapshot
+    ref_path = snap.reference(kind.serving_mart) if snap is not None else None
+    current = w.features_current.get(kind.serving_mart, pd.DataFrame())
+    if snap is None or ref_path is None or not ref_path.exists():
+        return [
+            CheckResult(
+                **kbase,
+                check="feature_drift",
+                metric="share_drifted_columns",
+                value=None,
+                threshold=policy.drift_share,
+                drifted=None,
+                status="no_reference",
+                detail="the champion's snapshot has no reference rows (trained before monitoring existed);"
+                " the next training adds them",
+            )
+        ]
+    if snap.history_days < policy.warmup_days:
+        why = (
+            f"the reference was taken after {snap.history_days} days of history, before the {policy.warmup_days}-day "
+            f"feature windows filled: their growth is not drift; judged once a champion is trained on "
+            f"{policy.warmup_days}+ days"
+        )
+        return [
+            CheckResult(
+                **kbase,
+                check=check,
+                metric="reference_history_days",
+                value=float(snap.history_days),
+                threshold=float(policy.warmup_days),
+                drifted=None,
+                status="insufficient_data",
+                detail=why,
+            )
+            for check in ("feature_drift", "prediction_drift")
+        ]
+    reference = sample(pd.read_parquet(ref_path), policy.sample_rows)
+    for label, frame in (("current", current), ("reference", reference)):
+        if len(frame) < policy.min_rows:
+            return [
+                CheckResult(
+                    **kbase,
+                    check="feature_drift",
+                    metric="rows",
+                    value=float(len(frame)),
+                    threshold=policy.min_rows,
+                    drifted=None,
+                    status="insufficient_data",
+                    detail=f"{len(frame)} {label} rows (< {policy.min_rows})",
+                )
+            ]
+    return _compare_features(kind, champ.champion, reference, current, policy, kbase, path)
+
+
+def _compare_features(
+    kind: ModelKind,
+    champ: Champion,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    policy: MonitorPolicy,
+    kbase: dict[str, Any],
+    path: Any,
+) -> list[CheckResult]:
+    features = champ.features
+    ref, cur = reference[features].copy(), current[features].copy()
+    ref["prediction"] = champ.booster.predict(kind.matrix(reference, features), num_threads=1)
+    cur["prediction"] = champ.booster.predict(kind.matrix(current, features), num_threads=1)
+    dist, problems = drift_report(ref, cur, [*features, "prediction"], [], policy.column_threshold, path)
+    fbase = {**kbase, "check": "feature_drift", "report_path": str(path)}
+    pred, pred_problem = dist.pop("prediction", None), problems.pop("prediction", None)
+    rows = column_rows(fbase, dist, problems, policy.column_threshold)
+    judged = [r for r in rows if r.status == "ok"]
+    share = sum(bool(r.drifted) for r in judged) / len(judged) if judged else None
+    rows.append(
+        CheckResult(
+            **fbase,
+            metric="share_drifted_columns",
+            value=share,
+            threshold=policy.drift_share,
+            drifted=(share >= policy.drift_share) if share is not None else None,
+            status="ok" if share is not None else "error",
+            detail=", ".join(r.metric.removeprefix("column:") for r in judged if r.drifted),
+        )
+    )
+    pbase = {**kbase, "check": "prediction_drift", "report_path": str(path)}
+    if pred is None or math.isnan(pred):
+        rows.append(
+            CheckResult(
+                **pbase,
+                metric="score",
+                value=None,
+                threshold=policy.prediction_threshold,
+                drifted=None,
+                status="error",
+                detail=pred_problem or "Evidently returned NaN for the score distance",
+            )
+        )
+    else:
+        rows.append(
+            CheckResult(
+                **pbase,
+                metric="score",
+                value=pred,
+                threshold=policy.prediction_threshold,
+                drifted=pred > policy.prediction_threshold,
+                status="ok",
+            )
+        )
+    return rows
+
+
+def _performance(
+    kind: ModelKind, champ: MonitoredChampion, w: TenantWindows, policy: MonitorPolicy, kbase: dict[str, Any]
+) -> CheckResult:
+    """The kind's decay check on the champion's own batches."""
+    version = champ.champion.number
+    batches = [m for m in w.live if m["kind"] == kind.name and m["model_version"] == version]
+    v = kind.live.decay(batches, champ.holdout_metrics, policy, version)
+    return CheckResult(
+        **kbase,
+        check="performance",
+        metric=v.metric,
+        value=v.value,
+        threshold=v.threshold,
+        drifted=v.drifted,
+        status=v.status,
+        detail=v.detail,
+    )

@@ -1,0 +1,29 @@
+"""How each tenant's served predictions did once their outcome was known: the kinds' live metrics.
+
+Each kind measures its own (:attr:`ml.models.kinds.base.ModelKind.live`): live HitRate@10 and CTR
+of recommendations (from batch predictions and the API's prediction log), ROC-AUC of churn
+scores, RMSE of engagement scores.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from ml.core.settings import Settings
+from ml.models.kinds.base import ModelKind
+
+
+def live_metrics(
+    con: Any, tenant_id: str, serving_cutoff: date, kinds: list[ModelKind], served_log: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows of ``monitoring_live_metrics`` for every kind, from an open warehouse connection."""
+    return [row for kind in kinds for row in kind.live.metrics(con, tenant_id, serving_cutoff, served_log)]
+
+
+def served_log_glob(settings: Settings, region: str, tenant_id: str) -> str | None:
+    """The API's prediction log files of a tenant (:mod:`ml.serving.prediction_log`), or None when there are none."""
+    store = settings.stores.prediction_log
+    if not store.files(region, tenant_id, "*.jsonl"):
+        return None
+    return store.glob(region, tenant_id, "*.jsonl")

@@ -1,0 +1,177 @@
+"""Monitoring one warehouse's tenants: load their champions, read their windows, check, record, link.
+
+One tenant's failure becomes an ``error`` row for that tenant; the others carry on. Results go to
+the warehouse's monitoring tables (:mod:`ml.monitoring.results`); each HTML report is logged on
+the champion's MLflow run (``monitoring/<date>/``, tags ``monitoring.report.*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ml.core.layout import DailyStore
+from ml.core.settings import Settings, get_settings
+from ml.core.tenants import Tenant, TenantStore
+from ml.core.warehouse import Warehouse, connect, warehouse_lock
+from ml.data import snapshots
+from ml.models import registry
+from ml.models.champion import load_champion
+from ml.models.kinds import kinds_of
+from ml.monitoring import policy as policies
+from ml.monitoring.checks import MonitoredChampion, check_tenant
+from ml.monitoring.live import served_log_glob
+from ml.monitoring.results import CheckResult, summarise, write
+from ml.monitoring.windows import TenantWindows, read_windows
+
+log = logging.getLogger(__name__)
+
+
+def champions(tenant: Tenant, settings: Settings) -> dict[str, MonitoredChampion]:
+    """The tenant's champions with what the checks need: booster, features, snapshot, holdout metrics."""
+    out = {}
+    c = registry.client(settings)
+    for kind in kinds_of(tenant):
+        champ = load_champion(kind.name, tenant.tenant_id, settings)
+        if champ is None:
+            continue
+        snap = None
+        sid = champ.version.tags.get("snapshot_id")
+        if sid and champ.version.tags.get("tenant_id") == tenant.tenant_id:
+            try:
+                snap = snapshots.load(settings, tenant.region, tenant.tenant_id, sid)
+            except FileNotFoundError:
+                snap = None
+        if snap is None:  # a global-served tenant, or a pruned snapshot: its latest own snapshot
+            snap = snapshots.latest(settings, tenant.region, tenant.tenant_id)
+        metrics = dict(c.get_run(champ.run_id).data.metrics) if champ.run_id else {}
+        out[kind.name] = MonitoredChampion(champ, snap, metrics)
+    return out
+
+
+def _reference_end(champs: dict[str, MonitoredChampion]) -> date | None:
+    ends = [
+        date.fromisoformat(c.snapshot.serving_cutoff)
+        for c in champs.values()
+        if c.snapshot is not None and c.snapshot.serving_cutoff
+    ]
+    return max(ends) if ends else None
+
+
+def _read_all_windows(
+    path: Path, wanted: list[Tenant], champs: dict[str, Any], policy: dict[str, Any], settings: Settings
+) -> dict[str, TenantWindows | str]:
+    """Every tenant's windows in one read-only pass under the warehouse lock (an error text per failed tenant)."""
+    windows: dict[str, TenantWindows | str] = {}
+    with warehouse_lock(path):
+        con = connect(path, read_only=True)
+        try:
+            for t in wanted:
+                ref_end = _reference_end(champs[t.tenant_id]) if isinstance(champs[t.tenant_id], dict) else None
+                try:
+                    windows[t.tenant_id] = read_windows(
+                        con,
+                        t.tenant_id,
+                        t.region,
+                        ref_end,
+                        policy[t.tenant_id],
+                        kinds_of(t),
+                        served_log_glob(settings, t.region, t.tenant_id),
+                    )
+                except duckdb.Error as exc:
+                    windows[t.tenant_id] = f"reading the warehouse failed: {type(exc).__name__}: {exc}"
+        finally:
+            con.close()
+    return windows
+
+
+def monitor_warehouse(
+    wh: Warehouse, settings: Settings | None = None, tenants: list[str] | None = None, today: date | None = None
+) -> dict[str, Any]:
+    """Run every check for this warehouse's tenants; write the monitoring rows; link the reports.
+
+    Returns ``{"warehouse", "checked_on", "tenants": {tenant: verdict}}`` (:func:`ml.monitoring.results.summarise`).
+    """
+    settings = settings or get_settings()
+    today = today or datetime.now(UTC).date()
+    store = TenantStore(settings)
+    wanted = [store.get(t) for t in wh.tenants if tenants is None or t in tenants]
+    path = wh.path(settings)
+    if not path.exists():
+        return {"warehouse": wh.key, "tenants": {}}
+    champs: dict[str, dict[str, MonitoredChampion] | str] = {}
+    for t in wanted:
+        try:
+            champs[t.tenant_id] = champions(t, settings)
+        except Exception as exc:
+            log.exception("tenant %s: cannot load champions", t.tenant_id)
+            champs[t.tenant_id] = f"{type(exc).__name__}: {exc}"
+    policy = {t.tenant_id: policies.for_tenant(t.tenant_id, settings) for t in wanted}
+    windows = _read_all_windows(path, wanted, champs, policy, settings)
+    results: list[CheckResult] = []
+    live_rows: list[dict[str, Any]] = []
+    for t in wanted:
+        rows, live = _check_one(t, windows[t.tenant_id], champs[t.tenant_id], policy[t.tenant_id], settings, today)
+        results += rows
+        live_rows += live
+    write(path, results, live_rows, today)
+    return {
+        "warehouse": wh.key,
+        "checked_on": today.isoformat(),
+        "tenants": {t.tenant_id: summarise([r for r in results if r.tenant_id == t.tenant_id]) for t in wanted},
+    }
+
+
+def _check_one(
+    t: Tenant,
+    w: TenantWindows | str,
+    champs: dict[str, MonitoredChampion] | str,
+    policy: Any,
+    settings: Settings,
+    today: date,
+) -> tuple[list[CheckResult], list[dict[str, Any]]]:
+    tid = t.tenant_id
+    t0 = time.perf_counter()
+    live: list[dict[str, Any]] = []
+    try:
+        if isinstance(w, str) or isinstance(champs, str):
+            raise RuntimeError(w if isinstance(w, str) else champs)
+        live = w.live
+        rows = check_tenant(w, champs, policy, settings, today, tuple(k.name for k in kinds_of(t)))
+    except Exception as exc:
+        log.exception("tenant %s: monitoring failed", tid)
+        rows = [CheckResult(tid, "monitor", "all", "error", None, None, None, "error", f"{type(exc).__name__}: {exc}")]
+    _link_reports(rows, champs if isinstance(champs, dict) else {}, settings)
+    log.info(
+        "tenant %s: %d checks in %.2fs, drifted: %s",
+        tid,
+        len(rows),
+        time.perf_counter() - t0,
+        sorted({f"{r.check}/{r.kind}" for r in rows if r.drifted and not r.metric.startswith("column:")}),
+    )
+    return rows, live
+
+
+def _link_reports(rows: list[CheckResult], champs: dict[str, MonitoredChampion], settings: Settings) -> None:
+    """Log each report on the champion's MLflow run (under ``monitoring/<date>/``) and tag the run."""
+    c = registry.client(settings)
+    by_kind = {r.kind: r.report_path for r in rows if r.report_path}
+    for kind_name, champ in champs.items():
+        run_id = champ.champion.run_id
+        if not run_id:
+            continue
+        for path in {by_kind.get(kind_name), by_kind.get("events")} - {None}:
+            p = Path(str(path))
+            if p.exists():
+                try:
+                    c.log_artifact(
+                        run_id, str(p), artifact_path=f"monitoring/{DailyStore.day_of(p.parent).isoformat()}"
+                    )
+                    c.set_tag(run_id, f"monitoring.report.{p.stem}", str(p))
+                except Exception:
+                    log.exception("could not log %s on run %s", p, run_id)

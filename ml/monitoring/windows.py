@@ -1,0 +1,85 @@
+"""What one tenant's checks compare, read from its warehouse (under the lock) in one go.
+
+The **reference window** is what the data looked like when the champion was trained: the
+champion's training snapshot's serving rows, and the lake's events of the weeks before. The
+**current window** is today's serving marts and the last week of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
+from ml.models.kinds.base import ModelKind
+from ml.monitoring.live import live_metrics
+from ml.monitoring.policy import MonitorPolicy
+
+EVENT_COLUMNS = {"numerical": ["dwell_seconds"], "categorical": ["topic", "device"]}
+
+
+@dataclass
+class TenantWindows:
+    """What one tenant's checks compare, read from its warehouse under the lock."""
+
+    tenant_id: str
+    region: str
+    serving_cutoff: date | None
+    reference_end: date | None
+    events_reference: pd.DataFrame
+    events_current: pd.DataFrame
+    features_current: dict[str, pd.DataFrame] = field(default_factory=dict)  # serving mart -> sample
+    live: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _serving_cutoff(con: Any, tenant_id: str) -> date | None:
+    row = con.execute("select max(cutoff_date) from int_feature_cutoffs where tenant_id = ?", [tenant_id]).fetchone()
+    return row[0] if row else None
+
+
+def _events(con: Any, tenant_id: str, start: date, end: date, n: int) -> pd.DataFrame:
+    """Views in [start, end): the item's topic, the dwell time and the device (a repeatable sample)."""
+    return con.execute(
+        f"""
+        select * from (
+            select e.event_date, e.dwell_seconds, i.topic, e.device
+            from stg_lake__events e
+            left join int_items__catalogued i on i.tenant_id = e.tenant_id and i.item_id = e.item_id
+            where e.tenant_id = $t and e.event_type = 'view' and e.event_date >= $start and e.event_date < $end
+            order by e.event_id
+        ) using sample reservoir({int(n)} rows) repeatable (7)
+        """,
+        {"t": tenant_id, "start": start, "end": end},
+    ).df()
+
+
+def read_windows(
+    con: Any,
+    tenant_id: str,
+    region: str,
+    reference_end: date | None,
+    policy: MonitorPolicy,
+    kinds: list[ModelKind],
+    served_log: str | None = None,
+) -> TenantWindows:
+    """The tenant's events (both windows), its serving marts now, and its live metrics."""
+    cutoff = _serving_cutoff(con, tenant_id)
+    empty = pd.DataFrame(columns=["event_date", "dwell_seconds", "topic", "device"])
+    w = TenantWindows(tenant_id, region, cutoff, reference_end, empty, empty)
+    if cutoff is None:
+        return w
+    w.events_current = _events(con, tenant_id, cutoff - timedelta(days=policy.current_days), cutoff, policy.sample_rows)
+    if reference_end is not None:
+        w.events_reference = _events(
+            con, tenant_id, reference_end - timedelta(days=policy.reference_days), reference_end, policy.sample_rows
+        )
+    for mart in sorted({k.serving_mart for k in kinds}):
+        w.features_current[mart] = con.execute(
+            f"select * from (select * from {mart} where tenant_id = ? order by all) "
+            f"using sample reservoir({int(policy.sample_rows)} rows) repeatable (7)",
+            [tenant_id],
+        ).df()
+    w.live = live_metrics(con, tenant_id, cutoff, kinds, served_log)
+    return w

@@ -1,0 +1,180 @@
+"""Running the real platform locally: Airflow 3's components and their environment.
+
+Everything is configured through environment variables derived from the settings, the same ones
+``tenantflow env`` prints, so the plain ``airflow``, ``mlflow`` and ``dbt`` CLIs work on the same
+state. Production swaps the embedded defaults (SQLite, LocalExecutor) by setting the usual
+``AIRFLOW__...`` variables; anything already set in the environment wins.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ml.core import atomic
+from ml.core.settings import REPO_ROOT, Settings, get_settings
+from ml.ops.airflow_client import AirflowClient
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def _secret(path: Path) -> str:
+    """A secret generated once per installation and kept in its home (shared by components), mode 0600."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for every Airflow process of this installation (existing values win)."""
+    home = settings.airflow_home
+    base = f"http://127.0.0.1:{settings.airflow.port}"
+    defaults = {
+        "TENANTFLOW_HOME": str(settings.home),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow.user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__PORT": str(settings.airflow.port),
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__API__EXPOSE_CONFIG": "True",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / ".jwt_secret"),
+        "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    return {k: os.environ.get(k, v) for k, v in defaults.items()}
+
+
+def shell_exports(settings: Settings) -> str:
+    """``export`` lines for ``eval "$(tenantflow env)"``."""
+    env = airflow_env(settings)
+    env.update(
+        {
+            "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+            "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+            "TENANTFLOW_WAREHOUSE_DIR": str(settings.stores.warehouse_root),
+            "TENANTFLOW_LAKE": str(settings.stores.lake.root),
+        }
+    )
+    lines = [f"export {k}={_quote(v)}" for k, v in sorted(env.items())]
+    example = settings.stores.warehouse_file("eu/pool")
+    lines.append(f"# dbt: export TENANTFLOW_WAREHOUSE_PATH={example} (a warehouse file) before `dbt show`")
+    return "\n".join(lines)
+
+
+def _quote(v: str) -> str:
+    return "'" + v.replace("'", "'\"'\"'") + "'"
+
+
+def bin_path(name: str) -> str:
+    """A command of this interpreter's environment (the venv's ``airflow``), else from PATH."""
+    exe = Path(sys.executable).parent / name
+    return str(exe) if exe.exists() else (shutil.which(name) or name)
+
+
+def prepare_airflow(settings: Settings) -> None:
+    """Create Airflow's home, the login, and migrate its database (idempotent)."""
+    home = settings.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(home / "simple_auth_manager_passwords.json", {settings.airflow.user: settings.airflow.password})
+    subprocess.run(
+        [bin_path("airflow"), "db", "migrate"],
+        env={**os.environ, **airflow_env(settings)},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+class Services:
+    """Background processes (each in its own process group), logs under ``home/logs``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, argv: list[str]) -> None:
+        logs = self.settings.stores.logs
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
+            self.procs[name] = subprocess.Popen(
+                argv,
+                env={**os.environ, **airflow_env(self.settings)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def start_airflow(self, components: tuple[str, ...] = AIRFLOW_COMPONENTS) -> None:
+        for c in components:
+            argv = [bin_path("airflow"), c]
+            if c == "api-server":
+                argv += ["--port", str(self.settings.airflow.port)]
+            self.start(c, argv)
+
+    def check_alive(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {p.returncode}; see {self.settings.stores.logs / (name + '.log')}"
+                )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.procs.clear()
+
+
+@contextmanager
+def running_airflow(settings: Settings | None = None) -> Iterator[AirflowClient]:
+    """Start the Airflow components, yield a logged-in client, stop them all on exit."""
+    settings = settings or get_settings()
+    prepare_airflow(settings)
+    services = Services(settings)
+    # The components run in their own sessions: turn SIGTERM into an exception so that the
+    # `finally` below stops them, whoever ends us.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        services.start_airflow()
+        client = AirflowClient(settings, services)
+        client.wait_ready()
+        yield client
+    finally:
+        services.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

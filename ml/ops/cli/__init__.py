@@ -1,0 +1,55 @@
+"""``tenantflow``: onboard tenants, generate and ingest data, build features, train, score, monitor, serve.
+
+A Typer app; each group is a module of this package. Errors people will see (an unknown tenant,
+a bad id, nothing to roll back) print ``error: ...`` and exit with code 2; long work shows a
+progress bar on a terminal and one line per step otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ml.core.errors import RegistryError, TenantError
+from ml.ops.cli import data, models, monitor, platform, tenants
+
+app = typer.Typer(
+    name="tenantflow",
+    help=__doc__.split("\n\n")[0],
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tenants.app, name="tenants")
+data.register(app)
+models.register(app)
+app.add_typer(monitor.app, name="monitor")
+platform.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script's entry point; the exit code."""
+    try:
+        app(args=argv, prog_name="tenantflow", standalone_mode=False)
+    except (TenantError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except SystemExit as exc:  # click's usage errors
+        return int(exc.code or 0) if isinstance(exc.code, int) else 1
+    except Exception as exc:  # click.exceptions.ClickException (bad option, missing argument)
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

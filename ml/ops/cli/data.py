@@ -1,0 +1,158 @@
+"""``tenantflow generate | ingest | features``: the data plane without Airflow (what its DAGs run)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ml.core.settings import get_settings
+from ml.core.tenants import TenantStore, tenant_from_dict
+from ml.ops.cli.progress import steps
+
+features_app = typer.Typer(help="dbt feature builds without Airflow.", no_args_is_help=True)
+
+Tenants = Annotated[list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")]
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date like 2026-11-20, got {value!r}") from None
+
+
+def generate(
+    demo: Annotated[bool, typer.Option("--demo", help="The demo's five tenants")] = False,
+    tenants: Annotated[int, typer.Option(help="Tenants to generate")] = 5,
+    users: Annotated[int, typer.Option(help="Mean users per tenant")] = 2000,
+    items: Annotated[int, typer.Option(help="Mean catalogue size per tenant")] = 500,
+    days: Annotated[int, typer.Option()] = 35,
+    seed: Annotated[int, typer.Option()] = 42,
+    end_date: Annotated[str | None, typer.Option(help="Last day (default: yesterday, UTC)")] = None,
+    formats: Annotated[str, typer.Option(help="Landing formats, cycled over tenants")] = "csv,jsonl,parquet",
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="TENANT:KIND:DAY", help="Inject drift (taste_shift, new_category, dwell_change) from day DAY"
+        ),
+    ] = None,
+    faults: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TENANT[:KIND+KIND]", help="Inject faults into a tenant's drops (default: every kind)"),
+    ] = None,
+    land_days: Annotated[
+        str | None,
+        typer.Option(metavar="FIRST:LAST", help="Write only the drops of days FIRST..LAST-1 of the window (0-based)"),
+    ] = None,
+    register: Annotated[bool, typer.Option("--register", help="Also add the tenants to the registry")] = False,
+    out: Annotated[Path | None, typer.Option(help="Landing folder (default: $TENANTFLOW_HOME/landing)")] = None,
+) -> None:
+    """Write synthetic product events into landing/."""
+    from ml.data.generate import generate as run
+    from ml.data.generate.config import Drift, Faults, demo_config, fleet_config
+
+    settings = get_settings()
+    if demo:
+        config, rows = demo_config(end_date=_date(end_date), seed=seed)
+    else:
+        config = fleet_config(tenants, users, items, days, seed, _date(end_date), formats.split(","))
+        rows = [
+            {"tenant_id": s.tenant_id, "region": s.region, "onboarded_at": config.start_date} for s in config.tenants
+        ]
+    drifts = [Drift(t, kind, int(day)) for t, kind, day in (d.split(":") for d in drift or [])]
+    fault_specs = [
+        Faults(f.split(":")[0], tuple(f.split(":")[1].split("+"))) if ":" in f else Faults(f) for f in faults or []
+    ]
+    land = tuple(int(x) for x in land_days.split(":")) if land_days else None
+    config = replace(config, drifts=[*config.drifts, *drifts], faults=[*config.faults, *fault_specs], land_days=land)  # type: ignore[arg-type]
+    if register:
+        store = TenantStore(settings)
+        for row in rows:
+            store.add(tenant_from_dict(row), replace=True)
+    target = out or settings.stores.landing.root
+    t = time.perf_counter()
+    with steps("generate", len(config.tenants)) as s:
+        result = run(config, target, progress=lambda tid, n: s.advance(f"{tid} ({n:,} events)"))
+    secs = time.perf_counter() - t
+    print(
+        f"wrote {result.events:,} events for {len(result.events_by_tenant)} tenants in {len(result.files)} files "
+        f"under {target} ({config.start_date} .. {config.end_date}, seed {config.seed}) in {secs:.1f}s "
+        f"({result.events / secs:,.0f} events/s)"
+    )
+
+
+def ingest(
+    start: Annotated[str, typer.Option(help="First landing date, e.g. 2026-11-20")],
+    end: Annotated[str | None, typer.Option(help="Exclusive; default start + 1 day")] = None,
+    tenant: Tenants = None,
+) -> None:
+    """Ingest landing dates without Airflow (what the ingest DAG runs); one JSON summary per tenant."""
+    from ml.data.ingest.run import ingest_tenants
+
+    settings = get_settings()
+    first = _date(start)
+    assert first is not None
+    ids = tenant or [t.tenant_id for t in TenantStore(settings).list()]
+    summaries: list[dict[str, Any]] = []
+    with steps("ingest", len(ids)) as s:
+
+        def done(summary: dict[str, Any]) -> None:
+            summaries.append(summary)
+            s.advance(f"{summary['tenant_id']} ({summary['landed']:,} landed)")
+
+        ingest_tenants(ids, first, _date(end) or first + timedelta(days=1), settings, progress=done)
+    for summary in summaries:
+        print(json.dumps(summary))
+
+
+@features_app.command("build")
+def features_build(tenant: Tenants = None) -> None:
+    """dbt build, GX checks and publishing, for each warehouse of these tenants."""
+    from ml.core.warehouse import warehouses
+    from ml.data.features import build_and_check_warehouse
+    from ml.models.kinds import online_marts
+
+    settings = get_settings()
+    whs = warehouses(TenantStore(settings).select(tenant))
+    ok = True
+    with steps("features", len(whs)) as s:
+        for wh in whs:
+            res = build_and_check_warehouse(wh, online_marts(), settings)
+            ok &= not res.get("failed_nodes")
+            s.advance(f"{wh.key} ({res.get('seconds')} s)")
+            failed = [f"{n['node']}: {n['message']}" for n in res.get("failed_nodes", [])]
+            print(
+                json.dumps(
+                    {
+                        "warehouse": wh.key,
+                        "seconds": res.get("seconds"),
+                        "failed_nodes": failed,
+                        "health": res.get("health"),
+                    },
+                    indent=1,
+                )
+            )
+    if not ok:
+        raise typer.Exit(1)
+
+
+@features_app.command("parse")
+def features_parse() -> None:
+    """dbt parse: write the manifest."""
+    from ml.data.dbt import build_manifest
+
+    print(build_manifest(get_settings()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Write synthetic product events into landing/.")(generate)
+    app.command(help="Ingest landing dates without Airflow (what the ingest DAG runs).")(ingest)
+    app.add_typer(features_app, name="features")

@@ -1,0 +1,157 @@
+"""``tenantflow train | score | models``: the model plane without Airflow, and the registry by hand."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ml.core.settings import get_settings
+from ml.core.tenants import TenantStore
+from ml.ops.cli.progress import steps
+
+models_app = typer.Typer(help="The MLflow model registry: champions, promotion, rollback, audit.", no_args_is_help=True)
+out = Console()
+
+Tenants = Annotated[list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")]
+
+
+def train(
+    tenant: Annotated[
+        list[str] | None, typer.Option("--tenant", help="Only these tenants (and no global model)")
+    ] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Default: every registered kind")] = None,
+    reason: Annotated[str, typer.Option(help="Why (logged on every MLflow run)")] = "manual",
+    force: Annotated[bool, typer.Option("--force", help="Retrain even if the data snapshot is unchanged")] = False,
+) -> None:
+    """Train and gate models without Airflow (what the train DAG runs): snapshot, global, per tenant."""
+    from ml.core.warehouse import warehouses
+    from ml.models import kinds as model_kinds
+    from ml.models.fairness import fairness
+    from ml.models.runs import snapshot_warehouse
+    from ml.models.train import train_global, train_tenant
+
+    settings = get_settings()
+    tenants = TenantStore(settings).select(tenant)
+    kind_names = list(model_kinds.validate_kinds(kind)) if kind else model_kinds.kind_names()
+    for wh in warehouses(tenants):
+        snapshot_warehouse(wh, [t.tenant_id for t in tenants] if tenant else None, settings)
+    jobs = [(k, None) for k in kind_names if not tenant] + [(k, t.tenant_id) for k in kind_names for t in tenants]
+    results: list[dict[str, Any]] = []
+    with steps("train", len(jobs)) as s:
+        for k, tid in jobs:
+            r = (
+                train_global(k, reason, settings, force=force)
+                if tid is None
+                else train_tenant(k, tid, reason, settings, force=force)
+            )
+            results.append(r)
+            s.advance(f"{k}.{tid or 'global'}: " + ("skipped" if r.get("skipped") else f"v{r.get('version')}"))
+    fairness(results, settings)
+    keep = (
+        "tenant_id",
+        "kind",
+        "version",
+        "trained_on",
+        "promoted",
+        "reason",
+        "skipped",
+        "metrics",
+        "baseline_metrics",
+    )
+    for r in results:
+        print(json.dumps({k: r[k] for k in keep if k in r}, default=str))
+
+
+def score(tenant: Tenants = None, k: Annotated[int, typer.Option("-k", help="Recommendations per user")] = 10) -> None:
+    """Batch-score users with the champions (what the score DAG runs)."""
+    from ml.core.warehouse import warehouses
+    from ml.models.score import score_warehouse
+
+    settings = get_settings()
+    whs = warehouses(TenantStore(settings).select(tenant))
+    with steps("score", len(whs)) as s:
+        for wh in whs:
+            res = score_warehouse(wh, settings, tenant or None, k=k)
+            s.advance(wh.key)
+            print(json.dumps(res, default=str))
+
+
+@models_app.command("list")
+def list_() -> None:
+    """Champion and challenger of every registered model."""
+    from ml.models import registry
+    from ml.models.kinds import kinds_of
+
+    settings = get_settings()
+    table = Table("model", "champion", "challenger", "trained on", "holdout metrics")
+    tenants = TenantStore(settings).list()
+    from ml.models.kinds import all_kinds
+
+    rows = [(registry.GLOBAL, k.name) for k in all_kinds()] + [
+        (t.tenant_id, k.name) for t in tenants for k in kinds_of(t)
+    ]
+    for tid, kind in rows:
+        d = registry.describe(kind, tid, settings)
+        if d is None:
+            continue
+        metrics = ", ".join(f"{m}={v:.3f}" for m, v in d["metrics"].items())
+        table.add_row(
+            registry.model_name(kind, tid),
+            f"v{d['champion_version'] or '-'}",
+            f"v{d['challenger_version'] or '-'}",
+            d["trained_on"] or "-",
+            metrics,
+        )
+    out.print(table)
+
+
+@models_app.command()
+def show(tenant_id: str, kind: str) -> None:
+    """One model's champion and challenger, with lineage and metrics, as JSON."""
+    from ml.models import registry
+
+    print(json.dumps(registry.describe(kind, tenant_id, get_settings()), indent=1, default=str))
+
+
+@models_app.command()
+def promote(
+    tenant_id: str, kind: str, version: str, reason: Annotated[str, typer.Option(help="Why; written to the audit log")]
+) -> None:
+    """Make a version champion by hand (audited)."""
+    from ml.models import registry
+
+    e = registry.promote(kind, tenant_id, version, reason, get_settings())
+    print(f"{registry.model_name(kind, tenant_id)}: champion v{e.from_version} -> v{e.to_version} ({e.reason})")
+
+
+@models_app.command()
+def rollback(tenant_id: str, kind: str, reason: Annotated[str, typer.Option()] = "manual rollback") -> None:
+    """Move champion back to the previous version (audited)."""
+    from ml.models import registry
+
+    e = registry.rollback(kind, tenant_id, reason, get_settings())
+    print(f"{registry.model_name(kind, tenant_id)}: champion rolled back v{e.from_version} -> v{e.to_version}")
+
+
+@models_app.command()
+def audit(
+    tenant: Annotated[str | None, typer.Option()] = None, kind: Annotated[str | None, typer.Option()] = None
+) -> None:
+    """Promotions, refusals and rollbacks: who, what, when, why."""
+    from ml.models import audit as audit_log
+
+    for e in audit_log.entries(get_settings(), tenant, kind):
+        print(
+            f"{e.at}  {e.actor:<40} {e.kind}.{e.tenant_id:<12} {e.action:<8} "
+            f"v{e.from_version or '-'} -> v{e.to_version or '-'}  {e.reason}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Train and gate models without Airflow (what the train DAG runs).")(train)
+    app.command(help="Batch-score users with the champions (what the score DAG runs).")(score)
+    app.add_typer(models_app, name="models")

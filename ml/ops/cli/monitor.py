@@ -1,0 +1,64 @@
+"""``tenantflow monitor``: drift and decay checks now, per-tenant policy, retrain requests."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from ml.core.settings import get_settings
+from ml.core.tenants import TenantStore
+
+app = typer.Typer(help="Drift and decay checks, per-tenant policy, retrain requests.", no_args_is_help=True)
+
+
+@app.command()
+def run(
+    tenant: Annotated[list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")] = None,
+) -> None:
+    """Check every tenant (or --tenant) now and print the verdicts (no retrain)."""
+    from ml.core.warehouse import warehouses
+    from ml.monitoring.run import monitor_warehouse
+
+    settings = get_settings()
+    for wh in warehouses(TenantStore(settings).select(tenant)):
+        print(json.dumps(monitor_warehouse(wh, settings, tenants=tenant or None), indent=1, default=str))
+
+
+@app.command()
+def policy(
+    tenant_id: str,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", metavar="FIELD=VALUE", help="Override a field (repeatable)")
+    ] = None,
+) -> None:
+    """Show (or --set field=value) a tenant's monitoring policy."""
+    from ml.monitoring import policy as policies
+
+    settings = get_settings()
+    TenantStore(settings).get(tenant_id)  # an unknown tenant is an error, not defaults
+    changes = dict(kv.split("=", 1) for kv in set_ or [])
+    effective = (
+        policies.set_tenant_policy(tenant_id, changes, settings)
+        if changes
+        else policies.for_tenant(tenant_id, settings)
+    )
+    print(
+        json.dumps(
+            {
+                "tenant_id": tenant_id,
+                "policy": effective.model_dump(),
+                "overrides": policies.tenant_overrides(tenant_id, settings),
+            },
+            indent=1,
+        )
+    )
+
+
+@app.command()
+def requests(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Drift retrains requested by the monitor, and how they ended."""
+    from ml.monitoring.decisions import retrain_history
+
+    print(json.dumps(retrain_history(tenant, get_settings()), indent=1))

@@ -1,0 +1,167 @@
+"""``tenantflow tenants``: onboarding (a row, never code), API keys, and traffic splits."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ml.core.settings import get_settings
+from ml.core.tenants import (
+    DEFAULT_QUOTA_EVENTS_PER_DAY,
+    DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
+    Tenant,
+    TenantStore,
+    parse_bool,
+    tenant_from_dict,
+)
+from ml.models.kinds import kind_names, validate_kinds
+
+app = typer.Typer(help="The tenants: onboard, list, show, remove; API keys; A/B traffic splits.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of a tenant for the serving API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+out = Console()
+
+
+def _kinds(value: str) -> tuple[str, ...]:
+    return validate_kinds([k for k in value.split(",") if k])
+
+
+@app.command()
+def add(
+    tenant_id: str,
+    region: Annotated[str, typer.Option(help="Data residency: where its data is stored and processed")],
+    isolation: Annotated[str, typer.Option(help="pool (a region's shared warehouse) or silo (its own file)")] = "pool",
+    share_data: Annotated[str, typer.Option(help="yes: its data may train the global model")] = "yes",
+    display_name: Annotated[str | None, typer.Option()] = None,
+    onboarded_at: Annotated[str | None, typer.Option(help="A date like 2026-11-20 (default: today)")] = None,
+    model_kinds: Annotated[str, typer.Option(help="Comma-separated kinds; empty: every registered kind")] = "",
+    quota_events_per_day: Annotated[int, typer.Option()] = DEFAULT_QUOTA_EVENTS_PER_DAY,
+    quota_requests_per_minute: Annotated[int, typer.Option()] = DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
+) -> None:
+    """Onboard a tenant (a registry row; no code or DAG change)."""
+    tenant = Tenant(
+        tenant_id=tenant_id,
+        region=region,
+        isolation=isolation,
+        share_data=parse_bool(share_data),
+        display_name=display_name or tenant_id,
+        onboarded_at=_date(onboarded_at) if onboarded_at else date.today(),
+        model_kinds=_kinds(model_kinds),
+        quota_events_per_day=quota_events_per_day,
+        quota_requests_per_minute=quota_requests_per_minute,
+    )
+    TenantStore().add(tenant, replace=replace)
+    print(
+        f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
+        f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
+    )
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date like 2026-11-20, got {value!r}") from None
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON")] = False) -> None:
+    """Every tenant."""
+    tenants = TenantStore().list()
+    if as_json:
+        print(json.dumps([t.to_json() for t in tenants], indent=1))
+        return
+    table = Table("tenant", "region", "tier", "share data", "onboarded", "model kinds", "name")
+    for t in tenants:
+        kinds = ",".join(t.model_kinds) or f"all ({','.join(kind_names())})"
+        table.add_row(
+            t.tenant_id,
+            t.region,
+            t.isolation,
+            "yes" if t.share_data else "no",
+            str(t.onboarded_at),
+            kinds,
+            t.display_name,
+        )
+    out.print(table)
+
+
+@app.command()
+def show(tenant_id: str) -> None:
+    """One tenant's row, as JSON."""
+    print(json.dumps(TenantStore().get(tenant_id).to_json(), indent=1))
+
+
+@app.command()
+def remove(tenant_id: str) -> None:
+    """Remove a tenant's registry row (its lake and warehouse data are kept)."""
+    TenantStore().remove(tenant_id)
+    print(f"removed {tenant_id} from the registry (its lake and warehouse data are kept).")
+
+
+@app.command()
+def seed(file: Path) -> None:
+    """Load tenants from a JSON or YAML list, replacing existing rows."""
+    for t in TenantStore().seed_from_file(file):
+        validate_kinds(t.model_kinds)
+        print(f"registered {t.tenant_id}")
+
+
+@app.command()
+def ab(
+    tenant_id: str,
+    challenger_percent: Annotated[float, typer.Option(help="0 ends the split")],
+    kind: Annotated[str, typer.Option(help="The model kind whose traffic is split")] = "recommender",
+) -> None:
+    """Split a tenant's API traffic between champion and challenger."""
+    from ml.serving.traffic import set_traffic_split
+
+    set_traffic_split(tenant_id, kind, challenger_percent, get_settings())
+    print(
+        f"tenant {tenant_id}: {challenger_percent:g}% of users get the {kind} challenger "
+        "(by a stable hash of the user id); the API picks it up within a second"
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant_id: str, label: Annotated[str, typer.Option(help="What the key is for, e.g. 'web backend'")] = ""
+) -> None:
+    """Print a new key once (only its hash is stored)."""
+    from ml.serving import keys
+
+    record, plain = keys.create_key(tenant_id, label, get_settings())
+    print(f"API key {record.key_id} for tenant {record.tenant_id} (shown once; only its hash is stored):")
+    print(plain)
+
+
+@keys_app.command("revoke")
+def keys_revoke(tenant_id: str, key_id: str) -> None:
+    """End a key."""
+    from ml.serving import keys
+
+    record = keys.revoke_key(tenant_id, key_id, get_settings())
+    print(
+        f"revoked key {record.key_id} of tenant {record.tenant_id} at {record.revoked_at}; a running API "
+        "refuses it within a second"
+    )
+
+
+@keys_app.command("list")
+def keys_list(tenant_id: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Key ids, labels, created and revoked times (never the keys)."""
+    from ml.serving import keys
+
+    print(json.dumps([k.public() for k in keys.list_keys(tenant_id, get_settings())], indent=1))
+
+
+def tenant_rows(rows: list[dict[str, object]]) -> list[Tenant]:
+    """Registry rows (the generator's ``--register``) as tenants."""
+    return [tenant_from_dict(r) for r in rows]

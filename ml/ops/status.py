@@ -1,0 +1,193 @@
+"""The status contract: one object per tenant, read from the real stores every time.
+
+Sources: the control database (tenants), the lake partitions' manifests and Parquet footers, the
+warehouse (DuckDB, opened read-only), the feature health written by the features DAG's Great
+Expectations checks, and the MLflow registry. Nothing is cached here. Field names are a contract
+(ARCHITECTURE.md): they never change once they exist; new fields may be added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ml.core.layout import LAKE_FILE, MANIFEST_FILE
+from ml.core.settings import Settings, get_settings
+from ml.core.tenants import Tenant, TenantStore
+from ml.core.warehouse import connect
+from ml.data.feature_checks import read_health
+from ml.models.kinds import kinds_of
+
+
+def _lake_partitions(settings: Settings, tenant: Tenant) -> list[Path]:
+    lake = settings.stores.lake
+    return [lake.day_dir(tenant.region, tenant.tenant_id, d) for d in lake.days(tenant.region, tenant.tenant_id)]
+
+
+def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str | None]:
+    import duckdb
+
+    path = settings.stores.warehouse_file(tenant.warehouse_key)
+    if not path.exists():
+        return None, "no warehouse yet: run the features DAG"
+    try:
+        con = connect(path, read_only=True)
+    except duckdb.Error as exc:  # a writer holds the file right now
+        return None, f"warehouse busy ({type(exc).__name__}); try again when the features DAG is done"
+    try:
+        row = con.execute("select count(*) from user_features where tenant_id = ?", [tenant.tenant_id]).fetchone()
+        return int(row[0]) if row else 0, None
+    except duckdb.Error:
+        return None, "warehouse has no user_features table yet: run the features DAG"
+    finally:
+        con.close()
+
+
+def _models(settings: Settings, tenant: Tenant) -> dict[str, dict[str, Any]]:
+    """Champion and challenger per model kind, read from the MLflow registry."""
+    empty: dict[str, Any] = {
+        "champion_version": None,
+        "challenger_version": None,
+        "trained_on": None,
+        "metrics": {},
+        "baseline_metrics": {},
+    }
+    names = [k.name for k in kinds_of(tenant)]
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {kind: dict(empty) for kind in names}  # nothing trained yet; do not create the store
+    from ml.models import registry
+
+    return {kind: {**empty, **(registry.describe(kind, tenant.tenant_id, settings) or {})} for kind in names}
+
+
+def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The monitor's latest verdict (the warehouse's ``monitoring`` table) and why the champion was trained."""
+    from ml.monitoring.results import latest_results
+
+    latest = latest_results(settings, tenant.tenant_id, tenant.warehouse_key) or {}
+    # why the newest champion (of any kind) was trained
+    newest = sorted((m for m in models.values() if m.get("reason")), key=lambda m: m.get("trained_at") or "")
+    reasons = [m["reason"] for m in reversed(newest)]
+    return {
+        "last_checked_at": latest.get("last_checked_at"),
+        "drifted": latest.get("drifted"),
+        "last_retrain_reason": reasons[0] if reasons else None,
+        "report_path": latest.get("report_path"),
+        "checks": latest.get("checks", []),
+    }
+
+
+def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
+    events_in = duplicates = lake_rows = 0
+    quarantined: Counter[str] = Counter()
+    ingest_warnings: list[str] = []
+    partitions = _lake_partitions(settings, tenant)
+    for part in partitions:
+        manifest_path = part / MANIFEST_FILE
+        if manifest_path.exists():
+            m = json.loads(manifest_path.read_text())
+            events_in += m["rows_in"]
+            duplicates += m["duplicates_dropped"]
+            quarantined.update(m["quarantined"])
+            ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
+        data = part / LAKE_FILE
+        if data.exists():
+            lake_rows += pq.ParquetFile(data).metadata.num_rows
+
+    feature_rows, feature_note = _feature_rows(settings, tenant)
+    models = _models(settings, tenant)
+    health = read_health(settings, tenant.tenant_id)
+    problems: list[str] = []
+    if not partitions:
+        problems.append("no data in the lake yet: drop files in landing/ and run the ingest DAG")
+    if health is None:
+        problems.append("features not checked yet: run the features DAG")
+    else:
+        problems += health["health_problems"]
+    if feature_note and health is not None and not feature_rows:
+        problems.append(feature_note)
+
+    return {
+        "tenant_id": tenant.tenant_id,
+        "display_name": tenant.display_name,
+        "region": tenant.region,
+        "isolation": tenant.isolation,
+        "share_data": tenant.share_data,
+        "onboarded_at": tenant.onboarded_at.isoformat(),
+        "events_in": events_in,
+        "quarantined": dict(sorted(quarantined.items())),
+        "duplicates_dropped": duplicates,
+        "lake_rows": lake_rows,
+        "lake_days": len(partitions),
+        "feature_rows": feature_rows,
+        "healthy": not problems,
+        "health_problems": problems,
+        "ingest_warnings": ingest_warnings,
+        "features_checked_at": health["checked_at"] if health else None,
+        "models": models,
+        "drift": _drift(settings, tenant, models),
+    }
+
+
+def status(settings: Settings | None = None, tenant_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The status of every registered tenant (or the named ones)."""
+    settings = settings or get_settings()
+    return [tenant_status(settings, t) for t in TenantStore(settings).select(tenant_ids)]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The human summary: one line per tenant."""
+    header = (
+        f"{'tenant':<10} {'region':<6} {'tier':<5} {'share':<5} {'events in':>10} {'quarantined':>11} "
+        f"{'dups':>6} {'lake rows':>10} {'feature rows':>12}  health"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        q = sum(r["quarantined"].values())
+        health = "ok" if r["healthy"] else "UNHEALTHY: " + "; ".join(r["health_problems"])[:80]
+        lines.append(
+            f"{r['tenant_id']:<10} {r['region']:<6} {r['isolation']:<5} {'yes' if r['share_data'] else 'no':<5} "
+            f"{r['events_in']:>10,} {q:>11,} {r['duplicates_dropped']:>6,} {r['lake_rows']:>10,} "
+            f"{r['feature_rows'] if r['feature_rows'] is not None else '-':>12}  {health}"
+        )
+        for kind, m in r["models"].items():
+            if m["champion_version"] or m["challenger_version"]:
+                h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
+                b = ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items())
+                lines.append(
+                    " " * 11
+                    + f"{kind}: champion v{m['champion_version']} ({m['trained_on']})"
+                    + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
+                    + (f"  {h}" if h else "")
+                    + (f"  | baseline {b}" if b else "")
+                )
+                prev = m.get("previous_champion")
+                if prev and prev["metrics"] and m["metrics"]:
+                    moved = ", ".join(
+                        f"{k} {v:.3f} -> {m['metrics'][k]:.3f}" for k, v in prev["metrics"].items() if k in m["metrics"]
+                    )
+                    lines.append(
+                        " " * 13 + f"replaced v{prev['version']} (reason: {m.get('reason')}); same holdout: {moved}"
+                    )
+        drift = r["drift"]
+        if drift["last_checked_at"]:
+            judged = [c for c in drift.get("checks", []) if c["status"] == "ok"]
+            hit = [
+                f"{c['check']}/{c['kind']} {c['metric']}={c['value']:.3f} (threshold {c['threshold']:.3f})"
+                for c in judged
+                if c["drifted"]
+            ]
+            verdict = "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} checks judged)"
+            lines.append(" " * 11 + f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
+            if hit and drift["report_path"]:
+                lines.append(" " * 13 + f"report: {drift['report_path']}")
+        if r["quarantined"]:
+            lines.append(
+                " " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items())
+            )
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The serving API: each tenant's product calls Tenantflow over HTTP (FastAPI on uvicorn).
+
+``tenantflow serve --host H --port P`` (and ``make up``) runs it. Under ``/v1``, with
+``Authorization: Bearer <key>`` (``tenantflow tenants keys create TENANT``):
+
+* ``POST /v1/events``: a batch of the caller's events, validated, written durably to
+  ``landing/`` (acknowledged only after fsync and rename), idempotent by ``event_id``; the
+  ingest DAG picks the files up like any other drop.
+* one ``POST /v1/...`` per model kind (:mod:`ml.models.kinds`): ``/v1/recommendations`` (top-k
+  items for a user from the tenant's champion, or the cold-start list for an unknown user;
+  ``explain`` adds each item's top feature contributions), ``/v1/churn-scores`` (churn
+  probabilities), ``/v1/engagement-scores`` (expected sessions in the next 7 days).
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI).
+
+The tenant of a request comes only from its key; a body or ``X-Tenant-Id`` header naming
+another tenant is refused (403). Per-tenant rate limits (``quota_requests_per_minute``) and
+daily event quotas (``quota_events_per_day``) answer 429 with ``Retry-After``; repeated bad
+keys from one client are throttled the same way. A tenant may split its traffic between
+champion and challenger (``tenantflow tenants ab``); every answer names the arm and the model
+version, and goes to the prediction log. The service never opens a warehouse: features come
+from the snapshots the features DAG publishes (:mod:`ml.data.publish`), models from the MLflow
+registry by alias, both swapped in the background without a restart.
+
+Composition only: state (``state``), key checks (``auth``), routes (``routes``), errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ml.core.settings import ServeSettings, Settings, get_settings
+from ml.models.kinds import all_kinds
+from ml.serving.auth import Admission
+from ml.serving.errors import install_handlers
+from ml.serving.routes import events, ops, predictions
+from ml.serving.state import ServingState
+
+
+def create_app(settings: Settings | None = None, config: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI application (uvicorn runs it; tests and the benchmark start it over HTTP)."""
+    # MLflow being down must cost a request to it one short timeout, never minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    settings = settings or get_settings()
+    state = ServingState(settings, config or settings.serve)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="Tenantflow serving API",
+        version="1",
+        lifespan=lifespan,
+        description=(__doc__ or "").split("\n\n", 1)[-1].split("\n\nComposition only")[0],
+    )
+    app.state.serving = state
+    install_handlers(app, state.metrics)
+    app.add_middleware(Admission, state=state)
+    app.include_router(events.router)
+    app.include_router(predictions.router(all_kinds()))
+    app.include_router(ops.router)
+    return app
+
+
+def run(host: str, port: int, settings: Settings | None = None) -> None:
+    """``tenantflow serve``: uvicorn with one worker (rate limits and the event ledger live in it)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )

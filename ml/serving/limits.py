@@ -1,0 +1,59 @@
+"""Rate limits: requests per minute per tenant, and throttling clients that keep sending bad keys.
+
+Hand-written rather than a library's: :class:`TokenBuckets` runs on every request's hot path under
+one lock (a few microseconds; the API's p99 is 3.8 ms at 300 requests/s, ``benchmarks/serving.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+
+
+class TokenBuckets:
+    """Requests per minute per tenant, as token buckets with a few seconds of burst."""
+
+    def __init__(self, burst_seconds: float = 2.0) -> None:
+        self.burst_seconds = burst_seconds
+        self.state: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, at)
+        self.lock = threading.Lock()
+
+    def take(self, tenant_id: str, per_minute: int, cost: float = 1.0) -> float:
+        """0 when allowed, else the seconds to wait before retrying."""
+        rate = per_minute / 60.0
+        capacity = max(1.0, rate * self.burst_seconds)
+        now = time.monotonic()
+        with self.lock:
+            tokens, at = self.state.get(tenant_id, (capacity, now))
+            tokens = min(capacity, tokens + (now - at) * rate)
+            if tokens >= cost:
+                self.state[tenant_id] = (tokens - cost, now)
+                return 0.0
+            self.state[tenant_id] = (tokens, now)
+            return (cost - tokens) / rate if rate > 0 else 60.0
+
+
+class AuthThrottle:
+    """Too many bad keys from one client within a minute: that client waits."""
+
+    def __init__(self, max_failures: int = 20, window: float = 60.0, block: float = 60.0) -> None:
+        self.max_failures, self.window, self.block = max_failures, window, block
+        self.failures: dict[str, deque[float]] = defaultdict(deque)
+        self.blocked_until: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        until = self.blocked_until.get(client, 0.0)
+        return max(0.0, until - time.monotonic())
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            q = self.failures[client]
+            q.append(now)
+            while q and q[0] < now - self.window:
+                q.popleft()
+            if len(q) >= self.max_failures:
+                self.blocked_until[client] = now + self.block
+                q.clear()

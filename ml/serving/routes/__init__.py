@@ -1,0 +1,1 @@
+"""The API's routes: ``events`` (the webhook), ``predictions`` (one per model kind), ``ops`` (health, metrics)."""

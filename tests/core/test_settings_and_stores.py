@@ -1,0 +1,115 @@
+"""The core: one settings tree from the environment, store layouts, atomic writes, the control database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from ml.core import atomic, control_db
+from ml.core.layout import Layout
+from ml.core.settings import Settings, unknown_variables
+from ml.core.tenants import Tenant, TenantStore
+
+
+def test_settings_come_from_prefixed_variables_by_group(monkeypatch, tmp_path):
+    monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "2.5")
+    monkeypatch.setenv("TENANTFLOW_TRAIN_MIN_HISTORY_DAYS", "12")
+    monkeypatch.setenv("TENANTFLOW_SERVE_PORT", "9001")
+    s = Settings()
+    assert s.home == (tmp_path / "h").resolve()
+    assert (s.monitor.cooldown_hours, s.train.min_history_days, s.serve.port) == (2.5, 12, 9001)
+    assert s.monitor.daily_budget == 10 and s.landing.settle_seconds == 5.0, "defaults stay"
+    monkeypatch.setenv("TENANTFLOW_TRAIN_THREADS", "two")
+    with pytest.raises(ValidationError, match="threads"):
+        Settings()
+
+
+def test_unknown_tenantflow_variables_are_named():
+    env = {
+        "TENANTFLOW_HOME": "x",
+        "TENANTFLOW_MONITOR_COOLDOWN_HOURS": "1",
+        "TENANTFLOW_MONTOR_COOLDOWN_HOURS": "1",
+        "TENANTFLOW_ENV": "production",
+        "PATH": "/bin",
+    }
+    assert unknown_variables(env) == ["TENANTFLOW_ENV", "TENANTFLOW_MONTOR_COOLDOWN_HOURS"]
+
+
+def test_layout_validates_every_segment_and_knows_each_store(tmp_path):
+    stores = Layout(tmp_path)
+    day = date(2026, 11, 20)
+    assert stores.lake.day_dir("eu", "acme", day) == tmp_path / "lake/region=eu/tenant=acme/date=2026-11-20"
+    assert stores.warehouse_file("us/silo_initech") == tmp_path / "warehouse/region=us/silo_initech.duckdb"
+    assert (
+        stores.snapshots.snapshot_dir("eu", "acme", "0123abcd") == tmp_path / "snapshots/region=eu/tenant=acme/0123abcd"
+    )
+    for bad in (("../eu", "acme"), ("eu", "acme/../../x"), ("eu", "ACME")):
+        with pytest.raises(ValueError):
+            stores.landing.day_dir(*bad, day)
+    with pytest.raises(ValueError):
+        stores.snapshots.snapshot_dir("eu", "acme", "../../etc")
+    with pytest.raises(ValueError):
+        stores.warehouse_file("eu/silo_../x")
+    (stores.lake.day_dir("eu", "acme", day)).mkdir(parents=True)
+    assert stores.lake.days("eu", "acme") == [day] and stores.lake.days("eu", "nobody") == []
+    assert stores.lake.day_of(stores.lake.day_dir("eu", "acme", day)) == day
+
+
+def test_atomic_writes_leave_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "a" / "f.json"
+    atomic.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError), atomic.replacing(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("the writer died")
+    assert target.read_text().strip().endswith("}") and '"v": 1' in target.read_text()
+    assert [p.name for p in target.parent.iterdir()] == ["f.json"], "no temporary file is left behind"
+    atomic.write_bytes(target, b"new", durable=True)
+    assert target.read_bytes() == b"new"
+    staged = atomic.staging_dir(tmp_path / "snaps")
+    (staged / "x").write_text("1")
+    assert atomic.publish_dir(staged, tmp_path / "snaps" / "id1") is True
+    again = atomic.staging_dir(tmp_path / "snaps")
+    assert atomic.publish_dir(again, tmp_path / "snaps" / "id1") is False and not again.exists()
+
+
+def test_the_control_database_is_migrated_once_in_order(settings):
+    TenantStore(settings).add(Tenant("acme", "eu"))
+    path = settings.stores.control_db
+    with sqlite3.connect(path) as con:
+        (version,) = con.execute("pragma user_version").fetchone()
+        tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+    assert version == max(n for n, _, _ in control_db.migrations("control"))
+    assert {"tenants", "api_keys", "model_audit", "monitor_policies", "retrain_requests", "traffic_splits"} <= tables
+    assert "serving_splits" not in tables
+
+
+def test_a_home_from_before_migrations_is_upgraded_in_place(tmp_path, monkeypatch):
+    """An older home kept its tables in registry.sqlite, created ad hoc; its rows survive the upgrade."""
+    home = tmp_path / "old"
+    home.mkdir()
+    with sqlite3.connect(home / "registry.sqlite") as con:
+        con.executescript(control_db.migrations("control")[0][2])  # the tables as they were
+        con.execute(
+            "insert into tenants values ('acme', 'Acme', 'eu', 'pool', 1, '2026-01-01', 'recommender,churn', 1, 1)"
+        )
+        con.execute("insert into serving_splits values ('acme', 'recommender', 10, '2026-01-01')")
+    monkeypatch.setenv("TENANTFLOW_HOME", str(home))
+    settings = Settings()
+    acme = TenantStore(settings).get("acme")
+    assert acme.model_kinds == () and acme.uses("engagement"), "the old default list means every kind"
+    with control_db.connect(settings) as con:
+        assert con.execute("select challenger_percent from traffic_splits").fetchall() == [(10.0,)]
+    assert not (home / "registry.sqlite").exists() and (home / "control.sqlite").exists()
+
+
+def test_secrets_are_created_private(tmp_path):
+    from ml.ops.airflow import _secret
+
+    secret = _secret(tmp_path / "s" / ".jwt")
+    assert len(secret) >= 32 and oct(os.stat(tmp_path / "s" / ".jwt").st_mode & 0o777) == "0o600"
+    assert _secret(tmp_path / "s" / ".jwt") == secret

@@ -1,0 +1,87 @@
+"""Tenants: ids that can reach paths and SQL are validated, the store round-trips, the CLI onboards."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from ml.core.errors import TenantError
+from ml.core.ids import validate_slug
+from ml.core.tenants import Tenant, TenantStore
+from ml.core.warehouse import warehouses
+from ml.ops.cli import main
+
+BAD_IDS = [
+    "",
+    "Acme",
+    "acme corp",
+    "../etc",
+    "acme/../../x",
+    "a'b",
+    "acme;drop table tenants",
+    "-acme",
+    "acme-",
+    "ac..me",
+    "x" * 41,
+    "1acme",
+    "acme\n",
+    "ACME",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_tenant_ids_are_refused_with_a_clear_message(bad):
+    with pytest.raises(TenantError, match="tenant id"):
+        validate_slug(bad)
+
+
+@pytest.mark.parametrize("good", ["acme", "news-co", "a1", "big_media_2"])
+def test_good_ids_pass(good):
+    assert validate_slug(good) == good
+
+
+def test_registry_roundtrip_and_errors(settings):
+    reg = TenantStore(settings)
+    reg.add(Tenant("acme", "eu", onboarded_at=date(2026, 1, 2), quota_events_per_day=10))
+    reg.add(Tenant("initech", "us", isolation="silo", share_data=False))
+    assert [t.tenant_id for t in reg.list()] == ["acme", "initech"]
+    acme = reg.get("acme")
+    assert (acme.region, acme.isolation, acme.share_data, acme.onboarded_at, acme.quota_events_per_day) == (
+        "eu",
+        "pool",
+        True,
+        date(2026, 1, 2),
+        10,
+    )
+    with pytest.raises(TenantError, match="already exists"):
+        reg.add(Tenant("acme", "eu"))
+    with pytest.raises(TenantError, match="unknown tenant"):
+        reg.get("nobody")
+    with pytest.raises(TenantError, match="invalid tenant id"):
+        reg.get("x'; drop table tenants; --")
+    reg.remove("acme")
+    assert [t.tenant_id for t in reg.list()] == ["initech"]
+
+
+def test_silo_cannot_share_and_tiers_map_to_warehouses():
+    with pytest.raises(TenantError, match="silo tenant cannot share"):
+        Tenant("initech", "us", isolation="silo", share_data=True)
+    whs = warehouses([Tenant("a", "eu"), Tenant("b", "eu"), Tenant("c", "eu", isolation="silo", share_data=False)])
+    assert [w.key for w in whs] == ["eu/pool", "eu/silo_c"]
+    assert whs[0].tenants == ("a", "b") and whs[0].sharing_tenants == ("a", "b")
+
+
+def test_cli_add_list_remove(settings, capsys):
+    assert main(["tenants", "add", "acme", "--region", "eu", "--share-data", "no"]) == 0
+    assert main(["tenants", "add", "Bad/Id", "--region", "eu"]) == 2
+    assert "invalid tenant id" in capsys.readouterr().err
+    assert main(["tenants", "add", "news", "--region", "eu", "--model-kinds", "recommender,nope"]) == 2
+    assert "unknown model kind 'nope'" in capsys.readouterr().err
+    assert main(["tenants", "list", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"share_data": false' in out and '"tenant_id": "acme"' in out
+    assert main(["tenants", "remove", "acme"]) == 0
+    assert TenantStore(settings).list() == []
+    assert main(["tenants", "show", "acme"]) == 2
+    assert "unknown tenant 'acme'" in capsys.readouterr().err

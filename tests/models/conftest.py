@@ -1,0 +1,40 @@
+"""A small trained world: five generated tenants through ingest, dbt, snapshots and training of every kind.
+
+acme and globex share data, umbra (pool) and initech (silo) do not, young has 10 days of history.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.world import END, GenerationConfig, TenantSpec, build_world
+
+SPECS = [
+    TenantSpec("acme", "eu", users=700, items=600, fmt="parquet"),
+    TenantSpec("globex", "eu", users=550, items=450, fmt="parquet", activity=1.2),
+    TenantSpec("umbra", "eu", users=500, items=450, fmt="parquet"),  # pool, does not share data
+    TenantSpec("initech", "us", users=450, items=350, fmt="parquet", activity=1.1),  # silo
+    TenantSpec("young", "eu", users=250, items=150, fmt="parquet", history_days=10),
+]
+SHARING = ("acme", "globex", "young")
+DAYS = 40
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """(settings, results of the first training) for the whole model test session."""
+    mp = pytest.MonkeyPatch()
+    config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=11)
+    onboarded = {s.tenant_id: END - timedelta(days=s.history_days or DAYS) for s in SPECS}
+    w = build_world(
+        mp,
+        tmp_path_factory.mktemp("models") / "home",
+        [config],
+        silo=("initech",),
+        not_sharing=("umbra",),
+        onboarded=onboarded,
+    )
+    yield w.settings, w.results
+    mp.undo()

@@ -1,0 +1,95 @@
+"""Model kinds plug in: discovered from their modules, each complete, and engagement's live check holds values."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import numpy as np
+import pytest
+
+from ml.core.errors import TenantError
+from ml.core.settings import MonitorSettings
+from ml.core.tenants import Tenant
+from ml.models import evaluate
+from ml.models.kinds import all_kinds, get_kind, kind_names, kinds_of, online_marts, serving_marts, training_marts
+
+
+def test_the_registered_kinds_are_discovered_and_complete():
+    assert kind_names() == ["churn", "engagement", "recommender"]
+    paths = [k.endpoint.path for k in all_kinds()]
+    assert sorted(paths) == ["/v1/churn-scores", "/v1/engagement-scores", "/v1/recommendations"]
+    assert training_marts() == {
+        "churn_examples": "cutoff_date, user_id",
+        "engagement_examples": "cutoff_date, user_id",
+        "ranking_examples": "cutoff_date, user_id, item_id",
+    }
+    assert serving_marts() == ["ranking_candidates", "user_features"]
+    assert set(online_marts()) == {"ranking_candidates", "cold_start_items", "user_features"}
+    for k in all_kinds():
+        assert k.headline in k.reported_metrics and k.headline in k.lift_metrics
+        assert k.predictions_table.startswith("predictions.") and k.predictions_table in k.predictions_ddl
+    with pytest.raises(TenantError, match="known kinds: churn, engagement, recommender"):
+        get_kind("nope")
+
+
+def test_a_tenant_uses_every_kind_unless_it_lists_some():
+    assert [k.name for k in kinds_of(Tenant("acme", "eu"))] == ["churn", "engagement", "recommender"]
+    assert [k.name for k in kinds_of(Tenant("acme", "eu", model_kinds=("recommender",)))] == ["recommender"]
+
+
+def test_regression_metrics_by_hand():
+    m = evaluate.regression_metrics(np.array([0, 2, 4]), np.array([1, 2, 2]))
+    assert m["mae"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(np.sqrt(5 / 3))
+    # mean Poisson deviance: 2 * mean(y log(y/p) - (y - p)), y log y = 0 at y = 0
+    expected = 2 * np.mean([0 - (0 - 1), 0, 4 * np.log(4 / 2) - (4 - 2)])
+    assert m["poisson_deviance"] == pytest.approx(expected) and m["spearman"] == pytest.approx(0.866025, abs=1e-6)
+    assert evaluate.lift({"rmse": 2.0}, {"rmse": 2.5}, ("rmse",), ("rmse",)) == {"rmse_lift": pytest.approx(0.2)}
+
+
+def _engagement_world(con: duckdb.DuckDBPyConnection, ranks_right: bool) -> None:
+    """200 users scored on Nov 1; their sessions in the next 7 days follow the scores, or not."""
+    rng = np.random.default_rng(5)
+    p = rng.gamma(2.0, 2.0, 200)
+    actual = np.round(p) if ranks_right else rng.permutation(np.round(p))
+    con.execute("create schema predictions")
+    con.execute(
+        "create table predictions.engagement_scores (tenant_id varchar, as_of date, user_id varchar, "
+        "expected_sessions_7d double, model_version varchar)"
+    )
+    con.executemany(
+        "insert into predictions.engagement_scores values ('acme', date '2026-11-01', ?, ?, '2')",
+        [[f"u{i}", float(p[i])] for i in range(200)],
+    )
+    con.execute(
+        "create table int_user_activity__daily (tenant_id varchar, user_id varchar, activity_date date, sessions bigint)"
+    )
+    # the sessions of one day inside the window; a day after it and another tenant's do not count
+    con.executemany(
+        "insert into int_user_activity__daily values ('acme', ?, date '2026-11-03', ?)",
+        [[f"u{i}", int(actual[i])] for i in range(200) if actual[i] > 0],
+    )
+    con.execute(
+        "insert into int_user_activity__daily values ('acme', 'u0', date '2026-11-08', 50), "
+        "('globex', 'u1', date '2026-11-03', 50)"
+    )
+
+
+def test_engagement_live_metrics_and_decay():
+    engagement = get_kind("engagement")
+    good, bad = duckdb.connect(), duckdb.connect()
+    _engagement_world(good, ranks_right=True)
+    _engagement_world(bad, ranks_right=False)
+    assert engagement.live.metrics(good, "acme", date(2026, 11, 7), None) == [], "the 7 days have not passed"
+    (g,) = engagement.live.metrics(good, "acme", date(2026, 11, 8), None)
+    (b,) = engagement.live.metrics(bad, "acme", date(2026, 11, 8), None)
+    assert (g["users_scored"], g["horizon_days"], g["kind"]) == (200, 7, "engagement")
+    assert g["spearman"] > 0.95 and abs(b["spearman"]) < 0.3 and g["rmse"] < b["rmse"]
+    policy = MonitorSettings()
+    holdout = {"spearman": 0.7, "rmse": 2.0}
+    ok = engagement.live.decay([g], holdout, policy, "2")
+    assert (ok.metric, ok.status, ok.drifted) == ("live_spearman", "ok", False)
+    decayed = engagement.live.decay([b], holdout, policy, "2")
+    assert decayed.drifted is True and decayed.threshold == pytest.approx(0.7 * 0.85)
+    assert engagement.live.decay([], holdout, policy, "2").status == "insufficient_data"
+    assert engagement.live.decay([g], {}, policy, "2").status == "no_reference"
