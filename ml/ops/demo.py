@@ -193,5 +193,6 @@ def _print_models(rows: list[dict[str, Any]], title: str) -> None:
     for r in rows:
         for kind, m in r["models"].items():
             h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
-            print(f"  {r['tenant_id']:<9} {kind:<11} v{m['champion_version']} ({m['trained_on']})  {h}")
+            champion = f"v{m['champion_version']} ({m['trained_on']})" if m["champion_version"] else "no champion yet"
+            print(f"  {r['tenant_id']:<9} {kind:<11} {champion}  {h}")
     print()

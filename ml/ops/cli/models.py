@@ -6,15 +6,13 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
-from ml.ops.cli.progress import steps
+from ml.ops.cli.progress import out, steps
 
 models_app = typer.Typer(help="The MLflow model registry: champions, promotion, rollback, audit.", no_args_is_help=True)
-out = Console()
 
 Tenants = Annotated[list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")]
 

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 err = Console(stderr=True)
+# Tables on stdout: a terminal's width, or wide enough not to wrap rows when piped or logged.
+out = Console(width=None if sys.stdout.isatty() else 200)
 
 
 class Steps:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ml.core.settings import get_settings
@@ -20,12 +19,12 @@ from ml.core.tenants import (
     parse_bool,
     tenant_from_dict,
 )
-from ml.models.kinds import kind_names, validate_kinds
+from ml.models.kinds import validate_kinds
+from ml.ops.cli.progress import out
 
 app = typer.Typer(help="The tenants: onboard, list, show, remove; API keys; A/B traffic splits.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of a tenant for the serving API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-out = Console()
 
 
 def _kinds(value: str) -> tuple[str, ...]:
@@ -80,7 +79,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         return
     table = Table("tenant", "region", "tier", "share data", "onboarded", "model kinds", "name")
     for t in tenants:
-        kinds = ",".join(t.model_kinds) or f"all ({','.join(kind_names())})"
+        kinds = ",".join(t.model_kinds) or "all"
         table.add_row(
             t.tenant_id,
             t.region,
