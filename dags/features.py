@@ -38,7 +38,7 @@ from dags.common.limits import PARALLEL_TASKS
 def features():
     @task
     def plan() -> list[dict]:
-        """The warehouse files to build, from the registry at run time."""
+        """The warehouse files to build, from the tenants at run time."""
         from ml.data.features import plan_builds
 
         ctx = get_current_context()

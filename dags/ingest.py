@@ -1,7 +1,7 @@
 """
 ### Ingest: landing drops → validated, deduplicated Parquet in the lake
 
-Runs once per data interval (daily). For every tenant in the registry (read at run time, so
+Runs once per data interval (daily). For every tenant (read at run time from the control database, so
 onboarding a tenant changes no DAG file) it reads the complete landing files of the interval,
 validates them with Great Expectations, quarantines rejected rows with a reason per row,
 deduplicates by `event_id`, and atomically rewrites `lake/region=R/tenant=T/date=D/`.

@@ -42,7 +42,7 @@ from dags.common.timing import NEVER_AT_ONCE
 def score():
     @task
     def plan() -> list[dict]:
-        """The warehouse files to score, from the registry at run time."""
+        """The warehouse files to score, from the tenants at run time."""
         from dataclasses import asdict
 
         from ml.core.tenants import TenantStore

@@ -86,3 +86,12 @@ def _adopt_legacy_file(path: Path) -> None:
     legacy = path.with_name("registry.sqlite")
     if not path.exists() and legacy.exists():
         legacy.rename(path)
+
+
+def enable_wal(path: Path) -> None:
+    """Switch a SQLite file to the write-ahead log (persistent): readers no longer block its writer.
+
+    Used on Airflow's embedded database, which its api-server, scheduler and tasks share.
+    """
+    with closing(sqlite3.connect(path, timeout=60)) as con:
+        con.execute("pragma journal_mode=wal")

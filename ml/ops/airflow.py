@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ml.core import atomic
+from ml.core import atomic, control_db
 from ml.core.settings import REPO_ROOT, Settings, get_settings
 from ml.ops.airflow_client import AirflowClient
 
@@ -66,6 +66,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "PYTHONPATH": str(REPO_ROOT),
     }
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:  # the embedded SQLite database
+        defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "ml.ops.airflow_sqlite.CONNECT_ARGS"
+        defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "ml.ops.airflow_sqlite.ASYNC_CONNECT_ARGS"
     return {k: os.environ.get(k, v) for k, v in defaults.items()}
 
 
@@ -101,13 +104,13 @@ def prepare_airflow(settings: Settings) -> None:
     home = settings.airflow_home
     home.mkdir(parents=True, exist_ok=True)
     atomic.write_json(home / "simple_auth_manager_passwords.json", {settings.airflow.user: settings.airflow.password})
+    env = {**os.environ, **airflow_env(settings)}
     subprocess.run(
-        [bin_path("airflow"), "db", "migrate"],
-        env={**os.environ, **airflow_env(settings)},
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [bin_path("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if conn.startswith("sqlite:///"):  # see ml/ops/airflow_sqlite.py
+        control_db.enable_wal(Path(conn.removeprefix("sqlite:///")))
 
 
 class Services:

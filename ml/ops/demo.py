@@ -1,6 +1,6 @@
 """``make demo``: five tenants over two regions, through the real Airflow scheduler.
 
-It resets the demo home, onboards the tenants (registry rows only), generates their first
+It resets the demo home, onboards the tenants (a row each, no code), generates their first
 40 days of drops, starts Airflow's api-server, scheduler, dag-processor and triggerer and
 triggers one ``ingest`` run; ``features``, ``train`` and ``score`` follow on their assets. Then
 the next fortnight lands, in which one tenant's users change tastes: another ``ingest`` run,
@@ -94,16 +94,16 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict[
 
 def _onboard_and_land(settings: Settings, scale: float, say: Any) -> GenerationConfig:
     """Register the demo's tenants and land their first days; the whole window's config."""
-    config, registry_rows = demo_config(scale=scale)
+    config, tenant_rows = demo_config(scale=scale)
     store = TenantStore(settings)
-    for row in registry_rows:
+    for row in tenant_rows:
         store.add(tenant_from_dict(row))
     shares = {True: "yes", False: "no"}
     onboarded = ", ".join(
         f"{r['tenant_id']} ({r['region']}, {r['isolation']}, share_data={shares[bool(r['share_data'])]})"
-        for r in registry_rows
+        for r in tenant_rows
     )
-    say(f"onboarded {len(registry_rows)} tenants: {onboarded}")
+    say(f"onboarded {len(tenant_rows)} tenants: {onboarded}")
     result = generate(replace(config, land_days=(0, DEMO_TRAINED_DAYS)), settings.stores.landing.root)
     last = config.start_date + timedelta(days=DEMO_TRAINED_DAYS - 1)
     say(

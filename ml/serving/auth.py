@@ -76,7 +76,9 @@ def admit(headers: Headers, client: str, state: ServingState) -> Tenant:
         )
     tenant = state.tenants.get(tenant_id)
     if tenant is None:
-        raise ApiError(403, "tenant_unknown", f"tenant {tenant_id} is not in the registry any more", tenant_id)
+        raise ApiError(
+            403, "tenant_unknown", f"tenant {tenant_id} was removed; its keys no longer act for it", tenant_id
+        )
     wait = state.buckets.take(tenant_id, tenant.quota_requests_per_minute)
     if wait > 0:
         raise ApiError(

@@ -122,7 +122,7 @@ DEMO_DRIFT_TENANT = "umbrella"
 def demo_config(
     end_date: date | None = None, seed: int = 42, scale: float = 1.0
 ) -> tuple[GenerationConfig, list[dict]]:
-    """The demo's five tenants over two regions, and their registry rows.
+    """The demo's five tenants over two regions, and their tenant rows.
 
     ``acme`` (eu, CSV), ``globex`` (eu, JSONL, its drops carry injected faults), ``initech``
     (us, Parquet, a ``silo`` that shares nothing), ``umbrella`` (us, CSV, does not share data;
@@ -152,7 +152,7 @@ def demo_config(
         drifts=[Drift(DEMO_DRIFT_TENANT, "taste_shift", DEMO_TRAINED_DAYS)],
     )
     start = config.start_date
-    registry = [
+    rows = [
         {
             "tenant_id": "acme",
             "display_name": "Acme Media",
@@ -194,7 +194,7 @@ def demo_config(
             "onboarded_at": start + timedelta(days=DEMO_TRAINED_DAYS - 10),
         },
     ]
-    return config, registry
+    return config, rows
 
 
 def fleet_config(

@@ -52,7 +52,9 @@ def generate(
         str | None,
         typer.Option(metavar="FIRST:LAST", help="Write only the drops of days FIRST..LAST-1 of the window (0-based)"),
     ] = None,
-    register: Annotated[bool, typer.Option("--register", help="Also add the tenants to the registry")] = False,
+    register: Annotated[
+        bool, typer.Option("--register", help="Also onboard the tenants (their rows in the control database)")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Landing folder (default: $TENANTFLOW_HOME/landing)")] = None,
 ) -> None:
     """Write synthetic product events into landing/."""

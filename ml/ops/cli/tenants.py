@@ -44,7 +44,7 @@ def add(
     quota_requests_per_minute: Annotated[int, typer.Option()] = DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
 ) -> None:
-    """Onboard a tenant (a registry row; no code or DAG change)."""
+    """Onboard a tenant (a row in the control database; no code or DAG change)."""
     tenant = Tenant(
         tenant_id=tenant_id,
         region=region,
@@ -100,9 +100,9 @@ def show(tenant_id: str) -> None:
 
 @app.command()
 def remove(tenant_id: str) -> None:
-    """Remove a tenant's registry row (its lake and warehouse data are kept)."""
+    """Remove a tenant's row (its lake and warehouse data are kept)."""
     TenantStore().remove(tenant_id)
-    print(f"removed {tenant_id} from the registry (its lake and warehouse data are kept).")
+    print(f"removed tenant {tenant_id} (its lake and warehouse data are kept).")
 
 
 @app.command()
