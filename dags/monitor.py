@@ -1,11 +1,11 @@
 """### Monitor: per-tenant drift and decay, and the retraining it calls for
 
 Daily at 06:00 UTC and after every feature build (the `feature_marts` asset). For each warehouse
-(a region's pool, or one silo tenant) `check_warehouse` compares every tenant's champion reference
+(a region's pool, or one silo tenant; `plan` lists them) `check_warehouse` compares every tenant's champion reference
 window with the current one using Evidently 0.7 reports: behaviour (`data_drift`), model inputs
 (`feature_drift`), champion scores (`prediction_drift`) and each kind's live metric of what it
-served against what followed (`performance`: HitRate@10 of recommendations, ROC-AUC of churn
-scores, RMSE of engagement scores). Rows land in the warehouse's
+served against what followed (`performance`, each kind's own measure: e.g. HitRate@10 of
+recommendations). Rows land in the warehouse's
 `monitoring` and `monitoring_live_metrics` tables; HTML reports under
 `reports/monitoring/region=R/tenant=T/date=D/` and on the champion's MLflow run.
 
@@ -50,17 +50,11 @@ from dags.common.timing import NEVER_AT_ONCE
 )
 def monitor():
     @task
-    def warehouses_to_check() -> list[dict]:
+    def plan() -> list[dict]:
         """The warehouse files holding the tenants of this run."""
-        from dataclasses import asdict
+        from ml.monitoring.run import plan as plan_
 
-        from ml.core.tenants import TenantStore
-        from ml.core.warehouse import warehouses
-
-        p = get_current_context()["params"]
-        tenants = TenantStore().select(p["tenants"] or None)
-        only = [t.tenant_id for t in tenants] if p["tenants"] else None
-        return [asdict(w) | {"only": only} for w in warehouses(tenants)]
+        return plan_(get_current_context()["params"]["tenants"])
 
     @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def check_warehouse(warehouse: dict) -> dict:
@@ -97,7 +91,7 @@ def monitor():
         skip_when_already_exists=True,  # a retried task never starts a second run
     )
 
-    results = check_warehouse.expand(warehouse=warehouses_to_check())
+    results = check_warehouse.expand(warehouse=plan())
     watch_promotions(results)
     decide(results) >> retrain
 

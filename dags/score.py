@@ -3,9 +3,9 @@
 
 Daily, and after every `train` run (the `trained_models` asset). One mapped task per
 warehouse file loads each tenant's champion of every model kind from the MLflow registry and
-writes the kind's table into that warehouse's `predictions` schema
-(`predictions.recommendations`: top-K items per user; `predictions.churn_scores`;
-`predictions.engagement_scores`), every row tagged with the model version that made it.
+writes the kind's table into that warehouse's `predictions` schema (each kind names its own,
+e.g. `predictions.recommendations`: top-K items per user), every row tagged with the model
+version that made it.
 Re-running a day replaces that day's rows: no duplicates.
 """
 
@@ -43,16 +43,10 @@ def score():
     @task
     def plan() -> list[dict]:
         """The warehouse files to score, from the tenants at run time."""
-        from dataclasses import asdict
-
-        from ml.core.tenants import TenantStore
-        from ml.core.warehouse import warehouses
+        from ml.models.score import plan as plan_
 
         p = get_current_context()["params"]
-        return [
-            asdict(w) | {"only": p["tenants"] or None, "k": p["k"]}
-            for w in warehouses(TenantStore().select(p["tenants"] or None))
-        ]
+        return plan_(p["tenants"], k=p["k"])
 
     @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def score_warehouse(warehouse: dict) -> dict:

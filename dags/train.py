@@ -6,6 +6,7 @@ without a champion, champions older than `TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS`, 
 tenants graduating from the global model), and when the `monitor` DAG finds drift (conf
 `{tenants, reason: "drift", force, reports}`). Trigger it by hand with the params below. Steps:
 
+0. `plan`: the warehouses, global-model jobs and chunks of tenants of this run.
 1. `snapshot` (mapped per warehouse file): freeze each tenant's training marts as Parquet
    with a content id, so training is reproducible and every version names its data.
 2. `train_global` (mapped per model kind): the `<kind>.global` model, trained only on tenants
@@ -61,27 +62,31 @@ from dags.common.timing import NEVER_AT_ONCE
     },
 )
 def train():
-    def planned(part: str) -> list[dict]:
+    @task(multiple_outputs=False)  # one XCom: the dict (see below)
+    def plan() -> dict[str, list[dict]]:
+        """The run's mapped work, from its params and the tenants at run time (read once)."""
         from ml.models.runs import plan_run
 
         ctx = get_current_context()
         run_type = str(getattr(ctx.get("dag_run"), "run_type", "manual")).rsplit(".", 1)[-1].lower()
-        return plan_run(ctx["params"], run_type, PARALLEL_TASKS)[part]
+        return plan_run(ctx["params"], run_type, PARALLEL_TASKS)
 
+    # One list each for `.expand()`: mapping over a key of a multiple-outputs task can take the
+    # number of keys as the map length (apache/airflow#51109).
     @task
-    def warehouses_to_snapshot() -> list[dict]:
+    def warehouses_to_snapshot(work: dict) -> list[dict]:
         """The warehouse files holding the tenants of this run."""
-        return planned("warehouses")
+        return work["warehouses"]
 
     @task
-    def global_jobs() -> list[dict]:
+    def global_jobs(work: dict) -> list[dict]:
         """One job per model kind for the global models (none when the run names tenants)."""
-        return planned("globals")
+        return work["globals"]
 
     @task
-    def tenant_jobs() -> list[dict]:
+    def tenant_jobs(work: dict) -> list[dict]:
         """Chunks of tenants, each trained by one mapped task."""
-        return planned("chunks")
+        return work["chunks"]
 
     @task(max_active_tis_per_dag=PARALLEL_TASKS)
     def snapshot(warehouse: dict) -> dict:
@@ -121,10 +126,11 @@ def train():
         raise_for_failures(summary)
         return summary
 
-    snaps = snapshot.expand(warehouse=warehouses_to_snapshot())
-    globals_ = train_global.expand(job=global_jobs())
+    work = plan()
+    snaps = snapshot.expand(warehouse=warehouses_to_snapshot(work))
+    globals_ = train_global.expand(job=global_jobs(work))
     snaps >> globals_
-    tenants = train_tenants.expand(job=tenant_jobs())
+    tenants = train_tenants.expand(job=tenant_jobs(work))
     globals_ >> tenants
     report(globals_, tenants)
 

@@ -74,13 +74,13 @@ def write_json(path: Path, obj: Any, *, durable: bool = False, indent: int | Non
 
 
 def staging_dir(root: Path) -> Path:
-    """A new hidden folder under ``root`` to fill before :func:`publish_dir` names it."""
+    """A new hidden folder under ``root`` to fill before :func:`commit_dir` names it."""
     tmp = root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
     tmp.mkdir(parents=True)
     return tmp
 
 
-def publish_dir(staged: Path, final: Path) -> bool:
+def commit_dir(staged: Path, final: Path) -> bool:
     """Rename a filled staging folder to ``final``; for content-addressed stores.
 
     Returns False (and removes ``staged``) when ``final`` exists already: the same content was

@@ -7,6 +7,10 @@ each once, in one ``BEGIN IMMEDIATE`` transaction (SQLite's writer lock: two pro
 a new home migrate it one after the other), and ``PRAGMA user_version`` records the last one.
 Nothing else creates a table here. The API's webhook ledger is a second database with its own
 migrations (``migrations/webhook/``), opened the same way.
+
+The files use SQLite's write-ahead log (readers never wait for the writer) and every transaction
+here begins ``IMMEDIATE`` (a writer takes the lock when it starts, so a read-then-write transaction
+waits its turn instead of failing on a lock upgrade).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from pathlib import Path
 
 from ml.core.settings import Settings, get_settings
 
-_MIGRATED: set[tuple[str, str]] = set()  # (database path, schema) migrated by this process
 _LOCK = threading.Lock()
 
 
@@ -35,8 +38,15 @@ def migrations(schema: str) -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
+def latest_version(schema: str) -> int:
+    return max(number for number, _, _ in migrations(schema))
+
+
 def migrate(con: sqlite3.Connection, schema: str) -> int:
-    """Apply the schema's migrations that this database has not seen; return its version."""
+    """Apply the schema's migrations that this database has not seen; return its version.
+
+    Statements are split on ``;``: a migration file holds no ``;`` inside a statement.
+    """
     con.execute("begin immediate")
     try:
         (version,) = con.execute("pragma user_version").fetchone()
@@ -54,14 +64,18 @@ def migrate(con: sqlite3.Connection, schema: str) -> int:
 
 
 def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
-    """A connection (autocommit: transactions are explicit) to a migrated database; the caller closes it."""
+    """A connection (autocommit: transactions are explicit) to a migrated database; the caller closes it.
+
+    Each connection reads the file's schema version (a header read) and migrates a file behind
+    the code: a home deleted and made again in the same process is migrated again.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    key = (str(path), schema)
-    if key not in _MIGRATED:
+    (version,) = con.execute("pragma user_version").fetchone()
+    if version < latest_version(schema):
         with _LOCK:
+            con.execute("pragma journal_mode=wal")
             migrate(con, schema)
-            _MIGRATED.add(key)
     return con
 
 
@@ -72,7 +86,7 @@ def connect(settings: Settings | None = None) -> Iterator[sqlite3.Connection]:
     path = settings.stores.control_db
     _adopt_legacy_file(path)
     with closing(open_sqlite(path, "control")) as con:
-        con.execute("begin")
+        con.execute("begin immediate")
         try:
             yield con
         except BaseException:
@@ -86,12 +100,3 @@ def _adopt_legacy_file(path: Path) -> None:
     legacy = path.with_name("registry.sqlite")
     if not path.exists() and legacy.exists():
         legacy.rename(path)
-
-
-def enable_wal(path: Path) -> None:
-    """Switch a SQLite file to the write-ahead log (persistent): readers no longer block its writer.
-
-    Used on Airflow's embedded database, which its api-server, scheduler and tasks share.
-    """
-    with closing(sqlite3.connect(path, timeout=60)) as con:
-        con.execute("pragma journal_mode=wal")

@@ -71,15 +71,27 @@ class DailyStore:
 
 @dataclass(frozen=True)
 class SnapshotStore:
-    """A store of immutable, content-addressed folders per tenant: ``region=R/tenant=T/<id>/``."""
+    """A store of immutable, content-addressed folders per tenant: ``region=R/tenant=T/<id>/``.
+
+    Each folder holds a metadata file (``meta_name``); each tenant folder a pointer file
+    (``pointer_name``) naming the snapshot in use, replaced atomically.
+    """
 
     root: Path
+    pointer_name: str
+    meta_name: str
 
     def tenant_dir(self, region: str, tenant_id: str) -> Path:
         return self.root.joinpath(*_tenant_segments(region, tenant_id))
 
     def snapshot_dir(self, region: str, tenant_id: str, snapshot_id: str) -> Path:
         return self.tenant_dir(region, tenant_id) / validate_snapshot_id(snapshot_id)
+
+    def pointer(self, region: str, tenant_id: str) -> Path:
+        return self.tenant_dir(region, tenant_id) / self.pointer_name
+
+    def meta(self, region: str, tenant_id: str, snapshot_id: str) -> Path:
+        return self.snapshot_dir(region, tenant_id, snapshot_id) / self.meta_name
 
 
 LAKE_FILE = "part-0.parquet"  # one file per lake and quarantine partition
@@ -114,11 +126,11 @@ class Layout:
 
     @property
     def snapshots(self) -> SnapshotStore:
-        return SnapshotStore(self.home / "snapshots")
+        return SnapshotStore(self.home / "snapshots", pointer_name="latest.json", meta_name="snapshot.json")
 
     @property
     def published(self) -> SnapshotStore:
-        return SnapshotStore(self.home / "published")
+        return SnapshotStore(self.home / "published", pointer_name="CURRENT", meta_name="meta.json")
 
     @property
     def warehouse_root(self) -> Path:
@@ -130,6 +142,11 @@ class Layout:
         if name != "pool":
             validate_slug(name.removeprefix("silo_"), "tenant id")
         return self.warehouse_root / f"region={validate_slug(region, 'region')}" / f"{name}.duckdb"
+
+    @property
+    def parse_warehouse(self) -> Path:
+        """The DuckDB file a plain ``dbt parse`` is pointed at (it stays empty)."""
+        return self.warehouse_root / "_parse.duckdb"
 
     def dbt_target(self, warehouse_key: str | None) -> Path:
         """dbt's target folder for one warehouse's builds (``_parse`` for a plain ``dbt parse``)."""
@@ -147,6 +164,11 @@ class Layout:
     @property
     def gx_home(self) -> Path:
         return self.home / "gx"
+
+    @property
+    def data_docs_index(self) -> Path:
+        """The front page of the Great Expectations Data Docs (GX's file context writes it there)."""
+        return self.gx_home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
     def health_file(self, tenant_id: str) -> Path:
         return self.home / "reports" / "health" / f"tenant={validate_slug(tenant_id)}.json"

@@ -168,13 +168,63 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
-    """``TENANTFLOW_*`` variables that name no setting (a typo is otherwise silently ignored)."""
-    environ = dict(os.environ if environ is None else environ)
+# Variables of earlier releases and the settings that replaced them (README, "Settings").
+RENAMED = {
+    "TENANTFLOW_API_PORT": "TENANTFLOW_SERVE_PORT",
+    "TENANTFLOW_MIN_HISTORY_DAYS": "TENANTFLOW_TRAIN_MIN_HISTORY_DAYS",
+    "TENANTFLOW_PROMOTION_MARGIN": "TENANTFLOW_TRAIN_PROMOTION_MARGIN",
+    "TENANTFLOW_LATENCY_BUDGET_MS": "TENANTFLOW_TRAIN_LATENCY_BUDGET_MS",
+    "TENANTFLOW_FAIRNESS_TOLERANCE": "TENANTFLOW_TRAIN_FAIRNESS_TOLERANCE",
+    "TENANTFLOW_RETRAIN_EVERY_DAYS": "TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS",
+    "TENANTFLOW_GLOBAL_MAX_ROWS": "TENANTFLOW_TRAIN_GLOBAL_MAX_ROWS",
+    "TENANTFLOW_GLOBAL_TRAIN_THREADS": "TENANTFLOW_TRAIN_GLOBAL_THREADS",
+}
+# Variables of earlier releases that nothing replaces, and why.
+RETIRED = {
+    "TENANTFLOW_ENV": "production is chosen by the tools' own variables (AIRFLOW__..., MLFLOW_TRACKING_URI)",
+}
+
+# Not settings, but read by the tools Tenantflow runs: the dbt profile (target, warehouse file,
+# DuckDB threads and memory), the Procfile of `tenantflow up` (MLflow's artifact root), and the
+# shell exports of `tenantflow env` (where the warehouses and the lake are, for a person's duckdb).
+TOOL_VARIABLES = frozenset(
+    f"{ENV_PREFIX}{n}"
+    for n in (
+        "DBT_TARGET",
+        "WAREHOUSE_PATH",
+        "DUCKDB_THREADS",
+        "DUCKDB_MEMORY_LIMIT",
+        "MLFLOW_ARTIFACTS",
+        "WAREHOUSE_DIR",
+        "LAKE",
+    )
+)
+
+
+def setting_variables() -> frozenset[str]:
+    """Every ``TENANTFLOW_*`` variable a setting reads."""
     known = {f"{ENV_PREFIX}{name.upper()}" for name, f in Settings.model_fields.items() if not f.validation_alias}
     groups = {n: f.annotation for n, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
     for group, model in groups.items():
         known |= {f"{ENV_PREFIX}{group.upper()}_{field.upper()}" for field in model.model_fields}  # type: ignore[union-attr]
-    # not settings, but read by the tools Tenantflow runs (the dbt profile, the demo's scale)
-    known |= {f"{ENV_PREFIX}{n}" for n in ("DBT_TARGET", "WAREHOUSE_PATH", "DUCKDB_THREADS", "DUCKDB_MEMORY_LIMIT")}
-    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    return frozenset(known)
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Warnings for ``TENANTFLOW_*`` variables that name no setting (otherwise silently ignored).
+
+    Returns:
+        One line per such variable, sorted: a renamed variable names its new name, any other
+        says it may be a typo.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    known = setting_variables() | TOOL_VARIABLES
+    lines = []
+    for name in sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known):
+        if name in RENAMED:
+            lines.append(f"{name} is no longer read: it is now {RENAMED[name]}")
+        elif name in RETIRED:
+            lines.append(f"{name} is no longer read: {RETIRED[name]}")
+        else:
+            lines.append(f"{name} is not a Tenantflow setting (a typo?); the settings are in ml/core/settings.py")
+    return lines

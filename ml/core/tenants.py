@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,7 @@ from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 
 ISOLATION_TIERS = ("pool", "silo")
-RESERVED_IDS = ("global",)  # `<kind>.global.<region>` names the shared models in the MLflow registry
+RESERVED_IDS = ("global",)  # `<kind>.global` names the shared model of each kind in the MLflow registry
 DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
 DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
 
@@ -125,16 +126,38 @@ class TenantStore:
         if cur.rowcount == 0:
             raise TenantError(f"unknown tenant {tenant_id!r}; nothing removed.")
 
-    def seed_from_file(self, path: Path) -> builtins.list[Tenant]:
-        """Load tenants from a JSON or YAML list (the demo's seed), replacing existing rows."""
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+    def seed_from_file(self, path: Path, check: Callable[[Tenant], object] | None = None) -> builtins.list[Tenant]:
+        """Load tenants from a JSON or YAML list (the demo's seed), replacing existing rows.
 
-            items = yaml.safe_load(text)
-        else:
-            items = json.loads(text)
-        tenants = [tenant_from_dict(d) for d in items]
+        Every entry is parsed and passed to ``check`` (the CLI checks the model kinds) before any
+        is stored: a bad entry stores nothing.
+
+        Raises:
+            TenantError: the file is not a list of tenants, or an entry is invalid; names the
+                file and the entry.
+        """
+        import yaml
+
+        text = path.read_text()
+        try:
+            items = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise TenantError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {exc}") from None
+        if not isinstance(items, builtins.list):
+            raise TenantError(f"{path}: expected a list of tenants, got {type(items).__name__}.")
+        tenants = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise TenantError(f"expected a mapping, got {type(item).__name__}")
+                tenant = tenant_from_dict(item)
+                if check is not None:
+                    check(tenant)
+            except KeyError as exc:
+                raise TenantError(f"{path}: tenant #{i + 1}: missing field {exc}.") from None
+            except (TenantError, ValueError) as exc:
+                raise TenantError(f"{path}: tenant #{i + 1}: {exc}") from None
+            tenants.append(tenant)
         for t in tenants:
             self.add(t, replace=True)
         return tenants

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,16 @@ class Warehouse:
     def from_dict(cls, d: dict) -> Warehouse:
         """Back from ``dataclasses.asdict`` (how DAG tasks pass warehouses through XCom)."""
         return cls(d["key"], tuple(d["tenants"]), tuple(d["sharing_tenants"]))
+
+
+def warehouse_jobs(tenants: list[Tenant], named: bool, **extra: Any) -> list[dict[str, Any]]:
+    """One mapped task's argument per warehouse file of ``tenants``, for a DAG run's plan.
+
+    Each is the :class:`Warehouse`'s fields (:meth:`Warehouse.from_dict` reads them back), ``only``
+    (``tenants``' ids when the run ``named`` them, else None: every tenant of the file) and ``extra``.
+    """
+    only = [t.tenant_id for t in tenants] if named else None
+    return [asdict(w) | {"only": only} | extra for w in warehouses(tenants)]
 
 
 def warehouses(tenants: list[Tenant]) -> list[Warehouse]:

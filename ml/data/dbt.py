@@ -51,7 +51,7 @@ def run_dbt(
     from dbt.cli.main import dbtRunner
 
     target_dir = settings.stores.dbt_target(wh.key if wh else None)
-    warehouse = wh.path(settings) if wh else settings.stores.warehouse_root / "_parse.duckdb"
+    warehouse = wh.path(settings) if wh else settings.stores.parse_warehouse
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     env = {
         "TENANTFLOW_WAREHOUSE_PATH": str(warehouse),

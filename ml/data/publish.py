@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 KEEP = 3  # snapshots per tenant; older ones are removed (a reader holds its data in memory)
-POINTER = "CURRENT"
 
 
 @dataclass(frozen=True)
@@ -81,18 +80,18 @@ def publish_tenant(
         "serving_cutoff": str(cutoff) if cutoff else None,
         "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    atomic.write_json(tmp / "meta.json", meta)
-    atomic.publish_dir(tmp, store.snapshot_dir(region, tenant_id, snapshot_id))
+    atomic.write_json(tmp / store.meta_name, meta)
+    atomic.commit_dir(tmp, store.snapshot_dir(region, tenant_id, snapshot_id))
     old = current(settings, region, tenant_id)
     if old is None or old["snapshot_id"] != snapshot_id:
-        atomic.write_json(root / POINTER, meta, indent=None)  # readers see the old snapshot or the new one
+        atomic.write_json(store.pointer(region, tenant_id), meta, indent=None)  # readers see old or new, never half
     _prune(root, keep=snapshot_id)
     return meta
 
 
 def current(settings: Settings, region: str, tenant_id: str) -> dict[str, Any] | None:
     """The tenant's published snapshot (``path``, ``snapshot_id``, ``serving_cutoff``, ...), or None."""
-    pointer = settings.stores.published.tenant_dir(region, tenant_id) / POINTER
+    pointer = settings.stores.published.pointer(region, tenant_id)
     try:
         meta = json.loads(pointer.read_text())
     except FileNotFoundError:

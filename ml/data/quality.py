@@ -133,4 +133,4 @@ def build_data_docs(settings: Settings | None = None) -> Path:
 
 def data_docs_index(settings: Settings) -> Path:
     """Where :func:`build_data_docs` writes the Data Docs' front page."""
-    return settings.stores.gx_home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return settings.stores.data_docs_index

@@ -87,7 +87,7 @@ def tenant_root(settings: Settings, region: str, tenant_id: str) -> Path:
 def latest(settings: Settings, region: str, tenant_id: str) -> Snapshot | None:
     """The tenant's most recent snapshot, or None before its first training."""
     try:
-        d = json.loads((tenant_root(settings, region, tenant_id) / "latest.json").read_text())
+        d = json.loads(settings.stores.snapshots.pointer(region, tenant_id).read_text())
     except FileNotFoundError:
         return None
     # the folder is derived from this home, not stored: a moved or restored home still works
@@ -95,7 +95,7 @@ def latest(settings: Settings, region: str, tenant_id: str) -> Snapshot | None:
 
 
 def load(settings: Settings, region: str, tenant_id: str, snapshot_id: str) -> Snapshot:
-    path = settings.stores.snapshots.snapshot_dir(region, tenant_id, snapshot_id) / "snapshot.json"
+    path = settings.stores.snapshots.meta(region, tenant_id, snapshot_id)
     if not path.exists():
         raise FileNotFoundError(
             f"tenant {tenant_id}: training snapshot {snapshot_id} is gone ({path}); retrain from a new snapshot."
@@ -212,11 +212,11 @@ def _export_tenant(
         history_days=history_days,
         serving_cutoff=str(serving) if serving is not None else None,
     )
-    atomic.write_json(tmp / "snapshot.json", snap.to_json())
-    if not atomic.publish_dir(tmp, final):  # the same bytes were snapshotted before: keep the original
+    atomic.write_json(tmp / settings.stores.snapshots.meta_name, snap.to_json())
+    if not atomic.commit_dir(tmp, final):  # the same bytes were snapshotted before: keep the original
         os.utime(final)
         snap = load(settings, region, tenant_id, snapshot_id)
-    atomic.write_json(root / "latest.json", snap.to_json())
+    atomic.write_json(settings.stores.snapshots.pointer(region, tenant_id), snap.to_json())
     _prune(root, keep={snapshot_id})
     log.info("tenant %s: snapshot %s (%s)", tenant_id, snapshot_id, rows)
     return snap

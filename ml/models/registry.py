@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any
 
 from ml.core.errors import RegistryError
 from ml.core.ids import validate_slug
@@ -55,21 +56,19 @@ def client(settings: Settings | None = None):
 
 
 @functools.cache
-def _client(uri: str):
+def _client(uri: str) -> Any:
     """Opening a SQL store checks its schema (seconds on SQLite): do it once per process."""
+    from filelock import FileLock
     from mlflow import MlflowClient
 
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
-    import fcntl
-
     db = uri.removeprefix("sqlite:///")
     os.makedirs(os.path.dirname(db), exist_ok=True)
     # The first client on a new store creates and migrates its schema; two processes doing that
     # at once (the two mapped global-model tasks on a fresh install) fail with an Alembic
     # "expected to match one row" error. One process at a time opens both stores.
-    with open(f"{db}.open.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(f"{db}.open.lock"):
         c = MlflowClient(tracking_uri=uri, registry_uri=uri)
         c.search_experiments(max_results=1)
         c.search_registered_models(max_results=1)

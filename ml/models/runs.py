@@ -8,12 +8,11 @@ tenant failed (``report``), after fairness and the summary were recorded.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, warehouses
+from ml.core.warehouse import Warehouse, warehouse_jobs
 from ml.data import snapshots
 from ml.data.feature_checks import read_health
 from ml.data.ingest.plan import chunk
@@ -37,9 +36,8 @@ def plan_run(params: dict[str, Any], run_type: str, parallel_chunks: int) -> dic
     ids = [t.tenant_id for t in tenants]
     size = max(1, min(int(params.get("chunk_size") or 10), -(-len(ids) // parallel_chunks)))
     common = {"kinds": kind_names, "reason": reason, "force": bool(params.get("force"))}
-    only = ids if params.get("tenants") else None
     return {
-        "warehouses": [asdict(w) | {"only": only} for w in warehouses(tenants)],
+        "warehouses": warehouse_jobs(tenants, named=bool(params.get("tenants"))),
         "globals": [] if params.get("tenants") else [{"kind": k, **common} for k in kind_names],
         "chunks": [{"tenants": c, **common} for c in chunk(ids, size)],
     }

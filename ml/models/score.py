@@ -1,8 +1,8 @@
 """Batch scoring: each tenant's champions score its users into the tenant's warehouse.
 
-One table per model kind in the warehouse's ``predictions`` schema (``predictions.recommendations``,
-``predictions.churn_scores``, ``predictions.engagement_scores``: each kind's ``predictions_table``,
-declared as dbt sources so analytics engineers can build on them), every row tagged with the model
+One table per model kind in the warehouse's ``predictions`` schema (each kind's
+``predictions_table``, e.g. ``predictions.recommendations``, declared as dbt sources so analytics
+engineers can build on them), every row tagged with the model
 name and version that made it. A run replaces the rows of (tenant, as-of date), so re-running a
 day gives the same rows, never duplicates. Models are loaded from MLflow before the warehouse lock
 is taken; the lock is held only while reading features and writing predictions.
@@ -18,7 +18,7 @@ import pandas as pd
 
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, connect, warehouse_lock
+from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
 from ml.models.champion import Champion, load_champion
 from ml.models.kinds import kinds_of
 from ml.models.kinds.base import ModelKind
@@ -26,6 +26,16 @@ from ml.models.kinds.base import ModelKind
 log = logging.getLogger(__name__)
 
 TOP_K = 10
+
+
+def plan(tenant_ids: list[str] | None, k: int = TOP_K, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """The ``score`` DAG's mapped work: one job per warehouse file of the named tenants (or all).
+
+    Raises:
+        TenantError: a named tenant is unknown.
+    """
+    tenants = TenantStore(settings).select(tenant_ids or None)
+    return warehouse_jobs(tenants, named=bool(tenant_ids), k=k)
 
 
 def score_warehouse(

@@ -3,7 +3,7 @@
 The flow for one model kind (see :mod:`ml.models.kinds`):
 
 1. **Global.** Trained on the training cutoffs of the tenants with ``share_data = yes`` (never a
-   silo: the registry refuses silo + share). Registered as ``<kind>.global``.
+   silo: onboarding refuses silo + share). Registered as ``<kind>.global``.
 2. **Per tenant.** A tenant with too little history (``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``, and
    the kind's minimum labelled examples) is served by the global champion: its registered model
    gets a version pointing at the global model's files, tagged ``trained_on=global``. Otherwise

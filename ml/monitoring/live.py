@@ -1,8 +1,7 @@
 """How each tenant's served predictions did once their outcome was known: the kinds' live metrics.
 
-Each kind measures its own (:attr:`ml.models.kinds.base.ModelKind.live`): live HitRate@10 and CTR
-of recommendations (from batch predictions and the API's prediction log), ROC-AUC of churn
-scores, RMSE of engagement scores.
+Each kind measures its own (:attr:`ml.models.kinds.base.ModelKind.live`), on batch predictions
+and the API's prediction log alike: e.g. live HitRate@10 and CTR of recommendations.
 """
 
 from __future__ import annotations

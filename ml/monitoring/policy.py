@@ -16,7 +16,7 @@ field                         default  meaning
 ``decay_tolerance``           0.15     live performance decayed: more than this share worse than the
                                        champion's holdout (per kind: :mod:`ml.models.kinds`)
 ``min_rows`` / ``min_users``  300/50   below these a window is ``insufficient_data``, never "no drift"
-``min_positives``             10       churned users a live churn batch needs to be judged
+``min_positives``             10       positives (e.g. churned users) a live batch needs to be judged
 ``warmup_days``               28       feature drift waits until the reference covers the longest
                                        feature window (their growth is not drift)
 ``sample_rows``               20,000   rows per window given to Evidently
@@ -25,8 +25,9 @@ field                         default  meaning
 ``cooldown_hours``            24       no drift retrain within this long of the tenant's last training
 ``daily_budget``              10       tenants retrained for drift per day, platform-wide
 ``watch_days``                7        after a promotion, watch its live metrics this long
-``rollback_tolerance``        0.1      roll back when live HitRate@10 is this share below the previous
-                                       champion's
+``rollback_tolerance``        0.1      roll back when the kind's rollback metric (its
+                                       ``live.rollback``, e.g. next-day HitRate@10) is this share
+                                       below the previous champion's
 ============================  =======  ==============================================================
 """
 

@@ -62,7 +62,7 @@ create table if not exists monitoring (
     primary key (tenant_id, checked_on, "check", kind, metric)
 )
 """
-# the columns every live row has; each kind adds its metric columns (doubles)
+# the columns every live row has; each kind adds its own (LiveMonitoring.columns), null in other kinds' rows
 LIVE_BASE = {
     "tenant_id": "varchar not null",
     "kind": "varchar not null",
@@ -73,15 +73,13 @@ LIVE_BASE = {
     "users_scored": "integer not null",
     "users_active": "integer not null",
     "users_hit": "integer not null",
-    "impressions": "integer not null",
-    "recommended_clicked": "integer not null",
 }
 
 
 def live_columns() -> dict[str, str]:
     """``monitoring_live_metrics``' columns: the common ones, every kind's metrics, ``computed_at``."""
-    metrics = dict.fromkeys(c for k in all_kinds() for c in k.live.columns)
-    return {**LIVE_BASE, **dict.fromkeys(metrics, "double"), "computed_at": "timestamptz not null"}
+    own = {c: t for k in all_kinds() for c, t in k.live.columns.items()}
+    return {**LIVE_BASE, **own, "computed_at": "timestamptz not null"}
 
 
 def _live_ddl() -> str:

@@ -18,7 +18,7 @@ import duckdb
 from ml.core.layout import DailyStore
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
-from ml.core.warehouse import Warehouse, connect, warehouse_lock
+from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
 from ml.data import snapshots
 from ml.models import registry
 from ml.models.champion import load_champion
@@ -88,6 +88,15 @@ def _read_all_windows(
         finally:
             con.close()
     return windows
+
+
+def plan(tenant_ids: list[str] | None, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """The ``monitor`` DAG's mapped work: one job per warehouse file of the named tenants (or all).
+
+    Raises:
+        TenantError: a named tenant is unknown.
+    """
+    return warehouse_jobs(TenantStore(settings).select(tenant_ids or None), named=bool(tenant_ids))
 
 
 def monitor_warehouse(

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
-from ml.core import atomic, control_db
+from ml.core import atomic
 from ml.core.settings import REPO_ROOT, Settings, get_settings
 from ml.ops.airflow_client import AirflowClient
 
@@ -110,7 +110,15 @@ def prepare_airflow(settings: Settings) -> None:
     )
     conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if conn.startswith("sqlite:///"):  # see ml/ops/airflow_sqlite.py
-        control_db.enable_wal(Path(conn.removeprefix("sqlite:///")))
+        enable_wal(Path(conn.removeprefix("sqlite:///")))
+
+
+def enable_wal(path: Path) -> None:
+    """Switch Airflow's SQLite file to the write-ahead log (persistent): readers no longer block its writer."""
+    import sqlite3
+
+    with closing(sqlite3.connect(path, timeout=60)) as con:
+        con.execute("pragma journal_mode=wal")
 
 
 class Services:

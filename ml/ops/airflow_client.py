@@ -191,20 +191,5 @@ class AirflowClient:
             if "HTTP 404" not in str(exc):  # nothing queued
                 raise
 
-    def wait_idle(self, dag_id: str, after: str, min_runs: int = 1, timeout: float = 1800.0) -> list[dict[str, Any]]:
-        """Until ``dag_id`` has at least ``min_runs`` runs queued after ``after`` (ISO time) and none of
-        them is still queued or running; those runs."""
-
-        def recent() -> list[dict[str, Any]]:
-            return [r for r in self.runs(dag_id) if (r.get("queued_at") or r.get("run_after") or "") >= after]
-
-        return self._poll(
-            recent,
-            lambda rs: len(rs) >= min_runs and all(r["state"] in FINISHED for r in rs),
-            timeout,
-            2.0,
-            f"{dag_id}: runs after {after} did not finish",
-        )
-
     def close(self) -> None:
         self.http.close()

@@ -65,9 +65,9 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict[
     config = _onboard_and_land(settings, scale, say)
     # The demo compresses a fortnight into minutes: the champions are minutes old when the drift
     # shows, so the retrain cooldown (24 h by default) would hold the retrain back.
-    os.environ.setdefault("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")  # read by the Airflow tasks
-    cooldown = os.environ["TENANTFLOW_MONITOR_COOLDOWN_HOURS"]
-    say(f"monitor cooldown after a training: {cooldown} h for the demo (TENANTFLOW_MONITOR_COOLDOWN_HOURS)")
+    os.environ.setdefault("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")  # the Airflow tasks inherit it
+    cooldown = get_settings().monitor.cooldown_hours  # yours, if you set it
+    say(f"monitor cooldown after a training: {cooldown:g} h for the demo (TENANTFLOW_MONITOR_COOLDOWN_HOURS)")
 
     from ml.ops.airflow import running_airflow
 
@@ -93,7 +93,7 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict[
 
 
 def _onboard_and_land(settings: Settings, scale: float, say: Any) -> GenerationConfig:
-    """Register the demo's tenants and land their first days; the whole window's config."""
+    """Onboard the demo's tenants and land their first days; the whole window's config."""
     config, tenant_rows = demo_config(scale=scale)
     store = TenantStore(settings)
     for row in tenant_rows:

@@ -135,7 +135,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
 
 
 def status(settings: Settings | None = None, tenant_ids: list[str] | None = None) -> list[dict[str, Any]]:
-    """The status of every registered tenant (or the named ones)."""
+    """The status of every onboarded tenant (or the named ones)."""
     settings = settings or get_settings()
     return [tenant_status(settings, t) for t in TenantStore(settings).select(tenant_ids)]
 

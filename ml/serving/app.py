@@ -6,10 +6,9 @@
 * ``POST /v1/events``: a batch of the caller's events, validated, written durably to
   ``landing/`` (acknowledged only after fsync and rename), idempotent by ``event_id``; the
   ingest DAG picks the files up like any other drop.
-* one ``POST /v1/...`` per model kind (:mod:`ml.models.kinds`): ``/v1/recommendations`` (top-k
-  items for a user from the tenant's champion, or the cold-start list for an unknown user;
-  ``explain`` adds each item's top feature contributions), ``/v1/churn-scores`` (churn
-  probabilities), ``/v1/engagement-scores`` (expected sessions in the next 7 days).
+* one ``POST /v1/...`` per model kind, each kind's ``endpoint`` (:mod:`ml.models.kinds`); e.g.
+  ``/v1/recommendations``: top-k items for a user from the tenant's champion, or the cold-start
+  list for an unknown user (``explain`` adds each item's top feature contributions).
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI).
 
 The tenant of a request comes only from its key; a body or ``X-Tenant-Id`` header naming

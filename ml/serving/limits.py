@@ -1,7 +1,9 @@
 """Rate limits: requests per minute per tenant, and throttling clients that keep sending bad keys.
 
 Hand-written rather than a library's: :class:`TokenBuckets` runs on every request's hot path under
-one lock (a few microseconds; the API's p99 is 3.8 ms at 300 requests/s, ``benchmarks/serving.py``).
+one lock, and one ``take`` costs 0.78 µs (``python -m timeit -s "from ml.serving.limits import
+TokenBuckets; b = TokenBuckets()" "b.take('acme', 6000)"``, 2026-11-29), against an API p99 of
+3.8 ms at 300 requests/s (``benchmarks/serving.py``).
 """
 
 from __future__ import annotations

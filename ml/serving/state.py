@@ -57,7 +57,7 @@ class ServingState:
         self.thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
 
     def watch(self) -> None:
-        """Registry, keys, splits and published snapshots (cheap: SQLite reads and a file per tenant)."""
+        """Tenants, keys, traffic splits and published snapshots (cheap: SQLite reads and a file per tenant)."""
         self.tenants = {t.tenant_id: t for t in TenantStore(self.settings).list()}
         self.keys = keys.active_hashes(self.settings)
         self.splits = traffic_splits(self.settings)

@@ -180,12 +180,16 @@ def _record(
     for r in ledger:
         counts[r[0]] += 1
     con.execute("begin immediate")
-    con.executemany("insert into api_events values (?, ?, ?, ?, ?, ?)", [(*r, files[r[0]].name) for r in ledger])
-    con.executemany(
-        "insert into api_event_days values (?, ?, ?) on conflict (tenant_id, day) "
-        "do update set accepted = accepted + excluded.accepted",
-        [(t, day, n) for t, n in counts.items()],
-    )
+    try:
+        con.executemany("insert into api_events values (?, ?, ?, ?, ?, ?)", [(*r, files[r[0]].name) for r in ledger])
+        con.executemany(
+            "insert into api_event_days values (?, ?, ?) on conflict (tenant_id, day) "
+            "do update set accepted = accepted + excluded.accepted",
+            [(t, day, n) for t, n in counts.items()],
+        )
+    except BaseException:
+        con.execute("rollback")  # the group fails; the connection is ready for the next one
+        raise
     con.execute("commit")
 
 

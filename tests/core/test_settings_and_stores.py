@@ -35,9 +35,25 @@ def test_unknown_tenantflow_variables_are_named():
         "TENANTFLOW_MONITOR_COOLDOWN_HOURS": "1",
         "TENANTFLOW_MONTOR_COOLDOWN_HOURS": "1",
         "TENANTFLOW_ENV": "production",
+        "TENANTFLOW_MIN_HISTORY_DAYS": "12",
+        "TENANTFLOW_LAKE": "/srv/lake",  # exported by `tenantflow env`, read by people's duckdb
         "PATH": "/bin",
     }
-    assert unknown_variables(env) == ["TENANTFLOW_ENV", "TENANTFLOW_MONTOR_COOLDOWN_HOURS"]
+    warnings = unknown_variables(env)
+    assert [w.split()[0] for w in warnings] == [
+        "TENANTFLOW_ENV",
+        "TENANTFLOW_MIN_HISTORY_DAYS",
+        "TENANTFLOW_MONTOR_COOLDOWN_HOURS",
+    ]
+    assert "now TENANTFLOW_TRAIN_MIN_HISTORY_DAYS" in warnings[1]
+    assert "a typo?" in warnings[2]
+
+
+def test_renamed_variables_point_at_settings_that_exist():
+    from ml.core.settings import RENAMED, setting_variables
+
+    assert set(RENAMED.values()) <= setting_variables()
+    assert not set(RENAMED) & setting_variables()
 
 
 def test_layout_validates_every_segment_and_knows_each_store(tmp_path):
@@ -72,9 +88,9 @@ def test_atomic_writes_leave_the_old_file_when_the_writer_fails(tmp_path):
     assert target.read_bytes() == b"new"
     staged = atomic.staging_dir(tmp_path / "snaps")
     (staged / "x").write_text("1")
-    assert atomic.publish_dir(staged, tmp_path / "snaps" / "id1") is True
+    assert atomic.commit_dir(staged, tmp_path / "snaps" / "id1") is True
     again = atomic.staging_dir(tmp_path / "snaps")
-    assert atomic.publish_dir(again, tmp_path / "snaps" / "id1") is False and not again.exists()
+    assert atomic.commit_dir(again, tmp_path / "snaps" / "id1") is False and not again.exists()
 
 
 def test_the_control_database_is_migrated_once_in_order(settings):

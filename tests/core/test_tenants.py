@@ -85,3 +85,26 @@ def test_cli_add_list_remove(settings, capsys):
     assert TenantStore(settings).list() == []
     assert main(["tenants", "show", "acme"]) == 2
     assert "unknown tenant 'acme'" in capsys.readouterr().err
+
+
+def test_seed_checks_every_entry_before_storing_any(settings, tmp_path, capsys):
+    seed = tmp_path / "tenants.yaml"
+    seed.write_text(
+        "- {tenant_id: acme, region: eu}\n- {tenant_id: news, region: eu, model_kinds: [recommender, nope]}\n"
+    )
+    assert main(["tenants", "seed", str(seed)]) == 2
+    err = capsys.readouterr().err
+    assert "tenants.yaml: tenant #2: unknown model kind 'nope'" in err
+    assert TenantStore(settings).list() == [], "nothing stored when one entry is bad"
+    seed.write_text("- {region: eu}\n")
+    assert main(["tenants", "seed", str(seed)]) == 2
+    assert "tenant #1: missing field 'tenant_id'" in capsys.readouterr().err
+    seed.write_text("- {tenant_id: acme, region: eu}\n")
+    assert main(["tenants", "seed", str(seed)]) == 0
+    assert [t.tenant_id for t in TenantStore(settings).list()] == ["acme"]
+
+
+def test_cli_warns_about_unknown_and_renamed_variables(settings, monkeypatch, capsys):
+    monkeypatch.setenv("TENANTFLOW_API_PORT", "9000")
+    assert main(["tenants", "list", "--json"]) == 0
+    assert "warning: TENANTFLOW_API_PORT is no longer read: it is now TENANTFLOW_SERVE_PORT" in capsys.readouterr().err

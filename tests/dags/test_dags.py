@@ -102,7 +102,7 @@ def test_ruff_bans_heavy_module_level_imports_in_dags():
 def test_model_plane_shape(tmp_path):
     train = _parse(REPO_ROOT / "dags" / "train.py", tmp_path)["dags"][0]
     assert sorted(train["mapped"]) == ["snapshot", "train_global", "train_tenants"]
-    assert {"warehouses_to_snapshot", "global_jobs", "tenant_jobs", "report"} <= set(train["tasks"])
+    assert {"plan", "warehouses_to_snapshot", "global_jobs", "tenant_jobs", "report"} <= set(train["tasks"])
     assert {"tenants", "kinds", "reason", "force"} <= set(train["params"])
     # weekly *and* on the feature asset
     assert train["schedule_assets"] == ["feature_marts"] and "0 3 * * 0" in train["schedule"], train
@@ -117,7 +117,7 @@ def test_monitor_shape(tmp_path):
     mon = _parse(REPO_ROOT / "dags" / "monitor.py", tmp_path)["dags"][0]
     assert mon["mapped"] == ["check_warehouse"]
     assert mon["tasks"]["retrain"] == "TriggerDagRunOperator"
-    assert {"warehouses_to_check", "watch_promotions", "decide"} <= set(mon["tasks"])
+    assert {"plan", "watch_promotions", "decide"} <= set(mon["tasks"])
     assert mon["schedule_assets"] == ["feature_marts"] and "0 6 * * *" in mon["schedule"]
     assert mon["runs_on_unpause"] is False and {"tenants", "retrain"} <= set(mon["params"])
 

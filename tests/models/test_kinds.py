@@ -33,6 +33,24 @@ def test_the_registered_kinds_are_discovered_and_complete():
         get_kind("nope")
 
 
+def test_every_kinds_predictions_table_is_a_dbt_source_with_its_columns():
+    import yaml
+
+    from ml.core.settings import Settings
+
+    path = Settings().dbt_project_dir / "models/staging/_predictions__sources.yml"
+    (source,) = yaml.safe_load(path.read_text())["sources"]
+    declared = {t["name"]: [c["name"] for c in t["columns"]] for t in source["tables"]}
+    con = duckdb.connect()
+    con.execute("create schema predictions")
+    for k in all_kinds():
+        con.execute(k.predictions_ddl)
+        table = k.predictions_table.split(".")[1]
+        columns = [r[0] for r in con.execute(f"describe {k.predictions_table}").fetchall()]
+        assert declared.get(table) == columns, f"{path.name}: declare {table} with the columns {k.name} writes"
+    assert set(declared) == {k.predictions_table.split(".")[1] for k in all_kinds()}
+
+
 def test_a_tenant_uses_every_kind_unless_it_lists_some():
     assert [k.name for k in kinds_of(Tenant("acme", "eu"))] == ["churn", "engagement", "recommender"]
     assert [k.name for k in kinds_of(Tenant("acme", "eu", model_kinds=("recommender",)))] == ["recommender"]

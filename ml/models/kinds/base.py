@@ -145,7 +145,9 @@ class LiveMonitoring:
     batches with its holdout metrics.
     """
 
-    columns: tuple[str, ...]  # the kind's metric columns in monitoring_live_metrics
+    # the kind's columns in monitoring_live_metrics -> DuckDB type ("double" for a metric, "integer"
+    # for a count); null in other kinds' rows
+    columns: dict[str, str]
     metrics: Callable[[duckdb.DuckDBPyConnection, str, date, str | None], list[dict[str, Any]]]
     decay: Callable[[list[dict[str, Any]], dict[str, float], DecayPolicy, str], Verdict]
     rollback: RollbackWatch | None = None  # None: promotions of this kind are not watched

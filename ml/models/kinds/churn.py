@@ -102,8 +102,6 @@ def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str
                 "users_scored": len(g),
                 "users_active": len(g),
                 "users_hit": int(g["churned"].sum()),
-                "impressions": 0,
-                "recommended_clicked": 0,
                 "roc_auc": m.get("roc_auc"),
                 "pr_auc": m.get("pr_auc"),
             }
@@ -188,7 +186,7 @@ KIND = ModelKind(
     predictions_table="predictions.churn_scores",
     predictions_ddl=_DDL,
     prediction_rows=_rows,
-    live=LiveMonitoring(columns=("roc_auc", "pr_auc"), metrics=live_metrics, decay=decay),
+    live=LiveMonitoring(columns={"roc_auc": "double", "pr_auc": "double"}, metrics=live_metrics, decay=decay),
     endpoint=Endpoint(
         "/v1/churn-scores", "Churn probabilities for up to 1,000 users", ChurnRequest, ChurnAnswer, churn_scores
     ),

@@ -110,8 +110,6 @@ def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str
                 "users_scored": len(g),
                 "users_active": int((g["actual"] > 0).sum()),
                 "users_hit": int((g["predicted"].round() == g["actual"]).sum()),
-                "impressions": 0,
-                "recommended_clicked": 0,
                 "mae": m.get("mae"),
                 "rmse": m.get("rmse"),
                 "spearman": m.get("spearman"),
@@ -200,7 +198,9 @@ KIND = ModelKind(
     predictions_table="predictions.engagement_scores",
     predictions_ddl=_DDL,
     prediction_rows=_rows,
-    live=LiveMonitoring(columns=("mae", "rmse", "spearman"), metrics=live_metrics, decay=decay),
+    live=LiveMonitoring(
+        columns={"mae": "double", "rmse": "double", "spearman": "double"}, metrics=live_metrics, decay=decay
+    ),
     endpoint=Endpoint(
         "/v1/engagement-scores",
         "Expected sessions in the next 7 days for up to 1,000 users",

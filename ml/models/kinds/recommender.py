@@ -346,7 +346,12 @@ KIND = ModelKind(
     predictions_ddl=_DDL,
     prediction_rows=_top_k,
     live=LiveMonitoring(
-        columns=("hit_rate_at_10", "ctr"),
+        columns={
+            "hit_rate_at_10": "double",
+            "ctr": "double",
+            "impressions": "integer",
+            "recommended_clicked": "integer",
+        },
         metrics=live_metrics,
         decay=decay,
         rollback=RollbackWatch("hit_rate_at_10 (next day)", HORIZONS[0], pooled_hit_rate),

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from ml.core.errors import RegistryError, TenantError
+from ml.core.settings import unknown_variables
 from ml.ops.cli import data, models, monitor, platform, tenants
 
 app = typer.Typer(
@@ -30,6 +31,8 @@ platform.register(app)
 
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point; the exit code."""
+    for warning in unknown_variables():
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         app(args=argv, prog_name="tenantflow", standalone_mode=False)
     except (TenantError, RegistryError) as exc:

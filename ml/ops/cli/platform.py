@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ml.core.settings import REPO_ROOT, get_settings, unknown_variables
+from ml.core.settings import REPO_ROOT, get_settings
 
 
 def serve(
@@ -45,8 +45,6 @@ def env() -> None:
     """Shell exports: eval "$(tenantflow env)"."""
     from ml.ops.airflow import shell_exports
 
-    for name in unknown_variables():
-        print(f"# warning: {name} is not a Tenantflow setting (a typo?); see ml/core/settings.py", file=sys.stderr)
     print(shell_exports(get_settings()))
 
 

@@ -107,10 +107,9 @@ def remove(tenant_id: str) -> None:
 
 @app.command()
 def seed(file: Path) -> None:
-    """Load tenants from a JSON or YAML list, replacing existing rows."""
-    for t in TenantStore().seed_from_file(file):
-        validate_kinds(t.model_kinds)
-        print(f"registered {t.tenant_id}")
+    """Load tenants from a JSON or YAML list, replacing existing rows (a bad entry stores none)."""
+    for t in TenantStore().seed_from_file(file, check=lambda t: validate_kinds(t.model_kinds)):
+        print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})")
 
 
 @app.command()
@@ -162,5 +161,5 @@ def keys_list(tenant_id: Annotated[str | None, typer.Argument()] = None) -> None
 
 
 def tenant_rows(rows: list[dict[str, object]]) -> list[Tenant]:
-    """Registry rows (the generator's ``--register``) as tenants."""
+    """Tenant rows (the generator's ``--register``) as tenants."""
     return [tenant_from_dict(r) for r in rows]
