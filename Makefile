@@ -6,16 +6,19 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export TENANTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: demo test test-unit test-integration up lint sqlfluff-lint format lock clean-state bench help
+.PHONY: venv demo test test-unit test-integration up lint sqlfluff-lint format lock clean-state bench help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo through real Airflow"
-	@echo "make test   - set up .venv and run the test suite"
+	@echo "make venv   - set up .venv from requirements.lock (every other target does it first)"
+	@echo "make test   - set up .venv, lint, and run the test suite (what .ci/run runs)"
+	@echo "make test-unit / test-integration - the suite without / only the real-Airflow test"
 	@echo "make up     - start Airflow (UI, scheduler, dag-processor, triggerer) and the MLflow UI"
 	@echo "make bench  - run the benchmarks (slow; results in benchmarks/README.md)"
 	@echo "make lint   - ruff (lint and format), mypy, sqlfluff on dbt_project/, import contracts"
 	@echo "make format - apply ruff format, ruff's fixes and sqlfluff's fixes"
 	@echo "make lock   - re-resolve requirements.txt into requirements.lock"
+	@echo "make clean-state - delete TENANTFLOW_HOME (./var)"
 
 # The venv is rebuilt whenever the lock, the package metadata or this file changes.
 # Bytecode is compiled at install (uv does not by default): where PYTHONDONTWRITEBYTECODE is

@@ -4,7 +4,7 @@
 Runs weekly (everyone), whenever the `feature_marts` asset updates (only what is due: tenants
 without a champion, champions older than `TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS`, a changed dbt project,
 tenants graduating from the global model), and when the `monitor` DAG finds drift (conf
-`{tenants, reason: "drift", force, reports}`). Trigger it by hand with the params below. Steps:
+`{tenants, kinds, reason: "drift", force, reports}`). Trigger it by hand with the params below. Steps:
 
 0. `plan`: the warehouses, global-model jobs and chunks of tenants of this run.
 1. `snapshot` (mapped per warehouse file): freeze each tenant's training marts as Parquet

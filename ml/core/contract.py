@@ -1,7 +1,8 @@
 """The landing contract: what every event a tenant sends must look like once read.
 
 Batch drops and the webhook both land rows of these ten columns (the generator writes exactly
-these). Ingestion validates them (:mod:`ml.data.quality`), the webhook's request body mirrors
+these). Ingestion validates them (the rules: :mod:`ml.data.landing_checks`; applied by
+:mod:`ml.data.ingest.validation` through Great Expectations, :mod:`ml.data.quality`), the webhook's request body mirrors
 them (:mod:`ml.serving.schemas`), and the lake stores them typed.
 """
 

@@ -1,8 +1,9 @@
 """One typed settings tree, read from the environment, with the embedded defaults.
 
 Every setting is ``TENANTFLOW_<FIELD>`` at the top level, or ``TENANTFLOW_<GROUP>_<FIELD>`` in a
-group (``TENANTFLOW_MONITOR_COOLDOWN_HOURS``, ``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``): the first
-``_`` after the prefix separates the group from the field. Production replaces the embedded
+group (``TENANTFLOW_MONITOR_COOLDOWN_HOURS``, ``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``): for a
+group's setting the first ``_`` after the prefix separates the group from the field; a top-level
+field's whole name follows the prefix (``TENANTFLOW_DBT_PROJECT_DIR``). Production replaces the embedded
 defaults (SQLite, LocalExecutor, ``./var``) through the environment only: these variables, plus
 the tools' own (``AIRFLOW__...``, ``MLFLOW_TRACKING_URI``). Values are validated when read: a
 ``TENANTFLOW_TRAIN_THREADS=two`` fails with the variable's name, never later in a task.
@@ -168,7 +169,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-# Variables of earlier releases and the settings that replaced them (README, "Settings").
+# Variables of earlier releases and the settings that replaced them (README, "Configuration").
 RENAMED = {
     "TENANTFLOW_API_PORT": "TENANTFLOW_SERVE_PORT",
     "TENANTFLOW_MIN_HISTORY_DAYS": "TENANTFLOW_TRAIN_MIN_HISTORY_DAYS",

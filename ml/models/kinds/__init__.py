@@ -1,6 +1,7 @@
 """The registered model kinds: every module of this package that defines ``KIND``.
 
-Adding a kind is adding a module here (plus its dbt mart and yml); nothing else lists kinds.
+Adding a kind is adding a module here (plus its dbt mart and yml, and its predictions table in
+``dbt_project/models/staging/_predictions__sources.yml``); no other code lists kinds.
 Kinds are discovered on first use, not at import time, and always in name order.
 """
 
