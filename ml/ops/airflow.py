@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from ml.core import atomic
@@ -108,17 +108,6 @@ def prepare_airflow(settings: Settings) -> None:
     subprocess.run(
         [bin_path("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    if conn.startswith("sqlite:///"):  # see ml/ops/airflow_sqlite.py
-        enable_wal(Path(conn.removeprefix("sqlite:///")))
-
-
-def enable_wal(path: Path) -> None:
-    """Switch Airflow's SQLite file to the write-ahead log (persistent): readers no longer block its writer."""
-    import sqlite3
-
-    with closing(sqlite3.connect(path, timeout=60)) as con:
-        con.execute("pragma journal_mode=wal")
 
 
 class Services:
