@@ -54,7 +54,8 @@ def events_suite(tenant_id: str) -> Any:
     """The landing-events contract for one tenant's rows (any number of landing days).
 
     ``hours_before_drop_end`` is derived at ingestion: hours from the event to the end of the
-    landing day of the drop that carried it. An event may be up to an hour in the future
+    landing day of the drop that carried it; ``dwell_parses`` is False where a dwell was sent
+    that is not a finite number (the typed ``dwell_seconds`` is then null). An event may be up to an hour in the future
     (clock skew) and up to seven days late.
     """
     gx, gxe = gx_modules()
@@ -66,7 +67,7 @@ def events_suite(tenant_id: str) -> Any:
         name=f"landing_events.{tenant_id}",
         expectations=[
             gxe.ExpectTableColumnsToMatchSet(
-                column_set=[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end"],
+                column_set=[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end", "dwell_parses"],
                 exact_match=True,
                 meta={"batch": "schema_mismatch"},
             ),
@@ -100,6 +101,7 @@ def events_suite(tenant_id: str) -> Any:
                 row_condition=Column("event_type").is_in(list(ITEM_EVENT_TYPES)),
                 meta={"reason": "null_item_id"},
             ),
+            gxe.ExpectColumnValuesToBeInSet(column="dwell_parses", value_set=[True], meta={"reason": "bad_dwell"}),
             gxe.ExpectColumnValuesToBeBetween(
                 column="dwell_seconds",
                 min_value=0,

@@ -20,6 +20,7 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect
 from ml.data.feature_checks import read_health
+from ml.data.ingest.partitions import waiting_note
 from ml.models.kinds import kinds_of
 
 
@@ -95,6 +96,8 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             duplicates += m["duplicates_dropped"]
             quarantined.update(m["quarantined"])
             ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
+            if m.get("waiting_files"):  # as of that day's last ingestion
+                ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
         data = part / LAKE_FILE
         if data.exists():
             lake_rows += pq.ParquetFile(data).metadata.num_rows
@@ -186,6 +189,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             lines.append(" " * 11 + f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
             if hit and drift["report_path"]:
                 lines.append(" " * 13 + f"report: {drift['report_path']}")
+        if r["ingest_warnings"]:
+            w = r["ingest_warnings"]
+            lines.append(" " * 11 + f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
         if r["quarantined"]:
             lines.append(
                 " " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items())

@@ -20,7 +20,7 @@ import pytest
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
 from ml.data.generate import generate
-from ml.data.ingest import landing, partitions, plan, run
+from ml.data.ingest import files, landing, partitions, plan, run
 from tests.world import END, register, small_config
 
 START = END - timedelta(days=3)
@@ -314,14 +314,18 @@ def test_landing_bytes_counts_complete_files_of_the_interval(settings, faulty):
     assert len(chunks) == min(2, len(registered)), "at least as many chunks as tasks run at once"
 
 
-def test_unknown_files_and_hidden_files_are_ignored(settings, faulty):
+def test_hidden_files_are_ignored_and_unknown_ones_named(settings, faulty):
     tenant = TenantStore(settings).get("acme")
     folder = landing.landing_dir(settings, tenant, START)
     (folder / ".hidden.csv").write_text("x")
     (folder / "_SUCCESS").write_text("")
     (folder / "notes.txt").write_text("hello")
     assert [p.name for p in landing.complete_landing_files(folder, settings.landing.settle_seconds)] == [
-        "events-0001.csv"
+        "events-0001.csv",
+        "notes.txt",
     ]
+    [report] = run.ingest_days(settings, tenant, [START])
+    assert report.batch_problems == ["unsupported_file: notes.txt is not " + files.SUPPORTED]
+    assert report.landed > 0 and report.reconciles
     assert date.fromisoformat(folder.name[5:]) == START
     assert Path(folder).is_dir()

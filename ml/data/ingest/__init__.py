@@ -13,7 +13,8 @@ Rows that break the landing contract (:mod:`ml.data.landing_checks`) go to
 ``quarantine/region=R/tenant=T/date=D/part-0.parquet`` with a reason per row; nothing is
 dropped silently. One tenant's bad batch never touches another tenant's files.
 
-Modules: ``landing`` (which files are complete, which days to ingest), ``readers`` (landing files
-into text rows), ``validation`` (the GX checks of a batch), ``partitions`` (deduplication and the
-atomic lake and quarantine writes), ``run`` (tenants and days), ``plan`` (the DAG's chunks).
+Modules: ``landing`` (which files are complete, which days to ingest), ``files`` (a file's
+format, compression, encoding and delimiter), ``readers`` (landing files into text rows),
+``validation`` (the GX checks of a batch), ``partitions`` (deduplication and the atomic lake and
+quarantine writes), ``run`` (tenants and days), ``plan`` (the DAG's chunks).
 """

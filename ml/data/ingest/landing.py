@@ -14,35 +14,40 @@ from ml.data.ingest.partitions import LOOKBACK, read_manifest
 
 log = logging.getLogger(__name__)
 
-LANDING_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-
 
 def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
     return settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day)
 
 
-def complete_landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
-    """Files of a landing folder that are complete: not temporary, hidden or still growing.
+def landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> tuple[list[Path], list[Path]]:
+    """The files of a landing folder: (complete, still being written). Temporary, hidden and
+    marker files (``*.tmp``, ``.x``, ``_SUCCESS``) are neither.
 
     Writers that can rename (our generator, the webhook) write ``*.tmp`` and rename; for other
     uploaders a file counts as complete once unchanged for ``settle_seconds``
-    (``TENANTFLOW_LANDING_SETTLE_SECONDS``).
+    (``TENANTFLOW_LANDING_SETTLE_SECONDS``). Every complete file counts, whatever its format: one
+    Tenantflow cannot read is named in the day's problems by ingestion
+    (:func:`ml.data.ingest.readers.read_file`), never passed over.
     """
     if not folder.is_dir():
-        return []
+        return [], []
     now = time.time() if now is None else now
-    out = []
+    complete, waiting = [], []
     # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
     for p in sorted(folder.iterdir(), key=lambda q: (q.stat().st_mtime_ns, q.name)):
         if p.name.startswith((".", "_")) or p.suffix == ".tmp" or not p.is_file():
             continue
-        if p.suffix.lower() not in LANDING_FORMATS:
-            continue
         if now - p.stat().st_mtime < settle_seconds:
             log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
-            continue
-        out.append(p)
-    return out
+            waiting.append(p)
+        else:
+            complete.append(p)
+    return complete, waiting
+
+
+def complete_landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
+    """The complete files of a landing folder (:func:`landing_files`)."""
+    return landing_files(folder, settle_seconds, now)[0]
 
 
 def sha256_file(path: Path) -> str:

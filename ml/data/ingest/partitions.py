@@ -59,12 +59,18 @@ class PartitionReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     duplicates_dropped: int = 0
     batch_problems: list[str] = field(default_factory=list)
+    waiting_files: list[str] = field(default_factory=list)  # still being written: ingested by a later run
     suite_success: bool = True
     landing_contract: int = 1
 
     @property
     def reconciles(self) -> bool:
         return self.rows_in == self.landed + sum(self.quarantined.values()) + self.duplicates_dropped
+
+
+def waiting_note(names: list[str]) -> str:
+    """``1 file waiting: still being written (a.csv)``: files a later run ingests."""
+    return f"{len(names)} file{'s' if len(names) > 1 else ''} waiting: still being written ({', '.join(names)})"
 
 
 def lake_dir(settings: Settings, tenant: Tenant, day: date) -> Path:

@@ -7,6 +7,8 @@ values are null) so the lake gets typed columns without a second pass.
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -14,8 +16,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.core.contract import LANDING_COLUMNS
-from ml.data.ingest.landing import LANDING_FORMATS, sha256_file
+from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, sniff_dialect
+from ml.data.ingest.landing import sha256_file
 from ml.data.ingest.partitions import PartitionReport
+
+log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = [c for c in LANDING_COLUMNS if c not in ("event_at", "dwell_seconds")]
 # Landing columns parsed into the lake's types by DuckDB while reading, kept as ``_<column>``
@@ -26,73 +31,163 @@ PARSED = {"event_at": "timestamptz", "dwell_seconds": "double"}
 READ_COLUMNS = ["_line_no", *LANDING_COLUMNS, *(f"_{c}" for c in PARSED), "_file_no", "source_file"]
 
 
-def _parse_sql(cols: list[str]) -> str:
-    """The select list of the parsed columns, null where the file lacks the column."""
+def _text(col: str) -> str:
+    """A column's text as the lake keeps it: surrounding spaces trimmed, empty as null."""
+    return f"nullif(trim(cast(\"{col}\" as varchar)), '')"
+
+
+def _iso_minutes(sql: str) -> str:
+    """ISO 8601 times to the minute with an offset (``2026-11-20T09:00Z``, ``...09:00+01:00``), which
+    DuckDB's cast refuses, given seconds. Only tried where the cast failed (COALESCE is lazy)."""
+    pattern = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})([Zz]|[+-]\d{2}(:?\d{2})?)$"
+    return f"try_cast(regexp_replace({sql}, '{pattern}', '\\1:00\\2') as timestamptz)"
+
+
+def _parse_sql(cols: dict[str, str]) -> str:
+    """The select list of the parsed columns, null where the file lacks the column (a dwell
+    that is not a finite number is null too: ``NaN`` and ``inf`` parse as doubles)."""
+    exprs = {
+        "event_at": lambda c: f"coalesce(try_cast({_text(c)} as timestamptz), {_iso_minutes(_text(c))})",
+        "dwell_seconds": lambda c: (
+            f"case when isfinite(try_cast({_text(c)} as double)) then try_cast({_text(c)} as double) end"
+        ),
+    }
     return ", ".join(
-        (f'try_cast("{c}" as {t})' if c in cols else f"cast(null as {t})") + f" as _{c}" for c, t in PARSED.items()
+        (exprs[c](cols[c]) if c in cols else f"cast(null as {t})") + f" as _{c}" for c, t in PARSED.items()
     )
 
 
-def read_file(con: duckdb.DuckDBPyConnection, path: Path, file_no: int) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Parse one landing file into (rows as text, malformed lines, problems)."""
-    fmt = LANDING_FORMATS[path.suffix.lower()]
+def _landing_names(names: list[str]) -> dict[str, str]:
+    """Landing column -> the file's column holding it, matched ignoring case and surrounding spaces."""
+    out: dict[str, str] = {}
+    for name in names:
+        key = name.strip().lower()
+        if key in LANDING_COLUMNS and key not in out:
+            out[key] = name
+    return out
+
+
+def read_file(
+    con: duckdb.DuckDBPyConnection, path: Path, file_no: int, workdir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Parse one landing file into (rows as text, malformed lines, problems).
+
+    ``workdir``: a temporary folder for a plain UTF-8 copy when the file is compressed or not
+    UTF-8 (:func:`ml.data.ingest.files.plain_copy`).
+
+    Raises:
+        UnreadableFile: the file cannot be decompressed or decoded.
+        duckdb.Error: DuckDB cannot parse it at all.
+    """
     problems: list[str] = []
     empty = pd.DataFrame(columns=READ_COLUMNS)
     malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
+    kind = file_kind(path)
+    if kind is None:
+        return empty, malformed, [f"unsupported_file: {path.name} is not {SUPPORTED}"]
     if path.stat().st_size == 0:
         return empty, malformed, [f"empty_file: {path.name}"]
-    p = str(path).replace("'", "''")
-    if fmt == "parquet":
+    plain, encoding = plain_copy(path, kind, workdir)
+    if encoding not in ("utf-8", "binary"):
+        log.info("%s read as %s", path, encoding)
+    p = str(plain).replace("'", "''")
+    if kind.format == "parquet":
         raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
-        cols = [c for c in raw.columns if c != "_line_no"]
-    elif fmt == "csv":
-        # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
-        import csv
-
-        with open(path, newline="") as f:
-            header = next(csv.reader(f), [])
-        if not header or len(set(header)) != len(header):
-            return empty, malformed, [f"schema_mismatch: {path.name} has no usable header line"]
-        spec = "{" + ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in header) + "}"
-        con.execute("drop table if exists rej_err; drop table if exists rej_scan")
-        raw = con.sql(
-            f"select row_number() over () as _line_no, * from read_csv('{p}', header=true, auto_detect=false,"
-            f" delim=',', quote='\"', escape='\"', columns={spec},"
-            " store_rejects=true, rejects_table='rej_err', rejects_scan='rej_scan')"
-        )
-        cols = header
+        names = [c for c in raw.columns if c != "_line_no"]
+    elif kind.format == "csv":
+        delimited, names, csv_problems = _read_delimited(con, plain, p)
+        problems += csv_problems
+        if delimited is None:
+            return empty, malformed, problems
+        raw = delimited
     else:
-        con.execute(
-            "create or replace temp table jl as select *, coalesce(json_valid(line), false) as ok from ("
-            f"select generate_subscripts(l, 1) as _line_no, unnest(l) as line "
-            f"from (select string_split(content, chr(10)) as l from read_text('{p}'))"
-            ") where length(trim(line)) > 0"
-        )
-        malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
-        keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
-        cols = sorted(k for (k,) in keys)
-        wanted = [c for c in LANDING_COLUMNS if c in cols]
-        # one JSON parse per line for all columns (``line->>'$.c'`` per column parses it again each time)
-        paths = "[" + ", ".join("'$.\"" + c.replace("'", "''") + "\"'" for c in wanted) + "]"
-        exprs = "".join(f', v[{i + 1}] as "{c}"' for i, c in enumerate(wanted))
-        raw = con.sql(
-            f"select _line_no{exprs} from (select _line_no, json_extract_string(line, {paths}) as v from jl where ok)"
-        )
+        raw, malformed, names = _read_json(con, plain, p)
+    cols = _landing_names(names)
     missing = [c for c in LANDING_COLUMNS if c not in cols]
     if missing:
-        problems.append(f"schema_mismatch: {path.name} lacks columns {missing}")
+        problems.append(f"schema_mismatch: {path.name} lacks columns {missing} (found {names})")
     select = ", ".join(
-        f'cast("{c}" as varchar) as "{c}"' if c in cols else f'cast(null as varchar) as "{c}"' for c in LANDING_COLUMNS
+        f'{_text(cols[c])} as "{c}"' if c in cols else f'cast(null as varchar) as "{c}"' for c in LANDING_COLUMNS
     )
     # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read
     df = _arrow_backed(raw.query("raw_rel", f"select _line_no, {select}, {_parse_sql(cols)} from raw_rel"))
-    if fmt == "csv":
+    if kind.format == "csv":
         rej = con.sql("select line as _line_no, csv_line as raw_line from rej_err").df()
         malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
     df["_file_no"] = file_no
     df["source_file"] = path.name
     malformed["source_file"] = path.name
     return df, malformed, problems
+
+
+def _read_delimited(
+    con: duckdb.DuckDBPyConnection, plain: Path, p: str
+) -> tuple[duckdb.DuckDBPyRelation | None, list[str], list[str]]:
+    """A delimited file's rows as text (the delimiter sniffed from its header; unnamed columns,
+    such as the empty one a trailing delimiter makes, are ignored), its column names, problems."""
+    # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
+    dialect = sniff_dialect(plain)
+    file = plain.name.removesuffix(".plain")
+    names: list[str] = []  # the columns DuckDB reads: unique ignoring case (as DuckDB's names are)
+    for i, written in enumerate(dialect.header):
+        name = written.strip()
+        if name and name.lower() in {n.lower() for n in names}:
+            if name.lower() in LANDING_COLUMNS:
+                return None, names, [f"schema_mismatch: {file} names column {name!r} twice"]
+            name = ""  # a second column of a name we do not read: ignored like an unnamed one
+        names.append(name or f"_unnamed_{i}")
+    named = [n for n in names if not n.startswith("_unnamed_")]
+    if not named:
+        return None, [], [f"schema_mismatch: {file} has no header line"]
+    spec = "{" + ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in names) + "}"
+    delim = dialect.delimiter.replace("'", "''")
+    con.execute("drop table if exists rej_err; drop table if exists rej_scan")
+    raw = con.sql(
+        f"select row_number() over () as _line_no, * from read_csv('{p}', header=true, auto_detect=false,"
+        f" delim='{delim}', quote='\"', escape='\"', columns={spec},"
+        " store_rejects=true, rejects_table='rej_err', rejects_scan='rej_scan')"
+    )
+    return raw, named, []
+
+
+def _json_type(sql: str) -> str:
+    """``json_type`` of a text that may not be JSON (null then). A CASE, because DuckDB may
+    evaluate the terms of an AND in any order, and ``json_type`` raises on invalid JSON."""
+    return f"(case when json_valid({sql}) then json_type({sql}) end)"
+
+
+def _read_json(
+    con: duckdb.DuckDBPyConnection, plain: Path, p: str
+) -> tuple[duckdb.DuckDBPyRelation, pd.DataFrame, list[str]]:
+    """JSON lines (or one JSON array of events) as text rows, the lines that are not a JSON
+    object (or an array of them) as malformed lines, and the keys found."""
+    content = f"(select content from read_text('{p}'))"
+    # a file that is one JSON array: its elements; else its lines, a line holding an array gives its elements
+    con.execute(
+        "create or replace temp table jl as "
+        "with lines as ("
+        f"  select 1 as _line_no, content as line from {content} where {_json_type('content')} = 'ARRAY'"
+        "  union all"
+        "  select generate_subscripts(l, 1) as _line_no, unnest(l) as line from ("
+        f"    select string_split(content, chr(10)) as l from {content}"
+        f"    where {_json_type('content')} is distinct from 'ARRAY')"
+        "), events as ("
+        f"  select _line_no, unnest(case when {_json_type('line')} = 'ARRAY'"
+        "    then json_extract(line, '$[*]')::varchar[] else [line] end) as line"
+        "  from lines where length(trim(line)) > 0"
+        f") select _line_no, line, {_json_type('line')} is not distinct from 'OBJECT' as ok from events"
+    )
+    malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
+    keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
+    names = sorted(k for (k,) in keys)
+    wanted = list(_landing_names(names).values())
+    # one JSON parse per line for all columns (``line->>'$.c'`` per column parses it again each time)
+    paths = "[" + ", ".join("'$.\"" + c.replace("'", "''").replace('"', '\\"') + "\"'" for c in wanted) + "]"
+    exprs = "".join(f', v[{i + 1}] as "{c}"' for i, c in enumerate(wanted))
+    raw = con.sql(
+        f"select _line_no{exprs} from (select _line_no, json_extract_string(line, {paths}) as v from jl where ok)"
+    )
+    return raw, malformed, names
 
 
 def _arrow_backed(rel: duckdb.DuckDBPyRelation) -> pd.DataFrame:
@@ -104,24 +199,40 @@ def _arrow_backed(rel: duckdb.DuckDBPyRelation) -> pd.DataFrame:
 def categorical(s: pd.Series) -> pd.Series:
     """A text column as a pandas categorical, dictionary-encoded by Arrow (nulls stay null)."""
     arr = pa.array(s, from_pandas=True)
-    enc = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).dictionary_encode()
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if pa.types.is_null(arr.type):  # a column with no value at all (object dtype): no categories, not a null one
+        arr = arr.cast(pa.string())
+    enc = arr.dictionary_encode()
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return pd.Series(pd.Categorical.from_codes(codes, categories=enc.dictionary.to_pandas()), index=s.index)
 
 
 def typed_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows in the lake's types: text columns as read (nulls are None), ``event_at`` and
-    ``dwell_seconds`` from the columns ``read_file`` parsed (unparseable values are null)."""
+    ``dwell_seconds`` from the columns ``read_file`` parsed (unparseable values are null), and
+    ``dwell_parses`` (bool: no dwell was sent, or it is a finite number)."""
     out = df.copy(deep=False)  # setting a column never writes into ``df``: it keeps the text
     out["event_at"] = pd.to_datetime(df["_event_at"], utc=True).astype("datetime64[us, UTC]")
     out["dwell_seconds"] = pd.to_numeric(df["_dwell_seconds"]).astype("float64")
+    # a dwell that was sent but is not a number (``12,5``, ``12s``, ``NaN``) is bad, not missing
+    out["dwell_parses"] = df["dwell_seconds"].isna().to_numpy() | out["dwell_seconds"].notna().to_numpy()
     return out
 
 
 def read_day(
     con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read one landing day's complete files (skipping re-sent copies) into text rows."""
+    """Read one landing day's complete files (skipping re-sent copies) into text rows.
+
+    A file that cannot be read at all is named in the day's problems with why; the others land.
+    """
+    with tempfile.TemporaryDirectory(prefix="tenantflow-read-") as workdir:
+        return _read_day(con, files, report, Path(workdir))
+
+
+def _read_day(
+    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, workdir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     frames, bad_lines = [], []
     seen_hashes: dict[str, str] = {}
     for file_no, path in enumerate(files):
@@ -133,7 +244,9 @@ def read_day(
             continue
         seen_hashes[digest] = path.name
         try:
-            df, malformed, problems = read_file(con, path, file_no)
+            df, malformed, problems = read_file(con, path, file_no, workdir)
+        except UnreadableFile as exc:
+            problems, df, malformed = [f"{exc.reason}: {exc}"], None, None
         except duckdb.Error as exc:  # not a file we can parse at all: keep it out, say why
             problems = [f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}"]
             df, malformed = None, None

@@ -20,8 +20,8 @@ import pandas as pd
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
-from ml.data.ingest.landing import complete_landing_files, dates_to_ingest, landing_dir
-from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, write_day
+from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
+from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, waiting_note, write_day
 from ml.data.ingest.readers import read_day, typed_rows
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID
@@ -47,12 +47,15 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     malformed: dict[date, pd.DataFrame | None] = {}
     settle = settings.landing.settle_seconds
     for d in days:
-        raw, bad = read_day(con, complete_landing_files(landing_dir(settings, tenant, d), settle), reports[d])
+        complete, waiting = landing_files(landing_dir(settings, tenant, d), settle)
+        reports[d].waiting_files = [p.name for p in waiting]
+        raw, bad = read_day(con, complete, reports[d])
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
         raws.append(raw)
         malformed[d] = bad
     con.close()
-    raw = pd.concat(raws, ignore_index=True)
+    # a day without rows has no column types to agree on (and would make an all-null column an object one)
+    raw = pd.concat([r for r in raws if len(r)] or raws[:1], ignore_index=True)
     raw[ROW_ID] = np.arange(len(raw))
     typed = typed_rows(raw)
     verdict = validate_batch(typed, days, tenant, settings)
@@ -133,4 +136,5 @@ def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict[str, Any]:
         "quarantined": dict(sorted(q.items())),
         "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
         "batch_problems": [f"{r.date}: {p}" for r in reports for p in r.batch_problems],
+        "waiting_files": [f"{r.date}: {waiting_note(r.waiting_files)}" for r in reports if r.waiting_files],
     }

@@ -40,7 +40,7 @@ def validate_batch(typed: pd.DataFrame, days: list[date], tenant: Tenant, settin
     """
     day_end = pd.to_datetime(typed["landed_on"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
     typed["hours_before_drop_end"] = (day_end - typed["event_at"]).dt.total_seconds() / 3600
-    gx_frame = typed[[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end"]]
+    gx_frame = typed[[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end", "dwell_parses"]]
     # GX filters the whole frame once per expectation (nulls, row conditions), so every string
     # column is copied a few dozen times: as categoricals that copy is of integer codes (a
     # million rows: 2.8 s of checks -> 0.2 s to encode + 1.2 s). event_id is nearly unique, so

@@ -1,0 +1,244 @@
+"""Landing files as real tenants' tools write them: each kind of file lands, or is named with why.
+
+Every case drops files for one landing day and holds the values a tenant's engineer would
+expect; the rows are the landing contract's ten columns unless a case changes them.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import os
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import zstandard
+
+from ml.core.settings import get_settings
+from ml.core.tenants import Tenant, TenantStore
+from ml.data.ingest import run
+from ml.ops.status import status
+
+DAY = date(2026, 11, 20)
+H = "event_id,tenant_id,user_id,item_id,event_type,event_at,session_id,dwell_seconds,topic,device"
+COLUMNS = H.split(",")
+
+
+def _row(i: int, **values: str) -> dict[str, str]:
+    row = dict(
+        zip(
+            COLUMNS,
+            [f"e{i}", "acme", f"u{i}", f"i{i}", "click", "2026-11-20T09:00:00Z", "s1", "12.5", "news", "web"],
+            strict=True,
+        )
+    )
+    return {**row, **values}
+
+
+def _csv(rows: list[dict[str, str]], sep: str = ",", header: str = H, end: str = "") -> str:
+    lines = [header.replace(",", sep) + end] + [sep.join(r.values()) + end for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _jsonl(records: list[object]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+@pytest.fixture
+def acme(settings):
+    return TenantStore(settings).add(Tenant("acme", "eu"))
+
+
+def _drop(settings, name: str, data: str | bytes) -> Path:
+    folder = settings.stores.landing.day_dir("eu", "acme", DAY)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def _ingest(settings, day: date = DAY) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    [summary] = run.ingest_tenants(["acme"], day, day + timedelta(days=1), settings)
+    lake_files = sorted(settings.stores.lake.tenant_dir("eu", "acme").rglob("part-0.parquet"))
+    q_files = sorted(settings.stores.quarantine.tenant_dir("eu", "acme").rglob("part-0.parquet"))
+    lake = pd.concat([pd.read_parquet(f) for f in lake_files]) if lake_files else pd.DataFrame()
+    quarantine = pd.concat([pd.read_parquet(f) for f in q_files]) if q_files else pd.DataFrame(columns=["reason"])
+    return summary, lake, quarantine
+
+
+def test_a_byte_order_mark_is_stripped_and_the_days_other_files_are_unharmed(settings, acme):
+    _drop(settings, "bom.csv", b"\xef\xbb\xbf" + _csv([_row(i) for i in (1, 2, 3)]).encode())
+    _drop(settings, "clean.csv", _csv([_row(i) for i in (4, 5)]))
+    summary, lake, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (5, {})
+    assert sorted(lake.event_id) == ["e1", "e2", "e3", "e4", "e5"]
+    assert set(lake.event_at) == {pd.Timestamp("2026-11-20 09:00:00", tz="UTC")}
+
+
+@pytest.mark.parametrize(
+    "header, sep",
+    [
+        ("Event_ID,Tenant_Id,User_Id,Item_Id,Event_Type,Event_At,Session_Id,Dwell_Seconds,Topic,Device", ","),
+        (H.replace(",", ", "), ", "),  # a space after each comma, in the header and the values
+        (" " + H.upper().replace(",", " ,") + " ", " ,"),
+    ],
+    ids=["case", "space-after", "space-before"],
+)
+def test_header_names_match_ignoring_case_and_spaces_and_values_are_trimmed(settings, acme, header, sep):
+    rows = [_row(i) for i in (1, 2, 3)]
+    lines = [header] + [sep.join(r.values()) for r in rows]
+    _drop(settings, "export.csv", "\n".join(lines) + "\n")
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (3, {})
+    assert sorted(lake.user_id) == ["u1", "u2", "u3"] and set(lake.tenant_id) == {"acme"}
+    assert set(lake.dwell_seconds) == {12.5} and set(lake.device) == {"web"}
+
+
+@pytest.mark.parametrize("sep, name", [(";", "export.csv"), ("\t", "export.tsv"), ("|", "export.csv")])
+def test_the_delimiter_is_sniffed_from_the_header(settings, acme, sep, name):
+    _drop(settings, name, _csv([_row(i) for i in (1, 2, 3)], sep=sep))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"], summary["batch_problems"]) == (3, {}, [])
+    assert sorted(lake.event_id) == ["e1", "e2", "e3"] and set(lake.topic) == {"news"}
+
+
+def test_an_unnamed_empty_trailing_column_is_ignored(settings, acme):
+    _drop(settings, "trailing.csv", _csv([_row(i) for i in (1, 2, 3)], end=","))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"], summary["batch_problems"]) == (3, {}, [])
+    assert set(lake.device) == {"web"}
+
+
+def test_csv_that_is_not_utf8_is_read_as_cp1252_and_never_fails_the_run(settings, acme):
+    _drop(settings, "excel.csv", _csv([_row(i, topic="café") for i in (1, 2, 3)]).encode("cp1252"))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (3, {})
+    assert set(lake.topic) == {"café"}
+
+
+def test_a_file_that_is_neither_utf8_nor_cp1252_is_named_and_the_others_land(settings, acme):
+    # 0x81 is undefined in cp1252, and not UTF-8 here
+    _drop(settings, "broken.csv", _csv([_row(1, topic="x")]).encode().replace(b",x,", b",\x81,"))
+    _drop(settings, "good.csv", _csv([_row(i) for i in (2, 3)]))
+    summary, lake, _ = _ingest(settings)
+    assert summary["landed"] == 2 and sorted(lake.event_id) == ["e2", "e3"]
+    [problem] = summary["batch_problems"]
+    assert problem.startswith("2026-11-20: undecodable_file: broken.csv: neither UTF-8") and "re-export" in problem
+
+
+def test_a_json_line_that_is_not_utf8_is_malformed_and_the_other_lines_land(settings, acme):
+    text = _jsonl([_row(i) for i in (1, 2, 3)]).encode()
+    text = text.replace(b'"news"', b'"caf\xe9"', 1)  # the first line's topic, in cp1252
+    _drop(settings, "events.jsonl", text)
+    summary, lake, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (2, {"malformed_line": 1})
+    assert sorted(lake.event_id) == ["e2", "e3"]
+    [bad] = quarantine.to_dict("records")
+    assert "caf\\xe9" in bad["raw_line"] and bad["line_no"] == 1 and bad["source_file"] == "events.jsonl"
+
+
+def test_compressed_files_are_read(settings, acme):
+    _drop(settings, "a.csv.gz", gzip.compress(_csv([_row(i) for i in (1, 2, 3)]).encode()))
+    _drop(settings, "b.jsonl.gz", gzip.compress(_jsonl([_row(i) for i in (4, 5, 6)]).encode()))
+    _drop(settings, "c.csv.bz2", bz2.compress(_csv([_row(7)]).encode()))
+    _drop(settings, "d.jsonl.zst", zstandard.ZstdCompressor().compress(_jsonl([_row(8)]).encode()))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"], summary["batch_problems"]) == (8, {}, [])
+    assert sorted(lake.event_id) == [f"e{i}" for i in range(1, 9)]
+
+
+def test_files_the_platform_cannot_read_are_named_never_passed_over(settings, acme):
+    _drop(settings, "export.xlsx", b"PK\x03\x04 not really a workbook")
+    _drop(settings, "broken.csv.gz", b"not gzip at all")
+    _drop(settings, "good.csv", _csv([_row(1)]))
+    summary, lake, _ = _ingest(settings)
+    assert summary["landed"] == 1
+    problems = sorted(summary["batch_problems"])
+    assert problems[0].startswith("2026-11-20: unreadable_file: broken.csv.gz: cannot decompress (.gz)")
+    assert problems[1].startswith("2026-11-20: unsupported_file: export.xlsx is not CSV/TSV, JSON lines")
+    manifest = json.loads(next(settings.stores.lake.tenant_dir("eu", "acme").rglob("_manifest.json")).read_text())
+    assert {f["name"]: f["status"].split(":")[0] for f in manifest["files"]} == {
+        "export.xlsx": "unsupported_file",
+        "broken.csv.gz": "unreadable_file",
+        "good.csv": "ingested",
+    }
+
+
+def test_empty_json_ids_are_missing_as_in_csv(settings, acme):
+    records = [_row(i, event_id="", user_id="") for i in (1, 2, 3)]
+    _drop(settings, "events.jsonl", _jsonl(records))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"], summary["duplicates_dropped"]) == (0, {"null_event_id": 3}, 0)
+
+
+def test_a_dwell_that_is_not_a_number_is_bad_not_missing(settings, acme):
+    dwells = {"e1": "12,5", "e2": "12s", "e3": "NaN", "e4": "1e3", "e5": "", "e6": "inf"}
+    rows = [_row(int(e[1:]), dwell_seconds=f'"{d}"' if "," in d else d) for e, d in dwells.items()]
+    _drop(settings, "dwell.csv", _csv(rows))
+    summary, lake, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (2, {"bad_dwell": 4})
+    assert dict(zip(lake.event_id, lake.dwell_seconds.fillna(-1), strict=True)) == {"e4": 1000.0, "e5": -1}
+    assert dict(zip(quarantine.event_id, quarantine.dwell_seconds, strict=True)) == {
+        "e1": "12,5",
+        "e2": "12s",
+        "e3": "NaN",
+        "e6": "inf",
+    }
+
+
+def test_json_arrays_of_events_land_each_event(settings, acme):
+    line = json.dumps([_row(1), _row(2)])
+    _drop(settings, "lines.jsonl", line + "\n" + json.dumps(_row(3)) + "\n")
+    _drop(settings, "pretty.json", json.dumps([_row(i) for i in (4, 5, 6)], indent=2))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (6, {})
+    assert sorted(lake.event_id) == [f"e{i}" for i in range(1, 7)]
+
+
+def test_json_that_is_not_an_object_is_malformed_with_its_raw_text(settings, acme):
+    _drop(settings, "odd.jsonl", "17\n" + json.dumps(_row(1)) + '\n"text"\n[1, 2]\n')
+    summary, lake, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (1, {"malformed_line": 4})
+    assert sorted(quarantine.raw_line) == ['"text"', "1", "17", "2"]
+
+
+def test_a_day_without_files_and_a_day_with_an_empty_field_ingest_in_one_run(settings, acme):
+    settings.stores.landing.day_dir("eu", "acme", DAY - timedelta(days=1)).mkdir(parents=True)
+    _drop(settings, "gaps.csv", _csv([_row(1, topic="", session_id=""), _row(2, device="", session_id="")]))
+    [summary] = run.ingest_tenants(["acme"], DAY - timedelta(days=1), DAY + timedelta(days=1), settings)
+    assert (summary["dates"], summary["landed"], summary["quarantined"]) == (["2026-11-19", "2026-11-20"], 2, {})
+    assert summary["batch_problems"] == ["2026-11-19: empty_batch: rows = 0"]
+
+
+def test_timestamps_without_seconds_are_iso_8601(settings, acme):
+    stamps = ["2026-11-20T09:00Z", "2026-11-20 09:00", "2026-11-20T10:00+01:00", "2026-11-20T08:00-0100"]
+    _drop(settings, "minutes.csv", _csv([_row(i, event_at=t) for i, t in enumerate(stamps)]))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (4, {})
+    assert set(lake.event_at) == {pd.Timestamp("2026-11-20 09:00:00", tz="UTC")}
+
+
+def test_a_file_still_being_written_is_named_in_the_summary_and_status(settings, acme, monkeypatch):
+    done = _drop(settings, "done.csv", _csv([_row(1)]))
+    an_hour_ago = time.time() - 3600
+    os.utime(done, (an_hour_ago, an_hour_ago))
+    _drop(settings, "growing.csv", _csv([_row(2)]))  # modified just now
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    settings = get_settings()
+    summary, lake, _ = _ingest(settings)
+    assert summary["landed"] == 1 and list(lake.event_id) == ["e1"]
+    assert summary["waiting_files"] == ["2026-11-20: 1 file waiting: still being written (growing.csv)"]
+    [row] = status(settings)
+    assert "2026-11-20: 1 file waiting: still being written (growing.csv)" in row["ingest_warnings"]
+
+
+def test_a_header_naming_a_landing_column_twice_is_a_schema_mismatch_others_are_ignored(settings, acme):
+    _drop(settings, "twice.csv", _csv([_row(1)], header=H.replace("topic", "User_ID")))
+    _drop(settings, "notes.csv", "\n".join([H + ",note,Note", ",".join(_row(2).values()) + ",a,b"]) + "\n")
+    summary, lake, _ = _ingest(settings)
+    assert summary["landed"] == 1 and list(lake.event_id) == ["e2"]
+    assert summary["batch_problems"] == ["2026-11-20: schema_mismatch: twice.csv names column 'User_ID' twice"]
