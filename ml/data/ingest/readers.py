@@ -150,32 +150,32 @@ def _read_delimited(
     return raw, named, []
 
 
-def _json_type(sql: str) -> str:
-    """``json_type`` of a text that may not be JSON (null then). A CASE, because DuckDB may
-    evaluate the terms of an AND in any order, and ``json_type`` raises on invalid JSON."""
-    return f"(case when json_valid({sql}) then json_type({sql}) end)"
-
-
 def _read_json(
     con: duckdb.DuckDBPyConnection, plain: Path, p: str
 ) -> tuple[duckdb.DuckDBPyRelation, pd.DataFrame, list[str]]:
     """JSON lines (or one JSON array of events) as text rows, the lines that are not a JSON
-    object (or an array of them) as malformed lines, and the keys found."""
-    content = f"(select content from read_text('{p}'))"
-    # a file that is one JSON array: its elements; else its lines, a line holding an array gives its elements
+    object (or an array of them) as malformed lines, and the keys found.
+
+    Each line is parsed once to learn its type (``try(json_type(...))``: null when it is not
+    JSON), once for its keys and once for its values.
+    """
+    lines = (
+        "select generate_subscripts(l, 1) as _line_no, unnest(l) as line"
+        f" from (select string_split(content, chr(10)) as l from read_text('{p}'))"
+    )
+    with open(plain, "rb") as f:
+        starts_as_array = f.read(4096).lstrip()[:1] == b"["
+    if starts_as_array:  # one JSON array (pretty-printed or not) is one "line"; else its lines after all
+        whole = con.sql(f"select try(json_type(content)) = 'ARRAY' from read_text('{p}')").fetchone()
+        if whole and whole[0]:
+            lines = f"select 1 as _line_no, content as line from read_text('{p}')"
     con.execute(
         "create or replace temp table jl as "
-        "with lines as ("
-        f"  select 1 as _line_no, content as line from {content} where {_json_type('content')} = 'ARRAY'"
-        "  union all"
-        "  select generate_subscripts(l, 1) as _line_no, unnest(l) as line from ("
-        f"    select string_split(content, chr(10)) as l from {content}"
-        f"    where {_json_type('content')} is distinct from 'ARRAY')"
-        "), events as ("
-        f"  select _line_no, unnest(case when {_json_type('line')} = 'ARRAY'"
-        "    then json_extract(line, '$[*]')::varchar[] else [line] end) as line"
-        "  from lines where length(trim(line)) > 0"
-        f") select _line_no, line, {_json_type('line')} is not distinct from 'OBJECT' as ok from events"
+        f"with typed as (select _line_no, line, try(json_type(line)) as t from ({lines}) where length(trim(line)) > 0)"
+        " select _line_no, line, coalesce(t = 'OBJECT', false) as ok from typed where t is distinct from 'ARRAY'"
+        " union all"  # an array's elements are events (elements of valid JSON are valid JSON)
+        " select _line_no, e as line, coalesce(json_type(e) = 'OBJECT', false) as ok"
+        " from (select _line_no, unnest(json_extract(line, '$[*]')::varchar[]) as e from typed where t = 'ARRAY')"
     )
     malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
     keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
