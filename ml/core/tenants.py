@@ -123,8 +123,29 @@ class TenantStore:
         validate_slug(tenant_id)
         with control_db.connect(self.settings) as con:
             cur = con.execute("delete from tenants where tenant_id = ?", (tenant_id,))
+            con.execute("delete from source_specs where tenant_id = ?", (tenant_id,))
         if cur.rowcount == 0:
             raise TenantError(f"unknown tenant {tenant_id!r}; nothing removed.")
+
+    def set_source_spec(self, tenant_id: str, spec: dict[str, object] | None) -> None:
+        """Store a tenant's source spec (already validated by :mod:`ml.data.ingest.spec`), or
+        forget it (``None``: the landing contract as is)."""
+        self.get(tenant_id)
+        with control_db.connect(self.settings) as con:
+            if spec is None:
+                con.execute("delete from source_specs where tenant_id = ?", (tenant_id,))
+            else:
+                con.execute(
+                    "insert or replace into source_specs values (?, ?, datetime('now'))",
+                    (tenant_id, json.dumps(spec, sort_keys=True)),
+                )
+
+    def source_spec(self, tenant_id: str) -> dict[str, object] | None:
+        """A tenant's stored source spec as a mapping, or None."""
+        validate_slug(tenant_id)
+        with control_db.connect(self.settings) as con:
+            row = con.execute("select spec from source_specs where tenant_id = ?", (tenant_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def seed_from_file(self, path: Path, check: Callable[[Tenant], object] | None = None) -> builtins.list[Tenant]:
         """Load tenants from a JSON or YAML list (the demo's seed), replacing existing rows.

@@ -60,11 +60,12 @@ class FileKind:
     compression: str | None
 
 
-def file_kind(path: Path) -> FileKind | None:
-    """The format and compression a file's name declares, or None when Tenantflow does not read it."""
+def file_kind(path: Path, fmt: str | None = None) -> FileKind | None:
+    """The format (``fmt`` if given, a source spec's) and compression a file's name declares,
+    or None when Tenantflow does not read it."""
     suffixes = [s.lower() for s in path.suffixes]
     compression = suffixes.pop() if suffixes and suffixes[-1] in COMPRESSIONS else None
-    fmt = FORMATS.get(suffixes[-1]) if suffixes else None
+    fmt = fmt or (FORMATS.get(suffixes[-1]) if suffixes else None)
     return FileKind(fmt, compression) if fmt else None
 
 
@@ -98,16 +99,18 @@ def _is_plain_utf8(path: Path) -> bool:
     return True
 
 
-def plain_copy(path: Path, kind: FileKind, workdir: Path) -> tuple[Path, str]:
+def plain_copy(path: Path, kind: FileKind, workdir: Path, encoding: str | None = None) -> tuple[Path, str]:
     """A plain UTF-8 file with ``path``'s text, and the encoding it was read in.
 
     ``path`` itself when it already is one; else a decompressed, transcoded copy in ``workdir``
     (the caller's temporary folder). Parquet is returned as is (decompressed if need be).
+    ``encoding`` (a source spec's) replaces the UTF-8-then-cp1252 rule.
 
     Raises:
         UnreadableFile: delimited text that is neither UTF-8 nor cp1252, or a corrupt compressed file.
     """
-    if kind.compression is None and (kind.format == "parquet" or _is_plain_utf8(path)):
+    declared = encoding is not None and codecs.lookup(encoding).name != "utf-8"
+    if kind.compression is None and (kind.format == "parquet" or (not declared and _is_plain_utf8(path))):
         return path, "utf-8"
     out = workdir / (path.name + ".plain")
     try:
@@ -120,9 +123,17 @@ def plain_copy(path: Path, kind: FileKind, workdir: Path) -> tuple[Path, str]:
             data = src.read()
     except (OSError, EOFError, ValueError) as exc:  # gzip/bz2/zstd errors derive from these
         raise UnreadableFile("unreadable_file", f"{path.name}: cannot decompress ({kind.compression}): {exc}") from exc
-    text, encoding = _decode(data, kind, path)
+    if encoding is not None and declared:
+        try:
+            text, used = data.decode(encoding).removeprefix("\ufeff"), str(encoding)
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(
+                "undecodable_file", f"{path.name}: not {encoding} (byte {exc.start}), as its source spec says"
+            ) from exc
+    else:
+        text, used = _decode(data, kind, path)
     out.write_text(text, encoding="utf-8", newline="")
-    return out, encoding
+    return out, used
 
 
 def _decode(data: bytes, kind: FileKind, path: Path) -> tuple[str, str]:
@@ -156,11 +167,12 @@ class Dialect:
     header: list[str]
 
 
-def sniff_dialect(path: Path) -> Dialect:
-    """The delimiter of a plain UTF-8 delimited file and its header, from its first line."""
+def sniff_dialect(path: Path, delimiter: str | None = None) -> Dialect:
+    """The delimiter (``delimiter`` if given, a source spec's) of a plain UTF-8 delimited file and
+    its header, from its first line."""
     with open(path, encoding="utf-8", newline="") as f:
         first = f.readline()
     line = first.rstrip("\r\n")
-    delimiter = max(DELIMITERS, key=lambda d: (line.count(d), d == ","))
+    delimiter = delimiter or max(DELIMITERS, key=lambda d: (line.count(d), d == ","))
     header = next(csv.reader(io.StringIO(line), delimiter=delimiter), []) if line else []
     return Dialect(delimiter, header)

@@ -18,59 +18,27 @@ import pyarrow as pa
 from ml.core.contract import LANDING_COLUMNS
 from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, sniff_dialect
 from ml.data.ingest.landing import sha256_file
+from ml.data.ingest.mapping import PARSED, landing_select, resolve
 from ml.data.ingest.partitions import PartitionReport
+from ml.data.ingest.spec import DEFAULT, SourceSpec
 
 log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = [c for c in LANDING_COLUMNS if c not in ("event_at", "dwell_seconds")]
-# Landing columns parsed into the lake's types by DuckDB while reading, kept as ``_<column>``
-# next to the text (which quarantine keeps); unparseable -> null. Timestamps: ISO 8601 with an
-# offset or ``Z``; without one, UTC (the session time zone).
-PARSED = {"event_at": "timestamptz", "dwell_seconds": "double"}
 # The columns of a frame ``read_file`` returns.
 READ_COLUMNS = ["_line_no", *LANDING_COLUMNS, *(f"_{c}" for c in PARSED), "_file_no", "source_file"]
 
 
-def _text(col: str) -> str:
-    """A column's text as the lake keeps it: surrounding spaces trimmed, empty as null."""
-    return f"nullif(trim(cast(\"{col}\" as varchar)), '')"
-
-
-def _iso_minutes(sql: str) -> str:
-    """ISO 8601 times to the minute with an offset (``2026-11-20T09:00Z``, ``...09:00+01:00``), which
-    DuckDB's cast refuses, given seconds. Only tried where the cast failed (COALESCE is lazy)."""
-    pattern = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})([Zz]|[+-]\d{2}(:?\d{2})?)$"
-    return f"try_cast(regexp_replace({sql}, '{pattern}', '\\1:00\\2') as timestamptz)"
-
-
-def _parse_sql(cols: dict[str, str]) -> str:
-    """The select list of the parsed columns, null where the file lacks the column (a dwell
-    that is not a finite number is null too: ``NaN`` and ``inf`` parse as doubles)."""
-    exprs = {
-        "event_at": lambda c: f"coalesce(try_cast({_text(c)} as timestamptz), {_iso_minutes(_text(c))})",
-        "dwell_seconds": lambda c: (
-            f"case when isfinite(try_cast({_text(c)} as double)) then try_cast({_text(c)} as double) end"
-        ),
-    }
-    return ", ".join(
-        (exprs[c](cols[c]) if c in cols else f"cast(null as {t})") + f" as _{c}" for c, t in PARSED.items()
-    )
-
-
-def _landing_names(names: list[str]) -> dict[str, str]:
-    """Landing column -> the file's column holding it, matched ignoring case and surrounding spaces."""
-    out: dict[str, str] = {}
-    for name in names:
-        key = name.strip().lower()
-        if key in LANDING_COLUMNS and key not in out:
-            out[key] = name
-    return out
-
-
 def read_file(
-    con: duckdb.DuckDBPyConnection, path: Path, file_no: int, workdir: Path
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    file_no: int,
+    workdir: Path,
+    tenant_id: str,
+    spec: SourceSpec = DEFAULT,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Parse one landing file into (rows as text, malformed lines, problems).
+    """Parse one landing file of ``tenant_id``, per its source ``spec``, into (rows as text,
+    malformed lines, problems).
 
     ``workdir``: a temporary folder for a plain UTF-8 copy when the file is compressed or not
     UTF-8 (:func:`ml.data.ingest.files.plain_copy`).
@@ -82,12 +50,12 @@ def read_file(
     problems: list[str] = []
     empty = pd.DataFrame(columns=READ_COLUMNS)
     malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
-    kind = file_kind(path)
+    kind = file_kind(path, spec.format)
     if kind is None:
         return empty, malformed, [f"unsupported_file: {path.name} is not {SUPPORTED}"]
     if path.stat().st_size == 0:
         return empty, malformed, [f"empty_file: {path.name}"]
-    plain, encoding = plain_copy(path, kind, workdir)
+    plain, encoding = plain_copy(path, kind, workdir, spec.encoding)
     if encoding not in ("utf-8", "binary"):
         log.info("%s read as %s", path, encoding)
     p = str(plain).replace("'", "''")
@@ -95,22 +63,23 @@ def read_file(
         raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
         names = [c for c in raw.columns if c != "_line_no"]
     elif kind.format == "csv":
-        delimited, names, csv_problems = _read_delimited(con, plain, p)
+        delimited, names, csv_problems = _read_delimited(con, plain, p, spec.delimiter)
         problems += csv_problems
         if delimited is None:
             return empty, malformed, problems
         raw = delimited
     else:
-        raw, malformed, names = _read_json(con, plain, p)
-    cols = _landing_names(names)
-    missing = [c for c in LANDING_COLUMNS if c not in cols]
-    if missing:
-        problems.append(f"schema_mismatch: {path.name} lacks columns {missing} (found {names})")
-    select = ", ".join(
-        f'{_text(cols[c])} as "{c}"' if c in cols else f'cast(null as varchar) as "{c}"' for c in LANDING_COLUMNS
-    )
-    # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read
-    df = _arrow_backed(raw.query("raw_rel", f"select _line_no, {select}, {_parse_sql(cols)} from raw_rel"))
+        raw, malformed, names = _read_json(con, plain, p, spec)
+    mapping = landing_select(spec, names, tenant_id)
+    if mapping.missing:
+        problems.append(f"schema_mismatch: {path.name} lacks columns {mapping.missing} (found {names})")
+    # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read.
+    # Times without an offset are in the spec's time zone.
+    con.execute(f"set TimeZone = '{spec.timestamp.timezone}'")
+    try:
+        df = _arrow_backed(raw.query("src", mapping.sql))
+    finally:
+        con.execute("set TimeZone = 'UTC'")
     if kind.format == "csv":
         rej = con.sql("select line as _line_no, csv_line as raw_line from rej_err").df()
         malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
@@ -121,12 +90,12 @@ def read_file(
 
 
 def _read_delimited(
-    con: duckdb.DuckDBPyConnection, plain: Path, p: str
+    con: duckdb.DuckDBPyConnection, plain: Path, p: str, delimiter: str | None
 ) -> tuple[duckdb.DuckDBPyRelation | None, list[str], list[str]]:
     """A delimited file's rows as text (the delimiter sniffed from its header; unnamed columns,
     such as the empty one a trailing delimiter makes, are ignored), its column names, problems."""
     # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
-    dialect = sniff_dialect(plain)
+    dialect = sniff_dialect(plain, delimiter)
     file = plain.name.removesuffix(".plain")
     names: list[str] = []  # the columns DuckDB reads: unique ignoring case (as DuckDB's names are)
     for i, written in enumerate(dialect.header):
@@ -151,7 +120,7 @@ def _read_delimited(
 
 
 def _read_json(
-    con: duckdb.DuckDBPyConnection, plain: Path, p: str
+    con: duckdb.DuckDBPyConnection, plain: Path, p: str, spec: SourceSpec
 ) -> tuple[duckdb.DuckDBPyRelation, pd.DataFrame, list[str]]:
     """JSON lines (or one JSON array of events) as text rows, the lines that are not a JSON
     object (or an array of them) as malformed lines, and the keys found.
@@ -180,7 +149,8 @@ def _read_json(
     malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
     keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
     names = sorted(k for (k,) in keys)
-    wanted = list(_landing_names(names).values())
+    # the keys the default spec reads (one JSON path each), or all keys for a spec's expressions
+    wanted = [k for c in LANDING_COLUMNS if (k := resolve(c, names))] if spec == DEFAULT else names
     # one JSON parse per line for all columns (``line->>'$.c'`` per column parses it again each time)
     paths = "[" + ", ".join("'$.\"" + c.replace("'", "''").replace('"', '\\"') + "\"'" for c in wanted) + "]"
     exprs = "".join(f', v[{i + 1}] as "{c}"' for i, c in enumerate(wanted))
@@ -220,18 +190,19 @@ def typed_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_day(
-    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport
+    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, spec: SourceSpec = DEFAULT
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read one landing day's complete files (skipping re-sent copies) into text rows.
+    """Read one landing day's complete files (skipping re-sent copies) into text rows, per the
+    tenant's source ``spec``.
 
     A file that cannot be read at all is named in the day's problems with why; the others land.
     """
     with tempfile.TemporaryDirectory(prefix="tenantflow-read-") as workdir:
-        return _read_day(con, files, report, Path(workdir))
+        return _read_day(con, files, report, spec, Path(workdir))
 
 
 def _read_day(
-    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, workdir: Path
+    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, spec: SourceSpec, workdir: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     frames, bad_lines = [], []
     seen_hashes: dict[str, str] = {}
@@ -244,7 +215,7 @@ def _read_day(
             continue
         seen_hashes[digest] = path.name
         try:
-            df, malformed, problems = read_file(con, path, file_no, workdir)
+            df, malformed, problems = read_file(con, path, file_no, workdir, report.tenant_id, spec)
         except UnreadableFile as exc:
             problems, df, malformed = [f"{exc.reason}: {exc}"], None, None
         except duckdb.Error as exc:  # not a file we can parse at all: keep it out, say why

@@ -23,6 +23,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
 from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, waiting_note, write_day
 from ml.data.ingest.readers import read_day, typed_rows
+from ml.data.ingest.spec import source_spec
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID
 
@@ -40,6 +41,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     Days are written in date order, so each deduplicates against the days before it.
     """
     days = sorted(set(days))
+    spec = source_spec(settings, tenant)
     reports = {d: PartitionReport(tenant.tenant_id, tenant.region, d.isoformat()) for d in days}
     con = duckdb.connect()
     con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
@@ -49,7 +51,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     for d in days:
         complete, waiting = landing_files(landing_dir(settings, tenant, d), settle)
         reports[d].waiting_files = [p.name for p in waiting]
-        raw, bad = read_day(con, complete, reports[d])
+        raw, bad = read_day(con, complete, reports[d], spec)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
         raws.append(raw)
         malformed[d] = bad

@@ -19,6 +19,7 @@ from ml.core.tenants import (
     parse_bool,
     tenant_from_dict,
 )
+from ml.data.ingest.spec import load_spec_file
 from ml.models.kinds import validate_kinds
 from ml.ops.cli.progress import out
 
@@ -94,8 +95,34 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
 
 @app.command()
 def show(tenant_id: str) -> None:
-    """One tenant's row, as JSON."""
-    print(json.dumps(TenantStore().get(tenant_id).to_json(), indent=1))
+    """One tenant's row and its source spec (null: the landing contract as is), as JSON."""
+    store = TenantStore()
+    row = store.get(tenant_id).to_json()
+    row["source_spec"] = store.source_spec(tenant_id)
+    print(json.dumps(row, indent=1))
+
+
+@app.command()
+def source(
+    tenant_id: str,
+    file: Annotated[Path | None, typer.Option("--file", help="A YAML or JSON source spec")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Forget the spec: read the landing contract as is")] = False,
+) -> None:
+    """Set how a tenant's exports map onto the landing contract (a source spec: data, never code).
+
+    The spec is checked whole before it is stored; ``tenants show`` prints it. See the README's
+    "Landing contract" for the fields and a worked example.
+    """
+    store = TenantStore()
+    if clear == (file is not None):
+        raise typer.BadParameter("give either --file SPEC or --clear")
+    if file is None:
+        store.set_source_spec(tenant_id, None)
+        print(f"tenant {tenant_id}: source spec cleared (the landing contract as is)")
+        return
+    spec = load_spec_file(file)
+    store.set_source_spec(tenant_id, spec.model_dump(mode="json", exclude_defaults=True))
+    print(f"tenant {tenant_id}: source spec from {file} stored; the next ingest run reads with it")
 
 
 @app.command()

@@ -1,0 +1,273 @@
+"""A tenant's source spec: how its exports map onto the landing contract, as data (never code).
+
+A spec is a YAML/JSON mapping stored with the tenant (``tenantflow tenants source TENANT --file
+spec.yaml``); a tenant without one reads the landing contract as is (:data:`DEFAULT`). Example
+(a shop's order lines; ``docs`` in the README has the whole Online Retail spec)::
+
+    format: csv                      # optional: csv | jsonl | json | parquet (default: the file name)
+    encoding: cp1252                 # optional (default: UTF-8, else cp1252 for delimited text)
+    delimiter: ";"                   # optional (default: sniffed from the header)
+    columns:                         # landing column: a source column | {const: v} | {expr: SQL} | {hash: [cols]}
+      event_id: {hash: [InvoiceNo, StockCode, Quantity, InvoiceDate, CustomerID]}
+      user_id: CustomerID
+      item_id: StockCode
+      event_type: {expr: "case when starts_with(InvoiceNo, 'C') then 'cancel' else 'buy' end"}
+      event_at: InvoiceDate
+    timestamp: {format: "%m/%d/%Y %H:%M", timezone: Europe/London}   # iso | epoch_s | epoch_ms | strptime
+    event_types: {buy: click, cancel: skip}   # source value -> landing event type
+    numeric_ids: [user_id]           # "17850.0" is "17850"
+
+Source column names match ignoring case and surrounding spaces. A landing column the spec leaves
+out is read from the file's column of its name when there is one (else it is missing; a left-out
+``tenant_id`` is the tenant whose landing folder holds the file). ``expr`` is one DuckDB scalar expression over the
+file's columns, limited to :data:`EXPRESSION_FUNCTIONS` (no table functions, no subqueries: a spec
+can never read a file or a table). ``hash`` derives a deterministic event id (SHA-256 of the named
+columns' text), so a re-sent file lands nothing twice.
+
+Raises :class:`SpecError` (naming the field) for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import duckdb
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ml.core.contract import LANDING_COLUMNS
+from ml.core.errors import TenantError
+from ml.core.settings import Settings
+from ml.core.tenants import Tenant, TenantStore
+
+# Functions (and operators) an ``expr`` may call: text, numbers, dates, conditionals.
+_TEXT = "starts_with ends_with prefix suffix contains concat concat_ws lower upper trim ltrim rtrim replace"
+_MORE_TEXT = "substr substring left right length strlen lpad rpad split_part md5 sha256"
+_PATTERNS = "regexp_replace regexp_extract regexp_matches"
+_VALUES = "nullif coalesce ifnull abs round floor ceil greatest least"
+_TIMES = "strptime try_strptime strftime make_timestamp epoch_ms to_timestamp"
+_OPERATORS = "+ - * / // % || = <> != < > <= >="
+EXPRESSION_FUNCTIONS = frozenset(" ".join([_TEXT, _MORE_TEXT, _PATTERNS, _VALUES, _TIMES, _OPERATORS]).split())
+_EXPRESSION_NODES = frozenset(
+    {"CONSTANT", "COLUMN_REF", "CASE", "FUNCTION", "COMPARISON", "CONJUNCTION", "OPERATOR", "CAST"}
+)
+
+
+class SpecError(TenantError):
+    """A source spec that cannot be used: names the field and what to write instead."""
+
+
+class Const(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    const: str
+
+
+class Expr(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expr: str
+
+    @field_validator("expr")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        check_expression(v)
+        return v
+
+
+class Hash(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hash: list[str] = Field(min_length=1)
+
+
+def _source_kind(value: object) -> str | None:
+    """Which kind of source a ``columns`` entry is, so an error names that kind's problem."""
+    if isinstance(value, str):
+        return "column"
+    if isinstance(value, BaseModel):
+        return type(value).__name__.lower()
+    if isinstance(value, dict):
+        return next((k for k in ("const", "expr", "hash") if k in value), None)
+    return None
+
+
+Source = Annotated[
+    Annotated[str, Tag("column")]
+    | Annotated[Const, Tag("const")]
+    | Annotated[Expr, Tag("expr")]
+    | Annotated[Hash, Tag("hash")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source",
+        custom_error_message="expected a source column name, {const: value}, {expr: SQL} or {hash: [columns]}",
+    ),
+]
+
+
+class Timestamp(BaseModel):
+    """``format``: ``iso`` (ISO 8601), ``epoch_s``, ``epoch_ms``, or a ``strptime`` pattern;
+    ``timezone``: the zone of times written without an offset (an IANA name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: str = "iso"
+    timezone: str = "UTC"
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        if v not in ("iso", "epoch_s", "epoch_ms") and "%" not in v:
+            raise ValueError(
+                f"expected iso, epoch_s, epoch_ms or a strptime pattern such as '%d/%m/%Y %H:%M', got {v!r}"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        with duckdb.connect() as con:
+            known = con.execute("select count(*) from pg_timezone_names() where name = ?", [v]).fetchone()
+        if not known or not known[0]:
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/London")
+        return v
+
+
+def _contract_columns() -> dict[str, Source]:
+    """The landing contract itself: each landing column from the column of its name."""
+    return {c: c for c in LANDING_COLUMNS}
+
+
+class SourceSpec(BaseModel):
+    """How one tenant's files map onto the landing contract (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["csv", "jsonl", "json", "parquet"] | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    columns: dict[str, Source] = Field(default_factory=lambda: _contract_columns())
+    timestamp: Timestamp = Field(default_factory=Timestamp)
+    event_types: dict[str, str] = Field(default_factory=dict)
+    numeric_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("columns")
+    @classmethod
+    def _landing_columns(cls, v: dict[str, Source]) -> dict[str, Source]:
+        unknown = sorted(set(v) - set(LANDING_COLUMNS))
+        if unknown:
+            raise ValueError(f"not landing columns: {unknown}; the landing columns are {list(LANDING_COLUMNS)}")
+        return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, v: str | None) -> str | None:
+        if v is not None and len(v) != 1:
+            raise ValueError(f"a delimiter is one character, got {v!r}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str | None) -> str | None:
+        import codecs
+
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"unknown encoding {v!r} (e.g. utf-8, cp1252, latin-1, utf-16)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _ids_are_mapped(self) -> SourceSpec:
+        for c in self.numeric_ids:
+            if c not in LANDING_COLUMNS:
+                raise ValueError(f"numeric_ids: {c!r} is not a landing column")
+        return self
+
+    def source(self, landing_column: str) -> Source | None:
+        """Where a landing column comes from (None: the file does not send it)."""
+        return self.columns.get(landing_column)
+
+
+DEFAULT = SourceSpec()
+
+
+def parse_spec(data: object, where: str) -> SourceSpec:
+    """A spec from a parsed YAML/JSON mapping; :class:`SpecError` naming ``where`` and the field."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: a source spec is a mapping, got {type(data).__name__}.")
+    try:
+        return SourceSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"]]
+        field = ".".join(p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1])  # not "expr.expr"
+        message = first["msg"].removeprefix("Value error, ")
+        raise SpecError(f"{where}: source spec field {field!r}: {message}.") from None
+
+
+def source_spec(settings: Settings, tenant: Tenant) -> SourceSpec:
+    """The tenant's stored spec, or :data:`DEFAULT`; :class:`SpecError` if the stored one no longer parses."""
+    stored = TenantStore(settings).source_spec(tenant.tenant_id)
+    return DEFAULT if stored is None else parse_spec(stored, f"tenant {tenant.tenant_id}")
+
+
+def load_spec_file(path: Path) -> SourceSpec:
+    """A spec from a YAML or JSON file; :class:`SpecError` naming the file and the field."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read a source spec: {exc}") from None
+    return parse_spec(data, str(path))
+
+
+def check_expression(sql: str) -> None:
+    """Accept one scalar DuckDB expression that calls only :data:`EXPRESSION_FUNCTIONS`.
+
+    Parsed by DuckDB itself (``json_serialize_sql``), so what is checked is what would run.
+
+    Raises:
+        ValueError: not one expression, or it uses a subquery, a table or a function not allowed.
+    """
+    with duckdb.connect() as con:
+        (serialized,) = con.execute("select json_serialize_sql(?)", [f"select {sql}"]).fetchone() or ("{}",)
+    tree = json.loads(serialized)
+    if tree.get("error"):
+        raise ValueError(f"not a SQL expression: {tree.get('error_message')}")
+    statements = tree["statements"]
+    node = statements[0]["node"] if len(statements) == 1 else {}
+    if (
+        node.get("type") != "SELECT_NODE"
+        or len(node.get("select_list", [])) != 1
+        or node.get("from_table", {}).get("type") != "EMPTY"
+    ):
+        raise ValueError(f"expected one expression, got {sql!r}")
+    _walk(node["select_list"][0], sql)
+
+
+def _walk(node: Any, sql: str) -> None:
+    if isinstance(node, list):
+        for n in node:
+            _walk(n, sql)
+        return
+    if not isinstance(node, dict):
+        return
+    cls = node.get("class")
+    if cls is not None and cls not in _EXPRESSION_NODES:
+        raise ValueError(f"{sql!r}: {cls.lower()} is not allowed in a source spec expression")
+    if cls == "FUNCTION" and node.get("function_name", "").lower() not in EXPRESSION_FUNCTIONS:
+        raise ValueError(
+            f"{sql!r}: function {node.get('function_name')!r} is not allowed; allowed: "
+            + ", ".join(sorted(f for f in EXPRESSION_FUNCTIONS if f.isidentifier()))
+        )
+    for key, value in node.items():
+        if key != "value":  # a constant's value is data, not a node
+            _walk(value, sql)

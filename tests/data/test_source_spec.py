@@ -1,0 +1,161 @@
+"""Source specs: a tenant's own export onboarded as data (a spec set with the CLI), never code."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from ml.core.contract import LANDING_COLUMNS
+from ml.core.tenants import Tenant, TenantStore
+from ml.data.ingest import run
+from ml.data.ingest.spec import DEFAULT, SpecError, check_expression, load_spec_file, parse_spec
+from ml.ops.cli import main
+
+DAY = date(2026, 11, 20)
+
+# A clickstream tool's export: its own column names, epoch milliseconds, its own action names,
+# float-formatted visitor ids, no event id and no tenant column.
+EXPORT = """Visitor ID;Product;Action;Time (ms);Visit
+17850.0;SKU-1;viewed;1763629200000;v1
+17850.0;SKU-2;clicked;1763629260000;v1
+13047.0;SKU-1;viewed;1763629320000;v2
+13047.0;SKU-1;viewed;1763629320000;v2
+"""
+SPEC = """
+delimiter: ";"
+columns:
+  event_id: {hash: [Visitor ID, Product, Action, Time (ms)]}
+  user_id: visitor id
+  item_id: PRODUCT
+  event_type: Action
+  event_at: Time (ms)
+  session_id: {expr: "'visit-' || Visit"}
+  device: {const: web}
+timestamp: {format: epoch_ms}
+event_types: {viewed: view, clicked: click}
+numeric_ids: [user_id]
+"""
+
+
+@pytest.fixture
+def shop(settings, tmp_path):
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    return settings
+
+
+def _drop(settings, name: str, text: str, day: date = DAY) -> None:
+    folder = settings.stores.landing.day_dir("eu", "shop", day)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+
+
+def _ingest(settings, start: date = DAY, end: date = DAY + timedelta(days=1)) -> tuple[dict, pd.DataFrame]:
+    [summary] = run.ingest_tenants(["shop"], start, end, settings)
+    files = sorted(settings.stores.lake.tenant_dir("eu", "shop").rglob("part-0.parquet"))
+    return summary, pd.concat([pd.read_parquet(f) for f in files]) if files else pd.DataFrame()
+
+
+def test_an_export_lands_through_its_spec_alone(shop):
+    # epoch ms 1763629200000 is 2025-11-20 09:00 UTC: a year before the drop, so dropped for that day
+    _drop(shop, "export.csv", EXPORT, day=date(2025, 11, 20))
+    summary, lake = _ingest(shop, date(2025, 11, 20), date(2025, 11, 21))
+    assert (summary["landed"], summary["quarantined"], summary["duplicates_dropped"]) == (3, {}, 1)
+    rows = lake.sort_values("event_at").to_dict("records")
+    assert [(r["user_id"], r["item_id"], r["event_type"], r["session_id"], r["device"]) for r in rows] == [
+        ("17850", "SKU-1", "view", "visit-v1", "web"),
+        ("17850", "SKU-2", "click", "visit-v1", "web"),
+        ("13047", "SKU-1", "view", "visit-v2", "web"),
+    ]
+    assert {r["tenant_id"] for r in rows} == {"shop"}  # the folder says whose file it is
+    assert rows[0]["event_at"] == pd.Timestamp("2025-11-20 09:00", tz="UTC")
+    assert all(len(r["event_id"]) == 64 for r in rows)
+    # a re-sent file (under another name) lands nothing twice: ids are the rows' content
+    _drop(shop, "export-again.csv", EXPORT.replace("\n", "\r\n"), day=date(2025, 11, 20))
+    summary, lake = _ingest(shop, date(2025, 11, 20), date(2025, 11, 21))
+    assert (summary["landed"], summary["duplicates_dropped"]) == (3, 5)
+
+
+def test_a_strptime_format_in_the_tenants_time_zone(settings, tmp_path):
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    spec = {
+        "columns": {"event_id": "id", "user_id": "user", "item_id": "item", "event_type": {"const": "click"}},
+        "timestamp": {"format": "%m/%d/%Y %H:%M", "timezone": "Europe/London"},
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "shop", "--file", str(tmp_path / "spec.json")]) == 0
+    _drop(
+        settings,
+        "orders.csv",
+        "id,user,item,when\n1,u,i,11/20/2026 9:05\n2,u,i,6/1/2026 8:26\n".replace("when", "event_at"),
+    )
+    summary, lake = _ingest(settings)
+    # November: GMT (UTC+0); the June row is in BST (UTC+1) and months too old for this drop
+    assert (summary["landed"], summary["quarantined"]) == (1, {"timestamp_too_old": 1})
+    assert list(lake.event_at) == [pd.Timestamp("2026-11-20 09:05", tz="UTC")]
+
+
+def test_show_prints_the_spec_and_clear_forgets_it(shop, capsys):
+    assert main(["tenants", "show", "shop"]) == 0
+    shown = json.loads(capsys.readouterr().out)["source_spec"]
+    assert shown["timestamp"] == {"format": "epoch_ms"} and shown["columns"]["device"] == {"const": "web"}
+    assert parse_spec(shown, "shown").model_dump() == load_spec_file(shop.home.parent / "spec.yaml").model_dump()
+    assert main(["tenants", "source", "shop", "--clear"]) == 0
+    assert TenantStore(shop).source_spec("shop") is None
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"columns": {"user": "x"}}, "field 'columns': not landing columns: ['user']"),
+        ({"columns": {"user_id": 5}}, "field 'columns.user_id': expected a source column name, {const: value}"),
+        ({"columns": {"event_id": {"hash": []}}}, "field 'columns.event_id.hash': List should have at least 1"),
+        ({"timestamp": {"format": "dd/mm/yyyy"}}, "field 'timestamp.format': expected iso, epoch_s"),
+        ({"timestamp": {"timezone": "Mars/Olympus"}}, "unknown time zone 'Mars/Olympus'"),
+        ({"delimiter": ";;"}, "a delimiter is one character"),
+        ({"encoding": "klingon"}, "unknown encoding 'klingon'"),
+        (
+            {"columns": {"event_type": {"expr": "read_csv('/etc/passwd')"}}},
+            "field 'columns.event_type.expr': \"read_csv('/etc/passwd')\": function 'read_csv' is not allowed",
+        ),
+        ({"columns": {"event_type": {"expr": "(select 1)"}}}, "subquery is not allowed"),
+        ({"colums": {}}, "field 'colums': Extra inputs are not permitted"),
+        ([], "a source spec is a mapping, got list"),
+    ],
+)
+def test_a_bad_spec_is_refused_naming_the_field(spec, message):
+    with pytest.raises(SpecError, match="spec.yaml") as info:
+        parse_spec(spec, "spec.yaml")
+    assert message in str(info.value)
+
+
+def test_the_cli_refuses_a_bad_spec_and_stores_nothing(settings, tmp_path, capsys):
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("columns:\n  event_type: {expr: \"getenv('HOME')\"}\n")
+    assert main(["tenants", "source", "shop", "--file", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "function 'getenv' is not allowed" in err
+    assert TenantStore(settings).source_spec("shop") is None
+    good = tmp_path / "good.yaml"
+    good.write_text(SPEC)
+    assert main(["tenants", "source", "nobody", "--file", str(good)]) == 2
+    assert "unknown tenant 'nobody'" in capsys.readouterr().err
+
+
+def test_expressions_are_checked_by_duckdbs_own_parser():
+    check_expression("case when starts_with(InvoiceNo, 'C') then 'return' else 'purchase' end")
+    check_expression("\"Customer ID\" || '-' || lower(Country)")
+    for bad in ("count(*)", "row_number() over ()", "*", "1, 2", "a from read_csv('x')", "x; drop table t"):
+        with pytest.raises(ValueError):
+            check_expression(bad)
+
+
+def test_the_default_spec_is_the_landing_contract():
+    assert DEFAULT.columns == {c: c for c in LANDING_COLUMNS}
+    assert (DEFAULT.format, DEFAULT.encoding, DEFAULT.delimiter, DEFAULT.timestamp.format) == (None, None, None, "iso")
