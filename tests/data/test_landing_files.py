@@ -242,3 +242,38 @@ def test_a_header_naming_a_landing_column_twice_is_a_schema_mismatch_others_are_
     summary, lake, _ = _ingest(settings)
     assert summary["landed"] == 1 and list(lake.event_id) == ["e2"]
     assert summary["batch_problems"] == ["2026-11-20: schema_mismatch: twice.csv names column 'User_ID' twice"]
+
+
+def test_corrupt_or_truncated_zstd_is_named_and_the_day_lands(settings, acme):
+    whole = zstandard.ZstdCompressor().compress(_csv([_row(i) for i in range(1, 2000)]).encode())
+    _drop(settings, "cut.csv.zst", whole[: len(whole) * 7 // 10])
+    _drop(settings, "plain.csv.zst", _csv([_row(1)]))  # not zstd at all
+    _drop(settings, "good.csv", _csv([_row(5000)]))
+    summary, lake, _ = _ingest(settings)
+    assert list(lake.event_id) == ["e5000"]
+    problems = sorted(summary["batch_problems"])
+    assert problems[0].startswith("2026-11-20: unreadable_file: cut.csv.zst: cannot decompress (.zst)")
+    assert "truncated" in problems[0]
+    assert problems[1].startswith("2026-11-20: unreadable_file: plain.csv.zst: cannot decompress (.zst)")
+
+
+def test_a_line_with_several_errors_is_one_malformed_line(settings, acme):
+    _drop(settings, "short.csv", _csv([_row(1), _row(2)]) + "e3,acme,u3\n" + ",".join(_row(4).values()) + "\n")
+    summary, _, quarantine = _ingest(settings)
+    assert (summary["rows_in"], summary["landed"], summary["quarantined"]) == (4, 3, {"malformed_line": 1})
+    assert list(quarantine.raw_line) == ["e3,acme,u3"]
+
+
+def test_utf16_with_a_byte_order_mark_is_read(settings, acme):
+    _drop(settings, "unicode.csv", _csv([_row(i, topic="café") for i in (1, 2)]).encode("utf-16"))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (2, {}) and set(lake.topic) == {"café"}
+
+
+def test_json_keys_differing_in_case_or_spaces_are_one_column(settings, acme):
+    lines = [_row(1), {**{k: v for k, v in _row(2).items() if k != "event_id"}, "Event_ID": "e2"}]
+    lines.append({**{k: v for k, v in _row(3).items() if k != "user_id"}, " user_id ": "u3"})
+    _drop(settings, "mixed.jsonl", _jsonl(lines))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (3, {})
+    assert sorted(zip(lake.event_id, lake.user_id, strict=True)) == [("e1", "u1"), ("e2", "u2"), ("e3", "u3")]

@@ -32,7 +32,7 @@ columns:
   item_id: PRODUCT
   event_type: Action
   event_at: Time (ms)
-  session_id: {expr: "'visit-' || Visit"}
+  session_id: {expr: "'visit-' || Visit -- the tool's visit number"}
   device: {const: web}
 timestamp: {format: epoch_ms}
 event_types: {viewed: view, clicked: click}
@@ -118,7 +118,13 @@ def test_show_prints_the_spec_and_clear_forgets_it(shop, capsys):
         ({"timestamp": {"format": "dd/mm/yyyy"}}, "field 'timestamp.format': expected iso, epoch_s"),
         ({"timestamp": {"timezone": "Mars/Olympus"}}, "unknown time zone 'Mars/Olympus'"),
         ({"delimiter": ";;"}, "a delimiter is one character"),
-        ({"encoding": "klingon"}, "unknown encoding 'klingon'"),
+        ({"encoding": "klingon"}, "unknown text encoding 'klingon'"),
+        ({"encoding": "base64"}, "unknown text encoding 'base64'"),
+        ({"delimiter": '"'}, "a delimiter is one character other than a quote"),
+        ({"timestamp": {"format": "%Y-%m-%d %Q"}}, "not a strptime pattern DuckDB reads"),
+        ({"columns": {"topic": {"expr": "lower(t) as t"}}}, "expected one expression (no alias, no clause)"),
+        ({"columns": {"topic": {"expr": "t where true"}}}, "expected one expression (no alias, no clause)"),
+        ({"columns": {"topic": {"expr": "t limit (select 1)"}}}, "expected one expression (no alias, no clause)"),
         (
             {"columns": {"event_type": {"expr": "read_csv('/etc/passwd')"}}},
             "field 'columns.event_type.expr': \"read_csv('/etc/passwd')\": function 'read_csv' is not allowed",
@@ -159,3 +165,40 @@ def test_expressions_are_checked_by_duckdbs_own_parser():
 def test_the_default_spec_is_the_landing_contract():
     assert DEFAULT.columns == {c: c for c in LANDING_COLUMNS}
     assert (DEFAULT.format, DEFAULT.encoding, DEFAULT.delimiter, DEFAULT.timestamp.format) == (None, None, None, "iso")
+
+
+def test_a_json_key_can_never_inject_sql(shop):
+    # a key closing the identifier's quote to read another file into a column (found by a review)
+    secret = shop.home / "secret.txt"
+    secret.write_text("SECRET")
+    evil = f"zz\", (select content from read_text('{secret}')) as \"Visit"
+    line = {"Visitor ID": "17850", "Product": "SKU-1", "Action": "viewed", "Time (ms)": "1763629200000", evil: "x"}
+    line2 = {**{k: v for k, v in line.items() if k != evil}, "Product": "SKU-2", 'size "inches"': "12", "Visit": "v1"}
+    _drop(shop, "evil.jsonl", json.dumps(line) + "\n" + json.dumps(line2) + "\n", day=date(2025, 11, 20))
+    summary, lake = _ingest(shop, date(2025, 11, 20), date(2025, 11, 21))
+    assert summary["landed"] == 2
+    assert not lake.apply(lambda col: col.astype(str).str.contains("SECRET")).any().any()
+    assert sorted(lake.session_id.fillna("-")) == ["-", "visit-v1"]  # the odd key is just a key
+
+
+def test_a_value_an_expression_or_epoch_cannot_compute_is_null_not_a_lost_file(settings, tmp_path):
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    spec = {
+        "columns": {"event_id": "id", "user_id": "u", "item_id": "i", "event_type": {"const": "click"}},
+        "timestamp": {"format": "epoch_s"},
+    }
+    spec["columns"]["dwell_seconds"] = {"expr": "cast(secs as double) * 1.5"}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "shop", "--file", str(tmp_path / "spec.json")]) == 0
+    rows = "id,u,i,event_at,secs\n1,u,i,1795165200,2\n2,u,i,99999999999999999999,2\n3,u,i,1795165200,N/A\n"
+    _drop(settings, "a.csv", rows)  # 1795165200 is 2026-11-20 05:00 UTC
+    summary, lake = _ingest(settings)
+    assert (summary["rows_in"], summary["landed"], summary["quarantined"]) == (3, 2, {"bad_timestamp": 1})
+    assert dict(zip(lake.event_id, lake.dwell_seconds.fillna(-1), strict=True)) == {"1": 3.0, "3": -1}
+
+
+def test_a_spec_expression_naming_a_column_the_file_lacks_blames_the_spec(shop):
+    _drop(shop, "no-visit.csv", EXPORT.replace(";Visit", ";Session"), day=date(2025, 11, 20))
+    summary, _ = _ingest(shop, date(2025, 11, 20), date(2025, 11, 21))
+    [problem] = summary["batch_problems"][:1]
+    assert "schema_mismatch: no-visit.csv: the source spec does not fit it" in problem and "Visit" in problem

@@ -6,7 +6,7 @@ Tenants send what their tools write, so each of these is found out per file, nev
   (JSON lines), ``.json`` (a JSON array of events when its first character is ``[``, JSON lines
   otherwise), ``.parquet``; optionally compressed as ``.gz``, ``.bz2`` or ``.zst``. Any other file
   is listed as ``unsupported_file`` in the day's problems, never passed over in silence.
-- **encoding**: UTF-8, a byte-order mark stripped. Delimited text that is not UTF-8 is read as
+- **encoding**: UTF-8, a byte-order mark stripped (UTF-16 when its byte-order mark says so). Delimited text that is not UTF-8 is read as
   cp1252 (what Excel on Windows writes as "CSV"; a superset of Latin-1's printable characters) when
   it decodes as such, else the file is ``undecodable_file``. JSON is UTF-8 by definition (RFC 8259
   §8.1): a JSON line that is not UTF-8 becomes ``malformed_line`` with its bytes kept as ``\\xNN``.
@@ -76,10 +76,23 @@ def _open_bytes(path: Path, kind: FileKind) -> io.BufferedIOBase | IO[bytes]:
     if kind.compression == ".bz2":
         return bz2.open(path, "rb")
     if kind.compression == ".zst":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
+        return io.BytesIO(_unzstd(path))
     return path.open("rb")
+
+
+def _unzstd(path: Path) -> bytes:
+    """A whole ``.zst`` file's content; ValueError when it is corrupt or truncated (zstandard's
+    stream reader returns a truncated frame's prefix without a word)."""
+    import zstandard
+
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        out = dobj.decompress(path.read_bytes())
+    except zstandard.ZstdError as exc:
+        raise ValueError(str(exc)) from exc
+    if not dobj.eof:
+        raise ValueError("the file ends inside a zstd frame (truncated)")
+    return out
 
 
 def _is_plain_utf8(path: Path) -> bool:
@@ -139,6 +152,11 @@ def plain_copy(path: Path, kind: FileKind, workdir: Path, encoding: str | None =
 def _decode(data: bytes, kind: FileKind, path: Path) -> tuple[str, str]:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # what Excel's "Unicode text" writes
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile("undecodable_file", f"{path.name}: not UTF-16 though it starts like it") from exc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:

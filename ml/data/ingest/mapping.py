@@ -28,11 +28,13 @@ class Mapping:
     missing: list[str]
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A column name as a SQL identifier, whatever characters it holds."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """A text as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -56,28 +58,30 @@ def landing_select(spec: SourceSpec, names: list[str], tenant_id: str) -> Mappin
         if found is None:
             missing.append(name)
             return "cast(null as varchar)"
-        return _quote(found)
+        return quote_identifier(found)
 
     texts = {}
     for c in LANDING_COLUMNS:
         source = spec.source(c)
         if source is None:  # not in the spec: the column of its name if the file has one
             found = resolve(c, names)
-            sql = _quote(found) if found else _literal(tenant_id) if c == "tenant_id" else "null"
+            sql = quote_identifier(found) if found else sql_literal(tenant_id) if c == "tenant_id" else "null"
         elif isinstance(source, str):
             sql = column(source)
         elif isinstance(source, Const):
-            sql = _literal(source.const)
+            sql = sql_literal(source.const)
         elif isinstance(source, Expr):
-            sql = f"({source.expr})"
+            # a value the expression cannot compute is null (then checked like any missing
+            # value), never an error that loses the file; the newline ends a trailing -- comment
+            sql = f"try({source.expr}\n)"
         elif isinstance(source, Hash):  # a deterministic id: the same row sent again is the same event
             parts = ", ".join(f"coalesce(cast({column(n)} as varchar), chr(0))" for n in source.hash)
             sql = f"sha256(concat_ws(chr(31), {parts}))"
         text = _text(sql)
         if c in spec.numeric_ids:
-            text = f"regexp_replace({text}, {_literal(_NUMERIC_ID)}, '\\1')"
+            text = f"regexp_replace({text}, {sql_literal(_NUMERIC_ID)}, '\\1')"
         if c == "event_type" and spec.event_types:
-            cases = " ".join(f"when {_literal(k)} then {_literal(v)}" for k, v in spec.event_types.items())
+            cases = " ".join(f"when {sql_literal(k)} then {sql_literal(v)}" for k, v in spec.event_types.items())
             text = f"(case {text} {cases} else {text} end)"
         texts[c] = text
     inner = ", ".join(f'{sql} as "{c}"' for c, sql in texts.items())
@@ -92,11 +96,11 @@ def _event_at(ts: Timestamp) -> str:
     t = '"event_at"'
     if ts.format == "iso":
         return f"coalesce(try_cast({t} as timestamptz), {_iso_minutes(t)})"
-    if ts.format == "epoch_s":
-        return f"to_timestamp(try_cast({t} as double))"
+    if ts.format == "epoch_s":  # try(): an out-of-range epoch is a bad timestamp, not an unreadable file
+        return f"try(to_timestamp(try_cast({t} as double)))"
     if ts.format == "epoch_ms":
-        return f"to_timestamp(try_cast({t} as double) / 1000)"
-    return f"cast(try_strptime({t}, {_literal(ts.format)}) as timestamptz)"
+        return f"try(to_timestamp(try_cast({t} as double) / 1000))"
+    return f"cast(try_strptime({t}, {sql_literal(ts.format)}) as timestamptz)"
 
 
 def _iso_minutes(sql: str) -> str:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from ml.core.contract import LANDING_COLUMNS
 from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, sniff_dialect
 from ml.data.ingest.landing import sha256_file
-from ml.data.ingest.mapping import PARSED, landing_select, resolve
+from ml.data.ingest.mapping import PARSED, landing_select, quote_identifier, sql_literal
 from ml.data.ingest.partitions import PartitionReport
 from ml.data.ingest.spec import DEFAULT, SourceSpec
 
@@ -78,10 +78,16 @@ def read_file(
     con.execute(f"set TimeZone = '{spec.timestamp.timezone}'")
     try:
         df = _arrow_backed(raw.query("src", mapping.sql))
+    except duckdb.BinderException as exc:  # e.g. a spec expression naming a column this file lacks
+        problems.append(f"schema_mismatch: {path.name}: the source spec does not fit it: {str(exc).splitlines()[0]}")
+        return empty, malformed, problems
     finally:
         con.execute("set TimeZone = 'UTC'")
     if kind.format == "csv":
-        rej = con.sql("select line as _line_no, csv_line as raw_line from rej_err").df()
+        # DuckDB rejects a line once per error in it: one malformed line each
+        rej = con.sql(
+            "select line as _line_no, any_value(csv_line) as raw_line from rej_err group by line order by line"
+        ).df()
         malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
     df["_file_no"] = file_no
     df["source_file"] = path.name
@@ -148,14 +154,23 @@ def _read_json(
     )
     malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
     keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
-    names = sorted(k for (k,) in keys)
-    # the keys the default spec reads (one JSON path each), or all keys for a spec's expressions
-    wanted = [k for c in LANDING_COLUMNS if (k := resolve(c, names))] if spec == DEFAULT else names
-    # one JSON parse per line for all columns (``line->>'$.c'`` per column parses it again each time)
-    paths = "[" + ", ".join("'$.\"" + c.replace("'", "''").replace('"', '\\"') + "\"'" for c in wanted) + "]"
-    exprs = "".join(f', v[{i + 1}] as "{c}"' for i, c in enumerate(wanted))
+    # keys that differ only in case or surrounding spaces are one column (as header names are)
+    groups: dict[str, list[str]] = {}
+    for (k,) in sorted(keys):
+        groups.setdefault(k.strip().lower(), []).append(k)
+    if spec == DEFAULT:  # the keys the contract reads; a spec's expressions may use any
+        groups = {g: ks for g, ks in groups.items() if g in LANDING_COLUMNS}
+    ordered = [k for ks in groups.values() for k in ks]
+    position = {k: i + 1 for i, k in enumerate(ordered)}
+    # one JSON parse per line for all keys, addressed by JSON pointer (no quoting of the key needed)
+    pointers = "[" + ", ".join(sql_literal("/" + k.replace("~", "~0").replace("/", "~1")) for k in ordered) + "]"
+    exprs = "".join(
+        f", coalesce({', '.join(f'v[{position[k]}]' for k in ks)}) as {quote_identifier(ks[0])}"
+        for ks in groups.values()
+    )
+    names = [ks[0] for ks in groups.values()]
     raw = con.sql(
-        f"select _line_no{exprs} from (select _line_no, json_extract_string(line, {paths}) as v from jl where ok)"
+        f"select _line_no{exprs} from (select _line_no, json_extract_string(line, {pointers}) as v from jl where ok)"
     )
     return raw, malformed, names
 

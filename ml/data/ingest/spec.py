@@ -123,10 +123,17 @@ class Timestamp(BaseModel):
     @field_validator("format")
     @classmethod
     def _known_format(cls, v: str) -> str:
-        if v not in ("iso", "epoch_s", "epoch_ms") and "%" not in v:
+        if v in ("iso", "epoch_s", "epoch_ms"):
+            return v
+        if "%" not in v:
             raise ValueError(
                 f"expected iso, epoch_s, epoch_ms or a strptime pattern such as '%d/%m/%Y %H:%M', got {v!r}"
             )
+        with duckdb.connect() as con:
+            try:
+                con.execute("select try_strptime('', ?)", [v])
+            except duckdb.Error as exc:
+                raise ValueError(f"not a strptime pattern DuckDB reads: {str(exc).splitlines()[0]}") from None
         return v
 
     @field_validator("timezone")
@@ -167,8 +174,8 @@ class SourceSpec(BaseModel):
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, v: str | None) -> str | None:
-        if v is not None and len(v) != 1:
-            raise ValueError(f"a delimiter is one character, got {v!r}")
+        if v is not None and (len(v) != 1 or v in '"\r\n'):
+            raise ValueError(f"a delimiter is one character other than a quote or a line break, got {v!r}")
         return v
 
     @field_validator("encoding")
@@ -178,9 +185,11 @@ class SourceSpec(BaseModel):
 
         if v is not None:
             try:
-                codecs.lookup(v)
+                text = codecs.lookup(v)._is_text_encoding
             except LookupError:
-                raise ValueError(f"unknown encoding {v!r} (e.g. utf-8, cp1252, latin-1, utf-16)") from None
+                text = False
+            if not text:
+                raise ValueError(f"unknown text encoding {v!r} (e.g. utf-8, cp1252, latin-1, utf-16)")
         return v
 
     @model_validator(mode="after")
@@ -244,12 +253,15 @@ def check_expression(sql: str) -> None:
         raise ValueError(f"not a SQL expression: {tree.get('error_message')}")
     statements = tree["statements"]
     node = statements[0]["node"] if len(statements) == 1 else {}
+    clauses = ("where_clause", "group_expressions", "group_sets", "having", "qualify", "sample", "modifiers")
     if (
         node.get("type") != "SELECT_NODE"
         or len(node.get("select_list", [])) != 1
         or node.get("from_table", {}).get("type") != "EMPTY"
+        or any(node.get(c) for c in clauses)
+        or node["select_list"][0].get("alias")
     ):
-        raise ValueError(f"expected one expression, got {sql!r}")
+        raise ValueError(f"expected one expression (no alias, no clause), got {sql!r}")
     _walk(node["select_list"][0], sql)
 
 
