@@ -69,10 +69,19 @@ def ingest():
 
     @task(outlets=[LAKE_EVENTS])
     def report(summaries: list[list[dict]]) -> dict:
-        """Emit the lake asset event (the features DAG is scheduled on it) with what changed."""
+        """Emit the lake asset event (the features DAG is scheduled on it) with what changed.
+
+        When no tenant landed anything (e.g. the daily run of an interval without drops), the
+        task is skipped: a skipped task emits no asset event, so no feature build and no
+        training start (an event naming no tenants would rebuild every tenant's features).
+        """
+        from airflow.exceptions import AirflowSkipException
+
         from ml.data.ingest.plan import lake_event
 
         extra = lake_event([s for chunk in summaries for s in chunk])
+        if not extra["tenants"]:
+            raise AirflowSkipException("no tenant landed data in this interval: no lake event")
         get_current_context()["outlet_events"][LAKE_EVENTS].extra = extra
         return extra
 

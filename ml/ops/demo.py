@@ -77,7 +77,8 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict[
             airflow.wait_dag(dag_id)
         say(f"Airflow is up on http://127.0.0.1:{settings.airflow.port} and has parsed the DAGs")
         # Unpausing lets the scheduler run them: ingest's own daily run (the latest interval)
-        # may start beside ours; partitions are rebuilt idempotently, so that is harmless.
+        # may start beside ours; partitions are rebuilt idempotently, and with nothing landed in
+        # its interval it emits no lake event, so it starts no feature build or training.
         for dag_id in ("score", "train", "features", "ingest"):
             airflow.set_paused(dag_id, False)
         _first_champions(airflow, config, say)
@@ -152,7 +153,7 @@ def _print_summary(settings: Settings, rows: list[dict[str, Any]]) -> None:
     print()
     print(f"Data Docs:      {data_docs_index(settings)}")
     print("Status as JSON: .venv/bin/tenantflow status --json")
-    print("Models:         .venv/bin/tenantflow models list   (audit: tenantflow models audit)")
+    print("Models:         .venv/bin/tenantflow models list   (audit: .venv/bin/tenantflow models audit)")
     print("Drift retrains: .venv/bin/tenantflow monitor requests")
     print("Inspect runs:   make up   (Airflow UI and MLflow UI on local ports, login printed)")
     missing = [f"{k}.{r['tenant_id']}" for r in rows for k, m in r["models"].items() if not m["champion_version"]]
