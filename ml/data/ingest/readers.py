@@ -184,10 +184,7 @@ def _arrow_backed(rel: duckdb.DuckDBPyRelation) -> pd.DataFrame:
 def categorical(s: pd.Series) -> pd.Series:
     """A text column as a pandas categorical, dictionary-encoded by Arrow (nulls stay null)."""
     arr = pa.array(s, from_pandas=True)
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    if pa.types.is_null(arr.type):  # a column with no value at all (object dtype): no categories, not a null one
-        arr = arr.cast(pa.string())
-    enc = arr.dictionary_encode()
+    enc = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).dictionary_encode()
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return pd.Series(pd.Categorical.from_codes(codes, categories=enc.dictionary.to_pandas()), index=s.index)
 
