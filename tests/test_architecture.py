@@ -104,6 +104,7 @@ def test_one_home_for_each_kind_of_write(call, home):
         # expressions (no warehouse)
         "duckdb.connect": {
             ML / "data" / "ingest" / "run.py",
+            ML / "data" / "ingest" / "history.py",
             ML / "data" / "ingest" / "spec.py",
             ML / "data" / "generate" / "drops.py",
         },

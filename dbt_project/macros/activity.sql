@@ -1,11 +1,20 @@
-{% macro recent_days_only(date_column) -%}
+{% macro recent_days_only(date_column, tenant_column) -%}
     {#- In an incremental run, keep only the days that may have changed: late events land up to
-        7 days after they happen, and var rebuild_from (a backfill) can reach further back. -#}
+        7 days after they happen, per tenant (a tenant new to this warehouse, e.g. after a
+        history import, has every day read), and var rebuild_from (a backfill, or history
+        imported for a tenant already here) can reach further back. tenant_column: the outer
+        query's tenant column, qualified. -#}
     {%- if is_incremental() %}
-        and {{ date_column }} >= (
-            select {% if var('rebuild_from') %}least(cast('{{ var("rebuild_from") }}' as date), max(activity_date)){% else %}max(activity_date){% endif %}
-            from {{ this }}
-        ) - interval 7 day
+        and (
+            {{ date_column }} >= coalesce(
+                (select max(done.activity_date) from {{ this }} as done where done.tenant_id = {{ tenant_column }})
+                - interval 7 day,
+                date '0001-01-01'
+            )
+            {%- if var('rebuild_from') %}
+            or {{ date_column }} >= cast('{{ var("rebuild_from") }}' as date) - interval 7 day
+            {%- endif %}
+        )
     {%- endif %}
 {%- endmacro %}
 

@@ -1,7 +1,8 @@
 """The landing contract: what every event a tenant sends must look like once read.
 
-Batch drops and the webhook both land rows of these ten columns (the generator writes exactly
-these). Ingestion validates them (the rules: :mod:`ml.data.landing_checks`; applied by
+Batch drops, history imports and the webhook all land rows of these columns (the generator
+writes the first ten: a content platform's events). A tenant's own export reaches them through
+its source spec (:mod:`ml.data.ingest.spec`). Ingestion validates them (the rules: :mod:`ml.data.landing_checks`; applied by
 :mod:`ml.data.ingest.validation` through Great Expectations, :mod:`ml.data.quality`), the webhook's request body mirrors
 them (:mod:`ml.serving.schemas`), and the lake stores them typed.
 """
@@ -21,11 +22,35 @@ LANDING_COLUMNS = (
     "dwell_seconds",
     "topic",
     "device",
+    "value",  # a rating's score; a purchase's or return's amount (quantity x price, the tenant's currency)
+    "quantity",  # units bought, added or returned, as sent (a shop's return may send it negative)
+    "price",  # unit price, the tenant's currency
 )
-# Order matters: the lake and the generator use it for dictionary codes.
-EVENT_TYPES = ("click", "view", "complete", "skip", "like", "cancel_subscription", "item_published")
-USER_EVENT_TYPES = EVENT_TYPES[:6]  # events a user does: they need a user_id
-ITEM_EVENT_TYPES = ("click", "view", "complete", "skip", "like", "item_published")  # they need an item_id
+# What a file must send (by name or through the spec); the others may be absent: tenant_id is then
+# the tenant whose landing folder holds the file, the rest null.
+REQUIRED_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_at")
+NUMERIC_COLUMNS = ("dwell_seconds", "value", "quantity", "price")  # parsed as numbers; text that is not one is bad
+# Order matters: the lake and the generator use it for dictionary codes (new types go at the end).
+EVENT_TYPES = (
+    "click",
+    "view",
+    "complete",
+    "skip",
+    "like",
+    "cancel_subscription",
+    "item_published",
+    "purchase",
+    "add_to_cart",
+    "return",
+    "rating",
+)
+USER_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "item_published")  # events a user does: they need a user_id
+ITEM_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "cancel_subscription")  # they need an item_id
+VALUE_EVENT_TYPES = ("rating",)  # they need a value
+# Positive interactions of a user with an item, the signal recommenders learn from (and the
+# feature store counts as "clicks"): a content platform's clicks, a shop's purchases and carts,
+# a rating.
+INTERACTION_EVENT_TYPES = ("click", "purchase", "add_to_cart", "rating")
 MAX_LATENESS = timedelta(days=7)  # an event may arrive up to a week after it happened
 CLOCK_SKEW = timedelta(hours=1)  # and up to an hour "in the future" of the drop's day
 MAX_DWELL_SECONDS = 86_400

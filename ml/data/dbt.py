@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.warehouse import Warehouse, duckdb_threads
@@ -34,6 +35,7 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
         "tenants": with_data,
         "sharing_tenants": [t for t in wh.sharing_tenants if t in with_data],
         "rebuild_from": rebuild_from,
+        "interaction_event_types": list(INTERACTION_EVENT_TYPES),
     }
 
 

@@ -19,8 +19,22 @@ from ml.data.quality import compact_result, gx_modules, save_result, validate_fr
 CHECKED_MARTS = ("user_features", "item_features")
 
 
-def feature_suites(tenant_id: str) -> dict[str, Any]:
-    """Suites for a tenant's serving marts: shape, keys, and value ranges that must hold."""
+def sent_signals(frames: dict[str, pd.DataFrame]) -> frozenset[str]:
+    """The optional signals a tenant's marts show it sends: ``completion`` (complete/skip events:
+    a completion rate), ``topic`` (items with a topic). A shop sends neither; its checks then do
+    not ask for them (a content tenant that stops sending one is drift monitoring's to catch)."""
+    signals = set()
+    users, items = frames.get("user_features"), frames.get("item_features")
+    if users is not None and "completion_rate_28d" in users and users["completion_rate_28d"].notna().any():
+        signals.add("completion")
+    if items is not None and "topic" in items and items["topic"].notna().any():
+        signals.add("topic")
+    return frozenset(signals)
+
+
+def feature_suites(tenant_id: str, signals: frozenset[str] = frozenset({"completion", "topic"})) -> dict[str, Any]:
+    """Suites for a tenant's serving marts: shape, keys, and value ranges that must hold;
+    ``signals``: the optional ones it sends (:func:`sent_signals`)."""
     gx, gxe = gx_modules()
     from great_expectations.expectations.row_conditions import Column
 
@@ -44,7 +58,11 @@ def feature_suites(tenant_id: str) -> dict[str, Any]:
                     max_value=1,
                     row_condition=Column("completion_rate_28d").is_not_null(),
                 ),
-                gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column="completion_rate_28d", min_value=0.3),
+                *(
+                    [gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column="completion_rate_28d", min_value=0.3)]
+                    if "completion" in signals
+                    else []
+                ),
                 gxe.ExpectColumnValuesToBeBetween(column="tenure_days", min_value=1),
             ],
         ),
@@ -55,7 +73,7 @@ def feature_suites(tenant_id: str) -> dict[str, Any]:
                 gxe.ExpectColumnValuesToBeBetween(column="age_days", min_value=0),
                 gxe.ExpectColumnValuesToBeBetween(column="clicks_7d", min_value=0),
                 gxe.ExpectColumnSumToBeBetween(column="clicks_28d", min_value=1),
-                gxe.ExpectColumnValuesToNotBeNull(column="topic", mostly=0.95),
+                *([gxe.ExpectColumnValuesToNotBeNull(column="topic", mostly=0.95)] if "topic" in signals else []),
             ],
         ),
     }
@@ -64,7 +82,7 @@ def feature_suites(tenant_id: str) -> dict[str, Any]:
 def check_features(frames: dict[str, pd.DataFrame], tenant_id: str, settings: Settings) -> dict[str, Any]:
     """Validate one tenant's marts; return ``{"healthy", "health_problems", "feature_rows"}``."""
     problems: list[str] = []
-    suites = feature_suites(tenant_id)
+    suites = feature_suites(tenant_id, sent_signals(frames))
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
     for model, suite in suites.items():
         result = validate_frame(frames[model], suite, f"{model}_{tenant_id}")

@@ -22,6 +22,7 @@ from ml.core.contract import (
     MAX_DWELL_SECONDS,
     MAX_LATENESS,
     USER_EVENT_TYPES,
+    VALUE_EVENT_TYPES,
 )
 from ml.data.quality import ROW_ID, compact_result, gx_modules, validate_frame
 
@@ -37,6 +38,8 @@ REASONS = (
     "null_user_id",
     "null_item_id",
     "bad_dwell",
+    "bad_number",
+    "null_value",
 )
 
 
@@ -50,13 +53,20 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def events_suite(tenant_id: str) -> Any:
+SHOP_COLUMNS = ("value", "quantity", "price", "numbers_parse")  # checked only in batches that send them
+
+
+def events_suite(tenant_id: str, shop: bool = True) -> Any:
     """The landing-events contract for one tenant's rows (any number of landing days).
 
-    ``hours_before_drop_end`` is derived at ingestion: hours from the event to the end of the
-    landing day of the drop that carried it; ``dwell_parses`` is False where a dwell was sent
-    that is not a finite number (the typed ``dwell_seconds`` is then null). An event may be up to an hour in the future
-    (clock skew) and up to seven days late.
+            ``hours_before_drop_end`` is derived at ingestion: hours from the event to the end of the
+            landing day of the drop that carried it; ``dwell_parses`` is False where a dwell was sent
+            that is not a finite number (the typed ``dwell_seconds`` is then null), ``numbers_parse`` the same
+        for ``value``, ``quantity`` and ``price``; a ``rating`` needs a ``value``. ``shop``: whether the
+    batch sends any of those or a rating; a batch that does not is checked without :data:`SHOP_COLUMNS`
+    (each column and expectation GX evaluates copies the frame: a content platform's million rows
+    pay 0.5 s for checks that cannot fail on them). An event may be up to an hour in the future
+            (clock skew) and up to seven days late.
     """
     gx, gxe = gx_modules()
     from great_expectations.expectations.row_conditions import Column
@@ -67,7 +77,14 @@ def events_suite(tenant_id: str) -> Any:
         name=f"landing_events.{tenant_id}",
         expectations=[
             gxe.ExpectTableColumnsToMatchSet(
-                column_set=[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end", "dwell_parses"],
+                column_set=[
+                    ROW_ID,
+                    *(c for c in LANDING_COLUMNS if shop or c not in SHOP_COLUMNS),
+                    "landed_on",
+                    "hours_before_drop_end",
+                    "dwell_parses",
+                    *(["numbers_parse"] if shop else []),
+                ],
                 exact_match=True,
                 meta={"batch": "schema_mismatch"},
             ),
@@ -108,11 +125,27 @@ def events_suite(tenant_id: str) -> Any:
                 max_value=MAX_DWELL_SECONDS,
                 meta={"reason": "bad_dwell"},
             ),
+            *(_shop_expectations() if shop else []),
         ],
     )
 
 
-def daily_batches_suite(tenant_id: str) -> Any:
+def _shop_expectations() -> list[Any]:
+    """A shop's numbers parse, and a rating has its value."""
+    _, gxe = gx_modules()
+    from great_expectations.expectations.row_conditions import Column
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="numbers_parse", value_set=[True], meta={"reason": "bad_number"}),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="value",
+            row_condition=Column("event_type").is_in(list(VALUE_EVENT_TYPES)),
+            meta={"reason": "null_value"},
+        ),
+    ]
+
+
+def daily_batches_suite(tenant_id: str, max_null_user_share: float = 0.5) -> Any:
     """Table-level checks, one row per landing day of a tenant: GX passes value-level
     expectations vacuously on empty or all-null data, so each day must have rows and keys."""
     gx, gxe = gx_modules()
@@ -125,17 +158,19 @@ def daily_batches_suite(tenant_id: str) -> Any:
                 column="null_event_id_share", max_value=0.5, meta={"day": "keys_mostly_null"}
             ),
             gxe.ExpectColumnValuesToBeBetween(
-                column="null_user_id_share", max_value=0.5, meta={"day": "keys_mostly_null"}
+                column="null_user_id_share", max_value=max_null_user_share, meta={"day": "keys_mostly_null"}
             ),
         ],
     )
 
 
 def validate_events(df: pd.DataFrame, tenant_id: str) -> Outcome:
-    """Validate a tenant's rows (any number of landing days); which rows to quarantine, why."""
+    """Validate a tenant's rows (any number of landing days); which rows to quarantine, why.
+    ``df`` holds :data:`SHOP_COLUMNS` when the batch sends them (see :func:`events_suite`)."""
     n = len(df)
     reasons = np.full(n, None, dtype=object)
-    result = validate_frame(df, events_suite(tenant_id), f"events_{tenant_id}")
+    shop = "numbers_parse" in df.columns
+    result = validate_frame(df, events_suite(tenant_id, shop), f"events_{tenant_id}")
     batch_problems: list[str] = []
     blame: dict[str, list[int]] = {}
     for r in result.results:
@@ -155,10 +190,13 @@ def validate_events(df: pd.DataFrame, tenant_id: str) -> Outcome:
     )
 
 
-def validate_daily_batches(days: pd.DataFrame, tenant_id: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Validate the per-day summary (``landed_on, rows, null_*_share``); problems per day."""
+def validate_daily_batches(
+    days: pd.DataFrame, tenant_id: str, max_null_user_share: float = 0.5
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Validate the per-day summary (``landed_on, rows, null_*_share``); problems per day.
+    ``max_null_user_share``: the tenant's source spec's (``rows.max_null_user_share``)."""
     frame = days.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(days))})
-    result = validate_frame(frame, daily_batches_suite(tenant_id), f"batches_{tenant_id}")
+    result = validate_frame(frame, daily_batches_suite(tenant_id, max_null_user_share), f"batches_{tenant_id}")
     problems: dict[str, list[str]] = {}
     for r in result.results:
         meta = r.expectation_config.meta or {}

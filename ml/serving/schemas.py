@@ -13,6 +13,7 @@ from ml.core.contract import (
     ITEM_EVENT_TYPES,
     MAX_DWELL_SECONDS,
     MAX_LATENESS,
+    VALUE_EVENT_TYPES,
 )
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
@@ -33,6 +34,9 @@ class EventIn(BaseModel):
     dwell_seconds: float | None = Field(None, ge=0, le=MAX_DWELL_SECONDS)
     topic: str | None = Field(None, max_length=64)
     device: str | None = Field(None, max_length=32)
+    value: float | None = Field(None, allow_inf_nan=False, description="A rating's score; a purchase's amount")
+    quantity: float | None = Field(None, allow_inf_nan=False, description="Units bought, added or returned")
+    price: float | None = Field(None, allow_inf_nan=False, description="Unit price, the tenant's currency")
 
     @field_validator("event_at")
     @classmethod
@@ -48,6 +52,8 @@ class EventIn(BaseModel):
     def _item_events_name_an_item(self) -> EventIn:
         if self.event_type in ITEM_EVENT_TYPES and not self.item_id:
             raise ValueError(f"item_id is required for event_type {self.event_type!r}")
+        if self.event_type in VALUE_EVENT_TYPES and self.value is None:
+            raise ValueError(f"value is required for event_type {self.event_type!r}")
         return self
 
 

@@ -199,6 +199,42 @@ def test_json_arrays_of_events_land_each_event(settings, acme):
     assert sorted(lake.event_id) == [f"e{i}" for i in range(1, 7)]
 
 
+def test_quarantined_csv_rows_name_their_file_line(settings, acme):
+    rows = _csv([_row(1), _row(2, event_type="jump"), _row(3)]).splitlines()
+    # a malformed line and a blank line before the bad row; CRLF line ends
+    text = "\r\n".join([rows[0], rows[1], "x,y", "", rows[2], rows[3]]) + "\r\n"
+    _drop(settings, "crlf.csv", text)
+    summary, _, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (2, {"malformed_line": 1, "unknown_event_type": 1})
+    assert dict(zip(quarantine.reason, quarantine.line_no, strict=True)) == {
+        "malformed_line": 3,
+        "unknown_event_type": 5,
+    }
+    # every quarantined row keeps the line it came in, as sent (values untrimmed)
+    bad = quarantine.set_index("reason").raw_line
+    assert (bad["malformed_line"], bad["unknown_event_type"]) == ("x,y", rows[2])
+
+
+def test_a_quarantined_json_row_keeps_its_line(settings, acme):
+    lines = [json.dumps(_row(1)), json.dumps(_row(2, user_id="")), json.dumps([_row(3), _row(4, event_type="jump")])]
+    _drop(settings, "events.jsonl", "\n".join(lines) + "\n")
+    summary, _, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (2, {"null_user_id": 1, "unknown_event_type": 1})
+    raw = dict(zip(quarantine.reason, quarantine.raw_line, strict=True))
+    assert json.loads(raw["null_user_id"]) == _row(2, user_id="")
+    assert json.loads(raw["unknown_event_type"]) == _row(4, event_type="jump")  # the array's element
+
+
+def test_a_json_file_without_records_is_named_as_empty(settings, acme):
+    _drop(settings, "none.json", "[]\n")
+    _drop(settings, "garbage.jsonl", "not json\n")
+    _drop(settings, "good.csv", _csv([_row(1)]))
+    summary, _, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (1, {"malformed_line": 1})
+    assert summary["batch_problems"] == ["2026-11-20: empty_file: none.json holds no records"]
+    assert quarantine.raw_line.tolist() == ["not json"]
+
+
 def test_json_that_is_not_an_object_is_malformed_with_its_raw_text(settings, acme):
     _drop(settings, "odd.jsonl", "17\n" + json.dumps(_row(1)) + '\n"text"\n[1, 2]\n')
     summary, lake, quarantine = _ingest(settings)
@@ -220,6 +256,38 @@ def test_timestamps_without_seconds_are_iso_8601(settings, acme):
     summary, lake, _ = _ingest(settings)
     assert (summary["landed"], summary["quarantined"]) == (4, {})
     assert set(lake.event_at) == {pd.Timestamp("2026-11-20 09:00:00", tz="UTC")}
+
+
+def test_epoch_numbers_read_as_the_webhook_reads_them(settings, acme):
+    # one rule for both paths: pydantic (the webhook) reads a number up to 2e10 as seconds, else milliseconds
+    from pydantic import AwareDatetime, TypeAdapter
+
+    stamps = ["1795165200", "1795165200000", "1795165200.0"]  # 2026-11-20 09:00 UTC
+    _drop(settings, "epoch.csv", _csv([_row(i, event_at=t) for i, t in enumerate(stamps)]))
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (3, {})
+    assert set(lake.event_at) == {pd.Timestamp("2026-11-20 09:00:00", tz="UTC")}
+    webhook = {TypeAdapter(AwareDatetime).validate_python(float(t)) for t in stamps}  # EventIn.event_at's parser
+    assert {pd.Timestamp(t) for t in webhook} == set(lake.event_at)
+
+
+def test_a_shops_events_land_with_their_numbers_and_optional_columns_may_be_absent(settings, acme):
+    header = "event_id,user_id,item_id,event_type,event_at,value,quantity,price"
+    rows = [
+        "p1,u1,i1,purchase,2026-11-20T09:00:00Z,7.5,3,2.5",
+        "c1,u1,i2,add_to_cart,2026-11-20T09:01:00Z,,1,",
+        "r1,u1,i1,return,2026-11-20T09:02:00Z,-2.5,-1,2.5",
+        "s1,u2,i1,rating,2026-11-20T09:03:00Z,4,,",
+        "s2,u2,i2,rating,2026-11-20T09:04:00Z,,,",  # a rating needs its value
+        "p2,u2,i2,purchase,2026-11-20T09:05:00Z,12,3 units,4",  # a number that does not parse is bad
+    ]
+    _drop(settings, "shop.csv", "\n".join([header, *rows]) + "\n")
+    summary, lake, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (4, {"bad_number": 1, "null_value": 1})
+    got = lake.set_index("event_id")[["event_type", "value", "quantity", "price", "topic", "tenant_id"]]
+    assert got.loc["p1"].tolist() == ["purchase", 7.5, 3.0, 2.5, None, "acme"]
+    assert got.loc["r1", "quantity"] == -1.0 and pd.isna(got.loc["c1", "value"])
+    assert quarantine.set_index("reason").loc["bad_number", "quantity"] == "3 units"
 
 
 def test_a_file_still_being_written_is_named_in_the_summary_and_status(settings, acme, monkeypatch):

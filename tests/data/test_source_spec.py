@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from ml.core.contract import LANDING_COLUMNS
+from ml.core.contract import REQUIRED_COLUMNS
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest import run
 from ml.data.ingest.spec import DEFAULT, SpecError, check_expression, load_spec_file, parse_spec
@@ -163,7 +163,7 @@ def test_expressions_are_checked_by_duckdbs_own_parser():
 
 
 def test_the_default_spec_is_the_landing_contract():
-    assert DEFAULT.columns == {c: c for c in LANDING_COLUMNS}
+    assert DEFAULT.columns == {c: c for c in REQUIRED_COLUMNS}  # the others are read by name when sent
     assert (DEFAULT.format, DEFAULT.encoding, DEFAULT.delimiter, DEFAULT.timestamp.format) == (None, None, None, "iso")
 
 
@@ -191,7 +191,7 @@ def test_a_value_an_expression_or_epoch_cannot_compute_is_null_not_a_lost_file(s
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert main(["tenants", "source", "shop", "--file", str(tmp_path / "spec.json")]) == 0
     rows = "id,u,i,event_at,secs\n1,u,i,1795165200,2\n2,u,i,99999999999999999999,2\n3,u,i,1795165200,N/A\n"
-    _drop(settings, "a.csv", rows)  # 1795165200 is 2026-11-20 05:00 UTC
+    _drop(settings, "a.csv", rows)  # 1795165200 is 2026-11-20 09:00 UTC
     summary, lake = _ingest(settings)
     assert (summary["rows_in"], summary["landed"], summary["quarantined"]) == (3, 2, {"bad_timestamp": 1})
     assert dict(zip(lake.event_id, lake.dwell_seconds.fillna(-1), strict=True)) == {"1": 3.0, "3": -1}
@@ -202,3 +202,21 @@ def test_a_spec_expression_naming_a_column_the_file_lacks_blames_the_spec(shop):
     summary, _ = _ingest(shop, date(2025, 11, 20), date(2025, 11, 21))
     [problem] = summary["batch_problems"][:1]
     assert "schema_mismatch: no-visit.csv: the source spec does not fit it" in problem and "Visit" in problem
+
+
+def test_the_readmes_landing_contract_is_the_codes():
+    import re
+    from pathlib import Path
+
+    from ml.data.landing_checks import REASONS
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Sending data") : readme.index("## Layout")]
+    # the worked example is the example file, not a copy drifting from it
+    shown = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert parse_spec(__import__("yaml").safe_load(shown), "README") == load_spec_file(
+        root / "examples/online-retail/source-spec.yaml"
+    )
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M))
+    assert set(REASONS) | {"batch_failed"} <= documented

@@ -174,6 +174,8 @@ def test_events_land_only_under_the_keys_tenant_and_replays_are_no_ops(served_wo
         ({"item_id": None}, "events.0"),  # a click names an item
         ({"dwell_seconds": -3}, "events.0.dwell_seconds"),
         ({"colour": "red"}, "events.0.colour"),
+        ({"event_type": "rating"}, "events.0"),  # a rating has a value
+        ({"event_type": "purchase", "price": "NaN"}, "events.0.price"),
     ],
 )
 def test_a_bad_event_is_a_422_naming_the_field(served_world, api, event, field):
@@ -183,6 +185,18 @@ def test_a_bad_event_is_a_422_naming_the_field(served_world, api, event, field):
     err = r.json()["error"]
     assert err["code"] == "invalid_request" and err["tenant_id"] == "acme"
     assert any(d["field"] == field for d in err["details"]), err
+
+
+def test_a_shops_events_land_with_their_numbers(served_world, api):
+    settings, keys = served_world
+    shop = [
+        _event(1, event_id="buy-1", event_type="purchase", quantity=2, price=3.5, value=7.0),
+        _event(2, event_id="rate-1", event_type="rating", value=4),
+    ]
+    assert api.post("/v1/events", keys["acme"], {"events": shop}).json()["accepted"] == 2
+    [landed] = [f for f in settings.stores.landing.root.rglob("events-api-*.jsonl") if "buy-1" in f.read_text()]
+    rows = {r["event_id"]: r for r in map(json.loads, landed.read_text().splitlines())}
+    assert (rows["buy-1"]["quantity"], rows["buy-1"]["price"], rows["rate-1"]["value"]) == (2, 3.5, 4)
 
 
 def test_oversized_bodies_are_413(served_world, api):

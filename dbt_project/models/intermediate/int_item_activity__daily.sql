@@ -9,7 +9,7 @@ with
 events as (
     select * from {{ ref('stg_lake__events') }}
     where item_id is not null and event_type <> 'item_published'
-    {{ recent_days_only('event_date') }}
+    {{ recent_days_only('event_date', 'stg_lake__events.tenant_id') }}
 ),
 
 daily as (
@@ -17,7 +17,7 @@ daily as (
         tenant_id,
         item_id,
         event_date as activity_date,
-        count(*) filter (where event_type = 'click') as clicks,
+        count(*) filter (where is_interaction) as clicks,
         count(*) filter (where event_type = 'complete') as completes,
         count(*) filter (where event_type = 'skip') as skips,
         count(*) filter (where event_type = 'like') as likes,

@@ -20,7 +20,7 @@ clicks as (
         item_id,
         min(event_date) as event_date
     from {{ ref('stg_lake__events') }}
-    where event_type = 'click' and session_id is not null and item_id is not null
+    where is_interaction and session_id is not null and item_id is not null
     group by tenant_id, session_id, item_id
 ),
 

@@ -62,7 +62,7 @@ recent_clicks as (
     inner join {{ ref('stg_lake__events') }} as events
         on users.tenant_id = events.tenant_id
         and users.user_id = events.user_id
-        and events.event_type = 'click'
+        and events.is_interaction
         and users.cutoff_date > events.event_date
         and events.event_date >= users.cutoff_date - 7
 ),

@@ -9,7 +9,7 @@ with
 events as (
     select * from {{ ref('stg_lake__events') }}
     where user_id is not null and event_type <> 'item_published'
-    {{ recent_days_only('event_date') }}
+    {{ recent_days_only('event_date', 'stg_lake__events.tenant_id') }}
 ),
 
 daily as (
@@ -18,7 +18,7 @@ daily as (
         user_id,
         event_date as activity_date,
         count(*) as events,
-        count(*) filter (where event_type = 'click') as clicks,
+        count(*) filter (where is_interaction) as clicks,
         count(*) filter (where event_type = 'view') as views,
         count(*) filter (where event_type = 'complete') as completes,
         count(*) filter (where event_type = 'skip') as skips,

@@ -2,11 +2,13 @@ with
 
 clicks as (
     select * from {{ ref('stg_lake__events') }}
-    where event_type = 'click'
+    where is_interaction
 ),
 
 items as (
+    -- items without a topic (a shop's, seen only in activity) have no topic to be affine to
     select * from {{ ref('int_items__catalogued') }}
+    where topic is not null
 ),
 
 daily as (

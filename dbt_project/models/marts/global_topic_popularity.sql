@@ -4,7 +4,7 @@ with
 
 items as (
     select * from {{ ref('item_features') }}
-    where tenant_id in {{ sql_list(var('sharing_tenants')) }}
+    where tenant_id in {{ sql_list(var('sharing_tenants')) }} and topic is not null
 ),
 
 by_topic as (

@@ -12,7 +12,7 @@ cutoffs as (
 
 clicks as (
     select * from {{ ref('stg_lake__events') }}
-    where event_type = 'click'
+    where is_interaction
 ),
 
 positives as (

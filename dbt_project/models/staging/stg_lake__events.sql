@@ -19,6 +19,10 @@ renamed as (
         dwell_seconds,
         topic as published_topic,
         device,
+        value,
+        quantity,
+        price,
+        event_type in {{ sql_list(var('interaction_event_types')) }} as is_interaction,
         region
     from source
     where tenant_id in {{ sql_list(var('tenants')) }}

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 COMPRESSIONS = (".gz", ".bz2", ".zst")
 FORMATS = {
     ".csv": "csv",
@@ -194,3 +196,28 @@ def sniff_dialect(path: Path, delimiter: str | None = None) -> Dialect:
     delimiter = delimiter or max(DELIMITERS, key=lambda d: (line.count(d), d == ","))
     header = next(csv.reader(io.StringIO(line), delimiter=delimiter), []) if line else []
     return Dialect(delimiter, header)
+
+
+def record_lines(plain: Path, records: int, rejected: np.ndarray) -> np.ndarray | None:
+    """The file line number (1 = the header) of each of a delimited file's ``records`` parsed
+    records, in order, given the ``rejected`` lines DuckDB set aside; None when a record spans
+    several lines (a quoted line break), where lines and records cannot be matched this way.
+
+    Data lines are the header's followers that are not blank and not rejected. DuckDB numbers
+    only the lines it rejects, so the lines are counted here: one ``bytes.count`` when every line
+    is a record (~0.03 s per 100 MB), else a NumPy scan for blank lines (~0.1 s per 100 MB).
+    """
+    raw = plain.read_bytes()
+    lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
+    if lines == records + 1 and not len(rejected):  # the common case: line = record + 1
+        return np.arange(2, records + 2)
+    data = np.frombuffer(raw, dtype=np.uint8)
+    breaks = np.flatnonzero(data == 10)
+    if len(data) and data[-1] != 10:  # a last line without a line break
+        breaks = np.append(breaks, len(data))
+    starts = np.concatenate(([0], breaks[:-1] + 1))
+    length = breaks - starts
+    blank = (length == 0) | ((length == 1) & (data[np.minimum(starts, len(data) - 1)] == 13))
+    numbers = np.arange(1, len(breaks) + 1)
+    found = numbers[~blank & (numbers > 1) & ~np.isin(numbers, rejected)]
+    return found if len(found) == records else None

@@ -14,6 +14,10 @@ from ml.data.ingest.partitions import LOOKBACK, read_manifest
 
 log = logging.getLogger(__name__)
 
+# Files the platform writes by rename (complete when they appear): a history import's.
+HISTORY_PREFIX = "history-"
+PLATFORM_WRITTEN = (HISTORY_PREFIX,)
+
 
 def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
     return settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day)
@@ -25,7 +29,7 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
 
     Writers that can rename (our generator, the webhook) write ``*.tmp`` and rename; for other
     uploaders a file counts as complete once unchanged for ``settle_seconds``
-    (``TENANTFLOW_LANDING_SETTLE_SECONDS``). Every complete file counts, whatever its format: one
+    (``TENANTFLOW_LANDING_SETTLE_SECONDS``); a history import's files are complete when they appear. Every complete file counts, whatever its format: one
     Tenantflow cannot read is named in the day's problems by ingestion
     (:func:`ml.data.ingest.readers.read_file`), never passed over.
     """
@@ -37,7 +41,7 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
     for p in sorted(folder.iterdir(), key=lambda q: (q.stat().st_mtime_ns, q.name)):
         if p.name.startswith((".", "_")) or p.suffix == ".tmp" or not p.is_file():
             continue
-        if now - p.stat().st_mtime < settle_seconds:
+        if now - p.stat().st_mtime < settle_seconds and not p.name.startswith(PLATFORM_WRITTEN):
             log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
             waiting.append(p)
         else:

@@ -1,31 +1,34 @@
 """A file's columns onto the landing contract, per the tenant's source spec: one DuckDB select.
 
 :func:`landing_select` turns a :class:`~ml.data.ingest.spec.SourceSpec` and the columns a file
-holds into SQL over the file's relation (``src``) that yields ``_line_no``, the ten landing
+holds into SQL over the file's relation (``src``) that yields ``_line_no``, the landing
 columns as text (trimmed, empty as null: what quarantine keeps) and the parsed ``_event_at`` and
-``_dwell_seconds``. The default spec maps each landing column to the column of its name, so a
-file in the landing contract reads as it always did.
+numbers (``_dwell_seconds``, ``_value``, ``_quantity``, ``_price``). The default spec maps each
+landing column to the column of its name, so a file in the landing contract reads as it always did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ml.core.contract import LANDING_COLUMNS
+from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
 from ml.data.ingest.spec import Const, Expr, Hash, SourceSpec, Timestamp
 
 # Landing columns parsed into the lake's types while reading, kept as ``_<column>`` next to the
 # text; unparseable -> null.
-PARSED = {"event_at": "timestamptz", "dwell_seconds": "double"}
+PARSED = {"event_at": "timestamptz", **dict.fromkeys(NUMERIC_COLUMNS, "double")}
 _NUMERIC_ID = r"^(-?[0-9]+)\.0+$"  # 17850.0 -> 17850
 
 
 @dataclass(frozen=True)
 class Mapping:
-    """``sql``: the select over ``src``; ``missing``: spec'd source columns the file lacks."""
+    """``sql``: the select over ``src``; ``missing``: spec'd source columns the file lacks;
+    ``absent``: optional landing columns neither the spec nor the file sends (left out of ``sql``:
+    the reader adds them as nulls, which costs nothing, where DuckDB would fill a column)."""
 
     sql: str
     missing: list[str]
+    absent: list[str]
 
 
 def quote_identifier(name: str) -> str:
@@ -43,14 +46,20 @@ def _text(sql: str) -> str:
     return f"nullif(trim(cast({sql} as varchar)), '')"
 
 
+def raw_record(names: list[str]) -> str:
+    """SQL of a row's raw record: a JSON object of every source column's text, as read."""
+    return "json_object(" + ", ".join(f"{sql_literal(n)}, {quote_identifier(n)}" for n in names) + ")"
+
+
 def resolve(name: str, names: list[str]) -> str | None:
     """The file's column written ``name``, ignoring case and surrounding spaces (None: absent)."""
     key = name.strip().lower()
     return next((n for n in names if n.strip().lower() == key), None)
 
 
-def landing_select(spec: SourceSpec, names: list[str], tenant_id: str) -> Mapping:
-    """The select list mapping a file with columns ``names`` onto the landing contract."""
+def landing_select(spec: SourceSpec, names: list[str], tenant_id: str, raw: str = "null") -> Mapping:
+    """The select mapping a file with columns ``names`` onto the landing contract; ``raw``: the
+    SQL of each row's raw record as the tenant sent it (``_raw``, kept if the row is quarantined)."""
     missing: list[str] = []
 
     def column(name: str) -> str:
@@ -60,12 +69,15 @@ def landing_select(spec: SourceSpec, names: list[str], tenant_id: str) -> Mappin
             return "cast(null as varchar)"
         return quote_identifier(found)
 
-    texts = {}
+    texts, absent = {}, []
     for c in LANDING_COLUMNS:
         source = spec.source(c)
         if source is None:  # not in the spec: the column of its name if the file has one
             found = resolve(c, names)
-            sql = quote_identifier(found) if found else sql_literal(tenant_id) if c == "tenant_id" else "null"
+            if found is None and c != "tenant_id":
+                absent.append(c)
+                continue
+            sql = quote_identifier(found) if found else sql_literal(tenant_id)
         elif isinstance(source, str):
             sql = column(source)
         elif isinstance(source, Const):
@@ -85,17 +97,19 @@ def landing_select(spec: SourceSpec, names: list[str], tenant_id: str) -> Mappin
             text = f"(case {text} {cases} else {text} end)"
         texts[c] = text
     inner = ", ".join(f'{sql} as "{c}"' for c, sql in texts.items())
-    parsed = f"{_event_at(spec.timestamp)} as _event_at, {_dwell('dwell_seconds')} as _dwell_seconds"
-    sql = f"select *, {parsed} from (select _line_no, {inner} from src)"
-    return Mapping(sql, missing)
+    numbers = [f"{_number(c)} as _{c}" for c in NUMERIC_COLUMNS if c not in absent]
+    parsed = ", ".join([f"{_event_at(spec.timestamp)} as _event_at", *numbers])
+    raw_sql = f", {raw} as _raw" if raw != "null" else ""
+    sql = f"select *, {parsed} from (select _line_no, {inner}{raw_sql} from src)"
+    return Mapping(sql, missing, absent)
 
 
 def _event_at(ts: Timestamp) -> str:
     """``event_at`` text to an instant. Times without an offset are in the session time zone,
     which the reader sets to the spec's ``timezone``."""
     t = '"event_at"'
-    if ts.format == "iso":
-        return f"coalesce(try_cast({t} as timestamptz), {_iso_minutes(t)})"
+    if ts.format == "iso":  # and epoch numbers, as the webhook (pydantic) reads them
+        return f"coalesce(try_cast({t} as timestamptz), {_iso_minutes(t)}, {_epoch_by_magnitude(t)})"
     if ts.format == "epoch_s":  # try(): an out-of-range epoch is a bad timestamp, not an unreadable file
         return f"try(to_timestamp(try_cast({t} as double)))"
     if ts.format == "epoch_ms":
@@ -110,7 +124,14 @@ def _iso_minutes(sql: str) -> str:
     return f"try_cast(regexp_replace({sql}, '{pattern}', '\\1:00\\2') as timestamptz)"
 
 
-def _dwell(col: str) -> str:
-    """A finite number of seconds, else null (``NaN`` and ``inf`` parse as doubles)."""
+def _epoch_by_magnitude(sql: str) -> str:
+    """A number as Unix time the way pydantic (the webhook's parser) reads one: seconds when its
+    magnitude is at most 2e10, else milliseconds. Only tried where the ISO casts failed."""
+    n = f"try_cast({sql} as double)"
+    return f"try(to_timestamp(case when abs({n}) <= 2e10 then {n} else {n} / 1000 end))"
+
+
+def _number(col: str) -> str:
+    """A finite number, else null (``NaN`` and ``inf`` parse as doubles)."""
     d = f'try_cast("{col}" as double)'
     return f"case when isfinite({d}) then {d} end"

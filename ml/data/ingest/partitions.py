@@ -4,7 +4,7 @@ A lake partition belongs to one landing date and is rebuilt whole from that date
 files every time the date is ingested; ``_manifest.json`` beside it records which files (by
 content hash) made it and how its rows reconcile::
 
-    rows_in = landed + sum(quarantined.values()) + duplicates_dropped
+    rows_in = landed + sum(quarantined.values()) + sum(dropped.values()) + duplicates_dropped
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ LAKE_SCHEMA = pa.schema(
         ("dwell_seconds", pa.float64()),
         ("topic", pa.string()),
         ("device", pa.string()),
+        ("value", pa.float64()),
+        ("quantity", pa.float64()),
+        ("price", pa.float64()),
         ("source_file", pa.string()),
     ]
 )
@@ -58,14 +61,17 @@ class PartitionReport:
     landed: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     duplicates_dropped: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # by a spec's row rule (rows.missing_user: drop)
+    other_tenant_rows: int = 0  # skipped: another tenant's rows of a shared export (not in rows_in)
     batch_problems: list[str] = field(default_factory=list)
     waiting_files: list[str] = field(default_factory=list)  # still being written: ingested by a later run
     suite_success: bool = True
-    landing_contract: int = 1
+    landing_contract: int = 2  # 2: value, quantity, price and the shop event types
 
     @property
     def reconciles(self) -> bool:
-        return self.rows_in == self.landed + sum(self.quarantined.values()) + self.duplicates_dropped
+        kept = self.landed + sum(self.quarantined.values()) + sum(self.dropped.values())
+        return self.rows_in == kept + self.duplicates_dropped
 
 
 def waiting_note(names: list[str]) -> str:
@@ -194,7 +200,7 @@ def _quarantine_rows(raw: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
     out["reason"] = reason.to_numpy()
     out["source_file"] = raw["source_file"].to_numpy()
     out["line_no"] = raw["_line_no"].astype("int64").to_numpy()
-    out["raw_line"] = None
+    out["raw_line"] = raw["_raw"].astype(object).where(raw["_raw"].notna(), None).to_numpy()
     return out
 
 

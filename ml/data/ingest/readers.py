@@ -1,32 +1,63 @@
 """Landing files into rows: each file parsed by DuckDB as text, malformed lines kept with their raw text.
 
-Every value is read as text first (quarantine keeps what the tenant sent); ``event_at`` and
-``dwell_seconds`` are also parsed while reading (``_event_at``, ``_dwell_seconds``; unparseable
-values are null) so the lake gets typed columns without a second pass.
+Every value is read as text first (quarantine keeps what the tenant sent); ``event_at`` and the
+numbers (:data:`~ml.core.contract.NUMERIC_COLUMNS`) are also parsed while reading (``_event_at``,
+``_dwell_seconds``, ...; unparseable values are null) so the lake gets typed columns without a
+second pass.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from ml.core.contract import LANDING_COLUMNS
-from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, sniff_dialect
+from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
+from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, record_lines, sniff_dialect
 from ml.data.ingest.landing import sha256_file
-from ml.data.ingest.mapping import PARSED, landing_select, quote_identifier, sql_literal
+from ml.data.ingest.mapping import PARSED, landing_select, quote_identifier, raw_record, sql_literal
 from ml.data.ingest.partitions import PartitionReport
 from ml.data.ingest.spec import DEFAULT, SourceSpec
 
 log = logging.getLogger(__name__)
 
-TEXT_COLUMNS = [c for c in LANDING_COLUMNS if c not in ("event_at", "dwell_seconds")]
+TEXT_COLUMNS = [c for c in LANDING_COLUMNS if c != "event_at" and c not in NUMERIC_COLUMNS]
 # The columns of a frame ``read_file`` returns.
-READ_COLUMNS = ["_line_no", *LANDING_COLUMNS, *(f"_{c}" for c in PARSED), "_file_no", "source_file"]
+READ_COLUMNS = ["_line_no", *LANDING_COLUMNS, "_raw", *(f"_{c}" for c in PARSED), "_file_no", "source_file"]
+# READ_COLUMNS' types (a history file is written in them, so an all-null column keeps its type)
+READ_SCHEMA = pa.schema(
+    [
+        ("_line_no", pa.int64()),
+        *((c, pa.string()) for c in LANDING_COLUMNS),
+        ("_raw", pa.string()),
+        *((f"_{c}", pa.timestamp("us", tz="UTC") if t == "timestamptz" else pa.float64()) for c, t in PARSED.items()),
+        ("_file_no", pa.int64()),
+        ("source_file", pa.string()),
+    ]
+)
+JSON_LINE = "__tenantflow_line"  # a JSON row's line, its raw record
+HISTORY_MARK = b"tenantflow.history"  # Parquet metadata key of a history import's landing files
+MALFORMED = "_malformed"  # a history file's flag column: the row is a malformed line (its text in _raw)
+
+
+@dataclass
+class FileRead:
+    """One landing file read: its rows as text (``READ_COLUMNS``), its malformed lines
+    (``_line_no, raw_line, source_file``), problems naming the file, and how many rows belonged to
+    other tenants (skipped by the spec's ``rows.other_tenant: skip``)."""
+
+    rows: pd.DataFrame
+    malformed: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+    other_tenant_rows: int = 0
 
 
 def read_file(
@@ -36,63 +67,103 @@ def read_file(
     workdir: Path,
     tenant_id: str,
     spec: SourceSpec = DEFAULT,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Parse one landing file of ``tenant_id``, per its source ``spec``, into (rows as text,
-    malformed lines, problems).
+) -> FileRead:
+    """Parse one landing file of ``tenant_id``, per its source ``spec``.
 
     ``workdir``: a temporary folder for a plain UTF-8 copy when the file is compressed or not
-    UTF-8 (:func:`ml.data.ingest.files.plain_copy`).
+    UTF-8 (:func:`ml.data.ingest.files.plain_copy`). A history file (written by
+    :mod:`ml.data.ingest.history`) is already in ``READ_COLUMNS`` and read as it is. Each row's
+    raw record goes in ``_raw`` for a tenant's own export (a spec other than the default): a JSON
+    row's line (or array element), a delimited or Parquet row's source columns as a JSON object;
+    for a file in the landing contract only an array element's: :func:`with_raw_lines` reads
+    again the lines of the rows that end up quarantined (a Parquet row's fields are its record).
 
     Raises:
         UnreadableFile: the file cannot be decompressed or decoded.
         duckdb.Error: DuckDB cannot parse it at all.
     """
-    problems: list[str] = []
     empty = pd.DataFrame(columns=READ_COLUMNS)
     malformed = pd.DataFrame(columns=["_line_no", "raw_line", "source_file"])
+    if path.suffix == ".parquet" and is_history_file(path):  # whatever the spec's format
+        return _read_history(path, file_no)
     kind = file_kind(path, spec.format)
     if kind is None:
-        return empty, malformed, [f"unsupported_file: {path.name} is not {SUPPORTED}"]
+        return FileRead(empty, malformed, [f"unsupported_file: {path.name} is not {SUPPORTED}"])
     if path.stat().st_size == 0:
-        return empty, malformed, [f"empty_file: {path.name}"]
+        return FileRead(empty, malformed, [f"empty_file: {path.name}"])
+    problems: list[str] = []
     plain, encoding = plain_copy(path, kind, workdir, spec.encoding)
     if encoding not in ("utf-8", "binary"):
         log.info("%s read as %s", path, encoding)
     p = str(plain).replace("'", "''")
+    own_export = spec != DEFAULT
     if kind.format == "parquet":
         raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
         names = [c for c in raw.columns if c != "_line_no"]
+        record = raw_record(names) if own_export else "null"
     elif kind.format == "csv":
         delimited, names, csv_problems = _read_delimited(con, plain, p, spec.delimiter)
         problems += csv_problems
         if delimited is None:
-            return empty, malformed, problems
-        raw = delimited
+            return FileRead(empty, malformed, problems)
+        raw, record = delimited, raw_record(names) if own_export else "null"
     else:
         raw, malformed, names = _read_json(con, plain, p, spec)
-    mapping = landing_select(spec, names, tenant_id)
+        # the line is the record: kept for arrays' elements and own exports (else read again if quarantined)
+        record = JSON_LINE if own_export else f"case when {JSON_LINE}_of_array then {JSON_LINE} end"
+    mapping = landing_select(spec, names, tenant_id, record)
+    if mapping.missing and not names:  # e.g. a JSON file holding [], or only malformed lines
+        malformed["source_file"] = path.name
+        return FileRead(empty, malformed, [] if len(malformed) else [f"empty_file: {path.name} holds no records"])
     if mapping.missing:
         problems.append(f"schema_mismatch: {path.name} lacks columns {mapping.missing} (found {names})")
     # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read.
     # Times without an offset are in the spec's time zone.
     con.execute(f"set TimeZone = '{spec.timestamp.timezone}'")
     try:
-        df = _arrow_backed(raw.query("src", mapping.sql))
+        table = raw.query("src", mapping.sql).fetch_arrow_table()
     except duckdb.BinderException as exc:  # e.g. a spec expression naming a column this file lacks
         problems.append(f"schema_mismatch: {path.name}: the source spec does not fit it: {str(exc).splitlines()[0]}")
-        return empty, malformed, problems
+        return FileRead(empty, malformed, problems)
     finally:
         con.execute("set TimeZone = 'UTC'")
+    other, records = 0, table.num_rows
+    if spec.rows.other_tenant == "skip":  # a shared export: the rows naming another tenant are theirs
+        tenant = table.column("tenant_id")
+        theirs = pc.fill_null(pc.not_equal(tenant, pa.scalar(tenant_id)), False)
+        other = pc.sum(theirs).as_py() or 0
+        table = table.filter(pc.invert(theirs)) if other else table
+    df = _arrow_backed(_with_nulls(table, [*mapping.absent, *([] if record != "null" else ["_raw"])]))
     if kind.format == "csv":
-        # DuckDB rejects a line once per error in it: one malformed line each
-        rej = con.sql(
-            "select line as _line_no, any_value(csv_line) as raw_line from rej_err group by line order by line"
-        ).df()
-        malformed = pd.concat([malformed, rej], ignore_index=True) if len(malformed) else rej
+        malformed = _csv_rejects(con, plain, df, records)
     df["_file_no"] = file_no
     df["source_file"] = path.name
     malformed["source_file"] = path.name
-    return df, malformed, problems
+    return FileRead(df, malformed, problems, other)
+
+
+def _read_history(path: Path, file_no: int) -> FileRead:
+    """A history import's landing file: its rows already in ``READ_COLUMNS``, and its malformed lines."""
+    df = _arrow_backed(pq.read_table(path))
+    bad = df[MALFORMED].to_numpy(dtype=bool)
+    lines = df.loc[bad, ["_line_no", "_raw", "source_file"]].rename(columns={"_raw": "raw_line"})
+    rows = df.loc[~bad, READ_COLUMNS[:-2]].reset_index(drop=True)
+    rows["_file_no"], rows["source_file"] = file_no, df.loc[~bad, "source_file"].to_numpy()
+    return FileRead(rows, lines.astype({"raw_line": object}).reset_index(drop=True))
+
+
+def _csv_rejects(con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, records: int) -> pd.DataFrame:
+    """The lines DuckDB rejected (``_line_no, raw_line``), one per line however many errors it
+    had; and ``df``'s records renumbered by their file line, as rejected lines are (unless a
+    record spans lines: then they keep their record number)."""
+    rej = con.sql(
+        "select line as _line_no, any_value(csv_line) as raw_line from rej_err group by line order by line"
+    ).df()
+    rej["raw_line"] = rej["raw_line"].str.strip("\r\n")  # DuckDB keeps a CRLF file's "\n" before the line
+    lines = record_lines(plain, records, rej["_line_no"].to_numpy())
+    if lines is not None and len(df):
+        df["_line_no"] = lines[df["_line_no"].to_numpy(np.int64) - 1]
+    return rej
 
 
 def _read_delimited(
@@ -147,9 +218,10 @@ def _read_json(
     con.execute(
         "create or replace temp table jl as "
         f"with typed as (select _line_no, line, try(json_type(line)) as t from ({lines}) where length(trim(line)) > 0)"
-        " select _line_no, line, coalesce(t = 'OBJECT', false) as ok from typed where t is distinct from 'ARRAY'"
+        " select _line_no, line, coalesce(t = 'OBJECT', false) as ok, false as arr from typed"
+        " where t is distinct from 'ARRAY'"
         " union all"  # an array's elements are events (elements of valid JSON are valid JSON)
-        " select _line_no, e as line, coalesce(json_type(e) = 'OBJECT', false) as ok"
+        " select _line_no, e as line, coalesce(json_type(e) = 'OBJECT', false) as ok, true as arr"
         " from (select _line_no, unnest(json_extract(line, '$[*]')::varchar[]) as e from typed where t = 'ARRAY')"
     )
     malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
@@ -170,15 +242,76 @@ def _read_json(
     )
     names = [ks[0] for ks in groups.values()]
     raw = con.sql(
-        f"select _line_no{exprs} from (select _line_no, json_extract_string(line, {pointers}) as v from jl where ok)"
+        f"select _line_no{exprs}, line as {JSON_LINE}, arr as {JSON_LINE}_of_array from"
+        f" (select _line_no, line, arr, json_extract_string(line, {pointers}) as v from jl where ok)"
     )
     return raw, malformed, names
 
 
-def _arrow_backed(rel: duckdb.DuckDBPyRelation) -> pd.DataFrame:
-    """A DuckDB result as pandas with Arrow-backed strings: no Python string objects are made
-    (most of the cost of ``.df()``)."""
-    return rel.fetch_arrow_table().to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+def _arrow_backed(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as pandas with Arrow-backed strings: no Python string objects are made
+    (most of the cost of DuckDB's ``.df()``)."""
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+
+
+def raw_lines(path: Path, spec: SourceSpec, numbers: set[int]) -> dict[int, str]:
+    """The text of lines ``numbers`` (1-based) of a delimited or JSON landing file, decoded as it
+    was read: the raw lines of its quarantined rows (read again only for files that have some).
+    Empty for Parquet, or a file that can no longer be read."""
+    kind = file_kind(path, spec.format)
+    if kind is None or kind.format == "parquet" or not numbers or not path.exists():
+        return {}
+    last, found = max(numbers), {}
+    with tempfile.TemporaryDirectory(prefix="tenantflow-raw-") as workdir:
+        try:
+            plain, _ = plain_copy(path, kind, Path(workdir), spec.encoding)
+        except UnreadableFile:
+            return {}
+        with open(plain, encoding="utf-8", newline="") as f:
+            for number, line in enumerate(f, start=1):
+                if number in numbers:
+                    found[number] = line.rstrip("\r\n")
+                if number >= last:
+                    break
+    return found
+
+
+def with_raw_lines(rejected: pd.DataFrame, folder: Path, spec: SourceSpec) -> pd.DataFrame:
+    """``rejected`` rows with ``_raw`` set, where the reader left it null, to the line of the
+    landing file in ``folder`` that carried them (a file in the landing contract: only its
+    quarantined rows' lines are read again)."""
+    need = rejected["_raw"].isna().to_numpy()
+    if not need.any():
+        return rejected
+    raw = rejected["_raw"].astype(object).to_numpy(copy=True)
+    for name, rows in rejected[need].groupby("source_file").indices.items():
+        positions = np.flatnonzero(need)[rows]
+        numbers = rejected["_line_no"].to_numpy()[positions]
+        lines = raw_lines(folder / name, spec, set(numbers.tolist()))
+        raw[positions] = [lines.get(n) for n in numbers]
+    return rejected.assign(_raw=raw)
+
+
+def _with_nulls(table: pa.Table, columns: list[str]) -> pa.Table:
+    """``table`` with the landing ``columns`` a file does not send (and their parsed ``_`` twins
+    where they have one) as nulls of their types, in ``READ_COLUMNS`` order."""
+    if not columns:
+        return table
+    n = table.num_rows
+    for c in columns:
+        for name in (c, f"_{c}") if c in PARSED else (c,):
+            table = table.append_column(name, pa.nulls(n, READ_SCHEMA.field(name).type))
+    return table.select([c for c in READ_COLUMNS if c in table.column_names])
+
+
+def is_history_file(path: Path) -> bool:
+    """Whether a landing file is a history import's (:mod:`ml.data.ingest.history`): Parquet
+    whose metadata says so."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return meta.get(HISTORY_MARK) is not None
 
 
 def categorical(s: pd.Series) -> pd.Series:
@@ -190,14 +323,22 @@ def categorical(s: pd.Series) -> pd.Series:
 
 
 def typed_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows in the lake's types: text columns as read (nulls are None), ``event_at`` and
-    ``dwell_seconds`` from the columns ``read_file`` parsed (unparseable values are null), and
-    ``dwell_parses`` (bool: no dwell was sent, or it is a finite number)."""
+    """The rows in the lake's types: text columns as read (nulls are None), ``event_at`` and the
+    numbers from the columns ``read_file`` parsed (unparseable values are null), ``dwell_parses``
+    (bool: no dwell was sent, or it is a finite number) and ``numbers_parse`` (the same for
+    ``value``, ``quantity`` and ``price`` together)."""
     out = df.copy(deep=False)  # setting a column never writes into ``df``: it keeps the text
-    out["event_at"] = pd.to_datetime(df["_event_at"], utc=True).astype("datetime64[us, UTC]")
-    out["dwell_seconds"] = pd.to_numeric(df["_dwell_seconds"]).astype("float64")
-    # a dwell that was sent but is not a number (``12,5``, ``12s``, ``NaN``) is bad, not missing
-    out["dwell_parses"] = df["dwell_seconds"].isna().to_numpy() | out["dwell_seconds"].notna().to_numpy()
+    at = df["_event_at"]  # already an instant, unless every value was null (to_datetime samples 500 values)
+    out["event_at"] = (at if isinstance(at.dtype, pd.DatetimeTZDtype) else pd.to_datetime(at, utc=True)).astype(
+        "datetime64[us, UTC]"
+    )
+    parses = {}
+    for c in NUMERIC_COLUMNS:
+        out[c] = pd.to_numeric(df[f"_{c}"]).astype("float64")
+        # a number that was sent but does not parse (``12,5``, ``12s``, ``NaN``) is bad, not missing
+        parses[c] = df[c].isna().to_numpy() | out[c].notna().to_numpy()
+    out["dwell_parses"] = parses["dwell_seconds"]
+    out["numbers_parse"] = parses["value"] & parses["quantity"] & parses["price"]
     return out
 
 
@@ -227,17 +368,20 @@ def _read_day(
             continue
         seen_hashes[digest] = path.name
         try:
-            df, malformed, problems = read_file(con, path, file_no, workdir, report.tenant_id, spec)
+            read = read_file(con, path, file_no, workdir, report.tenant_id, spec)
         except UnreadableFile as exc:
-            problems, df, malformed = [f"{exc.reason}: {exc}"], None, None
+            report.batch_problems.append(f"{exc.reason}: {exc}")
+            entry["status"] = report.batch_problems[-1]
+            continue
         except duckdb.Error as exc:  # not a file we can parse at all: keep it out, say why
-            problems = [f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}"]
-            df, malformed = None, None
+            report.batch_problems.append(f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}")
+            entry["status"] = report.batch_problems[-1]
+            continue
+        df, malformed, problems = read.rows, read.malformed, read.problems
         report.batch_problems += problems
         if problems:
             entry["status"] = "; ".join(problems)
-        if df is None:
-            continue
+        report.other_tenant_rows += read.other_tenant_rows
         entry["rows"] = len(df) + len(malformed)
         frames.append(df)
         if len(malformed):

@@ -22,7 +22,7 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
 from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, waiting_note, write_day
-from ml.data.ingest.readers import read_day, typed_rows
+from ml.data.ingest.readers import read_day, typed_rows, with_raw_lines
 from ml.data.ingest.spec import source_spec
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID
@@ -60,7 +60,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     raw = pd.concat([r for r in raws if len(r)] or raws[:1], ignore_index=True)
     raw[ROW_ID] = np.arange(len(raw))
     typed = typed_rows(raw)
-    verdict = validate_batch(typed, days, tenant, settings)
+    verdict = validate_batch(typed, days, tenant, settings, spec.rows.max_null_user_share)
 
     out = []
     landed = LandedIds(settings, tenant)
@@ -73,12 +73,17 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
         rows = day_rows.get(key, np.array([], dtype=np.int64))
         bad = malformed[d]
         report.rows_in = len(rows) + (0 if bad is None else len(bad))
-        ok = pd.isna(verdict.reasons[rows])
+        reasons = verdict.reasons[rows]
+        ok = pd.isna(reasons)
+        keep = ~ok
+        if spec.rows.missing_user == "drop":  # the tenant's rule: a row without a user is counted, not kept
+            no_user = reasons == "null_user_id"
+            report.dropped = {"null_user_id": int(no_user.sum())} if no_user.any() else {}
+            keep &= ~no_user
         # valid rows typed, rejected rows as the text they came in: each row is taken once
-        valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[~ok]]
-        out.append(
-            write_day(settings, tenant, d, report, valid, rejected, verdict.reasons[rows[~ok]], malformed[d], landed)
-        )
+        valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
+        rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec)
+        out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     return out
 
 
@@ -137,6 +142,8 @@ def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict[str, Any]:
         "landed": sum(r.landed for r in reports),
         "quarantined": dict(sorted(q.items())),
         "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
+        "dropped": dict(sorted(sum((Counter(r.dropped) for r in reports), Counter()).items())),
+        "other_tenant_rows": sum(r.other_tenant_rows for r in reports),
         "batch_problems": [f"{r.date}: {p}" for r in reports for p in r.batch_problems],
         "waiting_files": [f"{r.date}: {waiting_note(r.waiting_files)}" for r in reports if r.waiting_files],
     }

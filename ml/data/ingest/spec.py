@@ -13,16 +13,26 @@ spec.yaml``); a tenant without one reads the landing contract as is (:data:`DEFA
       item_id: StockCode
       event_type: {expr: "case when starts_with(InvoiceNo, 'C') then 'cancel' else 'buy' end"}
       event_at: InvoiceDate
+      quantity: Quantity
+      price: UnitPrice
     timestamp: {format: "%m/%d/%Y %H:%M", timezone: Europe/London}   # iso | epoch_s | epoch_ms | strptime
-    event_types: {buy: click, cancel: skip}   # source value -> landing event type
+    event_types: {buy: purchase, cancel: return}   # source value -> landing event type
     numeric_ids: [user_id]           # "17850.0" is "17850"
+    rows:                            # optional row rules
+      missing_user: quarantine       # quarantine (default: reason null_user_id) | drop (counted, not kept)
+      other_tenant: quarantine       # quarantine (default: tenant_mismatch) | skip: a shared export holding
+                                     # several tenants' rows, each tenant importing its own
+      max_null_user_share: 0.5       # a day with more user events without a user fails whole (default 0.5)
 
 Source column names match ignoring case and surrounding spaces. A landing column the spec leaves
 out is read from the file's column of its name when there is one (else it is missing; a left-out
 ``tenant_id`` is the tenant whose landing folder holds the file). ``expr`` is one DuckDB scalar expression over the
 file's columns, limited to :data:`EXPRESSION_FUNCTIONS` (no table functions, no subqueries: a spec
 can never read a file or a table). ``hash`` derives a deterministic event id (SHA-256 of the named
-columns' text), so a re-sent file lands nothing twice.
+columns' text), so a re-sent file lands nothing twice. The ``rows`` rules decide what happens
+to a row without a user (``drop`` counts it under ``dropped`` in the day's manifest instead of
+quarantining it) and to a row whose ``tenant_id`` names another tenant (``skip`` leaves it to that
+tenant: counted as ``other_tenant_rows``, outside this tenant's ``rows_in``).
 
 Raises :class:`SpecError` (naming the field) for anything else.
 """
@@ -45,7 +55,7 @@ from pydantic import (
     model_validator,
 )
 
-from ml.core.contract import LANDING_COLUMNS
+from ml.core.contract import LANDING_COLUMNS, REQUIRED_COLUMNS
 from ml.core.errors import TenantError
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant, TenantStore
@@ -112,6 +122,18 @@ Source = Annotated[
 ]
 
 
+class Rows(BaseModel):
+    """Row rules: ``missing_user`` (``quarantine`` | ``drop``), ``other_tenant`` (``quarantine`` |
+    ``skip``), ``max_null_user_share`` (0..1: above it a landing day is quarantined whole)."""
+
+    model_config = ConfigDict(extra="forbid")
+    missing_user: Literal["quarantine", "drop"] = "quarantine"
+    other_tenant: Literal["quarantine", "skip"] = "quarantine"
+    # a day whose user events lack a user more often than this is a broken export: quarantined whole
+    # (batch_failed). A shop with guest checkouts raises it (1.0: never).
+    max_null_user_share: float = Field(0.5, ge=0, le=1)
+
+
 class Timestamp(BaseModel):
     """``format``: ``iso`` (ISO 8601), ``epoch_s``, ``epoch_ms``, or a ``strptime`` pattern;
     ``timezone``: the zone of times written without an offset (an IANA name)."""
@@ -147,8 +169,9 @@ class Timestamp(BaseModel):
 
 
 def _contract_columns() -> dict[str, Source]:
-    """The landing contract itself: each landing column from the column of its name."""
-    return {c: c for c in LANDING_COLUMNS}
+    """The landing contract itself: each required landing column from the column of its name
+    (the optional ones are read by name when a file has them)."""
+    return {c: c for c in REQUIRED_COLUMNS}
 
 
 class SourceSpec(BaseModel):
@@ -162,6 +185,7 @@ class SourceSpec(BaseModel):
     timestamp: Timestamp = Field(default_factory=Timestamp)
     event_types: dict[str, str] = Field(default_factory=dict)
     numeric_ids: list[str] = Field(default_factory=list)
+    rows: Rows = Field(default_factory=Rows)
 
     @field_validator("columns")
     @classmethod

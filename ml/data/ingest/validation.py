@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from ml.core.contract import LANDING_COLUMNS, USER_EVENT_TYPES
+from ml.core.contract import LANDING_COLUMNS, USER_EVENT_TYPES, VALUE_EVENT_TYPES
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data import landing_checks
@@ -32,7 +32,9 @@ class BatchVerdict:
     success: bool
 
 
-def validate_batch(typed: pd.DataFrame, days: list[date], tenant: Tenant, settings: Settings) -> BatchVerdict:
+def validate_batch(
+    typed: pd.DataFrame, days: list[date], tenant: Tenant, settings: Settings, max_null_user_share: float = 0.5
+) -> BatchVerdict:
     """Check a tenant's typed rows (``landed_on`` and ``ROW_ID`` set) and keep GX's results.
 
     A day that fails its table checks (no rows, keys mostly null), or a batch whose schema is
@@ -40,7 +42,14 @@ def validate_batch(typed: pd.DataFrame, days: list[date], tenant: Tenant, settin
     """
     day_end = pd.to_datetime(typed["landed_on"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
     typed["hours_before_drop_end"] = (day_end - typed["event_at"]).dt.total_seconds() / 3600
-    gx_frame = typed[[ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end", "dwell_parses"]]
+    # a batch without shop events or numbers is checked without those columns (landing_checks.events_suite)
+    shop = (
+        bool(typed["event_type"].isin(VALUE_EVENT_TYPES).any())
+        or not typed["numbers_parse"].all()
+        or any(typed[c].notna().any() for c in ("value", "quantity", "price"))
+    )
+    columns = [ROW_ID, *LANDING_COLUMNS, "landed_on", "hours_before_drop_end", "dwell_parses", "numbers_parse"]
+    gx_frame = typed[[c for c in columns if shop or c not in landing_checks.SHOP_COLUMNS]]
     # GX filters the whole frame once per expectation (nulls, row conditions), so every string
     # column is copied a few dozen times: as categoricals that copy is of integer codes (a
     # million rows: 2.8 s of checks -> 0.2 s to encode + 1.2 s). event_id is nearly unique, so
@@ -50,7 +59,9 @@ def validate_batch(typed: pd.DataFrame, days: list[date], tenant: Tenant, settin
         **{c: categorical(gx_frame[c]) for c in [*TEXT_COLUMNS, "landed_on"] if c != "event_id"},
     )
     outcome = landing_checks.validate_events(gx_frame, tenant.tenant_id)
-    day_problems, batch_result = landing_checks.validate_daily_batches(_day_summary(typed, days), tenant.tenant_id)
+    day_problems, batch_result = landing_checks.validate_daily_batches(
+        _day_summary(typed, days), tenant.tenant_id, max_null_user_share
+    )
     stamp = f"{days[0].isoformat()}_{days[-1].isoformat()}"
     save_result(outcome.result, settings.stores.gx_result("landing", "events", tenant.tenant_id, stamp))
     save_result(batch_result, settings.stores.gx_result("landing", "batches", tenant.tenant_id, stamp))

@@ -88,7 +88,7 @@ batches as (
 ),
 clicks as (
     select distinct user_id, item_id, event_date from stg_lake__events
-    where tenant_id = $t and event_type = 'click'
+    where tenant_id = $t and is_interaction
 ),
 active as (
     select distinct r.source, r.as_of, r.model_version, r.user_id

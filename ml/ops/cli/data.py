@@ -29,6 +29,11 @@ def _date(value: str | None) -> date | None:
         raise typer.BadParameter(f"expected a date like 2026-11-20, got {value!r}") from None
 
 
+def _iso(value: str | None) -> str | None:
+    day = _date(value)
+    return day.isoformat() if day else None
+
+
 def generate(
     demo: Annotated[bool, typer.Option("--demo", help="The demo's five tenants")] = False,
     tenants: Annotated[int, typer.Option(help="Tenants to generate")] = 5,
@@ -115,8 +120,80 @@ def ingest(
         print(json.dumps(summary))
 
 
+def import_history(
+    tenant: Annotated[str, typer.Argument(help="The tenant whose history this is")],
+    paths: Annotated[list[Path], typer.Argument(help="Files of its export (any format its source spec reads)")],
+    as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON")] = False,
+) -> None:
+    """Import a tenant's history: land every event into the date partition of its event time.
+
+    The files are read with the tenant's source spec and ingested as landing dates (the same
+    checks and quarantine as live drops, without the 7-day lateness rule). Importing the same
+    files again does nothing.
+    """
+    from ml.core.errors import TenantError
+    from ml.core.ids import validate_slug
+    from ml.data.ingest.history import import_history as run_import
+
+    settings = get_settings()
+    t = TenantStore(settings).get(validate_slug(tenant))
+    started = time.perf_counter()
+    try:
+        result = run_import(settings, t, paths)
+    except FileNotFoundError as exc:
+        raise TenantError(str(exc)) from None
+    summary = result.summary() | {"seconds": round(time.perf_counter() - started, 1)}
+    if as_json:
+        print(json.dumps(summary, indent=1))
+        return
+    _print_import(summary)
+
+
+def _print_import(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"history import of {summary['tenant_id']}: per day")
+    for col in ("date", "rows in", "landed", "quarantined", "dropped", "duplicates"):
+        table.add_column(col, justify="left" if col in ("date", "quarantined", "dropped") else "right")
+    for d in summary["per_day"]:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in d["quarantined"].items()) or "-"
+        dropped = ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items()) or "-"
+        table.add_row(
+            d["date"], f"{d['rows_in']:,}", f"{d['landed']:,}", reasons, dropped, f"{d['duplicates_dropped']:,}"
+        )
+    console = Console()
+    if summary["per_day"]:
+        console.print(table)
+    reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantined"].items()) or "none"
+    console.print(
+        f"{summary['files']} files ({summary['files_unchanged']} imported before, unchanged), "
+        f"{summary['days_ingested']} days ingested in {summary['seconds']} s: {summary['rows_in']:,} rows in, "
+        f"{summary['landed']:,} landed, quarantined: {reasons}, dropped by rule: {summary['dropped'] or 'none'}, "
+        f"{summary['duplicates_dropped']:,} duplicates dropped"
+        + (f"; {summary['other_tenant_rows']:,} rows of other tenants skipped" if summary["other_tenant_rows"] else "")
+    )
+    if not summary["days_ingested"]:
+        console.print("Nothing to do: every file was imported before with the same result.")
+    else:
+        first = summary["per_day"][0]["date"]
+        console.print(
+            f"Next: the features DAG (or `tenantflow features build --tenant {summary['tenant_id']}`) reads "
+            f"a tenant new to its warehouse whole; for history older than a tenant's features, add "
+            f"--rebuild-from {first} (the DAG's rebuild_from param)."
+        )
+    for p in summary["problems"]:
+        console.print(f"[yellow]problem[/]: {p}")
+
+
 @features_app.command("build")
-def features_build(tenant: Tenants = None) -> None:
+def features_build(
+    tenant: Tenants = None,
+    rebuild_from: Annotated[
+        str | None,
+        typer.Option(help="Recompute daily activity from this date (after importing older history), e.g. 2025-06-01"),
+    ] = None,
+) -> None:
     """dbt build, GX checks and publishing, for each warehouse of these tenants."""
     from ml.core.warehouse import warehouses
     from ml.data.features import build_and_check_warehouse
@@ -127,7 +204,7 @@ def features_build(tenant: Tenants = None) -> None:
     ok = True
     with steps("features", len(whs)) as s:
         for wh in whs:
-            res = build_and_check_warehouse(wh, online_marts(), settings)
+            res = build_and_check_warehouse(wh, online_marts(), settings, rebuild_from=_iso(rebuild_from))
             ok &= not res.get("failed_nodes")
             s.advance(f"{wh.key} ({res.get('seconds')} s)")
             failed = [f"{n['node']}: {n['message']}" for n in res.get("failed_nodes", [])]
@@ -157,4 +234,5 @@ def features_parse() -> None:
 def register(app: typer.Typer) -> None:
     app.command(help="Write synthetic product events into landing/.")(generate)
     app.command(help="Ingest landing dates without Airflow (what the ingest DAG runs).")(ingest)
+    app.command("import", help="Import a tenant's history files into date partitions by event time.")(import_history)
     app.add_typer(features_app, name="features")

@@ -1,0 +1,204 @@
+"""History import: a tenant's past events, in one file or many, landed into date partitions by event time.
+
+``tenantflow import TENANT PATH...`` reads each file with the tenant's source spec
+(:func:`ml.data.ingest.readers.read_file`, the live path's reader) and splits its rows by the
+UTC date of their event time into one *history landing file* per source file and date::
+
+    landing/region=R/tenant=T/date=D/history-<sha256 of the source file, 16 hex>.parquet
+
+(the rows as read: text, parsed values, raw records and malformed lines; its Parquet metadata
+marks it). Those dates are then ingested as any landing date, so the landing contract,
+quarantine, deduplication and the lake's lineage are the live path's. The 7-day lateness rule
+holds by construction (every row lands on its own day): a declared history import is exempt from
+it, a live drop is not. Rows whose time cannot be read, or that lie after the import's day, land
+on the import's day, where ingestion quarantines them (``bad_timestamp``,
+``timestamp_in_future``) with their raw record.
+
+Idempotent: the same file imported again writes the same bytes and ingests nothing; imported
+again under a changed spec, its history files are replaced (and ones for dates it no longer
+covers removed) and only the dates touched are ingested again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.core import atomic
+from ml.core.settings import Settings
+from ml.core.tenants import Tenant
+from ml.data.ingest.files import UnreadableFile
+from ml.data.ingest.landing import HISTORY_PREFIX, sha256_file
+from ml.data.ingest.partitions import PartitionReport
+from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, READ_COLUMNS, READ_SCHEMA, read_file
+from ml.data.ingest.run import ingest_days
+from ml.data.ingest.spec import source_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceFileImport:
+    """What became of one file of an import."""
+
+    path: str
+    sha256: str
+    rows: int = 0  # this tenant's rows and malformed lines read from it
+    other_tenant_rows: int = 0
+    days: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    changed: bool = False  # its history files were written (False: imported before, same bytes)
+
+
+@dataclass
+class HistoryImport:
+    """An import's outcome: its files, and the reports of the dates it ingested."""
+
+    tenant_id: str
+    files: list[SourceFileImport]
+    reports: list[PartitionReport]
+
+    def summary(self) -> dict[str, Any]:
+        """Totals and per-day counts (JSON-ready); ``rows_in = landed + quarantined + dropped + duplicates``."""
+        q: Counter[str] = Counter()
+        dropped: Counter[str] = Counter()
+        for r in self.reports:
+            q.update(r.quarantined)
+            dropped.update(r.dropped)
+        return {
+            "tenant_id": self.tenant_id,
+            "files": len(self.files),
+            "files_unchanged": sum(not f.changed and not f.problems for f in self.files),
+            "days_ingested": len(self.reports),
+            "rows_in": sum(r.rows_in for r in self.reports),
+            "landed": sum(r.landed for r in self.reports),
+            "quarantined": dict(sorted(q.items())),
+            "dropped": dict(sorted(dropped.items())),
+            "duplicates_dropped": sum(r.duplicates_dropped for r in self.reports),
+            "other_tenant_rows": sum(f.other_tenant_rows for f in self.files),
+            "problems": [p for f in self.files for p in f.problems]
+            + [f"{r.date}: {p}" for r in self.reports for p in r.batch_problems],
+            "per_day": [
+                {
+                    "date": r.date,
+                    "rows_in": r.rows_in,
+                    "landed": r.landed,
+                    "quarantined": r.quarantined,
+                    "dropped": r.dropped,
+                    "duplicates_dropped": r.duplicates_dropped,
+                }
+                for r in self.reports
+            ],
+        }
+
+
+def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today: date | None = None) -> HistoryImport:
+    """Land ``paths`` (files of ``tenant``'s export, any format its spec reads) into date
+    partitions by event time and ingest the dates that changed.
+
+    ``today``: the import's day (default: today, UTC), where rows without a usable time land.
+
+    Raises:
+        FileNotFoundError: a path does not exist or is not a file (nothing is imported).
+        SpecError: the tenant's stored spec no longer parses.
+    """
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"tenant {tenant.tenant_id}: not a file: {', '.join(missing)}; nothing was imported")
+    today = today or datetime.now(UTC).date()
+    spec = source_spec(settings, tenant)
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    files: list[SourceFileImport] = []
+    touched: set[date] = set()
+    with tempfile.TemporaryDirectory(prefix="tenantflow-import-") as workdir:
+        for file_no, path in enumerate(paths):
+            record = SourceFileImport(str(path), sha256_file(path))
+            files.append(record)
+            if any(f.sha256 == record.sha256 for f in files[:-1]):
+                record.problems.append(f"{path.name}: the same bytes as an earlier file of this import: skipped")
+                continue
+            try:
+                read = read_file(con, path, file_no, Path(workdir), tenant.tenant_id, spec)
+            except UnreadableFile as exc:
+                record.problems.append(f"{exc.reason}: {exc}")
+                continue
+            except duckdb.Error as exc:
+                record.problems.append(f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}")
+                continue
+            record.problems += read.problems
+            record.other_tenant_rows = read.other_tenant_rows
+            rows = _with_malformed(read.rows, read.malformed, path.name)
+            record.rows = len(rows)
+            touched |= _write_days(settings, tenant, record, rows, today)
+    con.close()
+    reports = ingest_days(settings, tenant, sorted(touched)) if touched else []
+    return HistoryImport(tenant.tenant_id, files, reports)
+
+
+def _with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The file's rows and its malformed lines in one frame (a malformed line: its text in ``_raw``)."""
+    rows = rows[READ_COLUMNS].assign(**{MALFORMED: False})
+    if not len(malformed):
+        return rows
+    bad = pd.DataFrame(
+        {
+            "_line_no": malformed["_line_no"].astype("int64").to_numpy(),
+            "_raw": malformed["raw_line"].astype(str).to_numpy(),
+            "source_file": name,
+            MALFORMED: True,
+        }
+    )
+    return pd.concat([rows, bad], ignore_index=True) if len(rows) else bad.reindex(columns=[*READ_COLUMNS, MALFORMED])
+
+
+def _write_days(
+    settings: Settings, tenant: Tenant, record: SourceFileImport, rows: pd.DataFrame, today: date
+) -> set[date]:
+    """Write one source file's rows as history files by event date; the dates whose files changed."""
+    at = pd.to_datetime(rows["_event_at"], utc=True)
+    # no usable time, a malformed line, or after the import's day: the import's day (quarantined there)
+    end_of_today = pd.Timestamp(today, tz="UTC") + pd.Timedelta(days=1)
+    usable = (at.notna() & ~rows[MALFORMED].astype(bool) & (at < end_of_today)).to_numpy()
+    days = at.dt.date.to_numpy(dtype=object)
+    days[~usable] = today
+    rows = rows.assign(_day=days)
+    store = settings.stores.landing
+    name = f"{HISTORY_PREFIX}{record.sha256[:16]}.parquet"
+    before = {store.day_of(p.parent) for p in store.files(tenant.region, tenant.tenant_id, name)}
+    changed: set[date] = set()
+    for day, part in rows.groupby("_day", sort=True):
+        record.days.append(day.isoformat())
+        path = store.day_dir(tenant.region, tenant.tenant_id, day) / name
+        data = _parquet_bytes(part.drop(columns="_day").drop(columns="_file_no"), record)
+        if path.exists() and path.read_bytes() == data:
+            continue
+        atomic.write_bytes(path, data, durable=True)
+        changed.add(day)
+    for day in before - {date.fromisoformat(d) for d in record.days}:  # a changed spec moved its rows
+        (store.day_dir(tenant.region, tenant.tenant_id, day) / name).unlink()
+        changed.add(day)
+    record.changed = bool(changed)
+    log.info("tenant %s: %s -> %d days (%d changed)", tenant.tenant_id, record.path, len(record.days), len(changed))
+    return changed
+
+
+def _parquet_bytes(part: pd.DataFrame, record: SourceFileImport) -> bytes:
+    """A history file's bytes: the same rows always give the same bytes."""
+    schema = pa.schema([f for f in READ_SCHEMA if f.name != "_file_no"] + [pa.field(MALFORMED, pa.bool_())])
+    table = pa.Table.from_pandas(part.reset_index(drop=True), schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata({HISTORY_MARK: record.sha256.encode()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()

@@ -1,0 +1,136 @@
+"""History import: a new tenant's past, landed by event time, idempotently, without the lateness rule."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from ml.core.tenants import Tenant, TenantStore
+from ml.data.ingest.history import import_history
+from ml.ops.cli import main
+
+TODAY = date(2026, 11, 30)
+# a shop's order lines from a year before onboarding, its own columns, times in London
+EXPORT = """Order,Sku,Qty,Price,When,Customer,Shop
+A1,S1,2,3.5,2025-06-01 23:30:00,17850.0,north
+A1,S2,1,10,2025-06-01 23:30:00,17850.0,north
+A2,S1,1,3.5,2025-06-02 10:00:00,,north
+C3,S1,-1,3.5,2025-06-03 09:00:00,13047.0,north
+A4,S3,1,2,2025-06-03 09:00:00,13047.0,south
+A5,S3,1,2,not a time,13047.0,north
+A6,S3,1,2,2027-01-01 00:00:00,13047.0,north
+A1,S1,2,3.5,2025-06-01 23:30:00,17850.0,north
+"""
+SPEC = {
+    "columns": {
+        "event_id": {"hash": ["Order", "Sku", "Qty", "Price", "When", "Customer"]},
+        "tenant_id": "Shop",
+        "user_id": "Customer",
+        "item_id": "Sku",
+        "event_type": {"expr": "case when starts_with(\"Order\", 'C') then 'return' else 'purchase' end"},
+        "event_at": "When",
+        "quantity": "Qty",
+        "price": "Price",
+    },
+    "timestamp": {"timezone": "Europe/London"},
+    "numeric_ids": ["user_id"],
+    "rows": {"other_tenant": "skip"},
+}
+
+
+@pytest.fixture
+def north(settings, tmp_path):
+    TenantStore(settings).add(Tenant("north", "eu"))
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    (tmp_path / "export.csv").write_text(EXPORT)
+    return settings
+
+
+def _partitions(settings, store) -> dict[str, pd.DataFrame]:
+    root = store.tenant_dir("eu", "north")
+    return {p.parent.name[5:]: pd.read_parquet(p) for p in sorted(root.glob("date=*/part-0.parquet"))}
+
+
+def test_history_lands_by_event_time_without_the_lateness_rule(north, tmp_path):
+    result = import_history(north, TenantStore(north).get("north"), [tmp_path / "export.csv"], today=TODAY)
+    s = result.summary()
+    # 2025-06-01 23:30 in London (BST) is 22:30 UTC: the row's day is its UTC day
+    lake = _partitions(north, north.stores.lake)
+    assert {d: len(f) for d, f in lake.items() if len(f)} == {"2025-06-01": 2, "2025-06-03": 1}
+    assert sorted(lake["2025-06-01"].event_id.map(len)) == [64, 64]  # the hash of the row's content
+    assert lake["2025-06-01"].user_id.tolist() == ["17850", "17850"]
+    assert lake["2025-06-03"][["event_type", "quantity", "price"]].values.tolist() == [["return", -1.0, 3.5]]
+    # 7 of the tenant's rows (one is the south shop's, left to it), one exact duplicate
+    assert (s["rows_in"], s["landed"], s["duplicates_dropped"], s["other_tenant_rows"]) == (7, 3, 1, 1)
+    assert s["quarantined"] == {"bad_timestamp": 1, "null_user_id": 1, "timestamp_in_future": 1}
+    quarantine = _partitions(north, north.stores.quarantine)
+    # what cannot be placed in time lands on the import's day, with the raw record as sent
+    bad = quarantine[TODAY.isoformat()].set_index("reason")
+    assert json.loads(bad.loc["bad_timestamp", "raw_line"])["When"] == "not a time"
+    assert bad.loc["bad_timestamp", "source_file"] == "export.csv"
+    assert quarantine["2025-06-02"].reason.tolist() == ["null_user_id"]
+    assert all(r.reconciles for r in result.reports)
+
+
+def test_importing_the_same_files_again_changes_nothing(north, tmp_path):
+    tenant = TenantStore(north).get("north")
+    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    lake = north.stores.lake.tenant_dir("eu", "north")
+    before = {p: p.stat().st_mtime_ns for p in lake.rglob("*") if p.is_file()}
+    again = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
+    assert (again["days_ingested"], again["files_unchanged"]) == (0, 1)
+    assert {p: p.stat().st_mtime_ns for p in lake.rglob("*") if p.is_file()} == before
+
+
+def test_a_changed_spec_replaces_the_files_history_and_empties_dates_it_left(north, tmp_path):
+    tenant = TenantStore(north).get("north")
+    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    utc = {**SPEC, "timestamp": {"timezone": "UTC"}}  # 23:30 is now 23:30 UTC: still 2025-06-01
+    utc["rows"] = {"other_tenant": "skip", "missing_user": "drop"}
+    (tmp_path / "spec.json").write_text(json.dumps(utc))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    s = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
+    assert s["dropped"] == {"null_user_id": 1} and "null_user_id" not in s["quarantined"]
+    landing = north.stores.landing.tenant_dir("eu", "north")
+    assert len(list(landing.glob("date=*/history-*.parquet"))) == 4  # 06-01, 06-02, 06-03 and today
+    assert sum(len(f) for f in _partitions(north, north.stores.lake).values()) == 3
+
+
+def test_the_cli_imports_and_names_a_missing_file(north, tmp_path, capsys):
+    assert main(["import", "north", str(tmp_path / "export.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["landed"], [d["date"] for d in out["per_day"]][:3]) == (3, ["2025-06-01", "2025-06-02", "2025-06-03"])
+    assert main(["import", "north", str(tmp_path / "nope.csv")]) != 0
+    assert "nope.csv" in capsys.readouterr().err
+
+
+def test_a_tenants_history_reaches_a_warehouse_other_tenants_already_filled(north, tmp_path):
+    # incremental activity models read the last week only: per tenant, so a tenant new to the
+    # warehouse (its whole history just imported) is read whole
+    import duckdb
+
+    from ml.core.warehouse import warehouses
+    from ml.data.dbt import dbt_vars, run_dbt
+
+    store = TenantStore(north)
+    store.add(Tenant("live", "eu"))
+    recent = "event_id,user_id,item_id,event_type,event_at\ne1,u1,i1,click,2026-11-20T09:00:00Z\n"
+    (tmp_path / "recent.csv").write_text(recent)
+    import_history(north, store.get("live"), [tmp_path / "recent.csv"], today=TODAY)
+    select = ["run", "--select", "+int_user_activity__daily"]
+
+    def build() -> list[tuple]:
+        [wh] = warehouses(store.list())
+        assert run_dbt(select, north, wh, dbt_vars(north, wh))["success"]
+        with duckdb.connect(str(wh.path(north)), read_only=True) as con:
+            return con.sql(
+                "select tenant_id, min(activity_date)::varchar from int_user_activity__daily group by 1 order by 1"
+            ).fetchall()
+
+    assert build() == [("live", "2026-11-20")]
+    import_history(north, store.get("north"), [tmp_path / "export.csv"], today=TODAY)
+    assert build() == [("live", "2026-11-20"), ("north", "2025-06-01")]
