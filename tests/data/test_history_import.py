@@ -134,3 +134,51 @@ def test_a_tenants_history_reaches_a_warehouse_other_tenants_already_filled(nort
     assert build() == [("live", "2026-11-20")]
     import_history(north, store.get("north"), [tmp_path / "export.csv"], today=TODAY)
     assert build() == [("live", "2026-11-20"), ("north", "2025-06-01")]
+
+
+def test_a_contract_tenants_history_keeps_raw_records(settings, tmp_path):
+    # no spec: the file is in the landing contract, yet its rows leave it for history files
+    TenantStore(settings).add(Tenant("plain", "eu"))
+    rows = "event_id,user_id,item_id,event_type,event_at\ne1,u1,i1,click,2025-06-01T09:00:00Z\ne2,,i1,click,2025-06-01T10:00:00Z\n"
+    (tmp_path / "plain.csv").write_text(rows)
+    s = import_history(settings, TenantStore(settings).get("plain"), [tmp_path / "plain.csv"], today=TODAY).summary()
+    assert (s["landed"], s["quarantined"]) == (1, {"null_user_id": 1})
+    [q] = [pd.read_parquet(p) for p in settings.stores.quarantine.root.rglob("part-0.parquet")]
+    assert json.loads(q.raw_line[0]) == {
+        "event_id": "e2",
+        "user_id": None,
+        "item_id": "i1",
+        "event_type": "click",
+        "event_at": "2025-06-01T10:00:00Z",
+    }
+    assert (q.source_file[0], q.line_no[0]) == ("plain.csv", 3)
+
+
+def test_an_import_that_stopped_before_ingesting_is_finished_by_its_rerun(north, tmp_path):
+    tenant = TenantStore(north).get("north")
+    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    for manifest in north.stores.lake.tenant_dir("eu", "north").rglob("_manifest.json"):
+        manifest.unlink()  # as if killed after writing the history files, before ingesting them
+    s = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
+    assert (s["landed"], s["days_ingested"]) == (3, 4)
+
+
+def test_what_an_import_cannot_place_is_quarantined_never_a_crash(north, tmp_path):
+    tenant = TenantStore(north).get("north")
+    header = EXPORT.splitlines()[0]
+    odd = ["A7,S1,1,2,infinity,1,north", "A8,S1,1,2,0001-01-01 00:00:00,1,north", "A9,S1,1,2,3000-01-01,1,north"]
+    (tmp_path / "odd.csv").write_text("\n".join([header, *odd, "A10,broken"]) + "\n")
+    (tmp_path / "bad.csv").write_text(header + "\nonly,broken\n")
+    s = import_history(north, tenant, [tmp_path / "odd.csv", tmp_path / "bad.csv"], today=TODAY).summary()
+    assert s["quarantined"] == {"bad_timestamp": 3, "malformed_line": 2}
+
+
+def test_a_spec_that_no_longer_fits_a_file_keeps_what_it_landed(north, tmp_path):
+    tenant = TenantStore(north).get("north")
+    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    broken = {**SPEC, "columns": {**SPEC["columns"], "item_id": {"expr": "upper(NoSuchColumn)"}}}
+    (tmp_path / "spec.json").write_text(json.dumps(broken))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    s = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
+    assert s["days_ingested"] == 0 and "schema_mismatch" in s["problems"][0]
+    assert sum(len(f) for f in _partitions(north, north.stores.lake).values()) == 3

@@ -225,6 +225,38 @@ def test_a_quarantined_json_row_keeps_its_line(settings, acme):
     assert json.loads(raw["unknown_event_type"]) == _row(4, event_type="jump")  # the array's element
 
 
+def test_an_impossible_time_is_a_bad_timestamp_never_a_failed_tenant(settings, acme):
+    stamps = ["1677-01-01", "0001-01-01", "infinity", "2262-05-01", "1795165200000000"]
+    _drop(settings, "odd.csv", _csv([_row(i, event_at=t) for i, t in enumerate(stamps)] + [_row(9)]))
+    summary, _, _ = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (1, {"bad_timestamp": 5})
+
+
+def test_a_record_spanning_lines_keeps_its_own_raw_record(settings, acme):
+    text = (
+        H
+        + '\ne1,acme,u1,i1,click,2026-11-20T09:00:00Z,s1,1,"two\nlines",web\n'
+        + ",".join(_row(2, user_id="").values())
+    )
+    _drop(settings, "multi.csv", text + "\n")
+    summary, _, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (1, {"null_user_id": 1})
+    assert json.loads(quarantine.raw_line[0])["event_id"] == "e2"
+
+
+def test_folders_and_links_in_a_landing_day_are_named_never_read(settings, acme, tmp_path):
+    _drop(settings, "good.csv", _csv([_row(1)]))
+    folder = settings.stores.landing.day_dir("eu", "acme", DAY)
+    (folder / "batch1").mkdir()
+    (folder / "batch1" / "events.csv").write_text(_csv([_row(2)]))
+    (tmp_path / "secret.txt").write_text("SECRET\n")
+    (folder / "link.csv").symlink_to(tmp_path / "secret.txt")
+    summary, _, _ = _ingest(settings)
+    assert summary["landed"] == 1
+    problems = " ".join(summary["batch_problems"])
+    assert "batch1 is a folder" in problems and "link.csv is a link" in problems and "SECRET" not in problems
+
+
 def test_a_json_file_without_records_is_named_as_empty(settings, acme):
     _drop(settings, "none.json", "[]\n")
     _drop(settings, "garbage.jsonl", "not json\n")

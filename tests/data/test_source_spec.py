@@ -157,7 +157,7 @@ def test_the_cli_refuses_a_bad_spec_and_stores_nothing(settings, tmp_path, capsy
 def test_expressions_are_checked_by_duckdbs_own_parser():
     check_expression("case when starts_with(InvoiceNo, 'C') then 'return' else 'purchase' end")
     check_expression("\"Customer ID\" || '-' || lower(Country)")
-    for bad in ("count(*)", "row_number() over ()", "*", "1, 2", "a from read_csv('x')", "x; drop table t"):
+    for bad in ("count(*)", "row_number() over ()", "*", "1, 2", "a from read_csv('x')", "x; drop table t", "x;"):
         with pytest.raises(ValueError):
             check_expression(bad)
 
@@ -220,3 +220,8 @@ def test_the_readmes_landing_contract_is_the_codes():
     )
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M))
     assert set(REASONS) | {"batch_failed"} <= documented
+
+
+def test_event_type_mappings_name_landing_types():
+    with pytest.raises(SpecError, match="event_types.*purchaes"):
+        parse_spec({"event_types": {"buy": "purchaes"}}, "tenant shop")

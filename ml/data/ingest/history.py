@@ -21,6 +21,7 @@ covers removed) and only the dates touched are ingested again.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tempfile
@@ -40,7 +41,7 @@ from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data.ingest.files import UnreadableFile
 from ml.data.ingest.landing import HISTORY_PREFIX, sha256_file
-from ml.data.ingest.partitions import PartitionReport
+from ml.data.ingest.partitions import PartitionReport, read_manifest
 from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, READ_COLUMNS, READ_SCHEMA, read_file
 from ml.data.ingest.run import ingest_days
 from ml.data.ingest.spec import source_spec
@@ -130,7 +131,7 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
                 record.problems.append(f"{path.name}: the same bytes as an earlier file of this import: skipped")
                 continue
             try:
-                read = read_file(con, path, file_no, Path(workdir), tenant.tenant_id, spec)
+                read = read_file(con, path, file_no, Path(workdir), tenant.tenant_id, spec, keep_raw=True)
             except UnreadableFile as exc:
                 record.problems.append(f"{exc.reason}: {exc}")
                 continue
@@ -141,6 +142,8 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
             record.other_tenant_rows = read.other_tenant_rows
             rows = _with_malformed(read.rows, read.malformed, path.name)
             record.rows = len(rows)
+            if read.problems and not len(rows):  # e.g. a spec that no longer fits it: keep what it landed before
+                continue
             touched |= _write_days(settings, tenant, record, rows, today)
     con.close()
     reports = ingest_days(settings, tenant, sorted(touched)) if touched else []
@@ -156,6 +159,7 @@ def _with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> p
         {
             "_line_no": malformed["_line_no"].astype("int64").to_numpy(),
             "_raw": malformed["raw_line"].astype(str).to_numpy(),
+            "_event_at": pd.Series(pd.NaT, index=malformed.index, dtype="datetime64[us, UTC]").to_numpy(),
             "source_file": name,
             MALFORMED: True,
         }
@@ -182,8 +186,8 @@ def _write_days(
         record.days.append(day.isoformat())
         path = store.day_dir(tenant.region, tenant.tenant_id, day) / name
         data = _parquet_bytes(part.drop(columns="_day").drop(columns="_file_no"), record)
-        if path.exists() and path.read_bytes() == data:
-            continue
+        if path.exists() and path.read_bytes() == data and _ingested(settings, tenant, day, data):
+            continue  # an import that stopped after writing it (a crash, a kill) ingests it on the rerun
         atomic.write_bytes(path, data, durable=True)
         changed.add(day)
     for day in before - {date.fromisoformat(d) for d in record.days}:  # a changed spec moved its rows
@@ -192,6 +196,13 @@ def _write_days(
     record.changed = bool(changed)
     log.info("tenant %s: %s -> %d days (%d changed)", tenant.tenant_id, record.path, len(record.days), len(changed))
     return changed
+
+
+def _ingested(settings: Settings, tenant: Tenant, day: date, data: bytes) -> bool:
+    """Whether the lake partition of ``day`` was built from a history file of these bytes."""
+    manifest = read_manifest(settings, tenant, day)
+    digest = hashlib.sha256(data).hexdigest()
+    return manifest is not None and any(f.get("sha256") == digest for f in manifest["files"])
 
 
 def _parquet_bytes(part: pd.DataFrame, record: SourceFileImport) -> bytes:

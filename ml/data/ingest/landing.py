@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # Files the platform writes by rename (complete when they appear): a history import's.
 HISTORY_PREFIX = "history-"
-PLATFORM_WRITTEN = (HISTORY_PREFIX,)
+PLATFORM_WRITTEN = re.compile(r"history-[0-9a-f]{16}\.parquet")
 
 
 def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
@@ -38,10 +39,13 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
     now = time.time() if now is None else now
     complete, waiting = [], []
     # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
-    for p in sorted(folder.iterdir(), key=lambda q: (q.stat().st_mtime_ns, q.name)):
-        if p.name.startswith((".", "_")) or p.suffix == ".tmp" or not p.is_file():
+    for p in sorted(folder.iterdir(), key=lambda q: (q.lstat().st_mtime_ns, q.name)):
+        if p.name.startswith((".", "_")) or p.suffix == ".tmp":
             continue
-        if now - p.stat().st_mtime < settle_seconds and not p.name.startswith(PLATFORM_WRITTEN):
+        if p.is_symlink() or not p.is_file():  # named by the reader, never read through or into
+            complete.append(p)
+            continue
+        if now - p.stat().st_mtime < settle_seconds and not PLATFORM_WRITTEN.fullmatch(p.name):
             log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
             waiting.append(p)
         else:
@@ -50,8 +54,8 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
 
 
 def complete_landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
-    """The complete files of a landing folder (:func:`landing_files`)."""
-    return landing_files(folder, settle_seconds, now)[0]
+    """The complete regular files of a landing folder (:func:`landing_files`; no folders or links)."""
+    return [p for p in landing_files(folder, settle_seconds, now)[0] if p.is_file() and not p.is_symlink()]
 
 
 def sha256_file(path: Path) -> str:

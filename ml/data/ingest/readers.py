@@ -9,6 +9,7 @@ second pass.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ READ_SCHEMA = pa.schema(
 )
 JSON_LINE = "__tenantflow_line"  # a JSON row's line, its raw record
 HISTORY_MARK = b"tenantflow.history"  # Parquet metadata key of a history import's landing files
+HISTORY_FILE = re.compile(r"history-[0-9a-f]{16}\.parquet")  # ml.data.ingest.history writes these
 MALFORMED = "_malformed"  # a history file's flag column: the row is a malformed line (its text in _raw)
 
 
@@ -67,16 +69,15 @@ def read_file(
     workdir: Path,
     tenant_id: str,
     spec: SourceSpec = DEFAULT,
+    keep_raw: bool = False,
 ) -> FileRead:
     """Parse one landing file of ``tenant_id``, per its source ``spec``.
 
-    ``workdir``: a temporary folder for a plain UTF-8 copy when the file is compressed or not
-    UTF-8 (:func:`ml.data.ingest.files.plain_copy`). A history file (written by
-    :mod:`ml.data.ingest.history`) is already in ``READ_COLUMNS`` and read as it is. Each row's
-    raw record goes in ``_raw`` for a tenant's own export (a spec other than the default): a JSON
-    row's line (or array element), a delimited or Parquet row's source columns as a JSON object;
-    for a file in the landing contract only an array element's: :func:`with_raw_lines` reads
-    again the lines of the rows that end up quarantined (a Parquet row's fields are its record).
+    ``workdir``: for a plain UTF-8 copy (:func:`ml.data.ingest.files.plain_copy`). A history file
+    (:mod:`ml.data.ingest.history`) is read as it is. ``_raw``, each row's raw record: for an own
+    export (or ``keep_raw``: a history import's rows leave their file), a JSON row's line or a
+    delimited/Parquet row's columns as a JSON object; else only where the line cannot be read
+    again later (:mod:`ml.data.ingest.raw_records`): a JSON array's element, a multi-line record.
 
     Raises:
         UnreadableFile: the file cannot be decompressed or decoded.
@@ -96,7 +97,7 @@ def read_file(
     if encoding not in ("utf-8", "binary"):
         log.info("%s read as %s", path, encoding)
     p = str(plain).replace("'", "''")
-    own_export = spec != DEFAULT
+    own_export = keep_raw or spec != DEFAULT
     if kind.format == "parquet":
         raw = con.sql(f"select row_number() over () as _line_no, * from read_parquet('{p}')")
         names = [c for c in raw.columns if c != "_line_no"]
@@ -127,19 +128,24 @@ def read_file(
         return FileRead(empty, malformed, problems)
     finally:
         con.execute("set TimeZone = 'UTC'")
-    other, records = 0, table.num_rows
-    if spec.rows.other_tenant == "skip":  # a shared export: the rows naming another tenant are theirs
-        tenant = table.column("tenant_id")
-        theirs = pc.fill_null(pc.not_equal(tenant, pa.scalar(tenant_id)), False)
-        other = pc.sum(theirs).as_py() or 0
-        table = table.filter(pc.invert(theirs)) if other else table
+    records = table.num_rows
+    table, other = _skip_other_tenants(table, tenant_id) if spec.rows.other_tenant == "skip" else (table, 0)
     df = _arrow_backed(_with_nulls(table, [*mapping.absent, *([] if record != "null" else ["_raw"])]))
     if kind.format == "csv":
-        malformed = _csv_rejects(con, plain, df, records)
+        malformed, numbered = _csv_rejects(con, plain, df, records)
+        if not numbered and record == "null" and len(df):  # a record spans lines: its line cannot be read again
+            df["_raw"] = raw.query("src", f"select {raw_record(names)} as r from src").fetchnumpy()["r"]
     df["_file_no"] = file_no
     df["source_file"] = path.name
     malformed["source_file"] = path.name
     return FileRead(df, malformed, problems, other)
+
+
+def _skip_other_tenants(table: pa.Table, tenant_id: str) -> tuple[pa.Table, int]:
+    """A shared export's rows that name another tenant left out (theirs to import), and how many."""
+    theirs = pc.fill_null(pc.not_equal(table.column("tenant_id"), pa.scalar(tenant_id)), False)
+    other = pc.sum(theirs).as_py() or 0
+    return (table.filter(pc.invert(theirs)) if other else table), other
 
 
 def _read_history(path: Path, file_no: int) -> FileRead:
@@ -152,10 +158,12 @@ def _read_history(path: Path, file_no: int) -> FileRead:
     return FileRead(rows, lines.astype({"raw_line": object}).reset_index(drop=True))
 
 
-def _csv_rejects(con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, records: int) -> pd.DataFrame:
+def _csv_rejects(
+    con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, records: int
+) -> tuple[pd.DataFrame, bool]:
     """The lines DuckDB rejected (``_line_no, raw_line``), one per line however many errors it
-    had; and ``df``'s records renumbered by their file line, as rejected lines are (unless a
-    record spans lines: then they keep their record number)."""
+    had; and whether ``df``'s records could be renumbered by their file line, as rejected lines
+    are (not when a record spans lines: they keep their record number)."""
     rej = con.sql(
         "select line as _line_no, any_value(csv_line) as raw_line from rej_err group by line order by line"
     ).df()
@@ -163,7 +171,7 @@ def _csv_rejects(con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, 
     lines = record_lines(plain, records, rej["_line_no"].to_numpy())
     if lines is not None and len(df):
         df["_line_no"] = lines[df["_line_no"].to_numpy(np.int64) - 1]
-    return rej
+    return rej, lines is not None
 
 
 def _read_delimited(
@@ -228,7 +236,7 @@ def _read_json(
     keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
     # keys that differ only in case or surrounding spaces are one column (as header names are)
     groups: dict[str, list[str]] = {}
-    for (k,) in sorted(keys):
+    for (k,) in sorted(keys, key=lambda k: (k[0] != k[0].strip(), k[0])):  # " kind" after "kind": names its column
         groups.setdefault(k.strip().lower(), []).append(k)
     if spec == DEFAULT:  # the keys the contract reads; a spec's expressions may use any
         groups = {g: ks for g, ks in groups.items() if g in LANDING_COLUMNS}
@@ -240,7 +248,7 @@ def _read_json(
         f", coalesce({', '.join(f'v[{position[k]}]' for k in ks)}) as {quote_identifier(ks[0])}"
         for ks in groups.values()
     )
-    names = [ks[0] for ks in groups.values()]
+    names = [ks[0] for ks in groups.values()]  # a group's column is named as its first key
     raw = con.sql(
         f"select _line_no{exprs}, line as {JSON_LINE}, arr as {JSON_LINE}_of_array from"
         f" (select _line_no, line, arr, json_extract_string(line, {pointers}) as v from jl where ok)"
@@ -252,44 +260,6 @@ def _arrow_backed(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as pandas with Arrow-backed strings: no Python string objects are made
     (most of the cost of DuckDB's ``.df()``)."""
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-
-
-def raw_lines(path: Path, spec: SourceSpec, numbers: set[int]) -> dict[int, str]:
-    """The text of lines ``numbers`` (1-based) of a delimited or JSON landing file, decoded as it
-    was read: the raw lines of its quarantined rows (read again only for files that have some).
-    Empty for Parquet, or a file that can no longer be read."""
-    kind = file_kind(path, spec.format)
-    if kind is None or kind.format == "parquet" or not numbers or not path.exists():
-        return {}
-    last, found = max(numbers), {}
-    with tempfile.TemporaryDirectory(prefix="tenantflow-raw-") as workdir:
-        try:
-            plain, _ = plain_copy(path, kind, Path(workdir), spec.encoding)
-        except UnreadableFile:
-            return {}
-        with open(plain, encoding="utf-8", newline="") as f:
-            for number, line in enumerate(f, start=1):
-                if number in numbers:
-                    found[number] = line.rstrip("\r\n")
-                if number >= last:
-                    break
-    return found
-
-
-def with_raw_lines(rejected: pd.DataFrame, folder: Path, spec: SourceSpec) -> pd.DataFrame:
-    """``rejected`` rows with ``_raw`` set, where the reader left it null, to the line of the
-    landing file in ``folder`` that carried them (a file in the landing contract: only its
-    quarantined rows' lines are read again)."""
-    need = rejected["_raw"].isna().to_numpy()
-    if not need.any():
-        return rejected
-    raw = rejected["_raw"].astype(object).to_numpy(copy=True)
-    for name, rows in rejected[need].groupby("source_file").indices.items():
-        positions = np.flatnonzero(need)[rows]
-        numbers = rejected["_line_no"].to_numpy()[positions]
-        lines = raw_lines(folder / name, spec, set(numbers.tolist()))
-        raw[positions] = [lines.get(n) for n in numbers]
-    return rejected.assign(_raw=raw)
 
 
 def _with_nulls(table: pa.Table, columns: list[str]) -> pa.Table:
@@ -305,13 +275,16 @@ def _with_nulls(table: pa.Table, columns: list[str]) -> pa.Table:
 
 
 def is_history_file(path: Path) -> bool:
-    """Whether a landing file is a history import's (:mod:`ml.data.ingest.history`): Parquet
-    whose metadata says so."""
+    """Whether a landing file is a history import's (:mod:`ml.data.ingest.history`): named like
+    one, Parquet whose metadata says so, with its columns (anything else is read as a tenant's file)."""
+    if not HISTORY_FILE.fullmatch(path.name):
+        return False
     try:
-        meta = pq.read_schema(path).metadata or {}
+        schema = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid):
         return False
-    return meta.get(HISTORY_MARK) is not None
+    marked = (schema.metadata or {}).get(HISTORY_MARK) is not None
+    return marked and {*READ_COLUMNS[:-2], MALFORMED} - {"_file_no"} <= set(schema.names)
 
 
 def categorical(s: pd.Series) -> pd.Series:
@@ -360,6 +333,13 @@ def _read_day(
     frames, bad_lines = [], []
     seen_hashes: dict[str, str] = {}
     for file_no, path in enumerate(files):
+        if path.is_symlink() or not path.is_file():  # never read through a link or into a folder
+            report.batch_problems.append(
+                f"unsupported_file: {path.name} is a {'link' if path.is_symlink() else 'folder'}:"
+                " put the files themselves in the date folder"
+            )
+            report.files.append({"name": path.name, "sha256": None, "rows": 0, "status": report.batch_problems[-1]})
+            continue
         digest = sha256_file(path)
         entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested"}
         report.files.append(entry)

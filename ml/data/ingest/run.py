@@ -22,7 +22,8 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
 from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, waiting_note, write_day
-from ml.data.ingest.readers import read_day, typed_rows, with_raw_lines
+from ml.data.ingest.raw_records import with_raw_lines
+from ml.data.ingest.readers import read_day, typed_rows
 from ml.data.ingest.spec import source_spec
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID

@@ -55,7 +55,7 @@ from pydantic import (
     model_validator,
 )
 
-from ml.core.contract import LANDING_COLUMNS, REQUIRED_COLUMNS
+from ml.core.contract import EVENT_TYPES, LANDING_COLUMNS, REQUIRED_COLUMNS
 from ml.core.errors import TenantError
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant, TenantStore
@@ -195,6 +195,14 @@ class SourceSpec(BaseModel):
             raise ValueError(f"not landing columns: {unknown}; the landing columns are {list(LANDING_COLUMNS)}")
         return v
 
+    @field_validator("event_types")
+    @classmethod
+    def _landing_types(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({t for t in v.values() if t not in EVENT_TYPES})
+        if unknown:
+            raise ValueError(f"not landing event types: {unknown}; the event types are {list(EVENT_TYPES)}")
+        return v
+
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, v: str | None) -> str | None:
@@ -270,6 +278,8 @@ def check_expression(sql: str) -> None:
     Raises:
         ValueError: not one expression, or it uses a subquery, a table or a function not allowed.
     """
+    if sql.rstrip().endswith(";"):  # a statement's end, which the reader's SQL around it cannot take
+        raise ValueError(f"expected one expression, without a ';', got {sql!r}")
     with duckdb.connect() as con:
         (serialized,) = con.execute("select json_serialize_sql(?)", [f"select {sql}"]).fetchone() or ("{}",)
     tree = json.loads(serialized)
