@@ -182,3 +182,19 @@ def test_a_spec_that_no_longer_fits_a_file_keeps_what_it_landed(north, tmp_path)
     s = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
     assert s["days_ingested"] == 0 and "schema_mismatch" in s["problems"][0]
     assert sum(len(f) for f in _partitions(north, north.stores.lake).values()) == 3
+
+
+def test_a_file_without_the_tenants_rows_is_not_imported_before(north, tmp_path):
+    (tmp_path / "south.csv").write_text(EXPORT.splitlines()[0] + "\nA4,S3,1,2,2025-06-03 09:00:00,13047.0,south\n")
+    s = import_history(north, TenantStore(north).get("north"), [tmp_path / "south.csv"], today=TODAY).summary()
+    assert (s["files_unchanged"], s["files_without_rows"], s["other_tenant_rows"]) == (0, 1, 1)
+
+
+def test_a_spec_leaving_out_a_required_column_names_it(north, tmp_path):
+    spec = {**SPEC, "columns": {k: v for k, v in SPEC["columns"].items() if k != "event_at"}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    s = import_history(north, TenantStore(north).get("north"), [tmp_path / "export.csv"], today=TODAY).summary()
+    assert any("lacks columns ['event_at']" in p for p in s["problems"])
+    # and the quarantine of the import's day, all typed, reads as one table with pandas
+    assert len(pd.read_parquet(north.stores.quarantine.tenant_dir("eu", "north"))) == s["quarantined"]["bad_timestamp"]

@@ -80,7 +80,8 @@ class HistoryImport:
         return {
             "tenant_id": self.tenant_id,
             "files": len(self.files),
-            "files_unchanged": sum(not f.changed and not f.problems for f in self.files),
+            "files_unchanged": sum(not f.changed and not f.problems and f.rows > 0 for f in self.files),
+            "files_without_rows": sum(f.rows == 0 and not f.problems for f in self.files),
             "days_ingested": len(self.reports),
             "rows_in": sum(r.rows_in for r in self.reports),
             "landed": sum(r.landed for r in self.reports),

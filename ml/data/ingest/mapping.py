@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
+from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS, REQUIRED_COLUMNS
 from ml.data.ingest.spec import Const, Expr, Hash, SourceSpec, Timestamp
 
 # Landing columns parsed into the lake's types while reading, kept as ``_<column>`` next to the
@@ -75,10 +75,12 @@ def landing_select(spec: SourceSpec, names: list[str], tenant_id: str, raw: str 
         source = spec.source(c)
         if source is None:  # not in the spec: the column of its name if the file has one
             found = resolve(c, names)
-            if found is None and c != "tenant_id":
+            if found is None and c in REQUIRED_COLUMNS:  # a spec that leaves it out still needs it
+                missing.append(c)
+            elif found is None and c != "tenant_id":
                 absent.append(c)
                 continue
-            sql = quote_identifier(found) if found else sql_literal(tenant_id)
+            sql = quote_identifier(found) if found else sql_literal(tenant_id) if c == "tenant_id" else "null"
         elif isinstance(source, str):
             sql = column(source)
         elif isinstance(source, Const):

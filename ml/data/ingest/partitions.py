@@ -46,6 +46,16 @@ LAKE_SCHEMA = pa.schema(
         ("source_file", pa.string()),
     ]
 )
+# every column text as sent (a partition whose column is all null still types it: a folder of them reads as one table)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        *((c, pa.string()) for c in LANDING_COLUMNS),
+        ("reason", pa.string()),
+        ("source_file", pa.string()),
+        ("line_no", pa.int64()),
+        ("raw_line", pa.string()),
+    ]
+)
 WRITE_COLUMNS = [*(f.name for f in LAKE_SCHEMA), "_file_no", "_line_no"]  # what write_day needs of valid rows
 
 
@@ -132,7 +142,8 @@ def write_day(
     landed.remember(day, valid["event_id"])
     qfile = quarantine_dir(settings, tenant, day) / LAKE_FILE
     if len(quarantined):
-        _write_parquet(pa.Table.from_pandas(quarantined, preserve_index=False).replace_schema_metadata(None), qfile)
+        table = pa.Table.from_pandas(quarantined, schema=QUARANTINE_SCHEMA, preserve_index=False)
+        _write_parquet(table.replace_schema_metadata(None), qfile)
     else:
         qfile.unlink(missing_ok=True)
     _fault_pause(settings, "before_manifest")

@@ -167,14 +167,17 @@ def _print_import(summary: dict[str, Any]) -> None:
         console.print(table)
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantined"].items()) or "none"
     console.print(
-        f"{summary['files']} files ({summary['files_unchanged']} imported before, unchanged), "
+        f"{summary['files']} files ({summary['files_unchanged']} imported before, unchanged; "
+        f"{summary['files_without_rows']} without rows of this tenant), "
         f"{summary['days_ingested']} days ingested in {summary['seconds']} s: {summary['rows_in']:,} rows in, "
         f"{summary['landed']:,} landed, quarantined: {reasons}, dropped by rule: {summary['dropped'] or 'none'}, "
         f"{summary['duplicates_dropped']:,} duplicates dropped"
         + (f"; {summary['other_tenant_rows']:,} rows of other tenants skipped" if summary["other_tenant_rows"] else "")
     )
-    if not summary["days_ingested"]:
-        console.print("Nothing to do: every file was imported before with the same result.")
+    if not summary["days_ingested"] and summary["files_unchanged"]:
+        console.print("Nothing to do: every file with rows of this tenant was imported before with the same result.")
+    elif not summary["days_ingested"]:
+        console.print("Nothing imported: no file held rows of this tenant (see the problems, if any).")
     else:
         first = summary["per_day"][0]["date"]
         console.print(
