@@ -1,6 +1,6 @@
 """The whole year of Online Retail (541,909 rows, 305 daily files) onboarded as a fleet of 38 tenants.
 
-One tenant per country (examples/online-retail/tenants.csv), each with the same source spec
+One tenant per country (examples/online-retail/fleet.yaml), each with the same source spec
 (examples/online-retail/source-spec.yaml), each importing all 305 files as history and keeping
 its own rows. Checks that the counts reconcile with the facts re-derived from the files (and with
 the data set's README), then reports time and rows/s. Then optionally builds the features.

@@ -8,13 +8,13 @@ uses it skips with a message when it is absent.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
 from ml.core.settings import Settings
 from ml.core.tenants import TenantStore
@@ -35,13 +35,12 @@ def day_files() -> list[Path]:
 
 
 def fleet(files: list[Path]) -> list[dict[str, str]]:
-    """The tenants (``country, tenant_id, region`` of examples/online-retail/tenants.csv) whose
+    """The tenants (``country, tenant_id, region`` of examples/online-retail/fleet.yaml) whose
     country has rows in ``files``."""
-    lines = [line for line in (EXAMPLE / "tenants.csv").read_text().splitlines() if not line.startswith("#")]
-    rows = list(csv.DictReader(lines))
+    tenants = yaml.safe_load((EXAMPLE / "fleet.yaml").read_text())["tenants"]
     with duckdb.connect() as con:
         present = {c for (c,) in con.sql(f"select distinct Country from {_read(files)}").fetchall()}
-    return [r for r in rows if r["country"] in present]
+    return [t for t in tenants if t["country"] in present]
 
 
 def onboard(tenants: list[dict[str, str]]) -> None:

@@ -25,7 +25,6 @@ import hashlib
 import io
 import logging
 import tempfile
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,10 +39,10 @@ from ml.core import atomic
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data.ingest.files import UnreadableFile
-from ml.data.ingest.landing import HISTORY_PREFIX, sha256_file
+from ml.data.ingest.landing import history_file_name, sha256_file
 from ml.data.ingest.partitions import PartitionReport, read_manifest
 from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, READ_COLUMNS, READ_SCHEMA, read_file
-from ml.data.ingest.run import ingest_days
+from ml.data.ingest.run import ingest_days, totals
 from ml.data.ingest.spec import source_spec
 
 log = logging.getLogger(__name__)
@@ -72,22 +71,14 @@ class HistoryImport:
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-day counts (JSON-ready); ``rows_in = landed + quarantined + dropped + duplicates``."""
-        q: Counter[str] = Counter()
-        dropped: Counter[str] = Counter()
-        for r in self.reports:
-            q.update(r.quarantined)
-            dropped.update(r.dropped)
         return {
             "tenant_id": self.tenant_id,
             "files": len(self.files),
             "files_unchanged": sum(not f.changed and not f.problems and f.rows > 0 for f in self.files),
             "files_without_rows": sum(f.rows == 0 and not f.problems for f in self.files),
             "days_ingested": len(self.reports),
-            "rows_in": sum(r.rows_in for r in self.reports),
-            "landed": sum(r.landed for r in self.reports),
-            "quarantined": dict(sorted(q.items())),
-            "dropped": dict(sorted(dropped.items())),
-            "duplicates_dropped": sum(r.duplicates_dropped for r in self.reports),
+            **totals(self.reports),
+            # skipped while reading the source files (their history files hold this tenant's rows only)
             "other_tenant_rows": sum(f.other_tenant_rows for f in self.files),
             "problems": [p for f in self.files for p in f.problems]
             + [f"{r.date}: {p}" for r in self.reports for p in r.batch_problems],
@@ -180,7 +171,7 @@ def _write_days(
     days[~usable] = today
     rows = rows.assign(_day=days)
     store = settings.stores.landing
-    name = f"{HISTORY_PREFIX}{record.sha256[:16]}.parquet"
+    name = history_file_name(record.sha256)
     before = {store.day_of(p.parent) for p in store.files(tenant.region, tenant.tenant_id, name)}
     changed: set[date] = set()
     for day, part in rows.groupby("_day", sort=True):

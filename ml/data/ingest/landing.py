@@ -15,9 +15,13 @@ from ml.data.ingest.partitions import LOOKBACK, read_manifest
 
 log = logging.getLogger(__name__)
 
-# Files the platform writes by rename (complete when they appear): a history import's.
-HISTORY_PREFIX = "history-"
-PLATFORM_WRITTEN = re.compile(r"history-[0-9a-f]{16}\.parquet")
+# A history import's landing files (ml.data.ingest.history): written by rename, so complete when they appear.
+HISTORY_FILE = re.compile(r"history-[0-9a-f]{16}\.parquet")
+
+
+def history_file_name(source_sha256: str) -> str:
+    """The landing name of the history files made from a source file with this SHA-256."""
+    return f"history-{source_sha256[:16]}.parquet"
 
 
 def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
@@ -30,8 +34,9 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
 
     Writers that can rename (our generator, the webhook) write ``*.tmp`` and rename; for other
     uploaders a file counts as complete once unchanged for ``settle_seconds``
-    (``TENANTFLOW_LANDING_SETTLE_SECONDS``); a history import's files are complete when they appear. Every complete file counts, whatever its format: one
-    Tenantflow cannot read is named in the day's problems by ingestion
+    (``TENANTFLOW_LANDING_SETTLE_SECONDS``); a history import's files are complete when they
+    appear. Every complete file counts, whatever its format (and folders and links, which are
+    never read): one Tenantflow cannot read is named in the day's problems by ingestion
     (:func:`ml.data.ingest.readers.read_file`), never passed over.
     """
     if not folder.is_dir():
@@ -45,7 +50,7 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
         if p.is_symlink() or not p.is_file():  # named by the reader, never read through or into
             complete.append(p)
             continue
-        if now - p.stat().st_mtime < settle_seconds and not PLATFORM_WRITTEN.fullmatch(p.name):
+        if now - p.stat().st_mtime < settle_seconds and not HISTORY_FILE.fullmatch(p.name):
             log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
             waiting.append(p)
         else:

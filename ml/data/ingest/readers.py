@@ -9,7 +9,6 @@ second pass.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
 from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, record_lines, sniff_dialect
-from ml.data.ingest.landing import sha256_file
+from ml.data.ingest.landing import HISTORY_FILE, sha256_file
 from ml.data.ingest.mapping import PARSED, landing_select, quote_identifier, raw_record, sql_literal
 from ml.data.ingest.partitions import PartitionReport
 from ml.data.ingest.spec import DEFAULT, SourceSpec
@@ -46,7 +45,6 @@ READ_SCHEMA = pa.schema(
 )
 JSON_LINE = "__tenantflow_line"  # a JSON row's line, its raw record
 HISTORY_MARK = b"tenantflow.history"  # Parquet metadata key of a history import's landing files
-HISTORY_FILE = re.compile(r"history-[0-9a-f]{16}\.parquet")  # ml.data.ingest.history writes these
 MALFORMED = "_malformed"  # a history file's flag column: the row is a malformed line (its text in _raw)
 
 

@@ -132,19 +132,29 @@ def ingest_tenants(
     return summaries
 
 
-def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict[str, Any]:
-    q: Counter[str] = Counter()
+def totals(reports: list[PartitionReport]) -> dict[str, Any]:
+    """What a run's partitions add up to: rows in, landed, quarantined and dropped by reason,
+    duplicates, other tenants' rows; ``rows_in = landed + quarantined + dropped + duplicates``."""
+    quarantined: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     for r in reports:
-        q.update(r.quarantined)
+        quarantined.update(r.quarantined)
+        dropped.update(r.dropped)
+    return {
+        "rows_in": sum(r.rows_in for r in reports),
+        "landed": sum(r.landed for r in reports),
+        "quarantined": dict(sorted(quarantined.items())),
+        "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
+        "dropped": dict(sorted(dropped.items())),
+        "other_tenant_rows": sum(r.other_tenant_rows for r in reports),
+    }
+
+
+def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict[str, Any]:
     return {
         "tenant_id": tenant.tenant_id,
         "dates": [r.date for r in reports],
-        "rows_in": sum(r.rows_in for r in reports),
-        "landed": sum(r.landed for r in reports),
-        "quarantined": dict(sorted(q.items())),
-        "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
-        "dropped": dict(sorted(sum((Counter(r.dropped) for r in reports), Counter()).items())),
-        "other_tenant_rows": sum(r.other_tenant_rows for r in reports),
+        **totals(reports),
         "batch_problems": [f"{r.date}: {p}" for r in reports for p in r.batch_problems],
         "waiting_files": [f"{r.date}: {waiting_note(r.waiting_files)}" for r in reports if r.waiting_files],
     }
