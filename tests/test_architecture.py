@@ -103,8 +103,7 @@ def test_one_home_for_each_kind_of_write(call, home):
         # in-memory DuckDB that reads landing files, writes JSON lines, or parses a source spec's
         # expressions (no warehouse)
         "duckdb.connect": {
-            ML / "data" / "ingest" / "run.py",
-            ML / "data" / "ingest" / "history.py",
+            ML / "data" / "ingest" / "readers.py",
             ML / "data" / "ingest" / "spec.py",
             ML / "data" / "generate" / "drops.py",
         },

@@ -51,6 +51,10 @@ class LandingSettings(_Group):
 
     # A file modified within this many seconds may still be uploading: it waits for the next run.
     settle_seconds: float = 5.0
+    # DuckDB's memory cap while reading one tenant's files (a DuckDB size: "8GB", "500MB"). A file
+    # or a spec expression (say ``lpad(x, 400000000)``) that needs more fails that file as
+    # ``unreadable_file``, never the worker; DuckDB spills what it can to disk first.
+    read_memory_limit: str = "8GB"
 
 
 class TrainSettings(_Group):

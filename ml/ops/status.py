@@ -84,8 +84,9 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
 
 
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
-    events_in = duplicates = lake_rows = 0
+    events_in = duplicates = lake_rows = other_tenant_rows = unattributed = 0
     quarantined: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()  # by the tenant's own row rules (``rows.missing_user: drop``)
     ingest_warnings: list[str] = []
     partitions = _lake_partitions(settings, tenant)
     for part in partitions:
@@ -95,6 +96,9 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             events_in += m["rows_in"]
             duplicates += m["duplicates_dropped"]
             quarantined.update(m["quarantined"])
+            dropped.update(m.get("dropped", {}))
+            other_tenant_rows += m.get("other_tenant_rows", 0)
+            unattributed += m.get("unattributed_lines", 0)
             ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
             if m.get("waiting_files"):  # as of that day's last ingestion
                 ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
@@ -125,6 +129,9 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "events_in": events_in,
         "quarantined": dict(sorted(quarantined.items())),
         "duplicates_dropped": duplicates,
+        "dropped": dict(sorted(dropped.items())),
+        "other_tenant_rows": other_tenant_rows,
+        "unattributed_lines": unattributed,
         "lake_rows": lake_rows,
         "lake_days": len(partitions),
         "feature_rows": feature_rows,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
@@ -129,7 +131,13 @@ def test_fault_injection_writes_every_fault_kind(tmp_path):
     generate(cfg, tmp_path)
     folder = tmp_path / "region=eu" / "tenant=globex"
     texts = b"".join(p.read_bytes() for p in folder.rglob("*.jsonl"))
-    assert b'"page_scroll"' in texts and b"someone-else" in texts and b"2099-01-01" in texts and b"1970-01-02" in texts
+    assert b'"page_scroll"' in texts and b"someone-else" in texts and b"2099-01-01" in texts
+    # month-old events in a day's drop (past the 7-day lateness rule, but real times)
+    times = [
+        json.loads(line)["event_at"] for line in texts.splitlines() if line.startswith(b"{") and b'"event_at"' in line
+    ]
+    oldest = min(pd.Timestamp(t) for t in times if t and isinstance(t, str))
+    assert pd.Timestamp(cfg.start_date, tz="UTC") - oldest >= pd.Timedelta(days=20)
     assert b"not json at all" in texts or b'{"event_id": "x", "user_id": \n' in texts
     assert any(p.stat().st_size == 0 for p in folder.rglob("*.jsonl")), "an empty file"
     with pytest.raises(ValueError, match="unknown fault kinds"):

@@ -74,6 +74,13 @@ def test_history_lands_by_event_time_without_the_lateness_rule(north, tmp_path):
     assert bad.loc["bad_timestamp", "source_file"] == "export.csv"
     assert quarantine["2025-06-02"].reason.tolist() == ["null_user_id"]
     assert all(r.reconciles for r in result.reports)
+    # each day's checks are its own: a clean day passes though another day of the run had bad rows
+    assert {r.date: r.suite_success for r in result.reports} == {
+        "2025-06-01": True,
+        "2025-06-02": False,
+        "2025-06-03": True,
+        TODAY.isoformat(): False,
+    }
 
 
 def test_importing_the_same_files_again_changes_nothing(north, tmp_path):
@@ -170,7 +177,8 @@ def test_what_an_import_cannot_place_is_quarantined_never_a_crash(north, tmp_pat
     (tmp_path / "odd.csv").write_text("\n".join([header, *odd, "A10,broken"]) + "\n")
     (tmp_path / "bad.csv").write_text(header + "\nonly,broken\n")
     s = import_history(north, tenant, [tmp_path / "odd.csv", tmp_path / "bad.csv"], today=TODAY).summary()
-    assert s["quarantined"] == {"bad_timestamp": 3, "malformed_line": 2}
+    # north's export is shared (rows.other_tenant: skip): its broken lines are nobody's known rows
+    assert (s["quarantined"], s["unattributed_lines"]) == ({"bad_timestamp": 3}, 2)
 
 
 def test_a_spec_that_no_longer_fits_a_file_keeps_what_it_landed(north, tmp_path):
@@ -198,3 +206,71 @@ def test_a_spec_leaving_out_a_required_column_names_it(north, tmp_path):
     assert any("lacks columns ['event_at']" in p for p in s["problems"])
     # and the quarantine of the import's day, all typed, reads as one table with pandas
     assert len(pd.read_parquet(north.stores.quarantine.tenant_dir("eu", "north"))) == s["quarantined"]["bad_timestamp"]
+
+
+def test_history_imported_out_of_date_order_keeps_an_event_once(north, tmp_path):
+    """The same event id a few days apart, the later date imported first: the copy that landed
+    first stays, the other is a duplicate, whichever order the pieces came in."""
+    spec = {**SPEC, "columns": {**SPEC["columns"], "event_id": "Order"}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    header = EXPORT.splitlines()[0]
+    (tmp_path / "june5.csv").write_text(header + "\nA9,S1,1,3.5,2025-06-05 10:00:00,17850.0,north\n")
+    (tmp_path / "june3.csv").write_text(header + "\nA9,S1,1,3.5,2025-06-03 10:00:00,17850.0,north\n")
+    tenant = TenantStore(north).get("north")
+    first = import_history(north, tenant, [tmp_path / "june5.csv"], today=TODAY).summary()
+    second = import_history(north, tenant, [tmp_path / "june3.csv"], today=TODAY).summary()
+    assert (first["landed"], second["landed"], second["duplicates_dropped"]) == (1, 0, 1)
+    lake = _partitions(north, north.stores.lake)
+    assert {d: f.event_id.tolist() for d, f in lake.items()} == {"2025-06-03": [], "2025-06-05": ["A9"]}
+
+
+def test_a_day_being_rebuilt_is_not_a_reason_to_drop_an_event(north, tmp_path):
+    """A day the same run rewrites may lose the event (a changed spec moved it): it is not
+    consulted, so the event lands where the run puts it, once."""
+    from ml.data.ingest.partitions import LandedIds
+
+    tenant = TenantStore(north).get("north")
+    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    ids = _partitions(north, north.stores.lake)["2025-06-03"].event_id
+    d = date(2025, 6, 1)
+    assert LandedIds(north, tenant).already_landed(d, ids).all()
+    assert not LandedIds(north, tenant, rewriting=[date(2025, 6, 3)]).already_landed(d, ids).any()
+
+
+def test_unix_time_in_the_wrong_unit_is_a_bad_timestamp_not_a_1970_event(north, tmp_path):
+    spec = {**SPEC, "timestamp": {"format": "epoch_ms"}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    header = EXPORT.splitlines()[0]
+    # seconds where milliseconds were declared (January 1970), then a right one (2025-06-01 10:00 UTC)
+    (tmp_path / "epoch.csv").write_text(
+        header + "\nA1,S1,1,3.5,1748772000,17850.0,north\nA2,S1,1,3.5,1748772000000,17850.0,north\n"
+    )
+    s = import_history(north, TenantStore(north).get("north"), [tmp_path / "epoch.csv"], today=TODAY).summary()
+    assert (s["landed"], s["quarantined"]) == (1, {"bad_timestamp": 1})
+    assert [d for d, f in _partitions(north, north.stores.lake).items() if len(f)] == ["2025-06-01"]
+
+
+def test_lines_of_a_shared_export_naming_no_tenant_are_nobodys_never_copied(north, tmp_path):
+    """A shared export read by tenants of two regions: a malformed line and a row without a shop
+    cannot be attributed, so no tenant keeps their text; each counts them and names the lines."""
+    TenantStore(north).add(Tenant("south", "us"))
+    assert main(["tenants", "source", "south", "--file", str(tmp_path / "spec.json")]) == 0
+    header = EXPORT.splitlines()[0]
+    shared = [
+        header,
+        "A1,S1,2,3.5,2025-06-01 10:00:00,17850.0,north",
+        "SECRET,broken",
+        "A2,S1,1,3.5,2025-06-01 11:00:00,1.0,",
+    ]
+    (tmp_path / "shared.csv").write_text("\n".join([*shared, "A4,S3,1,2,2025-06-03 09:00:00,13047.0,south"]) + "\n")
+    for tid, landed in (("north", 1), ("south", 1)):
+        s = import_history(north, TenantStore(north).get(tid), [tmp_path / "shared.csv"], today=TODAY).summary()
+        assert (s["landed"], s["quarantined"], s["unattributed_lines"], s["other_tenant_rows"]) == (landed, {}, 2, 1)
+        assert any(
+            p.startswith("unattributed_lines: shared.csv: 2 lines") and "line 3, 4" in p for p in s["problems"]
+        ), s["problems"]
+    for store in (north.stores.landing, north.stores.quarantine, north.stores.lake):
+        texts = b"".join(p.read_bytes() for p in store.root.rglob("*") if p.is_file())
+        assert b"SECRET" not in texts and b"1.0," not in texts

@@ -194,9 +194,12 @@ def test_json_arrays_of_events_land_each_event(settings, acme):
     line = json.dumps([_row(1), _row(2)])
     _drop(settings, "lines.jsonl", line + "\n" + json.dumps(_row(3)) + "\n")
     _drop(settings, "pretty.json", json.dumps([_row(i) for i in (4, 5, 6)], indent=2))
-    summary, lake, _ = _ingest(settings)
-    assert (summary["landed"], summary["quarantined"]) == (6, {})
+    # a line holding an array that is not all events is one malformed line, kept as sent
+    _drop(settings, "odd.jsonl", "[1, 2, 3]\n[]\n" + json.dumps([_row(7), "x"]) + "\n")
+    summary, lake, quarantine = _ingest(settings)
+    assert (summary["landed"], summary["quarantined"]) == (6, {"malformed_line": 2})
     assert sorted(lake.event_id) == [f"e{i}" for i in range(1, 7)]
+    assert sorted(quarantine.raw_line) == sorted(["[1, 2, 3]", json.dumps([_row(7), "x"])])
 
 
 def test_quarantined_csv_rows_name_their_file_line(settings, acme):
@@ -270,8 +273,8 @@ def test_a_json_file_without_records_is_named_as_empty(settings, acme):
 def test_json_that_is_not_an_object_is_malformed_with_its_raw_text(settings, acme):
     _drop(settings, "odd.jsonl", "17\n" + json.dumps(_row(1)) + '\n"text"\n[1, 2]\n')
     summary, lake, quarantine = _ingest(settings)
-    assert (summary["landed"], summary["quarantined"]) == (1, {"malformed_line": 4})
-    assert sorted(quarantine.raw_line) == ['"text"', "1", "17", "2"]
+    assert (summary["landed"], summary["quarantined"]) == (1, {"malformed_line": 3})
+    assert sorted(quarantine.raw_line) == ['"text"', "17", "[1, 2]"]
 
 
 def test_a_day_without_files_and_a_day_with_an_empty_field_ingest_in_one_run(settings, acme):

@@ -204,6 +204,20 @@ def test_a_spec_expression_naming_a_column_the_file_lacks_blames_the_spec(shop):
     assert "schema_mismatch: no-visit.csv: the source spec does not fit it" in problem and "Visit" in problem
 
 
+def test_an_expression_that_needs_more_memory_than_allowed_fails_its_file_only(settings, tmp_path, monkeypatch):
+    from tests.world import world_env
+
+    settings = world_env(monkeypatch, settings.home, TENANTFLOW_LANDING_READ_MEMORY_LIMIT="20MB")
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("device: {const: web}", "device: {expr: \"lpad(Visit, 40000000, 'x')\"}"))
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    _drop(settings, "export.csv", EXPORT, day=date(2025, 11, 20))
+    summary, lake = _ingest(settings, date(2025, 11, 20), date(2025, 11, 21))
+    assert summary["rows_in"] == 0 and lake.empty
+    assert summary["batch_problems"][0].startswith("2025-11-20: unreadable_file: export.csv: Out of Memory Error")
+
+
 def test_the_readmes_landing_contract_is_the_codes():
     import re
     from pathlib import Path

@@ -46,7 +46,10 @@ def inject_row_faults(table: pa.Table, faults: Faults, config: GenerationConfig,
         future = pa.scalar(datetime(2099, 1, 1, tzinfo=UTC), pa.timestamp("us", tz="UTC"))
         cols["event_at"] = ts = pc.if_else(pa.array(pick()), future, ts)
     if "past_timestamps" in faults.kinds:
-        past = pa.scalar(datetime(1970, 1, 2, tzinfo=UTC), pa.timestamp("us", tz="UTC"))
+        # a replay of old events: a real time a month before the window (so its drop is its
+        # neighbours' day, not that day's), past the live drops' 7-day lateness rule
+        old = datetime.combine(config.start_date - timedelta(days=30), datetime.min.time(), tzinfo=UTC)
+        past = pa.scalar(old, pa.timestamp("us", tz="UTC"))
         cols["event_at"] = pc.if_else(pa.array(pick()), past, ts)
     out = pa.table(cols)
     if "duplicate_event_ids" in faults.kinds:

@@ -41,7 +41,7 @@ from ml.core.tenants import Tenant
 from ml.data.ingest.files import UnreadableFile
 from ml.data.ingest.landing import history_file_name, sha256_file
 from ml.data.ingest.partitions import PartitionReport, read_manifest
-from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, READ_COLUMNS, READ_SCHEMA, read_file
+from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, READ_COLUMNS, READ_SCHEMA, read_file, reader
 from ml.data.ingest.run import ingest_days, totals
 from ml.data.ingest.spec import source_spec
 
@@ -56,6 +56,7 @@ class SourceFileImport:
     sha256: str
     rows: int = 0  # this tenant's rows and malformed lines read from it
     other_tenant_rows: int = 0
+    unattributed_lines: int = 0  # a shared export's lines naming no tenant, or not parseable
     days: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     changed: bool = False  # its history files were written (False: imported before, same bytes)
@@ -80,6 +81,7 @@ class HistoryImport:
             **totals(self.reports),
             # skipped while reading the source files (their history files hold this tenant's rows only)
             "other_tenant_rows": sum(f.other_tenant_rows for f in self.files),
+            "unattributed_lines": sum(f.unattributed_lines for f in self.files),
             "problems": [p for f in self.files for p in f.problems]
             + [f"{r.date}: {p}" for r in self.reports for p in r.batch_problems],
             "per_day": [
@@ -111,8 +113,7 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
         raise FileNotFoundError(f"tenant {tenant.tenant_id}: not a file: {', '.join(missing)}; nothing was imported")
     today = today or datetime.now(UTC).date()
     spec = source_spec(settings, tenant)
-    con = duckdb.connect()
-    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    con = reader(settings)
     files: list[SourceFileImport] = []
     touched: set[date] = set()
     with tempfile.TemporaryDirectory(prefix="tenantflow-import-") as workdir:
@@ -132,6 +133,7 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
                 continue
             record.problems += read.problems
             record.other_tenant_rows = read.other_tenant_rows
+            record.unattributed_lines = read.unattributed_lines
             rows = _with_malformed(read.rows, read.malformed, path.name)
             record.rows = len(rows)
             if read.problems and not len(rows):  # e.g. a spec that no longer fits it: keep what it landed before

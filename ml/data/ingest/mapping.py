@@ -18,7 +18,13 @@ from ml.data.ingest.spec import Const, Expr, Hash, SourceSpec, Timestamp
 # text; unparseable -> null.
 PARSED = {"event_at": "timestamptz", **dict.fromkeys(NUMERIC_COLUMNS, "double")}
 _NUMERIC_ID = r"^(-?[0-9]+)\.0+$"  # 17850.0 -> 17850
-_EARLIEST, _LATEST = "timestamptz '1900-01-01 00:00:00+00'", "timestamptz '2200-01-01 00:00:00+00'"
+# Event times outside [1990, 2200) are bad timestamps: nothing a platform records happened
+# before 1990, and a Unix time in the wrong unit lands far outside (seconds declared as
+# milliseconds: January 1970; milliseconds as seconds: year 57,000). Also keeps pandas'
+# nanoseconds from overflowing (``infinity``, year 1).
+EARLIEST_YEAR, LATEST_YEAR = 1990, 2200
+_EARLIEST = f"timestamptz '{EARLIEST_YEAR}-01-01 00:00:00+00'"
+_LATEST = f"timestamptz '{LATEST_YEAR}-01-01 00:00:00+00'"
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,7 @@ def landing_select(spec: SourceSpec, names: list[str], tenant_id: str, raw: str 
     numbers = [f"{_number(c)} as _{c}" for c in NUMERIC_COLUMNS if c not in absent]
     parsed = ", ".join([f"{_event_at(spec.timestamp)} as _event_at", *numbers])
     raw_sql = f", {raw} as _raw" if raw != "null" else ""
-    # an instant outside [1900, 2200) (``infinity``, year 1, epoch microseconds read as seconds)
-    # is a bad timestamp, not one that overflows pandas' nanoseconds and fails the tenant
+    # an implausible instant (see EARLIEST_YEAR) is a bad timestamp, never one that fails the tenant
     plausible = f"case when _event_at >= {_EARLIEST} and _event_at < {_LATEST} then _event_at end as _event_at"
     sql = f"select * replace ({plausible}) from (select *, {parsed} from (select _line_no, {inner}{raw_sql} from src))"
     return Mapping(sql, missing, absent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -73,6 +74,7 @@ class PartitionReport:
     duplicates_dropped: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # by a spec's row rule (rows.missing_user: drop)
     other_tenant_rows: int = 0  # skipped: another tenant's rows of a shared export (not in rows_in)
+    unattributed_lines: int = 0  # skipped: a shared export's lines naming no tenant (not in rows_in)
     batch_problems: list[str] = field(default_factory=list)
     waiting_files: list[str] = field(default_factory=list)  # still being written: ingested by a later run
     suite_success: bool = True
@@ -121,13 +123,13 @@ def write_day(
     ``valid``: the day's rows that passed validation (``WRITE_COLUMNS``); ``rejected``: the
     others, as read, with ``reasons``; ``report.rows_in`` is already counted.
     """
-    # Deduplicate: first occurrence within the day, then against earlier days' partitions.
+    # Deduplicate: first occurrence within the day, then against the partitions near it (LandedIds).
     before = len(valid)
     order = valid["_file_no"].to_numpy(np.int64) << 32 | valid["_line_no"].to_numpy(np.int64)
     if len(order) > 1 and not (order[1:] > order[:-1]).all():  # read in this order already: no sort
         valid = valid.iloc[np.argsort(order, kind="stable")]
     valid = valid.drop_duplicates("event_id", keep="first")
-    valid = valid[~landed.seen_before(day, valid["event_id"])]
+    valid = valid[~landed.already_landed(day, valid["event_id"])]
     report.duplicates_dropped = before - len(valid)
     report.landed = len(valid)
 
@@ -156,20 +158,28 @@ def write_day(
 class LandedIds:
     """The event ids already in a tenant's lake partitions, for deduplication across days.
 
-    One ingestion run writes its days in date order and each day is checked against the
-    lookback days before it, so every partition is read (and hashed) at most once per run:
-    days written by this run are remembered as they are written.
+    An id counts as landed when a partition within ``LOOKBACK`` of its day holds it, before the
+    day or after it: a late file rebuilds an earlier day after later days landed, and a history
+    import can bring an earlier date than one already imported; the copy that landed first is
+    kept either way (a landed event is never replaced). Days this run is still to write are not
+    consulted (their files on disk are about to be replaced: they deduplicate against this day
+    when their turn comes). One run writes its days in date order, so every partition is read
+    (and hashed) at most once per run: days written by this run are remembered as they are written.
     """
 
-    def __init__(self, settings: Settings, tenant: Tenant) -> None:
+    def __init__(self, settings: Settings, tenant: Tenant, rewriting: Iterable[date] = ()) -> None:
         self.settings, self.tenant = settings, tenant
+        self._rewriting = set(rewriting)
         self._days: dict[date, tuple[np.ndarray, np.ndarray]] = {}  # day -> (ids, 64-bit hashes)
 
     def remember(self, day: date, event_ids: pd.Series) -> None:
         ids = event_ids.to_numpy(dtype=object)
         self._days[day] = (ids, pd.util.hash_array(ids))
+        self._rewriting.discard(day)
 
     def _day(self, day: date) -> tuple[np.ndarray, np.ndarray] | None:
+        if day in self._rewriting:
+            return None
         if day not in self._days:
             path = lake_dir(self.settings, self.tenant, day) / LAKE_FILE
             if not path.exists():
@@ -177,18 +187,19 @@ class LandedIds:
             self.remember(day, pq.read_table(path, columns=["event_id"]).column("event_id").to_pandas())
         return self._days[day]
 
-    def seen_before(self, day: date, event_ids: pd.Series) -> np.ndarray:
-        """Which ``event_ids`` already landed in the days before ``day`` (within the lookback).
+    def already_landed(self, day: date, event_ids: pd.Series) -> np.ndarray:
+        """Which ``event_ids`` already landed in the other days within ``LOOKBACK`` of ``day``.
 
         A 64-bit hash finds the candidates fast; candidates are then confirmed by exact string
         comparison, so a hash collision can never drop a real event.
         """
         found = np.zeros(len(event_ids), dtype=bool)
-        earlier = [e for k in range(1, LOOKBACK.days + 1) if (e := self._day(day - timedelta(days=k))) is not None]
-        if not earlier or not len(event_ids):
+        near = [day + timedelta(days=k) for k in range(-LOOKBACK.days, LOOKBACK.days + 1) if k]
+        landed = [e for d in near if (e := self._day(d)) is not None]
+        if not landed or not len(event_ids):
             return found
-        ids = np.concatenate([e[0] for e in earlier])
-        theirs = np.concatenate([e[1] for e in earlier])
+        ids = np.concatenate([e[0] for e in landed])
+        theirs = np.concatenate([e[1] for e in landed])
         ours = pd.util.hash_array(event_ids.to_numpy(dtype=object))
         candidates = np.nonzero(pd.Series(ours).isin(theirs).to_numpy())[0]  # a hash table; np.isin sorts
         if len(candidates):

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
-from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy, record_lines, sniff_dialect
+from ml.core.settings import Settings
+from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy
 from ml.data.ingest.landing import HISTORY_FILE, sha256_file
-from ml.data.ingest.mapping import PARSED, landing_select, quote_identifier, raw_record, sql_literal
+from ml.data.ingest.mapping import PARSED, landing_select, raw_record
+from ml.data.ingest.parsers import JSON_LINE, csv_rejects, read_delimited, read_json
 from ml.data.ingest.partitions import PartitionReport
 from ml.data.ingest.spec import DEFAULT, SourceSpec
 
@@ -43,7 +44,6 @@ READ_SCHEMA = pa.schema(
         ("source_file", pa.string()),
     ]
 )
-JSON_LINE = "__tenantflow_line"  # a JSON row's line, its raw record
 HISTORY_MARK = b"tenantflow.history"  # Parquet metadata key of a history import's landing files
 MALFORMED = "_malformed"  # a history file's flag column: the row is a malformed line (its text in _raw)
 
@@ -51,13 +51,15 @@ MALFORMED = "_malformed"  # a history file's flag column: the row is a malformed
 @dataclass
 class FileRead:
     """One landing file read: its rows as text (``READ_COLUMNS``), its malformed lines
-    (``_line_no, raw_line, source_file``), problems naming the file, and how many rows belonged to
-    other tenants (skipped by the spec's ``rows.other_tenant: skip``)."""
+    (``_line_no, raw_line, source_file``), problems naming the file, and, in a shared export (the
+    spec's ``rows.other_tenant: skip``), how many rows named another tenant and how many lines
+    could not be attributed to any (no tenant, or not parseable): both skipped, neither kept here."""
 
     rows: pd.DataFrame
     malformed: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     other_tenant_rows: int = 0
+    unattributed_lines: int = 0
 
 
 def read_file(
@@ -101,13 +103,13 @@ def read_file(
         names = [c for c in raw.columns if c != "_line_no"]
         record = raw_record(names) if own_export else "null"
     elif kind.format == "csv":
-        delimited, names, csv_problems = _read_delimited(con, plain, p, spec.delimiter)
+        delimited, names, csv_problems = read_delimited(con, plain, p, spec.delimiter)
         problems += csv_problems
         if delimited is None:
             return FileRead(empty, malformed, problems)
         raw, record = delimited, raw_record(names) if own_export else "null"
     else:
-        raw, malformed, names = _read_json(con, plain, p, spec)
+        raw, malformed, names = read_json(con, plain, p, spec)
         # the line is the record: kept for arrays' elements and own exports (else read again if quarantined)
         record = JSON_LINE if own_export else f"case when {JSON_LINE}_of_array then {JSON_LINE} end"
     mapping = landing_select(spec, names, tenant_id, record)
@@ -127,16 +129,35 @@ def read_file(
     finally:
         con.execute("set TimeZone = 'UTC'")
     records = table.num_rows
-    table, other = _skip_other_tenants(table, tenant_id) if spec.rows.other_tenant == "skip" else (table, 0)
+    shared = spec.rows.other_tenant == "skip"
+    table, other = _skip_other_tenants(table, tenant_id) if shared else (table, 0)
     df = _arrow_backed(_with_nulls(table, [*mapping.absent, *([] if record != "null" else ["_raw"])]))
     if kind.format == "csv":
-        malformed, numbered = _csv_rejects(con, plain, df, records)
+        malformed, numbered = csv_rejects(con, plain, df, records)
         if not numbered and record == "null" and len(df):  # a record spans lines: its line cannot be read again
             df["_raw"] = raw.query("src", f"select {raw_record(names)} as r from src").fetchnumpy()["r"]
     df["_file_no"] = file_no
     df["source_file"] = path.name
     malformed["source_file"] = path.name
-    return FileRead(df, malformed, problems, other)
+    read = FileRead(df, malformed, problems, other)
+    return _without_unattributed(read, path.name) if shared else read
+
+
+def _without_unattributed(read: FileRead, name: str) -> FileRead:
+    """A shared export's read without the lines whose tenant is unknown (naming none, or not
+    parseable): never copied into this tenant's stores; counted and named by line instead."""
+    no_tenant = read.rows["tenant_id"].isna().to_numpy()
+    lines = sorted([*read.rows["_line_no"].to_numpy()[no_tenant].tolist(), *read.malformed["_line_no"].astype(int)])
+    if not lines:
+        return read
+    shown = ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10 else "")
+    problem = (
+        f"unattributed_lines: {name}: {len(lines)} line{'s' if len(lines) > 1 else ''} of this shared export"
+        f" name no tenant or cannot be parsed (line {shown}); every tenant reading it skips them"
+        " (rows.other_tenant: skip), so their text stays only in the file: fix them in the export"
+    )
+    rows = read.rows[~no_tenant].reset_index(drop=True)
+    return FileRead(rows, read.malformed.iloc[:0], [*read.problems, problem], read.other_tenant_rows, len(lines))
 
 
 def _skip_other_tenants(table: pa.Table, tenant_id: str) -> tuple[pa.Table, int]:
@@ -154,104 +175,6 @@ def _read_history(path: Path, file_no: int) -> FileRead:
     rows = df.loc[~bad, READ_COLUMNS[:-2]].reset_index(drop=True)
     rows["_file_no"], rows["source_file"] = file_no, df.loc[~bad, "source_file"].to_numpy()
     return FileRead(rows, lines.astype({"raw_line": object}).reset_index(drop=True))
-
-
-def _csv_rejects(
-    con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, records: int
-) -> tuple[pd.DataFrame, bool]:
-    """The lines DuckDB rejected (``_line_no, raw_line``), one per line however many errors it
-    had; and whether ``df``'s records could be renumbered by their file line, as rejected lines
-    are (not when a record spans lines: they keep their record number)."""
-    rej = con.sql(
-        "select line as _line_no, any_value(csv_line) as raw_line from rej_err group by line order by line"
-    ).df()
-    rej["raw_line"] = rej["raw_line"].str.strip("\r\n")  # DuckDB keeps a CRLF file's "\n" before the line
-    lines = record_lines(plain, records, rej["_line_no"].to_numpy())
-    if lines is not None and len(df):
-        df["_line_no"] = lines[df["_line_no"].to_numpy(np.int64) - 1]
-    return rej, lines is not None
-
-
-def _read_delimited(
-    con: duckdb.DuckDBPyConnection, plain: Path, p: str, delimiter: str | None
-) -> tuple[duckdb.DuckDBPyRelation | None, list[str], list[str]]:
-    """A delimited file's rows as text (the delimiter sniffed from its header; unnamed columns,
-    such as the empty one a trailing delimiter makes, are ignored), its column names, problems."""
-    # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
-    dialect = sniff_dialect(plain, delimiter)
-    file = plain.name.removesuffix(".plain")
-    names: list[str] = []  # the columns DuckDB reads: unique ignoring case (as DuckDB's names are)
-    for i, written in enumerate(dialect.header):
-        name = written.strip()
-        if name and name.lower() in {n.lower() for n in names}:
-            if name.lower() in LANDING_COLUMNS:
-                return None, names, [f"schema_mismatch: {file} names column {name!r} twice"]
-            name = ""  # a second column of a name we do not read: ignored like an unnamed one
-        names.append(name or f"_unnamed_{i}")
-    named = [n for n in names if not n.startswith("_unnamed_")]
-    if not named:
-        return None, [], [f"schema_mismatch: {file} has no header line"]
-    spec = "{" + ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in names) + "}"
-    delim = dialect.delimiter.replace("'", "''")
-    con.execute("drop table if exists rej_err; drop table if exists rej_scan")
-    raw = con.sql(
-        f"select row_number() over () as _line_no, * from read_csv('{p}', header=true, auto_detect=false,"
-        f" delim='{delim}', quote='\"', escape='\"', columns={spec},"
-        " store_rejects=true, rejects_table='rej_err', rejects_scan='rej_scan')"
-    )
-    return raw, named, []
-
-
-def _read_json(
-    con: duckdb.DuckDBPyConnection, plain: Path, p: str, spec: SourceSpec
-) -> tuple[duckdb.DuckDBPyRelation, pd.DataFrame, list[str]]:
-    """JSON lines (or one JSON array of events) as text rows, the lines that are not a JSON
-    object (or an array of them) as malformed lines, and the keys found.
-
-    Each line is parsed once to learn its type (``try(json_type(...))``: null when it is not
-    JSON), once for its keys and once for its values.
-    """
-    lines = (
-        "select generate_subscripts(l, 1) as _line_no, unnest(l) as line"
-        f" from (select string_split(content, chr(10)) as l from read_text('{p}'))"
-    )
-    with open(plain, "rb") as f:
-        starts_as_array = f.read(4096).lstrip()[:1] == b"["
-    if starts_as_array:  # one JSON array (pretty-printed or not) is one "line"; else its lines after all
-        whole = con.sql(f"select try(json_type(content)) = 'ARRAY' from read_text('{p}')").fetchone()
-        if whole and whole[0]:
-            lines = f"select 1 as _line_no, content as line from read_text('{p}')"
-    con.execute(
-        "create or replace temp table jl as "
-        f"with typed as (select _line_no, line, try(json_type(line)) as t from ({lines}) where length(trim(line)) > 0)"
-        " select _line_no, line, coalesce(t = 'OBJECT', false) as ok, false as arr from typed"
-        " where t is distinct from 'ARRAY'"
-        " union all"  # an array's elements are events (elements of valid JSON are valid JSON)
-        " select _line_no, e as line, coalesce(json_type(e) = 'OBJECT', false) as ok, true as arr"
-        " from (select _line_no, unnest(json_extract(line, '$[*]')::varchar[]) as e from typed where t = 'ARRAY')"
-    )
-    malformed = con.sql("select _line_no, line as raw_line from jl where not ok").df()
-    keys = con.sql("select distinct unnest(json_keys(line)) as k from jl where ok").fetchall()
-    # keys that differ only in case or surrounding spaces are one column (as header names are)
-    groups: dict[str, list[str]] = {}
-    for (k,) in sorted(keys, key=lambda k: (k[0] != k[0].strip(), k[0])):  # " kind" after "kind": names its column
-        groups.setdefault(k.strip().lower(), []).append(k)
-    if spec == DEFAULT:  # the keys the contract reads; a spec's expressions may use any
-        groups = {g: ks for g, ks in groups.items() if g in LANDING_COLUMNS}
-    ordered = [k for ks in groups.values() for k in ks]
-    position = {k: i + 1 for i, k in enumerate(ordered)}
-    # one JSON parse per line for all keys, addressed by JSON pointer (no quoting of the key needed)
-    pointers = "[" + ", ".join(sql_literal("/" + k.replace("~", "~0").replace("/", "~1")) for k in ordered) + "]"
-    exprs = "".join(
-        f", coalesce({', '.join(f'v[{position[k]}]' for k in ks)}) as {quote_identifier(ks[0])}"
-        for ks in groups.values()
-    )
-    names = [ks[0] for ks in groups.values()]  # a group's column is named as its first key
-    raw = con.sql(
-        f"select _line_no{exprs}, line as {JSON_LINE}, arr as {JSON_LINE}_of_array from"
-        f" (select _line_no, line, arr, json_extract_string(line, {pointers}) as v from jl where ok)"
-    )
-    return raw, malformed, names
 
 
 def _arrow_backed(table: pa.Table) -> pd.DataFrame:
@@ -313,6 +236,15 @@ def typed_rows(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for reading a tenant's files: rows kept in file order, times
+    in UTC unless a spec says otherwise, memory capped by ``landing.read_memory_limit``."""
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    con.execute("set memory_limit = ?", [settings.landing.read_memory_limit])
+    return con
+
+
 def read_day(
     con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, spec: SourceSpec = DEFAULT
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -360,6 +292,7 @@ def _read_day(
         if problems:
             entry["status"] = "; ".join(problems)
         report.other_tenant_rows += read.other_tenant_rows
+        report.unattributed_lines += read.unattributed_lines
         entry["rows"] = len(df) + len(malformed)
         frames.append(df)
         if len(malformed):

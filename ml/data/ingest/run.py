@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -23,7 +22,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
 from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, waiting_note, write_day
 from ml.data.ingest.raw_records import with_raw_lines
-from ml.data.ingest.readers import read_day, typed_rows
+from ml.data.ingest.readers import read_day, reader, typed_rows
 from ml.data.ingest.spec import source_spec
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID
@@ -44,8 +43,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     days = sorted(set(days))
     spec = source_spec(settings, tenant)
     reports = {d: PartitionReport(tenant.tenant_id, tenant.region, d.isoformat()) for d in days}
-    con = duckdb.connect()
-    con.execute("set preserve_insertion_order = true; set TimeZone = 'UTC'")
+    con = reader(settings)
     raws: list[pd.DataFrame] = []
     malformed: dict[date, pd.DataFrame | None] = {}
     settle = settings.landing.settle_seconds
@@ -64,18 +62,19 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     verdict = validate_batch(typed, days, tenant, settings, spec.rows.max_null_user_share)
 
     out = []
-    landed = LandedIds(settings, tenant)
+    landed = LandedIds(settings, tenant, rewriting=days)
     day_rows = typed.groupby("landed_on").indices  # landing day -> row positions, in row order
     writable = typed[WRITE_COLUMNS]
     for d in days:
         key, report = d.isoformat(), reports[d]
         report.batch_problems += verdict.batch_problems + verdict.day_problems.get(key, [])
-        report.suite_success = verdict.success and not verdict.day_problems.get(key)
         rows = day_rows.get(key, np.array([], dtype=np.int64))
         bad = malformed[d]
         report.rows_in = len(rows) + (0 if bad is None else len(bad))
         reasons = verdict.reasons[rows]
         ok = pd.isna(reasons)
+        # the day's own GX verdict: its rows and table checks passed (another day's bad rows are not its own)
+        report.suite_success = not verdict.batch_problems and not verdict.day_problems.get(key) and bool(ok.all())
         keep = ~ok
         if spec.rows.missing_user == "drop":  # the tenant's rule: a row without a user is counted, not kept
             no_user = reasons == "null_user_id"
@@ -134,7 +133,8 @@ def ingest_tenants(
 
 def totals(reports: list[PartitionReport]) -> dict[str, Any]:
     """What a run's partitions add up to: rows in, landed, quarantined and dropped by reason,
-    duplicates, other tenants' rows; ``rows_in = landed + quarantined + dropped + duplicates``."""
+    duplicates, and what a shared export held for others (other tenants' rows, lines naming no
+    tenant); ``rows_in = landed + quarantined + dropped + duplicates``."""
     quarantined: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     for r in reports:
@@ -147,6 +147,7 @@ def totals(reports: list[PartitionReport]) -> dict[str, Any]:
         "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
         "dropped": dict(sorted(dropped.items())),
         "other_tenant_rows": sum(r.other_tenant_rows for r in reports),
+        "unattributed_lines": sum(r.unattributed_lines for r in reports),
     }
 
 

@@ -32,7 +32,10 @@ can never read a file or a table). ``hash`` derives a deterministic event id (SH
 columns' text), so a re-sent file lands nothing twice. The ``rows`` rules decide what happens
 to a row without a user (``drop`` counts it under ``dropped`` in the day's manifest instead of
 quarantining it) and to a row whose ``tenant_id`` names another tenant (``skip`` leaves it to that
-tenant: counted as ``other_tenant_rows``, outside this tenant's ``rows_in``).
+tenant: counted as ``other_tenant_rows``, outside this tenant's ``rows_in``; a line of such a
+shared export that names no tenant, or cannot be parsed, is nobody's known row: every tenant
+reading the file counts it as ``unattributed_lines`` and names its line numbers in the problems,
+never copying its text into its own stores).
 
 Raises :class:`SpecError` (naming the field) for anything else.
 """

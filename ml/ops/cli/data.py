@@ -173,6 +173,11 @@ def _print_import(summary: dict[str, Any]) -> None:
         f"{summary['landed']:,} landed, quarantined: {reasons}, dropped by rule: {summary['dropped'] or 'none'}, "
         f"{summary['duplicates_dropped']:,} duplicates dropped"
         + (f"; {summary['other_tenant_rows']:,} rows of other tenants skipped" if summary["other_tenant_rows"] else "")
+        + (
+            f"; {summary['unattributed_lines']:,} lines naming no tenant skipped (see the problems)"
+            if summary["unattributed_lines"]
+            else ""
+        )
     )
     if not summary["days_ingested"] and summary["files_unchanged"]:
         console.print("Nothing to do: every file with rows of this tenant was imported before with the same result.")
