@@ -1,66 +1,259 @@
-"""Offline evaluation: ranking, classification and regression metrics, and lift over a baseline.
+"""Offline evaluation: the field's top-k ranking metrics (one definition: the recommender's
+holdout, and so the gate, is scored by :func:`ranking_metrics` on top of it), the two evaluation
+protocols (temporal and stratified random splits), bootstrap intervals; the classification and
+regression metrics of the other kinds, and lift over a baseline.
 
-Metric names are the same for every tenant (``hit_rate_at_10``, ``roc_auc``, ...) so runs
-compare side by side in the MLflow UI. Ranking metrics are computed per query (one user at
-one cutoff) over the generated candidates and averaged over every user who clicked anything
-in the label window: a user whose clicks the candidates missed counts as a miss, so the
-numbers judge candidate generation and re-ranking together.
+Metric names are the same for every tenant (``ndcg_at_10``, ``roc_auc``, ...) so runs compare
+side by side in the MLflow UI.
+
+Ranking definitions (binary relevance; Microsoft's recommenders library, ``recommenders.evaluation.
+python_evaluation``, and trec_eval's ``ndcg_cut``/``P``/``recall``/``map_cut``, which a test
+checks them against):
+
+- ``ndcg_at_k``: DCG of the top k, ``sum(rel_i / log2(i + 1))``, over the ideal DCG, which puts
+  ``min(k, |relevant|)`` relevant items first.
+- ``precision_at_k``: hits in the top k over k (a list shorter than k still divides by k).
+- ``recall_at_k``: hits in the top k over ``|relevant|``.
+- ``map_at_k``: mean average precision as recommenders' ``map``: the precision at each hit in
+  the top k, summed, over ``|relevant|`` (trec_eval's ``map_cut_k``).
+- ``hit_rate_at_k``: 1 when the top k holds any relevant item.
+- ``catalogue_coverage_at_k``: distinct items in anyone's top k over the catalogue's size.
+
+Every user with a relevant item counts: a user the model gave no list (or a list without hits)
+scores 0, so a model cannot look better by leaving hard users out (recommenders averages over
+the users both sides know; ours is stricter where they differ).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 K = 10
+PER_USER = ("ndcg", "precision", "recall", "ap", "hit")
+
+
+def per_query_metrics(hits: np.ndarray, n_relevant: np.ndarray) -> pd.DataFrame:
+    """Each query's metrics from its top-k hit flags and how many relevant items it has.
+
+    Args:
+        hits: ``(queries, k)`` booleans, ``hits[q, i]``: the item at rank ``i + 1`` of query
+            ``q``'s list is relevant (False past the end of a short list).
+        n_relevant: ``(queries,)`` relevant items per query, in the list or not (>= 1).
+
+    Returns:
+        A frame of ``PER_USER`` columns (floats in [0, 1]), one row per query.
+
+    Raises:
+        ValueError: shapes disagree, a query has no relevant item, or has more hits than relevant items.
+    """
+    hits = np.asarray(hits, dtype=bool)
+    n_rel = np.asarray(n_relevant, dtype=np.float64)
+    if hits.ndim != 2 or len(hits) != len(n_rel):
+        raise ValueError(f"hits must be (queries, k) and n_relevant (queries,), got {hits.shape} and {n_rel.shape}")
+    if len(n_rel) and n_rel.min() < 1:
+        raise ValueError("every query needs at least one relevant item (leave the others out)")
+    k = hits.shape[1]
+    n_hits = hits.sum(axis=1)
+    if (n_hits > n_rel).any():
+        raise ValueError("a query has more hits than relevant items: count relevant items per query, not per list")
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])
+    dcg = hits @ discount
+    idcg = ideal[np.minimum(n_rel, k).astype(int)]
+    precision_at_hit = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return pd.DataFrame(
+        {
+            "ndcg": dcg / idcg,
+            "precision": n_hits / k,
+            "recall": n_hits / n_rel,
+            "ap": (precision_at_hit * hits).sum(axis=1) / n_rel,
+            "hit": (n_hits > 0).astype(np.float64),
+        }
+    )
+
+
+def hits_matrix(
+    recommended: pd.DataFrame, relevant: pd.DataFrame, k: int = K
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k hit flags of every user with a relevant item.
+
+    Args:
+        recommended: ``user_id, item_id, rank`` (1 = best; each user's ranks distinct).
+        relevant: ``user_id, item_id``, the held-out interactions (duplicates count once).
+
+    Returns:
+        ``(users, hits (users, k), n_relevant)``, users sorted; a user without a list has no hits.
+
+    Raises:
+        ValueError: a rank below 1, or a user's list naming an item twice or two items at one rank.
+    """
+    truth = relevant[["user_id", "item_id"]].drop_duplicates()
+    n_rel = truth.groupby("user_id").size()
+    users = n_rel.index.to_numpy()
+    if len(recommended) and recommended["rank"].min() < 1:
+        raise ValueError("ranks start at 1 (the best item of a list)")
+    top = recommended.loc[recommended["rank"] <= k, ["user_id", "item_id", "rank"]]
+    if top.duplicated(["user_id", "item_id"]).any() or top.duplicated(["user_id", "rank"]).any():
+        raise ValueError("a user's list names an item twice, or two items at one rank")
+    hit = top.merge(truth, on=["user_id", "item_id"], how="inner")
+    hits = np.zeros((len(users), k), dtype=bool)
+    row = pd.Index(users).get_indexer(hit["user_id"])
+    keep = row >= 0
+    hits[row[keep], hit["rank"].to_numpy()[keep].astype(int) - 1] = True
+    return users, hits, n_rel.to_numpy()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A ranking evaluated: per-user metrics and the means, with what to log."""
+
+    per_user: pd.DataFrame  # PER_USER columns, one row per evaluated user
+    k: int
+    coverage: float | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """``ndcg_at_k, precision_at_k, recall_at_k, map_at_k, hit_rate_at_k`` (means over users),
+        ``catalogue_coverage_at_k`` when known, and ``users``."""
+        names = {"ndcg": "ndcg", "precision": "precision", "recall": "recall", "ap": "map", "hit": "hit_rate"}
+        out = {f"{names[c]}_at_{self.k}": float(self.per_user[c].mean()) for c in PER_USER if len(self.per_user)}
+        if self.coverage is not None:
+            out[f"catalogue_coverage_at_{self.k}"] = self.coverage
+        out["users"] = float(len(self.per_user))
+        return out
+
+
+def evaluate_lists(
+    recommended: pd.DataFrame, relevant: pd.DataFrame, k: int = K, catalogue_size: int | None = None
+) -> Evaluation:
+    """Evaluate top-k lists (``user_id, item_id, rank``) against held-out ``relevant`` interactions."""
+    _, hits, n_rel = hits_matrix(recommended, relevant, k)
+    coverage = None
+    if catalogue_size:
+        coverage = float(recommended.loc[recommended["rank"] <= k, "item_id"].nunique() / catalogue_size)
+    return Evaluation(per_query_metrics(hits, n_rel), k, coverage)
+
+
+def bootstrap_interval(
+    values: np.ndarray, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (e.g. per-user nDCG@10).
+
+    Efron & Tibshirani, *An Introduction to the Bootstrap* (1993), ch. 13: resample users with
+    replacement, the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    quantiles of the resampled means. ``(nan, nan)`` for no values.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 100):  # bounded memory: 100 resamples at a time
+        idx = rng.integers(0, len(v), size=(min(100, n_resamples - start), len(v)))
+        means[start : start + len(idx)] = v[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+def paired_bootstrap(
+    challenger: np.ndarray, champion: np.ndarray, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """The mean per-user difference ``challenger - champion`` and its percentile bootstrap interval.
+
+    Both arrays hold the same users in the same order (the pairing is what makes a small
+    difference detectable: each user's difficulty cancels). Returns ``(mean, low, high)``.
+
+    Raises:
+        ValueError: the arrays differ in length.
+    """
+    a, b = np.asarray(challenger, dtype=np.float64), np.asarray(champion, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must be the same users: {a.shape} vs {b.shape}")
+    diff = a - b
+    lo, hi = bootstrap_interval(diff, n_resamples, confidence, seed)
+    return float(diff.mean()) if len(diff) else float("nan"), lo, hi
+
+
+def temporal_split(
+    interactions: pd.DataFrame, test_days: int, time_column: str = "event_at"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last ``test_days`` days of ``interactions`` as the test set, everything before as
+    training. Every user active in the test window is evaluated (a user new in it has no
+    history: a cold-start user, kept, scored by what a model does for such users).
+
+    The boundary is midnight UTC ``test_days`` days before the day after the newest interaction.
+    """
+    at = pd.to_datetime(interactions[time_column], utc=True)
+    cutoff = at.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=test_days)
+    test = at >= cutoff
+    return interactions[~test], interactions[test]
+
+
+def stratified_random_split(
+    interactions: pd.DataFrame, ratio: float = 0.75, seed: int = 42, min_interactions: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, a random ``ratio`` of their interactions for training and the rest for test, as
+    recommenders' ``python_stratified_split`` (seed 42, 75/25 in its benchmark).
+
+    Each user's rows are shuffled with one generator (``seed``); the first ``round(ratio * n)``
+    train. Users with fewer than ``min_interactions`` rows are left out of both.
+    """
+    counts = interactions.groupby("user_id")["user_id"].transform("size")
+    df = interactions[counts >= min_interactions]
+    rng = np.random.default_rng(seed)
+    order = df.assign(_r=rng.random(len(df))).sort_values(["user_id", "_r"], kind="mergesort")
+    position = order.groupby("user_id").cumcount()
+    n = order.groupby("user_id")["user_id"].transform("size")
+    train = position < np.round(ratio * n)
+    return order[train.to_numpy()].drop(columns="_r"), order[~train.to_numpy()].drop(columns="_r")
 
 
 def ranking_metrics(
     frame: pd.DataFrame, scores: np.ndarray, catalogue_items: int | None = None, k: int = K
 ) -> dict[str, float]:
-    """NDCG@k, HitRate@k, MAP@k, recall of the candidates and catalogue coverage.
+    """The ranking metrics of a candidate re-ranker's holdout, with a bootstrap interval on nDCG@k.
 
-    ``frame`` needs ``query_id``, ``item_id``, ``is_clicked`` and ``query_clicked_items`` (the
-    items the user clicked in the window, in or out of the candidates).
+    ``frame`` (the ``ranking_examples`` mart) needs ``query_id``, ``item_id``, ``is_clicked`` and
+    ``query_clicked_items`` (the items the user interacted with in the label window, among the
+    candidates or not: a relevant item the candidates missed is a miss, so the numbers judge
+    candidate generation and re-ranking together). Adds ``candidate_recall`` (relevant items among
+    the candidates over all relevant items), ``queries``, and 95% bootstrap intervals of nDCG@k
+    and HitRate@k (``ndcg_at_k_low``, ``ndcg_at_k_high``, ``hit_rate_at_k_low``, ...).
+    Ties in ``scores`` are broken by item id, so a constant model cannot look good by luck.
     """
+    if frame.empty:
+        return {}
     df = pd.DataFrame(
         {
             "q": frame["query_id"].to_numpy(),
             "item": frame["item_id"].to_numpy(),
-            "y": frame["is_clicked"].to_numpy().astype(np.float64),
-            "n_rel": frame["query_clicked_items"].to_numpy().astype(np.float64),
+            "y": frame["is_clicked"].to_numpy().astype(bool),
+            "n_rel": frame["query_clicked_items"].to_numpy().astype(np.int64),
             "s": np.asarray(scores, dtype=np.float64),
         }
-    )
-    if df.empty:
-        return {}
-    # ties broken by item id, so equal scores (a constant model) cannot look good by luck
-    df = df.sort_values(["q", "s", "item"], ascending=[True, False, True], kind="mergesort")
-    df["rank"] = df.groupby("q", sort=False).cumcount() + 1
-    top = df[df["rank"] <= k]
-    discount = 1.0 / np.log2(top["rank"].to_numpy() + 1.0)
-    dcg = pd.Series(top["y"].to_numpy() * discount).groupby(top["q"].to_numpy()).sum()
-    n_rel = df.groupby("q", sort=False)["n_rel"].first()
-    ideal_len = np.minimum(n_rel.to_numpy(), k).astype(int)
-    ideal_cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
-    idcg = pd.Series(ideal_cum[ideal_len], index=n_rel.index)
-    ndcg = (dcg.reindex(idcg.index, fill_value=0.0) / idcg).fillna(0.0)
-    hits = top.groupby("q", sort=False)["y"].max().reindex(idcg.index, fill_value=0.0)
-    # MAP@k: precision at each hit, averaged over min(k, relevant items)
-    top_hits_cum = top.groupby("q", sort=False)["y"].cumsum()
-    prec = (top["y"] * top_hits_cum / top["rank"]).groupby(top["q"]).sum()
-    ap = (prec.reindex(idcg.index, fill_value=0.0) / np.maximum(ideal_len, 1)).fillna(0.0)
-    recall = df.groupby("q", sort=False)["y"].sum() / n_rel
-    metrics = {
-        f"ndcg_at_{k}": float(ndcg.mean()),
-        f"hit_rate_at_{k}": float(hits.mean()),
-        f"map_at_{k}": float(ap.mean()),
-        "candidate_recall": float(recall.clip(upper=1.0).mean()),
-        "queries": float(len(idcg)),
+    ).sort_values(["q", "s", "item"], ascending=[True, False, True], kind="mergesort")
+    rank = df.groupby("q", sort=False).cumcount().to_numpy()
+    per_q = df.groupby("q", sort=False).agg(n_rel=("n_rel", "first"), found=("y", "sum"))
+    n_rel = np.maximum(per_q["n_rel"].to_numpy(), per_q["found"].to_numpy())
+    row = pd.Index(per_q.index).get_indexer(df["q"])
+    hits = np.zeros((len(per_q), k), dtype=bool)
+    top = (rank < k) & df["y"].to_numpy()
+    hits[row[top], rank[top]] = True
+    judged = n_rel > 0  # a query without an interaction in the label window has nothing to find
+    shown = pd.unique(df["item"].to_numpy()[rank < k])
+    coverage = len(shown) / catalogue_items if catalogue_items else None
+    evaluation = Evaluation(per_query_metrics(hits[judged], n_rel[judged]), k, coverage)
+    metrics = evaluation.metrics()
+    metrics.pop("users")
+    for column, name in (("ndcg", f"ndcg_at_{k}"), ("hit", f"hit_rate_at_{k}")):
+        metrics[f"{name}_low"], metrics[f"{name}_high"] = bootstrap_interval(evaluation.per_user[column].to_numpy())
+    return {
+        **metrics,
+        "candidate_recall": float(np.mean(per_q["found"].to_numpy()[judged] / n_rel[judged])),
+        "queries": float(judged.sum()),
     }
-    if catalogue_items:
-        metrics[f"catalogue_coverage_at_{k}"] = float(top["item"].nunique() / catalogue_items)
-    return metrics
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -50,6 +50,15 @@ def snapshot_warehouse(
     return snapshots.export_warehouse(wh, kinds.training_marts(), kinds.serving_marts(), settings, tenants)
 
 
+def unhealthy(settings: Settings, tenant_id: str) -> str | None:
+    """Why a tenant is not trained (its features failed their checks), or None: the one health rule
+    of the train DAG and ``tenantflow train``. A tenant whose features were never checked trains."""
+    health = read_health(settings, tenant_id)
+    if health is not None and not health.get("healthy", True):
+        return "features unhealthy: " + "; ".join(health["health_problems"])
+    return None
+
+
 def train_chunk(
     tenant_ids: list[str], kind_names: list[str], reason: str, force: bool = False, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
@@ -57,9 +66,9 @@ def train_chunk(
     settings = settings or get_settings()
     out: list[dict[str, Any]] = []
     for tid in tenant_ids:
-        health = read_health(settings, tid)
-        if health is not None and not health.get("healthy", True):
-            out.append({"tenant_id": tid, "skipped": "features unhealthy: " + "; ".join(health["health_problems"])})
+        why = unhealthy(settings, tid)
+        if why:
+            out.append({"tenant_id": tid, "skipped": why})
             continue
         for kind in kind_names:
             try:

@@ -290,3 +290,28 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
     # ... but where the global model won on the tenant's own holdout, there is nothing to graduate from
     won = champ(1, trained_on="global", eligible_for_own_model="true")
     assert not train.graduating(won, 40, policy) and "not due" in train.not_due(won, "m1", policy, False)
+
+
+def test_the_cli_and_the_dag_skip_an_unhealthy_tenant_alike(world, capsys):
+    from ml.data.feature_checks import read_health, write_health
+    from ml.models.runs import train_chunk
+    from ml.ops.cli import main
+
+    settings, _ = world
+    before = read_health(settings, "umbra")
+    versions = len(registry.client(settings).search_model_versions("name = 'recommender.umbra'"))
+    write_health(settings, "umbra", {**(before or {}), "healthy": False, "health_problems": ["no topics"]})
+    try:
+        assert main(["train", "--tenant", "umbra", "--kind", "recommender"]) == 0
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        why = "features unhealthy: no topics"
+        assert printed == [{"tenant_id": "umbra", "kind": "recommender", "skipped": why}]
+        assert train_chunk(["umbra"], ["recommender"], "test", settings=settings) == [
+            {"tenant_id": "umbra", "skipped": why}
+        ]
+        assert len(registry.client(settings).search_model_versions("name = 'recommender.umbra'")) == versions
+    finally:
+        if before is None:
+            settings.stores.health_file("umbra").unlink()
+        else:
+            write_health(settings, "umbra", before)

@@ -29,7 +29,7 @@ def train(
     from ml.core.warehouse import warehouses
     from ml.models import kinds as model_kinds
     from ml.models.fairness import fairness
-    from ml.models.runs import snapshot_warehouse
+    from ml.models.runs import snapshot_warehouse, unhealthy
     from ml.models.train import train_global, train_tenant
 
     settings = get_settings()
@@ -41,11 +41,13 @@ def train(
     results: list[dict[str, Any]] = []
     with steps("train", len(jobs)) as s:
         for k, tid in jobs:
-            r = (
-                train_global(k, reason, settings, force=force)
-                if tid is None
-                else train_tenant(k, tid, reason, settings, force=force)
-            )
+            why = unhealthy(settings, tid) if tid else None  # the train DAG's rule
+            if why:
+                r = {"tenant_id": tid, "kind": k, "skipped": why}
+            elif tid is None:
+                r = train_global(k, reason, settings, force=force)
+            else:
+                r = train_tenant(k, tid, reason, settings, force=force)
             results.append(r)
             s.advance(f"{k}.{tid or 'global'}: " + ("skipped" if r.get("skipped") else f"v{r.get('version')}"))
     fairness(results, settings)
