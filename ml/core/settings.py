@@ -86,6 +86,8 @@ class MonitorSettings(_Group):
     drift_share: float = 0.5
     prediction_threshold: float = 0.15
     data_threshold: float = 0.1
+    drift_alpha: float = 0.05
+    drift_permutations: int = 100
     decay_tolerance: float = 0.15
     min_rows: int = 300
     min_users: int = 50

@@ -1,8 +1,10 @@
-"""Fairness across tenants: each tenant's headline metric against the median tenant's.
+"""Fairness across tenants: each tenant's headline metric against the median of the fleet's champions.
 
 A tenant far below the median (``TENANTFLOW_TRAIN_FAIRNESS_TOLERANCE``, 0.8) is flagged on its
 run (``fairness.flag``), so a platform that serves most tenants well cannot hide one it serves
-badly.
+badly. The median is over every tenant's current champion of the kind (read from the registry),
+not over the tenants one run happened to train: a run that retrains one tenant compares it with
+the fleet, not with itself.
 """
 
 from __future__ import annotations
@@ -12,14 +14,32 @@ from typing import Any
 import numpy as np
 
 from ml.core.settings import Settings, TrainSettings, get_settings
+from ml.core.tenants import TenantStore
 from ml.models import registry
-from ml.models.kinds import get_kind
+from ml.models.kinds import get_kind, kinds_of
+
+
+def fleet_champions(kind: str, metric: str, settings: Settings) -> dict[str, float]:
+    """Every tenant's current champion's ``metric`` (its run's holdout value), for tenants that have one."""
+    c = registry.client(settings)
+    out = {}
+    for tenant in TenantStore(settings).select():
+        if kind not in {k.name for k in kinds_of(tenant)}:
+            continue
+        champ = registry.version_by_alias(registry.model_name(kind, tenant.tenant_id), registry.CHAMPION, settings)
+        run_id = champ and (champ.tags.get("run_id") or champ.run_id)
+        if run_id:
+            value = c.get_run(run_id).data.metrics.get(metric)
+            if value is not None:
+                out[tenant.tenant_id] = value
+    return out
 
 
 def fairness(
     results: list[dict[str, Any]], settings: Settings | None = None, policy: TrainSettings | None = None
 ) -> list[dict[str, Any]]:
-    """Each tenant's headline metric against the median tenant's, logged on its run and flagged when far below.
+    """Each trained tenant's headline metric against the median of the fleet's champions
+    (:func:`fleet_champions`), logged on its run and flagged when far below.
 
     The ratio is ``value / median`` for metrics where higher is better and ``median / value`` for
     errors, so below 1 always means worse than the median tenant.
@@ -35,10 +55,12 @@ def fairness(
     for kind_name, rs in by_kind.items():
         kind = get_kind(kind_name)
         h = kind.headline
-        values = [r["metrics"][h] for r in rs if h in r.get("metrics", {})]
+        values = fleet_champions(kind_name, h, settings) or {
+            r["tenant_id"]: r["metrics"][h] for r in rs if h in r.get("metrics", {})
+        }  # no champion anywhere yet: this run's tenants are the fleet
         if not values:
             continue
-        median = float(np.median(values))
+        median = float(np.median(list(values.values())))
         for r in rs:
             v = r["metrics"].get(h)
             if v is None:

@@ -24,7 +24,7 @@ from ml.data.snapshots import Snapshot
 from ml.models.champion import Champion
 from ml.models.kinds import get_kind
 from ml.models.kinds.base import ModelKind
-from ml.monitoring.drift import column_rows, drift_report, sample
+from ml.monitoring.drift import chance_thresholds, column_rows, drift_report, sample
 from ml.monitoring.policy import MonitorPolicy
 from ml.monitoring.results import CheckResult
 from ml.monitoring.windows import EVENT_COLUMNS, TenantWindows
@@ -146,7 +146,19 @@ def _data_drift(w: TenantWindows, policy: MonitorPolicy, windows: dict[str, Any]
     )
     seen = {c: set(w.events_reference[c].dropna().astype(str)) for c in EVENT_COLUMNS["categorical"]}
     new = {c: sorted(set(w.events_current[c].dropna().astype(str)) - seen[c]) for c in EVENT_COLUMNS["categorical"]}
-    rows = column_rows({**base, "report_path": str(path)}, dist, problems, policy.data_threshold, new)
+    judged_columns = (
+        [c for c in EVENT_COLUMNS["numerical"] if c in dist],
+        [c for c in EVENT_COLUMNS["categorical"] if c in dist],
+    )
+    chance = chance_thresholds(
+        w.events_reference,
+        w.events_current,
+        *judged_columns,
+        policy.data_threshold,
+        policy.drift_alpha,
+        policy.drift_permutations,
+    )
+    rows = column_rows({**base, "report_path": str(path)}, dist, problems, policy.data_threshold, new, chance)
     judged = [r for r in rows if r.status == "ok"]
     drifted = [r.metric.removeprefix("column:") for r in judged if r.drifted]
     rows.append(
@@ -238,7 +250,10 @@ def _compare_features(
     dist, problems = drift_report(ref, cur, [*features, "prediction"], [], policy.column_threshold, path)
     fbase = {**kbase, "check": "feature_drift", "report_path": str(path)}
     pred, pred_problem = dist.pop("prediction", None), problems.pop("prediction", None)
-    rows = column_rows(fbase, dist, problems, policy.column_threshold)
+    chance = chance_thresholds(
+        ref, cur, list(dist), [], policy.column_threshold, policy.drift_alpha, policy.drift_permutations
+    )
+    rows = column_rows(fbase, dist, problems, policy.column_threshold, thresholds=chance)
     judged = [r for r in rows if r.status == "ok"]
     share = sum(bool(r.drifted) for r in judged) / len(judged) if judged else None
     rows.append(

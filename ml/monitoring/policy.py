@@ -13,6 +13,11 @@ field                         default  meaning
 ``prediction_threshold``      0.15     a champion's score distribution drifted (normed Wasserstein;
                                        stationary test tenants measured 0.02-0.11, a new category 0.17)
 ``data_threshold``            0.1      the tenant's behaviour drifted: any event column beyond this
+``drift_alpha``               0.05     a column's distance must also exceed what two windows of its
+                                       sizes reach by chance in this share of draws when nothing
+                                       changed (a permutation null, :func:`ml.monitoring.drift.
+                                       chance_thresholds`): small windows need a larger distance
+``drift_permutations``        100      re-splits of the pooled windows that estimate that level
 ``decay_tolerance``           0.15     live performance decayed: more than this share worse than the
                                        champion's holdout (per kind: :mod:`ml.models.kinds`)
 ``min_rows`` / ``min_users``  300/50   below these a window is ``insufficient_data``, never "no drift"

@@ -315,3 +315,16 @@ def test_the_cli_and_the_dag_skip_an_unhealthy_tenant_alike(world, capsys):
             settings.stores.health_file("umbra").unlink()
         else:
             write_health(settings, "umbra", before)
+
+
+def test_fairness_compares_a_tenant_with_the_fleets_champions_not_its_own_run(world):
+    """A run that trained one tenant: the median is the fleet's champions', not that tenant's own value."""
+    from ml.models.fairness import fairness, fleet_champions
+
+    settings, results = world
+    r = results[("acme", "recommender")]
+    fleet = fleet_champions("recommender", "hit_rate_at_10", settings)
+    assert {"acme", "globex", "umbra", "initech"} <= set(fleet)  # a champion whose run has no holdout value is left out
+    [out] = fairness([r], settings)
+    assert out["median"] == pytest.approx(float(np.median(list(fleet.values()))))
+    assert out["median"] != pytest.approx(r["metrics"]["hit_rate_at_10"])  # what a one-tenant run compared with before
