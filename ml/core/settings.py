@@ -54,7 +54,7 @@ class LandingSettings(_Group):
     # DuckDB's memory cap while reading one tenant's files (a DuckDB size: "8GB", "500MB"). A file
     # or a spec expression (say ``lpad(x, 400000000)``) that needs more fails that file as
     # ``unreadable_file``, never the worker; DuckDB spills what it can to disk first.
-    read_memory_limit: str = "8GB"
+    read_memory_limit: str = Field("8GB", pattern=r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)\s*$")
 
 
 class TrainSettings(_Group):

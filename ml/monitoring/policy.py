@@ -29,7 +29,9 @@ field                         default  meaning
 ``current_days``              7        the most recent days of events
 ``cooldown_hours``            24       no drift retrain within this long of the tenant's last training
 ``daily_budget``              10       tenants retrained for drift per day, platform-wide
-``watch_days``                7        after a promotion, watch its live metrics this long
+``watch_days``                7        after a promotion, watch its live metrics this long once its
+                                       first batch can be judged (the kind's horizon: 1 day for
+                                       recommendations, 14 for churn)
 ``rollback_tolerance``        0.1      roll back when the kind's rollback metric (its
                                        ``live.rollback``, e.g. next-day HitRate@10) is this share
                                        below the previous champion's

@@ -1,9 +1,11 @@
 """Auto-rollback: a freshly promoted champion whose live metrics fall below the one it replaced goes back.
 
-A promotion is watched for ``watch_days``; the new champion is judged on its batches, the previous
-one on its batches before the promotion (the kind's watch: for recommendations, next-day live
-HitRate@10 pooled over batches), each needing ``min_users`` active users. The rollback is audited
-with actor ``monitor``.
+A promotion is watched for ``watch_days`` after its first batch can be judged (the kind's horizon:
+a churn score waits 14 days for its cancellations); the new champion is judged on its batches, the
+previous one on its batches before the promotion (the kind's watch: for recommendations, next-day
+live HitRate@10 pooled over batches, each side needing ``min_users`` active users; for churn, live
+ROC-AUC weighted by users scored, each side needing ``min_positives`` churned users). The rollback
+is audited with actor ``monitor``.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ def _watch_tenant(
         return None  # nothing promoted over an earlier champion, or already rolled back
     last = moves[-1]
     promoted_at = datetime.fromisoformat(last.at.replace("Z", "+00:00"))
-    if datetime.now(UTC) - promoted_at > timedelta(days=policy.watch_days):
+    if datetime.now(UTC) - promoted_at > timedelta(days=watch.horizon_days + policy.watch_days):
         return None
     new, new_users = watch.pooled(rows, str(last.to_version))
     old, old_users = watch.pooled(rows, str(last.from_version))
-    if new is None or old is None or min(new_users, old_users) < policy.min_users:
+    if new is None or old is None or min(new_users, old_users) < getattr(policy, watch.min_count):
         return None
     if new >= old * (1 - policy.rollback_tolerance):
         return None

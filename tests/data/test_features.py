@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from ml.core.settings import REPO_ROOT, get_settings
@@ -19,15 +21,18 @@ from ml.core.tenants import TenantStore
 from ml.core.warehouse import warehouses
 from ml.data import dbt, features
 from ml.data.feature_checks import check_features
+from ml.data.generate import generate
 from ml.data.generate.config import GenerationConfig, TenantSpec
+from ml.data.ingest.run import ingest_tenants
 from ml.models.kinds import online_marts
-from tests.world import END, land, register, world_env
+from tests.world import END, register, world_env
 
 SPECS = [
     TenantSpec("acme", "eu", users=250, items=70, fmt="csv"),
     TenantSpec("globex", "eu", users=200, items=60, fmt="jsonl"),
     TenantSpec("umbra", "eu", users=150, items=50, fmt="parquet"),  # pool, does not share data
     TenantSpec("initech", "us", users=150, items=40, fmt="parquet"),  # silo
+    TenantSpec("clicky", "eu", users=150, items=50, fmt="parquet"),  # sends clicks only (see world)
 ]
 
 
@@ -36,8 +41,14 @@ def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     settings = world_env(mp, tmp_path_factory.mktemp("features") / "home")
     config = GenerationConfig(tenants=SPECS, days=18, end_date=END, seed=3)
-    register(settings, config, silo=("initech",), not_sharing=("umbra",))
-    land(settings, [config], 0, config.days, [s.tenant_id for s in SPECS])
+    register(settings, config, silo=("initech",), not_sharing=("umbra", "clicky"))
+    generate(config, settings.stores.landing.root, workers=1)
+    for path in settings.stores.landing.tenant_dir("eu", "clicky").rglob("*.parquet"):  # a click-only product
+        table = pq.read_table(path)
+        pq.write_table(table.filter(pc.equal(table.column("event_type"), "click")), path)
+    ingest_tenants(
+        [s.tenant_id for s in SPECS], config.start_date, config.start_date + timedelta(days=config.days), settings
+    )
     whs = warehouses(TenantStore(settings).list())
     results = {w.key: features.build_and_check_warehouse(w, online_marts(), settings) for w in whs}
     yield settings, config, results
@@ -56,11 +67,16 @@ def test_every_dbt_node_passes_and_every_tenant_is_healthy(world):
         assert len([n for n in res["nodes"] if n["node"].startswith("test.")]) >= 40
         for tid, h in res["health"].items():
             assert h["healthy"], (tid, h["health_problems"])
+    # a tenant that sends clicks only (no views, completions, published items) is healthy too
+    assert "clicky" in results["eu/pool"]["health"]
+    con = _con(settings, "eu/pool")
+    assert con.execute("select count(*) from ranking_examples where tenant_id = 'clicky' and is_clicked").fetchone()[0]
+    con.close()
 
 
 def test_silo_and_pool_files_hold_only_their_tenants(world):
     settings, _, _ = world
-    for key, allowed in (("eu/pool", {"acme", "globex", "umbra"}), ("us/silo_initech", {"initech"})):
+    for key, allowed in (("eu/pool", {"acme", "globex", "umbra", "clicky"}), ("us/silo_initech", {"initech"})):
         con = _con(settings, key)
         tables = [
             r[0]

@@ -209,8 +209,8 @@ def test_a_spec_leaving_out_a_required_column_names_it(north, tmp_path):
 
 
 def test_history_imported_out_of_date_order_keeps_an_event_once(north, tmp_path):
-    """The same event id a few days apart, the later date imported first: the copy that landed
-    first stays, the other is a duplicate, whichever order the pieces came in."""
+    """The same event id a few days apart, the later date imported first: the copy on the earliest
+    day stays, as a rebuild of every day from landing gives, and the later day is rebuilt."""
     spec = {**SPEC, "columns": {**SPEC["columns"], "event_id": "Order"}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
@@ -220,22 +220,44 @@ def test_history_imported_out_of_date_order_keeps_an_event_once(north, tmp_path)
     tenant = TenantStore(north).get("north")
     first = import_history(north, tenant, [tmp_path / "june5.csv"], today=TODAY).summary()
     second = import_history(north, tenant, [tmp_path / "june3.csv"], today=TODAY).summary()
-    assert (first["landed"], second["landed"], second["duplicates_dropped"]) == (1, 0, 1)
+    assert (first["landed"], second["days_ingested"], second["duplicates_dropped"]) == (1, 2, 1)
     lake = _partitions(north, north.stores.lake)
-    assert {d: f.event_id.tolist() for d, f in lake.items()} == {"2025-06-03": [], "2025-06-05": ["A9"]}
+    assert {d: f.event_id.tolist() for d, f in lake.items()} == {"2025-06-03": ["A9"], "2025-06-05": []}
 
 
-def test_a_day_being_rebuilt_is_not_a_reason_to_drop_an_event(north, tmp_path):
-    """A day the same run rewrites may lose the event (a changed spec moved it): it is not
-    consulted, so the event lands where the run puts it, once."""
-    from ml.data.ingest.partitions import LandedIds
-
+def test_a_duplicate_lands_when_its_earlier_copy_no_longer_does(north, tmp_path):
+    """A spec change quarantines the earlier copy: the later day, which had dropped its copy as a
+    duplicate, is rebuilt and the event lands there (before, it was in no lake partition)."""
+    header = EXPORT.splitlines()[0]
+    spec = {**SPEC, "columns": {**SPEC["columns"], "event_id": "Order", "event_type": "Order"}}
+    spec["columns"]["event_type"] = {"expr": "case when Qty = '9' then 'tap' else 'purchase' end"}
+    (tmp_path / "a.csv").write_text(header + "\nX1,S1,9,3.5,2025-06-05 10:00:00,17850.0,north\n")
+    (tmp_path / "b.csv").write_text(header + "\nX1,S1,1,3.5,2025-06-10 10:00:00,17850.0,north\n")
     tenant = TenantStore(north).get("north")
-    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
-    ids = _partitions(north, north.stores.lake)["2025-06-03"].event_id
-    d = date(2025, 6, 1)
-    assert LandedIds(north, tenant).already_landed(d, ids).all()
-    assert not LandedIds(north, tenant, rewriting=[date(2025, 6, 3)]).already_landed(d, ids).any()
+    for event_types in ({"tap": "purchase"}, {}):
+        (tmp_path / "spec.json").write_text(json.dumps({**spec, "event_types": event_types}))
+        assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+        import_history(north, tenant, [tmp_path / "a.csv", tmp_path / "b.csv"], today=TODAY)
+        lake = {d: f.event_id.tolist() for d, f in _partitions(north, north.stores.lake).items() if len(f)}
+        assert lake == ({"2025-06-05": ["X1"]} if event_types else {"2025-06-10": ["X1"]})
+
+
+def test_one_event_in_live_drops_eight_days_apart_lands_once(settings):
+    """An event at 00:30 fits the drop of the day before it (an hour of clock skew) and the drop a
+    week after it (7 days late): drops 8 days apart can carry one event."""
+    from ml.data.ingest.run import ingest_tenants
+
+    TenantStore(settings).add(Tenant("plain", "eu"))
+    head = "event_id,user_id,item_id,event_type,event_at\n"
+    for day, other in ((date(2026, 11, 19), "A1"), (date(2026, 11, 27), "B1")):
+        folder = settings.stores.landing.day_dir("eu", "plain", day)
+        folder.mkdir(parents=True)
+        (folder / "a.csv").write_text(
+            head + f"X1,u1,i1,click,2026-11-20T00:30:00Z\n{other},u1,i2,click,{day}T10:00:00Z\n"
+        )
+    [first] = ingest_tenants(["plain"], date(2026, 11, 19), date(2026, 11, 20), settings)
+    [second] = ingest_tenants(["plain"], date(2026, 11, 27), date(2026, 11, 28), settings)
+    assert (first["landed"], second["landed"], second["duplicates_dropped"]) == (2, 1, 1)
 
 
 def test_unix_time_in_the_wrong_unit_is_a_bad_timestamp_not_a_1970_event(north, tmp_path):

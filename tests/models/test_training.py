@@ -328,3 +328,33 @@ def test_fairness_compares_a_tenant_with_the_fleets_champions_not_its_own_run(wo
     [out] = fairness([r], settings)
     assert out["median"] == pytest.approx(float(np.median(list(fleet.values()))))
     assert out["median"] != pytest.approx(r["metrics"]["hit_rate_at_10"])  # what a one-tenant run compared with before
+
+
+def test_auto_rollback_covers_churn_on_live_roc_auc(world):
+    """A churn champion whose live ROC-AUC (weighted by users scored, 14-day windows) falls below
+    the one it replaced goes back; too few churned users to judge keeps it."""
+    from datetime import date
+
+    from ml.monitoring import rollback
+
+    settings, _ = world
+    tid = "globex"
+    old = str(registry.version_by_alias(f"churn.{tid}", registry.CHAMPION, settings).version)
+    new = train.train_tenant("churn", tid, "test", settings, force=True)["version"]
+    registry.promote("churn", tid, new, "test: promoted by hand", settings)
+
+    def live(new_auc: float, churned: int = 20) -> pd.DataFrame:
+        base = {"tenant_id": tid, "kind": "churn", "horizon_days": 14, "users_scored": 300, "pr_auc": 0.3}
+        return pd.DataFrame(
+            [
+                {**base, "model_version": old, "as_of": date(2026, 11, 1), "users_hit": 20, "roc_auc": 0.80},
+                {**base, "model_version": new, "as_of": date(2026, 11, 3), "users_hit": churned, "roc_auc": new_auc},
+            ]
+        )
+
+    assert rollback.watch_promotions(live(0.78), settings) == []  # within tolerance: kept
+    assert rollback.watch_promotions(live(0.60, churned=5), settings) == []  # 5 churned: cannot judge
+    actions = rollback.watch_promotions(live(0.60), settings)
+    assert [(a["kind"], a["from_version"], a["to_version"]) for a in actions] == [("churn", new, old)]
+    assert str(registry.version_by_alias(f"churn.{tid}", registry.CHAMPION, settings).version) == old
+    assert "roc_auc (14 days)" in audit.entries(settings, tid, "churn")[-1].reason

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,12 +22,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.core import atomic
-from ml.core.contract import LANDING_COLUMNS
+from ml.core.contract import LANDING_COLUMNS, MAX_LATENESS
 from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 
-LOOKBACK = timedelta(days=7)  # how far back late files are picked up and event ids deduplicated
+LOOKBACK = timedelta(days=7)  # how far back late files are picked up
+# How far apart two partitions can hold the same event: a drop accepts events from 7 days before
+# its day (MAX_LATENESS) to an hour into the next (CLOCK_SKEW), so one event fits drops of the
+# day before it up to 7 days after it.
+DEDUP_WINDOW = MAX_LATENESS + timedelta(days=1)
 LAKE_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -123,13 +126,13 @@ def write_day(
     ``valid``: the day's rows that passed validation (``WRITE_COLUMNS``); ``rejected``: the
     others, as read, with ``reasons``; ``report.rows_in`` is already counted.
     """
-    # Deduplicate: first occurrence within the day, then against the partitions near it (LandedIds).
+    # Deduplicate: first occurrence within the day, then against the days before it (LandedIds).
     before = len(valid)
     order = valid["_file_no"].to_numpy(np.int64) << 32 | valid["_line_no"].to_numpy(np.int64)
     if len(order) > 1 and not (order[1:] > order[:-1]).all():  # read in this order already: no sort
         valid = valid.iloc[np.argsort(order, kind="stable")]
     valid = valid.drop_duplicates("event_id", keep="first")
-    valid = valid[~landed.already_landed(day, valid["event_id"])]
+    valid = valid[~landed.seen_before(day, valid["event_id"])]
     report.duplicates_dropped = before - len(valid)
     report.landed = len(valid)
 
@@ -158,28 +161,27 @@ def write_day(
 class LandedIds:
     """The event ids already in a tenant's lake partitions, for deduplication across days.
 
-    An id counts as landed when a partition within ``LOOKBACK`` of its day holds it, before the
-    day or after it: a late file rebuilds an earlier day after later days landed, and a history
-    import can bring an earlier date than one already imported; the copy that landed first is
-    kept either way (a landed event is never replaced). Days this run is still to write are not
-    consulted (their files on disk are about to be replaced: they deduplicate against this day
-    when their turn comes). One run writes its days in date order, so every partition is read
+    An event is kept on the earliest day that holds it within ``DEDUP_WINDOW``; its copies on later
+    days are duplicates. The rule depends only on landing (a rebuild of every day in date order
+    gives the same lake), so :func:`ml.data.ingest.run.ingest_days` also rebuilds the later days a
+    changed day decides for. One run writes its days in date order, so every partition is read
     (and hashed) at most once per run: days written by this run are remembered as they are written.
     """
 
-    def __init__(self, settings: Settings, tenant: Tenant, rewriting: Iterable[date] = ()) -> None:
+    def __init__(self, settings: Settings, tenant: Tenant) -> None:
         self.settings, self.tenant = settings, tenant
-        self._rewriting = set(rewriting)
         self._days: dict[date, tuple[np.ndarray, np.ndarray]] = {}  # day -> (ids, 64-bit hashes)
 
     def remember(self, day: date, event_ids: pd.Series) -> None:
         ids = event_ids.to_numpy(dtype=object)
         self._days[day] = (ids, pd.util.hash_array(ids))
-        self._rewriting.discard(day)
+
+    def ids(self, day: date) -> np.ndarray | None:
+        """The event ids of ``day``'s lake partition (None: no partition)."""
+        found = self._day(day)
+        return None if found is None else found[0]
 
     def _day(self, day: date) -> tuple[np.ndarray, np.ndarray] | None:
-        if day in self._rewriting:
-            return None
         if day not in self._days:
             path = lake_dir(self.settings, self.tenant, day) / LAKE_FILE
             if not path.exists():
@@ -187,19 +189,18 @@ class LandedIds:
             self.remember(day, pq.read_table(path, columns=["event_id"]).column("event_id").to_pandas())
         return self._days[day]
 
-    def already_landed(self, day: date, event_ids: pd.Series) -> np.ndarray:
-        """Which ``event_ids`` already landed in the other days within ``LOOKBACK`` of ``day``.
+    def seen_before(self, day: date, event_ids: pd.Series) -> np.ndarray:
+        """Which ``event_ids`` already landed in the days within ``DEDUP_WINDOW`` before ``day``.
 
         A 64-bit hash finds the candidates fast; candidates are then confirmed by exact string
         comparison, so a hash collision can never drop a real event.
         """
         found = np.zeros(len(event_ids), dtype=bool)
-        near = [day + timedelta(days=k) for k in range(-LOOKBACK.days, LOOKBACK.days + 1) if k]
-        landed = [e for d in near if (e := self._day(d)) is not None]
-        if not landed or not len(event_ids):
+        earlier = [e for k in range(1, DEDUP_WINDOW.days + 1) if (e := self._day(day - timedelta(days=k))) is not None]
+        if not earlier or not len(event_ids):
             return found
-        ids = np.concatenate([e[0] for e in landed])
-        theirs = np.concatenate([e[1] for e in landed])
+        ids = np.concatenate([e[0] for e in earlier])
+        theirs = np.concatenate([e[1] for e in earlier])
         ours = pd.util.hash_array(event_ids.to_numpy(dtype=object))
         candidates = np.nonzero(pd.Series(ours).isin(theirs).to_numpy())[0]  # a hash table; np.isin sorts
         if len(candidates):

@@ -117,7 +117,8 @@ def read_file(
         malformed["source_file"] = path.name
         return FileRead(empty, malformed, [] if len(malformed) else [f"empty_file: {path.name} holds no records"])
     if mapping.missing:
-        problems.append(f"schema_mismatch: {path.name} lacks columns {mapping.missing} (found {names})")
+        found = "a shared export: its columns are not listed" if spec.rows.other_tenant == "skip" else f"found {names}"
+        problems.append(f"schema_mismatch: {path.name} lacks columns {mapping.missing} ({found})")
     # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read.
     # Times without an offset are in the spec's time zone.
     con.execute(f"set TimeZone = '{spec.timestamp.timezone}'")

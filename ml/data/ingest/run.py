@@ -10,7 +10,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,15 @@ from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
-from ml.data.ingest.partitions import WRITE_COLUMNS, LandedIds, PartitionReport, waiting_note, write_day
+from ml.data.ingest.partitions import (
+    DEDUP_WINDOW,
+    WRITE_COLUMNS,
+    LandedIds,
+    PartitionReport,
+    read_manifest,
+    waiting_note,
+    write_day,
+)
 from ml.data.ingest.raw_records import with_raw_lines
 from ml.data.ingest.readers import read_day, reader, typed_rows
 from ml.data.ingest.spec import source_spec
@@ -62,7 +70,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     verdict = validate_batch(typed, days, tenant, settings, spec.rows.max_null_user_share)
 
     out = []
-    landed = LandedIds(settings, tenant, rewriting=days)
+    landed = LandedIds(settings, tenant)
     day_rows = typed.groupby("landed_on").indices  # landing day -> row positions, in row order
     writable = typed[WRITE_COLUMNS]
     for d in days:
@@ -84,7 +92,30 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
         valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
         rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
-    return out
+    later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
+    return out + (ingest_days(settings, tenant, later) if later else [])
+
+
+def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: LandedIds) -> list[date]:
+    """The lake days after ``days`` (within ``DEDUP_WINDOW``) whose deduplication the rewritten days
+    decide: ones holding an id a rewritten day now holds, or that dropped duplicates (their earlier
+    copy may be gone). Rebuilding them keeps the lake what a rebuild of every day in order gives."""
+    written = set(days)
+    window = DEDUP_WINDOW.days
+    later = []
+    for e in sorted({d + timedelta(days=k) for d in days for k in range(1, window + 1)} - written):
+        theirs = landed.ids(e)
+        if theirs is None:
+            continue
+        manifest = read_manifest(settings, tenant, e)
+        if manifest is not None and manifest["duplicates_dropped"]:
+            later.append(e)
+            continue
+        ours = [landed.ids(d) for d in written if 0 < (e - d).days <= window]
+        mine = set().union(*(set(x) for x in ours if x is not None))
+        if mine and not mine.isdisjoint(theirs):
+            later.append(e)
+    return later
 
 
 def ingest_tenant(settings: Settings, tenant: Tenant, start: date, end: date) -> list[PartitionReport]:

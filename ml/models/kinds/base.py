@@ -126,14 +126,17 @@ class Verdict:
 class RollbackWatch:
     """How a freshly promoted champion is compared with the one it replaced on live batches.
 
-    ``pooled(rows, version)`` gives (metric, users) of one version's batches at ``horizon_days``
-    (higher is better); the monitor rolls back when the new version's metric falls more than the
-    policy's ``rollback_tolerance`` below the old one's.
+    ``pooled(rows, version)`` gives (metric, count) of one version's batches at ``horizon_days``
+    (higher is better); each side needs a count of at least the policy's ``min_count`` field
+    (``min_users``: active users; ``min_positives``: e.g. churned users, what a ROC-AUC rests on).
+    The monitor rolls back when the new version's metric falls more than the policy's
+    ``rollback_tolerance`` below the old one's.
     """
 
     metric: str
     horizon_days: int
     pooled: Callable[[pd.DataFrame, str], tuple[float | None, int]]
+    min_count: str = "min_users"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ml.models.kinds.base import (
     Endpoint,
     LiveMonitoring,
     ModelKind,
+    RollbackWatch,
     Served,
     ServingContext,
     Verdict,
@@ -138,6 +139,16 @@ def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: Deca
     return Verdict(metric, value, threshold, value < threshold, "ok", detail)
 
 
+def pooled_roc_auc(live: pd.DataFrame, version: str) -> tuple[float | None, int]:
+    """Live ROC-AUC of one version's churn batches, averaged weighted by users scored, and how many
+    of their users churned (what a ROC-AUC rests on). Batches without a ROC-AUC (one class) are left out."""
+    rows = live[(live["model_version"] == version) & live["roc_auc"].notna()]
+    scored = rows["users_scored"].to_numpy(dtype=float)
+    if not scored.sum():
+        return None, 0
+    return float((rows["roc_auc"].to_numpy(dtype=float) * scored).sum() / scored.sum()), int(rows["users_hit"].sum())
+
+
 class ChurnRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_ids: list[str] = Field(min_length=1, max_length=1_000)
@@ -186,7 +197,12 @@ KIND = ModelKind(
     predictions_table="predictions.churn_scores",
     predictions_ddl=_DDL,
     prediction_rows=_rows,
-    live=LiveMonitoring(columns={"roc_auc": "double", "pr_auc": "double"}, metrics=live_metrics, decay=decay),
+    live=LiveMonitoring(
+        columns={"roc_auc": "double", "pr_auc": "double"},
+        metrics=live_metrics,
+        decay=decay,
+        rollback=RollbackWatch("roc_auc (14 days)", CHURN_WINDOW_DAYS, pooled_roc_auc, min_count="min_positives"),
+    ),
     endpoint=Endpoint(
         "/v1/churn-scores", "Churn probabilities for up to 1,000 users", ChurnRequest, ChurnAnswer, churn_scores
     ),
