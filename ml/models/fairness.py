@@ -16,7 +16,7 @@ import numpy as np
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import TenantStore
 from ml.models import registry
-from ml.models.kinds import get_kind, kinds_of
+from ml.models.kinds import get_kind
 
 
 def fleet_champions(kind: str, metric: str, settings: Settings) -> dict[str, float]:
@@ -24,7 +24,7 @@ def fleet_champions(kind: str, metric: str, settings: Settings) -> dict[str, flo
     c = registry.client(settings)
     out = {}
     for tenant in TenantStore(settings).select():
-        if kind not in {k.name for k in kinds_of(tenant)}:
+        if not tenant.uses(kind):
             continue
         champ = registry.version_by_alias(registry.model_name(kind, tenant.tenant_id), registry.CHAMPION, settings)
         run_id = champ and (champ.tags.get("run_id") or champ.run_id)

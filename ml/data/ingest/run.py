@@ -100,20 +100,14 @@ def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: La
     """The lake days after ``days`` (within ``DEDUP_WINDOW``) whose deduplication the rewritten days
     decide: ones holding an id a rewritten day now holds, or that dropped duplicates (their earlier
     copy may be gone). Rebuilding them keeps the lake what a rebuild of every day in order gives."""
-    written = set(days)
-    window = DEDUP_WINDOW.days
     later = []
-    for e in sorted({d + timedelta(days=k) for d in days for k in range(1, window + 1)} - written):
+    for e in sorted({d + timedelta(days=k) for d in days for k in range(1, DEDUP_WINDOW.days + 1)} - set(days)):
         theirs = landed.ids(e)
         if theirs is None:
             continue
         manifest = read_manifest(settings, tenant, e)
-        if manifest is not None and manifest["duplicates_dropped"]:
-            later.append(e)
-            continue
-        ours = [landed.ids(d) for d in written if 0 < (e - d).days <= window]
-        mine = set().union(*(set(x) for x in ours if x is not None))
-        if mine and not mine.isdisjoint(theirs):
+        # an id of e now in a day before it can only have come from a rewritten day
+        if (manifest is not None and manifest["duplicates_dropped"]) or landed.seen_before(e, pd.Series(theirs)).any():
             later.append(e)
     return later
 
