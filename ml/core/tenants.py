@@ -22,6 +22,7 @@ from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 
 ISOLATION_TIERS = ("pool", "silo")
+SEEN_ITEMS = ("exclude", "allow")  # recommendations: leave out what a user consumed, or allow repeats
 RESERVED_IDS = ("global",)  # `<kind>.global` names the shared model of each kind in the MLflow registry
 DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
 DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
@@ -40,6 +41,7 @@ class Tenant:
     model_kinds: tuple[str, ...] = ()  # empty: every registered kind
     quota_events_per_day: int = DEFAULT_QUOTA_EVENTS_PER_DAY
     quota_requests_per_minute: int = DEFAULT_QUOTA_REQUESTS_PER_MINUTE
+    seen_items: str = "exclude"  # SEEN_ITEMS: the recommender's policy for items a user consumed
 
     def __post_init__(self) -> None:
         validate_slug(self.tenant_id)
@@ -51,6 +53,11 @@ class Tenant:
         if self.isolation not in ISOLATION_TIERS:
             raise TenantError(
                 f"tenant {self.tenant_id}: isolation must be one of {ISOLATION_TIERS}, got {self.isolation!r}."
+            )
+        if self.seen_items not in SEEN_ITEMS:
+            raise TenantError(
+                f"tenant {self.tenant_id}: seen_items must be one of {SEEN_ITEMS} (exclude: never recommend what a "
+                f"user consumed; allow: repeats welcome), got {self.seen_items!r}."
             )
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
@@ -92,11 +99,12 @@ class TenantStore:
             ",".join(tenant.model_kinds),
             tenant.quota_events_per_day,
             tenant.quota_requests_per_minute,
+            tenant.seen_items,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
-                con.execute(f"{verb} into tenants values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
         return tenant
@@ -186,7 +194,7 @@ class TenantStore:
 
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
-    "quota_events_per_day, quota_requests_per_minute"
+    "quota_events_per_day, quota_requests_per_minute, seen_items"
 )
 
 
@@ -206,6 +214,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         model_kinds=tuple(kinds),  # type: ignore[arg-type]
         quota_events_per_day=int(d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY)),  # type: ignore[call-overload]
         quota_requests_per_minute=int(d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE)),  # type: ignore[call-overload]
+        seen_items=str(d.get("seen_items", "exclude")),
     )
 
 
@@ -232,4 +241,5 @@ def _row_to_tenant(row: tuple) -> Tenant:
         model_kinds=tuple(k for k in row[6].split(",") if k),
         quota_events_per_day=row[7],
         quota_requests_per_minute=row[8],
+        seen_items=row[9],
     )

@@ -1,14 +1,17 @@
-"""The one way to load a registered model: its LightGBM booster and the features it reads.
+"""The one way to load a registered model: its LightGBM booster and the features it reads, or
+a classic recommender family (:mod:`ml.models.recsys`, tag ``family``) read from its arrays.
 
-Versions are immutable, so a loaded booster is cached per process. The input columns a version
+Versions are immutable, so a loaded model is cached per process. The input columns a version
 was trained on are its ``features`` tag (a JSON list, in the order the model reads them).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from ml.core.settings import Settings
@@ -32,6 +35,33 @@ def load_booster(name: str, version: str, settings: Settings) -> Any:
     return _load_booster(settings.mlflow_tracking_uri, name, str(version))
 
 
+def version_family(mv: Any) -> str:
+    """``lightgbm``, or the classic family a version holds (``family`` tag; untagged: LightGBM)."""
+    return (mv.tags or {}).get("family") or "lightgbm"
+
+
+def load_family(name: str, version: str, settings: Settings) -> Any:
+    """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling."""
+    registry.client(settings)
+    return _load_family(settings.mlflow_tracking_uri, name, str(version))
+
+
+def download_family(name: str, version: str, folder: Path) -> Path:
+    """Copy a family version's files (``family.json``, ``arrays.npz``) into ``folder``; returns it."""
+    import mlflow.artifacts
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(folder)))
+
+
+@lru_cache(maxsize=32)
+def _load_family(uri: str, name: str, version: str) -> Any:
+    from ml.models import recsys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return recsys.load(download_family(name, version, Path(tmp)))
+
+
 @lru_cache(maxsize=32)
 def _load_booster(uri: str, name: str, version: str) -> Any:
     import mlflow.lightgbm
@@ -46,8 +76,13 @@ class Champion:
     kind: str
     name: str
     version: Any  # mlflow.entities.model_registry.ModelVersion
-    booster: Any
+    booster: Any  # lightgbm.Booster, None for a classic family
     features: list[str]
+    recommender: Any = None  # ml.models.recsys.Recommender, for a classic family
+
+    @property
+    def family(self) -> str:
+        return version_family(self.version)
 
     @property
     def number(self) -> str:
@@ -71,4 +106,6 @@ def load_champion(kind: str, tenant_id: str, settings: Settings, alias: str = re
     features = version_features(mv)
     if features is None:
         raise ValueError(f"{name} v{mv.version} has no features tag; it was not registered by Tenantflow's training")
+    if version_family(mv) != "lightgbm":
+        return Champion(kind, name, mv, None, [], load_family(name, str(mv.version), settings))
     return Champion(kind, name, mv, load_booster(name, str(mv.version), settings), features)

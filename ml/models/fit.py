@@ -17,18 +17,33 @@ from ml.core.settings import TrainSettings
 from ml.data.snapshots import Snapshot
 from ml.models.kinds.base import ModelKind
 
+LIGHTGBM = "lightgbm"
+
 
 @dataclass
 class Candidate:
-    """One trained (or borrowed) model and how it did on the tenant's holdout."""
+    """One trained (or borrowed) model and how it did on the tenant's holdout.
+
+    ``family`` is ``lightgbm`` (``booster`` set) or a classic recommender family
+    (:mod:`ml.models.recsys`, ``recommender`` set); ``per_user`` holds each judged user's headline
+    on the recommender's holdout (:mod:`ml.models.ranking`), what the gate's paired bootstrap reads.
+    """
 
     trained_on: str
-    booster: Any  # lightgbm.Booster
+    booster: Any  # lightgbm.Booster, or None for a classic family
     metrics: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None  # set when the model already lives in MLflow (the global one)
     global_version: str | None = None
     seconds: float = 0.0
     snapshot_id: str | None = None
+    family: str = LIGHTGBM
+    recommender: Any = None  # ml.models.recsys.Recommender
+    per_user: np.ndarray | None = None
+
+    @property
+    def label(self) -> str:
+        """How runs name it: ``global``/``fine_tuned``/``tenant`` for LightGBM, else the family."""
+        return self.trained_on if self.family == LIGHTGBM else self.family
 
 
 def feature_names(snap: Snapshot, kind: ModelKind) -> list[str]:

@@ -5,9 +5,16 @@ A new version becomes ``challenger``. It becomes ``champion`` only if it passes 
 input schema) and then:
 
 * with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`);
+  on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
+  competition's winner, so it is at least as good as every popularity list and classic family
+  there, and a re-ranker won only if it beat the strongest family beyond chance;
 * otherwise beats the champion, re-scored on the same holdout, by the promotion margin on the
   kind's headline metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's
-  better direction).
+  better direction). On the competition holdout the margin applies to the lower end of the 95%
+  paired-bootstrap interval of the per-user difference (:func:`ml.models.evaluate.paired_bootstrap`):
+  a challenger replaces the champion only when it is better by the margin beyond chance. A
+  classic family champion is re-scored as its recipe refitted on the holdout's history (its
+  served fit has seen the holdout window); the same family refitted on newer data replaces it.
 
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
@@ -23,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from ml.core.settings import Settings, TrainSettings
-from ml.models import audit, registry
-from ml.models.champion import load_booster, version_features
-from ml.models.fit import Candidate, evaluate, predict
+from ml.models import audit, recsys, registry
+from ml.models import evaluate as evaluation
+from ml.models.champion import load_booster, load_family, version_family, version_features
+from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.kinds.base import ModelKind
 
 log = logging.getLogger(__name__)
@@ -103,8 +111,45 @@ def beats_baseline(kind: ModelKind, metrics: dict[str, float], baseline: dict[st
     return None
 
 
+def family_problems(challenger: Candidate, ranking: Any, policy: TrainSettings) -> list[str]:
+    """A classic family's sanity: it made lists for the judged users, quickly enough for one request."""
+    if ranking is None:
+        return ["a classic family needs the competition holdout"]
+    model = challenger.recommender
+    history = model.history(recsys.Interactions.from_events(_one_user(ranking), ranking.cutoff, items=model.items))
+    times = []
+    for _ in range(30):
+        t = time.perf_counter()
+        scores = model.score(history)
+        times.append(time.perf_counter() - t)
+    problems = []
+    if not np.all(np.isfinite(scores)):
+        problems.append("non-finite scores for a user")
+    ms = float(np.median(times) * 1000)
+    if ms > policy.latency_budget_ms:
+        problems.append(f"scoring one user takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
+    return problems
+
+
+def _one_user(ranking: Any) -> pd.DataFrame:
+    """The busiest judged user's history before the cutoff, as events (the latency check's request)."""
+    h = ranking.history
+    row = int(np.argmax(np.asarray(h.counts.sum(axis=1)).ravel()))
+    mine = h.user == row
+    return pd.DataFrame(
+        {
+            "user_id": h.users[row],
+            "item_id": h.items[h.item[mine]],
+            "event_at": ranking.cutoff - pd.to_timedelta(h.age_days[mine], unit="D"),
+        }
+    )
+
+
 def _first_champion(kind: ModelKind, challenger: Candidate, baseline: dict[str, float]) -> GateDecision:
     h, new = kind.headline, challenger.metrics.get(kind.headline)
+    if challenger.family.startswith("popularity") and new is not None:
+        why = f"first champion: {challenger.family} is the strongest list on the holdout ({h} {new:.4f})"
+        return GateDecision(True, why, None, {})
     if new is None:
         return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
     if baseline.get(h) is not None:
@@ -133,24 +178,33 @@ def gate(
     baseline: dict[str, float],
     policy: TrainSettings,
     settings: Settings,
+    ranking: Any = None,
 ) -> GateDecision:
-    """Decide whether the challenger replaces the champion (see the module docstring)."""
+    """Decide whether the challenger replaces the champion (see the module docstring).
+
+    ``ranking``: the recommender's competition holdout (:class:`ml.models.ranking.RankingHoldout`), if any.
+    """
     champ = registry.version_by_alias(name, registry.CHAMPION, settings)
-    problems = sanity_problems(
-        kind, challenger.booster, holdout, features, policy, version_features(champ) if champ is not None else None
-    )
+    champ_lightgbm = champ is not None and version_family(champ) == LIGHTGBM
+    if challenger.family == LIGHTGBM:
+        schema = version_features(champ) if champ_lightgbm else None
+        problems = sanity_problems(kind, challenger.booster, holdout, features, policy, schema)
+    else:
+        problems = family_problems(challenger, ranking, policy)
     if problems:
         return GateDecision(False, "; ".join(problems), str(champ.version) if champ else None, {})
     if champ is None:
         return _first_champion(kind, challenger, baseline)
     v = str(champ.version)
     same_recipe = (
-        champ.tags.get("snapshot_id") == challenger.snapshot_id
-        and champ.tags.get("trained_on") == challenger.trained_on
+        champ.tags.get("trained_on") == challenger.trained_on
         and champ.tags.get("global_version") == (challenger.global_version or "")
+        and version_family(champ) == challenger.family
     )
-    if same_recipe:
+    if same_recipe and champ.tags.get("snapshot_id") == challenger.snapshot_id:
         return GateDecision(False, f"same data, same recipe as champion v{v}", v, {})
+    if ranking is not None and challenger.per_user is not None:
+        return _versus_champion(kind, name, champ, challenger, same_recipe, ranking, features, policy, settings)
     champ_metrics = evaluate(kind, load_booster(name, v, settings), holdout, features, catalogue)
     h = kind.headline
     new, old = challenger.metrics.get(h), champ_metrics.get(h)
@@ -165,6 +219,37 @@ def gate(
         return GateDecision(True, why, v, champ_metrics)
     why = f"{h} {new:.4f} does not beat champion v{v} ({old:.4f}) by the margin {policy.promotion_margin}"
     return GateDecision(False, why, v, champ_metrics)
+
+
+def _versus_champion(
+    kind: ModelKind,
+    name: str,
+    champ: Any,
+    challenger: Candidate,
+    same_recipe: bool,
+    ranking: Any,
+    features: list[str],
+    policy: TrainSettings,
+    settings: Settings,
+) -> GateDecision:
+    """The competition holdout's rule (module docstring): paired bootstrap against the champion."""
+    v, family = str(champ.version), version_family(champ)
+    if same_recipe and family != LIGHTGBM:
+        return GateDecision(True, f"{family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {})
+    if family == LIGHTGBM:
+        own = version_features(champ) or features  # the champion reads its own columns
+        lists = ranking.reranker_lists(predict(kind, load_booster(name, v, settings), ranking.examples, own))
+    else:
+        recipe = recsys.unfitted(load_family(name, v, settings)).fit(ranking.history)
+        lists = ranking.family_lists(recipe)
+    judged = ranking.judge(lists)
+    assert challenger.per_user is not None
+    mean, low, high = evaluation.paired_bootstrap(challenger.per_user, judged.per_user_ndcg)
+    h, m = kind.headline, policy.promotion_margin
+    versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs champion v{v} ({family}, {judged.metrics[h]:.4f})"
+    if low >= m:
+        return GateDecision(True, f"{challenger.label}: {versus}, above the margin {m}", v, judged.metrics)
+    return GateDecision(False, f"{challenger.label}: {versus}, not above the margin {m}", v, judged.metrics)
 
 
 def record_decision(

@@ -208,6 +208,7 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
     if champ is not None:
         tags = champ.tags
         out["trained_on"] = tags.get("trained_on")
+        out["family"] = tags.get("family") or "lightgbm"
         out["trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(champ.creation_timestamp / 1000))
         out["snapshot_id"] = tags.get("snapshot_id")
         # a tenant version that borrows the global model's files names its own run in a tag

@@ -14,11 +14,13 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ml.core.settings import Settings, get_settings
-from ml.core.tenants import TenantStore
+from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
+from ml.models import ranking
 from ml.models.champion import Champion, load_champion
 from ml.models.kinds import kinds_of
 from ml.models.kinds.base import ModelKind
@@ -63,26 +65,61 @@ def score_warehouse(
         try:
             con.execute("create schema if not exists predictions")
             for (tid, kind_name), (kind, champ) in sorted(models.items()):
-                out[tid][kind_name] = _score(con, tid, kind, champ, k)
+                out[tid][kind_name] = _score(con, store.get(tid), kind, champ, k)
         finally:
             con.close()
     return {"warehouse": wh.key, "tenants": out}
 
 
-def _score(con: Any, tenant_id: str, kind: ModelKind, champ: Champion, k: int) -> dict[str, Any]:
+def _family_rows(
+    con: Any, tenant_id: str, kind: ModelKind, champ: Champion, k: int, exclude_seen: bool
+) -> pd.DataFrame:
+    """A classic family champion's top ``k`` for every user with history (active or not)."""
+    assert kind.history_mart is not None
+    history = con.execute(f"select * from {kind.history_mart[0]} where tenant_id = ?", [tenant_id]).df()
+    if history.empty:
+        return pd.DataFrame()
+    users = np.sort(history["user_id"].astype(str).unique())
+    lists = ranking.serve_lists(champ.recommender, history, users, k, exclude_seen)
+    as_of = pd.Timestamp(history["cutoff_date"].max()).date()
+    return lists.assign(tenant_id=tenant_id, as_of=as_of)[["tenant_id", "as_of", "user_id", "rank", "item_id", "score"]]
+
+
+def _serving_rows(con: Any, tenant_id: str, kind: ModelKind, exclude_seen: bool) -> pd.DataFrame:
+    """The kind's serving mart for one tenant; for a kind with a history mart under the seen-items
+    policy ``exclude``, without the items each user already consumed."""
+    if kind.history_mart is None or not exclude_seen:
+        return con.execute(f"select * from {kind.serving_mart} where tenant_id = ?", [tenant_id]).df()
+    return con.execute(
+        f"select * from {kind.serving_mart} as s where tenant_id = $t and not exists ("
+        f"select 1 from {kind.history_mart[0]} as h where h.tenant_id = $t "
+        "and h.user_id = s.user_id and h.item_id = s.item_id)",
+        {"t": tenant_id},
+    ).df()
+
+
+def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -> dict[str, Any]:
     """Replace one tenant's rows of one kind's predictions table at its serving cutoff."""
     t0 = time.perf_counter()
-    frame = con.execute(f"select * from {kind.serving_mart} where tenant_id = ?", [tenant_id]).df()
-    if frame.empty:
+    tenant_id, exclude_seen = tenant.tenant_id, tenant.seen_items == "exclude"
+    if champ.recommender is not None:
+        rows = _family_rows(con, tenant_id, kind, champ, k, exclude_seen)
+    else:
+        frame = _serving_rows(con, tenant_id, kind, exclude_seen)
+        if not frame.empty:
+            scores = champ.booster.predict(kind.matrix(frame, champ.features), num_threads=1)
+            rows = kind.prediction_rows(frame, scores, k)
+        else:
+            rows = pd.DataFrame()
+    if rows.empty:
         return {"rows": 0, "model_version": champ.number}
-    scores = champ.booster.predict(kind.matrix(frame, champ.features), num_threads=1)
     meta = {
         "model_name": champ.name,
         "model_version": champ.number,
         "trained_on": champ.trained_on,
         "scored_at": pd.Timestamp.now(tz="UTC"),
     }
-    rows = kind.prediction_rows(frame, scores, k).assign(**meta)
+    rows = rows.assign(**meta)
     as_of = rows["as_of"].iloc[0]
     table = kind.predictions_table
     con.execute(kind.predictions_ddl)

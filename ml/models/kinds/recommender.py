@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ml.data.publish import OnlineMart
-from ml.models import evaluate
+from ml.models import evaluate, ranking
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     DecayPolicy,
@@ -35,7 +35,7 @@ from ml.models.kinds.base import (
 K = evaluate.K
 LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
 HORIZONS = (1, LABEL_WINDOW_DAYS)  # days of clicks after a batch: next day, and a full label window
-CANDIDATES, COLD_START = "ranking_candidates", "cold_start_items"
+CANDIDATES, COLD_START, HISTORY = "ranking_candidates", "cold_start_items", "interaction_history"
 
 
 def _popularity(frame: pd.DataFrame) -> np.ndarray:
@@ -276,8 +276,24 @@ def _ranked(model: Any, ids: np.ndarray, x: np.ndarray, req: RecommendationReque
     return items
 
 
+def _family_ranked(
+    model: Any, history: pd.DataFrame, req: RecommendationRequest, exclude_seen: bool
+) -> list[dict[str, Any]]:
+    """A classic family's top k for one user from their published history."""
+    lists = ranking.serve_lists(
+        model.recommender, history, np.array([req.user_id]), req.k + len(req.exclude), exclude_seen
+    )
+    lists = lists[~lists["item_id"].isin(req.exclude)].head(req.k)
+    return [
+        {"rank": r + 1, "item_id": str(i), "score": float(s)}
+        for r, (i, s) in enumerate(zip(lists["item_id"], lists["score"], strict=True))
+    ]
+
+
 def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
-    """Top-k items for one user from the tenant's champion (or challenger arm); cold start for unknown users."""
+    """Top-k items for one user from the tenant's champion (or challenger arm); cold start for
+    unknown users. Under the tenant's seen-items policy ``exclude`` (the default) items the user
+    already consumed are never recommended; ``allow`` keeps them."""
     feats = ctx.features
     if feats is None:
         raise NotServable(
@@ -287,14 +303,19 @@ def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
         )
     arm = ctx.arm(req.user_id)
     model = ctx.model(arm)
+    history = ranking.published_history(feats.tables.get(HISTORY), req.user_id, feats.serving_cutoff)
+    exclude_seen = ctx.seen_items == "exclude"
+    consumed = set(history["item_id"]) if history is not None and exclude_seen else set()
     table = feats.tables[CANDIDATES]
     rows = table.rows(req.user_id)
-    if rows is None or model is None:
-        arm, items = "cold_start", _cold_start(feats.lists[COLD_START], req.k, set(req.exclude))
+    if model is not None and model.recommender is not None and history is not None:
+        items = _family_ranked(model, history, req, exclude_seen)
+    elif rows is None or model is None or model.recommender is not None:
+        arm, items = "cold_start", _cold_start(feats.lists[COLD_START], req.k, set(req.exclude) | consumed)
     else:
         assert table.items is not None
         x = table.matrix[rows][:, model.columns_in(table.columns)]
-        items = _ranked(model, table.items[rows], x, req)
+        items = _ranked(model, table.items[rows], x, req.model_copy(update={"exclude": [*req.exclude, *consumed]}))
     ref = (
         {"name": model.name, "version": model.version, "trained_on": model.trained_on}
         if arm != "cold_start" and model
@@ -332,15 +353,23 @@ KIND = ModelKind(
     group="query_id",
     params={**COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 20, "eval_at": [K]},
     metrics=evaluate.ranking_metrics,
-    headline=f"hit_rate_at_{K}",
-    lift_metrics=(f"hit_rate_at_{K}", f"ndcg_at_{K}", f"map_at_{K}"),
-    reported_metrics=(f"hit_rate_at_{K}", f"ndcg_at_{K}", f"map_at_{K}", f"catalogue_coverage_at_{K}"),
+    headline=f"ndcg_at_{K}",
+    lift_metrics=(f"ndcg_at_{K}", f"hit_rate_at_{K}", f"map_at_{K}"),
+    reported_metrics=(
+        f"ndcg_at_{K}",
+        f"hit_rate_at_{K}",
+        f"precision_at_{K}",
+        f"recall_at_{K}",
+        f"map_at_{K}",
+        f"catalogue_coverage_at_{K}",
+    ),
     baseline_name="popularity",
     baseline=_popularity,
     serving_mart=CANDIDATES,
     online_marts={
         CANDIDATES: OnlineMart("user_id, item_id", key="user_id", item="item_id"),
         COLD_START: OnlineMart("list_kind, list_rank", key=None, item="item_id"),
+        HISTORY: OnlineMart("user_id, item_id, event_date", key="user_id", item="item_id"),
     },
     predictions_table="predictions.recommendations",
     predictions_ddl=_DDL,
@@ -360,4 +389,6 @@ KIND = ModelKind(
         "/v1/recommendations", "Top-k items for one user", RecommendationRequest, RecommendationAnswer, recommend
     ),
     plots=("ranking_comparison",),
+    history_mart=(HISTORY, "user_id, item_id, event_date"),
+    label_window_days=LABEL_WINDOW_DAYS,
 )

@@ -43,6 +43,10 @@ def add(
     model_kinds: Annotated[str, typer.Option(help="Comma-separated kinds; empty: every registered kind")] = "",
     quota_events_per_day: Annotated[int, typer.Option()] = DEFAULT_QUOTA_EVENTS_PER_DAY,
     quota_requests_per_minute: Annotated[int, typer.Option()] = DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
+    seen_items: Annotated[
+        str,
+        typer.Option(help="exclude: never recommend what a user consumed (content); allow: repeats (retail, music)"),
+    ] = "exclude",
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
 ) -> None:
     """Onboard a tenant (a row in the control database; no code or DAG change)."""
@@ -56,6 +60,7 @@ def add(
         model_kinds=_kinds(model_kinds),
         quota_events_per_day=quota_events_per_day,
         quota_requests_per_minute=quota_requests_per_minute,
+        seen_items=seen_items,
     )
     TenantStore().add(tenant, replace=replace)
     print(
@@ -78,7 +83,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
     if as_json:
         print(json.dumps([t.to_json() for t in tenants], indent=1))
         return
-    table = Table("tenant", "region", "tier", "share data", "onboarded", "model kinds", "name")
+    table = Table("tenant", "region", "tier", "share data", "onboarded", "model kinds", "seen items", "name")
     for t in tenants:
         kinds = ",".join(t.model_kinds) or "all"
         table.add_row(
@@ -88,6 +93,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             "yes" if t.share_data else "no",
             str(t.onboarded_at),
             kinds,
+            t.seen_items,
             t.display_name,
         )
     out.print(table)

@@ -28,10 +28,11 @@ from ml.serving.traffic import in_challenger_arm
 class RequestContext:
     """What a kind's endpoint may use for one request (:class:`ml.models.kinds.base.ServingContext`)."""
 
-    __slots__ = ("tenant_id", "features", "_state", "_kind", "_share")
+    __slots__ = ("tenant_id", "seen_items", "features", "_state", "_kind", "_share")
 
     def __init__(self, state: ServingState, tenant: Tenant, kind: str) -> None:
         self.tenant_id = tenant.tenant_id
+        self.seen_items = tenant.seen_items
         self.features: PublishedFeatures | None = state.features.get(tenant.tenant_id)
         self._state, self._kind = state, kind
         self._share = state.splits.get((tenant.tenant_id, kind), 0)

@@ -1,0 +1,263 @@
+"""Recommendation quality on real and generated tenants, side by side in one run (issue 14, point 9).
+
+Every tenant's interactions are read from the product's lake after ingestion (Online Retail:
+`tenantflow import` of every country with at least --min-customers customers, the onboarding of
+examples/online-retail/; the demo fleet: the generator's first training window, ingested), then
+scored under both protocols of `ml.models.evaluate`:
+
+- temporal: the last --test-days days are the test window, every user active in it is evaluated;
+- random: 75/25 of each user's (user, item) pairs, seed 42 (the recommenders benchmark's split).
+
+Families (`ml.models.recsys`): popularity (all time and the last 7 days), item-kNN, SAR, EASE,
+implicit ALS; each with nDCG@10, P@10, R@10, MAP@10, HitRate@10, catalogue coverage and
+training time, and a 95% bootstrap interval on nDCG@10. Items seen in training are excluded
+(the default seen-items policy) unless --allow-repeats.
+
+With --product the tenants then go through the product: dbt features, snapshots, the global and
+each tenant's recommender training (`ml.models.train`), whose competition holdout is the
+temporal protocol at the product's label window (7 days before the serving cutoff). Its rows
+(protocol `product`) are every candidate of that competition, the registered winner marked
+`served`: what batch scoring and the API then serve.
+
+    .venv/bin/python benchmarks/quality.py                      # both fleets
+    .venv/bin/python benchmarks/quality.py --fleet retail --test-days 28
+    .venv/bin/python benchmarks/quality.py --product          # and the product's own competition
+
+Reads Online Retail from ../shared/datasets/online-retail/ (or $TENANTFLOW_DATASETS); never copies it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import fresh_home, register_fleet, report
+
+from ml.core.contract import INTERACTION_EVENT_TYPES
+from ml.core.settings import Settings, get_settings
+from ml.core.tenants import TenantStore
+from ml.models import evaluate, recsys
+from tests import online_retail as retail
+
+K = evaluate.K
+
+
+def families(threads: int) -> list[recsys.Recommender]:
+    return [
+        recsys.Popularity(),
+        recsys.Popularity(window_days=7),
+        recsys.ItemKNN(neighbours=100),
+        recsys.SAR("jaccard", half_life_days=30.0),
+        recsys.EASE(l2=500.0),
+        recsys.ALS(factors=128, l2=100.0, alpha=10.0, iterations=15, threads=threads),
+    ]
+
+
+def lake_events(settings: Settings, region: str, tenant_id: str) -> pd.DataFrame:
+    """The tenant's interaction events (the vocabulary the warehouse counts) from its lake."""
+    glob = settings.stores.lake.glob(region, tenant_id, "*.parquet")
+    types = ", ".join(f"'{t}'" for t in INTERACTION_EVENT_TYPES)
+    with duckdb.connect() as con:
+        return con.sql(
+            f"select user_id, item_id, event_at from read_parquet('{glob}') "
+            f"where event_type in ({types}) and user_id is not null and item_id is not null"
+        ).df()
+
+
+def retail_fleet(min_customers: int) -> list[tuple[str, str]]:
+    files = retail.day_files()
+    if not files:
+        sys.exit(f"skipped: {retail.ABSENT}")
+    with duckdb.connect() as con:
+        big = {
+            c
+            for (c,) in con.sql(
+                f"select Country from {retail._read(files)} where CustomerID is not null "
+                f"group by Country having count(distinct CustomerID) >= {min_customers}"
+            ).fetchall()
+        }
+    tenants = [t for t in retail.fleet(files) if t["country"] in big]
+    retail.onboard(tenants)
+    retail.import_fleet(get_settings(), tenants, files)
+    return [(t["region"], t["tenant_id"]) for t in tenants]
+
+
+def demo_fleet() -> list[tuple[str, str]]:
+    from ml.data.generate import generate
+    from ml.data.generate.config import DEMO_TRAINED_DAYS, demo_config
+    from ml.data.ingest.run import ingest_tenants
+
+    settings = get_settings()
+    config, _ = demo_config()
+    register_fleet(settings, config)
+    generate(replace(config, land_days=(0, DEMO_TRAINED_DAYS)), settings.stores.landing.root)
+    ids = [s.tenant_id for s in config.tenants]
+    ingest_tenants(ids, config.start_date, config.start_date + timedelta(days=DEMO_TRAINED_DAYS))
+    return [(s.region, s.tenant_id) for s in config.tenants]
+
+
+def split(events: pd.DataFrame, protocol: str, test_days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """(training events, test (user, item) pairs, as_of) under one protocol."""
+    events = events.assign(event_at=pd.to_datetime(events["event_at"], utc=True))
+    if protocol == "temporal":
+        train, test = evaluate.temporal_split(events, test_days)
+        as_of = test["event_at"].min().normalize() if len(test) else events["event_at"].max()
+        return train, test[["user_id", "item_id"]].drop_duplicates(), as_of
+    pairs = events.groupby(["user_id", "item_id"], as_index=False)["event_at"].min()
+    train_pairs, test_pairs = evaluate.stratified_random_split(pairs, 0.75, seed=42)
+    train = events.merge(train_pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
+    as_of = events["event_at"].max().normalize() + pd.Timedelta(days=1)
+    return train, test_pairs[["user_id", "item_id"]], as_of
+
+
+def score_tenant(
+    tenant_id: str, events: pd.DataFrame, protocol: str, test_days: int, allow_repeats: bool, threads: int
+) -> list[dict]:
+    train, test, as_of = split(events, protocol, test_days)
+    data = recsys.Interactions.from_events(train, as_of)
+    if not allow_repeats:
+        seen = pd.DataFrame({"user_id": data.users[data.user], "item_id": data.items[data.item]}).drop_duplicates()
+        test = test.merge(seen, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+    test = test[test["item_id"].isin(set(data.items))]  # an item new in the test window is nobody's to find
+    users = np.sort(test["user_id"].astype(str).unique())
+    rows = []
+    for model in families(threads):
+        started = time.perf_counter()
+        try:
+            model.fit(data)
+        except ValueError as e:
+            rows.append({"tenant_id": tenant_id, "protocol": protocol, "family": model.name, "skipped": str(e)})
+            continue
+        fit_seconds = time.perf_counter() - started
+        lists = recsys.recommend(model, data, users, K, exclude_seen=not allow_repeats)
+        ev = evaluate.evaluate_lists(lists, test, K, len(data.items))
+        low, high = evaluate.bootstrap_interval(ev.per_user["ndcg"].to_numpy())
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "protocol": protocol,
+                "family": model.name,
+                **{m: round(v, 4) for m, v in ev.metrics().items() if m != "users"},
+                "ndcg_at_10_low": round(low, 4),
+                "ndcg_at_10_high": round(high, 4),
+                "users": len(users),
+                "known_users": int((data.rows(users) >= 0).sum()),
+                "items": len(data.items),
+                "train_events": len(train),
+                "fit_seconds": round(fit_seconds, 2),
+                "recommend_seconds": round(time.perf_counter() - started - fit_seconds, 2),
+            }
+        )
+    return rows
+
+
+def product_rows(members: list[tuple[str, str]]) -> list[dict]:
+    """Build features, snapshot and train the recommender for every member; each candidate's holdout metrics."""
+    from ml.core.warehouse import warehouses
+    from ml.data.features import build_and_check_warehouse
+    from ml.models import registry
+    from ml.models.kinds import online_marts
+    from ml.models.runs import snapshot_warehouse
+    from ml.models.train import train_global, train_tenant
+
+    settings = get_settings()
+    for wh in warehouses(TenantStore(settings).list()):
+        build_and_check_warehouse(wh, online_marts(), settings)
+        snapshot_warehouse(wh, settings)
+    train_global("recommender", "benchmark", settings)
+    c = registry.client(settings)
+    rows = []
+    for _, tenant_id in members:
+        started = time.perf_counter()
+        r = train_tenant("recommender", tenant_id, "benchmark", settings)
+        seconds = time.perf_counter() - started
+        if "skipped" in r:
+            rows.append({"tenant_id": tenant_id, "protocol": "product", "family": "-", "skipped": r["skipped"]})
+            continue
+        run = c.get_run(r["run_id"])
+        m, chosen = run.data.metrics, run.data.params.get("chosen", "")
+        for key, value in sorted(m.items()):
+            if key.startswith("candidate.") and key.endswith(".ndcg_at_10"):
+                label = key.split(".")[1]
+                rows.append(
+                    {"tenant_id": tenant_id, "protocol": "product", "family": label, "ndcg_at_10": round(value, 4)}
+                )
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "protocol": "product",
+                "family": f"served ({r['family'] if r['family'] != 'lightgbm' else r['trained_on']})",
+                **{k: round(v, 4) for k, v in m.items() if k.endswith("_at_10") or k in ("candidate_recall", "users")},
+                "promoted": r["promoted"],
+                "chosen": chosen,
+                "train_seconds": round(seconds, 1),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fleet", choices=["retail", "demo", "both"], default="both")
+    ap.add_argument("--min-customers", type=int, default=50)
+    ap.add_argument("--test-days", type=int, default=None, help="temporal test window (retail 28, demo 7)")
+    ap.add_argument("--allow-repeats", action="store_true", help="the seen-items policy 'allow'")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--product", action="store_true", help="also train through the product and report its competition")
+    a = ap.parse_args()
+    if a.fleet == "both":  # one home (and process) per fleet: their tenants must not train one global model
+        for fleet in ("retail", "demo"):
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--fleet", fleet], check=True)
+        return
+    fleet = a.fleet
+    home = fresh_home(f"quality-{fleet}")
+    settings = get_settings()
+    results = []
+    members = retail_fleet(a.min_customers) if fleet == "retail" else demo_fleet()
+    test_days = a.test_days or (28 if fleet == "retail" else 7)
+    for region, tenant_id in members:
+        events = lake_events(settings, region, tenant_id)
+        for protocol in ("temporal", "random"):
+            for row in score_tenant(tenant_id, events, protocol, test_days, a.allow_repeats, a.threads):
+                row |= {"fleet": fleet, "test_days": test_days if protocol == "temporal" else None}
+                results.append(row)
+                print(_line(row), flush=True)
+    if a.product:
+        for row in product_rows(members):
+            results.append(row | {"fleet": fleet, "test_days": 7})
+            print(_line(row), flush=True)
+    report("quality", home=str(home), allow_repeats=a.allow_repeats, tenants=len(TenantStore().list()), rows=results)
+
+
+def _line(row: dict) -> str:
+    if row["protocol"] == "product" and "skipped" not in row:
+        extra = (
+            f"  HR {row['hit_rate_at_10']:.3f}  users {row['users']:.0f}  {row['chosen']}" if "chosen" in row else ""
+        )
+        return (
+            f"{row['tenant_id']:>16} {row['protocol']:>8} {row['family']:>14}  nDCG@10 {row['ndcg_at_10']:.4f}{extra}"
+        )
+    if "skipped" in row:
+        return f"{row['tenant_id']:>16} {row['protocol']:>8} {row['family']:>14}  skipped: {row['skipped']}"
+    return (
+        f"{row['tenant_id']:>16} {row['protocol']:>8} {row['family']:>14}  nDCG@10 {row['ndcg_at_10']:.4f} "
+        f"[{row['ndcg_at_10_low']:.4f}, {row['ndcg_at_10_high']:.4f}]  P@10 {row['precision_at_10']:.4f}  "
+        f"R@10 {row['recall_at_10']:.4f}  MAP {row['map_at_10']:.4f}  HR {row['hit_rate_at_10']:.3f}  "
+        f"cov {row['catalogue_coverage_at_10']:.3f}  users {row['users']} ({row['known_users']} known)  "
+        f"fit {row['fit_seconds']:.2f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""The recommender's competition: every candidate model's top-k lists judged on one temporal holdout.
+
+The holdout (the temporal protocol of :mod:`ml.models.evaluate`) is the label window after the
+snapshot's last labelled cutoff T: every user with an interaction in ``[T, T + window)`` is
+evaluated, the relevant items are what they interacted with there (without the items they had
+already consumed before T when the tenant's seen-items policy excludes them; a user left with
+nothing new is not judged). Each candidate makes the lists it would have served at T:
+
+- a classic family (:mod:`ml.models.recsys`: popularity, item-kNN, SAR, EASE, ALS), fitted on the
+  whole history before T, scores every user by their history before T;
+- a LightGBM re-ranker orders the candidates generated at T (the ``ranking_examples`` rows at T);
+  a user without candidates gets the cold-start list (the last week's most popular items), as
+  the API answers them.
+
+The same users and relevant items for all, one :func:`ml.models.evaluate.evaluate_lists`, per-user
+nDCG kept for the gate's paired bootstrap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.models import evaluate, recsys
+from ml.models.fit import LIGHTGBM, Candidate, predict
+from ml.models.kinds.base import ModelKind
+
+log = logging.getLogger(__name__)
+
+K = evaluate.K
+RECENT_DAYS = 7  # the cold-start list and the recent-popularity baseline: the last week
+HEADLINE = f"ndcg_at_{K}"
+
+
+def families(threads: int = 1) -> list[recsys.Recommender]:
+    """The classic families every tenant's re-rankers compete with. Their defaults are the best
+    of the settings tried in ``benchmarks/quality.py`` (see benchmarks/README.md)."""
+    return [
+        recsys.Popularity(),
+        recsys.Popularity(window_days=RECENT_DAYS),
+        recsys.ItemKNN(neighbours=100),
+        recsys.SAR("jaccard", half_life_days=30.0, neighbours=200),
+        recsys.EASE(l2=500.0),
+        recsys.ALS(factors=128, l2=100.0, alpha=10.0, iterations=15, threads=threads),
+    ]
+
+
+def history_events(history: pd.DataFrame) -> pd.DataFrame:
+    """``interaction_history`` mart rows as events for :class:`recsys.Interactions` (a day's
+    interactions at its midnight, UTC)."""
+    return pd.DataFrame(
+        {
+            "user_id": history["user_id"].to_numpy(),
+            "item_id": history["item_id"].to_numpy(),
+            "event_at": pd.to_datetime(history["event_date"]).dt.tz_localize("UTC"),
+            "interactions": history["interactions"].to_numpy(dtype=np.float64),
+        }
+    )
+
+
+@dataclass
+class Judged:
+    """One candidate on the holdout: its metrics and each judged user's nDCG@k (users in holdout order)."""
+
+    metrics: dict[str, float]
+    per_user_ndcg: np.ndarray
+
+
+@dataclass
+class RankingHoldout:
+    """The users, relevant items and history of one tenant's temporal holdout (module docstring)."""
+
+    cutoff: pd.Timestamp
+    history: recsys.Interactions  # everything before the cutoff
+    relevant: pd.DataFrame  # user_id, item_id
+    users: np.ndarray  # the judged users, sorted
+    examples: pd.DataFrame  # the re-rankers' candidates at the cutoff (ranking_examples rows)
+    exclude_seen: bool
+    catalogue: int | None
+    cold_start: np.ndarray  # (items of history,) the last week's popularity: users without candidates
+
+    @classmethod
+    def build(
+        cls,
+        history: pd.DataFrame,
+        examples: pd.DataFrame,
+        window_days: int,
+        exclude_seen: bool = True,
+        catalogue: int | None = None,
+    ) -> RankingHoldout | None:
+        """From a snapshot's ``interaction_history`` rows and its ``ranking_examples`` rows at the
+        last labelled cutoff. None when there is nothing to judge (no cutoff, no history before it,
+        or no user with a relevant item)."""
+        if examples.empty or history.empty:
+            return None
+        cutoff = pd.Timestamp(examples["cutoff_date"].max()).tz_localize("UTC")
+        events = history_events(history)
+        before = events[events["event_at"] < cutoff]
+        window = events[(events["event_at"] >= cutoff) & (events["event_at"] < cutoff + pd.Timedelta(days=window_days))]
+        if before.empty or window.empty:
+            return None
+        data = recsys.Interactions.from_events(before, cutoff)
+        relevant = window[["user_id", "item_id"]].drop_duplicates()
+        if exclude_seen:
+            seen = before[["user_id", "item_id"]].drop_duplicates()
+            relevant = relevant.merge(seen, how="left", indicator=True)
+            relevant = relevant[relevant["_merge"] == "left_only"].drop(columns="_merge")
+        if relevant.empty:
+            return None
+        users = np.sort(relevant["user_id"].astype(str).unique())
+        cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data).item_scores
+        return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold)
+
+    def judge(self, lists: pd.DataFrame) -> Judged:
+        """Metrics of top-k lists (``user_id, item_id, rank``) on this holdout, with a 95% bootstrap
+        interval on nDCG@k (``ndcg_at_10_low`` / ``_high``) and the number of judged ``users``."""
+        ev = evaluate.evaluate_lists(lists, self.relevant, K, self.catalogue or len(self.history.items))
+        metrics = ev.metrics()
+        ndcg = ev.per_user["ndcg"].to_numpy()
+        metrics[f"{HEADLINE}_low"], metrics[f"{HEADLINE}_high"] = evaluate.bootstrap_interval(ndcg)
+        return Judged(metrics, ndcg)
+
+    def family_lists(self, model: recsys.Recommender) -> pd.DataFrame:
+        """What a family fitted on the history before the cutoff serves the judged users."""
+        return recsys.recommend(model, self.history, self.users, K, self.exclude_seen, fallback=self.cold_start)
+
+    def reranker_lists(self, scores: np.ndarray) -> pd.DataFrame:
+        """A re-ranker's lists: its scores of the candidates at the cutoff, best first (ties by item
+        id), consumed items left out under the exclude policy; cold start for users without candidates."""
+        ex = pd.DataFrame(
+            {
+                "user_id": self.examples["user_id"].astype(str).to_numpy(),
+                "item_id": self.examples["item_id"].astype(str).to_numpy(),
+                "score": np.asarray(scores, dtype=np.float64),
+            }
+        )
+        ex = ex[ex["user_id"].isin(self.users)]
+        if self.exclude_seen and len(ex):
+            rows = self.history.rows(ex["user_id"].to_numpy())
+            cols = np.searchsorted(self.history.items, ex["item_id"].to_numpy())
+            known = (rows >= 0) & (cols < len(self.history.items))
+            cols_ok = np.minimum(cols, len(self.history.items) - 1)
+            known &= self.history.items[cols_ok] == ex["item_id"].to_numpy()
+            seen = np.zeros(len(ex), dtype=bool)
+            seen[known] = np.asarray(self.history.seen[rows[known], cols_ok[known]]).ravel() > 0
+            ex = ex[~seen]
+        ex = ex.sort_values(["user_id", "score", "item_id"], ascending=[True, False, True], kind="mergesort")
+        ex["rank"] = ex.groupby("user_id", sort=False).cumcount() + 1
+        lists = ex[ex["rank"] <= K][["user_id", "item_id", "rank", "score"]]
+        missing = np.setdiff1d(self.users, lists["user_id"].unique())
+        if len(missing):
+            popular = recsys.Popularity(window_days=RECENT_DAYS).fit(self.history)
+            cold = recsys.recommend(popular, self.history, missing, K, self.exclude_seen, fallback=self.cold_start)
+            lists = pd.concat([lists, cold], ignore_index=True)
+        return lists
+
+    def candidate_recall(self) -> float:
+        """Relevant (user, item) pairs among the re-rankers' candidates at the cutoff, over all relevant pairs."""
+        found = self.relevant.merge(
+            self.examples[["user_id", "item_id"]].astype(str).drop_duplicates(), on=["user_id", "item_id"]
+        )
+        return len(found) / len(self.relevant)
+
+
+@dataclass
+class FamilyFit:
+    """A classic family judged on the holdout, and the seconds its fit took."""
+
+    model: recsys.Recommender
+    judged: Judged
+    seconds: float
+
+
+def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]:
+    """Every classic family fitted on the history before the cutoff and judged (a family that
+    cannot fit this tenant, e.g. EASE on a huge catalogue, is left out with a log line)."""
+    out = []
+    for model in families(threads):
+        started = time.perf_counter()
+        try:
+            model.fit(holdout.history)
+        except ValueError as e:
+            log.info("%s left out: %s", model.name, e)
+            continue
+        seconds = time.perf_counter() - started
+        out.append(FamilyFit(model, holdout.judge(holdout.family_lists(model)), seconds))
+    return out
+
+
+def refit(model: recsys.Recommender, history: pd.DataFrame, as_of: Any) -> recsys.Recommender:
+    """The same family and settings fitted on the whole history before ``as_of`` (the serving cutoff):
+    what is registered and served once it won the holdout."""
+    return recsys.unfitted(model).fit(recsys.Interactions.from_events(history_events(history), pd.Timestamp(as_of)))
+
+
+def compete(
+    holdout: RankingHoldout, candidates: list[Candidate], kind: ModelKind, features: list[str], threads: int = 1
+) -> list[Candidate]:
+    """Judge the LightGBM candidates on the holdout (their metrics replaced by the lists' metrics,
+    plus ``candidate_recall``) and add a candidate per classic family."""
+    recall = holdout.candidate_recall()
+    for c in candidates:
+        judged = holdout.judge(holdout.reranker_lists(predict(kind, c.booster, holdout.examples, features)))
+        c.metrics, c.per_user = judged.metrics | {"candidate_recall": recall}, judged.per_user_ndcg
+    for f in judge_families(holdout, threads):
+        candidates.append(
+            Candidate(
+                "tenant",
+                None,
+                metrics=f.judged.metrics,
+                seconds=f.seconds,
+                family=f.model.name,
+                recommender=f.model,
+                per_user=f.judged.per_user_ndcg,
+            )
+        )
+    return candidates
+
+
+def choose(candidates: list[Candidate], incumbent: str | None = None, margin: float = 0.0) -> tuple[Candidate, str]:
+    """The candidate to register, and why.
+
+    The best nDCG@k wins (ties: a tenant's own model over the global one, then the simpler
+    family). A LightGBM re-ranker must beat the strongest classic family by more than chance: when
+    the 95% paired-bootstrap interval of its per-user nDCG@k minus the family's reaches 0 or below,
+    the family is chosen (cheaper to train and serve, as good as far as the holdout can tell).
+    ``incumbent``, the classic family serving as champion, is kept (refitted on the new data)
+    unless the winner beats it by the gate's rule (interval's lower end >= ``margin``): otherwise a
+    different family that wins by a hair would be refused by the gate and the champion never refreshed.
+    """
+    best, why = _best(candidates)
+    mine = [c for c in candidates if incumbent is not None and c.family == incumbent]
+    if not mine or best.family == incumbent:
+        return best, why
+    assert best.per_user is not None and mine[0].per_user is not None
+    mean, low, high = evaluate.paired_bootstrap(best.per_user, mine[0].per_user)
+    if low >= margin:
+        return best, why
+    versus = f"{HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+    return mine[0], f"{incumbent}, the champion's family, refitted ({best.label} is not better by the margin: {versus})"
+
+
+def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
+    order = {name: i for i, name in enumerate(["popularity", f"popularity_{RECENT_DAYS}d", "item_knn", "sar", "ease"])}
+
+    def key(c: Candidate) -> tuple[float, bool, int]:
+        return (c.metrics.get(HEADLINE, float("-inf")), c.trained_on != "global", -order.get(c.family, len(order)))
+
+    best = max(candidates, key=key)
+    families_ = [c for c in candidates if c.family != LIGHTGBM]
+    if best.family != LIGHTGBM or not families_:
+        return best, f"{best.label}: best {HEADLINE} {best.metrics.get(HEADLINE, float('nan')):.4f}"
+    strongest = max(families_, key=key)
+    assert best.per_user is not None and strongest.per_user is not None
+    mean, low, high = evaluate.paired_bootstrap(best.per_user, strongest.per_user)
+    versus = f"{best.label} vs {strongest.label}: {HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+    if low <= 0:
+        return strongest, f"{strongest.label} (the re-ranker is not better beyond chance: {versus})"
+    return best, f"{best.label} ({versus})"
+
+
+def strongest_popularity(candidates: list[Candidate]) -> dict[str, float]:
+    """The metrics of the better popularity list (all time or the last week): the run's baseline."""
+    popular = [c for c in candidates if c.family.startswith("popularity")]
+    if not popular:
+        return {}
+    return max(popular, key=lambda c: c.metrics.get(HEADLINE, float("-inf"))).metrics
+
+
+def serve_lists(
+    model: recsys.Recommender, history: pd.DataFrame, users: np.ndarray, k: int, exclude_seen: bool = True
+) -> pd.DataFrame:
+    """A classic family's top ``k`` for ``users`` from their ``interaction_history`` rows at the
+    serving cutoff (``cutoff_date`` of the rows): ``user_id, item_id, rank, score``. What batch
+    scoring writes and the API answers; a user without history gets the model's popularity order."""
+    if history.empty:
+        data = recsys.Interactions.from_events(
+            pd.DataFrame({"user_id": [], "item_id": [], "event_at": []}), pd.Timestamp.now(tz="UTC"), items=model.items
+        )
+    else:
+        as_of = pd.Timestamp(history["cutoff_date"].max()).tz_localize("UTC")
+        data = recsys.Interactions.from_events(history_events(history), as_of, items=model.items)
+    fallback = getattr(model, "item_scores", None)
+    if fallback is None:  # an item-based family keeps no popularity: its catalogue's, from this history
+        fallback = np.asarray(data.seen.sum(axis=0), dtype=np.float32).ravel()
+    return recsys.recommend(model, data, users, k, exclude_seen, fallback=fallback)
+
+
+def published_history(table: Any, user_id: str, serving_cutoff: str | None) -> pd.DataFrame | None:
+    """One user's rows of a published ``interaction_history`` (an :class:`ml.data.publish.OnlineTable`)
+    as mart rows for :func:`serve_lists`; None without history (or nothing published)."""
+    rows = table.rows(user_id) if table is not None else None
+    if rows is None or serving_cutoff is None:
+        return None
+    cutoff = pd.Timestamp(serving_cutoff)
+    days = table.matrix[rows, table.columns["days_before_cutoff"]].astype(np.int64)
+    return pd.DataFrame(
+        {
+            "user_id": user_id,
+            "item_id": table.items[rows],
+            "event_date": cutoff - pd.to_timedelta(days, unit="D"),
+            "interactions": table.matrix[rows, table.columns["interactions"]],
+            "cutoff_date": cutoff,
+        }
+    )

@@ -1,0 +1,298 @@
+"""The recommender families (see :mod:`ml.models.recsys`) and their file format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from ml.models.recsys.interactions import Interactions
+
+
+class Recommender(Protocol):
+    """A fitted family: scores every item of its catalogue from a user's history.
+
+    ``history(data)`` is the ``(users, items)`` matrix of ``data`` this family reads (counts,
+    decayed counts, or seen flags); ``score(history rows)`` gives ``(rows, items)`` scores.
+    Scoring depends on the history only, so a model fitted before a test window scores users
+    with the history they had then, and the served model scores them with today's.
+    """
+
+    name: str
+    items: np.ndarray
+
+    def fit(self, data: Interactions) -> Recommender: ...
+    def history(self, data: Interactions) -> sp.csr_matrix: ...
+    def score(self, history: sp.csr_matrix) -> np.ndarray: ...
+    def params(self) -> dict[str, Any]: ...
+    def arrays(self) -> dict[str, Any]: ...
+
+
+class Popularity:
+    """Distinct users per item: over all history, or the last ``window_days`` before ``as_of``."""
+
+    def __init__(self, window_days: int | None = None) -> None:
+        self.window_days = window_days
+        self.name = "popularity" if window_days is None else f"popularity_{window_days}d"
+        self.items = np.zeros(0, dtype=str)
+        self.item_scores = np.zeros(0, dtype=np.float32)
+
+    def fit(self, data: Interactions) -> Popularity:
+        users = data.seen if self.window_days is None else data.users_within(self.window_days)
+        self.items = data.items
+        self.item_scores = np.asarray(users.sum(axis=0), dtype=np.float32).ravel()
+        return self
+
+    def history(self, data: Interactions) -> sp.csr_matrix:
+        return data.seen
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.broadcast_to(self.item_scores, (history.shape[0], len(self.item_scores))).copy()
+
+    def params(self) -> dict[str, Any]:
+        return {"window_days": self.window_days}
+
+    def arrays(self) -> dict[str, Any]:
+        return {"item_scores": self.item_scores}
+
+
+def _keep_top(similarity: sp.spmatrix, neighbours: int | None) -> sp.csr_matrix:
+    """Each row's ``neighbours`` largest entries (all when None; ties to the lower column); no diagonal."""
+    s = sp.csr_matrix(similarity, dtype=np.float32)
+    s.setdiag(0)
+    s.eliminate_zeros()
+    if neighbours is None:
+        return s
+    indptr, data, indices = [0], [np.zeros(0, np.float32)], [np.zeros(0, np.int32)]
+    for r in range(s.shape[0]):
+        lo, hi = s.indptr[r], s.indptr[r + 1]
+        row, cols = s.data[lo:hi], s.indices[lo:hi]
+        if len(row) > neighbours:
+            top = np.lexsort((cols, -row))[:neighbours]
+            row, cols = row[top], cols[top]
+        data.append(row)
+        indices.append(cols)
+        indptr.append(indptr[-1] + len(row))
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=s.shape)
+
+
+class _ItemItem:
+    """Scores = history (users x items) @ item-item similarity (row: the history's item)."""
+
+    name = ""
+    items = np.zeros(0, dtype=str)
+    similarity = sp.csr_matrix((0, 0), dtype=np.float32)
+
+    def history(self, data: Interactions) -> sp.csr_matrix:
+        return data.seen
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray((history @ self.similarity).todense(), dtype=np.float32)
+
+    def arrays(self) -> dict[str, Any]:
+        s = self.similarity.tocsr()
+        return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
+
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        n = len(self.items)
+        self.similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, n))
+
+
+class ItemKNN(_ItemItem):
+    """Item-based kNN: cosine between binary item columns, ``neighbours`` kept per item."""
+
+    def __init__(self, neighbours: int = 100) -> None:
+        self.neighbours, self.name = neighbours, "item_knn"
+
+    def fit(self, data: Interactions) -> ItemKNN:
+        x = data.seen
+        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+        inv = sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0))
+        self.items, self.similarity = data.items, _keep_top(inv @ (x.T @ x) @ inv, self.neighbours)
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {"neighbours": self.neighbours}
+
+
+class SAR(_ItemItem):
+    """SAR: co-occurrence over all history -> Jaccard (or lift) similarity; time-decayed affinity."""
+
+    def __init__(
+        self, similarity: str = "jaccard", half_life_days: float | None = 30.0, neighbours: int | None = 200
+    ) -> None:
+        if similarity not in {"jaccard", "lift", "cooccurrence"}:
+            raise ValueError(f"SAR similarity must be jaccard, lift or cooccurrence, not {similarity!r}")
+        self.kind, self.half_life_days, self.neighbours, self.name = similarity, half_life_days, neighbours, "sar"
+
+    def fit(self, data: Interactions) -> SAR:
+        c = (data.seen.T @ data.seen).tocoo()
+        diag = (data.seen.T @ data.seen).diagonal()
+        if self.kind == "jaccard":
+            values = c.data / (diag[c.row] + diag[c.col] - c.data)
+        elif self.kind == "lift":
+            values = c.data / (diag[c.row] * diag[c.col])
+        else:
+            values = c.data
+        self.items = data.items
+        self.similarity = _keep_top(sp.coo_matrix((values, (c.row, c.col)), shape=c.shape), self.neighbours)
+        return self
+
+    def history(self, data: Interactions) -> sp.csr_matrix:
+        return data.counts if self.half_life_days is None else data.decayed(self.half_life_days)
+
+    def params(self) -> dict[str, Any]:
+        return {"similarity": self.kind, "half_life_days": self.half_life_days, "neighbours": self.neighbours}
+
+
+class EASE:
+    """EASE (Steck 2019) with L2 weight ``l2``; refuses catalogues above ``max_items``."""
+
+    def __init__(self, l2: float = 500.0, max_items: int = 15_000) -> None:
+        self.l2, self.max_items, self.name = l2, max_items, "ease"
+        self.items, self.b = np.zeros(0, dtype=str), np.zeros((0, 0), dtype=np.float32)
+
+    def fit(self, data: Interactions) -> EASE:
+        n = len(data.items)
+        if n > self.max_items:
+            raise ValueError(
+                f"EASE needs an {n} x {n} inverse ({16 * n * n / 2**30:.1f} GiB); above max_items={self.max_items} "
+                "use ALS for this catalogue"
+            )
+        gram = (data.seen.T @ data.seen).toarray().astype(np.float64)
+        gram[np.diag_indices(n)] += self.l2
+        p = np.linalg.inv(gram)
+        b = -p / np.diag(p)
+        b[np.diag_indices(n)] = 0.0
+        self.items, self.b = data.items, b.astype(np.float32)
+        return self
+
+    def history(self, data: Interactions) -> sp.csr_matrix:
+        return data.seen
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(history @ self.b, dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"l2": self.l2}
+
+    def arrays(self) -> dict[str, Any]:
+        return {"b": self.b}
+
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.b = arrays["b"]
+
+
+class ALS:
+    """Implicit ALS (``implicit`` CPU solver), confidence ``alpha * count``.
+
+    Only the item factors are kept: a user's vector is solved from their history whenever they
+    are scored (Hu, Koren, Volinsky, eq. 4: ``x_u = (Y^T C_u Y + l2 I)^-1 Y^T C_u p_u``, the
+    ``implicit`` package's ``recalculate_user``), so a model scores users by the history they
+    have at scoring time, including users it never saw.
+    """
+
+    def __init__(
+        self, factors: int = 128, l2: float = 100.0, alpha: float = 10.0, iterations: int = 15, threads: int = 1
+    ) -> None:
+        self.factors, self.l2, self.alpha, self.iterations, self.threads = factors, l2, alpha, iterations, threads
+        self.name = "als"
+        self.items, self.item_factors = np.zeros(0, dtype=str), np.zeros((0, factors), dtype=np.float32)
+
+    def fit(self, data: Interactions) -> ALS:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.l2,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=42,
+                num_threads=self.threads,
+            )
+            model.fit(data.counts, show_progress=False)
+        self.items, self.item_factors = data.items, np.asarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def history(self, data: Interactions) -> sp.csr_matrix:
+        return data.counts
+
+    def user_vectors(self, history: sp.csr_matrix) -> np.ndarray:
+        """Each history row's least-squares user vector (see the class docstring)."""
+        y = self.item_factors.astype(np.float64)
+        f = y.shape[1]
+        base = y.T @ y + self.l2 * np.eye(f)
+        out = np.zeros((history.shape[0], f))
+        h = history.tocsr()
+        for r in range(h.shape[0]):
+            cols = h.indices[h.indptr[r] : h.indptr[r + 1]]
+            if not len(cols):
+                continue
+            conf = self.alpha * h.data[h.indptr[r] : h.indptr[r + 1]]
+            yi = y[cols]
+            a = base + (yi.T * (conf - 1)) @ yi
+            out[r] = np.linalg.solve(a, yi.T @ conf)
+        return out
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(self.user_vectors(history) @ self.item_factors.T, dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"factors": self.factors, "l2": self.l2, "alpha": self.alpha, "iterations": self.iterations}
+
+    def arrays(self) -> dict[str, Any]:
+        return {"item_factors": self.item_factors}
+
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_factors = arrays["item_factors"]
+
+
+FAMILIES: dict[str, type] = {"popularity": Popularity, "item_knn": ItemKNN, "sar": SAR, "ease": EASE, "als": ALS}
+
+
+def unfitted(model: Recommender) -> Recommender:
+    """A new, unfitted model of the same family and settings."""
+    fresh: Recommender = type(model)(**model.params())
+    return fresh
+
+
+# ------------------------------------------------------------------ files
+
+
+def save(model: Recommender, folder: Path) -> None:
+    """Write a fitted model as ``family.json`` + ``arrays.npz`` (plain arrays; nothing executable)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"family": type(model).__name__, "name": model.name, "params": model.params(), "items": len(model.items)}
+    (folder / "family.json").write_text(json.dumps(meta, indent=1))
+    np.savez(folder / "arrays.npz", items=np.asarray(model.items, dtype=str), **model.arrays())
+
+
+def load(folder: Path) -> Recommender:
+    """Read a model :func:`save` wrote. Arrays are read with ``allow_pickle=False``: a file that
+    needs unpickling is refused, never run.
+
+    Raises:
+        ValueError: an unknown family, or arrays that do not match the catalogue's size.
+        FileNotFoundError: a file is missing.
+    """
+    meta = json.loads((folder / "family.json").read_text())
+    classes = {cls.__name__: cls for cls in FAMILIES.values()}
+    cls = classes.get(meta.get("family"))
+    if cls is None:
+        raise ValueError(f"{folder}: unknown recommender family {meta.get('family')!r} (known: {sorted(classes)})")
+    with np.load(folder / "arrays.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    model = cls(**meta["params"])
+    model.items = arrays.pop("items").astype(str)
+    if len(model.items) != meta["items"]:
+        raise ValueError(f"{folder}: {len(model.items)} items, family.json says {meta['items']}")
+    if isinstance(model, Popularity):
+        model.item_scores = arrays["item_scores"]
+    else:
+        model._load_arrays(arrays)
+    return model

@@ -1,0 +1,171 @@
+"""A tenant's interaction history as a sparse (users, items) matrix, and top-k lists from any family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from ml.models.recsys.families import Recommender
+
+BLOCK = 2_048  # users scored at once: a (BLOCK, items) float32 array
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """A tenant's interaction events before ``as_of``, indexed as a ``(users, items)`` matrix.
+
+    ``user``, ``item``, ``age_days``: one entry per event (row and column codes, days before
+    ``as_of``); :attr:`counts` sums them per pair, :meth:`decayed` weights each
+    ``2 ** (-age / half_life)`` (SAR's time decay).
+    """
+
+    users: np.ndarray  # sorted user ids
+    items: np.ndarray  # sorted item ids
+    user: np.ndarray
+    item: np.ndarray
+    age_days: np.ndarray
+    as_of: pd.Timestamp
+    weight: np.ndarray  # interactions each entry stands for (1 per event; a day's count in a daily mart)
+    _user_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_events(
+        cls, events: pd.DataFrame, as_of: pd.Timestamp | None = None, items: np.ndarray | None = None
+    ) -> Interactions:
+        """Build from ``events`` with columns ``user_id``, ``item_id``, ``event_at`` (any time
+        type) and optionally ``interactions`` (how many events a row stands for, default 1).
+
+        ``as_of`` defaults to the day after the newest event (midnight UTC); events at or after it
+        are left out. ``items`` fixes the item index (a fitted model's catalogue, sorted): events
+        on other items are left out.
+
+        Raises:
+            ValueError: a column is missing, or no event is left before ``as_of``.
+        """
+        missing = {"user_id", "item_id", "event_at"} - set(events.columns)
+        if missing:
+            raise ValueError(f"interactions need columns {sorted(missing)}")
+        at = pd.to_datetime(events["event_at"], utc=True)
+        if as_of is None:
+            as_of = at.max().normalize() + pd.Timedelta(days=1)
+        as_of = pd.Timestamp(as_of)
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+        keep = (at < as_of).to_numpy()
+        item_ids = events["item_id"].to_numpy().astype(str)
+        if items is not None:
+            item = np.searchsorted(items, item_ids)
+            keep &= (item < len(items)) & (items[np.minimum(item, len(items) - 1)] == item_ids)
+        if not keep.any() and items is None:
+            raise ValueError(f"no interaction before {as_of:%Y-%m-%d}")
+        user, users = pd.factorize(events["user_id"].to_numpy()[keep].astype(str), sort=True)
+        if items is None:
+            item, items = pd.factorize(item_ids[keep], sort=True)
+        else:
+            item = item[keep]
+        age = ((as_of - at[keep]).dt.total_seconds() / 86_400).to_numpy()
+        weight = events["interactions"].to_numpy()[keep] if "interactions" in events else np.ones(int(keep.sum()))
+        return cls(np.asarray(users), np.asarray(items).astype(str), user, item, age, as_of, weight.astype(np.float64))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.users), len(self.items)
+
+    def _matrix(self, values: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((values, (self.user, self.item)), shape=self.shape, dtype=np.float32)
+
+    @cached_property
+    def counts(self) -> sp.csr_matrix:
+        """Interactions per (user, item) pair."""
+        return self._matrix(self.weight)
+
+    @cached_property
+    def seen(self) -> sp.csr_matrix:
+        """Binary ``(users, items)``: the user interacted with the item at least once."""
+        x = self.counts.copy()
+        x.data[:] = 1.0
+        return x
+
+    def decayed(self, half_life_days: float) -> sp.csr_matrix:
+        """Each interaction weighted ``2 ** (-age_days / half_life_days)``, summed per pair."""
+        return self._matrix(self.weight * np.exp2(-self.age_days / half_life_days))
+
+    def users_within(self, days: float) -> sp.csr_matrix:
+        """Binary ``(users, items)``: the pair has an interaction in the last ``days`` before ``as_of``."""
+        recent = self.age_days < days
+        x = sp.csr_matrix(
+            (np.ones(int(recent.sum())), (self.user[recent], self.item[recent])), shape=self.shape, dtype=np.float32
+        )
+        x.data[:] = 1.0
+        return x
+
+    def rows(self, user_ids: np.ndarray) -> np.ndarray:
+        """Row of each user id, -1 for a user with no interaction before ``as_of``."""
+        if not self._user_index:
+            self._user_index.update({u: i for i, u in enumerate(self.users)})
+        return np.array([self._user_index.get(str(u), -1) for u in user_ids], dtype=np.int64)
+
+
+def recommend(
+    model: Recommender,
+    data: Interactions,
+    user_ids: np.ndarray,
+    k: int,
+    exclude_seen: bool = True,
+    fallback: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Each user's ``k`` best items: ``user_id, item_id, rank (1..k), score`` rows.
+
+    ``data`` is the users' history, indexed by the model's items (``Interactions.from_events(...,
+    items=model.items)``). With ``exclude_seen`` (the default policy) items a user interacted with
+    are never recommended. Users without history get ``fallback`` scores (``(items,)``, default
+    the model's all-time popularity in ``data``); ties go to the lower item id.
+
+    Raises:
+        ValueError: ``data`` is indexed by another catalogue than the model's.
+    """
+    if len(data.items) != len(model.items) or not np.array_equal(data.items, model.items):
+        raise ValueError(f"{model.name}: history indexed by {len(data.items)} items, the model by {len(model.items)}")
+    user_ids = np.asarray(user_ids).astype(str)
+    rows = data.rows(user_ids)
+    if fallback is None:
+        fallback = np.asarray(data.seen.sum(axis=0), dtype=np.float32).ravel()  # all-time popularity
+    fallback = np.asarray(fallback, dtype=np.float32)
+    history, seen = model.history(data), data.seen
+    k = min(k, len(model.items))
+    parts = []
+    for lo in range(0, len(user_ids), BLOCK):
+        block_rows = rows[lo : lo + BLOCK]
+        known = block_rows >= 0
+        s = np.broadcast_to(fallback, (len(block_rows), len(fallback))).copy()
+        if known.any():
+            s[known] = model.score(history[block_rows[known]])
+            if exclude_seen:
+                s[known] = np.where(seen[block_rows[known]].toarray() > 0, -np.inf, s[known])
+        parts.append(_top_k(user_ids[lo : lo + BLOCK], model.items, s, k))
+    if not parts:
+        return pd.DataFrame({"user_id": [], "item_id": [], "rank": [], "score": []})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _top_k(user_ids: np.ndarray, items: np.ndarray, s: np.ndarray, k: int) -> pd.DataFrame:
+    """The top ``k`` finite scores of each row of ``s`` (ties to the lower column)."""
+    n_items = s.shape[1]
+    top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (len(s), 1))
+    top_scores = np.take_along_axis(s, top, axis=1)
+    order = np.lexsort((top, -top_scores), axis=1)
+    top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+    valid = np.isfinite(top_scores)
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat(user_ids, k)[valid.ravel()],
+            "item_id": items[top[valid]],
+            "rank": np.tile(np.arange(1, k + 1), len(s))[valid.ravel()],
+            "score": top_scores[valid],
+        }
+    )

@@ -1,0 +1,192 @@
+"""The classic recommender families on toy histories, against values computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.models import recsys
+
+AS_OF = pd.Timestamp("2026-01-31", tz="UTC")
+
+
+def _events(pairs: list[tuple[str, str, int]]) -> pd.DataFrame:
+    """(user, item, days before AS_OF) -> an events frame."""
+    return pd.DataFrame(
+        {
+            "user_id": [u for u, _, _ in pairs],
+            "item_id": [i for _, i, _ in pairs],
+            "event_at": [AS_OF - pd.Timedelta(days=d) for _, _, d in pairs],
+        }
+    )
+
+
+# a: x, y   b: x, y, z   c: y, z   -> users per item x 2, y 3, z 2
+TOY = _events(
+    [("a", "x", 3), ("a", "y", 2), ("b", "x", 5), ("b", "y", 5), ("b", "z", 1), ("c", "y", 9), ("c", "z", 40)]
+)
+
+
+def _data() -> recsys.Interactions:
+    return recsys.Interactions.from_events(TOY, AS_OF)
+
+
+def _lists(frame: pd.DataFrame) -> dict[str, list[str]]:
+    return {u: list(g.sort_values("rank")["item_id"]) for u, g in frame.groupby("user_id")}
+
+
+def test_interactions_index_users_items_and_leave_out_events_from_as_of_on():
+    late = pd.concat([TOY, _events([("d", "w", 0)]).assign(event_at=AS_OF)], ignore_index=True)
+    data = recsys.Interactions.from_events(late, AS_OF)
+    assert list(data.users) == ["a", "b", "c"] and list(data.items) == ["x", "y", "z"]
+    assert data.seen.toarray().tolist() == [[1, 1, 0], [1, 1, 1], [0, 1, 1]]
+    assert list(data.rows(np.array(["c", "nobody", "a"]))) == [2, -1, 0]
+    # a half-life of 9 days halves c's 9-day-old y
+    assert data.decayed(9.0).toarray()[2, 1] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no interaction before"):
+        recsys.Interactions.from_events(TOY, pd.Timestamp("2025-01-01", tz="UTC"))
+
+
+def test_popularity_counts_distinct_users_all_time_or_in_a_window():
+    data = _data()
+    assert recsys.Popularity().fit(data).item_scores.tolist() == [2, 3, 2]
+    # last 4 days: a's x (3) and y (2), b's z (1); b's x, y are 5 days old, c's 9 and 40
+    assert recsys.Popularity(window_days=4).fit(data).item_scores.tolist() == [1, 1, 1]
+
+
+def test_sar_jaccard_similarity_and_scores_by_hand():
+    model = recsys.SAR("jaccard", half_life_days=None).fit(_data())
+    # co-occurrence x-y 2, x-z 1, y-z 2; Jaccard = c_ij / (c_ii + c_jj - c_ij)
+    expected = np.array([[0, 2 / 3, 1 / 3], [2 / 3, 0, 2 / 3], [1 / 3, 2 / 3, 0]])
+    assert np.allclose(model.similarity.toarray(), expected)
+    # a (x, y): z scores 1/3 + 2/3
+    assert np.allclose(model.score(model.history(_data())[[0]]), [[2 / 3, 2 / 3, 1.0]])
+
+
+def test_item_knn_is_cosine_between_item_columns_with_bounded_neighbours():
+    model = recsys.ItemKNN(neighbours=1).fit(_data())
+    sim = model.similarity.toarray()
+    # cos(x, y) = 2 / sqrt(2 * 3); cos(x, z) = 1 / 2; each item keeps its one nearest
+    assert sim[0].tolist() == pytest.approx([0, 2 / np.sqrt(6), 0])
+    assert (sim > 0).sum(axis=1).tolist() == [1, 1, 1]
+
+
+def test_ease_solves_its_constrained_least_squares_column_by_column():
+    data = _data()
+    l2 = 0.5
+    b = recsys.EASE(l2=l2).fit(data).b
+    x = data.seen.toarray().astype(np.float64)
+    gram = x.T @ x
+    assert np.allclose(np.diag(b), 0)
+    for j in range(3):
+        others = [i for i in range(3) if i != j]
+        # min ||X_j - X_others b||^2 + l2 ||b||^2  ->  (G_oo + l2 I) b = G_oj
+        solved = np.linalg.solve(gram[np.ix_(others, others)] + l2 * np.eye(2), gram[others, j])
+        assert np.allclose(b[others, j], solved, atol=1e-5)
+    with pytest.raises(ValueError, match="use ALS"):
+        recsys.EASE(max_items=2).fit(data)
+
+
+def test_recommend_excludes_seen_items_or_allows_repeats_and_falls_back_to_popularity():
+    data = _data()
+    model = recsys.SAR("jaccard", half_life_days=None).fit(data)
+    users = np.array(["a", "new"])
+    excluded = _lists(recsys.recommend(model, data, users, k=3))
+    assert excluded == {"a": ["z"], "new": ["y", "x", "z"]}  # a saw x and y; new: popularity, ties by id
+    allowed = _lists(recsys.recommend(model, data, users, k=2, exclude_seen=False))
+    assert allowed == {"a": ["z", "x"], "new": ["y", "x"]}  # x and y tie at 2/3: lower id first
+
+
+def test_every_family_round_trips_through_its_files_without_pickle(tmp_path):
+    data = _data()
+    users = np.array(["a", "b", "c", "new"])
+    for family in (
+        recsys.Popularity(window_days=4),
+        recsys.ItemKNN(neighbours=1),
+        recsys.SAR("lift", half_life_days=7.0),
+        recsys.EASE(l2=0.5),
+        recsys.ALS(factors=2, iterations=3),
+    ):
+        family.fit(data)
+        recsys.save(family, tmp_path / family.name)
+        loaded = recsys.load(tmp_path / family.name)
+        assert type(loaded) is type(family) and list(loaded.items) == ["x", "y", "z"]
+        before = recsys.recommend(family, data, users, k=3, exclude_seen=False)
+        after = recsys.recommend(loaded, data, users, k=3, exclude_seen=False)
+        pd.testing.assert_frame_equal(before, after)
+
+
+def test_a_model_file_that_needs_unpickling_is_refused(tmp_path):
+    recsys.save(recsys.Popularity().fit(_data()), tmp_path)
+    np.savez(tmp_path / "arrays.npz", items=np.array(["x", "y", "z"]), item_scores=np.array([object()] * 3))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        recsys.load(tmp_path)
+
+
+def test_history_is_indexed_by_the_models_catalogue():
+    """A served model scores today's history: new items are ignored, its own items keep their columns."""
+    model = recsys.SAR("jaccard", half_life_days=None).fit(_data())
+    today = _events([("a", "x", 1), ("a", "brand-new", 1), ("d", "z", 2)])
+    history = recsys.Interactions.from_events(today, AS_OF, items=model.items)
+    assert list(history.items) == ["x", "y", "z"] and history.seen.toarray().tolist() == [[1, 0, 0], [0, 0, 1]]
+    top = _lists(recsys.recommend(model, history, np.array(["a", "d"]), k=2))
+    assert top == {"a": ["y", "z"], "d": ["y", "x"]}  # a: y 2/3 > z 1/3; d (z): y 2/3, x 1/3
+    with pytest.raises(ValueError, match="indexed by"):
+        recsys.recommend(model, recsys.Interactions.from_events(today, AS_OF), np.array(["a"]), k=1)
+
+
+def test_als_user_vectors_solve_the_implicit_packages_equation():
+    data = _data()
+    model = recsys.ALS(factors=2, l2=0.1, alpha=3.0, iterations=5).fit(data)
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    ref = AlternatingLeastSquares(factors=2, regularization=0.1, alpha=3.0)
+    ref.item_factors = model.item_factors.copy()
+    ref.user_factors = np.zeros((3, 2), dtype=np.float32)
+    counts = data.counts
+    for row in range(3):
+        expected = ref.recalculate_user(row, counts[row])
+        assert np.allclose(model.user_vectors(counts[row]), expected, atol=1e-4)
+
+
+def test_als_learns_two_communities():
+    """Users of one block of items get that block's unseen item, never the other block's."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):
+        block = u % 2
+        for i in rng.choice(10, size=6, replace=False):
+            rows.append((f"u{u}", f"{'ab'[block]}{i}", int(rng.integers(1, 30))))
+    data = recsys.Interactions.from_events(_events(rows), AS_OF)
+    model = recsys.ALS(factors=4, l2=1.0, iterations=20).fit(data)
+    top = recsys.recommend(model, data, np.array([f"u{u}" for u in range(60)]), k=3)
+    block_of_user = top["user_id"].str[1:].astype(int) % 2
+    assert (top["item_id"].str[0] == block_of_user.map({0: "a", 1: "b"})).mean() > 0.95
+
+
+def test_the_ranking_holdout_judges_every_user_active_in_the_window_under_the_seen_items_policy():
+    from ml.models import ranking
+
+    cutoff = pd.Timestamp("2026-01-10")
+    history = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "c"],
+            "item_id": ["x", "x", "y", "z", "x"],
+            "event_date": [cutoff - pd.Timedelta(days=3), cutoff, cutoff + pd.Timedelta(days=1), cutoff, cutoff],
+            "interactions": [1, 1, 2, 1, 1],
+        }
+    )
+    examples = pd.DataFrame({"cutoff_date": [cutoff] * 2, "user_id": ["a", "a"], "item_id": ["x", "y"]})
+    excluded = ranking.RankingHoldout.build(history, examples, window_days=7)
+    assert list(excluded.users) == ["a", "b", "c"]  # b and c were not in the re-ranker's candidates
+    assert sorted(map(tuple, excluded.relevant.to_numpy())) == [("a", "y"), ("b", "z"), ("c", "x")]
+    allowed = ranking.RankingHoldout.build(history, examples, window_days=7, exclude_seen=False)
+    assert sorted(map(tuple, allowed.relevant.to_numpy())) == [("a", "x"), ("a", "y"), ("b", "z"), ("c", "x")]
+    # a re-ranker that puts the consumed x first: left out under exclude; b and c get the cold-start list (x)
+    lists = excluded.reranker_lists(np.array([2.0, 1.0]))
+    assert _lists(lists) == {"a": ["y"], "b": ["x"], "c": ["x"]}
+    assert _lists(allowed.reranker_lists(np.array([2.0, 1.0])))["a"] == ["x", "y"]
+    judged = excluded.judge(lists)
+    assert judged.metrics["hit_rate_at_10"] == pytest.approx(2 / 3) and list(judged.per_user_ndcg) == [1.0, 0.0, 1.0]
+    assert excluded.candidate_recall() == pytest.approx(1 / 3)
