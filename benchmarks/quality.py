@@ -174,7 +174,7 @@ def product_rows(members: list[tuple[str, str]]) -> list[dict]:
     settings = get_settings()
     for wh in warehouses(TenantStore(settings).list()):
         build_and_check_warehouse(wh, online_marts(), settings)
-        snapshot_warehouse(wh, settings)
+        snapshot_warehouse(wh, settings=settings)
     train_global("recommender", "benchmark", settings)
     c = registry.client(settings)
     rows = []
@@ -243,10 +243,13 @@ def main() -> None:
 def _line(row: dict) -> str:
     if row["protocol"] == "product" and "skipped" not in row:
         extra = (
-            f"  HR {row['hit_rate_at_10']:.3f}  users {row['users']:.0f}  {row['chosen']}" if "chosen" in row else ""
+            f"  HR {row.get('hit_rate_at_10', float('nan')):.3f}  users {row.get('users', 0):.0f}  {row['chosen']}"
+            if "chosen" in row
+            else ""
         )
         return (
-            f"{row['tenant_id']:>16} {row['protocol']:>8} {row['family']:>14}  nDCG@10 {row['ndcg_at_10']:.4f}{extra}"
+            f"{row['tenant_id']:>16} {row['protocol']:>8} {row['family']:>14}  "
+            f"nDCG@10 {row.get('ndcg_at_10', float('nan')):.4f}{extra}"
         )
     if "skipped" in row:
         return f"{row['tenant_id']:>16} {row['protocol']:>8} {row['family']:>14}  skipped: {row['skipped']}"

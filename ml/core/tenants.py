@@ -42,6 +42,9 @@ class Tenant:
     quota_events_per_day: int = DEFAULT_QUOTA_EVENTS_PER_DAY
     quota_requests_per_minute: int = DEFAULT_QUOTA_REQUESTS_PER_MINUTE
     seen_items: str = "exclude"  # SEEN_ITEMS: the recommender's policy for items a user consumed
+    # days after a cutoff whose interactions judge the recommender's candidates; None: derived from
+    # the tenant's activity cadence (ml.models.ranking.label_window)
+    label_window_days: int | None = None
 
     def __post_init__(self) -> None:
         validate_slug(self.tenant_id)
@@ -58,6 +61,11 @@ class Tenant:
             raise TenantError(
                 f"tenant {self.tenant_id}: seen_items must be one of {SEEN_ITEMS} (exclude: never recommend what a "
                 f"user consumed; allow: repeats welcome), got {self.seen_items!r}."
+            )
+        if self.label_window_days is not None and not 1 <= self.label_window_days <= 91:
+            raise TenantError(
+                f"tenant {self.tenant_id}: label_window_days must be 1..91 days (or unset: derived from its "
+                f"activity cadence), got {self.label_window_days}."
             )
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
@@ -100,11 +108,12 @@ class TenantStore:
             tenant.quota_events_per_day,
             tenant.quota_requests_per_minute,
             tenant.seen_items,
+            tenant.label_window_days,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
-                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
         return tenant
@@ -194,7 +203,7 @@ class TenantStore:
 
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
-    "quota_events_per_day, quota_requests_per_minute, seen_items"
+    "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days"
 )
 
 
@@ -215,6 +224,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         quota_events_per_day=int(d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY)),  # type: ignore[call-overload]
         quota_requests_per_minute=int(d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE)),  # type: ignore[call-overload]
         seen_items=str(d.get("seen_items", "exclude")),
+        label_window_days=int(d["label_window_days"]) if d.get("label_window_days") else None,  # type: ignore[call-overload]
     )
 
 
@@ -242,4 +252,5 @@ def _row_to_tenant(row: tuple) -> Tenant:
         quota_events_per_day=row[7],
         quota_requests_per_minute=row[8],
         seen_items=row[9],
+        label_window_days=row[10],
     )

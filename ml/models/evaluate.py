@@ -26,6 +26,7 @@ the users both sides know; ours is stricter where they differ).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +175,25 @@ def paired_bootstrap(
     diff = a - b
     lo, hi = bootstrap_interval(diff, n_resamples, confidence, seed)
     return float(diff.mean()) if len(diff) else float("nan"), lo, hi
+
+
+def resampled_interval(
+    stat: Callable[[np.ndarray], float], n: int, n_resamples: int = 200, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of any statistic of ``n`` examples, resampled with replacement.
+
+    For statistics that are not means of per-example values: the difference of two models'
+    PR-AUC or RMSE on the same users (``stat(indices)`` computes both on the one resample, so the
+    pair's shared difficulty cancels). Resamples where ``stat`` is undefined (NaN, e.g. one
+    class only) are left out; ``(nan, nan)`` when none is left.
+    """
+    rng = np.random.default_rng(seed)
+    values = np.array([stat(rng.integers(0, n, size=n)) for _ in range(n_resamples)], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
 
 
 def temporal_split(

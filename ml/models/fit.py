@@ -51,12 +51,16 @@ def feature_names(snap: Snapshot, kind: ModelKind) -> list[str]:
     return [f["name"] for f in snap.features[kind.mart]]
 
 
-def time_holdout(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows, holdout rows): the holdout is the last labelled cutoff, training every earlier one."""
+def time_holdout(frame: pd.DataFrame, latest: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows): the holdout is the last labelled cutoff (at or before
+    ``latest``, when given: a longer label window needs an earlier cutoff), training every earlier
+    one; later cutoffs are left out (their labels fall in the holdout's window)."""
     if frame.empty:
         return frame, frame
-    last = frame["cutoff_date"].max()
-    return frame[frame["cutoff_date"] < last], frame[frame["cutoff_date"] == last]
+    cutoffs = pd.to_datetime(frame["cutoff_date"])
+    allowed = cutoffs[cutoffs <= pd.Timestamp(latest)] if latest is not None else cutoffs
+    last = allowed.max() if len(allowed) else cutoffs.max()
+    return frame[(cutoffs < last).to_numpy()], frame[(cutoffs == last).to_numpy()]
 
 
 def load_examples(snap: Snapshot, kind: ModelKind) -> pd.DataFrame:

@@ -4,7 +4,8 @@ A new version becomes ``challenger``. It becomes ``champion`` only if it passes 
 (finite, non-constant predictions; one request scored within the latency budget; the champion's
 input schema) and then:
 
-* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`);
+* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`; the
+  95% bootstrap interval of the lead is recorded in the reason);
   on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
   competition's winner, so it is at least as good as every popularity list and classic family
   there, and a re-ranker won only if it beat the strongest family beyond chance;
@@ -145,7 +146,41 @@ def _one_user(ranking: Any) -> pd.DataFrame:
     )
 
 
-def _first_champion(kind: ModelKind, challenger: Candidate, baseline: dict[str, float]) -> GateDecision:
+def headline_interval(
+    kind: ModelKind, holdout: pd.DataFrame, scores: np.ndarray, other: np.ndarray, catalogue: int | None
+) -> tuple[float, float]:
+    """95% bootstrap interval of how far ``scores`` are ahead of ``other`` on the kind's headline
+    (positive: better, in the metric's direction), resampling the holdout's examples: for kinds
+    whose headline is not a mean over users (PR-AUC, RMSE). Uses 200 resamples."""
+    labels, h = holdout[[kind.label]].reset_index(drop=True), kind.headline
+
+    def ahead(idx: np.ndarray) -> float:
+        rows = labels.iloc[idx]
+        new = kind.metrics(rows, scores[idx], catalogue).get(h)
+        old = kind.metrics(rows, other[idx], catalogue).get(h)
+        return kind.improvement(h, new, old) if new is not None and old is not None else float("nan")
+
+    return evaluation.resampled_interval(ahead, len(labels))
+
+
+def _beyond_chance(
+    kind: ModelKind, challenger: Candidate, holdout: pd.DataFrame, features: list[str], other: np.ndarray, margin: float
+) -> tuple[bool, str]:
+    """Whether the challenger's lead on the headline holds at the interval's lower end (>= ``margin``)."""
+    if kind.group is not None or challenger.booster is None or holdout.empty:
+        return True, ""  # ranking kinds are judged per user on the competition holdout (ml.models.ranking)
+    scores = predict(kind, challenger.booster, holdout, features)
+    low, high = headline_interval(kind, holdout, scores, np.asarray(other, dtype=np.float64), None)
+    return (low >= margin), f"lead 95% interval [{low:+.4f}, {high:+.4f}]"
+
+
+def _first_champion(
+    kind: ModelKind,
+    challenger: Candidate,
+    baseline: dict[str, float],
+    holdout: pd.DataFrame | None = None,
+    features: list[str] | None = None,
+) -> GateDecision:
     h, new = kind.headline, challenger.metrics.get(kind.headline)
     if challenger.family.startswith("popularity") and new is not None:
         why = f"first champion: {challenger.family} is the strongest list on the holdout ({h} {new:.4f})"
@@ -164,6 +199,10 @@ def _first_champion(kind: ModelKind, challenger: Candidate, baseline: dict[str, 
                 f"{m} {challenger.metrics[m]:.4f} vs {baseline[m]:.4f}"
             )
             return GateDecision(True, why, None, {})
+        if holdout is not None and features is not None:  # the lead's interval, for the record
+            _, interval = _beyond_chance(kind, challenger, holdout, features, kind.baseline(holdout), 0.0)
+            why = f"first champion: {h} {new:.4f} vs {kind.baseline_name} baseline {baseline[h]:.4f}"
+            return GateDecision(True, why + (f", {interval}" if interval else ""), None, {})
     why = f"first champion: {h} {new:.4f} vs {kind.baseline_name} baseline {baseline.get(h, float('nan')):.4f}"
     return GateDecision(True, why, None, {})
 
@@ -194,7 +233,7 @@ def gate(
     if problems:
         return GateDecision(False, "; ".join(problems), str(champ.version) if champ else None, {})
     if champ is None:
-        return _first_champion(kind, challenger, baseline)
+        return _first_champion(kind, challenger, baseline, holdout, features)
     v = str(champ.version)
     same_recipe = (
         champ.tags.get("trained_on") == challenger.trained_on
@@ -205,7 +244,8 @@ def gate(
         return GateDecision(False, f"same data, same recipe as champion v{v}", v, {})
     if ranking is not None and challenger.per_user is not None:
         return _versus_champion(kind, name, champ, challenger, same_recipe, ranking, features, policy, settings)
-    champ_metrics = evaluate(kind, load_booster(name, v, settings), holdout, features, catalogue)
+    champ_booster = load_booster(name, v, settings)
+    champ_metrics = evaluate(kind, champ_booster, holdout, features, catalogue)
     h = kind.headline
     new, old = challenger.metrics.get(h), champ_metrics.get(h)
     if new is None or old is None:
@@ -215,7 +255,17 @@ def gate(
         return GateDecision(False, f"no holdout to compare with champion v{v}", v, champ_metrics)
     ahead = kind.improvement(h, new, old)
     if ahead >= policy.promotion_margin:
-        why = f"{h} {new:.4f} beats champion v{v} ({old:.4f}) by {ahead:+.4f} >= margin {policy.promotion_margin}"
+        champ_scores = predict(kind, champ_booster, holdout, features)
+        ok, interval = _beyond_chance(kind, challenger, holdout, features, champ_scores, policy.promotion_margin)
+        if not ok:
+            why = (
+                f"{h} {new:.4f} leads champion v{v} ({old:.4f}) by {ahead:+.4f}, but not beyond chance: "
+                f"{interval} is below the margin {policy.promotion_margin}"
+            )
+            return GateDecision(False, why, v, champ_metrics)
+        why = f"{h} {new:.4f} beats champion v{v} ({old:.4f}) by {ahead:+.4f} >= margin {policy.promotion_margin}" + (
+            f", {interval}" if interval else ""
+        )
         return GateDecision(True, why, v, champ_metrics)
     why = f"{h} {new:.4f} does not beat champion v{v} ({old:.4f}) by the margin {policy.promotion_margin}"
     return GateDecision(False, why, v, champ_metrics)

@@ -50,6 +50,29 @@ def families(threads: int = 1) -> list[recsys.Recommender]:
     ]
 
 
+MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 7, 28
+
+
+def cadence_days(history: pd.DataFrame) -> float | None:
+    """The tenant's activity cadence: the median, over users active on two days or more, of the
+    median days between a user's consecutive active days (``interaction_history`` rows). None
+    when no user came back."""
+    days = history[["user_id", "event_date"]].drop_duplicates().sort_values(["user_id", "event_date"])
+    gaps = pd.to_datetime(days["event_date"]).groupby(days["user_id"].to_numpy()).diff().dt.days.dropna()
+    if gaps.empty:
+        return None
+    return float(gaps.groupby(days.loc[gaps.index, "user_id"].to_numpy()).median().median())
+
+
+def label_window(cadence: float | None) -> int:
+    """The holdout window for a cadence: whole weeks covering two of a typical user's gaps, 7..28
+    days (a weekly-ish tenant: 7, so the holdout stays recent; a monthly shop: 28, so the users
+    who come back in the window are not a small, unusual few). 7 without a cadence."""
+    if cadence is None:
+        return MIN_WINDOW_DAYS
+    return int(min(MAX_WINDOW_DAYS, max(MIN_WINDOW_DAYS, 7 * np.ceil(2 * cadence / 7))))
+
+
 def history_events(history: pd.DataFrame) -> pd.DataFrame:
     """``interaction_history`` mart rows as events for :class:`recsys.Interactions` (a day's
     interactions at its midnight, UTC)."""

@@ -257,15 +257,17 @@ def train_tenant(
         if why_not:
             return _skipped(kind, tenant_id, why_not, champ.version)
     features = feature_names(snap, kind)
-    train, holdout = time_holdout(load_examples(snap, kind))
+    history = _history(kind, snap)
+    window, windows = _label_window(kind, tenant, history)
+    latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window) if snap.serving_cutoff else None
+    train, holdout = time_holdout(load_examples(snap, kind), latest if history is not None else None)
     catalogue = catalogue_size(snap, holdout)
     eligible, why = _eligible(kind, snap, train, holdout, policy)
     candidates = _candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
-    history = _history(kind, snap)
     judged = None
     if history is not None:
         exclude_seen = tenant.seen_items == "exclude"
-        judged = ranking.RankingHoldout.build(history, holdout, kind.label_window_days, exclude_seen, catalogue)
+        judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue)
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads)
     if not candidates:
@@ -298,10 +300,21 @@ def train_tenant(
             "eligible_for_own_model": eligible,
             "eligibility": eligibility,
             "chosen": chosen[:500],
+            **windows,
         },
         ranking=judged,
     )
     return log_and_register(training, policy, settings) | {"eligibility": eligibility}
+
+
+def _label_window(kind: ModelKind, tenant: Tenant, history: pd.DataFrame | None) -> tuple[int, dict[str, Any]]:
+    """Days of the holdout's label window (the tenant's setting, or from its activity cadence) and
+    what to log about it; the kind's own window without a history mart."""
+    if history is None:
+        return kind.label_window_days, {}
+    cadence = ranking.cadence_days(history)
+    window = tenant.label_window_days or ranking.label_window(cadence)
+    return window, {"label_window_days": window, "cadence_days": round(cadence, 2) if cadence else None}
 
 
 def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:

@@ -72,7 +72,7 @@ def test_silo_cannot_share_and_tiers_map_to_warehouses():
     assert whs[0].tenants == ("a", "b") and whs[0].sharing_tenants == ("a", "b")
 
 
-def test_the_seen_items_policy_is_a_validated_tenant_setting(settings, capsys):
+def test_the_seen_items_policy_and_label_window_are_validated_tenant_settings(settings, capsys):
     assert Tenant("acme", "eu").seen_items == "exclude"  # the default: content is not recommended twice
     with pytest.raises(TenantError, match="seen_items must be one of"):
         Tenant("acme", "eu", seen_items="sometimes")
@@ -80,6 +80,11 @@ def test_the_seen_items_policy_is_a_validated_tenant_setting(settings, capsys):
     assert TenantStore(settings).get("shop").seen_items == "allow"
     assert main(["tenants", "add", "bad", "--region", "eu", "--seen-items", "twice"]) == 2
     assert "seen_items must be one of" in capsys.readouterr().err
+    assert TenantStore(settings).get("shop").label_window_days is None  # derived from its cadence
+    assert main(["tenants", "add", "books", "--region", "eu", "--label-window-days", "28"]) == 0
+    assert TenantStore(settings).get("books").label_window_days == 28
+    with pytest.raises(TenantError, match="label_window_days must be 1..91"):
+        Tenant("acme", "eu", label_window_days=0)
 
 
 def test_cli_add_list_remove(settings, capsys):

@@ -267,3 +267,20 @@ def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):
         )
         for f in failed
     ), failed
+
+
+def test_a_click_only_young_tenant_gets_a_champion_from_the_train_dags_tasks(world):
+    """The train DAG's tasks (snapshot, then a chunk's training under the one health rule) give a
+    tenant that sends only clicks, with 18 days of history and no global model, a recommender
+    champion: a classic family trained on its own history wins its holdout."""
+    from ml.models import registry
+    from ml.models.runs import snapshot_warehouse, train_chunk
+
+    settings, _, _ = world
+    wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool")
+    snapshot_warehouse(wh, ["clicky"], settings)
+    [r] = train_chunk(["clicky"], ["recommender"], "features", settings=settings)
+    assert r.get("promoted") is True, r
+    assert r["family"] != "lightgbm" and r["eligibility"].startswith("18 days of history")
+    champ = registry.version_by_alias("recommender.clicky", "champion", settings)
+    assert champ is not None and champ.tags["family"] == r["family"] and champ.tags["trained_on"] == "tenant"

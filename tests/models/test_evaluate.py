@@ -14,6 +14,7 @@ from ml.models.evaluate import (
     evaluate_lists,
     paired_bootstrap,
     per_query_metrics,
+    resampled_interval,
     stratified_random_split,
     temporal_split,
 )
@@ -89,6 +90,25 @@ def test_bootstrap_intervals_cover_the_mean_and_pairing_detects_a_small_gain():
     assert mean == pytest.approx(0.01) and lo > 0
     mean, lo, hi = paired_bootstrap(rng.permutation(base), base)
     assert lo < 0 < hi
+
+
+def test_a_resampled_interval_of_a_pr_auc_difference_sees_a_real_gain_and_not_noise():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(2)
+    y = rng.random(2_000) < 0.1
+    signal = y + rng.normal(0, 1.0, 2_000)  # informative scores
+    noise = rng.normal(0, 1.0, 2_000)  # scores that know nothing
+
+    def ahead(a, b):
+        return lambda idx: average_precision_score(y[idx], a[idx]) - average_precision_score(y[idx], b[idx])
+
+    lo, hi = resampled_interval(ahead(signal, noise), len(y))
+    assert 0 < lo < hi
+    lo, hi = resampled_interval(ahead(noise, rng.normal(0, 1.0, 2_000)), len(y))
+    assert lo < 0 < hi
+    # resamples where the statistic is undefined are left out, not averaged in
+    assert all(np.isnan(resampled_interval(lambda idx: float("nan"), 10)))
 
 
 def _interactions(n_users: int = 30, per_user: int = 9) -> pd.DataFrame:

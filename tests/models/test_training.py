@@ -89,14 +89,17 @@ def test_ranker_beats_popularity_by_15_percent_hit_rate_on_every_tenant_with_30_
 
 
 def test_churn_champions_beat_recency(world):
-    """Churn signal in small tenants is weak: the gate must never let a model that loses to recency serve."""
+    """Churn signal in small tenants is weak: the gate must never let a model that loses to recency
+    serve; the 95% interval of a first champion's lead is recorded with the decision."""
     settings, results = world
     served = 0
     for tid in ("acme", "globex", "umbra", "initech"):
         r = results[(tid, "churn")]
         beats = r["metrics"]["pr_auc"] > r["baseline_metrics"]["pr_auc"]
         assert r["promoted"] == beats, (tid, r["reason"], r["metrics"], r["baseline_metrics"])
-        if not beats:
+        if beats:
+            assert "lead 95% interval [" in r["reason"], r["reason"]
+        else:
             assert "does not beat the recency baseline" in r["reason"]
             assert registry.version_by_alias(f"churn.{tid}", "champion", settings) is None
         served += beats

@@ -47,6 +47,10 @@ def add(
         str,
         typer.Option(help="exclude: never recommend what a user consumed (content); allow: repeats (retail, music)"),
     ] = "exclude",
+    label_window_days: Annotated[
+        int | None,
+        typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence"),
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
 ) -> None:
     """Onboard a tenant (a row in the control database; no code or DAG change)."""
@@ -61,6 +65,7 @@ def add(
         quota_events_per_day=quota_events_per_day,
         quota_requests_per_minute=quota_requests_per_minute,
         seen_items=seen_items,
+        label_window_days=label_window_days,
     )
     TenantStore().add(tenant, replace=replace)
     print(
