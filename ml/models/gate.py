@@ -290,7 +290,7 @@ def _versus_champion(
         own = version_features(champ) or features  # the champion reads its own columns
         lists = ranking.reranker_lists(predict(kind, load_booster(name, v, settings), ranking.examples, own))
     else:
-        recipe = recsys.unfitted(load_family(name, v, settings)).fit(ranking.history)
+        recipe = recsys.fitted(recsys.unfitted(load_family(name, v, settings)), ranking.history)
         lists = ranking.family_lists(recipe)
     judged = ranking.judge(lists)
     assert challenger.per_user is not None

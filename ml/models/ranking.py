@@ -58,6 +58,7 @@ def cadence_days(history: pd.DataFrame) -> float | None:
     median days between a user's consecutive active days (``interaction_history`` rows). None
     when no user came back."""
     days = history[["user_id", "event_date"]].drop_duplicates().sort_values(["user_id", "event_date"])
+    days = days.reset_index(drop=True)
     gaps = pd.to_datetime(days["event_date"]).groupby(days["user_id"].to_numpy()).diff().dt.days.dropna()
     if gaps.empty:
         return None
@@ -128,7 +129,7 @@ class RankingHoldout:
         if before.empty or window.empty:
             return None
         data = recsys.Interactions.from_events(before, cutoff)
-        relevant = window[["user_id", "item_id"]].drop_duplicates()
+        relevant = window[["user_id", "item_id"]].astype(str).drop_duplicates()
         if exclude_seen:
             seen = before[["user_id", "item_id"]].drop_duplicates()
             relevant = relevant.merge(seen, how="left", indicator=True)
@@ -206,7 +207,7 @@ def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]
     for model in families(threads):
         started = time.perf_counter()
         try:
-            model.fit(holdout.history)
+            recsys.fitted(model, holdout.history)
         except ValueError as e:
             log.info("%s left out: %s", model.name, e)
             continue
@@ -218,7 +219,8 @@ def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]
 def refit(model: recsys.Recommender, history: pd.DataFrame, as_of: Any) -> recsys.Recommender:
     """The same family and settings fitted on the whole history before ``as_of`` (the serving cutoff):
     what is registered and served once it won the holdout."""
-    return recsys.unfitted(model).fit(recsys.Interactions.from_events(history_events(history), pd.Timestamp(as_of)))
+    data = recsys.Interactions.from_events(history_events(history), pd.Timestamp(as_of))
+    return recsys.fitted(recsys.unfitted(model), data)
 
 
 def compete(
@@ -257,7 +259,7 @@ def choose(candidates: list[Candidate], incumbent: str | None = None, margin: fl
     different family that wins by a hair would be refused by the gate and the champion never refreshed.
     """
     best, why = _best(candidates)
-    mine = [c for c in candidates if incumbent is not None and c.family == incumbent]
+    mine = [c for c in candidates if incumbent not in (None, LIGHTGBM) and c.family == incumbent]
     if not mine or best.family == incumbent:
         return best, why
     assert best.per_user is not None and mine[0].per_user is not None
@@ -308,10 +310,7 @@ def serve_lists(
     else:
         as_of = pd.Timestamp(history["cutoff_date"].max()).tz_localize("UTC")
         data = recsys.Interactions.from_events(history_events(history), as_of, items=model.items)
-    fallback = getattr(model, "item_scores", None)
-    if fallback is None:  # an item-based family keeps no popularity: its catalogue's, from this history
-        fallback = np.asarray(data.seen.sum(axis=0), dtype=np.float32).ravel()
-    return recsys.recommend(model, data, users, k, exclude_seen, fallback=fallback)
+    return recsys.recommend(model, data, users, k, exclude_seen, fallback=recsys.popularity(model))
 
 
 def published_history(table: Any, user_id: str, serving_cutoff: str | None) -> pd.DataFrame | None:

@@ -76,7 +76,9 @@ def _family_rows(
 ) -> pd.DataFrame:
     """A classic family champion's top ``k`` for every user with history (active or not)."""
     assert kind.history_mart is not None
-    history = con.execute(f"select * from {kind.history_mart[0]} where tenant_id = ?", [tenant_id]).df()
+    history = con.execute(  # ordered: float sums in one order, as the API's published copy
+        f"select * from {kind.history_mart[0]} where tenant_id = ? order by user_id, item_id, event_date", [tenant_id]
+    ).df()
     if history.empty:
         return pd.DataFrame()
     users = np.sort(history["user_id"].astype(str).unique())

@@ -67,6 +67,9 @@ def test_a_reranker_must_beat_the_strongest_family_beyond_chance():
     sar = _candidate("tenant", np.clip(ease + 0.001, 0, 1), "sar")
     assert ranking.choose([sar, *families], incumbent="ease", margin=0.002)[0].family == "ease"
     assert ranking.choose([sar, *families], incumbent=None)[0].family == "sar"
+    # a re-ranker champion is no family to keep: the best candidate wins, not the first re-ranker
+    weaker = _candidate("global", np.clip(ease + 0.04, 0, 1), fit.LIGHTGBM)
+    assert ranking.choose([weaker, clearly, *families], incumbent=fit.LIGHTGBM)[0] is clearly
 
 
 @dataclass

@@ -212,3 +212,46 @@ def test_the_label_window_follows_the_tenants_activity_cadence():
     assert list(holdout["v"]) == [1] and list(train["v"]) == [0]
     train, holdout = fit.time_holdout(frame)
     assert list(holdout["v"]) == [3] and list(train["v"]) == [0, 1, 2]
+
+
+def test_ties_at_the_kth_place_go_to_the_lower_item_id():
+    from ml.models.recsys.interactions import _top_k
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 40))
+        k = int(rng.integers(1, n + 1))
+        s = rng.integers(0, 3, size=(4, n)).astype(np.float32)
+        s[rng.random((4, n)) < 0.2] = -np.inf
+        got = _top_k(np.array(["a", "b", "c", "d"]), np.array([f"i{j:02d}" for j in range(n)]), s, k)
+        for r, user in enumerate("abcd"):
+            expected = sorted((j for j in range(n) if np.isfinite(s[r, j])), key=lambda j: (-s[r, j], j))[:k]
+            assert list(got[got["user_id"] == user]["item_id"]) == [f"i{j:02d}" for j in expected]
+
+
+def test_a_model_file_that_does_not_fit_its_catalogue_is_refused(tmp_path):
+    data = _data()
+    knn = recsys.fitted(recsys.ItemKNN(neighbours=2), data)
+    recsys.save(knn, tmp_path)
+    with np.load(tmp_path / "arrays.npz") as z:
+        arrays = {name: z[name] for name in z.files}
+    for broken in (
+        {"indices": arrays["indices"] + 10_000_000},  # would make scipy read past its arrays
+        {"items": arrays["items"][::-1].copy()},  # unsorted: history would be silently dropped
+        {"popularity": arrays["popularity"][:2]},
+    ):
+        np.savez(tmp_path / "arrays.npz", **(arrays | broken))
+        with pytest.raises(ValueError, match="not a valid ItemKNN model"):
+            recsys.load(tmp_path)
+
+
+def test_a_user_whose_history_the_model_does_not_know_gets_the_catalogues_popularity_online_and_in_batch():
+    from ml.models import ranking
+
+    model = recsys.fitted(recsys.SAR("jaccard", half_life_days=None), _data())
+    rows = pd.DataFrame({"user_id": ["a", "new"], "item_id": ["x", "unseen"], "interactions": [1, 1]}).assign(
+        event_date=AS_OF.tz_localize(None) - pd.Timedelta(days=2), cutoff_date=AS_OF.tz_localize(None)
+    )
+    batch = _lists(ranking.serve_lists(model, rows, np.array(["a", "new"]), k=3))
+    online = _lists(ranking.serve_lists(model, rows[rows["user_id"] == "new"], np.array(["new"]), k=3))
+    assert batch["new"] == online["new"] == ["y", "x", "z"]  # fitted popularity: y 3, x 2, z 2

@@ -316,6 +316,8 @@ def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
         assert table.items is not None
         x = table.matrix[rows][:, model.columns_in(table.columns)]
         items = _ranked(model, table.items[rows], x, req.model_copy(update={"exclude": [*req.exclude, *consumed]}))
+        if not items:  # every candidate consumed: what the holdout judges such a user by
+            arm, items = "cold_start", _cold_start(feats.lists[COLD_START], req.k, set(req.exclude) | consumed)
     ref = (
         {"name": model.name, "version": model.version, "trained_on": model.trained_on}
         if arm != "cold_start" and model

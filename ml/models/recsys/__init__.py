@@ -23,7 +23,20 @@ Scores are ``(users, items)`` float32 arrays, higher is better, one column per i
 ``Interactions.items`` (sorted ids, so ties break by item id everywhere).
 """
 
-from ml.models.recsys.families import ALS, EASE, FAMILIES, SAR, ItemKNN, Popularity, Recommender, load, save, unfitted
+from ml.models.recsys.families import (
+    ALS,
+    EASE,
+    FAMILIES,
+    SAR,
+    ItemKNN,
+    Popularity,
+    Recommender,
+    fitted,
+    load,
+    popularity,
+    save,
+    unfitted,
+)
 from ml.models.recsys.interactions import Interactions, recommend
 
 __all__ = [
@@ -35,7 +48,9 @@ __all__ = [
     "ItemKNN",
     "Popularity",
     "Recommender",
+    "fitted",
     "load",
+    "popularity",
     "recommend",
     "save",
     "unfitted",

@@ -264,12 +264,38 @@ def unfitted(model: Recommender) -> Recommender:
 # ------------------------------------------------------------------ files
 
 
+def popularity(model: Recommender) -> np.ndarray:
+    """``(items,)`` distinct users per item in the data the model was fitted on: the fallback for a
+    user without known history, the same in batch and online (set by :func:`fitted`)."""
+    scores = getattr(model, "popularity", None)
+    if scores is None:  # fitted without :func:`fitted`: a popularity family's own scores, else no preference
+        scores = getattr(model, "item_scores", np.zeros(len(model.items)))
+    return np.asarray(scores, dtype=np.float32)
+
+
+def fitted(model: Recommender, data: Interactions) -> Recommender:
+    """Fit ``model`` on ``data`` and remember the catalogue's popularity with it."""
+    model.fit(data)
+    model.popularity = np.asarray(data.seen.sum(axis=0), dtype=np.float32).ravel()  # type: ignore[attr-defined]
+    return model
+
+
 def save(model: Recommender, folder: Path) -> None:
     """Write a fitted model as ``family.json`` + ``arrays.npz`` (plain arrays; nothing executable)."""
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"family": type(model).__name__, "name": model.name, "params": model.params(), "items": len(model.items)}
     (folder / "family.json").write_text(json.dumps(meta, indent=1))
-    np.savez(folder / "arrays.npz", items=np.asarray(model.items, dtype=str), **model.arrays())
+    arrays: dict[str, Any] = {"items": np.asarray(model.items, dtype=str), **model.arrays()}
+    if hasattr(model, "popularity"):
+        arrays["popularity"] = popularity(model)
+    np.savez(folder / "arrays.npz", **arrays)
+
+
+_SHAPES = {  # array -> its shape for n items (None: any length, checked as a CSR below)
+    "popularity": lambda n: (n,),
+    "item_scores": lambda n: (n,),
+    "b": lambda n: (n, n),
+}
 
 
 def load(folder: Path) -> Recommender:
@@ -287,12 +313,25 @@ def load(folder: Path) -> Recommender:
         raise ValueError(f"{folder}: unknown recommender family {meta.get('family')!r} (known: {sorted(classes)})")
     with np.load(folder / "arrays.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    model = cls(**meta["params"])
-    model.items = arrays.pop("items").astype(str)
-    if len(model.items) != meta["items"]:
-        raise ValueError(f"{folder}: {len(model.items)} items, family.json says {meta['items']}")
-    if isinstance(model, Popularity):
-        model.item_scores = arrays["item_scores"]
-    else:
-        model._load_arrays(arrays)
+    try:
+        model = cls(**meta["params"])
+        model.items = arrays.pop("items").astype(str)
+        n = len(model.items)
+        if n != meta["items"] or (n > 1 and not np.all(model.items[1:] > model.items[:-1])):
+            raise ValueError(f"{n} items (family.json says {meta['items']}), which must be sorted and distinct")
+        for name, shape in _SHAPES.items():
+            if name in arrays and arrays[name].shape != shape(n):
+                raise ValueError(f"{name} has shape {arrays[name].shape}, the catalogue needs {shape(n)}")
+        if "popularity" in arrays:
+            model.popularity = arrays.pop("popularity").astype(np.float32)
+        if isinstance(model, Popularity):
+            model.item_scores = arrays["item_scores"]
+        else:
+            model._load_arrays(arrays)
+        if isinstance(model, _ItemItem):
+            model.similarity.check_format(full_check=True)  # indices in range: scipy would read past the arrays
+        if isinstance(model, ALS) and model.item_factors.shape != (n, model.factors):
+            raise ValueError(f"item_factors has shape {model.item_factors.shape}, needs {(n, model.factors)}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: not a valid {meta['family']} model: {type(exc).__name__}: {exc}") from None
     return model

@@ -57,6 +57,8 @@ class Interactions:
         as_of = pd.Timestamp(as_of)
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
         keep = (at < as_of).to_numpy()
+        if "interactions" in events:  # a row that stands for no interaction is none
+            keep &= events["interactions"].to_numpy() > 0
         item_ids = events["item_id"].to_numpy().astype(str)
         if items is not None:
             item = np.searchsorted(items, item_ids)
@@ -156,7 +158,15 @@ def recommend(
 def _top_k(user_ids: np.ndarray, items: np.ndarray, s: np.ndarray, k: int) -> pd.DataFrame:
     """The top ``k`` finite scores of each row of ``s`` (ties to the lower column)."""
     n_items = s.shape[1]
-    top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (len(s), 1))
+    if k < n_items:
+        # exactly k columns per row: those above the k-th largest score, then the lowest-index ones equal to it
+        kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
+        above, equal = s > kth, s == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        chosen = above | (equal & (np.cumsum(equal, axis=1) <= need))
+        top = np.nonzero(chosen)[1].reshape(len(s), k)
+    else:
+        top = np.tile(np.arange(n_items), (len(s), 1))
     top_scores = np.take_along_axis(s, top, axis=1)
     order = np.lexsort((top, -top_scores), axis=1)
     top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
