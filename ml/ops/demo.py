@@ -30,7 +30,7 @@ from ml.data.generate.config import (
 )
 from ml.data.quality import data_docs_index
 from ml.ops.airflow_client import AirflowClient
-from ml.ops.status import format_table, status
+from ml.ops.status import champion_label, format_table, status
 
 DEMO_MARKER = ".tenantflow-demo"
 
@@ -194,6 +194,6 @@ def _print_models(rows: list[dict[str, Any]], title: str) -> None:
     for r in rows:
         for kind, m in r["models"].items():
             h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
-            champion = f"v{m['champion_version']} ({m['trained_on']})" if m["champion_version"] else "no champion yet"
+            champion = f"v{m['champion_version']} ({champion_label(m)})" if m["champion_version"] else "no champion yet"
             print(f"  {r['tenant_id']:<9} {kind:<11} {champion}  {h}")
     print()

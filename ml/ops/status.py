@@ -171,7 +171,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 b = ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items())
                 lines.append(
                     " " * 11
-                    + f"{kind}: champion v{m['champion_version']} ({m['trained_on']})"
+                    + f"{kind}: champion v{m['champion_version']} ({champion_label(m)})"
                     + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
                     + (f"  {h}" if h else "")
                     + (f"  | baseline {b}" if b else "")
@@ -204,3 +204,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 " " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items())
             )
     return "\n".join(lines)
+
+
+def champion_label(m: dict) -> str:
+    """How a champion was made: ``global`` / ``fine_tuned`` / ``tenant`` for LightGBM, else its family."""
+    family = m.get("family") or "lightgbm"
+    return m["trained_on"] if family == "lightgbm" else f"{family}, {m['trained_on']}"

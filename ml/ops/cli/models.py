@@ -55,6 +55,7 @@ def train(
         "tenant_id",
         "kind",
         "version",
+        "family",
         "trained_on",
         "promoted",
         "reason",
@@ -87,7 +88,7 @@ def list_() -> None:
     from ml.models.kinds import kinds_of
 
     settings = get_settings()
-    table = Table("model", "champion", "challenger", "trained on", "holdout metrics")
+    table = Table("model", "champion", "challenger", "family", "trained on", "holdout metrics")
     tenants = TenantStore(settings).list()
     from ml.models.kinds import all_kinds
 
@@ -103,6 +104,7 @@ def list_() -> None:
             registry.model_name(kind, tid),
             f"v{d['champion_version'] or '-'}",
             f"v{d['challenger_version'] or '-'}",
+            d.get("family") or "-",
             d["trained_on"] or "-",
             metrics,
         )
