@@ -106,7 +106,7 @@ class RankingHoldout:
     examples: pd.DataFrame  # the re-rankers' candidates at the cutoff (ranking_examples rows)
     exclude_seen: bool
     catalogue: int | None
-    cold_start: np.ndarray  # (items of history,) the last week's popularity: users without candidates
+    cold_start: recsys.Popularity  # the last week's popularity before the cutoff: users without candidates
 
     @classmethod
     def build(
@@ -137,7 +137,7 @@ class RankingHoldout:
         if relevant.empty:
             return None
         users = np.sort(relevant["user_id"].astype(str).unique())
-        cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data).item_scores
+        cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data)
         return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold)
 
     def judge(self, lists: pd.DataFrame) -> Judged:
@@ -151,7 +151,9 @@ class RankingHoldout:
 
     def family_lists(self, model: recsys.Recommender) -> pd.DataFrame:
         """What a family fitted on the history before the cutoff serves the judged users."""
-        return recsys.recommend(model, self.history, self.users, K, self.exclude_seen, fallback=self.cold_start)
+        return recsys.recommend(
+            model, self.history, self.users, K, self.exclude_seen, fallback=self.cold_start.item_scores
+        )
 
     def reranker_lists(self, scores: np.ndarray) -> pd.DataFrame:
         """A re-ranker's lists: its scores of the candidates at the cutoff, best first (ties by item
@@ -165,22 +167,21 @@ class RankingHoldout:
         )
         ex = ex[ex["user_id"].isin(self.users)]
         if self.exclude_seen and len(ex):
-            rows = self.history.rows(ex["user_id"].to_numpy())
-            cols = np.searchsorted(self.history.items, ex["item_id"].to_numpy())
-            known = (rows >= 0) & (cols < len(self.history.items))
-            cols_ok = np.minimum(cols, len(self.history.items) - 1)
-            known &= self.history.items[cols_ok] == ex["item_id"].to_numpy()
+            rows, cols = self.history.rows(ex["user_id"].to_numpy()), self.history.columns(ex["item_id"].to_numpy())
+            known = (rows >= 0) & (cols >= 0)
             seen = np.zeros(len(ex), dtype=bool)
-            seen[known] = np.asarray(self.history.seen[rows[known], cols_ok[known]]).ravel() > 0
+            seen[known] = np.asarray(self.history.seen[rows[known], cols[known]]).ravel() > 0
             ex = ex[~seen]
         ex = ex.sort_values(["user_id", "score", "item_id"], ascending=[True, False, True], kind="mergesort")
         ex["rank"] = ex.groupby("user_id", sort=False).cumcount() + 1
         lists = ex[ex["rank"] <= K][["user_id", "item_id", "rank", "score"]]
         missing = np.setdiff1d(self.users, lists["user_id"].unique())
         if len(missing):
-            popular = recsys.Popularity(window_days=RECENT_DAYS).fit(self.history)
-            cold = recsys.recommend(popular, self.history, missing, K, self.exclude_seen, fallback=self.cold_start)
-            lists = pd.concat([lists, cold], ignore_index=True)
+            cold = self.cold_start
+            lists = pd.concat(
+                [lists, recsys.recommend(cold, self.history, missing, K, self.exclude_seen, fallback=cold.item_scores)],
+                ignore_index=True,
+            )
         return lists
 
     def candidate_recall(self) -> float:

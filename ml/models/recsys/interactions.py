@@ -61,8 +61,8 @@ class Interactions:
             keep &= events["interactions"].to_numpy() > 0
         item_ids = events["item_id"].to_numpy().astype(str)
         if items is not None:
-            item = np.searchsorted(items, item_ids)
-            keep &= (item < len(items)) & (items[np.minimum(item, len(items) - 1)] == item_ids)
+            item = columns_of(items, item_ids)
+            keep &= item >= 0
         if not keep.any() and items is None:
             raise ValueError(f"no interaction before {as_of:%Y-%m-%d}")
         user, users = pd.factorize(events["user_id"].to_numpy()[keep].astype(str), sort=True)
@@ -106,11 +106,23 @@ class Interactions:
         x.data[:] = 1.0
         return x
 
+    def columns(self, item_ids: np.ndarray) -> np.ndarray:
+        """Column of each item id, -1 for an item with no interaction before ``as_of``."""
+        return columns_of(self.items, np.asarray(item_ids).astype(str))
+
     def rows(self, user_ids: np.ndarray) -> np.ndarray:
         """Row of each user id, -1 for a user with no interaction before ``as_of``."""
         if not self._user_index:
             self._user_index.update({u: i for i, u in enumerate(self.users)})
         return np.array([self._user_index.get(str(u), -1) for u in user_ids], dtype=np.int64)
+
+
+def columns_of(items: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """Index of each of ``item_ids`` in the sorted ``items``, -1 where it is not there."""
+    if not len(items):
+        return np.full(len(item_ids), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(items, item_ids), len(items) - 1)
+    return np.where(items[at] == item_ids, at, -1).astype(np.int64)
 
 
 def recommend(
