@@ -20,6 +20,7 @@ from typing import Any
 from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
+from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, duckdb_threads
 
 log = logging.getLogger(__name__)
@@ -27,15 +28,21 @@ _ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build p
 
 
 def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None) -> dict[str, Any]:
-    """dbt vars for one warehouse: only tenants that already have lake data are read."""
+    """dbt vars for one warehouse: only tenants that already have lake data are read.
+
+    ``repeat_tenants``: those whose seen-items policy allows repeats (their history candidates
+    may be items the user already consumed).
+    """
     lake = settings.stores.lake
     with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
+    registered = {t.tenant_id: t for t in TenantStore(settings).list()}
     return {
         "lake_paths": [lake.glob(wh.region, t, LAKE_FILE) for t in with_data],
         "tenants": with_data,
         "sharing_tenants": [t for t in wh.sharing_tenants if t in with_data],
         "rebuild_from": rebuild_from,
         "interaction_event_types": list(INTERACTION_EVENT_TYPES),
+        "repeat_tenants": [t for t in with_data if t in registered and registered[t].seen_items == "allow"],
     }
 
 

@@ -286,6 +286,9 @@ def _versus_champion(
     v, family = str(champ.version), version_family(champ)
     if same_recipe and family != LIGHTGBM:
         return GateDecision(True, f"{family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {})
+    if family == LIGHTGBM and ranking.protocol != "temporal":
+        why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
+        return GateDecision(False, why + " (its features are point in time): kept", v, {})
     if family == LIGHTGBM:
         own = version_features(champ) or features  # the champion reads its own columns
         lists = ranking.reranker_lists(predict(kind, load_booster(name, v, settings), ranking.examples, own))

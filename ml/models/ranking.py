@@ -14,6 +14,14 @@ nothing new is not judged). Each candidate makes the lists it would have served 
 
 The same users and relevant items for all, one :func:`ml.models.evaluate.evaluate_lists`, per-user
 nDCG kept for the gate's paired bootstrap.
+
+A tenant whose users come in bursts (a ratings site: dozens of ratings on one day, then rarely
+back) leaves few users in any window; below :data:`MIN_JUDGED_USERS` the temporal holdout cannot
+tell the families apart, and when no re-ranker competes (too few labels for one, no global
+model) the families are judged by the **stratified random** protocol over the whole history
+instead (:meth:`RankingHoldout.random_split`: 75/25 of each user's items, seed 42, as the
+recommenders benchmark). A re-ranker cannot be judged so: its features are point in time,
+which a random split of the history is not.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ def families(threads: int = 1) -> list[recsys.Recommender]:
 
 
 MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 7, 28
+MIN_JUDGED_USERS = 30  # fewer judged users in the temporal holdout: the random protocol decides
+TEMPORAL, RANDOM = "temporal", "random"
 
 
 def cadence_days(history: pd.DataFrame) -> float | None:
@@ -107,6 +117,7 @@ class RankingHoldout:
     exclude_seen: bool
     catalogue: int | None
     cold_start: recsys.Popularity  # the last week's popularity before the cutoff: users without candidates
+    protocol: str = TEMPORAL
 
     @classmethod
     def build(
@@ -139,6 +150,38 @@ class RankingHoldout:
         users = np.sort(relevant["user_id"].astype(str).unique())
         cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data)
         return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold)
+
+    @classmethod
+    def random_split(
+        cls,
+        history: pd.DataFrame,
+        as_of: Any,
+        exclude_seen: bool = True,
+        catalogue: int | None = None,
+        ratio: float = 0.75,
+        seed: int = 42,
+    ) -> RankingHoldout | None:
+        """The stratified random protocol on the whole history before ``as_of``: each user's
+        distinct items split ``ratio``/rest (:func:`ml.models.evaluate.stratified_random_split`),
+        the families fitted on the first part (each pair at its last interaction, for SAR's decay)
+        and judged on the rest. No re-ranker candidates (``examples`` is empty). None when no user
+        has an item to hold out."""
+        cutoff = pd.Timestamp(as_of)
+        cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff
+        events = history_events(history)
+        events = events[events["event_at"] < cutoff]
+        pairs = events.groupby(["user_id", "item_id"], as_index=False).agg(
+            event_at=("event_at", "max"), interactions=("interactions", "sum")
+        )
+        train, test = evaluate.stratified_random_split(pairs, ratio, seed)
+        if train.empty or test.empty:
+            return None
+        data = recsys.Interactions.from_events(train, cutoff)
+        relevant = test[["user_id", "item_id"]].astype(str).reset_index(drop=True)
+        users = np.sort(relevant["user_id"].unique())
+        cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data)
+        examples = pd.DataFrame(columns=["user_id", "item_id", "cutoff_date"])
+        return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, RANDOM)
 
     def judge(self, lists: pd.DataFrame) -> Judged:
         """Metrics of top-k lists (``user_id, item_id, rank``) on this holdout, with a 95% bootstrap
@@ -228,8 +271,13 @@ def compete(
     holdout: RankingHoldout, candidates: list[Candidate], kind: ModelKind, features: list[str], threads: int = 1
 ) -> list[Candidate]:
     """Judge the LightGBM candidates on the holdout (their metrics replaced by the lists' metrics,
-    plus ``candidate_recall``) and add a candidate per classic family."""
-    recall = holdout.candidate_recall()
+    plus ``candidate_recall``) and add a candidate per classic family. Under the random protocol
+    the re-rankers are left out (module docstring), with a log line."""
+    if holdout.protocol == RANDOM:
+        if candidates:
+            log.info("random protocol: %d re-ranker(s) not judged (point-in-time features)", len(candidates))
+        candidates = []
+    recall = holdout.candidate_recall() if holdout.protocol == TEMPORAL else float("nan")
     for c in candidates:
         judged = holdout.judge(holdout.reranker_lists(predict(kind, c.booster, holdout.examples, features)))
         c.metrics, c.per_user = judged.metrics | {"candidate_recall": recall}, judged.per_user_ndcg
@@ -304,14 +352,30 @@ def serve_lists(
     """A classic family's top ``k`` for ``users`` from their ``interaction_history`` rows at the
     serving cutoff (``cutoff_date`` of the rows): ``user_id, item_id, rank, score``. What batch
     scoring writes and the API answers; a user without history gets the model's popularity order."""
+    data = serving_data(model, history)
+    return recsys.recommend(model, data, users, k, exclude_seen, fallback=recsys.popularity(model))
+
+
+def explain_served(model: recsys.Recommender, history: pd.DataFrame, user_id: str, item_ids: Any) -> list:
+    """Each served item's top 3 reasons for one user (:func:`ml.models.recsys.explain.explain`);
+    none for a user the history does not know (they got the popularity order)."""
+    from ml.models.recsys.explain import explain
+
+    data = serving_data(model, history)
+    rows = data.rows(np.array([user_id]))
+    if rows[0] < 0 or not len(item_ids):
+        return [[] for _ in range(len(item_ids))]
+    return explain(model, model.history(data)[rows], data.columns(np.asarray(item_ids).astype(str)))
+
+
+def serving_data(model: recsys.Recommender, history: pd.DataFrame) -> recsys.Interactions:
+    """``interaction_history`` rows at the serving cutoff, indexed by the model's catalogue."""
     if history.empty:
-        data = recsys.Interactions.from_events(
+        return recsys.Interactions.from_events(
             pd.DataFrame({"user_id": [], "item_id": [], "event_at": []}), pd.Timestamp.now(tz="UTC"), items=model.items
         )
-    else:
-        as_of = pd.Timestamp(history["cutoff_date"].max()).tz_localize("UTC")
-        data = recsys.Interactions.from_events(history_events(history), as_of, items=model.items)
-    return recsys.recommend(model, data, users, k, exclude_seen, fallback=recsys.popularity(model))
+    as_of = pd.Timestamp(history["cutoff_date"].max()).tz_localize("UTC")
+    return recsys.Interactions.from_events(history_events(history), as_of, items=model.items)
 
 
 def published_history(table: Any, user_id: str, serving_cutoff: str | None) -> pd.DataFrame | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from ml.core.settings import Settings
@@ -216,7 +217,7 @@ def _model_drift(
             )
             for check in ("feature_drift", "prediction_drift")
         ]
-    reference = sample(pd.read_parquet(ref_path), policy.sample_rows)
+    reference = sample(_population(kind, ref_path), policy.sample_rows)
     for label, frame in (("current", current), ("reference", reference)):
         if len(frame) < policy.min_rows:
             return [
@@ -232,8 +233,18 @@ def _model_drift(
                 )
             ]
     # a classic family champion reads no features: the kind's declared features still describe the data
-    features = champ.champion.features or [f["name"] for f in snap.features.get(kind.mart, [])]
-    return _compare_features(kind, champ.champion, features, reference, current, policy, kbase, path)
+    declared = snap.features.get(kind.mart, [])
+    features = champ.champion.features or [f["name"] for f in declared]
+    growing = {f["name"] for f in declared if f.get("drift") is False}  # grow with the history: not drift
+    return _compare_features(kind, champ.champion, features, reference, current, policy, kbase, path, growing)
+
+
+def _population(kind: ModelKind, path: Any) -> pd.DataFrame:
+    """The reference rows of the kind's drift population (``ModelKind.drift_population``)."""
+    frame = pd.read_parquet(path)
+    if not kind.drift_population or frame.empty:
+        return frame
+    return duckdb.sql(f"select * from frame where {kind.drift_population}").df()
 
 
 def _compare_features(
@@ -245,13 +256,16 @@ def _compare_features(
     policy: MonitorPolicy,
     kbase: dict[str, Any],
     path: Any,
+    growing: set[str] | None = None,
 ) -> list[CheckResult]:
-    ref, cur = reference[features].copy(), current[features].copy()
+    """Drift of the model's ``features`` (but the ``growing`` ones) and of its scores."""
+    compared = [f for f in features if f not in (growing or set())]
+    ref, cur = reference[compared].copy(), current[compared].copy()
     scored = champ.booster is not None  # a classic family scores histories, not these rows
     if scored:
         ref["prediction"] = champ.booster.predict(kind.matrix(reference, features), num_threads=1)
         cur["prediction"] = champ.booster.predict(kind.matrix(current, features), num_threads=1)
-    columns = [*features, "prediction"] if scored else features
+    columns = [*compared, "prediction"] if scored else compared
     dist, problems = drift_report(ref, cur, columns, [], policy.column_threshold, path)
     fbase = {**kbase, "check": "feature_drift", "report_path": str(path)}
     pred, pred_problem = dist.pop("prediction", None), problems.pop("prediction", None)

@@ -75,9 +75,9 @@ def read_windows(
         w.events_reference = _events(
             con, tenant_id, reference_end - timedelta(days=policy.reference_days), reference_end, policy.sample_rows
         )
-    for mart in sorted({k.serving_mart for k in kinds}):
+    for mart, population in sorted({(k.serving_mart, k.drift_population or "true") for k in kinds}):
         w.features_current[mart] = con.execute(
-            f"select * from (select * from {mart} where tenant_id = ? order by all) "
+            f"select * from (select * from {mart} where tenant_id = ? and ({population}) order by all) "
             f"using sample reservoir({int(policy.sample_rows)} rows) repeatable (7)",
             [tenant_id],
         ).df()

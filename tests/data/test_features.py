@@ -11,7 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -24,7 +26,9 @@ from ml.data.feature_checks import check_features
 from ml.data.generate import generate
 from ml.data.generate.config import GenerationConfig, TenantSpec
 from ml.data.ingest.run import ingest_tenants
+from ml.models import recsys
 from ml.models.kinds import online_marts
+from ml.models.recsys import candidates
 from tests.world import END, register, world_env
 
 SPECS = [
@@ -40,12 +44,14 @@ SPECS = [
 def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     settings = world_env(mp, tmp_path_factory.mktemp("features") / "home")
-    config = GenerationConfig(tenants=SPECS, days=18, end_date=END, seed=3)
+    config = GenerationConfig(tenants=SPECS, days=26, end_date=END, seed=3)  # one churn window
     register(settings, config, silo=("initech",), not_sharing=("umbra", "clicky"))
     generate(config, settings.stores.landing.root, workers=1)
     for path in settings.stores.landing.tenant_dir("eu", "clicky").rglob("*.parquet"):  # a click-only product
-        table = pq.read_table(path)
-        pq.write_table(table.filter(pc.equal(table.column("event_type"), "click")), path)
+        table = pq.read_table(path)  # ... without cancellations or session ids
+        table = table.filter(pc.equal(table.column("event_type"), "click"))
+        session = table.schema.get_field_index("session_id")
+        pq.write_table(table.set_column(session, "session_id", pa.nulls(table.num_rows, pa.string())), path)
     ingest_tenants(
         [s.tenant_id for s in SPECS], config.start_date, config.start_date + timedelta(days=config.days), settings
     )
@@ -114,6 +120,36 @@ def test_ranking_examples_are_point_in_time_correct(world):
         assert row.item_clicks_7d == ((item.d >= c - timedelta(days=7)) & (item.d < c)).sum()
 
 
+def test_whole_history_candidates_and_scores_are_point_in_time(world):
+    """Every user who comes back after a cutoff has candidates, inactive or not; SAR's score of a
+    candidate is SAR fitted on the interactions before the cutoff, nothing after it."""
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    ex = con.execute("select * from ranking_examples where tenant_id = 'acme'").df()
+    con.close()
+    assert ex["is_history_candidate"].any() and ex["user_item_sar_score"].notna().any()
+    lake = _lake(settings, "acme")
+    lake = lake[lake.event_type == "click"].assign(d=lake.event_at.dt.tz_convert("UTC").dt.date)
+    c = max(ex.cutoff_date)
+    c = c.date() if hasattr(c, "date") else c
+    back = set(
+        lake[(lake.d >= c) & (lake.d < c + timedelta(days=28)) & lake.user_id.isin(lake[lake.d < c].user_id)].user_id
+    )
+    assert back == set(ex[pd.to_datetime(ex.cutoff_date).dt.date == c].user_id)
+    daily = lake[lake.d < c].groupby(["user_id", "item_id", "d"]).size().rename("interactions").reset_index()
+    data = recsys.Interactions.from_events(
+        daily.assign(event_at=pd.to_datetime(daily.d).dt.tz_localize("UTC")), pd.Timestamp(c)
+    )
+    sar = recsys.fitted(candidates.SCORERS["sar"](), data)
+    at = ex[(pd.to_datetime(ex.cutoff_date).dt.date == c) & ex.user_item_sar_score.notna()].sample(200, random_state=1)
+    expected = sar.score(sar.history(data)[data.rows(at.user_id.to_numpy())])[
+        np.arange(len(at)), data.columns(at.item_id.to_numpy())
+    ]
+    assert np.allclose(at.user_item_sar_score.to_numpy(), expected, rtol=1e-5)
+    seen = daily.groupby("user_id").item_id.nunique()
+    assert (at.user_history_items.to_numpy() == seen.loc[at.user_id].to_numpy()).all()
+
+
 def test_churn_labels_come_only_from_after_the_cutoff(world):
     settings, _, _ = world
     con = _con(settings, "eu/pool")
@@ -121,11 +157,48 @@ def test_churn_labels_come_only_from_after_the_cutoff(world):
     con.close()
     lake = _lake(settings, "globex")
     cancels = lake[lake.event_type == "cancel_subscription"].groupby("user_id").event_at.min().dt.date
+    assert len(ex) > 50 and ex.is_churned.any()
     for _, row in ex.iterrows():
         c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
         when = cancels.get(row.user_id)
         assert when is None or when >= c, "a user who cancelled before the cutoff is not an example"
         assert bool(row.is_churned) == (when is not None and when < c + timedelta(days=14))
+
+
+def test_a_tenant_without_cancellations_churns_by_inactivity(world):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    definitions = dict(con.execute("select * from int_tenant_churn_definitions").fetchall())
+    ex = con.execute("select * from churn_examples where tenant_id = 'clicky'").df()
+    con.close()
+    assert definitions["clicky"] == "inactivity" and definitions["globex"] == "cancellation"
+    lake = _lake(settings, "clicky")
+    days = lake.assign(d=lake.event_at.dt.tz_convert("UTC").dt.date).groupby("user_id").d.unique()
+    assert len(ex) > 50 and 0 < ex.is_churned.mean() < 1
+    for _, row in ex.iterrows():
+        c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
+        back = any(c <= d < c + timedelta(days=14) for d in days[row.user_id])
+        assert bool(row.is_churned) == (not back)
+
+
+def test_events_without_a_session_id_are_sessions_30_minutes_apart(world):
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    got = con.execute(
+        "select user_id, activity_date, sessions from int_user_activity__daily where tenant_id = 'clicky'"
+    )
+    got = got.df().set_index(["user_id", "activity_date"])["sessions"]
+    con.close()
+    lake = _lake(settings, "clicky").sort_values("event_at")
+    assert lake.session_id.isna().all()
+    lake["d"] = lake.event_at.dt.tz_convert("UTC").dt.date
+    gap = lake.groupby(["user_id", "d"]).event_at.diff()
+    lake["starts"] = gap.isna() | (gap > pd.Timedelta(minutes=30))
+    expected = lake.groupby(["user_id", "d"]).starts.sum()
+    expected.index = expected.index.set_names(["user_id", "activity_date"])
+    assert expected.gt(1).any(), "some user has two sessions in a day"
+    got = {(u, pd.Timestamp(d).date()): int(n) for (u, d), n in got.items()}
+    assert got == {key: int(n) for key, n in expected.items()}
 
 
 def test_engagement_labels_count_the_sessions_of_the_week_after_the_cutoff(world):
@@ -271,7 +344,7 @@ def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):
 
 def test_a_click_only_young_tenant_gets_a_champion_from_the_train_dags_tasks(world):
     """The train DAG's tasks (snapshot, then a chunk's training under the one health rule) give a
-    tenant that sends only clicks, with 18 days of history and no global model, a recommender
+    tenant that sends only clicks, with 26 days of history and no global model, a recommender
     champion: a classic family trained on its own history wins its holdout."""
     from ml.models import registry
     from ml.models.runs import snapshot_warehouse, train_chunk
@@ -281,6 +354,6 @@ def test_a_click_only_young_tenant_gets_a_champion_from_the_train_dags_tasks(wor
     snapshot_warehouse(wh, ["clicky"], settings)
     [r] = train_chunk(["clicky"], ["recommender"], "features", settings=settings)
     assert r.get("promoted") is True, r
-    assert r["family"] != "lightgbm" and r["eligibility"].startswith("18 days of history")
+    assert r["family"] != "lightgbm" and r["eligibility"].startswith("26 days of history")
     champ = registry.version_by_alias("recommender.clicky", "champion", settings)
     assert champ is not None and champ.tags["family"] == r["family"] and champ.tags["trained_on"] == "tenant"

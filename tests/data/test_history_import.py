@@ -296,3 +296,49 @@ def test_lines_of_a_shared_export_naming_no_tenant_are_nobodys_never_copied(nort
     for store in (north.stores.landing, north.stores.quarantine, north.stores.lake):
         texts = b"".join(p.read_bytes() for p in store.root.rglob("*") if p.is_file())
         assert b"SECRET" not in texts and b"1.0," not in texts
+
+
+# a ratings export without a header line (MovieLens's u.data: user, item, rating, Unix time, tab-separated)
+RATINGS = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\tnot a rating\t878887116\n244\t51\t2\n"
+RATINGS_SPEC = {
+    "format": "csv",
+    "delimiter": "\t",
+    "header": ["user", "item", "rating", "at"],
+    "columns": {
+        "event_id": {"hash": ["user", "item", "at"]},
+        "user_id": "user",
+        "item_id": "item",
+        "event_type": {"const": "rating"},
+        "event_at": "at",
+        "value": "rating",
+    },
+    "timestamp": {"format": "epoch_s"},
+}
+
+
+def test_an_export_without_a_header_line_is_read_with_the_specs_column_names(settings, tmp_path):
+    TenantStore(settings).add(Tenant("films", "eu"))
+    (tmp_path / "spec.json").write_text(json.dumps(RATINGS_SPEC))
+    assert main(["tenants", "source", "films", "--file", str(tmp_path / "spec.json")]) == 0
+    (tmp_path / "u.data").write_text(RATINGS)
+    s = import_history(settings, TenantStore(settings).get("films"), [tmp_path / "u.data"], today=TODAY).summary()
+    # the first line is a record (not column names); a line missing a field is quarantined, never dropped
+    assert s["rows_in"] == 4 and s["landed"] == 2, s
+    lake = pd.concat(pd.read_parquet(p) for p in settings.stores.lake.tenant_dir("eu", "films").rglob("part-0.parquet"))
+    assert sorted(lake.user_id) == ["186", "196"] and set(lake.event_type) == {"rating"}
+    quarantine = pd.concat(pd.read_parquet(p) for p in settings.stores.quarantine.root.rglob("part-0.parquet"))
+    lines = dict(zip(quarantine.line_no, quarantine.reason, strict=True))
+    assert set(lines) == {3, 4}, lines  # numbered as the file's lines: line 1 is the first record
+
+
+def test_an_export_whose_first_line_is_a_record_is_told_to_name_its_columns(settings, tmp_path):
+    TenantStore(settings).add(Tenant("films", "eu"))
+    spec = {k: v for k, v in RATINGS_SPEC.items() if k != "header"}
+    spec["columns"] = {"user_id": "user", "item_id": "item", "event_type": {"const": "rating"}, "event_at": "at"}
+    spec["columns"]["event_id"] = {"hash": ["user", "item", "at"]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "films", "--file", str(tmp_path / "spec.json")]) == 0
+    (tmp_path / "u.data").write_text(RATINGS)
+    s = import_history(settings, TenantStore(settings).get("films"), [tmp_path / "u.data"], today=TODAY).summary()
+    [problem] = [p for p in s["problems"] if p.startswith("schema_mismatch")]
+    assert "lacks columns ['user', 'item', 'at']" in problem and "header: [...]" in problem, problem

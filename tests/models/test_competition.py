@@ -115,6 +115,19 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
         RECOMMENDER, tenant, cand, [cand], [], snap.snapshot_id, snap.manifest_hash, "test", len(train), holdout,
         {}, None, ranking=judged,
     )  # fmt: skip
+    # the re-ranker champion first: its candidates come from every user's whole history too
+    wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == tenant.warehouse_key)
+    score.score_warehouse(wh, settings, tenants=[tid])
+    with duckdb.connect(str(wh.path(settings)), read_only=True) as con:
+        served = con.execute(
+            "select r.user_id, r.item_id, r.rank, c.user_events_28d from predictions.recommendations r "
+            "join ranking_candidates c using (tenant_id, user_id, item_id) where r.tenant_id = ? and r.model_version = ?",
+            [tid, before],
+        ).df()
+    asleep = served[served["user_events_28d"] == 0]
+    assert set(served["user_id"]) == set(history["user_id"]) and asleep["user_id"].nunique() > 0
+    assert asleep[asleep["rank"] == 1]["item_id"].nunique() > 1, "inactive users got one list for all"
+
     r = tracking.log_and_register(training, TrainSettings(), settings)
     assert r["promoted"] is False and "vs champion" in r["reason"], r  # the re-ranker champion is better here
     mv = c.get_model_version(name, r["version"])
@@ -129,7 +142,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
             recs = recs[recs["model_version"] == r["version"]]
             hist = con.execute("select * from interaction_history where tenant_id = ?", [tid]).df()
             active = {u for (u,) in con.execute(
-                "select distinct user_id from ranking_candidates where tenant_id = ?", [tid]
+                "select distinct user_id from ranking_candidates where tenant_id = ? and user_events_28d > 0", [tid]
             ).fetchall()}  # fmt: skip
         users = set(hist["user_id"])
         inactive = users - active
@@ -154,6 +167,11 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
         served = recommend(RecommendationRequest(user_id=user), _Context(tid, "exclude", feats, loaded))
         batch = recs[recs["user_id"] == user].sort_values("rank")["item_id"].tolist()
         assert served.body["arm"] == "champion" and [i["item_id"] for i in served.body["items"]] == batch
+        explained = recommend(
+            RecommendationRequest(user_id=user, explain=True), _Context(tid, "exclude", feats, loaded)
+        )
+        reasons = [i["explanation"] for i in explained.body["items"]]
+        assert all(r and all(t["feature"].startswith("history:") for t in r) for r in reasons), reasons
         skip = batch[:2]
         served = recommend(RecommendationRequest(user_id=user, exclude=skip), _Context(tid, "exclude", feats, loaded))
         items = [i["item_id"] for i in served.body["items"]]

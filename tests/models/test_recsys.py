@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.models import recsys
+from ml.models import fit, recsys
+from ml.models.kinds import get_kind
 
 AS_OF = pd.Timestamp("2026-01-31", tz="UTC")
 
@@ -255,3 +256,104 @@ def test_a_user_whose_history_the_model_does_not_know_gets_the_catalogues_popula
     batch = _lists(ranking.serve_lists(model, rows, np.array(["a", "new"]), k=3))
     online = _lists(ranking.serve_lists(model, rows[rows["user_id"] == "new"], np.array(["new"]), k=3))
     assert batch["new"] == online["new"] == ["y", "x", "z"]  # fitted popularity: y 3, x 2, z 2
+
+
+RANKING_KIND = get_kind("recommender")
+
+
+def ranking_events(history: pd.DataFrame) -> pd.DataFrame:
+    from ml.models import ranking
+
+    return ranking.history_events(history)
+
+
+def _bursty_history(users: int = 200, seed: int = 0) -> pd.DataFrame:
+    """A ratings site: each user rates 8 items of one of two tastes on one day, few come back."""
+    rng = np.random.default_rng(seed)
+    day, rows = pd.Timestamp("2026-01-01"), []
+    for u in range(users):
+        taste = "ab"[u % 2]
+        when = day + pd.Timedelta(days=int(rng.integers(0, 60)))
+        for i in rng.choice(20, size=8, replace=False):
+            rows.append((f"u{u}", f"{taste}{i}", when))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "event_date"]).assign(interactions=1)
+
+
+def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history():
+    from ml.core.tenants import Tenant
+    from ml.models import ranking, train
+
+    history = _bursty_history()
+    as_of = pd.Timestamp("2026-03-05")
+    # the last week judges the few users who rated in it; every user has items held out at random
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
+    assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
+    judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of)
+    assert judged.protocol == ranking.RANDOM and len(judged.users) == 200
+    # 75/25 of each user's items (8 -> 6 + 2), none of the held-out pairs in what the families learn from
+    assert (judged.relevant.groupby("user_id").size() == 2).all()
+    held = set(map(tuple, judged.relevant.to_numpy()))
+    rows, cols = judged.history.seen.nonzero()
+    learned = set(zip(judged.history.users[rows], judged.history.items[cols], strict=True))
+    assert not held & learned and len(learned) == 200 * 6
+    # the families are judged on every user; a re-ranker cannot be (its features are point in time)
+    reranker = fit.Candidate("tenant", None, metrics={})
+    candidates = ranking.compete(judged, [reranker], RANKING_KIND, [])
+    assert {c.family for c in candidates} >= {"popularity", "item_knn", "ease"} and reranker not in candidates
+    best, _ = ranking.choose(candidates)
+    assert best.family not in {"popularity", "popularity_7d"}  # two tastes: a personal family wins
+
+
+def test_history_candidates_are_each_users_top_items_scored_by_every_family_before_the_cutoff():
+    from ml.models.recsys import candidates
+
+    day = pd.Timestamp("2026-01-01")
+    history = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "b", "c", "c", "a"],
+            "item_id": ["x", "y", "x", "y", "z", "y", "w", "z"],
+            "event_date": [day] * 7 + [day + pd.Timedelta(days=9)],  # a's z comes after the cutoff
+            "interactions": 1,
+        }
+    )
+    cutoff = (day + pd.Timedelta(days=5)).date()
+    flags = dict.fromkeys(candidates.SOURCE_FLAGS, False)
+    sources = pd.DataFrame([{"tenant_id": "t", "cutoff_date": cutoff, "user_id": u, "item_id": "x", **flags,
+                             "covisit_sessions_28d": 0} for u in ("a", "new")])  # fmt: skip
+    catalogue = pd.DataFrame({"item_id": ["x", "y", "z"], "published_at": [day] * 3})  # w was never published
+    out = candidates.score_candidates(sources, history, per_user=5, catalogue=catalogue)
+    a = out[out.user_id == "a"].set_index("item_id")
+    # a consumed x and y: the new candidate is z (w is not in the catalogue); x, its source's, stays
+    assert set(a.index) == {"x", "z"} and a.loc["z", "is_history_candidate"] and not a.loc["x", "is_history_candidate"]
+    assert np.isnan(a.loc["x", "sar_rank"]) and a.loc["z", "sar_rank"] == 1  # consumed: scored, never ranked
+    data = recsys.Interactions.from_events(ranking_events(history), pd.Timestamp(cutoff))
+    sar = recsys.fitted(candidates.SCORERS["sar"](), data)
+    expected = sar.score(sar.history(data)[data.rows(np.array(["a"]))])[0]
+    assert a.loc["z", "sar_score"] == pytest.approx(expected[data.columns(np.array(["z"]))[0]])
+    assert a.loc["z", "user_history_items"] == 2 and a.loc["z", "user_days_since_last_interaction"] == 5
+    # a user without history keeps their source candidates, without scores
+    new = out[out.user_id == "new"]
+    assert list(new.item_id) == ["x"] and new.sar_score.isna().all() and (new.user_history_items == 0).all()
+    # repeats allowed: consumed items are ranked (and may be candidates)
+    allowed = candidates.score_candidates(sources, history, per_user=5, exclude_seen=False, catalogue=catalogue)
+    assert allowed[(allowed.user_id == "a") & (allowed.item_id == "x")].sar_rank.notna().all()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [recsys.ItemKNN(neighbours=2), recsys.SAR(), recsys.EASE(l2=1.0), recsys.ALS(factors=2, l2=0.1, iterations=5)],
+    ids=lambda m: m.name,
+)
+def test_a_familys_explanation_is_the_history_items_whose_terms_add_up_to_its_score(model):
+    from ml.models.recsys.explain import explain
+
+    data = _data()
+    recsys.fitted(model, data)
+    row = model.history(data)[data.rows(np.array(["a"]))]
+    scores = model.score(row)[0]
+    cols = np.arange(len(data.items))
+    terms = explain(model, row, cols, top=len(data.items))
+    assert [sum(t[2] for t in item) for item in terms] == pytest.approx(scores.tolist(), rel=1e-4, abs=1e-6)
+    assert {t[0] for item in terms for t in item} == {"history:x", "history:y"}  # a's history
+    assert all(len(item) <= 1 for item in explain(model, row, cols, top=1))

@@ -383,8 +383,9 @@ def test_recommendations_served_online_are_measured_like_the_batch_ones(checked,
         assert batch["users_active"] > 0 and 0 < batch["hit_rate_at_10"] < 1
 
 
-def _churn_world(con, churned_top: bool) -> None:
-    """Scores for 200 users on Nov 1; the 30 highest-scored (or 30 random ones) cancel within two weeks."""
+def _churn_world(con, churned_top: bool, definition: str = "cancellation") -> None:
+    """Scores for 200 users on Nov 1; the 30 highest-scored (or 30 random ones) churn within two
+    weeks: cancel, or (``definition`` inactivity) are the ones who do not come back."""
     rng = np.random.default_rng(4)
     p = rng.random(200)
     order = np.argsort(-p)
@@ -410,12 +411,22 @@ def _churn_world(con, churned_top: bool) -> None:
         "insert into stg_lake__events values ('acme', 'u199', 'cancel_subscription', date '2026-11-20'), "
         "('globex', 'u0', 'cancel_subscription', date '2026-11-02')"
     )
+    con.execute(
+        f"create table int_tenant_churn_definitions as select 'acme' as tenant_id, '{definition}' as churn_definition"
+    )
+    con.execute("create table int_user_activity__daily (tenant_id varchar, user_id varchar, activity_date date)")
+    back = [f"u{i}" for i in range(200) if i not in set(churners)]
+    con.executemany("insert into int_user_activity__daily values ('acme', ?, date '2026-11-08')", [[u] for u in back])
+    # activity after the window, or another tenant's, is no return
+    con.execute("insert into int_user_activity__daily values ('acme', ?, date '2026-11-20'), ('globex', ?, date '2026-11-03')",
+                [f"u{churners[0]}", f"u{churners[1]}"])  # fmt: skip
 
 
-def test_live_churn_metrics_and_decay():
+@pytest.mark.parametrize("definition", ["cancellation", "inactivity"])
+def test_live_churn_metrics_and_decay(definition):
     good, bad = duckdb.connect(), duckdb.connect()
-    _churn_world(good, churned_top=True)
-    _churn_world(bad, churned_top=False)
+    _churn_world(good, churned_top=True, definition=definition)
+    _churn_world(bad, churned_top=False, definition=definition)
     assert live_churn_metrics(good, "acme", date(2026, 11, 14)) == [], "the window has not passed yet"
     (g,) = live_churn_metrics(good, "acme", date(2026, 11, 15))
     (b,) = live_churn_metrics(bad, "acme", date(2026, 11, 15))

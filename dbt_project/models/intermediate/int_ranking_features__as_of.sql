@@ -7,7 +7,7 @@
 with
 
 candidates as (
-    select * from {{ ref('int_recommendation_candidates__as_of') }}
+    select * from {{ ref('int_recommendation_candidates__history') }}
 ),
 
 user_features as (
@@ -29,11 +29,14 @@ joined as (
         candidates.user_id,
         candidates.item_id,
         candidates.tenant_id || '/' || candidates.user_id || '/' || cast(candidates.cutoff_date as varchar) as query_id,
-        user_features.events_7d as user_events_7d,
-        user_features.events_28d as user_events_28d,
-        user_features.clicks_28d as user_clicks_28d,
+        -- a user inactive for 28 days (a whole-history candidate's) had no events in them
+        coalesce(user_features.events_7d, 0) as user_events_7d,
+        coalesce(user_features.events_28d, 0) as user_events_28d,
+        coalesce(user_features.clicks_28d, 0) as user_clicks_28d,
         user_features.completion_rate_28d as user_completion_rate_28d,
-        user_features.days_since_last_activity as user_days_since_last_activity,
+        coalesce(user_features.days_since_last_activity, candidates.user_days_since_last_interaction)
+            as user_days_since_last_activity,
+        candidates.user_history_items,
         item_features.topic as item_topic,
         item_features.clicks_1d as item_clicks_1d,
         item_features.clicks_7d as item_clicks_7d,
@@ -48,7 +51,12 @@ joined as (
         candidates.is_popular_candidate,
         candidates.is_trending_candidate,
         candidates.is_topic_candidate,
-        candidates.is_covisit_candidate
+        candidates.is_covisit_candidate,
+        candidates.is_history_candidate,
+        candidates.sar_score as user_item_sar_score,
+        candidates.sar_rank as user_item_sar_rank,
+        candidates.ease_score as user_item_ease_score,
+        candidates.ease_rank as user_item_ease_rank
     -- Left joins on purpose: every candidate has its user's and item's features (candidates are
     -- drawn from those two models), and a left join keeps DuckDB from reordering. With inner
     -- joins it sometimes joined user_features to item_features first, on tenant and cutoff

@@ -1,6 +1,7 @@
--- Candidate generation, per user and cutoff (training cutoffs and the serving one): the
+-- Candidate generation in SQL, per user and cutoff (training cutoffs and the serving one): the
 -- tenant's popular and trending items, the top items of the user's favourite topics, and items
--- co-clicked with what the user clicked last week. The re-ranker only ever orders these.
+-- co-clicked with what the user clicked last week. int_recommendation_candidates__history adds
+-- each user's whole-history candidates and scores them all; the re-ranker orders those.
 with
 
 cutoffs as (
@@ -8,7 +9,16 @@ cutoffs as (
     where has_ranking_label or is_serving
 ),
 
-users as (
+interactions as (
+    select * from {{ ref('stg_lake__events') }}
+    where is_interaction and user_id is not null and item_id is not null
+),
+
+-- the users candidates are generated for: everyone active in the 28 days before the cutoff, and
+-- everyone else with history before it (their lists come from their whole history,
+-- int_recommendation_candidates__history); at a training cutoff only those who come back
+-- within the longest label window, the only ones training and the holdout read
+active_users as (
     select
         user_features.tenant_id,
         user_features.cutoff_date,
@@ -17,6 +27,56 @@ users as (
     inner join cutoffs
         on user_features.tenant_id = cutoffs.tenant_id
         and user_features.cutoff_date = cutoffs.cutoff_date
+),
+
+first_interactions as (
+    select
+        tenant_id,
+        user_id,
+        min(event_date) as first_date
+    from interactions
+    group by tenant_id, user_id
+),
+
+returning_users as (
+    select distinct
+        cutoffs.tenant_id,
+        cutoffs.cutoff_date,
+        interactions.user_id
+    from cutoffs
+    inner join interactions
+        on cutoffs.tenant_id = interactions.tenant_id
+        and cutoffs.cutoff_date <= interactions.event_date
+        and interactions.event_date < cutoffs.cutoff_date + {{ var('history_users_window_days') }}
+    where not cutoffs.is_serving
+),
+
+history_users as (
+    select
+        cutoffs.tenant_id,
+        cutoffs.cutoff_date,
+        first_interactions.user_id
+    from cutoffs
+    inner join first_interactions
+        on cutoffs.tenant_id = first_interactions.tenant_id
+        and cutoffs.cutoff_date > first_interactions.first_date
+    where cutoffs.is_serving
+    union all
+    select
+        returning_users.tenant_id,
+        returning_users.cutoff_date,
+        returning_users.user_id
+    from returning_users
+    inner join first_interactions
+        on returning_users.tenant_id = first_interactions.tenant_id
+        and returning_users.user_id = first_interactions.user_id
+        and returning_users.cutoff_date > first_interactions.first_date
+),
+
+users as (
+    select * from active_users
+    union
+    select * from history_users
 ),
 
 items as (
@@ -59,10 +119,9 @@ recent_clicks as (
         users.user_id,
         events.item_id
     from users
-    inner join {{ ref('stg_lake__events') }} as events
+    inner join interactions as events
         on users.tenant_id = events.tenant_id
         and users.user_id = events.user_id
-        and events.is_interaction
         and users.cutoff_date > events.event_date
         and events.event_date >= users.cutoff_date - 7
 ),

@@ -12,6 +12,22 @@ events as (
     {{ recent_days_only('event_date', 'stg_lake__events.tenant_id') }}
 ),
 
+-- Sessions of events sent without a session id: a new one starts after 30 minutes without an
+-- event of the user (the web-analytics rule; Google Analytics' default session timeout), and at
+-- midnight UTC, as a day's sessions are counted here.
+sessionized as (
+    select
+        *,
+        session_id is null
+        and coalesce(
+            epoch(event_at) - epoch(lag(event_at) over (
+                partition by tenant_id, user_id, event_date, session_id is null order by event_at
+            )) > {{ var('session_timeout_minutes') }} * 60,
+            true
+        ) as starts_derived_session
+    from events
+),
+
 daily as (
     select
         tenant_id,
@@ -24,9 +40,9 @@ daily as (
         count(*) filter (where event_type = 'skip') as skips,
         count(*) filter (where event_type = 'like') as likes,
         coalesce(sum(dwell_seconds) filter (where event_type = 'view'), 0) as dwell_seconds,
-        count(distinct session_id) as sessions,
+        count(distinct session_id) + count(*) filter (where starts_derived_session) as sessions,
         bool_or(event_type = 'cancel_subscription') as has_cancelled
-    from events
+    from sessionized
     group by tenant_id, user_id, event_date
 )
 

@@ -1,5 +1,7 @@
--- Point-in-time churn examples: subscribers active in the 28 days before cutoff C, features as
--- of C, label = cancelled within [C, C + churn window). Only cutoffs whose window is complete.
+-- Point-in-time churn examples: users active in the 28 days before cutoff C, features as of C,
+-- label = churned within [C, C + churn window) by the tenant's definition
+-- (int_tenant_churn_definitions): cancelled, or (a tenant without cancellations) no event at all
+-- in the window. Only cutoffs whose window is complete.
 with
 
 cutoffs as (
@@ -21,20 +23,48 @@ cancellations as (
     group by tenant_id, user_id
 ),
 
-examples as (
-    select
-        user_features.*,
-        coalesce(
-            cancellations.cancelled_on < user_features.cutoff_date + {{ var('churn_window_days') }},
-            false
-        ) as is_churned
+labelled_users as (
+    select user_features.*
     from user_features
     inner join cutoffs
         on user_features.tenant_id = cutoffs.tenant_id
         and user_features.cutoff_date = cutoffs.cutoff_date
+),
+
+returned as (
+    select distinct
+        labelled_users.tenant_id,
+        labelled_users.user_id,
+        labelled_users.cutoff_date
+    from labelled_users
+    inner join {{ ref('int_user_activity__daily') }} as activity
+        on labelled_users.tenant_id = activity.tenant_id
+        and labelled_users.user_id = activity.user_id
+        and labelled_users.cutoff_date <= activity.activity_date
+        and activity.activity_date < labelled_users.cutoff_date + {{ var('churn_window_days') }}
+),
+
+examples as (
+    select
+        labelled_users.*,
+        case
+            when definitions.churn_definition = 'cancellation'
+                then coalesce(
+                        cancellations.cancelled_on < labelled_users.cutoff_date + {{ var('churn_window_days') }},
+                        false
+                    )
+            else returned.user_id is null
+        end as is_churned
+    from labelled_users
+    inner join {{ ref('int_tenant_churn_definitions') }} as definitions
+        on labelled_users.tenant_id = definitions.tenant_id
     left join cancellations
-        on user_features.tenant_id = cancellations.tenant_id
-        and user_features.user_id = cancellations.user_id
+        on labelled_users.tenant_id = cancellations.tenant_id
+        and labelled_users.user_id = cancellations.user_id
+    left join returned
+        on labelled_users.tenant_id = returned.tenant_id
+        and labelled_users.user_id = returned.user_id
+        and labelled_users.cutoff_date = returned.cutoff_date
 )
 
 -- stored in tenant order (zone maps skip other tenants' row groups on per-tenant reads)

@@ -1,5 +1,5 @@
 -- Point-in-time training examples for the recommender's re-ranker. For each training cutoff C:
--- the candidates generated at C for every user who clicked anything in [C, C + label window),
+-- the candidates generated at C for every user who comes back in the weeks after C,
 -- features strictly before C, label = the user clicked that item in the window. Users whose
 -- clicks all fall outside their candidates stay in (all labels false): holdout metrics count
 -- them as misses, so candidate generation is judged along with the ranker.
@@ -28,7 +28,7 @@ positives as (
         and clicks.event_date < cutoffs.cutoff_date + {{ var('label_window_days') }}
 ),
 
-labelled_users as (
+clicked_items as (
     select
         tenant_id,
         cutoff_date,
@@ -36,6 +36,35 @@ labelled_users as (
         count(*) as clicked_items
     from positives
     group by tenant_id, cutoff_date, user_id
+),
+
+-- the queries: every user who comes back within the longest label window (a tenant's holdout
+-- may judge up to history_users_window_days after the cutoff; ml.models.ranking), with the items
+-- they clicked in this label window (0 beyond it: training leaves such queries out, having no
+-- positive to learn from)
+returning_users as (
+    select distinct
+        cutoffs.tenant_id,
+        cutoffs.cutoff_date,
+        clicks.user_id
+    from cutoffs
+    inner join clicks
+        on cutoffs.tenant_id = clicks.tenant_id
+        and cutoffs.cutoff_date <= clicks.event_date
+        and clicks.event_date < cutoffs.cutoff_date + {{ var('history_users_window_days') }}
+),
+
+labelled_users as (
+    select
+        returning_users.tenant_id,
+        returning_users.cutoff_date,
+        returning_users.user_id,
+        coalesce(clicked_items.clicked_items, 0) as clicked_items
+    from returning_users
+    left join clicked_items
+        on returning_users.tenant_id = clicked_items.tenant_id
+        and returning_users.cutoff_date = clicked_items.cutoff_date
+        and returning_users.user_id = clicked_items.user_id
 ),
 
 ranking_features as (

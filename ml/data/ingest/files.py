@@ -187,30 +187,35 @@ class Dialect:
     header: list[str]
 
 
-def sniff_dialect(path: Path, delimiter: str | None = None) -> Dialect:
+def sniff_dialect(path: Path, delimiter: str | None = None, names: list[str] | None = None) -> Dialect:
     """The delimiter (``delimiter`` if given, a source spec's) of a plain UTF-8 delimited file and
-    its header, from its first line."""
+    its header, from its first line; ``names`` (a source spec's ``header``) is the header of a file
+    without a header line."""
     with open(path, encoding="utf-8", newline="") as f:
         first = f.readline()
     line = first.rstrip("\r\n")
     delimiter = delimiter or max(DELIMITERS, key=lambda d: (line.count(d), d == ","))
+    if names is not None:
+        return Dialect(delimiter, list(names))
     header = next(csv.reader(io.StringIO(line), delimiter=delimiter), []) if line else []
     return Dialect(delimiter, header)
 
 
-def record_lines(plain: Path, records: int, rejected: np.ndarray) -> np.ndarray | None:
-    """The file line number (1 = the header) of each of a delimited file's ``records`` parsed
-    records, in order, given the ``rejected`` lines DuckDB set aside; None when a record spans
-    several lines (a quoted line break), where lines and records cannot be matched this way.
+def record_lines(plain: Path, records: int, rejected: np.ndarray, header_lines: int = 1) -> np.ndarray | None:
+    """The file line number (1 = the first line: the header, if the file has one) of each of a
+    delimited file's ``records`` parsed records, in order, given the ``rejected`` lines DuckDB set
+    aside; None when a record spans several lines (a quoted line break), where lines and records
+    cannot be matched this way.
 
-    Data lines are the header's followers that are not blank and not rejected. DuckDB numbers
-    only the lines it rejects, so the lines are counted here: one ``bytes.count`` when every line
-    is a record (~0.03 s per 100 MB), else a NumPy scan for blank lines (~0.1 s per 100 MB).
+    Data lines are the ones after the ``header_lines`` (1, or 0 for a file without a header line)
+    that are not blank and not rejected. DuckDB numbers only the lines it rejects, so the lines
+    are counted here: one ``bytes.count`` when every line is a record (~0.03 s per 100 MB), else a
+    NumPy scan for blank lines (~0.1 s per 100 MB).
     """
     raw = plain.read_bytes()
     lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
-    if lines == records + 1 and not len(rejected):  # the common case: line = record + 1
-        return np.arange(2, records + 2)
+    if lines == records + header_lines and not len(rejected):  # the common case: line = record + header
+        return np.arange(1 + header_lines, records + 1 + header_lines)
     data = np.frombuffer(raw, dtype=np.uint8)
     breaks = np.flatnonzero(data == 10)
     if len(data) and data[-1] != 10:  # a last line without a line break
@@ -219,5 +224,5 @@ def record_lines(plain: Path, records: int, rejected: np.ndarray) -> np.ndarray 
     length = breaks - starts
     blank = (length == 0) | ((length == 1) & (data[np.minimum(starts, len(data) - 1)] == 13))
     numbers = np.arange(1, len(breaks) + 1)
-    found = numbers[~blank & (numbers > 1) & ~np.isin(numbers, rejected)]
+    found = numbers[~blank & (numbers > header_lines) & ~np.isin(numbers, rejected)]
     return found if len(found) == records else None

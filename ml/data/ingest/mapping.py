@@ -112,7 +112,7 @@ def landing_select(spec: SourceSpec, names: list[str], tenant_id: str, raw: str 
     # an implausible instant (see EARLIEST_YEAR) is a bad timestamp, never one that fails the tenant
     plausible = f"case when _event_at >= {_EARLIEST} and _event_at < {_LATEST} then _event_at end as _event_at"
     sql = f"select * replace ({plausible}) from (select *, {parsed} from (select _line_no, {inner}{raw_sql} from src))"
-    return Mapping(sql, missing, absent)
+    return Mapping(sql, list(dict.fromkeys(missing)), absent)
 
 
 def _event_at(ts: Timestamp) -> str:

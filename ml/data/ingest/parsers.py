@@ -21,7 +21,7 @@ JSON_LINE = "__tenantflow_line"  # a JSON row's line, its raw record
 
 
 def csv_rejects(
-    con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, records: int
+    con: duckdb.DuckDBPyConnection, plain: Path, df: pd.DataFrame, records: int, header_lines: int = 1
 ) -> tuple[pd.DataFrame, bool]:
     """The lines DuckDB rejected (``_line_no, raw_line``), one per line however many errors it
     had; and whether ``df``'s records could be renumbered by their file line, as rejected lines
@@ -30,19 +30,21 @@ def csv_rejects(
         "select line as _line_no, any_value(csv_line) as raw_line from rej_err group by line order by line"
     ).df()
     rej["raw_line"] = rej["raw_line"].str.strip("\r\n")  # DuckDB keeps a CRLF file's "\n" before the line
-    lines = record_lines(plain, records, rej["_line_no"].to_numpy())
+    lines = record_lines(plain, records, rej["_line_no"].to_numpy(), header_lines)
     if lines is not None and len(df):
         df["_line_no"] = lines[df["_line_no"].to_numpy(np.int64) - 1]
     return rej, lines is not None
 
 
 def read_delimited(
-    con: duckdb.DuckDBPyConnection, plain: Path, p: str, delimiter: str | None
+    con: duckdb.DuckDBPyConnection, plain: Path, p: str, delimiter: str | None, header: list[str] | None = None
 ) -> tuple[duckdb.DuckDBPyRelation | None, list[str], list[str]]:
     """A delimited file's rows as text (the delimiter sniffed from its header; unnamed columns,
-    such as the empty one a trailing delimiter makes, are ignored), its column names, problems."""
+    such as the empty one a trailing delimiter makes, are ignored), its column names, problems.
+    ``header``: the column names of a file without a header line (a source spec's), whose first
+    line is then a record."""
     # Our own header read and explicit columns: DuckDB's sniffer costs more than the read.
-    dialect = sniff_dialect(plain, delimiter)
+    dialect = sniff_dialect(plain, delimiter, header)
     file = plain.name.removesuffix(".plain")
     names: list[str] = []  # the columns DuckDB reads: unique ignoring case (as DuckDB's names are)
     for i, written in enumerate(dialect.header):
@@ -59,7 +61,8 @@ def read_delimited(
     delim = dialect.delimiter.replace("'", "''")
     con.execute("drop table if exists rej_err; drop table if exists rej_scan")
     raw = con.sql(
-        f"select row_number() over () as _line_no, * from read_csv('{p}', header=true, auto_detect=false,"
+        f"select row_number() over () as _line_no, * from read_csv('{p}', header={header is None},"
+        " auto_detect=false,"
         f" delim='{delim}', quote='\"', escape='\"', columns={spec},"
         " store_rejects=true, rejects_table='rej_err', rejects_scan='rej_scan')"
     )

@@ -9,6 +9,7 @@ second pass.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,7 @@ def read_file(
         names = [c for c in raw.columns if c != "_line_no"]
         record = raw_record(names) if own_export else "null"
     elif kind.format == "csv":
-        delimited, names, csv_problems = read_delimited(con, plain, p, spec.delimiter)
+        delimited, names, csv_problems = read_delimited(con, plain, p, spec.delimiter, spec.header)
         problems += csv_problems
         if delimited is None:
             return FileRead(empty, malformed, problems)
@@ -117,8 +118,7 @@ def read_file(
         malformed["source_file"] = path.name
         return FileRead(empty, malformed, [] if len(malformed) else [f"empty_file: {path.name} holds no records"])
     if mapping.missing:
-        found = "a shared export: its columns are not listed" if spec.rows.other_tenant == "skip" else f"found {names}"
-        problems.append(f"schema_mismatch: {path.name} lacks columns {mapping.missing} ({found})")
+        problems.append(_lacking(path.name, mapping.missing, names, spec, kind.format == "csv"))
     # typed columns parsed here: pandas' ISO-8601 parser and a copy of the frame cost more than the read.
     # Times without an offset are in the spec's time zone.
     con.execute(f"set TimeZone = '{spec.timestamp.timezone}'")
@@ -134,7 +134,7 @@ def read_file(
     table, other = _skip_other_tenants(table, tenant_id) if shared else (table, 0)
     df = _arrow_backed(_with_nulls(table, [*mapping.absent, *([] if record != "null" else ["_raw"])]))
     if kind.format == "csv":
-        malformed, numbered = csv_rejects(con, plain, df, records)
+        malformed, numbered = csv_rejects(con, plain, df, records, header_lines=0 if spec.header else 1)
         if not numbered and record == "null" and len(df):  # a record spans lines: its line cannot be read again
             df["_raw"] = raw.query("src", f"select {raw_record(names)} as r from src").fetchnumpy()["r"]
     df["_file_no"] = file_no
@@ -142,6 +142,22 @@ def read_file(
     malformed["source_file"] = path.name
     read = FileRead(df, malformed, problems, other)
     return _without_unattributed(read, path.name) if shared else read
+
+
+def _lacking(name: str, missing: list[str], names: list[str], spec: SourceSpec, delimited: bool) -> str:
+    """The schema_mismatch problem of a file without columns its spec names, and what to do."""
+    found = "a shared export: its columns are not listed" if spec.rows.other_tenant == "skip" else f"found {names}"
+    if delimited and not spec.header and names and all(_looks_like_data(n) for n in names):
+        found += (
+            "; its first line looks like a record, not column names: for an export without a header"
+            " line, name its columns in the source spec's header: [...]"
+        )
+    return f"schema_mismatch: {name} lacks columns {missing} ({found})"
+
+
+def _looks_like_data(name: str) -> bool:
+    """A header cell that is a number or a date/time: the first line of an export without a header."""
+    return bool(re.fullmatch(r"[+-]?\d+([.,:/ T-]\d+)*([.]\d+)?(Z|[+-]\d\d:?\d\d)?", name.strip()))
 
 
 def _without_unattributed(read: FileRead, name: str) -> FileRead:

@@ -7,6 +7,9 @@ spec.yaml``); a tenant without one reads the landing contract as is (:data:`DEFA
     format: csv                      # optional: csv | jsonl | json | parquet (default: the file name)
     encoding: cp1252                 # optional (default: UTF-8, else cp1252 for delimited text)
     delimiter: ";"                   # optional (default: sniffed from the header)
+    header: [InvoiceNo, StockCode, Quantity, InvoiceDate, UnitPrice, CustomerID]
+                                     # optional: a delimited export without a header line, its columns
+                                     # in order (its first line is then a record, line 1)
     columns:                         # landing column: a source column | {const: v} | {expr: SQL} | {hash: [cols]}
       event_id: {hash: [InvoiceNo, StockCode, Quantity, InvoiceDate, CustomerID]}
       user_id: CustomerID
@@ -184,6 +187,7 @@ class SourceSpec(BaseModel):
     format: Literal["csv", "jsonl", "json", "parquet"] | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    header: list[str] | None = None
     columns: dict[str, Source] = Field(default_factory=lambda: _contract_columns())
     timestamp: Timestamp = Field(default_factory=Timestamp)
     event_types: dict[str, str] = Field(default_factory=dict)
@@ -213,6 +217,19 @@ class SourceSpec(BaseModel):
             raise ValueError(f"a delimiter is one character other than a quote or a line break, got {v!r}")
         return v
 
+    @field_validator("header")
+    @classmethod
+    def _column_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        names = [str(n).strip() for n in v]
+        if not names or not all(names):
+            raise ValueError("header names every column of the file in order, none blank (e.g. [user_id, item_id])")
+        twice = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
+        if twice:
+            raise ValueError(f"header names {twice} twice (column names are matched ignoring case)")
+        return names
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, v: str | None) -> str | None:
@@ -229,6 +246,8 @@ class SourceSpec(BaseModel):
 
     @model_validator(mode="after")
     def _ids_are_mapped(self) -> SourceSpec:
+        if self.header is not None and self.format not in (None, "csv"):
+            raise ValueError(f"header is for delimited text (format csv), not {self.format}")
         for c in self.numeric_ids:
             if c not in LANDING_COLUMNS:
                 raise ValueError(f"numeric_ids: {c!r} is not a landing column")

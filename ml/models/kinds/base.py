@@ -201,6 +201,10 @@ class ModelKind:
     # LightGBM for champion on the temporal holdout (ml.models.ranking). None: LightGBM only.
     history_mart: tuple[str, str] | None = None
     label_window_days: int = 7  # the holdout window of the history mart's competition (dbt var label_window_days)
+    # a DuckDB predicate over the serving mart's columns: the rows whose features the monitor
+    # compares over time (None: all). The recommender serves every user with history, but the
+    # share of long-inactive users grows with a tenant's age: that mix is not drift.
+    drift_population: str | None = None
 
     def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
         """The model's input: declared features as float32 columns, in declared order.

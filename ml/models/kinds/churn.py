@@ -1,4 +1,8 @@
-"""Churn: which subscribers cancel within ``churn_window_days`` (14) of a cutoff, against recency.
+"""Churn: which users churn within ``churn_window_days`` (14) of a cutoff, against recency.
+
+Churn is the tenant's (``int_tenant_churn_definitions``): a subscription product's users churn
+by cancelling; a tenant that sends no cancellations (a shop, a ratings site, a click-only feed)
+has its users churn by inactivity, no event in the window.
 
 A LightGBM binary classifier on the user features of ``churn_examples``; the baseline ranks users
 by days since their last activity. The API answers ``POST /v1/churn-scores``; the score DAG
@@ -67,8 +71,10 @@ def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str
     """ROC-AUC and PR-AUC of each batch of churn scores once its churn window has passed.
 
     A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the churn
-    mart labels: a user churned if they cancelled within ``[as_of, as_of + 14 days)``. Rows:
-    ``users_scored`` = ``users_active`` = users scored, ``users_hit`` = users who churned.
+    mart labels, by the tenant's definition (``int_tenant_churn_definitions``): a user churned if
+    they cancelled within ``[as_of, as_of + 14 days)``, or, for a tenant without cancellations, had
+    no event in it. Rows: ``users_scored`` = ``users_active`` = users scored, ``users_hit`` =
+    users who churned.
     """
     if not con.execute(
         "select count(*) from information_schema.tables where table_schema = 'predictions' "
@@ -80,12 +86,21 @@ def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str
         with cancelled as (
             select user_id, min(event_date) as cancelled_on from stg_lake__events
             where tenant_id = $t and event_type = 'cancel_subscription' group by user_id
-        )
+        ),
+        scored as (select * from predictions.churn_scores where tenant_id = $t and as_of + $w <= $cutoff),
+        returned as (
+            select distinct s.as_of, s.user_id from scored s
+            join int_user_activity__daily a on a.tenant_id = $t and a.user_id = s.user_id
+                and a.activity_date >= s.as_of and a.activity_date < s.as_of + $w
+        ),
+        definition as (select churn_definition from int_tenant_churn_definitions where tenant_id = $t)
         select s.as_of, s.model_version, s.churn_probability,
-               coalesce(c.cancelled_on >= s.as_of and c.cancelled_on < s.as_of + $w, false) as churned
-        from predictions.churn_scores s
+               case when (select churn_definition from definition) = 'cancellation'
+                    then coalesce(c.cancelled_on >= s.as_of and c.cancelled_on < s.as_of + $w, false)
+                    else r.user_id is null end as churned
+        from scored s
         left join cancelled c on c.user_id = s.user_id
-        where s.tenant_id = $t and s.as_of + $w <= $cutoff
+        left join returned r on r.as_of = s.as_of and r.user_id = s.user_id
         """,
         {"t": tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
     ).df()
@@ -179,7 +194,7 @@ def churn_scores(req: ChurnRequest, ctx: ServingContext) -> Served:
 
 KIND = ModelKind(
     name="churn",
-    description="Which subscribers cancel within 14 days: a LightGBM classifier on user features.",
+    description="Which users churn within 14 days (cancel, or go inactive where nobody cancels): a LightGBM classifier.",
     mart="churn_examples",
     mart_order="cutoff_date, user_id",
     label="is_churned",

@@ -1,11 +1,11 @@
-"""The recommender: a LightGBM LambdaRank re-ranker over each user's candidates, against popularity.
+"""The recommender: a LightGBM LambdaRank re-ranker over each user's candidates or a classic family
+(:mod:`ml.models.ranking` chooses), against popularity.
 
-Candidates come from dbt (``int_recommendation_candidates__as_of``); ``ranking_examples`` holds
-them at each training cutoff with ``is_clicked`` over the next ``label_window_days``, and
-``ranking_candidates`` at the serving cutoff. The API answers ``POST /v1/recommendations`` from
-the published candidates (unknown users get the cold-start list); the score DAG writes each
-user's top 10 to ``predictions.recommendations``; the monitor judges the served lists by the
-clicks that followed (live HitRate@10).
+Candidates come from dbt (``int_recommendation_candidates__history``: SQL sources and each user's
+whole history); ``ranking_examples`` holds them at each training cutoff with ``is_clicked`` over
+the next ``label_window_days``, ``ranking_candidates`` at the serving cutoff. The API answers
+``POST /v1/recommendations`` (unknown users get the cold-start list); the score DAG writes each
+user's top 10 to ``predictions.recommendations``; the monitor judges them by later clicks.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ K = evaluate.K
 LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
 HORIZONS = (1, LABEL_WINDOW_DAYS)  # days of clicks after a batch: next day, and a full label window
 CANDIDATES, COLD_START, HISTORY = "ranking_candidates", "cold_start_items", "interaction_history"
+EXPLAIN = "Add each item's top 3 reasons: a re-ranker's SHAP values; a classic family's history items (history:<item>)"
 
 
 def _popularity(frame: pd.DataFrame) -> np.ndarray:
@@ -213,7 +214,7 @@ class RecommendationRequest(BaseModel):
         None, description="Recorded in the prediction log; today's models do not use it"
     )
     exclude: list[str] = Field(default_factory=list, max_length=1_000, description="Item ids never to return")
-    explain: bool = Field(False, description="Add each item's top feature contributions")
+    explain: bool = Field(False, description=EXPLAIN)
     tenant_id: str | None = Field(None, description="Optional; if given, must be the tenant of the API key")
 
 
@@ -284,10 +285,12 @@ def _family_ranked(
         model.recommender, history, np.array([req.user_id]), req.k + len(req.exclude), exclude_seen
     )
     lists = lists[~lists["item_id"].isin(req.exclude)].head(req.k)
-    return [
-        {"rank": r + 1, "item_id": str(i), "score": float(s)}
-        for r, (i, s) in enumerate(zip(lists["item_id"], lists["score"], strict=True))
-    ]
+    pairs = enumerate(zip(lists["item_id"], lists["score"], strict=True))
+    items: list[dict[str, Any]] = [{"rank": r + 1, "item_id": str(i), "score": float(s)} for r, (i, s) in pairs]
+    why = ranking.explain_served(model.recommender, history, req.user_id, lists["item_id"]) if req.explain else None
+    for entry, terms in zip(items, why or [], strict=False):
+        entry["explanation"] = [{"feature": f, "value": v, "contribution": c} for f, v, c in terms]
+    return items
 
 
 def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
@@ -392,5 +395,6 @@ KIND = ModelKind(
     ),
     plots=("ranking_comparison",),
     history_mart=(HISTORY, "user_id, item_id, event_date"),
+    drift_population="user_events_28d > 0",
     label_window_days=LABEL_WINDOW_DAYS,
 )

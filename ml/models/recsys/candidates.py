@@ -1,0 +1,218 @@
+"""Whole-history candidates for the recommender's re-ranker, every candidate scored by the classic
+families: the candidate generation and the baseline-score features of a two-stage recommender.
+
+The dbt model ``int_recommendation_candidates__history`` calls :func:`score_candidates` once per
+tenant with the SQL sources' candidates (popular, trending, topic, co-visited items, for every
+user the SQL side generates for) and the tenant's daily interactions. At each cutoff C, every
+family of :data:`SCORERS` is fitted on the interactions strictly before C (point in time, as the
+SQL features) and, for every user with history before C:
+
+- adds the user's top ``per_user`` items of the whole history as candidates
+  (``is_history_candidate``), consumed items left out when the tenant excludes them;
+- gives every candidate of the user, whatever its source, the family's score (``<family>_score``:
+  the family's own scale, higher is better) and its rank among the items the user can be served
+  (``<family>_rank``, 1 = best; null for a consumed item under the exclude policy).
+
+Scores are null where the family has no opinion: a user or item without interactions before C,
+or EASE on a catalogue above its ``max_items``. Each user also gets ``user_history_items``
+(distinct items before C) and ``user_days_since_last_interaction``, so users inactive for a month
+are described too. Cost: one fit per family and cutoff and ``(users, items)`` scores in blocks of
+:data:`ml.models.recsys.interactions.BLOCK` users (EASE's fit is an ``items x items`` inverse:
+2.6 s for Online Retail's 3,591 items, benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from ml.models.recsys.families import EASE, SAR, Recommender, fitted
+from ml.models.recsys.interactions import BLOCK, Interactions
+
+log = logging.getLogger(__name__)
+
+# The families whose scores the re-ranker sees, with the settings they compete with
+# (ml.models.ranking.families): item-item co-occurrence with time decay, and a linear autoencoder.
+SCORERS: dict[str, Callable[[], Recommender]] = {
+    "sar": lambda: SAR("jaccard", half_life_days=30.0, neighbours=200),
+    "ease": lambda: EASE(l2=500.0),
+}
+SOURCE_FLAGS = ["is_popular_candidate", "is_trending_candidate", "is_topic_candidate", "is_covisit_candidate"]
+OUTPUT_COLUMNS = [
+    "tenant_id",
+    "cutoff_date",
+    "user_id",
+    "item_id",
+    *SOURCE_FLAGS,
+    "covisit_sessions_28d",
+    "is_history_candidate",
+    *[f"{name}_{what}" for name in SCORERS for what in ("score", "rank")],
+    "user_history_items",
+    "user_days_since_last_interaction",
+]
+
+
+def score_candidates(
+    sources: pd.DataFrame,
+    history: pd.DataFrame,
+    per_user: int,
+    exclude_seen: bool = True,
+    catalogue: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One tenant's candidates at every cutoff of ``sources``, with the history source and scores.
+
+    Args:
+        sources: the SQL sources' candidates, ``tenant_id, cutoff_date, user_id, item_id`` and the
+            source flags and ``covisit_sessions_28d`` (``int_recommendation_candidates__as_of`` rows).
+        history: the tenant's interactions per day, ``user_id, item_id, event_date, interactions``
+            (events on or after a cutoff are never used for it).
+        per_user: items each family adds per user.
+        exclude_seen: the tenant's seen-items policy (exclude consumed items from new candidates).
+        catalogue: the tenant's catalogue, ``item_id, published_at`` (``int_items__catalogued``):
+            new candidates are items published before the cutoff (None: any item with history).
+
+    Returns:
+        :data:`OUTPUT_COLUMNS` rows: the ``sources`` rows (their flags kept) and the new
+        history candidates (source flags false), unique per (cutoff, user, item).
+    """
+    if sources.empty:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    tenant = str(sources["tenant_id"].iloc[0])
+    events = pd.DataFrame(
+        {
+            "user_id": history["user_id"].astype(str).to_numpy(),
+            "item_id": history["item_id"].astype(str).to_numpy(),
+            "event_at": pd.to_datetime(history["event_date"]).dt.tz_localize("UTC"),
+            "interactions": history["interactions"].to_numpy(dtype=np.float64),
+        }
+    )
+    parts = []
+    for cutoff, at_cutoff in sources.groupby("cutoff_date", sort=True):
+        servable = _published_before(catalogue, pd.Timestamp(cutoff))
+        parts.append(_at_cutoff(tenant, pd.Timestamp(cutoff), at_cutoff, events, per_user, exclude_seen, servable))
+    return pd.concat(parts, ignore_index=True)[OUTPUT_COLUMNS]
+
+
+def _published_before(catalogue: pd.DataFrame | None, cutoff: pd.Timestamp) -> np.ndarray | None:
+    """Sorted ids of the catalogue's items published before ``cutoff`` (None: no catalogue given)."""
+    if catalogue is None:
+        return None
+    published = pd.to_datetime(catalogue["published_at"], utc=True)
+    return np.sort(catalogue.loc[(published < cutoff.tz_localize("UTC")).to_numpy(), "item_id"].astype(str).unique())
+
+
+def _fit_scorers(tenant: str, data: Interactions, cutoff: pd.Timestamp) -> dict[str, Recommender]:
+    models = {}
+    for name, make in SCORERS.items():
+        try:
+            models[name] = fitted(make(), data)
+        except ValueError as e:  # EASE above its catalogue limit: no scores from it, said once
+            log.info("%s at %s: no %s scores: %s", tenant, f"{cutoff:%Y-%m-%d}", name, e)
+    return models
+
+
+def _at_cutoff(
+    tenant: str,
+    cutoff: pd.Timestamp,
+    sources: pd.DataFrame,
+    events: pd.DataFrame,
+    per_user: int,
+    exclude_seen: bool,
+    servable: np.ndarray | None,
+) -> pd.DataFrame:
+    sources = sources.drop(columns=["tenant_id"]).assign(
+        user_id=sources["user_id"].astype(str), item_id=sources["item_id"].astype(str)
+    )
+    before = events[events["event_at"] < cutoff.tz_localize("UTC")]
+    if before.empty:
+        return _with_nulls(sources.assign(tenant_id=tenant, is_history_candidate=False))
+    data = Interactions.from_events(before, cutoff)
+    models = _fit_scorers(tenant, data, cutoff)
+    row = data.rows(sources["user_id"].to_numpy())
+    col = data.columns(sources["item_id"].to_numpy())
+    users = np.unique(row[row >= 0])
+    allowed = np.ones(len(data.items), dtype=bool) if servable is None else np.isin(data.items, servable)
+    blocks = []
+    for lo in range(0, len(users), BLOCK):
+        block = users[lo : lo + BLOCK]
+        in_block = np.isin(row, block) & (col >= 0)
+        local = np.searchsorted(block, row[in_block])
+        blocks.append(_score_block(data, models, block, local, col[in_block], per_user, exclude_seen, allowed))
+    scored = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=["user_id", "item_id"])
+    frame = sources.merge(scored, on=["user_id", "item_id"], how="outer")
+    for flag in SOURCE_FLAGS:
+        frame[flag] = frame[flag].astype("boolean").fillna(False).astype(bool)
+    frame["covisit_sessions_28d"] = frame["covisit_sessions_28d"].fillna(0).astype(np.int64)
+    frame["is_history_candidate"] = frame["is_history_candidate"].astype("boolean").fillna(False).astype(bool)
+    frame["cutoff_date"] = sources["cutoff_date"].iloc[0]
+    frame = _with_nulls(frame.assign(tenant_id=tenant))
+    return (
+        frame.drop(columns=["user_history_items", "user_days_since_last_interaction"])
+        .merge(_user_history(data), on="user_id", how="left")
+        .fillna({"user_history_items": 0})
+    )
+
+
+def _score_block(
+    data: Interactions,
+    models: dict[str, Recommender],
+    rows: np.ndarray,
+    pair_rows: np.ndarray,
+    pair_cols: np.ndarray,
+    per_user: int,
+    exclude_seen: bool,
+    allowed: np.ndarray,
+) -> pd.DataFrame:
+    """The block's scored pairs: each family's top ``per_user`` items of every user of ``rows``
+    among the ``allowed`` (catalogued) ones (``is_history_candidate``) and the given (block row,
+    item column) pairs, with every family's score and rank. The ``(users, items)`` arrays live
+    only for the block."""
+    seen = data.seen[rows].toarray() > 0
+    scores, ranks, chosen = {}, {}, np.zeros(seen.shape, dtype=bool)
+    for name, model in models.items():
+        s = model.score(model.history(data)[rows])
+        servable = np.where(seen, -np.inf, s) if exclude_seen else s
+        order = np.argsort(-servable, axis=1, kind="stable")  # ties to the lower item index, as recommend()
+        rank = np.empty(s.shape, dtype=np.float64)
+        np.put_along_axis(rank, order, np.arange(1, s.shape[1] + 1, dtype=np.float64)[None, :], axis=1)
+        rank[~np.isfinite(servable)] = np.nan
+        chosen |= (rank <= per_user) & (s > 0) & allowed[None, :]
+        scores[name], ranks[name] = s, rank
+    n_items = seen.shape[1]
+    r, c = np.nonzero(chosen)
+    keys = np.unique(np.concatenate([r * n_items + c, pair_rows * n_items + pair_cols]))
+    r, c = keys // n_items, keys % n_items
+    out: dict[str, object] = {
+        "user_id": data.users[rows[r]],
+        "item_id": data.items[c],
+        "is_history_candidate": chosen[r, c],
+    }
+    for name in models:
+        out[f"{name}_score"] = scores[name][r, c].astype(np.float64)
+        out[f"{name}_rank"] = ranks[name][r, c]
+    return pd.DataFrame(out)
+
+
+def _with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    """The score columns of families that could not be fitted, and the user columns, as nulls."""
+    for name in SCORERS:
+        for what in ("score", "rank"):
+            if f"{name}_{what}" not in frame:
+                frame[f"{name}_{what}"] = np.nan
+    return frame.assign(user_history_items=0, user_days_since_last_interaction=np.nan)
+
+
+def _user_history(data: Interactions) -> pd.DataFrame:
+    """Per user with history: distinct items, and whole days since the last interaction."""
+    last_age = np.full(len(data.users), np.inf)
+    np.minimum.at(last_age, data.user, data.age_days)
+    return pd.DataFrame(
+        {
+            "user_id": data.users,
+            "user_history_items": np.diff(data.seen.indptr).astype(np.int64),
+            "user_days_since_last_interaction": np.floor(last_age),
+        }
+    )
