@@ -37,6 +37,7 @@ import pandas as pd
 from ml.models import evaluate, recsys
 from ml.models.fit import LIGHTGBM, Candidate, predict
 from ml.models.kinds.base import ModelKind
+from ml.models.recsys.served import history_events
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +85,6 @@ def label_window(cadence: float | None) -> int:
     return int(min(MAX_WINDOW_DAYS, max(MIN_WINDOW_DAYS, 7 * np.ceil(2 * cadence / 7))))
 
 
-def history_events(history: pd.DataFrame) -> pd.DataFrame:
-    """``interaction_history`` mart rows as events for :class:`recsys.Interactions` (a day's
-    interactions at its midnight, UTC)."""
-    return pd.DataFrame(
-        {
-            "user_id": history["user_id"].to_numpy(),
-            "item_id": history["item_id"].to_numpy(),
-            "event_at": pd.to_datetime(history["event_date"]).dt.tz_localize("UTC"),
-            "interactions": history["interactions"].to_numpy(dtype=np.float64),
-        }
-    )
-
-
 @dataclass
 class Judged:
     """One candidate on the holdout: its metrics and each judged user's nDCG@k (users in holdout order)."""
@@ -118,6 +106,9 @@ class RankingHoldout:
     catalogue: int | None
     cold_start: recsys.Popularity  # the last week's popularity before the cutoff: users without candidates
     protocol: str = TEMPORAL
+    # a small temporal holdout's helper: the random protocol's holdout, which picks the classic
+    # family that competes with the re-rankers here (they are judged here, as ever)
+    families_by: RankingHoldout | None = None
 
     @classmethod
     def build(
@@ -281,7 +272,10 @@ def compete(
     for c in candidates:
         judged = holdout.judge(holdout.reranker_lists(predict(kind, c.booster, holdout.examples, features)))
         c.metrics, c.per_user = judged.metrics | {"candidate_recall": recall}, judged.per_user_ndcg
-    for f in judge_families(holdout, threads):
+    fits = judge_families(holdout, threads)
+    if holdout.families_by is not None:
+        fits = _families_by_random(fits, holdout.families_by, threads)
+    for f in fits:
         candidates.append(
             Candidate(
                 "tenant",
@@ -294,6 +288,18 @@ def compete(
             )
         )
     return candidates
+
+
+def _families_by_random(fits: list[FamilyFit], random: RankingHoldout, threads: int) -> list[FamilyFit]:
+    """The popularity baselines and the one other family that is best under the random protocol
+    (``random_ndcg_at_10`` in their metrics), judged on the temporal holdout as the rest."""
+    scores = {f.model.name: f.judged.metrics.get(HEADLINE, float("nan")) for f in judge_families(random, threads)}
+    for f in fits:
+        f.judged.metrics[f"random_{HEADLINE}"] = scores.get(f.model.name, float("nan"))
+    personal = [f for f in fits if not f.model.name.startswith("popularity") and f.model.name in scores]
+    best = max(personal, key=lambda f: scores[f.model.name], default=None)
+    log.info("families chosen by the random protocol (%d users): %s", len(random.users), best and best.model.name)
+    return [f for f in fits if f.model.name.startswith("popularity") or f is best]
 
 
 def choose(candidates: list[Candidate], incumbent: str | None = None, margin: float = 0.0) -> tuple[Candidate, str]:
@@ -344,54 +350,3 @@ def strongest_popularity(candidates: list[Candidate]) -> dict[str, float]:
     if not popular:
         return {}
     return max(popular, key=lambda c: c.metrics.get(HEADLINE, float("-inf"))).metrics
-
-
-def serve_lists(
-    model: recsys.Recommender, history: pd.DataFrame, users: np.ndarray, k: int, exclude_seen: bool = True
-) -> pd.DataFrame:
-    """A classic family's top ``k`` for ``users`` from their ``interaction_history`` rows at the
-    serving cutoff (``cutoff_date`` of the rows): ``user_id, item_id, rank, score``. What batch
-    scoring writes and the API answers; a user without history gets the model's popularity order."""
-    data = serving_data(model, history)
-    return recsys.recommend(model, data, users, k, exclude_seen, fallback=recsys.popularity(model))
-
-
-def explain_served(model: recsys.Recommender, history: pd.DataFrame, user_id: str, item_ids: Any) -> list:
-    """Each served item's top 3 reasons for one user (:func:`ml.models.recsys.explain.explain`);
-    none for a user the history does not know (they got the popularity order)."""
-    from ml.models.recsys.explain import explain
-
-    data = serving_data(model, history)
-    rows = data.rows(np.array([user_id]))
-    if rows[0] < 0 or not len(item_ids):
-        return [[] for _ in range(len(item_ids))]
-    return explain(model, model.history(data)[rows], data.columns(np.asarray(item_ids).astype(str)))
-
-
-def serving_data(model: recsys.Recommender, history: pd.DataFrame) -> recsys.Interactions:
-    """``interaction_history`` rows at the serving cutoff, indexed by the model's catalogue."""
-    if history.empty:
-        return recsys.Interactions.from_events(
-            pd.DataFrame({"user_id": [], "item_id": [], "event_at": []}), pd.Timestamp.now(tz="UTC"), items=model.items
-        )
-    as_of = pd.Timestamp(history["cutoff_date"].max()).tz_localize("UTC")
-    return recsys.Interactions.from_events(history_events(history), as_of, items=model.items)
-
-
-def published_history(table: Any, user_id: str, serving_cutoff: str | None) -> pd.DataFrame | None:
-    """One user's rows of a published ``interaction_history`` (an :class:`ml.data.publish.OnlineTable`)
-    as mart rows for :func:`serve_lists`; None without history (or nothing published)."""
-    rows = table.rows(user_id) if table is not None else None
-    if rows is None or serving_cutoff is None:
-        return None
-    cutoff = pd.Timestamp(serving_cutoff)
-    days = table.matrix[rows, table.columns["days_before_cutoff"]].astype(np.int64)
-    return pd.DataFrame(
-        {
-            "user_id": user_id,
-            "item_id": table.items[rows],
-            "event_date": cutoff - pd.to_timedelta(days, unit="D"),
-            "interactions": table.matrix[rows, table.columns["interactions"]],
-            "cutoff_date": cutoff,
-        }
-    )

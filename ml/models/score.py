@@ -20,10 +20,10 @@ import pandas as pd
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
-from ml.models import ranking
 from ml.models.champion import Champion, load_champion
 from ml.models.kinds import kinds_of
 from ml.models.kinds.base import ModelKind
+from ml.models.recsys import served
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _family_rows(
     if history.empty:
         return pd.DataFrame()
     users = np.sort(history["user_id"].astype(str).unique())
-    lists = ranking.serve_lists(champ.recommender, history, users, k, exclude_seen)
+    lists = served.serve_lists(champ.recommender, history, users, k, exclude_seen)
     as_of = pd.Timestamp(history["cutoff_date"].max()).date()
     return lists.assign(tenant_id=tenant_id, as_of=as_of)[["tenant_id", "as_of", "user_id", "rank", "item_id", "score"]]
 

@@ -264,8 +264,9 @@ def train_tenant(
     catalogue = catalogue_size(snap, holdout)
     eligible, why = _eligible(kind, snap, train, holdout, policy)
     candidates = _candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
-    as_of = None if candidates else snap.serving_cutoff  # the random protocol only judges families
-    judged = _ranking_holdout(tenant, history, holdout, window, catalogue, as_of, windows)
+    judged = _ranking_holdout(
+        tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates), windows
+    )
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads)
     if not candidates:
@@ -312,36 +313,40 @@ def _ranking_holdout(
     window: int,
     catalogue: int | None,
     as_of: Any,
+    rerankers: bool = False,
     logged: dict[str, Any] | None = None,
 ) -> ranking.RankingHoldout | None:
-    """The temporal holdout, or the random protocol's (over the history before ``as_of``; None:
-    never, as when a re-ranker competes) when the temporal one judges fewer than
-    ``ranking.MIN_JUDGED_USERS`` users and the random one more; None without a history mart.
-    Adds ``holdout_protocol`` and ``holdout_users`` to ``logged`` (the run's params)."""
-    judged = None if history is None else _temporal_or_random(tenant, history, holdout, window, catalogue, as_of)
-    if judged is not None and logged is not None:
-        logged |= {"holdout_protocol": judged.protocol, "holdout_users": len(judged.users)}
-    return judged
-
-
-def _temporal_or_random(
-    tenant: Tenant, history: pd.DataFrame, holdout: pd.DataFrame, window: int, catalogue: int | None, as_of: Any
-) -> ranking.RankingHoldout | None:
+    """The temporal holdout; when it judges fewer than ``ranking.MIN_JUDGED_USERS`` users and the
+    random protocol (over the history before ``as_of``) more, that protocol decides: the whole
+    competition when no re-ranker competes, else which classic family competes with them on the
+    temporal holdout (``families_by``). None without a history mart. Adds ``holdout_protocol``,
+    ``holdout_users`` and ``families_protocol`` to ``logged`` (the run's params)."""
+    if history is None:
+        return None
     exclude_seen = tenant.seen_items == "exclude"
-    temporal = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue)
-    if (temporal is not None and len(temporal.users) >= ranking.MIN_JUDGED_USERS) or as_of is None:
-        return temporal
-    rand = ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
-    if rand is None or len(rand.users) <= (len(temporal.users) if temporal is not None else 0):
-        return temporal
-    judged = len(temporal.users) if temporal is not None else 0
-    log.info(
-        "%s: the temporal holdout judges %d users: the random protocol judges %d",
-        tenant.tenant_id,
-        judged,
-        len(rand.users),
+    judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue)
+    few = len(judged.users) if judged is not None else 0
+    rand = (
+        None
+        if few >= ranking.MIN_JUDGED_USERS or as_of is None
+        else ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
     )
-    return rand
+    if rand is not None and len(rand.users) > few:
+        log.info(
+            "%s: the temporal holdout judges %d users, the random protocol %d", tenant.tenant_id, few, len(rand.users)
+        )
+        if not rerankers:
+            judged = rand
+        elif judged is not None:  # (none at all, as a ten-day tenant's: the re-rankers stand unjudged)
+            judged.families_by = rand
+    if judged is not None and logged is not None:
+        chooser = judged.families_by.protocol if judged.families_by is not None else judged.protocol
+        logged |= {
+            "holdout_protocol": judged.protocol,
+            "holdout_users": len(judged.users),
+            "families_protocol": chooser,
+        }
+    return judged
 
 
 def _label_window(kind: ModelKind, tenant: Tenant, history: pd.DataFrame | None) -> tuple[int, dict[str, Any]]:

@@ -247,14 +247,14 @@ def test_a_model_file_that_does_not_fit_its_catalogue_is_refused(tmp_path):
 
 
 def test_a_user_whose_history_the_model_does_not_know_gets_the_catalogues_popularity_online_and_in_batch():
-    from ml.models import ranking
+    from ml.models.recsys import served
 
     model = recsys.fitted(recsys.SAR("jaccard", half_life_days=None), _data())
     rows = pd.DataFrame({"user_id": ["a", "new"], "item_id": ["x", "unseen"], "interactions": [1, 1]}).assign(
         event_date=AS_OF.tz_localize(None) - pd.Timedelta(days=2), cutoff_date=AS_OF.tz_localize(None)
     )
-    batch = _lists(ranking.serve_lists(model, rows, np.array(["a", "new"]), k=3))
-    online = _lists(ranking.serve_lists(model, rows[rows["user_id"] == "new"], np.array(["new"]), k=3))
+    batch = _lists(served.serve_lists(model, rows, np.array(["a", "new"]), k=3))
+    online = _lists(served.serve_lists(model, rows[rows["user_id"] == "new"], np.array(["new"]), k=3))
     assert batch["new"] == online["new"] == ["y", "x", "z"]  # fitted popularity: y 3, x 2, z 2
 
 
@@ -303,6 +303,22 @@ def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history
     assert {c.family for c in candidates} >= {"popularity", "item_knn", "ease"} and reranker not in candidates
     best, _ = ranking.choose(candidates)
     assert best.family not in {"popularity", "popularity_7d"}  # two tastes: a personal family wins
+    # with re-rankers in the competition the temporal holdout judges (them and the families), but
+    # the random protocol picks the one family that competes with them, beside the popularity lists
+    logged: dict = {}
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
+    assert mixed.protocol == ranking.TEMPORAL and mixed.families_by is not None
+    assert logged == {
+        "holdout_protocol": "temporal",
+        "holdout_users": len(temporal.users),
+        "families_protocol": "random",
+    }
+    kept = ranking.compete(mixed, [], RANKING_KIND, [])
+    [family] = {c.family for c in kept} - {"popularity", "popularity_7d"}
+    assert len(kept) == 3
+    by_random = {c.family: c.metrics[f"random_{ranking.HEADLINE}"] for c in kept}
+    assert by_random[family] == max(c.judged.metrics[ranking.HEADLINE] for c in ranking.judge_families(judged)
+                                       if not c.model.name.startswith("popularity"))  # fmt: skip
 
 
 def test_history_candidates_are_each_users_top_items_scored_by_every_family_before_the_cutoff():

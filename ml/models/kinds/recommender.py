@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ml.data.publish import OnlineMart
-from ml.models import evaluate, ranking
+from ml.models import evaluate
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     DecayPolicy,
@@ -31,6 +31,7 @@ from ml.models.kinds.base import (
     ServingContext,
     Verdict,
 )
+from ml.models.recsys import served
 
 K = evaluate.K
 LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
@@ -281,16 +282,7 @@ def _family_ranked(
     model: Any, history: pd.DataFrame, req: RecommendationRequest, exclude_seen: bool
 ) -> list[dict[str, Any]]:
     """A classic family's top k for one user from their published history."""
-    lists = ranking.serve_lists(
-        model.recommender, history, np.array([req.user_id]), req.k + len(req.exclude), exclude_seen
-    )
-    lists = lists[~lists["item_id"].isin(req.exclude)].head(req.k)
-    pairs = enumerate(zip(lists["item_id"], lists["score"], strict=True))
-    items: list[dict[str, Any]] = [{"rank": r + 1, "item_id": str(i), "score": float(s)} for r, (i, s) in pairs]
-    why = ranking.explain_served(model.recommender, history, req.user_id, lists["item_id"]) if req.explain else None
-    for entry, terms in zip(items, why or [], strict=False):
-        entry["explanation"] = [{"feature": f, "value": v, "contribution": c} for f, v, c in terms]
-    return items
+    return served.family_items(model.recommender, history, req.user_id, req.k, req.exclude, exclude_seen, req.explain)
 
 
 def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
@@ -306,7 +298,7 @@ def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
         )
     arm = ctx.arm(req.user_id)
     model = ctx.model(arm)
-    history = ranking.published_history(feats.tables.get(HISTORY), req.user_id, feats.serving_cutoff)
+    history = served.published_history(feats.tables.get(HISTORY), req.user_id, feats.serving_cutoff)
     exclude_seen = ctx.seen_items == "exclude"
     consumed = set(history["item_id"]) if history is not None and exclude_seen else set()
     table = feats.tables[CANDIDATES]

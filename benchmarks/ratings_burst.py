@@ -1,0 +1,152 @@
+"""A bursty ratings tenant through the README's commands, scored as the recommenders benchmark scores.
+
+The shape of MovieLens 100k (943 users, 1,682 items, ~100,000 ratings from 1997-09 to 1998-04,
+`u.data`: user, item, rating, Unix time, tab-separated, **no header line**; most users rate
+dozens of films within a day or two and a third come back weeks later), synthesised (seed 42):
+the data set itself is not shipped and nothing is downloaded. Taste is low-rank: 10 genres,
+items of 1-3 genres with Zipf popularity, users with 1-3 favourite genres.
+
+Each user's ratings are split 75/25 at random (seed 42, `ml.models.evaluate.stratified_random_split`,
+the recommenders benchmark's protocol); the 75% goes through the product exactly as a tenant's
+engineer would (`tenants add`, `tenants source` with a spec naming the header, `import`,
+`features build`, `train`, `score`) and the served top 10 (`predictions.recommendations`) are
+scored on the 25%: nDCG@10 (binary gain), P@10, R@10, MAP@10, HitRate@10, coverage, beside the
+classic families fitted on the same 75% (`ml.models.recsys`).
+
+    .venv/bin/python benchmarks/ratings_burst.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import fresh_home, report
+
+from ml.models import evaluate, recsys
+
+K, DAY = 10, 86_400.0
+SPEC = """format: csv
+delimiter: "\\t"
+header: [user_id, item_id, rating, timestamp]
+columns:
+  event_id: {hash: [user_id, item_id, timestamp]}
+  user_id: user_id
+  item_id: item_id
+  event_type: {const: rating}
+  event_at: timestamp
+  value: rating
+timestamp: {format: epoch_s}
+"""
+
+
+def ratings(
+    seed: int = 42, users: int = 943, items: int = 1682, genres: int = 10, target: int = 100_000
+) -> pd.DataFrame:
+    """MovieLens-100k-shaped ratings: ``user_id, item_id, rating, timestamp`` (module docstring)."""
+    rng = np.random.default_rng(seed)
+    start, end = datetime(1997, 9, 20, tzinfo=UTC).timestamp(), datetime(1998, 4, 22, 23, 59, tzinfo=UTC).timestamp()
+    item_genres = np.zeros((items, genres))
+    for i in range(items):
+        item_genres[i, rng.choice(genres, rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]), replace=False)] = 1.0
+    item_genres /= item_genres.sum(1, keepdims=True)
+    popularity = 1.0 / (rng.permutation(items) + 1)  # Zipf, exponent 1
+    quality = rng.normal(0, 0.5, items) + 0.3 * np.log(popularity / popularity.mean())
+    available = start + np.where(rng.random(items) < 0.85, 0.0, rng.uniform(0, end - start, items))
+    taste = np.full((users, genres), 0.03)
+    for u in range(users):
+        k = rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25])
+        taste[u, rng.choice(genres, k, replace=False)] += rng.dirichlet(np.ones(k))
+    taste /= taste.sum(1, keepdims=True)
+    bias = rng.normal(0, 0.4, users)
+    n = np.clip(np.exp(rng.normal(np.log(65), 1.0, users)), 20, 700)
+    for _ in range(20):
+        n = np.clip(n * target / n.sum(), 20, 700)
+    n = np.minimum(np.round(n).astype(int), items // 2)
+    first = start + rng.beta(1.2, 1.5, users) * (end - start - 3 * DAY)
+    rows = []
+    for u in range(users):
+        bursts = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
+        shares = rng.dirichlet(np.ones(bursts) * 2) if bursts > 1 else np.array([1.0])
+        shares[0] = max(shares[0], 0.6)
+        counts = rng.multinomial(n[u], shares / shares.sum())
+        starts = [first[u]]
+        for _ in range(1, bursts):
+            starts.append(starts[-1] + rng.uniform(14, 60) * DAY)
+        times = []
+        for s, c in enumerate(counts):
+            s0 = min(starts[s], end - 6 * DAY)  # a return after the window folds into the last week
+            offsets = np.where(rng.random(c) < 0.7, rng.uniform(0, 0.2, c), np.minimum(rng.exponential(1.5, c), 5.0))
+            times.extend(np.minimum(s0 + offsets * DAY, end))
+        affinity = item_genres @ taste[u]
+        weight, taken = popularity * (affinity + 0.02) ** 2, np.zeros(items, dtype=bool)
+        for t in np.sort(times):
+            p = np.where((available <= t) & ~taken, weight, 0.0)
+            i = rng.choice(items, p=p / p.sum())
+            taken[i] = True
+            z = 2.9 + 4.0 * (affinity[i] - affinity.mean()) + quality[i] + bias[u] + rng.normal(0, 0.9)
+            rows.append((u + 1, i + 1, int(np.clip(np.round(z), 1, 5)), int(t)))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]).sort_values(
+        ["timestamp", "user_id"]
+    )
+
+
+def cli(*args: str) -> float:
+    """Run one `tenantflow` command as a user would; its seconds."""
+    started = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "tenantflow"), *args], check=True, capture_output=True)
+    return round(time.perf_counter() - started, 1)
+
+
+def main() -> None:
+    home = fresh_home("ratings")
+    df = ratings().astype({"user_id": str, "item_id": str})
+    train, test = evaluate.stratified_random_split(df, 0.75, 42)
+    train.to_csv(home / "u.train.data", sep="\t", header=False, index=False)  # no header line, as u.data
+    (home / "spec.yaml").write_text(SPEC)
+    seconds = {
+        "add": cli("tenants", "add", "films", "--region", "eu"),
+        "source": cli("tenants", "source", "films", "--file", str(home / "spec.yaml")),
+        "import": cli("import", "films", str(home / "u.train.data")),
+        "features": cli("features", "build", "--tenant", "films"),
+        "train": cli("train"),
+        "score": cli("score"),
+    }
+    with duckdb.connect(str(home / "warehouse" / "region=eu" / "pool.duckdb"), read_only=True) as con:
+        served = con.execute(
+            "select user_id, item_id, rank, model_version from predictions.recommendations where tenant_id = 'films'"
+        ).df()
+    relevant = test[["user_id", "item_id"]]
+    rows = [_scored("served", served, relevant, len(set(train["item_id"])))]
+    events = train.assign(event_at=pd.to_datetime(train["timestamp"], unit="s", utc=True))
+    data = recsys.Interactions.from_events(events)
+    for model in (recsys.Popularity(), recsys.ItemKNN(neighbours=100), recsys.SAR(), recsys.EASE(), recsys.ALS()):
+        lists = recsys.recommend(recsys.fitted(model, data), data, np.sort(relevant["user_id"].unique()), K)
+        rows.append(_scored(model.name, lists, relevant, len(data.items)))
+    for r in rows:
+        print(f"{r['lists']:>12}  nDCG@10 {r['ndcg_at_10']:.4f} [{r['ndcg_at_10_low']:.4f}, {r['ndcg_at_10_high']:.4f}]"
+              f"  P@10 {r['precision_at_10']:.4f}  R@10 {r['recall_at_10']:.4f}  users {r['users']}")  # fmt: skip
+    report(
+        "ratings_burst", home=str(home), ratings=len(df), train=len(train), test=len(test), seconds=seconds, rows=rows
+    )
+
+
+def _scored(name: str, lists: pd.DataFrame, relevant: pd.DataFrame, catalogue: int) -> dict:
+    ev = evaluate.evaluate_lists(lists, relevant, K, catalogue)
+    low, high = evaluate.bootstrap_interval(ev.per_user["ndcg"].to_numpy())
+    served_users = int(lists["user_id"].nunique())
+    return {"lists": name, **{m: round(v, 4) for m, v in ev.metrics().items()}, "ndcg_at_10_low": round(low, 4),
+            "ndcg_at_10_high": round(high, 4), "users_with_lists": served_users}  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
