@@ -31,6 +31,7 @@ import pandas as pd
 
 from ml.models.recsys.families import EASE, SAR, Recommender, fitted
 from ml.models.recsys.interactions import BLOCK, Interactions
+from ml.models.recsys.served import history_events
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,7 @@ def score_candidates(
     if sources.empty:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
     tenant = str(sources["tenant_id"].iloc[0])
-    events = pd.DataFrame(
-        {
-            "user_id": history["user_id"].astype(str).to_numpy(),
-            "item_id": history["item_id"].astype(str).to_numpy(),
-            "event_at": pd.to_datetime(history["event_date"]).dt.tz_localize("UTC"),
-            "interactions": history["interactions"].to_numpy(dtype=np.float64),
-        }
-    )
+    events = history_events(history)
     parts = []
     for cutoff, at_cutoff in sources.groupby("cutoff_date", sort=True):
         servable = _published_before(catalogue, pd.Timestamp(cutoff))
@@ -128,7 +122,8 @@ def _at_cutoff(
     )
     before = events[events["event_at"] < cutoff.tz_localize("UTC")]
     if before.empty:
-        return _with_nulls(sources.assign(tenant_id=tenant, is_history_candidate=False))
+        frame = _with_nulls(sources.assign(tenant_id=tenant, is_history_candidate=False))
+        return frame.assign(user_history_items=0, user_days_since_last_interaction=np.nan)
     data = Interactions.from_events(before, cutoff)
     models = _fit_scorers(tenant, data, cutoff)
     row = data.rows(sources["user_id"].to_numpy())
@@ -149,11 +144,7 @@ def _at_cutoff(
     frame["is_history_candidate"] = frame["is_history_candidate"].astype("boolean").fillna(False).astype(bool)
     frame["cutoff_date"] = sources["cutoff_date"].iloc[0]
     frame = _with_nulls(frame.assign(tenant_id=tenant))
-    return (
-        frame.drop(columns=["user_history_items", "user_days_since_last_interaction"])
-        .merge(_user_history(data), on="user_id", how="left")
-        .fillna({"user_history_items": 0})
-    )
+    return frame.merge(_user_history(data), on="user_id", how="left").fillna({"user_history_items": 0})
 
 
 def _score_block(
@@ -197,12 +188,12 @@ def _score_block(
 
 
 def _with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
-    """The score columns of families that could not be fitted, and the user columns, as nulls."""
+    """The score columns of families that could not be fitted, as nulls."""
     for name in SCORERS:
         for what in ("score", "rank"):
             if f"{name}_{what}" not in frame:
                 frame[f"{name}_{what}"] = np.nan
-    return frame.assign(user_history_items=0, user_days_since_last_interaction=np.nan)
+    return frame
 
 
 def _user_history(data: Interactions) -> pd.DataFrame:
