@@ -23,6 +23,14 @@ temporal protocol at the product's label window (7 days before the serving cutof
     .venv/bin/python benchmarks/quality.py --fleet retail --test-days 28
     .venv/bin/python benchmarks/quality.py --product          # and the product's own competition
 
+With --product-random the served lists are also scored under the random protocol: each tenant's
+lake, without every event of the held-out 25% of its (user, item) pairs (the split above), is
+imported into a second home (`import_history`, the landing contract), built, trained and
+batch-scored by the product, and its `predictions.recommendations` are scored on the held-out
+pairs beside the families' rows (protocol `random`, family `served (...)`).
+
+    .venv/bin/python benchmarks/quality.py --fleet retail --product-random
+
 Reads Online Retail from ../shared/datasets/online-retail/ (or $TENANTFLOW_DATASETS); never copies it.
 """
 
@@ -114,23 +122,33 @@ def split(events: pd.DataFrame, protocol: str, test_days: int) -> tuple[pd.DataF
         train, test = evaluate.temporal_split(events, test_days)
         as_of = test["event_at"].min().normalize() if len(test) else events["event_at"].max()
         return train, test[["user_id", "item_id"]].drop_duplicates(), as_of
-    pairs = events.groupby(["user_id", "item_id"], as_index=False)["event_at"].min()
-    train_pairs, test_pairs = evaluate.stratified_random_split(pairs, 0.75, seed=42)
+    train_pairs, test_pairs = random_pairs(events)
     train = events.merge(train_pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
     as_of = events["event_at"].max().normalize() + pd.Timedelta(days=1)
     return train, test_pairs[["user_id", "item_id"]], as_of
 
 
-def score_tenant(
-    tenant_id: str, events: pd.DataFrame, protocol: str, test_days: int, allow_repeats: bool, threads: int
-) -> list[dict]:
+def random_pairs(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training, test) (user, item) pairs: 75/25 of each user's distinct pairs, seed 42."""
+    pairs = events.groupby(["user_id", "item_id"], as_index=False)["event_at"].min()
+    return evaluate.stratified_random_split(pairs, 0.75, seed=42)
+
+
+def judged_pairs(events: pd.DataFrame, protocol: str, test_days: int, allow_repeats: bool):
+    """(training interactions, the test pairs a family could find, users to judge, as_of)."""
     train, test, as_of = split(events, protocol, test_days)
     data = recsys.Interactions.from_events(train, as_of)
     if not allow_repeats:
         seen = pd.DataFrame({"user_id": data.users[data.user], "item_id": data.items[data.item]}).drop_duplicates()
         test = test.merge(seen, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
     test = test[test["item_id"].isin(set(data.items))]  # an item new in the test window is nobody's to find
-    users = np.sort(test["user_id"].astype(str).unique())
+    return data, test, np.sort(test["user_id"].astype(str).unique()), train
+
+
+def score_tenant(
+    tenant_id: str, events: pd.DataFrame, protocol: str, test_days: int, allow_repeats: bool, threads: int
+) -> list[dict]:
+    data, test, users, train = judged_pairs(events, protocol, test_days, allow_repeats)
     rows = []
     for model in families(threads):
         started = time.perf_counter()
@@ -201,10 +219,87 @@ def product_rows(members: list[tuple[str, str]]) -> list[dict]:
                 **{k: round(v, 4) for k, v in m.items() if k.endswith("_at_10") or k in ("candidate_recall", "users")},
                 "promoted": r["promoted"],
                 "chosen": chosen,
+                "holdout_protocol": run.data.params.get("holdout_protocol"),
+                "temporal_judged_share": run.data.params.get("temporal_judged_share"),
                 "train_seconds": round(seconds, 1),
             }
         )
     return rows
+
+
+def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeats: bool) -> list[dict]:
+    """The served lists under the random protocol (module docstring): one row per tenant."""
+    from ml.core.contract import LANDING_COLUMNS
+    from ml.core.warehouse import warehouses
+    from ml.data.features import build_and_check_warehouse
+    from ml.data.ingest.history import import_history
+    from ml.models import registry
+    from ml.models.kinds import online_marts
+    from ml.models.runs import snapshot_warehouse
+    from ml.models.score import score_warehouse
+    from ml.models.train import train_global, train_tenant
+
+    first = get_settings()
+    registered = {t.tenant_id: t for t in TenantStore(first).list()}
+    lakes = {tid: _lake_rows(first, region, tid) for region, tid in members}
+    held = {tid: random_pairs(lake_events(first, region, tid))[1] for region, tid in members}
+    home = fresh_home(f"quality-{fleet}-random")
+    settings = get_settings()
+    store = TenantStore(settings)
+    for _, tid in members:
+        rows, out = lakes[tid], held[tid]
+        key = rows["user_id"].astype(str) + "\x1f" + rows["item_id"].astype(str)
+        gone = set(out["user_id"].astype(str) + "\x1f" + out["item_id"].astype(str))
+        path = home / f"{tid}.parquet"
+        rows[~key.isin(gone).to_numpy()][list(LANDING_COLUMNS)].to_parquet(path, index=False)
+        store.add(registered[tid])
+        import_history(settings, store.get(tid), [path])
+        path.unlink()
+    for wh in warehouses(store.list()):
+        build_and_check_warehouse(wh, online_marts(), settings)
+        snapshot_warehouse(wh, settings=settings)
+    train_global("recommender", "benchmark", settings)
+    results = {tid: train_tenant("recommender", tid, "benchmark", settings) for _, tid in members}
+    served = []
+    for wh in warehouses(store.list()):
+        score_warehouse(wh, settings)
+        with duckdb.connect(str(wh.path(settings)), read_only=True) as con:
+            served.append(con.sql("select tenant_id, user_id, item_id, rank from predictions.recommendations").df())
+    lists = pd.concat(served, ignore_index=True)
+    rows = []
+    for region, tid in members:
+        data, test, users, _ = judged_pairs(lake_events(first, region, tid), "random", 0, allow_repeats)
+        mine = lists[lists["tenant_id"] == tid]
+        ev = evaluate.evaluate_lists(mine, test, K, len(data.items))
+        low, high = evaluate.bootstrap_interval(ev.per_user["ndcg"].to_numpy())
+        r = results[tid]
+        label = r.get("family") if r.get("family") not in (None, "lightgbm") else r.get("trained_on")
+        protocol = registry.client(settings).get_run(r["run_id"]).data.params if "run_id" in r else {}
+        rows.append(
+            {
+                "tenant_id": tid,
+                "protocol": "random",
+                "family": f"served ({label})",
+                **{m: round(v, 4) for m, v in ev.metrics().items() if m != "users"},
+                "ndcg_at_10_low": round(low, 4),
+                "ndcg_at_10_high": round(high, 4),
+                "users": len(users),
+                "known_users": int(np.isin(users, mine["user_id"].unique()).sum()),  # judged users with a list
+                "holdout_protocol": protocol.get("holdout_protocol"),
+                "temporal_judged_share": protocol.get("temporal_judged_share"),
+                "home": str(home),
+            }
+        )
+    return rows
+
+
+def _lake_rows(settings: Settings, region: str, tenant_id: str) -> pd.DataFrame:
+    """Every event of the tenant's lake, in the landing contract's columns."""
+    from ml.core.contract import LANDING_COLUMNS
+
+    glob = settings.stores.lake.glob(region, tenant_id, "*.parquet")
+    with duckdb.connect() as con:
+        return con.sql(f"select {', '.join(LANDING_COLUMNS)} from read_parquet('{glob}')").df()
 
 
 def main() -> None:
@@ -215,6 +310,9 @@ def main() -> None:
     ap.add_argument("--allow-repeats", action="store_true", help="the seen-items policy 'allow'")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--product", action="store_true", help="also train through the product and report its competition")
+    ap.add_argument(
+        "--product-random", action="store_true", help="also score the product's served lists under the random protocol"
+    )
     a = ap.parse_args()
     if a.fleet == "both":  # one home (and process) per fleet: their tenants must not train one global model
         for fleet in ("retail", "demo"):
@@ -237,13 +335,18 @@ def main() -> None:
         for row in product_rows(members):
             results.append(row | {"fleet": fleet, "test_days": 7})
             print(_line(row), flush=True)
+    if a.product_random:
+        for row in product_random_rows(members, fleet, a.allow_repeats):
+            results.append(row | {"fleet": fleet, "test_days": None})
+            print(_line(row), row["holdout_protocol"], row["temporal_judged_share"], flush=True)
     report("quality", home=str(home), allow_repeats=a.allow_repeats, tenants=len(TenantStore().list()), rows=results)
 
 
 def _line(row: dict) -> str:
     if row["protocol"] == "product" and "skipped" not in row:
         extra = (
-            f"  HR {row.get('hit_rate_at_10', float('nan')):.3f}  users {row.get('users', 0):.0f}  {row['chosen']}"
+            f"  HR {row.get('hit_rate_at_10', float('nan')):.3f}  users {row.get('users', 0):.0f}"
+            f" ({row.get('holdout_protocol')}; temporal judged share {row.get('temporal_judged_share')})  {row['chosen']}"
             if "chosen" in row
             else ""
         )
@@ -258,7 +361,7 @@ def _line(row: dict) -> str:
         f"[{row['ndcg_at_10_low']:.4f}, {row['ndcg_at_10_high']:.4f}]  P@10 {row['precision_at_10']:.4f}  "
         f"R@10 {row['recall_at_10']:.4f}  MAP {row['map_at_10']:.4f}  HR {row['hit_rate_at_10']:.3f}  "
         f"cov {row['catalogue_coverage_at_10']:.3f}  users {row['users']} ({row['known_users']} known)  "
-        f"fit {row['fit_seconds']:.2f}s"
+        + (f"fit {row['fit_seconds']:.2f}s" if "fit_seconds" in row else "")
     )
 
 

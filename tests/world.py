@@ -77,8 +77,17 @@ class World:
     keys: dict[str, str] = field(default_factory=dict)  # tenant -> API key
 
 
+# settings some world set: the session-scoped worlds keep their environment until the session
+# ends, so a later world starts without another's (the monitoring world's 1000-day training
+# history would otherwise reach the models world when the monitoring tests run first)
+_WORLD_SETTINGS: set[str] = set()
+
+
 def world_env(mp: pytest.MonkeyPatch, home: Path, **env: object) -> Settings:
-    """Point this process at ``home`` (and these settings), the way every world does."""
+    """Point this process at ``home`` (and these settings, and no other world's), the way every world does."""
+    for k in _WORLD_SETTINGS - set(env):
+        mp.delenv(k, raising=False)
+    _WORLD_SETTINGS.update(env)
     mp.setenv("TENANTFLOW_HOME", str(home))
     mp.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     mp.setenv("TENANTFLOW_GIT_COMMIT", "test-commit")

@@ -16,12 +16,22 @@ The same users and relevant items for all, one :func:`ml.models.evaluate.evaluat
 nDCG kept for the gate's paired bootstrap.
 
 A tenant whose users come in bursts (a ratings site: dozens of ratings on one day, then rarely
-back) leaves few users in any window; below :data:`MIN_JUDGED_USERS` the temporal holdout cannot
-tell the families apart, and when no re-ranker competes (too few labels for one, no global
-model) the families are judged by the **stratified random** protocol over the whole history
-instead (:meth:`RankingHoldout.random_split`: 75/25 of each user's items, seed 42, as the
-recommenders benchmark). A re-ranker cannot be judged so: its features are point in time,
-which a random split of the history is not.
+back) leaves few users in any window, and those few are not the users it serves. The
+**stratified random** protocol over the whole history (:meth:`RankingHoldout.random_split`:
+75/25 of each user's items, seed 42, as the recommenders benchmark) judges every user instead:
+
+- when the temporal holdout judges fewer than :data:`MIN_JUDGED_SHARE` of the users with history
+  before its cutoff, it does not speak for the users the champion serves, and the random
+  protocol decides the whole competition;
+- when it judges fewer than :data:`MIN_JUDGED_USERS` users it cannot tell the families apart:
+  the random protocol decides the whole competition when no re-ranker competes, else it picks
+  the one family that competes with the re-rankers on the temporal holdout.
+
+A re-ranker cannot be judged by the random protocol (its features are point in time, a random
+split of the history is not), so it is not served where that protocol decides. On a
+MovieLens-100k-shaped tenant the temporal holdout judged 69 of 943 users and a re-ranker won
+there, but served to everyone it scored nDCG@10 0.23 against EASE's 0.59 on a random quarter of
+each user's ratings, 0.27 against 0.57 on the 69 recent users alone (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -61,6 +71,9 @@ def families(threads: int = 1) -> list[recsys.Recommender]:
 
 MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 7, 28
 MIN_JUDGED_USERS = 30  # fewer judged users in the temporal holdout: the random protocol decides
+# fewer of the users with history judged by the temporal holdout: it does not speak for the users
+# served (a ratings tenant: 7%; the real shop's countries with their 28-day window: 29-39%)
+MIN_JUDGED_SHARE = 0.2
 TEMPORAL, RANDOM = "temporal", "random"
 
 
@@ -173,6 +186,13 @@ class RankingHoldout:
         cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data)
         examples = pd.DataFrame(columns=["user_id", "item_id", "cutoff_date"])
         return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, RANDOM)
+
+    def judged_share(self) -> float:
+        """The share of the users with history before the cutoff that this holdout judges (0..1;
+        users first seen in the window are judged but not counted)."""
+        if not len(self.history.users):
+            return 0.0
+        return float(np.isin(self.history.users, self.users).mean())
 
     def judge(self, lists: pd.DataFrame) -> Judged:
         """Metrics of top-k lists (``user_id, item_id, rank``) on this holdout, with a 95% bootstrap

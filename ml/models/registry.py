@@ -205,6 +205,8 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
         "metrics": {},
         "baseline_metrics": {},
     }
+    if chall is not None:
+        out["challenger_reason"] = chall.tags.get("gate.reason")
     if champ is not None:
         tags = champ.tags
         out["trained_on"] = tags.get("trained_on")
@@ -221,6 +223,16 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
             out["metrics"] = {k: round(m[k], 4) for k in shown if k in m}
             out["baseline_metrics"] = {k: round(m[f"baseline_{k}"], 4) for k in shown if f"baseline_{k}" in m}
             out["gate_reason"] = tags.get("gate.reason")
+            params = run.data.params
+            if params.get("holdout_users"):  # how many users the competition's metrics stand on
+                out["holdout"] = {
+                    "users": int(params["holdout_users"]),
+                    "protocol": params.get("holdout_protocol"),
+                    "families_protocol": params.get("families_protocol"),
+                    "temporal_judged_share": float(params["temporal_judged_share"])
+                    if params.get("temporal_judged_share")
+                    else None,
+                }
             replaced = run.data.tags.get("gate.champion_version")
             if replaced and tags.get("gate.decision") == "promoted":
                 # the champion this version replaced, re-scored by the gate on the same holdout

@@ -316,28 +316,34 @@ def _ranking_holdout(
     rerankers: bool = False,
     logged: dict[str, Any] | None = None,
 ) -> ranking.RankingHoldout | None:
-    """The temporal holdout; when it judges fewer than ``ranking.MIN_JUDGED_USERS`` users and the
-    random protocol (over the history before ``as_of``) more, that protocol decides: the whole
-    competition when no re-ranker competes, else which classic family competes with them on the
-    temporal holdout (``families_by``). None without a history mart. Adds ``holdout_protocol``,
-    ``holdout_users`` and ``families_protocol`` to ``logged`` (the run's params)."""
+    """The temporal holdout, or the random protocol's over the history before ``as_of`` where that
+    one decides (:mod:`ml.models.ranking`'s docstring): the whole competition when the temporal
+    holdout judges under ``ranking.MIN_JUDGED_SHARE`` of the users with history, or under
+    ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
+    which classic family competes with them (``families_by``). None without a history mart. Adds
+    ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share``
+    to ``logged`` (the run's params)."""
     if history is None:
         return None
     exclude_seen = tenant.seen_items == "exclude"
     judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue)
     few = len(judged.users) if judged is not None else 0
+    share = judged.judged_share() if judged is not None else None
+    # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
+    unrepresentative = share is not None and share < ranking.MIN_JUDGED_SHARE
     rand = (
-        None
-        if few >= ranking.MIN_JUDGED_USERS or as_of is None
-        else ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
+        ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
+        if (few < ranking.MIN_JUDGED_USERS or unrepresentative) and as_of is not None
+        else None
     )
     if rand is not None and len(rand.users) > few:
         log.info(
-            "%s: the temporal holdout judges %d users, the random protocol %d", tenant.tenant_id, few, len(rand.users)
-        )
-        if not rerankers:
+            "%s: the temporal holdout judges %d users (%.0f%% of those with history), the random protocol %d",
+            tenant.tenant_id, few, 100 * (share or 0.0), len(rand.users),
+        )  # fmt: skip
+        if not rerankers or unrepresentative:
             judged = rand
-        elif judged is not None:  # (none at all, as a ten-day tenant's: the re-rankers stand unjudged)
+        elif judged is not None:
             judged.families_by = rand
     if judged is not None and logged is not None:
         chooser = judged.families_by.protocol if judged.families_by is not None else judged.protocol
@@ -346,6 +352,8 @@ def _ranking_holdout(
             "holdout_users": len(judged.users),
             "families_protocol": chooser,
         }
+        if share is not None:
+            logged["temporal_judged_share"] = round(share, 3)
     return judged
 
 

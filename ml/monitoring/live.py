@@ -10,14 +10,15 @@ from datetime import date
 from typing import Any
 
 from ml.core.settings import Settings
+from ml.core.tenants import Tenant
 from ml.models.kinds.base import ModelKind
 
 
 def live_metrics(
-    con: Any, tenant_id: str, serving_cutoff: date, kinds: list[ModelKind], served_log: str | None = None
+    con: Any, tenant: Tenant, serving_cutoff: date, kinds: list[ModelKind], served_log: str | None = None
 ) -> list[dict[str, Any]]:
     """Rows of ``monitoring_live_metrics`` for every kind, from an open warehouse connection."""
-    return [row for kind in kinds for row in kind.live.metrics(con, tenant_id, serving_cutoff, served_log)]
+    return [row for kind in kinds for row in kind.live.metrics(con, tenant, serving_cutoff, served_log)]
 
 
 def served_log_glob(settings: Settings, region: str, tenant_id: str) -> str | None:

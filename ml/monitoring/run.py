@@ -76,8 +76,7 @@ def _read_all_windows(
                 try:
                     windows[t.tenant_id] = read_windows(
                         con,
-                        t.tenant_id,
-                        t.region,
+                        t,
                         ref_end,
                         policy[t.tenant_id],
                         kinds_of(t),

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ml.core.tenants import Tenant
 from ml.models.kinds.base import ModelKind
 from ml.monitoring.live import live_metrics
 from ml.monitoring.policy import MonitorPolicy
@@ -57,14 +58,14 @@ def _events(con: Any, tenant_id: str, start: date, end: date, n: int) -> pd.Data
 
 def read_windows(
     con: Any,
-    tenant_id: str,
-    region: str,
+    tenant: Tenant,
     reference_end: date | None,
     policy: MonitorPolicy,
     kinds: list[ModelKind],
     served_log: str | None = None,
 ) -> TenantWindows:
     """The tenant's events (both windows), its serving marts now, and its live metrics."""
+    tenant_id, region = tenant.tenant_id, tenant.region
     cutoff = _serving_cutoff(con, tenant_id)
     empty = pd.DataFrame(columns=["event_date", "dwell_seconds", "topic", "device"])
     w = TenantWindows(tenant_id, region, cutoff, reference_end, empty, empty)
@@ -81,5 +82,5 @@ def read_windows(
             f"using sample reservoir({int(policy.sample_rows)} rows) repeatable (7)",
             [tenant_id],
         ).df()
-    w.live = live_metrics(con, tenant_id, cutoff, kinds, served_log)
+    w.live = live_metrics(con, tenant, cutoff, kinds, served_log)
     return w

@@ -166,7 +166,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r['feature_rows'] if r['feature_rows'] is not None else '-':>12}  {health}"
         )
         for kind, m in r["models"].items():
-            if m["champion_version"] or m["challenger_version"]:
+            if not m["champion_version"]:
+                why = (
+                    f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
+                    if m["challenger_version"]
+                    else "no model trained yet"
+                )
+                lines.append(" " * 11 + f"{kind}: no champion; {why}"[:200])
+            else:
                 h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
                 b = ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items())
                 lines.append(
@@ -175,6 +182,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                     + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
                     + (f"  {h}" if h else "")
                     + (f"  | baseline {b}" if b else "")
+                    + (f"  ({_judged(m['holdout'])})" if m.get("holdout") else "")
                 )
                 prev = m.get("previous_champion")
                 if prev and prev["metrics"] and m["metrics"]:
@@ -210,3 +218,15 @@ def champion_label(m: dict) -> str:
     """How a champion was made: ``global`` / ``fine_tuned`` / ``tenant`` for LightGBM, else its family."""
     family = m.get("family") or "lightgbm"
     return m["trained_on"] if family == "lightgbm" else f"{family}, {m['trained_on']}"
+
+
+def _judged(holdout: dict[str, Any]) -> str:
+    """``15 users judged, temporal holdout; families chosen by the random protocol`` or ``705 users
+    judged, random holdout: the temporal one judged 7% of the users with history``."""
+    text = f"{holdout['users']:,} users judged, {holdout['protocol']} holdout"
+    if holdout.get("families_protocol") and holdout["families_protocol"] != holdout["protocol"]:
+        text += f"; families chosen by the {holdout['families_protocol']} protocol"
+    share = holdout.get("temporal_judged_share")
+    if holdout["protocol"] != "temporal" and share is not None:
+        text += f": the temporal one judged {share:.0%} of the users with history"
+    return text

@@ -22,6 +22,7 @@ from ml.data import publish, snapshots
 from ml.models import fit, ranking, recsys, registry, score, tracking
 from ml.models.kinds import get_kind, online_marts
 from ml.models.kinds.recommender import RecommendationRequest, recommend
+from ml.ops.status import format_table, status
 from ml.serving.models import ModelStore
 
 RECOMMENDER = get_kind("recommender")
@@ -43,6 +44,12 @@ def test_every_family_competes_on_one_holdout_and_the_winner_never_loses_to_popu
         assert 0 < m["candidate_recall"] <= 1 and m["users"] > 0
         mv = c.get_model_version(registry.model_name("recommender", tid), r["version"])
         assert mv.tags["family"] == r["family"] == run.data.tags["family"]
+        # status says how many users the metrics stand on, and by which protocol
+        judged = registry.describe("recommender", tid, settings)["holdout"]
+        assert judged.pop("temporal_judged_share") >= ranking.MIN_JUDGED_SHARE  # it speaks for the users served
+        assert judged == {"users": int(m["users"]), "protocol": "temporal", "families_protocol": "temporal"}
+        shown = format_table(status(settings, [tid]))
+        assert f"{int(m['users']):,} users judged, temporal holdout)" in shown, shown
 
 
 def _candidate(name: str, per_user: np.ndarray, family: str) -> fit.Candidate:

@@ -14,6 +14,8 @@ from ml.core.tenants import Tenant
 from ml.models import evaluate
 from ml.models.kinds import all_kinds, get_kind, kind_names, kinds_of, online_marts, serving_marts, training_marts
 
+ACME = Tenant("acme", "eu")
+
 
 def test_the_registered_kinds_are_discovered_and_complete():
     assert kind_names() == ["churn", "engagement", "recommender"]
@@ -99,9 +101,9 @@ def test_engagement_live_metrics_and_decay():
     good, bad = duckdb.connect(), duckdb.connect()
     _engagement_world(good, ranks_right=True)
     _engagement_world(bad, ranks_right=False)
-    assert engagement.live.metrics(good, "acme", date(2026, 11, 7), None) == [], "the 7 days have not passed"
-    (g,) = engagement.live.metrics(good, "acme", date(2026, 11, 8), None)
-    (b,) = engagement.live.metrics(bad, "acme", date(2026, 11, 8), None)
+    assert engagement.live.metrics(good, ACME, date(2026, 11, 7), None) == [], "the 7 days have not passed"
+    (g,) = engagement.live.metrics(good, ACME, date(2026, 11, 8), None)
+    (b,) = engagement.live.metrics(bad, ACME, date(2026, 11, 8), None)
     assert (g["users_scored"], g["horizon_days"], g["kind"]) == (200, 7, "engagement")
     assert g["spearman"] > 0.95 and abs(b["spearman"]) < 0.3 and g["rmse"] < b["rmse"]
     policy = MonitorSettings()
@@ -112,3 +114,66 @@ def test_engagement_live_metrics_and_decay():
     assert decayed.drifted is True and decayed.threshold == pytest.approx(0.7 * 0.85)
     assert engagement.live.decay([], holdout, policy, "2").status == "insufficient_data"
     assert engagement.live.decay([g], {}, policy, "2").status == "no_reference"
+
+
+def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str) -> None:
+    """Top lists served on Nov 1 (batch: a [x, y, z], b [x, y], c [z]; online: a twice) and the clicks after."""
+    import json
+
+    con.execute("create schema predictions")
+    con.execute(
+        "create table predictions.recommendations (tenant_id varchar, as_of date, user_id varchar, rank integer, "
+        "item_id varchar, model_version varchar)"
+    )
+    lists = {"a": "xyz", "b": "xy", "c": "z"}
+    con.executemany(
+        "insert into predictions.recommendations values ('acme', date '2026-11-01', ?, ?, ?, '3')",
+        [[u, r + 1, i] for u, items in lists.items() for r, i in enumerate(items)],
+    )
+    con.execute(
+        "create table stg_lake__events (tenant_id varchar, user_id varchar, item_id varchar, event_date date, "
+        "is_interaction boolean)"
+    )
+    clicks = [
+        ("a", "x", "2026-10-20"),
+        ("a", "x", "2026-11-02"),
+        ("a", "y", "2026-11-02"),
+        ("a", "w", "2026-11-02"),
+        ("b", "y", "2026-11-01"),
+        ("c", "q", "2026-11-09"),
+    ]  # fmt: skip  (c's click comes after the week)
+    con.executemany("insert into stg_lake__events values ('acme', ?, ?, cast(? as date), true)", clicks)
+    with open(log, "w") as f:  # the API answered a twice that day: [w, x] and [x, y, z]
+        for items in (["w", "x"], ["x", "y", "z"]):
+            answer = {"at": "2026-11-01T09:00:00+00:00", "tenant_id": "acme", "endpoint": "recommendations",
+                      "user_id": "a", "items": items, "model_version": "3", "arm": "champion"}  # fmt: skip
+            f.write(json.dumps(answer) + "\n")
+
+
+def test_recommendation_live_metrics_are_the_holdouts_definitions(tmp_path):
+    """Live HitRate@10 and nDCG@10 are ml.models.evaluate's, relevant items as the holdout's: the
+    clicks after the batch, without what the user had clicked before it under the exclude policy."""
+    from dataclasses import replace
+
+    recommender = get_kind("recommender")
+    con = duckdb.connect()
+    _recommendation_world(con, str(tmp_path / "answers.jsonl"))
+    log = str(tmp_path / "*.jsonl")
+    rows = {(r["source"], r["horizon_days"]): r for r in recommender.live.metrics(con, ACME, date(2026, 11, 10), log)}
+    week = rows["batch", 7]
+    # a: relevant {y, w} (x was clicked before), y at rank 2; b: relevant {y} at rank 2; c: no click in the week
+    ndcg_a, ndcg_b = (1 / np.log2(3)) / (1 + 1 / np.log2(3)), 1 / np.log2(3)
+    assert (week["users_scored"], week["users_active"], week["users_hit"]) == (3, 2, 2)
+    assert week["ndcg_at_10"] == pytest.approx((ndcg_a + ndcg_b) / 2) and week["hit_rate_at_10"] == 1.0
+    assert (week["impressions"], week["recommended_clicked"]) == (6, 2) and week["ctr"] == pytest.approx(2 / 6)
+    day = rows["batch", 1]  # only b clicked on Nov 1
+    assert (day["users_active"], day["ndcg_at_10"]) == (1, pytest.approx(ndcg_b))
+    # online: a's two answers form one list, each item at its best rank: w, x, y, z; relevant w (1), y (3)
+    online = rows["online", 7]
+    assert online["users_scored"] == 1 and online["ndcg_at_10"] == pytest.approx(1.5 / (1 + 1 / np.log2(3)))
+    # under the allow policy the re-clicked x is relevant too: a's x (1) and y (2) of {x, y, w}
+    allow = recommender.live.metrics(con, replace(ACME, seen_items="allow"), date(2026, 11, 10), log)
+    week = next(r for r in allow if (r["source"], r["horizon_days"]) == ("batch", 7))
+    ndcg_a = (1 + 1 / np.log2(3)) / (1 + 1 / np.log2(3) + 0.5)
+    assert week["ndcg_at_10"] == pytest.approx((ndcg_a + ndcg_b) / 2) and week["recommended_clicked"] == 3
+    assert recommender.live.metrics(con, ACME, date(2026, 11, 1), log) == [], "no horizon has passed"

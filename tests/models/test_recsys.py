@@ -303,8 +303,39 @@ def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history
     assert {c.family for c in candidates} >= {"popularity", "item_knn", "ease"} and reranker not in candidates
     best, _ = ranking.choose(candidates)
     assert best.family not in {"popularity", "popularity_7d"}  # two tastes: a personal family wins
-    # with re-rankers in the competition the temporal holdout judges (them and the families), but
-    # the random protocol picks the one family that competes with them, beside the popularity lists
+    # the temporal holdout judges a few percent of the users with history: it does not speak for
+    # them, and the random protocol decides even where re-rankers compete (they are left out)
+    assert temporal.judged_share() < ranking.MIN_JUDGED_SHARE
+    logged: dict = {}
+    judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
+    assert judged.protocol == ranking.RANDOM and judged.families_by is None
+    assert logged == {
+        "holdout_protocol": "random",
+        "holdout_users": 200,
+        "families_protocol": "random",
+        "temporal_judged_share": round(temporal.judged_share(), 3),
+    }
+
+
+def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_family_for_its_re_rankers():
+    from ml.core.tenants import Tenant
+    from ml.models import ranking, train
+
+    # 60 users rate 8 items once; 20 of them come back in the last week with 2 items they had not rated
+    history = _bursty_history(users=60, seed=1)
+    history = history[history["event_date"] < pd.Timestamp("2026-02-26")]
+    back = pd.DataFrame([(f"u{u}", f"{'ab'[u % 2]}{19 - j}", pd.Timestamp("2026-02-27")) for u in range(0, 60, 3)
+                         for j in range(2)], columns=["user_id", "item_id", "event_date"]).assign(interactions=1)  # fmt: skip
+    history = pd.concat([history, back], ignore_index=True).drop_duplicates(["user_id", "item_id"], keep="first")
+    as_of = pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
+    assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
+    assert temporal.judged_share() >= ranking.MIN_JUDGED_SHARE
+    # no re-ranker: the random protocol decides; with re-rankers the temporal holdout judges (them
+    # and the families), but the random protocol picks the one family that competes with them
+    random = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of)
+    assert random.protocol == ranking.RANDOM
     logged: dict = {}
     mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
     assert mixed.protocol == ranking.TEMPORAL and mixed.families_by is not None
@@ -312,12 +343,13 @@ def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history
         "holdout_protocol": "temporal",
         "holdout_users": len(temporal.users),
         "families_protocol": "random",
+        "temporal_judged_share": round(temporal.judged_share(), 3),
     }
     kept = ranking.compete(mixed, [], RANKING_KIND, [])
     [family] = {c.family for c in kept} - {"popularity", "popularity_7d"}
     assert len(kept) == 3
     by_random = {c.family: c.metrics[f"random_{ranking.HEADLINE}"] for c in kept}
-    assert by_random[family] == max(c.judged.metrics[ranking.HEADLINE] for c in ranking.judge_families(judged)
+    assert by_random[family] == max(c.judged.metrics[ranking.HEADLINE] for c in ranking.judge_families(random)
                                        if not c.model.name.startswith("popularity"))  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from ml.core import control_db
 from ml.core.settings import Settings
+from ml.core.tenants import Tenant
 from ml.models import audit, registry, train
 from ml.models.champion import Champion
 from ml.models.kinds import get_kind
@@ -25,6 +26,8 @@ from ml.monitoring.policy import MonitorPolicy
 from ml.monitoring.results import CheckResult
 from ml.monitoring.windows import TenantWindows
 from tests.monitoring.conftest import DRIFTED, STATIONARY
+
+ACME = Tenant("acme", "eu")
 
 
 @pytest.fixture(scope="module")
@@ -248,10 +251,10 @@ def test_a_broken_tenant_never_stops_the_others(checked, monkeypatch):
     wh = whs[0]
     real = run.read_windows
 
-    def broken(con, tenant_id, *a, **k):
-        if tenant_id == "steady03":
+    def broken(con, tenant, *a, **k):
+        if tenant.tenant_id == "steady03":
             raise duckdb.IOException("disk on fire")  # a fault we cannot cause for one tenant only
-        return real(con, tenant_id, *a, **k)
+        return real(con, tenant, *a, **k)
 
     monkeypatch.setattr(run, "read_windows", broken)
     res = run.monitor_warehouse(
@@ -363,7 +366,7 @@ def test_recommendations_served_online_are_measured_like_the_batch_ones(checked,
                 + "\n"
             )
         cutoff = windows._serving_cutoff(con, "steady05")
-        rows = live_recommendation_metrics(con, "steady05", cutoff, str(tmp_path / "date=*" / "*.jsonl"))
+        rows = live_recommendation_metrics(con, Tenant("steady05", "eu"), cutoff, str(tmp_path / "date=*" / "*.jsonl"))
     finally:
         con.close()
     by = {(r["source"], r["horizon_days"]): r for r in rows}
@@ -427,9 +430,9 @@ def test_live_churn_metrics_and_decay(definition):
     good, bad = duckdb.connect(), duckdb.connect()
     _churn_world(good, churned_top=True, definition=definition)
     _churn_world(bad, churned_top=False, definition=definition)
-    assert live_churn_metrics(good, "acme", date(2026, 11, 14)) == [], "the window has not passed yet"
-    (g,) = live_churn_metrics(good, "acme", date(2026, 11, 15))
-    (b,) = live_churn_metrics(bad, "acme", date(2026, 11, 15))
+    assert live_churn_metrics(good, ACME, date(2026, 11, 14)) == [], "the window has not passed yet"
+    (g,) = live_churn_metrics(good, ACME, date(2026, 11, 15))
+    (b,) = live_churn_metrics(bad, ACME, date(2026, 11, 15))
     assert (g["users_scored"], g["users_hit"], g["horizon_days"]) == (200, 30, 14)
     assert g["roc_auc"] == pytest.approx(1.0) and g["pr_auc"] == pytest.approx(1.0) and 0.3 < b["roc_auc"] < 0.7
     from types import SimpleNamespace

@@ -39,16 +39,7 @@ first_interactions as (
 ),
 
 returning_users as (
-    select distinct
-        cutoffs.tenant_id,
-        cutoffs.cutoff_date,
-        interactions.user_id
-    from cutoffs
-    inner join interactions
-        on cutoffs.tenant_id = interactions.tenant_id
-        and cutoffs.cutoff_date <= interactions.event_date
-        and interactions.event_date < cutoffs.cutoff_date + {{ var('history_users_window_days') }}
-    where not cutoffs.is_serving
+    select * from {{ ref('int_ranking_queries__returning') }}
 ),
 
 history_users as (

@@ -38,20 +38,11 @@ clicked_items as (
     group by tenant_id, cutoff_date, user_id
 ),
 
--- the queries: every user who comes back within the longest label window (a tenant's holdout
--- may judge up to history_users_window_days after the cutoff; ml.models.ranking), with the items
--- they clicked in this label window (0 beyond it: training leaves such queries out, having no
--- positive to learn from)
+-- the queries: every user who comes back within the longest label window
+-- (int_ranking_queries__returning), with the items they clicked in this label window (0 beyond
+-- it: training leaves such queries out, having no positive to learn from)
 returning_users as (
-    select distinct
-        cutoffs.tenant_id,
-        cutoffs.cutoff_date,
-        clicks.user_id
-    from cutoffs
-    inner join clicks
-        on cutoffs.tenant_id = clicks.tenant_id
-        and cutoffs.cutoff_date <= clicks.event_date
-        and clicks.event_date < cutoffs.cutoff_date + {{ var('history_users_window_days') }}
+    select * from {{ ref('int_ranking_queries__returning') }}
 ),
 
 labelled_users as (

@@ -25,6 +25,7 @@ from ml.data.publish import OnlineMart
 if TYPE_CHECKING:
     import duckdb
 
+    from ml.core.tenants import Tenant
     from ml.data.publish import PublishedFeatures
 
 # LightGBM parameters every kind starts from: deterministic, so a snapshot and seed reproduce a model.
@@ -153,7 +154,7 @@ class LiveMonitoring:
     # the kind's columns in monitoring_live_metrics -> DuckDB type ("double" for a metric, "integer"
     # for a count); null in other kinds' rows
     columns: dict[str, str]
-    metrics: Callable[[duckdb.DuckDBPyConnection, str, date, str | None], list[dict[str, Any]]]
+    metrics: Callable[[duckdb.DuckDBPyConnection, Tenant, date, str | None], list[dict[str, Any]]]
     decay: Callable[[list[dict[str, Any]], dict[str, float], DecayPolicy, str], Verdict]
     rollback: RollbackWatch | None = None  # None: promotions of this kind are not watched
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds._user_scores import score_users
@@ -67,7 +68,7 @@ create table if not exists predictions.churn_scores (
 """
 
 
-def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
     """ROC-AUC and PR-AUC of each batch of churn scores once its churn window has passed.
 
     A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the churn
@@ -102,14 +103,14 @@ def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str
         left join cancelled c on c.user_id = s.user_id
         left join returned r on r.as_of = s.as_of and r.user_id = s.user_id
         """,
-        {"t": tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
+        {"t": tenant.tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
     ).df()
     out = []
     for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
         m = evaluate.classification_metrics(g["churned"].to_numpy(), g["churn_probability"].to_numpy())
         out.append(
             {
-                "tenant_id": tenant_id,
+                "tenant_id": tenant.tenant_id,
                 "kind": "churn",
                 "source": "batch",
                 "model_version": str(version),

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds._user_scores import score_users
@@ -70,7 +71,7 @@ create table if not exists predictions.engagement_scores (
 """
 
 
-def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
     """MAE and RMSE of each batch of engagement scores once its 7 days have passed.
 
     A batch (``predictions.engagement_scores`` at ``as_of``, one model version) is labelled as the
@@ -94,14 +95,14 @@ def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str
         where s.tenant_id = $t and s.as_of + $w <= $cutoff
         group by s.as_of, s.model_version, s.user_id, s.expected_sessions_7d
         """,
-        {"t": tenant_id, "w": WINDOW_DAYS, "cutoff": serving_cutoff},
+        {"t": tenant.tenant_id, "w": WINDOW_DAYS, "cutoff": serving_cutoff},
     ).df()
     out = []
     for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
         m = evaluate.regression_metrics(g["actual"].to_numpy(), g["predicted"].to_numpy())
         out.append(
             {
-                "tenant_id": tenant_id,
+                "tenant_id": tenant.tenant_id,
                 "kind": "engagement",
                 "source": "batch",
                 "model_version": str(version),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds.base import (
@@ -79,54 +80,50 @@ create table if not exists predictions.recommendations (
 
 # ------------------------------------------------------------------ live monitoring
 
-_LIVE_SQL = """
+_LIVE_LISTS = """
 with served as ({sources}),
-recs as (
-    select distinct source, as_of, user_id, item_id, model_version from served where as_of + $h <= $cutoff
-),
-batches as (
-    select source, as_of, model_version, count(distinct user_id) as users_scored, count(*) as impressions
-    from recs group by all
-),
-clicks as (
-    select distinct user_id, item_id, event_date from stg_lake__events
-    where tenant_id = $t and is_interaction
-),
-active as (
-    select distinct r.source, r.as_of, r.model_version, r.user_id
-    from (select distinct source, as_of, model_version, user_id from recs) r
-    join clicks c on c.user_id = r.user_id and c.event_date >= r.as_of and c.event_date < r.as_of + $h
-),
-hits as (
-    select r.source, r.as_of, r.model_version, r.user_id, r.item_id
-    from recs r
-    join clicks c on c.user_id = r.user_id and c.item_id = r.item_id
-        and c.event_date >= r.as_of and c.event_date < r.as_of + $h
-    group by all
+lists as (
+    select source, as_of, model_version, user_id, item_id, min(rank) as rank
+    from served where as_of + $h <= $cutoff group by all
 )
-select b.source, b.as_of, b.model_version, b.users_scored, b.impressions,
-       (select count(*) from active a where (a.source, a.as_of, a.model_version) = (b.source, b.as_of, b.model_version)),
-       (select count(distinct user_id) from hits x where (x.source, x.as_of, x.model_version) = (b.source, b.as_of, b.model_version)),
-       (select count(*) from hits x where (x.source, x.as_of, x.model_version) = (b.source, b.as_of, b.model_version))
-from batches b order by b.as_of, b.source, b.model_version
+select source, as_of, model_version, user_id, item_id,
+       row_number() over (partition by source, as_of, model_version, user_id order by rank, item_id) as rank
+from lists
 """
+# what each scored user clicked in the horizon; under the exclude policy not what they had clicked
+# before the batch (the holdout's relevant items: a list cannot hold those)
+_LIVE_CLICKS = """
+with served as ({sources}),
+scored as (select distinct source, as_of, model_version, user_id from served where as_of + $h <= $cutoff),
+clicks as (
+    select distinct user_id, item_id, event_date from stg_lake__events where tenant_id = $t and is_interaction
+)
+select distinct s.source, s.as_of, s.model_version, c.user_id, c.item_id
+from scored s
+join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + $h
+where not $exclude or not exists (
+    select 1 from clicks p where p.user_id = c.user_id and p.item_id = c.item_id and p.event_date < s.as_of
+)
+"""
+BATCH = ["source", "as_of", "model_version"]
 
 
 def _served_sources(con: Any, served_log: str | None) -> list[str]:
+    """SQL of every served list as ``source, as_of, user_id, item_id, rank, model_version`` rows."""
     present = {
         r[0] for r in con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall()
     }
     sources = []
     if "predictions.recommendations" in present:
         sources.append(
-            "select 'batch' as source, as_of, user_id, item_id, model_version from predictions.recommendations "
+            "select 'batch' as source, as_of, user_id, item_id, rank, model_version from predictions.recommendations "
             "where tenant_id = $t"
         )
     if served_log:
         path = served_log.replace("'", "''")
         sources.append(
             "select 'online' as source, cast(cast(\"at\" as timestamptz) as date) as as_of, user_id, "
-            "unnest(items) as item_id, model_version "
+            "unnest(items) as item_id, generate_subscripts(items, 1) as rank, model_version "
             f"from read_json('{path}', format = 'newline_delimited', columns = {{'at': 'varchar', "
             "'tenant_id': 'varchar', 'endpoint': 'varchar', 'user_id': 'varchar', 'items': 'varchar[]', "
             "'model_version': 'varchar', 'arm': 'varchar'}) "
@@ -135,40 +132,52 @@ def _served_sources(con: Any, served_log: str | None) -> list[str]:
     return sources
 
 
-def live_metrics(con: Any, tenant_id: str, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
-    """HitRate@10 and CTR of each batch of recommendations, per complete horizon.
+def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+    """HitRate@10, nDCG@10 and CTR of each batch of recommendations, per complete horizon.
 
     Two sources: ``batch`` (``predictions.recommendations`` at ``as_of``, the score DAG's daily
     top 10) and ``online`` (the API's answers, from its prediction log ``served_log``, a glob of
-    JSONL files; a day's answers form one batch). A batch (source, day, model version) is judged
-    on the clicks in ``[as_of, as_of + horizon)``: HitRate@10 = users who clicked one of their
-    recommended items / users who clicked anything (the holdout's definition); CTR = recommended
-    (user, item) pairs clicked / pairs recommended. Only horizons that have fully passed count.
+    JSONL files; a day's answers to a user form one list, each item at its best rank). A batch
+    (source, day, model version) is judged as the holdout judges (:func:`ml.models.evaluate.
+    evaluate_lists`): the relevant items of a scored user are what they clicked in
+    ``[as_of, as_of + horizon)``, without what they had clicked before ``as_of`` under the
+    tenant's seen-items policy ``exclude``; the users judged (``users_active``) are
+    those with a relevant item, ``users_hit`` those with one in their top 10. CTR = top-10 items
+    clicked / top-10 items served (``recommended_clicked`` / ``impressions``). Only horizons that
+    have fully passed count.
     """
-    sources = _served_sources(con, served_log)
+    sources = " union all ".join(_served_sources(con, served_log))
     if not sources:
         return []
+    tenant_id, exclude_seen = tenant.tenant_id, tenant.seen_items == "exclude"
     out = []
     for h in HORIZONS:
-        rows = con.execute(
-            _LIVE_SQL.format(sources=" union all ".join(sources)), {"t": tenant_id, "h": h, "cutoff": serving_cutoff}
-        ).fetchall()
-        for source, as_of, version, scored, impressions, active, hit, clicked in rows:
+        params = {"t": tenant_id, "h": h, "cutoff": serving_cutoff}
+        lists = con.execute(_LIVE_LISTS.format(sources=sources), params).df()
+        clicked = con.execute(_LIVE_CLICKS.format(sources=sources), params | {"exclude": exclude_seen}).df()
+        relevant = dict(list(clicked.groupby(BATCH, sort=False)))
+        for (source, as_of, version), served_lists in lists.groupby(BATCH, sort=True):
+            top = served_lists[served_lists["rank"] <= K]
+            truth = relevant.get((source, as_of, version), clicked.iloc[:0])
+            _, hits, n_relevant = evaluate.hits_matrix(top, truth, K)
+            judged = evaluate.per_query_metrics(hits, n_relevant)
+            active = len(judged)
             out.append(
                 {
                     "tenant_id": tenant_id,
                     "kind": "recommender",
                     "source": source,
                     "model_version": str(version),
-                    "as_of": as_of,
+                    "as_of": pd.Timestamp(as_of).date(),
                     "horizon_days": h,
-                    "users_scored": scored,
+                    "users_scored": int(top["user_id"].nunique()),
                     "users_active": active,
-                    "users_hit": hit,
-                    "impressions": impressions,
-                    "recommended_clicked": clicked,
-                    "hit_rate_at_10": hit / active if active else None,
-                    "ctr": clicked / impressions if impressions else None,
+                    "users_hit": int(judged["hit"].sum()),
+                    "impressions": len(top),
+                    "recommended_clicked": int(hits.sum()),
+                    f"hit_rate_at_{K}": float(judged["hit"].mean()) if active else None,
+                    f"ndcg_at_{K}": float(judged["ndcg"].mean()) if active else None,
+                    "ctr": float(hits.sum()) / len(top) if len(top) else None,
                 }
             )
     return out
@@ -278,13 +287,6 @@ def _ranked(model: Any, ids: np.ndarray, x: np.ndarray, req: RecommendationReque
     return items
 
 
-def _family_ranked(
-    model: Any, history: pd.DataFrame, req: RecommendationRequest, exclude_seen: bool
-) -> list[dict[str, Any]]:
-    """A classic family's top k for one user from their published history."""
-    return served.family_items(model.recommender, history, req.user_id, req.k, req.exclude, exclude_seen, req.explain)
-
-
 def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
     """Top-k items for one user from the tenant's champion (or challenger arm); cold start for
     unknown users. Under the tenant's seen-items policy ``exclude`` (the default) items the user
@@ -304,7 +306,10 @@ def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
     table = feats.tables[CANDIDATES]
     rows = table.rows(req.user_id)
     if model is not None and model.recommender is not None and history is not None:
-        items = _family_ranked(model, history, req, exclude_seen)
+        # a classic family's top k from the user's published history
+        items = served.family_items(
+            model.recommender, history, req.user_id, req.k, req.exclude, exclude_seen, req.explain
+        )
     elif rows is None or model is None or model.recommender is not None:
         arm, items = "cold_start", _cold_start(feats.lists[COLD_START], req.k, set(req.exclude) | consumed)
     else:
@@ -374,6 +379,7 @@ KIND = ModelKind(
     live=LiveMonitoring(
         columns={
             "hit_rate_at_10": "double",
+            "ndcg_at_10": "double",
             "ctr": "double",
             "impressions": "integer",
             "recommended_clicked": "integer",

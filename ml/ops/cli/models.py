@@ -83,15 +83,13 @@ def score(tenant: Tenants = None, k: Annotated[int, typer.Option("-k", help="Rec
 
 @models_app.command("list")
 def list_() -> None:
-    """Champion and challenger of every registered model."""
+    """Champion and challenger of every registered model, and the holdout its metrics stand on."""
     from ml.models import registry
-    from ml.models.kinds import kinds_of
+    from ml.models.kinds import all_kinds, kinds_of
 
     settings = get_settings()
-    table = Table("model", "champion", "challenger", "family", "trained on", "holdout metrics")
+    table = Table("model", "champion", "challenger", "family", "trained on", "holdout metrics", "judged")
     tenants = TenantStore(settings).list()
-    from ml.models.kinds import all_kinds
-
     rows = [(registry.GLOBAL, k.name) for k in all_kinds()] + [
         (t.tenant_id, k.name) for t in tenants for k in kinds_of(t)
     ]
@@ -100,6 +98,9 @@ def list_() -> None:
         if d is None:
             continue
         metrics = ", ".join(f"{m}={v:.3f}" for m, v in d["metrics"].items())
+        if not d["champion_version"] and d.get("challenger_reason"):
+            metrics = f"refused: {d['challenger_reason']}"
+        judged = d.get("holdout")
         table.add_row(
             registry.model_name(kind, tid),
             f"v{d['champion_version'] or '-'}",
@@ -107,6 +108,7 @@ def list_() -> None:
             d.get("family") or "-",
             d["trained_on"] or "-",
             metrics,
+            f"{judged['users']:,} users, {judged['protocol']}" if judged else "-",
         )
     out.print(table)
 
