@@ -239,6 +239,20 @@ def _model_drift(
     return _compare_features(kind, champ.champion, features, reference, current, policy, kbase, path, growing)
 
 
+def entity_columns(columns: list[str], present: set[str]) -> dict[str | None, list[str]]:
+    """Columns by the entity whose value they hold: ``item_*`` by ``item_id``, ``user_*`` (but
+    ``user_item_*``) by ``user_id``, the rest by row (``None``). A (user, item) mart repeats an
+    item's value on every user's row: 300 rows of 50 items are 50 draws, not 300, and a drift test
+    (and its permutation null) that counts rows finds drift in noise. Judged over distinct entities,
+    its sample is what it is. A key absent from the frame judges the column by row."""
+    out: dict[str | None, list[str]] = {}
+    for c in columns:
+        key = "item_id" if c.startswith("item_") else "user_id" if c.startswith("user_") else None
+        key = None if c.startswith("user_item_") or key not in present else key
+        out.setdefault(key, []).append(c)
+    return out
+
+
 def _population(kind: ModelKind, path: Any) -> pd.DataFrame:
     """The reference rows of the kind's drift population (``ModelKind.drift_population``)."""
     frame = pd.read_parquet(path)
@@ -258,21 +272,37 @@ def _compare_features(
     path: Any,
     growing: set[str] | None = None,
 ) -> list[CheckResult]:
-    """Drift of the model's ``features`` (but the ``growing`` ones) and of its scores."""
+    """Drift of the model's ``features`` (but the ``growing`` ones) and of its scores; each column
+    over the entities its value belongs to (:func:`entity_columns`)."""
     compared = [f for f in features if f not in (growing or set())]
-    ref, cur = reference[compared].copy(), current[compared].copy()
     scored = champ.booster is not None  # a classic family scores histories, not these rows
-    if scored:
-        ref["prediction"] = champ.booster.predict(kind.matrix(reference, features), num_threads=1)
-        cur["prediction"] = champ.booster.predict(kind.matrix(current, features), num_threads=1)
-    columns = [*compared, "prediction"] if scored else compared
-    dist, problems = drift_report(ref, cur, columns, [], policy.column_threshold, path)
     fbase = {**kbase, "check": "feature_drift", "report_path": str(path)}
-    pred, pred_problem = dist.pop("prediction", None), problems.pop("prediction", None)
-    chance = chance_thresholds(
-        ref, cur, list(dist), [], policy.column_threshold, policy.drift_alpha, policy.drift_permutations
-    )
-    rows = column_rows(fbase, dist, problems, policy.column_threshold, thresholds=chance)
+    rows: list[CheckResult] = []
+    pred, pred_problem = None, None
+    groups = entity_columns(compared, set(reference.columns) & set(current.columns))
+    if scored:
+        groups.setdefault(None, [])  # the scores are judged by row
+    for key, columns in groups.items():
+        ref = (reference.drop_duplicates(key) if key else reference)[columns].copy()
+        cur = (current.drop_duplicates(key) if key else current)[columns].copy()
+        few = min(len(ref), len(cur))
+        if key and few < policy.min_rows:
+            why = f"{few} distinct {key[:-3]}s in a window (< {policy.min_rows}): each repeats its value on its rows"
+            rows += [CheckResult(**fbase, metric=f"column:{c}", value=float(few), threshold=policy.min_rows,
+                                 drifted=None, status="insufficient_data", detail=why) for c in columns]  # fmt: skip
+            continue
+        if scored and key is None:
+            ref["prediction"] = champ.booster.predict(kind.matrix(reference, features), num_threads=1)
+            cur["prediction"] = champ.booster.predict(kind.matrix(current, features), num_threads=1)
+        report = path if key is None or path is None else path.with_name(f"{path.stem}.{key[:-3]}s{path.suffix}")
+        dist, problems = drift_report(ref, cur, list(ref.columns), [], policy.column_threshold, report)
+        if key is None:
+            pred, pred_problem = dist.pop("prediction", None), problems.pop("prediction", None)
+        chance = chance_thresholds(
+            ref, cur, list(dist), [], policy.column_threshold, policy.drift_alpha, policy.drift_permutations
+        )
+        base = fbase if key is None else {**fbase, "report_path": str(report)}
+        rows += column_rows(base, dist, problems, policy.column_threshold, thresholds=chance)
     judged = [r for r in rows if r.status == "ok"]
     share = sum(bool(r.drifted) for r in judged) / len(judged) if judged else None
     rows.append(

@@ -52,6 +52,22 @@ def _lake_digests(settings):
     }
 
 
+def _clicks_only(settings, region: str, tenant_id: str, since: str = "") -> None:
+    """Keep only a tenant's clicks in its landed Parquet files (of days from ``since``), without
+    session ids: a product that sends nothing else (no views, completions, cancellations or sessions)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for path in settings.stores.landing.tenant_dir(region, tenant_id).rglob("*.parquet"):
+        if path.parent.name.removeprefix("date=") < since:
+            continue
+        table = pq.read_table(path)
+        table = table.filter(pc.equal(table.column("event_type"), "click"))
+        session = table.schema.get_field_index("session_id")
+        pq.write_table(table.set_column(session, "session_id", pa.nulls(table.num_rows, pa.string())), path)
+
+
 def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(tmp_path, monkeypatch):
     monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TENANTFLOW_TRAIN_MIN_HISTORY_DAYS", "20")  # 30 generated days: tenants graduate
@@ -66,6 +82,7 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     first_end = config.start_date + timedelta(days=FIRST_DAYS)
     register(settings, config)
     generate(replace(config, land_days=(0, FIRST_DAYS)), settings.stores.landing.root)
+    _clicks_only(settings, "us", "initech")  # healthy, trained and monitored through the DAGs like the others
 
     with running_airflow(settings) as airflow:
         for dag_id in ("ingest", "features", "train", "score", "monitor"):
@@ -158,7 +175,10 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     assert rows["globex"]["quarantined"]["tenant_mismatch"] > 0 and rows["acme"]["quarantined"] == {}
     con = duckdb.connect(str(settings.stores.warehouse_file("us/silo_initech")), read_only=True)
     assert con.execute("select distinct tenant_id from user_features").fetchall() == [("initech",)]
+    # initech sends clicks only: healthy, a recommender champion and no drift (above), every kind trained
+    assert con.execute("select distinct event_type from stg_lake__events").fetchall() == [("click",)]
     con.close()
+    assert all(m["champion_version"] or m["challenger_version"] for m in rows["initech"]["models"].values())
 
 
 def _check_models_and_predictions(settings) -> None:
@@ -202,6 +222,7 @@ def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end
     airflow.clear_queued_events("monitor")
     airflow.set_paused("monitor", False)
     generate(replace(config, land_days=(FIRST_DAYS, config.days)), settings.stores.landing.root)
+    _clicks_only(settings, "us", "initech", since=first_end.isoformat())
     run_id = airflow.trigger(
         "ingest", {"start": first_end.isoformat(), "end": (config.end_date + timedelta(days=1)).isoformat()}
     )
