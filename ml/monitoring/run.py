@@ -168,12 +168,15 @@ def _check_one(
 def _link_reports(rows: list[CheckResult], champs: dict[str, MonitoredChampion], settings: Settings) -> None:
     """Log each report on the champion's MLflow run (under ``monitoring/<date>/``) and tag the run."""
     c = registry.client(settings)
-    by_kind = {r.kind: r.report_path for r in rows if r.report_path}
+    by_kind: dict[str, set[str]] = {}  # a kind's report, and its item- and user-level columns' beside it
+    for r in rows:
+        if r.report_path:
+            by_kind.setdefault(r.kind, set()).add(r.report_path)
     for kind_name, champ in champs.items():
         run_id = champ.champion.run_id
         if not run_id:
             continue
-        for path in {by_kind.get(kind_name), by_kind.get("events")} - {None}:
+        for path in sorted(by_kind.get(kind_name, set()) | by_kind.get("events", set())):
             p = Path(str(path))
             if p.exists():
                 try:
