@@ -182,18 +182,11 @@ def score_tenant(
 
 def product_rows(members: list[tuple[str, str]]) -> list[dict]:
     """Build features, snapshot and train the recommender for every member; each candidate's holdout metrics."""
-    from ml.core.warehouse import warehouses
-    from ml.data.features import build_and_check_warehouse
     from ml.models import registry
-    from ml.models.kinds import online_marts
-    from ml.models.runs import snapshot_warehouse
-    from ml.models.train import train_global, train_tenant
+    from ml.models.train import train_tenant
 
     settings = get_settings()
-    for wh in warehouses(TenantStore(settings).list()):
-        build_and_check_warehouse(wh, online_marts(), settings)
-        snapshot_warehouse(wh, settings=settings)
-    train_global("recommender", "benchmark", settings)
+    _features_and_global_model(settings)
     c = registry.client(settings)
     rows = []
     for _, tenant_id in members:
@@ -231,18 +224,16 @@ def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeat
     """The served lists under the random protocol (module docstring): one row per tenant."""
     from ml.core.contract import LANDING_COLUMNS
     from ml.core.warehouse import warehouses
-    from ml.data.features import build_and_check_warehouse
     from ml.data.ingest.history import import_history
     from ml.models import registry
-    from ml.models.kinds import online_marts
-    from ml.models.runs import snapshot_warehouse
     from ml.models.score import score_warehouse
-    from ml.models.train import train_global, train_tenant
+    from ml.models.train import train_tenant
 
     first = get_settings()
     registered = {t.tenant_id: t for t in TenantStore(first).list()}
     lakes = {tid: _lake_rows(first, region, tid) for region, tid in members}
-    held = {tid: random_pairs(lake_events(first, region, tid))[1] for region, tid in members}
+    interactions = {tid: lake_events(first, region, tid) for region, tid in members}
+    held = {tid: random_pairs(events)[1] for tid, events in interactions.items()}
     home = fresh_home(f"quality-{fleet}-random")
     settings = get_settings()
     store = TenantStore(settings)
@@ -255,10 +246,7 @@ def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeat
         store.add(registered[tid])
         import_history(settings, store.get(tid), [path])
         path.unlink()
-    for wh in warehouses(store.list()):
-        build_and_check_warehouse(wh, online_marts(), settings)
-        snapshot_warehouse(wh, settings=settings)
-    train_global("recommender", "benchmark", settings)
+    _features_and_global_model(settings)
     results = {tid: train_tenant("recommender", tid, "benchmark", settings) for _, tid in members}
     served = []
     for wh in warehouses(store.list()):
@@ -267,14 +255,14 @@ def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeat
             served.append(con.sql("select tenant_id, user_id, item_id, rank from predictions.recommendations").df())
     lists = pd.concat(served, ignore_index=True)
     rows = []
-    for region, tid in members:
-        data, test, users, _ = judged_pairs(lake_events(first, region, tid), "random", 0, allow_repeats)
+    for _, tid in members:
+        data, test, users, _ = judged_pairs(interactions[tid], "random", 0, allow_repeats)
         mine = lists[lists["tenant_id"] == tid]
         ev = evaluate.evaluate_lists(mine, test, K, len(data.items))
         low, high = evaluate.bootstrap_interval(ev.per_user["ndcg"].to_numpy())
         r = results[tid]
         label = r.get("family") if r.get("family") not in (None, "lightgbm") else r.get("trained_on")
-        protocol = registry.client(settings).get_run(r["run_id"]).data.params if "run_id" in r else {}
+        params = registry.client(settings).get_run(r["run_id"]).data.params if "run_id" in r else {}
         rows.append(
             {
                 "tenant_id": tid,
@@ -285,12 +273,26 @@ def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeat
                 "ndcg_at_10_high": round(high, 4),
                 "users": len(users),
                 "known_users": int(np.isin(users, mine["user_id"].unique()).sum()),  # judged users with a list
-                "holdout_protocol": protocol.get("holdout_protocol"),
-                "temporal_judged_share": protocol.get("temporal_judged_share"),
+                "holdout_protocol": params.get("holdout_protocol"),
+                "temporal_judged_share": params.get("temporal_judged_share"),
                 "home": str(home),
             }
         )
     return rows
+
+
+def _features_and_global_model(settings: Settings) -> None:
+    """The product's dbt build, checks and snapshot of every warehouse, then the global recommender."""
+    from ml.core.warehouse import warehouses
+    from ml.data.features import build_and_check_warehouse
+    from ml.models.kinds import online_marts
+    from ml.models.runs import snapshot_warehouse
+    from ml.models.train import train_global
+
+    for wh in warehouses(TenantStore(settings).list()):
+        build_and_check_warehouse(wh, online_marts(), settings)
+        snapshot_warehouse(wh, settings=settings)
+    train_global("recommender", "benchmark", settings)
 
 
 def _lake_rows(settings: Settings, region: str, tenant_id: str) -> pd.DataFrame:

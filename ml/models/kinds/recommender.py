@@ -84,37 +84,35 @@ _LIVE_LISTS = """
 with served as ({sources}),
 lists as (
     select source, as_of, model_version, user_id, item_id, min(rank) as rank
-    from served where as_of + $h <= $cutoff group by all
+    from served where as_of + $shortest <= $cutoff group by all
 )
 select source, as_of, model_version, user_id, item_id,
        row_number() over (partition by source, as_of, model_version, user_id order by rank, item_id) as rank
 from lists
 """
-# what each scored user clicked in the horizon; under the exclude policy not what they had clicked
-# before the batch (the holdout's relevant items: a list cannot hold those)
+# what each scored user clicked in the longest horizon, days after the batch; under the exclude
+# policy not what they had clicked before it (the holdout's relevant items: a list cannot hold those)
 _LIVE_CLICKS = """
-with served as ({sources}),
-scored as (select distinct source, as_of, model_version, user_id from served where as_of + $h <= $cutoff),
+with scored as (select distinct source, cast(as_of as date) as as_of, model_version, user_id from _live_lists),
 clicks as (
     select distinct user_id, item_id, event_date from stg_lake__events where tenant_id = $t and is_interaction
 )
-select distinct s.source, s.as_of, s.model_version, c.user_id, c.item_id
+select s.source, s.as_of, s.model_version, c.user_id, c.item_id, min(c.event_date - s.as_of) as days_after
 from scored s
-join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + $h
+join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + $longest
 where not $exclude or not exists (
     select 1 from clicks p where p.user_id = c.user_id and p.item_id = c.item_id and p.event_date < s.as_of
 )
+group by all
 """
 BATCH = ["source", "as_of", "model_version"]
 
 
 def _served_sources(con: Any, served_log: str | None) -> list[str]:
     """SQL of every served list as ``source, as_of, user_id, item_id, rank, model_version`` rows."""
-    present = {
-        r[0] for r in con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall()
-    }
     sources = []
-    if "predictions.recommendations" in present:
+    if con.execute("select count(*) from duckdb_tables() where schema_name = 'predictions' "
+                   "and table_name = 'recommendations'").fetchone()[0]:  # fmt: skip
         sources.append(
             "select 'batch' as source, as_of, user_id, item_id, rank, model_version from predictions.recommendations "
             "where tenant_id = $t"
@@ -138,26 +136,30 @@ def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str
     Two sources: ``batch`` (``predictions.recommendations`` at ``as_of``, the score DAG's daily
     top 10) and ``online`` (the API's answers, from its prediction log ``served_log``, a glob of
     JSONL files; a day's answers to a user form one list, each item at its best rank). A batch
-    (source, day, model version) is judged as the holdout judges (:func:`ml.models.evaluate.
-    evaluate_lists`): the relevant items of a scored user are what they clicked in
-    ``[as_of, as_of + horizon)``, without what they had clicked before ``as_of`` under the
-    tenant's seen-items policy ``exclude``; the users judged (``users_active``) are
-    those with a relevant item, ``users_hit`` those with one in their top 10. CTR = top-10 items
-    clicked / top-10 items served (``recommended_clicked`` / ``impressions``). Only horizons that
-    have fully passed count.
+    (source, day, model version) is judged as the holdout judges (:mod:`ml.models.evaluate`): a
+    scored user's relevant items are what they clicked in ``[as_of, as_of + horizon)``, without
+    what they had clicked before under the seen-items policy ``exclude``; ``users_active`` have
+    one, ``users_hit`` have one in their top 10. CTR = ``recommended_clicked`` / ``impressions``
+    (top-10 items). Only horizons that have fully passed count.
     """
     sources = " union all ".join(_served_sources(con, served_log))
     if not sources:
         return []
     tenant_id, exclude_seen = tenant.tenant_id, tenant.seen_items == "exclude"
-    out = []
+    shortest = {"t": tenant_id, "shortest": min(HORIZONS), "cutoff": serving_cutoff}
+    served_lists = con.execute(_LIVE_LISTS.format(sources=sources), shortest).df()  # the sources read once
+    con.register("_live_lists", served_lists)
+    try:
+        clicks = con.execute(_LIVE_CLICKS, {"t": tenant_id, "longest": max(HORIZONS), "exclude": exclude_seen}).df()
+    finally:
+        con.unregister("_live_lists")
+    out, days_left = [], (pd.Timestamp(serving_cutoff) - pd.to_datetime(served_lists["as_of"])).dt.days
     for h in HORIZONS:
-        params = {"t": tenant_id, "h": h, "cutoff": serving_cutoff}
-        lists = con.execute(_LIVE_LISTS.format(sources=sources), params).df()
-        clicked = con.execute(_LIVE_CLICKS.format(sources=sources), params | {"exclude": exclude_seen}).df()
+        lists = served_lists[days_left >= h]
+        clicked = clicks[clicks["days_after"] < h]
         relevant = dict(list(clicked.groupby(BATCH, sort=False)))
-        for (source, as_of, version), served_lists in lists.groupby(BATCH, sort=True):
-            top = served_lists[served_lists["rank"] <= K]
+        for (source, as_of, version), batch in lists.groupby(BATCH, sort=True):
+            top = batch[batch["rank"] <= K]
             truth = relevant.get((source, as_of, version), clicked.iloc[:0])
             _, hits, n_relevant = evaluate.hits_matrix(top, truth, K)
             judged = evaluate.per_query_metrics(hits, n_relevant)
