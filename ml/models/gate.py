@@ -16,6 +16,8 @@ input schema) and then:
   a challenger replaces the champion only when it is better by the margin beyond chance. A
   classic family champion is re-scored as its recipe refitted on the holdout's history (its
   served fit has seen the holdout window); the same family refitted on newer data replaces it.
+  A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its
+  winner meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`).
 
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
@@ -287,8 +289,13 @@ def _versus_champion(
     if same_recipe and family != LIGHTGBM:
         return GateDecision(True, f"{family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {})
     if family == LIGHTGBM and ranking.protocol != "temporal":
-        why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
-        return GateDecision(False, why + " (its features are point in time): kept", v, {})
+        if ranking.temporal is None:
+            why = (
+                f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
+            )
+            return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
+        booster = load_booster(name, v, settings)
+        return versus_reranker_on_temporal(kind, v, booster, version_features(champ) or features, challenger, ranking)
     if family == LIGHTGBM:
         own = version_features(champ) or features  # the champion reads its own columns
         lists = ranking.reranker_lists(predict(kind, load_booster(name, v, settings), ranking.examples, own))
@@ -303,6 +310,34 @@ def _versus_champion(
     if low >= m:
         return GateDecision(True, f"{challenger.label}: {versus}, above the margin {m}", v, judged.metrics)
     return GateDecision(False, f"{challenger.label}: {versus}, not above the margin {m}", v, judged.metrics)
+
+
+def versus_reranker_on_temporal(
+    kind: ModelKind, v: str, booster: Any, features: list[str], challenger: Candidate, ranking: Any
+) -> GateDecision:
+    """A re-ranker champion (version ``v``) against a classic family chosen by the random protocol
+    (``ranking``), which cannot judge the re-ranker: its features are point in time. They meet on
+    the temporal holdout the random one replaced (``ranking.temporal``; the challenger's recipe
+    refitted on its history), the only users the champion can be judged on. The champion stays only
+    when it is better there beyond chance (the 95% paired-bootstrap interval of challenger minus
+    champion lies below zero); otherwise the protocol that speaks for the tenant's users decides,
+    and the challenger, its winner, replaces it."""
+    temporal = ranking.temporal
+    champion = temporal.judge(temporal.reranker_lists(predict(kind, booster, temporal.examples, features)))
+    recipe = recsys.fitted(recsys.unfitted(challenger.recommender), temporal.history)
+    mine = temporal.judge(temporal.family_lists(recipe))
+    mean, low, high = evaluation.paired_bootstrap(mine.per_user_ndcg, champion.per_user_ndcg)
+    h = kind.headline
+    versus = (
+        f"{challenger.label} won the {ranking.protocol} protocol, which cannot judge champion v{v} (a re-ranker); "
+        f"on the {len(temporal.users)} users of the temporal holdout it replaced, {h} {mean:+.4f} "
+        f"[{low:+.4f}, {high:+.4f}] vs the champion ({champion.metrics[h]:.4f})"
+    )
+    if high < 0:
+        return GateDecision(False, f"{versus}: the champion is better there beyond chance, kept", v, {})
+    return GateDecision(
+        True, f"{versus}: not worse beyond chance, so the protocol that judges the users decides", v, {}
+    )
 
 
 def record_decision(

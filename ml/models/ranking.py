@@ -122,6 +122,9 @@ class RankingHoldout:
     # a small temporal holdout's helper: the random protocol's holdout, which picks the classic
     # family that competes with the re-rankers here (they are judged here, as ever)
     families_by: RankingHoldout | None = None
+    # a random holdout's: the temporal holdout it replaced (too few users, or too small a share of
+    # them, to decide), the only one a re-ranker champion can still be judged on (ml.models.gate)
+    temporal: RankingHoldout | None = None
 
     @classmethod
     def build(
@@ -224,7 +227,8 @@ class RankingHoldout:
             rows, cols = self.history.rows(ex["user_id"].to_numpy()), self.history.columns(ex["item_id"].to_numpy())
             known = (rows >= 0) & (cols >= 0)
             seen = np.zeros(len(ex), dtype=bool)
-            seen[known] = np.asarray(self.history.seen[rows[known], cols[known]]).ravel() > 0
+            if known.any():  # (scipy cannot index a sparse matrix with empty arrays)
+                seen[known] = np.asarray(self.history.seen[rows[known], cols[known]]).ravel() > 0
             ex = ex[~seen]
         ex = ex.sort_values(["user_id", "score", "item_id"], ascending=[True, False, True], kind="mergesort")
         ex["rank"] = ex.groupby("user_id", sort=False).cumcount() + 1

@@ -342,7 +342,7 @@ def _ranking_holdout(
             tenant.tenant_id, few, 100 * (share or 0.0), len(rand.users),
         )  # fmt: skip
         if not rerankers or unrepresentative:
-            judged = rand
+            rand.temporal, judged = judged, rand
         elif judged is not None:
             judged.families_by = rand
     if judged is not None and logged is not None:

@@ -1,6 +1,6 @@
 """Every check for one tenant: data drift, and per model kind feature drift, prediction drift and decay.
 
-* ``data_drift``: the tenant's raw behaviour (topic of what users view, dwell time, device);
+* ``data_drift``: the tenant's raw behaviour (the mix of event types, the topic of the items, dwell time, device);
 * ``feature_drift`` per kind: the model's declared input columns;
 * ``prediction_drift`` per kind: the champion's score distribution on both windows;
 * ``performance`` per kind: the kind's live metric against the champion's holdout
@@ -134,7 +134,7 @@ def _data_drift(w: TenantWindows, policy: MonitorPolicy, windows: dict[str, Any]
                 threshold=policy.min_rows,
                 drifted=None,
                 status="insufficient_data",
-                detail=f"{rows_ref} reference and {rows_cur} current views (< {policy.min_rows})",
+                detail=f"{rows_ref} reference and {rows_cur} current users' events (< {policy.min_rows})",
             )
         ]
     dist, problems = drift_report(

@@ -23,10 +23,16 @@ import pandas as pd
 from ml.core import atomic
 from ml.monitoring.results import CheckResult
 
+# Why a column is skipped rather than an error: nothing changed that could be measured.
+NOT_SENT = "no values in either window: the tenant does not send it"
+SKIPPED = ("a single value in both windows", NOT_SENT)
+
 
 def _column_problems(ref: pd.Series, cur: pd.Series) -> str | None:
     """Why a column cannot be compared, or None. Evidently raises on all-null columns and returns
     NaN for single-valued ones; both are reported here by name instead."""
+    if ref.notna().sum() == 0 and cur.notna().sum() == 0:
+        return NOT_SENT
     if ref.notna().sum() == 0:
         return "all values missing in the reference window"
     if cur.notna().sum() == 0:
@@ -206,7 +212,7 @@ def column_rows(
                 )
             )
     for col, why in sorted(problems.items()):
-        status = "skipped" if why == "a single value in both windows" else "error"
+        status = "skipped" if why in SKIPPED else "error"
         rows.append(
             CheckResult(
                 **base, metric=f"column:{col}", value=None, threshold=threshold, drifted=None, status=status, detail=why

@@ -13,12 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from ml.core.contract import USER_EVENT_TYPES
 from ml.core.tenants import Tenant
 from ml.models.kinds.base import ModelKind
 from ml.monitoring.live import live_metrics
 from ml.monitoring.policy import MonitorPolicy
 
-EVENT_COLUMNS = {"numerical": ["dwell_seconds"], "categorical": ["topic", "device"]}
+# What a tenant's behaviour looks like, over every event a user does (whatever the tenant sends: a
+# click-only or purchase-only tenant is judged on its clicks or purchases): the mix of event types,
+# the topic of the item, the device, and the dwell time (which only views carry).
+EVENT_COLUMNS = {"numerical": ["dwell_seconds"], "categorical": ["event_type", "topic", "device"]}
 
 
 @dataclass
@@ -41,18 +45,20 @@ def _serving_cutoff(con: Any, tenant_id: str) -> date | None:
 
 
 def _events(con: Any, tenant_id: str, start: date, end: date, n: int) -> pd.DataFrame:
-    """Views in [start, end): the item's topic, the dwell time and the device (a repeatable sample)."""
+    """Users' events in [start, end): their type, the item's topic, the dwell time and the device
+    (a repeatable sample of ``n`` rows)."""
     return con.execute(
         f"""
         select * from (
-            select e.event_date, e.dwell_seconds, i.topic, e.device
+            select e.event_date, cast(e.event_type as varchar) as event_type, e.dwell_seconds, i.topic, e.device
             from stg_lake__events e
             left join int_items__catalogued i on i.tenant_id = e.tenant_id and i.item_id = e.item_id
-            where e.tenant_id = $t and e.event_type = 'view' and e.event_date >= $start and e.event_date < $end
+            where e.tenant_id = $t and e.user_id is not null and list_contains($types, cast(e.event_type as varchar))
+              and e.event_date >= $start and e.event_date < $end
             order by e.event_id
         ) using sample reservoir({int(n)} rows) repeatable (7)
         """,
-        {"t": tenant_id, "start": start, "end": end},
+        {"t": tenant_id, "start": start, "end": end, "types": list(USER_EVENT_TYPES)},
     ).df()
 
 
@@ -67,7 +73,7 @@ def read_windows(
     """The tenant's events (both windows), its serving marts now, and its live metrics."""
     tenant_id, region = tenant.tenant_id, tenant.region
     cutoff = _serving_cutoff(con, tenant_id)
-    empty = pd.DataFrame(columns=["event_date", "dwell_seconds", "topic", "device"])
+    empty = pd.DataFrame(columns=["event_date", "event_type", "dwell_seconds", "topic", "device"])
     w = TenantWindows(tenant_id, region, cutoff, reference_end, empty, empty)
     if cutoff is None:
         return w

@@ -317,6 +317,38 @@ def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history
     }
 
 
+def test_a_re_ranker_champion_meets_the_random_protocols_winner_on_the_temporal_holdout_it_replaced():
+    """A tenant whose re-ranker became champion while its users returned turns bursty: the random
+    protocol now decides and cannot judge the re-ranker. The two meet on the temporal holdout's
+    users: a re-ranker better there beyond chance stays, one that is not is replaced."""
+    import lightgbm as lgb
+
+    from ml.core.tenants import Tenant
+    from ml.models import gate, ranking, train
+
+    history, as_of = _bursty_history(), pd.Timestamp("2026-03-05")
+    cutoff = as_of - pd.Timedelta(days=7)
+    events = ranking_events(history)
+    recent = events[events["event_at"] >= cutoff.tz_localize("UTC")]
+    grid = pd.MultiIndex.from_product([sorted(recent["user_id"].unique()), sorted(events["item_id"].unique())])
+    examples = grid.to_frame(index=False, name=["user_id", "item_id"]).assign(cutoff_date=cutoff.date())
+    relevant = examples.merge(recent[["user_id", "item_id"]].drop_duplicates(), how="left", indicator=True)
+    relevant = (relevant["_merge"] == "both").to_numpy()
+    # one real booster that scores the feature up: fed the truth it is a perfect re-ranker, fed its
+    # negation the worst one (the items the users took last)
+    x = pd.DataFrame({"knew": relevant.astype(np.float32)})
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 1}, lgb.Dataset(x, relevant), 5)
+    for knew, kept in ((relevant, True), (~relevant, False)):
+        frame = examples.assign(knew=knew.astype(np.float32))
+        judged = train._ranking_holdout(Tenant("films", "eu"), history, frame, 7, None, as_of, True)
+        assert judged.protocol == ranking.RANDOM and judged.temporal is not None
+        challenger, _ = ranking.choose(ranking.compete(judged, [], RANKING_KIND, []))
+        decision = gate.versus_reranker_on_temporal(RANKING_KIND, "3", booster, ["knew"], challenger, judged)
+        assert decision.promote is not kept, decision.reason
+        assert f"on the {len(judged.temporal.users)} users of the temporal holdout" in decision.reason
+        assert ("beyond chance, kept" in decision.reason) is kept
+
+
 def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_family_for_its_re_rankers():
     from ml.core.tenants import Tenant
     from ml.models import ranking, train

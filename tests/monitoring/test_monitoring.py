@@ -190,6 +190,7 @@ def _events(n: int, seed: int, **over) -> pd.DataFrame:
     df = pd.DataFrame(
         {
             "event_date": date(2026, 11, 1),
+            "event_type": rng.choice(["view", "click", "complete"], n, p=[0.6, 0.3, 0.1]),
             "dwell_seconds": rng.lognormal(3, 0.5, n),
             "topic": rng.choice(["news", "tech", "food"], n),
             "device": rng.choice(["web", "ios"], n),
@@ -235,6 +236,20 @@ def test_single_value_column(tmp_path):
     assert r["column:device"].status == "skipped" and r["column:device"].drifted is None
     r = _check(_events(3000, 1, dwell_seconds=30.0), _events(2000, 2), tmp_path)
     assert r["column:dwell_seconds"].status == "error" and "spread is zero" in r["column:dwell_seconds"].detail
+
+
+def test_a_click_only_tenant_is_judged_on_its_clicks(tmp_path):
+    """No views, so no dwell time: the topic and device of its clicks are still judged, and a column
+    the tenant never sends is skipped, not an error."""
+    clicks = {"event_type": "click", "dwell_seconds": np.nan}
+    r = _check(_events(3000, 1, **clicks), _events(2000, 2, **clicks), tmp_path)
+    assert r["drifted_columns"].status == "ok" and r["drifted_columns"].drifted is False
+    assert r["column:topic"].status == "ok" and r["column:device"].status == "ok"
+    assert r["column:dwell_seconds"].status == "skipped" and "does not send" in r["column:dwell_seconds"].detail
+    assert r["column:event_type"].status == "skipped"
+    cur = _events(2000, 2, **clicks)
+    cur.loc[:1199, "topic"] = "tech"  # the clicks move to one topic
+    assert _check(_events(3000, 1, **clicks), cur, tmp_path)["column:topic"].drifted
 
 
 def test_unseen_category_is_named(tmp_path):
