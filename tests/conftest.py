@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from ml.core.settings import Settings
+from tests.served import served_world
 from tests.world import END, world_env
 
-__all__ = ["END"]
+__all__ = ["END", "served_world"]  # served_world: the serving and security suites share it
 
 
 @pytest.fixture

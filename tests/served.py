@@ -1,4 +1,8 @@
-"""A small trained and published world, and the real API started over HTTP on loopback."""
+"""A small trained and published world, and the real API started over HTTP on loopback.
+
+``served_world`` is a session fixture of the root conftest: the serving and security suites share
+one world.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +61,8 @@ def served_world(tmp_path_factory):
 class Api:
     """A running ``tenantflow serve`` process and an HTTP client for it."""
 
-    def __init__(self, proc: subprocess.Popen, base: str, log: Path) -> None:
-        self.proc, self.base, self.log = proc, base, log
+    def __init__(self, proc: subprocess.Popen, base: str, log: Path, settings) -> None:
+        self.proc, self.base, self.log, self.settings = proc, base, log, settings
         self.http = httpx.Client(base_url=base, timeout=30)
 
     def post(self, path: str, key: str | None, body: dict | None = None, **kw) -> httpx.Response:
@@ -67,18 +71,24 @@ class Api:
             headers["Authorization"] = f"Bearer {key}"
         return self.http.post(path, json=body, headers=headers, **kw)
 
-    def get(self, path: str) -> httpx.Response:
-        return self.http.get(path)
+    def get(self, path: str, ops: bool = False) -> httpx.Response:
+        """A GET; ``ops`` sends the ops token (``/metrics``, the detailed ``/readyz``)."""
+        return self.http.get(path, headers={"Authorization": f"Bearer {self.ops_token}"} if ops else {})
+
+    @property
+    def ops_token(self) -> str:
+        """The token the API generated into its home at start."""
+        return self.settings.stores.ops_token.read_text().strip()
 
     def wait_ready(self, timeout: float = 90.0, check=None) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc.poll() is None, f"the API exited: {self.log.read_text()[-3000:]}"
             try:
-                r = self.http.get("/readyz")
+                r = self.get("/readyz", ops=True)
                 if r.status_code == 200 and (check is None or check(r.json())):
                     return r.json()
-            except httpx.TransportError:
+            except (httpx.TransportError, FileNotFoundError):  # not listening yet; no token yet
                 pass
             assert time.monotonic() < deadline, f"not ready: {self.log.read_text()[-3000:]}"
             time.sleep(0.2)
@@ -104,7 +114,7 @@ def running_api(settings, **env):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    api = Api(proc, f"http://127.0.0.1:{port}", log)
+    api = Api(proc, f"http://127.0.0.1:{port}", log, settings)
     try:
         api.wait_ready(check=lambda b: b["models_loaded"] > 0 and b["tenants_with_features"] > 0)
         yield api

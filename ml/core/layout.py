@@ -15,6 +15,7 @@
       reports/health/tenant=T.json                       a tenant's feature health
       control.sqlite                                     tenants, keys, audit, monitor state (ml.core.control_db)
       serving/events.sqlite, serving/models/             the API's webhook ledger and model copies
+      secrets/                                           generated secrets, 0700 (ml.core.secret_files)
       mlflow/, airflow/, dbt/, gx/, logs/                the tools' own homes
 
 Every ``region`` and ``tenant`` passes :func:`ml.core.ids.validate_slug` before it becomes a
@@ -184,6 +185,16 @@ class Layout:
     def serving_model_dir(self, model_name: str) -> Path:
         """The API's disk copies of one registered model's versions (served while MLflow is down)."""
         return self.home / "serving" / "models" / model_name
+
+    @property
+    def secrets(self) -> Path:
+        """Secrets the installation generates for itself (:mod:`ml.core.secret_files`)."""
+        return self.home / "secrets"
+
+    @property
+    def ops_token(self) -> Path:
+        """The serving API's ops token: ``/metrics`` and the detailed ``/readyz`` ask for it."""
+        return self.secrets / "serving-ops-token"
 
     @property
     def mlflow_db(self) -> Path:

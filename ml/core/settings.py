@@ -113,6 +113,12 @@ class ServeSettings(_Group):
     flush_ms: float = 5.0  # webhook group-commit window
     auth_failures: int = 20  # bad keys per client per minute before it is throttled
     auth_block_seconds: float = 60.0
+    # addresses (or networks) of the reverse proxies whose X-Forwarded-For names the client, comma
+    # separated; empty: the connecting address is the client, whatever a header says
+    trusted_proxies: str = ""
+    # ``/metrics`` and the detailed ``/readyz`` ask for it (``Authorization: Bearer <token>``);
+    # empty: generated at first start into the home's secrets (Layout.ops_token, mode 0600)
+    ops_token: str = ""
     log_interval: float = 1.0  # prediction log flush
 
 

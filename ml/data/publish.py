@@ -100,6 +100,24 @@ def current(settings: Settings, region: str, tenant_id: str) -> dict[str, Any] |
     return meta
 
 
+def older(settings: Settings, region: str, tenant_id: str, than: str) -> list[dict[str, Any]]:
+    """The tenant's other published snapshots on disk (metadata with ``path``), newest first: what
+    the API falls back to when the one ``CURRENT`` names does not load. Folders without readable
+    metadata are left out."""
+    store = settings.stores.published
+    root = store.tenant_dir(region, tenant_id)
+    out = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        if not folder.is_dir() or folder.name.startswith(".") or folder.name == than:
+            continue
+        try:
+            meta = json.loads((folder / store.meta_name).read_text())
+        except (OSError, ValueError):
+            continue
+        out.append(meta | {"path": str(folder)})
+    return sorted(out, key=lambda m: (m.get("published_at") or "", m["snapshot_id"]), reverse=True)
+
+
 def _prune(root: Path, keep: str) -> None:
     snaps = sorted(
         (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.stat().st_mtime

@@ -9,7 +9,6 @@ state. Production swaps the embedded defaults (SQLite, LocalExecutor) by setting
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -19,21 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ml.core import atomic
+from ml.core import atomic, secret_files
 from ml.core.settings import REPO_ROOT, Settings, get_settings
 from ml.ops.airflow_client import AirflowClient
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-
-
-def _secret(path: Path) -> str:
-    """A secret generated once per installation and kept in its home (shared by components), mode 0600."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -56,8 +45,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(settings.airflow.port),
         "AIRFLOW__API__BASE_URL": base,
         "AIRFLOW__API__EXPOSE_CONFIG": "True",
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / ".jwt_secret"),
-        "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_files.generated(home / ".jwt_secret"),
+        "AIRFLOW__API__SECRET_KEY": secret_files.generated(home / ".api_secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -9,7 +9,10 @@
 * one ``POST /v1/...`` per model kind, each kind's ``endpoint`` (:mod:`ml.models.kinds`); e.g.
   ``/v1/recommendations``: top-k items for a user from the tenant's champion, or the cold-start
   list for an unknown user (``explain`` adds each item's top feature contributions).
-* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI).
+* ``GET /healthz`` (liveness, nothing tenant-specific), ``GET /readyz`` (readiness: its status
+  code for anyone, the per-tenant detail with the ops token), ``GET /metrics`` (Prometheus, with
+  the ops token: ``Authorization: Bearer <token>``, the token in ``TENANTFLOW_SERVE_OPS_TOKEN`` or
+  generated into ``<home>/secrets/serving-ops-token``), ``GET /docs`` (OpenAPI).
 
 The tenant of a request comes only from its key; a body or ``X-Tenant-Id`` header naming
 another tenant is refused (403). Per-tenant rate limits (``quota_requests_per_minute``) and
@@ -65,6 +68,10 @@ def create_app(settings: Settings | None = None, config: ServeSettings | None = 
     app.include_router(events.router)
     app.include_router(predictions.router(all_kinds()))
     app.include_router(ops.router)
+    paths = [getattr(route, "path", "") for route in app.routes]
+    if any("{" in p for p in paths):  # a developer's error, caught by every test that starts the app
+        raise RuntimeError("a route has path parameters: label metrics by route.matches, not by path")
+    state.metrics.routes = frozenset(paths)
     return app
 
 
@@ -72,10 +79,16 @@ def run(host: str, port: int, settings: Settings | None = None) -> None:
     """``tenantflow serve``: uvicorn with one worker (rate limits and the event ledger live in it)."""
     import uvicorn
 
+    settings = settings or get_settings()
+    proxies = [p.strip() for p in settings.serve.trusted_proxies.split(",") if p.strip()]
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
+        # X-Forwarded-For names the client only behind a configured proxy (the bad-key throttle
+        # counts per client): uvicorn's default trusts it from loopback
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
         log_level="warning",
         access_log=False,
         loop="uvloop",

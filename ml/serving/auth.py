@@ -1,8 +1,8 @@
 """Where a request's API key is checked, and the tenant it names is admitted (or not).
 
 Before any body is read, :class:`Admission` checks on every ``/v1/`` request: the body size, the
-client's bad-key throttle, the key (``Authorization: Bearer <key>``, compared in constant time
-with the stored hash), that an ``X-Tenant-Id`` header names the key's tenant, and the tenant's
+key (``Authorization: Bearer <key>``, compared in constant time with the stored hash; a bad one
+counts against the client's throttle, :class:`ml.serving.limits.AuthThrottle`), that an ``X-Tenant-Id`` header names the key's tenant, and the tenant's
 rate limit. The tenant of a request comes only from its key; a body naming another tenant is
 refused later by :func:`same_tenant`.
 
@@ -51,18 +51,17 @@ def admit(headers: Headers, client: str, state: ServingState) -> Tenant:
         )
     if headers.get("transfer-encoding", "").lower() == "chunked":
         raise ApiError(411, "length_required", "send a Content-Length header (chunked bodies are not accepted)")
-    wait = state.throttle.retry_after(client)
-    if wait > 0:
-        raise ApiError(
-            429,
-            "too_many_bad_keys",
-            "too many requests with invalid API keys from this client; check the key and retry later",
-            retry_after=wait,
-        )
     auth = headers.get("authorization", "")
     tenant_id = verify(auth[7:], state.keys) if auth[:7].lower() == "bearer " else None
     if tenant_id is None:
-        state.throttle.failed(client)
+        wait = state.throttle.failed(client)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "too_many_bad_keys",
+                "too many requests with invalid API keys from this client; check the key and retry later",
+                retry_after=wait,
+            )
         raise ApiError(
             401,
             "unauthenticated",

@@ -56,7 +56,7 @@ def error_response(exc: ApiError, path: str, metrics: Metrics) -> Response:
     headers = {"Retry-After": str(seconds_until(exc.retry_after))} if exc.retry_after is not None else None
     if exc.status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    metrics.requests.labels(exc.tenant_id or "-", path, str(exc.status), "-").inc()
+    metrics.requests.labels(exc.tenant_id or "-", metrics.endpoint(path), str(exc.status), "-").inc()
     return json_response(exc.body(), exc.status, headers)
 
 
@@ -73,7 +73,7 @@ def install_handlers(app: FastAPI, metrics: Metrics) -> None:
             {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "reason": e["msg"]} for e in exc.errors()
         ]
         tenant = getattr(request.state, "tenant_id", None)
-        metrics.requests.labels(tenant or "-", request.url.path, "422", "-").inc()
+        metrics.requests.labels(tenant or "-", metrics.endpoint(request.url.path), "422", "-").inc()
         first = details[0] if details else {"field": "body", "reason": "invalid"}
         more = f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""
         body = {

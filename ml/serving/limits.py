@@ -37,7 +37,15 @@ class TokenBuckets:
 
 
 class AuthThrottle:
-    """Too many bad keys from one client within a minute: that client waits."""
+    """Too many bad keys from one client within a minute: that client's bad keys are answered 429.
+
+    Only failed authentications count, and only they are ever refused: a valid key is admitted
+    whoever else failed from the same address (a NAT, an office). The keys hold 256 random bits
+    (:mod:`ml.serving.keys`), so the throttle bounds noise and log volume, not guessing.
+    The client is the connecting address, or the ``X-Forwarded-For`` client when the connection
+    comes from a configured proxy (``ServeSettings.trusted_proxies``; uvicorn's
+    ``ProxyHeadersMiddleware`` rewrites it, :func:`ml.serving.app.run`).
+    """
 
     def __init__(self, max_failures: int = 20, window: float = 60.0, block: float = 60.0) -> None:
         self.max_failures, self.window, self.block = max_failures, window, block
@@ -45,17 +53,19 @@ class AuthThrottle:
         self.blocked_until: dict[str, float] = {}
         self.lock = threading.Lock()
 
-    def retry_after(self, client: str) -> float:
-        until = self.blocked_until.get(client, 0.0)
-        return max(0.0, until - time.monotonic())
-
-    def failed(self, client: str) -> None:
+    def failed(self, client: str) -> float:
+        """Count one failed authentication of ``client``: seconds it must wait (0: answer 401)."""
         now = time.monotonic()
         with self.lock:
+            until = self.blocked_until.get(client, 0.0)
+            if until > now:
+                return until - now
             q = self.failures[client]
             q.append(now)
             while q and q[0] < now - self.window:
                 q.popleft()
-            if len(q) >= self.max_failures:
+            if len(q) > self.max_failures:
                 self.blocked_until[client] = now + self.block
                 q.clear()
+                return self.block
+            return 0.0

@@ -1,6 +1,7 @@
 """The API's Prometheus metrics: requests, latency and events per tenant, and the versions served.
 
-Labels are bounded: tenants come from keys (or ``-``), endpoints from the routes that exist.
+Labels are bounded: tenants come from keys (or ``-``), endpoints from the routes that exist
+(:meth:`Metrics.endpoint`: any other path is ``unmatched``, so made-up paths add no series).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ class Metrics:
     latency: Any = field(init=False)
     events: Any = field(init=False)
     serving: Any = field(init=False)
+    routes: frozenset[str] = frozenset()  # the app's route paths (set once its routers are included)
+
+    def endpoint(self, path: str) -> str:
+        """The ``endpoint`` label of a request path: the route it names, else ``unmatched``."""
+        return path if path in self.routes else "unmatched"
 
     def __post_init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram

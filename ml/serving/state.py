@@ -3,7 +3,8 @@
 Tenants, keys and traffic splits come from the control database; each tenant's published features
 from ``published/`` (swapped when its ``CURRENT`` moves); models from the registry by alias
 (:mod:`ml.serving.models`). A bad snapshot or a model that fails to load never replaces a good
-one. Objects loaded once and kept until the next swap are ``gc.freeze()``d: the collector's full
+one; after a restart, a tenant whose current snapshot does not load is served its newest older
+one that does (``feature_fallbacks``, shown in the detailed ``/readyz``). Objects loaded once and kept until the next swap are ``gc.freeze()``d: the collector's full
 passes would otherwise walk them while requests wait (100-240 ms pauses under load).
 """
 
@@ -15,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from ml.core import secret_files
 from ml.core.settings import ServeSettings, Settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import publish
@@ -43,10 +45,12 @@ class ServingState:
         self.features: dict[str, PublishedFeatures] = {}
         self.marts = online_marts()
         self.metrics = Metrics()
-        self.feature_errors: dict[str, str] = {}
+        self.feature_errors: dict[str, str] = {}  # tenant -> why its CURRENT snapshot did not load
+        self.feature_fallbacks: dict[str, str] = {}  # tenant -> the older snapshot served instead, and why
         self.models = ModelStore(settings)
         self.buckets = TokenBuckets()
         self.throttle = AuthThrottle(config.auth_failures, 60.0, config.auth_block_seconds)
+        self.ops_token = config.ops_token or secret_files.generated(settings.stores.ops_token)
         self.sink = EventSink(settings, config.flush_ms)
         self.plog = PredictionLog(settings, config.log_interval)
         self.ready = False
@@ -64,21 +68,49 @@ class ServingState:
         for tid, t in self.tenants.items():
             meta = publish.current(self.settings, t.region, tid)
             have = self.features.get(tid)
-            if meta is None or (have is not None and have.snapshot_id == meta["snapshot_id"]):
+            if meta is None:
                 continue
-            try:
-                loaded = PublishedFeatures.load(
-                    Path(meta["path"]), meta["snapshot_id"], meta.get("serving_cutoff"), self.marts
-                )
-            except Exception as exc:
-                log.exception("tenant %s: could not load published features %s", tid, meta["snapshot_id"])
-                self.feature_errors[tid] = f"{meta['snapshot_id']}: {type(exc).__name__}: {exc}"
+            if have is not None and have.snapshot_id == meta["snapshot_id"]:
+                self.feature_errors.pop(tid, None)  # (CURRENT moved back to the snapshot served)
+                self.feature_fallbacks.pop(tid, None)
                 continue
-            self.features[tid] = loaded  # atomic swap
-            self.feature_errors.pop(tid, None)
-            log.info("tenant %s: serving features %s (cutoff %s)", tid, loaded.snapshot_id, loaded.serving_cutoff)
+            if self.feature_errors.get(tid, "").startswith(f"{meta['snapshot_id']}:"):
+                continue  # snapshots are immutable: a broken one stays broken until CURRENT moves
+            loaded = self._load(tid, meta)
+            if loaded is not None:
+                self.features[tid] = loaded  # atomic swap
+                self.feature_errors.pop(tid, None)
+                self.feature_fallbacks.pop(tid, None)
+            elif have is None:  # a restart: the newest older snapshot that loads, rather than nothing
+                self._fall_back(tid, t, meta["snapshot_id"])
         for gone in set(self.features) - set(self.tenants):
             del self.features[gone]
+
+    def _load(self, tid: str, meta: dict) -> PublishedFeatures | None:
+        try:
+            loaded = PublishedFeatures.load(
+                Path(meta["path"]), meta["snapshot_id"], meta.get("serving_cutoff"), self.marts
+            )
+        except Exception as exc:
+            log.exception("tenant %s: could not load published features %s", tid, meta["snapshot_id"])
+            self.feature_errors[tid] = f"{meta['snapshot_id']}: {type(exc).__name__}: {exc}"
+            return None
+        log.info("tenant %s: serving features %s (cutoff %s)", tid, loaded.snapshot_id, loaded.serving_cutoff)
+        return loaded
+
+    def _fall_back(self, tid: str, t: Tenant, broken: str) -> None:
+        error = self.feature_errors[tid]
+        for meta in publish.older(self.settings, t.region, tid, than=broken):
+            loaded = self._load(tid, meta)
+            if loaded is not None:
+                self.features[tid] = loaded
+                self.feature_fallbacks[tid] = (
+                    f"serving {meta['snapshot_id']} (published {meta.get('published_at')}): "
+                    f"the current snapshot {broken} does not load"
+                )
+                log.warning("tenant %s: %s", tid, self.feature_fallbacks[tid])
+                break
+        self.feature_errors[tid] = error  # the current one's error, not an older one's
 
     def wanted_models(self) -> list[tuple[str, str, str]]:
         """(tenant, kind, arm) of every model to hold: each tenant's champions, and challengers where split."""

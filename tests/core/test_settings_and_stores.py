@@ -124,8 +124,9 @@ def test_a_home_from_before_migrations_is_upgraded_in_place(tmp_path, monkeypatc
 
 
 def test_secrets_are_created_private(tmp_path):
-    from ml.ops.airflow import _secret
+    from ml.core.secret_files import generated
 
-    secret = _secret(tmp_path / "s" / ".jwt")
+    secret = generated(tmp_path / "s" / ".jwt")
     assert len(secret) >= 32 and oct(os.stat(tmp_path / "s" / ".jwt").st_mode & 0o777) == "0o600"
-    assert _secret(tmp_path / "s" / ".jwt") == secret
+    assert oct(os.stat(tmp_path / "s").st_mode & 0o777) == "0o700"
+    assert generated(tmp_path / "s" / ".jwt") == secret

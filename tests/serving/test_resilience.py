@@ -3,7 +3,9 @@ model version, SIGKILL while acknowledging events."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import pyarrow.parquet as pq
 from ml.core.layout import LAKE_FILE
 from ml.data.ingest.run import ingest_tenants
 from ml.models import registry, train
-from tests.serving.conftest import free_port, running_api
+from tests.served import free_port, running_api
 from tests.serving.test_api import _users
 
 
@@ -97,7 +99,7 @@ def test_mlflow_down_keeps_serving_and_a_restart_serves_the_disk_copy(served_wor
     try:
         env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
         with running_api(settings, **env) as api:
-            assert api.get("/readyz").json()["mlflow_reachable"] is True
+            assert api.get("/readyz", ops=True).json()["mlflow_reachable"] is True
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
             api.wait_ready(check=lambda b: b["mlflow_reachable"] is False)
@@ -109,7 +111,7 @@ def test_mlflow_down_keeps_serving_and_a_restart_serves_the_disk_copy(served_wor
         with running_api(settings, **env) as api:
             body = api.post("/v1/recommendations", keys["initech"], {"user_id": user}).json()
             assert body["arm"] == "champion" and body["model"]["version"] == champ
-            assert api.get("/readyz").json()["mlflow_reachable"] is False
+            assert api.get("/readyz", ops=True).json()["mlflow_reachable"] is False
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
@@ -159,9 +161,42 @@ def test_a_version_that_fails_to_load_never_replaces_the_working_one(served_worl
             api.wait_ready(check=lambda b: any(k.startswith("initech.recommender") for k in b["model_errors"]))
             body = api.post("/v1/recommendations", keys["initech"], {"user_id": user}).json()
             assert body["model"]["version"] == str(champ.version)
-            assert f"v{broken.version}" in api.get("/readyz").json()["model_errors"]["initech.recommender.champion"]
+            assert (
+                f"v{broken.version}"
+                in api.get("/readyz", ops=True).json()["model_errors"]["initech.recommender.champion"]
+            )
         finally:
             c.set_registered_model_alias(name, "champion", champ.version)
+
+
+def test_a_restart_falls_back_to_the_newest_published_snapshot_that_loads(served_world):
+    """acme's CURRENT names a newer snapshot whose ranking mart is torn (a disk fault): a fresh API
+    serves acme from the older good one, says so in /readyz, and takes a good new snapshot when
+    CURRENT moves to it."""
+    settings, keys = served_world
+    store = settings.stores.published
+    pointer = store.pointer("eu", "acme")
+    good = json.loads(pointer.read_text())
+    torn_id = "f" * 16
+    torn = store.snapshot_dir("eu", "acme", torn_id)
+    shutil.copytree(store.snapshot_dir("eu", "acme", good["snapshot_id"]), torn)
+    mart = torn / "ranking_candidates.parquet"
+    mart.write_bytes(mart.read_bytes()[: mart.stat().st_size // 2])
+    newer = good | {"snapshot_id": torn_id, "published_at": "2999-01-01T00:00:00Z"}
+    (torn / store.meta_name).write_text(json.dumps(newer))
+    user = _users(settings, "acme")[0]
+    try:
+        pointer.write_text(json.dumps(newer))
+        with running_api(settings) as api:
+            detail = api.get("/readyz", ops=True).json()
+            assert detail["ready"] and torn_id in detail["feature_errors"]["acme"]
+            assert detail["feature_fallbacks"]["acme"].startswith(f"serving {good['snapshot_id']}")
+            assert api.post("/v1/recommendations", keys["acme"], {"user_id": user}).status_code == 200
+            pointer.write_text(json.dumps(good))  # a good snapshot is published again
+            api.wait_ready(check=lambda b: "acme" not in b["feature_fallbacks"] and "acme" not in b["feature_errors"])
+    finally:
+        pointer.write_text(json.dumps(good))
+        shutil.rmtree(torn, ignore_errors=True)
 
 
 def test_every_acknowledged_event_reaches_the_lake_once_despite_sigkill(served_world):
