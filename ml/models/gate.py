@@ -288,17 +288,15 @@ def _versus_champion(
     v, family = str(champ.version), version_family(champ)
     if same_recipe and family != LIGHTGBM:
         return GateDecision(True, f"{family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {})
-    if family == LIGHTGBM and ranking.protocol != "temporal":
-        if ranking.temporal is None:
-            why = (
-                f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
-            )
-            return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
-        booster = load_booster(name, v, settings)
-        return versus_reranker_on_temporal(kind, v, booster, version_features(champ) or features, challenger, ranking)
+    off_protocol = family == LIGHTGBM and ranking.protocol != "temporal"
+    if off_protocol and ranking.temporal is None:
+        why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
+        return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
     if family == LIGHTGBM:
-        own = version_features(champ) or features  # the champion reads its own columns
-        lists = ranking.reranker_lists(predict(kind, load_booster(name, v, settings), ranking.examples, own))
+        own, booster = version_features(champ) or features, load_booster(name, v, settings)  # its own columns
+        if off_protocol:
+            return versus_reranker_on_temporal(kind, v, booster, own, challenger, ranking)
+        lists = ranking.reranker_lists(predict(kind, booster, ranking.examples, own))
     else:
         recipe = recsys.fitted(recsys.unfitted(load_family(name, v, settings)), ranking.history)
         lists = ranking.family_lists(recipe)

@@ -2,8 +2,8 @@
 
 Before any body is read, :class:`Admission` checks on every ``/v1/`` request: the body size, the
 key (``Authorization: Bearer <key>``, compared in constant time with the stored hash; a bad one
-counts against the client's throttle, :class:`ml.serving.limits.AuthThrottle`), that an ``X-Tenant-Id`` header names the key's tenant, and the tenant's
-rate limit. The tenant of a request comes only from its key; a body naming another tenant is
+counts against the client's throttle, :class:`ml.serving.limits.AuthThrottle`), that an
+``X-Tenant-Id`` header names the key's tenant, and the tenant's rate limit. The tenant of a request comes only from its key; a body naming another tenant is
 refused later by :func:`same_tenant`.
 
 It is pure ASGI middleware, not Starlette's ``BaseHTTPMiddleware``: that one costs a task and a

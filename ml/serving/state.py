@@ -4,8 +4,9 @@ Tenants, keys and traffic splits come from the control database; each tenant's p
 from ``published/`` (swapped when its ``CURRENT`` moves); models from the registry by alias
 (:mod:`ml.serving.models`). A bad snapshot or a model that fails to load never replaces a good
 one; after a restart, a tenant whose current snapshot does not load is served its newest older
-one that does (``feature_fallbacks``, shown in the detailed ``/readyz``). Objects loaded once and kept until the next swap are ``gc.freeze()``d: the collector's full
-passes would otherwise walk them while requests wait (100-240 ms pauses under load).
+one that does (``feature_fallbacks``, shown in the detailed ``/readyz``). Objects loaded once and
+kept until the next swap are ``gc.freeze()``d: the collector's full passes would otherwise walk
+them while requests wait (100-240 ms pauses under load).
 """
 
 from __future__ import annotations
