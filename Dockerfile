@@ -1,9 +1,16 @@
-# One image for every Tenantflow process (Airflow components, MLflow UI, workers).
+# One image for every Tenantflow process (Airflow components, MLflow server, workers, the API).
 FROM python:3.11-slim
+# LightGBM's OpenMP runtime; bash for the compose commands
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 bash \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/tenantflow
 RUN pip install --no-cache-dir uv==0.13.9
 COPY requirements.lock pyproject.toml README.md ./
 RUN uv pip install --system --no-cache -r requirements.lock
 COPY . .
-RUN uv pip install --system --no-cache --no-deps -e .
+RUN uv pip install --system --no-cache --no-deps -e . \
+    && useradd --uid 50000 --create-home --shell /bin/bash tenantflow \
+    && mkdir -p /var/tenantflow && chown tenantflow /var/tenantflow && chmod 0700 /var/tenantflow
 ENV TENANTFLOW_HOME=/var/tenantflow PYTHONPATH=/opt/tenantflow
+# never root: the state volume is created owned by this user (the folder above)
+USER 50000

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export TENANTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: venv demo test test-unit test-integration up lint sqlfluff-lint format lock clean-state bench help
+.PHONY: venv demo test test-unit test-integration up compose-env lint sqlfluff-lint format lock clean-state bench help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo through real Airflow"
@@ -14,6 +14,7 @@ help:
 	@echo "make test   - set up .venv, lint, and run the test suite (what .ci/run runs)"
 	@echo "make test-unit / test-integration - the suite without / only the real-Airflow test"
 	@echo "make up     - start Airflow (UI, scheduler, dag-processor, triggerer) and the MLflow UI"
+	@echo "make compose-env - generate .env (the secrets docker-compose.yaml needs; mode 0600)"
 	@echo "make bench  - run the benchmarks (slow; results in benchmarks/README.md)"
 	@echo "make lint   - ruff (lint and format), mypy, sqlfluff on dbt_project/, import contracts"
 	@echo "make format - apply ruff format, ruff's fixes and sqlfluff's fixes"
@@ -53,6 +54,9 @@ test-integration: $(BIN)/.installed
 
 up: $(BIN)/.installed
 	$(BIN)/tenantflow up
+
+compose-env: $(BIN)/.installed
+	$(BIN)/tenantflow compose-env --out .env
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py

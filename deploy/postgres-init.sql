@@ -1,1 +1,2 @@
 create database mlflow;
+create database mlflow_auth;

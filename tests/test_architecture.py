@@ -7,6 +7,7 @@ test``); these are the rules it cannot express.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,22 @@ def test_one_home_for_each_kind_of_write(call, home):
     assert not found, f"{call} belongs in ml/{home}: {found}"
 
 
+def test_nothing_in_ml_unpickles_or_calls_an_mlflow_model_loader():
+    """Models are parsed from LightGBM's text or arrays read with allow_pickle=False
+    (ml/models/champion.py); MLflow's loaders follow an MLmodel's loader_module or unpickle."""
+    banned = re.compile(
+        r"\b(pickle|cloudpickle|joblib|dill)\.loads?\b|\bmlflow\.(\w+\.)?load_model\b|\bpyfunc\.load_model\b"
+        r"|allow_pickle\s*=\s*True"
+    )
+    found = [
+        f"{_rel(p)}:{n}: {line.strip()}"
+        for p in MODULES
+        for n, line in enumerate(p.read_text().splitlines(), start=1)
+        if banned.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert not found, f"code from a registry or a file would run: {found}"
+
+
 def test_settings_are_read_only_by_the_settings_module():
     found = [
         f"{_rel(p)}:{line} {s!r}"
@@ -125,10 +142,17 @@ def test_settings_are_read_only_by_the_settings_module():
 
 
 # settings written (not read) for child processes: `make up`'s Procfile, `tenantflow env`'s exports,
-# and the demo's cooldown for its Airflow tasks
+# the demo's cooldown for its Airflow tasks, and the .env of `tenantflow compose-env`
 _PASSED_ON = {
+    "TENANTFLOW_AIRFLOW_PASSWORD",
+    "TENANTFLOW_MLFLOW_ADMIN_USER",
+    "TENANTFLOW_MLFLOW_ADMIN_PASSWORD",
+    "TENANTFLOW_MLFLOW_SERVICE_USER",
+    "TENANTFLOW_MLFLOW_SERVICE_PASSWORD",
+    "TENANTFLOW_SERVE_OPS_TOKEN",
     "TENANTFLOW_HOME",
     "TENANTFLOW_AIRFLOW_PORT",
+    "TENANTFLOW_AIRFLOW_HOST",
     "TENANTFLOW_MLFLOW_PORT",
     "TENANTFLOW_SERVE_PORT",
     "TENANTFLOW_MONITOR_COOLDOWN_HOURS",

@@ -15,6 +15,7 @@ waits its turn instead of failing on a lock upgrade).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,19 +23,28 @@ from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
 
+from ml.core import atomic
 from ml.core.settings import Settings, get_settings
 
 _LOCK = threading.Lock()
 
 
+class ControlConnection(sqlite3.Connection):
+    """A connection that remembers the audit entry its transaction appended (:mod:`ml.core.audit`),
+    so the head is written once the transaction commits."""
+
+    audit_head: dict | None = None
+
+
 def migrations(schema: str) -> list[tuple[int, str, str]]:
-    """``(number, name, sql)`` of a schema's migration files, in order."""
+    """``(number, name, source)`` of a schema's migration files, in order: SQL, or Python (a
+    module with ``upgrade(con)``, for a step SQL cannot do, such as hashing rows)."""
     folder = resources.files("ml.core") / "migrations" / schema
     out = []
     for f in folder.iterdir():
-        if f.name.endswith(".sql"):
-            number, _, name = f.name.removesuffix(".sql").partition("_")
-            out.append((int(number), name, f.read_text()))
+        if f.name.endswith((".sql", ".py")) and f.name[0].isdigit():
+            number, _, name = f.name.rsplit(".", 1)[0].partition("_")
+            out.append((int(number), f.name, f.read_text()))
     return sorted(out)
 
 
@@ -50,10 +60,15 @@ def migrate(con: sqlite3.Connection, schema: str) -> int:
     con.execute("begin immediate")
     try:
         (version,) = con.execute("pragma user_version").fetchone()
-        for number, _name, sql in migrations(schema):
+        for number, file, source in migrations(schema):
             if number > version:
-                for statement in (s for s in sql.split(";") if s.strip()):
-                    con.execute(statement)
+                if file.endswith(".py"):
+                    namespace: dict = {}
+                    exec(compile(source, file, "exec"), namespace)
+                    namespace["upgrade"](con)
+                else:
+                    for statement in (s for s in source.split(";") if s.strip()):
+                        con.execute(statement)
                 version = number
         con.execute(f"pragma user_version = {int(version)}")
         con.execute("commit")
@@ -63,14 +78,14 @@ def migrate(con: sqlite3.Connection, schema: str) -> int:
     return int(version)
 
 
-def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+def open_sqlite(path: Path, schema: str, factory: type[sqlite3.Connection] = sqlite3.Connection) -> sqlite3.Connection:
     """A connection (autocommit: transactions are explicit) to a migrated database; the caller closes it.
 
     Each connection reads the file's schema version (a header read) and migrates a file behind
     the code: a home deleted and made again in the same process is migrated again.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    con = sqlite3.connect(path, timeout=30, isolation_level=None, factory=factory)
     (version,) = con.execute("pragma user_version").fetchone()
     if version < latest_version(schema):
         with _LOCK:
@@ -85,7 +100,7 @@ def connect(settings: Settings | None = None) -> Iterator[sqlite3.Connection]:
     settings = settings or get_settings()
     path = settings.stores.control_db
     _adopt_legacy_file(path)
-    with closing(open_sqlite(path, "control")) as con:
+    with closing(open_sqlite(path, "control", ControlConnection)) as con:
         con.execute("begin immediate")
         try:
             yield con
@@ -93,6 +108,22 @@ def connect(settings: Settings | None = None) -> Iterator[sqlite3.Connection]:
             con.execute("rollback")
             raise
         con.execute("commit")
+        if con.audit_head is not None:  # type: ignore[attr-defined]
+            _write_audit_head(settings.stores.audit_head, con.audit_head)  # type: ignore[attr-defined]
+
+
+def _write_audit_head(path: Path, head: dict) -> None:
+    """Move the audit log's head forward after a commit (never back: a slower writer's older head
+    is not written over a newer one)."""
+    from filelock import FileLock
+
+    with FileLock(f"{path}.lock"):
+        try:
+            if int(json.loads(path.read_text())["id"]) >= int(head["id"]):
+                return
+        except FileNotFoundError:
+            pass
+        atomic.write_json(path, head)
 
 
 def _adopt_legacy_file(path: Path) -> None:

@@ -14,6 +14,7 @@
       reports/gx/...                                     Great Expectations validation results
       reports/health/tenant=T.json                       a tenant's feature health
       control.sqlite                                     tenants, keys, audit, monitor state (ml.core.control_db)
+      audit.head                                         the audit log's last entry (ml.core.audit)
       serving/events.sqlite, serving/models/             the API's webhook ledger and model copies
       secrets/                                           generated secrets, 0700 (ml.core.secret_files)
       mlflow/, airflow/, dbt/, gx/, logs/                the tools' own homes
@@ -177,6 +178,11 @@ class Layout:
     @property
     def control_db(self) -> Path:
         return self.home / "control.sqlite"
+
+    @property
+    def audit_head(self) -> Path:
+        """The audit log's last entry (id and hash), written after each commit (:mod:`ml.core.audit`)."""
+        return self.home / "audit.head"
 
     @property
     def webhook_ledger(self) -> Path:

@@ -37,13 +37,19 @@ class AirflowSettings(_Group):
 
     port: int = 8080
     user: str = "admin"
-    password: str = "admin"
+    password: str | None = None  # None: generated at first start into <home>/secrets/airflow-admin-password
+    host: str = "127.0.0.1"  # the api-server's bind address; 0.0.0.0 only when the operator says so
 
 
 class MlflowSettings(_Group):
     """The MLflow UI of ``make up``; the store itself is ``MLFLOW_TRACKING_URI`` or SQLite in home."""
 
     port: int = 5000
+    # MLflow's basic-auth app (ml.ops.mlflow_auth): passwords None are generated into <home>/secrets
+    admin_user: str = "admin"
+    admin_password: str | None = None
+    service_user: str = "tenantflow-service"
+    service_password: str | None = None
 
 
 class LandingSettings(_Group):

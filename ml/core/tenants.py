@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
-from ml.core import control_db
+from ml.core import audit, control_db
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
@@ -113,7 +113,9 @@ class TenantStore:
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
+                old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
                 con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
         return tenant
@@ -137,10 +139,17 @@ class TenantStore:
         return [self.get(t) for t in tenant_ids] if tenant_ids else self.list()
 
     def remove(self, tenant_id: str) -> None:
+        """Delete the tenant's row and source spec (audited as ``tenant_remove``).
+
+        Raises:
+            TenantError: no such tenant.
+        """
         validate_slug(tenant_id)
         with control_db.connect(self.settings) as con:
             cur = con.execute("delete from tenants where tenant_id = ?", (tenant_id,))
             con.execute("delete from source_specs where tenant_id = ?", (tenant_id,))
+            if cur.rowcount:
+                audit.append(con, "tenant_remove", tenant_id)
         if cur.rowcount == 0:
             raise TenantError(f"unknown tenant {tenant_id!r}; nothing removed.")
 
@@ -205,6 +214,22 @@ _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days"
 )
+
+
+QUOTAS = ("quota_events_per_day", "quota_requests_per_minute")
+
+
+def _audit_change(con: sqlite3.Connection, new: Tenant, old: Tenant | None) -> None:
+    """``tenant_add`` with the entry's fields, or the changed fields (``quota_change`` when only quotas moved)."""
+    fields = new.to_json()
+    if old is None:
+        audit.append(con, "tenant_add", new.tenant_id, detail=fields)
+        return
+    before = old.to_json()
+    changed = {k: [before.get(k), v] for k, v in fields.items() if before.get(k) != v}
+    if changed:
+        action = "quota_change" if set(changed) <= set(QUOTAS) else "tenant_change"
+        audit.append(con, action, new.tenant_id, detail=changed)
 
 
 def tenant_from_dict(d: dict[str, object]) -> Tenant:

@@ -1,17 +1,17 @@
-"""The audit log of champion moves: every promotion, refusal and rollback, who did it, when and why.
-
-Rows live in the control database (:mod:`ml.core.control_db`), next to the tenants.
-"""
+"""Champion moves in the audit log (:mod:`ml.core.audit`): every promotion, refusal and rollback,
+who did it, when and why, as entries whose subject is the model kind."""
 
 from __future__ import annotations
 
-import getpass
-import os
-import time
 from dataclasses import dataclass
 
-from ml.core import control_db
+from ml.core import audit as log
+from ml.core.audit import actor
 from ml.core.settings import Settings, get_settings
+
+MODEL_ACTIONS = ("promote", "rollback", "refuse", "move_failed", "outside_move")
+
+__all__ = ["MODEL_ACTIONS", "AuditEntry", "actor", "entries", "record"]
 
 
 @dataclass(frozen=True)
@@ -20,21 +20,10 @@ class AuditEntry:
     actor: str
     kind: str
     tenant_id: str
-    action: str  # promote | rollback | refuse
+    action: str  # one of MODEL_ACTIONS
     from_version: str | None
     to_version: str | None
     reason: str
-
-
-def actor() -> str:
-    """Who is acting: the Airflow run when inside a task (Airflow's task context), else the OS user."""
-    dag_run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
-    if dag_run:
-        return f"airflow:{os.environ.get('AIRFLOW_CTX_DAG_ID', '?')}/{dag_run}"
-    try:
-        return getpass.getuser()
-    except Exception:
-        return f"uid:{os.getuid()}"
 
 
 def record(
@@ -47,49 +36,32 @@ def record(
     settings: Settings | None = None,
     who: str | None = None,
 ) -> AuditEntry:
-    """Append one entry (``who`` defaults to :func:`actor`)."""
-    settings = settings or get_settings()
-    entry = AuditEntry(
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        who or actor(),
-        kind,
-        tenant_id,
-        action,
-        from_version,
-        to_version,
-        reason,
-    )
-    with control_db.connect(settings) as con:
-        con.execute(
-            "insert into model_audit (at, actor, kind, tenant_id, action, from_version, to_version, reason)"
-            " values (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.at,
-                entry.actor,
-                entry.kind,
-                entry.tenant_id,
-                entry.action,
-                entry.from_version,
-                entry.to_version,
-                entry.reason,
-            ),
-        )
-    return entry
+    """Append one champion move (``who`` defaults to :func:`ml.core.audit.actor`).
+
+    Raises:
+        ValueError: ``action`` is not one of :data:`MODEL_ACTIONS`.
+    """
+    if action not in MODEL_ACTIONS:
+        raise ValueError(f"unknown model audit action {action!r} (known: {', '.join(MODEL_ACTIONS)})")
+    detail = {"from_version": from_version, "to_version": to_version, "reason": reason}
+    e = log.record(action, tenant_id, kind, detail, settings or get_settings(), who)
+    return AuditEntry(e.at, e.actor, kind, tenant_id, action, from_version, to_version, reason)
 
 
 def entries(
     settings: Settings | None = None, tenant_id: str | None = None, kind: str | None = None
 ) -> list[AuditEntry]:
-    """The log, oldest first, of one tenant and/or kind (or everything)."""
-    settings = settings or get_settings()
-    sql = "select at, actor, kind, tenant_id, action, from_version, to_version, reason from model_audit where 1=1"
-    args: list[str] = []
-    if tenant_id:
-        sql += " and tenant_id = ?"
-        args.append(tenant_id)
-    if kind:
-        sql += " and kind = ?"
-        args.append(kind)
-    with control_db.connect(settings) as con:
-        rows = con.execute(sql + " order by id", args).fetchall()
-    return [AuditEntry(*r) for r in rows]
+    """The champion moves, oldest first, of one tenant and/or kind (or everything)."""
+    return [
+        AuditEntry(
+            e.at,
+            e.actor,
+            e.subject,
+            e.tenant_id,
+            e.action,
+            e.detail.get("from_version"),
+            e.detail.get("to_version"),
+            e.detail.get("reason", ""),
+        )
+        for e in log.entries(settings or get_settings(), tenant_id, kind, MODEL_ACTIONS)
+    ]

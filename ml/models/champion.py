@@ -8,6 +8,7 @@ was trained on are its ``features`` tag (a JSON list, in the order the model rea
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +17,14 @@ from typing import Any
 
 from ml.core.settings import Settings
 from ml.models import registry
+
+BOOSTER_CLASS = "lightgbm.basic.Booster"
+FAMILY_FILES = ("family.json", "arrays.npz")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class UntrustedModel(ValueError):
+    """A registered version Tenantflow refuses to load: another tenant's, or not a format it parses."""
 
 
 def version_features(mv: Any) -> list[str] | None:
@@ -30,7 +39,12 @@ def version_run_id(mv: Any) -> str | None:
 
 
 def load_booster(name: str, version: str, settings: Settings) -> Any:
-    """A registered version's LightGBM booster (``lightgbm.Booster``; LightGBM's own text format, no pickle)."""
+    """A registered version's LightGBM booster (``lightgbm.Booster``), parsed from LightGBM's text format.
+
+    Raises:
+        UntrustedModel: the version does not belong to the model's tenant (:func:`check_owner`), or
+            its files are not a LightGBM text model (:func:`_booster_text`).
+    """
     registry.client(settings)
     return _load_booster(settings.mlflow_tracking_uri, name, str(version))
 
@@ -41,17 +55,35 @@ def version_family(mv: Any) -> str:
 
 
 def load_family(name: str, version: str, settings: Settings) -> Any:
-    """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling."""
+    """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling.
+
+    Raises:
+        UntrustedModel: the version does not belong to the model's tenant (:func:`check_owner`).
+    """
     registry.client(settings)
     return _load_family(settings.mlflow_tracking_uri, name, str(version))
 
 
-def download_family(name: str, version: str, folder: Path) -> Path:
-    """Copy a family version's files (``family.json``, ``arrays.npz``) into ``folder``; returns it."""
+def download_family(name: str, version: str, folder: Path, settings: Settings) -> Path:
+    """Copy a family version's two files (``family.json``, ``arrays.npz``) into ``folder``; returns it.
+
+    Raises:
+        UntrustedModel: the version does not belong to the model's tenant (:func:`check_owner`).
+    """
+    registry.client(settings)
+    return _download_family(settings.mlflow_tracking_uri, name, version, folder)
+
+
+def _download_family(uri: str, name: str, version: str, folder: Path) -> Path:
     import mlflow.artifacts
 
+    c = registry.client_at(uri)
+    check_owner(c.get_model_version(name, version), c)
+    root = c.get_model_version_download_uri(name, version).rstrip("/")
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(folder)))
+    for file in FAMILY_FILES:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{file}", dst_path=str(folder), tracking_uri=uri)
+    return folder
 
 
 @lru_cache(maxsize=32)
@@ -59,14 +91,88 @@ def _load_family(uri: str, name: str, version: str) -> Any:
     from ml.models import recsys
 
     with tempfile.TemporaryDirectory() as tmp:
-        return recsys.load(download_family(name, version, Path(tmp)))
+        return recsys.load(_download_family(uri, name, version, Path(tmp)))
 
 
 @lru_cache(maxsize=32)
 def _load_booster(uri: str, name: str, version: str) -> Any:
-    import mlflow.lightgbm
+    import lightgbm as lgb
 
-    return mlflow.lightgbm.load_model(f"models:/{name}/{version}")
+    c = registry.client_at(uri)
+    mv = c.get_model_version(name, version)
+    check_owner(mv, c)
+    root = c.get_model_version_download_uri(name, version).rstrip("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        text = _booster_text(root, Path(tmp), f"{name} v{version}", uri)
+    return lgb.Booster(model_str=text)
+
+
+def _booster_text(root: str, tmp: Path, label: str, uri: str) -> str:
+    """The LightGBM text of a version's files, after checking its ``MLmodel`` names a plain Booster.
+
+    Only two files are fetched: ``MLmodel`` (read with ``yaml.safe_load``) and the booster's data
+    file, which must be LightGBM's text format (it starts with ``tree``). MLflow's own loader is
+    never called: an ``MLmodel`` may name any ``loader_module`` or a pickled model class, and
+    published advisories show flavors that unpickle despite ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION``.
+    """
+    import mlflow.artifacts
+    import yaml
+
+    mlmodel = Path(mlflow.artifacts.download_artifacts(f"{root}/MLmodel", dst_path=str(tmp / "m"), tracking_uri=uri))
+    flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("lightgbm") or {}
+    data = str(flavor.get("data", ""))
+    if flavor.get("model_class") != BOOSTER_CLASS or not _PLAIN_NAME.fullmatch(data):
+        raise UntrustedModel(
+            f"{label}: its MLmodel is not a LightGBM Booster in text format (lightgbm flavor "
+            f"model_class={flavor.get('model_class')!r}, data={data!r}); Tenantflow loads only its own "
+            "LightGBM text models and classic families, never pickles. Re-register it through `tenantflow train`."
+        )
+    file = Path(mlflow.artifacts.download_artifacts(f"{root}/{data}", dst_path=str(tmp / "d"), tracking_uri=uri))
+    raw = file.read_bytes()
+    if not raw.startswith(b"tree\n"):
+        raise UntrustedModel(
+            f"{label}: {data} is not a LightGBM text model (it does not begin with 'tree'); not loaded"
+        )
+    return raw.decode("utf-8")
+
+
+def check_owner(mv: Any, c: Any) -> None:
+    """Refuse a version that does not belong to the registered model's tenant.
+
+    ``<kind>.<tenant>`` holds only versions whose ``tenant_id`` tag is that tenant, registered by a
+    run of that tenant, with files made by a run of that tenant (or, for a tenant served by the
+    global model, ``trained_on=global``, by a run of ``<kind>.global``).
+
+    Raises:
+        UntrustedModel: a tag, the registering run or the files' run names another tenant.
+    """
+    tenant = mv.name.split(".", 1)[1]
+    tags = mv.tags or {}
+    label = f"{mv.name} v{mv.version}"
+    if tags.get("tenant_id") != tenant:
+        raise UntrustedModel(f"{label}: its tenant_id tag is {tags.get('tenant_id')!r}, not {tenant!r}; not loaded")
+    run_id = version_run_id(mv)  # a version of the global model's files names its tenant's run in a tag
+    if run_id is None or c.get_run(run_id).data.tags.get("tenant_id") != tenant:
+        raise UntrustedModel(f"{label}: it was not registered by a run of tenant {tenant!r}; not loaded")
+    source_run = _files_run(mv, c)
+    owners = {tenant, registry.GLOBAL} if tags.get("trained_on") == "global" else {tenant}
+    run_tags = c.get_run(source_run).data.tags if source_run else {}
+    if run_tags.get("tenant_id") not in owners or run_tags.get("kind") != mv.name.split(".", 1)[0]:
+        raise UntrustedModel(
+            f"{label}: its files come from run {source_run} of tenant {run_tags.get('tenant_id')!r} "
+            f"(kind {run_tags.get('kind')!r}), not {' or '.join(sorted(owners))}; not loaded"
+        )
+
+
+def _files_run(mv: Any, c: Any) -> str | None:
+    """The run whose artifacts a version's files are: a logged model's source run, or the run
+    whose artifact folder holds a classic family's files."""
+    source = str(mv.source)
+    if source.startswith("models:/m-"):
+        return c.get_logged_model(source.removeprefix("models:/").split("/")[0]).source_run_id
+    run_id = version_run_id(mv)
+    run = c.get_run(run_id) if run_id else None
+    return run_id if run and source.startswith(run.info.artifact_uri.rstrip("/") + "/") else None
 
 
 @dataclass(frozen=True)

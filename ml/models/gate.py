@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from ml.core.settings import Settings, TrainSettings
-from ml.models import audit, recsys, registry
 from ml.models import evaluate as evaluation
+from ml.models import recsys, registry
 from ml.models.champion import load_booster, load_family, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.kinds.base import ModelKind
@@ -349,10 +349,9 @@ def record_decision(
     if decision.promote:
         registry.promote(kind.name, tenant_id, version, decision.reason, settings)
     else:
-        c.set_registered_model_alias(name, registry.CHALLENGER, version)
+        registry.make_challenger(kind.name, tenant_id, version, decision.champion_version, decision.reason, settings)
         c.set_model_version_tag(name, version, "gate.decision", "refused")
         c.set_model_version_tag(name, version, "gate.reason", decision.reason[:4000])
-        audit.record(kind.name, tenant_id, "refuse", decision.champion_version, version, decision.reason, settings)
     c.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "refused")
     c.set_tag(run_id, "gate.reason", decision.reason[:4000])
     for k, val in decision.champion_metrics.items():

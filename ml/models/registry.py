@@ -52,12 +52,14 @@ def client(settings: Settings | None = None):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return _client(uri)
+    return client_at(uri)
 
 
 @functools.cache
-def _client(uri: str) -> Any:
-    """Opening a SQL store checks its schema (seconds on SQLite): do it once per process."""
+def client_at(uri: str) -> Any:
+    """The MLflow client of a tracking URI (cached: opening a SQL store checks its schema, seconds
+    on SQLite, so it is done once per process). :func:`client` is the way in; this is for code
+    that keeps the URI as a cache key."""
     from filelock import FileLock
     from mlflow import MlflowClient
 
@@ -130,16 +132,27 @@ def promote(
     c.get_model_version(name, version)  # raises if it does not exist
     version = str(version)
     current = version_by_alias(name, CHAMPION, settings)
-    c.set_registered_model_alias(name, CHAMPION, version)
+    entry = audit.record(
+        kind, tenant_id, "promote", str(current.version) if current else None, version, reason, settings, who
+    )
+    _move(name, CHAMPION, version, entry, settings)
     challenger = version_by_alias(name, CHALLENGER, settings)
     if challenger is not None and str(challenger.version) == version:
         c.delete_registered_model_alias(name, CHALLENGER)
     c.set_model_version_tag(name, version, "gate.decision", "promoted")
     c.set_model_version_tag(name, version, "gate.reason", reason[:4000])
     _pin_snapshot(kind, tenant_id, version, settings)
-    return audit.record(
-        kind, tenant_id, "promote", str(current.version) if current else None, version, reason, settings, who
-    )
+    return entry
+
+
+def make_challenger(
+    kind: str, tenant_id: str, version: str, champion: str | None, reason: str, settings: Settings | None = None
+) -> audit.AuditEntry:
+    """Point ``challenger`` at a version the gate refused (audited as ``refuse``; the A/B split serves it)."""
+    settings = settings or get_settings()
+    entry = audit.record(kind, tenant_id, "refuse", champion, str(version), reason, settings)
+    _move(model_name(kind, tenant_id), CHALLENGER, str(version), entry, settings)
+    return entry
 
 
 def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -> None:
@@ -153,15 +166,53 @@ def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -
         snapshots.pin(settings, tags["region"], tenant_id, tags["snapshot_id"], kind)
 
 
-def champion_history(kind: str, tenant_id: str, settings: Settings | None = None) -> list[str]:
-    """Versions that have served as champion, oldest first, without those rolled back since."""
+MOVES = ("promote", "rollback")  # audit actions that move ``champion``
+FAILED = "move_failed"  # the alias did not move after its audit row was written: that row is undone
+
+
+def _replay(kind: str, tenant_id: str, settings: Settings | None) -> tuple[list[str], str | None, str | None]:
+    """The audit log replayed: (champion history, the champion, the challenger) as the platform left them."""
     history: list[str] = []
+    champion = challenger = None
+    states: list[tuple[list[str], str | None, str | None]] = []
     for e in audit.entries(settings, tenant_id, kind):
+        if e.action == FAILED and states:
+            history, champion, challenger = states.pop()
+            continue
+        states.append((list(history), champion, challenger))
         if e.action == "promote" and e.to_version:
             history = [v for v in history if v != e.to_version] + [e.to_version]
-        elif e.action == "rollback" and e.from_version in history:
-            history.remove(e.from_version)
-    return history
+            champion = e.to_version
+            challenger = None if challenger == e.to_version else challenger
+        elif e.action == "rollback":
+            if e.from_version in history:
+                history.remove(e.from_version)
+            champion = e.to_version
+        elif e.action == "refuse" and e.to_version:
+            challenger = e.to_version
+    return history, champion, challenger
+
+
+def champion_history(kind: str, tenant_id: str, settings: Settings | None = None) -> list[str]:
+    """Versions that have served as champion, oldest first, without those rolled back since."""
+    return _replay(kind, tenant_id, settings)[0]
+
+
+def audited_version(kind: str, tenant_id: str, alias: str, settings: Settings | None = None) -> str | None:
+    """The version the audit log says ``alias`` points at: where the platform's last promote,
+    rollback or refusal left it. An alias anywhere else was moved outside the platform."""
+    _, champion, challenger = _replay(kind, tenant_id, settings)
+    return champion if alias == CHAMPION else challenger
+
+
+def _move(name: str, alias: str, version: str, entry: audit.AuditEntry, settings: Settings) -> None:
+    """Move an alias after its audit row is written (so a reader never sees an unaudited move);
+    if the move fails, a ``move_failed`` row undoes that row."""
+    try:
+        client(settings).set_registered_model_alias(name, alias, version)
+    except Exception as exc:
+        audit.record(entry.kind, entry.tenant_id, FAILED, entry.to_version, entry.from_version, repr(exc), settings)
+        raise
 
 
 def rollback(
@@ -182,12 +233,13 @@ def rollback(
             f"roll back to. Promote another version with `tenantflow models promote {tenant_id} {kind} VERSION`."
         )
     previous = earlier[-1]
+    entry = audit.record(kind, tenant_id, "rollback", current_version, previous, reason, settings, who)
+    _move(name, CHAMPION, previous, entry, settings)
     c = client(settings)
-    c.set_registered_model_alias(name, CHAMPION, previous)
     c.set_model_version_tag(name, current_version, "gate.decision", "rolled_back")
     c.set_model_version_tag(name, current_version, "gate.reason", reason[:4000])
     _pin_snapshot(kind, tenant_id, previous, settings)
-    return audit.record(kind, tenant_id, "rollback", current_version, previous, reason, settings, who)
+    return entry
 
 
 def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dict | None:

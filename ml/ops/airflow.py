@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ml.core import atomic, secret_files
 from ml.core.settings import REPO_ROOT, Settings, get_settings
-from ml.ops.airflow_client import AirflowClient
+from ml.ops.airflow_client import AirflowClient, airflow_password
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -43,8 +43,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__PORT": str(settings.airflow.port),
+        "AIRFLOW__API__HOST": settings.airflow.host,
         "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__API__EXPOSE_CONFIG": "True",
+        "AIRFLOW__API__EXPOSE_CONFIG": "False",  # the config holds the database URL and secrets
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_files.generated(home / ".jwt_secret"),
         "AIRFLOW__API__SECRET_KEY": secret_files.generated(home / ".api_secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -92,7 +93,9 @@ def prepare_airflow(settings: Settings) -> None:
     """Create Airflow's home, the login, and migrate its database (idempotent)."""
     home = settings.airflow_home
     home.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(home / "simple_auth_manager_passwords.json", {settings.airflow.user: settings.airflow.password})
+    passwords = home / "simple_auth_manager_passwords.json"
+    atomic.write_json(passwords, {settings.airflow.user: airflow_password(settings)})
+    passwords.chmod(0o600)
     env = {**os.environ, **airflow_env(settings)}
     subprocess.run(
         [bin_path("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -122,7 +125,7 @@ class Services:
         for c in components:
             argv = [bin_path("airflow"), c]
             if c == "api-server":
-                argv += ["--port", str(self.settings.airflow.port)]
+                argv += ["--host", self.settings.airflow.host, "--port", str(self.settings.airflow.port)]
             self.start(c, argv)
 
     def check_alive(self) -> None:
@@ -147,8 +150,10 @@ class Services:
 
 
 @contextmanager
-def running_airflow(settings: Settings | None = None) -> Iterator[AirflowClient]:
-    """Start the Airflow components, yield a logged-in client, stop them all on exit."""
+def running_airflow(
+    settings: Settings | None = None, components: tuple[str, ...] = AIRFLOW_COMPONENTS
+) -> Iterator[AirflowClient]:
+    """Start the Airflow components (all by default), yield a logged-in client, stop them all on exit."""
     settings = settings or get_settings()
     prepare_airflow(settings)
     services = Services(settings)
@@ -156,7 +161,7 @@ def running_airflow(settings: Settings | None = None) -> Iterator[AirflowClient]
     # `finally` below stops them, whoever ends us.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        services.start_airflow()
+        services.start_airflow(components)
         client = AirflowClient(settings, services)
         client.wait_ready()
         yield client

@@ -19,12 +19,19 @@ from tenacity import (
     wait_fixed,
 )
 
+from ml.core import secret_files
 from ml.core.settings import Settings
 
 if TYPE_CHECKING:
     from ml.ops.airflow import Services
 
 FINISHED = ("success", "failed")
+
+
+def airflow_password(settings: Settings) -> str:
+    """The Airflow admin's password: ``TENANTFLOW_AIRFLOW_PASSWORD``, else generated once into
+    ``<home>/secrets/airflow-admin-password`` (mode 0600; never ``admin``)."""
+    return settings.airflow.password or secret_files.generated(settings.stores.secrets / "airflow-admin-password", 18)
 
 
 class AirflowError(RuntimeError):
@@ -64,7 +71,7 @@ class AirflowClient:
 
     def token(self) -> str:
         if self._token is None:
-            creds = {"username": self.settings.airflow.user, "password": self.settings.airflow.password}
+            creds = {"username": self.settings.airflow.user, "password": airflow_password(self.settings)}
             self._token = self.request("POST", "/auth/token", creds, auth=False)["access_token"]
         return self._token
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
+from ml.core import audit
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore, tenant_from_dict
 from ml.data.generate import generate
@@ -154,6 +155,11 @@ def _print_summary(settings: Settings, rows: list[dict[str, Any]]) -> None:
     print(f"Data Docs:      {data_docs_index(settings)}")
     print("Status as JSON: .venv/bin/tenantflow status --json")
     print("Models:         .venv/bin/tenantflow models list   (audit: .venv/bin/tenantflow models audit)")
+    chain = audit.verify(settings)
+    print(
+        f"Audit log:      {chain.entries} entries, hash chain {'intact' if chain.ok else 'BROKEN: ' + '; '.join(chain.problems)}"
+        "   (.venv/bin/tenantflow audit verify | export)"
+    )
     print("Drift retrains: .venv/bin/tenantflow monitor requests")
     print("Inspect runs:   make up   (Airflow UI and MLflow UI on local ports, login printed)")
     missing = [f"{k}.{r['tenant_id']}" for r in rows for k, m in r["models"].items() if not m["champion_version"]]

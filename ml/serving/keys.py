@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ml.core import control_db
+from ml.core import audit, control_db
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
@@ -66,6 +66,7 @@ def create_key(tenant_id: str, label: str = "", settings: Settings | None = None
             "insert into api_keys (key_id, tenant_id, key_hash, label, created_at) values (?, ?, ?, ?, ?)",
             [record.key_id, record.tenant_id, record.key_hash, record.label, record.created_at],
         )
+        audit.append(con, "key_create", tenant_id, record.key_id, {"label": label})
     return record, plain
 
 
@@ -82,6 +83,7 @@ def revoke_key(tenant_id: str, key_id: str, settings: Settings | None = None) ->
             raise TenantError(
                 f"tenant {tenant_id} has no active key {key_id!r}; `tenantflow tenants keys list {tenant_id}` shows its keys"
             )
+        audit.append(con, "key_revoke", tenant_id, key_id)
     return next(k for k in list_keys(tenant_id, settings) if k.key_id == key_id)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ml.core import atomic
 from ml.core.settings import Settings
-from ml.models import registry
+from ml.models import audit, registry
 from ml.models.champion import download_family, load_booster, version_family, version_features
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class ModelStore:
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
         self.last_error: dict[tuple[str, str, str], str] = {}
         self.mlflow_ok: bool | None = None
+        self.refused: set[tuple[tuple[str, str, str], str | None]] = set()  # outside moves already audited
 
     def get(self, tenant_id: str, kind: str, arm: str) -> LoadedModel | None:
         return self.models.get((tenant_id, kind, arm))
@@ -84,9 +85,13 @@ class ModelStore:
     ) -> dict[str, int]:
         """Load what moved, given the registry's aliases (or why MLflow could not be asked).
 
-        Returns counts: swapped, unchanged, failed, unavailable, removed.
+        An alias is followed only where the audit log says the platform moved it
+        (:func:`ml.models.registry.audited_version`); one moved around the platform's promote and
+        rollback is refused and recorded (``outside_move``), and the audited version is served.
+
+        Returns counts: swapped, unchanged, failed, unavailable, removed, refused.
         """
-        counts = {"swapped": 0, "unchanged": 0, "failed": 0, "unavailable": 0, "removed": 0}
+        counts = {"swapped": 0, "unchanged": 0, "failed": 0, "unavailable": 0, "removed": 0, "refused": 0}
         keys = list(wanted)
         if isinstance(aliases, MlflowUnavailable):
             self.mlflow_ok = False
@@ -101,36 +106,69 @@ class ModelStore:
             return counts
         self.mlflow_ok = True
         for tenant_id, kind, arm in keys:
-            key = (tenant_id, kind, arm)
-            name = registry.model_name(kind, tenant_id)
-            version = aliases.get(name, {}).get(arm)
-            current = self.models.get(key)
-            if version is None:
-                if current is not None:
-                    del self.models[key]  # the alias was removed on purpose (e.g. no challenger any more)
-                    counts["removed"] += 1
-                continue
-            if current is not None and current.version == version:
-                counts["unchanged"] += 1
-                continue
-            try:
-                model = self._load(name, version)
-            except Exception as exc:
-                log.exception(
-                    "could not load %s v%s; still serving %s",
-                    name,
-                    version,
-                    f"v{current.version}" if current else "nothing",
-                )
-                self.last_error[key] = f"v{version}: {type(exc).__name__}: {exc}"
-                counts["failed"] += 1
-                continue
-            self.models[key] = model  # one reference assignment: requests in flight keep the old object
-            self._remember(name, arm, version)
-            self.last_error.pop(key, None)
-            counts["swapped"] += 1
-            log.info("serving %s v%s as %s (was %s)", name, version, arm, f"v{current.version}" if current else "none")
+            counts[self._apply_one(tenant_id, kind, arm, aliases)] += 1
         return counts
+
+    def _apply_one(self, tenant_id: str, kind: str, arm: str, aliases: dict[str, dict[str, str]]) -> str:
+        """Follow one alias (when the audit log agrees it was the platform that moved it); the count it adds to."""
+        key = (tenant_id, kind, arm)
+        name = registry.model_name(kind, tenant_id)
+        version = aliases.get(name, {}).get(arm)
+        current = self.models.get(key)
+        if current is not None and current.version == version:
+            self.last_error.pop(key, None)
+            return "unchanged"
+        audited = registry.audited_version(kind, tenant_id, arm, self.settings)
+        refusal = None
+        if version != audited:
+            refusal = self._refuse_outside_move(tenant_id, kind, arm, version, audited, current)
+            if current is not None and current.version == audited:
+                return "refused"
+            version = audited  # e.g. a restart after the move: load the version the platform put there
+        if version is None:
+            if current is None:
+                return "unchanged"
+            del self.models[key]  # the alias was removed on purpose (e.g. no challenger any more)
+            return "removed"
+        try:
+            model = self._load(name, version)
+        except Exception as exc:
+            log.exception(
+                "could not load %s v%s; still serving %s",
+                name,
+                version,
+                f"v{current.version}" if current else "nothing",
+            )
+            self.last_error[key] = f"v{version}: {type(exc).__name__}: {exc}"
+            return "failed"
+        self.models[key] = model  # one reference assignment: requests in flight keep the old object
+        self._remember(name, arm, version)
+        if refusal:
+            self.last_error[key] = refusal
+        else:
+            self.last_error.pop(key, None)
+        log.info("serving %s v%s as %s (was %s)", name, version, arm, f"v{current.version}" if current else "none")
+        return "swapped"
+
+    def _refuse_outside_move(
+        self, tenant_id: str, kind: str, arm: str, version: str | None, audited: str | None, current: LoadedModel | None
+    ) -> str:
+        """An alias that is not where the platform's audited moves left it: not followed, shown, audited
+        once; returns why."""
+        key = (tenant_id, kind, arm)
+        name = registry.model_name(kind, tenant_id)
+        moved = f"v{version}" if version else "removed"
+        reason = (
+            f"the {arm} alias of {name} was moved outside Tenantflow's promote/rollback ({moved}; the audit log "
+            f"says v{audited}); not followed, serving {f'v{current.version}' if current else f'v{audited}'}. "
+            f"Move it back, or promote with `tenantflow models promote {tenant_id} {kind} VERSION`"
+        )
+        self.last_error[key] = reason
+        if (key, version) not in self.refused:
+            self.refused.add((key, version))
+            log.error("tenant %s: %s", tenant_id, reason)
+            audit.record(kind, tenant_id, "outside_move", audited, version, reason, self.settings, who="serving")
+        return reason
 
     def _load(self, name: str, version: str) -> LoadedModel:
         import lightgbm as lgb
@@ -148,7 +186,7 @@ class ModelStore:
         mv = registry.client(self.settings).get_model_version(name, version)
         family = version_family(mv)
         if family != "lightgbm":
-            download_family(name, version, folder)
+            download_family(name, version, folder, self.settings)
             model = LoadedModel(name, version, mv.tags.get("trained_on", ""), [], None, recommender=recsys.load(folder))
             atomic.write_json(
                 meta_path, {"name": name, "version": version, "trained_on": model.trained_on, "family": family}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from ml.core import control_db
+from ml.core import audit, control_db
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings
@@ -33,6 +33,7 @@ def set_traffic_split(tenant_id: str, kind: str, percent: float, settings: Setti
             "insert or replace into traffic_splits values (?, ?, ?, ?)",
             [tenant_id, kind, float(percent), datetime.now(UTC).isoformat(timespec="seconds")],
         )
+        audit.append(con, "traffic_split", tenant_id, kind, {"challenger_percent": float(percent)})
 
 
 def traffic_splits(settings: Settings) -> dict[tuple[str, str], float]:

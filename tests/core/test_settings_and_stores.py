@@ -100,7 +100,7 @@ def test_the_control_database_is_migrated_once_in_order(settings):
         (version,) = con.execute("pragma user_version").fetchone()
         tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
     assert version == max(n for n, _, _ in control_db.migrations("control"))
-    assert {"tenants", "api_keys", "model_audit", "monitor_policies", "retrain_requests", "traffic_splits"} <= tables
+    assert {"tenants", "api_keys", "audit_log", "monitor_policies", "retrain_requests", "traffic_splits"} <= tables
     assert "serving_splits" not in tables
 
 

@@ -153,10 +153,12 @@ def test_a_version_that_fails_to_load_never_replaces_the_working_one(served_worl
     c = registry.client(settings)
     name = "recommender.initech"
     champ = registry.version_by_alias(name, "champion", settings)
-    broken = c.create_model_version(name, source=str(settings.home / "no-such-model"), tags=dict(champ.tags))
+    broken = c.create_model_version(
+        name, source=str(settings.home / "no-such-model"), run_id=champ.run_id, tags=dict(champ.tags)
+    )
     user = _users(settings, "initech")[0]
     with running_api(settings) as api:
-        c.set_registered_model_alias(name, "champion", broken.version)  # by hand, around the gate: a fault
+        registry.promote("recommender", "initech", broken.version, "test: a version whose files are gone", settings)
         try:
             api.wait_ready(check=lambda b: any(k.startswith("initech.recommender") for k in b["model_errors"]))
             body = api.post("/v1/recommendations", keys["initech"], {"user_id": user}).json()
@@ -166,7 +168,7 @@ def test_a_version_that_fails_to_load_never_replaces_the_working_one(served_worl
                 in api.get("/readyz", ops=True).json()["model_errors"]["initech.recommender.champion"]
             )
         finally:
-            c.set_registered_model_alias(name, "champion", champ.version)
+            registry.promote("recommender", "initech", champ.version, "test: back to the working champion", settings)
 
 
 def test_a_restart_falls_back_to_the_newest_published_snapshot_that_loads(served_world):

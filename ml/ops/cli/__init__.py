@@ -13,7 +13,7 @@ import typer
 
 from ml.core.errors import RegistryError, TenantError
 from ml.core.settings import unknown_variables
-from ml.ops.cli import data, models, monitor, platform, tenants
+from ml.ops.cli import audit, data, models, monitor, platform, tenants
 
 app = typer.Typer(
     name="tenantflow",
@@ -26,6 +26,7 @@ app.add_typer(tenants.app, name="tenants")
 data.register(app)
 models.register(app)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(audit.app, name="audit")
 platform.register(app)
 
 
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     for warning in unknown_variables():
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        app(args=argv, prog_name="tenantflow", standalone_mode=False)
+        # without standalone mode click returns a command's typer.Exit code instead of raising it
+        code = app(args=argv, prog_name="tenantflow", standalone_mode=False)
     except (TenantError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ async def readyz(request: Request, state: ServingState = Depends(serving_state))
         "tenants": len(state.tenants),
         "tenants_with_features": len(state.features),
         "models_loaded": len(state.models.models),
+        "models": {".".join(k): m.version for k, m in state.models.models.items()},
         "mlflow_reachable": state.models.mlflow_ok,
         "feature_errors": state.feature_errors,
         "feature_fallbacks": state.feature_fallbacks,
