@@ -213,7 +213,7 @@ TOOL_VARIABLES = frozenset(
         "WAREHOUSE_PATH",
         "DUCKDB_THREADS",
         "DUCKDB_MEMORY_LIMIT",
-        "MLFLOW_ARTIFACTS",
+        "UP_MLFLOW_ARTIFACTS",
         "WAREHOUSE_DIR",
         "LAKE",
     )

@@ -73,3 +73,17 @@ def test_compose_env_generates_private_secrets_once(tmp_path):
     assert all(len(v) >= 16 for k, v in values.items() if "PASSWORD" in k or "SECRET" in k)
     subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert out.read_text() == first, "a second run must keep the secrets"
+
+
+def test_every_variable_the_procfile_reads_leaves_the_settings_loadable(tmp_path):
+    """`make up` exports these to every process it starts; one the settings tree rejects (it did:
+    TENANTFLOW_MLFLOW_ARTIFACTS read as a field of the mlflow group) stops the API at start."""
+    names = set(re.findall(r"\$\{(TENANTFLOW_[A-Z_]+)\}", (REPO_ROOT / "Procfile").read_text()))
+    env = {**os.environ, "TENANTFLOW_HOME": str(tmp_path / "home"), **dict.fromkeys(names, "8123")}
+    env["TENANTFLOW_AIRFLOW_HOST"] = "127.0.0.1"
+    env["TENANTFLOW_UP_MLFLOW_ARTIFACTS"] = str(tmp_path / "artifacts")
+    done = subprocess.run(
+        [sys.executable, "-m", "ml.ops.cli", "audit", "verify"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr[-2000:]
+    assert {"TENANTFLOW_UP_MLFLOW_ARTIFACTS", "TENANTFLOW_AIRFLOW_HOST"} <= names

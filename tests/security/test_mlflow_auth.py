@@ -42,7 +42,7 @@ def mlflow_server(tmp_path, monkeypatch):
         **os.environ,
         **mlflow_auth.server_env(auth),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "TENANTFLOW_MLFLOW_ARTIFACTS": str(settings.stores.mlflow_artifacts),
+        "TENANTFLOW_UP_MLFLOW_ARTIFACTS": str(settings.stores.mlflow_artifacts),
         "TENANTFLOW_MLFLOW_PORT": str(port),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}",

@@ -73,7 +73,7 @@ def up() -> None:
         "TENANTFLOW_AIRFLOW_PORT": str(settings.airflow.port),
         "TENANTFLOW_AIRFLOW_HOST": settings.airflow.host,
         "TENANTFLOW_MLFLOW_PORT": str(settings.mlflow.port),
-        "TENANTFLOW_MLFLOW_ARTIFACTS": str(settings.stores.mlflow_artifacts),
+        "TENANTFLOW_UP_MLFLOW_ARTIFACTS": str(settings.stores.mlflow_artifacts),
         "TENANTFLOW_SERVE_PORT": str(settings.serve.port),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get(
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"
