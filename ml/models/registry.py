@@ -12,6 +12,7 @@ and the decision is also written on the version as ``gate.*`` tags for the MLflo
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from typing import Any
@@ -21,6 +22,8 @@ from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.models import audit
 from ml.models.kinds import get_kind
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -96,7 +99,43 @@ def experiment_id(kind: str, settings: Settings | None = None) -> str:
 
 
 def version_by_alias(name: str, alias: str, settings: Settings | None = None):
-    """The version behind an alias, or None (no such model, or alias not set)."""
+    """The version behind an alias as the platform left it, or None (no such model, alias not set).
+
+    ``champion`` and ``challenger`` follow the audit log (:func:`audited_version`): where the alias
+    was moved or deleted outside the platform's promote/rollback, the audited version is returned
+    (and a warning logged), so training, the gate, batch scoring and monitoring use what the API
+    serves.
+    """
+    mv = _alias_version(name, alias, settings)
+    if alias not in (CHAMPION, CHALLENGER):
+        return mv
+    kind, tenant_id = name.split(".", 1)
+    audited = audited_version(kind, tenant_id, alias, settings)
+    if (str(mv.version) if mv is not None else None) == audited:
+        return mv
+    log.warning(
+        "%s: the %s alias is at %s but the audit log says v%s (moved outside the platform); using v%s",
+        name,
+        alias,
+        f"v{mv.version}" if mv is not None else "nothing",
+        audited,
+        audited,
+    )
+    return _version(name, audited, settings) if audited is not None else None
+
+
+def _version(name: str, version: str, settings: Settings | None):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(settings).get_model_version(name, version)
+    except MlflowException:  # the audited version was deleted from MLflow
+        log.error("%s: v%s, where the audit log left the alias, no longer exists", name, version)
+        return None
+
+
+def _alias_version(name: str, alias: str, settings: Settings | None = None):
+    """The version the alias points at in MLflow right now, or None."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -136,7 +175,7 @@ def promote(
         kind, tenant_id, "promote", str(current.version) if current else None, version, reason, settings, who
     )
     _move(name, CHAMPION, version, entry, settings)
-    challenger = version_by_alias(name, CHALLENGER, settings)
+    challenger = _alias_version(name, CHALLENGER, settings)
     if challenger is not None and str(challenger.version) == version:
         c.delete_registered_model_alias(name, CHALLENGER)
     c.set_model_version_tag(name, version, "gate.decision", "promoted")

@@ -147,6 +147,8 @@ def test_a_champion_alias_moved_outside_the_platform_is_refused_and_recorded(ser
             detail = api.wait_ready(check=lambda b: "acme.recommender.champion" in b["model_errors"])
             assert "moved outside" in detail["model_errors"]["acme.recommender.champion"]
             assert detail["models"]["acme.recommender.champion"] == str(champ.version)
+            # training, the gate, batch scoring and monitoring use the audited version too
+            assert load_champion("recommender", "acme", settings).number == str(champ.version)
             c.delete_registered_model_alias("recommender.acme", "champion")  # deleting it takes nobody down
             detail = api.wait_ready(check=lambda b: "removed" in b["model_errors"].get("acme.recommender.champion", ""))
             assert detail["models"]["acme.recommender.champion"] == str(champ.version)
