@@ -77,9 +77,7 @@ def download_family(name: str, version: str, folder: Path, settings: Settings) -
 def _download_family(uri: str, name: str, version: str, folder: Path) -> Path:
     import mlflow.artifacts
 
-    c = registry.client_at(uri)
-    check_owner(c.get_model_version(name, version), c)
-    root = c.get_model_version_download_uri(name, version).rstrip("/")
+    root = _owned_root(uri, name, version)
     folder.mkdir(parents=True, exist_ok=True)
     for file in FAMILY_FILES:
         mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{file}", dst_path=str(folder), tracking_uri=uri)
@@ -98,13 +96,17 @@ def _load_family(uri: str, name: str, version: str) -> Any:
 def _load_booster(uri: str, name: str, version: str) -> Any:
     import lightgbm as lgb
 
-    c = registry.client_at(uri)
-    mv = c.get_model_version(name, version)
-    check_owner(mv, c)
-    root = c.get_model_version_download_uri(name, version).rstrip("/")
+    root = _owned_root(uri, name, version)
     with tempfile.TemporaryDirectory() as tmp:
         text = _booster_text(root, Path(tmp), f"{name} v{version}", uri)
     return lgb.Booster(model_str=text)
+
+
+def _owned_root(uri: str, name: str, version: str) -> str:
+    """Where a version's files are, once :func:`check_owner` accepted it."""
+    c = registry.client_at(uri)
+    check_owner(c.get_model_version(name, version), c)
+    return c.get_model_version_download_uri(name, version).rstrip("/")
 
 
 def _booster_text(root: str, tmp: Path, label: str, uri: str) -> str:
