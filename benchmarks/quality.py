@@ -286,13 +286,15 @@ def _features_and_global_model(settings: Settings) -> None:
     from ml.core.warehouse import warehouses
     from ml.data.features import build_and_check_warehouse
     from ml.models.kinds import online_marts
-    from ml.models.runs import snapshot_warehouse
+    from ml.models.runs import global_regions, snapshot_warehouse
     from ml.models.train import train_global
 
-    for wh in warehouses(TenantStore(settings).list()):
+    tenants = TenantStore(settings).list()
+    for wh in warehouses(tenants):
         build_and_check_warehouse(wh, online_marts(), settings)
         snapshot_warehouse(wh, settings=settings)
-    train_global("recommender", "benchmark", settings)
+    for region in global_regions(tenants):
+        train_global("recommender", region, "benchmark", settings)
 
 
 def _lake_rows(settings: Settings, region: str, tenant_id: str) -> pd.DataFrame:

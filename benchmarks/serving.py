@@ -249,7 +249,7 @@ def setup(users: int, items: int, days: int) -> dict:
         health = check_warehouse_features(wh, list(wh.tenants), settings, res)
         publish_online(wh, [t for t, h in health.items() if h["healthy"]], online_marts(), settings)
     snapshot_warehouse(wh, None, settings)
-    train_global("recommender", "benchmark", settings)
+    train_global("recommender", "eu", "benchmark", settings)
     result = train_tenant("recommender", "bench", "benchmark", settings)
     keys = {t: create_key(t, "benchmark", settings)[1] for t in ("bench", "flood")}
     return {"keys": keys, "version": result["version"], "trained_on": result["trained_on"]}

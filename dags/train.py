@@ -9,10 +9,12 @@ tenants graduating from the global model), and when the `monitor` DAG finds drif
 0. `plan`: the warehouses, global-model jobs and chunks of tenants of this run.
 1. `snapshot` (mapped per warehouse file): freeze each tenant's training marts as Parquet
    with a content id, so training is reproducible and every version names its data.
-2. `train_global` (mapped per model kind): the `<kind>.global` model, trained only on tenants
-   with `share_data = yes`. Skipped when the run names tenants (a targeted retrain).
+2. `train_global` (mapped per model kind and region): the `<kind>.global.<region>` model,
+   trained only on that region's tenants with `share_data = yes` (no tenant's data trains a
+   model outside its region). Skipped when the run names tenants (a targeted retrain).
 3. `train_tenants` (mapped over chunks of tenants): each tenant's `<kind>.<tenant>` version:
-   the global model for young tenants, else the best of fine-tuned-from-global, tenant-only
+   its region's global model for young tenants (another region's only where the tenant's
+   registry entry opted in: `global_region`), else the best of fine-tuned-from-global, tenant-only
    and global on the tenant's holdout. It becomes `challenger`, and `champion` only if the
    promotion gate passes; the reason is on the version and in the audit log.
 4. `report`: per-tenant fairness against the median tenant; closes the monitor's retrain
@@ -80,7 +82,7 @@ def train():
 
     @task
     def global_jobs(work: dict) -> list[dict]:
-        """One job per model kind for the global models (none when the run names tenants)."""
+        """One job per model kind and region for the global models (none when the run names tenants)."""
         return work["globals"]
 
     @task
@@ -99,7 +101,7 @@ def train():
 
     @task
     def train_global(job: dict) -> dict:
-        """`<kind>.global` on the sharing tenants' snapshots, gated against its champion."""
+        """`<kind>.global.<region>` on the region's sharing tenants' snapshots, gated against its champion."""
         from ml.models.runs import train_global_job
 
         return train_global_job(job)

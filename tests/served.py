@@ -49,7 +49,7 @@ def served_world(tmp_path_factory):
         tmp_path_factory.mktemp("serving") / "home",
         [config],
         silo=("initech",),
-        quotas=QUOTAS,
+        fields=QUOTAS,
         publish=True,
         keys=True,
         TENANTFLOW_TRAIN_MIN_HISTORY_DAYS=30,

@@ -23,8 +23,9 @@ from ml.data.features import build_and_check_warehouse, build_warehouse
 from ml.data.generate import generate
 from ml.data.generate.config import Drift, Faults, GenerationConfig, TenantSpec
 from ml.data.ingest.run import ingest_tenants
+from ml.models import registry
 from ml.models.kinds import kind_names, online_marts
-from ml.models.runs import snapshot_warehouse
+from ml.models.runs import global_regions, snapshot_warehouse
 from ml.models.score import score_warehouse
 from ml.models.train import train_global, train_tenant
 
@@ -49,9 +50,10 @@ def register(
     silo: Sequence[str] = ("initech",),
     not_sharing: Sequence[str] = (),
     onboarded: dict[str, date] | None = None,
-    quotas: dict[str, dict[str, int]] | None = None,
+    fields: dict[str, dict[str, Any]] | None = None,
 ) -> list[Tenant]:
-    """Register the config's tenants: ``silo`` ones in their own warehouse (never sharing data)."""
+    """Register the config's tenants: ``silo`` ones in their own warehouse (never sharing data);
+    ``fields``: more registry fields of a tenant (quotas, ``global_region``, ...)."""
     store = TenantStore(settings)
     out = []
     for s in config.tenants:
@@ -61,7 +63,7 @@ def register(
             isolation="silo" if s.tenant_id in silo else "pool",
             share_data=s.tenant_id not in silo and s.tenant_id not in not_sharing,
             onboarded_at=(onboarded or {}).get(s.tenant_id, config.start_date),
-            **(quotas or {}).get(s.tenant_id, {}),
+            **(fields or {}).get(s.tenant_id, {}),
         )
         store.add(t)
         out.append(t)
@@ -73,7 +75,7 @@ class World:
     settings: Settings
     config: GenerationConfig
     warehouses: list[Warehouse]
-    results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (tenant or "global", kind)
+    results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (tenant or global.<region>, kind)
     keys: dict[str, str] = field(default_factory=dict)  # tenant -> API key
 
 
@@ -122,12 +124,13 @@ def build_features(settings: Settings, publish: bool = False) -> list[Warehouse]
 def train_all(
     settings: Settings, whs: list[Warehouse], tenants: Sequence[str]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Snapshot every warehouse, then train every kind: the global models, then each tenant's."""
+    """Snapshot every warehouse, then train every kind: each region's global model, then each tenant's."""
     for wh in whs:
         snapshot_warehouse(wh, None, settings)
     results = {}
     for kind in kind_names():
-        results[("global", kind)] = train_global(kind, "test", settings)
+        for region in global_regions(TenantStore(settings).list()):
+            results[(registry.global_owner(region), kind)] = train_global(kind, region, "test", settings)
         for t in tenants:
             results[(t, kind)] = train_tenant(kind, t, "test", settings)
     return results
@@ -141,7 +144,7 @@ def build_world(
     silo: Sequence[str] = (),
     not_sharing: Sequence[str] = (),
     onboarded: dict[str, date] | None = None,
-    quotas: dict[str, dict[str, int]] | None = None,
+    fields: dict[str, dict[str, Any]] | None = None,
     publish: bool = False,
     score: bool = False,
     keys: bool = False,
@@ -156,7 +159,7 @@ def build_world(
     """
     settings = world_env(mp, home, **env)
     for config in configs:
-        register(settings, config, silo, not_sharing, onboarded, quotas)
+        register(settings, config, silo, not_sharing, onboarded, fields)
     tenants = [s.tenant_id for c in configs for s in c.tenants]
     days = configs[0].days
     land(settings, configs, 0, trained_days or days, tenants)

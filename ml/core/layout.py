@@ -172,6 +172,10 @@ class Layout:
         """The front page of the Great Expectations Data Docs (GX's file context writes it there)."""
         return self.gx_home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
+    def gx_tenant_dirs(self, tenant_id: str) -> list[Path]:
+        """Every folder of GX results of one tenant (``reports/gx/<area>/<suite>/tenant=T``)."""
+        return sorted(self.gx_results.glob(f"*/*/tenant={validate_slug(tenant_id)}"))
+
     def health_file(self, tenant_id: str) -> Path:
         return self.home / "reports" / "health" / f"tenant={validate_slug(tenant_id)}.json"
 

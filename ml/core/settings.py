@@ -216,6 +216,7 @@ TOOL_VARIABLES = frozenset(
         "UP_MLFLOW_ARTIFACTS",
         "WAREHOUSE_DIR",
         "LAKE",
+        "DATASETS",  # where the tests and benchmarks find the real data sets (never copied into a home)
     )
 )
 

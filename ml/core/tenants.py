@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ml.core import audit, control_db
@@ -23,7 +23,7 @@ from ml.core.settings import Settings, get_settings
 
 ISOLATION_TIERS = ("pool", "silo")
 SEEN_ITEMS = ("exclude", "allow")  # recommendations: leave out what a user consumed, or allow repeats
-RESERVED_IDS = ("global",)  # `<kind>.global` names the shared model of each kind in the MLflow registry
+RESERVED_IDS = ("global",)  # `<kind>.global.<region>` names a region's shared model of each kind in the MLflow registry
 DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
 DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
 
@@ -45,10 +45,15 @@ class Tenant:
     # days after a cutoff whose interactions judge the recommender's candidates; None: derived from
     # the tenant's activity cadence (ml.models.ranking.label_window)
     label_window_days: int | None = None
+    # whose global model serves and fine-tunes this tenant: None, its own region's; another region
+    # only by this opt-in (that region's parameters reach its models; its data stays in its region)
+    global_region: str | None = None
 
     def __post_init__(self) -> None:
         validate_slug(self.tenant_id)
         validate_slug(self.region, "region")
+        if self.global_region is not None:
+            validate_slug(self.global_region, "global_region")
         for kind in self.model_kinds:
             validate_slug(kind, "model kind")
         if self.tenant_id in RESERVED_IDS:
@@ -72,6 +77,11 @@ class Tenant:
                 f"tenant {self.tenant_id}: a silo tenant cannot share data with the global model; "
                 "use --share-data no, or --isolation pool."
             )
+
+    @property
+    def global_model_region(self) -> str:
+        """The region whose global model serves and fine-tunes this tenant (its own unless it opted in)."""
+        return self.global_region or self.region
 
     def uses(self, kind: str) -> bool:
         """Whether this tenant gets models of ``kind``."""
@@ -109,12 +119,14 @@ class TenantStore:
             tenant.quota_requests_per_minute,
             tenant.seen_items,
             tenant.label_window_days,
+            tenant.global_region,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
+                _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
-                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
@@ -138,20 +150,51 @@ class TenantStore:
         """The named tenants (validated, each must exist), or every tenant when none are named."""
         return [self.get(t) for t in tenant_ids] if tenant_ids else self.list()
 
-    def remove(self, tenant_id: str) -> None:
-        """Delete the tenant's row and source spec (audited as ``tenant_remove``).
+    def remove(self, tenant_id: str) -> Tenant:
+        """Remove a tenant: its row, source spec, monitor policy, traffic splits and open retrain
+        requests go, its API keys are revoked, and its id is kept in ``removed_tenants`` so that it
+        is never re-added (a new company under the same id would inherit its keys, models and
+        data). Audited as ``key_revoke`` per key and ``tenant_remove``, in one transaction. Its data
+        and models stay until :func:`ml.ops.erasure.purge_tenant`. Returns the removed entry.
 
         Raises:
             TenantError: no such tenant.
         """
         validate_slug(tenant_id)
         with control_db.connect(self.settings) as con:
-            cur = con.execute("delete from tenants where tenant_id = ?", (tenant_id,))
-            con.execute("delete from source_specs where tenant_id = ?", (tenant_id,))
-            if cur.rowcount:
-                audit.append(con, "tenant_remove", tenant_id)
-        if cur.rowcount == 0:
-            raise TenantError(f"unknown tenant {tenant_id!r}; nothing removed.")
+            row = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant_id,)).fetchone()
+            if row is None:
+                raise TenantError(f"unknown tenant {tenant_id!r}; nothing removed.")
+            tenant = _row_to_tenant(row)
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            keys = con.execute(
+                "select key_id from api_keys where tenant_id = ? and revoked_at is null", (tenant_id,)
+            ).fetchall()
+            con.execute(
+                "update api_keys set revoked_at = ? where tenant_id = ? and revoked_at is null", (now, tenant_id)
+            )
+            for (key_id,) in keys:
+                audit.append(con, "key_revoke", tenant_id, key_id, {"why": "tenant removed"})
+            for table in ("tenants", "source_specs", "monitor_policies", "traffic_splits"):
+                con.execute(f"delete from {table} where tenant_id = ?", (tenant_id,))  # fixed table names
+            con.execute("delete from retrain_requests where tenant_id = ? and status = 'requested'", (tenant_id,))
+            con.execute(
+                "insert into removed_tenants (tenant_id, region, isolation, share_data, removed_at) values (?, ?, ?, ?, ?)",
+                (tenant_id, tenant.region, tenant.isolation, int(tenant.share_data), now),
+            )
+            audit.append(con, "tenant_remove", tenant_id, detail={"keys_revoked": len(keys)})
+        return tenant
+
+    def removed(self, tenant_id: str) -> dict[str, object] | None:
+        """A removed tenant's ``region``, ``isolation``, ``share_data``, ``removed_at`` and
+        ``purged_at`` (None until purged), or None if the id was never removed."""
+        validate_slug(tenant_id)
+        fields = ("region", "isolation", "share_data", "removed_at", "purged_at")
+        with control_db.connect(self.settings) as con:
+            row = con.execute(
+                f"select {', '.join(fields)} from removed_tenants where tenant_id = ?", (tenant_id,)
+            ).fetchone()
+        return dict(zip(fields, row, strict=True)) if row else None
 
     def set_source_spec(self, tenant_id: str, spec: dict[str, object] | None) -> None:
         """Store a tenant's source spec (already validated by :mod:`ml.data.ingest.spec`), or
@@ -212,7 +255,7 @@ class TenantStore:
 
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
-    "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days"
+    "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region"
 )
 
 
@@ -230,6 +273,15 @@ def _audit_change(con: sqlite3.Connection, new: Tenant, old: Tenant | None) -> N
     if changed:
         action = "quota_change" if set(changed) <= set(QUOTAS) else "tenant_change"
         audit.append(con, action, new.tenant_id, detail=changed)
+
+
+def _refuse_removed(con: sqlite3.Connection, tenant_id: str) -> None:
+    row = con.execute("select removed_at from removed_tenants where tenant_id = ?", (tenant_id,)).fetchone()
+    if row:
+        raise TenantError(
+            f"tenant id {tenant_id!r} was removed on {row[0]} and is never reused (a new tenant under it would "
+            "inherit its keys, models and data); choose another id."
+        )
 
 
 def tenant_from_dict(d: dict[str, object]) -> Tenant:
@@ -250,6 +302,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         quota_requests_per_minute=int(d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE)),  # type: ignore[call-overload]
         seen_items=str(d.get("seen_items", "exclude")),
         label_window_days=int(d["label_window_days"]) if d.get("label_window_days") else None,  # type: ignore[call-overload]
+        global_region=str(d["global_region"]) if d.get("global_region") else None,
     )
 
 
@@ -278,4 +331,5 @@ def _row_to_tenant(row: tuple) -> Tenant:
         quota_requests_per_minute=row[8],
         seen_items=row[9],
         label_window_days=row[10],
+        global_region=row[11],
     )

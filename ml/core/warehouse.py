@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml.core.ids import validate_slug
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 
@@ -106,3 +107,44 @@ def scalar(result: duckdb.DuckDBPyConnection) -> Any:
     if row is None:
         raise ValueError("the query returned no row")
     return row[0]
+
+
+def delete_tenant(path: Path, tenant_id: str) -> dict[str, int]:
+    """Delete a tenant's rows from every table with a ``tenant_id`` column of a warehouse file, then
+    rewrite the file (:func:`rewrite`); hold :func:`warehouse_lock`. Returns rows deleted per table."""
+    rows: dict[str, int] = {}
+    con = connect(path)
+    try:
+        tables = con.execute(
+            "select c.table_schema, c.table_name from information_schema.columns c join information_schema.tables t "
+            "using (table_catalog, table_schema, table_name) where c.column_name = 'tenant_id' "
+            "and t.table_type = 'BASE TABLE' and c.table_catalog = current_database()"
+        ).fetchall()
+        for schema, table in tables:
+            n = scalar(con.execute(f'delete from "{schema}"."{table}" where tenant_id = ?', [validate_slug(tenant_id)]))
+            if n:
+                rows[f"{schema}.{table}"] = int(n)
+    finally:
+        con.close()
+    rewrite(path)
+    return rows
+
+
+def rewrite(path: Path) -> None:
+    """Copy a DuckDB database into a fresh file and put it in its place: DuckDB leaves deleted
+    rows' bytes in free blocks until they are reused; the copy holds only live rows."""
+    import duckdb
+
+    fresh = path.with_name(path.stem + ".rewrite.duckdb")
+    fresh.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{path}' as old (read_only)")
+        con.execute(f"attach '{fresh}' as fresh")
+        con.execute("copy from database old to fresh")
+        con.execute("detach old")
+        con.execute("detach fresh")
+    finally:
+        con.close()
+    fresh.replace(path)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)

@@ -142,11 +142,13 @@ def check_owner(mv: Any, c: Any) -> None:
     """Refuse a version that does not belong to the registered model's tenant.
 
     ``<kind>.<tenant>`` holds only versions whose ``tenant_id`` tag is that tenant, registered by a
-    run of that tenant, with files made by a run of that tenant (or, for a tenant served by the
-    global model, ``trained_on=global``, by a run of ``<kind>.global``).
+    run of that tenant, with files made by a run of that tenant (or, for a tenant served by a
+    global model, ``trained_on=global``, by a run of the region's global model its ``global_model``
+    tag names, ``<kind>.global.<region>``; a global model of no region, from before residency, is
+    refused: retrain the tenant).
 
     Raises:
-        UntrustedModel: a tag, the registering run or the files' run names another tenant.
+        UntrustedModel: a tag, the registering run or the files' run names another tenant or region.
     """
     tenant = mv.name.split(".", 1)[1]
     tags = mv.tags or {}
@@ -157,13 +159,26 @@ def check_owner(mv: Any, c: Any) -> None:
     if run_id is None or c.get_run(run_id).data.tags.get("tenant_id") != tenant:
         raise UntrustedModel(f"{label}: it was not registered by a run of tenant {tenant!r}; not loaded")
     source_run = _files_run(mv, c)
-    owners = {tenant, registry.GLOBAL} if tags.get("trained_on") == "global" else {tenant}
+    owners = {tenant}
+    if tags.get("trained_on") == "global" and not registry.is_global(tenant):  # a tenant served by a global model
+        owners.add(_global_owner(tags.get("global_model", ""), label))
     run_tags = c.get_run(source_run).data.tags if source_run else {}
     if run_tags.get("tenant_id") not in owners or run_tags.get("kind") != mv.name.split(".", 1)[0]:
         raise UntrustedModel(
             f"{label}: its files come from run {source_run} of tenant {run_tags.get('tenant_id')!r} "
             f"(kind {run_tags.get('kind')!r}), not {' or '.join(sorted(owners))}; not loaded"
         )
+
+
+def _global_owner(global_model: str, label: str) -> str:
+    """``global.eu`` from a version's ``global_model`` tag (``recommender.global.eu``)."""
+    owner = global_model.split(".", 1)[1] if "." in global_model else ""
+    if not registry.is_global(owner):
+        raise UntrustedModel(
+            f"{label}: it is served by a global model of no region ({global_model or 'untagged'}, made before "
+            "global models were per region); not loaded. Retrain it: `tenantflow train --tenant <tenant>`."
+        )
+    return owner
 
 
 def _files_run(mv: Any, c: Any) -> str | None:

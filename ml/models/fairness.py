@@ -50,7 +50,7 @@ def fairness(
     c = registry.client(settings)
     by_kind: dict[str, list[dict]] = {}
     for r in results:
-        if r.get("run_id") and r["tenant_id"] != registry.GLOBAL:
+        if r.get("run_id") and not registry.is_global(r["tenant_id"]):
             by_kind.setdefault(r["kind"], []).append(r)
     for kind_name, rs in by_kind.items():
         kind = get_kind(kind_name)

@@ -1,6 +1,7 @@
 """The MLflow model registry contract: names, aliases, experiments, and the audited champion moves.
 
-Names are ``<kind>.<tenant_id>`` and ``<kind>.global``; aliases ``champion`` (serves) and
+Names are ``<kind>.<tenant_id>`` and, one per region, ``<kind>.global.<region>`` (its owner,
+``global.<region>``, stands where a tenant id does: in the audit log and the lineage tags); aliases ``champion`` (serves) and
 ``challenger`` (the newest candidate). Every version carries the lineage tags ``tenant_id``,
 ``region``, ``trained_on`` (``global``, ``tenant``, ``fine_tuned``), ``snapshot_id``,
 ``manifest_hash``, ``git_commit`` and ``features``. Only the promotion gate
@@ -31,10 +32,42 @@ GLOBAL = "global"
 TRAINED_ON = ("global", "tenant", "fine_tuned")
 
 
-def model_name(kind: str, tenant_id: str) -> str:
-    """``recommender.acme``, ``churn.global``: validated, never built from raw input."""
+def global_owner(region: str) -> str:
+    """``global.eu``: who owns a region's global models (the part of their names after the kind).
+
+    Raises:
+        TenantError: ``region`` is not a slug.
+    """
+    return f"{GLOBAL}.{validate_slug(region, 'region')}"
+
+
+def is_global(owner: str) -> bool:
+    """Whether an owner (a tenant id, or :func:`global_owner`) names a region's global model."""
+    return owner.startswith(f"{GLOBAL}.")
+
+
+def owner_region(owner: str) -> str:
+    """The region of a global owner (``global.eu`` -> ``eu``).
+
+    Raises:
+        RegistryError: ``owner`` is a tenant id.
+    """
+    if not is_global(owner):
+        raise RegistryError(f"{owner!r} is a tenant, not a region's global model")
+    return validate_slug(owner.removeprefix(f"{GLOBAL}."), "region")
+
+
+def model_name(kind: str, owner: str) -> str:
+    """``recommender.acme``, ``churn.global.eu``: validated, never built from raw input.
+
+    Raises:
+        RegistryError: ``owner`` is the bare ``global`` (name its region: ``global.<region>``).
+        TenantError: the tenant id or region is not a slug.
+    """
     get_kind(kind)
-    return f"{kind}.{GLOBAL if tenant_id == GLOBAL else validate_slug(tenant_id)}"
+    if owner == GLOBAL:
+        raise RegistryError(f"{kind}.global has a model per region; name it as {kind}.global.<region>")
+    return f"{kind}.{global_owner(owner_region(owner)) if is_global(owner) else validate_slug(owner)}"
 
 
 def client(settings: Settings | None = None):
@@ -124,6 +157,11 @@ def version_by_alias(name: str, alias: str, settings: Settings | None = None):
     return _version(name, audited, settings) if audited is not None else None
 
 
+def global_champion(kind: str, region: str, settings: Settings | None = None):
+    """The champion of ``<kind>.global.<region>`` (:func:`version_by_alias`), or None."""
+    return version_by_alias(model_name(kind, global_owner(region)), CHAMPION, settings)
+
+
 def _version(name: str, version: str, settings: Settings | None):
     from mlflow.exceptions import MlflowException
 
@@ -155,7 +193,11 @@ def ensure_model(name: str, tenant_id: str, kind: str, settings: Settings | None
             c.create_registered_model(
                 name,
                 tags={"tenant_id": tenant_id, "kind": kind},
-                description=f"{kind} model of tenant {tenant_id}" if tenant_id != GLOBAL else f"global {kind} model",
+                description=(
+                    f"global {kind} model of region {owner_region(tenant_id)}"
+                    if is_global(tenant_id)
+                    else f"{kind} model of tenant {tenant_id}"
+                ),
             )
         except MlflowException:  # created concurrently
             pass
@@ -196,7 +238,7 @@ def make_challenger(
 
 def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -> None:
     """Keep the champion's training snapshot: the monitor compares today's data with it."""
-    if tenant_id == GLOBAL:
+    if is_global(tenant_id):
         return
     from ml.data import snapshots
 

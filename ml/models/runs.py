@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from ml.core.settings import Settings, get_settings
-from ml.core.tenants import TenantStore
+from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, warehouse_jobs
 from ml.data import snapshots
 from ml.data.feature_checks import read_health
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 def plan_run(params: dict[str, Any], run_type: str, parallel_chunks: int) -> dict[str, list[dict[str, Any]]]:
     """The run's mapped work from its params and how it was triggered.
 
-    ``warehouses`` to snapshot, ``globals`` (one job per kind; none when the run names tenants: a
-    targeted retrain) and ``chunks`` of tenants (at least ``parallel_chunks`` when there are enough
+    ``warehouses`` to snapshot, ``globals`` (one job per kind and region, :func:`global_regions`;
+    none when the run names tenants: a targeted retrain) and ``chunks`` of tenants (at least ``parallel_chunks`` when there are enough
     tenants). An empty ``kinds`` means every registered kind; an empty ``tenants`` every tenant.
     """
     kind_names = [kinds.get_kind(k).name for k in params.get("kinds") or kinds.kind_names()]
@@ -38,9 +38,17 @@ def plan_run(params: dict[str, Any], run_type: str, parallel_chunks: int) -> dic
     common = {"kinds": kind_names, "reason": reason, "force": bool(params.get("force"))}
     return {
         "warehouses": warehouse_jobs(tenants, named=bool(params.get("tenants"))),
-        "globals": [] if params.get("tenants") else [{"kind": k, **common} for k in kind_names],
+        "globals": []
+        if params.get("tenants")
+        else [{"kind": k, "region": r, **common} for k in kind_names for r in global_regions(tenants)],
         "chunks": [{"tenants": c, **common} for c in chunk(ids, size)],
     }
+
+
+def global_regions(tenants: list[Tenant]) -> list[str]:
+    """The regions with a global model to train: those where one of these tenants shares its data
+    (a region where none does has no global model; its tenants train models of their own)."""
+    return sorted({t.region for t in tenants if t.share_data and t.isolation == "pool"})
 
 
 def snapshot_warehouse(
@@ -80,8 +88,8 @@ def train_chunk(
 
 
 def train_global_job(job: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
-    """One global job of :func:`plan_run`."""
-    return train_global(job["kind"], job["reason"], settings, force=job["force"])
+    """One global job of :func:`plan_run`: a kind's global model of one region."""
+    return train_global(job["kind"], job["region"], job["reason"], settings, force=job["force"])
 
 
 def summarise(results: list[dict[str, Any]], settings: Settings | None = None) -> dict[str, Any]:

@@ -76,16 +76,31 @@ class Training:
     catalogue: int | None
     extra_params: dict[str, Any] = field(default_factory=dict)
     ranking: Any = None  # ml.models.ranking.RankingHoldout: the recommender's competition holdout
+    region: str = ""  # the global model's region (a tenant's model: its tenant's region)
+
+    def __post_init__(self) -> None:
+        if self.tenant is not None:
+            self.region = self.tenant.region
+        elif not self.region:
+            raise ValueError("a global model's training names its region")
 
     @property
     def tenant_id(self) -> str:
-        return self.tenant.tenant_id if self.tenant else registry.GLOBAL
+        """The model's owner: the tenant, or ``global.<region>``."""
+        return self.tenant.tenant_id if self.tenant else registry.global_owner(self.region)
+
+    @property
+    def global_model(self) -> str:
+        """The registered global model the winner is or started from (``""``: it learned from the tenant alone)."""
+        if self.tenant is None or not self.winner.global_version:
+            return ""
+        return registry.model_name(self.kind.name, registry.global_owner(self.tenant.global_model_region))
 
 
 def _run_tags(t: Training) -> dict[str, str]:
     tags = {
         "tenant_id": t.tenant_id,
-        "region": t.tenant.region if t.tenant else "all",
+        "region": t.region,
         "isolation": t.tenant.isolation if t.tenant else "-",
         "kind": t.kind.name,
         "reason": t.reason,
@@ -95,6 +110,7 @@ def _run_tags(t: Training) -> dict[str, str]:
         "manifest_hash": t.manifest_hash,
         "git_commit": git_commit(),
         "global_version": t.winner.global_version or "",
+        "global_model": t.global_model,
         "actor": actor(),
     }
     if "eligible_for_own_model" in t.extra_params:  # a global-served tenant without it graduates later

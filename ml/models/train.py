@@ -2,10 +2,12 @@
 
 The flow for one model kind (see :mod:`ml.models.kinds`):
 
-1. **Global.** Trained on the training cutoffs of the tenants with ``share_data = yes`` (never a
-   silo: onboarding refuses silo + share). Registered as ``<kind>.global``.
+1. **Global, one per region.** Trained on the training cutoffs of the region's tenants with
+   ``share_data = yes`` (never a silo: onboarding refuses silo + share), so no tenant's data
+   trains a model outside its region. Registered as ``<kind>.global.<region>``.
 2. **Per tenant.** A tenant with too little history (``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``, and
-   the kind's minimum labelled examples) is served by the global champion: its registered model
+   the kind's minimum labelled examples) is served by its global champion (its own region's, or
+   the region its registry entry opted in to: ``Tenant.global_model_region``): its registered model
    gets a version pointing at the global model's files, tagged ``trained_on=global``. Otherwise
    two candidates are trained on the tenant's own snapshot, one continued from the global model
    (LightGBM ``init_model``: parameters travel to the tenant, its data never travels back) and
@@ -14,7 +16,7 @@ The flow for one model kind (see :mod:`ml.models.kinds`):
 3. **Gate.** The new version is ``challenger``; :mod:`ml.models.gate` decides whether it
    becomes ``champion``.
 
-A run started by new features (reason ``features``) retrains only what is due (:func:`not_due`).
+A run started by new features (reason ``features``) retrains only what is due (:mod:`ml.models.due`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from typing import Any
 
 import pandas as pd
 
+from ml.core import erasure_marks
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
 from ml.models import ranking, registry
 from ml.models.champion import load_booster, version_family, version_features
+from ml.models.due import graduating, not_due, unchanged
 from ml.models.fit import (
     LIGHTGBM,
     Candidate,
@@ -52,9 +56,13 @@ from ml.models.tracking import Training, log_and_register
 log = logging.getLogger(__name__)
 
 
-def sharing_tenants(settings: Settings, kind: ModelKind) -> list[Tenant]:
-    """Tenants whose data may train the global model: pool tenants sharing data that use the kind."""
-    return [t for t in TenantStore(settings).list() if t.share_data and t.isolation == "pool" and t.uses(kind.name)]
+def sharing_tenants(settings: Settings, kind: ModelKind, region: str) -> list[Tenant]:
+    """Tenants whose data may train ``region``'s global model: its pool tenants sharing data that use the kind."""
+    return [
+        t
+        for t in TenantStore(settings).list()
+        if t.region == region and t.share_data and t.isolation == "pool" and t.uses(kind.name)
+    ]
 
 
 def _skipped(kind: ModelKind, tenant_id: str, why: str, version: object = None) -> dict[str, Any]:
@@ -98,37 +106,39 @@ def _global_data(
 
 def train_global(
     kind_name: str,
+    region: str,
     reason: str = "manual",
     settings: Settings | None = None,
     policy: TrainSettings | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Train ``<kind>.global`` on the sharing tenants' latest snapshots, then gate it.
+    """Train ``<kind>.global.<region>`` on the region's sharing tenants' latest snapshots, then gate it.
 
-    Returns the outcome of :func:`ml.models.tracking.log_and_register`, or ``skipped`` with why.
+    Returns the outcome of :func:`ml.models.tracking.log_and_register` (``tenant_id`` is the owner
+    ``global.<region>``), or ``skipped`` with why.
     """
     settings = settings or get_settings()
     policy = policy or settings.train
     kind = get_kind(kind_name)
+    owner = registry.global_owner(region)
+    reason, force = _erased(settings, owner, kind, reason, force)
     members = []
-    for t in sharing_tenants(settings, kind):
+    for t in sharing_tenants(settings, kind, region):
         snap = snapshots.latest(settings, t.region, t.tenant_id)
         if snap is not None and snap.rows.get(kind.mart, 0) > 0:
             members.append((t, snap))
     if not members:
-        return _skipped(kind, registry.GLOBAL, "no sharing tenant has training data yet")
+        return _skipped(kind, owner, f"no tenant of region {region} that shares data has training data yet")
     train, holdout, features, catalogue, available = _global_data(kind, members, policy)
     snapshot_id = hashlib.sha256("".join(sorted(s.snapshot_id for _, s in members)).encode()).hexdigest()[:16]
-    champ = registry.version_by_alias(registry.model_name(kind.name, registry.GLOBAL), registry.CHAMPION, settings)
+    champ = registry.version_by_alias(registry.model_name(kind.name, owner), registry.CHAMPION, settings)
     if not force and champ is not None and champ.tags.get("snapshot_id") == snapshot_id:
-        return _skipped(kind, registry.GLOBAL, f"unchanged snapshot {snapshot_id}", champ.version)
+        return _skipped(kind, owner, f"unchanged snapshot {snapshot_id}", champ.version)
     why_not = not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not force else None
     if why_not:
-        return _skipped(kind, registry.GLOBAL, why_not, champ.version)
+        return _skipped(kind, owner, why_not, champ.version)
     if kind.positives(train) < kind.min_train_positives:
-        return _skipped(
-            kind, registry.GLOBAL, f"{kind.positives(train)} positive examples, need {kind.min_train_positives}"
-        )
+        return _skipped(kind, owner, f"{kind.positives(train)} positive examples, need {kind.min_train_positives}")
     t0 = time.perf_counter()
     booster = fit(kind, train, features, policy, num_threads=policy.global_threads)
     cand = Candidate("global", booster, seconds=time.perf_counter() - t0)
@@ -136,6 +146,7 @@ def train_global(
     training = Training(
         kind=kind,
         tenant=None,
+        region=region,
         winner=cand,
         candidates=[cand],
         features=features,
@@ -152,40 +163,19 @@ def train_global(
             "rows_available": available,
         },
     )
-    return log_and_register(training, policy, settings)
+    return _registered(log_and_register(training, policy, settings), settings)
 
 
-def not_due(champ: Any, manifest_hash: str, policy: TrainSettings, graduating: bool = False) -> str | None:
-    """Why a feature-triggered run leaves this champion alone, or None when it is due."""
-    if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
-        return None
-    age_days = (time.time() - champ.creation_timestamp / 1000) / 86_400
-    if age_days >= policy.retrain_every_days:
-        return None
-    return (
-        f"not due: champion v{champ.version} is {age_days:.1f} days old (retrain every {policy.retrain_every_days:g} "
-        f"days; drift retrains come from the monitor)"
-    )
+def _erased(settings: Settings, owner: str, kind: ModelKind, reason: str, force: bool) -> tuple[str, bool]:
+    """(reason, force) of a training: ``erasure`` and forced while the model is marked (it learned
+    from data erased since, :mod:`ml.core.erasure_marks`), else as asked."""
+    return ("erasure", True) if erasure_marks.pending(settings, owner, kind.name) else (reason, force)
 
 
-def graduating(champ: Any, history_days: int, policy: TrainSettings) -> bool:
-    """Served by the global model because the tenant was too young (not because the global model
-    won on its holdout), and now old enough to try a model of its own."""
-    return (
-        champ is not None
-        and champ.tags.get("trained_on") == "global"
-        and champ.tags.get("eligible_for_own_model", "false") == "false"
-        and history_days >= policy.min_history_days
-    )
-
-
-def _unchanged(champ: Any, g: Any, snap: snapshots.Snapshot) -> bool:
-    """The champion was trained on this very snapshot (and, when it is the global model, on its current version)."""
-    if champ is None or champ.tags.get("snapshot_id") != snap.snapshot_id:
-        return False
-    return champ.tags.get("trained_on") != "global" or (
-        g is not None and champ.tags.get("global_version") == str(g.version)
-    )
+def _registered(outcome: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A new version is registered: close the erasure marks of its model (:mod:`ml.core.erasure_marks`)."""
+    erasure_marks.close(settings, outcome["tenant_id"], outcome["kind"])
+    return outcome
 
 
 def _candidates(
@@ -205,7 +195,7 @@ def _candidates(
     candidates: list[Candidate] = []
     global_booster = None
     if g is not None and version_features(g) == features:
-        global_booster = load_booster(registry.model_name(kind.name, registry.GLOBAL), str(g.version), settings)
+        global_booster = load_booster(g.name, str(g.version), settings)
         c = Candidate("global", global_booster, model_uri=g.source, global_version=str(g.version))
         c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
         candidates.append(c)
@@ -245,12 +235,13 @@ def train_tenant(
     tenant = TenantStore(settings).get(tenant_id)
     if not tenant.uses(kind.name):
         return _skipped(kind, tenant_id, f"tenant does not use {kind.name} models")
+    reason, force = _erased(settings, tenant_id, kind, reason, force)
     snap = snapshots.latest(settings, tenant.region, tenant_id)
     if snap is None:
         return _skipped(kind, tenant_id, "no training snapshot: run the features DAG first")
-    g = registry.version_by_alias(registry.model_name(kind.name, registry.GLOBAL), registry.CHAMPION, settings)
+    g = registry.global_champion(kind.name, tenant.global_model_region, settings)
     champ = registry.version_by_alias(registry.model_name(kind.name, tenant_id), registry.CHAMPION, settings)
-    if not force and _unchanged(champ, g, snap):
+    if not force and unchanged(champ, g, snap):
         return _skipped(kind, tenant_id, f"unchanged snapshot {snap.snapshot_id}", champ.version)
     if reason == "features" and not force:
         why_not = not_due(champ, snap.manifest_hash, policy, graduating(champ, snap.history_days, policy))
@@ -303,7 +294,7 @@ def train_tenant(
         },
         ranking=judged,
     )
-    return log_and_register(training, policy, settings) | {"eligibility": eligibility}
+    return _registered(log_and_register(training, policy, settings), settings) | {"eligibility": eligibility}
 
 
 def _ranking_holdout(

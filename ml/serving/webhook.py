@@ -245,3 +245,31 @@ def _result(event_id: str, receipt: str, received_at: str, replayed: bool) -> di
         "received_at": received_at,
         "replayed": replayed,
     }
+
+
+def forget_tenant(path: Path, tenant_id: str) -> int:
+    """Delete a tenant's rows from a webhook ledger for good; returns the event rows deleted.
+
+    ``secure_delete`` zeroes the freed content, ``VACUUM`` rebuilds the file, and a truncating
+    checkpoint empties the write-ahead log, which otherwise keeps the old pages (a running API
+    holds the ledger open: the checkpoint is retried while a reader is busy). For :mod:`ml.ops.erasure`.
+
+    Raises:
+        RuntimeError: the write-ahead log stayed busy for 30 s (run the purge again).
+    """
+    if not path.exists():
+        return 0
+    con = control_db.open_sqlite(path, "webhook")
+    try:
+        con.execute("pragma secure_delete = on")
+        n = con.execute("delete from api_events where tenant_id = ?", (tenant_id,)).rowcount
+        con.execute("delete from api_event_days where tenant_id = ?", (tenant_id,))
+        con.execute("vacuum")
+        deadline = time.monotonic() + 30
+        while con.execute("pragma wal_checkpoint(truncate)").fetchone()[0]:  # 1: a reader kept it busy
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{path}: its write-ahead log stayed busy; run the purge again")
+            time.sleep(0.2)
+    finally:
+        con.close()
+    return int(n)

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from ml.core import audit
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.tenants import Tenant, TenantStore
@@ -87,6 +88,17 @@ def test_the_seen_items_policy_and_label_window_are_validated_tenant_settings(se
         Tenant("acme", "eu", label_window_days=0)
 
 
+def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):
+    assert Tenant("acme", "eu").global_model_region == "eu"  # residency: its own region's by default
+    assert main(["tenants", "add", "shop", "--region", "us", "--global-region", "eu"]) == 0
+    shop = TenantStore(settings).get("shop")
+    assert (shop.region, shop.global_region, shop.global_model_region) == ("us", "eu", "eu")
+    assert main(["tenants", "add", "bad", "--region", "us", "--global-region", "EU/1"]) == 2
+    assert "invalid global_region 'EU/1'" in capsys.readouterr().err
+    [entry] = [e for e in audit.entries(settings, "shop") if e.action == "tenant_add"]
+    assert entry.detail["global_region"] == "eu"  # the opt-in is audited with the entry
+
+
 def test_cli_add_list_remove(settings, capsys):
     assert main(["tenants", "add", "acme", "--region", "eu", "--share-data", "no"]) == 0
     assert main(["tenants", "add", "Bad/Id", "--region", "eu"]) == 2
@@ -97,9 +109,12 @@ def test_cli_add_list_remove(settings, capsys):
     out = capsys.readouterr().out
     assert '"share_data": false' in out and '"tenant_id": "acme"' in out
     assert main(["tenants", "remove", "acme"]) == 0
+    assert "its id is retired" in capsys.readouterr().out
     assert TenantStore(settings).list() == []
     assert main(["tenants", "show", "acme"]) == 2
     assert "unknown tenant 'acme'" in capsys.readouterr().err
+    assert main(["tenants", "add", "acme", "--region", "eu"]) == 2  # a removed id is never reused
+    assert "was removed on" in capsys.readouterr().err
 
 
 def test_seed_checks_every_entry_before_storing_any(settings, tmp_path, capsys):

@@ -178,7 +178,10 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     # initech sends clicks only: healthy, a recommender champion and no drift (above), every kind trained
     assert con.execute("select distinct event_type from stg_lake__events").fetchall() == [("click",)]
     con.close()
-    assert all(m["champion_version"] or m["challenger_version"] for m in rows["initech"]["models"].values())
+    # residency: no us tenant shares data, so no global model serves initech; it has models of its
+    # own where its data suffices (its churn has too few labelled positives in this small world)
+    models = rows["initech"]["models"]
+    assert models["engagement"]["champion_version"] or models["engagement"]["challenger_version"], models
 
 
 def _check_models_and_predictions(settings) -> None:
@@ -186,8 +189,8 @@ def _check_models_and_predictions(settings) -> None:
     from ml.models import registry
 
     c = registry.client(settings)
-    glob = c.get_model_version_by_alias("recommender.global", "champion")
-    assert glob.tags["tenant_id"] == "global" and glob.tags["trained_on"] == "global"
+    glob = c.get_model_version_by_alias("recommender.global.eu", "champion")
+    assert glob.tags["tenant_id"] == "global.eu" and glob.tags["trained_on"] == "global"
     run = c.get_run(glob.run_id)
     assert sorted(run.data.params["training_tenants"].split(",")) == ["acme", "globex"]  # initech is a silo
     for tid in ("acme", "globex", "initech"):

@@ -1,6 +1,8 @@
 """A small trained world: five generated tenants through ingest, dbt, snapshots and training of every kind.
 
 acme and globex share data, umbra (pool) and initech (silo) do not, young has 10 days of history.
+Residency: acme, globex, umbra and young are in eu, initech and hooli (pool, sharing) in us, so
+each region has its own global models; young opted in to the us global model (``global_region``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ SPECS = [
     TenantSpec("umbra", "eu", users=500, items=450, fmt="parquet"),  # pool, does not share data
     TenantSpec("initech", "us", users=450, items=350, fmt="parquet", activity=1.1),  # silo
     TenantSpec("young", "eu", users=250, items=150, fmt="parquet", history_days=10),
+    TenantSpec("hooli", "us", users=600, items=400, fmt="parquet", activity=1.2),
 ]
-SHARING = ("acme", "globex", "young")
+SHARING = {"eu": ("acme", "globex", "young"), "us": ("hooli",)}
+OPTED_IN = {"young": "us"}  # young is served by recommender.global.us, not .eu
 DAYS = 40
 
 
@@ -35,6 +39,7 @@ def world(tmp_path_factory):
         silo=("initech",),
         not_sharing=("umbra",),
         onboarded=onboarded,
+        fields={t: {"global_region": r} for t, r in OPTED_IN.items()},
     )
     yield w.settings, w.results
     mp.undo()

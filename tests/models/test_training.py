@@ -1,7 +1,7 @@
 """Behaviour of the trained models and the registry they land in (real MLflow store, real LightGBM).
 
 The world (tests/models/conftest.py) is five generated tenants, 40 days: acme and globex share
-data, umbra (pool) and initech (silo) do not, young has 10 days of history.
+data, umbra (pool) and initech (silo) do not, young has 10 days of history; hooli shares in us.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ml.core.settings import TrainSettings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import warehouses
 from ml.data import snapshots
-from ml.models import audit, fit, gate, registry, score, tracking, train
+from ml.models import audit, due, fit, gate, registry, score, tracking, train
 from ml.models.kinds import get_kind
 from ml.models.runs import snapshot_warehouse
 
@@ -54,20 +54,23 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
         assert champ.tags["git_commit"] == "test-commit"
     for kind in ("recommender", "churn", "engagement"):
         young = c.get_model_version_by_alias(f"{kind}.young", "champion")
-        glob = c.get_model_version_by_alias(f"{kind}.global", "champion")
+        glob = c.get_model_version_by_alias(f"{kind}.global.us", "champion")  # young opted in to us's
         assert young.tags["trained_on"] == "global" and young.tags["global_version"] == str(glob.version)
+        assert young.tags["global_model"] == f"{kind}.global.us"
         assert young.source == glob.source  # the very same model files
-        for tid in ("acme", "globex", "umbra", "initech"):
+        for tid in ("acme", "globex", "umbra", "initech", "hooli"):
             assert results[(tid, kind)]["eligibility"] == "enough history"
 
 
-def test_global_model_learns_only_from_sharing_tenants(world):
+@pytest.mark.parametrize("region", ["eu", "us"])
+def test_global_model_learns_only_from_its_regions_sharing_tenants(world, region):
     settings, results = world
     c = registry.client(settings)
     for kind in (RECOMMENDER, CHURN, ENGAGEMENT):
-        run = c.get_run(results[("global", kind.name)]["run_id"])
+        run = c.get_run(results[(f"global.{region}", kind.name)]["run_id"])
+        assert run.data.tags["region"] == region and run.data.tags["tenant_id"] == f"global.{region}"
         members = run.data.params["training_tenants"].split(",")
-        assert sorted(members) == sorted(t for t in SHARING if _snap(settings, t).rows[kind.mart] > 0)
+        assert sorted(members) == sorted(t for t in SHARING[region] if _snap(settings, t).rows[kind.mart] > 0)
         assert "umbra" not in members and "initech" not in members
         # every trainable row (ranking queries with a click) of each member: this world is under the row budget
         expected = sum(
@@ -93,7 +96,7 @@ def test_churn_champions_beat_recency(world):
     serve; the 95% interval of a first champion's lead is recorded with the decision."""
     settings, results = world
     served = 0
-    for tid in ("acme", "globex", "umbra", "initech"):
+    for tid in ("acme", "globex", "umbra", "initech", "hooli"):
         r = results[(tid, "churn")]
         beats = r["metrics"]["pr_auc"] > r["baseline_metrics"]["pr_auc"]
         assert r["promoted"] == beats, (tid, r["reason"], r["metrics"], r["baseline_metrics"])
@@ -104,14 +107,14 @@ def test_churn_champions_beat_recency(world):
             assert registry.version_by_alias(f"churn.{tid}", "champion", settings) is None
         served += beats
         assert 0 <= r["metrics"]["brier"] < 0.25
-    assert served >= 3, "the churn model should beat recency on most tenants of the generator"
+    assert served >= 4, "the churn model should beat recency on most tenants of the generator"
 
 
 def test_engagement_champions_beat_last_week(world):
     """Engagement's headline is RMSE (lower is better): a first champion must have a lower one than "same as last week"."""
     settings, results = world
     served = 0
-    for tid in ("acme", "globex", "umbra", "initech"):
+    for tid in ("acme", "globex", "umbra", "initech", "hooli"):
         r = results[(tid, "engagement")]
         beats = r["metrics"]["rmse"] < r["baseline_metrics"]["rmse"]
         assert r["promoted"] == beats, (tid, r["reason"], r["metrics"], r["baseline_metrics"])
@@ -119,7 +122,7 @@ def test_engagement_champions_beat_last_week(world):
             assert "does not beat the same_as_last_week baseline" in r["reason"]
         served += beats
         assert r["metrics"]["poisson_deviance"] < r["baseline_metrics"]["poisson_deviance"]
-    assert served >= 3, "the Poisson model should beat last week's count on most tenants of the generator"
+    assert served >= 4, "the Poisson model should beat last week's count on most tenants of the generator"
     c = registry.client(settings)
     run = c.get_run(results[("acme", "engagement")]["run_id"])
     assert run.data.tags["kind"] == "engagement" and "rmse_lift" in run.data.metrics
@@ -282,17 +285,17 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
         )
 
     fresh = champ(1, trained_on="fine_tuned")
-    assert "not due" in train.not_due(fresh, "m1", policy)
-    assert train.not_due(fresh, "m2", policy) is None, "a changed dbt project retrains"
-    assert train.not_due(champ(8, trained_on="tenant"), "m1", policy) is None, "an old champion retrains"
-    assert train.not_due(None, "m1", policy) is None, "no champion yet"
+    assert "not due" in due.not_due(fresh, "m1", policy)
+    assert due.not_due(fresh, "m2", policy) is None, "a changed dbt project retrains"
+    assert due.not_due(champ(8, trained_on="tenant"), "m1", policy) is None, "an old champion retrains"
+    assert due.not_due(None, "m1", policy) is None, "no champion yet"
     # the global model serves a tenant because it was young: it graduates once 30 days old
     young = champ(1, trained_on="global", eligible_for_own_model="false")
-    assert not train.graduating(young, 29, policy) and train.graduating(young, 30, policy)
-    assert train.not_due(young, "m1", policy, train.graduating(young, 30, policy)) is None
+    assert not due.graduating(young, 29, policy) and due.graduating(young, 30, policy)
+    assert due.not_due(young, "m1", policy, due.graduating(young, 30, policy)) is None
     # ... but where the global model won on the tenant's own holdout, there is nothing to graduate from
     won = champ(1, trained_on="global", eligible_for_own_model="true")
-    assert not train.graduating(won, 40, policy) and "not due" in train.not_due(won, "m1", policy, False)
+    assert not due.graduating(won, 40, policy) and "not due" in due.not_due(won, "m1", policy, False)
 
 
 def test_the_cli_and_the_dag_skip_an_unhealthy_tenant_alike(world, capsys):

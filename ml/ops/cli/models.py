@@ -29,7 +29,7 @@ def train(
     from ml.core.warehouse import warehouses
     from ml.models import kinds as model_kinds
     from ml.models.fairness import fairness
-    from ml.models.runs import snapshot_warehouse, unhealthy
+    from ml.models.runs import global_regions, snapshot_warehouse, unhealthy
     from ml.models.train import train_global, train_tenant
 
     settings = get_settings()
@@ -37,19 +37,22 @@ def train(
     kind_names = list(model_kinds.validate_kinds(kind)) if kind else model_kinds.kind_names()
     for wh in warehouses(tenants):
         snapshot_warehouse(wh, [t.tenant_id for t in tenants] if tenant else None, settings)
-    jobs = [(k, None) for k in kind_names if not tenant] + [(k, t.tenant_id) for k in kind_names for t in tenants]
+    regions = [] if tenant else global_regions(tenants)
+    jobs = [(k, None, r) for k in kind_names for r in regions] + [
+        (k, t.tenant_id, None) for k in kind_names for t in tenants
+    ]
     results: list[dict[str, Any]] = []
     with steps("train", len(jobs)) as s:
-        for k, tid in jobs:
+        for k, tid, region in jobs:
             why = unhealthy(settings, tid) if tid else None  # the train DAG's rule
             if why:
                 r = {"tenant_id": tid, "kind": k, "skipped": why}
-            elif tid is None:
-                r = train_global(k, reason, settings, force=force)
+            elif region is not None:
+                r = train_global(k, region, reason, settings, force=force)
             else:
-                r = train_tenant(k, tid, reason, settings, force=force)
+                r = train_tenant(k, str(tid), reason, settings, force=force)
             results.append(r)
-            s.advance(f"{k}.{tid or 'global'}: " + ("skipped" if r.get("skipped") else f"v{r.get('version')}"))
+            s.advance(f"{k}.{r['tenant_id']}: " + ("skipped" if r.get("skipped") else f"v{r.get('version')}"))
     fairness(results, settings)
     keep = (
         "tenant_id",
@@ -86,11 +89,13 @@ def list_() -> None:
     """Champion and challenger of every registered model, and the holdout its metrics stand on."""
     from ml.models import registry
     from ml.models.kinds import all_kinds, kinds_of
+    from ml.models.runs import global_regions
 
     settings = get_settings()
     table = Table("model", "champion", "challenger", "family", "trained on", "holdout metrics", "judged")
     tenants = TenantStore(settings).list()
-    rows = [(registry.GLOBAL, k.name) for k in all_kinds()] + [
+    regions = global_regions(tenants)
+    rows = [(registry.global_owner(r), k.name) for k in all_kinds() for r in regions] + [
         (t.tenant_id, k.name) for t in tenants for k in kinds_of(t)
     ]
     for tid, kind in rows:

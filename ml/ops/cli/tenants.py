@@ -51,6 +51,13 @@ def add(
         int | None,
         typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence"),
     ] = None,
+    global_region: Annotated[
+        str | None,
+        typer.Option(
+            help="Opt in to another region's global model (its parameters reach this tenant's models; "
+            "this tenant's data stays in its region); default: its own region's"
+        ),
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
 ) -> None:
     """Onboard a tenant (a row in the control database; no code or DAG change)."""
@@ -66,6 +73,7 @@ def add(
         quota_requests_per_minute=quota_requests_per_minute,
         seen_items=seen_items,
         label_window_days=label_window_days,
+        global_region=global_region,
     )
     TenantStore().add(tenant, replace=replace)
     print(
@@ -88,7 +96,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
     if as_json:
         print(json.dumps([t.to_json() for t in tenants], indent=1))
         return
-    table = Table("tenant", "region", "tier", "share data", "onboarded", "model kinds", "seen items", "name")
+    table = Table(
+        "tenant", "region", "tier", "share data", "global model", "onboarded", "model kinds", "seen items", "name"
+    )
     for t in tenants:
         kinds = ",".join(t.model_kinds) or "all"
         table.add_row(
@@ -96,6 +106,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             t.region,
             t.isolation,
             "yes" if t.share_data else "no",
+            t.global_model_region + (" (opted in)" if t.global_model_region != t.region else ""),
             str(t.onboarded_at),
             kinds,
             t.seen_items,
@@ -137,10 +148,37 @@ def source(
 
 
 @app.command()
-def remove(tenant_id: str) -> None:
-    """Remove a tenant's row (its lake and warehouse data are kept)."""
-    TenantStore().remove(tenant_id)
-    print(f"removed tenant {tenant_id} (its lake and warehouse data are kept).")
+def remove(
+    tenant_id: str,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge", help="Also delete its data, models and aliases everywhere (also for an id removed before)"
+        ),
+    ] = False,
+) -> None:
+    """Remove a tenant: its keys die and its id is never reused; with --purge, its data and models go too."""
+    if not purge:
+        TenantStore().remove(tenant_id)
+        print(
+            f"removed tenant {tenant_id}: its API keys are revoked and its id is retired; its data and models are "
+            f"kept until `tenantflow tenants remove {tenant_id} --purge`."
+        )
+        return
+    from ml.ops.erasure import purge_tenant
+
+    r = purge_tenant(tenant_id)
+    rows = sum(r["warehouse"].get("rows", {}).values())
+    print(
+        f"purged tenant {tenant_id}: {len(r['folders'])} folders, {rows:,} warehouse rows"
+        f"{' and its silo file' if r['warehouse'].get('files') else ''}, {r['ledger_rows']:,} webhook ledger rows, "
+        f"{len(r['models'])} registered models, {len(r['runs'])} MLflow runs deleted for good"
+        + (
+            f"; {r['global_models_marked']} models will retrain (reason erasure)"
+            if r.get("global_models_marked")
+            else ""
+        )
+    )
 
 
 @app.command()
