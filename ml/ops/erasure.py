@@ -22,7 +22,6 @@ deleted.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
 import sys
@@ -35,10 +34,8 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import delete_tenant, warehouse_lock
 from ml.models.kinds import kind_names
-from ml.models.registry import global_owner
+from ml.models.registry import global_owner, model_name
 from ml.serving.webhook import forget_tenant
-
-log = logging.getLogger(__name__)
 
 
 def purge_tenant(tenant_id: str, settings: Settings | None = None) -> dict[str, Any]:
@@ -82,7 +79,7 @@ def _tenant_folders(settings: Settings, region: str, tenant_id: str) -> list[Pat
     folders += [s.snapshots.tenant_dir(region, tenant_id), s.published.tenant_dir(region, tenant_id)]
     folders += s.gx_tenant_dirs(tenant_id)
     folders += [s.health_file(tenant_id), s.dbt_target(f"{region}/silo_{tenant_id}")]
-    folders += sorted((s.home / "serving" / "models").glob(f"*.{tenant_id}"))
+    folders += [s.serving_model_dir(model_name(kind, tenant_id)) for kind in kind_names()]
     return folders
 
 
