@@ -155,11 +155,15 @@ def headline_interval(
     (positive: better, in the metric's direction), resampling the holdout's examples: for kinds
     whose headline is not a mean over users (PR-AUC, RMSE). Uses 200 resamples."""
     labels, h = holdout[[kind.label]].reset_index(drop=True), kind.headline
+    y = labels[kind.label].to_numpy()
+
+    def headline(idx: np.ndarray, s: np.ndarray) -> float | None:
+        if kind.headline_metric is not None:
+            return kind.headline_metric(y[idx], s[idx])
+        return kind.metrics(labels.iloc[idx], s[idx], catalogue).get(h)
 
     def ahead(idx: np.ndarray) -> float:
-        rows = labels.iloc[idx]
-        new = kind.metrics(rows, scores[idx], catalogue).get(h)
-        old = kind.metrics(rows, other[idx], catalogue).get(h)
+        new, old = headline(idx, scores), headline(idx, other)
         return kind.improvement(h, new, old) if new is not None and old is not None else float("nan")
 
     return evaluation.resampled_interval(ahead, len(labels))

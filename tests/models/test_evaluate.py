@@ -111,6 +111,24 @@ def test_a_resampled_interval_of_a_pr_auc_difference_sees_a_real_gain_and_not_no
     assert all(np.isnan(resampled_interval(lambda idx: float("nan"), 10)))
 
 
+@pytest.mark.parametrize("name", ["churn", "engagement"])
+def test_a_kinds_headline_alone_is_its_headline_among_all_metrics(name):
+    """The gate bootstraps ``headline_metric``; promotion and reports read ``metrics``: they must agree."""
+    from ml.models.kinds import get_kind
+
+    kind = get_kind(name)
+    rng = np.random.default_rng(5)
+    y = (rng.random(500) < 0.15).astype(float) if name == "churn" else rng.poisson(2.0, 500).astype(float)
+    p = np.clip(y * 0.3 + rng.random(500), 0, None) if name == "churn" else y * 0.5 + rng.random(500)
+    frame = pd.DataFrame({kind.label: y})
+    assert kind.headline_metric is not None
+    assert kind.headline_metric(y, p) == pytest.approx(kind.metrics(frame, p, None)[kind.headline], rel=1e-12)
+    one_class = np.zeros(20)
+    assert (kind.headline_metric(one_class, p[:20]) is None) == (
+        kind.headline not in kind.metrics(pd.DataFrame({kind.label: one_class}), p[:20], None)
+    )
+
+
 def _interactions(n_users: int = 30, per_user: int = 9) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     rows = []

@@ -206,6 +206,9 @@ class ModelKind:
     # compares over time (None: all). The recommender serves every user with history, but the
     # share of long-inactive users grows with a tenant's age: that mix is not drift.
     drift_population: str | None = None
+    # the headline alone, from (labels, scores): the gate's bootstrap of a lead (ml.models.gate)
+    # computes it on 200 resamples of the holdout, twice each. None: ``metrics`` of a frame.
+    headline_metric: Callable[[np.ndarray, np.ndarray], float | None] | None = None
 
     def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
         """The model's input: declared features as float32 columns, in declared order.

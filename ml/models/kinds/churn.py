@@ -203,6 +203,7 @@ KIND = ModelKind(
     params={**COMMON_PARAMS, "objective": "binary", "num_leaves": 15, "min_data_in_leaf": 30},
     metrics=_metrics,
     headline="pr_auc",
+    headline_metric=evaluate.pr_auc,
     lift_metrics=("roc_auc", "pr_auc"),
     reported_metrics=("roc_auc", "pr_auc", "brier"),
     lower_is_better=("brier", "log_loss"),

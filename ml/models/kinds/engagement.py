@@ -189,6 +189,7 @@ KIND = ModelKind(
     params={**COMMON_PARAMS, "objective": "poisson", "num_leaves": 15, "min_data_in_leaf": 30},
     metrics=_metrics,
     headline="rmse",
+    headline_metric=evaluate.rmse,
     lift_metrics=("rmse", "mae", "poisson_deviance"),
     reported_metrics=("rmse", "mae", "poisson_deviance"),
     lower_is_better=("rmse", "mae", "poisson_deviance"),
