@@ -43,11 +43,16 @@ PY_SOURCES := ml dags plugins tests benchmarks
 SQLFLUFF := cd dbt_project && mkdir -p target && TENANTFLOW_WAREHOUSE_PATH=$(CURDIR)/dbt_project/target/_lint.duckdb \
 	DBT_SEND_ANONYMOUS_USAGE_STATS=false ../$(BIN)/sqlfluff
 
+# One pytest-xdist worker per core (at most 4); the tests that share a world run on one worker
+# (tests/conftest.py), so each world is built once. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup)
+
 test: lint
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(PYTEST_PARALLEL)
 
 test-unit: $(BIN)/.installed
-	$(BIN)/python -m pytest tests -m "not integration"
+	$(BIN)/python -m pytest tests -m "not integration" $(PYTEST_PARALLEL)
 
 test-integration: $(BIN)/.installed
 	$(BIN)/python -m pytest tests -m integration

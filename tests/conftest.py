@@ -1,4 +1,9 @@
-"""Shared fixtures: every test gets its own TENANTFLOW_HOME; worlds are built by tests/world.py."""
+"""Shared fixtures: every test gets its own TENANTFLOW_HOME; worlds are built by tests/world.py.
+
+Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), the tests that share a
+session- or module-scoped fixture of this suite (a world) run on one worker, so each world is
+built once (:func:`pytest_itemcollected`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import pytest
 
 from ml.core.settings import Settings
 from tests.served import served_world
-from tests.world import END, world_env
+from tests.world import END, world_env, world_variables
 
 __all__ = ["END", "served_world"]  # served_world: the serving and security suites share it
 
@@ -17,3 +22,27 @@ __all__ = ["END", "served_world"]  # served_world: the serving and security suit
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A fresh, empty home for this test."""
     return world_env(monkeypatch, tmp_path / "home")
+
+
+@pytest.fixture(autouse=True)
+def _no_world_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that uses no world does not see the environment a world of this process left
+    (its home, its settings): it starts from the environment the session started with."""
+    if request.node.get_closest_marker("xdist_group") is None:
+        for k in world_variables():
+            monkeypatch.delenv(k, raising=False)
+
+
+_SCOPES = {"session": 0, "package": 1, "module": 2, "class": 3}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark ``xdist_group`` on a test that uses a world: a session- or module-scoped fixture of this
+    suite (directly or through another fixture), named after the widest-scoped one. Marked as each
+    test is collected: xdist reads the marks in its own ``pytest_collection_modifyitems``."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = [d[-1] for d in (info.name2fixturedefs.values() if info else ()) if d]
+    shared = [d for d in defs if d.scope in _SCOPES and d.baseid.startswith("tests")]
+    if shared:
+        d = min(shared, key=lambda d: (_SCOPES[d.scope], d.baseid, d.argname))
+        item.add_marker(pytest.mark.xdist_group(f"{d.baseid}::{d.argname}".replace("/", ".").replace("::", ".")))

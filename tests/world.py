@@ -85,6 +85,11 @@ class World:
 _WORLD_SETTINGS: set[str] = set()
 
 
+def world_variables() -> set[str]:
+    """Every environment variable a world of this process set (they stay until the session ends)."""
+    return {"TENANTFLOW_HOME", "TENANTFLOW_LANDING_SETTLE_SECONDS", "TENANTFLOW_GIT_COMMIT", *_WORLD_SETTINGS}
+
+
 def world_env(mp: pytest.MonkeyPatch, home: Path, **env: object) -> Settings:
     """Point this process at ``home`` (and these settings, and no other world's), the way every world does."""
     for k in _WORLD_SETTINGS - set(env):
@@ -188,4 +193,5 @@ __all__ = [
     "build_world",
     "register",
     "small_config",
+    "world_variables",
 ]

@@ -18,7 +18,8 @@ from ml.ops.airflow import running_airflow
 from ml.ops.status import status
 from tests.world import register, small_config
 
-pytestmark = pytest.mark.integration
+# sharing two cores with the other half of the suite (make test's xdist workers) it takes ~630 s
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 FIRST_DAYS, LATER_DAYS = 30, 7
 CONTRACT = {
