@@ -1,0 +1,74 @@
+"""Where a test world's build time goes: the served world of ``tests/served.py`` under cProfile.
+
+The suite's worlds (``tests/world.py``) are most of ``make test``'s time; this builds the one the
+serving and security suites share (three tenants, 40 days: ingest, dbt with GX checks and
+publishing, snapshots, training of every kind, MLflow logging and the gate) and reports the
+wall time and the cumulative seconds of the platform's own steps. ``--top`` also prints the
+functions with the most cumulative time.
+
+    .venv/bin/python benchmarks/world_build.py [--top 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pytest
+from _common import report
+
+from tests.served import DAYS, QUOTAS, SPECS
+from tests.world import END, GenerationConfig, build_world
+
+STEPS = {  # label: (file suffix, function) of the steps reported
+    "ingest": ("ml/data/ingest/run.py", "ingest_tenants"),
+    "features (dbt + GX + publish)": ("ml/data/features.py", "build_and_check_warehouse"),
+    "dbt parse": ("dbt/parser/manifest.py", "parse_manifest"),
+    "train (all kinds)": ("tests/world.py", "train_all"),
+    "fit": ("ml/models/fit.py", "fit"),
+    "MLflow logging + gate": ("ml/models/tracking.py", "log_and_register"),
+    "gate": ("ml/models/gate.py", "gate"),
+    "gate bootstrap": ("ml/models/gate.py", "headline_interval"),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--top", type=int, default=0, help="also print the N functions with the most cumulative time")
+    args = ap.parse_args()
+    mp = pytest.MonkeyPatch()
+    home = Path(tempfile.mkdtemp(prefix="world-build-")) / "home"
+    config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=5)
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    build_world(
+        mp, home, [config], silo=("initech",), fields=QUOTAS, publish=True, keys=True,
+        TENANTFLOW_TRAIN_MIN_HISTORY_DAYS=30,
+    )  # fmt: skip
+    profile.disable()
+    wall = time.perf_counter() - started
+    mp.undo()
+    stats = pstats.Stats(profile)
+    rows = stats.stats.items()  # type: ignore[attr-defined]  # (file, line, function) -> (..., cumulative, ...)
+    seconds = {
+        label: round(sum(v[3] for (path, _, fn), v in rows if fn == name and path.endswith(suffix)), 1)
+        for label, (suffix, name) in STEPS.items()
+    }
+    if args.top:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
+        print(out.getvalue())
+    report("world_build", world="tests/served.py", wall_seconds=round(wall, 1), cumulative_seconds=seconds)
+
+
+if __name__ == "__main__":
+    main()
