@@ -16,14 +16,13 @@ import cProfile
 import io
 import pstats
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pytest
-from _common import report
+from _common import fresh_home, report
 
 from tests.served import DAYS, QUOTAS, SPECS
 from tests.world import END, GenerationConfig, build_world
@@ -45,7 +44,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=0, help="also print the N functions with the most cumulative time")
     args = ap.parse_args()
     mp = pytest.MonkeyPatch()
-    home = Path(tempfile.mkdtemp(prefix="world-build-")) / "home"
+    home = fresh_home("world-build")  # under benchmarks/out/
     config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=5)
     profile = cProfile.Profile()
     started = time.perf_counter()

@@ -85,9 +85,12 @@ class World:
 _WORLD_SETTINGS: set[str] = set()
 
 
+_EVERY_WORLD = {"TENANTFLOW_LANDING_SETTLE_SECONDS": "0", "TENANTFLOW_GIT_COMMIT": "test-commit"}
+
+
 def world_variables() -> set[str]:
     """Every environment variable a world of this process set (they stay until the session ends)."""
-    return {"TENANTFLOW_HOME", "TENANTFLOW_LANDING_SETTLE_SECONDS", "TENANTFLOW_GIT_COMMIT", *_WORLD_SETTINGS}
+    return {"TENANTFLOW_HOME", *_EVERY_WORLD, *_WORLD_SETTINGS}
 
 
 def world_env(mp: pytest.MonkeyPatch, home: Path, **env: object) -> Settings:
@@ -96,9 +99,7 @@ def world_env(mp: pytest.MonkeyPatch, home: Path, **env: object) -> Settings:
         mp.delenv(k, raising=False)
     _WORLD_SETTINGS.update(env)
     mp.setenv("TENANTFLOW_HOME", str(home))
-    mp.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
-    mp.setenv("TENANTFLOW_GIT_COMMIT", "test-commit")
-    for k, v in env.items():
+    for k, v in {**_EVERY_WORLD, **env}.items():
         mp.setenv(k, str(v))
     return get_settings()
 

@@ -283,7 +283,7 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     from sklearn.metrics import average_precision_score
 
     y = np.asarray(y).astype(int)
-    if y.min(initial=0) == y.max(initial=0):
+    if not y.size or y.min() == y.max():
         return None
     return float(average_precision_score(y, np.asarray(p, dtype=np.float64)))
 

@@ -18,7 +18,7 @@ from ml.ops.airflow import running_airflow
 from ml.ops.status import status
 from tests.world import register, small_config
 
-# sharing two cores with the other half of the suite (make test's xdist workers) it takes ~630 s
+# 357 s alone; 440-630 s beside the other half of the suite (make test's second xdist worker)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 FIRST_DAYS, LATER_DAYS = 30, 7

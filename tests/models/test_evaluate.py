@@ -123,10 +123,10 @@ def test_a_kinds_headline_alone_is_its_headline_among_all_metrics(name):
     frame = pd.DataFrame({kind.label: y})
     assert kind.headline_metric is not None
     assert kind.headline_metric(y, p) == pytest.approx(kind.metrics(frame, p, None)[kind.headline], rel=1e-12)
-    one_class = np.zeros(20)
-    assert (kind.headline_metric(one_class, p[:20]) is None) == (
-        kind.headline not in kind.metrics(pd.DataFrame({kind.label: one_class}), p[:20], None)
-    )
+    for one_class in (np.zeros(20), np.ones(20)):
+        assert (kind.headline_metric(one_class, p[:20]) is None) == (
+            kind.headline not in kind.metrics(pd.DataFrame({kind.label: one_class}), p[:20], None)
+        )
 
 
 def _interactions(n_users: int = 30, per_user: int = 9) -> pd.DataFrame:
