@@ -1,12 +1,14 @@
-"""Where a test world's build time goes: the served world of ``tests/served.py`` under cProfile.
+"""Where a test world's build time goes: one of the suite's worlds built under cProfile.
 
-The suite's worlds (``tests/world.py``) are most of ``make test``'s time; this builds the one the
-serving and security suites share (three tenants, 40 days: ingest, dbt with GX checks and
-publishing, snapshots, training of every kind, MLflow logging and the gate) and reports the
-wall time and the cumulative seconds of the platform's own steps. ``--top`` also prints the
-functions with the most cumulative time.
+The suite's worlds (``tests/world.py``) are most of ``make test``'s time. ``--world`` picks one:
+``served`` (``tests/served.py``, the serving and security suites': three tenants, 40 days: ingest,
+dbt with GX checks and publishing, snapshots, training of every kind, MLflow logging and the
+gate), ``models`` (``tests/models/conftest.py``: six tenants, two regions) or ``monitoring``
+(``tests/monitoring/conftest.py``: 13 tenants served by the global model, scored, a week more
+landed). Reports the wall time and the cumulative seconds of the platform's own steps; ``--top``
+also prints the functions with the most cumulative time.
 
-    .venv/bin/python benchmarks/world_build.py [--top 40]
+    .venv/bin/python benchmarks/world_build.py [--world served] [--top 40]
 """
 
 from __future__ import annotations
@@ -24,8 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytest
 from _common import fresh_home, report
 
-from tests.served import DAYS, QUOTAS, SPECS
-from tests.world import END, GenerationConfig, build_world
+from tests.models.conftest import build_models_world
+from tests.monitoring.conftest import build_monitored
+from tests.served import build_served
+
+WORLDS = {  # --world: (its module, its build)
+    "served": ("tests/served.py", build_served),
+    "models": ("tests/models/conftest.py", build_models_world),
+    "monitoring": ("tests/monitoring/conftest.py", build_monitored),
+}
 
 STEPS = {  # label: (file suffix, function) of the steps reported
     "ingest": ("ml/data/ingest/run.py", "ingest_tenants"),
@@ -36,23 +45,22 @@ STEPS = {  # label: (file suffix, function) of the steps reported
     "MLflow logging + gate": ("ml/models/tracking.py", "log_and_register"),
     "gate": ("ml/models/gate.py", "gate"),
     "gate bootstrap": ("ml/models/gate.py", "headline_interval"),
+    "batch scoring": ("ml/models/score.py", "score_warehouse"),
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", choices=sorted(WORLDS), default="served", help="which world to build")
     ap.add_argument("--top", type=int, default=0, help="also print the N functions with the most cumulative time")
     args = ap.parse_args()
     mp = pytest.MonkeyPatch()
-    home = fresh_home("world-build")  # under benchmarks/out/
-    config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=5)
+    home = fresh_home(f"world-build-{args.world}")  # under benchmarks/out/
+    module, build = WORLDS[args.world]
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()
-    build_world(
-        mp, home, [config], silo=("initech",), fields=QUOTAS, publish=True, keys=True,
-        TENANTFLOW_TRAIN_MIN_HISTORY_DAYS=30,
-    )  # fmt: skip
+    build(mp, home)
     profile.disable()
     wall = time.perf_counter() - started
     mp.undo()
@@ -66,7 +74,7 @@ def main() -> None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
         print(out.getvalue())
-    report("world_build", world="tests/served.py", wall_seconds=round(wall, 1), cumulative_seconds=seconds)
+    report("world_build", world=module, wall_seconds=round(wall, 1), cumulative_seconds=seconds)
 
 
 if __name__ == "__main__":

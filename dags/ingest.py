@@ -9,7 +9,8 @@ Tenants are fanned out as mapped tasks, in chunks of `chunk_size` tenants balanc
 each landed.
 
 Every task is idempotent for its interval: re-running it, clearing it, or a backfill over past
-days gives byte-identical lake partitions. A manual run may set `start`/`end` (dates,
+days gives byte-identical lake partitions, and a run that changed no partition starts no feature
+build (see `report`). A manual run may set `start`/`end` (dates,
 end exclusive) and `tenants` to ingest a range or a subset.
 """
 
@@ -71,17 +72,16 @@ def ingest():
     def report(summaries: list[list[dict]]) -> dict:
         """Emit the lake asset event (the features DAG is scheduled on it) with what changed.
 
-        When no tenant landed anything (e.g. the daily run of an interval without drops), the
-        task is skipped: a skipped task emits no asset event, so no feature build and no
-        training start (an event naming no tenants would rebuild every tenant's features).
-        """
+        Skipped when no tenant's lake changed (no drops, or a rerun or backfill that rebuilt the
+        same bytes): a skipped task emits no asset event, so no feature build or training starts
+        (an event naming no tenants would rebuild every tenant's features)."""
         from airflow.exceptions import AirflowSkipException
 
         from ml.data.ingest.plan import lake_event
 
         extra = lake_event([s for chunk in summaries for s in chunk])
         if not extra["tenants"]:
-            raise AirflowSkipException("no tenant landed data in this interval: no lake event")
+            raise AirflowSkipException("no tenant's lake changed in this interval: no lake event")
         get_current_context()["outlet_events"][LAKE_EVENTS].extra = extra
         return extra
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.world import END, GenerationConfig, TenantSpec, build_world
+from tests.world import END, GenerationConfig, TenantSpec, World, build_world
 
 SPECS = [
     TenantSpec("acme", "eu", users=450, items=250, fmt="parquet"),
@@ -39,14 +39,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def served_world(tmp_path_factory):
-    """(settings, {tenant: api key}): trained champions, features published for the API."""
-    mp = pytest.MonkeyPatch()
+def build_served(mp: pytest.MonkeyPatch, home: Path) -> World:
+    """Trained champions, features published for the API, a key per tenant (also ``benchmarks/world_build.py``)."""
     config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=5)
-    w = build_world(
+    return build_world(
         mp,
-        tmp_path_factory.mktemp("serving") / "home",
+        home,
         [config],
         silo=("initech",),
         fields=QUOTAS,
@@ -54,6 +52,13 @@ def served_world(tmp_path_factory):
         keys=True,
         TENANTFLOW_TRAIN_MIN_HISTORY_DAYS=30,
     )
+
+
+@pytest.fixture(scope="session")
+def served_world(tmp_path_factory):
+    """(settings, {tenant: api key}) of :func:`build_served`."""
+    mp = pytest.MonkeyPatch()
+    w = build_served(mp, tmp_path_factory.mktemp("serving") / "home")
     yield w.settings, w.keys
     mp.undo()
 

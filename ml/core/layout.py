@@ -207,6 +207,11 @@ class Layout:
         return self.secrets / "serving-ops-token"
 
     @property
+    def erasure_key(self) -> Path:
+        """The key of erased users' tombstone hashes (:mod:`ml.core.erased_users`)."""
+        return self.secrets / "erasure-key"
+
+    @property
     def mlflow_db(self) -> Path:
         return self.home / "mlflow" / "mlflow.db"
 

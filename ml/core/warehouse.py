@@ -112,16 +112,33 @@ def scalar(result: duckdb.DuckDBPyConnection) -> Any:
 def delete_tenant(path: Path, tenant_id: str) -> dict[str, int]:
     """Delete a tenant's rows from every table with a ``tenant_id`` column of a warehouse file, then
     rewrite the file (:func:`rewrite`); hold :func:`warehouse_lock`. Returns rows deleted per table."""
+    return _delete_rows(path, "tenant_id", {"tenant_id": validate_slug(tenant_id)})
+
+
+def delete_user(path: Path, tenant_id: str, user_id: str) -> dict[str, int]:
+    """Delete one end user's rows from every table with a ``user_id`` column of a warehouse file
+    (only the tenant's, where the table has a ``tenant_id``), then rewrite the file; hold
+    :func:`warehouse_lock`. Returns rows deleted per table."""
+    return _delete_rows(path, "user_id", {"user_id": user_id, "tenant_id": validate_slug(tenant_id)})
+
+
+def _delete_rows(path: Path, column: str, where: dict[str, str]) -> dict[str, int]:
+    """Delete the rows matching ``where`` (on the columns of it each table has) from every base
+    table with ``column``; then :func:`rewrite`. Returns rows deleted per ``schema.table``."""
     rows: dict[str, int] = {}
     con = connect(path)
     try:
-        tables = con.execute(
-            "select c.table_schema, c.table_name from information_schema.columns c join information_schema.tables t "
-            "using (table_catalog, table_schema, table_name) where c.column_name = 'tenant_id' "
-            "and t.table_type = 'BASE TABLE' and c.table_catalog = current_database()"
+        found = con.execute(
+            "select c.table_schema, c.table_name, list(c.column_name) from information_schema.columns c "
+            "join information_schema.tables t using (table_catalog, table_schema, table_name) "
+            "where t.table_type = 'BASE TABLE' and c.table_catalog = current_database() group by all"
         ).fetchall()
-        for schema, table in tables:
-            n = scalar(con.execute(f'delete from "{schema}"."{table}" where tenant_id = ?', [validate_slug(tenant_id)]))
+        for schema, table, columns in found:
+            if column not in columns:
+                continue
+            match = [c for c in where if c in columns]
+            condition = " and ".join(f'"{c}" = ?' for c in match)
+            n = scalar(con.execute(f'delete from "{schema}"."{table}" where {condition}', [where[c] for c in match]))
             if n:
                 rows[f"{schema}.{table}"] = int(n)
     finally:

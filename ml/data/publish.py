@@ -118,6 +118,47 @@ def older(settings: Settings, region: str, tenant_id: str, than: str) -> list[di
     return sorted(out, key=lambda m: (m.get("published_at") or "", m["snapshot_id"]), reverse=True)
 
 
+def republish_without(settings: Settings, region: str, tenant_id: str, user_id: str) -> int:
+    """Rewrite each of the tenant's published snapshots that holds rows of ``user_id`` without them,
+    under a new id (the hash of its new bytes, as :func:`publish_tenant` names one), and move
+    ``CURRENT`` to it when it was current, so a running API swaps its in-memory copy. For
+    :mod:`ml.ops.user_erasure`. Returns the rows removed."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    store = settings.stores.published
+    was = current(settings, region, tenant_id)
+    removed = 0
+    for meta in reversed(older(settings, region, tenant_id, than="")):  # oldest first: CURRENT's last
+        folder = Path(meta["path"])
+        tmp = atomic.staging_dir(folder.parent)
+        digest, gone = hashlib.sha256(), 0
+        for path in sorted(folder.glob("*.parquet")):
+            table = pq.read_table(path)
+            if "user_id" in table.column_names:
+                mine = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
+                gone += pc.sum(mine).as_py() or 0
+                table = table.filter(pc.invert(mine))
+                meta["rows"][path.stem] = table.num_rows
+            pq.write_table(table, tmp / path.name, compression="zstd")
+            digest.update(path.stem.encode() + (tmp / path.name).read_bytes())
+        if not gone:
+            shutil.rmtree(tmp)
+            continue
+        removed += gone
+        snapshot_id = digest.hexdigest()[:16]
+        meta = {k: v for k, v in meta.items() if k != "path"} | {
+            "snapshot_id": snapshot_id,
+            "erased_users": int(meta.get("erased_users", 0)) + 1,
+        }
+        atomic.write_json(tmp / store.meta_name, meta)
+        atomic.commit_dir(tmp, store.snapshot_dir(region, tenant_id, snapshot_id))
+        if was is not None and folder.name == was["snapshot_id"]:
+            atomic.write_json(store.pointer(region, tenant_id), meta, indent=None)
+        shutil.rmtree(folder)
+    return removed
+
+
 def _prune(root: Path, keep: str) -> None:
     snaps = sorted(
         (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.stat().st_mtime

@@ -257,18 +257,34 @@ def forget_tenant(path: Path, tenant_id: str) -> int:
     Raises:
         RuntimeError: the write-ahead log stayed busy for 30 s (run the purge again).
     """
+    return _forget(path, "delete from api_events where tenant_id = ?", [(tenant_id,)], tenant_id)
+
+
+def forget_events(path: Path, tenant_id: str, event_ids: list[str]) -> int:
+    """Delete these events of a tenant from a webhook ledger for good (an erased user's; see
+    :func:`forget_tenant` for how); returns the rows deleted. The day counts stay (they hold no ids)."""
+    if not event_ids:
+        return 0
+    sql = "delete from api_events where tenant_id = ? and event_id = ?"
+    return _forget(path, sql, [(tenant_id, e) for e in event_ids], None)
+
+
+def _forget(path: Path, sql: str, params: list[tuple[str, ...]], whole_tenant: str | None) -> int:
     if not path.exists():
         return 0
     con = control_db.open_sqlite(path, "webhook")
     try:
         con.execute("pragma secure_delete = on")
-        n = con.execute("delete from api_events where tenant_id = ?", (tenant_id,)).rowcount
-        con.execute("delete from api_event_days where tenant_id = ?", (tenant_id,))
+        n = 0
+        for p in params:
+            n += con.execute(sql, p).rowcount
+        if whole_tenant is not None:
+            con.execute("delete from api_event_days where tenant_id = ?", (whole_tenant,))
         con.execute("vacuum")
         deadline = time.monotonic() + 30
         while con.execute("pragma wal_checkpoint(truncate)").fetchone()[0]:  # 1: a reader kept it busy
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{path}: its write-ahead log stayed busy; run the purge again")
+                raise RuntimeError(f"{path}: its write-ahead log stayed busy; run the erasure again")
             time.sleep(0.2)
     finally:
         con.close()

@@ -85,20 +85,28 @@ def test_every_fault_is_quarantined_with_its_reason_and_counts_reconcile(setting
     assert (q.loc[q.reason == "tenant_mismatch", "tenant_id"] == "someone-else").all()
 
 
-def test_rerun_and_backfill_give_byte_identical_lake(settings, faulty):
-    run.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+def test_rerun_and_backfill_give_byte_identical_lake_and_no_lake_event(settings, faulty):
+    tenants = ["acme", "globex", "initech"]
+    assert plan.lake_event(run.ingest_tenants(tenants, START, AFTER, settings))["tenants"] == tenants
     first = _lake_digests(settings)
-    run.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+    rerun = run.ingest_tenants(tenants, START, AFTER, settings)
     assert _lake_digests(settings) == first
+    assert [s["changed_dates"] for s in rerun] == [[]] * 3 and all(s["dates"] for s in rerun)
+    assert plan.lake_event(rerun) == {
+        "tenants": [],
+        "rebuild_from": None,
+        "rows_landed": sum(s["landed"] for s in rerun),
+    }
     # a backfill of one past day after later days were ingested
-    run.ingest_tenants(["globex"], START + timedelta(days=1), START + timedelta(days=2), settings)
+    backfill = run.ingest_tenants(["globex"], START + timedelta(days=1), START + timedelta(days=2), settings)
+    assert plan.lake_event(backfill)["tenants"] == []
     assert _lake_digests(settings) == first
     # starting over from nothing in another order gives the same bytes too
     shutil.rmtree(settings.stores.lake.root), shutil.rmtree(settings.stores.quarantine.root)
     for d in range(3, -1, -1):
         day = START + timedelta(days=d)
-        run.ingest_tenants(["acme", "globex", "initech"], day, day + timedelta(days=1), settings)
-    run.ingest_tenants(["acme", "globex", "initech"], START, AFTER, settings)
+        run.ingest_tenants(tenants, day, day + timedelta(days=1), settings)
+    assert plan.lake_event(run.ingest_tenants(tenants, START, AFTER, settings))["tenants"] == []
     assert _lake_digests(settings) == first
 
 

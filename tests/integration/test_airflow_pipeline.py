@@ -18,7 +18,7 @@ from ml.ops.airflow import running_airflow
 from ml.ops.status import status
 from tests.world import register, small_config
 
-# 357 s alone; 440-630 s beside the other half of the suite (make test's second xdist worker)
+# ~360 s alone; up to ~630 s beside the other half of the suite (make test's second xdist worker)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 FIRST_DAYS, LATER_DAYS = 30, 7
@@ -137,11 +137,10 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
         )
         assert all(r["state"] == "success" for r in runs), runs
         assert _lake_digests(settings) == before
-        # the feature builds the backfill starts finish here, not inside the next step's waits
+        # it changed no partition, so it emits no lake event: no feature build, no training
         for r in runs:
-            assert all(
-                f["state"] == "success" for f in airflow.wait_triggered("ingest", r["dag_run_id"], "features", 900)
-            )
+            tis = {t["task_id"]: t["state"] for t in airflow.task_instances("ingest", r["dag_run_id"])}
+            assert tis["report"] == "skipped", tis
 
         _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end)
 

@@ -8,10 +8,11 @@ each region has its own global models; young opted in to the us global model (``
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from tests.world import END, GenerationConfig, TenantSpec, build_world
+from tests.world import END, GenerationConfig, TenantSpec, World, build_world
 
 SPECS = [
     TenantSpec("acme", "eu", users=700, items=600, fmt="parquet"),
@@ -26,20 +27,25 @@ OPTED_IN = {"young": "us"}  # young is served by recommender.global.us, not .eu
 DAYS = 40
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory):
-    """(settings, results of the first training) for the whole model test session."""
-    mp = pytest.MonkeyPatch()
+def build_models_world(mp: pytest.MonkeyPatch, home: Path) -> World:
+    """The six tenants landed, built and trained (also ``benchmarks/world_build.py``)."""
     config = GenerationConfig(tenants=SPECS, days=DAYS, end_date=END, seed=11)
     onboarded = {s.tenant_id: END - timedelta(days=s.history_days or DAYS) for s in SPECS}
-    w = build_world(
+    return build_world(
         mp,
-        tmp_path_factory.mktemp("models") / "home",
+        home,
         [config],
         silo=("initech",),
         not_sharing=("umbra",),
         onboarded=onboarded,
         fields={t: {"global_region": r} for t, r in OPTED_IN.items()},
     )
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """(settings, results of the first training) of :func:`build_models_world`, for the whole model test session."""
+    mp = pytest.MonkeyPatch()
+    w = build_models_world(mp, tmp_path_factory.mktemp("models") / "home")
     yield w.settings, w.results
     mp.undo()

@@ -9,10 +9,11 @@ build: the checks judge whichever champion a tenant has.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from tests.world import END, Drift, GenerationConfig, TenantSpec, build_world
+from tests.world import END, Drift, GenerationConfig, TenantSpec, World, build_world
 
 DAYS = 35
 TRAINED_DAYS = 28  # days 0..27 land before training; 28..34 arrive after it
@@ -41,14 +42,12 @@ def _configs() -> list[GenerationConfig]:
     return out
 
 
-@pytest.fixture(scope="session")
-def monitored(tmp_path_factory):
-    """(settings, warehouses) after: 28 days landed, trained, scored; 7 more days landed and built."""
-    mp = pytest.MonkeyPatch()
+def build_monitored(mp: pytest.MonkeyPatch, home: Path) -> World:
+    """28 days landed, trained, scored; 7 more days landed and built (also ``benchmarks/world_build.py``)."""
     onboarded = {t: END - timedelta(days=DAYS) for t in [*STATIONARY, *DRIFTED]}
-    w = build_world(
+    return build_world(
         mp,
-        tmp_path_factory.mktemp("monitor") / "home",
+        home,
         _configs(),
         not_sharing=tuple(DRIFTED),
         onboarded=onboarded,
@@ -56,5 +55,12 @@ def monitored(tmp_path_factory):
         trained_days=TRAINED_DAYS,
         TENANTFLOW_TRAIN_MIN_HISTORY_DAYS=1000,
     )  # every tenant is served by the global model
+
+
+@pytest.fixture(scope="session")
+def monitored(tmp_path_factory):
+    """(settings, warehouses) of :func:`build_monitored`."""
+    mp = pytest.MonkeyPatch()
+    w = build_monitored(mp, tmp_path_factory.mktemp("monitor") / "home")
     yield w.settings, w.warehouses
     mp.undo()

@@ -8,6 +8,7 @@ shares its pool warehouse keeps its rows, its features build and the API keeps s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import pytest
 
-from ml.core import erasure_marks
+from ml.core import audit, erasure_marks
 from ml.core.errors import TenantError
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import warehouses
@@ -28,10 +29,12 @@ from ml.models.runs import snapshot_warehouse
 from ml.models.score import score_warehouse
 from ml.models.train import train_global, train_tenant
 from ml.ops.erasure import purge_tenant
+from ml.ops.user_erasure import erase_user
 from tests.served import running_api
 from tests.world import build_world, small_config
 
 CANARY = {"acme": "canary-acme-7f3a9c51", "initech": "canary-initech-b20e64d8"}  # pool; silo
+ERASED = "canary-globex-user-3e9d0c17"  # an end user of globex (pool, sharing) who asks to be erased
 
 
 def _files_holding(root, needle: str) -> list[str]:
@@ -70,19 +73,107 @@ def planted(tmp_path_factory):
     )
     s = w.settings
     with running_api(s) as api:
-        for tid, user in CANARY.items():
+        for tid, user in [*CANARY.items(), ("globex", ERASED)]:
             _plant(api, w.keys[tid], user)
         today = date.today()
-        ingest_tenants(list(CANARY), today, today + timedelta(days=1), s)
+        ingest_tenants([*CANARY, "globex"], today, today + timedelta(days=1), s)
         for wh in w.warehouses:
             build_and_check_warehouse(wh, online_marts(), s)
             snapshot_warehouse(wh, None, s)
             score_warehouse(wh, s)
         train_global("recommender", "eu", "test", s, force=True)
-        for tid in CANARY:
+        for tid in [*CANARY, "globex"]:
             train_tenant("recommender", tid, "test", s, force=True)
         yield w, api
     mp.undo()
+
+
+def _stored_in(root, needle: str) -> list[str]:
+    """Files under ``root`` holding ``needle``: in their bytes, gzip- or zstd-decompressed, or (Parquet,
+    DuckDB, whose strings are compressed) in any text column."""
+    import gzip
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    import zstandard
+
+    raw, found = needle.encode(), []
+    for p in sorted(x for x in root.rglob("*") if x.is_file()):
+        data = p.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data += gzip.decompress(data)
+        elif data[:4] == b"\x28\xb5\x2f\xfd":
+            data += zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        hit = raw in data
+        if not hit and data[:4] == b"PAR1":
+            table = pq.read_table(p)
+            hit = any(
+                pc.any(pc.match_substring(c.cast("string"), needle)).as_py()
+                for c in table.columns
+                if str(c.type) in ("string", "large_string", "dictionary<values=string, indices=int32, ordered=0>")
+            )
+        if not hit and p.suffix == ".duckdb":
+            with duckdb.connect(str(p), read_only=True) as con:
+                text = con.execute(
+                    "select table_schema, table_name, column_name from information_schema.columns "
+                    "where data_type = 'VARCHAR'"
+                ).fetchall()
+                hit = any(
+                    con.execute(f'select count(*) from "{a}"."{b}" where contains("{c}", ?)', [needle]).fetchone()[0]
+                    for a, b, c in text
+                )
+        if hit:
+            found.append(str(p.relative_to(root)))
+    return found
+
+
+def _lake_rows_by_user(settings, tenant_id: str) -> dict[str, int]:
+    glob = settings.stores.lake.glob("eu", tenant_id, "part-0.parquet")
+    with duckdb.connect() as con:
+        return dict(con.execute(f"select user_id, count(*) from read_parquet('{glob}') group by 1").fetchall())
+
+
+def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(planted):
+    w, api = planted
+    s, home = w.settings, w.settings.home
+    assert len(_stored_in(home, ERASED)) >= 5, "the user was never stored widely (the test would prove nothing)"
+    before = _lake_rows_by_user(s, "globex")
+    generated = max((u for u in before if u != ERASED), key=before.get)  # from the tenant's JSON-lines exports
+    history = "select tenant_id, count(*) from interaction_history where user_id = ? group by 1 order by 1"
+    with duckdb.connect(str(s.stores.warehouse_file("eu/pool")), read_only=True) as con:
+        rows = con.execute(history, [generated]).fetchall()  # generated ids repeat across tenants
+    assert [t for t, _ in rows] == ["acme", "globex"], rows
+
+    env = {**os.environ, "TENANTFLOW_HOME": str(home)}
+    cli = [sys.executable, "-m", "ml.ops.cli", "tenants", "erase-user", "globex", ERASED]
+    done = subprocess.run(cli, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "erased a user of globex" in done.stdout and ERASED not in done.stdout
+    assert _stored_in(home, ERASED) == []
+    report = erase_user("globex", generated, s)
+    assert report["landing_files"] and report["lake_days"] and report["warehouse"] and report["snapshot_rows"]
+    after = _lake_rows_by_user(s, "globex")
+    assert generated not in after and after == {u: n for u, n in before.items() if u not in (ERASED, generated)}
+    with duckdb.connect(str(s.stores.warehouse_file("eu/pool")), read_only=True) as con:
+        assert con.execute(history, [generated]).fetchall() == rows[:1], "acme's user of the same id stays"
+    # the API swapped to the republished features; the erased user is served as anyone unknown
+    deadline = time.monotonic() + 30
+    while api.post("/v1/recommendations", w.keys["globex"], {"user_id": generated, "k": 3}).json()["arm"] != (
+        "cold_start"
+    ):
+        assert time.monotonic() < deadline, "the API still serves the erased user's features"
+        time.sleep(0.5)
+    # the audit names the tenant and the tombstone, never the user; models that learned from them retrain
+    entries = json.dumps([(e.subject, e.detail) for e in audit.entries(s, "globex", actions=("user_erasure",))])
+    assert entries.count("landing_files") == 2 and ERASED not in entries and generated not in entries
+    assert {o for o in ("globex", "global.eu") if erasure_marks.pending(s, o, "recommender")} == {"globex", "global.eu"}
+    # the tenant sends the user's events again: they are counted and dropped, neither landed nor quarantined
+    _plant(api, w.keys["globex"], ERASED)
+    today = date.today()
+    [summary] = ingest_tenants(["globex"], today, today + timedelta(days=1), s)
+    assert summary["dropped"] == {"erased_user": 5}, summary
+    assert ERASED not in _lake_rows_by_user(s, "globex")
+    assert _stored_in(s.stores.quarantine.root, ERASED) == []
 
 
 def test_a_removed_tenant_cannot_come_back_and_its_keys_stay_dead(planted):
@@ -137,7 +228,7 @@ def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(pla
     # acme's data trained eu's global models: each stays marked until the next train run retrains it
     # (reason erasure); globex alone has no labelled examples in this small world, so the mark
     # stays open rather than being dropped with a skipped run
-    assert erasure_marks.pending(s, "global.eu", "recommender") == ["tenant acme purged"]
+    assert erasure_marks.pending(s, "global.eu", "recommender")[-1] == "tenant acme purged"  # after the user erasures
     r = train_global("recommender", "eu", "features", s)
     assert r.get("skipped") and erasure_marks.pending(s, "global.eu", "recommender"), r
     with pytest.raises(TenantError, match="never reused"):

@@ -134,7 +134,7 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
             record.problems += read.problems
             record.other_tenant_rows = read.other_tenant_rows
             record.unattributed_lines = read.unattributed_lines
-            rows = _with_malformed(read.rows, read.malformed, path.name)
+            rows = with_malformed(read.rows, read.malformed, path.name)
             record.rows = len(rows)
             if read.problems and not len(rows):  # e.g. a spec that no longer fits it: keep what it landed before
                 continue
@@ -144,7 +144,7 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
     return HistoryImport(tenant.tenant_id, files, reports)
 
 
-def _with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd.DataFrame:
+def with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd.DataFrame:
     """The file's rows and its malformed lines in one frame (a malformed line: its text in ``_raw``)."""
     rows = rows[READ_COLUMNS].assign(**{MALFORMED: False})
     if not len(malformed):
@@ -179,7 +179,7 @@ def _write_days(
     for day, part in rows.groupby("_day", sort=True):
         record.days.append(day.isoformat())
         path = store.day_dir(tenant.region, tenant.tenant_id, day) / name
-        data = _parquet_bytes(part.drop(columns="_day").drop(columns="_file_no"), record)
+        data = history_bytes(part.drop(columns="_day").drop(columns="_file_no"), record.sha256)
         if path.exists() and path.read_bytes() == data and _ingested(settings, tenant, day, data):
             continue  # an import that stopped after writing it (a crash, a kill) ingests it on the rerun
         atomic.write_bytes(path, data, durable=True)
@@ -199,11 +199,12 @@ def _ingested(settings: Settings, tenant: Tenant, day: date, data: bytes) -> boo
     return manifest is not None and any(f.get("sha256") == digest for f in manifest["files"])
 
 
-def _parquet_bytes(part: pd.DataFrame, record: SourceFileImport) -> bytes:
-    """A history file's bytes: the same rows always give the same bytes."""
+def history_bytes(part: pd.DataFrame, source_sha256: str) -> bytes:
+    """A history file's bytes (rows in ``READ_COLUMNS`` but ``_file_no``, and ``_malformed``), marked
+    with the SHA-256 of the source file they were read from: the same rows always give the same bytes."""
     schema = pa.schema([f for f in READ_SCHEMA if f.name != "_file_no"] + [pa.field(MALFORMED, pa.bool_())])
     table = pa.Table.from_pandas(part.reset_index(drop=True), schema=schema, preserve_index=False)
-    table = table.replace_schema_metadata({HISTORY_MARK: record.sha256.encode()})
+    table = table.replace_schema_metadata({HISTORY_MARK: source_sha256.encode()})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()

@@ -9,6 +9,7 @@ content hash) made it and how its rows reconcile::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -82,6 +83,11 @@ class PartitionReport:
     waiting_files: list[str] = field(default_factory=list)  # still being written: ingested by a later run
     suite_success: bool = True
     landing_contract: int = 2  # 2: value, quantity, price and the shop event types
+    changed: bool = True  # whether this run changed the partition (lake, quarantine or manifest); not in the manifest
+
+    def manifest(self) -> dict:
+        """The content of the partition's ``_manifest.json``."""
+        return {k: v for k, v in asdict(self).items() if k != "changed"}
 
     @property
     def reconciles(self) -> bool:
@@ -126,6 +132,7 @@ def write_day(
     ``valid``: the day's rows that passed validation (``WRITE_COLUMNS``); ``rejected``: the
     others, as read, with ``reasons``; ``report.rows_in`` is already counted.
     """
+    was = _partition_digest(settings, tenant, day)
     # Deduplicate: first occurrence within the day, then against the days before it (LandedIds).
     before = len(valid)
     order = valid["_file_no"].to_numpy(np.int64) << 32 | valid["_line_no"].to_numpy(np.int64)
@@ -152,10 +159,25 @@ def write_day(
     else:
         qfile.unlink(missing_ok=True)
     _fault_pause(settings, "before_manifest")
-    atomic.write_json(lake_dir(settings, tenant, day) / MANIFEST_FILE, asdict(report), sort_keys=True)
+    atomic.write_json(lake_dir(settings, tenant, day) / MANIFEST_FILE, report.manifest(), sort_keys=True)
     if not report.reconciles:  # a bug, not bad data: fail loudly
-        raise RuntimeError(f"tenant {tenant.tenant_id} {day}: counts do not reconcile: {asdict(report)}")
+        raise RuntimeError(f"tenant {tenant.tenant_id} {day}: counts do not reconcile: {report.manifest()}")
+    report.changed = _partition_digest(settings, tenant, day) != was
     return report
+
+
+def _partition_digest(settings: Settings, tenant: Tenant, day: date) -> str:
+    """SHA-256 over a tenant-day's lake file, quarantine file and manifest (an absent file hashes as
+    empty): equal before and after a write when a rerun or backfill rebuilt the same bytes."""
+    digest = hashlib.sha256()
+    for path in (
+        lake_dir(settings, tenant, day) / LAKE_FILE,
+        quarantine_dir(settings, tenant, day) / LAKE_FILE,
+        lake_dir(settings, tenant, day) / MANIFEST_FILE,
+    ):
+        digest.update(path.read_bytes() if path.exists() else b"")
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 class LandedIds:

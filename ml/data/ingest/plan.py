@@ -83,10 +83,11 @@ def plan_run(
 
 
 def lake_event(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the ``lake_events`` asset event says: the tenants that landed data, and from which date to rebuild."""
-    dates = sorted({d for s in summaries for d in s["dates"]})
+    """What the ``lake_events`` asset event says: the tenants whose lake changed, and from which date
+    to rebuild (a rerun or backfill that rebuilt the same partitions names no tenant)."""
+    dates = sorted({d for s in summaries for d in s["changed_dates"]})
     return {
-        "tenants": [s["tenant_id"] for s in summaries if s["dates"]],
+        "tenants": [s["tenant_id"] for s in summaries if s["changed_dates"]],
         "rebuild_from": dates[0] if dates else None,
         "rows_landed": sum(s["landed"] for s in summaries),
     }

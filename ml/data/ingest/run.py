@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.core.erased_users import erased_rows
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
@@ -68,6 +69,7 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
     raw[ROW_ID] = np.arange(len(raw))
     typed = typed_rows(raw)
     verdict = validate_batch(typed, days, tenant, settings, spec.rows.max_null_user_share)
+    erased = erased_rows(settings, tenant.tenant_id, typed["user_id"])
 
     out = []
     landed = LandedIds(settings, tenant)
@@ -88,6 +90,10 @@ def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[Pa
             no_user = reasons == "null_user_id"
             report.dropped = {"null_user_id": int(no_user.sum())} if no_user.any() else {}
             keep &= ~no_user
+        gone = erased[rows]  # an erased user's row is counted, never landed nor quarantined (raw text)
+        if gone.any():
+            report.dropped["erased_user"] = int(gone.sum())
+            ok, keep = ok & ~gone, keep & ~gone
         # valid rows typed, rejected rows as the text they came in: each row is taken once
         valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
         rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec)
@@ -180,6 +186,7 @@ def summarise(tenant: Tenant, reports: list[PartitionReport]) -> dict[str, Any]:
     return {
         "tenant_id": tenant.tenant_id,
         "dates": [r.date for r in reports],
+        "changed_dates": [r.date for r in reports if r.changed],  # a rerun of the same files changes nothing
         **totals(reports),
         "batch_problems": [f"{r.date}: {p}" for r in reports for p in r.batch_problems],
         "waiting_files": [f"{r.date}: {waiting_note(r.waiting_files)}" for r in reports if r.waiting_files],

@@ -181,6 +181,23 @@ def remove(
     )
 
 
+@app.command("erase-user")
+def erase_user(tenant_id: str, user_id: str) -> None:
+    """Erase one end user of a tenant from every store (GDPR art. 17): landing, lake, quarantine,
+    warehouse, snapshots, published features, prediction log, webhook ledger; its models retrain."""
+    from ml.ops.user_erasure import erase_user as erase
+
+    r = erase(tenant_id, user_id)
+    rows = sum(r["warehouse"].values())
+    print(
+        f"erased a user of {tenant_id} (tombstone {r['user_hash'][:12]}): {len(r['landing_files'])} landing files "
+        f"rewritten, {len(r['lake_days'])} lake days rebuilt, {rows:,} warehouse rows, {r['snapshot_rows']:,} "
+        f"snapshot rows, {r['published_rows']:,} published rows, {r['prediction_log_records']:,} prediction-log "
+        f"records, {r['ledger_rows']:,} webhook ledger rows deleted; models of {', '.join(r['models_marked'])} "
+        "will retrain (reason erasure). Rows of this user sent again are dropped at ingestion."
+    )
+
+
 @app.command()
 def seed(file: Path) -> None:
     """Load tenants from a JSON or YAML list, replacing existing rows (a bad entry stores none)."""

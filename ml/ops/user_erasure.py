@@ -1,0 +1,222 @@
+"""Erasure of one end user of a tenant (``tenantflow erase user TENANT USER_ID``; GDPR art. 17).
+
+``user_id`` is the id as the platform knows it: the lake's and the API's ``user_id`` (after the
+tenant's source spec mapped it). In order:
+
+1. a tombstone (:mod:`ml.core.erased_users`: a keyed hash, never the id) is recorded first, so an
+   ingestion running meanwhile, or any later re-sent export, drops the user's rows
+   (``dropped["erased_user"]`` in the partition manifest; a quarantine would keep raw text);
+2. every landing file of the tenant that holds the user (a row whose ``user_id`` is the user, or a
+   malformed line whose text contains the id) is replaced by a history landing file
+   (:mod:`ml.data.ingest.history`'s format: the rows as read, each with its raw line) without
+   them; the original bytes are deleted. The day is then ingested again, which rebuilds its lake
+   and quarantine partitions from what is left (so counts still reconcile);
+3. the user's rows are deleted from every warehouse table with a ``user_id`` (the file is
+   rewritten: DuckDB keeps deleted rows' bytes in free blocks), from the training snapshots (each
+   snapshot's metadata records ``erased_users``: its id names the data as it was trained on),
+   from the published serving features (republished under a new id, so the API swaps them), from
+   the prediction log (every record naming the user), and from the webhook's ledger (the user's
+   event ids; ``secure_delete`` and ``VACUUM``);
+4. the tenant's models, and its region's global models when its data trained them, are marked for
+   retraining (:mod:`ml.core.erasure_marks`: the next train run retrains them, reason
+   ``erasure``);
+5. the audit log gains ``user_erasure`` with the counts and the hash, never the id.
+
+Not yet erased: models already trained (until their marked retrain; a classic family's saved
+arrays and the API's copies of a version keep the user's index), landing files of formats this
+reader cannot read back, and malformed lines of a later re-sent export (a tombstone is a hash: a
+line that cannot be parsed cannot be matched).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ml.core import atomic, audit, control_db, erased_users, erasure_marks
+from ml.core.errors import TenantError
+from ml.core.ids import validate_slug
+from ml.core.settings import Settings, get_settings
+from ml.core.tenants import Tenant, TenantStore
+from ml.core.warehouse import delete_user, warehouse_lock
+from ml.data.ingest.history import history_bytes, with_malformed
+from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files, sha256_file
+from ml.data.ingest.raw_records import with_raw_lines
+from ml.data.ingest.readers import MALFORMED, read_file, reader
+from ml.data.ingest.run import ingest_days
+from ml.data.ingest.spec import SourceSpec, source_spec
+from ml.data.publish import republish_without
+from ml.models.kinds import kind_names
+from ml.models.registry import global_owner
+from ml.serving.webhook import forget_events
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Erase one end user of a tenant from every store of the home (see the module docstring).
+
+    Returns what changed: ``user_hash``, ``landing_files`` (names replaced), ``lake_days``
+    (re-ingested), ``warehouse`` (rows per table), ``snapshot_rows``, ``published_rows``,
+    ``prediction_log_records``, ``ledger_rows``, ``models_marked`` (owners).
+
+    Raises:
+        TenantError: the tenant is not registered, or ``user_id`` is empty or has surrounding spaces.
+    """
+    settings = settings or get_settings()
+    tenant = TenantStore(settings).get(validate_slug(tenant_id))
+    if not user_id or user_id != user_id.strip():
+        raise TenantError(
+            f"tenant {tenant_id}: user id {user_id!r} is empty or has surrounding spaces; "
+            "pass the id exactly as the lake and the API show it"
+        )
+    with control_db.connect(settings) as con:
+        digest = erased_users.record(con, settings, tenant.tenant_id, user_id)
+    report: dict[str, Any] = {"tenant_id": tenant.tenant_id, "user_hash": digest}
+    files, days, event_ids = _erase_landing(settings, tenant, user_id)
+    report["landing_files"] = files
+    report["lake_days"] = [r.date for r in ingest_days(settings, tenant, days)] if days else []
+    report["warehouse"] = _erase_warehouse(settings, tenant, user_id)
+    report["snapshot_rows"] = _erase_snapshots(settings, tenant, user_id)
+    report["published_rows"] = republish_without(settings, tenant.region, tenant.tenant_id, user_id)
+    report["prediction_log_records"] = _erase_prediction_log(settings, tenant, user_id)
+    report["ledger_rows"] = forget_events(settings.stores.webhook_ledger, tenant.tenant_id, sorted(event_ids))
+    owners = [tenant.tenant_id]
+    if tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
+        owners.append(global_owner(tenant.region))
+    with control_db.connect(settings) as con:
+        for owner in owners:
+            erasure_marks.mark(con, owner, kind_names(), f"user of {tenant.tenant_id} erased ({digest[:12]})")
+        report["models_marked"] = owners
+        summary = {k: (len(v) if isinstance(v, list) else v) for k, v in report.items() if k != "tenant_id"}
+        audit.append(con, "user_erasure", tenant.tenant_id, subject=digest, detail=summary)
+    return report
+
+
+def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[list[str], list[date], set[str]]:
+    """Replace each landing file holding the user by a history file without the user's rows.
+
+    Returns the replaced files (``date=D/name``), their days, and the user's event ids.
+    """
+    store = settings.stores.landing
+    spec = source_spec(settings, tenant)
+    con = reader(settings)
+    replaced: list[str] = []
+    days: set[date] = set()
+    event_ids: set[str] = set()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tenantflow-erase-") as workdir:
+            for day in store.days(tenant.region, tenant.tenant_id):
+                folder = store.day_dir(tenant.region, tenant.tenant_id, day)
+                complete, waiting = landing_files(folder, 0.0)
+                for path in [*complete, *waiting]:
+                    found = _without_user(con, path, Path(workdir), tenant, spec, user_id)
+                    if found is None:
+                        continue
+                    data, ids = found
+                    name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(sha256_file(path))
+                    atomic.write_bytes(folder / name, data, durable=True)
+                    if name != path.name:
+                        path.unlink()
+                    replaced.append(f"{folder.name}/{path.name}")
+                    days.add(day)
+                    event_ids |= ids
+    finally:
+        con.close()
+    return replaced, sorted(days), event_ids
+
+
+def _without_user(
+    con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, tenant: Tenant, spec: SourceSpec, user_id: str
+) -> tuple[bytes, set[str]] | None:
+    """A landing file's history-file bytes without the user's rows and lines, and the user's event
+    ids; None when the file does not hold the user.
+
+    Raises:
+        TenantError: the file cannot be read back (nothing of it is changed).
+    """
+    try:
+        read = read_file(con, path, 0, workdir, tenant.tenant_id, spec)
+    except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
+        raise TenantError(
+            f"tenant {tenant.tenant_id}: landing file {path} cannot be read back ({type(exc).__name__}: {exc}); "
+            "the user was not erased from it: remove or fix the file, then run the erasure again"
+        ) from exc
+    rows = with_raw_lines(read.rows, path.parent, spec)  # each row keeps the line it came in
+    rows = with_malformed(rows, read.malformed, path.name)
+    raw = rows["_raw"].astype("string")
+    mine = (rows["user_id"].astype("string") == user_id).fillna(False).to_numpy(dtype=bool)
+    mine |= (rows[MALFORMED].astype(bool) & raw.str.contains(user_id, regex=False).fillna(False)).to_numpy(dtype=bool)
+    if not mine.any():
+        return None
+    ids = set(rows.loc[mine, "event_id"].dropna().astype(str))
+    return history_bytes(rows[~mine].drop(columns="_file_no"), sha256_file(path)), ids
+
+
+def _erase_warehouse(settings: Settings, tenant: Tenant, user_id: str) -> dict[str, int]:
+    path = settings.stores.warehouse_file(tenant.warehouse_key)
+    if not path.exists():
+        return {}
+    with warehouse_lock(path):
+        return delete_user(path, tenant.tenant_id, user_id)
+
+
+def _erase_snapshots(settings: Settings, tenant: Tenant, user_id: str) -> int:
+    """Filter the user's rows out of every snapshot table (and drift reference) of the tenant."""
+    store = settings.stores.snapshots
+    deleted = 0
+    for folder in sorted(p for p in store.tenant_dir(tenant.region, tenant.tenant_id).glob("*") if p.is_dir()):
+        n = sum(filter_parquet(p, user_id) for p in sorted(folder.glob("*.parquet")))
+        meta_path = folder / store.meta_name
+        if n and meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            meta["erased_users"] = int(meta.get("erased_users", 0)) + 1
+            atomic.write_json(meta_path, meta)
+        deleted += n
+    return deleted
+
+
+def filter_parquet(path: Path, user_id: str) -> int:
+    """Rewrite a Parquet file without the rows whose ``user_id`` is the user (atomically, zstd);
+    returns the rows removed (0, and the file untouched, when it has none or no such column)."""
+    if "user_id" not in pq.read_schema(path).names:
+        return 0
+    table = pq.read_table(path)
+    mine = pc.fill_null(pc.equal(table.column("user_id").cast(pa.string()), pa.scalar(user_id)), False)
+    n = pc.sum(mine).as_py() or 0
+    if n:
+        with atomic.replacing(path, durable=True) as tmp:
+            pq.write_table(table.filter(pc.invert(mine)), tmp, compression="zstd")
+    return int(n)
+
+
+def _erase_prediction_log(settings: Settings, tenant: Tenant, user_id: str) -> int:
+    """Drop every prediction-log record that names the user (as a value, or in a list of values)."""
+    removed = 0
+    for path in sorted(settings.stores.prediction_log.tenant_dir(tenant.region, tenant.tenant_id).rglob("*.jsonl")):
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if not _names(json.loads(line), user_id)]
+        if len(kept) == len(lines):
+            continue
+        removed += len(lines) - len(kept)
+        if kept:
+            atomic.write_text(path, "".join(kept), durable=True)
+        else:
+            path.unlink()
+    return removed
+
+
+def _names(value: Any, user_id: str) -> bool:
+    if isinstance(value, dict):
+        return any(_names(v, user_id) for v in value.values())
+    if isinstance(value, list):
+        return any(_names(v, user_id) for v in value)
+    return value == user_id
