@@ -14,3 +14,5 @@ RUN uv pip install --system --no-cache --no-deps -e . \
 ENV TENANTFLOW_HOME=/var/tenantflow PYTHONPATH=/opt/tenantflow
 # never root: the state volume is created owned by this user (the folder above)
 USER 50000
+# what every process writes to the state volume is its owner's only (files 0600, folders 0700)
+ENTRYPOINT ["/bin/sh", "-c", "umask 077 && exec \"$@\"", "--"]

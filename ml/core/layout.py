@@ -20,11 +20,13 @@
       mlflow/, airflow/, dbt/, gx/, logs/                the tools' own homes
 
 Every ``region`` and ``tenant`` passes :func:`ml.core.ids.validate_slug` before it becomes a
-path segment.
+path segment. Every file the platform writes under the home is its owner's only (0600, folders
+0700): the processes that write them run with :data:`PRIVATE_UMASK` (:func:`keep_private`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -94,6 +96,21 @@ class SnapshotStore:
 
     def meta(self, region: str, tenant_id: str, snapshot_id: str) -> Path:
         return self.snapshot_dir(region, tenant_id, snapshot_id) / self.meta_name
+
+
+# A home holds tenants' data and the installation's secrets: what a process creates is readable by
+# its owner only (files 0600, folders 0700), whatever umask its shell had.
+PRIVATE_UMASK = 0o077
+
+
+def keep_private() -> int:
+    """Set this process's umask to :data:`PRIVATE_UMASK` (inherited by its children); the old one.
+
+    Called by the CLI (and so by ``tenantflow up``'s Airflow, MLflow and API processes), the API's
+    app factory, and :class:`ml.ops.airflow.Services`; ``tenantflow env`` prints ``umask 077`` for
+    a shell that starts them by hand, and the image's entry point sets it.
+    """
+    return os.umask(PRIVATE_UMASK)
 
 
 LAKE_FILE = "part-0.parquet"  # one file per lake and quarantine partition

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ml.core import atomic, secret_files
+from ml.core.layout import PRIVATE_UMASK
 from ml.core.settings import REPO_ROOT, Settings, get_settings
 from ml.ops.airflow_client import AirflowClient, airflow_password
 
@@ -74,6 +75,7 @@ def shell_exports(settings: Settings) -> str:
         }
     )
     lines = [f"export {k}={_quote(v)}" for k, v in sorted(env.items())]
+    lines.append(f"umask {PRIVATE_UMASK:03o}  # what Tenantflow's processes write is their owner's only")
     example = settings.stores.warehouse_file("eu/pool")
     lines.append(f"# dbt: export TENANTFLOW_WAREHOUSE_PATH={example} (a warehouse file) before `dbt show`")
     return "\n".join(lines)
@@ -119,6 +121,7 @@ class Services:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,  # its task processes write tenants' data
             )
 
     def start_airflow(self, components: tuple[str, ...] = AIRFLOW_COMPONENTS) -> None:

@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ml.core.layout import keep_private
 from ml.core.settings import ServeSettings, Settings, get_settings
 from ml.models.kinds import all_kinds
 from ml.serving.auth import Admission
@@ -44,6 +45,7 @@ from ml.serving.state import ServingState
 
 def create_app(settings: Settings | None = None, config: ServeSettings | None = None) -> FastAPI:
     """The FastAPI application (uvicorn runs it; tests and the benchmark start it over HTTP)."""
+    keep_private()  # prediction logs, webhook landing files and the ledger are tenants' data
     # MLflow being down must cost a request to it one short timeout, never minutes of retries
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")

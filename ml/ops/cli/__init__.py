@@ -12,6 +12,7 @@ import sys
 import typer
 
 from ml.core.errors import RegistryError, TenantError
+from ml.core.layout import keep_private
 from ml.core.settings import unknown_variables
 from ml.ops.cli import audit, data, models, monitor, platform, tenants
 
@@ -32,6 +33,7 @@ platform.register(app)
 
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point; the exit code."""
+    keep_private()  # every file it (or a process it starts) writes is its owner's only
     for warning in unknown_variables():
         print(f"warning: {warning}", file=sys.stderr)
     try:
