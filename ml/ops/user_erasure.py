@@ -7,7 +7,7 @@ tenant's source spec mapped it). In order:
    ingestion running meanwhile, or any later re-sent export, drops the user's rows
    (``dropped["erased_user"]`` in the partition manifest; a quarantine would keep raw text);
 2. every landing file of the tenant that holds the user (a row whose ``user_id`` is the user, or a
-   malformed line whose text contains the id) is replaced by a history landing file
+   malformed line naming the id as a whole token) is replaced by a history landing file
    (:mod:`ml.data.ingest.history`'s format: the rows as read, each with its raw line) without
    them; the original bytes are deleted. The day is then ingested again, which rebuilds its lake
    and quarantine partitions from what is left (so counts still reconcile);
@@ -22,15 +22,27 @@ tenant's source spec mapped it). In order:
    ``erasure``);
 5. the audit log gains ``user_erasure`` with the counts and the hash, never the id.
 
-Not yet erased: models already trained (until their marked retrain; a classic family's saved
-arrays and the API's copies of a version keep the user's index), landing files of formats this
-reader cannot read back, and malformed lines of a later re-sent export (a tombstone is a hash: a
-line that cannot be parsed cannot be matched).
+A landing file that cannot be read back or is still being written stops the erasure before any
+file changes; the days rebuilt are those of the rewritten files and every lake or quarantine day
+that still holds the user, so running the command again after a refusal or a crash finishes it.
+A malformed line is the user's when the id is a whole token of it (``alice`` is not in
+``alice2``). When no store held the id, nothing is marked for retraining and ``found`` is False.
+
+Not yet handled: models already trained keep what they learned until their marked retrain (a
+classic family's saved arrays and the API's copies of a version keep the user's index); an
+ingestion running at the same time as the erasure can write the user's rows back into a lake day
+(there is no per-tenant lock yet: run the erasure when no ingest of the tenant runs, or run it
+again after); lines of a shared export that name no tenant are not searched; a prediction-log
+record naming several users is removed whole; a history import of a file run again after the
+erasure writes the user's rows into landing again (ingestion drops them); a removed tenant that
+was not purged cannot have one user erased (purge it); malformed lines of a later re-sent export
+cannot be matched to a tombstone.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -43,6 +55,7 @@ import pyarrow.parquet as pq
 from ml.core import atomic, audit, control_db, erased_users, erasure_marks
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
+from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import delete_user, warehouse_lock
@@ -89,9 +102,12 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     report["published_rows"] = republish_without(settings, tenant.region, tenant.tenant_id, user_id)
     report["prediction_log_records"] = _erase_prediction_log(settings, tenant, user_id)
     report["ledger_rows"] = forget_events(settings.stores.webhook_ledger, tenant.tenant_id, sorted(event_ids))
-    owners = [tenant.tenant_id]
-    if tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
+    counts = [report[k] for k in ("snapshot_rows", "published_rows", "prediction_log_records", "ledger_rows")]
+    found = bool(files or report["lake_days"] or report["warehouse"] or any(counts))
+    owners = [tenant.tenant_id] if found else []  # nothing learned from a user who was never here
+    if found and tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
         owners.append(global_owner(tenant.region))
+    report["found"] = found
     with control_db.connect(settings) as con:
         for owner in owners:
             erasure_marks.mark(con, owner, kind_names(), f"user of {tenant.tenant_id} erased ({digest[:12]})")
@@ -104,34 +120,65 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
 def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[list[str], list[date], set[str]]:
     """Replace each landing file holding the user by a history file without the user's rows.
 
-    Returns the replaced files (``date=D/name``), their days, and the user's event ids.
+    Every file is read first and nothing is written unless all could be: a file that cannot be read
+    back, or is still being written (``TENANTFLOW_LANDING_SETTLE_SECONDS``), stops the erasure
+    before any change. Returns the replaced files (``date=D/name``), the days to rebuild (theirs,
+    and any lake or quarantine day that still holds the user: a rerun after a crash or a refusal
+    finishes the job), and the user's event ids.
     """
     store = settings.stores.landing
     spec = source_spec(settings, tenant)
     con = reader(settings)
-    replaced: list[str] = []
-    days: set[date] = set()
+    found: list[tuple[date, Path, bytes]] = []
     event_ids: set[str] = set()
     try:
         with tempfile.TemporaryDirectory(prefix="tenantflow-erase-") as workdir:
             for day in store.days(tenant.region, tenant.tenant_id):
                 folder = store.day_dir(tenant.region, tenant.tenant_id, day)
-                complete, waiting = landing_files(folder, 0.0)
-                for path in [*complete, *waiting]:
-                    found = _without_user(con, path, Path(workdir), tenant, spec, user_id)
-                    if found is None:
-                        continue
-                    data, ids = found
-                    name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(sha256_file(path))
-                    atomic.write_bytes(folder / name, data, durable=True)
-                    if name != path.name:
-                        path.unlink()
-                    replaced.append(f"{folder.name}/{path.name}")
-                    days.add(day)
-                    event_ids |= ids
+                complete, waiting = landing_files(folder, settings.landing.settle_seconds)
+                if waiting:
+                    raise TenantError(
+                        f"tenant {tenant.tenant_id}: {', '.join(p.name for p in waiting)} in {folder} "
+                        "is still being written; nothing was erased yet (rows of the user sent from now on "
+                        "are dropped): run the erasure again once it is complete"
+                    )
+                for path in complete:
+                    rewritten = _without_user(con, path, Path(workdir), tenant, spec, user_id)
+                    if rewritten is not None:
+                        found.append((day, path, rewritten[0]))
+                        event_ids |= rewritten[1]
     finally:
         con.close()
+    replaced = []
+    for _, path, data in found:
+        name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(sha256_file(path))
+        atomic.write_bytes(path.parent / name, data, durable=True)
+        if name != path.name:
+            path.unlink()
+        replaced.append(f"{path.parent.name}/{path.name}")
+    days = {day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))
     return replaced, sorted(days), event_ids
+
+
+def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> list[date]:
+    """The lake and quarantine days whose partition still holds a row of the user."""
+    days = []
+    for store in (settings.stores.lake, settings.stores.quarantine):
+        for path in store.files(tenant.region, tenant.tenant_id, LAKE_FILE):
+            table = pq.read_table(path)
+            hit = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
+            if "raw_line" in table.column_names:  # a quarantined malformed line naming the user
+                named = pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id))
+                hit = pc.or_(hit, pc.fill_null(named, False))
+            if pc.any(hit).as_py():
+                days.append(store.day_of(path.parent))
+    return days
+
+
+def names_pattern(user_id: str) -> str:
+    """A regular expression (Python ``re`` and RE2) matching ``user_id`` as a whole token of a line:
+    not inside a longer id (``alice`` is not in ``alice2``; ``12524`` is in ``12524.0``)."""
+    return f"(^|[^0-9A-Za-z_]){re.escape(user_id)}([^0-9A-Za-z_]|$)"
 
 
 def _without_user(
@@ -154,7 +201,8 @@ def _without_user(
     rows = with_malformed(rows, read.malformed, path.name)
     raw = rows["_raw"].astype("string")
     mine = (rows["user_id"].astype("string") == user_id).fillna(False).to_numpy(dtype=bool)
-    mine |= (rows[MALFORMED].astype(bool) & raw.str.contains(user_id, regex=False).fillna(False)).to_numpy(dtype=bool)
+    named = raw.str.contains(names_pattern(user_id), regex=True).fillna(False)
+    mine |= (rows[MALFORMED].astype(bool) & named).to_numpy(dtype=bool)
     if not mine.any():
         return None
     ids = set(rows.loc[mine, "event_id"].dropna().astype(str))

@@ -188,6 +188,13 @@ def erase_user(tenant_id: str, user_id: str) -> None:
     from ml.ops.user_erasure import erase_user as erase
 
     r = erase(tenant_id, user_id)
+    if not r["found"]:
+        print(
+            f"no data of that user id was found in tenant {tenant_id}'s stores (tombstone {r['user_hash'][:12]}): "
+            "give the id as the lake and the API show it (after the source spec's mapping). Rows of this id "
+            "sent from now on are dropped at ingestion; no model retrains."
+        )
+        return
     rows = sum(r["warehouse"].values())
     print(
         f"erased a user of {tenant_id} (tombstone {r['user_hash'][:12]}): {len(r['landing_files'])} landing files "

@@ -1,0 +1,104 @@
+"""Erasing one end user when things go wrong (issue 15, point 8): a crash half-way, a file still
+being written, an id that is part of other ids, an id that was never sent. The full path through
+every store is ``tests/security/test_erasure.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from ml.core import erasure_marks
+from ml.core.errors import TenantError
+from ml.data.generate import generate
+from ml.data.ingest.run import ingest_tenants
+from ml.ops import user_erasure
+from tests.world import END, register, small_config
+
+START, AFTER = END - timedelta(days=3), END + timedelta(days=1)
+
+
+@pytest.fixture
+def landed(settings):
+    """The three small tenants' drops (globex's with faults: malformed lines and more), ingested."""
+    cfg = small_config(faults=True)
+    register(settings, cfg)
+    generate(cfg, settings.stores.landing.root)
+    ingest_tenants(["acme", "globex"], START, AFTER, settings)
+    return settings
+
+
+def _lake_rows(settings, tenant_id: str) -> dict[str, int]:
+    glob = settings.stores.lake.glob("eu", tenant_id, "part-0.parquet")
+    with duckdb.connect() as con:
+        return dict(con.execute(f"select user_id, count(*) from read_parquet('{glob}') group by 1").fetchall())
+
+
+def _landing_digests(settings, tenant_id: str) -> dict[str, str]:
+    root = settings.stores.landing.tenant_dir("eu", tenant_id)
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ('{"user_id": "alice", oops', True),
+        ("alice", True),
+        ("e1,alice,i9", True),
+        ("e1,alice2,i9", False),
+        ("malice,e1", False),
+        ("12524.0,germany", True),  # a numeric id as a float export writes it
+    ],
+)
+def test_a_malformed_line_is_the_users_when_it_names_the_id_as_a_whole_token(line, named):
+    user = "12524" if line.startswith("12524") else "alice"
+    assert bool(re.search(user_erasure.names_pattern(user), line)) is named
+
+
+def test_a_crash_after_landing_was_rewritten_is_finished_by_running_the_erasure_again(landed, monkeypatch):
+    before = _lake_rows(landed, "globex")
+    user = max(before, key=before.get)
+
+    def crash(*args, **kwargs):  # a process killed between the landing rewrite and the lake rebuild
+        raise OSError("killed")
+
+    monkeypatch.setattr(user_erasure, "ingest_days", crash)
+    with pytest.raises(OSError):
+        user_erasure.erase_user("globex", user, landed)
+    assert user in _lake_rows(landed, "globex"), "the lake was not rebuilt (the crash happened first)"
+    monkeypatch.undo()
+    report = user_erasure.erase_user("globex", user, landed)
+    assert report["landing_files"] == [] and report["lake_days"], "the landing was clean: the lake days still held it"
+    assert _lake_rows(landed, "globex") == {u: n for u, n in before.items() if u != user}
+
+
+def test_a_file_still_being_written_stops_the_erasure_before_anything_changes(landed, monkeypatch):
+    user = max(_lake_rows(landed, "globex"), key=_lake_rows(landed, "globex").get)
+    folder = landed.stores.landing.day_dir("eu", "globex", END)
+    before = _landing_digests(landed, "globex")
+    an_hour_ago = time.time() - 3600
+    for p in landed.stores.landing.tenant_dir("eu", "globex").rglob("*.jsonl"):
+        os.utime(p, (an_hour_ago, an_hour_ago))  # the generated drops finished uploading long ago
+    (folder / "upload.jsonl").write_text('{"event_id": "w1", "user_id": "someone", "item_id": "i1"')  # half a line
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "600")
+    from ml.core.settings import get_settings
+
+    with pytest.raises(TenantError, match=r"upload\.jsonl .*still being written; nothing was erased yet"):
+        user_erasure.erase_user("globex", user, get_settings())
+    assert {k: v for k, v in _landing_digests(landed, "globex").items() if "upload" not in k} == before
+    assert user in _lake_rows(landed, "globex")
+
+
+def test_an_id_that_was_never_sent_changes_nothing_and_retrains_nothing(landed):
+    lake = _lake_rows(landed, "globex")
+    report = user_erasure.erase_user("globex", "nobody-by-this-id", landed)
+    assert not report["found"] and report["models_marked"] == [] and report["landing_files"] == []
+    assert _lake_rows(landed, "globex") == lake
+    assert erasure_marks.pending(landed, "globex", "recommender") == []
