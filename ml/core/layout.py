@@ -223,6 +223,10 @@ class Layout:
         """The serving API's ops token: ``/metrics`` and the detailed ``/readyz`` ask for it."""
         return self.secrets / "serving-ops-token"
 
+    def tenant_lock(self, region: str, tenant_id: str) -> Path:
+        """The lock a tenant's lake is written under (ingestion, user erasure)."""
+        return self.home.joinpath("locks", *_tenant_segments(region, tenant_id)).with_suffix(".lock")
+
     @property
     def erasure_key(self) -> Path:
         """The key of erased users' tombstone hashes (:mod:`ml.core.erased_users`)."""

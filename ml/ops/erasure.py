@@ -78,7 +78,7 @@ def _tenant_folders(settings: Settings, region: str, tenant_id: str) -> list[Pat
     folders = [d.tenant_dir(region, tenant_id) for d in daily]
     folders += [s.snapshots.tenant_dir(region, tenant_id), s.published.tenant_dir(region, tenant_id)]
     folders += s.gx_tenant_dirs(tenant_id)
-    folders += [s.health_file(tenant_id), s.dbt_target(f"{region}/silo_{tenant_id}")]
+    folders += [s.health_file(tenant_id), s.dbt_target(f"{region}/silo_{tenant_id}"), s.tenant_lock(region, tenant_id)]
     folders += [s.serving_model_dir(model_name(kind, tenant_id)) for kind in kind_names()]
     return folders
 

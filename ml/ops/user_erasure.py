@@ -25,18 +25,18 @@ tenant's source spec mapped it). In order:
 A landing file that cannot be read back or is still being written stops the erasure before any
 file changes; the days rebuilt are those of the rewritten files and every lake or quarantine day
 that still holds the user, so running the command again after a refusal or a crash finishes it.
+The landing pass and the rebuild hold the tenant's lake lock (:func:`ml.data.ingest.run.tenant_lock`):
+no ingest of the tenant writes the user back meanwhile.
 A malformed line is the user's when the id is a whole token of it (``alice`` is not in
 ``alice2``). When no store held the id, nothing is marked for retraining and ``found`` is False.
 
 Not yet handled: models already trained keep what they learned until their marked retrain (a
-classic family's saved arrays and the API's copies of a version keep the user's index); an
-ingestion running at the same time as the erasure can write the user's rows back into a lake day
-(there is no per-tenant lock yet: run the erasure when no ingest of the tenant runs, or run it
-again after); lines of a shared export that name no tenant are not searched; a prediction-log
-record naming several users is removed whole; a history import of a file run again after the
-erasure writes the user's rows into landing again (ingestion drops them); a removed tenant that
-was not purged cannot have one user erased (purge it); malformed lines of a later re-sent export
-cannot be matched to a tombstone.
+classic family's saved arrays and the API's copies of a version keep the user's index); lines of
+a shared export that name no tenant are not searched; a prediction-log record naming several
+users is removed whole; a history import of a file run again after the erasure writes the user's
+rows into landing again (ingestion drops them); a removed tenant that was not purged cannot have
+one user erased (purge it); malformed lines of a later re-sent export cannot be matched to a
+tombstone.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from ml.data.ingest.history import history_bytes, with_malformed
 from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files, sha256_file
 from ml.data.ingest.raw_records import with_raw_lines
 from ml.data.ingest.readers import MALFORMED, read_file, reader
-from ml.data.ingest.run import ingest_days
+from ml.data.ingest.run import ingest_days, tenant_lock
 from ml.data.ingest.spec import SourceSpec, source_spec
 from ml.data.publish import republish_without
 from ml.models.kinds import kind_names
@@ -94,9 +94,10 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     with control_db.connect(settings) as con:
         digest = erased_users.record(con, settings, tenant.tenant_id, user_id)
     report: dict[str, Any] = {"tenant_id": tenant.tenant_id, "user_hash": digest}
-    files, days, event_ids = _erase_landing(settings, tenant, user_id)
-    report["landing_files"] = files
-    report["lake_days"] = [r.date for r in ingest_days(settings, tenant, days)] if days else []
+    with tenant_lock(settings, tenant):  # no ingest writes the user back meanwhile
+        files, days, event_ids = _erase_landing(settings, tenant, user_id)
+        report["landing_files"] = files
+        report["lake_days"] = [r.date for r in ingest_days(settings, tenant, days)] if days else []
     report["warehouse"] = _erase_warehouse(settings, tenant, user_id)
     report["snapshot_rows"] = _erase_snapshots(settings, tenant, user_id)
     report["published_rows"] = republish_without(settings, tenant.region, tenant.tenant_id, user_id)

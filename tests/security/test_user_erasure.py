@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import time
 from datetime import timedelta
 
@@ -15,8 +16,9 @@ import pytest
 
 from ml.core import erasure_marks
 from ml.core.errors import TenantError
+from ml.core.tenants import TenantStore
 from ml.data.generate import generate
-from ml.data.ingest.run import ingest_tenants
+from ml.data.ingest.run import ingest_days, ingest_tenants, tenant_lock
 from ml.ops import user_erasure
 from tests.world import END, register, small_config
 
@@ -102,3 +104,17 @@ def test_an_id_that_was_never_sent_changes_nothing_and_retrains_nothing(landed):
     assert not report["found"] and report["models_marked"] == [] and report["landing_files"] == []
     assert _lake_rows(landed, "globex") == lake
     assert erasure_marks.pending(landed, "globex", "recommender") == []
+
+
+def test_an_ingest_of_the_tenant_waits_while_an_erasure_holds_its_lake(landed):
+    tenant = TenantStore(landed).get("globex")
+    lake = landed.stores.lake.tenant_dir("eu", "globex")
+    written = {p: p.stat().st_mtime_ns for p in lake.rglob("part-0.parquet")}
+    with tenant_lock(landed, tenant):  # as erase_user holds it
+        ingest = threading.Thread(target=ingest_days, args=(landed, tenant, [START, START + timedelta(days=1)]))
+        ingest.start()
+        ingest.join(5)  # unlocked, this rewrites two partitions in well under a second
+        assert ingest.is_alive() and {p: p.stat().st_mtime_ns for p in written} == written
+    ingest.join(60)
+    assert not ingest.is_alive()
+    assert {p: p.stat().st_mtime_ns for p in written} != written, "it ran once the lock was released"

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from ml.core.erased_users import erased_rows
 from ml.core.ids import validate_slug
@@ -44,11 +45,26 @@ def ingest_partition(settings: Settings, tenant: Tenant, day: date) -> Partition
     return ingest_days(settings, tenant, [day])[0]
 
 
+def tenant_lock(settings: Settings, tenant: Tenant) -> FileLock:
+    """The cross-process lock one tenant's lake is written under: ingestion and user erasure
+    (:mod:`ml.ops.user_erasure`) hold it, so an ingest never writes back rows an erasure is
+    removing. Re-entrant in a thread (one instance per file); another process or thread waits."""
+    path = settings.stores.tenant_lock(tenant.region, tenant.tenant_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path, is_singleton=True)
+
+
 def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
-    Days are written in date order, so each deduplicates against the days before it.
+    Days are written in date order, so each deduplicates against the days before it; the tenant's
+    lake is written under :func:`tenant_lock`.
     """
+    with tenant_lock(settings, tenant):
+        return _ingest_days(settings, tenant, days)
+
+
+def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:
     days = sorted(set(days))
     spec = source_spec(settings, tenant)
     reports = {d: PartitionReport(tenant.tenant_id, tenant.region, d.isoformat()) for d in days}
