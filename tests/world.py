@@ -104,6 +104,15 @@ def world_env(mp: pytest.MonkeyPatch, home: Path, **env: object) -> Settings:
     return get_settings()
 
 
+def lake_rows_by_user(settings: Settings, region: str, tenant_id: str) -> dict[str, int]:
+    """Rows per ``user_id`` in a tenant's lake."""
+    import duckdb
+
+    glob = settings.stores.lake.glob(region, tenant_id, "part-0.parquet")
+    with duckdb.connect() as con:
+        return dict(con.execute(f"select user_id, count(*) from read_parquet('{glob}') group by 1").fetchall())
+
+
 def land(
     settings: Settings, configs: Sequence[GenerationConfig], first: int, last: int, tenants: Sequence[str]
 ) -> None:
@@ -192,6 +201,7 @@ __all__ = [
     "TenantSpec",
     "World",
     "build_world",
+    "lake_rows_by_user",
     "register",
     "small_config",
     "world_variables",

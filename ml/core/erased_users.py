@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml.core import control_db, secret_files
 from ml.core.settings import Settings
@@ -66,3 +68,13 @@ def erased_rows(settings: Settings, tenant_id: str, user_ids: pd.Series) -> np.n
     hit = np.array([_hash(key, tenant_id, str(u)) in dead for u in uniques], dtype=bool)
     found[codes >= 0] = hit[codes[codes >= 0]]
     return found
+
+
+def without_user(table: pa.Table, user_id: str) -> tuple[pa.Table, int]:
+    """``table`` without the rows whose ``user_id`` is the user, and how many were removed (the
+    table itself, and 0, when it has no such row or no ``user_id`` column)."""
+    if "user_id" not in table.column_names:
+        return table, 0
+    mine = pc.fill_null(pc.equal(table.column("user_id").cast(pa.string()), pa.scalar(user_id)), False)
+    n = int(pc.sum(mine).as_py() or 0)
+    return (table.filter(pc.invert(mine)) if n else table), n

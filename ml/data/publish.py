@@ -58,34 +58,46 @@ def publish_tenant(
     root = store.tenant_dir(region, tenant_id)
     root.mkdir(parents=True, exist_ok=True)
     tmp = atomic.staging_dir(root)
-    digest = hashlib.sha256()
     rows = {}
     for mart, spec in sorted(marts.items()):
-        target = tmp / f"{mart}.parquet"
         rows[mart] = scalar(
             con.execute(
                 f"copy (select * from {mart} where tenant_id = $tenant order by {spec.order_by}) "
-                f"to '{target}' (format parquet, compression zstd)",
+                f"to '{tmp / f'{mart}.parquet'}' (format parquet, compression zstd)",
                 {"tenant": tenant_id},
             )
         )
-        digest.update(mart.encode() + target.read_bytes())
     cutoff = scalar(con.execute("select max(cutoff_date) from int_feature_cutoffs where tenant_id = ?", [tenant_id]))
-    snapshot_id = digest.hexdigest()[:16]
     meta = {
         "tenant_id": tenant_id,
         "region": region,
-        "snapshot_id": snapshot_id,
+        "snapshot_id": None,  # named by _commit
         "rows": rows,
         "serving_cutoff": str(cutoff) if cutoff else None,
         "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    atomic.write_json(tmp / store.meta_name, meta)
-    atomic.commit_dir(tmp, store.snapshot_dir(region, tenant_id, snapshot_id))
+    meta = _commit(settings, region, tenant_id, tmp, meta)
+    snapshot_id = str(meta["snapshot_id"])
     old = current(settings, region, tenant_id)
     if old is None or old["snapshot_id"] != snapshot_id:
         atomic.write_json(store.pointer(region, tenant_id), meta, indent=None)  # readers see old or new, never half
     _prune(root, keep=snapshot_id)
+    return meta
+
+
+def _commit(settings: Settings, region: str, tenant_id: str, tmp: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Name a filled staging folder by its content and commit it; ``meta`` with its ``snapshot_id``.
+
+    The id is the first 16 hex digits of SHA-256 over each mart's name and file bytes, in name
+    order: publishing the same features again names the same folder (and changes nothing).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(tmp.glob("*.parquet")):
+        digest.update(path.stem.encode() + path.read_bytes())
+    meta = {**meta, "snapshot_id": digest.hexdigest()[:16]}
+    store = settings.stores.published
+    atomic.write_json(tmp / store.meta_name, meta)
+    atomic.commit_dir(tmp, store.snapshot_dir(region, tenant_id, meta["snapshot_id"]))
     return meta
 
 
@@ -120,11 +132,11 @@ def older(settings: Settings, region: str, tenant_id: str, than: str) -> list[di
 
 def republish_without(settings: Settings, region: str, tenant_id: str, user_id: str) -> int:
     """Rewrite each of the tenant's published snapshots that holds rows of ``user_id`` without them,
-    under a new id (the hash of its new bytes, as :func:`publish_tenant` names one), and move
-    ``CURRENT`` to it when it was current, so a running API swaps its in-memory copy. For
-    :mod:`ml.ops.user_erasure`. Returns the rows removed."""
-    import pyarrow.compute as pc
+    under a new id (:func:`_commit`), and move ``CURRENT`` to it when it was current, so a running
+    API swaps its in-memory copy. For :mod:`ml.ops.user_erasure`. Returns the rows removed."""
     import pyarrow.parquet as pq
+
+    from ml.core.erased_users import without_user
 
     store = settings.stores.published
     was = current(settings, region, tenant_id)
@@ -132,27 +144,18 @@ def republish_without(settings: Settings, region: str, tenant_id: str, user_id: 
     for meta in reversed(older(settings, region, tenant_id, than="")):  # oldest first: CURRENT's last
         folder = Path(meta["path"])
         tmp = atomic.staging_dir(folder.parent)
-        digest, gone = hashlib.sha256(), 0
+        gone = 0
         for path in sorted(folder.glob("*.parquet")):
-            table = pq.read_table(path)
-            if "user_id" in table.column_names:
-                mine = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
-                gone += pc.sum(mine).as_py() or 0
-                table = table.filter(pc.invert(mine))
-                meta["rows"][path.stem] = table.num_rows
+            table, n = without_user(pq.read_table(path), user_id)
+            if n:
+                gone, meta["rows"][path.stem] = gone + n, table.num_rows
             pq.write_table(table, tmp / path.name, compression="zstd")
-            digest.update(path.stem.encode() + (tmp / path.name).read_bytes())
         if not gone:
             shutil.rmtree(tmp)
             continue
         removed += gone
-        snapshot_id = digest.hexdigest()[:16]
-        meta = {k: v for k, v in meta.items() if k != "path"} | {
-            "snapshot_id": snapshot_id,
-            "erased_users": int(meta.get("erased_users", 0)) + 1,
-        }
-        atomic.write_json(tmp / store.meta_name, meta)
-        atomic.commit_dir(tmp, store.snapshot_dir(region, tenant_id, snapshot_id))
+        meta = {k: v for k, v in meta.items() if k != "path"}
+        meta = _commit(settings, region, tenant_id, tmp, meta | {"erased_users": int(meta.get("erased_users", 0)) + 1})
         if was is not None and folder.name == was["snapshot_id"]:
             atomic.write_json(store.pointer(region, tenant_id), meta, indent=None)
         shutil.rmtree(folder)

@@ -48,7 +48,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -166,7 +165,7 @@ def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> l
     days = []
     for store in (settings.stores.lake, settings.stores.quarantine):
         for path in store.files(tenant.region, tenant.tenant_id, LAKE_FILE):
-            table = pq.read_table(path)
+            table = pq.read_table(path, columns=[c for c in ("user_id", "raw_line") if c in pq.read_schema(path).names])
             hit = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
             if "raw_line" in table.column_names:  # a quarantined malformed line naming the user
                 named = pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id))
@@ -223,7 +222,7 @@ def _erase_snapshots(settings: Settings, tenant: Tenant, user_id: str) -> int:
     store = settings.stores.snapshots
     deleted = 0
     for folder in sorted(p for p in store.tenant_dir(tenant.region, tenant.tenant_id).glob("*") if p.is_dir()):
-        n = sum(filter_parquet(p, user_id) for p in sorted(folder.glob("*.parquet")))
+        n = sum(_filter_parquet(p, user_id) for p in sorted(folder.glob("*.parquet")))
         meta_path = folder / store.meta_name
         if n and meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -233,18 +232,16 @@ def _erase_snapshots(settings: Settings, tenant: Tenant, user_id: str) -> int:
     return deleted
 
 
-def filter_parquet(path: Path, user_id: str) -> int:
-    """Rewrite a Parquet file without the rows whose ``user_id`` is the user (atomically, zstd);
-    returns the rows removed (0, and the file untouched, when it has none or no such column)."""
+def _filter_parquet(path: Path, user_id: str) -> int:
+    """Rewrite a Parquet file without the user's rows (atomically, zstd); the rows removed (0, and
+    the file untouched, when it has none)."""
     if "user_id" not in pq.read_schema(path).names:
         return 0
-    table = pq.read_table(path)
-    mine = pc.fill_null(pc.equal(table.column("user_id").cast(pa.string()), pa.scalar(user_id)), False)
-    n = pc.sum(mine).as_py() or 0
+    table, n = erased_users.without_user(pq.read_table(path), user_id)
     if n:
         with atomic.replacing(path, durable=True) as tmp:
-            pq.write_table(table.filter(pc.invert(mine)), tmp, compression="zstd")
-    return int(n)
+            pq.write_table(table, tmp, compression="zstd")
+    return n
 
 
 def _erase_prediction_log(settings: Settings, tenant: Tenant, user_id: str) -> int:

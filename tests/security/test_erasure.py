@@ -31,7 +31,7 @@ from ml.models.train import train_global, train_tenant
 from ml.ops.erasure import purge_tenant
 from ml.ops.user_erasure import erase_user
 from tests.served import running_api
-from tests.world import build_world, small_config
+from tests.world import build_world, lake_rows_by_user, small_config
 
 CANARY = {"acme": "canary-acme-7f3a9c51", "initech": "canary-initech-b20e64d8"}  # pool; silo
 ERASED = "canary-globex-user-3e9d0c17"  # an end user of globex (pool, sharing) who asks to be erased
@@ -127,17 +127,11 @@ def _stored_in(root, needle: str) -> list[str]:
     return found
 
 
-def _lake_rows_by_user(settings, tenant_id: str) -> dict[str, int]:
-    glob = settings.stores.lake.glob("eu", tenant_id, "part-0.parquet")
-    with duckdb.connect() as con:
-        return dict(con.execute(f"select user_id, count(*) from read_parquet('{glob}') group by 1").fetchall())
-
-
 def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(planted):
     w, api = planted
     s, home = w.settings, w.settings.home
     assert len(_stored_in(home, ERASED)) >= 5, "the user was never stored widely (the test would prove nothing)"
-    before = _lake_rows_by_user(s, "globex")
+    before = lake_rows_by_user(s, "eu", "globex")
     generated = max((u for u in before if u != ERASED), key=before.get)  # from the tenant's JSON-lines exports
     history = "select tenant_id, count(*) from interaction_history where user_id = ? group by 1 order by 1"
     with duckdb.connect(str(s.stores.warehouse_file("eu/pool")), read_only=True) as con:
@@ -152,7 +146,7 @@ def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(pla
     assert _stored_in(home, ERASED) == []
     report = erase_user("globex", generated, s)
     assert report["landing_files"] and report["lake_days"] and report["warehouse"] and report["snapshot_rows"]
-    after = _lake_rows_by_user(s, "globex")
+    after = lake_rows_by_user(s, "eu", "globex")
     assert generated not in after and after == {u: n for u, n in before.items() if u not in (ERASED, generated)}
     with duckdb.connect(str(s.stores.warehouse_file("eu/pool")), read_only=True) as con:
         assert con.execute(history, [generated]).fetchall() == rows[:1], "acme's user of the same id stays"
@@ -172,7 +166,7 @@ def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(pla
     today = date.today()
     [summary] = ingest_tenants(["globex"], today, today + timedelta(days=1), s)
     assert summary["dropped"] == {"erased_user": 5}, summary
-    assert ERASED not in _lake_rows_by_user(s, "globex")
+    assert ERASED not in lake_rows_by_user(s, "eu", "globex")
     assert _stored_in(s.stores.quarantine.root, ERASED) == []
 
 

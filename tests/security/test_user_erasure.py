@@ -11,7 +11,6 @@ import threading
 import time
 from datetime import timedelta
 
-import duckdb
 import pytest
 
 from ml.core import erasure_marks
@@ -20,7 +19,7 @@ from ml.core.tenants import TenantStore
 from ml.data.generate import generate
 from ml.data.ingest.run import ingest_days, ingest_tenants, tenant_lock
 from ml.ops import user_erasure
-from tests.world import END, register, small_config
+from tests.world import END, lake_rows_by_user, register, small_config
 
 START, AFTER = END - timedelta(days=3), END + timedelta(days=1)
 
@@ -33,12 +32,6 @@ def landed(settings):
     generate(cfg, settings.stores.landing.root)
     ingest_tenants(["acme", "globex"], START, AFTER, settings)
     return settings
-
-
-def _lake_rows(settings, tenant_id: str) -> dict[str, int]:
-    glob = settings.stores.lake.glob("eu", tenant_id, "part-0.parquet")
-    with duckdb.connect() as con:
-        return dict(con.execute(f"select user_id, count(*) from read_parquet('{glob}') group by 1").fetchall())
 
 
 def _landing_digests(settings, tenant_id: str) -> dict[str, str]:
@@ -65,7 +58,7 @@ def test_a_malformed_line_is_the_users_when_it_names_the_id_as_a_whole_token(lin
 
 
 def test_a_crash_after_landing_was_rewritten_is_finished_by_running_the_erasure_again(landed, monkeypatch):
-    before = _lake_rows(landed, "globex")
+    before = lake_rows_by_user(landed, "eu", "globex")
     user = max(before, key=before.get)
 
     def crash(*args, **kwargs):  # a process killed between the landing rewrite and the lake rebuild
@@ -74,15 +67,16 @@ def test_a_crash_after_landing_was_rewritten_is_finished_by_running_the_erasure_
     monkeypatch.setattr(user_erasure, "ingest_days", crash)
     with pytest.raises(OSError):
         user_erasure.erase_user("globex", user, landed)
-    assert user in _lake_rows(landed, "globex"), "the lake was not rebuilt (the crash happened first)"
+    assert user in lake_rows_by_user(landed, "eu", "globex"), "the lake was not rebuilt (the crash happened first)"
     monkeypatch.undo()
     report = user_erasure.erase_user("globex", user, landed)
     assert report["landing_files"] == [] and report["lake_days"], "the landing was clean: the lake days still held it"
-    assert _lake_rows(landed, "globex") == {u: n for u, n in before.items() if u != user}
+    assert lake_rows_by_user(landed, "eu", "globex") == {u: n for u, n in before.items() if u != user}
 
 
 def test_a_file_still_being_written_stops_the_erasure_before_anything_changes(landed, monkeypatch):
-    user = max(_lake_rows(landed, "globex"), key=_lake_rows(landed, "globex").get)
+    rows = lake_rows_by_user(landed, "eu", "globex")
+    user = max(rows, key=rows.get)
     folder = landed.stores.landing.day_dir("eu", "globex", END)
     before = _landing_digests(landed, "globex")
     an_hour_ago = time.time() - 3600
@@ -95,14 +89,14 @@ def test_a_file_still_being_written_stops_the_erasure_before_anything_changes(la
     with pytest.raises(TenantError, match=r"upload\.jsonl .*still being written; nothing was erased yet"):
         user_erasure.erase_user("globex", user, get_settings())
     assert {k: v for k, v in _landing_digests(landed, "globex").items() if "upload" not in k} == before
-    assert user in _lake_rows(landed, "globex")
+    assert user in lake_rows_by_user(landed, "eu", "globex")
 
 
 def test_an_id_that_was_never_sent_changes_nothing_and_retrains_nothing(landed):
-    lake = _lake_rows(landed, "globex")
+    lake = lake_rows_by_user(landed, "eu", "globex")
     report = user_erasure.erase_user("globex", "nobody-by-this-id", landed)
     assert not report["found"] and report["models_marked"] == [] and report["landing_files"] == []
-    assert _lake_rows(landed, "globex") == lake
+    assert lake_rows_by_user(landed, "eu", "globex") == lake
     assert erasure_marks.pending(landed, "globex", "recommender") == []
 
 
