@@ -44,9 +44,10 @@ SQLFLUFF := cd dbt_project && mkdir -p target && TENANTFLOW_WAREHOUSE_PATH=$(CUR
 	DBT_SEND_ANONYMOUS_USAGE_STATS=false ../$(BIN)/sqlfluff
 
 # One pytest-xdist worker per core (at most 4); the tests that share a world run on one worker
-# (tests/conftest.py), so each world is built once. PYTEST_WORKERS=0 runs them in this process.
+# (tests/conftest.py), so each world is built once; the longest work is handed out first
+# (tests/conftest.py orders it; xdist's own reorder is off). PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
-PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup)
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder)
 
 test: lint
 	$(BIN)/python -m pytest tests $(PYTEST_PARALLEL)

@@ -46,3 +46,30 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if shared:
         d = min(shared, key=lambda d: (_SCOPES[d.scope], d.baseid, d.argname))
         item.add_marker(pytest.mark.xdist_group(f"{d.baseid}::{d.argname}".replace("/", ".").replace("::", ".")))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest work first, so that two xdist workers end together: the real-Airflow test (one
+    test, the longest), then the world groups, most tests first, then the other tests in
+    collection order. ``make test`` passes ``--no-loadscope-reorder`` so that xdist keeps this
+    order (its own puts the groups with most tests first and a one-test scope such as the Airflow
+    test last)."""
+
+    def group(item: pytest.Item) -> str | None:
+        mark = item.get_closest_marker("xdist_group")
+        return str(mark.args[0]) if mark and mark.args else None
+
+    sizes: dict[str | None, int] = {}
+    for item in items:
+        sizes[group(item)] = sizes.get(group(item), 0) + 1
+    order = {id(item): i for i, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[int, int, str, int]:
+        g = group(item)
+        if item.get_closest_marker("integration"):
+            return 0, 0, "", order[id(item)]
+        if g is not None:
+            return 1, -sizes[g], g, order[id(item)]
+        return 2, 0, "", order[id(item)]
+
+    items.sort(key=key)

@@ -17,6 +17,7 @@
       audit.head                                         the audit log's last entry (ml.core.audit)
       serving/events.sqlite, serving/models/             the API's webhook ledger and model copies
       secrets/                                           generated secrets, 0700 (ml.core.secret_files)
+      lineage/openlineage.jsonl                          the DAGs' OpenLineage events (ml.ops.lineage)
       mlflow/, airflow/, dbt/, gx/, logs/                the tools' own homes
 
 Every ``region`` and ``tenant`` passes :func:`ml.core.ids.validate_slug` before it becomes a
@@ -243,3 +244,8 @@ class Layout:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def lineage_events(self) -> Path:
+        """The DAGs' OpenLineage events, one JSON object per line (the default transport, :mod:`ml.ops.lineage`)."""
+        return self.home / "lineage" / "openlineage.jsonl"

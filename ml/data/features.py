@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from ml.core import lineage
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses
@@ -106,7 +107,27 @@ def build_and_check_warehouse(
         result["health"] = check_warehouse_features(wh, result["tenants"], settings, result, threads)
         healthy = [t for t, h in result["health"].items() if h["healthy"]]
         result["published"] = publish_online(wh, healthy, online_marts, settings, threads)
+    _record_lineage(wh, settings, result)
     return result
+
+
+def _record_lineage(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> None:
+    """The tenants' lake tables read; the dbt models built and the online features published."""
+    stores, region, tenants = settings.stores, wh.region, result["tenants"]
+    path = wh.path(settings)
+    built = [
+        n["node"].split(".")[-1] for n in result["nodes"] if n["node"].startswith("model.") and n["status"] == "success"
+    ]
+    lineage.record(
+        inputs=[lineage.file_dataset(stores.lake.tenant_dir(region, t), "lake", region, [t]) for t in tenants],
+        outputs=[
+            *(lineage.table_dataset(path, m, region, tenants) for m in built),
+            *(
+                lineage.file_dataset(stores.published.tenant_dir(region, t), "published", region, [t], version=sid)
+                for t, sid in result["published"].items()
+            ),
+        ],
+    )
 
 
 def publish_online(

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml.core import atomic
+from ml.core import atomic, lineage
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_lock
@@ -82,6 +82,13 @@ class Snapshot:
 
 def tenant_root(settings: Settings, region: str, tenant_id: str) -> Path:
     return settings.stores.snapshots.tenant_dir(region, tenant_id)
+
+
+def lineage_dataset(settings: Settings, region: str, tenant_id: str, snap: Snapshot) -> lineage.LineageDataset:
+    """A tenant's snapshots as one lineage dataset, this snapshot's id its version."""
+    return lineage.file_dataset(
+        tenant_root(settings, region, tenant_id), "snapshot", region, [tenant_id], snap.snapshot_id
+    )
 
 
 def latest(settings: Settings, region: str, tenant_id: str) -> Snapshot | None:
@@ -150,6 +157,11 @@ def export_warehouse(
                 out[tid] = _export_tenant(con, settings, region, tid, m_hash, declared, marts, reference_marts)
         finally:
             con.close()
+    if out:
+        lineage.record(
+            inputs=[lineage.table_dataset(path, m, region, list(out)) for m in [*marts, *reference_marts]],
+            outputs=[lineage_dataset(settings, region, t, s) for t, s in out.items()],
+        )
     return out
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from ml.core import erasure_marks
+from ml.core import erasure_marks, lineage
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
@@ -163,7 +163,7 @@ def train_global(
             "rows_available": available,
         },
     )
-    return _registered(log_and_register(training, policy, settings), settings)
+    return _register(training, members, policy, settings)
 
 
 def _erased(settings: Settings, owner: str, kind: ModelKind, reason: str, force: bool) -> tuple[str, bool]:
@@ -172,9 +172,19 @@ def _erased(settings: Settings, owner: str, kind: ModelKind, reason: str, force:
     return ("erasure", True) if erasure_marks.pending(settings, owner, kind.name) else (reason, force)
 
 
-def _registered(outcome: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """A new version is registered: close the erasure marks of its model (:mod:`ml.core.erasure_marks`)."""
+def _register(
+    training: Training, members: list[tuple[Tenant, snapshots.Snapshot]], policy: TrainSettings, settings: Settings
+) -> dict[str, Any]:
+    """Log, register and gate the version (:func:`ml.models.tracking.log_and_register`); then close
+    its model's erasure marks (:mod:`ml.core.erasure_marks`) and record its lineage: the snapshots
+    it learned from (``members``), the version it became (:mod:`ml.core.lineage`)."""
+    outcome = log_and_register(training, policy, settings)
     erasure_marks.close(settings, outcome["tenant_id"], outcome["kind"])
+    ids = [t.tenant_id for t, _ in members]
+    model = lineage.model_dataset(
+        settings.mlflow_tracking_uri, outcome["model"], outcome["version"], training.region, ids
+    )
+    lineage.record([snapshots.lineage_dataset(settings, t.region, t.tenant_id, s) for t, s in members], [model])
     return outcome
 
 
@@ -294,7 +304,7 @@ def train_tenant(
         },
         ranking=judged,
     )
-    return _registered(log_and_register(training, policy, settings), settings) | {"eligibility": eligibility}
+    return _register(training, [(tenant, snap)], policy, settings) | {"eligibility": eligibility}
 
 
 def _ranking_holdout(

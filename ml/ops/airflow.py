@@ -8,6 +8,7 @@ state. Production swaps the embedded defaults (SQLite, LocalExecutor) by setting
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -52,6 +53,13 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # OpenLineage (ml/ops/lineage.py): every task's events, with the datasets it touched, to a
+        # JSON-lines file under the home; set AIRFLOW__OPENLINEAGE__TRANSPORT for Marquez or another backend
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "tenantflow",
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "ml.ops.lineage.TenantflowExtractor",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(settings.stores.lineage_events), "append": True}
+        ),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -60,6 +68,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:  # the embedded SQLite database
         defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "ml.ops.airflow_sqlite.CONNECT_ARGS"
         defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "ml.ops.airflow_sqlite.ASYNC_CONNECT_ARGS"
+    settings.stores.lineage_events.parent.mkdir(parents=True, exist_ok=True)
     return {k: os.environ.get(k, v) for k, v in defaults.items()}
 
 

@@ -113,6 +113,7 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
         score_runs = [r for t in train_runs for r in airflow.wait_triggered("train", t["dag_run_id"], "score", 900)]
         assert all(r["state"] == "success" for r in score_runs), score_runs
         _check_models_and_predictions(settings)
+        _check_lineage(settings, first_end)
 
         before = _lake_digests(settings)
         # A backfill of two past days from the scheduler: same bytes, no duplicates.
@@ -214,6 +215,51 @@ def _check_models_and_predictions(settings) -> None:
         for tid, name, version, n in rows:
             champ = c.get_model_version_by_alias(name, "champion")
             assert name == f"recommender.{tid}" and version == str(champ.version) and n > 0
+
+
+def _check_lineage(settings, first_end) -> None:
+    """The OpenLineage events (the provider's file transport) link acme's lake partitions, its
+    pool's marts, its snapshot and the recommender version trained on it; every dataset names
+    its tenants and region."""
+    from ml.models import registry
+    from ml.ops.lineage import events
+
+    done = [e for e in events(settings.stores.lineage_events) if e["eventType"] == "COMPLETE"]
+    by_job: dict[str, list[dict]] = {}
+    for e in done:
+        by_job.setdefault(e["job"]["name"], []).append(e)
+    assert {"ingest.ingest_chunk", "features.build_and_check", "train.snapshot", "train.train_tenants"} <= set(by_job)
+    for e in done:
+        for d in e.get("inputs", []) + e.get("outputs", []):
+            tags = {(t["key"], t["value"]) for t in d["facets"]["tags"]["tags"]}
+            assert {k for k, _ in tags} >= {"tenant", "region", "layer"}, (e["job"]["name"], d["name"])
+
+    def touched(job: str, side: str, name_end: str) -> list[dict]:
+        """The datasets of a job's events on one side whose name ends so and that hold acme's data."""
+        return [
+            d
+            for e in by_job[job]
+            for d in e.get(side, [])
+            if d["name"].endswith(name_end)
+            and ("tenant", "acme") in {(t["key"], t["value"]) for t in d["facets"]["tags"]["tags"]}
+        ]
+
+    lake = touched("ingest.ingest_chunk", "outputs", "lake/region=eu/tenant=acme")
+    days = {p["identifier"] for d in lake for p in d["outputFacets"]["subset"]["outputCondition"]["partitions"]}
+    assert f"date={(first_end - timedelta(days=1)).isoformat()}" in days and len(days) == FIRST_DAYS, sorted(days)
+    assert {d["name"] for d in touched("features.build_and_check", "inputs", "tenant=acme")} == {lake[0]["name"]}
+    marts = touched("features.build_and_check", "outputs", "main.ranking_examples")
+    assert marts and marts[0]["namespace"] == f"duckdb://{settings.stores.warehouse_file('eu/pool').resolve()}"
+    assert touched("train.snapshot", "inputs", "main.ranking_examples")[0]["namespace"] == marts[0]["namespace"]
+    snaps = {d["facets"]["version"]["datasetVersion"] for d in touched("train.snapshot", "outputs", "tenant=acme")}
+    models = touched("train.train_tenants", "outputs", "recommender.acme")
+    assert models, "the train run's lineage names acme's recommender"
+    c = registry.client(settings)
+    for m in models:
+        version = c.get_model_version("recommender.acme", m["facets"]["version"]["datasetVersion"])
+        assert version.tags["snapshot_id"] in snaps
+    inputs = touched("train.train_tenants", "inputs", "tenant=acme")
+    assert {d["facets"]["version"]["datasetVersion"] for d in inputs} <= snaps
 
 
 def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end) -> None:

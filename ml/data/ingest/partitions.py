@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.core import atomic
+from ml.core import atomic, lineage
 from ml.core.contract import LANDING_COLUMNS, MAX_LATENESS
 from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings
@@ -163,7 +163,20 @@ def write_day(
     if not report.reconciles:  # a bug, not bad data: fail loudly
         raise RuntimeError(f"tenant {tenant.tenant_id} {day}: counts do not reconcile: {report.manifest()}")
     report.changed = _partition_digest(settings, tenant, day) != was
+    _record_lineage(settings, tenant, day, quarantined=len(quarantined) > 0)
     return report
+
+
+def _record_lineage(settings: Settings, tenant: Tenant, day: date, quarantined: bool) -> None:
+    """The day read from landing and written to the lake (and quarantine): tables with a partition."""
+    stores = settings.stores
+    r, ids, part = tenant.region, [tenant.tenant_id], (stores.lake.day_dir(tenant.region, tenant.tenant_id, day).name,)
+    written = [lineage.file_dataset(stores.lake.tenant_dir(r, tenant.tenant_id), "lake", r, ids, partitions=part)]
+    if quarantined:
+        q = stores.quarantine.tenant_dir(r, tenant.tenant_id)
+        written.append(lineage.file_dataset(q, "quarantine", r, ids, partitions=part))
+    landing = stores.landing.tenant_dir(r, tenant.tenant_id)
+    lineage.record(inputs=[lineage.file_dataset(landing, "landing", r, ids, partitions=part)], outputs=written)
 
 
 def _partition_digest(settings: Settings, tenant: Tenant, day: date) -> str:
