@@ -10,7 +10,8 @@ RUN uv pip install --system --no-cache -r requirements.lock
 COPY . .
 RUN uv pip install --system --no-cache --no-deps -e . \
     && useradd --uid 50000 --create-home --shell /bin/bash tenantflow \
-    && mkdir -p /var/tenantflow && chown tenantflow /var/tenantflow && chmod 0700 /var/tenantflow
+    && mkdir -p /var/tenantflow /var/tenantflow-keys \
+    && chown tenantflow /var/tenantflow /var/tenantflow-keys && chmod 0700 /var/tenantflow /var/tenantflow-keys
 ENV TENANTFLOW_HOME=/var/tenantflow PYTHONPATH=/opt/tenantflow
 # never root: the state volume is created owned by this user (the folder above)
 USER 50000

@@ -55,6 +55,7 @@ from _common import fresh_home, register_fleet, report
 from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
+from ml.core.warehouse import connect
 from ml.models import evaluate, recsys
 from tests import online_retail as retail
 
@@ -251,7 +252,7 @@ def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeat
     served = []
     for wh in warehouses(store.list()):
         score_warehouse(wh, settings)
-        with duckdb.connect(str(wh.path(settings)), read_only=True) as con:
+        with connect(wh.path(settings), read_only=True) as con:  # a silo's file is encrypted
             served.append(con.sql("select tenant_id, user_id, item_id, rank from predictions.recommendations").df())
     lists = pd.concat(served, ignore_index=True)
     rows = []

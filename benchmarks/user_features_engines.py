@@ -24,7 +24,7 @@ from _common import fresh_home, register_fleet, report
 
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import warehouses
+from ml.core.warehouse import connect, warehouses
 from ml.data import dbt
 from ml.data.generate import generate
 from ml.data.generate.config import fleet_config
@@ -199,7 +199,7 @@ if __name__ == "__main__":
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", task, json.dumps(v), *DBT_MODELS], check=True, capture_output=True)
     dbt_task_wall = time.perf_counter() - t
-    con = duckdb.connect(str(wh.path(settings)), read_only=True)
+    con = connect(wh.path(settings), read_only=True)
     via_dbt = con.execute("select * from user_features").df()
     con.close()
 

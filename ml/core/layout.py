@@ -35,6 +35,18 @@ from pathlib import Path
 from ml.core.ids import validate_slug, validate_snapshot_id
 
 
+def tenant_key_file(root: Path, tenant_id: str) -> Path:
+    """A tenant's key file in a keys folder outside the home (:mod:`ml.core.tenant_keys`)."""
+    return root / f"tenant={validate_slug(tenant_id)}.key"
+
+
+def silo_tenant_of(path: Path) -> str | None:
+    """The tenant whose silo warehouse ``path`` is (``.../region=R/silo_T.duckdb``), or None."""
+    if path.suffix == ".duckdb" and path.stem.startswith("silo_") and path.parent.name.startswith("region="):
+        return validate_slug(path.stem.removeprefix("silo_"))
+    return None
+
+
 def _tenant_segments(region: str, tenant_id: str) -> tuple[str, str]:
     return f"region={validate_slug(region, 'region')}", f"tenant={validate_slug(tenant_id)}"
 

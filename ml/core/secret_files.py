@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 
-def generated(path: Path, nbytes: int = 32) -> str:
-    """The secret kept in ``path``, generated (``secrets.token_urlsafe(nbytes)``) on first use.
+def generated(path: Path, nbytes: int = 32, token: Callable[[int], str] = secrets.token_urlsafe) -> str:
+    """The secret kept in ``path``, generated (``token(nbytes)``, URL-safe text by default) on first use.
 
     Raises:
         OSError: the file cannot be created or read (a read-only home).
@@ -25,5 +26,5 @@ def generated(path: Path, nbytes: int = 32) -> str:
         except FileExistsError:  # another component created it first
             return path.read_text().strip()
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(nbytes))
+            f.write(token(nbytes))
     return path.read_text().strip()

@@ -128,6 +128,14 @@ class ServeSettings(_Group):
     log_interval: float = 1.0  # prediction log flush
 
 
+class KeySettings(_Group):
+    """Silo tenants' encryption keys (:mod:`ml.core.tenant_keys`): never inside the home."""
+
+    provider: str = "file"  # file | env | module:attribute (a KMS client of your own)
+    dir: Path | None = None  # the file provider's folder; default: the home's sibling <home>-keys
+    values: dict[str, str] = {}  # the env provider's keys: a JSON object {"tenant id": "64 hex characters"}
+
+
 class Settings(BaseSettings):
     """Paths, endpoints and policies of one Tenantflow installation."""
 
@@ -151,6 +159,7 @@ class Settings(BaseSettings):
     train: TrainSettings = TrainSettings()
     monitor: MonitorSettings = MonitorSettings()
     serve: ServeSettings = ServeSettings()
+    keys: KeySettings = KeySettings()
     # The tools' own variables, read here so that nothing else reads the environment.
     airflow_home_env: Path | None = Field(None, validation_alias="AIRFLOW_HOME")
     mlflow_tracking_uri_env: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
@@ -204,7 +213,7 @@ RETIRED = {
 }
 
 # Not settings, but read by the tools Tenantflow runs: the dbt profile (target, warehouse file,
-# DuckDB threads and memory), the Procfile of `tenantflow up` (MLflow's artifact root), and the
+# DuckDB threads and memory, an encrypted warehouse's catalog and extensions), the Procfile of `tenantflow up` (MLflow's artifact root), and the
 # shell exports of `tenantflow env` (where the warehouses and the lake are, for a person's duckdb).
 TOOL_VARIABLES = frozenset(
     f"{ENV_PREFIX}{n}"
@@ -213,6 +222,8 @@ TOOL_VARIABLES = frozenset(
         "WAREHOUSE_PATH",
         "DUCKDB_THREADS",
         "DUCKDB_MEMORY_LIMIT",
+        "WAREHOUSE_CATALOG",  # the encrypted target's attach alias (ml.data.dbt.run_dbt)
+        "DUCKDB_EXTENSIONS",  # where DuckDB finds httpfs (the duckdb-ext-httpfs package)
         "UP_MLFLOW_ARTIFACTS",
         "WAREHOUSE_DIR",
         "LAKE",

@@ -4,6 +4,12 @@ A *warehouse* is one DuckDB file: a region's pool (its ``pool`` tenants, ``tenan
 row) or one ``silo`` tenant's own file. DuckDB allows one writing process per file, so every
 writer and every reader that must not meet a half-built table (checks, publishing, snapshots,
 scoring, monitoring) holds :func:`warehouse_lock` on it; the API never opens a warehouse.
+
+A silo tenant's file is encrypted (DuckDB's AES-GCM database encryption) with the tenant's own
+key (:mod:`ml.core.tenant_keys`): :func:`connect` attaches it with the key, so callers see the
+same unqualified tables either way. Writing an encrypted database needs DuckDB's ``httpfs``
+extension (its OpenSSL; the built-in crypto module reads only), loaded from the
+``duckdb-ext-httpfs`` package, never downloaded.
 """
 
 from __future__ import annotations
@@ -93,12 +99,96 @@ def warehouse_lock(path: Path, timeout: float = 3600.0) -> Iterator[None]:
         yield
 
 
+class WarehouseKeyError(RuntimeError):
+    """A silo tenant's warehouse cannot be opened with the key its provider gives."""
+
+
+def extension_directory() -> str:
+    """Where the ``duckdb-ext-httpfs`` package keeps DuckDB's httpfs extension (``INSTALL`` and
+    ``LOAD httpfs`` find it there, offline)."""
+    from importlib.metadata import distribution
+
+    return str(distribution("duckdb-ext-httpfs").locate_file("duckdb_ext/extensions"))
+
+
+def catalog_name(path: Path) -> str:
+    """The catalog a warehouse file is attached as: its stem, as an identifier (``silo_my_co``)."""
+    return path.stem.replace("-", "_")
+
+
 def connect(path: Path, *, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to a warehouse file (hold :func:`warehouse_lock` around it)."""
+    """A DuckDB connection to a warehouse file (hold :func:`warehouse_lock` around it).
+
+    A silo tenant's file is attached with its key and made the default catalog; a writer creates
+    the key (``file`` provider) and encrypts a file written before encryption existed, which a
+    reader still opens as it is.
+
+    Raises:
+        WarehouseKeyError: the tenant's key does not open its file (wrong or rotated key), or its
+            provider has none for an encrypted file; the message names the tenant and what to do.
+    """
     import duckdb
 
+    from ml.core.layout import silo_tenant_of
+
     config: dict[str, str | bool | int | float | list[str]] = {"threads": threads or duckdb_threads(1)}
-    return duckdb.connect(str(path), read_only=read_only, config=config)
+    tenant = silo_tenant_of(path)
+    if tenant is None:
+        return duckdb.connect(str(path), read_only=read_only, config=config)
+    key = _silo_key(tenant, create=not read_only)
+    encrypted = path.exists() and _encrypted(path)
+    if key is None and encrypted:
+        raise WarehouseKeyError(
+            f"tenant {tenant}: its warehouse {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key "
+            f"for it; restore the tenant's key (see ml/core/tenant_keys.py)."
+        )
+    if key is None or (read_only and path.exists() and not encrypted):  # written before encryption
+        return duckdb.connect(str(path), read_only=read_only, config=config)
+    if path.exists() and not encrypted:
+        _copy_database(path, None, key)
+    con = duckdb.connect(config=config | {"extension_directory": extension_directory()})
+    try:
+        if not read_only:
+            con.load_extension("httpfs")
+        con.execute(_attach_sql(path, catalog_name(path), key, read_only))
+        con.execute(f'use "{catalog_name(path)}"')
+    except duckdb.Error as exc:
+        con.close()
+        raise WarehouseKeyError(
+            f"tenant {tenant}: its warehouse {path} does not open with the key from TENANTFLOW_KEYS_PROVIDER "
+            f"({exc}); restore the tenant's key, or move the file away and rebuild it from the lake "
+            f"(`tenantflow features build --tenants {tenant}`)."
+        ) from exc
+    return con
+
+
+def _silo_key(tenant_id: str, create: bool) -> str | None:
+    from ml.core.settings import get_settings
+    from ml.core.tenant_keys import silo_key
+
+    return silo_key(get_settings(), tenant_id, create=create)
+
+
+def _encrypted(path: Path) -> bool:
+    """Whether a DuckDB file is encrypted (asks DuckDB: attaching it without a key says so)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(_attach_sql(path, "probe", None, True))
+        return False
+    except duckdb.Error as exc:
+        if "without a key" in str(exc):
+            return True
+        raise
+    finally:
+        con.close()
+
+
+def _attach_sql(path: Path, alias: str, key: str | None, read_only: bool) -> str:
+    options = [f"ENCRYPTION_KEY '{key}'"] if key else []
+    options += ["READ_ONLY"] if read_only else []
+    return f"attach '{path}' as \"{alias}\"" + (f" ({', '.join(options)})" if options else "")
 
 
 def scalar(result: duckdb.DuckDBPyConnection) -> Any:
@@ -149,15 +239,28 @@ def _delete_rows(path: Path, column: str, where: dict[str, str]) -> dict[str, in
 
 def rewrite(path: Path) -> None:
     """Copy a DuckDB database into a fresh file and put it in its place: DuckDB leaves deleted
-    rows' bytes in free blocks until they are reused; the copy holds only live rows."""
+    rows' bytes in free blocks until they are reused; the copy holds only live rows (a silo
+    tenant's stays encrypted with its key)."""
+    from ml.core.layout import silo_tenant_of
+
+    tenant = silo_tenant_of(path)
+    key = _silo_key(tenant, create=False) if tenant else None
+    _copy_database(path, key if key and _encrypted(path) else None, key)
+
+
+def _copy_database(path: Path, old_key: str | None, new_key: str | None) -> None:
+    """Copy ``path`` (opened with ``old_key``) into a fresh file (encrypted with ``new_key``) and
+    put it in its place; the caller holds :func:`warehouse_lock`."""
     import duckdb
 
     fresh = path.with_name(path.stem + ".rewrite.duckdb")
     fresh.unlink(missing_ok=True)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"extension_directory": extension_directory()})
     try:
-        con.execute(f"attach '{path}' as old (read_only)")
-        con.execute(f"attach '{fresh}' as fresh")
+        if new_key:
+            con.load_extension("httpfs")
+        con.execute(_attach_sql(path, "old", old_key, True))
+        con.execute(_attach_sql(fresh, "fresh", new_key, False))
         con.execute("copy from database old to fresh")
         con.execute("detach old")
         con.execute("detach fresh")

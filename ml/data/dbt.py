@@ -20,8 +20,9 @@ from typing import Any
 from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
+from ml.core.tenant_keys import silo_key
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, duckdb_threads
+from ml.core.warehouse import Warehouse, catalog_name, connect, duckdb_threads, extension_directory
 
 log = logging.getLogger(__name__)
 _ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build per process at a time
@@ -46,6 +47,22 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
     }
 
 
+def _encryption_env(warehouse: Path, settings: Settings) -> dict[str, str]:
+    """For a silo tenant's warehouse: what the profile's ``encrypted`` target reads. The file is
+    created (or a file written before encryption encrypted) first, with the tenant's key."""
+    from ml.core.layout import silo_tenant_of
+
+    tenant = silo_tenant_of(warehouse)
+    if tenant is None:
+        return {}
+    connect(warehouse).close()  # makes the key and the encrypted file (hold the warehouse lock)
+    return {
+        "DBT_ENV_SECRET_TENANTFLOW_WAREHOUSE_KEY": silo_key(settings, tenant, create=True) or "",
+        "TENANTFLOW_WAREHOUSE_CATALOG": catalog_name(warehouse),
+        "TENANTFLOW_DUCKDB_EXTENSIONS": extension_directory(),
+    }
+
+
 def run_dbt(
     args: list[str],
     settings: Settings,
@@ -66,7 +83,7 @@ def run_dbt(
         "TENANTFLOW_WAREHOUSE_PATH": str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TENANTFLOW_DUCKDB_THREADS": str(threads or duckdb_threads(1)),
-    }
+    } | _encryption_env(warehouse, settings)
     cli = [
         *args,
         "--project-dir",
@@ -80,6 +97,8 @@ def run_dbt(
     ]
     if vars_ is not None:
         cli += ["--vars", json.dumps(vars_)]
+    if "DBT_ENV_SECRET_TENANTFLOW_WAREHOUSE_KEY" in env:
+        cli += ["--target", "encrypted"]
     with _ENV_LOCK:
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)

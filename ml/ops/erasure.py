@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ml.core import audit, control_db, erasure_marks
+from ml.core import audit, control_db, erasure_marks, tenant_keys
 from ml.core.errors import TenantError
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
@@ -98,7 +98,7 @@ def _purge_silo(settings: Settings, region: str, tenant_id: str) -> dict[str, An
     with warehouse_lock(path):
         deleted = [str(p) for p in (path, path.with_name(path.name + ".wal")) if _rm(p)]
     path.with_name(path.name + ".lock").unlink(missing_ok=True)
-    return {"files": deleted}
+    return {"files": deleted, "key": tenant_keys.forget(settings, tenant_id)}
 
 
 def _purge_pool(settings: Settings, region: str, tenant_id: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +19,7 @@ import pytest
 
 from ml.core.settings import REPO_ROOT, get_settings
 from ml.core.tenants import TenantStore
+from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data import dbt, features
 from ml.data.feature_checks import check_features
@@ -62,7 +62,7 @@ def world(tmp_path_factory):
 
 
 def _con(settings, key):
-    return duckdb.connect(str(settings.stores.warehouse_file(key)), read_only=True)
+    return warehouse_connect(settings.stores.warehouse_file(key), read_only=True)
 
 
 def test_every_dbt_node_passes_and_every_tenant_is_healthy(world):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.core.tenants import Tenant, TenantStore
+from ml.core.warehouse import connect as warehouse_connect
 from ml.data.ingest.history import import_history
 from ml.ops.cli import main
 
@@ -118,7 +119,6 @@ def test_the_cli_imports_and_names_a_missing_file(north, tmp_path, capsys):
 def test_a_tenants_history_reaches_a_warehouse_other_tenants_already_filled(north, tmp_path):
     # incremental activity models read the last week only: per tenant, so a tenant new to the
     # warehouse (its whole history just imported) is read whole
-    import duckdb
 
     from ml.core.warehouse import warehouses
     from ml.data.dbt import dbt_vars, run_dbt
@@ -133,7 +133,7 @@ def test_a_tenants_history_reaches_a_warehouse_other_tenants_already_filled(nort
     def build() -> list[tuple]:
         [wh] = warehouses(store.list())
         assert run_dbt(select, north, wh, dbt_vars(north, wh))["success"]
-        with duckdb.connect(str(wh.path(north)), read_only=True) as con:
+        with warehouse_connect(wh.path(north), read_only=True) as con:
             return con.sql(
                 "select tenant_id, min(activity_date)::varchar from int_user_activity__daily group by 1 order by 1"
             ).fetchall()

@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ml.core.settings import get_settings
+from ml.core.warehouse import connect as warehouse_connect
 from ml.data.generate import generate
 from ml.data.generate.config import Drift
 from ml.ops.airflow import running_airflow
@@ -174,7 +174,7 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
         assert r["events_in"] == r["lake_rows"] + sum(r["quarantined"].values()) + r["duplicates_dropped"]
         assert r["feature_rows"] > 0
     assert rows["globex"]["quarantined"]["tenant_mismatch"] > 0 and rows["acme"]["quarantined"] == {}
-    con = duckdb.connect(str(settings.stores.warehouse_file("us/silo_initech")), read_only=True)
+    con = warehouse_connect(settings.stores.warehouse_file("us/silo_initech"), read_only=True)
     assert con.execute("select distinct tenant_id from user_features").fetchall() == [("initech",)]
     # initech sends clicks only: healthy, a recommender champion and no drift (above), every kind trained
     assert con.execute("select distinct event_type from stg_lake__events").fetchall() == [("click",)]
@@ -206,7 +206,7 @@ def _check_models_and_predictions(settings) -> None:
         expected = "features" if dag_run_id.startswith("asset_triggered__") else "schedule"
         assert champ.tags["reason"] == expected, (dag_run_id, champ.tags["reason"])
     for key, tenants in (("eu/pool", {"acme", "globex"}), ("us/silo_initech", {"initech"})):
-        con = duckdb.connect(str(settings.stores.warehouse_file(key)), read_only=True)
+        con = warehouse_connect(settings.stores.warehouse_file(key), read_only=True)
         rows = con.execute(
             "select tenant_id, model_name, model_version, count(*) from predictions.recommendations group by all"
         ).fetchall()

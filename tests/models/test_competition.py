@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ml.core.settings import TrainSettings
 from ml.core.tenants import TenantStore
+from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data import publish, snapshots
 from ml.models import fit, ranking, recsys, registry, score, tracking
@@ -125,7 +125,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
     # the re-ranker champion first: its candidates come from every user's whole history too
     wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == tenant.warehouse_key)
     score.score_warehouse(wh, settings, tenants=[tid])
-    with duckdb.connect(str(wh.path(settings)), read_only=True) as con:
+    with warehouse_connect(wh.path(settings), read_only=True) as con:
         served = con.execute(
             "select r.user_id, r.item_id, r.rank, c.user_events_28d from predictions.recommendations r "
             "join ranking_candidates c using (tenant_id, user_id, item_id) where r.tenant_id = ? and r.model_version = ?",
@@ -144,7 +144,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
         wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == tenant.warehouse_key)
         out = score.score_warehouse(wh, settings, tenants=[tid])
         assert out["tenants"][tid]["recommender"]["model_version"] == r["version"]
-        with duckdb.connect(str(wh.path(settings)), read_only=True) as con:
+        with warehouse_connect(wh.path(settings), read_only=True) as con:
             recs = con.execute("select * from predictions.recommendations where tenant_id = ?", [tid]).df()
             recs = recs[recs["model_version"] == r["version"]]
             hist = con.execute("select * from interaction_history where tenant_id = ?", [tid]).df()
@@ -163,7 +163,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
         # the API: the same model from the registry, the published history, the same list
         loaded = ModelStore(settings)._load(name, r["version"])
         assert isinstance(loaded.recommender, recsys.EASE) and loaded.booster is None
-        with duckdb.connect(str(wh.path(settings)), read_only=True) as con:
+        with warehouse_connect(wh.path(settings), read_only=True) as con:
             publish.publish_tenant(con, settings, tenant.region, tid, online_marts())
         meta = publish.current(settings, tenant.region, tid)
         assert meta is not None

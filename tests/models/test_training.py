@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from ml.core.errors import RegistryError
 from ml.core.settings import TrainSettings
 from ml.core.tenants import TenantStore
+from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data import snapshots
 from ml.models import audit, due, fit, gate, registry, score, tracking, train
@@ -251,7 +251,7 @@ def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world
     first = score.score_warehouse(wh, settings)
     again = score.score_warehouse(wh, settings)
     assert first["tenants"]["initech"]["recommender"]["rows"] == again["tenants"]["initech"]["recommender"]["rows"]
-    con = duckdb.connect(str(wh.path(settings)), read_only=True)
+    con = warehouse_connect(wh.path(settings), read_only=True)
     recs = con.execute("select * from predictions.recommendations").df()
     churn = con.execute("select * from predictions.churn_scores").df()
     users = con.execute("select count(*) from user_features where tenant_id = 'initech'").fetchone()[0]
@@ -262,7 +262,7 @@ def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world
     assert not recs.duplicated(["tenant_id", "as_of", "user_id", "rank"]).any()
     assert recs.groupby("user_id")["rank"].max().max() == 10
     assert len(churn) == users and churn["churn_probability"].between(0, 1).all()
-    con = duckdb.connect(str(wh.path(settings)), read_only=True)
+    con = warehouse_connect(wh.path(settings), read_only=True)
     engagement = con.execute("select * from predictions.engagement_scores").df()
     con.close()
     if first["tenants"]["initech"].get("engagement"):  # initech has an engagement champion

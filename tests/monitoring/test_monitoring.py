@@ -13,6 +13,7 @@ import pytest
 from ml.core import control_db
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
+from ml.core.warehouse import connect as warehouse_connect
 from ml.models import audit, registry, train
 from ml.models.champion import Champion
 from ml.models.kinds import get_kind
@@ -41,7 +42,7 @@ def checked(monitored):
 
 
 def _rows(settings, wh, tenant_id: str) -> pd.DataFrame:
-    con = duckdb.connect(str(wh.path(settings)), read_only=True)
+    con = warehouse_connect(wh.path(settings), read_only=True)
     try:
         return con.execute("select * from monitoring where tenant_id = ?", [tenant_id]).df()
     finally:
@@ -328,7 +329,7 @@ def test_recommendations_served_online_are_measured_like_the_batch_ones(checked,
     import json
 
     settings, whs, _ = checked
-    con = duckdb.connect(str(whs[0].path(settings)), read_only=True)
+    con = warehouse_connect(whs[0].path(settings), read_only=True)
     try:
         recs = con.execute(
             "select as_of, user_id, list(item_id order by rank) as items, any_value(model_version) as v "

@@ -14,13 +14,14 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
-import duckdb
 import pytest
 
 from ml.core import audit, erasure_marks
 from ml.core.errors import TenantError
 from ml.core.tenants import Tenant, TenantStore
+from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data.features import build_and_check_warehouse
 from ml.data.ingest.run import ingest_tenants
@@ -113,7 +114,7 @@ def _stored_in(root, needle: str) -> list[str]:
                 if str(c.type) in ("string", "large_string", "dictionary<values=string, indices=int32, ordered=0>")
             )
         if not hit and p.suffix == ".duckdb":
-            with duckdb.connect(str(p), read_only=True) as con:
+            with warehouse_connect(p, read_only=True) as con:
                 text = con.execute(
                     "select table_schema, table_name, column_name from information_schema.columns "
                     "where data_type = 'VARCHAR'"
@@ -134,7 +135,7 @@ def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(pla
     before = lake_rows_by_user(s, "eu", "globex")
     generated = max((u for u in before if u != ERASED), key=before.get)  # from the tenant's JSON-lines exports
     history = "select tenant_id, count(*) from interaction_history where user_id = ? group by 1 order by 1"
-    with duckdb.connect(str(s.stores.warehouse_file("eu/pool")), read_only=True) as con:
+    with warehouse_connect(s.stores.warehouse_file("eu/pool"), read_only=True) as con:
         rows = con.execute(history, [generated]).fetchall()  # generated ids repeat across tenants
     assert [t for t, _ in rows] == ["acme", "globex"], rows
 
@@ -148,7 +149,7 @@ def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(pla
     assert report["landing_files"] and report["lake_days"] and report["warehouse"] and report["snapshot_rows"]
     after = lake_rows_by_user(s, "eu", "globex")
     assert generated not in after and after == {u: n for u, n in before.items() if u not in (ERASED, generated)}
-    with duckdb.connect(str(s.stores.warehouse_file("eu/pool")), read_only=True) as con:
+    with warehouse_connect(s.stores.warehouse_file("eu/pool"), read_only=True) as con:
         assert con.execute(history, [generated]).fetchall() == rows[:1], "acme's user of the same id stays"
     # the API swapped to the republished features; the erased user is served as anyone unknown
     deadline = time.monotonic() + 30
@@ -193,7 +194,7 @@ def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(pla
     for tid, user in CANARY.items():
         assert _files_holding(home, user), f"{tid}: the canary was never stored (the test would prove nothing)"
     pool = s.stores.warehouse_file("eu/pool")
-    with duckdb.connect(str(pool), read_only=True) as con:
+    with warehouse_connect(pool, read_only=True) as con:
         globex_rows = con.execute("select count(*) from interaction_history where tenant_id = 'globex'").fetchone()
     globex_lake = sorted(p.name for p in s.stores.lake.tenant_dir("eu", "globex").rglob("*.parquet"))
 
@@ -205,12 +206,13 @@ def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(pla
     assert "purged tenant acme" in out and "global.eu models will retrain" in out
     report = purge_tenant("initech", s)  # still registered: removed and purged in one step
     assert report["warehouse"]["files"] and report["models"]
+    assert report["warehouse"]["key"] and not Path(report["warehouse"]["key"]).exists()  # crypto-shredded
 
     for tid, user in CANARY.items():
         assert _files_holding(home, user) == [], f"{tid}'s user survives the purge"
     assert not s.stores.warehouse_file("us/silo_initech").exists()
     # the neighbour in the rewritten pool file: its rows, its lake, a new build, the API
-    with duckdb.connect(str(pool), read_only=True) as con:
+    with warehouse_connect(pool, read_only=True) as con:
         assert con.execute("select count(*) from interaction_history where tenant_id = 'globex'").fetchone() == (
             globex_rows
         )

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from ml.core.tenants import TenantStore
+from ml.core.warehouse import connect as warehouse_connect
 from ml.data import publish
 from ml.models import registry, train
 from ml.serving import keys as apikeys
@@ -21,7 +22,7 @@ from tests.served import running_api
 
 def _users(settings, tenant_id: str) -> list[str]:
     t = TenantStore(settings).get(tenant_id)
-    con = duckdb.connect(str(settings.stores.warehouse_file(t.warehouse_key)), read_only=True)
+    con = warehouse_connect(settings.stores.warehouse_file(t.warehouse_key), read_only=True)
     try:
         return [
             r[0]

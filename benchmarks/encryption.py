@@ -1,0 +1,80 @@
+"""What encrypting a silo tenant's warehouse costs: the same tenant's data built, checked,
+snapshotted and read as a pool tenant (a plain DuckDB file) and as a silo tenant (encrypted with
+its key, :mod:`ml.core.tenant_keys`).
+
+Two tenants with the same generated events (two seeds apart only in their ids) are landed and
+ingested; one is registered in the region's pool, the other as a silo. Each warehouse is built
+``--repeats`` times (``dbt build`` from scratch, the file deleted in between), then snapshotted,
+and the median seconds of each step are reported with the files' sizes.
+
+    .venv/bin/python benchmarks/encryption.py [--users 5000] [--days 60] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import fresh_home, report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    fresh_home("encryption")
+
+    from ml.core.settings import get_settings
+    from ml.core.tenants import Tenant, TenantStore
+    from ml.core.warehouse import connect, warehouses
+    from ml.data.features import build_warehouse
+    from ml.data.generate import generate
+    from ml.data.generate.config import GenerationConfig, TenantSpec
+    from ml.data.ingest.run import ingest_tenants
+    from ml.models.runs import snapshot_warehouse
+
+    settings = get_settings()
+    spec = TenantSpec("plain", "eu", users=args.users, items=args.users // 5, fmt="parquet")
+    config = GenerationConfig(
+        tenants=[spec, replace(spec, tenant_id="sealed")], days=args.days, end_date=date(2026, 11, 1), seed=1
+    )
+    store = TenantStore(settings)
+    store.add(Tenant("plain", "eu", isolation="pool", onboarded_at=config.start_date))
+    store.add(Tenant("sealed", "eu", isolation="silo", onboarded_at=config.start_date))
+    generate(config, settings.stores.landing.root)
+    ingest_tenants(["plain", "sealed"], config.start_date, config.end_date + timedelta(days=1))
+    figures: dict[str, dict[str, float]] = {}
+    for wh in warehouses(store.list()):
+        path = wh.path(settings)
+        builds, snaps = [], []
+        for _ in range(args.repeats):
+            path.unlink(missing_ok=True)
+            t0 = time.perf_counter()
+            assert build_warehouse(wh, settings)["success"]
+            builds.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            snapshot_warehouse(wh, None, settings)
+            snaps.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with connect(path, read_only=True) as con:
+            con.execute("select count(*) from ranking_examples").fetchone()
+        figures[wh.key] = {
+            "build_seconds": round(statistics.median(builds), 2),
+            "snapshot_seconds": round(statistics.median(snaps), 2),
+            "open_and_count_seconds": round(time.perf_counter() - t0, 3),
+            "file_mb": round(path.stat().st_size / 1e6, 1),
+        }
+    report("encryption", users=args.users, days=args.days, repeats=args.repeats, warehouses=figures)
+
+
+if __name__ == "__main__":
+    main()

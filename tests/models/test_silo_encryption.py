@@ -1,0 +1,79 @@
+"""A silo tenant's warehouse is an encrypted DuckDB database with the tenant's own key (kept
+outside the home); pool warehouses are not. initech is the models world's silo tenant."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from ml.core import tenant_keys
+from ml.core.settings import get_settings
+from ml.core.warehouse import WarehouseKeyError, connect
+
+
+def _user_ids(settings, region: str, tenant_id: str) -> list[str]:
+    lake = settings.stores.lake.tenant_dir(region, tenant_id)
+    ids = {u for p in lake.rglob("*.parquet") for u in pq.read_table(p, columns=["user_id"]).column(0).to_pylist()}
+    return sorted(u for u in ids if u)
+
+
+def test_a_silo_warehouse_holds_no_plain_id_and_opens_only_with_its_key(world):
+    settings, _ = world
+    path = settings.stores.warehouse_file("us/silo_initech")
+    ids = _user_ids(settings, "us", "initech")
+    assert len(ids) > 100
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.suffix != ".lock")
+    assert b"initech" not in raw and not [u for u in ids if u.encode() in raw]
+    with pytest.raises(duckdb.Error, match="without a key"):
+        duckdb.connect(str(path), read_only=True)
+    with connect(path, read_only=True) as con:
+        (n,) = con.execute("select count(distinct user_id) from user_features where tenant_id = 'initech'").fetchone()
+    assert n > 100
+    key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=initech.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and settings.home not in key_file.parents
+    # a pool warehouse is not encrypted: its tenants' ids are in its bytes
+    pool = settings.stores.warehouse_file("eu/pool")
+    duckdb.connect(str(pool), read_only=True).close()
+
+
+def test_a_wrong_key_fails_with_an_error_naming_the_tenant(world, monkeypatch):
+    settings, _ = world
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"initech": "0" * 64}))
+    with pytest.raises(WarehouseKeyError, match=r"tenant initech.*key"):
+        connect(settings.stores.warehouse_file("us/silo_initech"), read_only=True)
+
+
+def test_a_plain_silo_warehouse_is_encrypted_on_its_next_write(settings):
+    path = settings.stores.warehouse_file("us/silo_legacy")
+    path.parent.mkdir(parents=True)
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table events as select 'canary-user-4711' as user_id, 'legacy' as tenant_id")
+    with connect(path, read_only=True) as con:  # a reader before the next build: plain, as it was
+        assert con.execute("select user_id from events").fetchall() == [("canary-user-4711",)]
+    with connect(path) as con:
+        assert con.execute("select user_id from events").fetchall() == [("canary-user-4711",)]
+    assert b"canary-user-4711" not in path.read_bytes()
+    with pytest.raises(duckdb.Error, match="without a key"):
+        duckdb.connect(str(path), read_only=True)
+
+
+def test_keys_live_outside_the_home_and_the_env_provider_never_makes_one(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    with pytest.raises(ValueError, match="inside the home"):
+        tenant_keys.FileKeys(home / "keys", home.resolve())
+    monkeypatch.setenv("TENANTFLOW_HOME", str(home))
+    generated = tenant_keys.silo_key(get_settings(), "acme", create=True)
+    assert generated and len(generated) == 64 and generated == tenant_keys.silo_key(get_settings(), "acme")
+    assert (tmp_path / "home-keys" / "tenant=acme.key").exists()
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"acme": "not-a-key"}))
+    assert tenant_keys.silo_key(get_settings(), "initech") is None
+    with pytest.raises(tenant_keys.MissingKeyError, match="tenant initech"):
+        tenant_keys.silo_key(get_settings(), "initech", create=True)
+    with pytest.raises(ValueError, match="64 hex"):
+        tenant_keys.silo_key(get_settings(), "acme")
