@@ -49,7 +49,7 @@ def main() -> None:
     )
     store = TenantStore(settings)
     store.add(Tenant("plain", "eu", isolation="pool", onboarded_at=config.start_date))
-    store.add(Tenant("sealed", "eu", isolation="silo", onboarded_at=config.start_date))
+    store.add(Tenant("sealed", "eu", isolation="silo", share_data=False, onboarded_at=config.start_date))
     generate(config, settings.stores.landing.root)
     ingest_tenants(["plain", "sealed"], config.start_date, config.end_date + timedelta(days=1))
     figures: dict[str, dict[str, float]] = {}
