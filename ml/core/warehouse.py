@@ -135,8 +135,8 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     tenant = silo_tenant_of(path)
     if tenant is None:
         return duckdb.connect(str(path), read_only=read_only, config=config)
-    key = _silo_key(tenant, create=not read_only)
     encrypted = path.exists() and _encrypted(path)
+    key = _silo_key(tenant, create=not read_only and not encrypted)  # a lost key is never replaced
     if key is None and encrypted:
         raise WarehouseKeyError(
             f"tenant {tenant}: its warehouse {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key "
@@ -146,7 +146,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
         return duckdb.connect(str(path), read_only=read_only, config=config)
     if path.exists() and not encrypted:
         _copy_database(path, None, key)
-    con = duckdb.connect(config=config | {"extension_directory": extension_directory()})
+    con = duckdb.connect(config=config | _encrypted_config(path))
     try:
         if not read_only:
             con.load_extension("httpfs")
@@ -154,12 +154,22 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
         con.execute(f'use "{catalog_name(path)}"')
     except duckdb.Error as exc:
         con.close()
+        if "encryption key" not in str(exc).lower():  # not the key's fault (a lock held elsewhere, a torn file)
+            raise
         raise WarehouseKeyError(
             f"tenant {tenant}: its warehouse {path} does not open with the key from TENANTFLOW_KEYS_PROVIDER "
             f"({exc}); restore the tenant's key, or move the file away and rebuild it from the lake "
-            f"(`tenantflow features build --tenants {tenant}`)."
+            f"(`tenantflow features build --tenant {tenant}`)."
         ) from exc
     return con
+
+
+def _encrypted_config(path: Path) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB settings of a connection that attaches an encrypted file: httpfs's folder, and spill
+    files encrypted too, beside the file (a ``:memory:`` connection would spill into the working
+    directory, in plain bytes)."""
+    spill = path.with_name(path.name + ".tmp")
+    return {"extension_directory": extension_directory(), "temp_directory": str(spill), "temp_file_encryption": True}
 
 
 def _silo_key(tenant_id: str, create: bool) -> str | None:
@@ -186,9 +196,10 @@ def _encrypted(path: Path) -> bool:
 
 
 def _attach_sql(path: Path, alias: str, key: str | None, read_only: bool) -> str:
-    options = [f"ENCRYPTION_KEY '{key}'"] if key else []
+    options = [f"ENCRYPTION_KEY '{key}'"] if key else []  # 64 hex characters (tenant_keys.silo_key)
     options += ["READ_ONLY"] if read_only else []
-    return f"attach '{path}' as \"{alias}\"" + (f" ({', '.join(options)})" if options else "")
+    quoted = str(path).replace("'", "''")
+    return f"attach '{quoted}' as \"{alias}\"" + (f" ({', '.join(options)})" if options else "")
 
 
 def scalar(result: duckdb.DuckDBPyConnection) -> Any:
@@ -255,11 +266,13 @@ def _copy_database(path: Path, old_key: str | None, new_key: str | None) -> None
 
     fresh = path.with_name(path.stem + ".rewrite.duckdb")
     fresh.unlink(missing_ok=True)
-    con = duckdb.connect(config={"extension_directory": extension_directory()})
+    con = duckdb.connect(config=_encrypted_config(path) if new_key else {})
     try:
-        if new_key:
+        if new_key or old_key:
             con.load_extension("httpfs")
-        con.execute(_attach_sql(path, "old", old_key, True))
+        # written back first: a crash after the swap must not leave a WAL to replay onto the copy
+        con.execute(_attach_sql(path, "old", old_key, False))
+        con.execute("checkpoint old")
         con.execute(_attach_sql(fresh, "fresh", new_key, False))
         con.execute("copy from database old to fresh")
         con.execute("detach old")

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ml.core.settings import Settings, get_settings
-from ml.core.warehouse import connect, warehouse_lock
+from ml.core.warehouse import WarehouseKeyError, connect, warehouse_lock
 from ml.models.kinds import all_kinds
 
 
@@ -185,7 +185,7 @@ def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> di
         return None
     try:
         con = connect(path, read_only=True)
-    except duckdb.Error:
+    except (duckdb.Error, WarehouseKeyError):  # busy, or a silo tenant's key problem (status says which)
         return None
     try:
         rows = con.execute(

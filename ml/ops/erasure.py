@@ -96,7 +96,8 @@ def _rm(path: Path) -> bool:
 def _purge_silo(settings: Settings, region: str, tenant_id: str) -> dict[str, Any]:
     path = settings.stores.warehouse_file(f"{region}/silo_{tenant_id}")
     with warehouse_lock(path):
-        deleted = [str(p) for p in (path, path.with_name(path.name + ".wal")) if _rm(p)]
+        leftovers = (path.with_name(path.name + ".wal"), path.with_name(path.stem + ".rewrite.duckdb"))
+        deleted = [str(p) for p in (path, *leftovers) if _rm(p)]
     path.with_name(path.name + ".lock").unlink(missing_ok=True)
     return {"files": deleted, "key": tenant_keys.forget(settings, tenant_id)}
 

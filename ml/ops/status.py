@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
-from ml.core.warehouse import connect
+from ml.core.warehouse import WarehouseKeyError, connect
 from ml.data.feature_checks import read_health
 from ml.data.ingest.partitions import waiting_note
 from ml.models.kinds import kinds_of
@@ -37,6 +37,8 @@ def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str |
         return None, "no warehouse yet: run the features DAG"
     try:
         con = connect(path, read_only=True)
+    except WarehouseKeyError as exc:  # one silo tenant's key problem: its row says so, the others go on
+        return None, str(exc)
     except duckdb.Error as exc:  # a writer holds the file right now
         return None, f"warehouse busy ({type(exc).__name__}); try again when the features DAG is done"
     try:

@@ -62,6 +62,28 @@ def test_a_plain_silo_warehouse_is_encrypted_on_its_next_write(settings):
         duckdb.connect(str(path), read_only=True)
 
 
+def test_a_lost_key_is_never_replaced_by_a_new_one(settings):
+    path = settings.stores.warehouse_file("us/silo_lost")
+    path.parent.mkdir(parents=True)
+    with connect(path) as con:
+        con.execute("create table events as select 'canary-user-99' as user_id")
+    key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=lost.key"
+    key_file.unlink()
+    with pytest.raises(WarehouseKeyError, match=r"tenant lost: .* has no key"):
+        connect(path)  # a writer: it would have generated a key that can never open this file
+    assert not key_file.exists()
+
+
+class _Kms:
+    """A provider of one's own (``TENANTFLOW_KEYS_PROVIDER=module:attribute``) that answers one key."""
+
+    def __init__(self, settings) -> None:
+        self.answer = "7" * 64 if settings.home.name == "home" else "x' (READ_ONLY); --"
+
+    def key(self, tenant_id: str, create: bool) -> str | None:
+        return self.answer
+
+
 def test_keys_live_outside_the_home_and_the_env_provider_never_makes_one(tmp_path, monkeypatch):
     home = tmp_path / "home"
     with pytest.raises(ValueError, match="inside the home"):
@@ -76,4 +98,9 @@ def test_keys_live_outside_the_home_and_the_env_provider_never_makes_one(tmp_pat
     with pytest.raises(tenant_keys.MissingKeyError, match="tenant initech"):
         tenant_keys.silo_key(get_settings(), "initech", create=True)
     with pytest.raises(ValueError, match="64 hex"):
+        tenant_keys.silo_key(get_settings(), "acme")
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "tests.models.test_silo_encryption:_Kms")
+    assert tenant_keys.silo_key(get_settings(), "acme") == "7" * 64
+    monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "other"))
+    with pytest.raises(ValueError, match="64 hex"):  # never pasted into an ATTACH statement
         tenant_keys.silo_key(get_settings(), "acme")
