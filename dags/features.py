@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from dags.common import labels
 from dags.common.assets import FEATURE_MARTS, LAKE_EVENTS
 from dags.common.limits import PARALLEL_TASKS
 
@@ -45,9 +46,10 @@ def features():
         events = [ev for evs in (ctx.get("triggering_asset_events") or {}).values() for ev in evs]
         return plan_builds(ctx["params"], [(ev.extra or {}).get("rebuild_from") for ev in events], PARALLEL_TASKS)
 
-    @task(max_active_tis_per_dag=PARALLEL_TASKS)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)
     def build_and_check(warehouse: dict) -> dict:
         """dbt build for one warehouse file, GX checks of each tenant's marts, publishing for the API."""
+        labels.name(warehouse["key"])
         from ml.core.warehouse import Warehouse
         from ml.data.features import build_and_check_warehouse
         from ml.models.kinds import online_marts

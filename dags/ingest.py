@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from dags.common import labels
 from dags.common.assets import LAKE_EVENTS
 from dags.common.limits import PARALLEL_TASKS
 
@@ -59,9 +60,10 @@ def ingest():
             get_settings(), ctx["params"], ctx.get("data_interval_start"), ctx.get("data_interval_end"), PARALLEL_TASKS
         )
 
-    @task(max_active_tis_per_dag=PARALLEL_TASKS)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)
     def ingest_chunk(batch: dict) -> list[dict]:
         """Ingest one chunk of tenants; one tenant's bad batch never affects another."""
+        labels.name(labels.tenants(batch["tenants"]))
         from datetime import date
 
         from ml.data.ingest.run import ingest_tenants

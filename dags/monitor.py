@@ -24,6 +24,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from dags.common import labels
 from dags.common.assets import FEATURE_MARTS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
@@ -56,9 +57,10 @@ def monitor():
 
         return plan_(get_current_context()["params"]["tenants"])
 
-    @task(max_active_tis_per_dag=PARALLEL_TASKS)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)
     def check_warehouse(warehouse: dict) -> dict:
         """Every check for this warehouse's tenants; one tenant's failure is its own error row."""
+        labels.name(warehouse["key"])
         from ml.core.warehouse import Warehouse
         from ml.monitoring.run import monitor_warehouse
 

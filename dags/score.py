@@ -17,6 +17,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from dags.common import labels
 from dags.common.assets import PREDICTIONS, TRAINED_MODELS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
@@ -48,9 +49,10 @@ def score():
         p = get_current_context()["params"]
         return plan_(p["tenants"], k=p["k"])
 
-    @task(max_active_tis_per_dag=PARALLEL_TASKS)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)
     def score_warehouse(warehouse: dict) -> dict:
         """Each tenant's champions score its users into this warehouse's `predictions` schema."""
+        labels.name(warehouse["key"])
         from ml.core.warehouse import Warehouse
         from ml.models.score import score_warehouse as run
 

@@ -32,6 +32,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from dags.common import labels
 from dags.common.assets import FEATURE_MARTS, TRAINED_MODELS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
@@ -90,25 +91,28 @@ def train():
         """Chunks of tenants, each trained by one mapped task."""
         return work["chunks"]
 
-    @task(max_active_tis_per_dag=PARALLEL_TASKS)
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)
     def snapshot(warehouse: dict) -> dict:
         """Freeze this warehouse's tenants' training marts (read-only, under its lock)."""
+        labels.name(warehouse["key"])
         from ml.core.warehouse import Warehouse
         from ml.models.runs import snapshot_warehouse
 
         snaps = snapshot_warehouse(Warehouse.from_dict(warehouse), warehouse["only"])
         return {t: {"snapshot_id": s.snapshot_id, "rows": s.rows} for t, s in snaps.items()}
 
-    @task
+    @task(map_index_template=labels.MAP_LABEL)
     def train_global(job: dict) -> dict:
         """`<kind>.global.<region>` on the region's sharing tenants' snapshots, gated against its champion."""
+        labels.name(f"{job['kind']}.global.{job['region']}")
         from ml.models.runs import train_global_job
 
         return train_global_job(job)
 
-    @task(max_active_tis_per_dag=PARALLEL_TASKS, trigger_rule="all_done")
+    @task(max_active_tis_per_dag=PARALLEL_TASKS, trigger_rule="all_done", map_index_template=labels.MAP_LABEL)
     def train_tenants(job: dict) -> list[dict]:
         """Each tenant of the chunk, each kind: train, log, register, gate. One failure never stops the others."""
+        labels.name(labels.tenants(job["tenants"]))
         from ml.models.runs import train_chunk
 
         return train_chunk(job["tenants"], job["kinds"], job["reason"], job["force"])

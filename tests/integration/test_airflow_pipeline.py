@@ -99,6 +99,8 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
         tis = {(t["task_id"], t["map_index"]): t["state"] for t in airflow.task_instances("ingest", run_id)}
         assert tis[("plan", -1)] == "success" and tis[("report", -1)] == "success"
         assert [k for k in tis if k[0] == "ingest_chunk"], "ingest_chunk is mapped"
+        names = [t["rendered_map_index"] for t in airflow.task_instances("ingest", run_id) if t["map_index"] >= 0]
+        assert names and all(n and any(t in n for t in ("acme", "globex", "initech")) for n in names), names
         feature_runs = airflow.wait_triggered("ingest", run_id, "features", timeout=900)
         assert all(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in feature_runs), feature_runs
 
