@@ -6,14 +6,16 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export TENANTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: venv demo test test-unit test-integration up compose-env lint sqlfluff-lint format lock clean-state bench help
+.PHONY: venv browser demo test test-unit test-integration up docs compose-env lint sqlfluff-lint format lock clean-state bench help
 
 help:
 	@echo "make demo   - set up .venv and run the end-to-end demo through real Airflow"
 	@echo "make venv   - set up .venv from requirements.lock (every other target does it first)"
-	@echo "make test   - set up .venv, lint, and run the test suite (what .ci/run runs)"
+	@echo "make test   - set up .venv and the browser, lint, and run the test suite (what .ci/run runs)"
+	@echo "make browser - headless Chromium and chromium-driver from Debian's packages (the UI tests' browser)"
 	@echo "make test-unit / test-integration - the suite without / only the real-Airflow test"
 	@echo "make up     - start Airflow (UI, scheduler, dag-processor, triggerer) and the MLflow UI"
+	@echo "make docs   - dbt docs of every warehouse (lineage to the exposures, catalog as built), served on 127.0.0.1:8081"
 	@echo "make compose-env - generate .env (the secrets docker-compose.yaml needs; mode 0600)"
 	@echo "make bench  - run the benchmarks (slow; results in benchmarks/README.md)"
 	@echo "make lint   - ruff (lint and format), mypy, sqlfluff on dbt_project/, import contracts"
@@ -49,7 +51,16 @@ SQLFLUFF := cd dbt_project && mkdir -p target && TENANTFLOW_WAREHOUSE_PATH=$(CUR
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder)
 
-test: lint
+# The UI tests drive Debian's Chromium through its chromium-driver (Selenium is pointed at both and
+# never downloads a browser or driver). Installed once; needs root or sudo.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) \
+	  || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(BROWSER_PACKAGES); }
+
+test: lint browser
 	$(BIN)/python -m pytest tests $(PYTEST_PARALLEL)
 
 test-unit: $(BIN)/.installed
@@ -60,6 +71,9 @@ test-integration: $(BIN)/.installed
 
 up: $(BIN)/.installed
 	$(BIN)/tenantflow up
+
+docs: $(BIN)/.installed
+	$(BIN)/tenantflow features docs --serve
 
 compose-env: $(BIN)/.installed
 	$(BIN)/tenantflow compose-env --out .env

@@ -6,7 +6,8 @@ file (a region's pool, or a silo tenant's own file) runs `dbt build` (models and
 under an exclusive lock on that file (DuckDB allows one writer per file), then validates each
 tenant's marts with Great Expectations and publishes the healthy tenants' online features for
 the API. A tenant whose features fail is marked unhealthy with the failing expectations, and
-later stages skip it; the other tenants go on.
+later stages skip it; the other tenants go on. A run in which a build failed still reports and
+emits its event for the others, then ends **failed** (`fail_run_on_failure`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags.common import labels
+from dags.common import forms, labels, outcome
 from dags.common.assets import FEATURE_MARTS, LAKE_EVENTS
 from dags.common.limits import PARALLEL_TASKS
 
@@ -30,9 +31,14 @@ from dags.common.limits import PARALLEL_TASKS
     tags=["tenantflow", "features", "dbt"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
     params={
-        "tenants": Param([], type="array", description="Limit to the warehouses of these tenants; empty means all"),
+        "tenants": forms.tenants("build (their whole warehouse files are built)"),
         "rebuild_from": Param(
-            None, type=["null", "string"], format="date", description="Recompute incremental activity from this date"
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Rebuild from",
+            description="Recompute the incremental activity models from this date (empty: only what is new)",
+            section=forms.OPTIONS,
         ),
     },
 )
@@ -69,7 +75,9 @@ def features():
         get_current_context()["outlet_events"][FEATURE_MARTS].extra = extra
         return extra
 
-    report(build_and_check.expand(warehouse=plan()))
+    work = plan()
+    built = build_and_check.expand(warehouse=work)
+    [work, built, report(built)] >> outcome.fail_run_on_failure()
 
 
 features()

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags.common import labels
+from dags.common import forms, labels
 from dags.common.assets import LAKE_EVENTS
 from dags.common.limits import PARALLEL_TASKS
 
@@ -39,13 +39,20 @@ from dags.common.limits import PARALLEL_TASKS
             None,
             type=["null", "string"],
             format="date",
-            description="First landing date (default: the data interval's)",
+            title="First landing date",
+            description="Empty: the run's data interval (a backfill ingests each interval it covers)",
+            section=forms.SCOPE,
         ),
         "end": Param(
-            None, type=["null", "string"], format="date", description="Day after the last landing date (exclusive)"
+            None,
+            type=["null", "string"],
+            format="date",
+            title="End date (exclusive)",
+            description="The day after the last landing date; empty: the end of the data interval",
+            section=forms.SCOPE,
         ),
-        "tenants": Param([], type="array", description="Tenant ids to ingest; empty means every tenant"),
-        "chunk_size": Param(8, type="integer", minimum=1, description="Tenants per mapped task"),
+        "tenants": forms.tenants("ingest"),
+        "chunk_size": forms.chunk_size(8, "ingest"),
     },
 )
 def ingest():

@@ -12,7 +12,8 @@ recommendations). Rows land in the warehouse's
 `watch_promotions` rolls back a champion promoted in the last days whose live metrics fell below
 the champion it replaced. `decide` applies each tenant's policy (cooldown, minimum data, daily
 budget, no second request while one is open) and, when tenants drifted, `retrain` starts **one**
-`train` run with conf `{tenants, kinds, reason: "drift", force, reports}`.
+`train` run with conf `{tenants, kinds, reason: "drift", force, reports}`. A warehouse whose checks
+failed does not stop the others' decisions; the run then ends **failed** (`fail_run_on_failure`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from dags.common import labels
+from dags.common import forms, labels, outcome
 from dags.common.assets import FEATURE_MARTS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
@@ -43,9 +44,13 @@ from dags.common.timing import NEVER_AT_ONCE
     tags=["tenantflow", "monitor", "evidently"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
-        "tenants": Param([], type="array", description="Tenant ids to check; empty means every tenant"),
+        "tenants": forms.tenants("check"),
         "retrain": Param(
-            True, type="boolean", description="Trigger a train run for drifted tenants (off: report only)"
+            True,
+            type="boolean",
+            title="Retrain drifted tenants",
+            description="Trigger a train run for drifted tenants (off: report only)",
+            section=forms.OPTIONS,
         ),
     },
 )
@@ -55,6 +60,7 @@ def monitor():
         """The warehouse files holding the tenants of this run."""
         from ml.monitoring.run import plan as plan_
 
+        outcome.refuse_backfill("it compares the newest windows with each champion's reference, whatever the date")
         return plan_(get_current_context()["params"]["tenants"])
 
     @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)
@@ -93,8 +99,10 @@ def monitor():
         skip_when_already_exists=True,  # a retried task never starts a second run
     )
 
-    results = check_warehouse.expand(warehouse=plan())
-    watch_promotions(results)
+    work = plan()
+    results = check_warehouse.expand(warehouse=work)
+    # not downstream of `decide`: a short circuit skips everything downstream of it
+    [work, results, watch_promotions(results)] >> outcome.fail_run_on_failure()
     decide(results) >> retrain
 
 

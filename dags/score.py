@@ -17,7 +17,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from dags.common import labels
+from dags.common import forms, labels, outcome
 from dags.common.assets import PREDICTIONS, TRAINED_MODELS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
@@ -36,8 +36,16 @@ from dags.common.timing import NEVER_AT_ONCE
     tags=["tenantflow", "score"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
     params={
-        "tenants": Param([], type="array", description="Tenant ids to score; empty means every tenant"),
-        "k": Param(10, type="integer", minimum=1, maximum=100, description="Recommendations per user"),
+        "tenants": forms.tenants("score"),
+        "k": Param(
+            10,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            title="Recommendations per user",
+            description="The length of each user's top-K list",
+            section=forms.OPTIONS,
+        ),
     },
 )
 def score():
@@ -46,6 +54,7 @@ def score():
         """The warehouse files to score, from the tenants at run time."""
         from ml.models.score import plan as plan_
 
+        outcome.refuse_backfill("it scores with today's champions and features, whatever the logical date")
         p = get_current_context()["params"]
         return plan_(p["tenants"], k=p["k"])
 

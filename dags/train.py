@@ -4,7 +4,9 @@
 Runs weekly (everyone), whenever the `feature_marts` asset updates (only what is due: tenants
 without a champion, champions older than `TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS`, a changed dbt project,
 tenants graduating from the global model), and when the `monitor` DAG finds drift (conf
-`{tenants, kinds, reason: "drift", force, reports}`). Trigger it by hand with the params below. Steps:
+`{tenants, kinds, reason: "drift", force, reports}`: `reports` lists each drifted tenant's drift reports,
+a record on the run, not a form field). Trigger it by hand with the form. A backfill is refused
+(`plan` fails at once): training reads the newest snapshot, not the logical date. Steps:
 
 0. `plan`: the warehouses, global-model jobs and chunks of tenants of this run.
 1. `snapshot` (mapped per warehouse file): freeze each tenant's training marts as Parquet
@@ -21,7 +23,8 @@ tenants graduating from the global model), and when the `monitor` DAG finds drif
    requests served by this run; emits `trained_models`.
 
 A tenant that fails (or whose features are unhealthy) is reported and skipped; the others go
-on. Nothing is retrained when a tenant's snapshot did not change, unless `force` is set.
+on, and the run then ends **failed** (`report` raises; `fail_run_on_failure` catches a failed
+snapshot or global model, which `report` does not see). Nothing is retrained when a tenant's snapshot did not change, unless `force` is set.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from dags.common import labels
+from dags.common import forms, labels, outcome
 from dags.common.assets import FEATURE_MARTS, TRAINED_MODELS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
@@ -50,26 +53,41 @@ from dags.common.timing import NEVER_AT_ONCE
     tags=["tenantflow", "train", "mlflow"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
-        "tenants": Param(
-            [], type="array", description="Tenant ids to train; empty means every tenant (and the global models)"
+        "tenants": forms.tenants("train (naming tenants trains no global model)"),
+        "kinds": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Model kinds",
+            description="Model kinds to train (e.g. recommender, churn), one per line; empty means every registered "
+            "kind. An unknown kind fails the `plan` task, which lists the registered ones.",
+            section=forms.SCOPE,
         ),
-        "kinds": Param([], type="array", description="Model kinds to train; empty means every registered kind"),
         "reason": Param(
             None,
             type=["null", "string"],
-            description="Why this run (logged on every MLflow run); default: how it was triggered",
+            title="Reason",
+            description="Why this run (logged on every MLflow run and in the audit log); default: how it was triggered",
+            section=forms.OPTIONS,
         ),
-        "force": Param(False, type="boolean", description="Retrain even when a tenant's data snapshot is unchanged"),
-        "chunk_size": Param(10, type="integer", minimum=1, description="Tenants per mapped training task"),
-        "reports": Param({}, type="object", description="Set by the monitor: each drifted tenant's drift reports"),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Retrain unchanged tenants",
+            description="Retrain even when a tenant's data snapshot is unchanged",
+            section=forms.OPTIONS,
+        ),
+        "chunk_size": forms.chunk_size(10, "training"),
     },
 )
 def train():
-    @task(multiple_outputs=False)  # one XCom: the dict (see below)
+    # one XCom: the dict (see below); no retry: an unknown tenant or kind fails the same way twice
+    @task(multiple_outputs=False, retries=0)
     def plan() -> dict[str, list[dict]]:
         """The run's mapped work, from its params and the tenants at run time (read once)."""
         from ml.models.runs import plan_run
 
+        outcome.refuse_backfill("it trains on the newest snapshot of the marts, whatever the logical date")
         ctx = get_current_context()
         run_type = str(getattr(ctx.get("dag_run"), "run_type", "manual")).rsplit(".", 1)[-1].lower()
         return plan_run(ctx["params"], run_type, PARALLEL_TASKS)
@@ -120,11 +138,12 @@ def train():
     @task(outlets=[TRAINED_MODELS], trigger_rule="all_done")
     def report(globals_: list[dict], chunks: list[list[dict]]) -> dict:
         """Fairness across tenants, a summary, the monitor's drift requests closed, and the `trained_models` event."""
-        from ml.models.runs import raise_for_failures, summarise
+        from ml.models.runs import raise_for_failures, skip_if_nothing_ran, summarise
         from ml.monitoring.decisions import close_requests
 
         results = [r for r in (globals_ or []) if r] + [r for c in (chunks or []) if c for r in c]
         close_requests(get_current_context()["dag_run"].run_id, results)
+        skip_if_nothing_ran(results)
         summary = summarise(results)
         get_current_context()["outlet_events"][TRAINED_MODELS].extra = {
             k: summary[k] for k in ("promoted", "challengers")
@@ -138,7 +157,7 @@ def train():
     snaps >> globals_
     tenants = train_tenants.expand(job=tenant_jobs(work))
     globals_ >> tenants
-    report(globals_, tenants)
+    [work, snaps, globals_, tenants, report(globals_, tenants)] >> outcome.fail_run_on_failure()
 
 
 train()

@@ -184,6 +184,11 @@ class Layout:
         """dbt's target folder for one warehouse's builds (``_parse`` for a plain ``dbt parse``)."""
         return self.home / "dbt" / (warehouse_key.replace("/", "__") if warehouse_key else "_parse")
 
+    def dbt_docs(self, warehouse_key: str) -> Path:
+        """dbt docs of one warehouse (``static_index.html``; its own target: a docs run never
+        rewrites the manifest the builds and snapshots read)."""
+        return self.home / "reports" / "dbt-docs" / warehouse_key.replace("/", "__")
+
     @property
     def gx_results(self) -> Path:
         """Great Expectations validation results (JSON) that Data Docs are rendered from."""

@@ -45,6 +45,8 @@ class MlflowSettings(_Group):
     """The MLflow UI of ``make up``; the store itself is ``MLFLOW_TRACKING_URI`` or SQLite in home."""
 
     port: int = 5000
+    # where people open the MLflow UI (links in the tenant view); default http://127.0.0.1:<port>
+    ui_url: str | None = None
     # MLflow's basic-auth app (ml.ops.mlflow_auth): passwords None are generated into <home>/secrets
     admin_user: str = "admin"
     admin_password: str | None = None

@@ -9,6 +9,7 @@ yml, with no Python change.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -69,14 +70,16 @@ def run_dbt(
     wh: Warehouse | None = None,
     vars_: dict | None = None,
     threads: int | None = None,
+    target_dir: Path | None = None,
 ) -> dict:
     """Run one dbt command in-process against a warehouse; return a summary of its results.
 
     ``threads``: DuckDB's worker threads (default: one per core; see :func:`duckdb_threads`).
+    ``target_dir``: dbt's target folder (default: the warehouse's, where its builds' manifest is).
     """
     from dbt.cli.main import dbtRunner
 
-    target_dir = settings.stores.dbt_target(wh.key if wh else None)
+    target_dir = target_dir or settings.stores.dbt_target(wh.key if wh else None)
     warehouse = wh.path(settings) if wh else settings.stores.parse_warehouse
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     env = {
@@ -128,17 +131,43 @@ def run_dbt(
     return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
 
 
+def generate_docs(settings: Settings, wh: Warehouse) -> Path:
+    """``dbt docs generate --static`` for one warehouse file: the project's lineage from the lake's
+    sources to the exposures, and the catalog of the tables as built in that file, in one page
+    (dbt inlines its scripts, so it opens offline, from disk or served).
+
+    Returns the page, ``static_index.html`` under ``reports/dbt-docs/<warehouse>/``.
+
+    Raises:
+        RuntimeError: dbt failed (the message names the warehouse).
+    """
+    from ml.core.warehouse import warehouse_lock
+
+    target = settings.stores.dbt_docs(wh.key)
+    with warehouse_lock(wh.path(settings)):  # the catalog reads the file: not beside a build's writes
+        res = run_dbt(["docs", "generate", "--static"], settings, wh, dbt_vars(settings, wh), target_dir=target)
+    if not res["success"]:
+        raise RuntimeError(f"dbt docs generate failed for warehouse {wh.key}; see {target / 'logs'}")
+    return target / "static_index.html"
+
+
 def _release_duckdb() -> None:
-    """Close the DuckDB instance dbt-duckdb keeps open in-process after a run.
+    """Close the DuckDB instance dbt-duckdb keeps open in-process after a run, and drop dbt's adapters.
 
     Otherwise the warehouse file stays open (and unwritable by other processes) for as long
     as this process lives. dbt-duckdb has no public call for it; this is what its own
-    ``open()`` does when it replaces an environment.
+    ``open()`` does when it replaces an environment. Each adapter holds a lock from a "spawn"
+    multiprocessing context (a named semaphore the resource tracker watches): kept until the process
+    ends, a process that ends without finalizers (an Airflow task's) leaves the tracker warning of
+    "leaked semaphore objects" on stderr, an ERROR line in a successful task's log.
     """
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+        from dbt.adapters.factory import reset_adapters
     except ImportError:
         return
+    reset_adapters()
+    gc.collect()  # the adapters sit in reference cycles: their locks are released (unlinked) now
     with DuckDBConnectionManager._LOCK:
         env = DuckDBConnectionManager._ENV
         DuckDBConnectionManager._ENV = None

@@ -131,6 +131,46 @@ def build_data_docs(settings: Settings | None = None) -> Path:
     return index
 
 
+def latest_results(settings: Settings, tenant_id: str) -> list[dict[str, Any]]:
+    """The newest kept validation result of each of a tenant's suites (landing batches, feature
+    marts), summarised for a page that needs no assets (the tenant view; GX's own Data Docs load
+    theirs from CDNs). Each: ``area``, ``suite``, ``batch`` (the file's stamp), ``success``,
+    ``statistics`` (GX's counts), ``expectations``: ``type``, ``column``, ``severity``, ``success``,
+    ``observed`` (GX's observed value, or the unexpected count and percent), in the suite's order."""
+    out = []
+    for folder in settings.stores.gx_tenant_dirs(tenant_id):
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            continue
+        data = json.loads(files[-1].read_text())
+        rows = []
+        for r in data.get("results", []):
+            cfg, res = r.get("expectation_config") or {}, r.get("result") or {}
+            observed = res.get("observed_value")
+            if observed is None and "unexpected_count" in res:
+                observed = f"{res['unexpected_count']} unexpected ({res.get('unexpected_percent') or 0:.2f}%)"
+            rows.append(
+                {
+                    "type": cfg.get("type"),
+                    "column": (cfg.get("kwargs") or {}).get("column"),
+                    "severity": cfg.get("severity"),
+                    "success": bool(r.get("success")),
+                    "observed": observed,
+                }
+            )
+        out.append(
+            {
+                "area": folder.parent.parent.name,
+                "suite": data.get("suite_name") or folder.parent.name,
+                "batch": files[-1].stem,
+                "success": bool(data.get("success")),
+                "statistics": data.get("statistics") or {},
+                "expectations": rows,
+            }
+        )
+    return out
+
+
 def data_docs_index(settings: Settings) -> Path:
     """Where :func:`build_data_docs` writes the Data Docs' front page."""
     return settings.stores.data_docs_index

@@ -2,7 +2,7 @@
 
 Names are ``<kind>.<tenant_id>`` and, one per region, ``<kind>.global.<region>`` (its owner,
 ``global.<region>``, stands where a tenant id does: in the audit log and the lineage tags); aliases ``champion`` (serves) and
-``challenger`` (the newest candidate). Every version carries the lineage tags ``tenant_id``,
+``challenger`` (a refused version under A/B test, cleared when that version or a newer one is promoted). Every version carries the lineage tags ``tenant_id``,
 ``region``, ``trained_on`` (``global``, ``tenant``, ``fine_tuned``), ``snapshot_id``,
 ``manifest_hash``, ``git_commit`` and ``features``. Only the promotion gate
 (:mod:`ml.models.gate`, through :func:`promote`) and the audited commands here (:func:`promote`,
@@ -113,8 +113,15 @@ def client_at(uri: str) -> Any:
         return c
 
 
+# MLflow 3's UI shows an experiment of this kind as classic model training (runs, metrics, models),
+# not as a GenAI experiment (traces, judges), which it assumes for an experiment without the tag
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(kind: str, settings: Settings | None = None) -> str:
-    """One experiment per model kind (``tenantflow-<kind>``): every tenant's runs side by side."""
+    """One experiment per model kind (``tenantflow-<kind>``): every tenant's runs side by side
+    (each run tagged ``tenant_id``, ``region``, ``family``, ``trained_on``: filter with
+    ``tags.tenant_id = 'acme'``)."""
     settings = settings or get_settings()
     c = client(settings)
     name = f"tenantflow-{kind}"
@@ -123,7 +130,7 @@ def experiment_id(kind: str, settings: Settings | None = None) -> str:
         return exp.experiment_id
     location = (settings.stores.mlflow_artifacts / kind).resolve().as_uri()
     try:
-        return c.create_experiment(name, artifact_location=location, tags={"kind": kind})
+        return c.create_experiment(name, artifact_location=location, tags={"kind": kind, **EXPERIMENT_TAGS})
     except Exception:  # another task created it first
         exp = c.get_experiment_by_name(name)
         if exp is None:
@@ -218,7 +225,7 @@ def promote(
     )
     _move(name, CHAMPION, version, entry, settings)
     challenger = _alias_version(name, CHALLENGER, settings)
-    if challenger is not None and str(challenger.version) == version:
+    if challenger is not None and _superseded(str(challenger.version), version):
         c.delete_registered_model_alias(name, CHALLENGER)
     c.set_model_version_tag(name, version, "gate.decision", "promoted")
     c.set_model_version_tag(name, version, "gate.reason", reason[:4000])
@@ -247,6 +254,13 @@ def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -
         snapshots.pin(settings, tags["region"], tenant_id, tags["snapshot_id"], kind)
 
 
+def _superseded(challenger: str, promoted: str) -> bool:
+    """A promotion ends the A/B test of a challenger that is the promoted version or older than it:
+    an older refused version lost to its own champion and predates the new one, so no traffic should
+    go to it any more. A newer challenger (a person promoted an older version back) stays."""
+    return int(challenger) <= int(promoted)
+
+
 MOVES = ("promote", "rollback")  # audit actions that move ``champion``
 FAILED = "move_failed"  # the alias did not move after its audit row was written: that row is undone
 
@@ -264,7 +278,7 @@ def _replay(kind: str, tenant_id: str, settings: Settings | None) -> tuple[list[
         if e.action == "promote" and e.to_version:
             history = [v for v in history if v != e.to_version] + [e.to_version]
             champion = e.to_version
-            challenger = None if challenger == e.to_version else challenger
+            challenger = None if challenger and _superseded(challenger, e.to_version) else challenger
         elif e.action == "rollback":
             if e.from_version in history:
                 history.remove(e.from_version)

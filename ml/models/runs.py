@@ -112,3 +112,17 @@ def raise_for_failures(summary: dict[str, Any]) -> None:
     """Fail the run (after its summary was recorded) when a tenant failed; the message names each one."""
     if summary["failed"]:
         raise RuntimeError(f"training failed for {sorted(summary['failed'])}: {summary['failed']}")
+
+
+def skip_if_nothing_ran(results: list[dict[str, Any]]) -> None:
+    """Skip the train DAG's `report` when no tenant or global job reached training (its `plan` or
+    every training task failed, or there are no tenants): no ``trained_models`` event, so no
+    scoring run. A run whose tenants were all skipped (unchanged data) still reports them.
+
+    Raises:
+        AirflowSkipException: ``results`` is empty.
+    """
+    if not results:
+        from airflow.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("no tenant reached training in this run: nothing to report or score")

@@ -26,7 +26,7 @@ from ml.core.tenants import Tenant
 from ml.models import evaluate, plots, registry
 from ml.models.audit import actor
 from ml.models.fit import Candidate, predict
-from ml.models.gate import gate, record_decision
+from ml.models.gate import GateDecision, gate, record_decision
 from ml.models.kinds.base import ModelKind
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,36 @@ def _log_model(t: Training) -> str:
     return str(info.model_uri)
 
 
+def describe(t: Training, decision: GateDecision) -> str:
+    """The version's description in the MLflow UI (Markdown): its family and what it learned from
+    (a link to the global model it is or started from), the gate's verdict, and its headline metric
+    against the baseline on the same holdout."""
+    h = t.kind.headline
+    parts = [f"**{t.winner.family}**, trained on `{t.winner.trained_on}` (snapshot `{t.snapshot_id}`)."]
+    if t.global_model:
+        g, v = t.global_model, t.winner.global_version
+        verb = "Serves" if t.winner.trained_on == "global" else "Fine-tuned from"
+        parts.append(f"{verb} the global model [{g} v{v}](#/models/{g}/versions/{v}).")
+    verdict = "promoted to champion" if decision.promote else "refused: challenger"
+    parts.append(f"Gate: **{verdict}**. {decision.reason}")
+    ours, base = t.winner.metrics.get(h), t.baseline.get(h)
+    if ours is not None and base is not None:
+        parts.append(f"Holdout {h}: **{ours:.4f}** vs baseline {base:.4f} ({ours - base:+.4f}).")
+    return "\n\n".join(parts)
+
+
+def _create_version(name: str, model_uri: str, run_id: str | None, tags: dict[str, str], settings: Settings) -> Any:
+    """A new version of the registered model ``name`` (which exists: ``registry.ensure_model``).
+
+    What ``mlflow.register_model`` does for these URIs, through the client: a logged model
+    (``models:/<model_id>``) is linked by its id (MLflow takes the run from it). Not
+    ``register_model`` itself: it first tries to create the registered model and prints
+    "Registered model ... already exists" to stderr, an ERROR line in a successful Airflow task's log.
+    """
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else None
+    return registry.client(settings).create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+
+
 def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> dict[str, Any]:
     """Log one run (params, metrics, plots, model), register it as a new version, then gate it.
 
@@ -224,15 +254,14 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
         _log_artifacts(t)
         model_uri = _log_model(t)
         run_id = run.info.run_id
-        if t.winner.recommender is not None:  # a family uses no features: the history mart
-            version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": "[]"}
-            mv = registry.client(settings).create_model_version(name, model_uri, run_id=run_id, tags=version_tags)
-        else:
-            version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(t.features)}
-            mv = mlflow.register_model(model_uri, name, tags=version_tags)
+        features = [] if t.winner.recommender is not None else t.features  # a family reads the history mart
+        version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(features)}
+        own_files = t.winner.recommender is not None  # a family's arrays, in this run's artifacts
+        mv = _create_version(name, model_uri, run_id if own_files else None, version_tags, settings)
     t.winner.snapshot_id = t.snapshot_id
     decision = gate(t.kind, name, t.winner, t.holdout, t.features, t.catalogue, t.baseline, policy, settings, t.ranking)
     record_decision(t.kind, t.tenant_id, name, str(mv.version), run_id, decision, settings)
+    registry.client(settings).update_model_version(name, str(mv.version), description=describe(t, decision))
     verdict = "promoted" if decision.promote else "challenger"
     log.info("%s v%s (%s): %s — %s", name, mv.version, t.winner.trained_on, verdict, decision.reason)
     return {
@@ -264,7 +293,6 @@ def _log_explanations(
     kind: ModelKind, booster: Any, holdout: pd.DataFrame, features: list[str], d: Path, tenant_id: str
 ) -> None:
     """Importance (gain, split) and LightGBM's own SHAP contributions on a holdout sample."""
-    import mlflow
 
     gain = booster.feature_importance("gain")
     split_ = booster.feature_importance("split")
@@ -278,4 +306,3 @@ def _log_explanations(
     table = pd.DataFrame({"feature": features, "gain": gain, "split": split_, "mean_abs_shap": contrib})
     table.sort_values("gain", ascending=False).to_csv(d / "feature_importance.csv", index=False)
     plots.plot_importance(features, gain, contrib, d / "feature_importance.png", f"{kind.name} · {tenant_id}")
-    mlflow.log_metrics({f"shap.{f}": float(v) for f, v in zip(features, contrib, strict=True)})

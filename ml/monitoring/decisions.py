@@ -126,8 +126,10 @@ def decide(
 
 
 def close_requests(train_run_id: str, results: list[dict], settings: Settings | None = None) -> int:
-    """Mark the drift requests served by this train run done (or failed, per tenant)."""
+    """Mark the drift requests served by this train run done, per tenant; failed when the tenant's
+    training failed or never ran (the run's `plan`, or its chunk's task, failed)."""
     settings = settings or get_settings()
+    ran = {r["tenant_id"] for r in results}
     failed = {r["tenant_id"] for r in results if r.get("error")}
     with control_db.connect(settings) as con:
         rows = con.execute(
@@ -136,7 +138,7 @@ def close_requests(train_run_id: str, results: list[dict], settings: Settings | 
         for rid, tid in rows:
             con.execute(
                 "update retrain_requests set status = ?, closed_at = ? where id = ?",
-                ["failed" if tid in failed else "done", _now().isoformat(), rid],
+                ["failed" if tid in failed or tid not in ran else "done", _now().isoformat(), rid],
             )
     return len(rows)
 

@@ -61,6 +61,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             {"type": "file", "log_file_path": str(settings.stores.lineage_events), "append": True}
         ),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        # a task's stderr is its log's ERROR level: no progress bars there (downloading a model), and
+        # MLflow's loggers go through Airflow's logging at their own levels, not to stderr
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_CONFIGURE_LOGGING": "false",
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "PYTHONPATH": str(REPO_ROOT),

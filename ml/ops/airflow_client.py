@@ -142,6 +142,14 @@ class AirflowClient:
             self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=500")["task_instances"]
         )
 
+    def task_log(self, dag_id: str, run_id: str, ti: dict[str, Any]) -> list[dict[str, Any]]:
+        """The structured log lines (``event``, ``level``, ``timestamp``, ...) of a task instance's
+        last try (``ti``: one row of :meth:`task_instances`)."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+        content = self.request("GET", f"{path}?map_index={ti['map_index']}&full_content=true").get("content") or []
+        return [line for line in content if isinstance(line, dict)]
+
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
         """Until the run has finished (``success`` or ``failed``); the run. The run must exist."""
         return self._poll(

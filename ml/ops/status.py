@@ -91,9 +91,11 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     dropped: Counter[str] = Counter()  # by the tenant's own row rules (``rows.missing_user: drop``)
     ingest_warnings: list[str] = []
     partitions = _lake_partitions(settings, tenant)
+    changed_at = 0.0  # a partition's manifest is rewritten only when a run changed that day
     for part in partitions:
         manifest_path = part / MANIFEST_FILE
         if manifest_path.exists():
+            changed_at = max(changed_at, manifest_path.stat().st_mtime)
             m = json.loads(manifest_path.read_text())
             events_in += m["rows_in"]
             duplicates += m["duplicates_dropped"]
@@ -136,6 +138,8 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "unattributed_lines": unattributed,
         "lake_rows": lake_rows,
         "lake_days": len(partitions),
+        "lake_last_day": str(settings.stores.lake.days(tenant.region, tenant.tenant_id)[-1]) if partitions else None,
+        "lake_changed_at": _iso(changed_at) if changed_at else None,
         "feature_rows": feature_rows,
         "healthy": not problems,
         "health_problems": problems,
@@ -144,6 +148,12 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "models": models,
         "drift": _drift(settings, tenant, models),
     }
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def status(settings: Settings | None = None, tenant_ids: list[str] | None = None) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@
 * ``GET /healthz`` (liveness, nothing tenant-specific), ``GET /readyz`` (readiness: its status
   code for anyone, the per-tenant detail with the ops token), ``GET /metrics`` (Prometheus, with
   the ops token: ``Authorization: Bearer <token>``, the token in ``TENANTFLOW_SERVE_OPS_TOKEN`` or
-  generated into ``<home>/secrets/serving-ops-token``), ``GET /docs`` (OpenAPI).
+  generated into ``<home>/secrets/serving-ops-token``), ``GET /docs`` and ``GET /redoc`` (the OpenAPI
+  spec in Swagger UI and ReDoc, their assets served here: no CDN).
 
 The tenant of a request comes only from its key; a body or ``X-Tenant-Id`` header naming
 another tenant is refused (403). Per-tenant rate limits (``quota_requests_per_minute``) and
@@ -33,6 +34,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ml.core.layout import keep_private
 from ml.core.settings import ServeSettings, Settings, get_settings
@@ -58,7 +60,9 @@ def create_app(settings: Settings | None = None, config: ServeSettings | None = 
         yield
         state.close()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc from assets the package ships (under /static-offline-docs), not
+    # from a CDN: they open on a machine without internet, as the API itself does
+    app = FastAPIOffline(
         title="Tenantflow serving API",
         version="1",
         lifespan=lifespan,

@@ -47,6 +47,12 @@ for d in dags:
         "schedule": repr(d.timetable.summary),
         "schedule_assets": sorted(str(getattr(a, "name", k)) for k, a in getattr(getattr(d.timetable, "asset_condition", None), "iter_assets", lambda: [])()),
         "params": sorted(d.params.keys()),
+        "forms": {k: {**d.params.get_param(k).schema, "description": d.params.get_param(k).description} for k in d.params},
+        "all_done": sorted(t.task_id for t in d.tasks if t.trigger_rule == "all_done"),
+        "short_circuits": sorted(t.task_id for t in d.tasks if "ShortCircuit" in type(t).__name__),
+        "watched": sorted(t.task_id for t in d.task_dict["fail_run_on_failure"].get_flat_relatives(upstream=True))
+        if "fail_run_on_failure" in d.task_dict else None,
+        "watcher_rule": getattr(getattr(d.task_dict.get("fail_run_on_failure"), "trigger_rule", ""), "value", ""),
         "runs_on_unpause": _runs_on_unpause(d),
     })
 print(json.dumps({"dags": info, "new_modules": new}))
@@ -137,3 +143,20 @@ def test_dag_files_are_wiring():
     assert not [p.name for p in DAG_FILES if "max_active_tis_per_dag=2" in p.read_text()], (
         "parallelism is PARALLEL_TASKS"
     )
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_a_run_with_a_failed_task_ends_failed_and_the_form_is_labelled(path, tmp_path):
+    """A DAG whose tasks run after failures (``all_done``) ends in ``fail_run_on_failure``, a leaf
+    downstream of every task but a short circuit's branch (which the short circuit would skip);
+    every form field has a title and a section, and ``tenants`` may be left empty."""
+    dag = _parse(path, tmp_path)["dags"][0]
+    if dag["all_done"]:
+        assert dag["watcher_rule"] == "one_failed", dag
+        after_short_circuit = {"retrain"} if dag["short_circuits"] else set()
+        expected = set(dag["tasks"]) - {"fail_run_on_failure"} - set(dag["short_circuits"]) - after_short_circuit
+        assert set(dag["watched"]) == expected, dag["watched"]
+    for name, schema in dag["forms"].items():
+        assert schema.get("title") and schema.get("section") and schema.get("description"), (path.name, name, schema)
+    assert "null" in dag["forms"]["tenants"]["type"], "empty means every tenant: not a required field"
+    assert "reports" not in dag["forms"], "the monitor's drift reports travel in the run's conf, not on the form"

@@ -261,6 +261,34 @@ def test_features_are_discovered_from_the_manifest(world):
         dbt.feature_columns(manifest, "no_such_model")
 
 
+def test_dbt_docs_open_offline_with_exposures_for_every_mart_the_kinds_read_and_owners(world):
+    """`tenantflow features docs`: one self-contained page per warehouse; dbt's lineage runs past
+    the marts to what reads them, as the model kinds declare it; every model has an owner."""
+    import re
+
+    from ml.core.warehouse import warehouses
+    from ml.data.dbt import generate_docs
+    from ml.models import kinds
+
+    settings, _, _ = world
+    wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool")
+    page = generate_docs(settings, wh)
+    html = page.read_text()
+    assert "serving_api" in html and "ranking_examples" in html  # the manifest and catalog are inlined
+    assert not [u for u in re.findall(r'(?:src|href)=["\'](https?://[^"\']+)', html) if "[::1]" not in u]
+    manifest = json.loads((page.parent / "manifest.json").read_text())
+    reads = {
+        e["name"]: {n.rsplit(".", 1)[-1] for n in e["depends_on"]["nodes"]} for e in manifest["exposures"].values()
+    }
+    history = {k.history_mart[0] for k in kinds.all_kinds() if k.history_mart}
+    assert reads["training_snapshots"] == set(kinds.training_marts()) | set(kinds.serving_marts())
+    assert reads["batch_predictions"] == set(kinds.serving_marts()) | history
+    assert reads["serving_api"] == set(kinds.online_marts())
+    owners = {g["name"]: g["owner"]["name"] for g in manifest["groups"].values()}
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert models and all(owners.get(n["group"]) for n in models), [n["name"] for n in models if not n["group"]]
+
+
 def test_feature_checks_flag_broken_marts(world):
     settings, _, _ = world
     con = _con(settings, "eu/pool")

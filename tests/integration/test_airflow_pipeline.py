@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from dataclasses import replace
 from datetime import timedelta
@@ -95,25 +96,27 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
         # neither end a wait early nor make it wait longer than they overlap.
         run_id = airflow.trigger("ingest", {"start": config.start_date.isoformat(), "end": first_end.isoformat()})
         run = airflow.wait_run("ingest", run_id, timeout=900)
-        assert run["state"] == "success"
+        _honest(airflow, "ingest", [run])
         tis = {(t["task_id"], t["map_index"]): t["state"] for t in airflow.task_instances("ingest", run_id)}
         assert tis[("plan", -1)] == "success" and tis[("report", -1)] == "success"
         assert [k for k in tis if k[0] == "ingest_chunk"], "ingest_chunk is mapped"
         names = [t["rendered_map_index"] for t in airflow.task_instances("ingest", run_id) if t["map_index"] >= 0]
         assert names and all(n and any(t in n for t in ("acme", "globex", "initech")) for n in names), names
         feature_runs = airflow.wait_triggered("ingest", run_id, "features", timeout=900)
-        assert all(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in feature_runs), feature_runs
+        assert all(r["run_type"] == "asset_triggered" for r in feature_runs), feature_runs
+        _honest(airflow, "features", feature_runs)
 
         # feature_marts starts `train`; its trained_models event starts `score`
         train_runs = [
             r for f in feature_runs for r in airflow.wait_triggered("features", f["dag_run_id"], "train", 1200)
         ]
-        assert all(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in train_runs), train_runs
+        assert all(r["run_type"] == "asset_triggered" for r in train_runs), train_runs
+        _honest(airflow, "train", train_runs)
         tis = airflow.task_instances("train", train_runs[0]["dag_run_id"])
         assert len([t for t in tis if t["task_id"] == "train_tenants"]) >= 2, "tenants are trained in mapped chunks"
         assert {t["task_id"] for t in tis if t["task_id"] == "train_global"} == {"train_global"}
         score_runs = [r for t in train_runs for r in airflow.wait_triggered("train", t["dag_run_id"], "score", 900)]
-        assert all(r["state"] == "success" for r in score_runs), score_runs
+        _honest(airflow, "score", score_runs)
         _check_models_and_predictions(settings)
         _check_lineage(settings, first_end)
 
@@ -145,7 +148,10 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
             tis = {t["task_id"]: t["state"] for t in airflow.task_instances("ingest", r["dag_run_id"])}
             assert tis["report"] == "skipped", tis
 
+        _failed_tasks_fail_the_run(airflow, first_end)
         _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end)
+        _check_tenant_view(airflow, settings)
+        _in_a_browser(airflow, settings, run_id, names)
 
     rows = {r["tenant_id"]: r for r in status(settings)}
     assert [t for t, r in rows.items() if r["drift"]["drifted"]] == ["acme"], {t: r["drift"] for t, r in rows.items()}
@@ -185,6 +191,113 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     # own where its data suffices (its churn has too few labelled positives in this small world)
     models = rows["initech"]["models"]
     assert models["engagement"]["champion_version"] or models["engagement"]["challenger_version"], models
+
+
+def _honest(airflow, dag_id: str, runs: list[dict]) -> None:
+    """Each run succeeded, and honestly (issue 16, point 2): every task of it succeeded or was skipped
+    (`fail_run_on_failure` among them), and no successful task logged an ERROR line."""
+    for run in runs:
+        assert run["state"] == "success", run
+        tis = airflow.task_instances(dag_id, run["dag_run_id"])
+        bad = [(t["task_id"], t["map_index"], t["state"]) for t in tis if t["state"] not in ("success", "skipped")]
+        assert not bad, f"{dag_id} run {run['dag_run_id']} is green with {bad}"
+        for ti in (t for t in tis if t["state"] == "success"):
+            log = airflow.task_log(dag_id, run["dag_run_id"], ti)
+            errors = [line.get("event") for line in log if str(line.get("level")).lower() in ("error", "critical")]
+            assert not errors, f"{dag_id} {ti['task_id']}[{ti['map_index']}] succeeded with ERROR lines: {errors[:5]}"
+
+
+def _failed_tasks_fail_the_run(airflow, first_end) -> None:
+    """A train run whose `plan` fails (an unknown kind) ends failed, though its report runs after
+    failures; a backfill of `train` is refused with the reason (training ignores the logical date)."""
+    run_id = airflow.trigger("train", {"kinds": ["no_such_kind"]})
+    assert airflow.wait_run("train", run_id, timeout=600)["state"] == "failed"
+    tis = {t["task_id"]: t for t in airflow.task_instances("train", run_id)}
+    assert tis["plan"]["state"] == "failed" and tis["fail_run_on_failure"]["state"] == "failed", tis
+    assert tis["report"]["state"] == "skipped", "nothing reached training: no trained_models event, no scoring"
+    said = " ".join(json.dumps(line) for line in airflow.task_log("train", run_id, tis["plan"]))
+    assert "no_such_kind" in said and "recommender" in said, said[-2000:]
+    sunday = first_end - timedelta(days=(first_end.weekday() + 1) % 7)  # the weekly slot: Sunday 03:00 UTC
+    backfill = airflow.request(
+        "POST",
+        "/api/v2/backfills",
+        {"dag_id": "train", "from_date": f"{sunday}T00:00:00Z", "to_date": f"{sunday}T06:00:00Z", "dag_run_conf": {}},
+    )
+    runs = airflow._poll(
+        lambda: [r for r in airflow.runs("train") if r["run_type"] == "backfill"],
+        lambda rs: len(rs) == 1 and rs[0]["state"] in ("success", "failed"),
+        600,
+        3.0,
+        f"train backfill {backfill['id']} did not finish",
+    )
+    tis = {t["task_id"]: t for t in airflow.task_instances("train", runs[0]["dag_run_id"])}
+    assert runs[0]["state"] == "failed" and tis["plan"]["state"] == "failed", (runs, tis)
+    said = " ".join(json.dumps(line) for line in airflow.task_log("train", runs[0]["dag_run_id"], tis["plan"]))
+    assert "does not backfill" in said, said[-2000:]
+
+
+def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
+    """A person in headless Chromium (tests/ui): logs in, finds the ingest run's mapped tasks by the
+    tenants they held, opens train's trigger form section by section, and reads acme's row in the
+    Tenants view as the status contract has it (issue 16, point 8; screenshots in test-artifacts/ui)."""
+    from ml.ops.airflow_client import airflow_password
+    from tests.ui import airflow_ui as ui
+    from tests.ui.browser import chromium
+
+    with chromium() as driver:
+        ui.log_in(driver, airflow.base, settings.airflow.user, airflow_password(settings))
+        ui.mapped_names(driver, airflow.base, "ingest", ingest_run, "ingest_chunk", names)
+        ui.trigger_form(
+            driver,
+            airflow.base,
+            "train",
+            {
+                "What to run": ["Tenants", "Model kinds"],
+                "Options": ["Reason", "Retrain unchanged tenants"],
+                "Tuning (the defaults suit most runs)": ["Tenants per task"],
+            },
+        )
+        row = ui.tenant_view(driver, airflow.base, "acme")
+    [acme] = status(settings, ["acme"])
+    version = acme["models"]["recommender"]["champion_version"]
+    assert f"{acme['lake_rows']:,} rows" in row and f"recommender: v{version} " in row, row
+
+
+def _check_tenant_view(airflow, settings) -> None:
+    """The plugin's tenant view in the api-server: behind Airflow's login, one row per tenant as the
+    status contract has it, a page per tenant whose drift report link is served (issue 16, point 4)."""
+    import re
+    import urllib.parse
+
+    assert airflow.http.get("/tenantflow/").status_code in (401, 403), "the view needs an Airflow login"
+    auth = {"Authorization": f"Bearer {airflow.token()}"}
+    page = airflow.http.get("/tenantflow/", headers=auth)
+    assert page.status_code == 200, page.text[:1000]
+    rows = {r["tenant_id"]: r for r in status(settings)}
+    shown = airflow.http.get("/tenantflow/status.json", headers=auth).json()
+    assert {r["tenant_id"]: (r["healthy"], r["lake_rows"]) for r in shown} == {
+        t: (r["healthy"], r["lake_rows"]) for t, r in rows.items()
+    }
+    for t, r in rows.items():
+        row = page.text.split(f'data-tenant-id="{t}"', 1)[1].split("</tr>", 1)[0]
+        assert f"{r['lake_rows']:,} rows" in row and ("healthy" if r["healthy"] else "unhealthy") in row, row
+        version = r["models"]["recommender"]["champion_version"]
+        assert f"recommender: v{version} " in row, row
+    acme = airflow.http.get("/tenantflow/tenants/acme", headers=auth)
+    assert acme.status_code == 200 and "ndcg_at_10" in acme.text, acme.text[:1000]
+    report = re.search(r'href="(\.\./files/monitoring/[^"]+)"', acme.text)
+    assert report, "acme drifted: its page links its Evidently report"
+    served = airflow.http.get(urllib.parse.urljoin("/tenantflow/tenants/acme", report.group(1)), headers=auth)
+    assert served.status_code == 200 and served.content == Path(rows["acme"]["drift"]["report_path"]).read_bytes()
+    checks = airflow.http.get("/tenantflow/tenants/globex/checks", headers=auth)  # GX results, no CDN
+    assert checks.status_code == 200 and 'data-suite="landing/' in checks.text and "expectations met" in checks.text
+    assert not re.findall(r'(?:src|href)="https?://', checks.text), "the checks page loads nothing from elsewhere"
+    escape = airflow.http.get("/tenantflow/files/monitoring/..%2F..%2Fsecrets%2Fairflow-admin-password", headers=auth)
+    assert escape.status_code == 404, escape.text[:200]
+    views = [v for p in airflow.request("GET", "/api/v2/plugins")["plugins"] for v in p.get("external_views", [])]
+    assert {"name": "Tenants", "href": "/tenantflow/"}.items() <= next(
+        v for v in views if v["name"] == "Tenants"
+    ).items()
 
 
 def _check_models_and_predictions(settings) -> None:
@@ -285,7 +398,7 @@ def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end
         for f in feature_runs
         for r in airflow.wait_triggered("features", f["dag_run_id"], "monitor", 900)
     }
-    assert all(r["state"] == "success" for r in monitor_runs.values()), monitor_runs
+    _honest(airflow, "monitor", list(monitor_runs.values()))
     retrained = []
     for monitor_run in monitor_runs:
         tis = {t["task_id"]: t["state"] for t in airflow.task_instances("monitor", monitor_run)}
@@ -295,7 +408,7 @@ def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end
     assert len(retrained) == 1, f"one monitor run starts one drift retrain: {monitor_runs}"
 
     train_run = airflow.wait_run_exists("train", f"drift__{retrained[0]}")
-    assert train_run["state"] == "success", train_run
+    _honest(airflow, "train", [train_run])
     conf = train_run["conf"]
     assert conf["tenants"] == ["acme"] and conf["reason"] == "drift" and conf["force"] is True, conf
     assert "recommender" in conf["kinds"] and conf["reports"]["acme"]

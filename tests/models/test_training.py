@@ -52,12 +52,18 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
         for tag in ("region", "trained_on", "snapshot_id", "manifest_hash", "git_commit", "features"):
             assert champ.tags.get(tag), (name, tag)
         assert champ.tags["git_commit"] == "test-commit"
+        # the version says what it is in the MLflow UI; SHAP values are an artifact, not metrics
+        assert champ.tags["family"] in champ.description and "Gate: **promoted to champion**" in champ.description
+        assert not [m for m in c.get_run(champ.tags["run_id"]).data.metrics if m.startswith("shap.")]
     for kind in ("recommender", "churn", "engagement"):
         young = c.get_model_version_by_alias(f"{kind}.young", "champion")
         glob = c.get_model_version_by_alias(f"{kind}.global.us", "champion")  # young opted in to us's
         assert young.tags["trained_on"] == "global" and young.tags["global_version"] == str(glob.version)
         assert young.tags["global_model"] == f"{kind}.global.us"
         assert young.source == glob.source  # the very same model files
+        assert f"(#/models/{kind}.global.us/versions/{glob.version})" in young.description
+        exp = c.get_experiment_by_name(f"tenantflow-{kind}")
+        assert exp.tags["mlflow.experimentKind"] == "custom_model_development", "the UI opens it as model training"
         for tid in ("acme", "globex", "umbra", "initech", "hooli"):
             assert results[(tid, kind)]["eligibility"] == "enough history"
 
@@ -202,6 +208,15 @@ def test_the_gate_refuses_a_worse_model_and_records_why(world):
     assert chall.tags["gate.decision"] == "refused" and "does not beat" in chall.tags["gate.reason"]
     last = audit.entries(settings, "umbra", "recommender")[-1]
     assert (last.action, last.to_version, last.from_version) == ("refuse", str(r["version"]), champ_before)
+    assert "Gate: **refused: challenger**" in chall.description and "ndcg_at_10" in chall.description
+    # a newer version promoted ends the refused one's A/B test: the challenger alias goes (issue 16)
+    champ = c.get_model_version_by_alias(name, "champion")
+    newer = c.create_model_version(name, champ.source, run_id=champ.run_id, tags=champ.tags)
+    registry.promote("recommender", "umbra", str(newer.version), "test: a newer champion", settings, who="tester")
+    assert registry.version_by_alias(name, registry.CHALLENGER, settings) is None
+    assert registry.audited_version("recommender", "umbra", registry.CHALLENGER, settings) is None
+    registry.rollback("recommender", "umbra", "test: back to the champion before", settings, who="tester")
+    assert str(c.get_model_version_by_alias(name, "champion").version) == champ_before
 
 
 def test_the_gate_refuses_constant_predictions_and_a_changed_input_schema(world):
@@ -223,7 +238,7 @@ def test_the_gate_refuses_constant_predictions_and_a_changed_input_schema(world)
     assert any("budget" in p for p in gate.sanity_problems(CHURN, good, ho, feats, tight, feats))
 
 
-def test_rollback_restores_the_previous_champion_and_is_audited(world):
+def test_rollback_restores_the_previous_champion_and_is_audited(world, capsys):
     settings, _ = world
     kind, tid = "recommender", "globex"
     name = registry.model_name(kind, tid)
@@ -241,6 +256,12 @@ def test_rollback_restores_the_previous_champion_and_is_audited(world):
     log = audit.entries(settings, tid, kind)
     assert [(e.action, e.actor) for e in log[-2:]] == [("promote", "tester"), ("rollback", "tester")]
     assert log[-1].reason == "test: it hurt"
+    from ml.ops.cli import main
+
+    capsys.readouterr()
+    assert main(["models", "audit", "--tenant", tid, "--kind", kind]) == 0
+    shown = capsys.readouterr().out  # a table: one row per entry, the newest last
+    assert "rollback" in shown.splitlines()[-2] and "test: it hurt" in shown and "tester" in shown, shown
     with pytest.raises(RegistryError, match="no earlier version"):
         registry.rollback(kind, tid, "again", settings)
 

@@ -120,11 +120,16 @@ def test_triggered_conf_open_requests_and_budget(checked, monkeypatch):
     # a second monitor run while the retrain is open asks for nothing
     assert decisions.decide(s, "scheduled__2026-11-26", settings) is None
     # the train run closes its requests; then the tenants may be asked for again
-    assert decisions.close_requests(
-        conf["train_run_id"], [{"tenant_id": drifted[0], "error": "boom"}], settings
-    ) == len(drifted)
+    results = [{"tenant_id": drifted[0], "error": "boom"}] + [{"tenant_id": t, "promoted": True} for t in drifted[1:]]
+    assert decisions.close_requests(conf["train_run_id"], results, settings) == len(drifted)
     hist = {r["tenant_id"]: r["status"] for r in decisions.retrain_history(None, settings)}
     assert hist[drifted[0]] == "failed" and all(hist[t] == "done" for t in drifted[1:])
+    # a train run in which nobody reached training (its plan failed) served no request
+    again = decisions.decide(s, "manual__2026-11-26", settings)
+    assert decisions.close_requests(again["train_run_id"], [], settings) == len(drifted)
+    assert [r["status"] for r in decisions.retrain_history(None, settings)][-len(drifted) :] == ["failed"] * len(
+        drifted
+    )
     # budget: one tenant a day, the one with most drifted checks first
     _clear_requests(settings)
     monkeypatch.setenv("TENANTFLOW_MONITOR_DAILY_BUDGET", "1")

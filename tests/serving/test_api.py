@@ -116,6 +116,22 @@ def test_engagement_scores_come_from_the_engagement_champion(served_world, api):
     assert "/v1/engagement-scores" in api.get("/openapi.json").json()["paths"]
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_nothing_from_another_host(api, page):
+    """Swagger UI and ReDoc come with their assets (fastapi-offline): the page names only local
+    scripts and styles, each served here, so the docs open on a machine without internet."""
+    import re
+
+    html = api.get(page)
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    assets = re.findall(r'(?:src|href)=["\']([^"\']+)', html.text)
+    assert assets and not [a for a in assets if "//" in a], assets
+    for a in (a for a in assets if a.endswith((".js", ".css"))):
+        r = api.get(a)
+        assert r.status_code == 200 and len(r.content) > 10_000, (a, r.status_code)
+    assert "/openapi.json" in html.text
+
+
 @pytest.mark.parametrize(
     "path,body",
     [

@@ -231,6 +231,43 @@ def features_build(
         raise typer.Exit(1)
 
 
+@features_app.command("docs")
+def features_docs(
+    tenant: Tenants = None,
+    serve: Annotated[bool, typer.Option(help="Serve the pages on 127.0.0.1 until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve")] = 8081,
+) -> None:
+    """dbt docs of each warehouse of these tenants (default: all): lineage to the exposures, catalog as built."""
+    from ml.core.warehouse import warehouses
+    from ml.data.dbt import generate_docs
+
+    settings = get_settings()
+    pages = []
+    with steps("dbt docs", len(whs := warehouses(TenantStore(settings).select(tenant)))) as s:
+        for wh in whs:
+            pages.append(generate_docs(settings, wh))
+            s.advance(wh.key)
+    for page in pages:
+        print(page)
+    if serve and pages:
+        _serve(pages[0].parent.parent, port)
+
+
+def _serve(root: Path, port: int) -> None:
+    """Serve ``root`` (one folder per warehouse) on 127.0.0.1 until interrupted."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            print(f"dbt docs of {d.name.replace('__', '/')}: http://127.0.0.1:{port}/{d.name}/static_index.html")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
 @features_app.command("parse")
 def features_parse() -> None:
     """dbt parse: write the manifest."""

@@ -153,11 +153,13 @@ def audit(
     """Promotions, refusals and rollbacks: who, what, when, why."""
     from ml.models import audit as audit_log
 
+    table = Table("at (UTC)", "model", "action", "from", "to", "actor", "reason")
     for e in audit_log.entries(get_settings(), tenant, kind):
-        print(
-            f"{e.at}  {e.actor:<40} {e.kind}.{e.tenant_id:<12} {e.action:<8} "
-            f"v{e.from_version or '-'} -> v{e.to_version or '-'}  {e.reason}"
-        )
+        table.add_row(
+            e.at, f"{e.kind}.{e.tenant_id}", e.action, f"v{e.from_version or '-'}", f"v{e.to_version or '-'}",
+            e.actor, e.reason,
+        )  # fmt: skip
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:

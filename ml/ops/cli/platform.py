@@ -84,7 +84,10 @@ def up() -> None:
     a = settings.airflow
     where = "TENANTFLOW_AIRFLOW_PASSWORD" if a.password else settings.stores.secrets / "airflow-admin-password"
     print(f"Airflow UI: http://{a.host}:{a.port}  login {a.user}, password in {where}")
-    print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow.port}  login {auth.admin_user}, password in {auth.config}")
+    print(
+        f"MLflow UI:  http://127.0.0.1:{settings.mlflow.port}/#/models?workflowType=machine_learning  "
+        f"login {auth.admin_user}, password in {auth.config}"
+    )
     print(f"API:        http://127.0.0.1:{settings.serve.port}/docs  (keys: tenantflow tenants keys create TENANT)")
     print("Ctrl-C stops everything.", flush=True)
     os.execve(

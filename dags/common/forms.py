@@ -1,0 +1,41 @@
+"""The fields of the DAGs' trigger forms that mean the same in every DAG.
+
+Airflow 3 renders a DAG's ``params`` as its trigger form: ``title``, ``description`` and
+``section`` arrange it; a field is required unless its type admits ``null``. Tenant ids and model
+kinds are not offered as choices: a DAG file must not read the tenant registry or import the
+``ml`` package while it is parsed (tests/dags), so `plan` validates them when the run starts and
+fails with a message that names the unknown id and the registered ones.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+SCOPE = "What to run"
+OPTIONS = "Options"
+TUNING = "Tuning (the defaults suit most runs)"
+
+
+def tenants(verb: str) -> Param:
+    """The optional ``tenants`` field: which tenants to ``verb``; empty means every tenant."""
+    return Param(
+        [],
+        type=["null", "array"],
+        items={"type": "string"},
+        title="Tenants",
+        description=f"Tenant ids to {verb}, one per line; empty means every tenant. "
+        "An unknown id fails the `plan` task, which names it.",
+        section=SCOPE,
+    )
+
+
+def chunk_size(default: int, what: str) -> Param:
+    """How many tenants one mapped task holds."""
+    return Param(
+        default,
+        type="integer",
+        minimum=1,
+        title="Tenants per task",
+        description=f"Tenants per mapped {what} task",
+        section=TUNING,
+    )

@@ -1,0 +1,283 @@
+"""The tenant view inside Airflow: every tenant's health, data, models and drift on one page.
+
+``plugins/tenantflow_view.py`` mounts :func:`create_app` in Airflow 3's api-server (a plugin's
+``fastapi_apps``) at ``/tenantflow`` and adds it to the UI's navigation (``external_views``).
+Every page is read from the real stores at each request, through the status contract
+(:func:`ml.ops.status.status`, what ``tenantflow status --json`` prints); the view keeps nothing
+of its own. Pages:
+
+* ``/tenantflow/``: one row per tenant (region, tier, health and its problems, the lake's last day
+  and when it last changed, the last feature check, quarantined rows by reason, each kind's
+  champion with its family and headline metric against the baseline, the last drift verdict).
+* ``/tenantflow/tenants/<id>``: one tenant in full, with links to its MLflow models and runs, its
+  latest Evidently drift report and the Great Expectations Data Docs.
+* ``/tenantflow/status.json``: the same rows as JSON.
+* ``/tenantflow/files/<monitoring|datadocs>/<path>``: the drift reports and Data Docs those pages
+  link to (only files under those two folders).
+
+Every route requires an Airflow login (the api-server's JWT, from the UI's cookie or a bearer
+token) allowed to see Airflow's website (:func:`guard`); anyone else gets 401 or 403.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from jinja2 import Template
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .5em;
+text-align:left;vertical-align:top}th{background:#f4f4f4}.bad{color:#b00020}.ok{color:#137333}
+.small{font-size:12px;color:#555}code{font-size:12px}
+"""
+
+_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>Tenantflow tenants</title>
+<style>{{ style }}</style></head><body>
+<h1>Tenants</h1>
+<p class="small">Read from the stores at {{ now }} (the status contract, <a href="status.json">as JSON</a>).
+GX <a href="files/datadocs/index.html">Data Docs</a>.</p>
+<table><tr><th>tenant</th><th>region</th><th>tier</th><th>health</th><th>lake</th><th>features checked</th>
+<th>quarantined</th><th>models</th><th>drift</th></tr>
+{% for r in rows %}
+<tr id="tenant-{{ r.tenant_id }}" data-tenant-id="{{ r.tenant_id }}">
+<td><a href="tenants/{{ r.tenant_id }}">{{ r.tenant_id }}</a></td><td>{{ r.region }}</td>
+<td>{{ r.isolation }}{% if r.share_data %}, shares{% endif %}</td>
+<td>{% if r.healthy %}<span class="ok">healthy</span>{% else %}<span class="bad">unhealthy</span>
+<ul class="small">{% for p in r.health_problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}</td>
+<td>{{ "{:,}".format(r.lake_rows) }} rows, {{ r.lake_days }} days{% if r.lake_last_day %}<br>
+<span class="small">last day {{ r.lake_last_day }}, changed {{ r.lake_changed_at }}</span>{% endif %}</td>
+<td>{{ r.features_checked_at or "never" }}</td>
+<td>{% for reason, n in r.quarantined.items() %}{{ reason }}: {{ n }}<br>{% else %}none{% endfor %}</td>
+<td>{% for kind, m in r.models.items() %}<div data-kind="{{ kind }}">{{ model_line(kind, m) }}</div>{% endfor %}</td>
+<td>{{ drift_line(r.drift) }}{% if r.drift.report_path %}<br><a href="{{ report_link(r.drift.report_path) }}">report</a>
+{% endif %}</td></tr>
+{% endfor %}</table></body></html>"""
+
+_DETAIL = """<!doctype html><html><head><meta charset="utf-8"><title>{{ r.tenant_id }} · Tenantflow</title>
+<style>{{ style }}</style></head><body>
+<p><a href="../">all tenants</a></p>
+<h1>{{ r.display_name or r.tenant_id }} <span class="small">({{ r.tenant_id }}, {{ r.region }}, {{ r.isolation }})</span></h1>
+<h2>Health</h2>
+{% if r.healthy %}<p class="ok">healthy</p>{% else %}
+<ul class="bad">{% for p in r.health_problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
+<p>Features checked {{ r.features_checked_at or "never" }}: {{ r.feature_rows if r.feature_rows is not none else "-" }} users.
+<a href="{{ r.tenant_id }}/checks">Latest Great Expectations results</a> (this page needs nothing from the
+internet) · <a href="../files/datadocs/index.html">GX Data Docs</a></p>
+<h2>Data</h2>
+<table><tr><th>events in</th><th>in the lake</th><th>duplicates dropped</th><th>quarantined</th><th>lake</th></tr>
+<tr><td>{{ "{:,}".format(r.events_in) }}</td><td>{{ "{:,}".format(r.lake_rows) }}</td><td>{{ r.duplicates_dropped }}</td>
+<td>{% for reason, n in r.quarantined.items() %}{{ reason }}: {{ n }}<br>{% else %}none{% endfor %}</td>
+<td>{{ r.lake_days }} days, last {{ r.lake_last_day or "-" }}, changed {{ r.lake_changed_at or "-" }}</td></tr></table>
+{% if r.ingest_warnings %}<ul class="small">{% for w in r.ingest_warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
+<h2>Models</h2>
+<table><tr><th>kind</th><th>champion</th><th>challenger</th><th>holdout</th><th>MLflow</th></tr>
+{% for kind, m in r.models.items() %}<tr data-kind="{{ kind }}"><td>{{ kind }}</td><td>{{ model_line(kind, m) }}</td>
+<td>{% if m.challenger_version %}v{{ m.challenger_version }}: {{ m.challenger_reason or "" }}{% else %}-{% endif %}</td>
+<td>{{ metrics_line(kind, m) }}</td>
+<td><a href="{{ mlflow_model(kind) }}">model</a> · <a href="{{ mlflow_runs(kind) }}">runs</a></td></tr>{% endfor %}
+</table>
+<h2>Drift</h2><p>{{ drift_line(r.drift) }}{% if r.drift.report_path %}:
+<a href="{{ report_link(r.drift.report_path) }}">latest Evidently report</a>{% endif %}</p>
+<table><tr><th>check</th><th>model kind</th><th>metric</th><th>value</th><th>threshold</th><th>drifted</th>
+<th>status</th><th>detail</th></tr>
+{% for c in r.drift.checks %}<tr><td>{{ c.check }}</td><td>{{ c.kind }}</td><td>{{ c.metric }}</td>
+<td>{{ "%.3f"|format(c.value) if c.value is not none else "-" }}</td>
+<td>{{ "%.3f"|format(c.threshold) if c.threshold is not none else "-" }}</td>
+<td>{{ "yes" if c.drifted else "no" }}</td><td>{{ c.status }}</td><td class="small">{{ c.detail or "" }}</td></tr>
+{% endfor %}</table>
+</body></html>"""
+
+
+_CHECKS = """<!doctype html><html><head><meta charset="utf-8"><title>{{ tenant_id }} checks · Tenantflow</title>
+<style>{{ style }}</style></head><body>
+<p><a href="../{{ tenant_id }}">{{ tenant_id }}</a> · <a href="../../">all tenants</a></p>
+<h1>Great Expectations results of {{ tenant_id }}</h1>
+{% for v in results %}
+<h2 data-suite="{{ v.area }}/{{ v.suite }}">{{ v.area }} / {{ v.suite }}:
+<span class="{{ 'ok' if v.success else 'bad' }}">{{ "passed" if v.success else "failed" }}</span></h2>
+<p class="small">batch {{ v.batch }}: {{ v.statistics.successful_expectations }} of
+{{ v.statistics.evaluated_expectations }} expectations met</p>
+<table><tr><th>expectation</th><th>column</th><th>severity</th><th>result</th><th>observed</th></tr>
+{% for e in v.expectations %}<tr><td>{{ e.type }}</td><td>{{ e.column or "" }}</td><td>{{ e.severity or "" }}</td>
+<td class="{{ 'ok' if e.success else 'bad' }}">{{ "met" if e.success else "not met" }}</td>
+<td class="small">{{ e.observed if e.observed is not none else "" }}</td></tr>{% endfor %}</table>
+{% else %}<p>No validation results kept yet: the ingest and features DAGs write them.</p>{% endfor %}
+</body></html>"""
+
+
+@cache
+def _template(source: str) -> Template:
+    from jinja2 import Environment
+
+    return Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string(source)
+
+
+class LazyApp:
+    """An ASGI app that builds :func:`create_app` at its first request. Every Airflow process
+    (every task's, too) imports the plugins, so the plugin must import nothing heavy; Airflow's
+    api-server mounts any ASGI app as a plugin's ``fastapi_apps`` entry."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+def guard() -> Any:
+    """The dependency every route has: an Airflow user allowed to see the website (Airflow's own
+    auth manager decides: the simple one locally, FAB in the compose profile)."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import requires_access_view
+
+    return requires_access_view(AccessView.WEBSITE)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The view's FastAPI app (``settings``: a fixed home for tests; default: the process's)."""
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    app = FastAPI(title="Tenantflow tenants", docs_url=None, redoc_url=None, openapi_url=None)
+    deps = [Depends(guard())]
+
+    def current() -> Settings:
+        return settings or get_settings()
+
+    @app.get("/", response_class=HTMLResponse, dependencies=deps)
+    def index() -> str:
+        from ml.ops.status import status
+
+        return _template(_INDEX).render(rows=status(current()), now=_now(), **_helpers(current()))
+
+    @app.get("/status.json", dependencies=deps)
+    def as_json() -> JSONResponse:
+        from ml.ops.status import status
+
+        return JSONResponse(status(current()))
+
+    @app.get("/tenants/{tenant_id}", response_class=HTMLResponse, dependencies=deps)
+    def detail(tenant_id: str) -> str:
+        from ml.core.errors import TenantError
+        from ml.ops.status import status
+
+        try:
+            [row] = status(current(), [tenant_id])
+        except TenantError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return _template(_DETAIL).render(r=row, **_helpers(current(), tenant_id))
+
+    @app.get("/tenants/{tenant_id}/checks", response_class=HTMLResponse, dependencies=deps)
+    def checks(tenant_id: str) -> str:
+        from ml.core.errors import TenantError
+        from ml.core.tenants import TenantStore
+        from ml.data.quality import latest_results
+
+        try:
+            TenantStore(current()).get(tenant_id)
+        except TenantError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        results = latest_results(current(), tenant_id)
+        return _template(_CHECKS).render(tenant_id=tenant_id, results=results, style=_STYLE)
+
+    @app.get("/files/{area}/{path:path}", dependencies=deps)
+    def files(area: str, path: str) -> FileResponse:
+        roots = _file_roots(current())
+        if area not in roots:
+            raise HTTPException(404, f"no such area {area!r}; areas: {', '.join(roots)}")
+        target = (roots[area] / path).resolve()
+        if not target.is_relative_to(roots[area].resolve()) or not target.is_file():
+            raise HTTPException(404, f"no file {path!r} in {area}")
+        return FileResponse(target)
+
+    return app
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _file_roots(settings: Settings) -> dict[str, Path]:
+    return {"monitoring": settings.stores.monitoring_reports.root, "datadocs": settings.stores.data_docs_index.parent}
+
+
+def mlflow_ui(settings: Settings) -> str:
+    """Where people open the MLflow UI (``TENANTFLOW_MLFLOW_UI_URL``; default the local one of ``make up``)."""
+    return (settings.mlflow.ui_url or f"http://127.0.0.1:{settings.mlflow.port}").rstrip("/")
+
+
+def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]:
+    """What the templates call: formatting of the status contract's parts, and the links."""
+    ui = mlflow_ui(settings)
+    reports = settings.stores.monitoring_reports.root.resolve()
+    # the view's pages live at /tenantflow/ and /tenantflow/tenants/<id>: links relative to each
+    up = "../" if tenant_id else ""
+
+    def report_link(path: str) -> str:
+        p = Path(path).resolve()
+        return f"{up}files/monitoring/{p.relative_to(reports)}" if p.is_relative_to(reports) else "#"
+
+    def mlflow_model(kind: str) -> str:
+        return f"{ui}/#/models/{kind}.{tenant_id}?workflowType=machine_learning"
+
+    def mlflow_runs(kind: str) -> str:
+        """The kind's experiment, filtered to this tenant's runs (``#`` before the first training)."""
+        from ml.models import registry
+
+        exp = registry.client(settings).get_experiment_by_name(f"tenantflow-{kind}")
+        if exp is None:
+            return "#"
+        query = urllib.parse.urlencode({"searchFilter": f"tags.tenant_id = '{tenant_id}'"})
+        return f"{ui}/#/experiments/{exp.experiment_id}?{query}&workflowType=machine_learning"
+
+    return {
+        "style": _STYLE,
+        "model_line": model_line,
+        "metrics_line": metrics_line,
+        "drift_line": drift_line,
+        "report_link": report_link,
+        "mlflow_model": mlflow_model,
+        "mlflow_runs": mlflow_runs,
+    }
+
+
+def model_line(kind: str, m: dict[str, Any]) -> str:
+    """``recommender: v3 (ease, tenant) ndcg_at_10 0.412 vs baseline 0.270`` or why there is no champion."""
+    from ml.ops.status import champion_label
+
+    if not m.get("champion_version"):
+        return f"{kind}: no champion" + (
+            f" (challenger v{m['challenger_version']})" if m.get("challenger_version") else ""
+        )
+    return f"{kind}: v{m['champion_version']} ({champion_label(m)}) {metrics_line(kind, m)}".rstrip()
+
+
+def metrics_line(kind: str, m: dict[str, Any]) -> str:
+    """The kind's headline metric on the champion's holdout, against the baseline's on the same holdout."""
+    from ml.models.kinds import get_kind
+
+    h = get_kind(kind).headline
+    metrics, base = m.get("metrics") or {}, m.get("baseline_metrics") or {}
+    if h not in metrics:
+        return ""
+    return f"{h} {metrics[h]:.3f}" + (f" vs baseline {base[h]:.3f}" if h in base else "")
+
+
+def drift_line(drift: dict[str, Any]) -> str:
+    """``drifted (checked 2026-11-28T06:00:03Z)``, ``no drift (...)`` or ``not checked yet``."""
+    if not drift.get("last_checked_at"):
+        return "not checked yet"
+    verdict = "drifted" if drift.get("drifted") else "no drift"
+    return f"{verdict} (checked {drift['last_checked_at']})"

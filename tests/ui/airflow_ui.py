@@ -1,0 +1,102 @@
+"""The Airflow UI as a person uses it, in headless Chromium: log in, read a mapped task's names in a
+run, open a DAG's trigger form, open the tenant view (issue 16, point 8). Called by the real-Airflow
+test (``tests/integration``) on the Airflow it started and the runs it made; each step saves a
+screenshot (``tests/ui/browser.py``)."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.ui.browser import screenshot
+
+WAIT = 60  # seconds: the UI's first page load compiles nothing, but the api-server may be busy
+
+
+def _text(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def wait_text(driver, *needles: str, timeout: float = WAIT) -> str:
+    """Until the page shows every needle; the page's text.
+
+    Raises:
+        AssertionError: the needles still missing after ``timeout`` seconds, with the page's text
+            (and a screenshot, ``timeout-<first needle>.png``).
+    """
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: all(n in _text(d) for n in needles))
+    except TimeoutException:
+        shot = screenshot(driver, "timeout-" + "".join(c if c.isalnum() else "_" for c in needles[0])[:40])
+        text = _text(driver)
+        missing = [n for n in needles if n not in text]
+        raise AssertionError(
+            f"{driver.current_url} never showed {missing} (see {shot}); it shows:\n{text[:3000]}"
+        ) from None
+    return _text(driver)
+
+
+def log_in(driver, base: str, user: str, password: str) -> None:
+    """Airflow's login form (the simple auth manager's); ends on the home page with its cookie."""
+    driver.get(f"{base}/")
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=password]"))
+    fields = driver.find_elements(By.CSS_SELECTOR, "input")
+    name = next(
+        f for f in fields if f.get_attribute("type") in ("text", None, "") or f.get_attribute("name") == "username"
+    )
+    name.send_keys(user)
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(password + Keys.ENTER)
+    WebDriverWait(driver, WAIT).until(lambda d: any(c["name"] == "_token" for c in d.get_cookies()))
+    screenshot(driver, "airflow-home")
+
+
+def mapped_names(driver, base: str, dag_id: str, run_id: str, task_id: str, expected: list[str]) -> str:
+    """The run's mapped task instances page lists each instance by the name it rendered."""
+    run = urllib.parse.quote(run_id, safe="")
+    driver.get(f"{base}/dags/{dag_id}/runs/{run}/tasks/{task_id}/mapped")
+    text = wait_text(driver, *expected)
+    screenshot(driver, f"airflow-{dag_id}-{task_id}-mapped")
+    return text
+
+
+def _button(driver, label: str, within: str = "body"):
+    """The first button under ``within`` (a CSS selector) whose text is ``label``, once it appears."""
+
+    def find(d):
+        scopes = d.find_elements(By.CSS_SELECTOR, within)
+        buttons = [b for scope in scopes for b in scope.find_elements(By.TAG_NAME, "button")]
+        return next((b for b in buttons if b.text.strip() == label), None)
+
+    return WebDriverWait(driver, WAIT).until(find)
+
+
+def trigger_form(driver, base: str, dag_id: str, sections: dict[str, list[str]]) -> None:
+    """The DAG's trigger form: each section (collapsed at first; one open at a time), opened, shows
+    its fields by their titles."""
+    driver.get(f"{base}/dags/{dag_id}")
+    _button(driver, "Trigger").click()
+    wait_text(driver, *sections)
+    for i, (section, fields) in enumerate(sections.items()):
+        # inside the dialog: the page behind it has an "Options" button too
+        _button(driver, section, within="[role=dialog]").click()
+        wait_text(driver, *fields)
+        screenshot(driver, f"airflow-{dag_id}-trigger-form-{i}")
+
+
+def tenant_view(driver, base: str, tenant_id: str) -> str:
+    """The "Tenants" view inside the Airflow UI (the plugin's page in its frame); one tenant's row."""
+    driver.get(f"{base}/plugin/tenants")
+    frame = WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0]
+    driver.switch_to.frame(frame)
+    row = WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-tenant-id="{tenant_id}"]')
+    )[0]
+    text = row.text
+    driver.switch_to.default_content()
+    screenshot(driver, "airflow-tenant-view")
+    return text
