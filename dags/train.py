@@ -58,9 +58,9 @@ from dags.common.timing import NEVER_AT_ONCE
             [],
             type=["null", "array"],
             items={"type": "string"},
+            examples=forms.kind_choices(),
             title="Model kinds",
-            description="Model kinds to train (e.g. recommender, churn), one per line; empty means every registered "
-            "kind. An unknown kind fails the `plan` task, which lists the registered ones.",
+            description="Model kinds to train; none chosen means every registered kind",
             section=forms.SCOPE,
         ),
         "reason": Param(

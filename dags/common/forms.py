@@ -1,13 +1,17 @@
 """The fields of the DAGs' trigger forms that mean the same in every DAG.
 
 Airflow 3 renders a DAG's ``params`` as its trigger form: ``title``, ``description`` and
-``section`` arrange it; a field is required unless its type admits ``null``. Tenant ids and model
-kinds are not offered as choices: a DAG file must not read the tenant registry or import the
-``ml`` package while it is parsed (tests/dags), so `plan` validates them when the run starts and
-fails with a message that names the unknown id and the registered ones.
+``section`` arrange it; a field is required unless its type admits ``null``; an array with
+``examples`` is a multi-select. Model kinds are offered as choices (:func:`kind_choices`). Tenant
+ids are not: a DAG file must not read the tenant registry or import the ``ml`` package while it is
+parsed (tests/dags), so `plan` validates them when the run starts and fails with a message that
+names the unknown id and where to see the registered ones.
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 from airflow.sdk import Param
 
@@ -39,3 +43,14 @@ def chunk_size(default: int, what: str) -> Param:
         description=f"Tenants per mapped {what} task",
         section=TUNING,
     )
+
+
+def kind_choices() -> list[str]:
+    """The registered model kinds, from the files of ``ml/models/kinds`` (one module per kind, named
+    after it; tests/models/test_kinds.py holds them to that), without importing ``ml``: a DAG file is
+    parsed every 30 s, and the kinds' modules take seconds to import."""
+    spec = importlib.util.find_spec("ml")  # locates the package; does not import it
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models" / "kinds"
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_") and p.stem != "base")

@@ -115,6 +115,11 @@ def build_data_docs(settings: Settings | None = None) -> Path:
     root = settings.stores.gx_results
     for path in sorted(root.rglob("*.json")):
         data = json.loads(path.read_text())
+        # the page's "Data asset" comes from meta.batch_spec, which a dataframe batch leaves without
+        # one ("Data asset: None"): name the tenant and what was checked
+        meta = data.setdefault("meta", {})
+        asset = (meta.get("active_batch_definition") or {}).get("data_asset_name") or path.parent.parent.name
+        meta.setdefault("batch_spec", {}).setdefault("data_asset_name", f"{path.parent.name} · {asset}")
         result = expectationSuiteValidationResultSchema.load(data)
         run_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
         key = ValidationResultIdentifier(

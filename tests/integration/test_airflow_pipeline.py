@@ -252,7 +252,7 @@ def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
             airflow.base,
             "train",
             {
-                "What to run": ["Tenants", "Model kinds"],
+                "What to run": ["Tenants", "Model kinds", "Select one or multiple values"],
                 "Options": ["Reason", "Retrain unchanged tenants"],
                 "Tuning (the defaults suit most runs)": ["Tenants per task"],
             },
@@ -292,6 +292,13 @@ def _check_tenant_view(airflow, settings) -> None:
     checks = airflow.http.get("/tenantflow/tenants/globex/checks", headers=auth)  # GX results, no CDN
     assert checks.status_code == 200 and 'data-suite="landing/' in checks.text and "expectations met" in checks.text
     assert not re.findall(r'(?:src|href)="https?://', checks.text), "the checks page loads nothing from elsewhere"
+    docs = airflow.http.get("/tenantflow/files/datadocs/index.html", headers=auth)
+    assert docs.status_code == 200, "the Tenants view serves GX's Data Docs"
+    page = re.search(r"(validations/[^\"' ]+?\.html)", docs.text)  # in the index's table data
+    assert page, "the Data Docs index lists validation results"
+    validation = airflow.http.get(f"/tenantflow/files/datadocs/{page.group(1)}", headers=auth)
+    assert validation.status_code == 200 and "Data asset:" in validation.text, validation.status_code
+    assert not re.search(r"Data asset:(?:\s|<[^>]+>)*None\b", validation.text), "every page names its data asset"
     escape = airflow.http.get("/tenantflow/files/monitoring/..%2F..%2Fsecrets%2Fairflow-admin-password", headers=auth)
     assert escape.status_code == 404, escape.text[:200]
     views = [v for p in airflow.request("GET", "/api/v2/plugins")["plugins"] for v in p.get("external_views", [])]

@@ -177,3 +177,12 @@ def test_recommendation_live_metrics_are_the_holdouts_definitions(tmp_path):
     ndcg_a = (1 + 1 / np.log2(3)) / (1 + 1 / np.log2(3) + 0.5)
     assert week["ndcg_at_10"] == pytest.approx((ndcg_a + ndcg_b) / 2) and week["recommended_clicked"] == 3
     assert recommender.live.metrics(con, ACME, date(2026, 11, 1), log) == [], "no horizon has passed"
+
+
+def test_each_kind_lives_in_a_module_named_after_it():
+    """The train DAG's form offers the kinds by their modules' names (dags/common/forms.py, which may
+    not import ml while Airflow parses it): they must be the registered kinds' names."""
+    from dags.common.forms import kind_choices
+    from ml.models.kinds import kind_names
+
+    assert kind_choices() == kind_names()
