@@ -166,8 +166,11 @@ def _release_duckdb() -> None:
         from dbt.adapters.factory import reset_adapters
     except ImportError:
         return
-    reset_adapters()
-    gc.collect()  # the adapters sit in reference cycles: their locks are released (unlinked) now
+    try:
+        reset_adapters()
+        gc.collect()  # the adapters sit in reference cycles: their locks are released (unlinked) now
+    except Exception:  # never in place of dbt's own error, and the file is closed below regardless
+        log.debug("ignoring error while dropping dbt's adapters", exc_info=True)
     with DuckDBConnectionManager._LOCK:
         env = DuckDBConnectionManager._ENV
         DuckDBConnectionManager._ENV = None

@@ -144,7 +144,9 @@ def latest_results(settings: Settings, tenant_id: str) -> list[dict[str, Any]]:
     ``observed`` (GX's observed value, or the unexpected count and percent), in the suite's order."""
     out = []
     for folder in settings.stores.gx_tenant_dirs(tenant_id):
-        files = sorted(folder.glob("*.json"))
+        # the newest written, not the newest name: a stamp is the landing dates a batch covered, and a
+        # re-ingest of older days is the latest word on them
+        files = sorted(folder.glob("*.json"), key=lambda f: (f.stat().st_mtime, f.name))
         if not files:
             continue
         data = json.loads(files[-1].read_text())

@@ -9,7 +9,8 @@ from ml.core import audit as log
 from ml.core.audit import actor
 from ml.core.settings import Settings, get_settings
 
-MODEL_ACTIONS = ("promote", "rollback", "refuse", "move_failed", "outside_move")
+# retire: a promotion ended an older challenger's A/B test (registry._retire_challenger)
+MODEL_ACTIONS = ("promote", "rollback", "refuse", "retire", "move_failed", "outside_move")
 
 __all__ = ["MODEL_ACTIONS", "AuditEntry", "actor", "entries", "record"]
 

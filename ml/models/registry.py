@@ -113,15 +113,13 @@ def client_at(uri: str) -> Any:
         return c
 
 
-# MLflow 3's UI shows an experiment of this kind as classic model training (runs, metrics, models),
-# not as a GenAI experiment (traces, judges), which it assumes for an experiment without the tag
+# MLflow 3's UI opens it as model training (runs, metrics), not as GenAI (its default without the tag)
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def experiment_id(kind: str, settings: Settings | None = None) -> str:
     """One experiment per model kind (``tenantflow-<kind>``): every tenant's runs side by side
-    (each run tagged ``tenant_id``, ``region``, ``family``, ``trained_on``: filter with
-    ``tags.tenant_id = 'acme'``)."""
+    (filter with ``tags.tenant_id = 'acme'``)."""
     settings = settings or get_settings()
     c = client(settings)
     name = f"tenantflow-{kind}"
@@ -225,8 +223,10 @@ def promote(
     )
     _move(name, CHAMPION, version, entry, settings)
     challenger = _alias_version(name, CHALLENGER, settings)
-    if challenger is not None and _superseded(str(challenger.version), version):
+    if challenger is not None and str(challenger.version) == version:  # the promote row clears it
         c.delete_registered_model_alias(name, CHALLENGER)
+    elif challenger is not None and int(challenger.version) < int(version):
+        _retire_challenger(kind, tenant_id, str(challenger.version), version, settings, who)
     c.set_model_version_tag(name, version, "gate.decision", "promoted")
     c.set_model_version_tag(name, version, "gate.reason", reason[:4000])
     _pin_snapshot(kind, tenant_id, version, settings)
@@ -254,11 +254,15 @@ def _pin_snapshot(kind: str, tenant_id: str, version: str, settings: Settings) -
         snapshots.pin(settings, tags["region"], tenant_id, tags["snapshot_id"], kind)
 
 
-def _superseded(challenger: str, promoted: str) -> bool:
-    """A promotion ends the A/B test of a challenger that is the promoted version or older than it:
-    an older refused version lost to its own champion and predates the new one, so no traffic should
-    go to it any more. A newer challenger (a person promoted an older version back) stays."""
-    return int(challenger) <= int(promoted)
+def _retire_challenger(kind: str, tenant_id: str, old: str, champion: str, settings: Settings, who: str | None) -> None:
+    """End the A/B test of a refused version older than the new champion (audited as ``retire``);
+    a failed deletion is undone by a ``move_failed`` row, and the promotion stands."""
+    audit.record(kind, tenant_id, "retire", old, None, f"superseded by champion v{champion}", settings, who)
+    try:
+        client(settings).delete_registered_model_alias(model_name(kind, tenant_id), CHALLENGER)
+    except Exception as exc:
+        audit.record(kind, tenant_id, FAILED, None, old, repr(exc), settings)
+        log.warning("%s.%s: challenger v%s kept (its alias could not be deleted): %r", kind, tenant_id, old, exc)
 
 
 MOVES = ("promote", "rollback")  # audit actions that move ``champion``
@@ -278,7 +282,9 @@ def _replay(kind: str, tenant_id: str, settings: Settings | None) -> tuple[list[
         if e.action == "promote" and e.to_version:
             history = [v for v in history if v != e.to_version] + [e.to_version]
             champion = e.to_version
-            challenger = None if challenger and _superseded(challenger, e.to_version) else challenger
+            challenger = None if challenger == e.to_version else challenger
+        elif e.action == "retire":
+            challenger = None if challenger == e.from_version else challenger
         elif e.action == "rollback":
             if e.from_version in history:
                 history.remove(e.from_version)

@@ -261,7 +261,10 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
     t.winner.snapshot_id = t.snapshot_id
     decision = gate(t.kind, name, t.winner, t.holdout, t.features, t.catalogue, t.baseline, policy, settings, t.ranking)
     record_decision(t.kind, t.tenant_id, name, str(mv.version), run_id, decision, settings)
-    registry.client(settings).update_model_version(name, str(mv.version), description=describe(t, decision))
+    try:  # the description is for people: its failure must not fail a version the gate already decided
+        registry.client(settings).update_model_version(name, str(mv.version), description=describe(t, decision))
+    except Exception:
+        log.warning("%s v%s: description not written", name, mv.version, exc_info=True)
     verdict = "promoted" if decision.promote else "challenger"
     log.info("%s v%s (%s): %s — %s", name, mv.version, t.winner.trained_on, verdict, decision.reason)
     return {

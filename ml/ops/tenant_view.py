@@ -21,12 +21,15 @@ token) allowed to see Airflow's website (:func:`guard`); anyone else gets 401 or
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -143,13 +146,15 @@ def guard() -> Any:
     return requires_access_view(AccessView.WEBSITE)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The view's FastAPI app (``settings``: a fixed home for tests; default: the process's)."""
+def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
+    """The view's FastAPI app. ``settings``: a fixed home (default: the process's); ``login``: the
+    dependency that admits a request (default :func:`guard`, Airflow's; only the api-server has
+    Airflow's auth manager, so a test outside it passes its own)."""
     from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
     app = FastAPI(title="Tenantflow tenants", docs_url=None, redoc_url=None, openapi_url=None)
-    deps = [Depends(guard())]
+    deps = [Depends(login or guard())]
 
     def current() -> Settings:
         return settings or get_settings()
@@ -198,9 +203,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         target = (roots[area] / path).resolve()
         if not target.is_relative_to(roots[area].resolve()) or not target.is_file():
             raise HTTPException(404, f"no file {path!r} in {area}")
-        return FileResponse(target)
+        # reports and Data Docs hold tenants' values inside their own scripts (Evidently writes them
+        # into inline JSON unescaped): in a sandbox, as an opaque origin, they render but cannot act
+        # with the viewer's Airflow session
+        return FileResponse(target, headers=SANDBOX)
 
     return app
+
+
+SANDBOX = {"Content-Security-Policy": "sandbox allow-scripts", "X-Content-Type-Options": "nosniff"}
 
 
 def _now() -> str:
@@ -233,10 +244,18 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         return f"{ui}/#/models/{kind}.{tenant_id}?workflowType=machine_learning"
 
     def mlflow_runs(kind: str) -> str:
-        """The kind's experiment, filtered to this tenant's runs (``#`` before the first training)."""
+        """The kind's experiment, filtered to this tenant's runs (``#`` before the first training, or
+        when MLflow does not answer: the page still renders)."""
         from ml.models import registry
 
-        exp = registry.client(settings).get_experiment_by_name(f"tenantflow-{kind}")
+        uri = settings.mlflow_tracking_uri
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            return "#"  # nothing trained yet; a page view must not create the store
+        try:
+            exp = registry.client(settings).get_experiment_by_name(f"tenantflow-{kind}")
+        except Exception:  # MLflow down: a link less, not a failed page
+            log.warning("tenant view: no MLflow experiment link for %s", kind, exc_info=True)
+            return "#"
         if exp is None:
             return "#"
         query = urllib.parse.urlencode({"searchFilter": f"tags.tenant_id = '{tenant_id}'"})

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 
 from ml.core.errors import RegistryError
 from ml.core.settings import TrainSettings
@@ -213,8 +214,11 @@ def test_the_gate_refuses_a_worse_model_and_records_why(world):
     champ = c.get_model_version_by_alias(name, "champion")
     newer = c.create_model_version(name, champ.source, run_id=champ.run_id, tags=champ.tags)
     registry.promote("recommender", "umbra", str(newer.version), "test: a newer champion", settings, who="tester")
-    assert registry.version_by_alias(name, registry.CHALLENGER, settings) is None
+    with pytest.raises(MlflowException):  # the alias itself is gone from MLflow, not only from the replay
+        c.get_model_version_by_alias(name, "challenger")
     assert registry.audited_version("recommender", "umbra", registry.CHALLENGER, settings) is None
+    retired = audit.entries(settings, "umbra", "recommender")[-1]
+    assert (retired.action, retired.from_version) == ("retire", str(r["version"])), retired
     registry.rollback("recommender", "umbra", "test: back to the champion before", settings, who="tester")
     assert str(c.get_model_version_by_alias(name, "champion").version) == champ_before
 

@@ -87,3 +87,14 @@ def test_every_variable_the_procfile_reads_leaves_the_settings_loadable(tmp_path
     )
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr[-2000:]
     assert {"TENANTFLOW_UP_MLFLOW_ARTIFACTS", "TENANTFLOW_AIRFLOW_HOST"} <= names
+
+
+def test_airflow_in_compose_loads_the_dags_and_plugins_of_the_image_and_logs_mlflow_through_airflow():
+    """What `make up` sets for Airflow (ml/ops/airflow.py) that the image's layout also needs: the
+    DAGs and the plugins (the Tenants view) of the source copied into it, and MLflow's logging
+    and progress bars off stderr (a task's stderr is its log's ERROR level)."""
+    env = dict(_environments())["airflow-apiserver"]
+    workdir = re.search(r"^WORKDIR (\S+)", (REPO_ROOT / "Dockerfile").read_text(), re.M).group(1)
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == f"{workdir}/dags"
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{workdir}/plugins"
+    assert env["MLFLOW_CONFIGURE_LOGGING"] == "false" and env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"

@@ -1,0 +1,62 @@
+"""The Tenants view's pages outside Airflow (the real-Airflow test checks them behind Airflow's
+login, with trained tenants): what a tenant's own text can do to the page, and which files it serves."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import HTTPException, Request
+from fastapi.testclient import TestClient
+
+from ml.core.tenants import Tenant, TenantStore
+from ml.ops.tenant_view import create_app
+
+
+def _login(request: Request) -> None:
+    """Stands in for Airflow's login: admits a request with the header, refuses the others."""
+    if request.headers.get("x-test-login") != "yes":
+        raise HTTPException(401, "Not authenticated")
+
+
+@pytest.fixture
+def view(settings):
+    TenantStore(settings).add(Tenant("acme", "eu", display_name='<script>alert("x")</script> Acme'))
+    reports = settings.stores.monitoring_reports.root
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "report.html").write_text("<html>drift</html>")
+    settings.stores.secrets.mkdir(parents=True, exist_ok=True)
+    (settings.stores.secrets / "mlflow-admin-password").write_text("not for the view")
+    client = TestClient(create_app(settings, login=_login))
+    client.headers["x-test-login"] = "yes"
+    return client
+
+
+def test_a_new_tenant_is_listed_with_what_it_still_lacks_and_its_text_is_escaped(view):
+    page = view.get("/")
+    assert page.status_code == 200
+    row = page.text.split('data-tenant-id="acme"', 1)[1].split("</tr>", 1)[0]
+    assert "unhealthy" in row and "no data in the lake yet" in row and "recommender: no champion" in row
+    detail = view.get("/tenants/acme")
+    assert detail.status_code == 200 and "<script>alert" not in detail.text and "&lt;script&gt;" in detail.text
+    assert view.get("/tenants/acme/checks").status_code == 200
+    assert [r["tenant_id"] for r in view.get("/status.json").json()] == ["acme"]
+    assert view.get("/tenants/nobody").status_code == 404
+
+
+def test_only_the_reports_and_data_docs_folders_are_served_and_only_after_login(view):
+    served = view.get("/files/monitoring/report.html")
+    assert served.text == "<html>drift</html>"
+    # a report's scripts hold tenants' values: sandboxed, they cannot act with the viewer's session
+    assert served.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    for path in (
+        "/files/monitoring/..%2F..%2Fsecrets%2Fmlflow-admin-password",
+        "/files/monitoring/%2E%2E/%2E%2E/secrets/mlflow-admin-password",
+        "/files/secrets/mlflow-admin-password",
+        "/files/monitoring/",
+    ):
+        r = view.get(path)
+        assert r.status_code == 404 and "not for the view" not in r.text, (path, r.status_code)
+    view.headers.pop("x-test-login")
+    assert {
+        view.get(p).status_code for p in ("/", "/status.json", "/tenants/acme", "/files/monitoring/report.html")
+    } == {401}
