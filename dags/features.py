@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from dags.common import forms, labels, outcome
 from dags.common.assets import FEATURE_MARTS, LAKE_EVENTS
@@ -32,13 +32,8 @@ from dags.common.limits import PARALLEL_TASKS
     default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
     params={
         "tenants": forms.tenants("build (their whole warehouse files are built)"),
-        "rebuild_from": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Rebuild from",
-            description="Recompute the incremental activity models from this date (empty: only what is new)",
-            section=forms.OPTIONS,
+        "rebuild_from": forms.day(
+            "Rebuild from", "Recompute the incremental activity models from this date (empty: only what is new)"
         ),
     },
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from dags.common import forms, labels
 from dags.common.assets import LAKE_EVENTS
@@ -35,21 +35,15 @@ from dags.common.limits import PARALLEL_TASKS
     tags=["tenantflow", "ingest"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
     params={
-        "start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="First landing date",
-            description="Empty: the run's data interval (a backfill ingests each interval it covers)",
-            section=forms.SCOPE,
+        "start": forms.day(
+            "First landing date",
+            "Empty: the run's data interval (a backfill ingests each interval it covers)",
+            forms.SCOPE,
         ),
-        "end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="End date (exclusive)",
-            description="The day after the last landing date; empty: the end of the data interval",
-            section=forms.SCOPE,
+        "end": forms.day(
+            "End date (exclusive)",
+            "The day after the last landing date; empty: the end of the data interval",
+            forms.SCOPE,
         ),
         "tenants": forms.tenants("ingest"),
         "chunk_size": forms.chunk_size(8, "ingest"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -45,12 +45,8 @@ from dags.common.timing import NEVER_AT_ONCE
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
         "tenants": forms.tenants("check"),
-        "retrain": Param(
-            True,
-            type="boolean",
-            title="Retrain drifted tenants",
-            description="Trigger a train run for drifted tenants (off: report only)",
-            section=forms.OPTIONS,
+        "retrain": forms.flag(
+            True, "Retrain drifted tenants", "Trigger a train run for drifted tenants (off: report only)"
         ),
     },
 )

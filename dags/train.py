@@ -70,12 +70,8 @@ from dags.common.timing import NEVER_AT_ONCE
             description="Why this run (logged on every MLflow run and in the audit log); default: how it was triggered",
             section=forms.OPTIONS,
         ),
-        "force": Param(
-            False,
-            type="boolean",
-            title="Retrain unchanged tenants",
-            description="Retrain even when a tenant's data snapshot is unchanged",
-            section=forms.OPTIONS,
+        "force": forms.flag(
+            False, "Retrain unchanged tenants", "Retrain even when a tenant's data snapshot is unchanged"
         ),
         "chunk_size": forms.chunk_size(10, "training"),
     },
@@ -88,9 +84,7 @@ def train():
         from ml.models.runs import plan_run
 
         outcome.refuse_backfill("it trains on the newest snapshot of the marts, whatever the logical date")
-        ctx = get_current_context()
-        run_type = str(getattr(ctx.get("dag_run"), "run_type", "manual")).rsplit(".", 1)[-1].lower()
-        return plan_run(ctx["params"], run_type, PARALLEL_TASKS)
+        return plan_run(get_current_context()["params"], outcome.run_type(), PARALLEL_TASKS)
 
     # One list each for `.expand()`: mapping over a key of a multiple-outputs task can take the
     # number of keys as the map length (apache/airflow#51109).

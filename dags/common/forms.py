@@ -33,6 +33,16 @@ def tenants(verb: str) -> Param:
     )
 
 
+def day(title: str, description: str, section: str = OPTIONS) -> Param:
+    """An optional date field (empty: the DAG's default for it)."""
+    return Param(None, type=["null", "string"], format="date", title=title, description=description, section=section)
+
+
+def flag(default: bool, title: str, description: str) -> Param:
+    """An on/off option."""
+    return Param(default, type="boolean", title=title, description=description, section=OPTIONS)
+
+
 def chunk_size(default: int, what: str) -> Param:
     """How many tenants one mapped task holds."""
     return Param(

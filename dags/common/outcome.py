@@ -30,6 +30,14 @@ def fail_run_on_failure() -> None:
     )
 
 
+def run_type() -> str:
+    """How the running task's run started: ``manual``, ``scheduled``, ``asset_triggered``, ``backfill``."""
+    from airflow.sdk import get_current_context
+
+    found = getattr(get_current_context().get("dag_run"), "run_type", "manual")
+    return str(found).rsplit(".", 1)[-1].lower()  # the SDK's enum prints as DagRunType.BACKFILL
+
+
 def refuse_backfill(why: str) -> None:
     """Fail the running task at once when its run is a backfill: its DAG's work does not depend on
     the logical date (``why`` says what it reads instead), so a backfill would only repeat today's
@@ -42,10 +50,8 @@ def refuse_backfill(why: str) -> None:
     from airflow.exceptions import AirflowFailException
     from airflow.sdk import get_current_context
 
-    ctx = get_current_context()
-    run_type = str(getattr(ctx.get("dag_run"), "run_type", "")).rsplit(".", 1)[-1].lower()
-    if run_type == "backfill":
+    if run_type() == "backfill":
         raise AirflowFailException(
-            f"the {ctx['dag'].dag_id} DAG does not backfill: {why}. Trigger a run instead "
+            f"the {get_current_context()['dag'].dag_id} DAG does not backfill: {why}. Trigger a run instead "
             "(the ingest DAG backfills landing dates, and its lake events start the rest)."
         )

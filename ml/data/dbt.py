@@ -108,7 +108,7 @@ def run_dbt(
         try:
             res = dbtRunner().invoke(cli)
         finally:
-            _release_duckdb()
+            _release_dbt()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -151,7 +151,7 @@ def generate_docs(settings: Settings, wh: Warehouse) -> Path:
     return target / "static_index.html"
 
 
-def _release_duckdb() -> None:
+def _release_dbt() -> None:
     """Close the DuckDB instance dbt-duckdb keeps open in-process after a run, and drop dbt's adapters.
 
     Otherwise the warehouse file stays open (and unwritable by other processes) for as long

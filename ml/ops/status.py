@@ -24,9 +24,11 @@ from ml.data.ingest.partitions import waiting_note
 from ml.models.kinds import kinds_of
 
 
-def _lake_partitions(settings: Settings, tenant: Tenant) -> list[Path]:
-    lake = settings.stores.lake
-    return [lake.day_dir(tenant.region, tenant.tenant_id, d) for d in lake.days(tenant.region, tenant.tenant_id)]
+def mlflow_store_missing(settings: Settings) -> bool:
+    """Nothing was trained yet with the embedded SQLite store: readers must not create it (MLflow's
+    client would, with its tables, on the first call)."""
+    uri = settings.mlflow_tracking_uri
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
 
 def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str | None]:
@@ -60,9 +62,8 @@ def _models(settings: Settings, tenant: Tenant) -> dict[str, dict[str, Any]]:
         "baseline_metrics": {},
     }
     names = [k.name for k in kinds_of(tenant)]
-    uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return {kind: dict(empty) for kind in names}  # nothing trained yet; do not create the store
+    if mlflow_store_missing(settings):
+        return {kind: dict(empty) for kind in names}
     from ml.models import registry
 
     return {kind: {**empty, **(registry.describe(kind, tenant.tenant_id, settings) or {})} for kind in names}
@@ -90,7 +91,8 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     quarantined: Counter[str] = Counter()
     dropped: Counter[str] = Counter()  # by the tenant's own row rules (``rows.missing_user: drop``)
     ingest_warnings: list[str] = []
-    partitions = _lake_partitions(settings, tenant)
+    days = settings.stores.lake.days(tenant.region, tenant.tenant_id)
+    partitions = [settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, d) for d in days]
     changed_at = 0.0  # a partition's manifest is rewritten only when a run changed that day
     for part in partitions:
         manifest_path = part / MANIFEST_FILE
@@ -138,7 +140,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "unattributed_lines": unattributed,
         "lake_rows": lake_rows,
         "lake_days": len(partitions),
-        "lake_last_day": str(settings.stores.lake.days(tenant.region, tenant.tenant_id)[-1]) if partitions else None,
+        "lake_last_day": str(days[-1]) if days else None,
         "lake_changed_at": _iso(changed_at) if changed_at else None,
         "feature_rows": feature_rows,
         "healthy": not problems,

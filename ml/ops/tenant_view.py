@@ -247,10 +247,10 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         """The kind's experiment, filtered to this tenant's runs (``#`` before the first training, or
         when MLflow does not answer: the page still renders)."""
         from ml.models import registry
+        from ml.ops.status import mlflow_store_missing
 
-        uri = settings.mlflow_tracking_uri
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            return "#"  # nothing trained yet; a page view must not create the store
+        if mlflow_store_missing(settings):
+            return "#"
         try:
             exp = registry.client(settings).get_experiment_by_name(f"tenantflow-{kind}")
         except Exception:  # MLflow down: a link less, not a failed page

@@ -11,34 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.ui.browser import screenshot
-
-WAIT = 60  # seconds: the UI's first page load compiles nothing, but the api-server may be busy
-
-
-def _text(driver) -> str:
-    return driver.find_element(By.TAG_NAME, "body").text
-
-
-def wait_text(driver, *needles: str, timeout: float = WAIT) -> str:
-    """Until the page shows every needle; the page's text.
-
-    Raises:
-        AssertionError: the needles still missing after ``timeout`` seconds, with the page's text
-            (and a screenshot, ``timeout-<first needle>.png``).
-    """
-    from selenium.common.exceptions import TimeoutException
-
-    try:
-        WebDriverWait(driver, timeout).until(lambda d: all(n in _text(d) for n in needles))
-    except TimeoutException:
-        shot = screenshot(driver, "timeout-" + "".join(c if c.isalnum() else "_" for c in needles[0])[:40])
-        text = _text(driver)
-        missing = [n for n in needles if n not in text]
-        raise AssertionError(
-            f"{driver.current_url} never showed {missing} (see {shot}); it shows:\n{text[:3000]}"
-        ) from None
-    return _text(driver)
+from tests.ui.browser import WAIT, screenshot, wait_text
 
 
 def log_in(driver, base: str, user: str, password: str) -> None:

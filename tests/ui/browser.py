@@ -18,6 +18,7 @@ from pathlib import Path
 from ml.core.settings import REPO_ROOT
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+WAIT = 60  # seconds a page may take to show what a test waits for (the server may be busy)
 FLAGS = (
     "--headless=new",
     "--no-sandbox",  # the tests may run as root
@@ -70,3 +71,31 @@ def screenshot(driver, name: str) -> Path:
     path = artifacts() / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def _text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def wait_text(driver, *needles: str, timeout: float = WAIT) -> str:
+    """Until the page shows every needle; the page's text.
+
+    Raises:
+        AssertionError: the needles still missing after ``timeout`` seconds, with the page's text
+            (and a screenshot, ``timeout-<first needle>.png``).
+    """
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: all(n in _text(d) for n in needles))
+    except TimeoutException:
+        shot = screenshot(driver, "timeout-" + "".join(c if c.isalnum() else "_" for c in needles[0])[:40])
+        text = _text(driver)
+        missing = [n for n in needles if n not in text]
+        raise AssertionError(
+            f"{driver.current_url} never showed {missing} (see {shot}); it shows:\n{text[:3000]}"
+        ) from None
+    return _text(driver)

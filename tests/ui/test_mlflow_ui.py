@@ -9,8 +9,7 @@ import base64
 from ml.models import registry
 from ml.ops import mlflow_auth
 from tests.security.test_mlflow_auth import mlflow_server  # noqa: F401 (the server, as `make up` starts it)
-from tests.ui.airflow_ui import wait_text
-from tests.ui.browser import chromium, screenshot
+from tests.ui.browser import chromium, screenshot, wait_text
 
 
 def test_the_model_page_shows_the_champion_alias_and_the_versions_description(mlflow_server, monkeypatch):  # noqa: F811
