@@ -27,9 +27,11 @@ With --product-random the served lists are also scored under the random protocol
 lake, without every event of the held-out 25% of its (user, item) pairs (the split above), is
 imported into a second home (`import_history`, the landing contract), built, trained and
 batch-scored by the product, and its `predictions.recommendations` are scored on the held-out
-pairs beside the families' rows (protocol `random`, family `served (...)`).
+pairs beside the families' rows (protocol `random`, family `served (...)`). --holdout-protocol
+sets the tenants' `holdout_protocol` there (`auto` by default; `random`: the tenant chose the
+protocol it is scored by).
 
-    .venv/bin/python benchmarks/quality.py --fleet retail --product-random
+    .venv/bin/python benchmarks/quality.py --fleet retail --product-random [--holdout-protocol random]
 
 Reads Online Retail from ../shared/datasets/online-retail/ (or $TENANTFLOW_DATASETS); never copies it.
 """
@@ -221,8 +223,11 @@ def product_rows(members: list[tuple[str, str]]) -> list[dict]:
     return rows
 
 
-def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeats: bool) -> list[dict]:
-    """The served lists under the random protocol (module docstring): one row per tenant."""
+def product_random_rows(
+    members: list[tuple[str, str]], fleet: str, allow_repeats: bool, holdout_protocol: str = "auto"
+) -> list[dict]:
+    """The served lists under the random protocol (module docstring): one row per tenant, each
+    registered in the second home with ``holdout_protocol`` (the tenant setting)."""
     from ml.core.contract import LANDING_COLUMNS
     from ml.core.warehouse import warehouses
     from ml.data.ingest.history import import_history
@@ -244,7 +249,7 @@ def product_random_rows(members: list[tuple[str, str]], fleet: str, allow_repeat
         gone = set(out["user_id"].astype(str) + "\x1f" + out["item_id"].astype(str))
         path = home / f"{tid}.parquet"
         rows[~key.isin(gone).to_numpy()][list(LANDING_COLUMNS)].to_parquet(path, index=False)
-        store.add(registered[tid])
+        store.add(replace(registered[tid], holdout_protocol=holdout_protocol))
         import_history(settings, store.get(tid), [path])
         path.unlink()
     _features_and_global_model(settings)
@@ -314,6 +319,12 @@ def main() -> None:
     ap.add_argument("--test-days", type=int, default=None, help="temporal test window (retail 28, demo 7)")
     ap.add_argument("--allow-repeats", action="store_true", help="the seen-items policy 'allow'")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--holdout-protocol",
+        choices=["auto", "temporal", "random"],
+        default="auto",
+        help="--product-random: the tenants' holdout_protocol setting in the second home",
+    )
     ap.add_argument("--product", action="store_true", help="also train through the product and report its competition")
     ap.add_argument(
         "--product-random", action="store_true", help="also score the product's served lists under the random protocol"
@@ -341,7 +352,7 @@ def main() -> None:
             results.append(row | {"fleet": fleet, "test_days": 7})
             print(_line(row), flush=True)
     if a.product_random:
-        for row in product_random_rows(members, fleet, a.allow_repeats):
+        for row in product_random_rows(members, fleet, a.allow_repeats, a.holdout_protocol):
             results.append(row | {"fleet": fleet, "test_days": None})
             print(_line(row), row["holdout_protocol"], row["temporal_judged_share"], flush=True)
     report("quality", home=str(home), allow_repeats=a.allow_repeats, tenants=len(TenantStore().list()), rows=results)

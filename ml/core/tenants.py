@@ -23,6 +23,10 @@ from ml.core.settings import Settings, get_settings
 
 ISOLATION_TIERS = ("pool", "silo")
 SEEN_ITEMS = ("exclude", "allow")  # recommendations: leave out what a user consumed, or allow repeats
+# which holdout chooses the recommender's champion (ml.models.ranking): auto decides by how many of
+# the users the last window judges; temporal: the next window's interactions (what comes next);
+# random: a stratified random quarter of each user's items (what else a user takes, whenever)
+HOLDOUT_PROTOCOLS = ("auto", "temporal", "random")
 RESERVED_IDS = ("global",)  # `<kind>.global.<region>` names a region's shared model of each kind in the MLflow registry
 DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
 DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
@@ -45,6 +49,7 @@ class Tenant:
     # days after a cutoff whose interactions judge the recommender's candidates; None: derived from
     # the tenant's activity cadence (ml.models.ranking.label_window)
     label_window_days: int | None = None
+    holdout_protocol: str = "auto"  # HOLDOUT_PROTOCOLS
     # whose global model serves and fine-tunes this tenant: None, its own region's; another region
     # only by this opt-in (that region's parameters reach its models; its data stays in its region)
     global_region: str | None = None
@@ -66,6 +71,12 @@ class Tenant:
             raise TenantError(
                 f"tenant {self.tenant_id}: seen_items must be one of {SEEN_ITEMS} (exclude: never recommend what a "
                 f"user consumed; allow: repeats welcome), got {self.seen_items!r}."
+            )
+        if self.holdout_protocol not in HOLDOUT_PROTOCOLS:
+            raise TenantError(
+                f"tenant {self.tenant_id}: holdout_protocol must be one of {HOLDOUT_PROTOCOLS} (auto: decided by how "
+                f"many users the last window judges; temporal: what users take next; random: a random quarter of "
+                f"each user's items), got {self.holdout_protocol!r}."
             )
         if self.label_window_days is not None and not 1 <= self.label_window_days <= 91:
             raise TenantError(
@@ -120,13 +131,14 @@ class TenantStore:
             tenant.seen_items,
             tenant.label_window_days,
             tenant.global_region,
+            tenant.holdout_protocol,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
                 _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
-                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
@@ -255,7 +267,8 @@ class TenantStore:
 
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
-    "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region"
+    "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
+    "holdout_protocol"
 )
 
 
@@ -303,6 +316,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         seen_items=str(d.get("seen_items", "exclude")),
         label_window_days=int(d["label_window_days"]) if d.get("label_window_days") else None,  # type: ignore[call-overload]
         global_region=str(d["global_region"]) if d.get("global_region") else None,
+        holdout_protocol=str(d.get("holdout_protocol") or "auto"),
     )
 
 
@@ -332,4 +346,5 @@ def _row_to_tenant(row: tuple) -> Tenant:
         seen_items=row[9],
         label_window_days=row[10],
         global_region=row[11],
+        holdout_protocol=row[12],
     )

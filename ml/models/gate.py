@@ -17,7 +17,9 @@ input schema) and then:
   classic family champion is re-scored as its recipe refitted on the holdout's history (its
   served fit has seen the holdout window); the same family refitted on newer data replaces it.
   A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its
-  winner meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`).
+  winner meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`),
+  unless the tenant chose the random protocol (its ``holdout_protocol``): then its winner replaces
+  the re-ranker.
 
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
@@ -296,6 +298,9 @@ def _versus_champion(
     if off_protocol and ranking.temporal is None:
         why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
         return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
+    if off_protocol and ranking.chosen_by_tenant:
+        why = f"{challenger.label} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"
+        return GateDecision(True, f"{why} v{v} (a re-ranker: its features are point in time): replaced", v, {})
     if family == LIGHTGBM:
         own, booster = version_features(champ) or features, load_booster(name, v, settings)  # its own columns
         if off_protocol:

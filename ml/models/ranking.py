@@ -27,6 +27,12 @@ back) leaves few users in any window, and those few are not the users it serves.
   the random protocol decides the whole competition when no re-ranker competes, else it picks
   the one family that competes with the re-rankers on the temporal holdout.
 
+That is a tenant's ``holdout_protocol`` ``auto`` (the default). A tenant may choose instead:
+``temporal`` (what its users take next: a shop, a news site) or ``random`` (what else a user
+takes, whenever: the protocol of the recommenders benchmark, a catalogue browsed at leisure).
+On the Online Retail shop the two disagree (benchmarks/README.md): the re-ranker leads on next
+month's purchases, EASE on a random quarter of each customer's baskets.
+
 A re-ranker cannot be judged by the random protocol (its features are point in time, a random
 split of the history is not), so it is not served where that protocol decides. On a
 MovieLens-100k-shaped tenant the temporal holdout judged 69 of 943 users and a re-ranker won
@@ -125,6 +131,8 @@ class RankingHoldout:
     # a random holdout's: the temporal holdout it replaced (too few users, or too small a share of
     # them, to decide), the only one a re-ranker champion can still be judged on (ml.models.gate)
     temporal: RankingHoldout | None = None
+    # the tenant chose this protocol (its ``holdout_protocol``), rather than the rule above
+    chosen_by_tenant: bool = False
 
     @classmethod
     def build(

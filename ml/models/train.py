@@ -321,29 +321,33 @@ def _ranking_holdout(
     one decides (:mod:`ml.models.ranking`'s docstring): the whole competition when the temporal
     holdout judges under ``ranking.MIN_JUDGED_SHARE`` of the users with history, or under
     ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
-    which classic family competes with them (``families_by``). None without a history mart. Adds
+    which classic family competes with them (``families_by``); always, when the tenant's
+    ``holdout_protocol`` is ``random``, and never when it is ``temporal``. None without a history mart. Adds
     ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share``
     to ``logged`` (the run's params)."""
     if history is None:
         return None
-    exclude_seen = tenant.seen_items == "exclude"
+    exclude_seen, chosen = tenant.seen_items == "exclude", tenant.holdout_protocol
     judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue)
     few = len(judged.users) if judged is not None else 0
     share = judged.judged_share() if judged is not None else None
     # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
     unrepresentative = share is not None and share < ranking.MIN_JUDGED_SHARE
+    wanted = chosen == ranking.RANDOM or (chosen == "auto" and (few < ranking.MIN_JUDGED_USERS or unrepresentative))
     rand = (
         ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
-        if (few < ranking.MIN_JUDGED_USERS or unrepresentative) and as_of is not None
+        if wanted and as_of is not None
         else None
     )
-    if rand is not None and len(rand.users) > few:
+    if rand is not None and (chosen == ranking.RANDOM or len(rand.users) > few):
         log.info(
-            "%s: the temporal holdout judges %d users (%.0f%% of those with history), the random protocol %d",
+            "%s: the temporal holdout judges %d users (%.0f%% of those with history), the random protocol %d%s",
             tenant.tenant_id, few, 100 * (share or 0.0), len(rand.users),
+            " (the tenant's choice)" if chosen == ranking.RANDOM else "",
         )  # fmt: skip
-        if not rerankers or unrepresentative:
+        if chosen == ranking.RANDOM or not rerankers or unrepresentative:
             rand.temporal, judged = judged, rand
+            rand.chosen_by_tenant = chosen == ranking.RANDOM
         elif judged is not None:
             judged.families_by = rand
     if judged is not None and logged is not None:

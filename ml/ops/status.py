@@ -8,6 +8,7 @@ Expectations checks, and the MLflow registry. Nothing is cached here. Field name
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -164,68 +165,88 @@ def status(settings: Settings | None = None, tenant_ids: list[str] | None = None
     return [tenant_status(settings, t) for t in TenantStore(settings).select(tenant_ids)]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The human summary: one line per tenant."""
-    header = (
-        f"{'tenant':<10} {'region':<6} {'tier':<5} {'share':<5} {'events in':>10} {'quarantined':>11} "
-        f"{'dups':>6} {'lake rows':>10} {'feature rows':>12}  health"
-    )
-    lines = [header, "-" * len(header)]
+def status_table(rows: list[dict[str, Any]]) -> Any:
+    """The human summary (a :class:`rich.table.Table`): a row per tenant, its data, health, each
+    kind's champion and the monitor's last verdict. Cells are plain text (no Rich markup: tenant
+    names, problems and reasons are shown as they are)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("tenant", "data", "health", "models", "monitoring", show_lines=True)
     for r in rows:
         q = sum(r["quarantined"].values())
-        health = "ok" if r["healthy"] else "UNHEALTHY: " + "; ".join(r["health_problems"])[:80]
-        lines.append(
-            f"{r['tenant_id']:<10} {r['region']:<6} {r['isolation']:<5} {'yes' if r['share_data'] else 'no':<5} "
-            f"{r['events_in']:>10,} {q:>11,} {r['duplicates_dropped']:>6,} {r['lake_rows']:>10,} "
-            f"{r['feature_rows'] if r['feature_rows'] is not None else '-':>12}  {health}"
+        data = [
+            f"events in {r['events_in']:,}",
+            f"quarantined {q:,}",
+            f"duplicates {r['duplicates_dropped']:,}",
+            f"lake rows {r['lake_rows']:,}",
+            f"feature rows {r['feature_rows']:,}" if r["feature_rows"] is not None else "feature rows -",
+        ]
+        health = Text("ok", "green") if r["healthy"] else Text("\n".join(["UNHEALTHY", *r["health_problems"]]), "red")
+        table.add_row(
+            Text.assemble((r["tenant_id"], "bold"), f"\n{r['region']} · {r['isolation']}"),
+            Text("\n".join([*data, f"shares data: {'yes' if r['share_data'] else 'no'}"])),
+            health,
+            Text("\n".join(line for kind, m in r["models"].items() for line in _model_lines(kind, m))),
+            Text("\n".join(_monitoring_lines(r))),
         )
-        for kind, m in r["models"].items():
-            if not m["champion_version"]:
-                why = (
-                    f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
-                    if m["challenger_version"]
-                    else "no model trained yet"
-                )
-                lines.append(" " * 11 + f"{kind}: no champion; {why}"[:200])
-            else:
-                h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
-                b = ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items())
-                lines.append(
-                    " " * 11
-                    + f"{kind}: champion v{m['champion_version']} ({champion_label(m)})"
-                    + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
-                    + (f"  {h}" if h else "")
-                    + (f"  | baseline {b}" if b else "")
-                    + (f"  ({_judged(m['holdout'])})" if m.get("holdout") else "")
-                )
-                prev = m.get("previous_champion")
-                if prev and prev["metrics"] and m["metrics"]:
-                    moved = ", ".join(
-                        f"{k} {v:.3f} -> {m['metrics'][k]:.3f}" for k, v in prev["metrics"].items() if k in m["metrics"]
-                    )
-                    lines.append(
-                        " " * 13 + f"replaced v{prev['version']} (reason: {m.get('reason')}); same holdout: {moved}"
-                    )
-        drift = r["drift"]
-        if drift["last_checked_at"]:
-            judged = [c for c in drift.get("checks", []) if c["status"] == "ok"]
-            hit = [
-                f"{c['check']}/{c['kind']} {c['metric']}={c['value']:.3f} (threshold {c['threshold']:.3f})"
-                for c in judged
-                if c["drifted"]
-            ]
-            verdict = "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} checks judged)"
-            lines.append(" " * 11 + f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
-            if hit and drift["report_path"]:
-                lines.append(" " * 13 + f"report: {drift['report_path']}")
-        if r["ingest_warnings"]:
-            w = r["ingest_warnings"]
-            lines.append(" " * 11 + f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
-        if r["quarantined"]:
-            lines.append(
-                " " * 11 + "quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items())
-            )
-    return "\n".join(lines)
+    return table
+
+
+def format_table(rows: list[dict[str, Any]], width: int = 200) -> str:
+    """:func:`status_table` as plain text ``width`` characters wide (the demo's summary, tests)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(status_table(rows))
+    return console.export_text()
+
+
+def _model_lines(kind: str, m: dict[str, Any]) -> list[str]:
+    if not m["champion_version"]:
+        refused = (
+            m["challenger_version"]
+            and f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
+        )
+        return [f"{kind}: no champion", "  " + (refused or "no model trained yet")]
+    lines = [
+        f"{kind}: champion v{m['champion_version']} ({champion_label(m)})"
+        + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
+    ]
+    if m["metrics"]:
+        lines.append("  " + ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items()))
+    if m["baseline_metrics"]:
+        lines.append("  baseline " + ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items()))
+    if m.get("holdout"):
+        lines.append(f"  ({_judged(m['holdout'])})")
+    prev = m.get("previous_champion")
+    if prev and prev["metrics"] and m["metrics"]:
+        moved = ", ".join(
+            f"{k} {v:.3f} -> {m['metrics'][k]:.3f}" for k, v in prev["metrics"].items() if k in m["metrics"]
+        )
+        lines.append(f"  replaced v{prev['version']} (reason: {m.get('reason')}); same holdout: {moved}")
+    return lines
+
+
+def _monitoring_lines(r: dict[str, Any]) -> list[str]:
+    lines, drift = [], r["drift"]
+    if drift["last_checked_at"]:
+        judged = [c for c in drift.get("checks", []) if c["status"] == "ok"]
+        hit = [
+            f"{c['check']}/{c['kind']} {c['metric']}={c['value']:.3f} (threshold {c['threshold']:.3f})"
+            for c in judged
+            if c["drifted"]
+        ]
+        verdict = "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} checks judged)"
+        lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
+        if hit and drift["report_path"]:
+            lines.append(f"report: {drift['report_path']}")
+    if r["ingest_warnings"]:
+        w = r["ingest_warnings"]
+        lines.append(f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
+    if r["quarantined"]:
+        lines.append("quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
+    return lines or ["not monitored yet"]
 
 
 def champion_label(m: dict) -> str:

@@ -73,7 +73,7 @@ def test_silo_cannot_share_and_tiers_map_to_warehouses():
     assert whs[0].tenants == ("a", "b") and whs[0].sharing_tenants == ("a", "b")
 
 
-def test_the_seen_items_policy_and_label_window_are_validated_tenant_settings(settings, capsys):
+def test_the_seen_items_policy_label_window_and_holdout_protocol_are_validated_tenant_settings(settings, capsys):
     assert Tenant("acme", "eu").seen_items == "exclude"  # the default: content is not recommended twice
     with pytest.raises(TenantError, match="seen_items must be one of"):
         Tenant("acme", "eu", seen_items="sometimes")
@@ -86,6 +86,11 @@ def test_the_seen_items_policy_and_label_window_are_validated_tenant_settings(se
     assert TenantStore(settings).get("books").label_window_days == 28
     with pytest.raises(TenantError, match="label_window_days must be 1..91"):
         Tenant("acme", "eu", label_window_days=0)
+    assert TenantStore(settings).get("books").holdout_protocol == "auto"
+    assert main(["tenants", "add", "films", "--region", "eu", "--holdout-protocol", "random"]) == 0
+    assert TenantStore(settings).get("films").holdout_protocol == "random"
+    assert main(["tenants", "add", "odd", "--region", "eu", "--holdout-protocol", "leave_one_out"]) == 2
+    assert "holdout_protocol must be one of" in capsys.readouterr().err
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):
@@ -138,3 +143,14 @@ def test_cli_warns_about_unknown_and_renamed_variables(settings, monkeypatch, ca
     monkeypatch.setenv("TENANTFLOW_API_PORT", "9000")
     assert main(["tenants", "list", "--json"]) == 0
     assert "warning: TENANTFLOW_API_PORT is no longer read: it is now TENANTFLOW_SERVE_PORT" in capsys.readouterr().err
+
+
+def test_status_prints_a_table_with_a_row_per_tenant_and_what_it_lacks(settings, capsys):
+    for tid, region in (("shop", "eu"), ("films", "us")):
+        assert main(["tenants", "add", tid, "--region", region]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("│ shop ") == 1 and shown.count("│ films ") == 1, shown  # one table row each
+    assert "eu · pool" in shown and "us · pool" in shown
+    assert "UNHEALTHY" in shown and "no model trained yet" in shown and "not monitored yet" in shown

@@ -349,17 +349,20 @@ def test_a_re_ranker_champion_meets_the_random_protocols_winner_on_the_temporal_
         assert ("beyond chance, kept" in decision.reason) is kept
 
 
-def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_family_for_its_re_rankers():
-    from ml.core.tenants import Tenant
-    from ml.models import ranking, train
-
-    # 60 users rate 8 items once; 20 of them come back in the last week with 2 items they had not rated
+def _returning_history() -> pd.DataFrame:
+    """60 users rate 8 items once; 20 of them come back in the last week with 2 items they had not rated."""
     history = _bursty_history(users=60, seed=1)
     history = history[history["event_date"] < pd.Timestamp("2026-02-26")]
     back = pd.DataFrame([(f"u{u}", f"{'ab'[u % 2]}{19 - j}", pd.Timestamp("2026-02-27")) for u in range(0, 60, 3)
                          for j in range(2)], columns=["user_id", "item_id", "event_date"]).assign(interactions=1)  # fmt: skip
-    history = pd.concat([history, back], ignore_index=True).drop_duplicates(["user_id", "item_id"], keep="first")
-    as_of = pd.Timestamp("2026-03-05")
+    return pd.concat([history, back], ignore_index=True).drop_duplicates(["user_id", "item_id"], keep="first")
+
+
+def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_family_for_its_re_rankers():
+    from ml.core.tenants import Tenant
+    from ml.models import ranking, train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
     examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
     temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
     assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
@@ -383,6 +386,37 @@ def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_fam
     by_random = {c.family: c.metrics[f"random_{ranking.HEADLINE}"] for c in kept}
     assert by_random[family] == max(c.judged.metrics[ranking.HEADLINE] for c in ranking.judge_families(random)
                                        if not c.model.name.startswith("popularity"))  # fmt: skip
+
+
+def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_champion_gives_way():
+    """``holdout_protocol``: random judges even where the temporal holdout speaks for the users (and
+    its winner replaces a re-ranker champion, which it cannot judge); temporal never hands over."""
+    from types import SimpleNamespace
+
+    from ml.core.settings import TrainSettings
+    from ml.core.tenants import Tenant
+    from ml.models import gate, ranking, train
+
+    as_of = pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    returning = _returning_history()  # auto: the temporal holdout judges, re-rankers and all
+    auto = train._ranking_holdout(Tenant("films", "eu"), returning, examples, 7, None, as_of, True)
+    assert auto.protocol == ranking.TEMPORAL and not auto.chosen_by_tenant
+    logged: dict = {}
+    chose = train._ranking_holdout(Tenant("films", "eu", holdout_protocol="random"), returning, examples, 7, None,
+                                   as_of, True, logged)  # fmt: skip
+    assert chose.protocol == ranking.RANDOM and chose.chosen_by_tenant and chose.temporal is not None
+    assert logged["holdout_protocol"] == logged["families_protocol"] == "random"
+    bursty = _bursty_history()  # auto: the random protocol decides
+    assert train._ranking_holdout(Tenant("films", "eu"), bursty, examples, 7, None, as_of, True).protocol == "random"
+    kept = train._ranking_holdout(Tenant("films", "eu", holdout_protocol="temporal"), bursty, examples, 7, None, as_of)
+    assert kept.protocol == ranking.TEMPORAL and kept.families_by is None and kept.temporal is None
+    # the random protocol's winner against a re-ranker champion: replaced, nothing loaded or judged
+    winner, _ = ranking.choose(ranking.compete(chose, [], RANKING_KIND, []))
+    champ = SimpleNamespace(version="3", tags={})  # untagged: a LightGBM re-ranker
+    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, False, chose, [],
+                                     TrainSettings(), None)  # fmt: skip
+    assert decision.promote and "the tenant chose" in decision.reason and "v3 (a re-ranker" in decision.reason
 
 
 def test_history_candidates_are_each_users_top_items_scored_by_every_family_before_the_cutoff():

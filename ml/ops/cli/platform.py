@@ -35,11 +35,15 @@ def status(
     tenant: Annotated[list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")] = None,
 ) -> None:
     """Per-tenant status from the real stores."""
-    from ml.ops.status import format_table
+    from ml.ops.cli.progress import out
     from ml.ops.status import status as read
+    from ml.ops.status import status_table
 
     rows = read(get_settings(), tenant or None)
-    print(json.dumps(rows, indent=1) if as_json else format_table(rows))
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    else:
+        out.print(status_table(rows))
 
 
 def env() -> None:

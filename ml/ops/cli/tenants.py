@@ -51,6 +51,13 @@ def add(
         int | None,
         typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence"),
     ] = None,
+    holdout_protocol: Annotated[
+        str,
+        typer.Option(
+            help="Which holdout chooses its recommender: temporal (what users take next), random (a random quarter "
+            "of each user's items, the recommenders benchmark's protocol), auto (temporal where it judges enough users)"
+        ),
+    ] = "auto",
     global_region: Annotated[
         str | None,
         typer.Option(
@@ -73,6 +80,7 @@ def add(
         quota_requests_per_minute=quota_requests_per_minute,
         seen_items=seen_items,
         label_window_days=label_window_days,
+        holdout_protocol=holdout_protocol,
         global_region=global_region,
     )
     TenantStore().add(tenant, replace=replace)
@@ -97,7 +105,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         print(json.dumps([t.to_json() for t in tenants], indent=1))
         return
     table = Table(
-        "tenant", "region", "tier", "share data", "global model", "onboarded", "model kinds", "seen items", "name"
+        "tenant",
+        "region",
+        "tier",
+        "share data",
+        "global model",
+        "onboarded",
+        "model kinds",
+        "seen items",
+        "holdout",
+        "name",
     )
     for t in tenants:
         kinds = ",".join(t.model_kinds) or "all"
@@ -110,6 +127,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             str(t.onboarded_at),
             kinds,
             t.seen_items,
+            t.holdout_protocol,
             t.display_name,
         )
     out.print(table)
