@@ -172,7 +172,9 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table("tenant", "data", "health", "models", "monitoring", show_lines=True)
+    table = Table(show_lines=True)
+    for name in ("tenant", "data", "health", "models", "monitoring"):
+        table.add_column(name, overflow="fold")  # a report's path is one long word: folded, never cut
     for r in rows:
         q = sum(r["quarantined"].values())
         data = [
