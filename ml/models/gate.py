@@ -295,12 +295,12 @@ def _versus_champion(
     if same_recipe and family != LIGHTGBM:
         return GateDecision(True, f"{family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {})
     off_protocol = family == LIGHTGBM and ranking.protocol != "temporal"
+    if off_protocol and ranking.chosen_by_tenant:  # (with or without a temporal holdout to meet on)
+        why = f"{challenger.label} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"
+        return GateDecision(True, f"{why} v{v} (a re-ranker: its features are point in time): replaced", v, {})
     if off_protocol and ranking.temporal is None:
         why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
         return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
-    if off_protocol and ranking.chosen_by_tenant:
-        why = f"{challenger.label} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"
-        return GateDecision(True, f"{why} v{v} (a re-ranker: its features are point in time): replaced", v, {})
     if family == LIGHTGBM:
         own, booster = version_features(champ) or features, load_booster(name, v, settings)  # its own columns
         if off_protocol:

@@ -80,7 +80,7 @@ MIN_JUDGED_USERS = 30  # fewer judged users in the temporal holdout: the random 
 # fewer of the users with history judged by the temporal holdout: it does not speak for the users
 # served (a ratings tenant: 7%; the real shop's countries with their 28-day window: 29-39%)
 MIN_JUDGED_SHARE = 0.2
-TEMPORAL, RANDOM = "temporal", "random"
+AUTO, TEMPORAL, RANDOM = "auto", "temporal", "random"  # a tenant's holdout_protocol (ml.core.tenants)
 
 
 def cadence_days(history: pd.DataFrame) -> float | None:

@@ -333,7 +333,9 @@ def _ranking_holdout(
     share = judged.judged_share() if judged is not None else None
     # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
     unrepresentative = share is not None and share < ranking.MIN_JUDGED_SHARE
-    wanted = chosen == ranking.RANDOM or (chosen == "auto" and (few < ranking.MIN_JUDGED_USERS or unrepresentative))
+    wanted = chosen == ranking.RANDOM or (
+        chosen == ranking.AUTO and (few < ranking.MIN_JUDGED_USERS or unrepresentative)
+    )
     rand = (
         ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
         if wanted and as_of is not None

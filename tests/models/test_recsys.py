@@ -417,6 +417,10 @@ def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_ch
     decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, False, chose, [],
                                      TrainSettings(), None)  # fmt: skip
     assert decision.promote and "the tenant chose" in decision.reason and "v3 (a re-ranker" in decision.reason
+    chose.temporal = None  # nothing to meet on (a tenant too young for a temporal holdout): replaced all the same
+    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, False, chose, [],
+                                     TrainSettings(), None)  # fmt: skip
+    assert decision.promote and "the tenant chose" in decision.reason
 
 
 def test_history_candidates_are_each_users_top_items_scored_by_every_family_before_the_cutoff():
