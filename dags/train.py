@@ -84,6 +84,7 @@ def train():
         from ml.models.runs import plan_run
 
         outcome.refuse_backfill("it trains on the newest snapshot of the marts, whatever the logical date")
+        outcome.skip_missed_slot(every=timedelta(weeks=1))
         return plan_run(get_current_context()["params"], outcome.run_type(), PARALLEL_TASKS)
 
     # One list each for `.expand()`: mapping over a key of a multiple-outputs task can take the

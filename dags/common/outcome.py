@@ -12,6 +12,8 @@ report still ran. The same "watcher" pattern Airflow's own system tests use
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from airflow.sdk import TriggerRule, task
 
 
@@ -54,4 +56,34 @@ def refuse_backfill(why: str) -> None:
         raise AirflowFailException(
             f"the {get_current_context()['dag'].dag_id} DAG does not backfill: {why}. Trigger a run instead "
             "(the ingest DAG backfills landing dates, and its lake events start the rest)."
+        )
+
+
+def skip_missed_slot(every: timedelta) -> None:
+    """Skip the run when it is a scheduled run of a slot that passed long before it started.
+
+    With catchup off, Airflow 3.1's cron timetables schedule the latest slot that already passed
+    as soon as the DAG has an earlier automated run to follow: after any backfill (even one
+    :func:`refuse_backfill` fails), the last weekly training slot, days old, runs at once
+    (``CronTriggerTimetable.next_dagrun_info`` takes the max of that slot and the one after the
+    last automated run). Such a run repeats today's work at an hour nobody chose; a slot is run
+    only within a tenth of the schedule's interval ``every`` after it (the grace Airflow itself
+    gives ``run_immediately=False``), and the next slot, a trigger or an asset event does the work.
+
+    Raises:
+        AirflowSkipException: the run is such a late scheduled run (the run ends skipped, with the reason).
+    """
+    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk import get_current_context
+
+    if run_type() != "scheduled":
+        return
+    context = get_current_context()
+    slot = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+    late = datetime.now(UTC) - slot if slot is not None else timedelta(0)
+    if late > every / 10:
+        raise AirflowSkipException(
+            f"the {context['dag'].dag_id} slot of {slot:%Y-%m-%d %H:%M} UTC passed {late.total_seconds() / 3600:.0f} h "
+            f"before this run started (Airflow schedules the latest missed slot after a backfill or an unpause); "
+            f"skipped: the next slot, a trigger or an asset event does this work"
         )

@@ -46,9 +46,11 @@ class Tenant:
     quota_events_per_day: int = DEFAULT_QUOTA_EVENTS_PER_DAY
     quota_requests_per_minute: int = DEFAULT_QUOTA_REQUESTS_PER_MINUTE
     seen_items: str = "exclude"  # SEEN_ITEMS: the recommender's policy for items a user consumed
-    # days after a cutoff whose interactions judge the recommender's candidates; None: derived from
-    # the tenant's activity cadence (ml.models.ranking.label_window)
+    # days after a cutoff whose interactions judge the recommender's candidates, and within which a
+    # user who cancels (or is not seen) has churned; None: derived from the tenant's activity
+    # cadence at each feature build (dbt model int_tenant_windows)
     label_window_days: int | None = None
+    churn_window_days: int | None = None
     holdout_protocol: str = "auto"  # HOLDOUT_PROTOCOLS
     # whose global model serves and fine-tunes this tenant: None, its own region's; another region
     # only by this opt-in (that region's parameters reach its models; its data stays in its region)
@@ -82,6 +84,11 @@ class Tenant:
             raise TenantError(
                 f"tenant {self.tenant_id}: label_window_days must be 1..91 days (or unset: derived from its "
                 f"activity cadence), got {self.label_window_days}."
+            )
+        if self.churn_window_days is not None and not 7 <= self.churn_window_days <= 182:
+            raise TenantError(
+                f"tenant {self.tenant_id}: churn_window_days must be 7..182 days (or unset: derived from its "
+                f"activity cadence), got {self.churn_window_days}."
             )
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
@@ -132,13 +139,14 @@ class TenantStore:
             tenant.label_window_days,
             tenant.global_region,
             tenant.holdout_protocol,
+            tenant.churn_window_days,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
                 _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
-                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
@@ -268,7 +276,7 @@ class TenantStore:
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
-    "holdout_protocol"
+    "holdout_protocol, churn_window_days"
 )
 
 
@@ -317,6 +325,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         label_window_days=int(d["label_window_days"]) if d.get("label_window_days") else None,  # type: ignore[call-overload]
         global_region=str(d["global_region"]) if d.get("global_region") else None,
         holdout_protocol=str(d.get("holdout_protocol") or "auto"),
+        churn_window_days=int(d["churn_window_days"]) if d.get("churn_window_days") else None,  # type: ignore[call-overload]
     )
 
 
@@ -347,4 +356,5 @@ def _row_to_tenant(row: tuple) -> Tenant:
         label_window_days=row[10],
         global_region=row[11],
         holdout_protocol=row[12],
+        churn_window_days=row[13],
     )

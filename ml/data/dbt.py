@@ -33,7 +33,9 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
     """dbt vars for one warehouse: only tenants that already have lake data are read.
 
     ``repeat_tenants``: those whose seen-items policy allows repeats (their history candidates
-    may be items the user already consumed).
+    may be items the user already consumed); ``label_windows``, ``churn_windows``: tenant -> the
+    recommender label window or churn window its registry entry sets, in days (the others follow
+    their activity cadence: dbt model ``int_tenant_windows``).
     """
     lake = settings.stores.lake
     with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
@@ -45,7 +47,14 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
         "rebuild_from": rebuild_from,
         "interaction_event_types": list(INTERACTION_EVENT_TYPES),
         "repeat_tenants": [t for t in with_data if t in registered and registered[t].seen_items == "allow"],
+        "label_windows": _set(registered, with_data, "label_window_days"),
+        "churn_windows": _set(registered, with_data, "churn_window_days"),
     }
+
+
+def _set(registered: dict[str, Any], tenants: list[str], field: str) -> dict[str, int]:
+    """tenant -> the registry's value of ``field``, for the tenants that set it."""
+    return {t: getattr(registered[t], field) for t in tenants if t in registered and getattr(registered[t], field)}
 
 
 def _encryption_env(warehouse: Path, settings: Settings) -> dict[str, str]:

@@ -19,8 +19,9 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ml.core import atomic, lineage
 from ml.core.settings import Settings, get_settings
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # snapshot was taken: the monitor's reference window for feature and prediction drift (not part
 # of the snapshot id, which names the training data).
 REFERENCE_SAMPLE_ROWS = 50_000
+WINDOWS = "int_tenant_windows"  # each tenant's label and churn windows, recorded with its snapshot
 KEEP_SNAPSHOTS = 3  # per tenant, newest first; older ones are removed
 
 
@@ -52,6 +54,10 @@ class Snapshot:
     features: dict[str, list[dict]]  # mart -> declared feature columns
     history_days: int  # days from the tenant's first to its last activity
     serving_cutoff: str | None = None  # the day after the last event in the snapshot (ISO date)
+    # the tenant's windows as its build chose them (dbt model int_tenant_windows): label_window_days,
+    # churn_window_days, each one's source (setting | cadence), cadence_days; empty for a snapshot
+    # taken before windows were recorded
+    windows: dict[str, Any] = field(default_factory=dict)
 
     def table(self, mart: str) -> Path:
         return self.path / f"{mart}.parquet"
@@ -73,6 +79,7 @@ class Snapshot:
             "features": self.features,
             "history_days": self.history_days,
             "serving_cutoff": self.serving_cutoff,
+            "windows": self.windows,
         }
 
     @classmethod
@@ -147,7 +154,7 @@ def export_warehouse(
         con = connect(path, read_only=True)
         try:
             present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-            missing = [m for m in marts if m not in present]
+            missing = [m for m in [*marts, WINDOWS] if m not in present]
             if missing:
                 raise RuntimeError(
                     f"warehouse {wh.key}: marts {missing} are missing; the features DAG must build them first."
@@ -209,6 +216,9 @@ def _export_tenant(
     serving = con.execute(
         "select max(cutoff_date) from int_feature_cutoffs where tenant_id = ?", [tenant_id]
     ).fetchone()[0]
+    found = con.execute(f"select * exclude (tenant_id) from {WINDOWS} where tenant_id = ?", [tenant_id])
+    row = found.fetchone()
+    windows = dict(zip([d[0] for d in found.description], row, strict=True)) if row else {}
     snapshot_id = digest.hexdigest()[:16]
     final = settings.stores.snapshots.snapshot_dir(region, tenant_id, snapshot_id)
     snap = Snapshot(
@@ -223,6 +233,7 @@ def _export_tenant(
         features=declared,
         history_days=history_days,
         serving_cutoff=str(serving) if serving is not None else None,
+        windows=windows,
     )
     atomic.write_json(tmp / settings.stores.snapshots.meta_name, snap.to_json())
     if not atomic.commit_dir(tmp, final):  # the same bytes were snapshotted before: keep the original

@@ -75,33 +75,11 @@ def families(threads: int = 1) -> list[recsys.Recommender]:
     ]
 
 
-MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 7, 28
 MIN_JUDGED_USERS = 30  # fewer judged users in the temporal holdout: the random protocol decides
 # fewer of the users with history judged by the temporal holdout: it does not speak for the users
 # served (a ratings tenant: 7%; the real shop's countries with their 28-day window: 29-39%)
 MIN_JUDGED_SHARE = 0.2
 AUTO, TEMPORAL, RANDOM = "auto", "temporal", "random"  # a tenant's holdout_protocol (ml.core.tenants)
-
-
-def cadence_days(history: pd.DataFrame) -> float | None:
-    """The tenant's activity cadence: the median, over users active on two days or more, of the
-    median days between a user's consecutive active days (``interaction_history`` rows). None
-    when no user came back."""
-    days = history[["user_id", "event_date"]].drop_duplicates().sort_values(["user_id", "event_date"])
-    days = days.reset_index(drop=True)
-    gaps = pd.to_datetime(days["event_date"]).groupby(days["user_id"].to_numpy()).diff().dt.days.dropna()
-    if gaps.empty:
-        return None
-    return float(gaps.groupby(days.loc[gaps.index, "user_id"].to_numpy()).median().median())
-
-
-def label_window(cadence: float | None) -> int:
-    """The holdout window for a cadence: whole weeks covering two of a typical user's gaps, 7..28
-    days (a weekly-ish tenant: 7, so the holdout stays recent; a monthly shop: 28, so the users
-    who come back in the window are not a small, unusual few). 7 without a cadence."""
-    if cadence is None:
-        return MIN_WINDOW_DAYS
-    return int(min(MAX_WINDOW_DAYS, max(MIN_WINDOW_DAYS, 7 * np.ceil(2 * cadence / 7))))
 
 
 @dataclass

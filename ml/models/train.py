@@ -259,7 +259,7 @@ def train_tenant(
             return _skipped(kind, tenant_id, why_not, champ.version)
     features = feature_names(snap, kind)
     history = _history(kind, snap)
-    window, windows = _label_window(kind, tenant, history)
+    window, windows = _label_window(kind, snap, history)
     latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window) if snap.serving_cutoff else None
     train, holdout = time_holdout(load_examples(snap, kind), latest if history is not None else None)
     catalogue = catalogue_size(snap, holdout)
@@ -364,14 +364,16 @@ def _ranking_holdout(
     return judged
 
 
-def _label_window(kind: ModelKind, tenant: Tenant, history: pd.DataFrame | None) -> tuple[int, dict[str, Any]]:
-    """Days of the holdout's label window (the tenant's setting, or from its activity cadence) and
-    what to log about it; the kind's own window without a history mart."""
-    if history is None:
-        return kind.label_window_days, {}
-    cadence = ranking.cadence_days(history)
-    window = tenant.label_window_days or ranking.label_window(cadence)
-    return window, {"label_window_days": window, "cadence_days": round(cadence, 2) if cadence else None}
+def _label_window(
+    kind: ModelKind, snap: snapshots.Snapshot, history: pd.DataFrame | None
+) -> tuple[int, dict[str, Any]]:
+    """Days of the holdout's label window, and the tenant's windows to log (the snapshot's ``windows``):
+    the tenant's, as its feature build chose it (``int_tenant_windows``: its setting, or whole weeks
+    covering two gaps of its activity cadence), so the holdout judges the window the re-ranker's
+    labels were made over; the kind's own window without a history mart or windows recorded."""
+    if history is None or not snap.windows:
+        return kind.label_window_days, dict(snap.windows)
+    return int(snap.windows["label_window_days"]), dict(snap.windows)
 
 
 def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:

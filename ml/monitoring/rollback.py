@@ -1,7 +1,7 @@
 """Auto-rollback: a freshly promoted champion whose live metrics fall below the one it replaced goes back.
 
 A promotion is watched for ``watch_days`` after its first batch can be judged (the kind's horizon:
-a churn score waits 14 days for its cancellations); the new champion is judged on its batches, the
+a churn score waits the tenant's churn window, 14 days or more, for its cancellations); the new champion is judged on its batches, the
 previous one on its batches before the promotion (the kind's watch: for recommendations, next-day
 live HitRate@10 pooled over batches, each side needing ``min_users`` active users; for churn, live
 ROC-AUC weighted by users scored, each side needing ``min_positives`` churned users). The rollback
@@ -39,16 +39,18 @@ def watch_promotions(
         watch = kind.live.rollback
         if watch is None or live.empty:
             continue
-        rows = live[(live["horizon_days"] == watch.horizon_days) & (live["kind"] == kind.name)]
+        rows = live[live["kind"] == kind.name]
         for tid in sorted(rows["tenant_id"].unique()):
-            action = _watch_tenant(kind.name, watch, tid, rows[rows["tenant_id"] == tid], settings)
+            mine = rows[rows["tenant_id"] == tid]
+            horizon = watch.horizon_days or int(mine.sort_values("as_of")["horizon_days"].iloc[-1])
+            action = _watch_tenant(kind.name, watch, horizon, tid, mine[mine["horizon_days"] == horizon], settings)
             if action:
                 actions.append(action)
     return actions
 
 
 def _watch_tenant(
-    kind: str, watch: RollbackWatch, tid: str, rows: pd.DataFrame, settings: Settings
+    kind: str, watch: RollbackWatch, horizon: int, tid: str, rows: pd.DataFrame, settings: Settings
 ) -> dict[str, Any] | None:
     policy = policies.for_tenant(tid, settings)
     moves = [e for e in audit.entries(settings, tid, kind) if e.action in ("promote", "rollback")]
@@ -56,7 +58,7 @@ def _watch_tenant(
         return None  # nothing promoted over an earlier champion, or already rolled back
     last = moves[-1]
     promoted_at = datetime.fromisoformat(last.at.replace("Z", "+00:00"))
-    if datetime.now(UTC) - promoted_at > timedelta(days=watch.horizon_days + policy.watch_days):
+    if datetime.now(UTC) - promoted_at > timedelta(days=horizon + policy.watch_days):
         return None
     new, new_users = watch.pooled(rows, str(last.to_version))
     old, old_users = watch.pooled(rows, str(last.from_version))

@@ -73,7 +73,7 @@ def test_silo_cannot_share_and_tiers_map_to_warehouses():
     assert whs[0].tenants == ("a", "b") and whs[0].sharing_tenants == ("a", "b")
 
 
-def test_the_seen_items_policy_label_window_and_holdout_protocol_are_validated_tenant_settings(settings, capsys):
+def test_the_seen_items_policy_windows_and_holdout_protocol_are_validated_tenant_settings(settings, capsys):
     assert Tenant("acme", "eu").seen_items == "exclude"  # the default: content is not recommended twice
     with pytest.raises(TenantError, match="seen_items must be one of"):
         Tenant("acme", "eu", seen_items="sometimes")
@@ -86,6 +86,11 @@ def test_the_seen_items_policy_label_window_and_holdout_protocol_are_validated_t
     assert TenantStore(settings).get("books").label_window_days == 28
     with pytest.raises(TenantError, match="label_window_days must be 1..91"):
         Tenant("acme", "eu", label_window_days=0)
+    assert TenantStore(settings).get("books").churn_window_days is None  # derived from its cadence
+    assert main(["tenants", "add", "shop2", "--region", "eu", "--churn-window-days", "91"]) == 0
+    assert TenantStore(settings).get("shop2").churn_window_days == 91
+    assert main(["tenants", "add", "odd2", "--region", "eu", "--churn-window-days", "3"]) == 2
+    assert "churn_window_days must be 7..182" in capsys.readouterr().err
     assert TenantStore(settings).get("books").holdout_protocol == "auto"
     assert main(["tenants", "add", "films", "--region", "eu", "--holdout-protocol", "random"]) == 0
     assert TenantStore(settings).get("films").holdout_protocol == "random"

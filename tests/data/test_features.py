@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.settings import REPO_ROOT, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect as warehouse_connect
@@ -45,7 +47,14 @@ def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     settings = world_env(mp, tmp_path_factory.mktemp("features") / "home")
     config = GenerationConfig(tenants=SPECS, days=26, end_date=END, seed=3)  # one churn window
-    register(settings, config, silo=("initech",), not_sharing=("umbra", "clicky"))
+    # umbra sets its recommender and churn windows; the others follow their activity cadence
+    register(
+        settings,
+        config,
+        silo=("initech",),
+        not_sharing=("umbra", "clicky"),
+        fields={"umbra": {"label_window_days": 14, "churn_window_days": 7}},
+    )
     generate(config, settings.stores.landing.root, workers=1)
     for path in settings.stores.landing.tenant_dir("eu", "clicky").rglob("*.parquet"):  # a click-only product
         table = pq.read_table(path)  # ... without cancellations or session ids
@@ -118,6 +127,69 @@ def test_ranking_examples_are_point_in_time_correct(world):
         assert bool(row.is_clicked) == bool(((clicked.d >= c) & (clicked.d < c + timedelta(days=7))).any())
         item = lake[(lake.item_id == row.item_id) & (lake.event_type == "click")]
         assert row.item_clicks_7d == ((item.d >= c - timedelta(days=7)) & (item.d < c)).sum()
+
+
+def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(world):
+    """int_tenant_windows: umbra's registry sets a 14-day recommender window and a 7-day churn
+    window; acme's follow its cadence (the rule recomputed with pandas from its lake). umbra's
+    candidates are labelled by the clicks of the 14 days after a cutoff, only at cutoffs whose 14
+    days are complete; its users churn by not coming back within 7 days; its snapshot records the
+    windows that training's holdout then uses."""
+    from ml.models.runs import snapshot_warehouse
+
+    settings, _, _ = world
+    con = _con(settings, "eu/pool")
+    windows = con.execute("select * from int_tenant_windows").df().set_index("tenant_id")
+    cutoffs = con.execute("select * from int_feature_cutoffs where tenant_id = 'umbra'").df()
+    ex = con.execute("select * from ranking_examples where tenant_id = 'umbra'").df()
+    con.close()
+    assert (windows.loc["umbra", "label_window_days"], windows.loc["umbra", "label_window_source"]) == (14, "setting")
+    lake = _lake(settings, "acme")
+    lake = lake[lake.event_type.isin(INTERACTION_EVENT_TYPES) & lake.user_id.notna()]
+    days = pd.DataFrame({"user_id": lake.user_id, "d": pd.to_datetime(lake.event_at.dt.tz_convert("UTC").dt.date)})
+    days = days.drop_duplicates().sort_values(["user_id", "d"]).reset_index(drop=True)
+    gaps = days.groupby("user_id").d.diff().dt.days.dropna()
+    cadence = gaps.groupby(days.loc[gaps.index, "user_id"]).median().median()
+    assert windows.loc["acme", "cadence_days"] == pytest.approx(cadence)
+    assert windows.loc["acme", "label_window_days"] == min(28, max(7, 7 * math.ceil(2 * cadence / 7)))
+    assert windows.loc["acme", "churn_window_days"] == min(91, max(14, 7 * math.ceil(3 * cadence / 7)))
+    assert windows.loc["acme", "label_window_source"] == windows.loc["acme", "churn_window_source"] == "cadence"
+    assert (windows.loc["umbra", "churn_window_days"], windows.loc["umbra", "churn_window_source"]) == (7, "setting")
+
+    labelled = cutoffs[cutoffs.has_ranking_label & ~cutoffs.is_serving]
+    serving = cutoffs.cutoff_date.max()
+    assert len(labelled) and (labelled.cutoff_date + pd.Timedelta(days=14) <= serving).all()
+    assert not (cutoffs[~cutoffs.has_ranking_label].cutoff_date + pd.Timedelta(days=14) <= serving).any()
+    assert set(ex.cutoff_date) == set(labelled.cutoff_date)
+    umbra = _lake(settings, "umbra")
+    umbra = umbra[umbra.event_type.isin(INTERACTION_EVENT_TYPES)]
+    umbra = umbra.assign(d=pd.to_datetime(umbra.event_at.dt.tz_convert("UTC").dt.date))
+    clicked_on = umbra.groupby(["user_id", "item_id"]).d.apply(list).to_dict()
+    late = 0  # clicked only in the second week: a positive that a 7-day window would not see
+    for _, row in ex.sample(300, random_state=2).iterrows():
+        c = pd.Timestamp(row.cutoff_date)
+        when = [d for d in clicked_on.get((row.user_id, row.item_id), []) if c <= d]
+        assert bool(row.is_clicked) == any(d < c + pd.Timedelta(days=14) for d in when), (row.user_id, c)
+        late += bool(row.is_clicked) and not any(d < c + pd.Timedelta(days=7) for d in when)
+    assert late > 0
+    wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool")
+    snap = snapshot_warehouse(wh, ["umbra"], settings)["umbra"]
+    assert (snap.windows["label_window_days"], snap.windows["churn_window_days"]) == (14, 7)
+
+    con = _con(settings, "eu/pool")
+    churn = con.execute("select cutoff_date, user_id, is_churned from churn_examples where tenant_id = 'umbra'").df()
+    con.close()
+    assert set(churn.cutoff_date) == set(cutoffs[cutoffs.has_churn_label & ~cutoffs.is_serving].cutoff_date)
+    lake = _lake(settings, "umbra")
+    cancels = lake[lake.event_type == "cancel_subscription"]
+    cancelled_on = cancels.groupby("user_id").event_at.min().dt.tz_convert("UTC").dt.normalize().dt.tz_localize(None)
+    assert len(churn) > 50 and churn.is_churned.any()
+    second_week = 0  # cancelled 7..13 days after the cutoff: churned under a 14-day window, not under umbra's
+    for _, row in churn.iterrows():
+        c, when = pd.Timestamp(row.cutoff_date), cancelled_on.get(row.user_id)
+        assert bool(row.is_churned) == (when is not None and c <= when < c + pd.Timedelta(days=7)), (row.user_id, c)
+        second_week += when is not None and c + pd.Timedelta(days=7) <= when < c + pd.Timedelta(days=14)
+    assert second_week > 0
 
 
 def test_whole_history_candidates_and_scores_are_point_in_time(world):

@@ -193,19 +193,10 @@ def test_the_ranking_holdout_judges_every_user_active_in_the_window_under_the_se
     assert excluded.candidate_recall() == pytest.approx(1 / 3)
 
 
-def test_the_label_window_follows_the_tenants_activity_cadence():
-    from ml.models import fit, ranking
+def test_a_longer_label_window_holds_out_an_earlier_cutoff():
+    """(The window itself, from a tenant's setting or cadence, is int_tenant_windows' dbt unit test.)"""
+    from ml.models import fit
 
-    day = pd.Timestamp("2026-01-01")
-
-    def every(gap: int, users: int = 5) -> pd.DataFrame:
-        rows = [(f"u{u}", "x", day + pd.Timedelta(days=gap * k + u)) for u in range(users) for k in range(4)]
-        return pd.DataFrame(rows, columns=["user_id", "item_id", "event_date"]).assign(interactions=1)
-
-    assert ranking.cadence_days(every(1)) == 1 and ranking.label_window(1.0) == 7  # daily: a week
-    assert ranking.cadence_days(every(10)) == 10 and ranking.label_window(10.0) == 21  # two gaps, whole weeks
-    assert ranking.label_window(ranking.cadence_days(every(30))) == 28  # monthly: capped at four weeks
-    assert ranking.cadence_days(every(5, users=1).head(1)) is None and ranking.label_window(None) == 7
     # a longer window holds out an earlier cutoff and trains only on the ones before it
     cutoffs = pd.to_datetime(["2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"])
     frame = pd.DataFrame({"cutoff_date": cutoffs, "v": range(4)})

@@ -362,8 +362,8 @@ def test_fairness_compares_a_tenant_with_the_fleets_champions_not_its_own_run(wo
 
 
 def test_auto_rollback_covers_churn_on_live_roc_auc(world):
-    """A churn champion whose live ROC-AUC (weighted by users scored, 14-day windows) falls below
-    the one it replaced goes back; too few churned users to judge keeps it."""
+    """A churn champion whose live ROC-AUC (weighted by users scored, over the tenant's churn window)
+    falls below the one it replaced goes back; too few churned users to judge keeps it."""
     from datetime import date
 
     from ml.monitoring import rollback
@@ -388,4 +388,4 @@ def test_auto_rollback_covers_churn_on_live_roc_auc(world):
     actions = rollback.watch_promotions(live(0.60), settings)
     assert [(a["kind"], a["from_version"], a["to_version"]) for a in actions] == [("churn", new, old)]
     assert str(registry.version_by_alias(f"churn.{tid}", registry.CHAMPION, settings).version) == old
-    assert "roc_auc (14 days)" in audit.entries(settings, tid, "churn")[-1].reason
+    assert "roc_auc (churn window)" in audit.entries(settings, tid, "churn")[-1].reason

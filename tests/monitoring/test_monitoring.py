@@ -456,6 +456,12 @@ def test_live_churn_metrics_and_decay(definition):
     (b,) = live_churn_metrics(bad, ACME, date(2026, 11, 15))
     assert (g["users_scored"], g["users_hit"], g["horizon_days"]) == (200, 30, 14)
     assert g["roc_auc"] == pytest.approx(1.0) and g["pr_auc"] == pytest.approx(1.0) and 0.3 < b["roc_auc"] < 0.7
+    # a tenant whose churn window is three weeks (int_tenant_windows): its batch is judged a week
+    # later, and u199's cancellation (or the first churner's return) on Nov 20 falls inside it
+    good.execute("create table int_tenant_windows as select 'acme' as tenant_id, 21 as churn_window_days")
+    assert live_churn_metrics(good, ACME, date(2026, 11, 21)) == []
+    (w,) = live_churn_metrics(good, ACME, date(2026, 11, 22))
+    assert (w["horizon_days"], w["users_hit"]) == (21, 31 if definition == "cancellation" else 29)
     from types import SimpleNamespace
 
     churn = get_kind("churn")

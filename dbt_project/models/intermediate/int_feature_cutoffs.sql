@@ -1,6 +1,7 @@
 -- The dates features are computed "as of" (everything strictly before the cutoff), per tenant:
 -- the serving cutoff (the day after the tenant's last event, or var as_of) and earlier
--- training cutoffs every few days, flagged by whether their label windows are complete.
+-- training cutoffs every few days, flagged by whether their label windows are complete: enough
+-- of them that training_cutoffs cutoffs are labelled under the tenant's longest window.
 with
 
 activity as (
@@ -17,18 +18,40 @@ bounds as (
     group by tenant_id
 ),
 
+windows as (
+    select * from {{ ref('int_tenant_windows') }}
+),
+
+steps as (
+    select
+        tenant_id,
+        label_window_days,
+        churn_window_days,
+        unnest(range(
+            0,
+            cast(ceil(
+                greatest(label_window_days, churn_window_days, {{ var('engagement_window_days') }})
+                / {{ var('training_cutoff_every_days') }}
+            ) as integer) + {{ var('training_cutoffs') }} + 1
+        )) as k
+    from windows
+),
+
 cutoffs as (
     select
         bounds.tenant_id,
         bounds.first_activity_date,
         bounds.serving_cutoff_date,
+        steps.label_window_days,
+        steps.churn_window_days,
         cast(
             bounds.serving_cutoff_date
             - to_days(cast(steps.k * {{ var('training_cutoff_every_days') }} as integer)) as date
         ) as cutoff_date,
         steps.k = 0 as is_serving
     from bounds
-    cross join range(0, {{ var('training_cutoffs') }} + 3) as steps (k)
+    inner join steps
+        on bounds.tenant_id = steps.tenant_id
 ),
 
 flagged as (
@@ -36,8 +59,11 @@ flagged as (
         tenant_id,
         cutoff_date,
         is_serving,
-        cutoff_date + {{ var('label_window_days') }} <= serving_cutoff_date as has_ranking_label,
-        cutoff_date + {{ var('churn_window_days') }} <= serving_cutoff_date as has_churn_label
+        label_window_days,
+        churn_window_days,
+        cutoff_date + label_window_days <= serving_cutoff_date as has_ranking_label,
+        cutoff_date + churn_window_days <= serving_cutoff_date as has_churn_label,
+        cutoff_date + {{ var('engagement_window_days') }} <= serving_cutoff_date as has_engagement_label
     from cutoffs
     -- a week of history before any cutoff, so that 7-day features mean something
     where cutoff_date >= first_activity_date + 7 or is_serving

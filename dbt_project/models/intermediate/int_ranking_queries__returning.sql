@@ -1,9 +1,9 @@
 -- The recommender's training queries: at each training cutoff, every user who comes back (an
--- interaction) within the longest label window after it. A tenant's holdout may judge up to
--- history_users_window_days after the cutoff (ml.models.ranking), so candidates are generated
--- for these users (int_recommendation_candidates__as_of) and ranking_examples keeps them as
--- queries. Users first seen after the cutoff are here too: they have no candidates, so no
--- examples.
+-- interaction) within the longest label window after it (the tenant's own if longer). A
+-- tenant's holdout may judge up to that many days after the cutoff (ml.models.ranking), so
+-- candidates are generated for these users (int_recommendation_candidates__as_of) and
+-- ranking_examples keeps them as queries. Users first seen after the cutoff are here too: they
+-- have no candidates, so no examples.
 with
 
 cutoffs as (
@@ -24,4 +24,5 @@ from cutoffs
 inner join interactions
     on cutoffs.tenant_id = interactions.tenant_id
     and cutoffs.cutoff_date <= interactions.event_date
-    and interactions.event_date < cutoffs.cutoff_date + {{ var('history_users_window_days') }}
+    and interactions.event_date
+    < cutoffs.cutoff_date + greatest({{ var('history_users_window_days') }}, cutoffs.label_window_days)

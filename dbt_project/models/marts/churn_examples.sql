@@ -1,7 +1,8 @@
 -- Point-in-time churn examples: users active in the 28 days before cutoff C, features as of C,
--- label = churned within [C, C + churn window) by the tenant's definition
+-- label = churned within [C, C + the tenant's churn window) by its definition
 -- (int_tenant_churn_definitions): cancelled, or (a tenant without cancellations) no event at all
--- in the window. Only cutoffs whose window is complete.
+-- in the window. The window is the tenant's (int_tenant_windows: its setting, or from its
+-- activity cadence). Only cutoffs whose window is complete.
 with
 
 cutoffs as (
@@ -24,7 +25,9 @@ cancellations as (
 ),
 
 labelled_users as (
-    select user_features.*
+    select
+        user_features.*,
+        cutoffs.churn_window_days
     from user_features
     inner join cutoffs
         on user_features.tenant_id = cutoffs.tenant_id
@@ -41,7 +44,7 @@ returned as (
         on labelled_users.tenant_id = activity.tenant_id
         and labelled_users.user_id = activity.user_id
         and labelled_users.cutoff_date <= activity.activity_date
-        and activity.activity_date < labelled_users.cutoff_date + {{ var('churn_window_days') }}
+        and activity.activity_date < labelled_users.cutoff_date + labelled_users.churn_window_days
 ),
 
 examples as (
@@ -50,7 +53,7 @@ examples as (
         case
             when definitions.churn_definition = 'cancellation'
                 then coalesce(
-                        cancellations.cancelled_on < labelled_users.cutoff_date + {{ var('churn_window_days') }},
+                        cancellations.cancelled_on < labelled_users.cutoff_date + labelled_users.churn_window_days,
                         false
                     )
             else returned.user_id is null
@@ -68,5 +71,5 @@ examples as (
 )
 
 -- stored in tenant order (zone maps skip other tenants' row groups on per-tenant reads)
-select * from examples
+select * exclude (churn_window_days) from examples
 order by tenant_id, cutoff_date, user_id

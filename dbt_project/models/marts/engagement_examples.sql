@@ -4,7 +4,7 @@ with
 
 cutoffs as (
     select * from {{ ref('int_feature_cutoffs') }}
-    where has_ranking_label and not is_serving
+    where has_engagement_label and not is_serving
 ),
 
 user_features as (
@@ -29,7 +29,7 @@ next_sessions as (
         on user_features.tenant_id = activity.tenant_id
         and user_features.user_id = activity.user_id
         and user_features.cutoff_date <= activity.activity_date
-        and activity.activity_date < user_features.cutoff_date + {{ var('label_window_days') }}
+        and activity.activity_date < user_features.cutoff_date + {{ var('engagement_window_days') }}
     group by user_features.tenant_id, user_features.user_id, user_features.cutoff_date
 ),
 

@@ -1,6 +1,7 @@
 -- Point-in-time training examples for the recommender's re-ranker. For each training cutoff C:
 -- the candidates generated at C for every user who comes back in the weeks after C,
--- features strictly before C, label = the user clicked that item in the window. Users whose
+-- features strictly before C, label = the user clicked that item in the tenant's label window
+-- (int_tenant_windows: its setting, or from its activity cadence). Users whose
 -- clicks all fall outside their candidates stay in (all labels false): holdout metrics count
 -- them as misses, so candidate generation is judged along with the ranker.
 with
@@ -25,7 +26,7 @@ positives as (
     inner join clicks
         on cutoffs.tenant_id = clicks.tenant_id
         and cutoffs.cutoff_date <= clicks.event_date
-        and clicks.event_date < cutoffs.cutoff_date + {{ var('label_window_days') }}
+        and clicks.event_date < cutoffs.cutoff_date + cutoffs.label_window_days
 ),
 
 clicked_items as (

@@ -130,14 +130,15 @@ class RollbackWatch:
     """How a freshly promoted champion is compared with the one it replaced on live batches.
 
     ``pooled(rows, version)`` gives (metric, count) of one version's batches at ``horizon_days``
-    (higher is better); each side needs a count of at least the policy's ``min_count`` field
+    (None: each tenant's own, the horizon of its newest batches, as churn's window is) (higher is
+    better); each side needs a count of at least the policy's ``min_count`` field
     (``min_users``: active users; ``min_positives``: e.g. churned users, what a ROC-AUC rests on).
     The monitor rolls back when the new version's metric falls more than the policy's
     ``rollback_tolerance`` below the old one's.
     """
 
     metric: str
-    horizon_days: int
+    horizon_days: int | None
     pooled: Callable[[pd.DataFrame, str], tuple[float | None, int]]
     min_count: str = "min_users"
 

@@ -1,13 +1,15 @@
-"""Churn: which users churn within ``churn_window_days`` (14) of a cutoff, against recency.
+"""Churn: which users churn within the tenant's churn window after a cutoff, against recency.
 
 Churn is the tenant's (``int_tenant_churn_definitions``): a subscription product's users churn
 by cancelling; a tenant that sends no cancellations (a shop, a ratings site, a click-only feed)
-has its users churn by inactivity, no event in the window.
+has its users churn by inactivity, no event in the window. The window is the tenant's too
+(``int_tenant_windows``: its ``churn_window_days``, or whole weeks covering three of its users'
+typical gaps, 14 to 91 days).
 
 A LightGBM binary classifier on the user features of ``churn_examples``; the baseline ranks users
 by days since their last activity. The API answers ``POST /v1/churn-scores``; the score DAG
-writes ``predictions.churn_scores``; the monitor judges each batch's ROC-AUC once its 14 days
-have passed.
+writes ``predictions.churn_scores``; the monitor judges each batch's ROC-AUC once its churn
+window has passed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ml.models.kinds.base import (
     Verdict,
 )
 
-CHURN_WINDOW_DAYS = 14  # dbt var churn_window_days: a churn label is a cancellation within this window
+CHURN_WINDOW_DAYS = 14  # dbt var churn_window_days: the window of a warehouse built before int_tenant_windows
 USER_FEATURES = "user_features"
 
 
@@ -68,13 +70,24 @@ create table if not exists predictions.churn_scores (
 """
 
 
+def _window(con: Any, tenant_id: str) -> int:
+    """The tenant's churn window in days (``int_tenant_windows``), as the last feature build chose it."""
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_name = 'int_tenant_windows'"
+    ).fetchone()[0]:
+        return CHURN_WINDOW_DAYS
+    row = con.execute("select churn_window_days from int_tenant_windows where tenant_id = ?", [tenant_id]).fetchone()
+    return int(row[0]) if row else CHURN_WINDOW_DAYS
+
+
 def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
     """ROC-AUC and PR-AUC of each batch of churn scores once its churn window has passed.
 
     A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the churn
     mart labels, by the tenant's definition (``int_tenant_churn_definitions``): a user churned if
-    they cancelled within ``[as_of, as_of + 14 days)``, or, for a tenant without cancellations, had
-    no event in it. Rows: ``users_scored`` = ``users_active`` = users scored, ``users_hit`` =
+    they cancelled within ``[as_of, as_of + window)``, or, for a tenant without cancellations, had
+    no event in it; the window is the tenant's (``int_tenant_windows``), each row's
+    ``horizon_days``. Rows: ``users_scored`` = ``users_active`` = users scored, ``users_hit`` =
     users who churned.
     """
     if not con.execute(
@@ -103,7 +116,7 @@ def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str
         left join cancelled c on c.user_id = s.user_id
         left join returned r on r.as_of = s.as_of and r.user_id = s.user_id
         """,
-        {"t": tenant.tenant_id, "w": CHURN_WINDOW_DAYS, "cutoff": serving_cutoff},
+        {"t": tenant.tenant_id, "w": (window := _window(con, tenant.tenant_id)), "cutoff": serving_cutoff},
     ).df()
     out = []
     for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
@@ -115,7 +128,7 @@ def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str
                 "source": "batch",
                 "model_version": str(version),
                 "as_of": pd.Timestamp(day).date(),
-                "horizon_days": CHURN_WINDOW_DAYS,
+                "horizon_days": window,
                 "users_scored": len(g),
                 "users_active": len(g),
                 "users_hit": int(g["churned"].sum()),
@@ -138,7 +151,7 @@ def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: Deca
         return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout roc_auc")
     threshold = reference * (1 - policy.decay_tolerance)
     if not batches:
-        why = f"no churn scores by v{version} with {CHURN_WINDOW_DAYS} days of cancellations after them yet"
+        why = f"no churn scores by v{version} whose churn window has passed yet"
         return Verdict(metric, None, threshold, None, "insufficient_data", why)
     last = batches[-1]
     if last["users_hit"] < policy.min_positives or last["roc_auc"] is None:
@@ -218,7 +231,7 @@ KIND = ModelKind(
         columns={"roc_auc": "double", "pr_auc": "double"},
         metrics=live_metrics,
         decay=decay,
-        rollback=RollbackWatch("roc_auc (14 days)", CHURN_WINDOW_DAYS, pooled_roc_auc, min_count="min_positives"),
+        rollback=RollbackWatch("roc_auc (churn window)", None, pooled_roc_auc, min_count="min_positives"),
     ),
     endpoint=Endpoint(
         "/v1/churn-scores", "Churn probabilities for up to 1,000 users", ChurnRequest, ChurnAnswer, churn_scores

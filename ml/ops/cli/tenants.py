@@ -51,6 +51,10 @@ def add(
         int | None,
         typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence"),
     ] = None,
+    churn_window_days: Annotated[
+        int | None,
+        typer.Option(help="Days after which a user not seen (or who cancelled) has churned; default: from its cadence"),
+    ] = None,
     holdout_protocol: Annotated[
         str,
         typer.Option(
@@ -80,6 +84,7 @@ def add(
         quota_requests_per_minute=quota_requests_per_minute,
         seen_items=seen_items,
         label_window_days=label_window_days,
+        churn_window_days=churn_window_days,
         holdout_protocol=holdout_protocol,
         global_region=global_region,
     )

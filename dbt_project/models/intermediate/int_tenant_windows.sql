@@ -1,0 +1,117 @@
+-- Each tenant's label windows, in days after a cutoff: the recommender's (whose interactions
+-- label its candidates: ranking_examples, and the competition holdout of ml.models.ranking) and
+-- churn's (who cancels, or is not seen, within it has churned: churn_examples, and the churn
+-- model's live metrics). The tenant's registry setting wins (vars label_windows, churn_windows,
+-- set by ml.data.dbt.dbt_vars); unset, each follows the tenant's activity cadence: the median,
+-- over users who interacted on two days or more before the serving cutoff, of each user's
+-- median days between those days.
+--   recommender: whole weeks covering two such gaps, label_window_min_days..label_window_max_days
+--     (a daily content platform: 7; a shop customers visit monthly: 28), so the users who come
+--     back in it are not a small, unusual few;
+--   churn: whole weeks covering three gaps, churn_window_days..churn_window_max_days (14 to 91: a
+--     quarter, retail's usual "no purchase in 90 days"); a user who keeps the typical cadence is
+--     unseen for three gaps about 5% of the time (e^-3, were gaps exponential), where a fixed 14
+--     days would call most of a monthly shop's customers churned.
+with
+
+active_days as (
+    select
+        tenant_id,
+        user_id,
+        activity_date
+    from {{ ref('int_user_activity__daily') }}
+    where clicks > 0
+    {% if var('as_of') %}and activity_date < cast('{{ var("as_of") }}' as date){% endif %}
+),
+
+gaps as (
+    select
+        tenant_id,
+        user_id,
+        activity_date - lag(activity_date) over (
+            partition by tenant_id, user_id order by activity_date
+        ) as gap_days
+    from active_days
+),
+
+user_cadences as (
+    select
+        tenant_id,
+        user_id,
+        median(gap_days) as cadence_days
+    from gaps
+    where gap_days is not null
+    group by tenant_id, user_id
+),
+
+tenants as (
+    select distinct tenant_id from {{ ref('int_user_activity__daily') }}
+),
+
+cadences as (
+    select
+        tenants.tenant_id,
+        median(user_cadences.cadence_days) as cadence_days
+    from tenants
+    left join user_cadences
+        on tenants.tenant_id = user_cadences.tenant_id
+    group by tenants.tenant_id
+),
+
+settings as (
+    -- the tenants whose registry sets a window (an empty typed row keeps the union valid)
+    select
+        null::varchar as tenant_id,
+        null::integer as label_window_days,
+        null::integer as churn_window_days
+    where false
+    {%- for tenant, days in var('label_windows').items() %}
+    union all select '{{ tenant }}', {{ days | int }}, null
+    {%- endfor %}
+    {%- for tenant, days in var('churn_windows').items() %}
+    union all select '{{ tenant }}', null, {{ days | int }}
+    {%- endfor %}
+),
+
+chosen as (
+    select
+        tenant_id,
+        max(label_window_days) as label_window_days,
+        max(churn_window_days) as churn_window_days
+    from settings
+    group by tenant_id
+),
+
+derived as (
+    select
+        cadences.tenant_id,
+        cadences.cadence_days,
+        chosen.label_window_days as label_window_setting,
+        chosen.churn_window_days as churn_window_setting,
+        coalesce(
+            least(
+                {{ var('label_window_max_days') }},
+                greatest({{ var('label_window_min_days') }}, 7 * ceil(2 * cadences.cadence_days / 7))
+            ),
+            {{ var('label_window_min_days') }}
+        )::integer as label_window_cadence,
+        coalesce(
+            least(
+                {{ var('churn_window_max_days') }},
+                greatest({{ var('churn_window_days') }}, 7 * ceil(3 * cadences.cadence_days / 7))
+            ),
+            {{ var('churn_window_days') }}
+        )::integer as churn_window_cadence
+    from cadences
+    left join chosen
+        on cadences.tenant_id = chosen.tenant_id
+)
+
+select
+    tenant_id,
+    cadence_days,
+    coalesce(label_window_setting, label_window_cadence) as label_window_days,
+    case when label_window_setting is null then 'cadence' else 'setting' end as label_window_source,
+    coalesce(churn_window_setting, churn_window_cadence) as churn_window_days,
+    case when churn_window_setting is null then 'cadence' else 'setting' end as churn_window_source
+from derived
