@@ -1,7 +1,11 @@
 -- The dates features are computed "as of" (everything strictly before the cutoff), per tenant:
 -- the serving cutoff (the day after the tenant's last event, or var as_of) and earlier
 -- training cutoffs every few days, flagged by whether their label windows are complete: enough
--- of them that training_cutoffs cutoffs are labelled under the tenant's longest window.
+-- of them that training_cutoffs + 1 are labelled under the tenant's longest window. Each label
+-- flags at most the newest training_cutoffs + 2 cutoffs whose window is complete, so one kind's
+-- window (a shop's 91-day churn window) does not reach back into another kind's training data.
+{%- set every = var('training_cutoff_every_days') %}
+{%- set newest = var('training_cutoffs') + 1 %}
 with
 
 activity as (
@@ -48,6 +52,7 @@ cutoffs as (
             bounds.serving_cutoff_date
             - to_days(cast(steps.k * {{ var('training_cutoff_every_days') }} as integer)) as date
         ) as cutoff_date,
+        steps.k,
         steps.k = 0 as is_serving
     from bounds
     inner join steps
@@ -61,9 +66,19 @@ flagged as (
         is_serving,
         label_window_days,
         churn_window_days,
-        cutoff_date + label_window_days <= serving_cutoff_date as has_ranking_label,
-        cutoff_date + churn_window_days <= serving_cutoff_date as has_churn_label,
-        cutoff_date + {{ var('engagement_window_days') }} <= serving_cutoff_date as has_engagement_label
+        -- complete, and among the newest training_cutoffs + 2 cutoffs whose window is complete
+        (
+            cutoff_date + label_window_days <= serving_cutoff_date
+            and k <= ceil(label_window_days / {{ every }}) + {{ newest }}
+        ) as has_ranking_label,
+        (
+            cutoff_date + churn_window_days <= serving_cutoff_date
+            and k <= ceil(churn_window_days / {{ every }}) + {{ newest }}
+        ) as has_churn_label,
+        (
+            cutoff_date + {{ var('engagement_window_days') }} <= serving_cutoff_date
+            and k <= ceil({{ var('engagement_window_days') }} / {{ every }}) + {{ newest }}
+        ) as has_engagement_label
     from cutoffs
     -- a week of history before any cutoff, so that 7-day features mean something
     where cutoff_date >= first_activity_date + 7 or is_serving
