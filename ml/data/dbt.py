@@ -47,12 +47,12 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
         "rebuild_from": rebuild_from,
         "interaction_event_types": list(INTERACTION_EVENT_TYPES),
         "repeat_tenants": [t for t in with_data if t in registered and registered[t].seen_items == "allow"],
-        "label_windows": _set(registered, with_data, "label_window_days"),
-        "churn_windows": _set(registered, with_data, "churn_window_days"),
+        "label_windows": _registry_values(registered, with_data, "label_window_days"),
+        "churn_windows": _registry_values(registered, with_data, "churn_window_days"),
     }
 
 
-def _set(registered: dict[str, Any], tenants: list[str], field: str) -> dict[str, int]:
+def _registry_values(registered: dict[str, Any], tenants: list[str], field: str) -> dict[str, int]:
     """tenant -> the registry's value of ``field``, for the tenants that set it."""
     return {t: getattr(registered[t], field) for t in tenants if t in registered and getattr(registered[t], field)}
 

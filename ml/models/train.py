@@ -371,9 +371,8 @@ def _label_window(
     the tenant's, as its feature build chose it (``int_tenant_windows``: its setting, or whole weeks
     covering two gaps of its activity cadence), so the holdout judges the window the re-ranker's
     labels were made over; the kind's own window without a history mart or windows recorded."""
-    if history is None or not snap.windows:
-        return kind.label_window_days, dict(snap.windows)
-    return int(snap.windows["label_window_days"]), dict(snap.windows)
+    windows = dict(snap.windows)
+    return (int(windows["label_window_days"]) if history is not None and windows else kind.label_window_days), windows
 
 
 def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:

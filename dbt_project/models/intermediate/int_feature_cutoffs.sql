@@ -2,10 +2,8 @@
 -- the serving cutoff (the day after the tenant's last event, or var as_of) and earlier
 -- training cutoffs every few days, flagged by whether their label windows are complete: enough
 -- of them that training_cutoffs + 1 are labelled under the tenant's longest window. Each label
--- flags at most the newest training_cutoffs + 2 cutoffs whose window is complete, so one kind's
--- window (a shop's 91-day churn window) does not reach back into another kind's training data.
-{%- set every = var('training_cutoff_every_days') %}
-{%- set newest = var('training_cutoffs') + 1 %}
+-- flags at most the newest training_cutoffs + 2 cutoffs whose window is complete (macro
+-- label_complete), so one kind's long window does not reach into another kind's training data.
 with
 
 activity as (
@@ -66,19 +64,9 @@ flagged as (
         is_serving,
         label_window_days,
         churn_window_days,
-        -- complete, and among the newest training_cutoffs + 2 cutoffs whose window is complete
-        (
-            cutoff_date + label_window_days <= serving_cutoff_date
-            and k <= ceil(label_window_days / {{ every }}) + {{ newest }}
-        ) as has_ranking_label,
-        (
-            cutoff_date + churn_window_days <= serving_cutoff_date
-            and k <= ceil(churn_window_days / {{ every }}) + {{ newest }}
-        ) as has_churn_label,
-        (
-            cutoff_date + {{ var('engagement_window_days') }} <= serving_cutoff_date
-            and k <= ceil({{ var('engagement_window_days') }} / {{ every }}) + {{ newest }}
-        ) as has_engagement_label
+        {{ label_complete('label_window_days') }} as has_ranking_label,
+        {{ label_complete('churn_window_days') }} as has_churn_label,
+        {{ label_complete(var('engagement_window_days')) }} as has_engagement_label
     from cutoffs
     -- a week of history before any cutoff, so that 7-day features mean something
     where cutoff_date >= first_activity_date + 7 or is_serving

@@ -25,4 +25,4 @@ inner join interactions
     on cutoffs.tenant_id = interactions.tenant_id
     and cutoffs.cutoff_date <= interactions.event_date
     and interactions.event_date
-    < cutoffs.cutoff_date + greatest({{ var('history_users_window_days') }}, cutoffs.label_window_days)
+    < cutoffs.cutoff_date + greatest({{ var('label_window_max_days') }}, cutoffs.label_window_days)

@@ -60,51 +60,33 @@ cadences as (
 
 settings as (
     -- the tenants whose registry sets a window (an empty typed row keeps the union valid)
+    {%- set label_windows, churn_windows = var('label_windows'), var('churn_windows') %}
     select
         null::varchar as tenant_id,
         null::integer as label_window_days,
         null::integer as churn_window_days
     where false
-    {%- for tenant, days in var('label_windows').items() %}
-    union all select '{{ tenant }}', {{ days | int }}, null
+    {%- for tenant in ((label_windows.keys() | list) + (churn_windows.keys() | list)) | unique %}
+    union all select
+        '{{ tenant }}', {{ label_windows.get(tenant) or 'null' }}, {{ churn_windows.get(tenant) or 'null' }}
     {%- endfor %}
-    {%- for tenant, days in var('churn_windows').items() %}
-    union all select '{{ tenant }}', null, {{ days | int }}
-    {%- endfor %}
-),
-
-chosen as (
-    select
-        tenant_id,
-        max(label_window_days) as label_window_days,
-        max(churn_window_days) as churn_window_days
-    from settings
-    group by tenant_id
 ),
 
 derived as (
     select
         cadences.tenant_id,
         cadences.cadence_days,
-        chosen.label_window_days as label_window_setting,
-        chosen.churn_window_days as churn_window_setting,
-        coalesce(
-            least(
-                {{ var('label_window_max_days') }},
-                greatest({{ var('label_window_min_days') }}, 7 * ceil(2 * cadences.cadence_days / 7))
-            ),
-            {{ var('label_window_min_days') }}
-        )::integer as label_window_cadence,
-        coalesce(
-            least(
-                {{ var('churn_window_max_days') }},
-                greatest({{ var('churn_window_days') }}, 7 * ceil(3 * cadences.cadence_days / 7))
-            ),
-            {{ var('churn_window_days') }}
-        )::integer as churn_window_cadence
+        settings.label_window_days as label_window_setting,
+        settings.churn_window_days as churn_window_setting,
+        {{ window_from_cadence(
+            'cadences.cadence_days', 2, var('label_window_min_days'), var('label_window_max_days')
+        ) }} as label_window_cadence,
+        {{ window_from_cadence(
+            'cadences.cadence_days', 3, var('churn_window_days'), var('churn_window_max_days')
+        ) }} as churn_window_cadence
     from cadences
-    left join chosen
-        on cadences.tenant_id = chosen.tenant_id
+    left join settings
+        on cadences.tenant_id = settings.tenant_id
 )
 
 select
