@@ -14,7 +14,9 @@ extension (its OpenSSL; the built-in crypto module reads only), loaded from the
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -27,6 +29,8 @@ from ml.core.tenants import Tenant
 
 if TYPE_CHECKING:
     import duckdb
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,14 +93,26 @@ def duckdb_threads(builds_at_once: int) -> int:
 def warehouse_lock(path: Path, timeout: float = 3600.0) -> Iterator[None]:
     """Exclusive, cross-process lock on one warehouse file (``<file>.lock``, DuckDB's one-writer rule).
 
+    A caller that finds it held logs that it waits (INFO, naming the file), then how long it waited.
+
     Raises:
         filelock.Timeout: the file stayed locked for ``timeout`` seconds.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(path.with_name(path.name + ".lock"), timeout=timeout):
+    lock = FileLock(path.with_name(path.name + ".lock"), timeout=timeout)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for the lock on warehouse %s: another process is writing it", path.name)
+        t0 = time.monotonic()
+        lock.acquire()
+        log.info("got the lock on warehouse %s after %.1f s", path.name, time.monotonic() - t0)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 class WarehouseKeyError(RuntimeError):

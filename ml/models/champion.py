@@ -54,6 +54,15 @@ def version_family(mv: Any) -> str:
     return (mv.tags or {}).get("family") or "lightgbm"
 
 
+def holds_booster(family: str) -> bool:
+    """Whether a version of ``family`` is a LightGBM text model: ``lightgbm``, or a kind's baseline
+    made servable (``ModelKind.baseline_name`` of a kind with a ``baseline_feature``: churn's
+    ``recency``, :mod:`ml.models.servable_baseline`); a classic recommender family's are arrays."""
+    from ml.models.kinds import all_kinds
+
+    return family == "lightgbm" or family in {k.baseline_name for k in all_kinds() if k.baseline_feature}
+
+
 def load_family(name: str, version: str, settings: Settings) -> Any:
     """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling.
 
@@ -229,6 +238,6 @@ def load_champion(kind: str, tenant_id: str, settings: Settings, alias: str = re
     features = version_features(mv)
     if features is None:
         raise ValueError(f"{name} v{mv.version} has no features tag; it was not registered by Tenantflow's training")
-    if version_family(mv) != "lightgbm":
+    if not holds_booster(version_family(mv)):
         return Champion(kind, name, mv, None, [], load_family(name, str(mv.version), settings))
     return Champion(kind, name, mv, load_booster(name, str(mv.version), settings), features)

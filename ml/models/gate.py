@@ -5,7 +5,9 @@ A new version becomes ``challenger``. It becomes ``champion`` only if it passes 
 input schema) and then:
 
 * with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`; the
-  95% bootstrap interval of the lead is recorded in the reason);
+  95% bootstrap interval of the lead is recorded in the reason); where the baseline competes as a
+  servable family (churn's ``recency``, :mod:`ml.models.servable_baseline`), training chose a
+  learnt model over it only beyond chance, and that family is a first champion as it stands;
   on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
   competition's winner, so it is at least as good as every popularity list and classic family
   there, and a re-ranker won only if it beat the strongest family beyond chance;
@@ -37,7 +39,7 @@ import pandas as pd
 from ml.core.settings import Settings, TrainSettings
 from ml.models import evaluate as evaluation
 from ml.models import recsys, registry
-from ml.models.champion import load_booster, load_family, version_family, version_features
+from ml.models.champion import holds_booster, load_booster, load_family, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.kinds.base import ModelKind
 
@@ -193,6 +195,9 @@ def _first_champion(
     if challenger.family.startswith("popularity") and new is not None:
         why = f"first champion: {challenger.family} is the strongest list on the holdout ({h} {new:.4f})"
         return GateDecision(True, why, None, {})
+    if challenger.family == kind.baseline_name and new is not None:  # ml.models.servable_baseline.choose
+        why = f"first champion: {challenger.family}, the baseline made servable ({h} {new:.4f}): no learnt model"
+        return GateDecision(True, why + " led it beyond chance on the holdout", None, {})
     if new is None:
         return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
     if baseline.get(h) is not None:
@@ -232,9 +237,9 @@ def gate(
     ``ranking``: the recommender's competition holdout (:class:`ml.models.ranking.RankingHoldout`), if any.
     """
     champ = registry.version_by_alias(name, registry.CHAMPION, settings)
-    champ_lightgbm = champ is not None and version_family(champ) == LIGHTGBM
-    if challenger.family == LIGHTGBM:
-        schema = version_features(champ) if champ_lightgbm else None
+    champ_booster_schema = champ is not None and holds_booster(version_family(champ))
+    if challenger.booster is not None:
+        schema = version_features(champ) if champ_booster_schema else None
         problems = sanity_problems(kind, challenger.booster, holdout, features, policy, schema)
     else:
         problems = family_problems(challenger, ranking, policy)
@@ -250,6 +255,10 @@ def gate(
     )
     if same_recipe and champ.tags.get("snapshot_id") == challenger.snapshot_id:
         return GateDecision(False, f"same data, same recipe as champion v{v}", v, {})
+    if same_recipe and challenger.family == kind.baseline_name:  # its calibration follows the data
+        return GateDecision(
+            True, f"{challenger.family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {}
+        )
     if ranking is not None and challenger.per_user is not None:
         return _versus_champion(kind, name, champ, challenger, same_recipe, ranking, features, policy, settings)
     champ_booster = load_booster(name, v, settings)

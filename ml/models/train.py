@@ -32,7 +32,7 @@ from ml.core import erasure_marks, lineage
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
-from ml.models import ranking, registry
+from ml.models import ranking, registry, servable_baseline
 from ml.models.champion import load_booster, version_family, version_features
 from ml.models.due import graduating, not_due, unchanged
 from ml.models.fit import (
@@ -201,7 +201,8 @@ def _candidates(
     settings: Settings,
 ) -> list[Candidate]:
     """The global champion (when its features match), and when the tenant is eligible a model
-    fine-tuned from it and a tenant-only model, each scored on the tenant's holdout."""
+    fine-tuned from it, a tenant-only model and the kind's servable baseline
+    (:mod:`ml.models.servable_baseline`), each scored on the tenant's holdout."""
     candidates: list[Candidate] = []
     global_booster = None
     if g is not None and version_features(g) == features:
@@ -222,7 +223,8 @@ def _candidates(
         c = Candidate(trained_on, booster, seconds=time.perf_counter() - t0, global_version=fine_tuned_from)
         c.metrics = evaluate(kind, booster, holdout, features, catalogue)
         candidates.append(c)
-    return candidates
+    base = servable_baseline.candidate(kind, train, holdout, features, catalogue, policy)
+    return candidates + ([base] if base is not None else [])
 
 
 def train_tenant(
@@ -235,7 +237,7 @@ def train_tenant(
 ) -> dict[str, Any]:
     """Train (or assign the global model to) one tenant's ``<kind>.<tenant>``, then gate it.
 
-    The best candidate on the tenant's holdout (:func:`_candidates`) becomes the new version.
+    The best candidate on the holdout becomes the new version (:func:`ml.models.servable_baseline.choose`).
     Returns the outcome of :func:`ml.models.tracking.log_and_register` plus ``eligibility``, or
     ``skipped`` with why.
     """
@@ -279,8 +281,8 @@ def train_tenant(
             winner.recommender = ranking.refit(winner.recommender, history, snap.serving_cutoff)
         baseline = ranking.strongest_popularity(candidates)
     else:
-        winner = max(candidates, key=lambda c: (kind.headline_score(c.metrics), c.trained_on != "global"))
-        chosen, baseline = winner.label, baseline_metrics(kind, holdout, catalogue)
+        winner, chosen = servable_baseline.choose(kind, candidates, holdout, features)
+        baseline = baseline_metrics(kind, holdout, catalogue)
     eligibility = why or "enough history"
     training = Training(
         kind=kind,

@@ -22,7 +22,7 @@ import numpy as np
 from ml.core import atomic
 from ml.core.settings import Settings
 from ml.models import audit, registry
-from ml.models.champion import download_family, load_booster, version_family, version_features
+from ml.models.champion import download_family, holds_booster, load_booster, version_family, version_features
 
 log = logging.getLogger(__name__)
 
@@ -179,13 +179,13 @@ class ModelStore:
         meta_path = folder / "meta.json"
         if meta_path.exists():  # versions are immutable: the disk copy is the same model
             meta = json.loads(meta_path.read_text())
-            if meta.get("family", "lightgbm") != "lightgbm":
+            if not holds_booster(meta.get("family", "lightgbm")):
                 return LoadedModel(name, version, meta["trained_on"], [], None, recommender=recsys.load(folder))
             booster = lgb.Booster(model_file=str(folder / "model.txt"))
             return LoadedModel(name, version, meta["trained_on"], meta["features"], booster)
         mv = registry.client(self.settings).get_model_version(name, version)
         family = version_family(mv)
-        if family != "lightgbm":
+        if not holds_booster(family):
             download_family(name, version, folder, self.settings)
             model = LoadedModel(name, version, mv.tags.get("trained_on", ""), [], None, recommender=recsys.load(folder))
             atomic.write_json(

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.settings import REPO_ROOT, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect as warehouse_connect
-from ml.core.warehouse import warehouses
+from ml.core.warehouse import warehouse_lock, warehouses
 from ml.data import dbt, features
 from ml.data.feature_checks import check_features
 from ml.data.generate import generate
@@ -382,34 +383,41 @@ def test_feature_checks_flag_broken_marts(world):
 
 
 BUILD = """
-import json, sys
+import json, logging, sys
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import warehouses
 from ml.data.features import build_warehouse
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 wh = [w for w in warehouses(TenantStore().list()) if w.key == "eu/pool"][0]
 r = build_warehouse(wh)
 print(json.dumps({"failed": r["failed_nodes"], "success": r["success"]}))
 """
 
 
-def test_two_builds_of_one_warehouse_queue_on_the_lock(world):
+def test_a_build_waits_for_the_warehouse_lock_and_then_succeeds(world, tmp_path):
+    """Another process holds the warehouse's lock (as a second build, a snapshot or a scoring would):
+    a build says it waits, leaves the file alone until the lock is released, then builds."""
     settings, _, _ = world
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", BUILD],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=os.environ.copy(),
+    wh = [w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool"][0]
+    path = wh.path(settings)
+    before = path.stat().st_mtime_ns
+    err_file = tmp_path / "build.err"
+    with warehouse_lock(path), err_file.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BUILD], stdout=subprocess.PIPE, stderr=err, text=True, env=os.environ.copy()
         )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=False):
-        assert p.returncode == 0, err[-2000:]
-        res = json.loads(out.strip().splitlines()[-1])
-        assert res["success"] and res["failed"] == []
-        assert "lock" not in err.lower() or "Could not set lock" not in err
+        deadline = time.monotonic() + 300
+        while "waiting for the lock on warehouse pool.duckdb" not in err_file.read_text():
+            assert proc.poll() is None, err_file.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the build never reached the lock"
+            time.sleep(0.2)
+        assert proc.poll() is None and path.stat().st_mtime_ns == before  # it waits, and writes nothing
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err_file.read_text()[-2000:]
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["success"] and res["failed"] == []
+    assert "got the lock on warehouse pool.duckdb" in err_file.read_text()
+    assert path.stat().st_mtime_ns != before
 
 
 def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):

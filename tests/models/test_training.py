@@ -44,7 +44,7 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
     c = registry.client(settings)
     for (tid, kind), r in results.items():
         if kind in ("churn", "engagement") and not r.get("promoted"):
-            continue  # see test_churn_champions_beat_recency, test_engagement_champions_beat_last_week
+            continue  # see test_engagement_champions_beat_last_week
         assert r.get("promoted") is True, (tid, kind, r)
         name = registry.model_name(kind, tid)
         champ = c.get_model_version_by_alias(name, "champion")
@@ -98,23 +98,30 @@ def test_ranker_beats_popularity_by_15_percent_hit_rate_on_every_tenant_with_30_
         assert r["metrics"]["ndcg_at_10"] > r["baseline_metrics"]["ndcg_at_10"]
 
 
-def test_churn_champions_beat_recency(world):
-    """Churn signal in small tenants is weak: the gate must never let a model that loses to recency
-    serve; the 95% interval of a first champion's lead is recorded with the decision."""
+def test_churn_champions_beat_recency_beyond_chance_or_are_recency(world):
+    """Churn signal in small tenants is weak: a classifier serves only where its lead over recency on
+    the holdout's PR-AUC holds at the lower end of the 95% bootstrap interval
+    (ml.models.servable_baseline); elsewhere recency itself serves, calibrated to probabilities.
+    Every tenant with its own data gets a churn champion, and none loses to recency. (On this small
+    world, a few dozen churners per holdout, recency is what every tenant gets; the classifier's
+    side of the rule is tests/models/test_servable_baseline.py's.)"""
     settings, results = world
-    served = 0
+    c = registry.client(settings)
     for tid in ("acme", "globex", "umbra", "initech", "hooli"):
         r = results[(tid, "churn")]
-        beats = r["metrics"]["pr_auc"] > r["baseline_metrics"]["pr_auc"]
-        assert r["promoted"] == beats, (tid, r["reason"], r["metrics"], r["baseline_metrics"])
-        if beats:
-            assert "lead 95% interval [" in r["reason"], r["reason"]
+        assert r["promoted"] is True, (tid, r["reason"])
+        chosen = c.get_run(r["run_id"]).data.params["chosen"]
+        low = float(chosen.split("lead 95% interval [")[1].split(",")[0])
+        if r["family"] == "lightgbm":
+            assert low > 0 and "lead 95% interval [" in r["reason"], (tid, chosen, r["reason"])
+            assert r["metrics"]["pr_auc"] > r["baseline_metrics"]["pr_auc"], (tid, r["metrics"])
         else:
-            assert "does not beat the recency baseline" in r["reason"]
-            assert registry.version_by_alias(f"churn.{tid}", "champion", settings) is None
-        served += beats
+            assert r["family"] == "recency" and low <= 0 and chosen.endswith("not beyond chance"), (tid, chosen)
+            assert "the baseline made servable" in r["reason"], r["reason"]
+            # it ranks users exactly as recency does
+            for m in ("roc_auc", "pr_auc"):
+                assert r["metrics"][m] == pytest.approx(r["baseline_metrics"][m], abs=1e-9), (tid, m)
         assert 0 <= r["metrics"]["brier"] < 0.25
-    assert served >= 4, "the churn model should beat recency on most tenants of the generator"
 
 
 def test_engagement_champions_beat_last_week(world):

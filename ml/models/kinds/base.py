@@ -210,6 +210,9 @@ class ModelKind:
     # the headline alone, from (labels, scores): the gate's bootstrap of a lead (ml.models.gate)
     # computes it on 200 resamples of the holdout, twice each. None: ``metrics`` of a frame.
     headline_metric: Callable[[np.ndarray, np.ndarray], float | None] | None = None
+    # the one feature the baseline ranks by (higher: likelier positive). Set: the baseline competes
+    # as a servable family of its own, named ``baseline_name`` (ml.models.servable_baseline)
+    baseline_feature: str | None = None
 
     def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
         """The model's input: declared features as float32 columns, in declared order.

@@ -7,7 +7,9 @@ has its users churn by inactivity, no event in the window. The window is the ten
 typical gaps, 14 to 91 days).
 
 A LightGBM binary classifier on the user features of ``churn_examples``; the baseline ranks users
-by days since their last activity. The API answers ``POST /v1/churn-scores``; the score DAG
+by days since their last activity and competes for champion as the ``recency`` family (that ranking
+calibrated to probabilities, :mod:`ml.models.servable_baseline`): a classifier is served only where
+it beats recency beyond chance. The API answers ``POST /v1/churn-scores``; the score DAG
 writes ``predictions.churn_scores``; the monitor judges each batch's ROC-AUC once its churn
 window has passed.
 """
@@ -208,7 +210,10 @@ def churn_scores(req: ChurnRequest, ctx: ServingContext) -> Served:
 
 KIND = ModelKind(
     name="churn",
-    description="Which users churn within 14 days (cancel, or go inactive where nobody cancels): a LightGBM classifier.",
+    description=(
+        "Which users churn within the tenant's churn window (cancel, or go inactive where nobody cancels): "
+        "a LightGBM classifier, or recency calibrated where no classifier beats it beyond chance."
+    ),
     mart="churn_examples",
     mart_order="cutoff_date, user_id",
     label="is_churned",
@@ -222,6 +227,7 @@ KIND = ModelKind(
     lower_is_better=("brier", "log_loss"),
     baseline_name="recency",
     baseline=_recency,
+    baseline_feature="days_since_last_activity",
     serving_mart=USER_FEATURES,
     online_marts={USER_FEATURES: OnlineMart("user_id", key="user_id")},
     predictions_table="predictions.churn_scores",

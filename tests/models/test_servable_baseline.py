@@ -1,0 +1,85 @@
+"""Churn's recency baseline as a servable model, and the rule that a learnt model must beat it beyond chance.
+
+Synthetic users: churn's log-odds rise with days since the last activity; in one population a second
+feature carries signal of its own (a classifier can learn something recency cannot), in the other
+it is noise (recency is all there is to know).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ml.core.settings import TrainSettings
+from ml.models import fit, servable_baseline
+from ml.models.kinds import get_kind
+
+CHURN = get_kind("churn")
+FEATURES = ["sessions_28d", "days_since_last_activity"]
+
+
+def _users(n: int, seed: int, second_signal: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    days = rng.integers(0, 40, n)
+    sessions = rng.normal(size=n)
+    logit = -3.0 + 0.09 * days - second_signal * sessions
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame({"sessions_28d": sessions, "days_since_last_activity": days, "is_churned": churned.astype(int)})
+
+
+def test_the_baseline_ranks_users_exactly_as_recency_with_probabilities_learnt_from_the_labels():
+    train, test = _users(4000, 1, second_signal=1.0), _users(4000, 2, second_signal=1.0)
+    booster = servable_baseline.fit_baseline(CHURN, train, FEATURES, TrainSettings())
+    p = fit.predict(CHURN, booster, test, FEATURES)
+    # strictly increasing in days since the last activity, and blind to every other column
+    by_days = pd.Series(p).groupby(test["days_since_last_activity"].to_numpy()).agg(["min", "max"])
+    assert (by_days["max"] - by_days["min"]).max() < 1e-12
+    assert np.all(np.diff(by_days["min"].to_numpy()) > 0)
+    assert booster.feature_importance("split")[0] == 0
+    # so recency's own ranking metrics, and probabilities near the churn rate
+    recency = test["days_since_last_activity"].to_numpy()
+    y = test["is_churned"].to_numpy()
+    assert roc_auc_score(y, p) == pytest.approx(roc_auc_score(y, recency), abs=1e-12)
+    assert average_precision_score(y, p) == pytest.approx(average_precision_score(y, recency), abs=1e-12)
+    assert p.min() > 0 and p.max() < 1 and abs(p.mean() - y.mean()) < 0.02
+    # a day beyond the table's end shares its last leaf
+    far = test.head(1).assign(days_since_last_activity=10_000)
+    assert fit.predict(CHURN, booster, far, FEATURES)[0] >= p.max()
+    # where recency says nothing (no slope), the order is still recency's, the probabilities the rate
+    noise = train.assign(
+        days_since_last_activity=np.random.default_rng(5).permutation(train["days_since_last_activity"])
+    )
+    flat = fit.predict(CHURN, servable_baseline.fit_baseline(CHURN, noise, FEATURES, TrainSettings()), test, FEATURES)
+    assert np.all(np.diff(pd.Series(flat).groupby(recency).min().to_numpy()) > 0)
+    assert abs(flat.mean() - y.mean()) < 0.03
+
+
+def test_a_learnt_model_is_chosen_over_the_baseline_only_when_it_leads_beyond_chance():
+    policy = TrainSettings()
+    for second_signal, learnt_wins in ((1.0, True), (0.0, False)):
+        train, holdout = _users(3000, 3, second_signal), _users(1500, 4, second_signal)
+        learnt = fit.Candidate("tenant", fit.fit(CHURN, train, FEATURES, policy))
+        learnt.metrics = fit.evaluate(CHURN, learnt.booster, holdout, FEATURES, None)
+        base = servable_baseline.candidate(CHURN, train, holdout, FEATURES, None, policy)
+        assert base is not None and base.family == "recency" and base.label == "recency"
+        winner, why = servable_baseline.choose(CHURN, [learnt, base], holdout, FEATURES)
+        assert (winner is learnt) == learnt_wins, why
+        low = float(why.split("lead 95% interval [")[1].split(",")[0])
+        assert (low > 0) == learnt_wins, why
+        if not learnt_wins:
+            assert why.startswith("recency:") and why.endswith("not beyond chance")
+
+
+def test_a_kind_without_a_baseline_feature_has_no_servable_baseline():
+    engagement = get_kind("engagement")
+    assert engagement.baseline_feature is None
+    assert (
+        servable_baseline.candidate(engagement, pd.DataFrame({"x": [1]}), pd.DataFrame(), ["x"], None, TrainSettings())
+        is None
+    )
+    no_churners = _users(200, 0, 0.0).assign(is_churned=0)
+    assert servable_baseline.candidate(CHURN, no_churners, no_churners, FEATURES, None, TrainSettings()) is None
+    with pytest.raises(ValueError, match="baseline feature"):
+        servable_baseline.fit_baseline(CHURN, _users(10, 0, 0.0), ["sessions_28d"], TrainSettings())
