@@ -11,11 +11,12 @@ up to 0.04 ROC-AUC against recency itself (20 synthetic tenants of 1,500 users).
 LightGBM text model (a lookup tree, :func:`fit_baseline`) on the same input columns as the learnt
 ones: registered, checked, served and scored the same way.
 
-:func:`choose` is the recommender competition's rule (:mod:`ml.models.ranking`) for these kinds: the
-best learnt candidate is chosen over the baseline only when its lead on the headline holds at the
-lower end of the 95% bootstrap interval over the holdout's examples
-(:func:`ml.models.gate.headline_interval`); otherwise the baseline is, and a first champion is then
-the baseline made servable rather than a model that only ties it within noise.
+:func:`choose` is the recommender competition's rule (:mod:`ml.models.ranking`) for these kinds'
+first champion: the best learnt candidate is chosen over the baseline only when its lead on the
+headline holds at the lower end of the 95% bootstrap interval over the holdout's examples
+(:func:`ml.models.gate.headline_interval`); otherwise the baseline is, and the first champion is the
+baseline made servable rather than a model that only ties it within noise. Once a tenant has a
+champion, the best candidate goes to the gate, which needs it ahead of the champion beyond chance.
 """
 
 from __future__ import annotations
@@ -121,11 +122,13 @@ def candidate(
 
 
 def choose(
-    kind: ModelKind, candidates: list[Candidate], holdout: pd.DataFrame, features: list[str]
+    kind: ModelKind, candidates: list[Candidate], holdout: pd.DataFrame, features: list[str], first: bool = True
 ) -> tuple[Candidate, str]:
-    """(the version to register, why): the best learnt candidate on the headline, when its lead over
-    the baseline's family holds beyond chance (see the module docstring), else that baseline; the
-    best candidate when the baseline does not compete or there is no holdout to judge on."""
+    """(the version to register, why). For a ``first`` champion: the best learnt candidate on the
+    headline when its lead over the baseline's family holds beyond chance (see the module
+    docstring), else that baseline. With a champion (``first`` false), or when the baseline does not
+    compete or there is no holdout: the best candidate, which the gate then judges against the
+    champion beyond chance (a better classifier must not be dropped for a recency that loses to it)."""
     h = kind.headline
 
     def best(cs: list[Candidate]) -> Candidate:
@@ -133,7 +136,7 @@ def choose(
 
     baseline = next((c for c in candidates if c.family == kind.baseline_name), None)
     learnt = [c for c in candidates if c is not baseline]
-    if baseline is None or not learnt or holdout.empty or h not in baseline.metrics:
+    if not first or baseline is None or not learnt or holdout.empty or h not in baseline.metrics:
         return best(candidates), best(candidates).label
     model = best(learnt)
     scores, other = (predict(kind, c.booster, holdout, features) for c in (model, baseline))

@@ -281,7 +281,7 @@ def train_tenant(
             winner.recommender = ranking.refit(winner.recommender, history, snap.serving_cutoff)
         baseline = ranking.strongest_popularity(candidates)
     else:
-        winner, chosen = servable_baseline.choose(kind, candidates, holdout, features)
+        winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
         baseline = baseline_metrics(kind, holdout, catalogue)
     eligibility = why or "enough history"
     training = Training(

@@ -70,6 +70,9 @@ def test_a_learnt_model_is_chosen_over_the_baseline_only_when_it_leads_beyond_ch
         assert (low > 0) == learnt_wins, why
         if not learnt_wins:
             assert why.startswith("recency:") and why.endswith("not beyond chance")
+        # once there is a champion, the best candidate goes to the gate whatever its lead
+        best = max((learnt, base), key=lambda c: c.metrics["pr_auc"])
+        assert servable_baseline.choose(CHURN, [learnt, base], holdout, FEATURES, first=False)[0] is best
 
 
 def test_a_kind_without_a_baseline_feature_has_no_servable_baseline():
