@@ -17,7 +17,8 @@ input schema) and then:
   paired-bootstrap interval of the per-user difference (:func:`ml.models.evaluate.paired_bootstrap`):
   a challenger replaces the champion only when it is better by the margin beyond chance. A
   classic family champion is re-scored as its recipe refitted on the holdout's history (its
-  served fit has seen the holdout window); the same family refitted on newer data replaces it.
+  served fit has seen the holdout window). Any family that is not learnt (a classic family, a
+  servable baseline such as churn's ``recency``) refitted on newer data replaces itself.
   A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its
   winner meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`),
   unless the tenant chose the random protocol (its ``holdout_protocol``): then its winner replaces
@@ -255,12 +256,12 @@ def gate(
     )
     if same_recipe and champ.tags.get("snapshot_id") == challenger.snapshot_id:
         return GateDecision(False, f"same data, same recipe as champion v{v}", v, {})
-    if same_recipe and challenger.family == kind.baseline_name:  # its calibration follows the data
+    if same_recipe and challenger.family != LIGHTGBM:  # a classic family, a servable baseline: nothing learnt to judge
         return GateDecision(
             True, f"{challenger.family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {}
         )
     if ranking is not None and challenger.per_user is not None:
-        return _versus_champion(kind, name, champ, challenger, same_recipe, ranking, features, policy, settings)
+        return _versus_champion(kind, name, champ, challenger, ranking, features, policy, settings)
     champ_booster = load_booster(name, v, settings)
     champ_metrics = evaluate(kind, champ_booster, holdout, features, catalogue)
     h = kind.headline
@@ -293,7 +294,6 @@ def _versus_champion(
     name: str,
     champ: Any,
     challenger: Candidate,
-    same_recipe: bool,
     ranking: Any,
     features: list[str],
     policy: TrainSettings,
@@ -301,8 +301,6 @@ def _versus_champion(
 ) -> GateDecision:
     """The competition holdout's rule (module docstring): paired bootstrap against the champion."""
     v, family = str(champ.version), version_family(champ)
-    if same_recipe and family != LIGHTGBM:
-        return GateDecision(True, f"{family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {})
     off_protocol = family == LIGHTGBM and ranking.protocol != "temporal"
     if off_protocol and ranking.chosen_by_tenant:  # (with or without a temporal holdout to meet on)
         why = f"{challenger.label} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"

@@ -33,8 +33,6 @@ from ml.models.gate import headline_interval
 from ml.models.kinds.base import ModelKind
 
 GRID_MIN_DAYS = 400  # the table covers at least this many days, and twice the longest gap seen in training
-
-
 MIN_SLOPE = 1e-3  # b's floor: the table still rises by more than float32 resolves (a LightGBM leaf's precision)
 
 
@@ -137,7 +135,8 @@ def choose(
     baseline = next((c for c in candidates if c.family == kind.baseline_name), None)
     learnt = [c for c in candidates if c is not baseline]
     if not first or baseline is None or not learnt or holdout.empty or h not in baseline.metrics:
-        return best(candidates), best(candidates).label
+        winner = best(candidates)
+        return winner, winner.label
     model = best(learnt)
     scores, other = (predict(kind, c.booster, holdout, features) for c in (model, baseline))
     low, high = headline_interval(kind, holdout, scores, np.asarray(other, dtype=np.float64), None)

@@ -405,11 +405,11 @@ def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_ch
     # the random protocol's winner against a re-ranker champion: replaced, nothing loaded or judged
     winner, _ = ranking.choose(ranking.compete(chose, [], RANKING_KIND, []))
     champ = SimpleNamespace(version="3", tags={})  # untagged: a LightGBM re-ranker
-    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, False, chose, [],
+    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
                                      TrainSettings(), None)  # fmt: skip
     assert decision.promote and "the tenant chose" in decision.reason and "v3 (a re-ranker" in decision.reason
     chose.temporal = None  # nothing to meet on (a tenant too young for a temporal holdout): replaced all the same
-    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, False, chose, [],
+    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
                                      TrainSettings(), None)  # fmt: skip
     assert decision.promote and "the tenant chose" in decision.reason
 
