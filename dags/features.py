@@ -63,8 +63,8 @@ def features():
     @task(outlets=[FEATURE_MARTS], trigger_rule="all_done")
     def report(results: list[dict]) -> dict:
         """Build the GX Data Docs and emit the feature asset event with per-tenant health."""
+        from ml.data.data_docs import build_data_docs
         from ml.data.features import feature_event
-        from ml.data.quality import build_data_docs
 
         extra = feature_event(results, str(build_data_docs()))
         get_current_context()["outlet_events"][FEATURE_MARTS].extra = extra

@@ -14,6 +14,7 @@ All state lives under ``home``; :mod:`ml.core.layout` says where each store keep
 from __future__ import annotations
 
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,6 +152,9 @@ class Settings(BaseSettings):
 
     home: Path = REPO_ROOT / "var"
     dbt_project_dir: Path = REPO_ROOT / "dbt_project"
+    # the npm packages GX's Data Docs load from CDNs (ml/data/data_docs_assets/), which the venv's
+    # install puts here (`make venv`; the Dockerfile likewise): copied into the site, offline
+    data_docs_assets: Path = Path(sys.prefix) / "share" / "tenantflow" / "data-docs-assets" / "node_modules"
     git_commit: str | None = None  # recorded on model versions; default: `git rev-parse HEAD`
     # Test hook: sleep at a named ingestion stage so a test can SIGKILL the process right there.
     fault_pause: str | None = None

@@ -1,8 +1,9 @@
-"""Great Expectations, as Tenantflow runs it: one in-memory context, validations, results, Data Docs.
+"""Great Expectations, as Tenantflow runs it: one in-memory context, validations, kept results.
 
 The suites themselves are the contracts: :mod:`ml.data.landing_checks` for every landing batch,
 :mod:`ml.data.feature_checks` for each tenant's feature marts. GX passes value-level expectations
 vacuously on empty or all-null data, so every suite also checks row counts and non-null keys.
+:mod:`ml.data.data_docs` renders the kept results as Data Docs.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ml.core import atomic
-from ml.core.settings import Settings, get_settings
+from ml.core.settings import Settings
 
 ROW_ID = "_row_id"  # the column GX names unexpected rows by
 
@@ -96,46 +96,6 @@ def save_result(result: dict[str, Any], path: Path) -> None:
     atomic.write_json(path, result, sort_keys=True)
 
 
-def build_data_docs(settings: Settings | None = None) -> Path:
-    """Render GX Data Docs (HTML) from every validation result Tenantflow kept; return the index page."""
-    settings = settings or get_settings()
-    gx, _ = gx_modules()
-    from great_expectations.core.expectation_validation_result import (
-        expectationSuiteValidationResultSchema,
-    )
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    gx_home = settings.stores.gx_home
-    gx_home.mkdir(parents=True, exist_ok=True)
-    ctx = gx.get_context(mode="file", project_root_dir=str(gx_home))
-    root = settings.stores.gx_results
-    for path in sorted(root.rglob("*.json")):
-        data = json.loads(path.read_text())
-        # the page's "Data asset" comes from meta.batch_spec, which a dataframe batch leaves without
-        # one ("Data asset: None"): name the tenant and what was checked
-        meta = data.setdefault("meta", {})
-        asset = (meta.get("active_batch_definition") or {}).get("data_asset_name") or path.parent.parent.name
-        meta.setdefault("batch_spec", {}).setdefault("data_asset_name", f"{path.parent.name} · {asset}")
-        result = expectationSuiteValidationResultSchema.load(data)
-        run_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(
-                name=data.get("suite_name", path.parent.parent.name)
-            ),
-            run_id=RunIdentifier(run_name=path.stem, run_time=run_time),
-            batch_identifier=path.parent.name.replace("=", "_"),
-        )
-        ctx.validation_results_store.set(key, result)
-    ctx.build_data_docs()
-    index = data_docs_index(settings)
-    log.info("Data Docs: %s", index)
-    return index
-
-
 def latest_results(settings: Settings, tenant_id: str) -> list[dict[str, Any]]:
     """The newest kept validation result of each of a tenant's suites (landing batches, feature
     marts), summarised for a page that needs no assets (the tenant view; GX's own Data Docs load
@@ -176,8 +136,3 @@ def latest_results(settings: Settings, tenant_id: str) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def data_docs_index(settings: Settings) -> Path:
-    """Where :func:`build_data_docs` writes the Data Docs' front page."""
-    return settings.stores.data_docs_index

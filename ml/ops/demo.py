@@ -21,6 +21,7 @@ from typing import Any
 from ml.core import audit
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore, tenant_from_dict
+from ml.data.data_docs import data_docs_index
 from ml.data.generate import generate
 from ml.data.generate.config import (
     DEMO_DRIFT_TENANT,
@@ -29,7 +30,6 @@ from ml.data.generate.config import (
     GenerationConfig,
     demo_config,
 )
-from ml.data.quality import data_docs_index
 from ml.ops.airflow_client import AirflowClient
 from ml.ops.status import champion_label, format_table, status
 

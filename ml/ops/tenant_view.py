@@ -206,12 +206,16 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
         # reports and Data Docs hold tenants' values inside their own scripts (Evidently writes them
         # into inline JSON unescaped): in a sandbox, as an opaque origin, they render but cannot act
         # with the viewer's Airflow session
-        return FileResponse(target, headers=SANDBOX)
+        # a sandboxed page's fonts are cross-origin requests (its origin is opaque): the libraries'
+        # fonts (Font Awesome's icons, which draw Data Docs' pass/fail marks) hold no tenant's data
+        font = target.suffix in FONTS
+        return FileResponse(target, headers=SANDBOX | ({"Access-Control-Allow-Origin": "*"} if font else {}))
 
     return app
 
 
 SANDBOX = {"Content-Security-Policy": "sandbox allow-scripts", "X-Content-Type-Options": "nosniff"}
+FONTS = frozenset({".woff2", ".woff", ".ttf", ".otf", ".eot"})
 
 
 def _now() -> str:

@@ -322,6 +322,10 @@ def _check_tenant_view(airflow, settings) -> None:
     assert not re.findall(r'(?:src|href)="https?://', checks.text), "the checks page loads nothing from elsewhere"
     docs = airflow.http.get("/tenantflow/files/datadocs/index.html", headers=auth)
     assert docs.status_code == 200, "the Tenants view serves GX's Data Docs"
+    loads = re.findall(r'<(?:script|link|img)\b[^>]*?\b(?:src|href)="(https?://[^"]+)"', docs.text)
+    assert not loads, f"the Data Docs load nothing from the internet: {loads}"
+    jquery = airflow.http.get("/tenantflow/files/datadocs/static/vendor/jquery/dist/jquery.min.js", headers=auth)
+    assert jquery.status_code == 200 and "jQuery" in jquery.text[:500], "the site's own copy of what it loads"
     page = re.search(r"(validations/[^\"' ]+?\.html)", docs.text)  # in the index's table data
     assert page, "the Data Docs index lists validation results"
     validation = airflow.http.get(f"/tenantflow/files/datadocs/{page.group(1)}", headers=auth)

@@ -42,12 +42,20 @@ def test_a_new_tenant_is_listed_with_what_it_still_lacks_and_its_text_is_escaped
     assert view.get("/tenants/nobody").status_code == 404
 
 
-def test_only_the_reports_and_data_docs_folders_are_served_and_only_after_login(view):
+def test_only_the_reports_and_data_docs_folders_are_served_and_only_after_login(view, settings):
     served = view.get("/files/monitoring/report.html")
     assert served.text == "<html>drift</html>"
     # a report's scripts hold tenants' values: sandboxed, they cannot act with the viewer's session
     assert served.headers["content-security-policy"] == "sandbox allow-scripts"
     assert served.headers["x-content-type-options"] == "nosniff"
+    assert "access-control-allow-origin" not in served.headers
+    # a sandboxed page's fonts are cross-origin requests: Data Docs' icon font may be read by any origin
+    fonts = settings.stores.data_docs_index.parent / "static" / "vendor" / "webfonts"
+    fonts.mkdir(parents=True)
+    (fonts / "fa-solid-900.woff2").write_bytes(b"wOF2")
+    font = view.get("/files/datadocs/static/vendor/webfonts/fa-solid-900.woff2")
+    assert font.status_code == 200 and font.headers["access-control-allow-origin"] == "*"
+    assert font.headers["content-security-policy"] == "sandbox allow-scripts"
     for path in (
         "/files/monitoring/..%2F..%2Fsecrets%2Fmlflow-admin-password",
         "/files/monitoring/%2E%2E/%2E%2E/secrets/mlflow-admin-password",
