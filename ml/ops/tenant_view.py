@@ -16,7 +16,14 @@ of its own. Pages:
   link to (only files under those two folders).
 
 Every route requires an Airflow login (the api-server's JWT, from the UI's cookie or a bearer
-token) allowed to see Airflow's website (:func:`guard`); anyone else gets 401 or 403.
+token) allowed to see Airflow's website (:func:`guard`); anyone else gets 401 or 403 — but one:
+``/tenantflow/datadocs/<token>/<path>``, the Data Docs as the pages above link them. The files are
+served sandboxed (below), so every request a Data Docs page makes — its scripts, styles, fonts,
+and the next page when a link is followed — comes from an opaque origin, which the browser sends
+without the login cookie (cross-site for SameSite). So the link carries its own login: a token
+(:func:`data_docs_token`: an expiry and its HMAC-SHA256 under a key kept with the home's secrets,
+RFC 2104) minted for a viewer already logged in, valid :data:`DATA_DOCS_TOKEN_SECONDS`; the
+site's relative links keep it.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ _INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>Tenantflow t
 <style>{{ style }}</style></head><body>
 <h1>Tenants</h1>
 <p class="small">Read from the stores at {{ now }} (the status contract, <a href="status.json">as JSON</a>).
-GX <a href="files/datadocs/index.html">Data Docs</a>.</p>
+GX <a href="{{ data_docs }}">Data Docs</a>.</p>
 <table><tr><th>tenant</th><th>region</th><th>tier</th><th>health</th><th>lake</th><th>features checked</th>
 <th>quarantined</th><th>models</th><th>drift</th></tr>
 {% for r in rows %}
@@ -73,7 +80,7 @@ _DETAIL = """<!doctype html><html><head><meta charset="utf-8"><title>{{ r.tenant
 <ul class="bad">{% for p in r.health_problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
 <p>Features checked {{ r.features_checked_at or "never" }}: {{ r.feature_rows if r.feature_rows is not none else "-" }} users.
 <a href="{{ r.tenant_id }}/checks">Latest Great Expectations results</a> (this page needs nothing from the
-internet) · <a href="../files/datadocs/index.html">GX Data Docs</a></p>
+internet) · <a href="{{ data_docs }}">GX Data Docs</a></p>
 <h2>Data</h2>
 <table><tr><th>events in</th><th>in the lake</th><th>duplicates dropped</th><th>quarantined</th><th>lake</th></tr>
 <tr><td>{{ "{:,}".format(r.events_in) }}</td><td>{{ "{:,}".format(r.lake_rows) }}</td><td>{{ r.duplicates_dropped }}</td>
@@ -195,13 +202,9 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
         results = latest_results(current(), tenant_id)
         return _template(_CHECKS).render(tenant_id=tenant_id, results=results, style=_STYLE)
 
-    @app.get("/files/{area}/{path:path}", dependencies=deps)
-    def files(area: str, path: str) -> FileResponse:
-        roots = _file_roots(current())
-        if area not in roots:
-            raise HTTPException(404, f"no such area {area!r}; areas: {', '.join(roots)}")
-        target = (roots[area] / path).resolve()
-        if not target.is_relative_to(roots[area].resolve()) or not target.is_file():
+    def served(root: Path, path: str, area: str) -> FileResponse:
+        target = (root / path).resolve()
+        if not target.is_relative_to(root.resolve()) or not target.is_file():
             raise HTTPException(404, f"no file {path!r} in {area}")
         # reports and Data Docs hold tenants' values inside their own scripts (Evidently writes them
         # into inline JSON unescaped): in a sandbox, as an opaque origin, they render but cannot act
@@ -210,6 +213,21 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
         # fonts (Font Awesome's icons, which draw Data Docs' pass/fail marks) hold no tenant's data
         font = target.suffix in FONTS
         return FileResponse(target, headers=SANDBOX | ({"Access-Control-Allow-Origin": "*"} if font else {}))
+
+    @app.get("/datadocs/{token}/{path:path}")  # the token is the login: see the module's docstring
+    def data_docs(token: str, path: str) -> FileResponse:
+        if not data_docs_token_valid(current(), token):
+            raise HTTPException(
+                401, "this Data Docs link has expired or is not valid: open it again from the Tenants view"
+            )
+        return served(_file_roots(current())["datadocs"], path, "datadocs")
+
+    @app.get("/files/{area}/{path:path}", dependencies=deps)
+    def files(area: str, path: str) -> FileResponse:
+        roots = _file_roots(current())
+        if area not in roots:
+            raise HTTPException(404, f"no such area {area!r}; areas: {', '.join(roots)}")
+        return served(roots[area], path, area)
 
     return app
 
@@ -231,6 +249,48 @@ def _file_roots(settings: Settings) -> dict[str, Path]:
 def mlflow_ui(settings: Settings) -> str:
     """Where people open the MLflow UI (``TENANTFLOW_MLFLOW_UI_URL``; default the local one of ``make up``)."""
     return (settings.mlflow.ui_url or f"http://127.0.0.1:{settings.mlflow.port}").rstrip("/")
+
+
+DATA_DOCS_TOKEN_SECONDS = 12 * 3600
+
+
+def _view_key(settings: Settings) -> bytes:
+    from ml.core import secret_files
+
+    return secret_files.generated(settings.stores.secrets / "tenant-view-key", 32).encode()
+
+
+def data_docs_token(settings: Settings, now: float | None = None) -> str:
+    """A Data Docs link's login: ``<expiry, unix seconds>-<HMAC-SHA256 of it, 32 hex>``."""
+    import hashlib
+    import hmac
+    import time
+
+    expires = str(int(now if now is not None else time.time()) + DATA_DOCS_TOKEN_SECONDS)
+    return f"{expires}-{hmac.new(_view_key(settings), expires.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+
+def data_docs_token_valid(settings: Settings, token: str, now: float | None = None) -> bool:
+    """Whether ``token`` is one :func:`data_docs_token` minted with this home's key and not expired."""
+    import hashlib
+    import hmac
+    import time
+
+    expires, _, mac = token.partition("-")
+    if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
+        return False
+    good = hmac.new(_view_key(settings), expires.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.compare_digest(mac, good)
+
+
+def runs_url(ui: str, experiment_id: str, tenant_id: str) -> str:
+    """MLflow's runs table of an experiment filtered to one tenant's runs. The filter must follow
+    the ``/runs`` tab's route: MLflow 3's UI reads ``searchFilter`` there, and on the bare
+    experiment route redirects to the tab without it (every tenant's runs)."""
+    query = urllib.parse.urlencode(
+        {"searchFilter": f"tags.tenant_id = '{tenant_id}'", "workflowType": "machine_learning"}
+    )
+    return f"{ui}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]:
@@ -260,10 +320,9 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         except Exception:  # MLflow down: a link less, not a failed page
             log.warning("tenant view: no MLflow experiment link for %s", kind, exc_info=True)
             return "#"
-        if exp is None:
+        if exp is None or tenant_id is None:
             return "#"
-        query = urllib.parse.urlencode({"searchFilter": f"tags.tenant_id = '{tenant_id}'"})
-        return f"{ui}/#/experiments/{exp.experiment_id}?{query}&workflowType=machine_learning"
+        return runs_url(ui, exp.experiment_id, tenant_id)
 
     return {
         "style": _STYLE,
@@ -271,6 +330,7 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         "metrics_line": metrics_line,
         "drift_line": drift_line,
         "report_link": report_link,
+        "data_docs": f"{up}datadocs/{data_docs_token(settings)}/index.html",
         "mlflow_model": mlflow_model,
         "mlflow_runs": mlflow_runs,
     }

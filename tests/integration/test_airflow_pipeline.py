@@ -266,8 +266,9 @@ def _the_missed_weekly_slot_is_skipped(airflow) -> None:
 
 def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
     """A person in headless Chromium (tests/ui): logs in, finds the ingest run's mapped tasks by the
-    tenants they held, opens train's trigger form section by section, and reads acme's row in the
-    Tenants view as the status contract has it (issue 16, point 8; screenshots in test-artifacts/ui)."""
+    tenants they held, opens train's trigger form section by section, reads acme's row in the
+    Tenants view as the status contract has it, and opens the Data Docs from it (issue 16, points 6
+    and 8; screenshots in test-artifacts/ui)."""
     from ml.ops.airflow_client import airflow_password
     from tests.ui import airflow_ui as ui
     from tests.ui.browser import chromium
@@ -286,6 +287,7 @@ def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
             },
         )
         row = ui.tenant_view(driver, airflow.base, "acme")
+        ui.data_docs(driver, airflow.base)
     [acme] = status(settings, ["acme"])
     version = acme["models"]["recommender"]["champion_version"]
     assert f"{acme['lake_rows']:,} rows" in row and f"recommender: v{version} " in row, row

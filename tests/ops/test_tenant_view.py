@@ -3,12 +3,15 @@ login, with trained tenants): what a tenant's own text can do to the page, and w
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from fastapi import HTTPException, Request
 from fastapi.testclient import TestClient
 
 from ml.core.tenants import Tenant, TenantStore
-from ml.ops.tenant_view import create_app
+from ml.ops.tenant_view import DATA_DOCS_TOKEN_SECONDS, create_app, data_docs_token
 
 
 def _login(request: Request) -> None:
@@ -64,7 +67,26 @@ def test_only_the_reports_and_data_docs_folders_are_served_and_only_after_login(
     ):
         r = view.get(path)
         assert r.status_code == 404 and "not for the view" not in r.text, (path, r.status_code)
+    (fonts.parents[2] / "index.html").write_text("<html>the tenants' validation results</html>")
     view.headers.pop("x-test-login")
     assert {
-        view.get(p).status_code for p in ("/", "/status.json", "/tenants/acme", "/files/monitoring/report.html")
+        view.get(p).status_code
+        for p in ("/", "/status.json", "/tenants/acme", "/files/monitoring/report.html", "/files/datadocs/index.html")
     } == {401}
+    # the Data Docs' pages and assets, fetched by sandboxed pages without the cookie: the link's token
+    index = view.get("/")  # still logged out: the token comes from a logged-in page only
+    assert index.status_code == 401
+    view.headers["x-test-login"] = "yes"
+    link = re.search(r'href="(datadocs/[^"]+/index\.html)"', view.get("/").text).group(1)
+    view.headers.pop("x-test-login")
+    token = link.split("/")[1]
+    assert view.get(link).text == "<html>the tenants' validation results</html>"
+    assert view.get(f"/datadocs/{token}/static/vendor/webfonts/fa-solid-900.woff2").status_code == 200
+    expired = data_docs_token(settings, now=time.time() - DATA_DOCS_TOKEN_SECONDS - 1)
+    forged = token.split("-")[0] + "-" + "0" * 32
+    for bad in (expired, forged, "x", str(int(time.time()) + 10**6) + "-" + token.split("-")[1]):
+        r = view.get(f"/datadocs/{bad}/index.html")
+        assert r.status_code == 401 and "validation results" not in r.text, (bad, r.status_code)
+    for path in (f"/datadocs/{token}/..%2F..%2Fsecrets%2Fmlflow-admin-password", f"/datadocs/{token}/%2E%2E/x"):
+        r = view.get(path)
+        assert r.status_code == 404 and "not for the view" not in r.text, (path, r.status_code)

@@ -1,5 +1,5 @@
 """The Airflow UI as a person uses it, in headless Chromium: log in, read a mapped task's names in a
-run, open a DAG's trigger form, open the tenant view (issue 16, point 8). Called by the real-Airflow
+run, open a DAG's trigger form, open the tenant view and the Data Docs it links (issue 16, point 8). Called by the real-Airflow
 test (``tests/integration``) on the Airflow it started and the runs it made; each step saves a
 screenshot (``tests/ui/browser.py``)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import urllib.parse
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -73,3 +74,32 @@ def tenant_view(driver, base: str, tenant_id: str) -> str:
     driver.switch_to.default_content()
     screenshot(driver, "airflow-tenant-view")
     return text
+
+
+def data_docs(driver, base: str) -> None:
+    """GX's Data Docs as the Tenants view opens them, inside Airflow's frame (sandboxed, so their
+    assets come without the login cookie): the index's table drawn, and a suite's page reached."""
+    driver.get(f"{base}/plugin/tenants")
+    frame = WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0]
+    driver.switch_to.frame(frame)
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.LINK_TEXT, "Data Docs"))[0].click()
+    links = "table tbody tr td a"  # drawn by bootstrap-table, which may draw the table again
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, links))
+    assert driver.execute_script("return typeof jQuery !== 'undefined' && typeof jQuery.fn.bootstrapTable"), (
+        "the site's scripts loaded"
+    )
+    driver.switch_to.default_content()
+    screenshot(driver, "airflow-data-docs-index")
+    driver.switch_to.frame(frame)
+
+    def follow_a_suite_link(d) -> bool:
+        try:
+            d.find_elements(By.CSS_SELECTOR, links)[0].click()
+        except (StaleElementReferenceException, IndexError):  # redrawn since it was found: find it again
+            return False
+        return True
+
+    WebDriverWait(driver, WAIT).until(follow_a_suite_link)
+    wait_text(driver, "Expectation Suite", "Table-Level Expectations")
+    driver.switch_to.default_content()
+    screenshot(driver, "airflow-data-docs-suite")

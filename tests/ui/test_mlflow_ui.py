@@ -8,6 +8,7 @@ import base64
 
 from ml.models import registry
 from ml.ops import mlflow_auth
+from ml.ops.tenant_view import runs_url
 from tests.security.test_mlflow_auth import mlflow_server  # noqa: F401 (the server, as `make up` starts it)
 from tests.ui.browser import chromium, screenshot, wait_text
 
@@ -21,8 +22,10 @@ def test_the_model_page_shows_the_champion_alias_and_the_versions_description(ml
     c = MlflowClient(tracking_uri=base, registry_uri=base)
     c.create_registered_model("recommender.acme", tags={"tenant_id": "acme", "kind": "recommender"})
     experiment = c.create_experiment("tenantflow-recommender", tags=registry.EXPERIMENT_TAGS)
-    run = c.create_run(experiment, tags={"tenant_id": "acme"})
+    run = c.create_run(experiment, tags={"tenant_id": "acme"}, run_name="acme-weekly")
     c.set_terminated(run.info.run_id)
+    other = c.create_run(experiment, tags={"tenant_id": "globex"}, run_name="globex-weekly")
+    c.set_terminated(other.info.run_id)
     described = "**ease**, trained on `tenant`. Gate: **promoted to champion**."
     mv = c.create_model_version(
         "recommender.acme", f"{run.info.artifact_uri}/model", run_id=run.info.run_id, description=described
@@ -39,3 +42,8 @@ def test_the_model_page_shows_the_champion_alias_and_the_versions_description(ml
         driver.get(f"{base}/#/models/recommender.acme/versions/{mv.version}?workflowType=machine_learning")
         wait_text(driver, "promoted to champion", "champion")
         screenshot(driver, "mlflow-model-version")
+        # the Tenants view's link to a tenant's runs: the runs table filtered to that tenant
+        driver.get(runs_url(base, experiment, "acme"))
+        text = wait_text(driver, "acme-weekly")
+        screenshot(driver, "mlflow-runs-of-a-tenant")
+        assert "globex-weekly" not in text, "only the tenant's runs are listed"
