@@ -159,3 +159,18 @@ def test_status_prints_a_table_with_a_row_per_tenant_and_what_it_lacks(settings,
     assert shown.count("│ shop ") == 1 and shown.count("│ films ") == 1, shown  # one table row each
     assert "eu · pool" in shown and "us · pool" in shown
     assert "UNHEALTHY" in shown and "no model trained yet" in shown and "not monitored yet" in shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nosuchcmd"], "No such command 'nosuchcmd'"),
+        (["tenants", "show"], "Missing argument 'tenant_id'"),
+        (["ingest"], "Missing option '--start'"),
+        (["train", "--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_a_usage_error_prints_the_usage_and_the_message_never_a_traceback(settings, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Usage: tenantflow" in err and "Traceback" not in err, err

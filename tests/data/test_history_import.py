@@ -110,8 +110,14 @@ def test_a_changed_spec_replaces_the_files_history_and_empties_dates_it_left(nor
 
 def test_the_cli_imports_and_names_a_missing_file(north, tmp_path, capsys):
     assert main(["import", "north", str(tmp_path / "export.csv"), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert (out["landed"], [d["date"] for d in out["per_day"]][:3]) == (3, ["2025-06-01", "2025-06-02", "2025-06-03"])
+    # progress on stderr, one line per file and one for the ingest (no terminal: no bar)
+    assert (
+        "[1/2] import north: read export.csv" in captured.err
+        and f"[2/2] import north: ingested {len(out['per_day'])} dates" in captured.err
+    )
     assert main(["import", "north", str(tmp_path / "nope.csv")]) != 0
     assert "nope.csv" in capsys.readouterr().err
 

@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -98,11 +99,19 @@ class HistoryImport:
         }
 
 
-def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today: date | None = None) -> HistoryImport:
+def import_history(
+    settings: Settings,
+    tenant: Tenant,
+    paths: list[Path],
+    today: date | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> HistoryImport:
     """Land ``paths`` (files of ``tenant``'s export, any format its spec reads) into date
     partitions by event time and ingest the dates that changed.
 
     ``today``: the import's day (default: today, UTC), where rows without a usable time land.
+    ``progress``: called once per file read (its name and rows) and once when the dates are
+    ingested (``len(paths) + 1`` calls).
 
     Raises:
         FileNotFoundError: a path does not exist or is not a file (nothing is imported).
@@ -118,29 +127,35 @@ def import_history(settings: Settings, tenant: Tenant, paths: list[Path], today:
     touched: set[date] = set()
     with tempfile.TemporaryDirectory(prefix="tenantflow-import-") as workdir:
         for file_no, path in enumerate(paths):
-            record = SourceFileImport(str(path), sha256_file(path))
-            files.append(record)
-            if any(f.sha256 == record.sha256 for f in files[:-1]):
-                record.problems.append(f"{path.name}: the same bytes as an earlier file of this import: skipped")
-                continue
             try:
-                read = read_file(con, path, file_no, Path(workdir), tenant.tenant_id, spec, keep_raw=True)
-            except UnreadableFile as exc:
-                record.problems.append(f"{exc.reason}: {exc}")
-                continue
-            except duckdb.Error as exc:
-                record.problems.append(f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}")
-                continue
-            record.problems += read.problems
-            record.other_tenant_rows = read.other_tenant_rows
-            record.unattributed_lines = read.unattributed_lines
-            rows = with_malformed(read.rows, read.malformed, path.name)
-            record.rows = len(rows)
-            if read.problems and not len(rows):  # e.g. a spec that no longer fits it: keep what it landed before
-                continue
-            touched |= _write_days(settings, tenant, record, rows, today)
+                record = SourceFileImport(str(path), sha256_file(path))
+                files.append(record)
+                if any(f.sha256 == record.sha256 for f in files[:-1]):
+                    record.problems.append(f"{path.name}: the same bytes as an earlier file of this import: skipped")
+                    continue
+                try:
+                    read = read_file(con, path, file_no, Path(workdir), tenant.tenant_id, spec, keep_raw=True)
+                except UnreadableFile as exc:
+                    record.problems.append(f"{exc.reason}: {exc}")
+                    continue
+                except duckdb.Error as exc:
+                    record.problems.append(f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}")
+                    continue
+                record.problems += read.problems
+                record.other_tenant_rows = read.other_tenant_rows
+                record.unattributed_lines = read.unattributed_lines
+                rows = with_malformed(read.rows, read.malformed, path.name)
+                record.rows = len(rows)
+                if read.problems and not len(rows):  # e.g. a spec that no longer fits it: keep what it landed before
+                    continue
+                touched |= _write_days(settings, tenant, record, rows, today)
+            finally:  # every file, read or refused, is a step
+                if progress:
+                    progress(f"read {path.name}")
     con.close()
     reports = ingest_days(settings, tenant, sorted(touched)) if touched else []
+    if progress:
+        progress(f"ingested {len(touched)} dates")
     return HistoryImport(tenant.tenant_id, files, reports)
 
 

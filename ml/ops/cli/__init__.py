@@ -44,17 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except SystemExit as exc:  # click's usage errors
+    except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
-    except Exception as exc:  # click.exceptions.ClickException (bad option, missing argument)
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+    except typer.Abort:  # Ctrl-C at a prompt
+        return 1
+    except typer.TyperException as exc:
+        # Typer's own click (typer._click) raises usage errors (an unknown command, a missing
+        # argument, a bad option) as TyperException subclasses, not click's: print the usage line
+        # and the message, never a traceback
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        return int(getattr(exc, "exit_code", 2))
     return code if isinstance(code, int) else 0
 
 

@@ -139,7 +139,8 @@ def import_history(
     t = TenantStore(settings).get(validate_slug(tenant))
     started = time.perf_counter()
     try:
-        result = run_import(settings, t, paths)
+        with steps(f"import {t.tenant_id}", len(paths) + 1) as s:
+            result = run_import(settings, t, paths, progress=s.advance)
     except FileNotFoundError as exc:
         raise TenantError(str(exc)) from None
     summary = result.summary() | {"seconds": round(time.perf_counter() - started, 1)}

@@ -88,9 +88,11 @@ def up() -> None:
     a = settings.airflow
     where = "TENANTFLOW_AIRFLOW_PASSWORD" if a.password else settings.stores.secrets / "airflow-admin-password"
     print(f"Airflow UI: http://{a.host}:{a.port}  login {a.user}, password in {where}")
+    secret = settings.stores.secrets / "mlflow-admin-password"
+    mlflow_where = "TENANTFLOW_MLFLOW_ADMIN_PASSWORD" if settings.mlflow.admin_password else secret
     print(
         f"MLflow UI:  http://127.0.0.1:{settings.mlflow.port}/#/models?workflowType=machine_learning  "
-        f"login {auth.admin_user}, password in {auth.config}"
+        f"login {auth.admin_user}, password in {mlflow_where}"
     )
     print(f"API:        http://127.0.0.1:{settings.serve.port}/docs  (keys: tenantflow tenants keys create TENANT)")
     print("Ctrl-C stops everything.", flush=True)
