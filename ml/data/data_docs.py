@@ -91,16 +91,16 @@ def build_data_docs(settings: Settings | None = None) -> Path:
     newest: dict[str, tuple[float, dict[str, Any]]] = {}  # suite -> its newest result: the suite's page
     for path in sorted(root.rglob("*.json")):
         data = json.loads(path.read_text())
-        suite_name = data.get("suite_name", path.parent.parent.name)
-        if path.stat().st_mtime >= newest.get(suite_name, (float("-inf"), {}))[0]:
-            newest[suite_name] = (path.stat().st_mtime, data)
+        suite_name, written = data.get("suite_name", path.parent.parent.name), path.stat().st_mtime
+        if written >= newest.get(suite_name, (float("-inf"), {}))[0]:
+            newest[suite_name] = (written, data)
         # the page's "Data asset" comes from meta.batch_spec, which a dataframe batch leaves without
         # one ("Data asset: None"): name the tenant and what was checked
         meta = data.setdefault("meta", {})
         asset = (meta.get("active_batch_definition") or {}).get("data_asset_name") or path.parent.parent.name
         meta.setdefault("batch_spec", {}).setdefault("data_asset_name", f"{path.parent.name} · {asset}")
         result = expectationSuiteValidationResultSchema.load(data)
-        run_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        run_time = datetime.fromtimestamp(written, tz=UTC)
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
             run_id=RunIdentifier(run_name=path.stem, run_time=run_time),

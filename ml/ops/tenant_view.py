@@ -28,7 +28,10 @@ site's relative links keep it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import time
 import urllib.parse
 from functools import cache
 from pathlib import Path
@@ -208,9 +211,8 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
             raise HTTPException(404, f"no file {path!r} in {area}")
         # reports and Data Docs hold tenants' values inside their own scripts (Evidently writes them
         # into inline JSON unescaped): in a sandbox, as an opaque origin, they render but cannot act
-        # with the viewer's Airflow session
-        # a sandboxed page's fonts are cross-origin requests (its origin is opaque): the libraries'
-        # fonts (Font Awesome's icons, which draw Data Docs' pass/fail marks) hold no tenant's data
+        # with the viewer's Airflow session. That origin makes their fonts cross-origin requests:
+        # the libraries' fonts (Font Awesome's, GX's pass/fail marks) hold no tenant's data
         font = target.suffix in FONTS
         return FileResponse(target, headers=SANDBOX | ({"Access-Control-Allow-Origin": "*"} if font else {}))
 
@@ -260,27 +262,22 @@ def _view_key(settings: Settings) -> bytes:
     return secret_files.generated(settings.stores.secrets / "tenant-view-key", 32).encode()
 
 
+def _mac(settings: Settings, expires: str) -> str:
+    return hmac.new(_view_key(settings), expires.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def data_docs_token(settings: Settings, now: float | None = None) -> str:
     """A Data Docs link's login: ``<expiry, unix seconds>-<HMAC-SHA256 of it, 32 hex>``."""
-    import hashlib
-    import hmac
-    import time
-
     expires = str(int(now if now is not None else time.time()) + DATA_DOCS_TOKEN_SECONDS)
-    return f"{expires}-{hmac.new(_view_key(settings), expires.encode(), hashlib.sha256).hexdigest()[:32]}"
+    return f"{expires}-{_mac(settings, expires)}"
 
 
 def data_docs_token_valid(settings: Settings, token: str, now: float | None = None) -> bool:
     """Whether ``token`` is one :func:`data_docs_token` minted with this home's key and not expired."""
-    import hashlib
-    import hmac
-    import time
-
     expires, _, mac = token.partition("-")
     if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
         return False
-    good = hmac.new(_view_key(settings), expires.encode(), hashlib.sha256).hexdigest()[:32]
-    return hmac.compare_digest(mac, good)
+    return hmac.compare_digest(mac, _mac(settings, expires))
 
 
 def runs_url(ui: str, experiment_id: str, tenant_id: str) -> str:
