@@ -1,11 +1,14 @@
 """What encrypting a silo tenant's warehouse costs: the same tenant's data built, checked,
-snapshotted and read as a pool tenant (a plain DuckDB file) and as a silo tenant (encrypted with
-its key, :mod:`ml.core.tenant_keys`).
+snapshotted and read as a pool tenant (a plain DuckDB file, plain Parquet) and as a silo tenant
+(encrypted with its key, :mod:`ml.core.tenant_keys`; its snapshots and published features
+encrypted Parquet, :mod:`ml.core.tenant_parquet`).
 
 Two tenants with the same generated events (two seeds apart only in their ids) are landed and
 ingested; one is registered in the region's pool, the other as a silo. Each warehouse is built
 ``--repeats`` times (``dbt build`` from scratch, the file deleted in between), then snapshotted,
-and the median seconds of each step are reported with the files' sizes.
+and the median seconds of each step are reported with the files' sizes; then the newest
+snapshot's training table is read as training reads it, and the published features loaded as
+the API loads them (``--repeats`` times each, medians).
 
     .venv/bin/python benchmarks/encryption.py [--users 5000] [--days 60] [--repeats 3]
 """
@@ -36,10 +39,12 @@ def main() -> None:
     from ml.core.settings import get_settings
     from ml.core.tenants import Tenant, TenantStore
     from ml.core.warehouse import connect, warehouses
+    from ml.data import publish, snapshots
     from ml.data.features import build_warehouse
     from ml.data.generate import generate
     from ml.data.generate.config import GenerationConfig, TenantSpec
     from ml.data.ingest.run import ingest_tenants
+    from ml.models.kinds import online_marts
     from ml.models.runs import snapshot_warehouse
 
     settings = get_settings()
@@ -67,11 +72,28 @@ def main() -> None:
         t0 = time.perf_counter()
         with connect(path, read_only=True) as con:
             con.execute("select count(*) from ranking_examples").fetchone()
+        opened = time.perf_counter() - t0
+        tid = wh.tenants[0]
+        snap = snapshots.latest(settings, "eu", tid)
+        meta = publish.current(settings, "eu", tid)
+        assert snap is not None and meta is not None
+        reads, loads = [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            rows = len(snap.read(snap.table("ranking_examples"), settings))
+            reads.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            publish.PublishedFeatures.load(meta, online_marts(), settings)
+            loads.append(time.perf_counter() - t0)
         figures[wh.key] = {
             "build_seconds": round(statistics.median(builds), 2),
             "snapshot_seconds": round(statistics.median(snaps), 2),
-            "open_and_count_seconds": round(time.perf_counter() - t0, 3),
+            "open_and_count_seconds": round(opened, 3),
             "file_mb": round(path.stat().st_size / 1e6, 1),
+            "ranking_examples_rows": rows,
+            "snapshot_read_seconds": round(statistics.median(reads), 3),
+            "published_load_seconds": round(statistics.median(loads), 3),
+            "snapshot_mb": round(sum(f.stat().st_size for f in snap.path.glob("*.parquet")) / 1e6, 1),
         }
     report("encryption", users=args.users, days=args.days, repeats=args.repeats, warehouses=figures)
 

@@ -20,11 +20,14 @@ a record on the run, not a form field). Trigger it by hand with the form. A back
    and global on the tenant's holdout. It becomes `challenger`, and `champion` only if the
    promotion gate passes; the reason is on the version and in the audit log.
 4. `report`: per-tenant fairness against the median tenant; closes the monitor's retrain
-   requests served by this run; emits `trained_models`.
+   requests served by this run; emits `trained_models` (which starts `score`) when the run
+   registered a version, and is skipped, with its summary logged, when every model was
+   unchanged or not due.
 
 A tenant that fails (or whose features are unhealthy) is reported and skipped; the others go
 on, and the run then ends **failed** (`report` raises; `fail_run_on_failure` catches a failed
-snapshot or global model, which `report` does not see). Nothing is retrained when a tenant's snapshot did not change, unless `force` is set.
+snapshot or global model, which `report` does not see). Nothing is retrained when its champion, or the challenger the gate refused, was trained on the
+tenant's current snapshot, unless `force` is set.
 """
 
 from __future__ import annotations
@@ -133,17 +136,18 @@ def train():
     @task(outlets=[TRAINED_MODELS], trigger_rule="all_done")
     def report(globals_: list[dict], chunks: list[list[dict]]) -> dict:
         """Fairness across tenants, a summary, the monitor's drift requests closed, and the `trained_models` event."""
-        from ml.models.runs import raise_for_failures, skip_if_nothing_ran, summarise
+        from ml.models import runs
         from ml.monitoring.decisions import close_requests
 
         results = [r for r in (globals_ or []) if r] + [r for c in (chunks or []) if c for r in c]
         close_requests(get_current_context()["dag_run"].run_id, results)
-        skip_if_nothing_ran(results)
-        summary = summarise(results)
+        runs.skip_if_nothing_ran(results)
+        summary = runs.summarise(results)
         get_current_context()["outlet_events"][TRAINED_MODELS].extra = {
             k: summary[k] for k in ("promoted", "challengers")
         }
-        raise_for_failures(summary)
+        runs.raise_for_failures(summary)
+        runs.skip_unless_a_version_was_registered(summary)
         return summary
 
     work = plan()

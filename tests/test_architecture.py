@@ -101,9 +101,10 @@ def test_only_the_layout_module_spells_a_partition_path():
 )
 def test_one_home_for_each_kind_of_write(call, home):
     others = {
-        # in-memory DuckDB that reads landing files, writes JSON lines, or parses a source spec's
-        # expressions (no warehouse)
+        # in-memory DuckDB that reads landing files, writes JSON lines, parses a source spec's
+        # expressions, or reads and writes a silo tenant's encrypted Parquet (no warehouse)
         "duckdb.connect": {
+            ML / "core" / "tenant_parquet.py",
             ML / "data" / "ingest" / "readers.py",
             ML / "data" / "ingest" / "spec.py",
             ML / "data" / "generate" / "drops.py",

@@ -229,6 +229,7 @@ TOOL_VARIABLES = frozenset(
         "DUCKDB_THREADS",
         "DUCKDB_MEMORY_LIMIT",
         "WAREHOUSE_CATALOG",  # the encrypted target's attach alias (ml.data.dbt.run_dbt)
+        "PARQUET_KEY_NAME",  # the encrypted target's Parquet key name (ml.data.dbt_plugin)
         "DUCKDB_EXTENSIONS",  # where DuckDB finds httpfs (the duckdb-ext-httpfs package)
         "UP_MLFLOW_ARTIFACTS",
         "WAREHOUSE_DIR",

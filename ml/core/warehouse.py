@@ -135,7 +135,8 @@ def catalog_name(path: Path) -> str:
 def connect(path: Path, *, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to a warehouse file (hold :func:`warehouse_lock` around it).
 
-    A silo tenant's file is attached with its key and made the default catalog; a writer creates
+    A silo tenant's file is attached with its key and made the default catalog, with the key its
+    lake files are read with (the lake view reads them) registered; a writer creates
     the key (``file`` provider) and encrypts a file written before encryption existed, which a
     reader still opens as it is.
 
@@ -168,6 +169,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
             con.load_extension("httpfs")
         con.execute(_attach_sql(path, catalog_name(path), key, read_only))
         con.execute(f'use "{catalog_name(path)}"')
+        _add_parquet_key(con, tenant)
     except duckdb.Error as exc:
         con.close()
         if "encryption key" not in str(exc).lower():  # not the key's fault (a lock held elsewhere, a torn file)
@@ -178,6 +180,17 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
             f"(`tenantflow features build --tenant {tenant}`)."
         ) from exc
     return con
+
+
+def _add_parquet_key(con: duckdb.DuckDBPyConnection, tenant_id: str) -> None:
+    """Register the tenant's Parquet key: the warehouse's lake view (``stg_lake__events``) reads
+    the tenant's encrypted lake files (:mod:`ml.core.tenant_parquet`)."""
+    from ml.core import tenant_parquet
+    from ml.core.settings import get_settings
+
+    key = tenant_parquet.parquet_key(get_settings(), tenant_id)
+    if key is not None:
+        tenant_parquet.add_key(con, tenant_id, key)
 
 
 def _encrypted_config(path: Path) -> dict[str, str | bool | int | float | list[str]]:

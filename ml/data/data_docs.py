@@ -99,8 +99,15 @@ def build_data_docs(settings: Settings | None = None) -> Path:
         meta = data.setdefault("meta", {})
         asset = (meta.get("active_batch_definition") or {}).get("data_asset_name") or path.parent.parent.name
         meta.setdefault("batch_spec", {}).setdefault("data_asset_name", f"{path.parent.name} · {asset}")
-        result = expectationSuiteValidationResultSchema.load(data)
         run_time = datetime.fromtimestamp(written, tz=UTC)
+        # a dataframe batch's result has no run id (the page said "Run Name: __none__"): the file's
+        # name and the time it was written
+        run_id = meta.get("run_id") if isinstance(meta.get("run_id"), dict) else {}
+        meta["run_id"] = {
+            "run_name": run_id.get("run_name") or path.stem,
+            "run_time": run_id.get("run_time") or run_time.isoformat(),
+        }
+        result = expectationSuiteValidationResultSchema.load(data)
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
             run_id=RunIdentifier(run_name=path.stem, run_time=run_time),

@@ -18,8 +18,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ml.core import tenant_parquet
 from ml.core.contract import INTERACTION_EVENT_TYPES
-from ml.core.layout import LAKE_FILE
+from ml.core.layout import LAKE_FILE, silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenant_keys import silo_key
 from ml.core.tenants import TenantStore
@@ -32,6 +33,7 @@ _ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build p
 def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None) -> dict[str, Any]:
     """dbt vars for one warehouse: only tenants that already have lake data are read.
 
+    ``lake_key``: a silo warehouse's, the name of its tenant's Parquet key (its lake is encrypted);
     ``repeat_tenants``: those whose seen-items policy allows repeats (their history candidates
     may be items the user already consumed); ``label_windows``, ``churn_windows``: tenant -> the
     recommender label window or churn window its registry entry sets, in days (the others follow
@@ -40,8 +42,10 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
     lake = settings.stores.lake
     with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
     registered = {t.tenant_id: t for t in TenantStore(settings).list()}
+    silo = silo_tenant_of(wh.path(settings))
     return {
         "lake_paths": [lake.glob(wh.region, t, LAKE_FILE) for t in with_data],
+        "lake_key": tenant_parquet.key_name(silo) if silo else None,
         "tenants": with_data,
         "sharing_tenants": [t for t in wh.sharing_tenants if t in with_data],
         "rebuild_from": rebuild_from,
@@ -58,9 +62,10 @@ def _registry_values(registered: dict[str, Any], tenants: list[str], field: str)
 
 
 def _encryption_env(warehouse: Path, settings: Settings) -> dict[str, str]:
-    """For a silo tenant's warehouse: what the profile's ``encrypted`` target reads. The file is
+    """For a silo tenant's warehouse: what the profile's ``encrypted`` target reads (the warehouse's
+    key, and the Parquet key its lake is read with: :mod:`ml.data.dbt_plugin`). The file is
     created (or a file written before encryption encrypted) first, with the tenant's key."""
-    from ml.core.layout import silo_tenant_of
+    from ml.data import dbt_plugin
 
     tenant = silo_tenant_of(warehouse)
     if tenant is None:
@@ -70,6 +75,8 @@ def _encryption_env(warehouse: Path, settings: Settings) -> dict[str, str]:
         "DBT_ENV_SECRET_TENANTFLOW_WAREHOUSE_KEY": silo_key(settings, tenant, create=True) or "",
         "TENANTFLOW_WAREHOUSE_CATALOG": catalog_name(warehouse),
         "TENANTFLOW_DUCKDB_EXTENSIONS": extension_directory(),
+        dbt_plugin.KEY_ENV: tenant_parquet.parquet_key(settings, tenant, create=True) or "",
+        dbt_plugin.NAME_ENV: tenant_parquet.key_name(tenant),
     }
 
 

@@ -13,11 +13,13 @@ from dataclasses import asdict
 from typing import Any
 
 from ml.core import lineage
+from ml.core.layout import silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses
 from ml.data.dbt import dbt_vars, run_dbt
 from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
+from ml.data.ingest.run import seal_lake
 from ml.data.publish import OnlineMart, publish_tenant
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ def build_warehouse(
         return {"warehouse": wh.key, "success": True, "skipped": True, "nodes": []}
     path = wh.path(settings)
     started = time.perf_counter()
+    if silo := silo_tenant_of(path):
+        seal_lake(settings, TenantStore(settings).get(silo))
     with warehouse_lock(path):
         result = run_dbt(["build"], settings, wh, v, threads)
     result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml.core import atomic
+from ml.core import atomic, tenant_parquet
 from ml.core.settings import Settings
 from ml.core.warehouse import scalar
 
@@ -59,11 +59,12 @@ def publish_tenant(
     root.mkdir(parents=True, exist_ok=True)
     tmp = atomic.staging_dir(root)
     rows = {}
+    sealed = tenant_parquet.copy_options(con, settings, tenant_id)  # a silo tenant's files are encrypted
     for mart, spec in sorted(marts.items()):
         rows[mart] = scalar(
             con.execute(
                 f"copy (select * from {mart} where tenant_id = $tenant order by {spec.order_by}) "
-                f"to '{tmp / f'{mart}.parquet'}' (format parquet, compression zstd)",
+                f"to '{tmp / f'{mart}.parquet'}' (format parquet, compression zstd{sealed})",
                 {"tenant": tenant_id},
             )
         )
@@ -88,12 +89,13 @@ def publish_tenant(
 def _commit(settings: Settings, region: str, tenant_id: str, tmp: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Name a filled staging folder by its content and commit it; ``meta`` with its ``snapshot_id``.
 
-    The id is the first 16 hex digits of SHA-256 over each mart's name and file bytes, in name
-    order: publishing the same features again names the same folder (and changes nothing).
+    The id is the first 16 hex digits of SHA-256 over each mart's name and content (the file's
+    bytes; a silo tenant's encrypted file's rows, :func:`ml.core.tenant_parquet.content_digest`), in
+    name order: publishing the same features again names the same folder (and changes nothing).
     """
     digest = hashlib.sha256()
     for path in sorted(tmp.glob("*.parquet")):
-        digest.update(path.stem.encode() + path.read_bytes())
+        digest.update(path.stem.encode() + tenant_parquet.content_digest(path, settings, tenant_id))
     meta = {**meta, "snapshot_id": digest.hexdigest()[:16]}
     store = settings.stores.published
     atomic.write_json(tmp / store.meta_name, meta)
@@ -134,7 +136,6 @@ def republish_without(settings: Settings, region: str, tenant_id: str, user_id: 
     """Rewrite each of the tenant's published snapshots that holds rows of ``user_id`` without them,
     under a new id (:func:`_commit`), and move ``CURRENT`` to it when it was current, so a running
     API swaps its in-memory copy. For :mod:`ml.ops.user_erasure`. Returns the rows removed."""
-    import pyarrow.parquet as pq
 
     from ml.core.erased_users import without_user
 
@@ -146,10 +147,10 @@ def republish_without(settings: Settings, region: str, tenant_id: str, user_id: 
         tmp = atomic.staging_dir(folder.parent)
         gone = 0
         for path in sorted(folder.glob("*.parquet")):
-            table, n = without_user(pq.read_table(path), user_id)
+            table, n = without_user(tenant_parquet.read_table(path, settings, tenant_id), user_id)
             if n:
                 gone, meta["rows"][path.stem] = gone + n, table.num_rows
-            pq.write_table(table, tmp / path.name, compression="zstd")
+            tenant_parquet.write_table(table, tmp / path.name, settings, tenant_id)
         if not gone:
             shutil.rmtree(tmp)
             continue
@@ -229,21 +230,24 @@ class PublishedFeatures:
     lists: dict[str, list[str]]
 
     @classmethod
-    def load(
-        cls, folder: Path, snapshot_id: str, serving_cutoff: str | None, marts: dict[str, OnlineMart]
-    ) -> PublishedFeatures:
-        """Read the marts of one published snapshot (a missing mart file raises FileNotFoundError)."""
-        import pyarrow.parquet as pq
+    def load(cls, meta: dict[str, Any], marts: dict[str, OnlineMart], settings: Settings) -> PublishedFeatures:
+        """Read the marts of one published snapshot, as :func:`current` or :func:`older` describe it
+        (``tenant_id``, ``path``, ``snapshot_id``, ``serving_cutoff``).
 
+        Raises:
+            FileNotFoundError: a mart's file is missing.
+            ml.core.tenant_parquet.TenantKeyError: a silo tenant's files do not open with its key.
+        """
+        folder = Path(meta["path"])
         tables, lists = {}, {}
         for mart, spec in marts.items():
-            table = pq.read_table(folder / f"{mart}.parquet")
+            table = tenant_parquet.read_table(folder / f"{mart}.parquet", settings, meta["tenant_id"])
             if spec.key is None:
                 assert spec.item is not None, f"list mart {mart} needs an item column"
                 lists[mart] = list(dict.fromkeys(table.column(spec.item).to_pylist()))
             else:
                 tables[mart] = OnlineTable.from_arrow(table, spec.key, spec.item)
-        return cls(snapshot_id, serving_cutoff, tables, lists)
+        return cls(meta["snapshot_id"], meta.get("serving_cutoff"), tables, lists)
 
 
 def _is_number(t: pa.DataType) -> bool:

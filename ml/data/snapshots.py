@@ -3,9 +3,11 @@
 Training never reads the live warehouse while it learns. It first copies each tenant's
 training marts out of its warehouse file (read-only, under the warehouse lock, so it never
 meets a half-built table) into ``snapshots/region=R/tenant=T/<snapshot_id>/``, next to the
-tenant's other data in its region. The snapshot id is a hash of the files' bytes: the same
-data gives the same id, every model version is tagged with it, and retraining on a snapshot
-reproduces the model (see ``tests/models``).
+tenant's other data in its region. The snapshot id is a hash of the files' content (their bytes;
+a silo tenant's encrypted files, whose bytes differ on every write, their rows): the same data
+gives the same id, every model version is tagged with it, and retraining on a snapshot
+reproduces the model (see ``tests/models``). A silo tenant's files are encrypted with its key
+(:mod:`ml.core.tenant_parquet`): read them with :meth:`Snapshot.read`.
 
 The dbt manifest hash recorded with the snapshot is a hash of the model nodes' checksums (not
 of the manifest file, which carries timestamps), so it changes exactly when the SQL or yml does.
@@ -21,13 +23,16 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ml.core import atomic, lineage
+from ml.core import atomic, lineage, tenant_parquet
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_lock
 from ml.data.dbt import feature_columns, manifest_hash, manifest_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,11 @@ class Snapshot:
     def reference(self, mart: str) -> Path:
         """The sampled rows of a serving mart at snapshot time (the drift reference)."""
         return self.path / f"reference_{mart}.parquet"
+
+    def read(self, path: Path, settings: Settings | None = None) -> pd.DataFrame:
+        """One of this snapshot's files (:meth:`table`, :meth:`reference`) as a frame, decrypted when
+        the tenant is a silo (:mod:`ml.core.tenant_parquet`)."""
+        return tenant_parquet.read_table(path, settings or get_settings(), self.tenant_id).to_pandas()
 
     def to_json(self) -> dict:
         return {
@@ -186,20 +196,21 @@ def _export_tenant(
     tmp = atomic.staging_dir(root)
     rows: dict[str, int] = {}
     digest = hashlib.sha256(m_hash.encode())
+    sealed = tenant_parquet.copy_options(con, settings, tenant_id)  # a silo tenant's files are encrypted
     for mart, order in marts.items():
         target = tmp / f"{mart}.parquet"
         (rows[mart],) = con.execute(
             f"copy (select * from {mart} where tenant_id = $tenant order by {order}) "
-            f"to '{target}' (format parquet, compression zstd, row_group_size 1000000)",
+            f"to '{target}' (format parquet, compression zstd, row_group_size 1000000{sealed})",
             {"tenant": tenant_id},
         ).fetchone()
         digest.update(mart.encode())
-        digest.update(hashlib.sha256(target.read_bytes()).digest())
+        digest.update(tenant_parquet.content_digest(target, settings, tenant_id))
     for mart in reference_marts:
         con.execute(
             f"copy (select * from (select * from {mart} where tenant_id = $tenant order by all) "
             f"using sample reservoir({REFERENCE_SAMPLE_ROWS} rows) repeatable (42)) "
-            f"to '{tmp / f'reference_{mart}.parquet'}' (format parquet, compression zstd)",
+            f"to '{tmp / f'reference_{mart}.parquet'}' (format parquet, compression zstd{sealed})",
             {"tenant": tenant_id},
         )
     catalogue = {

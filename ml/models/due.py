@@ -12,8 +12,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ml.core.settings import TrainSettings
-from ml.data import snapshots
+from ml.core.settings import Settings, TrainSettings
+from ml.models import registry
+
+
+def champion_and_challenger(kind: str, owner: str, settings: Settings) -> tuple[Any, Any]:
+    """The versions behind ``<kind>.<owner>``'s champion and challenger aliases (either may be None)."""
+    name = registry.model_name(kind, owner)
+    return (
+        registry.version_by_alias(name, registry.CHAMPION, settings),
+        registry.version_by_alias(name, registry.CHALLENGER, settings),
+    )
 
 
 def not_due(champ: Any, manifest_hash: str, policy: TrainSettings, graduating: bool = False) -> str | None:
@@ -40,10 +49,27 @@ def graduating(champ: Any, history_days: int, policy: TrainSettings) -> bool:
     )
 
 
-def unchanged(champ: Any, g: Any, snap: snapshots.Snapshot) -> bool:
-    """The champion was trained on this very snapshot (and, when it is the global model, on its current version)."""
-    if champ is None or champ.tags.get("snapshot_id") != snap.snapshot_id:
+def unchanged(champ: Any, challenger: Any, g: Any, snapshot_id: str, own_global: bool = False) -> str | None:
+    """Why any run (not forced) leaves the model alone: its champion, or the challenger the gate
+    refused, was trained on this very snapshot (and, when it is served by the global model, on the
+    global model's current version) — training again would remake the same model. None when it is
+    not. ``own_global`` marks the global model itself, which has no global version to compare.
+    """
+    if _trained_on(champ, g, snapshot_id, own_global):
+        return f"unchanged snapshot {snapshot_id}"
+    if _trained_on(challenger, g, snapshot_id, own_global):
+        return (
+            f"unchanged snapshot {snapshot_id}: challenger v{challenger.version} was trained on it and refused "
+            "by the gate (force to retrain)"
+        )
+    return None
+
+
+def _trained_on(version: Any, g: Any, snapshot_id: str, own_global: bool) -> bool:
+    if version is None or version.tags.get("snapshot_id") != snapshot_id:
         return False
-    return champ.tags.get("trained_on") != "global" or (
-        g is not None and champ.tags.get("global_version") == str(g.version)
+    return (
+        own_global
+        or version.tags.get("trained_on") != "global"
+        or (g is not None and version.tags.get("global_version") == str(g.version))
     )

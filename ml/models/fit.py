@@ -64,7 +64,7 @@ def time_holdout(frame: pd.DataFrame, latest: Any = None) -> tuple[pd.DataFrame,
 
 
 def load_examples(snap: Snapshot, kind: ModelKind) -> pd.DataFrame:
-    return pd.read_parquet(snap.table(kind.mart))
+    return snap.read(snap.table(kind.mart))
 
 
 def catalogue_size(snap: Snapshot, holdout: pd.DataFrame) -> int | None:

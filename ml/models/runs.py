@@ -117,7 +117,8 @@ def raise_for_failures(summary: dict[str, Any]) -> None:
 def skip_if_nothing_ran(results: list[dict[str, Any]]) -> None:
     """Skip the train DAG's `report` when no tenant or global job reached training (its `plan` or
     every training task failed, or there are no tenants): no ``trained_models`` event, so no
-    scoring run. A run whose tenants were all skipped (unchanged data) still reports them.
+    scoring run. A run whose tenants were all skipped still summarises them
+    (:func:`skip_unless_a_version_was_registered` then skips the event).
 
     Raises:
         AirflowSkipException: ``results`` is empty.
@@ -126,3 +127,21 @@ def skip_if_nothing_ran(results: list[dict[str, Any]]) -> None:
         from airflow.exceptions import AirflowSkipException
 
         raise AirflowSkipException("no tenant reached training in this run: nothing to report or score")
+
+
+def skip_unless_a_version_was_registered(summary: dict[str, Any]) -> None:
+    """Skip the train DAG's `report` after its summary was logged when the run registered no version
+    (every model was unchanged, not due or skipped): no ``trained_models`` event, so no ``score``
+    run re-scores the same champions. A run that registered a challenger only still emits it.
+
+    Raises:
+        AirflowSkipException: nothing was promoted and no challenger was registered.
+    """
+    if summary["promoted"] or summary["challengers"]:
+        return
+    from airflow.exceptions import AirflowSkipException
+
+    log.info("summary: %s", summary)
+    raise AirflowSkipException(
+        f"no model version was registered (skipped: {summary['skipped']}): no trained_models event, nothing to score"
+    )

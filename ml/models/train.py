@@ -34,7 +34,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
 from ml.models import ranking, registry, servable_baseline
 from ml.models.champion import load_booster, version_family, version_features
-from ml.models.due import graduating, not_due, unchanged
+from ml.models.due import champion_and_challenger, graduating, not_due, unchanged
 from ml.models.fit import (
     LIGHTGBM,
     Candidate,
@@ -131,9 +131,9 @@ def train_global(
         return _skipped(kind, owner, f"no tenant of region {region} that shares data has training data yet")
     train, holdout, features, catalogue, available = _global_data(kind, members, policy)
     snapshot_id = hashlib.sha256("".join(sorted(s.snapshot_id for _, s in members)).encode()).hexdigest()[:16]
-    champ = registry.version_by_alias(registry.model_name(kind.name, owner), registry.CHAMPION, settings)
-    if not force and champ is not None and champ.tags.get("snapshot_id") == snapshot_id:
-        return _skipped(kind, owner, f"unchanged snapshot {snapshot_id}", champ.version)
+    champ, challenger = champion_and_challenger(kind.name, owner, settings)
+    if not force and (same := unchanged(champ, challenger, None, snapshot_id, own_global=True)):
+        return _skipped(kind, owner, same, champ.version if champ else None)
     why_not = not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not force else None
     if why_not:
         return _skipped(kind, owner, why_not, champ.version)
@@ -252,9 +252,9 @@ def train_tenant(
     if snap is None:
         return _skipped(kind, tenant_id, "no training snapshot: run the features DAG first")
     g = registry.global_champion(kind.name, tenant.global_model_region, settings)
-    champ = registry.version_by_alias(registry.model_name(kind.name, tenant_id), registry.CHAMPION, settings)
-    if not force and unchanged(champ, g, snap):
-        return _skipped(kind, tenant_id, f"unchanged snapshot {snap.snapshot_id}", champ.version)
+    champ, challenger = champion_and_challenger(kind.name, tenant_id, settings)
+    if not force and (same := unchanged(champ, challenger, g, snap.snapshot_id)):
+        return _skipped(kind, tenant_id, same, champ.version if champ else None)
     if reason == "features" and not force:
         why_not = not_due(champ, snap.manifest_hash, policy, graduating(champ, snap.history_days, policy))
         if why_not:
@@ -381,7 +381,7 @@ def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:
     """The kind's history mart in this snapshot (None: the kind has none, or the snapshot predates it)."""
     if kind.history_mart is None or not snap.table(kind.history_mart[0]).exists():
         return None
-    return pd.read_parquet(snap.table(kind.history_mart[0]))
+    return snap.read(snap.table(kind.history_mart[0]))
 
 
 def _eligible(

@@ -217,7 +217,7 @@ def _model_drift(
             )
             for check in ("feature_drift", "prediction_drift")
         ]
-    reference = sample(_population(kind, ref_path), policy.sample_rows)
+    reference = sample(_population(kind, snap.read(ref_path)), policy.sample_rows)
     for label, frame in (("current", current), ("reference", reference)):
         if len(frame) < policy.min_rows:
             return [
@@ -253,9 +253,8 @@ def entity_columns(columns: list[str], present: set[str]) -> dict[str | None, li
     return out
 
 
-def _population(kind: ModelKind, path: Any) -> pd.DataFrame:
+def _population(kind: ModelKind, frame: pd.DataFrame) -> pd.DataFrame:
     """The reference rows of the kind's drift population (``ModelKind.drift_population``)."""
-    frame = pd.read_parquet(path)
     if not kind.drift_population or frame.empty:
         return frame
     return duckdb.sql(f"select * from frame where {kind.drift_population}").df()

@@ -14,8 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
+from ml.core import tenant_parquet
 from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
@@ -88,7 +87,7 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
 
 
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
-    events_in = duplicates = lake_rows = other_tenant_rows = unattributed = 0
+    events_in = duplicates = other_tenant_rows = unattributed = 0
     quarantined: Counter[str] = Counter()
     dropped: Counter[str] = Counter()  # by the tenant's own row rules (``rows.missing_user: drop``)
     ingest_warnings: list[str] = []
@@ -109,10 +108,9 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
             if m.get("waiting_files"):  # as of that day's last ingestion
                 ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
-        data = part / LAKE_FILE
-        if data.exists():
-            lake_rows += pq.ParquetFile(data).metadata.num_rows
 
+    files = [p / LAKE_FILE for p in partitions if (p / LAKE_FILE).exists()]
+    lake_rows = tenant_parquet.num_rows(files, settings, tenant.tenant_id)  # a silo tenant's are encrypted
     feature_rows, feature_note = _feature_rows(settings, tenant)
     models = _models(settings, tenant)
     health = read_health(settings, tenant.tenant_id)

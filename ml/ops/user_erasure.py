@@ -49,9 +49,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from ml.core import atomic, audit, control_db, erased_users, erasure_marks
+from ml.core import atomic, audit, control_db, erased_users, erasure_marks, tenant_parquet
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.layout import LAKE_FILE
@@ -165,7 +164,7 @@ def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> l
     days = []
     for store in (settings.stores.lake, settings.stores.quarantine):
         for path in store.files(tenant.region, tenant.tenant_id, LAKE_FILE):
-            table = pq.read_table(path, columns=[c for c in ("user_id", "raw_line") if c in pq.read_schema(path).names])
+            table = tenant_parquet.read_table(path, settings, tenant.tenant_id)  # a silo tenant's are encrypted
             hit = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
             if "raw_line" in table.column_names:  # a quarantined malformed line naming the user
                 named = pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id))
@@ -222,7 +221,7 @@ def _erase_snapshots(settings: Settings, tenant: Tenant, user_id: str) -> int:
     store = settings.stores.snapshots
     deleted = 0
     for folder in sorted(p for p in store.tenant_dir(tenant.region, tenant.tenant_id).glob("*") if p.is_dir()):
-        n = sum(_filter_parquet(p, user_id) for p in sorted(folder.glob("*.parquet")))
+        n = sum(_filter_parquet(settings, tenant, p, user_id) for p in sorted(folder.glob("*.parquet")))
         meta_path = folder / store.meta_name
         if n and meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -232,15 +231,16 @@ def _erase_snapshots(settings: Settings, tenant: Tenant, user_id: str) -> int:
     return deleted
 
 
-def _filter_parquet(path: Path, user_id: str) -> int:
-    """Rewrite a Parquet file without the user's rows (atomically, zstd); the rows removed (0, and
-    the file untouched, when it has none)."""
-    if "user_id" not in pq.read_schema(path).names:
+def _filter_parquet(settings: Settings, tenant: Tenant, path: Path, user_id: str) -> int:
+    """Rewrite one of the tenant's Parquet files without the user's rows (atomically, zstd; a silo
+    tenant's encrypted again); the rows removed (0, and the file untouched, when it has none)."""
+    table = tenant_parquet.read_table(path, settings, tenant.tenant_id)
+    if "user_id" not in table.column_names:
         return 0
-    table, n = erased_users.without_user(pq.read_table(path), user_id)
+    table, n = erased_users.without_user(table, user_id)
     if n:
         with atomic.replacing(path, durable=True) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            tenant_parquet.write_table(table, tmp, settings, tenant.tenant_id)
     return n
 
 

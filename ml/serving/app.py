@@ -30,6 +30,7 @@ Composition only: state (``state``), key checks (``auth``), routes (``routes``),
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, config: ServeSettings | None = 
         title="Tenantflow serving API",
         version="1",
         lifespan=lifespan,
-        description=(__doc__ or "").split("\n\n", 1)[-1].split("\n\nComposition only")[0],
+        description=_markdown((__doc__ or "").split("\n\n", 1)[-1].split("\n\nComposition only")[0]),
     )
     app.state.serving = state
     install_handlers(app, state.metrics)
@@ -79,6 +80,11 @@ def create_app(settings: Settings | None = None, config: ServeSettings | None = 
         raise RuntimeError("a route has path parameters: label metrics by route.matches, not by path")
     state.metrics.routes = frozenset(paths)
     return app
+
+
+def _markdown(rst: str) -> str:
+    """This module's docstring as the OpenAPI description (Markdown): ``:mod:`x``` and ````x```` become ```x```."""
+    return re.sub(r":\w+:`([^`]+)`", r"`\1`", rst).replace("``", "`")
 
 
 def run(host: str, port: int, settings: Settings | None = None) -> None:

@@ -15,7 +15,6 @@ import gc
 import logging
 import threading
 import time
-from pathlib import Path
 
 from ml.core import secret_files
 from ml.core.settings import ServeSettings, Settings
@@ -89,9 +88,7 @@ class ServingState:
 
     def _load(self, tid: str, meta: dict) -> PublishedFeatures | None:
         try:
-            loaded = PublishedFeatures.load(
-                Path(meta["path"]), meta["snapshot_id"], meta.get("serving_cutoff"), self.marts
-            )
+            loaded = PublishedFeatures.load(meta, self.marts, self.settings)
         except Exception as exc:
             log.exception("tenant %s: could not load published features %s", tid, meta["snapshot_id"])
             self.feature_errors[tid] = f"{meta['snapshot_id']}: {type(exc).__name__}: {exc}"

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from ml.core import tenant_parquet
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
 from ml.data.generate import generate
@@ -28,8 +29,14 @@ AFTER = END + timedelta(days=1)
 
 
 def _lake_digests(settings) -> dict[str, str]:
+    """Each lake and quarantine file's SHA-256: of its bytes; of its rows when encrypted (a silo
+    tenant's: a rebuild from nothing encrypts with new nonces; a rerun keeps the file)."""
     return {
-        p.relative_to(settings.home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(settings.home).as_posix(): (
+            tenant_parquet.content_digest(p, settings, p.parent.parent.name.removeprefix("tenant=")).hex()
+            if p.suffix == ".parquet" and tenant_parquet.is_encrypted(p)
+            else hashlib.sha256(p.read_bytes()).hexdigest()
+        )
         for root in (settings.stores.lake.root, settings.stores.quarantine.root)
         for p in sorted(root.rglob("*"))
         if p.is_file()

@@ -8,7 +8,6 @@ as it found it: the champion it replaces is put back).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,9 +166,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
             publish.publish_tenant(con, settings, tenant.region, tid, online_marts())
         meta = publish.current(settings, tenant.region, tid)
         assert meta is not None
-        feats = publish.PublishedFeatures.load(
-            Path(meta["path"]), meta["snapshot_id"], meta["serving_cutoff"], online_marts()
-        )
+        feats = publish.PublishedFeatures.load(meta, online_marts(), settings)
         user = sorted(inactive)[0]
         served = recommend(RecommendationRequest(user_id=user), _Context(tid, "exclude", feats, loaded))
         batch = recs[recs["user_id"] == user].sort_values("rank")["item_id"].tolist()

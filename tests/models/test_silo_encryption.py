@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from ml.core import tenant_keys
+from ml.core import tenant_keys, tenant_parquet
 from ml.core.settings import get_settings
-from ml.core.warehouse import WarehouseKeyError, connect
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import WarehouseKeyError, connect, warehouses
+from ml.data import publish, snapshots
+from ml.models.kinds import online_marts
+from ml.models.runs import snapshot_warehouse
 
 
 def _user_ids(settings, region: str, tenant_id: str) -> list[str]:
     lake = settings.stores.lake.tenant_dir(region, tenant_id)
-    ids = {u for p in lake.rglob("*.parquet") for u in pq.read_table(p, columns=["user_id"]).column(0).to_pylist()}
+    ids = {
+        u
+        for p in lake.rglob("*.parquet")
+        for u in tenant_parquet.read_table(p, settings, tenant_id, ["user_id"]).column(0).to_pylist()
+    }
     return sorted(u for u in ids if u)
 
 
@@ -104,3 +113,40 @@ def test_keys_live_outside_the_home_and_the_env_provider_never_makes_one(tmp_pat
     monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "other"))
     with pytest.raises(ValueError, match="64 hex"):  # never pasted into an ATTACH statement
         tenant_keys.silo_key(get_settings(), "acme")
+
+
+def test_a_silo_tenants_snapshots_and_published_features_are_encrypted_and_named_by_content(world, monkeypatch):
+    """initech's training snapshot and published features are Parquet encrypted with its key (no id
+    in their bytes, nothing without the key), read back through the platform, and their content ids
+    are stable (encrypted bytes change on every write); acme's (pool) stay plain Parquet."""
+    settings, _ = world
+    ids = _user_ids(settings, "us", "initech")
+    snap = snapshots.latest(settings, "us", "initech")
+    wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "us/silo_initech")
+    with connect(wh.path(settings), read_only=True) as con:  # the models world trains; it does not publish
+        publish.publish_tenant(con, settings, "us", "initech", online_marts())
+    meta = publish.current(settings, "us", "initech")
+    published = Path(meta["path"])
+    served = publish.PublishedFeatures.load(meta, online_marts(), settings)  # as the API loads them
+    assert served.tables["user_features"].keys.size > 100 and served.lists
+    files = sorted(snap.path.glob("*.parquet")) + sorted(published.glob("*.parquet"))
+    assert len(files) >= 6 and any(f.name.startswith("reference_") for f in files)
+    for f in files:
+        raw = f.read_bytes()
+        assert raw[:4] == raw[-4:] == b"PARE", f
+        assert b"initech" not in raw and not [u for u in ids if u.encode() in raw], f"{f} holds a plain id"
+    with pytest.raises(OSError):  # pyarrow without the key: not even the schema
+        pq.read_schema(snap.table("ranking_examples"))
+    frame = snap.read(snap.table("ranking_examples"))
+    assert (frame["tenant_id"] == "initech").all() and len(frame) == snap.rows["ranking_examples"]
+    assert not tenant_parquet.is_encrypted(snapshots.latest(settings, "eu", "acme").table("ranking_examples"))
+
+    again = snapshot_warehouse(wh, ["initech"], settings)["initech"]
+    assert again.snapshot_id == snap.snapshot_id, "the same rows, the same id, whatever the nonces"
+    with connect(wh.path(settings), read_only=True) as con:
+        assert publish.publish_tenant(con, settings, "us", "initech", online_marts())["snapshot_id"] == published.name
+
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"initech": "0" * 64}))
+    with pytest.raises(tenant_parquet.TenantKeyError, match=r"tenant initech: .*ranking_examples.* does not decrypt"):
+        snap.read(snap.table("ranking_examples"), get_settings())

@@ -330,6 +330,38 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
     assert not due.graduating(won, 40, policy) and "not due" in due.not_due(won, "m1", policy, False)
 
 
+def test_a_model_trained_on_this_snapshot_is_left_alone_whether_promoted_or_refused():
+    """No run retrains from a snapshot its champion, or the challenger the gate refused, was trained on
+    (the same data remakes the same model); a new global version, or a new snapshot, retrains."""
+    from types import SimpleNamespace
+
+    from airflow.exceptions import AirflowSkipException
+
+    from ml.models.runs import skip_unless_a_version_was_registered
+
+    def version(v: str, **tags):
+        return SimpleNamespace(version=v, tags=tags)
+
+    g = version("3")
+    champ = version("4", snapshot_id="s1", trained_on="tenant")
+    refused = version("5", snapshot_id="s2", trained_on="fine_tuned")
+    assert due.unchanged(champ, None, g, "s1") == "unchanged snapshot s1"
+    why = due.unchanged(champ, refused, g, "s2")
+    assert "challenger v5 was trained on it and refused" in why and "force" in why
+    assert due.unchanged(champ, refused, g, "s3") is None, "a new snapshot retrains"
+    served = version("6", snapshot_id="s1", trained_on="global", global_version="2")
+    assert due.unchanged(served, None, g, "s1") is None, "a new global champion retrains its tenants"
+    assert due.unchanged(served, None, version("2"), "s1")
+    assert due.unchanged(version("1", snapshot_id="s1", trained_on="global"), None, None, "s1", own_global=True)
+    assert due.unchanged(None, None, g, "s1") is None
+    # a run that registered nothing emits no trained_models event (its report is skipped); one that did, does
+    nothing = {"promoted": [], "challengers": [], "skipped": {"recommender.acme": "unchanged snapshot s1"}}
+    with pytest.raises(AirflowSkipException, match="no model version was registered"):
+        skip_unless_a_version_was_registered(nothing)
+    skip_unless_a_version_was_registered(nothing | {"challengers": ["recommender.acme"]})
+    skip_unless_a_version_was_registered(nothing | {"promoted": ["churn.globex"]})
+
+
 def test_the_cli_and_the_dag_skip_an_unhealthy_tenant_alike(world, capsys):
     from ml.data.feature_checks import read_health, write_health
     from ml.models.runs import train_chunk

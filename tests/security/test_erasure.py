@@ -128,6 +128,22 @@ def _stored_in(root, needle: str) -> list[str]:
     return found
 
 
+def test_a_silo_tenants_canary_is_in_the_raw_bytes_only_of_the_stores_not_yet_encrypted(planted):
+    """Issue 15, point 6, as far as it is built. initech's (silo) canary went through the webhook,
+    ingestion, the feature build, GX, publishing, snapshots, scoring and training: in raw bytes it
+    is only where the tenant's data is not encrypted yet (its landing files, the API's prediction
+    log and webhook ledger). Every Parquet file of initech outside landing is encrypted (PARE)."""
+    w, _ = planted
+    home = w.settings.home
+    holding = _files_holding(home, CANARY["initech"])
+    assert holding, "the canary was never stored (the test would prove nothing)"
+    plain_stores = ("landing/", "prediction_log/", "serving/events.sqlite")
+    assert [f for f in holding if not f.startswith(plain_stores)] == [], holding
+    sealed = [p for p in home.rglob("*.parquet") if "tenant=initech" in p.as_posix() and "landing" not in p.parts]
+    assert {p.relative_to(home).parts[0] for p in sealed} >= {"lake", "snapshots", "published"}
+    assert [p for p in sealed if p.read_bytes()[:4] != b"PARE"] == []
+
+
 def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(planted):
     w, api = planted
     s, home = w.settings, w.settings.home

@@ -130,6 +130,8 @@ def test_the_api_docs_load_nothing_from_another_host(api, page):
         r = api.get(a)
         assert r.status_code == 200 and len(r.content) > 10_000, (a, r.status_code)
     assert "/openapi.json" in html.text
+    description = api.get("/openapi.json").json()["info"]["description"]
+    assert "`POST /v1/events`" in description and not re.search(r":\w+:`|``", description), "Markdown, not RST"
 
 
 @pytest.mark.parametrize(

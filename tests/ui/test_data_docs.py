@@ -44,7 +44,8 @@ def test_data_docs_open_offline_with_their_tables_and_suite_pages(served_world, 
         assert rows
         validation = next(p for p in pages if "/validations/" in p.as_posix() and "tenant_acme" in p.as_posix())
         browser.get(validation.as_uri())
-        wait_text(browser, "Expectation Validation Result", "Data asset: tenant=acme", "Success Percent")
+        text = wait_text(browser, "Expectation Validation Result", "Data asset: tenant=acme", "Success Percent")
+        assert "__none__" not in text, "the run is named (its file) and dated (when it was written)"
         screenshot(browser, "data-docs-validation")
         # Bootstrap's stylesheet applied: the statistics are a bordered table, not bare text
         border = browser.execute_script("return getComputedStyle(document.querySelector('table td')).borderTopStyle")

@@ -13,6 +13,10 @@ Rows that break the landing contract (:mod:`ml.data.landing_checks`) go to
 ``quarantine/region=R/tenant=T/date=D/part-0.parquet`` with a reason per row; nothing is
 dropped silently. One tenant's bad batch never touches another tenant's files.
 
+A silo tenant's lake and quarantine files are Parquet encrypted with its key
+(:mod:`ml.core.tenant_parquet`): a rebuild that gives the same rows leaves the file as it was
+(its bytes would change with every encryption), so the same-bytes promise above holds for them too.
+
 Modules: ``landing`` (which files are complete, which days to ingest), ``files`` (a file's
 format, compression, encoding and delimiter), ``readers`` (landing files into text rows),
 ``validation`` (the GX checks of a batch), ``partitions`` (deduplication and the atomic lake and

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ml.core import atomic, lineage
+from ml.core import atomic, lineage, tenant_parquet
 from ml.core.contract import LANDING_COLUMNS, MAX_LATENESS
 from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings
@@ -150,12 +149,12 @@ def write_day(
     report.quarantined = dict(sorted(Counter(quarantined["reason"]).items()))
 
     _fault_pause(settings, "before_write")
-    _write_parquet(_lake_table(valid), lake_dir(settings, tenant, day) / LAKE_FILE)
+    _write_parquet(settings, tenant, _lake_table(valid), lake_dir(settings, tenant, day) / LAKE_FILE)
     landed.remember(day, valid["event_id"])
     qfile = quarantine_dir(settings, tenant, day) / LAKE_FILE
     if len(quarantined):
         table = pa.Table.from_pandas(quarantined, schema=QUARANTINE_SCHEMA, preserve_index=False)
-        _write_parquet(table.replace_schema_metadata(None), qfile)
+        _write_parquet(settings, tenant, table.replace_schema_metadata(None), qfile)
     else:
         qfile.unlink(missing_ok=True)
     _fault_pause(settings, "before_manifest")
@@ -221,7 +220,8 @@ class LandedIds:
             path = lake_dir(self.settings, self.tenant, day) / LAKE_FILE
             if not path.exists():
                 return None
-            self.remember(day, pq.read_table(path, columns=["event_id"]).column("event_id").to_pandas())
+            ids = tenant_parquet.read_table(path, self.settings, self.tenant.tenant_id, columns=["event_id"])
+            self.remember(day, ids.column("event_id").to_pandas())
         return self._days[day]
 
     def seen_before(self, day: date, event_ids: pd.Series) -> np.ndarray:
@@ -271,10 +271,10 @@ def _quarantine_malformed(bad: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    """Durably and atomically: readers see the old partition or the new one."""
-    with atomic.replacing(path, durable=True) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+def _write_parquet(settings: Settings, tenant: Tenant, table: pa.Table, path: Path) -> None:
+    """Durably and atomically: readers see the old partition or the new one. A silo tenant's file
+    is encrypted, and left as it was when its rows did not change (:func:`ml.core.tenant_parquet.replace`)."""
+    tenant_parquet.replace(table, path, settings, tenant.tenant_id, write_statistics=True)
 
 
 def _fault_pause(settings: Settings, stage: str) -> None:

@@ -19,7 +19,9 @@ from filelock import FileLock
 
 from ml.core.erased_users import erased_rows
 from ml.core.ids import validate_slug
+from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
+from ml.core.tenant_parquet import is_encrypted, read_table, replace
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
 from ml.data.ingest.partitions import (
@@ -52,6 +54,25 @@ def tenant_lock(settings: Settings, tenant: Tenant) -> FileLock:
     path = settings.stores.tenant_lock(tenant.region, tenant.tenant_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path, is_singleton=True)
+
+
+def seal_lake(settings: Settings, tenant: Tenant) -> int:
+    """Encrypt a silo tenant's lake and quarantine files written before its files were encrypted
+    (a features build reads the lake with the tenant's key, which a plain file fails), under
+    :func:`tenant_lock`. Returns the files sealed; nothing for a pool tenant.
+    """
+    if tenant.isolation != "silo":
+        return 0
+    stores = (settings.stores.lake, settings.stores.quarantine)
+    plain = [p for s in stores for p in s.files(tenant.region, tenant.tenant_id, LAKE_FILE) if not is_encrypted(p)]
+    if plain:
+        with tenant_lock(settings, tenant):
+            for path in plain:
+                replace(read_table(path, settings, tenant.tenant_id), path, settings, tenant.tenant_id)
+        log.info(
+            "tenant %s: %d lake and quarantine files written before encryption encrypted", tenant.tenant_id, len(plain)
+        )
+    return len(plain)
 
 
 def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:

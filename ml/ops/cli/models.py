@@ -108,8 +108,8 @@ def list_() -> None:
         judged = d.get("holdout")
         table.add_row(
             registry.model_name(kind, tid),
-            f"v{d['champion_version'] or '-'}",
-            f"v{d['challenger_version'] or '-'}",
+            _v(d["champion_version"]),
+            _v(d["challenger_version"]),
             d.get("family") or "-",
             d["trained_on"] or "-",
             metrics,
@@ -156,7 +156,7 @@ def audit(
     table = Table("at (UTC)", "model", "action", "from", "to", "actor", "reason")
     for e in audit_log.entries(get_settings(), tenant, kind):
         table.add_row(
-            e.at, f"{e.kind}.{e.tenant_id}", e.action, f"v{e.from_version or '-'}", f"v{e.to_version or '-'}",
+            e.at, f"{e.kind}.{e.tenant_id}", e.action, _v(e.from_version), _v(e.to_version),
             e.actor, e.reason,
         )  # fmt: skip
     out.print(table)
@@ -166,3 +166,8 @@ def register(app: typer.Typer) -> None:
     app.command(help="Train and gate models without Airflow (what the train DAG runs).")(train)
     app.command(help="Batch-score users with the champions (what the score DAG runs).")(score)
     app.add_typer(models_app, name="models")
+
+
+def _v(version: object) -> str:
+    """``v3``, or ``-`` where there is no version."""
+    return f"v{version}" if version else "-"

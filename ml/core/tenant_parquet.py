@@ -1,0 +1,259 @@
+"""A tenant's Parquet files: plain for a pool tenant, encrypted with its own key for a silo tenant.
+
+A silo tenant's training snapshots and published features (and, as they move here, its other
+Parquet stores) are written with Parquet modular encryption as DuckDB implements it: AES-GCM,
+footer and every column under one key (``COPY ... (ENCRYPTION_CONFIG {footer_key: ...})``,
+https://duckdb.org/docs/stable/data/parquet/encryption). The file starts and ends with ``PARE``
+instead of ``PAR1``; without the key it yields no schema, no statistics and no value.
+
+The key is derived from the tenant's key (:func:`ml.core.tenant_keys.silo_key`, the one that
+encrypts its warehouse) with HKDF-SHA256 (RFC 5869, ``info = b"tenantflow parquet v1"``), so one
+key per tenant is kept and each use has its own.
+
+DuckDB 1.4.4 and pyarrow 25 do not read each other's encrypted files (measured both ways with
+the same 256-bit key: "Computed AES tag differs" / "Failed decryption finalization"), and dbt
+reads through DuckDB, so every encrypted file is written and read through DuckDB here; plain
+files stay pyarrow's. Readers decide by the file's magic, so files written before a tenant's
+encryption still read.
+
+Encrypted bytes differ on every write (random nonces): a content id over an encrypted file
+(:func:`content_digest`) hashes its decrypted rows, not its bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml.core.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+MAGIC_ENCRYPTED = b"PARE"
+_INFO = b"tenantflow parquet v1"
+
+
+class TenantKeyError(RuntimeError):
+    """A tenant's encrypted Parquet file cannot be read: no key, or not the key it was written with."""
+
+
+def is_encrypted(path: Path) -> bool:
+    """Whether a Parquet file is encrypted (its footer too): it starts with ``PARE``."""
+    with open(path, "rb") as f:
+        return f.read(4) == MAGIC_ENCRYPTED
+
+
+def parquet_key(settings: Settings, tenant_id: str, create: bool = False) -> str | None:
+    """The tenant's Parquet key (base64 of 32 bytes, as DuckDB's ``add_parquet_key`` takes it), or
+    None when the tenant has no key (a pool tenant, or ``create`` false and none generated yet).
+
+    Raises:
+        ValueError, MissingKeyError: as :func:`ml.core.tenant_keys.silo_key`.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from ml.core.tenant_keys import silo_key
+
+    key = silo_key(settings, tenant_id, create=create)
+    if key is None:
+        return None
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(bytes.fromhex(key))
+    return base64.b64encode(derived).decode()
+
+
+def writer_key(settings: Settings, tenant_id: str) -> str | None:
+    """The key a new file of this tenant is written with: a silo tenant's (generated on first use by
+    the ``file`` provider), None for a pool tenant (plain Parquet)."""
+    from ml.core.tenants import TenantStore
+
+    if TenantStore(settings).get(tenant_id).isolation != "silo":
+        return None
+    return parquet_key(settings, tenant_id, create=True)
+
+
+def key_name(tenant_id: str) -> str:
+    """The name a tenant's key is registered under on a DuckDB connection (``tenant_<id>``)."""
+    from ml.core.ids import validate_slug
+
+    return f"tenant_{validate_slug(tenant_id)}"
+
+
+def add_key(con: duckdb.DuckDBPyConnection, tenant_id: str, key: str) -> str:
+    """Register the tenant's key on a DuckDB connection (loading httpfs, whose random engine DuckDB's
+    encryption uses); returns the key's name there (``tenant_<id>``), for ``encryption_config``."""
+    from ml.core.warehouse import extension_directory
+
+    name = key_name(tenant_id)
+    con.execute(f"set extension_directory = '{extension_directory()}'")
+    con.load_extension("httpfs")
+    con.execute(f"pragma add_parquet_key('{name}', '{_checked(key)}')")
+    return name
+
+
+def copy_options(con: duckdb.DuckDBPyConnection, settings: Settings, tenant_id: str) -> str:
+    """The extra ``COPY ... TO 'x.parquet' (format parquet, <this>)`` option for one of the tenant's
+    files: ``, encryption_config {...}`` (the key registered on ``con``) for a silo tenant, else ``""``."""
+    key = writer_key(settings, tenant_id)
+    return "" if key is None else f", encryption_config {{footer_key: '{add_key(con, tenant_id, key)}'}}"
+
+
+def write_table(table: pa.Table, path: Path, settings: Settings, tenant_id: str, **options: Any) -> None:
+    """Write one of the tenant's Parquet files (zstd): pyarrow's ``write_table`` with ``options`` for
+    a pool tenant, DuckDB's encrypted ``COPY`` for a silo tenant (``options`` other than compression
+    do not apply there)."""
+    import pyarrow.parquet as pq
+
+    key = writer_key(settings, tenant_id)
+    if key is None:
+        pq.write_table(table, path, compression="zstd", **options)
+        return
+    with _duckdb() as con:
+        name = add_key(con, tenant_id, key)
+        con.register("rows", table)
+        con.execute(
+            f"copy rows to '{_quoted(path)}' (format parquet, compression zstd, encryption_config {{footer_key: '{name}'}})"
+        )
+
+
+class _Unchanged(Exception):
+    """Raised inside :func:`replace` to leave the old file: the new one holds the same rows."""
+
+
+def replace(table: pa.Table, path: Path, settings: Settings, tenant_id: str, **options: Any) -> bool:
+    """Durably and atomically replace one of the tenant's files with ``table`` (:func:`write_table`).
+
+    An encrypted file whose rows did not change is left as it was (a rewrite would change every
+    byte, new nonces), so a rerun or backfill that rebuilds the same rows changes no file, as it
+    changes no plain file. Returns whether the file was written.
+    """
+    from ml.core import atomic
+
+    try:
+        with atomic.replacing(path, durable=True) as tmp:
+            write_table(table, tmp, settings, tenant_id, **options)
+            sealed = is_encrypted(tmp) and path.exists() and is_encrypted(path)
+            if sealed and content_digest(tmp, settings, tenant_id) == content_digest(path, settings, tenant_id):
+                raise _Unchanged
+    except _Unchanged:
+        return False
+    return True
+
+
+def read_table(path: Path, settings: Settings, tenant_id: str, columns: list[str] | None = None) -> pa.Table:
+    """Read one of the tenant's Parquet files, plain or encrypted (decided by the file).
+
+    Raises:
+        TenantKeyError: the file is encrypted and the tenant's key provider has no key, or not the
+            one it was written with; the message names the tenant, the file and what to do.
+    """
+    import pyarrow.parquet as pq
+
+    if not is_encrypted(path):
+        return pq.read_table(path, columns=columns)
+    cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    return _select(settings, tenant_id, path, cols)
+
+
+def num_rows(paths: list[Path], settings: Settings, tenant_id: str) -> int:
+    """Rows in some of the tenant's Parquet files, from their footers (the encrypted ones' in one
+    DuckDB query, with the key)."""
+    import pyarrow.parquet as pq
+
+    sealed = [p for p in paths if is_encrypted(p)]
+    plain = sum(int(pq.ParquetFile(p).metadata.num_rows) for p in paths if p not in sealed)
+    if not sealed:
+        return plain
+    return plain + int(_select(settings, tenant_id, sealed, "count(*) as n").column("n")[0].as_py())
+
+
+def content_digest(path: Path, settings: Settings, tenant_id: str) -> bytes:
+    """SHA-256 naming a file's content: of its bytes when plain; when encrypted (its bytes change on
+    every write), of its rows written again as plain, uncompressed Parquet by pyarrow, which stores
+    no value under a null (Arrow IPC would: DuckDB leaves those slots uninitialised, and two reads
+    of one file hashed differently)."""
+    if not is_encrypted(path):
+        return hashlib.sha256(path.read_bytes()).digest()
+    import pyarrow.parquet as pq
+
+    table = read_table(path, settings, tenant_id)
+    digest = _Digest()
+    with pq.ParquetWriter(digest, table.schema, compression="none", write_statistics=False) as writer:
+        writer.write_table(table, row_group_size=1_000_000)
+    return digest.sha.digest()
+
+
+class _Digest:
+    """A write-only file object that hashes what is written to it (a Parquet writer's sink)."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.closed = False
+        self.position = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _reader_key(settings: Settings, tenant_id: str, path: Path) -> str:
+    key = parquet_key(settings, tenant_id, create=False)
+    if key is None:
+        raise TenantKeyError(
+            f"tenant {tenant_id}: {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "
+            "restore the tenant's key (see ml/core/tenant_keys.py)."
+        )
+    return key
+
+
+def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns: str) -> pa.Table:
+    """``select <columns>`` from encrypted files of the tenant, through DuckDB."""
+    import duckdb
+
+    paths = path if isinstance(path, list) else [path]
+    key = _reader_key(settings, tenant_id, paths[0])
+    files = ", ".join(f"'{_quoted(p)}'" for p in paths)
+    try:
+        with _duckdb() as con:
+            name = add_key(con, tenant_id, key)
+            sql = f"select {columns} from read_parquet([{files}], encryption_config = {{footer_key: '{name}'}})"
+            return con.execute(sql).fetch_arrow_table()
+    except duckdb.InvalidInputException as exc:
+        if "right key" not in str(exc) and "AES" not in str(exc):
+            raise
+        raise TenantKeyError(
+            f"tenant {tenant_id}: {path} does not decrypt with the key from TENANTFLOW_KEYS_PROVIDER; restore the "
+            "key it was written with (a file of another tenant, moved here, never opens with this one's)."
+        ) from exc
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    from ml.core.warehouse import extension_directory
+
+    return duckdb.connect(config={"extension_directory": extension_directory(), "threads": 1})
+
+
+def _checked(key: str) -> str:
+    if len(base64.b64decode(key, validate=True)) != 32:
+        raise ValueError("a Parquet key is base64 of 32 bytes")
+    return key
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
