@@ -71,9 +71,28 @@ def writer_key(settings: Settings, tenant_id: str) -> str | None:
     the ``file`` provider), None for a pool tenant (plain Parquet)."""
     from ml.core.tenants import TenantStore
 
-    if TenantStore(settings).get(tenant_id).isolation != "silo":
+    tenant = TenantStore(settings).get(tenant_id)
+    if tenant.isolation != "silo":
         return None
-    return parquet_key(settings, tenant_id, create=True)
+    key = parquet_key(settings, tenant_id)
+    if key is None:  # a first file, or a lost key: never replace a key that files were written with
+        written = _encrypted_files(settings, tenant.region, tenant_id)
+        if written or settings.stores.warehouse_file(tenant.warehouse_key).exists():
+            raise TenantKeyError(
+                f"tenant {tenant_id}: TENANTFLOW_KEYS_PROVIDER has no key, but the tenant's data was written with "
+                f"one ({written[0] if written else 'its warehouse'}); restore the key (see ml/core/tenant_keys.py) "
+                "rather than start a new one that could not read them."
+            )
+        key = parquet_key(settings, tenant_id, create=True)
+    return key
+
+
+def _encrypted_files(settings: Settings, region: str, tenant_id: str) -> list[Path]:
+    stores = settings.stores
+    roots = [
+        s.tenant_dir(region, tenant_id) for s in (stores.lake, stores.quarantine, stores.snapshots, stores.published)
+    ]
+    return [p for r in roots if r.is_dir() for p in sorted(r.rglob("*.parquet")) if is_encrypted(p)][:1]
 
 
 def key_name(tenant_id: str) -> str:
@@ -112,7 +131,7 @@ def write_table(table: pa.Table, path: Path, settings: Settings, tenant_id: str,
     if key is None:
         pq.write_table(table, path, compression="zstd", **options)
         return
-    with _duckdb() as con:
+    with _duckdb(path) as con:
         name = add_key(con, tenant_id, key)
         con.register("rows", table)
         con.execute(
@@ -159,6 +178,15 @@ def read_table(path: Path, settings: Settings, tenant_id: str, columns: list[str
     return _select(settings, tenant_id, path, cols)
 
 
+def column_names(path: Path, settings: Settings, tenant_id: str) -> list[str]:
+    """The columns of one of the tenant's Parquet files (an encrypted one's need the key)."""
+    import pyarrow.parquet as pq
+
+    if not is_encrypted(path):
+        return list(pq.read_schema(path).names)
+    return list(_select(settings, tenant_id, path, "* limit 0").column_names)
+
+
 def num_rows(paths: list[Path], settings: Settings, tenant_id: str) -> int:
     """Rows in some of the tenant's Parquet files, from their footers (the encrypted ones' in one
     DuckDB query, with the key)."""
@@ -178,9 +206,16 @@ def content_digest(path: Path, settings: Settings, tenant_id: str) -> bytes:
     of one file hashed differently)."""
     if not is_encrypted(path):
         return hashlib.sha256(path.read_bytes()).digest()
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = read_table(path, settings, tenant_id)
+    # DuckDB labels a TIMESTAMPTZ with the process's time zone: the same instants, named in UTC
+    utc = [
+        pa.field(f.name, pa.timestamp(f.type.unit, "UTC")) if pa.types.is_timestamp(f.type) and f.type.tz else f
+        for f in table.schema
+    ]
+    table = table.cast(pa.schema(utc))
     digest = _Digest()
     with pq.ParquetWriter(digest, table.schema, compression="none", write_statistics=False) as writer:
         writer.write_table(table, row_group_size=1_000_000)
@@ -210,7 +245,7 @@ class _Digest:
         self.closed = True
 
 
-def _reader_key(settings: Settings, tenant_id: str, path: Path) -> str:
+def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
     key = parquet_key(settings, tenant_id, create=False)
     if key is None:
         raise TenantKeyError(
@@ -225,10 +260,11 @@ def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns
     import duckdb
 
     paths = path if isinstance(path, list) else [path]
-    key = _reader_key(settings, tenant_id, paths[0])
+    named = paths[0] if len(paths) == 1 else f"{paths[0].parent} and {len(paths) - 1} more of its files"
+    key = _reader_key(settings, tenant_id, named)
     files = ", ".join(f"'{_quoted(p)}'" for p in paths)
     try:
-        with _duckdb() as con:
+        with _duckdb(paths[0]) as con:
             name = add_key(con, tenant_id, key)
             sql = f"select {columns} from read_parquet([{files}], encryption_config = {{footer_key: '{name}'}})"
             return con.execute(sql).fetch_arrow_table()
@@ -236,17 +272,28 @@ def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns
         if "right key" not in str(exc) and "AES" not in str(exc):
             raise
         raise TenantKeyError(
-            f"tenant {tenant_id}: {path} does not decrypt with the key from TENANTFLOW_KEYS_PROVIDER; restore the "
-            "key it was written with (a file of another tenant, moved here, never opens with this one's)."
+            f"tenant {tenant_id}: {named} does not decrypt with the key from TENANTFLOW_KEYS_PROVIDER; restore the "
+            "key it was written with (a file of another tenant, moved here, never opens with this one's); a lake "
+            "or quarantine file can instead be deleted and its day ingested again from landing."
         ) from exc
 
 
-def _duckdb() -> duckdb.DuckDBPyConnection:
+def _duckdb(path: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for one of a tenant's files: its spill files encrypted, beside the file
+    (an in-memory database would spill decrypted rows into the working directory)."""
     import duckdb
 
     from ml.core.warehouse import extension_directory
 
-    return duckdb.connect(config={"extension_directory": extension_directory(), "threads": 1})
+    spill = path.parent / f".{path.name}.spill"
+    return duckdb.connect(
+        config={
+            "extension_directory": extension_directory(),
+            "threads": 1,
+            "temp_directory": str(spill),
+            "temp_file_encryption": True,
+        }
+    )
 
 
 def _checked(key: str) -> str:

@@ -95,7 +95,9 @@ def _commit(settings: Settings, region: str, tenant_id: str, tmp: Path, meta: di
     """
     digest = hashlib.sha256()
     for path in sorted(tmp.glob("*.parquet")):
-        digest.update(path.stem.encode() + tenant_parquet.content_digest(path, settings, tenant_id))
+        sealed = tenant_parquet.is_encrypted(path)
+        digest.update(path.stem.encode())
+        digest.update(tenant_parquet.content_digest(path, settings, tenant_id) if sealed else path.read_bytes())
     meta = {**meta, "snapshot_id": digest.hexdigest()[:16]}
     store = settings.stores.published
     atomic.write_json(tmp / store.meta_name, meta)

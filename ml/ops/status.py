@@ -86,6 +86,16 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
     }
 
 
+def _lake_rows(settings: Settings, tenant: Tenant, partitions: list[Path]) -> tuple[int, str | None]:
+    """Rows in the tenant's lake (a silo tenant's files are encrypted), or 0 and why they cannot be
+    counted: one silo tenant's key problem is its row's problem, the others go on."""
+    files = [p / LAKE_FILE for p in partitions if (p / LAKE_FILE).exists()]
+    try:
+        return tenant_parquet.num_rows(files, settings, tenant.tenant_id), None
+    except tenant_parquet.TenantKeyError as exc:
+        return 0, f"lake not readable: {exc}"
+
+
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     events_in = duplicates = other_tenant_rows = unattributed = 0
     quarantined: Counter[str] = Counter()
@@ -109,12 +119,11 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             if m.get("waiting_files"):  # as of that day's last ingestion
                 ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
 
-    files = [p / LAKE_FILE for p in partitions if (p / LAKE_FILE).exists()]
-    lake_rows = tenant_parquet.num_rows(files, settings, tenant.tenant_id)  # a silo tenant's are encrypted
+    lake_rows, lake_note = _lake_rows(settings, tenant, partitions)
     feature_rows, feature_note = _feature_rows(settings, tenant)
     models = _models(settings, tenant)
     health = read_health(settings, tenant.tenant_id)
-    problems: list[str] = []
+    problems: list[str] = [lake_note] if lake_note else []
     if not partitions:
         problems.append("no data in the lake yet: drop files in landing/ and run the ingest DAG")
     if health is None:

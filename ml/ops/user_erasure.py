@@ -164,7 +164,9 @@ def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> l
     days = []
     for store in (settings.stores.lake, settings.stores.quarantine):
         for path in store.files(tenant.region, tenant.tenant_id, LAKE_FILE):
-            table = tenant_parquet.read_table(path, settings, tenant.tenant_id)  # a silo tenant's are encrypted
+            names = tenant_parquet.column_names(path, settings, tenant.tenant_id)  # a silo tenant's are encrypted
+            cols = [c for c in ("user_id", "raw_line") if c in names]
+            table = tenant_parquet.read_table(path, settings, tenant.tenant_id, cols)
             hit = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
             if "raw_line" in table.column_names:  # a quarantined malformed line naming the user
                 named = pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id))
@@ -234,10 +236,9 @@ def _erase_snapshots(settings: Settings, tenant: Tenant, user_id: str) -> int:
 def _filter_parquet(settings: Settings, tenant: Tenant, path: Path, user_id: str) -> int:
     """Rewrite one of the tenant's Parquet files without the user's rows (atomically, zstd; a silo
     tenant's encrypted again); the rows removed (0, and the file untouched, when it has none)."""
-    table = tenant_parquet.read_table(path, settings, tenant.tenant_id)
-    if "user_id" not in table.column_names:
+    if "user_id" not in tenant_parquet.column_names(path, settings, tenant.tenant_id):
         return 0
-    table, n = erased_users.without_user(table, user_id)
+    table, n = erased_users.without_user(tenant_parquet.read_table(path, settings, tenant.tenant_id), user_id)
     if n:
         with atomic.replacing(path, durable=True) as tmp:
             tenant_parquet.write_table(table, tmp, settings, tenant.tenant_id)

@@ -4,12 +4,14 @@ the same rows changes no byte; files written before encryption are sealed by the
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
 from ml.core import tenant_parquet
+from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect, warehouses
 from ml.data.features import build_warehouse
@@ -60,3 +62,22 @@ def test_a_silo_lake_is_encrypted_rebuilt_without_change_and_read_by_dbt_and_sta
     with connect(wh.path(settings), read_only=True) as con:  # the lake view, as scoring and monitoring read it
         assert con.execute("select count(*) from stg_lake__events").fetchone() == (row["lake_rows"],)
     assert row["events_in"] == row["lake_rows"] + sum(row["quarantined"].values()) + row["duplicates_dropped"]
+
+
+def test_a_lost_key_is_never_replaced_and_a_wrong_key_is_one_tenants_problem(settings, monkeypatch):
+    cfg = small_config(days=2)
+    register(settings, cfg)
+    generate(cfg, settings.stores.landing.root, workers=1)
+    ingest_tenants(["initech", "acme"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=initech.key"
+    kept = key_file.read_bytes()
+    key_file.unlink()  # lost: a writer must not start a new key the lake cannot be read with
+    with pytest.raises(tenant_parquet.TenantKeyError, match=r"tenant initech: .*no key.*restore the key"):
+        tenant_parquet.writer_key(settings, "initech")
+    assert not key_file.exists()
+    key_file.write_bytes(kept)
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"initech": "0" * 64}))
+    rows = {r["tenant_id"]: r for r in status(get_settings())}  # the wrong key: initech's row says so
+    assert rows["acme"]["lake_rows"] > 0
+    assert any("lake not readable" in p and "does not decrypt" in p for p in rows["initech"]["health_problems"])

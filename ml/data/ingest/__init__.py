@@ -14,8 +14,9 @@ Rows that break the landing contract (:mod:`ml.data.landing_checks`) go to
 dropped silently. One tenant's bad batch never touches another tenant's files.
 
 A silo tenant's lake and quarantine files are Parquet encrypted with its key
-(:mod:`ml.core.tenant_parquet`): a rebuild that gives the same rows leaves the file as it was
-(its bytes would change with every encryption), so the same-bytes promise above holds for them too.
+(:mod:`ml.core.tenant_parquet`): a rerun, backfill or retry that gives the same rows leaves the
+file as it was (its bytes would change with every encryption), so they keep the same bytes too; a
+rebuild from nothing (the lake deleted) gives the same rows under new nonces.
 
 Modules: ``landing`` (which files are complete, which days to ingest), ``files`` (a file's
 format, compression, encoding and delimiter), ``readers`` (landing files into text rows),

@@ -68,7 +68,8 @@ def seal_lake(settings: Settings, tenant: Tenant) -> int:
     if plain:
         with tenant_lock(settings, tenant):
             for path in plain:
-                replace(read_table(path, settings, tenant.tenant_id), path, settings, tenant.tenant_id)
+                if path.exists() and not is_encrypted(path):  # an ingest may have replaced it meanwhile
+                    replace(read_table(path, settings, tenant.tenant_id), path, settings, tenant.tenant_id)
         log.info(
             "tenant %s: %d lake and quarantine files written before encryption encrypted", tenant.tenant_id, len(plain)
         )
