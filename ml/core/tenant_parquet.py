@@ -1,7 +1,7 @@
 """A tenant's Parquet files: plain for a pool tenant, encrypted with its own key for a silo tenant.
 
-A silo tenant's training snapshots and published features (and, as they move here, its other
-Parquet stores) are written with Parquet modular encryption as DuckDB implements it: AES-GCM,
+A silo tenant's lake, quarantine, training snapshots and published features are written with
+Parquet modular encryption as DuckDB implements it: AES-GCM,
 footer and every column under one key (``COPY ... (ENCRYPTION_CONFIG {footer_key: ...})``,
 https://duckdb.org/docs/stable/data/parquet/encryption). The file starts and ends with ``PARE``
 instead of ``PAR1``; without the key it yields no schema, no statistics and no value.
@@ -54,16 +54,20 @@ def parquet_key(settings: Settings, tenant_id: str, create: bool = False) -> str
     Raises:
         ValueError, MissingKeyError: as :func:`ml.core.tenant_keys.silo_key`.
     """
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
     from ml.core.tenant_keys import silo_key
 
     key = silo_key(settings, tenant_id, create=create)
-    if key is None:
-        return None
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(bytes.fromhex(key))
-    return base64.b64encode(derived).decode()
+    return None if key is None else derived(key)
+
+
+def derived(tenant_key: str) -> str:
+    """The Parquet key derived from a tenant's key (64 hex characters, :func:`ml.core.tenant_keys.silo_key`):
+    HKDF-SHA256 (RFC 5869), base64 of 32 bytes. For a caller that already holds the tenant's key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(bytes.fromhex(tenant_key))
+    return base64.b64encode(key).decode()
 
 
 def writer_key(settings: Settings, tenant_id: str) -> str | None:
@@ -103,12 +107,10 @@ def key_name(tenant_id: str) -> str:
 
 
 def add_key(con: duckdb.DuckDBPyConnection, tenant_id: str, key: str) -> str:
-    """Register the tenant's key on a DuckDB connection (loading httpfs, whose random engine DuckDB's
+    """Register the tenant's key on a DuckDB connection made with
+    :func:`ml.core.warehouse.encrypted_config` (loading httpfs, whose random engine DuckDB's
     encryption uses); returns the key's name there (``tenant_<id>``), for ``encryption_config``."""
-    from ml.core.warehouse import extension_directory
-
     name = key_name(tenant_id)
-    con.execute(f"set extension_directory = '{extension_directory()}'")
     con.load_extension("httpfs")
     con.execute(f"pragma add_parquet_key('{name}', '{_checked(key)}')")
     return name
@@ -283,17 +285,9 @@ def _duckdb(path: Path) -> duckdb.DuckDBPyConnection:
     (an in-memory database would spill decrypted rows into the working directory)."""
     import duckdb
 
-    from ml.core.warehouse import extension_directory
+    from ml.core.warehouse import encrypted_config
 
-    spill = path.parent / f".{path.name}.spill"
-    return duckdb.connect(
-        config={
-            "extension_directory": extension_directory(),
-            "threads": 1,
-            "temp_directory": str(spill),
-            "temp_file_encryption": True,
-        }
-    )
+    return duckdb.connect(config={"threads": 1} | encrypted_config(path))
 
 
 def _checked(key: str) -> str:

@@ -146,6 +146,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     """
     import duckdb
 
+    from ml.core import tenant_parquet
     from ml.core.layout import silo_tenant_of
 
     config: dict[str, str | bool | int | float | list[str]] = {"threads": threads or duckdb_threads(1)}
@@ -163,13 +164,13 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
         return duckdb.connect(str(path), read_only=read_only, config=config)
     if path.exists() and not encrypted:
         _copy_database(path, None, key)
-    con = duckdb.connect(config=config | _encrypted_config(path))
+    con = duckdb.connect(config=config | encrypted_config(path))
     try:
         if not read_only:
             con.load_extension("httpfs")
         con.execute(_attach_sql(path, catalog_name(path), key, read_only))
         con.execute(f'use "{catalog_name(path)}"')
-        _add_parquet_key(con, tenant)
+        tenant_parquet.add_key(con, tenant, tenant_parquet.derived(key))  # the lake view reads its encrypted lake
     except duckdb.Error as exc:
         con.close()
         if "encryption key" not in str(exc).lower():  # not the key's fault (a lock held elsewhere, a torn file)
@@ -182,21 +183,11 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     return con
 
 
-def _add_parquet_key(con: duckdb.DuckDBPyConnection, tenant_id: str) -> None:
-    """Register the tenant's Parquet key: the warehouse's lake view (``stg_lake__events``) reads
-    the tenant's encrypted lake files (:mod:`ml.core.tenant_parquet`)."""
-    from ml.core import tenant_parquet
-    from ml.core.settings import get_settings
-
-    key = tenant_parquet.parquet_key(get_settings(), tenant_id)
-    if key is not None:
-        tenant_parquet.add_key(con, tenant_id, key)
-
-
-def _encrypted_config(path: Path) -> dict[str, str | bool | int | float | list[str]]:
-    """DuckDB settings of a connection that attaches an encrypted file: httpfs's folder, and spill
-    files encrypted too, beside the file (a ``:memory:`` connection would spill into the working
-    directory, in plain bytes)."""
+def encrypted_config(path: Path) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB settings of a connection that reads or writes an encrypted file (a warehouse, or a
+    tenant's Parquet: :mod:`ml.core.tenant_parquet`): httpfs's folder, and spill files encrypted
+    too, beside the file (a ``:memory:`` connection would spill into the working directory, in
+    plain bytes)."""
     spill = path.with_name(path.name + ".tmp")
     return {"extension_directory": extension_directory(), "temp_directory": str(spill), "temp_file_encryption": True}
 
@@ -295,7 +286,7 @@ def _copy_database(path: Path, old_key: str | None, new_key: str | None) -> None
 
     fresh = path.with_name(path.stem + ".rewrite.duckdb")
     fresh.unlink(missing_ok=True)
-    con = duckdb.connect(config=_encrypted_config(path) if new_key else {})
+    con = duckdb.connect(config=encrypted_config(path) if new_key else {})
     try:
         if new_key or old_key:
             con.load_extension("httpfs")

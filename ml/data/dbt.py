@@ -71,11 +71,12 @@ def _encryption_env(warehouse: Path, settings: Settings) -> dict[str, str]:
     if tenant is None:
         return {}
     connect(warehouse).close()  # makes the key and the encrypted file (hold the warehouse lock)
+    key = silo_key(settings, tenant, create=True) or ""
     return {
-        "DBT_ENV_SECRET_TENANTFLOW_WAREHOUSE_KEY": silo_key(settings, tenant, create=True) or "",
+        "DBT_ENV_SECRET_TENANTFLOW_WAREHOUSE_KEY": key,
         "TENANTFLOW_WAREHOUSE_CATALOG": catalog_name(warehouse),
         "TENANTFLOW_DUCKDB_EXTENSIONS": extension_directory(),
-        dbt_plugin.KEY_ENV: tenant_parquet.parquet_key(settings, tenant, create=True) or "",
+        dbt_plugin.KEY_ENV: tenant_parquet.derived(key) if key else "",
         dbt_plugin.NAME_ENV: tenant_parquet.key_name(tenant),
     }
 
