@@ -8,7 +8,9 @@ ingested; one is registered in the region's pool, the other as a silo. Each ware
 ``--repeats`` times (``dbt build`` from scratch, the file deleted in between), then snapshotted,
 and the median seconds of each step are reported with the files' sizes; then the newest
 snapshot's training table is read as training reads it, and the online features published
-(from scratch) and loaded as the API loads them (``--repeats`` times each, medians).
+(from scratch) and loaded as the API loads them (``--repeats`` times each, medians). The silo's
+landing files are sealed by its first ingest (:mod:`ml.core.sealed_files`) and opened by the rerun;
+sealing and opening 64 MiB in memory is timed apart (``--repeats`` times, medians).
 
     .venv/bin/python benchmarks/encryption.py [--users 5000] [--days 60] [--repeats 3]
 """
@@ -110,7 +112,40 @@ def main() -> None:
             "published_load_seconds": round(statistics.median(loads), 3),
             "snapshot_mb": round(sum(f.stat().st_size for f in snap.path.glob("*.parquet")) / 1e6, 1),
         }
-    report("encryption", users=args.users, days=args.days, repeats=args.repeats, ingest=ingests, warehouses=figures)
+    landing = settings.stores.landing
+    ingests["sealed"]["landing_mb"] = round(sum(p.stat().st_size for p in landing.files("eu", "sealed", "*")) / 1e6, 1)
+    report(
+        "encryption",
+        users=args.users,
+        days=args.days,
+        repeats=args.repeats,
+        ingest=ingests,
+        warehouses=figures,
+        sealing=_sealing(args.repeats),
+    )
+
+
+def _sealing(repeats: int) -> dict[str, float]:
+    """MB/s of sealing and opening 64 MiB of random bytes in memory (:mod:`ml.core.sealed_files`)."""
+    import os
+    import secrets
+
+    from ml.core import sealed_files
+
+    data, key = os.urandom(64 << 20), secrets.token_bytes(32)
+    seals, opens = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sealed = sealed_files.seal_bytes(data, key)
+        seals.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        assert sealed_files.open_bytes(sealed, key) == data
+        opens.append(time.perf_counter() - t0)
+    mb = len(data) / 1e6
+    return {
+        "seal_mb_per_s": round(mb / statistics.median(seals)),
+        "open_mb_per_s": round(mb / statistics.median(opens)),
+    }
 
 
 if __name__ == "__main__":

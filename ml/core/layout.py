@@ -9,7 +9,7 @@
       warehouse/region=R/pool.duckdb | silo_T.duckdb     the feature store (dbt-duckdb), + .lock
       snapshots/region=R/tenant=T/<snapshot id>/         frozen training marts, + latest.json
       published/region=R/tenant=T/<snapshot id>/         online features for the API, + CURRENT
-      prediction_log/region=R/tenant=T/date=D/*.jsonl    every answer the API gave
+      prediction_log/region=R/tenant=T/date=D/*.jsonl    every answer the API gave (a silo tenant's sealed)
       reports/monitoring/region=R/tenant=T/date=D/*.html Evidently drift reports
       reports/gx/...                                     Great Expectations validation results
       reports/health/tenant=T.json                       a tenant's feature health

@@ -114,6 +114,15 @@ def silo_key(settings: Settings, tenant_id: str, create: bool = False) -> str | 
     return None if key is None else _checked(key, tenant_id, f"the {settings.keys.provider} key provider")
 
 
+def derive(tenant_key: str, info: bytes) -> bytes:
+    """A 32-byte key for one use (``info``, e.g. ``b"tenantflow parquet v1"``) derived from a tenant's
+    key (64 hex characters) with HKDF-SHA256 (RFC 5869): one key per tenant is kept, each use has its own."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(bytes.fromhex(tenant_key))
+
+
 def forget(settings: Settings, tenant_id: str) -> str | None:
     """Delete a purged tenant's key where this installation keeps it (the ``file`` provider): any
     copy of its warehouse left in a backup can no longer be read. Returns the file deleted; with

@@ -63,22 +63,33 @@ def parquet_key(settings: Settings, tenant_id: str, create: bool = False) -> str
 def derived(tenant_key: str) -> str:
     """The Parquet key derived from a tenant's key (64 hex characters, :func:`ml.core.tenant_keys.silo_key`):
     HKDF-SHA256 (RFC 5869), base64 of 32 bytes. For a caller that already holds the tenant's key."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from ml.core.tenant_keys import derive
 
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(bytes.fromhex(tenant_key))
-    return base64.b64encode(key).decode()
+    return base64.b64encode(derive(tenant_key, _INFO)).decode()
 
 
 def writer_key(settings: Settings, tenant_id: str) -> str | None:
     """The key a new file of this tenant is written with: a silo tenant's (generated on first use by
     the ``file`` provider), None for a pool tenant (plain Parquet)."""
+    key = writer_tenant_key(settings, tenant_id)
+    return None if key is None else derived(key)
+
+
+def writer_tenant_key(settings: Settings, tenant_id: str) -> str | None:
+    """A silo tenant's key (64 hex characters) for writing one of its files, generated on first use
+    by the ``file`` provider; None for a pool tenant.
+
+    Raises:
+        TenantKeyError: the provider has no key but the tenant's files or warehouse were written
+            with one (a new key could not read them).
+    """
+    from ml.core.tenant_keys import silo_key
     from ml.core.tenants import TenantStore
 
     tenant = TenantStore(settings).get(tenant_id)
     if tenant.isolation != "silo":
         return None
-    key = parquet_key(settings, tenant_id)
+    key = silo_key(settings, tenant_id)
     if key is None:  # a first file, or a lost key: never replace a key that files were written with
         written = _encrypted_files(settings, tenant.region, tenant_id)
         if written or settings.stores.warehouse_file(tenant.warehouse_key).exists():
@@ -87,16 +98,21 @@ def writer_key(settings: Settings, tenant_id: str) -> str | None:
                 f"one ({written[0] if written else 'its warehouse'}); restore the key (see ml/core/tenant_keys.py) "
                 "rather than start a new one that could not read them."
             )
-        key = parquet_key(settings, tenant_id, create=True)
+        key = silo_key(settings, tenant_id, create=True)
     return key
 
 
 def _encrypted_files(settings: Settings, region: str, tenant_id: str) -> list[Path]:
+    """The first of the tenant's files written with its key: encrypted Parquet, or a sealed landing file."""
+    from ml.core.sealed_files import is_sealed
+
     stores = settings.stores
     roots = [
         s.tenant_dir(region, tenant_id) for s in (stores.lake, stores.quarantine, stores.snapshots, stores.published)
     ]
-    return [p for r in roots if r.is_dir() for p in sorted(r.rglob("*.parquet")) if is_encrypted(p)][:1]
+    found = [p for r in roots if r.is_dir() for p in sorted(r.rglob("*.parquet")) if is_encrypted(p)][:1]
+    landing = stores.landing.tenant_dir(region, tenant_id)
+    return found or [p for p in sorted(landing.rglob("*")) if p.is_file() and is_sealed(p)][:1]
 
 
 def key_name(tenant_id: str) -> str:
@@ -133,6 +149,12 @@ def write_table(table: pa.Table, path: Path, settings: Settings, tenant_id: str,
     if key is None:
         pq.write_table(table, path, compression="zstd", **options)
         return
+    write_encrypted(table, path, tenant_id, key)
+
+
+def write_encrypted(table: pa.Table, path: Path, tenant_id: str, key: str) -> None:
+    """Write ``table`` as an encrypted Parquet file (zstd) with the tenant's Parquet ``key``
+    (:func:`writer_key`), for a writer that keeps the key (the API's prediction log)."""
     with _duckdb(path) as con:
         name = add_key(con, tenant_id, key)
         con.register("rows", table)
@@ -186,7 +208,7 @@ def column_names(path: Path, settings: Settings, tenant_id: str) -> list[str]:
 
     if not is_encrypted(path):
         return list(pq.read_schema(path).names)
-    return list(_select(settings, tenant_id, path, "* limit 0").column_names)
+    return list(_select(settings, tenant_id, path, "*", "limit 0").column_names)
 
 
 def num_rows(paths: list[Path], settings: Settings, tenant_id: str) -> int:
@@ -257,8 +279,8 @@ def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
     return key
 
 
-def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns: str) -> pa.Table:
-    """``select <columns>`` from encrypted files of the tenant, through DuckDB."""
+def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns: str, tail: str = "") -> pa.Table:
+    """``select <columns> from <the files> <tail>`` over encrypted files of the tenant, through DuckDB."""
     import duckdb
 
     paths = path if isinstance(path, list) else [path]
@@ -268,7 +290,7 @@ def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns
     try:
         with _duckdb(paths[0]) as con:
             name = add_key(con, tenant_id, key)
-            sql = f"select {columns} from read_parquet([{files}], encryption_config = {{footer_key: '{name}'}})"
+            sql = f"select {columns} from read_parquet([{files}], encryption_config = {{footer_key: '{name}'}}) {tail}"
             return con.execute(sql).fetch_arrow_table()
     except duckdb.InvalidInputException as exc:
         if "right key" not in str(exc) and "AES" not in str(exc):

@@ -5,18 +5,22 @@ One table per model kind in the warehouse's ``predictions`` schema (each kind's
 engineers can build on them), every row tagged with the model
 name and version that made it. A run replaces the rows of (tenant, as-of date), so re-running a
 day gives the same rows, never duplicates. Models are loaded from MLflow before the warehouse lock
-is taken; the lock is held only while reading features and writing predictions.
+is taken; the lock is held only while reading features and writing predictions. Each tenant's
+lineage (the champion version and marts read, the predictions table written) is recorded for the
+score DAG's OpenLineage events (:mod:`ml.core.lineage`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ml.core import lineage
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
@@ -66,9 +70,27 @@ def score_warehouse(
             con.execute("create schema if not exists predictions")
             for (tid, kind_name), (kind, champ) in sorted(models.items()):
                 out[tid][kind_name] = _score(con, store.get(tid), kind, champ, k)
+                if out[tid][kind_name]["rows"]:
+                    _record_lineage(path, store.get(tid), kind, champ, settings)
         finally:
             con.close()
     return {"warehouse": wh.key, "tenants": out}
+
+
+def _record_lineage(path: Path, tenant: Tenant, kind: ModelKind, champ: Champion, settings: Settings) -> None:
+    """The champion version and the marts a tenant's predictions were made from (as :func:`_score`
+    reads them); the predictions table written (:mod:`ml.core.lineage`)."""
+    history = kind.history_mart[0] if kind.history_mart is not None else None
+    if champ.recommender is not None and history is not None:
+        marts = [history]
+    else:
+        marts = [kind.serving_mart, *([history] if history and tenant.seen_items == "exclude" else [])]
+    region, ids = tenant.region, [tenant.tenant_id]
+    model = lineage.model_dataset(settings.mlflow_tracking_uri, champ.name, champ.number, region, ids)
+    lineage.record(
+        inputs=[model, *(lineage.table_dataset(path, m, region, ids) for m in marts)],
+        outputs=[lineage.table_dataset(path, kind.predictions_table, region, ids, layer="predictions")],
+    )
 
 
 def _family_rows(

@@ -9,21 +9,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from ml.core.settings import Settings
+from ml.core.prediction_log import ServedLog
 from ml.core.tenants import Tenant
 from ml.models.kinds.base import ModelKind
 
 
 def live_metrics(
-    con: Any, tenant: Tenant, serving_cutoff: date, kinds: list[ModelKind], served_log: str | None = None
+    con: Any, tenant: Tenant, serving_cutoff: date, kinds: list[ModelKind], served_log: ServedLog | None = None
 ) -> list[dict[str, Any]]:
     """Rows of ``monitoring_live_metrics`` for every kind, from an open warehouse connection."""
     return [row for kind in kinds for row in kind.live.metrics(con, tenant, serving_cutoff, served_log)]
-
-
-def served_log_glob(settings: Settings, region: str, tenant_id: str) -> str | None:
-    """The API's prediction log files of a tenant (:mod:`ml.serving.prediction_log`), or None when there are none."""
-    store = settings.stores.prediction_log
-    if not store.files(region, tenant_id, "*.jsonl"):
-        return None
-    return store.glob(region, tenant_id, "*.jsonl")

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from ml.core.layout import DailyStore
+from ml.core.prediction_log import served_log
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
@@ -25,7 +26,6 @@ from ml.models.champion import load_champion
 from ml.models.kinds import kinds_of
 from ml.monitoring import policy as policies
 from ml.monitoring.checks import MonitoredChampion, check_tenant
-from ml.monitoring.live import served_log_glob
 from ml.monitoring.results import CheckResult, summarise, write
 from ml.monitoring.windows import TenantWindows, read_windows
 
@@ -80,7 +80,7 @@ def _read_all_windows(
                         ref_end,
                         policy[t.tenant_id],
                         kinds_of(t),
-                        served_log_glob(settings, t.region, t.tenant_id),
+                        served_log(settings, t.region, t.tenant_id),
                     )
                 except duckdb.Error as exc:
                     windows[t.tenant_id] = f"reading the warehouse failed: {type(exc).__name__}: {exc}"

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ml.core.contract import USER_EVENT_TYPES
+from ml.core.prediction_log import ServedLog
 from ml.core.tenants import Tenant
 from ml.models.kinds.base import ModelKind
 from ml.monitoring.live import live_metrics
@@ -68,7 +69,7 @@ def read_windows(
     reference_end: date | None,
     policy: MonitorPolicy,
     kinds: list[ModelKind],
-    served_log: str | None = None,
+    served_log: ServedLog | None = None,
 ) -> TenantWindows:
     """The tenant's events (both windows), its serving marts now, and its live metrics."""
     tenant_id, region = tenant.tenant_id, tenant.region

@@ -50,7 +50,16 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 
-from ml.core import atomic, audit, control_db, erased_users, erasure_marks, tenant_parquet
+from ml.core import (
+    atomic,
+    audit,
+    control_db,
+    erased_users,
+    erasure_marks,
+    prediction_log,
+    sealed_files,
+    tenant_parquet,
+)
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.layout import LAKE_FILE
@@ -58,15 +67,15 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import delete_user, warehouse_lock
 from ml.data.ingest.history import history_bytes, with_malformed
-from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files, sha256_file
+from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files
 from ml.data.ingest.raw_records import with_raw_lines
-from ml.data.ingest.readers import MALFORMED, read_file, reader
+from ml.data.ingest.readers import MALFORMED, opened, read_file, reader
 from ml.data.ingest.run import ingest_days, tenant_lock
 from ml.data.ingest.spec import SourceSpec, source_spec
 from ml.data.publish import republish_without
 from ml.models.kinds import kind_names
 from ml.models.registry import global_owner
-from ml.serving.webhook import forget_events
+from ml.serving.webhook import forget_events, ledger_key
 
 if TYPE_CHECKING:
     import duckdb
@@ -100,7 +109,13 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     report["snapshot_rows"] = _erase_snapshots(settings, tenant, user_id)
     report["published_rows"] = republish_without(settings, tenant.region, tenant.tenant_id, user_id)
     report["prediction_log_records"] = _erase_prediction_log(settings, tenant, user_id)
-    report["ledger_rows"] = forget_events(settings.stores.webhook_ledger, tenant.tenant_id, sorted(event_ids))
+    tenant_key = tenant_parquet.writer_tenant_key(settings, tenant.tenant_id)  # a silo tenant's ids are hashed
+    report["ledger_rows"] = forget_events(
+        settings.stores.webhook_ledger,
+        tenant.tenant_id,
+        sorted(event_ids),
+        None if tenant_key is None else ledger_key(tenant_key),
+    )
     counts = [report[k] for k in ("snapshot_rows", "published_rows", "prediction_log_records", "ledger_rows")]
     found = bool(files or report["lake_days"] or report["warehouse"] or any(counts))
     owners = [tenant.tenant_id] if found else []  # nothing learned from a user who was never here
@@ -142,16 +157,20 @@ def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[li
                         "are dropped): run the erasure again once it is complete"
                     )
                 for path in complete:
-                    rewritten = _without_user(con, path, Path(workdir), tenant, spec, user_id)
+                    rewritten = _without_user(con, path, Path(workdir), settings, tenant, spec, user_id)
                     if rewritten is not None:
                         found.append((day, path, rewritten[0]))
                         event_ids |= rewritten[1]
     finally:
         con.close()
     replaced = []
+    key = sealed_files.writer_key(settings, tenant.tenant_id)  # a silo tenant's landing files are sealed
     for _, path, data in found:
-        name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(sha256_file(path))
-        atomic.write_bytes(path.parent / name, data, durable=True)
+        digest = sealed_files.content_sha256(path, settings, tenant.tenant_id)
+        name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(digest)
+        atomic.write_bytes(
+            path.parent / name, data if key is None else sealed_files.seal_bytes(data, key), durable=True
+        )
         if name != path.name:
             path.unlink()
         replaced.append(f"{path.parent.name}/{path.name}")
@@ -183,7 +202,13 @@ def names_pattern(user_id: str) -> str:
 
 
 def _without_user(
-    con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, tenant: Tenant, spec: SourceSpec, user_id: str
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    workdir: Path,
+    settings: Settings,
+    tenant: Tenant,
+    spec: SourceSpec,
+    user_id: str,
 ) -> tuple[bytes, set[str]] | None:
     """A landing file's history-file bytes without the user's rows and lines, and the user's event
     ids; None when the file does not hold the user.
@@ -192,13 +217,14 @@ def _without_user(
         TenantError: the file cannot be read back (nothing of it is changed).
     """
     try:
-        read = read_file(con, path, 0, workdir, tenant.tenant_id, spec)
+        plain, digest = opened(path, workdir, settings, tenant.tenant_id)
+        read = read_file(con, plain, 0, workdir, tenant.tenant_id, spec)
     except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
         raise TenantError(
             f"tenant {tenant.tenant_id}: landing file {path} cannot be read back ({type(exc).__name__}: {exc}); "
             "the user was not erased from it: remove or fix the file, then run the erasure again"
         ) from exc
-    rows = with_raw_lines(read.rows, path.parent, spec)  # each row keeps the line it came in
+    rows = with_raw_lines(read.rows, plain.parent, spec, settings, tenant.tenant_id)  # each row keeps its line
     rows = with_malformed(rows, read.malformed, path.name)
     raw = rows["_raw"].astype("string")
     mine = (rows["user_id"].astype("string") == user_id).fillna(False).to_numpy(dtype=bool)
@@ -207,7 +233,7 @@ def _without_user(
     if not mine.any():
         return None
     ids = set(rows.loc[mine, "event_id"].dropna().astype(str))
-    return history_bytes(rows[~mine].drop(columns="_file_no"), sha256_file(path)), ids
+    return history_bytes(rows[~mine].drop(columns="_file_no"), digest), ids
 
 
 def _erase_warehouse(settings: Settings, tenant: Tenant, user_id: str) -> dict[str, int]:
@@ -248,16 +274,12 @@ def _filter_parquet(settings: Settings, tenant: Tenant, path: Path, user_id: str
 def _erase_prediction_log(settings: Settings, tenant: Tenant, user_id: str) -> int:
     """Drop every prediction-log record that names the user (as a value, or in a list of values)."""
     removed = 0
-    for path in sorted(settings.stores.prediction_log.tenant_dir(tenant.region, tenant.tenant_id).rglob("*.jsonl")):
-        lines = path.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if not _names(json.loads(line), user_id)]
-        if len(kept) == len(lines):
-            continue
-        removed += len(lines) - len(kept)
-        if kept:
-            atomic.write_text(path, "".join(kept), durable=True)
-        else:
-            path.unlink()
+    for path in prediction_log.files(settings, tenant.region, tenant.tenant_id):
+        records = prediction_log.read_records(path, settings, tenant.tenant_id)
+        kept = [r for r in records if not _names(r, user_id)]
+        if len(kept) < len(records):
+            removed += len(records) - len(kept)
+            prediction_log.rewrite_records(path, kept, settings, tenant.tenant_id)
     return removed
 
 

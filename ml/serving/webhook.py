@@ -7,14 +7,22 @@ in the idempotency ledger (``serving/events.sqlite``, WAL, ``synchronous=full``)
 are the requests answered. A replayed event id returns the original receipt; the same id with
 another body is a conflict and nothing of that request is written. The ingest DAG reads the
 files like any other drop.
+
+A silo tenant's files are written sealed with its key (:mod:`ml.core.sealed_files`), and its
+event ids are kept in the ledger only as keyed hashes (:func:`ledger_id`: HMAC-SHA256 under a key
+derived from the tenant's), which is all a replay check needs: no id the tenant sent is in the
+ledger's bytes. Ids a silo tenant's events were recorded with before (as sent) are hashed when
+the API takes the tenant's next events (:func:`seal_ledger`); an erasure finds either form.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -26,9 +34,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ml.core import atomic, control_db
+from ml.core import atomic, control_db, sealed_files
 from ml.core.contract import LANDING_COLUMNS
 from ml.core.settings import Settings
+from ml.core.tenant_keys import derive
+from ml.core.tenant_parquet import writer_tenant_key
+
+_LEDGER_INFO = b"tenantflow webhook ledger v1"
+_HASHED = re.compile(r"h1:[0-9a-f]{64}")
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +68,29 @@ class _Submission:
     events: list[dict]  # landing-contract rows, tenant_id set from the key
     hashes: list[str]
     future: Future
+    silo: bool = False
+    ledger_ids: list[str] | None = None  # the events' ids as the ledger keeps them (set by the writer)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """A silo tenant's keys for its webhook files and ledger rows."""
+
+    sealing: bytes
+    ledger: bytes
+
+
+def ledger_id(key: bytes | None, event_id: str) -> str:
+    """An event id as the ledger keeps it: as sent (a pool tenant, ``key`` None), or a silo tenant's
+    ``h1:`` + HMAC-SHA256 (RFC 2104) of the id under the tenant's ledger key (:func:`ledger_key`)."""
+    if key is None:
+        return event_id
+    return "h1:" + hmac.new(key, event_id.encode(), hashlib.sha256).hexdigest()
+
+
+def ledger_key(tenant_key: str) -> bytes:
+    """The key a silo tenant's ledger ids are hashed under, derived from its key by HKDF-SHA256."""
+    return derive(tenant_key, _LEDGER_INFO)
 
 
 def event_hash(event: dict) -> str:
@@ -74,12 +110,41 @@ class EventSink:
         self.db_path = settings.stores.webhook_ledger
         self.thread = threading.Thread(target=self._run, name="event-sink", daemon=True)
         self.files_written = 0
+        self._keys: dict[str, _Keys] = {}  # silo tenants' keys, fetched once by the writer thread
         self.thread.start()
 
-    def submit(self, tenant_id: str, region: str, quota: int, events: list[dict]) -> Future:
+    def submit(self, tenant_id: str, region: str, quota: int, events: list[dict], silo: bool = False) -> Future:
+        """Queue a request's events; the future answers one result per event, or raises
+        :class:`EventConflict`, :class:`QuotaExceeded`, or (``silo``: the tenant's files are sealed)
+        :class:`~ml.core.tenant_parquet.TenantKeyError` / ``MissingKeyError`` when its key is not available."""
         fut: Future = Future()
-        self.queue.put(_Submission(tenant_id, region, quota, events, [event_hash(e) for e in events], fut))
+        hashes = [event_hash(e) for e in events]
+        self.queue.put(_Submission(tenant_id, region, quota, events, hashes, fut, silo))
         return fut
+
+    def _tenant_keys(self, tenant_id: str) -> _Keys:
+        if tenant_id not in self._keys:
+            key = writer_tenant_key(self.settings, tenant_id)
+            if key is None:
+                raise ValueError(f"tenant {tenant_id} is not a silo tenant (its isolation changed: restart the API)")
+            keys = _Keys(sealed_files.sealing_key(key), ledger_key(key))
+            seal_ledger(self.db_path, tenant_id, keys.ledger)
+            self._keys[tenant_id] = keys
+        return self._keys[tenant_id]
+
+    def _with_ledger_ids(self, batch: list[_Submission]) -> list[_Submission]:
+        """The group's requests with their ledger ids set; a silo tenant's whose key cannot be had fail alone."""
+        ready = []
+        for s in batch:
+            try:
+                key = self._tenant_keys(s.tenant_id).ledger if s.silo else None
+            except Exception as exc:
+                log.exception("tenant %s: no key for its webhook files", s.tenant_id)
+                s.future.set_exception(exc)
+                continue
+            s.ledger_ids = [ledger_id(key, e["event_id"]) for e in s.events]
+            ready.append(s)
+        return ready
 
     def close(self) -> None:
         self.queue.put(None)
@@ -121,13 +186,17 @@ class EventSink:
     def _commit(self, con: sqlite3.Connection, batch: list[_Submission]) -> None:
         """Decide every request of the group, write what is new durably, then answer them all."""
         now = datetime.now(UTC)
+        batch = self._with_ledger_ids(batch)
         tenants = {s.tenant_id for s in batch}
         known = _accepted_before(con, batch)
         used = {t: _accepted_on(con, t, now.date().isoformat()) for t in tenants}
         group = _Group(now)
         answers = [(s, group.decide(s, known, used)) for s in batch]
         regions = {s.tenant_id: s.region for s in batch}
-        files = {t: self._write_landing(t, regions[t], now.date(), rows) for t, rows in group.new_rows.items()}
+        sealed = {s.tenant_id for s in batch if s.silo}
+        files = {
+            t: self._write_landing(t, regions[t], now.date(), rows, t in sealed) for t, rows in group.new_rows.items()
+        }
         if group.ledger:
             _record(con, group.ledger, files, now.date().isoformat())
         for s, answer in answers:  # acknowledged only now: files fsynced and renamed, ledger committed
@@ -136,13 +205,16 @@ class EventSink:
             else:
                 s.future.set_result(answer)
 
-    def _write_landing(self, tenant_id: str, region: str, day: date, rows: list[dict[str, Any]]) -> Path:
-        """One durable landing file (fsync of the file, rename, fsync of the folder) with the rows."""
+    def _write_landing(self, tenant_id: str, region: str, day: date, rows: list[dict[str, Any]], seal: bool) -> Path:
+        """One durable landing file (fsync of the file, rename, fsync of the folder) with the rows;
+        sealed with the tenant's key when ``seal``."""
         folder = self.settings.stores.landing.day_dir(region, tenant_id, day)
         final = folder / f"events-api-{time.strftime('%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}.jsonl"
         lines = b"".join(
             json.dumps({c: r.get(c) for c in LANDING_COLUMNS}, separators=(",", ":")).encode() + b"\n" for r in rows
         )
+        if seal:
+            lines = sealed_files.seal_bytes(lines, self._tenant_keys(tenant_id).sealing)
         atomic.write_bytes(final, lines, durable=True)
         self.files_written += 1
         return final
@@ -152,7 +224,7 @@ def _accepted_before(con: sqlite3.Connection, batch: list[_Submission]) -> dict[
     """(tenant, event id) -> (body hash, receipt, received at) of every id of the group accepted before."""
     known: dict[tuple[str, str], tuple[str, str, str]] = {}
     for tenant_id in {s.tenant_id for s in batch}:
-        ids = list({e["event_id"] for s in batch if s.tenant_id == tenant_id for e in s.events})
+        ids = list({i for s in batch if s.tenant_id == tenant_id for i in s.ledger_ids or []})
         for i in range(0, len(ids), 900):  # SQLite's bound-parameter limit
             chunk = ids[i : i + 900]
             rows = con.execute(
@@ -209,20 +281,20 @@ class _Group:
         receipt = uuid.uuid4().hex[:16]
         results, fresh, conflicts = [], [], []
         seen_here: dict[str, str] = {}
-        for e, h in zip(s.events, s.hashes, strict=True):
+        for e, h, lid in zip(s.events, s.hashes, s.ledger_ids or [], strict=True):
             eid = e["event_id"]
-            prior = known.get((s.tenant_id, eid))
+            prior = known.get((s.tenant_id, lid))
             if prior is not None:  # accepted before: a replay gets the original answer
                 if prior[0] != h:
                     conflicts.append(eid)
                 else:
                     results.append(_result(eid, prior[1], prior[2], replayed=True))
-            elif eid in seen_here:  # the same event twice in one request: accepted once
-                if seen_here[eid] != h:
+            elif lid in seen_here:  # the same event twice in one request: accepted once
+                if seen_here[lid] != h:
                     conflicts.append(eid)
             else:
-                seen_here[eid] = h
-                fresh.append((e, h))
+                seen_here[lid] = h
+                fresh.append((e, h, lid))
                 results.append(_result(eid, receipt, self.received_at, replayed=False))
         if conflicts:
             return EventConflict(conflicts)
@@ -230,10 +302,10 @@ class _Group:
             tomorrow = datetime.combine(self.now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
             return QuotaExceeded(used[s.tenant_id], s.quota, (tomorrow - self.now).total_seconds())
         used[s.tenant_id] += len(fresh)
-        for e, h in fresh:
-            known[(s.tenant_id, e["event_id"])] = (h, receipt, self.received_at)
+        for e, h, lid in fresh:
+            known[(s.tenant_id, lid)] = (h, receipt, self.received_at)
             self.new_rows[s.tenant_id].append(e)
-            self.ledger.append((s.tenant_id, e["event_id"], h, receipt, self.received_at))
+            self.ledger.append((s.tenant_id, lid, h, receipt, self.received_at))
         return results
 
 
@@ -260,13 +332,34 @@ def forget_tenant(path: Path, tenant_id: str) -> int:
     return _forget(path, "delete from api_events where tenant_id = ?", [(tenant_id,)], tenant_id)
 
 
-def forget_events(path: Path, tenant_id: str, event_ids: list[str]) -> int:
+def forget_events(path: Path, tenant_id: str, event_ids: list[str], key: bytes | None = None) -> int:
     """Delete these events of a tenant from a webhook ledger for good (an erased user's; see
-    :func:`forget_tenant` for how); returns the rows deleted. The day counts stay (they hold no ids)."""
+    :func:`forget_tenant` for how); ``key``: a silo tenant's :func:`ledger_key` (its ids are kept
+    hashed; ones recorded before that as sent). Returns the rows deleted. The day counts stay (they
+    hold no ids)."""
     if not event_ids:
         return 0
+    ids = [*event_ids, *(ledger_id(key, e) for e in event_ids)] if key is not None else event_ids
     sql = "delete from api_events where tenant_id = ? and event_id = ?"
-    return _forget(path, sql, [(tenant_id, e) for e in event_ids], None)
+    return _forget(path, sql, [(tenant_id, e) for e in ids], None)
+
+
+def seal_ledger(path: Path, tenant_id: str, key: bytes) -> int:
+    """Replace a silo tenant's event ids kept as sent (recorded before its ids were hashed) by their
+    :func:`ledger_id`, for good (the old text zeroed, as :func:`forget_tenant` does); returns the
+    rows changed."""
+    if not path.exists():
+        return 0
+    con = control_db.open_sqlite(path, "webhook")
+    try:
+        rows = con.execute("select event_id from api_events where tenant_id = ?", [tenant_id]).fetchall()
+    finally:
+        con.close()
+    sent = [r[0] for r in rows if not _HASHED.fullmatch(r[0])]
+    if not sent:
+        return 0
+    sql = "update api_events set event_id = ? where tenant_id = ? and event_id = ?"
+    return _forget(path, sql, [(ledger_id(key, e), tenant_id, e) for e in sent], None)
 
 
 def _forget(path: Path, sql: str, params: list[tuple[str, ...]], whole_tenant: str | None) -> int:

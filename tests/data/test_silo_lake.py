@@ -1,16 +1,19 @@
 """A silo tenant's lake and quarantine are Parquet encrypted with its key (issue 15, point 6):
 written so by ingestion, read so by deduplication, dbt, status and erasure; a rerun that rebuilds
-the same rows changes no byte; files written before encryption are sealed by the next build."""
+the same rows changes no byte; files written before encryption are sealed by the next build. Its
+landing files are sealed by the ingestion that read them, and read sealed by the next one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from datetime import timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
-from ml.core import tenant_parquet
+from ml.core import sealed_files, tenant_parquet
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect, warehouses
@@ -21,6 +24,10 @@ from ml.ops.status import status
 from tests.world import register, small_config
 
 
+def _landing(settings):
+    return sorted(p for p in settings.stores.landing.tenant_dir("us", "initech").rglob("*") if p.is_file())
+
+
 def _files(settings, tenant_id: str):
     return sorted(settings.stores.lake.tenant_dir("us", tenant_id).rglob("part-0.parquet"))
 
@@ -29,7 +36,12 @@ def test_a_silo_lake_is_encrypted_rebuilt_without_change_and_read_by_dbt_and_sta
     cfg = small_config(days=6)
     register(settings, cfg)  # initech is the silo
     generate(cfg, settings.stores.landing.root, workers=1)
+    drops = {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in _landing(settings)}
     ingest_tenants(["initech", "acme"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    # the drops the ingest read are sealed in place: names, times and content kept, no plain byte left
+    assert drops and all(sealed_files.is_sealed(p) for p in drops)
+    assert {p: (p.stat().st_mtime_ns, sealed_files.content_sha256(p, settings, "initech")) for p in drops} == drops
+    assert not [p for p in settings.stores.landing.tenant_dir("eu", "acme").rglob("*.*") if sealed_files.is_sealed(p)]
     files = _files(settings, "initech")
     users = {
         u
@@ -41,6 +53,8 @@ def test_a_silo_lake_is_encrypted_rebuilt_without_change_and_read_by_dbt_and_sta
     for f in files:
         raw = f.read_bytes()
         assert raw[:4] == b"PARE" and not [u for u in users if u.encode() in raw], f"{f}: plain ids"
+    landed = b"".join(p.read_bytes() for p in drops)
+    assert not [u for u in users if u.encode() in landed], "plain ids in a sealed landing file"
     with pytest.raises(OSError):
         pq.read_schema(files[0])  # without the key: not even the schema
     assert not tenant_parquet.is_encrypted(next(settings.stores.lake.tenant_dir("eu", "acme").rglob("part-0.parquet")))
@@ -50,13 +64,22 @@ def test_a_silo_lake_is_encrypted_rebuilt_without_change_and_read_by_dbt_and_sta
     assert {f: f.read_bytes() for f in _files(settings, "initech")} == before, "the same rows: the same bytes"
     assert again["changed_dates"] == [], again
 
-    # a partition written before encryption (plain) is sealed by the next build, which reads it
+    # a partition, a landing file and a prediction log written before encryption (plain) are
+    # sealed by the next build, which reads the lake
     legacy = files[0]
     pq.write_table(tenant_parquet.read_table(legacy, settings, "initech"), legacy)
     assert not tenant_parquet.is_encrypted(legacy)
+    drop = next(iter(drops))
+    drop.write_bytes(sealed_files.read_bytes(drop, settings, "initech"))
+    os.utime(drop, ns=(drops[drop][0], drops[drop][0]))
+    old_log = settings.stores.prediction_log.day_dir("us", "initech", cfg.start_date) / "part-000000-old.jsonl"
+    old_log.parent.mkdir(parents=True)
+    old_log.write_text('{"at": "2026-11-01T09:00:00+00:00", "tenant_id": "initech", "user_id": "u-old"}\n')
     wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "us/silo_initech")
     assert not build_warehouse(wh, settings)["failed_nodes"]
-    assert tenant_parquet.is_encrypted(legacy)
+    assert tenant_parquet.is_encrypted(legacy) and sealed_files.is_sealed(drop) and sealed_files.is_sealed(old_log)
+    assert sealed_files.content_sha256(drop, settings, "initech") == drops[drop][1]
+    assert b"u-old" in sealed_files.read_bytes(old_log, settings, "initech") and b"u-old" not in old_log.read_bytes()
     row = next(r for r in status(settings) if r["tenant_id"] == "initech")
     assert row["lake_rows"] > 0
     with connect(wh.path(settings), read_only=True) as con:  # the lake view, as scoring and monitoring read it
@@ -81,3 +104,32 @@ def test_a_lost_key_is_never_replaced_and_a_wrong_key_is_one_tenants_problem(set
     rows = {r["tenant_id"]: r for r in status(get_settings())}  # the wrong key: initech's row says so
     assert rows["acme"]["lake_rows"] > 0
     assert any("lake not readable" in p and "does not decrypt" in p for p in rows["initech"]["health_problems"])
+
+
+def test_a_sealed_csv_keeps_each_quarantined_rows_raw_line_and_a_rerun_reads_it_the_same(settings):
+    """Quarantined rows keep the line they came in (read again from the landing file): from a silo
+    tenant's CSV before and after it is sealed, the quarantine's rows are the same."""
+    cfg = small_config(days=1)
+    register(settings, cfg)
+    day = cfg.start_date
+    folder = settings.stores.landing.day_dir("us", "initech", day)
+    folder.mkdir(parents=True)
+    at = f"{day.isoformat()}T10:00:00Z"
+    lines = [
+        "event_id,user_id,item_id,event_type,event_at",
+        f"e1,u-sealed-1,i1,click,{at}",
+        "e2,u-sealed-2,i2,click,not-a-time",
+        f"e3,u-sealed-3,i3,teleport,{at}",
+    ]
+    (folder / "export.csv").write_text("\n".join(lines) + "\n")
+    os.utime(folder / "export.csv", (0, 0))  # settled long ago
+    end = day + timedelta(days=1)
+    ingest_tenants(["initech"], day, end, settings)
+    assert sealed_files.is_sealed(folder / "export.csv")
+    quarantine = next(settings.stores.quarantine.tenant_dir("us", "initech").rglob("part-0.parquet"))
+    first = tenant_parquet.read_table(quarantine, settings, "initech").to_pylist()
+    assert sorted(r["raw_line"] for r in first) == sorted(lines[2:]), first
+    quarantine.unlink()  # rebuilt from the sealed file alone
+    [again] = ingest_tenants(["initech"], day, end, settings)
+    assert tenant_parquet.read_table(quarantine, settings, "initech").to_pylist() == first
+    assert again["quarantined"] and again["landed"] == 1, again

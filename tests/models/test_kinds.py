@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ml.core.errors import TenantError
+from ml.core.prediction_log import ServedLog
 from ml.core.settings import MonitorSettings
 from ml.core.tenants import Tenant
 from ml.models import evaluate
@@ -158,7 +159,7 @@ def test_recommendation_live_metrics_are_the_holdouts_definitions(tmp_path):
     recommender = get_kind("recommender")
     con = duckdb.connect()
     _recommendation_world(con, str(tmp_path / "answers.jsonl"))
-    log = str(tmp_path / "*.jsonl")
+    log = ServedLog((str(tmp_path / "*.jsonl"),))
     rows = {(r["source"], r["horizon_days"]): r for r in recommender.live.metrics(con, ACME, date(2026, 11, 10), log)}
     week = rows["batch", 7]
     # a: relevant {y, w} (x was clicked before), y at rank 2; b: relevant {y} at rank 2; c: no click in the week
@@ -177,6 +178,30 @@ def test_recommendation_live_metrics_are_the_holdouts_definitions(tmp_path):
     ndcg_a = (1 + 1 / np.log2(3)) / (1 + 1 / np.log2(3) + 0.5)
     assert week["ndcg_at_10"] == pytest.approx((ndcg_a + ndcg_b) / 2) and week["recommended_clicked"] == 3
     assert recommender.live.metrics(con, ACME, date(2026, 11, 1), log) == [], "no horizon has passed"
+
+
+def test_live_metrics_read_a_silo_tenants_sealed_prediction_log_as_its_json_lines(tmp_path, settings):
+    """A silo tenant's prediction log is sealed JSON lines (ml.core.prediction_log): the same records
+    give the same live metrics as plain ones, and the file holds none of them in its bytes."""
+    import json
+
+    from ml.core import prediction_log, sealed_files
+    from ml.core.tenant_keys import silo_key
+
+    recommender = get_kind("recommender")
+    con = duckdb.connect()
+    _recommendation_world(con, str(tmp_path / "answers.jsonl"))
+    expected = recommender.live.metrics(con, ACME, date(2026, 11, 10), ServedLog((str(tmp_path / "*.jsonl"),)))
+    records = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    sealed = tmp_path / "log" / "part-1.jsonl"
+    sealed.parent.mkdir()
+    sealed.write_bytes(
+        prediction_log.encode(records, sealed_files.sealing_key(silo_key(settings, "acme", create=True)))
+    )
+    assert sealed_files.is_sealed(sealed) and b"recommendations" not in sealed.read_bytes()
+    assert prediction_log.read_records(sealed, settings, "acme") == records
+    log = ServedLog((), (sealed,), "acme", settings)
+    assert recommender.live.metrics(con, ACME, date(2026, 11, 10), log) == expected
 
 
 def test_each_kind_lives_in_a_module_named_after_it():

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from ml.core import lineage
 from ml.core.errors import RegistryError
 from ml.core.settings import TrainSettings
 from ml.core.tenants import TenantStore
@@ -280,7 +281,9 @@ def test_rollback_restores_the_previous_champion_and_is_audited(world, capsys):
 def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world):
     settings, _ = world
     wh = [w for w in warehouses(TenantStore(settings).list()) if w.key == "us/silo_initech"][0]
+    lineage.drain()
     first = score.score_warehouse(wh, settings)
+    inputs, outputs = lineage.drain()  # what the score DAG's OpenLineage events name
     again = score.score_warehouse(wh, settings)
     assert first["tenants"]["initech"]["recommender"]["rows"] == again["tenants"]["initech"]["recommender"]["rows"]
     con = warehouse_connect(wh.path(settings), read_only=True)
@@ -294,6 +297,12 @@ def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world
     assert not recs.duplicated(["tenant_id", "as_of", "user_id", "rank"]).any()
     assert recs.groupby("user_id")["rank"].max().max() == 10
     assert len(churn) == users and churn["churn_probability"].between(0, 1).all()
+    models = {(d.name, d.version) for d in inputs if d.layer == "model"}
+    assert ("recommender.initech", str(champ.version)) in models and {d.tenants for d in inputs} == {("initech",)}
+    assert {d.name for d in outputs} >= {"predictions.recommendations", "predictions.churn_scores"}
+    assert {d.layer for d in outputs} == {"predictions"} and {d.namespace for d in outputs} == {
+        f"duckdb://{wh.path(settings).resolve()}"
+    }
     con = warehouse_connect(wh.path(settings), read_only=True)
     engagement = con.execute("select * from predictions.engagement_scores").df()
     con.close()

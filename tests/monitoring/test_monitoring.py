@@ -11,15 +11,16 @@ import pandas as pd
 import pytest
 
 from ml.core import control_db
+from ml.core.prediction_log import ServedLog
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.core.warehouse import connect as warehouse_connect
 from ml.models import audit, registry, train
 from ml.models.champion import Champion
 from ml.models.kinds import get_kind
+from ml.models.kinds._recommender_live import HORIZONS
+from ml.models.kinds._recommender_live import live_metrics as live_recommendation_metrics
 from ml.models.kinds.churn import live_metrics as live_churn_metrics
-from ml.models.kinds.recommender import HORIZONS
-from ml.models.kinds.recommender import live_metrics as live_recommendation_metrics
 from ml.monitoring import decisions, rollback, run, windows
 from ml.monitoring import policy as policies
 from ml.monitoring.checks import MonitoredChampion, _performance, check_tenant
@@ -387,7 +388,9 @@ def test_recommendations_served_online_are_measured_like_the_batch_ones(checked,
                 + "\n"
             )
         cutoff = windows._serving_cutoff(con, "steady05")
-        rows = live_recommendation_metrics(con, Tenant("steady05", "eu"), cutoff, str(tmp_path / "date=*" / "*.jsonl"))
+        rows = live_recommendation_metrics(
+            con, Tenant("steady05", "eu"), cutoff, ServedLog((str(tmp_path / "date=*" / "*.jsonl"),))
+        )
     finally:
         con.close()
     by = {(r["source"], r["horizon_days"]): r for r in rows}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from ml.core import audit, erasure_marks
+from ml.core import audit, erasure_marks, prediction_log, sealed_files
 from ml.core.errors import TenantError
+from ml.core.tenant_keys import silo_key
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
@@ -31,6 +33,7 @@ from ml.models.score import score_warehouse
 from ml.models.train import train_global, train_tenant
 from ml.ops.erasure import purge_tenant
 from ml.ops.user_erasure import erase_user
+from ml.serving.webhook import ledger_id, ledger_key
 from tests.served import running_api
 from tests.world import build_world, lake_rows_by_user, small_config
 
@@ -43,18 +46,24 @@ def _files_holding(root, needle: str) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and raw in p.read_bytes())
 
 
-def _plant(api, key: str, user: str) -> None:
-    now = datetime.now(UTC)
-    events = [
+_PLANTED_AT = datetime.now(UTC)
+
+
+def _events(user: str) -> list[dict]:
+    return [
         {
             "event_id": f"{user}-{i}",
             "user_id": user,
             "item_id": f"i{i:06d}",
             "event_type": "click",
-            "event_at": (now - timedelta(minutes=i)).isoformat(),
+            "event_at": (_PLANTED_AT - timedelta(minutes=i)).isoformat(),
         }
         for i in range(1, 6)
     ]
+
+
+def _plant(api, key: str, user: str) -> None:
+    events = _events(user)
     r = api.post("/v1/events", key, {"events": events})
     assert r.status_code == 200 and r.json()["accepted"] == 5, r.text
     assert api.post("/v1/recommendations", key, {"user_id": user, "k": 5}).status_code == 200  # logged
@@ -128,20 +137,36 @@ def _stored_in(root, needle: str) -> list[str]:
     return found
 
 
-def test_a_silo_tenants_canary_is_in_the_raw_bytes_only_of_the_stores_not_yet_encrypted(planted):
-    """Issue 15, point 6, as far as it is built. initech's (silo) canary went through the webhook,
-    ingestion, the feature build, GX, publishing, snapshots, scoring and training: in raw bytes it
-    is only where the tenant's data is not encrypted yet (its landing files, the API's prediction
-    log and webhook ledger). Every Parquet file of initech outside landing is encrypted (PARE)."""
-    w, _ = planted
-    home = w.settings.home
-    holding = _files_holding(home, CANARY["initech"])
-    assert holding, "the canary was never stored (the test would prove nothing)"
-    plain_stores = ("landing/", "prediction_log/", "serving/events.sqlite")
-    assert [f for f in holding if not f.startswith(plain_stores)] == [], holding
+def test_a_silo_tenants_canary_is_in_the_raw_bytes_of_no_file_under_the_home(planted):
+    """Issue 15, point 6. initech's (silo) canary went through the webhook, ingestion, the feature
+    build, GX, publishing, snapshots, scoring, training and the API's prediction log: it is in the
+    raw bytes of no file under the home (the pool tenant's canary is, in the same stores). It was
+    stored: its sealed landing file, its encrypted prediction log and the ledger's keyed hashes of
+    its event ids hold it for whoever has the key."""
+    w, api = planted
+    s, home, user = w.settings, w.settings.home, CANARY["initech"]
+    assert _files_holding(home, user) == []
+    assert _files_holding(home, CANARY["acme"]), "the pool tenant's canary is stored in plain bytes"
     sealed = [p for p in home.rglob("*.parquet") if "tenant=initech" in p.as_posix() and "landing" not in p.parts]
     assert {p.relative_to(home).parts[0] for p in sealed} >= {"lake", "snapshots", "published"}
     assert [p for p in sealed if p.read_bytes()[:4] != b"PARE"] == []
+
+    assert _sealed_holding(s, user), "the canary's webhook file is sealed, and holds it"
+    logs = prediction_log.files(s, "us", "initech")
+    assert logs and all(sealed_files.is_sealed(p) for p in logs)
+    logged = [r for p in logs for r in prediction_log.read_records(p, s, "initech")]
+    assert [r for r in logged if r.get("user_id") == user], "the API's answer to the canary was logged"
+    key = ledger_key(silo_key(s, "initech"))
+    con = sqlite3.connect(s.stores.webhook_ledger)
+    ids = {r[0] for r in con.execute("select event_id from api_events where tenant_id = 'initech'")}
+    con.close()
+    assert {ledger_id(key, f"{user}-{i}") for i in range(1, 6)} <= ids and not [i for i in ids if user in i]
+    # the keyed ids still answer a replay with the original receipt, and a changed body is a conflict
+    again = _events(user)
+    r = api.post("/v1/events", w.keys["initech"], {"events": again})
+    assert r.status_code == 200 and r.json()["replayed"] == 5, r.text
+    again[0]["item_id"] = "i999999"
+    assert api.post("/v1/events", w.keys["initech"], {"events": again}).status_code == 409
 
 
 def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(planted):
@@ -187,6 +212,37 @@ def test_an_erased_user_is_in_no_store_and_a_resent_row_of_theirs_is_dropped(pla
     assert _stored_in(s.stores.quarantine.root, ERASED) == []
 
 
+def test_a_silo_users_erasure_opens_and_reseals_its_files(planted):
+    """Erasing an end user of initech (silo): its landing files are opened, rewritten without the
+    user and sealed again; the lake, the prediction log and the ledger (hashed ids) lose them too."""
+    w, api = planted
+    s = w.settings
+    user = "canary-initech-erased-5c1d"
+    _plant(api, w.keys["initech"], user)
+    today = date.today()
+    ingest_tenants(["initech"], today, today + timedelta(days=1), s)
+    assert _sealed_holding(s, user) and user in lake_rows_by_user_encrypted(s, "initech")
+    time.sleep(s.serve.log_interval + 1)  # the API's answer to the user is flushed to its prediction log
+    report = erase_user("initech", user, s)
+    assert report["landing_files"] and report["lake_days"], report
+    assert report["prediction_log_records"] >= 1 and report["ledger_rows"] == 5, report
+    assert _sealed_holding(s, user) == []  # and every landing file of initech still sealed
+    assert user not in lake_rows_by_user_encrypted(s, "initech")
+    logged = [r for p in prediction_log.files(s, "us", "initech") for r in prediction_log.read_records(p, s, "initech")]
+    assert [r for r in logged if r.get("user_id") == user] == []
+    assert all(sealed_files.is_sealed(p) for p in prediction_log.files(s, "us", "initech"))
+    assert _files_holding(s.home, user) == []
+
+
+def lake_rows_by_user_encrypted(settings, tenant_id: str) -> set[str]:
+    from ml.core import tenant_parquet
+
+    paths = settings.stores.lake.files("us", tenant_id, "part-0.parquet")
+    return {
+        u for p in paths for u in tenant_parquet.read_table(p, settings, tenant_id, ["user_id"])["user_id"].to_pylist()
+    }
+
+
 def test_a_removed_tenant_cannot_come_back_and_its_keys_stay_dead(planted):
     w, api = planted
     store = TenantStore(w.settings)
@@ -204,11 +260,18 @@ def test_a_removed_tenant_cannot_come_back_and_its_keys_stay_dead(planted):
     assert store.removed("acme")["purged_at"] is None  # its data waits for --purge
 
 
+def _sealed_holding(settings, user: str) -> list[str]:
+    """initech's (silo) landing files that hold ``user`` once opened with its key; every one is sealed."""
+    landing = [p for p in settings.stores.landing.tenant_dir("us", "initech").rglob("*") if p.is_file()]
+    assert landing and all(sealed_files.is_sealed(p) for p in landing)
+    return [p.name for p in landing if user.encode() in sealed_files.read_bytes(p, settings, "initech")]
+
+
 def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(planted):
     w, api = planted
     s, home = w.settings, w.settings.home
-    for tid, user in CANARY.items():
-        assert _files_holding(home, user), f"{tid}: the canary was never stored (the test would prove nothing)"
+    assert _files_holding(home, CANARY["acme"]), "acme: the canary was never stored (the test would prove nothing)"
+    assert _sealed_holding(s, CANARY["initech"]), "initech: the canary was never stored"
     pool = s.stores.warehouse_file("eu/pool")
     with warehouse_connect(pool, read_only=True) as con:
         globex_rows = con.execute("select count(*) from interaction_history where tenant_id = 'globex'").fetchone()
@@ -226,6 +289,7 @@ def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(pla
 
     for tid, user in CANARY.items():
         assert _files_holding(home, user) == [], f"{tid}'s user survives the purge"
+    assert [p for p in home.rglob("*") if "tenant=initech" in p.as_posix() and p.is_file()] == []
     assert not s.stores.warehouse_file("us/silo_initech").exists()
     # the neighbour in the rewritten pool file: its rows, its lake, a new build, the API
     with warehouse_connect(pool, read_only=True) as con:

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.core import atomic
+from ml.core import atomic, sealed_files
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data.ingest.files import UnreadableFile
@@ -195,7 +195,8 @@ def _write_days(
         record.days.append(day.isoformat())
         path = store.day_dir(tenant.region, tenant.tenant_id, day) / name
         data = history_bytes(part.drop(columns="_day").drop(columns="_file_no"), record.sha256)
-        if path.exists() and path.read_bytes() == data and _ingested(settings, tenant, day, data):
+        same = path.exists() and sealed_files.read_bytes(path, settings, tenant.tenant_id) == data
+        if same and _ingested(settings, tenant, day, data):
             continue  # an import that stopped after writing it (a crash, a kill) ingests it on the rerun
         atomic.write_bytes(path, data, durable=True)
         changed.add(day)

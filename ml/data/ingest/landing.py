@@ -9,6 +9,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from ml.core import sealed_files
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data.ingest.partitions import LOOKBACK, read_manifest
@@ -64,11 +65,30 @@ def complete_landing_files(folder: Path, settle_seconds: float, now: float | Non
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes (a source file outside landing; a landing file's content,
+    sealed or not, is :func:`ml.core.sealed_files.content_sha256`)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def seal_landing(settings: Settings, tenant: Tenant, days: list[date]) -> int:
+    """Seal a silo tenant's complete landing files of ``days`` in place (:mod:`ml.core.sealed_files`),
+    once ingestion has read them; files still being written wait for the next run. Returns the files
+    sealed; nothing for a pool tenant. Call it under the tenant's lake lock (ingestion does)."""
+    if tenant.isolation != "silo":
+        return 0
+    key = sealed_files.writer_key(settings, tenant.tenant_id)
+    assert key is not None  # a silo tenant's
+    sealed = 0
+    for d in days:
+        for path in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds):
+            sealed += sealed_files.seal_file(path, key)
+    if sealed:
+        log.info("tenant %s: %d landing files sealed", tenant.tenant_id, sealed)
+    return sealed
 
 
 def landing_dates(settings: Settings, tenant: Tenant) -> list[date]:
@@ -84,7 +104,7 @@ def dates_to_ingest(settings: Settings, tenant: Tenant, start: date, end: date) 
             manifest = read_manifest(settings, tenant, d)
             done = {f["sha256"] for f in manifest["files"]} if manifest else set()
             now = {
-                sha256_file(p)
+                sealed_files.content_sha256(p, settings, tenant.tenant_id)
                 for p in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
             }
             if now - done:

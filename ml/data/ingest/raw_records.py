@@ -14,19 +14,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml.core import sealed_files
+from ml.core.settings import Settings
 from ml.data.ingest.files import UnreadableFile, file_kind, plain_copy
 from ml.data.ingest.spec import SourceSpec
 
 
-def raw_lines(path: Path, spec: SourceSpec, numbers: set[int]) -> dict[int, str]:
-    """The text of lines ``numbers`` (1-based) of a delimited or JSON landing file, decoded as it
-    was read: the raw lines of its quarantined rows (read again only for files that have some).
-    Empty for Parquet, or a file that can no longer be read."""
+def raw_lines(path: Path, spec: SourceSpec, numbers: set[int], settings: Settings, tenant_id: str) -> dict[int, str]:
+    """The text of lines ``numbers`` (1-based) of a delimited or JSON landing file (sealed or not),
+    decoded as it was read: the raw lines of its quarantined rows (read again only for files that
+    have some). Empty for Parquet, or a file that can no longer be read."""
     kind = file_kind(path, spec.format)
     if kind is None or kind.format == "parquet" or not numbers or not path.exists():
         return {}
     last, found = max(numbers), {}
     with tempfile.TemporaryDirectory(prefix="tenantflow-raw-") as workdir:
+        if sealed_files.is_sealed(path):
+            sealed_files.open_plain(path, Path(workdir) / path.name, settings, tenant_id)
+            path = Path(workdir) / path.name
         try:
             plain, _ = plain_copy(path, kind, Path(workdir), spec.encoding)
         except UnreadableFile:
@@ -40,7 +45,9 @@ def raw_lines(path: Path, spec: SourceSpec, numbers: set[int]) -> dict[int, str]
     return found
 
 
-def with_raw_lines(rejected: pd.DataFrame, folder: Path, spec: SourceSpec) -> pd.DataFrame:
+def with_raw_lines(
+    rejected: pd.DataFrame, folder: Path, spec: SourceSpec, settings: Settings, tenant_id: str
+) -> pd.DataFrame:
     """``rejected`` rows with ``_raw`` set, where the reader left it null, to the line of the
     landing file in ``folder`` that carried them (a file in the landing contract: only its
     quarantined rows' lines are read again)."""
@@ -51,6 +58,6 @@ def with_raw_lines(rejected: pd.DataFrame, folder: Path, spec: SourceSpec) -> pd
     for name, rows in rejected[need].groupby("source_file").indices.items():
         positions = np.flatnonzero(need)[rows]
         numbers = rejected["_line_no"].to_numpy()[positions]
-        lines = raw_lines(folder / name, spec, set(numbers.tolist()))
+        lines = raw_lines(folder / name, spec, set(numbers.tolist()), settings, tenant_id)
         raw[positions] = [lines.get(n) for n in numbers]
     return rejected.assign(_raw=raw)

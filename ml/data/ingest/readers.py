@@ -20,10 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ml.core import sealed_files
 from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
 from ml.core.settings import Settings
 from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy
-from ml.data.ingest.landing import HISTORY_FILE, sha256_file
+from ml.data.ingest.landing import HISTORY_FILE
 from ml.data.ingest.mapping import PARSED, landing_select, raw_record
 from ml.data.ingest.parsers import JSON_LINE, csv_rejects, read_delimited, read_json
 from ml.data.ingest.partitions import PartitionReport
@@ -263,19 +264,42 @@ def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def read_day(
-    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, spec: SourceSpec = DEFAULT
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    report: PartitionReport,
+    settings: Settings,
+    spec: SourceSpec = DEFAULT,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Read one landing day's complete files (skipping re-sent copies) into text rows, per the
-    tenant's source ``spec``.
+    tenant's source ``spec``; a sealed file (:mod:`ml.core.sealed_files`) is read from its content,
+    opened into the read's private temporary folder.
 
     A file that cannot be read at all is named in the day's problems with why; the others land.
+
+    Raises:
+        TenantKeyError: a sealed file does not open with the tenant's key.
     """
     with tempfile.TemporaryDirectory(prefix="tenantflow-read-") as workdir:
-        return _read_day(con, files, report, spec, Path(workdir))
+        return _read_day(con, files, report, spec, Path(workdir), settings)
+
+
+def opened(path: Path, workdir: Path, settings: Settings, tenant_id: str) -> tuple[Path, str]:
+    """A landing file to parse and its content's SHA-256: the file itself, or a sealed file's
+    content under the same name in ``workdir``/``opened`` (a private temporary folder)."""
+    if not sealed_files.is_sealed(path):
+        return path, sealed_files.content_sha256(path, settings, tenant_id)
+    plain = workdir / "opened" / path.name
+    plain.parent.mkdir(exist_ok=True)
+    return plain, sealed_files.open_plain(path, plain, settings, tenant_id)
 
 
 def _read_day(
-    con: duckdb.DuckDBPyConnection, files: list[Path], report: PartitionReport, spec: SourceSpec, workdir: Path
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    report: PartitionReport,
+    spec: SourceSpec,
+    workdir: Path,
+    settings: Settings,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     frames, bad_lines = [], []
     seen_hashes: dict[str, str] = {}
@@ -287,7 +311,7 @@ def _read_day(
             )
             report.files.append({"name": path.name, "sha256": None, "rows": 0, "status": report.batch_problems[-1]})
             continue
-        digest = sha256_file(path)
+        plain, digest = opened(path, workdir, settings, report.tenant_id)
         entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested"}
         report.files.append(entry)
         if digest in seen_hashes:
@@ -295,7 +319,7 @@ def _read_day(
             continue
         seen_hashes[digest] = path.name
         try:
-            read = read_file(con, path, file_no, workdir, report.tenant_id, spec)
+            read = read_file(con, plain, file_no, workdir, report.tenant_id, spec)
         except UnreadableFile as exc:
             report.batch_problems.append(f"{exc.reason}: {exc}")
             entry["status"] = report.batch_problems[-1]

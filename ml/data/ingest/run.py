@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from ml.core import prediction_log
 from ml.core.erased_users import erased_rows
 from ml.core.ids import validate_slug
 from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenant_parquet import is_encrypted, read_table, replace
 from ml.core.tenants import Tenant, TenantStore
-from ml.data.ingest.landing import dates_to_ingest, landing_dir, landing_files
+from ml.data.ingest.landing import dates_to_ingest, landing_dates, landing_dir, landing_files, seal_landing
 from ml.data.ingest.partitions import (
     DEDUP_WINDOW,
     WRITE_COLUMNS,
@@ -58,22 +59,24 @@ def tenant_lock(settings: Settings, tenant: Tenant) -> FileLock:
 
 def seal_lake(settings: Settings, tenant: Tenant) -> int:
     """Encrypt a silo tenant's lake and quarantine files written before its files were encrypted
-    (a features build reads the lake with the tenant's key, which a plain file fails), under
-    :func:`tenant_lock`. Returns the files sealed; nothing for a pool tenant.
+    (a features build reads the lake with the tenant's key, which a plain file fails), and seal its
+    landing files and prediction log written before (:mod:`ml.core.sealed_files`), under
+    :func:`tenant_lock`. Returns the files encrypted or sealed; nothing for a pool tenant.
     """
     if tenant.isolation != "silo":
         return 0
     stores = (settings.stores.lake, settings.stores.quarantine)
     plain = [p for s in stores for p in s.files(tenant.region, tenant.tenant_id, LAKE_FILE) if not is_encrypted(p)]
-    if plain:
-        with tenant_lock(settings, tenant):
-            for path in plain:
-                if path.exists() and not is_encrypted(path):  # an ingest may have replaced it meanwhile
-                    replace(read_table(path, settings, tenant.tenant_id), path, settings, tenant.tenant_id)
-        log.info(
-            "tenant %s: %d lake and quarantine files written before encryption encrypted", tenant.tenant_id, len(plain)
-        )
-    return len(plain)
+    with tenant_lock(settings, tenant):
+        for path in plain:
+            if path.exists() and not is_encrypted(path):  # an ingest may have replaced it meanwhile
+                replace(read_table(path, settings, tenant.tenant_id), path, settings, tenant.tenant_id)
+        landing = seal_landing(settings, tenant, landing_dates(settings, tenant))
+    logs = prediction_log.seal(settings, tenant.region, tenant.tenant_id)
+    if plain or logs:
+        log.info("tenant %s: %d lake and quarantine files encrypted, %d prediction-log files sealed "
+                 "(written before encryption)", tenant.tenant_id, len(plain), logs)  # fmt: skip
+    return len(plain) + landing + logs
 
 
 def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:
@@ -97,7 +100,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[P
     for d in days:
         complete, waiting = landing_files(landing_dir(settings, tenant, d), settle)
         reports[d].waiting_files = [p.name for p in waiting]
-        raw, bad = read_day(con, complete, reports[d], spec)
+        raw, bad = read_day(con, complete, reports[d], settings, spec)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
         raws.append(raw)
         malformed[d] = bad
@@ -134,8 +137,9 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[P
             ok, keep = ok & ~gone, keep & ~gone
         # valid rows typed, rejected rows as the text they came in: each row is taken once
         valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
-        rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec)
+        rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec, settings, tenant.tenant_id)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
+    seal_landing(settings, tenant, days)  # read: a silo tenant's drops are kept sealed from now on
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
     return out + (ingest_days(settings, tenant, later) if later else [])
 

@@ -25,6 +25,7 @@ from ml.data.publish import OnlineMart
 if TYPE_CHECKING:
     import duckdb
 
+    from ml.core.prediction_log import ServedLog
     from ml.core.tenants import Tenant
     from ml.data.publish import PublishedFeatures
 
@@ -148,14 +149,15 @@ class LiveMonitoring:
     """How a kind's served predictions are judged once their outcome is known.
 
     ``metrics`` computes rows of ``monitoring_live_metrics`` (one per batch of predictions:
-    source, day, model version, horizon) from the warehouse; ``decay`` compares the champion's
+    source, day, model version, horizon) from the warehouse and the API's prediction log (a
+    :class:`~ml.core.prediction_log.ServedLog`, None when it has none); ``decay`` compares the champion's
     batches with its holdout metrics.
     """
 
     # the kind's columns in monitoring_live_metrics -> DuckDB type ("double" for a metric, "integer"
     # for a count); null in other kinds' rows
     columns: dict[str, str]
-    metrics: Callable[[duckdb.DuckDBPyConnection, Tenant, date, str | None], list[dict[str, Any]]]
+    metrics: Callable[[duckdb.DuckDBPyConnection, Tenant, date, ServedLog | None], list[dict[str, Any]]]
     decay: Callable[[list[dict[str, Any]], dict[str, float], DecayPolicy, str], Verdict]
     rollback: RollbackWatch | None = None  # None: promotions of this kind are not watched
 

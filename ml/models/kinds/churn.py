@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.core.prediction_log import ServedLog
 from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
@@ -82,7 +83,9 @@ def _window(con: Any, tenant_id: str) -> int:
     return int(row[0]) if row else CHURN_WINDOW_DAYS
 
 
-def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+def live_metrics(
+    con: Any, tenant: Tenant, serving_cutoff: date, served_log: ServedLog | None = None
+) -> list[dict[str, Any]]:
     """ROC-AUC and PR-AUC of each batch of churn scores once its churn window has passed.
 
     A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the churn

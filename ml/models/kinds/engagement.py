@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.core.prediction_log import ServedLog
 from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
@@ -71,7 +72,9 @@ create table if not exists predictions.engagement_scores (
 """
 
 
-def live_metrics(con: Any, tenant: Tenant, serving_cutoff: date, served_log: str | None = None) -> list[dict[str, Any]]:
+def live_metrics(
+    con: Any, tenant: Tenant, serving_cutoff: date, served_log: ServedLog | None = None
+) -> list[dict[str, Any]]:
     """MAE and RMSE of each batch of engagement scores once its 7 days have passed.
 
     A batch (``predictions.engagement_scores`` at ``as_of``, one model version) is labelled as the

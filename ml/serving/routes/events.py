@@ -9,6 +9,8 @@ from datetime import UTC
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ml.core.tenant_keys import MissingKeyError
+from ml.core.tenant_parquet import TenantKeyError
 from ml.serving.auth import same_tenant
 from ml.serving.errors import ApiError, json_response
 from ml.serving.schemas import EventBatch, EventsAnswer
@@ -21,6 +23,7 @@ ERRORS = {
     409: {"description": "an event id was accepted before with a different body"},
     413: {"description": "body too large"},
     429: {"description": "rate limit or daily quota"},
+    503: {"description": "a silo tenant's key is not available (nothing written)"},
 }
 
 
@@ -44,7 +47,9 @@ async def post_events(batch: EventBatch, request: Request) -> Response:
         row["tenant_id"] = tenant.tenant_id
         row["event_at"] = e.event_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         rows.append(row)
-    fut = state.sink.submit(tenant.tenant_id, tenant.region, tenant.quota_events_per_day, rows)
+    fut = state.sink.submit(
+        tenant.tenant_id, tenant.region, tenant.quota_events_per_day, rows, tenant.isolation == "silo"
+    )
     try:
         results = await asyncio.wrap_future(fut)
     except EventConflict as exc:
@@ -56,6 +61,14 @@ async def post_events(batch: EventBatch, request: Request) -> Response:
             "Nothing of this request was written",
             tenant.tenant_id,
         ) from None
+    except (TenantKeyError, MissingKeyError) as exc:
+        raise ApiError(
+            503,
+            "tenant_key_unavailable",
+            f"tenant {tenant.tenant_id}: its events are kept sealed with its key, which is not available "
+            "now; nothing of this request was written: retry later (the operator restores the key)",
+            tenant.tenant_id,
+        ) from exc
     except QuotaExceeded as exc:
         raise ApiError(
             429,

@@ -1,0 +1,168 @@
+"""How the recommender's served lists did once their outcome was known: its live metrics and decay.
+
+Two sources of served lists: the score DAG's daily top 10 (``predictions.recommendations``) and the
+API's answers (its prediction log, :class:`ml.core.prediction_log.ServedLog`), each judged by the
+clicks after it as the holdout judges (:mod:`ml.models.evaluate`). Part of
+:data:`ml.models.kinds.recommender.KIND`'s :class:`~ml.models.kinds.base.LiveMonitoring`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from ml.core.prediction_log import ServedLog
+from ml.core.tenants import Tenant
+from ml.models import evaluate
+from ml.models.kinds.base import DecayPolicy, Verdict
+
+K = evaluate.K
+LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
+HORIZONS = (1, LABEL_WINDOW_DAYS)  # days of clicks after a batch: next day, and a full label window
+
+_LIVE_LISTS = """
+with served as ({sources}),
+lists as (
+    select source, as_of, model_version, user_id, item_id, min(rank) as rank
+    from served where as_of + $shortest <= $cutoff group by all
+)
+select source, as_of, model_version, user_id, item_id,
+       row_number() over (partition by source, as_of, model_version, user_id order by rank, item_id) as rank
+from lists
+"""
+# what each scored user clicked in the longest horizon, days after the batch; under the exclude
+# policy not what they had clicked before it (the holdout's relevant items: a list cannot hold those)
+_LIVE_CLICKS = """
+with scored as (select distinct source, cast(as_of as date) as as_of, model_version, user_id from _live_lists),
+clicks as (
+    select distinct user_id, item_id, event_date from stg_lake__events where tenant_id = $t and is_interaction
+)
+select s.source, s.as_of, s.model_version, c.user_id, c.item_id, min(c.event_date - s.as_of) as days_after
+from scored s
+join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + $longest
+where not $exclude or not exists (
+    select 1 from clicks p where p.user_id = c.user_id and p.item_id = c.item_id and p.event_date < s.as_of
+)
+group by all
+"""
+BATCH = ["source", "as_of", "model_version"]
+
+
+# the prediction log's fields live metrics read (ml.core.prediction_log)
+_LOGGED = {
+    "at": "VARCHAR",
+    "tenant_id": "VARCHAR",
+    "endpoint": "VARCHAR",
+    "user_id": "VARCHAR",
+    "items": "VARCHAR[]",
+    "model_version": "VARCHAR",
+    "arm": "VARCHAR",
+}
+
+
+def _served_sources(con: Any, served_log: ServedLog | None) -> list[str]:
+    """SQL of every served list as ``source, as_of, user_id, item_id, rank, model_version`` rows."""
+    sources = []
+    if con.execute("select count(*) from duckdb_tables() where schema_name = 'predictions' "
+                   "and table_name = 'recommendations'").fetchone()[0]:  # fmt: skip
+        sources.append(
+            "select 'batch' as source, as_of, user_id, item_id, rank, model_version from predictions.recommendations "
+            "where tenant_id = $t"
+        )
+    if served_log:
+        records = served_log.relation(con, _LOGGED)
+        sources.append(
+            "select 'online' as source, cast(cast(\"at\" as timestamptz) as date) as as_of, user_id, "
+            "unnest(items) as item_id, generate_subscripts(items, 1) as rank, model_version "
+            f"from {records} where tenant_id = $t and endpoint = 'recommendations' and arm <> 'cold_start'"
+        )
+    return sources
+
+
+def live_metrics(
+    con: Any, tenant: Tenant, serving_cutoff: date, served_log: ServedLog | None = None
+) -> list[dict[str, Any]]:
+    """HitRate@10, nDCG@10 and CTR of each batch of recommendations, per complete horizon.
+
+    Two sources: ``batch`` (``predictions.recommendations`` at ``as_of``, the score DAG's daily
+    top 10) and ``online`` (the API's answers, from its prediction log ``served_log``, a glob of
+    JSONL files; a day's answers to a user form one list, each item at its best rank). A batch
+    (source, day, model version) is judged as the holdout judges (:mod:`ml.models.evaluate`): a
+    scored user's relevant items are what they clicked in ``[as_of, as_of + horizon)``, without
+    what they had clicked before under the seen-items policy ``exclude``; ``users_active`` have
+    one, ``users_hit`` have one in their top 10. CTR = ``recommended_clicked`` / ``impressions``
+    (top-10 items). Only horizons that have fully passed count.
+    """
+    sources = " union all ".join(_served_sources(con, served_log))
+    if not sources:
+        return []
+    tenant_id, exclude_seen = tenant.tenant_id, tenant.seen_items == "exclude"
+    shortest = {"t": tenant_id, "shortest": min(HORIZONS), "cutoff": serving_cutoff}
+    served_lists = con.execute(_LIVE_LISTS.format(sources=sources), shortest).df()  # the sources read once
+    con.register("_live_lists", served_lists)
+    try:
+        clicks = con.execute(_LIVE_CLICKS, {"t": tenant_id, "longest": max(HORIZONS), "exclude": exclude_seen}).df()
+    finally:
+        con.unregister("_live_lists")
+    out, days_left = [], (pd.Timestamp(serving_cutoff) - pd.to_datetime(served_lists["as_of"])).dt.days
+    for h in HORIZONS:
+        lists = served_lists[days_left >= h]
+        clicked = clicks[clicks["days_after"] < h]
+        relevant = dict(list(clicked.groupby(BATCH, sort=False)))
+        for (source, as_of, version), batch in lists.groupby(BATCH, sort=True):
+            top = batch[batch["rank"] <= K]
+            truth = relevant.get((source, as_of, version), clicked.iloc[:0])
+            _, hits, n_relevant = evaluate.hits_matrix(top, truth, K)
+            judged = evaluate.per_query_metrics(hits, n_relevant)
+            active = len(judged)
+            out.append(
+                {
+                    "tenant_id": tenant_id,
+                    "kind": "recommender",
+                    "source": source,
+                    "model_version": str(version),
+                    "as_of": pd.Timestamp(as_of).date(),
+                    "horizon_days": h,
+                    "users_scored": int(top["user_id"].nunique()),
+                    "users_active": active,
+                    "users_hit": int(judged["hit"].sum()),
+                    "impressions": len(top),
+                    "recommended_clicked": int(hits.sum()),
+                    f"hit_rate_at_{K}": float(judged["hit"].mean()) if active else None,
+                    f"ndcg_at_{K}": float(judged["ndcg"].mean()) if active else None,
+                    "ctr": float(hits.sum()) / len(top) if len(top) else None,
+                }
+            )
+    return out
+
+
+def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: DecayPolicy, version: str) -> Verdict:
+    """Live HitRate@10 of the champion's last batch with a full label window, against its holdout's."""
+    metric = "live_hit_rate_at_10"
+    reference = holdout.get("hit_rate_at_10")
+    if reference is None:
+        return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout hit_rate_at_10")
+    threshold = reference * (1 - policy.decay_tolerance)
+    full = [b for b in batches if b["horizon_days"] == LABEL_WINDOW_DAYS]
+    if not full:
+        why = f"no recommendations by v{version} with {LABEL_WINDOW_DAYS} days of clicks after them yet"
+        return Verdict(metric, None, threshold, None, "insufficient_data", why)
+    last = full[-1]
+    if last["users_active"] < policy.min_users:
+        why = f"{last['users_active']} active users after {last['as_of']} (< {policy.min_users})"
+        return Verdict(metric, last["hit_rate_at_10"], threshold, None, "insufficient_data", why)
+    value = float(last["hit_rate_at_10"])
+    detail = (
+        f"batch of {last['as_of']}: {last['users_hit']}/{last['users_active']} active users clicked a "
+        f"recommended item; holdout {reference:.3f}"
+    )
+    return Verdict(metric, value, threshold, value < threshold, "ok", detail)
+
+
+def pooled_hit_rate(live: pd.DataFrame, version: str) -> tuple[float | None, int]:
+    """HitRate@10 of one version's batches pooled over their active users, and how many there were."""
+    rows = live[live["model_version"] == version]
+    active = int(rows["users_active"].sum())
+    return (float(rows["users_hit"].sum()) / active if active else None), active
