@@ -85,7 +85,11 @@ class World:
 _WORLD_SETTINGS: set[str] = set()
 
 
-_EVERY_WORLD = {"TENANTFLOW_LANDING_SETTLE_SECONDS": "0", "TENANTFLOW_GIT_COMMIT": "test-commit"}
+_EVERY_WORLD = {
+    "TENANTFLOW_LANDING_SETTLE_SECONDS": "0",
+    "TENANTFLOW_LANDING_SEAL_AFTER_SECONDS": "0",
+    "TENANTFLOW_GIT_COMMIT": "test-commit",
+}
 
 
 def world_variables() -> set[str]:

@@ -41,11 +41,11 @@ def read_records(path: Path, settings: Settings, tenant_id: str) -> list[dict[st
 
 
 def rewrite_records(path: Path, records: list[dict[str, Any]], settings: Settings, tenant_id: str) -> None:
-    """Replace one prediction-log file with ``records`` (durably), sealed if it was; none: removed."""
+    """Replace one prediction-log file with ``records`` (durably; a silo tenant's sealed); none: removed."""
     if not records:
         path.unlink()
         return
-    key = sealed_files.writer_key(settings, tenant_id) if sealed_files.is_sealed(path) else None
+    key = sealed_files.writer_key(settings, tenant_id)
     atomic.write_bytes(path, encode(records, key), durable=True)
 
 
@@ -91,13 +91,14 @@ class ServedLog:
         import pyarrow.json as pj
 
         assert self.settings is not None, "a ServedLog with sealed files carries the settings"
-        data = b"".join(sealed_files.read_bytes(p, self.settings, self.tenant_id) for p in self.sealed)
         schema = con.execute(f"select * from (select {_nulls(columns)}) limit 0").fetch_arrow_table().schema
-        if not data.strip():
-            return schema.empty_table()
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-        table = pj.read_json(io.BytesIO(data), parse_options=options)
-        return table.select(schema.names).cast(pa.schema(schema))
+        tables = [schema.empty_table()]
+        for path in self.sealed:  # one file's text at a time; only the columns asked for are kept
+            data = sealed_files.read_bytes(path, self.settings, self.tenant_id)
+            if data.strip():
+                tables.append(pj.read_json(io.BytesIO(data), parse_options=options).select(schema.names))
+        return pa.concat_tables(tables).cast(schema)
 
 
 def served_log(settings: Settings, region: str, tenant_id: str) -> ServedLog | None:

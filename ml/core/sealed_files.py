@@ -79,20 +79,31 @@ def open_bytes(sealed: bytes, key: bytes) -> bytes:
         return bytes(stream.read())
 
 
+class _Changed(Exception):
+    """Raised inside :func:`seal_file` to keep a file that changed while it was being sealed."""
+
+
 def seal_file(path: Path, key: bytes) -> bool:
     """Seal one of a silo tenant's files in place with its ``key`` (:func:`writer_key`): atomically
-    and durably, keeping its name and modification time. Returns False for a file already sealed."""
+    and durably, keeping its name and modification time. Returns False, the file left as it is,
+    when it is sealed already or changed (inode, size or time) while it was being sealed."""
     if is_sealed(path):
         return False
     stat = path.stat()
-    with atomic.replacing(path, durable=True) as tmp:
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(MAGIC)
-            with _primitive(key).new_encrypting_stream(_Unclosed(dst), MAGIC) as stream:
-                for chunk in iter(lambda: src.read(_CHUNK), b""):
-                    stream.write(chunk)
-        os.chmod(tmp, stat.st_mode & 0o777)
-        os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    try:
+        with atomic.replacing(path, durable=True) as tmp:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(MAGIC)
+                with _primitive(key).new_encrypting_stream(_Unclosed(dst), MAGIC) as stream:
+                    for chunk in iter(lambda: src.read(_CHUNK), b""):
+                        stream.write(chunk)
+            os.chmod(tmp, stat.st_mode & 0o777)
+            os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            now = path.stat()
+            if (now.st_ino, now.st_size, now.st_mtime_ns) != (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+                raise _Changed
+    except _Changed:
+        return False
     return True
 
 

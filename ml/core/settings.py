@@ -60,6 +60,10 @@ class LandingSettings(_Group):
 
     # A file modified within this many seconds may still be uploading: it waits for the next run.
     settle_seconds: float = 5.0
+    # A silo tenant's dropped file is sealed in place (ml.core.sealed_files) once ingested and unchanged
+    # for this many seconds: an uploader that pauses longer than settle_seconds and appends again
+    # finds its plain file, re-ingested as a late file, never a sealed one it would corrupt.
+    seal_after_seconds: float = 3600.0
     # DuckDB's memory cap while reading one tenant's files (a DuckDB size: "8GB", "500MB"). A file
     # or a spec expression (say ``lpad(x, 400000000)``) that needs more fails that file as
     # ``unreadable_file``, never the worker; DuckDB spills what it can to disk first.

@@ -103,7 +103,8 @@ def writer_tenant_key(settings: Settings, tenant_id: str) -> str | None:
 
 
 def _encrypted_files(settings: Settings, region: str, tenant_id: str) -> list[Path]:
-    """The first of the tenant's files written with its key: encrypted Parquet, or a sealed landing file."""
+    """The first of the tenant's files written with its key: encrypted Parquet, or a sealed landing
+    or prediction-log file (its webhook ledger's hashed ids are not looked at)."""
     from ml.core.sealed_files import is_sealed
 
     stores = settings.stores
@@ -111,8 +112,8 @@ def _encrypted_files(settings: Settings, region: str, tenant_id: str) -> list[Pa
         s.tenant_dir(region, tenant_id) for s in (stores.lake, stores.quarantine, stores.snapshots, stores.published)
     ]
     found = [p for r in roots if r.is_dir() for p in sorted(r.rglob("*.parquet")) if is_encrypted(p)][:1]
-    landing = stores.landing.tenant_dir(region, tenant_id)
-    return found or [p for p in sorted(landing.rglob("*")) if p.is_file() and is_sealed(p)][:1]
+    sealed = [s.tenant_dir(region, tenant_id) for s in (stores.landing, stores.prediction_log)]
+    return found or [p for r in sealed for p in sorted(r.rglob("*")) if p.is_file() and is_sealed(p)][:1]
 
 
 def key_name(tenant_id: str) -> str:
@@ -154,7 +155,7 @@ def write_table(table: pa.Table, path: Path, settings: Settings, tenant_id: str,
 
 def write_encrypted(table: pa.Table, path: Path, tenant_id: str, key: str) -> None:
     """Write ``table`` as an encrypted Parquet file (zstd) with the tenant's Parquet ``key``
-    (:func:`writer_key`), for a writer that keeps the key (the API's prediction log)."""
+    (:func:`writer_key`)."""
     with _duckdb(path) as con:
         name = add_key(con, tenant_id, key)
         con.register("rows", table)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ml.core.layout import DailyStore
 from ml.core.prediction_log import served_log
 from ml.core.settings import Settings, get_settings
+from ml.core.tenant_parquet import TenantKeyError
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
 from ml.data import snapshots
@@ -82,7 +84,7 @@ def _read_all_windows(
                         kinds_of(t),
                         served_log(settings, t.region, t.tenant_id),
                     )
-                except duckdb.Error as exc:
+                except (duckdb.Error, TenantKeyError, pa.ArrowInvalid) as exc:  # its key; its sealed log
                     windows[t.tenant_id] = f"reading the warehouse failed: {type(exc).__name__}: {exc}"
         finally:
             con.close()

@@ -33,9 +33,9 @@ from ml.core.errors import TenantError
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import delete_tenant, warehouse_lock
+from ml.core.webhook_ledger import forget_tenant
 from ml.models.kinds import kind_names
 from ml.models.registry import global_owner, model_name
-from ml.serving.webhook import forget_tenant
 
 
 def purge_tenant(tenant_id: str, settings: Settings | None = None) -> dict[str, Any]:

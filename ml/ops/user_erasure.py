@@ -66,6 +66,7 @@ from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import delete_user, warehouse_lock
+from ml.core.webhook_ledger import forget_events, ledger_key
 from ml.data.ingest.history import history_bytes, with_malformed
 from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files
 from ml.data.ingest.raw_records import with_raw_lines
@@ -75,7 +76,6 @@ from ml.data.ingest.spec import SourceSpec, source_spec
 from ml.data.publish import republish_without
 from ml.models.kinds import kind_names
 from ml.models.registry import global_owner
-from ml.serving.webhook import forget_events, ledger_key
 
 if TYPE_CHECKING:
     import duckdb
@@ -108,7 +108,8 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     report["warehouse"] = _erase_warehouse(settings, tenant, user_id)
     report["snapshot_rows"] = _erase_snapshots(settings, tenant, user_id)
     report["published_rows"] = republish_without(settings, tenant.region, tenant.tenant_id, user_id)
-    report["prediction_log_records"] = _erase_prediction_log(settings, tenant, user_id)
+    with tenant_lock(settings, tenant):  # the features build seals old log files under it
+        report["prediction_log_records"] = _erase_prediction_log(settings, tenant, user_id)
     tenant_key = tenant_parquet.writer_tenant_key(settings, tenant.tenant_id)  # a silo tenant's ids are hashed
     report["ledger_rows"] = forget_events(
         settings.stores.webhook_ledger,

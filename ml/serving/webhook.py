@@ -9,20 +9,15 @@ another body is a conflict and nothing of that request is written. The ingest DA
 files like any other drop.
 
 A silo tenant's files are written sealed with its key (:mod:`ml.core.sealed_files`), and its
-event ids are kept in the ledger only as keyed hashes (:func:`ledger_id`: HMAC-SHA256 under a key
-derived from the tenant's), which is all a replay check needs: no id the tenant sent is in the
-ledger's bytes. Ids a silo tenant's events were recorded with before (as sent) are hashed when
-the API takes the tenant's next events (:func:`seal_ledger`); an erasure finds either form.
+event ids are kept in the ledger only as keyed hashes (:mod:`ml.core.webhook_ledger`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -37,11 +32,8 @@ from typing import Any
 from ml.core import atomic, control_db, sealed_files
 from ml.core.contract import LANDING_COLUMNS
 from ml.core.settings import Settings
-from ml.core.tenant_keys import derive
 from ml.core.tenant_parquet import writer_tenant_key
-
-_LEDGER_INFO = b"tenantflow webhook ledger v1"
-_HASHED = re.compile(r"h1:[0-9a-f]{64}")
+from ml.core.webhook_ledger import ledger_id, ledger_key
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +44,14 @@ class EventConflict(Exception):
     def __init__(self, event_ids: list[str]) -> None:
         super().__init__(f"event ids already accepted with a different body: {event_ids[:10]}")
         self.event_ids = event_ids
+
+
+class TenantKeyUnavailable(Exception):
+    """A silo tenant's key cannot be had for its webhook files; nothing of the request was written
+    (the cause, logged and chained, may name server paths: it is not for the tenant)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id}: its key for sealing webhook files cannot be had")
 
 
 class QuotaExceeded(Exception):
@@ -80,19 +80,6 @@ class _Keys:
     ledger: bytes
 
 
-def ledger_id(key: bytes | None, event_id: str) -> str:
-    """An event id as the ledger keeps it: as sent (a pool tenant, ``key`` None), or a silo tenant's
-    ``h1:`` + HMAC-SHA256 (RFC 2104) of the id under the tenant's ledger key (:func:`ledger_key`)."""
-    if key is None:
-        return event_id
-    return "h1:" + hmac.new(key, event_id.encode(), hashlib.sha256).hexdigest()
-
-
-def ledger_key(tenant_key: str) -> bytes:
-    """The key a silo tenant's ledger ids are hashed under, derived from its key by HKDF-SHA256."""
-    return derive(tenant_key, _LEDGER_INFO)
-
-
 def event_hash(event: dict) -> str:
     """The identity of an event's content (what a replay must repeat exactly)."""
     return hashlib.sha256(json.dumps(event, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()[
@@ -116,7 +103,7 @@ class EventSink:
     def submit(self, tenant_id: str, region: str, quota: int, events: list[dict], silo: bool = False) -> Future:
         """Queue a request's events; the future answers one result per event, or raises
         :class:`EventConflict`, :class:`QuotaExceeded`, or (``silo``: the tenant's files are sealed)
-        :class:`~ml.core.tenant_parquet.TenantKeyError` / ``MissingKeyError`` when its key is not available."""
+        :class:`TenantKeyUnavailable`."""
         fut: Future = Future()
         hashes = [event_hash(e) for e in events]
         self.queue.put(_Submission(tenant_id, region, quota, events, hashes, fut, silo))
@@ -127,9 +114,7 @@ class EventSink:
             key = writer_tenant_key(self.settings, tenant_id)
             if key is None:
                 raise ValueError(f"tenant {tenant_id} is not a silo tenant (its isolation changed: restart the API)")
-            keys = _Keys(sealed_files.sealing_key(key), ledger_key(key))
-            seal_ledger(self.db_path, tenant_id, keys.ledger)
-            self._keys[tenant_id] = keys
+            self._keys[tenant_id] = _Keys(sealed_files.sealing_key(key), ledger_key(key))
         return self._keys[tenant_id]
 
     def _with_ledger_ids(self, batch: list[_Submission]) -> list[_Submission]:
@@ -138,9 +123,11 @@ class EventSink:
         for s in batch:
             try:
                 key = self._tenant_keys(s.tenant_id).ledger if s.silo else None
-            except Exception as exc:
+            except Exception as exc:  # a missing, wrong or malformed key; the provider down
                 log.exception("tenant %s: no key for its webhook files", s.tenant_id)
-                s.future.set_exception(exc)
+                unavailable = TenantKeyUnavailable(s.tenant_id)
+                unavailable.__cause__ = exc
+                s.future.set_exception(unavailable)
                 continue
             s.ledger_ids = [ledger_id(key, e["event_id"]) for e in s.events]
             ready.append(s)
@@ -317,68 +304,3 @@ def _result(event_id: str, receipt: str, received_at: str, replayed: bool) -> di
         "received_at": received_at,
         "replayed": replayed,
     }
-
-
-def forget_tenant(path: Path, tenant_id: str) -> int:
-    """Delete a tenant's rows from a webhook ledger for good; returns the event rows deleted.
-
-    ``secure_delete`` zeroes the freed content, ``VACUUM`` rebuilds the file, and a truncating
-    checkpoint empties the write-ahead log, which otherwise keeps the old pages (a running API
-    holds the ledger open: the checkpoint is retried while a reader is busy). For :mod:`ml.ops.erasure`.
-
-    Raises:
-        RuntimeError: the write-ahead log stayed busy for 30 s (run the purge again).
-    """
-    return _forget(path, "delete from api_events where tenant_id = ?", [(tenant_id,)], tenant_id)
-
-
-def forget_events(path: Path, tenant_id: str, event_ids: list[str], key: bytes | None = None) -> int:
-    """Delete these events of a tenant from a webhook ledger for good (an erased user's; see
-    :func:`forget_tenant` for how); ``key``: a silo tenant's :func:`ledger_key` (its ids are kept
-    hashed; ones recorded before that as sent). Returns the rows deleted. The day counts stay (they
-    hold no ids)."""
-    if not event_ids:
-        return 0
-    ids = [*event_ids, *(ledger_id(key, e) for e in event_ids)] if key is not None else event_ids
-    sql = "delete from api_events where tenant_id = ? and event_id = ?"
-    return _forget(path, sql, [(tenant_id, e) for e in ids], None)
-
-
-def seal_ledger(path: Path, tenant_id: str, key: bytes) -> int:
-    """Replace a silo tenant's event ids kept as sent (recorded before its ids were hashed) by their
-    :func:`ledger_id`, for good (the old text zeroed, as :func:`forget_tenant` does); returns the
-    rows changed."""
-    if not path.exists():
-        return 0
-    con = control_db.open_sqlite(path, "webhook")
-    try:
-        rows = con.execute("select event_id from api_events where tenant_id = ?", [tenant_id]).fetchall()
-    finally:
-        con.close()
-    sent = [r[0] for r in rows if not _HASHED.fullmatch(r[0])]
-    if not sent:
-        return 0
-    sql = "update api_events set event_id = ? where tenant_id = ? and event_id = ?"
-    return _forget(path, sql, [(ledger_id(key, e), tenant_id, e) for e in sent], None)
-
-
-def _forget(path: Path, sql: str, params: list[tuple[str, ...]], whole_tenant: str | None) -> int:
-    if not path.exists():
-        return 0
-    con = control_db.open_sqlite(path, "webhook")
-    try:
-        con.execute("pragma secure_delete = on")
-        n = 0
-        for p in params:
-            n += con.execute(sql, p).rowcount
-        if whole_tenant is not None:
-            con.execute("delete from api_event_days where tenant_id = ?", (whole_tenant,))
-        con.execute("vacuum")
-        deadline = time.monotonic() + 30
-        while con.execute("pragma wal_checkpoint(truncate)").fetchone()[0]:  # 1: a reader kept it busy
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{path}: its write-ahead log stayed busy; run the erasure again")
-            time.sleep(0.2)
-    finally:
-        con.close()
-    return int(n)

@@ -8,17 +8,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from datetime import timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
-from ml.core import sealed_files, tenant_parquet
+from ml.core import control_db, sealed_files, tenant_parquet, webhook_ledger
 from ml.core.settings import get_settings
+from ml.core.tenant_keys import silo_key
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect, warehouses
 from ml.data.features import build_warehouse
 from ml.data.generate import generate
+from ml.data.ingest import landing
 from ml.data.ingest.run import ingest_tenants
 from ml.ops.status import status
 from tests.world import register, small_config
@@ -75,11 +78,20 @@ def test_a_silo_lake_is_encrypted_rebuilt_without_change_and_read_by_dbt_and_sta
     old_log = settings.stores.prediction_log.day_dir("us", "initech", cfg.start_date) / "part-000000-old.jsonl"
     old_log.parent.mkdir(parents=True)
     old_log.write_text('{"at": "2026-11-01T09:00:00+00:00", "tenant_id": "initech", "user_id": "u-old"}\n')
+    ledger = control_db.open_sqlite(settings.stores.webhook_ledger, "webhook")  # an id recorded as sent
+    ledger.execute("insert into api_events values ('initech', 'u-old-e1', 'h', 'r', 't', 'f'), "
+                   "('acme', 'u-old-e2', 'h', 'r', 't', 'f')")  # fmt: skip
+    ledger.commit()
+    ledger.close()
     wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "us/silo_initech")
     assert not build_warehouse(wh, settings)["failed_nodes"]
     assert tenant_parquet.is_encrypted(legacy) and sealed_files.is_sealed(drop) and sealed_files.is_sealed(old_log)
     assert sealed_files.content_sha256(drop, settings, "initech") == drops[drop][1]
     assert b"u-old" in sealed_files.read_bytes(old_log, settings, "initech") and b"u-old" not in old_log.read_bytes()
+    key = webhook_ledger.ledger_key(silo_key(settings, "initech"))
+    with sqlite3.connect(settings.stores.webhook_ledger) as ledger:
+        ids = dict(ledger.execute("select tenant_id, event_id from api_events").fetchall())
+    assert ids == {"initech": webhook_ledger.ledger_id(key, "u-old-e1"), "acme": "u-old-e2"}, "a pool id stays"
     row = next(r for r in status(settings) if r["tenant_id"] == "initech")
     assert row["lake_rows"] > 0
     with connect(wh.path(settings), read_only=True) as con:  # the lake view, as scoring and monitoring read it
@@ -133,3 +145,28 @@ def test_a_sealed_csv_keeps_each_quarantined_rows_raw_line_and_a_rerun_reads_it_
     [again] = ingest_tenants(["initech"], day, end, settings)
     assert tenant_parquet.read_table(quarantine, settings, "initech").to_pylist() == first
     assert again["quarantined"] and again["landed"] == 1, again
+
+
+def test_a_drop_is_sealed_only_once_ingested_and_unchanged_for_the_grace_period(settings, monkeypatch):
+    """A silo tenant's drop stays as it was uploaded until it was ingested as it is and unchanged for
+    TENANTFLOW_LANDING_SEAL_AFTER_SECONDS: an uploader that appends after a pause finds its plain
+    file (ingested again as a late file), never a sealed one it would corrupt."""
+    monkeypatch.setenv("TENANTFLOW_LANDING_SEAL_AFTER_SECONDS", "3600")
+    settings = get_settings()
+    cfg = small_config(days=1)
+    register(settings, cfg)
+    day, end = cfg.start_date, cfg.start_date + timedelta(days=1)
+    drop = settings.stores.landing.day_dir("us", "initech", day) / "export.csv"
+    drop.parent.mkdir(parents=True)
+    drop.write_text(f"event_id,user_id,item_id,event_type,event_at\ne1,u1,i1,click,{day.isoformat()}T10:00:00Z\n")
+    ingest_tenants(["initech"], day, end, settings)
+    assert not sealed_files.is_sealed(drop), "changed within the hour: left as uploaded"
+    with drop.open("a") as f:  # the uploader appends; the file is an hour old by the next run
+        f.write(f"e2,u2,i2,click,{day.isoformat()}T11:00:00Z\n")
+    old = drop.stat().st_mtime - 7200
+    os.utime(drop, (old, old))
+    tenant = TenantStore(settings).get("initech")
+    assert landing.seal_landing(settings, tenant, [day]) == 0, "its content was never ingested: not sealed"
+    [again] = ingest_tenants(["initech"], day, end, settings)  # the late rows land, then the file is sealed
+    assert again["landed"] == 2 and sealed_files.is_sealed(drop), again
+    assert sealed_files.read_bytes(drop, settings, "initech").count(b"\n") == 3

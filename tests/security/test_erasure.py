@@ -25,6 +25,7 @@ from ml.core.tenant_keys import silo_key
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
+from ml.core.webhook_ledger import ledger_id, ledger_key
 from ml.data.features import build_and_check_warehouse
 from ml.data.ingest.run import ingest_tenants
 from ml.models.kinds import online_marts
@@ -33,7 +34,6 @@ from ml.models.score import score_warehouse
 from ml.models.train import train_global, train_tenant
 from ml.ops.erasure import purge_tenant
 from ml.ops.user_erasure import erase_user
-from ml.serving.webhook import ledger_id, ledger_key
 from tests.served import running_api
 from tests.world import build_world, lake_rows_by_user, small_config
 

@@ -191,6 +191,7 @@ def _write_days(
     name = history_file_name(record.sha256)
     before = {store.day_of(p.parent) for p in store.files(tenant.region, tenant.tenant_id, name)}
     changed: set[date] = set()
+    key = sealed_files.writer_key(settings, tenant.tenant_id)  # a silo tenant's landing files are sealed
     for day, part in rows.groupby("_day", sort=True):
         record.days.append(day.isoformat())
         path = store.day_dir(tenant.region, tenant.tenant_id, day) / name
@@ -198,7 +199,7 @@ def _write_days(
         same = path.exists() and sealed_files.read_bytes(path, settings, tenant.tenant_id) == data
         if same and _ingested(settings, tenant, day, data):
             continue  # an import that stopped after writing it (a crash, a kill) ingests it on the rerun
-        atomic.write_bytes(path, data, durable=True)
+        atomic.write_bytes(path, data if key is None else sealed_files.seal_bytes(data, key), durable=True)
         changed.add(day)
     for day in before - {date.fromisoformat(d) for d in record.days}:  # a changed spec moved its rows
         (store.day_dir(tenant.region, tenant.tenant_id, day) / name).unlink()

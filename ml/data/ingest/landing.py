@@ -74,18 +74,26 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def seal_landing(settings: Settings, tenant: Tenant, days: list[date]) -> int:
-    """Seal a silo tenant's complete landing files of ``days`` in place (:mod:`ml.core.sealed_files`),
-    once ingestion has read them; files still being written wait for the next run. Returns the files
-    sealed; nothing for a pool tenant. Call it under the tenant's lake lock (ingestion does)."""
+def seal_landing(settings: Settings, tenant: Tenant, days: list[date], now: float | None = None) -> int:
+    """Seal a silo tenant's landing files of ``days`` in place (:mod:`ml.core.sealed_files`): each
+    one that was ingested as it is (its content's SHA-256 in the day's manifest) and has not
+    changed for ``landing.seal_after_seconds`` (``TENANTFLOW_LANDING_SEAL_AFTER_SECONDS``); the
+    others wait for a later ingest or features build. Returns the files sealed; nothing for a pool
+    tenant. Call it under the tenant's lake lock (ingestion and the features build do)."""
     if tenant.isolation != "silo":
         return 0
     key = sealed_files.writer_key(settings, tenant.tenant_id)
     assert key is not None  # a silo tenant's
+    before = (time.time() if now is None else now) - settings.landing.seal_after_seconds
     sealed = 0
     for d in days:
+        manifest = read_manifest(settings, tenant, d)
+        ingested = {f["sha256"] for f in manifest["files"]} if manifest else set()
         for path in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds):
-            sealed += sealed_files.seal_file(path, key)
+            if path.stat().st_mtime > before or sealed_files.is_sealed(path):
+                continue
+            if sealed_files.content_sha256(path, settings, tenant.tenant_id) in ingested:
+                sealed += sealed_files.seal_file(path, key)
     if sealed:
         log.info("tenant %s: %d landing files sealed", tenant.tenant_id, sealed)
     return sealed

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from ml.core import prediction_log
+from ml.core import prediction_log, webhook_ledger
 from ml.core.erased_users import erased_rows
 from ml.core.ids import validate_slug
 from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
-from ml.core.tenant_parquet import is_encrypted, read_table, replace
+from ml.core.tenant_parquet import is_encrypted, read_table, replace, writer_tenant_key
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dates, landing_dir, landing_files, seal_landing
 from ml.data.ingest.partitions import (
@@ -59,24 +59,29 @@ def tenant_lock(settings: Settings, tenant: Tenant) -> FileLock:
 
 def seal_lake(settings: Settings, tenant: Tenant) -> int:
     """Encrypt a silo tenant's lake and quarantine files written before its files were encrypted
-    (a features build reads the lake with the tenant's key, which a plain file fails), and seal its
-    landing files and prediction log written before (:mod:`ml.core.sealed_files`), under
-    :func:`tenant_lock`. Returns the files encrypted or sealed; nothing for a pool tenant.
+    (a features build reads the lake with the tenant's key, which a plain file fails), seal its
+    landing files (:func:`~ml.data.ingest.landing.seal_landing`) and prediction log written before
+    (:mod:`ml.core.sealed_files`), under :func:`tenant_lock`, and hash the event ids its webhook
+    ledger kept as sent (:func:`ml.core.webhook_ledger.seal`). Returns the files and ids changed;
+    nothing for a pool tenant.
     """
     if tenant.isolation != "silo":
         return 0
     stores = (settings.stores.lake, settings.stores.quarantine)
     plain = [p for s in stores for p in s.files(tenant.region, tenant.tenant_id, LAKE_FILE) if not is_encrypted(p)]
-    with tenant_lock(settings, tenant):
+    with tenant_lock(settings, tenant):  # erasure rewrites these files under the same lock
         for path in plain:
             if path.exists() and not is_encrypted(path):  # an ingest may have replaced it meanwhile
                 replace(read_table(path, settings, tenant.tenant_id), path, settings, tenant.tenant_id)
         landing = seal_landing(settings, tenant, landing_dates(settings, tenant))
-    logs = prediction_log.seal(settings, tenant.region, tenant.tenant_id)
-    if plain or logs:
-        log.info("tenant %s: %d lake and quarantine files encrypted, %d prediction-log files sealed "
-                 "(written before encryption)", tenant.tenant_id, len(plain), logs)  # fmt: skip
-    return len(plain) + landing + logs
+        logs = prediction_log.seal(settings, tenant.region, tenant.tenant_id)
+    key = writer_tenant_key(settings, tenant.tenant_id)
+    assert key is not None  # a silo tenant's
+    ids = webhook_ledger.seal(settings.stores.webhook_ledger, tenant.tenant_id, webhook_ledger.ledger_key(key))
+    if plain or logs or ids:
+        log.info("tenant %s: written before encryption: %d lake and quarantine files encrypted, %d prediction-log "
+                 "files sealed, %d webhook ids hashed", tenant.tenant_id, len(plain), logs, ids)  # fmt: skip
+    return len(plain) + landing + logs + ids
 
 
 def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:

@@ -9,13 +9,11 @@ from datetime import UTC
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ml.core.tenant_keys import MissingKeyError
-from ml.core.tenant_parquet import TenantKeyError
 from ml.serving.auth import same_tenant
 from ml.serving.errors import ApiError, json_response
 from ml.serving.schemas import EventBatch, EventsAnswer
 from ml.serving.state import ServingState
-from ml.serving.webhook import EventConflict, QuotaExceeded
+from ml.serving.webhook import EventConflict, QuotaExceeded, TenantKeyUnavailable
 
 router = APIRouter(tags=["events"])
 
@@ -61,7 +59,7 @@ async def post_events(batch: EventBatch, request: Request) -> Response:
             "Nothing of this request was written",
             tenant.tenant_id,
         ) from None
-    except (TenantKeyError, MissingKeyError) as exc:
+    except TenantKeyUnavailable as exc:
         raise ApiError(
             503,
             "tenant_key_unavailable",
