@@ -1,8 +1,9 @@
 """A silo tenant's files that are not Parquet, sealed with its key: landing files and the prediction log.
 
-The webhook and the API's prediction log write a silo tenant's JSON lines sealed; the files the tenant drops itself (CSV, JSON,
-Parquet, compressed or not) arrive as it wrote them and are sealed in place by the ingestion that
-read them (:func:`ml.data.ingest.landing.seal_landing`). Readers decide by the file's first bytes,
+The webhook, history imports and the API's prediction log write a silo tenant's files sealed;
+the files the tenant drops itself (CSV, JSON, Parquet, compressed or not) arrive as it wrote them
+and are sealed in place once ingested as they are and unchanged for an hour
+(:func:`ml.data.ingest.landing.seal_landing`). Readers decide by the file's first bytes,
 so a file not sealed yet reads as it is; names and modification times are kept, so a sealed file
 is the same landing file to everything that lists, orders or names them.
 
@@ -83,13 +84,14 @@ class _Changed(Exception):
     """Raised inside :func:`seal_file` to keep a file that changed while it was being sealed."""
 
 
-def seal_file(path: Path, key: bytes) -> bool:
+def seal_file(path: Path, key: bytes, expected: os.stat_result | None = None) -> bool:
     """Seal one of a silo tenant's files in place with its ``key`` (:func:`writer_key`): atomically
     and durably, keeping its name and modification time. Returns False, the file left as it is,
-    when it is sealed already or changed (inode, size or time) while it was being sealed."""
+    when it is sealed already or is not as ``expected`` (inode, size and time; by default as
+    when the call began) just before the sealed copy replaces it."""
     if is_sealed(path):
         return False
-    stat = path.stat()
+    stat = expected or path.stat()
     try:
         with atomic.replacing(path, durable=True) as tmp:
             with open(path, "rb") as src, open(tmp, "wb") as dst:
@@ -99,6 +101,7 @@ def seal_file(path: Path, key: bytes) -> bool:
                         stream.write(chunk)
             os.chmod(tmp, stat.st_mode & 0o777)
             os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            atomic.fsync_file(tmp)  # before the check: what remains is the rename
             now = path.stat()
             if (now.st_ino, now.st_size, now.st_mtime_ns) != (stat.st_ino, stat.st_size, stat.st_mtime_ns):
                 raise _Changed

@@ -21,6 +21,7 @@ from ml.core import control_db
 from ml.core.tenant_keys import derive
 
 _INFO = b"tenantflow webhook ledger v1"
+_HASHED = "h1:" + "[0-9a-f]" * 64  # a ledger id, as a SQLite glob
 
 
 def ledger_key(tenant_key: str) -> bytes:
@@ -38,19 +39,24 @@ def ledger_id(key: bytes | None, event_id: str) -> str:
 
 def seal(path: Path, tenant_id: str, key: bytes) -> int:
     """Replace a silo tenant's event ids kept as sent by their :func:`ledger_id`, for good (the old
-    text zeroed, as :func:`forget_tenant` does); returns the rows changed."""
+    text zeroed, as :func:`forget_tenant` does); returns the rows changed. An id whose hashed form
+    was recorded meanwhile (the event replayed after the tenant's ids were hashed, and accepted
+    again) keeps that row; the plain one is deleted."""
     if not path.exists():
         return 0
     con = control_db.open_sqlite(path, "webhook")
     try:
-        sql = "select event_id from api_events where tenant_id = ? and event_id not glob 'h1:*'"
-        sent = [r[0] for r in con.execute(sql, [tenant_id]).fetchall()]
+        sql = "select event_id from api_events where tenant_id = ? and not (event_id glob ?)"
+        sent = [r[0] for r in con.execute(sql, [tenant_id, _HASHED]).fetchall()]
     finally:
         con.close()
     if not sent:
         return 0
-    sql = "update api_events set event_id = ? where tenant_id = ? and event_id = ?"
-    return _rewrite(path, sql, [(ledger_id(key, e), tenant_id, e) for e in sent], None)
+    update = "update or ignore api_events set event_id = ? where tenant_id = ? and event_id = ?"
+    left = "delete from api_events where tenant_id = ? and event_id = ?"
+    return _rewrite(
+        path, [(update, [(ledger_id(key, e), tenant_id, e) for e in sent]), (left, [(tenant_id, e) for e in sent])]
+    )
 
 
 def forget_tenant(path: Path, tenant_id: str) -> int:
@@ -63,7 +69,13 @@ def forget_tenant(path: Path, tenant_id: str) -> int:
     Raises:
         RuntimeError: the write-ahead log stayed busy for 30 s (run the purge again).
     """
-    return _rewrite(path, "delete from api_events where tenant_id = ?", [(tenant_id,)], tenant_id)
+    return _rewrite(
+        path,
+        [
+            ("delete from api_events where tenant_id = ?", [(tenant_id,)]),
+            ("delete from api_event_days where tenant_id = ?", [(tenant_id,)]),
+        ],
+    )
 
 
 def forget_events(path: Path, tenant_id: str, event_ids: list[str], key: bytes | None = None) -> int:
@@ -75,20 +87,19 @@ def forget_events(path: Path, tenant_id: str, event_ids: list[str], key: bytes |
         return 0
     ids = [*event_ids, *(ledger_id(key, e) for e in event_ids)] if key is not None else event_ids
     sql = "delete from api_events where tenant_id = ? and event_id = ?"
-    return _rewrite(path, sql, [(tenant_id, e) for e in ids], None)
+    return _rewrite(path, [(sql, [(tenant_id, e) for e in ids])])
 
 
-def _rewrite(path: Path, sql: str, params: list[tuple[str, ...]], whole_tenant: str | None) -> int:
+def _rewrite(path: Path, statements: list[tuple[str, list[tuple[str, ...]]]]) -> int:
+    """Run ``statements`` (SQL, each row of parameters) and leave none of the old text in the file;
+    returns the rows the first statement changed."""
     if not path.exists():
         return 0
     con = control_db.open_sqlite(path, "webhook")
     try:
         con.execute("pragma secure_delete = on")
-        n = 0
-        for p in params:
-            n += con.execute(sql, p).rowcount
-        if whole_tenant is not None:
-            con.execute("delete from api_event_days where tenant_id = ?", (whole_tenant,))
+        counts = [sum(con.execute(sql, p).rowcount for p in params) for sql, params in statements]
+        n = counts[0]
         con.execute("vacuum")
         deadline = time.monotonic() + 30
         while con.execute("pragma wal_checkpoint(truncate)").fetchone()[0]:  # 1: a reader kept it busy

@@ -58,6 +58,7 @@ class PredictionLog:
         for r in rows:
             groups[(r["region"], r["tenant_id"], r["at"][:10])].append(r)
         kept: list[dict[str, Any]] = []
+        written = 0
         for (region, tenant_id, day), recs in groups.items():
             try:
                 key = self._key(tenant_id)
@@ -70,13 +71,14 @@ class PredictionLog:
             folder = self.store.day_dir(region, tenant_id, date.fromisoformat(day))
             name = f"part-{time.strftime('%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}.jsonl"
             atomic.write_bytes(folder / name, prediction_log.encode(recs, key))
+            written += len(recs)
         if len(kept) > MAX_KEPT:
             log.error("prediction log: %d records of tenants without a key dropped", len(kept) - MAX_KEPT)
             kept = kept[-MAX_KEPT:]
         if kept:
             with self.lock:
                 self.buffer[:0] = kept
-        return len(rows) - len(kept)
+        return written
 
     def _key(self, tenant_id: str) -> bytes | None:
         """The tenant's sealing key (None: a pool tenant's plain log); raises while its key cannot be

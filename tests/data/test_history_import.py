@@ -348,3 +348,22 @@ def test_an_export_whose_first_line_is_a_record_is_told_to_name_its_columns(sett
     s = import_history(settings, TenantStore(settings).get("films"), [tmp_path / "u.data"], today=TODAY).summary()
     [problem] = [p for p in s["problems"] if p.startswith("schema_mismatch")]
     assert "lacks columns ['user', 'item', 'at']" in problem and "header: [...]" in problem, problem
+
+
+def test_a_silo_tenants_history_files_are_written_sealed_and_a_rerun_changes_nothing(settings, tmp_path):
+    """A silo tenant's history files are sealed as written (never plain in landing), read sealed by
+    the ingestion that follows, and an unchanged rerun rewrites and re-ingests nothing."""
+    from ml.core import sealed_files
+
+    TenantStore(settings).add(Tenant("north", "eu", isolation="silo", share_data=False))
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    (tmp_path / "export.csv").write_text(EXPORT)
+    first = import_history(settings, TenantStore(settings).get("north"), [tmp_path / "export.csv"], today=TODAY)
+    files = sorted(settings.stores.landing.tenant_dir("eu", "north").rglob("history-*.parquet"))
+    assert files and all(sealed_files.is_sealed(p) for p in files)
+    assert not [p for p in files if b"17850" in p.read_bytes()]
+    assert first.files[0].changed and first.summary()["landed"] > 0
+    before = {p: p.read_bytes() for p in files}
+    again = import_history(settings, TenantStore(settings).get("north"), [tmp_path / "export.csv"], today=TODAY)
+    assert not again.files[0].changed and again.reports == [] and {p: p.read_bytes() for p in files} == before

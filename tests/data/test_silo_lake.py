@@ -78,20 +78,23 @@ def test_a_silo_lake_is_encrypted_rebuilt_without_change_and_read_by_dbt_and_sta
     old_log = settings.stores.prediction_log.day_dir("us", "initech", cfg.start_date) / "part-000000-old.jsonl"
     old_log.parent.mkdir(parents=True)
     old_log.write_text('{"at": "2026-11-01T09:00:00+00:00", "tenant_id": "initech", "user_id": "u-old"}\n')
-    ledger = control_db.open_sqlite(settings.stores.webhook_ledger, "webhook")  # an id recorded as sent
-    ledger.execute("insert into api_events values ('initech', 'u-old-e1', 'h', 'r', 't', 'f'), "
-                   "('acme', 'u-old-e2', 'h', 'r', 't', 'f')")  # fmt: skip
-    ledger.commit()
+    key = webhook_ledger.ledger_key(silo_key(settings, "initech"))
+    hashed = {e: webhook_ledger.ledger_id(key, e) for e in ("u-old-e1", "u-old-e3", "h1:sent-so")}
+    ledger = control_db.open_sqlite(settings.stores.webhook_ledger, "webhook")  # ids recorded as sent
+    ledger.executemany(
+        "insert into api_events values (?, ?, 'h', 'r', 't', 'f')",
+        [("initech", "u-old-e1"), ("acme", "u-old-e2"), ("initech", "h1:sent-so"), ("initech", "u-old-e3"),
+         ("initech", hashed["u-old-e3"])],  # e3 replayed after hashing began: accepted again, hashed
+    )  # fmt: skip
     ledger.close()
     wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "us/silo_initech")
     assert not build_warehouse(wh, settings)["failed_nodes"]
     assert tenant_parquet.is_encrypted(legacy) and sealed_files.is_sealed(drop) and sealed_files.is_sealed(old_log)
     assert sealed_files.content_sha256(drop, settings, "initech") == drops[drop][1]
     assert b"u-old" in sealed_files.read_bytes(old_log, settings, "initech") and b"u-old" not in old_log.read_bytes()
-    key = webhook_ledger.ledger_key(silo_key(settings, "initech"))
     with sqlite3.connect(settings.stores.webhook_ledger) as ledger:
-        ids = dict(ledger.execute("select tenant_id, event_id from api_events").fetchall())
-    assert ids == {"initech": webhook_ledger.ledger_id(key, "u-old-e1"), "acme": "u-old-e2"}, "a pool id stays"
+        ids = set(ledger.execute("select tenant_id, event_id from api_events").fetchall())
+    assert ids == {("initech", h) for h in hashed.values()} | {("acme", "u-old-e2")}, "a pool id stays"
     row = next(r for r in status(settings) if r["tenant_id"] == "initech")
     assert row["lake_rows"] > 0
     with connect(wh.path(settings), read_only=True) as con:  # the lake view, as scoring and monitoring read it

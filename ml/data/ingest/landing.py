@@ -90,10 +90,11 @@ def seal_landing(settings: Settings, tenant: Tenant, days: list[date], now: floa
         manifest = read_manifest(settings, tenant, d)
         ingested = {f["sha256"] for f in manifest["files"]} if manifest else set()
         for path in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds):
-            if path.stat().st_mtime > before or sealed_files.is_sealed(path):
+            stat = path.stat()  # taken before the digest: a change after it leaves the file plain
+            if stat.st_mtime > before or sealed_files.is_sealed(path):
                 continue
             if sealed_files.content_sha256(path, settings, tenant.tenant_id) in ingested:
-                sealed += sealed_files.seal_file(path, key)
+                sealed += sealed_files.seal_file(path, key, stat)
     if sealed:
         log.info("tenant %s: %d landing files sealed", tenant.tenant_id, sealed)
     return sealed

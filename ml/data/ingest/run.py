@@ -144,7 +144,6 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[P
         valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
         rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec, settings, tenant.tenant_id)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
-    seal_landing(settings, tenant, days)  # read: a silo tenant's drops are kept sealed from now on
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
     return out + (ingest_days(settings, tenant, later) if later else [])
 
@@ -166,9 +165,15 @@ def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: La
 
 
 def ingest_tenant(settings: Settings, tenant: Tenant, start: date, end: date) -> list[PartitionReport]:
-    """Ingest every landing date of ``[start, end)`` (and late files) for one tenant."""
+    """Ingest every landing date of ``[start, end)`` (and late files) for one tenant; then seal a
+    silo tenant's drops that are due (:func:`~ml.data.ingest.landing.seal_landing`, every date: a
+    drop comes due an hour after its ingestion, whether or not anything is ingested then)."""
     days = dates_to_ingest(settings, tenant, start, end)
-    return ingest_days(settings, tenant, days) if days else []
+    reports = ingest_days(settings, tenant, days) if days else []
+    if tenant.isolation == "silo":
+        with tenant_lock(settings, tenant):
+            seal_landing(settings, tenant, landing_dates(settings, tenant))
+    return reports
 
 
 def ingest_tenants(
