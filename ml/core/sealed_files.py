@@ -135,14 +135,12 @@ def read_bytes(path: Path, settings: Settings, tenant_id: str) -> bytes:
 
 def content_sha256(path: Path, settings: Settings, tenant_id: str) -> str:
     """SHA-256 (hex) of a landing file's content, sealed or not: sealing does not change it."""
+    if not is_sealed(path):
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
     sha = hashlib.sha256()
-    if is_sealed(path):
-        for chunk in _plain_chunks(path, settings, tenant_id):
-            sha.update(chunk)
-        return sha.hexdigest()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            sha.update(chunk)
+    for chunk in _plain_chunks(path, settings, tenant_id):
+        sha.update(chunk)
     return sha.hexdigest()
 
 

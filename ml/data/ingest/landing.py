@@ -67,11 +67,8 @@ def complete_landing_files(folder: Path, settle_seconds: float, now: float | Non
 def sha256_file(path: Path) -> str:
     """SHA-256 (hex) of a file's bytes (a source file outside landing; a landing file's content,
     sealed or not, is :func:`ml.core.sealed_files.content_sha256`)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def seal_landing(settings: Settings, tenant: Tenant, days: list[date], now: float | None = None) -> int:
@@ -87,13 +84,15 @@ def seal_landing(settings: Settings, tenant: Tenant, days: list[date], now: floa
     before = (time.time() if now is None else now) - settings.landing.seal_after_seconds
     sealed = 0
     for d in days:
-        manifest = read_manifest(settings, tenant, d)
+        due = [
+            (path, stat)  # the stat taken before the digest: a change after it leaves the file plain
+            for path in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
+            if (stat := path.stat()).st_mtime <= before and not sealed_files.is_sealed(path)
+        ]
+        manifest = read_manifest(settings, tenant, d) if due else None  # most days: every file sealed
         ingested = {f["sha256"] for f in manifest["files"]} if manifest else set()
-        for path in complete_landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds):
-            stat = path.stat()  # taken before the digest: a change after it leaves the file plain
-            if stat.st_mtime > before or sealed_files.is_sealed(path):
-                continue
-            if sealed_files.content_sha256(path, settings, tenant.tenant_id) in ingested:
+        for path, stat in due:
+            if sha256_file(path) in ingested:
                 sealed += sealed_files.seal_file(path, key, stat)
     if sealed:
         log.info("tenant %s: %d landing files sealed", tenant.tenant_id, sealed)

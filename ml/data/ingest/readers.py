@@ -24,7 +24,7 @@ from ml.core import sealed_files
 from ml.core.contract import LANDING_COLUMNS, NUMERIC_COLUMNS
 from ml.core.settings import Settings
 from ml.data.ingest.files import SUPPORTED, UnreadableFile, file_kind, plain_copy
-from ml.data.ingest.landing import HISTORY_FILE
+from ml.data.ingest.landing import HISTORY_FILE, sha256_file
 from ml.data.ingest.mapping import PARSED, landing_select, raw_record
 from ml.data.ingest.parsers import JSON_LINE, csv_rejects, read_delimited, read_json
 from ml.data.ingest.partitions import PartitionReport
@@ -287,7 +287,7 @@ def opened(path: Path, workdir: Path, settings: Settings, tenant_id: str) -> tup
     """A landing file to parse and its content's SHA-256: the file itself, or a sealed file's
     content under the same name in ``workdir``/``opened`` (a private temporary folder)."""
     if not sealed_files.is_sealed(path):
-        return path, sealed_files.content_sha256(path, settings, tenant_id)
+        return path, sha256_file(path)
     plain = workdir / "opened" / path.name
     plain.parent.mkdir(exist_ok=True)
     return plain, sealed_files.open_plain(path, plain, settings, tenant_id)
