@@ -21,6 +21,9 @@ from ml.core import atomic, sealed_files
 from ml.core.settings import Settings
 
 PATTERN = "*.jsonl"
+# what to do with a sealed file that does not open although the key is the one it was sealed with:
+# the API wrote it, so no tenant can send it again
+IF_DAMAGED = "put the file back from a backup, or delete it: its answers then leave the tenant's online live metrics"
 
 
 def encode(records: list[dict[str, Any]], key: bytes | None) -> bytes:
@@ -34,9 +37,9 @@ def read_records(path: Path, settings: Settings, tenant_id: str) -> list[dict[st
     """The records of one prediction-log file, sealed or not.
 
     Raises:
-        TenantKeyError: a sealed file without the tenant's key.
+        TenantKeyError: a sealed file without the tenant's key, or cut short or changed.
     """
-    lines = sealed_files.read_bytes(path, settings, tenant_id).splitlines()
+    lines = sealed_files.read_bytes(path, settings, tenant_id, if_damaged=IF_DAMAGED).splitlines()
     return [json.loads(line) for line in lines if line]
 
 
@@ -74,7 +77,12 @@ class ServedLog:
     def relation(self, con: Any, columns: dict[str, str]) -> str:
         """SQL of a relation of every record with ``columns`` (name -> DuckDB type, e.g.
         ``VARCHAR[]``) on ``con``; sealed files' records are opened into an Arrow table registered
-        on ``con`` as ``_served_log_sealed``."""
+        on ``con`` as ``_served_log_sealed``.
+
+        Raises:
+            TenantKeyError: a sealed file does not open (no key, not its key, or damaged); the
+                message names the tenant, the file and what to do.
+        """
         spec = ", ".join(f"'{c}': '{t}'" for c, t in columns.items())
         parts = []
         if self.plain:
@@ -95,7 +103,7 @@ class ServedLog:
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         tables = [schema.empty_table()]
         for path in self.sealed:  # one file's text at a time; only the columns asked for are kept
-            data = sealed_files.read_bytes(path, self.settings, self.tenant_id)
+            data = sealed_files.read_bytes(path, self.settings, self.tenant_id, if_damaged=IF_DAMAGED)
             if data.strip():
                 tables.append(pj.read_json(io.BytesIO(data), parse_options=options).select(schema.names))
         return pa.concat_tables(tables).cast(schema)

@@ -29,6 +29,8 @@ from ml.core.settings import Settings
 from ml.core.tenant_parquet import TenantKeyError
 
 MAGIC = b"TFSEAL1\n"
+# what to do with a landing file that does not open although the key is the one it was sealed with
+RESEND = "have the tenant send the file again"
 _INFO = b"tenantflow sealed files v1"
 _SEGMENT = 1 << 20
 _CHUNK = 1 << 20
@@ -126,11 +128,13 @@ def open_plain(path: Path, dst: Path, settings: Settings, tenant_id: str) -> str
     return sha.hexdigest()
 
 
-def read_bytes(path: Path, settings: Settings, tenant_id: str) -> bytes:
-    """A landing file's content: its bytes, or a sealed file's content (errors as :func:`open_plain`)."""
+def read_bytes(path: Path, settings: Settings, tenant_id: str, if_damaged: str = RESEND) -> bytes:
+    """A landing file's content: its bytes, or a sealed file's content (errors as :func:`open_plain`;
+    ``if_damaged``: what the message tells to do with a file that was cut short or changed, for a
+    file the tenant did not send, e.g. the API's prediction log)."""
     if not is_sealed(path):
         return path.read_bytes()
-    return b"".join(_plain_chunks(path, settings, tenant_id))
+    return b"".join(_plain_chunks(path, settings, tenant_id, if_damaged))
 
 
 def content_sha256(path: Path, settings: Settings, tenant_id: str) -> str:
@@ -144,7 +148,7 @@ def content_sha256(path: Path, settings: Settings, tenant_id: str) -> str:
     return sha.hexdigest()
 
 
-def _plain_chunks(path: Path, settings: Settings, tenant_id: str) -> Any:
+def _plain_chunks(path: Path, settings: Settings, tenant_id: str, if_damaged: str = RESEND) -> Any:
     from tink import TinkError
 
     from ml.core.tenant_keys import silo_key
@@ -164,8 +168,8 @@ def _plain_chunks(path: Path, settings: Settings, tenant_id: str) -> Any:
         except TinkError as exc:
             raise TenantKeyError(
                 f"tenant {tenant_id}: {path} does not open with the key from TENANTFLOW_KEYS_PROVIDER (or was "
-                "cut short or changed since it was sealed); restore the key it was sealed with, or have the "
-                f"tenant send the file again ({exc})"
+                f"cut short or changed since it was sealed); restore the key it was sealed with, or {if_damaged} "
+                f"({exc})"
             ) from exc
 
 

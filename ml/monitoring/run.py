@@ -68,27 +68,30 @@ def _reference_end(champs: dict[str, MonitoredChampion]) -> date | None:
 def _read_all_windows(
     path: Path, wanted: list[Tenant], champs: dict[str, Any], policy: dict[str, Any], settings: Settings
 ) -> dict[str, TenantWindows | str]:
-    """Every tenant's windows in one read-only pass under the warehouse lock (an error text per failed tenant)."""
-    windows: dict[str, TenantWindows | str] = {}
+    """Every tenant's windows in one read-only pass under the warehouse lock (:func:`_read_tenant`)."""
     with warehouse_lock(path):
         con = connect(path, read_only=True)
         try:
-            for t in wanted:
-                ref_end = _reference_end(champs[t.tenant_id]) if isinstance(champs[t.tenant_id], dict) else None
-                try:
-                    windows[t.tenant_id] = read_windows(
-                        con,
-                        t,
-                        ref_end,
-                        policy[t.tenant_id],
-                        kinds_of(t),
-                        served_log(settings, t.region, t.tenant_id),
-                    )
-                except (duckdb.Error, TenantKeyError, pa.ArrowInvalid) as exc:  # its key; its sealed log
-                    windows[t.tenant_id] = f"reading the warehouse failed: {type(exc).__name__}: {exc}"
+            return {
+                t.tenant_id: _read_tenant(con, t, champs[t.tenant_id], policy[t.tenant_id], settings) for t in wanted
+            }
         finally:
             con.close()
-    return windows
+
+
+def _read_tenant(
+    con: Any, t: Tenant, champs: dict[str, MonitoredChampion] | str, policy: Any, settings: Settings
+) -> TenantWindows | str:
+    """One tenant's windows; or why they could not be read: a relation of its warehouse, or its
+    prediction log (a file that does not open: unreadable, or sealed and damaged or without its
+    key), for its error row."""
+    own = champs if isinstance(champs, dict) else {}
+    try:
+        log_ = served_log(settings, t.region, t.tenant_id)
+        w = read_windows(con, t, _reference_end(own), policy, kinds_of(t), log_)
+    except (duckdb.Error, TenantKeyError, pa.ArrowInvalid, OSError) as exc:
+        return f"its windows could not be read: {type(exc).__name__}: {exc}"
+    return w
 
 
 def plan(tenant_ids: list[str] | None, settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -137,6 +140,11 @@ def monitor_warehouse(
     }
 
 
+def _error_row(tenant_id: str, why: str) -> CheckResult:
+    """A tenant's one row when it could not be monitored: ``why`` names what failed and what to do."""
+    return CheckResult(tenant_id, "monitor", "all", "error", None, None, None, "error", why)
+
+
 def _check_one(
     t: Tenant,
     w: TenantWindows | str,
@@ -148,14 +156,17 @@ def _check_one(
     tid = t.tenant_id
     t0 = time.perf_counter()
     live: list[dict[str, Any]] = []
-    try:
-        if isinstance(w, str) or isinstance(champs, str):
-            raise RuntimeError(w if isinstance(w, str) else champs)
-        live = w.live
-        rows = check_tenant(w, champs, policy, settings, today, tuple(k.name for k in kinds_of(t)))
-    except Exception as exc:
-        log.exception("tenant %s: monitoring failed", tid)
-        rows = [CheckResult(tid, "monitor", "all", "error", None, None, None, "error", f"{type(exc).__name__}: {exc}")]
+    if isinstance(w, str) or isinstance(champs, str):
+        why = w if isinstance(w, str) else f"its champions could not be loaded: {champs}"
+        log.error("tenant %s: not monitored: %s", tid, why)
+        rows = [_error_row(tid, why)]
+    else:
+        try:
+            live = w.live
+            rows = check_tenant(w, champs, policy, settings, today, tuple(k.name for k in kinds_of(t)))
+        except Exception as exc:
+            log.exception("tenant %s: monitoring failed", tid)
+            rows = [_error_row(tid, f"{type(exc).__name__}: {exc}")]
     _link_reports(rows, champs if isinstance(champs, dict) else {}, settings)
     log.info(
         "tenant %s: %d checks in %.2fs, drifted: %s",

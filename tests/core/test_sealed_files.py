@@ -61,6 +61,10 @@ def test_a_plain_log_file_of_a_silo_tenant_is_rewritten_sealed(settings):
     path.write_bytes(prediction_log.encode(records, None))
     prediction_log.rewrite_records(path, records[1:], settings, "initech")
     assert sealed_files.is_sealed(path) and prediction_log.read_records(path, settings, "initech") == records[1:]
+    path.write_bytes(path.read_bytes()[:-10])  # the API wrote it: no tenant can send it again
+    with pytest.raises(TenantKeyError, match=r"tenant initech: .*part-1\.jsonl does not open") as damaged:
+        prediction_log.read_records(path, settings, "initech")
+    assert "from a backup, or delete it" in str(damaged.value) and "send" not in str(damaged.value)
 
 
 @pytest.fixture
