@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-Layer = Literal["landing", "lake", "quarantine", "warehouse", "published", "snapshot", "model", "predictions"]
+Layer = Literal[
+    "landing", "lake", "quarantine", "warehouse", "published", "snapshot", "model", "predictions", "reports"
+]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ tenant's file is sealed (:mod:`ml.core.sealed_files`). A first version wrote a s
 records as encrypted Parquet through DuckDB on every flush; under the flood test of
 ``tests/serving/test_api.py`` (the silo tenant flooding) the other tenant's p99 went from 0.012 s
 to 0.088 s; sealing a flush's lines costs microseconds. The monitor reads either through
-:meth:`ServedLog.relation`; erasure through :func:`read_records` and :func:`rewrite_records`.
+:meth:`ServedLog.relation`, which records the log as one of the reader's lineage inputs
+(:mod:`ml.core.lineage`); erasure through :func:`read_records` and :func:`rewrite_records`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml.core import atomic, sealed_files
+from ml.core import atomic, lineage, sealed_files
 from ml.core.settings import Settings
 
 PATTERN = "*.jsonl"
@@ -67,12 +68,14 @@ def seal(settings: Settings, region: str, tenant_id: str) -> int:
 @dataclass(frozen=True)
 class ServedLog:
     """A tenant's prediction-log files: ``plain`` ones DuckDB reads as they are, ``sealed`` ones
-    opened with the tenant's key (``settings``, ``tenant_id``) when read."""
+    opened with the tenant's key (``settings``, ``tenant_id``) when read; ``dataset``: the log in
+    the lineage record, noted as an input by every reader of :meth:`relation`."""
 
     plain: tuple[str, ...]
     sealed: tuple[Path, ...] = ()
     tenant_id: str = ""
     settings: Settings | None = field(default=None, compare=False, repr=False)
+    dataset: lineage.LineageDataset | None = field(default=None, compare=False, repr=False)
 
     def relation(self, con: Any, columns: dict[str, str]) -> str:
         """SQL of a relation of every record with ``columns`` (name -> DuckDB type, e.g.
@@ -91,6 +94,8 @@ class ServedLog:
         if self.sealed:
             con.register("_served_log_sealed", self._sealed_table(con, columns))
             parts.append("select * from _served_log_sealed")
+        if self.dataset is not None:
+            lineage.record(inputs=[self.dataset])
         return "(" + " union all by name ".join(parts) + ")"
 
     def _sealed_table(self, con: Any, columns: dict[str, str]) -> Any:
@@ -114,11 +119,13 @@ def served_log(settings: Settings, region: str, tenant_id: str) -> ServedLog | N
     found = files(settings, region, tenant_id)
     if not found:
         return None
+    store = settings.stores.prediction_log
+    dataset = lineage.file_dataset(store.tenant_dir(region, tenant_id), "predictions", region, [tenant_id])
     sealed = tuple(p for p in found if sealed_files.is_sealed(p))
     if not sealed:  # one glob: a day holds a file per second the API answered
-        return ServedLog((settings.stores.prediction_log.glob(region, tenant_id, PATTERN),))
+        return ServedLog((store.glob(region, tenant_id, PATTERN),), dataset=dataset)
     plain = tuple(str(p) for p in found if p not in sealed)
-    return ServedLog(plain, sealed, tenant_id, settings)
+    return ServedLog(plain, sealed, tenant_id, settings, dataset)
 
 
 def files(settings: Settings, region: str, tenant_id: str) -> list[Path]:

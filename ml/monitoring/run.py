@@ -2,7 +2,11 @@
 
 One tenant's failure becomes an ``error`` row for that tenant; the others carry on. Results go to
 the warehouse's monitoring tables (:mod:`ml.monitoring.results`); each HTML report is logged on
-the champion's MLflow run (``monitoring/<date>/``, tags ``monitoring.report.*``).
+the champion's MLflow run (``monitoring/<date>/``, tags ``monitoring.report.*``). Each tenant's
+lineage is recorded for the monitor DAG's OpenLineage events (:mod:`ml.core.lineage`): the
+champion versions judged, their snapshots (the reference), the warehouse relations and the
+prediction log read (the current window, the live metrics); the monitoring tables and the
+reports written.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ml.core import lineage
 from ml.core.layout import DailyStore
 from ml.core.prediction_log import served_log
 from ml.core.settings import Settings, get_settings
@@ -29,7 +34,7 @@ from ml.models.kinds import kinds_of
 from ml.monitoring import policy as policies
 from ml.monitoring.checks import MonitoredChampion, check_tenant
 from ml.monitoring.results import CheckResult, summarise, write
-from ml.monitoring.windows import TenantWindows, read_windows
+from ml.monitoring.windows import TenantWindows, read_windows, relations_read
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +78,61 @@ def _read_all_windows(
         con = connect(path, read_only=True)
         try:
             return {
-                t.tenant_id: _read_tenant(con, t, champs[t.tenant_id], policy[t.tenant_id], settings) for t in wanted
+                t.tenant_id: _read_tenant(con, path, t, champs[t.tenant_id], policy[t.tenant_id], settings)
+                for t in wanted
             }
         finally:
             con.close()
 
 
 def _read_tenant(
-    con: Any, t: Tenant, champs: dict[str, MonitoredChampion] | str, policy: Any, settings: Settings
+    con: Any, path: Path, t: Tenant, champs: dict[str, MonitoredChampion] | str, policy: Any, settings: Settings
 ) -> TenantWindows | str:
-    """One tenant's windows; or why they could not be read: a relation of its warehouse, or its
-    prediction log (a file that does not open: unreadable, or sealed and damaged or without its
-    key), for its error row."""
+    """One tenant's windows, its inputs recorded (:func:`_record_inputs`); or why they could not be
+    read: a relation of its warehouse, or its prediction log (a file that does not open: unreadable,
+    or sealed and damaged or without its key), for its error row."""
     own = champs if isinstance(champs, dict) else {}
     try:
         log_ = served_log(settings, t.region, t.tenant_id)
         w = read_windows(con, t, _reference_end(own), policy, kinds_of(t), log_)
     except (duckdb.Error, TenantKeyError, pa.ArrowInvalid, OSError) as exc:
         return f"its windows could not be read: {type(exc).__name__}: {exc}"
+    _record_inputs(path, t, relations_read(con, w, kinds_of(t)), own, settings)
     return w
+
+
+def _record_inputs(
+    path: Path, t: Tenant, relations: list[str], champs: dict[str, MonitoredChampion], settings: Settings
+) -> None:
+    """What a tenant's checks read: each champion version judged and its snapshot (the reference),
+    the warehouse relations of the current window and the live metrics (:mod:`ml.core.lineage`;
+    the prediction log records itself, :class:`ml.core.prediction_log.ServedLog`)."""
+    region, ids = t.region, [t.tenant_id]
+    read = [lineage.table_dataset(path, r, region, ids) for r in relations]
+    for c in champs.values():
+        champ = c.champion
+        read.append(lineage.model_dataset(settings.mlflow_tracking_uri, champ.name, champ.number, region, ids))
+        if c.snapshot is not None:
+            read.append(snapshots.lineage_dataset(settings, region, t.tenant_id, c.snapshot))
+    lineage.record(inputs=read)
+
+
+def _record_outputs(
+    path: Path, t: Tenant, rows: list[CheckResult], live: list[dict[str, Any]], settings: Settings, today: date
+) -> None:
+    """What the monitor wrote for a tenant: its rows of the monitoring tables, and its reports (the
+    tenant's report folder, today's partition) where a check wrote one."""
+    region, ids = t.region, [t.tenant_id]
+    written = [lineage.table_dataset(path, "monitoring", region, ids)]
+    if live:
+        written.append(lineage.table_dataset(path, "monitoring_live_metrics", region, ids))
+    if any(r.report_path and Path(r.report_path).exists() for r in rows):
+        reports = settings.stores.monitoring_reports
+        day = (reports.day_dir(region, t.tenant_id, today).name,)
+        written.append(
+            lineage.file_dataset(reports.tenant_dir(region, t.tenant_id), "reports", region, ids, partitions=day)
+        )
+    lineage.record(outputs=written)
 
 
 def plan(tenant_ids: list[str] | None, settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -133,6 +174,9 @@ def monitor_warehouse(
         results += rows
         live_rows += live
     write(path, results, live_rows, today)
+    for t in wanted:
+        mine = [r for r in results if r.tenant_id == t.tenant_id]
+        _record_outputs(path, t, mine, [r for r in live_rows if r["tenant_id"] == t.tenant_id], settings, today)
     return {
         "warehouse": wh.key,
         "checked_on": today.isoformat(),

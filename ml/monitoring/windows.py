@@ -24,6 +24,8 @@ from ml.monitoring.policy import MonitorPolicy
 # click-only or purchase-only tenant is judged on its clicks or purchases): the mix of event types,
 # the topic of the item, the device, and the dwell time (which only views carry).
 EVENT_COLUMNS = {"numerical": ["dwell_seconds"], "categorical": ["event_type", "topic", "device"]}
+# the warehouse relations the windows are read from (besides each kind's serving mart and live metrics')
+CUTOFFS, EVENTS, ITEMS = "int_feature_cutoffs", "stg_lake__events", "int_items__catalogued"
 
 
 @dataclass
@@ -41,7 +43,7 @@ class TenantWindows:
 
 
 def _serving_cutoff(con: Any, tenant_id: str) -> date | None:
-    row = con.execute("select max(cutoff_date) from int_feature_cutoffs where tenant_id = ?", [tenant_id]).fetchone()
+    row = con.execute(f"select max(cutoff_date) from {CUTOFFS} where tenant_id = ?", [tenant_id]).fetchone()
     return row[0] if row else None
 
 
@@ -52,8 +54,8 @@ def _events(con: Any, tenant_id: str, start: date, end: date, n: int) -> pd.Data
         f"""
         select * from (
             select e.event_date, cast(e.event_type as varchar) as event_type, e.dwell_seconds, i.topic, e.device
-            from stg_lake__events e
-            left join int_items__catalogued i on i.tenant_id = e.tenant_id and i.item_id = e.item_id
+            from {EVENTS} e
+            left join {ITEMS} i on i.tenant_id = e.tenant_id and i.item_id = e.item_id
             where e.tenant_id = $t and e.user_id is not null and list_contains($types, cast(e.event_type as varchar))
               and e.event_date >= $start and e.event_date < $end
             order by e.event_id
@@ -91,3 +93,17 @@ def read_windows(
         ).df()
     w.live = live_metrics(con, tenant, cutoff, kinds, served_log)
     return w
+
+
+def relations_read(con: Any, w: TenantWindows, kinds: list[ModelKind]) -> list[str]:
+    """The warehouse relations (``schema.name``) :func:`read_windows` read for ``w``, for the
+    monitor's lineage: the cutoffs; then the events, the items, each kind's serving mart and what
+    its live metrics read (:attr:`ml.models.kinds.base.LiveMonitoring.reads`) of what exists."""
+    if w.serving_cutoff is None:
+        return [f"main.{CUTOFFS}"]
+    named = {CUTOFFS, EVENTS, ITEMS, *(k.serving_mart for k in kinds), *(r for k in kinds for r in k.live.reads)}
+    existing = con.execute(
+        "select schema_name || '.' || table_name from duckdb_tables() where database_name = current_database() "
+        "union all select schema_name || '.' || view_name from duckdb_views() where database_name = current_database()"
+    ).fetchall()
+    return sorted({r if "." in r else f"main.{r}" for r in named} & {r for (r,) in existing})

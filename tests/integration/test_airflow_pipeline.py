@@ -418,6 +418,24 @@ def _check_lineage(settings, first_end) -> None:
     assert {d["facets"]["version"]["datasetVersion"] for d in inputs} <= snaps
 
 
+def _check_monitor_lineage(settings) -> None:
+    """The monitor's OpenLineage events name what acme was judged on (its recommender champion, its
+    snapshot, its pool's events) and what was written for it (the monitoring table, its reports)."""
+    from ml.ops.lineage import events
+
+    def tenants(d: dict) -> set[str]:
+        return {t["value"] for t in d["facets"]["tags"]["tags"] if t["key"] == "tenant"}
+
+    done = [e for e in events(settings.stores.lineage_events) if e["eventType"] == "COMPLETE"]
+    done = [e for e in done if e["job"]["name"] == "monitor.check_warehouse"]
+    read = {d["name"] for e in done for d in e.get("inputs", []) if "acme" in tenants(d)}
+    written = {d["name"] for e in done for d in e.get("outputs", []) if "acme" in tenants(d)}
+    assert {"recommender.acme", "main.stg_lake__events"} <= read and "main.monitoring" in written, (read, written)
+    assert str(settings.stores.snapshots.tenant_dir("eu", "acme").resolve()) in read
+    assert str(settings.stores.monitoring_reports.tenant_dir("eu", "acme").resolve()) in written
+    assert all(tenants(d) for e in done for d in e.get("inputs", []) + e.get("outputs", []))
+
+
 def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end) -> None:
     """The next week lands; the monitor flags acme (its tastes shifted) and starts one drift retrain."""
     from ml.models import registry
@@ -440,6 +458,7 @@ def _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end
         for r in airflow.wait_triggered("features", f["dag_run_id"], "monitor", 900)
     }
     _honest(airflow, "monitor", list(monitor_runs.values()))
+    _check_monitor_lineage(settings)
     retrained = []
     for monitor_run in monitor_runs:
         tis = {t["task_id"]: t["state"] for t in airflow.task_instances("monitor", monitor_run)}

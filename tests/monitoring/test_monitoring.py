@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -10,14 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.core import control_db
+from ml.core import control_db, lineage
 from ml.core.prediction_log import ServedLog
 from ml.core.settings import Settings
-from ml.core.tenants import Tenant
+from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
+from ml.data import snapshots
 from ml.models import audit, registry, train
 from ml.models.champion import Champion
-from ml.models.kinds import get_kind
+from ml.models.kinds import all_kinds, get_kind
 from ml.models.kinds._recommender_live import HORIZONS
 from ml.models.kinds._recommender_live import live_metrics as live_recommendation_metrics
 from ml.models.kinds.churn import live_metrics as live_churn_metrics
@@ -27,19 +29,39 @@ from ml.monitoring.checks import MonitoredChampion, _performance, check_tenant
 from ml.monitoring.policy import MonitorPolicy
 from ml.monitoring.results import CheckResult
 from ml.monitoring.windows import TenantWindows
+from ml.serving.prediction_log import PredictionLog
 from tests.monitoring.conftest import DRIFTED, STATIONARY
+from tests.world import END
 
 ACME = Tenant("acme", "eu")
 
 
 @pytest.fixture(scope="module")
-def checked(monitored):
-    """Monitor once; (settings, warehouses, per-tenant summaries)."""
+def monitor_run(monitored):
+    """Monitor once, newcat's prediction log holding answers the API gave after the features' cutoff
+    (read by its live metrics, not judged yet); (settings, warehouses, per-tenant summaries, the
+    lineage recorded: (inputs, outputs), as the monitor DAG's OpenLineage events name them).
+    The log is removed after the module's tests."""
     settings, whs = monitored
+    api_log = PredictionLog(settings, interval=3600)  # the API's writer, flushed when closed
+    answer = {"at": f"{END + timedelta(days=3)}T09:00:00+00:00", "tenant_id": "newcat", "region": "eu"}
+    for user in ("u000001", "u000002"):
+        api_log.append(
+            answer | {"endpoint": "recommendations", "user_id": user, "items": ["i000001"], "arm": "champion"}
+        )
+    api_log.close()
+    lineage.drain()
     summaries = {}
     for wh in whs:
         summaries |= run.monitor_warehouse(wh, settings)["tenants"]
-    return settings, whs, summaries
+    yield settings, whs, summaries, lineage.drain()
+    shutil.rmtree(settings.stores.prediction_log.tenant_dir("eu", "newcat"))
+
+
+@pytest.fixture(scope="module")
+def checked(monitor_run):
+    """(settings, warehouses, per-tenant summaries) of the module's monitoring run."""
+    return monitor_run[:3]
 
 
 def _rows(settings, wh, tenant_id: str) -> pd.DataFrame:
@@ -105,6 +127,73 @@ def test_results_table_reports_and_mlflow_link(checked):
     st = {r["tenant_id"]: r["drift"] for r in status(settings, ["newcat", "steady01"])}
     assert st["newcat"]["drifted"] is True and st["newcat"]["report_path"].endswith(".html")
     assert st["steady01"]["last_checked_at"] and st["newcat"]["last_retrain_reason"] == "test"
+
+
+def test_the_lineage_links_the_champion_judged_what_was_read_and_the_reports(monitor_run):
+    """What the monitor DAG's OpenLineage events name for one tenant: the champion version judged,
+    its snapshot (the reference), the warehouse's current window and live-metric relations, the
+    API's prediction log; the monitoring tables and the report folder written. Each names its tenant."""
+    from ml.ops.lineage import to_input, to_output
+
+    settings, whs, s, (inputs, outputs) = monitor_run
+    pool = f"duckdb://{next(wh for wh in whs if 'newcat' in wh.tenants).path(settings).resolve()}"
+    assert all(d.tenants and set(d.tenants) <= set(s) for d in [*inputs, *outputs])
+    read = [d for d in inputs if "newcat" in d.tenants]
+    champ = registry.version_by_alias("recommender.newcat", registry.CHAMPION, settings)
+    assert {(d.name, d.version) for d in read if d.layer == "model"} == {("recommender.newcat", str(champ.version))}
+    [snap] = [d for d in read if d.layer == "snapshot"]
+    reference = snapshots.load(settings, "eu", "newcat", snap.version).reference(get_kind("recommender").serving_mart)
+    assert snap.name == str(settings.stores.snapshots.tenant_dir("eu", "newcat").resolve()) and reference.exists()
+    relations = {d.name for d in read if d.namespace == pool}
+    assert {"main.stg_lake__events", "main.int_feature_cutoffs", "main.ranking_candidates"} <= relations
+    assert {"main.user_features", "predictions.recommendations", "main.int_user_activity__daily"} <= relations
+    [log] = [d for d in read if d.layer == "predictions"]
+    assert log.name == str(settings.stores.prediction_log.tenant_dir("eu", "newcat").resolve())
+    written = [d for d in outputs if "newcat" in d.tenants]
+    assert {d.name for d in written if d.namespace == pool} == {"main.monitoring", "main.monitoring_live_metrics"}
+    [reports] = [d for d in written if d.layer == "reports"]
+    assert s["newcat"]["reports"] and all(
+        Path(r).parent == Path(reports.name) / reports.partitions[0] for r in s["newcat"]["reports"]
+    )
+    own = [d for d in [*read, *written] if d.layer in ("model", "snapshot", "predictions", "reports")]
+    assert len(own) == 4 and all(d.tenants == ("newcat",) for d in own)
+    tags = [{(t.key, t.value) for t in e.facets["tags"].tags} for e in [*map(to_input, read), *map(to_output, written)]]
+    assert all(("tenant", "newcat") in t for t in tags)
+
+
+_RELATIONS = (
+    "select schema_name || '.' || table_name from duckdb_tables() "
+    "union all select schema_name || '.' || view_name from duckdb_views()"
+)
+
+
+def test_each_kinds_live_metrics_read_only_the_relations_it_names(checked):
+    """On a database holding only the relations a kind names (``LiveMonitoring.reads``, what the
+    lineage says its live metrics read), with one tenant's rows, its live metrics are what they are on
+    the warehouse: it names every relation it reads."""
+    settings, whs, _ = checked
+    tenant, path = TenantStore(settings).get("steady03"), whs[0].path(settings)  # an engagement champion scored it
+    con = warehouse_connect(path, read_only=True)
+    try:
+        cutoff = windows._serving_cutoff(con, tenant.tenant_id)
+        on_warehouse = {k.name: k.live.metrics(con, tenant, cutoff, None) for k in all_kinds()}
+        existing = {r for (r,) in con.execute(_RELATIONS).fetchall()}
+    finally:
+        con.close()
+    assert on_warehouse["recommender"] and on_warehouse["engagement"], "judged batches to compare"
+    for kind in all_kinds():
+        only = duckdb.connect()
+        only.execute(f"attach '{path}' as warehouse (read_only)")
+        for relation in kind.live.reads:
+            name = relation if "." in relation else f"main.{relation}"
+            if name in existing:  # a kind's predictions exist once a champion of it scored
+                only.execute(f"create schema if not exists {name.split('.')[0]}")
+                only.execute(f"create table {name} as from warehouse.{name} where tenant_id = ?", [tenant.tenant_id])
+        only.execute("detach warehouse")
+        got = kind.live.metrics(only, tenant, cutoff, None)
+        assert len(got) == len(on_warehouse[kind.name]), kind.name
+        assert all(g == pytest.approx(w) for g, w in zip(got, on_warehouse[kind.name], strict=True)), kind.name
+        only.close()
 
 
 def test_triggered_conf_open_requests_and_budget(checked, monkeypatch):

@@ -151,7 +151,8 @@ class LiveMonitoring:
     ``metrics`` computes rows of ``monitoring_live_metrics`` (one per batch of predictions:
     source, day, model version, horizon) from the warehouse and the API's prediction log (a
     :class:`~ml.core.prediction_log.ServedLog`, None when it has none); ``decay`` compares the champion's
-    batches with its holdout metrics.
+    batches with its holdout metrics. ``reads``: the warehouse relations ``metrics`` reads (the
+    monitor's lineage names them; the prediction log notes itself when it is read).
     """
 
     # the kind's columns in monitoring_live_metrics -> DuckDB type ("double" for a metric, "integer"
@@ -160,6 +161,7 @@ class LiveMonitoring:
     metrics: Callable[[duckdb.DuckDBPyConnection, Tenant, date, ServedLog | None], list[dict[str, Any]]]
     decay: Callable[[list[dict[str, Any]], dict[str, float], DecayPolicy, str], Verdict]
     rollback: RollbackWatch | None = None  # None: promotions of this kind are not watched
+    reads: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ the kind

@@ -241,6 +241,13 @@ KIND = ModelKind(
         metrics=live_metrics,
         decay=decay,
         rollback=RollbackWatch("roc_auc (churn window)", None, pooled_roc_auc, min_count="min_positives"),
+        reads=(
+            "predictions.churn_scores",
+            "stg_lake__events",
+            "int_user_activity__daily",
+            "int_tenant_churn_definitions",
+            "int_tenant_windows",
+        ),
     ),
     endpoint=Endpoint(
         "/v1/churn-scores", "Churn probabilities for up to 1,000 users", ChurnRequest, ChurnAnswer, churn_scores

@@ -204,7 +204,10 @@ KIND = ModelKind(
     predictions_ddl=_DDL,
     prediction_rows=_rows,
     live=LiveMonitoring(
-        columns={"mae": "double", "rmse": "double", "spearman": "double"}, metrics=live_metrics, decay=decay
+        columns={"mae": "double", "rmse": "double", "spearman": "double"},
+        metrics=live_metrics,
+        decay=decay,
+        reads=("predictions.engagement_scores", "int_user_activity__daily"),
     ),
     endpoint=Endpoint(
         "/v1/engagement-scores",

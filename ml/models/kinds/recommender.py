@@ -247,6 +247,7 @@ KIND = ModelKind(
         metrics=live_metrics,
         decay=decay,
         rollback=RollbackWatch("hit_rate_at_10 (next day)", HORIZONS[0], pooled_hit_rate),
+        reads=("predictions.recommendations", "stg_lake__events"),
     ),
     endpoint=Endpoint(
         "/v1/recommendations", "Top-k items for one user", RecommendationRequest, RecommendationAnswer, recommend
