@@ -129,9 +129,9 @@ def open_plain(path: Path, dst: Path, settings: Settings, tenant_id: str) -> str
 
 
 def read_bytes(path: Path, settings: Settings, tenant_id: str, if_damaged: str = RESEND) -> bytes:
-    """A landing file's content: its bytes, or a sealed file's content (errors as :func:`open_plain`;
+    """A file's content: its bytes, or a sealed file's content (errors as :func:`open_plain`;
     ``if_damaged``: what the message tells to do with a file that was cut short or changed, for a
-    file the tenant did not send, e.g. the API's prediction log)."""
+    file the tenant did not send, e.g. the API's prediction log or a model's files)."""
     if not is_sealed(path):
         return path.read_bytes()
     return b"".join(_plain_chunks(path, settings, tenant_id, if_damaged))

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,6 @@ from ml.core.settings import Settings
 from ml.models import registry
 
 BOOSTER_CLASS = "lightgbm.basic.Booster"
-FAMILY_FILES = ("family.json", "arrays.npz")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -57,20 +59,58 @@ def version_family(mv: Any) -> str:
 def holds_booster(family: str) -> bool:
     """Whether a version of ``family`` is a LightGBM text model: ``lightgbm``, or a kind's baseline
     made servable (``ModelKind.baseline_name`` of a kind with a ``baseline_feature``: churn's
-    ``recency``, :mod:`ml.models.servable_baseline`); a classic recommender family's are arrays."""
+    ``recency``, engagement's ``same_as_last_week``, :mod:`ml.models.servable_baseline`); a classic
+    recommender family's are arrays."""
     from ml.models.kinds import all_kinds
 
     return family == "lightgbm" or family in {k.baseline_name for k in all_kinds() if k.baseline_feature}
 
 
 def load_family(name: str, version: str, settings: Settings) -> Any:
-    """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling.
+    """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling
+    (a silo tenant's sealed files opened with its key, :func:`family_reader`). Versions are
+    immutable: the 32 most recently used are kept (a thread-safe LRU cache).
 
     Raises:
         UntrustedModel: the version does not belong to the model's tenant (:func:`check_owner`).
+        TenantKeyError: a silo tenant's files do not open with the key its provider gives.
     """
+    from ml.models import recsys
+
     registry.client(settings)
-    return _load_family(settings.mlflow_tracking_uri, name, str(version))
+    key = (settings.mlflow_tracking_uri, name, str(version))
+    with _FAMILIES_LOCK:
+        if key in _FAMILIES:
+            _FAMILIES.move_to_end(key)
+            return _FAMILIES[key]
+    with tempfile.TemporaryDirectory() as tmp:  # outside the lock: a slow download holds up no other model
+        folder = _download_family(settings.mlflow_tracking_uri, name, str(version), Path(tmp))
+        model = recsys.load(folder, family_reader(name, settings))
+    with _FAMILIES_LOCK:
+        _FAMILIES[key] = model
+        while len(_FAMILIES) > _FAMILIES_KEPT:
+            _FAMILIES.popitem(last=False)
+    return model
+
+
+_FAMILIES_KEPT = 32
+# (tracking URI, name, version) -> model, least recently used first; serving reads it from many threads
+_FAMILIES: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_FAMILIES_LOCK = threading.Lock()
+
+
+def family_reader(name: str, settings: Settings) -> Callable[[Path], bytes]:
+    """How a version of the registered model ``name`` (``<kind>.<tenant>``) reads its files: a silo
+    tenant's are sealed with its key (:func:`ml.models.tracking` seals them), others plain; a
+    global model's are plain."""
+    from ml.core import sealed_files
+
+    owner = name.split(".", 1)[1]
+    if registry.is_global(owner):
+        return Path.read_bytes
+    kind = name.split(".", 1)[0]
+    retrain = f"retrain the model: `tenantflow train --tenant {owner} --kind {kind} --force`"
+    return partial(sealed_files.read_bytes, settings=settings, tenant_id=owner, if_damaged=retrain)
 
 
 def download_family(name: str, version: str, folder: Path, settings: Settings) -> Path:
@@ -86,19 +126,13 @@ def download_family(name: str, version: str, folder: Path, settings: Settings) -
 def _download_family(uri: str, name: str, version: str, folder: Path) -> Path:
     import mlflow.artifacts
 
+    from ml.models.recsys.families import FILES
+
     root = _owned_root(uri, name, version)
     folder.mkdir(parents=True, exist_ok=True)
-    for file in FAMILY_FILES:
+    for file in FILES:
         mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{file}", dst_path=str(folder), tracking_uri=uri)
     return folder
-
-
-@lru_cache(maxsize=32)
-def _load_family(uri: str, name: str, version: str) -> Any:
-    from ml.models import recsys
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return recsys.load(_download_family(uri, name, version, Path(tmp)))
 
 
 @lru_cache(maxsize=32)

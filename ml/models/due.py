@@ -2,7 +2,8 @@
 
 A run of the ``train`` DAG started by new features (reason ``features``) retrains only what is
 due: a model without a champion, a champion older than ``TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS``
-or trained on another dbt project, and a tenant graduating from the global model. Any run leaves
+or trained on another dbt project, and a tenant graduating: served as a young tenant (by the
+global model, its baseline or a classic family) and now old enough for a model of its own. Any run leaves
 a champion alone when it was trained on the very snapshot at hand (:func:`unchanged`), unless
 forced (a person's ``force``, a drift retrain, an erasure).
 """
@@ -39,20 +40,23 @@ def not_due(champ: Any, manifest_hash: str, policy: TrainSettings, graduating: b
 
 
 def graduating(champ: Any, history_days: int, policy: TrainSettings) -> bool:
-    """Served by the global model because the tenant was too young (not because the global model
-    won on its holdout), and now old enough to try a model of its own."""
+    """Served by the global model (or, where that did not beat it beyond chance, by the kind's
+    servable baseline or a classic family) because the tenant was too young (the version's
+    ``history_days`` tag; a version without one is taken as young), and now old enough to try a
+    model of its own. A tenant refused its own model for too few labelled examples, not for its
+    age, does not graduate by growing older: the retraining cadence retrains it."""
     return (
         champ is not None
-        and champ.tags.get("trained_on") == "global"
-        and champ.tags.get("eligible_for_own_model", "false") == "false"
-        and history_days >= policy.min_history_days
+        and champ.tags.get("eligible_for_own_model", str(champ.tags.get("trained_on") != "global").lower()) == "false"
+        and int(champ.tags.get("history_days", 0)) < policy.min_history_days <= history_days
     )
 
 
 def unchanged(champ: Any, challenger: Any, g: Any, snapshot_id: str, own_global: bool = False) -> str | None:
     """Why any run (not forced) leaves the model alone: its champion, or the challenger the gate
-    refused, was trained on this very snapshot (and, when it is served by the global model, on the
-    global model's current version) — training again would remake the same model. None when it is
+    refused, was trained on this very snapshot (and, when the global model serves it or a young
+    tenant's candidates met it, on the global model's current version) — training again would
+    remake the same model. None when it is
     not. ``own_global`` marks the global model itself, which has no global version to compare.
     """
     if _trained_on(champ, g, snapshot_id, own_global):
@@ -66,10 +70,16 @@ def unchanged(champ: Any, challenger: Any, g: Any, snapshot_id: str, own_global:
 
 
 def _trained_on(version: Any, g: Any, snapshot_id: str, own_global: bool) -> bool:
+    """Whether ``version`` was made from this snapshot and, where the global model ``g`` took part
+    (it serves the tenant, or a young tenant's candidates met it: tag ``global_judged``), from its
+    current version."""
     if version is None or version.tags.get("snapshot_id") != snapshot_id:
         return False
-    return (
-        own_global
-        or version.tags.get("trained_on") != "global"
-        or (g is not None and version.tags.get("global_version") == str(g.version))
-    )
+    current = str(g.version) if g is not None else ""
+    if own_global:
+        return True
+    if version.tags.get("trained_on") == "global":
+        return g is not None and version.tags.get("global_version") == current
+    if version.tags.get("eligible_for_own_model") == "false":
+        return version.tags.get("global_judged", "") == current
+    return True

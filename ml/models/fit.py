@@ -42,8 +42,11 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """How runs name it: ``global``/``fine_tuned``/``tenant`` for LightGBM, else the family."""
-        return self.trained_on if self.family == LIGHTGBM else self.family
+        """How runs name it: ``global``/``fine_tuned``/``tenant`` for LightGBM, else the family
+        (``global.<family>``: a global model's, as a young tenant's servable baseline meets it)."""
+        if self.family == LIGHTGBM:
+            return self.trained_on
+        return f"global.{self.family}" if self.trained_on == "global" else self.family
 
 
 def feature_names(snap: Snapshot, kind: ModelKind) -> list[str]:

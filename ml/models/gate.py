@@ -4,10 +4,13 @@ A new version becomes ``challenger``. It becomes ``champion`` only if it passes 
 (finite, non-constant predictions; one request scored within the latency budget; the champion's
 input schema) and then:
 
-* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`; the
-  95% bootstrap interval of the lead is recorded in the reason); where the baseline competes as a
-  servable family (churn's ``recency``, :mod:`ml.models.servable_baseline`), training chose a
-  learnt model over it only beyond chance, and that family is a first champion as it stands;
+* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`) with
+  the lower end of the 95% bootstrap interval of its lead above zero (an exact tie on the
+  headline, decided by the next lift metric, has no lead to take an interval of); where the baseline competes
+  as a servable family (churn's ``recency``, engagement's ``same_as_last_week``,
+  :mod:`ml.models.servable_baseline`), training chose a learnt model over it only beyond chance,
+  and that family is a first champion as it stands. A young tenant's global model whose baseline
+  could not compete (a training window of one class) is a first champion on its point lead;
   on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
   competition's winner, so it is at least as good as every popularity list and classic family
   there, and a re-ranker won only if it beat the strongest family beyond chance;
@@ -62,8 +65,12 @@ def sanity_problems(
     features: list[str],
     policy: TrainSettings,
     champion_features: list[str] | None,
+    may_be_constant: bool = False,
 ) -> list[str]:
-    """Reasons a model must not serve, whatever its metrics (empty when it may)."""
+    """Reasons a model must not serve, whatever its metrics (empty when it may). ``may_be_constant``:
+    a kind's baseline made servable, whose table was checked strictly increasing when fitted
+    (:mod:`ml.models.servable_baseline`): equal predictions are the holdout's equal values, as
+    when every young tenant's user had no session last week."""
     problems = []
     if champion_features is not None and champion_features != features:
         added = sorted(set(features) - set(champion_features))
@@ -76,7 +83,7 @@ def sanity_problems(
     p = predict(kind, booster, holdout, features)
     if not np.all(np.isfinite(p)):
         problems.append(f"{int((~np.isfinite(p)).sum())} non-finite predictions on the holdout")
-    elif float(np.std(p)) < 1e-9:
+    elif float(np.std(p)) < 1e-9 and not may_be_constant:
         problems.append("constant predictions on the holdout")
     ms = request_latency_ms(kind, booster, holdout, features)
     if ms > policy.latency_budget_ms:
@@ -175,14 +182,21 @@ def headline_interval(
 
 
 def _beyond_chance(
-    kind: ModelKind, challenger: Candidate, holdout: pd.DataFrame, features: list[str], other: np.ndarray, margin: float
+    kind: ModelKind,
+    challenger: Candidate,
+    holdout: pd.DataFrame,
+    features: list[str],
+    other: np.ndarray,
+    margin: float,
+    strict: bool = False,
 ) -> tuple[bool, str]:
-    """Whether the challenger's lead on the headline holds at the interval's lower end (>= ``margin``)."""
+    """Whether the challenger's lead on the headline holds at the interval's lower end (>= ``margin``;
+    ``strict``: > ``margin``, as a first champion's lead over the baseline must be above zero)."""
     if kind.group is not None or challenger.booster is None or holdout.empty:
         return True, ""  # ranking kinds are judged per user on the competition holdout (ml.models.ranking)
     scores = predict(kind, challenger.booster, holdout, features)
     low, high = headline_interval(kind, holdout, scores, np.asarray(other, dtype=np.float64), None)
-    return (low >= margin), f"lead 95% interval [{low:+.4f}, {high:+.4f}]"
+    return (low > margin if strict else low >= margin), f"lead 95% interval [{low:+.4f}, {high:+.4f}]"
 
 
 def _first_champion(
@@ -213,10 +227,15 @@ def _first_champion(
                 f"{m} {challenger.metrics[m]:.4f} vs {baseline[m]:.4f}"
             )
             return GateDecision(True, why, None, {})
-        if holdout is not None and features is not None:  # the lead's interval, for the record
-            _, interval = _beyond_chance(kind, challenger, holdout, features, kind.baseline(holdout), 0.0)
-            why = f"first champion: {h} {new:.4f} vs {kind.baseline_name} baseline {baseline[h]:.4f}"
-            return GateDecision(True, why + (f", {interval}" if interval else ""), None, {})
+        if holdout is not None and features is not None:  # a lead within noise does not make a champion
+            ok, interval = _beyond_chance(kind, challenger, holdout, features, kind.baseline(holdout), 0.0, strict=True)
+            versus = f"{h} {new:.4f} vs {kind.baseline_name} baseline {baseline[h]:.4f}"
+            # a young tenant's global model (borrowed: its files are the global version's): its servable
+            # baseline competed where it could be fitted (servable_baseline.choose); where it could
+            # not, the global model serves on its point lead
+            if not ok and challenger.model_uri is None:
+                return GateDecision(False, f"{versus}: the lead is not beyond chance, {interval}", None, {})
+            return GateDecision(True, f"first champion: {versus}" + (f", {interval}" if interval else ""), None, {})
     why = f"first champion: {h} {new:.4f} vs {kind.baseline_name} baseline {baseline.get(h, float('nan')):.4f}"
     return GateDecision(True, why, None, {})
 
@@ -241,7 +260,8 @@ def gate(
     champ_booster_schema = champ is not None and holds_booster(version_family(champ))
     if challenger.booster is not None:
         schema = version_features(champ) if champ_booster_schema else None
-        problems = sanity_problems(kind, challenger.booster, holdout, features, policy, schema)
+        baseline_family = challenger.family == kind.baseline_name
+        problems = sanity_problems(kind, challenger.booster, holdout, features, policy, schema, baseline_family)
     else:
         problems = family_problems(challenger, ranking, policy)
     if problems:

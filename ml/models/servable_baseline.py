@@ -1,11 +1,14 @@
-"""A kind's baseline as a model that serves (churn's recency), and the rule that a learnt model
-must beat it beyond chance to be chosen instead.
+"""A kind's baseline as a model that serves (churn's recency, engagement's same-as-last-week), and
+the rule that a learnt model must beat it beyond chance to be chosen instead.
 
-A kind whose baseline ranks by one feature (``ModelKind.baseline_feature``: churn's
-``days_since_last_activity``) gets a candidate of the baseline's family (``ModelKind.baseline_name``,
-``recency``) in every training of a tenant with its own model: that feature through a sigmoid fitted
-on the tenant's training labels (Platt scaling), strictly increasing, so it ranks users exactly as
-the baseline does and says how likely each is to churn. A monotone-constrained tree model would
+A kind whose baseline is one feature (``ModelKind.baseline_feature``: churn's
+``days_since_last_activity``, engagement's ``sessions_7d``) gets a candidate of the baseline's family
+(``ModelKind.baseline_name``: ``recency``, ``same_as_last_week``) in every training: a tenant's
+(a young tenant's too, which the global model serves only where it beats that baseline beyond
+chance) and each region's global model, fitted on the sharing tenants' pooled labels. Churn's is that feature through a sigmoid fitted on the tenant's training labels
+(Platt scaling), strictly increasing, so it ranks users exactly as the baseline does and says how
+likely each is to churn; engagement's (``ModelKind.baseline_is_prediction``) is the feature's value
+itself, last week's sessions as the next week's expected count. A monotone-constrained tree model would
 not do: on a small tenant's labels it pools neighbouring days into a few steps, and the ties cost
 up to 0.04 ROC-AUC against recency itself (20 synthetic tenants of 1,500 users). It is stored as a
 LightGBM text model (a lookup tree, :func:`fit_baseline`) on the same input columns as the learnt
@@ -28,11 +31,14 @@ import numpy as np
 import pandas as pd
 
 from ml.core.settings import TrainSettings
-from ml.models.fit import Candidate, evaluate, predict
+from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.gate import headline_interval
 from ml.models.kinds.base import ModelKind
 
-GRID_MIN_DAYS = 400  # the table covers at least this many days, and twice the longest gap seen in training
+GRID_MIN_DAYS = 400  # the table covers at least this many values, and twice the largest seen in training,
+# and at most this many values (a leaf each: fitting the tree grows with the leaves; larger values,
+# a gap of 5.6 years or 2,048 sessions in a week, share the last leaf)
+GRID_MAX = 2048
 MIN_SLOPE = 1e-3  # b's floor: the table still rises by more than float32 resolves (a LightGBM leaf's precision)
 
 
@@ -55,26 +61,34 @@ def _platt(days: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 def fit_baseline(kind: ModelKind, frame: pd.DataFrame, features: list[str], policy: TrainSettings) -> Any:
     """The baseline as a ``lightgbm.Booster`` over ``features`` that reads ``kind.baseline_feature`` only.
 
-    The probability is a sigmoid of ``log1p(days)`` fitted on ``frame``'s labels (:func:`_platt`),
-    strictly increasing, so the model orders users exactly as the baseline does (ties where the
-    baseline ties) and its ROC-AUC and PR-AUC are the baseline's. It is stored as LightGBM's one
-    regression tree with a leaf per whole day from 0 to the grid's end (later days share the last
-    leaf): a lookup table in the format every champion is loaded, served and checked in.
+    The feature is a whole number (days, sessions). Its prediction is the value itself when
+    ``kind.baseline_is_prediction`` (engagement: last week's sessions), else a probability: a
+    sigmoid of ``log1p(value)`` fitted on ``frame``'s labels (:func:`_platt`). Either is strictly
+    increasing, so the model orders users exactly as the baseline does (ties where the baseline
+    ties) and its ranking metrics are the baseline's. It is stored as LightGBM's one regression
+    tree with a leaf per whole value from 0 to the grid's end (``GRID_MIN_DAYS``, or twice the
+    largest value in ``frame``, at most ``GRID_MAX``; larger values share the last leaf): a lookup table in the format
+    every champion is loaded, served and checked in. A missing value takes the leaf of 0.
 
     Raises:
         ValueError: the kind has no ``baseline_feature``, ``features`` lack it, or the tree does
-            not reproduce the table (it would not rank as the baseline); ``frame`` holds one class only.
+            not reproduce the table (it would not rank as the baseline); for a probability,
+            ``frame`` holds one class only.
     """
     import lightgbm as lgb
 
     column = kind.baseline_feature
     if column is None or column not in features:
         raise ValueError(f"{kind.name}: its baseline feature {column!r} is not among its input columns")
-    days = frame[column].to_numpy(dtype=np.float64)
+    days = frame[column].to_numpy(dtype=np.float64) if column in frame else np.empty(0)
     known = np.isfinite(days)
-    a, b = _platt(np.clip(days[known], 0, None), frame[kind.label].to_numpy()[known].astype(int))
-    grid = np.arange(0, max(GRID_MIN_DAYS, 2 * int(np.nanmax(days, initial=0)) + 1), dtype=np.float64)
-    table = 1 / (1 + np.exp(-(a + b * np.log1p(grid))))
+    end = max(GRID_MIN_DAYS, 2 * int(np.nanmax(days, initial=0)) + 1)
+    grid = np.arange(0, min(end, GRID_MAX), dtype=np.float64)
+    if kind.baseline_is_prediction:
+        table = grid.copy()
+    else:
+        a, b = _platt(np.clip(days[known], 0, None), frame[kind.label].to_numpy()[known].astype(int))
+        table = 1 / (1 + np.exp(-(a + b * np.log1p(grid))))
     x = pd.DataFrame(0.0, index=range(len(grid)), columns=features, dtype=np.float32)
     x[column] = grid.astype(np.float32)
     params = {
@@ -107,14 +121,20 @@ def candidate(
     features: list[str],
     catalogue: int | None,
     policy: TrainSettings,
+    trained_on: str = "tenant",
 ) -> Candidate | None:
-    """The baseline's candidate, fitted on ``train`` and scored on ``holdout`` (None: the kind has no
-    servable baseline, or ``train`` holds one class only)."""
-    if kind.baseline_feature is None or not 0 < kind.positives(train) < len(train):
-        return None
+    """The baseline's candidate, fitted on ``train`` (a tenant's, or a region's sharing tenants'
+    for its global model: ``trained_on="global"``) and scored on ``holdout`` (None: the kind has no
+    servable baseline or ``features`` lack its feature, or a probability's ``train`` holds one class
+    only; a prediction, engagement's
+    last week's sessions, needs no training rows)."""
+    if kind.baseline_feature is None or kind.baseline_feature not in features:
+        return None  # (a snapshot from before the feature: nothing to serve it from)
+    if not kind.baseline_is_prediction and not 0 < kind.positives(train) < len(train):
+        return None  # no probability to fit
     t0 = time.perf_counter()
     booster = fit_baseline(kind, train, features, policy)
-    c = Candidate("tenant", booster, seconds=time.perf_counter() - t0, family=kind.baseline_name)
+    c = Candidate(trained_on, booster, seconds=time.perf_counter() - t0, family=kind.baseline_name)
     c.metrics = evaluate(kind, booster, holdout, features, catalogue)
     return c
 
@@ -129,11 +149,12 @@ def choose(
     champion beyond chance (a better classifier must not be dropped for a recency that loses to it)."""
     h = kind.headline
 
-    def best(cs: list[Candidate]) -> Candidate:
-        return max(cs, key=lambda c: (kind.headline_score(c.metrics), c.trained_on != "global"))
+    def best(cs: list[Candidate]) -> Candidate:  # ties (as with no holdout): learnt first, then the tenant's own
+        return max(cs, key=lambda c: (kind.headline_score(c.metrics), c.family == LIGHTGBM, c.trained_on != "global"))
 
-    baseline = next((c for c in candidates if c.family == kind.baseline_name), None)
-    learnt = [c for c in candidates if c is not baseline]
+    # the baseline fitted on this training's labels (last; a young tenant's global model may be one too)
+    baseline = next((c for c in reversed(candidates) if c.family == kind.baseline_name), None)
+    learnt = [c for c in candidates if c.family == LIGHTGBM]
     if not first or baseline is None or not learnt or holdout.empty or h not in baseline.metrics:
         winner = best(candidates)
         return winner, winner.label

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.core import sealed_files
 from ml.core.settings import REPO_ROOT, Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant
 from ml.models import evaluate, plots, registry
@@ -115,6 +116,9 @@ def _run_tags(t: Training) -> dict[str, str]:
     }
     if "eligible_for_own_model" in t.extra_params:  # a global-served tenant without it graduates later
         tags["eligible_for_own_model"] = str(bool(t.extra_params["eligible_for_own_model"])).lower()
+    for tag in ("global_judged", "history_days"):  # the global version a young tenant met; its age (ml.models.due)
+        if tag in t.extra_params:
+            tags[tag] = str(t.extra_params[tag])
     return tags
 
 
@@ -176,8 +180,9 @@ def _log_artifacts(t: Training) -> None:
         mlflow.log_artifacts(str(d))
 
 
-def _log_model(t: Training) -> str:
-    """The model's URI: the global model's own files (one copy, many registered names), or newly logged."""
+def _log_model(t: Training, settings: Settings) -> str:
+    """The model's URI: the global model's own files (one copy, many registered names), or newly
+    logged (a silo tenant's classic family sealed with its key: its arrays hold the item ids)."""
     import mlflow.lightgbm
     from mlflow.models import infer_signature
 
@@ -189,7 +194,8 @@ def _log_model(t: Training) -> str:
         from ml.models import recsys
 
         with tempfile.TemporaryDirectory() as tmp:
-            recsys.save(t.winner.recommender, Path(tmp))
+            key = None if t.tenant is None else sealed_files.writer_key(settings, t.tenant_id)
+            recsys.save(t.winner.recommender, Path(tmp), key)
             mlflow.log_artifacts(tmp, artifact_path="model")
         return f"{mlflow.get_artifact_uri()}/model"
     example = None if t.holdout.empty else _input_example(t.kind, t.holdout, t.features)
@@ -252,7 +258,7 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
         mlflow.log_params(_run_params(t, policy))
         mlflow.log_metrics(_run_metrics(t))
         _log_artifacts(t)
-        model_uri = _log_model(t)
+        model_uri = _log_model(t, settings)
         run_id = run.info.run_id
         features = [] if t.winner.recommender is not None else t.features  # a family reads the history mart
         version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(features)}

@@ -5,14 +5,18 @@ The flow for one model kind (see :mod:`ml.models.kinds`):
 1. **Global, one per region.** Trained on the training cutoffs of the region's tenants with
    ``share_data = yes`` (never a silo: onboarding refuses silo + share), so no tenant's data
    trains a model outside its region. Registered as ``<kind>.global.<region>``.
-2. **Per tenant.** A tenant with too little history (``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``, and
-   the kind's minimum labelled examples) is served by its global champion (its own region's, or
-   the region its registry entry opted in to: ``Tenant.global_model_region``): its registered model
-   gets a version pointing at the global model's files, tagged ``trained_on=global``. Otherwise
-   two candidates are trained on the tenant's own snapshot, one continued from the global model
-   (LightGBM ``init_model``: parameters travel to the tenant, its data never travels back) and
-   one from scratch; the global model competes too, and whichever is best on the tenant's
-   time-based holdout (its last labelled cutoff) becomes the new version.
+2. **Per tenant** (candidates: :mod:`ml.models.tenant_candidates`). A tenant with too little
+   history (``TENANTFLOW_TRAIN_MIN_HISTORY_DAYS``, and the kind's minimum labelled examples) is
+   served by its global champion (its own region's, or the region its registry entry opted in
+   to: ``Tenant.global_model_region``): its registered model gets a version pointing at the
+   global model's files, tagged ``trained_on=global`` — for a kind whose baseline is servable
+   (:mod:`ml.models.servable_baseline`) only where that beats the baseline fitted on the tenant's
+   own labels beyond chance, else the baseline is its version; the recommender's young tenant
+   meets its classic families (:mod:`ml.models.ranking`). Otherwise two candidates are trained on
+   the tenant's own snapshot, one continued from a learnt global model (LightGBM ``init_model``:
+   parameters travel to the tenant, its data never travels back) and one from scratch; the global
+   model and the baseline compete too, and whichever is best on the tenant's time-based holdout
+   (its last labelled cutoff) becomes the new version.
 3. **Gate.** The new version is ``challenger``; :mod:`ml.models.gate` decides whether it
    becomes ``champion``.
 
@@ -33,7 +37,7 @@ from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
 from ml.models import ranking, registry, servable_baseline
-from ml.models.champion import load_booster, version_family, version_features
+from ml.models.champion import version_family
 from ml.models.due import champion_and_challenger, graduating, not_due, unchanged
 from ml.models.fit import (
     LIGHTGBM,
@@ -51,6 +55,7 @@ from ml.models.fit import (
 )
 from ml.models.kinds import get_kind
 from ml.models.kinds.base import ModelKind
+from ml.models.tenant_candidates import eligible_for_own_model, tenant_candidates
 from ml.models.tracking import Training, log_and_register
 
 log = logging.getLogger(__name__)
@@ -143,12 +148,16 @@ def train_global(
     booster = fit(kind, train, features, policy, num_threads=policy.global_threads)
     cand = Candidate("global", booster, seconds=time.perf_counter() - t0)
     cand.metrics = evaluate(kind, booster, holdout, features, catalogue or None)
+    candidates = [cand]  # and the baseline made servable, which the global classifier must beat beyond chance
+    base = servable_baseline.candidate(kind, train, holdout, features, catalogue or None, policy, "global")
+    candidates += [base] if base is not None else []
+    winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
     training = Training(
         kind=kind,
         tenant=None,
         region=region,
-        winner=cand,
-        candidates=[cand],
+        winner=winner,
+        candidates=candidates,
         features=features,
         snapshot_id=snapshot_id,
         manifest_hash=members[0][1].manifest_hash,
@@ -161,6 +170,7 @@ def train_global(
             "training_tenants": ",".join(t.tenant_id for t, _ in members),
             "global_max_rows": policy.global_max_rows,
             "rows_available": available,
+            "chosen": chosen,
         },
     )
     return _register(training, members, policy, settings)
@@ -186,45 +196,6 @@ def _register(
     )
     lineage.record([snapshots.lineage_dataset(settings, t.region, t.tenant_id, s) for t, s in members], [model])
     return outcome
-
-
-def _candidates(
-    kind: ModelKind,
-    tenant_id: str,
-    g: Any,
-    features: list[str],
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    catalogue: int | None,
-    eligible: bool,
-    policy: TrainSettings,
-    settings: Settings,
-) -> list[Candidate]:
-    """The global champion (when its features match), and when the tenant is eligible a model
-    fine-tuned from it, a tenant-only model and the kind's servable baseline
-    (:mod:`ml.models.servable_baseline`), each scored on the tenant's holdout."""
-    candidates: list[Candidate] = []
-    global_booster = None
-    if g is not None and version_features(g) == features:
-        global_booster = load_booster(g.name, str(g.version), settings)
-        c = Candidate("global", global_booster, model_uri=g.source, global_version=str(g.version))
-        c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
-        candidates.append(c)
-    elif g is not None:
-        log.warning("tenant %s: global %s v%s has other features; not used", tenant_id, kind.name, str(g.version))
-    if not eligible:
-        return candidates
-    for trained_on, init in (("fine_tuned", global_booster), ("tenant", None)):
-        if trained_on == "fine_tuned" and init is None:
-            continue
-        t0 = time.perf_counter()
-        booster = fit(kind, train, features, policy, init_model=init)
-        fine_tuned_from = str(g.version) if trained_on == "fine_tuned" and g else None
-        c = Candidate(trained_on, booster, seconds=time.perf_counter() - t0, global_version=fine_tuned_from)
-        c.metrics = evaluate(kind, booster, holdout, features, catalogue)
-        candidates.append(c)
-    base = servable_baseline.candidate(kind, train, holdout, features, catalogue, policy)
-    return candidates + ([base] if base is not None else [])
 
 
 def train_tenant(
@@ -265,15 +236,15 @@ def train_tenant(
     latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window) if snap.serving_cutoff else None
     train, holdout = time_holdout(load_examples(snap, kind), latest if history is not None else None)
     catalogue = catalogue_size(snap, holdout)
-    eligible, why = _eligible(kind, snap, train, holdout, policy)
-    candidates = _candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
+    eligible, why = eligible_for_own_model(kind, snap, train, holdout, policy)
+    candidates = tenant_candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
     judged = _ranking_holdout(
         tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates), windows
     )
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads)
     if not candidates:
-        return _skipped(kind, tenant_id, f"{why}, and there is no global {kind.name} champion to serve it yet")
+        return _skipped(kind, tenant_id, _unserved(kind, why))
     if judged is not None:
         incumbent = version_family(champ) if champ is not None else None
         winner, chosen = ranking.choose(candidates, incumbent, policy.promotion_margin)
@@ -297,16 +268,32 @@ def train_tenant(
         holdout=holdout,
         baseline=baseline,
         catalogue=catalogue,
-        extra_params={
-            "history_days": snap.history_days,
-            "eligible_for_own_model": eligible,
-            "eligibility": eligibility,
-            "chosen": chosen[:500],
-            **windows,
-        },
+        extra_params=_tenant_params(snap, eligible, eligibility, g, chosen, windows),
         ranking=judged,
     )
     return _register(training, [(tenant, snap)], policy, settings) | {"eligibility": eligibility}
+
+
+def _unserved(kind: ModelKind, why: str) -> str:
+    """Why a tenant that may not train its own model (``why``) gets no version at all."""
+    own = f" nor a {kind.baseline_name} of its own (one class in its training window)" if kind.baseline_feature else ""
+    return f"{why}, and there is no global {kind.name} champion to serve it yet{own}"
+
+
+def _tenant_params(
+    snap: snapshots.Snapshot, eligible: bool, eligibility: str, g: Any, chosen: str, windows: dict[str, Any]
+) -> dict[str, Any]:
+    """A tenant training's run params beyond the model's own (``history_days``, ``eligible_for_own_model``
+    and ``global_judged`` become version tags too: :mod:`ml.models.due` reads them)."""
+    return {
+        "history_days": snap.history_days,
+        "eligible_for_own_model": eligible,
+        "eligibility": eligibility,
+        # a young tenant's version is the global model or beat it: a new global version is a change
+        **({} if eligible else {"global_judged": str(g.version) if g is not None else ""}),
+        "chosen": chosen[:500],
+        **windows,
+    }
 
 
 def _ranking_holdout(
@@ -382,15 +369,3 @@ def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:
     if kind.history_mart is None or not snap.table(kind.history_mart[0]).exists():
         return None
     return snap.read(snap.table(kind.history_mart[0]))
-
-
-def _eligible(
-    kind: ModelKind, snap: snapshots.Snapshot, train: pd.DataFrame, holdout: pd.DataFrame, policy: TrainSettings
-) -> tuple[bool, str]:
-    if snap.history_days < policy.min_history_days:
-        return False, f"{snap.history_days} days of history (< {policy.min_history_days})"
-    if kind.positives(train) < kind.min_train_positives:
-        return False, f"{kind.positives(train)} labelled positives to train on (< {kind.min_train_positives})"
-    if kind.positives(holdout) < kind.min_holdout_positives:
-        return False, f"{kind.positives(holdout)} labelled positives in the holdout (< {kind.min_holdout_positives})"
-    return True, ""

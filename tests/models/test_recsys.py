@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from ml.core import sealed_files
+from ml.core.settings import get_settings
+from ml.core.tenant_parquet import TenantKeyError
+from ml.core.tenants import Tenant, TenantStore
 from ml.models import fit, recsys
 from ml.models.kinds import get_kind
 
@@ -116,6 +122,34 @@ def test_every_family_round_trips_through_its_files_without_pickle(tmp_path):
         before = recsys.recommend(family, data, users, k=3, exclude_seen=False)
         after = recsys.recommend(loaded, data, users, k=3, exclude_seen=False)
         pd.testing.assert_frame_equal(before, after)
+
+
+def test_a_silo_tenants_family_is_sealed_and_reads_only_with_its_key(settings, monkeypatch):
+    """A silo tenant's classic family holds its catalogue's item ids (``arrays.npz`` stores them as
+    UTF-32): its files are sealed, in no encoding in their bytes, and read with the tenant's key."""
+    TenantStore(settings).add(Tenant("initech", "us", isolation="silo", share_data=False))
+    data = _data()
+    model = recsys.ItemKNN(neighbours=2).fit(data)
+    folder = settings.home / "model"
+    catalogue = "xyz".encode("utf-32-le")  # the item ids as the array stores them
+    recsys.save(model, settings.home / "plain")
+    assert catalogue in b"".join((settings.home / "plain" / f).read_bytes() for f in recsys.FILES)
+    recsys.save(model, folder, sealed_files.writer_key(settings, "initech"))
+    raw = b"".join((folder / f).read_bytes() for f in recsys.FILES)
+    assert all(sealed_files.is_sealed(folder / f) for f in recsys.FILES)
+    assert catalogue not in raw and b"ItemKNN" not in raw
+    with pytest.raises(ValueError, match="sealed; read them with their tenant's key"):
+        recsys.load(folder)
+    loaded = recsys.load(folder, partial(sealed_files.read_bytes, settings=settings, tenant_id="initech"))
+    users = np.array(["a", "b", "c"])
+    pd.testing.assert_frame_equal(
+        recsys.recommend(model, data, users, k=3, exclude_seen=False),
+        recsys.recommend(loaded, data, users, k=3, exclude_seen=False),
+    )
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", '{"initech": "' + "1" * 64 + '"}')
+    with pytest.raises(TenantKeyError, match=r"tenant initech: .*family\.json does not open"):
+        recsys.load(folder, partial(sealed_files.read_bytes, settings=get_settings(), tenant_id="initech"))
 
 
 def test_a_model_file_that_needs_unpickling_is_refused(tmp_path):

@@ -87,7 +87,7 @@ def test_each_injected_drift_kind_is_caught(checked):
     assert newcat.loc["column:topic", "drifted"] and "ai-shorts" in newcat.loc["column:topic", "detail"]
     # the taste shift makes the served recommendations miss: live HitRate@10 far below the holdout's
     shifted = _rows(settings, wh, "shifted")
-    perf = shifted[shifted["check"] == "performance"].iloc[0]
+    perf = shifted[(shifted["check"] == "performance") & (shifted["kind"] == "recommender")].iloc[0]
     assert perf["drifted"] and perf["value"] < perf["threshold"], perf.to_dict()
     assert "performance/recommender:live_hit_rate_at_10" in s["shifted"]["checks"]
 
@@ -139,8 +139,11 @@ def test_the_lineage_links_the_champion_judged_what_was_read_and_the_reports(mon
     pool = f"duckdb://{next(wh for wh in whs if 'newcat' in wh.tenants).path(settings).resolve()}"
     assert all(d.tenants and set(d.tenants) <= set(s) for d in [*inputs, *outputs])
     read = [d for d in inputs if "newcat" in d.tenants]
-    champ = registry.version_by_alias("recommender.newcat", registry.CHAMPION, settings)
-    assert {(d.name, d.version) for d in read if d.layer == "model"} == {("recommender.newcat", str(champ.version))}
+    # every kind's champion: the recommender's, and this young tenant's own baselines for the others
+    champs = {k.name: registry.version_by_alias(f"{k.name}.newcat", registry.CHAMPION, settings) for k in all_kinds()}
+    models = {(f"{k}.newcat", str(v.version)) for k, v in champs.items() if v is not None}
+    assert ("recommender.newcat", str(champs["recommender"].version)) in models
+    assert {(d.name, d.version) for d in read if d.layer == "model"} == models
     [snap] = [d for d in read if d.layer == "snapshot"]
     reference = snapshots.load(settings, "eu", "newcat", snap.version).reference(get_kind("recommender").serving_mart)
     assert snap.name == str(settings.stores.snapshots.tenant_dir("eu", "newcat").resolve()) and reference.exists()
@@ -156,7 +159,7 @@ def test_the_lineage_links_the_champion_judged_what_was_read_and_the_reports(mon
         Path(r).parent == Path(reports.name) / reports.partitions[0] for r in s["newcat"]["reports"]
     )
     own = [d for d in [*read, *written] if d.layer in ("model", "snapshot", "predictions", "reports")]
-    assert len(own) == 4 and all(d.tenants == ("newcat",) for d in own)
+    assert len(own) == 3 + len(models) and all(d.tenants == ("newcat",) for d in own)
     tags = [{(t.key, t.value) for t in e.facets["tags"].tags} for e in [*map(to_input, read), *map(to_output, written)]]
     assert all(("tenant", "newcat") in t for t in tags)
 

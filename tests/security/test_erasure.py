@@ -28,6 +28,8 @@ from ml.core.warehouse import warehouses
 from ml.core.webhook_ledger import ledger_id, ledger_key
 from ml.data.features import build_and_check_warehouse
 from ml.data.ingest.run import ingest_tenants
+from ml.models import recsys, registry
+from ml.models.champion import download_family
 from ml.models.kinds import online_marts
 from ml.models.runs import snapshot_warehouse
 from ml.models.score import score_warehouse
@@ -51,19 +53,24 @@ def _bytes(path) -> bytes:
 
 
 def _files_holding(root, needle: str) -> list[str]:
-    raw = needle.encode()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and raw in _bytes(p))
+    """Files under ``root`` holding ``needle`` in their raw bytes, as UTF-8 or as UTF-32 (NumPy's
+    string arrays, e.g. a classic family's catalogue in ``arrays.npz``)."""
+    raws = (needle.encode(), needle.encode("utf-32-le"))
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and any(r in _bytes(p) for r in raws)
+    )
 
 
 _PLANTED_AT = datetime.now(UTC)
 
 
 def _events(user: str) -> list[dict]:
+    """Five clicks of ``user``; the silo canary's first is on an item of its own (no other user has it)."""
     return [
         {
             "event_id": f"{user}-{i}",
             "user_id": user,
-            "item_id": f"i{i:06d}",
+            "item_id": f"{user}-item" if i == 1 and user == CANARY["initech"] else f"i{i:06d}",
             "event_type": "click",
             "event_at": (_PLANTED_AT - timedelta(minutes=i)).isoformat(),
         }
@@ -146,7 +153,7 @@ def _stored_in(root, needle: str) -> list[str]:
     return found
 
 
-def test_a_silo_tenants_canary_is_in_the_raw_bytes_of_no_file_under_the_home(planted):
+def test_a_silo_tenants_canary_is_in_the_raw_bytes_of_no_file_under_the_home(planted, tmp_path):
     """Issue 15, point 6. initech's (silo) canary went through the webhook, ingestion, the feature
     build, GX, publishing, snapshots, scoring, training and the API's prediction log: it is in the
     raw bytes of no file under the home (the pool tenant's canary is, in the same stores). It was
@@ -154,7 +161,14 @@ def test_a_silo_tenants_canary_is_in_the_raw_bytes_of_no_file_under_the_home(pla
     its event ids hold it for whoever has the key."""
     w, api = planted
     s, home, user = w.settings, w.settings.home, CANARY["initech"]
-    assert _files_holding(home, user) == []
+    assert _files_holding(home, user) == []  # nor its own item, f"{user}-item", in the model's catalogue
+    # a classic family's arrays hold the catalogue: sealed (this small tenant's competition registers one)
+    versions = registry.client(s).search_model_versions("name = 'recommender.initech'")
+    families = [v for v in versions if v.tags.get("family", "lightgbm") != "lightgbm"]
+    assert families, [v.tags.get("family") for v in versions]
+    for v in families:
+        folder = download_family("recommender.initech", v.version, tmp_path / str(v.version), s)
+        assert all(sealed_files.is_sealed(folder / f) for f in recsys.FILES), v.tags["family"]
     assert _files_holding(home, CANARY["acme"]), "the pool tenant's canary is stored in plain bytes"
     sealed = [p for p in home.rglob("*.parquet") if "tenant=initech" in p.as_posix() and "landing" not in p.parts]
     assert {p.relative_to(home).parts[0] for p in sealed} >= {"lake", "snapshots", "published"}

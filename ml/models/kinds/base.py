@@ -214,9 +214,13 @@ class ModelKind:
     # the headline alone, from (labels, scores): the gate's bootstrap of a lead (ml.models.gate)
     # computes it on 200 resamples of the holdout, twice each. None: ``metrics`` of a frame.
     headline_metric: Callable[[np.ndarray, np.ndarray], float | None] | None = None
-    # the one feature the baseline ranks by (higher: likelier positive). Set: the baseline competes
+    # the one feature the baseline is (a whole number, higher: likelier positive or more; churn's
+    # days since the last activity, engagement's sessions last week). Set: the baseline competes
     # as a servable family of its own, named ``baseline_name`` (ml.models.servable_baseline)
     baseline_feature: str | None = None
+    # whether that feature's value is itself the baseline's prediction (engagement: last week's
+    # sessions), served as it is; False: a probability is fitted to it (churn's recency, Platt scaling)
+    baseline_is_prediction: bool = False
 
     def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
         """The model's input: declared features as float32 columns, in declared order.

@@ -5,7 +5,10 @@ A LightGBM regression with the Poisson objective (the label is a count) on the u
 cutoff. Metrics: MAE, RMSE and mean Poisson deviance; the headline is **RMSE** (lower is better):
 like the Poisson objective it is minimised by the expected count, it stays finite for the
 baseline (which predicts zero for users idle last week, where Poisson deviance is unbounded),
-and it is in the label's unit, sessions. The API answers ``POST /v1/engagement-scores``; the
+and it is in the label's unit, sessions. The baseline competes for champion as a servable
+family of its own (``same_as_last_week``: last week's count through a lookup tree,
+:mod:`ml.models.servable_baseline`): a tenant's first champion is the Poisson model only where its
+RMSE lead holds beyond chance on the holdout. The API answers ``POST /v1/engagement-scores``; the
 score DAG writes ``predictions.engagement_scores``. Once a batch's 7 days have passed the monitor
 records its RMSE and MAE and judges decay by Spearman's rank correlation between predicted and
 actual sessions, against the holdout's: like HitRate@10 and ROC-AUC for the other kinds it asks
@@ -198,6 +201,8 @@ KIND = ModelKind(
     lower_is_better=("rmse", "mae", "poisson_deviance"),
     baseline_name="same_as_last_week",
     baseline=_same_as_last_week,
+    baseline_feature="sessions_7d",
+    baseline_is_prediction=True,
     serving_mart=USER_FEATURES,
     online_marts={USER_FEATURES: OnlineMart("user_id", key="user_id")},
     predictions_table="predictions.engagement_scores",

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
+from ml.core import atomic, sealed_files
 from ml.models.recsys.interactions import Interactions
+
+FILES = ("family.json", "arrays.npz")  # a saved model: its description and its arrays (:func:`save`)
 
 
 class Recommender(Protocol):
@@ -280,15 +285,23 @@ def fitted(model: Recommender, data: Interactions) -> Recommender:
     return model
 
 
-def save(model: Recommender, folder: Path) -> None:
-    """Write a fitted model as ``family.json`` + ``arrays.npz`` (plain arrays; nothing executable)."""
+def save(model: Recommender, folder: Path, key: bytes | None = None) -> None:
+    """Write a fitted model as ``family.json`` + ``arrays.npz`` (plain arrays; nothing executable).
+
+    ``key``: a silo tenant's sealing key (:func:`ml.core.sealed_files.writer_key`): both files are
+    then sealed (the catalogue's item ids are in ``arrays.npz``); :func:`load` reads them given the
+    tenant's reader.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"family": type(model).__name__, "name": model.name, "params": model.params(), "items": len(model.items)}
-    (folder / "family.json").write_text(json.dumps(meta, indent=1))
     arrays: dict[str, Any] = {"items": np.asarray(model.items, dtype=str), **model.arrays()}
     if hasattr(model, "popularity"):
         arrays["popularity"] = popularity(model)
-    np.savez(folder / "arrays.npz", **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    content = {"family.json": json.dumps(meta, indent=1).encode(), "arrays.npz": buffer.getvalue()}
+    for file, data in content.items():  # sealed in memory: no plain copy ever reaches the disk
+        atomic.write_bytes(folder / file, data if key is None else sealed_files.seal_bytes(data, key))
 
 
 _SHAPES = {  # array -> its shape for n items (None: any length, checked as a CSR below)
@@ -298,20 +311,27 @@ _SHAPES = {  # array -> its shape for n items (None: any length, checked as a CS
 }
 
 
-def load(folder: Path) -> Recommender:
+def load(folder: Path, read: Callable[[Path], bytes] = Path.read_bytes) -> Recommender:
     """Read a model :func:`save` wrote. Arrays are read with ``allow_pickle=False``: a file that
-    needs unpickling is refused, never run.
+    needs unpickling is refused, never run. ``read`` gives a file's content: a silo tenant's
+    sealed files need its reader (``functools.partial(sealed_files.read_bytes, settings=...,
+    tenant_id=...)``, which reads plain files as they are).
 
     Raises:
-        ValueError: an unknown family, or arrays that do not match the catalogue's size.
+        ValueError: an unknown family, sealed files without their tenant's reader, or arrays that do
+            not match the catalogue's size.
         FileNotFoundError: a file is missing.
+        TenantKeyError: (from ``read``) no key for the tenant, or not the one the files were sealed with.
     """
-    meta = json.loads((folder / "family.json").read_text())
+    raw = {file: read(folder / file) for file in FILES}
+    if any(content.startswith(sealed_files.MAGIC) for content in raw.values()):
+        raise ValueError(f"{folder}: the model's files are sealed; read them with their tenant's key")
+    meta = json.loads(raw["family.json"])
     classes = {cls.__name__: cls for cls in FAMILIES.values()}
     cls = classes.get(meta.get("family"))
     if cls is None:
         raise ValueError(f"{folder}: unknown recommender family {meta.get('family')!r} (known: {sorted(classes)})")
-    with np.load(folder / "arrays.npz", allow_pickle=False) as z:
+    with np.load(io.BytesIO(raw["arrays.npz"]), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     try:
         model = cls(**meta["params"])
