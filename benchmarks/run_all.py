@@ -18,6 +18,7 @@ RUNS = [
     ["cosmos_overhead.py", "--tenants", "3", "--users", "2000", "--days", "21"],
     ["monitoring.py", "--rows", "10000", "100000", "1000000", "--features", "10", "30", "100", "--no-sample"],
     ["serving.py", "--users", "3000", "--items", "800", "--days", "35"],
+    ["user_kinds.py", "--fleet", "demo"],
     ["training.py", "--tenants", "100", "--users", "320", "--items", "150", "--days", "35", "--airflow"],
 ]
 
