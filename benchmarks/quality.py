@@ -287,19 +287,25 @@ def product_random_rows(
     return rows
 
 
-def _features_and_global_model(settings: Settings) -> None:
-    """The product's dbt build, checks and snapshot of every warehouse, then the global recommender."""
+def build_features(settings: Settings) -> None:
+    """The product's dbt build, checks and snapshot of every warehouse."""
     from ml.core.warehouse import warehouses
     from ml.data.features import build_and_check_warehouse
     from ml.models.kinds import online_marts
-    from ml.models.runs import global_regions, snapshot_warehouse
-    from ml.models.train import train_global
+    from ml.models.runs import snapshot_warehouse
 
-    tenants = TenantStore(settings).list()
-    for wh in warehouses(tenants):
+    for wh in warehouses(TenantStore(settings).list()):
         build_and_check_warehouse(wh, online_marts(), settings)
         snapshot_warehouse(wh, settings=settings)
-    for region in global_regions(tenants):
+
+
+def _features_and_global_model(settings: Settings) -> None:
+    """:func:`build_features`, then each region's global recommender."""
+    from ml.models.runs import global_regions
+    from ml.models.train import train_global
+
+    build_features(settings)
+    for region in global_regions(TenantStore(settings).list()):
         train_global("recommender", region, "benchmark", settings)
 
 

@@ -27,23 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import fresh_home, report
-from quality import demo_fleet, retail_fleet
+from quality import build_features, demo_fleet, retail_fleet
 
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.models.kinds import get_kind
-
-
-def build(settings: Settings) -> None:
-    """The product's dbt build, checks and snapshot of every warehouse."""
-    from ml.core.warehouse import warehouses
-    from ml.data.features import build_and_check_warehouse
-    from ml.models.kinds import online_marts
-    from ml.models.runs import snapshot_warehouse
-
-    for wh in warehouses(TenantStore(settings).list()):
-        build_and_check_warehouse(wh, online_marts(), settings)
-        snapshot_warehouse(wh, settings=settings)
 
 
 def kind_rows(kind_name: str, members: list[tuple[str, str]], settings: Settings) -> list[dict]:
@@ -108,7 +96,7 @@ def main() -> None:
     settings = get_settings()
     members = retail_fleet(a.min_customers) if a.fleet == "retail" else demo_fleet()
     started = time.perf_counter()
-    build(settings)
+    build_features(settings)
     build_seconds = time.perf_counter() - started
     rows = []
     for kind in a.kinds.split(","):

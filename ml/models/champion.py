@@ -11,12 +11,13 @@ import json
 import re
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache, cached
 
 from ml.core.settings import Settings
 from ml.models import registry
@@ -69,34 +70,25 @@ def holds_booster(family: str) -> bool:
 def load_family(name: str, version: str, settings: Settings) -> Any:
     """A registered classic family (:class:`ml.models.recsys.Recommender`), read without unpickling
     (a silo tenant's sealed files opened with its key, :func:`family_reader`). Versions are
-    immutable: the 32 most recently used are kept (a thread-safe LRU cache).
+    immutable: the 32 most recently used are kept (``cachetools``' LRU cache, thread-safe).
 
     Raises:
         UntrustedModel: the version does not belong to the model's tenant (:func:`check_owner`).
         TenantKeyError: a silo tenant's files do not open with the key its provider gives.
     """
+    registry.client(settings)
+    return _load_family(settings.mlflow_tracking_uri, name, str(version), settings)
+
+
+# keyed by (tracking URI, name, version): Settings do not hash; the lock guards the cache, not the
+# download (cachetools calls the function outside it), so a slow download holds up no other model
+@cached(LRUCache(maxsize=32), key=lambda uri, name, version, settings: (uri, name, version), lock=threading.Lock())
+def _load_family(uri: str, name: str, version: str, settings: Settings) -> Any:
     from ml.models import recsys
 
-    registry.client(settings)
-    key = (settings.mlflow_tracking_uri, name, str(version))
-    with _FAMILIES_LOCK:
-        if key in _FAMILIES:
-            _FAMILIES.move_to_end(key)
-            return _FAMILIES[key]
-    with tempfile.TemporaryDirectory() as tmp:  # outside the lock: a slow download holds up no other model
-        folder = _download_family(settings.mlflow_tracking_uri, name, str(version), Path(tmp))
-        model = recsys.load(folder, family_reader(name, settings))
-    with _FAMILIES_LOCK:
-        _FAMILIES[key] = model
-        while len(_FAMILIES) > _FAMILIES_KEPT:
-            _FAMILIES.popitem(last=False)
-    return model
-
-
-_FAMILIES_KEPT = 32
-# (tracking URI, name, version) -> model, least recently used first; serving reads it from many threads
-_FAMILIES: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-_FAMILIES_LOCK = threading.Lock()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _download_family(uri, name, version, Path(tmp))
+        return recsys.load(folder, family_reader(name, settings))
 
 
 def family_reader(name: str, settings: Settings) -> Callable[[Path], bytes]:

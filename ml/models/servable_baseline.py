@@ -152,8 +152,9 @@ def choose(
     def best(cs: list[Candidate]) -> Candidate:  # ties (as with no holdout): learnt first, then the tenant's own
         return max(cs, key=lambda c: (kind.headline_score(c.metrics), c.family == LIGHTGBM, c.trained_on != "global"))
 
-    # the baseline fitted on this training's labels (last; a young tenant's global model may be one too)
-    baseline = next((c for c in reversed(candidates) if c.family == kind.baseline_name), None)
+    # the baseline fitted on this training's labels (a young tenant's borrowed global model, its
+    # files already in MLflow, may be of the baseline's family too)
+    baseline = next((c for c in candidates if c.family == kind.baseline_name and c.model_uri is None), None)
     learnt = [c for c in candidates if c.family == LIGHTGBM]
     if not first or baseline is None or not learnt or holdout.empty or h not in baseline.metrics:
         winner = best(candidates)

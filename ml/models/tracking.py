@@ -114,11 +114,11 @@ def _run_tags(t: Training) -> dict[str, str]:
         "global_model": t.global_model,
         "actor": actor(),
     }
-    if "eligible_for_own_model" in t.extra_params:  # a global-served tenant without it graduates later
-        tags["eligible_for_own_model"] = str(bool(t.extra_params["eligible_for_own_model"])).lower()
-    for tag in ("global_judged", "history_days"):  # the global version a young tenant met; its age (ml.models.due)
+    # a young tenant's version: whether it may train its own, its age, the global version it met (ml.models.due)
+    for tag in ("eligible_for_own_model", "history_days", "global_judged"):
         if tag in t.extra_params:
-            tags[tag] = str(t.extra_params[tag])
+            value = t.extra_params[tag]
+            tags[tag] = str(value).lower() if isinstance(value, bool) else str(value)
     return tags
 
 

@@ -187,28 +187,16 @@ class ModelStore:
         if meta_path.exists():  # versions are immutable: the disk copy is the same model
             meta = json.loads(meta_path.read_text())
             if not holds_booster(meta.get("family", "lightgbm")):
-                return LoadedModel(
-                    name,
-                    version,
-                    meta["trained_on"],
-                    [],
-                    None,
-                    recommender=recsys.load(folder, family_reader(name, self.settings)),
-                )
+                recommender = recsys.load(folder, family_reader(name, self.settings))
+                return LoadedModel(name, version, meta["trained_on"], [], None, recommender=recommender)
             booster = lgb.Booster(model_file=str(folder / "model.txt"))
             return LoadedModel(name, version, meta["trained_on"], meta["features"], booster)
         mv = registry.client(self.settings).get_model_version(name, version)
         family = version_family(mv)
         if not holds_booster(family):
             download_family(name, version, folder, self.settings)
-            model = LoadedModel(
-                name,
-                version,
-                mv.tags.get("trained_on", ""),
-                [],
-                None,
-                recommender=recsys.load(folder, family_reader(name, self.settings)),
-            )
+            recommender = recsys.load(folder, family_reader(name, self.settings))
+            model = LoadedModel(name, version, mv.tags.get("trained_on", ""), [], None, recommender=recommender)
             atomic.write_json(
                 meta_path, {"name": name, "version": version, "trained_on": model.trained_on, "family": family}
             )
