@@ -54,6 +54,16 @@ class Warehouse:
         return cls(d["key"], tuple(d["tenants"]), tuple(d["sharing_tenants"]))
 
 
+def warehouses_holding(selected: list[Tenant], every: list[Tenant]) -> list[Warehouse]:
+    """The warehouse files ``selected`` tenants live in, each with *all* its tenants (from ``every``).
+
+    What a feature build takes: dbt rebuilds a file's table marts whole from the tenants it is
+    given, so a build of a shared (pool) file for some of its tenants would leave only theirs.
+    """
+    keys = {t.warehouse_key for t in selected}
+    return [w for w in warehouses(every) if w.key in keys]
+
+
 def warehouse_jobs(tenants: list[Tenant], named: bool, **extra: Any) -> list[dict[str, Any]]:
     """One mapped task's argument per warehouse file of ``tenants``, for a DAG run's plan.
 

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,46 @@ def build_data_docs(settings: Settings | None = None) -> Path:
     """Render GX Data Docs (HTML) from every validation result Tenantflow kept; return the index page.
 
     Each suite is written to the file context from its newest result, so the site has a page per
-    suite beside one per validation. The site is readable offline when the pinned assets are
-    installed (:func:`offline_assets`); without them it is left loading from the CDNs, with a
-    warning naming ``make venv``.
+    suite beside one per validation. The site is a function of the kept results alone: it is
+    rendered into a new GX project beside the old one, which it then replaces (two renames, under
+    a lock on the folder), so nothing deleted since (a purged tenant's results and suites) stays
+    on a page, and a reader never finds the site half-written. It is readable offline when the
+    pinned assets are installed (:func:`offline_assets`); without them it is left loading from
+    the CDNs, with a warning naming ``make venv``.
     """
+    from filelock import FileLock
+
     settings = settings or get_settings()
+    gx_home = settings.stores.gx_home
+    gx_home.parent.mkdir(parents=True, exist_ok=True)
+    site = data_docs_index(settings).relative_to(gx_home)
+    with FileLock(gx_home.with_name(gx_home.name + ".lock")):
+        fresh = Path(tempfile.mkdtemp(prefix=f".{gx_home.name}-new-", dir=gx_home.parent))
+        try:
+            _render(settings.stores.gx_results, fresh)
+            if settings.data_docs_assets.is_dir():
+                offline_assets((fresh / site).parent, settings.data_docs_assets)
+            else:
+                log.warning(
+                    "Data Docs load their scripts and styles from CDNs (no internet, no tables): %s is missing; "
+                    "`make venv` installs it (npm ci of ml/data/data_docs_assets/)",
+                    settings.data_docs_assets,
+                )
+            old = gx_home.with_name(f".{gx_home.name}-old-{os.getpid()}")
+            if gx_home.exists():
+                gx_home.rename(old)
+            fresh.rename(gx_home)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)  # (gone once renamed)
+    index = gx_home / site
+    log.info("Data Docs: %s", index)
+    return index
+
+
+def _render(results: Path, project: Path) -> None:
+    """Write every kept validation result (and each suite, from its newest) into a new GX file
+    context at ``project``, and build its Data Docs site there."""
     gx, _ = gx_modules()
     from great_expectations.core.expectation_validation_result import (
         expectationSuiteValidationResultSchema,
@@ -84,12 +120,9 @@ def build_data_docs(settings: Settings | None = None) -> Path:
         ValidationResultIdentifier,
     )
 
-    gx_home = settings.stores.gx_home
-    gx_home.mkdir(parents=True, exist_ok=True)
-    ctx = gx.get_context(mode="file", project_root_dir=str(gx_home))
-    root = settings.stores.gx_results
+    ctx = gx.get_context(mode="file", project_root_dir=str(project))
     newest: dict[str, tuple[float, dict[str, Any]]] = {}  # suite -> its newest result: the suite's page
-    for path in sorted(root.rglob("*.json")):
+    for path in sorted(results.rglob("*.json")):
         data = json.loads(path.read_text())
         suite_name, written = data.get("suite_name", path.parent.parent.name), path.stat().st_mtime
         if written >= newest.get(suite_name, (float("-inf"), {}))[0]:
@@ -117,17 +150,6 @@ def build_data_docs(settings: Settings | None = None) -> Path:
     for suite_name, (_, data) in newest.items():
         ctx.suites.add_or_update(_suite(gx, suite_name, data))
     ctx.build_data_docs()
-    index = data_docs_index(settings)
-    if settings.data_docs_assets.is_dir():
-        offline_assets(index.parent, settings.data_docs_assets)
-    else:
-        log.warning(
-            "Data Docs load their scripts and styles from CDNs (no internet, no tables): %s is missing; "
-            "`make venv` installs it (npm ci of ml/data/data_docs_assets/)",
-            settings.data_docs_assets,
-        )
-    log.info("Data Docs: %s", index)
-    return index
 
 
 def _suite(gx: Any, name: str, result: dict[str, Any]) -> Any:

@@ -16,7 +16,7 @@ from ml.core import lineage
 from ml.core.layout import silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses
+from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses_holding
 from ml.data.dbt import dbt_vars, run_dbt
 from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
 from ml.data.ingest.run import seal_lake
@@ -161,7 +161,8 @@ def publish_online(
 def plan_builds(
     params: dict[str, Any], asset_rebuild_from: list[str | None], builds_at_once: int, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
-    """The features DAG run's mapped work: one build per warehouse of the named (or all) tenants.
+    """The features DAG run's mapped work: one build per warehouse file of the named (or all)
+    tenants, of every tenant in that file (:func:`ml.core.warehouse.warehouses_holding`).
 
     ``rebuild_from`` is the earliest of the run's param and the triggering lake events' dates (a
     backfill recomputes incremental activity from there); each build gets its share of the cores
@@ -169,7 +170,8 @@ def plan_builds(
     """
     candidates = [d for d in [params.get("rebuild_from"), *asset_rebuild_from] if d]
     rebuild_from = min(candidates) if candidates else None
-    planned = warehouses(TenantStore(settings).select(params.get("tenants") or None))
+    store = TenantStore(settings)
+    planned = warehouses_holding(store.select(params.get("tenants") or None), store.list())
     threads = duckdb_threads(min(builds_at_once, len(planned)))
     return [{**asdict(w), "rebuild_from": rebuild_from, "threads": threads} for w in planned]
 

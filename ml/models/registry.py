@@ -358,8 +358,11 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
         "metrics": {},
         "baseline_metrics": {},
     }
-    if chall is not None:
+    if chall is not None:  # a version refused (or not yet judged) since the champion: why it was trained, when
         out["challenger_reason"] = chall.tags.get("gate.reason")
+        out["challenger_trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(chall.creation_timestamp / 1000))
+        if chall_run := chall.tags.get("run_id") or chall.run_id:
+            out["challenger_run_reason"] = client(settings).get_run(chall_run).data.tags.get("reason")
     if champ is not None:
         tags = champ.tags
         out["trained_on"] = tags.get("trained_on")
@@ -393,6 +396,4 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
                     "version": replaced,
                     "metrics": {k: round(m[f"champion.{k}"], 4) for k in shown if f"champion.{k}" in m},
                 }
-    if chall is not None:
-        out["challenger_reason"] = chall.tags.get("gate.reason")
     return out

@@ -52,6 +52,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__SECRET_KEY": secret_files.generated(home / ".api_secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # every listener of the components on the loopback interface (ml.ops.airflow_logs)
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "ml.ops.airflow_logs.loopback",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # OpenLineage (ml/ops/lineage.py): every task's events, with the datasets it touched, to a
         # JSON-lines file under the home; set AIRFLOW__OPENLINEAGE__TRANSPORT for Marquez or another backend
@@ -138,11 +141,17 @@ class Services:
             )
 
     def start_airflow(self, components: tuple[str, ...] = AIRFLOW_COMPONENTS) -> None:
+        """The components as the Procfile starts them: task logs served on 127.0.0.1 by one process
+        of our own (:mod:`ml.ops.airflow_logs`), not by the scheduler's and triggerer's on every interface."""
         for c in components:
             argv = [bin_path("airflow"), c]
             if c == "api-server":
                 argv += ["--host", self.settings.airflow.host, "--port", str(self.settings.airflow.port)]
+            if c in ("scheduler", "triggerer"):
+                argv.append("--skip-serve-logs")
             self.start(c, argv)
+        if {"scheduler", "triggerer"} & set(components):
+            self.start("airflow-logs", [sys.executable, "-m", "ml.ops.airflow_logs"])
 
     def check_alive(self) -> None:
         for name, p in self.procs.items():

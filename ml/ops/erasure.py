@@ -3,7 +3,8 @@
 A purge deletes, for one tenant id, everything the platform keeps of it:
 
 - the tenant-partitioned folders (``region=R/tenant=T``) of landing, lake, quarantine, prediction
-  log, monitoring reports, snapshots and published features; its GX results and health file;
+  log, monitoring reports, snapshots and published features; its GX results and health file (and
+  the Data Docs, rendered again without them);
 - its features: a silo's DuckDB file (and its dbt target), or its rows in every table of its
   region's pool warehouse, which is then rewritten into a fresh file (DuckDB keeps deleted rows'
   bytes in free blocks until they are reused; a copy holds only live rows);
@@ -62,6 +63,11 @@ def purge_tenant(tenant_id: str, settings: Settings | None = None) -> dict[str, 
     )
     report["ledger_rows"] = forget_tenant(settings.stores.webhook_ledger, tenant_id)
     report |= _purge_models(settings, tenant_id)
+    if settings.stores.data_docs_index.exists():  # its pages and suites go with its results (rendered anew)
+        from ml.data.data_docs import build_data_docs
+
+        build_data_docs(settings)
+        report["data_docs"] = "rebuilt"
     with control_db.connect(settings) as con:
         con.execute("update removed_tenants set purged_at = datetime('now') where tenant_id = ?", (tenant_id,))
         if removed["share_data"] and isolation == "pool":  # its data trained its region's global models

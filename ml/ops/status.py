@@ -70,17 +70,21 @@ def _models(settings: Settings, tenant: Tenant) -> dict[str, dict[str, Any]]:
 
 
 def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The monitor's latest verdict (the warehouse's ``monitoring`` table) and why the champion was trained."""
+    """The monitor's latest verdict (the warehouse's ``monitoring`` table) and why the newest training ran."""
     from ml.monitoring.results import latest_results
 
     latest = latest_results(settings, tenant.tenant_id, tenant.warehouse_key) or {}
-    # why the newest champion (of any kind) was trained
-    newest = sorted((m for m in models.values() if m.get("reason")), key=lambda m: m.get("trained_at") or "")
-    reasons = [m["reason"] for m in reversed(newest)]
+    # why the newest training (of any kind) ran: a champion's, or a challenger's refused since
+    trainings = [(m.get("trained_at") or "", m["reason"]) for m in models.values() if m.get("reason")]
+    trainings += [
+        (m.get("challenger_trained_at") or "", m["challenger_run_reason"])
+        for m in models.values()
+        if m.get("challenger_run_reason")
+    ]
     return {
         "last_checked_at": latest.get("last_checked_at"),
         "drifted": latest.get("drifted"),
-        "last_retrain_reason": reasons[0] if reasons else None,
+        "last_retrain_reason": max(trainings)[1] if trainings else None,
         "report_path": latest.get("report_path"),
         "checks": latest.get("checks", []),
     }

@@ -199,7 +199,7 @@ def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> l
 def names_pattern(user_id: str) -> str:
     """A regular expression (Python ``re`` and RE2) matching ``user_id`` as a whole token of a line:
     not inside a longer id (``alice`` is not in ``alice2``; ``12524`` is in ``12524.0``)."""
-    return f"(^|[^0-9A-Za-z_]){re.escape(user_id)}([^0-9A-Za-z_]|$)"
+    return f"(?:^|[^0-9A-Za-z_]){re.escape(user_id)}(?:[^0-9A-Za-z_]|$)"  # groups that capture make pandas warn
 
 
 def _without_user(

@@ -394,6 +394,40 @@ print(json.dumps({"failed": r["failed_nodes"], "success": r["success"]}))
 """
 
 
+def _rows_per_tenant(settings, key: str) -> dict[tuple[str, str], int]:
+    """(table, tenant) -> rows, over every table and view of a warehouse file with a tenant_id column."""
+    con = _con(settings, key)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.columns where column_name = 'tenant_id' order by 1"
+            ).fetchall()
+        ]
+        return {
+            (t, tid): n
+            for t in tables
+            for tid, n in con.execute(f"select tenant_id, count(*) from {t} group by 1").fetchall()
+        }
+    finally:
+        con.close()
+
+
+def test_building_one_tenant_builds_its_whole_shared_warehouse(world):
+    """dbt rebuilds a file's table marts whole: a build named for one tenant of the pool (CLI or
+    DAG) builds every tenant of that file, so the others' rows are still there after it."""
+    from ml.ops.cli import main
+
+    settings, _, _ = world
+    pool = {"acme", "globex", "umbra", "clicky"}
+    plan = features.plan_builds({"tenants": ["acme"]}, [], 1, settings)
+    assert [(p["key"], set(p["tenants"])) for p in plan] == [("eu/pool", pool)]
+    before = _rows_per_tenant(settings, "eu/pool")
+    assert {tid for _, tid in before} == pool and ("interaction_history", "globex") in before
+    assert main(["features", "build", "--tenant", "acme"]) == 0
+    assert _rows_per_tenant(settings, "eu/pool") == before
+
+
 def test_a_build_waits_for_the_warehouse_lock_and_then_succeeds(world, tmp_path):
     """Another process holds the warehouse's lock (as a second build, a snapshot or a scoring would):
     a build says it waits, leaves the file alone until the lock is released, then builds."""

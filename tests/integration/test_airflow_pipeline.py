@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -76,8 +78,11 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     monkeypatch.setenv("TENANTFLOW_AIRFLOW_PORT", str(_free_port()))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     monkeypatch.setenv("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")  # the champions are minutes old when acme drifts
-    for k in [k for k in list(__import__("os").environ) if k.startswith("AIRFLOW")]:
+    for k in [k for k in list(os.environ) if k.startswith("AIRFLOW")]:
         monkeypatch.delenv(k)
+    for k in ("LOGGING__WORKER_LOG_SERVER_PORT", "LOGGING__TRIGGERER_LOG_SERVER_PORT"):
+        monkeypatch.setenv(f"AIRFLOW__{k}", str(_free_port()))  # beside any other Airflow on this machine
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", str(_free_port()))
     settings = get_settings()
     # 30 days land first and train the champions; a week later acme's users' tastes have shifted
     config = small_config(days=FIRST_DAYS + LATER_DAYS, faults=True, drifts=[Drift("acme", "taste_shift", FIRST_DAYS)])
@@ -151,6 +156,7 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
         _failed_tasks_fail_the_run(airflow, first_end)
         _a_week_later_the_monitor_retrains_acme(airflow, settings, config, first_end)
         _check_tenant_view(airflow, settings)
+        _listens_on_loopback_only(airflow)
         _in_a_browser(airflow, settings, run_id, names)
 
     rows = {r["tenant_id"]: r for r in status(settings)}
@@ -291,6 +297,27 @@ def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
     [acme] = status(settings, ["acme"])
     version = acme["models"]["recommender"]["champion_version"]
     assert f"{acme['lake_rows']:,} rows" in row and f"recommender: v{version} " in row, row
+
+
+def _listens_on_loopback_only(airflow) -> None:
+    """Every socket the Airflow components (and their children) listen on is on 127.0.0.1: the API
+    server, the scheduler's health check and the task-log server (issue 15, point 3)."""
+    import psutil
+
+    listening = set()
+    for name, proc in airflow.services.procs.items():
+        root = psutil.Process(proc.pid)
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                listening |= {
+                    (name, c.laddr.ip, c.laddr.port)
+                    for c in p.net_connections(kind="inet")
+                    if c.status == psutil.CONN_LISTEN
+                }
+    ports = {port for _, _, port in listening}
+    served = {int(os.environ[f"AIRFLOW__LOGGING__{k}_LOG_SERVER_PORT"]) for k in ("WORKER", "TRIGGERER")}
+    assert {airflow.settings.airflow.port, *served} <= ports, listening  # the task logs are still served
+    assert all(ip in ("127.0.0.1", "::1") for _, ip, _ in listening), listening
 
 
 def _check_tenant_view(airflow, settings) -> None:

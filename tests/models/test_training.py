@@ -278,6 +278,11 @@ def test_rollback_restores_the_previous_champion_and_is_audited(world, capsys):
     r = train.train_tenant(kind, tid, "test-rollback", settings, force=True)
     # same data, same recipe: the gate keeps the champion; promote by hand (audited) to have a second champion
     assert r["promoted"] is False and "same data" in r["reason"]
+    assert str(c.get_model_version_by_alias(name, "challenger").version) == str(r["version"])
+    from ml.ops.status import status
+
+    # the status contract's newest training is the refused one, not the champion's
+    assert status(settings, [tid])[0]["drift"]["last_retrain_reason"] == "test-rollback"
     registry.promote(kind, tid, str(r["version"]), "test: manual promotion", settings, who="tester")
     assert str(c.get_model_version_by_alias(name, "champion").version) == str(r["version"])
     entry = registry.rollback(kind, tid, "test: it hurt", settings, who="tester")

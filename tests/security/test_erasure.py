@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.core.webhook_ledger import ledger_id, ledger_key
+from ml.data.data_docs import build_data_docs
 from ml.data.features import build_and_check_warehouse
 from ml.data.ingest.run import ingest_tenants
 from ml.models import recsys, registry
@@ -110,6 +112,7 @@ def planted(tmp_path_factory):
         train_global("recommender", "eu", "test", s, force=True)
         for tid in [*CANARY, "globex"]:
             train_tenant("recommender", tid, "test", s, force=True)
+        build_data_docs(s)
         yield w, api
     mp.undo()
 
@@ -295,6 +298,8 @@ def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(pla
     s, home = w.settings, w.settings.home
     assert _files_holding(home, CANARY["acme"]), "acme: the canary was never stored (the test would prove nothing)"
     assert _sealed_holding(s, CANARY["initech"]), "initech: the canary was never stored"
+    pages = [p for p in s.stores.gx_home.rglob("*.html") if b"tenant=acme" in _bytes(p)]
+    assert pages, "acme had no Data Docs page (the purge's re-render would prove nothing)"
     pool = s.stores.warehouse_file("eu/pool")
     with warehouse_connect(pool, read_only=True) as con:
         globex_rows = con.execute("select count(*) from interaction_history where tenant_id = 'globex'").fetchone()
@@ -314,6 +319,12 @@ def test_a_purge_leaves_the_planted_user_in_no_file_and_the_neighbours_whole(pla
         assert _files_holding(home, user) == [], f"{tid}'s user survives the purge"
     assert [p for p in home.rglob("*") if "tenant=initech" in p.as_posix() and p.is_file()] == []
     assert not s.stores.warehouse_file("us/silo_initech").exists()
+    site = s.stores.gx_home  # the Data Docs were rendered again from what is left: no page of theirs
+    assert report["data_docs"] == "rebuilt" and s.stores.data_docs_index.exists()
+    named = re.compile(rb"\b(acme|initech)\b")  # in a page, a result, a suite (suites are named per tenant)
+    files = [p for p in site.rglob("*") if p.is_file()]
+    assert [p for p in files if named.search(p.relative_to(site).as_posix().encode()) or named.search(_bytes(p))] == []
+    assert [p for p in files if b"tenant=globex" in _bytes(p)], "globex's pages stay"
     # the neighbour in the rewritten pool file: its rows, its lake, a new build, the API
     with warehouse_connect(pool, read_only=True) as con:
         assert con.execute("select count(*) from interaction_history where tenant_id = 'globex'").fetchone() == (

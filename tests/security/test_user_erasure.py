@@ -9,8 +9,12 @@ import os
 import re
 import threading
 import time
+import warnings
 from datetime import timedelta
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ml.core import erasure_marks
@@ -54,7 +58,12 @@ def _landing_digests(settings, tenant_id: str) -> dict[str, str]:
 )
 def test_a_malformed_line_is_the_users_when_it_names_the_id_as_a_whole_token(line, named):
     user = "12524" if line.startswith("12524") else "alice"
-    assert bool(re.search(user_erasure.names_pattern(user), line)) is named
+    pattern = user_erasure.names_pattern(user)
+    assert bool(re.search(pattern, line)) is named
+    assert pc.match_substring_regex(pa.array([line]), pattern).to_pylist() == [named]  # RE2, as Arrow runs it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas warns of every pattern with capturing groups (once per file)
+        assert pd.Series([line]).str.contains(pattern, regex=True).tolist() == [named]
 
 
 def test_a_crash_after_landing_was_rewritten_is_finished_by_running_the_erasure_again(landed, monkeypatch):

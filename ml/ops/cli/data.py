@@ -197,19 +197,29 @@ def _print_import(summary: dict[str, Any]) -> None:
 
 @features_app.command("build")
 def features_build(
-    tenant: Tenants = None,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tenant",
+            help="Build the warehouse file of this tenant (repeatable): every tenant in that file is built with it",
+        ),
+    ] = None,
     rebuild_from: Annotated[
         str | None,
         typer.Option(help="Recompute daily activity from this date (after importing older history), e.g. 2025-06-01"),
     ] = None,
 ) -> None:
-    """dbt build, GX checks and publishing, for each warehouse of these tenants."""
-    from ml.core.warehouse import warehouses
+    """dbt build, GX checks and publishing, for each warehouse file of these tenants (default: all).
+
+    A shared (pool) file is built for all its tenants: its marts are rebuilt whole.
+    """
+    from ml.core.warehouse import warehouses_holding
     from ml.data.features import build_and_check_warehouse
     from ml.models.kinds import online_marts
 
     settings = get_settings()
-    whs = warehouses(TenantStore(settings).select(tenant))
+    store = TenantStore(settings)
+    whs = warehouses_holding(store.select(tenant), store.list())
     ok = True
     with steps("features", len(whs)) as s:
         for wh in whs:
@@ -234,17 +244,20 @@ def features_build(
 
 @features_app.command("docs")
 def features_docs(
-    tenant: Tenants = None,
+    tenant: Annotated[
+        list[str] | None, typer.Option("--tenant", help="The warehouse file of this tenant (repeatable)")
+    ] = None,
     serve: Annotated[bool, typer.Option(help="Serve the pages on 127.0.0.1 until Ctrl-C")] = False,
     port: Annotated[int, typer.Option(help="Port for --serve")] = 8081,
 ) -> None:
     """dbt docs of each warehouse of these tenants (default: all): lineage to the exposures, catalog as built."""
-    from ml.core.warehouse import warehouses
+    from ml.core.warehouse import warehouses_holding
     from ml.data.dbt import generate_docs
 
     settings = get_settings()
+    store = TenantStore(settings)
     pages = []
-    with steps("dbt docs", len(whs := warehouses(TenantStore(settings).select(tenant)))) as s:
+    with steps("dbt docs", len(whs := warehouses_holding(store.select(tenant), store.list()))) as s:
         for wh in whs:
             pages.append(generate_docs(settings, wh))
             s.advance(wh.key)

@@ -258,9 +258,12 @@ def keys_create(
     """Print a new key once (only its hash is stored)."""
     from ml.serving import keys
 
-    record, plain = keys.create_key(tenant_id, label, get_settings())
+    settings = get_settings()
+    record, plain = keys.create_key(tenant_id, label, settings)
     print(f"API key {record.key_id} for tenant {record.tenant_id} (shown once; only its hash is stored):")
     print(plain)
+    wait = settings.serve.watch_seconds
+    typer.echo(f"A running API accepts it within {wait:g} s (it re-reads keys that often).", err=True)
 
 
 @keys_app.command("revoke")
