@@ -78,7 +78,7 @@ def ingest():
         Skipped when no tenant's lake changed (no drops, or a rerun or backfill that rebuilt the
         same bytes): a skipped task emits no asset event, so no feature build or training starts
         (an event naming no tenants would rebuild every tenant's features)."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from ml.data.ingest.plan import lake_event
 

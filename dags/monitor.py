@@ -39,6 +39,7 @@ from dags.common.timing import NEVER_AT_ONCE
     # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=outcome.NO_BACKFILL,
     render_template_as_native_obj=True,  # the trigger's conf is the dict `decide` returned
     doc_md=__doc__,
     tags=["tenantflow", "monitor", "evidently"],
@@ -56,7 +57,6 @@ def monitor():
         """The warehouse files holding the tenants of this run."""
         from ml.monitoring.run import plan as plan_
 
-        outcome.refuse_backfill("it compares the newest windows with each champion's reference, whatever the date")
         return plan_(get_current_context()["params"]["tenants"])
 
     @task(max_active_tis_per_dag=PARALLEL_TASKS, map_index_template=labels.MAP_LABEL)

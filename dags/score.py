@@ -32,6 +32,7 @@ from dags.common.timing import NEVER_AT_ONCE
     # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=outcome.NO_BACKFILL,
     doc_md=__doc__,
     tags=["tenantflow", "score"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
@@ -54,7 +55,6 @@ def score():
         """The warehouse files to score, from the tenants at run time."""
         from ml.models.score import plan as plan_
 
-        outcome.refuse_backfill("it scores with today's champions and features, whatever the logical date")
         p = get_current_context()["params"]
         return plan_(p["tenants"], k=p["k"])
 

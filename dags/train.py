@@ -5,8 +5,8 @@ Runs weekly (everyone), whenever the `feature_marts` asset updates (only what is
 without a champion, champions older than `TENANTFLOW_TRAIN_RETRAIN_EVERY_DAYS`, a changed dbt project,
 tenants graduating from the global model), and when the `monitor` DAG finds drift (conf
 `{tenants, kinds, reason: "drift", force, reports}`: `reports` lists each drifted tenant's drift reports,
-a record on the run, not a form field). Trigger it by hand with the form. A backfill is refused
-(`plan` fails at once): training reads the newest snapshot, not the logical date. Steps:
+a record on the run, not a form field). Trigger it by hand with the form. It has no backfill
+(`allowed_run_types`): training reads the newest snapshot, not the logical date. Steps:
 
 0. `plan`: the warehouses, global-model jobs and chunks of tenants of this run.
 1. `snapshot` (mapped per warehouse file): freeze each tenant's training marts as Parquet
@@ -52,6 +52,7 @@ from dags.common.timing import NEVER_AT_ONCE
     # no start_date, and NEVER_AT_ONCE: unpausing waits for the next cron slot (see dags/common/timing.py)
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=outcome.NO_BACKFILL,
     doc_md=__doc__,
     tags=["tenantflow", "train", "mlflow"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
@@ -86,7 +87,6 @@ def train():
         """The run's mapped work, from its params and the tenants at run time (read once)."""
         from ml.models.runs import plan_run
 
-        outcome.refuse_backfill("it trains on the newest snapshot of the marts, whatever the logical date")
         outcome.skip_missed_slot(every=timedelta(weeks=1))
         return plan_run(get_current_context()["params"], outcome.run_type(), PARALLEL_TASKS)
 

@@ -24,7 +24,7 @@ def fail_run_on_failure() -> None:
     Raises:
         AirflowFailException: always; the task only runs when an upstream task failed.
     """
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(
         "a task of this run failed (see the failed tasks in the grid): the run is marked failed; "
@@ -40,31 +40,22 @@ def run_type() -> str:
     return str(found).rsplit(".", 1)[-1].lower()  # the SDK's enum prints as DagRunType.BACKFILL
 
 
-def refuse_backfill(why: str) -> None:
-    """Fail the running task at once when its run is a backfill: its DAG's work does not depend on
-    the logical date (``why`` says what it reads instead), so a backfill would only repeat today's
-    work once per past date. Airflow 3.1 offers a backfill for every DAG with a time schedule (a
-    DAG-level ``allowed_run_types`` comes in a later release); this is the refusal, with a reason.
-
-    Raises:
-        AirflowFailException: the run is a backfill (no retry).
-    """
-    from airflow.exceptions import AirflowFailException
-    from airflow.sdk import get_current_context
-
-    if run_type() == "backfill":
-        raise AirflowFailException(
-            f"the {get_current_context()['dag'].dag_id} DAG does not backfill: {why}. Trigger a run instead "
-            "(the ingest DAG backfills landing dates, and its lake events start the rest)."
-        )
+# The run types of a DAG whose work does not depend on the logical date (train, score and monitor
+# read the newest snapshot, champions and windows, whatever the date): a backfill would only repeat
+# today's work once per past date, so Airflow offers none (DAG ``allowed_run_types``: the UI greys
+# "Backfill" out and the REST API answers 400). ``operator_triggered``: the monitor DAG's
+# TriggerDagRunOperator starts drift retrains. The ingest DAG backfills landing dates, and its lake
+# events start the rest.
+NO_BACKFILL = ("scheduled", "manual", "operator_triggered", "asset_triggered")
 
 
 def skip_missed_slot(every: timedelta) -> None:
     """Skip the run when it is a scheduled run of a slot that passed long before it started.
 
-    With catchup off, Airflow 3.1's cron timetables schedule the latest slot that already passed
-    as soon as the DAG has an earlier automated run to follow: after any backfill (even one
-    :func:`refuse_backfill` fails), the last weekly training slot, days old, runs at once
+    With catchup off, Airflow's cron timetables schedule the latest slot that already passed as
+    soon as the DAG has an earlier automated run to follow (seen in Airflow 3.1 after a backfill,
+    which these DAGs no longer allow; a scheduler that was down for days does the same): the last
+    weekly training slot, days old, runs at once
     (``CronTriggerTimetable.next_dagrun_info`` takes the max of that slot and the one after the
     last automated run). Such a run repeats today's work at an hour nobody chose; a slot is run
     only within a tenth of the schedule's interval ``every`` after it (the grace Airflow itself
@@ -73,8 +64,8 @@ def skip_missed_slot(every: timedelta) -> None:
     Raises:
         AirflowSkipException: the run is such a late scheduled run (the run ends skipped, with the reason).
     """
-    from airflow.exceptions import AirflowSkipException
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowSkipException
 
     if run_type() != "scheduled":
         return

@@ -124,7 +124,7 @@ def skip_if_nothing_ran(results: list[dict[str, Any]]) -> None:
         AirflowSkipException: ``results`` is empty.
     """
     if not results:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("no tenant reached training in this run: nothing to report or score")
 
@@ -139,7 +139,7 @@ def skip_unless_a_version_was_registered(summary: dict[str, Any]) -> None:
     """
     if summary["promoted"] or summary["challengers"]:
         return
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     log.info("summary: %s", summary)
     raise AirflowSkipException(

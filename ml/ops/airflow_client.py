@@ -186,8 +186,8 @@ class AirflowClient:
         Waiting on run ids, not on time windows: runs of ``dag_id`` started by anything else (a
         schedule, another run's events) are not waited for, and cannot end the wait early.
         """
-        # Airflow 3.1 answers 500 to this listing while a run the events created is queued and has no
-        # start date yet (apache/airflow#71360, fixed in 3.3): it means "not yet", so it is retried.
+        # Airflow before 3.3 answered 500 to this listing while a run the events created was queued with no
+        # start date yet (apache/airflow#71360): that means "not yet", so an error is retried.
         ids = self._poll(
             lambda: self.runs_triggered_by(source_dag_id, source_run_id, dag_id),
             bool,

@@ -1,13 +1,13 @@
 """Airflow's task-log server on the loopback interface: ``python -m ml.ops.airflow_logs``.
 
 Airflow's scheduler and triggerer each start a log server in a subprocess, bound to every
-interface (``airflow.utils.serve_logs.serve_logs`` runs uvicorn with ``host=""``; Airflow 3.1 has
+interface (``airflow.utils.serve_logs.serve_logs`` runs uvicorn with ``host=""``; Airflow 3.3 has
 no setting for the host). The API server asks it for the log of a task that is still running.
 `tenantflow up` (the Procfile) and :class:`ml.ops.airflow.Services` start both with
 ``--skip-serve-logs`` and run this process instead: Airflow's own app
 (``airflow.utils.serve_logs.log_server.create_app``: the files under the log folder, every request
 a JWT signed with ``[api] secret_key``) on 127.0.0.1, at ``[logging] worker_log_server_port`` and
-``triggerer_log_server_port`` (8793 and 8794 by default: where the API server asks). ``[core] hostname_callable`` is
+``trigger_log_server_port`` (8793 and 8794 by default: where the API server asks). ``[core] hostname_callable`` is
 :func:`loopback`, so the API server fetches ``http://127.0.0.1:<port>/log/...``, not the machine's
 name, which may resolve to an outside address.
 
@@ -40,11 +40,10 @@ def main() -> None:
     """Serve task and trigger logs on the loopback interface until terminated."""
     from airflow.configuration import conf
 
-    # the ports the API server fetches from (FileTaskHandler's keys: the triggerer's is spelled
-    # `triggerer_log_server_port` there, `trigger_log_server_port` where Airflow serves it)
+    # where the API server fetches a running task's log (FileTaskHandler reads the same two keys)
     ports = [
         conf.getint("logging", "worker_log_server_port", fallback=8793),
-        conf.getint("logging", "triggerer_log_server_port", fallback=8794),
+        conf.getint("logging", "trigger_log_server_port", fallback=8794),
     ]
     asyncio.run(_serve(sorted(set(ports))))
 

@@ -16,7 +16,7 @@ of its own. Pages:
   link to (only files under those two folders).
 
 Every route requires an Airflow login (the api-server's JWT, from the UI's cookie or a bearer
-token) allowed to see Airflow's website (:func:`guard`); anyone else gets 401 or 403 — but one:
+token) allowed to read the runs of the Tenantflow DAGs (:func:`guard`); anyone else gets 401 or 403 — but one:
 ``/tenantflow/datadocs/<token>/<path>``, the Data Docs as the pages above link them. The files are
 served sandboxed (below), so every request a Data Docs page makes — its scripts, styles, fonts,
 and the next page when a link is followed — comes from an opaque origin, which the browser sends
@@ -147,13 +147,28 @@ class LazyApp:
         await self._app(scope, receive, send)
 
 
-def guard() -> Any:
-    """The dependency every route has: an Airflow user allowed to see the website (Airflow's own
-    auth manager decides: the simple one locally, FAB in the compose profile)."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import requires_access_view
+# the DAGs whose runs produced what the view shows (lake, features, models, scores, drift)
+TENANTFLOW_DAGS = ("ingest", "features", "train", "score", "monitor")
 
-    return requires_access_view(AccessView.WEBSITE)
+
+def guard() -> Any:
+    """The dependency every route has: an Airflow user who may read the runs of every Tenantflow
+    DAG, as Airflow's own auth manager decides (``requires_access_dag`` for each DAG's runs): the
+    simple one locally, where every role reads runs, FAB in the compose profile, where a role
+    without those DAGs' runs (e.g. one a DAG's ``access_control`` leaves out) gets 403."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+    from fastapi import Request
+
+    checks = [requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=d) for d in TENANTFLOW_DAGS]
+
+    def may_read_runs(request: Request, user: Any) -> None:
+        for check in checks:
+            check(request, user)
+
+    # objects, not this module's postponed strings: FastAPI resolves them against module globals
+    may_read_runs.__annotations__ = {"request": Request, "user": GetUserDep, "return": None}
+    return may_read_runs
 
 
 def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:

@@ -33,6 +33,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, config: ServeSettings | None = 
     app.state.serving = state
     install_handlers(app, state.metrics)
     app.add_middleware(Admission, state=state)
+    app.add_middleware(DocsPolicy)
     app.include_router(events.router)
     app.include_router(predictions.router(all_kinds()))
     app.include_router(ops.router)
@@ -80,6 +82,36 @@ def create_app(settings: Settings | None = None, config: ServeSettings | None = 
         raise RuntimeError("a route has path parameters: label metrics by route.matches, not by path")
     state.metrics.routes = frozenset(paths)
     return app
+
+
+# Swagger UI and ReDoc may load only what this server serves (inline scripts and styles are theirs,
+# ReDoc's search runs in a blob worker): ReDoc's bundle still fetches its footer logo from
+# cdn.redoc.ly, which the browser now never asks for (offline, or online: no third-party request).
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+
+class DocsPolicy:
+    """Pure ASGI middleware: the docs pages' responses carry :data:`DOCS_POLICY` as their
+    ``Content-Security-Policy`` (W3C CSP Level 3)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in DOCS_PATHS:
+            return await self.app(scope, receive, send)
+
+        async def with_policy(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", DOCS_POLICY.encode())]
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
 
 
 def _markdown(rst: str) -> str:

@@ -25,15 +25,19 @@ def refuse(*a, **k):
 socket.socket.connect = refuse
 socket.create_connection = refuse
 from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False, safe_mode=False)
+bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)  # no examples: AIRFLOW__CORE__LOAD_EXAMPLES=False
 if bag.import_errors:
     raise SystemExit(f"import errors: {bag.import_errors}")
 dags = list(bag.dags.values())
+def _core(d):
+    # the scheduler's timetable (the DAG file's is the Task SDK's, which only describes it)
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    return coerce_to_core_timetable(d.timetable)
 def _runs_on_unpause(d):
     # would the scheduler start a run the moment this DAG is first unpaused?
     from datetime import datetime, timezone
     from airflow.timetables.base import TimeRestriction
-    info = d.timetable.next_dagrun_info(last_automated_data_interval=None,
+    info = _core(d).next_dagrun_info(last_automated_data_interval=None,
                                         restriction=TimeRestriction(d.start_date, d.end_date, d.catchup))
     return info is not None and info.run_after <= datetime.now(timezone.utc)
 new = sorted({m.split(".")[0] for m in set(sys.modules) - before} - {"airflow"})
@@ -44,8 +48,8 @@ for d in dags:
         "tz": str(d.start_date.tzinfo) if d.start_date else None,
         "tasks": {t.task_id: type(t).__name__ for t in d.tasks},
         "mapped": [t.task_id for t in d.tasks if "Mapped" in type(t).__name__],
-        "schedule": repr(d.timetable.summary),
-        "schedule_assets": sorted(str(getattr(a, "name", k)) for k, a in getattr(getattr(d.timetable, "asset_condition", None), "iter_assets", lambda: [])()),
+        "schedule": repr(_core(d).summary),
+        "schedule_assets": sorted(str(getattr(a, "name", k)) for k, a in getattr(getattr(_core(d), "asset_condition", None), "iter_assets", lambda: [])()),
         "params": sorted(d.params.keys()),
         "forms": {k: {**d.params.get_param(k).schema, "description": d.params.get_param(k).description} for k in d.params},
         "all_done": sorted(t.task_id for t in d.tasks if t.trigger_rule == "all_done"),
@@ -54,6 +58,7 @@ for d in dags:
         if "fail_run_on_failure" in d.task_dict else None,
         "watcher_rule": getattr(getattr(d.task_dict.get("fail_run_on_failure"), "trigger_rule", ""), "value", ""),
         "runs_on_unpause": _runs_on_unpause(d),
+        "backfills": d.allowed_run_types is None or "backfill" in {str(getattr(t, "value", t)) for t in d.allowed_run_types},
     })
 print(json.dumps({"dags": info, "new_modules": new}))
 """
@@ -98,6 +103,8 @@ def test_pipeline_shape(tmp_path):
     features = _parse(REPO_ROOT / "dags" / "features.py", tmp_path)["dags"][0]
     assert features["mapped"] == ["build_and_check"]
     assert features["schedule_assets"] == ["lake_events"]
+    # a backfill where a logical date means something: ingest's landing dates, not the lake as it is
+    assert ingest["backfills"] is True and features["backfills"] is False
 
 
 def test_ruff_bans_heavy_module_level_imports_in_dags():
@@ -117,6 +124,8 @@ def test_model_plane_shape(tmp_path):
     assert score["schedule_assets"] == ["trained_models"]
     # unpausing must not train or score at once on whatever the last cron slot left
     assert train["runs_on_unpause"] is False and score["runs_on_unpause"] is False
+    # they read the newest snapshot and champions, whatever the logical date: no backfill offered
+    assert train["backfills"] is False and score["backfills"] is False
 
 
 def test_monitor_shape(tmp_path):
@@ -126,6 +135,7 @@ def test_monitor_shape(tmp_path):
     assert {"plan", "watch_promotions", "decide"} <= set(mon["tasks"])
     assert mon["schedule_assets"] == ["feature_marts"] and "0 6 * * *" in mon["schedule"]
     assert mon["runs_on_unpause"] is False and {"tenants", "retrain"} <= set(mon["params"])
+    assert mon["backfills"] is False
 
 
 def test_dag_files_are_wiring():

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from ml.core.warehouse import connect as warehouse_connect
 from ml.data.generate import generate
 from ml.data.generate.config import Drift
 from ml.ops.airflow import running_airflow
+from ml.ops.airflow_client import AirflowError
 from ml.ops.status import status
 from tests.world import register, small_config
 
@@ -80,7 +81,7 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     monkeypatch.setenv("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")  # the champions are minutes old when acme drifts
     for k in [k for k in list(os.environ) if k.startswith("AIRFLOW")]:
         monkeypatch.delenv(k)
-    for k in ("LOGGING__WORKER_LOG_SERVER_PORT", "LOGGING__TRIGGERER_LOG_SERVER_PORT"):
+    for k in ("LOGGING__WORKER_LOG_SERVER_PORT", "LOGGING__TRIGGER_LOG_SERVER_PORT"):
         monkeypatch.setenv(f"AIRFLOW__{k}", str(_free_port()))  # beside any other Airflow on this machine
     monkeypatch.setenv("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", str(_free_port()))
     settings = get_settings()
@@ -215,7 +216,7 @@ def _honest(airflow, dag_id: str, runs: list[dict]) -> None:
 
 def _failed_tasks_fail_the_run(airflow, first_end) -> None:
     """A train run whose `plan` fails (an unknown kind) ends failed, though its report runs after
-    failures; a backfill of `train` is refused with the reason (training ignores the logical date)."""
+    failures; the DAGs that ignore the logical date refuse a backfill (their `allowed_run_types`)."""
     run_id = airflow.trigger("train", {"kinds": ["no_such_kind"]})
     assert airflow.wait_run("train", run_id, timeout=600)["state"] == "failed"
     tis = {t["task_id"]: t for t in airflow.task_instances("train", run_id)}
@@ -224,50 +225,11 @@ def _failed_tasks_fail_the_run(airflow, first_end) -> None:
     said = " ".join(json.dumps(line) for line in airflow.task_log("train", run_id, tis["plan"]))
     assert "no_such_kind" in said and "recommender" in said, said[-2000:]
     sunday = first_end - timedelta(days=(first_end.weekday() + 1) % 7)  # the weekly slot: Sunday 03:00 UTC
-    backfill = airflow.request(
-        "POST",
-        "/api/v2/backfills",
-        {"dag_id": "train", "from_date": f"{sunday}T00:00:00Z", "to_date": f"{sunday}T06:00:00Z", "dag_run_conf": {}},
-    )
-    runs = airflow._poll(
-        lambda: [r for r in airflow.runs("train") if r["run_type"] == "backfill"],
-        lambda rs: len(rs) == 1 and rs[0]["state"] in ("success", "failed"),
-        600,
-        3.0,
-        f"train backfill {backfill['id']} did not finish",
-    )
-    tis = {t["task_id"]: t for t in airflow.task_instances("train", runs[0]["dag_run_id"])}
-    assert runs[0]["state"] == "failed" and tis["plan"]["state"] == "failed", (runs, tis)
-    said = " ".join(json.dumps(line) for line in airflow.task_log("train", runs[0]["dag_run_id"], tis["plan"]))
-    assert "does not backfill" in said, said[-2000:]
-    _the_missed_weekly_slot_is_skipped(airflow)
-
-
-def _the_missed_weekly_slot_is_skipped(airflow) -> None:
-    """A backfill gives `train` an automated run to follow, and with catchup off Airflow then
-    schedules the latest weekly slot that already passed, at once. Days late, the run is skipped
-    with the reason (dags.common.outcome.skip_missed_slot) instead of retraining everything at an
-    hour nobody chose; within a tenth of a week of its slot it trains. Either way it ends before
-    the next week lands (a training of its own there would take the drift retrain's place)."""
-
-    def scheduled() -> list[dict]:
-        return [r for r in airflow.runs("train") if r["run_type"] == "scheduled"]
-
-    try:
-        airflow._poll(scheduled, bool, 90, 3.0, "the missed weekly slot's train run")
-    except TimeoutError:
-        return  # the scheduler did not schedule the passed slot
-    late = airflow._poll(
-        scheduled, lambda rs: all(r["state"] in ("success", "failed") for r in rs), 900, 3.0, "the slot's run to end"
-    )
-    for r in late:
-        assert r["state"] == "success", r
-        slot = datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00"))
-        if datetime.now(UTC) - slot > timedelta(hours=16.8):
-            tis = {t["task_id"]: t for t in airflow.task_instances("train", r["dag_run_id"])}
-            assert tis["plan"]["state"] == "skipped", tis
-            said = " ".join(json.dumps(line) for line in airflow.task_log("train", r["dag_run_id"], tis["plan"]))
-            assert "skipped: the next slot" in said, said[-2000:]
+    for dag_id in ("train", "score", "monitor", "features"):  # they read the newest data, not the date
+        body = {"dag_id": dag_id, "from_date": f"{sunday}T00:00:00Z", "to_date": f"{sunday}T06:00:00Z"}
+        with pytest.raises(AirflowError, match="HTTP 400.*does not allow backfill"):
+            airflow.request("POST", "/api/v2/backfills", body)
+    assert not [r for r in airflow.runs("train") if r["run_type"] == "backfill"]
 
 
 def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
@@ -282,6 +244,10 @@ def _in_a_browser(airflow, settings, ingest_run: str, names: list[str]) -> None:
     with chromium() as driver:
         ui.log_in(driver, airflow.base, settings.airflow.user, airflow_password(settings))
         ui.mapped_names(driver, airflow.base, "ingest", ingest_run, "ingest_chunk", names)
+        # a backfill is offered where a logical date means something (ingest's landing dates), not
+        # where the DAG reads the newest data whatever the date (greyed out: allowed_run_types)
+        assert ui.backfill_offered(driver, airflow.base, "ingest")
+        assert not ui.backfill_offered(driver, airflow.base, "train")
         ui.trigger_form(
             driver,
             airflow.base,
@@ -315,7 +281,7 @@ def _listens_on_loopback_only(airflow) -> None:
                     if c.status == psutil.CONN_LISTEN
                 }
     ports = {port for _, _, port in listening}
-    served = {int(os.environ[f"AIRFLOW__LOGGING__{k}_LOG_SERVER_PORT"]) for k in ("WORKER", "TRIGGERER")}
+    served = {int(os.environ[f"AIRFLOW__LOGGING__{k}_LOG_SERVER_PORT"]) for k in ("WORKER", "TRIGGER")}
     assert {airflow.settings.airflow.port, *served} <= ports, listening  # the task logs are still served
     assert all(ip in ("127.0.0.1", "::1") for _, ip, _ in listening), listening
 

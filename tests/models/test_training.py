@@ -377,7 +377,7 @@ def test_a_model_trained_on_this_snapshot_is_left_alone_whether_promoted_or_refu
     (the same data remakes the same model); a new global version, or a new snapshot, retrains."""
     from types import SimpleNamespace
 
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from ml.models.runs import skip_unless_a_version_was_registered
 

@@ -49,6 +49,18 @@ def _button(driver, label: str, within: str = "body"):
     return WebDriverWait(driver, WAIT).until(find)
 
 
+def backfill_offered(driver, base: str, dag_id: str) -> bool:
+    """Whether the DAG's trigger dialog lets a person choose "Backfill" (Airflow greys it out for a
+    DAG whose ``allowed_run_types`` leave backfills out)."""
+    driver.get(f"{base}/dags/{dag_id}")
+    _button(driver, "Trigger").click()
+    choice = WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "[role=dialog] input[type=radio][value=backfill]")
+    )[0]
+    screenshot(driver, f"airflow-{dag_id}-trigger-dialog")
+    return choice.is_enabled()
+
+
 def trigger_form(driver, base: str, dag_id: str, sections: dict[str, list[str]]) -> None:
     """The DAG's trigger form: each section (collapsed at first; one open at a time), opened, shows
     its fields by their titles."""

@@ -35,3 +35,10 @@ def test_swagger_ui_and_redoc_list_every_endpoint_offline(docs_api):
         text = browser.find_element(By.TAG_NAME, "body").text
         screenshot(browser, "api-docs-redoc")
         assert all(p in text for p in ENDPOINTS), text[:2000]
+        # ReDoc's bundle asks cdn.redoc.ly for its footer logo: the page's policy refuses it before
+        # any request (a request would have failed to resolve: "net::ERR_NAME_NOT_RESOLVED")
+        console: list[dict] = []  # (each get_log returns the entries since the last)
+        WebDriverWait(browser, 30).until(
+            lambda b: console.extend(b.get_log("browser")) or any("cdn.redoc.ly" in e["message"] for e in console)
+        )
+        assert not [e for e in console if "ERR_NAME_NOT_RESOLVED" in e["message"]], console
