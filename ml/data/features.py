@@ -52,6 +52,12 @@ def build_warehouse(
         and not (n["status"] == "no-op" and n["node"].startswith("exposure."))
     ]
     result["failed_nodes"] = failed
+    if warned := [n for n in result["nodes"] if n["status"] == "warn"]:
+        log.warning(
+            "warehouse %s: dbt tests that warn (each explained in `tenantflow features docs`): %s",
+            wh.key,
+            "; ".join(f"{n['node'].split('.')[2]}: {n['failures']} rows" for n in warned),
+        )
     if failed:
         log.error(
             "warehouse %s: %d dbt nodes failed: %s",
