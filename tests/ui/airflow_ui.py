@@ -38,38 +38,52 @@ def mapped_names(driver, base: str, dag_id: str, run_id: str, task_id: str, expe
     return text
 
 
-def _button(driver, label: str, within: str = "body"):
-    """The first button under ``within`` (a CSS selector) whose text is ``label``, once it appears."""
+def _click(driver, label: str, within: str = "body") -> None:
+    """Click the first button under ``within`` (a CSS selector) whose text is ``label``, once it
+    appears; again if the page redrew it between finding and clicking (React re-renders)."""
 
-    def find(d):
-        scopes = d.find_elements(By.CSS_SELECTOR, within)
-        buttons = [b for scope in scopes for b in scope.find_elements(By.TAG_NAME, "button")]
-        return next((b for b in buttons if b.text.strip() == label), None)
+    def click(d) -> bool:
+        try:
+            scopes = d.find_elements(By.CSS_SELECTOR, within)
+            buttons = [b for scope in scopes for b in scope.find_elements(By.TAG_NAME, "button")]
+            button = next((b for b in buttons if b.text.strip() == label), None)
+            if button is None:
+                return False
+            button.click()
+            return True
+        except StaleElementReferenceException:
+            return False
 
-    return WebDriverWait(driver, WAIT).until(find)
+    WebDriverWait(driver, WAIT).until(click)
 
 
 def backfill_offered(driver, base: str, dag_id: str) -> bool:
     """Whether the DAG's trigger dialog lets a person choose "Backfill" (Airflow greys it out for a
     DAG whose ``allowed_run_types`` leave backfills out)."""
     driver.get(f"{base}/dags/{dag_id}")
-    _button(driver, "Trigger").click()
-    choice = WebDriverWait(driver, WAIT).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "[role=dialog] input[type=radio][value=backfill]")
-    )[0]
+    _click(driver, "Trigger")
+
+    def state(d) -> str | None:
+        try:
+            found = d.find_elements(By.CSS_SELECTOR, "[role=dialog] input[type=radio][value=backfill]")
+            return ("enabled" if found[0].is_enabled() else "disabled") if found else None
+        except StaleElementReferenceException:
+            return None
+
+    shown = WebDriverWait(driver, WAIT).until(state)
     screenshot(driver, f"airflow-{dag_id}-trigger-dialog")
-    return choice.is_enabled()
+    return shown == "enabled"
 
 
 def trigger_form(driver, base: str, dag_id: str, sections: dict[str, list[str]]) -> None:
     """The DAG's trigger form: each section (collapsed at first; one open at a time), opened, shows
     its fields by their titles."""
     driver.get(f"{base}/dags/{dag_id}")
-    _button(driver, "Trigger").click()
+    _click(driver, "Trigger")
     wait_text(driver, *sections)
     for i, (section, fields) in enumerate(sections.items()):
         # inside the dialog: the page behind it has an "Options" button too
-        _button(driver, section, within="[role=dialog]").click()
+        _click(driver, section, within="[role=dialog]")
         wait_text(driver, *fields)
         screenshot(driver, f"airflow-{dag_id}-trigger-form-{i}")
 
