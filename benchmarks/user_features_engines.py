@@ -1,8 +1,10 @@
 """User features three ways on the same lake: dbt-duckdb, pandas, one hand-written DuckDB query.
 
-All three compute the serving-cutoff user features of `marts/user_features` (activity over
-1/7/28 days, engagement, recency, sessions, tenure) for every tenant of one warehouse, from
-the lake's Parquet, and the outputs are checked equal before any figure is reported.
+All three compute the serving-cutoff user features of `marts/user_features` (activity over the
+last day and the short and long windows, engagement, recency, sessions, tenure) for every tenant
+of one warehouse, from the lake's Parquet, and the outputs are checked equal before any figure is
+reported. The generator's tenants come back daily, so dbt gives them windows of 7 and 28 days
+(`int_tenant_windows`), which the pandas and hand-written engines hard-code.
 
     .venv/bin/python benchmarks/user_features_engines.py --tenants 10 --users 14000 --days 30
 """
@@ -32,21 +34,21 @@ from ml.data.generate.config import fleet_config
 END = date(2026, 11, 20)
 FEATURES = [
     "events_1d",
-    "events_7d",
-    "events_28d",
-    "clicks_7d",
-    "clicks_28d",
-    "completes_28d",
-    "likes_28d",
-    "completion_rate_28d",
-    "avg_dwell_seconds_28d",
-    "sessions_7d",
-    "sessions_28d",
-    "events_per_session_28d",
-    "active_days_28d",
+    "events_short",
+    "events_long",
+    "clicks_short",
+    "clicks_long",
+    "completes_long",
+    "likes_long",
+    "completion_rate_long",
+    "avg_dwell_seconds_long",
+    "sessions_short",
+    "sessions_long",
+    "events_per_session_long",
+    "active_days_long",
     "days_since_last_activity",
     "tenure_days",
-    "activity_trend_7d_vs_28d",
+    "activity_trend_short_vs_long",
 ]
 DBT_MODELS = [
     "stg_lake__events",
@@ -101,29 +103,29 @@ def with_pandas(paths: list[str]) -> pd.DataFrame:
         .agg(
             c=("c", "first"),
             events_1d=("events_1", "sum"),
-            events_7d=("events_7", "sum"),
-            events_28d=("events", "sum"),
-            clicks_7d=("clicks_7", "sum"),
-            clicks_28d=("clicks", "sum"),
-            completes_28d=("completes", "sum"),
+            events_short=("events_7", "sum"),
+            events_long=("events", "sum"),
+            clicks_short=("clicks_7", "sum"),
+            clicks_long=("clicks", "sum"),
+            completes_long=("completes", "sum"),
             skips=("skips", "sum"),
-            likes_28d=("likes", "sum"),
+            likes_long=("likes", "sum"),
             dwell=("dwell", "sum"),
             views=("views", "sum"),
-            sessions_7d=("sessions_7", "sum"),
-            sessions_28d=("sessions", "sum"),
-            active_days_28d=("d", "size"),
+            sessions_short=("sessions_7", "sum"),
+            sessions_long=("sessions", "sum"),
+            active_days_long=("d", "size"),
             last=("d", "max"),
         )
         .join(life)
     )
     g = g[g.cancelled_on.isna() | (g.cancelled_on >= g.c)]
-    g["completion_rate_28d"] = g.completes_28d / (g.completes_28d + g.skips).replace(0, np.nan)
-    g["avg_dwell_seconds_28d"] = g.dwell / g.views.replace(0, np.nan)
-    g["events_per_session_28d"] = g.events_28d / g.sessions_28d.replace(0, np.nan)
+    g["completion_rate_long"] = g.completes_long / (g.completes_long + g.skips).replace(0, np.nan)
+    g["avg_dwell_seconds_long"] = g.dwell / g.views.replace(0, np.nan)
+    g["events_per_session_long"] = g.events_long / g.sessions_long.replace(0, np.nan)
     g["days_since_last_activity"] = (g.c - g["last"]).dt.days
     g["tenure_days"] = (g.c - g["first"]).dt.days
-    g["activity_trend_7d_vs_28d"] = g.events_7d / (g.events_28d / 4.0)
+    g["activity_trend_short_vs_long"] = g.events_short / (g.events_long / 4.0)
     return g.reset_index()[["tenant_id", "user_id", *FEATURES]]
 
 
@@ -141,15 +143,15 @@ with ev as (
 ), c as (select tenant_id, max(d) + 1 as c from daily group by all),
 life as (select tenant_id, user_id, min(d) as first_d, min(d) filter (cancelled) as cancelled_on from daily group by all)
 select w.tenant_id, w.user_id,
-    coalesce(sum(events) filter (d >= c.c - 1), 0) as events_1d, coalesce(sum(events) filter (d >= c.c - 7), 0) as events_7d,
-    sum(events) as events_28d, coalesce(sum(clicks) filter (d >= c.c - 7), 0) as clicks_7d, sum(clicks) as clicks_28d,
-    sum(completes) as completes_28d, sum(likes) as likes_28d,
-    sum(completes) / nullif(sum(completes) + sum(skips), 0) as completion_rate_28d,
-    sum(dwell) / nullif(sum(views), 0) as avg_dwell_seconds_28d,
-    coalesce(sum(sessions) filter (d >= c.c - 7), 0) as sessions_7d, sum(sessions) as sessions_28d,
-    sum(events) / nullif(sum(sessions), 0) as events_per_session_28d, count(*) as active_days_28d,
+    coalesce(sum(events) filter (d >= c.c - 1), 0) as events_1d, coalesce(sum(events) filter (d >= c.c - 7), 0) as events_short,
+    sum(events) as events_long, coalesce(sum(clicks) filter (d >= c.c - 7), 0) as clicks_short, sum(clicks) as clicks_long,
+    sum(completes) as completes_long, sum(likes) as likes_long,
+    sum(completes) / nullif(sum(completes) + sum(skips), 0) as completion_rate_long,
+    sum(dwell) / nullif(sum(views), 0) as avg_dwell_seconds_long,
+    coalesce(sum(sessions) filter (d >= c.c - 7), 0) as sessions_short, sum(sessions) as sessions_long,
+    sum(events) / nullif(sum(sessions), 0) as events_per_session_long, count(*) as active_days_long,
     any_value(c.c) - max(d) as days_since_last_activity, any_value(c.c) - any_value(life.first_d) as tenure_days,
-    coalesce(sum(events) filter (d >= c.c - 7), 0) / (sum(events) / 4.0) as activity_trend_7d_vs_28d
+    coalesce(sum(events) filter (d >= c.c - 7), 0) / (sum(events) / 4.0) as activity_trend_short_vs_long
 from daily w join c using (tenant_id) join life using (tenant_id, user_id)
 where d < c.c and d >= c.c - 28 and (life.cancelled_on is null or life.cancelled_on >= c.c)
 group by w.tenant_id, w.user_id

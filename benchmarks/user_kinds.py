@@ -7,7 +7,7 @@ training window), then goes through the product: dbt features and snapshots, eac
 model and each tenant's `train_tenant` for every kind asked. One row per model (each region's
 global model, then each tenant) and kind: the
 served family (the learnt model's `trained_on`, or the baseline made servable: `recency`,
-`same_as_last_week`), the headline on the tenant's holdout against the baseline's, the training's
+`same_as_last_window`), the headline on the tenant's holdout against the baseline's, the training's
 `chosen` comparison (the 95% bootstrap interval of the learnt model's lead) and the gate's reason.
 
     .venv/bin/python benchmarks/user_kinds.py --fleet retail

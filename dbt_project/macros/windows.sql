@@ -1,7 +1,8 @@
 {% macro window_from_cadence(cadence, gaps, min_days, max_days) -%}
     {#- Whole weeks covering `gaps` of a tenant's typical gaps between active days (`cadence`, in
         days), within min_days..max_days; min_days without a cadence (nobody came back).
-        int_tenant_windows: the recommender's window covers two gaps, churn's three. -#}
+        int_tenant_windows: the recommender's window covers two gaps, churn's three, the long
+        feature window four. -#}
     coalesce(least({{ max_days }}, greatest({{ min_days }}, 7 * ceil({{ gaps }} * {{ cadence }} / 7))), {{ min_days }})::integer
 {%- endmacro %}
 

@@ -47,10 +47,12 @@ class Tenant:
     quota_requests_per_minute: int = DEFAULT_QUOTA_REQUESTS_PER_MINUTE
     seen_items: str = "exclude"  # SEEN_ITEMS: the recommender's policy for items a user consumed
     # days after a cutoff whose interactions judge the recommender's candidates, and within which a
-    # user who cancels (or is not seen) has churned; None: derived from the tenant's activity
-    # cadence at each feature build (dbt model int_tenant_windows)
+    # user who cancels (or is not seen) has churned; days before it that the long feature columns
+    # count (the short ones: a quarter of it); None: derived from the tenant's activity cadence at
+    # each feature build (dbt model int_tenant_windows)
     label_window_days: int | None = None
     churn_window_days: int | None = None
+    feature_window_days: int | None = None
     holdout_protocol: str = "auto"  # HOLDOUT_PROTOCOLS
     # whose global model serves and fine-tunes this tenant: None, its own region's; another region
     # only by this opt-in (that region's parameters reach its models; its data stays in its region)
@@ -89,6 +91,11 @@ class Tenant:
             raise TenantError(
                 f"tenant {self.tenant_id}: churn_window_days must be 7..182 days (or unset: derived from its "
                 f"activity cadence), got {self.churn_window_days}."
+            )
+        if self.feature_window_days is not None and not 14 <= self.feature_window_days <= 364:
+            raise TenantError(
+                f"tenant {self.tenant_id}: feature_window_days must be 14..364 days (or unset: derived from its "
+                f"activity cadence), got {self.feature_window_days}."
             )
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
@@ -140,13 +147,16 @@ class TenantStore:
             tenant.global_region,
             tenant.holdout_protocol,
             tenant.churn_window_days,
+            tenant.feature_window_days,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
                 _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
-                con.execute(f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute(
+                    f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+                )
                 _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
@@ -276,7 +286,7 @@ class TenantStore:
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
-    "holdout_protocol, churn_window_days"
+    "holdout_protocol, churn_window_days, feature_window_days"
 )
 
 
@@ -326,6 +336,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         global_region=str(d["global_region"]) if d.get("global_region") else None,
         holdout_protocol=str(d.get("holdout_protocol") or "auto"),
         churn_window_days=int(d["churn_window_days"]) if d.get("churn_window_days") else None,  # type: ignore[call-overload]
+        feature_window_days=int(d["feature_window_days"]) if d.get("feature_window_days") else None,  # type: ignore[call-overload]
     )
 
 
@@ -357,4 +368,5 @@ def _row_to_tenant(row: tuple) -> Tenant:
         global_region=row[11],
         holdout_protocol=row[12],
         churn_window_days=row[13],
+        feature_window_days=row[14],
     )

@@ -35,9 +35,10 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
 
     ``lake_key``: a silo warehouse's, the name of its tenant's Parquet key (its lake is encrypted);
     ``repeat_tenants``: those whose seen-items policy allows repeats (their history candidates
-    may be items the user already consumed); ``label_windows``, ``churn_windows``: tenant -> the
-    recommender label window or churn window its registry entry sets, in days (the others follow
-    their activity cadence: dbt model ``int_tenant_windows``).
+    may be items the user already consumed); ``label_windows``, ``churn_windows``,
+    ``feature_windows``: tenant -> the recommender label window, churn window or long feature
+    window its registry entry sets, in days (the others follow their activity cadence: dbt model
+    ``int_tenant_windows``).
     """
     lake = settings.stores.lake
     with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
@@ -53,6 +54,7 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
         "repeat_tenants": [t for t in with_data if t in registered and registered[t].seen_items == "allow"],
         "label_windows": _registry_values(registered, with_data, "label_window_days"),
         "churn_windows": _registry_values(registered, with_data, "churn_window_days"),
+        "feature_windows": _registry_values(registered, with_data, "feature_window_days"),
     }
 
 

@@ -25,7 +25,7 @@ def sent_signals(frames: dict[str, pd.DataFrame]) -> frozenset[str]:
     not ask for them (a content tenant that stops sending one is drift monitoring's to catch)."""
     signals = set()
     users, items = frames.get("user_features"), frames.get("item_features")
-    if users is not None and "completion_rate_28d" in users and users["completion_rate_28d"].notna().any():
+    if users is not None and "completion_rate_long" in users and users["completion_rate_long"].notna().any():
         signals.add("completion")
     if items is not None and "topic" in items and items["topic"].notna().any():
         signals.add("topic")
@@ -50,16 +50,16 @@ def feature_suites(tenant_id: str, signals: frozenset[str] = frozenset({"complet
             name=f"user_features.{tenant_id}",
             expectations=[
                 *base(["tenant_id", "user_id"]),
-                gxe.ExpectColumnValuesToBeBetween(column="events_28d", min_value=1),
+                gxe.ExpectColumnValuesToBeBetween(column="events_long", min_value=1),
                 gxe.ExpectColumnValuesToBeBetween(column="days_since_last_activity", min_value=1, max_value=28),
                 gxe.ExpectColumnValuesToBeBetween(
-                    column="completion_rate_28d",
+                    column="completion_rate_long",
                     min_value=0,
                     max_value=1,
-                    row_condition=Column("completion_rate_28d").is_not_null(),
+                    row_condition=Column("completion_rate_long").is_not_null(),
                 ),
                 *(
-                    [gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column="completion_rate_28d", min_value=0.3)]
+                    [gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column="completion_rate_long", min_value=0.3)]
                     if "completion" in signals
                     else []
                 ),
@@ -71,8 +71,8 @@ def feature_suites(tenant_id: str, signals: frozenset[str] = frozenset({"complet
             expectations=[
                 *base(["tenant_id", "item_id"]),
                 gxe.ExpectColumnValuesToBeBetween(column="age_days", min_value=0),
-                gxe.ExpectColumnValuesToBeBetween(column="clicks_7d", min_value=0),
-                gxe.ExpectColumnSumToBeBetween(column="clicks_28d", min_value=1),
+                gxe.ExpectColumnValuesToBeBetween(column="clicks_short", min_value=0),
+                gxe.ExpectColumnSumToBeBetween(column="clicks_long", min_value=1),
                 *([gxe.ExpectColumnValuesToNotBeNull(column="topic", mostly=0.95)] if "topic" in signals else []),
             ],
         ),

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # snapshot was taken: the monitor's reference window for feature and prediction drift (not part
 # of the snapshot id, which names the training data).
 REFERENCE_SAMPLE_ROWS = 50_000
-WINDOWS = "int_tenant_windows"  # each tenant's label and churn windows, recorded with its snapshot
+WINDOWS = "int_tenant_windows"  # each tenant's label, churn and feature windows, recorded with its snapshot
 KEEP_SNAPSHOTS = 3  # per tenant, newest first; older ones are removed
 
 
@@ -60,8 +60,8 @@ class Snapshot:
     history_days: int  # days from the tenant's first to its last activity
     serving_cutoff: str | None = None  # the day after the last event in the snapshot (ISO date)
     # the tenant's windows as its build chose them (dbt model int_tenant_windows): label_window_days,
-    # churn_window_days, each one's source (setting | cadence), cadence_days; empty for a snapshot
-    # taken before windows were recorded
+    # churn_window_days, feature_window_days, each one's source (setting | cadence),
+    # short_window_days, cadence_days; empty for a snapshot taken before windows were recorded
     windows: dict[str, Any] = field(default_factory=dict)
 
     def table(self, mart: str) -> Path:

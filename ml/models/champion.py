@@ -60,7 +60,7 @@ def version_family(mv: Any) -> str:
 def holds_booster(family: str) -> bool:
     """Whether a version of ``family`` is a LightGBM text model: ``lightgbm``, or a kind's baseline
     made servable (``ModelKind.baseline_name`` of a kind with a ``baseline_feature``: churn's
-    ``recency``, engagement's ``same_as_last_week``, :mod:`ml.models.servable_baseline`); a classic
+    ``recency``, engagement's ``same_as_last_window``, :mod:`ml.models.servable_baseline`); a classic
     recommender family's are arrays."""
     from ml.models.kinds import all_kinds
 

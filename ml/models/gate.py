@@ -7,7 +7,7 @@ input schema) and then:
 * with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`) with
   the lower end of the 95% bootstrap interval of its lead above zero (an exact tie on the
   headline, decided by the next lift metric, has no lead to take an interval of); where the baseline competes
-  as a servable family (churn's ``recency``, engagement's ``same_as_last_week``,
+  as a servable family (churn's ``recency``, engagement's ``same_as_last_window``,
   :mod:`ml.models.servable_baseline`), training chose a learnt model over it only beyond chance,
   and that family is a first champion as it stands. A young tenant's global model whose baseline
   could not compete (a training window of one class) is a first champion on its point lead;

@@ -9,8 +9,9 @@ nothing new is not judged). Each candidate makes the lists it would have served 
 - a classic family (:mod:`ml.models.recsys`: popularity, item-kNN, SAR, EASE, ALS), fitted on the
   whole history before T, scores every user by their history before T;
 - a LightGBM re-ranker orders the candidates generated at T (the ``ranking_examples`` rows at T);
-  a user without candidates gets the cold-start list (the last week's most popular items), as
-  the API answers them.
+  a user without candidates gets the cold-start list (the most popular items of the tenant's
+  short window: ``int_tenant_windows.short_window_days``, 7 days for a daily platform), as the
+  API answers them.
 
 The same users and relevant items for all, one :func:`ml.models.evaluate.evaluate_lists`, per-user
 nDCG kept for the gate's paired bootstrap.
@@ -58,16 +59,23 @@ from ml.models.recsys.served import history_events
 log = logging.getLogger(__name__)
 
 K = evaluate.K
-RECENT_DAYS = 7  # the cold-start list and the recent-popularity baseline: the last week
+# Recent popularity competes over the last week for every tenant, and over the tenant's short
+# window (int_tenant_windows.short_window_days) where that is longer: a shop whose customers come
+# back every seven weeks may still have items whose popularity turns within a week (Online
+# Retail's Christmas stock), so the holdout, not its users' cadence, decides. The cold-start list
+# counts the short window, as the API's does (marts/cold_start_items); a week where a snapshot
+# recorded no windows.
+RECENT_DAYS = 7
 HEADLINE = f"ndcg_at_{K}"
 
 
-def families(threads: int = 1) -> list[recsys.Recommender]:
-    """The classic families every tenant's re-rankers compete with. Their defaults are the best
-    of the settings tried in ``benchmarks/quality.py`` (see benchmarks/README.md)."""
+def families(threads: int = 1, recent_days: int = RECENT_DAYS) -> list[recsys.Recommender]:
+    """The classic families every tenant's re-rankers compete with (recent popularity over a week
+    and over ``recent_days``, the tenant's short window, where that differs). Their defaults are
+    the best of the settings tried in ``benchmarks/quality.py`` (see benchmarks/README.md)."""
     return [
         recsys.Popularity(),
-        recsys.Popularity(window_days=RECENT_DAYS),
+        *(recsys.Popularity(window_days=days) for days in sorted({RECENT_DAYS, recent_days})),
         recsys.ItemKNN(neighbours=100),
         recsys.SAR("jaccard", half_life_days=30.0, neighbours=200),
         recsys.EASE(l2=500.0),
@@ -101,7 +109,7 @@ class RankingHoldout:
     examples: pd.DataFrame  # the re-rankers' candidates at the cutoff (ranking_examples rows)
     exclude_seen: bool
     catalogue: int | None
-    cold_start: recsys.Popularity  # the last week's popularity before the cutoff: users without candidates
+    cold_start: recsys.Popularity  # recent popularity before the cutoff: users without candidates
     protocol: str = TEMPORAL
     # a small temporal holdout's helper: the random protocol's holdout, which picks the classic
     # family that competes with the re-rankers here (they are judged here, as ever)
@@ -111,6 +119,7 @@ class RankingHoldout:
     temporal: RankingHoldout | None = None
     # the tenant chose this protocol (its ``holdout_protocol``), rather than the rule above
     chosen_by_tenant: bool = False
+    recent_days: int = RECENT_DAYS  # the tenant's short window: the cold-start list, recent popularity
 
     @classmethod
     def build(
@@ -120,6 +129,7 @@ class RankingHoldout:
         window_days: int,
         exclude_seen: bool = True,
         catalogue: int | None = None,
+        recent_days: int = RECENT_DAYS,
     ) -> RankingHoldout | None:
         """From a snapshot's ``interaction_history`` rows and its ``ranking_examples`` rows at the
         last labelled cutoff. None when there is nothing to judge (no cutoff, no history before it,
@@ -141,8 +151,8 @@ class RankingHoldout:
         if relevant.empty:
             return None
         users = np.sort(relevant["user_id"].astype(str).unique())
-        cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data)
-        return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold)
+        cold = recsys.Popularity(window_days=recent_days).fit(data)
+        return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, recent_days=recent_days)
 
     @classmethod
     def random_split(
@@ -153,6 +163,7 @@ class RankingHoldout:
         catalogue: int | None = None,
         ratio: float = 0.75,
         seed: int = 42,
+        recent_days: int = RECENT_DAYS,
     ) -> RankingHoldout | None:
         """The stratified random protocol on the whole history before ``as_of``: each user's
         distinct items split ``ratio``/rest (:func:`ml.models.evaluate.stratified_random_split`),
@@ -172,9 +183,11 @@ class RankingHoldout:
         data = recsys.Interactions.from_events(train, cutoff)
         relevant = test[["user_id", "item_id"]].astype(str).reset_index(drop=True)
         users = np.sort(relevant["user_id"].unique())
-        cold = recsys.Popularity(window_days=RECENT_DAYS).fit(data)
+        cold = recsys.Popularity(window_days=recent_days).fit(data)
         examples = pd.DataFrame(columns=["user_id", "item_id", "cutoff_date"])
-        return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, RANDOM)
+        return cls(
+            cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, RANDOM, recent_days=recent_days
+        )
 
     def judged_share(self) -> float:
         """The share of the users with history before the cutoff that this holdout judges (0..1;
@@ -249,7 +262,7 @@ def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]
     """Every classic family fitted on the history before the cutoff and judged (a family that
     cannot fit this tenant, e.g. EASE on a huge catalogue, is left out with a log line)."""
     out = []
-    for model in families(threads):
+    for model in families(threads, holdout.recent_days):
         started = time.perf_counter()
         try:
             recsys.fitted(model, holdout.history)
@@ -336,10 +349,12 @@ def choose(candidates: list[Candidate], incumbent: str | None = None, margin: fl
 
 
 def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
-    order = {name: i for i, name in enumerate(["popularity", f"popularity_{RECENT_DAYS}d", "item_knn", "sar", "ease"])}
+    # simpler first; recent popularity's name carries its window (popularity_7d)
+    order = {name: i for i, name in enumerate(["popularity", "popularity_", "item_knn", "sar", "ease"])}
 
     def key(c: Candidate) -> tuple[float, bool, int]:
-        return (c.metrics.get(HEADLINE, float("-inf")), c.trained_on != "global", -order.get(c.family, len(order)))
+        family = "popularity_" if c.family.startswith("popularity_") else c.family
+        return (c.metrics.get(HEADLINE, float("-inf")), c.trained_on != "global", -order.get(family, len(order)))
 
     best = max(candidates, key=key)
     families_ = [c for c in candidates if c.family != LIGHTGBM]

@@ -2,8 +2,8 @@
 the rule that a learnt model must beat it beyond chance to be chosen instead.
 
 A kind whose baseline is one feature (``ModelKind.baseline_feature``: churn's
-``days_since_last_activity``, engagement's ``sessions_7d``) gets a candidate of the baseline's family
-(``ModelKind.baseline_name``: ``recency``, ``same_as_last_week``) in every training: a tenant's
+``days_since_last_activity``, engagement's ``sessions_short``) gets a candidate of the baseline's family
+(``ModelKind.baseline_name``: ``recency``, ``same_as_last_window``) in every training: a tenant's
 (a young tenant's too, which the global model serves only where it beats that baseline beyond
 chance) and each region's global model, fitted on the sharing tenants' pooled labels. Churn's is that feature through a sigmoid fitted on the tenant's training labels
 (Platt scaling), strictly increasing, so it ranks users exactly as the baseline does and says how

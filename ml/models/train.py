@@ -239,8 +239,9 @@ def train_tenant(
     eligible, why = eligible_for_own_model(kind, snap, train, holdout, policy)
     candidates = tenant_candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
     judged = _ranking_holdout(
-        tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates), windows
-    )
+        tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates), windows,
+        recent_days=int(windows.get("short_window_days") or ranking.RECENT_DAYS),
+    )  # fmt: skip
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads)
     if not candidates:
@@ -305,19 +306,21 @@ def _ranking_holdout(
     as_of: Any,
     rerankers: bool = False,
     logged: dict[str, Any] | None = None,
+    recent_days: int = ranking.RECENT_DAYS,
 ) -> ranking.RankingHoldout | None:
     """The temporal holdout, or the random protocol's over the history before ``as_of`` where that
     one decides (:mod:`ml.models.ranking`'s docstring): the whole competition when the temporal
     holdout judges under ``ranking.MIN_JUDGED_SHARE`` of the users with history, or under
     ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
     which classic family competes with them (``families_by``); always, when the tenant's
-    ``holdout_protocol`` is ``random``, and never when it is ``temporal``. None without a history mart. Adds
+    ``holdout_protocol`` is ``random``, and never when it is ``temporal``. ``recent_days``: the
+    tenant's short window (recent popularity, the cold-start list). None without a history mart. Adds
     ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share``
     to ``logged`` (the run's params)."""
     if history is None:
         return None
     exclude_seen, chosen = tenant.seen_items == "exclude", tenant.holdout_protocol
-    judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue)
+    judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue, recent_days)
     few = len(judged.users) if judged is not None else 0
     share = judged.judged_share() if judged is not None else None
     # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
@@ -326,7 +329,7 @@ def _ranking_holdout(
         chosen == ranking.AUTO and (few < ranking.MIN_JUDGED_USERS or unrepresentative)
     )
     rand = (
-        ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue)
+        ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue, recent_days=recent_days)
         if wanted and as_of is not None
         else None
     )

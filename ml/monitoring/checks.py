@@ -198,11 +198,13 @@ def _model_drift(
                 " the next training adds them",
             )
         ]
-    if snap.history_days < policy.warmup_days:
+    # the policy's warm-up, or the tenant's long feature window where it is longer (int_tenant_windows)
+    warmup = max(policy.warmup_days, int(snap.windows.get("feature_window_days") or 0))
+    if snap.history_days < warmup:
         why = (
-            f"the reference was taken after {snap.history_days} days of history, before the {policy.warmup_days}-day "
+            f"the reference was taken after {snap.history_days} days of history, before the {warmup}-day "
             f"feature windows filled: their growth is not drift; judged once a champion is trained on "
-            f"{policy.warmup_days}+ days"
+            f"{warmup}+ days"
         )
         return [
             CheckResult(
@@ -210,7 +212,7 @@ def _model_drift(
                 check=check,
                 metric="reference_history_days",
                 value=float(snap.history_days),
-                threshold=float(policy.warmup_days),
+                threshold=float(warmup),
                 drifted=None,
                 status="insufficient_data",
                 detail=why,

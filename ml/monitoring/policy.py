@@ -23,7 +23,8 @@ field                         default  meaning
 ``min_rows`` / ``min_users``  300/50   below these a window is ``insufficient_data``, never "no drift"
 ``min_positives``             10       positives (e.g. churned users) a live batch needs to be judged
 ``warmup_days``               28       feature drift waits until the reference covers the longest
-                                       feature window (their growth is not drift)
+                                       feature window, or the tenant's long feature window where
+                                       longer (``int_tenant_windows``; their growth is not drift)
 ``sample_rows``               20,000   rows per window given to Evidently
 ``reference_days``            14       days of events before the champion's data ended
 ``current_days``              7        the most recent days of events

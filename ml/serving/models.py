@@ -30,6 +30,7 @@ from ml.models.champion import (
     version_family,
     version_features,
 )
+from ml.models.kinds.base import NotServable
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,20 @@ class LoadedModel:
     _index: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def columns_in(self, columns: dict[str, int]) -> np.ndarray:
-        """Indices of this model's features among a snapshot's columns (cached per column layout)."""
+        """Indices of this model's features among a snapshot's columns (cached per column layout).
+
+        Raises:
+            NotServable: a feature of the model is not among ``columns`` (``model_features_missing``).
+        """
         key = (",".join(columns), id(columns))
         idx = self._index.get(key)
         if idx is None:
             missing = [f for f in self.features if f not in columns]
-            if missing:
-                raise KeyError(
-                    f"{self.name} v{self.version} needs features {missing} that the published snapshot lacks"
+            if missing:  # a model trained on features since renamed or dropped (the API's 503)
+                raise NotServable(
+                    "model_features_missing",
+                    f"{self.name} v{self.version} needs features {missing} that the published features lack: "
+                    "retrain the tenant (tenantflow train --tenant <id> --force)",
                 )
             idx = np.array([columns[f] for f in self.features], dtype=np.int64)
             self._index = {key: idx}  # one layout at a time: snapshots replace each other

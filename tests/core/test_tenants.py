@@ -91,6 +91,11 @@ def test_the_seen_items_policy_windows_and_holdout_protocol_are_validated_tenant
     assert TenantStore(settings).get("shop2").churn_window_days == 91
     assert main(["tenants", "add", "odd2", "--region", "eu", "--churn-window-days", "3"]) == 2
     assert "churn_window_days must be 7..182" in capsys.readouterr().err
+    assert TenantStore(settings).get("books").feature_window_days is None  # derived from its cadence
+    assert main(["tenants", "add", "shop3", "--region", "eu", "--feature-window-days", "126"]) == 0
+    assert TenantStore(settings).get("shop3").feature_window_days == 126
+    assert main(["tenants", "add", "odd3", "--region", "eu", "--feature-window-days", "7"]) == 2
+    assert "feature_window_days must be 14..364" in capsys.readouterr().err
     assert TenantStore(settings).get("books").holdout_protocol == "auto"
     assert main(["tenants", "add", "films", "--region", "eu", "--holdout-protocol", "random"]) == 0
     assert TenantStore(settings).get("films").holdout_protocol == "random"

@@ -48,13 +48,14 @@ def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     settings = world_env(mp, tmp_path_factory.mktemp("features") / "home")
     config = GenerationConfig(tenants=SPECS, days=26, end_date=END, seed=3)  # one churn window
-    # umbra sets its recommender and churn windows; the others follow their activity cadence
+    # umbra sets its recommender and churn windows, globex its feature window (42 days, a short one
+    # of 14); the others follow their activity cadence
     register(
         settings,
         config,
         silo=("initech",),
         not_sharing=("umbra", "clicky"),
-        fields={"umbra": {"label_window_days": 14, "churn_window_days": 7}},
+        fields={"umbra": {"label_window_days": 14, "churn_window_days": 7}, "globex": {"feature_window_days": 42}},
     )
     generate(config, settings.stores.landing.root, workers=1)
     for path in settings.stores.landing.tenant_dir("eu", "clicky").rglob("*.parquet"):  # a click-only product
@@ -111,23 +112,32 @@ def _lake(settings, tenant_id, region="eu"):
     return pd.read_parquet(settings.stores.lake.tenant_dir(region, tenant_id))
 
 
-def test_ranking_examples_are_point_in_time_correct(world):
+@pytest.mark.parametrize("tenant_id, short, long", [("acme", 7, 28), ("globex", 14, 42)])
+def test_ranking_examples_are_point_in_time_correct_over_the_tenants_windows(world, tenant_id, short, long):
+    """Features count the tenant's short and long windows before the cutoff (acme's follow its
+    cadence, a daily one: 7 and 28 days; globex sets 42, so 14 and 42), labels its label window after."""
     settings, _, _ = world
     con = _con(settings, "eu/pool")
-    ex = con.execute("select * from ranking_examples where tenant_id = 'acme'").df()
+    ex = con.execute("select * from ranking_examples where tenant_id = ?", [tenant_id]).df()
+    (label,) = con.execute(
+        "select label_window_days from int_tenant_windows where tenant_id = ?", [tenant_id]
+    ).fetchone()
     con.close()
-    assert len(ex) > 500 and 0.02 < ex.is_clicked.mean() < 0.6
-    lake = _lake(settings, "acme")
+    assert len(ex) > 300 and 0.02 < ex.is_clicked.mean() < 0.6
+    lake = _lake(settings, tenant_id)
     lake["d"] = lake.event_at.dt.tz_convert("UTC").dt.date
+    beyond_a_week = 0  # events 8..14 days before the cutoff: in globex's short window, not in acme's
     for _, row in ex.sample(40, random_state=0).iterrows():
         c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
         mine = lake[(lake.user_id == row.user_id) & (lake.event_type != "item_published")]
-        assert row.user_events_7d == ((mine.d >= c - timedelta(days=7)) & (mine.d < c)).sum()
-        assert row.user_events_28d == ((mine.d >= c - timedelta(days=28)) & (mine.d < c)).sum()
+        assert row.user_events_short == ((mine.d >= c - timedelta(days=short)) & (mine.d < c)).sum()
+        assert row.user_events_long == ((mine.d >= c - timedelta(days=long)) & (mine.d < c)).sum()
+        beyond_a_week += ((mine.d >= c - timedelta(days=short)) & (mine.d < c - timedelta(days=7))).sum()
         clicked = mine[(mine.event_type == "click") & (mine.item_id == row.item_id)]
-        assert bool(row.is_clicked) == bool(((clicked.d >= c) & (clicked.d < c + timedelta(days=7))).any())
+        assert bool(row.is_clicked) == bool(((clicked.d >= c) & (clicked.d < c + timedelta(days=label))).any())
         item = lake[(lake.item_id == row.item_id) & (lake.event_type == "click")]
-        assert row.item_clicks_7d == ((item.d >= c - timedelta(days=7)) & (item.d < c)).sum()
+        assert row.item_clicks_short == ((item.d >= c - timedelta(days=short)) & (item.d < c)).sum()
+    assert (beyond_a_week > 0) == (short > 7)
 
 
 def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(world):
@@ -155,6 +165,17 @@ def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(wor
     assert windows.loc["acme", "label_window_days"] == min(28, max(7, 7 * math.ceil(2 * cadence / 7)))
     assert windows.loc["acme", "churn_window_days"] == min(91, max(14, 7 * math.ceil(3 * cadence / 7)))
     assert windows.loc["acme", "label_window_source"] == windows.loc["acme", "churn_window_source"] == "cadence"
+    feature_window = min(182, max(28, 7 * math.ceil(4 * cadence / 7)))
+    assert (windows.loc["acme", "feature_window_days"], windows.loc["acme", "feature_window_source"]) == (
+        feature_window,
+        "cadence",
+    )
+    assert windows.loc["acme", "short_window_days"] == max(7, 7 * math.floor(feature_window / 28 + 0.5))
+    assert tuple(windows.loc["globex", ["feature_window_days", "feature_window_source", "short_window_days"]]) == (
+        42,
+        "setting",
+        14,
+    )
     assert (windows.loc["umbra", "churn_window_days"], windows.loc["umbra", "churn_window_source"]) == (7, "setting")
 
     labelled = cutoffs[cutoffs.has_ranking_label & ~cutoffs.is_serving]
@@ -274,43 +295,51 @@ def test_events_without_a_session_id_are_sessions_30_minutes_apart(world):
     assert got == {key: int(n) for key, n in expected.items()}
 
 
-def test_engagement_labels_count_the_sessions_of_the_week_after_the_cutoff(world):
+@pytest.mark.parametrize("tenant_id, short", [("acme", 7), ("globex", 14)])
+def test_engagement_labels_count_the_sessions_of_the_short_window_after_the_cutoff(world, tenant_id, short):
+    """The label counts the sessions of the tenant's short window after the cutoff, the baseline
+    feature those of the one before it (acme's cadence: 7 days; globex sets a 42-day feature
+    window: 14)."""
     settings, _, _ = world
     con = _con(settings, "eu/pool")
-    ex = con.execute("select * from engagement_examples where tenant_id = 'acme'").df()
+    ex = con.execute("select * from engagement_examples where tenant_id = ?", [tenant_id]).df()
+    window = con.execute("select short_window_days from int_tenant_windows where tenant_id = ?", [tenant_id]).fetchone()
+    # sessions per active day (events without a session id are sessionized by dbt: tested above)
+    activity = con.execute(
+        "select user_id, activity_date as d, sessions from int_user_activity__daily where tenant_id = ?", [tenant_id]
+    ).df()
     con.close()
-    assert len(ex) > 100 and ex.sessions_next_7d.gt(0).mean() > 0.3
-    lake = _lake(settings, "acme")
-    lake = lake[lake.user_id.notna() & (lake.event_type != "item_published")]
-    lake["d"] = lake.event_at.dt.tz_convert("UTC").dt.date
-    daily = lake.groupby(["user_id", "d"]).session_id.nunique()  # sessions per active day, as dbt counts them
+    assert window == (short,)
+    assert len(ex) > 100 and ex.sessions_next_short.gt(0).mean() > 0.3
+    activity["d"] = pd.to_datetime(activity.d).dt.date
+    daily = activity.set_index(["user_id", "d"]).sessions
     for _, row in ex.sample(40, random_state=1).iterrows():
         c = row.cutoff_date.date() if hasattr(row.cutoff_date, "date") else row.cutoff_date
         mine = daily.get(row.user_id, pd.Series(dtype=int))
-        expected = sum(n for d, n in mine.items() if c <= d < c + timedelta(days=7))
-        assert row.sessions_next_7d == expected, (row.user_id, c)
-        assert row.sessions_7d == sum(n for d, n in mine.items() if c - timedelta(days=7) <= d < c)
+        expected = sum(n for d, n in mine.items() if c <= d < c + timedelta(days=short))
+        assert row.sessions_next_short == expected, (row.user_id, c)
+        assert row.sessions_short == sum(n for d, n in mine.items() if c - timedelta(days=short) <= d < c)
 
 
 def test_global_topic_popularity_uses_only_sharing_tenants(world):
     settings, _, _ = world
     con = _con(settings, "eu/pool")
     g = (
-        con.execute("select topic, clicks_7d, contributing_tenants from global_topic_popularity")
+        con.execute("select topic, clicks_short, contributing_tenants from global_topic_popularity")
         .df()
         .set_index("topic")
     )
     by_hand = (
         con.execute(
-            "select topic, sum(clicks_7d) as clicks_7d from item_features where tenant_id in ('acme', 'globex') group by topic"
+            "select topic, sum(clicks_short) as clicks_short from item_features where tenant_id in ('acme', 'globex') group by topic"
         )
         .df()
         .set_index("topic")
     )
-    with_umbra = con.execute("select sum(clicks_7d) from item_features").fetchone()[0]
+    with_umbra = con.execute("select sum(clicks_short) from item_features").fetchone()[0]
     con.close()
-    assert g.clicks_7d.sort_index().astype(int).equals(by_hand.clicks_7d.sort_index().astype(int))
-    assert g.clicks_7d.sum() < with_umbra and g.contributing_tenants.max() <= 2
+    assert g.clicks_short.sort_index().astype(int).equals(by_hand.clicks_short.sort_index().astype(int))
+    assert g.clicks_short.sum() < with_umbra and g.contributing_tenants.max() <= 2
 
 
 def test_features_are_discovered_from_the_manifest(world):
@@ -318,7 +347,7 @@ def test_features_are_discovered_from_the_manifest(world):
     manifest = json.loads((Path(results["eu/pool"]["target_dir"]) / "manifest.json").read_text())
     declared = dbt.feature_columns(manifest, "ranking_examples")
     names = [f["name"] for f in declared]
-    assert "user_item_topic_affinity_28d" in names and "item_trending_score" in names
+    assert "user_item_topic_affinity_long" in names and "item_trending_score" in names
     assert "is_clicked" not in names and "tenant_id" not in names
     assert all(f["entity"] and f["owner"] and "shareable" in f for f in declared)
     con = _con(settings, "eu/pool")
@@ -372,12 +401,12 @@ def test_feature_checks_flag_broken_marts(world):
     good = check_features(frames, "acme", settings)
     assert good["healthy"] and good["feature_rows"]["user_features"] == len(frames["user_features"])
     bad_users = frames["user_features"].copy()
-    bad_users.loc[bad_users.index[0], "completion_rate_28d"] = 1.7
+    bad_users.loc[bad_users.index[0], "completion_rate_long"] = 1.7
     bad_users = pd.concat([bad_users, bad_users.head(1)])
     bad = check_features({**frames, "user_features": bad_users}, "acme", settings)
     assert not bad["healthy"]
     assert any("expect_compound_columns_to_be_unique" in p for p in bad["health_problems"])
-    assert any("completion_rate_28d" in p for p in bad["health_problems"])
+    assert any("completion_rate_long" in p for p in bad["health_problems"])
     empty = check_features({**frames, "item_features": frames["item_features"].head(0)}, "acme", settings)
     assert any("expect_table_row_count_to_be_between" in p for p in empty["health_problems"])
 

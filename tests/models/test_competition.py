@@ -126,11 +126,11 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
     score.score_warehouse(wh, settings, tenants=[tid])
     with warehouse_connect(wh.path(settings), read_only=True) as con:
         served = con.execute(
-            "select r.user_id, r.item_id, r.rank, c.user_events_28d from predictions.recommendations r "
+            "select r.user_id, r.item_id, r.rank, c.user_events_long from predictions.recommendations r "
             "join ranking_candidates c using (tenant_id, user_id, item_id) where r.tenant_id = ? and r.model_version = ?",
             [tid, before],
         ).df()
-    asleep = served[served["user_events_28d"] == 0]
+    asleep = served[served["user_events_long"] == 0]
     assert set(served["user_id"]) == set(history["user_id"]) and asleep["user_id"].nunique() > 0
     assert asleep[asleep["rank"] == 1]["item_id"].nunique() > 1, "inactive users got one list for all"
 
@@ -148,7 +148,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
             recs = recs[recs["model_version"] == r["version"]]
             hist = con.execute("select * from interaction_history where tenant_id = ?", [tid]).df()
             active = {u for (u,) in con.execute(
-                "select distinct user_id from ranking_candidates where tenant_id = ? and user_events_28d > 0", [tid]
+                "select distinct user_id from ranking_candidates where tenant_id = ? and user_events_long > 0", [tid]
             ).fetchall()}  # fmt: skip
         users = set(hist["user_id"])
         inactive = users - active

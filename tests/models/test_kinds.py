@@ -77,7 +77,7 @@ def _engagement_world(con: duckdb.DuckDBPyConnection, ranks_right: bool) -> None
     con.execute("create schema predictions")
     con.execute(
         "create table predictions.engagement_scores (tenant_id varchar, as_of date, user_id varchar, "
-        "expected_sessions_7d double, model_version varchar)"
+        "expected_sessions double, model_version varchar)"
     )
     con.executemany(
         "insert into predictions.engagement_scores values ('acme', date '2026-11-01', ?, ?, '2')",
@@ -115,6 +115,12 @@ def test_engagement_live_metrics_and_decay():
     assert decayed.drifted is True and decayed.threshold == pytest.approx(0.7 * 0.85)
     assert engagement.live.decay([], holdout, policy, "2").status == "insufficient_data"
     assert engagement.live.decay([g], {}, policy, "2").status == "no_reference"
+    # a tenant whose short window is 14 days: its batch is judged after 14 days, on all 14 (u0's
+    # 50 sessions on Nov 8, outside the week, now count: the same predictions miss by more)
+    good.execute("create table int_tenant_windows as select 'acme' as tenant_id, 14 as short_window_days")
+    assert engagement.live.metrics(good, ACME, date(2026, 11, 14), None) == [], "the 14 days have not passed"
+    (fortnight,) = engagement.live.metrics(good, ACME, date(2026, 11, 15), None)
+    assert fortnight["horizon_days"] == 14 and fortnight["mae"] == pytest.approx(g["mae"] + 50 / 200, abs=0.01)
 
 
 def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str) -> None:

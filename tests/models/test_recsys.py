@@ -12,7 +12,7 @@ from ml.core import sealed_files
 from ml.core.settings import get_settings
 from ml.core.tenant_parquet import TenantKeyError
 from ml.core.tenants import Tenant, TenantStore
-from ml.models import fit, recsys
+from ml.models import fit, ranking, recsys
 from ml.models.kinds import get_kind
 
 AS_OF = pd.Timestamp("2026-01-31", tz="UTC")
@@ -463,7 +463,7 @@ def test_history_candidates_are_each_users_top_items_scored_by_every_family_befo
     cutoff = (day + pd.Timedelta(days=5)).date()
     flags = dict.fromkeys(candidates.SOURCE_FLAGS, False)
     sources = pd.DataFrame([{"tenant_id": "t", "cutoff_date": cutoff, "user_id": u, "item_id": "x", **flags,
-                             "covisit_sessions_28d": 0} for u in ("a", "new")])  # fmt: skip
+                             "covisit_sessions_long": 0} for u in ("a", "new")])  # fmt: skip
     catalogue = pd.DataFrame({"item_id": ["x", "y", "z"], "published_at": [day] * 3})  # w was never published
     out = candidates.score_candidates(sources, history, per_user=5, catalogue=catalogue)
     a = out[out.user_id == "a"].set_index("item_id")
@@ -500,3 +500,11 @@ def test_a_familys_explanation_is_the_history_items_whose_terms_add_up_to_its_sc
     assert [sum(t[2] for t in item) for item in terms] == pytest.approx(scores.tolist(), rel=1e-4, abs=1e-6)
     assert {t[0] for item in terms for t in item} == {"history:x", "history:y"}  # a's history
     assert all(len(item) <= 1 for item in explain(model, row, cols, top=1))
+
+
+def test_recent_popularity_competes_over_a_week_and_over_the_tenants_short_window():
+    """A daily tenant's short window is the week; a monthly shop's (35 days) competes beside it."""
+    names = [m.name for m in ranking.families()]
+    assert [n for n in names if n.startswith("popularity")] == ["popularity", "popularity_7d"]
+    names = [m.name for m in ranking.families(recent_days=35)]
+    assert [n for n in names if n.startswith("popularity")] == ["popularity", "popularity_7d", "popularity_35d"]

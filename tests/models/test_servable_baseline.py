@@ -20,7 +20,7 @@ from ml.models import fit, gate, servable_baseline
 from ml.models.kinds import get_kind
 
 CHURN = get_kind("churn")
-FEATURES = ["sessions_28d", "days_since_last_activity"]
+FEATURES = ["sessions_long", "days_since_last_activity"]
 
 
 def _users(n: int, seed: int, second_signal: float) -> pd.DataFrame:
@@ -29,7 +29,9 @@ def _users(n: int, seed: int, second_signal: float) -> pd.DataFrame:
     sessions = rng.normal(size=n)
     logit = -3.0 + 0.09 * days - second_signal * sessions
     churned = rng.random(n) < 1 / (1 + np.exp(-logit))
-    return pd.DataFrame({"sessions_28d": sessions, "days_since_last_activity": days, "is_churned": churned.astype(int)})
+    return pd.DataFrame(
+        {"sessions_long": sessions, "days_since_last_activity": days, "is_churned": churned.astype(int)}
+    )
 
 
 def test_the_baseline_ranks_users_exactly_as_recency_with_probabilities_learnt_from_the_labels():
@@ -85,22 +87,22 @@ def _weeks(n: int, seed: int, trend: float) -> pd.DataFrame:
     signal = rng.normal(size=n)
     last = rng.poisson(rng.gamma(2.0, 3.0, n))
     nxt = rng.poisson(np.clip(last + 3 * trend * signal, 0, None))
-    return pd.DataFrame({"signal": signal, "sessions_7d": last.astype(float), "sessions_next_7d": nxt})
+    return pd.DataFrame({"signal": signal, "sessions_short": last.astype(float), "sessions_next_short": nxt})
 
 
-def test_same_as_last_week_serves_last_weeks_count_and_a_poisson_model_must_beat_it_beyond_chance():
+def test_same_as_last_window_serves_last_weeks_count_and_a_poisson_model_must_beat_it_beyond_chance():
     engagement = get_kind("engagement")
-    features = ["signal", "sessions_7d"]
+    features = ["signal", "sessions_short"]
     policy = TrainSettings()
     frame = _weeks(6000, 1, 0.0)
     booster = servable_baseline.fit_baseline(engagement, frame, features, policy)
-    probe = pd.DataFrame({"signal": 0.0, "sessions_7d": [0.0, 1.0, 3.0, 12.0, np.nan]})
+    probe = pd.DataFrame({"signal": 0.0, "sessions_short": [0.0, 1.0, 3.0, 12.0, np.nan]})
     assert fit.predict(engagement, booster, probe, features) == pytest.approx([0.0, 1.0, 3.0, 12.0, 0.0], abs=1e-6)
 
     for trend, learnt_wins in ((0.0, False), (1.0, True)):
         train, holdout = _weeks(6000, 2, trend), _weeks(3000, 3, trend)
         base = servable_baseline.candidate(engagement, train, holdout, features, None, policy)
-        assert base is not None and base.family == "same_as_last_week"
+        assert base is not None and base.family == "same_as_last_window"
         assert base.metrics["rmse"] == pytest.approx(
             engagement.metrics(holdout, engagement.baseline(holdout), None)["rmse"]
         )
@@ -109,7 +111,7 @@ def test_same_as_last_week_serves_last_weeks_count_and_a_poisson_model_must_beat
         winner, why = servable_baseline.choose(engagement, [learnt, base], holdout, features)
         assert (winner is learnt) == learnt_wins, why
         if not learnt_wins:
-            assert why.startswith("same_as_last_week:") and why.endswith("not beyond chance")
+            assert why.startswith("same_as_last_window:") and why.endswith("not beyond chance")
 
 
 def test_a_kind_without_a_baseline_feature_has_no_servable_baseline():
@@ -122,7 +124,7 @@ def test_a_kind_without_a_baseline_feature_has_no_servable_baseline():
     no_churners = _users(200, 0, 0.0).assign(is_churned=0)
     assert servable_baseline.candidate(CHURN, no_churners, no_churners, FEATURES, None, TrainSettings()) is None
     with pytest.raises(ValueError, match="baseline feature"):
-        servable_baseline.fit_baseline(CHURN, _users(10, 0, 0.0), ["sessions_28d"], TrainSettings())
+        servable_baseline.fit_baseline(CHURN, _users(10, 0, 0.0), ["sessions_long"], TrainSettings())
 
 
 def test_the_gate_makes_a_learnt_first_champion_only_of_a_lead_over_the_baseline_beyond_chance():

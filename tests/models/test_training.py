@@ -153,7 +153,7 @@ def test_engagement_champions_beat_last_week_beyond_chance_or_are_last_week(worl
             assert r["metrics"]["poisson_deviance"] < r["baseline_metrics"]["poisson_deviance"]
             learnt += 1
         else:
-            assert r["family"] == "same_as_last_week" and "the baseline made servable" in r["reason"], (tid, r)
+            assert r["family"] == "same_as_last_window" and "the baseline made servable" in r["reason"], (tid, r)
             for m in ("rmse", "mae"):
                 assert r["metrics"][m] == pytest.approx(r["baseline_metrics"][m], abs=1e-6), (tid, m)
     assert learnt >= 4, "the Poisson model should beat last week's count on most tenants of the generator"
@@ -331,7 +331,7 @@ def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world
     engagement = con.execute("select * from predictions.engagement_scores").df()
     con.close()
     if first["tenants"]["initech"].get("engagement"):  # initech has an engagement champion
-        assert len(engagement) == users and (engagement["expected_sessions_7d"] >= 0).all()
+        assert len(engagement) == users and (engagement["expected_sessions"] >= 0).all()
     assert json.loads(champ.tags["features"]) == fit.feature_names(_snap(settings, "initech"), RECOMMENDER)
 
 

@@ -111,8 +111,8 @@ def test_engagement_scores_come_from_the_engagement_champion(served_world, api):
         return
     body = r.json()
     assert r.status_code == 200 and body["model"] == "engagement.acme" and body["unknown_users"] == 1, body
-    assert all(s["expected_sessions_7d"] >= 0 and s["model_version"] == str(champ.version) for s in body["scores"][:4])
-    assert body["scores"][4]["expected_sessions_7d"] is None
+    assert all(s["expected_sessions"] >= 0 and s["model_version"] == str(champ.version) for s in body["scores"][:4])
+    assert body["scores"][4]["expected_sessions"] is None
     assert "/v1/engagement-scores" in api.get("/openapi.json").json()["paths"]
 
 

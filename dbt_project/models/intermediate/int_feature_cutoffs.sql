@@ -29,10 +29,13 @@ steps as (
         tenant_id,
         label_window_days,
         churn_window_days,
+        feature_window_days,
+        short_window_days,
         unnest(range(
             0,
             cast(ceil(
-                greatest(label_window_days, churn_window_days, {{ var('engagement_window_days') }})
+                -- engagement's label window is the short feature window
+                greatest(label_window_days, churn_window_days, short_window_days)
                 / {{ var('training_cutoff_every_days') }}
             ) as integer) + {{ var('training_cutoffs') }} + 1
         )) as k
@@ -46,6 +49,8 @@ cutoffs as (
         bounds.serving_cutoff_date,
         steps.label_window_days,
         steps.churn_window_days,
+        steps.feature_window_days,
+        steps.short_window_days,
         cast(
             bounds.serving_cutoff_date
             - to_days(cast(steps.k * {{ var('training_cutoff_every_days') }} as integer)) as date
@@ -64,11 +69,14 @@ flagged as (
         is_serving,
         label_window_days,
         churn_window_days,
+        feature_window_days,
+        short_window_days,
         {{ label_complete('label_window_days') }} as has_ranking_label,
         {{ label_complete('churn_window_days') }} as has_churn_label,
-        {{ label_complete(var('engagement_window_days')) }} as has_engagement_label
+        {{ label_complete('short_window_days') }} as has_engagement_label
     from cutoffs
-    -- a week of history before any cutoff, so that 7-day features mean something
+    -- a week of history before any cutoff, so that recent features mean something (a young
+    -- tenant's longer windows fill as it ages, at every window length)
     where cutoff_date >= first_activity_date + 7 or is_serving
 )
 

@@ -1,4 +1,5 @@
--- Item pairs clicked in the same session in the 28 days before each cutoff (point in time):
+-- Item pairs clicked in the same session in the tenant's long feature window before each cutoff
+-- (int_tenant_windows; point in time):
 -- the "people who clicked this also clicked" signal behind co-visitation candidates. Each item
 -- keeps only its strongest neighbours among the items of the catalogue as of the cutoff: a
 -- popular item is co-clicked with most of the catalogue, and every user who clicked it would
@@ -30,12 +31,12 @@ covisits as (
         cutoffs.cutoff_date,
         clicked.item_id,
         also_clicked.item_id as covisited_item_id,
-        count(*) as sessions_28d
+        count(*) as sessions_long
     from cutoffs
     inner join clicks as clicked
         on cutoffs.tenant_id = clicked.tenant_id
         and cutoffs.cutoff_date > clicked.event_date
-        and clicked.event_date >= cutoffs.cutoff_date - 28
+        and clicked.event_date >= cutoffs.cutoff_date - cutoffs.feature_window_days
     inner join clicks as also_clicked
         on clicked.tenant_id = also_clicked.tenant_id
         and clicked.session_id = also_clicked.session_id
@@ -54,7 +55,7 @@ catalogued as (
         and covisits.covisited_item_id = items.item_id
     qualify row_number() over (
             partition by covisits.tenant_id, covisits.cutoff_date, covisits.item_id
-            order by covisits.sessions_28d desc, covisits.covisited_item_id asc
+            order by covisits.sessions_long desc, covisits.covisited_item_id asc
         ) <= {{ var('covisits_per_item') }}
 )
 

@@ -1,7 +1,8 @@
 -- Candidate generation in SQL, per user and cutoff (training cutoffs and the serving one): the
 -- tenant's popular and trending items, the top items of the user's favourite topics, and items
--- co-clicked with what the user clicked last week. int_recommendation_candidates__history adds
--- each user's whole-history candidates and scores them all; the re-ranker orders those.
+-- co-clicked with what the user clicked in the tenant's short window (int_tenant_windows).
+-- int_recommendation_candidates__history adds each user's whole-history candidates and scores
+-- them all; the re-ranker orders those.
 with
 
 cutoffs as (
@@ -14,8 +15,8 @@ interactions as (
     where is_interaction and user_id is not null and item_id is not null
 ),
 
--- the users candidates are generated for: everyone active in the 28 days before the cutoff, and
--- everyone else with history before it (their lists come from their whole history,
+-- the users candidates are generated for: everyone active in the long feature window before the
+-- cutoff, and everyone else with history before it (their lists come from their whole history,
 -- int_recommendation_candidates__history); at a training cutoff only those who come back
 -- within the longest label window, the only ones training and the holdout read
 active_users as (
@@ -65,9 +66,17 @@ history_users as (
 ),
 
 users as (
-    select * from active_users
-    union
-    select * from history_users
+    select
+        both_kinds.*,
+        cutoffs.short_window_days
+    from (
+        select * from active_users
+        union
+        select * from history_users
+    ) as both_kinds
+    inner join cutoffs
+        on both_kinds.tenant_id = cutoffs.tenant_id
+        and both_kinds.cutoff_date = cutoffs.cutoff_date
 ),
 
 items as (
@@ -77,7 +86,7 @@ items as (
             partition by tenant_id, cutoff_date order by trending_score desc, item_id asc
         ) as trending_rank,
         row_number() over (
-            partition by tenant_id, cutoff_date, topic order by clicks_7d desc, item_id asc
+            partition by tenant_id, cutoff_date, topic order by clicks_short desc, item_id asc
         ) as topic_rank
     from {{ ref('int_item_features__as_of') }}
 ),
@@ -99,7 +108,7 @@ favourite_topics as (
         and affinity.user_id = users.user_id
     qualify row_number() over (
             partition by affinity.tenant_id, affinity.cutoff_date, affinity.user_id
-            order by affinity.affinity_28d desc, affinity.topic asc
+            order by affinity.affinity_long desc, affinity.topic asc
         ) <= {{ var('candidate_topics_per_user') }}
 ),
 
@@ -114,7 +123,7 @@ recent_clicks as (
         on users.tenant_id = events.tenant_id
         and users.user_id = events.user_id
         and users.cutoff_date > events.event_date
-        and events.event_date >= users.cutoff_date - 7
+        and events.event_date >= users.cutoff_date - users.short_window_days
 ),
 
 covisits as (
@@ -128,7 +137,7 @@ tenant_wide as (
         users.cutoff_date,
         users.user_id,
         items.item_id,
-        items.popularity_rank_7d <= {{ var('candidates_popular') }} as from_popular,
+        items.popularity_rank_short <= {{ var('candidates_popular') }} as from_popular,
         items.trending_rank <= {{ var('candidates_trending') }} as from_trending,
         false as from_topic,
         false as from_covisit,
@@ -138,7 +147,7 @@ tenant_wide as (
         on users.tenant_id = items.tenant_id
         and users.cutoff_date = items.cutoff_date
         and (
-            items.popularity_rank_7d <= {{ var('candidates_popular') }}
+            items.popularity_rank_short <= {{ var('candidates_popular') }}
             or items.trending_rank <= {{ var('candidates_trending') }}
         )
 ),
@@ -168,7 +177,7 @@ covisit_scores as (
         recent_clicks.cutoff_date,
         recent_clicks.user_id,
         covisits.covisited_item_id as item_id,
-        {{ sum_count('covisits.sessions_28d') }} as covisit_sessions
+        {{ sum_count('covisits.sessions_long') }} as covisit_sessions
     from recent_clicks
     inner join covisits
         on recent_clicks.tenant_id = covisits.tenant_id
@@ -214,7 +223,7 @@ candidates as (
         bool_or(from_trending) as is_trending_candidate,
         bool_or(from_topic) as is_topic_candidate,
         bool_or(from_covisit) as is_covisit_candidate,
-        {{ sum_count('covisit_sessions') }} as covisit_sessions_28d
+        {{ sum_count('covisit_sessions') }} as covisit_sessions_long
     from all_sources
     group by tenant_id, cutoff_date, user_id, item_id
 )

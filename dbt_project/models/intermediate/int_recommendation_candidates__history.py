@@ -17,7 +17,7 @@ TYPES = {
     "is_trending_candidate": "boolean",
     "is_topic_candidate": "boolean",
     "is_covisit_candidate": "boolean",
-    "covisit_sessions_28d": "bigint",
+    "covisit_sessions_long": "bigint",
     "is_history_candidate": "boolean",
     "sar_score": "double",
     "sar_rank": "integer",

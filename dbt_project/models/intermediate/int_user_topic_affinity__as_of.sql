@@ -1,4 +1,5 @@
--- Each user's share of clicks per topic in the 28 days before every cutoff (point in time).
+-- Each user's share of clicks per topic in the tenant's long feature window before every cutoff
+-- (int_tenant_windows; point in time).
 with
 
 topic_activity as (
@@ -15,12 +16,12 @@ clicks as (
         topic_activity.user_id,
         topic_activity.topic,
         cutoffs.cutoff_date,
-        {{ sum_count('topic_activity.clicks') }} as clicks_28d
+        {{ sum_count('topic_activity.clicks') }} as clicks_long
     from cutoffs
     inner join topic_activity
         on cutoffs.tenant_id = topic_activity.tenant_id
         and cutoffs.cutoff_date > topic_activity.activity_date
-        and topic_activity.activity_date >= cutoffs.cutoff_date - 28
+        and topic_activity.activity_date >= cutoffs.cutoff_date - cutoffs.feature_window_days
     group by cutoffs.tenant_id, topic_activity.user_id, topic_activity.topic, cutoffs.cutoff_date
 ),
 
@@ -30,8 +31,8 @@ affinity as (
         user_id,
         topic,
         cutoff_date,
-        clicks_28d,
-        clicks_28d / sum(clicks_28d) over (partition by tenant_id, user_id, cutoff_date) as affinity_28d
+        clicks_long,
+        clicks_long / sum(clicks_long) over (partition by tenant_id, user_id, cutoff_date) as affinity_long
     from clicks
 )
 

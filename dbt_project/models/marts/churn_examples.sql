@@ -1,5 +1,5 @@
--- Point-in-time churn examples: users active in the 28 days before cutoff C, features as of C,
--- label = churned within [C, C + the tenant's churn window) by its definition
+-- Point-in-time churn examples: users active in the long feature window before cutoff C, features
+-- as of C, label = churned within [C, C + the tenant's churn window) by its definition
 -- (int_tenant_churn_definitions): cancelled, or (a tenant without cancellations) no event at all
 -- in the window. The window is the tenant's (int_tenant_windows: its setting, or from its
 -- activity cadence). Only cutoffs whose window is complete.

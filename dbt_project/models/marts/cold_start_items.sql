@@ -10,8 +10,8 @@ popular as (
         tenant_id,
         'popular' as list_kind,
         item_id,
-        row_number() over (partition by tenant_id order by clicks_7d desc, item_id asc) as list_rank,
-        cast(clicks_7d as double) as score
+        row_number() over (partition by tenant_id order by clicks_short desc, item_id asc) as list_rank,
+        cast(clicks_short as double) as score
     from items
 ),
 

@@ -1,5 +1,6 @@
--- Point-in-time engagement examples: subscribers active in the 28 days before cutoff C, features
--- as of C, label = their sessions in [C, C + label window). Only cutoffs whose window is complete.
+-- Point-in-time engagement examples: subscribers active in the long feature window before cutoff
+-- C, features as of C, label = their sessions in [C, C + the tenant's short window), the window
+-- their sessions_short feature counts before C. Only cutoffs whose window is complete.
 with
 
 cutoffs as (
@@ -29,14 +30,14 @@ next_sessions as (
         on user_features.tenant_id = activity.tenant_id
         and user_features.user_id = activity.user_id
         and user_features.cutoff_date <= activity.activity_date
-        and activity.activity_date < user_features.cutoff_date + {{ var('engagement_window_days') }}
+        and activity.activity_date < user_features.cutoff_date + cutoffs.short_window_days
     group by user_features.tenant_id, user_features.user_id, user_features.cutoff_date
 ),
 
 examples as (
     select
         user_features.*,
-        coalesce(next_sessions.sessions, 0) as sessions_next_7d
+        coalesce(next_sessions.sessions, 0) as sessions_next_short
     from user_features
     inner join cutoffs
         on user_features.tenant_id = cutoffs.tenant_id

@@ -1,4 +1,5 @@
--- Topic popularity over the last 7 days, aggregated only from tenants that share data.
+-- Topic popularity over each contributing tenant's short window (int_tenant_windows), aggregated
+-- only from tenants that share data.
 -- Aggregates, never rows, leave a tenant: this is what a new tenant's cold start can lean on.
 with
 
@@ -10,7 +11,7 @@ items as (
 by_topic as (
     select
         topic,
-        {{ sum_count('clicks_7d') }} as clicks_7d,
+        {{ sum_count('clicks_short') }} as clicks_short,
         count(distinct tenant_id) as contributing_tenants
     from items
     group by topic
@@ -19,9 +20,9 @@ by_topic as (
 shares as (
     select
         topic,
-        clicks_7d,
+        clicks_short,
         contributing_tenants,
-        clicks_7d / nullif(sum(clicks_7d) over (), 0) as click_share_7d
+        clicks_short / nullif(sum(clicks_short) over (), 0) as click_share_short
     from by_topic
 )
 

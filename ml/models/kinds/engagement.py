@@ -1,19 +1,22 @@
-"""Engagement: how many sessions each user will have in the next 7 days, against "same as last week".
+"""Engagement: how many sessions each user will have in the tenant's next short window, against
+"same as the last one".
 
-A LightGBM regression with the Poisson objective (the label is a count) on the user features of
-``engagement_examples``. The baseline predicts each user's sessions of the 7 days before the
-cutoff. Metrics: MAE, RMSE and mean Poisson deviance; the headline is **RMSE** (lower is better):
+The window is the tenant's short feature window (``int_tenant_windows.short_window_days``: 7 days
+for a daily platform, 35 for a shop customers visit monthly), the one its ``sessions_short``
+feature counts before a cutoff. A LightGBM regression with the Poisson objective (the label is a
+count) on the user features of ``engagement_examples``. The baseline predicts each user's
+sessions of the window before the cutoff. Metrics: MAE, RMSE and mean Poisson deviance; the headline is **RMSE** (lower is better):
 like the Poisson objective it is minimised by the expected count, it stays finite for the
 baseline (which predicts zero for users idle last week, where Poisson deviance is unbounded),
 and it is in the label's unit, sessions. The baseline competes for champion as a servable
-family of its own (``same_as_last_week``: last week's count through a lookup tree,
+family of its own (``same_as_last_window``: the last window's count through a lookup tree,
 :mod:`ml.models.servable_baseline`): a tenant's first champion is the Poisson model only where its
 RMSE lead holds beyond chance on the holdout. The API answers ``POST /v1/engagement-scores``; the
-score DAG writes ``predictions.engagement_scores``. Once a batch's 7 days have passed the monitor
+score DAG writes ``predictions.engagement_scores``. Once a batch's window has passed the monitor
 records its RMSE and MAE and judges decay by Spearman's rank correlation between predicted and
 actual sessions, against the holdout's: like HitRate@10 and ROC-AUC for the other kinds it asks
 whether the model still tells the engaged from the idle, and a level shift between the holdout
-week and a live one (a busy week, a model trained before its 28-day windows filled) is not decay.
+window and a live one (a busy week, a model trained before its long windows filled) is not decay.
 """
 
 from __future__ import annotations
@@ -41,23 +44,23 @@ from ml.models.kinds.base import (
     Verdict,
 )
 
-WINDOW_DAYS = 7  # dbt var label_window_days: the label counts sessions over this window
+SHORT_WINDOW_DAYS = 7  # the window of a warehouse built before int_tenant_windows had short_window_days
 USER_FEATURES = "user_features"
-LABEL = "sessions_next_7d"
+LABEL = "sessions_next_short"
 
 
 def _metrics(frame: pd.DataFrame, scores: np.ndarray, catalogue_items: int | None) -> dict[str, float]:
     return evaluate.regression_metrics(frame[LABEL].to_numpy(), scores)
 
 
-def _same_as_last_week(frame: pd.DataFrame) -> np.ndarray:
-    """Each user will have as many sessions in the next 7 days as in the last 7."""
-    return frame["sessions_7d"].to_numpy(dtype=np.float64)
+def _same_as_last_window(frame: pd.DataFrame) -> np.ndarray:
+    """Each user will have as many sessions in the next short window as in the last one."""
+    return frame["sessions_short"].to_numpy(dtype=np.float64)
 
 
 def _rows(frame: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
     rows = frame[["tenant_id", "cutoff_date", "user_id"]].rename(columns={"cutoff_date": "as_of"})
-    return rows.assign(expected_sessions_7d=scores)
+    return rows.assign(expected_sessions=scores)
 
 
 _DDL = """
@@ -65,23 +68,40 @@ create table if not exists predictions.engagement_scores (
     tenant_id varchar not null,
     as_of date not null,
     user_id varchar not null,
-    expected_sessions_7d double not null,
+    expected_sessions double not null,
     model_name varchar not null,
     model_version varchar not null,
     trained_on varchar not null,
     scored_at timestamptz not null,
     primary key (tenant_id, as_of, user_id)
-)
+);
+-- a table written before the feature windows were per tenant named it expected_sessions_7d:
+-- its rows keep a null expected_sessions (their model's features are gone; live metrics skip them)
+alter table predictions.engagement_scores add column if not exists expected_sessions double;
+alter table predictions.engagement_scores drop column if exists expected_sessions_7d;
 """
+
+
+def _window(con: Any, tenant_id: str) -> int:
+    """The tenant's short window in days (``int_tenant_windows``), as the last feature build chose it."""
+    found = con.execute(
+        "select count(*) from information_schema.columns "
+        "where table_name = 'int_tenant_windows' and column_name = 'short_window_days'"
+    ).fetchone()[0]
+    if not found:
+        return SHORT_WINDOW_DAYS
+    row = con.execute("select short_window_days from int_tenant_windows where tenant_id = ?", [tenant_id]).fetchone()
+    return int(row[0]) if row else SHORT_WINDOW_DAYS
 
 
 def live_metrics(
     con: Any, tenant: Tenant, serving_cutoff: date, served_log: ServedLog | None = None
 ) -> list[dict[str, Any]]:
-    """MAE and RMSE of each batch of engagement scores once its 7 days have passed.
+    """MAE and RMSE of each batch of engagement scores once its window has passed.
 
     A batch (``predictions.engagement_scores`` at ``as_of``, one model version) is labelled as the
-    mart labels: a user's sessions in ``[as_of, as_of + 7 days)`` (0 without any). Rows:
+    mart labels: a user's sessions in ``[as_of, as_of + window)`` (0 without any), the window the
+    tenant's short window (``int_tenant_windows``), each row's ``horizon_days``. Rows:
     ``users_scored`` = users scored, ``users_active`` = those with a session, ``users_hit`` = those
     whose rounded prediction was exact; metrics ``rmse``, ``mae``, ``spearman``.
     """
@@ -90,18 +110,19 @@ def live_metrics(
         "and table_name = 'engagement_scores'"
     ).fetchone()[0]:
         return []
+    window = _window(con, tenant.tenant_id)
     frame = con.execute(
         """
-        select s.as_of, s.model_version, s.expected_sessions_7d as predicted,
+        select s.as_of, s.model_version, s.expected_sessions as predicted,
                coalesce(sum(a.sessions), 0) as actual
         from predictions.engagement_scores s
         left join int_user_activity__daily a
             on a.tenant_id = s.tenant_id and a.user_id = s.user_id
             and a.activity_date >= s.as_of and a.activity_date < s.as_of + $w
-        where s.tenant_id = $t and s.as_of + $w <= $cutoff
-        group by s.as_of, s.model_version, s.user_id, s.expected_sessions_7d
+        where s.tenant_id = $t and s.as_of + $w <= $cutoff and s.expected_sessions is not null
+        group by s.as_of, s.model_version, s.user_id, s.expected_sessions
         """,
-        {"t": tenant.tenant_id, "w": WINDOW_DAYS, "cutoff": serving_cutoff},
+        {"t": tenant.tenant_id, "w": window, "cutoff": serving_cutoff},
     ).df()
     out = []
     for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
@@ -113,7 +134,7 @@ def live_metrics(
                 "source": "batch",
                 "model_version": str(version),
                 "as_of": pd.Timestamp(day).date(),
-                "horizon_days": WINDOW_DAYS,
+                "horizon_days": window,
                 "users_scored": len(g),
                 "users_active": int((g["actual"] > 0).sum()),
                 "users_hit": int((g["predicted"].round() == g["actual"]).sum()),
@@ -136,7 +157,7 @@ def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: Deca
         return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout spearman")
     threshold = reference * (1 - policy.decay_tolerance)
     if not batches:
-        why = f"no engagement scores by v{version} with {WINDOW_DAYS} days of sessions after them yet"
+        why = f"no engagement scores by v{version} with their window of sessions after them yet"
         return Verdict(metric, None, threshold, None, "insufficient_data", why)
     last = batches[-1]
     if last["users_scored"] < policy.min_users or last.get("spearman") is None:
@@ -158,8 +179,9 @@ class EngagementRequest(BaseModel):
 
 class EngagementScore(BaseModel):
     user_id: str
-    expected_sessions_7d: float | None = Field(
-        description="Expected sessions in the next 7 days; None for a user without features (unknown or inactive)"
+    expected_sessions: float | None = Field(
+        description="Expected sessions in the tenant's next short window (its short_window_days, logged with "
+        "each training run: 7 for a daily platform); None for a user without features (unknown or inactive)"
     )
     arm: Literal["champion", "challenger"] | None
     model_version: str | None
@@ -174,20 +196,21 @@ class EngagementAnswer(BaseModel):
 
 
 def engagement_scores(req: EngagementRequest, ctx: ServingContext) -> Served:
-    """Expected sessions in the next 7 days for the tenant's users (None for users without features)."""
+    """Expected sessions in the tenant's next short window for its users (None for users without features)."""
     return score_users(
         req.user_ids,
         ctx,
         kind="engagement",
         mart=USER_FEATURES,
-        field="expected_sessions_7d",
+        field="expected_sessions",
         endpoint="engagement-scores",
     )
 
 
 KIND = ModelKind(
     name="engagement",
-    description="How many sessions each user will have in the next 7 days: a LightGBM Poisson regression.",
+    description="How many sessions each user will have in the tenant's next short window (7 days for a daily "
+    "platform): a LightGBM Poisson regression.",
     mart="engagement_examples",
     mart_order="cutoff_date, user_id",
     label=LABEL,
@@ -199,9 +222,9 @@ KIND = ModelKind(
     lift_metrics=("rmse", "mae", "poisson_deviance"),
     reported_metrics=("rmse", "mae", "poisson_deviance"),
     lower_is_better=("rmse", "mae", "poisson_deviance"),
-    baseline_name="same_as_last_week",
-    baseline=_same_as_last_week,
-    baseline_feature="sessions_7d",
+    baseline_name="same_as_last_window",
+    baseline=_same_as_last_window,
+    baseline_feature="sessions_short",
     baseline_is_prediction=True,
     serving_mart=USER_FEATURES,
     online_marts={USER_FEATURES: OnlineMart("user_id", key="user_id")},
@@ -216,7 +239,7 @@ KIND = ModelKind(
     ),
     endpoint=Endpoint(
         "/v1/engagement-scores",
-        "Expected sessions in the next 7 days for up to 1,000 users",
+        "Expected sessions in the tenant's next short window for up to 1,000 users",
         EngagementRequest,
         EngagementAnswer,
         engagement_scores,

@@ -38,7 +38,7 @@ EXPLAIN = "Add each item's top 3 reasons: a re-ranker's SHAP values; a classic f
 
 def _popularity(frame: pd.DataFrame) -> np.ndarray:
     """The tenant's most clicked items of the last week first, for everyone."""
-    return -frame["item_popularity_rank_7d"].to_numpy(dtype=np.float64)
+    return -frame["item_popularity_rank_short"].to_numpy(dtype=np.float64)
 
 
 def _top_k(frame: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
@@ -254,6 +254,6 @@ KIND = ModelKind(
     ),
     plots=("ranking_comparison",),
     history_mart=(HISTORY, "user_id, item_id, event_date"),
-    drift_population="user_events_28d > 0",
+    drift_population="user_events_long > 0",
     label_window_days=LABEL_WINDOW_DAYS,
 )

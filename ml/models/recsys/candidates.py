@@ -48,7 +48,7 @@ OUTPUT_COLUMNS = [
     "user_id",
     "item_id",
     *SOURCE_FLAGS,
-    "covisit_sessions_28d",
+    "covisit_sessions_long",
     "is_history_candidate",
     *[f"{name}_{what}" for name in SCORERS for what in ("score", "rank")],
     "user_history_items",
@@ -67,7 +67,7 @@ def score_candidates(
 
     Args:
         sources: the SQL sources' candidates, ``tenant_id, cutoff_date, user_id, item_id`` and the
-            source flags and ``covisit_sessions_28d`` (``int_recommendation_candidates__as_of`` rows).
+            source flags and ``covisit_sessions_long`` (``int_recommendation_candidates__as_of`` rows).
         history: the tenant's interactions per day, ``user_id, item_id, event_date, interactions``
             (events on or after a cutoff are never used for it).
         per_user: items each family adds per user.
@@ -140,7 +140,7 @@ def _at_cutoff(
     frame = sources.merge(scored, on=["user_id", "item_id"], how="outer")
     for flag in SOURCE_FLAGS:
         frame[flag] = frame[flag].astype("boolean").fillna(False).astype(bool)
-    frame["covisit_sessions_28d"] = frame["covisit_sessions_28d"].fillna(0).astype(np.int64)
+    frame["covisit_sessions_long"] = frame["covisit_sessions_long"].fillna(0).astype(np.int64)
     frame["is_history_candidate"] = frame["is_history_candidate"].astype("boolean").fillna(False).astype(bool)
     frame["cutoff_date"] = sources["cutoff_date"].iloc[0]
     frame = _with_nulls(frame.assign(tenant_id=tenant))

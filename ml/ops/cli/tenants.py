@@ -55,6 +55,13 @@ def add(
         int | None,
         typer.Option(help="Days after which a user not seen (or who cancelled) has churned; default: from its cadence"),
     ] = None,
+    feature_window_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Days before a cutoff the long features count (the short ones: a quarter of it); default: from its "
+            "cadence (28 for a daily platform)"
+        ),
+    ] = None,
     holdout_protocol: Annotated[
         str,
         typer.Option(
@@ -85,6 +92,7 @@ def add(
         seen_items=seen_items,
         label_window_days=label_window_days,
         churn_window_days=churn_window_days,
+        feature_window_days=feature_window_days,
         holdout_protocol=holdout_protocol,
         global_region=global_region,
     )
