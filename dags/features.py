@@ -27,7 +27,7 @@ from dags.common.limits import PARALLEL_TASKS
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    allowed_run_types=("manual", "operator_triggered", "asset_triggered"),  # the lake as it is: no backfill
+    allowed_run_types=outcome.NO_BACKFILL,  # the lake as it is: no backfill
     doc_md=__doc__,
     tags=["tenantflow", "features", "dbt"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},

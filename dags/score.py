@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
-from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
-from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
 from dags.common import forms, labels, outcome
 from dags.common.assets import PREDICTIONS, TRAINED_MODELS

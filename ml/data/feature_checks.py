@@ -32,9 +32,12 @@ def sent_signals(frames: dict[str, pd.DataFrame]) -> frozenset[str]:
     return frozenset(signals)
 
 
-def feature_suites(tenant_id: str, signals: frozenset[str] = frozenset({"completion", "topic"})) -> dict[str, Any]:
+def feature_suites(
+    tenant_id: str, signals: frozenset[str] = frozenset({"completion", "topic"}), feature_window_days: int = 28
+) -> dict[str, Any]:
     """Suites for a tenant's serving marts: shape, keys, and value ranges that must hold;
-    ``signals``: the optional ones it sends (:func:`sent_signals`)."""
+    ``signals``: the optional ones it sends (:func:`sent_signals`); ``feature_window_days``: its
+    long feature window (``int_tenant_windows``), within which every served user was last active."""
     gx, gxe = gx_modules()
     from great_expectations.expectations.row_conditions import Column
 
@@ -51,7 +54,9 @@ def feature_suites(tenant_id: str, signals: frozenset[str] = frozenset({"complet
             expectations=[
                 *base(["tenant_id", "user_id"]),
                 gxe.ExpectColumnValuesToBeBetween(column="events_long", min_value=1),
-                gxe.ExpectColumnValuesToBeBetween(column="days_since_last_activity", min_value=1, max_value=28),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="days_since_last_activity", min_value=1, max_value=feature_window_days
+                ),
                 gxe.ExpectColumnValuesToBeBetween(
                     column="completion_rate_long",
                     min_value=0,
@@ -79,10 +84,13 @@ def feature_suites(tenant_id: str, signals: frozenset[str] = frozenset({"complet
     }
 
 
-def check_features(frames: dict[str, pd.DataFrame], tenant_id: str, settings: Settings) -> dict[str, Any]:
-    """Validate one tenant's marts; return ``{"healthy", "health_problems", "feature_rows"}``."""
+def check_features(
+    frames: dict[str, pd.DataFrame], tenant_id: str, settings: Settings, feature_window_days: int = 28
+) -> dict[str, Any]:
+    """Validate one tenant's marts (its long feature window: :func:`feature_suites`); return
+    ``{"healthy", "health_problems", "feature_rows"}``."""
     problems: list[str] = []
-    suites = feature_suites(tenant_id, sent_signals(frames))
+    suites = feature_suites(tenant_id, sent_signals(frames), feature_window_days)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
     for model, suite in suites.items():
         result = validate_frame(frames[model], suite, f"{model}_{tenant_id}")

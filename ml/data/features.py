@@ -89,7 +89,10 @@ def check_warehouse_features(
                 }
             else:
                 frames = {m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df() for m in CHECKED_MARTS}
-                h = check_features(frames, tid, settings)
+                (window,) = con.execute(
+                    "select feature_window_days from int_tenant_windows where tenant_id = ?", [tid]
+                ).fetchone() or (28,)
+                h = check_features(frames, tid, settings, int(window))
                 h["health_problems"] += [f"dbt model {m} failed to build" for m in sorted(failed_models)]
                 h["healthy"] = not h["health_problems"]
             h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -26,9 +26,20 @@ def champion_and_challenger(kind: str, owner: str, settings: Settings) -> tuple[
     )
 
 
-def not_due(champ: Any, manifest_hash: str, policy: TrainSettings, graduating: bool = False) -> str | None:
-    """Why a feature-triggered run leaves this champion alone, or None when it is due."""
+# the tenant's feature windows a version's inputs were counted over (int_tenant_windows), as version tags
+WINDOW_TAGS = ("feature_window_days", "short_window_days")
+
+
+def not_due(
+    champ: Any, manifest_hash: str, policy: TrainSettings, graduating: bool = False, windows: dict | None = None
+) -> str | None:
+    """Why a feature-triggered run leaves this champion alone, or None when it is due: also when
+    the tenant's feature ``windows`` (the snapshot's) are no longer those of the champion's inputs
+    (a setting changed, or its cadence crossed a week): the same columns now count other days."""
     if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
+        return None
+    now = windows or {}
+    if any(tag in champ.tags and now.get(tag) is not None and champ.tags[tag] != str(now[tag]) for tag in WINDOW_TAGS):
         return None
     age_days = (time.time() - champ.creation_timestamp / 1000) / 86_400
     if age_days >= policy.retrain_every_days:

@@ -27,6 +27,9 @@ input schema) and then:
   unless the tenant chose the random protocol (its ``holdout_protocol``): then its winner replaces
   the re-ranker.
 
+A champion that needs features the marts no longer publish (a column renamed or dropped) cannot
+serve or be re-scored: the challenger is judged as a first champion, and no schema check holds it.
+
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
 
@@ -70,7 +73,7 @@ def sanity_problems(
     """Reasons a model must not serve, whatever its metrics (empty when it may). ``may_be_constant``:
     a kind's baseline made servable, whose table was checked strictly increasing when fitted
     (:mod:`ml.models.servable_baseline`): equal predictions are the holdout's equal values, as
-    when every young tenant's user had no session last week."""
+    when every young tenant's user had no session in the last window."""
     problems = []
     if champion_features is not None and champion_features != features:
         added = sorted(set(features) - set(champion_features))
@@ -258,8 +261,10 @@ def gate(
     """
     champ = registry.version_by_alias(name, registry.CHAMPION, settings)
     champ_booster_schema = champ is not None and holds_booster(version_family(champ))
+    # a champion whose inputs the marts no longer publish (renamed, dropped) cannot serve or be judged
+    gone = sorted(set(version_features(champ) or []) - set(features)) if champ_booster_schema else []
     if challenger.booster is not None:
-        schema = version_features(champ) if champ_booster_schema else None
+        schema = version_features(champ) if champ_booster_schema and not gone else None
         baseline_family = challenger.family == kind.baseline_name
         problems = sanity_problems(kind, challenger.booster, holdout, features, policy, schema, baseline_family)
     else:
@@ -269,6 +274,11 @@ def gate(
     if champ is None:
         return _first_champion(kind, challenger, baseline, holdout, features)
     v = str(champ.version)
+    if gone:
+        log.warning("%s: champion v%s needs features the marts no longer have: %s", name, v, gone)
+        first = _first_champion(kind, challenger, baseline, holdout, features)
+        why = f"champion v{v} needs features the marts no longer have {gone}, so judged as a first champion"
+        return GateDecision(first.promote, f"{why}: {first.reason}", v, {})
     same_recipe = (
         champ.tags.get("trained_on") == challenger.trained_on
         and champ.tags.get("global_version") == (challenger.global_version or "")

@@ -370,7 +370,7 @@ def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
 
 
 def strongest_popularity(candidates: list[Candidate]) -> dict[str, float]:
-    """The metrics of the better popularity list (all time or the last week): the run's baseline."""
+    """The metrics of the best popularity list (all time or recent): the run's baseline."""
     popular = [c for c in candidates if c.family.startswith("popularity")]
     if not popular:
         return {}

@@ -146,6 +146,7 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     rows = rows.assign(**meta)
     as_of = rows["as_of"].iloc[0]
     table = kind.predictions_table
+    _rename_columns(con, table, kind.predictions_renamed)
     con.execute(kind.predictions_ddl)
     con.execute("begin")
     con.execute(f"delete from {table} where tenant_id = ? and as_of = ?", [tenant_id, as_of])
@@ -161,3 +162,21 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
         "model_version": champ.number,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def _rename_columns(con: Any, table: str, renamed: dict[str, str]) -> None:
+    """Rename the columns an earlier release gave ``table`` (``schema.name``), old -> new, where it has them."""
+    if not renamed:
+        return
+    schema, name = table.split(".")
+    have = {
+        c
+        for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    for old, new in renamed.items():
+        if old in have and new not in have:
+            con.execute(f'alter table {table} rename column "{old}" to "{new}"')
+            log.info("%s: column %s renamed %s", table, old, new)

@@ -8,7 +8,7 @@ A kind whose baseline is one feature (``ModelKind.baseline_feature``: churn's
 chance) and each region's global model, fitted on the sharing tenants' pooled labels. Churn's is that feature through a sigmoid fitted on the tenant's training labels
 (Platt scaling), strictly increasing, so it ranks users exactly as the baseline does and says how
 likely each is to churn; engagement's (``ModelKind.baseline_is_prediction``) is the feature's value
-itself, last week's sessions as the next week's expected count. A monotone-constrained tree model would
+itself, the last short window's sessions as the next one's expected count. A monotone-constrained tree model would
 not do: on a small tenant's labels it pools neighbouring days into a few steps, and the ties cost
 up to 0.04 ROC-AUC against recency itself (20 synthetic tenants of 1,500 users). It is stored as a
 LightGBM text model (a lookup tree, :func:`fit_baseline`) on the same input columns as the learnt
@@ -62,7 +62,7 @@ def fit_baseline(kind: ModelKind, frame: pd.DataFrame, features: list[str], poli
     """The baseline as a ``lightgbm.Booster`` over ``features`` that reads ``kind.baseline_feature`` only.
 
     The feature is a whole number (days, sessions). Its prediction is the value itself when
-    ``kind.baseline_is_prediction`` (engagement: last week's sessions), else a probability: a
+    ``kind.baseline_is_prediction`` (engagement: the last short window's sessions), else a probability: a
     sigmoid of ``log1p(value)`` fitted on ``frame``'s labels (:func:`_platt`). Either is strictly
     increasing, so the model orders users exactly as the baseline does (ties where the baseline
     ties) and its ranking metrics are the baseline's. It is stored as LightGBM's one regression
@@ -127,7 +127,7 @@ def candidate(
     for its global model: ``trained_on="global"``) and scored on ``holdout`` (None: the kind has no
     servable baseline or ``features`` lack its feature, or a probability's ``train`` holds one class
     only; a prediction, engagement's
-    last week's sessions, needs no training rows)."""
+    sessions of the last short window, needs no training rows)."""
     if kind.baseline_feature is None or kind.baseline_feature not in features:
         return None  # (a snapshot from before the feature: nothing to serve it from)
     if not kind.baseline_is_prediction and not 0 < kind.positives(train) < len(train):

@@ -26,6 +26,7 @@ from ml.core.settings import REPO_ROOT, Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant
 from ml.models import evaluate, plots, registry
 from ml.models.audit import actor
+from ml.models.due import WINDOW_TAGS
 from ml.models.fit import Candidate, predict
 from ml.models.gate import GateDecision, gate, record_decision
 from ml.models.kinds.base import ModelKind
@@ -114,8 +115,9 @@ def _run_tags(t: Training) -> dict[str, str]:
         "global_model": t.global_model,
         "actor": actor(),
     }
-    # a young tenant's version: whether it may train its own, its age, the global version it met (ml.models.due)
-    for tag in ("eligible_for_own_model", "history_days", "global_judged"):
+    # a young tenant's version: whether it may train its own, its age, the global version it met; the
+    # feature windows its inputs were counted over (ml.models.due)
+    for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS):
         if tag in t.extra_params:
             value = t.extra_params[tag]
             tags[tag] = str(value).lower() if isinstance(value, bool) else str(value)

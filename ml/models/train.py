@@ -227,7 +227,8 @@ def train_tenant(
     if not force and (same := unchanged(champ, challenger, g, snap.snapshot_id)):
         return _skipped(kind, tenant_id, same, champ.version if champ else None)
     if reason == "features" and not force:
-        why_not = not_due(champ, snap.manifest_hash, policy, graduating(champ, snap.history_days, policy))
+        young = graduating(champ, snap.history_days, policy)
+        why_not = not_due(champ, snap.manifest_hash, policy, young, snap.windows)
         if why_not:
             return _skipped(kind, tenant_id, why_not, champ.version)
     features = feature_names(snap, kind)

@@ -48,14 +48,17 @@ def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     settings = world_env(mp, tmp_path_factory.mktemp("features") / "home")
     config = GenerationConfig(tenants=SPECS, days=26, end_date=END, seed=3)  # one churn window
-    # umbra sets its recommender and churn windows, globex its feature window (42 days, a short one
-    # of 14); the others follow their activity cadence
+    # umbra sets its recommender, churn and feature windows (14 days, a short one of 7), globex its
+    # feature window (42 days, a short one of 14); the others follow their activity cadence
     register(
         settings,
         config,
         silo=("initech",),
         not_sharing=("umbra", "clicky"),
-        fields={"umbra": {"label_window_days": 14, "churn_window_days": 7}, "globex": {"feature_window_days": 42}},
+        fields={
+            "umbra": {"label_window_days": 14, "churn_window_days": 7, "feature_window_days": 14},
+            "globex": {"feature_window_days": 42},
+        },
     )
     generate(config, settings.stores.landing.root, workers=1)
     for path in settings.stores.landing.tenant_dir("eu", "clicky").rglob("*.parquet"):  # a click-only product
@@ -112,10 +115,11 @@ def _lake(settings, tenant_id, region="eu"):
     return pd.read_parquet(settings.stores.lake.tenant_dir(region, tenant_id))
 
 
-@pytest.mark.parametrize("tenant_id, short, long", [("acme", 7, 28), ("globex", 14, 42)])
+@pytest.mark.parametrize("tenant_id, short, long", [("acme", 7, 28), ("globex", 14, 42), ("umbra", 7, 14)])
 def test_ranking_examples_are_point_in_time_correct_over_the_tenants_windows(world, tenant_id, short, long):
     """Features count the tenant's short and long windows before the cutoff (acme's follow its
-    cadence, a daily one: 7 and 28 days; globex sets 42, so 14 and 42), labels its label window after."""
+    cadence, a daily one: 7 and 28 days; globex sets 42, so 14 and 42; umbra 14, so 7 and 14: in
+    26 days of history only its long window leaves events out), labels its label window after."""
     settings, _, _ = world
     con = _con(settings, "eu/pool")
     ex = con.execute("select * from ranking_examples where tenant_id = ?", [tenant_id]).df()
@@ -138,6 +142,18 @@ def test_ranking_examples_are_point_in_time_correct_over_the_tenants_windows(wor
         item = lake[(lake.item_id == row.item_id) & (lake.event_type == "click")]
         assert row.item_clicks_short == ((item.d >= c - timedelta(days=short)) & (item.d < c)).sum()
     assert (beyond_a_week > 0) == (short > 7)
+    # at the serving cutoff (26 days in), a long window of 14 days leaves events out, 28 or 42 do not
+    con = _con(settings, "eu/pool")
+    served = con.execute("select * from user_features where tenant_id = ?", [tenant_id]).df()
+    (serving,) = con.execute(
+        "select cutoff_date from int_feature_cutoffs where tenant_id = ? and is_serving", [tenant_id]
+    ).fetchone()
+    con.close()
+    events = lake[lake.user_id.notna() & (lake.event_type != "item_published")]
+    in_long = events[(events.d >= serving - timedelta(days=long)) & (events.d < serving)].groupby("user_id").size()
+    served = served.set_index("user_id").events_long  # (users who cancelled before the cutoff are not served)
+    assert len(served) > 50 and served.equals(in_long.reindex(served.index).rename("events_long"))
+    assert (len(events[events.d < serving - timedelta(days=long)]) > 0) == (long < 28)
 
 
 def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(world):
@@ -321,25 +337,21 @@ def test_engagement_labels_count_the_sessions_of_the_short_window_after_the_cuto
         assert row.sessions_short == sum(n for d, n in mine.items() if c - timedelta(days=short) <= d < c)
 
 
-def test_global_topic_popularity_uses_only_sharing_tenants(world):
+def test_global_topic_popularity_uses_only_sharing_tenants_at_a_weekly_rate(world):
+    """acme and globex share data, umbra does not; globex's short window is 14 days, so its clicks
+    count half per week."""
     settings, _, _ = world
     con = _con(settings, "eu/pool")
-    g = (
-        con.execute("select topic, clicks_short, contributing_tenants from global_topic_popularity")
-        .df()
-        .set_index("topic")
-    )
-    by_hand = (
-        con.execute(
-            "select topic, sum(clicks_short) as clicks_short from item_features where tenant_id in ('acme', 'globex') group by topic"
-        )
-        .df()
-        .set_index("topic")
-    )
+    g = con.execute("select topic, weekly_clicks, contributing_tenants from global_topic_popularity").df()
+    by_hand = con.execute(
+        "select topic, sum(case tenant_id when 'globex' then clicks_short / 2.0 else clicks_short end) as weekly_clicks "
+        "from item_features where tenant_id in ('acme', 'globex') group by topic"
+    ).df()
     with_umbra = con.execute("select sum(clicks_short) from item_features").fetchone()[0]
     con.close()
-    assert g.clicks_short.sort_index().astype(int).equals(by_hand.clicks_short.sort_index().astype(int))
-    assert g.clicks_short.sum() < with_umbra and g.contributing_tenants.max() <= 2
+    g, by_hand = g.set_index("topic").sort_index(), by_hand.set_index("topic").sort_index()
+    assert np.allclose(g.weekly_clicks, by_hand.weekly_clicks.loc[g.index]) and len(g) == len(by_hand)
+    assert g.weekly_clicks.sum() < with_umbra and g.contributing_tenants.max() <= 2
 
 
 def test_features_are_discovered_from_the_manifest(world):
@@ -409,6 +421,14 @@ def test_feature_checks_flag_broken_marts(world):
     assert any("completion_rate_long" in p for p in bad["health_problems"])
     empty = check_features({**frames, "item_features": frames["item_features"].head(0)}, "acme", settings)
     assert any("expect_table_row_count_to_be_between" in p for p in empty["health_problems"])
+    # a user last active 40 days ago is within a 42-day feature window (a slower tenant's), not 28
+    away = frames["user_features"].copy()
+    away.loc[away.index[0], "days_since_last_activity"] = 40
+    assert check_features({**frames, "user_features": away}, "acme", settings, feature_window_days=42)["healthy"]
+    assert any(
+        "days_since_last_activity" in p
+        for p in check_features({**frames, "user_features": away}, "acme", settings)["health_problems"]
+    )
 
 
 BUILD = """

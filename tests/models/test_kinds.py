@@ -217,3 +217,28 @@ def test_each_kind_lives_in_a_module_named_after_it():
     from ml.models.kinds import kind_names
 
     assert kind_choices() == kind_names()
+
+
+def test_engagement_scores_written_before_the_per_tenant_windows_keep_their_predictions():
+    """``expected_sessions_7d`` (an earlier release's column) is renamed in place, values kept, and
+    the next batch is written beside them."""
+    from ml.models import score
+
+    engagement = get_kind("engagement")
+    con = duckdb.connect()
+    con.execute("create schema predictions")
+    old_ddl = engagement.predictions_ddl.replace("expected_sessions double", "expected_sessions_7d double")
+    con.execute(old_ddl)
+    con.execute(
+        "insert into predictions.engagement_scores values ('acme', '2026-11-01', 'u1', 2.5, 'e', '1', 't', now())"
+    )
+    for _ in range(2):  # idempotent
+        score._rename_columns(con, engagement.predictions_table, engagement.predictions_renamed)
+    con.execute(engagement.predictions_ddl)
+    con.execute(
+        "insert into predictions.engagement_scores by name select 'acme' as tenant_id, date '2026-11-08' as as_of, "
+        "'u1' as user_id, 3.0 as expected_sessions, 'e' as model_name, '2' as model_version, 't' as trained_on, "
+        "now() as scored_at"
+    )
+    rows = con.execute("select as_of, expected_sessions from predictions.engagement_scores order by as_of").fetchall()
+    assert [r[1] for r in rows] == [2.5, 3.0]

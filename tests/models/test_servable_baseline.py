@@ -90,7 +90,7 @@ def _weeks(n: int, seed: int, trend: float) -> pd.DataFrame:
     return pd.DataFrame({"signal": signal, "sessions_short": last.astype(float), "sessions_next_short": nxt})
 
 
-def test_same_as_last_window_serves_last_weeks_count_and_a_poisson_model_must_beat_it_beyond_chance():
+def test_same_as_last_window_serves_the_last_windows_count_and_a_poisson_model_must_beat_it_beyond_chance():
     engagement = get_kind("engagement")
     features = ["signal", "sessions_short"]
     policy = TrainSettings()

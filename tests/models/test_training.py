@@ -137,7 +137,7 @@ def test_churn_champions_beat_recency_beyond_chance_or_are_recency(world):
         assert 0 <= r["metrics"]["brier"] < 0.25
 
 
-def test_engagement_champions_beat_last_week_beyond_chance_or_are_last_week(world):
+def test_engagement_champions_beat_the_last_window_beyond_chance_or_are_it(world):
     """Engagement's headline is RMSE (lower is better). "Same as last week" competes as a servable
     family: a Poisson model is a first champion only where its RMSE lead over it holds at the lower
     end of the 95% bootstrap interval; elsewhere last week's count itself serves."""
@@ -354,6 +354,10 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
     assert due.not_due(fresh, "m2", policy) is None, "a changed dbt project retrains"
     assert due.not_due(champ(8, trained_on="tenant"), "m1", policy) is None, "an old champion retrains"
     assert due.not_due(None, "m1", policy) is None, "no champion yet"
+    # the tenant's feature windows moved (a setting, or its cadence crossed a week): the same columns count other days
+    counted = champ(1, trained_on="tenant", feature_window_days="28", short_window_days="7")
+    assert "not due" in due.not_due(counted, "m1", policy, windows={"feature_window_days": 28, "short_window_days": 7})
+    assert due.not_due(counted, "m1", policy, windows={"feature_window_days": 42, "short_window_days": 14}) is None
     # the global model serves a tenant because it was young: it graduates once 30 days old
     young = champ(1, trained_on="global", eligible_for_own_model="false")
     assert not due.graduating(young, 29, policy) and due.graduating(young, 30, policy)
@@ -480,3 +484,25 @@ def test_auto_rollback_covers_churn_on_live_roc_auc(world):
     assert [(a["kind"], a["from_version"], a["to_version"]) for a in actions] == [("churn", new, old)]
     assert str(registry.version_by_alias(f"churn.{tid}", registry.CHAMPION, settings).version) == old
     assert "roc_auc (churn window)" in audit.entries(settings, tid, "churn")[-1].reason
+
+
+def test_a_champion_whose_features_the_marts_no_longer_have_is_replaced_as_a_first_champion(world):
+    """A champion trained before a column was renamed (``events_long`` was ``events_28d``) can
+    neither serve nor be re-scored: the next training's challenger is judged as a first champion
+    (against the baseline), not refused for a changed input schema."""
+    settings, _ = world
+    kind, tid = "churn", "hooli"
+    name = registry.model_name(kind, tid)
+    c = registry.client(settings)
+    champ = c.get_model_version_by_alias(name, "champion")
+    own = json.loads(champ.tags["features"])
+    assert "events_long" in own
+    old = [("events_28d" if f == "events_long" else f) for f in own]
+    c.set_model_version_tag(name, champ.version, "features", json.dumps(old))
+    try:
+        r = train.train_tenant(kind, tid, "test-renamed", settings, force=True)
+    finally:
+        c.set_model_version_tag(name, champ.version, "features", json.dumps(own))
+    assert "input schema changed" not in r["reason"], r
+    assert f"champion v{champ.version} needs features the marts no longer have ['events_28d']" in r["reason"], r
+    assert "first champion" in r["reason"], r

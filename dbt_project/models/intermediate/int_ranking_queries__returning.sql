@@ -19,7 +19,8 @@ interactions as (
 select distinct
     cutoffs.tenant_id,
     cutoffs.cutoff_date,
-    interactions.user_id
+    interactions.user_id,
+    cutoffs.short_window_days
 from cutoffs
 inner join interactions
     on cutoffs.tenant_id = interactions.tenant_id

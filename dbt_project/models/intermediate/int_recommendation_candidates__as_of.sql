@@ -23,7 +23,8 @@ active_users as (
     select
         user_features.tenant_id,
         user_features.cutoff_date,
-        user_features.user_id
+        user_features.user_id,
+        cutoffs.short_window_days
     from {{ ref('int_user_features__as_of') }} as user_features
     inner join cutoffs
         on user_features.tenant_id = cutoffs.tenant_id
@@ -47,7 +48,8 @@ history_users as (
     select
         cutoffs.tenant_id,
         cutoffs.cutoff_date,
-        first_interactions.user_id
+        first_interactions.user_id,
+        cutoffs.short_window_days
     from cutoffs
     inner join first_interactions
         on cutoffs.tenant_id = first_interactions.tenant_id
@@ -57,7 +59,8 @@ history_users as (
     select
         returning_users.tenant_id,
         returning_users.cutoff_date,
-        returning_users.user_id
+        returning_users.user_id,
+        returning_users.short_window_days
     from returning_users
     inner join first_interactions
         on returning_users.tenant_id = first_interactions.tenant_id
@@ -65,18 +68,11 @@ history_users as (
         and returning_users.cutoff_date > first_interactions.first_date
 ),
 
+-- (each carries its cutoff's short window: recent_clicks)
 users as (
-    select
-        both_kinds.*,
-        cutoffs.short_window_days
-    from (
-        select * from active_users
-        union
-        select * from history_users
-    ) as both_kinds
-    inner join cutoffs
-        on both_kinds.tenant_id = cutoffs.tenant_id
-        and both_kinds.cutoff_date = cutoffs.cutoff_date
+    select * from active_users
+    union
+    select * from history_users
 ),
 
 items as (

@@ -198,6 +198,9 @@ class ModelKind:
     group: str | None = None  # query column for ranking objectives
     keys: tuple[str, ...] = ("user_id",)  # what one example is about (besides tenant and cutoff)
     min_train_positives: int = 200  # examples with a positive label needed to train a tenant model
+    # old -> new names of predictions-table columns an earlier release wrote (renamed in place
+    # before the next scoring: ml.models.score)
+    predictions_renamed: dict[str, str] = field(default_factory=dict)
     min_holdout_positives: int = 20
     num_boost_round: int = 150
     fine_tune_rounds: int = 60
@@ -215,11 +218,11 @@ class ModelKind:
     # computes it on 200 resamples of the holdout, twice each. None: ``metrics`` of a frame.
     headline_metric: Callable[[np.ndarray, np.ndarray], float | None] | None = None
     # the one feature the baseline is (a whole number, higher: likelier positive or more; churn's
-    # days since the last activity, engagement's sessions last week). Set: the baseline competes
+    # days since the last activity, engagement's sessions of the last short window). Set: the baseline competes
     # as a servable family of its own, named ``baseline_name`` (ml.models.servable_baseline)
     baseline_feature: str | None = None
-    # whether that feature's value is itself the baseline's prediction (engagement: last week's
-    # sessions), served as it is; False: a probability is fitted to it (churn's recency, Platt scaling)
+    # whether that feature's value is itself the baseline's prediction (engagement: the last
+    # short window's sessions), served as it is; False: a probability is fitted to it (churn's recency, Platt scaling)
     baseline_is_prediction: bool = False
 
     def matrix(self, frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:

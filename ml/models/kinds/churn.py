@@ -28,6 +28,7 @@ from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds._user_scores import score_users
+from ml.models.kinds._windows import tenant_window
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     DecayPolicy,
@@ -73,16 +74,6 @@ create table if not exists predictions.churn_scores (
 """
 
 
-def _window(con: Any, tenant_id: str) -> int:
-    """The tenant's churn window in days (``int_tenant_windows``), as the last feature build chose it."""
-    if not con.execute(
-        "select count(*) from information_schema.tables where table_name = 'int_tenant_windows'"
-    ).fetchone()[0]:
-        return CHURN_WINDOW_DAYS
-    row = con.execute("select churn_window_days from int_tenant_windows where tenant_id = ?", [tenant_id]).fetchone()
-    return int(row[0]) if row else CHURN_WINDOW_DAYS
-
-
 def live_metrics(
     con: Any, tenant: Tenant, serving_cutoff: date, served_log: ServedLog | None = None
 ) -> list[dict[str, Any]]:
@@ -100,6 +91,7 @@ def live_metrics(
         "and table_name = 'churn_scores'"
     ).fetchone()[0]:
         return []
+    window = tenant_window(con, tenant.tenant_id, "churn_window_days", CHURN_WINDOW_DAYS)
     frame = con.execute(
         """
         with cancelled as (
@@ -121,7 +113,7 @@ def live_metrics(
         left join cancelled c on c.user_id = s.user_id
         left join returned r on r.as_of = s.as_of and r.user_id = s.user_id
         """,
-        {"t": tenant.tenant_id, "w": (window := _window(con, tenant.tenant_id)), "cutoff": serving_cutoff},
+        {"t": tenant.tenant_id, "w": window, "cutoff": serving_cutoff},
     ).df()
     out = []
     for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):

@@ -33,6 +33,7 @@ from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds._user_scores import score_users
+from ml.models.kinds._windows import tenant_window
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     DecayPolicy,
@@ -74,24 +75,8 @@ create table if not exists predictions.engagement_scores (
     trained_on varchar not null,
     scored_at timestamptz not null,
     primary key (tenant_id, as_of, user_id)
-);
--- a table written before the feature windows were per tenant named it expected_sessions_7d:
--- its rows keep a null expected_sessions (their model's features are gone; live metrics skip them)
-alter table predictions.engagement_scores add column if not exists expected_sessions double;
-alter table predictions.engagement_scores drop column if exists expected_sessions_7d;
+)
 """
-
-
-def _window(con: Any, tenant_id: str) -> int:
-    """The tenant's short window in days (``int_tenant_windows``), as the last feature build chose it."""
-    found = con.execute(
-        "select count(*) from information_schema.columns "
-        "where table_name = 'int_tenant_windows' and column_name = 'short_window_days'"
-    ).fetchone()[0]
-    if not found:
-        return SHORT_WINDOW_DAYS
-    row = con.execute("select short_window_days from int_tenant_windows where tenant_id = ?", [tenant_id]).fetchone()
-    return int(row[0]) if row else SHORT_WINDOW_DAYS
 
 
 def live_metrics(
@@ -110,7 +95,7 @@ def live_metrics(
         "and table_name = 'engagement_scores'"
     ).fetchone()[0]:
         return []
-    window = _window(con, tenant.tenant_id)
+    window = tenant_window(con, tenant.tenant_id, "short_window_days", SHORT_WINDOW_DAYS)
     frame = con.execute(
         """
         select s.as_of, s.model_version, s.expected_sessions as predicted,
@@ -119,7 +104,7 @@ def live_metrics(
         left join int_user_activity__daily a
             on a.tenant_id = s.tenant_id and a.user_id = s.user_id
             and a.activity_date >= s.as_of and a.activity_date < s.as_of + $w
-        where s.tenant_id = $t and s.as_of + $w <= $cutoff and s.expected_sessions is not null
+        where s.tenant_id = $t and s.as_of + $w <= $cutoff
         group by s.as_of, s.model_version, s.user_id, s.expected_sessions
         """,
         {"t": tenant.tenant_id, "w": window, "cutoff": serving_cutoff},
@@ -230,6 +215,8 @@ KIND = ModelKind(
     online_marts={USER_FEATURES: OnlineMart("user_id", key="user_id")},
     predictions_table="predictions.engagement_scores",
     predictions_ddl=_DDL,
+    # before the feature windows were per tenant (a daily tenant's window was and is 7 days)
+    predictions_renamed={"expected_sessions_7d": "expected_sessions"},
     prediction_rows=_rows,
     live=LiveMonitoring(
         columns={"mae": "double", "rmse": "double", "spearman": "double"},

@@ -37,7 +37,7 @@ EXPLAIN = "Add each item's top 3 reasons: a re-ranker's SHAP values; a classic f
 
 
 def _popularity(frame: pd.DataFrame) -> np.ndarray:
-    """The tenant's most clicked items of the last week first, for everyone."""
+    """The tenant's most clicked items of its short window first, for everyone."""
     return -frame["item_popularity_rank_short"].to_numpy(dtype=np.float64)
 
 
