@@ -1,34 +1,30 @@
 """The promotion gate: whether a new model version replaces the champion, and the record of why.
 
-A new version becomes ``challenger``. It becomes ``champion`` only if it passes the sanity checks
-(finite, non-constant predictions; one request scored within the latency budget; the champion's
-input schema) and then:
+A new version becomes ``challenger``. It becomes ``champion`` only if it passes the sanity checks (finite,
+non-constant predictions; one request scored within the latency budget; the champion's input schema) and then:
 
-* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`) with
-  the lower end of the 95% bootstrap interval of its lead above zero (an exact tie on the
-  headline, decided by the next lift metric, has no lead to take an interval of); where the baseline competes
-  as a servable family (churn's ``recency``, engagement's ``same_as_last_window``,
-  :mod:`ml.models.servable_baseline`), training chose a learnt model over it only beyond chance,
-  and that family is a first champion as it stands. A young tenant's global model whose baseline
-  could not compete (a training window of one class) is a first champion on its point lead;
-  on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
-  competition's winner, so it is at least as good as every popularity list and classic family
-  there, and a re-ranker won only if it beat the strongest family beyond chance;
-* otherwise beats the champion, re-scored on the same holdout, by the promotion margin on the
-  kind's headline metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's
-  better direction). On the competition holdout the margin applies to the lower end of the 95%
-  paired-bootstrap interval of the per-user difference (:func:`ml.models.evaluate.paired_bootstrap`):
-  a challenger replaces the champion only when it is better by the margin beyond chance. A
-  classic family champion is re-scored as its recipe refitted on the holdout's history (its
-  served fit has seen the holdout window). Any family that is not learnt (a classic family, a
-  servable baseline such as churn's ``recency``) refitted on newer data replaces itself.
-  A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its
-  winner meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`),
-  unless the tenant chose the random protocol (its ``holdout_protocol``): then its winner replaces
-  the re-ranker.
+* with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`) with the lower end
+  of the 95% bootstrap interval of its lead above zero (an exact tie on the headline, decided by the next lift
+  metric, has no lead to take an interval of); where the baseline competes as a servable family (churn's
+  ``recency``, engagement's ``same_as_last_window``, :mod:`ml.models.servable_baseline`), training chose a
+  learnt model over it only beyond chance, and that family is a first champion as it stands. A young tenant's
+  global model whose baseline could not compete (a training window of one class) is a first champion on its
+  point lead; on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
+  competition's winner, so it is at least as good as every popularity list and classic family there, and a
+  re-ranker won only if it beat the strongest family beyond chance;
+* otherwise beats the champion, re-scored on the same holdout, by the promotion margin on the kind's headline
+  metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's better direction). On the
+  competition holdout the margin applies to the lower end of the 95% paired-bootstrap interval of the per-user
+  difference (:func:`ml.models.evaluate.paired_bootstrap`): a challenger replaces the champion only when it is
+  better by the margin beyond chance. A classic family champion is re-scored as its recipe refitted on the
+  holdout's history (its served fit has seen the holdout window). Any family that is not learnt (a classic
+  family, a servable baseline such as churn's ``recency``) refitted on newer data replaces itself. A re-ranker
+  champion cannot be judged by the random protocol; when that protocol decides, its winner meets the re-ranker
+  on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`), unless the tenant chose the
+  random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker.
 
-A champion that needs features the marts no longer publish (a column renamed or dropped) cannot
-serve or be re-scored: the challenger is judged as a first champion, and no schema check holds it.
+A champion needing features the marts no longer publish (renamed, dropped) cannot serve or be re-scored: the
+challenger is judged as a first champion, and no schema check holds it.
 
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
@@ -262,7 +258,7 @@ def gate(
     champ = registry.version_by_alias(name, registry.CHAMPION, settings)
     champ_booster_schema = champ is not None and holds_booster(version_family(champ))
     # a champion whose inputs the marts no longer publish (renamed, dropped) cannot serve or be judged
-    gone = sorted(set(version_features(champ) or []) - set(features)) if champ_booster_schema else []
+    gone = sorted(set(version_features(champ) or []) - set(features)) if champ_booster_schema and features else []
     if challenger.booster is not None:
         schema = version_features(champ) if champ_booster_schema and not gone else None
         baseline_family = challenger.family == kind.baseline_name
@@ -275,7 +271,6 @@ def gate(
         return _first_champion(kind, challenger, baseline, holdout, features)
     v = str(champ.version)
     if gone:
-        log.warning("%s: champion v%s needs features the marts no longer have: %s", name, v, gone)
         first = _first_champion(kind, challenger, baseline, holdout, features)
         why = f"champion v{v} needs features the marts no longer have {gone}, so judged as a first champion"
         return GateDecision(first.promote, f"{why}: {first.reason}", v, {})
