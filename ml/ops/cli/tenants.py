@@ -58,8 +58,8 @@ def add(
     feature_window_days: Annotated[
         int | None,
         typer.Option(
-            help="Days before a cutoff the long features count (the short ones: a quarter of it); default: from its "
-            "cadence (28 for a daily platform)"
+            help="Days before a cutoff the long features count, 14..364 (the short ones: a quarter of it); default: "
+            "from its cadence (28 for a daily platform)"
         ),
     ] = None,
     holdout_protocol: Annotated[
