@@ -41,10 +41,20 @@ class RequestContext:
         return self._state.models.get(self.tenant_id, self._kind, arm)
 
     def arm(self, user_id: str) -> str:
-        """``challenger`` for users in the challenger's share (when one is loaded), else ``champion``."""
-        if self._share > 0 and in_challenger_arm(self.tenant_id, user_id, self._share) and self.model("challenger"):
-            return "challenger"
+        """``challenger`` for users in the challenger's share (when one is loaded that the published
+        features can answer: one trained on columns since renamed is not), else ``champion``."""
+        if self._share > 0 and in_challenger_arm(self.tenant_id, user_id, self._share):
+            challenger = self.model("challenger")
+            if challenger is not None and self._answerable(challenger):
+                return "challenger"
         return "champion"
+
+    def _answerable(self, model: ServedModel) -> bool:
+        """A classic family (it reads the user's history), or a LightGBM model whose every feature is
+        a column of one of the published tables."""
+        if model.recommender is not None or self.features is None:
+            return True
+        return any(set(model.features) <= table.columns.keys() for table in self.features.tables.values())
 
 
 def _route(kind: ModelKind) -> Any:
