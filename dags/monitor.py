@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
 from dags.common import forms, labels, outcome
 from dags.common.assets import FEATURE_MARTS
 from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
+from dags.common.trigger import trigger_run
 
 
 @dag(
@@ -85,19 +85,16 @@ def monitor():
             return None
         return decide_(summaries, monitor_run=ctx["dag_run"].run_id)
 
-    retrain = TriggerDagRunOperator(
-        task_id="retrain",
-        trigger_dag_id="train",
-        trigger_run_id="{{ ti.xcom_pull(task_ids='decide')['train_run_id'] }}",
-        conf="{{ ti.xcom_pull(task_ids='decide') }}",
-        skip_when_already_exists=True,  # a retried task never starts a second run
-    )
+    @task
+    def retrain(conf: dict) -> None:
+        """Start the train DAG's drift run ``conf["train_run_id"]`` (``drift__<monitor run>``) with ``conf``."""
+        trigger_run("train", conf["train_run_id"], conf)
 
     work = plan()
     results = check_warehouse.expand(warehouse=work)
     # not downstream of `decide`: a short circuit skips everything downstream of it
     [work, results, watch_promotions(results)] >> outcome.fail_run_on_failure()
-    decide(results) >> retrain
+    retrain(decide(results))
 
 
 monitor()

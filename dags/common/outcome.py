@@ -44,7 +44,7 @@ def run_type() -> str:
 # read the newest snapshot, champions and windows, whatever the date): a backfill would only repeat
 # today's work once per past date, so Airflow offers none (DAG ``allowed_run_types``: the UI greys
 # "Backfill" out and the REST API answers 400). ``operator_triggered``: the monitor DAG's
-# TriggerDagRunOperator starts drift retrains; ``asset_materialization``: "Materialize" on the
+# ``retrain`` task starts drift retrains (dags/common/trigger.py); ``asset_materialization``: "Materialize" on the
 # asset a DAG produces (feature_marts, trained_models, predictions) in the UI. The ingest DAG
 # backfills landing dates, and its lake events start the rest.
 NO_BACKFILL = ("scheduled", "manual", "operator_triggered", "asset_triggered", "asset_materialization")

@@ -131,7 +131,8 @@ def test_model_plane_shape(tmp_path):
 def test_monitor_shape(tmp_path):
     mon = _parse(REPO_ROOT / "dags" / "monitor.py", tmp_path)["dags"][0]
     assert mon["mapped"] == ["check_warehouse"]
-    assert mon["tasks"]["retrain"] == "TriggerDagRunOperator"
+    # a task raising the Task SDK's DagRunTriggerException (dags/common/trigger.py), as the operator does
+    assert mon["tasks"]["retrain"] == "_PythonDecoratedOperator"
     assert {"plan", "watch_promotions", "decide"} <= set(mon["tasks"])
     assert mon["schedule_assets"] == ["feature_marts"] and "0 6 * * *" in mon["schedule"]
     assert mon["runs_on_unpause"] is False and {"tenants", "retrain"} <= set(mon["params"])
