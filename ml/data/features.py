@@ -80,6 +80,12 @@ def check_warehouse_features(
     failed_models = {n["node"].split(".")[-1] for n in build.get("failed_nodes", []) if n["node"].startswith("model.")}
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
+        # each tenant's long feature window, within which every served user was last active
+        windows = (
+            dict(con.execute("select tenant_id, feature_window_days from int_tenant_windows").fetchall())
+            if set(tenants) & set(wh.tenants)
+            else {}
+        )
         for tid in wh.tenants:
             if tid not in tenants:
                 h: dict[str, Any] = {
@@ -89,10 +95,7 @@ def check_warehouse_features(
                 }
             else:
                 frames = {m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df() for m in CHECKED_MARTS}
-                (window,) = con.execute(
-                    "select feature_window_days from int_tenant_windows where tenant_id = ?", [tid]
-                ).fetchone() or (28,)
-                h = check_features(frames, tid, settings, int(window))
+                h = check_features(frames, tid, settings, int(windows.get(tid, 28)))
                 h["health_problems"] += [f"dbt model {m} failed to build" for m in sorted(failed_models)]
                 h["healthy"] = not h["health_problems"]
             h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -68,6 +68,8 @@ def score_warehouse(
         con = connect(path)
         try:
             con.execute("create schema if not exists predictions")
+            for kind in {kind.name: kind for kind, _ in models.values()}.values():
+                _rename_columns(con, kind.predictions_table, kind.predictions_renamed)
             for (tid, kind_name), (kind, champ) in sorted(models.items()):
                 out[tid][kind_name] = _score(con, store.get(tid), kind, champ, k)
                 if out[tid][kind_name]["rows"]:
@@ -146,7 +148,6 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     rows = rows.assign(**meta)
     as_of = rows["as_of"].iloc[0]
     table = kind.predictions_table
-    _rename_columns(con, table, kind.predictions_renamed)
     con.execute(kind.predictions_ddl)
     con.execute("begin")
     con.execute(f"delete from {table} where tenant_id = ? and as_of = ?", [tenant_id, as_of])

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from ml.ops.airflow import Services
 
 FINISHED = ("success", "failed")
+# the DAGs in dags/ (ingest → features → train → score, and monitor)
+TENANTFLOW_DAGS = ("ingest", "features", "train", "score", "monitor")
 
 
 def airflow_password(settings: Settings) -> str:

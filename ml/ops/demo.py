@@ -30,7 +30,7 @@ from ml.data.generate.config import (
     GenerationConfig,
     demo_config,
 )
-from ml.ops.airflow_client import AirflowClient
+from ml.ops.airflow_client import TENANTFLOW_DAGS, AirflowClient
 from ml.ops.status import champion_label, format_table, status
 
 DEMO_MARKER = ".tenantflow-demo"
@@ -74,7 +74,7 @@ def run_demo(settings: Settings | None = None, scale: float = 1.0) -> list[dict[
 
     say("starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
     with running_airflow(settings) as airflow:
-        for dag_id in ("ingest", "features", "train", "score", "monitor"):
+        for dag_id in TENANTFLOW_DAGS:
             airflow.wait_dag(dag_id)
         say(f"Airflow is up on http://127.0.0.1:{settings.airflow.port} and has parsed the DAGs")
         # Unpausing lets the scheduler run them: ingest's own daily run (the latest interval)

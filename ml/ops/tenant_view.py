@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.core.settings import Settings, get_settings
+from ml.ops.airflow_client import TENANTFLOW_DAGS
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,6 @@ class LazyApp:
         if self._app is None:
             self._app = create_app()
         await self._app(scope, receive, send)
-
-
-# the DAGs whose runs produced what the view shows (lake, features, models, scores, drift)
-TENANTFLOW_DAGS = ("ingest", "features", "train", "score", "monitor")
 
 
 def guard() -> Any:

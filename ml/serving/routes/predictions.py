@@ -54,7 +54,7 @@ class RequestContext:
         a column of one of the published tables."""
         if model.recommender is not None or self.features is None:
             return True
-        return any(set(model.features) <= table.columns.keys() for table in self.features.tables.values())
+        return any(all(f in table.columns for f in model.features) for table in self.features.tables.values())
 
 
 def _route(kind: ModelKind) -> Any:
