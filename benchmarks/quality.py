@@ -335,6 +335,13 @@ def main() -> None:
     ap.add_argument(
         "--product-random", action="store_true", help="also score the product's served lists under the random protocol"
     )
+    ap.add_argument(
+        "--feature-window-days",
+        type=int,
+        default=None,
+        help="set every member's feature window (tenants add --feature-window-days) before the product trains",
+    )
+    ap.add_argument("--product-only", action="store_true", help="skip the side-by-side baselines (a window sweep)")
     a = ap.parse_args()
     if a.fleet == "both":  # one home (and process) per fleet: their tenants must not train one global model
         for fleet in ("retail", "demo"):
@@ -346,7 +353,11 @@ def main() -> None:
     results = []
     members = retail_fleet(a.min_customers) if fleet == "retail" else demo_fleet()
     test_days = a.test_days or (28 if fleet == "retail" else 7)
-    for region, tenant_id in members:
+    if a.feature_window_days is not None:
+        store = TenantStore(settings)
+        for _, tenant_id in members:
+            store.add(replace(store.get(tenant_id), feature_window_days=a.feature_window_days), replace=True)
+    for region, tenant_id in members if not a.product_only else []:
         events = lake_events(settings, region, tenant_id)
         for protocol in ("temporal", "random"):
             for row in score_tenant(tenant_id, events, protocol, test_days, a.allow_repeats, a.threads):

@@ -183,7 +183,7 @@ if __name__ == "__main__":
 
     ingest_tenants([s.tenant_id for s in config.tenants], config.start_date, END + timedelta(days=1), settings)
     wh = warehouses(TenantStore(settings).list())[0]
-    v = {**dbt.dbt_vars(settings, wh), "training_cutoffs": -2}  # the serving cutoff only, like the others
+    v = {**dbt.dbt_vars(settings, wh), "training_cutoffs": -1}  # the serving cutoff only, like the others
     paths = v["lake_paths"]
 
     t = time.perf_counter()

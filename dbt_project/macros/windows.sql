@@ -7,11 +7,29 @@
 {%- endmacro %}
 
 {% macro label_complete(days) -%}
-    {#- In int_feature_cutoffs: the cutoff's label window of `days` is complete, and the cutoff is
-        among the newest training_cutoffs + 2 whose window is, so one kind's long window (a shop's
-        91-day churn window) does not reach back into another kind's training data. -#}
+    {#- In int_feature_cutoffs: the cutoff is labelled under a label window of `days`. The holdout is
+        the newest cutoff whose window is complete, h = ceil(days / training_cutoff_every_days)
+        steps back. Training takes the training_cutoffs + 1 cutoffs from 2 h steps back: their
+        windows end by the holdout's cutoff, so no training label overlaps what the holdout judges
+        (purging: ml.models.fit.time_holdout). The cutoffs in between are not labelled, and one
+        kind's long window (a shop's 91-day churn window) does not reach into another kind's
+        training data. -#}
+    {%- set h = 'ceil(' ~ days ~ ' / ' ~ var('training_cutoff_every_days') ~ ')' -%}
+    {%- if var('training_cutoffs') < 0 -%}
+    false  {#- the serving cutoff only (benchmarks/user_features_engines.py) -#}
+    {%- else -%}
     (
-        cutoff_date + {{ days }} <= serving_cutoff_date
-        and k <= ceil({{ days }} / {{ var('training_cutoff_every_days') }}) + {{ var('training_cutoffs') }} + 1
+        k = {{ h }}
+        or k between 2 * {{ h }} and 2 * {{ h }} + {{ var('training_cutoffs') }}
     )
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro label_complete_steps(days) -%}
+    {#- How many cutoff steps back label_complete(days) reaches, plus one (the serving cutoff). -#}
+    {%- if var('training_cutoffs') < 0 -%}
+    1
+    {%- else -%}
+    cast(2 * ceil({{ days }} / {{ var('training_cutoff_every_days') }}) as integer) + {{ var('training_cutoffs') }} + 1
+    {%- endif -%}
 {%- endmacro %}

@@ -26,16 +26,18 @@ def champion_and_challenger(kind: str, owner: str, settings: Settings) -> tuple[
     )
 
 
-# the tenant's feature windows a version's inputs were counted over (int_tenant_windows), as version tags
-WINDOW_TAGS = ("feature_window_days", "short_window_days")
+# the tenant's feature windows a version's inputs were counted over (int_tenant_windows), and the
+# days after a cutoff its labels counted (the kind's label window: ModelKind.label_days), as version tags
+WINDOW_TAGS = ("feature_window_days", "short_window_days", "label_days")
 
 
 def not_due(
     champ: Any, manifest_hash: str, policy: TrainSettings, graduating: bool = False, windows: dict | None = None
 ) -> str | None:
     """Why a feature-triggered run leaves this champion alone, or None when it is due: also when
-    the tenant's feature ``windows`` (the snapshot's) are no longer those of the champion's inputs
-    (a setting changed, or its cadence crossed a week): the same columns now count other days."""
+    the tenant's ``windows`` (the snapshot's, with the kind's ``label_days``) are no longer those
+    of the champion's inputs or labels (a setting changed, or its cadence crossed a week): the same
+    columns now count other days, or its predictions are about another window than it learned."""
     if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
         return None
     now = windows or {}

@@ -54,16 +54,31 @@ def feature_names(snap: Snapshot, kind: ModelKind) -> list[str]:
     return [f["name"] for f in snap.features[kind.mart]]
 
 
-def time_holdout(frame: pd.DataFrame, latest: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows, holdout rows): the holdout is the last labelled cutoff (at or before
-    ``latest``, when given: a longer label window needs an earlier cutoff), training every earlier
-    one; later cutoffs are left out (their labels fall in the holdout's window)."""
+def time_holdout(frame: pd.DataFrame, label_days: int, latest: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows) of a kind's examples (one tenant's, ``cutoff_date`` a column),
+    split in time.
+
+    The holdout is the last labelled cutoff (at or before ``latest``, when given: a longer label
+    window needs an earlier cutoff). Training takes the earlier cutoffs whose label window of
+    ``label_days`` days ends by the holdout's cutoff: a cutoff whose labels reach into the holdout's
+    window has learned part of what the holdout judges, which favours a fresh challenger over the
+    champion. That is purging (López de Prado, *Advances in Financial Machine Learning*, 2018,
+    section 7.4.1); dbt labels such cutoffs only where none is left out (``int_feature_cutoffs``).
+    Later cutoffs than the holdout are left out too.
+    """
     if frame.empty:
         return frame, frame
     cutoffs = pd.to_datetime(frame["cutoff_date"])
     allowed = cutoffs[cutoffs <= pd.Timestamp(latest)] if latest is not None else cutoffs
     last = allowed.max() if len(allowed) else cutoffs.max()
-    return frame[(cutoffs < last).to_numpy()], frame[(cutoffs == last).to_numpy()]
+    purged = cutoffs + pd.Timedelta(days=label_days) <= last
+    return frame[purged.to_numpy()], frame[(cutoffs == last).to_numpy()]
+
+
+def split(snap: Snapshot, kind: ModelKind, latest: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows) of the kind's examples in ``snap``: :func:`time_holdout` under
+    the tenant's label window for the kind (``ModelKind.label_days`` of the snapshot's windows)."""
+    return time_holdout(load_examples(snap, kind), kind.label_days(snap.windows), latest)
 
 
 def load_examples(snap: Snapshot, kind: ModelKind) -> pd.DataFrame:

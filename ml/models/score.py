@@ -26,6 +26,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import Warehouse, connect, warehouse_jobs, warehouse_lock
 from ml.models.champion import Champion, load_champion
 from ml.models.kinds import kinds_of
+from ml.models.kinds._windows import tenant_window
 from ml.models.kinds.base import ModelKind
 from ml.models.recsys import served
 
@@ -69,7 +70,7 @@ def score_warehouse(
         try:
             con.execute("create schema if not exists predictions")
             for kind in {kind.name: kind for kind, _ in models.values()}.values():
-                _rename_columns(con, kind.predictions_table, kind.predictions_renamed)
+                upgrade_table(con, kind)
             for (tid, kind_name), (kind, champ) in sorted(models.items()):
                 out[tid][kind_name] = _score(con, store.get(tid), kind, champ, k)
                 if out[tid][kind_name]["rows"]:
@@ -140,6 +141,9 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     if rows.empty:
         return {"rows": 0, "model_version": champ.number}
     meta = {
+        # what the rows predict is about the tenant's window for the kind: live metrics judge the
+        # batch over it even after the window moves
+        "horizon_days": tenant_window(con, tenant_id, kind.window_column, kind.label_window_days),
         "model_name": champ.name,
         "model_version": champ.number,
         "trained_on": champ.trained_on,
@@ -148,7 +152,6 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     rows = rows.assign(**meta)
     as_of = rows["as_of"].iloc[0]
     table = kind.predictions_table
-    con.execute(kind.predictions_ddl)
     con.execute("begin")
     con.execute(f"delete from {table} where tenant_id = ? and as_of = ?", [tenant_id, as_of])
     con.register("scored", rows)
@@ -165,11 +168,11 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     }
 
 
-def _rename_columns(con: Any, table: str, renamed: dict[str, str]) -> None:
-    """Rename the columns an earlier release gave ``table`` (``schema.name``), old -> new, where it has them."""
-    if not renamed:
-        return
-    schema, name = table.split(".")
+def upgrade_table(con: Any, kind: ModelKind) -> None:
+    """Create the kind's predictions table, or bring an earlier release's up to date in place, its
+    rows kept: the columns it gave other names (``ModelKind.predictions_renamed``, old -> new) are
+    renamed, and ``horizon_days`` (rows scored before it stay null) is added."""
+    schema, name = kind.predictions_table.split(".")
     have = {
         c
         for (c,) in con.execute(
@@ -177,7 +180,9 @@ def _rename_columns(con: Any, table: str, renamed: dict[str, str]) -> None:
             [schema, name],
         ).fetchall()
     }
-    for old, new in renamed.items():
+    for old, new in kind.predictions_renamed.items():
         if old in have and new not in have:
-            con.execute(f'alter table {table} rename column "{old}" to "{new}"')
-            log.info("%s: column %s renamed %s", table, old, new)
+            con.execute(f'alter table {kind.predictions_table} rename column "{old}" to "{new}"')
+            log.info("%s: column %s renamed %s", kind.predictions_table, old, new)
+    con.execute(kind.predictions_ddl)
+    con.execute(f"alter table {kind.predictions_table} add column if not exists horizon_days integer")

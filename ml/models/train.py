@@ -48,9 +48,8 @@ from ml.models.fit import (
     fair_shares,
     feature_names,
     fit,
-    load_examples,
     sample_rows,
-    time_holdout,
+    split,
     trainable,
 )
 from ml.models.kinds import get_kind
@@ -95,7 +94,7 @@ def _global_data(
                 f"tenant {t.tenant_id}: its snapshot declares other {kind.name} features than "
                 f"{members[0][0].tenant_id}; rebuild features for every warehouse first."
             )
-        tr, ho = time_holdout(load_examples(snap, kind))
+        tr, ho = split(snap, kind)
         trains.append(trainable(kind, tr))
         holdouts.append(ho)
         catalogue += catalogue_size(snap, ho) or 0
@@ -226,16 +225,18 @@ def train_tenant(
     champ, challenger = champion_and_challenger(kind.name, tenant_id, settings)
     if not force and (same := unchanged(champ, challenger, g, snap.snapshot_id)):
         return _skipped(kind, tenant_id, same, champ.version if champ else None)
+    window = kind.label_days(snap.windows)  # days after a cutoff the kind's labels count
+    windows = {**snap.windows, "label_days": window}
     if reason == "features" and not force:
         young = graduating(champ, snap.history_days, policy)
-        why_not = not_due(champ, snap.manifest_hash, policy, young, snap.windows)
+        why_not = not_due(champ, snap.manifest_hash, policy, young, windows)
         if why_not:
             return _skipped(kind, tenant_id, why_not, champ.version)
     features = feature_names(snap, kind)
     history = _history(kind, snap)
-    window, windows = _label_window(kind, snap, history)
+    # the competition's holdout is the last cutoff whose label window the history covers
     latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window) if snap.serving_cutoff else None
-    train, holdout = time_holdout(load_examples(snap, kind), latest if history is not None else None)
+    train, holdout = split(snap, kind, latest if history is not None else None)
     catalogue = catalogue_size(snap, holdout)
     eligible, why = eligible_for_own_model(kind, snap, train, holdout, policy)
     candidates = tenant_candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
@@ -355,17 +356,6 @@ def _ranking_holdout(
         if share is not None:
             logged["temporal_judged_share"] = round(share, 3)
     return judged
-
-
-def _label_window(
-    kind: ModelKind, snap: snapshots.Snapshot, history: pd.DataFrame | None
-) -> tuple[int, dict[str, Any]]:
-    """Days of the holdout's label window, and the tenant's windows to log (the snapshot's ``windows``):
-    the tenant's, as its feature build chose it (``int_tenant_windows``: its setting, or whole weeks
-    covering two gaps of its activity cadence), so the holdout judges the window the re-ranker's
-    labels were made over; the kind's own window without a history mart or windows recorded."""
-    windows = dict(snap.windows)
-    return (int(windows["label_window_days"]) if history is not None and windows else kind.label_window_days), windows
 
 
 def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:

@@ -333,9 +333,14 @@ def _compare_features(
 def _performance(
     kind: ModelKind, champ: MonitoredChampion, w: TenantWindows, policy: MonitorPolicy, kbase: dict[str, Any]
 ) -> CheckResult:
-    """The kind's decay check on the champion's own batches."""
+    """The kind's decay check on the champion's own batches, judged over the label window its
+    holdout was (its snapshot's window for the kind): like is compared with like. After the
+    tenant's window moves, its new batches wait for the retraining that move makes due."""
     version = champ.champion.number
-    batches = [m for m in w.live if m["kind"] == kind.name and m["model_version"] == version]
+    window = kind.label_days(champ.snapshot.windows if champ.snapshot is not None else {})
+    batches = [
+        m for m in w.live if m["kind"] == kind.name and m["model_version"] == version and m["horizon_days"] == window
+    ]
     v = kind.live.decay(batches, champ.holdout_metrics, policy, version)
     return CheckResult(
         **kbase,

@@ -159,8 +159,8 @@ def test_ranking_examples_are_point_in_time_correct_over_the_tenants_windows(wor
 def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(world):
     """int_tenant_windows: umbra's registry sets a 14-day recommender window and a 7-day churn
     window; acme's follow its cadence (the rule recomputed with pandas from its lake). umbra's
-    candidates are labelled by the clicks of the 14 days after a cutoff, only at cutoffs whose 14
-    days are complete; its users churn by not coming back within 7 days; its snapshot records the
+    candidates are labelled by the clicks of the 14 days after a cutoff, only at the newest cutoff
+    whose 14 days are complete (the holdout) and at those whose 14 days end by it; its users churn by not coming back within 7 days; its snapshot records the
     windows that training's holdout then uses."""
     from ml.models.runs import snapshot_warehouse
 
@@ -197,7 +197,11 @@ def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(wor
     labelled = cutoffs[cutoffs.has_ranking_label & ~cutoffs.is_serving]
     serving = cutoffs.cutoff_date.max()
     assert len(labelled) and (labelled.cutoff_date + pd.Timedelta(days=14) <= serving).all()
-    assert not (cutoffs[~cutoffs.has_ranking_label].cutoff_date + pd.Timedelta(days=14) <= serving).any()
+    holdout = labelled.cutoff_date.max()  # the newest cutoff whose 14 days are complete (a cutoff a week)
+    assert holdout + pd.Timedelta(days=14) <= serving < holdout + pd.Timedelta(days=21)
+    # and nothing else in 26 days: a training cutoff's 14 days would have to end by the holdout's
+    # cutoff (purged), so it would fall in the first week (int_feature_cutoffs' unit test has some)
+    assert list(labelled.cutoff_date) == [holdout]
     assert set(ex.cutoff_date) == set(labelled.cutoff_date)
     umbra = _lake(settings, "umbra")
     umbra = umbra[umbra.event_type.isin(INTERACTION_EVENT_TYPES)]

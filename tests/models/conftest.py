@@ -24,7 +24,7 @@ SPECS = [
 ]
 SHARING = {"eu": ("acme", "globex", "young"), "us": ("hooli",)}
 OPTED_IN = {"young": "us"}  # young is served by recommender.global.us, not .eu
-DAYS = 40
+DAYS = 47  # a 14-day churn window trains on two purged cutoffs (days 12 and 19), from day 47
 
 
 def build_models_world(mp: pytest.MonkeyPatch, home: Path) -> World:

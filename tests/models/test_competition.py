@@ -106,7 +106,7 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
     tenant = TenantStore(settings).get(tid)
     snap = snapshots.latest(settings, tenant.region, tid)
     history = pd.read_parquet(snap.table("interaction_history"))
-    train, holdout = fit.time_holdout(fit.load_examples(snap, RECOMMENDER))
+    train, holdout = fit.split(snap, RECOMMENDER)
     judged = ranking.RankingHoldout.build(history, holdout, RECOMMENDER.label_window_days)
     [ease] = [f for f in ranking.judge_families(judged) if f.model.name == "ease"]
     cand = fit.Candidate(

@@ -121,6 +121,11 @@ def test_engagement_live_metrics_and_decay():
     assert engagement.live.metrics(good, ACME, date(2026, 11, 14), None) == [], "the 14 days have not passed"
     (fortnight,) = engagement.live.metrics(good, ACME, date(2026, 11, 15), None)
     assert fortnight["horizon_days"] == 14 and fortnight["mae"] == pytest.approx(g["mae"] + 50 / 200, abs=0.01)
+    # a batch the score DAG recorded as scored for 7 days is judged over those 7, whatever the window is now
+    good.execute("alter table predictions.engagement_scores add column horizon_days integer")
+    good.execute("update predictions.engagement_scores set horizon_days = 7")
+    (scored_for,) = engagement.live.metrics(good, ACME, date(2026, 11, 15), None)
+    assert scored_for["horizon_days"] == 7 and scored_for["mae"] == pytest.approx(g["mae"])
 
 
 def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str) -> None:
@@ -220,25 +225,26 @@ def test_each_kind_lives_in_a_module_named_after_it():
 
 
 def test_engagement_scores_written_before_the_per_tenant_windows_keep_their_predictions():
-    """``expected_sessions_7d`` (an earlier release's column) is renamed in place, values kept, and
-    the next batch is written beside them."""
+    """``expected_sessions_7d`` (an earlier release's column) is renamed in place, values kept,
+    ``horizon_days`` is added (null for the old rows), and the next batch is written beside them."""
     from ml.models import score
 
     engagement = get_kind("engagement")
     con = duckdb.connect()
     con.execute("create schema predictions")
     old_ddl = engagement.predictions_ddl.replace("expected_sessions double", "expected_sessions_7d double")
-    con.execute(old_ddl)
+    con.execute(old_ddl.replace("    horizon_days integer,\n", ""))
     con.execute(
         "insert into predictions.engagement_scores values ('acme', '2026-11-01', 'u1', 2.5, 'e', '1', 't', now())"
     )
     for _ in range(2):  # idempotent
-        score._rename_columns(con, engagement.predictions_table, engagement.predictions_renamed)
-    con.execute(engagement.predictions_ddl)
+        score.upgrade_table(con, engagement)
     con.execute(
         "insert into predictions.engagement_scores by name select 'acme' as tenant_id, date '2026-11-08' as as_of, "
-        "'u1' as user_id, 3.0 as expected_sessions, 'e' as model_name, '2' as model_version, 't' as trained_on, "
-        "now() as scored_at"
+        "'u1' as user_id, 3.0 as expected_sessions, 7 as horizon_days, 'e' as model_name, '2' as model_version, "
+        "'t' as trained_on, now() as scored_at"
     )
-    rows = con.execute("select as_of, expected_sessions from predictions.engagement_scores order by as_of").fetchall()
-    assert [r[1] for r in rows] == [2.5, 3.0]
+    rows = con.execute(
+        "select as_of, expected_sessions, horizon_days from predictions.engagement_scores order by as_of"
+    ).fetchall()
+    assert [r[1:] for r in rows] == [(2.5, None), (3.0, 7)]

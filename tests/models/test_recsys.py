@@ -227,17 +227,20 @@ def test_the_ranking_holdout_judges_every_user_active_in_the_window_under_the_se
     assert excluded.candidate_recall() == pytest.approx(1 / 3)
 
 
-def test_a_longer_label_window_holds_out_an_earlier_cutoff():
+def test_a_longer_label_window_holds_out_an_earlier_cutoff_and_purges_the_training_cutoffs_before_it():
     """(The window itself, from a tenant's setting or cadence, is int_tenant_windows' dbt unit test.)"""
     from ml.models import fit
 
-    # a longer window holds out an earlier cutoff and trains only on the ones before it
     cutoffs = pd.to_datetime(["2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"])
     frame = pd.DataFrame({"cutoff_date": cutoffs, "v": range(4)})
-    train, holdout = fit.time_holdout(frame, latest=pd.Timestamp("2026-02-02") - pd.Timedelta(days=21))
-    assert list(holdout["v"]) == [1] and list(train["v"]) == [0]
-    train, holdout = fit.time_holdout(frame)
+    # a 21-day window holds out an earlier cutoff, and trains only on cutoffs whose 21 days end by it
+    train, holdout = fit.time_holdout(frame, 21, latest=pd.Timestamp("2026-02-02") - pd.Timedelta(days=21))
+    assert list(holdout["v"]) == [1] and list(train["v"]) == []
+    train, holdout = fit.time_holdout(frame, 7)
     assert list(holdout["v"]) == [3] and list(train["v"]) == [0, 1, 2]
+    # Jan 12's 14 days end on the Jan 26 holdout's cutoff (kept); Jan 19's reach past it (purged)
+    train, holdout = fit.time_holdout(frame, 14)
+    assert list(holdout["v"]) == [3] and list(train["v"]) == [0, 1]
 
 
 def test_ties_at_the_kth_place_go_to_the_lower_item_id():

@@ -20,7 +20,6 @@ from ml.data import snapshots
 from ml.models import audit, registry, train
 from ml.models.champion import Champion
 from ml.models.kinds import all_kinds, get_kind
-from ml.models.kinds._recommender_live import HORIZONS
 from ml.models.kinds._recommender_live import live_metrics as live_recommendation_metrics
 from ml.models.kinds.churn import live_metrics as live_churn_metrics
 from ml.monitoring import decisions, rollback, run, windows
@@ -480,14 +479,18 @@ def test_recommendations_served_online_are_measured_like_the_batch_ones(checked,
                 + "\n"
             )
         cutoff = windows._serving_cutoff(con, "steady05")
+        (window,) = con.execute(
+            "select label_window_days from int_tenant_windows where tenant_id = 'steady05'"
+        ).fetchone()
+        horizons = {1, window}  # the next day's clicks and the tenant's label window's
         rows = live_recommendation_metrics(
             con, Tenant("steady05", "eu"), cutoff, ServedLog((str(tmp_path / "date=*" / "*.jsonl"),))
         )
     finally:
         con.close()
     by = {(r["source"], r["horizon_days"]): r for r in rows}
-    assert set(by) == {(s, h) for s in ("batch", "online") for h in HORIZONS}
-    for h in HORIZONS:
+    assert set(by) == {(s, h) for s in ("batch", "online") for h in horizons}
+    for h in horizons:
         batch, online = by["batch", h], by["online", h]
         same = (
             "as_of",
@@ -576,3 +579,9 @@ def test_live_churn_metrics_and_decay(definition):
     assert _performance(churn, champ, w, policy, base).status == "insufficient_data"
     w.live = [{**g, "model_version": "2"}]  # another version's batch says nothing about this champion
     assert _performance(churn, champ, w, policy, base).status == "insufficient_data"
+    # a batch judged over 21 days says nothing of a holdout judged over 14 (the default churn
+    # window of a champion without a snapshot), but of one judged over 21 it does
+    w.live = [{**b, "horizon_days": 21}]
+    assert _performance(churn, champ, w, policy, base).status == "insufficient_data"
+    three_weeks = MonitoredChampion(champion, SimpleNamespace(windows={"churn_window_days": 21}), {"roc_auc": 0.74})
+    assert _performance(churn, three_weeks, w, policy, base).drifted is True

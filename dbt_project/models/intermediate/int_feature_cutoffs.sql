@@ -1,9 +1,9 @@
 -- The dates features are computed "as of" (everything strictly before the cutoff), per tenant:
 -- the serving cutoff (the day after the tenant's last event, or var as_of) and earlier
--- training cutoffs every few days, flagged by whether their label windows are complete: enough
--- of them that training_cutoffs + 1 are labelled under the tenant's longest window. Each label
--- flags at most the newest training_cutoffs + 2 cutoffs whose window is complete (macro
--- label_complete), so one kind's long window does not reach into another kind's training data.
+-- training cutoffs every few days, flagged by the kinds whose examples they label (macro
+-- label_complete): under each kind's label window, the newest cutoff whose window is complete
+-- (the holdout) and the training_cutoffs + 1 whose windows end by the holdout's cutoff (purged).
+-- Cutoffs no kind labels are left out: nothing would read their features.
 with
 
 activity as (
@@ -31,14 +31,11 @@ steps as (
         churn_window_days,
         feature_window_days,
         short_window_days,
-        unnest(range(
-            0,
-            cast(ceil(
-                -- engagement's label window is the short feature window
-                greatest(label_window_days, churn_window_days, short_window_days)
-                / {{ var('training_cutoff_every_days') }}
-            ) as integer) + {{ var('training_cutoffs') }} + 1
-        )) as k
+        -- engagement's label window is the short feature window
+        unnest(
+            range(0, {{ label_complete_steps('greatest(label_window_days, churn_window_days, short_window_days)') }})
+        )
+            as k
     from windows
 ),
 
@@ -64,6 +61,7 @@ cutoffs as (
 
 flagged as (
     select
+        k,
         tenant_id,
         cutoff_date,
         is_serving,
@@ -80,4 +78,16 @@ flagged as (
     where cutoff_date >= first_activity_date + 7 or is_serving
 )
 
-select * from flagged
+select
+    tenant_id,
+    cutoff_date,
+    is_serving,
+    label_window_days,
+    churn_window_days,
+    feature_window_days,
+    short_window_days,
+    has_ranking_label,
+    has_churn_label,
+    has_engagement_label
+from flagged
+where is_serving or has_ranking_label or has_churn_label or has_engagement_label

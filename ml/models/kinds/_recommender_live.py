@@ -16,32 +16,35 @@ import pandas as pd
 from ml.core.prediction_log import ServedLog
 from ml.core.tenants import Tenant
 from ml.models import evaluate
+from ml.models.kinds._windows import batch_horizon, tenant_window
 from ml.models.kinds.base import DecayPolicy, Verdict
 
 K = evaluate.K
-LABEL_WINDOW_DAYS = 7  # dbt var label_window_days: the holdout's HitRate@10 counts clicks over this window
-HORIZONS = (1, LABEL_WINDOW_DAYS)  # days of clicks after a batch: next day, and a full label window
+LABEL_WINDOW_DAYS = 7  # the label window of a warehouse built before int_tenant_windows (dbt var label_window_min_days)
+NEXT_DAY = 1  # days of clicks after a list: the next day's, then its whole label window's
 
 _LIVE_LISTS = """
 with served as ({sources}),
 lists as (
-    select source, as_of, model_version, user_id, item_id, min(rank) as rank
+    select source, as_of, model_version, horizon_days, user_id, item_id, min(rank) as rank
     from served where as_of + $shortest <= $cutoff group by all
 )
-select source, as_of, model_version, user_id, item_id,
+select source, as_of, model_version, horizon_days, user_id, item_id,
        row_number() over (partition by source, as_of, model_version, user_id order by rank, item_id) as rank
 from lists
 """
-# what each scored user clicked in the longest horizon, days after the batch; under the exclude
+# what each scored user clicked in its list's horizon, days after the batch; under the exclude
 # policy not what they had clicked before it (the holdout's relevant items: a list cannot hold those)
 _LIVE_CLICKS = """
-with scored as (select distinct source, cast(as_of as date) as as_of, model_version, user_id from _live_lists),
+with scored as (
+    select distinct source, cast(as_of as date) as as_of, model_version, horizon_days, user_id from _live_lists
+),
 clicks as (
     select distinct user_id, item_id, event_date from stg_lake__events where tenant_id = $t and is_interaction
 )
 select s.source, s.as_of, s.model_version, c.user_id, c.item_id, min(c.event_date - s.as_of) as days_after
 from scored s
-join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + $longest
+join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + s.horizon_days
 where not $exclude or not exists (
     select 1 from clicks p where p.user_id = c.user_id and p.item_id = c.item_id and p.event_date < s.as_of
 )
@@ -63,19 +66,22 @@ _LOGGED = {
 
 
 def _served_sources(con: Any, served_log: ServedLog | None) -> list[str]:
-    """SQL of every served list as ``source, as_of, user_id, item_id, rank, model_version`` rows."""
+    """SQL of every served list as ``source, as_of, user_id, item_id, rank, model_version,
+    horizon_days`` rows: a batch's horizon as scored, an API answer's the tenant's label window
+    now (``$window``)."""
     sources = []
     if con.execute("select count(*) from duckdb_tables() where schema_name = 'predictions' "
                    "and table_name = 'recommendations'").fetchone()[0]:  # fmt: skip
+        horizon = batch_horizon(con, "predictions.recommendations", "$window")
         sources.append(
-            "select 'batch' as source, as_of, user_id, item_id, rank, model_version from predictions.recommendations "
-            "where tenant_id = $t"
+            "select 'batch' as source, as_of, user_id, item_id, rank, model_version, "
+            f"{horizon} as horizon_days from predictions.recommendations s where tenant_id = $t"
         )
     if served_log:
         records = served_log.relation(con, _LOGGED)
         sources.append(
             "select 'online' as source, cast(cast(\"at\" as timestamptz) as date) as as_of, user_id, "
-            "unnest(items) as item_id, generate_subscripts(items, 1) as rank, model_version "
+            "unnest(items) as item_id, generate_subscripts(items, 1) as rank, model_version, $window as horizon_days "
             f"from {records} where tenant_id = $t and endpoint = 'recommendations' and arm <> 'cold_start'"
         )
     return sources
@@ -93,63 +99,69 @@ def live_metrics(
     scored user's relevant items are what they clicked in ``[as_of, as_of + horizon)``, without
     what they had clicked before under the seen-items policy ``exclude``; ``users_active`` have
     one, ``users_hit`` have one in their top 10. CTR = ``recommended_clicked`` / ``impressions``
-    (top-10 items). Only horizons that have fully passed count.
+    (top-10 items). Horizons: the next day, and the label window the batch was scored under (its
+    ``horizon_days``; the tenant's label window in ``int_tenant_windows`` for the API's answers
+    and for batches scored before horizons were recorded). Only horizons that have fully passed count.
     """
     sources = " union all ".join(_served_sources(con, served_log))
     if not sources:
         return []
     tenant_id, exclude_seen = tenant.tenant_id, tenant.seen_items == "exclude"
-    shortest = {"t": tenant_id, "shortest": min(HORIZONS), "cutoff": serving_cutoff}
-    served_lists = con.execute(_LIVE_LISTS.format(sources=sources), shortest).df()  # the sources read once
+    window = tenant_window(con, tenant_id, "label_window_days", LABEL_WINDOW_DAYS)
+    params = {"t": tenant_id, "shortest": NEXT_DAY, "cutoff": serving_cutoff, "window": window}
+    served_lists = con.execute(_LIVE_LISTS.format(sources=sources), params).df()  # the sources read once
     con.register("_live_lists", served_lists)
     try:
-        clicks = con.execute(_LIVE_CLICKS, {"t": tenant_id, "longest": max(HORIZONS), "exclude": exclude_seen}).df()
+        clicks = con.execute(_LIVE_CLICKS, {"t": tenant_id, "exclude": exclude_seen}).df()
     finally:
         con.unregister("_live_lists")
-    out, days_left = [], (pd.Timestamp(serving_cutoff) - pd.to_datetime(served_lists["as_of"])).dt.days
-    for h in HORIZONS:
-        lists = served_lists[days_left >= h]
-        clicked = clicks[clicks["days_after"] < h]
-        relevant = dict(list(clicked.groupby(BATCH, sort=False)))
-        for (source, as_of, version), batch in lists.groupby(BATCH, sort=True):
-            top = batch[batch["rank"] <= K]
-            truth = relevant.get((source, as_of, version), clicked.iloc[:0])
-            _, hits, n_relevant = evaluate.hits_matrix(top, truth, K)
-            judged = evaluate.per_query_metrics(hits, n_relevant)
-            active = len(judged)
-            out.append(
-                {
-                    "tenant_id": tenant_id,
-                    "kind": "recommender",
-                    "source": source,
-                    "model_version": str(version),
-                    "as_of": pd.Timestamp(as_of).date(),
-                    "horizon_days": h,
-                    "users_scored": int(top["user_id"].nunique()),
-                    "users_active": active,
-                    "users_hit": int(judged["hit"].sum()),
-                    "impressions": len(top),
-                    "recommended_clicked": int(hits.sum()),
-                    f"hit_rate_at_{K}": float(judged["hit"].mean()) if active else None,
-                    f"ndcg_at_{K}": float(judged["ndcg"].mean()) if active else None,
-                    "ctr": float(hits.sum()) / len(top) if len(top) else None,
-                }
-            )
+    out, relevant = [], dict(list(clicks.groupby(BATCH, sort=False)))
+    for (source, as_of, version), batch in served_lists.groupby(BATCH, sort=True):
+        days_left = (pd.Timestamp(serving_cutoff) - pd.Timestamp(as_of)).days
+        top, clicked = batch[batch["rank"] <= K], relevant.get((source, as_of, version), clicks.iloc[:0])
+        for h in sorted({NEXT_DAY, int(batch["horizon_days"].iloc[0])}):
+            if days_left >= h:
+                out.append(_judged(tenant_id, source, as_of, version, h, top, clicked[clicked["days_after"] < h]))
     return out
 
 
+def _judged(
+    tenant_id: str, source: str, as_of: Any, version: Any, h: int, top: pd.DataFrame, truth: pd.DataFrame
+) -> dict[str, Any]:
+    """One batch's live metrics row at horizon ``h``: its ``top`` lists against the clicks ``truth``."""
+    _, hits, n_relevant = evaluate.hits_matrix(top, truth, K)
+    judged = evaluate.per_query_metrics(hits, n_relevant)
+    active = len(judged)
+    return {
+        "tenant_id": tenant_id,
+        "kind": "recommender",
+        "source": source,
+        "model_version": str(version),
+        "as_of": pd.Timestamp(as_of).date(),
+        "horizon_days": h,
+        "users_scored": int(top["user_id"].nunique()),
+        "users_active": active,
+        "users_hit": int(judged["hit"].sum()),
+        "impressions": len(top),
+        "recommended_clicked": int(hits.sum()),
+        f"hit_rate_at_{K}": float(judged["hit"].mean()) if active else None,
+        f"ndcg_at_{K}": float(judged["ndcg"].mean()) if active else None,
+        "ctr": float(hits.sum()) / len(top) if len(top) else None,
+    }
+
+
 def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: DecayPolicy, version: str) -> Verdict:
-    """Live HitRate@10 of the champion's last batch with a full label window, against its holdout's."""
+    """Live HitRate@10 of the champion's last batch judged over its holdout's label window (the
+    monitor passes only those, :func:`ml.monitoring.checks.check_tenant`), against its holdout's."""
     metric = "live_hit_rate_at_10"
     reference = holdout.get("hit_rate_at_10")
     if reference is None:
         return Verdict(metric, None, None, None, "no_reference", "the champion's run has no holdout hit_rate_at_10")
     threshold = reference * (1 - policy.decay_tolerance)
-    full = [b for b in batches if b["horizon_days"] == LABEL_WINDOW_DAYS]
-    if not full:
-        why = f"no recommendations by v{version} with {LABEL_WINDOW_DAYS} days of clicks after them yet"
+    if not batches:
+        why = f"no recommendations by v{version} with their label window of clicks after them yet"
         return Verdict(metric, None, threshold, None, "insufficient_data", why)
-    last = full[-1]
+    last = batches[-1]
     if last["users_active"] < policy.min_users:
         why = f"{last['users_active']} active users after {last['as_of']} (< {policy.min_users})"
         return Verdict(metric, last["hit_rate_at_10"], threshold, None, "insufficient_data", why)

@@ -209,7 +209,11 @@ class ModelKind:
     # the kind's marts: the classic families (ml.models.recsys) learn from it and compete with
     # LightGBM for champion on the temporal holdout (ml.models.ranking). None: LightGBM only.
     history_mart: tuple[str, str] | None = None
-    label_window_days: int = 7  # the holdout window of the history mart's competition (dbt var label_window_days)
+    # the int_tenant_windows column that is this kind's label window: the days after a cutoff its
+    # label counts (the holdout's and every training example's), and its days where a snapshot
+    # records no windows (the dbt vars' defaults)
+    window_column: str = "label_window_days"
+    label_window_days: int = 7
     # a DuckDB predicate over the serving mart's columns: the rows whose features the monitor
     # compares over time (None: all). The recommender serves every user with history, but the
     # share of long-inactive users grows with a tenant's age: that mix is not drift.
@@ -235,6 +239,12 @@ class ModelKind:
         if missing:
             raise KeyError(f"{self.name}: feature columns {missing} are declared in dbt but absent from {self.mart}.")
         return frame[features].astype(np.float32)
+
+    def label_days(self, windows: dict[str, Any]) -> int:
+        """Days after a cutoff this kind's label counts, for a tenant whose windows are ``windows``
+        (its snapshot's ``int_tenant_windows`` row): its ``window_column``, else ``label_window_days``."""
+        value = windows.get(self.window_column)
+        return int(value) if value is not None else self.label_window_days
 
     def positives(self, frame: pd.DataFrame) -> int:
         """Examples with a positive label (a click, a churn, at least one session)."""

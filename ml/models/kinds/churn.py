@@ -28,7 +28,7 @@ from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds._user_scores import score_users
-from ml.models.kinds._windows import tenant_window
+from ml.models.kinds._windows import batch_horizon, tenant_window
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     DecayPolicy,
@@ -65,6 +65,7 @@ create table if not exists predictions.churn_scores (
     as_of date not null,
     user_id varchar not null,
     churn_probability double not null,
+    horizon_days integer,
     model_name varchar not null,
     model_version varchar not null,
     trained_on varchar not null,
@@ -82,8 +83,9 @@ def live_metrics(
     A batch (``predictions.churn_scores`` at ``as_of``, one model version) is labelled as the churn
     mart labels, by the tenant's definition (``int_tenant_churn_definitions``): a user churned if
     they cancelled within ``[as_of, as_of + window)``, or, for a tenant without cancellations, had
-    no event in it; the window is the tenant's (``int_tenant_windows``), each row's
-    ``horizon_days``. Rows: ``users_scored`` = ``users_active`` = users scored, ``users_hit`` =
+    no event in it; the window is the one the batch was scored for (its ``horizon_days``; the
+    tenant's churn window in ``int_tenant_windows`` for a batch scored before horizons were
+    recorded). Rows: ``users_scored`` = ``users_active`` = users scored, ``users_hit`` =
     users who churned.
     """
     if not con.execute(
@@ -92,22 +94,26 @@ def live_metrics(
     ).fetchone()[0]:
         return []
     window = tenant_window(con, tenant.tenant_id, "churn_window_days", CHURN_WINDOW_DAYS)
+    horizon = batch_horizon(con, "predictions.churn_scores", "$w")
     frame = con.execute(
-        """
+        f"""
         with cancelled as (
             select user_id, min(event_date) as cancelled_on from stg_lake__events
             where tenant_id = $t and event_type = 'cancel_subscription' group by user_id
         ),
-        scored as (select * from predictions.churn_scores where tenant_id = $t and as_of + $w <= $cutoff),
+        scored as (
+            select *, {horizon} as horizon from predictions.churn_scores s
+            where tenant_id = $t and as_of + {horizon} <= $cutoff
+        ),
         returned as (
             select distinct s.as_of, s.user_id from scored s
             join int_user_activity__daily a on a.tenant_id = $t and a.user_id = s.user_id
-                and a.activity_date >= s.as_of and a.activity_date < s.as_of + $w
+                and a.activity_date >= s.as_of and a.activity_date < s.as_of + s.horizon
         ),
         definition as (select churn_definition from int_tenant_churn_definitions where tenant_id = $t)
-        select s.as_of, s.model_version, s.churn_probability,
+        select s.as_of, s.model_version, s.horizon as horizon_days, s.churn_probability,
                case when (select churn_definition from definition) = 'cancellation'
-                    then coalesce(c.cancelled_on >= s.as_of and c.cancelled_on < s.as_of + $w, false)
+                    then coalesce(c.cancelled_on >= s.as_of and c.cancelled_on < s.as_of + s.horizon, false)
                     else r.user_id is null end as churned
         from scored s
         left join cancelled c on c.user_id = s.user_id
@@ -116,7 +122,7 @@ def live_metrics(
         {"t": tenant.tenant_id, "w": window, "cutoff": serving_cutoff},
     ).df()
     out = []
-    for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+    for (day, version, days), g in frame.groupby(["as_of", "model_version", "horizon_days"], sort=True):
         m = evaluate.classification_metrics(g["churned"].to_numpy(), g["churn_probability"].to_numpy())
         out.append(
             {
@@ -125,7 +131,7 @@ def live_metrics(
                 "source": "batch",
                 "model_version": str(version),
                 "as_of": pd.Timestamp(day).date(),
-                "horizon_days": window,
+                "horizon_days": int(days),
                 "users_scored": len(g),
                 "users_active": len(g),
                 "users_hit": int(g["churned"].sum()),
@@ -249,4 +255,6 @@ KIND = ModelKind(
     num_boost_round=120,
     fine_tune_rounds=40,
     plots=("calibration",),
+    window_column="churn_window_days",
+    label_window_days=CHURN_WINDOW_DAYS,
 )

@@ -33,7 +33,7 @@ from ml.core.tenants import Tenant
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
 from ml.models.kinds._user_scores import score_users
-from ml.models.kinds._windows import tenant_window
+from ml.models.kinds._windows import batch_horizon, tenant_window
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     DecayPolicy,
@@ -70,6 +70,7 @@ create table if not exists predictions.engagement_scores (
     as_of date not null,
     user_id varchar not null,
     expected_sessions double not null,
+    horizon_days integer,
     model_name varchar not null,
     model_version varchar not null,
     trained_on varchar not null,
@@ -85,8 +86,9 @@ def live_metrics(
     """MAE and RMSE of each batch of engagement scores once its window has passed.
 
     A batch (``predictions.engagement_scores`` at ``as_of``, one model version) is labelled as the
-    mart labels: a user's sessions in ``[as_of, as_of + window)`` (0 without any), the window the
-    tenant's short window (``int_tenant_windows``), each row's ``horizon_days``. Rows:
+    mart labels: a user's sessions in ``[as_of, as_of + window)`` (0 without any), the window
+    being the one the batch was scored for (its ``horizon_days``; the tenant's short window in
+    ``int_tenant_windows`` for a batch scored before horizons were recorded). Rows:
     ``users_scored`` = users scored, ``users_active`` = those with a session, ``users_hit`` = those
     whose rounded prediction was exact; metrics ``rmse``, ``mae``, ``spearman``.
     """
@@ -96,21 +98,22 @@ def live_metrics(
     ).fetchone()[0]:
         return []
     window = tenant_window(con, tenant.tenant_id, "short_window_days", SHORT_WINDOW_DAYS)
+    horizon = batch_horizon(con, "predictions.engagement_scores", "$w")
     frame = con.execute(
-        """
-        select s.as_of, s.model_version, s.expected_sessions as predicted,
+        f"""
+        select s.as_of, s.model_version, {horizon} as horizon_days, s.user_id, s.expected_sessions as predicted,
                coalesce(sum(a.sessions), 0) as actual
         from predictions.engagement_scores s
         left join int_user_activity__daily a
             on a.tenant_id = s.tenant_id and a.user_id = s.user_id
-            and a.activity_date >= s.as_of and a.activity_date < s.as_of + $w
-        where s.tenant_id = $t and s.as_of + $w <= $cutoff
-        group by s.as_of, s.model_version, s.user_id, s.expected_sessions
+            and a.activity_date >= s.as_of and a.activity_date < s.as_of + {horizon}
+        where s.tenant_id = $t and s.as_of + {horizon} <= $cutoff
+        group by all
         """,
         {"t": tenant.tenant_id, "w": window, "cutoff": serving_cutoff},
     ).df()
     out = []
-    for (day, version), g in frame.groupby(["as_of", "model_version"], sort=True):
+    for (day, version, days), g in frame.groupby(["as_of", "model_version", "horizon_days"], sort=True):
         m = evaluate.regression_metrics(g["actual"].to_numpy(), g["predicted"].to_numpy())
         out.append(
             {
@@ -119,7 +122,7 @@ def live_metrics(
                 "source": "batch",
                 "model_version": str(version),
                 "as_of": pd.Timestamp(day).date(),
-                "horizon_days": window,
+                "horizon_days": int(days),
                 "users_scored": len(g),
                 "users_active": int((g["actual"] > 0).sum()),
                 "users_hit": int((g["predicted"].round() == g["actual"]).sum()),
@@ -236,4 +239,6 @@ KIND = ModelKind(
     num_boost_round=120,
     fine_tune_rounds=40,
     plots=("calibration",),
+    window_column="short_window_days",
+    label_window_days=SHORT_WINDOW_DAYS,
 )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ml.data.publish import OnlineMart
 from ml.models import evaluate
-from ml.models.kinds._recommender_live import HORIZONS, LABEL_WINDOW_DAYS, decay, live_metrics, pooled_hit_rate
+from ml.models.kinds._recommender_live import LABEL_WINDOW_DAYS, NEXT_DAY, decay, live_metrics, pooled_hit_rate
 from ml.models.kinds.base import (
     COMMON_PARAMS,
     Endpoint,
@@ -65,6 +65,7 @@ create table if not exists predictions.recommendations (
     rank integer not null,
     item_id varchar not null,
     score double not null,
+    horizon_days integer,
     model_name varchar not null,
     model_version varchar not null,
     trained_on varchar not null,
@@ -246,7 +247,7 @@ KIND = ModelKind(
         },
         metrics=live_metrics,
         decay=decay,
-        rollback=RollbackWatch("hit_rate_at_10 (next day)", HORIZONS[0], pooled_hit_rate),
+        rollback=RollbackWatch("hit_rate_at_10 (next day)", NEXT_DAY, pooled_hit_rate),
         reads=("predictions.recommendations", "stg_lake__events"),
     ),
     endpoint=Endpoint(
