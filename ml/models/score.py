@@ -141,9 +141,12 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     if rows.empty:
         return {"rows": 0, "model_version": champ.number}
     meta = {
-        # what the rows predict is about the tenant's window for the kind: live metrics judge the
-        # batch over it even after the window moves
-        "horizon_days": tenant_window(con, tenant_id, kind.window_column, kind.label_window_days),
+        # the window the rows predict: the one the champion learned (its label_days tag), else the
+        # tenant's for the kind; live metrics judge the batch over it even after the window moves
+        "horizon_days": int(
+            champ.version.tags.get("label_days")
+            or tenant_window(con, tenant_id, kind.window_column, kind.label_window_days)
+        ),
         "model_name": champ.name,
         "model_version": champ.number,
         "trained_on": champ.trained_on,

@@ -334,10 +334,11 @@ def _performance(
     kind: ModelKind, champ: MonitoredChampion, w: TenantWindows, policy: MonitorPolicy, kbase: dict[str, Any]
 ) -> CheckResult:
     """The kind's decay check on the champion's own batches, judged over the label window its
-    holdout was (its snapshot's window for the kind): like is compared with like. After the
-    tenant's window moves, its new batches wait for the retraining that move makes due."""
+    holdout was (its ``label_days`` tag, else its snapshot's window for the kind): like is
+    compared with like."""
     version = champ.champion.number
-    window = kind.label_days(champ.snapshot.windows if champ.snapshot is not None else {})
+    tagged = getattr(champ.champion.version, "tags", {}).get("label_days")
+    window = int(tagged) if tagged else kind.label_days(champ.snapshot.windows if champ.snapshot is not None else {})
     batches = [
         m for m in w.live if m["kind"] == kind.name and m["model_version"] == version and m["horizon_days"] == window
     ]

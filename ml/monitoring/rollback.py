@@ -42,8 +42,15 @@ def watch_promotions(
         rows = live[live["kind"] == kind.name]
         for tid in sorted(rows["tenant_id"].unique()):
             mine = rows[rows["tenant_id"] == tid]
-            horizon = watch.horizon_days or int(mine.sort_values("as_of")["horizon_days"].iloc[-1])
-            action = _watch_tenant(kind.name, watch, horizon, tid, mine[mine["horizon_days"] == horizon], settings)
+            if watch.horizon_days is not None:
+                judged = mine[mine["horizon_days"] == watch.horizon_days]
+            else:  # each version over the window its newest batch was scored for (a window that moved
+                # between the two versions leaves each judged over its own)
+                own = mine.sort_values("as_of").groupby("model_version")["horizon_days"].transform("last")
+                judged = mine[mine["horizon_days"] == own]
+            if judged.empty:
+                continue
+            action = _watch_tenant(kind.name, watch, int(judged["horizon_days"].max()), tid, judged, settings)
             if action:
                 actions.append(action)
     return actions

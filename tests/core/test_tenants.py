@@ -101,6 +101,10 @@ def test_the_seen_items_policy_windows_and_holdout_protocol_are_validated_tenant
     assert TenantStore(settings).get("films").holdout_protocol == "random"
     assert main(["tenants", "add", "odd", "--region", "eu", "--holdout-protocol", "leave_one_out"]) == 2
     assert "holdout_protocol must be one of" in capsys.readouterr().err
+    assert main(["tenants", "list"]) == 0  # each window: its setting, or derived from the activity cadence
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
+    assert "28/cadence/cadence" in rows["books"] and "cadence/91/cadence" in rows["shop2"]
+    assert "cadence/cadence/126" in rows["shop3"]
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):

@@ -248,3 +248,16 @@ def test_engagement_scores_written_before_the_per_tenant_windows_keep_their_pred
         "select as_of, expected_sessions, horizon_days from predictions.engagement_scores order by as_of"
     ).fetchall()
     assert [r[1:] for r in rows] == [(2.5, None), (3.0, 7)]
+
+
+def test_recommender_decay_judges_the_newest_batch_the_score_dags_before_the_apis():
+    """Rows come sorted by source (batch, then online): the newest day decides, not the last row."""
+    recommender = get_kind("recommender")
+    row = {"users_active": 200, "impressions": 2000, "recommended_clicked": 100, "horizon_days": 7}
+    old_online = {**row, "source": "online", "as_of": date(2026, 11, 1), "users_hit": 40, "hit_rate_at_10": 0.2}
+    new_batch = {**row, "source": "batch", "as_of": date(2026, 11, 5), "users_hit": 120, "hit_rate_at_10": 0.6}
+    same_day = {**row, "source": "online", "as_of": date(2026, 11, 5), "users_hit": 40, "hit_rate_at_10": 0.2}
+    v = recommender.live.decay([new_batch, old_online], {"hit_rate_at_10": 0.6}, MonitorSettings(), "3")
+    assert (v.status, v.drifted, v.value) == ("ok", False, 0.6) and "2026-11-05" in v.detail
+    v = recommender.live.decay([new_batch, same_day], {"hit_rate_at_10": 0.6}, MonitorSettings(), "3")
+    assert v.value == 0.6

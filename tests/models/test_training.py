@@ -475,18 +475,21 @@ def test_auto_rollback_covers_churn_on_live_roc_auc(world):
     new = train.train_tenant("churn", tid, "test", settings, force=True)["version"]
     registry.promote("churn", tid, new, "test: promoted by hand", settings)
 
-    def live(new_auc: float, churned: int = 20) -> pd.DataFrame:
-        base = {"tenant_id": tid, "kind": "churn", "horizon_days": 14, "users_scored": 300, "pr_auc": 0.3}
+    def live(new_auc: float, churned: int = 20, new_window: int = 14) -> pd.DataFrame:
+        base = {"tenant_id": tid, "kind": "churn", "users_scored": 300, "pr_auc": 0.3}
         return pd.DataFrame(
             [
-                {**base, "model_version": old, "as_of": date(2026, 11, 1), "users_hit": 20, "roc_auc": 0.80},
-                {**base, "model_version": new, "as_of": date(2026, 11, 3), "users_hit": churned, "roc_auc": new_auc},
+                {**base, "model_version": old, "as_of": date(2026, 11, 1), "horizon_days": 14, "users_hit": 20,
+                 "roc_auc": 0.80},
+                {**base, "model_version": new, "as_of": date(2026, 11, 3), "horizon_days": new_window,
+                 "users_hit": churned, "roc_auc": new_auc},
             ]
-        )
+        )  # fmt: skip
 
     assert rollback.watch_promotions(live(0.78), settings) == []  # within tolerance: kept
     assert rollback.watch_promotions(live(0.60, churned=5), settings) == []  # 5 churned: cannot judge
-    actions = rollback.watch_promotions(live(0.60), settings)
+    # the new version was scored for a 21-day window (the tenant's moved): each is judged over its own
+    actions = rollback.watch_promotions(live(0.60, new_window=21), settings)
     assert [(a["kind"], a["from_version"], a["to_version"]) for a in actions] == [("churn", new, old)]
     assert str(registry.version_by_alias(f"churn.{tid}", registry.CHAMPION, settings).version) == old
     assert "roc_auc (churn window)" in audit.entries(settings, tid, "churn")[-1].reason

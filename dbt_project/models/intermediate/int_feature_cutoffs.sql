@@ -61,7 +61,6 @@ cutoffs as (
 
 flagged as (
     select
-        k,
         tenant_id,
         cutoff_date,
         is_serving,
@@ -78,16 +77,5 @@ flagged as (
     where cutoff_date >= first_activity_date + 7 or is_serving
 )
 
-select
-    tenant_id,
-    cutoff_date,
-    is_serving,
-    label_window_days,
-    churn_window_days,
-    feature_window_days,
-    short_window_days,
-    has_ranking_label,
-    has_churn_label,
-    has_engagement_label
-from flagged
+select * from flagged
 where is_serving or has_ranking_label or has_churn_label or has_engagement_label

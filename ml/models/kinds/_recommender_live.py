@@ -151,8 +151,9 @@ def _judged(
 
 
 def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: DecayPolicy, version: str) -> Verdict:
-    """Live HitRate@10 of the champion's last batch judged over its holdout's label window (the
-    monitor passes only those, :func:`ml.monitoring.checks.check_tenant`), against its holdout's."""
+    """Live HitRate@10 of the champion's newest batch judged over its holdout's label window (the
+    monitor passes only those, ``ml.monitoring.checks._performance``; the score DAG's batch before
+    the API's answers of the same day), against its holdout's."""
     metric = "live_hit_rate_at_10"
     reference = holdout.get("hit_rate_at_10")
     if reference is None:
@@ -161,7 +162,7 @@ def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: Deca
     if not batches:
         why = f"no recommendations by v{version} with their label window of clicks after them yet"
         return Verdict(metric, None, threshold, None, "insufficient_data", why)
-    last = batches[-1]
+    last = max(batches, key=lambda b: (b["as_of"], b["source"] == "batch"))
     if last["users_active"] < policy.min_users:
         why = f"{last['users_active']} active users after {last['as_of']} (< {policy.min_users})"
         return Verdict(metric, last["hit_rate_at_10"], threshold, None, "insufficient_data", why)

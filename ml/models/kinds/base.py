@@ -131,7 +131,7 @@ class RollbackWatch:
     """How a freshly promoted champion is compared with the one it replaced on live batches.
 
     ``pooled(rows, version)`` gives (metric, count) of one version's batches at ``horizon_days``
-    (None: each tenant's own, the horizon of its newest batches, as churn's window is) (higher is
+    (None: each version's own, the horizon of its newest batches, as churn's window is) (higher is
     better); each side needs a count of at least the policy's ``min_count`` field
     (``min_users``: active users; ``min_positives``: e.g. churned users, what a ROC-AUC rests on).
     The monitor rolls back when the new version's metric falls more than the policy's

@@ -127,9 +127,15 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "model kinds",
         "seen items",
         "holdout",
+        "windows (label/churn/feature days)",
         "name",
     )
     for t in tenants:
+        # a window's setting, or "cadence": derived from the tenant's activity (int_tenant_windows)
+        windows = "/".join(
+            str(d) if d is not None else "cadence"
+            for d in (t.label_window_days, t.churn_window_days, t.feature_window_days)
+        )
         kinds = ",".join(t.model_kinds) or "all"
         table.add_row(
             t.tenant_id,
@@ -141,6 +147,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             kinds,
             t.seen_items,
             t.holdout_protocol,
+            windows,
             t.display_name,
         )
     out.print(table)
