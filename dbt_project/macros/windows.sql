@@ -15,21 +15,13 @@
         kind's long window (a shop's 91-day churn window) does not reach into another kind's
         training data. -#}
     {%- set h = 'ceil(' ~ days ~ ' / ' ~ var('training_cutoff_every_days') ~ ')' -%}
-    {%- if var('training_cutoffs') < 0 -%}
-    false  {#- the serving cutoff only (benchmarks/user_features_engines.py) -#}
-    {%- else -%}
     (
         k = {{ h }}
         or k between 2 * {{ h }} and 2 * {{ h }} + {{ var('training_cutoffs') }}
     )
-    {%- endif -%}
 {%- endmacro %}
 
 {% macro label_complete_steps(days) -%}
     {#- How many cutoff steps back label_complete(days) reaches, plus one (the serving cutoff). -#}
-    {%- if var('training_cutoffs') < 0 -%}
-    1
-    {%- else -%}
     cast(2 * ceil({{ days }} / {{ var('training_cutoff_every_days') }}) as integer) + {{ var('training_cutoffs') }} + 1
-    {%- endif -%}
 {%- endmacro %}

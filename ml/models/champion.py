@@ -254,6 +254,13 @@ class Champion:
     def trained_on(self) -> str:
         return self.version.tags.get("trained_on", "")
 
+    @property
+    def label_days(self) -> int | None:
+        """Days after a cutoff its labels counted, the window its predictions are about (its
+        ``label_days`` tag, :mod:`ml.models.due`); None for a version trained before the tag."""
+        value = (self.version.tags or {}).get("label_days")
+        return int(value) if value else None
+
 
 def load_champion(kind: str, tenant_id: str, settings: Settings, alias: str = registry.CHAMPION) -> Champion | None:
     """The tenant's version behind ``alias`` with its booster, or None when the alias is not set."""

@@ -143,10 +143,7 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
     meta = {
         # the window the rows predict: the one the champion learned (its label_days tag), else the
         # tenant's for the kind; live metrics judge the batch over it even after the window moves
-        "horizon_days": int(
-            champ.version.tags.get("label_days")
-            or tenant_window(con, tenant_id, kind.window_column, kind.label_window_days)
-        ),
+        "horizon_days": champ.label_days or tenant_window(con, tenant_id, kind.window_column, kind.label_window_days),
         "model_name": champ.name,
         "model_version": champ.number,
         "trained_on": champ.trained_on,

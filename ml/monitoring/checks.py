@@ -337,8 +337,7 @@ def _performance(
     holdout was (its ``label_days`` tag, else its snapshot's window for the kind): like is
     compared with like."""
     version = champ.champion.number
-    tagged = getattr(champ.champion.version, "tags", {}).get("label_days")
-    window = int(tagged) if tagged else kind.label_days(champ.snapshot.windows if champ.snapshot is not None else {})
+    window = champ.champion.label_days or kind.label_days(champ.snapshot.windows if champ.snapshot else {})
     batches = [
         m for m in w.live if m["kind"] == kind.name and m["model_version"] == version and m["horizon_days"] == window
     ]
