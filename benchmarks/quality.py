@@ -29,9 +29,19 @@ imported into a second home (`import_history`, the landing contract), built, tra
 batch-scored by the product, and its `predictions.recommendations` are scored on the held-out
 pairs beside the families' rows (protocol `random`, family `served (...)`). --holdout-protocol
 sets the tenants' `holdout_protocol` there (`auto` by default; `random`: the tenant chose the
-protocol it is scored by).
+protocol it is scored by). A judged user without a batch list gets the tenant's cold-start list, as
+the API answers them (rows before 2026-12-03 left such users without a list).
 
     .venv/bin/python benchmarks/quality.py --fleet retail --product-random [--holdout-protocol random]
+
+With --product-forward the served lists are also scored under the temporal protocol: each tenant's
+lake before the test window goes through the product in a new home (built, trained, batch-scored)
+and its `predictions.recommendations` are scored on the test window beside the families' temporal
+rows. It does so twice, the learnt winner served as its holdout judged it (`TENANTFLOW_TRAIN_REFIT=false`)
+and refitted on the newest labelled cutoffs (`ml.models.refit`, the default), with the paired
+bootstrap of the difference (`vs_judged`): what the refit gains, which the product's holdout cannot show.
+
+    .venv/bin/python benchmarks/quality.py --fleet retail --product-forward
 
 Reads Online Retail from ../shared/datasets/online-retail/ (or $TENANTFLOW_DATASETS); never copies it.
 """
@@ -223,32 +233,25 @@ def product_rows(members: list[tuple[str, str]]) -> list[dict]:
     return rows
 
 
-def product_random_rows(
-    members: list[tuple[str, str]], fleet: str, allow_repeats: bool, holdout_protocol: str = "auto"
-) -> list[dict]:
-    """The served lists under the random protocol (module docstring): one row per tenant, each
-    registered in the second home with ``holdout_protocol`` (the tenant setting)."""
-    from ml.core.contract import LANDING_COLUMNS
+def _served_home(
+    members: list[tuple[str, str]], name: str, lakes: dict[str, pd.DataFrame], holdout_protocol: str = "auto"
+) -> tuple[Path, dict[str, dict], pd.DataFrame]:
+    """Import each member's ``lakes`` rows (the landing contract) into a new home, then build, train
+    the recommender and batch-score it there: (home, each tenant's training outcome, the served
+    lists ``tenant_id, user_id, item_id, rank``, and each tenant's cold-start list, ``user_id`` null:
+    what the API answers a user without a batch list)."""
     from ml.core.warehouse import warehouses
     from ml.data.ingest.history import import_history
-    from ml.models import registry
     from ml.models.score import score_warehouse
     from ml.models.train import train_tenant
 
-    first = get_settings()
-    registered = {t.tenant_id: t for t in TenantStore(first).list()}
-    lakes = {tid: _lake_rows(first, region, tid) for region, tid in members}
-    interactions = {tid: lake_events(first, region, tid) for region, tid in members}
-    held = {tid: random_pairs(events)[1] for tid, events in interactions.items()}
-    home = fresh_home(f"quality-{fleet}-random")
+    registered = {t.tenant_id: t for t in TenantStore(get_settings()).list()}
+    home = fresh_home(name)
     settings = get_settings()
     store = TenantStore(settings)
     for _, tid in members:
-        rows, out = lakes[tid], held[tid]
-        key = rows["user_id"].astype(str) + "\x1f" + rows["item_id"].astype(str)
-        gone = set(out["user_id"].astype(str) + "\x1f" + out["item_id"].astype(str))
         path = home / f"{tid}.parquet"
-        rows[~key.isin(gone).to_numpy()][list(LANDING_COLUMNS)].to_parquet(path, index=False)
+        lakes[tid].to_parquet(path, index=False)
         store.add(replace(registered[tid], holdout_protocol=holdout_protocol))
         import_history(settings, store.get(tid), [path])
         path.unlink()
@@ -259,32 +262,132 @@ def product_random_rows(
         score_warehouse(wh, settings)
         with connect(wh.path(settings), read_only=True) as con:  # a silo's file is encrypted
             served.append(con.sql("select tenant_id, user_id, item_id, rank from predictions.recommendations").df())
-    lists = pd.concat(served, ignore_index=True)
+            served.append(
+                con.sql(
+                    f"select tenant_id, null as user_id, item_id, list_rank as rank from cold_start_items "
+                    f"where list_kind = 'popular' and list_rank <= {K}"
+                ).df()
+            )
+    return home, results, pd.concat(served, ignore_index=True)
+
+
+def _served_row(
+    tid: str, protocol: str, lists: pd.DataFrame, data, test: pd.DataFrame, users: np.ndarray, result: dict, home: Path
+) -> tuple[dict, np.ndarray]:
+    """The served lists of ``tid`` scored on ``test`` (the row, and its per-user nDCG@10); a judged
+    user without a batch list gets the tenant's cold-start list, as the API answers them."""
+    from ml.models import registry
+
+    mine = lists[(lists["tenant_id"] == tid) & lists["user_id"].notna()]
+    cold = lists[(lists["tenant_id"] == tid) & lists["user_id"].isna()]
+    listless = np.setdiff1d(users, mine["user_id"].astype(str).unique())
+    filled = cold.merge(pd.DataFrame({"user_id": listless}), how="cross", suffixes=("_", ""))
+    ev_lists = pd.concat([mine, filled[["tenant_id", "user_id", "item_id", "rank"]]], ignore_index=True)
+    ev = evaluate.evaluate_lists(ev_lists, test, K, len(data.items))
+    low, high = evaluate.bootstrap_interval(ev.per_user["ndcg"].to_numpy())
+    label = result.get("family") if result.get("family") not in (None, "lightgbm") else result.get("trained_on")
+    params = registry.client(get_settings()).get_run(result["run_id"]).data.params if "run_id" in result else {}
+    row = {
+        "tenant_id": tid,
+        "protocol": protocol,
+        "family": f"served ({label})",
+        **{m: round(v, 4) for m, v in ev.metrics().items() if m != "users"},
+        "ndcg_at_10_low": round(low, 4),
+        "ndcg_at_10_high": round(high, 4),
+        "users": len(users),
+        "known_users": int(np.isin(users, mine["user_id"].unique()).sum()),  # judged users with a list
+        "holdout_protocol": params.get("holdout_protocol"),
+        "temporal_judged_share": params.get("temporal_judged_share"),
+        "home": str(home),
+    }
+    return row, ev.per_user["ndcg"].to_numpy()
+
+
+def product_random_rows(
+    members: list[tuple[str, str]], fleet: str, allow_repeats: bool, holdout_protocol: str = "auto"
+) -> list[dict]:
+    """The served lists under the random protocol (module docstring): one row per tenant, each
+    registered in the second home with ``holdout_protocol`` (the tenant setting)."""
+    first = get_settings()
+    interactions = {tid: lake_events(first, region, tid) for region, tid in members}
+    lakes = {}
+    for region, tid in members:
+        rows, out = _lake_rows(first, region, tid), random_pairs(interactions[tid])[1]
+        key = rows["user_id"].astype(str) + "\x1f" + rows["item_id"].astype(str)
+        gone = set(out["user_id"].astype(str) + "\x1f" + out["item_id"].astype(str))
+        lakes[tid] = rows[~key.isin(gone).to_numpy()]
+    home, results, lists = _served_home(members, f"quality-{fleet}-random", lakes, holdout_protocol)
     rows = []
     for _, tid in members:
         data, test, users, _ = judged_pairs(interactions[tid], "random", 0, allow_repeats)
-        mine = lists[lists["tenant_id"] == tid]
-        ev = evaluate.evaluate_lists(mine, test, K, len(data.items))
-        low, high = evaluate.bootstrap_interval(ev.per_user["ndcg"].to_numpy())
-        r = results[tid]
-        label = r.get("family") if r.get("family") not in (None, "lightgbm") else r.get("trained_on")
-        params = registry.client(settings).get_run(r["run_id"]).data.params if "run_id" in r else {}
-        rows.append(
-            {
-                "tenant_id": tid,
-                "protocol": "random",
-                "family": f"served ({label})",
-                **{m: round(v, 4) for m, v in ev.metrics().items() if m != "users"},
-                "ndcg_at_10_low": round(low, 4),
-                "ndcg_at_10_high": round(high, 4),
-                "users": len(users),
-                "known_users": int(np.isin(users, mine["user_id"].unique()).sum()),  # judged users with a list
-                "holdout_protocol": params.get("holdout_protocol"),
-                "temporal_judged_share": params.get("temporal_judged_share"),
-                "home": str(home),
-            }
-        )
+        rows.append(_served_row(tid, "random", lists, data, test, users, results[tid], home)[0])
     return rows
+
+
+def product_forward_rows(
+    members: list[tuple[str, str]], fleet: str, test_days: int, allow_repeats: bool, threads: int
+) -> list[dict]:
+    """The served lists under the temporal protocol, the refit's figure (``ml.models.refit``): each
+    tenant's lake before the test window (the families' temporal split) goes through the product
+    twice, the learnt winner served as the holdout judged it (``TENANTFLOW_TRAIN_REFIT=false``) and
+    refitted on the newest labelled cutoffs; both are scored on the test window's users, with the
+    paired bootstrap of refitted minus as judged (``vs_judged``). Then every family, its users
+    without history given the product's cold-start list (as the served lists are), paired with the
+    refitted served lists (``served_minus``: served minus the family)."""
+    import os
+
+    first = get_settings()
+    interactions = {tid: lake_events(first, region, tid) for region, tid in members}
+    lakes, judged = {}, {}
+    for region, tid in members:
+        judged[tid] = judged_pairs(interactions[tid], "temporal", test_days, allow_repeats)
+        rows = _lake_rows(first, region, tid)
+        as_of = judged[tid][0].as_of  # the test window's first day (UTC midnight)
+        lakes[tid] = rows[pd.to_datetime(rows["event_at"], utc=True) < as_of]
+    out, per_user, before = [], {}, os.environ.get("TENANTFLOW_TRAIN_REFIT")
+    try:
+        for refit in (False, True):
+            os.environ["TENANTFLOW_TRAIN_REFIT"] = str(refit).lower()
+            home, results, lists = _served_home(members, f"quality-{fleet}-forward", dict(lakes))
+            for _, tid in members:
+                data, test, users, _ = judged[tid]
+                row, ndcg = _served_row(tid, "temporal", lists, data, test, users, results[tid], home)
+                row["family"] += " refitted" if refit else " as judged"
+                if refit and tid in per_user:
+                    mean, low, high = evaluate.paired_bootstrap(ndcg, per_user[tid])
+                    row |= {
+                        "vs_judged": round(mean, 4),
+                        "vs_judged_low": round(low, 4),
+                        "vs_judged_high": round(high, 4),
+                    }
+                per_user[tid] = ndcg
+                out.append(row)
+    finally:
+        os.environ.pop("TENANTFLOW_TRAIN_REFIT")
+        if before is not None:
+            os.environ["TENANTFLOW_TRAIN_REFIT"] = before
+    for _, tid in members:
+        data, test, users, _ = judged[tid]
+        cold = lists[(lists["tenant_id"] == tid) & lists["user_id"].isna()]
+        for model in families(threads):
+            try:
+                recsys.fitted(model, data)
+            except ValueError:
+                continue
+            known = users[data.rows(users) >= 0]
+            fam = recsys.recommend(model, data, known, K, exclude_seen=not allow_repeats).assign(tenant_id=tid)
+            row, ndcg = _served_row(
+                tid, "temporal", pd.concat([fam, cold], ignore_index=True), data, test, users, {}, home
+            )
+            mean, low, high = evaluate.paired_bootstrap(per_user[tid], ndcg)
+            row |= {"family": f"{model.name} + cold start", "holdout_protocol": None, "temporal_judged_share": None}
+            row |= {
+                "served_minus": round(mean, 4),
+                "served_minus_low": round(low, 4),
+                "served_minus_high": round(high, 4),
+            }
+            out.append(row)
+    return out
 
 
 def build_features(settings: Settings) -> None:
@@ -341,6 +444,11 @@ def main() -> None:
         default=None,
         help="set every member's feature window (tenants add --feature-window-days) before the product trains",
     )
+    ap.add_argument(
+        "--product-forward",
+        action="store_true",
+        help="also score the product's served lists on the temporal test window, refitted and as judged",
+    )
     ap.add_argument("--product-only", action="store_true", help="skip the side-by-side baselines (a window sweep)")
     a = ap.parse_args()
     if a.fleet == "both":  # one home (and process) per fleet: their tenants must not train one global model
@@ -368,6 +476,11 @@ def main() -> None:
         for row in product_rows(members):
             results.append(row | {"fleet": fleet, "test_days": 7})
             print(_line(row), flush=True)
+    if a.product_forward:
+        for row in product_forward_rows(members, fleet, test_days, a.allow_repeats, a.threads):
+            results.append(row | {"fleet": fleet, "test_days": test_days})
+            paired = [k for k in ("vs_judged", "served_minus") if k in row]
+            print(_line(row), *(f"{k} {row[k]:+.4f} [{row[k + '_low']:+.4f}, {row[k + '_high']:+.4f}]" for k in paired))
     if a.product_random:
         for row in product_random_rows(members, fleet, a.allow_repeats, a.holdout_protocol):
             results.append(row | {"fleet": fleet, "test_days": None})

@@ -11,12 +11,13 @@
         the newest cutoff whose window is complete, h = ceil(days / training_cutoff_every_days)
         steps back. Training takes the training_cutoffs + 1 cutoffs from 2 h steps back: their
         windows end by the holdout's cutoff, so no training label overlaps what the holdout judges
-        (purging: ml.models.fit.time_holdout). The cutoffs in between are not labelled, and one
-        kind's long window (a shop's 91-day churn window) does not reach into another kind's
-        training data. -#}
+        (purging: ml.models.fit.time_holdout). The winner is then refitted for serving on the
+        training_cutoffs + 1 newest complete cutoffs, from the holdout's back (ml.models.refit).
+        Other cutoffs are not labelled, and one kind's long window (a shop's 91-day churn window)
+        does not reach into another kind's training data. -#}
     {%- set h = 'ceil(' ~ days ~ ' / ' ~ var('training_cutoff_every_days') ~ ')' -%}
     (
-        k = {{ h }}
+        k between {{ h }} and {{ h }} + {{ var('training_cutoffs') }}
         or k between 2 * {{ h }} and 2 * {{ h }} + {{ var('training_cutoffs') }}
     )
 {%- endmacro %}

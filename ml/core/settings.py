@@ -87,6 +87,9 @@ class TrainSettings(_Group):
     # A run started by new features retrains only what is due: no champion, a champion older than
     # this, a changed dbt project, or a tenant graduating from the global model.
     retrain_every_days: float = 7.0
+    # Serve a learnt winner refitted on the newest labelled cutoffs, the holdout's included
+    # (ml.models.refit); off: the booster the holdout judged serves (weeks older on a long window).
+    refit: bool = True
 
 
 class MonitorSettings(_Group):

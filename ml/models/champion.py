@@ -52,6 +52,25 @@ def load_booster(name: str, version: str, settings: Settings) -> Any:
     return _load_booster(settings.mlflow_tracking_uri, name, str(version))
 
 
+# where a version refitted for serving keeps the booster the gate judged (ml.models.refit), in the
+# run that made its files; its ``judged_model`` tag names this path
+JUDGED_ARTIFACT = "judged/model.txt"
+
+
+def load_judged_booster(name: str, version: str, settings: Settings) -> Any:
+    """The booster a version was judged as: the one it serves, or, for a version refitted for
+    serving on newer cutoffs (tag ``judged_model``, :mod:`ml.models.refit`), the holdout-free one
+    its files' run kept (:data:`JUDGED_ARTIFACT`). A champion re-scored on a newer holdout is read
+    through this: its refit learned labels that reach into that holdout's window.
+
+    Raises:
+        UntrustedModel: the version does not belong to the model's tenant (:func:`check_owner`), its
+            tag names another file, or the file is not a LightGBM text model.
+    """
+    registry.client(settings)
+    return _load_judged(settings.mlflow_tracking_uri, name, str(version))
+
+
 def version_family(mv: Any) -> str:
     """``lightgbm``, or the classic family a version holds (``family`` tag; untagged: LightGBM)."""
     return (mv.tags or {}).get("family") or "lightgbm"
@@ -135,6 +154,31 @@ def _load_booster(uri: str, name: str, version: str) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         text = _booster_text(root, Path(tmp), f"{name} v{version}", uri)
     return lgb.Booster(model_str=text)
+
+
+@lru_cache(maxsize=32)
+def _load_judged(uri: str, name: str, version: str) -> Any:
+    import lightgbm as lgb
+    import mlflow.artifacts
+
+    c = registry.client_at(uri)
+    mv = c.get_model_version(name, version)
+    path = (mv.tags or {}).get("judged_model")
+    if not path:
+        return _load_booster(uri, name, version)
+    label = f"{name} v{version}"
+    if path != JUDGED_ARTIFACT:
+        raise UntrustedModel(f"{label}: its judged_model tag names {path!r}, not {JUDGED_ARTIFACT!r}; not loaded")
+    check_owner(mv, c)
+    run_id = _files_run(mv, c)
+    with tempfile.TemporaryDirectory() as tmp:
+        file = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=uri)
+        raw = Path(file).read_bytes()
+    if not raw.startswith(b"tree\n"):
+        raise UntrustedModel(
+            f"{label}: {path} is not a LightGBM text model (it does not begin with 'tree'); not loaded"
+        )
+    return lgb.Booster(model_str=raw.decode("utf-8"))
 
 
 def _owned_root(uri: str, name: str, version: str) -> str:

@@ -39,6 +39,12 @@ class Candidate:
     family: str = LIGHTGBM
     recommender: Any = None  # ml.models.recsys.Recommender
     per_user: np.ndarray | None = None
+    # the booster refitted for serving on the newest labelled cutoffs (ml.models.refit); None: the
+    # judged ``booster`` serves. ``judged_model``: a borrowed global version's tag of the same name
+    served: Any = None
+    refit_cutoffs: str = ""
+    refit_rows: int = 0
+    judged_model: str = ""
 
     @property
     def label(self) -> str:
@@ -63,8 +69,9 @@ def time_holdout(frame: pd.DataFrame, label_days: int, latest: Any = None) -> tu
     ``label_days`` days ends by the holdout's cutoff: a cutoff whose labels reach into the holdout's
     window has learned part of what the holdout judges, which favours a fresh challenger over the
     champion. That is purging (López de Prado, *Advances in Financial Machine Learning*, 2018,
-    section 7.4.1); dbt labels such cutoffs only where none is left out (``int_feature_cutoffs``).
-    Later cutoffs than the holdout are left out too.
+    section 7.4.1). dbt labels the holdout, these purged cutoffs and the newer ones the winner is
+    refitted on for serving (``int_feature_cutoffs``, :mod:`ml.models.refit`), which this leaves
+    out, as it leaves out cutoffs later than the holdout.
     """
     if frame.empty:
         return frame, frame

@@ -10,18 +10,18 @@ non-constant predictions; one request scored within the latency budget; the cham
   learnt model over it only beyond chance, and that family is a first champion as it stands. A young tenant's
   global model whose baseline could not compete (a training window of one class) is a first champion on its
   point lead; on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
-  competition's winner, so it is at least as good as every popularity list and classic family there, and a
-  re-ranker won only if it beat the strongest family beyond chance;
+  competition's winner, so it is at least as good as every popularity list and classic family there, and a re-ranker
+  won only if it beat the strongest family beyond chance;
 * otherwise beats the champion, re-scored on the same holdout, by the promotion margin on the kind's headline
-  metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's better direction). On the
-  competition holdout the margin applies to the lower end of the 95% paired-bootstrap interval of the per-user
-  difference (:func:`ml.models.evaluate.paired_bootstrap`): a challenger replaces the champion only when it is
-  better by the margin beyond chance. A classic family champion is re-scored as its recipe refitted on the
-  holdout's history (its served fit has seen the holdout window). Any family that is not learnt (a classic
-  family, a servable baseline such as churn's ``recency``) refitted on newer data replaces itself. A re-ranker
-  champion cannot be judged by the random protocol; when that protocol decides, its winner meets the re-ranker
-  on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`), unless the tenant chose the
-  random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker.
+  metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's better direction). On the competition
+  holdout the margin applies to the lower end of the 95% paired-bootstrap interval of the per-user difference
+  (:func:`ml.models.evaluate.paired_bootstrap`): a challenger replaces the champion only when it is better by the
+  margin beyond chance. A champion's served fit has seen the holdout: a classic family is re-scored as its recipe
+  refitted on the holdout's history, a learnt one as its judged booster (:mod:`ml.models.refit`). Any family that
+  is not learnt (a classic family, a servable baseline such as churn's ``recency``) refitted on newer data replaces
+  itself. A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its winner
+  meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`), unless the tenant
+  chose the random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker.
 
 A champion needing features the marts no longer publish (renamed, dropped) cannot serve or be re-scored: the
 challenger is judged as a first champion, and no schema check holds it.
@@ -42,7 +42,7 @@ import pandas as pd
 from ml.core.settings import Settings, TrainSettings
 from ml.models import evaluate as evaluation
 from ml.models import recsys, registry
-from ml.models.champion import holds_booster, load_booster, load_family, version_family, version_features
+from ml.models.champion import holds_booster, load_family, load_judged_booster, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.kinds.base import ModelKind
 
@@ -262,7 +262,8 @@ def gate(
     if challenger.booster is not None:
         schema = version_features(champ) if champ_booster_schema and not gone else None
         baseline_family = challenger.family == kind.baseline_name
-        problems = sanity_problems(kind, challenger.booster, holdout, features, policy, schema, baseline_family)
+        served = challenger.served or challenger.booster  # what goes live (ml.models.refit)
+        problems = sanity_problems(kind, served, holdout, features, policy, schema, baseline_family)
     else:
         problems = family_problems(challenger, ranking, policy)
     if problems:
@@ -287,7 +288,7 @@ def gate(
         )
     if ranking is not None and challenger.per_user is not None:
         return _versus_champion(kind, name, champ, challenger, ranking, features, policy, settings)
-    champ_booster = load_booster(name, v, settings)
+    champ_booster = load_judged_booster(name, v, settings)  # not its refit: ml.models.refit
     champ_metrics = evaluate(kind, champ_booster, holdout, features, catalogue)
     h = kind.headline
     new, old = challenger.metrics.get(h), champ_metrics.get(h)
@@ -334,7 +335,7 @@ def _versus_champion(
         why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
         return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
     if family == LIGHTGBM:
-        own, booster = version_features(champ) or features, load_booster(name, v, settings)  # its own columns
+        own, booster = version_features(champ) or features, load_judged_booster(name, v, settings)  # its own columns
         if off_protocol:
             return versus_reranker_on_temporal(kind, v, booster, own, challenger, ranking)
         lists = ranking.reranker_lists(predict(kind, booster, ranking.examples, own))

@@ -12,7 +12,7 @@ import pandas as pd
 from ml.core.settings import Settings, TrainSettings
 from ml.data import snapshots
 from ml.models import servable_baseline
-from ml.models.champion import load_booster, version_family, version_features
+from ml.models.champion import load_judged_booster, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, fit
 from ml.models.kinds.base import ModelKind
 
@@ -41,10 +41,12 @@ def tenant_candidates(
     candidates: list[Candidate] = []
     global_booster = None
     if g is not None and version_features(g) == features:
-        global_booster = load_booster(g.name, str(g.version), settings)
+        global_booster = load_judged_booster(g.name, str(g.version), settings)  # holdout-free: ml.models.refit
         c = Candidate(
             "global", global_booster, model_uri=g.source, global_version=str(g.version), family=version_family(g)
         )
+        tags = g.tags or {}  # the global model refitted for serving: ml.models.refit
+        c.judged_model, c.refit_cutoffs = tags.get("judged_model", ""), tags.get("refit_cutoffs", "")
         c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
         candidates.append(c)
     elif g is not None:

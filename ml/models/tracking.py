@@ -26,6 +26,7 @@ from ml.core.settings import REPO_ROOT, Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant
 from ml.models import evaluate, plots, registry
 from ml.models.audit import actor
+from ml.models.champion import JUDGED_ARTIFACT
 from ml.models.due import WINDOW_TAGS
 from ml.models.fit import Candidate, predict
 from ml.models.gate import GateDecision, gate, record_decision
@@ -117,6 +118,10 @@ def _run_tags(t: Training) -> dict[str, str]:
     }
     # a young tenant's version: whether it may train its own, its age, the global version it met; the
     # feature windows its inputs were counted over (ml.models.due)
+    if t.winner.served is not None or t.winner.judged_model:  # refitted for serving: ml.models.refit
+        tags["judged_model"] = JUDGED_ARTIFACT
+    if t.winner.refit_cutoffs:
+        tags["refit_cutoffs"] = t.winner.refit_cutoffs
     for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS):
         if tag in t.extra_params:
             value = t.extra_params[tag]
@@ -147,6 +152,8 @@ def _run_metrics(t: Training) -> dict[str, float]:
         rows_holdout=float(len(t.holdout)),
         train_seconds=sum(c.seconds for c in t.candidates),
     )
+    if t.winner.refit_rows:  # refitted for serving here (ml.models.refit)
+        metrics["rows_refit"] = float(t.winner.refit_rows)
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
 
 
@@ -159,6 +166,7 @@ def _lineage(t: Training) -> dict[str, Any]:
         "rows_train": t.train_rows,
         "rows_holdout": len(t.holdout),
         "holdout_cutoff": str(t.holdout["cutoff_date"].iloc[0]) if not t.holdout.empty else None,
+        "refit_cutoffs": t.winner.refit_cutoffs or None,  # what the served booster learned from
         "candidates": {c.label: c.metrics for c in t.candidates},
     }
 
@@ -169,8 +177,8 @@ def _log_artifacts(t: Training) -> None:
     kind, winner, holdout = t.kind, t.winner, t.holdout
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        if winner.booster is not None:
-            _log_explanations(kind, winner.booster, holdout, t.features, d, t.tenant_id)
+        if winner.booster is not None:  # the served booster's (ml.models.refit)
+            _log_explanations(kind, winner.served or winner.booster, holdout, t.features, d, t.tenant_id)
         if not holdout.empty:
             title = f"{kind.name} · {t.tenant_id} · holdout"
             if "ranking_comparison" in kind.plots:
@@ -200,14 +208,13 @@ def _log_model(t: Training, settings: Settings) -> str:
             recsys.save(t.winner.recommender, Path(tmp), key)
             mlflow.log_artifacts(tmp, artifact_path="model")
         return f"{mlflow.get_artifact_uri()}/model"
+    booster = t.winner.served or t.winner.booster
+    if t.winner.served is not None:  # the gate judges the holdout-free one (ml.models.refit)
+        mlflow.log_text(t.winner.booster.model_to_string(), JUDGED_ARTIFACT)
     example = None if t.holdout.empty else _input_example(t.kind, t.holdout, t.features)
-    sig = (
-        infer_signature(example, predict(t.kind, t.winner.booster, example, t.features))
-        if example is not None
-        else None
-    )
+    sig = infer_signature(example, predict(t.kind, booster, example, t.features)) if example is not None else None
     info = mlflow.lightgbm.log_model(
-        t.winner.booster, name="model", signature=sig, input_example=example, pip_requirements=_pip_requirements()
+        booster, name="model", signature=sig, input_example=example, pip_requirements=_pip_requirements()
     )
     return str(info.model_uri)
 
@@ -222,6 +229,12 @@ def describe(t: Training, decision: GateDecision) -> str:
         g, v = t.global_model, t.winner.global_version
         verb = "Serves" if t.winner.trained_on == "global" else "Fine-tuned from"
         parts.append(f"{verb} the global model [{g} v{v}](#/models/{g}/versions/{v}).")
+    if t.winner.refit_cutoffs:
+        rows = f", {t.winner.refit_rows} rows" if t.winner.refit_rows else ""
+        parts.append(
+            f"Serves the recipe refitted on the cutoffs {t.winner.refit_cutoffs}{rows}; "
+            f"the holdout judged the one trained before it (`{JUDGED_ARTIFACT}`)."
+        )
     verdict = "promoted to champion" if decision.promote else "refused: challenger"
     parts.append(f"Gate: **{verdict}**. {decision.reason}")
     ours, base = t.winner.metrics.get(h), t.baseline.get(h)

@@ -16,7 +16,8 @@ The flow for one model kind (see :mod:`ml.models.kinds`):
    the tenant's own snapshot, one continued from a learnt global model (LightGBM ``init_model``:
    parameters travel to the tenant, its data never travels back) and one from scratch; the global
    model and the baseline compete too, and whichever is best on the tenant's time-based holdout
-   (its last labelled cutoff) becomes the new version.
+   (its last labelled cutoff) becomes the new version: a learnt winner refitted on the newest
+   labelled cutoffs for serving (:mod:`ml.models.refit`), as a region's global model is.
 3. **Gate.** The new version is ``challenger``; :mod:`ml.models.gate` decides whether it
    becomes ``champion``.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -40,7 +41,6 @@ from ml.models import ranking, registry, servable_baseline
 from ml.models.champion import version_family
 from ml.models.due import champion_and_challenger, graduating, not_due, unchanged
 from ml.models.fit import (
-    LIGHTGBM,
     Candidate,
     baseline_metrics,
     catalogue_size,
@@ -48,12 +48,14 @@ from ml.models.fit import (
     fair_shares,
     feature_names,
     fit,
+    load_examples,
     sample_rows,
-    split,
+    time_holdout,
     trainable,
 )
 from ml.models.kinds import get_kind
 from ml.models.kinds.base import ModelKind
+from ml.models.refit import for_serving, refit, refit_rows
 from ml.models.tenant_candidates import eligible_for_own_model, tenant_candidates
 from ml.models.tracking import Training, log_and_register
 
@@ -76,36 +78,56 @@ def _skipped(kind: ModelKind, tenant_id: str, why: str, version: object = None) 
     return out
 
 
+class GlobalData(NamedTuple):
+    """What a region's global model learns from and is judged on (:func:`_global_data`)."""
+
+    train: pd.DataFrame  # each tenant's fair share of its training rows
+    holdout: pd.DataFrame
+    features: list[str]
+    catalogue: int  # items of the holdouts' catalogues, summed
+    available: int  # training rows before the fair shares
+    refit: pd.DataFrame  # the fair shares of the newest labelled cutoffs (ml.models.refit)
+
+
 def _global_data(
     kind: ModelKind, members: list[tuple[Tenant, snapshots.Snapshot]], policy: TrainSettings
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str], int, int]:
-    """(training rows, holdout, features, catalogue items, rows available) of the sharing tenants.
-
-    Each tenant's training rows are its fair share of ``global_max_rows`` (whole queries sampled).
+) -> GlobalData:
+    """The sharing tenants' rows. Each tenant's training (and refit) rows are its fair share of
+    ``global_max_rows`` (whole queries sampled).
 
     Raises:
         RuntimeError: two tenants' snapshots declare different features (rebuild every warehouse).
     """
     features = feature_names(members[0][1], kind)
-    trains, holdouts, catalogue = [], [], 0
+    trains, holdouts, refits, catalogue = [], [], [], 0
     for t, snap in members:
         if feature_names(snap, kind) != features:
             raise RuntimeError(
                 f"tenant {t.tenant_id}: its snapshot declares other {kind.name} features than "
                 f"{members[0][0].tenant_id}; rebuild features for every warehouse first."
             )
-        tr, ho = split(snap, kind)
+        examples = load_examples(snap, kind)
+        tr, ho = time_holdout(examples, kind.label_days(snap.windows))
         trains.append(trainable(kind, tr))
         holdouts.append(ho)
+        refits.append(trainable(kind, refit_rows(examples, tr, ho)))
         catalogue += catalogue_size(snap, ho) or 0
+
+    def shares(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        sizes = {t.tenant_id: len(f) for (t, _), f in zip(members, frames, strict=True)}
+        fair = fair_shares(sizes, policy.global_max_rows)
+        return pd.concat(
+            [
+                sample_rows(kind, f, fair[t.tenant_id], f"{snap.snapshot_id}:{kind.name}")
+                for (t, snap), f in zip(members, frames, strict=True)
+            ],
+            ignore_index=True,
+        )
+
     available = sum(len(tr) for tr in trains)
-    sizes = {t.tenant_id: len(tr) for (t, _), tr in zip(members, trains, strict=True)}
-    shares = fair_shares(sizes, policy.global_max_rows)
-    trains = [
-        sample_rows(kind, tr, shares[t.tenant_id], f"{snap.snapshot_id}:{kind.name}")
-        for (t, snap), tr in zip(members, trains, strict=True)
-    ]
-    return pd.concat(trains, ignore_index=True), pd.concat(holdouts, ignore_index=True), features, catalogue, available
+    return GlobalData(
+        shares(trains), pd.concat(holdouts, ignore_index=True), features, catalogue, available, shares(refits)
+    )
 
 
 def train_global(
@@ -133,7 +155,8 @@ def train_global(
             members.append((t, snap))
     if not members:
         return _skipped(kind, owner, f"no tenant of region {region} that shares data has training data yet")
-    train, holdout, features, catalogue, available = _global_data(kind, members, policy)
+    data = _global_data(kind, members, policy)
+    train, holdout, features, catalogue = data.train, data.holdout, data.features, data.catalogue
     snapshot_id = hashlib.sha256("".join(sorted(s.snapshot_id for _, s in members)).encode()).hexdigest()[:16]
     champ, challenger = champion_and_challenger(kind.name, owner, settings)
     if not force and (same := unchanged(champ, challenger, None, snapshot_id, own_global=True)):
@@ -151,6 +174,7 @@ def train_global(
     base = servable_baseline.candidate(kind, train, holdout, features, catalogue or None, policy, "global")
     candidates += [base] if base is not None else []
     winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
+    refit(kind, winner, data.refit, train, features, policy, num_threads=policy.global_threads)
     training = Training(
         kind=kind,
         tenant=None,
@@ -168,7 +192,7 @@ def train_global(
         extra_params={
             "training_tenants": ",".join(t.tenant_id for t, _ in members),
             "global_max_rows": policy.global_max_rows,
-            "rows_available": available,
+            "rows_available": data.available,
             "chosen": chosen,
         },
     )
@@ -207,7 +231,8 @@ def train_tenant(
 ) -> dict[str, Any]:
     """Train (or assign the global model to) one tenant's ``<kind>.<tenant>``, then gate it.
 
-    The best candidate on the holdout becomes the new version (:func:`ml.models.servable_baseline.choose`).
+    The best candidate on the holdout becomes the new version (:func:`ml.models.servable_baseline.choose`,
+    :func:`ml.models.ranking.choose`), a learnt one refitted on the newest cutoffs (:mod:`ml.models.refit`).
     Returns the outcome of :func:`ml.models.tracking.log_and_register` plus ``eligibility``, or
     ``skipped`` with why.
     """
@@ -236,7 +261,8 @@ def train_tenant(
     history = _history(kind, snap)
     # the competition's holdout is the last cutoff whose label window the history covers
     latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window) if snap.serving_cutoff else None
-    train, holdout = split(snap, kind, latest if history is not None else None)
+    examples = load_examples(snap, kind)
+    train, holdout = time_holdout(examples, window, latest if history is not None else None)
     catalogue = catalogue_size(snap, holdout)
     eligible, why = eligible_for_own_model(kind, snap, train, holdout, policy)
     candidates = tenant_candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
@@ -251,12 +277,11 @@ def train_tenant(
     if judged is not None:
         incumbent = version_family(champ) if champ is not None else None
         winner, chosen = ranking.choose(candidates, incumbent, policy.promotion_margin)
-        if winner.family != LIGHTGBM:
-            winner.recommender = ranking.refit(winner.recommender, history, snap.serving_cutoff)
         baseline = ranking.strongest_popularity(candidates)
     else:
         winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
         baseline = baseline_metrics(kind, holdout, catalogue)
+    for_serving(kind, winner, g, history, snap.serving_cutoff, (examples, train, holdout), features, policy, settings)
     eligibility = why or "enough history"
     training = Training(
         kind=kind,

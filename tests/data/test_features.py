@@ -200,7 +200,8 @@ def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(wor
     holdout = labelled.cutoff_date.max()  # the newest cutoff whose 14 days are complete (a cutoff a week)
     assert holdout + pd.Timedelta(days=14) <= serving < holdout + pd.Timedelta(days=21)
     # and nothing else in 26 days: a training cutoff's 14 days would have to end by the holdout's
-    # cutoff (purged), so it would fall in the first week (int_feature_cutoffs' unit test has some)
+    # cutoff (purged), and the refit cutoff after the holdout's is three weeks back: both would fall
+    # in the first week (int_feature_cutoffs' unit test has some)
     assert list(labelled.cutoff_date) == [holdout]
     assert set(ex.cutoff_date) == set(labelled.cutoff_date)
     umbra = _lake(settings, "umbra")

@@ -243,6 +243,25 @@ def test_a_longer_label_window_holds_out_an_earlier_cutoff_and_purges_the_traini
     assert list(holdout["v"]) == [3] and list(train["v"]) == [0, 1]
 
 
+def test_the_winner_is_refitted_on_as_many_cutoffs_as_it_trained_on_from_the_holdouts_back():
+    from ml.models import fit
+    from ml.models.refit import cutoff_span, refit_rows
+
+    cutoffs = pd.date_range("2026-01-05", periods=8, freq="7D")  # Jan 5 .. Feb 23
+    frame = pd.DataFrame({"cutoff_date": cutoffs.repeat(2), "v": range(16)})
+    # a 14-day window, the holdout on Feb 9 (its window is complete by Feb 23): training purged
+    # to Jan 26 and before; the refit takes as many cutoffs (four), Feb 9 back to Jan 19
+    train, holdout = fit.time_holdout(frame, 14, latest=pd.Timestamp("2026-02-09"))
+    assert cutoff_span(holdout) == "2026-02-09..2026-02-09" and cutoff_span(train) == "2026-01-05..2026-01-26"
+    rows = refit_rows(frame, train, holdout)
+    assert cutoff_span(rows) == "2026-01-19..2026-02-09" and len(rows) == 8
+    assert refit_rows(frame, train.iloc[:0], holdout).empty and refit_rows(frame, train, holdout.iloc[:0]).empty
+    # a snapshot from before dbt labelled the refit cutoffs (the holdout and the purged ones only):
+    # nothing one step apart to refit on, so the judged model serves
+    old = frame[~frame["cutoff_date"].isin(pd.to_datetime(["2026-02-02", "2026-02-16", "2026-02-23"]))]
+    assert cutoff_span(old) == "2026-01-05..2026-02-09" and refit_rows(old, train, holdout).empty
+
+
 def test_ties_at_the_kth_place_go_to_the_lower_item_id():
     from ml.models.recsys.interactions import _top_k
 

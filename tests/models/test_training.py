@@ -20,8 +20,8 @@ from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data import snapshots
-from ml.models import audit, due, fit, gate, registry, score, tracking, train
-from ml.models.champion import version_run_id
+from ml.models import audit, due, fit, gate, ranking, registry, score, tracking, train
+from ml.models.champion import JUDGED_ARTIFACT, load_booster, load_judged_booster, version_run_id
 from ml.models.kinds import get_kind
 from ml.models.runs import snapshot_warehouse
 
@@ -170,7 +170,8 @@ def test_a_model_trained_on_shuffled_labels_loses(world, kind):
     settings, _ = world
     policy = TrainSettings()
     members = [(TenantStore(settings).get(t), _snap(settings, t)) for t in ("acme", "globex")]
-    tr, ho, feats, catalogue, _ = train._global_data(kind, members, policy)
+    data = train._global_data(kind, members, policy)
+    tr, ho, feats, catalogue = data.train, data.holdout, data.features, data.catalogue
     real = fit.evaluate(kind, fit.fit(kind, tr, feats, policy), ho, feats, catalogue or None)
     shuffled = tr.copy()
     rng = np.random.default_rng(0)
@@ -196,6 +197,61 @@ def test_retraining_on_the_same_snapshot_reproduces_the_model(world, kind):
     tr2, ho2 = fit.split(snapshots.load(settings, snap.region, "globex", snap.snapshot_id), kind)
     b = fit.predict(kind, fit.fit(kind, tr2, feats, policy), ho2, feats)
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_learnt_winner_serves_its_recipe_refitted_on_the_newest_cutoffs_and_is_judged_as_trained(world):
+    """ml.models.refit: the version serves the winning recipe fitted again on the newest labelled
+    cutoffs (the holdout's back); its run keeps the booster the holdout judged, and the gate
+    re-scores the champion with that one (the refit has learned the holdout's labels)."""
+    settings, results = world
+    c = registry.client(settings)
+    refitted = []
+    for (owner, kind), r in results.items():
+        mv = c.get_model_version(r["model"], r["version"]) if "version" in r else None
+        if mv is not None and mv.tags.get("refit_cutoffs"):
+            refitted.append((owner, kind, mv))
+    pairs = {(o, k) for o, k, _ in refitted}
+    assert ("global.eu", "recommender") in pairs and ("acme", "recommender") in pairs, pairs
+    checked = 0
+    for owner, kind_name, mv in refitted:
+        kind, name, v = get_kind(kind_name), mv.name, str(mv.version)
+        assert mv.tags["judged_model"] == JUDGED_ARTIFACT
+        served, judged = load_booster(name, v, settings), load_judged_booster(name, v, settings)
+        if mv.tags["trained_on"] == "global" and not registry.is_global(owner):  # served the global model
+            g = c.get_model_version(mv.tags["global_model"], mv.tags["global_version"])
+            assert (mv.tags["refit_cutoffs"], mv.tags["judged_model"]) == (
+                g.tags["refit_cutoffs"],
+                g.tags["judged_model"],
+            )
+            assert judged.model_to_string() == load_judged_booster(g.name, str(g.version), settings).model_to_string()
+            assert served.model_to_string() == load_booster(g.name, str(g.version), settings).model_to_string()
+            continue
+        assert served.model_to_string() != judged.model_to_string(), name
+        if registry.is_global(owner):
+            continue
+        snap, tr, ho = _holdout(settings, owner, kind)
+        # as many cutoffs as it trained on, a week apart, the holdout's the newest
+        first, last = (pd.Timestamp(d) for d in mv.tags["refit_cutoffs"].split(".."))
+        assert last == pd.Timestamp(ho.cutoff_date.max())
+        assert last - first == pd.Timedelta(weeks=tr.cutoff_date.nunique() - 1), (name, mv.tags["refit_cutoffs"])
+        if "champion" not in (mv.aliases or []):
+            continue
+        checked += 1  # the gate re-scores the champion as judged, not as served
+        feats, catalogue, h = fit.feature_names(snap, kind), fit.catalogue_size(snap, ho), kind.headline
+        if kind.history_mart is None:
+            mine = fit.Candidate("tenant", judged, metrics=fit.evaluate(kind, judged, ho, feats, catalogue))
+            held, as_served = None, fit.evaluate(kind, served, ho, feats, catalogue)[h]
+        else:  # the recommender's competition holdout: the paired rule (gate._versus_champion)
+            history = snap.read(snap.table("interaction_history"))  # a silo's files are sealed
+            held = ranking.RankingHoldout.build(history, ho, kind.label_days(snap.windows))
+            lists = held.judge(held.reranker_lists(fit.predict(kind, judged, held.examples, feats)))
+            mine = fit.Candidate("tenant", judged, metrics=lists.metrics, per_user=lists.per_user_ndcg)
+            as_served = held.judge(held.reranker_lists(fit.predict(kind, served, held.examples, feats))).metrics[h]
+        mine.snapshot_id = "another-snapshot"
+        decision = gate.gate(kind, name, mine, ho, feats, catalogue, {}, TrainSettings(), settings, held)
+        assert decision.champion_metrics[h] == pytest.approx(mine.metrics[h]), decision
+        assert decision.champion_metrics[h] != pytest.approx(as_served), decision
+    assert checked, "no refitted tenant champion: nothing showed the gate reads the judged booster"
 
 
 def test_the_snapshot_id_is_a_content_hash(world):

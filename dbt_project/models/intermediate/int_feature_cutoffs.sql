@@ -2,7 +2,8 @@
 -- the serving cutoff (the day after the tenant's last event, or var as_of) and earlier
 -- training cutoffs every few days, flagged by the kinds whose examples they label (macro
 -- label_complete): under each kind's label window, the newest cutoff whose window is complete
--- (the holdout) and the training_cutoffs + 1 whose windows end by the holdout's cutoff (purged).
+-- (the holdout), the training_cutoffs + 1 whose windows end by the holdout's cutoff (purged), and
+-- the training_cutoffs + 1 newest complete ones the winner is refitted on for serving.
 -- Cutoffs no kind labels are left out: nothing would read their features.
 with
 
