@@ -72,7 +72,8 @@ def refit(
     num_threads: int | None = None,
 ) -> None:
     """Fit ``winner``'s recipe again on ``rows`` (:func:`refit_rows`) and set it as ``winner.served``
-    (with ``refit_cutoffs``, ``refit_rows`` and the seconds it took); ``init_model``: the booster a
+    (with ``refit_cutoffs``, ``refit_rows``, counted as ``rows_train`` is, before queries without a
+    positive are left out, and the seconds it took); ``init_model``: the booster a
     fine-tuned recipe continues from, the global model that serves now.
 
     Only with ``policy.refit`` (``TENANTFLOW_TRAIN_REFIT``, on by default), and only a LightGBM
@@ -84,14 +85,14 @@ def refit(
     """
     if not policy.refit or winner.family != LIGHTGBM or winner.model_uri is not None or winner.booster is None:
         return
-    rows = trainable(kind, rows)
-    newer = not rows.empty and not train.empty and rows["cutoff_date"].max() > train["cutoff_date"].max()
-    if not newer or kind.positives(rows) < kind.min_train_positives:
-        why = "no newer labelled cutoffs, one step apart," if not newer else f"{kind.positives(rows)} positives"
+    usable = trainable(kind, rows)
+    newer = not usable.empty and not train.empty and usable["cutoff_date"].max() > train["cutoff_date"].max()
+    if not newer or kind.positives(usable) < kind.min_train_positives:
+        why = "no newer labelled cutoffs, one step apart," if not newer else f"{kind.positives(usable)} positives"
         log.info("%s %s: served as judged (%s to refit on)", kind.name, winner.label, why)
         return
     started = time.perf_counter()
-    winner.served = fit(kind, rows, features, policy, init_model=init_model, num_threads=num_threads)
+    winner.served = fit(kind, usable, features, policy, init_model=init_model, num_threads=num_threads)
     winner.seconds += time.perf_counter() - started
     winner.refit_cutoffs, winner.refit_rows = cutoff_span(rows), len(rows)
 

@@ -116,12 +116,12 @@ def _run_tags(t: Training) -> dict[str, str]:
         "global_model": t.global_model,
         "actor": actor(),
     }
-    # a young tenant's version: whether it may train its own, its age, the global version it met; the
-    # feature windows its inputs were counted over (ml.models.due)
     if t.winner.served is not None or t.winner.judged_model:  # refitted for serving: ml.models.refit
         tags["judged_model"] = JUDGED_ARTIFACT
     if t.winner.refit_cutoffs:
         tags["refit_cutoffs"] = t.winner.refit_cutoffs
+    # a young tenant's version: whether it may train its own, its age, the global version it met; the
+    # feature windows its inputs were counted over (ml.models.due)
     for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS):
         if tag in t.extra_params:
             value = t.extra_params[tag]
@@ -231,9 +231,10 @@ def describe(t: Training, decision: GateDecision) -> str:
         parts.append(f"{verb} the global model [{g} v{v}](#/models/{g}/versions/{v}).")
     if t.winner.refit_cutoffs:
         rows = f", {t.winner.refit_rows} rows" if t.winner.refit_rows else ""
+        whose = "the global model's holdout" if t.winner.model_uri is not None else "the holdout"
         parts.append(
             f"Serves the recipe refitted on the cutoffs {t.winner.refit_cutoffs}{rows}; "
-            f"the holdout judged the one trained before it (`{JUDGED_ARTIFACT}`)."
+            f"{whose} judged the one trained before it (`{JUDGED_ARTIFACT}`)."
         )
     verdict = "promoted to champion" if decision.promote else "refused: challenger"
     parts.append(f"Gate: **{verdict}**. {decision.reason}")

@@ -3,7 +3,8 @@
 -- training cutoffs every few days, flagged by the kinds whose examples they label (macro
 -- label_complete): under each kind's label window, the newest cutoff whose window is complete
 -- (the holdout), the training_cutoffs + 1 whose windows end by the holdout's cutoff (purged), and
--- the training_cutoffs + 1 newest complete ones the winner is refitted on for serving.
+-- the training_cutoffs + 1 counting back from the holdout's, which the winner is refitted on for
+-- serving (as many as it trained on: fewer where history is short).
 -- Cutoffs no kind labels are left out: nothing would read their features.
 with
 
