@@ -173,12 +173,8 @@ def _load_judged(uri: str, name: str, version: str) -> Any:
     run_id = _files_run(mv, c)
     with tempfile.TemporaryDirectory() as tmp:
         file = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=uri)
-        raw = Path(file).read_bytes()
-    if not raw.startswith(b"tree\n"):
-        raise UntrustedModel(
-            f"{label}: {path} is not a LightGBM text model (it does not begin with 'tree'); not loaded"
-        )
-    return lgb.Booster(model_str=raw.decode("utf-8"))
+        text = _lightgbm_text(Path(file).read_bytes(), f"{label}: {path}")
+    return lgb.Booster(model_str=text)
 
 
 def _owned_root(uri: str, name: str, version: str) -> str:
@@ -209,11 +205,17 @@ def _booster_text(root: str, tmp: Path, label: str, uri: str) -> str:
             "LightGBM text models and classic families, never pickles. Re-register it through `tenantflow train`."
         )
     file = Path(mlflow.artifacts.download_artifacts(f"{root}/{data}", dst_path=str(tmp / "d"), tracking_uri=uri))
-    raw = file.read_bytes()
+    return _lightgbm_text(file.read_bytes(), f"{label}: {data}")
+
+
+def _lightgbm_text(raw: bytes, what: str) -> str:
+    """``raw`` decoded, once it is LightGBM's text format (it begins with ``tree``).
+
+    Raises:
+        UntrustedModel: it does not; ``what`` names the file in the message.
+    """
     if not raw.startswith(b"tree\n"):
-        raise UntrustedModel(
-            f"{label}: {data} is not a LightGBM text model (it does not begin with 'tree'); not loaded"
-        )
+        raise UntrustedModel(f"{what} is not a LightGBM text model (it does not begin with 'tree'); not loaded")
     return raw.decode("utf-8")
 
 

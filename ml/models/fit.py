@@ -40,11 +40,11 @@ class Candidate:
     recommender: Any = None  # ml.models.recsys.Recommender
     per_user: np.ndarray | None = None
     # the booster refitted for serving on the newest labelled cutoffs (ml.models.refit); None: the
-    # judged ``booster`` serves. ``judged_model``: a borrowed global version's tag of the same name
+    # judged ``booster`` serves. ``judged_model``: a borrowed global version that keeps its judged one
     served: Any = None
     refit_cutoffs: str = ""
     refit_rows: int = 0
-    judged_model: str = ""
+    judged_model: bool = False
 
     @property
     def label(self) -> str:

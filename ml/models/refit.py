@@ -117,6 +117,6 @@ def for_serving(
     examples, train, holdout = split_
     if winner.recommender is not None:
         winner.recommender = ranking.refit(winner.recommender, history, serving_cutoff)
-    elif winner.family == LIGHTGBM and winner.trained_on != "global":
+    elif policy.refit:  # (refit itself leaves out what it does not refit)
         init = load_booster(g.name, str(g.version), settings) if winner.trained_on == "fine_tuned" else None
         refit(kind, winner, refit_rows(examples, train, holdout), train, features, policy, init)

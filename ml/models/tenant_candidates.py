@@ -46,7 +46,7 @@ def tenant_candidates(
             "global", global_booster, model_uri=g.source, global_version=str(g.version), family=version_family(g)
         )
         tags = g.tags or {}  # the global model refitted for serving: ml.models.refit
-        c.judged_model, c.refit_cutoffs = tags.get("judged_model", ""), tags.get("refit_cutoffs", "")
+        c.judged_model, c.refit_cutoffs = bool(tags.get("judged_model")), tags.get("refit_cutoffs", "")
         c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
         candidates.append(c)
     elif g is not None:
