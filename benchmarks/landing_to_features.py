@@ -30,12 +30,15 @@ def _build(args):
 
     key, threads = args
     res = build_and_check_warehouse(warehouse(key), online_marts(), threads=threads)
+    slowest = sorted(res["nodes"], key=lambda n: -n["seconds"])[:8]
     return {
         "key": key,
         "failed": len(res["failed_nodes"]),
         "seconds": res["seconds"],
         "healthy": sum(h["healthy"] for h in res["health"].values()),
         "tenants": len(res["health"]),
+        # where a regression hides: the dbt nodes that took longest (a node's own execution time)
+        "slowest_nodes": {n["node"].split(".", 2)[-1]: n["seconds"] for n in slowest},
     }
 
 

@@ -117,50 +117,72 @@ def _at_cutoff(
     exclude_seen: bool,
     servable: np.ndarray | None,
 ) -> pd.DataFrame:
-    sources = sources.drop(columns=["tenant_id"]).assign(
-        user_id=sources["user_id"].astype(str), item_id=sources["item_id"].astype(str)
-    )
+    """One cutoff's rows. Pairs are keyed by ``row * items + column`` of the cutoff's interaction
+    matrix, so the sources meet the scores by integer search, not a join on string ids (half the
+    model's time at 17,000 users a tenant went to pandas joins: benchmarks/README.md)."""
+    sources = sources.drop(columns=["tenant_id"]).reset_index(drop=True)
     before = events[events["event_at"] < cutoff.tz_localize("UTC")]
     if before.empty:
         frame = _with_nulls(sources.assign(tenant_id=tenant, is_history_candidate=False))
         return frame.assign(user_history_items=0, user_days_since_last_interaction=np.nan)
     data = Interactions.from_events(before, cutoff)
     models = _fit_scorers(tenant, data, cutoff)
-    row = data.rows(sources["user_id"].to_numpy())
-    col = data.columns(sources["item_id"].to_numpy())
+    n_items = len(data.items)
+    row, col = data.rows(sources["user_id"].to_numpy()), data.columns(sources["item_id"].to_numpy())
+    known = (row >= 0) & (col >= 0)  # the source pairs a family can score
+    source_keys = row[known] * n_items + col[known]
+    by_key = np.sort(source_keys)
     users = np.unique(row[row >= 0])
-    allowed = np.ones(len(data.items), dtype=bool) if servable is None else np.isin(data.items, servable)
+    allowed = np.ones(n_items, dtype=bool) if servable is None else np.isin(data.items, servable)
     blocks = []
     for lo in range(0, len(users), BLOCK):
         block = users[lo : lo + BLOCK]
-        in_block = np.isin(row, block) & (col >= 0)
-        local = np.searchsorted(block, row[in_block])
-        blocks.append(_score_block(data, models, block, local, col[in_block], per_user, exclude_seen, allowed))
-    scored = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=["user_id", "item_id"])
-    frame = sources.merge(scored, on=["user_id", "item_id"], how="outer")
-    for flag in SOURCE_FLAGS:
-        frame[flag] = frame[flag].astype("boolean").fillna(False).astype(bool)
-    frame["covisit_sessions_long"] = frame["covisit_sessions_long"].fillna(0).astype(np.int64)
-    frame["is_history_candidate"] = frame["is_history_candidate"].astype("boolean").fillna(False).astype(bool)
-    frame["cutoff_date"] = sources["cutoff_date"].iloc[0]
-    frame = _with_nulls(frame.assign(tenant_id=tenant))
-    return frame.merge(_user_history(data), on="user_id", how="left").fillna({"user_history_items": 0})
+        a, b = np.searchsorted(by_key, [block[0] * n_items, (block[-1] + 1) * n_items])
+        blocks.append(_score_block(data, models, block, by_key[a:b], per_user, exclude_seen, allowed))
+    scored = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]} if blocks else _no_scores(models)
+    keys = scored.pop("key")  # ascending: blocks are ascending ranges of rows
+    at = np.searchsorted(keys, source_keys)
+    added = np.ones(len(keys), dtype=bool)
+    added[at] = False
+    items_seen, days_since = _user_history(data)
+    in_sources = {}
+    for name, values in scored.items():
+        column = np.full(len(sources), False if values.dtype == bool else np.nan, dtype=values.dtype)
+        column[known] = values[at]
+        in_sources[name] = column
+    has_history = row >= 0
+    in_sources["user_history_items"] = np.where(has_history, items_seen[np.maximum(row, 0)], 0)
+    in_sources["user_days_since_last_interaction"] = np.where(has_history, days_since[np.maximum(row, 0)], np.nan)
+    r, c = np.divmod(keys[added], n_items)
+    new = pd.DataFrame(
+        {
+            "cutoff_date": sources["cutoff_date"].iloc[0],
+            "user_id": data.users[r],
+            "item_id": data.items[c],
+            **dict.fromkeys(SOURCE_FLAGS, False),
+            "covisit_sessions_long": 0,
+            **{name: values[added] for name, values in scored.items()},
+            "user_history_items": items_seen[r],
+            "user_days_since_last_interaction": days_since[r],
+        }
+    )
+    frame = pd.concat([sources.assign(**in_sources), new], ignore_index=True)
+    return _with_nulls(frame.assign(tenant_id=tenant))
 
 
 def _score_block(
     data: Interactions,
     models: dict[str, Recommender],
     rows: np.ndarray,
-    pair_rows: np.ndarray,
-    pair_cols: np.ndarray,
+    pair_keys: np.ndarray,
     per_user: int,
     exclude_seen: bool,
     allowed: np.ndarray,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     """The block's scored pairs: each family's top ``per_user`` items of every user of ``rows``
-    among the ``allowed`` (catalogued) ones (``is_history_candidate``) and the given (block row,
-    item column) pairs, with every family's score and rank. The ``(users, items)`` arrays live
-    only for the block."""
+    (ascending) among the ``allowed`` (catalogued) ones (``is_history_candidate``) and the given
+    pairs (``row * items + column`` keys of those users), with every family's score and rank,
+    ascending by ``key``. The ``(users, items)`` arrays live only for the block."""
     seen = data.seen[rows].toarray() > 0
     scores, ranks, chosen = {}, {}, np.zeros(seen.shape, dtype=bool)
     for name, model in models.items():
@@ -173,18 +195,20 @@ def _score_block(
         chosen |= (rank <= per_user) & (s > 0) & allowed[None, :]
         scores[name], ranks[name] = s, rank
     n_items = seen.shape[1]
-    r, c = np.nonzero(chosen)
-    keys = np.unique(np.concatenate([r * n_items + c, pair_rows * n_items + pair_cols]))
-    r, c = keys // n_items, keys % n_items
-    out: dict[str, object] = {
-        "user_id": data.users[rows[r]],
-        "item_id": data.items[c],
-        "is_history_candidate": chosen[r, c],
-    }
+    wanted = chosen.copy()
+    wanted[np.searchsorted(rows, pair_keys // n_items), pair_keys % n_items] = True
+    r, c = np.nonzero(wanted)  # row-major: ascending keys
+    out: dict[str, np.ndarray] = {"key": rows[r] * n_items + c, "is_history_candidate": chosen[r, c]}
     for name in models:
         out[f"{name}_score"] = scores[name][r, c].astype(np.float64)
         out[f"{name}_rank"] = ranks[name][r, c]
-    return pd.DataFrame(out)
+    return out
+
+
+def _no_scores(models: dict[str, Recommender]) -> dict[str, np.ndarray]:
+    """:func:`_score_block`'s arrays for no pairs."""
+    empty = {f"{name}_{what}": np.empty(0) for name in models for what in ("score", "rank")}
+    return {"key": np.empty(0, dtype=np.int64), "is_history_candidate": np.empty(0, dtype=bool), **empty}
 
 
 def _with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
@@ -196,14 +220,8 @@ def _with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _user_history(data: Interactions) -> pd.DataFrame:
-    """Per user with history: distinct items, and whole days since the last interaction."""
+def _user_history(data: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    """Per user row: distinct items, and whole days since the last interaction."""
     last_age = np.full(len(data.users), np.inf)
     np.minimum.at(last_age, data.user, data.age_days)
-    return pd.DataFrame(
-        {
-            "user_id": data.users,
-            "user_history_items": np.diff(data.seen.indptr).astype(np.int64),
-            "user_days_since_last_interaction": np.floor(last_age),
-        }
-    )
+    return np.diff(data.seen.indptr).astype(np.int64), np.floor(last_age)
