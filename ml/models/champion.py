@@ -71,6 +71,24 @@ def load_judged_booster(name: str, version: str, settings: Settings) -> Any:
     return _load_judged(settings.mlflow_tracking_uri, name, str(version))
 
 
+def learnt_the_holdout(mv: Any, holdout: Any) -> str | None:
+    """Why a learnt version's judged booster cannot be re-scored on ``holdout`` (a kind's examples
+    at one ``cutoff_date``; None: it can). Its training labels end on or before its own holdout's cutoff (tag
+    ``holdout_cutoff``; :func:`ml.models.fit.time_holdout` purges the rest). A holdout that starts
+    earlier (the tenant's label window grew, so its holdout moved back) may hold labels it learned
+    from, which favours it as a refit favours a model on its own training data. Versions from
+    before the tag, classic families (refitted before the cutoff to be judged) and a kind's baseline
+    made servable (nothing learnt) are re-scored as before.
+    """
+    theirs = (mv.tags or {}).get("holdout_cutoff")
+    if not theirs or holdout.empty or version_family(mv) != "lightgbm":
+        return None
+    ours = f"{holdout['cutoff_date'].iloc[0]:%Y-%m-%d}"
+    if theirs <= ours:
+        return None
+    return f"champion v{mv.version} learnt from labels up to {theirs}, after this holdout's cutoff {ours}"
+
+
 def version_family(mv: Any) -> str:
     """``lightgbm``, or the classic family a version holds (``family`` tag; untagged: LightGBM)."""
     return (mv.tags or {}).get("family") or "lightgbm"

@@ -23,9 +23,9 @@ non-constant predictions; one request scored within the latency budget; the cham
   meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`), unless the tenant
   chose the random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker.
 
-A champion needing features the marts no longer publish (renamed, dropped) cannot serve or be re-scored: the
+A champion needing features the marts no longer publish (renamed, dropped), or one that may have learnt the
+holdout's labels (:func:`ml.models.champion.learnt_the_holdout`: the label window grew) cannot be re-scored: the
 challenger is judged as a first champion, and no schema check holds it.
-
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
 
@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from ml.core.settings import Settings, TrainSettings
+from ml.models import champion, recsys, registry
 from ml.models import evaluate as evaluation
-from ml.models import recsys, registry
 from ml.models.champion import holds_booster, load_family, load_judged_booster, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.kinds.base import ModelKind
@@ -271,10 +271,10 @@ def gate(
     if champ is None:
         return _first_champion(kind, challenger, baseline, holdout, features)
     v = str(champ.version)
-    if gone:
+    unjudgeable = f"champion v{v} needs features the marts no longer have {gone}" if gone else None
+    if unjudgeable := unjudgeable or champion.learnt_the_holdout(champ, holdout):
         first = _first_champion(kind, challenger, baseline, holdout, features)
-        why = f"champion v{v} needs features the marts no longer have {gone}, so judged as a first champion"
-        return GateDecision(first.promote, f"{why}: {first.reason}", v, {})
+        return GateDecision(first.promote, f"{unjudgeable}, so judged as a first champion: {first.reason}", v, {})
     same_recipe = (
         champ.tags.get("trained_on") == challenger.trained_on
         and champ.tags.get("global_version") == (challenger.global_version or "")
@@ -363,15 +363,15 @@ def versus_reranker_on_temporal(
     champion lies below zero); otherwise the protocol that speaks for the tenant's users decides,
     and the challenger, its winner, replaces it."""
     temporal = ranking.temporal
-    champion = temporal.judge(temporal.reranker_lists(predict(kind, booster, temporal.examples, features)))
+    theirs = temporal.judge(temporal.reranker_lists(predict(kind, booster, temporal.examples, features)))
     recipe = recsys.fitted(recsys.unfitted(challenger.recommender), temporal.history)
     mine = temporal.judge(temporal.family_lists(recipe))
-    mean, low, high = evaluation.paired_bootstrap(mine.per_user_ndcg, champion.per_user_ndcg)
+    mean, low, high = evaluation.paired_bootstrap(mine.per_user_ndcg, theirs.per_user_ndcg)
     h = kind.headline
     versus = (
         f"{challenger.label} won the {ranking.protocol} protocol, which cannot judge champion v{v} (a re-ranker); "
         f"on the {len(temporal.users)} users of the temporal holdout it replaced, {h} {mean:+.4f} "
-        f"[{low:+.4f}, {high:+.4f}] vs the champion ({champion.metrics[h]:.4f})"
+        f"[{low:+.4f}, {high:+.4f}] vs the champion ({theirs.metrics[h]:.4f})"
     )
     if high < 0:
         return GateDecision(False, f"{versus}: the champion is better there beyond chance, kept", v, {})

@@ -120,6 +120,10 @@ def _run_tags(t: Training) -> dict[str, str]:
         tags["judged_model"] = JUDGED_ARTIFACT
     if t.winner.refit_cutoffs:
         tags["refit_cutoffs"] = t.winner.refit_cutoffs
+    if (
+        not t.holdout.empty and t.holdout["cutoff_date"].nunique() == 1
+    ):  # the judged booster's labels end by it (ml.models.champion)
+        tags["holdout_cutoff"] = f"{pd.Timestamp(t.holdout['cutoff_date'].iloc[0]):%Y-%m-%d}"
     # a young tenant's version: whether it may train its own, its age, the global version it met; the
     # feature windows its inputs were counted over (ml.models.due)
     for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS):

@@ -254,6 +254,42 @@ def test_a_learnt_winner_serves_its_recipe_refitted_on_the_newest_cutoffs_and_is
     assert checked, "no refitted tenant champion: nothing showed the gate reads the judged booster"
 
 
+def test_a_champion_that_may_have_learnt_the_holdouts_labels_is_not_re_scored_on_it(world):
+    """A tenant's label window that grows moves its holdout back, before the cutoff that judged its
+    champion: the champion's booster learnt labels up to that cutoff (tag ``holdout_cutoff``) and
+    would be re-scored on days it learnt. The challenger is judged as a first champion instead."""
+    settings, _ = world
+    c = registry.client(settings)
+    kind, tid = get_kind("recommender"), "acme"
+    name = registry.model_name(kind.name, tid)
+    champ = c.get_model_version_by_alias(name, "champion")
+    assert champ.tags.get("family", "lightgbm") == "lightgbm" and champ.tags["trained_on"] != "global", champ.tags
+    snap, _, ho = _holdout(settings, tid, kind)
+    recorded = champ.tags["holdout_cutoff"]
+    assert recorded == f"{pd.Timestamp(ho.cutoff_date.max()):%Y-%m-%d}"  # judged on this snapshot's holdout
+    feats, catalogue = fit.feature_names(snap, kind), fit.catalogue_size(snap, ho)
+    history = snap.read(snap.table("interaction_history"))
+    held = ranking.RankingHoldout.build(history, ho, kind.label_days(snap.windows))
+    judged = load_judged_booster(name, str(champ.version), settings)
+    lists = held.judge(held.reranker_lists(fit.predict(kind, judged, held.examples, feats)))
+    mine = fit.Candidate("tenant", judged, metrics=lists.metrics, per_user=lists.per_user_ndcg)
+    mine.snapshot_id = "another-snapshot"
+
+    def judge():
+        return gate.gate(kind, name, mine, ho, feats, catalogue, {}, TrainSettings(), settings, held)
+
+    assert "learnt from labels" not in judge().reason  # its labels end by this holdout: re-scored
+    later = f"{pd.Timestamp(recorded) + pd.Timedelta(days=7):%Y-%m-%d}"  # judged under a shorter label window
+    c.set_model_version_tag(name, champ.version, "holdout_cutoff", later)
+    try:
+        decision = judge()
+    finally:
+        c.set_model_version_tag(name, champ.version, "holdout_cutoff", recorded)
+    why = f"champion v{champ.version} learnt from labels up to {later}, after this holdout's cutoff {recorded}"
+    assert decision.reason.startswith(f"{why}, so judged as a first champion"), decision
+    assert decision.champion_metrics == {}, decision  # not re-scored
+
+
 def test_the_snapshot_id_is_a_content_hash(world):
     settings, _ = world
     wh = [w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool"][0]
