@@ -17,6 +17,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from cachetools import LRUCache, cached
 
 from ml.core.settings import Settings
@@ -71,22 +72,37 @@ def load_judged_booster(name: str, version: str, settings: Settings) -> Any:
     return _load_judged(settings.mlflow_tracking_uri, name, str(version))
 
 
+LEARNT_UNTIL = "labels_learnt_until"  # version tag: {tenant: the day its learnt labels end}, JSON
+
+
+def learnt_until(holdout: Any) -> dict[str, str]:
+    """Per tenant of a training's ``holdout`` (a kind's examples, ``tenant_id`` and ``cutoff_date``
+    columns), the holdout's cutoff as ``YYYY-MM-DD``: the judged booster learnt that tenant's labels
+    up to it, no further (:func:`ml.models.fit.time_holdout` purges the training cutoffs whose label
+    window reaches past it). A global run's holdout holds one cutoff per member."""
+    if holdout.empty:
+        return {}
+    ends = holdout.groupby("tenant_id")["cutoff_date"].max()
+    return {str(t): f"{pd.Timestamp(c):%Y-%m-%d}" for t, c in ends.items()}
+
+
 def learnt_the_holdout(mv: Any, holdout: Any) -> str | None:
-    """Why a learnt version's judged booster cannot be re-scored on ``holdout`` (a kind's examples
-    at one ``cutoff_date``; None: it can). Its training labels end on or before its own holdout's cutoff (tag
-    ``holdout_cutoff``; :func:`ml.models.fit.time_holdout` purges the rest). A holdout that starts
-    earlier (the tenant's label window grew, so its holdout moved back) may hold labels it learned
-    from, which favours it as a refit favours a model on its own training data. Versions from
-    before the tag, classic families (refitted before the cutoff to be judged) and a kind's baseline
-    made servable (nothing learnt) are re-scored as before.
+    """Why a learnt version's judged booster cannot be judged on ``holdout`` (as for
+    :func:`learnt_until`; None: it can): for a tenant of the holdout, it learnt labels past that
+    tenant's cutoff there (tag :data:`LEARNT_UNTIL`). That happens when a tenant's label window grew,
+    which moves its holdout back; judging the version there favours it as a refit is favoured on its
+    own training data. Versions from before the tag, classic families (refitted before the cutoff to
+    be judged) and a kind's baseline made servable (nothing learnt) are judged as before.
     """
-    theirs = (mv.tags or {}).get("holdout_cutoff")
-    if not theirs or holdout.empty or version_family(mv) != "lightgbm":
+    learnt = json.loads((mv.tags or {}).get(LEARNT_UNTIL) or "{}")
+    if not learnt or version_family(mv) != "lightgbm":
         return None
-    ours = f"{holdout['cutoff_date'].iloc[0]:%Y-%m-%d}"
-    if theirs <= ours:
+    past = {t: (learnt[t], c) for t, c in learnt_until(holdout).items() if t in learnt and learnt[t] > c}
+    if not past:
         return None
-    return f"champion v{mv.version} learnt from labels up to {theirs}, after this holdout's cutoff {ours}"
+    first, (theirs, ours) = min(past.items())
+    more = f" (and {len(past) - 1} other tenants')" if len(past) > 1 else ""
+    return f"{mv.name} v{mv.version} learnt {first}'s labels up to {theirs}{more}, after this holdout's cutoff {ours}"
 
 
 def version_family(mv: Any) -> str:

@@ -45,6 +45,8 @@ class Candidate:
     refit_cutoffs: str = ""
     refit_rows: int = 0
     judged_model: bool = False
+    # a borrowed global version's: the day it learnt this tenant's labels until (ml.models.champion)
+    learnt_until: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -26,6 +26,7 @@ non-constant predictions; one request scored within the latency budget; the cham
 A champion needing features the marts no longer publish (renamed, dropped), or one that may have learnt the
 holdout's labels (:func:`ml.models.champion.learnt_the_holdout`: the label window grew) cannot be re-scored: the
 challenger is judged as a first champion, and no schema check holds it.
+
 The decision and its reason are tags on the version and the run, and a row of the audit log.
 """
 
@@ -221,8 +222,7 @@ def _first_champion(
             return GateDecision(False, why, None, {})
         if decided_by != h:
             m = decided_by
-            why = (
-                f"first champion: {h} {new:.4f} ties the {kind.baseline_name} baseline; "
+            why = f"first champion: {h} {new:.4f} ties the {kind.baseline_name} baseline; " + (
                 f"{m} {challenger.metrics[m]:.4f} vs {baseline[m]:.4f}"
             )
             return GateDecision(True, why, None, {})

@@ -3,6 +3,7 @@ its own (:func:`eligible_for_own_model`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -12,7 +13,7 @@ import pandas as pd
 from ml.core.settings import Settings, TrainSettings
 from ml.data import snapshots
 from ml.models import servable_baseline
-from ml.models.champion import load_judged_booster, version_family, version_features
+from ml.models.champion import LEARNT_UNTIL, learnt_the_holdout, load_judged_booster, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, fit
 from ml.models.kinds.base import ModelKind
 
@@ -40,13 +41,17 @@ def tenant_candidates(
     classic families join later (:func:`ml.models.ranking.compete`)."""
     candidates: list[Candidate] = []
     global_booster = None
-    if g is not None and version_features(g) == features:
+    if g is not None and (learnt := learnt_the_holdout(g, holdout)):  # a member whose label window grew
+        log.warning("tenant %s: %s; neither it nor a model fine-tuned from it is judged here", tenant_id, learnt)
+    elif g is not None and version_features(g) == features:
         global_booster = load_judged_booster(g.name, str(g.version), settings)  # holdout-free: ml.models.refit
         c = Candidate(
             "global", global_booster, model_uri=g.source, global_version=str(g.version), family=version_family(g)
         )
         tags = g.tags or {}  # the global model refitted for serving: ml.models.refit
         c.judged_model, c.refit_cutoffs = bool(tags.get("judged_model")), tags.get("refit_cutoffs", "")
+        mine = json.loads(tags.get(LEARNT_UNTIL) or "{}").get(tenant_id)  # it learnt this tenant's labels
+        c.learnt_until = {tenant_id: mine} if mine else {}
         c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
         candidates.append(c)
     elif g is not None:

@@ -26,7 +26,7 @@ from ml.core.settings import REPO_ROOT, Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant
 from ml.models import evaluate, plots, registry
 from ml.models.audit import actor
-from ml.models.champion import JUDGED_ARTIFACT
+from ml.models.champion import JUDGED_ARTIFACT, LEARNT_UNTIL, learnt_until
 from ml.models.due import WINDOW_TAGS
 from ml.models.fit import Candidate, predict
 from ml.models.gate import GateDecision, gate, record_decision
@@ -120,10 +120,6 @@ def _run_tags(t: Training) -> dict[str, str]:
         tags["judged_model"] = JUDGED_ARTIFACT
     if t.winner.refit_cutoffs:
         tags["refit_cutoffs"] = t.winner.refit_cutoffs
-    if (
-        not t.holdout.empty and t.holdout["cutoff_date"].nunique() == 1
-    ):  # the judged booster's labels end by it (ml.models.champion)
-        tags["holdout_cutoff"] = f"{pd.Timestamp(t.holdout['cutoff_date'].iloc[0]):%Y-%m-%d}"
     # a young tenant's version: whether it may train its own, its age, the global version it met; the
     # feature windows its inputs were counted over (ml.models.due)
     for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS):
@@ -282,6 +278,8 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
         run_id = run.info.run_id
         features = [] if t.winner.recommender is not None else t.features  # a family reads the history mart
         version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(features)}
+        if learnt := t.winner.learnt_until if t.winner.model_uri is not None else learnt_until(t.holdout):
+            version_tags[LEARNT_UNTIL] = json.dumps(learnt, sort_keys=True)  # a global's: a day per member
         own_files = t.winner.recommender is not None  # a family's arrays, in this run's artifacts
         mv = _create_version(name, model_uri, run_id if own_files else None, version_tags, settings)
     t.winner.snapshot_id = t.snapshot_id

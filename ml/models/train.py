@@ -38,7 +38,7 @@ from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
 from ml.models import ranking, registry, servable_baseline
-from ml.models.champion import version_family
+from ml.models.champion import learnt_the_holdout, version_family
 from ml.models.due import champion_and_challenger, graduating, not_due, unchanged
 from ml.models.fit import (
     Candidate,
@@ -161,7 +161,11 @@ def train_global(
     champ, challenger = champion_and_challenger(kind.name, owner, settings)
     if not force and (same := unchanged(champ, challenger, None, snapshot_id, own_global=True)):
         return _skipped(kind, owner, same, champ.version if champ else None)
-    why_not = not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not force else None
+    # due, whatever else, when a member's label window grew back past what its champion learnt
+    stale = champ is not None and learnt_the_holdout(champ, holdout)
+    why_not = (
+        not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not (force or stale) else None
+    )
     if why_not:
         return _skipped(kind, owner, why_not, champ.version)
     if kind.positives(train) < kind.min_train_positives:

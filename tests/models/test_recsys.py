@@ -500,6 +500,9 @@ def test_history_candidates_are_each_users_top_items_scored_by_every_family_befo
     # a user without history keeps their source candidates, without scores
     new = out[out.user_id == "new"]
     assert list(new.item_id) == ["x"] and new.sar_score.isna().all() and (new.user_history_items == 0).all()
+    # a cutoff where none of the sources' users has history before it (the tenant has): the same
+    alone = candidates.score_candidates(sources[sources.user_id == "new"], history, per_user=5, catalogue=catalogue)
+    assert list(alone.item_id) == ["x"] and alone.sar_score.isna().all() and (alone.user_history_items == 0).all()
     # repeats allowed: consumed items are ranked (and may be candidates)
     allowed = candidates.score_candidates(sources, history, per_user=5, exclude_seen=False, catalogue=catalogue)
     assert allowed[(allowed.user_id == "a") & (allowed.item_id == "x")].sar_rank.notna().all()

@@ -21,9 +21,10 @@ from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data import snapshots
 from ml.models import audit, due, fit, gate, ranking, registry, score, tracking, train
-from ml.models.champion import JUDGED_ARTIFACT, load_booster, load_judged_booster, version_run_id
+from ml.models.champion import JUDGED_ARTIFACT, LEARNT_UNTIL, load_booster, load_judged_booster, version_run_id
 from ml.models.kinds import get_kind
 from ml.models.runs import snapshot_warehouse
+from ml.models.tenant_candidates import tenant_candidates
 
 from .conftest import SHARING, SPECS
 
@@ -256,17 +257,21 @@ def test_a_learnt_winner_serves_its_recipe_refitted_on_the_newest_cutoffs_and_is
 
 def test_a_champion_that_may_have_learnt_the_holdouts_labels_is_not_re_scored_on_it(world):
     """A tenant's label window that grows moves its holdout back, before the cutoff that judged its
-    champion: the champion's booster learnt labels up to that cutoff (tag ``holdout_cutoff``) and
-    would be re-scored on days it learnt. The challenger is judged as a first champion instead."""
-    settings, _ = world
+    champion: the champion's booster learnt labels up to that cutoff (tag ``labels_learnt_until``,
+    per tenant; a global version's, per member) and would be re-scored on days it learnt. The
+    challenger is judged as a first champion instead."""
+    settings, results = world
     c = registry.client(settings)
     kind, tid = get_kind("recommender"), "acme"
     name = registry.model_name(kind.name, tid)
     champ = c.get_model_version_by_alias(name, "champion")
     assert champ.tags.get("family", "lightgbm") == "lightgbm" and champ.tags["trained_on"] != "global", champ.tags
     snap, _, ho = _holdout(settings, tid, kind)
-    recorded = champ.tags["holdout_cutoff"]
-    assert recorded == f"{pd.Timestamp(ho.cutoff_date.max()):%Y-%m-%d}"  # judged on this snapshot's holdout
+    recorded = json.loads(champ.tags[LEARNT_UNTIL])
+    assert recorded == {tid: f"{pd.Timestamp(ho.cutoff_date.max()):%Y-%m-%d}"}  # judged on this snapshot's holdout
+    g = registry.version_by_alias(registry.model_name(kind.name, "global.eu"), registry.CHAMPION, settings)
+    members = json.loads(g.tags[LEARNT_UNTIL])
+    assert members[tid] == recorded[tid] and set(members) <= set(SHARING["eu"]), members  # a day per member
     feats, catalogue = fit.feature_names(snap, kind), fit.catalogue_size(snap, ho)
     history = snap.read(snap.table("interaction_history"))
     held = ranking.RankingHoldout.build(history, ho, kind.label_days(snap.windows))
@@ -278,16 +283,35 @@ def test_a_champion_that_may_have_learnt_the_holdouts_labels_is_not_re_scored_on
     def judge():
         return gate.gate(kind, name, mine, ho, feats, catalogue, {}, TrainSettings(), settings, held)
 
-    assert "learnt from labels" not in judge().reason  # its labels end by this holdout: re-scored
-    later = f"{pd.Timestamp(recorded) + pd.Timedelta(days=7):%Y-%m-%d}"  # judged under a shorter label window
-    c.set_model_version_tag(name, champ.version, "holdout_cutoff", later)
+    assert "labels up to" not in judge().reason  # its labels end by this holdout: re-scored
+    later = f"{pd.Timestamp(recorded[tid]) + pd.Timedelta(days=7):%Y-%m-%d}"  # judged under a shorter window
+    c.set_model_version_tag(name, champ.version, LEARNT_UNTIL, json.dumps({tid: later}))
     try:
         decision = judge()
     finally:
-        c.set_model_version_tag(name, champ.version, "holdout_cutoff", recorded)
-    why = f"champion v{champ.version} learnt from labels up to {later}, after this holdout's cutoff {recorded}"
+        c.set_model_version_tag(name, champ.version, LEARNT_UNTIL, champ.tags[LEARNT_UNTIL])
+    why = f"{name} v{champ.version} learnt {tid}'s labels up to {later}, after this holdout's cutoff {recorded[tid]}"
     assert decision.reason.startswith(f"{why}, so judged as a first champion"), decision
     assert decision.champion_metrics == {}, decision  # not re-scored
+    # the tenant's candidates: a global model that learnt past its holdout is not one, nor fine-tuned from it
+    c.set_model_version_tag(g.name, g.version, LEARNT_UNTIL, json.dumps({**members, tid: later}))
+    try:
+        g = c.get_model_version(g.name, g.version)
+        cands = tenant_candidates(
+            kind, tid, g, feats, *fit.split(snap, kind), catalogue, True, TrainSettings(), settings
+        )
+    finally:
+        c.set_model_version_tag(g.name, g.version, LEARNT_UNTIL, json.dumps(members))
+    assert {x.trained_on for x in cands} == {"tenant"}, [x.label for x in cands]
+    young = [
+        (t, r)
+        for (t, k), r in results.items()
+        if k == kind.name and r.get("trained_on") == "global" and not registry.is_global(t)
+    ]
+    assert young, "no young tenant served the global model"
+    for t, r in young:  # a young tenant served the global model carries the global's day for it, if it learnt it
+        mv = c.get_model_version(r["model"], r["version"])
+        assert json.loads(mv.tags.get(LEARNT_UNTIL, "{}")) == {m: d for m, d in members.items() if m == t}, mv.tags
 
 
 def test_the_snapshot_id_is_a_content_hash(world):

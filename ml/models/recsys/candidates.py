@@ -121,6 +121,12 @@ def _at_cutoff(
     matrix, so the sources meet the scores by integer search, not a join on string ids (half the
     model's time at 17,000 users a tenant went to pandas joins: benchmarks/README.md)."""
     sources = sources.drop(columns=["tenant_id"]).reset_index(drop=True)
+    sources = sources.assign(
+        user_id=sources["user_id"].astype(str),
+        item_id=sources["item_id"].astype(str),
+        covisit_sessions_long=sources["covisit_sessions_long"].fillna(0).astype(np.int64),
+        **{flag: sources[flag].astype("boolean").fillna(False).astype(bool) for flag in SOURCE_FLAGS},
+    )
     before = events[events["event_at"] < cutoff.tz_localize("UTC")]
     if before.empty:
         frame = _with_nulls(sources.assign(tenant_id=tenant, is_history_candidate=False))
