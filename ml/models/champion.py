@@ -86,6 +86,11 @@ def learnt_until(holdout: Any) -> dict[str, str]:
     return {str(t): f"{pd.Timestamp(c):%Y-%m-%d}" for t, c in ends.items()}
 
 
+def labels_learnt(mv: Any) -> dict[str, str]:
+    """A version's tag :data:`LEARNT_UNTIL` ({tenant: ``YYYY-MM-DD``}; empty when it has none)."""
+    return json.loads((mv.tags or {}).get(LEARNT_UNTIL) or "{}")
+
+
 def learnt_the_holdout(mv: Any, holdout: Any) -> str | None:
     """Why a learnt version's judged booster cannot be judged on ``holdout`` (as for
     :func:`learnt_until`; None: it can): for a tenant of the holdout, it learnt labels past that
@@ -94,7 +99,7 @@ def learnt_the_holdout(mv: Any, holdout: Any) -> str | None:
     own training data. Versions from before the tag, classic families (refitted before the cutoff to
     be judged) and a kind's baseline made servable (nothing learnt) are judged as before.
     """
-    learnt = json.loads((mv.tags or {}).get(LEARNT_UNTIL) or "{}")
+    learnt = labels_learnt(mv)
     if not learnt or version_family(mv) != "lightgbm":
         return None
     past = {t: (learnt[t], c) for t, c in learnt_until(holdout).items() if t in learnt and learnt[t] > c}

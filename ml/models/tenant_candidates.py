@@ -3,7 +3,6 @@ its own (:func:`eligible_for_own_model`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -13,7 +12,7 @@ import pandas as pd
 from ml.core.settings import Settings, TrainSettings
 from ml.data import snapshots
 from ml.models import servable_baseline
-from ml.models.champion import LEARNT_UNTIL, learnt_the_holdout, load_judged_booster, version_family, version_features
+from ml.models.champion import labels_learnt, learnt_the_holdout, load_judged_booster, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, fit
 from ml.models.kinds.base import ModelKind
 
@@ -50,7 +49,7 @@ def tenant_candidates(
         )
         tags = g.tags or {}  # the global model refitted for serving: ml.models.refit
         c.judged_model, c.refit_cutoffs = bool(tags.get("judged_model")), tags.get("refit_cutoffs", "")
-        mine = json.loads(tags.get(LEARNT_UNTIL) or "{}").get(tenant_id)  # it learnt this tenant's labels
+        mine = labels_learnt(g).get(tenant_id)  # it learnt this tenant's labels
         c.learnt_until = {tenant_id: mine} if mine else {}
         c.metrics = evaluate(kind, global_booster, holdout, features, catalogue)
         candidates.append(c)

@@ -28,7 +28,7 @@ from ml.models import evaluate, plots, registry
 from ml.models.audit import actor
 from ml.models.champion import JUDGED_ARTIFACT, LEARNT_UNTIL, learnt_until
 from ml.models.due import WINDOW_TAGS
-from ml.models.fit import Candidate, predict
+from ml.models.fit import LIGHTGBM, Candidate, predict
 from ml.models.gate import GateDecision, gate, record_decision
 from ml.models.kinds.base import ModelKind
 
@@ -278,7 +278,9 @@ def log_and_register(t: Training, policy: TrainSettings, settings: Settings) -> 
         run_id = run.info.run_id
         features = [] if t.winner.recommender is not None else t.features  # a family reads the history mart
         version_tags = {k: v for k, v in tags.items() if k != "actor"} | {"features": json.dumps(features)}
-        if learnt := t.winner.learnt_until if t.winner.model_uri is not None else learnt_until(t.holdout):
+        borrowed = t.winner.model_uri is not None  # a global version's tag, for this tenant
+        learnt = t.winner.learnt_until if borrowed else learnt_until(t.holdout)
+        if learnt and t.winner.family == LIGHTGBM:  # what ml.models.champion.learnt_the_holdout checks
             version_tags[LEARNT_UNTIL] = json.dumps(learnt, sort_keys=True)  # a global's: a day per member
         own_files = t.winner.recommender is not None  # a family's arrays, in this run's artifacts
         mv = _create_version(name, model_uri, run_id if own_files else None, version_tags, settings)

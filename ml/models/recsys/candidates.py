@@ -121,7 +121,7 @@ def _at_cutoff(
     matrix, so the sources meet the scores by integer search, not a join on string ids (half the
     model's time at 17,000 users a tenant went to pandas joins: benchmarks/README.md)."""
     sources = sources.drop(columns=["tenant_id"]).reset_index(drop=True)
-    sources = sources.assign(
+    sources = sources.assign(  # as the dbt model types them, whatever the caller's dtypes
         user_id=sources["user_id"].astype(str),
         item_id=sources["item_id"].astype(str),
         covisit_sessions_long=sources["covisit_sessions_long"].fillna(0).astype(np.int64),
@@ -156,9 +156,9 @@ def _at_cutoff(
         column = np.full(len(sources), False if values.dtype == bool else np.nan, dtype=values.dtype)
         column[known] = values[at]
         in_sources[name] = column
-    has_history = row >= 0
-    in_sources["user_history_items"] = np.where(has_history, items_seen[np.maximum(row, 0)], 0)
-    in_sources["user_days_since_last_interaction"] = np.where(has_history, days_since[np.maximum(row, 0)], np.nan)
+    has_history, user_row = row >= 0, np.maximum(row, 0)
+    in_sources["user_history_items"] = np.where(has_history, items_seen[user_row], 0)
+    in_sources["user_days_since_last_interaction"] = np.where(has_history, days_since[user_row], np.nan)
     r, c = np.divmod(keys[added], n_items)
     new = pd.DataFrame(
         {
