@@ -277,6 +277,33 @@ def test_ties_at_the_kth_place_go_to_the_lower_item_id():
             assert list(got[got["user_id"] == user]["item_id"]) == [f"i{j:02d}" for j in expected]
 
 
+@pytest.mark.parametrize("tied_values", [3, 40])  # few tied values a row, and more than the comparison rounds
+def test_ranks_at_are_the_stable_descending_sort_s_ranks_ties_to_the_lower_item(tied_values):
+    from ml.models.recsys.interactions import ranks_at, top_mask
+
+    rng = np.random.default_rng(tied_values)
+    for _ in range(200):
+        users, n = int(rng.integers(1, 12)), int(rng.integers(1, 60))
+        s = (rng.integers(-2, tied_values, size=(users, n)) * rng.choice([1.0, 0.37])).astype(np.float32)
+        s[rng.random(s.shape) < 0.2] = -np.inf  # a consumed item under the exclude policy
+        s[rng.random(s.shape) < 0.1] = -0.0  # equal to 0.0, though its bits differ
+        rows, cols = np.nonzero(rng.random(s.shape) < 0.5)
+        shuffled = rng.permutation(len(rows))
+        rows, cols = rows[shuffled], cols[shuffled]
+        got = ranks_at(s, rows, cols)
+        for r, c, rank in zip(rows, cols, got, strict=True):
+            if not np.isfinite(s[r, c]):
+                assert np.isnan(rank)
+                continue
+            ahead = sum(1 for j in range(n) if s[r, j] > s[r, c] or (s[r, j] == s[r, c] and j < c))
+            assert rank == ahead + 1
+        k = int(rng.integers(1, n + 2))
+        by_hand = [sorted(range(n), key=lambda j, r=r: (-s[r, j], j))[:k] for r in range(users)]
+        assert [list(np.flatnonzero(row)) for row in top_mask(s, k)] == [sorted(top) for top in by_hand]
+    with pytest.raises(ValueError, match="float32"):
+        ranks_at(np.zeros((1, 2)), np.array([0]), np.array([1]))
+
+
 def test_a_model_file_that_does_not_fit_its_catalogue_is_refused(tmp_path):
     data = _data()
     knn = recsys.fitted(recsys.ItemKNN(neighbours=2), data)
@@ -503,6 +530,10 @@ def test_history_candidates_are_each_users_top_items_scored_by_every_family_befo
     # a cutoff where none of the sources' users has history before it (the tenant has): the same
     alone = candidates.score_candidates(sources[sources.user_id == "new"], history, per_user=5, catalogue=catalogue)
     assert list(alone.item_id) == ["x"] and alone.sar_score.isna().all() and (alone.user_history_items == 0).all()
+    # a cutoff before the tenant's first interaction: the sources' rows as they came, unscored
+    early = candidates.score_candidates(sources.assign(cutoff_date=day.date()), history, per_user=5)
+    assert list(early.user_id) == ["a", "new"] and list(early.columns) == candidates.OUTPUT_COLUMNS
+    assert early.sar_score.isna().all() and early.ease_rank.isna().all() and not early.is_history_candidate.any()
     # repeats allowed: consumed items are ranked (and may be candidates)
     allowed = candidates.score_candidates(sources, history, per_user=5, exclude_seen=False, catalogue=catalogue)
     assert allowed[(allowed.user_id == "a") & (allowed.item_id == "x")].sar_rank.notna().all()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ml.models.recsys.families import EASE, SAR, Recommender, fitted
-from ml.models.recsys.interactions import BLOCK, Interactions
+from ml.models.recsys.interactions import BLOCK, Interactions, ranks_at, top_mask
 from ml.models.recsys.served import history_events
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,10 @@ def score_candidates(
     for cutoff, at_cutoff in sources.groupby("cutoff_date", sort=True):
         servable = _published_before(catalogue, pd.Timestamp(cutoff))
         parts.append(_at_cutoff(tenant, pd.Timestamp(cutoff), at_cutoff, events, per_user, exclude_seen, servable))
-    return pd.concat(parts, ignore_index=True)[OUTPUT_COLUMNS]
+    # one frame from the cutoffs' columns: each copied once (frames concatenated and re-selected
+    # copied the 3 million rows of a 17,000-user tenant four times)
+    columns = {name: np.concatenate([part[name] for part in parts]) for name in OUTPUT_COLUMNS[1:]}
+    return pd.DataFrame({"tenant_id": tenant, **columns})[OUTPUT_COLUMNS]
 
 
 def _published_before(catalogue: pd.DataFrame | None, cutoff: pd.Timestamp) -> np.ndarray | None:
@@ -116,25 +119,26 @@ def _at_cutoff(
     per_user: int,
     exclude_seen: bool,
     servable: np.ndarray | None,
-) -> pd.DataFrame:
-    """One cutoff's rows. Pairs are keyed by ``row * items + column`` of the cutoff's interaction
-    matrix, so the sources meet the scores by integer search, not a join on string ids (half the
-    model's time at 17,000 users a tenant went to pandas joins: benchmarks/README.md)."""
-    sources = sources.drop(columns=["tenant_id"]).reset_index(drop=True)
-    sources = sources.assign(  # as the dbt model types them, whatever the caller's dtypes
-        user_id=sources["user_id"].astype(str),
-        item_id=sources["item_id"].astype(str),
-        covisit_sessions_long=sources["covisit_sessions_long"].fillna(0).astype(np.int64),
-        **{flag: sources[flag].astype("boolean").fillna(False).astype(bool) for flag in SOURCE_FLAGS},
-    )
+) -> dict[str, np.ndarray]:
+    """One cutoff's columns (:data:`OUTPUT_COLUMNS` but ``tenant_id``). Pairs are keyed by
+    ``row * items + column`` of the cutoff's interaction matrix, so the sources meet the scores by
+    integer search, not a join on string ids (half the model's time at 17,000 users a tenant went
+    to pandas joins: benchmarks/README.md)."""
+    out = {
+        "cutoff_date": sources["cutoff_date"].to_numpy(),
+        "user_id": sources["user_id"].astype(str).to_numpy(),
+        "item_id": sources["item_id"].astype(str).to_numpy(),
+        "covisit_sessions_long": sources["covisit_sessions_long"].fillna(0).to_numpy(np.int64),
+        # as the dbt model types them, whatever the caller's dtypes
+        **{flag: sources[flag].astype("boolean").fillna(False).to_numpy(bool) for flag in SOURCE_FLAGS},
+    }
     before = events[events["event_at"] < cutoff.tz_localize("UTC")]
     if before.empty:
-        frame = _with_nulls(sources.assign(tenant_id=tenant, is_history_candidate=False))
-        return frame.assign(user_history_items=0, user_days_since_last_interaction=np.nan)
+        return _with_new(out, {}, {}, 0)
     data = Interactions.from_events(before, cutoff)
     models = _fit_scorers(tenant, data, cutoff)
     n_items = len(data.items)
-    row, col = data.rows(sources["user_id"].to_numpy()), data.columns(sources["item_id"].to_numpy())
+    row, col = data.rows(out["user_id"]), data.columns(out["item_id"])
     known = (row >= 0) & (col >= 0)  # the source pairs a family can score
     source_keys = row[known] * n_items + col[known]
     by_key = np.sort(source_keys)
@@ -153,27 +157,50 @@ def _at_cutoff(
     items_seen, days_since = _user_history(data)
     in_sources = {}
     for name, values in scored.items():
-        column = np.full(len(sources), False if values.dtype == bool else np.nan, dtype=values.dtype)
-        column[known] = values[at]
-        in_sources[name] = column
+        in_sources[name] = np.full(len(sources), False if values.dtype == bool else np.nan, dtype=values.dtype)
+        in_sources[name][known] = values[at]
     has_history, user_row = row >= 0, np.maximum(row, 0)
     in_sources["user_history_items"] = np.where(has_history, items_seen[user_row], 0)
     in_sources["user_days_since_last_interaction"] = np.where(has_history, days_since[user_row], np.nan)
     r, c = np.divmod(keys[added], n_items)
-    new = pd.DataFrame(
-        {
-            "cutoff_date": sources["cutoff_date"].iloc[0],
-            "user_id": data.users[r],
-            "item_id": data.items[c],
-            **dict.fromkeys(SOURCE_FLAGS, False),
-            "covisit_sessions_long": 0,
-            **{name: values[added] for name, values in scored.items()},
-            "user_history_items": items_seen[r],
-            "user_days_since_last_interaction": days_since[r],
-        }
-    )
-    frame = pd.concat([sources.assign(**in_sources), new], ignore_index=True)
-    return _with_nulls(frame.assign(tenant_id=tenant))
+    new = {
+        "user_id": data.users[r],
+        "item_id": data.items[c],
+        **{name: values[added] for name, values in scored.items()},
+        "user_history_items": items_seen[r],
+        "user_days_since_last_interaction": days_since[r],
+    }
+    return _with_new(out, in_sources, new, len(r))
+
+
+def _no_history(rows: int) -> dict[str, np.ndarray]:
+    """The history columns of ``rows`` source pairs whose user has no history, or no family scores."""
+    scores = {f"{name}_{what}": np.full(rows, np.nan) for name in SCORERS for what in ("score", "rank")}
+    return {
+        "is_history_candidate": np.zeros(rows, dtype=bool),
+        **scores,
+        "user_history_items": np.zeros(rows, dtype=np.int64),
+        "user_days_since_last_interaction": np.full(rows, np.nan),
+    }
+
+
+def _with_new(
+    sources: dict[str, np.ndarray], in_sources: dict[str, np.ndarray], new: dict[str, np.ndarray], added: int
+) -> dict[str, np.ndarray]:
+    """One cutoff's :data:`OUTPUT_COLUMNS` (but ``tenant_id``): the source rows with their history
+    columns, then the ``added`` new history candidates (source flags false; null scores for a
+    family that could not be fitted)."""
+    in_sources = {**_no_history(len(sources["user_id"])), **in_sources}
+    new = {
+        "cutoff_date": np.repeat(sources["cutoff_date"][:1], added),
+        **dict.fromkeys(SOURCE_FLAGS, np.zeros(added, dtype=bool)),
+        "covisit_sessions_long": np.zeros(added, dtype=np.int64),
+        **_no_history(added),
+        "user_id": np.empty(added, dtype=object),
+        "item_id": np.empty(added, dtype=object),
+        **new,
+    }
+    return {name: np.concatenate([sources.get(name, in_sources.get(name)), new[name]]) for name in OUTPUT_COLUMNS[1:]}
 
 
 def _score_block(
@@ -190,16 +217,12 @@ def _score_block(
     pairs (``row * items + column`` keys of those users), with every family's score and rank,
     ascending by ``key``. The ``(users, items)`` arrays live only for the block."""
     seen = data.seen[rows].toarray() > 0
-    scores, ranks, chosen = {}, {}, np.zeros(seen.shape, dtype=bool)
+    scores, servable, chosen = {}, {}, np.zeros(seen.shape, dtype=bool)
     for name, model in models.items():
-        s = model.score(model.history(data)[rows])
-        servable = np.where(seen, -np.inf, s) if exclude_seen else s
-        order = np.argsort(-servable, axis=1, kind="stable")  # ties to the lower item index, as recommend()
-        rank = np.empty(s.shape, dtype=np.float64)
-        np.put_along_axis(rank, order, np.arange(1, s.shape[1] + 1, dtype=np.float64)[None, :], axis=1)
-        rank[~np.isfinite(servable)] = np.nan
-        chosen |= (rank <= per_user) & (s > 0) & allowed[None, :]
-        scores[name], ranks[name] = s, rank
+        s = scores[name] = model.score(model.history(data)[rows])
+        servable[name] = np.where(seen, -np.inf, s) if exclude_seen else s
+        # ranked as recommend() ranks: ties to the lower item index
+        chosen |= top_mask(servable[name], per_user) & np.isfinite(servable[name]) & (s > 0) & allowed[None, :]
     n_items = seen.shape[1]
     wanted = chosen.copy()
     wanted[np.searchsorted(rows, pair_keys // n_items), pair_keys % n_items] = True
@@ -207,7 +230,7 @@ def _score_block(
     out: dict[str, np.ndarray] = {"key": rows[r] * n_items + c, "is_history_candidate": chosen[r, c]}
     for name in models:
         out[f"{name}_score"] = scores[name][r, c].astype(np.float64)
-        out[f"{name}_rank"] = ranks[name][r, c]
+        out[f"{name}_rank"] = ranks_at(servable[name], r, c)
     return out
 
 
@@ -215,15 +238,6 @@ def _no_scores(models: dict[str, Recommender]) -> dict[str, np.ndarray]:
     """:func:`_score_block`'s arrays for no pairs."""
     empty = {f"{name}_{what}": np.empty(0) for name in models for what in ("score", "rank")}
     return {"key": np.empty(0, dtype=np.int64), "is_history_candidate": np.empty(0, dtype=bool), **empty}
-
-
-def _with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
-    """The score columns of families that could not be fitted, as nulls."""
-    for name in SCORERS:
-        for what in ("score", "rank"):
-            if f"{name}_{what}" not in frame:
-                frame[f"{name}_{what}"] = np.nan
-    return frame
 
 
 def _user_history(data: Interactions) -> tuple[np.ndarray, np.ndarray]:

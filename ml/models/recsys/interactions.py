@@ -183,12 +183,7 @@ def _top_k(user_ids: np.ndarray, items: np.ndarray, s: np.ndarray, k: int) -> pd
     """The top ``k`` finite scores of each row of ``s`` (ties to the lower column)."""
     n_items = s.shape[1]
     if k < n_items:
-        # exactly k columns per row: those above the k-th largest score, then the lowest-index ones equal to it
-        kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
-        above, equal = s > kth, s == kth
-        need = k - above.sum(axis=1, keepdims=True)
-        chosen = above | (equal & (np.cumsum(equal, axis=1) <= need))
-        top = np.nonzero(chosen)[1].reshape(len(s), k)
+        top = np.nonzero(top_mask(s, k))[1].reshape(len(s), k)
     else:
         top = np.tile(np.arange(n_items), (len(s), 1))
     top_scores = np.take_along_axis(s, top, axis=1)
@@ -203,3 +198,80 @@ def _top_k(user_ids: np.ndarray, items: np.ndarray, s: np.ndarray, k: int) -> pd
             "score": top_scores[valid],
         }
     )
+
+
+def top_mask(s: np.ndarray, k: int) -> np.ndarray:
+    """``(users, items)`` bool: exactly ``min(k, items)`` columns per row of ``s``, the row's ``k``
+    best as a stable descending sort orders them (those above the k-th largest score, then the
+    lowest-index ones equal to it), whether finite or not. O(items) a row (a partition, no sort)."""
+    if k >= s.shape[1]:
+        return np.ones(s.shape, dtype=bool)
+    kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
+    above, equal = s > kth, s == kth
+    need = k - above.sum(axis=1, keepdims=True)
+    return above | (equal & (np.cumsum(equal, axis=1) <= need))
+
+
+def ranks_at(s: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The rank (1 = best, float64) of each ``s[rows, cols]`` in its row of ``s`` (float32,
+    ``(users, items)``) ordered by a stable descending sort: ties to the lower column, as
+    :func:`recommend` orders; NaN where the score is not finite (``s`` holds no NaN).
+
+    The ranks ``argsort(-s, kind="stable")`` gives, without sorting indices: the rows' values are
+    sorted (an unstable value sort, several times cheaper), each pair counts the values above
+    its own by one binary search over every row at once (a row's float32 values map to ordered
+    32-bit integers under its row number), and only pairs tied with another column count the
+    lower-index equals, one ``(rows, items)`` comparison per tied value a row has. Where ties
+    are too many for that (more tied values than :data:`_TIE_ROUNDS` per row on average), the
+    stable index sort. benchmarks/README.md (*History candidates*) has the figures.
+
+    Raises:
+        ValueError: ``s`` is not float32 (the 32-bit ordering would lose precision).
+    """
+    if s.dtype != np.float32:
+        raise ValueError(f"ranks_at needs float32 scores, got {s.dtype}")
+    n_items = s.shape[1]
+    s = s + np.float32(0.0)  # -0.0 == 0.0 must share a key
+    values = s[rows, cols]
+    ordered = np.sort(_ordered_bits(s), axis=1).astype(np.uint64)  # each row ascending
+    ordered |= np.arange(len(s), dtype=np.uint64)[:, None] << np.uint64(32)  # then rows: one sorted array
+    ordered = ordered.ravel()
+    wanted = _ordered_bits(values).astype(np.uint64) | rows.astype(np.uint64) << np.uint64(32)
+    by_key = np.argsort(wanted, kind="stable")  # sorted queries: the searches walk forward (halves their time)
+    at_most, below = np.empty_like(by_key), np.empty_like(by_key)
+    at_most[by_key] = np.searchsorted(ordered, wanted[by_key], side="right")
+    below[by_key] = np.searchsorted(ordered, wanted[by_key], side="left")
+    above = (rows + 1) * n_items - at_most
+    tied = np.flatnonzero(at_most - below > 1)
+    if len(tied):
+        above[tied] += _equal_before(s, wanted[tied], cols[tied], above[tied])
+    ranks = (above + 1).astype(np.float64)
+    ranks[~np.isfinite(values)] = np.nan
+    return ranks
+
+
+_TIE_ROUNDS = 16  # tied values per row, on average, before ranks_at sorts the rows' indices instead
+
+
+def _ordered_bits(v: np.ndarray) -> np.ndarray:
+    """float32 -> uint32 ordered as the floats are: the sign bit set for positives, every bit
+    flipped for negatives (the usual radix-sort mapping)."""
+    bits = v.view(np.uint32)
+    return bits ^ ((np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(1 << 31))
+
+
+def _equal_before(s: np.ndarray, keys: np.ndarray, cols: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """For each tied pair (``keys``: row and ordered value, as :func:`ranks_at` makes them), how
+    many lower columns of its row hold the same value; ``above``: how many hold a greater one."""
+    combos, first, which = np.unique(keys, return_index=True, return_inverse=True)
+    combo_rows = (combos >> np.uint64(32)).astype(np.int64)
+    if len(combos) > _TIE_ROUNDS * len(np.unique(combo_rows)):  # many tied values: sort the rows
+        rows = np.unique(combo_rows)
+        position = np.empty((len(rows), s.shape[1]), dtype=np.int64)
+        order = np.argsort(-s[rows], axis=1, kind="stable")
+        np.put_along_axis(position, order, np.arange(s.shape[1])[None, :], axis=1)
+        return position[np.searchsorted(rows, (keys >> np.uint64(32)).astype(np.int64)), cols] - above
+    values = s[combo_rows, cols[first]]
+    equal = np.flatnonzero(s[combo_rows] == values[:, None])  # (combo, column) flat, ascending
+    which = which.ravel()
+    return np.searchsorted(equal, which * s.shape[1] + cols) - np.searchsorted(equal, which * s.shape[1])

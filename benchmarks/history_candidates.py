@@ -1,0 +1,115 @@
+"""Whole-history candidates on one tenant: `score_candidates` alone, on the inputs dbt hands it.
+
+Builds one generated tenant's warehouse up to `int_recommendation_candidates__history` (dbt, as
+the features DAG does), then reads that model's three inputs exactly as the Python model does
+(`int_recommendation_candidates__as_of`, the daily interactions of `stg_lake__events`,
+`int_items__catalogued`) and times `ml.models.recsys.candidates.score_candidates` on them, best of
+`--repeats`. Reports the dbt nodes' own times for the history model and the SQL sources too.
+`--profile` prints cProfile's top functions by own time (where the next second hides).
+
+    .venv/bin/python benchmarks/history_candidates.py --users 17000 --items 1500 --days 14
+    .venv/bin/python benchmarks/history_candidates.py --users 17000 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import shutil
+import time
+from datetime import date, timedelta
+
+import yaml
+from _common import fresh_home, register_fleet, report
+
+from ml.core.settings import get_settings
+from ml.core.tenants import TenantStore
+from ml.core.warehouse import connect, warehouses
+from ml.data import dbt
+from ml.data.generate import generate
+from ml.data.generate.config import fleet_config
+from ml.data.ingest.run import ingest_tenants
+from ml.models.recsys.candidates import score_candidates
+
+END = date(2026, 11, 20)
+MODEL = "int_recommendation_candidates__history"
+DAILY = (
+    "select user_id, item_id, event_date, count(*) as interactions from stg_lake__events "
+    "where tenant_id = $t and is_interaction and user_id is not null and item_id is not null group by all"
+)
+
+
+def inputs(con, tenant: str):
+    """The model's inputs for one tenant, as the dbt Python model reads them."""
+    # each execute() answers on the connection: fetch before the next query
+    sources = con.execute("select * from int_recommendation_candidates__as_of where tenant_id = $t", {"t": tenant}).df()
+    daily = con.execute(DAILY, {"t": tenant}).df()
+    catalogue = con.execute(
+        "select item_id, published_at from int_items__catalogued where tenant_id = $t", {"t": tenant}
+    ).df()
+    return sources, daily, catalogue
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=17000)
+    ap.add_argument("--items", type=int, default=1500)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the home (its warehouse) and print its path")
+    ap.add_argument("--profile", action="store_true", help="print cProfile's top 25 functions by own time")
+    a = ap.parse_args()
+    home = fresh_home("history")
+    settings = get_settings()
+    config = fleet_config(1, a.users, a.items, a.days, seed=1, end_date=END, regions=("eu",))
+    register_fleet(settings, config)
+    generated = generate(config, settings.stores.landing.root)
+    tenant = config.tenants[0].tenant_id
+    ingest_tenants([tenant], config.start_date, END + timedelta(days=1), settings)
+    wh = warehouses(TenantStore(settings).list())[0]
+    variables = dbt.dbt_vars(settings, wh)
+    run = dbt.run_dbt(["run", "--full-refresh", "--select", f"+{MODEL}"], settings, wh, variables)
+    nodes = {n["node"].split(".")[-1]: n["seconds"] for n in run["nodes"]}
+
+    con = connect(wh.path(settings), read_only=True)
+    sources, daily, catalogue = inputs(con, tenant)
+    con.close()
+    exclude_seen = tenant not in variables["repeat_tenants"]
+    project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())
+    per_user = int(project["vars"]["candidates_history"])
+
+    def once():
+        return score_candidates(sources, daily, per_user=per_user, exclude_seen=exclude_seen, catalogue=catalogue)
+
+    times = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        out = once()
+        times.append(round(time.perf_counter() - t, 2))
+    if a.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(once)
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+        print(text.getvalue())
+    report(
+        "history_candidates",
+        users=a.users,
+        items=a.items,
+        days=a.days,
+        events=generated.events,
+        cutoffs=int(sources["cutoff_date"].nunique()),
+        sql_candidates=len(sources),
+        rows_out=len(out),
+        history_candidates=int(out["is_history_candidate"].sum()),
+        score_candidates_seconds=min(times),
+        score_candidates_runs=times,
+        dbt_history_node_seconds=nodes.get(MODEL),
+        dbt_as_of_node_seconds=nodes.get("int_recommendation_candidates__as_of"),
+    )
+    if a.keep:
+        print(f"kept {home}: TENANTFLOW_HOME={home}")
+    else:
+        shutil.rmtree(home)
