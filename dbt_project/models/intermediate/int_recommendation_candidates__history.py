@@ -59,5 +59,6 @@ def model(dbt, session):
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OUTPUT_COLUMNS)
     session.register("history_candidates_frame", frame)
     typed = ", ".join(f"cast({c} as {t}) as {c}" for c, t in TYPES.items())
-    # tenant order: zone maps skip other tenants' row groups on per-tenant reads
-    return session.sql(f"select {typed} from history_candidates_frame order by tenant_id").arrow()
+    # tenant order: zone maps skip other tenants' row groups on per-tenant reads. A relation, not
+    # Arrow: dbt-duckdb writes the table from the frame in one pass, without an Arrow copy first
+    return session.sql(f"select {typed} from history_candidates_frame order by tenant_id")
