@@ -78,7 +78,10 @@ class Interactions:
         return len(self.users), len(self.items)
 
     def _matrix(self, values: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((values, (self.user, self.item)), shape=self.shape, dtype=np.float32)
+        # a pair's events summed in float64, then rounded: float32 sums depended on the order the
+        # events came in (DuckDB returns them in any order), so SAR's scores differed run to run
+        summed = sp.csr_matrix((values.astype(np.float64), (self.user, self.item)), shape=self.shape)
+        return summed.astype(np.float32)
 
     @cached_property
     def counts(self) -> sp.csr_matrix:
@@ -201,9 +204,12 @@ def _top_k(user_ids: np.ndarray, items: np.ndarray, s: np.ndarray, k: int) -> pd
 
 
 def top_mask(s: np.ndarray, k: int) -> np.ndarray:
-    """``(users, items)`` bool: exactly ``min(k, items)`` columns per row of ``s``, the row's ``k``
-    best as a stable descending sort orders them (those above the k-th largest score, then the
-    lowest-index ones equal to it), whether finite or not. O(items) a row (a partition, no sort)."""
+    """``(users, items)`` bool: ``min(max(k, 0), items)`` columns per row of ``s`` (no NaN), the
+    row's ``k`` best as a stable descending sort orders them (those above the k-th largest score,
+    then the lowest-index ones equal to it), whether finite or not. O(items) a row (a partition,
+    no sort)."""
+    if k <= 0:
+        return np.zeros(s.shape, dtype=bool)
     if k >= s.shape[1]:
         return np.ones(s.shape, dtype=bool)
     kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
@@ -214,22 +220,28 @@ def top_mask(s: np.ndarray, k: int) -> np.ndarray:
 
 def ranks_at(s: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """The rank (1 = best, float64) of each ``s[rows, cols]`` in its row of ``s`` (float32,
-    ``(users, items)``) ordered by a stable descending sort: ties to the lower column, as
-    :func:`recommend` orders; NaN where the score is not finite (``s`` holds no NaN).
+    ``(users, items)``, no NaN) ordered by a stable descending sort: ties to the lower column, as
+    :func:`recommend` orders; NaN where the score is not finite. ``rows``, ``cols``: non-negative
+    indices, in any order.
 
     The ranks ``argsort(-s, kind="stable")`` gives, without sorting indices: the rows' values are
-    sorted (an unstable value sort, several times cheaper), each pair counts the values above
-    its own by one binary search over every row at once (a row's float32 values map to ordered
-    32-bit integers under its row number), and only pairs tied with another column count the
-    lower-index equals, one ``(rows, items)`` comparison per tied value a row has. Where ties
-    are too many for that (more tied values than :data:`_TIE_ROUNDS` per row on average), the
-    stable index sort. benchmarks/README.md (*History candidates*) has the figures.
+    sorted (an unstable value sort, several times cheaper), and each pair counts the values above
+    and equal to its own by binary searches over every row at once (a row's float32 values map
+    to ordered 32-bit integers under its row number). Only pairs tied with another column count
+    the lower-index equals: one ``(rows, items)`` comparison per distinct tied value among the
+    pairs, at most ``len(s)`` of them at a time; where the pairs hold more distinct tied values
+    than :data:`_TIE_ROUNDS` per row that has any, the rows' stable index sort instead.
+    benchmarks/README.md (*History candidates*) has the figures.
 
     Raises:
-        ValueError: ``s`` is not float32 (the 32-bit ordering would lose precision).
+        ValueError: ``s`` is not float32 (the 32-bit ordering would lose precision), or an index
+            is negative.
     """
     if s.dtype != np.float32:
         raise ValueError(f"ranks_at needs float32 scores, got {s.dtype}")
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if len(rows) and min(rows.min(), cols.min()) < 0:
+        raise ValueError("ranks_at needs non-negative row and column indices")
     n_items = s.shape[1]
     s = s + np.float32(0.0)  # -0.0 == 0.0 must share a key
     values = s[rows, cols]
@@ -242,15 +254,16 @@ def ranks_at(s: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     at_most[by_key] = np.searchsorted(ordered, wanted[by_key], side="right")
     below[by_key] = np.searchsorted(ordered, wanted[by_key], side="left")
     above = (rows + 1) * n_items - at_most
-    tied = np.flatnonzero(at_most - below > 1)
+    finite = np.isfinite(values)
+    tied = np.flatnonzero((at_most - below > 1) & finite)  # a consumed item's rank is NaN anyway
     if len(tied):
         above[tied] += _equal_before(s, wanted[tied], cols[tied], above[tied])
     ranks = (above + 1).astype(np.float64)
-    ranks[~np.isfinite(values)] = np.nan
+    ranks[~finite] = np.nan
     return ranks
 
 
-_TIE_ROUNDS = 16  # tied values per row, on average, before ranks_at sorts the rows' indices instead
+_TIE_ROUNDS = 16  # distinct tied values a row, on average, before ranks_at sorts the rows' indices instead
 
 
 def _ordered_bits(v: np.ndarray) -> np.ndarray:
@@ -264,14 +277,20 @@ def _equal_before(s: np.ndarray, keys: np.ndarray, cols: np.ndarray, above: np.n
     """For each tied pair (``keys``: row and ordered value, as :func:`ranks_at` makes them), how
     many lower columns of its row hold the same value; ``above``: how many hold a greater one."""
     combos, first, which = np.unique(keys, return_index=True, return_inverse=True)
-    combo_rows = (combos >> np.uint64(32)).astype(np.int64)
+    combo_rows, which, n_items = (combos >> np.uint64(32)).astype(np.int64), which.ravel(), s.shape[1]
     if len(combos) > _TIE_ROUNDS * len(np.unique(combo_rows)):  # many tied values: sort the rows
         rows = np.unique(combo_rows)
-        position = np.empty((len(rows), s.shape[1]), dtype=np.int64)
+        position = np.empty((len(rows), n_items), dtype=np.int64)
         order = np.argsort(-s[rows], axis=1, kind="stable")
-        np.put_along_axis(position, order, np.arange(s.shape[1])[None, :], axis=1)
-        return position[np.searchsorted(rows, (keys >> np.uint64(32)).astype(np.int64)), cols] - above
-    values = s[combo_rows, cols[first]]
-    equal = np.flatnonzero(s[combo_rows] == values[:, None])  # (combo, column) flat, ascending
-    which = which.ravel()
-    return np.searchsorted(equal, which * s.shape[1] + cols) - np.searchsorted(equal, which * s.shape[1])
+        np.put_along_axis(position, order, np.arange(n_items)[None, :], axis=1)
+        return position[np.searchsorted(rows, combo_rows[which]), cols] - above
+    values, equal_before = s[combo_rows, cols[first]], np.empty(len(keys), dtype=np.int64)
+    step = max(len(s), 1)  # combos compared at once: arrays no larger than s
+    for lo in range(0, len(combos), step):
+        part = np.flatnonzero((which >= lo) & (which < lo + step))
+        equal = np.flatnonzero(s[combo_rows[lo : lo + step]] == values[lo : lo + step, None])  # (combo, column) flat
+        combo = which[part] - lo
+        equal_before[part] = np.searchsorted(equal, combo * n_items + cols[part]) - np.searchsorted(
+            equal, combo * n_items
+        )
+    return equal_before
