@@ -31,14 +31,11 @@ from ml.data import dbt
 from ml.data.generate import generate
 from ml.data.generate.config import fleet_config
 from ml.data.ingest.run import ingest_tenants
-from ml.models.recsys.candidates import score_candidates
+from ml.models.recsys.candidates import DAILY_INTERACTIONS_SQL, score_candidates
 
 END = date(2026, 11, 20)
 MODEL = "int_recommendation_candidates__history"
-DAILY = (
-    "select user_id, item_id, event_date, count(*) as interactions from stg_lake__events "
-    "where tenant_id = $t and is_interaction and user_id is not null and item_id is not null group by all"
-)
+DAILY = f"select * from ({DAILY_INTERACTIONS_SQL.format(events='stg_lake__events')}) where tenant_id = $t"
 
 
 def inputs(con, tenant: str):

@@ -31,17 +31,13 @@ TYPES = {
 def model(dbt, session):
     import pandas as pd
 
-    from ml.models.recsys.candidates import OUTPUT_COLUMNS, score_candidates
+    from ml.models.recsys.candidates import DAILY_INTERACTIONS_SQL, OUTPUT_COLUMNS, score_candidates
 
     dbt.config(materialized="table")
     per_user = int(dbt.config.get("per_user"))
     repeat_tenants = set(json.loads(dbt.config.get("repeat_tenants")))
     sources = dbt.ref("int_recommendation_candidates__as_of")
-    daily = dbt.ref("stg_lake__events").query(
-        "events",
-        "select tenant_id, user_id, item_id, event_date, count(*) as interactions from events "
-        "where is_interaction and user_id is not null and item_id is not null group by all",
-    )
+    daily = dbt.ref("stg_lake__events").query("events", DAILY_INTERACTIONS_SQL.format(events="events"))
     catalogue = dbt.ref("int_items__catalogued")
     tenants = sorted(r[0] for r in sources.project("tenant_id").distinct().fetchall())
     parts = []

@@ -41,6 +41,12 @@ SCORERS: dict[str, Callable[[], Recommender]] = {
     "sar": lambda: SAR("jaccard", half_life_days=30.0, neighbours=200),
     "ease": lambda: EASE(l2=500.0),
 }
+# The tenant's interactions per day, as score_candidates' ``history`` (``{events}``: the
+# ``stg_lake__events`` relation). The dbt model and benchmarks/history_candidates.py both read it.
+DAILY_INTERACTIONS_SQL = (
+    "select tenant_id, user_id, item_id, event_date, count(*) as interactions from {events} "
+    "where is_interaction and user_id is not null and item_id is not null group by all"
+)
 SOURCE_FLAGS = ["is_popular_candidate", "is_trending_candidate", "is_topic_candidate", "is_covisit_candidate"]
 OUTPUT_COLUMNS = [
     "tenant_id",
@@ -190,7 +196,7 @@ def _with_new(
     """One cutoff's :data:`OUTPUT_COLUMNS` (but ``tenant_id``): the source rows with their history
     columns, then the ``added`` new history candidates (source flags false; null scores for a
     family that could not be fitted)."""
-    in_sources = {**_no_history(len(sources["user_id"])), **in_sources}
+    given = {**_no_history(len(sources["user_id"])), **in_sources, **sources}
     new = {
         "cutoff_date": np.repeat(sources["cutoff_date"][:1], added),
         **dict.fromkeys(SOURCE_FLAGS, np.zeros(added, dtype=bool)),
@@ -200,7 +206,7 @@ def _with_new(
         "item_id": np.empty(added, dtype=object),
         **new,
     }
-    return {name: np.concatenate([sources.get(name, in_sources.get(name)), new[name]]) for name in OUTPUT_COLUMNS[1:]}
+    return {name: np.concatenate([given[name], new[name]]) for name in OUTPUT_COLUMNS[1:]}
 
 
 def _score_block(

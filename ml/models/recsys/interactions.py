@@ -278,8 +278,8 @@ def _equal_before(s: np.ndarray, keys: np.ndarray, cols: np.ndarray, above: np.n
     many lower columns of its row hold the same value; ``above``: how many hold a greater one."""
     combos, first, which = np.unique(keys, return_index=True, return_inverse=True)
     combo_rows, which, n_items = (combos >> np.uint64(32)).astype(np.int64), which.ravel(), s.shape[1]
-    if len(combos) > _TIE_ROUNDS * len(np.unique(combo_rows)):  # many tied values: sort the rows
-        rows = np.unique(combo_rows)
+    rows = np.unique(combo_rows)
+    if len(combos) > _TIE_ROUNDS * len(rows):  # many tied values: sort the rows
         position = np.empty((len(rows), n_items), dtype=np.int64)
         order = np.argsort(-s[rows], axis=1, kind="stable")
         np.put_along_axis(position, order, np.arange(n_items)[None, :], axis=1)
