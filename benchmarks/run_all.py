@@ -15,6 +15,7 @@ RUNS = [
     ["landing_to_features.py", "--tenants", "10", "--users", "17000", "--days", "14"],
     ["landing_to_features.py", "--tenants", "100", "--users", "1400", "--days", "14"],
     ["history_candidates.py", "--users", "17000", "--items", "1500", "--days", "14"],
+    ["thread_share.py"],
     ["user_features_engines.py", "--tenants", "10", "--users", "8000", "--days", "30"],
     ["cosmos_overhead.py", "--tenants", "3", "--users", "2000", "--days", "21"],
     ["monitoring.py", "--rows", "10000", "100000", "1000000", "--features", "10", "30", "100", "--no-sample"],

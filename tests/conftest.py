@@ -22,10 +22,10 @@ __all__ = ["END", "served_world"]  # served_world: the serving and security suit
 def pytest_configure(config: pytest.Config) -> None:
     """Each of several xdist workers has one core's share of the machine: the global model trains
     with one LightGBM thread there, as tenant models do. Two OpenMP threads whose second core is
-    busy spin at their barriers: a 287,000-row LambdaRank fit of 60 rounds took 4.4 s with two
-    threads against 3.2 s with one while another process held the second core (1.7 s with two on
-    an idle machine; benchmarks/README.md, *The test suite's time*). DuckDB and BLAS lose nothing
-    there. A variable set by whoever runs the suite wins."""
+    busy spin at their barriers: a 287,000-row LambdaRank fit of 60 rounds took 5.6 s with two
+    threads against 3.3 s with one while another process held the second core (2.4 s with two on
+    an idle machine: ``benchmarks/thread_share.py``). DuckDB and BLAS lose nothing there. A
+    variable set by whoever runs the suite wins."""
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ.setdefault("TENANTFLOW_TRAIN_GLOBAL_THREADS", "1")
 
