@@ -41,7 +41,10 @@ rows. It does so twice, the learnt winner served as its holdout judged it (`TENA
 and refitted on the newest labelled cutoffs (`ml.models.refit`, the default), with the paired
 bootstrap of the difference (`vs_judged`): what the refit gains, which the product's holdout cannot show.
 
-    .venv/bin/python benchmarks/quality.py --fleet retail --product-forward
+    .venv/bin/python benchmarks/quality.py --fleet retail --product-forward [--end-before 2011-10-17]
+
+--end-before ends every tenant's data the day before a date, for an earlier test window (the
+side-by-side rows and --product-forward).
 
 Reads Online Retail from ../shared/datasets/online-retail/ (or $TENANTFLOW_DATASETS); never copies it.
 """
@@ -53,7 +56,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -85,14 +88,17 @@ def families(threads: int) -> list[recsys.Recommender]:
     ]
 
 
-def lake_events(settings: Settings, region: str, tenant_id: str) -> pd.DataFrame:
-    """The tenant's interaction events (the vocabulary the warehouse counts) from its lake."""
+def lake_events(settings: Settings, region: str, tenant_id: str, end: str | None = None) -> pd.DataFrame:
+    """The tenant's interaction events (the vocabulary the warehouse counts) from its lake; with
+    ``end`` (a date, ``YYYY-MM-DD``) only those before its UTC midnight."""
     glob = settings.stores.lake.glob(region, tenant_id, "*.parquet")
     types = ", ".join(f"'{t}'" for t in INTERACTION_EVENT_TYPES)
+    before = f" and event_at < '{end}'" if end else ""
     with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
         return con.sql(
             f"select user_id, item_id, event_at from read_parquet('{glob}') "
-            f"where event_type in ({types}) and user_id is not null and item_id is not null"
+            f"where event_type in ({types}) and user_id is not null and item_id is not null{before}"
         ).df()
 
 
@@ -325,7 +331,7 @@ def product_random_rows(
 
 
 def product_forward_rows(
-    members: list[tuple[str, str]], fleet: str, test_days: int, allow_repeats: bool, threads: int
+    members: list[tuple[str, str]], fleet: str, test_days: int, allow_repeats: bool, threads: int, end: str | None
 ) -> list[dict]:
     """The served lists under the temporal protocol, the refit's figure (``ml.models.refit``): each
     tenant's lake before the test window (the families' temporal split) goes through the product
@@ -333,11 +339,12 @@ def product_forward_rows(
     refitted on the newest labelled cutoffs; both are scored on the test window's users, with the
     paired bootstrap of refitted minus as judged (``vs_judged``). Then every family, its users
     without history given the product's cold-start list (as the served lists are), paired with the
-    refitted served lists (``served_minus``: served minus the family)."""
+    refitted served lists (``served_minus``: served minus the family). ``end``: the data end the
+    day before (``--end-before``), so the test window is the ``test_days`` before it."""
     import os
 
     first = get_settings()
-    interactions = {tid: lake_events(first, region, tid) for region, tid in members}
+    interactions = {tid: lake_events(first, region, tid, end) for region, tid in members}
     lakes, judged = {}, {}
     for region, tid in members:
         judged[tid] = judged_pairs(interactions[tid], "temporal", test_days, allow_repeats)
@@ -450,7 +457,18 @@ def main() -> None:
         help="also score the product's served lists on the temporal test window, refitted and as judged",
     )
     ap.add_argument("--product-only", action="store_true", help="skip the side-by-side baselines (a window sweep)")
+    ap.add_argument(
+        "--end-before",
+        metavar="YYYY-MM-DD",
+        type=date.fromisoformat,
+        default=None,
+        help="the data end the day before: the temporal test window is the --test-days before it (an earlier "
+        "window; the side-by-side rows and --product-forward only)",
+    )
     a = ap.parse_args()
+    if a.end_before and (a.product or a.product_random):
+        ap.error("--end-before applies to the side-by-side rows and --product-forward, not --product/--product-random")
+    end = a.end_before.isoformat() if a.end_before else None
     if a.fleet == "both":  # one home (and process) per fleet: their tenants must not train one global model
         for fleet in ("retail", "demo"):
             subprocess.run([sys.executable, __file__, *sys.argv[1:], "--fleet", fleet], check=True)
@@ -466,7 +484,7 @@ def main() -> None:
         for _, tenant_id in members:
             store.add(replace(store.get(tenant_id), feature_window_days=a.feature_window_days), replace=True)
     for region, tenant_id in members if not a.product_only else []:
-        events = lake_events(settings, region, tenant_id)
+        events = lake_events(settings, region, tenant_id, end)
         for protocol in ("temporal", "random"):
             for row in score_tenant(tenant_id, events, protocol, test_days, a.allow_repeats, a.threads):
                 row |= {"fleet": fleet, "test_days": test_days if protocol == "temporal" else None}
@@ -477,7 +495,7 @@ def main() -> None:
             results.append(row | {"fleet": fleet, "test_days": 7})
             print(_line(row), flush=True)
     if a.product_forward:
-        for row in product_forward_rows(members, fleet, test_days, a.allow_repeats, a.threads):
+        for row in product_forward_rows(members, fleet, test_days, a.allow_repeats, a.threads, end):
             results.append(row | {"fleet": fleet, "test_days": test_days})
             paired = [k for k in ("vs_judged", "served_minus") if k in row]
             print(_line(row), *(f"{k} {row[k]:+.4f} [{row[k + '_low']:+.4f}, {row[k + '_high']:+.4f}]" for k in paired))
@@ -485,7 +503,8 @@ def main() -> None:
         for row in product_random_rows(members, fleet, a.allow_repeats, a.holdout_protocol):
             results.append(row | {"fleet": fleet, "test_days": None})
             print(_line(row), row["holdout_protocol"], row["temporal_judged_share"], flush=True)
-    report("quality", home=str(home), allow_repeats=a.allow_repeats, tenants=len(TenantStore().list()), rows=results)
+    tenants = len(TenantStore().list())
+    report("quality", home=str(home), allow_repeats=a.allow_repeats, end_before=end, tenants=tenants, rows=results)
 
 
 def _line(row: dict) -> str:

@@ -38,7 +38,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, g
 
 from dags.common import forms, labels, outcome
 from dags.common.assets import FEATURE_MARTS, TRAINED_MODELS
-from dags.common.limits import PARALLEL_TASKS, cores_per_task
+from dags.common.limits import PARALLEL_TASKS
 from dags.common.timing import NEVER_AT_ONCE
 
 
@@ -121,8 +121,7 @@ def train():
         labels.name(f"{job['kind']}.global.{job['region']}")
         from ml.models.runs import train_global_job
 
-        # the globals of every kind and region train side by side: each takes its share of the cores
-        return train_global_job(job, threads=cores_per_task())
+        return train_global_job(job)
 
     @task(max_active_tis_per_dag=PARALLEL_TASKS, trigger_rule="all_done", map_index_template=labels.MAP_LABEL)
     def train_tenants(job: dict) -> list[dict]:

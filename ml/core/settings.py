@@ -80,11 +80,11 @@ class TrainSettings(_Group):
     # LightGBM threads per tenant model. Two tenant models train at once on two cores; more
     # threads than cores made OpenMP's spinning barriers crawl (a 40k-row fit: ~1 s -> minutes).
     threads: int = 1
-    # The global model's LightGBM threads; unset: every core when it trains alone (``tenantflow
-    # train``), its task's share in the train DAG, whose global tasks run side by side (a
-    # recommender global model took 46 s with two threads beside the other kinds' there, 25 s with
-    # one; benchmarks/README.md, *The test suite's time and LightGBM's threads*).
-    global_threads: int | None = Field(None, ge=1)
+    # The global model's LightGBM threads. The train DAG runs every kind's global model side by
+    # side: two threads lose while another task holds a core, one leaves a core idle once the
+    # recommender's global model trains alone, as on the demo's data (benchmarks/README.md, *The
+    # test suite's time and LightGBM's threads*). Two until that trade-off is measured there.
+    global_threads: int = 2
     # The global model's training rows, shared evenly between the sharing tenants (whole ranking
     # queries sampled): bounds its cost as the fleet grows; big tenants cannot drown small ones.
     global_max_rows: int = 1_000_000

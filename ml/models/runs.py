@@ -87,12 +87,9 @@ def train_chunk(
     return out
 
 
-def train_global_job(
-    job: dict[str, Any], settings: Settings | None = None, threads: int | None = None
-) -> dict[str, Any]:
-    """One global job of :func:`plan_run`: a kind's global model of one region, with ``threads``
-    LightGBM threads unless the settings name them (:func:`ml.models.train.train_global`)."""
-    return train_global(job["kind"], job["region"], job["reason"], settings, force=job["force"], threads=threads)
+def train_global_job(job: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """One global job of :func:`plan_run`: a kind's global model of one region."""
+    return train_global(job["kind"], job["region"], job["reason"], settings, force=job["force"])
 
 
 def summarise(results: list[dict[str, Any]], settings: Settings | None = None) -> dict[str, Any]:

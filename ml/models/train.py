@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from typing import Any, NamedTuple
 
@@ -138,12 +137,10 @@ def train_global(
     settings: Settings | None = None,
     policy: TrainSettings | None = None,
     force: bool = False,
-    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``<kind>.global.<region>`` on the region's sharing tenants' latest snapshots, then gate it.
 
-    ``threads``: LightGBM's threads unless the settings name them (``global_threads``); default:
-    every core (a caller running several at once passes each one's share). Returns the outcome of :func:`ml.models.tracking.log_and_register` (``tenant_id`` is the owner
+    Returns the outcome of :func:`ml.models.tracking.log_and_register` (``tenant_id`` is the owner
     ``global.<region>``), or ``skipped`` with why.
     """
     settings = settings or get_settings()
@@ -173,16 +170,15 @@ def train_global(
         return _skipped(kind, owner, why_not, champ.version)
     if kind.positives(train) < kind.min_train_positives:
         return _skipped(kind, owner, f"{kind.positives(train)} positive examples, need {kind.min_train_positives}")
-    threads = policy.global_threads or threads or os.cpu_count() or 1
     t0 = time.perf_counter()
-    booster = fit(kind, train, features, policy, num_threads=threads)
+    booster = fit(kind, train, features, policy, num_threads=policy.global_threads)
     cand = Candidate("global", booster, seconds=time.perf_counter() - t0)
     cand.metrics = evaluate(kind, booster, holdout, features, catalogue or None)
     candidates = [cand]  # and the baseline made servable, which the global classifier must beat beyond chance
     base = servable_baseline.candidate(kind, train, holdout, features, catalogue or None, policy, "global")
     candidates += [base] if base is not None else []
     winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
-    refit(kind, winner, data.refit, train, features, policy, num_threads=threads)
+    refit(kind, winner, data.refit, train, features, policy, num_threads=policy.global_threads)
     training = Training(
         kind=kind,
         tenant=None,
