@@ -10,8 +10,9 @@ non-constant predictions; one request scored within the latency budget; the cham
   learnt model over it only beyond chance, and that family is a first champion as it stands. A young tenant's
   global model whose baseline could not compete (a training window of one class) is a first champion on its
   point lead; on the recommender's competition holdout (:mod:`ml.models.ranking`) the challenger is the
-  competition's winner, so it is at least as good as every popularity list and classic family there, and a re-ranker
-  won only if it beat the strongest family beyond chance;
+  competition's winner, so it is at least as good as every popularity list and classic family there (where the random
+  protocol picked the family, there: ``random_ndcg_at_10``), and a re-ranker won only if it beat the strongest family
+  beyond chance;
 * otherwise beats the champion, re-scored on the same holdout, by the promotion margin on the kind's headline
   metric (``TENANTFLOW_TRAIN_PROMOTION_MARGIN``, absolute, in the metric's better direction). On the competition
   holdout the margin applies to the lower end of the 95% paired-bootstrap interval of the per-user difference
@@ -215,23 +216,23 @@ def _first_champion(
         return GateDecision(True, why + " led it beyond chance on the holdout", None, {})
     if new is None:
         return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
+    if (by := f"random_{h}") in challenger.metrics and by in baseline:  # the random protocol picked the family
+        ok, versus = challenger.metrics[by] >= baseline[by], f"{by} {challenger.metrics[by]:.4f} vs the best "
+        why = f"{challenger.family}, picked by the random protocol: {versus}popularity list's {baseline[by]:.4f}"
+        return GateDecision(ok, f"first champion: {why}" if ok else f"{why}, which beats it", None, {})
     if baseline.get(h) is not None:
         decided_by = beats_baseline(kind, challenger.metrics, baseline)
         if decided_by is None:
             why = f"{h} {new:.4f} does not beat the {kind.baseline_name} baseline ({baseline[h]:.4f})"
             return GateDecision(False, why, None, {})
-        if decided_by != h:
-            m = decided_by
-            why = f"first champion: {h} {new:.4f} ties the {kind.baseline_name} baseline; " + (
-                f"{m} {challenger.metrics[m]:.4f} vs {baseline[m]:.4f}"
-            )
-            return GateDecision(True, why, None, {})
+        if (m := decided_by) != h:
+            why = f"first champion: {h} {new:.4f} ties the {kind.baseline_name} baseline; {m} "
+            return GateDecision(True, f"{why}{challenger.metrics[m]:.4f} vs {baseline[m]:.4f}", None, {})
         if holdout is not None and features is not None:  # a lead within noise does not make a champion
             ok, interval = _beyond_chance(kind, challenger, holdout, features, kind.baseline(holdout), 0.0, strict=True)
             versus = f"{h} {new:.4f} vs {kind.baseline_name} baseline {baseline[h]:.4f}"
-            # a young tenant's global model (borrowed: its files are the global version's): its servable
-            # baseline competed where it could be fitted (servable_baseline.choose); where it could
-            # not, the global model serves on its point lead
+            # a young tenant's global model (borrowed: its files are the global version's): its servable baseline
+            # competed where it could be fitted (servable_baseline.choose); elsewhere it serves on its point lead
             if not ok and challenger.model_uri is None:
                 return GateDecision(False, f"{versus}: the lead is not beyond chance, {interval}", None, {})
             return GateDecision(True, f"first champion: {versus}" + (f", {interval}" if interval else ""), None, {})
@@ -375,9 +376,8 @@ def versus_reranker_on_temporal(
     )
     if high < 0:
         return GateDecision(False, f"{versus}: the champion is better there beyond chance, kept", v, {})
-    return GateDecision(
-        True, f"{versus}: not worse beyond chance, so the protocol that judges the users decides", v, {}
-    )
+    why = f"{versus}: not worse beyond chance, so the protocol that judges the users decides"
+    return GateDecision(True, why, v, {})
 
 
 def record_decision(

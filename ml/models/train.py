@@ -343,7 +343,7 @@ def _ranking_holdout(
     one decides (:mod:`ml.models.ranking`'s docstring): the whole competition when the temporal
     holdout judges under ``ranking.MIN_JUDGED_SHARE`` of the users with history, or under
     ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
-    which classic family competes with them (``families_by``); always, when the tenant's
+    which family (a popularity list or a personal one) competes with them (``families_by``); always, when the tenant's
     ``holdout_protocol`` is ``random``, and never when it is ``temporal``. ``recent_days``: the
     tenant's short window (recent popularity, the cold-start list). None without a history mart. Adds
     ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share``
