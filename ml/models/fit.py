@@ -39,6 +39,9 @@ class Candidate:
     family: str = LIGHTGBM
     recommender: Any = None  # ml.models.recsys.Recommender
     per_user: np.ndarray | None = None
+    # a family's on the random protocol's holdout where that protocol picked the family (ml.models.ranking's
+    # ``families_by``): what family against family reads there
+    random_per_user: np.ndarray | None = None
     # the booster refitted for serving on the newest labelled cutoffs (ml.models.refit); None: the
     # judged ``booster`` serves. ``judged_model``: a borrowed global version that keeps its judged one
     served: Any = None

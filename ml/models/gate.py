@@ -1,7 +1,8 @@
 """The promotion gate: whether a new model version replaces the champion, and the record of why.
 
-A new version becomes ``challenger``. It becomes ``champion`` only if it passes the sanity checks (finite,
-non-constant predictions; one request scored within the latency budget; the champion's input schema) and then:
+A new version becomes ``challenger``. It becomes ``champion`` only if it passes the sanity checks
+(:mod:`ml.models.sanity`: finite, non-constant predictions; one request scored within the latency budget; the
+champion's input schema) and then:
 
 * with no champion yet, beats the kind's baseline on the holdout (:func:`beats_baseline`) with the lower end
   of the 95% bootstrap interval of its lead above zero (an exact tie on the headline, decided by the next lift
@@ -22,7 +23,8 @@ non-constant predictions; one request scored within the latency budget; the cham
   is not learnt (a classic family, a servable baseline such as churn's ``recency``) refitted on newer data replaces
   itself. A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its winner
   meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`), unless the tenant
-  chose the random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker.
+  chose the random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker. Where the random
+  protocol only picked the family (a small temporal holdout with re-rankers), a family meets a family champion there.
 
 A champion needing features the marts no longer publish (renamed, dropped), or one that may have learnt the
 holdout's labels (:func:`ml.models.champion.learnt_the_holdout`: the label window grew) cannot be re-scored: the
@@ -34,7 +36,6 @@ The decision and its reason are tags on the version and the run, and a row of th
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ from ml.models import evaluate as evaluation
 from ml.models.champion import holds_booster, load_family, load_judged_booster, version_family, version_features
 from ml.models.fit import LIGHTGBM, Candidate, evaluate, predict
 from ml.models.kinds.base import ModelKind
+from ml.models.sanity import family_problems, sanity_problems
 
 log = logging.getLogger(__name__)
 
@@ -57,56 +59,6 @@ class GateDecision:
     reason: str
     champion_version: str | None
     champion_metrics: dict[str, float]  # the champion re-scored on the challenger's holdout
-
-
-def sanity_problems(
-    kind: ModelKind,
-    booster: Any,
-    holdout: pd.DataFrame,
-    features: list[str],
-    policy: TrainSettings,
-    champion_features: list[str] | None,
-    may_be_constant: bool = False,
-) -> list[str]:
-    """Reasons a model must not serve, whatever its metrics (empty when it may). ``may_be_constant``:
-    a kind's baseline made servable, whose table was checked strictly increasing when fitted
-    (:mod:`ml.models.servable_baseline`): equal predictions are the holdout's equal values, as
-    when every young tenant's user had no session in the last window."""
-    problems = []
-    if champion_features is not None and champion_features != features:
-        added = sorted(set(features) - set(champion_features))
-        removed = sorted(set(champion_features) - set(features))
-        problems.append(
-            f"input schema changed (added {added}, removed {removed}); promote by hand once clients are ready"
-        )
-    if holdout.empty:
-        return problems
-    p = predict(kind, booster, holdout, features)
-    if not np.all(np.isfinite(p)):
-        problems.append(f"{int((~np.isfinite(p)).sum())} non-finite predictions on the holdout")
-    elif float(np.std(p)) < 1e-9 and not may_be_constant:
-        problems.append("constant predictions on the holdout")
-    ms = request_latency_ms(kind, booster, holdout, features)
-    if ms > policy.latency_budget_ms:
-        problems.append(f"scoring one request takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
-    return problems
-
-
-def request_latency_ms(
-    kind: ModelKind, booster: Any, holdout: pd.DataFrame, features: list[str], tries: int = 30
-) -> float:
-    """Median milliseconds to score one request's rows (one query's candidates, or 100 users)."""
-    if kind.group:
-        first_q = holdout[kind.group].iloc[0]
-        rows = kind.matrix(holdout[holdout[kind.group] == first_q], features)
-    else:
-        rows = kind.matrix(holdout.head(100), features)
-    times = []
-    for _ in range(tries):
-        t = time.perf_counter()
-        booster.predict(rows, num_threads=1)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
 
 
 def beats_baseline(kind: ModelKind, metrics: dict[str, float], baseline: dict[str, float]) -> str | None:
@@ -125,40 +77,6 @@ def beats_baseline(kind: ModelKind, metrics: dict[str, float], baseline: dict[st
             continue
         return None if kind.improvement(m, new, old) < 0 else m  # (a NaN baseline does not block)
     return None
-
-
-def family_problems(challenger: Candidate, ranking: Any, policy: TrainSettings) -> list[str]:
-    """A classic family's sanity: it made lists for the judged users, quickly enough for one request."""
-    if ranking is None:
-        return ["a classic family needs the competition holdout"]
-    model = challenger.recommender
-    history = model.history(recsys.Interactions.from_events(_one_user(ranking), ranking.cutoff, items=model.items))
-    times = []
-    for _ in range(30):
-        t = time.perf_counter()
-        scores = model.score(history)
-        times.append(time.perf_counter() - t)
-    problems = []
-    if not np.all(np.isfinite(scores)):
-        problems.append("non-finite scores for a user")
-    ms = float(np.median(times) * 1000)
-    if ms > policy.latency_budget_ms:
-        problems.append(f"scoring one user takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
-    return problems
-
-
-def _one_user(ranking: Any) -> pd.DataFrame:
-    """The busiest judged user's history before the cutoff, as events (the latency check's request)."""
-    h = ranking.history
-    row = int(np.argmax(np.asarray(h.counts.sum(axis=1)).ravel()))
-    mine = h.user == row
-    return pd.DataFrame(
-        {
-            "user_id": h.users[row],
-            "item_id": h.items[h.item[mine]],
-            "event_at": ranking.cutoff - pd.to_timedelta(h.age_days[mine], unit="D"),
-        }
-    )
 
 
 def headline_interval(
@@ -340,17 +258,29 @@ def _versus_champion(
         if off_protocol:
             return versus_reranker_on_temporal(kind, v, booster, own, challenger, ranking)
         lists = ranking.reranker_lists(predict(kind, booster, ranking.examples, own))
+        mine, judged = challenger.per_user, ranking.judge(lists)
     else:
-        recipe = recsys.fitted(recsys.unfitted(load_family(name, v, settings)), ranking.history)
-        lists = ranking.family_lists(recipe)
-    judged = ranking.judge(lists)
-    assert challenger.per_user is not None
-    mean, low, high = evaluation.paired_bootstrap(challenger.per_user, judged.per_user_ndcg)
+        ranking, mine, judged = family_versus_family(load_family(name, v, settings), challenger, ranking)
+    assert mine is not None
+    mean, low, high = evaluation.paired_bootstrap(mine, judged.per_user_ndcg)
     h, m = kind.headline, policy.promotion_margin
     versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs champion v{v} ({family}, {judged.metrics[h]:.4f})"
+    versus += f" on the {ranking.protocol} protocol's {len(ranking.users)} users"
     if low >= m:
         return GateDecision(True, f"{challenger.label}: {versus}, above the margin {m}", v, judged.metrics)
     return GateDecision(False, f"{challenger.label}: {versus}, not above the margin {m}", v, judged.metrics)
+
+
+def family_versus_family(champion_family: recsys.Recommender, challenger: Candidate, ranking: Any) -> tuple:
+    """Where a classic family champion meets the challenger: the random protocol's holdout where that
+    protocol picked the challenger's family (``ranking.families_by``; the challenger's
+    ``random_per_user``), else the competition holdout (``per_user``). Returns that holdout, the
+    challenger's per-user nDCG on it and the champion's recipe (refitted on its history) judged there."""
+    mine = challenger.per_user
+    if challenger.random_per_user is not None and ranking.families_by is not None:
+        ranking, mine = ranking.families_by, challenger.random_per_user
+    recipe = recsys.fitted(recsys.unfitted(champion_family), ranking.history)
+    return ranking, mine, ranking.judge(ranking.family_lists(recipe))
 
 
 def versus_reranker_on_temporal(

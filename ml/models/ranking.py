@@ -261,6 +261,7 @@ class FamilyFit:
     model: recsys.Recommender
     judged: Judged
     seconds: float
+    by_random: Judged | None = None  # where the random protocol picks the family (``families_by``)
 
 
 def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]:
@@ -313,21 +314,24 @@ def compete(
                 family=f.model.name,
                 recommender=f.model,
                 per_user=f.judged.per_user_ndcg,
+                random_per_user=f.by_random.per_user_ndcg if f.by_random is not None else None,
             )
         )
     return candidates
 
 
 def _families_by_random(fits: list[FamilyFit], random: RankingHoldout, threads: int) -> list[FamilyFit]:
-    """The family that is best under the random protocol, popularity lists included (``random_ndcg_at_10``
-    in the metrics; ties to the simpler), and the popularity lists, judged on the temporal holdout as
-    the rest. :func:`choose` serves the random protocol's family; the popularity lists there are only
-    the bar a re-ranker must clear."""
-    scores = {f.model.name: f.judged.metrics.get(HEADLINE, float("nan")) for f in judge_families(random, threads)}
+    """The family best under the random protocol, popularity lists included (``random_ndcg_at_10``; ties to
+    the simpler), and the popularity lists, judged on the temporal holdout as the rest. :func:`choose`
+    serves the random protocol's family; the popularity lists there are only the bar a re-ranker must clear."""
+    by_random = {f.model.name: f.judged for f in judge_families(random, threads)}
     for f in fits:
-        f.judged.metrics[RANDOM_HEADLINE] = scores.get(f.model.name, float("nan"))
-    judged = [f for f in fits if f.model.name in scores]
-    best = max(judged, key=lambda f: (scores[f.model.name], -_simpler(f.model.name)), default=None)
+        f.by_random = by_random.get(f.model.name)
+        f.judged.metrics[RANDOM_HEADLINE] = (
+            f.by_random.metrics.get(HEADLINE, float("nan")) if f.by_random else float("nan")
+        )
+    judged = [f for f in fits if f.by_random is not None]
+    best = max(judged, key=lambda f: (f.judged.metrics[RANDOM_HEADLINE], -_simpler(f.model.name)), default=None)
     log.info("family chosen by the random protocol (%d users): %s", len(random.users), best and best.model.name)
     return [f for f in fits if f.model.name.startswith("popularity") or f is best]
 
@@ -354,8 +358,9 @@ def choose(candidates: list[Candidate], incumbent: str | None = None, margin: fl
     mine = [c for c in candidates if incumbent not in (None, LIGHTGBM) and c.family == incumbent]
     if not mine or best.family == incumbent:
         return best, why
-    assert best.per_user is not None and mine[0].per_user is not None
-    mean, low, high = evaluate.paired_bootstrap(best.per_user, mine[0].per_user)
+    paired = [(c.random_per_user if best.random_per_user is not None else c.per_user) for c in (best, mine[0])]
+    assert paired[0] is not None and paired[1] is not None  # (the protocol that picked the family judges them)
+    mean, low, high = evaluate.paired_bootstrap(paired[0], paired[1])
     if low >= margin:
         return best, why
     versus = f"{HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}]"
@@ -363,9 +368,8 @@ def choose(candidates: list[Candidate], incumbent: str | None = None, margin: fl
 
 
 def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
-    """The best candidate (see :func:`choose`). Where the random protocol picked the family
-    (``random_ndcg_at_10`` in the families' metrics) its pick is the strongest family; a re-ranker
-    must lead every family on the holdout and the strongest beyond chance."""
+    """The best candidate (:func:`choose`): the strongest family (the random protocol's pick where it picked
+    one: ``random_ndcg_at_10``), unless a re-ranker leads every family and beats the strongest beyond chance."""
 
     def key(c: Candidate, by: str = HEADLINE) -> tuple[float, bool, int]:
         return c.metrics.get(by, c.metrics.get(HEADLINE, float("-inf"))), c.trained_on != "global", -_simpler(c.family)
@@ -374,13 +378,11 @@ def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
     rerankers = [c for c in candidates if c.family == LIGHTGBM]
     strongest = max(families_, key=lambda c: key(c, RANDOM_HEADLINE), default=None)
     best = max(rerankers, key=key, default=None)
-    if best is None or strongest is None:
+    if best is None or strongest is None or key(best) <= max(key(c) for c in families_):
         winner = strongest or max(candidates, key=key)
         random = winner.metrics.get(RANDOM_HEADLINE)
         by = "" if random is None else f" (by the random protocol: {random:.4f})"
         return winner, f"{winner.label}: best {HEADLINE} {winner.metrics.get(HEADLINE, float('nan')):.4f}{by}"
-    if key(best) <= max(key(c) for c in families_):
-        return _best(families_)
     assert best.per_user is not None and strongest.per_user is not None
     mean, low, high = evaluate.paired_bootstrap(best.per_user, strongest.per_user)
     versus = f"{best.label} vs {strongest.label}: {HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}]"

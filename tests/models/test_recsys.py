@@ -480,13 +480,17 @@ def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_fam
     assert ranking.choose(kept)[0].family == family
 
 
-def _judged(family: str, temporal: float, by_random: float | None = None, trained_on: str = "tenant") -> fit.Candidate:
-    """A candidate of a small tenant's competition: per-user nDCG on 60 temporal users around ``temporal``."""
-    per_user = np.clip(temporal + np.random.default_rng(len(family)).normal(0, 0.02, 60), 0, 1)
-    metrics = {ranking.HEADLINE: float(per_user.mean())} | (
-        {} if by_random is None else {ranking.RANDOM_HEADLINE: by_random}
-    )
-    return fit.Candidate(trained_on, None, metrics=metrics, family=family, per_user=per_user)
+def _judged(family: str, temporal: float, by_random: float | None = None) -> fit.Candidate:
+    """A candidate of a small tenant's competition: per-user nDCG on 60 temporal users around
+    ``temporal`` and, with ``by_random``, on 200 users of the random protocol's holdout around it."""
+    rng = np.random.default_rng(len(family))
+    per_user = np.clip(temporal + rng.normal(0, 0.02, 60), 0, 1)
+    metrics = {ranking.HEADLINE: float(per_user.mean())}
+    if by_random is None:
+        return fit.Candidate("tenant", None, metrics=metrics, family=family, per_user=per_user)
+    random = np.clip(by_random + rng.normal(0, 0.02, 200), 0, 1)
+    metrics[ranking.RANDOM_HEADLINE] = float(random.mean())
+    return fit.Candidate("tenant", None, metrics=metrics, family=family, per_user=per_user, random_per_user=random)
 
 
 def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temporal_holdout_is_only_a_bar():
@@ -497,7 +501,11 @@ def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temp
 
     popular, ease = _judged("popularity", 0.30, by_random=0.10), _judged("ease", 0.20, by_random=0.25)
     winner, why = ranking.choose([popular, ease])
-    assert winner is ease and "by the random protocol: 0.2500" in why
+    assert winner is ease and f"by the random protocol: {ease.metrics[ranking.RANDOM_HEADLINE]:.4f}" in why
+    # a popularity champion (chosen on a noisy window) gives way where the random protocol says so beyond
+    # the margin, as the gate judges family against family there (gate.family_versus_family)
+    assert ranking.choose([popular, ease], incumbent="popularity", margin=0.1)[0] is ease
+    assert ranking.choose([popular, ease], incumbent="popularity", margin=0.2)[0] is popular
     baseline = ranking.strongest_popularity([popular, ease])
     decision = gate._first_champion(RANKING_KIND, winner, baseline)
     assert decision.promote and "picked by the random protocol" in decision.reason, decision.reason
@@ -506,6 +514,26 @@ def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temp
     leads_all, below_popularity = _judged(fit.LIGHTGBM, 0.40), _judged(fit.LIGHTGBM, 0.28)
     assert ranking.choose([popular, ease, leads_all])[0] is leads_all
     assert ranking.choose([popular, ease, below_popularity])[0] is ease  # beats the pick, not popularity
+
+
+def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_protocols_holdout():
+    from ml.core.tenants import Tenant
+    from ml.models import gate, train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True)
+    assert mixed.families_by is not None
+    kept = ranking.compete(mixed, [], RANKING_KIND, [])
+    pick, _ = ranking.choose(kept)
+    assert pick.random_per_user is not None and len(pick.random_per_user) == len(mixed.families_by.users)
+    held, mine, champion = gate.family_versus_family(recsys.Popularity(), pick, mixed)
+    assert held is mixed.families_by and mine is pick.random_per_user
+    assert len(champion.per_user_ndcg) == len(mine) and mine.mean() >= champion.per_user_ndcg.mean()
+    reranker = _judged(fit.LIGHTGBM, 0.3)  # (not picked by the random protocol: the temporal holdout judges)
+    reranker.per_user = np.zeros(len(mixed.users))
+    held, mine, champion = gate.family_versus_family(recsys.Popularity(), reranker, mixed)
+    assert held is mixed and len(champion.per_user_ndcg) == len(mixed.users)
 
 
 def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_champion_gives_way():

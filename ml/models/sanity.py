@@ -1,0 +1,101 @@
+"""What must hold before any version may serve, whatever its metrics: the gate's sanity checks
+(:mod:`ml.models.gate`). A learnt model's predictions on the holdout are finite and not constant, it
+scores one request within the latency budget and takes the champion's inputs; a classic family scores
+one user (the busiest judged one) finitely and within the budget."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.core.settings import TrainSettings
+from ml.models import recsys
+from ml.models.fit import Candidate, predict
+from ml.models.kinds.base import ModelKind
+
+
+def sanity_problems(
+    kind: ModelKind,
+    booster: Any,
+    holdout: pd.DataFrame,
+    features: list[str],
+    policy: TrainSettings,
+    champion_features: list[str] | None,
+    may_be_constant: bool = False,
+) -> list[str]:
+    """Reasons a model must not serve, whatever its metrics (empty when it may). ``may_be_constant``:
+    a kind's baseline made servable, whose table was checked strictly increasing when fitted
+    (:mod:`ml.models.servable_baseline`): equal predictions are the holdout's equal values, as
+    when every young tenant's user had no session in the last window."""
+    problems = []
+    if champion_features is not None and champion_features != features:
+        added = sorted(set(features) - set(champion_features))
+        removed = sorted(set(champion_features) - set(features))
+        problems.append(
+            f"input schema changed (added {added}, removed {removed}); promote by hand once clients are ready"
+        )
+    if holdout.empty:
+        return problems
+    p = predict(kind, booster, holdout, features)
+    if not np.all(np.isfinite(p)):
+        problems.append(f"{int((~np.isfinite(p)).sum())} non-finite predictions on the holdout")
+    elif float(np.std(p)) < 1e-9 and not may_be_constant:
+        problems.append("constant predictions on the holdout")
+    ms = request_latency_ms(kind, booster, holdout, features)
+    if ms > policy.latency_budget_ms:
+        problems.append(f"scoring one request takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
+    return problems
+
+
+def request_latency_ms(
+    kind: ModelKind, booster: Any, holdout: pd.DataFrame, features: list[str], tries: int = 30
+) -> float:
+    """Median milliseconds to score one request's rows (one query's candidates, or 100 users)."""
+    if kind.group:
+        first_q = holdout[kind.group].iloc[0]
+        rows = kind.matrix(holdout[holdout[kind.group] == first_q], features)
+    else:
+        rows = kind.matrix(holdout.head(100), features)
+    times = []
+    for _ in range(tries):
+        t = time.perf_counter()
+        booster.predict(rows, num_threads=1)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def family_problems(challenger: Candidate, ranking: Any, policy: TrainSettings) -> list[str]:
+    """A classic family's sanity: it made lists for the judged users, quickly enough for one request."""
+    if ranking is None:
+        return ["a classic family needs the competition holdout"]
+    model = challenger.recommender
+    history = model.history(recsys.Interactions.from_events(_one_user(ranking), ranking.cutoff, items=model.items))
+    times = []
+    for _ in range(30):
+        t = time.perf_counter()
+        scores = model.score(history)
+        times.append(time.perf_counter() - t)
+    problems = []
+    if not np.all(np.isfinite(scores)):
+        problems.append("non-finite scores for a user")
+    ms = float(np.median(times) * 1000)
+    if ms > policy.latency_budget_ms:
+        problems.append(f"scoring one user takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
+    return problems
+
+
+def _one_user(ranking: Any) -> pd.DataFrame:
+    """The busiest judged user's history before the cutoff, as events (the latency check's request)."""
+    h = ranking.history
+    row = int(np.argmax(np.asarray(h.counts.sum(axis=1)).ravel()))
+    mine = h.user == row
+    return pd.DataFrame(
+        {
+            "user_id": h.users[row],
+            "item_id": h.items[h.item[mine]],
+            "event_at": ranking.cutoff - pd.to_timedelta(h.age_days[mine], unit="D"),
+        }
+    )
