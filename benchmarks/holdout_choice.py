@@ -52,8 +52,6 @@ from quality import lake_events, retail_fleet
 from ml.core.settings import get_settings
 from ml.models import evaluate, ranking
 
-SIMPLER_FIRST = ["popularity", "popularity_", "item_knn", "sar", "ease", "als"]  # ml.models.ranking's ties
-
 
 def history_rows(events: pd.DataFrame) -> pd.DataFrame:
     """Lake events as ``interaction_history`` mart rows (one row per user, item and UTC day)."""
@@ -81,13 +79,8 @@ def random_choice(history: pd.DataFrame, as_of: pd.Timestamp, recent_days: int) 
 
 
 def simplest_best(scores: dict[str, float]) -> str:
-    """The family with the highest score, ties to the simpler one."""
-
-    def key(name: str) -> tuple[float, int]:
-        family = "popularity_" if name.startswith("popularity_") else name
-        return scores[name], -SIMPLER_FIRST.index(family)
-
-    return max(scores, key=key)
+    """The family with the highest score, ties to the simpler one (the product's order)."""
+    return max(scores, key=lambda name: (scores[name], -ranking._simpler(name)))
 
 
 def choices(windows: list[dict[str, np.ndarray]], share: float, pool: int, by_random: str) -> dict[str, str]:
