@@ -325,15 +325,13 @@ def _families_by_random(fits: list[FamilyFit], random: RankingHoldout, threads: 
     the simpler), and the popularity lists, judged on the temporal holdout as the rest. :func:`choose`
     serves the random protocol's family; the popularity lists there are only the bar a re-ranker must clear."""
     by_random = {f.model.name: f.judged for f in judge_families(random, threads)}
-    for f in fits:
-        f.by_random = by_random.get(f.model.name)
-        f.judged.metrics[RANDOM_HEADLINE] = (
-            f.by_random.metrics.get(HEADLINE, float("nan")) if f.by_random else float("nan")
-        )
-    judged = [f for f in fits if f.by_random is not None]
+    judged = [f for f in fits if f.model.name in by_random]  # (a family the random split cannot fit is left out)
+    for f in judged:
+        f.by_random = by_random[f.model.name]
+        f.judged.metrics[RANDOM_HEADLINE] = f.by_random.metrics.get(HEADLINE, float("-inf"))
     best = max(judged, key=lambda f: (f.judged.metrics[RANDOM_HEADLINE], -_simpler(f.model.name)), default=None)
     log.info("family chosen by the random protocol (%d users): %s", len(random.users), best and best.model.name)
-    return [f for f in fits if f.model.name.startswith("popularity") or f is best]
+    return [f for f in judged if f.model.name.startswith("popularity") or f is best]
 
 
 def _simpler(family: str) -> int:
