@@ -110,13 +110,17 @@ def backtest(tenant_id: str, events: pd.DataFrame, a: argparse.Namespace) -> lis
     history = history_rows(events)
     first, last = history["event_date"].min(), history["event_date"].max()
     t = first + pd.Timedelta(days=a.first_after_days)
-    rows = []
+    rows, seen = [], {}  # a window is judged once: it is one cutoff's test and later cutoffs' label windows
+
+    def window_at(cutoff: pd.Timestamp) -> tuple[dict, float]:
+        if cutoff not in seen:
+            seen[cutoff] = judged(history, cutoff, a.window, a.recent_days)
+        return seen[cutoff]
+
     while t + pd.Timedelta(days=a.window) <= last + pd.Timedelta(days=1):
         started = time.perf_counter()
-        test, _ = judged(history, t, a.window, a.recent_days)
-        before = [
-            judged(history, t - pd.Timedelta(days=j * a.window), a.window, a.recent_days) for j in range(1, a.pool + 1)
-        ]
+        test, _ = window_at(t)
+        before = [window_at(t - pd.Timedelta(days=j * a.window)) for j in range(1, a.pool + 1)]
         windows = [w for w, _ in before]
         if test and all(windows):
             ndcg = {name: float(v.mean()) for name, v in test.items()}

@@ -271,7 +271,9 @@ def _versus_champion(
     return GateDecision(False, f"{challenger.label}: {versus}, not above the margin {m}", v, judged.metrics)
 
 
-def family_versus_family(champion_family: recsys.Recommender, challenger: Candidate, ranking: Any) -> tuple:
+def family_versus_family(
+    champion_family: recsys.Recommender, challenger: Candidate, ranking: Any
+) -> tuple[Any, np.ndarray | None, Any]:
     """Where a classic family champion meets the challenger: the random protocol's holdout where that
     protocol picked the challenger's family (``ranking.families_by``; the challenger's
     ``random_per_user``), else the competition holdout (``per_user``). Returns that holdout, the
