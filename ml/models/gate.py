@@ -126,6 +126,10 @@ def _first_champion(
     features: list[str] | None = None,
 ) -> GateDecision:
     h, new = kind.headline, challenger.metrics.get(kind.headline)
+    by_random = challenger.metrics.get(f"random_{h}")  # the random protocol picked the family
+    if challenger.family.startswith("popularity") and by_random is not None:
+        why = f"first champion: {challenger.family} is the strongest list by the random protocol ({h} {by_random:.4f})"
+        return GateDecision(True, why, None, {})
     if challenger.family.startswith("popularity") and new is not None:
         why = f"first champion: {challenger.family} is the strongest list on the holdout ({h} {new:.4f})"
         return GateDecision(True, why, None, {})

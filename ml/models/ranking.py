@@ -1,45 +1,39 @@
 """The recommender's competition: every candidate model's top-k lists judged on one temporal holdout.
 
-The holdout (the temporal protocol of :mod:`ml.models.evaluate`) is the label window after the
-snapshot's last labelled cutoff T: every user with an interaction in ``[T, T + window)`` is
-evaluated, the relevant items are what they interacted with there (without the items they had
-already consumed before T when the tenant's seen-items policy excludes them; a user left with
-nothing new is not judged). Each candidate makes the lists it would have served at T:
+The holdout (the temporal protocol of :mod:`ml.models.evaluate`) is the label window after the snapshot's last
+labelled cutoff T: every user with an interaction in ``[T, T + window)`` is evaluated, the relevant items are what
+they interacted with there (without the items they had already consumed before T when the tenant's seen-items policy
+excludes them; a user left with nothing new is not judged). Each candidate makes the lists it would have served at T:
 
-- a classic family (:mod:`ml.models.recsys`: popularity, item-kNN, SAR, EASE, ALS), fitted on the
-  whole history before T, scores every user by their history before T;
-- a LightGBM re-ranker orders the candidates generated at T (the ``ranking_examples`` rows at T);
-  a user without candidates gets the cold-start list (the most popular items of the tenant's
-  short window: ``int_tenant_windows.short_window_days``, 7 days for a daily platform), as the
-  API answers them.
+- a classic family (:mod:`ml.models.recsys`: popularity, item-kNN, SAR, EASE, ALS), fitted on the whole history
+  before T, scores every user by their history before T;
+- a LightGBM re-ranker orders the candidates generated at T (the ``ranking_examples`` rows at T); a user without
+  candidates gets the cold-start list (the most popular items of the tenant's short window:
+  ``int_tenant_windows.short_window_days``, 7 days for a daily platform), as the API answers them.
 
-The same users and relevant items for all, one :func:`ml.models.evaluate.evaluate_lists`, per-user
-nDCG kept for the gate's paired bootstrap.
+The same users and relevant items for all, one :func:`ml.models.evaluate.evaluate_lists`, per-user nDCG kept for
+the gate's paired bootstrap.
 
-A tenant whose users come in bursts (a ratings site: dozens of ratings on one day, then rarely
-back) leaves few users in any window, and those few are not the users it serves. The
-**stratified random** protocol over the whole history (:meth:`RankingHoldout.random_split`:
-75/25 of each user's items, seed 42, as the recommenders benchmark) judges every user instead:
+A tenant whose users come in bursts (a ratings site: dozens of ratings on one day, then rarely back) leaves few
+users in any window, and those few are not the users it serves. The **stratified random** protocol over the whole
+history (:meth:`RankingHoldout.random_split`: 75/25 of each user's items, seed 42, as the recommenders benchmark)
+judges every user instead:
 
-- when the temporal holdout judges fewer than :data:`MIN_JUDGED_SHARE` of the users with history
-  before its cutoff, it does not speak for the users the champion serves, and the random
-  protocol decides the whole competition;
-- when it judges fewer than :data:`MIN_JUDGED_USERS` users it cannot tell the families apart:
-  the random protocol decides the whole competition when no re-ranker competes, else it picks
-  the family (a popularity list or a personal one) that competes with the re-rankers on the
-  temporal holdout, where they must also lead every popularity list.
+- when the temporal holdout judges fewer than :data:`MIN_JUDGED_SHARE` of the users with history before its cutoff,
+  it does not speak for the users the champion serves, and the random protocol decides the whole competition;
+- when it judges fewer than :data:`MIN_JUDGED_USERS` users it cannot tell the families apart: the random protocol
+  decides the whole competition when no re-ranker competes, else it picks the family (a popularity list or a
+  personal one) that competes with the re-rankers on the temporal holdout, where they must also lead every
+  popularity list (and the champion's family).
 
-That is a tenant's ``holdout_protocol`` ``auto`` (the default). A tenant may choose instead:
-``temporal`` (what its users take next: a shop, a news site) or ``random`` (what else a user
-takes, whenever: the protocol of the recommenders benchmark, a catalogue browsed at leisure).
-On the Online Retail shop the two disagree (benchmarks/README.md): the re-ranker leads on next
-month's purchases, EASE on a random quarter of each customer's baskets.
-
-A re-ranker cannot be judged by the random protocol (its features are point in time, a random
-split of the history is not), so it is not served where that protocol decides. On a
-MovieLens-100k-shaped tenant the temporal holdout judged 69 of 943 users and a re-ranker won
-there, but served to everyone it scored nDCG@10 0.23 against EASE's 0.59 on a random quarter of
-each user's ratings, 0.27 against 0.57 on the 69 recent users alone (benchmarks/README.md).
+That is a tenant's ``holdout_protocol`` ``auto`` (the default), for a tenant whose seen-items policy is ``exclude``:
+the random split holds out only items new to a user, so under ``allow`` (repeats served) ``auto`` is temporal. A
+tenant may choose instead: ``temporal`` (what its users take next: a shop, a news site) or ``random`` (what else a
+user takes, whenever: a catalogue browsed at leisure). On the Online Retail shop the two disagree: the re-ranker
+leads on next month's purchases, EASE on a random quarter of each customer's baskets. A re-ranker cannot be judged
+by the random protocol (its features are point in time, a random split of the history is not), so it is not served
+where that protocol decides: on a MovieLens-100k-shaped tenant one that won a 69-user temporal holdout scored
+nDCG@10 0.23 against EASE's 0.59 on a random quarter of every user's ratings (benchmarks/README.md, both).
 """
 
 from __future__ import annotations
@@ -60,12 +54,10 @@ from ml.models.recsys.served import history_events
 log = logging.getLogger(__name__)
 
 K = evaluate.K
-# Recent popularity competes over the last week for every tenant, and over the tenant's short
-# window (int_tenant_windows.short_window_days) where that is longer: a shop whose customers come
-# back every seven weeks may still have items whose popularity turns within a week (Online
-# Retail's Christmas stock), so the holdout, not its users' cadence, decides. The cold-start list
-# counts the short window, as the API's does (marts/cold_start_items); a week where a snapshot
-# recorded no windows.
+# Recent popularity competes over the last week and over the tenant's short window
+# (int_tenant_windows.short_window_days) where longer: a shop whose customers come back every seven weeks may still
+# have items whose popularity turns within a week (Online Retail's Christmas stock). The cold-start list counts the
+# short window, as the API's does (marts/cold_start_items); a week where a snapshot recorded no windows.
 RECENT_DAYS = 7
 HEADLINE = f"ndcg_at_{K}"
 RANDOM_HEADLINE = f"random_{HEADLINE}"  # a family's headline under the random protocol that picked it
@@ -288,11 +280,17 @@ def refit(model: recsys.Recommender, history: pd.DataFrame, as_of: Any) -> recsy
 
 
 def compete(
-    holdout: RankingHoldout, candidates: list[Candidate], kind: ModelKind, features: list[str], threads: int = 1
+    holdout: RankingHoldout,
+    candidates: list[Candidate],
+    kind: ModelKind,
+    features: list[str],
+    threads: int = 1,
+    incumbent: str | None = None,
 ) -> list[Candidate]:
     """Judge the LightGBM candidates on the holdout (their metrics replaced by the lists' metrics,
     plus ``candidate_recall``) and add a candidate per classic family. Under the random protocol
-    the re-rankers are left out (module docstring), with a log line."""
+    the re-rankers are left out (module docstring), with a log line. ``incumbent``: the champion's
+    family, kept where the random protocol picks the family (:func:`choose` meets it there)."""
     if holdout.protocol == RANDOM:
         if candidates:
             log.info("random protocol: %d re-ranker(s) not judged (point-in-time features)", len(candidates))
@@ -303,7 +301,7 @@ def compete(
         c.metrics, c.per_user = judged.metrics | {"candidate_recall": recall}, judged.per_user_ndcg
     fits = judge_families(holdout, threads)
     if holdout.families_by is not None:
-        fits = _families_by_random(fits, holdout.families_by, threads)
+        fits = _families_by_random(fits, holdout.families_by, threads, incumbent)
     for f in fits:
         candidates.append(
             Candidate(
@@ -320,10 +318,13 @@ def compete(
     return candidates
 
 
-def _families_by_random(fits: list[FamilyFit], random: RankingHoldout, threads: int) -> list[FamilyFit]:
-    """The family best under the random protocol, popularity lists included (``random_ndcg_at_10``; ties to
-    the simpler), and the popularity lists, judged on the temporal holdout as the rest. :func:`choose`
-    serves the random protocol's family; the popularity lists there are only the bar a re-ranker must clear."""
+def _families_by_random(
+    fits: list[FamilyFit], random: RankingHoldout, threads: int, incumbent: str | None = None
+) -> list[FamilyFit]:
+    """The family best under the random protocol, popularity lists included (``random_ndcg_at_10``; ties to the
+    simpler), the popularity lists and the ``incumbent`` (the champion's family), judged on the temporal holdout as
+    the rest. :func:`choose` serves the pick unless it does not beat the incumbent by the margin (else a pick ahead
+    by a hair is refused by the gate, the champion never refreshed); the rest are a re-ranker's bar."""
     by_random = {f.model.name: f.judged for f in judge_families(random, threads)}
     judged = [f for f in fits if f.model.name in by_random]  # (a family the random split cannot fit is left out)
     for f in judged:
@@ -331,7 +332,7 @@ def _families_by_random(fits: list[FamilyFit], random: RankingHoldout, threads: 
         f.judged.metrics[RANDOM_HEADLINE] = f.by_random.metrics.get(HEADLINE, float("-inf"))
     best = max(judged, key=lambda f: (f.judged.metrics[RANDOM_HEADLINE], -_simpler(f.model.name)), default=None)
     log.info("family chosen by the random protocol (%d users): %s", len(random.users), best and best.model.name)
-    return [f for f in judged if f.model.name.startswith("popularity") or f is best]
+    return [f for f in judged if f.model.name.startswith("popularity") or f is best or f.model.name == incumbent]
 
 
 def _simpler(family: str) -> int:
@@ -378,9 +379,10 @@ def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
     best = max(rerankers, key=key, default=None)
     if best is None or strongest is None or key(best) <= max(key(c) for c in families_):
         winner = strongest or max(candidates, key=key)
-        random = winner.metrics.get(RANDOM_HEADLINE)
-        by = "" if random is None else f" (by the random protocol: {random:.4f})"
-        return winner, f"{winner.label}: best {HEADLINE} {winner.metrics.get(HEADLINE, float('nan')):.4f}{by}"
+        temporal, random = winner.metrics.get(HEADLINE, float("nan")), winner.metrics.get(RANDOM_HEADLINE)
+        if random is None:
+            return winner, f"{winner.label}: best {HEADLINE} {temporal:.4f}"
+        return winner, f"{winner.label}: best by the random protocol, {HEADLINE} {random:.4f} (temporal {temporal:.4f})"
     assert best.per_user is not None and strongest.per_user is not None
     mean, low, high = evaluate.paired_bootstrap(best.per_user, strongest.per_user)
     versus = f"{best.label} vs {strongest.label}: {HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}]"

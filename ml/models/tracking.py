@@ -241,6 +241,11 @@ def describe(t: Training, decision: GateDecision) -> str:
     ours, base = t.winner.metrics.get(h), t.baseline.get(h)
     if ours is not None and base is not None:
         parts.append(f"Holdout {h}: **{ours:.4f}** vs baseline {base:.4f} ({ours - base:+.4f}).")
+    ours, base = t.winner.metrics.get(f"random_{h}"), t.baseline.get(f"random_{h}")
+    if ours is not None and base is not None:  # the random protocol picked the family: ml.models.ranking
+        parts.append(
+            f"Random protocol {h}: **{ours:.4f}** vs the best popularity list {base:.4f} ({ours - base:+.4f})."
+        )
     return "\n\n".join(parts)
 
 

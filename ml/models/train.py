@@ -274,12 +274,12 @@ def train_tenant(
         tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates), windows,
         recent_days=int(windows.get("short_window_days") or ranking.RECENT_DAYS),
     )  # fmt: skip
+    incumbent = version_family(champ) if champ is not None else None
     if judged is not None:
-        candidates = ranking.compete(judged, candidates, kind, features, policy.threads)
+        candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent)
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
     if judged is not None:
-        incumbent = version_family(champ) if champ is not None else None
         winner, chosen = ranking.choose(candidates, incumbent, policy.promotion_margin)
         baseline = ranking.strongest_popularity(candidates)
     else:
@@ -344,7 +344,8 @@ def _ranking_holdout(
     holdout judges under ``ranking.MIN_JUDGED_SHARE`` of the users with history, or under
     ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
     which family (a popularity list or a personal one) competes with them (``families_by``); always, when the tenant's
-    ``holdout_protocol`` is ``random``, and never when it is ``temporal``. ``recent_days``: the
+    ``holdout_protocol`` is ``random``, and never when it is ``temporal``, nor under ``auto`` when its seen-items
+    policy is ``allow`` (the random split holds out only items a user has not had: repeats score nothing there). ``recent_days``: the
     tenant's short window (recent popularity, the cold-start list). None without a history mart. Adds
     ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share``
     to ``logged`` (the run's params)."""
@@ -356,8 +357,9 @@ def _ranking_holdout(
     share = judged.judged_share() if judged is not None else None
     # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
     unrepresentative = share is not None and share < ranking.MIN_JUDGED_SHARE
+    # the random split holds out items new to a user: it cannot credit the repeats an `allow` tenant serves
     wanted = chosen == ranking.RANDOM or (
-        chosen == ranking.AUTO and (few < ranking.MIN_JUDGED_USERS or unrepresentative)
+        chosen == ranking.AUTO and exclude_seen and (few < ranking.MIN_JUDGED_USERS or unrepresentative)
     )
     rand = (
         ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue, recent_days=recent_days)

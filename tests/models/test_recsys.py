@@ -501,7 +501,7 @@ def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temp
 
     popular, ease = _judged("popularity", 0.30, by_random=0.10), _judged("ease", 0.20, by_random=0.25)
     winner, why = ranking.choose([popular, ease])
-    assert winner is ease and f"by the random protocol: {ease.metrics[ranking.RANDOM_HEADLINE]:.4f}" in why
+    assert winner is ease and f"by the random protocol, ndcg_at_10 {ease.metrics[ranking.RANDOM_HEADLINE]:.4f}" in why
     # a popularity champion (chosen on a noisy window) gives way where the random protocol says so beyond
     # the margin, as the gate judges family against family there (gate.family_versus_family)
     assert ranking.choose([popular, ease], incumbent="popularity", margin=0.1)[0] is ease
@@ -514,6 +514,13 @@ def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temp
     leads_all, below_popularity = _judged(fit.LIGHTGBM, 0.40), _judged(fit.LIGHTGBM, 0.28)
     assert ranking.choose([popular, ease, leads_all])[0] is leads_all
     assert ranking.choose([popular, ease, below_popularity])[0] is ease  # beats the pick, not popularity
+    # a popularity list the random protocol picked is said to be, and judged as, that protocol's strongest list
+    # (not "the strongest list on the holdout": on the temporal one it may be the weakest)
+    recent = _judged("popularity_7d", 0.15, by_random=0.30)
+    winner, why = ranking.choose([popular, recent, ease])
+    decision = gate._first_champion(RANKING_KIND, winner, ranking.strongest_popularity([popular, recent, ease]))
+    assert winner is recent and "best by the random protocol" in why and "temporal 0.15" in why, why
+    assert "strongest list by the random protocol" in decision.reason, decision.reason
 
 
 def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_protocols_holdout():
@@ -534,6 +541,52 @@ def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_
     reranker.per_user = np.zeros(len(mixed.users))
     held, mine, champion = gate.family_versus_family(recsys.Popularity(), reranker, mixed)
     assert held is mixed and len(champion.per_user_ndcg) == len(mixed.users)
+
+
+def test_a_family_champion_the_random_protocol_did_not_pick_still_competes_and_is_refreshed():
+    """Where the random protocol picks the family, the champion's family competes beside the pick: a pick
+    ahead of it by a hair would be refused by the gate, and the champion never refreshed (ranking.choose)."""
+    from ml.core.tenants import Tenant
+    from ml.models import train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True)
+    pick, _ = ranking.choose(ranking.compete(mixed, [], RANKING_KIND, []))
+    assert pick.family == "sar"
+    kept = ranking.compete(mixed, [], RANKING_KIND, [], incumbent="item_knn")
+    assert {c.family for c in kept} == {"popularity", "popularity_7d", "sar", "item_knn"}
+    winner, why = ranking.choose(kept, "item_knn", margin=0.002)  # sar leads item_knn within noise there
+    assert winner.family == "item_knn" and "the champion's family, refitted" in why, why
+    assert "ndcg_at_10 +0.0070" in why  # paired on the random protocol's users, as the gate pairs them
+    kept = ranking.compete(mixed, [], RANKING_KIND, [], incumbent="als")  # far behind: the pick replaces it
+    assert ranking.choose(kept, "als", margin=0.002)[0].family == "sar"
+
+
+def test_a_tenant_that_allows_repeats_is_judged_on_the_temporal_holdout_the_random_split_cannot_credit_them():
+    """The random split holds out items a user has not had: under ``allow`` (a re-purchase shop) the repeats
+    its users take next score nothing there, so ``auto`` stays temporal; ``random`` is still the tenant's choice."""
+    from ml.core.tenants import Tenant
+    from ml.models import train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    split = ranking.RankingHoldout.random_split(history, as_of, exclude_seen=False)
+    rows, cols = (
+        split.history.rows(split.relevant["user_id"].to_numpy()),
+        split.history.columns(split.relevant["item_id"].to_numpy()),
+    )
+    known = (rows >= 0) & (cols >= 0)
+    assert not np.asarray(split.history.seen[rows[known], cols[known]]).any()  # no held-out pair is a repeat
+    for rerankers in (False, True):
+        allow = train._ranking_holdout(Tenant("grocer", "eu", seen_items="allow"), history, examples, 7, None, as_of,
+                                       rerankers)  # fmt: skip
+        assert allow.protocol == ranking.TEMPORAL and allow.families_by is None and len(allow.users) < 100
+        exclude = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, rerankers)
+        assert ranking.RANDOM in (exclude.protocol, exclude.families_by and exclude.families_by.protocol)
+    chose = train._ranking_holdout(Tenant("grocer", "eu", seen_items="allow", holdout_protocol="random"), history,
+                                   examples, 7, None, as_of)  # fmt: skip
+    assert chose.protocol == ranking.RANDOM and chose.chosen_by_tenant
 
 
 def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_champion_gives_way():
