@@ -521,6 +521,13 @@ def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temp
     decision = gate._first_champion(RANKING_KIND, winner, ranking.strongest_popularity([popular, recent, ease]))
     assert winner is recent and "best by the random protocol" in why and "temporal 0.15" in why, why
     assert "strongest list by the random protocol" in decision.reason, decision.reason
+    # the version's description in the MLflow UI shows the protocol that picked it beside the temporal figure
+    from ml.models.tracking import Training, describe
+
+    training = Training(RANKING_KIND, Tenant("films", "eu"), winner, [popular, recent, ease], [], "s1", "m1", "r",
+                        0, pd.DataFrame(), ranking.strongest_popularity([popular, recent, ease]), None)  # fmt: skip
+    text = describe(training, decision)
+    assert f"Random protocol ndcg_at_10: **{recent.metrics[ranking.RANDOM_HEADLINE]:.4f}**" in text, text
 
 
 def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_protocols_holdout():
