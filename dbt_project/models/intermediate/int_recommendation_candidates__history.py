@@ -29,9 +29,7 @@ TYPES = {
 
 
 def model(dbt, session):
-    import pandas as pd
-
-    from ml.models.recsys.candidates import DAILY_INTERACTIONS_SQL, OUTPUT_COLUMNS, score_candidates
+    from ml.models.recsys.candidates import DAILY_INTERACTIONS_SQL, score_candidates
 
     dbt.config(materialized="table")
     per_user = int(dbt.config.get("per_user"))
@@ -40,21 +38,23 @@ def model(dbt, session):
     daily = dbt.ref("stg_lake__events").query("events", DAILY_INTERACTIONS_SQL.format(events="events"))
     catalogue = dbt.ref("int_items__catalogued")
     tenants = sorted(r[0] for r in sources.project("tenant_id").distinct().fetchall())
-    parts = []
+    # each tenant's rows go into DuckDB as soon as they are scored: one tenant's frame in memory at a
+    # time, not every tenant's frames and their concatenation (a copy of every row) at once
+    columns = ", ".join(f"{c} {t}" for c, t in TYPES.items())
+    session.execute(f"create or replace temp table history_candidates_rows ({columns})")
+    typed = ", ".join(f"cast({c} as {t}) as {c}" for c, t in TYPES.items())
     for tenant in tenants:
         literal = "'" + tenant.replace("'", "''") + "'"
-        parts.append(
-            score_candidates(
-                sources.filter(f"tenant_id = {literal}").df(),
-                daily.filter(f"tenant_id = {literal}").df(),
-                per_user=per_user,
-                exclude_seen=tenant not in repeat_tenants,
-                catalogue=catalogue.filter(f"tenant_id = {literal}").project("item_id, published_at").df(),
-            )
+        frame = score_candidates(
+            sources.filter(f"tenant_id = {literal}").df(),
+            daily.filter(f"tenant_id = {literal}").df(),
+            per_user=per_user,
+            exclude_seen=tenant not in repeat_tenants,
+            catalogue=catalogue.filter(f"tenant_id = {literal}").project("item_id, published_at").df(),
         )
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OUTPUT_COLUMNS)
-    session.register("history_candidates_frame", frame)
-    typed = ", ".join(f"cast({c} as {t}) as {c}" for c, t in TYPES.items())
+        session.register("history_candidates_frame", frame)
+        session.execute(f"insert into history_candidates_rows select {typed} from history_candidates_frame")
+        session.unregister("history_candidates_frame")
     # tenant order: zone maps skip other tenants' row groups on per-tenant reads. A relation, not
-    # Arrow: dbt-duckdb writes the table from the frame in one pass, without an Arrow copy first
-    return session.sql(f"select {typed} from history_candidates_frame order by tenant_id")
+    # Arrow: dbt-duckdb writes the table from it in one pass, without an Arrow copy first
+    return session.sql("select * from history_candidates_rows order by tenant_id")
