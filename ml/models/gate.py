@@ -264,7 +264,11 @@ def _versus_champion(
         lists = ranking.reranker_lists(predict(kind, booster, ranking.examples, own))
         mine, judged = challenger.per_user, ranking.judge(lists)
     else:
-        ranking, mine, judged = family_versus_family(load_family(name, v, settings), challenger, ranking)
+        try:
+            ranking, mine, judged = family_versus_family(load_family(name, v, settings), challenger, ranking)
+        except recsys.CatalogueTooLarge as e:  # EASE once the catalogue outgrew it: nothing to judge or refresh
+            why = f"{challenger.label}, the competition's winner: champion v{v} ({family}) no longer fits this tenant"
+            return GateDecision(True, f"{why} ({e}): replaced", v, {})
     assert mine is not None
     mean, low, high = evaluation.paired_bootstrap(mine, judged.per_user_ndcg)
     h, m = kind.headline, policy.promotion_margin

@@ -570,6 +570,31 @@ def test_a_family_champion_the_random_protocol_did_not_pick_still_competes_and_i
     assert ranking.choose(kept, "als", margin=0.002)[0].family == "sar"
 
 
+def test_a_family_champion_that_no_longer_fits_the_catalogue_gives_way_to_the_competitions_winner(monkeypatch):
+    """EASE refuses a catalogue past its limit: once a tenant's catalogue outgrows it, an EASE champion can be
+    neither judged nor refreshed, and the competition's winner (which EASE could not enter) replaces it, rather
+    than the gate failing every training of the tenant."""
+    from types import SimpleNamespace
+
+    from ml.core.settings import TrainSettings
+    from ml.models import gate
+
+    cutoff, n = pd.Timestamp("2026-02-26"), recsys.EASE().max_items + 1
+    before = [(f"u{j % 60}", f"i{j}", cutoff - pd.Timedelta(days=1 + j % 20)) for j in range(n)]
+    after = [(f"u{u}", f"i{u + 1}", cutoff + pd.Timedelta(days=1)) for u in range(60)]
+    history = pd.DataFrame(before + after, columns=["user_id", "item_id", "event_date"]).assign(interactions=1)
+    examples = pd.DataFrame({"cutoff_date": [cutoff], "user_id": ["u0"], "item_id": ["i0"]})
+    holdout = ranking.RankingHoldout.build(history, examples, window_days=7)
+    kept = ranking.compete(holdout, [], RANKING_KIND, [])
+    assert "ease" not in {c.family for c in kept} and len(holdout.history.items) == n
+    winner, _ = ranking.choose(kept, incumbent="ease")
+    monkeypatch.setattr(gate, "load_family", lambda name, version, settings: recsys.EASE())  # the champion's recipe
+    champ = SimpleNamespace(version="2", tags={"family": "ease"})
+    decision = gate._versus_champion(RANKING_KIND, "recommender.shop", champ, winner, holdout, [], TrainSettings(),
+                                     None)  # fmt: skip
+    assert decision.promote and "champion v2 (ease) no longer fits this tenant" in decision.reason, decision.reason
+
+
 def test_a_tenant_that_allows_repeats_is_judged_on_the_temporal_holdout_the_random_split_cannot_credit_them():
     """The random split holds out items a user has not had: under ``allow`` (a re-purchase shop) the repeats
     its users take next score nothing there, so ``auto`` stays temporal; ``random`` is still the tenant's choice."""

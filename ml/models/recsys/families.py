@@ -17,6 +17,10 @@ from ml.models.recsys.interactions import Interactions
 FILES = ("family.json", "arrays.npz")  # a saved model: its description and its arrays (:func:`save`)
 
 
+class CatalogueTooLarge(ValueError):
+    """A family that cannot fit this many items (EASE's ``items x items`` inverse above its ``max_items``)."""
+
+
 class Recommender(Protocol):
     """A fitted family: scores every item of its catalogue from a user's history.
 
@@ -163,7 +167,7 @@ class EASE:
     def fit(self, data: Interactions) -> EASE:
         n = len(data.items)
         if n > self.max_items:
-            raise ValueError(
+            raise CatalogueTooLarge(
                 f"EASE needs an {n} x {n} inverse ({16 * n * n / 2**30:.1f} GiB); above max_items={self.max_items} "
                 "use ALS for this catalogue"
             )
