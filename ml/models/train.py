@@ -345,10 +345,10 @@ def _ranking_holdout(
     ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
     which family (a popularity list or a personal one) competes with them (``families_by``); always, when the tenant's
     ``holdout_protocol`` is ``random``, and never when it is ``temporal``, nor under ``auto`` when its seen-items
-    policy is ``allow`` (the random split holds out only items a user has not had: repeats score nothing there). ``recent_days``: the
-    tenant's short window (recent popularity, the cold-start list). None without a history mart. Adds
-    ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share``
-    to ``logged`` (the run's params)."""
+    policy is ``allow`` (the random split holds out only items a user has not had: repeats score nothing there).
+    ``recent_days``: the tenant's short window (recent popularity, the cold-start list). None without a history
+    mart. Adds ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share`` to
+    ``logged`` (the run's params)."""
     if history is None:
         return None
     exclude_seen, chosen = tenant.seen_items == "exclude", tenant.holdout_protocol
