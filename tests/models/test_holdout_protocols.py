@@ -1,0 +1,311 @@
+"""The recommender's competition across holdout protocols: which holdout judges a tenant (temporal or the
+stratified random one), which family a small tenant's re-rankers meet, and how a champion meets its challenger
+(ml.models.ranking, ml.models.train._ranking_holdout, ml.models.gate), on small generated histories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml.core.tenants import Tenant
+from ml.models import fit, ranking, recsys
+from ml.models.kinds import get_kind
+
+RANKING_KIND = get_kind("recommender")
+
+
+def _bursty_history(users: int = 200, seed: int = 0) -> pd.DataFrame:
+    """A ratings site: each user rates 8 items of one of two tastes on one day, few come back."""
+    rng = np.random.default_rng(seed)
+    day, rows = pd.Timestamp("2026-01-01"), []
+    for u in range(users):
+        taste = "ab"[u % 2]
+        when = day + pd.Timedelta(days=int(rng.integers(0, 60)))
+        for i in rng.choice(20, size=8, replace=False):
+            rows.append((f"u{u}", f"{taste}{i}", when))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "event_date"]).assign(interactions=1)
+
+
+def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history():
+    from ml.core.tenants import Tenant
+    from ml.models import ranking, train
+
+    history = _bursty_history()
+    as_of = pd.Timestamp("2026-03-05")
+    # the last week judges the few users who rated in it; every user has items held out at random
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
+    assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
+    judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of)
+    assert judged.protocol == ranking.RANDOM and len(judged.users) == 200
+    # 75/25 of each user's items (8 -> 6 + 2), none of the held-out pairs in what the families learn from
+    assert (judged.relevant.groupby("user_id").size() == 2).all()
+    held = set(map(tuple, judged.relevant.to_numpy()))
+    rows, cols = judged.history.seen.nonzero()
+    learned = set(zip(judged.history.users[rows], judged.history.items[cols], strict=True))
+    assert not held & learned and len(learned) == 200 * 6
+    # the families are judged on every user; a re-ranker cannot be (its features are point in time)
+    reranker = fit.Candidate("tenant", None, metrics={})
+    candidates = ranking.compete(judged, [reranker], RANKING_KIND, [])
+    assert {c.family for c in candidates} >= {"popularity", "item_knn", "ease"} and reranker not in candidates
+    best, _ = ranking.choose(candidates)
+    assert best.family not in {"popularity", "popularity_7d"}  # two tastes: a personal family wins
+    # the temporal holdout judges a few percent of the users with history: it does not speak for
+    # them, and the random protocol decides even where re-rankers compete (they are left out)
+    assert temporal.judged_share() < ranking.MIN_JUDGED_SHARE
+    logged: dict = {}
+    judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
+    assert judged.protocol == ranking.RANDOM and judged.families_by is None
+    assert logged == {
+        "holdout_protocol": "random",
+        "holdout_users": 200,
+        "families_protocol": "random",
+        "temporal_judged_share": round(temporal.judged_share(), 3),
+    }
+
+
+def test_a_re_ranker_champion_meets_the_random_protocols_winner_on_the_temporal_holdout_it_replaced():
+    """A tenant whose re-ranker became champion while its users returned turns bursty: the random
+    protocol now decides and cannot judge the re-ranker. The two meet on the temporal holdout's
+    users: a re-ranker better there beyond chance stays, one that is not is replaced."""
+    import lightgbm as lgb
+
+    from ml.core.tenants import Tenant
+    from ml.models import gate, ranking, train
+
+    history, as_of = _bursty_history(), pd.Timestamp("2026-03-05")
+    cutoff = as_of - pd.Timedelta(days=7)
+    events = ranking.history_events(history)
+    recent = events[events["event_at"] >= cutoff.tz_localize("UTC")]
+    grid = pd.MultiIndex.from_product([sorted(recent["user_id"].unique()), sorted(events["item_id"].unique())])
+    examples = grid.to_frame(index=False, name=["user_id", "item_id"]).assign(cutoff_date=cutoff.date())
+    relevant = examples.merge(recent[["user_id", "item_id"]].drop_duplicates(), how="left", indicator=True)
+    relevant = (relevant["_merge"] == "both").to_numpy()
+    # one real booster that scores the feature up: fed the truth it is a perfect re-ranker, fed its
+    # negation the worst one (the items the users took last)
+    x = pd.DataFrame({"knew": relevant.astype(np.float32)})
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 1}, lgb.Dataset(x, relevant), 5)
+    for knew, kept in ((relevant, True), (~relevant, False)):
+        frame = examples.assign(knew=knew.astype(np.float32))
+        judged = train._ranking_holdout(Tenant("films", "eu"), history, frame, 7, None, as_of, True)
+        assert judged.protocol == ranking.RANDOM and judged.temporal is not None
+        challenger, _ = ranking.choose(ranking.compete(judged, [], RANKING_KIND, []))
+        decision = gate.versus_reranker_on_temporal(RANKING_KIND, "3", booster, ["knew"], challenger, judged)
+        assert decision.promote is not kept, decision.reason
+        assert f"on the {len(judged.temporal.users)} users of the temporal holdout" in decision.reason
+        assert ("beyond chance, kept" in decision.reason) is kept
+
+
+def _returning_history() -> pd.DataFrame:
+    """60 users rate 8 items once; 20 of them come back in the last week with 2 items they had not rated."""
+    history = _bursty_history(users=60, seed=1)
+    history = history[history["event_date"] < pd.Timestamp("2026-02-26")]
+    back = pd.DataFrame([(f"u{u}", f"{'ab'[u % 2]}{19 - j}", pd.Timestamp("2026-02-27")) for u in range(0, 60, 3)
+                         for j in range(2)], columns=["user_id", "item_id", "event_date"]).assign(interactions=1)  # fmt: skip
+    return pd.concat([history, back], ignore_index=True).drop_duplicates(["user_id", "item_id"], keep="first")
+
+
+def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_family_for_its_re_rankers():
+    from ml.core.tenants import Tenant
+    from ml.models import ranking, train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
+    assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
+    assert temporal.judged_share() >= ranking.MIN_JUDGED_SHARE
+    # no re-ranker: the random protocol decides; with re-rankers the temporal holdout judges (them
+    # and the families), but the random protocol picks the one family that competes with them
+    random = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of)
+    assert random.protocol == ranking.RANDOM
+    logged: dict = {}
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
+    assert mixed.protocol == ranking.TEMPORAL and mixed.families_by is not None
+    assert logged == {
+        "holdout_protocol": "temporal",
+        "holdout_users": len(temporal.users),
+        "families_protocol": "random",
+        "temporal_judged_share": round(temporal.judged_share(), 3),
+    }
+    kept = ranking.compete(mixed, [], RANKING_KIND, [])  # the random protocol's family and the popularity lists
+    [family] = {c.family for c in kept} - {"popularity", "popularity_7d"}
+    assert len(kept) == 3
+    by_random = {c.family: c.metrics[ranking.RANDOM_HEADLINE] for c in kept}
+    assert by_random[family] == max(c.judged.metrics[ranking.HEADLINE] for c in ranking.judge_families(random))
+    assert ranking.choose(kept)[0].family == family
+
+
+def _judged(family: str, temporal: float, by_random: float | None = None) -> fit.Candidate:
+    """A candidate of a small tenant's competition: per-user nDCG on 60 temporal users around
+    ``temporal`` and, with ``by_random``, on 200 users of the random protocol's holdout around it."""
+    rng = np.random.default_rng(len(family))
+    per_user = np.clip(temporal + rng.normal(0, 0.02, 60), 0, 1)
+    metrics = {ranking.HEADLINE: float(per_user.mean())}
+    if by_random is None:
+        return fit.Candidate("tenant", None, metrics=metrics, family=family, per_user=per_user)
+    random = np.clip(by_random + rng.normal(0, 0.02, 200), 0, 1)
+    metrics[ranking.RANDOM_HEADLINE] = float(random.mean())
+    return fit.Candidate("tenant", None, metrics=metrics, family=family, per_user=per_user, random_per_user=random)
+
+
+def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temporal_holdout_is_only_a_bar():
+    """Germany and France judge 14-41 users a window: the random protocol's pick did better on the next
+    window than the last window's (benchmarks/holdout_choice.py). Popularity leading the temporal holdout
+    neither serves nor blocks the pick; a re-ranker must lead every family there and the pick beyond chance."""
+    from ml.models import gate
+
+    popular, ease = _judged("popularity", 0.30, by_random=0.10), _judged("ease", 0.20, by_random=0.25)
+    winner, why = ranking.choose([popular, ease])
+    assert winner is ease and f"by the random protocol, ndcg_at_10 {ease.metrics[ranking.RANDOM_HEADLINE]:.4f}" in why
+    # a popularity champion (chosen on a noisy window) gives way where the random protocol says so beyond
+    # the margin, as the gate judges family against family there (gate.family_versus_family)
+    assert ranking.choose([popular, ease], incumbent="popularity", margin=0.1)[0] is ease
+    assert ranking.choose([popular, ease], incumbent="popularity", margin=0.2)[0] is popular
+    baseline = ranking.strongest_popularity([popular, ease])
+    decision = gate._first_champion(RANKING_KIND, winner, baseline)
+    assert decision.promote and "picked by the random protocol" in decision.reason, decision.reason
+    # refused only if a popularity list beat it there (a champion's family kept by choose's incumbent rule)
+    assert not gate._first_champion(RANKING_KIND, ease, baseline | {ranking.RANDOM_HEADLINE: 0.3}).promote
+    leads_all, below_popularity = _judged(fit.LIGHTGBM, 0.40), _judged(fit.LIGHTGBM, 0.28)
+    assert ranking.choose([popular, ease, leads_all])[0] is leads_all
+    assert ranking.choose([popular, ease, below_popularity])[0] is ease  # beats the pick, not popularity
+    # a popularity list the random protocol picked is said to be, and judged as, that protocol's strongest list
+    # (not "the strongest list on the holdout": on the temporal one it may be the weakest)
+    recent = _judged("popularity_7d", 0.15, by_random=0.30)
+    winner, why = ranking.choose([popular, recent, ease])
+    decision = gate._first_champion(RANKING_KIND, winner, ranking.strongest_popularity([popular, recent, ease]))
+    assert winner is recent and "best by the random protocol" in why and "temporal 0.15" in why, why
+    assert "strongest list by the random protocol" in decision.reason, decision.reason
+    # the version's description in the MLflow UI shows the protocol that picked it beside the temporal figure
+    from ml.models.tracking import Training, describe
+
+    training = Training(RANKING_KIND, Tenant("films", "eu"), winner, [popular, recent, ease], [], "s1", "m1", "r",
+                        0, pd.DataFrame(), ranking.strongest_popularity([popular, recent, ease]), None)  # fmt: skip
+    text = describe(training, decision)
+    assert f"Random protocol ndcg_at_10: **{recent.metrics[ranking.RANDOM_HEADLINE]:.4f}**" in text, text
+
+
+def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_protocols_holdout():
+    from ml.core.tenants import Tenant
+    from ml.models import gate, train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True)
+    assert mixed.families_by is not None
+    kept = ranking.compete(mixed, [], RANKING_KIND, [])
+    pick, _ = ranking.choose(kept)
+    assert pick.random_per_user is not None and len(pick.random_per_user) == len(mixed.families_by.users)
+    held, mine, champion = gate.family_versus_family(recsys.Popularity(), pick, mixed)
+    assert held is mixed.families_by and mine is pick.random_per_user
+    assert len(champion.per_user_ndcg) == len(mine) and mine.mean() >= champion.per_user_ndcg.mean()
+    reranker = _judged(fit.LIGHTGBM, 0.3)  # (not picked by the random protocol: the temporal holdout judges)
+    reranker.per_user = np.zeros(len(mixed.users))
+    held, mine, champion = gate.family_versus_family(recsys.Popularity(), reranker, mixed)
+    assert held is mixed and len(champion.per_user_ndcg) == len(mixed.users)
+
+
+def test_a_family_champion_the_random_protocol_did_not_pick_still_competes_and_is_refreshed():
+    """Where the random protocol picks the family, the champion's family competes beside the pick: a pick
+    ahead of it by a hair would be refused by the gate, and the champion never refreshed (ranking.choose)."""
+    from ml.core.tenants import Tenant
+    from ml.models import train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True)
+    pick, _ = ranking.choose(ranking.compete(mixed, [], RANKING_KIND, []))
+    assert pick.family == "sar"
+    kept = ranking.compete(mixed, [], RANKING_KIND, [], incumbent="item_knn")
+    assert {c.family for c in kept} == {"popularity", "popularity_7d", "sar", "item_knn"}
+    winner, why = ranking.choose(kept, "item_knn", margin=0.002)  # sar leads item_knn within noise there
+    assert winner.family == "item_knn" and "the champion's family, refitted" in why, why
+    assert "ndcg_at_10 +0.0070" in why  # paired on the random protocol's users, as the gate pairs them
+    kept = ranking.compete(mixed, [], RANKING_KIND, [], incumbent="als")  # far behind: the pick replaces it
+    assert ranking.choose(kept, "als", margin=0.002)[0].family == "sar"
+
+
+def test_a_family_champion_that_no_longer_fits_the_catalogue_gives_way_to_the_competitions_winner(monkeypatch):
+    """EASE refuses a catalogue past its limit: once a tenant's catalogue outgrows it, an EASE champion can be
+    neither judged nor refreshed, and the competition's winner (which EASE could not enter) replaces it, rather
+    than the gate failing every training of the tenant."""
+    from types import SimpleNamespace
+
+    from ml.core.settings import TrainSettings
+    from ml.models import gate
+
+    cutoff, n = pd.Timestamp("2026-02-26"), recsys.EASE().max_items + 1
+    before = [(f"u{j % 60}", f"i{j}", cutoff - pd.Timedelta(days=1 + j % 20)) for j in range(n)]
+    after = [(f"u{u}", f"i{u + 1}", cutoff + pd.Timedelta(days=1)) for u in range(60)]
+    history = pd.DataFrame(before + after, columns=["user_id", "item_id", "event_date"]).assign(interactions=1)
+    examples = pd.DataFrame({"cutoff_date": [cutoff], "user_id": ["u0"], "item_id": ["i0"]})
+    holdout = ranking.RankingHoldout.build(history, examples, window_days=7)
+    kept = ranking.compete(holdout, [], RANKING_KIND, [])
+    assert "ease" not in {c.family for c in kept} and len(holdout.history.items) == n
+    winner, _ = ranking.choose(kept, incumbent="ease")
+    monkeypatch.setattr(gate, "load_family", lambda name, version, settings: recsys.EASE())  # the champion's recipe
+    champ = SimpleNamespace(version="2", tags={"family": "ease"})
+    decision = gate._versus_champion(RANKING_KIND, "recommender.shop", champ, winner, holdout, [], TrainSettings(),
+                                     None)  # fmt: skip
+    assert decision.promote and "champion v2 (ease) no longer fits this tenant" in decision.reason, decision.reason
+
+
+def test_a_tenant_that_allows_repeats_is_judged_on_the_temporal_holdout_the_random_split_cannot_credit_them():
+    """The random split holds out items a user has not had: under ``allow`` (a re-purchase shop) the repeats
+    its users take next score nothing there, so ``auto`` stays temporal; ``random`` is still the tenant's choice."""
+    from ml.core.tenants import Tenant
+    from ml.models import train
+
+    history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    split = ranking.RankingHoldout.random_split(history, as_of, exclude_seen=False)
+    rows, cols = (
+        split.history.rows(split.relevant["user_id"].to_numpy()),
+        split.history.columns(split.relevant["item_id"].to_numpy()),
+    )
+    known = (rows >= 0) & (cols >= 0)
+    assert not np.asarray(split.history.seen[rows[known], cols[known]]).any()  # no held-out pair is a repeat
+    for rerankers in (False, True):
+        allow = train._ranking_holdout(Tenant("grocer", "eu", seen_items="allow"), history, examples, 7, None, as_of,
+                                       rerankers)  # fmt: skip
+        assert allow.protocol == ranking.TEMPORAL and allow.families_by is None and len(allow.users) < 100
+        exclude = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, rerankers)
+        assert ranking.RANDOM in (exclude.protocol, exclude.families_by and exclude.families_by.protocol)
+    chose = train._ranking_holdout(Tenant("grocer", "eu", seen_items="allow", holdout_protocol="random"), history,
+                                   examples, 7, None, as_of)  # fmt: skip
+    assert chose.protocol == ranking.RANDOM and chose.chosen_by_tenant
+
+
+def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_champion_gives_way():
+    """``holdout_protocol``: random judges even where the temporal holdout speaks for the users (and
+    its winner replaces a re-ranker champion, which it cannot judge); temporal never hands over."""
+    from types import SimpleNamespace
+
+    from ml.core.settings import TrainSettings
+    from ml.core.tenants import Tenant
+    from ml.models import gate, ranking, train
+
+    as_of = pd.Timestamp("2026-03-05")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    returning = _returning_history()  # auto: the temporal holdout judges, re-rankers and all
+    auto = train._ranking_holdout(Tenant("films", "eu"), returning, examples, 7, None, as_of, True)
+    assert auto.protocol == ranking.TEMPORAL and not auto.chosen_by_tenant
+    logged: dict = {}
+    chose = train._ranking_holdout(Tenant("films", "eu", holdout_protocol="random"), returning, examples, 7, None,
+                                   as_of, True, logged)  # fmt: skip
+    assert chose.protocol == ranking.RANDOM and chose.chosen_by_tenant and chose.temporal is not None
+    assert logged["holdout_protocol"] == logged["families_protocol"] == "random"
+    bursty = _bursty_history()  # auto: the random protocol decides
+    assert train._ranking_holdout(Tenant("films", "eu"), bursty, examples, 7, None, as_of, True).protocol == "random"
+    kept = train._ranking_holdout(Tenant("films", "eu", holdout_protocol="temporal"), bursty, examples, 7, None, as_of)
+    assert kept.protocol == ranking.TEMPORAL and kept.families_by is None and kept.temporal is None
+    # the random protocol's winner against a re-ranker champion: replaced, nothing loaded or judged
+    winner, _ = ranking.choose(ranking.compete(chose, [], RANKING_KIND, []))
+    champ = SimpleNamespace(version="3", tags={})  # untagged: a LightGBM re-ranker
+    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
+                                     TrainSettings(), None)  # fmt: skip
+    assert decision.promote and "the tenant chose" in decision.reason and "v3 (a re-ranker" in decision.reason
+    chose.temporal = None  # nothing to meet on (a tenant too young for a temporal holdout): replaced all the same
+    decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
+                                     TrainSettings(), None)  # fmt: skip
+    assert decision.promote and "the tenant chose" in decision.reason
