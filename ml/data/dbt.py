@@ -24,7 +24,15 @@ from ml.core.layout import LAKE_FILE, silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenant_keys import silo_key
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, catalog_name, connect, duckdb_threads, extension_directory
+from ml.core.warehouse import (
+    MEMORY_LIMIT_VARIABLE,
+    Warehouse,
+    catalog_name,
+    connect,
+    duckdb_memory_limit,
+    duckdb_threads,
+    extension_directory,
+)
 
 log = logging.getLogger(__name__)
 _ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build per process at a time
@@ -93,7 +101,8 @@ def run_dbt(
 ) -> dict:
     """Run one dbt command in-process against a warehouse; return a summary of its results.
 
-    ``threads``: DuckDB's worker threads (default: one per core; see :func:`duckdb_threads`).
+    ``threads``: DuckDB's worker threads (default: one per core; see :func:`duckdb_threads`); its
+    ``memory_limit`` is the same share of the machine's memory (:func:`duckdb_memory_limit`).
     ``target_dir``: dbt's target folder (default: the warehouse's, where its builds' manifest is).
     """
     from dbt.cli.main import dbtRunner
@@ -105,6 +114,7 @@ def run_dbt(
         "TENANTFLOW_WAREHOUSE_PATH": str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TENANTFLOW_DUCKDB_THREADS": str(threads or duckdb_threads(1)),
+        MEMORY_LIMIT_VARIABLE: duckdb_memory_limit(threads or duckdb_threads(1)),
     } | _encryption_env(warehouse, settings)
     cli = [
         *args,
@@ -147,7 +157,12 @@ def run_dbt(
             )
     if res.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}")
-    return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
+    return {
+        "success": bool(res.success),
+        "nodes": nodes,
+        "target_dir": str(target_dir),
+        "memory_limit": env[MEMORY_LIMIT_VARIABLE],
+    }
 
 
 def generate_docs(settings: Settings, wh: Warehouse) -> Path:

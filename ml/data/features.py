@@ -16,7 +16,7 @@ from ml.core import lineage
 from ml.core.layout import silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses_holding
+from ml.core.warehouse import Warehouse, connect, duckdb_threads, out_of_memory_hint, warehouse_lock, warehouses_holding
 from ml.data.dbt import dbt_vars, run_dbt
 from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
 from ml.data.ingest.run import seal_lake
@@ -58,12 +58,14 @@ def build_warehouse(
             wh.key,
             "; ".join(f"{n['node'].split('.')[2]}: {n['failures']} rows" for n in warned),
         )
+    for n in failed:
+        n["hint"] = out_of_memory_hint(n["message"], result.get("memory_limit", "?"))
     if failed:
         log.error(
             "warehouse %s: %d dbt nodes failed: %s",
             wh.key,
             len(failed),
-            "; ".join(f"{n['node']}: {n['message']}" for n in failed),
+            "; ".join(f"{n['node']}: {n['message']}" + (f" ({n['hint']})" if n["hint"] else "") for n in failed),
         )
     return result
 
@@ -77,7 +79,11 @@ def check_warehouse_features(
 ) -> dict[str, dict]:
     """GX checks on each tenant's marts (read-only); writes and returns each tenant's health."""
     health: dict[str, dict] = {}
-    failed_models = {n["node"].split(".")[-1] for n in build.get("failed_nodes", []) if n["node"].startswith("model.")}
+    failed_models = {
+        n["node"].split(".")[-1]: n.get("hint", "")
+        for n in build.get("failed_nodes", [])
+        if n["node"].startswith("model.")
+    }
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
         # each tenant's long feature window, within which every served user was last active
@@ -96,7 +102,10 @@ def check_warehouse_features(
             else:
                 frames = {m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df() for m in CHECKED_MARTS}
                 h = check_features(frames, tid, settings, int(windows.get(tid, 28)))
-                h["health_problems"] += [f"dbt model {m} failed to build" for m in sorted(failed_models)]
+                h["health_problems"] += [
+                    f"dbt model {m} failed to build" + (f": {hint}" if hint else "")
+                    for m, hint in sorted(failed_models.items())
+                ]
                 h["healthy"] = not h["health_problems"]
             h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             write_health(settings, tid, h)

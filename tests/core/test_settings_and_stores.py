@@ -130,3 +130,28 @@ def test_secrets_are_created_private(tmp_path):
     assert len(secret) >= 32 and oct(os.stat(tmp_path / "s" / ".jwt").st_mode & 0o777) == "0o600"
     assert oct(os.stat(tmp_path / "s").st_mode & 0o777) == "0o700"
     assert generated(tmp_path / "s" / ".jwt") == secret
+
+
+def test_a_warehouse_build_gets_its_share_of_the_machines_memory_and_an_out_of_memory_failure_says_what_to_do(
+    monkeypatch,
+):
+    """DuckDB's memory limit follows the build's share of the cores (two builds at once on two cores: half each);
+    the variable overrides it; a real DuckDB out-of-memory failure gets the hint, any other failure none."""
+    import duckdb
+
+    from ml.core import warehouse
+
+    monkeypatch.delenv(warehouse.MEMORY_LIMIT_VARIABLE, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    one, both = warehouse.duckdb_memory_limit(1), warehouse.duckdb_memory_limit(2)
+    assert 2 * int(one.removesuffix("MiB")) in (int(both.removesuffix("MiB")) - 1, int(both.removesuffix("MiB")))
+    assert int(both.removesuffix("MiB")) * 2**20 <= 0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    duckdb.connect(config={"memory_limit": one}).close()  # a size DuckDB reads
+    monkeypatch.setenv(warehouse.MEMORY_LIMIT_VARIABLE, "20MB")
+    assert warehouse.duckdb_memory_limit(1) == "20MB"
+    con = duckdb.connect(config={"memory_limit": "20MB", "threads": 1})
+    with pytest.raises(duckdb.OutOfMemoryException) as failed:
+        con.execute("select list(i) from range(20000000) t(i)").fetchall()
+    hint = warehouse.out_of_memory_hint(str(failed.value), "20MB")
+    assert "memory limit (20MB)" in hint and warehouse.MEMORY_LIMIT_VARIABLE in hint
+    assert warehouse.out_of_memory_hint("Binder Error: column x not found", "20MB") == ""
