@@ -309,3 +309,13 @@ def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_ch
     decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
                                      TrainSettings(), None)  # fmt: skip
     assert decision.promote and "the tenant chose" in decision.reason
+
+
+def test_models_list_says_which_protocol_picked_a_small_tenants_family():
+    from ml.ops.cli.models import _holdout
+
+    assert _holdout({"users": 35, "protocol": "temporal", "families_protocol": "random"}) == (
+        "35 users, temporal; families by random"
+    )
+    assert _holdout({"users": 1286, "protocol": "temporal", "families_protocol": "temporal"}) == "1,286 users, temporal"
+    assert _holdout({"users": 943, "protocol": "random"}) == "943 users, random"

@@ -113,9 +113,17 @@ def list_() -> None:
             d.get("family") or "-",
             d["trained_on"] or "-",
             metrics,
-            f"{judged['users']:,} users, {judged['protocol']}" if judged else "-",
+            _holdout(judged) if judged else "-",
         )
     out.print(table)
+
+
+def _holdout(judged: dict) -> str:
+    """``35 users, temporal; families by random``: the users the champion's holdout judged, its protocol, and the
+    protocol that picked the family where that differs (``status`` adds the temporal holdout's judged share)."""
+    text = f"{judged['users']:,} users, {judged['protocol']}"
+    families = judged.get("families_protocol")
+    return text + (f"; families by {families}" if families and families != judged["protocol"] else "")
 
 
 @models_app.command()
