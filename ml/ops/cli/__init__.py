@@ -7,6 +7,7 @@ progress bar on a terminal and one line per step otherwise.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -34,6 +35,9 @@ platform.register(app)
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point; the exit code."""
     keep_private()  # every file it (or a process it starts) writes is its owner's only
+    # MLflow draws a progress bar for every model it downloads (a train or score of 40 tenants: hundreds);
+    # the CLI reports its own steps. Set the variable to "true" to see them.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for warning in unknown_variables():
         print(f"warning: {warning}", file=sys.stderr)
     try:
