@@ -32,6 +32,7 @@ from ml.core.warehouse import (
     duckdb_memory_limit,
     duckdb_threads,
     extension_directory,
+    out_of_memory_hint,
 )
 
 log = logging.getLogger(__name__)
@@ -104,17 +105,19 @@ def run_dbt(
     ``threads``: DuckDB's worker threads (default: one per core; see :func:`duckdb_threads`); its
     ``memory_limit`` is the same share of the machine's memory (:func:`duckdb_memory_limit`).
     ``target_dir``: dbt's target folder (default: the warehouse's, where its builds' manifest is).
+    Each node's ``hint`` says what to do when it ran out of that memory (else ``""``).
     """
     from dbt.cli.main import dbtRunner
 
     target_dir = target_dir or settings.stores.dbt_target(wh.key if wh else None)
     warehouse = wh.path(settings) if wh else settings.stores.parse_warehouse
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    threads = threads or duckdb_threads(1)
     env = {
         "TENANTFLOW_WAREHOUSE_PATH": str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "TENANTFLOW_DUCKDB_THREADS": str(threads or duckdb_threads(1)),
-        MEMORY_LIMIT_VARIABLE: duckdb_memory_limit(threads or duckdb_threads(1)),
+        "TENANTFLOW_DUCKDB_THREADS": str(threads),
+        MEMORY_LIMIT_VARIABLE: duckdb_memory_limit(threads),
     } | _encryption_env(warehouse, settings)
     cli = [
         *args,
@@ -152,17 +155,13 @@ def run_dbt(
                     "status": str(r.status),
                     "seconds": round(float(r.execution_time or 0), 3),
                     "message": r.message,
+                    "hint": out_of_memory_hint(r.message, env[MEMORY_LIMIT_VARIABLE]),  # "" but for DuckDB's OOM
                     "failures": r.failures,
                 }
             )
     if res.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}")
-    return {
-        "success": bool(res.success),
-        "nodes": nodes,
-        "target_dir": str(target_dir),
-        "memory_limit": env[MEMORY_LIMIT_VARIABLE],
-    }
+    return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
 
 
 def generate_docs(settings: Settings, wh: Warehouse) -> Path:

@@ -16,7 +16,7 @@ from ml.core import lineage
 from ml.core.layout import silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
-from ml.core.warehouse import Warehouse, connect, duckdb_threads, out_of_memory_hint, warehouse_lock, warehouses_holding
+from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses_holding
 from ml.data.dbt import dbt_vars, run_dbt
 from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
 from ml.data.ingest.run import seal_lake
@@ -58,8 +58,6 @@ def build_warehouse(
             wh.key,
             "; ".join(f"{n['node'].split('.')[2]}: {n['failures']} rows" for n in warned),
         )
-    for n in failed:
-        n["hint"] = out_of_memory_hint(n["message"], result.get("memory_limit", "?"))
     if failed:
         log.error(
             "warehouse %s: %d dbt nodes failed: %s",

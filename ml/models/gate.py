@@ -126,19 +126,19 @@ def _first_champion(
     features: list[str] | None = None,
 ) -> GateDecision:
     h, new = kind.headline, challenger.metrics.get(kind.headline)
-    by_random = challenger.metrics.get(f"random_{h}")  # the random protocol picked the family
-    if challenger.family.startswith("popularity") and by_random is not None:
-        why = f"first champion: {challenger.family} is the strongest list by the random protocol ({h} {by_random:.4f})"
-        return GateDecision(True, why, None, {})
+    by = f"random_{h}"  # where the random protocol picked the family: its headline
     if challenger.family.startswith("popularity") and new is not None:
-        why = f"first champion: {challenger.family} is the strongest list on the holdout ({h} {new:.4f})"
+        where, value = (
+            ("by the random protocol", challenger.metrics[by]) if by in challenger.metrics else ("on the holdout", new)
+        )
+        why = f"first champion: {challenger.family} is the strongest list {where} ({h} {value:.4f})"
         return GateDecision(True, why, None, {})
     if challenger.family == kind.baseline_name and new is not None:  # ml.models.servable_baseline.choose
         why = f"first champion: {challenger.family}, the baseline made servable ({h} {new:.4f}): no learnt model"
         return GateDecision(True, why + " led it beyond chance on the holdout", None, {})
     if new is None:
         return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
-    if (by := f"random_{h}") in challenger.metrics and by in baseline:  # the random protocol picked the family
+    if by in challenger.metrics and by in baseline:
         ok, versus = challenger.metrics[by] >= baseline[by], f"{by} {challenger.metrics[by]:.4f} vs the best "
         why = f"{challenger.family}, picked by the random protocol: {versus}popularity list's {baseline[by]:.4f}"
         return GateDecision(ok, f"first champion: {why}" if ok else f"{why}, which beats it", None, {})

@@ -268,12 +268,18 @@ def champion_label(m: dict) -> str:
     return m["trained_on"] if family == "lightgbm" else f"{family}, {m['trained_on']}"
 
 
+def families_protocol(holdout: dict[str, Any]) -> str | None:
+    """The protocol that picked the family where it is not the holdout's own (a small tenant's: ``random``)."""
+    families = holdout.get("families_protocol")
+    return families if families and families != holdout["protocol"] else None
+
+
 def _judged(holdout: dict[str, Any]) -> str:
     """``15 users judged, temporal holdout; families chosen by the random protocol`` or ``705 users
     judged, random holdout: the temporal one judged 7% of the users with history``."""
     text = f"{holdout['users']:,} users judged, {holdout['protocol']} holdout"
-    if holdout.get("families_protocol") and holdout["families_protocol"] != holdout["protocol"]:
-        text += f"; families chosen by the {holdout['families_protocol']} protocol"
+    if families := families_protocol(holdout):
+        text += f"; families chosen by the {families} protocol"
     share = holdout.get("temporal_judged_share")
     if holdout["protocol"] != "temporal" and share is not None:
         text += f": the temporal one judged {share:.0%} of the users with history"

@@ -121,9 +121,10 @@ def list_() -> None:
 def _holdout(judged: dict) -> str:
     """``35 users, temporal; families by random``: the users the champion's holdout judged, its protocol, and the
     protocol that picked the family where that differs (``status`` adds the temporal holdout's judged share)."""
-    text = f"{judged['users']:,} users, {judged['protocol']}"
-    families = judged.get("families_protocol")
-    return text + (f"; families by {families}" if families and families != judged["protocol"] else "")
+    from ml.ops.status import families_protocol
+
+    families = families_protocol(judged)
+    return f"{judged['users']:,} users, {judged['protocol']}" + (f"; families by {families}" if families else "")
 
 
 @models_app.command()
