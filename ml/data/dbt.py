@@ -160,7 +160,11 @@ def run_dbt(
                 }
             )
     if res.exception is not None:
-        raise RuntimeError(f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}")
+        hint = out_of_memory_hint(str(res.exception), env[MEMORY_LIMIT_VARIABLE])
+        raise RuntimeError(
+            f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}"
+            + (f"\n{hint}" if hint else "")
+        )
     return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
 
 

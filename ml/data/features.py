@@ -24,6 +24,9 @@ from ml.data.publish import OnlineMart, publish_tenant
 
 log = logging.getLogger(__name__)
 
+# the tables and views of the warehouse file a connection opened (a silo's is attached, then used)
+BUILT_TABLES = "select table_name from information_schema.tables where table_catalog = current_database()"
+
 
 def build_warehouse(
     wh: Warehouse,
@@ -77,17 +80,16 @@ def check_warehouse_features(
 ) -> dict[str, dict]:
     """GX checks on each tenant's marts (read-only); writes and returns each tenant's health."""
     health: dict[str, dict] = {}
-    failed_models = {
-        n["node"].split(".")[-1]: n.get("hint", "")
-        for n in build.get("failed_nodes", [])
-        if n["node"].startswith("model.")
-    }
+    failed_models = _failed_models(build.get("failed_nodes", []))
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
+        # a model that failed on the file's first build left no table: say so rather than read it
+        built = {r[0] for r in con.execute(BUILT_TABLES).fetchall()}
+        missing = [m for m in CHECKED_MARTS if m not in built]
         # each tenant's long feature window, within which every served user was last active
         windows = (
             dict(con.execute("select tenant_id, feature_window_days from int_tenant_windows").fetchall())
-            if set(tenants) & set(wh.tenants)
+            if set(tenants) & set(wh.tenants) and "int_tenant_windows" in built
             else {}
         )
         for tid in wh.tenants:
@@ -97,13 +99,17 @@ def check_warehouse_features(
                     "health_problems": ["no lake data yet: run the ingest DAG"],
                     "feature_rows": {},
                 }
+            elif missing:
+                h = {
+                    "healthy": False,
+                    "health_problems": [f"mart {m} was never built on this warehouse" for m in missing],
+                    "feature_rows": {},
+                }
             else:
                 frames = {m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df() for m in CHECKED_MARTS}
                 h = check_features(frames, tid, settings, int(windows.get(tid, 28)))
-                h["health_problems"] += [
-                    f"dbt model {m} failed to build" + (f": {hint}" if hint else "")
-                    for m, hint in sorted(failed_models.items())
-                ]
+            if tid in tenants:
+                h["health_problems"] = failed_models + h["health_problems"]
                 h["healthy"] = not h["health_problems"]
             h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             write_health(settings, tid, h)
@@ -111,6 +117,20 @@ def check_warehouse_features(
     finally:
         con.close()
     return health
+
+
+def _failed_models(failed_nodes: list[dict]) -> list[str]:
+    """Health problems of a build's failed models: each model that failed, with its hint, then
+    the models dbt skipped because one they read had failed (one line)."""
+    models = [n for n in failed_nodes if n["node"].startswith("model.")]
+    problems = [
+        f"dbt model {n['node'].split('.')[-1]} failed to build" + (f": {n['hint']}" if n.get("hint") else "")
+        for n in sorted(models, key=lambda n: n["node"])
+        if n["status"] != "skipped"
+    ]
+    if skipped := sorted(n["node"].split(".")[-1] for n in models if n["status"] == "skipped"):
+        problems.append(f"{len(skipped)} dbt models skipped, as a model they read failed: {', '.join(skipped)}")
+    return problems
 
 
 def build_and_check_warehouse(
