@@ -29,6 +29,11 @@ ABSENT = (
 )
 
 
+# the lines that are no product (postage, manual lines, discounts, samples, bad debt, fees):
+# the stock codes whose description names no product, over the year
+CHARGE_CODES = "('POST', 'DOT', 'C2', 'M', 'D', 'S', 'B', 'BANK CHARGES', 'AMAZONFEE', 'CRUK')"
+
+
 def day_files() -> list[Path]:
     """The export's per-day CSV files, oldest first (empty when the data set is absent)."""
     return sorted((DATASET / "by-day").glob("*.csv"))
@@ -64,14 +69,19 @@ def import_fleet(settings: Settings, tenants: list[dict[str, str]], files: list[
 def facts(files: list[Path]) -> dict[str, int]:
     """The README's facts, re-derived from the files with DuckDB (every value read as text)."""
     sql = f"""
-        with rows as (select *, CustomerID is not null as has_customer from {_read(files)}),
+        with rows as (
+            select *, CustomerID is not null as has_customer, upper(trim(StockCode)) in {CHARGE_CODES} as is_charge
+            from {_read(files)}
+        ),
         distinct_rows as (select distinct * from rows)
         select
             (select count(*) from rows) as rows,
             (select count(*) from rows where not has_customer) as without_customer,
             (select count(*) from rows where has_customer)
               - (select count(*) from distinct_rows where has_customer) as duplicates_with_customer,
-            (select count(*) from distinct_rows where has_customer and starts_with(InvoiceNo, 'C')) as returns,
+            (select count(*) from distinct_rows where has_customer and starts_with(InvoiceNo, 'C')
+               and not is_charge) as returns,
+            (select count(*) from distinct_rows where has_customer and is_charge) as charges,
             (select count(distinct CustomerID) from rows) as customers
     """
     with duckdb.connect() as con:

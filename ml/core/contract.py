@@ -43,6 +43,7 @@ EVENT_TYPES = (
     "add_to_cart",
     "return",
     "rating",
+    "charge",  # an order line that is not a product: postage, a fee, a discount (never an item)
 )
 USER_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "item_published")  # events a user does: they need a user_id
 ITEM_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "cancel_subscription")  # they need an item_id

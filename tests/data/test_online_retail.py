@@ -41,7 +41,8 @@ def test_a_week_of_online_retail_reconciles_as_a_fleet(settings):
         con.execute("set enable_progress_bar = false")
         events = f"read_parquet('{lake}/*/*/*/part-0.parquet', hive_partitioning = true)"
         types = dict(con.sql(f"select event_type, count(*) from {events} group by 1").fetchall())
-        assert types["return"] == facts["returns"] and set(types) == {"purchase", "return"}
+        assert types["return"] == facts["returns"] and set(types) == {"purchase", "return", "charge"}
+        assert types["charge"] == facts["charges"] > 0  # postage and fees: kept, never an item
         bad_ids = con.sql(f"select count(*) from {events} where user_id like '%.%' or tenant_id <> tenant").fetchone()
         assert bad_ids == (0,)
         regions = dict(con.sql(f"select tenant, any_value(region) from {events} group by 1").fetchall())

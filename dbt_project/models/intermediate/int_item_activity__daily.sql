@@ -8,7 +8,8 @@ with
 
 events as (
     select * from {{ ref('stg_lake__events') }}
-    where item_id is not null and event_type <> 'item_published'
+    -- an order's charge lines (postage, fees) are not items
+    where item_id is not null and event_type not in ('item_published', 'charge')
     {{ recent_days_only('event_date', 'stg_lake__events.tenant_id') }}
 ),
 
