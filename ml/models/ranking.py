@@ -108,8 +108,8 @@ class RankingHoldout:
     catalogue: int | None
     cold_start: recsys.Popularity  # recent popularity before the cutoff: users without candidates
     protocol: str = TEMPORAL
-    # a small temporal holdout's helper: the random protocol's holdout, which picks the classic
-    # family that competes with the re-rankers here (they are judged here, as ever)
+    # a small temporal holdout's helper: the random protocol's holdout over the history before this
+    # cutoff, which picks the classic family that competes with the re-rankers here (judged here)
     families_by: RankingHoldout | None = None
     # a random holdout's: the temporal holdout it replaced (too few users, or too small a share of
     # them, to decide), the only one a re-ranker champion can still be judged on (ml.models.gate)

@@ -23,6 +23,7 @@ from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.models import audit
 from ml.models.kinds import get_kind
+from ml.models.run_summary import holdout_summary
 
 log = logging.getLogger(__name__)
 
@@ -379,16 +380,8 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
             out["metrics"] = {k: round(m[k], 4) for k in shown if k in m}
             out["baseline_metrics"] = {k: round(m[f"baseline_{k}"], 4) for k in shown if f"baseline_{k}" in m}
             out["gate_reason"] = tags.get("gate.reason")
-            params = run.data.params
-            if params.get("holdout_users"):  # how many users the competition's metrics stand on
-                out["holdout"] = {
-                    "users": int(params["holdout_users"]),
-                    "protocol": params.get("holdout_protocol"),
-                    "families_protocol": params.get("families_protocol"),
-                    "temporal_judged_share": float(params["temporal_judged_share"])
-                    if params.get("temporal_judged_share")
-                    else None,
-                }
+            if holdout := holdout_summary(run.data.params, m, get_kind(kind).headline):
+                out["holdout"] = holdout  # how many users the competition's metrics stand on, and how judged
             replaced = run.data.tags.get("gate.champion_version")
             if replaced and tags.get("gate.decision") == "promoted":
                 # the champion this version replaced, re-scored by the gate on the same holdout

@@ -361,8 +361,12 @@ def _ranking_holdout(
     wanted = chosen == ranking.RANDOM or (
         chosen == ranking.AUTO and exclude_seen and (few < ranking.MIN_JUDGED_USERS or unrepresentative)
     )
+    # beside re-rankers judged on the temporal holdout, the random protocol only picks their family: on the history
+    # before that holdout's cutoff, so the pick never saw the pairs it is then judged on
+    replaces = chosen == ranking.RANDOM or not rerankers or unrepresentative
+    at = judged.cutoff if judged is not None and not replaces else as_of
     rand = (
-        ranking.RankingHoldout.random_split(history, as_of, exclude_seen, catalogue, recent_days=recent_days)
+        ranking.RankingHoldout.random_split(history, at, exclude_seen, catalogue, recent_days=recent_days)
         if wanted and as_of is not None
         else None
     )
@@ -372,7 +376,7 @@ def _ranking_holdout(
             tenant.tenant_id, few, 100 * (share or 0.0), len(rand.users),
             " (the tenant's choice)" if chosen == ranking.RANDOM else "",
         )  # fmt: skip
-        if chosen == ranking.RANDOM or not rerankers or unrepresentative:
+        if replaces:
             rand.temporal, judged = judged, rand
             rand.chosen_by_tenant = chosen == ranking.RANDOM
         elif judged is not None:

@@ -254,12 +254,14 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
         if hit and drift["report_path"]:
             lines.append(f"report: {drift['report_path']}")
+    else:
+        lines.append("not monitored yet")
     if r["ingest_warnings"]:
         w = r["ingest_warnings"]
         lines.append(f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
     if r["quarantined"]:
         lines.append("quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
-    return lines or ["not monitored yet"]
+    return lines
 
 
 def champion_label(m: dict) -> str:
@@ -280,6 +282,10 @@ def _judged(holdout: dict[str, Any]) -> str:
     text = f"{holdout['users']:,} users judged, {holdout['protocol']} holdout"
     if families := families_protocol(holdout):
         text += f"; families chosen by the {families} protocol"
+        if rand := holdout.get("random"):  # what it saw: the champion's figure there, and popularity's
+            text += f" ({rand['metric']} {rand['value']:.3f}" + (
+                f" against popularity's {rand['baseline']:.3f})" if rand["baseline"] is not None else ")"
+            )
     share = holdout.get("temporal_judged_share")
     if holdout["protocol"] != "temporal" and share is not None:
         text += f": the temporal one judged {share:.0%} of the users with history"
