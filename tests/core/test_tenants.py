@@ -170,6 +170,13 @@ def test_status_prints_a_table_with_a_row_per_tenant_and_what_it_lacks(settings,
     assert "UNHEALTHY" in shown and "no model trained yet" in shown and "not monitored yet" in shown
 
 
+def test_status_says_a_tenant_is_not_monitored_yet_whatever_else_its_monitoring_cell_shows():
+    from ml.ops.status import _monitoring_lines
+
+    row = {"drift": {"last_checked_at": None}, "ingest_warnings": [], "quarantined": {"null_user_id": 3}}
+    assert _monitoring_lines(row) == ["not monitored yet", "quarantined by reason: null_user_id=3"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
