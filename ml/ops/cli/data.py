@@ -139,8 +139,8 @@ def import_history(
     t = TenantStore(settings).get(validate_slug(tenant))
     started = time.perf_counter()
     try:
-        # a step per file read, then one for ingesting the dates they fill
-        with steps(f"import {t.tenant_id} ({len(paths)} files, then their dates)", len(paths) + 1) as s:
+        # a step per file read, then one for ingesting the dates they fill ("ingested N dates")
+        with steps(f"import {t.tenant_id}", len(paths) + 1) as s:
             result = run_import(settings, t, paths, progress=s.advance)
     except FileNotFoundError as exc:
         raise TenantError(str(exc)) from None
