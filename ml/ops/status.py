@@ -283,8 +283,8 @@ def _judged(holdout: dict[str, Any]) -> str:
     if families := families_protocol(holdout):
         text += f"; families chosen by the {families} protocol"
         if rand := holdout.get("random"):  # what it saw: the champion's figure there, and popularity's
-            text += f" ({rand['metric']} {rand['value']:.3f}" + (
-                f" against popularity's {rand['baseline']:.3f})" if rand["baseline"] is not None else ")"
+            text += f", where the champion's {rand['metric']} is {rand['value']:.3f}" + (
+                f" against popularity's {rand['baseline']:.3f}" if rand["baseline"] is not None else ""
             )
     share = holdout.get("temporal_judged_share")
     if holdout["protocol"] != "temporal" and share is not None:

@@ -342,8 +342,8 @@ def test_status_shows_what_the_random_protocol_saw_where_it_picked_the_family():
     held = holdout_summary(params, metrics, "ndcg_at_10")
     assert held is not None and held["random"] == {"metric": "ndcg_at_10", "value": 0.2195, "baseline": 0.1836}
     assert _judged(held) == (
-        "35 users judged, temporal holdout; families chosen by the random protocol "
-        "(ndcg_at_10 0.220 against popularity's 0.184)"
+        "35 users judged, temporal holdout; families chosen by the random protocol, "
+        "where the champion's ndcg_at_10 is 0.220 against popularity's 0.184"
     )
     temporal = holdout_summary(params | {"families_protocol": "temporal"}, {"ndcg_at_10": 0.1}, "ndcg_at_10")
     assert temporal is not None and "random" not in temporal and _judged(temporal).endswith("temporal holdout")
