@@ -3,18 +3,33 @@
         7 days after they happen, per tenant (a tenant new to this warehouse, e.g. after a
         history import, has every day read), and var rebuild_from (a backfill, or history
         imported for a tenant already here) can reach further back. tenant_column: the outer
-        query's tenant column, qualified. -#}
+        query's tenant column, qualified. The days are those forget_days_read_again deleted. -#}
     {%- if is_incremental() %}
-        and (
-            {{ date_column }} >= coalesce(
-                (select max(done.activity_date) from {{ this }} as done where done.tenant_id = {{ tenant_column }})
-                - interval 7 day,
-                date '0001-01-01'
-            )
-            {%- if var('rebuild_from') %}
-            or {{ date_column }} >= cast('{{ var("rebuild_from") }}' as date) - interval 7 day
-            {%- endif %}
-        )
+        and ({{ read_again(date_column, tenant_column) }})
+    {%- endif %}
+{%- endmacro %}
+
+{% macro read_again(date_column, tenant_column) -%}
+    {#- The days an incremental run reads again: from a week before each tenant's last day,
+        as the pre-hook found it (its temporary table), or from var rebuild_from's week. -#}
+    {{ date_column }} >= coalesce(
+        (select bound.read_from from {{ this.identifier }}__read_again as bound where bound.tenant_id = {{ tenant_column }}),
+        date '0001-01-01'
+    )
+    {%- if var('rebuild_from') %}
+    or {{ date_column }} >= cast('{{ var("rebuild_from") }}' as date) - interval 7 day
+    {%- endif %}
+{%- endmacro %}
+
+{% macro forget_days_read_again(date_column) -%}
+    {#- Pre-hook of an incremental daily model: delete, whole, the days the run reads again. The
+        merge (delete+insert on the model's key) replaces only the keys the new rows have, so a
+        key whose events no longer make a row (a changed spec lands a line as a charge, which is
+        no item; an erased or re-classified event) would keep its old row. -#}
+    {%- if is_incremental() %}
+    create or replace temp table {{ this.identifier }}__read_again as
+    select tenant_id, max({{ date_column }}) - interval 7 day as read_from from {{ this }} group by tenant_id;
+    delete from {{ this }} as done where {{ read_again('done.' ~ date_column, 'done.tenant_id') }}
     {%- endif %}
 {%- endmacro %}
 

@@ -149,6 +149,45 @@ def test_a_tenants_history_reaches_a_warehouse_other_tenants_already_filled(nort
     assert build() == [("live", "2026-11-20"), ("north", "2025-06-01")]
 
 
+def test_a_spec_change_that_makes_lines_charges_takes_them_out_of_the_built_activity(north, tmp_path):
+    """A tenant re-imports under a spec that lands a line as a charge (no item) and rebuilds from
+    its first date: the incremental activity models drop the item's day and the line from the
+    user's day, as a fresh build would; the merge on the models' keys alone kept both."""
+    from ml.core.warehouse import warehouses
+    from ml.data.dbt import dbt_vars, run_dbt
+
+    store = TenantStore(north)
+    select = ["run", "--select", "+int_item_activity__daily", "+int_user_activity__daily"]
+
+    def build(rebuild_from: str | None = None) -> tuple[list[tuple], list[tuple]]:
+        [wh] = warehouses(store.list())
+        assert run_dbt(select, north, wh, dbt_vars(north, wh, rebuild_from))["success"]
+        with warehouse_connect(wh.path(north), read_only=True) as con:
+            return (
+                con.sql(
+                    "select item_id, activity_date::varchar from int_item_activity__daily order by 1, 2"
+                ).fetchall(),
+                con.sql(
+                    "select user_id, activity_date::varchar, events from int_user_activity__daily order by 1, 2"
+                ).fetchall(),
+            )
+
+    import_history(north, store.get("north"), [tmp_path / "export.csv"], today=TODAY)
+    items, users = build()
+    assert ("S2", "2025-06-01") in items and ("17850", "2025-06-01", 2) in users
+    build()  # an incremental run that changes nothing keeps every row
+    assert build() == (items, users)
+    event_type = "case when Sku = 'S2' then 'charge' when starts_with(\"Order\", 'C') then 'return' else 'purchase' end"
+    spec = {**SPEC, "columns": {**SPEC["columns"], "event_type": {"expr": event_type}}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["tenants", "source", "north", "--file", str(tmp_path / "spec.json")]) == 0
+    import_history(north, store.get("north"), [tmp_path / "export.csv"], today=TODAY)
+    assert build("2025-06-01") == (
+        [i for i in items if i[0] != "S2"],
+        [(u, d, n - 1) if (u, d) == ("17850", "2025-06-01") else (u, d, n) for u, d, n in users],
+    )
+
+
 def test_a_contract_tenants_history_keeps_raw_records(settings, tmp_path):
     # no spec: the file is in the landing contract, yet its rows leave it for history files
     TenantStore(settings).add(Tenant("plain", "eu"))
@@ -165,6 +204,20 @@ def test_a_contract_tenants_history_keeps_raw_records(settings, tmp_path):
         "event_at": "2025-06-01T10:00:00Z",
     }
     assert (q.source_file[0], q.line_no[0]) == ("plain.csv", 3)
+
+
+def test_a_charge_needs_its_user_but_no_item(settings, tmp_path):
+    """An order's fee line may come without a code (a charge is never an item); without a customer it is
+    a guest's, quarantined as any user event without a user."""
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    rows = (
+        "event_id,user_id,item_id,event_type,event_at\n"
+        "e1,u1,,charge,2025-06-01T09:00:00Z\ne2,u1,POST,charge,2025-06-01T09:00:00Z\n"
+        "e3,,POST,charge,2025-06-01T10:00:00Z\ne4,u1,,purchase,2025-06-01T09:00:00Z\n"
+    )
+    (tmp_path / "shop.csv").write_text(rows)
+    s = import_history(settings, TenantStore(settings).get("shop"), [tmp_path / "shop.csv"], today=TODAY).summary()
+    assert (s["landed"], s["quarantined"]) == (2, {"null_user_id": 1, "null_item_id": 1})
 
 
 def test_an_import_that_stopped_before_ingesting_is_finished_by_its_rerun(north, tmp_path):

@@ -2,6 +2,7 @@
     materialized = 'incremental',
     unique_key = ['tenant_id', 'user_id', 'activity_date'],
     incremental_strategy = 'delete+insert',
+    pre_hook = "{{ forget_days_read_again('activity_date') }}",
 ) }}
 
 with
