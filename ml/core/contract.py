@@ -45,8 +45,11 @@ EVENT_TYPES = (
     "rating",
     "charge",  # an order line that is not a product: postage, a fee, a discount (never an item)
 )
-USER_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "item_published")  # events a user does: they need a user_id
-ITEM_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "cancel_subscription")  # they need an item_id
+USER_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != "item_published")  # events of a user: they need a user_id
+# they need an item_id (a charge may carry its code there, but a fee line without one is a charge all the same)
+ITEM_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t not in ("cancel_subscription", "charge"))
+# what a user does (drift monitoring's event mix): a charge is a line of an order, not an action of its own
+ACTION_EVENT_TYPES = tuple(t for t in USER_EVENT_TYPES if t != "charge")
 VALUE_EVENT_TYPES = ("rating",)  # they need a value
 # Positive interactions of a user with an item, the signal recommenders learn from (and the
 # feature store counts as "clicks"): a content platform's clicks, a shop's purchases and carts,

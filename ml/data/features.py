@@ -121,7 +121,8 @@ def check_warehouse_features(
 
 def _failed_models(failed_nodes: list[dict]) -> list[str]:
     """Health problems of a build's failed models: each model that failed, with its hint, then
-    the models dbt skipped because one they read had failed (one line)."""
+    the models dbt skipped because a model they read, or a test of one, had failed (one line,
+    naming the failed tests)."""
     models = [n for n in failed_nodes if n["node"].startswith("model.")]
     problems = [
         f"dbt model {n['node'].split('.')[-1]} failed to build" + (f": {n['hint']}" if n.get("hint") else "")
@@ -129,7 +130,13 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
         if n["status"] != "skipped"
     ]
     if skipped := sorted(n["node"].split(".")[-1] for n in models if n["status"] == "skipped"):
-        problems.append(f"{len(skipped)} dbt models skipped, as a model they read failed: {', '.join(skipped)}")
+        tests = sorted(  # test.<project>.<name>.<hash>, unit_test.<project>.<model>.<name>
+            n["node"].split(".")[2 if n["node"].startswith("test.") else -1]
+            for n in failed_nodes
+            if n["node"].startswith(("test.", "unit_test.")) and n["status"] in ("fail", "error")
+        )
+        why = "a model they read failed" + (f", or a test upstream ({', '.join(tests)})" if tests else "")
+        problems.append(f"{len(skipped)} dbt models skipped, as {why}: {', '.join(skipped)}")
     return problems
 
 

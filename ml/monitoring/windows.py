@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ml.core.contract import USER_EVENT_TYPES
+from ml.core.contract import ACTION_EVENT_TYPES
 from ml.core.prediction_log import ServedLog
 from ml.core.tenants import Tenant
 from ml.models.kinds.base import ModelKind
@@ -61,7 +61,7 @@ def _events(con: Any, tenant_id: str, start: date, end: date, n: int) -> pd.Data
             order by e.event_id
         ) using sample reservoir({int(n)} rows) repeatable (7)
         """,
-        {"t": tenant_id, "start": start, "end": end, "types": list(USER_EVENT_TYPES)},
+        {"t": tenant_id, "start": start, "end": end, "types": list(ACTION_EVENT_TYPES)},
     ).df()
 
 

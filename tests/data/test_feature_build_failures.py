@@ -44,3 +44,21 @@ def test_a_first_build_that_runs_out_of_memory_reports_unhealthy_tenants_with_th
     monkeypatch.setenv(warehouse.MEMORY_LIMIT_VARIABLE, "1MB")
     with pytest.raises(RuntimeError, match=rf"memory limit \(1MB\): set {warehouse.MEMORY_LIMIT_VARIABLE} higher"):
         features.build_warehouse(wh, settings, threads=1)
+
+
+def test_models_skipped_after_a_failed_test_name_the_test():
+    """dbt skips the models below a failed (unit) test too: the line names the test, not a model that never failed."""
+    problems = features._failed_models(
+        [
+            {
+                "node": "unit_test.tenantflow.int_item_activity__daily.an_orders_charge_lines_are_no_item",
+                "status": "fail",
+            },
+            {"node": "test.tenantflow.not_null_item_features_item_id.898974a7f6", "status": "skipped"},
+            {"node": "model.tenantflow.item_features", "status": "skipped"},
+        ]
+    )
+    assert problems == [
+        "1 dbt models skipped, as a model they read failed, or a test upstream (an_orders_charge_lines_are_no_item): "
+        "item_features"
+    ]
