@@ -122,6 +122,18 @@ def test_the_cli_imports_and_names_a_missing_file(north, tmp_path, capsys):
     assert "nope.csv" in capsys.readouterr().err
 
 
+def test_the_import_says_to_rebuild_from_its_first_date_only_where_the_tenant_has_features(north, tmp_path, capsys):
+    from ml.data.feature_checks import write_health
+
+    assert main(["import", "north", str(tmp_path / "export.csv")]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # (Rich wraps lines at the console's width)
+    assert "builds the tenant's features from its whole history" in out and "--rebuild-from" not in out
+    write_health(north, "north", {"healthy": True, "health_problems": []})  # a features build has run
+    (tmp_path / "more.csv").write_text(EXPORT.replace("2025-06-0", "2025-05-2"))
+    assert main(["import", "north", str(tmp_path / "more.csv")]) == 0
+    assert "features build --tenant north --rebuild-from 2025-05-21`" in " ".join(capsys.readouterr().out.split())
+
+
 def test_a_tenants_history_reaches_a_warehouse_other_tenants_already_filled(north, tmp_path):
     # incremental activity models read the last week only: per tenant, so a tenant new to the
     # warehouse (its whole history just imported) is read whole

@@ -148,10 +148,12 @@ def import_history(
     if as_json:
         print(json.dumps(summary, indent=1))
         return
-    _print_import(summary)
+    from ml.data.feature_checks import read_health
+
+    _print_import(summary, has_features=read_health(settings, t.tenant_id) is not None)
 
 
-def _print_import(summary: dict[str, Any]) -> None:
+def _print_import(summary: dict[str, Any], has_features: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -185,12 +187,16 @@ def _print_import(summary: dict[str, Any]) -> None:
         console.print("Nothing to do: every file with rows of this tenant was imported before with the same result.")
     elif not summary["days_ingested"]:
         console.print("Nothing imported: no file held rows of this tenant (see the problems, if any).")
-    else:
+    elif has_features:  # built before: the imported days' activity is rebuilt whole from their first
         first = summary["per_day"][0]["date"]
         console.print(
-            f"Next: the features DAG (or `tenantflow features build --tenant {summary['tenant_id']}`) reads "
-            f"a tenant new to its warehouse whole; for history older than a tenant's features, add "
-            f"--rebuild-from {first} (the DAG's rebuild_from param)."
+            f"Next: `tenantflow features build --tenant {summary['tenant_id']} --rebuild-from {first}` (the features "
+            f"DAG's rebuild_from param): the tenant has features, and the imported days' activity is built again."
+        )
+    else:
+        console.print(
+            f"Next: the features DAG (or `tenantflow features build --tenant {summary['tenant_id']}`) builds the "
+            "tenant's features from its whole history."
         )
     for p in summary["problems"]:
         console.print(f"[yellow]problem[/]: {p}")
