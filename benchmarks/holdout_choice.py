@@ -17,7 +17,12 @@ each judged by the family fitted on the history before it, or from the history b
   (:meth:`RankingHoldout.random_split`: 75/25 of each user's items, seed 42);
 - ``random under <n>``: the product's ``auto`` rule (:mod:`ml.models.train`): ``random`` where the last
   window judges fewer than n users or under ``MIN_JUDGED_SHARE`` of the users with history, else
-  ``latest``; n was 30 before 2026-12-04 and is 100 since (``ranking.MIN_JUDGED_USERS``);
+  ``latest``; n was 30 before 2026-12-04 and 100 until 2026-12-05 (``ranking_holdout.MIN_JUDGED_USERS``);
+- ``random unless beaten``: ``random``, unless the last window's best family beats that choice
+  beyond chance there (paired bootstrap, 95%): the temporal holdout overrules the random protocol
+  only where it can tell;
+- ``product``: the product's ``auto`` rule since 2026-12-05: ``random under 100`` below that line,
+  ``random unless beaten`` above it;
 - ``pooled_<n>``: the best mean over the (window, user) pairs of the last n windows;
 - ``personal``: the best personal family of the last window unless the best popularity list beats it
   beyond chance there (paired bootstrap, 95%);
@@ -50,7 +55,7 @@ from _common import fresh_home, report
 from quality import lake_events, retail_fleet
 
 from ml.core.settings import get_settings
-from ml.models import evaluate, ranking
+from ml.models import evaluate, ranking, ranking_holdout
 
 
 def history_rows(events: pd.DataFrame) -> pd.DataFrame:
@@ -100,8 +105,21 @@ def choices(windows: list[dict[str, np.ndarray]], share: float, pool: int, by_ra
     # MIN_JUDGED_USERS users (30 before 2026-12-04, 100 since) or too small a share of the users
     users = len(next(iter(latest.values())))
     for fewest in (30, 100):
-        few = users < fewest or share < ranking.MIN_JUDGED_SHARE
+        few = users < fewest or share < ranking_holdout.MIN_JUDGED_SHARE
         out[f"random under {fewest}"] = by_random if few else out["latest"]
+    # the random protocol's pick unless the newest window's best beats it there beyond chance (2026-12-05)
+    top = out["latest"]
+    beaten = (
+        top != by_random and by_random in latest and evaluate.paired_bootstrap(latest[top], latest[by_random])[1] > 0
+    )
+    out["random unless beaten"] = top if beaten else by_random
+    # the product's auto rule since 2026-12-05: the random pick where the window judges under 100 users (or too
+    # small a share); beyond that, the random pick unless the window's best beats it there beyond chance
+    out["product"] = (
+        out["random under 100"]
+        if users < 100 or share < ranking_holdout.MIN_JUDGED_SHARE
+        else out["random unless beaten"]
+    )
     return out
 
 

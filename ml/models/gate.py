@@ -139,7 +139,7 @@ def _first_champion(
     if new is None:
         return GateDecision(True, "first champion (no holdout yet: too little labelled history)", None, {})
     if by in challenger.metrics and by in baseline:
-        ok, versus = challenger.metrics[by] >= baseline[by], f"{by} {challenger.metrics[by]:.4f} vs the best "
+        ok, versus = challenger.metrics[by] >= baseline[by], f"{by} {challenger.metrics[by]:.4f} vs the baseline "
         why = f"{challenger.family}, picked by the random protocol: {versus}popularity list's {baseline[by]:.4f}"
         return GateDecision(ok, f"first champion: {why}" if ok else f"{why}, which beats it", None, {})
     if baseline.get(h) is not None:

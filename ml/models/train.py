@@ -37,7 +37,7 @@ from ml.core import erasure_marks, lineage
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
-from ml.models import ranking, registry, servable_baseline
+from ml.models import ranking, ranking_holdout, registry, servable_baseline
 from ml.models.champion import learnt_the_holdout, version_family
 from ml.models.due import champion_and_challenger, graduating, not_due, unchanged
 from ml.models.fit import (
@@ -271,17 +271,18 @@ def train_tenant(
     eligible, why = eligible_for_own_model(kind, snap, train, holdout, policy)
     candidates = tenant_candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
     judged = _ranking_holdout(
-        tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates), windows,
+        tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates),
         recent_days=int(windows.get("short_window_days") or ranking.RECENT_DAYS),
     )  # fmt: skip
     incumbent = version_family(champ) if champ is not None else None
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent)
+        windows |= _protocol_params(judged)
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
     if judged is not None:
         winner, chosen = ranking.choose(candidates, incumbent, policy.promotion_margin)
-        baseline = ranking.strongest_popularity(candidates)
+        baseline = ranking.strongest_popularity(candidates, judged)
     else:
         winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
         baseline = baseline_metrics(kind, holdout, catalogue)
@@ -336,19 +337,15 @@ def _ranking_holdout(
     catalogue: int | None,
     as_of: Any,
     rerankers: bool = False,
-    logged: dict[str, Any] | None = None,
     recent_days: int = ranking.RECENT_DAYS,
 ) -> ranking.RankingHoldout | None:
-    """The temporal holdout, or the random protocol's over the history before ``as_of`` where that
-    one decides (:mod:`ml.models.ranking`'s docstring): the whole competition when the temporal
-    holdout judges under ``ranking.MIN_JUDGED_SHARE`` of the users with history, or under
-    ``ranking.MIN_JUDGED_USERS`` users and no re-ranker competes; with fewer users and re-rankers,
-    which family (a popularity list or a personal one) competes with them (``families_by``); always, when the tenant's
-    ``holdout_protocol`` is ``random``, and never when it is ``temporal``, nor under ``auto`` when its seen-items
-    policy is ``allow`` (the random split holds out only items a user has not had: repeats score nothing there).
-    ``recent_days``: the tenant's short window (recent popularity, the cold-start list). None without a history
-    mart. Adds ``holdout_protocol``, ``holdout_users``, ``families_protocol`` and ``temporal_judged_share`` to
-    ``logged`` (the run's params)."""
+    """The competition's holdout (:mod:`ml.models.ranking_holdout`'s docstring). Under ``auto`` the random protocol
+    over the history before ``as_of`` decides the whole competition when the temporal holdout judges under
+    ``MIN_JUDGED_SHARE`` of the users with history, or under ``MIN_JUDGED_USERS`` users and no re-ranker competes;
+    else, over the history before the temporal cutoff, it picks the family that competes there (``families_by``),
+    which a temporal holdout of ``MIN_JUDGED_USERS`` or more may ``overrule``. Always so under ``holdout_protocol``
+    ``random``; never under ``temporal``, nor under ``auto`` for seen-items ``allow`` (the random split holds out
+    only items new to a user: repeats score nothing). ``recent_days``: the short window. None without history."""
     if history is None:
         return None
     exclude_seen, chosen = tenant.seen_items == "exclude", tenant.holdout_protocol
@@ -356,20 +353,17 @@ def _ranking_holdout(
     few = len(judged.users) if judged is not None else 0
     share = judged.judged_share() if judged is not None else None
     # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
-    unrepresentative = share is not None and share < ranking.MIN_JUDGED_SHARE
+    unrepresentative = share is not None and share < ranking_holdout.MIN_JUDGED_SHARE
+    large = judged is not None and few >= ranking_holdout.MIN_JUDGED_USERS and not unrepresentative
     # the random split holds out items new to a user: it cannot credit the repeats an `allow` tenant serves
-    wanted = chosen == ranking.RANDOM or (
-        chosen == ranking.AUTO and exclude_seen and (few < ranking.MIN_JUDGED_USERS or unrepresentative)
-    )
-    # beside re-rankers judged on the temporal holdout, the random protocol only picks their family: on the history
-    # before that holdout's cutoff, so the pick never saw the pairs it is then judged on
-    replaces = chosen == ranking.RANDOM or not rerankers or unrepresentative
+    wanted = chosen == ranking.RANDOM or (chosen == ranking_holdout.AUTO and exclude_seen)
+    # beside the temporal holdout, the random protocol only picks the family: on the history before that holdout's
+    # cutoff, so the pick never saw the pairs it is then judged on
+    replaces = chosen == ranking.RANDOM or unrepresentative or (not rerankers and not large)
     at = judged.cutoff if judged is not None and not replaces else as_of
-    rand = (
-        ranking.RankingHoldout.random_split(history, at, exclude_seen, catalogue, recent_days=recent_days)
-        if wanted and as_of is not None
-        else None
-    )
+    rand = None
+    if wanted and as_of is not None:
+        rand = ranking.RankingHoldout.random_split(history, at, exclude_seen, catalogue, recent_days=recent_days)
     if rand is not None and (chosen == ranking.RANDOM or len(rand.users) > few):
         log.info(
             "%s: the temporal holdout judges %d users (%.0f%% of those with history), the random protocol %d%s",
@@ -380,17 +374,22 @@ def _ranking_holdout(
             rand.temporal, judged = judged, rand
             rand.chosen_by_tenant = chosen == ranking.RANDOM
         elif judged is not None:
-            judged.families_by = rand
-    if judged is not None and logged is not None:
-        chooser = judged.families_by.protocol if judged.families_by is not None else judged.protocol
-        logged |= {
-            "holdout_protocol": judged.protocol,
-            "holdout_users": len(judged.users),
-            "families_protocol": chooser,
-        }
-        if share is not None:
-            logged["temporal_judged_share"] = round(share, 3)
+            judged.families_by, judged.overrule = rand, large
     return judged
+
+
+def _protocol_params(judged: ranking.RankingHoldout) -> dict[str, Any]:
+    """The run's params of the competition's holdout (``families_protocol``: temporal where it overruled the pick)."""
+    temporal = judged.temporal if judged.protocol == ranking.RANDOM else judged
+    chooser = judged.families_by.protocol if judged.families_by is not None else judged.protocol
+    params: dict[str, Any] = {
+        "holdout_protocol": judged.protocol,
+        "holdout_users": len(judged.users),
+        "families_protocol": chooser,
+    }
+    if temporal is not None:
+        params["temporal_judged_share"] = round(temporal.judged_share(), 3)
+    return params
 
 
 def _history(kind: ModelKind, snap: snapshots.Snapshot) -> pd.DataFrame | None:

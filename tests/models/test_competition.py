@@ -18,7 +18,7 @@ from ml.core.tenants import TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.core.warehouse import warehouses
 from ml.data import publish, snapshots
-from ml.models import fit, ranking, recsys, registry, score, tracking
+from ml.models import fit, ranking, ranking_holdout, recsys, registry, score, tracking
 from ml.models.kinds import get_kind, online_marts
 from ml.models.kinds.recommender import RecommendationRequest, recommend
 from ml.ops.status import format_table, status
@@ -38,17 +38,24 @@ def test_every_family_competes_on_one_holdout_and_the_winner_never_loses_to_popu
         candidates = {k.split(".")[1]: v for k, v in m.items() if k.startswith("candidate.")}
         assert FAMILIES | {"tenant"} <= set(candidates), (tid, sorted(candidates))
         assert m["ndcg_at_10"] >= max(m["baseline_ndcg_at_10"], candidates["popularity"], candidates["popularity_7d"])
-        assert m["ndcg_at_10"] == max(candidates.values()) or "not better beyond chance" in run.data.params["chosen"]
+        chosen = run.data.params["chosen"]  # the best, or the random protocol's pick a re-ranker did not beat
+        assert (
+            m["ndcg_at_10"] == max(candidates.values())
+            or "not better beyond chance" in chosen
+            or ("best by the random protocol" in chosen and "random_ndcg_at_10" in m)
+        ), (tid, chosen)
         assert m["ndcg_at_10_low"] <= m["ndcg_at_10"] <= m["ndcg_at_10_high"]
         assert 0 < m["candidate_recall"] <= 1 and m["users"] > 0
         mv = c.get_model_version(registry.model_name("recommender", tid), r["version"])
         assert mv.tags["family"] == r["family"] == run.data.tags["family"]
         # status says how many users the metrics stand on, and by which protocol
         judged = registry.describe("recommender", tid, settings)["holdout"]
-        assert judged.pop("temporal_judged_share") >= ranking.MIN_JUDGED_SHARE  # it speaks for the users served
-        assert judged == {"users": int(m["users"]), "protocol": "temporal", "families_protocol": "temporal"}
+        assert judged.pop("temporal_judged_share") >= ranking_holdout.MIN_JUDGED_SHARE  # it speaks for the users served
+        # the random protocol picks the strongest family unless the temporal holdout's best beats it beyond chance
+        assert judged.pop("families_protocol") in ("random", "temporal")
+        assert judged == {"users": int(m["users"]), "protocol": "temporal"}
         shown = format_table(status(settings, [tid]))
-        assert f"{int(m['users']):,} users judged, temporal holdout)" in shown, shown
+        assert f"{int(m['users']):,} users judged, temporal holdout" in shown, shown
 
 
 def _candidate(name: str, per_user: np.ndarray, family: str) -> fit.Candidate:

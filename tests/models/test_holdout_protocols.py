@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ml.core.tenants import Tenant
-from ml.models import fit, ranking, recsys
+from ml.models import fit, ranking, ranking_holdout, recsys
 from ml.models.kinds import get_kind
 
 RANKING_KIND = get_kind("recommender")
@@ -35,7 +35,7 @@ def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history
     # the last week judges the few users who rated in it; every user has items held out at random
     examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
     temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
-    assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
+    assert temporal is not None and len(temporal.users) < ranking_holdout.MIN_JUDGED_USERS
     judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of)
     assert judged.protocol == ranking.RANDOM and len(judged.users) == 200
     # 75/25 of each user's items (8 -> 6 + 2), none of the held-out pairs in what the families learn from
@@ -52,11 +52,10 @@ def test_a_bursty_tenant_is_judged_by_the_random_protocol_over_its_whole_history
     assert best.family not in {"popularity", "popularity_7d"}  # two tastes: a personal family wins
     # the temporal holdout judges a few percent of the users with history: it does not speak for
     # them, and the random protocol decides even where re-rankers compete (they are left out)
-    assert temporal.judged_share() < ranking.MIN_JUDGED_SHARE
-    logged: dict = {}
-    judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
+    assert temporal.judged_share() < ranking_holdout.MIN_JUDGED_SHARE
+    judged = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True)
     assert judged.protocol == ranking.RANDOM and judged.families_by is None
-    assert logged == {
+    assert train._protocol_params(judged) == {
         "holdout_protocol": "random",
         "holdout_users": 200,
         "families_protocol": "random",
@@ -112,16 +111,15 @@ def test_a_small_tenant_whose_users_return_lets_the_random_protocol_pick_the_fam
     history, as_of = _returning_history(), pd.Timestamp("2026-03-05")
     examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
     temporal = ranking.RankingHoldout.build(history, examples, window_days=7)
-    assert temporal is not None and len(temporal.users) < ranking.MIN_JUDGED_USERS
-    assert temporal.judged_share() >= ranking.MIN_JUDGED_SHARE
+    assert temporal is not None and len(temporal.users) < ranking_holdout.MIN_JUDGED_USERS
+    assert temporal.judged_share() >= ranking_holdout.MIN_JUDGED_SHARE
     # no re-ranker: the random protocol decides; with re-rankers the temporal holdout judges (them
     # and the families), but the random protocol picks the one family that competes with them
     random = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of)
     assert random.protocol == ranking.RANDOM
-    logged: dict = {}
-    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True, logged)
-    assert mixed.protocol == ranking.TEMPORAL and mixed.families_by is not None
-    assert logged == {
+    mixed = train._ranking_holdout(Tenant("films", "eu"), history, examples, 7, None, as_of, True)
+    assert mixed.protocol == ranking.TEMPORAL and mixed.families_by is not None and not mixed.overrule
+    assert train._protocol_params(mixed) == {
         "holdout_protocol": "temporal",
         "holdout_users": len(temporal.users),
         "families_protocol": "random",
@@ -299,9 +297,9 @@ def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_ch
     returning = _returning_history()  # auto: the temporal holdout judges, re-rankers and all
     auto = train._ranking_holdout(Tenant("films", "eu"), returning, examples, 7, None, as_of, True)
     assert auto.protocol == ranking.TEMPORAL and not auto.chosen_by_tenant
-    logged: dict = {}
     chose = train._ranking_holdout(Tenant("films", "eu", holdout_protocol="random"), returning, examples, 7, None,
-                                   as_of, True, logged)  # fmt: skip
+                                   as_of, True)  # fmt: skip
+    logged = train._protocol_params(chose)
     assert chose.protocol == ranking.RANDOM and chose.chosen_by_tenant and chose.temporal is not None
     assert logged["holdout_protocol"] == logged["families_protocol"] == "random"
     bursty = _bursty_history()  # auto: the random protocol decides
@@ -348,3 +346,62 @@ def test_status_shows_what_the_random_protocol_saw_where_it_picked_the_family():
     temporal = holdout_summary(params | {"families_protocol": "temporal"}, {"ndcg_at_10": 0.1}, "ndcg_at_10")
     assert temporal is not None and "random" not in temporal and _judged(temporal).endswith("temporal holdout")
     assert holdout_summary({}, metrics, "ndcg_at_10") is None  # a run from before holdouts were logged
+
+
+def _news_history(trend: bool, seed: int, users: int = 300) -> pd.DataFrame:
+    """300 users of two tastes read 8 of their taste's 20 stories over 46 days; half come back in the last week.
+    With a ``trend`` the week's five new stories are what everyone reads (a third read them before the cutoff, the
+    returning half after it); without, the returning half read more of their taste."""
+    rng = np.random.default_rng(seed)
+    day, rows = pd.Timestamp("2026-01-01"), []
+    for u in range(users):
+        taste, mine = "ab"[u % 2], set()
+        for i in rng.choice(20, size=8, replace=False):
+            mine.add(f"{taste}{i}")
+            rows.append((f"u{u}", f"{taste}{i}", day + pd.Timedelta(days=int(rng.integers(0, 46)))))
+        if trend and u % 3 == 0:
+            rows += [(f"u{u}", f"new{j}", day + pd.Timedelta(days=int(rng.integers(46, 53)))) for j in rng.choice(5, 3)]
+        if u % 2 == 1:
+            later = (
+                [f"new{j}" for j in range(5)]
+                if trend
+                else [f"{taste}{i}" for i in range(20) if f"{taste}{i}" not in mine]
+            )
+            rows += [
+                (f"u{u}", it, day + pd.Timedelta(days=int(rng.integers(53, 60))))
+                for it in rng.choice(later, 2, replace=False)
+            ]
+    history = pd.DataFrame(rows, columns=["user_id", "item_id", "event_date"]).assign(interactions=1)
+    return history.drop_duplicates(["user_id", "item_id"])
+
+
+def test_a_large_tenants_temporal_holdout_overrules_the_random_protocols_pick_only_beyond_chance():
+    """Above MIN_JUDGED_USERS the random protocol still picks the family (the Online Retail backtest: its pick was the
+    next window's best on every United Kingdom window), unless the temporal holdout's best family beats it there
+    beyond chance: a news site whose readers all turn to the week's new stories."""
+    from ml.models import train
+
+    as_of = pd.Timestamp("2026-03-02")
+    examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
+    # no trend: the temporal holdout's best (SAR) leads the random protocol's pick (ALS) within chance; ALS is served
+    steady = train._ranking_holdout(Tenant("news", "eu"), _news_history(False, seed=5), examples, 7, None, as_of, True)
+    assert steady.protocol == ranking.TEMPORAL and len(steady.users) >= ranking_holdout.MIN_JUDGED_USERS
+    assert steady.overrule and steady.families_by is not None and steady.families_by.cutoff == steady.cutoff
+    candidates = ranking.compete(steady, [], RANKING_KIND, [])
+    assert len(candidates) == len(ranking.families(recent_days=7))  # every family: each a re-ranker's bar
+    top = max(candidates, key=lambda c: c.metrics["ndcg_at_10"])
+    winner, why = ranking.choose(candidates)
+    assert (top.family, winner.family) == ("sar", "als") and why.startswith("als: best by the random protocol")
+    assert train._protocol_params(steady)["families_protocol"] == "random"
+    # the run's baseline is the strongest popular list on the temporal holdout, whose figures the run reports
+    popular = [c.metrics["ndcg_at_10"] for c in candidates if c.family.startswith("popularity")]
+    assert ranking.strongest_popularity(candidates, steady)["ndcg_at_10"] == max(popular)
+    # the trend: the week's popular list beats the pick on the temporal holdout beyond chance, which decides alone
+    news = train._ranking_holdout(Tenant("news", "eu"), _news_history(True, seed=0), examples, 7, None, as_of, True)
+    assert news.overrule and news.families_by is not None
+    candidates = ranking.compete(news, [], RANKING_KIND, [])
+    assert news.families_by is None and not any("random_ndcg_at_10" in c.metrics for c in candidates)
+    assert all(c.random_per_user is None for c in candidates)
+    winner, why = ranking.choose(candidates)
+    assert winner.family == "popularity_7d" and why.startswith("popularity_7d: best ndcg_at_10")
+    assert train._protocol_params(news)["families_protocol"] == "temporal"
