@@ -157,6 +157,8 @@ def run_dbt(
                     "message": r.message,
                     "hint": out_of_memory_hint(r.message, env[MEMORY_LIMIT_VARIABLE]),  # "" but for DuckDB's OOM
                     "failures": r.failures,
+                    # a failed data test's query, whose rows name the tenants it failed for (ml.data.features)
+                    "sql": getattr(r.node, "compiled_code", None) if _failed_data_test(r) else None,
                 }
             )
     if res.exception is not None:
@@ -166,6 +168,11 @@ def run_dbt(
             + (f"\n{hint}" if hint else "")
         )
     return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
+
+
+def _failed_data_test(result: Any) -> bool:
+    """A data test (not a unit test) that failed or could not run."""
+    return result.node.unique_id.startswith("test.") and str(result.status) in ("fail", "error")
 
 
 def generate_docs(settings: Settings, wh: Warehouse) -> Path:

@@ -83,6 +83,7 @@ def check_warehouse_features(
     failed_models = _failed_models(build.get("failed_nodes", []))
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
+        failed_tests = _failed_tests(con, build.get("failed_nodes", []), [t for t in wh.tenants if t in tenants])
         # a model that failed on the file's first build left no table: say so rather than read it
         built = {r[0] for r in con.execute(BUILT_TABLES).fetchall()}
         missing = [m for m in CHECKED_MARTS if m not in built]
@@ -109,7 +110,7 @@ def check_warehouse_features(
                 frames = {m: con.execute(f"select * from {m} where tenant_id = ?", [tid]).df() for m in CHECKED_MARTS}
                 h = check_features(frames, tid, settings, int(windows.get(tid, 28)))
             if tid in tenants:
-                h["health_problems"] = failed_models + h["health_problems"]
+                h["health_problems"] = failed_models + failed_tests[tid] + h["health_problems"]
                 h["healthy"] = not h["health_problems"]
             h.update(tenant_id=tid, warehouse=wh.key, checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             write_health(settings, tid, h)
@@ -138,6 +139,34 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
         why = "a model they read failed" + (f", or a test upstream ({', '.join(tests)})" if tests else "")
         problems.append(f"{len(skipped)} dbt models skipped, as {why}: {', '.join(skipped)}")
     return problems
+
+
+def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
+    """Health problems of a build's failed data tests, per tenant. A test's failing rows (its compiled
+    query, run again) count against the tenants they name (``tenant_id``): a failure of one tenant's
+    data holds back no other. A test whose rows name no tenant (``accepted_values``: one row per bad
+    value), or that could not run, holds back every tenant of the warehouse."""
+    import duckdb
+
+    out: dict[str, list[str]] = {t: [] for t in tenants}
+    for n in failed_nodes:
+        if not n["node"].startswith("test.") or n["status"] not in ("fail", "error"):
+            continue
+        name, rows = n["node"].split(".")[2], None
+        if n["status"] == "fail" and n.get("sql"):
+            try:
+                rows = dict(con.execute(f"select tenant_id, count(*) from ({n['sql']}) group by all").fetchall())
+            except duckdb.Error:  # (no tenant_id column)
+                rows = None
+        for t in tenants:
+            if rows is not None and rows.get(t):
+                out[t].append(f"dbt test {name} failed on {rows[t]} of this tenant's rows")
+            elif rows is None:
+                what = (
+                    f"failed on {n['failures']} rows that name no tenant" if n["status"] == "fail" else "could not run"
+                )
+                out[t].append(f"dbt test {name} {what}: every tenant of this warehouse is held back ({n['message']})")
+    return out
 
 
 def build_and_check_warehouse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -62,3 +63,47 @@ def test_models_skipped_after_a_failed_test_name_the_test():
         "1 dbt models skipped, as a model they read failed, or a test upstream (an_orders_charge_lines_are_no_item): "
         "item_features"
     ]
+
+
+def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, tmp_path):
+    """An analytics engineer's data test that fails on one tenant's rows makes that tenant unhealthy (not
+    published: the API keeps its last good snapshot) and no other tenant of the pool's warehouse; a failed test
+    whose rows name no tenant (``accepted_values``: one row per bad value), or one that could not run, holds
+    back every tenant of the warehouse."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "tests" / "assert_globex_has_no_users.sql").write_text(
+        "select tenant_id, user_id from {{ ref('user_features') }} where tenant_id = 'globex'\n"
+    )
+    settings = settings.model_copy(update={"dbt_project_dir": project})
+    cfg = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
+    register(settings, cfg, silo=())
+    generate(cfg, settings.stores.landing.root, workers=1)
+    ingest_tenants(["acme", "globex"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    [wh] = warehouse.warehouses(TenantStore(settings).list())
+    result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
+    [failed] = result["failed_nodes"]
+    n = failed["failures"]  # globex's users with features
+    assert failed["node"].startswith("test.tenantflow.assert_globex_has_no_users") and 0 < n <= 150
+    globex, acme = result["health"]["globex"], result["health"]["acme"]
+    assert globex["health_problems"] == [f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows"]
+    assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
+    assert set(result["published"]) == {"acme"}
+    # a failed test whose rows have no tenant_id, and one that could not run: every tenant is held back
+    nameless = [
+        {"node": "test.tenantflow.accepted_values_x.1", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select 'bogus' as value_field, 3 as n_records"},
+        {"node": "test.tenantflow.not_null_y.2", "status": "error", "failures": None, "message": "Binder Error",
+         "sql": None},
+    ]  # fmt: skip
+    con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
+    try:
+        held = features._failed_tests(con, nameless + [failed], ["acme", "globex"])
+    finally:
+        con.close()
+    every = [
+        "dbt test accepted_values_x failed on 1 rows that name no tenant: every tenant of this warehouse is held back "
+        "(Got 1 result)",
+        "dbt test not_null_y could not run: every tenant of this warehouse is held back (Binder Error)",
+    ]
+    assert held == {"acme": every, "globex": [*every, globex["health_problems"][0]]}
