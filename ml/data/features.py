@@ -144,29 +144,43 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
 def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
     """Health problems of a build's failed data tests, per tenant. A test's failing rows (its compiled
     query, run again) count against the tenants they name (``tenant_id``): a failure of one tenant's
-    data holds back no other. A test whose rows name no tenant (``accepted_values``: one row per bad
-    value), or that could not run, holds back every tenant of the warehouse."""
-    import duckdb
-
+    data holds back no other. Rows that name no tenant of the warehouse (no ``tenant_id`` column, as
+    ``accepted_values``' one row per bad value; a null or unknown one, as ``not_null`` on ``tenant_id``),
+    a test that could not run, or one whose rows cannot be read again, hold back every tenant of it."""
     out: dict[str, list[str]] = {t: [] for t in tenants}
     for n in failed_nodes:
         if not n["node"].startswith("test.") or n["status"] not in ("fail", "error"):
             continue
-        name, rows = n["node"].split(".")[2], None
-        if n["status"] == "fail" and n.get("sql"):
-            try:
-                rows = dict(con.execute(f"select tenant_id, count(*) from ({n['sql']}) group by all").fetchall())
-            except duckdb.Error:  # (no tenant_id column)
-                rows = None
-        for t in tenants:
-            if rows is not None and rows.get(t):
-                out[t].append(f"dbt test {name} failed on {rows[t]} of this tenant's rows")
-            elif rows is None:
-                what = (
-                    f"failed on {n['failures']} rows that name no tenant" if n["status"] == "fail" else "could not run"
-                )
-                out[t].append(f"dbt test {name} {what}: every tenant of this warehouse is held back ({n['message']})")
+        name = n["node"].split(".")[2]
+        rows, why = _failing_rows_by_tenant(con, n) if n["status"] == "fail" else ({}, "it could not run")
+        unnamed = sum(k for t, k in rows.items() if t not in out)
+        for t, k in rows.items():
+            if t in out:
+                out[t].append(f"dbt test {name} failed on {k} of this tenant's rows")
+        if why or unnamed:
+            why = why or f"{unnamed} of its failing rows name no tenant of this warehouse"
+            for t in tenants:
+                held = f"so every tenant of this warehouse is held back ({n['message']})"
+                out[t].append(f"dbt test {name} failed: {why}, {held}")
     return out
+
+
+def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
+    """A failed test's rows per ``tenant_id`` (its query run again; the key None: rows without one), or
+    ``{}`` and why they cannot be told apart."""
+    import duckdb
+
+    sql = (node.get("sql") or "").strip().rstrip(";")
+    if not sql:
+        return {}, "its query was not recorded"
+    query = f"select * from (\n{sql}\n)"  # (on lines of their own: a test may end in a -- comment)
+    try:
+        columns = [d[0] for d in con.execute(f"{query} limit 0").description]
+        if "tenant_id" not in columns:
+            return {}, f"its {node['failures']} failing rows have no tenant_id"
+        return dict(con.execute(f"select tenant_id, count(*) from ({query}) group by all").fetchall()), ""
+    except duckdb.Error as e:
+        return {}, f"its rows could not be read again ({str(e).splitlines()[0]})"
 
 
 def build_and_check_warehouse(

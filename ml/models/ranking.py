@@ -211,9 +211,16 @@ def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:
 def strongest_popularity(candidates: list[Candidate], holdout: RankingHoldout | None = None) -> dict[str, float]:
     """The metrics of the best popularity list (all time or recent): the run's baseline; the best by
     the random protocol where that protocol picked a small tenant's family (``random_ndcg_at_10``), the best on
-    the temporal holdout where that holdout may ``overrule`` the pick (its metrics are the ones reported)."""
+    the temporal holdout where that holdout may ``overrule`` the pick (its metrics are the ones reported; its
+    ``random_ndcg_at_10`` is then the best popular list's there, what the pick is measured against)."""
     popular = [c for c in candidates if c.family.startswith("popularity")]
     if not popular:
         return {}
-    by = HEADLINE if holdout is not None and holdout.overrule else RANDOM_HEADLINE
-    return max(popular, key=lambda c: c.metrics.get(by, c.metrics.get(HEADLINE, float("-inf")))).metrics
+    if holdout is None or not holdout.overrule:
+        return max(
+            popular, key=lambda c: c.metrics.get(RANDOM_HEADLINE, c.metrics.get(HEADLINE, float("-inf")))
+        ).metrics
+    metrics = dict(max(popular, key=lambda c: c.metrics.get(HEADLINE, float("-inf"))).metrics)
+    if by_random := [c.metrics[RANDOM_HEADLINE] for c in popular if RANDOM_HEADLINE in c.metrics]:
+        metrics[RANDOM_HEADLINE] = max(by_random)
+    return metrics

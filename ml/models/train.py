@@ -364,7 +364,7 @@ def _ranking_holdout(
     rand = None
     if wanted and as_of is not None:
         rand = ranking.RankingHoldout.random_split(history, at, exclude_seen, catalogue, recent_days=recent_days)
-    if rand is not None and (chosen == ranking.RANDOM or len(rand.users) > few):
+    if rand is not None and (chosen == ranking.RANDOM or not replaces or len(rand.users) > few):
         log.info(
             "%s: the temporal holdout judges %d users (%.0f%% of those with history), the random protocol %d%s",
             tenant.tenant_id, few, 100 * (share or 0.0), len(rand.users),

@@ -89,12 +89,17 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     assert globex["health_problems"] == [f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows"]
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
-    # a failed test whose rows have no tenant_id, and one that could not run: every tenant is held back
+    # rows without a tenant_id, or with one of no tenant here, and a test that could not run: every tenant is held
+    # back; a test that ends in a comment is still read again
     nameless = [
         {"node": "test.tenantflow.accepted_values_x.1", "status": "fail", "failures": 1, "message": "Got 1 result",
          "sql": "select 'bogus' as value_field, 3 as n_records"},
         {"node": "test.tenantflow.not_null_y.2", "status": "error", "failures": None, "message": "Binder Error",
          "sql": None},
+        {"node": "test.tenantflow.not_null_z.3", "status": "fail", "failures": 2, "message": "Got 2 results",
+         "sql": "select tenant_id from (values (null), ('ACME')) t(tenant_id)"},
+        {"node": "test.tenantflow.commented.4", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select 'globex' as tenant_id -- globex must have none"},
     ]  # fmt: skip
     con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
     try:
@@ -102,8 +107,11 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     finally:
         con.close()
     every = [
-        "dbt test accepted_values_x failed on 1 rows that name no tenant: every tenant of this warehouse is held back "
-        "(Got 1 result)",
-        "dbt test not_null_y could not run: every tenant of this warehouse is held back (Binder Error)",
+        "dbt test accepted_values_x failed: its 1 failing rows have no tenant_id, so every tenant of this warehouse is "
+        "held back (Got 1 result)",
+        "dbt test not_null_y failed: it could not run, so every tenant of this warehouse is held back (Binder Error)",
+        "dbt test not_null_z failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
+        "warehouse is held back (Got 2 results)",
     ]
-    assert held == {"acme": every, "globex": [*every, globex["health_problems"][0]]}
+    own = ["dbt test commented failed on 1 of this tenant's rows", globex["health_problems"][0]]
+    assert held == {"acme": every, "globex": [*every, *own]}
