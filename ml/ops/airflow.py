@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,8 +80,13 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     return {k: os.environ.get(k, v) for k, v in defaults.items()}
 
 
-def shell_exports(settings: Settings) -> str:
-    """``export`` lines for ``eval "$(tenantflow env)"``."""
+# exports whose values are secrets (signing keys, passwords), masked where ``tenantflow env`` prints to a terminal
+SECRET_EXPORT = re.compile(r"SECRET|PASSWORD(?!S_FILE)|TOKEN|_KEY$")
+
+
+def shell_exports(settings: Settings, mask_secrets: bool = False) -> str:
+    """``export`` lines for ``eval "$(tenantflow env)"``; ``mask_secrets``: secret values (:data:`SECRET_EXPORT`)
+    replaced by a note, for a terminal's scrollback."""
     env = airflow_env(settings)
     env.update(
         {
@@ -90,7 +96,11 @@ def shell_exports(settings: Settings) -> str:
             "TENANTFLOW_LAKE": str(settings.stores.lake.root),
         }
     )
-    lines = [f"export {k}={_quote(v)}" for k, v in sorted(env.items())]
+    masked = "'(masked on a terminal: eval \"$(tenantflow env)\", or tenantflow env --show-secrets)'"
+    lines = [
+        f"export {k}={masked if mask_secrets and SECRET_EXPORT.search(k) else _quote(v)}"
+        for k, v in sorted(env.items())
+    ]
     lines.append(f"umask {PRIVATE_UMASK:03o}  # what Tenantflow's processes write is their owner's only")
     example = settings.stores.warehouse_file("eu/pool")
     lines.append(f"# dbt: export TENANTFLOW_WAREHOUSE_PATH={example} (a warehouse file) before `dbt show`")

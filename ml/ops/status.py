@@ -265,9 +265,9 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
 
 
 def champion_label(m: dict) -> str:
-    """How a champion was made: ``global`` / ``fine_tuned`` / ``tenant`` for LightGBM, else its family."""
-    family = m.get("family") or "lightgbm"
-    return m["trained_on"] if family == "lightgbm" else f"{family}, {m['trained_on']}"
+    """How a champion was made: its model family (``lightgbm``, ``ease``, ``recency``, ...; a version from before
+    the family tag is LightGBM) and what it was trained on (``global``, ``fine_tuned``, ``tenant``)."""
+    return f"{m.get('family') or 'lightgbm'}, {m['trained_on']}"
 
 
 def families_protocol(holdout: dict[str, Any]) -> str | None:

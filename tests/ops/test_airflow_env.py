@@ -94,3 +94,40 @@ def test_savepoints_keep_their_meaning_on_the_immediate_connection(settings, tmp
             assert [n for (n,) in session.execute(text("select n from runs"))] == [4]
     finally:
         engine.dispose()
+
+
+def test_tenantflow_env_masks_secrets_on_a_terminal_and_prints_them_for_eval(settings):
+    """`tenantflow env` run by itself on a terminal would leave Airflow's signing keys in the scrollback: there
+    they are masked (unless --show-secrets); piped, as `eval "$(tenantflow env)"` reads it, they are printed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "ml.ops.cli", "env"]
+    env = {**os.environ, "TENANTFLOW_HOME": str(settings.home)}
+    secret = airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
+
+    def on_a_terminal(*args: str) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.run([*cli, *args], stdout=follower, stderr=subprocess.DEVNULL, env=env, timeout=120)
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # (the terminal closed: all read)
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(leader)
+        assert proc.returncode == 0
+        return out.decode()
+
+    shown = on_a_terminal()
+    assert "export AIRFLOW__API_AUTH__JWT_SECRET='(masked on a terminal" in shown and secret not in shown
+    assert "export AIRFLOW_HOME=" in shown and "umask 077" in shown  # the rest as it is
+    assert secret in on_a_terminal("--show-secrets")
+    piped = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120, check=True).stdout
+    assert f"export AIRFLOW__API_AUTH__JWT_SECRET='{secret}'" in piped

@@ -46,11 +46,13 @@ def status(
         out.print(status_table(rows))
 
 
-def env() -> None:
-    """Shell exports: eval "$(tenantflow env)"."""
+def env(
+    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print secret values on a terminal too")] = False,
+) -> None:
+    """Shell exports: eval "$(tenantflow env)". On a terminal, secret values are masked unless --show-secrets."""
     from ml.ops.airflow import shell_exports
 
-    print(shell_exports(get_settings()))
+    print(shell_exports(get_settings(), mask_secrets=sys.stdout.isatty() and not show_secrets))
 
 
 def demo(scale: Annotated[float, typer.Option(help="Multiply the demo tenants' users and items")] = 1.0) -> None:
