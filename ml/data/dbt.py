@@ -151,14 +151,14 @@ def run_dbt(
         for r in res.result.results:
             nodes.append(
                 {
-                    "node": r.node.unique_id,
+                    "node": (node_id := r.node.unique_id),
                     "status": str(r.status),
                     "seconds": round(float(r.execution_time or 0), 3),
                     "message": r.message,
                     "hint": out_of_memory_hint(r.message, env[MEMORY_LIMIT_VARIABLE]),  # "" but for DuckDB's OOM
                     "failures": r.failures,
                     # a failed data test's query, whose rows name the tenants it failed for (ml.data.features)
-                    "sql": getattr(r.node, "compiled_code", None) if _failed_data_test(r) else None,
+                    "sql": getattr(r.node, "compiled_code", None) if failed_data_test(node_id, str(r.status)) else None,
                 }
             )
     if res.exception is not None:
@@ -170,9 +170,9 @@ def run_dbt(
     return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
 
 
-def _failed_data_test(result: Any) -> bool:
-    """A data test (not a unit test) that failed or could not run."""
-    return result.node.unique_id.startswith("test.") and str(result.status) in ("fail", "error")
+def failed_data_test(node: str, status: str) -> bool:
+    """Whether a build's node (its unique id) is a data test (not a unit test) that failed or could not run."""
+    return node.startswith("test.") and status in ("fail", "error")
 
 
 def generate_docs(settings: Settings, wh: Warehouse) -> Path:

@@ -17,7 +17,7 @@ from ml.core.layout import silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses_holding
-from ml.data.dbt import dbt_vars, run_dbt
+from ml.data.dbt import dbt_vars, failed_data_test, run_dbt
 from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
 from ml.data.ingest.run import seal_lake
 from ml.data.publish import OnlineMart, publish_tenant
@@ -149,7 +149,7 @@ def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dic
     a test that could not run, or one whose rows cannot be read again, hold back every tenant of it."""
     out: dict[str, list[str]] = {t: [] for t in tenants}
     for n in failed_nodes:
-        if not n["node"].startswith("test.") or n["status"] not in ("fail", "error"):
+        if not failed_data_test(n["node"], n["status"]):
             continue
         name = n["node"].split(".")[2]
         rows, why = _failing_rows_by_tenant(con, n) if n["status"] == "fail" else ({}, "it could not run")

@@ -24,7 +24,7 @@ champion's input schema) and then:
   itself. A re-ranker champion cannot be judged by the random protocol; when that protocol decides, its winner
   meets the re-ranker on the temporal holdout it replaced (:func:`versus_reranker_on_temporal`), unless the tenant
   chose the random protocol (its ``holdout_protocol``): then its winner replaces the re-ranker. Where the random
-  protocol only picked the family (a small temporal holdout with re-rankers), a family meets a family champion there.
+  protocol only picked the family (``families_by`` of a temporal holdout), a family meets a family champion there.
 
 A champion needing features the marts no longer publish (renamed, dropped), or one that may have learnt the
 holdout's labels (:func:`ml.models.champion.learnt_the_holdout`: the label window grew) cannot be re-scored: the

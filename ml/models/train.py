@@ -55,6 +55,7 @@ from ml.models.fit import (
 )
 from ml.models.kinds import get_kind
 from ml.models.kinds.base import ModelKind
+from ml.models.ranking_holdout import RankingHoldout
 from ml.models.refit import for_serving, refit, refit_rows
 from ml.models.tenant_candidates import eligible_for_own_model, tenant_candidates
 from ml.models.tracking import Training, log_and_register
@@ -272,7 +273,7 @@ def train_tenant(
     candidates = tenant_candidates(kind, tenant_id, g, features, train, holdout, catalogue, eligible, policy, settings)
     judged = _ranking_holdout(
         tenant, history, holdout, window, catalogue, snap.serving_cutoff, bool(candidates),
-        recent_days=int(windows.get("short_window_days") or ranking.RECENT_DAYS),
+        recent_days=int(windows.get("short_window_days") or ranking_holdout.RECENT_DAYS),
     )  # fmt: skip
     incumbent = version_family(champ) if champ is not None else None
     if judged is not None:
@@ -337,8 +338,8 @@ def _ranking_holdout(
     catalogue: int | None,
     as_of: Any,
     rerankers: bool = False,
-    recent_days: int = ranking.RECENT_DAYS,
-) -> ranking.RankingHoldout | None:
+    recent_days: int = ranking_holdout.RECENT_DAYS,
+) -> RankingHoldout | None:
     """The competition's holdout (:mod:`ml.models.ranking_holdout`'s docstring). Under ``auto`` the random protocol
     over the history before ``as_of`` decides the whole competition when the temporal holdout judges under
     ``MIN_JUDGED_SHARE`` of the users with history, or under ``MIN_JUDGED_USERS`` users and no re-ranker competes;
@@ -349,38 +350,38 @@ def _ranking_holdout(
     if history is None:
         return None
     exclude_seen, chosen = tenant.seen_items == "exclude", tenant.holdout_protocol
-    judged = ranking.RankingHoldout.build(history, holdout, window, exclude_seen, catalogue, recent_days)
+    judged = RankingHoldout.build(history, holdout, window, exclude_seen, catalogue, recent_days)
     few = len(judged.users) if judged is not None else 0
     share = judged.judged_share() if judged is not None else None
     # (no temporal holdout at all, as a ten-day tenant's: the re-rankers stand unjudged)
     unrepresentative = share is not None and share < ranking_holdout.MIN_JUDGED_SHARE
     large = judged is not None and few >= ranking_holdout.MIN_JUDGED_USERS and not unrepresentative
     # the random split holds out items new to a user: it cannot credit the repeats an `allow` tenant serves
-    wanted = chosen == ranking.RANDOM or (chosen == ranking_holdout.AUTO and exclude_seen)
+    wanted = chosen == ranking_holdout.RANDOM or (chosen == ranking_holdout.AUTO and exclude_seen)
     # beside the temporal holdout, the random protocol only picks the family: on the history before that holdout's
     # cutoff, so the pick never saw the pairs it is then judged on
-    replaces = chosen == ranking.RANDOM or unrepresentative or (not rerankers and not large)
+    replaces = chosen == ranking_holdout.RANDOM or unrepresentative or (not rerankers and not large)
     at = judged.cutoff if judged is not None and not replaces else as_of
     rand = None
     if wanted and as_of is not None:
-        rand = ranking.RankingHoldout.random_split(history, at, exclude_seen, catalogue, recent_days=recent_days)
-    if rand is not None and (chosen == ranking.RANDOM or not replaces or len(rand.users) > few):
+        rand = RankingHoldout.random_split(history, at, exclude_seen, catalogue, recent_days=recent_days)
+    if rand is not None and (chosen == ranking_holdout.RANDOM or not replaces or len(rand.users) > few):
         log.info(
             "%s: the temporal holdout judges %d users (%.0f%% of those with history), the random protocol %d%s",
             tenant.tenant_id, few, 100 * (share or 0.0), len(rand.users),
-            " (the tenant's choice)" if chosen == ranking.RANDOM else "",
+            " (the tenant's choice)" if chosen == ranking_holdout.RANDOM else "",
         )  # fmt: skip
         if replaces:
             rand.temporal, judged = judged, rand
-            rand.chosen_by_tenant = chosen == ranking.RANDOM
+            rand.chosen_by_tenant = chosen == ranking_holdout.RANDOM
         elif judged is not None:
             judged.families_by, judged.overrule = rand, large
     return judged
 
 
-def _protocol_params(judged: ranking.RankingHoldout) -> dict[str, Any]:
+def _protocol_params(judged: RankingHoldout) -> dict[str, Any]:
     """The run's params of the competition's holdout (``families_protocol``: temporal where it overruled the pick)."""
-    temporal = judged.temporal if judged.protocol == ranking.RANDOM else judged
+    temporal = judged.temporal if judged.protocol == ranking_holdout.RANDOM else judged
     chooser = judged.families_by.protocol if judged.families_by is not None else judged.protocol
     params: dict[str, Any] = {
         "holdout_protocol": judged.protocol,
