@@ -144,8 +144,9 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
 def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
     """Health problems of a build's failed data tests, per tenant. A test's failing rows (its compiled
     query, run again) count against the tenants they name (``tenant_id``): a failure of one tenant's
-    data holds back no other. Rows that name no tenant of the warehouse (no ``tenant_id`` column, as
-    ``accepted_values``' one row per bad value; a null or unknown one, as ``not_null`` on ``tenant_id``),
+    data holds back no other (dbt's ``not_null`` and ``accepted_values`` return it too: the project's
+    ``macros/tenant_generic_tests.sql``). Rows that name no tenant of the warehouse (no ``tenant_id``
+    column: a model without one; a null or unknown one, as ``not_null`` on ``tenant_id``),
     a test that could not run, or one whose rows cannot be read again, hold back every tenant of it."""
     out: dict[str, list[str]] = {t: [] for t in tenants}
     for n in failed_nodes:

@@ -345,7 +345,12 @@ def rollback(
 
 
 def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dict | None:
-    """Champion and challenger of one registered model, with their lineage and metrics."""
+    """Champion and challenger of one registered model, with their lineage and metrics.
+
+    ``trained_because`` is why the champion's training ran (its run's ``reason`` tag: manual, schedule,
+    drift, ...; ``challenger_trained_because`` the challenger's); ``gate_reason`` why the gate promoted
+    it, ``challenger_reason`` why it refused the challenger. None when the model has neither alias.
+    """
     settings = settings or get_settings()
     name = model_name(kind, tenant_id)
     champ = version_by_alias(name, CHAMPION, settings)
@@ -363,7 +368,7 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
         out["challenger_reason"] = chall.tags.get("gate.reason")
         out["challenger_trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(chall.creation_timestamp / 1000))
         if chall_run := chall.tags.get("run_id") or chall.run_id:
-            out["challenger_run_reason"] = client(settings).get_run(chall_run).data.tags.get("reason")
+            out["challenger_trained_because"] = client(settings).get_run(chall_run).data.tags.get("reason")
     if champ is not None:
         tags = champ.tags
         out["trained_on"] = tags.get("trained_on")
@@ -374,7 +379,7 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
         out["run_id"] = tags.get("run_id") or champ.run_id
         if out["run_id"]:
             run = client(settings).get_run(out["run_id"])
-            out["reason"] = run.data.tags.get("reason")
+            out["trained_because"] = run.data.tags.get("reason")  # manual, schedule, drift, ...
             m = run.data.metrics
             shown = get_kind(kind).reported_metrics
             out["metrics"] = {k: round(m[k], 4) for k in shown if k in m}

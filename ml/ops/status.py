@@ -75,11 +75,11 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
 
     latest = latest_results(settings, tenant.tenant_id, tenant.warehouse_key) or {}
     # why the newest training (of any kind) ran: a champion's, or a challenger's refused since
-    trainings = [(m.get("trained_at") or "", m["reason"]) for m in models.values() if m.get("reason")]
+    trainings = [(m.get("trained_at") or "", m["trained_because"]) for m in models.values() if m.get("trained_because")]
     trainings += [
-        (m.get("challenger_trained_at") or "", m["challenger_run_reason"])
+        (m.get("challenger_trained_at") or "", m["challenger_trained_because"])
         for m in models.values()
-        if m.get("challenger_run_reason")
+        if m.get("challenger_trained_because")
     ]
     return {
         "last_checked_at": latest.get("last_checked_at"),
@@ -237,7 +237,9 @@ def _model_lines(kind: str, m: dict[str, Any]) -> list[str]:
         moved = ", ".join(
             f"{k} {v:.3f} -> {m['metrics'][k]:.3f}" for k, v in prev["metrics"].items() if k in m["metrics"]
         )
-        lines.append(f"  replaced v{prev['version']} (reason: {m.get('reason')}); same holdout: {moved}")
+        lines.append(
+            f"  replaced v{prev['version']} (trained because: {m.get('trained_because')}); same holdout: {moved}"
+        )
     return lines
 
 

@@ -68,12 +68,23 @@ def test_models_skipped_after_a_failed_test_name_the_test():
 def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, tmp_path):
     """An analytics engineer's data test that fails on one tenant's rows makes that tenant unhealthy (not
     published: the API keeps its last good snapshot) and no other tenant of the pool's warehouse; a failed test
-    whose rows name no tenant (``accepted_values``: one row per bad value), or one that could not run, holds
+    whose rows name no tenant (a test of a relation without ``tenant_id``), or one that could not run, holds
     back every tenant of the warehouse."""
     project = tmp_path / "dbt_project"
     shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "tests" / "assert_globex_has_no_users.sql").write_text(
         "select tenant_id, user_id from {{ ref('user_features') }} where tenant_id = 'globex'\n"
+    )
+    # dbt's not_null and accepted_values on a model of the engineer's: globex's rows fail both
+    (project / "models" / "user_checks.sql").write_text(
+        "select tenant_id, user_id, case when tenant_id = 'globex' then 'odd' else 'ok' end as kind,\n"
+        "  case when tenant_id = 'globex' then null else 1 end as n\n"
+        "from (select distinct tenant_id, user_id from {{ ref('int_user_activity__daily') }})\n"
+    )
+    (project / "models" / "user_checks.yml").write_text(
+        "models:\n  - name: user_checks\n    columns:\n"
+        "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}}]\n"
+        "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
     )
     settings = settings.model_copy(update={"dbt_project_dir": project})
     cfg = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
@@ -82,11 +93,26 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     ingest_tenants(["acme", "globex"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
     [wh] = warehouse.warehouses(TenantStore(settings).list())
     result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
-    [failed] = result["failed_nodes"]
-    n = failed["failures"]  # globex's users with features
-    assert failed["node"].startswith("test.tenantflow.assert_globex_has_no_users") and 0 < n <= 150
+    failures = {f["node"].split(".")[2]: f["failures"] for f in result["failed_nodes"]}
+    n = failures["assert_globex_has_no_users"]  # globex's users with features
+    m = failures["not_null_user_checks_n"]  # globex's active users
+    assert (
+        0 < n <= 150
+        and 0 < m <= 150
+        and failures
+        == {
+            "assert_globex_has_no_users": n,
+            "accepted_values_user_checks_kind__ok": 1,  # one row per tenant and bad value
+            "not_null_user_checks_n": m,
+        }
+    )
+    [failed] = [f for f in result["failed_nodes"] if "assert_globex" in f["node"]]
     globex, acme = result["health"]["globex"], result["health"]["acme"]
-    assert globex["health_problems"] == [f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows"]
+    assert sorted(globex["health_problems"]) == [
+        "dbt test accepted_values_user_checks_kind__ok failed on 1 of this tenant's rows",
+        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows",
+        f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
+    ]
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
     # rows without a tenant_id, or with one of no tenant here, and a test that could not run: every tenant is held
@@ -113,5 +139,8 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
         "dbt test not_null_z failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
         "warehouse is held back (Got 2 results)",
     ]
-    own = ["dbt test commented failed on 1 of this tenant's rows", globex["health_problems"][0]]
+    own = [
+        "dbt test commented failed on 1 of this tenant's rows",
+        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows",
+    ]
     assert held == {"acme": every, "globex": [*every, *own]}

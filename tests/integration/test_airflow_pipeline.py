@@ -173,13 +173,13 @@ def test_ingest_features_train_score_backfill_and_drift_retrain_through_airflow(
     # whole-history features follow the shift, serves on and the retrain is the challenger
     rec = rows["acme"]["models"]["recommender"]
     if rec["champion_version"] == "1":
-        assert rec["challenger_version"] == "2" and rec["reason"] != "drift", rec
+        assert rec["challenger_version"] == "2" and rec["trained_because"] != "drift", rec
         from ml.models import registry
 
         refused = registry.client(settings).get_model_version("recommender.acme", "2").tags
         assert refused["gate.decision"] == "refused" and "vs champion v1" in refused["gate.reason"], refused
     else:
-        assert rec["reason"] == "drift" and rec["previous_champion"]["version"] == "1", rec
+        assert rec["trained_because"] == "drift" and rec["previous_champion"]["version"] == "1", rec
         if "refitted on newer data" not in rec["gate_reason"]:
             assert rec["metrics"]["ndcg_at_10"] > rec["previous_champion"]["metrics"]["ndcg_at_10"], rec
     assert set(rows) == {"acme", "globex", "initech"}
