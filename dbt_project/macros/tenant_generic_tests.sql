@@ -1,22 +1,30 @@
-{#- dbt's built-in not_null and accepted_values, each row of a failure naming its tenant.
+{#- dbt's built-in not_null and accepted_values, their failures naming the tenants they belong to.
 
     dbt favours a project's test block over its own (docs: "Writing custom generic data tests",
     overriding the built-in ones). The built-in versions return only the column (not_null) or one row
     per bad value (accepted_values), so a failure could not be told apart by tenant and the feature
     build held back every tenant of the warehouse (ml.data.features._failed_tests). On a relation with
-    a tenant_id column these return it too: one tenant's null or bad value holds back that tenant
-    alone. On any other relation, or before execution (parsing), they are dbt's own, by dispatch. -#}
+    a tenant_id column these name the tenants too, and fail, warn and count exactly as dbt's own:
+    - not_null: the same rows, with tenant_id beside the column;
+    - accepted_values: the same one row per bad value, with tenant_rows, a map of tenant_id to that
+      value's rows (a null tenant_id as '': no tenant of the warehouse, so every one is held back).
+    Elsewhere they are dbt's own, by dispatch: a relation without tenant_id, a test on tenant_id itself,
+    an ephemeral model (a CTE of the test's own query), and any command but build and test (compile and
+    docs generate compile tests whose models may not be built yet). -#}
 
-{% macro _has_tenant_id(model) %}
-    {#- `model` is a relation, or a subquery string where the test has a `where` config: read its
-        columns from the query, not the catalog. -#}
-    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+{% macro _has_tenant_id(model, column_name) %}
+    {%- if not execute or flags.WHICH not in ('build', 'test') or column_name | lower == 'tenant_id' -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {#- `model` is a relation, or a subquery string where the test has a `where` config: read the
+        columns from a query, which both are; build and test run a test only after its model built. -#}
+    {%- if '__dbt__cte__' in (model | string) -%}{{ return(false) }}{%- endif -%}
     {%- set names = run_query('select * from ' ~ model ~ ' limit 0').column_names | map('lower') | list -%}
     {{ return('tenant_id' in names) }}
 {% endmacro %}
 
 {% test not_null(model, column_name) %}
-    {%- if column_name | lower != 'tenant_id' and _has_tenant_id(model) -%}
+    {%- if _has_tenant_id(model, column_name) -%}
     {%- set column_list = '*' if should_store_failures() else 'tenant_id, ' ~ column_name -%}
     select {{ column_list }}
     from {{ model }}
@@ -27,8 +35,11 @@
 {% endtest %}
 
 {% test accepted_values(model, column_name, values, quote=True) %}
-    {%- if column_name | lower != 'tenant_id' and _has_tenant_id(model) -%}
-    select tenant_id, {{ column_name }} as value_field, count(*) as n_records
+    {%- if _has_tenant_id(model, column_name) -%}
+    select
+        {{ column_name }} as value_field,
+        count(*) as n_records,
+        histogram(coalesce(cast(tenant_id as varchar), '')) as tenant_rows
     from {{ model }}
     where {{ column_name }} not in (
         {%- for value in values -%}
@@ -36,7 +47,7 @@
             {%- if not loop.last -%}, {% endif -%}
         {%- endfor -%}
     )
-    group by tenant_id, {{ column_name }}
+    group by {{ column_name }}
     {%- else -%}
     {{ adapter.dispatch('test_accepted_values', 'dbt')(model, column_name, values, quote) }}
     {%- endif -%}

@@ -144,7 +144,7 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
 def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
     """Health problems of a build's failed data tests, per tenant. A test's failing rows (its compiled
     query, run again) count against the tenants they name (``tenant_id``): a failure of one tenant's
-    data holds back no other (dbt's ``not_null`` and ``accepted_values`` return it too: the project's
+    data holds back no other (dbt's ``not_null`` and ``accepted_values`` name them too: the project's
     ``macros/tenant_generic_tests.sql``). Rows that name no tenant of the warehouse (no ``tenant_id``
     column: a model without one; a null or unknown one, as ``not_null`` on ``tenant_id``),
     a test that could not run, or one whose rows cannot be read again, hold back every tenant of it."""
@@ -167,8 +167,11 @@ def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dic
 
 
 def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
-    """A failed test's rows per ``tenant_id`` (its query run again; the key None: rows without one), or
-    ``{}`` and why they cannot be told apart."""
+    """A failed test's rows per tenant (its query run again), or ``{}`` and why they cannot be told apart.
+
+    A test names tenants by a ``tenant_id`` column (each failing row one of that tenant's rows), or by a
+    ``tenant_rows`` map of tenant_id to rows (the project's ``accepted_values``: one row per bad value);
+    either in any case. The key None or ``''``: rows without a tenant."""
     import duckdb
 
     sql = (node.get("sql") or "").strip().rstrip(";")
@@ -176,10 +179,15 @@ def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
         return {}, "its query was not recorded"
     query = f"select * from (\n{sql}\n)"  # (on lines of their own: a test may end in a -- comment)
     try:
-        columns = [d[0] for d in con.execute(f"{query} limit 0").description]
-        if "tenant_id" not in columns:
+        columns = {d[0].lower(): d[0].replace('"', '""') for d in con.execute(f"{query} limit 0").description}
+        if "tenant_rows" in columns:
+            per_row = f'select unnest(map_entries("{columns["tenant_rows"]}"), recursive := true) from ({query})'
+            counted = f"select key, sum(value)::bigint from ({per_row}) group by all"
+        elif "tenant_id" in columns:
+            counted = f'select "{columns["tenant_id"]}", count(*) from ({query}) group by all'
+        else:
             return {}, f"its {node['failures']} failing rows have no tenant_id"
-        return dict(con.execute(f"select tenant_id, count(*) from ({query}) group by all").fetchall()), ""
+        return dict(con.execute(counted).fetchall()), ""
     except duckdb.Error as e:
         return {}, f"its rows could not be read again ({str(e).splitlines()[0]})"
 

@@ -75,17 +75,6 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     (project / "tests" / "assert_globex_has_no_users.sql").write_text(
         "select tenant_id, user_id from {{ ref('user_features') }} where tenant_id = 'globex'\n"
     )
-    # dbt's not_null and accepted_values on a model of the engineer's: globex's rows fail both
-    (project / "models" / "user_checks.sql").write_text(
-        "select tenant_id, user_id, case when tenant_id = 'globex' then 'odd' else 'ok' end as kind,\n"
-        "  case when tenant_id = 'globex' then null else 1 end as n\n"
-        "from (select distinct tenant_id, user_id from {{ ref('int_user_activity__daily') }})\n"
-    )
-    (project / "models" / "user_checks.yml").write_text(
-        "models:\n  - name: user_checks\n    columns:\n"
-        "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}}]\n"
-        "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
-    )
     settings = settings.model_copy(update={"dbt_project_dir": project})
     cfg = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
     register(settings, cfg, silo=())
@@ -93,26 +82,11 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     ingest_tenants(["acme", "globex"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
     [wh] = warehouse.warehouses(TenantStore(settings).list())
     result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
-    failures = {f["node"].split(".")[2]: f["failures"] for f in result["failed_nodes"]}
-    n = failures["assert_globex_has_no_users"]  # globex's users with features
-    m = failures["not_null_user_checks_n"]  # globex's active users
-    assert (
-        0 < n <= 150
-        and 0 < m <= 150
-        and failures
-        == {
-            "assert_globex_has_no_users": n,
-            "accepted_values_user_checks_kind__ok": 1,  # one row per tenant and bad value
-            "not_null_user_checks_n": m,
-        }
-    )
-    [failed] = [f for f in result["failed_nodes"] if "assert_globex" in f["node"]]
+    [failed] = result["failed_nodes"]
+    n = failed["failures"]  # globex's users with features
+    assert failed["node"].startswith("test.tenantflow.assert_globex_has_no_users") and 0 < n <= 150
     globex, acme = result["health"]["globex"], result["health"]["acme"]
-    assert sorted(globex["health_problems"]) == [
-        "dbt test accepted_values_user_checks_kind__ok failed on 1 of this tenant's rows",
-        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows",
-        f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
-    ]
+    assert globex["health_problems"] == [f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows"]
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
     # rows without a tenant_id, or with one of no tenant here, and a test that could not run: every tenant is held
@@ -139,8 +113,75 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
         "dbt test not_null_z failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
         "warehouse is held back (Got 2 results)",
     ]
-    own = [
-        "dbt test commented failed on 1 of this tenant's rows",
-        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows",
-    ]
+    own = ["dbt test commented failed on 1 of this tenant's rows", globex["health_problems"][0]]
     assert held == {"acme": every, "globex": [*every, *own]}
+
+
+def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own(settings, tmp_path):
+    """dbt's ``not_null`` and ``accepted_values`` (the project's ``macros/tenant_generic_tests.sql``) name the
+    tenants whose rows fail them, so only those are held back, with a ``where`` config too; they fail, warn and
+    count as dbt's own (one failing row per bad value: an ``error_if`` of two tenants' value still warns);
+    a test of an ephemeral model runs, and ``dbt docs generate`` compiles them before any model is built."""
+    from ml.data.dbt import generate_docs
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "models" / "user_checks.sql").write_text(
+        "select tenant_id, user_id, case when tenant_id = 'globex' then 'odd' else 'ok' end as kind,\n"
+        "  'odd' as shared, case when tenant_id = 'globex' then null else 1 end as n\n"
+        "from (select distinct tenant_id, user_id from {{ ref('int_user_activity__daily') }})\n"
+    )
+    (project / "models" / "user_checks_cte.sql").write_text(
+        "{{ config(materialized='ephemeral') }}\nselect tenant_id, user_id from {{ ref('int_user_activity__daily') }}\n"
+    )
+    (project / "models" / "user_checks.yml").write_text(
+        "models:\n  - name: user_checks\n    columns:\n"
+        "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}}]\n"
+        "      - name: shared\n"
+        "        data_tests: [{accepted_values: {arguments: {values: [ok]}, config: {error_if: '>1'}}}]\n"
+        "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
+        "  - name: user_checks_cte\n    columns:\n      - name: user_id\n        data_tests: [not_null]\n"
+    )
+    settings = settings.model_copy(update={"dbt_project_dir": project})
+    cfg = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
+    register(settings, cfg, silo=())
+    [wh] = warehouse.warehouses(TenantStore(settings).list())
+    assert generate_docs(settings, wh).exists()  # nothing built yet: the tests compile as dbt's own
+    generate(cfg, settings.stores.landing.root, workers=1)
+    ingest_tenants(["acme", "globex"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
+    statuses = {n["node"].split(".")[2]: (n["status"], n["failures"]) for n in result["nodes"]}
+    m = statuses["not_null_user_checks_n"][1]  # globex's active users
+    assert 0 < m <= 150 and statuses["accepted_values_user_checks_kind__ok"] == ("fail", 1)  # one bad value
+    assert statuses["accepted_values_user_checks_shared__ok"] == ("warn", 1)
+    assert statuses["not_null_user_checks_cte_user_id"] == ("pass", 0)
+    globex, acme = result["health"]["globex"], result["health"]["acme"]
+    assert globex["health_problems"] == [
+        f"dbt test accepted_values_user_checks_kind__ok failed on {m} of this tenant's rows",
+        f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
+    ]
+    assert acme["healthy"] and not globex["healthy"] and set(result["published"]) == {"acme"}
+    # a tenant_id in any case, and a tenant_rows map whose '' key (a null tenant_id) names no tenant
+    named = [
+        {"node": "test.tenantflow.upper.1", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select 'globex' as TENANT_ID"},
+        {"node": "test.tenantflow.mapped.2", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select 'x' as value_field, map {'globex': 3, '': 2} as tenant_rows"},
+    ]  # fmt: skip
+    con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
+    try:
+        held = features._failed_tests(con, named, ["acme", "globex"])
+    finally:
+        con.close()
+    every = (
+        "dbt test mapped failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
+        "warehouse is held back (Got 1 result)"
+    )
+    assert held == {
+        "acme": [every],
+        "globex": [
+            "dbt test upper failed on 1 of this tenant's rows",
+            "dbt test mapped failed on 3 of this tenant's rows",
+            every,
+        ],
+    }
