@@ -182,14 +182,17 @@ def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
         columns = {d[0].lower(): d[0].replace('"', '""') for d in con.execute(f"{query} limit 0").description}
         if "tenant_rows" in columns:
             per_row = f'select unnest(map_entries("{columns["tenant_rows"]}"), recursive := true) from ({query})'
-            counted = f"select key, sum(value)::bigint from ({per_row}) group by all"
+            counted = f"select key::varchar, sum(value)::bigint from ({per_row}) group by all"
         elif "tenant_id" in columns:
-            counted = f'select "{columns["tenant_id"]}", count(*) from ({query}) group by all'
+            counted = f'select "{columns["tenant_id"]}"::varchar, count(*) from ({query}) group by all'
         else:
             return {}, f"its {node['failures']} failing rows have no tenant_id"
-        return dict(con.execute(counted).fetchall()), ""
+        rows = dict(con.execute(counted).fetchall())
     except duckdb.Error as e:
         return {}, f"its rows could not be read again ({str(e).splitlines()[0]})"
+    if not rows or not all(k and k > 0 for k in rows.values()):  # (a test whose rows changed, a map without counts)
+        return {}, "read again, its rows give no count of any tenant's rows"
+    return rows, ""
 
 
 def build_and_check_warehouse(

@@ -101,11 +101,7 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
         {"node": "test.tenantflow.commented.4", "status": "fail", "failures": 1, "message": "Got 1 result",
          "sql": "select 'globex' as tenant_id -- globex must have none"},
     ]  # fmt: skip
-    con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
-    try:
-        held = features._failed_tests(con, nameless + [failed], ["acme", "globex"])
-    finally:
-        con.close()
+    held = _held_back(settings, wh, nameless + [failed])
     every = [
         "dbt test accepted_values_x failed: its 1 failing rows have no tenant_id, so every tenant of this warehouse is "
         "held back (Got 1 result)",
@@ -167,21 +163,41 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
          "sql": "select 'globex' as TENANT_ID"},
         {"node": "test.tenantflow.mapped.2", "status": "fail", "failures": 1, "message": "Got 1 result",
          "sql": "select 'x' as value_field, map {'globex': 3, '': 2} as tenant_rows"},
+        {"node": "test.tenantflow.empty.3", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select 'globex' as tenant_id where false"},
+        {"node": "test.tenantflow.uncounted.4", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select map(['zz'], [null::int]) as tenant_rows"},
+        {"node": "test.tenantflow.nested.5", "status": "fail", "failures": 1, "message": "Got 1 result",
+         "sql": "select ['globex'] as tenant_id"},
     ]  # fmt: skip
-    con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
-    try:
-        held = features._failed_tests(con, named, ["acme", "globex"])
-    finally:
-        con.close()
-    every = (
+    held = _held_back(settings, wh, named)
+    every = [
         "dbt test mapped failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
         "warehouse is held back (Got 1 result)"
-    )
+    ]
+    # rows that give no count (gone when read again, a map without counts) or a list for a tenant: every tenant
+    every += [
+        "dbt test empty failed: read again, its rows give no count of any tenant's rows, so every tenant of this "
+        "warehouse is held back (Got 1 result)",
+        "dbt test uncounted failed: read again, its rows give no count of any tenant's rows, so every tenant of this "
+        "warehouse is held back (Got 1 result)",
+        "dbt test nested failed: 1 of its failing rows name no tenant of this warehouse, so every tenant of this "
+        "warehouse is held back (Got 1 result)",
+    ]
     assert held == {
-        "acme": [every],
+        "acme": every,
         "globex": [
             "dbt test upper failed on 1 of this tenant's rows",
             "dbt test mapped failed on 3 of this tenant's rows",
-            every,
+            *every,
         ],
     }
+
+
+def _held_back(settings, wh, failed_nodes: list[dict]) -> dict[str, list[str]]:
+    """The health problems of these failed dbt nodes for acme and globex, their queries read on the built warehouse."""
+    con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
+    try:
+        return features._failed_tests(con, failed_nodes, ["acme", "globex"])
+    finally:
+        con.close()
