@@ -1,13 +1,17 @@
-{#- dbt's built-in not_null and accepted_values, their failures naming the tenants they belong to.
+{#- dbt's built-in not_null, accepted_values and relationships, their failures naming the tenants they belong to.
 
     dbt favours a project's test block over its own (docs: "Writing custom generic data tests",
-    overriding the built-in ones). The built-in versions return only the column (not_null) or one row
-    per bad value (accepted_values), so a failure could not be told apart by tenant and the feature
+    overriding the built-in ones). The built-in versions return only the column (not_null, relationships) or
+    one row per bad value (accepted_values), so a failure could not be told apart by tenant and the feature
     build held back every tenant of the warehouse (ml.data.features._failed_tests). On a relation with
-    a tenant_id column these name the tenants too, and fail, warn and count exactly as dbt's own:
+    a tenant_id column these name the tenants too; not_null and accepted_values fail, warn and count
+    exactly as dbt's own, relationships is stricter:
     - not_null: the same rows, with tenant_id beside the column;
     - accepted_values: the same one row per bad value, with tenant_rows, a map of tenant_id to that
-      value's rows (a null tenant_id as '': no tenant of the warehouse, so every one is held back).
+      value's rows (a null tenant_id as '': no tenant of the warehouse, so every one is held back);
+    - relationships, where both sides have tenant_id: a child row's parent must be the same tenant's
+      (ids repeat across tenants: u000001 is a user of many), so it also fails on a row whose only
+      parent is another tenant's, which dbt's own passes; one row per orphan row, as dbt's own.
     Elsewhere they are dbt's own, by dispatch: a relation without tenant_id, a test on tenant_id itself,
     an ephemeral model (a CTE of the test's own query), and any command but build and test (compile and
     docs generate compile tests whose models may not be built yet). -#}
@@ -50,5 +54,26 @@
     group by {{ column_name }}
     {%- else -%}
     {{ adapter.dispatch('test_accepted_values', 'dbt')(model, column_name, values, quote) }}
+    {%- endif -%}
+{% endtest %}
+
+{% test relationships(model, column_name, to, field) %}
+    {%- if _has_tenant_id(model, column_name) and _has_tenant_id(to, field) -%}
+    with child as (
+        select tenant_id, {{ column_name }} as from_field
+        from {{ model }}
+        where {{ column_name }} is not null
+    ),
+    parent as (
+        select tenant_id, {{ field }} as to_field
+        from {{ to }}
+    )
+    select child.tenant_id, child.from_field
+    from child
+    left join parent
+        on parent.tenant_id = child.tenant_id and parent.to_field = child.from_field
+    where parent.to_field is null
+    {%- else -%}
+    {{ adapter.dispatch('test_relationships', 'dbt')(model, column_name, to, field) }}
     {%- endif -%}
 {% endtest %}

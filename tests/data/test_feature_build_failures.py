@@ -114,9 +114,10 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
 
 
 def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own(settings, tmp_path):
-    """dbt's ``not_null`` and ``accepted_values`` (the project's ``macros/tenant_generic_tests.sql``) name the
-    tenants whose rows fail them, so only those are held back, with a ``where`` config too; they fail, warn and
-    count as dbt's own (one failing row per bad value: an ``error_if`` of two tenants' value still warns);
+    """dbt's ``not_null``, ``accepted_values`` and ``relationships`` (the project's
+    ``macros/tenant_generic_tests.sql``) name the tenants whose rows fail them, so only those are held back, with a
+    ``where`` config too; the first two fail, warn and count as dbt's own (one failing row per bad value: an
+    ``error_if`` of two tenants' value still warns), ``relationships`` wants the parent of the same tenant;
     a test of an ephemeral model runs, and ``dbt docs generate`` compiles them before any model is built."""
     from ml.data.dbt import generate_docs
 
@@ -130,12 +131,17 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
     (project / "models" / "user_checks_cte.sql").write_text(
         "{{ config(materialized='ephemeral') }}\nselect tenant_id, user_id from {{ ref('int_user_activity__daily') }}\n"
     )
+    (project / "models" / "acme_users.sql").write_text(  # globex's user ids are acme's too: u000001, ...
+        "select tenant_id, user_id from {{ ref('int_user_activity__daily') }} where tenant_id = 'acme'\n"
+    )
     (project / "models" / "user_checks.yml").write_text(
         "models:\n  - name: user_checks\n    columns:\n"
         "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}}]\n"
         "      - name: shared\n"
         "        data_tests: [{accepted_values: {arguments: {values: [ok]}, config: {error_if: '>1'}}}]\n"
         "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
+        "      - name: user_id\n"
+        "        data_tests: [{relationships: {arguments: {to: ref('acme_users'), field: user_id}}}]\n"
         "  - name: user_checks_cte\n    columns:\n      - name: user_id\n        data_tests: [not_null]\n"
     )
     settings = settings.model_copy(update={"dbt_project_dir": project})
@@ -151,10 +157,14 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
     assert 0 < m <= 150 and statuses["accepted_values_user_checks_kind__ok"] == ("fail", 1)  # one bad value
     assert statuses["accepted_values_user_checks_shared__ok"] == ("warn", 1)
     assert statuses["not_null_user_checks_cte_user_id"] == ("pass", 0)
+    # every globex user is an orphan: its ids are acme's too, but a parent must be the same tenant's
+    [orphans] = [name for name in statuses if name.startswith("relationships_user_checks_user_id")]
+    assert statuses[orphans] == ("fail", m)
     globex, acme = result["health"]["globex"], result["health"]["acme"]
     assert globex["health_problems"] == [
         f"dbt test accepted_values_user_checks_kind__ok failed on {m} of this tenant's rows",
         f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
+        f"dbt test {orphans} failed on {m} of this tenant's rows",
     ]
     assert acme["healthy"] and not globex["healthy"] and set(result["published"]) == {"acme"}
     # a tenant_id in any case, and a tenant_rows map whose '' key (a null tenant_id) names no tenant
