@@ -1,14 +1,16 @@
-{#- dbt's built-in not_null, accepted_values and relationships, their failures naming the tenants they belong to.
+{#- dbt's built-in generic tests on a pooled warehouse: their failures name the tenants they belong to.
 
     dbt favours a project's test block over its own (docs: "Writing custom generic data tests",
     overriding the built-in ones). The built-in versions return only the column (not_null, relationships) or
-    one row per bad value (accepted_values), so a failure could not be told apart by tenant and the feature
+    one row per bad value (accepted_values, unique), so a failure could not be told apart by tenant and the feature
     build held back every tenant of the warehouse (ml.data.features._failed_tests). On a relation with
     a tenant_id column these name the tenants too; not_null and accepted_values fail, warn and count
-    exactly as dbt's own, relationships is stricter:
+    exactly as dbt's own, unique and relationships hold within a tenant:
     - not_null: the same rows, with tenant_id beside the column;
     - accepted_values: the same one row per bad value, with tenant_rows, a map of tenant_id to that
       value's rows (a null tenant_id as '': no tenant of the warehouse, so every one is held back);
+    - unique: a value must be unique within its tenant (one row per tenant and repeated value), where
+      dbt's own fails on ids that two tenants share (u000001 is a user of many);
     - relationships, where both sides have tenant_id: a child row's parent must be the same tenant's
       (ids repeat across tenants: u000001 is a user of many), so it also fails on a row whose only
       parent is another tenant's, which dbt's own passes; one row per orphan row, as dbt's own.
@@ -54,6 +56,18 @@
     group by {{ column_name }}
     {%- else -%}
     {{ adapter.dispatch('test_accepted_values', 'dbt')(model, column_name, values, quote) }}
+    {%- endif -%}
+{% endtest %}
+
+{% test unique(model, column_name) %}
+    {%- if _has_tenant_id(model, column_name) -%}
+    select tenant_id, {{ column_name }} as unique_field, count(*) as n_records
+    from {{ model }}
+    where {{ column_name }} is not null
+    group by tenant_id, {{ column_name }}
+    having count(*) > 1
+    {%- else -%}
+    {{ adapter.dispatch('test_unique', 'dbt')(model, column_name) }}
     {%- endif -%}
 {% endtest %}
 

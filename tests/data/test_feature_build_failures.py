@@ -117,7 +117,7 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
     """dbt's ``not_null``, ``accepted_values`` and ``relationships`` (the project's
     ``macros/tenant_generic_tests.sql``) name the tenants whose rows fail them, so only those are held back, with a
     ``where`` config too; the first two fail, warn and count as dbt's own (one failing row per bad value: an
-    ``error_if`` of two tenants' value still warns), ``relationships`` wants the parent of the same tenant;
+    ``error_if`` of two tenants' value still warns), ``unique`` and ``relationships`` hold within a tenant;
     a test of an ephemeral model runs, and ``dbt docs generate`` compiles them before any model is built."""
     from ml.data.dbt import generate_docs
 
@@ -141,7 +141,7 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
         "        data_tests: [{accepted_values: {arguments: {values: [ok]}, config: {error_if: '>1'}}}]\n"
         "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
         "      - name: user_id\n"
-        "        data_tests: [{relationships: {arguments: {to: ref('acme_users'), field: user_id}}}]\n"
+        "        data_tests: [unique, {relationships: {arguments: {to: ref('acme_users'), field: user_id}}}]\n"
         "  - name: user_checks_cte\n    columns:\n      - name: user_id\n        data_tests: [not_null]\n"
     )
     settings = settings.model_copy(update={"dbt_project_dir": project})
@@ -157,7 +157,9 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
     assert 0 < m <= 150 and statuses["accepted_values_user_checks_kind__ok"] == ("fail", 1)  # one bad value
     assert statuses["accepted_values_user_checks_shared__ok"] == ("warn", 1)
     assert statuses["not_null_user_checks_cte_user_id"] == ("pass", 0)
-    # every globex user is an orphan: its ids are acme's too, but a parent must be the same tenant's
+    # user ids repeat across tenants: unique within each; every globex user is an orphan, its ids are acme's
+    # too, but a parent must be the same tenant's
+    assert statuses["unique_user_checks_user_id"] == ("pass", 0)
     [orphans] = [name for name in statuses if name.startswith("relationships_user_checks_user_id")]
     assert statuses[orphans] == ("fail", m)
     globex, acme = result["health"]["globex"], result["health"]["acme"]
