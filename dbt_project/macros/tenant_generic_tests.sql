@@ -9,8 +9,8 @@
     - not_null: the same rows, with tenant_id beside the column;
     - accepted_values: the same one row per bad value, with tenant_rows, a map of tenant_id to that
       value's rows (a null tenant_id as '': no tenant of the warehouse, so every one is held back);
-    - unique: a value must be unique within its tenant (one row per tenant and repeated value), where
-      dbt's own fails on ids that two tenants share (u000001 is a user of many);
+    - unique: a value must be unique within its tenant (one row per tenant and repeated value, with
+      tenant_rows), where dbt's own fails on ids that two tenants share (u000001 is a user of many);
     - relationships, where both sides have tenant_id: a child row's parent must be the same tenant's
       (ids repeat across tenants: u000001 is a user of many), so it also fails on a row whose only
       parent is another tenant's, which dbt's own passes; one row per orphan row, as dbt's own.
@@ -61,7 +61,11 @@
 
 {% test unique(model, column_name) %}
     {%- if _has_tenant_id(model, column_name) -%}
-    select tenant_id, {{ column_name }} as unique_field, count(*) as n_records
+    select
+        tenant_id,
+        {{ column_name }} as unique_field,
+        count(*) as n_records,
+        map([coalesce(cast(tenant_id as varchar), '')], [count(*)]) as tenant_rows
     from {{ model }}
     where {{ column_name }} is not null
     group by tenant_id, {{ column_name }}
@@ -85,7 +89,7 @@
     select child.tenant_id, child.from_field
     from child
     left join parent
-        on parent.tenant_id = child.tenant_id and parent.to_field = child.from_field
+        on parent.tenant_id is not distinct from child.tenant_id and parent.to_field = child.from_field
     where parent.to_field is null
     {%- else -%}
     {{ adapter.dispatch('test_relationships', 'dbt')(model, column_name, to, field) }}

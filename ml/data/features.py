@@ -144,7 +144,7 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
 def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
     """Health problems of a build's failed data tests, per tenant. A test's failing rows (its compiled
     query, run again) count against the tenants they name (``tenant_id``): a failure of one tenant's
-    data holds back no other (dbt's ``not_null`` and ``accepted_values`` name them too: the project's
+    data holds back no other (dbt's built-in tests name them too: the project's
     ``macros/tenant_generic_tests.sql``). Rows that name no tenant of the warehouse (no ``tenant_id``
     column: a model without one; a null or unknown one, as ``not_null`` on ``tenant_id``),
     a test that could not run, or one whose rows cannot be read again, hold back every tenant of it."""
@@ -170,7 +170,7 @@ def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
     """A failed test's rows per tenant (its query run again), or ``{}`` and why they cannot be told apart.
 
     A test names tenants by a ``tenant_id`` column (each failing row one of that tenant's rows), or by a
-    ``tenant_rows`` map of tenant_id to rows (the project's ``accepted_values``: one row per bad value);
+    ``tenant_rows`` map of tenant_id to rows (the project's ``accepted_values`` and ``unique``: one row per value);
     either in any case. The key None or ``''``: rows without a tenant."""
     import duckdb
 

@@ -113,7 +113,7 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     assert held == {"acme": every, "globex": [*every, *own]}
 
 
-def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own(settings, tmp_path):
+def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_path):
     """dbt's ``not_null``, ``accepted_values`` and ``relationships`` (the project's
     ``macros/tenant_generic_tests.sql``) name the tenants whose rows fail them, so only those are held back, with a
     ``where`` config too; the first two fail, warn and count as dbt's own (one failing row per bad value: an
@@ -136,7 +136,8 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
     )
     (project / "models" / "user_checks.yml").write_text(
         "models:\n  - name: user_checks\n    columns:\n"
-        "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}}]\n"
+        "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}},\n"
+        "          {unique: {config: {where: \"tenant_id = 'globex'\"}}}]\n"
         "      - name: shared\n"
         "        data_tests: [{accepted_values: {arguments: {values: [ok]}, config: {error_if: '>1'}}}]\n"
         "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
@@ -159,7 +160,7 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
     assert statuses["not_null_user_checks_cte_user_id"] == ("pass", 0)
     # user ids repeat across tenants: unique within each; every globex user is an orphan, its ids are acme's
     # too, but a parent must be the same tenant's
-    assert statuses["unique_user_checks_user_id"] == ("pass", 0)
+    assert statuses["unique_user_checks_user_id"] == ("pass", 0) and statuses["unique_user_checks_kind"] == ("fail", 1)
     [orphans] = [name for name in statuses if name.startswith("relationships_user_checks_user_id")]
     assert statuses[orphans] == ("fail", m)
     globex, acme = result["health"]["globex"], result["health"]["acme"]
@@ -167,6 +168,7 @@ def test_dbts_not_null_and_accepted_values_name_the_tenants_and_fail_as_dbts_own
         f"dbt test accepted_values_user_checks_kind__ok failed on {m} of this tenant's rows",
         f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
         f"dbt test {orphans} failed on {m} of this tenant's rows",
+        f"dbt test unique_user_checks_kind failed on {m} of this tenant's rows",  # one repeated value, m rows
     ]
     assert acme["healthy"] and not globex["healthy"] and set(result["published"]) == {"acme"}
     # a tenant_id in any case, and a tenant_rows map whose '' key (a null tenant_id) names no tenant
