@@ -14,14 +14,14 @@
     - relationships, where both sides have tenant_id: a child row's parent must be the same tenant's
       (ids repeat across tenants: u000001 is a user of many), so it also fails on a row whose only
       parent is another tenant's, which dbt's own passes; one row per orphan row, as dbt's own.
-    Elsewhere they are dbt's own, by dispatch: a relation without tenant_id, a test on tenant_id itself,
+    accepted_values on tenant_id itself names the tenants of its bad values (an engineer's "only these
+    tenants here"). Elsewhere they are dbt's own, by dispatch: a relation without tenant_id, not_null,
+    unique and relationships on tenant_id itself,
     an ephemeral model (a CTE of the test's own query), and any command but build and test (compile and
     docs generate compile tests whose models may not be built yet). -#}
 
-{% macro _has_tenant_id(model, column_name) %}
-    {%- if not execute or flags.WHICH not in ('build', 'test') or column_name | lower == 'tenant_id' -%}
-        {{ return(false) }}
-    {%- endif -%}
+{% macro _has_tenant_id(model) %}
+    {%- if not execute or flags.WHICH not in ('build', 'test') -%}{{ return(false) }}{%- endif -%}
     {#- `model` is a relation, or a subquery string where the test has a `where` config: read the
         columns from a query, which both are; build and test run a test only after its model built. -#}
     {%- if '__dbt__cte__' in (model | string) -%}{{ return(false) }}{%- endif -%}
@@ -30,7 +30,7 @@
 {% endmacro %}
 
 {% test not_null(model, column_name) %}
-    {%- if _has_tenant_id(model, column_name) -%}
+    {%- if column_name | lower != 'tenant_id' and _has_tenant_id(model) -%}
     {%- set column_list = '*' if should_store_failures() else 'tenant_id, ' ~ column_name -%}
     select {{ column_list }}
     from {{ model }}
@@ -41,7 +41,8 @@
 {% endtest %}
 
 {% test accepted_values(model, column_name, values, quote=True) %}
-    {%- if _has_tenant_id(model, column_name) -%}
+    {#- on tenant_id itself too: a bad value is a tenant's id, so tenant_rows holds back that tenant -#}
+    {%- if _has_tenant_id(model) -%}
     select
         {{ column_name }} as value_field,
         count(*) as n_records,
@@ -60,7 +61,7 @@
 {% endtest %}
 
 {% test unique(model, column_name) %}
-    {%- if _has_tenant_id(model, column_name) -%}
+    {%- if column_name | lower != 'tenant_id' and _has_tenant_id(model) -%}
     select
         tenant_id,
         {{ column_name }} as unique_field,
@@ -76,7 +77,7 @@
 {% endtest %}
 
 {% test relationships(model, column_name, to, field) %}
-    {%- if _has_tenant_id(model, column_name) and _has_tenant_id(to, field) -%}
+    {%- if column_name | lower != 'tenant_id' and _has_tenant_id(model) and _has_tenant_id(to) -%}
     with child as (
         select tenant_id, {{ column_name }} as from_field
         from {{ model }}

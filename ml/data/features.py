@@ -186,7 +186,8 @@ def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
         elif "tenant_id" in columns:
             counted = f'select "{columns["tenant_id"]}"::varchar, count(*) from ({query}) group by all'
         else:
-            return {}, f"its {node['failures']} failing rows have no tenant_id"
+            why = "return one, or a tenant_rows map, to hold back only the tenants they name"
+            return {}, f"its failing rows ({node['failures']}) have no tenant_id column ({why})"
         rows = dict(con.execute(counted).fetchall())
     except duckdb.Error as e:
         return {}, f"its rows could not be read again ({str(e).splitlines()[0]})"

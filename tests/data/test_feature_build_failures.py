@@ -103,8 +103,8 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     ]  # fmt: skip
     held = _held_back(settings, wh, nameless + [failed])
     every = [
-        "dbt test accepted_values_x failed: its 1 failing rows have no tenant_id, so every tenant of this warehouse is "
-        "held back (Got 1 result)",
+        "dbt test accepted_values_x failed: its failing rows (1) have no tenant_id column (return one, or a tenant_rows "
+        "map, to hold back only the tenants they name), so every tenant of this warehouse is held back (Got 1 result)",
         "dbt test not_null_y failed: it could not run, so every tenant of this warehouse is held back (Binder Error)",
         "dbt test not_null_z failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
         "warehouse is held back (Got 2 results)",
@@ -136,6 +136,7 @@ def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_
     )
     (project / "models" / "user_checks.yml").write_text(
         "models:\n  - name: user_checks\n    columns:\n"
+        "      - name: tenant_id\n        data_tests: [{accepted_values: {arguments: {values: [acme]}}}]\n"
         "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}},\n"
         "          {unique: {config: {where: \"tenant_id = 'globex'\"}}}]\n"
         "      - name: shared\n"
@@ -166,6 +167,7 @@ def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_
     globex, acme = result["health"]["globex"], result["health"]["acme"]
     assert globex["health_problems"] == [
         f"dbt test accepted_values_user_checks_kind__ok failed on {m} of this tenant's rows",
+        f"dbt test accepted_values_user_checks_tenant_id__acme failed on {m} of this tenant's rows",  # "only acme"
         f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
         f"dbt test {orphans} failed on {m} of this tenant's rows",
         f"dbt test unique_user_checks_kind failed on {m} of this tenant's rows",  # one repeated value, m rows
