@@ -70,17 +70,15 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     published: the API keeps its last good snapshot) and no other tenant of the pool's warehouse; a failed test
     whose rows name no tenant (a test of a relation without ``tenant_id``), or one that could not run, holds
     back every tenant of the warehouse."""
-    project = tmp_path / "dbt_project"
-    shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
-    (project / "tests" / "assert_globex_has_no_users.sql").write_text(
-        "select tenant_id, user_id from {{ ref('user_features') }} where tenant_id = 'globex'\n"
+    settings, wh = _engineers_pool(
+        settings,
+        tmp_path,
+        {
+            "tests/assert_globex_has_no_users.sql": "select tenant_id, user_id from {{ ref('user_features') }} "
+            "where tenant_id = 'globex'\n"
+        },
     )
-    settings = settings.model_copy(update={"dbt_project_dir": project})
-    cfg = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
-    register(settings, cfg, silo=())
-    generate(cfg, settings.stores.landing.root, workers=1)
-    ingest_tenants(["acme", "globex"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
-    [wh] = warehouse.warehouses(TenantStore(settings).list())
+    _land(settings)
     result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
     [failed] = result["failed_nodes"]
     n = failed["failures"]  # globex's users with features
@@ -114,45 +112,42 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
 
 
 def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_path):
-    """dbt's ``not_null``, ``accepted_values`` and ``relationships`` (the project's
+    """dbt's ``not_null``, ``accepted_values``, ``unique`` and ``relationships`` (the project's
     ``macros/tenant_generic_tests.sql``) name the tenants whose rows fail them, so only those are held back, with a
-    ``where`` config too; the first two fail, warn and count as dbt's own (one failing row per bad value: an
+    ``where`` config too; ``not_null`` and ``accepted_values`` (on ``tenant_id`` too) fail, warn and count as dbt's own (one failing row per bad value: an
     ``error_if`` of two tenants' value still warns), ``unique`` and ``relationships`` hold within a tenant;
     a test of an ephemeral model runs, and ``dbt docs generate`` compiles them before any model is built."""
     from ml.data.dbt import generate_docs
 
-    project = tmp_path / "dbt_project"
-    shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
-    (project / "models" / "user_checks.sql").write_text(
-        "select tenant_id, user_id, case when tenant_id = 'globex' then 'odd' else 'ok' end as kind,\n"
-        "  'odd' as shared, case when tenant_id = 'globex' then null else 1 end as n\n"
-        "from (select distinct tenant_id, user_id from {{ ref('int_user_activity__daily') }})\n"
-    )
-    (project / "models" / "user_checks_cte.sql").write_text(
-        "{{ config(materialized='ephemeral') }}\nselect tenant_id, user_id from {{ ref('int_user_activity__daily') }}\n"
-    )
-    (project / "models" / "acme_users.sql").write_text(  # globex's user ids are acme's too: u000001, ...
-        "select tenant_id, user_id from {{ ref('int_user_activity__daily') }} where tenant_id = 'acme'\n"
-    )
-    (project / "models" / "user_checks.yml").write_text(
-        "models:\n  - name: user_checks\n    columns:\n"
-        "      - name: tenant_id\n        data_tests: [{accepted_values: {arguments: {values: [acme]}}}]\n"
-        "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}},\n"
-        "          {unique: {config: {where: \"tenant_id = 'globex'\"}}}]\n"
-        "      - name: shared\n"
-        "        data_tests: [{accepted_values: {arguments: {values: [ok]}, config: {error_if: '>1'}}}]\n"
-        "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
-        "      - name: user_id\n"
-        "        data_tests: [unique, {relationships: {arguments: {to: ref('acme_users'), field: user_id}}}]\n"
-        "  - name: user_checks_cte\n    columns:\n      - name: user_id\n        data_tests: [not_null]\n"
-    )
-    settings = settings.model_copy(update={"dbt_project_dir": project})
-    cfg = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
-    register(settings, cfg, silo=())
-    [wh] = warehouse.warehouses(TenantStore(settings).list())
+    files = {
+        "models/user_checks.sql": (
+            "select tenant_id, user_id, case when tenant_id = 'globex' then 'odd' else 'ok' end as kind,\n"
+            "  'odd' as shared, case when tenant_id = 'globex' then null else 1 end as n\n"
+            "from (select distinct tenant_id, user_id from {{ ref('int_user_activity__daily') }})\n"
+        ),
+        "models/user_checks_cte.sql": (
+            "{{ config(materialized='ephemeral') }}\nselect tenant_id, user_id from {{ ref('int_user_activity__daily') }}\n"
+        ),
+        # globex's user ids are acme's too: u000001, ...
+        "models/acme_users.sql": (
+            "select tenant_id, user_id from {{ ref('int_user_activity__daily') }} where tenant_id = 'acme'\n"
+        ),
+        "models/user_checks.yml": (
+            "models:\n  - name: user_checks\n    columns:\n"
+            "      - name: tenant_id\n        data_tests: [{accepted_values: {arguments: {values: [acme]}}}]\n"
+            "      - name: kind\n        data_tests: [{accepted_values: {arguments: {values: [ok]}}},\n"
+            "          {unique: {config: {where: \"tenant_id = 'globex'\"}}}]\n"
+            "      - name: shared\n"
+            "        data_tests: [{accepted_values: {arguments: {values: [ok]}, config: {error_if: '>1'}}}]\n"
+            "      - name: n\n        data_tests: [{not_null: {config: {where: 'user_id is not null'}}}]\n"
+            "      - name: user_id\n"
+            "        data_tests: [unique, {relationships: {arguments: {to: ref('acme_users'), field: user_id}}}]\n"
+            "  - name: user_checks_cte\n    columns:\n      - name: user_id\n        data_tests: [not_null]\n"
+        ),
+    }
+    settings, wh = _engineers_pool(settings, tmp_path, files)
     assert generate_docs(settings, wh).exists()  # nothing built yet: the tests compile as dbt's own
-    generate(cfg, settings.stores.landing.root, workers=1)
-    ingest_tenants(["acme", "globex"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    _land(settings)
     result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
     statuses = {n["node"].split(".")[2]: (n["status"], n["failures"]) for n in result["nodes"]}
     m = statuses["not_null_user_checks_n"][1]  # globex's active users
@@ -217,3 +212,25 @@ def _held_back(settings, wh, failed_nodes: list[dict]) -> dict[str, list[str]]:
         return features._failed_tests(con, failed_nodes, ["acme", "globex"])
     finally:
         con.close()
+
+
+POOL = small_config(days=4, specs=[TenantSpec(t, "eu", users=150, items=40, fmt="csv") for t in ("acme", "globex")])
+
+
+def _engineers_pool(settings, tmp_path, files: dict[str, str]) -> tuple:
+    """Settings on a copy of the dbt project with an analytics engineer's files (path -> text) added, acme and
+    globex registered in one eu pool, and that pool's warehouse."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
+    for path, text in files.items():
+        (project / path).write_text(text)
+    settings = settings.model_copy(update={"dbt_project_dir": project})
+    register(settings, POOL, silo=())
+    [wh] = warehouse.warehouses(TenantStore(settings).list())
+    return settings, wh
+
+
+def _land(settings) -> None:
+    """The pool's generated days, landed and ingested."""
+    generate(POOL, settings.stores.landing.root, workers=1)
+    ingest_tenants(["acme", "globex"], POOL.start_date, POOL.end_date + timedelta(days=1), settings)
