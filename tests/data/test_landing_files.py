@@ -339,6 +339,21 @@ def test_a_file_still_being_written_is_named_in_the_summary_and_status(settings,
     assert "2026-11-20: 1 file waiting: still being written (growing.csv)" in row["ingest_warnings"]
 
 
+def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_batch(settings, acme, monkeypatch):
+    # an uploader (or `tenantflow generate`) that wrote the day's only file a moment before the run
+    _drop(settings, "growing.csv", _csv([_row(1)]))
+    settings.stores.landing.day_dir("eu", "acme", DAY + timedelta(days=1)).mkdir(parents=True)  # truly empty
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    settings = get_settings()
+    [summary] = run.ingest_tenants(["acme"], DAY, DAY + timedelta(days=2), settings)
+    assert summary["landed"] == 0
+    assert summary["waiting_files"] == ["2026-11-20: 1 file waiting: still being written (growing.csv)"]
+    assert summary["batch_problems"] == ["2026-11-21: empty_batch: rows = 0"]
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")  # settled: the next run lands it
+    summary, lake, _ = _ingest(get_settings())
+    assert (summary["landed"], summary["batch_problems"], summary["waiting_files"]) == (1, [], [])
+
+
 def test_a_header_naming_a_landing_column_twice_is_a_schema_mismatch_others_are_ignored(settings, acme):
     _drop(settings, "twice.csv", _csv([_row(1)], header=H.replace("topic", "User_ID")))
     _drop(settings, "notes.csv", "\n".join([H + ",note,Note", ",".join(_row(2).values()) + ",a,b"]) + "\n")

@@ -102,9 +102,12 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[P
     raws: list[pd.DataFrame] = []
     malformed: dict[date, pd.DataFrame | None] = {}
     settle = settings.landing.settle_seconds
+    settling: set[date] = set()  # every file of the day still being written: not an empty batch, a later one
     for d in days:
         complete, waiting = landing_files(landing_dir(settings, tenant, d), settle)
         reports[d].waiting_files = [p.name for p in waiting]
+        if waiting and not complete:
+            settling.add(d)
         raw, bad = read_day(con, complete, reports[d], settings, spec)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
         raws.append(raw)
@@ -114,7 +117,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[P
     raw = pd.concat([r for r in raws if len(r)] or raws[:1], ignore_index=True)
     raw[ROW_ID] = np.arange(len(raw))
     typed = typed_rows(raw)
-    verdict = validate_batch(typed, days, tenant, settings, spec.rows.max_null_user_share)
+    verdict = validate_batch(typed, days, tenant, settings, spec.rows.max_null_user_share, settling)
     erased = erased_rows(settings, tenant.tenant_id, typed["user_id"])
 
     out = []

@@ -8,6 +8,7 @@ summary.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,12 +34,19 @@ class BatchVerdict:
 
 
 def validate_batch(
-    typed: pd.DataFrame, days: list[date], tenant: Tenant, settings: Settings, max_null_user_share: float = 0.5
+    typed: pd.DataFrame,
+    days: list[date],
+    tenant: Tenant,
+    settings: Settings,
+    max_null_user_share: float = 0.5,
+    settling: Collection[date] = (),
 ) -> BatchVerdict:
     """Check a tenant's typed rows (``landed_on`` and ``ROW_ID`` set) and keep GX's results.
 
     A day that fails its table checks (no rows, keys mostly null), or a batch whose schema is
-    wrong, is quarantined whole with reason ``batch_failed``.
+    wrong, is quarantined whole with reason ``batch_failed``. ``settling``: days whose every file is
+    still being written; they have no table checks (no rows yet is not an empty batch: a later run
+    ingests them).
     """
     day_end = pd.to_datetime(typed["landed_on"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
     typed["hours_before_drop_end"] = (day_end - typed["event_at"]).dt.total_seconds() / 3600
@@ -60,7 +68,7 @@ def validate_batch(
     )
     outcome = landing_checks.validate_events(gx_frame, tenant.tenant_id)
     day_problems, batch_result = landing_checks.validate_daily_batches(
-        _day_summary(typed, days), tenant.tenant_id, max_null_user_share
+        _day_summary(typed, [d for d in days if d not in settling]), tenant.tenant_id, max_null_user_share
     )
     stamp = f"{days[0].isoformat()}_{days[-1].isoformat()}"
     save_result(outcome.result, settings.stores.gx_result("landing", "events", tenant.tenant_id, stamp))
