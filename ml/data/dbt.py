@@ -159,6 +159,7 @@ def run_dbt(
                     "failures": r.failures,
                     # a failed data test's query, whose rows name the tenants it failed for (ml.data.features)
                     "sql": getattr(r.node, "compiled_code", None) if failed_data_test(node_id, str(r.status)) else None,
+                    "compiled_path": getattr(r.node, "compiled_path", None),  # the query dbt ran, on disk
                 }
             )
     if res.exception is not None:

@@ -97,7 +97,7 @@ def check_warehouse_features(
             if tid not in tenants:
                 h: dict[str, Any] = {
                     "healthy": False,
-                    "health_problems": ["no lake data yet: run the ingest DAG"],
+                    "health_problems": ["no lake data yet: run the ingest DAG (or `tenantflow ingest`)"],
                     "feature_rows": {},
                 }
             elif missing:
@@ -157,13 +157,23 @@ def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dic
         unnamed = sum(k for t, k in rows.items() if t not in out)
         for t, k in rows.items():
             if t in out:
-                out[t].append(f"dbt test {name} failed on {k} of this tenant's rows")
+                out[t].append(f"dbt test {name} failed on {k} of this tenant's rows{_test_note(n, k)}")
         if why or unnamed:
             why = why or f"{unnamed} of its failing rows name no tenant of this warehouse"
             for t in tenants:
                 held = f"so every tenant of this warehouse is held back ({n['message']})"
                 out[t].append(f"dbt test {name} failed: {why}, {held}")
     return out
+
+
+def _test_note(node: dict, rows: int) -> str:
+    """`` (dbt's count, 1, is of its result rows over every tenant; its query: <path>)``: where a tenant's
+    failing rows are, and why dbt's "Got N results" may differ (one result per bad value, every tenant's)."""
+    notes = [f"dbt's count, {node['failures']}, is of its result rows over every tenant"]
+    notes = notes if node.get("failures") not in (None, rows) else []
+    if node.get("compiled_path"):
+        notes.append(f"its query: {node['compiled_path']}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
@@ -219,8 +229,35 @@ def build_and_check_warehouse(
         result["health"] = check_warehouse_features(wh, result["tenants"], settings, result, threads)
         healthy = [t for t, h in result["health"].items() if h["healthy"]]
         result["published"] = publish_online(wh, healthy, online_marts, settings, threads)
+    result["held_back"] = _held_back(wh, settings, result)
     _record_lineage(wh, settings, result)
     return result
+
+
+def _held_back(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The built tenants that failed their checks: their problems and the snapshot the API still serves
+    them (``publish.current``'s metadata, None: nothing published yet). Logged with the tenants published."""
+    from ml.data.publish import current
+
+    held = {
+        t: {"health_problems": h["health_problems"], "serving": current(settings, wh.region, t)}
+        for t, h in result["health"].items()
+        if not h["healthy"] and t in result["tenants"]
+    }
+    for t, h in held.items():
+        serving = h["serving"]
+        log.warning(
+            "warehouse %s: tenant %s held back, %s: %s",
+            wh.key,
+            t,
+            f"still serving snapshot {serving['snapshot_id']} (cutoff {serving['serving_cutoff']})"
+            if serving
+            else "nothing published for it yet",
+            "; ".join(h["health_problems"]),
+        )
+    if held and result["published"]:
+        log.warning("warehouse %s: published the others: %s", wh.key, ", ".join(sorted(result["published"])))
+    return held
 
 
 def _record_lineage(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> None:

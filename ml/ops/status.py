@@ -23,6 +23,8 @@ from ml.data.feature_checks import read_health
 from ml.data.ingest.partitions import waiting_note
 from ml.models.kinds import kinds_of
 
+BUILD = "run the features DAG (or `tenantflow features build`)"
+
 
 def mlflow_store_missing(settings: Settings) -> bool:
     """Nothing was trained yet with the embedded SQLite store: readers must not create it (MLflow's
@@ -36,7 +38,7 @@ def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str |
 
     path = settings.stores.warehouse_file(tenant.warehouse_key)
     if not path.exists():
-        return None, "no warehouse yet: run the features DAG"
+        return None, f"no warehouse yet: {BUILD}"
     try:
         con = connect(path, read_only=True)
     except WarehouseKeyError as exc:  # one silo tenant's key problem: its row says so, the others go on
@@ -47,7 +49,7 @@ def _feature_rows(settings: Settings, tenant: Tenant) -> tuple[int | None, str |
         row = con.execute("select count(*) from user_features where tenant_id = ?", [tenant.tenant_id]).fetchone()
         return int(row[0]) if row else 0, None
     except duckdb.Error:
-        return None, "warehouse has no user_features table yet: run the features DAG"
+        return None, f"warehouse has no user_features table yet: {BUILD}"
     finally:
         con.close()
 
@@ -90,6 +92,15 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
     }
 
 
+def _published(settings: Settings, tenant: Tenant) -> dict[str, Any] | None:
+    """The features snapshot the API serves the tenant (``snapshot_id``, ``serving_cutoff``, ``published_at``):
+    an unhealthy tenant's last good one; None before its first healthy build."""
+    from ml.data.publish import current
+
+    meta = current(settings, tenant.region, tenant.tenant_id)
+    return {k: meta.get(k) for k in ("snapshot_id", "serving_cutoff", "published_at")} if meta else None
+
+
 def _lake_rows(settings: Settings, tenant: Tenant, partitions: list[Path]) -> tuple[int, str | None]:
     """Rows in the tenant's lake (a silo tenant's files are encrypted), or 0 and why they cannot be
     counted: one silo tenant's key problem is its row's problem, the others go on."""
@@ -129,9 +140,11 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     health = read_health(settings, tenant.tenant_id)
     problems: list[str] = [lake_note] if lake_note else []
     if not partitions:
-        problems.append("no data in the lake yet: drop files in landing/ and run the ingest DAG")
+        problems.append(
+            "no data in the lake yet: drop files in landing/ and run the ingest DAG (or `tenantflow ingest`)"
+        )
     if health is None:
-        problems.append("features not checked yet: run the features DAG")
+        problems.append(f"features not checked yet: {BUILD}")
     else:
         problems += health["health_problems"]
     if feature_note and health is not None and not feature_rows:
@@ -159,6 +172,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "health_problems": problems,
         "ingest_warnings": ingest_warnings,
         "features_checked_at": health["checked_at"] if health else None,
+        "published": _published(settings, tenant),
         "models": models,
         "drift": _drift(settings, tenant, models),
     }
@@ -196,6 +210,8 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
             f"feature rows {r['feature_rows']:,}" if r["feature_rows"] is not None else "feature rows -",
         ]
         health = Text("ok", "green") if r["healthy"] else Text("\n".join(["UNHEALTHY", *r["health_problems"]]), "red")
+        if not r["healthy"] and r.get("lake_rows"):  # what the API does meanwhile
+            health.append("\n" + _still_served(r.get("published")), "yellow")
         table.add_row(
             Text.assemble((r["tenant_id"], "bold"), f"\n{r['region']} · {r['isolation']}"),
             Text("\n".join([*data, f"shares data: {'yes' if r['share_data'] else 'no'}"])),
@@ -213,6 +229,15 @@ def format_table(rows: list[dict[str, Any]], width: int = 200) -> str:
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(status_table(rows))
     return console.export_text()
+
+
+def _still_served(published: dict[str, Any] | None) -> str:
+    if not published:
+        return "nothing published yet: the API has no features for it"
+    return (
+        f"the API still serves features snapshot {published['snapshot_id']} "
+        f"(cutoff {published['serving_cutoff']}, published {published['published_at']})"
+    )
 
 
 def _model_lines(kind: str, m: dict[str, Any]) -> list[str]:

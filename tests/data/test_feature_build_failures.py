@@ -84,9 +84,13 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     n = failed["failures"]  # globex's users with features
     assert failed["node"].startswith("test.tenantflow.assert_globex_has_no_users") and 0 < n <= 150
     globex, acme = result["health"]["globex"], result["health"]["acme"]
-    assert globex["health_problems"] == [f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows"]
+    query = f"{result['target_dir']}/compiled/tenantflow/tests/assert_globex_has_no_users.sql"
+    assert globex["health_problems"] == [
+        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows (its query: {query})"
+    ]
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
+    assert result["held_back"] == {"globex": {"health_problems": globex["health_problems"], "serving": None}}
     # rows without a tenant_id, or with one of no tenant here, and a test that could not run: every tenant is held
     # back; a test that ends in a comment is still read again
     nameless = [
@@ -109,6 +113,38 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     ]
     own = ["dbt test commented failed on 1 of this tenant's rows", globex["health_problems"][0]]
     assert held == {"acme": every, "globex": [*every, *own]}
+
+
+def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits_by_the_tenants_asked_for(
+    settings, tmp_path, monkeypatch, capsys
+):
+    """After a good build an engineer's test fails on globex's rows. ``features build --tenant acme`` publishes
+    acme, names globex held back with the snapshot the API still serves it, and exits 0 (acme is fine);
+    ``--tenant globex`` exits 1. ``status`` shows that snapshot beside globex's problem."""
+    from ml.ops.cli import main
+    from ml.ops.status import format_table, status
+
+    settings, _ = _engineers_pool(settings, tmp_path, {})
+    monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(settings.dbt_project_dir))
+    _land(settings)
+    assert main(["features", "build"]) == 0
+    good = {r["tenant_id"]: r["published"] for r in status(settings)}
+    assert good["globex"]["snapshot_id"] and good["globex"]["serving_cutoff"]
+    test = "select tenant_id, user_id from {{ ref('user_features') }} where tenant_id = 'globex'\n"
+    (settings.dbt_project_dir / "tests/assert_globex_has_no_users.sql").write_text(test)
+    capsys.readouterr()
+    assert main(["features", "build", "--tenant", "acme"]) == 0
+    held = [line for line in capsys.readouterr().err.splitlines() if line.startswith("held back: ")]
+    serving = good["globex"]
+    assert len(held) == 1 and held[0].startswith("held back: globex: dbt test assert_globex_has_no_users failed on ")
+    assert held[0].endswith(
+        f"; the API still serves snapshot {serving['snapshot_id']} (cutoff {serving['serving_cutoff']})"
+    )
+    assert main(["features", "build", "--tenant", "globex"]) == 1
+    rows = {r["tenant_id"]: r for r in status(settings)}
+    assert rows["globex"]["published"] == serving and not rows["globex"]["healthy"] and rows["acme"]["healthy"]
+    table = " ".join(format_table(list(rows.values()), width=400).split())
+    assert f"the API still serves features snapshot {serving['snapshot_id']} (cutoff" in table
 
 
 def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_path):
@@ -160,12 +196,18 @@ def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_
     [orphans] = [name for name in statuses if name.startswith("relationships_user_checks_user_id")]
     assert statuses[orphans] == ("fail", m)
     globex, acme = result["health"]["globex"], result["health"]["acme"]
+    compiled = f"{result['target_dir']}/compiled/tenantflow/models/user_checks.yml"
+    per_value = "dbt's count, 1, is of its result rows over every tenant; "  # one result per bad value
+
+    def failed_on(test: str, note: str = "") -> str:
+        return f"dbt test {test} failed on {m} of this tenant's rows ({note}its query: {compiled}/{test}.sql)"
+
     assert globex["health_problems"] == [
-        f"dbt test accepted_values_user_checks_kind__ok failed on {m} of this tenant's rows",
-        f"dbt test accepted_values_user_checks_tenant_id__acme failed on {m} of this tenant's rows",  # "only acme"
-        f"dbt test not_null_user_checks_n failed on {m} of this tenant's rows",
-        f"dbt test {orphans} failed on {m} of this tenant's rows",
-        f"dbt test unique_user_checks_kind failed on {m} of this tenant's rows",  # one repeated value, m rows
+        failed_on("accepted_values_user_checks_kind__ok", per_value),
+        failed_on("accepted_values_user_checks_tenant_id__acme", per_value),  # "only acme"
+        failed_on("not_null_user_checks_n"),
+        failed_on(orphans),
+        failed_on("unique_user_checks_kind", per_value),  # one repeated value, m rows
     ]
     assert acme["healthy"] and not globex["healthy"] and set(result["published"]) == {"acme"}
     # a tenant_id in any case, and a tenant_rows map whose '' key (a null tenant_id) names no tenant
@@ -199,7 +241,7 @@ def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_
         "acme": every,
         "globex": [
             "dbt test upper failed on 1 of this tenant's rows",
-            "dbt test mapped failed on 3 of this tenant's rows",
+            "dbt test mapped failed on 3 of this tenant's rows (dbt's count, 1, is of its result rows over every tenant)",
             *every,
         ],
     }

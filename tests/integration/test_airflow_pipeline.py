@@ -308,6 +308,7 @@ def _check_tenant_view(airflow, settings) -> None:
         assert f"recommender: v{version} " in row, row
     acme = airflow.http.get("/tenantflow/tenants/acme", headers=auth)
     assert acme.status_code == 200 and "ndcg_at_10" in acme.text, acme.text[:1000]
+    assert f"The API serves features snapshot {rows['acme']['published']['snapshot_id']} (cutoff" in acme.text
     report = re.search(r'href="(\.\./files/monitoring/[^"]+)"', acme.text)
     assert report, "acme drifted: its page links its Evidently report"
     served = airflow.http.get(urllib.parse.urljoin("/tenantflow/tenants/acme", report.group(1)), headers=auth)

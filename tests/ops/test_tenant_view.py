@@ -40,6 +40,7 @@ def test_a_new_tenant_is_listed_with_what_it_still_lacks_and_its_text_is_escaped
     assert "unhealthy" in row and "no data in the lake yet" in row and "recommender: no champion" in row
     detail = view.get("/tenants/acme")
     assert detail.status_code == 200 and "<script>alert" not in detail.text and "&lt;script&gt;" in detail.text
+    assert "No features published yet: the API has none for this\ntenant." in detail.text
     assert view.get("/tenants/acme/checks").status_code == 200
     assert [r["tenant_id"] for r in view.get("/status.json").json()] == ["acme"]
     assert view.get("/tenants/nobody").status_code == 404

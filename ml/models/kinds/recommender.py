@@ -157,7 +157,7 @@ def recommend(req: RecommendationRequest, ctx: ServingContext) -> Served:
         raise NotServable(
             "no_features",
             f"tenant {ctx.tenant_id} has no published features yet: run the features DAG "
-            "(it publishes them for the API)",
+            "(or `tenantflow features build`: it publishes them for the API)",
         )
     arm = ctx.arm(req.user_id)
     model = ctx.model(arm)

@@ -218,7 +218,10 @@ def features_build(
 ) -> None:
     """dbt build, GX checks and publishing, for each warehouse file of these tenants (default: all).
 
-    A shared (pool) file is built for all its tenants: its marts are rebuilt whole.
+    A shared (pool) file is built for all its tenants: its marts are rebuilt whole. Exits 1 when a
+    tenant asked for (``--tenant``; default: every tenant with lake data) is held back: unhealthy, not
+    published, the API still serving its last good snapshot. A pool's other tenants held back are
+    reported, and do not change the exit code.
     """
     from ml.core.warehouse import warehouses_holding
     from ml.data.features import build_and_check_warehouse
@@ -227,25 +230,25 @@ def features_build(
     settings = get_settings()
     store = TenantStore(settings)
     whs = warehouses_holding(store.select(tenant), store.list())
-    ok = True
+    held_back: dict[str, dict[str, Any]] = {}
     with steps("features", len(whs)) as s:
         for wh in whs:
             res = build_and_check_warehouse(wh, online_marts(), settings, rebuild_from=_iso(rebuild_from))
-            ok &= not res.get("failed_nodes")
+            held_back |= res.get("held_back", {})
             s.advance(f"{wh.key} ({res.get('seconds')} s)")
             failed = [f"{n['node']}: {n['message']}" for n in res.get("failed_nodes", [])]
-            print(
-                json.dumps(
-                    {
-                        "warehouse": wh.key,
-                        "seconds": res.get("seconds"),
-                        "failed_nodes": failed,
-                        "health": res.get("health"),
-                    },
-                    indent=1,
-                )
-            )
-    if not ok:
+            summary = {"warehouse": wh.key, "seconds": res.get("seconds"), "failed_nodes": failed}
+            summary |= {"published": res.get("published", {}), "held_back": res.get("held_back", {})}
+            print(json.dumps({**summary, "health": res.get("health")}, indent=1))
+    for t, h in held_back.items():
+        serving = h["serving"]
+        still = (
+            f"the API still serves snapshot {serving['snapshot_id']} (cutoff {serving['serving_cutoff']})"
+            if serving
+            else "nothing published for it yet"
+        )
+        typer.secho(f"held back: {t}: {'; '.join(h['health_problems'])}; {still}", fg="red", err=True)
+    if any(tenant is None or t in tenant for t in held_back):
         raise typer.Exit(1)
 
 
