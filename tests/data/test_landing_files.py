@@ -354,6 +354,35 @@ def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_b
     assert (summary["landed"], summary["batch_problems"], summary["waiting_files"]) == (1, [], [])
 
 
+def test_a_run_whose_every_day_is_still_being_written_waits_and_a_writers_temporary_file_is_waited_for(
+    settings, acme, monkeypatch
+):
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    settings = get_settings()
+    _drop(settings, "upload.csv.tmp", _csv([_row(1)]))  # a writer that renames when done
+    summary, lake, _ = _ingest(settings)
+    assert (summary["landed"], summary["batch_problems"]) == (0, [])
+    assert summary["waiting_files"] == ["2026-11-20: 1 file waiting: still being written (upload.csv.tmp)"]
+    old = time.time() - 3600  # a leftover of a writer that died: neither waited for nor read
+    os.utime(settings.stores.landing.day_dir("eu", "acme", DAY) / "upload.csv.tmp", (old, old))
+    summary, _, _ = _ingest(settings)
+    assert (summary["waiting_files"], summary["batch_problems"]) == ([], ["2026-11-20: empty_batch: rows = 0"])
+
+
+def test_a_lake_day_whose_file_is_being_rewritten_keeps_its_rows_until_the_file_settles(settings, acme, monkeypatch):
+    path = _drop(settings, "day.csv", _csv([_row(1), _row(2)]))
+    summary, lake, _ = _ingest(settings)
+    assert summary["landed"] == 2
+    path.write_text(_csv([_row(1), _row(2), _row(3)]))  # the tenant's tool rewrites the day's export
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    summary, lake, _ = _ingest(get_settings())
+    assert (summary["changed_dates"], summary["batch_problems"], sorted(lake.event_id)) == ([], [], ["e1", "e2"])
+    assert summary["waiting_files"] == ["2026-11-20: 1 file waiting: still being written (day.csv)"]
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
+    summary, lake, _ = _ingest(get_settings())
+    assert (summary["changed_dates"], sorted(lake.event_id)) == (["2026-11-20"], ["e1", "e2", "e3"])
+
+
 def test_a_header_naming_a_landing_column_twice_is_a_schema_mismatch_others_are_ignored(settings, acme):
     _drop(settings, "twice.csv", _csv([_row(1)], header=H.replace("topic", "User_ID")))
     _drop(settings, "notes.csv", "\n".join([H + ",note,Note", ",".join(_row(2).values()) + ",a,b"]) + "\n")

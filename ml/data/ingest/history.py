@@ -153,7 +153,7 @@ def import_history(
                 if progress:
                     progress(f"read {path.name}")
     con.close()
-    reports = ingest_days(settings, tenant, sorted(touched)) if touched else []
+    reports = ingest_days(settings, tenant, sorted(touched), wait_for_files=False) if touched else []
     if progress:
         progress(f"ingested {len(touched)} dates")
     return HistoryImport(tenant.tenant_id, files, reports)

@@ -30,8 +30,9 @@ def landing_dir(settings: Settings, tenant: Tenant, day: date) -> Path:
 
 
 def landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> tuple[list[Path], list[Path]]:
-    """The files of a landing folder: (complete, still being written). Temporary, hidden and
-    marker files (``*.tmp``, ``.x``, ``_SUCCESS``) are neither.
+    """The files of a landing folder: (complete, still being written). Marker files (``_SUCCESS``) are
+    neither; temporary and hidden ones (``*.tmp``, rsync's ``.x.Ab12``) are still being written while they change
+    (within ``settle_seconds``), then neither (a writer's leftover).
 
     Writers that can rename (our generator, the webhook) write ``*.tmp`` and rename; for other
     uploaders a file counts as complete once unchanged for ``settle_seconds``
@@ -47,6 +48,13 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
     # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
     for p in sorted(folder.iterdir(), key=lambda q: (q.lstat().st_mtime_ns, q.name)):
         if p.name.startswith((".", "_")) or p.suffix == ".tmp":
+            if (
+                not p.name.startswith("_")
+                and p.is_file()
+                and not p.is_symlink()
+                and now - p.stat().st_mtime < settle_seconds
+            ):
+                waiting.append(p)  # a writer's file before its rename: the day's file is on its way
             continue
         if p.is_symlink() or not p.is_file():  # named by the reader, never read through or into
             complete.append(p)

@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,31 +85,42 @@ def seal_lake(settings: Settings, tenant: Tenant) -> int:
     return len(plain) + landing + logs + ids
 
 
-def ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:
+def ingest_days(
+    settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool = True
+) -> list[PartitionReport]:
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
     Days are written in date order, so each deduplicates against the days before it; the tenant's
-    lake is written under :func:`tenant_lock`.
+    lake is written under :func:`tenant_lock`. A day already in the lake with a file still being
+    written is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files`` is
+    False (a history import: its days may be older than any later run looks back).
     """
     with tenant_lock(settings, tenant):
-        return _ingest_days(settings, tenant, days)
+        return _ingest_days(settings, tenant, days, wait_for_files)
 
 
-def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[PartitionReport]:
-    days = sorted(set(days))
+def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool) -> list[PartitionReport]:
+    settle = settings.landing.settle_seconds
+    files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
+    # a day in the lake with a file still being written keeps its partition until a later run sees the files settled
+    # (rebuilt from its complete files alone, the rows of a file being rewritten would leave the lake meanwhile)
+    kept = [d for d, (_, waiting) in files.items() if wait_for_files and waiting and read_manifest(settings, tenant, d)]
+    held = [_kept_as_it_is(tenant, d, files[d][1]) for d in kept]
+    days = [d for d in files if d not in kept]
+    if not days:
+        return held
     spec = source_spec(settings, tenant)
     reports = {d: PartitionReport(tenant.tenant_id, tenant.region, d.isoformat()) for d in days}
     con = reader(settings)
     raws: list[pd.DataFrame] = []
     malformed: dict[date, pd.DataFrame | None] = {}
-    settle = settings.landing.settle_seconds
-    settling: set[date] = set()  # every file of the day still being written: not an empty batch, a later one
+    settling: set[date] = set()  # nothing read yet and a file still being written: not an empty batch, a later one
     for d in days:
-        complete, waiting = landing_files(landing_dir(settings, tenant, d), settle)
+        complete, waiting = files[d]
         reports[d].waiting_files = [p.name for p in waiting]
-        if waiting and not complete:
-            settling.add(d)
         raw, bad = read_day(con, complete, reports[d], settings, spec)
+        if waiting and raw.empty and (bad is None or bad.empty):
+            settling.add(d)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
         raws.append(raw)
         malformed[d] = bad
@@ -148,7 +160,15 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date]) -> list[P
         rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec, settings, tenant.tenant_id)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
-    return out + (ingest_days(settings, tenant, later) if later else [])
+    return held + out + (_ingest_days(settings, tenant, later, wait_for_files) if later else [])
+
+
+def _kept_as_it_is(tenant: Tenant, day: date, waiting: list[Path]) -> PartitionReport:
+    """The report of a lake day left as it is while a file of it is still being written (nothing changed)."""
+    log.info("tenant %s: %s kept as it is in the lake until its files settle: %s", tenant.tenant_id, day, waiting)
+    report = PartitionReport(tenant.tenant_id, tenant.region, day.isoformat(), changed=False)
+    report.waiting_files = [p.name for p in waiting]
+    return report
 
 
 def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: LandedIds) -> list[date]:

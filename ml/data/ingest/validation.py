@@ -101,7 +101,8 @@ def _day_summary(typed: pd.DataFrame, days: list[date]) -> pd.DataFrame:
         _n_null_uid=("_null_uid", "sum"),
         _n_user=("_user", "sum"),
     )
-    summary = pd.DataFrame({"landed_on": [d.isoformat() for d in days]}).merge(per_day, on="landed_on", how="left")
+    landed_on = pd.Series([d.isoformat() for d in days], dtype=object)  # (typed, as per_day's, with no days too)
+    summary = pd.DataFrame({"landed_on": landed_on}).merge(per_day, on="landed_on", how="left")
     summary = summary.fillna(0)
     summary["null_event_id_share"] = summary["_n_null_eid"] / summary["rows"].clip(lower=1)
     summary["null_user_id_share"] = summary["_n_null_uid"] / summary["_n_user"].clip(lower=1)
