@@ -97,7 +97,9 @@ def check_warehouse_features(
             if tid not in tenants:
                 h: dict[str, Any] = {
                     "healthy": False,
-                    "health_problems": ["no lake data yet: run the ingest DAG (or `tenantflow ingest`)"],
+                    "health_problems": [
+                        "no lake data yet: run the ingest DAG (or `tenantflow ingest --start <first day>`)"
+                    ],
                     "feature_rows": {},
                 }
             elif missing:
@@ -239,8 +241,15 @@ def _held_back(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> dic
     them (``publish.current``'s metadata, None: nothing published yet). Logged with the tenants published."""
     from ml.data.publish import current
 
+    def still_serving(t: str) -> dict[str, Any] | None:
+        try:
+            return current(settings, wh.region, t)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # (the build is done: say so, never fail it here)
+            log.warning("warehouse %s: tenant %s's published pointer cannot be read: %s", wh.key, t, exc)
+            return None
+
     held = {
-        t: {"health_problems": h["health_problems"], "serving": current(settings, wh.region, t)}
+        t: {"health_problems": h["health_problems"], "serving": still_serving(t)}
         for t, h in result["health"].items()
         if not h["healthy"] and t in result["tenants"]
     }

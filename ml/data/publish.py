@@ -79,7 +79,10 @@ def publish_tenant(
     }
     meta = _commit(settings, region, tenant_id, tmp, meta)
     snapshot_id = str(meta["snapshot_id"])
-    old = current(settings, region, tenant_id)
+    try:
+        old = current(settings, region, tenant_id)
+    except (OSError, ValueError, KeyError, TypeError):  # an unreadable pointer: this one replaces it
+        old = None
     if old is None or old["snapshot_id"] != snapshot_id:
         atomic.write_json(store.pointer(region, tenant_id), meta, indent=None)  # readers see old or new, never half
     _prune(root, keep=snapshot_id)

@@ -93,11 +93,21 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
 
 
 def _published(settings: Settings, tenant: Tenant) -> dict[str, Any] | None:
-    """The features snapshot the API serves the tenant (``snapshot_id``, ``serving_cutoff``, ``published_at``):
-    an unhealthy tenant's last good one; None before its first healthy build."""
+    """The features snapshot the tenant's ``CURRENT`` names (``snapshot_id``, ``serving_cutoff``, ``published_at``),
+    which the API serves (one that does not load: an older one, as its ``/readyz`` says): an unhealthy tenant's last
+    good one; None before its first healthy build; with ``error`` (the other keys None) when the pointer cannot be
+    read."""
     from ml.data.publish import current
 
-    meta = current(settings, tenant.region, tenant.tenant_id)
+    try:
+        meta = current(settings, tenant.region, tenant.tenant_id)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # one tenant's unreadable pointer is its row's own
+        return {
+            "snapshot_id": None,
+            "serving_cutoff": None,
+            "published_at": None,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
     return {k: meta.get(k) for k in ("snapshot_id", "serving_cutoff", "published_at")} if meta else None
 
 
@@ -141,7 +151,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     problems: list[str] = [lake_note] if lake_note else []
     if not partitions:
         problems.append(
-            "no data in the lake yet: drop files in landing/ and run the ingest DAG (or `tenantflow ingest`)"
+            "no data in the lake yet: drop files in landing/ and run the ingest DAG (or `tenantflow ingest --start <first day>`)"
         )
     if health is None:
         problems.append(f"features not checked yet: {BUILD}")
@@ -210,7 +220,7 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
             f"feature rows {r['feature_rows']:,}" if r["feature_rows"] is not None else "feature rows -",
         ]
         health = Text("ok", "green") if r["healthy"] else Text("\n".join(["UNHEALTHY", *r["health_problems"]]), "red")
-        if not r["healthy"] and r.get("lake_rows"):  # what the API does meanwhile
+        if (not r["healthy"] and r.get("lake_rows")) or (r.get("published") or {}).get("error"):  # what the API serves
             health.append("\n" + _still_served(r.get("published")), "yellow")
         table.add_row(
             Text.assemble((r["tenant_id"], "bold"), f"\n{r['region']} · {r['isolation']}"),
@@ -234,6 +244,8 @@ def format_table(rows: list[dict[str, Any]], width: int = 200) -> str:
 def _still_served(published: dict[str, Any] | None) -> str:
     if not published:
         return "nothing published yet: the API has no features for it"
+    if published.get("error"):
+        return f"its published features pointer (CURRENT) cannot be read: {published['error']}"
     return (
         f"the API still serves features snapshot {published['snapshot_id']} "
         f"(cutoff {published['serving_cutoff']}, published {published['published_at']})"

@@ -85,9 +85,10 @@ _DETAIL = """<!doctype html><html><head><meta charset="utf-8"><title>{{ r.tenant
 <p>Features checked {{ r.features_checked_at or "never" }}: {{ r.feature_rows if r.feature_rows is not none else "-" }} users.
 <a href="{{ r.tenant_id }}/checks">Latest Great Expectations results</a> (this page needs nothing from the
 internet) · <a href="{{ data_docs }}">GX Data Docs</a></p>
-<p id="published">{% if r.published %}The API serves features snapshot {{ r.published.snapshot_id }} (cutoff
-{{ r.published.serving_cutoff }}, published {{ r.published.published_at }}){% if not r.healthy %}: the last good
-one, until a build passes its checks{% endif %}.{% else %}No features published yet: the API has none for this
+<p id="published">{% if r.published and r.published.error %}Its published features pointer cannot be read:
+{{ r.published.error }}.{% elif r.published %}The API serves features snapshot {{ r.published.snapshot_id }} (cutoff
+{{ r.published.serving_cutoff }}, published {{ r.published.published_at }}){% if not r.healthy %}, until a build
+passes its checks{% endif %}.{% else %}No features published yet: the API has none for this
 tenant.{% endif %}</p>
 <h2>Data</h2>
 <table><tr><th>events in</th><th>in the lake</th><th>duplicates dropped</th><th>quarantined</th><th>lake</th></tr>

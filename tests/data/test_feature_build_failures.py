@@ -120,7 +120,8 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
 ):
     """After a good build an engineer's test fails on globex's rows. ``features build --tenant acme`` publishes
     acme, names globex held back with the snapshot the API still serves it, and exits 0 (acme is fine);
-    ``--tenant globex`` exits 1. ``status`` shows that snapshot beside globex's problem."""
+    ``--tenant globex`` exits 1. ``status`` shows that snapshot beside globex's problem (an unreadable pointer in
+    globex's row alone). A failed node that is no data test fails the command for any tenant."""
     from ml.ops.cli import main
     from ml.ops.status import format_table, status
 
@@ -145,6 +146,16 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     assert rows["globex"]["published"] == serving and not rows["globex"]["healthy"] and rows["acme"]["healthy"]
     table = " ".join(format_table(list(rows.values()), width=400).split())
     assert f"the API still serves features snapshot {serving['snapshot_id']} (cutoff" in table
+    # one tenant's unreadable pointer is its own row's problem
+    settings.stores.published.pointer("eu", "globex").write_text('{"tenant_id": "globex"')
+    rows = {r["tenant_id"]: r for r in status(settings)}
+    assert rows["globex"]["published"]["error"].startswith("JSONDecodeError") and rows["acme"]["published"]
+    # a failed node that is no data test (an engineer's seed) fails the command, whichever tenant was asked for
+    (settings.dbt_project_dir / "tests/assert_globex_has_no_users.sql").unlink()
+    (settings.dbt_project_dir / "seeds").mkdir(exist_ok=True)
+    (settings.dbt_project_dir / "seeds/bad_seed.csv").write_text("a,b\n1,2\n3,4,5\n")
+    assert main(["features", "build", "--tenant", "acme"]) == 1
+    assert status(settings)[1]["published"]["snapshot_id"]  # globex, published again: its pointer rewritten
 
 
 def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_path):

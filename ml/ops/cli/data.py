@@ -219,9 +219,10 @@ def features_build(
     """dbt build, GX checks and publishing, for each warehouse file of these tenants (default: all).
 
     A shared (pool) file is built for all its tenants: its marts are rebuilt whole. Exits 1 when a
-    tenant asked for (``--tenant``; default: every tenant with lake data) is held back: unhealthy, not
-    published, the API still serving its last good snapshot. A pool's other tenants held back are
-    reported, and do not change the exit code.
+    tenant asked for (``--tenant``; default: every tenant with lake data) is held back (unhealthy, not
+    published, the API still serving its last good snapshot) or a dbt node other than a data test failed
+    (a seed, a snapshot, a model). A pool's other tenants held back by a data test are reported, and do not
+    change the exit code.
     """
     from ml.core.warehouse import warehouses_holding
     from ml.data.features import build_and_check_warehouse
@@ -231,10 +232,12 @@ def features_build(
     store = TenantStore(settings)
     whs = warehouses_holding(store.select(tenant), store.list())
     held_back: dict[str, dict[str, Any]] = {}
+    failed_other = False  # a failed seed, snapshot or model: not only a data test that names its tenants
     with steps("features", len(whs)) as s:
         for wh in whs:
             res = build_and_check_warehouse(wh, online_marts(), settings, rebuild_from=_iso(rebuild_from))
             held_back |= res.get("held_back", {})
+            failed_other |= any(not n["node"].startswith("test.") for n in res.get("failed_nodes", []))
             s.advance(f"{wh.key} ({res.get('seconds')} s)")
             failed = [f"{n['node']}: {n['message']}" for n in res.get("failed_nodes", [])]
             summary = {"warehouse": wh.key, "seconds": res.get("seconds"), "failed_nodes": failed}
@@ -248,7 +251,7 @@ def features_build(
             else "nothing published for it yet"
         )
         typer.secho(f"held back: {t}: {'; '.join(h['health_problems'])}; {still}", fg="red", err=True)
-    if any(tenant is None or t in tenant for t in held_back):
+    if failed_other or any(tenant is None or t in tenant for t in held_back):
         raise typer.Exit(1)
 
 
