@@ -114,7 +114,10 @@ def choices(windows: list[dict[str, np.ndarray]], share: float, pool: int, by_ra
     )
     out["random unless beaten"] = top if beaten else by_random
     # the product's auto rule since 2026-12-05: the random pick where the window judges under 100 users (or too
-    # small a share); beyond that, the random pick unless the window's best beats it there beyond chance
+    # small a share); beyond that, the random pick unless the window's best beats it there beyond chance. Since
+    # 2026-12-05's second change the product also asks the window's best to lead the pick on the product of its
+    # figures under both protocols (ml.models.ranking.overrule): it overrules only where this rule does, and this
+    # one overruled on no United Kingdom window (benchmarks/README.md), so the choices here are the product's.
     out["product"] = (
         out["random under 100"]
         if users < 100 or share < ranking_holdout.MIN_JUDGED_SHARE
