@@ -19,9 +19,10 @@ judges every user instead:
   personal one) that competes with the re-rankers on the temporal holdout, where they must also lead every
   popularity list (and the champion's family);
 - when it judges more, the random protocol's pick (over the history before the holdout's cutoff) is still the
-  strongest family unless the temporal holdout's best family beats it there beyond chance and leads it on the
-  product of its figures under both protocols (:attr:`RankingHoldout.overrule`, :func:`ml.models.ranking.overrule`);
-  the re-rankers must lead every family on the temporal holdout and beat that one
+  strongest family unless the temporal holdout's best family beats it there beyond chance
+  (:attr:`RankingHoldout.overrule`; where that family trails the pick on the product of its figures under both
+  protocols, a re-ranker that leads every family and beats the pick beyond chance is served instead:
+  :func:`ml.models.ranking.overrule`); the re-rankers must lead every family on the temporal holdout and beat that one
   beyond chance. Backtested on Online Retail (benchmarks/README.md, *The random protocol's pick for every tenant*):
   on the United Kingdom's five windows the pick was the next window's best family every time, the temporal
   holdout's own best three times in five.

@@ -250,9 +250,7 @@ def train_tenant(
     reason, force = _erased(settings, tenant_id, kind, reason, force)
     snap = snapshots.latest(settings, tenant.region, tenant_id)
     if snap is None:
-        return _skipped(
-            kind, tenant_id, "no training snapshot: run the features DAG (or `tenantflow features build`) first"
-        )
+        return _skipped(kind, tenant_id, "no training snapshot: run the features DAG or `tenantflow features build`")
     g = registry.global_champion(kind.name, tenant.global_model_region, settings)
     champ, challenger = champion_and_challenger(kind.name, tenant_id, settings)
     if not force and (same := unchanged(champ, challenger, g, snap.snapshot_id)):

@@ -91,9 +91,10 @@ def ingest_days(
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
     Days are written in date order, so each deduplicates against the days before it; the tenant's
-    lake is written under :func:`tenant_lock`. A day already in the lake with a file still being
-    written is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files`` is
-    False (a history import: its days may be older than any later run looks back).
+    lake is written under :func:`tenant_lock`. A day in the lake whose landed file is being rewritten
+    (still changing) is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files``
+    is False (a history import: its days may be older than any later run looks back); a new file still being
+    written waits alone (the day lands its complete files).
     """
     with tenant_lock(settings, tenant):
         return _ingest_days(settings, tenant, days, wait_for_files)
@@ -102,9 +103,9 @@ def ingest_days(
 def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
-    # a day in the lake with a file still being written keeps its partition until a later run sees the files settled
-    # (rebuilt from its complete files alone, the rows of a file being rewritten would leave the lake meanwhile)
-    kept = [d for d, (_, waiting) in files.items() if wait_for_files and waiting and read_manifest(settings, tenant, d)]
+    # a lake day with a landed file being rewritten keeps its partition until a later run sees the file settled
+    # (rebuilt from its complete files alone, that file's rows would leave the lake meanwhile); a new file waits alone
+    kept = [d for d, (_, waiting) in files.items() if wait_for_files and _rewritten(settings, tenant, d, waiting)]
     held = [_kept_as_it_is(tenant, d, files[d][1]) for d in kept]
     days = [d for d in files if d not in kept]
     if not days:
@@ -163,8 +164,15 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
     return held + out + (_ingest_days(settings, tenant, later, wait_for_files) if later else [])
 
 
+def _rewritten(settings: Settings, tenant: Tenant, day: date, waiting: list[Path]) -> bool:
+    """Whether a file still being written was landed before (the day's manifest names it)."""
+    manifest = read_manifest(settings, tenant, day) if waiting else None
+    landed = {f["name"] for f in manifest["files"]} if manifest else set()
+    return bool({p.name for p in waiting} & landed)
+
+
 def _kept_as_it_is(tenant: Tenant, day: date, waiting: list[Path]) -> PartitionReport:
-    """The report of a lake day left as it is while a file of it is still being written (nothing changed)."""
+    """The report of a lake day left as it is while a landed file of it is rewritten (nothing changed)."""
     log.info("tenant %s: %s kept as it is in the lake until its files settle: %s", tenant.tenant_id, day, waiting)
     report = PartitionReport(tenant.tenant_id, tenant.region, day.isoformat(), changed=False)
     report.waiting_files = [p.name for p in waiting]
