@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ml.models import evaluate, recsys
@@ -101,7 +100,7 @@ def compete(
         c.metrics, c.per_user = judged.metrics | {"candidate_recall": recall}, judged.per_user_ndcg
     fits = judge_families(holdout, threads)
     if holdout.families_by is not None:
-        fits = _families_by_random(fits, holdout, threads, incumbent, [c.per_user for c in candidates])
+        fits = _families_by_random(fits, holdout, threads, incumbent)
     for f in fits:
         candidates.append(
             Candidate(
@@ -119,11 +118,7 @@ def compete(
 
 
 def _families_by_random(
-    fits: list[FamilyFit],
-    holdout: RankingHoldout,
-    threads: int,
-    incumbent: str | None = None,
-    rerankers: list[Any] | None = None,
+    fits: list[FamilyFit], holdout: RankingHoldout, threads: int, incumbent: str | None = None
 ) -> list[FamilyFit]:
     """The family best under the random protocol (``holdout.families_by``), popularity lists included
     (``random_ndcg_at_10``; ties to the simpler), the popularity lists and the ``incumbent`` (the champion's
@@ -131,10 +126,8 @@ def _families_by_random(
     incumbent by the margin (else a pick ahead by a hair is refused by the gate, the champion never refreshed); the
     rest are a re-ranker's bar. Where the holdout may ``overrule`` the pick, every family is kept (each a
     re-ranker's bar), and where its best family beats the pick beyond chance the temporal holdout decides alone
-    (:func:`overrule`). Where the protocols disagree (that family trails the pick on both protocols' figures), a
-    re-ranker (``rerankers``: each one's per-user nDCG@k on the temporal holdout) that leads every family there
-    and beats the pick beyond chance keeps the pick as its bar; without one the temporal holdout decides: nothing
-    that loses to a popular list there beyond chance is served."""
+    (:func:`overrule`). Where the protocols disagree (that family does not lead the pick on both protocols'
+    figures) the pick stays, ``holdout.contested`` says why, and :func:`choose_on` decides."""
     random = holdout.families_by
     assert random is not None
     by_random = {f.model.name: f.judged for f in judge_families(random, threads)}
@@ -148,14 +141,13 @@ def _families_by_random(
         return [f for f in judged if f.model.name.startswith("popularity") or f is best or f.model.name == incumbent]
     top = max(judged, key=lambda f: (f.judged.metrics[HEADLINE], -_simpler(f.model.name)))
     overrules, why = (False, "") if top is best else overrule(top.judged, best.judged)
-    if why and not overrules and not _carries_both(rerankers or [], top.judged, best.judged):
-        overrules, why = True, f"{why}; no re-ranker leads every family there and beats the pick beyond chance"
     if why:
         log.info(
             "the temporal holdout (%d users) %s the random protocol's %s with %s: %s",
-            len(holdout.users), "overrules" if overrules else "does not overrule", best.model.name, top.model.name, why,
+            len(holdout.users), "overrules" if overrules else "may overrule", best.model.name, top.model.name, why,
         )  # fmt: skip
     if not overrules:
+        holdout.contested = why and f"{top.model.name} leads {best.model.name} on the temporal holdout: {why}"
         return judged
     holdout.families_by = None
     for f in judged:
@@ -172,13 +164,13 @@ def overrule(top: Judged, pick: Judged) -> tuple[bool, str]:
     ``top`` must beat the pick on the temporal holdout beyond chance (95% paired bootstrap of per-user nDCG@10
     above 0) and lead it on the product of its nDCG@10 under the two protocols (their geometric mean). Where it
     trails there (it leads next week's holdout by less, relatively, than it trails on a random quarter of every
-    user's items) the protocols disagree: :func:`_families_by_random` keeps the pick as the bar of a re-ranker that
-    leads both on the temporal holdout, else lets ``top`` overrule. On the news site whose readers all turn to the week's new stories the week's popular list leads
-    0.77 to 0.00 on the temporal holdout and trails 0.14 to 0.36 under the random protocol: it overrules. On Online
-    Retail's United Kingdom with a quarter of every customer's baskets removed at random (benchmarks/README.md,
-    *The random protocol's pick for every tenant*), the 7-day popular list led EASE 0.0685 to 0.0549 beyond chance on
-    its temporal holdout, and was served: 0.0381 against EASE's 0.2770 on the customers' held-out baskets; the tenant
-    re-ranker (0.0748 on that holdout) is now served there, 0.1255.
+    user's items) the protocols disagree: :func:`choose_on` keeps the pick only as the bar of a re-ranker that
+    :func:`choose` serves, else lets ``top`` overrule. On the news site whose readers all turn to the week's new
+    stories the week's popular list leads 0.77 to 0.00 on the temporal holdout and trails 0.14 to 0.36 under the
+    random protocol: it overrules. On Online Retail's United Kingdom with a quarter of every customer's baskets
+    removed at random (benchmarks/README.md, *The random protocol's pick for every tenant*), the 7-day popular list
+    led EASE 0.0685 to 0.0549 beyond chance on its temporal holdout, and was served: 0.0381 against EASE's 0.2770 on
+    the customers' held-out baskets; the tenant re-ranker (0.0748 on that holdout) is now served there, 0.1255.
     """
     mean, low, high = evaluate.paired_bootstrap(top.per_user_ndcg, pick.per_user_ndcg)
     if low <= 0:
@@ -187,19 +179,8 @@ def overrule(top: Judged, pick: Judged) -> tuple[bool, str]:
     both = f"{t_top:.4f} x {r_top:.4f} against {t_pick:.4f} x {r_pick:.4f} under the temporal and random protocols"
     versus = f"it leads by {HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}] there"
     if t_top * r_top <= t_pick * r_pick:
-        return False, f"{versus}, but trails it on both protocols' figures: {both}"
+        return False, f"{versus}, but not on both protocols' figures: {both}"
     return True, f"{versus}, and on both protocols' figures: {both}"
-
-
-def _carries_both(rerankers: list[Any], top: Judged, pick: Judged) -> bool:
-    """Whether a re-ranker (its per-user nDCG@k on the temporal holdout) leads the temporal holdout's best family
-    ``top`` there and beats the random protocol's ``pick`` beyond chance (95% paired bootstrap above 0)."""
-    return any(
-        r is not None
-        and float(np.mean(r)) > top.metrics[HEADLINE]
-        and evaluate.paired_bootstrap(r, pick.per_user_ndcg)[1] > 0
-        for r in rerankers
-    )
 
 
 def _simpler(family: str) -> int:
@@ -231,6 +212,27 @@ def choose(candidates: list[Candidate], incumbent: str | None = None, margin: fl
         return best, why
     versus = f"{HEADLINE} {mean:+.4f} [{low:+.4f}, {high:+.4f}]"
     return mine[0], f"{incumbent}, the champion's family, refitted ({best.label} is not better by the margin: {versus})"
+
+
+def choose_on(
+    holdout: RankingHoldout, candidates: list[Candidate], incumbent: str | None = None, margin: float = 0.0
+) -> tuple[Candidate, str]:
+    """:func:`choose` on the tenant's holdout. Where the protocols disagree (``holdout.contested``: the temporal
+    holdout's best family beats the random protocol's pick there beyond chance, and trails it on both protocols'
+    figures) the pick stands only as the bar of a re-ranker that :func:`choose` serves; if it would serve a family,
+    the temporal holdout decides (the families' random protocol figures dropped, ``holdout.families_by`` None) and
+    :func:`choose` runs again: nothing that loses to a family on the temporal holdout beyond chance is served.
+    """
+    winner, why = choose(candidates, incumbent, margin)
+    if not holdout.contested or winner.family == LIGHTGBM:
+        return winner, why
+    log.info("no re-ranker is served beside the random protocol's pick: the temporal holdout decides")
+    for c in candidates:
+        c.metrics.pop(RANDOM_HEADLINE, None)
+        c.random_per_user = None
+    holdout.families_by, contested, holdout.contested = None, holdout.contested, ""
+    winner, why = choose(candidates, incumbent, margin)
+    return winner, f"{why} (the temporal holdout decides, no re-ranker being served: {contested})"
 
 
 def _best(candidates: list[Candidate]) -> tuple[Candidate, str]:

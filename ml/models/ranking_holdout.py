@@ -21,8 +21,8 @@ judges every user instead:
 - when it judges more, the random protocol's pick (over the history before the holdout's cutoff) is still the
   strongest family unless the temporal holdout's best family beats it there beyond chance
   (:attr:`RankingHoldout.overrule`; where that family trails the pick on the product of its figures under both
-  protocols, a re-ranker that leads every family and beats the pick beyond chance is served instead:
-  :func:`ml.models.ranking.overrule`); the re-rankers must lead every family on the temporal holdout and beat that one
+  protocols, the pick stands only as the bar of a re-ranker that is served: :func:`ml.models.ranking.overrule`,
+  :func:`ml.models.ranking.choose_on`); the re-rankers must lead every family on the temporal holdout and beat that one
   beyond chance. Backtested on Online Retail (benchmarks/README.md, *The random protocol's pick for every tenant*):
   on the United Kingdom's five windows the pick was the next window's best family every time, the temporal
   holdout's own best three times in five.
@@ -102,6 +102,9 @@ class RankingHoldout:
     # with ``families_by``: this holdout judges enough users that its best family replaces the random protocol's
     # pick where it beats the pick beyond chance (then ``families_by`` is dropped: the temporal holdout decides)
     overrule: bool = False
+    # with ``overrule``: why the temporal holdout's best family, ahead of the pick there beyond chance, did not replace
+    # it (the protocols disagree: ml.models.ranking.overrule); ``choose_on`` lets it unless a re-ranker is served
+    contested: str = ""
     recent_days: int = RECENT_DAYS  # the tenant's short window: the cold-start list, recent popularity
 
     @classmethod

@@ -278,12 +278,12 @@ def train_tenant(
     incumbent = version_family(champ) if champ is not None else None
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent)
-        windows |= _protocol_params(judged)
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
     if judged is not None:
-        winner, chosen = ranking.choose(candidates, incumbent, policy.promotion_margin)
+        winner, chosen = ranking.choose_on(judged, candidates, incumbent, policy.promotion_margin)
         baseline = ranking.strongest_popularity(candidates, judged)
+        windows |= _protocol_params(judged)  # (after the choice: where the protocols disagree it may overrule)
     else:
         winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
         baseline = baseline_metrics(kind, holdout, catalogue)

@@ -104,7 +104,9 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     with tenant_lock(settings, tenant):  # no ingest writes the user back meanwhile
         files, days, event_ids = _erase_landing(settings, tenant, user_id)
         report["landing_files"] = files
-        report["lake_days"] = [r.date for r in ingest_days(settings, tenant, days)] if days else []
+        report["lake_days"] = (
+            [r.date for r in ingest_days(settings, tenant, days, wait_for_files=False)] if days else []
+        )
     report["warehouse"] = _erase_warehouse(settings, tenant, user_id)
     report["snapshot_rows"] = _erase_snapshots(settings, tenant, user_id)
     report["published_rows"] = republish_without(settings, tenant.region, tenant.tenant_id, user_id)

@@ -424,3 +424,60 @@ def test_json_keys_differing_in_case_or_spaces_are_one_column(settings, acme):
     summary, lake, _ = _ingest(settings)
     assert (summary["landed"], summary["quarantined"]) == (3, {})
     assert sorted(zip(lake.event_id, lake.user_id, strict=True)) == [("e1", "u1"), ("e2", "u2"), ("e3", "u3")]
+
+
+def _put(settings, day: date, name: str, text: str, age: float = 3600) -> Path:
+    """A landing file of ``day`` last modified ``age`` seconds ago (0: just now)."""
+    folder = settings.stores.landing.day_dir("eu", "acme", day)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+def _lake_ids(settings) -> list[str]:
+    files = sorted(settings.stores.lake.tenant_dir("eu", "acme").rglob("part-0.parquet"))
+    return sorted(pd.concat([pd.read_parquet(f) for f in files]).event_id)
+
+
+@pytest.mark.parametrize("d1_after", [["e9"], ["e9", "e1"]], ids=["d1-drops-e1", "d1-gains-e1"])
+def test_a_later_day_whose_deduplication_a_rebuilt_day_decides_is_rebuilt_even_while_its_file_is_resent(
+    settings, acme, monkeypatch, d1_after
+):
+    """A day rebuilt changes which of a later day's events are duplicates: that later day is rebuilt then, even while
+    its landed file is being re-sent (kept as it is, e1 would be lost, or landed twice)."""
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    settings = get_settings()
+    d1, d2 = DAY, DAY + timedelta(days=1)
+    first = ["e1", "e9"] if d1_after == ["e9"] else ["e9"]
+    _put(settings, d1, "a.csv", _csv([_row(int(e[1:])) for e in first]))
+    b = _put(settings, d2, "b.csv", _csv([_row(1), _row(2)]))
+    run.ingest_tenants(["acme"], d1, d2 + timedelta(days=1), settings)
+    _put(settings, d1, "a.csv", _csv([_row(int(e[1:])) for e in d1_after]))
+    os.utime(b, None)  # d2's exporter re-sends b.csv (the same bytes) just now
+    run.ingest_tenants(["acme"], d1, d1 + timedelta(days=1), settings)
+    os.utime(b, (time.time() - 3600, time.time() - 3600))  # it settles; the next days' runs look back
+    for start in (d2 + timedelta(days=1), d2 + timedelta(days=3)):
+        run.ingest_tenants(["acme"], start, start + timedelta(days=1), settings)
+    assert _lake_ids(settings) == ["e1", "e2", "e9"]
+
+
+def test_an_erasure_rebuilds_its_days_even_while_a_landed_file_is_resent(settings, acme, monkeypatch):
+    from ml.ops import user_erasure
+
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    settings = get_settings()
+    _put(settings, DAY, "f.csv", _csv([_row(1), _row(2)]))
+    g = _put(settings, DAY, "g.csv", _csv([_row(3)]))
+    run.ingest_tenants(["acme"], DAY, DAY + timedelta(days=1), settings)
+    erase_landing = user_erasure._erase_landing
+
+    def then_resend(*args, **kwargs):  # the tenant's exporter re-sends g.csv while the erasure works
+        out = erase_landing(*args, **kwargs)
+        os.utime(g, None)
+        return out
+
+    monkeypatch.setattr(user_erasure, "_erase_landing", then_resend)
+    report = user_erasure.erase_user("acme", "u1", settings)
+    assert report["lake_days"] == ["2026-11-20"] and "e1" not in _lake_ids(settings)

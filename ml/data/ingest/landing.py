@@ -48,12 +48,7 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
     # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
     for p in sorted(folder.iterdir(), key=lambda q: (q.lstat().st_mtime_ns, q.name)):
         if p.name.startswith((".", "_")) or p.suffix == ".tmp":
-            if (
-                not p.name.startswith("_")
-                and p.is_file()
-                and not p.is_symlink()
-                and now - p.stat().st_mtime < settle_seconds
-            ):
+            if not p.name.startswith("_") and _changed_within(p, now, settle_seconds):
                 waiting.append(p)  # a writer's file before its rename: the day's file is on its way
             continue
         if p.is_symlink() or not p.is_file():  # named by the reader, never read through or into
@@ -65,6 +60,14 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
         else:
             complete.append(p)
     return complete, waiting
+
+
+def _changed_within(path: Path, now: float, seconds: float) -> bool:
+    """A regular file (no link) modified within ``seconds`` of ``now``; False once it is gone (renamed meanwhile)."""
+    try:
+        return path.is_file() and not path.is_symlink() and now - path.stat().st_mtime < seconds
+    except FileNotFoundError:
+        return False
 
 
 def complete_landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:

@@ -93,8 +93,9 @@ def ingest_days(
     Days are written in date order, so each deduplicates against the days before it; the tenant's
     lake is written under :func:`tenant_lock`. A day in the lake whose landed file is being rewritten
     (still changing) is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files``
-    is False (a history import: its days may be older than any later run looks back); a new file still being
-    written waits alone (the day lands its complete files).
+    is False (a history import, an erasure: a later run may never look back to them; and the later days whose
+    deduplication the rebuilt days decide); a new file still being written waits alone (the day lands its
+    complete files).
     """
     with tenant_lock(settings, tenant):
         return _ingest_days(settings, tenant, days, wait_for_files)
@@ -161,7 +162,8 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec, settings, tenant.tenant_id)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
-    return held + out + (_ingest_days(settings, tenant, later, wait_for_files) if later else [])
+    # (rebuilt whatever their files do: a day kept here would keep the deduplication these days changed)
+    return held + out + (_ingest_days(settings, tenant, later, False) if later else [])
 
 
 def _rewritten(settings: Settings, tenant: Tenant, day: date, waiting: list[Path]) -> bool:
