@@ -61,12 +61,15 @@ def build_warehouse(
             wh.key,
             "; ".join(f"{n['node'].split('.')[2]}: {n['failures']} rows" for n in warned),
         )
-    if failed:
+    if failed:  # (dbt's own count: the nodes that failed, and the ones skipped below them)
+        broken = [n for n in failed if n["status"] != "skipped"]
         log.error(
-            "warehouse %s: %d dbt nodes failed: %s",
+            "warehouse %s: %d dbt node%s failed%s: %s",
             wh.key,
-            len(failed),
-            "; ".join(f"{n['node']}: {n['message']}" + (f" ({n['hint']})" if n["hint"] else "") for n in failed),
+            len(broken),
+            "" if len(broken) == 1 else "s",
+            f", {len(failed) - len(broken)} skipped below them" if len(failed) > len(broken) else "",
+            "; ".join(f"{n['node']}: {n['message']}" + (f" ({n['hint']})" if n["hint"] else "") for n in broken),
         )
     return result
 
@@ -138,8 +141,10 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
             for n in failed_nodes
             if n["node"].startswith(("test.", "unit_test.")) and n["status"] in ("fail", "error")
         )
-        why = "a model they read failed" + (f", or a test upstream ({', '.join(tests)})" if tests else "")
-        problems.append(f"{len(skipped)} dbt models skipped, as {why}: {', '.join(skipped)}")
+        why = "a model they read failed" + (f", or a failed test upstream, among: {', '.join(tests)}" if tests else "")
+        problems.append(
+            f"{len(skipped)} dbt model{'s' if len(skipped) > 1 else ''} skipped ({', '.join(skipped)}), as {why}"
+        )
     return problems
 
 

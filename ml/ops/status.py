@@ -295,12 +295,21 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
             lines.append(f"report: {drift['report_path']}")
     else:
         lines.append("not monitored yet")
+    if _after(r.get("lake_changed_at"), r.get("features_checked_at")):
+        lines.append(f"lake changed after the last feature check ({r['features_checked_at']}): {BUILD}")
     if r["ingest_warnings"]:
         w = r["ingest_warnings"]
         lines.append(f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
     if r["quarantined"]:
         lines.append("quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
     return lines
+
+
+def _after(changed: str | None, checked: str | None) -> bool:
+    """Whether the lake changed after the features were checked (both ISO 8601 times; False if either is missing)."""
+    from datetime import datetime
+
+    return bool(changed and checked) and datetime.fromisoformat(str(changed)) > datetime.fromisoformat(str(checked))
 
 
 def champion_label(m: dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -132,6 +133,8 @@ def write_day(
     others, as read, with ``reasons``; ``report.rows_in`` is already counted.
     """
     was = _partition_digest(settings, tenant, day)
+    manifest = lake_dir(settings, tenant, day) / MANIFEST_FILE
+    stamp = manifest.stat() if manifest.exists() else None  # its time is the day's last change (status)
     # Deduplicate: first occurrence within the day, then against the days before it (LandedIds).
     before = len(valid)
     order = valid["_file_no"].to_numpy(np.int64) << 32 | valid["_line_no"].to_numpy(np.int64)
@@ -162,6 +165,8 @@ def write_day(
     if not report.reconciles:  # a bug, not bad data: fail loudly
         raise RuntimeError(f"tenant {tenant.tenant_id} {day}: counts do not reconcile: {report.manifest()}")
     report.changed = _partition_digest(settings, tenant, day) != was
+    if not report.changed and stamp is not None:  # the same bytes again: the day did not change
+        os.utime(manifest, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     _record_lineage(settings, tenant, day, quarantined=len(quarantined) > 0)
     return report
 

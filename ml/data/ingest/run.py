@@ -92,7 +92,7 @@ def ingest_days(
 
     Days are written in date order, so each deduplicates against the days before it; the tenant's
     lake is written under :func:`tenant_lock`. A day in the lake whose landed file is being rewritten
-    (still changing) is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files``
+    (still changing), or whose every file is still being written, is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files``
     is False (a history import, an erasure: a later run may never look back to them; and the later days whose
     deduplication the rebuilt days decide); a new file still being written waits alone (the day lands its
     complete files).
@@ -106,7 +106,12 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
     # a lake day with a landed file being rewritten keeps its partition until a later run sees the file settled
     # (rebuilt from its complete files alone, that file's rows would leave the lake meanwhile); a new file waits alone
-    kept = [d for d, (_, waiting) in files.items() if wait_for_files and _rewritten(settings, tenant, d, waiting)]
+    # (and a day whose every file is still being written: nothing to land yet, nothing of it changes)
+    kept = [
+        d
+        for d, (complete, waiting) in files.items()
+        if wait_for_files and waiting and (not complete or _rewritten(settings, tenant, d, waiting))
+    ]
     held = [_kept_as_it_is(tenant, d, files[d][1]) for d in kept]
     days = [d for d in files if d not in kept]
     if not days:
@@ -174,7 +179,8 @@ def _rewritten(settings: Settings, tenant: Tenant, day: date, waiting: list[Path
 
 
 def _kept_as_it_is(tenant: Tenant, day: date, waiting: list[Path]) -> PartitionReport:
-    """The report of a lake day left as it is while a landed file of it is rewritten (nothing changed)."""
+    """The report of a day left as it is while a landed file of it is rewritten, or its every file is still being
+    written (nothing changed)."""
     log.info("tenant %s: %s kept as it is in the lake until its files settle: %s", tenant.tenant_id, day, waiting)
     report = PartitionReport(tenant.tenant_id, tenant.region, day.isoformat(), changed=False)
     report.waiting_files = [p.name for p in waiting]

@@ -94,6 +94,10 @@ def generate(
         f"under {target} ({config.start_date} .. {config.end_date}, seed {config.seed}) in {secs:.1f}s "
         f"({result.events / secs:,.0f} events/s)"
     )
+    print(
+        f"Next: tenantflow ingest --start {config.start_date} --end {config.end_date + timedelta(days=1)} "
+        "(--end is exclusive; files are taken once unchanged for TENANTFLOW_LANDING_SETTLE_SECONDS, 5 s by default)"
+    )
 
 
 def ingest(
@@ -113,11 +117,21 @@ def ingest(
 
         def done(summary: dict[str, Any]) -> None:
             summaries.append(summary)
-            s.advance(f"{summary['tenant_id']} ({summary['landed']:,} landed)")
+            waiting = f", {len(summary['waiting_files'])} days waiting" if summary["waiting_files"] else ""
+            s.advance(f"{summary['tenant_id']} ({summary['landed']:,} landed{waiting})")
 
         ingest_tenants(ids, first, _date(end) or first + timedelta(days=1), settings, progress=done)
     for summary in summaries:
         print(json.dumps(summary))
+    settle = settings.landing.settle_seconds
+    for summary in (s for s in summaries if s["waiting_files"]):
+        typer.secho(
+            f"{summary['tenant_id']}: files of {len(summary['waiting_files'])} days were still being written (changed "
+            f"within {settle:g} s, TENANTFLOW_LANDING_SETTLE_SECONDS) and wait: run the same ingest again once they "
+            f"settle (first: {summary['waiting_files'][0]})",
+            fg="yellow",
+            err=True,
+        )
 
 
 def import_history(
