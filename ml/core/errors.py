@@ -7,5 +7,9 @@ class TenantError(ValueError):
     """A tenant request that cannot be honoured (bad id, unknown tenant, invalid setting)."""
 
 
+class SetupError(RuntimeError):
+    """The platform's own setup is wrong (a setting naming a folder that is not there): the message names the setting."""
+
+
 class RegistryError(RuntimeError):
     """A model-registry request that cannot be honoured (no champion, nothing to roll back to)."""

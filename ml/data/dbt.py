@@ -20,6 +20,7 @@ from typing import Any
 
 from ml.core import tenant_parquet
 from ml.core.contract import INTERACTION_EVENT_TYPES
+from ml.core.errors import SetupError
 from ml.core.layout import LAKE_FILE, silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenant_keys import silo_key
@@ -109,6 +110,11 @@ def run_dbt(
     """
     from dbt.cli.main import dbtRunner
 
+    if not (settings.dbt_project_dir / "dbt_project.yml").is_file():
+        raise SetupError(
+            f"no dbt project at {settings.dbt_project_dir} (no dbt_project.yml): set TENANTFLOW_DBT_PROJECT_DIR to a "
+            "copy of the repository's dbt_project/ folder, or unset it"
+        )
     target_dir = target_dir or settings.stores.dbt_target(wh.key if wh else None)
     warehouse = wh.path(settings) if wh else settings.stores.parse_warehouse
     warehouse.parent.mkdir(parents=True, exist_ok=True)

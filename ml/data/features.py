@@ -87,6 +87,7 @@ def check_warehouse_features(
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
         failed_tests = _failed_tests(con, build.get("failed_nodes", []), [t for t in wh.tenants if t in tenants])
+        failed_models = _whose_rows(failed_models, failed_tests)
         # a model that failed on the file's first build left no table: say so rather than read it
         built = {r[0] for r in con.execute(BUILT_TABLES).fetchall()}
         missing = [m for m in CHECKED_MARTS if m not in built]
@@ -146,6 +147,17 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
             f"{len(skipped)} dbt model{'s' if len(skipped) > 1 else ''} skipped ({', '.join(skipped)}), as {why}"
         )
     return problems
+
+
+def _whose_rows(failed_models: list[str], failed_tests: dict[str, list[str]]) -> list[str]:
+    """The skipped-models line, naming the tenants whose rows failed a test (a pool's other tenants are held back
+    by those models too: the line tells them whose data to look at)."""
+    named = sorted(t for t, problems in failed_tests.items() if any(" of this tenant's rows" in p for p in problems))
+    if not named:
+        return failed_models
+    whose = f" (the failed tests' rows are {', '.join(named)}'s; a test on a model no other model reads holds back "
+    whose += "only the tenants its rows name)"
+    return [p + whose if " skipped (" in p else p for p in failed_models]
 
 
 def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:

@@ -65,6 +65,18 @@ def test_models_skipped_after_a_failed_test_name_the_test():
         "1 dbt model skipped (item_features), as a model they read failed, or a failed test upstream, among: "
         "an_orders_charge_lines_are_no_item"
     ]
+    # a pool's other tenant held back by the skipped models is told whose rows failed
+    whose = features._whose_rows(problems, {"acme": ["dbt test t failed on 3 of this tenant's rows"], "globex": []})
+    assert whose[0].endswith(" (the failed tests' rows are acme's; a test on a model no other model reads holds back "
+                             "only the tenants its rows name)")  # fmt: skip
+
+
+def test_a_dbt_project_setting_naming_no_project_is_an_error_naming_the_setting(settings, monkeypatch, capsys):
+    from ml.ops.cli import main
+
+    monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(settings.home / "no-such-project"))
+    assert main(["features", "parse"]) == 2
+    assert "error: no dbt project at " in capsys.readouterr().err
 
 
 def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, tmp_path):

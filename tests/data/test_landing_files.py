@@ -369,6 +369,22 @@ def test_a_run_whose_every_day_is_still_being_written_waits_and_a_writers_tempor
     assert (summary["waiting_files"], summary["batch_problems"]) == ([], ["2026-11-20: empty_batch: rows = 0"])
 
 
+def test_a_writers_temporary_file_beside_landed_ones_changes_nothing_while_it_waits_nor_after(
+    settings, acme, monkeypatch
+):
+    """A ``.tmp`` that appears and is left behind changes no row: the day is not "changed" (no feature build)."""
+    _drop(settings, "day.csv", _csv([_row(1)]))
+    os.utime(settings.stores.landing.day_dir("eu", "acme", DAY) / "day.csv", (time.time() - 3600,) * 2)
+    assert _ingest(settings)[0]["changed_dates"] == ["2026-11-20"]
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    tmp = _drop(settings, "next.csv.tmp", "half a file")
+    summary = _ingest(get_settings())[0]
+    assert (summary["changed_dates"], summary["landed"]) == ([], 1) and summary["waiting_files"]
+    os.utime(tmp, (time.time() - 3600,) * 2)  # the writer died: its leftover is never read
+    summary = _ingest(get_settings())[0]
+    assert (summary["changed_dates"], summary["landed"], summary["waiting_files"]) == ([], 1, [])
+
+
 def test_a_lake_day_whose_file_is_being_rewritten_keeps_its_rows_until_the_file_settles(settings, acme, monkeypatch):
     path = _drop(settings, "day.csv", _csv([_row(1), _row(2)]))
     summary, lake, _ = _ingest(settings)

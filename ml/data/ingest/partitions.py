@@ -185,15 +185,16 @@ def _record_lineage(settings: Settings, tenant: Tenant, day: date, quarantined: 
 
 def _partition_digest(settings: Settings, tenant: Tenant, day: date) -> str:
     """SHA-256 over a tenant-day's lake file, quarantine file and manifest (an absent file hashes as
-    empty): equal before and after a write when a rerun or backfill rebuilt the same bytes."""
+    empty): equal before and after a write when a rerun or backfill rebuilt the same bytes. The manifest's
+    ``waiting_files`` do not count: a file that starts or stops waiting changes no row (no feature build for it)."""
     digest = hashlib.sha256()
-    for path in (
-        lake_dir(settings, tenant, day) / LAKE_FILE,
-        quarantine_dir(settings, tenant, day) / LAKE_FILE,
-        lake_dir(settings, tenant, day) / MANIFEST_FILE,
-    ):
+    for path in (lake_dir(settings, tenant, day) / LAKE_FILE, quarantine_dir(settings, tenant, day) / LAKE_FILE):
         digest.update(path.read_bytes() if path.exists() else b"")
         digest.update(b"\0")
+    manifest = lake_dir(settings, tenant, day) / MANIFEST_FILE
+    if manifest.exists():
+        content = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "waiting_files"}
+        digest.update(json.dumps(content, sort_keys=True).encode())
     return digest.hexdigest()
 
 

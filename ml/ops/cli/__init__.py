@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ml.core.errors import RegistryError, TenantError
+from ml.core.errors import RegistryError, SetupError, TenantError
 from ml.core.layout import keep_private
 from ml.core.settings import unknown_variables
 from ml.ops.cli import audit, data, models, monitor, platform, tenants
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # without standalone mode click returns a command's typer.Exit code instead of raising it
         code = app(args=argv, prog_name="tenantflow", standalone_mode=False)
-    except (TenantError, RegistryError) as exc:
+    except (TenantError, RegistryError, SetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
