@@ -119,6 +119,11 @@ _CHECKS = """<!doctype html><html><head><meta charset="utf-8"><title>{{ tenant_i
 <style>{{ style }}</style></head><body>
 <p><a href="../{{ tenant_id }}">{{ tenant_id }}</a> · <a href="../../">all tenants</a></p>
 <h1>Great Expectations results of {{ tenant_id }}</h1>
+<div id="health">{% if health is none %}<p>Features not checked yet.</p>{% elif health.healthy %}<p class="ok">Features
+healthy at {{ health.checked_at }}: dbt's tests and these checks passed.</p>{% else %}<p class="bad">Features held back
+at {{ health.checked_at }} (the API serves the last good snapshot): dbt's models and tests, then these checks. Where dbt
+skipped a model, the checks below read the table of an earlier build.</p><ul class="bad">{% for p in health.health_problems
+%}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}</div>
 {% for v in results %}
 <h2 data-suite="{{ v.area }}/{{ v.suite }}">{{ v.area }} / {{ v.suite }}:
 <span class="{{ 'ok' if v.success else 'bad' }}">{{ "passed" if v.success else "failed" }}</span></h2>
@@ -219,8 +224,10 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
             TenantStore(current()).get(tenant_id)
         except TenantError as exc:
             raise HTTPException(404, str(exc)) from exc
-        results = latest_results(current(), tenant_id)
-        return _template(_CHECKS).render(tenant_id=tenant_id, results=results, style=_STYLE)
+        from ml.data.feature_checks import read_health
+
+        results, health = latest_results(current(), tenant_id), read_health(current(), tenant_id)
+        return _template(_CHECKS).render(tenant_id=tenant_id, results=results, health=health, style=_STYLE)
 
     def served(root: Path, path: str, area: str) -> FileResponse:
         target = (root / path).resolve()

@@ -316,6 +316,8 @@ def _check_tenant_view(airflow, settings) -> None:
     checks = airflow.http.get("/tenantflow/tenants/globex/checks", headers=auth)  # GX results, no CDN
     assert checks.status_code == 200 and 'data-suite="landing/' in checks.text and "expectations met" in checks.text
     assert not re.findall(r'(?:src|href)="https?://', checks.text), "the checks page loads nothing from elsewhere"
+    health = "Features\nhealthy at" if rows["globex"]["healthy"] else "Features held back"  # dbt's and GX's word
+    assert health in checks.text
     docs = airflow.http.get("/tenantflow/files/datadocs/index.html", headers=auth)
     assert docs.status_code == 200, "the Tenants view serves GX's Data Docs"
     loads = re.findall(r'<(?:script|link|img)\b[^>]*?\b(?:src|href)="(https?://[^"]+)"', docs.text)

@@ -41,7 +41,8 @@ def test_a_new_tenant_is_listed_with_what_it_still_lacks_and_its_text_is_escaped
     detail = view.get("/tenants/acme")
     assert detail.status_code == 200 and "<script>alert" not in detail.text and "&lt;script&gt;" in detail.text
     assert "No features published yet: the API has none for this\ntenant." in detail.text
-    assert view.get("/tenants/acme/checks").status_code == 200
+    checks = view.get("/tenants/acme/checks")
+    assert checks.status_code == 200 and "<p>Features not checked yet.</p>" in checks.text
     assert [r["tenant_id"] for r in view.get("/status.json").json()] == ["acme"]
     assert view.get("/tenants/nobody").status_code == 404
 
