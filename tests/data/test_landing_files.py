@@ -397,6 +397,17 @@ def test_a_lake_day_whose_file_is_being_rewritten_keeps_its_rows_until_the_file_
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     summary, lake, _ = _ingest(get_settings())
     assert (summary["changed_dates"], sorted(lake.event_id)) == (["2026-11-20"], ["e1", "e2", "e3"])
+    # the new version replaces the old, and the run says so (a shorter one takes rows out of the lake)
+    assert summary["batch_problems"] == [
+        "2026-11-20: file_replaced: day.csv was sent again with other content (2 rows, now 3)"
+    ]
+    _drop(settings, "other.csv", _csv([_row(4)]))
+    path.unlink()
+    summary, lake, _ = _ingest(get_settings())
+    assert summary["batch_problems"] == [
+        "2026-11-20: file_gone: day.csv (3 rows landed before) is no longer in landing"
+    ]
+    assert list(lake.event_id) == ["e4"]
 
 
 def test_a_header_naming_a_landing_column_twice_is_a_schema_mismatch_others_are_ignored(settings, acme):

@@ -126,6 +126,8 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         complete, waiting = files[d]
         reports[d].waiting_files = [p.name for p in waiting]
         raw, bad = read_day(con, complete, reports[d], settings, spec)
+        if wait_for_files:  # (an erasure or an import replaces files itself)
+            reports[d].batch_problems += _replaced_files(read_manifest(settings, tenant, d), reports[d].files)
         if waiting and raw.empty and (bad is None or bad.empty):
             settling.add(d)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
@@ -176,6 +178,22 @@ def _rewritten(settings: Settings, tenant: Tenant, day: date, waiting: list[Path
     manifest = read_manifest(settings, tenant, day) if waiting else None
     landed = {f["name"] for f in manifest["files"]} if manifest else set()
     return bool({p.name for p in waiting} & landed)
+
+
+def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[str]:
+    """The day's landed files sent again with other content, or gone from landing, as the day's problems: the
+    new version replaces the old (a tenant's correction), and its rows the old one's, so say so."""
+    now = {f["name"]: f for f in files}
+    out = []
+    for f in (previous or {}).get("files", []):
+        new = now.get(f["name"])
+        if new is None:
+            out.append(f"file_gone: {f['name']} ({f['rows']:,} rows landed before) is no longer in landing")
+        elif f["sha256"] and new["sha256"] and new["sha256"] != f["sha256"]:
+            out.append(
+                f"file_replaced: {f['name']} was sent again with other content ({f['rows']:,} rows, now {new['rows']:,})"
+            )
+    return out
 
 
 def _kept_as_it_is(tenant: Tenant, day: date, waiting: list[Path]) -> PartitionReport:
