@@ -110,11 +110,7 @@ def run_dbt(
     """
     from dbt.cli.main import dbtRunner
 
-    if not (settings.dbt_project_dir / "dbt_project.yml").is_file():
-        raise SetupError(
-            f"no dbt project at {settings.dbt_project_dir} (no dbt_project.yml): set TENANTFLOW_DBT_PROJECT_DIR to a "
-            "copy of the repository's dbt_project/ folder, or unset it"
-        )
+    _require_project(settings)
     target_dir = target_dir or settings.stores.dbt_target(wh.key if wh else None)
     warehouse = wh.path(settings) if wh else settings.stores.parse_warehouse
     warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +171,15 @@ def run_dbt(
             + (f"\n{hint}" if hint else "")
         )
     return {"success": bool(res.success), "nodes": nodes, "target_dir": str(target_dir)}
+
+
+def _require_project(settings: Settings) -> None:
+    """Raise :class:`SetupError` naming the setting when the dbt project folder holds no ``dbt_project.yml``."""
+    if not (settings.dbt_project_dir / "dbt_project.yml").is_file():
+        raise SetupError(
+            f"no dbt project at {settings.dbt_project_dir} (no dbt_project.yml): set TENANTFLOW_DBT_PROJECT_DIR to a "
+            "copy of the repository's dbt_project/ folder, or unset it"
+        )
 
 
 def failed_data_test(node: str, status: str) -> bool:
