@@ -181,6 +181,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "healthy": not problems,
         "health_problems": problems,
         "ingest_warnings": ingest_warnings,
+        "quarantine_path": str(settings.stores.quarantine.tenant_dir(tenant.region, tenant.tenant_id)),
         "features_checked_at": health["checked_at"] if health else None,
         "published": _published(settings, tenant),
         "models": models,
@@ -302,6 +303,8 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
     if r["quarantined"]:
         lines.append("quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
+        if r.get("quarantine_path"):  # each row with its reason, file, line and raw text
+            lines.append(f"quarantined rows: {r['quarantine_path']}")
     return lines
 
 

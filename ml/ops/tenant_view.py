@@ -82,7 +82,8 @@ _DETAIL = """<!doctype html><html><head><meta charset="utf-8"><title>{{ r.tenant
 <h2>Health</h2>
 {% if r.healthy %}<p class="ok">healthy</p>{% else %}
 <ul class="bad">{% for p in r.health_problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
-<p>Features checked {{ r.features_checked_at or "never" }}: {{ r.feature_rows if r.feature_rows is not none else "-" }} users.
+<p>Features checked {{ r.features_checked_at or "never" }}: {{ r.feature_rows if r.feature_rows is not none else "-" }} users
+in the warehouse{% if not r.healthy and r.features_checked_at %} (held back: not published){% endif %}.
 <a href="{{ r.tenant_id }}/checks">Latest Great Expectations results</a> (this page needs nothing from the
 internet) · <a href="{{ data_docs }}">GX Data Docs</a></p>
 <p id="published">{% if r.published and r.published.error %}Its published features pointer cannot be read:

@@ -175,6 +175,8 @@ def test_status_says_a_tenant_is_not_monitored_yet_whatever_else_its_monitoring_
 
     row = {"drift": {"last_checked_at": None}, "ingest_warnings": [], "quarantined": {"null_user_id": 3}}
     assert _monitoring_lines(row) == ["not monitored yet", "quarantined by reason: null_user_id=3"]
+    row["quarantine_path"] = "var/quarantine/region=eu/tenant=acme"  # where its rows are, with their raw text
+    assert _monitoring_lines(row)[-1] == "quarantined rows: var/quarantine/region=eu/tenant=acme"
 
 
 @pytest.mark.parametrize(
