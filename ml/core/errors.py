@@ -8,7 +8,7 @@ class TenantError(ValueError):
 
 
 class SetupError(RuntimeError):
-    """The platform's own setup is wrong (a setting naming a folder that is not there): the message names the setting."""
+    """The platform's own setup is wrong (a setting naming a folder that is not there): the message names it."""
 
 
 class RegistryError(RuntimeError):

@@ -256,12 +256,12 @@ def build_and_check_warehouse(
 def _held_back(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The built tenants that failed their checks: their problems and the snapshot the API still serves
     them (``publish.current``'s metadata, None: nothing published yet). Logged with the tenants published."""
-    from ml.data.publish import current
+    from ml.data.publish import PointerError, current
 
     def still_serving(t: str) -> dict[str, Any] | None:
         try:
             return current(settings, wh.region, t)
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # (the build is done: say so, never fail it here)
+        except PointerError as exc:  # (the build is done: say so, never fail it here)
             log.warning("warehouse %s: tenant %s's published pointer cannot be read: %s", wh.key, t, exc)
             return None
 
@@ -271,19 +271,20 @@ def _held_back(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> dic
         if not h["healthy"] and t in result["tenants"]
     }
     for t, h in held.items():
-        serving = h["serving"]
         log.warning(
-            "warehouse %s: tenant %s held back, %s: %s",
-            wh.key,
-            t,
-            f"still serving snapshot {serving['snapshot_id']} (cutoff {serving['serving_cutoff']})"
-            if serving
-            else "nothing published for it yet",
-            "; ".join(h["health_problems"]),
+            "warehouse %s: tenant %s held back (%s): %s", wh.key, t, still_served(h), "; ".join(h["health_problems"])
         )
     if held and result["published"]:
         log.warning("warehouse %s: published the others: %s", wh.key, ", ".join(sorted(result["published"])))
     return held
+
+
+def still_served(held: dict[str, Any]) -> str:
+    """What the API serves a held-back tenant (one of :func:`build_and_check_warehouse`'s ``held_back``)."""
+    serving = held["serving"]
+    if not serving:
+        return "nothing published for it yet"
+    return f"the API still serves snapshot {serving['snapshot_id']} (cutoff {serving['serving_cutoff']})"
 
 
 def _record_lineage(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> None:

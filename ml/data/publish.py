@@ -81,7 +81,7 @@ def publish_tenant(
     snapshot_id = str(meta["snapshot_id"])
     try:
         old = current(settings, region, tenant_id)
-    except (OSError, ValueError, KeyError, TypeError):  # an unreadable pointer: this one replaces it
+    except PointerError:  # an unreadable pointer: this one replaces it
         old = None
     if old is None or old["snapshot_id"] != snapshot_id:
         atomic.write_json(store.pointer(region, tenant_id), meta, indent=None)  # readers see old or new, never half
@@ -108,14 +108,23 @@ def _commit(settings: Settings, region: str, tenant_id: str, tmp: Path, meta: di
     return meta
 
 
+class PointerError(ValueError):
+    """A tenant's ``CURRENT`` that cannot be read (truncated, not JSON, no ``snapshot_id``, not readable): one
+    tenant's problem, which the next publish of that tenant replaces. Its message is the cause's (type: text)."""
+
+
 def current(settings: Settings, region: str, tenant_id: str) -> dict[str, Any] | None:
-    """The tenant's published snapshot (``path``, ``snapshot_id``, ``serving_cutoff``, ...), or None."""
+    """The tenant's published snapshot (``path``, ``snapshot_id``, ``serving_cutoff``, ...), or None.
+
+    Raises :class:`PointerError` when its ``CURRENT`` exists but cannot be read."""
     pointer = settings.stores.published.pointer(region, tenant_id)
     try:
         meta = json.loads(pointer.read_text())
+        meta["path"] = str(pointer.parent / meta["snapshot_id"])
     except FileNotFoundError:
         return None
-    meta["path"] = str(pointer.parent / meta["snapshot_id"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PointerError(f"{type(exc).__name__}: {exc}") from exc
     return meta
 
 

@@ -167,7 +167,8 @@ def export_warehouse(
             missing = [m for m in [*marts, WINDOWS] if m not in present]
             if missing:
                 raise RuntimeError(
-                    f"warehouse {wh.key}: marts {missing} are missing; the features DAG (or `tenantflow features build`) must build them first."
+                    f"warehouse {wh.key}: marts {missing} are missing; the features DAG "
+                    "(or `tenantflow features build`) must build them first."
                 )
             for tid in wanted:
                 store.get(tid)  # a tenant removed since the build is not exported

@@ -97,17 +97,12 @@ def _published(settings: Settings, tenant: Tenant) -> dict[str, Any] | None:
     which the API serves (one that does not load: an older one, as its ``/readyz`` says): an unhealthy tenant's last
     good one; None before its first healthy build; with ``error`` (the other keys None) when the pointer cannot be
     read."""
-    from ml.data.publish import current
+    from ml.data.publish import PointerError, current
 
     try:
         meta = current(settings, tenant.region, tenant.tenant_id)
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # one tenant's unreadable pointer is its row's own
-        return {
-            "snapshot_id": None,
-            "serving_cutoff": None,
-            "published_at": None,
-            "error": f"{type(exc).__name__}: {exc}",
-        }
+    except PointerError as exc:  # one tenant's unreadable pointer is its row's own
+        return {"snapshot_id": None, "serving_cutoff": None, "published_at": None, "error": str(exc)}
     return {k: meta.get(k) for k in ("snapshot_id", "serving_cutoff", "published_at")} if meta else None
 
 
@@ -151,7 +146,8 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     problems: list[str] = [lake_note] if lake_note else []
     if not partitions:
         problems.append(
-            "no data in the lake yet: drop files in landing/ and run the ingest DAG (or `tenantflow ingest --start <first day>`)"
+            "no data in the lake yet: drop files in landing/ and run the ingest DAG "
+            "(or `tenantflow ingest --start <first day>`)"
         )
     if health is None:
         problems.append(f"features not checked yet: {BUILD}")

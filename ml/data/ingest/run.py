@@ -92,8 +92,8 @@ def ingest_days(
 
     Days are written in date order, so each deduplicates against the days before it; the tenant's
     lake is written under :func:`tenant_lock`. A day in the lake whose landed file is being rewritten
-    (still changing), or whose every file is still being written, is kept as it is (its report ``changed`` False, the file named) unless ``wait_for_files``
-    is False (a history import, an erasure: a later run may never look back to them; and the later days whose
+    (still changing), or whose every file is still being written, is kept as it is (its report ``changed``
+    False, the file named) unless ``wait_for_files`` is False (a history import, an erasure: a later run may never look back to them; and the later days whose
     deduplication the rebuilt days decide); a new file still being written waits alone (the day lands its
     complete files).
     """
@@ -104,13 +104,14 @@ def ingest_days(
 def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
+    previous = {d: read_manifest(settings, tenant, d) for d in files}  # what each day landed before
     # a lake day with a landed file being rewritten keeps its partition until a later run sees the file settled
     # (rebuilt from its complete files alone, that file's rows would leave the lake meanwhile); a new file waits alone
     # (and a day whose every file is still being written: nothing to land yet, nothing of it changes)
     kept = [
         d
         for d, (complete, waiting) in files.items()
-        if wait_for_files and waiting and (not complete or _rewritten(settings, tenant, d, waiting))
+        if wait_for_files and waiting and (not complete or _rewritten(previous[d], waiting))
     ]
     held = [_kept_as_it_is(tenant, d, files[d][1]) for d in kept]
     days = [d for d in files if d not in kept]
@@ -127,7 +128,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         reports[d].waiting_files = [p.name for p in waiting]
         raw, bad = read_day(con, complete, reports[d], settings, spec)
         if wait_for_files:  # (an erasure or an import replaces files itself)
-            reports[d].batch_problems += _replaced_files(read_manifest(settings, tenant, d), reports[d].files)
+            reports[d].batch_problems += _replaced_files(previous[d], reports[d].files)
         if waiting and raw.empty and (bad is None or bad.empty):
             settling.add(d)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
@@ -173,10 +174,9 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
     return held + out + (_ingest_days(settings, tenant, later, False) if later else [])
 
 
-def _rewritten(settings: Settings, tenant: Tenant, day: date, waiting: list[Path]) -> bool:
-    """Whether a file still being written was landed before (the day's manifest names it)."""
-    manifest = read_manifest(settings, tenant, day) if waiting else None
-    landed = {f["name"] for f in manifest["files"]} if manifest else set()
+def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> bool:
+    """Whether a file still being written was landed before (the day's ``previous`` manifest names it)."""
+    landed = {f["name"] for f in previous["files"]} if previous else set()
     return bool({p.name for p in waiting} & landed)
 
 
@@ -190,9 +190,8 @@ def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]
         if new is None:
             out.append(f"file_gone: {f['name']} ({f['rows']:,} rows landed before) is no longer in landing")
         elif f["sha256"] and new["sha256"] and new["sha256"] != f["sha256"]:
-            out.append(
-                f"file_replaced: {f['name']} was sent again with other content ({f['rows']:,} rows, now {new['rows']:,})"
-            )
+            rows = f"{f['rows']:,} rows, now {new['rows']:,}"
+            out.append(f"file_replaced: {f['name']} was sent again with other content ({rows})")
     return out
 
 

@@ -239,7 +239,7 @@ def features_build(
     change the exit code.
     """
     from ml.core.warehouse import warehouses_holding
-    from ml.data.features import build_and_check_warehouse
+    from ml.data.features import build_and_check_warehouse, still_served
     from ml.models.kinds import online_marts
 
     settings = get_settings()
@@ -258,13 +258,7 @@ def features_build(
             summary |= {"published": res.get("published", {}), "held_back": res.get("held_back", {})}
             print(json.dumps({**summary, "health": res.get("health")}, indent=1))
     for t, h in held_back.items():
-        serving = h["serving"]
-        still = (
-            f"the API still serves snapshot {serving['snapshot_id']} (cutoff {serving['serving_cutoff']})"
-            if serving
-            else "nothing published for it yet"
-        )
-        typer.secho(f"held back: {t}: {'; '.join(h['health_problems'])}; {still}", fg="red", err=True)
+        typer.secho(f"held back: {t}: {'; '.join(h['health_problems'])}; {still_served(h)}", fg="red", err=True)
     if failed_other or any(tenant is None or t in tenant for t in held_back):
         raise typer.Exit(1)
 
