@@ -2,7 +2,8 @@
 ### Features: dbt-duckdb marts per warehouse, checked by Great Expectations
 
 Scheduled on the `lake_events` asset (emitted by `ingest`). One mapped task per warehouse
-file (a region's pool, or a silo tenant's own file) runs `dbt build` (models and dbt tests)
+file (a region's pool, or a silo tenant's own file) runs `dbt build` of the models, then `dbt test`
+(a failed data test holds back the tenants its rows name and skips no model of the others)
 under an exclusive lock on that file (DuckDB allows one writer per file), then validates each
 tenant's marts with Great Expectations and publishes the healthy tenants' online features for
 the API. A tenant whose features fail is marked unhealthy with the failing expectations, and

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,8 @@ def run_dbt(
         "--target-path",
         str(target_dir),
     ]
+    if not sys.stdout.isatty():  # a task log or a redirected CLI: dbt's lines without ANSI colour codes
+        cli.append("--no-use-colors")
     if vars_ is not None:
         cli += ["--vars", json.dumps(vars_)]
     if "DBT_ENV_SECRET_TENANTFLOW_WAREHOUSE_KEY" in env:

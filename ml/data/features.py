@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from ml.core import lineage
@@ -34,7 +35,15 @@ def build_warehouse(
     rebuild_from: str | None = None,
     threads: int | None = None,
 ) -> dict:
-    """``dbt build`` (models and their tests) for one warehouse file, under its lock."""
+    """``dbt build`` of one warehouse file's models, then ``dbt test`` of their data tests, under its lock.
+
+    Two runs, so that a data test fails without stopping a model: in one ``dbt build`` a failed test skips every
+    model below the one it tests, for every tenant of the file, though its rows name one (a pool's tenants share
+    each model). Here every model is built (a unit test, a test of the SQL, still skips its model), then every
+    data test runs, and :func:`check_warehouse_features` holds back the tenants its failing rows name. The tests
+    run only when every model built: a model that failed holds back every tenant anyway, and its tests would read
+    an earlier build's table. dbt's ``run_results.json`` in the warehouse's target folder is the tests' run;
+    the models' run is kept beside it as ``run_results_models.json``. The result's ``nodes`` are both runs'."""
     settings = settings or get_settings()
     v = dbt_vars(settings, wh, rebuild_from)
     if not v["tenants"]:
@@ -45,7 +54,15 @@ def build_warehouse(
     if silo := silo_tenant_of(path):
         seal_lake(settings, TenantStore(settings).get(silo))
     with warehouse_lock(path):
-        result = run_dbt(["build"], settings, wh, v, threads)
+        result = run_dbt(["build", "--exclude-resource-type", "test"], settings, wh, v, threads)
+        target = Path(result["target_dir"])
+        if (target / "run_results.json").is_file():
+            (target / "run_results.json").replace(target / "run_results_models.json")
+        if result["success"]:
+            tests = run_dbt(["test", "--resource-type", "test"], settings, wh, v, threads)
+            result.update(success=tests["success"], nodes=result["nodes"] + tests["nodes"])
+        else:
+            log.error("warehouse %s: dbt's data tests did not run, as a model, seed or unit test failed", wh.key)
     result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
     # an exposure has nothing to run: "no-op" (for anything else it is not a success)
     failed = [
@@ -87,7 +104,6 @@ def check_warehouse_features(
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
         failed_tests = _failed_tests(con, build.get("failed_nodes", []), [t for t in wh.tenants if t in tenants])
-        failed_models = _whose_rows(failed_models, failed_tests)
         # a model that failed on the file's first build left no table: say so rather than read it
         built = {r[0] for r in con.execute(BUILT_TABLES).fetchall()}
         missing = [m for m in CHECKED_MARTS if m not in built]
@@ -128,8 +144,8 @@ def check_warehouse_features(
 
 def _failed_models(failed_nodes: list[dict]) -> list[str]:
     """Health problems of a build's failed models: each model that failed, with its hint, then
-    the models dbt skipped because a model they read, or a test of one, had failed (one line,
-    naming the failed tests)."""
+    the models dbt skipped because a model they read, or a unit test of one, had failed (one line,
+    naming the failed tests; a data test skips no model: :func:`build_warehouse`)."""
     models = [n for n in failed_nodes if n["node"].startswith("model.")]
     problems = [
         f"dbt model {n['node'].split('.')[-1]} failed to build" + (f": {n['hint']}" if n.get("hint") else "")
@@ -137,27 +153,18 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
         if n["status"] != "skipped"
     ]
     if skipped := sorted(n["node"].split(".")[-1] for n in models if n["status"] == "skipped"):
-        tests = sorted(  # test.<project>.<name>.<hash>, unit_test.<project>.<model>.<name>
-            n["node"].split(".")[2 if n["node"].startswith("test.") else -1]
+        tests = sorted(  # unit_test.<project>.<model>.<name>
+            n["node"].split(".")[-1]
             for n in failed_nodes
-            if n["node"].startswith(("test.", "unit_test.")) and n["status"] in ("fail", "error")
+            if n["node"].startswith("unit_test.") and n["status"] in ("fail", "error")
         )
-        why = "a model they read failed" + (f", or a failed test upstream, among: {', '.join(tests)}" if tests else "")
+        why = "a model they read failed" + (
+            f", or a failed unit test upstream, among: {', '.join(tests)}" if tests else ""
+        )
         problems.append(
             f"{len(skipped)} dbt model{'s' if len(skipped) > 1 else ''} skipped ({', '.join(skipped)}), as {why}"
         )
     return problems
-
-
-def _whose_rows(failed_models: list[str], failed_tests: dict[str, list[str]]) -> list[str]:
-    """The skipped-models line, naming the tenants whose rows failed a test (a pool's other tenants are held back
-    by those models too: the line tells them whose data to look at)."""
-    named = sorted(t for t, problems in failed_tests.items() if any(" of this tenant's rows" in p for p in problems))
-    if not named:
-        return failed_models
-    whose = f" (the failed tests' rows are {', '.join(named)}'s; a test on a model no other model reads holds back "
-    whose += "only the tenants its rows name)"
-    return [p + whose if " skipped (" in p else p for p in failed_models]
 
 
 def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
@@ -172,11 +179,13 @@ def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dic
         if not failed_data_test(n["node"], n["status"]):
             continue
         name = n["node"].split(".")[2]
-        rows, why = _failing_rows_by_tenant(con, n) if n["status"] == "fail" else ({}, "it could not run")
+        rows, why, by_value = (
+            _failing_rows_by_tenant(con, n) if n["status"] == "fail" else ({}, "it could not run", False)
+        )
         unnamed = sum(k for t, k in rows.items() if t not in out)
         for t, k in rows.items():
             if t in out:
-                out[t].append(f"dbt test {name} failed on {k} of this tenant's rows{_test_note(n, k)}")
+                out[t].append(f"dbt test {name} failed on {k} of this tenant's rows{_test_note(n, k, by_value)}")
         if why or unnamed:
             why = why or f"{unnamed} of its failing rows name no tenant of this warehouse"
             for t in tenants:
@@ -185,18 +194,22 @@ def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dic
     return out
 
 
-def _test_note(node: dict, rows: int) -> str:
+def _test_note(node: dict, rows: int, by_value: bool = False) -> str:
     """`` (dbt's count, 1, is of its result rows over every tenant; its query: <path>)``: where a tenant's
-    failing rows are, and why dbt's "Got N results" may differ (one result per bad value, every tenant's)."""
+    failing rows are, and why dbt's "Got N results" may differ (``by_value``: the query returns one result per bad
+    value, every tenant's, with each tenant's rows counted in ``tenant_rows``)."""
     notes = [f"dbt's count, {node['failures']}, is of its result rows over every tenant"]
     notes = notes if node.get("failures") not in (None, rows) else []
+    if by_value:
+        notes.append("each result row is one failing value, its tenant_rows counting each tenant's rows")
     if node.get("compiled_path"):
         notes.append(f"its query: {node['compiled_path']}")
     return f" ({'; '.join(notes)})" if notes else ""
 
 
-def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
-    """A failed test's rows per tenant (its query run again), or ``{}`` and why they cannot be told apart.
+def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str, bool]:
+    """A failed test's rows per tenant (its query run again), or ``{}`` and why they cannot be told apart; and
+    whether its result rows are failing values (a ``tenant_rows`` map), not rows.
 
     A test names tenants by a ``tenant_id`` column (each failing row one of that tenant's rows), or by a
     ``tenant_rows`` map of tenant_id to rows (the project's ``accepted_values`` and ``unique``: one row per value);
@@ -205,7 +218,7 @@ def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
 
     sql = (node.get("sql") or "").strip().rstrip(";")
     if not sql:
-        return {}, "its query was not recorded"
+        return {}, "its query was not recorded", False
     query = f"select * from (\n{sql}\n)"  # (on lines of their own: a test may end in a -- comment)
     try:
         columns = {d[0].lower(): d[0].replace('"', '""') for d in con.execute(f"{query} limit 0").description}
@@ -216,13 +229,13 @@ def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str]:
             counted = f'select "{columns["tenant_id"]}"::varchar, count(*) from ({query}) group by all'
         else:
             why = "return one, or a tenant_rows map, to hold back only the tenants they name"
-            return {}, f"its failing rows ({node['failures']}) have no tenant_id column ({why})"
+            return {}, f"its failing rows ({node['failures']}) have no tenant_id column ({why})", False
         rows = dict(con.execute(counted).fetchall())
     except duckdb.Error as e:
-        return {}, f"its rows could not be read again ({str(e).splitlines()[0]})"
+        return {}, f"its rows could not be read again ({str(e).splitlines()[0]})", False
     if not rows or not all(k and k > 0 for k in rows.values()):  # (a test whose rows changed, a map without counts)
-        return {}, "read again, its rows give no count of any tenant's rows"
-    return rows, ""
+        return {}, "read again, its rows give no count of any tenant's rows", False
+    return rows, "", "tenant_rows" in columns
 
 
 def build_and_check_warehouse(

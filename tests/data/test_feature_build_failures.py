@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -49,26 +50,21 @@ def test_a_first_build_that_runs_out_of_memory_reports_unhealthy_tenants_with_th
         features.build_warehouse(wh, settings, threads=1)
 
 
-def test_models_skipped_after_a_failed_test_name_the_test():
-    """dbt skips the models below a failed (unit) test too: the line names the test, not a model that never failed."""
+def test_models_skipped_after_a_failed_unit_test_name_the_test():
+    """dbt skips the models below a failed unit test too: the line names the test, not a model that never failed."""
     problems = features._failed_models(
         [
             {
                 "node": "unit_test.tenantflow.int_item_activity__daily.an_orders_charge_lines_are_no_item",
                 "status": "fail",
             },
-            {"node": "test.tenantflow.not_null_item_features_item_id.898974a7f6", "status": "skipped"},
             {"node": "model.tenantflow.item_features", "status": "skipped"},
         ]
     )
     assert problems == [
-        "1 dbt model skipped (item_features), as a model they read failed, or a failed test upstream, among: "
+        "1 dbt model skipped (item_features), as a model they read failed, or a failed unit test upstream, among: "
         "an_orders_charge_lines_are_no_item"
     ]
-    # a pool's other tenant held back by the skipped models is told whose rows failed
-    whose = features._whose_rows(problems, {"acme": ["dbt test t failed on 3 of this tenant's rows"], "globex": []})
-    assert whose[0].endswith(" (the failed tests' rows are acme's; a test on a model no other model reads holds back "
-                             "only the tenants its rows name)")  # fmt: skip
 
 
 def test_a_dbt_project_setting_naming_no_project_is_an_error_naming_the_setting(settings, monkeypatch, capsys):
@@ -81,7 +77,8 @@ def test_a_dbt_project_setting_naming_no_project_is_an_error_naming_the_setting(
 
 def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, tmp_path):
     """An analytics engineer's data test that fails on one tenant's rows makes that tenant unhealthy (not
-    published: the API keeps its last good snapshot) and no other tenant of the pool's warehouse; a failed test
+    published: the API keeps its last good snapshot) and no other tenant of the pool's warehouse, also on a model
+    other models read (``item_features``: ``cold_start_items`` is still built for every tenant); a failed test
     whose rows name no tenant (a test of a relation without ``tenant_id``), or one that could not run, holds
     back every tenant of the warehouse."""
     settings, wh = _engineers_pool(
@@ -89,19 +86,29 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
         tmp_path,
         {
             "tests/assert_globex_has_no_users.sql": "select tenant_id, user_id from {{ ref('user_features') }} "
-            "where tenant_id = 'globex'\n"
+            "where tenant_id = 'globex'\n",
+            "tests/assert_globex_has_no_items.sql": "select tenant_id, item_id from {{ ref('item_features') }} "
+            "where tenant_id = 'globex'\n",
         },
     )
     _land(settings)
     result = features.build_and_check_warehouse(wh, online_marts(), settings, threads=1)
-    [failed] = result["failed_nodes"]
+    failed, items = sorted(result["failed_nodes"], key=lambda n: n["node"], reverse=True)
     n = failed["failures"]  # globex's users with features
     assert failed["node"].startswith("test.tenantflow.assert_globex_has_no_users") and 0 < n <= 150
+    assert items["node"].startswith("test.tenantflow.assert_globex_has_no_items") and items["failures"] > 0
+    built = {x["node"].split(".")[-1]: x["status"] for x in result["nodes"] if x["node"].startswith("model.")}
+    assert built["item_features"] == built["cold_start_items"] == "success"  # no model skipped for a data test
     globex, acme = result["health"]["globex"], result["health"]["acme"]
-    query = f"{result['target_dir']}/compiled/tenantflow/tests/assert_globex_has_no_users.sql"
-    assert globex["health_problems"] == [
-        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows (its query: {query})"
+    compiled = f"{result['target_dir']}/compiled/tenantflow/tests"
+    assert sorted(globex["health_problems"]) == [
+        f"dbt test assert_globex_has_no_items failed on {items['failures']} of this tenant's rows (its query: "
+        f"{compiled}/assert_globex_has_no_items.sql)",
+        f"dbt test assert_globex_has_no_users failed on {n} of this tenant's rows (its query: "
+        f"{compiled}/assert_globex_has_no_users.sql)",
     ]
+    run_results = Path(result["target_dir"])
+    assert (run_results / "run_results.json").is_file() and (run_results / "run_results_models.json").is_file()
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
     assert result["held_back"] == {"globex": {"health_problems": globex["health_problems"], "serving": None}}
@@ -125,7 +132,10 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
         "dbt test not_null_z failed: 2 of its failing rows name no tenant of this warehouse, so every tenant of this "
         "warehouse is held back (Got 2 results)",
     ]
-    own = ["dbt test commented failed on 1 of this tenant's rows", globex["health_problems"][0]]
+    own = [
+        "dbt test commented failed on 1 of this tenant's rows",
+        next(p for p in globex["health_problems"] if "no_users" in p),
+    ]
     assert held == {"acme": every, "globex": [*every, *own]}
 
 
@@ -143,6 +153,8 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(settings.dbt_project_dir))
     _land(settings)
     assert main(["features", "build"]) == 0
+    printed = capsys.readouterr()
+    assert "PASS=" in printed.out and "\x1b[" not in printed.out + printed.err  # no colour codes in a redirect
     good = {r["tenant_id"]: r["published"] for r in status(settings)}
     assert good["globex"]["snapshot_id"] and good["globex"]["serving_cutoff"]
     test = "select tenant_id, user_id from {{ ref('user_features') }} where tenant_id = 'globex'\n"
@@ -237,7 +249,8 @@ def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_
     assert statuses[orphans] == ("fail", m)
     globex, acme = result["health"]["globex"], result["health"]["acme"]
     compiled = f"{result['target_dir']}/compiled/tenantflow/models/user_checks.yml"
-    per_value = "dbt's count, 1, is of its result rows over every tenant; "  # one result per bad value
+    per_value = "dbt's count, 1, is of its result rows over every tenant; each result row is one failing value, its "
+    per_value += "tenant_rows counting each tenant's rows; "  # one result per bad value
 
     def failed_on(test: str, note: str = "") -> str:
         return f"dbt test {test} failed on {m} of this tenant's rows ({note}its query: {compiled}/{test}.sql)"
@@ -281,7 +294,8 @@ def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_
         "acme": every,
         "globex": [
             "dbt test upper failed on 1 of this tenant's rows",
-            "dbt test mapped failed on 3 of this tenant's rows (dbt's count, 1, is of its result rows over every tenant)",
+            "dbt test mapped failed on 3 of this tenant's rows (dbt's count, 1, is of its result rows over every "
+            "tenant; each result row is one failing value, its tenant_rows counting each tenant's rows)",
             *every,
         ],
     }
