@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,13 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
             if m.get("waiting_files"):  # as of that day's last ingestion
                 ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
+    if behind := sorted(set(settings.stores.landing.days(tenant.region, tenant.tenant_id)) - set(days)):
+        ingest_warnings.append(
+            f"{len(behind)} landing day{'s' if len(behind) > 1 else ''} not in the lake yet (first {behind[0]}): "
+            f"no ingest ran over {'them' if len(behind) > 1 else 'it'}, or every file is still being written; "
+            f"run the ingest DAG (or `tenantflow ingest --tenant {tenant.tenant_id} --start {behind[0]} --end "
+            f"{behind[-1] + timedelta(days=1)}`)"
+        )
 
     lake_rows, lake_note = _lake_rows(settings, tenant, partitions)
     feature_rows, feature_note = _feature_rows(settings, tenant)

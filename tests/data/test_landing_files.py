@@ -349,6 +349,13 @@ def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_b
     assert summary["landed"] == 0
     assert summary["waiting_files"] == ["2026-11-20: 1 file waiting: still being written (growing.csv)"]
     assert summary["batch_problems"] == ["2026-11-21: empty_batch: rows = 0"]
+    # status counts the day not in the lake yet, and the next day's, before any run looked at it
+    settings.stores.landing.day_dir("eu", "acme", DAY + timedelta(days=2)).mkdir(parents=True)
+    [row] = status(settings)
+    assert row["ingest_warnings"][-1] == (
+        "2 landing days not in the lake yet (first 2026-11-20): no ingest ran over them, or every file is still "
+        "being written; run the ingest DAG (or `tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-23`)"
+    )
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")  # settled: the next run lands it
     summary, lake, _ = _ingest(get_settings())
     assert (summary["landed"], summary["batch_problems"], summary["waiting_files"]) == (1, [], [])
@@ -391,9 +398,14 @@ def test_a_lake_day_whose_file_is_being_rewritten_keeps_its_rows_until_the_file_
     assert summary["landed"] == 2
     path.write_text(_csv([_row(1), _row(2), _row(3)]))  # the tenant's tool rewrites the day's export
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    manifest = settings.stores.lake.day_dir("eu", "acme", DAY) / "_manifest.json"
+    changed_at = manifest.stat().st_mtime_ns
     summary, lake, _ = _ingest(get_settings())
     assert (summary["changed_dates"], summary["batch_problems"], sorted(lake.event_id)) == ([], [], ["e1", "e2"])
     assert summary["waiting_files"] == ["2026-11-20: 1 file waiting: still being written (day.csv)"]
+    # status says so too (the day's manifest notes the file; its rows, and the lake's change time, did not change)
+    [row] = status(get_settings())
+    assert row["ingest_warnings"] == summary["waiting_files"] and manifest.stat().st_mtime_ns == changed_at
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     summary, lake, _ = _ingest(get_settings())
     assert (summary["changed_dates"], sorted(lake.event_id)) == (["2026-11-20"], ["e1", "e2", "e3"])
@@ -508,3 +520,39 @@ def test_an_erasure_rebuilds_its_days_even_while_a_landed_file_is_resent(setting
     monkeypatch.setattr(user_erasure, "_erase_landing", then_resend)
     report = user_erasure.erase_user("acme", "u1", settings)
     assert report["lake_days"] == ["2026-11-20"] and "e1" not in _lake_ids(settings)
+
+
+def test_a_history_import_over_a_day_whose_landed_file_is_being_resent_waits_for_it_or_keeps_the_day(
+    settings, acme, monkeypatch, tmp_path
+):
+    """An import rebuilds its days whatever their files do (no later run may look back to them), but a day whose
+    landed file is being sent again would lose that file's rows: the import waits for the file to be complete, and
+    past :data:`ml.data.ingest.history.RESENT_WAIT_SECONDS` keeps the day as it was and names the command that
+    lands the import's rows."""
+    from ml.data.ingest import history
+
+    path = _drop(settings, "day.csv", _csv([_row(1), _row(2)]))
+    assert _ingest(settings)[0]["landed"] == 2
+    path.write_text(_csv([_row(1), _row(2), _row(3)]))  # the tenant's tool rewrites the day's export
+    (export := tmp_path / "export.csv").write_text(_csv([_row(4)]))
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    monkeypatch.setattr(history, "RESENT_WAIT_SECONDS", 0.0)
+    summary = history.import_history(get_settings(), acme, [export]).summary()
+    lake = _ingest(get_settings())[1]  # (a regular run keeps the day too: the file is still being written)
+    assert sorted(lake.event_id) == ["e1", "e2"]
+    command = "tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-21"
+    assert summary["problems"] == [
+        "2026-11-20: file_being_resent: day.csv, landed before, is being written again: the day is kept as it was, "
+        f"without this import's rows; run `{command}` once it is complete"
+    ]
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
+    assert sorted(_ingest(get_settings())[1].event_id) == ["e1", "e2", "e3", "e4"]
+    # sent again while an import waits: the import lands the day once the file is complete
+    path.write_text(_csv([_row(1), _row(2), _row(3), _row(5)]))
+    (export := tmp_path / "export2.csv").write_text(_csv([_row(6)]))
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "1")
+    monkeypatch.setattr(history, "RESENT_WAIT_SECONDS", 60.0)
+    summary = history.import_history(get_settings(), acme, [export]).summary()
+    assert summary["problems"] == [] and summary["days_ingested"] == 1
+    lake = _ingest(settings)[1]
+    assert sorted(lake.event_id) == ["e1", "e2", "e3", "e4", "e5", "e6"]

@@ -171,6 +171,18 @@ def write_day(
     return report
 
 
+def note_waiting(settings: Settings, tenant: Tenant, day: date, names: list[str]) -> None:
+    """Record in a lake day's manifest (where it has one) the files a run left waiting, keeping its change time:
+    the day's rows did not change (``status`` reads the note)."""
+    manifest = lake_dir(settings, tenant, day) / MANIFEST_FILE
+    if not manifest.exists():
+        return
+    content, stamp = json.loads(manifest.read_text()), manifest.stat()
+    if content.get("waiting_files") != names:
+        atomic.write_json(manifest, content | {"waiting_files": names}, sort_keys=True)
+        os.utime(manifest, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+
 def _record_lineage(settings: Settings, tenant: Tenant, day: date, quarantined: bool) -> None:
     """The day read from landing and written to the lake (and quarantine): tables with a partition."""
     stores = settings.stores

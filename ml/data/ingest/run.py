@@ -31,6 +31,7 @@ from ml.data.ingest.partitions import (
     WRITE_COLUMNS,
     LandedIds,
     PartitionReport,
+    note_waiting,
     read_manifest,
     waiting_note,
     write_day,
@@ -113,7 +114,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         for d, (complete, waiting) in files.items()
         if wait_for_files and waiting and (not complete or _rewritten(previous[d], waiting))
     ]
-    held = [_kept_as_it_is(tenant, d, files[d][1]) for d in kept]
+    held = [_kept_as_it_is(settings, tenant, d, files[d][1]) for d in kept]
     days = [d for d in files if d not in kept]
     if not days:
         return held
@@ -180,6 +181,18 @@ def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> bool:
     return bool({p.name for p in waiting} & landed)
 
 
+def resent_files(settings: Settings, tenant: Tenant, days: Iterable[date]) -> dict[date, list[str]]:
+    """The days among ``days`` whose landed files (named by their manifest) are being written again, with those
+    files' names: a rebuild now would take their rows out of the lake until the file settles."""
+    out = {}
+    for d in days:
+        _, waiting = landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
+        if waiting and _rewritten(previous := read_manifest(settings, tenant, d), waiting):
+            landed = {f["name"] for f in previous["files"]} if previous else set()
+            out[d] = sorted(p.name for p in waiting if p.name in landed)
+    return out
+
+
 def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[str]:
     """The day's landed files sent again with other content, or gone from landing, as the day's problems: the
     new version replaces the old (a tenant's correction), and its rows the old one's, so say so."""
@@ -195,12 +208,13 @@ def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]
     return out
 
 
-def _kept_as_it_is(tenant: Tenant, day: date, waiting: list[Path]) -> PartitionReport:
+def _kept_as_it_is(settings: Settings, tenant: Tenant, day: date, waiting: list[Path]) -> PartitionReport:
     """The report of a day left as it is while a landed file of it is rewritten, or its every file is still being
-    written (nothing changed)."""
+    written (nothing changed but the waiting files its manifest names, for ``status``)."""
     log.info("tenant %s: %s kept as it is in the lake until its files settle: %s", tenant.tenant_id, day, waiting)
     report = PartitionReport(tenant.tenant_id, tenant.region, day.isoformat(), changed=False)
     report.waiting_files = [p.name for p in waiting]
+    note_waiting(settings, tenant, day, report.waiting_files)
     return report
 
 
