@@ -143,13 +143,16 @@ def check_warehouse_features(
 
 
 def _failed_models(failed_nodes: list[dict]) -> list[str]:
-    """Health problems of a build's failed models: each model that failed, with its hint, then
-    the models dbt skipped because a model they read, or a unit test of one, had failed (one line,
-    naming the failed tests; a data test skips no model: :func:`build_warehouse`)."""
+    """Health problems of a build's failed nodes that are no test (a model, a seed, a snapshot: every tenant of the
+    warehouse is held back, and the data tests did not run), each with its hint, then the models dbt skipped
+    because a node they read, or a unit test of one, had failed (one line, naming the failed tests; a data test
+    skips no model: :func:`build_warehouse`)."""
     models = [n for n in failed_nodes if n["node"].startswith("model.")]
+    built = [n for n in failed_nodes if n["node"].startswith(("model.", "seed.", "snapshot."))]
     problems = [
-        f"dbt model {n['node'].split('.')[-1]} failed to build" + (f": {n['hint']}" if n.get("hint") else "")
-        for n in sorted(models, key=lambda n: n["node"])
+        f"dbt {n['node'].split('.')[0]} {n['node'].split('.')[-1]} failed to build"
+        + (f": {n['hint']}" if n.get("hint") else "")
+        for n in sorted(built, key=lambda n: n["node"])
         if n["status"] != "skipped"
     ]
     if skipped := sorted(n["node"].split(".")[-1] for n in models if n["status"] == "skipped"):

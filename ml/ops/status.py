@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,9 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
             if m.get("waiting_files"):  # as of that day's last ingestion
                 ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
-    if behind := sorted(set(settings.stores.landing.days(tenant.region, tenant.tenant_id)) - set(days)):
+    # (today's folder, where the webhook writes, lands with the next day's run)
+    landing = {d for d in settings.stores.landing.days(tenant.region, tenant.tenant_id) if d < datetime.now(UTC).date()}
+    if behind := sorted(landing - set(days)):
         ingest_warnings.append(
             f"{len(behind)} landing day{'s' if len(behind) > 1 else ''} not in the lake yet (first {behind[0]}): "
             f"no ingest ran over {'them' if len(behind) > 1 else 'it'}, or every file is still being written; "
@@ -194,8 +196,6 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
 
 
 def _iso(timestamp: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
@@ -314,8 +314,6 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
 
 def _after(changed: str | None, checked: str | None) -> bool:
     """Whether the lake changed after the features were checked (both ISO 8601 times; False if either is missing)."""
-    from datetime import datetime
-
     return bool(changed and checked) and datetime.fromisoformat(str(changed)) > datetime.fromisoformat(str(checked))
 
 

@@ -181,6 +181,11 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     (settings.dbt_project_dir / "seeds").mkdir(exist_ok=True)
     (settings.dbt_project_dir / "seeds/bad_seed.csv").write_text("a,b\n1,2\n3,4,5\n")
     assert main(["features", "build", "--tenant", "acme"]) == 1
+    # and holds back every tenant of the warehouse: the data tests did not run
+    rows = {r["tenant_id"]: r for r in status(settings)}
+    assert all("dbt seed bad_seed failed to build" in r["health_problems"] for r in rows.values()), rows
+    (settings.dbt_project_dir / "seeds/bad_seed.csv").unlink()
+    assert main(["features", "build"]) == 0
     assert status(settings)[1]["published"]["snapshot_id"]  # globex, published again: its pointer rewritten
 
     # the lake changes after the check (not when the same files are ingested again): status says to build

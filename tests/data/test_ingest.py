@@ -171,7 +171,11 @@ def test_incomplete_files_are_never_read_and_ingested_once_complete(settings, fa
     assert [f["name"] for f in r2.files] == ["events-0001.csv", "events-0002.csv"]
     assert r2.landed == r1.landed + 50 and r2.reconciles
     r3 = run.ingest_partition(settings, tenant, day)
-    assert r3.landed == r2.landed
+    assert r3.landed == r2.landed and r3.waiting_files == ["events-0003.csv.tmp"]
+    # looked at again while a file of it waits (the writer's); no longer once that file is a leftover
+    assert day in landing.dates_to_ingest(settings, tenant, day + timedelta(days=2), day + timedelta(days=3))
+    os.utime(folder / "events-0003.csv.tmp", (old, old))
+    assert run.ingest_partition(settings, tenant, day).waiting_files == []
     assert day not in landing.dates_to_ingest(settings, tenant, day + timedelta(days=2), day + timedelta(days=3))
 
 

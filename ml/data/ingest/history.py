@@ -25,10 +25,9 @@ import hashlib
 import io
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ from ml.data.ingest.files import UnreadableFile
 from ml.data.ingest.landing import history_file_name, sha256_file
 from ml.data.ingest.partitions import PartitionReport, read_manifest
 from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, READ_COLUMNS, READ_SCHEMA, read_file, reader
-from ml.data.ingest.run import ingest_days, resent_files, totals
+from ml.data.ingest.run import ingest_days, totals
 from ml.data.ingest.spec import source_spec
 
 log = logging.getLogger(__name__)
@@ -154,35 +153,10 @@ def import_history(
                 if progress:
                     progress(f"read {path.name}")
     con.close()
-    resent = _settled(settings, tenant, touched)
-    reports = ingest_days(settings, tenant, sorted(touched - set(resent)), wait_for_files=False) if touched else []
-    if resent:  # kept as they are: the report names the file, and the command that lands the import's rows
-        for r in ingest_days(settings, tenant, sorted(resent), wait_for_files=True):
-            day = date.fromisoformat(r.date)
-            command = f"tenantflow ingest --tenant {tenant.tenant_id} --start {day} --end {day + timedelta(days=1)}"
-            r.batch_problems.append(
-                f"file_being_resent: {', '.join(resent[day])}, landed before, is being written again: the day is "
-                f"kept as it was, without this import's rows; run `{command}` once it is complete"
-            )
-            reports.append(r)
+    reports = ingest_days(settings, tenant, sorted(touched), wait_for_files=False) if touched else []
     if progress:
         progress(f"ingested {len(touched)} dates")
     return HistoryImport(tenant.tenant_id, files, reports)
-
-
-# how long an import waits for a landed file being sent again to be complete (a longer upload keeps its day)
-RESENT_WAIT_SECONDS = 60.0
-
-
-def _settled(settings: Settings, tenant: Tenant, days: set[date]) -> dict[date, list[str]]:
-    """The days whose landed files are still being written again after waiting up to :data:`RESENT_WAIT_SECONDS`
-    (:func:`ml.data.ingest.run.resent_files`). An import rebuilds its days whatever their files do (the ingest DAG
-    looks back a few days only): a day rebuilt while its landed file is rewritten would lose that file's rows."""
-    deadline = time.monotonic() + RESENT_WAIT_SECONDS
-    while (resent := resent_files(settings, tenant, days)) and time.monotonic() < deadline:
-        log.info("tenant %s: waiting for landed files being sent again to be complete: %s", tenant.tenant_id, resent)
-        time.sleep(min(1.0, settings.landing.settle_seconds))
-    return resent
 
 
 def with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -116,11 +116,15 @@ def landing_dates(settings: Settings, tenant: Tenant) -> list[date]:
 
 def dates_to_ingest(settings: Settings, tenant: Tenant, start: date, end: date) -> list[date]:
     """Landing dates of ``[start, end)``, plus earlier dates (within the lookback) whose
-    complete files changed since they were ingested: a file that finished uploading late."""
+    complete files changed since they were ingested (a file that finished uploading late), or whose
+    last ingestion left files waiting (it may have settled unchanged: the run clears the note)."""
     dates = [d for d in landing_dates(settings, tenant) if start <= d < end]
     for d in landing_dates(settings, tenant):
         if start - LOOKBACK <= d < start:
             manifest = read_manifest(settings, tenant, d)
+            if manifest and manifest.get("waiting_files"):
+                dates.append(d)
+                continue
             done = {f["sha256"] for f in manifest["files"]} if manifest else set()
             now = {
                 sealed_files.content_sha256(p, settings, tenant.tenant_id)

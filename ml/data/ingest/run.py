@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
@@ -28,6 +29,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import dates_to_ingest, landing_dates, landing_dir, landing_files, seal_landing
 from ml.data.ingest.partitions import (
     DEDUP_WINDOW,
+    LOOKBACK,
     WRITE_COLUMNS,
     LandedIds,
     PartitionReport,
@@ -94,9 +96,10 @@ def ingest_days(
     Days are written in date order, so each deduplicates against the days before it; the tenant's
     lake is written under :func:`tenant_lock`. A day in the lake whose landed file is being rewritten
     (still changing), or whose every file is still being written, is kept as it is (its report ``changed``
-    False, the file named) unless ``wait_for_files`` is False (a history import, an erasure: a later run may never look back to them; and the later days whose
-    deduplication the rebuilt days decide); a new file still being written waits alone (the day lands its
-    complete files).
+    False, the file named) unless ``wait_for_files`` is False (a history import, an erasure: a later run may never
+    look back to them; and the later days whose deduplication the rebuilt days decide): such a rebuild waits up to
+    :data:`RESENT_WAIT_SECONDS` for a landed file being rewritten, then names it in the day's problems
+    (``file_being_resent``). A new file still being written waits alone (the day lands its complete files).
     """
     with tenant_lock(settings, tenant):
         return _ingest_days(settings, tenant, days, wait_for_files)
@@ -106,6 +109,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
     previous = {d: read_manifest(settings, tenant, d) for d in files}  # what each day landed before
+    resent = {} if wait_for_files else _await_resent(settings, tenant, files, previous)
     # a lake day with a landed file being rewritten keeps its partition until a later run sees the file settled
     # (rebuilt from its complete files alone, that file's rows would leave the lake meanwhile); a new file waits alone
     # (and a day whose every file is still being written: nothing to land yet, nothing of it changes)
@@ -130,6 +134,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         raw, bad = read_day(con, complete, reports[d], settings, spec)
         if wait_for_files:  # (an erasure or an import replaces files itself)
             reports[d].batch_problems += _replaced_files(previous[d], reports[d].files)
+        reports[d].batch_problems += [resent[d]] if d in resent else []
         if waiting and raw.empty and (bad is None or bad.empty):
             settling.add(d)
         raw["landed_on"] = d.isoformat()  # a fresh frame: no copy needed
@@ -175,22 +180,38 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
     return held + out + (_ingest_days(settings, tenant, later, False) if later else [])
 
 
-def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> bool:
-    """Whether a file still being written was landed before (the day's ``previous`` manifest names it)."""
+def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> list[str]:
+    """The files still being written that were landed before (the day's ``previous`` manifest names them)."""
     landed = {f["name"] for f in previous["files"]} if previous else set()
-    return bool({p.name for p in waiting} & landed)
+    return sorted({p.name for p in waiting} & landed)
 
 
-def resent_files(settings: Settings, tenant: Tenant, days: Iterable[date]) -> dict[date, list[str]]:
-    """The days among ``days`` whose landed files (named by their manifest) are being written again, with those
-    files' names: a rebuild now would take their rows out of the lake until the file settles."""
-    out = {}
-    for d in days:
-        _, waiting = landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
-        if waiting and _rewritten(previous := read_manifest(settings, tenant, d), waiting):
-            landed = {f["name"] for f in previous["files"]} if previous else set()
-            out[d] = sorted(p.name for p in waiting if p.name in landed)
-    return out
+# how long a rebuild that cannot leave a day to a later run (wait_for_files False) waits for a landed file of it
+# being written again to be complete: rebuilt without it, the day's lake loses that file's rows until it is
+RESENT_WAIT_SECONDS = 60.0
+
+
+def _await_resent(
+    settings: Settings, tenant: Tenant, files: dict[date, tuple[list[Path], list[Path]]], previous: dict[date, Any]
+) -> dict[date, str]:
+    """Wait up to :data:`RESENT_WAIT_SECONDS` for the days' landed files being written again (``files``, each
+    day's complete and waiting files, listed again in place); the days whose files still are, with the problem
+    their rebuild reports."""
+    deadline = time.monotonic() + RESENT_WAIT_SECONDS
+    while (resent := {d: names for d, (_, w) in files.items() if (names := _rewritten(previous[d], w))}) and (
+        time.monotonic() < deadline
+    ):
+        log.info("tenant %s: waiting for landed files being written again: %s", tenant.tenant_id, resent)
+        time.sleep(1.0)
+        for d in resent:
+            files[d] = landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
+    command = "tenantflow ingest --tenant {} --start {} --end {}"
+    return {
+        d: f"file_being_resent: {', '.join(names)}, landed before, was being written again when this day was "
+        "rebuilt: its rows are out of the lake until it is complete and the day ingested again (by the ingest DAG "
+        f"within {LOOKBACK.days} days, or `{command.format(tenant.tenant_id, d, d + timedelta(days=1))}`)"
+        for d, names in resent.items()
+    }
 
 
 def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[str]:
