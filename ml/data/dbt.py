@@ -122,18 +122,10 @@ def run_dbt(
         "TENANTFLOW_DUCKDB_THREADS": str(threads),
         MEMORY_LIMIT_VARIABLE: duckdb_memory_limit(threads),
     } | _encryption_env(warehouse, settings)
-    cli = [
-        *args,
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_project_dir),
-        "--log-path",
-        str(target_dir / "logs"),
-        "--target-path",
-        str(target_dir),
-    ]
-    if not sys.stdout.isatty():  # a task log or a redirected CLI: dbt's lines without ANSI colour codes
+    project = str(settings.dbt_project_dir)
+    cli = [*args, "--project-dir", project, "--profiles-dir", project, "--log-path", str(target_dir / "logs")]
+    cli += ["--target-path", str(target_dir)]
+    if sys.stdout is None or not sys.stdout.isatty():  # a task log, a redirect: dbt's lines without colour codes
         cli.append("--no-use-colors")
     if vars_ is not None:
         cli += ["--vars", json.dumps(vars_)]

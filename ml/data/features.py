@@ -62,7 +62,9 @@ def build_warehouse(
             tests = run_dbt(["test", "--resource-type", "test"], settings, wh, v, threads)
             result.update(success=tests["success"], nodes=result["nodes"] + tests["nodes"])
         else:
-            log.error("warehouse %s: dbt's data tests did not run, as a model, seed or unit test failed", wh.key)
+            log.error(
+                "warehouse %s: dbt's data tests did not run, as a model, seed, snapshot or unit test failed", wh.key
+            )
     result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
     # an exposure has nothing to run: "no-op" (for anything else it is not a success)
     failed = [
@@ -161,7 +163,7 @@ def _failed_models(failed_nodes: list[dict]) -> list[str]:
             for n in failed_nodes
             if n["node"].startswith("unit_test.") and n["status"] in ("fail", "error")
         )
-        why = "a model they read failed" + (
+        why = "a model or seed they read failed" + (
             f", or a failed unit test upstream, among: {', '.join(tests)}" if tests else ""
         )
         problems.append(

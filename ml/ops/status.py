@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import WarehouseKeyError, connect
 from ml.data.feature_checks import read_health
+from ml.data.ingest.landing import landing_files
 from ml.data.ingest.partitions import waiting_note
 from ml.models.kinds import kinds_of
 
@@ -117,6 +118,37 @@ def _lake_rows(settings: Settings, tenant: Tenant, partitions: list[Path]) -> tu
         return 0, f"lake not readable: {exc}"
 
 
+def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], waiting: dict[str, list[str]]) -> list[str]:
+    """What the lake lacks of landing now: the files a day's last ingestion left waiting (still being written, or
+    complete since, for a run to land), and the landing days before today without a lake partition (today's folder,
+    where the webhook writes, lands with the next day's run)."""
+    out, tid = [], tenant.tenant_id
+    command = "`tenantflow ingest --tenant " + tid + " --start {} --end {}`"
+    for day, names in waiting.items():
+        folder = settings.stores.landing.day_dir(tenant.region, tid, date.fromisoformat(day))
+        now = {p.name for p in landing_files(folder, settings.landing.settle_seconds)[1]}
+        if still := [n for n in names if n in now]:
+            out.append(f"{day}: {waiting_note(still)}")
+        if done := [n for n in names if n not in now]:
+            end = date.fromisoformat(day) + timedelta(days=1)
+            out.append(
+                f"{day}: {len(done)} file{'s' if len(done) > 1 else ''} no longer being written since the day's last "
+                f"ingest ({', '.join(done)}): run the ingest DAG (or {command.format(day, end)})"
+            )
+    try:
+        landing = settings.stores.landing.days(tenant.region, tid)
+    except ValueError as exc:  # a folder an uploader named: ingestion of this tenant fails on it too
+        return [*out, f"a landing folder is named for no day ({exc}): rename or move it"]
+    if behind := sorted({d for d in landing if d < datetime.now(UTC).date()} - set(days)):
+        n = len(behind)
+        out.append(
+            f"{n} landing day{'s' if n > 1 else ''} not in the lake yet (first {behind[0]}): no ingest ran over "
+            f"{'them' if n > 1 else 'it'}, or every file is still being written; run the ingest DAG (or "
+            f"{command.format(behind[0], behind[-1] + timedelta(days=1))})"
+        )
+    return out
+
+
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     events_in = duplicates = other_tenant_rows = unattributed = 0
     quarantined: Counter[str] = Counter()
@@ -125,6 +157,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     days = settings.stores.lake.days(tenant.region, tenant.tenant_id)
     partitions = [settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, d) for d in days]
     changed_at = 0.0  # a partition's manifest is rewritten only when a run changed that day
+    waiting: dict[str, list[str]] = {}  # day -> the files its last ingestion left waiting
     for part in partitions:
         manifest_path = part / MANIFEST_FILE
         if manifest_path.exists():
@@ -138,16 +171,8 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             unattributed += m.get("unattributed_lines", 0)
             ingest_warnings += [f"{m['date']}: {p}" for p in m["batch_problems"]]
             if m.get("waiting_files"):  # as of that day's last ingestion
-                ingest_warnings.append(f"{m['date']}: {waiting_note(m['waiting_files'])}")
-    # (today's folder, where the webhook writes, lands with the next day's run)
-    landing = {d for d in settings.stores.landing.days(tenant.region, tenant.tenant_id) if d < datetime.now(UTC).date()}
-    if behind := sorted(landing - set(days)):
-        ingest_warnings.append(
-            f"{len(behind)} landing day{'s' if len(behind) > 1 else ''} not in the lake yet (first {behind[0]}): "
-            f"no ingest ran over {'them' if len(behind) > 1 else 'it'}, or every file is still being written; "
-            f"run the ingest DAG (or `tenantflow ingest --tenant {tenant.tenant_id} --start {behind[0]} --end "
-            f"{behind[-1] + timedelta(days=1)}`)"
-        )
+                waiting[m["date"]] = m["waiting_files"]
+    ingest_warnings += _landing_warnings(settings, tenant, days, waiting)
 
     lake_rows, lake_note = _lake_rows(settings, tenant, partitions)
     feature_rows, feature_note = _feature_rows(settings, tenant)

@@ -40,7 +40,7 @@ def test_a_first_build_that_runs_out_of_memory_reports_unhealthy_tenants_with_th
     problems = health["health_problems"]
     errors = [p for p in problems if p.startswith("dbt model ")]
     assert errors and all(f"memory limit (8MB): set {warehouse.MEMORY_LIMIT_VARIABLE} higher" in p for p in errors)
-    [skipped] = [p for p in problems if "dbt models skipped (" in p and "as a model they read failed" in p]
+    [skipped] = [p for p in problems if "dbt models skipped (" in p and "as a model or seed they read failed" in p]
     assert "int_tenant_windows" in skipped and "user_features" in skipped
     assert "mart user_features was never built on this warehouse" in problems
     assert read_health(settings, "acme") == health
@@ -62,7 +62,7 @@ def test_models_skipped_after_a_failed_unit_test_name_the_test():
         ]
     )
     assert problems == [
-        "1 dbt model skipped (item_features), as a model they read failed, or a failed unit test upstream, among: "
+        "1 dbt model skipped (item_features), as a model or seed they read failed, or a failed unit test upstream, among: "
         "an_orders_charge_lines_are_no_item"
     ]
 

@@ -358,6 +358,10 @@ def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_b
         "2 landing days not in the lake yet (first 2026-11-20): no ingest ran over them, or every file is still "
         "being written; run the ingest DAG (or `tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-23`)"
     )
+    # an uploader's folder that is no date: status says so (for this tenant; ingestion of it fails too)
+    (bad := settings.stores.landing.tenant_dir("eu", "acme") / "date=2026-11-20.bak").mkdir()
+    assert status(settings)[0]["ingest_warnings"][-1].startswith("a landing folder is named for no day (")
+    bad.rmdir()
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")  # settled: the next run lands it
     summary, lake, _ = _ingest(get_settings())
     assert (summary["landed"], summary["batch_problems"], summary["waiting_files"]) == (1, [], [])
@@ -541,14 +545,21 @@ def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_bein
     monkeypatch.setattr(run, "RESENT_WAIT_SECONDS", 0.0)
     summary = import_history(get_settings(), acme, [export]).summary()
     command = "tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-21"
-    assert summary["problems"] == [
+    assert summary["problems"] == [  # (a day older than the ingest DAG's lookback: the command alone)
         "2026-11-20: file_being_resent: day.csv, landed before, was being written again when this day was rebuilt: "
-        "its rows are out of the lake until it is complete and the day ingested again (by the ingest DAG within 7 "
-        f"days, or `{command}`)"
+        f"its rows are out of the lake until it is complete and the day ingested again (run `{command}`)"
     ]
     assert sorted(_ingest(get_settings())[1].event_id) == ["e4"]  # (still being written: a regular run waits)
-    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
+    assert status(get_settings())[0]["ingest_warnings"][-1] == (
+        "2026-11-20: 1 file waiting: still being written (day.csv)"
+    )
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")  # complete: status says the day needs a run
+    assert status(get_settings())[0]["ingest_warnings"][-1] == (
+        "2026-11-20: 1 file no longer being written since the day's last ingest (day.csv): run the ingest DAG (or "
+        f"`{command}`)"
+    )
     assert sorted(_ingest(get_settings())[1].event_id) == ["e1", "e2", "e3", "e4"]
+    assert not any("day.csv" in w for w in status(get_settings())[0]["ingest_warnings"])
     # sent again while an import waits: the import lands the day once the file is complete
     path.write_text(_csv([_row(1), _row(2), _row(3), _row(5)]))
     (export := tmp_path / "export2.csv").write_text(_csv([_row(6)]))
@@ -557,6 +568,29 @@ def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_bein
     summary = import_history(get_settings(), acme, [export]).summary()
     assert summary["problems"] == [] and summary["days_ingested"] == 1
     assert sorted(_ingest(settings)[1].event_id) == ["e1", "e2", "e3", "e4", "e5", "e6"]
+    # while it waits, another day's landed file starts changing: every day's files are listed again after a wait
+    nxt = DAY + timedelta(days=1)
+    (folder := settings.stores.landing.day_dir("eu", "acme", nxt)).mkdir()
+    (folder / "next.csv").write_text(_csv([_row(10, event_at=f"{nxt}T09:00:00Z")]))
+    _ingest(settings, nxt)
+    os.utime(folder / "next.csv", (time.time() - 3600, time.time() - 3600))  # complete when the import starts
+    path.write_text(path.read_text() + ",".join(_row(7).values()) + "\n")
+    (export := tmp_path / "export3.csv").write_text(_csv([_row(8), _row(9, event_at=f"{nxt}T10:00:00Z")]))
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    monkeypatch.setattr(run, "RESENT_WAIT_SECONDS", 1.5)
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:  # the other day's file is rewritten during the first wait
+        if not (folder / "next.csv").read_text().count("e11,"):
+            (folder / "next.csv").write_text(_csv([_row(10, event_at=f"{nxt}T09:00:00Z"), _row(11)]))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(run.time, "sleep", sleep)
+    problems = import_history(get_settings(), acme, [export]).summary()["problems"]
+    assert [p.split(" was being")[0] for p in problems] == [
+        "2026-11-20: file_being_resent: day.csv, landed before,",
+        "2026-11-21: file_being_resent: next.csv, landed before,",
+    ]
 
 
 def test_a_day_whose_last_run_left_a_file_waiting_is_looked_at_again_by_the_next_days_run(settings, acme, monkeypatch):

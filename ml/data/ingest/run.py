@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -203,15 +203,18 @@ def _await_resent(
     ):
         log.info("tenant %s: waiting for landed files being written again: %s", tenant.tenant_id, resent)
         time.sleep(1.0)
-        for d in resent:
+        for d in files:  # every day's: a file of another day may have changed meanwhile too
             files[d] = landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
-    command = "tenantflow ingest --tenant {} --start {} --end {}"
-    return {
-        d: f"file_being_resent: {', '.join(names)}, landed before, was being written again when this day was "
-        "rebuilt: its rows are out of the lake until it is complete and the day ingested again (by the ingest DAG "
-        f"within {LOOKBACK.days} days, or `{command.format(tenant.tenant_id, d, d + timedelta(days=1))}`)"
-        for d, names in resent.items()
-    }
+    recent = datetime.now(UTC).date() - LOOKBACK  # the ingest DAG's runs look back this far for files that changed
+    out = {}
+    for d, names in resent.items():
+        command = f"`tenantflow ingest --tenant {tenant.tenant_id} --start {d} --end {d + timedelta(days=1)}`"
+        out[d] = (
+            f"file_being_resent: {', '.join(names)}, landed before, was being written again when this day was "
+            "rebuilt: its rows are out of the lake until it is complete and the day ingested again "
+            + (f"(the ingest DAG's next run does it, or {command})" if d >= recent else f"(run {command})")
+        )
+    return out
 
 
 def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[str]:
