@@ -158,11 +158,13 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     partitions = [settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, d) for d in days]
     changed_at = 0.0  # a partition's manifest is rewritten only when a run changed that day
     waiting: dict[str, list[str]] = {}  # day -> the files its last ingestion left waiting
+    stamps: dict[str, float] = {}  # day -> when its partition last changed
     for part in partitions:
         manifest_path = part / MANIFEST_FILE
         if manifest_path.exists():
             changed_at = max(changed_at, manifest_path.stat().st_mtime)
             m = json.loads(manifest_path.read_text())
+            stamps[m["date"]] = manifest_path.stat().st_mtime
             events_in += m["rows_in"]
             duplicates += m["duplicates_dropped"]
             quarantined.update(m["quarantined"])
@@ -208,6 +210,12 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "lake_days": len(partitions),
         "lake_last_day": str(days[-1]) if days else None,
         "lake_changed_at": _iso(changed_at) if changed_at else None,
+        # the earliest lake day changed after the last feature check: a build must rebuild from it (an import's
+        # old days lie before the incremental models' recent days)
+        "lake_changed_from": min(
+            (d for d, t in stamps.items() if health and t > datetime.fromisoformat(health["checked_at"]).timestamp()),
+            default=None,
+        ),
         "feature_rows": feature_rows,
         "healthy": not problems,
         "health_problems": problems,
@@ -326,10 +334,13 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
     else:
         lines.append("not monitored yet")
     if _after(r.get("lake_changed_at"), r.get("features_checked_at")):
-        lines.append(f"lake changed after the last feature check ({r['features_checked_at']}): {BUILD}")
-    if r["ingest_warnings"]:
-        w = r["ingest_warnings"]
-        lines.append(f"ingest warnings ({len(w)}): " + "; ".join(w[-3:])[:160])
+        build = f"`tenantflow features build --tenant {r['tenant_id']} --rebuild-from {r.get('lake_changed_from')}`"
+        build = f"run the features DAG (or {build})" if r.get("lake_changed_from") else BUILD
+        lines.append(f"lake changed after the last feature check ({r['features_checked_at']}): {build}")
+    if r["ingest_warnings"]:  # the last three, those naming a command to run last (shown whole)
+        w = sorted(r["ingest_warnings"], key=lambda x: "`tenantflow " in x)
+        more = "" if len(w) <= 3 else f" (all {len(w)}: `tenantflow status --json`)"
+        lines.append(f"ingest warnings ({len(w)}){more}: " + "; ".join(w[-3:]))
     if r["quarantined"]:
         lines.append("quarantined by reason: " + ", ".join(f"{k}={v:,}" for k, v in r["quarantined"].items()))
         if r.get("quarantine_path"):  # each row with its reason, file, line and raw text

@@ -105,7 +105,9 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         files, days, event_ids = _erase_landing(settings, tenant, user_id)
         report["landing_files"] = files
         report["lake_days"] = (
-            [r.date for r in ingest_days(settings, tenant, days, wait_for_files=False)] if days else []
+            [r.date for r in ingest_days(settings, tenant, days, wait_for_files=False, files_replaced=True)]
+            if days
+            else []
         )
     report["warehouse"] = _erase_warehouse(settings, tenant, user_id)
     report["snapshot_rows"] = _erase_snapshots(settings, tenant, user_id)

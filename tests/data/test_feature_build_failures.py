@@ -202,6 +202,7 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     land_again()
     table = " ".join(format_table(status(settings), width=400).split())
     assert "lake changed after the last feature check (" in table and table.count("lake changed after") == 1
+    assert f"`tenantflow features build --tenant acme --rebuild-from {POOL.end_date}`" in table  # the changed day
 
 
 def test_dbts_built_in_tests_name_the_tenants_and_hold_within_one(settings, tmp_path):

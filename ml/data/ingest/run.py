@@ -26,7 +26,14 @@ from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenant_parquet import is_encrypted, read_table, replace, writer_tenant_key
 from ml.core.tenants import Tenant, TenantStore
-from ml.data.ingest.landing import dates_to_ingest, landing_dates, landing_dir, landing_files, seal_landing
+from ml.data.ingest.landing import (
+    HISTORY_FILE,
+    dates_to_ingest,
+    landing_dates,
+    landing_dir,
+    landing_files,
+    seal_landing,
+)
 from ml.data.ingest.partitions import (
     DEDUP_WINDOW,
     LOOKBACK,
@@ -89,7 +96,7 @@ def seal_lake(settings: Settings, tenant: Tenant) -> int:
 
 
 def ingest_days(
-    settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool = True
+    settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool = True, files_replaced: bool = False
 ) -> list[PartitionReport]:
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
@@ -100,12 +107,16 @@ def ingest_days(
     look back to them; and the later days whose deduplication the rebuilt days decide): such a rebuild waits up to
     :data:`RESENT_WAIT_SECONDS` for a landed file being rewritten, then names it in the day's problems
     (``file_being_resent``). A new file still being written waits alone (the day lands its complete files).
+    A landed file sent again with other content, or gone, is named in its day's problems (``file_replaced``,
+    ``file_gone``) unless ``files_replaced`` (the caller replaced them: an erasure); history files never are.
     """
     with tenant_lock(settings, tenant):
-        return _ingest_days(settings, tenant, days, wait_for_files)
+        return _ingest_days(settings, tenant, days, wait_for_files, files_replaced)
 
 
-def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool) -> list[PartitionReport]:
+def _ingest_days(
+    settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool, files_replaced: bool
+) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
     previous = {d: read_manifest(settings, tenant, d) for d in files}  # what each day landed before
@@ -132,8 +143,8 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         complete, waiting = files[d]
         reports[d].waiting_files = [p.name for p in waiting]
         raw, bad = read_day(con, complete, reports[d], settings, spec)
-        if wait_for_files:  # (an erasure or an import replaces files itself)
-            reports[d].batch_problems += _replaced_files(previous[d], reports[d].files)
+        if not files_replaced:
+            reports[d].batch_problems += _replaced_files(previous[d], reports[d].files, waiting)
         reports[d].batch_problems += [resent[d]] if d in resent else []
         if waiting and raw.empty and (bad is None or bad.empty):
             settling.add(d)
@@ -177,7 +188,7 @@ def _ingest_days(settings: Settings, tenant: Tenant, days: list[date], wait_for_
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
     # (rebuilt whatever their files do: a day kept here would keep the deduplication these days changed)
-    return held + out + (_ingest_days(settings, tenant, later, False) if later else [])
+    return held + out + (_ingest_days(settings, tenant, later, False, files_replaced) if later else [])
 
 
 def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> list[str]:
@@ -197,11 +208,18 @@ def _await_resent(
     """Wait up to :data:`RESENT_WAIT_SECONDS` for the days' landed files being written again (``files``, each
     day's complete and waiting files, listed again in place); the days whose files still are, with the problem
     their rebuild reports."""
-    deadline = time.monotonic() + RESENT_WAIT_SECONDS
+    deadline, said = time.monotonic() + RESENT_WAIT_SECONDS, False
     while (resent := {d: names for d, (_, w) in files.items() if (names := _rewritten(previous[d], w))}) and (
         time.monotonic() < deadline
     ):
-        log.info("tenant %s: waiting for landed files being written again: %s", tenant.tenant_id, resent)
+        if not said:  # (once, where the CLI shows it)
+            said = True
+            log.warning(
+                "tenant %s: waiting up to %g s for landed files being written again to be complete: %s",
+                tenant.tenant_id,
+                RESENT_WAIT_SECONDS,
+                {str(d): names for d, names in resent.items()},
+            )
         time.sleep(1.0)
         for d in files:  # every day's: a file of another day may have changed meanwhile too
             files[d] = landing_files(landing_dir(settings, tenant, d), settings.landing.settle_seconds)
@@ -217,12 +235,14 @@ def _await_resent(
     return out
 
 
-def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[str]:
+def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]], waiting: list[Path]) -> list[str]:
     """The day's landed files sent again with other content, or gone from landing, as the day's problems: the
     new version replaces the old (a tenant's correction), and its rows the old one's, so say so."""
     now = {f["name"]: f for f in files}
     out = []
     for f in (previous or {}).get("files", []):
+        if HISTORY_FILE.fullmatch(f["name"]) or f["name"] in {p.name for p in waiting}:
+            continue  # an import's own file (replaced by importing again), or one being written (file_being_resent)
         new = now.get(f["name"])
         if new is None:
             out.append(f"file_gone: {f['name']} ({f['rows']:,} rows landed before) is no longer in landing")

@@ -117,7 +117,8 @@ def ingest(
 
         def done(summary: dict[str, Any]) -> None:
             summaries.append(summary)
-            waiting = f", {len(summary['waiting_files'])} days waiting" if summary["waiting_files"] else ""
+            n = len(summary["waiting_files"])
+            waiting = f", {n} day{'s' if n > 1 else ''} waiting" if n else ""
             s.advance(f"{summary['tenant_id']} ({summary['landed']:,} landed{waiting})")
 
         ingest_tenants(ids, first, _date(end) or first + timedelta(days=1), settings, progress=done)
@@ -126,7 +127,7 @@ def ingest(
     settle = settings.landing.settle_seconds
     for summary in (s for s in summaries if s["waiting_files"]):
         typer.secho(
-            f"{summary['tenant_id']}: files of {len(summary['waiting_files'])} days were still being written (changed "
+            f"{summary['tenant_id']}: files of {len(summary['waiting_files'])} day(s) were still being written (changed "
             f"within {settle:g} s, TENANTFLOW_LANDING_SETTLE_SECONDS) and wait: run the same ingest again once they "
             f"settle (first: {summary['waiting_files'][0]})",
             fg="yellow",
