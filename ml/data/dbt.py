@@ -9,7 +9,6 @@ yml, with no Python change.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import json
@@ -126,7 +125,7 @@ def run_dbt(
     project = str(settings.dbt_project_dir)
     cli = [*args, "--project-dir", project, "--profiles-dir", project, "--log-path", str(target_dir / "logs")]
     cli += ["--target-path", str(target_dir)]
-    if sys.stderr is None or not sys.stderr.isatty():  # a task log, a redirect: dbt's lines without colour codes
+    if sys.stdout is None or not sys.stdout.isatty():  # a task log, a redirect: dbt's lines without colour codes
         cli.append("--no-use-colors")
     if vars_ is not None:
         cli += ["--vars", json.dumps(vars_)]
@@ -136,8 +135,7 @@ def run_dbt(
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # dbt's log: stdout is the caller's (a CLI's JSON)
-                res = dbtRunner().invoke(cli)
+            res = dbtRunner().invoke(cli)
         finally:
             _release_dbt()
             for k, v in saved.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from dataclasses import replace
 from datetime import date, timedelta
@@ -250,7 +252,8 @@ def features_build(
     failed_other = False  # a failed seed, snapshot or model: not only a data test that names its tenants
     with steps("features", len(whs)) as s:
         for wh in whs:
-            res = build_and_check_warehouse(wh, online_marts(), settings, rebuild_from=_iso(rebuild_from))
+            with contextlib.redirect_stdout(sys.stderr):  # dbt's log (a task log's stdout): stdout is the JSON
+                res = build_and_check_warehouse(wh, online_marts(), settings, rebuild_from=_iso(rebuild_from))
             held_back |= res.get("held_back", {})
             failed_other |= any(not n["node"].startswith("test.") for n in res.get("failed_nodes", []))
             s.advance(f"{wh.key} ({res.get('seconds')} s)")
