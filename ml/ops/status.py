@@ -22,7 +22,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import WarehouseKeyError, connect
 from ml.data.feature_checks import read_health
 from ml.data.ingest.landing import landing_files
-from ml.data.ingest.partitions import waiting_note
+from ml.data.ingest.partitions import ingest_command, waiting_note
 from ml.models.kinds import kinds_of
 
 BUILD = "run the features DAG (or `tenantflow features build`)"
@@ -123,17 +123,17 @@ def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], wait
     complete since, for a run to land), and the landing days before today without a lake partition (today's folder,
     where the webhook writes, lands with the next day's run)."""
     out, tid = [], tenant.tenant_id
-    command = "`tenantflow ingest --tenant " + tid + " --start {} --end {}`"
     for day, names in waiting.items():
         folder = settings.stores.landing.day_dir(tenant.region, tid, date.fromisoformat(day))
         now = {p.name for p in landing_files(folder, settings.landing.settle_seconds)[1]}
         if still := [n for n in names if n in now]:
             out.append(f"{day}: {waiting_note(still)}")
         if done := [n for n in names if n not in now]:
-            end = date.fromisoformat(day) + timedelta(days=1)
+            first = date.fromisoformat(day)
             out.append(
                 f"{day}: {len(done)} file{'s' if len(done) > 1 else ''} no longer being written since the day's last "
-                f"ingest ({', '.join(done)}): run the ingest DAG (or {command.format(day, end)})"
+                f"ingest ({', '.join(done)}): run the ingest DAG (or "
+                f"{ingest_command(tid, first, first + timedelta(days=1))})"
             )
     try:
         landing = settings.stores.landing.days(tenant.region, tid)
@@ -144,7 +144,7 @@ def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], wait
         out.append(
             f"{n} landing day{'s' if n > 1 else ''} not in the lake yet (first {behind[0]}): no ingest ran over "
             f"{'them' if n > 1 else 'it'}, or every file is still being written; run the ingest DAG (or "
-            f"{command.format(behind[0], behind[-1] + timedelta(days=1))})"
+            f"{ingest_command(tid, behind[0], behind[-1] + timedelta(days=1))})"
         )
     return out
 
@@ -156,13 +156,11 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     ingest_warnings: list[str] = []
     days = settings.stores.lake.days(tenant.region, tenant.tenant_id)
     partitions = [settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, d) for d in days]
-    changed_at = 0.0  # a partition's manifest is rewritten only when a run changed that day
     waiting: dict[str, list[str]] = {}  # day -> the files its last ingestion left waiting
-    stamps: dict[str, float] = {}  # day -> when its partition last changed
+    stamps: dict[str, float] = {}  # day -> when its partition last changed (a manifest is rewritten only then)
     for part in partitions:
         manifest_path = part / MANIFEST_FILE
         if manifest_path.exists():
-            changed_at = max(changed_at, manifest_path.stat().st_mtime)
             m = json.loads(manifest_path.read_text())
             stamps[m["date"]] = manifest_path.stat().st_mtime
             events_in += m["rows_in"]
@@ -175,6 +173,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
             if m.get("waiting_files"):  # as of that day's last ingestion
                 waiting[m["date"]] = m["waiting_files"]
     ingest_warnings += _landing_warnings(settings, tenant, days, waiting)
+    changed_at = max(stamps.values(), default=0.0)
 
     lake_rows, lake_note = _lake_rows(settings, tenant, partitions)
     feature_rows, feature_note = _feature_rows(settings, tenant)

@@ -95,6 +95,11 @@ class PartitionReport:
         return self.rows_in == kept + self.duplicates_dropped
 
 
+def ingest_command(tenant_id: str, start: date, end: date) -> str:
+    """The command that lands a tenant's days ``[start, end)`` by hand, in backticks, as hints quote it."""
+    return f"`tenantflow ingest --tenant {tenant_id} --start {start} --end {end}`"
+
+
 def waiting_note(names: list[str]) -> str:
     """``1 file waiting: still being written (a.csv)``: files a later run ingests."""
     return f"{len(names)} file{'s' if len(names) > 1 else ''} waiting: still being written ({', '.join(names)})"

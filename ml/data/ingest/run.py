@@ -40,6 +40,7 @@ from ml.data.ingest.partitions import (
     WRITE_COLUMNS,
     LandedIds,
     PartitionReport,
+    ingest_command,
     note_waiting,
     read_manifest,
     waiting_note,
@@ -226,7 +227,7 @@ def _await_resent(
     recent = datetime.now(UTC).date() - LOOKBACK  # the ingest DAG's runs look back this far for files that changed
     out = {}
     for d, names in resent.items():
-        command = f"`tenantflow ingest --tenant {tenant.tenant_id} --start {d} --end {d + timedelta(days=1)}`"
+        command = ingest_command(tenant.tenant_id, d, d + timedelta(days=1))
         out[d] = (
             f"file_being_resent: {', '.join(names)}, landed before, was being written again when this day was "
             "rebuilt: its rows are out of the lake until it is complete and the day ingested again "
@@ -238,10 +239,10 @@ def _await_resent(
 def _replaced_files(previous: dict[str, Any] | None, files: list[dict[str, Any]], waiting: list[Path]) -> list[str]:
     """The day's landed files sent again with other content, or gone from landing, as the day's problems: the
     new version replaces the old (a tenant's correction), and its rows the old one's, so say so."""
-    now = {f["name"]: f for f in files}
+    now, written = {f["name"]: f for f in files}, {p.name for p in waiting}
     out = []
     for f in (previous or {}).get("files", []):
-        if HISTORY_FILE.fullmatch(f["name"]) or f["name"] in {p.name for p in waiting}:
+        if HISTORY_FILE.fullmatch(f["name"]) or f["name"] in written:
             continue  # an import's own file (replaced by importing again), or one being written (file_being_resent)
         new = now.get(f["name"])
         if new is None:
