@@ -3,7 +3,7 @@
     dbt favours a project's test block over its own (docs: "Writing custom generic data tests",
     overriding the built-in ones). The built-in versions return only the column (not_null, relationships) or
     one row per bad value (accepted_values, unique), so a failure could not be told apart by tenant and the feature
-    build held back every tenant of the warehouse (ml.data.features._failed_tests). On a relation with
+    build held back every tenant of the warehouse (ml.data.dbt_failures.failed_tests). On a relation with
     a tenant_id column these name the tenants too; not_null and accepted_values fail, warn and count
     exactly as dbt's own, unique and relationships hold within a tenant:
     - not_null: the same rows, with tenant_id beside the column;

@@ -18,13 +18,16 @@ from ml.core.layout import silo_tenant_of
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore
 from ml.core.warehouse import Warehouse, connect, duckdb_threads, warehouse_lock, warehouses_holding
-from ml.data.dbt import dbt_vars, failed_data_test, run_dbt
+from ml.data import dbt_failures
+from ml.data.dbt import dbt_vars, run_dbt
 from ml.data.feature_checks import CHECKED_MARTS, check_features, write_health
 from ml.data.ingest.run import seal_lake
 from ml.data.publish import OnlineMart, publish_tenant
 
 log = logging.getLogger(__name__)
 
+# models that aggregate over tenants (``sharing_tenants``): rebuilt without a held-back tenant's rows
+CROSS_TENANT = "tag:cross_tenant"
 # the tables and views of the warehouse file a connection opened (a silo's is attached, then used)
 BUILT_TABLES = "select table_name from information_schema.tables where table_catalog = current_database()"
 
@@ -43,7 +46,8 @@ def build_warehouse(
     data test runs, and :func:`check_warehouse_features` holds back the tenants its failing rows name. The tests
     run only when every model built: a model that failed holds back every tenant anyway, and its tests would read
     an earlier build's table. dbt's ``run_results.json`` in the warehouse's target folder is the tests' run;
-    the models' run is kept beside it as ``run_results_models.json``. The result's ``nodes`` are both runs'."""
+    the models' run is kept beside it as ``run_results_models.json``. The result's ``nodes`` are both runs';
+    ``dbt_vars``, the vars they ran with; ``models_built``, whether the first run succeeded (the tests ran)."""
     settings = settings or get_settings()
     v = dbt_vars(settings, wh, rebuild_from)
     if not v["tenants"]:
@@ -58,7 +62,7 @@ def build_warehouse(
         target = Path(result["target_dir"])
         if (target / "run_results.json").is_file():
             (target / "run_results.json").replace(target / "run_results_models.json")
-        if result["success"]:
+        if models_built := result["success"]:
             tests = run_dbt(["test", "--resource-type", "test"], settings, wh, v, threads)
             result.update(success=tests["success"], nodes=result["nodes"] + tests["nodes"])
         else:
@@ -66,6 +70,7 @@ def build_warehouse(
                 "warehouse %s: dbt's data tests did not run, as a model, seed, snapshot or unit test failed", wh.key
             )
     result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
+    result.update(dbt_vars=v, models_built=models_built)
     # an exposure has nothing to run: "no-op" (for anything else it is not a success)
     failed = [
         n
@@ -102,10 +107,12 @@ def check_warehouse_features(
 ) -> dict[str, dict]:
     """GX checks on each tenant's marts (read-only); writes and returns each tenant's health."""
     health: dict[str, dict] = {}
-    failed_models = _failed_models(build.get("failed_nodes", []))
+    failed_models = dbt_failures.failed_models(build.get("failed_nodes", []))
     con = connect(wh.path(settings), read_only=True, threads=threads)
     try:
-        failed_tests = _failed_tests(con, build.get("failed_nodes", []), [t for t in wh.tenants if t in tenants])
+        failed_tests = dbt_failures.failed_tests(
+            con, build.get("failed_nodes", []), [t for t in wh.tenants if t in tenants]
+        )
         # a model that failed on the file's first build left no table: say so rather than read it
         built = {r[0] for r in con.execute(BUILT_TABLES).fetchall()}
         missing = [m for m in CHECKED_MARTS if m not in built]
@@ -144,105 +151,6 @@ def check_warehouse_features(
     return health
 
 
-def _failed_models(failed_nodes: list[dict]) -> list[str]:
-    """Health problems of a build's failed nodes that are no test (a model, a seed, a snapshot: every tenant of the
-    warehouse is held back, and the data tests did not run), each with its hint, then the models dbt skipped
-    because a node they read, or a unit test of one, had failed (one line, naming the failed tests; a data test
-    skips no model: :func:`build_warehouse`)."""
-    models = [n for n in failed_nodes if n["node"].startswith("model.")]
-    built = [n for n in failed_nodes if n["node"].startswith(("model.", "seed.", "snapshot."))]
-    problems = [
-        f"dbt {n['node'].split('.')[0]} {n['node'].split('.')[-1]} failed to build"
-        + (f": {n['hint']}" if n.get("hint") else "")
-        for n in sorted(built, key=lambda n: n["node"])
-        if n["status"] != "skipped"
-    ]
-    if skipped := sorted(n["node"].split(".")[-1] for n in models if n["status"] == "skipped"):
-        tests = sorted(  # unit_test.<project>.<model>.<name>
-            n["node"].split(".")[-1]
-            for n in failed_nodes
-            if n["node"].startswith("unit_test.") and n["status"] in ("fail", "error")
-        )
-        why = "a model or seed they read failed" + (
-            f", or a failed unit test upstream, among: {', '.join(tests)}" if tests else ""
-        )
-        problems.append(
-            f"{len(skipped)} dbt model{'s' if len(skipped) > 1 else ''} skipped ({', '.join(skipped)}), as {why}"
-        )
-    return problems
-
-
-def _failed_tests(con: Any, failed_nodes: list[dict], tenants: list[str]) -> dict[str, list[str]]:
-    """Health problems of a build's failed data tests, per tenant. A test's failing rows (its compiled
-    query, run again) count against the tenants they name (``tenant_id``): a failure of one tenant's
-    data holds back no other (dbt's built-in tests name them too: the project's
-    ``macros/tenant_generic_tests.sql``). Rows that name no tenant of the warehouse (no ``tenant_id``
-    column: a model without one; a null or unknown one, as ``not_null`` on ``tenant_id``),
-    a test that could not run, or one whose rows cannot be read again, hold back every tenant of it."""
-    out: dict[str, list[str]] = {t: [] for t in tenants}
-    for n in failed_nodes:
-        if not failed_data_test(n["node"], n["status"]):
-            continue
-        name = n["node"].split(".")[2]
-        rows, why, by_value = (
-            _failing_rows_by_tenant(con, n) if n["status"] == "fail" else ({}, "it could not run", False)
-        )
-        unnamed = sum(k for t, k in rows.items() if t not in out)
-        for t, k in rows.items():
-            if t in out:
-                out[t].append(f"dbt test {name} failed on {k} of this tenant's rows{_test_note(n, k, by_value)}")
-        if why or unnamed:
-            why = why or f"{unnamed} of its failing rows name no tenant of this warehouse"
-            for t in tenants:
-                held = f"so every tenant of this warehouse is held back ({n['message']})"
-                out[t].append(f"dbt test {name} failed: {why}, {held}")
-    return out
-
-
-def _test_note(node: dict, rows: int, by_value: bool = False) -> str:
-    """`` (dbt's count, 1, is of its result rows over every tenant; its query: <path>)``: where a tenant's
-    failing rows are, and why dbt's "Got N results" may differ (``by_value``: the query returns one result per bad
-    value, every tenant's, with each tenant's rows counted in ``tenant_rows``)."""
-    notes = [f"dbt's count, {node['failures']}, is of its result rows over every tenant"]
-    notes = notes if node.get("failures") not in (None, rows) else []
-    if by_value:
-        notes.append("each result row is one failing value, its tenant_rows counting each tenant's rows")
-    if node.get("compiled_path"):
-        notes.append(f"its query: {node['compiled_path']}")
-    return f" ({'; '.join(notes)})" if notes else ""
-
-
-def _failing_rows_by_tenant(con: Any, node: dict) -> tuple[dict[Any, int], str, bool]:
-    """A failed test's rows per tenant (its query run again), or ``{}`` and why they cannot be told apart; and
-    whether its result rows are failing values (a ``tenant_rows`` map), not rows.
-
-    A test names tenants by a ``tenant_id`` column (each failing row one of that tenant's rows), or by a
-    ``tenant_rows`` map of tenant_id to rows (the project's ``accepted_values`` and ``unique``: one row per value);
-    either in any case. The key None or ``''``: rows without a tenant."""
-    import duckdb
-
-    sql = (node.get("sql") or "").strip().rstrip(";")
-    if not sql:
-        return {}, "its query was not recorded", False
-    query = f"select * from (\n{sql}\n)"  # (on lines of their own: a test may end in a -- comment)
-    try:
-        columns = {d[0].lower(): d[0].replace('"', '""') for d in con.execute(f"{query} limit 0").description}
-        if "tenant_rows" in columns:
-            per_row = f'select unnest(map_entries("{columns["tenant_rows"]}"), recursive := true) from ({query})'
-            counted = f"select key::varchar, sum(value)::bigint from ({per_row}) group by all"
-        elif "tenant_id" in columns:
-            counted = f'select "{columns["tenant_id"]}"::varchar, count(*) from ({query}) group by all'
-        else:
-            why = "return one, or a tenant_rows map, to hold back only the tenants they name"
-            return {}, f"its failing rows ({node['failures']}) have no tenant_id column ({why})", False
-        rows = dict(con.execute(counted).fetchall())
-    except duckdb.Error as e:
-        return {}, f"its rows could not be read again ({str(e).splitlines()[0]})", False
-    if not rows or not all(k and k > 0 for k in rows.values()):  # (a test whose rows changed, a map without counts)
-        return {}, "read again, its rows give no count of any tenant's rows", False
-    return rows, "", "tenant_rows" in columns
-
-
 def build_and_check_warehouse(
     wh: Warehouse,
     online_marts: dict[str, OnlineMart],
@@ -265,10 +173,56 @@ def build_and_check_warehouse(
     with warehouse_lock(wh.path(settings)):
         result["health"] = check_warehouse_features(wh, result["tenants"], settings, result, threads)
         healthy = [t for t, h in result["health"].items() if h["healthy"]]
+        result["cross_tenant"] = _rebuild_cross_tenant(wh, settings, result, threads)
         result["published"] = publish_online(wh, healthy, online_marts, settings, threads)
     result["held_back"] = _held_back(wh, settings, result)
     _record_lineage(wh, settings, result)
+    del result["dbt_vars"]  # (the lake's paths of every tenant: not for a task's XCom)
     return result
+
+
+def _rebuild_cross_tenant(
+    wh: Warehouse, settings: Settings, result: dict[str, Any], threads: int | None = None
+) -> dict[str, Any] | None:
+    """Rebuild the models that aggregate over the warehouse's sharing tenants (tag ``cross_tenant``:
+    ``global_topic_popularity``) without the ones just held back, so that a tenant's failed data never reaches
+    another tenant through an aggregate; call under the warehouse lock, after the checks.
+
+    ``dbt build --select tag:cross_tenant`` (each model and its tests) with ``sharing_tenants`` less the held-back
+    ones; its run results are kept as ``run_results_cross_tenant.json`` (``run_results.json`` stays the data tests').
+    Returns ``None`` when no sharing tenant was held back or the models did not all build (the data tests did not
+    run: the aggregates are the build's, or an earlier one's); else ``{"without": [tenant ids], "success": bool,
+    "models": [names]}``. A failed rebuild is logged as an error naming the held-back tenants whose rows the
+    aggregates may still hold; the tenants' health is not changed by it."""
+    v = result["dbt_vars"]
+    held = [t for t in v["sharing_tenants"] if not result["health"][t]["healthy"]]
+    if not held or not result["models_built"]:
+        return None
+    target = Path(result["target_dir"])
+    tests_run, kept = target / "run_results.json", target / "run_results_tests.json.partial"
+    if tests_run.is_file():
+        tests_run.replace(kept)
+    try:
+        sharing = [t for t in v["sharing_tenants"] if t not in held]
+        run = run_dbt(["build", "--select", CROSS_TENANT], settings, wh, v | {"sharing_tenants": sharing}, threads)
+    finally:
+        if tests_run.is_file():
+            tests_run.replace(target / "run_results_cross_tenant.json")
+        if kept.is_file():
+            kept.replace(tests_run)
+    models = sorted(n["node"].split(".")[-1] for n in run["nodes"] if n["node"].startswith("model."))
+    if run["success"]:
+        log.warning("warehouse %s: %s rebuilt without held-back %s", wh.key, ", ".join(models), ", ".join(held))
+    else:
+        log.error(
+            "warehouse %s: the cross-tenant models (%s) could not be rebuilt without held-back %s, whose rows they "
+            "may still hold: %s",
+            wh.key,
+            ", ".join(models) or CROSS_TENANT,
+            ", ".join(held),
+            "; ".join(f"{n['node']}: {n['message']}" for n in run["nodes"] if n["status"] not in ("success", "pass")),
+        )
+    return {"without": held, "success": run["success"], "models": models}
 
 
 def _held_back(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 
 from ml.core import warehouse
 from ml.core.tenants import TenantStore
-from ml.data import features
+from ml.data import dbt_failures, features
 from ml.data.feature_checks import read_health
 from ml.data.generate import generate
 from ml.data.generate.config import TenantSpec
@@ -53,7 +53,7 @@ def test_a_first_build_that_runs_out_of_memory_reports_unhealthy_tenants_with_th
 
 def test_models_skipped_after_a_failed_unit_test_name_the_test():
     """dbt skips the models below a failed unit test too: the line names the test, not a model that never failed."""
-    problems = features._failed_models(
+    problems = dbt_failures.failed_models(
         [
             {
                 "node": "unit_test.tenantflow.int_item_activity__daily.an_orders_charge_lines_are_no_item",
@@ -113,6 +113,21 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
     assert result["held_back"] == {"globex": {"health_problems": globex["health_problems"], "serving": None}}
+    # the pool's aggregate over its sharing tenants is rebuilt without globex's rows: acme's alone
+    assert result["cross_tenant"] == {"without": ["globex"], "success": True, "models": ["global_topic_popularity"]}
+    assert (run_results / "run_results_cross_tenant.json").is_file() and "dbt_vars" not in result
+    tests_run = json.loads((run_results / "run_results.json").read_text())["results"]
+    assert {r["unique_id"] for r in tests_run} >= {failed["node"], items["node"]}  # still the data tests' run
+    con = warehouse.connect(wh.path(settings), read_only=True)
+    clicks, tenants = con.execute(
+        "select sum(weekly_clicks), max(contributing_tenants) from global_topic_popularity"
+    ).fetchone()
+    acmes = con.execute(
+        "select sum(i.clicks_short * 7.0 / w.short_window_days) from item_features i join int_tenant_windows w "
+        "using (tenant_id) where tenant_id = 'acme' and topic is not null"
+    ).fetchone()[0]
+    con.close()
+    assert tenants == 1 and clicks == pytest.approx(acmes) and acmes > 0
     # rows without a tenant_id, or with one of no tenant here, and a test that could not run: every tenant is held
     # back; a test that ends in a comment is still read again
     nameless = [
@@ -312,7 +327,7 @@ def _held_back(settings, wh, failed_nodes: list[dict]) -> dict[str, list[str]]:
     """The health problems of these failed dbt nodes for acme and globex, their queries read on the built warehouse."""
     con = warehouse.connect(wh.path(settings), read_only=True, threads=1)
     try:
-        return features._failed_tests(con, failed_nodes, ["acme", "globex"])
+        return dbt_failures.failed_tests(con, failed_nodes, ["acme", "globex"])
     finally:
         con.close()
 

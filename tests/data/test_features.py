@@ -359,6 +359,17 @@ def test_global_topic_popularity_uses_only_sharing_tenants_at_a_weekly_rate(worl
     assert g.weekly_clicks.sum() < with_umbra and g.contributing_tenants.max() <= 2
 
 
+def test_every_model_that_reads_the_sharing_tenants_is_rebuilt_without_a_held_back_one(world):
+    """A model that reads ``var('sharing_tenants')`` aggregates over tenants: it carries the ``cross_tenant`` tag,
+    which ``features.build_and_check_warehouse`` rebuilds without the tenants its checks held back."""
+    _, _, results = world
+    manifest = json.loads((Path(results["eu/pool"]["target_dir"]) / "manifest.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    reading = {n["name"]: n["tags"] for n in models if "sharing_tenants" in n["raw_code"]}
+    assert "global_topic_popularity" in reading
+    assert all(features.CROSS_TENANT.removeprefix("tag:") in tags for tags in reading.values()), reading
+
+
 def test_features_are_discovered_from_the_manifest(world):
     settings, _, results = world
     manifest = json.loads((Path(results["eu/pool"]["target_dir"]) / "manifest.json").read_text())
