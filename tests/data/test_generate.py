@@ -161,3 +161,29 @@ def test_landing_days_in_two_parts_gives_the_same_bytes_as_at_once(tmp_path):
     assert first and all(k.split("date=")[1][:10] < fourth_day for k in first), "only days 0..3 landed"
     generate(replace(cfg, land_days=(4, 6)), tmp_path / "parts")
     assert _digests(tmp_path / "parts") == _digests(tmp_path / "all")
+
+
+def test_generate_writes_for_tenants_onboarded_by_name(settings, capsys):
+    """``generate --tenant ID`` writes for a tenant onboarded with ``tenants add`` (in its region, its registry row
+    untouched, ``--register`` or not); a tenant not onboarded, or one whose files are read with a source spec of its
+    own, is refused with what to do, and nothing is written."""
+    from ml.core.tenants import TenantStore
+    from ml.ops.cli import main
+
+    common = ["--users", "40", "--items", "20", "--days", "2", "--end-date", "2026-11-20"]
+    assert main(["tenants", "add", "news-co", "--region", "us", "--seen-items", "allow"]) == 0
+    assert main(["generate", "--tenant", "news-co", "--register", *common]) == 0
+    assert "for 1 tenants" in capsys.readouterr().out
+    landing = settings.stores.landing
+    assert landing.days("us", "news-co") and not list(landing.root.glob("region=eu/*"))
+    assert TenantStore(settings).get("news-co").seen_items == "allow"  # kept, not registered again
+    assert main(["generate", "--tenant", "shop-co", *common]) == 2
+    assert "tenant 'shop-co' is not onboarded: `tenantflow tenants add shop-co --region eu` first" in " ".join(
+        capsys.readouterr().err.split()
+    )
+    spec = settings.home / "spec.yaml"
+    spec.write_text("delimiter: \";\"\n")
+    assert main(["tenants", "source", "news-co", "--file", str(spec)]) == 0
+    assert main(["generate", "--tenant", "news-co", "--tenant", "t0001", "--register", *common]) == 2
+    assert "has a source spec of its own" in " ".join(capsys.readouterr().err.split())
+    assert not landing.days("eu", "t0001") and [t.tenant_id for t in TenantStore(settings).list()] == ["news-co"]

@@ -206,20 +206,23 @@ def fleet_config(
     end_date: date | None = None,
     formats: Sequence[str] = FORMATS,
     regions: Sequence[str] = ("eu", "us"),
+    named: Sequence[tuple[str, str]] = (),
 ) -> GenerationConfig:
     """``n_tenants`` tenants (``t0001``…) that differ in size and activity around the given
-    means, cycling through landing formats and regions."""
+    means, cycling through landing formats and regions; ``named``: (tenant id, region) pairs to
+    generate instead (tenants onboarded by name; ``n_tenants`` is then their number)."""
     rng = np.random.default_rng([seed, 7])
+    named = list(named) or [(f"t{i + 1:04d}", regions[i % len(regions)]) for i in range(n_tenants)]
     specs = [
         TenantSpec(
-            tenant_id=f"t{i + 1:04d}",
-            region=regions[i % len(regions)],
+            tenant_id=named[i][0],
+            region=named[i][1],
             users=max(20, int(users * rng.uniform(0.5, 1.5))),
             items=max(20, int(items * rng.uniform(0.5, 1.5))),
             fmt=formats[i % len(formats)],
             activity=float(rng.uniform(0.7, 1.3)),
         )
-        for i in range(n_tenants)
+        for i in range(len(named))
     ]
     if end_date is None:
         return GenerationConfig(tenants=specs, days=days, seed=seed)

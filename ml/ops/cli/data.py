@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ml.core.settings import get_settings
+from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore, tenant_from_dict
 from ml.ops.cli.progress import steps
 
@@ -62,6 +62,14 @@ def generate(
     register: Annotated[
         bool, typer.Option("--register", help="Also onboard the tenants (their rows in the control database)")
     ] = False,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tenant",
+            help="Generate for this tenant (repeatable; onboarded: its region from the registry) instead of "
+            "--tenants new ones (t0001…)",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Landing folder (default: $TENANTFLOW_HOME/landing)")] = None,
 ) -> None:
     """Write synthetic product events into landing/."""
@@ -69,10 +77,15 @@ def generate(
     from ml.data.generate.config import Drift, Faults, demo_config, fleet_config
 
     settings = get_settings()
+    if demo and tenant:
+        raise typer.BadParameter(
+            "--demo generates the demo's own five tenants: leave out --tenant", param_hint="--tenant"
+        )
     if demo:
         config, rows = demo_config(end_date=_date(end_date), seed=seed)
     else:
-        config = fleet_config(tenants, users, items, days, seed, _date(end_date), formats.split(","))
+        named = _generated_tenants(settings, tenant or [], register)
+        config = fleet_config(tenants, users, items, days, seed, _date(end_date), formats.split(","), named=named)
         rows = [
             {"tenant_id": s.tenant_id, "region": s.region, "onboarded_at": config.start_date} for s in config.tenants
         ]
@@ -82,10 +95,12 @@ def generate(
     ]
     land = tuple(int(x) for x in land_days.split(":")) if land_days else None
     config = replace(config, drifts=[*config.drifts, *drifts], faults=[*config.faults, *fault_specs], land_days=land)  # type: ignore[arg-type]
-    if register:
+    if register:  # (a tenant named with --tenant that is onboarded keeps its row)
         store = TenantStore(settings)
+        onboarded = {t.tenant_id for t in store.list()} if tenant else set()
         for row in rows:
-            store.add(tenant_from_dict(row), replace=True)
+            if row["tenant_id"] not in onboarded:
+                store.add(tenant_from_dict(row), replace=True)
     target = out or settings.stores.landing.root
     t = time.perf_counter()
     with steps("generate", len(config.tenants)) as s:
@@ -100,6 +115,30 @@ def generate(
         f"Next: tenantflow ingest --start {config.start_date} --end {config.end_date + timedelta(days=1)} "
         "(--end is exclusive; files are taken once unchanged for TENANTFLOW_LANDING_SETTLE_SECONDS, 5 s by default)"
     )
+
+
+def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> list[tuple[str, str]]:
+    """(tenant id, region) of the tenants ``generate --tenant`` names: each onboarded (its region), or new with
+    ``--register`` (regions eu, us in turn). Raises :class:`typer.BadParameter` naming a tenant that is not
+    onboarded (without ``--register``) or reads its landing files with a source spec of its own (generated files
+    follow the event contract, which that spec would not map)."""
+    store, out = TenantStore(settings), []
+    known = {t.tenant_id: t for t in store.list()}
+    for i, tid in enumerate(dict.fromkeys(ids)):
+        if tid not in known and not register:
+            raise typer.BadParameter(
+                f"tenant {tid!r} is not onboarded: `tenantflow tenants add {tid} --region eu` first, or pass "
+                "--register to onboard it here",
+                param_hint="--tenant",
+            )
+        if tid in known and store.source_spec(tid) is not None:
+            raise typer.BadParameter(
+                f"tenant {tid!r} has a source spec of its own (`tenantflow tenants show {tid}`): generated files "
+                "follow the event contract, which its spec would not read; generate for another tenant",
+                param_hint="--tenant",
+            )
+        out.append((tid, known[tid].region if tid in known else ("eu", "us")[i % 2]))
+    return out
 
 
 def ingest(
