@@ -182,7 +182,7 @@ def test_generate_writes_for_tenants_onboarded_by_name(settings, capsys):
         capsys.readouterr().err.split()
     )
     spec = settings.home / "spec.yaml"
-    spec.write_text("delimiter: \";\"\n")
+    spec.write_text('delimiter: ";"\n')
     assert main(["tenants", "source", "news-co", "--file", str(spec)]) == 0
     assert main(["generate", "--tenant", "news-co", "--tenant", "t0001", "--register", *common]) == 2
     assert "has a source spec of its own" in " ".join(capsys.readouterr().err.split())

@@ -67,6 +67,7 @@ def test_history_lands_by_event_time_without_the_lateness_rule(north, tmp_path):
     assert lake["2025-06-03"][["event_type", "quantity", "price"]].values.tolist() == [["return", -1.0, 3.5]]
     # 7 of the tenant's rows (one is the south shop's, left to it), one exact duplicate
     assert (s["rows_in"], s["landed"], s["duplicates_dropped"], s["other_tenant_rows"]) == (7, 3, 1, 1)
+    assert s["rows_read"] == 7
     assert s["quarantined"] == {"bad_timestamp": 1, "null_user_id": 1, "timestamp_in_future": 1}
     quarantine = _partitions(north, north.stores.quarantine)
     # what cannot be placed in time lands on the import's day, with the raw record as sent
@@ -120,6 +121,13 @@ def test_the_cli_imports_and_names_a_missing_file(north, tmp_path, capsys):
     )
     assert main(["import", "north", str(tmp_path / "nope.csv")]) != 0
     assert "nope.csv" in capsys.readouterr().err
+    # a second export with one row of a day already landed: the day is rebuilt whole, and the summary tells the
+    # export's rows (one) from the day's (all four)
+    (tmp_path / "more.csv").write_text(EXPORT.splitlines()[0] + "\nA7,S2,1,10,2025-06-01 08:00:00,17850.0,north\n")
+    assert main(["import", "north", str(tmp_path / "more.csv")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "1 of its rows read), 1 days ingested whole (every landed file of the day)" in printed
+    assert "4 rows in, 3 landed" in printed  # its two rows from export.csv (one a duplicate), and the new one
 
 
 def test_the_import_says_to_rebuild_from_its_first_date_only_where_the_tenant_has_features(north, tmp_path, capsys):

@@ -72,10 +72,13 @@ class HistoryImport:
     reports: list[PartitionReport]
 
     def summary(self) -> dict[str, Any]:
-        """Totals and per-day counts (JSON-ready); ``rows_in = landed + quarantined + dropped + duplicates``."""
+        """Totals and per-day counts (JSON-ready); ``rows_in = landed + quarantined + dropped + duplicates``, over
+        every landed file of the days ingested (a day is rebuilt whole: its webhook and earlier files too);
+        ``rows_read``: this tenant's rows and malformed lines read from the import's files."""
         return {
             "tenant_id": self.tenant_id,
             "files": len(self.files),
+            "rows_read": sum(f.rows for f in self.files),
             "files_unchanged": sum(not f.changed and not f.problems and f.rows > 0 for f in self.files),
             "files_without_rows": sum(f.rows == 0 and not f.problems for f in self.files),
             "days_ingested": len(self.reports),

@@ -228,8 +228,9 @@ def _print_import(summary: dict[str, Any], has_features: bool = False) -> None:
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantined"].items()) or "none"
     console.print(
         f"{summary['files']} files ({summary['files_unchanged']} imported before, unchanged; "
-        f"{summary['files_without_rows']} without rows of this tenant), "
-        f"{summary['days_ingested']} days ingested in {summary['seconds']} s: {summary['rows_in']:,} rows in, "
+        f"{summary['files_without_rows']} without rows of this tenant; {summary['rows_read']:,} of its rows read), "
+        f"{summary['days_ingested']} days ingested whole (every landed file of the day) in {summary['seconds']} s: "
+        f"{summary['rows_in']:,} rows in, "
         f"{summary['landed']:,} landed, quarantined: {reasons}, dropped by rule: {summary['dropped'] or 'none'}, "
         f"{summary['duplicates_dropped']:,} duplicates dropped"
         + (f"; {summary['other_tenant_rows']:,} rows of other tenants skipped" if summary["other_tenant_rows"] else "")
