@@ -118,10 +118,21 @@ def _lake_rows(settings: Settings, tenant: Tenant, partitions: list[Path]) -> tu
         return 0, f"lake not readable: {exc}"
 
 
+# the ingest DAG's daily run lands a landing day just after it ends (UTC midnight): a day is behind an hour later
+DAILY_RUN_GRACE = timedelta(hours=1)
+
+
+def first_day_not_due(now: datetime) -> date:
+    """The first landing day the ingest DAG's daily run need not have landed by ``now`` (aware, UTC): today, or
+    yesterday within ``DAILY_RUN_GRACE`` of midnight (its run is starting); an earlier day without a lake
+    partition is behind."""
+    return (now - DAILY_RUN_GRACE).date()
+
+
 def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], waiting: dict[str, list[str]]) -> list[str]:
     """What the lake lacks of landing now: the files a day's last ingestion left waiting (still being written, or
-    complete since, for a run to land), and the landing days before today without a lake partition (today's folder,
-    where the webhook writes, lands with the next day's run)."""
+    complete since, for a run to land), and the landing days due without a lake partition (:func:`first_day_not_due`:
+    today's folder, where the webhook writes, lands with the next day's run)."""
     out, tid = [], tenant.tenant_id
     for day, names in waiting.items():
         folder = settings.stores.landing.day_dir(tenant.region, tid, date.fromisoformat(day))
@@ -139,7 +150,7 @@ def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], wait
         landing = settings.stores.landing.days(tenant.region, tid)
     except ValueError as exc:  # a folder an uploader named: ingestion of this tenant fails on it too
         return [*out, f"a landing folder is named for no day ({exc}): rename or move it"]
-    if behind := sorted({d for d in landing if d < datetime.now(UTC).date()} - set(days)):
+    if behind := sorted({d for d in landing if d < first_day_not_due(datetime.now(UTC))} - set(days)):
         n = len(behind)
         out.append(
             f"{n} landing day{'s' if n > 1 else ''} not in the lake yet (first {behind[0]}): no ingest ran over "

@@ -21,7 +21,7 @@ import zstandard
 from ml.core.settings import get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest import run
-from ml.ops.status import status
+from ml.ops.status import first_day_not_due, status
 
 DAY = date(2026, 11, 20)
 H = "event_id,tenant_id,user_id,item_id,event_type,event_at,session_id,dwell_seconds,topic,device"
@@ -358,6 +358,9 @@ def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_b
         "2 landing days not in the lake yet (first 2026-11-20): no ingest ran over them, or every file is still "
         "being written; run the ingest DAG (or `tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-23`)"
     )
+    # yesterday's folder is due an hour after midnight, when the daily run has landed it
+    assert first_day_not_due(datetime(2026, 11, 23, 0, 30, tzinfo=UTC)) == date(2026, 11, 22)
+    assert first_day_not_due(datetime(2026, 11, 23, 1, 30, tzinfo=UTC)) == date(2026, 11, 23)
     # an uploader's folder that is no date: status says so (for this tenant; ingestion of it fails too)
     (bad := settings.stores.landing.tenant_dir("eu", "acme") / "date=2026-11-20.bak").mkdir()
     assert status(settings)[0]["ingest_warnings"][-1].startswith("a landing folder is named for no day (")
