@@ -8,6 +8,7 @@ different files run in parallel.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,8 @@ from ml.data.publish import OnlineMart, publish_tenant
 
 log = logging.getLogger(__name__)
 
+# what dbt writes per node it runs in the target folder: emptied before a build (the manifest, the parse kept)
+DBT_RUN_FOLDERS = ("compiled", "run")
 # models that aggregate over tenants (``sharing_tenants``): rebuilt without a held-back tenant's rows
 CROSS_TENANT = "tag:cross_tenant"
 # the tables and views of the warehouse file a connection opened (a silo's is attached, then used)
@@ -58,6 +61,8 @@ def build_warehouse(
     if silo := silo_tenant_of(path):
         seal_lake(settings, TenantStore(settings).get(silo))
     with warehouse_lock(path):
+        for written in DBT_RUN_FOLDERS:  # (dbt leaves a removed test's query there, for a reader to take as current)
+            shutil.rmtree(settings.stores.dbt_target(wh.key) / written, ignore_errors=True)
         result = run_dbt(["build", "--exclude-resource-type", "test"], settings, wh, v, threads)
         target = Path(result["target_dir"])
         if (target / "run_results.json").is_file():

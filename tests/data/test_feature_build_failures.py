@@ -165,7 +165,7 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     from ml.ops.cli import main
     from ml.ops.status import format_table, status
 
-    settings, _ = _engineers_pool(settings, tmp_path, {})
+    settings, wh = _engineers_pool(settings, tmp_path, {})
     monkeypatch.setenv("TENANTFLOW_DBT_PROJECT_DIR", str(settings.dbt_project_dir))
     _land(settings)
     assert main(["features", "build"]) == 0
@@ -203,6 +203,9 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     (settings.dbt_project_dir / "seeds/bad_seed.csv").unlink()
     assert main(["features", "build"]) == 0
     assert status(settings)[1]["published"]["snapshot_id"]  # globex, published again: its pointer rewritten
+    # the removed test's compiled query is gone from the target folder (dbt leaves it), the other tests' are there
+    compiled = settings.stores.dbt_target(wh.key) / "compiled/tenantflow"
+    assert not list(compiled.rglob("assert_globex_has_no_users.sql")) and list(compiled.rglob("*.sql"))
 
     # the lake changes after the check (not when the same files are ingested again): status says to build
     def land_again() -> None:
