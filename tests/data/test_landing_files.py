@@ -536,7 +536,7 @@ def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_bein
 ):
     """A history import (as an erasure, and the later days whose duplicates a rebuilt day decides) rebuilds its days
     whatever their files do: no later run may look back to them. Over a day whose landed file is being sent again it
-    waits for the file to be complete (:data:`ml.data.ingest.run.RESENT_WAIT_SECONDS`); past that the day is rebuilt
+    waits for the file to be complete (:func:`ml.data.ingest.run.resent_wait_seconds`); past that the day is rebuilt
     without that file's rows and the import names the file and the command that lands them again."""
     from ml.data.ingest.history import import_history
 
@@ -545,7 +545,8 @@ def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_bein
     path.write_text(_csv([_row(1), _row(2), _row(3)]))  # the tenant's tool rewrites the day's export
     (export := tmp_path / "export.csv").write_text(_csv([_row(4)]))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
-    monkeypatch.setattr(run, "RESENT_WAIT_SECONDS", 0.0)
+    assert (wait := run.resent_wait_seconds)(30.0) == run.RESENT_WAIT_SECONDS + 30  # time to finish, then to settle
+    monkeypatch.setattr(run, "resent_wait_seconds", lambda settle: 0.0)
     summary = import_history(get_settings(), acme, [export]).summary()
     command = "tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-21"
     assert summary["problems"] == [  # (a day older than the ingest DAG's lookback: the command alone)
@@ -567,7 +568,7 @@ def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_bein
     path.write_text(_csv([_row(1), _row(2), _row(3), _row(5)]))
     (export := tmp_path / "export2.csv").write_text(_csv([_row(6)]))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "1")
-    monkeypatch.setattr(run, "RESENT_WAIT_SECONDS", 60.0)
+    monkeypatch.setattr(run, "resent_wait_seconds", wait)
     summary = import_history(get_settings(), acme, [export]).summary()
     assert summary["days_ingested"] == 1 and summary["problems"] == [  # named, as an ingest names it
         "2026-11-20: file_replaced: day.csv was sent again with other content (3 rows, now 4)"
@@ -582,7 +583,7 @@ def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_bein
     path.write_text(path.read_text() + ",".join(_row(7).values()) + "\n")
     (export := tmp_path / "export3.csv").write_text(_csv([_row(8), _row(9, event_at=f"{nxt}T10:00:00Z")]))
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
-    monkeypatch.setattr(run, "RESENT_WAIT_SECONDS", 1.5)
+    monkeypatch.setattr(run, "resent_wait_seconds", lambda settle: 1.5)
     real_sleep = time.sleep
 
     def sleep(seconds: float) -> None:  # the other day's file is rewritten during the first wait

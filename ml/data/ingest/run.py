@@ -106,7 +106,7 @@ def ingest_days(
     (still changing), or whose every file is still being written, is kept as it is (its report ``changed``
     False, the file named) unless ``wait_for_files`` is False (a history import, an erasure: a later run may never
     look back to them; and the later days whose deduplication the rebuilt days decide): such a rebuild waits up to
-    :data:`RESENT_WAIT_SECONDS` for a landed file being rewritten, then names it in the day's problems
+    :func:`resent_wait_seconds` for a landed file being rewritten, then names it in the day's problems
     (``file_being_resent``). A new file still being written waits alone (the day lands its complete files).
     A landed file sent again with other content, or gone, is named in its day's problems (``file_replaced``,
     ``file_gone``) unless ``files_replaced`` (the caller replaced them: an erasure); history files never are.
@@ -116,12 +116,19 @@ def ingest_days(
 
 
 def _ingest_days(
-    settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool, files_replaced: bool
+    settings: Settings,
+    tenant: Tenant,
+    days: list[date],
+    wait_for_files: bool,
+    files_replaced: bool,
+    wait_until: float | None = None,
 ) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
     previous = {d: read_manifest(settings, tenant, d) for d in files}  # what each day landed before
-    resent = {} if wait_for_files else _await_resent(settings, tenant, files, previous)
+    if not wait_for_files:  # (one wait for the whole rebuild, the later days' too: the tenant's lock is held)
+        wait_until = wait_until or time.monotonic() + resent_wait_seconds(settle)
+    resent = {} if wait_until is None else _await_resent(settings, tenant, files, previous, wait_until)
     # a lake day with a landed file being rewritten keeps its partition until a later run sees the file settled
     # (rebuilt from its complete files alone, that file's rows would leave the lake meanwhile); a new file waits alone
     # (and a day whose every file is still being written: nothing to land yet, nothing of it changes)
@@ -189,7 +196,7 @@ def _ingest_days(
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
     # (rebuilt whatever their files do: a day kept here would keep the deduplication these days changed)
-    return held + out + (_ingest_days(settings, tenant, later, False, files_replaced) if later else [])
+    return held + out + (_ingest_days(settings, tenant, later, False, files_replaced, wait_until) if later else [])
 
 
 def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> list[str]:
@@ -198,27 +205,38 @@ def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> list[str
     return sorted({p.name for p in waiting} & landed)
 
 
-# how long a rebuild that cannot leave a day to a later run (wait_for_files False) waits for a landed file of it
-# being written again to be complete: rebuilt without it, the day's lake loses that file's rows until it is
+# how long a rebuild that cannot leave a day to a later run (wait_for_files False) gives a landed file of it being
+# written again to be finished: rebuilt without it, the day's lake loses that file's rows until it is complete
 RESENT_WAIT_SECONDS = 60.0
 
 
+def resent_wait_seconds(settle_seconds: float) -> float:
+    """How long such a rebuild waits, at most, for its landed files being written again, in seconds: a writer's
+    :data:`RESENT_WAIT_SECONDS` to finish, then the settle time (``TENANTFLOW_LANDING_SETTLE_SECONDS``) for the file
+    to count as complete; one wait for the rebuild and the later days it rebuilds (the tenant's lock is held)."""
+    return RESENT_WAIT_SECONDS + settle_seconds
+
+
 def _await_resent(
-    settings: Settings, tenant: Tenant, files: dict[date, tuple[list[Path], list[Path]]], previous: dict[date, Any]
+    settings: Settings,
+    tenant: Tenant,
+    files: dict[date, tuple[list[Path], list[Path]]],
+    previous: dict[date, Any],
+    deadline: float,
 ) -> dict[date, str]:
-    """Wait up to :data:`RESENT_WAIT_SECONDS` for the days' landed files being written again (``files``, each
-    day's complete and waiting files, listed again in place); the days whose files still are, with the problem
+    """Wait until ``deadline`` (``time.monotonic()``) for the days' landed files being written again (``files``,
+    each day's complete and waiting files, listed again in place); the days whose files still are, with the problem
     their rebuild reports."""
-    deadline, said = time.monotonic() + RESENT_WAIT_SECONDS, False
+    said = False
     while (resent := {d: names for d, (_, w) in files.items() if (names := _rewritten(previous[d], w))}) and (
         time.monotonic() < deadline
     ):
         if not said:  # (once, where the CLI shows it)
             said = True
             log.warning(
-                "tenant %s: waiting up to %g s for landed files being written again to be complete: %s",
+                "tenant %s: waiting up to %.0f s for landed files being written again to be complete: %s",
                 tenant.tenant_id,
-                RESENT_WAIT_SECONDS,
+                deadline - time.monotonic(),
                 {str(d): names for d, names in resent.items()},
             )
         time.sleep(1.0)
