@@ -9,6 +9,7 @@ them (:mod:`ml.serving.schemas`), and the lake stores them typed.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 LANDING_COLUMNS = (
@@ -26,6 +27,19 @@ LANDING_COLUMNS = (
     "quantity",  # units bought, added or returned, as sent (a shop's return may send it negative)
     "price",  # unit price, the tenant's currency
 )
+# The webhook's landing files (ml.serving.webhook): these columns as JSON lines, named events-api-<HHMMSS>-<12 hex>
+# .jsonl; read with the contract whatever the tenant's source spec (the platform writes them, not the tenant).
+WEBHOOK_FILE = re.compile(r"events-api-\d{6}-[0-9a-f]{12}\.jsonl")
+
+
+def webhook_file_name(hhmmss: str, token: str) -> str:
+    """A webhook landing file's name (:data:`WEBHOOK_FILE`): its write time (UTC, ``HHMMSS``) and 12 hex digits."""
+    name = f"events-api-{hhmmss}-{token}.jsonl"
+    if not WEBHOOK_FILE.fullmatch(name):
+        raise ValueError(f"not a webhook file name: {name!r}")
+    return name
+
+
 # What a file must send (by name or through the spec); the others may be absent: tenant_id is then
 # the tenant whose landing folder holds the file, the rest null.
 REQUIRED_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_at")

@@ -205,7 +205,7 @@ class TenantStore:
             )
             for (key_id,) in keys:
                 audit.append(con, "key_revoke", tenant_id, key_id, {"why": "tenant removed"})
-            for table in ("tenants", "source_specs", "monitor_policies", "traffic_splits"):
+            for table in ("tenants", "source_specs", "source_spec_versions", "monitor_policies", "traffic_splits"):
                 con.execute(f"delete from {table} where tenant_id = ?", (tenant_id,))  # fixed table names
             con.execute("delete from retrain_requests where tenant_id = ? and status = 'requested'", (tenant_id,))
             con.execute(
@@ -244,6 +244,23 @@ class TenantStore:
         validate_slug(tenant_id)
         with control_db.connect(self.settings) as con:
             row = con.execute("select spec from source_specs where tenant_id = ?", (tenant_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def remember_source_spec(self, tenant_id: str, spec_id: str, spec: dict[str, object]) -> None:
+        """Keep a spec the tenant's files were read with, under its content id (kept once; never forgotten while
+        the tenant is registered: a landed file is read again with it)."""
+        with control_db.connect(self.settings) as con:
+            con.execute(
+                "insert or ignore into source_spec_versions values (?, ?, ?, datetime('now'))",
+                (tenant_id, spec_id, json.dumps(spec, sort_keys=True)),
+            )
+
+    def source_spec_version(self, tenant_id: str, spec_id: str) -> dict[str, object] | None:
+        """A spec the tenant's files were read with (:meth:`remember_source_spec`), or None."""
+        with control_db.connect(self.settings) as con:
+            row = con.execute(
+                "select spec from source_spec_versions where tenant_id = ? and spec_id = ?", (tenant_id, spec_id)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def seed_from_file(self, path: Path, check: Callable[[Tenant], object] | None = None) -> builtins.list[Tenant]:

@@ -69,10 +69,11 @@ from ml.core.warehouse import delete_user, warehouse_lock
 from ml.core.webhook_ledger import forget_events, ledger_key
 from ml.data.ingest.history import history_bytes, with_malformed
 from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files
+from ml.data.ingest.partitions import read_manifest
 from ml.data.ingest.raw_records import with_raw_lines
 from ml.data.ingest.readers import MALFORMED, opened, read_file, reader
 from ml.data.ingest.run import ingest_days, tenant_lock
-from ml.data.ingest.spec import SourceSpec, source_spec
+from ml.data.ingest.spec import SourceSpec, landed_under, source_spec, spec_for
 from ml.data.publish import republish_without
 from ml.models.kinds import kind_names
 from ml.models.registry import global_owner
@@ -161,8 +162,9 @@ def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[li
                         "is still being written; nothing was erased yet (rows of the user sent from now on "
                         "are dropped): run the erasure again once it is complete"
                     )
+                landed = landed_under(settings, tenant, spec, read_manifest(settings, tenant, day))
                 for path in complete:
-                    rewritten = _without_user(con, path, Path(workdir), settings, tenant, spec, user_id)
+                    rewritten = _without_user(con, path, Path(workdir), settings, tenant, (spec, landed), user_id)
                     if rewritten is not None:
                         found.append((day, path, rewritten[0]))
                         event_ids |= rewritten[1]
@@ -212,24 +214,25 @@ def _without_user(
     workdir: Path,
     settings: Settings,
     tenant: Tenant,
-    spec: SourceSpec,
+    specs: tuple[SourceSpec, dict[tuple[str, str], SourceSpec]],
     user_id: str,
 ) -> tuple[bytes, set[str]] | None:
     """A landing file's history-file bytes without the user's rows and lines, and the user's event
-    ids; None when the file does not hold the user.
+    ids; None when the file does not hold the user. ``specs``: the tenant's current spec, and the ones its day's
+    files were read with (:func:`ml.data.ingest.spec.landed_under`): the file is read as its ingestion read it.
 
     Raises:
         TenantError: the file cannot be read back (nothing of it is changed).
     """
     try:
         plain, digest = opened(path, workdir, settings, tenant.tenant_id)
-        read = read_file(con, plain, 0, workdir, tenant.tenant_id, spec)
+        read = read_file(con, plain, 0, workdir, tenant.tenant_id, spec_for(path.name, digest, *specs))
     except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
         raise TenantError(
             f"tenant {tenant.tenant_id}: landing file {path} cannot be read back ({type(exc).__name__}: {exc}); "
             "the user was not erased from it: remove or fix the file, then run the erasure again"
         ) from exc
-    rows = with_raw_lines(read.rows, plain.parent, spec, settings, tenant.tenant_id)  # each row keeps its line
+    rows = with_raw_lines(read.rows, plain.parent, settings, tenant.tenant_id)  # each row keeps its line
     rows = with_malformed(rows, read.malformed, path.name)
     raw = rows["_raw"].astype("string")
     mine = (rows["user_id"].astype("string") == user_id).fillna(False).to_numpy(dtype=bool)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.core import atomic, control_db, sealed_files
-from ml.core.contract import LANDING_COLUMNS
+from ml.core.contract import LANDING_COLUMNS, webhook_file_name
 from ml.core.settings import Settings
 from ml.core.tenant_parquet import writer_tenant_key
 from ml.core.webhook_ledger import ledger_id, ledger_key
@@ -196,7 +196,7 @@ class EventSink:
         """One durable landing file (fsync of the file, rename, fsync of the folder) with the rows;
         sealed with the tenant's key when ``seal``."""
         folder = self.settings.stores.landing.day_dir(region, tenant_id, day)
-        final = folder / f"events-api-{time.strftime('%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}.jsonl"
+        final = folder / webhook_file_name(time.strftime("%H%M%S", time.gmtime()), uuid.uuid4().hex[:12])
         lines = b"".join(
             json.dumps({c: r.get(c) for c in LANDING_COLUMNS}, separators=(",", ":")).encode() + b"\n" for r in rows
         )

@@ -127,10 +127,10 @@ def test_one_tenants_bad_batch_does_not_alter_another(settings, faulty, tmp_path
 def test_a_crashing_tenant_does_not_stop_its_chunk(settings, faulty, monkeypatch):
     real = run.ingest_days
 
-    def flaky(s, tenant, days):  # a bug we cannot provoke with data: stand in for it
+    def flaky(s, tenant, days, **options):  # a bug we cannot provoke with data: stand in for it
         if tenant.tenant_id == "acme":
             raise OSError("disk on fire")
-        return real(s, tenant, days)
+        return real(s, tenant, days, **options)
 
     monkeypatch.setattr(run, "ingest_days", flaky)
     with pytest.raises(RuntimeError, match="acme: OSError: disk on fire.*Other tenants"):

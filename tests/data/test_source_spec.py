@@ -239,3 +239,49 @@ def test_the_readmes_landing_contract_is_the_codes():
 def test_event_type_mappings_name_landing_types():
     with pytest.raises(SpecError, match="event_types.*purchaes"):
         parse_spec({"event_types": {"buy": "purchaes"}}, "tenant shop")
+
+
+def _contract_csv(*users: str, day: date = DAY) -> str:
+    """A file in the landing contract: one click per user, at 10:00 of ``day``."""
+    rows = [f"c-{u},{u},i1,click,{day}T10:00:00Z" for u in users]
+    return "event_id,user_id,item_id,event_type,event_at\n" + "\n".join(rows) + "\n"
+
+
+def test_a_new_spec_reads_the_files_that_arrive_after_it_not_the_ones_landed_before(settings, tmp_path, capsys):
+    """A tenant that sent files in the landing contract and then stores a spec for its own export (a new user's
+    case: a spec for a history import): a day rebuilt later reads each landed file with the spec it was first read
+    with, so nothing landed is lost; a webhook file is read with the contract whatever the spec; ``--current-spec``
+    reads every file with the current spec (a corrected one); an erasure reads each file as its ingestion did."""
+    from ml.core.contract import webhook_file_name
+    from ml.ops.user_erasure import erase_user
+
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    _drop(settings, "contract.csv", _contract_csv("alice", "bob"))
+    assert _ingest(settings)[0]["landed"] == 2
+    (spec := tmp_path / "spec.yaml").write_text(SPEC)
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    assert "files landed before keep the spec they were read with" in " ".join(capsys.readouterr().out.split())
+    # the tenant's own export arrives on the same day, and the platform's webhook writes a file there
+    _drop(settings, "export.csv", EXPORT.replace("1763629", "1795165"))  # (2026-11-20 09:00 UTC onwards)
+    webhook = webhook_file_name("101500", "0123456789ab")
+    _drop(settings, webhook, json.dumps({"event_id": "w1", "user_id": "carol", "item_id": "i2",
+                                         "event_type": "click", "event_at": f"{DAY}T10:15:00Z"}) + "\n")  # fmt: skip
+    summary, lake = _ingest(settings)
+    assert summary["batch_problems"] == [] and summary["quarantined"] == {}, summary
+    assert sorted(lake.user_id) == ["13047", "17850", "17850", "alice", "bob", "carol"]
+    manifest = json.loads(next(settings.stores.lake.tenant_dir("eu", "shop").rglob("_manifest.json")).read_text())
+    read_with = {f["name"]: f["spec"] for f in manifest["files"]}
+    assert read_with["contract.csv"] is None and read_with[webhook] is None and read_with["export.csv"]
+    # an erasure reads the contract file as it was read: alice's row leaves it
+    report = erase_user("shop", "alice", settings)
+    assert report["landing_files"] == ["date=2026-11-20/contract.csv"], report
+    assert sorted(_ingest(settings)[1].user_id) == ["13047", "17850", "17850", "bob", "carol"]
+    # a corrected spec (its views are clicks): a rebuild keeps the export's first reading; --current-spec reads it
+    # with the new one, the webhook's file still as the contract (and the erased file is a history file now)
+    spec.write_text(SPEC.replace("viewed: view", "viewed: click"))
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    assert sorted(_ingest(settings)[1].event_type) == ["click", "click", "click", "view", "view"]
+    assert main(["ingest", "--tenant", "shop", "--start", str(DAY), "--current-spec"]) == 0
+    [printed] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert (printed["landed"], printed["batch_problems"]) == (5, [])
+    assert sorted(_ingest(settings)[1].event_type) == ["click"] * 5

@@ -17,7 +17,7 @@ import pandas as pd
 from ml.core import sealed_files
 from ml.core.settings import Settings
 from ml.data.ingest.files import UnreadableFile, file_kind, plain_copy
-from ml.data.ingest.spec import SourceSpec
+from ml.data.ingest.spec import DEFAULT, SourceSpec
 
 
 def raw_lines(path: Path, spec: SourceSpec, numbers: set[int], settings: Settings, tenant_id: str) -> dict[int, str]:
@@ -45,12 +45,10 @@ def raw_lines(path: Path, spec: SourceSpec, numbers: set[int], settings: Setting
     return found
 
 
-def with_raw_lines(
-    rejected: pd.DataFrame, folder: Path, spec: SourceSpec, settings: Settings, tenant_id: str
-) -> pd.DataFrame:
+def with_raw_lines(rejected: pd.DataFrame, folder: Path, settings: Settings, tenant_id: str) -> pd.DataFrame:
     """``rejected`` rows with ``_raw`` set, where the reader left it null, to the line of the
-    landing file in ``folder`` that carried them (a file in the landing contract: only its
-    quarantined rows' lines are read again)."""
+    landing file in ``folder`` that carried them (a file read with the landing contract, the only one whose rows
+    the reader leaves without it: only its quarantined rows' lines are read again)."""
     need = rejected["_raw"].isna().to_numpy()
     if not need.any():
         return rejected
@@ -58,6 +56,6 @@ def with_raw_lines(
     for name, rows in rejected[need].groupby("source_file").indices.items():
         positions = np.flatnonzero(need)[rows]
         numbers = rejected["_line_no"].to_numpy()[positions]
-        lines = raw_lines(folder / name, spec, set(numbers.tolist()), settings, tenant_id)
+        lines = raw_lines(folder / name, DEFAULT, set(numbers.tolist()), settings, tenant_id)
         raw[positions] = [lines.get(n) for n in numbers]
     return rejected.assign(_raw=raw)

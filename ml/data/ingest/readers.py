@@ -28,7 +28,7 @@ from ml.data.ingest.landing import HISTORY_FILE, sha256_file
 from ml.data.ingest.mapping import PARSED, landing_select, raw_record
 from ml.data.ingest.parsers import JSON_LINE, csv_rejects, read_delimited, read_json
 from ml.data.ingest.partitions import PartitionReport
-from ml.data.ingest.spec import DEFAULT, SourceSpec
+from ml.data.ingest.spec import DEFAULT, SourceSpec, spec_for, spec_id
 
 log = logging.getLogger(__name__)
 
@@ -269,10 +269,14 @@ def read_day(
     report: PartitionReport,
     settings: Settings,
     spec: SourceSpec = DEFAULT,
+    landed_under: dict[tuple[str, str], SourceSpec] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Read one landing day's complete files (skipping re-sent copies) into text rows, per the
     tenant's source ``spec``; a sealed file (:mod:`ml.core.sealed_files`) is read from its content,
-    opened into the read's private temporary folder.
+    opened into the read's private temporary folder. A file read before with another spec is read with it
+    again (``landed_under``: (name, SHA-256) -> spec, :func:`ml.data.ingest.spec.landed_under`); a webhook file
+    with the landing contract. Each file's entry in ``report.files`` names the spec it was read with (``spec``:
+    :func:`ml.data.ingest.spec.spec_id`).
 
     A file that cannot be read at all is named in the day's problems with why; the others land.
 
@@ -280,7 +284,7 @@ def read_day(
         TenantKeyError: a sealed file does not open with the tenant's key.
     """
     with tempfile.TemporaryDirectory(prefix="tenantflow-read-") as workdir:
-        return _read_day(con, files, report, spec, Path(workdir), settings)
+        return _read_day(con, files, report, spec, Path(workdir), settings, landed_under or {})
 
 
 def opened(path: Path, workdir: Path, settings: Settings, tenant_id: str) -> tuple[Path, str]:
@@ -300,6 +304,7 @@ def _read_day(
     spec: SourceSpec,
     workdir: Path,
     settings: Settings,
+    landed_under: dict[tuple[str, str], SourceSpec],
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     frames, bad_lines = [], []
     seen_hashes: dict[str, str] = {}
@@ -312,14 +317,15 @@ def _read_day(
             report.files.append({"name": path.name, "sha256": None, "rows": 0, "status": report.batch_problems[-1]})
             continue
         plain, digest = opened(path, workdir, settings, report.tenant_id)
-        entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested"}
+        file_spec = spec_for(path.name, digest, spec, landed_under)
+        entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested", "spec": spec_id(file_spec)}
         report.files.append(entry)
         if digest in seen_hashes:
             entry["status"] = f"duplicate_of:{seen_hashes[digest]}"
             continue
         seen_hashes[digest] = path.name
         try:
-            read = read_file(con, plain, file_no, workdir, report.tenant_id, spec)
+            read = read_file(con, plain, file_no, workdir, report.tenant_id, file_spec)
         except UnreadableFile as exc:
             report.batch_problems.append(f"{exc.reason}: {exc}")
             entry["status"] = report.batch_problems[-1]

@@ -48,7 +48,7 @@ from ml.data.ingest.partitions import (
 )
 from ml.data.ingest.raw_records import with_raw_lines
 from ml.data.ingest.readers import read_day, reader, typed_rows
-from ml.data.ingest.spec import source_spec
+from ml.data.ingest.spec import landed_under, source_spec
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID
 
@@ -97,7 +97,12 @@ def seal_lake(settings: Settings, tenant: Tenant) -> int:
 
 
 def ingest_days(
-    settings: Settings, tenant: Tenant, days: list[date], wait_for_files: bool = True, files_replaced: bool = False
+    settings: Settings,
+    tenant: Tenant,
+    days: list[date],
+    wait_for_files: bool = True,
+    files_replaced: bool = False,
+    current_spec: bool = False,
 ) -> list[PartitionReport]:
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
@@ -110,9 +115,11 @@ def ingest_days(
     (``file_being_resent``). A new file still being written waits alone (the day lands its complete files).
     A landed file sent again with other content, or gone, is named in its day's problems (``file_replaced``,
     ``file_gone``) unless ``files_replaced`` (the caller replaced them: an erasure); history files never are.
+    A landed file is read with the source spec it was read with before (:func:`ml.data.ingest.spec.landed_under`)
+    unless ``current_spec`` (every file with the tenant's current one: a corrected spec).
     """
     with tenant_lock(settings, tenant):
-        return _ingest_days(settings, tenant, days, wait_for_files, files_replaced)
+        return _ingest_days(settings, tenant, days, wait_for_files, files_replaced, current_spec=current_spec)
 
 
 def _ingest_days(
@@ -122,6 +129,7 @@ def _ingest_days(
     wait_for_files: bool,
     files_replaced: bool,
     wait_until: float | None = None,
+    current_spec: bool = False,
 ) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
@@ -129,14 +137,7 @@ def _ingest_days(
     if not wait_for_files:  # (one wait for the whole rebuild, the later days' too: the tenant's lock is held)
         wait_until = wait_until or time.monotonic() + resent_wait_seconds(settle)
     resent = {} if wait_until is None else _await_resent(settings, tenant, files, previous, wait_until)
-    # a lake day with a landed file being rewritten keeps its partition until a later run sees the file settled
-    # (rebuilt from its complete files alone, that file's rows would leave the lake meanwhile); a new file waits alone
-    # (and a day whose every file is still being written: nothing to land yet, nothing of it changes)
-    kept = [
-        d
-        for d, (complete, waiting) in files.items()
-        if wait_for_files and waiting and (not complete or _rewritten(previous[d], waiting))
-    ]
+    kept = _kept_days(files, previous) if wait_for_files else []
     held = [_kept_as_it_is(settings, tenant, d, files[d][1]) for d in kept]
     days = [d for d in files if d not in kept]
     if not days:
@@ -150,7 +151,8 @@ def _ingest_days(
     for d in days:
         complete, waiting = files[d]
         reports[d].waiting_files = [p.name for p in waiting]
-        raw, bad = read_day(con, complete, reports[d], settings, spec)
+        read_before = {} if current_spec else landed_under(settings, tenant, spec, previous[d])
+        raw, bad = read_day(con, complete, reports[d], settings, spec, read_before)
         if not files_replaced:
             reports[d].batch_problems += _replaced_files(previous[d], reports[d].files, waiting)
         reports[d].batch_problems += [resent[d]] if d in resent else []
@@ -192,11 +194,22 @@ def _ingest_days(
             ok, keep = ok & ~gone, keep & ~gone
         # valid rows typed, rejected rows as the text they came in: each row is taken once
         valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
-        rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), spec, settings, tenant.tenant_id)
+        rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), settings, tenant.tenant_id)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
     # (rebuilt whatever their files do: a day kept here would keep the deduplication these days changed)
-    return held + out + (_ingest_days(settings, tenant, later, False, files_replaced, wait_until) if later else [])
+    rebuilt = _ingest_days(settings, tenant, later, False, files_replaced, wait_until, current_spec) if later else []
+    return held + out + rebuilt
+
+
+def _kept_days(files: dict[date, tuple[list[Path], list[Path]]], previous: dict[date, Any]) -> list[date]:
+    """The days a run that may leave them to a later one keeps as they are: a lake day with a landed file being
+    rewritten keeps its partition until a later run sees the file settled (rebuilt from its complete files alone,
+    that file's rows would leave the lake meanwhile), and a day whose every file is still being written (nothing to
+    land yet, nothing of it changes); a new file still being written waits alone."""
+    return [
+        d for d, (complete, waiting) in files.items() if waiting and (not complete or _rewritten(previous[d], waiting))
+    ]
 
 
 def _rewritten(previous: dict[str, Any] | None, waiting: list[Path]) -> list[str]:
@@ -297,12 +310,15 @@ def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: La
     return later
 
 
-def ingest_tenant(settings: Settings, tenant: Tenant, start: date, end: date) -> list[PartitionReport]:
+def ingest_tenant(
+    settings: Settings, tenant: Tenant, start: date, end: date, current_spec: bool = False
+) -> list[PartitionReport]:
     """Ingest every landing date of ``[start, end)`` (and late files) for one tenant; then seal a
     silo tenant's drops that are due (:func:`~ml.data.ingest.landing.seal_landing`, every date: a
-    drop comes due an hour after its ingestion, whether or not anything is ingested then)."""
+    drop comes due an hour after its ingestion, whether or not anything is ingested then).
+    ``current_spec``: read every file with the tenant's current source spec (:func:`ingest_days`)."""
     days = dates_to_ingest(settings, tenant, start, end)
-    reports = ingest_days(settings, tenant, days) if days else []
+    reports = ingest_days(settings, tenant, days, current_spec=current_spec) if days else []
     if tenant.isolation == "silo":
         with tenant_lock(settings, tenant):
             seal_landing(settings, tenant, landing_dates(settings, tenant))
@@ -315,8 +331,10 @@ def ingest_tenants(
     end: date,
     settings: Settings | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    current_spec: bool = False,
 ) -> list[dict[str, Any]]:
-    """Ingest a chunk of tenants; one tenant's failure never stops the others.
+    """Ingest a chunk of tenants; one tenant's failure never stops the others (``current_spec``:
+    :func:`ingest_days`).
 
     Returns one summary per tenant (each also passed to ``progress`` as it is done). Raises at the
     end if any tenant failed unexpectedly, so Airflow retries the chunk (safe: every partition is
@@ -328,7 +346,7 @@ def ingest_tenants(
     for tid in tenant_ids:
         tenant = store.get(validate_slug(tid))
         try:
-            reports = ingest_tenant(settings, tenant, start, end)
+            reports = ingest_tenant(settings, tenant, start, end, current_spec)
         except Exception as exc:
             log.exception("tenant %s: ingestion failed", tid)
             failures.append(f"{tid}: {type(exc).__name__}: {exc}")

@@ -41,11 +41,18 @@ reading the file counts it as ``unattributed_lines`` and names its line numbers 
 never copying its text into its own stores).
 
 Raises :class:`SpecError` (naming the field) for anything else.
+
+A landed file is read with the spec it was first read with (its day's manifest names it, :func:`spec_id`): a new
+spec applies to the files that arrive after it, so a tenant that starts sending its own format (or stores a spec
+for an import) never has its earlier files, or the platform's webhook files (always the contract), read with it.
+``tenantflow ingest --current-spec`` reads a day's landed files with the current spec (a corrected spec).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -61,10 +68,12 @@ from pydantic import (
     model_validator,
 )
 
-from ml.core.contract import EVENT_TYPES, LANDING_COLUMNS, REQUIRED_COLUMNS
+from ml.core.contract import EVENT_TYPES, LANDING_COLUMNS, REQUIRED_COLUMNS, WEBHOOK_FILE
 from ml.core.errors import TenantError
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant, TenantStore
+
+log = logging.getLogger(__name__)
 
 # Functions (and operators) an ``expr`` may call: text, numbers, dates, conditionals.
 _TEXT = "starts_with ends_with prefix suffix contains concat concat_ws lower upper trim ltrim rtrim replace"
@@ -279,6 +288,46 @@ def source_spec(settings: Settings, tenant: Tenant) -> SourceSpec:
     """The tenant's stored spec, or :data:`DEFAULT`; :class:`SpecError` if the stored one no longer parses."""
     stored = TenantStore(settings).source_spec(tenant.tenant_id)
     return DEFAULT if stored is None else parse_spec(stored, f"tenant {tenant.tenant_id}")
+
+
+def spec_id(spec: SourceSpec) -> str | None:
+    """A spec's content id, the first 16 hex digits of the SHA-256 of its JSON (its fields set, keys sorted); None
+    for the landing contract (:data:`DEFAULT`)."""
+    if spec == DEFAULT:
+        return None
+    text = json.dumps(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def spec_for(name: str, sha256: str, current: SourceSpec, landed: dict[tuple[str, str], SourceSpec]) -> SourceSpec:
+    """The spec a landing file is read with: the landing contract for a webhook file (the platform writes it), the
+    spec it was read with before (``landed``: :func:`landed_under`), else ``current``."""
+    if WEBHOOK_FILE.fullmatch(name):
+        return DEFAULT
+    return landed.get((name, sha256), current)
+
+
+def landed_under(
+    settings: Settings, tenant: Tenant, current: SourceSpec, previous: dict[str, Any] | None
+) -> dict[tuple[str, str], SourceSpec]:
+    """(file name, SHA-256) -> the spec a day's files were read with at its last ingestion (``previous``, its
+    manifest), where that is not ``current``: each is read with it again. ``current`` is kept with the tenant
+    (:meth:`ml.core.tenants.TenantStore.remember_source_spec`). A file whose entry names no spec (landed before
+    specs were recorded) is read with ``current``; one whose spec is no longer kept too, with a warning."""
+    store, current_id = TenantStore(settings), spec_id(current)
+    if current_id is not None:
+        store.remember_source_spec(tenant.tenant_id, current_id, current.model_dump(mode="json", exclude_defaults=True))
+    out: dict[tuple[str, str], SourceSpec] = {}
+    for f in (previous or {}).get("files", []):
+        if "spec" not in f or f["spec"] == current_id or not f.get("sha256"):
+            continue
+        stored = None if f["spec"] is None else store.source_spec_version(tenant.tenant_id, f["spec"])
+        if f["spec"] is not None and stored is None:
+            log.warning("tenant %s: %s was read with spec %s, no longer kept: read with the current one",
+                        tenant.tenant_id, f["name"], f["spec"])  # fmt: skip
+            continue
+        out[(f["name"], f["sha256"])] = DEFAULT if stored is None else parse_spec(stored, f"tenant {tenant.tenant_id}")
+    return out
 
 
 def load_spec_file(path: Path) -> SourceSpec:

@@ -145,6 +145,14 @@ def ingest(
     start: Annotated[str, typer.Option(help="First landing date, e.g. 2026-11-20")],
     end: Annotated[str | None, typer.Option(help="Exclusive; default start + 1 day")] = None,
     tenant: Tenants = None,
+    current_spec: Annotated[
+        bool,
+        typer.Option(
+            "--current-spec",
+            help="Read every landed file with the tenant's current source spec (after correcting one); by default a "
+            "file is read with the spec it was first read with",
+        ),
+    ] = False,
 ) -> None:
     """Ingest landing dates without Airflow (what the ingest DAG runs); one JSON summary per tenant."""
     from ml.data.ingest.run import ingest_tenants
@@ -162,7 +170,8 @@ def ingest(
             waiting = f", {n} day{'s' if n > 1 else ''} waiting" if n else ""
             s.advance(f"{summary['tenant_id']} ({summary['landed']:,} landed{waiting})")
 
-        ingest_tenants(ids, first, _date(end) or first + timedelta(days=1), settings, progress=done)
+        last = _date(end) or first + timedelta(days=1)
+        ingest_tenants(ids, first, last, settings, progress=done, current_spec=current_spec)
     for summary in summaries:
         print(json.dumps(summary))
     settle = settings.landing.settle_seconds

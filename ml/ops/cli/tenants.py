@@ -178,11 +178,17 @@ def source(
         raise typer.BadParameter("give either --file SPEC or --clear")
     if file is None:
         store.set_source_spec(tenant_id, None)
-        print(f"tenant {tenant_id}: source spec cleared (the landing contract as is)")
+        print(
+            f"tenant {tenant_id}: source spec cleared: files that arrive from now on are read as the landing contract "
+            "(files landed before keep the spec they were read with)"
+        )
         return
     spec = load_spec_file(file)
     store.set_source_spec(tenant_id, spec.model_dump(mode="json", exclude_defaults=True))
-    print(f"tenant {tenant_id}: source spec from {file} stored; the next ingest run reads with it")
+    print(
+        f"tenant {tenant_id}: source spec from {file} stored; files that arrive from now on are read with it (files "
+        "landed before keep the spec they were read with: `tenantflow ingest --current-spec` reads them with this one)"
+    )
 
 
 @app.command()
