@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 _ENV_LOCK = threading.Lock()  # dbt reads env_var() from os.environ: one build per process at a time
 
 
+class DbtError(SetupError):
+    """dbt could not run a command at all (a project that does not parse, too little memory to start): the message
+    is dbt's, with the warehouse and what to do where known. A node that fails is a result, not this."""
+
+
 def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None) -> dict[str, Any]:
     """dbt vars for one warehouse: only tenants that already have lake data are read.
 
@@ -108,6 +113,9 @@ def run_dbt(
     ``memory_limit`` is the same share of the machine's memory (:func:`duckdb_memory_limit`).
     ``target_dir``: dbt's target folder (default: the warehouse's, where its builds' manifest is).
     Each node's ``hint`` says what to do when it ran out of that memory (else ``""``).
+
+    Raises:
+        DbtError: dbt could not run the command (a project that does not parse; too little memory to start).
     """
     from dbt.cli.main import dbtRunner
 
@@ -161,7 +169,7 @@ def run_dbt(
             )
     if res.exception is not None:
         hint = out_of_memory_hint(str(res.exception), env[MEMORY_LIMIT_VARIABLE])
-        raise RuntimeError(
+        raise DbtError(
             f"dbt {' '.join(args)} failed for warehouse {wh.key if wh else '-'}: {res.exception}"
             + (f"\n{hint}" if hint else "")
         )
@@ -190,7 +198,7 @@ def generate_docs(settings: Settings, wh: Warehouse) -> Path:
     Returns the page, ``static_index.html`` under ``reports/dbt-docs/<warehouse>/``.
 
     Raises:
-        RuntimeError: dbt failed (the message names the warehouse).
+        DbtError: dbt failed (the message names the warehouse).
     """
     from ml.core.warehouse import warehouse_lock
 
@@ -198,7 +206,7 @@ def generate_docs(settings: Settings, wh: Warehouse) -> Path:
     with warehouse_lock(wh.path(settings)):  # the catalog reads the file: not beside a build's writes
         res = run_dbt(["docs", "generate", "--static"], settings, wh, dbt_vars(settings, wh), target_dir=target)
     if not res["success"]:
-        raise RuntimeError(f"dbt docs generate failed for warehouse {wh.key}; see {target / 'logs'}")
+        raise DbtError(f"dbt docs generate failed for warehouse {wh.key}; see {target / 'logs'}")
     return target / "static_index.html"
 
 

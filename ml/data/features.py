@@ -27,10 +27,12 @@ from ml.data.publish import OnlineMart, publish_tenant
 
 log = logging.getLogger(__name__)
 
-# what dbt writes per node it runs in the target folder: emptied before a build (the manifest, the parse kept)
+# what dbt writes per node it runs in the target folder: a build that ran removes what it did not write
 DBT_RUN_FOLDERS = ("compiled", "run")
-# models that aggregate over tenants (``sharing_tenants``): rebuilt without a held-back tenant's rows
-CROSS_TENANT = "tag:cross_tenant"
+# models that aggregate over tenants (``sharing_tenants``), and the ones built from them: rebuilt without a held-back
+# tenant's rows, in this folder of the warehouse's dbt target
+CROSS_TENANT_TAG, CROSS_TENANT_RUN = "cross_tenant", "cross_tenant"
+CROSS_TENANT = f"tag:{CROSS_TENANT_TAG}+"
 # the tables and views of the warehouse file a connection opened (a silo's is attached, then used)
 BUILT_TABLES = "select table_name from information_schema.tables where table_catalog = current_database()"
 
@@ -61,8 +63,8 @@ def build_warehouse(
     if silo := silo_tenant_of(path):
         seal_lake(settings, TenantStore(settings).get(silo))
     with warehouse_lock(path):
-        for written in DBT_RUN_FOLDERS:  # (dbt leaves a removed test's query there, for a reader to take as current)
-            shutil.rmtree(settings.stores.dbt_target(wh.key) / written, ignore_errors=True)
+        shutil.rmtree(settings.stores.dbt_target(wh.key) / CROSS_TENANT_RUN, ignore_errors=True)  # an earlier build's
+        written_from = time.time()
         result = run_dbt(["build", "--exclude-resource-type", "test"], settings, wh, v, threads)
         target = Path(result["target_dir"])
         if (target / "run_results.json").is_file():
@@ -74,6 +76,8 @@ def build_warehouse(
             log.error(
                 "warehouse %s: dbt's data tests did not run, as a model, seed, snapshot or unit test failed", wh.key
             )
+        if result["nodes"]:  # the project parsed and ran: what this build did not write is an earlier one's
+            _remove_older(target, written_from)
     result.update(warehouse=wh.key, tenants=v["tenants"], seconds=round(time.perf_counter() - started, 2))
     result.update(dbt_vars=v, models_built=models_built)
     # an exposure has nothing to run: "no-op" (for anything else it is not a success)
@@ -101,6 +105,15 @@ def build_warehouse(
             "; ".join(f"{n['node']}: {n['message']}" + (f" ({n['hint']})" if n["hint"] else "") for n in broken),
         )
     return result
+
+
+def _remove_older(target: Path, than: float) -> None:
+    """Remove the files of dbt's per-node folders (:data:`DBT_RUN_FOLDERS`) written before ``than`` (a
+    ``time.time()``): dbt leaves a removed test's compiled query there, for a reader to take as current."""
+    for folder in DBT_RUN_FOLDERS:
+        for f in (target / folder).rglob("*"):
+            if f.is_file() and f.stat().st_mtime < than:
+                f.unlink()
 
 
 def check_warehouse_features(
@@ -178,8 +191,8 @@ def build_and_check_warehouse(
     with warehouse_lock(wh.path(settings)):
         result["health"] = check_warehouse_features(wh, result["tenants"], settings, result, threads)
         healthy = [t for t, h in result["health"].items() if h["healthy"]]
-        result["cross_tenant"] = _rebuild_cross_tenant(wh, settings, result, threads)
         result["published"] = publish_online(wh, healthy, online_marts, settings, threads)
+        result["cross_tenant"] = _rebuild_cross_tenant(wh, settings, result, threads)
     result["held_back"] = _held_back(wh, settings, result)
     _record_lineage(wh, settings, result)
     del result["dbt_vars"]  # (the lake's paths of every tenant: not for a task's XCom)
@@ -190,44 +203,41 @@ def _rebuild_cross_tenant(
     wh: Warehouse, settings: Settings, result: dict[str, Any], threads: int | None = None
 ) -> dict[str, Any] | None:
     """Rebuild the models that aggregate over the warehouse's sharing tenants (tag ``cross_tenant``:
-    ``global_topic_popularity``) without the ones just held back, so that a tenant's failed data never reaches
-    another tenant through an aggregate; call under the warehouse lock, after the checks.
+    ``global_topic_popularity``) and every model built from them, without the tenants just held back, so that a
+    tenant's failed data never reaches another tenant through an aggregate; call under the warehouse lock, after
+    the checks and the publishing (nothing published reads them).
 
-    ``dbt build --select tag:cross_tenant`` (each model and its tests) with ``sharing_tenants`` less the held-back
-    ones; its run results are kept as ``run_results_cross_tenant.json`` (``run_results.json`` stays the data tests').
-    Returns ``None`` when no sharing tenant was held back or the models did not all build (the data tests did not
-    run: the aggregates are the build's, or an earlier one's); else ``{"without": [tenant ids], "success": bool,
-    "models": [names]}``. A failed rebuild is logged as an error naming the held-back tenants whose rows the
-    aggregates may still hold; the tenants' health is not changed by it."""
+    ``dbt build --select tag:cross_tenant+`` (the models and their tests) with ``sharing_tenants`` less the
+    held-back ones, in the target's ``cross_tenant/`` folder (its run results; the build's own folder, its partial
+    parse and its ``run_results.json`` of the data tests, untouched). Returns ``None`` when no sharing tenant was
+    held back or the models did not all build (the data tests did not run); else ``{"without": [tenant ids],
+    "models": [names], "failed": ["<node>: <message>"]}``. A model that failed (the aggregates may still hold the
+    held-back tenants' rows) or a failed test of them is logged as an error; nothing raised, no tenant's health
+    changed."""
     v = result["dbt_vars"]
     held = [t for t in v["sharing_tenants"] if not result["health"][t]["healthy"]]
     if not held or not result["models_built"]:
         return None
-    target = Path(result["target_dir"])
-    tests_run, kept = target / "run_results.json", target / "run_results_tests.json.partial"
-    if tests_run.is_file():
-        tests_run.replace(kept)
+    sharing, target = [t for t in v["sharing_tenants"] if t not in held], Path(result["target_dir"]) / CROSS_TENANT_RUN
     try:
-        sharing = [t for t in v["sharing_tenants"] if t not in held]
-        run = run_dbt(["build", "--select", CROSS_TENANT], settings, wh, v | {"sharing_tenants": sharing}, threads)
-    finally:
-        if tests_run.is_file():
-            tests_run.replace(target / "run_results_cross_tenant.json")
-        if kept.is_file():
-            kept.replace(tests_run)
-    models = sorted(n["node"].split(".")[-1] for n in run["nodes"] if n["node"].startswith("model."))
-    if run["success"]:
-        log.warning("warehouse %s: %s rebuilt without held-back %s", wh.key, ", ".join(models), ", ".join(held))
+        run = run_dbt(["build", "--select", CROSS_TENANT], settings, wh, v | {"sharing_tenants": sharing}, threads,
+                      target_dir=target)  # fmt: skip
+        nodes = run["nodes"]
+    except Exception as exc:  # (a rebuild that cannot run: the build is done, its tenants published)
+        log.exception("warehouse %s: the cross-tenant models could not be rebuilt", wh.key)
+        nodes = [{"node": CROSS_TENANT, "status": "error", "message": f"{type(exc).__name__}: {exc}"}]
+    models = sorted(n["node"].split(".")[-1] for n in nodes if n["node"].startswith("model."))
+    failed = [f"{n['node']}: {n['message']}" for n in nodes if n["status"] not in ("success", "pass", "warn")]
+    unbuilt = [f for f in failed if not f.startswith("test.")]
+    if unbuilt:
+        log.error("warehouse %s: cross-tenant models not rebuilt without held-back %s, whose rows they may still "
+                  "hold: %s", wh.key, ", ".join(held), "; ".join(unbuilt))  # fmt: skip
+    elif failed:
+        log.error("warehouse %s: %s rebuilt without held-back %s; their tests failed: %s", wh.key, ", ".join(models),
+                  ", ".join(held), "; ".join(failed))  # fmt: skip
     else:
-        log.error(
-            "warehouse %s: the cross-tenant models (%s) could not be rebuilt without held-back %s, whose rows they "
-            "may still hold: %s",
-            wh.key,
-            ", ".join(models) or CROSS_TENANT,
-            ", ".join(held),
-            "; ".join(f"{n['node']}: {n['message']}" for n in run["nodes"] if n["status"] not in ("success", "pass")),
-        )
-    return {"without": held, "success": run["success"], "models": models}
+        log.warning("warehouse %s: %s rebuilt without held-back %s", wh.key, ", ".join(models), ", ".join(held))
+    return {"without": held, "models": models, "failed": failed}
 
 
 def _held_back(wh: Warehouse, settings: Settings, result: dict[str, Any]) -> dict[str, dict[str, Any]]:

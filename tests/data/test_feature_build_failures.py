@@ -90,6 +90,9 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
             "where tenant_id = 'globex'\n",
             "tests/assert_globex_has_no_items.sql": "select tenant_id, item_id from {{ ref('item_features') }} "
             "where tenant_id = 'globex'\n",
+            # an engineer's table built from the pool's aggregate (a cold-start prior)
+            "models/topic_prior.sql": "select topic, weekly_clicks, contributing_tenants "
+            "from {{ ref('global_topic_popularity') }}\n",
         },
     )
     _land(settings)
@@ -113,12 +116,14 @@ def test_a_failed_data_test_holds_back_only_the_tenants_its_rows_name(settings, 
     assert not globex["healthy"] and acme["healthy"] and acme["health_problems"] == []
     assert set(result["published"]) == {"acme"}
     assert result["held_back"] == {"globex": {"health_problems": globex["health_problems"], "serving": None}}
-    # the pool's aggregate over its sharing tenants is rebuilt without globex's rows: acme's alone
-    assert result["cross_tenant"] == {"without": ["globex"], "success": True, "models": ["global_topic_popularity"]}
-    assert (run_results / "run_results_cross_tenant.json").is_file() and "dbt_vars" not in result
+    # the pool's aggregate over its sharing tenants, and the table built from it, are rebuilt without globex's rows
+    rebuilt = {"without": ["globex"], "models": ["global_topic_popularity", "topic_prior"], "failed": []}
+    assert result["cross_tenant"] == rebuilt and "dbt_vars" not in result
+    assert (run_results / "cross_tenant/run_results.json").is_file()
     tests_run = json.loads((run_results / "run_results.json").read_text())["results"]
     assert {r["unique_id"] for r in tests_run} >= {failed["node"], items["node"]}  # still the data tests' run
     con = warehouse.connect(wh.path(settings), read_only=True)
+    assert con.execute("select max(contributing_tenants) from topic_prior").fetchone() == (1,)
     clicks, tenants = con.execute(
         "select sum(weekly_clicks), max(contributing_tenants) from global_topic_popularity"
     ).fetchone()
@@ -188,6 +193,16 @@ def test_the_cli_names_a_held_back_tenant_the_snapshot_it_still_serves_and_exits
     assert rows["globex"]["published"] == serving and not rows["globex"]["healthy"] and rows["acme"]["healthy"]
     table = " ".join(format_table(list(rows.values()), width=400).split())
     assert f"the API still serves features snapshot {serving['snapshot_id']} (cutoff" in table
+    # a project that no longer parses changes nothing of the last build's files: the query named is still there
+    query = settings.stores.dbt_target(wh.key) / "compiled/tenantflow/tests/assert_globex_has_no_users.sql"
+    (broken := settings.dbt_project_dir / "models/broken.yml").write_text("version: 2\nmodels: [{name: \n")
+    capsys.readouterr()
+    assert main(["features", "build", "--tenant", "acme"]) == 2  # an error line, no traceback
+    assert "error: dbt build --exclude-resource-type test failed for warehouse eu/pool: Parsing Error" in (
+        capsys.readouterr().err
+    )
+    assert query.is_file() and str(query) in " ".join(status(settings)[1]["health_problems"])
+    broken.unlink()
     # one tenant's unreadable pointer is its own row's problem
     settings.stores.published.pointer("eu", "globex").write_text('{"tenant_id": "globex"')
     rows = {r["tenant_id"]: r for r in status(settings)}

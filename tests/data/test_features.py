@@ -367,7 +367,7 @@ def test_every_model_that_reads_the_sharing_tenants_is_rebuilt_without_a_held_ba
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
     reading = {n["name"]: n["tags"] for n in models if "sharing_tenants" in n["raw_code"]}
     assert "global_topic_popularity" in reading
-    assert all(features.CROSS_TENANT.removeprefix("tag:") in tags for tags in reading.values()), reading
+    assert all(features.CROSS_TENANT_TAG in tags for tags in reading.values()), reading
 
 
 def test_features_are_discovered_from_the_manifest(world):

@@ -309,6 +309,7 @@ def features_build(
             failed = [f"{n['node']}: {n['message']}" for n in res.get("failed_nodes", [])]
             summary = {"warehouse": wh.key, "seconds": res.get("seconds"), "failed_nodes": failed}
             summary |= {"published": res.get("published", {}), "held_back": res.get("held_back", {})}
+            summary |= {"cross_tenant": res.get("cross_tenant")}  # aggregates rebuilt without the held-back tenants
             print(json.dumps({**summary, "health": res.get("health")}, indent=1))
     for t, h in held_back.items():
         typer.secho(f"held back: {t}: {'; '.join(h['health_problems'])}; {still_served(h)}", fg="red", err=True)
