@@ -187,3 +187,22 @@ def test_generate_writes_for_tenants_onboarded_by_name(settings, capsys):
     assert main(["generate", "--tenant", "news-co", "--tenant", "t0001", "--register", *common]) == 2
     assert "has a source spec of its own" in " ".join(capsys.readouterr().err.split())
     assert not landing.days("eu", "t0001") and [t.tenant_id for t in TenantStore(settings).list()] == ["news-co"]
+    # the same days again would land beside the first run's files: refused; so are an id that is none, and a
+    # removed tenant's (never reused)
+    assert main(["tenants", "source", "news-co", "--clear"]) == 0
+    assert main(["generate", "--tenant", "news-co", *common]) == 2
+    assert "tenant 'news-co' already has landing files on 2 day(s)" in " ".join(capsys.readouterr().err.split())
+    assert main(["generate", "--tenant", "Bad Id!", *common]) == 2 and "Bad Id!" in capsys.readouterr().err
+    assert main(["tenants", "add", "gone-co", "--region", "eu"]) == main(["tenants", "remove", "gone-co"]) == 0
+    assert main(["generate", "--tenant", "gone-co", "--register", *common]) == 2
+    assert "was removed, and a removed id is never reused" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_named_tenants_events_do_not_depend_on_the_others_named_with_it():
+    """``generate --tenant b`` writes b's events whether or not ``--tenant a`` comes first (the same seed, the same
+    events: a second part of a run, or one tenant generated again)."""
+    from ml.data.generate.config import fleet_config
+
+    alone = fleet_config(1, seed=3, named=[("b", "eu")]).tenants
+    second = fleet_config(2, seed=3, named=[("a", "us"), ("b", "eu")]).tenants
+    assert alone == second[1:]

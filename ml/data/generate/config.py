@@ -5,6 +5,7 @@ The landing contract's columns and event types are :mod:`ml.core.contract`'s.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -197,6 +198,21 @@ def demo_config(
     return config, rows
 
 
+def _named_spec(tenant_id: str, region: str, users: int, items: int, seed: int, formats: Sequence[str]) -> TenantSpec:
+    """A tenant named by its id (``fleet_config``'s ``named``): sizes, activity and format drawn from the seed and
+    the id alone."""
+    key = int(hashlib.sha256(tenant_id.encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng([seed, 7, key])
+    return TenantSpec(
+        tenant_id=tenant_id,
+        region=region,
+        users=max(20, int(users * rng.uniform(0.5, 1.5))),
+        items=max(20, int(items * rng.uniform(0.5, 1.5))),
+        fmt=formats[key % len(formats)],
+        activity=float(rng.uniform(0.7, 1.3)),
+    )
+
+
 def fleet_config(
     n_tenants: int,
     users: int = 2_000,
@@ -211,19 +227,21 @@ def fleet_config(
     """``n_tenants`` tenants (``t0001``…) that differ in size and activity around the given
     means, cycling through landing formats and regions; ``named``: (tenant id, region) pairs to
     generate instead (tenants onboarded by name; ``n_tenants`` is then their number)."""
-    rng = np.random.default_rng([seed, 7])
-    named = list(named) or [(f"t{i + 1:04d}", regions[i % len(regions)]) for i in range(n_tenants)]
-    specs = [
-        TenantSpec(
-            tenant_id=named[i][0],
-            region=named[i][1],
-            users=max(20, int(users * rng.uniform(0.5, 1.5))),
-            items=max(20, int(items * rng.uniform(0.5, 1.5))),
-            fmt=formats[i % len(formats)],
-            activity=float(rng.uniform(0.7, 1.3)),
-        )
-        for i in range(len(named))
-    ]
+    if named:  # each tenant's sizes and format from its id: the same events whichever others are named with it
+        specs = [_named_spec(tid, region, users, items, seed, formats) for tid, region in named]
+    else:
+        rng = np.random.default_rng([seed, 7])
+        specs = [
+            TenantSpec(
+                tenant_id=f"t{i + 1:04d}",
+                region=regions[i % len(regions)],
+                users=max(20, int(users * rng.uniform(0.5, 1.5))),
+                items=max(20, int(items * rng.uniform(0.5, 1.5))),
+                fmt=formats[i % len(formats)],
+                activity=float(rng.uniform(0.7, 1.3)),
+            )
+            for i in range(n_tenants)
+        ]
     if end_date is None:
         return GenerationConfig(tenants=specs, days=days, seed=seed)
     return GenerationConfig(tenants=specs, days=days, seed=seed, end_date=end_date)

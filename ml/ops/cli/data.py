@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore, tenant_from_dict
 from ml.ops.cli.progress import steps
@@ -86,6 +87,8 @@ def generate(
     else:
         named = _generated_tenants(settings, tenant or [], register)
         config = fleet_config(tenants, users, items, days, seed, _date(end_date), formats.split(","), named=named)
+        if named:
+            _refuse_landed_days(settings, config)
         rows = [
             {"tenant_id": s.tenant_id, "region": s.region, "onboarded_at": config.start_date} for s in config.tenants
         ]
@@ -125,6 +128,10 @@ def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> li
     store, out = TenantStore(settings), []
     known = {t.tenant_id: t for t in store.list()}
     for i, tid in enumerate(dict.fromkeys(ids)):
+        validate_slug(tid)  # (TenantError: what an id may be)
+        if tid not in known and store.removed(tid):
+            msg = f"tenant {tid!r} was removed, and a removed id is never reused: name another"
+            raise typer.BadParameter(msg, param_hint="--tenant")
         if tid not in known and not register:
             raise typer.BadParameter(
                 f"tenant {tid!r} is not onboarded: `tenantflow tenants add {tid} --region eu` first, or pass "
@@ -139,6 +146,26 @@ def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> li
             )
         out.append((tid, known[tid].region if tid in known else ("eu", "us")[i % 2]))
     return out
+
+
+def _refuse_landed_days(settings: Settings, config: Any) -> None:
+    """Raise :class:`typer.BadParameter` when a tenant named with ``generate --tenant`` already has landing files on
+    a day of ``config``'s window: generated files would land beside (or over) them."""
+    for spec in config.tenants:
+        landing = settings.stores.landing
+        taken = [
+            d
+            for d in landing.days(spec.region, spec.tenant_id)
+            if config.start_date <= d <= config.end_date
+            and any(landing.day_dir(spec.region, spec.tenant_id, d).iterdir())
+        ]
+        if taken:
+            raise typer.BadParameter(
+                f"tenant {spec.tenant_id!r} already has landing files on {len(taken)} day(s) of {config.start_date} .. "
+                f"{config.end_date} (first {taken[0]}): generated files would land beside or over them; choose other "
+                "days (--end-date, --days) or move those folders",
+                param_hint="--tenant",
+            )
 
 
 def ingest(
