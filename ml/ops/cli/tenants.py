@@ -171,7 +171,7 @@ def source(
     """Set how a tenant's exports map onto the landing contract (a source spec: data, never code).
 
     The spec is checked whole before it is stored; ``tenants show`` prints it. See the README's
-    "Landing contract" for the fields and a worked example.
+    "Sending data: the landing contract" for the fields and a worked example.
     """
     store = TenantStore()
     if clear == (file is not None):
