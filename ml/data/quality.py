@@ -49,6 +49,9 @@ def ephemeral_context() -> Any:
         from great_expectations.execution_engine import pandas_execution_engine
 
         pandas_execution_engine.HASH_THRESHOLD = 0
+        # its INFO line on each process's first context ("Created temporary directory ... for ephemeral docs site")
+        # says nothing to a user of the CLI, where it reached stderr
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         _CONTEXT = gx.get_context(mode="ephemeral")
         _CONTEXT.variables.progress_bars = ProgressBarsConfig(globally=False)
         _CONTEXT.data_sources.add_pandas("frames")
