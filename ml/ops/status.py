@@ -169,11 +169,13 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     partitions = [settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, d) for d in days]
     waiting: dict[str, list[str]] = {}  # day -> the files its last ingestion left waiting
     stamps: dict[str, float] = {}  # day -> when its partition last changed (a manifest is rewritten only then)
+    last_landed: str | None = None  # the last day with rows in the lake (not one of quarantined rows only)
     for part in partitions:
         manifest_path = part / MANIFEST_FILE
         if manifest_path.exists():
             m = json.loads(manifest_path.read_text())
             stamps[m["date"]] = manifest_path.stat().st_mtime
+            last_landed = m["date"] if m.get("landed") else last_landed
             events_in += m["rows_in"]
             duplicates += m["duplicates_dropped"]
             quarantined.update(m["quarantined"])
@@ -218,7 +220,7 @@ def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
         "unattributed_lines": unattributed,
         "lake_rows": lake_rows,
         "lake_days": len(partitions),
-        "lake_last_day": str(days[-1]) if days else None,
+        "lake_last_day": last_landed,
         "lake_changed_at": _iso(changed_at) if changed_at else None,
         # the earliest lake day changed after the last feature check: a build must rebuild from it (an import's
         # old days lie before the incremental models' recent days)

@@ -12,6 +12,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.data.ingest.history import import_history
 from ml.ops.cli import main
+from ml.ops.status import status
 
 TODAY = date(2026, 11, 30)
 # a shop's order lines from a year before onboarding, its own columns, times in London
@@ -75,6 +76,8 @@ def test_history_lands_by_event_time_without_the_lateness_rule(north, tmp_path):
     assert json.loads(bad.loc["bad_timestamp", "raw_line"])["When"] == "not a time"
     assert bad.loc["bad_timestamp", "source_file"] == "export.csv"
     assert quarantine["2025-06-02"].reason.tolist() == ["null_user_id"]
+    # status's last lake day is the last with rows, not the import's day of quarantined rows only
+    assert status(north)[0]["lake_last_day"] == "2025-06-03"
     assert all(r.reconciles for r in result.reports)
     # each day's checks are its own: a clean day passes though another day of the run had bad rows
     assert {r.date: r.suite_success for r in result.reports} == {
