@@ -308,7 +308,8 @@ def _model_lines(kind: str, m: dict[str, Any]) -> list[str]:
             m["challenger_version"]
             and f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
         )
-        return [f"{kind}: no champion", "  " + (refused or "no model trained yet")]
+        why = f"no model trained yet (a training run that skips it says why: `tenantflow train --kind {kind}`)"
+        return [f"{kind}: no champion", "  " + (refused or why)]
     lines = [
         f"{kind}: champion v{m['champion_version']} ({champion_label(m)})"
         + (f", challenger v{m['challenger_version']}" if m["challenger_version"] else "")
