@@ -285,3 +285,45 @@ def test_a_new_spec_reads_the_files_that_arrive_after_it_not_the_ones_landed_bef
     [printed] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert (printed["landed"], printed["batch_problems"]) == (5, [])
     assert sorted(_ingest(settings)[1].event_type) == ["click"] * 5
+
+
+def test_a_spec_is_kept_for_a_file_only_where_it_fitted_and_old_manifests_fall_back_to_the_contract(settings, tmp_path):
+    """A review's cases: a manifest written before each file's spec was recorded, and a copy of a contract file sent
+    after a spec was stored, are read as the contract where the spec does not fit them (an erasure then finds its
+    user in both); a wrong spec is not kept for the file it did not fit (the corrected one reads it); the spec
+    ``--current-spec`` read with is kept for later runs, and only the days asked for are read with it."""
+    from ml.ops.user_erasure import erase_user
+
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    _drop(settings, "contract.csv", _contract_csv("alice", "bob"))
+    _drop(
+        settings, "later.csv", _contract_csv("dave", "dave", day=DAY + timedelta(days=1)), day=DAY + timedelta(days=1)
+    )
+    _ingest(settings, DAY, DAY + timedelta(days=2))
+    manifest = settings.stores.lake.day_dir("eu", "shop", DAY) / "_manifest.json"
+    old = json.loads(manifest.read_text())  # as written before files' specs were recorded
+    manifest.write_text(
+        json.dumps(old | {"files": [{k: v for k, v in f.items() if k != "spec"} for f in old["files"]]})
+    )
+    (spec := tmp_path / "spec.yaml").write_text(SPEC.replace('delimiter: ";"', 'delimiter: ","'))  # a wrong one
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    _drop(settings, "copy.csv", _contract_csv("alice", "bob"))  # the same bytes again, after the spec
+    _drop(settings, "export.csv", EXPORT.replace("1763629", "1795165"))
+    summary, lake = _ingest(settings)
+    assert sorted(lake.user_id) == ["alice", "bob", "dave"] and summary["quarantined"] == {}, summary
+    read_with = {f["name"]: f.get("spec", "none fitted") for f in json.loads(manifest.read_text())["files"]}
+    assert read_with == {"contract.csv": None, "copy.csv": None, "export.csv": "none fitted"}
+    spec.write_text(SPEC)  # corrected: the export, kept with no spec, is read with it
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    assert sorted(_ingest(settings)[1].user_id) == ["13047", "17850", "17850", "alice", "bob", "dave"]
+    report = erase_user("shop", "alice", settings)  # both copies hold her
+    assert sorted(report["landing_files"]) == ["date=2026-11-20/contract.csv", "date=2026-11-20/copy.csv"]
+    # --current-spec with a corrected spec: kept for later runs; the next day (its duplicates decided by this one)
+    # keeps its contract file's reading
+    spec.write_text(SPEC.replace("viewed: view", "viewed: click"))
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    assert main(["ingest", "--tenant", "shop", "--start", str(DAY), "--current-spec"]) == 0
+    (other := tmp_path / "other.yaml").write_text(SPEC.replace('delimiter: ";"', 'delimiter: "|"'))
+    assert main(["tenants", "source", "shop", "--file", str(other)]) == 0
+    summary, lake = _ingest(settings, DAY, DAY + timedelta(days=2))
+    assert summary["batch_problems"] == [] and sorted(lake.event_type) == ["click"] * 5, summary

@@ -13,6 +13,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -263,6 +264,24 @@ def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def read_landed(
+    con: duckdb.DuckDBPyConnection, path: Path, file_no: int, workdir: Path, tenant_id: str, spec: SourceSpec
+) -> tuple[FileRead, SourceSpec]:
+    """:func:`read_file` with ``spec``, and the spec the file was read with: a file ``spec`` does not fit
+    (:func:`misfit`) that the landing contract fits is read as the contract (a contract file beside a tenant's own
+    export, or landed before each file's spec was recorded). The errors of :func:`read_file`."""
+    read = read_file(con, path, file_no, workdir, tenant_id, spec)
+    if spec == DEFAULT or not misfit(read):
+        return read, spec
+    contract = read_file(con, path, file_no, workdir, tenant_id, DEFAULT)
+    return (read, spec) if misfit(contract) else (contract, DEFAULT)
+
+
+def misfit(read: FileRead) -> bool:
+    """Whether the spec a file was read with does not fit it (``schema_mismatch``: columns it names are not there)."""
+    return any(p.startswith("schema_mismatch") for p in read.problems)
+
+
 def read_day(
     con: duckdb.DuckDBPyConnection,
     files: list[Path],
@@ -307,7 +326,7 @@ def _read_day(
     landed_under: dict[tuple[str, str], SourceSpec],
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     frames, bad_lines = [], []
-    seen_hashes: dict[str, str] = {}
+    seen: dict[str, dict[str, Any]] = {}  # content SHA-256 -> the entry of the day's first file with it
     for file_no, path in enumerate(files):
         if path.is_symlink() or not path.is_file():  # never read through a link or into a folder
             report.batch_problems.append(
@@ -317,15 +336,17 @@ def _read_day(
             report.files.append({"name": path.name, "sha256": None, "rows": 0, "status": report.batch_problems[-1]})
             continue
         plain, digest = opened(path, workdir, settings, report.tenant_id)
-        file_spec = spec_for(path.name, digest, spec, landed_under)
-        entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested", "spec": spec_id(file_spec)}
+        entry = {"name": path.name, "sha256": digest, "rows": 0, "status": "ingested"}
         report.files.append(entry)
-        if digest in seen_hashes:
-            entry["status"] = f"duplicate_of:{seen_hashes[digest]}"
+        if digest in seen:  # read as its copy was (its spec, where one fitted it)
+            entry["status"] = f"duplicate_of:{seen[digest]['name']}"
+            entry |= {"spec": seen[digest]["spec"]} if "spec" in seen[digest] else {}
             continue
-        seen_hashes[digest] = path.name
+        seen[digest] = entry
         try:
-            read = read_file(con, plain, file_no, workdir, report.tenant_id, file_spec)
+            read, used = read_landed(
+                con, plain, file_no, workdir, report.tenant_id, spec_for(path.name, digest, spec, landed_under)
+            )
         except UnreadableFile as exc:
             report.batch_problems.append(f"{exc.reason}: {exc}")
             entry["status"] = report.batch_problems[-1]
@@ -334,6 +355,8 @@ def _read_day(
             report.batch_problems.append(f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}")
             entry["status"] = report.batch_problems[-1]
             continue
+        if not misfit(read):  # a spec is kept for the file only where it fitted it (a wrong one is not)
+            entry["spec"] = spec_id(used)
         df, malformed, problems = read.rows, read.malformed, read.problems
         report.batch_problems += problems
         if problems:

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from ml.data.ingest.partitions import (
 )
 from ml.data.ingest.raw_records import with_raw_lines
 from ml.data.ingest.readers import read_day, reader, typed_rows
-from ml.data.ingest.spec import landed_under, source_spec
+from ml.data.ingest.spec import landed_under, remember_spec, source_spec
 from ml.data.ingest.validation import validate_batch
 from ml.data.quality import ROW_ID
 
@@ -102,7 +102,7 @@ def ingest_days(
     days: list[date],
     wait_for_files: bool = True,
     files_replaced: bool = False,
-    current_spec: bool = False,
+    current_spec: Collection[date] = (),
 ) -> list[PartitionReport]:
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
@@ -116,7 +116,8 @@ def ingest_days(
     A landed file sent again with other content, or gone, is named in its day's problems (``file_replaced``,
     ``file_gone``) unless ``files_replaced`` (the caller replaced them: an erasure); history files never are.
     A landed file is read with the source spec it was read with before (:func:`ml.data.ingest.spec.landed_under`)
-    unless ``current_spec`` (every file with the tenant's current one: a corrected spec).
+    but on the days in ``current_spec`` (every file with the tenant's current one: a corrected spec; the later days
+    their rebuild decides keep each file's).
     """
     with tenant_lock(settings, tenant):
         return _ingest_days(settings, tenant, days, wait_for_files, files_replaced, current_spec=current_spec)
@@ -129,7 +130,7 @@ def _ingest_days(
     wait_for_files: bool,
     files_replaced: bool,
     wait_until: float | None = None,
-    current_spec: bool = False,
+    current_spec: Collection[date] = (),
 ) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
@@ -143,6 +144,7 @@ def _ingest_days(
     if not days:
         return held
     spec = source_spec(settings, tenant)
+    remember_spec(settings, tenant, spec)  # (a later run reads the files read now with it)
     reports = {d: PartitionReport(tenant.tenant_id, tenant.region, d.isoformat()) for d in days}
     con = reader(settings)
     raws: list[pd.DataFrame] = []
@@ -151,7 +153,7 @@ def _ingest_days(
     for d in days:
         complete, waiting = files[d]
         reports[d].waiting_files = [p.name for p in waiting]
-        read_before = {} if current_spec else landed_under(settings, tenant, spec, previous[d])
+        read_before = {} if d in current_spec else landed_under(settings, tenant, spec, previous[d])
         raw, bad = read_day(con, complete, reports[d], settings, spec, read_before)
         if not files_replaced:
             reports[d].batch_problems += _replaced_files(previous[d], reports[d].files, waiting)
@@ -198,7 +200,7 @@ def _ingest_days(
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
     later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
     # (rebuilt whatever their files do: a day kept here would keep the deduplication these days changed)
-    rebuilt = _ingest_days(settings, tenant, later, False, files_replaced, wait_until, current_spec) if later else []
+    rebuilt = _ingest_days(settings, tenant, later, False, files_replaced, wait_until) if later else []
     return held + out + rebuilt
 
 
@@ -316,9 +318,11 @@ def ingest_tenant(
     """Ingest every landing date of ``[start, end)`` (and late files) for one tenant; then seal a
     silo tenant's drops that are due (:func:`~ml.data.ingest.landing.seal_landing`, every date: a
     drop comes due an hour after its ingestion, whether or not anything is ingested then).
-    ``current_spec``: read every file with the tenant's current source spec (:func:`ingest_days`)."""
+    ``current_spec``: read every file of ``[start, end)`` with the tenant's current source spec (:func:`ingest_days`;
+    a late file's day before ``start`` keeps each file's)."""
     days = dates_to_ingest(settings, tenant, start, end)
-    reports = ingest_days(settings, tenant, days, current_spec=current_spec) if days else []
+    asked = [d for d in days if start <= d < end] if current_spec else []
+    reports = ingest_days(settings, tenant, days, current_spec=asked) if days else []
     if tenant.isolation == "silo":
         with tenant_lock(settings, tenant):
             seal_landing(settings, tenant, landing_dates(settings, tenant))

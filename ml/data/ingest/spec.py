@@ -307,16 +307,24 @@ def spec_for(name: str, sha256: str, current: SourceSpec, landed: dict[tuple[str
     return landed.get((name, sha256), current)
 
 
+def remember_spec(settings: Settings, tenant: Tenant, spec: SourceSpec) -> None:
+    """Keep the spec a run reads the tenant's files with (:meth:`ml.core.tenants.TenantStore.remember_source_spec`),
+    so that a later run can read them with it again; nothing for the landing contract."""
+    if (sid := spec_id(spec)) is not None:
+        TenantStore(settings).remember_source_spec(
+            tenant.tenant_id, sid, spec.model_dump(mode="json", exclude_defaults=True)
+        )
+
+
 def landed_under(
     settings: Settings, tenant: Tenant, current: SourceSpec, previous: dict[str, Any] | None
 ) -> dict[tuple[str, str], SourceSpec]:
     """(file name, SHA-256) -> the spec a day's files were read with at its last ingestion (``previous``, its
-    manifest), where that is not ``current``: each is read with it again. ``current`` is kept with the tenant
-    (:meth:`ml.core.tenants.TenantStore.remember_source_spec`). A file whose entry names no spec (landed before
-    specs were recorded) is read with ``current``; one whose spec is no longer kept too, with a warning."""
+    manifest), where that is not ``current``: each is read with it again. A file whose entry names no spec (landed
+    before specs were recorded, or no spec fitted it) is read with ``current`` (or as the landing contract where
+    only that fits it: :func:`ml.data.ingest.readers.read_landed`); one whose spec is no longer kept too, with a
+    warning."""
     store, current_id = TenantStore(settings), spec_id(current)
-    if current_id is not None:
-        store.remember_source_spec(tenant.tenant_id, current_id, current.model_dump(mode="json", exclude_defaults=True))
     out: dict[tuple[str, str], SourceSpec] = {}
     for f in (previous or {}).get("files", []):
         if "spec" not in f or f["spec"] == current_id or not f.get("sha256"):

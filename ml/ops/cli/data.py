@@ -79,9 +79,7 @@ def generate(
 
     settings = get_settings()
     if demo and tenant:
-        raise typer.BadParameter(
-            "--demo generates the demo's own five tenants: leave out --tenant", param_hint="--tenant"
-        )
+        raise typer.BadParameter("--demo writes the demo's own five tenants: leave out --tenant", param_hint="--tenant")
     if demo:
         config, rows = demo_config(end_date=_date(end_date), seed=seed)
     else:
