@@ -42,10 +42,12 @@ never copying its text into its own stores).
 
 Raises :class:`SpecError` (naming the field) for anything else.
 
-A landed file is read with the spec it was first read with (its day's manifest names it, :func:`spec_id`): a new
-spec applies to the files that arrive after it, so a tenant that starts sending its own format (or stores a spec
-for an import) never has its earlier files, or the platform's webhook files (always the contract), read with it.
-``tenantflow ingest --current-spec`` reads a day's landed files with the current spec (a corrected spec).
+A landed file is read with the spec it was first read with, where that spec fitted it (its day's manifest names it,
+:func:`spec_id`): a new spec applies to the files that arrive after it, so a tenant that starts sending its own format
+(or stores a spec for an import) never has its earlier files, or the platform's webhook files (always the contract),
+read with it; a file no spec fits that the contract fits is read as the contract
+(:func:`ml.data.ingest.readers.read_landed`). ``tenantflow ingest --current-spec`` reads the days asked for with the
+current spec (a corrected one). The day's row rules (``rows``) are the current spec's.
 """
 
 from __future__ import annotations
