@@ -165,8 +165,7 @@ def test_landing_days_in_two_parts_gives_the_same_bytes_as_at_once(tmp_path):
 
 def test_generate_writes_for_tenants_onboarded_by_name(settings, capsys):
     """``generate --tenant ID`` writes for a tenant onboarded with ``tenants add`` (in its region, its registry row
-    untouched, ``--register`` or not); a tenant not onboarded, or one whose files are read with a source spec of its
-    own, is refused with what to do, and nothing is written."""
+    untouched, ``--register`` or not); a tenant not onboarded is refused with what to do, and nothing is written."""
     from ml.core.tenants import TenantStore
     from ml.ops.cli import main
 
@@ -181,15 +180,8 @@ def test_generate_writes_for_tenants_onboarded_by_name(settings, capsys):
     assert "tenant 'shop-co' is not onboarded: `tenantflow tenants add shop-co --region eu` first" in " ".join(
         capsys.readouterr().err.split()
     )
-    spec = settings.home / "spec.yaml"
-    spec.write_text('delimiter: ";"\n')
-    assert main(["tenants", "source", "news-co", "--file", str(spec)]) == 0
-    assert main(["generate", "--tenant", "news-co", "--tenant", "t0001", "--register", *common]) == 2
-    assert "has a source spec of its own" in " ".join(capsys.readouterr().err.split())
-    assert not landing.days("eu", "t0001") and [t.tenant_id for t in TenantStore(settings).list()] == ["news-co"]
     # the same days again would land beside the first run's files: refused; so are an id that is none, and a
     # removed tenant's (never reused)
-    assert main(["tenants", "source", "news-co", "--clear"]) == 0
     assert main(["generate", "--tenant", "news-co", *common]) == 2
     assert "tenant 'news-co' already has landing files on 2 day(s)" in " ".join(capsys.readouterr().err.split())
     assert main(["generate", "--tenant", "Bad Id!", *common]) == 2 and "Bad Id!" in capsys.readouterr().err

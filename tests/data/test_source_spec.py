@@ -327,3 +327,23 @@ def test_a_spec_is_kept_for_a_file_only_where_it_fitted_and_old_manifests_fall_b
     assert main(["tenants", "source", "shop", "--file", str(other)]) == 0
     summary, lake = _ingest(settings, DAY, DAY + timedelta(days=2))
     assert summary["batch_problems"] == [] and sorted(lake.event_type) == ["click"] * 5, summary
+
+
+def test_contract_files_of_any_format_land_beside_an_export_whose_spec_names_a_format(settings, tmp_path):
+    """A spec that says ``format: csv`` (as the README's worked example) does not make the contract's Parquet or JSON
+    lines files unreadable (a new user lost a day's generated Parquet to ``--current-spec``): a file the spec cannot
+    read that the contract can is read as the contract, now and with ``--current-spec``."""
+    TenantStore(settings).add(Tenant("shop", "eu"))
+    folder = settings.stores.landing.day_dir("eu", "shop", DAY)
+    folder.mkdir(parents=True)
+    rows = pd.DataFrame({"event_id": ["p1", "p2"], "user_id": ["alice", "bob"], "item_id": "i1",
+                         "event_type": "click", "event_at": f"{DAY}T10:00:00Z"})  # fmt: skip
+    rows.to_parquet(folder / "generated.parquet")
+    (folder / "generated.jsonl").write_text('{"event_id":"j1","user_id":"carol","item_id":"i2","event_type":"view",'
+                                            f'"event_at":"{DAY}T11:00:00Z"}}\n')  # fmt: skip
+    (spec := tmp_path / "spec.yaml").write_text("format: csv\n" + SPEC)
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    _drop(settings, "export.csv", EXPORT.replace("1763629", "1795165"))
+    for current in (False, True):
+        [summary] = run.ingest_tenants(["shop"], DAY, DAY + timedelta(days=1), settings, current_spec=current)
+        assert (summary["landed"], summary["batch_problems"]) == (6, []), summary

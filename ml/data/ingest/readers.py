@@ -268,13 +268,27 @@ def read_landed(
     con: duckdb.DuckDBPyConnection, path: Path, file_no: int, workdir: Path, tenant_id: str, spec: SourceSpec
 ) -> tuple[FileRead, SourceSpec]:
     """:func:`read_file` with ``spec``, and the spec the file was read with: a file ``spec`` does not fit
-    (:func:`misfit`) that the landing contract fits is read as the contract (a contract file beside a tenant's own
-    export, or landed before each file's spec was recorded). The errors of :func:`read_file`."""
-    read = read_file(con, path, file_no, workdir, tenant_id, spec)
-    if spec == DEFAULT or not misfit(read):
-        return read, spec
-    contract = read_file(con, path, file_no, workdir, tenant_id, DEFAULT)
-    return (read, spec) if misfit(contract) else (contract, DEFAULT)
+    (:func:`misfit`, or it cannot be read or decoded as the spec's format says) that the landing contract fits is
+    read as the contract (a contract file beside a tenant's own export, or landed before each file's spec was
+    recorded); a history import's file is always read as it is (:data:`DEFAULT`). The errors of :func:`read_file`
+    with ``spec``, where the contract does not fit either."""
+    if spec == DEFAULT or is_history_file(path):
+        return read_file(con, path, file_no, workdir, tenant_id, spec), DEFAULT
+    try:
+        read = read_file(con, path, file_no, workdir, tenant_id, spec)
+        if not misfit(read):
+            return read, spec
+    except (UnreadableFile, duckdb.Error):
+        read = None
+    try:
+        contract = read_file(con, path, file_no, workdir, tenant_id, DEFAULT)
+    except (UnreadableFile, duckdb.Error):
+        contract = None
+    if contract is not None and not misfit(contract):
+        return contract, DEFAULT
+    if read is None:  # (the spec's own error, raised again: what the tenant's file says)
+        read = read_file(con, path, file_no, workdir, tenant_id, spec)
+    return read, spec
 
 
 def misfit(read: FileRead) -> bool:

@@ -120,9 +120,9 @@ def generate(
 
 def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> list[tuple[str, str]]:
     """(tenant id, region) of the tenants ``generate --tenant`` names: each onboarded (its region), or new with
-    ``--register`` (regions eu, us in turn). Raises :class:`typer.BadParameter` naming a tenant that is not
-    onboarded (without ``--register``) or reads its landing files with a source spec of its own (generated files
-    follow the event contract, which that spec would not map)."""
+    ``--register`` (regions eu, us in turn; a tenant with a source spec of its own too: generated files follow the
+    landing contract, which its files are read as where its spec does not fit them). Raises
+    :class:`typer.BadParameter` naming a tenant that is not onboarded (without ``--register``) or was removed."""
     store, out = TenantStore(settings), []
     known = {t.tenant_id: t for t in store.list()}
     for i, tid in enumerate(dict.fromkeys(ids)):
@@ -134,12 +134,6 @@ def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> li
             raise typer.BadParameter(
                 f"tenant {tid!r} is not onboarded: `tenantflow tenants add {tid} --region eu` first, or pass "
                 "--register to onboard it here",
-                param_hint="--tenant",
-            )
-        if tid in known and store.source_spec(tid) is not None:
-            raise typer.BadParameter(
-                f"tenant {tid!r} has a source spec of its own (`tenantflow tenants show {tid}`): generated files "
-                "follow the event contract, which its spec would not read; generate for another tenant",
                 param_hint="--tenant",
             )
         out.append((tid, known[tid].region if tid in known else ("eu", "us")[i % 2]))

@@ -187,7 +187,8 @@ def source(
     store.set_source_spec(tenant_id, spec.model_dump(mode="json", exclude_defaults=True))
     print(
         f"tenant {tenant_id}: source spec from {file} stored; files that arrive from now on are read with it (files "
-        "landed before keep the spec they were read with: `tenantflow ingest --current-spec` reads them with this one)"
+        "landed before keep the spec they were read with: `tenantflow ingest --current-spec` reads them with this one; "
+        "a file in the landing contract is read as the contract wherever this spec does not fit it)"
     )
 
 
