@@ -71,7 +71,7 @@ from ml.data.ingest.history import history_bytes, with_malformed
 from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files
 from ml.data.ingest.partitions import read_manifest
 from ml.data.ingest.raw_records import with_raw_lines
-from ml.data.ingest.readers import MALFORMED, misfit, opened, read_landed, reader
+from ml.data.ingest.readers import MALFORMED, opened, read_landed, reader, unread
 from ml.data.ingest.run import ingest_days, tenant_lock
 from ml.data.ingest.spec import SourceSpec, landed_under, source_spec, spec_for
 from ml.data.publish import republish_without
@@ -227,7 +227,7 @@ def _without_user(
     try:
         plain, digest = opened(path, workdir, settings, tenant.tenant_id)
         read, _ = read_landed(con, plain, 0, workdir, tenant.tenant_id, spec_for(path.name, digest, *specs))
-        if misfit(read):  # (its rows unread: the user may be among them)
+        if unread(read):  # (its rows unread: the user may be among them)
             raise ValueError("; ".join(read.problems))
     except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
         raise TenantError(

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.core.contract import REQUIRED_COLUMNS
+from ml.core.errors import TenantError
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest import run
 from ml.data.ingest.spec import DEFAULT, SpecError, check_expression, load_spec_file, parse_spec
@@ -346,4 +347,43 @@ def test_contract_files_of_any_format_land_beside_an_export_whose_spec_names_a_f
     _drop(settings, "export.csv", EXPORT.replace("1763629", "1795165"))
     for current in (False, True):
         [summary] = run.ingest_tenants(["shop"], DAY, DAY + timedelta(days=1), settings, current_spec=current)
-        assert (summary["landed"], summary["batch_problems"]) == (6, []), summary
+        assert (summary["landed"], summary["batch_problems"]) == (6, []), (current, summary["batch_problems"])
+
+
+def test_the_contract_reads_only_contract_files_never_a_shared_export_or_an_export_the_spec_misses(settings, tmp_path):
+    """A review's cases of the fallback to the contract: a shared export whose tenant column was renamed is the
+    spec's problem (never read as the contract: another tenant's rows would land as this one's); an export with the
+    required columns and others beside them, under a spec that names another, is the spec's problem too (and an
+    erasure refuses it, its rows unread); a contract Parquet under ``format: jsonl`` (nothing of it parses) lands."""
+    from ml.ops.user_erasure import erase_user
+
+    store = TenantStore(settings)
+    store.add(Tenant("shop", "eu"))
+    store.add(Tenant("rival", "eu"))
+    (spec := tmp_path / "spec.yaml").write_text("columns: {tenant_id: Merchant}\nrows: {other_tenant: skip}\n")
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    header = "merchant_code,event_id,user_id,item_id,event_type,event_at\n"
+    _drop(settings, "shared.csv", header + f"shop,e1,alice,i1,click,{DAY}T10:00:00Z\n"
+                                           f"rival,e2,bob,i1,click,{DAY}T10:00:00Z\n")  # fmt: skip
+    summary, lake = _ingest(settings)
+    assert summary["landed"] == 0 and "schema_mismatch: shared.csv" in summary["batch_problems"][0], summary
+    (spec := tmp_path / "spec.yaml").write_text("delimiter: ';'\ncolumns: {user_id: Visitor}\n")
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    (settings.stores.landing.day_dir("eu", "shop", DAY) / "shared.csv").unlink()
+    _drop(
+        settings,
+        "export.csv",
+        f"event_id;user_id;item_id;event_type;event_at;VisitorId\ne3;x;i1;click;{DAY}T10:00:00Z;alice\n",
+    )
+    assert "schema_mismatch: export.csv" in _ingest(settings)[0]["batch_problems"][0]
+    with pytest.raises(TenantError, match="export.csv cannot be read back"):
+        erase_user("shop", "alice", settings)
+    (settings.stores.landing.day_dir("eu", "shop", DAY) / "export.csv").unlink()
+    (spec := tmp_path / "spec.yaml").write_text("format: jsonl\n")
+    assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
+    folder = settings.stores.landing.day_dir("eu", "shop", DAY)
+    pd.DataFrame({"event_id": ["p1"], "user_id": ["carol"], "item_id": ["i1"], "event_type": ["click"],
+                  "event_at": [f"{DAY}T10:00:00Z"]}).to_parquet(folder / "generated.parquet")  # fmt: skip
+    summary, lake = _ingest(settings)
+    assert (summary["landed"], list(lake.user_id)) == (1, ["carol"]), summary
+    assert [p.split(": ")[1] for p in summary["batch_problems"]] == ["file_gone"]  # (export.csv, removed above)

@@ -63,6 +63,7 @@ class FileRead:
     problems: list[str] = field(default_factory=list)
     other_tenant_rows: int = 0
     unattributed_lines: int = 0
+    columns: list[str] = field(default_factory=list)  # the file's own column names, as sent (where it has rows)
 
 
 def read_file(
@@ -142,7 +143,7 @@ def read_file(
     df["_file_no"] = file_no
     df["source_file"] = path.name
     malformed["source_file"] = path.name
-    read = FileRead(df, malformed, problems, other)
+    read = FileRead(df, malformed, problems, other, columns=names)
     return _without_unattributed(read, path.name) if shared else read
 
 
@@ -267,33 +268,46 @@ def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
 def read_landed(
     con: duckdb.DuckDBPyConnection, path: Path, file_no: int, workdir: Path, tenant_id: str, spec: SourceSpec
 ) -> tuple[FileRead, SourceSpec]:
-    """:func:`read_file` with ``spec``, and the spec the file was read with: a file ``spec`` does not fit
-    (:func:`misfit`, or it cannot be read or decoded as the spec's format says) that the landing contract fits is
-    read as the contract (a contract file beside a tenant's own export, or landed before each file's spec was
-    recorded); a history import's file is always read as it is (:data:`DEFAULT`). The errors of :func:`read_file`
-    with ``spec``, where the contract does not fit either."""
+    """:func:`read_file` with ``spec``, and the spec the file was read with: a file ``spec`` leaves unread
+    (:func:`unread`; or cannot decode) is read as the landing contract where it is a contract file
+    (:func:`_contract_file`), never under a shared export's spec (``rows.other_tenant: skip``: its rows may be other
+    tenants'); a history file as it is. The errors of :func:`read_file` with ``spec``, where the contract fails too."""
     if spec == DEFAULT or is_history_file(path):
         return read_file(con, path, file_no, workdir, tenant_id, spec), DEFAULT
+    read: FileRead | None = None
     try:
         read = read_file(con, path, file_no, workdir, tenant_id, spec)
-        if not misfit(read):
+        if not unread(read) or spec.rows.other_tenant == "skip":
             return read, spec
     except (UnreadableFile, duckdb.Error):
-        read = None
+        if spec.rows.other_tenant == "skip":
+            raise
     try:
         contract = read_file(con, path, file_no, workdir, tenant_id, DEFAULT)
+        if _contract_file(contract, path):
+            return contract, DEFAULT
     except (UnreadableFile, duckdb.Error):
-        contract = None
-    if contract is not None and not misfit(contract):
-        return contract, DEFAULT
+        pass
     if read is None:  # (the spec's own error, raised again: what the tenant's file says)
         read = read_file(con, path, file_no, workdir, tenant_id, spec)
     return read, spec
 
 
-def misfit(read: FileRead) -> bool:
-    """Whether the spec a file was read with does not fit it (``schema_mismatch``: columns it names are not there)."""
-    return any(p.startswith("schema_mismatch") for p in read.problems)
+def _contract_file(read: FileRead, path: Path) -> bool:
+    """Whether a file read as the landing contract is one: rows read without any problem, and every column of the
+    file a landing column or a key of its folders (``key=value``: DuckDB adds them to a Parquet file's); an export
+    with the required columns and others beside them is not (its spec's problem is reported instead)."""
+    keys = {part.split("=", 1)[0] for part in path.parent.parts if "=" in part}
+    columns = {c.strip().lower() for c in read.columns}
+    return len(read.rows) > 0 and not read.problems and columns <= {*LANDING_COLUMNS, *keys}
+
+
+def unread(read: FileRead) -> bool:
+    """Whether a read left a file's rows unread: its spec does not fit it (``schema_mismatch``: columns it names are
+    not there), nothing of it parsed (no row, only malformed lines: another format or encoding), or its format is
+    not one read here (``unsupported_file``)."""
+    nothing = len(read.rows) == 0 and len(read.malformed) > 0
+    return nothing or any(p.startswith(("schema_mismatch", "unsupported_file")) for p in read.problems)
 
 
 def read_day(
@@ -369,7 +383,7 @@ def _read_day(
             report.batch_problems.append(f"unreadable_file: {path.name}: {str(exc).splitlines()[0][:200]}")
             entry["status"] = report.batch_problems[-1]
             continue
-        if not misfit(read):  # a spec is kept for the file only where it fitted it (a wrong one is not)
+        if not unread(read):  # a spec is kept for the file only where it read it (a wrong one is not)
             entry["spec"] = spec_id(used)
         df, malformed, problems = read.rows, read.malformed, read.problems
         report.batch_problems += problems
