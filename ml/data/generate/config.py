@@ -198,18 +198,24 @@ def demo_config(
     return config, rows
 
 
-def _named_spec(tenant_id: str, region: str, users: int, items: int, seed: int, formats: Sequence[str]) -> TenantSpec:
-    """A tenant named by its id (``fleet_config``'s ``named``): sizes, activity and format drawn from the seed and
-    the id alone."""
-    key = int(hashlib.sha256(tenant_id.encode()).hexdigest()[:8], 16)
-    rng = np.random.default_rng([seed, 7, key])
+def _fleet_spec(tenant_id: str, region: str, fmt: str, users: int, items: int, rng: np.random.Generator) -> TenantSpec:
+    """One fleet tenant: its sizes and activity drawn from ``rng`` around the fleet's means."""
     return TenantSpec(
         tenant_id=tenant_id,
         region=region,
         users=max(20, int(users * rng.uniform(0.5, 1.5))),
         items=max(20, int(items * rng.uniform(0.5, 1.5))),
-        fmt=formats[key % len(formats)],
+        fmt=fmt,
         activity=float(rng.uniform(0.7, 1.3)),
+    )
+
+
+def _named_spec(tenant_id: str, region: str, users: int, items: int, seed: int, formats: Sequence[str]) -> TenantSpec:
+    """A tenant named by its id (``fleet_config``'s ``named``): sizes, activity and format drawn from the seed and
+    the id alone."""
+    key = int(hashlib.sha256(tenant_id.encode()).hexdigest()[:8], 16)
+    return _fleet_spec(
+        tenant_id, region, formats[key % len(formats)], users, items, np.random.default_rng([seed, 7, key])
     )
 
 
@@ -232,14 +238,7 @@ def fleet_config(
     else:
         rng = np.random.default_rng([seed, 7])
         specs = [
-            TenantSpec(
-                tenant_id=f"t{i + 1:04d}",
-                region=regions[i % len(regions)],
-                users=max(20, int(users * rng.uniform(0.5, 1.5))),
-                items=max(20, int(items * rng.uniform(0.5, 1.5))),
-                fmt=formats[i % len(formats)],
-                activity=float(rng.uniform(0.7, 1.3)),
-            )
+            _fleet_spec(f"t{i + 1:04d}", regions[i % len(regions)], formats[i % len(formats)], users, items, rng)
             for i in range(n_tenants)
         ]
     if end_date is None:

@@ -102,7 +102,7 @@ def ingest_days(
     days: list[date],
     wait_for_files: bool = True,
     files_replaced: bool = False,
-    current_spec: Collection[date] = (),
+    current_spec_days: Collection[date] = (),
 ) -> list[PartitionReport]:
     """Ingest several landing days of one tenant: read all, validate once, write each day.
 
@@ -116,11 +116,11 @@ def ingest_days(
     A landed file sent again with other content, or gone, is named in its day's problems (``file_replaced``,
     ``file_gone``) unless ``files_replaced`` (the caller replaced them: an erasure); history files never are.
     A landed file is read with the source spec it was read with before (:func:`ml.data.ingest.spec.landed_under`)
-    but on the days in ``current_spec`` (every file with the tenant's current one: a corrected spec; the later days
+    but on the days in ``current_spec_days`` (every file with the tenant's current one: a corrected spec; the later days
     their rebuild decides keep each file's).
     """
     with tenant_lock(settings, tenant):
-        return _ingest_days(settings, tenant, days, wait_for_files, files_replaced, current_spec=current_spec)
+        return _ingest_days(settings, tenant, days, wait_for_files, files_replaced, current_spec_days=current_spec_days)
 
 
 def _ingest_days(
@@ -130,7 +130,7 @@ def _ingest_days(
     wait_for_files: bool,
     files_replaced: bool,
     wait_until: float | None = None,
-    current_spec: Collection[date] = (),
+    current_spec_days: Collection[date] = (),
 ) -> list[PartitionReport]:
     settle = settings.landing.settle_seconds
     files = {d: landing_files(landing_dir(settings, tenant, d), settle) for d in sorted(set(days))}
@@ -153,7 +153,7 @@ def _ingest_days(
     for d in days:
         complete, waiting = files[d]
         reports[d].waiting_files = [p.name for p in waiting]
-        read_before = {} if d in current_spec else landed_under(settings, tenant, spec, previous[d])
+        read_before = {} if d in current_spec_days else landed_under(settings, tenant, spec, previous[d])
         raw, bad = read_day(con, complete, reports[d], settings, spec, read_before)
         if not files_replaced:
             reports[d].batch_problems += _replaced_files(previous[d], reports[d].files, waiting)
@@ -322,7 +322,7 @@ def ingest_tenant(
     a late file's day before ``start`` keeps each file's)."""
     days = dates_to_ingest(settings, tenant, start, end)
     asked = [d for d in days if start <= d < end] if current_spec else []
-    reports = ingest_days(settings, tenant, days, current_spec=asked) if days else []
+    reports = ingest_days(settings, tenant, days, current_spec_days=asked) if days else []
     if tenant.isolation == "silo":
         with tenant_lock(settings, tenant):
             seal_landing(settings, tenant, landing_dates(settings, tenant))

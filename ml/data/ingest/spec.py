@@ -42,12 +42,9 @@ never copying its text into its own stores).
 
 Raises :class:`SpecError` (naming the field) for anything else.
 
-A landed file is read with the spec it was first read with, where that spec fitted it (its day's manifest names it,
-:func:`spec_id`): a new spec applies to the files that arrive after it, so a tenant that starts sending its own format
-(or stores a spec for an import) never has its earlier files, or the platform's webhook files (always the contract),
-read with it; a file no spec fits that the contract fits is read as the contract
-(:func:`ml.data.ingest.readers.read_landed`). ``tenantflow ingest --current-spec`` reads the days asked for with the
-current spec (a corrected one). The day's row rules (``rows``) are the current spec's.
+A landed file is read again with the spec that read it first (its manifest names it, :func:`landed_under`): a new spec
+reads the files that arrive after it (``ingest --current-spec``: the days asked for), a webhook or contract file the
+contract (:func:`ml.data.ingest.readers.read_landed`). The day's row rules (``rows``) are the current spec's.
 """
 
 from __future__ import annotations
@@ -327,16 +324,19 @@ def landed_under(
     only that fits it: :func:`ml.data.ingest.readers.read_landed`); one whose spec is no longer kept too, with a
     warning."""
     store, current_id = TenantStore(settings), spec_id(current)
+    kept: dict[str | None, SourceSpec | None] = {None: DEFAULT}  # spec id -> the spec (None: no longer kept)
     out: dict[tuple[str, str], SourceSpec] = {}
     for f in (previous or {}).get("files", []):
         if "spec" not in f or f["spec"] == current_id or not f.get("sha256"):
             continue
-        stored = None if f["spec"] is None else store.source_spec_version(tenant.tenant_id, f["spec"])
-        if f["spec"] is not None and stored is None:
+        if f["spec"] not in kept:  # (read once per spec, not per file)
+            stored = store.source_spec_version(tenant.tenant_id, f["spec"])
+            kept[f["spec"]] = None if stored is None else parse_spec(stored, f"tenant {tenant.tenant_id}")
+        if (spec := kept[f["spec"]]) is None:
             log.warning("tenant %s: %s was read with spec %s, no longer kept: read with the current one",
                         tenant.tenant_id, f["name"], f["spec"])  # fmt: skip
             continue
-        out[(f["name"], f["sha256"])] = DEFAULT if stored is None else parse_spec(stored, f"tenant {tenant.tenant_id}")
+        out[(f["name"], f["sha256"])] = spec
     return out
 
 

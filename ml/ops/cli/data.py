@@ -143,8 +143,8 @@ def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> li
 def _refuse_landed_days(settings: Settings, config: Any) -> None:
     """Raise :class:`typer.BadParameter` when a tenant named with ``generate --tenant`` already has landing files on
     a day of ``config``'s window: generated files would land beside (or over) them."""
+    landing = settings.stores.landing
     for spec in config.tenants:
-        landing = settings.stores.landing
         taken = [
             d
             for d in landing.days(spec.region, spec.tenant_id)
