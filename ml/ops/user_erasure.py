@@ -9,8 +9,9 @@ tenant's source spec mapped it). In order:
 2. every landing file of the tenant that holds the user (a row whose ``user_id`` is the user, or a
    malformed line naming the id as a whole token) is replaced by a history landing file
    (:mod:`ml.data.ingest.history`'s format: the rows as read, each with its raw line) without
-   them; the original bytes are deleted. The day is then ingested again, which rebuilds its lake
-   and quarantine partitions from what is left (so counts still reconcile);
+   them (deleted where it holds nothing else); the original bytes are deleted. The day is then ingested again,
+   which rebuilds its lake and quarantine partitions from what is left (so counts still reconcile); a day left
+   without a landing file is removed whole (lake, quarantine, landing folder: ``removed_days``);
 3. the user's rows are deleted from every warehouse table with a ``user_id`` (the file is
    rewritten: DuckDB keeps deleted rows' bytes in free blocks), from the training snapshots (each
    snapshot's metadata records ``erased_users``: its id names the data as it was trained on),
@@ -33,17 +34,21 @@ A malformed line is the user's when the id is a whole token of it (``alice`` is 
 Not yet handled: models already trained keep what they learned until their marked retrain (a
 classic family's saved arrays and the API's copies of a version keep the user's index); lines of
 a shared export that name no tenant are not searched; a prediction-log record naming several
-users is removed whole; a history import of a file run again after the erasure writes the user's
-rows into landing again (ingestion drops them); a removed tenant that was not purged cannot have
-one user erased (purge it); malformed lines of a later re-sent export cannot be matched to a
-tombstone.
+users is removed whole; a removed tenant that was not purged cannot have one user erased (purge it);
+a lake day whose landing files are gone (deleted by hand) has the user's rows filtered out of its
+files, not rebuilt (:func:`_erase_unlanded`). A history import run
+again, and ingestion of a re-sent export, drop the user's rows and malformed lines by the tombstone
+(:func:`ml.core.erased_users.erased_rows`, :func:`~ml.core.erased_users.erased_lines`); the tenant's own
+re-sent files stay in landing as sent.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,14 +67,14 @@ from ml.core import (
 )
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
-from ml.core.layout import LAKE_FILE
+from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import delete_user, warehouse_lock
 from ml.core.webhook_ledger import forget_events, ledger_key
 from ml.data.ingest.history import history_bytes, with_malformed
 from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files
-from ml.data.ingest.partitions import read_manifest
+from ml.data.ingest.partitions import lake_dir, quarantine_dir, read_manifest
 from ml.data.ingest.raw_records import with_raw_lines
 from ml.data.ingest.readers import MALFORMED, opened, read_landed, reader, unread
 from ml.data.ingest.run import ingest_days, tenant_lock
@@ -103,8 +108,10 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         digest = erased_users.record(con, settings, tenant.tenant_id, user_id)
     report: dict[str, Any] = {"tenant_id": tenant.tenant_id, "user_hash": digest}
     with tenant_lock(settings, tenant):  # no ingest writes the user back meanwhile
-        files, days, event_ids = _erase_landing(settings, tenant, user_id)
+        files, days, event_ids, report["removed_days"] = _erase_landing(settings, tenant, user_id)
         report["landing_files"] = files
+        report["filtered_days"] = [d.isoformat() for d in days if _erase_unlanded(settings, tenant, user_id, d)]
+        days = [d for d in days if d.isoformat() not in report["filtered_days"]]
         report["lake_days"] = (
             [r.date for r in ingest_days(settings, tenant, days, wait_for_files=False, files_replaced=True)]
             if days
@@ -123,7 +130,7 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         None if tenant_key is None else ledger_key(tenant_key),
     )
     counts = [report[k] for k in ("snapshot_rows", "published_rows", "prediction_log_records", "ledger_rows")]
-    found = bool(files or report["lake_days"] or report["warehouse"] or any(counts))
+    found = bool(files or report["lake_days"] or report["filtered_days"] or report["warehouse"] or any(counts))
     owners = [tenant.tenant_id] if found else []  # nothing learned from a user who was never here
     if found and tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
         owners.append(global_owner(tenant.region))
@@ -137,19 +144,22 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     return report
 
 
-def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[list[str], list[date], set[str]]:
-    """Replace each landing file holding the user by a history file without the user's rows.
+def _erase_landing(
+    settings: Settings, tenant: Tenant, user_id: str
+) -> tuple[list[str], list[date], set[str], list[str]]:
+    """Replace each landing file holding the user by a history file without the user's rows (remove one that holds
+    nothing else, and a day left without files: :func:`_remove_emptied`).
 
     Every file is read first and nothing is written unless all could be: a file that cannot be read
     back, or is still being written (``TENANTFLOW_LANDING_SETTLE_SECONDS``), stops the erasure
     before any change. Returns the replaced files (``date=D/name``), the days to rebuild (theirs,
     and any lake or quarantine day that still holds the user: a rerun after a crash or a refusal
-    finishes the job), and the user's event ids.
+    finishes the job), the user's event ids, and the days removed.
     """
     store = settings.stores.landing
     spec = source_spec(settings, tenant)
     con = reader(settings)
-    found: list[tuple[date, Path, bytes]] = []
+    found: list[tuple[date, Path, bytes | None]] = []
     event_ids: set[str] = set()
     try:
         with tempfile.TemporaryDirectory(prefix="tenantflow-erase-") as workdir:
@@ -173,6 +183,10 @@ def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[li
     replaced = []
     key = sealed_files.writer_key(settings, tenant.tenant_id)  # a silo tenant's landing files are sealed
     for _, path, data in found:
+        if data is None:  # nothing but the user's rows: the file goes
+            path.unlink()
+            replaced.append(f"{path.parent.name}/{path.name}")
+            continue
         digest = sealed_files.content_sha256(path, settings, tenant.tenant_id)
         name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(digest)
         atomic.write_bytes(
@@ -181,8 +195,50 @@ def _erase_landing(settings: Settings, tenant: Tenant, user_id: str) -> tuple[li
         if name != path.name:
             path.unlink()
         replaced.append(f"{path.parent.name}/{path.name}")
-    days = {day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))
-    return replaced, sorted(days), event_ids
+    removed = _remove_emptied(settings, tenant, {day for day, _, data in found if data is None})
+    days = ({day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))) - set(removed)
+    return replaced, sorted(days), event_ids, [d.isoformat() for d in sorted(removed)]
+
+
+def _remove_emptied(settings: Settings, tenant: Tenant, days: set[date]) -> set[date]:
+    """Of ``days`` (where the erasure deleted a file: it held the user's rows only), remove those left without a
+    landing file: their lake and quarantine partitions and their landing folder. Such a day is gone with the user,
+    not an empty batch (``empty_batch`` in ``status``). Returns the days removed."""
+    removed = set()
+    for day in days:
+        folder = settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day)
+        if folder.is_dir() and not any(folder.iterdir()):
+            for part in (lake_dir(settings, tenant, day), quarantine_dir(settings, tenant, day)):
+                shutil.rmtree(part, ignore_errors=True)
+            folder.rmdir()
+            removed.add(day)
+    return removed
+
+
+def _erase_unlanded(settings: Settings, tenant: Tenant, user_id: str, day: date) -> bool:
+    """A lake day without landing files (deleted by hand: no rebuild can read it, and one from none would drop every
+    user's rows): the user's rows are filtered out of its lake and quarantine files, and its manifest counts them as
+    dropped (``erased_user``), so its counts still reconcile. False (nothing done) for a day with landing files."""
+    if any(settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day).glob("*")):
+        return False
+    lake, quarantine = lake_dir(settings, tenant, day), quarantine_dir(settings, tenant, day) / LAKE_FILE
+    landed = _filter_parquet(settings, tenant, lake / LAKE_FILE, user_id) if (lake / LAKE_FILE).exists() else 0
+    gone: Counter[str] = Counter()
+    if quarantine.exists():
+        table = tenant_parquet.read_table(quarantine, settings, tenant.tenant_id)
+        named = pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id))
+        mine = pc.or_(pc.fill_null(pc.equal(table.column("user_id"), user_id), False), pc.fill_null(named, False))
+        gone.update(table.filter(mine).column("reason").to_pylist())
+        with atomic.replacing(quarantine, durable=True) as tmp:
+            tenant_parquet.write_table(table.filter(pc.invert(mine)), tmp, settings, tenant.tenant_id)
+    manifest = json.loads((lake / MANIFEST_FILE).read_text()) if (lake / MANIFEST_FILE).exists() else None
+    if manifest is None or not (landed or gone):
+        return True
+    manifest["landed"] -= landed
+    manifest["quarantined"] = {k: n for k, n in (Counter(manifest["quarantined"]) - gone).items() if n}
+    manifest["dropped"]["erased_user"] = manifest["dropped"].get("erased_user", 0) + landed + gone.total()
+    atomic.write_json(lake / MANIFEST_FILE, manifest, sort_keys=True)
+    return True
 
 
 def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> list[date]:
@@ -205,7 +261,8 @@ def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> l
 def names_pattern(user_id: str) -> str:
     """A regular expression (Python ``re`` and RE2) matching ``user_id`` as a whole token of a line:
     not inside a longer id (``alice`` is not in ``alice2``; ``12524`` is in ``12524.0``)."""
-    return f"(?:^|[^0-9A-Za-z_]){re.escape(user_id)}(?:[^0-9A-Za-z_]|$)"  # groups that capture make pandas warn
+    edge = erased_users.TOKEN_EDGE
+    return f"(?:^|{edge}){re.escape(user_id)}(?:{edge}|$)"  # groups that capture make pandas warn
 
 
 def _without_user(
@@ -216,9 +273,9 @@ def _without_user(
     tenant: Tenant,
     specs: tuple[SourceSpec, dict[tuple[str, str], SourceSpec]],
     user_id: str,
-) -> tuple[bytes, set[str]] | None:
-    """A landing file's history-file bytes without the user's rows and lines, and the user's event
-    ids; None when the file does not hold the user. ``specs``: the tenant's current spec, and the ones its day's
+) -> tuple[bytes | None, set[str]] | None:
+    """A landing file's history-file bytes without the user's rows and lines (None: it holds nothing else), and the
+    user's event ids; None when the file does not hold the user. ``specs``: the tenant's current spec, and the ones its day's
     files were read with (:func:`ml.data.ingest.spec.landed_under`): the file is read as its ingestion read it.
 
     Raises:
@@ -243,7 +300,7 @@ def _without_user(
     if not mine.any():
         return None
     ids = set(rows.loc[mine, "event_id"].dropna().astype(str))
-    return history_bytes(rows[~mine].drop(columns="_file_no"), digest), ids
+    return (history_bytes(rows[~mine].drop(columns="_file_no"), digest) if not mine.all() else None), ids
 
 
 def _erase_warehouse(settings: Settings, tenant: Tenant, user_id: str) -> dict[str, int]:

@@ -443,3 +443,21 @@ def test_a_silo_tenants_history_files_are_written_sealed_and_a_rerun_changes_not
     before = {p: p.read_bytes() for p in files}
     again = import_history(settings, TenantStore(settings).get("north"), [tmp_path / "export.csv"], today=TODAY)
     assert not again.files[0].changed and again.reports == [] and {p: p.read_bytes() for p in files} == before
+
+
+def test_an_import_run_again_after_an_erasure_writes_none_of_the_users_rows_back(north, tmp_path):
+    """The erasure removed the user's rows from the import's history files (and the day that held only theirs); the
+    same export imported again drops them before writing (counted in ``erased_user_rows``): landing is as the
+    erasure left it and no day is ingested again."""
+    from ml.ops import user_erasure
+
+    tenant = TenantStore(north).get("north")
+    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    report = user_erasure.erase_user("north", "17850", north)
+    assert report["removed_days"] == ["2025-06-01"]  # its rows were all 17850's
+    landing = north.stores.landing.tenant_dir("eu", "north")
+    before = {p: p.read_bytes() for p in landing.rglob("*.parquet")}
+    again = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
+    assert (again["erased_user_rows"], again["days_ingested"], again["files_unchanged"]) == (3, 0, 1)
+    assert {p: p.read_bytes() for p in landing.rglob("*.parquet")} == before
+    assert "2025-06-01" not in _partitions(north, north.stores.lake)

@@ -611,3 +611,51 @@ def test_a_day_whose_last_run_left_a_file_waiting_is_looked_at_again_by_the_next
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")
     [summary] = run.ingest_tenants(["acme"], DAY + timedelta(days=1), DAY + timedelta(days=2), get_settings())
     assert (summary["changed_dates"], status(get_settings())[0]["ingest_warnings"]) == ([], [])
+
+
+def test_an_erased_users_day_goes_with_them_and_their_resent_rows_and_lines_are_dropped_never_quarantined(
+    settings, acme
+):
+    """A day whose files held the erased user's rows only is removed whole (not an empty batch in ``status``); the
+    user's rows and malformed lines sent again are dropped and counted (``erased_user``), never quarantined with
+    their text: a line names the user when the id is a whole token of it (the erasure's rule), matched by hashing
+    the line's tokens against the tombstones, also a tombstone recorded before the id's length was kept."""
+    from ml.core import control_db
+    from ml.ops import user_erasure
+
+    d0, d2, d3, d4 = (DAY + timedelta(days=n) for n in (-1, 1, 2, 3))
+    at = f"{d0}T09:00:00Z"
+    old = [
+        _row(10, user_id="u1", event_at=at),
+        _row(11, event_at=at),
+        _row(12, user_id="u1", event_type="x", event_at=at),
+    ]
+    _put(settings, d0, "old.csv", _csv(old))
+    _put(settings, DAY, "f.csv", _csv([_row(1), _row(2)]))
+    _put(settings, d2, "g.csv", _csv([_row(3, user_id="u1"), _row(4, user_id="u1")]))
+    run.ingest_tenants(["acme"], d0, d3, settings)
+    (settings.stores.landing.day_dir("eu", "acme", d0) / "old.csv").unlink()  # deleted by hand after its ingest
+    report = user_erasure.erase_user("acme", "u1", settings)
+    assert (report["removed_days"], report["lake_days"]) == ([d2.isoformat()], [DAY.isoformat()])
+    assert not settings.stores.lake.day_dir("eu", "acme", d2).exists()
+    assert not settings.stores.landing.day_dir("eu", "acme", d2).exists()
+    assert not any(w.startswith(d2.isoformat()) for w in status(settings)[0]["ingest_warnings"])
+    assert _lake_ids(settings) == ["e11", "e2"]
+    # a day whose landing files are gone is not rebuilt from none (e11 kept): the user's rows are filtered out
+    assert report["filtered_days"] == [d0.isoformat()]
+    manifest = json.loads((settings.stores.lake.day_dir("eu", "acme", d0) / "_manifest.json").read_text())
+    assert (manifest["landed"], manifest["quarantined"], manifest["dropped"]) == (1, {}, {"erased_user": 2})
+    assert pd.read_parquet(
+        settings.stores.quarantine.day_dir("eu", "acme", d0) / "part-0.parquet"
+    ).empty  # e12 was u1's
+
+    for day, legacy in ((d3, False), (d4, True)):
+        resent = _csv([_row(5 + 2 * legacy, user_id="u1"), _row(6 + 2 * legacy)]) + "e9,u1\nx,u12\n"  # 2 malformed
+        if legacy:  # a tombstone of a version that kept no length: every whole token is hashed
+            with control_db.connect(settings) as con:
+                con.execute("update erased_users set id_length = null")
+        _put(settings, day, "h.csv", resent)
+        summary, _, quarantine = _ingest(settings, day)
+        assert (summary["landed"], summary["dropped"]) == (1, {"erased_user": 2}), legacy
+        assert summary["quarantined"] == {"malformed_line": 1}
+        assert quarantine.raw_line.tolist() == ["x,u12"] * (1 + legacy)

@@ -387,3 +387,18 @@ def test_the_contract_reads_only_contract_files_never_a_shared_export_or_an_expo
     summary, lake = _ingest(settings)
     assert (summary["landed"], list(lake.user_id)) == (1, ["carol"]), summary
     assert [p.split(": ")[1] for p in summary["batch_problems"]] == ["file_gone"]  # (export.csv, removed above)
+
+
+def test_a_day_read_to_the_same_rows_with_its_spec_now_recorded_is_not_a_changed_day(settings):
+    """A day's manifest written before files' specs were recorded, ingested again to the same rows, gains each file's
+    ``spec`` but is not a changed day (no features build for it): a change is a change of rows."""
+    tenant = TenantStore(settings).add(Tenant("shop", "eu"))
+    _drop(settings, "contract.csv", _contract_csv("alice", "bob"))
+    _ingest(settings)
+    manifest = settings.stores.lake.day_dir("eu", "shop", DAY) / "_manifest.json"
+    old = json.loads(manifest.read_text())
+    manifest.write_text(
+        json.dumps(old | {"files": [{k: v for k, v in f.items() if k != "spec"} for f in old["files"]]})
+    )
+    [report] = run.ingest_days(settings, tenant, [DAY], wait_for_files=False)
+    assert not report.changed and json.loads(manifest.read_text())["files"][0]["spec"] is None

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.core import atomic, sealed_files
+from ml.core.erased_users import erased_lines, erased_rows
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data.ingest.files import UnreadableFile
@@ -58,6 +59,7 @@ class SourceFileImport:
     rows: int = 0  # this tenant's rows and malformed lines read from it
     other_tenant_rows: int = 0
     unattributed_lines: int = 0  # a shared export's lines naming no tenant, or not parseable
+    erased_user_rows: int = 0  # rows and malformed lines of an erased user: not written
     days: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     changed: bool = False  # its history files were written (False: imported before, same bytes)
@@ -81,6 +83,7 @@ class HistoryImport:
             "rows_read": sum(f.rows for f in self.files),
             "files_unchanged": sum(not f.changed and not f.problems and f.rows > 0 for f in self.files),
             "files_without_rows": sum(f.rows == 0 and not f.problems for f in self.files),
+            "erased_user_rows": sum(f.erased_user_rows for f in self.files),  # in rows_read, never written
             "days_ingested": len(self.reports),
             **totals(self.reports),
             # skipped while reading the source files (their history files hold this tenant's rows only)
@@ -151,6 +154,7 @@ def import_history(
                 record.rows = len(rows)
                 if read.problems and not len(rows):  # e.g. a spec that no longer fits it: keep what it landed before
                     continue
+                rows = _without_erased(settings, tenant, record, rows)
                 touched |= _write_days(settings, tenant, record, rows, today)
             finally:  # every file, read or refused, is a step
                 if progress:
@@ -160,6 +164,16 @@ def import_history(
     if progress:
         progress(f"ingested {len(touched)} dates")
     return HistoryImport(tenant.tenant_id, files, reports)
+
+
+def _without_erased(settings: Settings, tenant: Tenant, record: SourceFileImport, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` without an erased user's (:mod:`ml.core.erased_users`): a row with the user's id, a malformed line
+    naming it (the erasure's rule): never written to landing again; counted in ``record.erased_user_rows``."""
+    bad = rows[MALFORMED].to_numpy(dtype=bool)
+    gone = erased_rows(settings, tenant.tenant_id, rows["user_id"].astype("string"))
+    gone[bad] = erased_lines(settings, tenant.tenant_id, rows.loc[bad, "_raw"].astype("string"))
+    record.erased_user_rows = int(gone.sum())
+    return rows[~gone] if record.erased_user_rows else rows
 
 
 def with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd.DataFrame:

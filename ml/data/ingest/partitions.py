@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from ml.core import atomic, lineage, tenant_parquet
 from ml.core.contract import LANDING_COLUMNS, MAX_LATENESS
+from ml.core.erased_users import erased_lines
 from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
@@ -135,7 +136,8 @@ def write_day(
     """Deduplicate one day's valid rows and atomically replace its lake and quarantine files.
 
     ``valid``: the day's rows that passed validation (``WRITE_COLUMNS``); ``rejected``: the
-    others, as read, with ``reasons``; ``report.rows_in`` is already counted.
+    others, as read, with ``reasons``; ``report.rows_in`` is already counted. A malformed line naming an erased
+    user (:func:`ml.core.erased_users.erased_lines`) is dropped, counted in ``report.dropped["erased_user"]``.
     """
     was = _partition_digest(settings, tenant, day)
     manifest = lake_dir(settings, tenant, day) / MANIFEST_FILE
@@ -152,7 +154,10 @@ def write_day(
 
     quarantine_frames = [_quarantine_rows(rejected, pd.Series(reasons))]
     if malformed_all is not None:
-        quarantine_frames.append(_quarantine_malformed(malformed_all))
+        named = erased_lines(settings, tenant.tenant_id, malformed_all["raw_line"])
+        if named.any():  # an erased user's re-sent line: counted, never quarantined (its raw text names the user)
+            report.dropped["erased_user"] = report.dropped.get("erased_user", 0) + int(named.sum())
+        quarantine_frames.append(_quarantine_malformed(malformed_all[~named]))
     quarantined = pd.concat(quarantine_frames, ignore_index=True)
     report.quarantined = dict(sorted(Counter(quarantined["reason"]).items()))
 
@@ -203,7 +208,8 @@ def _record_lineage(settings: Settings, tenant: Tenant, day: date, quarantined: 
 def _partition_digest(settings: Settings, tenant: Tenant, day: date) -> str:
     """SHA-256 over a tenant-day's lake file, quarantine file and manifest (an absent file hashes as
     empty): equal before and after a write when a rerun or backfill rebuilt the same bytes. The manifest's
-    ``waiting_files`` do not count: a file that starts or stops waiting changes no row (no feature build for it)."""
+    ``waiting_files`` and its files' ``spec`` do not count: a file that starts or stops waiting, or read to the same
+    rows with another spec (recorded where none was), changes no row (no feature build for it)."""
     digest = hashlib.sha256()
     for path in (lake_dir(settings, tenant, day) / LAKE_FILE, quarantine_dir(settings, tenant, day) / LAKE_FILE):
         digest.update(path.read_bytes() if path.exists() else b"")
@@ -211,6 +217,7 @@ def _partition_digest(settings: Settings, tenant: Tenant, day: date) -> str:
     manifest = lake_dir(settings, tenant, day) / MANIFEST_FILE
     if manifest.exists():
         content = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "waiting_files"}
+        content["files"] = [{k: v for k, v in f.items() if k != "spec"} for f in content.get("files", [])]
         digest.update(json.dumps(content, sort_keys=True).encode())
     return digest.hexdigest()
 

@@ -262,6 +262,7 @@ def _print_import(summary: dict[str, Any], has_features: bool = False) -> None:
         f"{summary['landed']:,} landed, quarantined: {reasons}, dropped by rule: {summary['dropped'] or 'none'}, "
         f"{summary['duplicates_dropped']:,} duplicates dropped"
         + (f"; {summary['other_tenant_rows']:,} rows of other tenants skipped" if summary["other_tenant_rows"] else "")
+        + (f"; {n:,} rows of erased users not written" if (n := summary["erased_user_rows"]) else "")
         + (
             f"; {summary['unattributed_lines']:,} lines naming no tenant skipped (see the problems)"
             if summary["unattributed_lines"]

@@ -243,10 +243,13 @@ def erase_user(tenant_id: str, user_id: str) -> None:
     rows = sum(r["warehouse"].values())
     print(
         f"erased a user of {tenant_id} (tombstone {r['user_hash'][:12]}): {len(r['landing_files'])} landing files "
-        f"rewritten, {len(r['lake_days'])} lake days rebuilt, {rows:,} warehouse rows, {r['snapshot_rows']:,} "
+        f"rewritten or removed, {len(r['lake_days'])} lake days rebuilt, {len(r['removed_days'])} days removed (they "
+        f"held this user's rows only), "
+        + (f"{n} lake days without landing files filtered, " if (n := len(r["filtered_days"])) else "")
+        + f"{rows:,} warehouse rows, {r['snapshot_rows']:,} "
         f"snapshot rows, {r['published_rows']:,} published rows, {r['prediction_log_records']:,} prediction-log "
         f"records, {r['ledger_rows']:,} webhook ledger rows deleted; models of {', '.join(r['models_marked'])} "
-        "will retrain (reason erasure). Rows of this user sent again are dropped at ingestion."
+        "will retrain (reason erasure). Rows and malformed lines of this user sent again are dropped at ingestion."
     )
 
 
