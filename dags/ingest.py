@@ -11,7 +11,9 @@ each landed.
 Every task is idempotent for its interval: re-running it, clearing it, or a backfill over past
 days gives byte-identical lake partitions, and a run that changed no partition starts no feature
 build (see `report`). A manual run may set `start`/`end` (dates,
-end exclusive) and `tenants` to ingest a range or a subset.
+end exclusive) and `tenants` to ingest a range or a subset, and `current_spec` to read every file
+of those days with each tenant's current source spec (after a spec was corrected: by default a
+landed file is read with the spec it was first read with; `tenantflow ingest --current-spec`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ from dags.common.limits import PARALLEL_TASKS
             forms.SCOPE,
         ),
         "tenants": forms.tenants("ingest"),
+        "current_spec": forms.flag(
+            False,
+            "Read with the current source spec",
+            "Read every file of these days with each tenant's current source spec (after correcting a spec); "
+            "off: each landed file is read with the spec it was first read with",
+        ),
         "chunk_size": forms.chunk_size(8, "ingest"),
     },
 )
@@ -69,7 +77,8 @@ def ingest():
 
         from ml.data.ingest.run import ingest_tenants
 
-        return ingest_tenants(batch["tenants"], date.fromisoformat(batch["start"]), date.fromisoformat(batch["end"]))
+        start, end = date.fromisoformat(batch["start"]), date.fromisoformat(batch["end"])
+        return ingest_tenants(batch["tenants"], start, end, current_spec=batch["current_spec"])
 
     @task(outlets=[LAKE_EVENTS])
     def report(summaries: list[list[dict]]) -> dict:

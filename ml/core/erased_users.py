@@ -11,13 +11,16 @@ no ``user_id`` field, so :func:`erased_lines` hashes its whole tokens of those l
 
 A line names a user when the id is a *whole token* of it (:data:`TOKEN_EDGE`): at the line's start
 or after a character outside ``[0-9A-Za-z_]``, and at its end or before one (``alice`` is not in
-``alice2``; ``12524`` is in ``12524.0``): the erasure's rule (:func:`ml.ops.user_erasure.names_pattern`).
+``alice2``; ``12524`` is in ``12524.0``): :func:`names_pattern` for a known id, :func:`erased_lines` for the
+tombstones. A tombstone recorded before lengths were kept matches rows only, not lines (hashing every whole token of
+a line is quadratic in its length): erase that user again to cover their re-sent malformed lines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -45,6 +48,14 @@ def _hash(key: bytes, tenant_id: str, user_id: str) -> str:
 
 
 TOKEN_EDGE = "[^0-9A-Za-z_]"  # a character a whole token of a line is bounded by (or the line's start or end)
+
+
+def names_pattern(user_id: str) -> str:
+    """A regular expression (Python ``re`` and RE2) matching ``user_id`` as a whole token of a line:
+    not inside a longer id (``alice`` is not in ``alice2``; ``12524`` is in ``12524.0``)."""
+    return f"(?:^|{TOKEN_EDGE}){re.escape(user_id)}(?:{TOKEN_EDGE}|$)"  # groups that capture make pandas warn
+
+
 _WORD = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
@@ -100,28 +111,28 @@ def without_user(table: pa.Table, user_id: str) -> tuple[pa.Table, int]:
 
 def erased_lines(settings: Settings, tenant_id: str, lines: pd.Series) -> np.ndarray:
     """Which ``lines`` (bool, ``len(lines)``; text, null for none) name an erased user of the tenant as a whole
-    token (module docstring): its tokens of an erased id's length are hashed, every whole token where a tombstone's
-    length is unknown. Nothing is hashed for a tenant without tombstones."""
+    token (module docstring): each token of an erased id's length is hashed, about ``len(line) x`` the tombstones'
+    distinct lengths hashes a line. Nothing is hashed for a tenant without tombstones of known length."""
     found = np.zeros(len(lines), dtype=bool)
-    dead = _lengths(settings, tenant_id)
+    dead = {h: n for h, n in _lengths(settings, tenant_id).items() if n is not None}
     if not dead or not len(lines):
         return found
-    key, sizes = _key(settings), {n for n in dead.values() if n is not None}
-    any_size = None in dead.values()
+    keyed = hmac.new(_key(settings), digestmod=hashlib.sha256)  # the key's pads once; a copy per token
+    prefix, sizes = f"{tenant_id}\0".encode(), sorted(set(dead.values()))
+
+    def tombstone(token: str) -> bool:
+        h = keyed.copy()
+        h.update(prefix + token.encode())
+        return h.hexdigest() in dead
+
     for i, line in enumerate(lines.tolist()):
         if isinstance(line, str):
-            found[i] = any(_hash(key, tenant_id, t) in dead for t in _whole_tokens(line, sizes, any_size))
+            found[i] = any(tombstone(t) for t in _whole_tokens(line, sizes))
     return found
 
 
-def _whole_tokens(line: str, sizes: set[int], any_size: bool) -> Iterator[str]:
-    """The substrings of ``line`` that are whole tokens of one of ``sizes`` characters (of any size: ``any_size``)."""
-    edges = [i for i, c in enumerate(line) if c not in _WORD]
-    starts, ends = [0, *(i + 1 for i in edges)], [*edges, len(line)]
-    for s in starts:
-        if any_size:
-            yield from (line[s:e] for e in ends if e > s)
-        else:  # ends at the line's end or before an edge
-            yield from (
-                line[s : s + n] for n in sizes if s + n == len(line) or (s + n < len(line) and line[s + n] not in _WORD)
-            )
+def _whole_tokens(line: str, sizes: list[int]) -> Iterator[str]:
+    """The substrings of ``line`` of one of ``sizes`` characters that are whole tokens (module docstring)."""
+    n = len(line)
+    for s in (0, *(i + 1 for i, c in enumerate(line) if c not in _WORD)):
+        yield from (line[s : s + k] for k in sizes if s + k == n or (s + k < n and line[s + k] not in _WORD))

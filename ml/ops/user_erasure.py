@@ -10,8 +10,9 @@ tenant's source spec mapped it). In order:
    malformed line naming the id as a whole token) is replaced by a history landing file
    (:mod:`ml.data.ingest.history`'s format: the rows as read, each with its raw line) without
    them (deleted where it holds nothing else); the original bytes are deleted. The day is then ingested again,
-   which rebuilds its lake and quarantine partitions from what is left (so counts still reconcile); a day left
-   without a landing file is removed whole (lake, quarantine, landing folder: ``removed_days``);
+   which rebuilds its lake and quarantine partitions from what is left (so counts still reconcile); a day of the
+   user's rows only is removed whole (``removed_days``), and a lake day whose landing files were deleted by hand is
+   filtered instead (``filtered_days``): :mod:`ml.ops.erasure_days`;
 3. the user's rows are deleted from every warehouse table with a ``user_id`` (the file is
    rewritten: DuckDB keeps deleted rows' bytes in free blocks), from the training snapshots (each
    snapshot's metadata records ``erased_users``: its id names the data as it was trained on),
@@ -34,26 +35,22 @@ A malformed line is the user's when the id is a whole token of it (``alice`` is 
 Not yet handled: models already trained keep what they learned until their marked retrain (a
 classic family's saved arrays and the API's copies of a version keep the user's index); lines of
 a shared export that name no tenant are not searched; a prediction-log record naming several
-users is removed whole; a removed tenant that was not purged cannot have one user erased (purge it);
-a lake day whose landing files are gone (deleted by hand) has the user's rows filtered out of its
-files, not rebuilt (:func:`_erase_unlanded`). A history import run
-again, and ingestion of a re-sent export, drop the user's rows and malformed lines by the tombstone
-(:func:`ml.core.erased_users.erased_rows`, :func:`~ml.core.erased_users.erased_lines`); the tenant's own
+users is removed whole; a removed tenant that was not purged cannot have one user erased (purge it).
+A history import run again, and ingestion of a re-sent export, drop the user's rows and malformed lines by the
+tombstone (:func:`ml.core.erased_users.erased_rows`, :func:`~ml.core.erased_users.erased_lines`); the tenant's own
 re-sent files stay in landing as sent.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import tempfile
-from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ml.core import (
     atomic,
@@ -65,23 +62,25 @@ from ml.core import (
     sealed_files,
     tenant_parquet,
 )
+from ml.core.erased_users import names_pattern
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
-from ml.core.layout import LAKE_FILE, MANIFEST_FILE
+from ml.core.layout import LAKE_FILE
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import delete_user, warehouse_lock
 from ml.core.webhook_ledger import forget_events, ledger_key
 from ml.data.ingest.history import history_bytes, with_malformed
 from ml.data.ingest.landing import HISTORY_FILE, history_file_name, landing_files
-from ml.data.ingest.partitions import lake_dir, quarantine_dir, read_manifest
+from ml.data.ingest.partitions import read_manifest
 from ml.data.ingest.raw_records import with_raw_lines
-from ml.data.ingest.readers import MALFORMED, opened, read_landed, reader, unread
+from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, is_history_file, opened, read_landed, reader, unread
 from ml.data.ingest.run import ingest_days, tenant_lock
 from ml.data.ingest.spec import SourceSpec, landed_under, source_spec, spec_for
 from ml.data.publish import republish_without
 from ml.models.kinds import kind_names
 from ml.models.registry import global_owner
+from ml.ops import erasure_days
 
 if TYPE_CHECKING:
     import duckdb
@@ -90,8 +89,8 @@ if TYPE_CHECKING:
 def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -> dict[str, Any]:
     """Erase one end user of a tenant from every store of the home (see the module docstring).
 
-    Returns what changed: ``user_hash``, ``landing_files`` (names replaced), ``lake_days``
-    (re-ingested), ``warehouse`` (rows per table), ``snapshot_rows``, ``published_rows``,
+    Returns what changed: ``user_hash``, ``landing_files`` (names replaced or deleted), ``lake_days``
+    (re-ingested), ``removed_days`` and ``filtered_days`` (:mod:`ml.ops.erasure_days`), ``warehouse`` (rows per table), ``snapshot_rows``, ``published_rows``,
     ``prediction_log_records``, ``ledger_rows``, ``models_marked`` (owners).
 
     Raises:
@@ -108,13 +107,18 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         digest = erased_users.record(con, settings, tenant.tenant_id, user_id)
     report: dict[str, Any] = {"tenant_id": tenant.tenant_id, "user_hash": digest}
     with tenant_lock(settings, tenant):  # no ingest writes the user back meanwhile
-        files, days, event_ids, report["removed_days"] = _erase_landing(settings, tenant, user_id)
-        report["landing_files"] = files
-        report["filtered_days"] = [d.isoformat() for d in days if _erase_unlanded(settings, tenant, user_id, d)]
-        days = [d for d in days if d.isoformat() not in report["filtered_days"]]
+        files, days, event_ids, removed = _erase_landing(settings, tenant, user_id)
+        filtered = {
+            d: ids for d in days if (ids := erasure_days.filter_unlanded(settings, tenant, user_id, d)) is not None
+        }
+        event_ids |= {i for ids in filtered.values() for i in ids}
+        # (a removed or filtered day may have held the first copy of a later day's event: those are rebuilt too)
+        rebuild = sorted((set(days) - set(filtered)) | erasure_days.later_days(settings, tenant, {*removed, *filtered}))
+        report |= {"landing_files": files, "removed_days": [d.isoformat() for d in sorted(removed)]}
+        report["filtered_days"] = [d.isoformat() for d in sorted(filtered)]
         report["lake_days"] = (
-            [r.date for r in ingest_days(settings, tenant, days, wait_for_files=False, files_replaced=True)]
-            if days
+            [r.date for r in ingest_days(settings, tenant, rebuild, wait_for_files=False, files_replaced=True)]
+            if rebuild
             else []
         )
     report["warehouse"] = _erase_warehouse(settings, tenant, user_id)
@@ -130,7 +134,7 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         None if tenant_key is None else ledger_key(tenant_key),
     )
     counts = [report[k] for k in ("snapshot_rows", "published_rows", "prediction_log_records", "ledger_rows")]
-    found = bool(files or report["lake_days"] or report["filtered_days"] or report["warehouse"] or any(counts))
+    found = bool(files or report["lake_days"] or filtered or report["warehouse"] or any(counts))
     owners = [tenant.tenant_id] if found else []  # nothing learned from a user who was never here
     if found and tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
         owners.append(global_owner(tenant.region))
@@ -146,9 +150,9 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
 
 def _erase_landing(
     settings: Settings, tenant: Tenant, user_id: str
-) -> tuple[list[str], list[date], set[str], list[str]]:
-    """Replace each landing file holding the user by a history file without the user's rows (remove one that holds
-    nothing else, and a day left without files: :func:`_remove_emptied`).
+) -> tuple[list[str], list[date], set[str], set[date]]:
+    """Replace each landing file holding the user by a history file without the user's rows (delete one that holds
+    nothing else; a day left without files is removed: :mod:`ml.ops.erasure_days`).
 
     Every file is read first and nothing is written unless all could be: a file that cannot be read
     back, or is still being written (``TENANTFLOW_LANDING_SETTLE_SECONDS``), stops the erasure
@@ -159,7 +163,7 @@ def _erase_landing(
     store = settings.stores.landing
     spec = source_spec(settings, tenant)
     con = reader(settings)
-    found: list[tuple[date, Path, bytes | None]] = []
+    found: list[tuple[date, Path, tuple[bytes, str] | None]] = []
     event_ids: set[str] = set()
     try:
         with tempfile.TemporaryDirectory(prefix="tenantflow-erase-") as workdir:
@@ -180,65 +184,26 @@ def _erase_landing(
                         event_ids |= rewritten[1]
     finally:
         con.close()
+    emptied = erasure_days.emptied_days(settings, tenant, [path for _, path, data in found if data is None])
+    for day in emptied:  # before its files go: a crash in between leaves them for a rerun to find
+        erasure_days.remove_partitions(settings, tenant, day)
     replaced = []
     key = sealed_files.writer_key(settings, tenant.tenant_id)  # a silo tenant's landing files are sealed
     for _, path, data in found:
+        replaced.append(f"{path.parent.name}/{path.name}")
         if data is None:  # nothing but the user's rows: the file goes
             path.unlink()
-            replaced.append(f"{path.parent.name}/{path.name}")
             continue
-        digest = sealed_files.content_sha256(path, settings, tenant.tenant_id)
-        name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(digest)
+        name = path.name if HISTORY_FILE.fullmatch(path.name) else history_file_name(data[1])
         atomic.write_bytes(
-            path.parent / name, data if key is None else sealed_files.seal_bytes(data, key), durable=True
+            path.parent / name, data[0] if key is None else sealed_files.seal_bytes(data[0], key), durable=True
         )
         if name != path.name:
             path.unlink()
-        replaced.append(f"{path.parent.name}/{path.name}")
-    removed = _remove_emptied(settings, tenant, {day for day, _, data in found if data is None})
-    days = ({day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))) - set(removed)
-    return replaced, sorted(days), event_ids, [d.isoformat() for d in sorted(removed)]
-
-
-def _remove_emptied(settings: Settings, tenant: Tenant, days: set[date]) -> set[date]:
-    """Of ``days`` (where the erasure deleted a file: it held the user's rows only), remove those left without a
-    landing file: their lake and quarantine partitions and their landing folder. Such a day is gone with the user,
-    not an empty batch (``empty_batch`` in ``status``). Returns the days removed."""
-    removed = set()
-    for day in days:
-        folder = settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day)
-        if folder.is_dir() and not any(folder.iterdir()):
-            for part in (lake_dir(settings, tenant, day), quarantine_dir(settings, tenant, day)):
-                shutil.rmtree(part, ignore_errors=True)
-            folder.rmdir()
-            removed.add(day)
-    return removed
-
-
-def _erase_unlanded(settings: Settings, tenant: Tenant, user_id: str, day: date) -> bool:
-    """A lake day without landing files (deleted by hand: no rebuild can read it, and one from none would drop every
-    user's rows): the user's rows are filtered out of its lake and quarantine files, and its manifest counts them as
-    dropped (``erased_user``), so its counts still reconcile. False (nothing done) for a day with landing files."""
-    if any(settings.stores.landing.day_dir(tenant.region, tenant.tenant_id, day).glob("*")):
-        return False
-    lake, quarantine = lake_dir(settings, tenant, day), quarantine_dir(settings, tenant, day) / LAKE_FILE
-    landed = _filter_parquet(settings, tenant, lake / LAKE_FILE, user_id) if (lake / LAKE_FILE).exists() else 0
-    gone: Counter[str] = Counter()
-    if quarantine.exists():
-        table = tenant_parquet.read_table(quarantine, settings, tenant.tenant_id)
-        named = pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id))
-        mine = pc.or_(pc.fill_null(pc.equal(table.column("user_id"), user_id), False), pc.fill_null(named, False))
-        gone.update(table.filter(mine).column("reason").to_pylist())
-        with atomic.replacing(quarantine, durable=True) as tmp:
-            tenant_parquet.write_table(table.filter(pc.invert(mine)), tmp, settings, tenant.tenant_id)
-    manifest = json.loads((lake / MANIFEST_FILE).read_text()) if (lake / MANIFEST_FILE).exists() else None
-    if manifest is None or not (landed or gone):
-        return True
-    manifest["landed"] -= landed
-    manifest["quarantined"] = {k: n for k, n in (Counter(manifest["quarantined"]) - gone).items() if n}
-    manifest["dropped"]["erased_user"] = manifest["dropped"].get("erased_user", 0) + landed + gone.total()
-    atomic.write_json(lake / MANIFEST_FILE, manifest, sort_keys=True)
-    return True
+    for day in emptied:
+        erasure_days.remove_landing_folder(settings, tenant, day)
+    days = ({day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))) - emptied
+    return replaced, sorted(days), event_ids, emptied
 
 
 def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> list[date]:
@@ -258,13 +223,6 @@ def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> l
     return days
 
 
-def names_pattern(user_id: str) -> str:
-    """A regular expression (Python ``re`` and RE2) matching ``user_id`` as a whole token of a line:
-    not inside a longer id (``alice`` is not in ``alice2``; ``12524`` is in ``12524.0``)."""
-    edge = erased_users.TOKEN_EDGE
-    return f"(?:^|{edge}){re.escape(user_id)}(?:{edge}|$)"  # groups that capture make pandas warn
-
-
 def _without_user(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -273,9 +231,9 @@ def _without_user(
     tenant: Tenant,
     specs: tuple[SourceSpec, dict[tuple[str, str], SourceSpec]],
     user_id: str,
-) -> tuple[bytes | None, set[str]] | None:
-    """A landing file's history-file bytes without the user's rows and lines (None: it holds nothing else), and the
-    user's event ids; None when the file does not hold the user. ``specs``: the tenant's current spec, and the ones its day's
+) -> tuple[tuple[bytes, str] | None, set[str]] | None:
+    """A landing file's history-file bytes without the user's rows and lines and their mark (None: it holds nothing
+    else), and the user's event ids; None when the file does not hold the user. ``specs``: the tenant's current spec, and the ones its day's
     files were read with (:func:`ml.data.ingest.spec.landed_under`): the file is read as its ingestion read it.
 
     Raises:
@@ -300,7 +258,12 @@ def _without_user(
     if not mine.any():
         return None
     ids = set(rows.loc[mine, "event_id"].dropna().astype(str))
-    return (history_bytes(rows[~mine].drop(columns="_file_no"), digest) if not mine.all() else None), ids
+    if mine.all():
+        return None, ids
+    # a history file keeps its source file's mark (an import run again then writes the same bytes); another file is
+    # marked, and named, by its own content
+    mark = pq.read_schema(plain).metadata[HISTORY_MARK].decode() if is_history_file(plain) else digest
+    return (history_bytes(rows[~mine].drop(columns="_file_no"), mark), mark), ids
 
 
 def _erase_warehouse(settings: Settings, tenant: Tenant, user_id: str) -> dict[str, int]:

@@ -98,7 +98,7 @@ def test_dag_file_parses_without_heavy_imports_db_or_network(path, tmp_path):
 def test_pipeline_shape(tmp_path):
     ingest = _parse(REPO_ROOT / "dags" / "ingest.py", tmp_path)["dags"][0]
     assert ingest["mapped"] == ["ingest_chunk"]
-    assert {"start", "end", "tenants", "chunk_size"} <= set(ingest["params"])
+    assert {"start", "end", "tenants", "chunk_size", "current_spec"} <= set(ingest["params"])
     assert ingest["runs_on_unpause"] is True, "ingest picks up the last finished day when unpaused"
     features = _parse(REPO_ROOT / "dags" / "features.py", tmp_path)["dags"][0]
     assert features["mapped"] == ["build_and_check"]

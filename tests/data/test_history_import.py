@@ -445,19 +445,28 @@ def test_a_silo_tenants_history_files_are_written_sealed_and_a_rerun_changes_not
     assert not again.files[0].changed and again.reports == [] and {p: p.read_bytes() for p in files} == before
 
 
-def test_an_import_run_again_after_an_erasure_writes_none_of_the_users_rows_back(north, tmp_path):
-    """The erasure removed the user's rows from the import's history files (and the day that held only theirs); the
-    same export imported again drops them before writing (counted in ``erased_user_rows``): landing is as the
-    erasure left it and no day is ingested again."""
+@pytest.mark.parametrize("shared_day", [False, True], ids=["day-of-the-user-only", "day-shared-with-another"])
+def test_an_import_run_again_after_an_erasure_writes_none_of_the_users_rows_back(north, tmp_path, shared_day):
+    """The erasure removed the user's rows from the import's history files (a day that held only theirs is removed;
+    a day shared with another customer keeps the file's mark, its source file's SHA-256); the same export imported
+    again drops them before writing (counted in ``erased_user_rows``): landing is as the erasure left it and no day
+    is ingested again. A file of the user's rows only, imported after the erasure, has no rows of the tenant."""
     from ml.ops import user_erasure
 
+    export = tmp_path / "export.csv"
+    if shared_day:
+        export.write_text(EXPORT + "A7,S9,1,2,2025-06-01 10:00:00,12345.0,north\n")
     tenant = TenantStore(north).get("north")
-    import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY)
+    import_history(north, tenant, [export], today=TODAY)
     report = user_erasure.erase_user("north", "17850", north)
-    assert report["removed_days"] == ["2025-06-01"]  # its rows were all 17850's
+    assert report["removed_days"] == ([] if shared_day else ["2025-06-01"])
     landing = north.stores.landing.tenant_dir("eu", "north")
     before = {p: p.read_bytes() for p in landing.rglob("*.parquet")}
-    again = import_history(north, tenant, [tmp_path / "export.csv"], today=TODAY).summary()
+    again = import_history(north, tenant, [export], today=TODAY).summary()
     assert (again["erased_user_rows"], again["days_ingested"], again["files_unchanged"]) == (3, 0, 1)
     assert {p: p.read_bytes() for p in landing.rglob("*.parquet")} == before
-    assert "2025-06-01" not in _partitions(north, north.stores.lake)
+    lake = _partitions(north, north.stores.lake)
+    assert lake["2025-06-01"].user_id.tolist() == ["12345"] if shared_day else "2025-06-01" not in lake
+    (only := tmp_path / "only.csv").write_text(EXPORT.splitlines()[0] + "\n" + EXPORT.splitlines()[1] + "\n")
+    s = import_history(north, tenant, [only], today=TODAY).summary()
+    assert (s["files_unchanged"], s["files_without_rows"], s["erased_user_rows"]) == (0, 1, 1)

@@ -331,6 +331,17 @@ def test_landing_bytes_counts_complete_files_of_the_interval(settings, faulty):
     chunks = plan.plan_chunks(settings, registered, START, START + timedelta(days=1), chunk_size=8, parallel=2)
     assert sorted(t for c in chunks for t in c) == sorted(t.tenant_id for t in registered)
     assert len(chunks) == min(2, len(registered)), "at least as many chunks as tasks run at once"
+    # the DAG run's form: its current_spec option reaches every chunk (off unless set)
+    params = {"start": START.isoformat(), "tenants": ["acme"]}
+    assert plan.plan_run(settings, params, None, None, 2) == [
+        {
+            "tenants": ["acme"],
+            "start": START.isoformat(),
+            "end": (START + timedelta(days=1)).isoformat(),
+            "current_spec": False,
+        }
+    ]
+    assert plan.plan_run(settings, params | {"current_spec": True}, None, None, 2)[0]["current_spec"] is True
 
 
 def test_hidden_files_are_ignored_and_unknown_ones_named(settings, faulty):

@@ -613,49 +613,73 @@ def test_a_day_whose_last_run_left_a_file_waiting_is_looked_at_again_by_the_next
     assert (summary["changed_dates"], status(get_settings())[0]["ingest_warnings"]) == ([], [])
 
 
-def test_an_erased_users_day_goes_with_them_and_their_resent_rows_and_lines_are_dropped_never_quarantined(
-    settings, acme
-):
-    """A day whose files held the erased user's rows only is removed whole (not an empty batch in ``status``); the
-    user's rows and malformed lines sent again are dropped and counted (``erased_user``), never quarantined with
-    their text: a line names the user when the id is a whole token of it (the erasure's rule), matched by hashing
-    the line's tokens against the tombstones, also a tombstone recorded before the id's length was kept."""
+def test_an_erasure_removes_a_day_of_the_users_rows_only_and_filters_a_day_whose_landing_files_are_gone(settings, acme):
+    """A day whose files held the erased user's rows only is removed whole, its ``_SUCCESS`` marker too (not an empty
+    batch in ``status``); a lake day whose landing files were deleted by hand is not rebuilt from none: the user's
+    rows and malformed lines are filtered out of it (another user's rejected row naming the id as an item is kept)
+    and its manifest recomputed (also one written before manifests counted drops); the later day whose duplicate of
+    an event the removed day decided is rebuilt (another user's copy of it lands)."""
+    from ml.ops import user_erasure
+
+    d0, d2, d3 = (DAY + timedelta(days=n) for n in (-1, 1, 2))
+    at = f"{d0}T09:00:00Z"
+    old = [_row(10, user_id="u1", event_at=at), _row(11, item_id="u1", event_type="x", event_at=at)]
+    old += [_row(12, user_id="u1", event_type="x", event_at=at), _row(14, event_at=at)]
+    _put(settings, d0, "old.csv", _csv(old) + "e13,u1\n")  # and a malformed line naming u1
+    _put(settings, d0, "_SUCCESS", "")
+    _put(settings, DAY, "f.csv", _csv([_row(1), _row(2)]))
+    _put(settings, d2, "g.csv", _csv([_row(3, user_id="u1"), _row(4, user_id="u1")]))
+    _put(settings, d2, "_SUCCESS", "")
+    _put(settings, d3, "h.csv", _csv([_row(3, user_id="bob"), _row(5)]))  # bob's copy of e3: a duplicate of u1's
+    run.ingest_tenants(["acme"], d0, d3 + timedelta(days=1), settings)
+    assert _lake_ids(settings) == ["e1", "e10", "e14", "e2", "e3", "e4", "e5"]
+    (settings.stores.landing.day_dir("eu", "acme", d0) / "old.csv").unlink()  # deleted by hand after its ingest
+    manifest = settings.stores.lake.day_dir("eu", "acme", d0) / "_manifest.json"
+    manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items() if k != "dropped"}))
+
+    report = user_erasure.erase_user("acme", "u1", settings)
+    assert (report["removed_days"], report["filtered_days"]) == ([d2.isoformat()], [d0.isoformat()])
+    assert report["lake_days"] == [DAY.isoformat(), d3.isoformat()]
+    assert not settings.stores.lake.day_dir("eu", "acme", d2).exists()
+    assert not settings.stores.landing.day_dir("eu", "acme", d2).exists()
+    assert not any(w.startswith((d0.isoformat(), d2.isoformat())) for w in status(settings)[0]["ingest_warnings"])
+    lake = pd.concat(pd.read_parquet(f) for f in settings.stores.lake.tenant_dir("eu", "acme").rglob("part-0.parquet"))
+    assert sorted(zip(lake.event_id, lake.user_id, strict=True)) == [
+        ("e14", "u14"),
+        ("e2", "u2"),
+        ("e3", "bob"),
+        ("e5", "u5"),
+    ]
+    m = json.loads(manifest.read_text())
+    assert (m["rows_in"], m["landed"], m["quarantined"], m["dropped"]) == (
+        5,
+        1,
+        {"unknown_event_type": 1},
+        {"erased_user": 3},
+    )
+    kept = pd.read_parquet(settings.stores.quarantine.day_dir("eu", "acme", d0) / "part-0.parquet")
+    assert kept.event_id.tolist() == ["e11"]
+
+
+def test_an_erased_users_resent_rows_and_malformed_lines_are_dropped_never_quarantined(settings, acme):
+    """The user's rows and malformed lines sent again are dropped and counted (``erased_user``), never quarantined
+    with their text: a line names the user when the id is a whole token of it (the erasure's rule), matched by hashing
+    the line's tokens of the id's length against the tombstones. A tombstone recorded before lengths were kept
+    matches rows only (its lines are quarantined, as before)."""
     from ml.core import control_db
     from ml.ops import user_erasure
 
-    d0, d2, d3, d4 = (DAY + timedelta(days=n) for n in (-1, 1, 2, 3))
-    at = f"{d0}T09:00:00Z"
-    old = [
-        _row(10, user_id="u1", event_at=at),
-        _row(11, event_at=at),
-        _row(12, user_id="u1", event_type="x", event_at=at),
-    ]
-    _put(settings, d0, "old.csv", _csv(old))
     _put(settings, DAY, "f.csv", _csv([_row(1), _row(2)]))
-    _put(settings, d2, "g.csv", _csv([_row(3, user_id="u1"), _row(4, user_id="u1")]))
-    run.ingest_tenants(["acme"], d0, d3, settings)
-    (settings.stores.landing.day_dir("eu", "acme", d0) / "old.csv").unlink()  # deleted by hand after its ingest
-    report = user_erasure.erase_user("acme", "u1", settings)
-    assert (report["removed_days"], report["lake_days"]) == ([d2.isoformat()], [DAY.isoformat()])
-    assert not settings.stores.lake.day_dir("eu", "acme", d2).exists()
-    assert not settings.stores.landing.day_dir("eu", "acme", d2).exists()
-    assert not any(w.startswith(d2.isoformat()) for w in status(settings)[0]["ingest_warnings"])
-    assert _lake_ids(settings) == ["e11", "e2"]
-    # a day whose landing files are gone is not rebuilt from none (e11 kept): the user's rows are filtered out
-    assert report["filtered_days"] == [d0.isoformat()]
-    manifest = json.loads((settings.stores.lake.day_dir("eu", "acme", d0) / "_manifest.json").read_text())
-    assert (manifest["landed"], manifest["quarantined"], manifest["dropped"]) == (1, {}, {"erased_user": 2})
-    assert pd.read_parquet(
-        settings.stores.quarantine.day_dir("eu", "acme", d0) / "part-0.parquet"
-    ).empty  # e12 was u1's
-
-    for day, legacy in ((d3, False), (d4, True)):
+    run.ingest_tenants(["acme"], DAY, DAY + timedelta(days=1), settings)
+    user_erasure.erase_user("acme", "u1", settings)
+    for n, legacy in ((1, False), (2, True)):
+        day = DAY + timedelta(days=n)
         resent = _csv([_row(5 + 2 * legacy, user_id="u1"), _row(6 + 2 * legacy)]) + "e9,u1\nx,u12\n"  # 2 malformed
-        if legacy:  # a tombstone of a version that kept no length: every whole token is hashed
+        if legacy:
             with control_db.connect(settings) as con:
                 con.execute("update erased_users set id_length = null")
         _put(settings, day, "h.csv", resent)
         summary, _, quarantine = _ingest(settings, day)
-        assert (summary["landed"], summary["dropped"]) == (1, {"erased_user": 2}), legacy
-        assert summary["quarantined"] == {"malformed_line": 1}
-        assert quarantine.raw_line.tolist() == ["x,u12"] * (1 + legacy)
+        assert (summary["landed"], summary["dropped"]) == (1, {"erased_user": 2 - legacy}), legacy
+        assert summary["quarantined"] == {"malformed_line": 1 + legacy}
+    assert sorted(quarantine.raw_line) == ["e9,u1", "x,u12", "x,u12"]

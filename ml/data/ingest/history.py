@@ -60,6 +60,12 @@ class SourceFileImport:
     other_tenant_rows: int = 0
     unattributed_lines: int = 0  # a shared export's lines naming no tenant, or not parseable
     erased_user_rows: int = 0  # rows and malformed lines of an erased user: not written
+
+    @property
+    def written(self) -> int:
+        """The rows and lines of the file its history files hold."""
+        return self.rows - self.erased_user_rows
+
     days: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     changed: bool = False  # its history files were written (False: imported before, same bytes)
@@ -81,8 +87,8 @@ class HistoryImport:
             "tenant_id": self.tenant_id,
             "files": len(self.files),
             "rows_read": sum(f.rows for f in self.files),
-            "files_unchanged": sum(not f.changed and not f.problems and f.rows > 0 for f in self.files),
-            "files_without_rows": sum(f.rows == 0 and not f.problems for f in self.files),
+            "files_unchanged": sum(not f.changed and not f.problems and f.written > 0 for f in self.files),
+            "files_without_rows": sum(f.written == 0 and not f.problems for f in self.files),
             "erased_user_rows": sum(f.erased_user_rows for f in self.files),  # in rows_read, never written
             "days_ingested": len(self.reports),
             **totals(self.reports),

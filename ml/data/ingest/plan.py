@@ -60,7 +60,8 @@ def plan_chunks(
 def plan_run(
     settings: Settings, params: dict[str, Any], interval_start: object, interval_end: object, parallel: int
 ) -> list[dict[str, Any]]:
-    """The ingest DAG run's mapped work: ``{"tenants", "start", "end"}`` per chunk.
+    """The ingest DAG run's mapped work: ``{"tenants", "start", "end", "current_spec"}`` per chunk (``current_spec``:
+    the run's param, :func:`ml.data.ingest.run.ingest_tenants`).
 
     Raises:
         TenantError: ``params["tenants"]`` names an unregistered tenant.
@@ -79,7 +80,8 @@ def plan_run(
         params.get("chunk_size") or 8,
         parallel,
     )
-    return [{"tenants": c, "start": start, "end": end} for c in chunks]
+    current_spec = bool(params.get("current_spec"))
+    return [{"tenants": c, "start": start, "end": end, "current_spec": current_spec} for c in chunks]
 
 
 def lake_event(summaries: list[dict[str, Any]]) -> dict[str, Any]:
