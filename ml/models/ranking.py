@@ -27,6 +27,7 @@ from ml.models.fit import LIGHTGBM, Candidate, predict
 from ml.models.kinds.base import ModelKind
 from ml.models.ranking_holdout import HEADLINE, RANDOM, RANDOM_HEADLINE, RECENT_DAYS, TEMPORAL, Judged, RankingHoldout
 from ml.models.recsys.served import history_events
+from ml.models.recsys.tuning import tuned_ease
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,14 @@ class FamilyFit:
 
 def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]:
     """Every classic family fitted on the history before the cutoff and judged (a family that
-    cannot fit this tenant, e.g. EASE on a huge catalogue, is left out with a log line)."""
+    cannot fit this tenant, e.g. EASE on a huge catalogue, is left out with a log line). EASE's L2 weight is chosen
+    on an inner split of that history (:func:`ml.models.recsys.tuning.tuned_ease`)."""
     out = []
     for model in families(threads, holdout.recent_days):
         started = time.perf_counter()
         try:
+            if isinstance(model, recsys.EASE):  # its L2 weight this tenant's own (recsys.tuning), in its fit time
+                model = tuned_ease(holdout.history, model.max_items)
             recsys.fitted(model, holdout.history)
         except ValueError as e:
             log.info("%s left out: %s", model.name, e)

@@ -227,7 +227,7 @@ def test_a_family_champion_the_random_protocol_did_not_pick_still_competes_and_i
     assert {c.family for c in kept} == {"popularity", "popularity_7d", "item_knn", "ease"}
     winner, why = ranking.choose(kept, "ease", margin=0.002)  # item_knn leads ease within noise there
     assert winner.family == "ease" and "the champion's family, refitted" in why, why
-    assert "ndcg_at_10 +0.0066" in why  # paired on the random protocol's users, as the gate pairs them
+    assert "ndcg_at_10 +0.0004" in why  # paired on the random protocol's users, as the gate pairs them
     kept = ranking.compete(mixed, [], RANKING_KIND, [], incumbent="als")  # far behind: the pick replaces it
     assert ranking.choose(kept, "als", margin=0.002)[0].family == "item_knn"
 
@@ -383,7 +383,8 @@ def test_a_large_tenants_temporal_holdout_overrules_the_random_protocols_pick_on
 
     as_of = pd.Timestamp("2026-03-02")
     examples = pd.DataFrame({"cutoff_date": [as_of - pd.Timedelta(days=7)], "user_id": ["u0"], "item_id": ["a0"]})
-    # no trend: the temporal holdout's best (SAR) leads the random protocol's pick (ALS) within chance; ALS is served
+    # no trend: the temporal holdout's best (SAR) leads the random protocol's pick (EASE, its L2 weight tuned on the
+    # history: ALS with the fixed weight of 500) within chance; the pick is served
     steady = train._ranking_holdout(Tenant("news", "eu"), _news_history(False, seed=5), examples, 7, None, as_of, True)
     assert steady.protocol == ranking.TEMPORAL and len(steady.users) >= ranking_holdout.MIN_JUDGED_USERS
     assert steady.overrule and steady.families_by is not None and steady.families_by.cutoff == steady.cutoff
@@ -391,7 +392,7 @@ def test_a_large_tenants_temporal_holdout_overrules_the_random_protocols_pick_on
     assert len(candidates) == len(ranking.families(recent_days=7))  # every family: each a re-ranker's bar
     top = max(candidates, key=lambda c: c.metrics["ndcg_at_10"])
     winner, why = ranking.choose(candidates)
-    assert (top.family, winner.family) == ("sar", "als") and why.startswith("als: best by the random protocol")
+    assert (top.family, winner.family) == ("sar", "ease") and why.startswith("ease: best by the random protocol")
     assert train._protocol_params(steady)["families_protocol"] == "random"
     # the run's baseline is the strongest popular list on the temporal holdout, whose figures the run reports, and
     # its random protocol's figure the best popular list's there (what the pick is measured against)

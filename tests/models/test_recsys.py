@@ -420,3 +420,32 @@ def test_recent_popularity_competes_over_a_week_and_over_the_tenants_short_windo
     assert [n for n in names if n.startswith("popularity")] == ["popularity", "popularity_7d"]
     names = [m.name for m in ranking.families(recent_days=35)]
     assert [n for n in names if n.startswith("popularity")] == ["popularity", "popularity_7d", "popularity_35d"]
+
+
+def test_eases_l2_weight_is_the_one_that_ranks_an_inner_split_of_the_tenants_own_history_best():
+    """``tuned_ease`` keeps the weight of the grid with the best inner nDCG@10 (ties to the larger), the default where
+    no user has an item to hold out; the competition fits EASE with it, and the refit keeps it."""
+    from ml.models.recsys import tuning
+
+    rng = np.random.default_rng(0)
+    pairs = [
+        (f"u{u}", f"c{u % 4}-{i:02d}", int(d)) for u in range(80) for i, d in zip(*rng.choice(15, (2, 6)), strict=True)
+    ]
+    data = recsys.Interactions.from_events(_events(pairs), AS_OF)
+    scores = tuning.inner_scores(data)
+    assert set(scores) == set(tuning.L2_GRID) and all(0 < v <= 1 for v in scores.values())
+    chosen = tuning.tuned_ease(data).l2
+    assert scores[chosen] == max(scores.values()) and chosen == max(w for w in scores if scores[w] == scores[chosen])
+    single = recsys.Interactions.from_events(_events([(f"u{u}", f"i{u}", 1) for u in range(5)]), AS_OF)
+    assert tuning.inner_scores(single) == {} and tuning.tuned_ease(single).l2 == 500.0
+    history = pd.DataFrame(
+        {
+            "user_id": [u for u, _, _ in pairs],
+            "item_id": [i for _, i, _ in pairs],
+            "event_date": AS_OF.tz_localize(None),
+        }
+    ).assign(interactions=1)
+    holdout = ranking.RankingHoldout.random_split(history, AS_OF + pd.Timedelta(days=1))
+    [ease] = [f.model for f in ranking.judge_families(holdout) if f.model.name == "ease"]
+    assert ease.l2 == tuning.tuned_ease(holdout.history).l2
+    assert ranking.refit(ease, history, AS_OF + pd.Timedelta(days=1)).l2 == ease.l2
