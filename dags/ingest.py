@@ -78,7 +78,7 @@ def ingest():
         from ml.data.ingest.run import ingest_tenants
 
         start, end = date.fromisoformat(batch["start"]), date.fromisoformat(batch["end"])
-        return ingest_tenants(batch["tenants"], start, end, current_spec=batch["current_spec"])
+        return ingest_tenants(batch["tenants"], start, end, current_spec=batch.get("current_spec", False))
 
     @task(outlets=[LAKE_EVENTS])
     def report(summaries: list[list[dict]]) -> dict:

@@ -56,15 +56,20 @@ class FamilyFit:
     by_random: Judged | None = None  # where the random protocol picks the family (``families_by``)
 
 
-def judge_families(holdout: RankingHoldout, threads: int = 1) -> list[FamilyFit]:
+def judge_families(
+    holdout: RankingHoldout, threads: int = 1, like: dict[str, recsys.Recommender] | None = None
+) -> list[FamilyFit]:
     """Every classic family fitted on the history before the cutoff and judged (a family that
     cannot fit this tenant, e.g. EASE on a huge catalogue, is left out with a log line). EASE's L2 weight is chosen
-    on an inner split of that history (:func:`ml.models.recsys.tuning.tuned_ease`)."""
+    on an inner split of that history (:func:`ml.models.recsys.tuning.tuned_ease`), unless ``like`` gives the
+    settings (the temporal holdout's fits, judged again by the random protocol: one weight is judged and served)."""
     out = []
     for model in families(threads, holdout.recent_days):
         started = time.perf_counter()
         try:
-            if isinstance(model, recsys.EASE):  # its L2 weight this tenant's own (recsys.tuning), in its fit time
+            if like is not None and model.name in like:
+                model = recsys.unfitted(like[model.name])
+            elif isinstance(model, recsys.EASE):  # its L2 weight this tenant's own (recsys.tuning), in its fit time
                 model = tuned_ease(holdout.history, model.max_items)
             recsys.fitted(model, holdout.history)
         except ValueError as e:
@@ -134,7 +139,7 @@ def _families_by_random(
     figures) the pick stays, ``holdout.contested`` says why, and :func:`choose_on` decides."""
     random = holdout.families_by
     assert random is not None
-    by_random = {f.model.name: f.judged for f in judge_families(random, threads)}
+    by_random = {f.model.name: f.judged for f in judge_families(random, threads, {f.model.name: f.model for f in fits})}
     judged = [f for f in fits if f.model.name in by_random]  # (a family the random split cannot fit is left out)
     for f in judged:
         f.by_random = by_random[f.model.name]

@@ -11,7 +11,7 @@ tenant's source spec mapped it). In order:
    (:mod:`ml.data.ingest.history`'s format: the rows as read, each with its raw line) without
    them (deleted where it holds nothing else); the original bytes are deleted. The day is then ingested again,
    which rebuilds its lake and quarantine partitions from what is left (so counts still reconcile); a day of the
-   user's rows only is removed whole (``removed_days``), and a lake day whose landing files were deleted by hand is
+   user's rows only is removed whole (``removed_days``), and a lake day a landed file of which was deleted by hand is
    filtered instead (``filtered_days``): :mod:`ml.ops.erasure_days`;
 3. the user's rows are deleted from every warehouse table with a ``user_id`` (the file is
    rewritten: DuckDB keeps deleted rows' bytes in free blocks), from the training snapshots (each
@@ -107,15 +107,13 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         digest = erased_users.record(con, settings, tenant.tenant_id, user_id)
     report: dict[str, Any] = {"tenant_id": tenant.tenant_id, "user_hash": digest}
     with tenant_lock(settings, tenant):  # no ingest writes the user back meanwhile
-        files, days, event_ids, removed = _erase_landing(settings, tenant, user_id)
-        filtered = {
-            d: ids for d in days if (ids := erasure_days.filter_unlanded(settings, tenant, user_id, d)) is not None
-        }
-        event_ids |= {i for ids in filtered.values() for i in ids}
+        files, days, event_ids, removed, stuck = _erase_landing(settings, tenant, user_id)
+        filtered = {d: erasure_days.filter_day(settings, tenant, user_id, d) for d in sorted(stuck)}
+        event_ids |= {i for _, ids in filtered.values() for i in ids}
         # (a removed or filtered day may have held the first copy of a later day's event: those are rebuilt too)
-        rebuild = sorted((set(days) - set(filtered)) | erasure_days.later_days(settings, tenant, {*removed, *filtered}))
+        rebuild = sorted(set(days) | erasure_days.later_days(settings, tenant, {*removed, *filtered}))
         report |= {"landing_files": files, "removed_days": [d.isoformat() for d in sorted(removed)]}
-        report["filtered_days"] = [d.isoformat() for d in sorted(filtered)]
+        report["filtered_days"] = [d.isoformat() for d, (n, _) in filtered.items() if n]
         report["lake_days"] = (
             [r.date for r in ingest_days(settings, tenant, rebuild, wait_for_files=False, files_replaced=True)]
             if rebuild
@@ -134,7 +132,7 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         None if tenant_key is None else ledger_key(tenant_key),
     )
     counts = [report[k] for k in ("snapshot_rows", "published_rows", "prediction_log_records", "ledger_rows")]
-    found = bool(files or report["lake_days"] or filtered or report["warehouse"] or any(counts))
+    found = bool(files or report["lake_days"] or report["filtered_days"] or report["warehouse"] or any(counts))
     owners = [tenant.tenant_id] if found else []  # nothing learned from a user who was never here
     if found and tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
         owners.append(global_owner(tenant.region))
@@ -150,7 +148,7 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
 
 def _erase_landing(
     settings: Settings, tenant: Tenant, user_id: str
-) -> tuple[list[str], list[date], set[str], set[date]]:
+) -> tuple[list[str], list[date], set[str], set[date], set[date]]:
     """Replace each landing file holding the user by a history file without the user's rows (delete one that holds
     nothing else; a day left without files is removed: :mod:`ml.ops.erasure_days`).
 
@@ -158,7 +156,8 @@ def _erase_landing(
     back, or is still being written (``TENANTFLOW_LANDING_SETTLE_SECONDS``), stops the erasure
     before any change. Returns the replaced files (``date=D/name``), the days to rebuild (theirs,
     and any lake or quarantine day that still holds the user: a rerun after a crash or a refusal
-    finishes the job), the user's event ids, and the days removed.
+    finishes the job), the user's event ids, the days removed, and the days to filter instead of rebuilding
+    (:mod:`ml.ops.erasure_days`).
     """
     store = settings.stores.landing
     spec = source_spec(settings, tenant)
@@ -185,6 +184,8 @@ def _erase_landing(
     finally:
         con.close()
     emptied = erasure_days.emptied_days(settings, tenant, [path for _, path, data in found if data is None])
+    holding = {day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))
+    stuck = erasure_days.unrebuildable(settings, tenant, holding - emptied)  # (before any file changes its name)
     for day in emptied:  # before its files go: a crash in between leaves them for a rerun to find
         erasure_days.remove_partitions(settings, tenant, day)
     replaced = []
@@ -202,8 +203,7 @@ def _erase_landing(
             path.unlink()
     for day in emptied:
         erasure_days.remove_landing_folder(settings, tenant, day)
-    days = ({day for day, _, _ in found} | set(_derived_days_holding(settings, tenant, user_id))) - emptied
-    return replaced, sorted(days), event_ids, emptied
+    return replaced, sorted(holding - emptied - stuck), event_ids, emptied, stuck
 
 
 def _derived_days_holding(settings: Settings, tenant: Tenant, user_id: str) -> list[date]:
@@ -242,7 +242,8 @@ def _without_user(
     try:
         plain, digest = opened(path, workdir, settings, tenant.tenant_id)
         read, _ = read_landed(con, plain, 0, workdir, tenant.tenant_id, spec_for(path.name, digest, *specs))
-        if unread(read):  # (its rows unread: the user may be among them)
+        if unread(read) and not is_history_file(plain):  # (its rows unread: the user may be among them; an import's
+            # file of malformed lines only is read whole)
             raise ValueError("; ".join(read.problems))
     except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
         raise TenantError(

@@ -470,3 +470,23 @@ def test_an_import_run_again_after_an_erasure_writes_none_of_the_users_rows_back
     (only := tmp_path / "only.csv").write_text(EXPORT.splitlines()[0] + "\n" + EXPORT.splitlines()[1] + "\n")
     s = import_history(north, tenant, [only], today=TODAY).summary()
     assert (s["files_unchanged"], s["files_without_rows"], s["erased_user_rows"]) == (0, 1, 1)
+
+
+def test_a_contract_tenants_import_run_again_after_an_erasure_keeps_its_malformed_lines_as_they_were(
+    settings, tmp_path
+):
+    """Malformed lines keep their source file through the erasure's rewrite of their history file, so the import run
+    again writes the same bytes; the erased user's own malformed line is not written again (a review's case)."""
+    from ml.ops import user_erasure
+
+    tenant = TenantStore(settings).add(Tenant("plain", "eu"))
+    header = "event_id,user_id,item_id,event_type,event_at\n"
+    rows = "e1,u1,i1,click,2025-06-01T09:00:00Z\ne2,u2,i1,click,2025-06-01T10:00:00Z\nx,u2\ny,u1\n"
+    (export := tmp_path / "plain.csv").write_text(header + rows)
+    import_history(settings, tenant, [export], today=TODAY)
+    user_erasure.erase_user("plain", "u1", settings)
+    landing = settings.stores.landing.tenant_dir("eu", "plain")
+    before = {p: p.read_bytes() for p in landing.rglob("*.parquet")}
+    again = import_history(settings, tenant, [export], today=TODAY).summary()
+    assert (again["erased_user_rows"], again["days_ingested"], again["files_unchanged"]) == (2, 0, 1)
+    assert {p: p.read_bytes() for p in landing.rglob("*.parquet")} == before

@@ -683,3 +683,46 @@ def test_an_erased_users_resent_rows_and_malformed_lines_are_dropped_never_quara
         assert (summary["landed"], summary["dropped"]) == (1, {"erased_user": 2 - legacy}), legacy
         assert summary["quarantined"] == {"malformed_line": 1 + legacy}
     assert sorted(quarantine.raw_line) == ["e9,u1", "x,u12", "x,u12"]
+
+
+@pytest.mark.parametrize(
+    "case", ["later-day-emptied-by-hand", "later-day-missing-a-file", "removed-day-missing-a-file"]
+)
+def test_an_erasure_never_rebuilds_a_day_whose_landed_files_were_deleted_by_hand(settings, acme, case):
+    """A rebuild that follows another day's change (the deduplication a rebuilt, removed or filtered day decided)
+    leaves a day one of whose landed files was deleted by hand as it is, and a day of the user's rows only whose other
+    file was deleted by hand is filtered, not removed: no other user's row leaves the lake (a review's cases)."""
+    from ml.ops import user_erasure
+
+    d1, d2 = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    if case == "later-day-emptied-by-hand":
+        _put(settings, DAY, "f.csv", _csv([_row(1), _row(2)]))
+        _put(settings, d1, "g.csv", _csv([_row(2), _row(7)]))  # e2 again: a duplicate dropped on d1
+        gone, kept = settings.stores.landing.day_dir("eu", "acme", d1) / "g.csv", ["e2", "e7"]
+    elif case == "later-day-missing-a-file":
+        _put(settings, d1, "g.csv", _csv([_row(3, user_id="u1")]))
+        _put(settings, d2, "h.csv", _csv([_row(5), _row(3, user_id="bob")]))
+        _put(settings, d2, "k.csv", _csv([_row(6)]))
+        # d2 is left as it is (a rebuild would lose e6): bob's copy of e3 stays a dropped duplicate
+        gone, kept = settings.stores.landing.day_dir("eu", "acme", d2) / "k.csv", ["e5", "e6"]
+    else:
+        _put(settings, d1, "a.csv", _csv([_row(3, user_id="u1")]))
+        _put(settings, d1, "b.csv", _csv([_row(6)]))
+        gone, kept = settings.stores.landing.day_dir("eu", "acme", d1) / "b.csv", ["e6"]
+    run.ingest_tenants(["acme"], DAY, d2 + timedelta(days=1), settings)
+    gone.unlink()
+    report = user_erasure.erase_user("acme", "u1", settings)
+    assert _lake_ids(settings) == kept, report
+    assert report["removed_days"] == (["2026-11-21"] if case == "later-day-missing-a-file" else [])
+    assert report["filtered_days"] == (["2026-11-21"] if case == "removed-day-missing-a-file" else [])
+
+
+def test_an_id_found_only_as_another_users_item_on_a_day_emptied_by_hand_is_not_found(settings, acme):
+    from ml.ops import user_erasure
+
+    _put(settings, DAY, "f.csv", _csv([_row(1, item_id="zed", event_type="x"), _row(2)]))
+    run.ingest_tenants(["acme"], DAY, DAY + timedelta(days=1), settings)
+    (settings.stores.landing.day_dir("eu", "acme", DAY) / "f.csv").unlink()
+    for _ in range(2):
+        report = user_erasure.erase_user("acme", "zed", settings)
+        assert (report["found"], report["filtered_days"], report["models_marked"]) == (False, [], [])

@@ -449,3 +449,8 @@ def test_eases_l2_weight_is_the_one_that_ranks_an_inner_split_of_the_tenants_own
     [ease] = [f.model for f in ranking.judge_families(holdout) if f.model.name == "ease"]
     assert ease.l2 == tuning.tuned_ease(holdout.history).l2
     assert ranking.refit(ease, history, AS_OF + pd.Timedelta(days=1)).l2 == ease.l2
+    # the temporal holdout's fits judged again by the random protocol keep their weight: one weight judged and served
+    [again] = [
+        f.model for f in ranking.judge_families(holdout, like={"ease": recsys.EASE(l2=50.0)}) if f.model.name == "ease"
+    ]
+    assert again.l2 == 50.0

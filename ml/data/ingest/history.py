@@ -183,7 +183,8 @@ def _without_erased(settings: Settings, tenant: Tenant, record: SourceFileImport
 
 
 def with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The file's rows and its malformed lines in one frame (a malformed line: its text in ``_raw``)."""
+    """The file's rows and its malformed lines in one frame (a malformed line: its text in ``_raw``; its
+    ``source_file`` as read, ``name`` where it has none)."""
     rows = rows[READ_COLUMNS].assign(**{MALFORMED: False})
     if not len(malformed):
         return rows
@@ -192,7 +193,7 @@ def with_malformed(rows: pd.DataFrame, malformed: pd.DataFrame, name: str) -> pd
             "_line_no": malformed["_line_no"].astype("int64").to_numpy(),
             "_raw": malformed["raw_line"].astype(str).to_numpy(),
             "_event_at": pd.Series(pd.NaT, index=malformed.index, dtype="datetime64[us, UTC]").to_numpy(),
-            "source_file": name,
+            "source_file": malformed["source_file"].to_numpy() if "source_file" in malformed else name,
             MALFORMED: True,
         }
     )

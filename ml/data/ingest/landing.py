@@ -144,3 +144,16 @@ def landing_bytes(settings: Settings, tenant: Tenant, start: date, end: date) ->
         if start <= d < end
         for p in complete_landing_files(landing_dir(settings, tenant, d), settle)
     )
+
+
+def landed_files_gone(settings: Settings, tenant: Tenant, day: date) -> list[str]:
+    """The files the day's lake manifest says it landed (read, not a duplicate copy) that are no longer in its landing
+    folder (deleted by hand after ingestion): a rebuild of the day from landing would lose their rows, so a rebuild
+    that only follows another day's change (a later day's deduplication, an erasure) leaves such a day as it is."""
+    manifest = read_manifest(settings, tenant, day)
+    if manifest is None:
+        return []
+    folder = landing_dir(settings, tenant, day)
+    present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    landed = [f["name"] for f in manifest["files"] if f.get("sha256") and f.get("status") == "ingested"]
+    return [name for name in landed if name not in present]

@@ -29,6 +29,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest.landing import (
     HISTORY_FILE,
     dates_to_ingest,
+    landed_files_gone,
     landing_dates,
     landing_dir,
     landing_files,
@@ -198,8 +199,7 @@ def _ingest_days(
         valid, rejected = writable.iloc[rows[ok]], raw.iloc[rows[keep]]
         rejected = with_raw_lines(rejected, landing_dir(settings, tenant, d), settings, tenant.tenant_id)
         out.append(write_day(settings, tenant, d, report, valid, rejected, reasons[keep], malformed[d], landed))
-    later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does
-    # (rebuilt whatever their files do: a day kept here would keep the deduplication these days changed)
+    later = _decided_by(settings, tenant, days, landed)  # an earlier copy now lands, or no longer does (whatever files)
     rebuilt = _ingest_days(settings, tenant, later, False, files_replaced, wait_until) if later else []
     return held + out + rebuilt
 
@@ -299,11 +299,11 @@ def _kept_as_it_is(settings: Settings, tenant: Tenant, day: date, waiting: list[
 def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: LandedIds) -> list[date]:
     """The lake days after ``days`` (within ``DEDUP_WINDOW``) whose deduplication the rewritten days
     decide: ones holding an id a rewritten day now holds, or that dropped duplicates (their earlier
-    copy may be gone). Rebuilding them keeps the lake what a rebuild of every day in order gives."""
+    copy may be gone). Rebuilding them keeps the lake what a rebuild of every day in order gives; a day whose landed
+    files were deleted by hand (:func:`~ml.data.ingest.landing.landed_files_gone`) is left as it is."""
     later = []
     for e in sorted({d + timedelta(days=k) for d in days for k in range(1, DEDUP_WINDOW.days + 1)} - set(days)):
-        theirs = landed.ids(e)
-        if theirs is None:
+        if (theirs := landed.ids(e)) is None or landed_files_gone(settings, tenant, e):
             continue
         manifest = read_manifest(settings, tenant, e)
         # an id of e now in a day before it can only have come from a rewritten day
