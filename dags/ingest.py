@@ -51,8 +51,9 @@ from dags.common.limits import PARALLEL_TASKS
         "current_spec": forms.flag(
             False,
             "Read with the current source spec",
-            "Read every file of these days with each tenant's current source spec (after correcting a spec); "
-            "off: each landed file is read with the spec it was first read with",
+            "Read every file of these days with each tenant's current source spec: after correcting a spec that read "
+            "files without an error but wrongly (a timezone, a mapping); off: each landed file is read with the "
+            "spec it was first read with (one it could not read, with the current spec)",
         ),
         "chunk_size": forms.chunk_size(8, "ingest"),
     },

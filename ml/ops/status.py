@@ -163,7 +163,7 @@ def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], wait
 def tenant_status(settings: Settings, tenant: Tenant) -> dict[str, Any]:
     events_in = duplicates = other_tenant_rows = unattributed = 0
     quarantined: Counter[str] = Counter()
-    dropped: Counter[str] = Counter()  # by the tenant's own row rules (``rows.missing_user: drop``)
+    dropped: Counter[str] = Counter()  # by the tenant's own row rules (``rows.missing_user: drop``), erased users
     ingest_warnings: list[str] = []
     days = settings.stores.lake.days(tenant.region, tenant.tenant_id)
     partitions = [settings.stores.lake.day_dir(tenant.region, tenant.tenant_id, d) for d in days]
@@ -266,6 +266,7 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
             f"events in {r['events_in']:,}",
             f"quarantined {q:,}",
             f"duplicates {r['duplicates_dropped']:,}",
+            *(f"dropped ({k}) {n:,}" for k, n in r["dropped"].items()),  # a spec's row rule, an erased user's rows
             f"lake rows {r['lake_rows']:,}",
             f"feature rows {r['feature_rows']:,}" if r["feature_rows"] is not None else "feature rows -",
         ]

@@ -683,6 +683,9 @@ def test_an_erased_users_resent_rows_and_malformed_lines_are_dropped_never_quara
         assert (summary["landed"], summary["dropped"]) == (1, {"erased_user": 2 - legacy}), legacy
         assert summary["quarantined"] == {"malformed_line": 1 + legacy}
     assert sorted(quarantine.raw_line) == ["e9,u1", "x,u12", "x,u12"]
+    from ml.ops.status import format_table
+
+    assert "dropped (erased_user) 3" in format_table(status(settings))  # the counts add up in the table too
 
 
 @pytest.mark.parametrize(

@@ -168,8 +168,9 @@ def ingest(
         bool,
         typer.Option(
             "--current-spec",
-            help="Read every landed file with the tenant's current source spec (after correcting one); by default a "
-            "file is read with the spec it was first read with",
+            help="Read every file of these days with the current source spec (of every tenant asked, all by default), "
+            "for files an earlier spec read without an error but wrongly (a timezone, a mapping); by default a file "
+            "is read with the spec it was first read with (a file it could not read, with the current one)",
         ),
     ] = False,
 ) -> None:
