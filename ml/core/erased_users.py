@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import re
 import sqlite3
+import string
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -56,7 +57,7 @@ def names_pattern(user_id: str) -> str:
     return f"(?:^|{TOKEN_EDGE}){re.escape(user_id)}(?:{TOKEN_EDGE}|$)"  # groups that capture make pandas warn
 
 
-_WORD = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_WORD = frozenset(string.ascii_letters + string.digits + "_")  # the characters TOKEN_EDGE is not
 
 
 def record(con: sqlite3.Connection, settings: Settings, tenant_id: str, user_id: str) -> str:

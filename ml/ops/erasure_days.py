@@ -38,9 +38,7 @@ from ml.core.layout import LAKE_FILE, MANIFEST_FILE
 from ml.core.settings import Settings
 from ml.core.tenants import Tenant
 from ml.data.ingest.landing import landed_files_gone, landing_files
-from ml.data.ingest.partitions import DEDUP_WINDOW, lake_dir, quarantine_dir, read_manifest
-
-MALFORMED_REASON = "malformed_line"  # a quarantined line that could not be parsed: the user is found in its text
+from ml.data.ingest.partitions import DEDUP_WINDOW, MALFORMED_LINE, lake_dir, quarantine_dir, read_manifest
 
 
 def _has_landing_files(settings: Settings, tenant: Tenant, day: date) -> bool:
@@ -62,7 +60,11 @@ def emptied_days(settings: Settings, tenant: Tenant, deleted: Iterable[Path]) ->
     for folder, paths in by_day.items():
         complete, waiting = landing_files(folder, settings.landing.settle_seconds)
         day = store.day_of(folder)
-        if not waiting and set(complete) <= paths and not landed_files_gone(settings, tenant, day):
+        if (
+            not waiting
+            and set(complete) <= paths
+            and not landed_files_gone(settings, tenant, day, read_manifest(settings, tenant, day))
+        ):
             out.add(day)
     return out
 
@@ -70,7 +72,11 @@ def emptied_days(settings: Settings, tenant: Tenant, deleted: Iterable[Path]) ->
 def unrebuildable(settings: Settings, tenant: Tenant, days: Iterable[date]) -> set[date]:
     """Of ``days``, the lake days a rebuild from landing would lose rows of: a landed file gone (deleted by hand), or
     no landing file left. Called before the erasure changes any file (it replaces files under other names)."""
-    return {d for d in days if landed_files_gone(settings, tenant, d) or not _has_landing_files(settings, tenant, d)}
+    return {d for d in days if _unrebuildable(settings, tenant, d, read_manifest(settings, tenant, d))}
+
+
+def _unrebuildable(settings: Settings, tenant: Tenant, day: date, manifest: dict | None) -> bool:
+    return bool(landed_files_gone(settings, tenant, day, manifest)) or not _has_landing_files(settings, tenant, day)
 
 
 def remove_partitions(settings: Settings, tenant: Tenant, day: date) -> None:
@@ -107,7 +113,7 @@ def filter_day(settings: Settings, tenant: Tenant, user_id: str, day: date) -> t
         mine = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
         if path == quarantine:  # a malformed line has no user_id: its text names the user as a whole token
             named = pc.and_(
-                pc.equal(table.column("reason"), MALFORMED_REASON),
+                pc.equal(table.column("reason"), MALFORMED_LINE),
                 pc.match_substring_regex(table.column("raw_line"), names_pattern(user_id)),
             )
             mine = pc.or_(mine, pc.fill_null(named, False))
@@ -145,5 +151,7 @@ def later_days(settings: Settings, tenant: Tenant, days: Iterable[date]) -> set[
     days = set(days)
     lake = set(settings.stores.lake.days(tenant.region, tenant.tenant_id))
     near = {d + timedelta(days=k) for d in days for k in range(1, DEDUP_WINDOW.days + 1)} & lake
-    dropped = {d for d in near - days if (m := read_manifest(settings, tenant, d)) and m["duplicates_dropped"]}
-    return dropped - unrebuildable(settings, tenant, dropped)
+    manifests = {d: read_manifest(settings, tenant, d) for d in near - days}  # (each read once)
+    return {
+        d for d, m in manifests.items() if m and m["duplicates_dropped"] and not _unrebuildable(settings, tenant, d, m)
+    }

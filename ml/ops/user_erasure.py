@@ -90,7 +90,8 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     """Erase one end user of a tenant from every store of the home (see the module docstring).
 
     Returns what changed: ``user_hash``, ``landing_files`` (names replaced or deleted), ``lake_days``
-    (re-ingested), ``removed_days`` and ``filtered_days`` (:mod:`ml.ops.erasure_days`), ``warehouse`` (rows per table), ``snapshot_rows``, ``published_rows``,
+    (re-ingested), ``removed_days`` and ``filtered_days`` (:mod:`ml.ops.erasure_days`), ``warehouse`` (rows per
+    table), ``snapshot_rows``, ``published_rows``,
     ``prediction_log_records``, ``ledger_rows``, ``models_marked`` (owners).
 
     Raises:
@@ -233,8 +234,8 @@ def _without_user(
     user_id: str,
 ) -> tuple[tuple[bytes, str] | None, set[str]] | None:
     """A landing file's history-file bytes without the user's rows and lines and their mark (None: it holds nothing
-    else), and the user's event ids; None when the file does not hold the user. ``specs``: the tenant's current spec, and the ones its day's
-    files were read with (:func:`ml.data.ingest.spec.landed_under`): the file is read as its ingestion read it.
+    else), and the user's event ids; None when the file does not hold the user. ``specs``: the tenant's current spec,
+    and the ones its day's files were read with (:func:`ml.data.ingest.spec.landed_under`): the file is read as its ingestion read it.
 
     Raises:
         TenantError: the file cannot be read back (nothing of it is changed).
@@ -242,8 +243,9 @@ def _without_user(
     try:
         plain, digest = opened(path, workdir, settings, tenant.tenant_id)
         read, _ = read_landed(con, plain, 0, workdir, tenant.tenant_id, spec_for(path.name, digest, *specs))
-        if unread(read) and not is_history_file(plain):  # (its rows unread: the user may be among them; an import's
-            # file of malformed lines only is read whole)
+        history = is_history_file(plain)
+        if unread(read) and not history:  # (its rows unread: the user may be among them; an import's file of
+            # malformed lines only is read whole)
             raise ValueError("; ".join(read.problems))
     except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
         raise TenantError(
@@ -263,7 +265,7 @@ def _without_user(
         return None, ids
     # a history file keeps its source file's mark (an import run again then writes the same bytes); another file is
     # marked, and named, by its own content
-    mark = pq.read_schema(plain).metadata[HISTORY_MARK].decode() if is_history_file(plain) else digest
+    mark = pq.read_schema(plain).metadata[HISTORY_MARK].decode() if history else digest
     return (history_bytes(rows[~mine].drop(columns="_file_no"), mark), mark), ids
 
 

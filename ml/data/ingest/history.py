@@ -60,15 +60,14 @@ class SourceFileImport:
     other_tenant_rows: int = 0
     unattributed_lines: int = 0  # a shared export's lines naming no tenant, or not parseable
     erased_user_rows: int = 0  # rows and malformed lines of an erased user: not written
+    days: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    changed: bool = False  # its history files were written (False: imported before, same bytes)
 
     @property
     def written(self) -> int:
         """The rows and lines of the file its history files hold."""
         return self.rows - self.erased_user_rows
-
-    days: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    changed: bool = False  # its history files were written (False: imported before, same bytes)
 
 
 @dataclass

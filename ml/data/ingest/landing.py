@@ -146,11 +146,11 @@ def landing_bytes(settings: Settings, tenant: Tenant, start: date, end: date) ->
     )
 
 
-def landed_files_gone(settings: Settings, tenant: Tenant, day: date) -> list[str]:
-    """The files the day's lake manifest says it landed (read, not a duplicate copy) that are no longer in its landing
-    folder (deleted by hand after ingestion): a rebuild of the day from landing would lose their rows, so a rebuild
-    that only follows another day's change (a later day's deduplication, an erasure) leaves such a day as it is."""
-    manifest = read_manifest(settings, tenant, day)
+def landed_files_gone(settings: Settings, tenant: Tenant, day: date, manifest: dict | None) -> list[str]:
+    """The files the day's lake ``manifest`` (:func:`~ml.data.ingest.partitions.read_manifest`, read by the caller)
+    says it landed (read, not a duplicate copy) that are no longer in its landing folder (deleted by hand after
+    ingestion): a rebuild of the day from landing would lose their rows, so a rebuild that only follows another day's
+    change (a later day's deduplication, an erasure) leaves such a day as it is."""
     if manifest is None:
         return []
     folder = landing_dir(settings, tenant, day)

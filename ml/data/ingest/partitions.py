@@ -62,6 +62,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("raw_line", pa.string()),
     ]
 )
+MALFORMED_LINE = "malformed_line"  # the quarantine reason of a line that could not be parsed (its text kept)
 WRITE_COLUMNS = [*(f.name for f in LAKE_SCHEMA), "_file_no", "_line_no"]  # what write_day needs of valid rows
 
 
@@ -294,7 +295,7 @@ def _quarantine_rows(raw: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
 
 def _quarantine_malformed(bad: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({c: pd.Series([None] * len(bad), dtype=object) for c in LANDING_COLUMNS})
-    out["reason"] = "malformed_line"
+    out["reason"] = MALFORMED_LINE
     out["source_file"] = bad["source_file"].to_numpy()
     out["line_no"] = bad["_line_no"].astype("int64").to_numpy()
     out["raw_line"] = bad["raw_line"].astype(str).to_numpy()

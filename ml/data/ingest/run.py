@@ -303,9 +303,9 @@ def _decided_by(settings: Settings, tenant: Tenant, days: list[date], landed: La
     files were deleted by hand (:func:`~ml.data.ingest.landing.landed_files_gone`) is left as it is."""
     later = []
     for e in sorted({d + timedelta(days=k) for d in days for k in range(1, DEDUP_WINDOW.days + 1)} - set(days)):
-        if (theirs := landed.ids(e)) is None or landed_files_gone(settings, tenant, e):
+        manifest = read_manifest(settings, tenant, e)  # (None where the lake has no such day: ids None too)
+        if (theirs := landed.ids(e)) is None or landed_files_gone(settings, tenant, e, manifest):
             continue
-        manifest = read_manifest(settings, tenant, e)
         # an id of e now in a day before it can only have come from a rewritten day
         if (manifest is not None and manifest["duplicates_dropped"]) or landed.seen_before(e, pd.Series(theirs)).any():
             later.append(e)

@@ -21,7 +21,7 @@ from ml.models.recsys.interactions import Interactions, recommend
 
 L2_GRID = (50.0, 100.0, 200.0, 500.0, 1000.0)
 INNER_SEED = 7
-K = 10
+K = evaluate.K
 
 
 def tuned_ease(data: Interactions, max_items: int = 15_000, grid: tuple[float, ...] = L2_GRID) -> EASE:

@@ -245,7 +245,7 @@ def erase_user(tenant_id: str, user_id: str) -> None:
         f"erased a user of {tenant_id} (tombstone {r['user_hash'][:12]}): {len(r['landing_files'])} landing files "
         f"rewritten or removed, {len(r['lake_days'])} lake days rebuilt, {len(r['removed_days'])} days removed (they "
         f"held this user's rows only), "
-        + (f"{n} lake days without landing files filtered, " if (n := len(r["filtered_days"])) else "")
+        + (f"{n} lake days filtered (a landed file deleted by hand), " if (n := len(r["filtered_days"])) else "")
         + f"{rows:,} warehouse rows, {r['snapshot_rows']:,} "
         f"snapshot rows, {r['published_rows']:,} published rows, {r['prediction_log_records']:,} prediction-log "
         f"records, {r['ledger_rows']:,} webhook ledger rows deleted; models of {', '.join(r['models_marked'])} "
