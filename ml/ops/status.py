@@ -131,12 +131,13 @@ def first_day_not_due(now: datetime) -> date:
 
 def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], waiting: dict[str, list[str]]) -> list[str]:
     """What the lake lacks of landing now: the files a day's last ingestion left waiting (still being written, or
-    complete since, for a run to land), and the landing days due without a lake partition (:func:`first_day_not_due`:
-    today's folder, where the webhook writes, lands with the next day's run)."""
-    out, tid = [], tenant.tenant_id
+    complete since, for a run to land), the files being written now on a landing day not in the lake (today's
+    too), and the landing days due without a lake partition (:func:`first_day_not_due`: today's folder, where the
+    webhook writes, lands with the next day's run)."""
+    out, tid, store, settle = [], tenant.tenant_id, settings.stores.landing, settings.landing.settle_seconds
     for day, names in waiting.items():
-        folder = settings.stores.landing.day_dir(tenant.region, tid, date.fromisoformat(day))
-        now = {p.name for p in landing_files(folder, settings.landing.settle_seconds)[1]}
+        folder = store.day_dir(tenant.region, tid, date.fromisoformat(day))
+        now = {p.name for p in landing_files(folder, settle)[1]}
         if still := [n for n in names if n in now]:
             out.append(f"{day}: {waiting_note(still)}")
         if done := [n for n in names if n not in now]:
@@ -147,9 +148,12 @@ def _landing_warnings(settings: Settings, tenant: Tenant, days: list[date], wait
                 f"{ingest_command(tid, first, first + timedelta(days=1))})"
             )
     try:
-        landing = settings.stores.landing.days(tenant.region, tid)
+        landing = store.days(tenant.region, tid)
     except ValueError as exc:  # a folder an uploader named: ingestion of this tenant fails on it too
         return [*out, f"a landing folder is named for no day ({exc}): rename or move it"]
+    for unlanded in sorted(set(landing) - set(days)):  # (today's folder too: a file the webhook or an uploader writes)
+        if still := [p.name for p in landing_files(store.day_dir(tenant.region, tid, unlanded), settle)[1]]:
+            out.append(f"{unlanded}: {waiting_note(still)}")
     if behind := sorted({d for d in landing if d < first_day_not_due(datetime.now(UTC))} - set(days)):
         n = len(behind)
         out.append(

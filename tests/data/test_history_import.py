@@ -490,3 +490,30 @@ def test_a_contract_tenants_import_run_again_after_an_erasure_keeps_its_malforme
     again = import_history(settings, tenant, [export], today=TODAY).summary()
     assert (again["erased_user_rows"], again["days_ingested"], again["files_unchanged"]) == (2, 0, 1)
     assert {p: p.read_bytes() for p in landing.rglob("*.parquet")} == before
+
+
+def test_the_ingest_cli_prints_a_row_per_tenant_and_its_summary_as_json_on_request(
+    north, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "160")  # (Rich's console width: no cell wrapped)
+    import_history(north, TenantStore(north).get("north"), [tmp_path / "export.csv"], today=TODAY)
+    args = ["ingest", "--tenant", "north", "--start", "2025-06-01", "--end", "2025-06-04"]
+    assert main([*args, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["dates"] == ["2025-06-01", "2025-06-02", "2025-06-03"] and s["changed_dates"] == []  # imported before
+    assert (
+        s["rows_in"]
+        == s["landed"] + sum(s["quarantined"].values()) + sum(s["dropped"].values()) + s["duplicates_dropped"]
+    )
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "north" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    quarantined = ", ".join(f"{k} {v:,}" for k, v in s["quarantined"].items())
+    assert cells == ["north", "3", "0", str(s["rows_in"]), str(s["landed"]), quarantined, "-", "1"], out
+    assert "problem: north: 2025-06-02: keys_mostly_null" in out
+    assert "Nothing changed: every day was ingested before from the same files." in out
+    assert main(["ingest", "--tenant", "north", "--start", "2024-01-01"]) == 0
+    assert "Nothing to do: no landing folder of these tenants on these days." in " ".join(
+        capsys.readouterr().out.split()
+    )

@@ -352,8 +352,12 @@ def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_b
     # status counts the day not in the lake yet, and the next day's, before any run looked at it (not today's,
     # where the webhook writes: the next day's run lands it)
     settings.stores.landing.day_dir("eu", "acme", DAY + timedelta(days=2)).mkdir(parents=True)
-    settings.stores.landing.day_dir("eu", "acme", datetime.now(UTC).date()).mkdir(parents=True)
+    today = settings.stores.landing.day_dir("eu", "acme", datetime.now(UTC).date())
+    today.mkdir(parents=True)
+    (today / "webhook-part.jsonl").write_text("")  # being written now: named, though today is not due
     [row] = status(settings)
+    assert f"{today.name[5:]}: 1 file waiting: still being written (webhook-part.jsonl)" in row["ingest_warnings"]
+    assert "2026-11-20: 1 file waiting: still being written (growing.csv)" in row["ingest_warnings"]
     assert row["ingest_warnings"][-1] == (
         "2 landing days not in the lake yet (first 2026-11-20): no ingest ran over them, or every file is still "
         "being written; run the ingest DAG (or `tenantflow ingest --tenant acme --start 2026-11-20 --end 2026-11-23`)"
@@ -365,6 +369,7 @@ def test_a_day_whose_every_file_is_still_being_written_is_waiting_not_an_empty_b
     (bad := settings.stores.landing.tenant_dir("eu", "acme") / "date=2026-11-20.bak").mkdir()
     assert status(settings)[0]["ingest_warnings"][-1].startswith("a landing folder is named for no day (")
     bad.rmdir()
+    (today / "webhook-part.jsonl").unlink()
     monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "0")  # settled: the next run lands it
     summary, lake, _ = _ingest(get_settings())
     assert (summary["landed"], summary["batch_problems"], summary["waiting_files"]) == (1, [], [])

@@ -17,6 +17,7 @@ from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore, tenant_from_dict
 from ml.ops.cli.progress import steps
+from ml.ops.cli.summaries import print_import, print_ingest
 
 features_app = typer.Typer(help="dbt feature builds without Airflow.", no_args_is_help=True)
 
@@ -173,8 +174,9 @@ def ingest(
             "is read with the spec it was first read with (a file it could not read, with the current one)",
         ),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON summary per tenant instead of the table")] = False,
 ) -> None:
-    """Ingest landing dates without Airflow (what the ingest DAG runs); one JSON summary per tenant."""
+    """Ingest landing dates without Airflow (what the ingest DAG runs): a table of what each tenant's days held."""
     from ml.data.ingest.run import ingest_tenants
 
     settings = get_settings()
@@ -192,8 +194,11 @@ def ingest(
 
         last = _date(end) or first + timedelta(days=1)
         ingest_tenants(ids, first, last, settings, progress=done, current_spec=current_spec)
-    for summary in summaries:
-        print(json.dumps(summary))
+    if as_json:
+        for summary in summaries:
+            print(json.dumps(summary))
+    else:
+        print_ingest(summaries)
     settle = settings.landing.settle_seconds
     for summary in (s for s in summaries if s["waiting_files"]):
         typer.secho(
@@ -235,58 +240,7 @@ def import_history(
         return
     from ml.data.feature_checks import read_health
 
-    _print_import(summary, has_features=read_health(settings, t.tenant_id) is not None)
-
-
-def _print_import(summary: dict[str, Any], has_features: bool = False) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"history import of {summary['tenant_id']}: per day")
-    for col in ("date", "rows in", "landed", "quarantined", "dropped", "duplicates"):
-        table.add_column(col, justify="left" if col in ("date", "quarantined", "dropped") else "right")
-    for d in summary["per_day"]:
-        reasons = ", ".join(f"{k} {v:,}" for k, v in d["quarantined"].items()) or "-"
-        dropped = ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items()) or "-"
-        table.add_row(
-            d["date"], f"{d['rows_in']:,}", f"{d['landed']:,}", reasons, dropped, f"{d['duplicates_dropped']:,}"
-        )
-    console = Console()
-    if summary["per_day"]:
-        console.print(table)
-    reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantined"].items()) or "none"
-    console.print(
-        f"{summary['files']} files ({summary['files_unchanged']} imported before, unchanged; "
-        f"{summary['files_without_rows']} without rows of this tenant; {summary['rows_read']:,} of its rows read), "
-        f"{summary['days_ingested']} days ingested whole (every landed file of the day) in {summary['seconds']} s: "
-        f"{summary['rows_in']:,} rows in, "
-        f"{summary['landed']:,} landed, quarantined: {reasons}, dropped by rule: {summary['dropped'] or 'none'}, "
-        f"{summary['duplicates_dropped']:,} duplicates dropped"
-        + (f"; {summary['other_tenant_rows']:,} rows of other tenants skipped" if summary["other_tenant_rows"] else "")
-        + (f"; {n:,} rows of erased users not written" if (n := summary["erased_user_rows"]) else "")
-        + (
-            f"; {summary['unattributed_lines']:,} lines naming no tenant skipped (see the problems)"
-            if summary["unattributed_lines"]
-            else ""
-        )
-    )
-    if not summary["days_ingested"] and summary["files_unchanged"]:
-        console.print("Nothing to do: every file with rows of this tenant was imported before with the same result.")
-    elif not summary["days_ingested"]:
-        console.print("Nothing imported: no file held rows of this tenant (see the problems, if any).")
-    elif has_features:  # built before: the imported days' activity is rebuilt whole from their first
-        first = summary["per_day"][0]["date"]
-        console.print(
-            f"Next: `tenantflow features build --tenant {summary['tenant_id']} --rebuild-from {first}` (the features "
-            f"DAG's rebuild_from param): the tenant has features, and the imported days' activity is built again."
-        )
-    else:
-        console.print(
-            f"Next: the features DAG (or `tenantflow features build --tenant {summary['tenant_id']}`) builds the "
-            "tenant's features from its whole history."
-        )
-    for p in summary["problems"]:
-        console.print(f"[yellow]problem[/]: {p}")
+    print_import(summary, has_features=read_health(settings, t.tenant_id) is not None)
 
 
 @features_app.command("build")
