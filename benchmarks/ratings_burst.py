@@ -14,10 +14,13 @@ scored on the 25%: nDCG@10 (binary gain), P@10, R@10, MAP@10, HitRate@10, covera
 classic families fitted on the same 75% (`ml.models.recsys`).
 
     .venv/bin/python benchmarks/ratings_burst.py
+    .venv/bin/python benchmarks/ratings_burst.py --users 6040 --items 3706 --ratings 1000209 \
+        --start 2000-04-25 --end 2003-02-28   # the shape of MovieLens 1M (its counts and span)
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -50,11 +53,18 @@ timestamp: {format: epoch_s}
 
 
 def ratings(
-    seed: int = 42, users: int = 943, items: int = 1682, genres: int = 10, target: int = 100_000
+    seed: int = 42,
+    users: int = 943,
+    items: int = 1682,
+    genres: int = 10,
+    target: int = 100_000,
+    span: tuple[str, str] = ("1997-09-20", "1998-04-22"),
 ) -> pd.DataFrame:
-    """MovieLens-100k-shaped ratings: ``user_id, item_id, rating, timestamp`` (module docstring)."""
+    """MovieLens-100k-shaped ratings: ``user_id, item_id, rating, timestamp`` (module docstring); ``span``: the first
+    and last day (ISO dates, UTC)."""
     rng = np.random.default_rng(seed)
-    start, end = datetime(1997, 9, 20, tzinfo=UTC).timestamp(), datetime(1998, 4, 22, 23, 59, tzinfo=UTC).timestamp()
+    start = datetime.fromisoformat(span[0]).replace(tzinfo=UTC).timestamp()
+    end = datetime.fromisoformat(span[1]).replace(tzinfo=UTC).timestamp() + DAY - 60
     item_genres = np.zeros((items, genres))
     for i in range(items):
         item_genres[i, rng.choice(genres, rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]), replace=False)] = 1.0
@@ -108,12 +118,23 @@ def cli(*args: str) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=943)
+    parser.add_argument("--items", type=int, default=1682)
+    parser.add_argument("--ratings", type=int, default=100_000, help="about this many ratings in all")
+    parser.add_argument("--start", default="1997-09-20", help="the first day of ratings (ISO date)")
+    parser.add_argument("--end", default="1998-04-22", help="the last day of ratings (ISO date)")
+    args = parser.parse_args()
     home = fresh_home("ratings")
-    df = ratings().astype({"user_id": str, "item_id": str})
+    started = time.perf_counter()
+    df = ratings(users=args.users, items=args.items, target=args.ratings, span=(args.start, args.end))
+    df = df.astype({"user_id": str, "item_id": str})
+    generated = round(time.perf_counter() - started, 1)
     train, test = evaluate.stratified_random_split(df, 0.75, 42)
     train.to_csv(home / "u.train.data", sep="\t", header=False, index=False)  # no header line, as u.data
     (home / "spec.yaml").write_text(SPEC)
     seconds = {
+        "generate": generated,
         "add": cli("tenants", "add", "films", "--region", "eu"),
         "source": cli("tenants", "source", "films", "--file", str(home / "spec.yaml")),
         "import": cli("import", "films", str(home / "u.train.data")),
@@ -130,13 +151,22 @@ def main() -> None:
     events = train.assign(event_at=pd.to_datetime(train["timestamp"], unit="s", utc=True))
     data = recsys.Interactions.from_events(events)
     for model in (recsys.Popularity(), recsys.ItemKNN(neighbours=100), recsys.SAR(), recsys.EASE(), recsys.ALS()):
+        started = time.perf_counter()
         lists = recsys.recommend(recsys.fitted(model, data), data, np.sort(relevant["user_id"].unique()), K)
         rows.append(_scored(model.name, lists, relevant, len(data.items)))
+        rows[-1]["seconds"] = round(time.perf_counter() - started, 1)
     for r in rows:
         print(f"{r['lists']:>12}  nDCG@10 {r['ndcg_at_10']:.4f} [{r['ndcg_at_10_low']:.4f}, {r['ndcg_at_10_high']:.4f}]"
               f"  P@10 {r['precision_at_10']:.4f}  R@10 {r['recall_at_10']:.4f}  users {r['users']}")  # fmt: skip
     report(
-        "ratings_burst", home=str(home), ratings=len(df), train=len(train), test=len(test), seconds=seconds, rows=rows
+        "ratings_burst",
+        home=str(home),
+        shape=vars(args),
+        ratings=len(df),
+        train=len(train),
+        test=len(test),
+        seconds=seconds,
+        rows=rows,
     )
 
 

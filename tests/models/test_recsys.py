@@ -7,6 +7,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from ml.core import sealed_files
 from ml.core.settings import get_settings
@@ -107,6 +108,27 @@ def test_ease_solves_its_constrained_least_squares_column_by_column():
         assert np.allclose(b[others, j], solved, atol=1e-5)
     with pytest.raises(ValueError, match="use ALS"):
         recsys.EASE(max_items=2).fit(data)
+
+
+def test_eases_cholesky_inverse_in_place_gives_the_weights_of_the_textbook_inverse():
+    """``ease_weights`` (LAPACK's Cholesky inverse, the upper triangle mirrored in blocks) equals ``np.linalg.inv``'s
+    ``B``, on a catalogue of more items than one mirrored block, and refuses a ridge that leaves no definite matrix."""
+    from ml.models.recsys.linalg import BLOCK, ease_weights
+
+    rng = np.random.default_rng(3)
+    n = BLOCK + 300
+    x = sp.random(2 * n, n, density=0.02, format="csr", random_state=rng, dtype=np.float32)
+    x.data[:] = 1.0
+    gram = (x.T @ x).toarray().astype(np.float64) + 200.0 * np.eye(n)
+    p = np.linalg.inv(gram)
+    expected = (-p / np.diag(p)).astype(np.float32)
+    np.fill_diagonal(expected, 0.0)
+    b = ease_weights(x, 200.0)
+    assert b.dtype == np.float32 and b.flags["C_CONTIGUOUS"] and not np.diag(b).any()
+    assert np.allclose(b, expected, rtol=1e-5, atol=1e-7)
+    empty = sp.csr_matrix((4, 3), dtype=np.float32)  # no interactions: a ridge of 0 leaves a zero matrix
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        ease_weights(empty, 0.0)
 
 
 def test_recommend_excludes_seen_items_or_allows_repeats_and_falls_back_to_popularity():

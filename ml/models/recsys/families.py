@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from ml.core import atomic, sealed_files
 from ml.models.recsys.interactions import Interactions
+from ml.models.recsys.linalg import ease_weights
 
 FILES = ("family.json", "arrays.npz")  # a saved model: its description and its arrays (:func:`save`)
 
@@ -168,15 +169,10 @@ class EASE:
         n = len(data.items)
         if n > self.max_items:
             raise CatalogueTooLarge(
-                f"EASE needs an {n} x {n} inverse ({16 * n * n / 2**30:.1f} GiB); above max_items={self.max_items} "
+                f"EASE needs an {n} x {n} inverse ({12 * n * n / 2**30:.1f} GiB); above max_items={self.max_items} "
                 "use ALS for this catalogue"
             )
-        gram = (data.seen.T @ data.seen).toarray().astype(np.float64)
-        gram[np.diag_indices(n)] += self.l2
-        p = np.linalg.inv(gram)
-        b = -p / np.diag(p)
-        b[np.diag_indices(n)] = 0.0
-        self.items, self.b = data.items, b.astype(np.float32)
+        self.items, self.b = data.items, ease_weights(data.seen, self.l2)
         return self
 
     def history(self, data: Interactions) -> sp.csr_matrix:
