@@ -151,7 +151,8 @@ def _at_cutoff(
     source_keys = row[known] * n_items + col[known]
     by_key = np.sort(source_keys)
     users = np.unique(row[row >= 0])
-    allowed = np.ones(n_items, dtype=bool) if servable is None else np.isin(data.items, servable)
+    # (pandas hashes the ids; numpy's isin sorts object arrays: 6.8 s a cutoff at 14,000 items, under cProfile)
+    allowed = np.ones(n_items, dtype=bool) if servable is None else pd.Index(data.items).isin(servable)
     blocks = []
     for lo in range(0, len(users), BLOCK):
         block = users[lo : lo + BLOCK]

@@ -25,7 +25,8 @@ def ease_weights(seen: sp.spmatrix, l2: float) -> np.ndarray:
     Raises:
         np.linalg.LinAlgError: ``X^T X + l2 I`` is not positive definite (``l2`` <= 0, or not finite).
     """
-    gram = (seen.T @ seen).astype(np.float64).toarray(order="F")  # (Fortran order: LAPACK works in place)
+    # the Gram matrix is symmetric: its row-major array, transposed, is the column-major one LAPACK overwrites
+    gram = (seen.T @ seen).astype(np.float64).toarray(order="C").T
     gram[np.diag_indices_from(gram)] += l2
     factor, info = lapack.dpotrf(gram, lower=False, clean=False, overwrite_a=True)
     if info != 0:
@@ -34,10 +35,11 @@ def ease_weights(seen: sp.spmatrix, l2: float) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE: X^T X + {l2} I is singular (LAPACK dpotri info={info})")
     _mirror_upper(p)
+    p = p.T  # P is symmetric: the row-major view of the same array (B row-major, copied to float32 in order)
     diag = p.diagonal().copy()
     p /= -diag  # column j divided by -P_jj
     np.fill_diagonal(p, 0.0)
-    return p.astype(np.float32, order="C")  # (row-major: a sparse history times B copies an F-order B each call)
+    return p.astype(np.float32)  # (row-major: a sparse history times B would copy a column-major B each call)
 
 
 def _mirror_upper(a: np.ndarray) -> None:
