@@ -1,12 +1,13 @@
 """EASE's fit: ``np.linalg.inv`` (the code before 2026-12-05's change) against the Cholesky inverse in place
 (``ml.models.recsys.linalg.ease_weights``), by catalogue size.
 
-Each (code, catalogue) pair runs in a fresh process, so its peak resident memory is its own: a synthetic binary
+Each (code, catalogue) pair runs in a fresh process, so its peak resident memory is its own (``--parallel 2``: two
+such processes at once, as two warehouses' feature builds or two training tasks share the machine's cores): a synthetic binary
 user x item matrix (2 users per item, ~40 items a user, Zipf popularity, seed 0), the Gram matrix, EASE's ``B``
 with L2 weight 500. Reported: fit seconds (best of ``--repeats``), the process's peak RSS above what it held
 before the fit, and, for catalogues up to 4,000 items, the largest difference between the two codes' ``B``.
 
-    .venv/bin/python benchmarks/ease_fit.py [--items 2000 4000 8000 14000] [--repeats 2]
+    .venv/bin/python benchmarks/ease_fit.py [--items 2000 4000 8000 14000] [--repeats 2] [--parallel 2]
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def with_inv(seen: sp.csr_matrix, l2: float) -> np.ndarray:
 def one(code: str, items: int, repeats: int) -> dict:
     from ml.models.recsys.linalg import ease_weights
 
-    fit = with_inv if code == "np.linalg.inv" else ease_weights
+    if code.endswith("1 BLAS thread"):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, "blas")
+    fit = with_inv if code.startswith("np.linalg.inv") else ease_weights
     x = matrix(items)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []
@@ -77,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, nargs="+", default=[2000, 4000, 8000, 14000])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=1, help="processes fitting at once (each reported)")
+    parser.add_argument("--codes", nargs="+", default=["np.linalg.inv", "cholesky in place"])
     parser.add_argument("--one", nargs=2, metavar=("CODE", "ITEMS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -84,15 +91,15 @@ def main() -> None:
         return
     rows = []
     for items in args.items:
-        for code in ("np.linalg.inv", "cholesky in place"):
-            done = subprocess.run(
-                [sys.executable, __file__, "--one", code, str(items), "--repeats", str(args.repeats)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            rows.append(json.loads(done.stdout))
-            print(rows[-1], flush=True)
+        for code in args.codes:
+            command = [sys.executable, __file__, "--one", code, str(items), "--repeats", str(args.repeats)]
+            procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(args.parallel)]
+            for proc in procs:
+                out, _ = proc.communicate()
+                if proc.returncode:
+                    raise SystemExit(f"{code} at {items} items failed ({proc.returncode})")
+                rows.append(json.loads(out) | {"parallel": args.parallel})
+                print(rows[-1], flush=True)
     report("ease_fit", l2=L2, rows=rows)
 
 

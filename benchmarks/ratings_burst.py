@@ -121,7 +121,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=943)
     parser.add_argument("--items", type=int, default=1682)
-    parser.add_argument("--ratings", type=int, default=100_000, help="about this many ratings in all")
+    parser.add_argument(
+        "--ratings",
+        type=int,
+        default=100_000,
+        help="about this many ratings in all (each user rates 20-700 items, at most half the catalogue: a target outside those bounds is not reached)",
+    )
     parser.add_argument("--start", default="1997-09-20", help="the first day of ratings (ISO date)")
     parser.add_argument("--end", default="1998-04-22", help="the last day of ratings (ISO date)")
     args = parser.parse_args()

@@ -513,7 +513,21 @@ def test_the_ingest_cli_prints_a_row_per_tenant_and_its_summary_as_json_on_reque
     assert cells == ["north", "3", "0", str(s["rows_in"]), str(s["landed"]), quarantined, "-", "1"], out
     assert "problem: north: 2025-06-02: keys_mostly_null" in out
     assert "Nothing changed: every day was ingested before from the same files." in out
+    # a late file on the second day: the next command rebuilds the tenant's activity from it (as the ingest DAG does)
+    folder = north.stores.landing.day_dir("eu", "north", date(2025, 6, 2))
+    (folder / "late.csv").write_text(EXPORT.splitlines()[0] + "\nA8,S2,1,10,2025-06-02 12:00:00,17850.0,north\n")
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "`tenantflow features build --tenant north --rebuild-from 2025-06-02`" in out, out
     assert main(["ingest", "--tenant", "north", "--start", "2024-01-01"]) == 0
     assert "Nothing to do: no landing folder of these tenants on these days." in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+def test_the_import_prints_a_problem_naming_a_file_with_brackets_as_text(north, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    (odd := tmp_path / "export[b].csv").write_text("Order,Sku\nA1,S1\n")  # not the spec's columns: a problem
+    assert main(["import", "north", str(odd)]) == 0
+    out = capsys.readouterr().out
+    assert "problem: " in out and "export[b].csv" in out, out  # (as markup, "[b]" was bold and the name lost it)

@@ -21,7 +21,8 @@ import zstandard
 from ml.core.settings import get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data.ingest import run
-from ml.ops.status import first_day_not_due, status
+from ml.ops.landing_status import first_day_not_due
+from ml.ops.status import status
 
 DAY = date(2026, 11, 20)
 H = "event_id,tenant_id,user_id,item_id,event_type,event_at,session_id,dwell_seconds,topic,device"
@@ -734,3 +735,24 @@ def test_an_id_found_only_as_another_users_item_on_a_day_emptied_by_hand_is_not_
     for _ in range(2):
         report = user_erasure.erase_user("acme", "zed", settings)
         assert (report["found"], report["filtered_days"], report["models_marked"]) == (False, [], [])
+
+
+def test_a_writers_file_renamed_while_the_folder_is_listed_is_left_out_not_an_error(settings, acme, monkeypatch):
+    # the webhook writes today's folder while ingestion or status lists it: a `.tmp` renamed between the listing and
+    # its lstat is gone (its new name is in the next look); a race, so the rename is made to fall in between
+    from ml.data.ingest.landing import landing_files
+
+    folder = _drop(settings, "done.csv", _csv([_row(1)])).parent
+    (folder / "events-api-000001.jsonl.tmp").write_text("{}\n")
+    real = Path.lstat
+
+    def renamed_meanwhile(self):
+        if self.suffix == ".tmp":
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "lstat", renamed_meanwhile)
+    complete, waiting = landing_files(folder, 0)
+    assert ([p.name for p in complete], waiting) == (["done.csv"], [])
+    [row] = status(settings)  # (status lists the folder too: no error)
+    assert row["tenant_id"] == "acme"

@@ -282,7 +282,7 @@ def test_a_new_spec_reads_the_files_that_arrive_after_it_not_the_ones_landed_bef
     spec.write_text(SPEC.replace("viewed: view", "viewed: click"))
     assert main(["tenants", "source", "shop", "--file", str(spec)]) == 0
     assert sorted(_ingest(settings)[1].event_type) == ["click", "click", "click", "view", "view"]
-    assert main(["ingest", "--tenant", "shop", "--start", str(DAY), "--current-spec"]) == 0
+    assert main(["ingest", "--tenant", "shop", "--start", str(DAY), "--current-spec", "--json"]) == 0
     [printed] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert (printed["landed"], printed["batch_problems"]) == (5, [])
     assert sorted(_ingest(settings)[1].event_type) == ["click"] * 5

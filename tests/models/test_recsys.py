@@ -112,7 +112,8 @@ def test_ease_solves_its_constrained_least_squares_column_by_column():
 
 def test_eases_cholesky_inverse_in_place_gives_the_weights_of_the_textbook_inverse():
     """``ease_weights`` (LAPACK's Cholesky inverse, the upper triangle mirrored in blocks) equals ``np.linalg.inv``'s
-    ``B``, on a catalogue of more items than one mirrored block, and refuses a ridge that leaves no definite matrix."""
+    ``B``, on a catalogue of more items than one mirrored block; it refuses a weight that is not a positive number,
+    and an empty catalogue has an empty ``B``."""
     from ml.models.recsys.linalg import BLOCK, ease_weights
 
     rng = np.random.default_rng(3)
@@ -126,9 +127,11 @@ def test_eases_cholesky_inverse_in_place_gives_the_weights_of_the_textbook_inver
     b = ease_weights(x, 200.0)
     assert b.dtype == np.float32 and b.flags["C_CONTIGUOUS"] and not np.diag(b).any()
     assert np.allclose(b, expected, rtol=1e-5, atol=1e-7)
-    empty = sp.csr_matrix((4, 3), dtype=np.float32)  # no interactions: a ridge of 0 leaves a zero matrix
-    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
-        ease_weights(empty, 0.0)
+    for l2 in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="must be a positive number"):
+            ease_weights(x, l2)
+    assert ease_weights(sp.csr_matrix((4, 0), dtype=np.float32), 500.0).shape == (0, 0)  # no items: no weights
+    assert not ease_weights(sp.csr_matrix((4, 3), dtype=np.float32), 500.0).any()  # no interactions: none either
 
 
 def test_recommend_excludes_seen_items_or_allows_repeats_and_falls_back_to_popularity():

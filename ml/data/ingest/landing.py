@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import stat
 import time
 from datetime import date
 from pathlib import Path
@@ -46,28 +48,33 @@ def landing_files(folder: Path, settle_seconds: float, now: float | None = None)
     now = time.time() if now is None else now
     complete, waiting = [], []
     # First arrived first (a resent copy is the duplicate, not the original); name breaks ties.
-    for p in sorted(folder.iterdir(), key=lambda q: (q.lstat().st_mtime_ns, q.name)):
+    for p, st in sorted(_entries(folder), key=lambda e: (e[1].st_mtime_ns, e[0].name)):
+        regular = stat.S_ISREG(st.st_mode)  # (lstat: a link is no regular file)
         if p.name.startswith((".", "_")) or p.suffix == ".tmp":
-            if not p.name.startswith("_") and _changed_within(p, now, settle_seconds):
+            if not p.name.startswith("_") and regular and now - st.st_mtime < settle_seconds:
                 waiting.append(p)  # a writer's file before its rename: the day's file is on its way
             continue
-        if p.is_symlink() or not p.is_file():  # named by the reader, never read through or into
+        if not regular:  # a link or a folder: named by the reader, never read through or into
             complete.append(p)
             continue
-        if now - p.stat().st_mtime < settle_seconds and not HISTORY_FILE.fullmatch(p.name):
-            log.info("skipping %s: modified %.1fs ago, may still be written", p, now - p.stat().st_mtime)
+        if now - st.st_mtime < settle_seconds and not HISTORY_FILE.fullmatch(p.name):
+            log.info("skipping %s: modified %.1fs ago, may still be written", p, now - st.st_mtime)
             waiting.append(p)
         else:
             complete.append(p)
     return complete, waiting
 
 
-def _changed_within(path: Path, now: float, seconds: float) -> bool:
-    """A regular file (no link) modified within ``seconds`` of ``now``; False once it is gone (renamed meanwhile)."""
-    try:
-        return path.is_file() and not path.is_symlink() and now - path.stat().st_mtime < seconds
-    except FileNotFoundError:
-        return False
+def _entries(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """Each entry of ``folder`` with its ``lstat``, once; an entry gone between the listing and its ``lstat`` (a
+    writer's ``*.tmp`` renamed meanwhile: its new name is listed, or is in the next look) is left out."""
+    out = []
+    for p in folder.iterdir():
+        try:
+            out.append((p, p.lstat()))
+        except FileNotFoundError:
+            continue
+    return out
 
 
 def complete_landing_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:

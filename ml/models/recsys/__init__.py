@@ -16,7 +16,7 @@ user's top k under the tenant's seen-items policy. The families, with their sour
 - :class:`EASE`: Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019: the
   closed form ``B = I - P / diag(P)``, ``P = (X^T X + l2 I)^-1``, diag(B) = 0. Its cost is an
   ``items x items`` inverse (a Cholesky one in place: :mod:`ml.models.recsys.linalg`): O(items^3) time,
-  12 * items^2 bytes; refused above ``max_items``.
+  12-20 * items^2 bytes; refused above ``max_items``.
 - :class:`ALS`: implicit-feedback matrix factorisation (Hu, Koren, Volinsky, ICDM 2008), the
   ``implicit`` package's CPU solver, confidence ``alpha * count``.
 

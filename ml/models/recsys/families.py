@@ -169,7 +169,8 @@ class EASE:
         n = len(data.items)
         if n > self.max_items:
             raise CatalogueTooLarge(
-                f"EASE needs an {n} x {n} inverse ({12 * n * n / 2**30:.1f} GiB); above max_items={self.max_items} "
+                f"EASE needs an {n} x {n} inverse ({12 * n * n / 2**30:.1f}-{20 * n * n / 2**30:.1f} GiB); "
+                f"above max_items={self.max_items} "
                 "use ALS for this catalogue"
             )
         self.items, self.b = data.items, ease_weights(data.seen, self.l2)

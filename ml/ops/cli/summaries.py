@@ -6,9 +6,12 @@ Both commands take ``--json`` for the summaries as they are (:func:`ml.data.inge
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -33,7 +36,7 @@ def print_ingest(summaries: list[dict[str, Any]]) -> None:
             _counts(s["dropped"]),
             f"{s['duplicates_dropped']:,}",
         )
-    console = Console()
+    console = _console()
     console.print(table)
     for s in summaries:
         if s["other_tenant_rows"] or s["unattributed_lines"]:
@@ -42,17 +45,27 @@ def print_ingest(summaries: list[dict[str, Any]]) -> None:
                 f"{s['unattributed_lines']:,} lines naming no tenant, skipped (not in rows in; see the problems)"
             )
         for p in s["batch_problems"]:
-            console.print(f"[yellow]problem[/]: {s['tenant_id']}: {p}")
-    if not any(s["dates"] for s in summaries):
+            console.print(f"[yellow]problem[/]: {s['tenant_id']}: {escape(p)}")  # (a file's name may hold [ ])
+    if not summaries:
+        console.print("No tenant to ingest: onboard one first (`tenantflow tenants add`).")
+    elif not any(s["dates"] for s in summaries):
         console.print("Nothing to do: no landing folder of these tenants on these days.")
-    elif changed := [s["tenant_id"] for s in summaries if s["changed_dates"]]:
-        tenants = " ".join(f"--tenant {t}" for t in changed)
+    elif changed := [s for s in summaries if s["changed_dates"]]:
+        tenants = " ".join(f"--tenant {s['tenant_id']}" for s in changed)
+        first = min(d for s in changed for d in s["changed_dates"])  # (the ingest DAG's rebuild_from: the same)
         console.print(
-            f"Next: the features DAG (the ingest DAG starts it) or `tenantflow features build {tenants}` builds the "
-            "changed days' features."
+            f"Next: the features DAG (the ingest DAG starts it) or `tenantflow features build {tenants} "
+            f"--rebuild-from {first}` builds the changed days' features (their activity rebuilt from the first)."
         )
+    elif any(s["waiting_files"] for s in summaries):
+        console.print("Nothing landed yet: the files still being written wait (below); run the same ingest again.")
     else:
         console.print("Nothing changed: every day was ingested before from the same files.")
+
+
+def _console() -> Console:
+    """Rich's console: a terminal's width, else 200 columns (a pipe or a log: no table cell cut to 80)."""
+    return Console() if os.environ.get("COLUMNS") or sys.stdout.isatty() else Console(width=200)
 
 
 def print_import(summary: dict[str, Any], has_features: bool = False) -> None:
@@ -66,7 +79,7 @@ def print_import(summary: dict[str, Any], has_features: bool = False) -> None:
         table.add_row(
             d["date"], f"{d['rows_in']:,}", f"{d['landed']:,}", reasons, dropped, f"{d['duplicates_dropped']:,}"
         )
-    console = Console()
+    console = _console()
     if summary["per_day"]:
         console.print(table)
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantined"].items()) or "none"
@@ -101,4 +114,4 @@ def print_import(summary: dict[str, Any], has_features: bool = False) -> None:
             "tenant's features from its whole history."
         )
     for p in summary["problems"]:
-        console.print(f"[yellow]problem[/]: {p}")
+        console.print(f"[yellow]problem[/]: {escape(p)}")  # (a file's name may hold [ ]: text, never markup)
