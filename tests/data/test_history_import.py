@@ -492,10 +492,7 @@ def test_a_contract_tenants_import_run_again_after_an_erasure_keeps_its_malforme
     assert {p: p.read_bytes() for p in landing.rglob("*.parquet")} == before
 
 
-def test_the_ingest_cli_prints_a_row_per_tenant_and_its_summary_as_json_on_request(
-    north, tmp_path, capsys, monkeypatch
-):
-    monkeypatch.setenv("COLUMNS", "160")  # (Rich's console width: no cell wrapped)
+def test_the_ingest_cli_prints_a_row_per_tenant_and_its_summary_as_json_on_request(north, tmp_path, capsys):
     import_history(north, TenantStore(north).get("north"), [tmp_path / "export.csv"], today=TODAY)
     args = ["ingest", "--tenant", "north", "--start", "2025-06-01", "--end", "2025-06-04"]
     assert main([*args, "--json"]) == 0
@@ -525,8 +522,7 @@ def test_the_ingest_cli_prints_a_row_per_tenant_and_its_summary_as_json_on_reque
     )
 
 
-def test_the_import_prints_a_problem_naming_a_file_with_brackets_as_text(north, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "300")
+def test_the_import_prints_a_problem_naming_a_file_with_brackets_as_text(north, tmp_path, capsys):
     (odd := tmp_path / "export[b].csv").write_text("Order,Sku\nA1,S1\n")  # not the spec's columns: a problem
     assert main(["import", "north", str(odd)]) == 0
     out = capsys.readouterr().out

@@ -6,17 +6,16 @@ Both commands take ``--json`` for the summaries as they are (:func:`ml.data.inge
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ml.ops.cli.progress import out  # (a terminal's width, else 200 columns: no cell cut when piped)
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
+
+def _counts(counts: dict[str, int], empty: str = "-") -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or empty
 
 
 def print_ingest(summaries: list[dict[str, Any]]) -> None:
@@ -36,36 +35,30 @@ def print_ingest(summaries: list[dict[str, Any]]) -> None:
             _counts(s["dropped"]),
             f"{s['duplicates_dropped']:,}",
         )
-    console = _console()
-    console.print(table)
+    out.print(table)
     for s in summaries:
         if s["other_tenant_rows"] or s["unattributed_lines"]:
-            console.print(
+            out.print(
                 f"{s['tenant_id']}: its days' shared exports held {s['other_tenant_rows']:,} rows of other tenants and "
                 f"{s['unattributed_lines']:,} lines naming no tenant, skipped (not in rows in; see the problems)"
             )
         for p in s["batch_problems"]:
-            console.print(f"[yellow]problem[/]: {s['tenant_id']}: {escape(p)}")  # (a file's name may hold [ ])
+            out.print(f"[yellow]problem[/]: {s['tenant_id']}: {escape(p)}")  # (a file's name may hold [ ])
     if not summaries:
-        console.print("No tenant to ingest: onboard one first (`tenantflow tenants add`).")
+        out.print("No tenant to ingest: onboard one first (`tenantflow tenants add`).")
     elif not any(s["dates"] for s in summaries):
-        console.print("Nothing to do: no landing folder of these tenants on these days.")
+        out.print("Nothing to do: no landing folder of these tenants on these days.")
     elif changed := [s for s in summaries if s["changed_dates"]]:
         tenants = " ".join(f"--tenant {s['tenant_id']}" for s in changed)
         first = min(d for s in changed for d in s["changed_dates"])  # (the ingest DAG's rebuild_from: the same)
-        console.print(
+        out.print(
             f"Next: the features DAG (the ingest DAG starts it) or `tenantflow features build {tenants} "
             f"--rebuild-from {first}` builds the changed days' features (their activity rebuilt from the first)."
         )
     elif any(s["waiting_files"] for s in summaries):
-        console.print("Nothing landed yet: the files still being written wait (below); run the same ingest again.")
+        out.print("Nothing landed yet: the files still being written wait (below); run the same ingest again.")
     else:
-        console.print("Nothing changed: every day was ingested before from the same files.")
-
-
-def _console() -> Console:
-    """Rich's console: a terminal's width, else 200 columns (a pipe or a log: no table cell cut to 80)."""
-    return Console() if os.environ.get("COLUMNS") or sys.stdout.isatty() else Console(width=200)
+        out.print("Nothing changed: every day was ingested before from the same files.")
 
 
 def print_import(summary: dict[str, Any], has_features: bool = False) -> None:
@@ -79,11 +72,10 @@ def print_import(summary: dict[str, Any], has_features: bool = False) -> None:
         table.add_row(
             d["date"], f"{d['rows_in']:,}", f"{d['landed']:,}", reasons, dropped, f"{d['duplicates_dropped']:,}"
         )
-    console = _console()
     if summary["per_day"]:
-        console.print(table)
-    reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantined"].items()) or "none"
-    console.print(
+        out.print(table)
+    reasons = _counts(summary["quarantined"], "none")
+    out.print(
         f"{summary['files']} files ({summary['files_unchanged']} imported before, unchanged; "
         f"{summary['files_without_rows']} without rows of this tenant; {summary['rows_read']:,} of its rows read), "
         f"{summary['days_ingested']} days ingested whole (every landed file of the day) in {summary['seconds']} s: "
@@ -99,19 +91,19 @@ def print_import(summary: dict[str, Any], has_features: bool = False) -> None:
         )
     )
     if not summary["days_ingested"] and summary["files_unchanged"]:
-        console.print("Nothing to do: every file with rows of this tenant was imported before with the same result.")
+        out.print("Nothing to do: every file with rows of this tenant was imported before with the same result.")
     elif not summary["days_ingested"]:
-        console.print("Nothing imported: no file held rows of this tenant (see the problems, if any).")
+        out.print("Nothing imported: no file held rows of this tenant (see the problems, if any).")
     elif has_features:  # built before: the imported days' activity is rebuilt whole from their first
         first = summary["per_day"][0]["date"]
-        console.print(
+        out.print(
             f"Next: `tenantflow features build --tenant {summary['tenant_id']} --rebuild-from {first}` (the features "
             f"DAG's rebuild_from param): the tenant has features, and the imported days' activity is built again."
         )
     else:
-        console.print(
+        out.print(
             f"Next: the features DAG (or `tenantflow features build --tenant {summary['tenant_id']}`) builds the "
             "tenant's features from its whole history."
         )
     for p in summary["problems"]:
-        console.print(f"[yellow]problem[/]: {escape(p)}")  # (a file's name may hold [ ]: text, never markup)
+        out.print(f"[yellow]problem[/]: {escape(p)}")  # (a file's name may hold [ ]: text, never markup)
