@@ -192,3 +192,14 @@ def test_a_usage_error_prints_the_usage_and_the_message_never_a_traceback(settin
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Usage: tenantflow" in err and "Traceback" not in err, err
+
+
+def test_a_commands_help_prints_each_paragraph_for_the_terminal_to_wrap_not_the_docstrings_line_breaks(
+    settings, capsys, monkeypatch
+):
+    """Typer 0.29 kept a docstring's line breaks after its first paragraph: ragged lines on any terminal."""
+    monkeypatch.setenv("COLUMNS", "250")  # wider than the paragraph's every source line, narrower than the paragraph
+    assert main(["features", "build", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "a dbt node other than a data test failed (a seed, a snapshot, a model)" in out, out
+    assert "Usage: tenantflow features build" in out and "--rebuild-from" in out

@@ -7,8 +7,10 @@ progress bar on a terminal and one line per step otherwise.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     try:
         # without standalone mode click returns a command's typer.Exit code instead of raising it
-        code = app(args=argv, prog_name="tenantflow", standalone_mode=False)
+        code = _reflowed(typer.main.get_command(app))(args=argv, prog_name="tenantflow", standalone_mode=False)
     except (TenantError, RegistryError, SetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -61,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return int(getattr(exc, "exit_code", 2))
     return code if isinstance(code, int) else 0
+
+
+def _reflowed(command: Any) -> Any:
+    """``command`` and its subcommands with each help paragraph on one line, for the terminal to wrap: Typer 0.29
+    prints a docstring's later paragraphs with the source's line breaks, so a terminal narrower than the source
+    showed ragged lines (every command's help is prose: no lists or code blocks; click's ``\\b`` no-rewrap marker is
+    not kept either). Paragraphs and ``\\f`` stay."""
+    if command.help:
+        text, cut, rest = inspect.cleandoc(command.help).partition("\f")
+        command.help = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n")) + cut + rest
+    for sub in getattr(command, "commands", {}).values():
+        _reflowed(sub)
+    return command
 
 
 if __name__ == "__main__":
