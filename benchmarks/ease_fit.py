@@ -6,6 +6,8 @@ such processes at once, as two warehouses' feature builds or two training tasks 
 user x item matrix (2 users per item, ~40 items a user, Zipf popularity, seed 0), the Gram matrix, EASE's ``B``
 with L2 weight 500. Reported: fit seconds (best of ``--repeats``), the process's peak RSS above what it held
 before the fit, and, for catalogues up to 4,000 items, the largest difference between the two codes' ``B``.
+"cholesky in place" runs LAPACK on every core (``ease_weights``' ``threads``), "cholesky in place, 1 BLAS thread" on
+one (the training's default).
 
     .venv/bin/python benchmarks/ease_fit.py [--items 2000 4000 8000 14000] [--repeats 2] [--parallel 2]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -57,11 +60,18 @@ def with_inv(seen: sp.csr_matrix, l2: float) -> np.ndarray:
 def one(code: str, items: int, repeats: int) -> dict:
     from ml.models.recsys.linalg import ease_weights
 
+    threads = 1 if code.endswith("1 BLAS thread") else os.cpu_count() or 1
     if code.endswith("1 BLAS thread"):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1, "blas")
-    fit = with_inv if code.startswith("np.linalg.inv") else ease_weights
+    if code.startswith("np.linalg.inv"):
+        fit = with_inv
+    else:  # (ease_weights runs LAPACK on the threads it is given: one unless told)
+
+        def fit(seen: sp.csr_matrix, l2: float) -> np.ndarray:
+            return ease_weights(seen, l2, threads)
+
     x = matrix(items)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []

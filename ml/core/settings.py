@@ -77,8 +77,8 @@ class TrainSettings(_Group):
     promotion_margin: float = 0.002  # absolute, on the kind's headline metric
     latency_budget_ms: float = 10.0  # to score one request's rows (median of 30 tries)
     fairness_tolerance: float = 0.8  # flag a tenant below this fraction of the median tenant
-    # LightGBM threads per tenant model. Two tenant models train at once on two cores; more
-    # threads than cores made OpenMP's spinning barriers crawl (a 40k-row fit: ~1 s -> minutes).
+    # LightGBM threads per tenant model (and its competition's ALS and EASE's LAPACK). Two tenant models train at
+    # once on two cores; more threads than cores made OpenMP's spinning barriers crawl (a 40k-row fit: ~1 s -> minutes).
     threads: int = 1
     # The global model's LightGBM threads. The train DAG runs every kind's global model side by
     # side: two threads lose while another task holds a core, one leaves a core idle once the

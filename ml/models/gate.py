@@ -265,7 +265,9 @@ def _versus_champion(
         mine, judged = challenger.per_user, ranking.judge(lists)
     else:
         try:
-            ranking, mine, judged = family_versus_family(load_family(name, v, settings), challenger, ranking)
+            ranking, mine, judged = family_versus_family(
+                load_family(name, v, settings), challenger, ranking, policy.threads
+            )
         except recsys.CatalogueTooLarge as e:  # EASE once the catalogue outgrew it: nothing to judge or refresh
             why = f"{challenger.label}, the competition's winner: champion v{v} ({family}) no longer fits this tenant"
             return GateDecision(True, f"{why} ({e}): replaced", v, {})
@@ -280,16 +282,17 @@ def _versus_champion(
 
 
 def family_versus_family(
-    champion_family: recsys.Recommender, challenger: Candidate, ranking: Any
+    champion_family: recsys.Recommender, challenger: Candidate, ranking: Any, threads: int = 1
 ) -> tuple[Any, np.ndarray | None, Any]:
     """Where a classic family champion meets the challenger: the random protocol's holdout where that
     protocol picked the challenger's family (``ranking.families_by``; the challenger's
     ``random_per_user``), else the competition holdout (``per_user``). Returns that holdout, the
-    challenger's per-user nDCG on it and the champion's recipe (refitted on its history) judged there."""
+    challenger's per-user nDCG on it and the champion's recipe (refitted on its history, on ``threads``, the
+    training's) judged there."""
     mine = challenger.per_user
     if challenger.random_per_user is not None and ranking.families_by is not None:
         ranking, mine = ranking.families_by, challenger.random_per_user
-    recipe = recsys.fitted(recsys.unfitted(champion_family), ranking.history)
+    recipe = recsys.fitted(recsys.unfitted(champion_family, threads), ranking.history)
     return ranking, mine, ranking.judge(ranking.family_lists(recipe))
 
 

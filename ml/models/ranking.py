@@ -27,7 +27,7 @@ from ml.models.fit import LIGHTGBM, Candidate, predict
 from ml.models.kinds.base import ModelKind
 from ml.models.ranking_holdout import HEADLINE, RANDOM, RANDOM_HEADLINE, RECENT_DAYS, TEMPORAL, Judged, RankingHoldout
 from ml.models.recsys.served import history_events
-from ml.models.recsys.tuning import tuned_ease
+from ml.models.recsys.tuning import TAG, Tuning, tuned_ease
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def families(threads: int = 1, recent_days: int = RECENT_DAYS) -> list[recsys.Re
         *(recsys.Popularity(window_days=days) for days in sorted({RECENT_DAYS, recent_days})),
         recsys.ItemKNN(neighbours=100),
         recsys.SAR("jaccard", half_life_days=30.0, neighbours=200),
-        recsys.EASE(l2=500.0),
+        recsys.EASE(l2=500.0, threads=threads),
         recsys.ALS(factors=128, l2=100.0, alpha=10.0, iterations=15, threads=threads),
     ]
 
@@ -57,12 +57,16 @@ class FamilyFit:
 
 
 def judge_families(
-    holdout: RankingHoldout, threads: int = 1, like: dict[str, recsys.Recommender] | None = None
+    holdout: RankingHoldout,
+    threads: int = 1,
+    like: dict[str, recsys.Recommender] | None = None,
+    tuning: Tuning | None = None,
 ) -> list[FamilyFit]:
     """Every classic family fitted on the history before the cutoff and judged (a family that
     cannot fit this tenant, e.g. EASE on a huge catalogue, is left out with a log line). EASE's L2 weight is chosen
-    on an inner split of that history (:func:`ml.models.recsys.tuning.tuned_ease`), unless ``like`` gives the
-    settings (the temporal holdout's fits, judged again by the random protocol: one weight is judged and served)."""
+    on an inner split of that history (:func:`ml.models.recsys.tuning.tuned_ease`; ``tuning``, the last version's
+    choice, reused where the history is much the same), unless ``like`` gives the settings (the temporal holdout's
+    fits, judged again by the random protocol: one weight is judged and served)."""
     out = []
     for model in families(threads, holdout.recent_days):
         started = time.perf_counter()
@@ -70,14 +74,24 @@ def judge_families(
             if like is not None and model.name in like:
                 model = recsys.unfitted(like[model.name])
             elif isinstance(model, recsys.EASE):  # its L2 weight this tenant's own (recsys.tuning), in its fit time
-                model = tuned_ease(holdout.history, model.max_items)
+                model = tuned_ease(
+                    holdout.history, model.max_items, previous=tuning, threads=threads, protocol=holdout.protocol
+                )
             recsys.fitted(model, holdout.history)
+            if isinstance(model, recsys.EASE) and model.tuning is not None:  # its weight, recorded once it fitted
+                holdout.tuning = model.tuning
         except ValueError as e:
             log.info("%s left out: %s", model.name, e)
             continue
         seconds = time.perf_counter() - started
         out.append(FamilyFit(model, holdout.judge(holdout.family_lists(model)), seconds))
     return out
+
+
+def tuning_params(holdout: RankingHoldout) -> dict[str, str]:
+    """The run param (and version tag) keeping how EASE's weight was chosen for the holdout's history, where it was
+    (EASE competed or was left out by the choice; not where the catalogue is above its ``max_items``)."""
+    return {TAG: holdout.tuning.tag()} if holdout.tuning is not None else {}
 
 
 def refit(model: recsys.Recommender, history: pd.DataFrame, as_of: Any) -> recsys.Recommender:
@@ -94,11 +108,13 @@ def compete(
     features: list[str],
     threads: int = 1,
     incumbent: str | None = None,
+    tuning: Tuning | None = None,
 ) -> list[Candidate]:
     """Judge the LightGBM candidates on the holdout (their metrics replaced by the lists' metrics,
     plus ``candidate_recall``) and add a candidate per classic family. Under the random protocol
     the re-rankers are left out (module docstring), with a log line. ``incumbent``: the champion's
-    family, kept where the random protocol picks the family (:func:`choose` meets it there)."""
+    family, kept where the random protocol picks the family (:func:`choose` meets it there).
+    ``tuning``: EASE's weight as the tenant's last version chose it (:func:`judge_families`)."""
     if holdout.protocol == RANDOM:
         if candidates:
             log.info("random protocol: %d re-ranker(s) not judged (point-in-time features)", len(candidates))
@@ -107,7 +123,7 @@ def compete(
     for c in candidates:
         judged = holdout.judge(holdout.reranker_lists(predict(kind, c.booster, holdout.examples, features)))
         c.metrics, c.per_user = judged.metrics | {"candidate_recall": recall}, judged.per_user_ndcg
-    fits = judge_families(holdout, threads)
+    fits = judge_families(holdout, threads, tuning=tuning)
     if holdout.families_by is not None:
         fits = _families_by_random(fits, holdout, threads, incumbent)
     for f in fits:

@@ -106,6 +106,7 @@ class RankingHoldout:
     # it (the protocols disagree: ml.models.ranking.overrule); ``choose_on`` lets it unless a re-ranker is served
     contested: str = ""
     recent_days: int = RECENT_DAYS  # the tenant's short window: the cold-start list, recent popularity
+    tuning: Any = None  # EASE's weight as chosen for ``history`` (ml.models.recsys.tuning.Tuning), once judged
 
     @classmethod
     def build(

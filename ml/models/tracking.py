@@ -31,6 +31,7 @@ from ml.models.due import WINDOW_TAGS
 from ml.models.fit import LIGHTGBM, Candidate, predict
 from ml.models.gate import GateDecision, gate, record_decision
 from ml.models.kinds.base import ModelKind
+from ml.models.recsys.tuning import TAG as TUNING_TAG
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _run_tags(t: Training) -> dict[str, str]:
         tags["refit_cutoffs"] = t.winner.refit_cutoffs
     # a young tenant's version: whether it may train its own, its age, the global version it met; the
     # feature windows its inputs were counted over (ml.models.due)
-    for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS):
+    for tag in ("eligible_for_own_model", "history_days", "global_judged", *WINDOW_TAGS, TUNING_TAG):
         if tag in t.extra_params:
             value = t.extra_params[tag]
             tags[tag] = str(value).lower() if isinstance(value, bool) else str(value)

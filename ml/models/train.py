@@ -18,8 +18,7 @@ The flow for one model kind (see :mod:`ml.models.kinds`):
    model and the baseline compete too, and whichever is best on the tenant's time-based holdout
    (its last labelled cutoff) becomes the new version: a learnt winner refitted on the newest
    labelled cutoffs for serving (:mod:`ml.models.refit`), as a region's global model is.
-3. **Gate.** The new version is ``challenger``; :mod:`ml.models.gate` decides whether it
-   becomes ``champion``.
+3. **Gate.** The new version is ``challenger``; :mod:`ml.models.gate` decides whether it becomes ``champion``.
 
 A run started by new features (reason ``features``) retrains only what is due (:mod:`ml.models.due`).
 """
@@ -56,6 +55,7 @@ from ml.models.fit import (
 from ml.models.kinds import get_kind
 from ml.models.kinds.base import ModelKind
 from ml.models.ranking_holdout import RankingHoldout
+from ml.models.recsys.tuning import previous_tuning
 from ml.models.refit import for_serving, refit, refit_rows
 from ml.models.tenant_candidates import eligible_for_own_model, tenant_candidates
 from ml.models.tracking import Training, log_and_register
@@ -238,8 +238,7 @@ def train_tenant(
 
     The best candidate on the holdout becomes the new version (:func:`ml.models.servable_baseline.choose`,
     :func:`ml.models.ranking.choose`), a learnt one refitted on the newest cutoffs (:mod:`ml.models.refit`).
-    Returns the outcome of :func:`ml.models.tracking.log_and_register` plus ``eligibility``, or
-    ``skipped`` with why.
+    Returns the outcome of :func:`ml.models.tracking.log_and_register` plus ``eligibility``, or ``skipped`` with why.
     """
     settings = settings or get_settings()
     policy = policy or settings.train
@@ -276,14 +275,15 @@ def train_tenant(
         recent_days=int(windows.get("short_window_days") or ranking_holdout.RECENT_DAYS),
     )  # fmt: skip
     incumbent = version_family(champ) if champ is not None else None
+    tuned = previous_tuning([champ, challenger]) if reason != "erasure" else None  # (chosen with the erased data)
     if judged is not None:
-        candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent)
+        candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent, tuned)
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
     if judged is not None:
         winner, chosen = ranking.choose_on(judged, candidates, incumbent, policy.promotion_margin)
         baseline = ranking.strongest_popularity(candidates, judged)
-        windows |= _protocol_params(judged)  # (after the choice: where the protocols disagree it may overrule)
+        windows |= _protocol_params(judged) | ranking.tuning_params(judged)  # (after the choice: it may overrule)
     else:
         winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
         baseline = baseline_metrics(kind, holdout, catalogue)

@@ -192,7 +192,7 @@ def test_where_the_random_protocol_picks_the_family_popularitys_lead_on_the_temp
     assert f"Random protocol ndcg_at_10: **{recent.metrics[ranking.RANDOM_HEADLINE]:.4f}**" in text, text
 
 
-def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_protocols_holdout():
+def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_protocols_holdout(monkeypatch):
     from ml.core.tenants import Tenant
     from ml.models import gate, train
 
@@ -210,6 +210,14 @@ def test_a_family_champion_meets_a_family_picked_by_the_random_protocol_on_that_
     reranker.per_user = np.zeros(len(mixed.users))
     held, mine, champion = gate.family_versus_family(recsys.Popularity(), reranker, mixed)
     assert held is mixed and len(champion.per_user_ndcg) == len(mixed.users)
+    # an EASE champion, loaded (one thread), is refitted on the training's threads (TENANTFLOW_TRAIN_THREADS)
+    from ml.models.recsys import linalg
+
+    fitted_on, real = [], linalg.ease_weights
+    monkeypatch.setattr(linalg, "ease_weights", lambda seen, l2, threads=1: fitted_on.append(threads) or real(seen, l2))
+    monkeypatch.setattr(recsys.families, "ease_weights", linalg.ease_weights)
+    gate.family_versus_family(recsys.EASE(l2=50.0), reranker, mixed, threads=2)
+    assert fitted_on == [2]
 
 
 def test_a_family_champion_the_random_protocol_did_not_pick_still_competes_and_is_refreshed():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -127,6 +129,9 @@ def test_eases_cholesky_inverse_in_place_gives_the_weights_of_the_textbook_inver
     b = ease_weights(x, 200.0)
     assert b.dtype == np.float32 and b.flags["C_CONTIGUOUS"] and not np.diag(b).any()
     assert np.allclose(b, expected, rtol=1e-5, atol=1e-7)
+    assert np.allclose(ease_weights(x, 200.0, threads=2), expected, rtol=1e-5, atol=1e-7)  # the training's threads
+    model = recsys.unfitted(recsys.EASE(l2=200.0, threads=2))  # (a refit keeps the competition's threads)
+    assert (model.l2, model.threads) == (200.0, 2)
     for l2 in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="must be a positive number"):
             ease_weights(x, l2)
@@ -479,3 +484,122 @@ def test_eases_l2_weight_is_the_one_that_ranks_an_inner_split_of_the_tenants_own
         f.model for f in ranking.judge_families(holdout, like={"ease": recsys.EASE(l2=50.0)}) if f.model.name == "ease"
     ]
     assert again.l2 == 50.0
+
+
+def test_eases_weight_chosen_for_the_last_version_is_reused_while_the_history_is_much_the_same(monkeypatch):
+    """``Tuning.stale``: a weight chosen less than a week before, on the same holdout protocol, with users, items and
+    pairs within 10%, is reused (no inner fits); another grid or protocol, a history ending before it or a week or
+    more after it, or users, items or pairs changed by more are chosen again. A tag this code would not write is
+    not read. The competition records the Tuning once EASE fitted (not above its catalogue limit); the newest
+    version's tag is read."""
+    from types import SimpleNamespace
+
+    from ml.models.recsys import tuning
+
+    rng = np.random.default_rng(0)
+    pairs = [
+        (f"u{u}", f"c{u % 4}-{i:02d}", int(d)) for u in range(80) for i, d in zip(*rng.choice(15, (2, 6)), strict=True)
+    ]
+    data = recsys.Interactions.from_events(_events(pairs), AS_OF)
+    chosen = tuning.tuned_ease(data, protocol="temporal")
+    users, items, nnz = len(data.users), len(data.items), data.seen.nnz
+    assert chosen.tuning == tuning.Tuning(chosen.l2, "2026-01-31", users, items, nnz, "temporal")
+    assert tuning.Tuning.from_tag(chosen.tuning.tag()) == chosen.tuning
+    other = next(w for w in tuning.L2_GRID if w != chosen.l2)  # a weight the inner split would not choose
+    planted = replace(chosen.tuning, l2=other)
+    day = pd.Timedelta(days=1)
+    for reused in (
+        planted,
+        replace(planted, as_of=str((AS_OF - 6 * day).date())),  # six days before
+        replace(planted, users=round(users / 1.1), items=round(items * 1.1), pairs=round(nnz * 1.09)),  # within 10%
+    ):
+        got = tuning.tuned_ease(data, previous=reused, protocol="temporal")
+        assert (got.l2, got.tuning) == (other, reused), reused
+    for stale in (
+        replace(planted, as_of=str((AS_OF - 7 * day).date())),  # a week: chosen again weekly
+        replace(planted, as_of=str((AS_OF + day).date())),  # chosen on a history ending after this one
+        replace(planted, users=users - 9),  # 80 users, 71 before: 12.7% more now
+        replace(planted, items=items * 2),
+        replace(planted, pairs=round(nnz / 1.5)),  # a denser history of the same users and items
+        replace(planted, protocol="random"),  # chosen on another holdout's history
+        replace(planted, grid=(1.0, 2.0, other)),
+    ):
+        assert stale.stale(data, "temporal") is not None
+        got = tuning.tuned_ease(data, previous=stale, protocol="temporal")
+        assert (got.l2, got.tuning) == (chosen.l2, chosen.tuning), stale
+    good = json.loads(planted.tag())
+    for broken in (
+        None,
+        "",
+        "not json",
+        json.dumps({k: v for k, v in good.items() if k != "pairs"}),  # a tag written before pairs were kept
+        json.dumps(good | {"l2": "x"}),
+        json.dumps(good | {"l2": 3.0}),  # off the grid
+        json.dumps(good | {"l2": float("nan")}),
+        json.dumps(good | {"users": float("inf")}),  # (Infinity: int() raises OverflowError)
+        json.dumps(good | {"items": -1}),
+        json.dumps(good | {"as_of": "NaT"}),
+        json.dumps(good | {"as_of": "20260131"}),  # (a date, but not as this code writes one)
+        json.dumps(good | {"l2": "500"}),
+        json.dumps(good | {"users": True}),
+        json.dumps(good | {"users": 1.9}),
+        json.dumps(good | {"protocol": None}),
+        json.dumps(good | {"grid": [50.0, "x"]}),
+        json.dumps(good | {"extra": 1}),
+        json.dumps([good]),
+    ):
+        assert tuning.Tuning.from_tag(broken) is None, broken
+    history = pd.DataFrame(
+        {
+            "user_id": [u for u, _, _ in pairs],
+            "item_id": [i for _, i, _ in pairs],
+            "event_date": AS_OF.tz_localize(None),
+        }
+    ).assign(interactions=1)
+    holdout = ranking.RankingHoldout.random_split(history, AS_OF + day)
+    planted = replace(tuning.tuned_ease(holdout.history, protocol=holdout.protocol).tuning, l2=other)
+    [ease] = [f.model for f in ranking.judge_families(holdout, tuning=planted) if f.model.name == "ease"]
+    assert ease.l2 == other and holdout.tuning == planted
+    assert ranking.tuning_params(holdout) == {"ease_tuning": planted.tag()}
+    with pytest.raises(recsys.CatalogueTooLarge):  # above EASE's limit: no weight to reuse or choose
+        tuning.tuned_ease(holdout.history, max_items=len(holdout.history.items) - 1, previous=planted)
+    holdout.tuning = None
+    small = recsys.EASE(max_items=len(holdout.history.items) - 1)  # the competition's EASE, below this catalogue
+    monkeypatch.setattr(ranking, "families", lambda threads=1, recent_days=7: [small])
+    assert ranking.judge_families(holdout, tuning=planted) == []  # left out, with a log line
+    assert holdout.tuning is None and ranking.tuning_params(holdout) == {}
+    versions = [
+        SimpleNamespace(version="3", tags={}),  # a newer version without EASE (a global model served)
+        SimpleNamespace(version="2", tags={"ease_tuning": planted.tag()}),
+        SimpleNamespace(version="10", tags={"ease_tuning": "{}"}),  # newest (10 > 3 as numbers), unreadable
+        SimpleNamespace(version="1", tags={"ease_tuning": chosen.tuning.tag()}),
+    ]
+    assert tuning.previous_tuning([None, *versions]) == planted and tuning.previous_tuning([None]) is None
+    erased = SimpleNamespace(version="4", tags={"reason": "erasure"})  # trained for an erasure, no weight kept
+    assert tuning.previous_tuning([erased, *versions]) is None  # the weights before it saw the erased data
+    erased.tags["ease_tuning"] = chosen.tuning.tag()  # chosen again for it: that one is reused
+    assert tuning.previous_tuning([erased, *versions]) == chosen.tuning
+
+
+def test_eases_fit_runs_lapack_on_the_threads_it_is_given(monkeypatch):
+    """``EASE(threads=n)`` (the training's ``TENANTFLOW_TRAIN_THREADS``) runs its LAPACK calls on n BLAS threads, one
+    by default; :func:`recsys.unfitted` keeps them (a refit) or sets them (the gate's refit of a loaded champion)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from ml.models.recsys import linalg
+
+    seen, real = [], linalg._weights
+
+    def watched(gram, l2):
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return real(gram, l2)
+
+    monkeypatch.setattr(linalg, "_weights", watched)
+    with threadpool_limits(2, "blas"):
+        two = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")  # (1 on a 1-core machine)
+    data = recsys.Interactions.from_events(TOY, AS_OF)
+    recsys.EASE(l2=10.0).fit(data)
+    recsys.EASE(l2=10.0, threads=2).fit(data)
+    recsys.unfitted(recsys.EASE(l2=10.0, threads=2)).fit(data)
+    recsys.unfitted(recsys.EASE(l2=10.0), threads=2).fit(data)
+    assert seen == [1, two, two, two]

@@ -7,6 +7,7 @@ data, umbra (pool) and initech (silo) do not, young has 10 days of history; hool
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -385,15 +386,21 @@ def test_the_gate_refuses_constant_predictions_and_a_changed_input_schema(world)
     assert any("budget" in p for p in gate.sanity_problems(CHURN, good, ho, feats, tight, feats))
 
 
-def test_rollback_restores_the_previous_champion_and_is_audited(world, capsys):
+def test_rollback_restores_the_previous_champion_and_is_audited(world, capsys, caplog):
     settings, _ = world
     kind, tid = "recommender", "globex"
     name = registry.model_name(kind, tid)
     c = registry.client(settings)
     first = str(c.get_model_version_by_alias(name, "champion").version)
-    r = train.train_tenant(kind, tid, "test-rollback", settings, force=True)
+    with caplog.at_level(logging.INFO, logger="ml.models.recsys.tuning"):
+        r = train.train_tenant(kind, tid, "test-rollback", settings, force=True)
     # same data, same recipe: the gate keeps the champion; promote by hand (audited) to have a second champion
     assert r["promoted"] is False and "same data" in r["reason"]
+    # EASE's weight, chosen for the champion on the same history, is reused (ml.models.recsys.tuning), and kept
+    tuned = c.get_model_version(name, first).tags["ease_tuning"]
+    assert c.get_model_version(name, str(r["version"])).tags["ease_tuning"] == tuned
+    assert f"EASE's L2 weight {json.loads(tuned)['l2']:g} reused" in caplog.text, caplog.text
+    assert "chosen on an inner split" not in caplog.text
     assert str(c.get_model_version_by_alias(name, "challenger").version) == str(r["version"])
     from ml.ops.status import status
 
@@ -416,6 +423,17 @@ def test_rollback_restores_the_previous_champion_and_is_audited(world, capsys):
     assert "rollback" in shown.splitlines()[-2] and "test: it hurt" in shown and "tester" in shown, shown
     with pytest.raises(RegistryError, match="no earlier version"):
         registry.rollback(kind, tid, "again", settings)
+    # a retrain for an erasure chooses EASE's weight again (the one kept was chosen with the erased user's data)
+    from ml.core import control_db, erasure_marks
+
+    with control_db.connect(settings) as con:
+        erasure_marks.mark(con, tid, [kind], "test: a user erased")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ml.models.recsys.tuning"):
+        r = train.train_tenant(kind, tid, "test", settings)
+    assert r.get("version") and "reused" not in caplog.text, (r, caplog.text)
+    assert "EASE's L2 weight chosen on an inner split: no weight chosen before" in caplog.text, caplog.text
+    assert c.get_model_version(name, str(r["version"])).tags["reason"] == "erasure"
 
 
 def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world):

@@ -159,21 +159,26 @@ class SAR(_ItemItem):
 
 
 class EASE:
-    """EASE (Steck 2019) with L2 weight ``l2``; refuses catalogues above ``max_items``."""
+    """EASE (Steck 2019) with L2 weight ``l2``; refuses catalogues above ``max_items``; its fit's LAPACK calls on
+    ``threads`` BLAS threads (not a setting of the model: :func:`unfitted` carries it over)."""
 
-    def __init__(self, l2: float = 500.0, max_items: int = 15_000) -> None:
-        self.l2, self.max_items, self.name = l2, max_items, "ease"
+    def __init__(self, l2: float = 500.0, max_items: int = 15_000, threads: int = 1) -> None:
+        self.l2, self.max_items, self.name, self.threads = l2, max_items, "ease", threads
         self.items, self.b = np.zeros(0, dtype=str), np.zeros((0, 0), dtype=np.float32)
+        self.tuning: Any = None  # how ``l2`` was chosen (ml.models.recsys.tuning.Tuning), where it was
 
-    def fit(self, data: Interactions) -> EASE:
-        n = len(data.items)
+    def check(self, n: int) -> None:
+        """Raise :class:`CatalogueTooLarge` for a catalogue of ``n`` items above ``max_items``."""
         if n > self.max_items:
             raise CatalogueTooLarge(
                 f"EASE needs an {n} x {n} inverse ({12 * n * n / 2**30:.1f}-{20 * n * n / 2**30:.1f} GiB); "
                 f"above max_items={self.max_items} "
                 "use ALS for this catalogue"
             )
-        self.items, self.b = data.items, ease_weights(data.seen, self.l2)
+
+    def fit(self, data: Interactions) -> EASE:
+        self.check(len(data.items))
+        self.items, self.b = data.items, ease_weights(data.seen, self.l2, self.threads)
         return self
 
     def history(self, data: Interactions) -> sp.csr_matrix:
@@ -261,9 +266,12 @@ class ALS:
 FAMILIES: dict[str, type] = {"popularity": Popularity, "item_knn": ItemKNN, "sar": SAR, "ease": EASE, "als": ALS}
 
 
-def unfitted(model: Recommender) -> Recommender:
-    """A new, unfitted model of the same family and settings."""
+def unfitted(model: Recommender, threads: int | None = None) -> Recommender:
+    """A new, unfitted model of the same family and settings, on ``threads`` (default: the model's own) where the
+    family has threads (ALS, EASE)."""
     fresh: Recommender = type(model)(**model.params())
+    if hasattr(model, "threads"):
+        fresh.threads = threads if threads is not None else model.threads  # type: ignore[attr-defined]
     return fresh
 
 

@@ -1,5 +1,5 @@
-"""EASE's closed form with a Cholesky inverse computed in place, on one BLAS thread: faster than ``np.linalg.inv``
-and in less memory.
+"""EASE's closed form with a Cholesky inverse computed in place, on one BLAS thread by default: faster than
+``np.linalg.inv`` and in less memory.
 
 EASE (Steck 2019, eq. 8) needs ``P = (X^T X + l2 I)^-1`` and ``B = I - P / diag(P)`` with ``diag(B) = 0``. The
 Gram matrix plus a positive ridge is symmetric positive definite, so LAPACK's Cholesky factorisation (``dpotrf``,
@@ -10,11 +10,12 @@ the column scaling of ``B`` too: that array and ``B``'s float32 copy, 12 bytes a
 2,000 items was 12.3 bytes an item pair with 2% of the pairs co-occurring, 16.7 with 79%, 20.0 with all, against
 32 for ``inv``.
 
-One BLAS thread: OpenBLAS's Cholesky routines stall when another process holds the cores (two warehouses' feature
-builds, two training tasks): at 2,000 items two threads took 4.1-10.4 s beside a features build against 0.15 s
-idle, and at 4,000 items, two fits at once, 3.4-4.3 s on two threads each against 1.8 s on one (``inv``: 4.7-6.1
-s). Idle, one thread is half as fast as two (61.5 s against 30.8 s at 14,000 items; ``inv`` 85.7 s). Measured
-with ``benchmarks/ease_fit.py`` (benchmarks/README.md, *EASE's fit without np.linalg.inv*).
+One BLAS thread by default (the training's ``TENANTFLOW_TRAIN_THREADS``, as LightGBM's): OpenBLAS's Cholesky
+routines stall when another process holds the cores (two warehouses' feature builds, two training tasks): at 2,000
+items two threads took 4.1-10.4 s beside a features build against 0.15 s idle, and at 4,000 items, two fits at once,
+3.4-4.3 s on two threads each against 1.8 s on one (``inv``: 4.7-6.1 s). Idle, one thread is half as fast as two
+(61.5 s against 30.8 s at 14,000 items; ``inv`` 85.7 s). Measured with ``benchmarks/ease_fit.py``
+(benchmarks/README.md, *EASE's fit without np.linalg.inv*).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from threadpoolctl import threadpool_limits
 BLOCK = 1024  # rows mirrored at a time (the upper triangle into the lower): no n x n temporary
 
 
-def ease_weights(seen: sp.spmatrix, l2: float) -> np.ndarray:
+def ease_weights(seen: sp.spmatrix, l2: float, threads: int = 1) -> np.ndarray:
     """EASE's item-item weights ``B`` (float32, ``(items, items)``, zero diagonal) for the ``(users, items)`` matrix
-    ``seen`` and L2 weight ``l2`` > 0 (module docstring).
+    ``seen`` and L2 weight ``l2`` > 0 (module docstring), LAPACK on ``threads`` BLAS threads.
 
     Raises:
         ValueError: ``l2`` is not a positive finite number.
@@ -40,7 +41,7 @@ def ease_weights(seen: sp.spmatrix, l2: float) -> np.ndarray:
     n = seen.shape[1]
     if n == 0:  # (LAPACK refuses an empty matrix)
         return np.zeros((0, 0), dtype=np.float32)
-    with threadpool_limits(1, "blas"):
+    with threadpool_limits(max(1, int(threads)), "blas"):
         return _weights(_gram(seen), l2)
 
 
