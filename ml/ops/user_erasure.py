@@ -19,8 +19,8 @@ tenant's source spec mapped it). In order:
    from the published serving features (republished under a new id, so the API swaps them), from
    the prediction log (every record naming the user), and from the webhook's ledger (the user's
    event ids; ``secure_delete`` and ``VACUUM``);
-4. the tenant's models, and its region's global models when its data trained them, are marked for
-   retraining (:mod:`ml.core.erasure_marks`: the next train run retrains them, reason
+4. the tenant's models (of the kinds it uses), and its region's global models (every kind) when its data trained
+   them, are marked for retraining (:mod:`ml.core.erasure_marks`: the next train run retrains them, reason
    ``erasure``);
 5. the audit log gains ``user_erasure`` with the counts and the hash, never the id.
 
@@ -78,7 +78,7 @@ from ml.data.ingest.readers import HISTORY_MARK, MALFORMED, is_history_file, ope
 from ml.data.ingest.run import ingest_days, tenant_lock
 from ml.data.ingest.spec import SourceSpec, landed_under, source_spec, spec_for
 from ml.data.publish import republish_without
-from ml.models.kinds import kind_names
+from ml.models.kinds import kind_names, kinds_of
 from ml.models.registry import global_owner
 from ml.ops import erasure_days
 
@@ -139,8 +139,9 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
         owners.append(global_owner(tenant.region))
     report["found"] = found
     with control_db.connect(settings) as con:
-        for owner in owners:
-            erasure_marks.mark(con, owner, kind_names(), f"user of {tenant.tenant_id} erased ({digest[:12]})")
+        for owner in owners:  # the tenant's own models: the kinds it uses; its region's global models: every kind
+            kinds = [k.name for k in kinds_of(tenant)] if owner == tenant.tenant_id else kind_names()
+            erasure_marks.mark(con, owner, kinds, f"user of {tenant.tenant_id} erased ({digest[:12]})")
         report["models_marked"] = owners
         summary = {k: (len(v) if isinstance(v, list) else v) for k, v in report.items() if k != "tenant_id"}
         audit.append(con, "user_erasure", tenant.tenant_id, subject=digest, detail=summary)

@@ -117,6 +117,24 @@ def test_an_id_that_was_never_sent_changes_nothing_and_retrains_nothing(landed):
     assert erasure_marks.pending(landed, "globex", "recommender") == []
 
 
+def test_an_erasure_marks_the_kinds_the_tenant_uses_and_every_kind_of_its_regions_global_models(landed):
+    """A tenant that uses only the recommender has no churn model to retrain (a mark for it would never close); the
+    region's global models, which its shared data trained, are marked whatever the tenant uses."""
+    from dataclasses import replace
+
+    store = TenantStore(landed)
+    store.add(replace(store.get("globex"), model_kinds=("recommender",)), replace=True)
+    before = lake_rows_by_user(landed, "eu", "globex")
+    report = user_erasure.erase_user("globex", max(before, key=before.get), landed)
+    assert report["found"] and report["models_marked"] == ["globex", "global.eu"], report
+    assert erasure_marks.pending(landed, "globex", "recommender") and not erasure_marks.pending(
+        landed, "globex", "churn"
+    )
+    assert erasure_marks.pending(landed, "global.eu", "churn") and erasure_marks.pending(
+        landed, "global.eu", "recommender"
+    )
+
+
 def test_an_ingest_of_the_tenant_waits_while_an_erasure_holds_its_lake(landed):
     tenant = TenantStore(landed).get("globex")
     lake = landed.stores.lake.tenant_dir("eu", "globex")
