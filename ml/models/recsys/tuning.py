@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -57,27 +57,17 @@ class Tuning:
 
     @classmethod
     def from_tag(cls, text: str | None) -> Tuning | None:
-        """A tag's Tuning; None for no tag, or one this code cannot read or would not have written (other keys, a
-        weight off its grid, a count that is not a whole number >= 0, a date not as ``YYYY-MM-DD``: the weight is
-        chosen again)."""
+        """A tag's Tuning; None for no tag, or one this code cannot read or would not have written (its JSON is not
+        :meth:`tag`'s for the values read: another key, type or spelling; a weight off its grid, a negative count:
+        the weight is chosen again)."""
         try:
             d = json.loads(text or "")
-            t = cls(**d) if isinstance(d, dict) and set(d) == set(cls.__dataclass_fields__) else None
-        except Exception:  # any malformed tag: JSON, keys, types
+            t = cls(float(d["l2"]), date.fromisoformat(d["as_of"]).isoformat(), int(d["users"]), int(d["items"]),
+                    int(d["pairs"]), str(d["protocol"]), tuple(float(w) for w in d["grid"]))  # fmt: skip
+        except Exception:  # any malformed tag: JSON, keys, types, Infinity as a count
             return None
-        if t is None or not isinstance(t.protocol, str) or not isinstance(t.grid, list):
-            return None
-        counts = (t.users, t.items, t.pairs)
-        if not all(type(n) is int and n >= 0 for n in counts) or type(t.l2) not in (int, float):
-            return None
-        try:
-            as_of = date.fromisoformat(t.as_of).isoformat() if isinstance(t.as_of, str) else None
-        except ValueError:
-            return None
-        grid = tuple(float(w) for w in t.grid if type(w) in (int, float))
-        if as_of != t.as_of or len(grid) != len(t.grid) or float(t.l2) not in grid:
-            return None
-        return replace(t, l2=float(t.l2), grid=grid)
+        written = t.tag() == json.dumps(d, sort_keys=True)
+        return t if written and t.l2 in t.grid and min(t.users, t.items, t.pairs) >= 0 else None
 
     def stale(self, data: Interactions, protocol: str, grid: tuple[float, ...] = L2_GRID) -> str | None:
         """Why the weight must be chosen again for ``data`` (the history of a ``protocol`` holdout), or None where it
