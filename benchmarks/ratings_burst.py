@@ -18,6 +18,11 @@ classic families fitted on the same 75% (`ml.models.recsys`).
         --start 2000-04-25 --end 2003-02-28   # the shape of MovieLens 1M (its counts and span)
 
 `--retrain` trains again after scoring (the daily retrain's cost once EASE's weight is chosen).
+
+`--min-rating R` onboards the tenant with `tenants add --min-rating R` (a lower rating is consumed, not liked) and
+judges every list on the held-out ratings of R or more only (the liked films; the rest of the 25% is neither
+relevant nor recommendable, as for the tenant); the families beside it learn from the same positives. `--judge-from R`
+judges on those ratings without setting the threshold: the tenant's result without declaring it.
 """
 
 from __future__ import annotations
@@ -137,7 +142,10 @@ def main() -> None:
         help="after scoring, `train --force` again on the same snapshot: EASE's weight chosen for the first "
         "version is reused (ml.models.recsys.tuning), its seconds are 'retrain'",
     )
+    parser.add_argument("--min-rating", type=float, help="the tenant's min_rating (and --judge-from)")
+    parser.add_argument("--judge-from", type=float, help="relevant: held-out ratings of this or more (default: all)")
     args = parser.parse_args()
+    judge_from = args.min_rating if args.judge_from is None else args.judge_from
     home = fresh_home("ratings")
     started = time.perf_counter()
     df = ratings(users=args.users, items=args.items, target=args.ratings, span=(args.start, args.end))
@@ -148,7 +156,7 @@ def main() -> None:
     (home / "spec.yaml").write_text(SPEC)
     seconds = {
         "generate": generated,
-        "add": cli("tenants", "add", "films", "--region", "eu"),
+        "add": cli("tenants", "add", "films", "--region", "eu", *_threshold(args.min_rating)),
         "source": cli("tenants", "source", "films", "--file", str(home / "spec.yaml")),
         "import": cli("import", "films", str(home / "u.train.data")),
         "features": cli("features", "build", "--tenant", "films"),
@@ -161,9 +169,11 @@ def main() -> None:
         served = con.execute(
             "select user_id, item_id, rank, model_version from predictions.recommendations where tenant_id = 'films'"
         ).df()
-    relevant = test[["user_id", "item_id"]]
+    relevant = test[test["rating"] >= (-np.inf if judge_from is None else judge_from)][["user_id", "item_id"]]
     rows = [_scored("served", served, relevant, len(set(train["item_id"])))]
     events = train.assign(event_at=pd.to_datetime(train["timestamp"], unit="s", utc=True))
+    if args.min_rating is not None:  # a lower rating: consumed (never recommended back), nothing learnt from
+        events["interactions"] = (events["rating"] >= args.min_rating).astype(float)
     data = recsys.Interactions.from_events(events)
     for model in (recsys.Popularity(), recsys.ItemKNN(neighbours=100), recsys.SAR(), recsys.EASE(), recsys.ALS()):
         started = time.perf_counter()
@@ -180,9 +190,14 @@ def main() -> None:
         ratings=len(df),
         train=len(train),
         test=len(test),
+        relevant=len(relevant),
         seconds=seconds,
         rows=rows,
     )
+
+
+def _threshold(min_rating: float | None) -> list[str]:
+    return [] if min_rating is None else ["--min-rating", repr(min_rating)]
 
 
 def _scored(name: str, lists: pd.DataFrame, relevant: pd.DataFrame, catalogue: int) -> dict:

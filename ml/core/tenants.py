@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,8 @@ HOLDOUT_PROTOCOLS = ("auto", "temporal", "random")
 RESERVED_IDS = ("global",)  # `<kind>.global.<region>` names a region's shared model of each kind in the MLflow registry
 DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
 DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
+# a window a tenant may set, and its bounds in days
+WINDOW_BOUNDS = {"label_window_days": (1, 91), "churn_window_days": (7, 182), "feature_window_days": (14, 364)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Tenant:
     # whose global model serves and fine-tunes this tenant: None, its own region's; another region
     # only by this opt-in (that region's parameters reach its models; its data stays in its region)
     global_region: str | None = None
+    # the lowest rating (a rating event's value) that is a positive interaction; a rating below it is
+    # consumed (never recommended back under seen_items exclude) but not learnt from. None: every rating
+    min_rating: float | None = None
 
     def __post_init__(self) -> None:
         validate_slug(self.tenant_id)
@@ -82,20 +88,17 @@ class Tenant:
                 f"many users the last window judges; temporal: what users take next; random: a random quarter of "
                 f"each user's items), got {self.holdout_protocol!r}."
             )
-        if self.label_window_days is not None and not 1 <= self.label_window_days <= 91:
+        for name, (lo, hi) in WINDOW_BOUNDS.items():
+            days = getattr(self, name)
+            if days is not None and not lo <= days <= hi:
+                raise TenantError(
+                    f"tenant {self.tenant_id}: {name} must be {lo}..{hi} days (or unset: derived from its "
+                    f"activity cadence), got {days}."
+                )
+        if self.min_rating is not None and not _finite(self.min_rating):
             raise TenantError(
-                f"tenant {self.tenant_id}: label_window_days must be 1..91 days (or unset: derived from its "
-                f"activity cadence), got {self.label_window_days}."
-            )
-        if self.churn_window_days is not None and not 7 <= self.churn_window_days <= 182:
-            raise TenantError(
-                f"tenant {self.tenant_id}: churn_window_days must be 7..182 days (or unset: derived from its "
-                f"activity cadence), got {self.churn_window_days}."
-            )
-        if self.feature_window_days is not None and not 14 <= self.feature_window_days <= 364:
-            raise TenantError(
-                f"tenant {self.tenant_id}: feature_window_days must be 14..364 days (or unset: derived from its "
-                f"activity cadence), got {self.feature_window_days}."
+                f"tenant {self.tenant_id}: min_rating must be a finite number (the lowest rating that counts as a "
+                f"positive interaction) or unset (every rating counts), got {self.min_rating!r}."
             )
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
@@ -148,15 +151,14 @@ class TenantStore:
             tenant.holdout_protocol,
             tenant.churn_window_days,
             tenant.feature_window_days,
+            tenant.min_rating,
         )
         verb = "insert or replace" if replace else "insert"
         try:
             with control_db.connect(self.settings) as con:
                 _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
-                con.execute(
-                    f"{verb} into tenants ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
-                )
+                con.execute(f"{verb} into tenants ({_COLUMNS}) values ({', '.join('?' * len(row))})", row)
                 _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
             raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
@@ -303,7 +305,7 @@ class TenantStore:
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
-    "holdout_protocol, churn_window_days, feature_window_days"
+    "holdout_protocol, churn_window_days, feature_window_days, min_rating"
 )
 
 
@@ -354,7 +356,29 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         holdout_protocol=str(d.get("holdout_protocol") or "auto"),
         churn_window_days=int(d["churn_window_days"]) if d.get("churn_window_days") else None,  # type: ignore[call-overload]
         feature_window_days=int(d["feature_window_days"]) if d.get("feature_window_days") else None,  # type: ignore[call-overload]
+        min_rating=_optional_number(d.get("min_rating"), "min_rating"),
     )
+
+
+def _finite(value: object) -> bool:
+    """A finite int or float (not a bool, not text; an int too large for a float is not)."""
+    try:
+        return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return False
+
+
+def _optional_number(value: object, name: str) -> float | None:
+    """A seed file's number, None where it is absent or empty; :class:`TenantError` for anything else
+    (``true``, a word: YAML reads ``yes`` as a boolean, which float() would take for 1)."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise TenantError(f"{name} must be a number, got {value!r}.") from None
 
 
 def parse_bool(value: object) -> bool:
@@ -370,20 +394,7 @@ def parse_bool(value: object) -> bool:
 
 
 def _row_to_tenant(row: tuple) -> Tenant:
-    return Tenant(
-        tenant_id=row[0],
-        display_name=row[1],
-        region=row[2],
-        isolation=row[3],
-        share_data=bool(row[4]),
-        onboarded_at=date.fromisoformat(row[5]),
-        model_kinds=tuple(k for k in row[6].split(",") if k),
-        quota_events_per_day=row[7],
-        quota_requests_per_minute=row[8],
-        seen_items=row[9],
-        label_window_days=row[10],
-        global_region=row[11],
-        holdout_protocol=row[12],
-        churn_window_days=row[13],
-        feature_window_days=row[14],
-    )
+    d = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    kinds = tuple(k for k in d.pop("model_kinds").split(",") if k)
+    share, onboarded = bool(d.pop("share_data")), date.fromisoformat(d.pop("onboarded_at"))
+    return Tenant(**d, share_data=share, onboarded_at=onboarded, model_kinds=kinds)

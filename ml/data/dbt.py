@@ -54,7 +54,8 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
     may be items the user already consumed); ``label_windows``, ``churn_windows``,
     ``feature_windows``: tenant -> the recommender label window, churn window or long feature
     window its registry entry sets, in days (the others follow their activity cadence: dbt model
-    ``int_tenant_windows``).
+    ``int_tenant_windows``); ``min_ratings``: tenant -> its ``min_rating`` (the lowest positive
+    rating: ``stg_lake__events.is_interaction``), for the tenants that set one.
     """
     lake = settings.stores.lake
     with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
@@ -71,6 +72,7 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
         "label_windows": _registry_values(registered, with_data, "label_window_days"),
         "churn_windows": _registry_values(registered, with_data, "churn_window_days"),
         "feature_windows": _registry_values(registered, with_data, "feature_window_days"),
+        "min_ratings": {t: r.min_rating for t in with_data if (r := registered.get(t)) and r.min_rating is not None},
     }
 
 

@@ -230,6 +230,15 @@ def stratified_random_split(
     return order[train.to_numpy()].drop(columns="_r"), order[~train.to_numpy()].drop(columns="_r")
 
 
+def positives_split(pairs: pd.DataFrame, ratio: float = 0.75, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`stratified_random_split` of the positive ``pairs`` (``interactions`` > 0): the held-out part is what
+    is relevant; pairs only consumed (``interactions`` 0, a rating below the tenant's threshold) all go to the first
+    part, consumed (kept out of the lists) and never relevant. ``pairs``: one row per user and item."""
+    positive = pairs["interactions"].to_numpy() > 0
+    train, test = stratified_random_split(pairs[positive], ratio, seed)
+    return pd.concat([train, pairs[~positive]]), test
+
+
 def ranking_metrics(
     frame: pd.DataFrame, scores: np.ndarray, catalogue_items: int | None = None, k: int = K
 ) -> dict[str, float]:

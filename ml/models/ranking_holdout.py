@@ -2,8 +2,9 @@
 
 The holdout (the temporal protocol of :mod:`ml.models.evaluate`) is the label window after the snapshot's last
 labelled cutoff T: every user with an interaction in ``[T, T + window)`` is evaluated, the relevant items are what
-they interacted with there (without the items they had already consumed before T when the tenant's seen-items policy
-excludes them; a user left with nothing new is not judged). Every candidate of :mod:`ml.models.ranking` makes the
+they interacted with there (positively: an item rated below the tenant's ``min_rating`` is consumed, not relevant;
+without the items they had already consumed before T when the tenant's seen-items policy excludes them; a user left
+with nothing new is not judged). Every candidate of :mod:`ml.models.ranking` makes the
 lists it would have served at T for the same users and relevant items: one :func:`ml.models.evaluate.evaluate_lists`,
 per-user nDCG kept for the gate's paired bootstrap.
 
@@ -107,6 +108,9 @@ class RankingHoldout:
     contested: str = ""
     recent_days: int = RECENT_DAYS  # the tenant's short window: the cold-start list, recent popularity
     tuning: Any = None  # EASE's weight as chosen for ``history`` (ml.models.recsys.tuning.Tuning), once judged
+    # user_id, item_id pairs consumed before the cutoff on items outside ``history``'s catalogue (nobody liked them
+    # before it: a rating below the tenant's min_rating), which a re-ranker's SQL candidates may still hold
+    consumed_outside: pd.DataFrame | None = None
 
     @classmethod
     def build(
@@ -127,7 +131,8 @@ class RankingHoldout:
         events = history_events(history)
         before = events[events["event_at"] < cutoff]
         window = events[(events["event_at"] >= cutoff) & (events["event_at"] < cutoff + pd.Timedelta(days=window_days))]
-        if before.empty or window.empty:
+        window = window[window["interactions"] > 0]  # relevant: positive interactions (consumed ones stay seen)
+        if not (before["interactions"] > 0).any() or window.empty:
             return None
         data = recsys.Interactions.from_events(before, cutoff)
         relevant = window[["user_id", "item_id"]].astype(str).drop_duplicates()
@@ -139,7 +144,10 @@ class RankingHoldout:
             return None
         users = np.sort(relevant["user_id"].astype(str).unique())
         cold = recsys.Popularity(window_days=recent_days).fit(data)
-        return cls(cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, recent_days=recent_days)
+        return cls(
+            cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, recent_days=recent_days,
+            consumed_outside=_outside(before, data),
+        )  # fmt: skip
 
     @classmethod
     def random_split(
@@ -164,8 +172,8 @@ class RankingHoldout:
         pairs = events.groupby(["user_id", "item_id"], as_index=False).agg(
             event_at=("event_at", "max"), interactions=("interactions", "sum")
         )
-        train, test = evaluate.stratified_random_split(pairs, ratio, seed)
-        if train.empty or test.empty:
+        train, test = evaluate.positives_split(pairs, ratio, seed)
+        if test.empty or not (train["interactions"] > 0).any():
             return None
         data = recsys.Interactions.from_events(train, cutoff)
         relevant = test[["user_id", "item_id"]].astype(str).reset_index(drop=True)
@@ -173,15 +181,15 @@ class RankingHoldout:
         cold = recsys.Popularity(window_days=recent_days).fit(data)
         examples = pd.DataFrame(columns=["user_id", "item_id", "cutoff_date"])
         return cls(
-            cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, RANDOM, recent_days=recent_days
-        )
+            cutoff, data, relevant, users, examples, exclude_seen, catalogue, cold, RANDOM, recent_days=recent_days,
+            consumed_outside=_outside(train, data),
+        )  # fmt: skip
 
     def judged_share(self) -> float:
-        """The share of the users with history before the cutoff that this holdout judges (0..1;
-        users first seen in the window are judged but not counted)."""
-        if not len(self.history.users):
-            return 0.0
-        return float(np.isin(self.history.users, self.users).mean())
+        """The share of the users with history (a positive interaction) before the cutoff that this holdout judges
+        (0..1; users first seen in the window are judged but not counted)."""
+        with_history = self.history.users[self.history.has_history]
+        return float(np.isin(with_history, self.users).mean()) if len(with_history) else 0.0
 
     def judge(self, lists: pd.DataFrame) -> Judged:
         """Metrics of top-k lists (``user_id, item_id, rank``) on this holdout, with a 95% bootstrap
@@ -214,7 +222,10 @@ class RankingHoldout:
             known = (rows >= 0) & (cols >= 0)
             seen = np.zeros(len(ex), dtype=bool)
             if known.any():  # (scipy cannot index a sparse matrix with empty arrays)
-                seen[known] = np.asarray(self.history.seen[rows[known], cols[known]]).ravel() > 0
+                seen[known] = np.asarray(self.history.consumed[rows[known], cols[known]]).ravel() > 0
+            if self.consumed_outside is not None and len(self.consumed_outside) and (cols < 0).any():
+                outside = ex[cols < 0].reset_index().merge(self.consumed_outside, on=["user_id", "item_id"])
+                seen[ex.index.get_indexer(outside["index"])] = True
             ex = ex[~seen]
         ex = ex.sort_values(["user_id", "score", "item_id"], ascending=[True, False, True], kind="mergesort")
         ex["rank"] = ex.groupby("user_id", sort=False).cumcount() + 1
@@ -234,3 +245,9 @@ class RankingHoldout:
             self.examples[["user_id", "item_id"]].astype(str).drop_duplicates(), on=["user_id", "item_id"]
         )
         return len(found) / len(self.relevant)
+
+
+def _outside(events: pd.DataFrame, data: recsys.Interactions) -> pd.DataFrame:
+    """The ``user_id, item_id`` pairs of ``events`` on items outside ``data``'s catalogue (consumed, never liked)."""
+    pairs = events[["user_id", "item_id"]].astype(str)
+    return pairs[data.columns(pairs["item_id"].to_numpy()) < 0].drop_duplicates()

@@ -97,5 +97,6 @@ def _one_user(ranking: Any) -> pd.DataFrame:
             "user_id": h.users[row],
             "item_id": h.items[h.item[mine]],
             "event_at": ranking.cutoff - pd.to_timedelta(h.age_days[mine], unit="D"),
+            "interactions": h.weight[mine],  # (0: consumed only)
         }
     )

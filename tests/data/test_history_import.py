@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.data.ingest.history import import_history
+from ml.models import recsys
 from ml.ops.cli import main
 from ml.ops.status import status
 
@@ -411,6 +413,81 @@ def test_an_export_without_a_header_line_is_read_with_the_specs_column_names(set
     quarantine = pd.concat(pd.read_parquet(p) for p in settings.stores.quarantine.root.rglob("part-0.parquet"))
     lines = dict(zip(quarantine.line_no, quarantine.reason, strict=True))
     assert set(lines) == {3, 4}, lines  # numbered as the file's lines: line 1 is the first record
+
+
+def test_a_rating_below_the_tenants_threshold_is_consumed_not_a_positive_interaction(settings, tmp_path, capsys):
+    """``tenants add --min-rating 4``: a film rated 2 is in the user's history with 0 interactions (never
+    recommended back to them, nothing learnt from), a film rated 4 or 5 is a positive interaction, and the
+    snapshot's windows record the rule (a version tag: a change makes the recommender due)."""
+    from ml.core.warehouse import warehouses
+    from ml.data.dbt import dbt_vars, run_dbt
+    from ml.models.recsys import served
+
+    assert main(["tenants", "add", "films", "--region", "eu", "--min-rating", "4"]) == 0
+    (tmp_path / "spec.json").write_text(json.dumps(RATINGS_SPEC))
+    assert main(["tenants", "source", "films", "--file", str(tmp_path / "spec.json")]) == 0
+    day = 1_793_000_000  # 2026-10-26 (Unix seconds)
+    ratings = [("u1", "A", 5), ("u1", "B", 2), ("u2", "A", 4), ("u2", "B", 5), ("u2", "C", 1), ("u3", "C", 5)]
+    lines = [f"{u}\t{i}\t{r}\t{day + n * 3_600}" for n, (u, i, r) in enumerate(ratings)]
+    lines.append(f"u1\tD\t3\t{day - 30 * 86_400}")  # a month before: no incremental build's week reads it again
+    (tmp_path / "u.data").write_text("\n".join(lines) + "\n")
+    imported = import_history(settings, TenantStore(settings).get("films"), [tmp_path / "u.data"], today=TODAY)
+    assert imported.summary()["landed"] == 7
+    [wh] = warehouses(TenantStore(settings).list())
+    vars_ = dbt_vars(settings, wh)
+    assert vars_["min_ratings"] == {"films": 4.0}
+    select = ["run", "--select", "+interaction_history", "+int_tenant_windows"]
+    assert run_dbt(select, settings, wh, vars_)["success"]
+    with warehouse_connect(wh.path(settings), read_only=True) as con:
+        history = con.sql("select * from interaction_history where tenant_id = 'films'").df()
+        windows = con.sql("select min_rating from int_tenant_windows where tenant_id = 'films'").fetchall()
+        flags = con.sql(
+            "select value, bool_and(is_consumed), bool_and(is_interaction) from stg_lake__events group by 1"
+        )
+        assert sorted(flags.fetchall()) == [
+            (1.0, True, False), (2.0, True, False), (3.0, True, False), (4.0, True, True), (5.0, True, True)
+        ]  # fmt: skip
+    pairs = {(u, i): n for u, i, n in history[["user_id", "item_id", "interactions"]].itertuples(index=False)}
+    assert pairs == {
+        ("u1", "A"): 1, ("u1", "B"): 0, ("u1", "D"): 0, ("u2", "A"): 1, ("u2", "B"): 1, ("u2", "C"): 0, ("u3", "C"): 1
+    }  # fmt: skip
+    assert windows == [("4.0",)]
+    data = served.history_events(history)
+    model = recsys.Popularity().fit(recsys.Interactions.from_events(data, pd.Timestamp(history["cutoff_date"].max())))
+    assert dict(zip(model.items, model.item_scores, strict=True)) == {"A": 2, "B": 1, "C": 1}, "u1's 2 and u2's 1: none"
+    lists = served.serve_lists(model, history, np.array(["u1", "u2", "u3"]), k=3)
+    assert {u: list(g["item_id"]) for u, g in lists.groupby("user_id")} == {"u1": ["C"], "u3": ["A", "B"]}
+    # the setting is listed, and a change says what it takes effect in
+    capsys.readouterr()
+    assert main(["tenants", "add", "films", "--region", "eu", "--min-rating", "3", "--replace"]) == 0
+    assert "min_rating changed (4.0 -> 3.0)" in " ".join(capsys.readouterr().out.split())
+    # the next build counts the whole history again with the new rule: the month-old 3 is a click now
+    clicks = "select clicks from int_user_activity__daily where user_id = 'u1' and activity_date < date '2026-10-01'"
+    with warehouse_connect(wh.path(settings), read_only=True) as con:
+        assert con.sql(clicks).fetchall() == [(0,)]
+    assert run_dbt(select, settings, wh, dbt_vars(settings, wh))["success"]
+    with warehouse_connect(wh.path(settings), read_only=True) as con:
+        assert con.sql(clicks).fetchall() == [(1,)], "an incremental build kept the old rule's count"
+        assert con.sql("select min_rating from int_tenant_windows").fetchall() == [("3.0",)]
+    capsys.readouterr()  # (dbt's log)
+    assert main(["tenants", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["min_rating"] == 3.0
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "four", "nan", "inf", "1" + "0" * 400])
+def test_a_min_rating_that_is_no_finite_number_is_refused_naming_the_field(settings, tmp_path, value):
+    from ml.core.errors import TenantError
+
+    seed = tmp_path / "tenants.yaml"
+    seed.write_text(f"- {{tenant_id: films, region: eu, min_rating: {value}}}\n")
+    with pytest.raises(TenantError, match="min_rating"):
+        TenantStore(settings).seed_from_file(seed)
+    seed.write_text(
+        "- {tenant_id: films, region: eu, min_rating: ''}\n- {tenant_id: shop, region: eu, min_rating: 0}\n"
+    )
+    assert [t.min_rating for t in TenantStore(settings).seed_from_file(seed)] == [None, 0.0]
+    with pytest.raises(TenantError, match="min_rating must be a finite number"):
+        Tenant("films", "eu", min_rating="4")  # type: ignore[arg-type]  (Python callers: no silent text)
 
 
 def test_an_export_whose_first_line_is_a_record_is_told_to_name_its_columns(settings, tmp_path):

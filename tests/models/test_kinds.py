@@ -128,8 +128,9 @@ def test_engagement_live_metrics_and_decay():
     assert scored_for["horizon_days"] == 7 and scored_for["mae"] == pytest.approx(g["mae"])
 
 
-def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str) -> None:
-    """Top lists served on Nov 1 (batch: a [x, y, z], b [x, y], c [z]; online: a twice) and the clicks after."""
+def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str, low_rated: tuple = ()) -> None:
+    """Top lists served on Nov 1 (batch: a [x, y, z], b [x, y], c [z]; online: a twice) and the clicks after;
+    ``low_rated``: (user, item, day) consumptions that are no positive interaction (a rating below the threshold)."""
     import json
 
     con.execute("create schema predictions")
@@ -144,7 +145,7 @@ def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str) -> None:
     )
     con.execute(
         "create table stg_lake__events (tenant_id varchar, user_id varchar, item_id varchar, event_date date, "
-        "is_interaction boolean)"
+        "is_interaction boolean, is_consumed boolean)"
     )
     clicks = [
         ("a", "x", "2026-10-20"),
@@ -154,7 +155,9 @@ def _recommendation_world(con: duckdb.DuckDBPyConnection, log: str) -> None:
         ("b", "y", "2026-11-01"),
         ("c", "q", "2026-11-09"),
     ]  # fmt: skip  (c's click comes after the week)
-    con.executemany("insert into stg_lake__events values ('acme', ?, ?, cast(? as date), true)", clicks)
+    con.executemany("insert into stg_lake__events values ('acme', ?, ?, cast(? as date), true, true)", clicks)
+    for row in low_rated:
+        con.execute("insert into stg_lake__events values ('acme', ?, ?, cast(? as date), false, true)", row)
     with open(log, "w") as f:  # the API answered a twice that day: [w, x] and [x, y, z]
         for items in (["w", "x"], ["x", "y", "z"]):
             answer = {"at": "2026-11-01T09:00:00+00:00", "tenant_id": "acme", "endpoint": "recommendations",
@@ -189,6 +192,32 @@ def test_recommendation_live_metrics_are_the_holdouts_definitions(tmp_path):
     ndcg_a = (1 + 1 / np.log2(3)) / (1 + 1 / np.log2(3) + 0.5)
     assert week["ndcg_at_10"] == pytest.approx((ndcg_a + ndcg_b) / 2) and week["recommended_clicked"] == 3
     assert recommender.live.metrics(con, ACME, date(2026, 11, 1), log) == [], "no horizon has passed"
+
+
+def test_live_metrics_never_count_an_item_the_user_consumed_before_the_batch_even_without_liking_it(tmp_path):
+    """Under the exclude policy an item the user rated below the tenant's threshold before the batch is consumed:
+    a later click on it is not relevant (no list could hold it), as the holdout's rule; under allow it is."""
+    from dataclasses import replace
+
+    recommender = get_kind("recommender")
+    con = duckdb.connect()
+    _recommendation_world(con, str(tmp_path / "answers.jsonl"), low_rated=[("a", "w", "2026-10-21")])
+    log = ServedLog((str(tmp_path / "*.jsonl"),))
+    rows = {(r["source"], r["horizon_days"]): r for r in recommender.live.metrics(con, ACME, date(2026, 11, 10), log)}
+    # a: relevant {y} now (x clicked before, w rated low before), y at rank 2; b as before
+    ndcg_b = 1 / np.log2(3)
+    assert rows["batch", 7]["ndcg_at_10"] == pytest.approx(ndcg_b)
+    assert rows["online", 7]["ndcg_at_10"] == pytest.approx(0.5), "a's online list [w, x, y, z]: y at 3 of {y}"
+    allow = recommender.live.metrics(con, replace(ACME, seen_items="allow"), date(2026, 11, 10), log)
+    week = next(r for r in allow if (r["source"], r["horizon_days"]) == ("batch", 7))
+    ndcg_a = (1 + 1 / np.log2(3)) / (1 + 1 / np.log2(3) + 0.5)  # x, y and w relevant: the low rating is no click
+    assert week["ndcg_at_10"] == pytest.approx((ndcg_a + ndcg_b) / 2)
+    # a warehouse whose events view was built before is_consumed: every consumption was a click
+    old = duckdb.connect()
+    _recommendation_world(old, str(tmp_path / "answers.jsonl"))
+    expected = recommender.live.metrics(old, ACME, date(2026, 11, 10), log)
+    old.execute("alter table stg_lake__events drop column is_consumed")
+    assert recommender.live.metrics(old, ACME, date(2026, 11, 10), log) == expected
 
 
 def test_live_metrics_read_a_silo_tenants_sealed_prediction_log_as_its_json_lines(tmp_path, settings):

@@ -149,6 +149,59 @@ def test_recommend_excludes_seen_items_or_allows_repeats_and_falls_back_to_popul
     assert allowed == {"a": ["z", "x"], "new": ["y", "x"]}  # x and y tie at 2/3: lower id first
 
 
+def test_an_item_rated_below_the_threshold_is_consumed_never_learnt_from_nor_recommended_back():
+    """A history row of 0 interactions (the user only rated the item below the tenant's min_rating) is consumed:
+    every family learns without it, and no list, holdout or history candidate gives the item back to that user
+    under the exclude policy (allow: it may come back). Each assertion failed when low ratings were left out of
+    the history (the item came back) or counted as positives (the families learnt them)."""
+    from ml.models.recsys import candidates, tuning
+
+    # TOY, and a rated z and w, c rated x, d rated y, each below the threshold (d has nothing else; nobody liked w)
+    low = _events([("a", "z", 4), ("a", "w", 3), ("c", "x", 4), ("d", "y", 2)]).assign(interactions=0.0)
+    data = recsys.Interactions.from_events(pd.concat([TOY.assign(interactions=1.0), low]), AS_OF)
+    plain = _data()
+    assert list(data.users) == ["a", "b", "c", "d"] and list(data.items) == ["x", "y", "z"], "w: no family's item"
+    assert (data.seen[:3].toarray() == plain.seen.toarray()).all() and data.seen[3].nnz == 0
+    assert data.consumed.toarray().tolist() == [[1, 1, 1], [1, 1, 1], [1, 1, 1], [0, 1, 0]]
+    assert data.users_within(7).toarray()[3].sum() == 0, "a low rating is no recent interaction"
+    for make in (recsys.Popularity, lambda: recsys.SAR("jaccard", half_life_days=None), lambda: recsys.EASE(l2=1.0)):
+        with_low, without = make().fit(data), make().fit(plain)
+        scores = with_low.score(with_low.history(data)[:3])
+        assert np.allclose(scores, without.score(without.history(plain)), atol=1e-6), with_low.name
+    model = recsys.SAR("jaccard", half_life_days=None).fit(data)
+    users = np.array(["a", "c", "d"])
+    assert _lists(recsys.recommend(model, data, users, k=3)) == {"d": ["x", "z"]}, "a and c consumed everything"
+    allowed = _lists(recsys.recommend(model, data, users, k=3, exclude_seen=False))
+    assert "x" in allowed["c"] and allowed["d"] == ["y", "x", "z"], "d: the popularity order, as a new user"
+    # the random protocol holds out positives only; what was only consumed stays consumed in its training
+    history = pd.concat([TOY.assign(interactions=1), low.assign(interactions=0)], ignore_index=True)
+    history["event_date"] = history.pop("event_at").dt.tz_localize(None)  # interaction_history's rows
+    rand = ranking.RankingHoldout.random_split(history, AS_OF)
+    liked = ranking.RankingHoldout.random_split(history[history["interactions"] > 0], AS_OF)
+    assert rand.relevant.equals(liked.relevant), "the same split of the positives"
+    assert rand.judged_share() == liked.judged_share(), "d, who liked nothing, is no user with history to judge"
+    assert not rand.relevant.merge(low[["user_id", "item_id"]]).size
+    assert rand.history.consumed[rand.history.rows(np.array(["d"]))[0]].nnz == 1
+    assert "y" not in _lists(rand.family_lists(recsys.Popularity().fit(rand.history))).get("d", [])
+    # a re-ranker's SQL candidates may hold w, which nobody liked (outside the families' catalogue): not for a
+    window = pd.DataFrame(
+        {"user_id": ["a"], "item_id": ["v"], "event_date": [AS_OF.tz_localize(None)], "interactions": 1}
+    )
+    examples = pd.DataFrame(
+        {"cutoff_date": [AS_OF.tz_localize(None)] * 2, "user_id": ["a", "a"], "item_id": ["w", "v"]}
+    )
+    temporal = ranking.RankingHoldout.build(pd.concat([history, window], ignore_index=True), examples, window_days=7)
+    assert _lists(temporal.reranker_lists(np.array([9.0, 1.0]))) == {"a": ["v"]}
+    # history candidates: a's low-rated z is no candidate of a's, and ranked nowhere for a
+    flags = dict.fromkeys(candidates.SOURCE_FLAGS, False)
+    sources = pd.DataFrame([{"tenant_id": "t", "cutoff_date": AS_OF.date(), "user_id": u, "item_id": "z", **flags,
+                             "covisit_sessions_long": 0} for u in ("a", "d")])  # fmt: skip
+    out = candidates.score_candidates(sources, history, per_user=5).set_index(["user_id", "item_id"])
+    assert np.isnan(out.loc[("a", "z"), "sar_rank"]) and not out.loc[("a", "z"), "is_history_candidate"]
+    assert np.isnan(out.loc[("d", "z"), "sar_score"]), "d has no positive: no family's opinion"
+    assert set(tuning.inner_scores(data, grid=(1.0,))) == {1.0}
+
+
 def test_every_family_round_trips_through_its_files_without_pickle(tmp_path):
     data = _data()
     users = np.array(["a", "b", "c", "new"])

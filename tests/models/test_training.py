@@ -497,6 +497,14 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
     labelled = champ(1, trained_on="tenant", label_days="14")
     assert "not due" in due.not_due(labelled, "m1", policy, windows={"label_days": 14, "churn_window_days": 14})
     assert due.not_due(labelled, "m1", policy, windows={"label_days": 21, "churn_window_days": 21}) is None
+    # the tenant's min_rating changed (set, moved or cleared): other interactions are positive
+    rated = champ(1, trained_on="tenant", min_rating="any")
+    assert "not due" in due.not_due(rated, "m1", policy, windows={"min_rating": "any"})
+    assert due.not_due(rated, "m1", policy, windows={"min_rating": "4.0"}) is None
+    assert (
+        due.not_due(champ(1, trained_on="tenant", min_rating="4.0"), "m1", policy, windows={"min_rating": "any"})
+        is None
+    )
     # the global model serves a tenant because it was young: it graduates once 30 days old
     young = champ(1, trained_on="global", eligible_for_own_model="false")
     assert not due.graduating(young, 29, policy) and due.graduating(young, 30, policy)

@@ -21,6 +21,9 @@
 --     daily platform: 28; a monthly shop: 126); short: a quarter of it in whole weeks, at least 7
 --     (7 and 35), about one gap: what the user did lately. A daily platform keeps the 7 and 28
 --     days the feature set was designed on.
+-- (built after the daily item activity too: the rule it records is the one both daily models last
+-- counted with, which their pre-hook compares: macro tenants_with_a_new_rating_rule)
+-- depends_on: {{ ref('int_item_activity__daily') }}
 with
 
 active_days as (
@@ -124,5 +127,8 @@ windows as (
 
 select
     *,
-    greatest(7, 7 * round(feature_window_days / 28))::integer as short_window_days
+    greatest(7, 7 * round(feature_window_days / 28))::integer as short_window_days,
+    -- the rating rule the snapshot's interactions were counted with (var min_ratings): a version
+    -- tag, so a change makes the recommender due (ml.models.due)
+    {{ min_rating_text('tenant_id') }} as min_rating
 from windows

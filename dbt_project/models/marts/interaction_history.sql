@@ -1,7 +1,8 @@
 -- Every user's whole interaction history before the serving cutoff, one row per user, item and
--- day: what the classic recommender families (popularity, item-kNN, SAR, EASE, ALS in
--- ml.models.recsys) learn from and score a user by. Training splits it at its holdout's start;
--- the API and batch scoring read the user's rows as of the serving cutoff.
+-- day (its positive interactions; 0 for a day the user only consumed the item): what the classic
+-- recommender families (popularity, item-kNN, SAR, EASE, ALS in ml.models.recsys) learn from and
+-- score a user by, and what the exclude policy never recommends back. Training splits it at its
+-- holdout's start; the API and batch scoring read the user's rows as of the serving cutoff.
 with
 
 cutoffs as (
@@ -9,9 +10,11 @@ cutoffs as (
     where is_serving
 ),
 
+-- every consumption: a day with none positive (a rating below the tenant's min_rating) is a row of
+-- 0 interactions, so the item is never recommended back under the exclude policy
 interactions as (
     select * from {{ ref('stg_lake__events') }}
-    where is_interaction and user_id is not null and item_id is not null
+    where is_consumed and user_id is not null and item_id is not null
 ),
 
 daily as (
@@ -22,7 +25,7 @@ daily as (
         interactions.event_date,
         cutoffs.cutoff_date,
         cutoffs.cutoff_date - interactions.event_date as days_before_cutoff,
-        count(*) as interactions
+        count(*) filter (where interactions.is_interaction) as interactions
     from interactions
     inner join cutoffs
         on interactions.tenant_id = cutoffs.tenant_id

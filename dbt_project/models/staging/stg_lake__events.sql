@@ -22,7 +22,9 @@ renamed as (
         value,
         quantity,
         price,
-        event_type in {{ sql_list(var('interaction_event_types')) }} as is_interaction,
+        event_type in {{ sql_list(var('interaction_event_types')) }} as is_consumed,
+        event_type in {{ sql_list(var('interaction_event_types')) }}
+        and not {{ below_min_rating('tenant_id', 'event_type', 'value') }} as is_interaction,
         region
     from source
     where tenant_id in {{ sql_list(var('tenants')) }}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from ml.core.prediction_log import ServedLog
@@ -34,19 +35,21 @@ select source, as_of, model_version, horizon_days, user_id, item_id,
 from lists
 """
 # what each scored user clicked in its list's horizon, days after the batch; under the exclude
-# policy not what they had clicked before it (the holdout's relevant items: a list cannot hold those)
+# policy not what they had consumed before it (the holdout's relevant items: a list cannot hold those)
 _LIVE_CLICKS = """
 with scored as (
     select distinct source, cast(as_of as date) as as_of, model_version, horizon_days, user_id from _live_lists
 ),
-clicks as (
-    select distinct user_id, item_id, event_date from stg_lake__events where tenant_id = $t and is_interaction
+consumed as (
+    select user_id, item_id, event_date, bool_or(is_interaction) as clicked
+    from stg_lake__events where tenant_id = $t and {consumed} group by all
 )
 select s.source, s.as_of, s.model_version, c.user_id, c.item_id, min(c.event_date - s.as_of) as days_after
 from scored s
-join clicks c on c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + s.horizon_days
+join consumed c
+    on c.clicked and c.user_id = s.user_id and c.event_date >= s.as_of and c.event_date < s.as_of + s.horizon_days
 where not $exclude or not exists (
-    select 1 from clicks p where p.user_id = c.user_id and p.item_id = c.item_id and p.event_date < s.as_of
+    select 1 from consumed p where p.user_id = c.user_id and p.item_id = c.item_id and p.event_date < s.as_of
 )
 group by all
 """
@@ -97,7 +100,8 @@ def live_metrics(
     JSONL files; a day's answers to a user form one list, each item at its best rank). A batch
     (source, day, model version) is judged as the holdout judges (:mod:`ml.models.evaluate`): a
     scored user's relevant items are what they clicked in ``[as_of, as_of + horizon)``, without
-    what they had clicked before under the seen-items policy ``exclude``; ``users_active`` have
+    what they had consumed before (clicked, or rated below the tenant's ``min_rating``) under the
+    seen-items policy ``exclude``; ``users_active`` have
     one, ``users_hit`` have one in their top 10. CTR = ``recommended_clicked`` / ``impressions``
     (top-10 items). Horizons: the next day, and the label window the batch was scored under (its
     ``horizon_days``; the tenant's label window in ``int_tenant_windows`` for the API's answers
@@ -110,9 +114,12 @@ def live_metrics(
     window = tenant_window(con, tenant_id, "label_window_days", LABEL_WINDOW_DAYS)
     params = {"t": tenant_id, "shortest": NEXT_DAY, "cutoff": serving_cutoff, "window": window}
     served_lists = con.execute(_LIVE_LISTS.format(sources=sources), params).df()  # the sources read once
+    if served_lists.empty:  # no horizon has passed (an empty frame's ids would register untyped)
+        return []
     con.register("_live_lists", served_lists)
     try:
-        clicks = con.execute(_LIVE_CLICKS, {"t": tenant_id, "exclude": exclude_seen}).df()
+        consumed = "is_consumed" if _has_column(con, "stg_lake__events", "is_consumed") else "is_interaction"
+        clicks = con.execute(_LIVE_CLICKS.format(consumed=consumed), {"t": tenant_id, "exclude": exclude_seen}).df()
     finally:
         con.unregister("_live_lists")
     out, relevant = [], dict(list(clicks.groupby(BATCH, sort=False)))
@@ -123,6 +130,16 @@ def live_metrics(
             if days_left >= h:
                 out.append(_judged(tenant_id, source, as_of, version, h, top, clicked[clicked["days_after"] < h]))
     return out
+
+
+def _has_column(con: Any, relation: str, column: str) -> bool:
+    """Whether ``relation`` has ``column`` (``stg_lake__events`` of a warehouse built before ``is_consumed``: every
+    consumption was an interaction then)."""
+    try:
+        con.execute(f"select {column} from {relation} limit 0")
+    except duckdb.BinderException:
+        return False
+    return True
 
 
 def _judged(

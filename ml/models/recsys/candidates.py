@@ -15,8 +15,8 @@ SQL features) and, for every user with history before C:
 
 Scores are null where the family has no opinion: a user or item without interactions before C,
 or EASE on a catalogue above its ``max_items``. Each user also gets ``user_history_items``
-(distinct items before C) and ``user_days_since_last_interaction``, so users inactive for a month
-are described too. Cost: one fit per family and cutoff and ``(users, items)`` scores in blocks of
+(distinct items before C) and ``user_days_since_last_interaction`` (its last consumption), so users
+inactive for a month are described too. Cost: one fit per family and cutoff and ``(users, items)`` scores in blocks of
 :data:`ml.models.recsys.interactions.BLOCK` users (EASE's fit is an ``items x items`` inverse:
 1.0 s at 4,000 items, 30.8 s at 14,000: ``benchmarks/ease_fit.py``).
 """
@@ -43,9 +43,11 @@ SCORERS: dict[str, Callable[[], Recommender]] = {
 }
 # The tenant's interactions per day, as score_candidates' ``history`` (``{events}``: the
 # ``stg_lake__events`` relation). The dbt model and benchmarks/history_candidates.py both read it.
+# A day the user only consumed the item (a rating below the tenant's min_rating) has 0 interactions:
+# never a candidate for them under the exclude policy, nothing the families learn from.
 DAILY_INTERACTIONS_SQL = (
-    "select tenant_id, user_id, item_id, event_date, count(*) as interactions from {events} "
-    "where is_interaction and user_id is not null and item_id is not null group by all"
+    "select tenant_id, user_id, item_id, event_date, count(*) filter (where is_interaction) as interactions "
+    "from {events} where is_consumed and user_id is not null and item_id is not null group by all"
 )
 SOURCE_FLAGS = ["is_popular_candidate", "is_trending_candidate", "is_topic_candidate", "is_covisit_candidate"]
 OUTPUT_COLUMNS = [
@@ -141,12 +143,14 @@ def _at_cutoff(
         **{flag: sources[flag].astype("boolean").fillna(False).to_numpy(bool) for flag in SOURCE_FLAGS},
     }
     before = events[events["event_at"] < cutoff.tz_localize("UTC")]
-    if before.empty:
+    if not (before["interactions"] > 0).any():
         return _with_new(out, {}, {}, 0)
     data = Interactions.from_events(before, cutoff)
     models = _fit_scorers(tenant, data, cutoff)
     n_items = len(data.items)
     row, col = data.rows(out["user_id"]), data.columns(out["item_id"])
+    in_data = row >= 0
+    row[in_data] = np.where(data.has_history[row[in_data]], row[in_data], -1)  # only consumed: no family's opinion
     known = (row >= 0) & (col >= 0)  # the source pairs a family can score
     source_keys = row[known] * n_items + col[known]
     by_key = np.sort(source_keys)
@@ -225,7 +229,7 @@ def _score_block(
     (ascending) among the ``allowed`` (catalogued) ones (``is_history_candidate``) and the given
     pairs (``row * items + column`` keys of those users), with every family's score and rank,
     ascending by ``key``. The ``(users, items)`` arrays live only for the block."""
-    seen = data.seen[rows].toarray() > 0
+    seen = data.consumed[rows].toarray() > 0
     scores, servable, chosen = {}, {}, np.zeros(seen.shape, dtype=bool)
     for name, model in models.items():
         s = scores[name] = model.score(model.history(data)[rows])
@@ -250,7 +254,7 @@ def _no_scores(models: dict[str, Recommender]) -> dict[str, np.ndarray]:
 
 
 def _user_history(data: Interactions) -> tuple[np.ndarray, np.ndarray]:
-    """Per user row: distinct items, and whole days since the last interaction."""
+    """Per user row: distinct items interacted with, and whole days since the last consumption."""
     last_age = np.full(len(data.users), np.inf)
     np.minimum.at(last_age, data.user, data.age_days)
     return np.diff(data.seen.indptr).astype(np.int64), np.floor(last_age)

@@ -22,7 +22,10 @@ class Interactions:
 
     ``user``, ``item``, ``age_days``: one entry per event (row and column codes, days before
     ``as_of``); :attr:`counts` sums them per pair, :meth:`decayed` weights each
-    ``2 ** (-age / half_life)`` (SAR's time decay).
+    ``2 ** (-age / half_life)`` (SAR's time decay). An entry of ``weight`` 0 is a consumption that
+    is no positive interaction (a rating below the tenant's ``min_rating``): the families never
+    learn from it (:attr:`counts`, :attr:`seen`), and :attr:`consumed` keeps it out of the user's
+    lists under the exclude policy.
     """
 
     users: np.ndarray  # sorted user ids
@@ -38,14 +41,18 @@ class Interactions:
         cls, events: pd.DataFrame, as_of: pd.Timestamp | None = None, items: np.ndarray | None = None
     ) -> Interactions:
         """Build from ``events`` with columns ``user_id``, ``item_id``, ``event_at`` (any time
-        type) and optionally ``interactions`` (how many events a row stands for, default 1).
+        type) and optionally ``interactions`` (how many positive interactions a row stands for,
+        default 1; 0: the user consumed the item without one, e.g. rated it below the threshold).
 
         ``as_of`` defaults to the day after the newest event (midnight UTC); events at or after it
         are left out. ``items`` fixes the item index (a fitted model's catalogue, sorted): events
-        on other items are left out.
+        on other items are left out; by default it is every item with a positive interaction (one
+        only ever consumed is no family's to score, nor anyone's to be served by them). A user
+        with consumed items only has a row (what :func:`recommend` leaves out) and no history.
 
         Raises:
-            ValueError: a column is missing, or no event is left before ``as_of``.
+            ValueError: a column is missing, or no positive interaction is left before ``as_of``
+                (without ``items``).
         """
         missing = {"user_id", "item_id", "event_at"} - set(events.columns)
         if missing:
@@ -56,22 +63,20 @@ class Interactions:
         as_of = pd.Timestamp(as_of)
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
         keep = (at < as_of).to_numpy()
-        if "interactions" in events:  # a row that stands for no interaction is none
-            keep &= events["interactions"].to_numpy() > 0
+        weight = events["interactions"].to_numpy(np.float64) if "interactions" in events else np.ones(len(events))
+        keep &= weight >= 0  # (NaN: no row)
         item_ids = events["item_id"].to_numpy().astype(str)
         if items is not None:
             item = columns_of(items, item_ids)
-            keep &= item >= 0
-        if not keep.any() and items is None:
-            raise ValueError(f"no interaction before {as_of:%Y-%m-%d}")
-        user, users = pd.factorize(events["user_id"].to_numpy()[keep].astype(str), sort=True)
-        if items is None:
-            item, items = pd.factorize(item_ids[keep], sort=True)
+        elif (keep & (weight > 0)).any():
+            item, items = _positive_catalogue(item_ids, keep, weight)
         else:
-            item = item[keep]
+            raise ValueError(f"no interaction before {as_of:%Y-%m-%d}")
+        keep &= item >= 0
+        user, users = pd.factorize(events["user_id"].to_numpy()[keep].astype(str), sort=True)
+        item = item[keep]
         age = ((as_of - at[keep]).dt.total_seconds() / 86_400).to_numpy()
-        weight = events["interactions"].to_numpy()[keep] if "interactions" in events else np.ones(int(keep.sum()))
-        return cls(np.asarray(users), np.asarray(items).astype(str), user, item, age, as_of, weight.astype(np.float64))
+        return cls(np.asarray(users), np.asarray(items).astype(str), user, item, age, as_of, weight[keep])
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -80,20 +85,35 @@ class Interactions:
     def _matrix(self, values: np.ndarray) -> sp.csr_matrix:
         # a pair's events summed in float64, then rounded: float32 sums depended on the order the
         # events came in (DuckDB returns them in any order), so SAR's scores differed run to run
+        # (a pair consumed without a positive interaction sums to 0: not stored)
         summed = sp.csr_matrix((values.astype(np.float64), (self.user, self.item)), shape=self.shape)
+        summed.eliminate_zeros()
         return summed.astype(np.float32)
 
     @cached_property
     def counts(self) -> sp.csr_matrix:
-        """Interactions per (user, item) pair."""
+        """Positive interactions per (user, item) pair."""
         return self._matrix(self.weight)
 
     @cached_property
     def seen(self) -> sp.csr_matrix:
-        """Binary ``(users, items)``: the user interacted with the item at least once."""
+        """Binary ``(users, items)``: the user interacted with the item (positively) at least once."""
         x = self.counts.copy()
         x.data[:] = 1.0
         return x
+
+    @cached_property
+    def consumed(self) -> sp.csr_matrix:
+        """Binary ``(users, items)``: the user consumed the item, positively or not (what the exclude
+        policy never recommends back): :attr:`seen` and the pairs of weight 0."""
+        x = sp.csr_matrix((np.ones(len(self.user)), (self.user, self.item)), shape=self.shape, dtype=np.float32)
+        x.data[:] = 1.0
+        return x
+
+    @cached_property
+    def has_history(self) -> np.ndarray:
+        """``(users,)`` bool: the user has a positive interaction (the families can score them)."""
+        return np.diff(self.seen.indptr) > 0
 
     def decayed(self, half_life_days: float) -> sp.csr_matrix:
         """Each interaction weighted ``2 ** (-age_days / half_life_days)``, summed per pair."""
@@ -101,7 +121,7 @@ class Interactions:
 
     def users_within(self, days: float) -> sp.csr_matrix:
         """Binary ``(users, items)``: the pair has an interaction in the last ``days`` before ``as_of``."""
-        recent = self.age_days < days
+        recent = (self.age_days < days) & (self.weight > 0)
         x = sp.csr_matrix(
             (np.ones(int(recent.sum())), (self.user[recent], self.item[recent])), shape=self.shape, dtype=np.float32
         )
@@ -109,11 +129,11 @@ class Interactions:
         return x
 
     def columns(self, item_ids: np.ndarray) -> np.ndarray:
-        """Column of each item id, -1 for an item with no interaction before ``as_of``."""
+        """Column of each item id, -1 for an item outside the index (no positive interaction before ``as_of``)."""
         return _positions(self._item_index, item_ids)
 
     def rows(self, user_ids: np.ndarray) -> np.ndarray:
-        """Row of each user id, -1 for a user with no interaction before ``as_of``."""
+        """Row of each user id, -1 for a user who consumed nothing of the index before ``as_of``."""
         return _positions(self._user_index, user_ids)
 
     @cached_property
@@ -123,6 +143,18 @@ class Interactions:
     @cached_property
     def _item_index(self) -> pd.Index:
         return pd.Index(self.items)
+
+
+def _positive_catalogue(item_ids: np.ndarray, keep: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's column (-1: not kept, or an item no kept row interacted with positively) and the sorted
+    catalogue of items with a positive interaction: one hash pass over the kept ids, as ``pd.factorize``."""
+    kept = np.flatnonzero(keep)
+    codes, uniques = pd.factorize(item_ids[kept], sort=True)
+    positive = np.zeros(len(uniques), dtype=bool)
+    positive[codes[weight[kept] > 0]] = True
+    column = np.full(len(item_ids), -1, dtype=np.int64)
+    column[kept] = np.where(positive, np.cumsum(positive) - 1, -1)[codes]
+    return column, np.asarray(uniques)[positive]
 
 
 def columns_of(items: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -151,9 +183,10 @@ def recommend(
     """Each user's ``k`` best items: ``user_id, item_id, rank (1..k), score`` rows.
 
     ``data`` is the users' history, indexed by the model's items (``Interactions.from_events(...,
-    items=model.items)``). With ``exclude_seen`` (the default policy) items a user interacted with
-    are never recommended. Users without history get ``fallback`` scores (``(items,)``, default
-    the model's all-time popularity in ``data``); ties go to the lower item id.
+    items=model.items)``). With ``exclude_seen`` (the default policy) items a user consumed
+    (:attr:`Interactions.consumed`) are never recommended. Users without a positive interaction get
+    ``fallback`` scores (``(items,)``, default the model's all-time popularity in ``data``); ties go
+    to the lower item id.
 
     Raises:
         ValueError: ``data`` is indexed by another catalogue than the model's.
@@ -165,17 +198,19 @@ def recommend(
     if fallback is None:
         fallback = np.asarray(data.seen.sum(axis=0), dtype=np.float32).ravel()  # all-time popularity
     fallback = np.asarray(fallback, dtype=np.float32)
-    history, seen = model.history(data), data.seen
+    history, consumed = model.history(data), data.consumed
     k = min(k, len(model.items))
     parts = []
     for lo in range(0, len(user_ids), BLOCK):
         block_rows = rows[lo : lo + BLOCK]
-        known = block_rows >= 0
+        in_data = block_rows >= 0
+        known = in_data.copy()
+        known[in_data] = data.has_history[block_rows[in_data]]
         s = np.broadcast_to(fallback, (len(block_rows), len(fallback))).copy()
         if known.any():
             s[known] = model.score(history[block_rows[known]])
-            if exclude_seen:
-                s[known] = np.where(seen[block_rows[known]].toarray() > 0, -np.inf, s[known])
+        if exclude_seen and in_data.any():
+            s[in_data] = np.where(consumed[block_rows[in_data]].toarray() > 0, -np.inf, s[in_data])
         parts.append(_top_k(user_ids[lo : lo + BLOCK], model.items, s, k))
     if not parts:
         return pd.DataFrame({"user_id": [], "item_id": [], "rank": [], "score": []})

@@ -141,10 +141,13 @@ def inner_scores(
 ) -> dict[float, float]:
     """Mean nDCG@10 of EASE with each weight of ``grid`` on the inner split of ``data`` (75% of each user's distinct
     items to fit, the rest to judge; seed :data:`INNER_SEED`); empty where no user has an item to hold out."""
-    seen = data.seen.tocoo()
-    pairs = pd.DataFrame({"user_id": data.users[seen.row], "item_id": data.items[seen.col]})
-    train, test = evaluate.stratified_random_split(pairs, 0.75, seed=INNER_SEED)
-    if test.empty or train.empty:
+    consumed = data.consumed.tocoo()  # (row-major, as seen's: the same pairs in the same order)
+    positive = np.asarray(data.seen[consumed.row, consumed.col]).ravel() > 0
+    pairs = pd.DataFrame(
+        {"user_id": data.users[consumed.row], "item_id": data.items[consumed.col], "interactions": positive * 1.0}
+    )
+    train, test = evaluate.positives_split(pairs, 0.75, seed=INNER_SEED)
+    if test.empty or not (train["interactions"] > 0).any():
         return {}
     inner = Interactions.from_events(train.assign(event_at=data.as_of - pd.Timedelta(days=1)), data.as_of, data.items)
     users = np.sort(test["user_id"].unique())

@@ -76,9 +76,18 @@ def add(
             "this tenant's data stays in its region); default: its own region's"
         ),
     ] = None,
+    min_rating: Annotated[
+        float | None,
+        typer.Option(
+            help="The lowest rating that is a positive interaction; a lower one is consumed (never recommended back "
+            "under --seen-items exclude) but not learnt from or judged on; default: every rating"
+        ),
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
 ) -> None:
     """Onboard a tenant (a row in the control database; no code or DAG change)."""
+    store = TenantStore()
+    before = next((t for t in store.list() if t.tenant_id == tenant_id), None) if replace else None
     tenant = Tenant(
         tenant_id=tenant_id,
         region=region,
@@ -95,12 +104,27 @@ def add(
         feature_window_days=feature_window_days,
         holdout_protocol=holdout_protocol,
         global_region=global_region,
+        min_rating=min_rating,
     )
-    TenantStore().add(tenant, replace=replace)
+    store.add(tenant, replace=replace)
     print(
         f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
         f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
     )
+    _say_rating_change(before, tenant)
+
+
+def _rating(t: Tenant) -> str:
+    return "any" if t.min_rating is None else repr(t.min_rating)
+
+
+def _say_rating_change(before: Tenant | None, tenant: Tenant) -> None:
+    """What a changed ``min_rating`` of a tenant that was there takes effect in, and what it does not yet."""
+    if before is not None and before.min_rating != tenant.min_rating:
+        print(
+            f"min_rating changed ({_rating(before)} -> {_rating(tenant)}): the next feature build counts the "
+            "tenant's whole history again with it (its daily activity included), and makes its models due"
+        )
 
 
 def _date(value: str) -> date:
@@ -128,6 +152,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "seen items",
         "holdout",
         "windows (label/churn/feature days)",
+        "min rating",
         "name",
     )
     for t in tenants:
@@ -148,6 +173,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             t.seen_items,
             t.holdout_protocol,
             windows,
+            _rating(t),
             t.display_name,
         )
     out.print(table)
