@@ -80,8 +80,8 @@ class Tuning:
             return f"chosen on the {self.protocol or 'unnamed'} holdout's history"
         if not 0 <= days < RETUNE_DAYS:
             return f"chosen on history to {self.as_of}, {days} days from this one's end"
-        for what, before, now in (("users", self.users, len(data.users)), ("items", self.items, len(data.items)),
-                                  ("pairs", self.pairs, data.seen.nnz)):  # fmt: skip
+        was = (self.users, self.items, self.pairs)
+        for what, before, now in zip(("users", "items", "pairs"), was, _sizes(data), strict=True):
             if abs(now - before) > RETUNE_CHANGE * max(before, 1):
                 return f"{what} {before} -> {now}"
         return None
@@ -116,8 +116,13 @@ def tuned_ease(
     else:
         best = max(scores.values())
         l2 = max(w for w, v in scores.items() if v == best)
-    chosen = Tuning(l2, str(data.as_of.date()), len(data.users), len(data.items), data.seen.nnz, protocol, tuple(grid))
+    chosen = Tuning(l2, str(data.as_of.date()), *_sizes(data), protocol, tuple(grid))
     return _with(EASE(l2=l2, max_items=max_items, threads=threads), chosen)
+
+
+def _sizes(data: Interactions) -> tuple[int, int, int]:
+    """What a :class:`Tuning` counts of a history: users with history (a positive interaction), items, liked pairs."""
+    return int(data.has_history.sum()), len(data.items), data.seen.nnz
 
 
 def _with(model: EASE, tuning: Tuning) -> EASE:
