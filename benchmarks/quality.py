@@ -89,10 +89,14 @@ def families(threads: int) -> list[recsys.Recommender]:
 
 
 def lake_events(settings: Settings, region: str, tenant_id: str, end: str | None = None) -> pd.DataFrame:
-    """The tenant's interaction events (the vocabulary the warehouse counts) from its lake; with
-    ``end`` (a date, ``YYYY-MM-DD``) only those before its UTC midnight."""
+    """The tenant's interaction events (its interaction types, as the warehouse counts them: a
+    registered tenant's own, else the platform's) from its lake; with ``end`` (a date,
+    ``YYYY-MM-DD``) only those before its UTC midnight. (A ``min_rating`` is not applied.)"""
     glob = settings.stores.lake.glob(region, tenant_id, "*.parquet")
-    types = ", ".join(f"'{t}'" for t in INTERACTION_EVENT_TYPES)
+    known = {t.tenant_id: t for t in TenantStore(settings).list()}
+    types = ", ".join(
+        f"'{t}'" for t in (known[tenant_id].interactions if tenant_id in known else INTERACTION_EVENT_TYPES)
+    )
     before = f" and event_at < '{end}'" if end else ""
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")

@@ -26,12 +26,13 @@
         merge (delete+insert on the model's key) replaces only the keys the new rows have, so a
         key whose events no longer make a row (a changed spec lands a line as a charge, which is
         no item; an erased or re-classified event) would keep its old row. A tenant whose
-        min_rating changed since the last build (other ratings are clicks now) gets no bound:
-        every one of its days is read again, as a tenant new to the warehouse. -#}
+        interaction rule changed since the last build (its min_rating or interaction_types:
+        other events are clicks now) gets no bound: every one of its days is read again, as a
+        tenant new to the warehouse. -#}
     {%- if is_incremental() %}
     create or replace temp table {{ this.identifier }}__read_again as
     select tenant_id, max({{ date_column }}) - interval 7 day as read_from from {{ this }}
-    where tenant_id not in ({{ tenants_with_a_new_rating_rule() }})
+    where tenant_id not in ({{ tenants_with_a_new_interaction_rule() }})
     group by tenant_id;
     delete from {{ this }} as done where {{ read_again('done.' ~ date_column, 'done.tenant_id') }}
     {%- endif %}
@@ -49,18 +50,22 @@
     order by as_of.tenant_id
 {%- endmacro %}
 
-{% macro tenants_with_a_new_rating_rule() -%}
-    {#- A query of the tenants whose min_rating (var min_ratings) is not the one the last build
-        counted with (int_tenant_windows.min_rating, still the last build's when the daily
-        models run: it is built after both, and not when either fails); a warehouse built before
-        that column: 'any'. -#}
+{% macro tenants_with_a_new_interaction_rule() -%}
+    {#- A query of the tenants whose interaction rule (vars min_ratings and interaction_types) is
+        not the one the last build counted with (int_tenant_windows.min_rating and
+        .interaction_types, still the last build's when the daily models run: it is built after
+        both, and not when either fails); a warehouse built before a column: the platform's rule
+        ('any', var interaction_event_types). -#}
     {%- set last = adapter.get_relation(database=this.database, schema=this.schema, identifier='int_tenant_windows') -%}
     {%- if last is none -%}
     select null where false
     {%- else -%}
     {%- set columns = adapter.get_columns_in_relation(last) | map(attribute='name') | list -%}
+    {%- set platform_types = "'" ~ var('interaction_event_types') | join(',') ~ "'" -%}
     select last_build.tenant_id from {{ last }} as last_build
     where {{ 'last_build.min_rating' if 'min_rating' in columns else "'any'" }}
         <> {{ min_rating_text('last_build.tenant_id') }}
+        or {{ 'last_build.interaction_types' if 'interaction_types' in columns else platform_types }}
+        <> {{ interaction_types_text('last_build.tenant_id') }}
     {%- endif -%}
 {%- endmacro %}

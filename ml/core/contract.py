@@ -67,8 +67,11 @@ ACTION_EVENT_TYPES = tuple(t for t in USER_EVENT_TYPES if t != "charge")
 VALUE_EVENT_TYPES = ("rating",)  # they need a value
 # Positive interactions of a user with an item, the signal recommenders learn from (and the
 # feature store counts as "clicks"): a content platform's clicks, a shop's purchases and carts,
-# a rating.
+# a rating. The platform's default; a tenant may declare its own (Tenant.interaction_types).
 INTERACTION_EVENT_TYPES = ("click", "purchase", "add_to_cart", "rating")
+# what a tenant may declare an interaction: a user taking an item (skip and return say the user did
+# not want it; the others are no user taking an item)
+POSITIVE_EVENT_TYPES = ("click", "view", "complete", "like", "purchase", "add_to_cart", "rating")
 MAX_LATENESS = timedelta(days=7)  # an event may arrive up to a week after it happened
 CLOCK_SKEW = timedelta(hours=1)  # and up to an hour "in the future" of the drop's day
 MAX_DWELL_SECONDS = 86_400

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,9 +17,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ml.core import audit, control_db
+from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
+from ml.core.tenant_fields import finite, interaction_types, names, optional_number, parse_bool
 
 ISOLATION_TIERS = ("pool", "silo")
 SEEN_ITEMS = ("exclude", "allow")  # recommendations: leave out what a user consumed, or allow repeats
@@ -63,6 +64,9 @@ class Tenant:
     # the lowest rating (a rating event's value) that is a positive interaction; a rating below it is
     # consumed (never recommended back under seen_items exclude) but not learnt from. None: every rating
     min_rating: float | None = None
+    # the event types that are its positive interactions (ml.core.contract.POSITIVE_EVENT_TYPES), in
+    # the contract's order; empty: the platform's (INTERACTION_EVENT_TYPES)
+    interaction_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_slug(self.tenant_id)
@@ -95,16 +99,27 @@ class Tenant:
                     f"tenant {self.tenant_id}: {name} must be {lo}..{hi} days (or unset: derived from its "
                     f"activity cadence), got {days}."
                 )
-        if self.min_rating is not None and not _finite(self.min_rating):
+        if self.min_rating is not None and not finite(self.min_rating):
             raise TenantError(
                 f"tenant {self.tenant_id}: min_rating must be a finite number (the lowest rating that counts as a "
                 f"positive interaction) or unset (every rating counts), got {self.min_rating!r}."
+            )
+        object.__setattr__(self, "interaction_types", interaction_types(self.tenant_id, self.interaction_types))
+        if self.min_rating is not None and "rating" not in self.interactions:
+            raise TenantError(
+                f"tenant {self.tenant_id}: min_rating applies to rating events, and its interaction_types "
+                f"({', '.join(self.interactions)}) leave ratings out; add rating to them or unset min_rating."
             )
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
                 f"tenant {self.tenant_id}: a silo tenant cannot share data with the global model; "
                 "use --share-data no, or --isolation pool."
             )
+
+    @property
+    def interactions(self) -> tuple[str, ...]:
+        """The event types that are this tenant's positive interactions: its own, or the platform's."""
+        return self.interaction_types or INTERACTION_EVENT_TYPES
 
     @property
     def global_model_region(self) -> str:
@@ -124,6 +139,7 @@ class Tenant:
         d = asdict(self)
         d["onboarded_at"] = self.onboarded_at.isoformat()
         d["model_kinds"] = list(self.model_kinds)
+        d["interaction_types"] = list(self.interaction_types)
         return d
 
 
@@ -152,6 +168,7 @@ class TenantStore:
             tenant.churn_window_days,
             tenant.feature_window_days,
             tenant.min_rating,
+            ",".join(tenant.interaction_types),
         )
         verb = "insert or replace" if replace else "insert"
         try:
@@ -305,7 +322,7 @@ class TenantStore:
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
-    "holdout_protocol, churn_window_days, feature_window_days, min_rating"
+    "holdout_protocol, churn_window_days, feature_window_days, min_rating, interaction_types"
 )
 
 
@@ -336,9 +353,6 @@ def _refuse_removed(con: sqlite3.Connection, tenant_id: str) -> None:
 
 def tenant_from_dict(d: dict[str, object]) -> Tenant:
     """Build a tenant from a plain mapping (seed files, JSON), validating every field."""
-    kinds = d.get("model_kinds") or ()
-    if isinstance(kinds, str):
-        kinds = tuple(k for k in kinds.split(",") if k)
     onboarded = d.get("onboarded_at")
     return Tenant(
         tenant_id=str(d["tenant_id"]),
@@ -347,7 +361,7 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         share_data=parse_bool(d.get("share_data", True)),
         display_name=str(d.get("display_name", "")),
         onboarded_at=date.fromisoformat(str(onboarded)) if onboarded else date.today(),
-        model_kinds=tuple(kinds),  # type: ignore[arg-type]
+        model_kinds=names(d.get("model_kinds"), "model_kinds"),
         quota_events_per_day=int(d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY)),  # type: ignore[call-overload]
         quota_requests_per_minute=int(d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE)),  # type: ignore[call-overload]
         seen_items=str(d.get("seen_items", "exclude")),
@@ -356,45 +370,13 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         holdout_protocol=str(d.get("holdout_protocol") or "auto"),
         churn_window_days=int(d["churn_window_days"]) if d.get("churn_window_days") else None,  # type: ignore[call-overload]
         feature_window_days=int(d["feature_window_days"]) if d.get("feature_window_days") else None,  # type: ignore[call-overload]
-        min_rating=_optional_number(d.get("min_rating"), "min_rating"),
+        min_rating=optional_number(d.get("min_rating"), "min_rating"),
+        interaction_types=names(d.get("interaction_types"), "interaction_types"),
     )
-
-
-def _finite(value: object) -> bool:
-    """A finite int or float (not a bool, not text; an int too large for a float is not)."""
-    try:
-        return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return False
-
-
-def _optional_number(value: object, name: str) -> float | None:
-    """A seed file's number, None where it is absent or empty; :class:`TenantError` for anything else
-    (``true``, a word: YAML reads ``yes`` as a boolean, which float() would take for 1)."""
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        raise TenantError(f"{name} must be a number, got {value!r}.") from None
-
-
-def parse_bool(value: object) -> bool:
-    """``yes``/``no`` (and the usual spellings) as a bool; :class:`TenantError` otherwise."""
-    if isinstance(value, bool):
-        return value
-    s = str(value).strip().lower()
-    if s in ("yes", "y", "true", "1"):
-        return True
-    if s in ("no", "n", "false", "0"):
-        return False
-    raise TenantError(f"expected yes or no, got {value!r}.")
 
 
 def _row_to_tenant(row: tuple) -> Tenant:
     d = dict(zip(_COLUMNS.split(", "), row, strict=True))
-    kinds = tuple(k for k in d.pop("model_kinds").split(",") if k)
+    kinds, interactions = names(d.pop("model_kinds"), ""), names(d.pop("interaction_types"), "")
     share, onboarded = bool(d.pop("share_data")), date.fromisoformat(d.pop("onboarded_at"))
-    return Tenant(**d, share_data=share, onboarded_at=onboarded, model_kinds=kinds)
+    return Tenant(**d, share_data=share, onboarded_at=onboarded, model_kinds=kinds, interaction_types=interactions)

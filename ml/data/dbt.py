@@ -55,7 +55,9 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
     ``feature_windows``: tenant -> the recommender label window, churn window or long feature
     window its registry entry sets, in days (the others follow their activity cadence: dbt model
     ``int_tenant_windows``); ``min_ratings``: tenant -> its ``min_rating`` (the lowest positive
-    rating: ``stg_lake__events.is_interaction``), for the tenants that set one.
+    rating: ``stg_lake__events.is_interaction``), for the tenants that set one; ``interaction_types``:
+    tenant -> the event types that are its interactions (``stg_lake__events.is_consumed``), for the
+    tenants that declare their own (the others: ``interaction_event_types``, the platform's).
     """
     lake = settings.stores.lake
     with_data = [t for t in wh.tenants if lake.files(wh.region, t, LAKE_FILE)]
@@ -73,6 +75,9 @@ def dbt_vars(settings: Settings, wh: Warehouse, rebuild_from: str | None = None)
         "churn_windows": _registry_values(registered, with_data, "churn_window_days"),
         "feature_windows": _registry_values(registered, with_data, "feature_window_days"),
         "min_ratings": {t: r.min_rating for t in with_data if (r := registered.get(t)) and r.min_rating is not None},
+        "interaction_types": {
+            t: list(r.interaction_types) for t in with_data if (r := registered.get(t)) and r.interaction_types
+        },
     }
 
 

@@ -17,6 +17,14 @@ from ml.core.settings import Settings
 from ml.data.quality import compact_result, gx_modules, save_result, validate_frame
 
 CHECKED_MARTS = ("user_features", "item_features")
+# what a failed expectation on a column most likely means for the tenant, and what to do
+HINTS = {
+    ("item_features", "clicks_long"): (
+        "no interaction in its long feature window: is any event it sends one of its interaction types? "
+        "`tenantflow tenants show` lists them (empty: click, purchase, add_to_cart, rating); declare its own with "
+        "`tenants add --interaction-types`, or map its event names with its source spec's event_types"
+    ),
+}
 
 
 def sent_signals(frames: dict[str, pd.DataFrame]) -> frozenset[str]:
@@ -100,7 +108,12 @@ def check_features(
                 cfg = r.expectation_config
                 col = cfg.kwargs.get("column") or cfg.kwargs.get("column_list") or ""
                 unexpected = (r.result or {}).get("unexpected_count")
-                problems.append(f"{model}: {cfg.type}({col}) failed" + (f" on {unexpected} rows" if unexpected else ""))
+                hint = HINTS.get((model, col)) if isinstance(col, str) else None
+                problems.append(
+                    f"{model}: {cfg.type}({col}) failed"
+                    + (f" on {unexpected} rows" if unexpected else "")
+                    + (f" ({hint})" if hint else "")
+                )
     return {
         "healthy": not problems,
         "health_problems": problems,

@@ -27,9 +27,10 @@ def champion_and_challenger(kind: str, owner: str, settings: Settings) -> tuple[
 
 
 # the tenant's feature windows a version's inputs were counted over (int_tenant_windows), the days
-# after a cutoff its labels counted (the kind's label window: ModelKind.label_days), and the lowest
-# rating its interactions counted as positive (int_tenant_windows.min_rating), as version tags
-WINDOW_TAGS = ("feature_window_days", "short_window_days", "label_days", "min_rating")
+# after a cutoff its labels counted (the kind's label window: ModelKind.label_days), and the rule its
+# interactions were counted by (int_tenant_windows.min_rating: the lowest positive rating;
+# .interaction_types: the event types that are interactions), as version tags
+WINDOW_TAGS = ("feature_window_days", "short_window_days", "label_days", "min_rating", "interaction_types")
 
 
 def not_due(
@@ -39,7 +40,7 @@ def not_due(
     the tenant's ``windows`` (the snapshot's, with the kind's ``label_days``) are no longer those
     of the champion's inputs or labels (a setting changed, or its cadence crossed a week): the same
     columns now count other days, or its predictions are about another window than it learned;
-    and when its ``min_rating`` changed (other interactions are positive)."""
+    and when its ``min_rating`` or ``interaction_types`` changed (other interactions are positive)."""
     if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
         return None
     now = windows or {}

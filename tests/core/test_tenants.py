@@ -107,6 +107,55 @@ def test_the_seen_items_policy_windows_and_holdout_protocol_are_validated_tenant
     assert "cadence/cadence/126" in rows["shop3"]
 
 
+def test_a_tenants_interaction_types_are_ways_of_taking_an_item_one_spelling_each_and_survive_the_store(
+    settings, tmp_path, capsys
+):
+    """``interaction_types``: checked against the contract (a skip or a return is no liking), kept in
+    the contract's order (a change of order is no change), stored, seeded and listed; empty: the
+    platform's; a min_rating beside types without ratings is refused (it could apply to nothing)."""
+    assert Tenant("acme", "eu").interactions == ("click", "purchase", "add_to_cart", "rating")
+    assert Tenant("acme", "eu", interaction_types=("rating", "view", "view")).interaction_types == ("view", "rating")
+    for bad in ("skip", "return", "charge", "item_published", "pageview"):
+        with pytest.raises(TenantError, match=f"interaction_types may name .*got '{bad}'.*source spec's event_types"):
+            Tenant("acme", "eu", interaction_types=("view", bad))
+    with pytest.raises(TenantError, match="min_rating applies to rating events.*leave ratings out"):
+        Tenant("acme", "eu", interaction_types=("view",), min_rating=4)
+    assert main(["tenants", "add", "news", "--region", "eu", "--interaction-types", "like, view"]) == 0
+    assert TenantStore(settings).get("news").interaction_types == ("view", "like")
+    assert main(["tenants", "add", "odd", "--region", "eu", "--interaction-types", "scroll"]) == 2
+    assert "tenant odd: interaction_types may name" in capsys.readouterr().err
+    assert main(["tenants", "add", "odd", "--region", "eu", "--interaction-types", " , "]) == 2  # a slip: no default
+    assert "interaction_types names nothing (' , '); leave it out for the default" in capsys.readouterr().err
+    unset = Tenant("acme", "eu", interaction_types=None)  # type: ignore[arg-type]  (a Python caller's None)
+    assert unset.interactions == Tenant("acme", "eu").interactions
+    seed = tmp_path / "tenants.yaml"
+    seed.write_text(
+        "- {tenant_id: films, region: eu, interaction_types: [rating, like]}\n"
+        "- {tenant_id: shop, region: eu, interaction_types: 'purchase,add_to_cart'}\n"
+        "- {tenant_id: plain, region: eu, interaction_types: ''}\n"
+    )
+    TenantStore(settings).seed_from_file(seed)
+    stored = {t.tenant_id: t.interaction_types for t in TenantStore(settings).list()}
+    assert stored == {
+        "films": ("like", "rating"), "news": ("view", "like"), "plain": (), "shop": ("purchase", "add_to_cart")
+    }  # fmt: skip
+    capsys.readouterr()
+    assert main(["tenants", "list"]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
+    assert "view,like" in rows["news"] and " default " in rows["plain"]
+    seed.write_text(  # a seed file that changes a rule says so, as the CLI does; one that keeps it, nothing
+        "- {tenant_id: films, region: eu, interaction_types: rating}\n"
+        "- {tenant_id: plain, region: eu, interaction_types: [click, purchase, add_to_cart, rating]}\n"
+    )
+    assert main(["tenants", "seed", str(seed)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "films: interaction_types changed (like,rating -> rating): the next feature build" in said, said
+    assert "plain: interaction_types changed" not in said
+    seed.write_text("- {tenant_id: films, region: eu, interaction_types: 3}\n")
+    with pytest.raises(TenantError, match="tenant #1: interaction_types must be a list"):
+        TenantStore(settings).seed_from_file(seed)
+
+
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):
     assert Tenant("acme", "eu").global_model_region == "eu"  # residency: its own region's by default
     assert main(["tenants", "add", "shop", "--region", "us", "--global-region", "eu"]) == 0

@@ -40,6 +40,7 @@ SPECS = [
     TenantSpec("umbra", "eu", users=150, items=50, fmt="parquet"),  # pool, does not share data
     TenantSpec("initech", "us", users=150, items=40, fmt="parquet"),  # silo
     TenantSpec("clicky", "eu", users=150, items=50, fmt="parquet"),  # sends clicks only (see world)
+    TenantSpec("viewy", "eu", users=100, items=40, fmt="parquet"),  # sends page views only, its interactions
 ]
 
 
@@ -54,18 +55,20 @@ def world(tmp_path_factory):
         settings,
         config,
         silo=("initech",),
-        not_sharing=("umbra", "clicky"),
+        not_sharing=("umbra", "clicky", "viewy"),
         fields={
             "umbra": {"label_window_days": 14, "churn_window_days": 7, "feature_window_days": 14},
             "globex": {"feature_window_days": 42},
+            "viewy": {"interaction_types": ("view",)},
         },
     )
     generate(config, settings.stores.landing.root, workers=1)
-    for path in settings.stores.landing.tenant_dir("eu", "clicky").rglob("*.parquet"):  # a click-only product
-        table = pq.read_table(path)  # ... without cancellations or session ids
-        table = table.filter(pc.equal(table.column("event_type"), "click"))
-        session = table.schema.get_field_index("session_id")
-        pq.write_table(table.set_column(session, "session_id", pa.nulls(table.num_rows, pa.string())), path)
+    for tenant, kept in (("clicky", "click"), ("viewy", "view")):  # a click-only product, a news site's views
+        for path in settings.stores.landing.tenant_dir("eu", tenant).rglob("*.parquet"):
+            table = pq.read_table(path)  # ... without cancellations or session ids
+            table = table.filter(pc.equal(table.column("event_type"), kept))
+            session = table.schema.get_field_index("session_id")
+            pq.write_table(table.set_column(session, "session_id", pa.nulls(table.num_rows, pa.string())), path)
     ingest_tenants(
         [s.tenant_id for s in SPECS], config.start_date, config.start_date + timedelta(days=config.days), settings
     )
@@ -87,16 +90,19 @@ def test_every_dbt_node_passes_and_every_tenant_is_healthy(world):
         assert len([n for n in res["nodes"] if n["node"].startswith("test.")]) >= 40
         for tid, h in res["health"].items():
             assert h["healthy"], (tid, h["health_problems"])
-    # a tenant that sends clicks only (no views, completions, published items) is healthy too
-    assert "clicky" in results["eu/pool"]["health"]
+    # a tenant that sends clicks only (no views, completions, published items) is healthy too, and
+    # one that sends views only and declared them its interactions
+    assert {"clicky", "viewy"} <= set(results["eu/pool"]["health"])
     con = _con(settings, "eu/pool")
-    assert con.execute("select count(*) from ranking_examples where tenant_id = 'clicky' and is_clicked").fetchone()[0]
+    for tenant in ("clicky", "viewy"):
+        labelled = f"select count(*) from ranking_examples where tenant_id = '{tenant}' and is_clicked"
+        assert con.execute(labelled).fetchone()[0], tenant
     con.close()
 
 
 def test_silo_and_pool_files_hold_only_their_tenants(world):
     settings, _, _ = world
-    for key, allowed in (("eu/pool", {"acme", "globex", "umbra", "clicky"}), ("us/silo_initech", {"initech"})):
+    for key, allowed in (("eu/pool", {"acme", "globex", "umbra", "clicky", "viewy"}), ("us/silo_initech", {"initech"})):
         con = _con(settings, key)
         tables = [
             r[0]
@@ -193,6 +199,9 @@ def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(wor
         14,
     )
     assert (windows.loc["umbra", "churn_window_days"], windows.loc["umbra", "churn_window_source"]) == (7, "setting")
+    # the rule each tenant's interactions were counted by: viewy's own, the platform's for the others
+    assert windows.loc["viewy", "interaction_types"] == "view"
+    assert windows.loc["acme", "interaction_types"] == ",".join(INTERACTION_EVENT_TYPES)
 
     labelled = cutoffs[cutoffs.has_ranking_label & ~cutoffs.is_serving]
     serving = cutoffs.cutoff_date.max()
@@ -437,6 +446,12 @@ def test_feature_checks_flag_broken_marts(world):
     assert any("completion_rate_long" in p for p in bad["health_problems"])
     empty = check_features({**frames, "item_features": frames["item_features"].head(0)}, "acme", settings)
     assert any("expect_table_row_count_to_be_between" in p for p in empty["health_problems"])
+    # items, but no interaction in the window (a tenant whose events are none of its interaction types): says so
+    unread = check_features(
+        {**frames, "item_features": frames["item_features"].assign(clicks_long=0)}, "acme", settings
+    )
+    [problem] = unread["health_problems"]
+    assert "expect_column_sum_to_be_between(clicks_long)" in problem and "--interaction-types" in problem, problem
     # a user last active 40 days ago is within a 42-day feature window (a slower tenant's), not 28
     away = frames["user_features"].copy()
     away.loc[away.index[0], "days_since_last_activity"] = 40
@@ -484,7 +499,7 @@ def test_building_one_tenant_builds_its_whole_shared_warehouse(world):
     from ml.ops.cli import main
 
     settings, _, _ = world
-    pool = {"acme", "globex", "umbra", "clicky"}
+    pool = {"acme", "globex", "umbra", "clicky", "viewy"}
     plan = features.plan_builds({"tenants": ["acme"]}, [], 1, settings)
     assert [(p["key"], set(p["tenants"])) for p in plan] == [("eu/pool", pool)]
     before = _rows_per_tenant(settings, "eu/pool")
@@ -549,18 +564,21 @@ def test_a_join_that_ignores_tenant_id_is_caught(world, tmp_path, monkeypatch):
     ), failed
 
 
-def test_a_click_only_young_tenant_gets_a_champion_from_the_train_dags_tasks(world):
+@pytest.mark.parametrize("tenant", ["clicky", "viewy"])
+def test_a_click_only_young_tenant_gets_a_champion_from_the_train_dags_tasks(world, tenant):
     """The train DAG's tasks (snapshot, then a chunk's training under the one health rule) give a
-    tenant that sends only clicks, with 26 days of history and no global model, a recommender
-    champion: a classic family trained on its own history wins its holdout."""
+    tenant that sends only clicks, or only views it declared its interactions, with 26 days of
+    history and no global model, a recommender champion: a classic family trained on its own
+    history wins its holdout."""
     from ml.models import registry
     from ml.models.runs import snapshot_warehouse, train_chunk
 
     settings, _, _ = world
     wh = next(w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool")
-    snapshot_warehouse(wh, ["clicky"], settings)
-    [r] = train_chunk(["clicky"], ["recommender"], "features", settings=settings)
+    snapshot_warehouse(wh, [tenant], settings)
+    [r] = train_chunk([tenant], ["recommender"], "features", settings=settings)
     assert r.get("promoted") is True, r
     assert r["family"] != "lightgbm" and r["eligibility"].startswith("26 days of history")
-    champ = registry.version_by_alias("recommender.clicky", "champion", settings)
+    champ = registry.version_by_alias(f"recommender.{tenant}", "champion", settings)
     assert champ is not None and champ.tags["family"] == r["family"] and champ.tags["trained_on"] == "tenant"
+    assert champ.tags["interaction_types"] == ("view" if tenant == "viewy" else "click,purchase,add_to_cart,rating")

@@ -490,6 +490,81 @@ def test_a_min_rating_that_is_no_finite_number_is_refused_naming_the_field(setti
         Tenant("films", "eu", min_rating="4")  # type: ignore[arg-type]  (Python callers: no silent text)
 
 
+def test_a_tenant_that_declares_views_its_interactions_learns_from_them_and_a_change_recounts_its_history(
+    settings, tmp_path, capsys
+):
+    """A news site sends page views and a few taps: under the platform's rule (clicks, purchases, carts,
+    ratings) only its taps are interactions; ``tenants add --interaction-types view`` makes its views the
+    positive interactions instead (history, daily clicks, lists that leave read articles out). The next
+    build counts its whole history again by the new rule, also in a warehouse built before the rule was
+    recorded, and again when it goes back to the default; a pool-mate's days are not read again. The
+    snapshot records the rule (a version tag)."""
+    from ml.core.warehouse import warehouses
+    from ml.data.dbt import dbt_vars, run_dbt
+    from ml.models.recsys import served
+
+    spec = {**RATINGS_SPEC, "header": ["user", "item", "action", "at"]}
+    spec["columns"] = {**RATINGS_SPEC["columns"], "event_type": "action"}
+    del spec["columns"]["value"]
+    spec["event_types"] = {"pageview": "view", "scroll": "skip", "tap": "click"}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    day, month = 1_793_000_000, 30 * 86_400  # 2026-10-26 (Unix seconds); a month before it
+    reads = [("u1", "A", "pageview"), ("u1", "B", "scroll"), ("u2", "A", "pageview"), ("u2", "B", "pageview")]
+    lines = [f"{u}\t{i}\t{a}\t{day + n * 3_600}" for n, (u, i, a) in enumerate(reads)]
+    # a month before: no incremental build's week reads that day again
+    lines += [f"u1\tD\tpageview\t{day - month}", f"u3\tD\tpageview\t{day - month}", f"u1\tE\ttap\t{day - month}"]
+    (tmp_path / "views.tsv").write_text("\n".join(lines) + "\n")
+    for tenant in ("news", "plain"):
+        assert main(["tenants", "add", tenant, "--region", "eu"]) == 0
+        assert main(["tenants", "source", tenant, "--file", str(tmp_path / "spec.json")]) == 0
+        landed = import_history(settings, TenantStore(settings).get(tenant), [tmp_path / "views.tsv"], today=TODAY)
+        assert landed.summary()["landed"] == 7
+    [wh] = warehouses(TenantStore(settings).list())
+    select = ["run", "--select", "+interaction_history", "+int_tenant_windows"]
+    old_days = "activity_date < date '2026-10-01'"
+    clicks = f"select tenant_id, sum(clicks) from int_user_activity__daily where {old_days}"
+
+    def build_and_count() -> dict[str, int]:
+        assert run_dbt(select, settings, wh, dbt_vars(settings, wh))["success"]
+        with warehouse_connect(wh.path(settings), read_only=True) as con:
+            return dict(con.sql(f"{clicks} group by 1").fetchall())
+
+    assert dbt_vars(settings, wh)["interaction_types"] == {}
+    assert build_and_count() == {"news": 1, "plain": 1}, "the tap: views are no clicks by default"
+    with warehouse_connect(wh.path(settings)) as con:  # a warehouse built before the rule was recorded
+        con.execute("alter table int_tenant_windows drop column interaction_types")
+        marked = "update int_user_activity__daily set clicks = 99 where tenant_id = 'plain' and user_id = 'u1'"
+        con.execute(f"{marked} and {old_days}")  # a row no recount of plain's leaves at 99
+    capsys.readouterr()
+    assert main(["tenants", "add", "news", "--region", "eu", "--interaction-types", "view", "--replace"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "news: interaction_types changed (click,purchase,add_to_cart,rating (default) -> view)" in said, said
+    assert dbt_vars(settings, wh)["interaction_types"] == {"news": ["view"]}
+    assert build_and_count() == {"news": 2, "plain": 99}, "an incremental build kept the old rule, or read plain's"
+    with warehouse_connect(wh.path(settings), read_only=True) as con:
+        history = con.sql("select * from interaction_history where tenant_id = 'news'").df()
+        rules = con.sql("select tenant_id, interaction_types from int_tenant_windows order by 1").fetchall()
+        assert rules == [("news", "view"), ("plain", "click,purchase,add_to_cart,rating")]
+        flags = con.sql(
+            "select event_type, bool_and(is_consumed), bool_and(is_interaction) from stg_lake__events "
+            "where tenant_id = 'news' group by 1"
+        )
+        assert sorted(flags.fetchall()) == [("click", False, False), ("skip", False, False), ("view", True, True)]
+    pairs = {(u, i): n for u, i, n in history[["user_id", "item_id", "interactions"]].itertuples(index=False)}
+    assert pairs == {("u1", "A"): 1, ("u1", "D"): 1, ("u2", "A"): 1, ("u2", "B"): 1, ("u3", "D"): 1}, "no scroll"
+    data = served.history_events(history)
+    model = recsys.Popularity().fit(recsys.Interactions.from_events(data, pd.Timestamp(history["cutoff_date"].max())))
+    lists = served.serve_lists(model, history, np.array(["u1", "u2", "u3"]), k=3)
+    assert {u: list(g["item_id"]) for u, g in lists.groupby("user_id")} == {"u1": ["B"], "u2": ["D"], "u3": ["A", "B"]}
+    capsys.readouterr()  # (dbt's log)
+    assert main(["tenants", "list", "--json"]) == 0
+    assert [t["interaction_types"] for t in json.loads(capsys.readouterr().out)] == [["view"], []]
+    # back to the platform's rule: the month-old day counts its tap again, not its two views
+    assert main(["tenants", "add", "news", "--region", "eu", "--replace"]) == 0
+    assert "(view -> click,purchase,add_to_cart,rating (default))" in " ".join(capsys.readouterr().out.split())
+    assert build_and_count() == {"news": 1, "plain": 99}
+
+
 def test_an_export_whose_first_line_is_a_record_is_told_to_name_its_columns(settings, tmp_path):
     TenantStore(settings).add(Tenant("films", "eu"))
     spec = {k: v for k, v in RATINGS_SPEC.items() if k != "header"}

@@ -505,6 +505,11 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
         due.not_due(champ(1, trained_on="tenant", min_rating="4.0"), "m1", policy, windows={"min_rating": "any"})
         is None
     )
+    # ... or its interaction types (views are interactions now): a version from before the tag is left alone
+    read = champ(1, trained_on="tenant", interaction_types="click,purchase,add_to_cart,rating")
+    assert due.not_due(read, "m1", policy, windows={"interaction_types": "view"}) is None
+    assert "not due" in due.not_due(read, "m1", policy, windows={"interaction_types": read.tags["interaction_types"]})
+    assert "not due" in due.not_due(champ(1, trained_on="tenant"), "m1", policy, windows={"interaction_types": "view"})
     # the global model serves a tenant because it was young: it graduates once 30 days old
     young = champ(1, trained_on="global", eligible_for_own_model="false")
     assert not due.graduating(young, 29, policy) and due.graduating(young, 30, policy)

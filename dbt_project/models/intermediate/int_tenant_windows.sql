@@ -22,7 +22,7 @@
 --     (7 and 35), about one gap: what the user did lately. A daily platform keeps the 7 and 28
 --     days the feature set was designed on.
 -- (built after the daily item activity too: the rule it records is the one both daily models last
--- counted with, which their pre-hook compares: macro tenants_with_a_new_rating_rule)
+-- counted with, which their pre-hook compares: macro tenants_with_a_new_interaction_rule)
 -- depends_on: {{ ref('int_item_activity__daily') }}
 with
 
@@ -128,7 +128,8 @@ windows as (
 select
     *,
     greatest(7, 7 * round(feature_window_days / 28))::integer as short_window_days,
-    -- the rating rule the snapshot's interactions were counted with (var min_ratings): a version
-    -- tag, so a change makes the recommender due (ml.models.due)
-    {{ min_rating_text('tenant_id') }} as min_rating
+    -- the rule the snapshot's interactions were counted with (vars min_ratings, interaction_types):
+    -- version tags, so a change makes the tenant's models due (ml.models.due)
+    {{ min_rating_text('tenant_id') }} as min_rating,
+    {{ interaction_types_text('tenant_id') }} as interaction_types
 from windows

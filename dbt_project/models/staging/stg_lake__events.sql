@@ -22,8 +22,8 @@ renamed as (
         value,
         quantity,
         price,
-        event_type in {{ sql_list(var('interaction_event_types')) }} as is_consumed,
-        event_type in {{ sql_list(var('interaction_event_types')) }}
+        {{ is_interaction_type('tenant_id', 'event_type') }} as is_consumed,
+        {{ is_interaction_type('tenant_id', 'event_type') }}
         and not {{ below_min_rating('tenant_id', 'event_type', 'value') }} as is_interaction,
         region
     from source

@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ml.core.contract import INTERACTION_EVENT_TYPES, POSITIVE_EVENT_TYPES
 from ml.core.settings import get_settings
+from ml.core.tenant_fields import names, parse_bool
 from ml.core.tenants import (
     DEFAULT_QUOTA_EVENTS_PER_DAY,
     DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
     Tenant,
     TenantStore,
-    parse_bool,
     tenant_from_dict,
 )
 from ml.data.ingest.spec import load_spec_file
@@ -32,6 +33,54 @@ def _kinds(value: str) -> tuple[str, ...]:
     return validate_kinds([k for k in value.split(",") if k])
 
 
+# The options of `tenants add` whose help is long (Typer reads the help from the annotation)
+SeenItems = Annotated[
+    str, typer.Option(help="exclude: never recommend what a user consumed (content); allow: repeats (retail, music)")
+]
+LabelWindow = Annotated[
+    int | None, typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence")
+]
+ChurnWindow = Annotated[
+    int | None,
+    typer.Option(help="Days after which a user not seen (or who cancelled) has churned; default: from its cadence"),
+]
+FeatureWindow = Annotated[
+    int | None,
+    typer.Option(
+        help="Days before a cutoff the long features count, 14..364 (the short ones: a quarter of it); default: "
+        "from its cadence (28 for a daily platform)"
+    ),
+]
+HoldoutProtocol = Annotated[
+    str,
+    typer.Option(
+        help="Which holdout chooses its recommender: temporal (what users take next), random (a random quarter "
+        "of each user's items, the recommenders benchmark's protocol), auto (temporal where it judges enough users)"
+    ),
+]
+GlobalRegion = Annotated[
+    str | None,
+    typer.Option(
+        help="Opt in to another region's global model (its parameters reach this tenant's models; "
+        "this tenant's data stays in its region); default: its own region's"
+    ),
+]
+MinRating = Annotated[
+    float | None,
+    typer.Option(
+        help="The lowest rating that is a positive interaction; a lower one is consumed (never recommended back "
+        "under --seen-items exclude) but not learnt from or judged on; default: every rating"
+    ),
+]
+InteractionTypes = Annotated[
+    str,
+    typer.Option(
+        help=f"Comma-separated event types that are its positive interactions, of {','.join(POSITIVE_EVENT_TYPES)} "
+        f"(e.g. view for a news site); default: {','.join(INTERACTION_EVENT_TYPES)}"
+    ),
+]
+
+
 @app.command()
 def add(
     tenant_id: str,
@@ -43,46 +92,14 @@ def add(
     model_kinds: Annotated[str, typer.Option(help="Comma-separated kinds; empty: every registered kind")] = "",
     quota_events_per_day: Annotated[int, typer.Option()] = DEFAULT_QUOTA_EVENTS_PER_DAY,
     quota_requests_per_minute: Annotated[int, typer.Option()] = DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
-    seen_items: Annotated[
-        str,
-        typer.Option(help="exclude: never recommend what a user consumed (content); allow: repeats (retail, music)"),
-    ] = "exclude",
-    label_window_days: Annotated[
-        int | None,
-        typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence"),
-    ] = None,
-    churn_window_days: Annotated[
-        int | None,
-        typer.Option(help="Days after which a user not seen (or who cancelled) has churned; default: from its cadence"),
-    ] = None,
-    feature_window_days: Annotated[
-        int | None,
-        typer.Option(
-            help="Days before a cutoff the long features count, 14..364 (the short ones: a quarter of it); default: "
-            "from its cadence (28 for a daily platform)"
-        ),
-    ] = None,
-    holdout_protocol: Annotated[
-        str,
-        typer.Option(
-            help="Which holdout chooses its recommender: temporal (what users take next), random (a random quarter "
-            "of each user's items, the recommenders benchmark's protocol), auto (temporal where it judges enough users)"
-        ),
-    ] = "auto",
-    global_region: Annotated[
-        str | None,
-        typer.Option(
-            help="Opt in to another region's global model (its parameters reach this tenant's models; "
-            "this tenant's data stays in its region); default: its own region's"
-        ),
-    ] = None,
-    min_rating: Annotated[
-        float | None,
-        typer.Option(
-            help="The lowest rating that is a positive interaction; a lower one is consumed (never recommended back "
-            "under --seen-items exclude) but not learnt from or judged on; default: every rating"
-        ),
-    ] = None,
+    seen_items: SeenItems = "exclude",
+    label_window_days: LabelWindow = None,
+    churn_window_days: ChurnWindow = None,
+    feature_window_days: FeatureWindow = None,
+    holdout_protocol: HoldoutProtocol = "auto",
+    global_region: GlobalRegion = None,
+    min_rating: MinRating = None,
+    interaction_types: InteractionTypes = "",
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
 ) -> None:
     """Onboard a tenant (a row in the control database; no code or DAG change)."""
@@ -105,25 +122,42 @@ def add(
         holdout_protocol=holdout_protocol,
         global_region=global_region,
         min_rating=min_rating,
+        interaction_types=names(interaction_types, "interaction_types"),
     )
     store.add(tenant, replace=replace)
     print(
         f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
         f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
     )
-    _say_rating_change(before, tenant)
+    _say_rule_change(before, tenant)
 
 
 def _rating(t: Tenant) -> str:
     return "any" if t.min_rating is None else repr(t.min_rating)
 
 
-def _say_rating_change(before: Tenant | None, tenant: Tenant) -> None:
-    """What a changed ``min_rating`` of a tenant that was there takes effect in, and what it does not yet."""
-    if before is not None and before.min_rating != tenant.min_rating:
+def _types(t: Tenant) -> str:
+    """The tenant's interaction types, and whether they are its own or the platform's."""
+    return ",".join(t.interactions) + ("" if t.interaction_types else " (default)")
+
+
+def _say_rule_change(before: Tenant | None, tenant: Tenant) -> None:
+    """What a changed interaction rule (``min_rating``, ``interaction_types``) of a tenant that was
+    there takes effect in, and what it does not yet."""
+    if before is None:
+        return
+    changes = [
+        f"{name} changed ({show(before)} -> {show(tenant)})"
+        for name, show, changed in (
+            ("min_rating", _rating, before.min_rating != tenant.min_rating),
+            ("interaction_types", _types, before.interactions != tenant.interactions),
+        )
+        if changed
+    ]
+    if changes:
         print(
-            f"min_rating changed ({_rating(before)} -> {_rating(tenant)}): the next feature build counts the "
-            "tenant's whole history again with it (its daily activity included), and makes its models due"
+            f"{tenant.tenant_id}: {'; '.join(changes)}: the next feature build counts the tenant's whole history "
+            "again by the new rule (its daily activity included), and makes its models due"
         )
 
 
@@ -153,6 +187,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "holdout",
         "windows (label/churn/feature days)",
         "min rating",
+        "interactions",
         "name",
     )
     for t in tenants:
@@ -174,6 +209,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             t.holdout_protocol,
             windows,
             _rating(t),
+            ",".join(t.interaction_types) or "default",
             t.display_name,
         )
     out.print(table)
@@ -282,8 +318,11 @@ def erase_user(tenant_id: str, user_id: str) -> None:
 @app.command()
 def seed(file: Path) -> None:
     """Load tenants from a JSON or YAML list, replacing existing rows (a bad entry stores none)."""
-    for t in TenantStore().seed_from_file(file, check=lambda t: validate_kinds(t.model_kinds)):
+    store = TenantStore()
+    before = {t.tenant_id: t for t in store.list()}
+    for t in store.seed_from_file(file, check=lambda t: validate_kinds(t.model_kinds)):
         print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})")
+        _say_rule_change(before.get(t.tenant_id), t)
 
 
 @app.command()

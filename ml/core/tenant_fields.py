@@ -1,0 +1,83 @@
+"""Parsing and checking a tenant's fields as they arrive from a seed file, the CLI or JSON.
+
+:class:`ml.core.tenants.Tenant` checks its fields with these; a seed file's text goes through
+the parsers first (YAML reads ``yes`` as a boolean, which ``float()`` would take for 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ml.core.contract import EVENT_TYPES, POSITIVE_EVENT_TYPES
+from ml.core.errors import TenantError
+
+
+def parse_bool(value: object) -> bool:
+    """``yes``/``no`` (and the usual spellings) as a bool; :class:`TenantError` otherwise."""
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in ("yes", "y", "true", "1"):
+        return True
+    if s in ("no", "n", "false", "0"):
+        return False
+    raise TenantError(f"expected yes or no, got {value!r}.")
+
+
+def finite(value: object) -> bool:
+    """A finite int or float (not a bool, not text; an int too large for a float is not)."""
+    try:
+        return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return False
+
+
+def optional_number(value: object, name: str) -> float | None:
+    """A seed file's number, None where it is absent or empty; :class:`TenantError` naming the
+    field ``name`` for anything else (``true``, a word)."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise TenantError(f"{name} must be a number, got {value!r}.") from None
+
+
+def names(value: object, name: str) -> tuple[str, ...]:
+    """A list field ``name`` (``model_kinds``, ``interaction_types``) from a seed file, the CLI or the
+    control database: a list, or one comma-separated text (``"click,view"``); absent or empty:
+    ``()``. Blanks are dropped; :class:`TenantError` naming the field for anything else."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise TenantError(f"{name} must be a list or comma-separated names, got {value!r}.")
+    found = tuple(str(v).strip() for v in items if str(v).strip())
+    if not found:  # "," or [" "]: a slip, not a choice of the default (that is leaving the field out)
+        raise TenantError(f"{name} names nothing ({value!r}); leave it out for the default.")
+    return found
+
+
+def interaction_types(tenant_id: str, types: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The event types ``tenant_id`` declared its positive interactions, checked and in the
+    contract's order (:data:`ml.core.contract.EVENT_TYPES`: one rule has one spelling, so a
+    change of order is none); ``()`` (or None) is ``()``, the platform's default.
+
+    Raises:
+        TenantError: a type that is no way of taking an item
+            (:data:`ml.core.contract.POSITIVE_EVENT_TYPES`), naming it and the allowed ones.
+    """
+    if types is None:
+        return ()
+    if isinstance(types, str):  # a Python caller's "view": one name, not four letters
+        raise TenantError(f"tenant {tenant_id}: interaction_types must be a tuple of names, got {types!r}.")
+    wrong = [t for t in types if t not in POSITIVE_EVENT_TYPES]
+    if wrong:
+        raise TenantError(
+            f"tenant {tenant_id}: interaction_types may name {', '.join(POSITIVE_EVENT_TYPES)} (a user taking an "
+            f"item; skip and return say the user did not want it); got {', '.join(map(repr, wrong))}. A tenant's own "
+            "event names map onto these with its source spec's event_types."
+        )
+    return tuple(t for t in EVENT_TYPES if t in types)
