@@ -55,8 +55,8 @@ def names(value: object, name: str) -> tuple[str, ...]:
     if not isinstance(items, list | tuple):
         raise TenantError(f"{name} must be a list or comma-separated names, got {value!r}.")
     found = tuple(str(v).strip() for v in items if str(v).strip())
-    if not found:  # "," or [" "]: a slip, not a choice of the default (that is leaving the field out)
-        raise TenantError(f"{name} names nothing ({value!r}); leave it out for the default.")
+    if not found and len(items):  # "," or [" "]: a slip, not a choice of the default (that is [] or no field)
+        raise TenantError(f"{name} names nothing ({value!r}); for the default leave it out (--unset {name} to reset).")
     return found
 
 
@@ -81,3 +81,14 @@ def interaction_types(tenant_id: str, types: tuple[str, ...] | None) -> tuple[st
             "event names map onto these with its source spec's event_types."
         )
     return tuple(t for t in EVENT_TYPES if t in types)
+
+
+def refuse_moving(tenant_id: str, where: tuple[str, str], to: tuple[str, str]) -> None:
+    """A tenant's ``(region, isolation)`` is where its data lives (its landing, lake, warehouse and models):
+    :class:`TenantError` for an entry that would move it from ``where`` to another ``to`` (the data would stay)."""
+    if tuple(where) != tuple(to):
+        raise TenantError(
+            f"tenant {tenant_id} lives in region {where[0]} ({where[1]}); its data stays there, so a change of entry "
+            f"cannot move it to {to[0]} ({to[1]}). Keep its region and isolation; a company that must move is "
+            "onboarded under a new id and its history imported there."
+        )

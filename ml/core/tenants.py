@@ -21,7 +21,7 @@ from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
-from ml.core.tenant_fields import finite, interaction_types, names, optional_number, parse_bool
+from ml.core.tenant_fields import finite, interaction_types, names, optional_number, parse_bool, refuse_moving
 
 ISOLATION_TIERS = ("pool", "silo")
 SEEN_ITEMS = ("exclude", "allow")  # recommendations: leave out what a user consumed, or allow repeats
@@ -150,7 +150,8 @@ class TenantStore:
         self.settings = settings or get_settings()
 
     def add(self, tenant: Tenant, *, replace: bool = False) -> Tenant:
-        """Store ``tenant``; raises :class:`TenantError` if it exists (unless ``replace``)."""
+        """Store ``tenant``; raises :class:`TenantError` if it exists (unless ``replace``), or when a
+        replacement would move it to another region or isolation tier (its data stays where it is)."""
         row = (
             tenant.tenant_id,
             tenant.display_name or tenant.tenant_id,
@@ -175,10 +176,12 @@ class TenantStore:
             with control_db.connect(self.settings) as con:
                 _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
+                if old and replace:
+                    refuse_moving(tenant.tenant_id, old[2:4], (tenant.region, tenant.isolation))
                 con.execute(f"{verb} into tenants ({_COLUMNS}) values ({', '.join('?' * len(row))})", row)
                 _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
         except sqlite3.IntegrityError:
-            raise TenantError(f"tenant {tenant.tenant_id} already exists; remove it first or use --replace.") from None
+            raise TenantError(f"tenant {tenant.tenant_id} already exists; change it with --replace.") from None
         return tenant
 
     def get(self, tenant_id: str) -> Tenant:
@@ -283,10 +286,11 @@ class TenantStore:
         return json.loads(row[0]) if row else None
 
     def seed_from_file(self, path: Path, check: Callable[[Tenant], object] | None = None) -> builtins.list[Tenant]:
-        """Load tenants from a JSON or YAML list (the demo's seed), replacing existing rows.
+        """Load tenants from a JSON or YAML list (the demo's seed), adding new ones and changing those there.
 
-        Every entry is parsed and passed to ``check`` (the CLI checks the model kinds) before any
-        is stored: a bad entry stores nothing.
+        An entry changes the fields it names of a tenant that is there (the others kept, its consent to
+        share data too); every entry is parsed and checked (never another region or tier, a removed id
+        or an id twice; ``check``: the CLI's model kinds) before any is stored: a bad one stores none.
 
         Raises:
             TenantError: the file is not a list of tenants, or an entry is invalid; names the
@@ -301,12 +305,22 @@ class TenantStore:
             raise TenantError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {exc}") from None
         if not isinstance(items, builtins.list):
             raise TenantError(f"{path}: expected a list of tenants, got {type(items).__name__}.")
-        tenants = []
+        tenants: builtins.list[Tenant] = []
+        stored = {t.tenant_id: t for t in self.list()}
         for i, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
                     raise TenantError(f"expected a mapping, got {type(item).__name__}")
-                tenant = tenant_from_dict(item)
+                old = stored.get(str(item.get("tenant_id")))
+                tenant = tenant_from_dict({**old.to_json(), **item} if old else item)
+                if tenant.tenant_id in {t.tenant_id for t in tenants}:
+                    raise TenantError(f"tenant {tenant.tenant_id} is in the file twice; keep one entry.")
+                if old:
+                    refuse_moving(old.tenant_id, (old.region, old.isolation), (tenant.region, tenant.isolation))
+                elif self.removed(tenant.tenant_id):
+                    raise TenantError(
+                        f"tenant id {tenant.tenant_id!r} was removed and is never reused; choose another."
+                    )
                 if check is not None:
                     check(tenant)
             except KeyError as exc:

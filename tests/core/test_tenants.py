@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -125,7 +126,7 @@ def test_a_tenants_interaction_types_are_ways_of_taking_an_item_one_spelling_eac
     assert main(["tenants", "add", "odd", "--region", "eu", "--interaction-types", "scroll"]) == 2
     assert "tenant odd: interaction_types may name" in capsys.readouterr().err
     assert main(["tenants", "add", "odd", "--region", "eu", "--interaction-types", " , "]) == 2  # a slip: no default
-    assert "interaction_types names nothing (' , '); leave it out for the default" in capsys.readouterr().err
+    assert "interaction_types names nothing (' , '); for the default leave it out" in capsys.readouterr().err
     unset = Tenant("acme", "eu", interaction_types=None)  # type: ignore[arg-type]  (a Python caller's None)
     assert unset.interactions == Tenant("acme", "eu").interactions
     seed = tmp_path / "tenants.yaml"
@@ -154,6 +155,65 @@ def test_a_tenants_interaction_types_are_ways_of_taking_an_item_one_spelling_eac
     seed.write_text("- {tenant_id: films, region: eu, interaction_types: 3}\n")
     with pytest.raises(TenantError, match="tenant #1: interaction_types must be a list"):
         TenantStore(settings).seed_from_file(seed)
+
+
+def test_replace_changes_only_the_fields_given_and_never_moves_a_tenants_data(settings, tmp_path, capsys):
+    """``tenants add --replace`` changes the options on the command line and keeps every other field (a
+    silo tenant stays a silo that shares nothing, its name and onboarding day stay), says what moved,
+    sets a field back to its default only by ``--unset``, and refuses to move the tenant to another
+    region or tier: its data stays where it is."""
+    argv = ["tenants", "add", "initech", "--region", "us", "--isolation", "silo", "--share-data", "no"]
+    assert main([*argv, "--display-name", "Initech", "--onboarded-at", "2026-01-05", "--min-rating", "4"]) == 0
+    capsys.readouterr()
+    assert main(["tenants", "add", "initech", "--interaction-types", "view,rating", "--replace"]) == 0
+    kept = TenantStore(settings).get("initech")
+    assert (kept.region, kept.isolation, kept.share_data, kept.display_name) == ("us", "silo", False, "Initech")
+    assert (kept.onboarded_at, kept.min_rating, kept.interaction_types) == (date(2026, 1, 5), 4.0, ("view", "rating"))
+    said = " ".join(capsys.readouterr().out.split())
+    assert "onboarded" not in said and "interaction_types changed (click,purchase,add_to_cart,rating" in said, said
+    assert main(["tenants", "add", "initech", "--seen-items", "allow", "--unset", "min_rating", "--replace"]) == 0
+    assert "initech: changed seen_items (exclude -> allow)" in " ".join(capsys.readouterr().out.split())
+    assert TenantStore(settings).get("initech").min_rating is None
+    for moved, words in (
+        (["--region", "eu"], "lives in region us (silo); its data stays there"),
+        (["--isolation", "pool", "--share-data", "yes"], "cannot move it to us (pool)"),
+    ):
+        assert main(["tenants", "add", "initech", *moved, "--replace"]) == 2
+        assert words in " ".join(capsys.readouterr().err.split())
+    for bad, words in (
+        (["initech", "--unset", "region", "--replace"], "--unset takes model_kinds"),
+        (["initech", "--min-rating", "3", "--unset", "min_rating", "--replace"], "both given and --unset"),
+        (["newco", "--region", "eu", "--unset", "min_rating"], "--unset changes an existing tenant"),
+        (["newco"], "--region is required"),
+    ):
+        assert main(["tenants", "add", *bad]) == 2, bad
+        assert words in " ".join(capsys.readouterr().err.split()), bad
+    assert main(["tenants", "add", "initech", "--min-rating", "3"]) == 2  # a change says --replace, not --region
+    assert "initech already exists; add --replace to change the options given" in capsys.readouterr().err
+    assert TenantStore(settings).get("initech").isolation == "silo"
+    with pytest.raises(TenantError, match="lives in region us"):  # the store refuses it too (Python)
+        TenantStore(settings).add(Tenant("initech", "eu", share_data=False), replace=True)
+    # a seed entry changes the fields it names (its consent to share data kept where it says nothing), and the
+    # file is checked whole first: an entry that would move a tenant, an id twice or a removed id store none of it
+    TenantStore(settings).add(Tenant("acme", "eu", share_data=False, display_name="ACME"))
+    TenantStore(settings).add(Tenant("gone", "eu"))
+    TenantStore(settings).remove("gone")
+    seed = tmp_path / "tenants.yaml"
+    for second, words in (
+        ("{tenant_id: initech, region: eu, share_data: no}", "tenant #2: tenant initech lives in region us"),
+        ("{tenant_id: acme, min_rating: 3}", "tenant #2: tenant acme is in the file twice"),
+        ("{tenant_id: gone, region: eu}", "tenant #2: tenant id 'gone' was removed and is never reused"),
+    ):
+        seed.write_text(f"- {{tenant_id: acme, min_rating: 4}}\n- {second}\n")
+        with pytest.raises(TenantError, match=words):
+            TenantStore(settings).seed_from_file(seed)
+        assert TenantStore(settings).get("acme").min_rating is None, "an entry before the bad one was stored"
+    seed.write_text("- {tenant_id: acme, min_rating: 4}\n")
+    [acme] = TenantStore(settings).seed_from_file(seed)
+    assert (acme.min_rating, acme.share_data, acme.display_name, acme.region) == (4.0, False, "ACME", "eu")
+    assert main(["tenants", "show", "initech"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["interaction_types"] == ["view", "rating"] and shown["interactions"] == ["view", "rating"]
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):

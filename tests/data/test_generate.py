@@ -190,6 +190,26 @@ def test_generate_writes_for_tenants_onboarded_by_name(settings, capsys):
     assert "was removed, and a removed id is never reused" in " ".join(capsys.readouterr().err.split())
 
 
+def test_registering_a_fleet_keeps_onboarded_tenants_entries_and_refuses_one_in_another_region(settings, capsys):
+    """``generate --tenants 2 --register`` keeps the entry of a fleet tenant already onboarded (its consent to
+    share data, its settings) and registers the others; a fleet that would land an onboarded tenant's events in
+    another region is refused before anything is stored or written."""
+    from ml.core.tenants import TenantStore
+    from ml.ops.cli import main
+
+    common = ["--tenants", "2", "--users", "30", "--items", "15", "--days", "2", "--end-date", "2026-11-20"]
+    assert main(["tenants", "add", "t0001", "--region", "eu", "--share-data", "no", "--min-rating", "4"]) == 0
+    assert main(["generate", "--register", *common]) == 0
+    kept = TenantStore(settings).get("t0001")
+    assert (kept.share_data, kept.min_rating) == (False, 4.0) and TenantStore(settings).get("t0002").region == "us"
+    capsys.readouterr()
+    assert main(["tenants", "add", "t0004", "--region", "eu"]) == 0  # the fourth of a fleet of four is in us
+    assert main(["generate", "--register", *common[2:], "--tenants", "4"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "tenant t0004 is onboarded in region eu, and the generated tenants put it in us" in said, said
+    assert not settings.stores.landing.days("us", "t0004") and len(TenantStore(settings).list()) == 3, "t0003 too"
+
+
 def test_a_named_tenants_events_do_not_depend_on_the_others_named_with_it():
     """``generate --tenant b`` writes b's events whether or not ``--tenant a`` comes first (the same seed, the same
     events: a second part of a run, or one tenant generated again)."""

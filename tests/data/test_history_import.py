@@ -560,7 +560,7 @@ def test_a_tenant_that_declares_views_its_interactions_learns_from_them_and_a_ch
     assert main(["tenants", "list", "--json"]) == 0
     assert [t["interaction_types"] for t in json.loads(capsys.readouterr().out)] == [["view"], []]
     # back to the platform's rule: the month-old day counts its tap again, not its two views
-    assert main(["tenants", "add", "news", "--region", "eu", "--replace"]) == 0
+    assert main(["tenants", "add", "news", "--unset", "interaction_types", "--replace"]) == 0
     assert "(view -> click,purchase,add_to_cart,rating (default))" in " ".join(capsys.readouterr().out.split())
     assert build_and_count() == {"news": 1, "plain": 99}
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
 from ml.core.tenants import TenantStore, tenant_from_dict
@@ -97,12 +98,8 @@ def generate(
     ]
     land = tuple(int(x) for x in land_days.split(":")) if land_days else None
     config = replace(config, drifts=[*config.drifts, *drifts], faults=[*config.faults, *fault_specs], land_days=land)  # type: ignore[arg-type]
-    if register:  # (a tenant named with --tenant that is onboarded keeps its row)
-        store = TenantStore(settings)
-        onboarded = {t.tenant_id for t in store.list()} if tenant else set()
-        for row in rows:
-            if row["tenant_id"] not in onboarded:
-                store.add(tenant_from_dict(row), replace=True)
+    if register:
+        _register(settings, rows)
     target = out or settings.stores.landing.root
     t = time.perf_counter()
     with steps("generate", len(config.tenants)) as s:
@@ -117,6 +114,30 @@ def generate(
         f"Next: tenantflow ingest --start {config.start_date} --end {config.end_date + timedelta(days=1)} "
         "(--end is exclusive; files are taken once unchanged for TENANTFLOW_LANDING_SETTLE_SECONDS, 5 s by default)"
     )
+
+
+def _register(settings: Settings, rows: list[dict[str, Any]]) -> None:
+    """Onboard the generated tenants that are not yet; an onboarded one keeps its entry (its settings and its
+    consent to share data are its own, not the fleet's). Checked whole before any is stored: a fleet that puts an
+    onboarded tenant in another region is refused (its events would land in the wrong region)."""
+    store = TenantStore(settings)
+    onboarded = {t.tenant_id: t for t in store.list()}
+    for row in rows:
+        tid, known = str(row["tenant_id"]), onboarded.get(str(row["tenant_id"]))
+        if known is not None and known.region != row["region"]:
+            raise TenantError(
+                f"tenant {tid} is onboarded in region {known.region}, and the generated tenants put it in "
+                f"{row['region']}: its events would land in the wrong region. Generate onboarded tenants by name "
+                f"(--tenant {tid}, without --demo: each in its own region), or generate into a fresh home."
+            )
+        if known is None and store.removed(tid):
+            raise TenantError(
+                f"tenant id {tid} was removed and is never reused, and the generated tenants include it: generate "
+                "tenants by name (--tenant ID), or into a fresh home."
+            )
+    for row in rows:
+        if row["tenant_id"] not in onboarded:
+            store.add(tenant_from_dict(row))
 
 
 def _generated_tenants(settings: Settings, ids: list[str], register: bool) -> list[tuple[str, str]]:
@@ -221,7 +242,6 @@ def import_history(
     checks and quarantine as live drops, without the 7-day lateness rule). Importing the same
     files again does nothing.
     """
-    from ml.core.errors import TenantError
     from ml.core.ids import validate_slug
     from ml.data.ingest.history import import_history as run_import
 

@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ml.core.contract import INTERACTION_EVENT_TYPES, POSITIVE_EVENT_TYPES
+from ml.core.errors import TenantError
 from ml.core.settings import get_settings
-from ml.core.tenant_fields import names, parse_bool
+from ml.core.tenant_fields import names, parse_bool, refuse_moving
 from ml.core.tenants import (
     DEFAULT_QUOTA_EVENTS_PER_DAY,
     DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
     Tenant,
     TenantStore,
-    tenant_from_dict,
 )
 from ml.data.ingest.spec import load_spec_file
 from ml.models.kinds import validate_kinds
 from ml.ops.cli.progress import out
+from ml.ops.cli.tenant_keys import keys_app
+from ml.ops.cli.tenant_options import (
+    ChurnWindow,
+    FeatureWindow,
+    GlobalRegion,
+    HoldoutProtocol,
+    InteractionTypes,
+    LabelWindow,
+    MinRating,
+    SeenItems,
+)
 
 app = typer.Typer(help="The tenants: onboard, list, show, remove; API keys; A/B traffic splits.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys of a tenant for the serving API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
@@ -33,103 +43,109 @@ def _kinds(value: str) -> tuple[str, ...]:
     return validate_kinds([k for k in value.split(",") if k])
 
 
-# The options of `tenants add` whose help is long (Typer reads the help from the annotation)
-SeenItems = Annotated[
-    str, typer.Option(help="exclude: never recommend what a user consumed (content); allow: repeats (retail, music)")
-]
-LabelWindow = Annotated[
-    int | None, typer.Option(help="Days of interactions that judge recommendations; default: from its activity cadence")
-]
-ChurnWindow = Annotated[
-    int | None,
-    typer.Option(help="Days after which a user not seen (or who cancelled) has churned; default: from its cadence"),
-]
-FeatureWindow = Annotated[
-    int | None,
-    typer.Option(
-        help="Days before a cutoff the long features count, 14..364 (the short ones: a quarter of it); default: "
-        "from its cadence (28 for a daily platform)"
-    ),
-]
-HoldoutProtocol = Annotated[
-    str,
-    typer.Option(
-        help="Which holdout chooses its recommender: temporal (what users take next), random (a random quarter "
-        "of each user's items, the recommenders benchmark's protocol), auto (temporal where it judges enough users)"
-    ),
-]
-GlobalRegion = Annotated[
-    str | None,
-    typer.Option(
-        help="Opt in to another region's global model (its parameters reach this tenant's models; "
-        "this tenant's data stays in its region); default: its own region's"
-    ),
-]
-MinRating = Annotated[
-    float | None,
-    typer.Option(
-        help="The lowest rating that is a positive interaction; a lower one is consumed (never recommended back "
-        "under --seen-items exclude) but not learnt from or judged on; default: every rating"
-    ),
-]
-InteractionTypes = Annotated[
-    str,
-    typer.Option(
-        help=f"Comma-separated event types that are its positive interactions, of {','.join(POSITIVE_EVENT_TYPES)} "
-        f"(e.g. view for a news site); default: {','.join(INTERACTION_EVENT_TYPES)}"
-    ),
-]
+RULE = ("min_rating", "interaction_types")  # which events are positive: a change recounts the tenant's history
+# the fields `tenants add --replace --unset FIELD` sets back to their defaults
+UNSETTABLE = (
+    "model_kinds",
+    "label_window_days",
+    "churn_window_days",
+    "feature_window_days",
+    "global_region",
+    "min_rating",
+    "interaction_types",
+)
 
 
 @app.command()
 def add(
     tenant_id: str,
-    region: Annotated[str, typer.Option(help="Data residency: where its data is stored and processed")],
-    isolation: Annotated[str, typer.Option(help="pool (a region's shared warehouse) or silo (its own file)")] = "pool",
-    share_data: Annotated[str, typer.Option(help="yes: its data may train the global model")] = "yes",
-    display_name: Annotated[str | None, typer.Option()] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Data residency: where its data is stored and processed (required; fixed)")
+    ] = None,
+    isolation: Annotated[
+        str | None, typer.Option(help="pool (a region's shared warehouse; the default) or silo (its own file); fixed")
+    ] = None,
+    share_data: Annotated[
+        str | None, typer.Option(help="yes (the default): its data may train the global model")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="Default: the tenant id")] = None,
     onboarded_at: Annotated[str | None, typer.Option(help="A date like 2026-11-20 (default: today)")] = None,
-    model_kinds: Annotated[str, typer.Option(help="Comma-separated kinds; empty: every registered kind")] = "",
-    quota_events_per_day: Annotated[int, typer.Option()] = DEFAULT_QUOTA_EVENTS_PER_DAY,
-    quota_requests_per_minute: Annotated[int, typer.Option()] = DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
-    seen_items: SeenItems = "exclude",
+    model_kinds: Annotated[
+        str | None, typer.Option(help="Comma-separated kinds; default: every registered kind")
+    ] = None,
+    quota_events_per_day: Annotated[int | None, typer.Option(help=f"Default {DEFAULT_QUOTA_EVENTS_PER_DAY}")] = None,
+    quota_requests_per_minute: Annotated[
+        int | None, typer.Option(help=f"Default {DEFAULT_QUOTA_REQUESTS_PER_MINUTE}")
+    ] = None,
+    seen_items: SeenItems = None,
     label_window_days: LabelWindow = None,
     churn_window_days: ChurnWindow = None,
     feature_window_days: FeatureWindow = None,
-    holdout_protocol: HoldoutProtocol = "auto",
+    holdout_protocol: HoldoutProtocol = None,
     global_region: GlobalRegion = None,
     min_rating: MinRating = None,
-    interaction_types: InteractionTypes = "",
-    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing tenant")] = False,
+    interaction_types: InteractionTypes = None,
+    unset: Annotated[
+        list[str] | None,
+        typer.Option(help=f"With --replace: set a field back to its default (repeatable): {', '.join(UNSETTABLE)}"),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Change an existing tenant: the options given; every other field kept")
+    ] = False,
 ) -> None:
-    """Onboard a tenant (a row in the control database; no code or DAG change)."""
+    """Onboard a tenant (a row in the control database; no code or DAG change), or change one with --replace."""
+    given = {
+        "region": region,
+        "isolation": isolation,
+        "share_data": None if share_data is None else parse_bool(share_data),
+        "display_name": display_name or (tenant_id if display_name == "" else None),
+        "onboarded_at": None if onboarded_at is None else _date(onboarded_at),
+        "model_kinds": None if model_kinds is None else _kinds(model_kinds),
+        "quota_events_per_day": quota_events_per_day,
+        "quota_requests_per_minute": quota_requests_per_minute,
+        "seen_items": seen_items,
+        "label_window_days": label_window_days,
+        "churn_window_days": churn_window_days,
+        "feature_window_days": feature_window_days,
+        "holdout_protocol": holdout_protocol,
+        "global_region": global_region,
+        "min_rating": min_rating,
+        "interaction_types": None if interaction_types is None else names(interaction_types, "interaction_types"),
+    }
     store = TenantStore()
-    before = next((t for t in store.list() if t.tenant_id == tenant_id), None) if replace else None
-    tenant = Tenant(
-        tenant_id=tenant_id,
-        region=region,
-        isolation=isolation,
-        share_data=parse_bool(share_data),
-        display_name=display_name or tenant_id,
-        onboarded_at=_date(onboarded_at) if onboarded_at else date.today(),
-        model_kinds=_kinds(model_kinds),
-        quota_events_per_day=quota_events_per_day,
-        quota_requests_per_minute=quota_requests_per_minute,
-        seen_items=seen_items,
-        label_window_days=label_window_days,
-        churn_window_days=churn_window_days,
-        feature_window_days=feature_window_days,
-        holdout_protocol=holdout_protocol,
-        global_region=global_region,
-        min_rating=min_rating,
-        interaction_types=names(interaction_types, "interaction_types"),
-    )
+    before = next((t for t in store.list() if t.tenant_id == tenant_id), None)
+    if before is not None and not replace:
+        raise TenantError(
+            f"tenant {tenant_id} already exists; add --replace to change the options given (the rest kept)."
+        )
+    unset = [f for value in unset or [] for f in value.split(",") if f]
+    tenant = _entry(tenant_id, before, {k: v for k, v in given.items() if v is not None}, unset)
     store.add(tenant, replace=replace)
-    print(
-        f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
-        f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
-    )
-    _say_rule_change(before, tenant)
+    if before is None:
+        print(
+            f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
+            f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
+        )
+    _say_changes(before, tenant)
+
+
+def _entry(tenant_id: str, before: Tenant | None, given: dict[str, Any], unset: list[str]) -> Tenant:
+    """The tenant's entry: a new one from ``given`` (the options on the command line), or ``before`` with
+    ``given`` and the ``unset`` fields' defaults (every other field kept as it was)."""
+    if wrong := sorted(set(unset) - set(UNSETTABLE)):
+        raise TenantError(f"tenant {tenant_id}: --unset takes {', '.join(UNSETTABLE)}; got {', '.join(wrong)}.")
+    if before is None:
+        if unset:
+            raise TenantError(f"tenant {tenant_id} is not onboarded: --unset changes an existing tenant's fields.")
+        if "region" not in given:
+            raise TenantError(f"tenant {tenant_id}: --region is required: where its data is stored and processed.")
+        return Tenant(tenant_id=tenant_id, **{"display_name": tenant_id, **given})
+    if both := sorted(set(unset) & set(given)):
+        raise TenantError(f"tenant {tenant_id}: {', '.join(both)} both given and --unset; choose one.")
+    where = (before.region, before.isolation)
+    refuse_moving(tenant_id, where, (given.get("region", where[0]), given.get("isolation", where[1])))
+    defaults: dict[str, Any] = {f.name: f.default for f in fields(Tenant) if f.name in unset}
+    return replace(before, **defaults, **given)
 
 
 def _rating(t: Tenant) -> str:
@@ -141,11 +157,17 @@ def _types(t: Tenant) -> str:
     return ",".join(t.interactions) + ("" if t.interaction_types else " (default)")
 
 
-def _say_rule_change(before: Tenant | None, tenant: Tenant) -> None:
-    """What a changed interaction rule (``min_rating``, ``interaction_types``) of a tenant that was
-    there takes effect in, and what it does not yet."""
+def _say_changes(before: Tenant | None, tenant: Tenant) -> None:
+    """Every field a change of a tenant that was there moved (as the audit log records it), and what a
+    changed interaction rule (``min_rating``, ``interaction_types``) takes effect in."""
     if before is None:
         return
+    old, new = before.to_json(), tenant.to_json()
+    moved = [f"{k} ({_text(old[k])} -> {_text(v)})" for k, v in new.items() if old[k] != v and k not in RULE]
+    if moved:
+        print(f"{tenant.tenant_id}: changed {', '.join(moved)}")
+    elif before == tenant:
+        print(f"{tenant.tenant_id}: unchanged")
     changes = [
         f"{name} changed ({show(before)} -> {show(tenant)})"
         for name, show, changed in (
@@ -156,9 +178,17 @@ def _say_rule_change(before: Tenant | None, tenant: Tenant) -> None:
     ]
     if changes:
         print(
-            f"{tenant.tenant_id}: {'; '.join(changes)}: the next feature build counts the tenant's whole history "
-            "again by the new rule (its daily activity included), and makes its models due"
+            f"{tenant.tenant_id}: {'; '.join(changes)}: the next feature build (the features DAG's next run, or "
+            f"`tenantflow features build --tenant {tenant.tenant_id}`) counts the tenant's whole history again by the "
+            "new rule (its daily activity included), and makes its models due"
         )
+
+
+def _text(value: object) -> str:
+    """A field's value as ``tenants add`` takes it: a list comma-separated, none as ``-``."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "-"
+    return "-" if value is None else str(value)
 
 
 def _date(value: str) -> date:
@@ -219,7 +249,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
 def show(tenant_id: str) -> None:
     """One tenant's row and its source spec (null: the landing contract as is), as JSON."""
     store = TenantStore()
-    row = store.get(tenant_id).to_json()
+    tenant = store.get(tenant_id)
+    row = tenant.to_json() | {"interactions": list(tenant.interactions)}  # its own types, or the platform's
     row["source_spec"] = store.source_spec(tenant_id)
     print(json.dumps(row, indent=1))
 
@@ -317,12 +348,14 @@ def erase_user(tenant_id: str, user_id: str) -> None:
 
 @app.command()
 def seed(file: Path) -> None:
-    """Load tenants from a JSON or YAML list, replacing existing rows (a bad entry stores none)."""
+    """Load tenants from a JSON or YAML list: new ones onboarded, those there changed in the fields an
+    entry names (the others kept); a bad entry stores none."""
     store = TenantStore()
     before = {t.tenant_id: t for t in store.list()}
     for t in store.seed_from_file(file, check=lambda t: validate_kinds(t.model_kinds)):
-        print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})")
-        _say_rule_change(before.get(t.tenant_id), t)
+        if t.tenant_id not in before:
+            print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})")
+        _say_changes(before.get(t.tenant_id), t)
 
 
 @app.command()
@@ -339,43 +372,3 @@ def ab(
         f"tenant {tenant_id}: {challenger_percent:g}% of users get the {kind} challenger "
         "(by a stable hash of the user id); the API picks it up within a second"
     )
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant_id: str, label: Annotated[str, typer.Option(help="What the key is for, e.g. 'web backend'")] = ""
-) -> None:
-    """Print a new key once (only its hash is stored)."""
-    from ml.serving import keys
-
-    settings = get_settings()
-    record, plain = keys.create_key(tenant_id, label, settings)
-    print(f"API key {record.key_id} for tenant {record.tenant_id} (shown once; only its hash is stored):")
-    print(plain)
-    wait = settings.serve.watch_seconds
-    typer.echo(f"A running API accepts it within {wait:g} s (it re-reads keys that often).", err=True)
-
-
-@keys_app.command("revoke")
-def keys_revoke(tenant_id: str, key_id: str) -> None:
-    """End a key."""
-    from ml.serving import keys
-
-    record = keys.revoke_key(tenant_id, key_id, get_settings())
-    print(
-        f"revoked key {record.key_id} of tenant {record.tenant_id} at {record.revoked_at}; a running API "
-        "refuses it within a second"
-    )
-
-
-@keys_app.command("list")
-def keys_list(tenant_id: Annotated[str | None, typer.Argument()] = None) -> None:
-    """Key ids, labels, created and revoked times (never the keys)."""
-    from ml.serving import keys
-
-    print(json.dumps([k.public() for k in keys.list_keys(tenant_id, get_settings())], indent=1))
-
-
-def tenant_rows(rows: list[dict[str, object]]) -> list[Tenant]:
-    """Tenant rows (the generator's ``--register``) as tenants."""
-    return [tenant_from_dict(r) for r in rows]
