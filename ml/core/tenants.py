@@ -113,7 +113,7 @@ class Tenant:
         if self.isolation == "silo" and self.share_data:
             raise TenantError(
                 f"tenant {self.tenant_id}: a silo tenant cannot share data with the global model; "
-                "use --share-data no, or --isolation pool."
+                "use --share-data no (a tenant not yet onboarded may be --isolation pool instead)."
             )
 
     @property

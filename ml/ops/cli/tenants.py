@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,8 +144,8 @@ def _entry(tenant_id: str, before: Tenant | None, given: dict[str, Any], unset: 
         raise TenantError(f"tenant {tenant_id}: {', '.join(both)} both given and --unset; choose one.")
     where = (before.region, before.isolation)
     refuse_moving(tenant_id, where, (given.get("region", where[0]), given.get("isolation", where[1])))
-    defaults: dict[str, Any] = {f.name: f.default for f in fields(Tenant) if f.name in unset}
-    return replace(before, **defaults, **given)
+    defaults: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Tenant) if f.name in unset}
+    return dataclasses.replace(before, **defaults, **given)
 
 
 def _rating(t: Tenant) -> str:
