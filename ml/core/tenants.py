@@ -345,15 +345,18 @@ QUOTAS = ("quota_events_per_day", "quota_requests_per_minute")
 
 def _audit_change(con: sqlite3.Connection, new: Tenant, old: Tenant | None) -> None:
     """``tenant_add`` with the entry's fields, or the changed fields (``quota_change`` when only quotas moved)."""
-    fields = new.to_json()
     if old is None:
-        audit.append(con, "tenant_add", new.tenant_id, detail=fields)
+        audit.append(con, "tenant_add", new.tenant_id, detail=new.to_json())
         return
-    before = old.to_json()
-    changed = {k: [before.get(k), v] for k, v in fields.items() if before.get(k) != v}
-    if changed:
+    if changed := changed_fields(old, new):
         action = "quota_change" if set(changed) <= set(QUOTAS) else "tenant_change"
         audit.append(con, action, new.tenant_id, detail=changed)
+
+
+def changed_fields(old: Tenant, new: Tenant) -> dict[str, list[object]]:
+    """``field -> [old, new]`` of the fields that differ, as JSON values (:meth:`Tenant.to_json`)."""
+    before, after = old.to_json(), new.to_json()
+    return {k: [before[k], v] for k, v in after.items() if before[k] != v}
 
 
 def _refuse_removed(con: sqlite3.Connection, tenant_id: str) -> None:

@@ -106,9 +106,7 @@ class Interactions:
     def consumed(self) -> sp.csr_matrix:
         """Binary ``(users, items)``: the user consumed the item, positively or not (what the exclude
         policy never recommends back): :attr:`seen` and the pairs of weight 0."""
-        x = sp.csr_matrix((np.ones(len(self.user)), (self.user, self.item)), shape=self.shape, dtype=np.float32)
-        x.data[:] = 1.0
-        return x
+        return self._binary(np.ones(len(self.user), dtype=bool))
 
     @cached_property
     def has_history(self) -> np.ndarray:
@@ -121,9 +119,12 @@ class Interactions:
 
     def users_within(self, days: float) -> sp.csr_matrix:
         """Binary ``(users, items)``: the pair has an interaction in the last ``days`` before ``as_of``."""
-        recent = (self.age_days < days) & (self.weight > 0)
+        return self._binary((self.age_days < days) & (self.weight > 0))
+
+    def _binary(self, entries: np.ndarray) -> sp.csr_matrix:
+        """Binary ``(users, items)``: the pairs of the ``entries`` (a bool mask over the events)."""
         x = sp.csr_matrix(
-            (np.ones(int(recent.sum())), (self.user[recent], self.item[recent])), shape=self.shape, dtype=np.float32
+            (np.ones(int(entries.sum())), (self.user[entries], self.item[entries])), shape=self.shape, dtype=np.float32
         )
         x.data[:] = 1.0
         return x

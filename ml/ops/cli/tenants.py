@@ -19,6 +19,7 @@ from ml.core.tenants import (
     DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
     Tenant,
     TenantStore,
+    changed_fields,
 )
 from ml.data.ingest.spec import load_spec_file
 from ml.models.kinds import validate_kinds
@@ -162,19 +163,19 @@ def _say_changes(before: Tenant | None, tenant: Tenant) -> None:
     changed interaction rule (``min_rating``, ``interaction_types``) takes effect in."""
     if before is None:
         return
-    old, new = before.to_json(), tenant.to_json()
-    moved = [f"{k} ({_text(old[k])} -> {_text(v)})" for k, v in new.items() if old[k] != v and k not in RULE]
+    changed = changed_fields(before, tenant)
+    moved = [f"{k} ({_text(was)} -> {_text(now)})" for k, (was, now) in changed.items() if k not in RULE]
     if moved:
         print(f"{tenant.tenant_id}: changed {', '.join(moved)}")
-    elif before == tenant:
+    elif not changed:
         print(f"{tenant.tenant_id}: unchanged")
     changes = [
         f"{name} changed ({show(before)} -> {show(tenant)})"
-        for name, show, changed in (
+        for name, show, differs in (
             ("min_rating", _rating, before.min_rating != tenant.min_rating),
             ("interaction_types", _types, before.interactions != tenant.interactions),
         )
-        if changed
+        if differs
     ]
     if changes:
         print(
