@@ -45,6 +45,35 @@ def optional_number(value: object, name: str) -> float | None:
         raise TenantError(f"{name} must be a number, got {value!r}.") from None
 
 
+def whole_number(value: object, name: str) -> int:
+    """A seed file's or the control database's whole number (``5000``, ``"5000"``, ``5e3``);
+    :class:`TenantError` naming the field ``name`` for a fraction, a word or a bool (never truncated)."""
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            value = optional_number(value, name)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if type(value) is int:
+        return value
+    raise TenantError(f"{name} must be a whole number, got {value!r}.")
+
+
+def optional_whole_number(value: object, name: str) -> int | None:
+    """:func:`whole_number`, None where it is absent or empty (``0`` is a number: the field's check judges it)."""
+    return None if value is None or value == "" else whole_number(value, name)
+
+
+def quota(tenant_id: str, name: str, value: object) -> None:
+    """A quota (``quota_events_per_day``, ``quota_requests_per_minute``) is a whole number, 0 or more (0: every
+    webhook event, or every API request, refused: a suspended tenant); :class:`TenantError` otherwise."""
+    if type(value) is not int or value < 0:
+        raise TenantError(
+            f"tenant {tenant_id}: {name} must be a whole number, 0 or more (0 refuses them all), got {value!r}."
+        )
+
+
 def names(value: object, name: str) -> tuple[str, ...]:
     """A list field ``name`` (``model_kinds``, ``interaction_types``) from a seed file, the CLI or the
     control database: a list, or one comma-separated text (``"click,view"``); absent or empty:

@@ -11,17 +11,16 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
+from types import EllipsisType
 
 from ml.core import audit, control_db
 from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
-from ml.core.tenant_fields import finite, interaction_types, names, optional_number, parse_bool, refuse_moving
+from ml.core.tenant_fields import finite, interaction_types, names, quota, refuse_moving
 
 ISOLATION_TIERS = ("pool", "silo")
 SEEN_ITEMS = ("exclude", "allow")  # recommendations: leave out what a user consumed, or allow repeats
@@ -32,6 +31,7 @@ HOLDOUT_PROTOCOLS = ("auto", "temporal", "random")
 RESERVED_IDS = ("global",)  # `<kind>.global.<region>` names a region's shared model of each kind in the MLflow registry
 DEFAULT_QUOTA_EVENTS_PER_DAY = 5_000_000
 DEFAULT_QUOTA_REQUESTS_PER_MINUTE = 6_000
+QUOTAS = ("quota_events_per_day", "quota_requests_per_minute")
 # a window a tenant may set, and its bounds in days
 WINDOW_BOUNDS = {"label_window_days": (1, 91), "churn_window_days": (7, 182), "feature_window_days": (14, 364)}
 
@@ -92,6 +92,8 @@ class Tenant:
                 f"many users the last window judges; temporal: what users take next; random: a random quarter of "
                 f"each user's items), got {self.holdout_protocol!r}."
             )
+        for name in QUOTAS:
+            quota(self.tenant_id, name, getattr(self, name))
         for name, (lo, hi) in WINDOW_BOUNDS.items():
             days = getattr(self, name)
             if days is not None and not lo <= days <= hi:
@@ -149,9 +151,11 @@ class TenantStore:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
 
-    def add(self, tenant: Tenant, *, replace: bool = False) -> Tenant:
+    def add(self, tenant: Tenant, *, replace: bool = False, expect: Tenant | None | EllipsisType = ...) -> Tenant:
         """Store ``tenant``; raises :class:`TenantError` if it exists (unless ``replace``), or when a
-        replacement would move it to another region or isolation tier (its data stays where it is)."""
+        replacement would move it to another region or isolation tier (its data stays where it is).
+        ``expect``: the entry as the caller read it before changing it (None: no entry); refused when the
+        stored one differs (another command changed it meanwhile: writing would undo that change)."""
         row = (
             tenant.tenant_id,
             tenant.display_name or tenant.tenant_id,
@@ -176,6 +180,11 @@ class TenantStore:
             with control_db.connect(self.settings) as con:
                 _refuse_removed(con, tenant.tenant_id)
                 old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
+                if expect is not ... and (_row_to_tenant(old) if old else None) != expect:
+                    raise TenantError(
+                        f"tenant {tenant.tenant_id} changed while this command ran (another `tenants add --replace` "
+                        "or seed?); nothing stored: run it again to change the entry as it is now."
+                    )
                 if old and replace:
                     refuse_moving(tenant.tenant_id, old[2:4], (tenant.region, tenant.isolation))
                 con.execute(f"{verb} into tenants ({_COLUMNS}) values ({', '.join('?' * len(row))})", row)
@@ -285,62 +294,12 @@ class TenantStore:
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def seed_from_file(self, path: Path, check: Callable[[Tenant], object] | None = None) -> builtins.list[Tenant]:
-        """Load tenants from a JSON or YAML list (the demo's seed), adding new ones and changing those there.
-
-        An entry changes the fields it names of a tenant that is there (the others kept, its consent to
-        share data too); every entry is parsed and checked (never another region or tier, a removed id
-        or an id twice; ``check``: the CLI's model kinds) before any is stored: a bad one stores none.
-
-        Raises:
-            TenantError: the file is not a list of tenants, or an entry is invalid; names the
-                file and the entry.
-        """
-        import yaml
-
-        text = path.read_text()
-        try:
-            items = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise TenantError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {exc}") from None
-        if not isinstance(items, builtins.list):
-            raise TenantError(f"{path}: expected a list of tenants, got {type(items).__name__}.")
-        tenants: builtins.list[Tenant] = []
-        stored = {t.tenant_id: t for t in self.list()}
-        for i, item in enumerate(items):
-            try:
-                if not isinstance(item, dict):
-                    raise TenantError(f"expected a mapping, got {type(item).__name__}")
-                old = stored.get(str(item.get("tenant_id")))
-                tenant = tenant_from_dict({**old.to_json(), **item} if old else item)
-                if tenant.tenant_id in {t.tenant_id for t in tenants}:
-                    raise TenantError(f"tenant {tenant.tenant_id} is in the file twice; keep one entry.")
-                if old:
-                    refuse_moving(old.tenant_id, (old.region, old.isolation), (tenant.region, tenant.isolation))
-                elif self.removed(tenant.tenant_id):
-                    raise TenantError(
-                        f"tenant id {tenant.tenant_id!r} was removed and is never reused; choose another."
-                    )
-                if check is not None:
-                    check(tenant)
-            except KeyError as exc:
-                raise TenantError(f"{path}: tenant #{i + 1}: missing field {exc}.") from None
-            except (TenantError, ValueError) as exc:
-                raise TenantError(f"{path}: tenant #{i + 1}: {exc}") from None
-            tenants.append(tenant)
-        for t in tenants:
-            self.add(t, replace=True)
-        return tenants
-
 
 _COLUMNS = (
     "tenant_id, display_name, region, isolation, share_data, onboarded_at, model_kinds, "
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
     "holdout_protocol, churn_window_days, feature_window_days, min_rating, interaction_types"
 )
-
-
-QUOTAS = ("quota_events_per_day", "quota_requests_per_minute")
 
 
 def _audit_change(con: sqlite3.Connection, new: Tenant, old: Tenant | None) -> None:
@@ -366,30 +325,6 @@ def _refuse_removed(con: sqlite3.Connection, tenant_id: str) -> None:
             f"tenant id {tenant_id!r} was removed on {row[0]} and is never reused (a new tenant under it would "
             "inherit its keys, models and data); choose another id."
         )
-
-
-def tenant_from_dict(d: dict[str, object]) -> Tenant:
-    """Build a tenant from a plain mapping (seed files, JSON), validating every field."""
-    onboarded = d.get("onboarded_at")
-    return Tenant(
-        tenant_id=str(d["tenant_id"]),
-        region=str(d["region"]),
-        isolation=str(d.get("isolation", "pool")),
-        share_data=parse_bool(d.get("share_data", True)),
-        display_name=str(d.get("display_name", "")),
-        onboarded_at=date.fromisoformat(str(onboarded)) if onboarded else date.today(),
-        model_kinds=names(d.get("model_kinds"), "model_kinds"),
-        quota_events_per_day=int(d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY)),  # type: ignore[call-overload]
-        quota_requests_per_minute=int(d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE)),  # type: ignore[call-overload]
-        seen_items=str(d.get("seen_items", "exclude")),
-        label_window_days=int(d["label_window_days"]) if d.get("label_window_days") else None,  # type: ignore[call-overload]
-        global_region=str(d["global_region"]) if d.get("global_region") else None,
-        holdout_protocol=str(d.get("holdout_protocol") or "auto"),
-        churn_window_days=int(d["churn_window_days"]) if d.get("churn_window_days") else None,  # type: ignore[call-overload]
-        feature_window_days=int(d["feature_window_days"]) if d.get("feature_window_days") else None,  # type: ignore[call-overload]
-        min_rating=optional_number(d.get("min_rating"), "min_rating"),
-        interaction_types=names(d.get("interaction_types"), "interaction_types"),
-    )
 
 
 def _row_to_tenant(row: tuple) -> Tenant:

@@ -10,9 +10,11 @@ forced (a person's ``force``, a drift retrain, an erasure).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
+from ml.core.contract import INTERACTION_EVENT_TYPES
 from ml.core.settings import Settings, TrainSettings
 from ml.models import registry
 
@@ -30,7 +32,25 @@ def champion_and_challenger(kind: str, owner: str, settings: Settings) -> tuple[
 # after a cutoff its labels counted (the kind's label window: ModelKind.label_days), and the rule its
 # interactions were counted by (int_tenant_windows.min_rating: the lowest positive rating;
 # .interaction_types: the event types that are interactions), as version tags
-WINDOW_TAGS = ("feature_window_days", "short_window_days", "label_days", "min_rating", "interaction_types")
+# (a global version: member_rules, its members' rules)
+WINDOW_TAGS = (
+    "feature_window_days", "short_window_days", "label_days", "min_rating", "interaction_types", "member_rules"
+)  # fmt: skip
+
+
+def member_rules(members: list[tuple[Any, Any]]) -> str:
+    """The interaction rules of a global model's members (``(tenant, snapshot)`` pairs) that count theirs
+    otherwise than the platform: the ``min_rating`` and ``interaction_types`` of each snapshot's windows
+    (``int_tenant_windows``), as a 16-hex-digit digest (``-`` when every member counts the platform's way).
+    The global model learns each member's labels by its own rule: a change makes the global model due."""
+    default = {"min_rating": "any", "interaction_types": ",".join(INTERACTION_EVENT_TYPES)}
+    own = sorted(
+        f"{t.tenant_id}:{rule}={s.windows.get(rule)}"
+        for t, s in members
+        for rule in default
+        if s.windows.get(rule) is not None and str(s.windows.get(rule)) != default[rule]
+    )
+    return hashlib.sha256(";".join(own).encode()).hexdigest()[:16] if own else "-"
 
 
 def not_due(

@@ -38,7 +38,7 @@ from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
 from ml.models import ranking, ranking_holdout, registry, servable_baseline
 from ml.models.champion import learnt_the_holdout, version_family
-from ml.models.due import champion_and_challenger, graduating, not_due, unchanged
+from ml.models.due import champion_and_challenger, graduating, member_rules, not_due, unchanged
 from ml.models.fit import (
     Candidate,
     baseline_metrics,
@@ -164,10 +164,9 @@ def train_global(
         return _skipped(kind, owner, same, champ.version if champ else None)
     # due, whatever else, when a member's label window grew back past what its champion learnt
     stale = champ is not None and learnt_the_holdout(champ, holdout)
-    why_not = (
-        not_due(champ, members[0][1].manifest_hash, policy) if reason == "features" and not (force or stale) else None
-    )
-    if why_not:
+    rules = {"member_rules": member_rules(members)}  # a member's new interaction rule: other labels
+    checked = reason == "features" and not (force or stale)
+    if checked and (why_not := not_due(champ, members[0][1].manifest_hash, policy, windows=rules)):
         return _skipped(kind, owner, why_not, champ.version)
     if kind.positives(train) < kind.min_train_positives:
         return _skipped(kind, owner, f"{kind.positives(train)} positive examples, need {kind.min_train_positives}")
@@ -199,6 +198,7 @@ def train_global(
             "global_max_rows": policy.global_max_rows,
             "rows_available": data.available,
             "chosen": chosen,
+            **rules,
         },
     )
     return _register(training, members, policy, settings)

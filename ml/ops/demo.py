@@ -20,7 +20,8 @@ from typing import Any
 
 from ml.core import audit
 from ml.core.settings import Settings, get_settings
-from ml.core.tenants import TenantStore, tenant_from_dict
+from ml.core.tenant_seed import tenant_from_dict
+from ml.core.tenants import TenantStore
 from ml.data.data_docs import data_docs_index
 from ml.data.generate import generate
 from ml.data.generate.config import (
@@ -199,7 +200,8 @@ def _print_models(rows: list[dict[str, Any]], title: str) -> None:
     print(f"\n{title}:")
     for r in rows:
         for kind, m in r["models"].items():
-            h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items())
+            # a champion without a holdout of its own (a young tenant's) says why the gate took it
+            h = ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items()) or m.get("gate_reason") or ""
             champion = f"v{m['champion_version']} ({champion_label(m)})" if m["champion_version"] else "no champion yet"
             print(f"  {r['tenant_id']:<9} {kind:<11} {champion}  {h}")
     print()

@@ -234,7 +234,7 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
             Text.assemble((r["tenant_id"], "bold"), f"\n{r['region']} · {r['isolation']}"),
             Text("\n".join([*data, f"shares data: {'yes' if r['share_data'] else 'no'}"])),
             health,
-            Text("\n".join(line for kind, m in r["models"].items() for line in _model_lines(kind, m))),
+            Text("\n".join(line for kind, m in r["models"].items() for line in model_lines(kind, m))),
             Text("\n".join(_monitoring_lines(r))),
         )
     return table
@@ -260,7 +260,10 @@ def _still_served(published: dict[str, Any] | None) -> str:
     )
 
 
-def _model_lines(kind: str, m: dict[str, Any]) -> list[str]:
+def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
+    """A model kind's lines in the status table, from :func:`ml.models.registry.describe`'s ``m``: its
+    champion and challenger, the champion's holdout figures (or, with none, the gate's reason), baseline,
+    how many users judged it, and what it replaced."""
     if not m["champion_version"]:
         refused = (
             m["challenger_version"]
@@ -274,6 +277,8 @@ def _model_lines(kind: str, m: dict[str, Any]) -> list[str]:
     ]
     if m["metrics"]:
         lines.append("  " + ", ".join(f"{k}={v:.3f}" for k, v in m["metrics"].items()))
+    elif m.get("gate_reason"):  # no holdout of its own (a young tenant's): why the gate took it
+        lines.append(f"  {m['gate_reason']}")
     if m["baseline_metrics"]:
         lines.append("  baseline " + ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items()))
     if m.get("holdout"):

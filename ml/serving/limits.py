@@ -22,7 +22,10 @@ class TokenBuckets:
         self.lock = threading.Lock()
 
     def take(self, tenant_id: str, per_minute: int, cost: float = 1.0) -> float:
-        """0 when allowed, else the seconds to wait before retrying."""
+        """0 when allowed, else the seconds to wait before retrying (a quota of 0: a suspended tenant, every
+        request refused; a minute's wait is the answer)."""
+        if per_minute <= 0:
+            return 60.0
         rate = per_minute / 60.0
         capacity = max(1.0, rate * self.burst_seconds)
         now = time.monotonic()
@@ -33,7 +36,7 @@ class TokenBuckets:
                 self.state[tenant_id] = (tokens - cost, now)
                 return 0.0
             self.state[tenant_id] = (tokens, now)
-            return (cost - tokens) / rate if rate > 0 else 60.0
+            return (cost - tokens) / rate
 
 
 class AuthThrottle:

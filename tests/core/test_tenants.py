@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 
@@ -10,6 +11,7 @@ import pytest
 from ml.core import audit
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
+from ml.core.tenant_seed import seed_from_file
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import warehouses
 from ml.ops.cli import main
@@ -135,7 +137,7 @@ def test_a_tenants_interaction_types_are_ways_of_taking_an_item_one_spelling_eac
         "- {tenant_id: shop, region: eu, interaction_types: 'purchase,add_to_cart'}\n"
         "- {tenant_id: plain, region: eu, interaction_types: ''}\n"
     )
-    TenantStore(settings).seed_from_file(seed)
+    seed_from_file(seed, TenantStore(settings))
     stored = {t.tenant_id: t.interaction_types for t in TenantStore(settings).list()}
     assert stored == {
         "films": ("like", "rating"), "news": ("view", "like"), "plain": (), "shop": ("purchase", "add_to_cart")
@@ -154,7 +156,7 @@ def test_a_tenants_interaction_types_are_ways_of_taking_an_item_one_spelling_eac
     assert "plain: interaction_types changed" not in said
     seed.write_text("- {tenant_id: films, region: eu, interaction_types: 3}\n")
     with pytest.raises(TenantError, match="tenant #1: interaction_types must be a list"):
-        TenantStore(settings).seed_from_file(seed)
+        seed_from_file(seed, TenantStore(settings))
 
 
 def test_replace_changes_only_the_fields_given_and_never_moves_a_tenants_data(settings, tmp_path, capsys):
@@ -206,14 +208,60 @@ def test_replace_changes_only_the_fields_given_and_never_moves_a_tenants_data(se
     ):
         seed.write_text(f"- {{tenant_id: acme, min_rating: 4}}\n- {second}\n")
         with pytest.raises(TenantError, match=words):
-            TenantStore(settings).seed_from_file(seed)
+            seed_from_file(seed, TenantStore(settings))
         assert TenantStore(settings).get("acme").min_rating is None, "an entry before the bad one was stored"
     seed.write_text("- {tenant_id: acme, min_rating: 4}\n")
-    [acme] = TenantStore(settings).seed_from_file(seed)
+    [acme] = seed_from_file(seed, TenantStore(settings))
     assert (acme.min_rating, acme.share_data, acme.display_name, acme.region) == (4.0, False, "ACME", "eu")
     assert main(["tenants", "show", "initech"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["interaction_types"] == ["view", "rating"] and shown["interactions"] == ["view", "rating"]
+
+
+def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(settings, tmp_path, capsys):
+    """A quota or a window is a count: a fraction, a word or a bool is refused naming the field (never
+    truncated: 2.7 events a day was stored as 2), a negative quota too (0 suspends: every event or request
+    refused); whole numbers written as text or as ``5e3`` are read."""
+    for quota in ("quota_events_per_day", "quota_requests_per_minute"):
+        for bad in (-5, 2.5, True, "5"):
+            with pytest.raises(TenantError, match=f"tenant acme: {quota} must be a whole number, 0 or more"):
+                Tenant("acme", "eu", **{quota: bad})
+        assert getattr(Tenant("acme", "eu", **{quota: 0}), quota) == 0  # a suspended tenant
+    assert main(["tenants", "add", "acme", "--region", "eu", "--quota-events-per-day", "-5"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "quota_events_per_day must be a whole number, 0 or more (0 refuses them all), got -5" in said, said
+    assert "(options: --quota-events-per-day)" in said, "the command line's words"
+    seed = tmp_path / "tenants.yaml"
+    for field, value, words in (
+        ("quota_events_per_day", "lots", "quota_events_per_day must be a number, got 'lots'"),
+        ("quota_events_per_day", "2.7", "quota_events_per_day must be a whole number, got 2.7"),
+        ("quota_requests_per_minute", "yes", "quota_requests_per_minute must be a whole number, got True"),
+        ("label_window_days", "14.5", "label_window_days must be a whole number, got 14.5"),
+        ("feature_window_days", "0", "feature_window_days must be 14..364 days"),  # 0 was read as unset
+    ):
+        seed.write_text(f"- {{tenant_id: acme, region: eu, {field}: {value}}}\n")
+        with pytest.raises(TenantError, match=f"tenants.yaml: tenant #1: (tenant acme: )?{words}"):
+            seed_from_file(seed, TenantStore(settings))
+    seed.write_text("- {tenant_id: acme, region: eu, quota_events_per_day: 5e3, churn_window_days: '28'}\n")
+    [acme] = seed_from_file(seed, TenantStore(settings))
+    assert (acme.quota_events_per_day, acme.churn_window_days) == (5000, 28)
+
+
+def test_a_change_made_meanwhile_is_never_written_over(settings):
+    """``tenants add --replace`` and ``tenants seed`` read an entry, change it and store it: the store refuses
+    when the entry changed in between (another command's change would silently be undone)."""
+    store = TenantStore(settings)
+    store.add(Tenant("acme", "eu", min_rating=4))
+    read = store.get("acme")
+    store.add(dataclasses.replace(read, seen_items="allow"), replace=True, expect=read)  # another command's change
+    with pytest.raises(TenantError, match="tenant acme changed while this command ran.*nothing stored: run it again"):
+        store.add(dataclasses.replace(read, min_rating=3), replace=True, expect=read)
+    assert (store.get("acme").seen_items, store.get("acme").min_rating) == ("allow", 4)
+    with pytest.raises(TenantError, match="tenant newco changed while this command ran"):
+        store.add(Tenant("newco", "eu"), replace=True, expect=read)  # expected an entry where there is none
+    store.add(Tenant("newco", "eu"), replace=True, expect=None)
+    with pytest.raises(TenantError, match="tenant newco changed while this command ran"):
+        store.add(Tenant("newco", "eu", min_rating=2), replace=True, expect=None)  # one appeared meanwhile
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):

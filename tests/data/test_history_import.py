@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.core.tenant_seed import seed_from_file
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import connect as warehouse_connect
 from ml.data.ingest.history import import_history
@@ -481,11 +482,11 @@ def test_a_min_rating_that_is_no_finite_number_is_refused_naming_the_field(setti
     seed = tmp_path / "tenants.yaml"
     seed.write_text(f"- {{tenant_id: films, region: eu, min_rating: {value}}}\n")
     with pytest.raises(TenantError, match="min_rating"):
-        TenantStore(settings).seed_from_file(seed)
+        seed_from_file(seed, TenantStore(settings))
     seed.write_text(
         "- {tenant_id: films, region: eu, min_rating: ''}\n- {tenant_id: shop, region: eu, min_rating: 0}\n"
     )
-    assert [t.min_rating for t in TenantStore(settings).seed_from_file(seed)] == [None, 0.0]
+    assert [t.min_rating for t in seed_from_file(seed, TenantStore(settings))] == [None, 0.0]
     with pytest.raises(TenantError, match="min_rating must be a finite number"):
         Tenant("films", "eu", min_rating="4")  # type: ignore[arg-type]  (Python callers: no silent text)
 

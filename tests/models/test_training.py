@@ -26,6 +26,7 @@ from ml.models.champion import JUDGED_ARTIFACT, LEARNT_UNTIL, load_booster, load
 from ml.models.kinds import get_kind
 from ml.models.runs import snapshot_warehouse
 from ml.models.tenant_candidates import tenant_candidates
+from ml.ops.status import model_lines
 
 from .conftest import SHARING, SPECS
 
@@ -65,6 +66,10 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
         young = c.get_model_version_by_alias(f"{kind}.young", "champion")
         glob = c.get_model_version_by_alias(f"{kind}.global.us", "champion")  # young opted in to us's
         assert young.tags["eligible_for_own_model"] == "false" and young.tags["global_judged"] == str(glob.version)
+        # status (and the demo's list) shows a champion's holdout figures, or, with none, why the gate took it
+        described = registry.describe(kind, "young", settings)
+        shown = " ".join(model_lines(kind, described))
+        assert (described["metrics"] and "=" in shown) or described["gate_reason"] in shown, (kind, shown)
         if young.tags["trained_on"] == "tenant":  # its own labels' baseline: the global model did not beat it
             chosen = c.get_run(version_run_id(young)).data.params["chosen"]
             assert young.tags["family"] == get_kind(kind).baseline_name and chosen.endswith("not beyond chance")
@@ -92,6 +97,11 @@ def test_global_model_learns_only_from_its_regions_sharing_tenants(world, region
         run = c.get_run(results[(f"global.{region}", kind.name)]["run_id"])
         assert run.data.tags["region"] == region and run.data.tags["tenant_id"] == f"global.{region}"
         members = run.data.params["training_tenants"].split(",")
+        version = c.get_model_version(
+            f"{kind.name}.global.{region}", results[(f"global.{region}", kind.name)]["version"]
+        )
+        rules = due.member_rules([(TenantStore(settings).get(t), _snap(settings, t)) for t in members])
+        assert version.tags["member_rules"] == rules, "a member's rule change makes the global model due"
         assert sorted(members) == sorted(t for t in SHARING[region] if _snap(settings, t).rows[kind.mart] > 0)
         assert "umbra" not in members and "initech" not in members
         # every trainable row (ranking queries with a click) of each member: this world is under the row budget
@@ -510,6 +520,18 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
     assert due.not_due(read, "m1", policy, windows={"interaction_types": "view"}) is None
     assert "not due" in due.not_due(read, "m1", policy, windows={"interaction_types": read.tags["interaction_types"]})
     assert "not due" in due.not_due(champ(1, trained_on="tenant"), "m1", policy, windows={"interaction_types": "view"})
+
+    # a global model's member counts other interactions now (its labels in the global model are others)
+    def member(tid: str, **windows):
+        return SimpleNamespace(tenant_id=tid), SimpleNamespace(windows=windows)
+
+    plain = [member("acme", min_rating="any", interaction_types="click,purchase,add_to_cart,rating"), member("old")]
+    assert due.member_rules(plain) == "-"  # the platform's rule (and a snapshot from before the columns)
+    views = due.member_rules([*plain, member("news", min_rating="any", interaction_types="view")])
+    assert views != due.member_rules([*plain, member("news", min_rating="4.0", interaction_types="view")]) != "-"
+    glob = champ(1, trained_on="global", member_rules=views)
+    assert "not due" in due.not_due(glob, "m1", policy, windows={"member_rules": views})
+    assert due.not_due(glob, "m1", policy, windows={"member_rules": due.member_rules(plain)}) is None
     # the global model serves a tenant because it was young: it graduates once 30 days old
     young = champ(1, trained_on="global", eligible_for_own_model="false")
     assert not due.graduating(young, 29, policy) and due.graduating(young, 30, policy)

@@ -16,7 +16,8 @@ import typer
 from ml.core.errors import TenantError
 from ml.core.ids import validate_slug
 from ml.core.settings import Settings, get_settings
-from ml.core.tenants import TenantStore, tenant_from_dict
+from ml.core.tenant_seed import tenant_from_dict
+from ml.core.tenants import TenantStore
 from ml.ops.cli.progress import steps
 from ml.ops.cli.summaries import print_import, print_ingest
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from rich.table import Table
 from ml.core.errors import TenantError
 from ml.core.settings import get_settings
 from ml.core.tenant_fields import names, parse_bool, refuse_moving
+from ml.core.tenant_seed import seed_from_file
 from ml.core.tenants import (
     DEFAULT_QUOTA_EVENTS_PER_DAY,
     DEFAULT_QUOTA_REQUESTS_PER_MINUTE,
@@ -120,14 +122,25 @@ def add(
             f"tenant {tenant_id} already exists; add --replace to change the options given (the rest kept)."
         )
     unset = [f for value in unset or [] for f in value.split(",") if f]
-    tenant = _entry(tenant_id, before, {k: v for k, v in given.items() if v is not None}, unset)
-    store.add(tenant, replace=replace)
+    try:
+        tenant = _entry(tenant_id, before, {k: v for k, v in given.items() if v is not None}, unset)
+        store.add(tenant, replace=replace, expect=before)
+    except TenantError as exc:
+        raise _with_options(exc, list(given)) from None
     if before is None:
         print(
             f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
             f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
         )
     _say_changes(before, tenant)
+
+
+def _with_options(exc: TenantError, fields: list[str]) -> TenantError:
+    """The entry's checks name its fields (a seed file's words): a message that names no option gets the
+    options of the fields it names, as typed on the command line (``min_rating``: ``--min-rating``)."""
+    text = str(exc)
+    named = [f"--{f.replace('_', '-')}" for f in fields if re.search(rf"\b{f}\b", text)]
+    return TenantError(f"{text} (options: {', '.join(named)})") if named and "--" not in text else exc
 
 
 def _entry(tenant_id: str, before: Tenant | None, given: dict[str, Any], unset: list[str]) -> Tenant:
@@ -353,7 +366,7 @@ def seed(file: Path) -> None:
     entry names (the others kept); a bad entry stores none."""
     store = TenantStore()
     before = {t.tenant_id: t for t in store.list()}
-    for t in store.seed_from_file(file, check=lambda t: validate_kinds(t.model_kinds)):
+    for t in seed_from_file(file, store, check=lambda t: validate_kinds(t.model_kinds)):
         if t.tenant_id not in before:
             print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})")
         _say_changes(before.get(t.tenant_id), t)

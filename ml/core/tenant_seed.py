@@ -1,0 +1,91 @@
+"""Tenants from a file: the demo's seed and ``tenantflow tenants seed``, and :func:`tenant_from_dict`,
+which builds a :class:`~ml.core.tenants.Tenant` from any plain mapping (a seed file's entry, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from ml.core.errors import TenantError
+from ml.core.tenant_fields import names, optional_number, optional_whole_number, parse_bool, refuse_moving, whole_number
+from ml.core.tenants import DEFAULT_QUOTA_EVENTS_PER_DAY, DEFAULT_QUOTA_REQUESTS_PER_MINUTE, Tenant, TenantStore
+
+
+def seed_from_file(
+    path: Path, store: TenantStore | None = None, check: Callable[[Tenant], object] | None = None
+) -> list[Tenant]:
+    """Load tenants from a JSON or YAML list (the demo's seed), adding new ones and changing those there.
+
+    An entry changes the fields it names of a tenant that is there (the others kept, its consent to
+    share data too); every entry is parsed and checked (never another region or tier, a removed id
+    or an id twice; ``check``: the CLI's model kinds) before any is stored: a bad one stores none.
+
+    Raises:
+        TenantError: the file is not a list of tenants, or an entry is invalid; names the
+            file and the entry.
+    """
+    store = store or TenantStore()
+    text = path.read_text()
+    try:
+        items = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise TenantError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {exc}") from None
+    if not isinstance(items, list):
+        raise TenantError(f"{path}: expected a list of tenants, got {type(items).__name__}.")
+    tenants: list[Tenant] = []
+    stored = {t.tenant_id: t for t in store.list()}
+    for i, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise TenantError(f"expected a mapping, got {type(item).__name__}")
+            old = stored.get(str(item.get("tenant_id")))
+            tenant = tenant_from_dict({**old.to_json(), **item} if old else item)
+            if tenant.tenant_id in {t.tenant_id for t in tenants}:
+                raise TenantError(f"tenant {tenant.tenant_id} is in the file twice; keep one entry.")
+            if old:
+                refuse_moving(old.tenant_id, (old.region, old.isolation), (tenant.region, tenant.isolation))
+            elif store.removed(tenant.tenant_id):
+                raise TenantError(f"tenant id {tenant.tenant_id!r} was removed and is never reused; choose another.")
+            if check is not None:
+                check(tenant)
+        except KeyError as exc:
+            raise TenantError(f"{path}: tenant #{i + 1}: missing field {exc}.") from None
+        except (TenantError, ValueError) as exc:
+            raise TenantError(f"{path}: tenant #{i + 1}: {exc}") from None
+        tenants.append(tenant)
+    for t in tenants:
+        store.add(t, replace=True, expect=stored.get(t.tenant_id))
+    return tenants
+
+
+def tenant_from_dict(d: dict[str, object]) -> Tenant:
+    """Build a tenant from a plain mapping (seed files, JSON), validating every field."""
+    onboarded = d.get("onboarded_at")
+    return Tenant(
+        tenant_id=str(d["tenant_id"]),
+        region=str(d["region"]),
+        isolation=str(d.get("isolation", "pool")),
+        share_data=parse_bool(d.get("share_data", True)),
+        display_name=str(d.get("display_name", "")),
+        onboarded_at=date.fromisoformat(str(onboarded)) if onboarded else date.today(),
+        model_kinds=names(d.get("model_kinds"), "model_kinds"),
+        quota_events_per_day=whole_number(
+            d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY), "quota_events_per_day"
+        ),
+        quota_requests_per_minute=whole_number(
+            d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE), "quota_requests_per_minute"
+        ),
+        seen_items=str(d.get("seen_items", "exclude")),
+        label_window_days=optional_whole_number(d.get("label_window_days"), "label_window_days"),
+        global_region=str(d["global_region"]) if d.get("global_region") else None,
+        holdout_protocol=str(d.get("holdout_protocol") or "auto"),
+        churn_window_days=optional_whole_number(d.get("churn_window_days"), "churn_window_days"),
+        feature_window_days=optional_whole_number(d.get("feature_window_days"), "feature_window_days"),
+        min_rating=optional_number(d.get("min_rating"), "min_rating"),
+        interaction_types=names(d.get("interaction_types"), "interaction_types"),
+    )
