@@ -142,6 +142,11 @@ def main() -> None:
         help="after scoring, `train --force` again on the same snapshot: EASE's weight chosen for the first "
         "version is reused (ml.models.recsys.tuning), its seconds are 'retrain'",
     )
+    parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="stop after the import: a history import's cost alone (nothing is scored; the row holds its seconds)",
+    )
     parser.add_argument("--min-rating", type=float, help="the tenant's min_rating (and --judge-from)")
     parser.add_argument("--judge-from", type=float, help="relevant: held-out ratings of this or more (default: all)")
     args = parser.parse_args()
@@ -159,6 +164,12 @@ def main() -> None:
         "add": cli("tenants", "add", "films", "--region", "eu", *_threshold(args.min_rating)),
         "source": cli("tenants", "source", "films", "--file", str(home / "spec.yaml")),
         "import": cli("import", "films", str(home / "u.train.data")),
+    }
+    if args.import_only:
+        print(f"import {seconds['import']} s ({len(train):,} ratings fed)")
+        report("ratings_burst_import", home=str(home), shape=vars(args), train=len(train), seconds=seconds)
+        return
+    seconds |= {
         "features": cli("features", "build", "--tenant", "films"),
         "train": cli("train"),
         "score": cli("score"),

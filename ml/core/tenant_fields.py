@@ -7,6 +7,7 @@ the parsers first (YAML reads ``yes`` as a boolean, which ``float()`` would take
 from __future__ import annotations
 
 import math
+import re
 
 from ml.core.contract import EVENT_TYPES, POSITIVE_EVENT_TYPES
 from ml.core.errors import TenantError
@@ -45,19 +46,30 @@ def optional_number(value: object, name: str) -> float | None:
         raise TenantError(f"{name} must be a number, got {value!r}.") from None
 
 
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")  # ASCII digits only: "٣0" or "1_4" is no count
+MAX_COUNT = 2**63 - 1  # what the control database's integer columns hold
+
+
 def whole_number(value: object, name: str) -> int:
-    """A seed file's or the control database's whole number (``5000``, ``"5000"``, ``5e3``);
-    :class:`TenantError` naming the field ``name`` for a fraction, a word or a bool (never truncated)."""
+    """A seed file's whole number (``5000``, ``"5000"``, ``5e3``, ``5000.0``): :class:`TenantError` naming the field
+    ``name`` for a fraction, a word, a yes/no (YAML reads ``yes``, ``no``, ``on``, ``off`` as booleans) or a number
+    beyond :data:`MAX_COUNT` (never truncated)."""
+    if isinstance(value, bool):
+        raise TenantError(f"{name} must be a whole number, got {value!r} (YAML reads yes/no/on/off as true/false).")
     if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            value = optional_number(value, name)
+        text = value.strip()
+        if _WHOLE_TEXT.fullmatch(text):
+            value = int(text)
+        elif _NUMBER_TEXT.fullmatch(text):
+            value = float(text)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if type(value) is int:
-        return value
-    raise TenantError(f"{name} must be a whole number, got {value!r}.")
+        value = int(value)
+    if type(value) is not int:
+        raise TenantError(f"{name} must be a whole number, got {value!r}.")
+    if abs(value) > MAX_COUNT:
+        raise TenantError(f"{name} must be a whole number up to {MAX_COUNT:,}, got {value:,}.")
+    return value
 
 
 def optional_whole_number(value: object, name: str) -> int | None:
@@ -68,9 +80,10 @@ def optional_whole_number(value: object, name: str) -> int | None:
 def quota(tenant_id: str, name: str, value: object) -> None:
     """A quota (``quota_events_per_day``, ``quota_requests_per_minute``) is a whole number, 0 or more (0: every
     webhook event, or every API request, refused: a suspended tenant); :class:`TenantError` otherwise."""
-    if type(value) is not int or value < 0:
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
         raise TenantError(
-            f"tenant {tenant_id}: {name} must be a whole number, 0 or more (0 refuses them all), got {value!r}."
+            f"tenant {tenant_id}: {name} must be a whole number, 0 or more (0 suspends the tenant: every one "
+            f"refused), got {value!r}."
         )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ml.core.errors import TenantError
-from ml.core.tenant_fields import names, optional_number, optional_whole_number, parse_bool, refuse_moving, whole_number
+from ml.core.tenant_fields import names, optional_number, optional_whole_number, parse_bool, refuse_moving
 from ml.core.tenants import DEFAULT_QUOTA_EVENTS_PER_DAY, DEFAULT_QUOTA_REQUESTS_PER_MINUTE, Tenant, TenantStore
 
 
@@ -58,9 +58,10 @@ def seed_from_file(
         except (TenantError, ValueError) as exc:
             raise TenantError(f"{path}: tenant #{i + 1}: {exc}") from None
         tenants.append(tenant)
-    for t in tenants:
-        store.add(t, replace=True, expect=stored.get(t.tenant_id))
-    return tenants
+    try:  # one transaction: an entry changed meanwhile by another command stores none
+        return store.add_all(tenants, replace=True, expect={t.tenant_id: stored.get(t.tenant_id) for t in tenants})
+    except TenantError as exc:
+        raise TenantError(f"{path}: {exc}") from None
 
 
 def tenant_from_dict(d: dict[str, object]) -> Tenant:
@@ -74,12 +75,8 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         display_name=str(d.get("display_name", "")),
         onboarded_at=date.fromisoformat(str(onboarded)) if onboarded else date.today(),
         model_kinds=names(d.get("model_kinds"), "model_kinds"),
-        quota_events_per_day=whole_number(
-            d.get("quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY), "quota_events_per_day"
-        ),
-        quota_requests_per_minute=whole_number(
-            d.get("quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE), "quota_requests_per_minute"
-        ),
+        quota_events_per_day=_quota(d, "quota_events_per_day", DEFAULT_QUOTA_EVENTS_PER_DAY),
+        quota_requests_per_minute=_quota(d, "quota_requests_per_minute", DEFAULT_QUOTA_REQUESTS_PER_MINUTE),
         seen_items=str(d.get("seen_items", "exclude")),
         label_window_days=optional_whole_number(d.get("label_window_days"), "label_window_days"),
         global_region=str(d["global_region"]) if d.get("global_region") else None,
@@ -89,3 +86,9 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
         min_rating=optional_number(d.get("min_rating"), "min_rating"),
         interaction_types=names(d.get("interaction_types"), "interaction_types"),
     )
+
+
+def _quota(d: dict[str, object], name: str, default: int) -> int:
+    """A quota of an entry: absent or empty, the platform's default (as a window's or a threshold's is unset)."""
+    value = optional_whole_number(d.get(name), name)
+    return default if value is None else value

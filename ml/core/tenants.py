@@ -96,10 +96,10 @@ class Tenant:
             quota(self.tenant_id, name, getattr(self, name))
         for name, (lo, hi) in WINDOW_BOUNDS.items():
             days = getattr(self, name)
-            if days is not None and not lo <= days <= hi:
+            if days is not None and (type(days) is not int or not lo <= days <= hi):
                 raise TenantError(
-                    f"tenant {self.tenant_id}: {name} must be {lo}..{hi} days (or unset: derived from its "
-                    f"activity cadence), got {days}."
+                    f"tenant {self.tenant_id}: {name} must be {lo}..{hi} days, a whole number (or unset: derived "
+                    f"from its activity cadence), got {days!r}."
                 )
         if self.min_rating is not None and not finite(self.min_rating):
             raise TenantError(
@@ -154,44 +154,25 @@ class TenantStore:
     def add(self, tenant: Tenant, *, replace: bool = False, expect: Tenant | None | EllipsisType = ...) -> Tenant:
         """Store ``tenant``; raises :class:`TenantError` if it exists (unless ``replace``), or when a
         replacement would move it to another region or isolation tier (its data stays where it is).
-        ``expect``: the entry as the caller read it before changing it (None: no entry); refused when the
-        stored one differs (another command changed it meanwhile: writing would undo that change)."""
-        row = (
-            tenant.tenant_id,
-            tenant.display_name or tenant.tenant_id,
-            tenant.region,
-            tenant.isolation,
-            int(tenant.share_data),
-            tenant.onboarded_at.isoformat(),
-            ",".join(tenant.model_kinds),
-            tenant.quota_events_per_day,
-            tenant.quota_requests_per_minute,
-            tenant.seen_items,
-            tenant.label_window_days,
-            tenant.global_region,
-            tenant.holdout_protocol,
-            tenant.churn_window_days,
-            tenant.feature_window_days,
-            tenant.min_rating,
-            ",".join(tenant.interaction_types),
-        )
-        verb = "insert or replace" if replace else "insert"
+        ``expect``: the entry as the caller read it from the store (:meth:`get`, :meth:`list`) before changing
+        it, None for no entry; refused when the stored one differs (another command changed it meanwhile:
+        writing would undo that change). Left out (``...``): not checked."""
+        return self.add_all([tenant], replace=replace, expect={tenant.tenant_id: expect})[0]
+
+    def add_all(
+        self, tenants: builtins.list[Tenant], *, replace: bool = False, expect: dict[str, Tenant | None | EllipsisType]
+    ) -> builtins.list[Tenant]:
+        """:meth:`add` for each of ``tenants`` in one transaction: one refused stores none of them. ``expect``:
+        tenant id -> its entry as read (:meth:`add`'s), for each tenant to check."""
         try:
             with control_db.connect(self.settings) as con:
-                _refuse_removed(con, tenant.tenant_id)
-                old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
-                if expect is not ... and (_row_to_tenant(old) if old else None) != expect:
-                    raise TenantError(
-                        f"tenant {tenant.tenant_id} changed while this command ran (another `tenants add --replace` "
-                        "or seed?); nothing stored: run it again to change the entry as it is now."
-                    )
-                if old and replace:
-                    refuse_moving(tenant.tenant_id, old[2:4], (tenant.region, tenant.isolation))
-                con.execute(f"{verb} into tenants ({_COLUMNS}) values ({', '.join('?' * len(row))})", row)
-                _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
+                for tenant in tenants:
+                    _store(con, tenant, replace, expect.get(tenant.tenant_id, ...))
         except sqlite3.IntegrityError:
-            raise TenantError(f"tenant {tenant.tenant_id} already exists; change it with --replace.") from None
-        return tenant
+            raise TenantError(
+                f"tenant {', '.join(t.tenant_id for t in tenants)} already exists; change it with --replace."
+            ) from None
+        return tenants
 
     def get(self, tenant_id: str) -> Tenant:
         """The tenant, or :class:`TenantError` naming the command that lists the known ones."""
@@ -300,6 +281,41 @@ _COLUMNS = (
     "quota_events_per_day, quota_requests_per_minute, seen_items, label_window_days, global_region, "
     "holdout_protocol, churn_window_days, feature_window_days, min_rating, interaction_types"
 )
+
+
+def _store(con: sqlite3.Connection, tenant: Tenant, replace: bool, expect: Tenant | None | EllipsisType) -> None:
+    """Write one entry in ``con``'s transaction (:meth:`TenantStore.add`)."""
+    row = (
+        tenant.tenant_id,
+        tenant.display_name or tenant.tenant_id,
+        tenant.region,
+        tenant.isolation,
+        int(tenant.share_data),
+        tenant.onboarded_at.isoformat(),
+        ",".join(tenant.model_kinds),
+        tenant.quota_events_per_day,
+        tenant.quota_requests_per_minute,
+        tenant.seen_items,
+        tenant.label_window_days,
+        tenant.global_region,
+        tenant.holdout_protocol,
+        tenant.churn_window_days,
+        tenant.feature_window_days,
+        tenant.min_rating,
+        ",".join(tenant.interaction_types),
+    )
+    _refuse_removed(con, tenant.tenant_id)
+    old = con.execute(f"select {_COLUMNS} from tenants where tenant_id = ?", (tenant.tenant_id,)).fetchone()
+    if expect is not ... and (_row_to_tenant(old) if old else None) != expect:
+        raise TenantError(
+            f"tenant {tenant.tenant_id} changed while this command ran (another `tenants add --replace` or seed?); "
+            "nothing stored: run it again to change the entry as it is now."
+        )
+    if old and replace:
+        refuse_moving(tenant.tenant_id, old[2:4], (tenant.region, tenant.isolation))
+    verb = "insert or replace" if replace else "insert"
+    con.execute(f"{verb} into tenants ({_COLUMNS}) values ({', '.join('?' * len(row))})", row)
+    _audit_change(con, _row_to_tenant(row), _row_to_tenant(old) if old else None)
 
 
 def _audit_change(con: sqlite3.Connection, new: Tenant, old: Tenant | None) -> None:

@@ -83,8 +83,11 @@ def admit(headers: Headers, client: str, state: ServingState) -> Tenant:
         raise ApiError(
             429,
             "rate_limited",
-            f"tenant {tenant_id} is over its {tenant.quota_requests_per_minute:,} "
-            "requests per minute; retry after the Retry-After seconds",
+            f"tenant {tenant_id} is over its {tenant.quota_requests_per_minute:,} requests per minute; retry after the "
+            "Retry-After seconds"
+            if tenant.quota_requests_per_minute
+            else f"tenant {tenant_id} is suspended: its quota_requests_per_minute is 0 (an operator lifts it: "
+            f"tenantflow tenants add {tenant_id} --replace --quota-requests-per-minute N)",
             tenant_id,
             retry_after=wait,
         )

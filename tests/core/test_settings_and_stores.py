@@ -113,8 +113,10 @@ def test_a_home_from_before_migrations_is_upgraded_in_place(tmp_path, monkeypatc
         con.execute(
             "insert into tenants values ('acme', 'Acme', 'eu', 'pool', 1, '2026-01-01', 'recommender,churn', 1, 1)"
         )
-        # a quota stored negative before the check (it refused every event and request, as 0 does)
+        # quotas stored negative or fractional before the checks (refusing every event and request, as 0 does;
+        # admitting 2 events a day, as 2 does)
         con.execute("insert into tenants values ('paused', 'Paused', 'eu', 'pool', 1, '2026-01-01', '', -3, -1)")
+        con.execute("insert into tenants values ('halves', 'Halves', 'eu', 'pool', 1, '2026-01-01', '', 2.5, 7.9)")
         con.execute("insert into serving_splits values ('acme', 'recommender', 10, '2026-01-01')")
     monkeypatch.setenv("TENANTFLOW_HOME", str(home))
     settings = Settings()
@@ -122,6 +124,8 @@ def test_a_home_from_before_migrations_is_upgraded_in_place(tmp_path, monkeypatc
     assert acme.model_kinds == () and acme.uses("engagement"), "the old default list means every kind"
     paused = TenantStore(settings).get("paused")
     assert (paused.quota_events_per_day, paused.quota_requests_per_minute) == (0, 0)
+    halves = TenantStore(settings).get("halves")
+    assert (halves.quota_events_per_day, halves.quota_requests_per_minute) == (2, 7)
     with control_db.connect(settings) as con:
         assert con.execute("select challenger_percent from traffic_splits").fetchall() == [(10.0,)]
     assert not (home / "registry.sqlite").exists() and (home / "control.sqlite").exists()

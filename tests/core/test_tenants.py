@@ -229,22 +229,37 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
         assert getattr(Tenant("acme", "eu", **{quota: 0}), quota) == 0  # a suspended tenant
     assert main(["tenants", "add", "acme", "--region", "eu", "--quota-events-per-day", "-5"]) == 2
     said = " ".join(capsys.readouterr().err.split())
-    assert "quota_events_per_day must be a whole number, 0 or more (0 refuses them all), got -5" in said, said
-    assert "(options: --quota-events-per-day)" in said, "the command line's words"
+    assert "quota_events_per_day must be a whole number, 0 or more (0 suspends the tenant" in said, said
+    assert "On the command line: --quota-events-per-day." in said, "the command line's words"
+    assert main(["tenants", "add", "acme", "--region", "eu", "--quota-events-per-day", str(2**63)]) == 2  # no crash
+    assert "must be a whole number, 0 or more" in capsys.readouterr().err
+    for window, bad in (("label_window_days", 14.5), ("churn_window_days", True)):  # a Python caller's
+        with pytest.raises(TenantError, match=f"{window} must be .* days, a whole number"):
+            Tenant("acme", "eu", **{window: bad})
     seed = tmp_path / "tenants.yaml"
     for field, value, words in (
-        ("quota_events_per_day", "lots", "quota_events_per_day must be a number, got 'lots'"),
+        ("quota_events_per_day", "lots", "quota_events_per_day must be a whole number, got 'lots'"),
         ("quota_events_per_day", "2.7", "quota_events_per_day must be a whole number, got 2.7"),
-        ("quota_requests_per_minute", "yes", "quota_requests_per_minute must be a whole number, got True"),
+        ("quota_events_per_day", "1e20", "quota_events_per_day must be a whole number up to"),  # SQLite's integers
+        ("quota_events_per_day", "'1_4'", "quota_events_per_day must be a whole number, got '1_4'"),
+        ("quota_events_per_day", "'\u06630'", "quota_events_per_day must be a whole number, got '\u06630'"),
+        ("quota_requests_per_minute", "yes", "quota_requests_per_minute must be a whole number, got True \\(YAML"),
         ("label_window_days", "14.5", "label_window_days must be a whole number, got 14.5"),
         ("feature_window_days", "0", "feature_window_days must be 14..364 days"),  # 0 was read as unset
     ):
         seed.write_text(f"- {{tenant_id: acme, region: eu, {field}: {value}}}\n")
         with pytest.raises(TenantError, match=f"tenants.yaml: tenant #1: (tenant acme: )?{words}"):
             seed_from_file(seed, TenantStore(settings))
-    seed.write_text("- {tenant_id: acme, region: eu, quota_events_per_day: 5e3, churn_window_days: '28'}\n")
-    [acme] = seed_from_file(seed, TenantStore(settings))
-    assert (acme.quota_events_per_day, acme.churn_window_days) == (5000, 28)
+    seed.write_text(
+        "- {tenant_id: acme, region: eu, quota_events_per_day: 5e3, churn_window_days: '28', quota_requests_per_minute:}\n"
+    )
+    [acme] = seed_from_file(seed, TenantStore(settings))  # an empty quota is the default, as an empty window is unset
+    assert (acme.quota_events_per_day, acme.churn_window_days, acme.quota_requests_per_minute) == (5000, 28, 6000)
+    assert main(["tenants", "add", "paused", "--region", "eu", "--quota-requests-per-minute", "0"]) == 0
+    capsys.readouterr()
+    assert main(["tenants", "list"]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
+    assert "(suspended)" in rows["paused"] and "5,000 / 6,000" in rows["acme"] and "suspended" not in rows["acme"]
 
 
 def test_a_change_made_meanwhile_is_never_written_over(settings):
@@ -262,6 +277,13 @@ def test_a_change_made_meanwhile_is_never_written_over(settings):
     store.add(Tenant("newco", "eu"), replace=True, expect=None)
     with pytest.raises(TenantError, match="tenant newco changed while this command ran"):
         store.add(Tenant("newco", "eu", min_rating=2), replace=True, expect=None)  # one appeared meanwhile
+    # a seed's entries go in one transaction: one changed meanwhile stores none of them
+    acme, newco = store.get("acme"), store.get("newco")
+    store.add(dataclasses.replace(newco, min_rating=5), replace=True, expect=newco)  # another command's change
+    changed = [dataclasses.replace(acme, min_rating=1), dataclasses.replace(newco, min_rating=1)]
+    with pytest.raises(TenantError, match="tenant newco changed while this command ran"):
+        store.add_all(changed, replace=True, expect={"acme": acme, "newco": newco})
+    assert (store.get("acme").min_rating, store.get("newco").min_rating) == (4, 5)
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):

@@ -126,7 +126,7 @@ def add(
         tenant = _entry(tenant_id, before, {k: v for k, v in given.items() if v is not None}, unset)
         store.add(tenant, replace=replace, expect=before)
     except TenantError as exc:
-        raise _with_options(exc, list(given)) from None
+        raise _with_options(exc, [k for k, v in given.items() if v is not None]) from None
     if before is None:
         print(
             f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
@@ -137,10 +137,10 @@ def add(
 
 def _with_options(exc: TenantError, fields: list[str]) -> TenantError:
     """The entry's checks name its fields (a seed file's words): a message that names no option gets the
-    options of the fields it names, as typed on the command line (``min_rating``: ``--min-rating``)."""
+    options given (``fields``) that it names, as typed on the command line (``min_rating``: ``--min-rating``)."""
     text = str(exc)
     named = [f"--{f.replace('_', '-')}" for f in fields if re.search(rf"\b{f}\b", text)]
-    return TenantError(f"{text} (options: {', '.join(named)})") if named and "--" not in text else exc
+    return TenantError(f"{text} On the command line: {', '.join(named)}.") if named and "--" not in text else exc
 
 
 def _entry(tenant_id: str, before: Tenant | None, given: dict[str, Any], unset: list[str]) -> Tenant:
@@ -232,6 +232,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "windows (label/churn/feature days)",
         "min rating",
         "interactions",
+        "quotas (events a day / requests a minute)",
         "name",
     )
     for t in tenants:
@@ -254,6 +255,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             windows,
             _rating(t),
             ",".join(t.interaction_types) or "default",
+            f"{t.quota_events_per_day:,} / {t.quota_requests_per_minute:,}"
+            + (" (suspended)" if 0 in (t.quota_events_per_day, t.quota_requests_per_minute) else ""),
             t.display_name,
         )
     out.print(table)
