@@ -6,8 +6,10 @@ the parsers first (YAML reads ``yes`` as a boolean, which ``float()`` would take
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
+import reprlib
 
 from ml.core.contract import EVENT_TYPES, POSITIVE_EVENT_TYPES
 from ml.core.errors import TenantError
@@ -46,30 +48,33 @@ def optional_number(value: object, name: str) -> float | None:
         raise TenantError(f"{name} must be a number, got {value!r}.") from None
 
 
-_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
-_NUMBER_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")  # ASCII digits only: "٣0" or "1_4" is no count
+# a number as text, ASCII digits only ("٣0" or "1_4" is no count): 5000, +5000, 5e3, 5000.0, .5e4
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 MAX_COUNT = 2**63 - 1  # what the control database's integer columns hold
 
 
 def whole_number(value: object, name: str) -> int:
-    """A seed file's whole number (``5000``, ``"5000"``, ``5e3``, ``5000.0``): :class:`TenantError` naming the field
-    ``name`` for a fraction, a word, a yes/no (YAML reads ``yes``, ``no``, ``on``, ``off`` as booleans) or a number
-    beyond :data:`MAX_COUNT` (never truncated)."""
+    """A seed file's whole number (``5000``, ``"5000"``, ``"5e3"``, ``5000.0``): :class:`TenantError` naming the
+    field ``name`` and the value as given for a fraction, a word, a yes/no (YAML reads ``yes``, ``no``, ``on``,
+    ``off`` as booleans) or a number beyond :data:`MAX_COUNT`. Text is read exactly (``decimal``: never rounded
+    through a float, so ``"1e-400"`` is a fraction, not 0)."""
     if isinstance(value, bool):
-        raise TenantError(f"{name} must be a whole number, got {value!r} (YAML reads yes/no/on/off as true/false).")
-    if isinstance(value, str):
-        text = value.strip()
-        if _WHOLE_TEXT.fullmatch(text):
-            value = int(text)
-        elif _NUMBER_TEXT.fullmatch(text):
-            value = float(text)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if type(value) is not int:
-        raise TenantError(f"{name} must be a whole number, got {value!r}.")
-    if abs(value) > MAX_COUNT:
-        raise TenantError(f"{name} must be a whole number up to {MAX_COUNT:,}, got {value:,}.")
-    return value
+        raise TenantError(
+            f"{name} must be a whole number, got {reprlib.repr(value)} (YAML reads yes/no/on/off as true/false)."
+        )
+    number: object = value
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(text := value.strip()):
+        exact = decimal.Decimal(text)
+        if exact.adjusted() > 18:  # more than 19 digits before the point: beyond any count (and no huge int made)
+            raise TenantError(f"{name} must be a whole number up to {MAX_COUNT:,}, got {reprlib.repr(value)}.")
+        number = int(exact) if exact == exact.to_integral_value() else value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if type(number) is not int:
+        raise TenantError(f"{name} must be a whole number, got {reprlib.repr(value)}.")
+    if abs(number) > MAX_COUNT:
+        raise TenantError(f"{name} must be a whole number up to {MAX_COUNT:,}, got {reprlib.repr(value)}.")
+    return number
 
 
 def optional_whole_number(value: object, name: str) -> int | None:
@@ -82,8 +87,8 @@ def quota(tenant_id: str, name: str, value: object) -> None:
     webhook event, or every API request, refused: a suspended tenant); :class:`TenantError` otherwise."""
     if type(value) is not int or not 0 <= value <= MAX_COUNT:
         raise TenantError(
-            f"tenant {tenant_id}: {name} must be a whole number, 0 or more (0 suspends the tenant: every one "
-            f"refused), got {value!r}."
+            f"tenant {tenant_id}: {name} must be a whole number 0..{MAX_COUNT:,} (0 suspends the tenant: every "
+            f"one refused), got {value!r}."
         )
 
 

@@ -89,6 +89,11 @@ def tenant_from_dict(d: dict[str, object]) -> Tenant:
 
 
 def _quota(d: dict[str, object], name: str, default: int) -> int:
-    """A quota of an entry: absent or empty, the platform's default (as a window's or a threshold's is unset)."""
-    value = optional_whole_number(d.get(name), name)
-    return default if value is None else value
+    """A quota of an entry: absent, the platform's default (a tenant that is there: its own, merged in first);
+    empty is refused (a blank left by a template would lift a suspension, or set one, unseen)."""
+    value = optional_whole_number(d.get(name, default), name)
+    if value is None:
+        raise TenantError(
+            f"{name} is empty: give a whole number (0 suspends) or leave the field out (default {default:,})."
+        )
+    return value

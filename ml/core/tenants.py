@@ -164,14 +164,15 @@ class TenantStore:
     ) -> builtins.list[Tenant]:
         """:meth:`add` for each of ``tenants`` in one transaction: one refused stores none of them. ``expect``:
         tenant id -> its entry as read (:meth:`add`'s), for each tenant to check."""
-        try:
-            with control_db.connect(self.settings) as con:
-                for tenant in tenants:
+        ids = [t.tenant_id for t in tenants]
+        if twice := sorted({i for i in ids if ids.count(i) > 1}):
+            raise TenantError(f"tenant {', '.join(twice)} given twice in one change; keep one entry each.")
+        with control_db.connect(self.settings) as con:
+            for tenant in tenants:
+                try:
                     _store(con, tenant, replace, expect.get(tenant.tenant_id, ...))
-        except sqlite3.IntegrityError:
-            raise TenantError(
-                f"tenant {', '.join(t.tenant_id for t in tenants)} already exists; change it with --replace."
-            ) from None
+                except sqlite3.IntegrityError:
+                    raise TenantError(f"tenant {tenant.tenant_id} already exists; change it with --replace.") from None
         return tenants
 
     def get(self, tenant_id: str) -> Tenant:

@@ -38,6 +38,21 @@ def verify(key: str, keys: dict[str, tuple[str, str]]) -> str | None:
     return tenant_id if hmac.compare_digest(presented, stored) else None
 
 
+def suspended(tenant: Tenant, quota: str) -> ApiError | None:
+    """403 ``tenant_suspended`` where the tenant's ``quota`` (``quota_requests_per_minute``: every request;
+    ``quota_events_per_day``: its webhook events) is 0: no retry helps until an operator sets a quota."""
+    if getattr(tenant, quota) != 0:
+        return None
+    flag = "--" + quota.replace("_", "-")
+    return ApiError(
+        403,
+        "tenant_suspended",
+        f"tenant {tenant.tenant_id} is suspended: its {quota} is 0; an operator lifts it with "
+        f"`tenantflow tenants add {tenant.tenant_id} --replace {flag} N`",
+        tenant.tenant_id,
+    )
+
+
 def admit(headers: Headers, client: str, state: ServingState) -> Tenant:
     """Body size, then key -> tenant, then the tenant's rate limit. Raises :class:`ApiError`."""
     config = state.config
@@ -78,16 +93,15 @@ def admit(headers: Headers, client: str, state: ServingState) -> Tenant:
         raise ApiError(
             403, "tenant_unknown", f"tenant {tenant_id} was removed; its keys no longer act for it", tenant_id
         )
+    if refused := suspended(tenant, "quota_requests_per_minute"):
+        raise refused
     wait = state.buckets.take(tenant_id, tenant.quota_requests_per_minute)
     if wait > 0:
         raise ApiError(
             429,
             "rate_limited",
-            f"tenant {tenant_id} is over its {tenant.quota_requests_per_minute:,} requests per minute; retry after the "
-            "Retry-After seconds"
-            if tenant.quota_requests_per_minute
-            else f"tenant {tenant_id} is suspended: its quota_requests_per_minute is 0 (an operator lifts it: "
-            f"tenantflow tenants add {tenant_id} --replace --quota-requests-per-minute N)",
+            f"tenant {tenant_id} is over its {tenant.quota_requests_per_minute:,} "
+            "requests per minute; retry after the Retry-After seconds",
             tenant_id,
             retry_after=wait,
         )

@@ -56,12 +56,7 @@ class TenantKeyUnavailable(Exception):
 
 class QuotaExceeded(Exception):
     def __init__(self, used: int, quota: int, retry_after: float) -> None:
-        super().__init__(
-            f"daily event quota of {quota:,} reached ({used:,} accepted today)"
-            if quota
-            else "suspended: its quota_events_per_day is 0, every event refused (an operator lifts it with tenants "
-            "add --replace --quota-events-per-day N)"
-        )
+        super().__init__(f"daily event quota of {quota:,} reached ({used:,} accepted today)")
         self.used, self.quota, self.retry_after = used, quota, retry_after
 
 

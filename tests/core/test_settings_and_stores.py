@@ -117,6 +117,7 @@ def test_a_home_from_before_migrations_is_upgraded_in_place(tmp_path, monkeypatc
         # admitting 2 events a day, as 2 does)
         con.execute("insert into tenants values ('paused', 'Paused', 'eu', 'pool', 1, '2026-01-01', '', -3, -1)")
         con.execute("insert into tenants values ('halves', 'Halves', 'eu', 'pool', 1, '2026-01-01', '', 2.5, 7.9)")
+        con.execute("insert into tenants values ('wordy', 'Wordy', 'eu', 'pool', 1, '2026-01-01', '', 'lots', 'x')")
         con.execute("insert into serving_splits values ('acme', 'recommender', 10, '2026-01-01')")
     monkeypatch.setenv("TENANTFLOW_HOME", str(home))
     settings = Settings()
@@ -126,6 +127,8 @@ def test_a_home_from_before_migrations_is_upgraded_in_place(tmp_path, monkeypatc
     assert (paused.quota_events_per_day, paused.quota_requests_per_minute) == (0, 0)
     halves = TenantStore(settings).get("halves")
     assert (halves.quota_events_per_day, halves.quota_requests_per_minute) == (2, 7)
+    wordy = TenantStore(settings).get("wordy")  # no number: the platform's defaults (it judged nothing before)
+    assert (wordy.quota_events_per_day, wordy.quota_requests_per_minute) == (5_000_000, 6_000)
     with control_db.connect(settings) as con:
         assert con.execute("select challenger_percent from traffic_splits").fetchall() == [(10.0,)]
     assert not (home / "registry.sqlite").exists() and (home / "control.sqlite").exists()

@@ -224,15 +224,15 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
     refused); whole numbers written as text or as ``5e3`` are read."""
     for quota in ("quota_events_per_day", "quota_requests_per_minute"):
         for bad in (-5, 2.5, True, "5"):
-            with pytest.raises(TenantError, match=f"tenant acme: {quota} must be a whole number, 0 or more"):
+            with pytest.raises(TenantError, match=f"tenant acme: {quota} must be a whole number 0..9,223"):
                 Tenant("acme", "eu", **{quota: bad})
         assert getattr(Tenant("acme", "eu", **{quota: 0}), quota) == 0  # a suspended tenant
     assert main(["tenants", "add", "acme", "--region", "eu", "--quota-events-per-day", "-5"]) == 2
     said = " ".join(capsys.readouterr().err.split())
-    assert "quota_events_per_day must be a whole number, 0 or more (0 suspends the tenant" in said, said
+    assert "quota_events_per_day must be a whole number 0..9,223,372,036,854,775,807 (0 suspends" in said, said
     assert "On the command line: --quota-events-per-day." in said, "the command line's words"
     assert main(["tenants", "add", "acme", "--region", "eu", "--quota-events-per-day", str(2**63)]) == 2  # no crash
-    assert "must be a whole number, 0 or more" in capsys.readouterr().err
+    assert "must be a whole number 0..9,223,372,036,854,775,807" in capsys.readouterr().err
     for window, bad in (("label_window_days", 14.5), ("churn_window_days", True)):  # a Python caller's
         with pytest.raises(TenantError, match=f"{window} must be .* days, a whole number"):
             Tenant("acme", "eu", **{window: bad})
@@ -241,6 +241,8 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
         ("quota_events_per_day", "lots", "quota_events_per_day must be a whole number, got 'lots'"),
         ("quota_events_per_day", "2.7", "quota_events_per_day must be a whole number, got 2.7"),
         ("quota_events_per_day", "1e20", "quota_events_per_day must be a whole number up to"),  # SQLite's integers
+        ("quota_events_per_day", "'1e-400'", "quota_events_per_day must be a whole number, got '1e-400'"),  # not 0
+        ("quota_events_per_day", "", "quota_events_per_day is empty: give a whole number"),  # a blank lifts nothing
         ("quota_events_per_day", "'1_4'", "quota_events_per_day must be a whole number, got '1_4'"),
         ("quota_events_per_day", "'\u06630'", "quota_events_per_day must be a whole number, got '\u06630'"),
         ("quota_requests_per_minute", "yes", "quota_requests_per_minute must be a whole number, got True \\(YAML"),
@@ -250,16 +252,16 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
         seed.write_text(f"- {{tenant_id: acme, region: eu, {field}: {value}}}\n")
         with pytest.raises(TenantError, match=f"tenants.yaml: tenant #1: (tenant acme: )?{words}"):
             seed_from_file(seed, TenantStore(settings))
-    seed.write_text(
-        "- {tenant_id: acme, region: eu, quota_events_per_day: 5e3, churn_window_days: '28', quota_requests_per_minute:}\n"
-    )
-    [acme] = seed_from_file(seed, TenantStore(settings))  # an empty quota is the default, as an empty window is unset
+    seed.write_text("- {tenant_id: acme, region: eu, quota_events_per_day: 5e3, churn_window_days: '28'}\n")
+    [acme] = seed_from_file(seed, TenantStore(settings))  # a quota left out: the default
     assert (acme.quota_events_per_day, acme.churn_window_days, acme.quota_requests_per_minute) == (5000, 28, 6000)
     assert main(["tenants", "add", "paused", "--region", "eu", "--quota-requests-per-minute", "0"]) == 0
     capsys.readouterr()
     assert main(["tenants", "list"]) == 0
     rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
-    assert "(suspended)" in rows["paused"] and "5,000 / 6,000" in rows["acme"] and "suspended" not in rows["acme"]
+    assert (
+        "5,000,000 / 0 (API" in rows["paused"] and "5,000 / 6,000" in rows["acme"] and "suspended" not in rows["acme"]
+    )
 
 
 def test_a_change_made_meanwhile_is_never_written_over(settings):
@@ -284,6 +286,11 @@ def test_a_change_made_meanwhile_is_never_written_over(settings):
     with pytest.raises(TenantError, match="tenant newco changed while this command ran"):
         store.add_all(changed, replace=True, expect={"acme": acme, "newco": newco})
     assert (store.get("acme").min_rating, store.get("newco").min_rating) == (4, 5)
+    with pytest.raises(TenantError, match="tenant acme given twice in one change"):
+        store.add_all([acme, acme], replace=True, expect={})
+    with pytest.raises(TenantError, match="^tenant acme already exists"):  # the one that exists, not the list
+        store.add_all([Tenant("zeta", "eu"), acme], expect={})
+    assert "zeta" not in {t.tenant_id for t in store.list()}
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):

@@ -162,6 +162,14 @@ def _entry(tenant_id: str, before: Tenant | None, given: dict[str, Any], unset: 
     return dataclasses.replace(before, **defaults, **given)
 
 
+def _suspended(t: Tenant) -> str:
+    """What a quota of 0 suspends: `` (webhook suspended)``, `` (API suspended)``, both, or nothing."""
+    off = [
+        what for what, quota in (("webhook", t.quota_events_per_day), ("API", t.quota_requests_per_minute)) if not quota
+    ]
+    return f" ({' and '.join(off)} suspended)" if off else ""
+
+
 def _rating(t: Tenant) -> str:
     return "any" if t.min_rating is None else repr(t.min_rating)
 
@@ -255,8 +263,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             windows,
             _rating(t),
             ",".join(t.interaction_types) or "default",
-            f"{t.quota_events_per_day:,} / {t.quota_requests_per_minute:,}"
-            + (" (suspended)" if 0 in (t.quota_events_per_day, t.quota_requests_per_minute) else ""),
+            f"{t.quota_events_per_day:,} / {t.quota_requests_per_minute:,}" + _suspended(t),
             t.display_name,
         )
     out.print(table)

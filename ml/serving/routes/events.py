@@ -9,7 +9,7 @@ from datetime import UTC
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ml.serving.auth import same_tenant
+from ml.serving.auth import same_tenant, suspended
 from ml.serving.errors import ApiError, json_response
 from ml.serving.schemas import EventBatch, EventsAnswer
 from ml.serving.state import ServingState
@@ -19,6 +19,7 @@ router = APIRouter(tags=["events"])
 
 ERRORS = {
     409: {"description": "an event id was accepted before with a different body"},
+    403: {"description": "the tenant is suspended (its quota_events_per_day is 0)"},
     413: {"description": "body too large"},
     429: {"description": "rate limit or daily quota"},
     503: {"description": "a silo tenant's key is not available (nothing written)"},
@@ -31,6 +32,8 @@ async def post_events(batch: EventBatch, request: Request) -> Response:
     started = time.perf_counter()
     state: ServingState = request.app.state.serving
     tenant = request.state.tenant
+    if refused := suspended(tenant, "quota_events_per_day"):
+        raise refused
     if len(batch.events) > state.config.max_events:
         raise ApiError(
             413,
