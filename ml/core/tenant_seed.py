@@ -4,6 +4,8 @@ which builds a :class:`~ml.core.tenants.Tenant` from any plain mapping (a seed f
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 from collections.abc import Callable
 from datetime import date
@@ -30,19 +32,25 @@ def seed_from_file(
             file and the entry.
     """
     store = store or TenantStore()
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TenantError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     try:
         items = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise TenantError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {exc}") from None
     if not isinstance(items, list):
-        raise TenantError(f"{path}: expected a list of tenants, got {type(items).__name__}.")
+        raise TenantError(
+            f"{path}: expected a list of tenants (entries such as `tenants show` prints), got {type(items).__name__}."
+        )
     tenants: list[Tenant] = []
     stored = {t.tenant_id: t for t in store.list()}
     for i, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise TenantError(f"expected a mapping, got {type(item).__name__}")
+            _refuse_unknown(item)
             old = stored.get(str(item.get("tenant_id")))
             tenant = tenant_from_dict({**old.to_json(), **item} if old else item)
             if tenant.tenant_id in {t.tenant_id for t in tenants}:
@@ -97,3 +105,14 @@ def _quota(d: dict[str, object], name: str, default: int) -> int:
             f"{name} is empty: give a whole number (0 suspends) or leave the field out (default {default:,})."
         )
     return value
+
+
+def _refuse_unknown(item: dict[str, object]) -> None:
+    """A key that is no field of a tenant is refused, naming the field it is likely a slip for (a misspelt
+    ``quota_request_per_minute: 0`` would otherwise leave the tenant as it was, saying nothing)."""
+    fields = [f.name for f in dataclasses.fields(Tenant)]
+    for key in item:
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"the fields are {', '.join(fields)}."
+            raise TenantError(f"unknown field {key!r}: {hint}")

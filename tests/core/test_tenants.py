@@ -190,6 +190,8 @@ def test_replace_changes_only_the_fields_given_and_never_moves_a_tenants_data(se
     ):
         assert main(["tenants", "add", *bad]) == 2, bad
         assert words in " ".join(capsys.readouterr().err.split()), bad
+    assert main(["tenants", "add", "initeck", "--region", "us", "--min-rating", "3", "--replace"]) == 2  # a typo
+    assert "tenant initeck is not onboarded: --replace changes an existing tenant" in capsys.readouterr().err
     assert main(["tenants", "add", "initech", "--min-rating", "3"]) == 2  # a change says --replace, not --region
     assert "initech already exists; add --replace to change the options given" in capsys.readouterr().err
     assert TenantStore(settings).get("initech").isolation == "silo"
@@ -210,6 +212,14 @@ def test_replace_changes_only_the_fields_given_and_never_moves_a_tenants_data(se
         with pytest.raises(TenantError, match=words):
             seed_from_file(seed, TenantStore(settings))
         assert TenantStore(settings).get("acme").min_rating is None, "an entry before the bad one was stored"
+    # a misspelt field is refused, naming the field it is likely a slip for (it left the tenant as it was, silently)
+    seed.write_text("- {tenant_id: acme, quota_request_per_minute: 0}\n")
+    with pytest.raises(
+        TenantError, match="tenant #1: unknown field 'quota_request_per_minute': did you mean quota_req"
+    ):
+        seed_from_file(seed, TenantStore(settings))
+    with pytest.raises(TenantError, match="missing.yaml: cannot be read"):
+        seed_from_file(tmp_path / "missing.yaml", TenantStore(settings))
     seed.write_text("- {tenant_id: acme, min_rating: 4}\n")
     [acme] = seed_from_file(seed, TenantStore(settings))
     assert (acme.min_rating, acme.share_data, acme.display_name, acme.region) == (4.0, False, "ACME", "eu")

@@ -117,9 +117,12 @@ def add(
     }
     store = TenantStore()
     before = next((t for t in store.list() if t.tenant_id == tenant_id), None)
-    if before is not None and not replace:
+    if (before is None) == replace:  # (a misspelt id with --replace would onboard a new tenant)
         raise TenantError(
-            f"tenant {tenant_id} already exists; add --replace to change the options given (the rest kept)."
+            f"tenant {tenant_id} is not onboarded: --replace changes an existing tenant (`tenantflow tenants list`); "
+            "leave it out to onboard a new one."
+            if replace
+            else f"tenant {tenant_id} already exists; add --replace to change the options given (the rest kept)."
         )
     unset = [f for value in unset or [] for f in value.split(",") if f]
     try:
@@ -136,8 +139,7 @@ def add(
 
 
 def _with_options(exc: TenantError, fields: list[str]) -> TenantError:
-    """The entry's checks name its fields (a seed file's words): a message that names no option gets the
-    options given (``fields``) that it names, as typed on the command line (``min_rating``: ``--min-rating``)."""
+    """A check's message names fields (a seed file's words): it gets the options given that it names (``--min-rating``)."""
     text = str(exc)
     named = [f"--{f.replace('_', '-')}" for f in fields if re.search(rf"\b{f}\b", text)]
     return TenantError(f"{text} On the command line: {', '.join(named)}.") if named and "--" not in text else exc
