@@ -19,13 +19,19 @@ from ml.core.tenants import DEFAULT_QUOTA_EVENTS_PER_DAY, DEFAULT_QUOTA_REQUESTS
 
 
 def seed_from_file(
-    path: Path, store: TenantStore | None = None, check: Callable[[Tenant], object] | None = None
+    path: Path,
+    store: TenantStore | None = None,
+    check: Callable[[Tenant], object] | None = None,
+    stored: dict[str, Tenant] | None = None,
 ) -> list[Tenant]:
     """Load tenants from a JSON or YAML list (the demo's seed), adding new ones and changing those there.
+    An entry's keys are a tenant's fields, as ``tenants show`` prints them (its :data:`SHOWN` keys too).
 
     An entry changes the fields it names of a tenant that is there (the others kept, its consent to
     share data too); every entry is parsed and checked (never another region or tier, a removed id
     or an id twice; ``check``: the CLI's model kinds) before any is stored: a bad one stores none.
+    ``stored``: the tenants as the caller read them (default: read here); the store refuses if one of
+    those the file names changed since, so what the caller reports as changed is what was.
 
     Raises:
         TenantError: the file is not a list of tenants, or an entry is invalid; names the
@@ -45,14 +51,17 @@ def seed_from_file(
             f"{path}: expected a list of tenants (entries such as `tenants show` prints), got {type(items).__name__}."
         )
     tenants: list[Tenant] = []
-    stored = {t.tenant_id: t for t in store.list()}
+    stored = {t.tenant_id: t for t in store.list()} if stored is None else stored
     for i, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise TenantError(f"expected a mapping, got {type(item).__name__}")
+            shown = {k: item[k] for k in SHOWN if k in item}  # an entry copied from `tenants show`
+            item = {k: v for k, v in item.items() if k not in SHOWN}
             _refuse_unknown(item)
             old = stored.get(str(item.get("tenant_id")))
             tenant = tenant_from_dict({**old.to_json(), **item} if old else item)
+            _check_shown(tenant, shown, store.source_spec(tenant.tenant_id) if old else None)
             if tenant.tenant_id in {t.tenant_id for t in tenants}:
                 raise TenantError(f"tenant {tenant.tenant_id} is in the file twice; keep one entry.")
             if old:
@@ -105,6 +114,23 @@ def _quota(d: dict[str, object], name: str, default: int) -> int:
             f"{name} is empty: give a whole number (0 suspends) or leave the field out (default {default:,})."
         )
     return value
+
+
+# what `tenants show` prints beside a tenant's fields: derived from them (interactions, suspended), or set by
+# another command (source_spec: `tenants source`); a seed entry may carry them only as they are
+SHOWN = {
+    "interactions": "derived from interaction_types",
+    "suspended": "derived from the quotas (0 suspends)",
+    "source_spec": "set by `tenantflow tenants source ID --file SPEC`",
+}
+
+
+def _check_shown(tenant: Tenant, shown: dict[str, object], spec: dict[str, object] | None) -> None:
+    """Refuse a key of :data:`SHOWN` whose value is not the tenant's own (the entry would say it changes it)."""
+    actual = {"interactions": list(tenant.interactions), "suspended": list(tenant.suspended), "source_spec": spec}
+    for key, value in shown.items():
+        if value != actual[key]:
+            raise TenantError(f"{key} is {SHOWN[key]}: it would be {actual[key]!r}, not {value!r}; leave it out.")
 
 
 def _refuse_unknown(item: dict[str, object]) -> None:

@@ -128,6 +128,14 @@ class Tenant:
         """The region whose global model serves and fine-tunes this tenant (its own unless it opted in)."""
         return self.global_region or self.region
 
+    @property
+    def suspended(self) -> tuple[str, ...]:
+        """What a quota of 0 turns off: ``"webhook"`` (``quota_events_per_day``), ``"API"``
+        (``quota_requests_per_minute``), both or neither."""
+        return tuple(
+            w for w, q in (("webhook", self.quota_events_per_day), ("API", self.quota_requests_per_minute)) if not q
+        )
+
     def uses(self, kind: str) -> bool:
         """Whether this tenant gets models of ``kind``."""
         return not self.model_kinds or kind in self.model_kinds
@@ -238,6 +246,12 @@ class TenantStore:
                 f"select {', '.join(fields)} from removed_tenants where tenant_id = ?", (tenant_id,)
             ).fetchone()
         return dict(zip(fields, row, strict=True)) if row else None
+
+    def regions(self) -> set[str]:
+        """Every region a tenant is in or was in (a removed tenant's data may still be there)."""
+        with control_db.connect(self.settings) as con:
+            rows = con.execute("select region from tenants union select region from removed_tenants").fetchall()
+        return {r[0] for r in rows}
 
     def set_source_spec(self, tenant_id: str, spec: dict[str, object] | None) -> None:
         """Store a tenant's source spec (already validated by :mod:`ml.data.ingest.spec`), or

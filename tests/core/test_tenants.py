@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -272,6 +273,9 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
     assert (
         "5,000,000 / 0 (API" in rows["paused"] and "5,000 / 6,000" in rows["acme"] and "suspended" not in rows["acme"]
     )
+    for tenant_id, off in (("paused", ["API"]), ("acme", [])):  # tenants show says it too
+        assert main(["tenants", "show", tenant_id]) == 0
+        assert json.loads(capsys.readouterr().out)["suspended"] == off
 
 
 def test_a_change_made_meanwhile_is_never_written_over(settings):
@@ -301,6 +305,14 @@ def test_a_change_made_meanwhile_is_never_written_over(settings):
     with pytest.raises(TenantError, match="^tenant acme already exists"):  # the one that exists, not the list
         store.add_all([Tenant("zeta", "eu"), acme], expect={})
     assert "zeta" not in {t.tenant_id for t in store.list()}
+    # tenants seed reports changes against its own read of the tenants: a change since that read stores nothing
+    read = {t.tenant_id: t for t in store.list()}
+    store.add(dataclasses.replace(read["acme"], min_rating=2), replace=True, expect=read["acme"])
+    seed = settings.home / "tenants.yaml"
+    seed.write_text("- {tenant_id: acme, seen_items: exclude}\n")
+    with pytest.raises(TenantError, match="tenants.yaml: tenant acme changed while this command ran"):
+        seed_from_file(seed, store, stored=read)
+    assert (store.get("acme").seen_items, store.get("acme").min_rating) == ("allow", 2)
 
 
 def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(settings, capsys):
@@ -312,6 +324,63 @@ def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(sett
     assert "invalid global_region 'EU/1'" in capsys.readouterr().err
     [entry] = [e for e in audit.entries(settings, "shop") if e.action == "tenant_add"]
     assert entry.detail["global_region"] == "eu"  # the opt-in is audited with the entry
+
+
+def test_an_entry_copied_from_tenants_show_seeds_back_unchanged_and_its_derived_keys_are_checked(
+    settings, capsys, tmp_path
+):
+    assert main(["tenants", "add", "acme", "--region", "eu", "--quota-requests-per-minute", "0"]) == 0
+    capsys.readouterr()
+    assert main(["tenants", "show", "acme"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["suspended"] == ["API"] and shown["source_spec"] is None
+    seed = tmp_path / "tenants.json"
+    seed.write_text(json.dumps([shown]))
+    assert main(["tenants", "seed", str(seed)]) == 0
+    assert capsys.readouterr().out == "acme: unchanged\n"
+    for key, value, words in (
+        ("suspended", [], "suspended is derived from the quotas \\(0 suspends\\): it would be \\['API'\\], not \\[\\]"),
+        ("interactions", ["view"], "interactions is derived from interaction_types"),
+        ("source_spec", {"format": "csv"}, "source_spec is set by `tenantflow tenants source ID --file SPEC`"),
+    ):
+        seed.write_text(json.dumps([shown | {key: value}]))
+        with pytest.raises(TenantError, match=f"tenants.json: tenant #1: {words}"):
+            seed_from_file(seed, TenantStore(settings))
+
+
+def test_the_readmes_seed_example_onboards_one_tenant_and_suspends_another(settings, capsys, tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme[readme.index("A seed file for `tenants seed`") :].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (seed := tmp_path / "tenants.yaml").write_text(example)
+    assert main(["tenants", "add", "acme", "--region", "eu"]) == 0
+    capsys.readouterr()
+    assert main(["tenants", "seed", str(seed)]) == 0
+    out = capsys.readouterr().out
+    assert "onboarded news-co in region eu (pool)." in out and "quota_requests_per_minute (6000 -> 0)" in out, out
+    assert TenantStore(settings).get("news-co").interaction_types == ("click", "view")
+
+
+def test_a_tenant_that_is_its_regions_first_is_told_so(settings, capsys, tmp_path):
+    """A misspelt region would keep a tenant's data apart from its region's, and out of its global model, unseen."""
+    assert main(["tenants", "add", "acme", "--region", "eu"]) == 0
+    assert "is new" not in capsys.readouterr().out  # the first tenant of all
+    assert main(["tenants", "add", "zeta", "--region", "ue"]) == 0
+    assert "Region ue is new (so far: eu)." in capsys.readouterr().out
+    assert main(["tenants", "add", "beta", "--region", "eu"]) == 0
+    assert "is new" not in capsys.readouterr().out
+    seed = tmp_path / "tenants.yaml"
+    seed.write_text(
+        "- {tenant_id: gamma, region: us}\n- {tenant_id: delta, region: eu}\n- {tenant_id: pi, region: us}\n"
+    )
+    assert main(["tenants", "seed", str(seed)]) == 0
+    out = capsys.readouterr().out
+    assert "onboarded gamma in region us (pool). Region us is new (so far: eu, ue)." in out
+    assert "onboarded delta in region eu (pool).\n" in out and "onboarded pi in region us (pool).\n" in out
+    for tenant_id in ("zeta", "gamma", "pi"):  # a removed tenant's region is still known (its data may be there)
+        assert main(["tenants", "remove", tenant_id]) == 0
+    capsys.readouterr()
+    assert main(["tenants", "add", "omega", "--region", "ue"]) == 0
+    assert "is new" not in capsys.readouterr().out
 
 
 def test_cli_add_list_remove(settings, capsys):
@@ -364,6 +433,19 @@ def test_status_prints_a_table_with_a_row_per_tenant_and_what_it_lacks(settings,
     assert shown.count("│ shop ") == 1 and shown.count("│ films ") == 1, shown  # one table row each
     assert "eu · pool" in shown and "us · pool" in shown
     assert "UNHEALTHY" in shown and "no model trained yet" in shown and "not monitored yet" in shown
+
+
+def test_status_says_why_a_refused_challenger_does_not_serve():
+    from ml.ops.status import model_lines
+
+    m = {"champion_version": "1", "trained_on": "tenant", "family": "ease", "metrics": {"ndcg_at_10": 0.25}}
+    m |= {"baseline_metrics": {"ndcg_at_10": 0.1}, "challenger_version": "2", "challenger_reason": "below the margin"}
+    assert model_lines("recommender", m) == [  # last: the baseline is the champion's
+        "recommender: champion v1 (ease, tenant), challenger v2",
+        "  ndcg_at_10=0.250",
+        "  baseline ndcg_at_10=0.100",
+        "  challenger v2 refused: below the margin",
+    ]
 
 
 def test_status_says_a_tenant_is_not_monitored_yet_whatever_else_its_monitoring_cell_shows():

@@ -58,3 +58,17 @@ InteractionTypes = Annotated[
         f"(e.g. view for a news site); default: {','.join(INTERACTION_EVENT_TYPES)}"
     ),
 ]
+# the fields `tenants add --replace --unset FIELD` sets back to their defaults
+UNSETTABLE = (
+    "model_kinds",
+    "label_window_days",
+    "churn_window_days",
+    "feature_window_days",
+    "global_region",
+    "min_rating",
+    "interaction_types",
+)
+Unset = Annotated[
+    list[str] | None,
+    typer.Option(help=f"With --replace: set a field back to its default (repeatable): {', '.join(UNSETTABLE)}"),
+]

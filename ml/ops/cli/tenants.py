@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ml.core.errors import TenantError
 from ml.core.settings import get_settings
@@ -28,6 +29,7 @@ from ml.models.kinds import validate_kinds
 from ml.ops.cli.progress import out
 from ml.ops.cli.tenant_keys import keys_app
 from ml.ops.cli.tenant_options import (
+    UNSETTABLE,
     ChurnWindow,
     FeatureWindow,
     GlobalRegion,
@@ -36,6 +38,7 @@ from ml.ops.cli.tenant_options import (
     LabelWindow,
     MinRating,
     SeenItems,
+    Unset,
 )
 
 app = typer.Typer(help="The tenants: onboard, list, show, remove; API keys; A/B traffic splits.", no_args_is_help=True)
@@ -47,16 +50,6 @@ def _kinds(value: str) -> tuple[str, ...]:
 
 
 RULE = ("min_rating", "interaction_types")  # which events are positive: a change recounts the tenant's history
-# the fields `tenants add --replace --unset FIELD` sets back to their defaults
-UNSETTABLE = (
-    "model_kinds",
-    "label_window_days",
-    "churn_window_days",
-    "feature_window_days",
-    "global_region",
-    "min_rating",
-    "interaction_types",
-)
 
 
 @app.command()
@@ -88,10 +81,7 @@ def add(
     global_region: GlobalRegion = None,
     min_rating: MinRating = None,
     interaction_types: InteractionTypes = None,
-    unset: Annotated[
-        list[str] | None,
-        typer.Option(help=f"With --replace: set a field back to its default (repeatable): {', '.join(UNSETTABLE)}"),
-    ] = None,
+    unset: Unset = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Change an existing tenant: the options given; every other field kept")
     ] = False,
@@ -116,7 +106,7 @@ def add(
         "interaction_types": None if interaction_types is None else names(interaction_types, "interaction_types"),
     }
     store = TenantStore()
-    before = next((t for t in store.list() if t.tenant_id == tenant_id), None)
+    before, known = next((t for t in store.list() if t.tenant_id == tenant_id), None), store.regions()
     if (before is None) == replace:  # (a misspelt id with --replace would onboard a new tenant)
         raise TenantError(
             f"tenant {tenant_id} is not onboarded: --replace changes an existing tenant (`tenantflow tenants list`); "
@@ -133,9 +123,19 @@ def add(
     if before is None:
         print(
             f"onboarded {tenant.tenant_id} in region {tenant.region} ({tenant.isolation}); "
-            f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up."
+            f"its warehouse: {tenant.warehouse_key}. The next DAG runs pick it up." + _new_region(tenant, known)
         )
     _say_changes(before, tenant)
+
+
+def _new_region(tenant: Tenant, known: set[str]) -> str:
+    """A note when the tenant is the first ever in its region (a misspelt region would keep its data apart
+    unseen); ``known``: the regions of every tenant, present or removed, before it (the region is added)."""
+    note = ""
+    if known and tenant.region not in known:
+        note = f" Region {tenant.region} is new (so far: {', '.join(sorted(known))})."
+    known.add(tenant.region)
+    return note
 
 
 def _with_options(exc: TenantError, fields: list[str]) -> TenantError:
@@ -166,10 +166,7 @@ def _entry(tenant_id: str, before: Tenant | None, given: dict[str, Any], unset: 
 
 def _suspended(t: Tenant) -> str:
     """What a quota of 0 suspends: `` (webhook suspended)``, `` (API suspended)``, both, or nothing."""
-    off = [
-        what for what, quota in (("webhook", t.quota_events_per_day), ("API", t.quota_requests_per_minute)) if not quota
-    ]
-    return f" ({' and '.join(off)} suspended)" if off else ""
+    return f" ({' and '.join(t.suspended)} suspended)" if t.suspended else ""
 
 
 def _rating(t: Tenant) -> str:
@@ -266,17 +263,18 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
             _rating(t),
             ",".join(t.interaction_types) or "default",
             f"{t.quota_events_per_day:,} / {t.quota_requests_per_minute:,}" + _suspended(t),
-            t.display_name,
+            Text(t.display_name),  # free text: never read as Rich markup
         )
     out.print(table)
 
 
 @app.command()
 def show(tenant_id: str) -> None:
-    """One tenant's row and its source spec (null: the landing contract as is), as JSON."""
+    """One tenant's fields, what they make of it (its interactions; what a quota of 0 suspends) and its source
+    spec (null: the landing contract as is), as JSON: a `tenants seed` entry as it is."""
     store = TenantStore()
     tenant = store.get(tenant_id)
-    row = tenant.to_json() | {"interactions": list(tenant.interactions)}  # its own types, or the platform's
+    row = tenant.to_json() | {"interactions": list(tenant.interactions), "suspended": list(tenant.suspended)}
     row["source_spec"] = store.source_spec(tenant_id)
     print(json.dumps(row, indent=1))
 
@@ -377,10 +375,10 @@ def seed(file: Path) -> None:
     """Load tenants from a JSON or YAML list: new ones onboarded, those there changed in the fields an
     entry names (the others kept); a bad entry stores none."""
     store = TenantStore()
-    before = {t.tenant_id: t for t in store.list()}
-    for t in seed_from_file(file, store, check=lambda t: validate_kinds(t.model_kinds)):
+    before, known = {t.tenant_id: t for t in store.list()}, store.regions()
+    for t in seed_from_file(file, store, check=lambda t: validate_kinds(t.model_kinds), stored=before):
         if t.tenant_id not in before:
-            print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})")
+            print(f"onboarded {t.tenant_id} in region {t.region} ({t.isolation})." + _new_region(t, known))
         _say_changes(before.get(t.tenant_id), t)
 
 
