@@ -263,7 +263,7 @@ def _still_served(published: dict[str, Any] | None) -> str:
 def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
     """A model kind's lines in the status table, from :func:`ml.models.registry.describe`'s ``m``: its
     champion and challenger, the champion's holdout figures (or, with none, the gate's reason), baseline,
-    how many users judged it, and what it replaced."""
+    how many users judged it, what it replaced, and last why the gate refused the challenger."""
     if not m["champion_version"]:
         refused = (
             m["challenger_version"]
@@ -291,6 +291,8 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
         lines.append(
             f"  replaced v{prev['version']} (trained because: {m.get('trained_because')}); same holdout: {moved}"
         )
+    if m["challenger_version"] and m.get("challenger_reason"):  # why the champion still serves
+        lines.append(f"  challenger v{m['challenger_version']} refused: {m['challenger_reason']}")
     return lines
 
 
@@ -303,7 +305,9 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
             for c in judged
             if c["drifted"]
         ]
-        verdict = "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} checks judged)"
+        verdict = (
+            "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} check{'s' * (len(judged) != 1)} judged)"
+        )
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
         if hit and drift["report_path"]:
             lines.append(f"report: {drift['report_path']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -198,7 +199,7 @@ def test_each_kinds_live_metrics_read_only_the_relations_it_names(checked):
         only.close()
 
 
-def test_triggered_conf_open_requests_and_budget(checked, monkeypatch):
+def test_triggered_conf_open_requests_and_budget(checked, monkeypatch, capsys):
     settings, _, s = checked
     _clear_requests(settings)
     monkeypatch.setenv("TENANTFLOW_MONITOR_COOLDOWN_HOURS", "0")
@@ -216,6 +217,15 @@ def test_triggered_conf_open_requests_and_budget(checked, monkeypatch):
     assert decisions.close_requests(conf["train_run_id"], results, settings) == len(drifted)
     hist = {r["tenant_id"]: r["status"] for r in decisions.retrain_history(None, settings)}
     assert hist[drifted[0]] == "failed" and all(hist[t] == "done" for t in drifted[1:])
+    from ml.ops.cli import main
+
+    capsys.readouterr()
+    assert main(["monitor", "requests", "--tenant", drifted[0]]) == 0  # a block per request
+    shown = capsys.readouterr().out
+    assert shown.count(f"{drifted[0]}: requested ") == 1 and " UTC, failed 20" in shown, shown
+    assert f"  train run: {conf['train_run_id']}\n" in shown and "  drift report: " in shown, shown
+    assert main(["monitor", "requests", "--json"]) == 0
+    assert {r["tenant_id"]: r["status"] for r in json.loads(capsys.readouterr().out)} == hist
     # a train run in which nobody reached training (its plan failed) served no request
     again = decisions.decide(s, "manual__2026-11-26", settings)
     assert decisions.close_requests(again["train_run_id"], [], settings) == len(drifted)

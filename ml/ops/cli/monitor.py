@@ -57,8 +57,25 @@ def policy(
 
 
 @app.command()
-def requests(tenant: Annotated[str | None, typer.Option()] = None) -> None:
-    """Drift retrains requested by the monitor, and how they ended."""
+def requests(
+    tenant: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON")] = False,
+) -> None:
+    """Drift retrains requested by the monitor, oldest first, and how they ended: the train run each started,
+    why, its drift reports."""
     from ml.monitoring.decisions import retrain_history
 
-    print(json.dumps(retrain_history(tenant, get_settings()), indent=1))
+    rows = retrain_history(tenant, get_settings())
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        print("no drift retrain requested" + (f" for {tenant}" if tenant else "") + " yet")
+        return
+    for r in rows:  # a block per request: its long lines (reasons, paths) read at any terminal width
+        ended = f"{r['status']} {r['closed_at'][:16]}" if r["closed_at"] else "open: its train run has not ended"
+        print(f"{r['tenant_id']}: requested {r['requested_at'][:16]} UTC, {ended} ({', '.join(r['kinds'])})")
+        print(f"  train run: {r['train_run_id'] or '-'}")
+        print(f"  reason: {r['reason'] or '-'}")
+        for path in r["report_paths"]:
+            print(f"  drift report: {path}")
