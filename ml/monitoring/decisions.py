@@ -127,7 +127,8 @@ def decide(
 
 def close_requests(train_run_id: str, results: list[dict], settings: Settings | None = None) -> int:
     """Mark the drift requests served by this train run done, per tenant; failed when the tenant's
-    training failed or never ran (the run's `plan`, or its chunk's task, failed)."""
+    training failed or never ran (the run's `plan`, or its chunk's task, failed). Each gets its
+    ``outcome`` (:func:`outcome`; "its training never ran"). Returns how many requests it closed."""
     settings = settings or get_settings()
     ran = {r["tenant_id"] for r in results}
     failed = {r["tenant_id"] for r in results if r.get("error")}
@@ -137,22 +138,63 @@ def close_requests(train_run_id: str, results: list[dict], settings: Settings | 
         ).fetchall()
         for rid, tid in rows:
             con.execute(
-                "update retrain_requests set status = ?, closed_at = ? where id = ?",
-                ["failed" if tid in failed or tid not in ran else "done", _now().isoformat(), rid],
+                "update retrain_requests set status = ?, closed_at = ?, outcome = ? where id = ?",
+                [
+                    "failed" if tid in failed or tid not in ran else "done",
+                    _now().isoformat(),
+                    outcome([r for r in results if r["tenant_id"] == tid]) if tid in ran else "its training never ran",
+                    rid,
+                ],
             )
     return len(rows)
 
 
+def outcome(results: list[dict]) -> str:
+    """What a train run did for one tenant, per model kind, from its ``train_tenant`` results: ``recommender v2
+    refused (kept as challenger): <the gate's reason>``, ``churn v4 promoted: <reason>``, ``churn failed``,
+    ``churn skipped: <why>`` (a tenant skipped whole: ``skipped: <why>``), joined by ``; `` (at most 2,000
+    characters, as a request's reason)."""
+    parts = []
+    for r in results:
+        kind = r.get("kind", "every kind")
+        if r.get("error"):
+            parts.append(f"{kind} failed")
+        elif r.get("skipped"):  # before the version: a kind left alone carries its champion's
+            parts.append(f"{kind} skipped: {r['skipped']}" if "kind" in r else f"skipped: {r['skipped']}")
+        elif r.get("version"):
+            verdict = "promoted" if r.get("promoted") else "refused (kept as challenger)"
+            parts.append(f"{kind} v{r['version']} {verdict}" + (f": {r['reason']}" if r.get("reason") else ""))
+        else:
+            parts.append(f"{kind}: " + ("promoted" if r.get("promoted") else "no new version"))
+    return "; ".join(parts)[:2000]
+
+
 def retrain_history(tenant_id: str | None = None, settings: Settings | None = None) -> list[dict]:
+    """Every drift retrain request (of ``tenant_id``, or all), oldest first: ``tenant_id``, ``kinds``, ``requested_at``,
+    ``train_run_id``, ``reason``, ``report_paths``, ``status`` (requested, done, failed), ``closed_at`` and
+    ``outcome`` (None while open and for requests closed before migration 0019)."""
     settings = settings or get_settings()
-    sql = "select tenant_id, kinds, requested_at, train_run_id, reason, report_paths, status, closed_at from retrain_requests"
+    sql = (
+        "select tenant_id, kinds, requested_at, train_run_id, reason, report_paths, status, closed_at, outcome "
+        "from retrain_requests"
+    )
     args = []
     if tenant_id:
         sql += " where tenant_id = ?"
         args.append(validate_slug(tenant_id))
     with control_db.connect(settings) as con:
         rows = con.execute(sql + " order by id", args).fetchall()
-    keys = ("tenant_id", "kinds", "requested_at", "train_run_id", "reason", "report_paths", "status", "closed_at")
+    keys = (
+        "tenant_id",
+        "kinds",
+        "requested_at",
+        "train_run_id",
+        "reason",
+        "report_paths",
+        "status",
+        "closed_at",
+        "outcome",
+    )
     out = [dict(zip(keys, r, strict=True)) for r in rows]
     for r in out:  # stored as JSON text
         r["kinds"], r["report_paths"] = json.loads(r["kinds"]), json.loads(r["report_paths"])

@@ -73,8 +73,10 @@ def requests(
         print("no drift retrain requested" + (f" for {tenant}" if tenant else "") + " yet")
         return
     for r in rows:  # a block per request: its long lines (reasons, paths) read at any terminal width
-        ended = f"{r['status']} {r['closed_at'][:16]}" if r["closed_at"] else "open: its train run has not ended"
-        print(f"{r['tenant_id']}: requested {r['requested_at'][:16]} UTC, {ended} ({', '.join(r['kinds'])})")
+        ended = f"{r['status']} {r['closed_at'][:16]} UTC" if r["closed_at"] else "open: its train run has not ended"
+        print(f"{r['tenant_id']}: requested {r['requested_at'][:16]} UTC for {', '.join(r['kinds'])}; {ended}")
+        if r["outcome"]:
+            print(f"  outcome: {r['outcome']}")
         print(f"  train run: {r['train_run_id'] or '-'}")
         print(f"  reason: {r['reason'] or '-'}")
         for path in r["report_paths"]:
