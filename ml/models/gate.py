@@ -275,7 +275,7 @@ def _versus_champion(
     mean, low, high = evaluation.paired_bootstrap(mine, judged.per_user_ndcg)
     h, m = kind.headline, policy.promotion_margin
     versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs champion v{v} ({family}, {judged.metrics[h]:.4f})"
-    versus += f" on the {ranking.protocol} protocol's {len(ranking.users)} users"
+    versus += f" on the {ranking.protocol} protocol's {len(ranking.users):,} users"
     if low >= m:
         return GateDecision(True, f"{challenger.label}: {versus}, above the margin {m}", v, judged.metrics)
     return GateDecision(False, f"{challenger.label}: {versus}, not above the margin {m}", v, judged.metrics)

@@ -324,6 +324,13 @@ def test_a_tenant_opts_in_to_another_regions_global_model_only_by_its_entry(sett
     assert "invalid global_region 'EU/1'" in capsys.readouterr().err
     [entry] = [e for e in audit.entries(settings, "shop") if e.action == "tenant_add"]
     assert entry.detail["global_region"] == "eu"  # the opt-in is audited with the entry
+    for sharer, none in ((None, True), ("euro", False)):
+        if sharer:  # a tenant of eu that shares its data: eu has a global model to serve shop
+            assert main(["tenants", "add", sharer, "--region", "eu"]) == 0
+        capsys.readouterr()
+        assert main(["tenants", "list"]) == 0
+        [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│ shop ")]
+        assert "eu (opted in)" in row and ("(none:" in row) == none, row
 
 
 def test_an_entry_copied_from_tenants_show_seeds_back_unchanged_and_its_derived_keys_are_checked(

@@ -242,19 +242,20 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "quotas (events a day / requests a minute)",
         "name",
     )
+    shared = {t.region for t in tenants if t.share_data}  # the regions that have a global model to serve
     for t in tenants:
         # a window's setting, or "cadence": derived from the tenant's activity (int_tenant_windows)
         windows = "/".join(
             str(d) if d is not None else "cadence"
             for d in (t.label_window_days, t.churn_window_days, t.feature_window_days)
         )
-        kinds = ",".join(t.model_kinds) or "all"
+        kinds, opted = ",".join(t.model_kinds) or "all", " (opted in)" if t.global_model_region != t.region else ""
         table.add_row(
             t.tenant_id,
             t.region,
             t.isolation,
             "yes" if t.share_data else "no",
-            t.global_model_region + (" (opted in)" if t.global_model_region != t.region else ""),
+            t.global_model_region + opted + ("" if t.global_model_region in shared else " (none: nobody shares data)"),
             str(t.onboarded_at),
             kinds,
             t.seen_items,
