@@ -61,7 +61,7 @@ def seed_from_file(
             _refuse_unknown(item)
             old = stored.get(str(item.get("tenant_id")))
             tenant = tenant_from_dict({**old.to_json(), **item} if old else item)
-            _check_shown(tenant, shown, store.source_spec(tenant.tenant_id) if old else None)
+            _check_shown(tenant, shown, store.source_spec(tenant.tenant_id) if old and "source_spec" in shown else None)
             if tenant.tenant_id in {t.tenant_id for t in tenants}:
                 raise TenantError(f"tenant {tenant.tenant_id} is in the file twice; keep one entry.")
             if old:

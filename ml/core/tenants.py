@@ -129,6 +129,11 @@ class Tenant:
         return self.global_region or self.region
 
     @property
+    def feeds_global_model(self) -> bool:
+        """Whether this tenant's data may train its region's global models: a pool tenant that shares data."""
+        return self.share_data and self.isolation == "pool"
+
+    @property
     def suspended(self) -> tuple[str, ...]:
         """What a quota of 0 turns off: ``"webhook"`` (``quota_events_per_day``), ``"API"``
         (``quota_requests_per_minute``), both or neither."""

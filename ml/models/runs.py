@@ -48,7 +48,7 @@ def plan_run(params: dict[str, Any], run_type: str, parallel_chunks: int) -> dic
 def global_regions(tenants: list[Tenant]) -> list[str]:
     """The regions with a global model to train: those where one of these tenants shares its data
     (a region where none does has no global model; its tenants train models of their own)."""
-    return sorted({t.region for t in tenants if t.share_data and t.isolation == "pool"})
+    return sorted({t.region for t in tenants if t.feeds_global_model})
 
 
 def snapshot_warehouse(

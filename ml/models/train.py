@@ -66,9 +66,7 @@ log = logging.getLogger(__name__)
 def sharing_tenants(settings: Settings, kind: ModelKind, region: str) -> list[Tenant]:
     """Tenants whose data may train ``region``'s global model: its pool tenants sharing data that use the kind."""
     return [
-        t
-        for t in TenantStore(settings).list()
-        if t.region == region and t.share_data and t.isolation == "pool" and t.uses(kind.name)
+        t for t in TenantStore(settings).list() if t.region == region and t.feeds_global_model and t.uses(kind.name)
     ]
 
 

@@ -264,11 +264,11 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
     """A model kind's lines in the status table, from :func:`ml.models.registry.describe`'s ``m``: its
     champion and challenger, the champion's holdout figures (or, with none, the gate's reason), baseline,
     how many users judged it, what it replaced, and last why the gate refused the challenger."""
+    refused = (
+        m["challenger_version"]
+        and f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
+    )
     if not m["champion_version"]:
-        refused = (
-            m["challenger_version"]
-            and f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
-        )
         why = f"no model trained yet (a training run that skips it says why: `tenantflow train --kind {kind}`)"
         return [f"{kind}: no champion", "  " + (refused or why)]
     lines = [
@@ -291,8 +291,8 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
         lines.append(
             f"  replaced v{prev['version']} (trained because: {m.get('trained_because')}); same holdout: {moved}"
         )
-    if m["challenger_version"] and m.get("challenger_reason"):  # why the champion still serves
-        lines.append(f"  challenger v{m['challenger_version']} refused: {m['challenger_reason']}")
+    if refused and m.get("challenger_reason"):  # why the champion still serves
+        lines.append(f"  {refused}")
     return lines
 
 

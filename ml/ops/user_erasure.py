@@ -135,7 +135,7 @@ def erase_user(tenant_id: str, user_id: str, settings: Settings | None = None) -
     counts = [report[k] for k in ("snapshot_rows", "published_rows", "prediction_log_records", "ledger_rows")]
     found = bool(files or report["lake_days"] or report["filtered_days"] or report["warehouse"] or any(counts))
     owners = [tenant.tenant_id] if found else []  # nothing learned from a user who was never here
-    if found and tenant.share_data and tenant.isolation == "pool":  # its data trained its region's global models
+    if found and tenant.feeds_global_model:  # its data trained its region's global models
         owners.append(global_owner(tenant.region))
     report["found"] = found
     with control_db.connect(settings) as con:

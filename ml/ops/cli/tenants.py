@@ -242,7 +242,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "quotas (events a day / requests a minute)",
         "name",
     )
-    shared = {t.region for t in tenants if t.share_data}  # the regions that have a global model to serve
+    shared = {t.region for t in tenants if t.feeds_global_model}  # the regions that have a global model to serve
     for t in tenants:
         # a window's setting, or "cadence": derived from the tenant's activity (int_tenant_windows)
         windows = "/".join(
