@@ -59,6 +59,11 @@ class Candidate:
             return self.trained_on
         return f"global.{self.family}" if self.trained_on == "global" else self.family
 
+    @property
+    def described(self) -> str:
+        """How the gate's reasons name it, as ``status`` shows a version: ``challenger (lightgbm, tenant)``."""
+        return f"challenger ({self.family}, {self.trained_on})"
+
 
 def feature_names(snap: Snapshot, kind: ModelKind) -> list[str]:
     """The kind's input columns, as its training mart's yml declared them when the snapshot was taken."""

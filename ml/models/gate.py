@@ -252,10 +252,14 @@ def _versus_champion(
     v, family = str(champ.version), version_family(champ)
     off_protocol = family == LIGHTGBM and ranking.protocol != "temporal"
     if off_protocol and ranking.chosen_by_tenant:  # (with or without a temporal holdout to meet on)
-        why = f"{challenger.label} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"
+        why = (
+            f"{challenger.described} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"
+        )
         return GateDecision(True, f"{why} v{v} (a re-ranker: its features are point in time): replaced", v, {})
     if off_protocol and ranking.temporal is None:
-        why = f"{challenger.label}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
+        why = (
+            f"{challenger.described}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
+        )
         return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
     if family == LIGHTGBM:
         own, booster = version_features(champ) or features, load_judged_booster(name, v, settings)  # its own columns
@@ -269,16 +273,19 @@ def _versus_champion(
                 load_family(name, v, settings), challenger, ranking, policy.threads
             )
         except recsys.CatalogueTooLarge as e:  # EASE once the catalogue outgrew it: nothing to judge or refresh
-            why = f"{challenger.label}, the competition's winner: champion v{v} ({family}) no longer fits this tenant"
+            why = (
+                f"{challenger.described}, the competition's winner: champion v{v} ({family}) no longer fits this tenant"
+            )
             return GateDecision(True, f"{why} ({e}): replaced", v, {})
     assert mine is not None
     mean, low, high = evaluation.paired_bootstrap(mine, judged.per_user_ndcg)
     h, m = kind.headline, policy.promotion_margin
-    versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs champion v{v} ({family}, {judged.metrics[h]:.4f})"
+    champion = f"champion v{v} ({family}, {champ.tags.get('trained_on')}) at {judged.metrics[h]:.4f}"
+    versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs {champion}"
     versus += f" on the {ranking.protocol} protocol's {len(ranking.users):,} users"
     if low >= m:
-        return GateDecision(True, f"{challenger.label}: {versus}, above the margin {m}", v, judged.metrics)
-    return GateDecision(False, f"{challenger.label}: {versus}, not above the margin {m}", v, judged.metrics)
+        return GateDecision(True, f"{challenger.described}: {versus}, above the margin {m}", v, judged.metrics)
+    return GateDecision(False, f"{challenger.described}: {versus}, not above the margin {m}", v, judged.metrics)
 
 
 def family_versus_family(
@@ -313,7 +320,7 @@ def versus_reranker_on_temporal(
     mean, low, high = evaluation.paired_bootstrap(mine.per_user_ndcg, theirs.per_user_ndcg)
     h = kind.headline
     versus = (
-        f"{challenger.label} won the {ranking.protocol} protocol, which cannot judge champion v{v} (a re-ranker); "
+        f"{challenger.described} won the {ranking.protocol} protocol, which cannot judge champion v{v} (a re-ranker); "
         f"on the {len(temporal.users)} users of the temporal holdout it replaced, {h} {mean:+.4f} "
         f"[{low:+.4f}, {high:+.4f}] vs the champion ({theirs.metrics[h]:.4f})"
     )

@@ -18,6 +18,14 @@ from ml.core.settings import Settings, get_settings
 from ml.core.warehouse import WarehouseKeyError, connect, warehouse_lock
 from ml.models.kinds import all_kinds
 
+# metrics that count something (columns): their values and thresholds are whole numbers
+COUNTS = frozenset({"drifted_columns"})
+
+
+def figure(metric: str, value: float) -> str:
+    """A check's value or threshold as people read it: a count (:data:`COUNTS`) whole, else to three decimals."""
+    return f"{value:,.0f}" if metric in COUNTS else f"{value:.3f}"
+
 
 @dataclass
 class CheckResult:
@@ -142,7 +150,8 @@ def summarise(rows: list[CheckResult]) -> dict:
         "kinds": kinds,
         "checks": [f"{r.check}/{r.kind}:{r.metric}" for r in drifted],
         "reasons": [
-            f"{r.check} {r.kind} {r.metric}={r.value:.3f} (threshold {r.threshold:.3f}) {r.detail}".strip()
+            f"{r.check} {r.kind} {r.metric}={figure(r.metric, r.value)} (threshold {figure(r.metric, r.threshold)})"
+            f" {r.detail}".strip()
             for r in drifted
             if r.value is not None and r.threshold is not None
         ],

@@ -241,12 +241,13 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
 
 
 def format_table(rows: list[dict[str, Any]], width: int = 200) -> str:
-    """:func:`status_table` as plain text ``width`` characters wide (the demo's summary, tests)."""
+    """:func:`status_table` as plain text ``width`` characters wide, then :func:`report_lines` (the demo's
+    summary, tests)."""
     from rich.console import Console
 
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(status_table(rows))
-    return console.export_text()
+    return "\n".join([console.export_text().rstrip("\n"), *report_lines(rows)]) + "\n"
 
 
 def _still_served(published: dict[str, Any] | None) -> str:
@@ -296,21 +297,39 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _drifted(check: dict[str, Any]) -> str:
+    """A drifted check as the table shows it: ``data_drift/events drifted_columns=3 (threshold 1: a, b, c)``."""
+    from ml.monitoring.results import COUNTS, figure
+
+    m = check["metric"]
+    which = f": {check['detail']}" if m in COUNTS and check.get("detail") else ""  # the columns that drifted
+    return f"{check['check']}/{check['kind']} {m}={figure(m, check['value'])} (threshold {figure(m, check['threshold'])}{which})"
+
+
+def report_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Where each drifted tenant's report is (whole paths, to open or copy: below the table, which would fold them)."""
+    return [
+        f"{r['tenant_id']}'s drift report: {r['drift']['report_path']}"
+        for r in rows
+        if _drifted_checks(r["drift"]) and r["drift"].get("report_path")
+    ]
+
+
+def _drifted_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in drift.get("checks", []) if c["status"] == "ok" and c["drifted"]]
+
+
 def _monitoring_lines(r: dict[str, Any]) -> list[str]:
     lines, drift = [], r["drift"]
     if drift["last_checked_at"]:
         judged = [c for c in drift.get("checks", []) if c["status"] == "ok"]
-        hit = [
-            f"{c['check']}/{c['kind']} {c['metric']}={c['value']:.3f} (threshold {c['threshold']:.3f})"
-            for c in judged
-            if c["drifted"]
-        ]
+        hit = [_drifted(c) for c in _drifted_checks(drift)]
         verdict = (
             "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} check{'s' * (len(judged) != 1)} judged)"
         )
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
         if hit and drift["report_path"]:
-            lines.append(f"report: {drift['report_path']}")
+            lines.append("report: below the table")  # a path is one long word: a cell would fold it
     else:
         lines.append("not monitored yet")
     if _after(r.get("lake_changed_at"), r.get("features_checked_at")):

@@ -275,7 +275,11 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
     )
     for tenant_id, off in (("paused", ["API"]), ("acme", [])):  # tenants show says it too
         assert main(["tenants", "show", tenant_id]) == 0
-        assert json.loads(capsys.readouterr().out)["suspended"] == off
+        shown = capsys.readouterr()
+        assert json.loads(shown.out)["suspended"] == off
+        # what an empty model_kinds means, said beside the JSON (on stderr: the JSON stays a seed entry)
+        assert json.loads(shown.out)["model_kinds"] == [], shown.out
+        assert "model_kinds []: every registered kind (churn, engagement, recommender)" in shown.err, shown.err
 
 
 def test_a_change_made_meanwhile_is_never_written_over(settings):
@@ -453,6 +457,20 @@ def test_status_says_why_a_refused_challenger_does_not_serve():
         "  baseline ndcg_at_10=0.100",
         "  challenger v2 refused: below the margin",
     ]
+
+
+def test_models_list_says_why_a_challenger_does_not_serve():
+    from ml.ops.cli.models import metrics_cell
+
+    m = {"champion_version": "1", "challenger_version": None, "metrics": {"ndcg_at_10": 0.25, "map_at_10": 0.1}}
+    assert metrics_cell(m) == "ndcg_at_10=0.250, map_at_10=0.100"
+    m |= {"challenger_version": "2", "challenger_reason": "challenger (ease, tenant): not above the margin"}
+    assert (
+        metrics_cell(m)
+        == "ndcg_at_10=0.250, map_at_10=0.100\nv2 refused: challenger (ease, tenant): not above the margin"
+    )
+    first = {"champion_version": None, "challenger_version": "1", "metrics": {}, "challenger_reason": "loses"}
+    assert metrics_cell(first) == "v1 refused: loses"  # no champion yet: the refusal alone
 
 
 def test_status_says_a_tenant_is_not_monitored_yet_whatever_else_its_monitoring_cell_shows():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -122,11 +123,18 @@ def test_results_table_reports_and_mlflow_link(checked):
     arts = [a.path for a in registry.client(settings).list_artifacts(run_id, "monitoring")]
     assert arts, "reports are logged on the champion's run"
     # the status contract's drift part
-    from ml.ops.status import status
+    from ml.ops.status import format_table, status
 
-    st = {r["tenant_id"]: r["drift"] for r in status(settings, ["newcat", "steady01"])}
+    rows = status(settings, ["newcat", "steady01"])
+    st = {r["tenant_id"]: r["drift"] for r in rows}
     assert st["newcat"]["drifted"] is True and st["newcat"]["report_path"].endswith(".html")
     assert st["steady01"]["last_checked_at"] and st["newcat"]["last_retrain_reason"] == "test"
+    # the table: a count of columns whole, naming them; the report's path whole on its own line below
+    table = format_table(rows, width=1000)
+    assert re.search(r"drifted_columns=\d+ \(threshold 1: [^)]*\btopic\b", table), table
+    assert f"\nnewcat's drift report: {st['newcat']['report_path']}\n" in table, table
+    steady_flagged = any(c["drifted"] and c["status"] == "ok" for c in st["steady01"]["checks"])
+    assert "report: below the table" in table and ("steady01's drift report" in table) == steady_flagged, table
 
 
 def test_the_lineage_links_the_champion_judged_what_was_read_and_the_reports(monitor_run):

@@ -86,7 +86,8 @@ def score(tenant: Tenants = None, k: Annotated[int, typer.Option("-k", help="Rec
 
 @models_app.command("list")
 def list_() -> None:
-    """Champion and challenger of every registered model, and the holdout its metrics stand on."""
+    """Champion and challenger of every registered model, and the holdout its metrics stand on; a refused
+    challenger's line says why the gate kept it out (its figures against the champion's on one holdout)."""
     from ml.models import registry
     from ml.models.kinds import all_kinds, kinds_of
     from ml.models.runs import global_regions
@@ -102,9 +103,6 @@ def list_() -> None:
         d = registry.describe(kind, tid, settings)
         if d is None:
             continue
-        metrics = ", ".join(f"{m}={v:.3f}" for m, v in d["metrics"].items())
-        if not d["champion_version"] and d.get("challenger_reason"):
-            metrics = f"refused: {d['challenger_reason']}"
         judged = d.get("holdout")
         table.add_row(
             registry.model_name(kind, tid),
@@ -112,10 +110,20 @@ def list_() -> None:
             _v(d["challenger_version"]),
             d.get("family") or "-",
             d["trained_on"] or "-",
-            metrics,
+            metrics_cell(d),
             _holdout(judged) if judged else "-",
         )
     out.print(table)
+
+
+def metrics_cell(d: dict) -> str:
+    """``models list``'s holdout metrics of one model (:func:`ml.models.registry.describe`'s dict): the
+    champion's, then why a challenger does not serve (the gate's figures against the champion's)."""
+    metrics = ", ".join(f"{m}={v:.3f}" for m, v in d["metrics"].items())
+    if not (d["challenger_version"] and d.get("challenger_reason")):
+        return metrics
+    refused = f"v{d['challenger_version']} refused: {d['challenger_reason']}"
+    return f"{metrics}\n{refused}" if d["champion_version"] else refused
 
 
 def _holdout(judged: dict) -> str:

@@ -36,14 +36,16 @@ def status(
 ) -> None:
     """Per-tenant status from the real stores."""
     from ml.ops.cli.progress import out
+    from ml.ops.status import report_lines, status_table
     from ml.ops.status import status as read
-    from ml.ops.status import status_table
 
     rows = read(get_settings(), tenant or None)
     if as_json:
         print(json.dumps(rows, indent=1))
     else:
         out.print(status_table(rows))
+        for line in report_lines(rows):
+            print(line)  # whole: a path is to be opened or copied
 
 
 def env(

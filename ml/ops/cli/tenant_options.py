@@ -3,6 +3,7 @@ so each is an annotated type here and the command's signature reads as a list of
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -72,3 +73,11 @@ Unset = Annotated[
     list[str] | None,
     typer.Option(help=f"With --replace: set a field back to its default (repeatable): {', '.join(UNSETTABLE)}"),
 ]
+
+
+def option_date(value: str) -> date:
+    """A date option (``--onboarded-at 2026-11-20``); else Typer's error for a bad parameter."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date like 2026-11-20, got {value!r}") from None

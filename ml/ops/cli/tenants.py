@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ from ml.core.tenants import (
     changed_fields,
 )
 from ml.data.ingest.spec import load_spec_file
-from ml.models.kinds import validate_kinds
+from ml.models.kinds import kinds_of, validate_kinds
 from ml.ops.cli.progress import out
 from ml.ops.cli.tenant_keys import keys_app
 from ml.ops.cli.tenant_options import (
@@ -39,6 +38,7 @@ from ml.ops.cli.tenant_options import (
     MinRating,
     SeenItems,
     Unset,
+    option_date,
 )
 
 app = typer.Typer(help="The tenants: onboard, list, show, remove; API keys; A/B traffic splits.", no_args_is_help=True)
@@ -92,7 +92,7 @@ def add(
         "isolation": isolation,
         "share_data": None if share_data is None else parse_bool(share_data),
         "display_name": display_name or (tenant_id if display_name == "" else None),
-        "onboarded_at": None if onboarded_at is None else _date(onboarded_at),
+        "onboarded_at": None if onboarded_at is None else option_date(onboarded_at),
         "model_kinds": None if model_kinds is None else _kinds(model_kinds),
         "quota_events_per_day": quota_events_per_day,
         "quota_requests_per_minute": quota_requests_per_minute,
@@ -212,13 +212,6 @@ def _text(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected a date like 2026-11-20, got {value!r}") from None
-
-
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON")] = False) -> None:
     """Every tenant."""
@@ -278,6 +271,8 @@ def show(tenant_id: str) -> None:
     row = tenant.to_json() | {"interactions": list(tenant.interactions), "suspended": list(tenant.suspended)}
     row["source_spec"] = store.source_spec(tenant_id)
     print(json.dumps(row, indent=1))
+    if not tenant.model_kinds:  # on stderr: the JSON stays a seed entry
+        typer.echo(f"model_kinds []: every registered kind ({', '.join(k.name for k in kinds_of(tenant))})", err=True)
 
 
 @app.command()
