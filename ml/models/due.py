@@ -38,17 +38,23 @@ WINDOW_TAGS = (
 )  # fmt: skip
 
 
+# the rule a version from before a rule's tag is taken to have learnt by: the platform's. The tenant tags came
+# with the settings (cbbb662, 9c899b4); member_rules came later (f7ff4d1), so a global version of the hours
+# between may have learnt a member's own rule already and retrains needlessly (the safe side). Such a version
+# stays due until one that carries the tag is champion (a refused retrain leaves it serving).
+PLATFORM_RULES = {"min_rating": "any", "interaction_types": ",".join(INTERACTION_EVENT_TYPES), "member_rules": "-"}
+
+
 def member_rules(members: list[tuple[Any, Any]]) -> str:
     """The interaction rules of a global model's members (``(tenant, snapshot)`` pairs) that count theirs
     otherwise than the platform: the ``min_rating`` and ``interaction_types`` of each snapshot's windows
     (``int_tenant_windows``), as a 16-hex-digit digest (``-`` when every member counts the platform's way).
     The global model learns each member's labels by its own rule: a change makes the global model due."""
-    default = {"min_rating": "any", "interaction_types": ",".join(INTERACTION_EVENT_TYPES)}
     own = sorted(
         f"{t.tenant_id}:{rule}={s.windows.get(rule)}"
         for t, s in members
-        for rule in default
-        if s.windows.get(rule) is not None and str(s.windows.get(rule)) != default[rule]
+        for rule in ("min_rating", "interaction_types")
+        if s.windows.get(rule) is not None and str(s.windows.get(rule)) != PLATFORM_RULES[rule]
     )
     return hashlib.sha256(";".join(own).encode()).hexdigest()[:16] if own else "-"
 
@@ -60,11 +66,13 @@ def not_due(
     the tenant's ``windows`` (the snapshot's, with the kind's ``label_days``) are no longer those
     of the champion's inputs or labels (a setting changed, or its cadence crossed a week): the same
     columns now count other days, or its predictions are about another window than it learned;
-    and when its ``min_rating`` or ``interaction_types`` changed (other interactions are positive)."""
+    and when its ``min_rating`` or ``interaction_types`` changed (other interactions are positive), or a
+    global version's members' rules (``member_rules``). A version without a rule's tag learnt by the
+    platform's rule (:data:`PLATFORM_RULES`); one without a window's tag is left alone."""
     if champ is None or graduating or champ.tags.get("manifest_hash") != manifest_hash:
         return None
-    now = windows or {}
-    if any(tag in champ.tags and now.get(tag) is not None and champ.tags[tag] != str(now[tag]) for tag in WINDOW_TAGS):
+    now, tags = windows or {}, PLATFORM_RULES | dict(champ.tags)
+    if any(tag in tags and now.get(tag) is not None and tags[tag] != str(now[tag]) for tag in WINDOW_TAGS):
         return None
     age_days = (time.time() - champ.creation_timestamp / 1000) / 86_400
     if age_days >= policy.retrain_every_days:

@@ -250,21 +250,18 @@ def _versus_champion(
 ) -> GateDecision:
     """The competition holdout's rule (module docstring): paired bootstrap against the champion."""
     v, family = str(champ.version), version_family(champ)
+    named = named_champion(v, family, champ.tags.get("trained_on"))
     off_protocol = family == LIGHTGBM and ranking.protocol != "temporal"
     if off_protocol and ranking.chosen_by_tenant:  # (with or without a temporal holdout to meet on)
-        why = (
-            f"{challenger.described} won the {ranking.protocol} protocol the tenant chose, which cannot judge champion"
-        )
-        return GateDecision(True, f"{why} v{v} (a re-ranker: its features are point in time): replaced", v, {})
+        why = f"{challenger.described} won the {ranking.protocol} protocol the tenant chose, which cannot judge {named}"
+        return GateDecision(True, f"{why}, a re-ranker (its features are point in time): replaced", v, {})
     if off_protocol and ranking.temporal is None:
-        why = (
-            f"{challenger.described}: champion v{v} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
-        )
+        why = f"{challenger.described}: {named} is a re-ranker, which the {ranking.protocol} protocol cannot judge"
         return GateDecision(False, why + " (its features are point in time) and no temporal holdout: kept", v, {})
     if family == LIGHTGBM:
         own, booster = version_features(champ) or features, load_judged_booster(name, v, settings)  # its own columns
         if off_protocol:
-            return versus_reranker_on_temporal(kind, v, booster, own, challenger, ranking)
+            return versus_reranker_on_temporal(kind, v, booster, own, challenger, ranking, named)
         lists = ranking.reranker_lists(predict(kind, booster, ranking.examples, own))
         mine, judged = challenger.per_user, ranking.judge(lists)
     else:
@@ -273,15 +270,12 @@ def _versus_champion(
                 load_family(name, v, settings), challenger, ranking, policy.threads
             )
         except recsys.CatalogueTooLarge as e:  # EASE once the catalogue outgrew it: nothing to judge or refresh
-            why = (
-                f"{challenger.described}, the competition's winner: champion v{v} ({family}) no longer fits this tenant"
-            )
+            why = f"{challenger.described}, the competition's winner: {named} no longer fits this tenant"
             return GateDecision(True, f"{why} ({e}): replaced", v, {})
     assert mine is not None
     mean, low, high = evaluation.paired_bootstrap(mine, judged.per_user_ndcg)
     h, m = kind.headline, policy.promotion_margin
-    champion = f"champion v{v} ({family}, {champ.tags.get('trained_on')}) at {judged.metrics[h]:.4f}"
-    versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs {champion}"
+    versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs {named} at {judged.metrics[h]:.4f}"
     versus += f" on the {ranking.protocol} protocol's {len(ranking.users):,} users"
     if low >= m:
         return GateDecision(True, f"{challenger.described}: {versus}, above the margin {m}", v, judged.metrics)
@@ -303,8 +297,20 @@ def family_versus_family(
     return ranking, mine, ranking.judge(ranking.family_lists(recipe))
 
 
+def named_champion(version: str, family: str, trained_on: str | None) -> str:
+    """``champion v1 (lightgbm, tenant)``: a champion as the gate's reasons (and status) name a version; its
+    family alone where the version has no ``trained_on`` tag."""
+    return f"champion v{version} ({family}{f', {trained_on}' if trained_on else ''})"
+
+
 def versus_reranker_on_temporal(
-    kind: ModelKind, v: str, booster: Any, features: list[str], challenger: Candidate, ranking: Any
+    kind: ModelKind,
+    v: str,
+    booster: Any,
+    features: list[str],
+    challenger: Candidate,
+    ranking: Any,
+    named: str | None = None,
 ) -> GateDecision:
     """A re-ranker champion (version ``v``) against a classic family chosen by the random protocol
     (``ranking``), which cannot judge the re-ranker: its features are point in time. They meet on
@@ -312,17 +318,18 @@ def versus_reranker_on_temporal(
     refitted on its history), the only users the champion can be judged on. The champion stays only
     when it is better there beyond chance (the 95% paired-bootstrap interval of challenger minus
     champion lies below zero); otherwise the protocol that speaks for the tenant's users decides,
-    and the challenger, its winner, replaces it."""
-    temporal = ranking.temporal
+    and the challenger, its winner, replaces it. ``named``: how the reasons name the champion (default
+    ``champion v<v> (lightgbm)``)."""
+    temporal, named = ranking.temporal, named or named_champion(v, LIGHTGBM, None)
     theirs = temporal.judge(temporal.reranker_lists(predict(kind, booster, temporal.examples, features)))
     recipe = recsys.fitted(recsys.unfitted(challenger.recommender), temporal.history)
     mine = temporal.judge(temporal.family_lists(recipe))
     mean, low, high = evaluation.paired_bootstrap(mine.per_user_ndcg, theirs.per_user_ndcg)
     h = kind.headline
     versus = (
-        f"{challenger.described} won the {ranking.protocol} protocol, which cannot judge champion v{v} (a re-ranker); "
-        f"on the {len(temporal.users)} users of the temporal holdout it replaced, {h} {mean:+.4f} "
-        f"[{low:+.4f}, {high:+.4f}] vs the champion ({theirs.metrics[h]:.4f})"
+        f"{challenger.described} won the {ranking.protocol} protocol, which cannot judge {named}, a re-ranker; "
+        f"on the {len(temporal.users):,} users of the temporal holdout it replaced, {h} {mean:+.4f} "
+        f"[{low:+.4f}, {high:+.4f}] vs the champion at {theirs.metrics[h]:.4f}"
     )
     if high < 0:
         return GateDecision(False, f"{versus}: the champion is better there beyond chance, kept", v, {})

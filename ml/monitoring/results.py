@@ -27,6 +27,13 @@ def figure(metric: str, value: float) -> str:
     return f"{value:,.0f}" if metric in COUNTS else f"{value:.3f}"
 
 
+def reading(metric: str, value: float, threshold: float, detail: str = "") -> str:
+    """A judged check as the status table and the monitor's reasons say it: ``score=0.366 (threshold 0.150)``;
+    a count names what it counts, ``drifted_columns=3: topic, device, hour (threshold 1)``."""
+    counted = f": {detail}" if metric in COUNTS and detail else ""
+    return f"{metric}={figure(metric, value)}{counted} (threshold {figure(metric, threshold)})"
+
+
 @dataclass
 class CheckResult:
     """One row of the ``monitoring`` table."""
@@ -150,8 +157,8 @@ def summarise(rows: list[CheckResult]) -> dict:
         "kinds": kinds,
         "checks": [f"{r.check}/{r.kind}:{r.metric}" for r in drifted],
         "reasons": [
-            f"{r.check} {r.kind} {r.metric}={figure(r.metric, r.value)} (threshold {figure(r.metric, r.threshold)})"
-            f" {r.detail}".strip()
+            f"{r.check}/{r.kind} {reading(r.metric, r.value, r.threshold, r.detail)}"
+            + ("" if r.metric in COUNTS or not r.detail else f" {r.detail}")
             for r in drifted
             if r.value is not None and r.threshold is not None
         ],

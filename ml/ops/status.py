@@ -216,7 +216,7 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
 
     table = Table(show_lines=True)
     for name in ("tenant", "data", "health", "models", "monitoring"):
-        table.add_column(name, overflow="fold")  # a report's path is one long word: folded, never cut
+        table.add_column(name, overflow="fold")  # a long word (an id, a path in a problem) folded, never cut
     for r in rows:
         q = sum(r["quarantined"].values())
         data = [
@@ -247,7 +247,7 @@ def format_table(rows: list[dict[str, Any]], width: int = 200) -> str:
 
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(status_table(rows))
-    return "\n".join([console.export_text().rstrip("\n"), *report_lines(rows)]) + "\n"
+    return "\n".join([console.export_text().rstrip("\n"), *report_lines(rows)])
 
 
 def _still_served(published: dict[str, Any] | None) -> str:
@@ -265,10 +265,7 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
     """A model kind's lines in the status table, from :func:`ml.models.registry.describe`'s ``m``: its
     champion and challenger, the champion's holdout figures (or, with none, the gate's reason), baseline,
     how many users judged it, what it replaced, and last why the gate refused the challenger."""
-    refused = (
-        m["challenger_version"]
-        and f"challenger v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
-    )
+    refused = m["challenger_version"] and f"v{m['challenger_version']} refused: {m.get('challenger_reason') or '-'}"
     if not m["champion_version"]:
         why = f"no model trained yet (a training run that skips it says why: `tenantflow train --kind {kind}`)"
         return [f"{kind}: no champion", "  " + (refused or why)]
@@ -298,21 +295,30 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
 
 
 def _drifted(check: dict[str, Any]) -> str:
-    """A drifted check as the table shows it: ``data_drift/events drifted_columns=3 (threshold 1: a, b, c)``."""
-    from ml.monitoring.results import COUNTS, figure
+    """A drifted check as the table shows it: ``data_drift/events drifted_columns=3: a, b, c (threshold 1)``."""
+    from ml.monitoring.results import reading
 
-    m = check["metric"]
-    which = f": {check['detail']}" if m in COUNTS and check.get("detail") else ""  # the columns that drifted
-    return f"{check['check']}/{check['kind']} {m}={figure(m, check['value'])} (threshold {figure(m, check['threshold'])}{which})"
+    return f"{check['check']}/{check['kind']} " + reading(
+        check["metric"], check["value"], check["threshold"], check.get("detail") or ""
+    )
 
 
 def report_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """Where each drifted tenant's report is (whole paths, to open or copy: below the table, which would fold them)."""
-    return [
-        f"{r['tenant_id']}'s drift report: {r['drift']['report_path']}"
-        for r in rows
-        if _drifted_checks(r["drift"]) and r["drift"].get("report_path")
-    ]
+    """Where each drifted tenant's Evidently reports are, one line per report with the drifted checks it
+    shows (``umbrella prediction_drift/recommender: <path>``; where no drifted check has a report of its
+    own, ``umbrella latest report: <path>``): whole paths, to open or copy, below the table, which would
+    fold them."""
+    lines = []
+    for r in rows:
+        by_report: dict[str, list[str]] = {}
+        hits = _drifted_checks(r["drift"])
+        for c in hits:
+            if c.get("report_path"):
+                by_report.setdefault(c["report_path"], []).append(f"{c['check']}/{c['kind']}")
+        if hits and not by_report and r["drift"].get("report_path"):
+            by_report[r["drift"]["report_path"]] = ["latest report"]
+        lines += [f"{r['tenant_id']} {', '.join(checks)}: {path}" for path, checks in by_report.items()]
+    return lines
 
 
 def _drifted_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
@@ -329,7 +335,7 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
         )
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
         if hit and drift["report_path"]:
-            lines.append("report: below the table")  # a path is one long word: a cell would fold it
+            lines.append("reports: below the table")  # a path is one long word: a cell would fold it
     else:
         lines.append("not monitored yet")
     if _after(r.get("lake_changed_at"), r.get("features_checked_at")):

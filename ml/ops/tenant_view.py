@@ -109,8 +109,8 @@ tenant.{% endif %}</p>
 <table><tr><th>check</th><th>model kind</th><th>metric</th><th>value</th><th>threshold</th><th>drifted</th>
 <th>status</th><th>detail</th></tr>
 {% for c in r.drift.checks %}<tr><td>{{ c.check }}</td><td>{{ c.kind }}</td><td>{{ c.metric }}</td>
-<td>{{ "%.3f"|format(c.value) if c.value is not none else "-" }}</td>
-<td>{{ "%.3f"|format(c.threshold) if c.threshold is not none else "-" }}</td>
+<td>{{ figure(c.metric, c.value) if c.value is not none else "-" }}</td>
+<td>{{ figure(c.metric, c.threshold) if c.threshold is not none else "-" }}</td>
 <td>{{ "yes" if c.drifted else "no" }}</td><td>{{ c.status }}</td><td class="small">{{ c.detail or "" }}</td></tr>
 {% endfor %}</table>
 </body></html>"""
@@ -317,6 +317,8 @@ def runs_url(ui: str, experiment_id: str, tenant_id: str) -> str:
 
 def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]:
     """What the templates call: formatting of the status contract's parts, and the links."""
+    from ml.monitoring.results import figure
+
     ui = mlflow_ui(settings)
     reports = settings.stores.monitoring_reports.root.resolve()
     # the view's pages live at /tenantflow/ and /tenantflow/tenants/<id>: links relative to each
@@ -351,6 +353,7 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         "model_line": model_line,
         "metrics_line": metrics_line,
         "drift_line": drift_line,
+        "figure": figure,
         "report_link": report_link,
         "data_docs": f"{up}datadocs/{data_docs_token(settings)}/index.html",
         "mlflow_model": mlflow_model,

@@ -280,6 +280,7 @@ def test_counts_are_whole_numbers_and_quotas_never_negative_from_every_entry(set
         # what an empty model_kinds means, said beside the JSON (on stderr: the JSON stays a seed entry)
         assert json.loads(shown.out)["model_kinds"] == [], shown.out
         assert "model_kinds []: every registered kind (churn, engagement, recommender)" in shown.err, shown.err
+        assert "interaction_types []: the platform's (click, purchase, add_to_cart, rating)" in shown.err
 
 
 def test_a_change_made_meanwhile_is_never_written_over(settings):
@@ -455,7 +456,7 @@ def test_status_says_why_a_refused_challenger_does_not_serve():
         "recommender: champion v1 (ease, tenant), challenger v2",
         "  ndcg_at_10=0.250",
         "  baseline ndcg_at_10=0.100",
-        "  challenger v2 refused: below the margin",
+        "  v2 refused: below the margin",
     ]
 
 
@@ -471,6 +472,8 @@ def test_models_list_says_why_a_challenger_does_not_serve():
     )
     first = {"champion_version": None, "challenger_version": "1", "metrics": {}, "challenger_reason": "loses"}
     assert metrics_cell(first) == "v1 refused: loses"  # no champion yet: the refusal alone
+    young = {"champion_version": "1", "challenger_version": None, "metrics": {}, "gate_reason": "first champion"}
+    assert metrics_cell(young) == "none: first champion"  # taken without holdout figures: why
 
 
 def test_status_says_a_tenant_is_not_monitored_yet_whatever_else_its_monitoring_cell_shows():

@@ -91,7 +91,7 @@ def test_a_re_ranker_champion_meets_the_random_protocols_winner_on_the_temporal_
         challenger, _ = ranking.choose(ranking.compete(judged, [], RANKING_KIND, []))
         decision = gate.versus_reranker_on_temporal(RANKING_KIND, "3", booster, ["knew"], challenger, judged)
         assert decision.promote is not kept, decision.reason
-        assert f"on the {len(judged.temporal.users)} users of the temporal holdout" in decision.reason
+        assert f"on the {len(judged.temporal.users):,} users of the temporal holdout" in decision.reason
         assert ("beyond chance, kept" in decision.reason) is kept
 
 
@@ -319,7 +319,11 @@ def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_ch
     champ = SimpleNamespace(version="3", tags={})  # untagged: a LightGBM re-ranker
     decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
                                      TrainSettings(), None)  # fmt: skip
-    assert decision.promote and "the tenant chose" in decision.reason and "v3 (a re-ranker" in decision.reason
+    assert (
+        decision.promote
+        and "the tenant chose" in decision.reason
+        and "champion v3 (lightgbm), a re-ranker" in decision.reason
+    )
     chose.temporal = None  # nothing to meet on (a tenant too young for a temporal holdout): replaced all the same
     decision = gate._versus_champion(RANKING_KIND, "recommender.films", champ, winner, chose, [],
                                      TrainSettings(), None)  # fmt: skip

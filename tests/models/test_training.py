@@ -515,11 +515,16 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
         due.not_due(champ(1, trained_on="tenant", min_rating="4.0"), "m1", policy, windows={"min_rating": "any"})
         is None
     )
-    # ... or its interaction types (views are interactions now): a version from before the tag is left alone
+    # ... or its interaction types (views are interactions now)
     read = champ(1, trained_on="tenant", interaction_types="click,purchase,add_to_cart,rating")
     assert due.not_due(read, "m1", policy, windows={"interaction_types": "view"}) is None
     assert "not due" in due.not_due(read, "m1", policy, windows={"interaction_types": read.tags["interaction_types"]})
-    assert "not due" in due.not_due(champ(1, trained_on="tenant"), "m1", policy, windows={"interaction_types": "view"})
+    # a version from before a rule's tag learnt by the platform's rule: due only where the tenant's differs
+    untagged = champ(1, trained_on="tenant")
+    assert due.not_due(untagged, "m1", policy, windows={"interaction_types": "view"}) is None
+    assert due.not_due(untagged, "m1", policy, windows={"min_rating": "4.0"}) is None
+    platform = {"interaction_types": read.tags["interaction_types"], "min_rating": "any"}
+    assert "not due" in due.not_due(untagged, "m1", policy, windows=platform)
 
     # a global model's member counts other interactions now (its labels in the global model are others)
     def member(tid: str, **windows):
@@ -532,6 +537,9 @@ def test_a_feature_triggered_run_retrains_only_what_is_due():
     glob = champ(1, trained_on="global", member_rules=views)
     assert "not due" in due.not_due(glob, "m1", policy, windows={"member_rules": views})
     assert due.not_due(glob, "m1", policy, windows={"member_rules": due.member_rules(plain)}) is None
+    before_tag = champ(1, trained_on="global")  # from before member_rules: due where a member's rule differs
+    assert due.not_due(before_tag, "m1", policy, windows={"member_rules": views}) is None
+    assert "not due" in due.not_due(before_tag, "m1", policy, windows={"member_rules": "-"})
     # the global model serves a tenant because it was young: it graduates once 30 days old
     young = champ(1, trained_on="global", eligible_for_own_model="false")
     assert not due.graduating(young, 29, policy) and due.graduating(young, 30, policy)

@@ -131,10 +131,15 @@ def test_results_table_reports_and_mlflow_link(checked):
     assert st["steady01"]["last_checked_at"] and st["newcat"]["last_retrain_reason"] == "test"
     # the table: a count of columns whole, naming them; the report's path whole on its own line below
     table = format_table(rows, width=1000)
-    assert re.search(r"drifted_columns=\d+ \(threshold 1: [^)]*\btopic\b", table), table
-    assert f"\nnewcat's drift report: {st['newcat']['report_path']}\n" in table, table
-    steady_flagged = any(c["drifted"] and c["status"] == "ok" for c in st["steady01"]["checks"])
-    assert "report: below the table" in table and ("steady01's drift report" in table) == steady_flagged, table
+    assert re.search(r"drifted_columns=\d+: [^(;]*\btopic\b[^(;]* \(threshold 1\)", table), table
+    below = [line for line in table.splitlines() if line.startswith(("newcat ", "steady01 "))]
+    flagged = {t: [c for c in st[t]["checks"] if c["drifted"] and c["status"] == "ok"] for t in st}
+    reported = [c for c in flagged["newcat"] if c["report_path"]]  # each with the report it shows
+    assert reported and all(f"{c['check']}/{c['kind']}" in " ".join(below) for c in reported), below
+    assert any(line.startswith("newcat ") and line.endswith(f": {st['newcat']['report_path']}") for line in below)
+    assert "reports: below the table" in table and any(x.startswith("steady01 ") for x in below) == bool(
+        flagged["steady01"]
+    ), table
 
 
 def test_the_lineage_links_the_champion_judged_what_was_read_and_the_reports(monitor_run):

@@ -181,11 +181,11 @@ def decay(batches: list[dict[str, Any]], holdout: dict[str, float], policy: Deca
         return Verdict(metric, None, threshold, None, "insufficient_data", why)
     last = max(batches, key=lambda b: (b["as_of"], b["source"] == "batch"))
     if last["users_active"] < policy.min_users:
-        why = f"{last['users_active']} active users after {last['as_of']} (< {policy.min_users})"
+        why = f"{last['users_active']:,} active users after {last['as_of']} (< {policy.min_users:,})"
         return Verdict(metric, last["hit_rate_at_10"], threshold, None, "insufficient_data", why)
     value = float(last["hit_rate_at_10"])
     detail = (
-        f"batch of {last['as_of']}: {last['users_hit']}/{last['users_active']} active users clicked a "
+        f"batch of {last['as_of']}: {last['users_hit']:,}/{last['users_active']:,} active users clicked a "
         f"recommended item; holdout {reference:.3f}"
     )
     return Verdict(metric, value, threshold, value < threshold, "ok", detail)

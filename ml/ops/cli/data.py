@@ -20,6 +20,7 @@ from ml.core.tenant_seed import tenant_from_dict
 from ml.core.tenants import TenantStore
 from ml.ops.cli.progress import steps
 from ml.ops.cli.summaries import print_import, print_ingest
+from ml.ops.cli.tenant_options import option_date
 
 features_app = typer.Typer(help="dbt feature builds without Airflow.", no_args_is_help=True)
 
@@ -27,12 +28,7 @@ Tenants = Annotated[list[str] | None, typer.Option("--tenant", help="Only this t
 
 
 def _date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected a date like 2026-11-20, got {value!r}") from None
+    return None if value is None else option_date(value)
 
 
 def _iso(value: str | None) -> str | None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
@@ -110,7 +111,7 @@ def list_() -> None:
             _v(d["challenger_version"]),
             d.get("family") or "-",
             d["trained_on"] or "-",
-            metrics_cell(d),
+            Text(metrics_cell(d)),  # the gate's reasons: never read as Rich markup
             _holdout(judged) if judged else "-",
         )
     out.print(table)
@@ -118,8 +119,11 @@ def list_() -> None:
 
 def metrics_cell(d: dict) -> str:
     """``models list``'s holdout metrics of one model (:func:`ml.models.registry.describe`'s dict): the
-    champion's, then why a challenger does not serve (the gate's figures against the champion's)."""
+    champion's (none: the gate's reason for taking it), then why a challenger does not serve (the gate's
+    figures against the champion's)."""
     metrics = ", ".join(f"{m}={v:.3f}" for m, v in d["metrics"].items())
+    if d["champion_version"] and not metrics:  # a champion taken without holdout figures: the gate's why
+        metrics = f"none: {d.get('gate_reason') or '-'}"
     if not (d["challenger_version"] and d.get("challenger_reason")):
         return metrics
     refused = f"v{d['challenger_version']} refused: {d['challenger_reason']}"

@@ -273,6 +273,8 @@ def show(tenant_id: str) -> None:
     print(json.dumps(row, indent=1))
     if not tenant.model_kinds:  # on stderr: the JSON stays a seed entry
         typer.echo(f"model_kinds []: every registered kind ({', '.join(k.name for k in kinds_of(tenant))})", err=True)
+    if not tenant.interaction_types:
+        typer.echo(f"interaction_types []: the platform's ({', '.join(tenant.interactions)})", err=True)
 
 
 @app.command()
