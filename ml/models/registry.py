@@ -387,6 +387,8 @@ def describe(kind: str, tenant_id: str, settings: Settings | None = None) -> dic
             out["gate_reason"] = tags.get("gate.reason")
             if holdout := holdout_summary(run.data.params, m, get_kind(kind).headline):
                 out["holdout"] = holdout  # how many users the competition's metrics stand on, and how judged
+            if "rows_holdout" in m:  # the examples the metrics stand on (churn, engagement: a user each)
+                out["holdout_rows"] = int(m["rows_holdout"])
             replaced = run.data.tags.get("gate.champion_version")
             if replaced and tags.get("gate.decision") == "promoted":
                 # the champion this version replaced, re-scored by the gate on the same holdout

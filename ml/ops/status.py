@@ -304,21 +304,18 @@ def _drifted(check: dict[str, Any]) -> str:
 
 
 def report_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """Where each drifted tenant's Evidently reports are, one line per report with the drifted checks it
-    shows (``umbrella prediction_drift/recommender: <path>``; where no drifted check has a report of its
-    own, ``umbrella latest report: <path>``): whole paths, to open or copy, below the table, which would
-    fold them."""
-    lines = []
-    for r in rows:
-        by_report: dict[str, list[str]] = {}
-        hits = _drifted_checks(r["drift"])
-        for c in hits:
-            if c.get("report_path"):
-                by_report.setdefault(c["report_path"], []).append(f"{c['check']}/{c['kind']}")
-        if hits and not by_report and r["drift"].get("report_path"):
-            by_report[r["drift"]["report_path"]] = ["latest report"]
-        lines += [f"{r['tenant_id']} {', '.join(checks)}: {path}" for path, checks in by_report.items()]
-    return lines
+    """Where the Evidently reports of each tenant's drifted checks are, one line per report with the checks
+    it shows (``umbrella prediction_drift/recommender: <path>``; a check without a report, live performance,
+    has none): whole paths, to open or copy, below the table, which would fold them."""
+    return [line for r in rows for line in _report_lines(r)]
+
+
+def _report_lines(r: dict[str, Any]) -> list[str]:
+    by_report: dict[str, list[str]] = {}
+    for c in _drifted_checks(r["drift"]):
+        if c.get("report_path") and (named := f"{c['check']}/{c['kind']}") not in by_report.get(c["report_path"], []):
+            by_report.setdefault(c["report_path"], []).append(named)
+    return [f"{r['tenant_id']} {', '.join(checks)}: {path}" for path, checks in by_report.items()]
 
 
 def _drifted_checks(drift: dict[str, Any]) -> list[dict[str, Any]]:
@@ -334,7 +331,7 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
             "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} check{'s' * (len(judged) != 1)} judged)"
         )
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
-        if hit and drift["report_path"]:
+        if _report_lines(r):
             lines.append("reports: below the table")  # a path is one long word: a cell would fold it
     else:
         lines.append("not monitored yet")

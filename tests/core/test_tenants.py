@@ -461,7 +461,7 @@ def test_status_says_why_a_refused_challenger_does_not_serve():
 
 
 def test_models_list_says_why_a_challenger_does_not_serve():
-    from ml.ops.cli.models import metrics_cell
+    from ml.ops.cli.models import judged_cell, metrics_cell
 
     m = {"champion_version": "1", "challenger_version": None, "metrics": {"ndcg_at_10": 0.25, "map_at_10": 0.1}}
     assert metrics_cell(m) == "ndcg_at_10=0.250, map_at_10=0.100"
@@ -474,6 +474,13 @@ def test_models_list_says_why_a_challenger_does_not_serve():
     assert metrics_cell(first) == "v1 refused: loses"  # no champion yet: the refusal alone
     young = {"champion_version": "1", "challenger_version": None, "metrics": {}, "gate_reason": "first champion"}
     assert metrics_cell(young) == "none: first champion"  # taken without holdout figures: why
+    # what the figures stand on: a ranking's users and protocol, else the holdout's examples
+    assert judged_cell(m | {"holdout": {"users": 1792, "protocol": "temporal"}}) == "1,792 users, temporal"
+    assert judged_cell({"metrics": {"roc_auc": 0.7}, "holdout_rows": 2129}) == "2,129 examples"
+    ranked = {"metrics": {"ndcg_at_10": 0.36}, "holdout_rows": 384567}  # a global recommender's: no users logged
+    assert judged_cell(ranked, ranks=True) == "384,567 (user, item) pairs"
+    assert metrics_cell(young | {"gate_reason": None}) == "none"
+    assert judged_cell(young | {"holdout_rows": 0}) == judged_cell(young) == "-"
 
 
 def test_status_says_a_tenant_is_not_monitored_yet_whatever_else_its_monitoring_cell_shows():

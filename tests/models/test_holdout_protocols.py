@@ -331,13 +331,16 @@ def test_a_tenants_chosen_holdout_protocol_overrides_the_rule_and_a_re_ranker_ch
 
 
 def test_models_list_says_which_protocol_picked_a_small_tenants_family():
-    from ml.ops.cli.models import _holdout
+    from ml.ops.cli.models import judged_cell
 
-    assert _holdout({"users": 35, "protocol": "temporal", "families_protocol": "random"}) == (
+    def shown(holdout: dict) -> str:
+        return judged_cell({"holdout": holdout, "metrics": {"ndcg_at_10": 0.1}})
+
+    assert shown({"users": 35, "protocol": "temporal", "families_protocol": "random"}) == (
         "35 users, temporal; families by random"
     )
-    assert _holdout({"users": 1286, "protocol": "temporal", "families_protocol": "temporal"}) == "1,286 users, temporal"
-    assert _holdout({"users": 943, "protocol": "random"}) == "943 users, random"
+    assert shown({"users": 1286, "protocol": "temporal", "families_protocol": "temporal"}) == "1,286 users, temporal"
+    assert shown({"users": 943, "protocol": "random"}) == "943 users, random"
 
 
 def test_status_shows_what_the_random_protocol_saw_where_it_picked_the_family():

@@ -26,6 +26,7 @@ from ml.models.champion import JUDGED_ARTIFACT, LEARNT_UNTIL, load_booster, load
 from ml.models.kinds import get_kind
 from ml.models.runs import snapshot_warehouse
 from ml.models.tenant_candidates import tenant_candidates
+from ml.ops.cli.models import judged_cell
 from ml.ops.status import model_lines
 
 from .conftest import SHARING, SPECS
@@ -70,6 +71,8 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
         described = registry.describe(kind, "young", settings)
         shown = " ".join(model_lines(kind, described))
         assert (described["metrics"] and "=" in shown) or described["gate_reason"] in shown, (kind, shown)
+        if described["metrics"]:  # and models list says what they stand on (users, or examples)
+            assert judged_cell(described, ranks=kind == "recommender") != "-", described
         if young.tags["trained_on"] == "tenant":  # its own labels' baseline: the global model did not beat it
             chosen = c.get_run(version_run_id(young)).data.params["chosen"]
             assert young.tags["family"] == get_kind(kind).baseline_name and chosen.endswith("not beyond chance")

@@ -90,7 +90,7 @@ def list_() -> None:
     """Champion and challenger of every registered model, and the holdout its metrics stand on; a refused
     challenger's line says why the gate kept it out (its figures against the champion's on one holdout)."""
     from ml.models import registry
-    from ml.models.kinds import all_kinds, kinds_of
+    from ml.models.kinds import all_kinds, get_kind, kinds_of
     from ml.models.runs import global_regions
 
     settings = get_settings()
@@ -104,7 +104,6 @@ def list_() -> None:
         d = registry.describe(kind, tid, settings)
         if d is None:
             continue
-        judged = d.get("holdout")
         table.add_row(
             registry.model_name(kind, tid),
             _v(d["champion_version"]),
@@ -112,7 +111,7 @@ def list_() -> None:
             d.get("family") or "-",
             d["trained_on"] or "-",
             Text(metrics_cell(d)),  # the gate's reasons: never read as Rich markup
-            _holdout(judged) if judged else "-",
+            judged_cell(d, ranks=get_kind(kind).group is not None),
         )
     out.print(table)
 
@@ -123,20 +122,27 @@ def metrics_cell(d: dict) -> str:
     figures against the champion's)."""
     metrics = ", ".join(f"{m}={v:.3f}" for m, v in d["metrics"].items())
     if d["champion_version"] and not metrics:  # a champion taken without holdout figures: the gate's why
-        metrics = f"none: {d.get('gate_reason') or '-'}"
+        metrics = f"none: {d['gate_reason']}" if d.get("gate_reason") else "none"
     if not (d["challenger_version"] and d.get("challenger_reason")):
         return metrics
     refused = f"v{d['challenger_version']} refused: {d['challenger_reason']}"
     return f"{metrics}\n{refused}" if d["champion_version"] else refused
 
 
-def _holdout(judged: dict) -> str:
-    """``35 users, temporal; families by random``: the users the champion's holdout judged, its protocol, and the
-    protocol that picked the family where that differs (``status`` adds the temporal holdout's judged share)."""
+def judged_cell(d: dict, ranks: bool = False) -> str:
+    """``models list``'s ``judged``: what the champion's holdout figures stand on. A ranking's holdout
+    (``35 users, temporal; families by random``: the users judged, its protocol, and the protocol that picked the
+    family where that differs; ``status`` adds the temporal holdout's judged share); else the holdout's examples
+    (``2,129 examples``: churn's and engagement's, a user each at the holdout cutoff; for a kind that ``ranks``, a
+    global model's say, ``(user, item) pairs``); ``-`` without figures."""
     from ml.ops.status import families_protocol
 
-    families = families_protocol(judged)
-    return f"{judged['users']:,} users, {judged['protocol']}" + (f"; families by {families}" if families else "")
+    if judged := d.get("holdout"):
+        families = families_protocol(judged)
+        return f"{judged['users']:,} users, {judged['protocol']}" + (f"; families by {families}" if families else "")
+    if not (d.get("holdout_rows") and d["metrics"]):
+        return "-"
+    return f"{d['holdout_rows']:,} " + ("(user, item) pairs" if ranks else "examples")
 
 
 @models_app.command()
