@@ -110,6 +110,13 @@ def learnt_the_holdout(mv: Any, holdout: Any) -> str | None:
     return f"{mv.name} v{mv.version} learnt {first}'s labels up to {theirs}{more}, after this holdout's cutoff {ours}"
 
 
+def version_label(family: str | None, trained_on: str | None) -> str:
+    """How a version is named everywhere (status, the gate's reasons, the demo): its model family (a version from
+    before the family tag is LightGBM) and what it was trained on, ``lightgbm, tenant``; the family alone without
+    ``trained_on``."""
+    return f"{family or 'lightgbm'}, {trained_on}" if trained_on else family or "lightgbm"
+
+
 def version_family(mv: Any) -> str:
     """``lightgbm``, or the classic family a version holds (``family`` tag; untagged: LightGBM)."""
     return (mv.tags or {}).get("family") or "lightgbm"

@@ -62,7 +62,9 @@ class Candidate:
     @property
     def described(self) -> str:
         """How the gate's reasons name it, as ``status`` shows a version: ``challenger (lightgbm, tenant)``."""
-        return f"challenger ({self.family}, {self.trained_on})"
+        from ml.models.champion import version_label
+
+        return f"challenger ({version_label(self.family, self.trained_on)})"
 
 
 def feature_names(snap: Snapshot, kind: ModelKind) -> list[str]:

@@ -300,7 +300,7 @@ def family_versus_family(
 def named_champion(version: str, family: str, trained_on: str | None) -> str:
     """``champion v1 (lightgbm, tenant)``: a champion as the gate's reasons (and status) name a version; its
     family alone where the version has no ``trained_on`` tag."""
-    return f"champion v{version} ({family}{f', {trained_on}' if trained_on else ''})"
+    return f"champion v{version} ({champion.version_label(family, trained_on)})"
 
 
 def versus_reranker_on_temporal(

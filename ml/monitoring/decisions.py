@@ -174,27 +174,16 @@ def retrain_history(tenant_id: str | None = None, settings: Settings | None = No
     ``train_run_id``, ``reason``, ``report_paths``, ``status`` (requested, done, failed), ``closed_at`` and
     ``outcome`` (None while open and for requests closed before migration 0019)."""
     settings = settings or get_settings()
-    sql = (
-        "select tenant_id, kinds, requested_at, train_run_id, reason, report_paths, status, closed_at, outcome "
-        "from retrain_requests"
-    )
+    keys = (
+        "tenant_id", "kinds", "requested_at", "train_run_id", "reason", "report_paths", "status", "closed_at", "outcome"
+    )  # fmt: skip
+    sql = f"select {', '.join(keys)} from retrain_requests"  # the column names above, no input
     args = []
     if tenant_id:
         sql += " where tenant_id = ?"
         args.append(validate_slug(tenant_id))
     with control_db.connect(settings) as con:
         rows = con.execute(sql + " order by id", args).fetchall()
-    keys = (
-        "tenant_id",
-        "kinds",
-        "requested_at",
-        "train_run_id",
-        "reason",
-        "report_paths",
-        "status",
-        "closed_at",
-        "outcome",
-    )
     out = [dict(zip(keys, r, strict=True)) for r in rows]
     for r in out:  # stored as JSON text
         r["kinds"], r["report_paths"] = json.loads(r["kinds"]), json.loads(r["report_paths"])

@@ -358,7 +358,9 @@ def _after(changed: str | None, checked: str | None) -> bool:
 def champion_label(m: dict) -> str:
     """How a champion was made: its model family (``lightgbm``, ``ease``, ``recency``, ...; a version from before
     the family tag is LightGBM) and what it was trained on (``global``, ``fine_tuned``, ``tenant``)."""
-    return f"{m.get('family') or 'lightgbm'}, {m['trained_on']}"
+    from ml.models.champion import version_label
+
+    return version_label(m.get("family"), m["trained_on"])
 
 
 def families_protocol(holdout: dict[str, Any]) -> str | None:
