@@ -63,6 +63,8 @@ def prepare(settings: Settings, database_uri: str | None = None) -> MlflowAuth:
         "admin_username": auth.admin_user,
         "admin_password": auth.admin_password,
         "authorization_function": AUTHORIZATION,
+        # a checked password is trusted this long (0: checked on every request, scrypt's cost each time)
+        "auth_cache_ttl_seconds": str(m.auth_cache_seconds),
     }
     text = io.StringIO()
     parser.write(text)

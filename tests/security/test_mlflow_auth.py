@@ -3,6 +3,7 @@ credentials, a user without permissions, the service account and a compose-style
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import signal
@@ -92,6 +93,10 @@ def test_the_service_account_is_how_the_platforms_clients_log_in(mlflow_server, 
 def test_mlflow_refuses_callers_without_credentials_and_users_without_permission(mlflow_server):
     base, auth = mlflow_server
     assert stat.S_IMODE(auth.config.stat().st_mode) == 0o600
+    # a checked password is trusted for the setting's seconds, not scrypt-checked on every request
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(auth.config)
+    assert config.getint("mlflow", "auth_cache_ttl_seconds") == get_settings().mlflow.auth_cache_seconds > 0
     service = (auth.service_user, auth.service_password)
     admin = (auth.admin_user, auth.admin_password)
     api = f"{base}/api/2.0/mlflow"
