@@ -203,39 +203,37 @@ def gate(
         and champ.tags.get("global_version") == (challenger.global_version or "")
         and version_family(champ) == challenger.family
     )
+    named = named_champion(v, version_family(champ), champ.tags.get("trained_on"))
     if same_recipe and champ.tags.get("snapshot_id") == challenger.snapshot_id:
-        return GateDecision(False, f"same data, same recipe as champion v{v}", v, {})
+        return GateDecision(False, f"{challenger.described}: same data, same recipe as {named}", v, {})
     if same_recipe and challenger.family != LIGHTGBM:  # a classic family, a servable baseline: nothing learnt to judge
         return GateDecision(
-            True, f"{challenger.family} refitted on newer data (snapshot {challenger.snapshot_id})", v, {}
+            True, f"{challenger.described} refitted on newer data (snapshot {challenger.snapshot_id})", v, {}
         )
     if ranking is not None and challenger.per_user is not None:
         return _versus_champion(kind, name, champ, challenger, ranking, features, policy, settings)
     champ_booster = load_judged_booster(name, v, settings)  # not its refit: ml.models.refit
     champ_metrics = evaluate(kind, champ_booster, holdout, features, catalogue)
-    h = kind.headline
+    h, m = kind.headline, policy.promotion_margin
     new, old = challenger.metrics.get(h), champ_metrics.get(h)
     if new is None or old is None:
         # no holdout for this tenant: follow the global champion when that is what it serves
         if challenger.trained_on == "global" and champ.tags.get("trained_on") == "global":
             return GateDecision(True, f"global champion moved to v{challenger.global_version}", v, {})
-        return GateDecision(False, f"no holdout to compare with champion v{v}", v, champ_metrics)
+        return GateDecision(False, f"{challenger.described}: no holdout to compare with {named}", v, champ_metrics)
     ahead = kind.improvement(h, new, old)
-    if ahead >= policy.promotion_margin:
-        champ_scores = predict(kind, champ_booster, holdout, features)
-        ok, interval = _beyond_chance(kind, challenger, holdout, features, champ_scores, policy.promotion_margin)
-        if not ok:
-            why = (
-                f"{h} {new:.4f} leads champion v{v} ({old:.4f}) by {ahead:+.4f}, but not beyond chance: "
-                f"{interval} is below the margin {policy.promotion_margin}"
-            )
-            return GateDecision(False, why, v, champ_metrics)
-        why = f"{h} {new:.4f} beats champion v{v} ({old:.4f}) by {ahead:+.4f} >= margin {policy.promotion_margin}" + (
-            f", {interval}" if interval else ""
+    versus = f"{challenger.described}: {h} {new:.4f} vs {named} at {old:.4f}, ahead by {ahead:+.4f}"
+    if ahead < m:
+        return GateDecision(False, f"{versus}, not above the margin {m}", v, champ_metrics)
+    champ_scores = predict(kind, champ_booster, holdout, features)
+    ok, interval = _beyond_chance(kind, challenger, holdout, features, champ_scores, m)
+    if not ok:
+        return GateDecision(
+            False, f"{versus}, but not beyond chance: {interval} is below the margin {m}", v, champ_metrics
         )
-        return GateDecision(True, why, v, champ_metrics)
-    why = f"{h} {new:.4f} does not beat champion v{v} ({old:.4f}) by the margin {policy.promotion_margin}"
-    return GateDecision(False, why, v, champ_metrics)
+    return GateDecision(
+        True, f"{versus}, above the margin {m}" + (f", {interval}" if interval else ""), v, champ_metrics
+    )
 
 
 def _versus_champion(

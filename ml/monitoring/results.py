@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -207,7 +208,7 @@ def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> di
         rows = con.execute(
             """select checked_at, "check", kind, metric, value, threshold, drifted, status, detail, report_path
                from monitoring where tenant_id = ? and checked_on = (select max(checked_on) from monitoring where tenant_id = ?)
-               and metric not like 'column:%'""",
+               order by metric like 'column:%', "check", kind, metric""",
             [tenant_id, tenant_id],
         ).fetchall()
     except duckdb.CatalogException:
@@ -216,27 +217,9 @@ def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> di
         con.close()
     if not rows:
         return None
-    checks = [
-        dict(
-            zip(
-                (
-                    "checked_at",
-                    "check",
-                    "kind",
-                    "metric",
-                    "value",
-                    "threshold",
-                    "drifted",
-                    "status",
-                    "detail",
-                    "report_path",
-                ),
-                r,
-                strict=True,
-            )
-        )
-        for r in rows
-    ]
+    keys = ("checked_at", "check", "kind", "metric", "value", "threshold", "drifted", "status", "detail", "report_path")
+    every = [dict(zip(keys, r, strict=True)) for r in rows]
+    checks = [{**c, "reports": _reports(c, every)} for c in every if not c["metric"].startswith("column:")]
     return {
         "last_checked_at": max(c["checked_at"] for c in checks).isoformat(),
         "drifted": any(c["drifted"] for c in checks),
@@ -246,3 +229,21 @@ def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> di
             next((c["report_path"] for c in checks if c["report_path"]), None),
         ),
     }
+
+
+def _reports(check: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """The Evidently reports that show a drifted check: its own and, for a feature check, each report of its
+    drifted columns (a column judged over items or users has a report of its own, ``<kind>.items.html``:
+    :func:`ml.monitoring.checks.entity_columns`); only files that exist (a check of per-entity columns alone
+    writes no report of its own). Empty for a check that did not drift."""
+    if not check["drifted"]:
+        return []
+    same = [r for r in rows if (r["check"], r["kind"]) == (check["check"], check["kind"]) and r is not check]
+    paths = [check["report_path"], *(r["report_path"] for r in same if r["drifted"])]
+    return [p for p in dict.fromkeys(paths) if p and Path(p).exists()]
+
+
+def drifted_reports(drift: dict[str, Any]) -> list[str]:
+    """The Evidently reports of a tenant's drifted checks (:func:`latest_results`' ``drift``), each once, a feature
+    check's per-entity reports among them (:func:`_reports`), as the status table lists them below it."""
+    return list(dict.fromkeys(p for c in drift.get("checks", []) if c.get("drifted") for p in c.get("reports", [])))

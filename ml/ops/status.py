@@ -21,7 +21,7 @@ from ml.core.settings import Settings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.core.warehouse import WarehouseKeyError, connect
 from ml.data.feature_checks import read_health
-from ml.models.kinds import kinds_of
+from ml.models.kinds import get_kind, kinds_of
 from ml.ops.landing_status import landing_warnings
 
 BUILD = "run the features DAG (or `tenantflow features build`)"
@@ -281,6 +281,8 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
         lines.append("  baseline " + ", ".join(f"{k}={v:.3f}" for k, v in m["baseline_metrics"].items()))
     if m.get("holdout"):
         lines.append(f"  ({_judged(m['holdout'])})")
+    elif counted := holdout_examples(m, ranks=get_kind(kind).group is not None):
+        lines.append(f"  ({counted} judged, time-based holdout)")
     prev = m.get("previous_champion")
     if prev and prev["metrics"] and m["metrics"]:
         moved = ", ".join(
@@ -305,7 +307,8 @@ def _drifted(check: dict[str, Any]) -> str:
 
 def report_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Where the Evidently reports of each tenant's drifted checks are, one line per report with the checks
-    it shows (``umbrella prediction_drift/recommender: <path>``; a check without a report, live performance,
+    it shows (``umbrella prediction_drift/recommender: <path>``; a feature check's reports of its columns
+    judged over items and users too, ``recommender.items.html``; a check without a report, live performance,
     has none): whole paths, to open or copy, below the table, which would fold them."""
     return [line for r in rows for line in _report_lines(r)]
 
@@ -313,8 +316,9 @@ def report_lines(rows: list[dict[str, Any]]) -> list[str]:
 def _report_lines(r: dict[str, Any]) -> list[str]:
     by_report: dict[str, list[str]] = {}
     for c in _drifted_checks(r["drift"]):
-        if c.get("report_path") and (named := f"{c['check']}/{c['kind']}") not in by_report.get(c["report_path"], []):
-            by_report.setdefault(c["report_path"], []).append(named)
+        for path in c.get("reports", []):  # a feature check's per-entity reports too (ml.monitoring.results)
+            if (named := f"{c['check']}/{c['kind']}") not in by_report.get(path, []):
+                by_report.setdefault(path, []).append(named)
     return [f"{r['tenant_id']} {', '.join(checks)}: {path}" for path, checks in by_report.items()]
 
 
@@ -367,6 +371,15 @@ def families_protocol(holdout: dict[str, Any]) -> str | None:
     """The protocol that picked the family where it is not the holdout's own (a small tenant's: ``random``)."""
     families = holdout.get("families_protocol")
     return families if families and families != holdout["protocol"] else None
+
+
+def holdout_examples(m: dict[str, Any], ranks: bool = False) -> str | None:
+    """What a champion's figures stand on without a ranking holdout summary (:func:`ml.models.registry.describe`'s
+    ``holdout_rows``): ``2,129 examples`` (churn's, engagement's: a user each at the holdout's cutoff), ``(user,
+    item) pairs`` for a kind that ``ranks`` (a global recommender's); None without figures."""
+    if not (m.get("holdout_rows") and m.get("metrics")):
+        return None
+    return f"{m['holdout_rows']:,} " + ("(user, item) pairs" if ranks else "examples")
 
 
 def _judged(holdout: dict[str, Any]) -> str:

@@ -71,8 +71,9 @@ GX <a href="{{ data_docs }}">Data Docs</a>.</p>
 <td>{{ r.features_checked_at or "never" }}</td>
 <td>{% for reason, n in r.quarantined.items() %}{{ reason }}: {{ n }}<br>{% else %}none{% endfor %}</td>
 <td>{% for kind, m in r.models.items() %}<div data-kind="{{ kind }}">{{ model_line(kind, m) }}</div>{% endfor %}</td>
-<td>{{ drift_line(r.drift) }}{% if r.drift.report_path %}<br><a href="{{ report_link(r.drift.report_path) }}">report</a>
-{% endif %}</td></tr>
+<td>{{ drift_line(r.drift) }}{% for p in drift_reports(r.drift) %}<br><a href="{{ report_link(p) }}">{{ p | basename }}</a>
+{% else %}{% if r.drift.report_path %}<br><a href="{{ report_link(r.drift.report_path) }}">report</a>{% endif %}{% endfor %}
+</td></tr>
 {% endfor %}</table></body></html>"""
 
 _DETAIL = """<!doctype html><html><head><meta charset="utf-8"><title>{{ r.tenant_id }} · Tenantflow</title>
@@ -107,11 +108,12 @@ tenant.{% endif %}</p>
 <h2>Drift</h2><p>{{ drift_line(r.drift) }}{% if r.drift.report_path %}:
 <a href="{{ report_link(r.drift.report_path) }}">latest Evidently report</a>{% endif %}</p>
 <table><tr><th>check</th><th>model kind</th><th>metric</th><th>value</th><th>threshold</th><th>drifted</th>
-<th>status</th><th>detail</th></tr>
+<th>status</th><th>detail</th><th>reports</th></tr>
 {% for c in r.drift.checks %}<tr><td>{{ c.check }}</td><td>{{ c.kind }}</td><td>{{ c.metric }}</td>
 <td>{{ figure(c.metric, c.value) if c.value is not none else "-" }}</td>
 <td>{{ figure(c.metric, c.threshold) if c.threshold is not none else "-" }}</td>
-<td>{{ "yes" if c.drifted else "no" }}</td><td>{{ c.status }}</td><td class="small">{{ c.detail or "" }}</td></tr>
+<td>{{ "yes" if c.drifted else "no" }}</td><td>{{ c.status }}</td><td class="small">{{ c.detail or "" }}</td>
+<td class="small">{% for p in c.reports %}<a href="{{ report_link(p) }}">{{ p | basename }}</a> {% endfor %}</td></tr>
 {% endfor %}</table>
 </body></html>"""
 
@@ -142,7 +144,9 @@ skipped a model, the checks below read the table of an earlier build.</p><ul cla
 def _template(source: str) -> Template:
     from jinja2 import Environment
 
-    return Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string(source)
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["basename"] = lambda path: Path(path).name  # a report's file name: recommender.items.html
+    return env.from_string(source)
 
 
 class LazyApp:
@@ -317,7 +321,7 @@ def runs_url(ui: str, experiment_id: str, tenant_id: str) -> str:
 
 def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]:
     """What the templates call: formatting of the status contract's parts, and the links."""
-    from ml.monitoring.results import figure
+    from ml.monitoring.results import drifted_reports, figure
 
     ui = mlflow_ui(settings)
     reports = settings.stores.monitoring_reports.root.resolve()
@@ -355,6 +359,7 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         "drift_line": drift_line,
         "figure": figure,
         "report_link": report_link,
+        "drift_reports": drifted_reports,
         "data_docs": f"{up}datadocs/{data_docs_token(settings)}/index.html",
         "mlflow_model": mlflow_model,
         "mlflow_runs": mlflow_runs,

@@ -71,8 +71,11 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
         described = registry.describe(kind, "young", settings)
         shown = " ".join(model_lines(kind, described))
         assert (described["metrics"] and "=" in shown) or described["gate_reason"] in shown, (kind, shown)
-        if described["metrics"]:  # and models list says what they stand on (users, or examples)
+        if described["metrics"]:  # and models list and status say what they stand on (users, or examples)
             assert judged_cell(described, ranks=kind == "recommender") != "-", described
+            if not described.get("holdout"):  # churn's and engagement's examples (a global recommender's pairs)
+                counted = judged_cell(described, ranks=kind == "recommender")
+                assert f"({counted} judged, time-based holdout)" in shown, shown
         if young.tags["trained_on"] == "tenant":  # its own labels' baseline: the global model did not beat it
             chosen = c.get_run(version_run_id(young)).data.params["chosen"]
             assert young.tags["family"] == get_kind(kind).baseline_name and chosen.endswith("not beyond chance")
@@ -359,11 +362,13 @@ def test_the_gate_refuses_a_worse_model_and_records_why(world):
         RECOMMENDER, tenant, cand, [cand], feats, "0badc0ffee", snap.manifest_hash, "test", len(tr), ho, base, catalogue
     )
     r = tracking.log_and_register(training, TrainSettings(), settings)
-    assert r["promoted"] is False and "does not beat champion" in r["reason"]
+    # both sides named as status names a version, the challenger's lead signed against the margin
+    assert r["promoted"] is False and r["reason"].startswith("challenger (lightgbm, tenant): ndcg_at_10 ")
+    assert f" vs champion v{champ_before} (" in r["reason"] and r["reason"].endswith("not above the margin 0.002")
     assert str(c.get_model_version_by_alias(name, "champion").version) == champ_before
     chall = c.get_model_version_by_alias(name, "challenger")
     assert str(chall.version) == r["version"]
-    assert chall.tags["gate.decision"] == "refused" and "does not beat" in chall.tags["gate.reason"]
+    assert chall.tags["gate.decision"] == "refused" and chall.tags["gate.reason"] == r["reason"]
     last = audit.entries(settings, "umbra", "recommender")[-1]
     assert (last.action, last.to_version, last.from_version) == ("refuse", str(r["version"]), champ_before)
     assert "Gate: **refused: challenger**" in chall.description and "ndcg_at_10" in chall.description

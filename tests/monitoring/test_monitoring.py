@@ -123,7 +123,7 @@ def test_results_table_reports_and_mlflow_link(checked):
     arts = [a.path for a in registry.client(settings).list_artifacts(run_id, "monitoring")]
     assert arts, "reports are logged on the champion's run"
     # the status contract's drift part
-    from ml.ops.status import format_table, status
+    from ml.ops.status import format_table, report_lines, status
 
     rows = status(settings, ["newcat", "steady01"])
     st = {r["tenant_id"]: r["drift"] for r in rows}
@@ -140,6 +140,16 @@ def test_results_table_reports_and_mlflow_link(checked):
     assert "reports: below the table" in table and any(x.startswith("steady01 ") for x in below) == bool(
         flagged["steady01"]
     ), table
+    # every report that shows a drifted check is listed: a feature check's columns judged over items or users
+    # are in reports of their own (recommender.items.html), read from the column rows
+    for t in DRIFTED:
+        db = _rows(settings, whs[0], t)
+        db = db[db["checked_on"] == db["checked_on"].max()]  # the latest check, which status reads
+        hit = db[db["drifted"].fillna(False).astype(bool) & db["report_path"].notna()]
+        checks = set(hit[~hit["metric"].str.startswith("column:")][["check", "kind"]].itertuples(index=False))
+        shown = [p for c, k, p in hit[["check", "kind", "report_path"]].itertuples(index=False) if (c, k) in checks]
+        lines = [line for line in report_lines(status(settings, [t])) if line.startswith(f"{t} ")]
+        assert {p for p in shown if Path(p).exists()} == {line.rsplit(": ", 1)[1] for line in lines}, (t, lines)
 
 
 def test_the_lineage_links_the_champion_judged_what_was_read_and_the_reports(monitor_run):

@@ -135,14 +135,12 @@ def judged_cell(d: dict, ranks: bool = False) -> str:
     family where that differs; ``status`` adds the temporal holdout's judged share); else the holdout's examples
     (``2,129 examples``: churn's and engagement's, a user each at the holdout cutoff; for a kind that ``ranks``, a
     global model's say, ``(user, item) pairs``); ``-`` without figures."""
-    from ml.ops.status import families_protocol
+    from ml.ops.status import families_protocol, holdout_examples
 
     if judged := d.get("holdout"):
         families = families_protocol(judged)
         return f"{judged['users']:,} users, {judged['protocol']}" + (f"; families by {families}" if families else "")
-    if not (d.get("holdout_rows") and d["metrics"]):
-        return "-"
-    return f"{d['holdout_rows']:,} " + ("(user, item) pairs" if ranks else "examples")
+    return holdout_examples(d, ranks) or "-"
 
 
 @models_app.command()

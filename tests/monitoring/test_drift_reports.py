@@ -1,0 +1,43 @@
+"""Which Evidently reports a tenant's status names: every report that shows a drifted check, a feature check's
+per-entity reports (its columns judged over items or users) among them; none of an undrifted check."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from ml.monitoring.results import CheckResult, drifted_reports, latest_results, write
+from ml.ops.status import report_lines
+
+
+def test_a_drifted_feature_checks_item_and_user_reports_are_named_and_an_undrifted_checks_are_not(settings):
+    folder = settings.stores.monitoring_reports.root / "tenant=acme"
+    folder.mkdir(parents=True)
+    head, items, users, events = (folder / f"{n}.html" for n in ("recommender", "recommender.items", "users", "events"))
+    for report in (head, items, events):  # users' report is not written: a path to nothing is not named
+        report.write_text("<!doctype html>")
+
+    def row(check: str, kind: str, metric: str, drifted: bool, report) -> CheckResult:
+        return CheckResult("acme", check, kind, metric, 0.5, 0.1, drifted, "ok", report_path=str(report))
+
+    rows = [
+        row("feature_drift", "recommender", "share_drifted_columns", True, head),
+        row("feature_drift", "recommender", "column:item_popularity", True, items),
+        row("feature_drift", "recommender", "column:user_sessions", True, users),
+        row("feature_drift", "recommender", "column:user_item_clicks", False, head),
+        row("prediction_drift", "recommender", "score", True, head),
+        row("data_drift", "events", "drifted_columns", False, events),  # not drifted: its report is not named
+    ]
+    path = settings.stores.warehouse_file("eu/pool")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, rows, [], date(2026, 11, 20))
+
+    drift = latest_results(settings, "acme", "eu/pool")
+    assert drift is not None
+    reports = {(c["check"], c["kind"]): c["reports"] for c in drift["checks"]}
+    assert reports[("feature_drift", "recommender")] == [str(head), str(items)]
+    assert reports[("prediction_drift", "recommender")] == [str(head)] and reports[("data_drift", "events")] == []
+    assert drifted_reports(drift) == [str(head), str(items)]
+    assert report_lines([{"tenant_id": "acme", "drift": drift}]) == [
+        f"acme feature_drift/recommender, prediction_drift/recommender: {head}",
+        f"acme feature_drift/recommender: {items}",
+    ]
