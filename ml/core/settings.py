@@ -54,9 +54,9 @@ class MlflowSettings(_Group):
     service_user: str = "tenantflow-service"
     service_password: str | None = None
     # seconds the server trusts a checked password (its auth_cache_ttl_seconds; 0: check every request, scrypt's
-    # ~127 ms of CPU here: benchmarks/README.md, *MLflow's credential cache*); a password changed outside the
-    # server's API (`tenantflow mlflow-auth`) stops working after this long, not at once
-    auth_cache_seconds: int = Field(60, ge=0)
+    # ~127 ms of CPU here: benchmarks/README.md, *MLflow's credential cache*); a password, user or admin flag
+    # changed outside the server's API (`tenantflow mlflow-auth`) takes this long to count: at most 10 minutes
+    auth_cache_seconds: int = Field(60, ge=0, le=600)
 
 
 class LandingSettings(_Group):

@@ -221,19 +221,23 @@ def gate(
         if challenger.trained_on == "global" and champ.tags.get("trained_on") == "global":
             return GateDecision(True, f"global champion moved to v{challenger.global_version}", v, {})
         return GateDecision(False, f"{challenger.described}: no holdout to compare with {named}", v, champ_metrics)
-    ahead = kind.improvement(h, new, old)
-    versus = f"{challenger.described}: {h} {new:.4f} vs {named} at {old:.4f}, ahead by {ahead:+.4f}"
+    ahead = kind.improvement(h, new, old)  # > 0: the challenger is better, whichever way the headline goes
+    versus = f"{challenger.described}: {h} {new:.4f} vs {named} at {old:.4f}: {_lead(ahead)}"
     if ahead < m:
-        return GateDecision(False, f"{versus}, not above the margin {m}", v, champ_metrics)
+        return GateDecision(False, f"{versus}, less than the margin {m}", v, champ_metrics)
     champ_scores = predict(kind, champ_booster, holdout, features)
     ok, interval = _beyond_chance(kind, challenger, holdout, features, champ_scores, m)
     if not ok:
-        return GateDecision(
-            False, f"{versus}, but not beyond chance: {interval} is below the margin {m}", v, champ_metrics
-        )
-    return GateDecision(
-        True, f"{versus}, above the margin {m}" + (f", {interval}" if interval else ""), v, champ_metrics
-    )
+        why = f"{versus}, but not beyond chance: its {interval} reaches below the margin {m}"
+        return GateDecision(False, why, v, champ_metrics)
+    why = f"{versus}, at least the margin {m}" + (f", {interval}" if interval else "")
+    return GateDecision(True, why, v, champ_metrics)
+
+
+def _lead(ahead: float) -> str:
+    """``better by 0.01234`` / ``worse by …`` / ``no better``: five decimals, so that a lead just under a margin of
+    0.002 never prints as the margin itself."""
+    return f"better by {ahead:.5f}" if ahead > 0 else f"worse by {-ahead:.5f}" if ahead < 0 else "no better"
 
 
 def _versus_champion(
@@ -273,11 +277,19 @@ def _versus_champion(
     assert mine is not None
     mean, low, high = evaluation.paired_bootstrap(mine, judged.per_user_ndcg)
     h, m = kind.headline, policy.promotion_margin
-    versus = f"{h} {mean:+.4f} [{low:+.4f}, {high:+.4f}] vs {named} at {judged.metrics[h]:.4f}"
-    versus += f" on the {ranking.protocol} protocol's {len(ranking.users):,} users"
+    versus = (
+        f"{challenger.described} at {float(np.mean(mine)):.4f} vs {named} at {judged.metrics[h]:.4f} on the "
+        f"{ranking.protocol} protocol's {len(ranking.users):,} users: {_paired(h, mean, low, high)}"
+    )
     if low >= m:
-        return GateDecision(True, f"{challenger.described}: {versus}, above the margin {m}", v, judged.metrics)
-    return GateDecision(False, f"{challenger.described}: {versus}, not above the margin {m}", v, judged.metrics)
+        return GateDecision(True, f"{versus}, whose lower end clears the margin {m}", v, judged.metrics)
+    return GateDecision(False, f"{versus}, whose lower end is below the margin {m}", v, judged.metrics)
+
+
+def _paired(headline: str, mean: float, low: float, high: float) -> str:
+    """A paired bootstrap's reading: ``ndcg_at_10 worse by 0.00080 a user on average (95% interval of the difference
+    [-0.0059, +0.0040])`` (:func:`ml.models.evaluation.paired_bootstrap`: challenger minus champion, per user)."""
+    return f"{headline} {_lead(mean)} a user on average (95% interval of the difference [{low:+.4f}, {high:+.4f}])"
 
 
 def family_versus_family(
@@ -326,8 +338,8 @@ def versus_reranker_on_temporal(
     h = kind.headline
     versus = (
         f"{challenger.described} won the {ranking.protocol} protocol, which cannot judge {named}, a re-ranker; "
-        f"on the {len(temporal.users):,} users of the temporal holdout it replaced, {h} {mean:+.4f} "
-        f"[{low:+.4f}, {high:+.4f}] vs the champion at {theirs.metrics[h]:.4f}"
+        f"on the {len(temporal.users):,} users of the temporal holdout it replaced, against the champion at "
+        f"{theirs.metrics[h]:.4f}: {_paired(h, mean, low, high)}"
     )
     if high < 0:
         return GateDecision(False, f"{versus}: the champion is better there beyond chance, kept", v, {})

@@ -167,7 +167,8 @@ def summarise(rows: list[CheckResult]) -> dict:
         "insufficient": [
             f"{r.check} {r.kind}: {r.detail}" for r in headline if r.status in ("insufficient_data", "no_reference")
         ],
-        "reports": sorted({r.report_path for r in rows if r.report_path}),
+        # the reports that show its drifted checks (a feature check's per-entity ones too), not every report written
+        "reports": sorted({p for r in drifted for p in _reports(asdict(r), [asdict(x) for x in rows])}),
     }
 
 
@@ -220,15 +221,16 @@ def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> di
     keys = ("checked_at", "check", "kind", "metric", "value", "threshold", "drifted", "status", "detail", "report_path")
     every = [dict(zip(keys, r, strict=True)) for r in rows]
     checks = [{**c, "reports": _reports(c, every)} for c in every if not c["metric"].startswith("column:")]
-    return {
+    if not checks:  # a day of column rows alone (never written so): nothing to judge the tenant by
+        return None
+    drift = {
         "last_checked_at": max(c["checked_at"] for c in checks).isoformat(),
         "drifted": any(c["drifted"] for c in checks),
         "checks": [{**c, "checked_at": c["checked_at"].isoformat()} for c in checks],
-        "report_path": next(
-            (c["report_path"] for c in checks if c["drifted"] and c["report_path"]),
-            next((c["report_path"] for c in checks if c["report_path"]), None),
-        ),
     }
+    # the report to open first: a drifted check's, else any check's that was written
+    written = (c["report_path"] for c in checks if c["report_path"] and Path(c["report_path"]).exists())
+    return {**drift, "report_path": next(iter(drifted_reports(drift)), next(written, None))}
 
 
 def _reports(check: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:

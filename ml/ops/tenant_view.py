@@ -72,7 +72,8 @@ GX <a href="{{ data_docs }}">Data Docs</a>.</p>
 <td>{% for reason, n in r.quarantined.items() %}{{ reason }}: {{ n }}<br>{% else %}none{% endfor %}</td>
 <td>{% for kind, m in r.models.items() %}<div data-kind="{{ kind }}">{{ model_line(kind, m) }}</div>{% endfor %}</td>
 <td>{{ drift_line(r.drift) }}{% for p in drift_reports(r.drift) %}<br><a href="{{ report_link(p) }}">{{ p | basename }}</a>
-{% else %}{% if r.drift.report_path %}<br><a href="{{ report_link(r.drift.report_path) }}">report</a>{% endif %}{% endfor %}
+{% else %}{% if r.drift.report_path and not r.drift.drifted %}<br><a href="{{ report_link(r.drift.report_path) }}">report</a>
+{% endif %}{% endfor %}
 </td></tr>
 {% endfor %}</table></body></html>"""
 

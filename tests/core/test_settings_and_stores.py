@@ -27,6 +27,11 @@ def test_settings_come_from_prefixed_variables_by_group(monkeypatch, tmp_path):
     monkeypatch.setenv("TENANTFLOW_TRAIN_THREADS", "two")
     with pytest.raises(ValidationError, match="threads"):
         Settings()
+    monkeypatch.delenv("TENANTFLOW_TRAIN_THREADS")
+    # MLflow's credential cache: a revoked password must stop working within minutes, not a year
+    monkeypatch.setenv("TENANTFLOW_MLFLOW_AUTH_CACHE_SECONDS", "31536000")
+    with pytest.raises(ValidationError, match="auth_cache_seconds"):
+        Settings()
 
 
 def test_unknown_tenantflow_variables_are_named():

@@ -145,7 +145,8 @@ def test_a_family_champion_is_served_in_batch_and_by_the_api_with_personal_lists
     r = tracking.log_and_register(training, TrainSettings(), settings)
     assert r["promoted"] is False and "vs champion" in r["reason"], r  # the re-ranker champion is better here
     # both named as status names a version: family and what it was trained on
-    assert r["reason"].startswith("challenger (ease, tenant): ndcg_at_10 "), r
+    assert re.match(r"challenger \(ease, tenant\) at \d\.\d{4} vs ", r["reason"]), r
+    assert "ndcg_at_10 worse by " in r["reason"] and r["reason"].endswith("whose lower end is below the margin 0.002")
     assert re.search(r" vs champion v\d+ \(lightgbm, (tenant|fine_tuned|global)\) at \d\.\d{4} ", r["reason"]), r
     mv = c.get_model_version(name, r["version"])
     assert mv.tags["family"] == "ease" and mv.tags["features"] == "[]"

@@ -364,7 +364,7 @@ def test_the_gate_refuses_a_worse_model_and_records_why(world):
     r = tracking.log_and_register(training, TrainSettings(), settings)
     # both sides named as status names a version, the challenger's lead signed against the margin
     assert r["promoted"] is False and r["reason"].startswith("challenger (lightgbm, tenant): ndcg_at_10 ")
-    assert f" vs champion v{champ_before} (" in r["reason"] and r["reason"].endswith("not above the margin 0.002")
+    assert f" vs champion v{champ_before} (" in r["reason"] and r["reason"].endswith("less than the margin 0.002")
     assert str(c.get_model_version_by_alias(name, "champion").version) == champ_before
     chall = c.get_model_version_by_alias(name, "challenger")
     assert str(chall.version) == r["version"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from ml.monitoring.results import CheckResult, drifted_reports, latest_results, write
+from ml.monitoring.results import CheckResult, drifted_reports, latest_results, summarise, write
 from ml.ops.status import report_lines
 
 
@@ -16,8 +16,8 @@ def test_a_drifted_feature_checks_item_and_user_reports_are_named_and_an_undrift
     for report in (head, items, events):  # users' report is not written: a path to nothing is not named
         report.write_text("<!doctype html>")
 
-    def row(check: str, kind: str, metric: str, drifted: bool, report) -> CheckResult:
-        return CheckResult("acme", check, kind, metric, 0.5, 0.1, drifted, "ok", report_path=str(report))
+    def row(check: str, kind: str, metric: str, drifted: bool, report, tenant: str = "acme") -> CheckResult:
+        return CheckResult(tenant, check, kind, metric, 0.5, 0.1, drifted, "ok", report_path=str(report))
 
     rows = [
         row("feature_drift", "recommender", "share_drifted_columns", True, head),
@@ -26,6 +26,10 @@ def test_a_drifted_feature_checks_item_and_user_reports_are_named_and_an_undrift
         row("feature_drift", "recommender", "column:user_item_clicks", False, head),
         row("prediction_drift", "recommender", "score", True, head),
         row("data_drift", "events", "drifted_columns", False, events),  # not drifted: its report is not named
+        # globex's feature check judged item columns alone: no report of its own was written
+        row("feature_drift", "recommender", "share_drifted_columns", True, folder / "gone.html", "globex"),
+        row("feature_drift", "recommender", "column:item_popularity", True, items, "globex"),
+        row("feature_drift", "recommender", "column:item_price", True, items, "initech"),  # column rows alone
     ]
     path = settings.stores.warehouse_file("eu/pool")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +40,13 @@ def test_a_drifted_feature_checks_item_and_user_reports_are_named_and_an_undrift
     reports = {(c["check"], c["kind"]): c["reports"] for c in drift["checks"]}
     assert reports[("feature_drift", "recommender")] == [str(head), str(items)]
     assert reports[("prediction_drift", "recommender")] == [str(head)] and reports[("data_drift", "events")] == []
-    assert drifted_reports(drift) == [str(head), str(items)]
+    assert drifted_reports(drift) == [str(head), str(items)] and drift["report_path"] == str(head)
+    # the report to open first is one that exists; a day of column rows alone judges nothing
+    globex = latest_results(settings, "globex", "eu/pool")
+    assert globex is not None and globex["checks"][0]["reports"] == [str(items)] == [globex["report_path"]]
+    assert latest_results(settings, "initech", "eu/pool") is None
+    # the monitor's verdict (what a retrain request carries) names the same reports, as it judged them
+    assert summarise([r for r in rows if r.tenant_id == "acme"])["reports"] == sorted([str(head), str(items)])
     assert report_lines([{"tenant_id": "acme", "drift": drift}]) == [
         f"acme feature_drift/recommender, prediction_drift/recommender: {head}",
         f"acme feature_drift/recommender: {items}",
