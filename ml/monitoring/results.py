@@ -159,7 +159,7 @@ def summarise(rows: list[CheckResult]) -> dict:
         "checks": [f"{r.check}/{r.kind}:{r.metric}" for r in drifted],
         "reasons": [
             f"{r.check}/{r.kind} {reading(r.metric, r.value, r.threshold, r.detail)}"
-            + ("" if r.metric in COUNTS or not r.detail else f" {r.detail}")
+            + ("" if r.metric in COUNTS or not r.detail else f": {r.detail}")
             for r in drifted
             if r.value is not None and r.threshold is not None
         ],

@@ -45,8 +45,12 @@ def test_a_drifted_feature_checks_item_and_user_reports_are_named_and_an_undrift
     globex = latest_results(settings, "globex", "eu/pool")
     assert globex is not None and globex["checks"][0]["reports"] == [str(items)] == [globex["report_path"]]
     assert latest_results(settings, "initech", "eu/pool") is None
-    # the monitor's verdict (what a retrain request carries) names the same reports, as it judged them
-    assert summarise([r for r in rows if r.tenant_id == "acme"])["reports"] == sorted([str(head), str(items)])
+    # the monitor's verdict (what a retrain request carries) names the same reports, as it judged them; a live
+    # check without a report adds none, and its reason keeps its threshold apart from its detail
+    live = CheckResult("acme", "performance", "recommender", "live_hit_rate_at_10", 0.3, 0.6, True, "ok", "batch of x")
+    verdict = summarise([*(r for r in rows if r.tenant_id == "acme"), live])
+    assert verdict["reports"] == sorted([str(head), str(items)])
+    assert "performance/recommender live_hit_rate_at_10=0.300 (threshold 0.600): batch of x" in verdict["reasons"]
     assert report_lines([{"tenant_id": "acme", "drift": drift}]) == [
         f"acme feature_drift/recommender, prediction_drift/recommender: {head}",
         f"acme feature_drift/recommender: {items}",
