@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 from _common import fresh_home, report
 
 
@@ -52,7 +51,7 @@ def _server_tree_cpu(root: int) -> float:
 def _serve(cache_seconds: int, home: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
     from ml.core.settings import REPO_ROOT, get_settings
     from ml.ops import mlflow_auth
-    from tests.served import free_port
+    from tests.served import free_port, wait_healthy
 
     os.environ["TENANTFLOW_HOME"] = str(home)
     os.environ["TENANTFLOW_MLFLOW_AUTH_CACHE_SECONDS"] = str(cache_seconds)
@@ -79,16 +78,7 @@ def _serve(cache_seconds: int, home: Path) -> tuple[subprocess.Popen, str, dict[
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit((home / "mlflow.log").read_text()[-3000:])
-        time.sleep(0.5)
+    wait_healthy(base, proc, home / "mlflow.log")
     return proc, base, mlflow_auth.client_env(auth)
 
 

@@ -153,6 +153,7 @@ def summarise(rows: list[CheckResult]) -> dict:
     drifted = [r for r in headline if r.drifted]
     names = {k.name for k in all_kinds()}
     kinds = sorted({r.kind for r in drifted if r.kind in names} or (names if drifted else set()))
+    every = [asdict(x) for x in rows] if drifted else []  # _reports' rows, converted once
     return {
         "drifted": bool(drifted),
         "kinds": kinds,
@@ -168,7 +169,7 @@ def summarise(rows: list[CheckResult]) -> dict:
             f"{r.check} {r.kind}: {r.detail}" for r in headline if r.status in ("insufficient_data", "no_reference")
         ],
         # the reports that show its drifted checks (a feature check's per-entity ones too), not every report written
-        "reports": sorted({p for r in drifted for p in _reports(asdict(r), [asdict(x) for x in rows])}),
+        "reports": sorted({p for r in drifted for p in _reports(asdict(r), every)}),
     }
 
 

@@ -9,7 +9,6 @@ import re
 import signal
 import stat
 import subprocess
-import time
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ import yaml
 
 from ml.core.settings import REPO_ROOT, get_settings
 from ml.ops import mlflow_auth
-from tests.served import free_port
+from tests.served import free_port, wait_healthy
 
 
 def _procfile(name: str) -> str:
@@ -55,15 +54,7 @@ def mlflow_server(tmp_path, monkeypatch):
         ["bash", "-c", command], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "mlflow.log").read_text()[-3000:]
-        time.sleep(0.5)
+    wait_healthy(base, proc, tmp_path / "mlflow.log")
     try:
         yield base, auth
     finally:
