@@ -282,7 +282,7 @@ def model_lines(kind: str, m: dict[str, Any]) -> list[str]:
     if m.get("holdout"):
         lines.append(f"  ({_judged(m['holdout'])})")
     elif counted := holdout_examples(m, ranks=get_kind(kind).group is not None):
-        lines.append(f"  ({counted} judged, time-based holdout)")
+        lines.append(f"  ({counted} judged at its last labelled cutoff)")
     prev = m.get("previous_champion")
     if prev and prev["metrics"] and m["metrics"]:
         moved = ", ".join(
@@ -335,8 +335,9 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
             "DRIFTED: " + "; ".join(hit) if hit else f"no drift ({len(judged)} check{'s' * (len(judged) != 1)} judged)"
         )
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
-        if _report_lines(r):
-            lines.append("reports: below the table")  # a path is one long word: a cell would fold it
+        if _report_lines(r):  # a path is one long word: a cell would fold it; naming drifted checks without one
+            none = [f"{c['check']}/{c['kind']}" for c in _drifted_checks(drift) if not c.get("reports")]
+            lines.append("reports: below the table" + (f" ({', '.join(none)}: none)" if none else ""))
     else:
         lines.append("not monitored yet")
     if _after(r.get("lake_changed_at"), r.get("features_checked_at")):

@@ -331,7 +331,8 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
 
     def report_link(path: str) -> str:
         p = Path(path).resolve()
-        return f"{up}files/monitoring/{p.relative_to(reports)}" if p.is_relative_to(reports) else "#"
+        link = urllib.parse.quote(str(p.relative_to(reports))) if p.is_relative_to(reports) else None  # a URL's path
+        return f"{up}files/monitoring/{link}" if link else "#"
 
     def mlflow_model(kind: str) -> str:
         return f"{ui}/#/models/{kind}.{tenant_id}?workflowType=machine_learning"

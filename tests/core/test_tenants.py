@@ -516,3 +516,7 @@ def test_a_commands_help_prints_each_paragraph_for_the_terminal_to_wrap_not_the_
     out = capsys.readouterr().out
     assert "a dbt node other than a data test failed (a seed, a snapshot, a model)" in out, out
     assert "Usage: tenantflow features build" in out and "--rebuild-from" in out
+    # a flag takes no value: no type beside it (Typer 0.29 printed ``--json <bool>``), an option that does has one
+    assert main(["status", "--help"]) == 0
+    rows = {line.split()[1]: line.split()[2] for line in capsys.readouterr().out.splitlines() if "│ --" in line}
+    assert rows["--json"] == "The" and rows["--help"] == "Show" and rows["--tenant"].startswith("<"), rows

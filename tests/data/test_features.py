@@ -193,6 +193,16 @@ def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(wor
         "cadence",
     )
     assert windows.loc["acme", "short_window_days"] == max(7, 7 * math.floor(feature_window / 28 + 0.5))
+    # `tenants show` says what the cadence made of the windows a tenant left unset (and nothing for umbra, which set all)
+    from ml.core.tenants import TenantStore
+    from ml.models.kinds._windows import unset_windows_note
+
+    made = ", ".join(f"{w} {windows.loc['acme', w]}" for w in ("label_window_days", "churn_window_days"))
+    assert unset_windows_note(settings, TenantStore(settings).get("acme")) == (
+        "label_window_days, churn_window_days, feature_window_days null: from its activity cadence at each features "
+        f"build; the last: {made}, feature_window_days {feature_window}, cadence_days {round(cadence)}"
+    )
+    assert unset_windows_note(settings, TenantStore(settings).get("umbra")) is None
     assert tuple(windows.loc["globex", ["feature_window_days", "feature_window_source", "short_window_days"]]) == (
         42,
         "setting",

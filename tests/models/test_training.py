@@ -75,7 +75,7 @@ def test_every_tenant_gets_a_recommender_champion_and_young_tenants_get_the_glob
             assert judged_cell(described, ranks=kind == "recommender") != "-", described
             if not described.get("holdout"):  # churn's and engagement's examples (a global recommender's pairs)
                 counted = judged_cell(described, ranks=kind == "recommender")
-                assert f"({counted} judged, time-based holdout)" in shown, shown
+                assert f"({counted} judged at its last labelled cutoff)" in shown, shown
         if young.tags["trained_on"] == "tenant":  # its own labels' baseline: the global model did not beat it
             chosen = c.get_run(version_run_id(young)).data.params["chosen"]
             assert young.tags["family"] == get_kind(kind).baseline_name and chosen.endswith("not beyond chance")

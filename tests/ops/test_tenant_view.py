@@ -92,3 +92,16 @@ def test_only_the_reports_and_data_docs_folders_are_served_and_only_after_login(
     for path in (f"/datadocs/{token}/..%2F..%2Fsecrets%2Fmlflow-admin-password", f"/datadocs/{token}/%2E%2E/x"):
         r = view.get(path)
         assert r.status_code == 404 and "not for the view" not in r.text, (path, r.status_code)
+
+
+def test_a_reports_link_is_percent_encoded_and_a_report_outside_the_folder_is_not_linked(view, settings):
+    from ml.ops.tenant_view import _helpers
+
+    reports = settings.stores.monitoring_reports.root
+    (reports / "tenant=acme").mkdir()
+    odd = reports / "tenant=acme" / "recommender #2 ?.html"  # a '#' or '?' would end a URL's path
+    odd.write_text("<html>odd</html>")
+    link = _helpers(settings, "acme")["report_link"](str(odd))
+    assert link == "../files/monitoring/tenant%3Dacme/recommender%20%232%20%3F.html", link
+    assert view.get(link.removeprefix("..")).text == "<html>odd</html>"
+    assert _helpers(settings, "acme")["report_link"](str(settings.stores.secrets / "x.html")) == "#"

@@ -30,3 +30,48 @@ def batch_horizon(con: Any, table: str, now: str) -> str:
         [schema, name],
     ).fetchone()[0]
     return f"coalesce(s.horizon_days, {now})" if found else now
+
+
+WINDOWS = ("label_window_days", "churn_window_days", "feature_window_days")
+
+
+def chosen_windows(settings: Any, tenant: Any) -> dict[str, int] | str:
+    """The windows (``label_window_days``, ``churn_window_days``, ``feature_window_days``: days) and the activity
+    cadence (``cadence_days``, the median of its users' median days between active days) the tenant's last features
+    build chose (``int_tenant_windows``, its warehouse opened read-only); else why there are none (no build yet, the
+    warehouse busy or its key missing), as a sentence."""
+    import duckdb
+
+    from ml.core.warehouse import WarehouseKeyError, connect
+
+    path = settings.stores.warehouse_file(tenant.warehouse_key)
+    if not path.exists():
+        return "no features build yet"
+    try:
+        con = connect(path, read_only=True)
+    except (WarehouseKeyError, duckdb.Error) as exc:
+        return f"its warehouse cannot be read now ({type(exc).__name__})"
+    try:
+        cols = ", ".join(f'"{c}"' for c in (*WINDOWS, "cadence_days"))
+        row = con.execute(f"select {cols} from int_tenant_windows where tenant_id = ?", [tenant.tenant_id]).fetchone()
+    except duckdb.Error:
+        return "no features build of this version yet (int_tenant_windows)"
+    finally:
+        con.close()
+    if row is None:
+        return "no features build with its data yet"
+    return {c: round(v) for c, v in zip((*WINDOWS, "cadence_days"), row, strict=True) if v is not None}
+
+
+def unset_windows_note(settings: Any, tenant: Any) -> str | None:
+    """``label_window_days, churn_window_days null: from its activity cadence at each features build; the last:
+    label_window_days 14, churn_window_days 35, cadence_days 4`` for a tenant with windows left unset; else None."""
+    if not (unset := [w for w in WINDOWS if getattr(tenant, w) is None]):
+        return None
+    chose = chosen_windows(settings, tenant)
+    made = (
+        ", ".join(f"{w} {chose[w]}" for w in (*unset, "cadence_days") if w in chose)
+        if isinstance(chose, dict)
+        else chose
+    )
+    return f"{', '.join(unset)} null: from its activity cadence at each features build; the last: {made}"

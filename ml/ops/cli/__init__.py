@@ -73,6 +73,10 @@ def _reflowed(command: Any) -> Any:
     if command.help:
         text, cut, rest = inspect.cleandoc(command.help).partition("\f")
         command.help = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n")) + cut + rest
+    # a flag takes no value: Typer 0.29 shows its type (``--json <bool>``) as if it took one; --help's included
+    for param in [*command.params, command.get_help_option(command.context_class(command))]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         _reflowed(sub)
     return command

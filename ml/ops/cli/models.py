@@ -6,12 +6,11 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
-from ml.ops.cli.progress import out, steps
+from ml.ops.cli.progress import folding_table, out, steps
 
 models_app = typer.Typer(help="The MLflow model registry: champions, promotion, rollback, audit.", no_args_is_help=True)
 
@@ -94,7 +93,7 @@ def list_() -> None:
     from ml.models.runs import global_regions
 
     settings = get_settings()
-    table = Table("model", "champion", "challenger", "family", "trained on", "holdout metrics", "judged")
+    table = folding_table("model", "champion", "challenger", "family", "trained on", "holdout metrics", "judged")
     tenants = TenantStore(settings).list()
     regions = global_regions(tenants)
     rows = [(registry.global_owner(r), k.name) for k in all_kinds() for r in regions] + [
@@ -178,7 +177,7 @@ def audit(
     """Promotions, refusals and rollbacks: who, what, when, why."""
     from ml.models import audit as audit_log
 
-    table = Table("at (UTC)", "model", "action", "from", "to", "actor", "reason")
+    table = folding_table("at (UTC)", "model", "action", "from", "to", "actor", "reason")
     for e in audit_log.entries(get_settings(), tenant, kind):
         table.add_row(
             e.at, f"{e.kind}.{e.tenant_id}", e.action, _v(e.from_version), _v(e.to_version),

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from ml.core.errors import TenantError
@@ -25,7 +24,8 @@ from ml.core.tenants import (
 )
 from ml.data.ingest.spec import load_spec_file
 from ml.models.kinds import kinds_of, validate_kinds
-from ml.ops.cli.progress import out
+from ml.models.kinds._windows import unset_windows_note
+from ml.ops.cli.progress import folding_table, out
 from ml.ops.cli.tenant_keys import keys_app
 from ml.ops.cli.tenant_options import (
     UNSETTABLE,
@@ -219,7 +219,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
     if as_json:
         print(json.dumps([t.to_json() for t in tenants], indent=1))
         return
-    table = Table(
+    table = folding_table(
         "tenant",
         "region",
         "tier",
@@ -238,10 +238,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
     shared = {t.region for t in tenants if t.feeds_global_model}  # the regions that have a global model to serve
     for t in tenants:
         # a window's setting, or "cadence": derived from the tenant's activity (int_tenant_windows)
-        windows = "/".join(
-            str(d) if d is not None else "cadence"
-            for d in (t.label_window_days, t.churn_window_days, t.feature_window_days)
-        )
+        days = (t.label_window_days, t.churn_window_days, t.feature_window_days)
+        windows = "/".join(str(d) if d is not None else "cadence" for d in days) if any(days) else "cadence"
         kinds, opted = ",".join(t.model_kinds) or "all", " (opted in)" if t.global_model_region != t.region else ""
         table.add_row(
             t.tenant_id,
@@ -275,6 +273,8 @@ def show(tenant_id: str) -> None:
         typer.echo(f"model_kinds []: every registered kind ({', '.join(k.name for k in kinds_of(tenant))})", err=True)
     if not tenant.interaction_types:
         typer.echo(f"interaction_types []: the platform's ({', '.join(tenant.interactions)})", err=True)
+    if note := unset_windows_note(get_settings(), tenant):  # what its cadence made of the windows left unset
+        typer.echo(note, err=True)
 
 
 @app.command()
