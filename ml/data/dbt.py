@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -272,11 +273,24 @@ def manifest_path(settings: Settings, wh: Warehouse) -> Path:
     return settings.stores.dbt_target(wh.key) / "manifest.json"
 
 
-def manifest_hash(manifest: dict[str, Any]) -> str:
-    """A stable hash of the dbt project's models (their checksums), not of build timestamps.
+# the folder holding the ``ml`` package, whose code the dbt Python models import (manifest_hash)
+CODE_ROOT = Path(__file__).resolve().parents[2]
+_ML_IMPORT = re.compile(r"^\s*(?:from|import)\s+(ml(?:\.\w+)+)", re.MULTILINE)
 
-    It changes exactly when a model's SQL or yml does, so a model version records which feature
-    code made its data.
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """A stable hash of the code that made the marts, not of build timestamps: a model version records which
+    feature code made its data (a new one makes the champions due: :mod:`ml.models.due`).
+
+    dbt's checksum of a model is its SQL or Python file's (a yml's descriptions, tests and config do not count). A
+    Python model's data also depends on the ``ml`` code it imports (``int_recommendation_candidates__history`` runs
+    ``ml.models.recsys``), which dbt does not see: every ``.py`` file of each package it imports from counts too.
     """
     nodes = {k: v["checksum"]["checksum"] for k, v in manifest["nodes"].items() if k.startswith("model.")}
+    python = [v.get("raw_code") or "" for v in manifest["nodes"].values() if v.get("language") == "python"]
+    for module in sorted({m for code in python for m in _ML_IMPORT.findall(code)}):
+        path = CODE_ROOT.joinpath(*module.split("."))
+        folder = path if path.is_dir() else path.parent
+        files = sorted(folder.glob("*.py"))
+        nodes[f"code:{module}"] = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()
     return hashlib.sha256(json.dumps(nodes, sort_keys=True).encode()).hexdigest()[:16]

@@ -200,7 +200,7 @@ def test_a_tenants_windows_are_its_settings_or_follow_its_users_typical_gaps(wor
     made = ", ".join(f"{w} {windows.loc['acme', w]}" for w in ("label_window_days", "churn_window_days"))
     assert unset_windows_note(settings, TenantStore(settings).get("acme")) == (
         "label_window_days, churn_window_days, feature_window_days null: from its activity cadence at each features "
-        f"build; the last: {made}, feature_window_days {feature_window}, cadence_days {round(cadence)}"
+        f"build; the last: {made}, feature_window_days {feature_window} (cadence {cadence:.1f} days)"
     )
     assert unset_windows_note(settings, TenantStore(settings).get("umbra")) is None
     assert tuple(windows.loc["globex", ["feature_window_days", "feature_window_source", "short_window_days"]]) == (

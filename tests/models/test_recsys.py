@@ -478,6 +478,47 @@ def test_history_candidates_are_each_users_top_items_scored_by_every_family_befo
     assert allowed[(allowed.user_id == "a") & (allowed.item_id == "x")].sar_rank.notna().all()
 
 
+def test_ease_on_the_columns_with_most_users_scores_them_as_ease_on_them_alone_and_no_other(tmp_path, monkeypatch):
+    """The history candidates' EASE on a catalogue above its ``columns``: fitted on the items with most users."""
+    from ml.models.recsys import candidates
+    from ml.models.recsys.explain import explain
+    from ml.models.recsys.linalg import ease_weights
+
+    data = _data()  # users per item: x 2, y 3, z 2 (a tie: the lower index, x, first)
+    pruned = recsys.EASE(l2=0.5, columns=2).fit(data)
+    assert pruned.kept is not None and list(pruned.kept) == [0, 1] and list(pruned.items) == ["x", "y", "z"]
+    scores = pruned.score(data.seen)
+    alone = data.seen[:, [0, 1]] @ ease_weights(data.seen[:, [0, 1]], 0.5)
+    assert np.allclose(scores[:, :2], alone) and np.isneginf(scores[:, 2]).all()
+    assert recsys.EASE(l2=0.5, columns=3).fit(data).kept is None  # a catalogue within it: every item
+    with pytest.raises(ValueError, match="not saved"):
+        recsys.save(pruned, tmp_path / "model")
+    with pytest.raises(ValueError, match="recommends none"):  # nor served ...
+        recsys.recommend(pruned, data, np.array(["a"]), 2)
+    with pytest.raises(TypeError, match="no explanation"):  # ... nor explained; a copy keeps its columns
+        explain(pruned, data.seen[:1], np.array([0]))
+    assert recsys.unfitted(pruned).fit(data).kept is not None
+    # in the history candidates an item outside the fitted ones has no EASE score or rank (SAR's stay)
+    monkeypatch.setattr(candidates, "EASE_COLUMNS", 1)
+    day = pd.Timestamp("2026-01-28")
+    history = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "c", "d"],
+            "item_id": ["x", "y", "y", "z", "y", "z"],
+            "event_date": [day] * 6,
+            "interactions": 1,
+        }
+    )  # fmt: skip  (y has most users: kept)
+    flags = dict.fromkeys(candidates.SOURCE_FLAGS, False)
+    sources = pd.DataFrame([{"tenant_id": "t", "cutoff_date": (day + pd.Timedelta(days=3)).date(), "user_id": u,
+                             "item_id": i, **flags, "covisit_sessions_long": 0} for u, i in (("a", "z"), ("d", "y"))])  # fmt: skip
+    out = candidates.score_candidates(sources, history, per_user=5).set_index(["user_id", "item_id"])
+    assert np.isnan(out.loc[("a", "z"), "ease_score"]) and np.isnan(out.loc[("a", "z"), "ease_rank"])
+    assert out.loc[("a", "z"), "sar_score"] > 0  # SAR's opinion stays
+    # d's history (z) is outside the fitted items: EASE has no opinion on any item for d, not a score of 0 ranked 1st
+    assert out.loc["d"].ease_score.isna().all() and out.loc["d"].ease_rank.isna().all(), out.loc["d"]
+
+
 @pytest.mark.parametrize(
     "model",
     [recsys.ItemKNN(neighbours=2), recsys.SAR(), recsys.EASE(l2=1.0), recsys.ALS(factors=2, l2=0.1, iterations=5)],

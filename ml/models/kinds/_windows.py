@@ -35,13 +35,15 @@ def batch_horizon(con: Any, table: str, now: str) -> str:
 WINDOWS = ("label_window_days", "churn_window_days", "feature_window_days")
 
 
-def chosen_windows(settings: Any, tenant: Any) -> dict[str, int] | str:
-    """The windows (``label_window_days``, ``churn_window_days``, ``feature_window_days``: days) and the activity
-    cadence (``cadence_days``, the median of its users' median days between active days) the tenant's last features
-    build chose (``int_tenant_windows``, its warehouse opened read-only); else why there are none (no build yet, the
-    warehouse busy or its key missing), as a sentence."""
+def chosen_windows(settings: Any, tenant: Any) -> dict[str, float | None] | str:
+    """The windows (``label_window_days``, ``churn_window_days``, ``feature_window_days``: whole days) and the
+    activity cadence (``cadence_days``: the median of its users' median days between active days; None where no
+    user came back, when the windows are their minimums) the tenant's last features build chose
+    (``int_tenant_windows``, its warehouse opened read-only); else why there are none, as a sentence (no build yet,
+    the warehouse held by a build, its key missing or unreadable)."""
     import duckdb
 
+    from ml.core.tenant_keys import MissingKeyError
     from ml.core.warehouse import WarehouseKeyError, connect
 
     path = settings.stores.warehouse_file(tenant.warehouse_key)
@@ -49,8 +51,10 @@ def chosen_windows(settings: Any, tenant: Any) -> dict[str, int] | str:
         return "no features build yet"
     try:
         con = connect(path, read_only=True)
-    except (WarehouseKeyError, duckdb.Error) as exc:
-        return f"its warehouse cannot be read now ({type(exc).__name__})"
+    except duckdb.Error as exc:  # a build holds it, most often
+        return f"its warehouse cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    except (WarehouseKeyError, MissingKeyError, ValueError) as exc:  # a silo tenant's key: missing, wrong, malformed
+        return f"its warehouse cannot be opened: {exc}"
     try:
         cols = ", ".join(f'"{c}"' for c in (*WINDOWS, "cadence_days"))
         row = con.execute(f"select {cols} from int_tenant_windows where tenant_id = ?", [tenant.tenant_id]).fetchone()
@@ -60,18 +64,20 @@ def chosen_windows(settings: Any, tenant: Any) -> dict[str, int] | str:
         con.close()
     if row is None:
         return "no features build with its data yet"
-    return {c: round(v) for c, v in zip((*WINDOWS, "cadence_days"), row, strict=True) if v is not None}
+    return {c: (None if v is None else float(v)) for c, v in zip((*WINDOWS, "cadence_days"), row, strict=True)}
 
 
 def unset_windows_note(settings: Any, tenant: Any) -> str | None:
     """``label_window_days, churn_window_days null: from its activity cadence at each features build; the last:
-    label_window_days 14, churn_window_days 35, cadence_days 4`` for a tenant with windows left unset; else None."""
+    label_window_days 14, churn_window_days 35 (cadence 4.5 days)`` for a tenant with windows left unset; else None."""
     if not (unset := [w for w in WINDOWS if getattr(tenant, w) is None]):
         return None
     chose = chosen_windows(settings, tenant)
-    made = (
-        ", ".join(f"{w} {chose[w]}" for w in (*unset, "cadence_days") if w in chose)
-        if isinstance(chose, dict)
-        else chose
-    )
+    if isinstance(chose, dict):
+        cadence = chose["cadence_days"]
+        made = ", ".join(f"{w} {chose[w]:.0f}" for w in unset if chose[w] is not None) + (
+            f" (cadence {cadence:.1f} days)" if cadence is not None else " (no user came back yet: the minimums)"
+        )
+    else:
+        made = chose
     return f"{', '.join(unset)} null: from its activity cadence at each features build; the last: {made}"

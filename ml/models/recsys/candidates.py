@@ -14,11 +14,11 @@ SQL features) and, for every user with history before C:
   (``<family>_rank``, 1 = best; null for a consumed item under the exclude policy).
 
 Scores are null where the family has no opinion: a user or item without interactions before C,
-or EASE on a catalogue above its ``max_items``. Each user also gets ``user_history_items``
+or, for EASE on a catalogue above :data:`EASE_COLUMNS` items, an item outside the ones with most users. Each user also gets ``user_history_items``
 (distinct items before C) and ``user_days_since_last_interaction`` (its last consumption), so users
 inactive for a month are described too. Cost: one fit per family and cutoff and ``(users, items)`` scores in blocks of
-:data:`ml.models.recsys.interactions.BLOCK` users (EASE's fit is an ``items x items`` inverse:
-1.0 s at 4,000 items, 30.8 s at 14,000: ``benchmarks/ease_fit.py``).
+:data:`ml.models.recsys.interactions.BLOCK` users (EASE's fit is an ``items x items`` inverse: on one thread 2.1 s
+at 4,000 items, 61 s at 14,000, ``benchmarks/ease_fit.py``: hence :data:`EASE_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ log = logging.getLogger(__name__)
 
 # The families whose scores the re-ranker sees, with the settings they compete with
 # (ml.models.ranking.families): item-item co-occurrence with time decay, and a linear autoencoder.
+# EASE is fitted on the EASE_COLUMNS items with most users of a larger catalogue, at every cutoff of every build: a
+# 14,000-item tenant's seven fits took 7 x 61 s of its features build (benchmarks/README.md, *EASE's columns*).
+EASE_COLUMNS = 6_000
 SCORERS: dict[str, Callable[[], Recommender]] = {
     "sar": lambda: SAR("jaccard", half_life_days=30.0, neighbours=200),
-    "ease": lambda: EASE(l2=500.0),
+    "ease": lambda: EASE(l2=500.0, columns=EASE_COLUMNS),
 }
 # The tenant's interactions per day, as score_candidates' ``history`` (``{events}``: the
 # ``stg_lake__events`` relation). The dbt model and benchmarks/history_candidates.py both read it.
@@ -242,7 +245,8 @@ def _score_block(
     r, c = np.nonzero(wanted)  # row-major: ascending keys
     out: dict[str, np.ndarray] = {"key": rows[r] * n_items + c, "is_history_candidate": chosen[r, c]}
     for name in models:
-        out[f"{name}_score"] = scores[name][r, c].astype(np.float64)
+        score = scores[name][r, c].astype(np.float64)
+        out[f"{name}_score"] = np.where(np.isfinite(score), score, np.nan)  # -inf: no opinion (EASE_COLUMNS)
         out[f"{name}_rank"] = ranks_at(servable[name], r, c)
     return out
 

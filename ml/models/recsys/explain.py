@@ -39,6 +39,8 @@ def explain(model: Recommender, history: sp.csr_matrix, item_cols: np.ndarray, t
     if isinstance(model, _ItemItem):
         terms = x[:, None] * model.similarity[cols][:, item_cols].toarray()
     elif isinstance(model, EASE):
+        if model.kept is not None:  # (its weights index the fitted columns only)
+            raise TypeError("no explanation for an EASE fitted on some of its items (EASE's columns)")
         terms = x[:, None] * model.b[np.ix_(cols, item_cols)]
     elif isinstance(model, ALS):
         y = model.item_factors.astype(np.float64)

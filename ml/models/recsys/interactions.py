@@ -190,8 +190,11 @@ def recommend(
     to the lower item id.
 
     Raises:
-        ValueError: ``data`` is indexed by another catalogue than the model's.
+        ValueError: ``data`` is indexed by another catalogue than the model's, or the model is an EASE fitted on
+            some of its items only (``EASE(columns=...)``).
     """
+    if (kept := getattr(model, "kept", None)) is not None:  # (its users without fitted history would get -inf lists)
+        raise ValueError(f"{model.name}: fitted on {len(kept)} of its items (EASE's columns): it recommends none")
     if len(data.items) != len(model.items) or not np.array_equal(data.items, model.items):
         raise ValueError(f"{model.name}: history indexed by {len(data.items)} items, the model by {len(model.items)}")
     user_ids = np.asarray(user_ids).astype(str)
