@@ -520,3 +520,5 @@ def test_a_commands_help_prints_each_paragraph_for_the_terminal_to_wrap_not_the_
     assert main(["status", "--help"]) == 0
     rows = {line.split()[1]: line.split()[2] for line in capsys.readouterr().out.splitlines() if "│ --" in line}
     assert rows["--json"] == "The" and rows["--help"] == "Show" and rows["--tenant"].startswith("<"), rows
+    assert main(["--help"]) == 0  # the app's help: the module docstring's first paragraph, without its reST quotes
+    assert "tenantflow: onboard tenants" in (shown := capsys.readouterr().out) and "``" not in shown, shown

@@ -21,7 +21,7 @@ from ml.ops.cli import audit, data, models, monitor, platform, tenants
 
 app = typer.Typer(
     name="tenantflow",
-    help=__doc__.split("\n\n")[0],
+    help=__doc__.split("\n\n")[0].replace("``", ""),  # the docstring's reST quotes are no help text's
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -263,7 +263,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
 @app.command()
 def show(tenant_id: str) -> None:
     """One tenant's fields, what they make of it (its interactions; what a quota of 0 suspends) and its source
-    spec (null: the landing contract as is), as JSON: a `tenants seed` entry as it is."""
+    spec (null: the landing contract as is), as JSON: a `tenants seed` entry as it is. On stderr, what its empty
+    fields mean: every kind, the platform's interactions, and the windows its last features build chose."""
     store = TenantStore()
     tenant = store.get(tenant_id)
     row = tenant.to_json() | {"interactions": list(tenant.interactions), "suspended": list(tenant.suspended)}
