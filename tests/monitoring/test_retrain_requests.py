@@ -20,7 +20,7 @@ def _request(settings, tenant_id: str, train_run_id: str) -> None:
         )
 
 
-def test_a_closed_request_says_what_its_train_run_did_for_the_tenant(settings, capsys):
+def test_a_closed_request_says_what_its_train_run_did_for_the_tenant(settings, capsys, monkeypatch):
     for tenant_id in ("acme", "globex", "hooli"):
         TenantStore(settings).add(Tenant(tenant_id, "eu"))
         _request(settings, tenant_id, "drift__m")
@@ -43,4 +43,13 @@ def test_a_closed_request_says_what_its_train_run_did_for_the_tenant(settings, c
     assert "\n  outcome: recommender v2 refused (kept as challenger): not above; churn skipped: " in shown, shown
     assert main(["monitor", "requests", "--json"]) == 0
     assert [r["outcome"] for r in json.loads(capsys.readouterr().out)][0].startswith("recommender v2 refused")
+    # on a narrow terminal a long outcome or reason wraps at words under its label, a run id stays whole
+    from ml.ops.cli.progress import out
+
+    monkeypatch.setattr(out, "width", 40)
+    assert main(["monitor", "requests", "--tenant", "acme"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  outcome: recommender v2 refused (kept", lines
+    assert lines[2].startswith("      as challenger): not above;"), lines
+    assert all(len(line) <= 40 or " " not in line.strip() for line in lines[1:]), lines  # (the header is one line)
     assert decisions.outcome([{"tenant_id": "acme", "skipped": "features unhealthy"}]) == "skipped: features unhealthy"

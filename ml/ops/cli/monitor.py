@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Annotated
 
 import typer
 
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
+from ml.ops.cli.progress import out
 
 app = typer.Typer(help="Drift and decay checks, per-tenant policy, retrain requests.", no_args_is_help=True)
 
@@ -58,7 +60,7 @@ def policy(
 
 @app.command()
 def requests(
-    tenant: Annotated[str | None, typer.Option()] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's requests")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON")] = False,
 ) -> None:
     """Drift retrains requested by the monitor, oldest first, and how they ended: the train run each started,
@@ -72,12 +74,18 @@ def requests(
     if not rows:
         print("no drift retrain requested" + (f" for {tenant}" if tenant else "") + " yet")
         return
+    width = out.width  # a terminal's, 200 off one (as the tables)
+
+    def block(label: str, text: str) -> None:  # wrapped at words under its label; a path or id stays whole
+        print(textwrap.fill(text, width, initial_indent=f"  {label}: ", subsequent_indent="      ",
+                            break_long_words=False, break_on_hyphens=False))  # fmt: skip
+
     for r in rows:  # a block per request: its long lines (reasons, paths) read at any terminal width
         ended = f"{r['status']} {r['closed_at'][:16]} UTC" if r["closed_at"] else "open: its train run has not ended"
         print(f"{r['tenant_id']}: requested {r['requested_at'][:16]} UTC for {', '.join(r['kinds'])}; {ended}")
         if r["outcome"]:
-            print(f"  outcome: {r['outcome']}")
+            block("outcome", r["outcome"])
         print(f"  train run: {r['train_run_id'] or '-'}")
-        print(f"  reason: {r['reason'] or '-'}")
+        block("reason", r["reason"] or "-")
         for path in r["report_paths"]:
             print(f"  drift report: {path}")
