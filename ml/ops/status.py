@@ -211,12 +211,11 @@ def status_table(rows: list[dict[str, Any]]) -> Any:
     """The human summary (a :class:`rich.table.Table`): a row per tenant, its data, health, each
     kind's champion and the monitor's last verdict. Cells are plain text (no Rich markup: tenant
     names, problems and reasons are shown as they are)."""
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(show_lines=True)
-    for name in ("tenant", "data", "health", "models", "monitoring"):
-        table.add_column(name, overflow="fold")  # a long word (an id, a path in a problem) folded, never cut
+    from ml.ops.tables import folding_table
+
+    table = folding_table("tenant", "data", "health", "models", "monitoring", show_lines=True)
     for r in rows:
         q = sum(r["quarantined"].values())
         data = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from ml.ops.cli.progress import folding_table
+from ml.ops.tables import folding_table
 
 
 def test_a_long_actor_folds_whole_onto_the_next_lines_where_rich_would_cut_it():

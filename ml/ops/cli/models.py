@@ -10,7 +10,8 @@ from rich.text import Text
 
 from ml.core.settings import get_settings
 from ml.core.tenants import TenantStore
-from ml.ops.cli.progress import folding_table, out, steps
+from ml.ops.cli.progress import out, steps
+from ml.ops.tables import folding_table
 
 models_app = typer.Typer(help="The MLflow model registry: champions, promotion, rollback, audit.", no_args_is_help=True)
 

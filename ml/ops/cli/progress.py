@@ -8,20 +8,10 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 err = Console(stderr=True)
 # Tables on stdout: a terminal's width, or wide enough not to wrap rows when piped or logged.
 out = Console(width=None if sys.stdout.isatty() else 200)
-
-
-def folding_table(*headers: str) -> Table:
-    """A table whose cells fold a word longer than their column (an actor, an id, a path) onto the next line
-    where Rich would cut it with an ellipsis: what a cell says is never lost to a narrow terminal."""
-    table = Table()
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    return table
 
 
 class Steps:

@@ -25,7 +25,7 @@ from ml.core.tenants import (
 from ml.data.ingest.spec import load_spec_file
 from ml.models.kinds import kinds_of, validate_kinds
 from ml.models.kinds._windows import unset_windows_note
-from ml.ops.cli.progress import folding_table, out
+from ml.ops.cli.progress import out
 from ml.ops.cli.tenant_keys import keys_app
 from ml.ops.cli.tenant_options import (
     UNSETTABLE,
@@ -40,6 +40,7 @@ from ml.ops.cli.tenant_options import (
     Unset,
     option_date,
 )
+from ml.ops.tables import folding_table
 
 app = typer.Typer(help="The tenants: onboard, list, show, remove; API keys; A/B traffic splits.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
