@@ -81,7 +81,10 @@ class EnvKeys:
 
 def _checked(key: str, tenant_id: str, where: str) -> str:
     if not _KEY.match(key):
-        raise ValueError(f"tenant {tenant_id}: the key in {where} is not 64 hex characters (256 bits)")
+        raise ValueError(
+            f"tenant {tenant_id}: the key in {where} is not 64 hex characters (256 bits); put back the key the "
+            "tenant's data was written with (see ml/core/tenant_keys.py)"
+        )
     return key
 
 

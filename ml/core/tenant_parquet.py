@@ -271,7 +271,12 @@ class _Digest:
 
 
 def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
-    key = parquet_key(settings, tenant_id, create=False)
+    from ml.core.tenant_keys import MissingKeyError
+
+    try:
+        key = parquet_key(settings, tenant_id, create=False)
+    except (ValueError, MissingKeyError) as exc:  # a malformed key, an unknown provider: the tenant's key problem
+        raise TenantKeyError(f"{exc} ({path} cannot be read without it)") from exc
     if key is None:
         raise TenantKeyError(
             f"tenant {tenant_id}: {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "

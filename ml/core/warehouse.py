@@ -245,10 +245,15 @@ def encrypted_config(path: Path) -> dict[str, str | bool | int | float | list[st
 
 
 def _silo_key(tenant_id: str, create: bool) -> str | None:
+    """The tenant's key; a provider that cannot answer it (a malformed key, an unknown provider, a
+    missing key it may not generate) is this tenant's key problem (:class:`WarehouseKeyError`)."""
     from ml.core.settings import get_settings
-    from ml.core.tenant_keys import silo_key
+    from ml.core.tenant_keys import MissingKeyError, silo_key
 
-    return silo_key(get_settings(), tenant_id, create=create)
+    try:
+        return silo_key(get_settings(), tenant_id, create=create)
+    except (ValueError, MissingKeyError) as exc:
+        raise WarehouseKeyError(f"{exc} (tenant {tenant_id}'s warehouse cannot be opened without it)") from exc
 
 
 def _encrypted(path: Path) -> bool:

@@ -490,6 +490,16 @@ def _put(settings, day: date, name: str, text: str, age: float = 3600) -> Path:
     return path
 
 
+# a rebuild's wait for a landed file being sent again is real time: its settle time, short here
+SHORT_SETTLE = 5
+
+
+def _waited_for(caplog, name: str) -> bool:
+    """Whether an ingest logged that it waited for the landed file ``name`` being written again (the wait the test
+    is about: a settle time that ran out before the rebuild looked would pass without it)."""
+    return any("waiting up to" in r.getMessage() and name in r.getMessage() for r in caplog.records)
+
+
 def _lake_ids(settings) -> list[str]:
     files = sorted(settings.stores.lake.tenant_dir("eu", "acme").rglob("part-0.parquet"))
     return sorted(pd.concat([pd.read_parquet(f) for f in files]).event_id)
@@ -497,11 +507,12 @@ def _lake_ids(settings) -> list[str]:
 
 @pytest.mark.parametrize("d1_after", [["e9"], ["e9", "e1"]], ids=["d1-drops-e1", "d1-gains-e1"])
 def test_a_later_day_whose_deduplication_a_rebuilt_day_decides_is_rebuilt_even_while_its_file_is_resent(
-    settings, acme, monkeypatch, d1_after
+    settings, acme, monkeypatch, caplog, d1_after
 ):
     """A day rebuilt changes which of a later day's events are duplicates: that later day is rebuilt then, even while
-    its landed file is being re-sent (kept as it is, e1 would be lost, or landed twice)."""
-    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    its landed file is being re-sent (kept as it is, e1 would be lost, or landed twice). The rebuild waits for the
+    file to settle (a settle time of 5 s: the wait is real time)."""
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", str(SHORT_SETTLE))
     settings = get_settings()
     d1, d2 = DAY, DAY + timedelta(days=1)
     first = ["e1", "e9"] if d1_after == ["e9"] else ["e9"]
@@ -510,17 +521,19 @@ def test_a_later_day_whose_deduplication_a_rebuilt_day_decides_is_rebuilt_even_w
     run.ingest_tenants(["acme"], d1, d2 + timedelta(days=1), settings)
     _put(settings, d1, "a.csv", _csv([_row(int(e[1:])) for e in d1_after]))
     os.utime(b, None)  # d2's exporter re-sends b.csv (the same bytes) just now
-    run.ingest_tenants(["acme"], d1, d1 + timedelta(days=1), settings)
+    with caplog.at_level("WARNING", logger=run.__name__):
+        run.ingest_tenants(["acme"], d1, d1 + timedelta(days=1), settings)
+    assert _waited_for(caplog, "b.csv")
     os.utime(b, (time.time() - 3600, time.time() - 3600))  # it settles; the next days' runs look back
     for start in (d2 + timedelta(days=1), d2 + timedelta(days=3)):
         run.ingest_tenants(["acme"], start, start + timedelta(days=1), settings)
     assert _lake_ids(settings) == ["e1", "e2", "e9"]
 
 
-def test_an_erasure_rebuilds_its_days_even_while_a_landed_file_is_resent(settings, acme, monkeypatch):
+def test_an_erasure_rebuilds_its_days_even_while_a_landed_file_is_resent(settings, acme, monkeypatch, caplog):
     from ml.ops import user_erasure
 
-    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", "30")
+    monkeypatch.setenv("TENANTFLOW_LANDING_SETTLE_SECONDS", str(SHORT_SETTLE))
     settings = get_settings()
     _put(settings, DAY, "f.csv", _csv([_row(1), _row(2)]))
     g = _put(settings, DAY, "g.csv", _csv([_row(3)]))
@@ -533,8 +546,10 @@ def test_an_erasure_rebuilds_its_days_even_while_a_landed_file_is_resent(setting
         return out
 
     monkeypatch.setattr(user_erasure, "_erase_landing", then_resend)
-    report = user_erasure.erase_user("acme", "u1", settings)
+    with caplog.at_level("WARNING", logger=run.__name__):
+        report = user_erasure.erase_user("acme", "u1", settings)
     assert report["lake_days"] == ["2026-11-20"] and "e1" not in _lake_ids(settings)
+    assert _waited_for(caplog, "g.csv") and sorted(_lake_ids(settings)) == ["e2", "e3"]
 
 
 def test_a_rebuild_that_cannot_wait_for_a_later_run_waits_for_a_landed_file_being_resent_or_names_it(

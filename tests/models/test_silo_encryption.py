@@ -18,6 +18,7 @@ from ml.core.warehouse import WarehouseKeyError, connect, warehouses
 from ml.data import publish, snapshots
 from ml.models.kinds import online_marts
 from ml.models.runs import snapshot_warehouse
+from ml.ops.status import tenant_status
 
 
 def _user_ids(settings, region: str, tenant_id: str) -> list[str]:
@@ -55,6 +56,22 @@ def test_a_wrong_key_fails_with_an_error_naming_the_tenant(world, monkeypatch):
     monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"initech": "0" * 64}))
     with pytest.raises(WarehouseKeyError, match=r"tenant initech.*key"):
         connect(settings.stores.warehouse_file("us/silo_initech"), read_only=True)
+
+
+def test_a_malformed_key_is_the_tenants_key_problem_and_status_goes_on(world, monkeypatch):
+    """A key that is not 64 hex characters opens neither the warehouse nor the lake: the readers say
+    so as a key error naming the tenant, and ``status`` reports it in the tenant's row (it raised)."""
+    settings, _ = world
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"initech": "not-a-key"}))
+    with pytest.raises(WarehouseKeyError, match=r"tenant initech: .*64 hex.*cannot be opened"):
+        connect(settings.stores.warehouse_file("us/silo_initech"), read_only=True)
+    lake = sorted(settings.stores.lake.tenant_dir("us", "initech").rglob("part-0.parquet"))[-1]
+    assert tenant_parquet.is_encrypted(lake)
+    with pytest.raises(tenant_parquet.TenantKeyError, match=r"tenant initech: .*64 hex"):
+        tenant_parquet.read_table(lake, get_settings(), "initech")  # (the settings as the environment has them now)
+    row = tenant_status(get_settings(), TenantStore(settings).get("initech"))
+    assert "64 hex" in str(row), row
 
 
 def test_a_plain_silo_warehouse_is_encrypted_on_its_next_write(settings):

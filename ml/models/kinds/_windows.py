@@ -43,7 +43,6 @@ def chosen_windows(settings: Any, tenant: Any) -> dict[str, float | None] | str:
     the warehouse held by a build, its key missing or unreadable)."""
     import duckdb
 
-    from ml.core.tenant_keys import MissingKeyError
     from ml.core.warehouse import WarehouseKeyError, connect
 
     path = settings.stores.warehouse_file(tenant.warehouse_key)
@@ -53,7 +52,7 @@ def chosen_windows(settings: Any, tenant: Any) -> dict[str, float | None] | str:
         con = connect(path, read_only=True)
     except duckdb.Error as exc:  # a build holds it, most often
         return f"its warehouse cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    except (WarehouseKeyError, MissingKeyError, ValueError) as exc:  # a silo tenant's key: missing, wrong, malformed
+    except WarehouseKeyError as exc:  # a silo tenant's key: missing, wrong, malformed
         return f"its warehouse cannot be opened: {exc}"
     try:
         cols = ", ".join(f'"{c}"' for c in (*WINDOWS, "cadence_days"))
