@@ -1,0 +1,94 @@
+"""Which training cutoffs make a tenant's retrained re-ranker what it is: refitted on subsets of its cutoffs.
+
+A tenant's recommender re-ranker (``tenant``: LightGBM LambdaRank on the candidates' features) learns from weekly
+cutoffs, each the features of that day and the label window after it. After an abrupt change of the users' tastes
+(the demo's ``umbrella``), one cutoff has features from before the change and labels from after it. This refits the
+re-ranker on the tenant's latest snapshot as its training does (``ml.models.train.train_tenant``: the same examples,
+holdout and features), on every cutoff, on every cutoff but one (each in turn) and on the newest alone, and judges
+each on the training's temporal holdout beside the champion's served booster. Read-only: nothing is registered.
+
+    .venv/bin/python benchmarks/retrain_cutoffs.py --home var --tenant umbrella   # after `make demo`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--home", type=Path, default=Path("var"), help="a home with a trained tenant (make demo's: var)")
+    ap.add_argument("--tenant", default="umbrella")
+    args = ap.parse_args()
+    os.environ["TENANTFLOW_HOME"] = str(args.home.resolve())
+    import pandas as pd
+    from _common import report
+
+    from ml.core.settings import get_settings
+    from ml.core.tenants import TenantStore
+    from ml.data import snapshots
+    from ml.models import registry
+    from ml.models.fit import catalogue_size, feature_names, fit, load_examples, predict, time_holdout
+    from ml.models.kinds import get_kind
+    from ml.models.refit import load_booster
+    from ml.models.train import _history, _ranking_holdout
+
+    settings = get_settings()
+    kind, tenant = get_kind("recommender"), TenantStore(settings).get(args.tenant)
+    snap = snapshots.latest(settings, tenant.region, tenant.tenant_id)
+    assert snap is not None and snap.serving_cutoff, f"tenant {tenant.tenant_id}: no snapshot in {args.home}"
+    window = kind.label_days(snap.windows)
+    features, history = feature_names(snap, kind), _history(kind, snap)
+    latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window)
+    train, holdout = time_holdout(load_examples(snap, kind), window, latest)
+    recent = int(snap.windows.get("short_window_days") or 7)
+    judged = _ranking_holdout(
+        tenant, history, holdout, window, catalogue_size(snap, holdout), snap.serving_cutoff, True, recent_days=recent
+    )
+    assert judged is not None
+
+    def ndcg(booster) -> float:
+        lists = judged.reranker_lists(predict(kind, booster, judged.examples, features))
+        return round(float(judged.judge(lists).metrics["ndcg_at_10"]), 4)
+
+    champion = registry.version_by_alias(registry.model_name(kind.name, tenant.tenant_id), "champion", settings)
+    rows = {
+        "champion": {
+            "version": str(champion.version),
+            "ndcg_at_10": ndcg(load_booster(champion.name, str(champion.version), settings)),
+        }
+    }
+    cutoffs = [str(pd.Timestamp(c).date()) for c in sorted(train["cutoff_date"].unique())]
+    subsets = {"every cutoff": cutoffs, **{f"all but {c}": [x for x in cutoffs if x != c] for c in cutoffs}}
+    subsets[f"{cutoffs[-1]} alone"] = cutoffs[-1:]
+    dates = pd.to_datetime(train["cutoff_date"]).dt.date.astype(str)
+    for name, keep in subsets.items():
+        rows_ = train[dates.isin(keep)]
+        started = time.perf_counter()
+        booster = fit(kind, rows_, features, settings.train)
+        rows[name] = {
+            "rows": len(rows_),
+            "ndcg_at_10": ndcg(booster),
+            "fit_seconds": round(time.perf_counter() - started, 1),
+        }
+        print(f"{name:>24}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
+    print(f"{'champion v' + rows['champion']['version']:>24}: nDCG@10 {rows['champion']['ndcg_at_10']:.4f}")
+    report(
+        "retrain_cutoffs",
+        tenant=tenant.tenant_id,
+        holdout_cutoff=str(latest.date()),
+        holdout_users=len(judged.users),
+        snapshot=snap.snapshot_id,
+        results=rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
