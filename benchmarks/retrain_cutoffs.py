@@ -6,6 +6,8 @@ cutoffs, each the features of that day and the label window after it. After an a
 re-ranker on the tenant's latest snapshot as its training does (``ml.models.train.train_tenant``: the same examples,
 holdout and features), on every cutoff, on every cutoff but one (each in turn) and on the newest alone, and judges
 each on the training's temporal holdout beside the champion's served booster. Read-only: nothing is registered.
+``--params`` (JSON) and ``--rounds`` override the kind's LightGBM parameters and boosting rounds (the same
+fits with another recipe).
 
     .venv/bin/python benchmarks/retrain_cutoffs.py --home var --tenant umbrella   # after `make demo`
 """
@@ -26,8 +28,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, default=Path("var"), help="a home with a trained tenant (make demo's: var)")
     ap.add_argument("--tenant", default="umbrella")
+    ap.add_argument("--params", default="{}", help='LightGBM parameters to override, JSON: {"learning_rate": 0.04}')
+    ap.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: the kind's)")
     args = ap.parse_args()
     os.environ["TENANTFLOW_HOME"] = str(args.home.resolve())
+    import json
+    from dataclasses import replace
+
     import pandas as pd
     from _common import report
 
@@ -42,6 +49,8 @@ def main() -> None:
 
     settings = get_settings()
     kind, tenant = get_kind("recommender"), TenantStore(settings).get(args.tenant)
+    overrides = json.loads(args.params)
+    kind = replace(kind, params={**kind.params, **overrides}, num_boost_round=args.rounds or kind.num_boost_round)
     snap = snapshots.latest(settings, tenant.region, tenant.tenant_id)
     assert snap is not None and snap.serving_cutoff, f"tenant {tenant.tenant_id}: no snapshot in {args.home}"
     window = kind.label_days(snap.windows)
@@ -85,6 +94,8 @@ def main() -> None:
         tenant=tenant.tenant_id,
         holdout_cutoff=str(latest.date()),
         holdout_users=len(judged.users),
+        params=overrides,
+        rounds=kind.num_boost_round,
         snapshot=snap.snapshot_id,
         results=rows,
     )
