@@ -151,9 +151,9 @@ def content_sha256(path: Path, settings: Settings, tenant_id: str) -> str:
 def _plain_chunks(path: Path, settings: Settings, tenant_id: str, if_damaged: str = RESEND) -> Any:
     from tink import TinkError
 
-    from ml.core.tenant_keys import silo_key
+    from ml.core.tenant_keys import silo_key_or_raise
 
-    tenant_key = silo_key(settings, tenant_id)
+    tenant_key = silo_key_or_raise(settings, tenant_id, TenantKeyError, str(path))
     if tenant_key is None:
         raise TenantKeyError(
             f"tenant {tenant_id}: {path} is sealed and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "

@@ -47,19 +47,6 @@ def is_encrypted(path: Path) -> bool:
         return f.read(4) == MAGIC_ENCRYPTED
 
 
-def parquet_key(settings: Settings, tenant_id: str, create: bool = False) -> str | None:
-    """The tenant's Parquet key (base64 of 32 bytes, as DuckDB's ``add_parquet_key`` takes it), or
-    None when the tenant has no key (a pool tenant, or ``create`` false and none generated yet).
-
-    Raises:
-        ValueError, MissingKeyError: as :func:`ml.core.tenant_keys.silo_key`.
-    """
-    from ml.core.tenant_keys import silo_key
-
-    key = silo_key(settings, tenant_id, create=create)
-    return None if key is None else derived(key)
-
-
 def derived(tenant_key: str) -> str:
     """The Parquet key derived from a tenant's key (64 hex characters, :func:`ml.core.tenant_keys.silo_key`):
     HKDF-SHA256 (RFC 5869), base64 of 32 bytes. For a caller that already holds the tenant's key."""
@@ -271,12 +258,10 @@ class _Digest:
 
 
 def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
-    from ml.core.tenant_keys import MissingKeyError
+    from ml.core.tenant_keys import silo_key_or_raise
 
-    try:
-        key = parquet_key(settings, tenant_id, create=False)
-    except (ValueError, MissingKeyError) as exc:  # a malformed key, an unknown provider: the tenant's key problem
-        raise TenantKeyError(f"{exc} ({path} cannot be read without it)") from exc
+    tenant_key = silo_key_or_raise(settings, tenant_id, TenantKeyError, str(path))
+    key = None if tenant_key is None else derived(tenant_key)
     if key is None:
         raise TenantKeyError(
             f"tenant {tenant_id}: {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "

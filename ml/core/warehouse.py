@@ -245,15 +245,11 @@ def encrypted_config(path: Path) -> dict[str, str | bool | int | float | list[st
 
 
 def _silo_key(tenant_id: str, create: bool) -> str | None:
-    """The tenant's key; a provider that cannot answer it (a malformed key, an unknown provider, a
-    missing key it may not generate) is this tenant's key problem (:class:`WarehouseKeyError`)."""
+    """The tenant's key; a provider that cannot answer it is this tenant's key problem (:class:`WarehouseKeyError`)."""
     from ml.core.settings import get_settings
-    from ml.core.tenant_keys import MissingKeyError, silo_key
+    from ml.core.tenant_keys import silo_key_or_raise
 
-    try:
-        return silo_key(get_settings(), tenant_id, create=create)
-    except (ValueError, MissingKeyError) as exc:
-        raise WarehouseKeyError(f"{exc} (tenant {tenant_id}'s warehouse cannot be opened without it)") from exc
+    return silo_key_or_raise(get_settings(), tenant_id, WarehouseKeyError, "its warehouse", create=create)
 
 
 def _encrypted(path: Path) -> bool:

@@ -2,7 +2,7 @@
 
 The profile's ``encrypted`` target loads it (``plugins: [{module: ml.data.dbt_plugin, config:
 {key_name, key}}]``, both from ``env_var``). When :func:`ml.data.dbt.run_dbt` builds a silo
-tenant's warehouse it puts the tenant's Parquet key (:func:`ml.core.tenant_parquet.parquet_key`)
+tenant's warehouse it puts the tenant's Parquet key (:func:`ml.core.tenant_parquet.derived`)
 in ``DBT_ENV_SECRET_TENANTFLOW_PARQUET_KEY`` (dbt scrubs such variables from its logs) and its
 name in ``TENANTFLOW_PARQUET_KEY_NAME``; the plugin registers it (DuckDB's ``add_parquet_key``), so
 the lake source reads the tenant's encrypted files with ``encryption_config`` naming the key (var

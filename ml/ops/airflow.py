@@ -29,7 +29,8 @@ AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment for every Airflow process of this installation (existing values win)."""
+    """Environment for every Airflow process of this installation (existing values win; ``PYTHONPATH``: the
+    repository first, then the existing one)."""
     home = settings.airflow_home
     base = f"http://127.0.0.1:{settings.airflow.port}"
     defaults = {
@@ -71,13 +72,17 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "MLFLOW_CONFIGURE_LOGGING": "false",
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "PYTHONPATH": str(REPO_ROOT),
     }
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:  # the embedded SQLite database
         defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "ml.ops.airflow_sqlite.CONNECT_ARGS"
         defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "ml.ops.airflow_sqlite.ASYNC_CONNECT_ARGS"
     settings.stores.lineage_events.parent.mkdir(parents=True, exist_ok=True)
-    return {k: os.environ.get(k, v) for k, v in defaults.items()}
+    env = {k: os.environ.get(k, v) for k, v in defaults.items()}
+    # the DAG files import `dags` and `ml` from the repository: first on the path, whatever a user's shell adds
+    # (a PYTHONPATH of their own left Airflow with no DAG, each file failing with "No module named 'dags'")
+    theirs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO_ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *theirs])
+    return env
 
 
 # exports whose values are secrets (signing keys, passwords), masked where ``tenantflow env`` prints to a terminal

@@ -490,7 +490,8 @@ def _put(settings, day: date, name: str, text: str, age: float = 3600) -> Path:
     return path
 
 
-# a rebuild's wait for a landed file being sent again is real time: its settle time, short here
+# a rebuild's wait for a landed file being sent again is real time: its settle time, short here (the file is
+# touched just before the rebuild lists it)
 SHORT_SETTLE = 5
 
 
@@ -520,8 +521,14 @@ def test_a_later_day_whose_deduplication_a_rebuilt_day_decides_is_rebuilt_even_w
     b = _put(settings, d2, "b.csv", _csv([_row(1), _row(2)]))
     run.ingest_tenants(["acme"], d1, d2 + timedelta(days=1), settings)
     _put(settings, d1, "a.csv", _csv([_row(int(e[1:])) for e in d1_after]))
-    os.utime(b, None)  # d2's exporter re-sends b.csv (the same bytes) just now
-    with caplog.at_level("WARNING", logger=run.__name__):
+    decided_by = run._decided_by
+
+    def then_resend(*args, **kwargs):  # d2's exporter re-sends b.csv (the same bytes) as d1's rebuild ends
+        os.utime(b, None)
+        return decided_by(*args, **kwargs)
+
+    with monkeypatch.context() as m, caplog.at_level("WARNING", logger=run.__name__):
+        m.setattr(run, "_decided_by", then_resend)
         run.ingest_tenants(["acme"], d1, d1 + timedelta(days=1), settings)
     assert _waited_for(caplog, "b.csv")
     os.utime(b, (time.time() - 3600, time.time() - 3600))  # it settles; the next days' runs look back

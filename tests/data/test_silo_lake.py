@@ -121,6 +121,53 @@ def test_a_lost_key_is_never_replaced_and_a_wrong_key_is_one_tenants_problem(set
     assert any("lake not readable" in p and "does not decrypt" in p for p in rows["initech"]["health_problems"])
 
 
+class _KmsDown:
+    """A provider of one's own (``TENANTFLOW_KEYS_PROVIDER=module:attribute``) whose service is down."""
+
+    def __init__(self, settings) -> None:
+        pass
+
+    def key(self, tenant_id: str, create: bool) -> str | None:
+        raise ConnectionError("KMS unreachable")
+
+
+@pytest.mark.parametrize(
+    "provider, values, said",
+    [
+        ("env", {"initech": "not-a-key"}, "not 64 hex characters"),
+        ("nosuch", {}, "unknown key provider 'nosuch'"),
+        ("tests.data.test_silo_lake:_KmsDown", {}, "did not answer: ConnectionError: KMS unreachable"),
+        ("no_such_module:Provider", {}, "did not answer: ModuleNotFoundError"),
+        ("file", {}, "did not answer: IsADirectoryError"),  # its key file cannot be read
+    ],
+    ids=["malformed", "unknown", "failing", "not-importable", "unreadable-file"],
+)
+def test_a_key_provider_that_cannot_answer_is_one_tenants_problem(settings, monkeypatch, provider, values, said):
+    """However the key provider fails for a silo tenant, its readers raise their key error naming the tenant (a
+    lake file, a sealed landing file) and ``status`` reports it in the tenant's row; the other tenants go on."""
+    cfg = small_config(days=1)
+    register(settings, cfg)
+    generate(cfg, settings.stores.landing.root, workers=1)
+    ingest_tenants(["initech", "acme"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    lake, sealed = _files(settings, "initech")[0], _landing(settings)[0]
+    if provider == "file":
+        key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=initech.key"
+        key_file.unlink()
+        key_file.mkdir()
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", provider)
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps(values))
+    now = get_settings()
+    with pytest.raises(tenant_parquet.TenantKeyError, match=rf"^tenant initech: .*{said}.*cannot be opened without it"):
+        tenant_parquet.read_table(lake, now, "initech")
+    with pytest.raises(tenant_parquet.TenantKeyError, match=rf"^tenant initech: .*{said}"):
+        sealed_files.content_sha256(sealed, now, "initech")
+    rows = {r["tenant_id"]: r for r in status(now)}
+    assert rows["acme"]["lake_rows"] > 0 and not rows["initech"]["lake_rows"]
+    assert any(
+        p.startswith("lake not readable: tenant initech: ") and said in p for p in rows["initech"]["health_problems"]
+    )
+
+
 def test_a_sealed_csv_keeps_each_quarantined_rows_raw_line_and_a_rerun_reads_it_the_same(settings):
     """Quarantined rows keep the line they came in (read again from the landing file): from a silo
     tenant's CSV before and after it is sealed, the quarantine's rows are the same."""

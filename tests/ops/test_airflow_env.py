@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ml.core.settings import REPO_ROOT
 from ml.ops.airflow import airflow_env
 
 
@@ -19,6 +23,18 @@ def _connect_args(env: dict[str, str]) -> dict[str, Any]:
     """What Airflow's ``conf.getimport`` resolves the connect-args setting to."""
     module, _, name = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"].rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def test_a_pythonpath_of_the_users_own_keeps_the_dag_files_importable(settings, monkeypatch, tmp_path):
+    """A PYTHONPATH set in the user's shell is kept after the repository's root, so the DAG files still import
+    ``dags`` (with the user's alone, Airflow parsed no DAG: each file failed with "No module named 'dags'")."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    env = airflow_env(settings)
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), str(tmp_path)]
+    imported = subprocess.run(
+        [sys.executable, "-c", "import dags.common"], env={**os.environ, **env}, cwd=tmp_path, capture_output=True
+    )
+    assert imported.returncode == 0, imported.stderr.decode()[-2000:]
 
 
 def test_the_embedded_sqlite_database_waits_for_its_lock(settings, monkeypatch):
