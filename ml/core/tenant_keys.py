@@ -85,7 +85,7 @@ class EnvKeys:
 
 
 def _checked(key: str, tenant_id: str, where: str) -> str:
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):  # (not `match`: its `$` passes a key with a trailing newline, which DuckDB would use)
         raise ValueError(
             f"tenant {tenant_id}: the key in {where} is not 64 hex characters (256 bits); set the tenant's key "
             "there (the one its data was written with, if it has data; see ml/core/tenant_keys.py)"
@@ -116,18 +116,24 @@ def silo_key(settings: Settings, tenant_id: str, create: bool = False) -> str | 
 
     Raises:
         ValueError: the provider's key is not 64 hex characters (a custom provider's too), or the provider is unknown.
-        MissingKeyError: ``create`` with a provider that never generates keys, and none for the tenant.
-        KeyProviderError: the provider failed otherwise (it does not import, it raised, its key file is unreadable).
+        MissingKeyError: ``create`` and no key for the tenant (a provider that never generates keys, or one of one's
+            own that answered none: a silo tenant's data is never written in plain).
+        KeyProviderError: the provider failed otherwise (it does not import, it raised, its key file is unreadable,
+            it answered something other than a string: a KMS client's bytes).
     """
+    name = f"the key provider {settings.keys.provider!r} (TENANTFLOW_KEYS_PROVIDER)"
     try:
         key = provider(settings).key(tenant_id, create)
     except (ValueError, MissingKeyError):
         raise
     except Exception as exc:  # a provider of one's own (a KMS client) may fail in its own ways
+        raise KeyProviderError(f"tenant {tenant_id}: {name} did not answer: {type(exc).__name__}: {exc}") from exc
+    if key is None and create:
+        raise MissingKeyError(f"tenant {tenant_id}: {name} has no key for the tenant and made none; give it one")
+    if key is not None and not isinstance(key, str):
         raise KeyProviderError(
-            f"tenant {tenant_id}: the key provider {settings.keys.provider!r} (TENANTFLOW_KEYS_PROVIDER) did not "
-            f"answer: {type(exc).__name__}: {exc}"
-        ) from exc
+            f"tenant {tenant_id}: {name} answered a {type(key).__name__}, not a string of 64 hex characters"
+        )
     return None if key is None else _checked(key, tenant_id, f"the {settings.keys.provider} key provider")
 
 
@@ -136,7 +142,7 @@ def silo_key_or_raise(
 ) -> str | None:
     """:func:`silo_key`, with every way the provider fails to answer (a malformed key, an unknown or failing
     provider, a missing key it may not generate) raised as ``error``, naming the tenant and ``what`` needs the key:
-    a reader's own key error, which ``status`` and the monitor report in the tenant's row."""
+    a reader's own key error, which ``status`` (and the Tenants view) report in the tenant's row."""
     try:
         return silo_key(settings, tenant_id, create=create)
     except (ValueError, MissingKeyError, KeyProviderError) as exc:

@@ -101,10 +101,15 @@ def test_a_lost_key_is_never_replaced_by_a_new_one(settings):
 
 
 class _Kms:
-    """A provider of one's own (``TENANTFLOW_KEYS_PROVIDER=module:attribute``) that answers one key."""
+    """A provider of one's own (``TENANTFLOW_KEYS_PROVIDER=module:attribute``) that answers one key (``fixed``, when
+    set to something else than ``""``)."""
+
+    fixed: object = ""
 
     def __init__(self, settings) -> None:
         self.answer = "7" * 64 if settings.home.name == "home" else "x' (READ_ONLY); --"
+        if _Kms.fixed != "":
+            self.answer = _Kms.fixed
 
     def key(self, tenant_id: str, create: bool) -> str | None:
         return self.answer
@@ -130,6 +135,16 @@ def test_keys_live_outside_the_home_and_the_env_provider_never_makes_one(tmp_pat
     monkeypatch.setenv("TENANTFLOW_HOME", str(tmp_path / "other"))
     with pytest.raises(ValueError, match="64 hex"):  # never pasted into an ATTACH statement
         tenant_keys.silo_key(get_settings(), "acme")
+    monkeypatch.setenv("TENANTFLOW_HOME", str(home))
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"acme": generated + "\n"}))  # a mounted secret's newline
+    with pytest.raises(ValueError, match="64 hex"):  # DuckDB would take it as it is: not the key
+        tenant_keys.silo_key(get_settings(), "acme")
+    for answer, error in ((generated.encode(), tenant_keys.KeyProviderError), (None, tenant_keys.MissingKeyError)):
+        monkeypatch.setattr(_Kms, "fixed", answer)  # a KMS client's bytes; none when asked to make one (no plain write)
+        monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "tests.models.test_silo_encryption:_Kms")
+        with pytest.raises(error, match="tenant acme: the key provider 'tests.models"):
+            tenant_keys.silo_key(get_settings(), "acme", create=True)
 
 
 def test_a_silo_tenants_snapshots_and_published_features_are_encrypted_and_named_by_content(world, monkeypatch):
