@@ -261,13 +261,12 @@ def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
     from ml.core.tenant_keys import silo_key_or_raise
 
     tenant_key = silo_key_or_raise(settings, tenant_id, TenantKeyError, str(path))
-    key = None if tenant_key is None else derived(tenant_key)
-    if key is None:
+    if tenant_key is None:
         raise TenantKeyError(
             f"tenant {tenant_id}: {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "
             "restore the tenant's key (see ml/core/tenant_keys.py)."
         )
-    return key
+    return derived(tenant_key)
 
 
 def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns: str, tail: str = "") -> pa.Table:
