@@ -230,7 +230,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON
         "model kinds",
         "seen items",
         "holdout",
-        "windows (label/churn/feature days)",
+        "windows (days): label / churn / feature",
         "min rating",
         "interactions",
         "quotas (events a day / requests a minute)",
