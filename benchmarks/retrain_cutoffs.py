@@ -7,7 +7,9 @@ re-ranker on the tenant's latest snapshot as its training does (``ml.models.trai
 holdout and features), on every cutoff, on every cutoff but one (each in turn) and on the newest alone, and judges
 each on the training's temporal holdout beside the champion's served booster. Read-only: nothing is registered.
 ``--params`` (JSON) and ``--rounds`` override the kind's LightGBM parameters and boosting rounds (the same
-fits with another recipe).
+fits with another recipe). ``--subsamples N`` adds N fits, each on a random share of the queries (a user at a cutoff)
+as large as all cutoffs but one, drawn across every week (seeds 0..N-1): how much the re-ranker moves with which
+examples it learns from when no week is left out.
 
     .venv/bin/python benchmarks/retrain_cutoffs.py --home var --tenant umbrella   # after `make demo`
 """
@@ -30,11 +32,13 @@ def main() -> None:
     ap.add_argument("--tenant", default="umbrella")
     ap.add_argument("--params", default="{}", help='LightGBM parameters to override, JSON: {"learning_rate": 0.04}')
     ap.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: the kind's)")
+    ap.add_argument("--subsamples", type=int, default=0, help="fits on random shares of the queries (all weeks)")
     args = ap.parse_args()
     os.environ["TENANTFLOW_HOME"] = str(args.home.resolve())
     import json
     from dataclasses import replace
 
+    import numpy as np
     import pandas as pd
     from _common import report
 
@@ -78,8 +82,14 @@ def main() -> None:
     subsets = {"every cutoff": cutoffs, **{f"all but {c}": [x for x in cutoffs if x != c] for c in cutoffs}}
     subsets[f"{cutoffs[-1]} alone"] = cutoffs[-1:]
     dates = pd.to_datetime(train["cutoff_date"]).dt.date.astype(str)
-    for name, keep in subsets.items():
-        rows_ = train[dates.isin(keep)]
+    masks = {name: dates.isin(keep) for name, keep in subsets.items()}  # (masks: a frame each would not fit)
+    queries = train[kind.group].unique()
+    share = (len(cutoffs) - 1) / len(cutoffs)  # as many queries as all cutoffs but one hold, on average
+    for seed in range(args.subsamples):
+        picked = np.random.default_rng(seed).choice(queries, size=round(share * len(queries)), replace=False)
+        masks[f"random {share:.0%} of the queries, seed {seed}"] = train[kind.group].isin(picked)
+    for name, mask in masks.items():
+        rows_ = train[mask]
         started = time.perf_counter()
         booster = fit(kind, rows_, features, settings.train)
         rows[name] = {
@@ -87,8 +97,8 @@ def main() -> None:
             "ndcg_at_10": ndcg(booster),
             "fit_seconds": round(time.perf_counter() - started, 1),
         }
-        print(f"{name:>24}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
-    print(f"{'champion v' + rows['champion']['version']:>24}: nDCG@10 {rows['champion']['ndcg_at_10']:.4f}")
+        print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
+    print(f"{'champion v' + rows['champion']['version']:>44}: nDCG@10 {rows['champion']['ndcg_at_10']:.4f}")
     report(
         "retrain_cutoffs",
         tenant=tenant.tenant_id,

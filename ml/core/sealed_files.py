@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ml.core import atomic
 from ml.core.settings import Settings
-from ml.core.tenant_parquet import TenantKeyError
+from ml.core.tenant_parquet import KeyUnavailableError, TenantKeyError
 
 MAGIC = b"TFSEAL1\n"
 # what to do with a landing file that does not open although the key is the one it was sealed with
@@ -47,7 +47,8 @@ def writer_key(settings: Settings, tenant_id: str) -> bytes | None:
     the ``file`` provider), None for a pool tenant, whose files stay plain.
 
     Raises:
-        TenantKeyError: as :func:`ml.core.tenant_parquet.writer_tenant_key`.
+        KeyUnavailableError, ValueError, MissingKeyError, KeyProviderError: as
+            :func:`ml.core.tenant_parquet.writer_tenant_key`.
     """
     from ml.core.tenant_parquet import writer_tenant_key
 
@@ -153,9 +154,9 @@ def _plain_chunks(path: Path, settings: Settings, tenant_id: str, if_damaged: st
 
     from ml.core.tenant_keys import silo_key_or_raise
 
-    tenant_key = silo_key_or_raise(settings, tenant_id, TenantKeyError, str(path))
+    tenant_key = silo_key_or_raise(settings, tenant_id, KeyUnavailableError, str(path))
     if tenant_key is None:
-        raise TenantKeyError(
+        raise KeyUnavailableError(
             f"tenant {tenant_id}: {path} is sealed and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "
             "restore the tenant's key (see ml/core/tenant_keys.py)."
         )

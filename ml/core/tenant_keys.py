@@ -162,7 +162,10 @@ def derive(tenant_key: str, info: bytes) -> bytes:
 def forget(settings: Settings, tenant_id: str) -> str | None:
     """Delete a purged tenant's key where this installation keeps it (the ``file`` provider): any
     copy of its warehouse left in a backup can no longer be read. Returns the file deleted; with
-    the ``env`` or a custom provider the key is the operator's to destroy (None)."""
+    the ``env`` or a custom provider the key is the operator's to destroy (None; the provider is not asked: a purge
+    does not depend on a KMS that is down)."""
+    if settings.keys.provider != "file":
+        return None
     keys = provider(settings)
     if isinstance(keys, FileKeys) and keys.path(tenant_id).exists():
         keys.path(tenant_id).unlink()

@@ -41,6 +41,12 @@ class TenantKeyError(RuntimeError):
     """A tenant's encrypted Parquet file cannot be read: no key, or not the key it was written with."""
 
 
+class KeyUnavailableError(TenantKeyError):
+    """The tenant's key could not be had: its key provider failed (a KMS down), answered a malformed key, or has none
+    for it (a key being restored). The file was not read: nothing is known to be wrong with it, and the same read
+    may succeed once the provider answers."""
+
+
 def is_encrypted(path: Path) -> bool:
     """Whether a Parquet file is encrypted (its footer too): it starts with ``PARE``."""
     with open(path, "rb") as f:
@@ -67,8 +73,10 @@ def writer_tenant_key(settings: Settings, tenant_id: str) -> str | None:
     by the ``file`` provider; None for a pool tenant.
 
     Raises:
-        TenantKeyError: the provider has no key but the tenant's files or warehouse were written
+        KeyUnavailableError: the provider has no key but the tenant's files or warehouse were written
             with one (a new key could not read them).
+        ValueError, MissingKeyError, KeyProviderError: as :func:`ml.core.tenant_keys.silo_key` (a writer fails
+            loudly, whatever the provider's failure).
     """
     from ml.core.tenant_keys import silo_key
     from ml.core.tenants import TenantStore
@@ -80,7 +88,7 @@ def writer_tenant_key(settings: Settings, tenant_id: str) -> str | None:
     if key is None:  # a first file, or a lost key: never replace a key that files were written with
         written = _encrypted_files(settings, tenant.region, tenant_id)
         if written or settings.stores.warehouse_file(tenant.warehouse_key).exists():
-            raise TenantKeyError(
+            raise KeyUnavailableError(
                 f"tenant {tenant_id}: TENANTFLOW_KEYS_PROVIDER has no key, but the tenant's data was written with "
                 f"one ({written[0] if written else 'its warehouse'}); restore the key (see ml/core/tenant_keys.py) "
                 "rather than start a new one that could not read them."
@@ -260,9 +268,9 @@ class _Digest:
 def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
     from ml.core.tenant_keys import silo_key_or_raise
 
-    tenant_key = silo_key_or_raise(settings, tenant_id, TenantKeyError, str(path))
+    tenant_key = silo_key_or_raise(settings, tenant_id, KeyUnavailableError, str(path))
     if tenant_key is None:
-        raise TenantKeyError(
+        raise KeyUnavailableError(
             f"tenant {tenant_id}: {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "
             "restore the tenant's key (see ml/core/tenant_keys.py)."
         )

@@ -196,7 +196,9 @@ def read_live_metrics(warehouse_keys: list[str], settings: Settings | None = Non
 
 
 def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> dict | None:
-    """The ``drift`` part of the status contract, from the warehouse's ``monitoring`` table."""
+    """The ``drift`` part of the status contract, from the warehouse's ``monitoring`` table; None before the
+    tenant's first check; ``{"error": why}`` when the warehouse does not open now (a writer holds it, a silo
+    tenant's key does not answer)."""
     import duckdb
 
     path = settings.stores.warehouse_file(warehouse_key)
@@ -204,8 +206,10 @@ def latest_results(settings: Settings, tenant_id: str, warehouse_key: str) -> di
         return None
     try:
         con = connect(path, read_only=True)
-    except (duckdb.Error, WarehouseKeyError):  # busy, or a silo tenant's key problem (status says which)
-        return None
+    except WarehouseKeyError as exc:  # a silo tenant's key problem (its row's health problems say it too)
+        return {"error": f"its warehouse does not open: {exc}"}
+    except duckdb.Error as exc:
+        return {"error": f"its warehouse is busy ({type(exc).__name__}); try again when the features DAG is done"}
     try:
         rows = con.execute(
             """select checked_at, "check", kind, metric, value, threshold, drifted, status, detail, report_path

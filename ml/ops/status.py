@@ -90,6 +90,7 @@ def _drift(settings: Settings, tenant: Tenant, models: dict[str, dict[str, Any]]
         "last_retrain_reason": max(trainings)[1] if trainings else None,
         "report_path": latest.get("report_path"),
         "checks": latest.get("checks", []),
+        "error": latest.get("error"),  # why the monitor's verdict cannot be read now (None: it was, or there is none)
     }
 
 
@@ -299,9 +300,8 @@ def _drifted(check: dict[str, Any]) -> str:
     """A drifted check as the table shows it: ``data_drift/events drifted_columns=3: a, b, c (threshold 1)``."""
     from ml.monitoring.results import reading
 
-    return f"{check['check']}/{check['kind']} " + reading(
-        check["metric"], check["value"], check["threshold"], check.get("detail") or ""
-    )
+    said = reading(check["metric"], check["value"], check["threshold"], check.get("detail") or "")
+    return f"{check['check']}/{check['kind']} {said}"
 
 
 def report_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -336,7 +336,9 @@ def _monitoring_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"monitor {drift['last_checked_at'][:16]}Z: {verdict}")
         if _report_lines(r):  # a path is one long word: a cell would fold it; naming drifted checks without one
             none = [f"{c['check']}/{c['kind']}" for c in _drifted_checks(drift) if not c.get("reports")]
-            lines.append("reports: below the table" + (f" ({', '.join(none)}: none)" if none else ""))
+            lines.append("reports: below the table" + (f" ({', '.join(none)}: no report)" if none else ""))
+    elif drift.get("error"):  # its first clause: the key's problem is in the health column
+        lines.append(f"monitor's verdict not readable: {drift['error'].split(': ')[0]}")
     else:
         lines.append("not monitored yet")
     if _after(r.get("lake_changed_at"), r.get("features_checked_at")):

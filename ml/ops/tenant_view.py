@@ -33,121 +33,17 @@ import hmac
 import logging
 import time
 import urllib.parse
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.core.settings import Settings, get_settings
 from ml.ops.airflow_client import TENANTFLOW_DAGS
+from ml.ops.view_pages import CHECKS, DETAIL, INDEX, STYLE, template
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from jinja2 import Template
-
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .5em;
-text-align:left;vertical-align:top}th{background:#f4f4f4}.bad{color:#b00020}.ok{color:#137333}
-.small{font-size:12px;color:#555}code{font-size:12px}
-"""
-
-_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>Tenantflow tenants</title>
-<style>{{ style }}</style></head><body>
-<h1>Tenants</h1>
-<p class="small">Read from the stores at {{ now }} (the status contract, <a href="status.json">as JSON</a>).
-GX <a href="{{ data_docs }}">Data Docs</a>.</p>
-<table><tr><th>tenant</th><th>region</th><th>tier</th><th>health</th><th>lake</th><th>features checked</th>
-<th>quarantined</th><th>models</th><th>drift</th></tr>
-{% for r in rows %}
-<tr id="tenant-{{ r.tenant_id }}" data-tenant-id="{{ r.tenant_id }}">
-<td><a href="tenants/{{ r.tenant_id }}">{{ r.tenant_id }}</a></td><td>{{ r.region }}</td>
-<td>{{ r.isolation }}{% if r.share_data %}, shares{% endif %}</td>
-<td>{% if r.healthy %}<span class="ok">healthy</span>{% else %}<span class="bad">unhealthy</span>
-<ul class="small">{% for p in r.health_problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}</td>
-<td>{{ "{:,}".format(r.lake_rows) }} rows, {{ r.lake_days }} days{% if r.lake_last_day %}<br>
-<span class="small">last day {{ r.lake_last_day }}, changed {{ r.lake_changed_at }}</span>{% endif %}</td>
-<td>{{ r.features_checked_at or "never" }}</td>
-<td>{% for reason, n in r.quarantined.items() %}{{ reason }}: {{ n }}<br>{% else %}none{% endfor %}</td>
-<td>{% for kind, m in r.models.items() %}<div data-kind="{{ kind }}">{{ model_line(kind, m) }}</div>{% endfor %}</td>
-<td>{{ drift_line(r.drift) }}{% for p in drift_reports(r.drift) %}<br><a href="{{ report_link(p) }}">{{ p | basename }}</a>
-{% else %}{% if r.drift.report_path and not r.drift.drifted %}<br><a href="{{ report_link(r.drift.report_path) }}">report</a>
-{% endif %}{% endfor %}
-</td></tr>
-{% endfor %}</table></body></html>"""
-
-_DETAIL = """<!doctype html><html><head><meta charset="utf-8"><title>{{ r.tenant_id }} · Tenantflow</title>
-<style>{{ style }}</style></head><body>
-<p><a href="../">all tenants</a></p>
-<h1>{{ r.display_name or r.tenant_id }} <span class="small">({{ r.tenant_id }}, {{ r.region }}, {{ r.isolation }})</span></h1>
-<h2>Health</h2>
-{% if r.healthy %}<p class="ok">healthy</p>{% else %}
-<ul class="bad">{% for p in r.health_problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
-<p>Features checked {{ r.features_checked_at or "never" }}: {{ r.feature_rows if r.feature_rows is not none else "-" }} users
-in the warehouse{% if not r.healthy and r.features_checked_at %} (held back: not published){% endif %}.
-<a href="{{ r.tenant_id }}/checks">Latest Great Expectations results</a> (this page needs nothing from the
-internet) · <a href="{{ data_docs }}">GX Data Docs</a></p>
-<p id="published">{% if r.published and r.published.error %}Its published features pointer cannot be read:
-{{ r.published.error }}.{% elif r.published %}The API serves features snapshot {{ r.published.snapshot_id }} (cutoff
-{{ r.published.serving_cutoff }}, published {{ r.published.published_at }}){% if not r.healthy %}, until a build
-passes its checks{% endif %}.{% else %}No features published yet: the API has none for this
-tenant.{% endif %}</p>
-<h2>Data</h2>
-<table><tr><th>events in</th><th>in the lake</th><th>duplicates dropped</th><th>quarantined</th><th>lake</th></tr>
-<tr><td>{{ "{:,}".format(r.events_in) }}</td><td>{{ "{:,}".format(r.lake_rows) }}</td><td>{{ r.duplicates_dropped }}</td>
-<td>{% for reason, n in r.quarantined.items() %}{{ reason }}: {{ n }}<br>{% else %}none{% endfor %}</td>
-<td>{{ r.lake_days }} days, last {{ r.lake_last_day or "-" }}, changed {{ r.lake_changed_at or "-" }}</td></tr></table>
-{% if r.ingest_warnings %}<ul class="small">{% for w in r.ingest_warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
-<h2>Models</h2>
-<table><tr><th>kind</th><th>champion</th><th>challenger</th><th>holdout</th><th>MLflow</th></tr>
-{% for kind, m in r.models.items() %}<tr data-kind="{{ kind }}"><td>{{ kind }}</td><td>{{ model_line(kind, m) }}</td>
-<td>{% if m.challenger_version %}v{{ m.challenger_version }}: {{ m.challenger_reason or "" }}{% else %}-{% endif %}</td>
-<td>{{ metrics_line(kind, m) }}</td>
-<td><a href="{{ mlflow_model(kind) }}">model</a> · <a href="{{ mlflow_runs(kind) }}">runs</a></td></tr>{% endfor %}
-</table>
-<h2>Drift</h2><p>{{ drift_line(r.drift) }}{% if r.drift.report_path %}:
-<a href="{{ report_link(r.drift.report_path) }}">latest Evidently report</a>{% endif %}</p>
-<table><tr><th>check</th><th>model kind</th><th>metric</th><th>value</th><th>threshold</th><th>drifted</th>
-<th>status</th><th>detail</th><th>reports</th></tr>
-{% for c in r.drift.checks %}<tr><td>{{ c.check }}</td><td>{{ c.kind }}</td><td>{{ c.metric }}</td>
-<td>{{ figure(c.metric, c.value) if c.value is not none else "-" }}</td>
-<td>{{ figure(c.metric, c.threshold) if c.threshold is not none else "-" }}</td>
-<td>{{ "yes" if c.drifted else "no" }}</td><td>{{ c.status }}</td><td class="small">{{ c.detail or "" }}</td>
-<td class="small">{% for p in c.reports %}<a href="{{ report_link(p) }}">{{ p | basename }}</a> {% endfor %}</td></tr>
-{% endfor %}</table>
-</body></html>"""
-
-
-_CHECKS = """<!doctype html><html><head><meta charset="utf-8"><title>{{ tenant_id }} checks · Tenantflow</title>
-<style>{{ style }}</style></head><body>
-<p><a href="../{{ tenant_id }}">{{ tenant_id }}</a> · <a href="../../">all tenants</a></p>
-<h1>Great Expectations results of {{ tenant_id }}</h1>
-<div id="health">{% if health is none %}<p>Features not checked yet.</p>{% elif health.healthy %}<p class="ok">Features
-healthy at {{ health.checked_at }}: dbt's tests and these checks passed.</p>{% else %}<p class="bad">Features held back
-at {{ health.checked_at }} (the API serves the last good snapshot): dbt's models and tests, then these checks. Where dbt
-skipped a model, the checks below read the table of an earlier build.</p><ul class="bad">{% for p in health.health_problems
-%}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}</div>
-{% for v in results %}
-<h2 data-suite="{{ v.area }}/{{ v.suite }}">{{ v.area }} / {{ v.suite }}:
-<span class="{{ 'ok' if v.success else 'bad' }}">{{ "passed" if v.success else "failed" }}</span></h2>
-<p class="small">batch {{ v.batch }}: {{ v.statistics.successful_expectations }} of
-{{ v.statistics.evaluated_expectations }} expectations met</p>
-<table><tr><th>expectation</th><th>column</th><th>severity</th><th>result</th><th>observed</th></tr>
-{% for e in v.expectations %}<tr><td>{{ e.type }}</td><td>{{ e.column or "" }}</td><td>{{ e.severity or "" }}</td>
-<td class="{{ 'ok' if e.success else 'bad' }}">{{ "met" if e.success else "not met" }}</td>
-<td class="small">{{ e.observed if e.observed is not none else "" }}</td></tr>{% endfor %}</table>
-{% else %}<p>No validation results kept yet: the ingest and features DAGs write them.</p>{% endfor %}
-</body></html>"""
-
-
-@cache
-def _template(source: str) -> Template:
-    from jinja2 import Environment
-
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["basename"] = lambda path: Path(path).name  # a report's file name: recommender.items.html
-    return env.from_string(source)
 
 
 class LazyApp:
@@ -201,7 +97,7 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
     def index() -> str:
         from ml.ops.status import status
 
-        return _template(_INDEX).render(rows=status(current()), now=_now(), **_helpers(current()))
+        return template(INDEX).render(rows=status(current()), now=_now(), **_helpers(current()))
 
     @app.get("/status.json", dependencies=deps)
     def as_json() -> JSONResponse:
@@ -218,7 +114,7 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
             [row] = status(current(), [tenant_id])
         except TenantError as exc:
             raise HTTPException(404, str(exc)) from exc
-        return _template(_DETAIL).render(r=row, **_helpers(current(), tenant_id))
+        return template(DETAIL).render(r=row, **_helpers(current(), tenant_id))
 
     @app.get("/tenants/{tenant_id}/checks", response_class=HTMLResponse, dependencies=deps)
     def checks(tenant_id: str) -> str:
@@ -233,7 +129,7 @@ def create_app(settings: Settings | None = None, login: Any = None) -> FastAPI:
         from ml.data.feature_checks import read_health
 
         results, health = latest_results(current(), tenant_id), read_health(current(), tenant_id)
-        return _template(_CHECKS).render(tenant_id=tenant_id, results=results, health=health, style=_STYLE)
+        return template(CHECKS).render(tenant_id=tenant_id, results=results, health=health, style=STYLE)
 
     def served(root: Path, path: str, area: str) -> FileResponse:
         target = (root / path).resolve()
@@ -322,6 +218,8 @@ def runs_url(ui: str, experiment_id: str, tenant_id: str) -> str:
 
 def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]:
     """What the templates call: formatting of the status contract's parts, and the links."""
+    from markupsafe import Markup
+
     from ml.monitoring.results import drifted_reports, figure
 
     ui = mlflow_ui(settings)
@@ -329,10 +227,24 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
     # the view's pages live at /tenantflow/ and /tenantflow/tenants/<id>: links relative to each
     up = "../" if tenant_id else ""
 
-    def report_link(path: str) -> str:
+    def report_link(path: str) -> str | None:
+        """The view's link to a report, percent-encoded; None for a file outside the reports folder (written
+        before ``TENANTFLOW_REPORTS_DIR`` moved), which the view does not serve."""
         p = Path(path).resolve()
-        link = urllib.parse.quote(str(p.relative_to(reports))) if p.is_relative_to(reports) else None  # a URL's path
-        return f"{up}files/monitoring/{link}" if link else "#"
+        return (
+            f"{up}files/monitoring/{urllib.parse.quote(str(p.relative_to(reports)))}"
+            if p.is_relative_to(reports)
+            else None
+        )
+
+    def report_anchor(path: str, text: str) -> Markup:
+        """A link to a report; for one the view does not serve, its text saying so, the path as its tooltip."""
+        link = report_link(path)
+        if link is not None:
+            return Markup('<a href="{}">{}</a>').format(link, text)
+        return Markup('<span class="small" title="{}">{} (outside the reports folder {}: not served)</span>').format(
+            path, text, reports
+        )
 
     def mlflow_model(kind: str) -> str:
         return f"{ui}/#/models/{kind}.{tenant_id}?workflowType=machine_learning"
@@ -355,12 +267,13 @@ def _helpers(settings: Settings, tenant_id: str | None = None) -> dict[str, Any]
         return runs_url(ui, exp.experiment_id, tenant_id)
 
     return {
-        "style": _STYLE,
+        "style": STYLE,
         "model_line": model_line,
         "metrics_line": metrics_line,
         "drift_line": drift_line,
         "figure": figure,
         "report_link": report_link,
+        "report_anchor": report_anchor,
         "drift_reports": drifted_reports,
         "data_docs": f"{up}datadocs/{data_docs_token(settings)}/index.html",
         "mlflow_model": mlflow_model,
@@ -391,8 +304,9 @@ def metrics_line(kind: str, m: dict[str, Any]) -> str:
 
 
 def drift_line(drift: dict[str, Any]) -> str:
-    """``drifted (checked 2026-11-28T06:00:03Z)``, ``no drift (...)`` or ``not checked yet``."""
+    """``drifted (checked 2026-11-28T06:00:03Z)``, ``no drift (...)``, ``not checked yet``, or why the verdict
+    cannot be read now (``drift.error``: a silo tenant's key that does not answer)."""
     if not drift.get("last_checked_at"):
-        return "not checked yet"
+        return f"verdict not readable: {drift['error']}" if drift.get("error") else "not checked yet"
     verdict = "drifted" if drift.get("drifted") else "no drift"
     return f"{verdict} (checked {drift['last_checked_at']})"

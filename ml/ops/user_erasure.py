@@ -239,7 +239,7 @@ def _without_user(
     and the ones its day's files were read with (:func:`ml.data.ingest.spec.landed_under`): the file is read as its ingestion read it.
 
     Raises:
-        TenantError: the file cannot be read back (nothing of it is changed).
+        TenantError: the file cannot be read back, or the tenant's key cannot be had (nothing of it is changed).
     """
     try:
         plain, digest = opened(path, workdir, settings, tenant.tenant_id)
@@ -248,6 +248,12 @@ def _without_user(
         if unread(read) and not history:  # (its rows unread: the user may be among them; an import's file of
             # malformed lines only is read whole)
             raise ValueError("; ".join(read.problems))
+    except tenant_parquet.KeyUnavailableError as exc:  # the tenant's key, not the file: nothing to remove or fix there
+        raise TenantError(
+            f"tenant {tenant.tenant_id}: landing file {path} cannot be opened without the tenant's key ({exc}); the "
+            "user was not erased from it: make the key provider answer (TENANTFLOW_KEYS_PROVIDER), then run the "
+            "erasure again"
+        ) from exc
     except Exception as exc:  # an unreadable file may still hold the user: refuse, do not skip
         raise TenantError(
             f"tenant {tenant.tenant_id}: landing file {path} cannot be read back ({type(exc).__name__}: {exc}); "

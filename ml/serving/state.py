@@ -4,7 +4,11 @@ Tenants, keys and traffic splits come from the control database; each tenant's p
 from ``published/`` (swapped when its ``CURRENT`` moves); models from the registry by alias
 (:mod:`ml.serving.models`). A bad snapshot or a model that fails to load never replaces a good
 one; after a restart, a tenant whose current snapshot does not load is served its newest older
-one that does (``feature_fallbacks``, shown in the detailed ``/readyz``). Objects loaded once and
+one that does (``feature_fallbacks``, shown in the detailed ``/readyz``). A current snapshot that did not load
+because a silo tenant's key could not be had (its key provider down, its key being restored) is not broken: it is
+loaded again, after ``refresh_seconds`` (at least a second) and then twice as long each time up to
+``KEY_RETRY_MAX_SECONDS`` (a provider that hangs holds up the refresh loop that often), until the key answers; so is
+an older snapshot a restart fell back to. Objects loaded once and
 kept until the next swap are ``gc.freeze()``d: the collector's full passes would otherwise walk
 them while requests wait (100-240 ms pauses under load).
 """
@@ -18,6 +22,7 @@ import time
 
 from ml.core import secret_files
 from ml.core.settings import ServeSettings, Settings
+from ml.core.tenant_parquet import KeyUnavailableError
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import publish
 from ml.data.publish import PublishedFeatures
@@ -33,6 +38,9 @@ from ml.serving.webhook import EventSink
 
 log = logging.getLogger(__name__)
 
+# the shortest and the longest wait between two loads of a snapshot whose tenant's key could not be had
+KEY_RETRY_MIN_SECONDS, KEY_RETRY_MAX_SECONDS = 1.0, 60.0
+
 
 class ServingState:
     """Everything the handlers read; replaced piecewise by the background refresher."""
@@ -47,6 +55,8 @@ class ServingState:
         self.metrics = Metrics()
         self.feature_errors: dict[str, str] = {}  # tenant -> why its CURRENT snapshot did not load
         self.feature_fallbacks: dict[str, str] = {}  # tenant -> the older snapshot served instead, and why
+        # tenant -> (the current snapshot its key could not open, when to load it again, the wait before that)
+        self.key_retry: dict[str, tuple[str, float, float]] = {}
         self.models = ModelStore(settings)
         self.buckets = TokenBuckets()
         self.throttle = AuthThrottle(config.auth_failures, 60.0, config.auth_block_seconds)
@@ -73,26 +83,52 @@ class ServingState:
             if have is not None and have.snapshot_id == meta["snapshot_id"]:
                 self.feature_errors.pop(tid, None)  # (CURRENT moved back to the snapshot served)
                 self.feature_fallbacks.pop(tid, None)
+                self.key_retry.pop(tid, None)
                 continue
-            if self.feature_errors.get(tid, "").startswith(f"{meta['snapshot_id']}:"):
-                continue  # snapshots are immutable: a broken one stays broken until CURRENT moves
+            if self.feature_errors.get(tid, "").startswith(f"{meta['snapshot_id']}:"):  # it did not load
+                waiting = self._key_retry_due(tid)
+                if waiting != meta["snapshot_id"]:  # snapshots are immutable: a broken one stays broken until
+                    if waiting is not None and have is None:  # CURRENT moves; an older one that waited on the key
+                        self._fall_back(tid, t, meta["snapshot_id"])  # is tried again
+                    continue
             loaded = self._load(tid, meta)
             if loaded is not None:
                 self.features[tid] = loaded  # atomic swap
                 self.feature_errors.pop(tid, None)
                 self.feature_fallbacks.pop(tid, None)
-            elif have is None:  # a restart: the newest older snapshot that loads, rather than nothing
+            elif have is None and self.key_retry.get(tid, ("",))[0] != meta["snapshot_id"]:  # a restart: the newest
+                # older snapshot that loads, rather than nothing (not for a key problem: an older one needs that key)
                 self._fall_back(tid, t, meta["snapshot_id"])
         for gone in set(self.features) - set(self.tenants):
             del self.features[gone]
 
+    def _key_retry_due(self, tid: str) -> str | None:
+        """The tenant's snapshot that failed to load for its key alone (its current one, or an older one a restart
+        fell back to) once its wait is over; else None."""
+        snapshot, at, _ = self.key_retry.get(tid, (None, 0.0, 0.0))
+        return snapshot if time.monotonic() >= at else None
+
     def _load(self, tid: str, meta: dict) -> PublishedFeatures | None:
         try:
             loaded = PublishedFeatures.load(meta, self.marts, self.settings)
+        except KeyUnavailableError as exc:  # the tenant's key, not the snapshot: loaded again after a wait
+            snapshot = meta["snapshot_id"]
+            before, _, waited = self.key_retry.get(tid, ("", 0.0, 0.0))
+            wait = max(self.config.refresh_seconds, KEY_RETRY_MIN_SECONDS, 2 * waited if before == snapshot else 0)
+            wait = min(KEY_RETRY_MAX_SECONDS, wait)
+            self.key_retry[tid] = (snapshot, time.monotonic() + wait, wait)
+            self.feature_errors[tid] = f"{snapshot}: {type(exc).__name__}: {exc}"
+            if before != snapshot:  # (said once, not at every retry)
+                log.error("tenant %s: could not load published features: %s", tid, self.feature_errors[tid])
+            return None
         except Exception as exc:
             log.exception("tenant %s: could not load published features %s", tid, meta["snapshot_id"])
             self.feature_errors[tid] = f"{meta['snapshot_id']}: {type(exc).__name__}: {exc}"
+            if self.key_retry.get(tid, ("",))[0] == meta["snapshot_id"]:  # its key answered: the snapshot is broken
+                del self.key_retry[tid]
             return None
+        if self.key_retry.pop(tid, None) is not None:
+            log.info("tenant %s: its key answered again", tid)
         log.info("tenant %s: serving features %s (cutoff %s)", tid, loaded.snapshot_id, loaded.serving_cutoff)
         return loaded
 
@@ -100,6 +136,8 @@ class ServingState:
         error = self.feature_errors[tid]
         for meta in publish.older(self.settings, t.region, tid, than=broken):
             loaded = self._load(tid, meta)
+            if loaded is None and self.key_retry.get(tid, ("",))[0] == meta["snapshot_id"]:
+                break  # its key could not be had: every older snapshot needs it too (tried again after a wait)
             if loaded is not None:
                 self.features[tid] = loaded
                 self.feature_fallbacks[tid] = (

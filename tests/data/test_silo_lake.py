@@ -23,7 +23,8 @@ from ml.data.features import build_warehouse
 from ml.data.generate import generate
 from ml.data.ingest import landing
 from ml.data.ingest.run import ingest_tenants
-from ml.ops.status import status
+from ml.ops.status import _monitoring_lines, status
+from ml.ops.tenant_view import drift_line
 from tests.world import register, small_config
 
 
@@ -220,3 +221,83 @@ def test_a_drop_is_sealed_only_once_ingested_and_unchanged_for_the_grace_period(
     [again] = ingest_tenants(["initech"], day, end, settings)  # the late rows land, then the file is sealed
     assert again["landed"] == 2 and sealed_files.is_sealed(drop), again
     assert sealed_files.read_bytes(drop, settings, "initech").count(b"\n") == 3
+
+
+def test_monitor_run_names_a_warehouse_its_key_does_not_open_and_checks_the_others(settings, monkeypatch, capsys):
+    """``tenantflow monitor run`` over every warehouse: acme's (a silo, between the two pools) does not open, its key
+    being malformed; the command names it with why, still checks the pool after it, and exits 1 (it stopped there)."""
+    from ml.ops.cli import main
+
+    register(settings, small_config(), silo=("acme",))
+    for t in TenantStore(settings).list():  # empty warehouses: every check is its tenant's error row
+        path = settings.stores.warehouse_file(t.warehouse_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connect(path).close()
+    assert [w.key for w in warehouses(TenantStore(settings).list())] == ["eu/pool", "eu/silo_acme", "us/pool"]
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "env")
+    monkeypatch.setenv("TENANTFLOW_KEYS_VALUES", json.dumps({"acme": "not-a-key"}))
+    capsys.readouterr()
+    assert main(["monitor", "run"]) == 1
+    shown = capsys.readouterr()
+    printed = json.loads("[" + shown.out.replace("}\n{", "},\n{") + "]")
+    assert [p["warehouse"] for p in printed] == ["eu/pool", "eu/silo_acme", "us/pool"], shown.out
+    assert set(printed[2]["tenants"]) == {"initech"} and "checked_on" in printed[2], printed[2]
+    assert printed[1]["error"].startswith("eu/silo_acme: WarehouseKeyError: tenant acme: "), printed[1]
+    assert "not checked: eu/silo_acme: WarehouseKeyError: tenant acme: " in shown.err and "64 hex" in shown.err
+    # status: acme's verdict cannot be read now (it said "not monitored yet"); the others' can
+    rows = {r["tenant_id"]: r for r in status(get_settings())}
+    assert rows["acme"]["drift"]["error"].startswith("its warehouse does not open: tenant acme: "), rows["acme"]
+    assert "monitor's verdict not readable: its warehouse does not open" in _monitoring_lines(rows["acme"])
+    assert rows["initech"]["drift"]["last_checked_at"] and rows["initech"]["drift"]["error"] is None
+    assert drift_line(rows["acme"]["drift"]).startswith(
+        "verdict not readable: its warehouse does not open: tenant acme"
+    )
+
+
+def test_an_erasure_refused_while_the_key_provider_is_down_says_to_mend_the_provider_not_the_file(
+    settings, monkeypatch
+):
+    """A silo tenant's sealed landing files cannot be read back while its key provider does not answer: the erasure
+    is refused before anything changes, and its advice is the key provider's (the file is not what is wrong)."""
+    from ml.core.errors import TenantError
+    from ml.ops.user_erasure import erase_user
+
+    cfg = small_config(days=1)
+    register(settings, cfg)
+    generate(cfg, settings.stores.landing.root, workers=1)
+    ingest_tenants(["initech"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    user = next(
+        u
+        for u in tenant_parquet.read_table(_files(settings, "initech")[0], settings, "initech")["user_id"].to_pylist()
+        if u
+    )
+    before = {p: p.read_bytes() for p in _landing(settings)}
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "tests.data.test_silo_lake:_KmsDown")
+    with pytest.raises(
+        TenantError, match=r"^tenant initech: landing file .* cannot be opened without the tenant's key"
+    ) as e:
+        erase_user("initech", user, get_settings())
+    assert "KMS unreachable" in str(e.value) and "make the key provider answer" in str(e.value), e.value
+    assert "remove or fix the file" not in str(e.value)
+    assert {p: p.read_bytes() for p in _landing(settings)} == before
+    monkeypatch.delenv("TENANTFLOW_KEYS_PROVIDER")  # the key answers; a sealed file cut short is the file's fault
+    damaged = next(iter(before))
+    damaged.write_bytes(before[damaged][:-40])
+    with pytest.raises(TenantError, match=r"cannot be read back .*remove or fix the file"):
+        erase_user("initech", user, get_settings())
+
+
+def test_a_purge_does_not_ask_a_key_provider_of_ones_own(settings, monkeypatch):
+    """A purge deletes a silo tenant's key only where this installation keeps it (the ``file`` provider); with a
+    provider of one's own it does not build it (one that does not import, a KMS client that cannot start, failed
+    the purge after the tenant's folders were deleted, before its audit entry)."""
+    from ml.ops.erasure import purge_tenant
+
+    cfg = small_config(days=1)
+    register(settings, cfg)
+    generate(cfg, settings.stores.landing.root, workers=1)
+    ingest_tenants(["initech"], cfg.start_date, cfg.end_date + timedelta(days=1), settings)
+    monkeypatch.setenv("TENANTFLOW_KEYS_PROVIDER", "no_such_module:Provider")
+    report = purge_tenant("initech", get_settings())
+    assert report["warehouse"]["key"] is None and not settings.stores.lake.tenant_dir("us", "initech").exists()
+    assert TenantStore(settings).removed("initech")["purged_at"] is not None

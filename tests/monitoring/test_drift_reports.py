@@ -59,4 +59,4 @@ def test_a_drifted_feature_checks_item_and_user_reports_are_named_and_an_undrift
     ]
     # the table's cell points below it, and says which drifted check has no report there
     row = {"tenant_id": "acme", "drift": drift, "ingest_warnings": [], "quarantined": {}}
-    assert "reports: below the table (performance/recommender: none)" in _monitoring_lines(row)
+    assert "reports: below the table (performance/recommender: no report)" in _monitoring_lines(row)

@@ -104,4 +104,10 @@ def test_a_reports_link_is_percent_encoded_and_a_report_outside_the_folder_is_no
     link = _helpers(settings, "acme")["report_link"](str(odd))
     assert link == "../files/monitoring/tenant%3Dacme/recommender%20%232%20%3F.html", link
     assert view.get(link.removeprefix("..")).text == "<html>odd</html>"
-    assert _helpers(settings, "acme")["report_link"](str(settings.stores.secrets / "x.html")) == "#"
+    outside = str(settings.stores.secrets / "x.html")  # (a report written before TENANTFLOW_REPORTS_DIR moved)
+    assert _helpers(settings, "acme")["report_link"](outside) is None
+    shown = str(_helpers(settings, "acme")["report_anchor"](outside, "x <b>.html"))
+    assert shown.startswith(f'<span class="small" title="{outside}">x &lt;b&gt;.html (outside the reports folder '), (
+        shown
+    )
+    assert "<a " not in shown and 'href="#"' not in shown

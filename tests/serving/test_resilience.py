@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psutil
 import pyarrow.parquet as pq
+import pytest
 
 from ml.core.layout import LAKE_FILE
 from ml.data.ingest.run import ingest_tenants
@@ -171,34 +172,98 @@ def test_a_version_that_fails_to_load_never_replaces_the_working_one(served_worl
             registry.promote("recommender", "initech", champ.version, "test: back to the working champion", settings)
 
 
-def test_a_restart_falls_back_to_the_newest_published_snapshot_that_loads(served_world):
-    """acme's CURRENT names a newer snapshot whose ranking mart is torn (a disk fault): a fresh API
-    serves acme from the older good one, says so in /readyz, and takes a good new snapshot when
-    CURRENT moves to it."""
+def _torn(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _flipped(data: bytes) -> bytes:  # one byte changed inside an encrypted file: it no longer decrypts
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("tenant", "region", "damage", "said"),
+    [("acme", "eu", _torn, ""), ("initech", "us", _flipped, "TenantKeyError")],
+    ids=["pool-torn", "silo-flipped"],
+)
+def test_a_restart_falls_back_to_the_newest_published_snapshot_that_loads(served_world, tenant, region, damage, said):
+    """A tenant's CURRENT names a newer snapshot whose ranking mart is damaged (a disk fault: acme's torn, initech's
+    with a byte changed, which its key then does not decrypt: the snapshot's fault, not its key's): a fresh API
+    serves the tenant from the older good one, says so in /readyz, and takes a good new snapshot when CURRENT moves
+    to it."""
     settings, keys = served_world
     store = settings.stores.published
-    pointer = store.pointer("eu", "acme")
+    pointer = store.pointer(region, tenant)
     good = json.loads(pointer.read_text())
     torn_id = "f" * 16
-    torn = store.snapshot_dir("eu", "acme", torn_id)
-    shutil.copytree(store.snapshot_dir("eu", "acme", good["snapshot_id"]), torn)
+    torn = store.snapshot_dir(region, tenant, torn_id)
+    shutil.copytree(store.snapshot_dir(region, tenant, good["snapshot_id"]), torn)
     mart = torn / "ranking_candidates.parquet"
-    mart.write_bytes(mart.read_bytes()[: mart.stat().st_size // 2])
+    mart.write_bytes(damage(mart.read_bytes()))
     newer = good | {"snapshot_id": torn_id, "published_at": "2999-01-01T00:00:00Z"}
     (torn / store.meta_name).write_text(json.dumps(newer))
-    user = _users(settings, "acme")[0]
+    user = _users(settings, tenant)[0]
     try:
         pointer.write_text(json.dumps(newer))
         with running_api(settings) as api:
             detail = api.get("/readyz", ops=True).json()
-            assert detail["ready"] and torn_id in detail["feature_errors"]["acme"]
-            assert detail["feature_fallbacks"]["acme"].startswith(f"serving {good['snapshot_id']}")
-            assert api.post("/v1/recommendations", keys["acme"], {"user_id": user}).status_code == 200
+            assert detail["ready"] and torn_id in detail["feature_errors"][tenant]
+            assert said in detail["feature_errors"][tenant], detail["feature_errors"]
+            assert detail["feature_fallbacks"][tenant].startswith(f"serving {good['snapshot_id']}")
+            assert api.post("/v1/recommendations", keys[tenant], {"user_id": user}).status_code == 200
             pointer.write_text(json.dumps(good))  # a good snapshot is published again
-            api.wait_ready(check=lambda b: "acme" not in b["feature_fallbacks"] and "acme" not in b["feature_errors"])
+            api.wait_ready(check=lambda b: tenant not in b["feature_fallbacks"] and tenant not in b["feature_errors"])
     finally:
         pointer.write_text(json.dumps(good))
         shutil.rmtree(torn, ignore_errors=True)
+
+
+@pytest.mark.parametrize("current", ["good", "missing-a-mart"])
+def test_a_snapshot_its_key_did_not_open_is_loaded_once_the_key_answers(served_world, current):
+    """initech (silo) starts with its key file unreadable (a key provider down): its snapshot does not load, and is
+    not taken for broken (snapshots that are, stay so until ``CURRENT`` moves): once the key answers again, the running
+    API loads it and serves initech, without a restart or a new publish. When ``CURRENT`` names a snapshot that is
+    broken itself (a mart missing), the older one the restart fell back to, which waited on the key, is loaded then."""
+    settings, keys = served_world
+    key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=initech.key"
+    key = key_file.read_bytes()
+    user = _users(settings, "initech")[0]
+    store = settings.stores.published
+    pointer = store.pointer("us", "initech")
+    good = json.loads(pointer.read_text())
+    broken_id = "e" * 16
+    broken = store.snapshot_dir("us", "initech", broken_id)
+    if current != "good":
+        shutil.copytree(store.snapshot_dir("us", "initech", good["snapshot_id"]), broken)
+        (broken / "user_features.parquet").unlink()  # (the first mart read: before the key is asked for)
+        newer = good | {"snapshot_id": broken_id, "published_at": "2999-01-01T00:00:00Z"}
+        (broken / store.meta_name).write_text(json.dumps(newer))
+        pointer.write_text(json.dumps(newer))
+    key_file.unlink()
+    key_file.mkdir()  # the file provider cannot read it: a KeyProviderError, as a KMS that does not answer
+    try:
+        with running_api(settings) as api:
+            detail = api.wait_ready(check=lambda b: "initech" in b["feature_errors"])
+            said = "KeyUnavailableError" if current == "good" else f"{broken_id}: FileNotFoundError"
+            assert said in detail["feature_errors"]["initech"], detail["feature_errors"]
+            assert "initech" not in detail["feature_fallbacks"], "an older snapshot needs the same key"
+            key_file.rmdir()
+            key_file.write_bytes(key)
+            key_file.chmod(0o600)
+            if current == "good":
+                api.wait_ready(check=lambda b: "initech" not in b["feature_errors"])
+            else:
+                detail = api.wait_ready(check=lambda b: "initech" in b["feature_fallbacks"])
+                assert detail["feature_fallbacks"]["initech"].startswith(f"serving {good['snapshot_id']}"), detail
+            r = api.post("/v1/recommendations", keys["initech"], {"user_id": user})
+            assert r.status_code == 200 and r.json()["items"], r.text
+    finally:
+        if key_file.is_dir():
+            key_file.rmdir()
+        key_file.write_bytes(key)
+        key_file.chmod(0o600)
+        pointer.write_text(json.dumps(good))
+        shutil.rmtree(broken, ignore_errors=True)
 
 
 def test_every_acknowledged_event_reaches_the_lake_once_despite_sigkill(served_world):

@@ -19,13 +19,29 @@ app = typer.Typer(help="Drift and decay checks, per-tenant policy, retrain reque
 def run(
     tenant: Annotated[list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")] = None,
 ) -> None:
-    """Check every tenant (or --tenant) now and print the verdicts (no retrain)."""
-    from ml.core.warehouse import warehouses
+    """Check every tenant (or --tenant) now and print the verdicts (no retrain).
+
+    A warehouse that cannot be opened (a silo tenant's key that does not answer, a writer holding the file) is named
+    with why, the others are checked, and the command exits 1.
+    """
+    import duckdb
+
+    from ml.core.warehouse import WarehouseKeyError, warehouses
     from ml.monitoring.run import monitor_warehouse
 
     settings = get_settings()
+    unchecked = []
     for wh in warehouses(TenantStore(settings).select(tenant)):
-        print(json.dumps(monitor_warehouse(wh, settings, tenants=tenant or None), indent=1, default=str))
+        try:
+            verdicts = monitor_warehouse(wh, settings, tenants=tenant or None)
+        except (WarehouseKeyError, duckdb.Error) as exc:  # one warehouse's problem: the others are still checked
+            unchecked.append(f"{wh.key}: {type(exc).__name__}: {exc}")
+            verdicts = {"warehouse": wh.key, "tenants": {}, "error": unchecked[-1]}
+        print(json.dumps(verdicts, indent=1, default=str))
+    for why in unchecked:
+        typer.secho(f"not checked: {why}", fg="red", err=True)
+    if unchecked:
+        raise typer.Exit(1)
 
 
 @app.command()
