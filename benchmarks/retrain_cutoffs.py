@@ -9,7 +9,7 @@ each on the training's temporal holdout beside the champion's served booster. Re
 ``--params`` (JSON) and ``--rounds`` override the kind's LightGBM parameters and boosting rounds (the same
 fits with another recipe). ``--subsamples N`` adds N fits, each on a random share of the queries (a user at a cutoff)
 as large as all cutoffs but one, drawn across every week (seeds 0..N-1): how much the re-ranker moves with which
-examples it learns from when no week is left out.
+examples it learns from when no week is left out, and the bag of them: the mean of their scores (bagging).
 
     .venv/bin/python benchmarks/retrain_cutoffs.py --home var --tenant umbrella   # after `make demo`
 """
@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,9 +68,9 @@ def main() -> None:
     )
     assert judged is not None
 
-    def ndcg(booster) -> float:
-        lists = judged.reranker_lists(predict(kind, booster, judged.examples, features))
-        return round(float(judged.judge(lists).metrics["ndcg_at_10"]), 4)
+    def ndcg(booster: Any = None, scores: Any = None) -> float:
+        scores = predict(kind, booster, judged.examples, features) if scores is None else scores
+        return round(float(judged.judge(judged.reranker_lists(scores)).metrics["ndcg_at_10"]), 4)
 
     champion = registry.version_by_alias(registry.model_name(kind.name, tenant.tenant_id), "champion", settings)
     rows = {
@@ -88,16 +89,20 @@ def main() -> None:
     for seed in range(args.subsamples):
         picked = np.random.default_rng(seed).choice(queries, size=round(share * len(queries)), replace=False)
         masks[f"random {share:.0%} of the queries, seed {seed}"] = train[kind.group].isin(picked)
+    bag = []  # the random shares' scores of the holdout's candidates
     for name, mask in masks.items():
         rows_ = train[mask]
         started = time.perf_counter()
         booster = fit(kind, rows_, features, settings.train)
-        rows[name] = {
-            "rows": len(rows_),
-            "ndcg_at_10": ndcg(booster),
-            "fit_seconds": round(time.perf_counter() - started, 1),
-        }
+        seconds = round(time.perf_counter() - started, 1)
+        scores = predict(kind, booster, judged.examples, features)
+        bag += [scores] if name.startswith("random") else []
+        rows[name] = {"rows": len(rows_), "ndcg_at_10": ndcg(scores=scores), "fit_seconds": seconds}
         print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
+    if len(bag) > 1:  # bagging (Breiman 1996): the mean of the shares' scores, a query's candidates ranked by it
+        name = f"mean of the {len(bag)} random shares' scores"
+        rows[name] = {"ndcg_at_10": ndcg(scores=np.mean(bag, axis=0))}
+        print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f}", flush=True)
     print(f"{'champion v' + rows['champion']['version']:>44}: nDCG@10 {rows['champion']['ndcg_at_10']:.4f}")
     report(
         "retrain_cutoffs",
