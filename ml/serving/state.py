@@ -55,7 +55,8 @@ class ServingState:
         self.metrics = Metrics()
         self.feature_errors: dict[str, str] = {}  # tenant -> why its CURRENT snapshot did not load
         self.feature_fallbacks: dict[str, str] = {}  # tenant -> the older snapshot served instead, and why
-        # tenant -> (the current snapshot its key could not open, when to load it again, the wait before that)
+        # tenant -> (the snapshot its key could not open: its current one, or an older one a restart fell back to;
+        # when to load it again; the wait before that)
         self.key_retry: dict[str, tuple[str, float, float]] = {}
         self.models = ModelStore(settings)
         self.buckets = TokenBuckets()
