@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ml.core import atomic
 from ml.core.settings import Settings
-from ml.core.tenant_parquet import KeyUnavailableError, TenantKeyError
+from ml.core.tenant_parquet import TenantKeyError, reader_tenant_key
 
 MAGIC = b"TFSEAL1\n"
 # what to do with a landing file that does not open although the key is the one it was sealed with
@@ -152,14 +152,7 @@ def content_sha256(path: Path, settings: Settings, tenant_id: str) -> str:
 def _plain_chunks(path: Path, settings: Settings, tenant_id: str, if_damaged: str = RESEND) -> Any:
     from tink import TinkError
 
-    from ml.core.tenant_keys import silo_key_or_raise
-
-    tenant_key = silo_key_or_raise(settings, tenant_id, KeyUnavailableError, str(path))
-    if tenant_key is None:
-        raise KeyUnavailableError(
-            f"tenant {tenant_id}: {path} is sealed and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "
-            "restore the tenant's key (see ml/core/tenant_keys.py)."
-        )
+    tenant_key = reader_tenant_key(settings, tenant_id, path)
     with open(path, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
             raise ValueError(f"{path} is not a sealed file")

@@ -167,7 +167,8 @@ def forget(settings: Settings, tenant_id: str) -> str | None:
     if settings.keys.provider != "file":
         return None
     keys = provider(settings)
-    if isinstance(keys, FileKeys) and keys.path(tenant_id).exists():
+    assert isinstance(keys, FileKeys)
+    if keys.path(tenant_id).exists():
         keys.path(tenant_id).unlink()
         return str(keys.path(tenant_id))
     return None

@@ -265,16 +265,26 @@ class _Digest:
         self.closed = True
 
 
-def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
+def reader_tenant_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
+    """The key (64 hex characters) that opens ``path``, a file the tenant's key wrote (encrypted Parquet, a sealed
+    file): read, never generated.
+
+    Raises:
+        KeyUnavailableError: the provider failed, answered a malformed key, or has none for the tenant.
+    """
     from ml.core.tenant_keys import silo_key_or_raise
 
     tenant_key = silo_key_or_raise(settings, tenant_id, KeyUnavailableError, str(path))
     if tenant_key is None:
         raise KeyUnavailableError(
-            f"tenant {tenant_id}: {path} is encrypted and TENANTFLOW_KEYS_PROVIDER has no key for the tenant; "
-            "restore the tenant's key (see ml/core/tenant_keys.py)."
+            f"tenant {tenant_id}: {path} was written with the tenant's key and TENANTFLOW_KEYS_PROVIDER has none for "
+            "it; restore the tenant's key (see ml/core/tenant_keys.py)."
         )
-    return derived(tenant_key)
+    return tenant_key
+
+
+def _reader_key(settings: Settings, tenant_id: str, path: Path | str) -> str:
+    return derived(reader_tenant_key(settings, tenant_id, path))
 
 
 def _select(settings: Settings, tenant_id: str, path: Path | list[Path], columns: str, tail: str = "") -> pa.Table:

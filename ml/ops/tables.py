@@ -40,9 +40,8 @@ class FoldingTable(Table):
     def _collapse_widths(self, widths: list[int], wrapable: list[bool], max_width: int) -> list[int]:  # type: ignore[override]
         """Rich's narrowing of the columns to ``max_width`` (widths with padding) where it keeps each column's header
         words whole, and its cells' longest words (up to ``WORD_FLOOR_MAX``) where the terminal has room for every
-        column's; else the widest
-        columns are cut to one level, the largest that fits, never below those words. (Rich's own cut ignores
-        ``min_width``, then widens those columns back past the terminal's edge.)"""
+        column's; else the widest columns are cut to one level, the largest that fits, never below those words.
+        (Rich's own cut ignores ``min_width``, then widens those columns back past the terminal's edge.)"""
         padding = self.padding[1] + self.padding[3]
         headers = [(c.min_width or 0) + padding for c in self.columns]
         words = [  # (a word longer than an id, a path, folds: it would take the other columns' room)
@@ -79,9 +78,8 @@ class FoldingTable(Table):
             first = _text(row[0] if row else "", console).copy()
             first.stylize("bold")
             yield first
-            fields = Table.grid(
-                padding=(0, 1)
-            )  # a header's words fold within a third of the width, a cell's in the rest
+            # a header within a third of the width (its longest word at least), its cell in the rest; both fold
+            fields = Table.grid(padding=(0, 1))
             fields.add_column(style="dim", overflow="fold", max_width=max(label_word, options.max_width // 3))
             fields.add_column(overflow="fold")
             for column, cell in zip_longest(self.columns[1:], row[1:]):

@@ -97,11 +97,15 @@ class ServingState:
                 self.features[tid] = loaded  # atomic swap
                 self.feature_errors.pop(tid, None)
                 self.feature_fallbacks.pop(tid, None)
-            elif have is None and self.key_retry.get(tid, ("",))[0] != meta["snapshot_id"]:  # a restart: the newest
+            elif have is None and self._waits_on_key(tid) != meta["snapshot_id"]:  # a restart: the newest
                 # older snapshot that loads, rather than nothing (not for a key problem: an older one needs that key)
                 self._fall_back(tid, t, meta["snapshot_id"])
         for gone in set(self.features) - set(self.tenants):
             del self.features[gone]
+
+    def _waits_on_key(self, tid: str) -> str | None:
+        """The tenant's snapshot that failed to load for its key alone, waiting to be loaded again; else None."""
+        return self.key_retry[tid][0] if tid in self.key_retry else None
 
     def _key_retry_due(self, tid: str) -> str | None:
         """The tenant's snapshot that failed to load for its key alone (its current one, or an older one a restart
@@ -125,7 +129,7 @@ class ServingState:
         except Exception as exc:
             log.exception("tenant %s: could not load published features %s", tid, meta["snapshot_id"])
             self.feature_errors[tid] = f"{meta['snapshot_id']}: {type(exc).__name__}: {exc}"
-            if self.key_retry.get(tid, ("",))[0] == meta["snapshot_id"]:  # its key answered: the snapshot is broken
+            if self._waits_on_key(tid) == meta["snapshot_id"]:  # its key answered: the snapshot is broken
                 del self.key_retry[tid]
             return None
         if self.key_retry.pop(tid, None) is not None:
@@ -137,7 +141,7 @@ class ServingState:
         error = self.feature_errors[tid]
         for meta in publish.older(self.settings, t.region, tid, than=broken):
             loaded = self._load(tid, meta)
-            if loaded is None and self.key_retry.get(tid, ("",))[0] == meta["snapshot_id"]:
+            if loaded is None and self._waits_on_key(tid) == meta["snapshot_id"]:
                 break  # its key could not be had: every older snapshot needs it too (tried again after a wait)
             if loaded is not None:
                 self.features[tid] = loaded
