@@ -55,6 +55,7 @@ class ServingState:
         self.metrics = Metrics()
         self.feature_errors: dict[str, str] = {}  # tenant -> why its CURRENT snapshot did not load
         self.feature_fallbacks: dict[str, str] = {}  # tenant -> the older snapshot served instead, and why
+        self.fallback_served: dict[str, str] = {}  # tenant -> "serving <that snapshot> (published <when>)"
         # tenant -> (the snapshot its key could not open: its current one, or an older one a restart fell back to;
         # when to load it again; the wait before that)
         self.key_retry: dict[str, tuple[str, float, float]] = {}
@@ -100,6 +101,8 @@ class ServingState:
             elif have is None and self._waits_on_key(tid) != meta["snapshot_id"]:  # a restart: the newest
                 # older snapshot that loads, rather than nothing (not for a key problem: an older one needs that key)
                 self._fall_back(tid, t, meta["snapshot_id"])
+            elif tid in self.feature_fallbacks:  # CURRENT moved on from the broken one, to one that does not load
+                self._fallback_note(tid, meta["snapshot_id"])
         for gone in set(self.features) - set(self.tenants):
             del self.features[gone]
 
@@ -145,13 +148,16 @@ class ServingState:
                 break  # its key could not be had: every older snapshot needs it too (tried again after a wait)
             if loaded is not None:
                 self.features[tid] = loaded
-                self.feature_fallbacks[tid] = (
-                    f"serving {meta['snapshot_id']} (published {meta.get('published_at')}): "
-                    f"the current snapshot {broken} does not load"
-                )
-                log.warning("tenant %s: %s", tid, self.feature_fallbacks[tid])
+                self.fallback_served[tid] = f"serving {meta['snapshot_id']} (published {meta.get('published_at')})"
+                self._fallback_note(tid, broken)
                 break
         self.feature_errors[tid] = error  # the current one's error, not an older one's
+
+    def _fallback_note(self, tid: str, current: str) -> None:
+        note = f"{self.fallback_served[tid]}: the current snapshot {current} does not load"
+        if self.feature_fallbacks.get(tid) != note:  # (said once, not at every retry of a key)
+            self.feature_fallbacks[tid] = note
+            log.warning("tenant %s: %s", tid, note)
 
     def wanted_models(self) -> list[tuple[str, str, str]]:
         """(tenant, kind, arm) of every model to hold: each tenant's champions, and challengers where split."""

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psutil
@@ -218,6 +219,20 @@ def test_a_restart_falls_back_to_the_newest_published_snapshot_that_loads(served
         shutil.rmtree(torn, ignore_errors=True)
 
 
+def _take_key_away(key_file: Path) -> None:
+    """The ``file`` provider cannot read the tenant's key (a folder in its place): a ``KeyProviderError``, as a KMS
+    that does not answer."""
+    key_file.unlink()
+    key_file.mkdir()
+
+
+def _give_key_back(key_file: Path, key: bytes) -> None:
+    if key_file.is_dir():
+        key_file.rmdir()
+    key_file.write_bytes(key)
+    key_file.chmod(0o600)
+
+
 @pytest.mark.parametrize("current", ["good", "missing-a-mart"])
 def test_a_snapshot_its_key_did_not_open_is_loaded_once_the_key_answers(served_world, current):
     """initech (silo) starts with its key file unreadable (a key provider down): its snapshot does not load, and is
@@ -239,17 +254,14 @@ def test_a_snapshot_its_key_did_not_open_is_loaded_once_the_key_answers(served_w
         newer = good | {"snapshot_id": broken_id, "published_at": "2999-01-01T00:00:00Z"}
         (broken / store.meta_name).write_text(json.dumps(newer))
         pointer.write_text(json.dumps(newer))
-    key_file.unlink()
-    key_file.mkdir()  # the file provider cannot read it: a KeyProviderError, as a KMS that does not answer
+    _take_key_away(key_file)
     try:
         with running_api(settings) as api:
             detail = api.wait_ready(check=lambda b: "initech" in b["feature_errors"])
             said = "KeyUnavailableError" if current == "good" else f"{broken_id}: FileNotFoundError"
             assert said in detail["feature_errors"]["initech"], detail["feature_errors"]
             assert "initech" not in detail["feature_fallbacks"], "an older snapshot needs the same key"
-            key_file.rmdir()
-            key_file.write_bytes(key)
-            key_file.chmod(0o600)
+            _give_key_back(key_file, key)
             if current == "good":
                 api.wait_ready(check=lambda b: "initech" not in b["feature_errors"])
             else:
@@ -258,12 +270,58 @@ def test_a_snapshot_its_key_did_not_open_is_loaded_once_the_key_answers(served_w
             r = api.post("/v1/recommendations", keys["initech"], {"user_id": user})
             assert r.status_code == 200 and r.json()["items"], r.text
     finally:
-        if key_file.is_dir():
-            key_file.rmdir()
-        key_file.write_bytes(key)
-        key_file.chmod(0o600)
+        _give_key_back(key_file, key)
         pointer.write_text(json.dumps(good))
         shutil.rmtree(broken, ignore_errors=True)
+
+
+def test_a_fallback_names_the_current_snapshot_while_a_newer_one_waits_on_its_key(served_world):
+    """initech (silo) is served an older snapshot after a restart (its CURRENT one is missing a mart); a newer good
+    snapshot is then published while its key provider is down: /readyz names that newer one as the current snapshot
+    that does not load (not the broken one before it) and the older one serves on; once the key answers, the newer
+    one is served and the fallback is gone."""
+    settings, keys = served_world
+    key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=initech.key"
+    key = key_file.read_bytes()
+    store = settings.stores.published
+    pointer = store.pointer("us", "initech")
+    good = json.loads(pointer.read_text())
+    made = {}
+
+    def publish(sid: str, published_at: str) -> None:
+        made[sid] = store.snapshot_dir("us", "initech", sid)
+        shutil.copytree(store.snapshot_dir("us", "initech", good["snapshot_id"]), made[sid])
+        meta = json.dumps(good | {"snapshot_id": sid, "published_at": published_at})
+        (made[sid] / store.meta_name).write_text(meta)
+        if sid == broken_id:
+            (made[sid] / "user_features.parquet").unlink()
+        pointer.write_text(meta)
+
+    broken_id, newer_id = "e" * 16, "d" * 16
+    user = _users(settings, "initech")[0]
+    try:
+        publish(broken_id, "2999-01-01T00:00:00Z")
+        with running_api(settings) as api:
+            detail = api.wait_ready(check=lambda b: "initech" in b["feature_fallbacks"])
+            assert detail["feature_fallbacks"]["initech"].startswith(f"serving {good['snapshot_id']}"), detail
+            assert detail["feature_fallbacks"]["initech"].endswith(f"{broken_id} does not load"), detail
+            _take_key_away(key_file)
+            publish(newer_id, "2999-01-02T00:00:00Z")
+            detail = api.wait_ready(check=lambda b: newer_id in b["feature_errors"].get("initech", ""))
+            assert "KeyUnavailableError" in detail["feature_errors"]["initech"], detail["feature_errors"]
+            fallback = detail["feature_fallbacks"]["initech"]
+            assert fallback.startswith(f"serving {good['snapshot_id']}"), fallback
+            assert fallback.endswith(f"the current snapshot {newer_id} does not load"), fallback
+            assert api.post("/v1/recommendations", keys["initech"], {"user_id": user}).status_code == 200
+            _give_key_back(key_file, key)
+            api.wait_ready(
+                check=lambda b: "initech" not in b["feature_fallbacks"] and "initech" not in b["feature_errors"]
+            )
+    finally:
+        _give_key_back(key_file, key)
+        pointer.write_text(json.dumps(good))
+        for folder in made.values():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_every_acknowledged_event_reaches_the_lake_once_despite_sigkill(served_world):
