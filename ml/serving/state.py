@@ -56,6 +56,7 @@ class ServingState:
         self.feature_errors: dict[str, str] = {}  # tenant -> why its CURRENT snapshot did not load
         self.feature_fallbacks: dict[str, str] = {}  # tenant -> the older snapshot served instead, and why
         self.fallback_served: dict[str, str] = {}  # tenant -> "serving <that snapshot> (published <when>)"
+        self.broken_older: dict[str, set[str]] = {}  # tenant -> older snapshots a fallback found broken (for good)
         # tenant -> (the snapshot its key could not open: its current one, or an older one a restart fell back to;
         # when to load it again; the wait before that)
         self.key_retry: dict[str, tuple[str, float, float]] = {}
@@ -103,8 +104,11 @@ class ServingState:
                 self._fall_back(tid, t, meta["snapshot_id"])
             elif tid in self.feature_fallbacks:  # CURRENT moved on from the broken one, to one that does not load
                 self._fallback_note(tid, meta["snapshot_id"])
-        for gone in set(self.features) - set(self.tenants):
-            del self.features[gone]
+        for gone in (set(self.features) | set(self.feature_errors)) - set(self.tenants):  # a removed tenant's
+            for held in (self.features, self.feature_errors, self.feature_fallbacks, self.fallback_served):
+                held.pop(gone, None)
+            self.key_retry.pop(gone, None)
+            self.broken_older.pop(gone, None)
 
     def _waits_on_key(self, tid: str) -> str | None:
         """The tenant's snapshot that failed to load for its key alone, waiting to be loaded again; else None."""
@@ -143,10 +147,14 @@ class ServingState:
     def _fall_back(self, tid: str, t: Tenant, broken: str) -> None:
         error = self.feature_errors[tid]
         for meta in publish.older(self.settings, t.region, tid, than=broken):
+            if meta["snapshot_id"] in self.broken_older.get(tid, ()):
+                continue  # snapshots are immutable: not loaded (and logged) again at every retry of a key
             loaded = self._load(tid, meta)
             if loaded is None and self._waits_on_key(tid) == meta["snapshot_id"]:
                 break  # its key could not be had: every older snapshot needs it too (tried again after a wait)
-            if loaded is not None:
+            if loaded is None:
+                self.broken_older.setdefault(tid, set()).add(meta["snapshot_id"])
+            else:
                 self.features[tid] = loaded
                 self.fallback_served[tid] = f"serving {meta['snapshot_id']} (published {meta.get('published_at')})"
                 self._fallback_note(tid, broken)
