@@ -10,6 +10,8 @@ each on the training's temporal holdout beside the champion's served booster. Re
 fits with another recipe). ``--subsamples N`` adds N fits, each on a random share of the queries (a user at a cutoff)
 as large as all cutoffs but one, drawn across every week (seeds 0..N-1): how much the re-ranker moves with which
 examples it learns from when no week is left out, and the bag of them: the mean of their scores (bagging).
+``--seeds N`` adds N fits on every cutoff with LightGBM's ``seed`` 0..N-1: how much a fit moves with its seed alone
+(the columns each tree draws; with the kind's bagging by query, the queries too).
 
     .venv/bin/python benchmarks/retrain_cutoffs.py --home var --tenant umbrella   # after `make demo`
 """
@@ -34,6 +36,7 @@ def main() -> None:
     ap.add_argument("--params", default="{}", help='LightGBM parameters to override, JSON: {"learning_rate": 0.04}')
     ap.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: the kind's)")
     ap.add_argument("--subsamples", type=int, default=0, help="fits on random shares of the queries (all weeks)")
+    ap.add_argument("--seeds", type=int, default=0, help="fits on every cutoff with LightGBM's seed 0..N-1")
     args = ap.parse_args()
     os.environ["TENANTFLOW_HOME"] = str(args.home.resolve())
     import json
@@ -89,16 +92,26 @@ def main() -> None:
     for seed in range(args.subsamples):
         picked = np.random.default_rng(seed).choice(queries, size=round(share * len(queries)), replace=False)
         masks[f"random {share:.0%} of the queries, seed {seed}"] = train[kind.group].isin(picked)
-    bag = []  # the random shares' scores of the holdout's candidates
+    recipes = dict.fromkeys(masks, kind)
+    for seed in range(args.seeds):
+        masks[f"every cutoff, LightGBM seed {seed}"] = masks["every cutoff"]
+        recipes[f"every cutoff, LightGBM seed {seed}"] = replace(kind, params={**kind.params, "seed": seed})
+    bag, seeded = [], []  # the random shares' scores of the holdout's candidates; the seeded fits' nDCG@10
     for name, mask in masks.items():
         rows_ = train[mask]
         started = time.perf_counter()
-        booster = fit(kind, rows_, features, settings.train)
+        booster = fit(recipes[name], rows_, features, settings.train)
         seconds = round(time.perf_counter() - started, 1)
         scores = predict(kind, booster, judged.examples, features)
         bag += [scores] if name.startswith("random") else []
         rows[name] = {"rows": len(rows_), "ndcg_at_10": ndcg(scores=scores), "fit_seconds": seconds}
+        seeded += [rows[name]["ndcg_at_10"]] if "LightGBM seed" in name else []
         print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
+    shares = [r["ndcg_at_10"] for name, r in rows.items() if name.startswith("random")]
+    for name, figures in (("the random shares", shares), ("every cutoff, the seeds", seeded)):
+        if len(figures) > 1:  # the fits' spread: their mean and sample standard deviation
+            rows[name] = {"mean": round(float(np.mean(figures)), 4), "sd": round(float(np.std(figures, ddof=1)), 4)}
+            print(f"{name:>44}: mean {rows[name]['mean']:.4f}, sd {rows[name]['sd']:.4f}", flush=True)
     if len(bag) > 1:  # bagging (Breiman 1996): the mean of the shares' scores, a query's candidates ranked by it
         name = f"mean of the {len(bag)} random shares' scores"
         rows[name] = {"ndcg_at_10": ndcg(scores=np.mean(bag, axis=0))}
