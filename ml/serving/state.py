@@ -94,6 +94,9 @@ class ServingState:
                     if waiting is not None and have is None:  # CURRENT moves; an older one that waited on the key
                         self._fall_back(tid, t, meta["snapshot_id"])  # is tried again
                     continue
+            if have is not None and self._waits_on_key(tid) not in (None, meta["snapshot_id"]):
+                del self.key_retry[tid]  # CURRENT moved on from a snapshot that waited on its key (nothing older does:
+                # one is served)
             loaded = self._load(tid, meta)
             if loaded is not None:
                 self.features[tid] = loaded  # atomic swap

@@ -283,8 +283,9 @@ def test_a_snapshot_its_key_did_not_open_is_loaded_once_the_key_answers(served_w
 def test_a_fallback_names_the_current_snapshot_while_a_newer_one_waits_on_its_key(served_world):
     """initech (silo) is served an older snapshot after a restart (its CURRENT one is missing a mart); a newer good
     snapshot is then published while its key provider is down: /readyz names that newer one as the current snapshot
-    that does not load (not the broken one before it) and the older one serves on; once the key answers, the newer
-    one is served and the fallback is gone."""
+    that does not load (not the broken one before it) and the older one serves on, as it does when CURRENT goes back
+    to the broken one and forth again (the newer one's key problem is said again, a new wait); once the key answers,
+    the newer one is served and the fallback is gone."""
     settings, keys = served_world
     key_file = settings.home.with_name(settings.home.name + "-keys") / "tenant=initech.key"
     key = key_file.read_bytes()
@@ -323,6 +324,16 @@ def test_a_fallback_names_the_current_snapshot_while_a_newer_one_waits_on_its_ke
             assert fallback.startswith(f"serving {good['snapshot_id']}"), fallback
             assert fallback.endswith(f"the current snapshot {newer_id} does not load"), fallback
             assert api.post("/v1/recommendations", keys["initech"], {"user_id": user}).status_code == 200
+            for sid in (broken_id, newer_id):  # CURRENT back to the broken one, and to the one that waits again
+                pointer.write_text((made[sid] / store.meta_name).read_text())
+                api.wait_ready(
+                    check=lambda b, sid=sid: (
+                        b["feature_errors"].get("initech", "").startswith(f"{sid}:")
+                        and b["feature_fallbacks"].get("initech", "").endswith(f"{sid} does not load")
+                    )
+                )
+            said = f"could not load published features: {newer_id}: KeyUnavailableError"
+            assert api.log.read_text().count(said) == 2, "named again when CURRENT names it again"
             _give_key_back(key_file, key)
             api.wait_ready(
                 check=lambda b: "initech" not in b["feature_fallbacks"] and "initech" not in b["feature_errors"]
