@@ -96,7 +96,7 @@ def main() -> None:
     for seed in range(args.seeds):
         masks[f"every cutoff, LightGBM seed {seed}"] = masks["every cutoff"]
         recipes[f"every cutoff, LightGBM seed {seed}"] = replace(kind, params={**kind.params, "seed": seed})
-    bag, seeded = [], []  # the random shares' scores of the holdout's candidates; the seeded fits' nDCG@10
+    bag = []  # the random shares' scores of the holdout's candidates
     for name, mask in masks.items():
         rows_ = train[mask]
         started = time.perf_counter()
@@ -105,10 +105,9 @@ def main() -> None:
         scores = predict(kind, booster, judged.examples, features)
         bag += [scores] if name.startswith("random") else []
         rows[name] = {"rows": len(rows_), "ndcg_at_10": ndcg(scores=scores), "fit_seconds": seconds}
-        seeded += [rows[name]["ndcg_at_10"]] if "LightGBM seed" in name else []
         print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
-    shares = [r["ndcg_at_10"] for name, r in rows.items() if name.startswith("random")]
-    for name, figures in (("the random shares", shares), ("every cutoff, the seeds", seeded)):
+    for name, picked in (("the random shares", "random "), ("every cutoff, the seeds", "every cutoff, LightGBM")):
+        figures = [r["ndcg_at_10"] for fitted, r in rows.items() if fitted.startswith(picked)]
         if len(figures) > 1:  # the fits' spread: their mean and sample standard deviation
             rows[name] = {"mean": round(float(np.mean(figures)), 4), "sd": round(float(np.std(figures, ddof=1)), 4)}
             print(f"{name:>44}: mean {rows[name]['mean']:.4f}, sd {rows[name]['sd']:.4f}", flush=True)

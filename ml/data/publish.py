@@ -242,6 +242,7 @@ class PublishedFeatures:
     serving_cutoff: str | None
     tables: dict[str, OnlineTable]
     lists: dict[str, list[str]]
+    published_at: str | None = None
 
     @classmethod
     def load(cls, meta: dict[str, Any], marts: dict[str, OnlineMart], settings: Settings) -> PublishedFeatures:
@@ -261,7 +262,7 @@ class PublishedFeatures:
                 lists[mart] = list(dict.fromkeys(table.column(spec.item).to_pylist()))
             else:
                 tables[mart] = OnlineTable.from_arrow(table, spec.key, spec.item)
-        return cls(meta["snapshot_id"], meta.get("serving_cutoff"), tables, lists)
+        return cls(meta["snapshot_id"], meta.get("serving_cutoff"), tables, lists, meta.get("published_at"))
 
 
 def _is_number(t: pa.DataType) -> bool:

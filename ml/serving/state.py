@@ -55,7 +55,6 @@ class ServingState:
         self.metrics = Metrics()
         self.feature_errors: dict[str, str] = {}  # tenant -> why its CURRENT snapshot did not load
         self.feature_fallbacks: dict[str, str] = {}  # tenant -> the older snapshot served instead, and why
-        self.fallback_served: dict[str, str] = {}  # tenant -> "serving <that snapshot> (published <when>)"
         self.broken_older: dict[str, set[str]] = {}  # tenant -> older snapshots a fallback found broken (for good)
         # tenant -> (the snapshot its key could not open: its current one, or an older one a restart fell back to;
         # when to load it again; the wait before that)
@@ -108,10 +107,8 @@ class ServingState:
             elif tid in self.feature_fallbacks:  # CURRENT moved on from the broken one, to one that does not load
                 self._fallback_note(tid, meta["snapshot_id"])
         for gone in (set(self.features) | set(self.feature_errors)) - set(self.tenants):  # a removed tenant's
-            for held in (self.features, self.feature_errors, self.feature_fallbacks, self.fallback_served):
+            for held in (self.features, self.feature_errors, self.feature_fallbacks, self.key_retry, self.broken_older):
                 held.pop(gone, None)
-            self.key_retry.pop(gone, None)
-            self.broken_older.pop(gone, None)
 
     def _waits_on_key(self, tid: str) -> str | None:
         """The tenant's snapshot that failed to load for its key alone, waiting to be loaded again; else None."""
@@ -159,13 +156,16 @@ class ServingState:
                 self.broken_older.setdefault(tid, set()).add(meta["snapshot_id"])
             else:
                 self.features[tid] = loaded
-                self.fallback_served[tid] = f"serving {meta['snapshot_id']} (published {meta.get('published_at')})"
                 self._fallback_note(tid, broken)
                 break
         self.feature_errors[tid] = error  # the current one's error, not an older one's
 
     def _fallback_note(self, tid: str, current: str) -> None:
-        note = f"{self.fallback_served[tid]}: the current snapshot {current} does not load"
+        """``feature_fallbacks``' note: the older snapshot served (``features``) and the current one, which does not
+        load."""
+        served = self.features[tid]
+        note = f"serving {served.snapshot_id} (published {served.published_at}): "
+        note += f"the current snapshot {current} does not load"
         if self.feature_fallbacks.get(tid) != note:  # (said once, not at every retry of a key)
             self.feature_fallbacks[tid] = note
             log.warning("tenant %s: %s", tid, note)
