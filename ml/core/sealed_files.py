@@ -47,8 +47,7 @@ def writer_key(settings: Settings, tenant_id: str) -> bytes | None:
     the ``file`` provider), None for a pool tenant, whose files stay plain.
 
     Raises:
-        KeyUnavailableError, ValueError, MissingKeyError, KeyProviderError: as
-            :func:`ml.core.tenant_parquet.writer_tenant_key`.
+        KeyUnavailableError: as :func:`ml.core.tenant_parquet.writer_tenant_key`.
     """
     from ml.core.tenant_parquet import writer_tenant_key
 

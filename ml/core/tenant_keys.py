@@ -138,16 +138,22 @@ def silo_key(settings: Settings, tenant_id: str, create: bool = False) -> str | 
 
 
 def silo_key_or_raise(
-    settings: Settings, tenant_id: str, error: type[Exception], what: str, create: bool = False
+    settings: Settings,
+    tenant_id: str,
+    error: type[Exception],
+    what: str,
+    create: bool = False,
+    without: str = "cannot be opened without it",
 ) -> str | None:
     """:func:`silo_key`, with every way the provider fails to answer (a malformed key, an unknown or failing
-    provider, a missing key it may not generate) raised as ``error``, naming the tenant and ``what`` needs the key:
-    a reader's own key error, which ``status`` (and the Tenants view) report in the tenant's row."""
+    provider, a missing key it may not generate) raised as ``error``, naming the tenant and ``what`` needs the key
+    (``"<what> <without>"``): a reader's or writer's own key error, which ``status`` (and the Tenants view) report in
+    the tenant's row."""
     try:
         return silo_key(settings, tenant_id, create=create)
     except (ValueError, MissingKeyError, KeyProviderError) as exc:
         said = str(exc) if str(exc).startswith(f"tenant {tenant_id}:") else f"tenant {tenant_id}: {exc}"
-        raise error(f"{said} ({what} cannot be opened without it)") from exc
+        raise error(f"{said} ({what} {without})") from exc
 
 
 def derive(tenant_key: str, info: bytes) -> bytes:

@@ -73,18 +73,18 @@ def writer_tenant_key(settings: Settings, tenant_id: str) -> str | None:
     by the ``file`` provider; None for a pool tenant.
 
     Raises:
-        KeyUnavailableError: the provider has no key but the tenant's files or warehouse were written
+        KeyUnavailableError: the provider failed, answered a malformed key, or has none and may not make one (as a
+            reader's: :func:`reader_tenant_key`); or it has none but the tenant's files or warehouse were written
             with one (a new key could not read them).
-        ValueError, MissingKeyError, KeyProviderError: as :func:`ml.core.tenant_keys.silo_key` (a writer fails
-            loudly, whatever the provider's failure).
     """
-    from ml.core.tenant_keys import silo_key
+    from ml.core.tenant_keys import silo_key_or_raise
     from ml.core.tenants import TenantStore
 
     tenant = TenantStore(settings).get(tenant_id)
     if tenant.isolation != "silo":
         return None
-    key = silo_key(settings, tenant_id)
+    what, without = "the tenant's new files", "cannot be written without it"
+    key = silo_key_or_raise(settings, tenant_id, KeyUnavailableError, what, without=without)
     if key is None:  # a first file, or a lost key: never replace a key that files were written with
         written = _encrypted_files(settings, tenant.region, tenant_id)
         if written or settings.stores.warehouse_file(tenant.warehouse_key).exists():
@@ -93,7 +93,7 @@ def writer_tenant_key(settings: Settings, tenant_id: str) -> str | None:
                 f"one ({written[0] if written else 'its warehouse'}); restore the key (see ml/core/tenant_keys.py) "
                 "rather than start a new one that could not read them."
             )
-        key = silo_key(settings, tenant_id, create=True)
+        key = silo_key_or_raise(settings, tenant_id, KeyUnavailableError, what, create=True, without=without)
     return key
 
 

@@ -145,7 +145,8 @@ class _KmsDown:
 )
 def test_a_key_provider_that_cannot_answer_is_one_tenants_problem(settings, monkeypatch, provider, values, said):
     """However the key provider fails for a silo tenant, its readers raise their key error naming the tenant (a
-    lake file, a sealed landing file) and ``status`` reports it in the tenant's row; the other tenants go on."""
+    lake file, a sealed landing file), and so do its writers (a new Parquet or sealed file: the key unavailable, as
+    a reader's, not the provider's own error); ``status`` reports it in the tenant's row; the other tenants go on."""
     cfg = small_config(days=1)
     register(settings, cfg)
     generate(cfg, settings.stores.landing.root, workers=1)
@@ -162,6 +163,11 @@ def test_a_key_provider_that_cannot_answer_is_one_tenants_problem(settings, monk
         tenant_parquet.read_table(lake, now, "initech")
     with pytest.raises(tenant_parquet.TenantKeyError, match=rf"^tenant initech: .*{said}"):
         sealed_files.content_sha256(sealed, now, "initech")
+    for writer in (tenant_parquet.writer_key, sealed_files.writer_key):
+        with pytest.raises(
+            tenant_parquet.KeyUnavailableError, match=rf"^tenant initech: .*{said}.*new files cannot be written"
+        ):
+            writer(now, "initech")
     rows = {r["tenant_id"]: r for r in status(now)}
     assert rows["acme"]["lake_rows"] > 0 and not rows["initech"]["lake_rows"]
     assert any(
