@@ -43,10 +43,10 @@ def explain(model: Recommender, history: sp.csr_matrix, item_cols: np.ndarray, t
             raise TypeError("no explanation for an EASE fitted on some of its items (EASE's columns)")
         terms = x[:, None] * model.b[np.ix_(cols, item_cols)]
     elif isinstance(model, ALS):
-        y = model.item_factors.astype(np.float64)
+        mine, theirs = (model.item_factors[c].astype(np.float64) for c in (cols, item_cols))
         conf = model.alpha * x
-        a = y.T @ y + model.l2 * np.eye(y.shape[1]) + (y[cols].T * (conf - 1)) @ y[cols]
-        terms = conf[:, None] * (y[cols] @ np.linalg.solve(a, y[item_cols].T))
+        a = model.gram() + (mine.T * (conf - 1)) @ mine
+        terms = conf[:, None] * (mine @ np.linalg.solve(a, theirs.T))
         x = model.alpha * x  # the confidence is the value ALS weighs an item by
     else:
         raise TypeError(f"no explanation for {type(model).__name__}")

@@ -235,6 +235,7 @@ class ALS:
         self.factors, self.l2, self.alpha, self.iterations, self.threads = factors, l2, alpha, iterations, threads
         self.name = "als"
         self.items, self.item_factors = np.zeros(0, dtype=str), np.zeros((0, factors), dtype=np.float32)
+        self._solved: tuple[np.ndarray, np.ndarray] | None = None  # (float64 factors, gram()) for the factors held
 
     def fit(self, data: Interactions) -> ALS:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -250,19 +251,27 @@ class ALS:
                 num_threads=self.threads,
             )
             model.fit(data.counts, show_progress=False)
-        self.items, self.item_factors = data.items, np.asarray(model.item_factors, dtype=np.float32)
+        self.items, self.item_factors, self._solved = data.items, np.asarray(model.item_factors, dtype=np.float32), None
         return self
 
     def history(self, data: Interactions) -> sp.csr_matrix:
         return data.counts
 
+    def gram(self) -> np.ndarray:
+        """``Y^T Y + l2 I`` (float64), once per model, not per user (~20 ms a user at 40,000 items: benchmarks/
+        README.md, *A 40,000-item catalogue*), for the factors :meth:`fit` or a load set (never set them or ``l2``)."""
+        return self._solver()[1]
+
+    def _solver(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._solved is None:
+            y = self.item_factors.astype(np.float64)
+            self._solved = (y, y.T @ y + self.l2 * np.eye(y.shape[1]))
+        return self._solved
+
     def user_vectors(self, history: sp.csr_matrix) -> np.ndarray:
-        """Each history row's least-squares user vector (see the class docstring)."""
-        y = self.item_factors.astype(np.float64)
-        f = y.shape[1]
-        base = y.T @ y + self.l2 * np.eye(f)
-        out = np.zeros((history.shape[0], f))
-        h = history.tocsr()
+        """Each history row's least-squares user vector (see the class docstring): ``(rows, factors)`` float64."""
+        y, base = self._solver()
+        out, h = np.zeros((history.shape[0], base.shape[0])), history.tocsr()
         for r in range(h.shape[0]):
             cols = h.indices[h.indptr[r] : h.indptr[r + 1]]
             if not len(cols):
@@ -274,7 +283,9 @@ class ALS:
         return out
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(self.user_vectors(history) @ self.item_factors.T, dtype=np.float32)
+        """``(rows, items)`` float32: the user vectors times the item factors, in float64 (a user's scores are the
+        same whether scored alone, as the API does, or in a batch)."""
+        return np.asarray(self.user_vectors(history) @ self._solver()[0].T, dtype=np.float32)
 
     def params(self) -> dict[str, Any]:
         return {"factors": self.factors, "l2": self.l2, "alpha": self.alpha, "iterations": self.iterations}
@@ -283,7 +294,7 @@ class ALS:
         return {"item_factors": self.item_factors}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.item_factors = arrays["item_factors"]
+        self.item_factors, self._solved = arrays["item_factors"], None
 
 
 FAMILIES: dict[str, type] = {"popularity": Popularity, "item_knn": ItemKNN, "sar": SAR, "ease": EASE, "als": ALS}
