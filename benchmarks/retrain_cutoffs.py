@@ -11,7 +11,9 @@ fits with another recipe). ``--subsamples N`` adds N fits, each on a random shar
 as large as all cutoffs but one, drawn across every week (seeds 0..N-1): how much the re-ranker moves with which
 examples it learns from when no week is left out, and the bag of them: the mean of their scores (bagging).
 ``--seeds N`` adds N fits on every cutoff with LightGBM's ``seed`` 0..N-1: how much a fit moves with its seed alone
-(the columns each tree draws; with the kind's bagging by query, the queries too).
+(the columns each tree draws; with the kind's bagging by query, the queries too), and the bag of them.
+``--every-cutoff-only`` skips the subsets of cutoffs (one fit on every cutoff, then the subsamples and seeds): to
+compare recipes by their spread.
 
     .venv/bin/python benchmarks/retrain_cutoffs.py --home var --tenant umbrella   # after `make demo`
 """
@@ -37,6 +39,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: the kind's)")
     ap.add_argument("--subsamples", type=int, default=0, help="fits on random shares of the queries (all weeks)")
     ap.add_argument("--seeds", type=int, default=0, help="fits on every cutoff with LightGBM's seed 0..N-1")
+    ap.add_argument("--every-cutoff-only", action="store_true", help="skip the fits that leave out cutoffs")
     args = ap.parse_args()
     os.environ["TENANTFLOW_HOME"] = str(args.home.resolve())
     import json
@@ -85,6 +88,7 @@ def main() -> None:
     cutoffs = [str(pd.Timestamp(c).date()) for c in sorted(train["cutoff_date"].unique())]
     subsets = {"every cutoff": cutoffs, **{f"all but {c}": [x for x in cutoffs if x != c] for c in cutoffs}}
     subsets[f"{cutoffs[-1]} alone"] = cutoffs[-1:]
+    subsets = {"every cutoff": cutoffs} if args.every_cutoff_only else subsets
     dates = pd.to_datetime(train["cutoff_date"]).dt.date.astype(str)
     masks = {name: dates.isin(keep) for name, keep in subsets.items()}  # (masks: a frame each would not fit)
     queries = train[kind.group].unique()
@@ -96,14 +100,15 @@ def main() -> None:
     for seed in range(args.seeds):
         masks[f"every cutoff, LightGBM seed {seed}"] = masks["every cutoff"]
         recipes[f"every cutoff, LightGBM seed {seed}"] = replace(kind, params={**kind.params, "seed": seed})
-    bag = []  # the random shares' scores of the holdout's candidates
+    bags: dict[str, list[Any]] = {"random shares": [], "seeds": []}  # the fits' scores of the holdout's candidates
     for name, mask in masks.items():
         rows_ = train[mask]
         started = time.perf_counter()
         booster = fit(recipes[name], rows_, features, settings.train)
         seconds = round(time.perf_counter() - started, 1)
         scores = predict(kind, booster, judged.examples, features)
-        bag += [scores] if name.startswith("random") else []
+        for bag, picked in (("random shares", "random "), ("seeds", "every cutoff, LightGBM")):
+            bags[bag] += [scores] if name.startswith(picked) else []
         rows[name] = {"rows": len(rows_), "ndcg_at_10": ndcg(scores=scores), "fit_seconds": seconds}
         print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f} ({len(rows_):,} rows)", flush=True)
     for name, picked in (("the random shares", "random "), ("every cutoff, the seeds", "every cutoff, LightGBM")):
@@ -111,10 +116,11 @@ def main() -> None:
         if len(figures) > 1:  # the fits' spread: their mean and sample standard deviation
             rows[name] = {"mean": round(float(np.mean(figures)), 4), "sd": round(float(np.std(figures, ddof=1)), 4)}
             print(f"{name:>44}: mean {rows[name]['mean']:.4f}, sd {rows[name]['sd']:.4f}", flush=True)
-    if len(bag) > 1:  # bagging (Breiman 1996): the mean of the shares' scores, a query's candidates ranked by it
-        name = f"mean of the {len(bag)} random shares' scores"
-        rows[name] = {"ndcg_at_10": ndcg(scores=np.mean(bag, axis=0))}
-        print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f}", flush=True)
+    for fits, bag in bags.items():  # bagging (Breiman 1996): the mean of the fits' scores ranks a query's candidates
+        if len(bag) > 1:
+            name = f"mean of the {len(bag)} {fits}' scores"
+            rows[name] = {"ndcg_at_10": ndcg(scores=np.mean(bag, axis=0))}
+            print(f"{name:>44}: nDCG@10 {rows[name]['ndcg_at_10']:.4f}", flush=True)
     print(f"{'champion v' + rows['champion']['version']:>44}: nDCG@10 {rows['champion']['ndcg_at_10']:.4f}")
     report(
         "retrain_cutoffs",
@@ -122,6 +128,7 @@ def main() -> None:
         holdout_cutoff=str(latest.date()),
         holdout_users=len(judged.users),
         params=overrides,
+        every_cutoff_only=args.every_cutoff_only,
         rounds=kind.num_boost_round,
         snapshot=snap.snapshot_id,
         results=rows,
