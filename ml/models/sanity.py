@@ -5,6 +5,7 @@ one user (the busiest judged one) finitely and within the budget."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ from ml.core.settings import TrainSettings
 from ml.models import recsys
 from ml.models.fit import Candidate, predict
 from ml.models.kinds.base import ModelKind
+
+log = logging.getLogger(__name__)
 
 
 def sanity_problems(
@@ -85,6 +88,20 @@ def family_problems(challenger: Candidate, ranking: Any, policy: TrainSettings) 
     if ms > policy.latency_budget_ms:
         problems.append(f"scoring one user takes {ms:.2f} ms, over the {policy.latency_budget_ms} ms budget")
     return problems
+
+
+def servable(candidates: list[Candidate], ranking: Any, policy: TrainSettings) -> tuple[list[Candidate], str]:
+    """The competition's candidates without the classic families :func:`family_problems` refuses (a one-user score
+    over the latency budget, non-finite scores), and a note for the choice's reason (``""``: none left out). The gate
+    would refuse such a winner, leaving a tenant without a first champion (the cold-start list for every user: a
+    40,000-item tenant's ALS, benchmarks/README.md) where the next best can serve. All kept if none would be left."""
+    refused = {c.label: p for c in candidates if c.booster is None and (p := family_problems(c, ranking, policy))}
+    kept = [c for c in candidates if c.booster is not None or c.label not in refused]
+    if not refused or not kept:
+        return candidates, ""
+    said = "; ".join(f"{label}: {', '.join(problems)}" for label, problems in refused.items())
+    log.warning("left out of the competition, as the gate would refuse them: %s", said)
+    return kept, f" (left out, as the gate would refuse them: {said})"
 
 
 def _one_user(ranking: Any) -> pd.DataFrame:

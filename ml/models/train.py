@@ -36,7 +36,7 @@ from ml.core import erasure_marks, lineage
 from ml.core.settings import Settings, TrainSettings, get_settings
 from ml.core.tenants import Tenant, TenantStore
 from ml.data import snapshots
-from ml.models import ranking, ranking_holdout, registry, servable_baseline
+from ml.models import ranking, ranking_holdout, registry, sanity, servable_baseline
 from ml.models.champion import learnt_the_holdout, version_family
 from ml.models.due import champion_and_challenger, graduating, member_rules, not_due, unchanged
 from ml.models.fit import (
@@ -256,11 +256,9 @@ def train_tenant(
     windows = {**snap.windows, "label_days": window}
     if reason == "features" and not force:
         young = graduating(champ, snap.history_days, policy)
-        why_not = not_due(champ, snap.manifest_hash, policy, young, windows)
-        if why_not:
+        if why_not := not_due(champ, snap.manifest_hash, policy, young, windows):
             return _skipped(kind, tenant_id, why_not, champ.version)
-    features = feature_names(snap, kind)
-    history = _history(kind, snap)
+    features, history = feature_names(snap, kind), _history(kind, snap)
     # the competition's holdout is the last cutoff whose label window the history covers
     latest = pd.Timestamp(snap.serving_cutoff) - pd.Timedelta(days=window) if snap.serving_cutoff else None
     examples = load_examples(snap, kind)
@@ -276,10 +274,12 @@ def train_tenant(
     tuned = previous_tuning([champ, challenger]) if reason != "erasure" else None  # (chosen with the erased data)
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent, tuned)
+        candidates, left_out = sanity.servable(candidates, judged, policy)
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
     if judged is not None:
         winner, chosen = ranking.choose_on(judged, candidates, incumbent, policy.promotion_margin)
+        chosen += left_out
         baseline = ranking.strongest_popularity(candidates, judged)
         windows |= _protocol_params(judged) | ranking.tuning_params(judged)  # (after the choice: it may overrule)
     else:

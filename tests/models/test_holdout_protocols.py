@@ -488,3 +488,23 @@ def test_the_temporal_holdouts_best_overrules_the_pick_only_where_it_also_leads_
     family, chosen = served([ease + 0.005])  # beats the pick, trails the popular list
     assert family == "popularity_7d" and "(the temporal holdout decides, no re-ranker being served: " in chosen
     assert served([ease + 0.001], incumbent="ease")[0] == "popularity_7d"  # kept by the margin: not here
+
+
+def test_a_family_the_gate_would_refuse_is_left_out_of_the_competition_so_the_next_best_serves(monkeypatch):
+    """The competition's best family scores a user non-finitely (a broken fit; a 40,000-item tenant's ALS took over
+    the latency budget): it is left out before the choice, with why, and the next best is chosen, rather than the
+    winner refused by the gate and a tenant left without a first champion (the cold-start list for every user)."""
+    from ml.core.settings import TrainSettings
+    from ml.models import sanity
+
+    holdout = ranking.RankingHoldout.random_split(_bursty_history(), pd.Timestamp("2026-03-05"))
+    candidates = ranking.compete(holdout, [], RANKING_KIND, [])
+    best, policy = ranking.choose(candidates)[0], TrainSettings()
+    assert sanity.servable(candidates, holdout, policy) == (candidates, "")  # every family serves within the budget
+    items = len(best.recommender.items)
+    monkeypatch.setattr(best.recommender, "score", lambda history: np.full((history.shape[0], items), np.nan))
+    kept, note = sanity.servable(candidates, holdout, policy)
+    assert best not in kept and len(kept) == len(candidates) - 1
+    assert note == f" (left out, as the gate would refuse them: {best.label}: non-finite scores for a user)"
+    runner_up = ranking.choose(kept)[0]
+    assert runner_up.family != best.family and not sanity.family_problems(runner_up, holdout, policy)
