@@ -1,12 +1,14 @@
 """What must hold before any version may serve, whatever its metrics: the gate's sanity checks
 (:mod:`ml.models.gate`). A learnt model's predictions on the holdout are finite and not constant, it
 scores one request within the latency budget and takes the champion's inputs; a classic family scores
-one user (the busiest judged one) finitely and within the budget."""
+one user (the busiest judged one) finitely and within the budget. Training leaves a winner that would fail them out
+of its choice (:func:`choose_servable`), so the next best serves."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -90,18 +92,46 @@ def family_problems(challenger: Candidate, ranking: Any, policy: TrainSettings) 
     return problems
 
 
-def servable(candidates: list[Candidate], ranking: Any, policy: TrainSettings) -> tuple[list[Candidate], str]:
-    """The competition's candidates without the classic families :func:`family_problems` refuses (a one-user score
-    over the latency budget, non-finite scores), and a note for the choice's reason (``""``: none left out). The gate
-    would refuse such a winner, leaving a tenant without a first champion (the cold-start list for every user: a
-    40,000-item tenant's ALS, benchmarks/README.md) where the next best can serve. All kept if none would be left."""
-    refused = {c.label: p for c in candidates if c.booster is None and (p := family_problems(c, ranking, policy))}
-    kept = [c for c in candidates if c.booster is not None or c.label not in refused]
-    if not refused or not kept:
-        return candidates, ""
-    said = "; ".join(f"{label}: {', '.join(problems)}" for label, problems in refused.items())
-    log.warning("left out of the competition, as the gate would refuse them: %s", said)
-    return kept, f" (left out, as the gate would refuse them: {said})"
+def refusal(
+    kind: ModelKind, ranking: Any, holdout: pd.DataFrame, features: list[str], policy: TrainSettings
+) -> Callable[[Candidate], list[str]]:
+    """The gate's sanity check of one candidate, before the choice (:func:`choose_servable`): a classic family's
+    :func:`family_problems`; a learnt model's :func:`sanity_problems` on its judged booster (the one refitted for
+    serving, :mod:`ml.models.refit`, is checked again by the gate). The input schema is not checked here: a changed
+    schema is promoted by hand, not a reason to serve another model."""
+
+    def problems(c: Candidate) -> list[str]:
+        if c.booster is None:
+            return family_problems(c, ranking, policy)
+        return sanity_problems(kind, c.booster, holdout, features, policy, None, c.family == kind.baseline_name)
+
+    return problems
+
+
+def choose_servable(
+    choose: Callable[[list[Candidate]], tuple[Candidate, str]],
+    candidates: list[Candidate],
+    problems: Callable[[Candidate], list[str]],
+) -> tuple[Candidate, str, list[Candidate]]:
+    """``choose``'s winner among ``candidates`` that the gate's sanity check (``problems``, :func:`refusal`) would
+    not refuse: a winner it would refuse (a one-user score over the latency budget, non-finite or constant scores)
+    is left out and the choice made again among the rest. Returns (winner, why, the candidates left); ``why`` names
+    those left out and their problems. The gate would refuse such a winner, leaving a tenant without a first
+    champion (the cold-start list for every user: a 40,000-item tenant's ALS, benchmarks/README.md) where the next
+    best can serve. The last candidate is returned whatever its problems: the gate refuses it then."""
+    refused = []
+    while True:
+        winner, why = choose(candidates)
+        wrong = problems(winner) if len(candidates) > 1 else []
+        if not wrong:
+            break
+        refused.append(f"{winner.label}: {', '.join(wrong)}")
+        candidates = [c for c in candidates if c is not winner]
+    if refused:
+        said = "; ".join(refused)
+        log.warning("left out of the competition, as the gate would refuse them: %s", said)
+        why += f" (left out, as the gate would refuse them: {said})"
+    return winner, why, candidates
 
 
 def _one_user(ranking: Any) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from functools import partial
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -272,18 +273,18 @@ def train_tenant(
     )  # fmt: skip
     incumbent = version_family(champ) if champ is not None else None
     tuned = previous_tuning([champ, challenger]) if reason != "erasure" else None  # (chosen with the erased data)
+    choose = partial(servable_baseline.choose, kind, holdout=holdout, features=features, first=champ is None)
     if judged is not None:
         candidates = ranking.compete(judged, candidates, kind, features, policy.threads, incumbent, tuned)
-        candidates, left_out = sanity.servable(candidates, judged, policy)
+        choose = partial(ranking.choose_on, judged, incumbent=incumbent, margin=policy.promotion_margin)
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
+    refused = sanity.refusal(kind, judged, holdout, features, policy)  # (the gate would refuse: the next best serves)
+    winner, chosen, candidates = sanity.choose_servable(choose, candidates, refused)
     if judged is not None:
-        winner, chosen = ranking.choose_on(judged, candidates, incumbent, policy.promotion_margin)
-        chosen += left_out
         baseline = ranking.strongest_popularity(candidates, judged)
         windows |= _protocol_params(judged) | ranking.tuning_params(judged)  # (after the choice: it may overrule)
     else:
-        winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
         baseline = baseline_metrics(kind, holdout, catalogue)
     for_serving(kind, winner, g, history, snap.serving_cutoff, (examples, train, holdout), features, policy, settings)
     eligibility = why or "enough history"

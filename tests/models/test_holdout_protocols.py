@@ -490,21 +490,44 @@ def test_the_temporal_holdouts_best_overrules_the_pick_only_where_it_also_leads_
     assert served([ease + 0.001], incumbent="ease")[0] == "popularity_7d"  # kept by the margin: not here
 
 
-def test_a_family_the_gate_would_refuse_is_left_out_of_the_competition_so_the_next_best_serves(monkeypatch):
-    """The competition's best family scores a user non-finitely (a broken fit; a 40,000-item tenant's ALS took over
-    the latency budget): it is left out before the choice, with why, and the next best is chosen, rather than the
-    winner refused by the gate and a tenant left without a first champion (the cold-start list for every user)."""
+def test_a_winner_the_gate_would_refuse_is_left_out_of_the_competition_so_the_next_best_serves(monkeypatch):
+    """The competition's winner fails the gate's sanity check: a re-ranker whose predictions are constant (a real
+    booster that could not split: a small tenant's), then the best family scoring a user non-finitely (a broken fit;
+    a 40,000-item tenant's ALS took over the latency budget). Each is left out, with why, and the choice is made
+    again among the rest, rather than the winner refused by the gate and a tenant left without a first champion
+    (the cold-start list for every user)."""
+    from functools import partial
+
+    import lightgbm as lgb
+
     from ml.core.settings import TrainSettings
     from ml.models import sanity
 
     holdout = ranking.RankingHoldout.random_split(_bursty_history(), pd.Timestamp("2026-03-05"))
-    candidates = ranking.compete(holdout, [], RANKING_KIND, [])
-    best, policy = ranking.choose(candidates)[0], TrainSettings()
-    assert sanity.servable(candidates, holdout, policy) == (candidates, "")  # every family serves within the budget
+    families = ranking.compete(holdout, [], RANKING_KIND, [])
+    best, policy = ranking.choose(families)[0], TrainSettings()
+    rng = np.random.default_rng(0)
+    examples = pd.DataFrame({"query_id": np.repeat(np.arange(50), 20), "knew": rng.random(1000, dtype=np.float32)})
+    stuck = lgb.train(  # no leaf may hold fewer rows than there are: one leaf, the same score for every row
+        {"objective": "lambdarank", "verbose": -1, "min_data_in_leaf": 5000},
+        lgb.Dataset(examples[["knew"]], rng.integers(0, 2, 1000), group=[20] * 50),
+        5,
+    )
+    leads = np.minimum(best.per_user + 0.3, 1.0)  # leads every family beyond chance on the holdout
+    reranker = fit.Candidate("tenant", stuck, {"ndcg_at_10": float(leads.mean())}, per_user=leads)
+    candidates = [*families, reranker]
+    choose = partial(ranking.choose_on, holdout, incumbent=None, margin=0.002)
+    assert choose(candidates)[0] is reranker
+    refused = sanity.refusal(RANKING_KIND, holdout, examples, ["knew"], policy)
+    winner, chosen, kept = sanity.choose_servable(choose, candidates, refused)
+    assert winner is best and kept == families and not refused(best)
+    assert chosen.endswith(" (left out, as the gate would refuse them: tenant: constant predictions on the holdout)")
+    # then the best family breaks too: the runner-up serves
     items = len(best.recommender.items)
     monkeypatch.setattr(best.recommender, "score", lambda history: np.full((history.shape[0], items), np.nan))
-    kept, note = sanity.servable(candidates, holdout, policy)
-    assert best not in kept and len(kept) == len(candidates) - 1
-    assert note == f" (left out, as the gate would refuse them: {best.label}: non-finite scores for a user)"
-    runner_up = ranking.choose(kept)[0]
-    assert runner_up.family != best.family and not sanity.family_problems(runner_up, holdout, policy)
+    winner, chosen, kept = sanity.choose_servable(choose, candidates, refused)
+    assert winner.family not in {best.family, "lightgbm"} and not refused(winner) and len(kept) == len(families) - 1
+    assert "tenant: constant predictions on the holdout; " in chosen
+    assert chosen.endswith(f"{best.label}: non-finite scores for a user)")
+    # the last one left is chosen whatever its problems: the gate refuses it then, saying why
+    assert sanity.choose_servable(choose, [reranker], refused) == (reranker, choose([reranker])[1], [reranker])
