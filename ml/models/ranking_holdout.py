@@ -106,6 +106,7 @@ class RankingHoldout:
     # with ``overrule``: why the temporal holdout's best family, ahead of the pick there beyond chance, did not replace
     # it (the protocols disagree: ml.models.ranking.overrule); ``choose_on`` lets it unless a re-ranker is served
     contested: str = ""
+    decided: str = ""  # ``contested`` once ``choose_on`` let the temporal holdout decide (a choice made again says so)
     recent_days: int = RECENT_DAYS  # the tenant's short window: the cold-start list, recent popularity
     tuning: Any = None  # EASE's weight as chosen for ``history`` (ml.models.recsys.tuning.Tuning), once judged
     # user_id, item_id pairs consumed before the cutoff on items outside ``history``'s catalogue (nobody liked them

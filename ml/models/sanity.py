@@ -112,11 +112,11 @@ def choose_servable(
     choose: Callable[[list[Candidate]], tuple[Candidate, str]],
     candidates: list[Candidate],
     problems: Callable[[Candidate], list[str]],
-) -> tuple[Candidate, str, list[Candidate]]:
+) -> tuple[Candidate, str]:
     """``choose``'s winner among ``candidates`` that the gate's sanity check (``problems``, :func:`refusal`) would
     not refuse: a winner it would refuse (a one-user score over the latency budget, non-finite or constant scores)
-    is left out and the choice made again among the rest. Returns (winner, why, the candidates left); ``why`` names
-    those left out and their problems. The gate would refuse such a winner, leaving a tenant without a first
+    is left out and the choice made again among the rest. Returns (winner, why); ``why`` ends naming those left out
+    and their problems. The gate would refuse such a winner, leaving a tenant without a first
     champion (the cold-start list for every user: a 40,000-item tenant's ALS, benchmarks/README.md) where the next
     best can serve. The last candidate is returned whatever its problems: the gate refuses it then."""
     refused = []
@@ -131,7 +131,7 @@ def choose_servable(
         said = "; ".join(refused)
         log.warning("left out of the competition, as the gate would refuse them: %s", said)
         why += f" (left out, as the gate would refuse them: {said})"
-    return winner, why, candidates
+    return winner, why
 
 
 def _one_user(ranking: Any) -> pd.DataFrame:

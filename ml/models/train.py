@@ -176,7 +176,8 @@ def train_global(
     candidates = [cand]  # and the baseline made servable, which the global classifier must beat beyond chance
     base = servable_baseline.candidate(kind, train, holdout, features, catalogue or None, policy, "global")
     candidates += [base] if base is not None else []
-    winner, chosen = servable_baseline.choose(kind, candidates, holdout, features, first=champ is None)
+    choose = partial(servable_baseline.choose, kind, holdout=holdout, features=features, first=champ is None)
+    winner, chosen = sanity.choose_servable(choose, candidates, sanity.refusal(kind, None, holdout, features, policy))
     refit(kind, winner, data.refit, train, features, policy, num_threads=policy.global_threads)
     training = Training(
         kind=kind,
@@ -280,7 +281,7 @@ def train_tenant(
     if not candidates:
         return _skipped(kind, tenant_id, _unserved(kind, why))
     refused = sanity.refusal(kind, judged, holdout, features, policy)  # (the gate would refuse: the next best serves)
-    winner, chosen, candidates = sanity.choose_servable(choose, candidates, refused)
+    winner, chosen = sanity.choose_servable(choose, candidates, refused)  # (every candidate is logged)
     if judged is not None:
         baseline = ranking.strongest_popularity(candidates, judged)
         windows |= _protocol_params(judged) | ranking.tuning_params(judged)  # (after the choice: it may overrule)
@@ -324,7 +325,7 @@ def _tenant_params(
         "eligibility": eligibility,
         # a young tenant's version is the global model or beat it: a new global version is a change
         **({} if eligible else {"global_judged": str(g.version) if g is not None else ""}),
-        "chosen": chosen[:500],
+        "chosen": chosen[:6000],  # MLflow's longest param value (mlflow.utils.validation)
         **windows,
     }
 
