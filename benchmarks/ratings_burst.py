@@ -66,9 +66,11 @@ def ratings(
     genres: int = 10,
     target: int = 100_000,
     span: tuple[str, str] = ("1997-09-20", "1998-04-22"),
+    fewest: int = 20,
 ) -> pd.DataFrame:
     """MovieLens-100k-shaped ratings: ``user_id, item_id, rating, timestamp`` (module docstring); ``span``: the first
-    and last day (ISO dates, UTC)."""
+    and last day (ISO dates, UTC); ``fewest``: each user's fewest ratings (MovieLens keeps users with 20 or more;
+    Amazon's "5-core" subsets 5)."""
     rng = np.random.default_rng(seed)
     start = datetime.fromisoformat(span[0]).replace(tzinfo=UTC).timestamp()
     end = datetime.fromisoformat(span[1]).replace(tzinfo=UTC).timestamp() + DAY - 60
@@ -85,9 +87,9 @@ def ratings(
         taste[u, rng.choice(genres, k, replace=False)] += rng.dirichlet(np.ones(k))
     taste /= taste.sum(1, keepdims=True)
     bias = rng.normal(0, 0.4, users)
-    n = np.clip(np.exp(rng.normal(np.log(65), 1.0, users)), 20, 700)
+    n = np.clip(np.exp(rng.normal(np.log(65), 1.0, users)), fewest, 700)
     for _ in range(20):
-        n = np.clip(n * target / n.sum(), 20, 700)
+        n = np.clip(n * target / n.sum(), fewest, 700)
     n = np.minimum(np.round(n).astype(int), items // 2)
     first = start + rng.beta(1.2, 1.5, users) * (end - start - 3 * DAY)
     rows = []
@@ -132,8 +134,9 @@ def main() -> None:
         "--ratings",
         type=int,
         default=100_000,
-        help="about this many ratings in all (each user rates 20-700 items, at most half the catalogue: a target outside those bounds is not reached)",
+        help="about this many ratings in all (each user rates --fewest to 700 items, at most half the catalogue: a target outside those bounds is not reached)",
     )
+    parser.add_argument("--fewest", type=int, default=20, help="each user's fewest ratings (MovieLens: 20)")
     parser.add_argument("--start", default="1997-09-20", help="the first day of ratings (ISO date)")
     parser.add_argument("--end", default="1998-04-22", help="the last day of ratings (ISO date)")
     parser.add_argument(
@@ -153,7 +156,9 @@ def main() -> None:
     judge_from = args.min_rating if args.judge_from is None else args.judge_from
     home = fresh_home("ratings")
     started = time.perf_counter()
-    df = ratings(users=args.users, items=args.items, target=args.ratings, span=(args.start, args.end))
+    df = ratings(
+        users=args.users, items=args.items, target=args.ratings, span=(args.start, args.end), fewest=args.fewest
+    )
     df = df.astype({"user_id": str, "item_id": str})
     generated = round(time.perf_counter() - started, 1)
     train, test = evaluate.stratified_random_split(df, 0.75, 42)
