@@ -302,6 +302,14 @@ def test_als_solves_every_user_from_one_gram_matrix_kept_with_its_item_factors(t
     loaded = recsys.load(tmp_path / "v")
     assert np.allclose(loaded.gram(), _gram(refit))
     assert np.allclose(loaded.score(other.counts), refit.score(other.counts), atol=1e-6)
+    # factors or a weight set by hand: solved again with them, not with the ones held before
+    loaded.l2 = 5.0
+    assert np.allclose(loaded.gram(), _gram(loaded)) and not np.allclose(loaded.gram(), _gram(refit))
+    loaded.item_factors = loaded.item_factors * 2
+    assert np.allclose(loaded.gram(), _gram(loaded))
+    fresh = recsys.ALS(factors=2, l2=5.0, alpha=loaded.alpha)  # the same factors and weight, never scored before
+    fresh.items, fresh.item_factors = loaded.items, loaded.item_factors
+    assert np.array_equal(loaded.score(other.counts), fresh.score(other.counts))
 
 
 def _gram(model: recsys.ALS) -> np.ndarray:

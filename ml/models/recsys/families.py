@@ -235,7 +235,7 @@ class ALS:
         self.factors, self.l2, self.alpha, self.iterations, self.threads = factors, l2, alpha, iterations, threads
         self.name = "als"
         self.items, self.item_factors = np.zeros(0, dtype=str), np.zeros((0, factors), dtype=np.float32)
-        self._solved: tuple[np.ndarray, np.ndarray] | None = None  # (float64 factors, gram()) for the factors held
+        self._solved: tuple[Any, ...] | None = None  # (float64 factors, gram(), the factors and l2 they are of)
 
     def fit(self, data: Interactions) -> ALS:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -258,15 +258,15 @@ class ALS:
         return data.counts
 
     def gram(self) -> np.ndarray:
-        """``Y^T Y + l2 I`` (float64), once per model, not per user (~20 ms a user at 40,000 items: benchmarks/
-        README.md, *A 40,000-item catalogue*), for the factors :meth:`fit` or a load set (never set them or ``l2``)."""
+        """``Y^T Y + l2 I`` (float64) once per model, not per user (~20 ms a user at 40,000 items: benchmarks/README.md,
+        *A 40,000-item catalogue*); again once ``item_factors`` or ``l2`` is set anew (an in-place change: not)."""
         return self._solver()[1]
 
     def _solver(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._solved is None:
+        if self._solved is None or self._solved[2] is not self.item_factors or self._solved[3] != self.l2:
             y = self.item_factors.astype(np.float64)
-            self._solved = (y, y.T @ y + self.l2 * np.eye(y.shape[1]))
-        return self._solved
+            self._solved = (y, y.T @ y + self.l2 * np.eye(y.shape[1]), self.item_factors, self.l2)
+        return self._solved[0], self._solved[1]
 
     def user_vectors(self, history: sp.csr_matrix) -> np.ndarray:
         """Each history row's least-squares user vector (see the class docstring): ``(rows, factors)`` float64."""
