@@ -26,14 +26,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import fresh_home, report
-from ratings_burst import K, _scored, cli
+from ratings_burst import cli, judged, served_lists
 
 from ml.models import evaluate, recsys
 
@@ -128,31 +127,15 @@ def main() -> None:
         "train": cli("train"),
         "score": cli("score"),
     }
-    with duckdb.connect(str(home / "warehouse" / "region=eu" / "pool.duckdb"), read_only=True) as con:
-        served = con.execute(
-            "select user_id, item_id, rank, model_version from predictions.recommendations where tenant_id = 'shop'"
-        ).df()
-    pairs = lambda f: f[["visitorid", "itemid"]].astype(str).drop_duplicates().set_axis(["user_id", "item_id"], axis=1)  # noqa: E731
-    relevant = pairs(test).merge(pairs(train), how="left", indicator=True)
+    relevant = _pairs(test).merge(_pairs(train), how="left", indicator=True)
     relevant = relevant[relevant["_merge"] == "left_only"].drop(columns="_merge")  # items seen in training removed
     events = pd.DataFrame({
         "user_id": train["visitorid"].astype(str), "item_id": train["itemid"].astype(str),
         "event_at": pd.to_datetime(train["timestamp"], unit="ms", utc=True),
     })  # fmt: skip
-    rows = [_scored("served", served, relevant, events["item_id"].nunique())]
-    data = recsys.Interactions.from_events(events)
-    for model in (recsys.Popularity(), recsys.ItemKNN(neighbours=100), recsys.SAR(), recsys.EASE(), recsys.ALS()):
-        started = time.perf_counter()
-        try:
-            lists = recsys.recommend(recsys.fitted(model, data), data, np.sort(relevant["user_id"].unique()), K)
-        except recsys.CatalogueTooLarge as e:  # EASE above its max_items: the product competes without it too
-            print(f"{model.name:>12}  not fitted: {e}")
-            continue
-        rows.append(_scored(model.name, lists, relevant, len(data.items)))
-        rows[-1]["seconds"] = round(time.perf_counter() - started, 1)
-    for r in rows:
-        print(f"{r['lists']:>12}  nDCG@10 {r['ndcg_at_10']:.4f} [{r['ndcg_at_10_low']:.4f}, {r['ndcg_at_10_high']:.4f}]"
-              f"  P@10 {r['precision_at_10']:.4f}  R@10 {r['recall_at_10']:.4f}  users {r['users']}")  # fmt: skip
+    rows = judged(
+        served_lists(home, "shop"), relevant, recsys.Interactions.from_events(events), events["item_id"].nunique()
+    )
     report(
         "clicks_burst",
         home=str(home),
@@ -166,6 +149,11 @@ def main() -> None:
         seconds=seconds,
         rows=rows,
     )
+
+
+def _pairs(events: pd.DataFrame) -> pd.DataFrame:
+    """Distinct ``user_id, item_id`` (text) of ``events``."""
+    return events[["visitorid", "itemid"]].astype(str).drop_duplicates().set_axis(["user_id", "item_id"], axis=1)
 
 
 if __name__ == "__main__":

@@ -181,16 +181,39 @@ def main() -> None:
     }
     if args.retrain:
         seconds["retrain"] = cli("train", "--force", "--reason", "benchmark-retrain")
-    with duckdb.connect(str(home / "warehouse" / "region=eu" / "pool.duckdb"), read_only=True) as con:
-        served = con.execute(
-            "select user_id, item_id, rank, model_version from predictions.recommendations where tenant_id = 'films'"
-        ).df()
     relevant = test[test["rating"] >= (-np.inf if judge_from is None else judge_from)][["user_id", "item_id"]]
-    rows = [_scored("served", served, relevant, len(set(train["item_id"])))]
     events = train.assign(event_at=pd.to_datetime(train["timestamp"], unit="s", utc=True))
     if args.min_rating is not None:  # a lower rating: consumed (never recommended back), nothing learnt from
         events["interactions"] = (events["rating"] >= args.min_rating).astype(float)
-    data = recsys.Interactions.from_events(events)
+    data, catalogue = recsys.Interactions.from_events(events), len(set(train["item_id"]))
+    rows = judged(served_lists(home, "films"), relevant, data, catalogue)
+    report(
+        "ratings_burst",
+        home=str(home),
+        shape=vars(args),
+        ratings=len(df),
+        train=len(train),
+        test=len(test),
+        relevant=len(relevant),
+        seconds=seconds,
+        rows=rows,
+    )
+
+
+def served_lists(home: Path, tenant: str) -> pd.DataFrame:
+    """The tenant's served top 10 (``predictions.recommendations`` of the eu pool warehouse under ``home``)."""
+    with duckdb.connect(str(home / "warehouse" / "region=eu" / "pool.duckdb"), read_only=True) as con:
+        return con.execute(
+            "select user_id, item_id, rank, model_version from predictions.recommendations where tenant_id = ?",
+            [tenant],
+        ).df()
+
+
+def judged(served: pd.DataFrame, relevant: pd.DataFrame, data: recsys.Interactions, catalogue: int) -> list[dict]:
+    """The served lists (their coverage of ``catalogue`` items: every fed item) and the classic families fitted on
+    ``data`` (the fed part) scored on ``relevant`` (``user_id, item_id``), printed and returned as rows
+    (``_scored``; a family's ``seconds``)."""
+    rows = [_scored("served", served, relevant, catalogue)]
     for model in (recsys.Popularity(), recsys.ItemKNN(neighbours=100), recsys.SAR(), recsys.EASE(), recsys.ALS()):
         started = time.perf_counter()
         try:
@@ -203,17 +226,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['lists']:>12}  nDCG@10 {r['ndcg_at_10']:.4f} [{r['ndcg_at_10_low']:.4f}, {r['ndcg_at_10_high']:.4f}]"
               f"  P@10 {r['precision_at_10']:.4f}  R@10 {r['recall_at_10']:.4f}  users {r['users']}")  # fmt: skip
-    report(
-        "ratings_burst",
-        home=str(home),
-        shape=vars(args),
-        ratings=len(df),
-        train=len(train),
-        test=len(test),
-        relevant=len(relevant),
-        seconds=seconds,
-        rows=rows,
-    )
+    return rows
 
 
 def _threshold(min_rating: float | None) -> list[str]:

@@ -249,17 +249,15 @@ def choose_on(
     :func:`choose` runs again: nothing that loses to a family on the temporal holdout beyond chance is served.
     """
     winner, why = choose(candidates, incumbent, margin)
-    decides = f"{why} (the temporal holdout decides, no re-ranker being served: {holdout.decided})"
-    if holdout.decided and winner.family != LIGHTGBM:  # decided at a choice before, among more candidates
-        return winner, decides
-    if not holdout.contested or winner.family == LIGHTGBM:
+    if winner.family == LIGHTGBM or not (holdout.contested or holdout.decided):
         return winner, why
-    log.info("no re-ranker is served beside the random protocol's pick: the temporal holdout decides")
-    for c in candidates:
-        c.metrics.pop(RANDOM_HEADLINE, None)
-        c.random_per_user = None
-    holdout.families_by, holdout.decided, holdout.contested = None, holdout.contested, ""
-    winner, why = choose(candidates, incumbent, margin)
+    if holdout.contested:  # (else decided at a choice before, among more candidates: ml.models.sanity)
+        log.info("no re-ranker is served beside the random protocol's pick: the temporal holdout decides")
+        for c in candidates:
+            c.metrics.pop(RANDOM_HEADLINE, None)
+            c.random_per_user = None
+        holdout.families_by, holdout.decided, holdout.contested = None, holdout.contested, ""
+        winner, why = choose(candidates, incumbent, margin)
     return winner, f"{why} (the temporal holdout decides, no re-ranker being served: {holdout.decided})"
 
 
