@@ -79,7 +79,7 @@ class TrainSettings(_Group):
 
     min_history_days: int = 30
     promotion_margin: float = 0.002  # absolute, on the kind's headline metric
-    latency_budget_ms: float = 10.0  # to score one request's rows (median of 30 tries)
+    latency_budget_ms: float = 10.0  # CPU time on one thread to score one request's rows (median of 30 tries)
     fairness_tolerance: float = 0.8  # flag a tenant below this fraction of the median tenant
     # LightGBM threads per tenant model (and its competition's ALS and EASE's LAPACK). Two tenant models train at
     # once on two cores; more threads than cores made OpenMP's spinning barriers crawl (a 40k-row fit: ~1 s -> minutes).
