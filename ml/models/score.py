@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from ml.models.recsys import served
 log = logging.getLogger(__name__)
 
 TOP_K = 10
+# a re-ranker's or classifier's serving rows are read and scored in parts of about this many rows of
+# one tenant (whole users a part): memory holds a part, not a tenant's every candidate
+SCORE_PART_ROWS = 1_000_000
 
 
 def plan(tenant_ids: list[str] | None, k: int = TOP_K, settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -46,9 +50,14 @@ def plan(tenant_ids: list[str] | None, k: int = TOP_K, settings: Settings | None
 
 
 def score_warehouse(
-    wh: Warehouse, settings: Settings | None = None, tenants: list[str] | None = None, k: int = TOP_K
+    wh: Warehouse,
+    settings: Settings | None = None,
+    tenants: list[str] | None = None,
+    k: int = TOP_K,
+    part_rows: int = SCORE_PART_ROWS,
 ) -> dict[str, Any]:
-    """Score every tenant of one warehouse (or the named ones) with its champion of each kind it uses.
+    """Score every tenant of one warehouse (or the named ones) with its champion of each kind it uses
+    (a re-ranker or classifier in parts of about ``part_rows`` serving rows, whole users a part).
 
     Returns ``{"warehouse", "tenants": {tenant: {kind: {"rows", "users", "as_of", "model_version"}}}}``.
     """
@@ -72,7 +81,7 @@ def score_warehouse(
             for kind in {kind.name: kind for kind, _ in models.values()}.values():
                 upgrade_table(con, kind)
             for (tid, kind_name), (kind, champ) in sorted(models.items()):
-                out[tid][kind_name] = _score(con, store.get(tid), kind, champ, k)
+                out[tid][kind_name] = _score(con, store.get(tid), kind, champ, k, part_rows)
                 if out[tid][kind_name]["rows"]:
                     _record_lineage(path, store.get(tid), kind, champ, settings)
         finally:
@@ -112,34 +121,42 @@ def _family_rows(
     return lists.assign(tenant_id=tenant_id, as_of=as_of)[["tenant_id", "as_of", "user_id", "rank", "item_id", "score"]]
 
 
-def _serving_rows(con: Any, tenant_id: str, kind: ModelKind, exclude_seen: bool) -> pd.DataFrame:
-    """The kind's serving mart for one tenant; for a kind with a history mart under the seen-items
-    policy ``exclude``, without the items each user already consumed."""
-    if kind.history_mart is None or not exclude_seen:
-        return con.execute(f"select * from {kind.serving_mart} where tenant_id = ?", [tenant_id]).df()
-    return con.execute(
-        f"select * from {kind.serving_mart} as s where tenant_id = $t and not exists ("
-        f"select 1 from {kind.history_mart[0]} as h where h.tenant_id = $t "
-        "and h.user_id = s.user_id and h.item_id = s.item_id)",
-        {"t": tenant_id},
-    ).df()
+def _serving_parts(
+    con: Any, tenant_id: str, kind: ModelKind, exclude_seen: bool, part_rows: int
+) -> Iterator[pd.DataFrame]:
+    """The kind's serving mart for one tenant in parts of about ``part_rows`` rows, all of a user's
+    rows in one part (split by a hash of the user id); for a kind with a history mart under the
+    seen-items policy ``exclude``, without the items each user already consumed."""
+    where = "tenant_id = $t"
+    rows = con.execute(f"select count(*) from {kind.serving_mart} where {where}", {"t": tenant_id}).fetchone()[0]
+    parts = max(1, -(-rows // part_rows))
+    for part in range(parts):
+        in_part = f"{where} and hash(user_id) % {parts} = {part}" if parts > 1 else where
+        if kind.history_mart is None or not exclude_seen:
+            yield con.execute(f"select * from {kind.serving_mart} where {in_part}", {"t": tenant_id}).df()
+            continue
+        yield con.execute(
+            f"select * from {kind.serving_mart} as s where {in_part} and not exists ("
+            f"select 1 from {kind.history_mart[0]} as h where h.tenant_id = $t "
+            "and h.user_id = s.user_id and h.item_id = s.item_id)",
+            {"t": tenant_id},
+        ).df()
 
 
-def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -> dict[str, Any]:
-    """Replace one tenant's rows of one kind's predictions table at its serving cutoff."""
+def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int, part_rows: int) -> dict[str, Any]:
+    """Replace one tenant's rows of one kind's predictions table at its serving cutoff, in one
+    transaction; a re-ranker or classifier scores the serving mart in parts of about ``part_rows``
+    rows (:func:`_serving_parts`), each part's rows written before the next is read."""
     t0 = time.perf_counter()
     tenant_id, exclude_seen = tenant.tenant_id, tenant.seen_items == "exclude"
     if champ.recommender is not None:
-        rows = _family_rows(con, tenant_id, kind, champ, k, exclude_seen)
+        parts: Iterable[pd.DataFrame] = [_family_rows(con, tenant_id, kind, champ, k, exclude_seen)]
     else:
-        frame = _serving_rows(con, tenant_id, kind, exclude_seen)
-        if not frame.empty:
-            scores = champ.booster.predict(kind.matrix(frame, champ.features), num_threads=1)
-            rows = kind.prediction_rows(frame, scores, k)
-        else:
-            rows = pd.DataFrame()
-    if rows.empty:
-        return {"rows": 0, "model_version": champ.number}
+        parts = (
+            kind.prediction_rows(frame, champ.booster.predict(kind.matrix(frame, champ.features), num_threads=1), k)
+            for frame in _serving_parts(con, tenant_id, kind, exclude_seen, part_rows)
+            if not frame.empty
+        )
     meta = {
         # the window the rows predict: the one the champion learned (its label_days tag), else the
         # tenant's for the kind; live metrics judge the batch over it even after the window moves
@@ -149,19 +166,30 @@ def _score(con: Any, tenant: Tenant, kind: ModelKind, champ: Champion, k: int) -
         "trained_on": champ.trained_on,
         "scored_at": pd.Timestamp.now(tz="UTC"),
     }
-    rows = rows.assign(**meta)
-    as_of = rows["as_of"].iloc[0]
-    table = kind.predictions_table
+    table, written, users, as_of = kind.predictions_table, 0, 0, None
     con.execute("begin")
-    con.execute(f"delete from {table} where tenant_id = ? and as_of = ?", [tenant_id, as_of])
-    con.register("scored", rows)
-    con.execute(f"insert into {table} by name select * from scored")
-    con.unregister("scored")
-    con.execute("commit")
-    log.info("tenant %s: %s v%s scored %d rows", tenant_id, kind.name, champ.number, len(rows))
+    try:
+        for rows in parts:
+            if rows.empty:
+                continue
+            if as_of is None:  # the serving cutoff: every part's
+                as_of = rows["as_of"].iloc[0]
+                con.execute(f"delete from {table} where tenant_id = ? and as_of = ?", [tenant_id, as_of])
+            con.register("scored", rows.assign(**meta))
+            con.execute(f"insert into {table} by name select * from scored")
+            con.unregister("scored")
+            written, users = written + len(rows), users + int(rows["user_id"].nunique())  # parts: distinct users
+            del rows  # not alive while the next part is read and scored
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    if not written:
+        return {"rows": 0, "model_version": champ.number}
+    log.info("tenant %s: %s v%s scored %d rows", tenant_id, kind.name, champ.number, written)
     return {
-        "rows": len(rows),
-        "users": int(rows["user_id"].nunique()),
+        "rows": written,
+        "users": users,
         "as_of": str(pd.Timestamp(as_of).date()),
         "model_version": champ.number,
         "seconds": round(time.perf_counter() - t0, 2),

@@ -309,6 +309,41 @@ def test_a_training_cutoffs_candidates_are_made_for_its_queries_only(world):
     assert serving == with_history  # at the serving cutoff, every user with history
 
 
+def test_whole_history_candidates_scored_in_parts_are_the_rows_scored_at_once(world):
+    """A cutoff's users are read and scored in parts of about ``candidates_part_rows`` source rows (one user's rows
+    in one part), so memory holds a part and not a tenant: a 100,000-visitor clickstream's serving cutoff is 6.4
+    million rows (benchmarks/README.md, *A shop's clickstream*). Parts of 2,000 rows (a cutoff of the world holds more
+    than five times that) give the rows the one-part build gave, every column equal."""
+    settings, _, _ = world
+    wh = [w for w in warehouses(TenantStore(settings).list()) if w.key == "eu/pool"][0]
+    table = "int_recommendation_candidates__history"
+
+    def rows() -> pd.DataFrame:
+        con = _con(settings, "eu/pool")
+        try:
+            return con.execute(f"select * from {table} order by all").df()
+        finally:
+            con.close()
+
+    def largest_cutoff() -> int:  # source rows, which the parts are counted in
+        con = _con(settings, "eu/pool")
+        try:
+            return con.execute(
+                "select max(n) from (select count(*) as n from int_recommendation_candidates__as_of "
+                "group by tenant_id, cutoff_date)"
+            ).fetchone()[0]
+        finally:
+            con.close()
+
+    whole, largest = rows(), largest_cutoff()
+    vars_ = dbt.dbt_vars(settings, wh) | {"candidates_part_rows": 2_000}
+    with warehouse_lock(wh.path(settings)):
+        res = dbt.run_dbt(["run", "--select", table], settings, wh, vars_)
+    assert res["success"], res
+    assert largest > 5 * 2_000  # parts, many of them
+    pd.testing.assert_frame_equal(rows(), whole)
+
+
 def test_churn_labels_come_only_from_after_the_cutoff(world):
     settings, _, _ = world
     con = _con(settings, "eu/pool")

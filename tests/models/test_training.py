@@ -465,6 +465,21 @@ def test_batch_scoring_tags_every_row_with_the_champion_and_reruns_replace(world
     con = warehouse_connect(wh.path(settings), read_only=True)
     recs = con.execute("select * from predictions.recommendations").df()
     churn = con.execute("select * from predictions.churn_scores").df()
+    con.close()
+    # a classifier (and a re-ranker) scores its serving rows in parts, a user's rows in one: the same rows
+    in_parts = score.score_warehouse(wh, settings, part_rows=40)
+    untimed = [
+        {kind: {**r, "seconds": None} for kind, r in run["tenants"]["initech"].items()} for run in (again, in_parts)
+    ]
+    assert untimed[0] == untimed[1]
+    con = warehouse_connect(wh.path(settings), read_only=True)
+    for table, before in (("recommendations", recs), ("churn_scores", churn)):
+        after = con.execute(f"select * from predictions.{table}").df()
+        order = [c for c in ("user_id", "rank") if c in after]
+        pd.testing.assert_frame_equal(
+            after.drop(columns="scored_at").sort_values(order, ignore_index=True),
+            before.drop(columns="scored_at").sort_values(order, ignore_index=True),
+        )
     users = con.execute("select count(*) from user_features where tenant_id = 'initech'").fetchone()[0]
     con.close()
     c = registry.client(settings)

@@ -1,9 +1,10 @@
 """Whole-history candidates for the recommender's re-ranker, every candidate scored by the classic
 families: the candidate generation and the baseline-score features of a two-stage recommender.
 
-The dbt model ``int_recommendation_candidates__history`` calls :func:`score_candidates` once per
-tenant with the SQL sources' candidates (popular, trending, topic, co-visited items, for every
-user the SQL side generates for) and the tenant's daily interactions. At each cutoff C, every
+The dbt model ``int_recommendation_candidates__history`` hands it each tenant's SQL sources'
+candidates (popular, trending, topic, co-visited items, for every user the SQL side generates for)
+and daily interactions: :func:`fit_cutoff` once a cutoff, :func:`score_part` for each part of the
+cutoff's users (:func:`score_candidates` does both for a tenant held in memory). At each cutoff C, every
 family of :data:`SCORERS` is fitted on the interactions strictly before C (point in time, as the
 SQL features) and, for every user with history before C:
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -76,6 +78,9 @@ def score_candidates(
 ) -> pd.DataFrame:
     """One tenant's candidates at every cutoff of ``sources``, with the history source and scores.
 
+    All in memory at once; the dbt model scores a large tenant's users in parts instead, the same
+    way (:func:`fit_cutoff` once a cutoff, :func:`score_part` for each part of the cutoff's users).
+
     Args:
         sources: the SQL sources' candidates, ``tenant_id, cutoff_date, user_id, item_id`` and the
             source flags and ``covisit_sessions_long`` (``int_recommendation_candidates__as_of`` rows).
@@ -94,16 +99,113 @@ def score_candidates(
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
     tenant = str(sources["tenant_id"].iloc[0])
     events = history_events(history)
-    parts = []
-    for cutoff, at_cutoff in sources.groupby("cutoff_date", sort=True):
-        servable = _published_before(catalogue, pd.Timestamp(cutoff))
-        parts.append(_at_cutoff(tenant, pd.Timestamp(cutoff), at_cutoff, events, per_user, exclude_seen, servable))
-    # one frame from the cutoffs' columns: each copied once (frames concatenated and re-selected
+    parts = [
+        score_part(fit_cutoff(tenant, pd.Timestamp(cutoff), events, catalogue), at_cutoff, per_user, exclude_seen)
+        for cutoff, at_cutoff in sources.groupby("cutoff_date", sort=True)
+    ]
+    return candidates_frame(tenant, parts)
+
+
+def candidates_frame(tenant: str, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """:data:`OUTPUT_COLUMNS` rows of one tenant from :func:`score_part`'s columns (one part or more)."""
+    # one frame from the parts' columns: each copied once at most (frames concatenated and re-selected
     # copied the 3 million rows of a 17,000-user tenant four times), then not again: a frame built
     # with pandas' default copy=True gathers same-typed columns into blocks, a second copy of every
     # row (1.6 s of 8.4 s on that tenant: benchmarks/README.md)
-    columns = {name: np.concatenate([part[name] for part in parts]) for name in OUTPUT_COLUMNS[1:]}
+    columns = {
+        name: parts[0][name] if len(parts) == 1 else np.concatenate([part[name] for part in parts])
+        for name in OUTPUT_COLUMNS[1:]
+    }
     return pd.DataFrame({"tenant_id": np.full(len(columns["user_id"]), tenant, dtype=object), **columns}, copy=False)
+
+
+@dataclass(frozen=True)
+class FittedCutoff:
+    """The families fitted on a tenant's interactions before one cutoff, which every part of the
+    cutoff's users is scored with (:func:`score_part`).
+
+    Attributes:
+        data: the interactions before the cutoff (None: there were none: no scores, no history candidates).
+        models: family name (:data:`SCORERS`) -> the family fitted on ``data`` (one that could not be
+            fitted, EASE above its catalogue limit, left out).
+        allowed: per column of ``data``, whether the item may be a new candidate (published before the cutoff).
+        items_seen: per user row of ``data``, the distinct items it interacted with.
+        days_since: per user row of ``data``, whole days from its last consumption to the cutoff.
+    """
+
+    data: Interactions | None
+    models: dict[str, Recommender]
+    allowed: np.ndarray
+    items_seen: np.ndarray
+    days_since: np.ndarray
+
+
+def fit_cutoff(tenant: str, cutoff: pd.Timestamp, events: pd.DataFrame, catalogue: pd.DataFrame | None) -> FittedCutoff:
+    """Every family of :data:`SCORERS` fitted on ``events`` (``served.history_events`` rows) strictly
+    before ``cutoff``; ``tenant`` names it in the log; ``catalogue`` as :func:`score_candidates`'."""
+    before = events[events["event_at"] < cutoff.tz_localize("UTC")]
+    if not (before["interactions"] > 0).any():
+        return FittedCutoff(None, {}, np.empty(0, dtype=bool), np.empty(0, dtype=np.int64), np.empty(0))
+    data = Interactions.from_events(before, cutoff)
+    servable = _published_before(catalogue, cutoff)
+    # (pandas hashes the ids; numpy's isin sorts object arrays: 6.8 s a cutoff at 14,000 items, under cProfile)
+    allowed = np.ones(len(data.items), dtype=bool) if servable is None else pd.Index(data.items).isin(servable)
+    return FittedCutoff(data, _fit_scorers(tenant, data, cutoff), allowed, *_user_history(data))
+
+
+def score_part(fit: FittedCutoff, sources: pd.DataFrame, per_user: int, exclude_seen: bool) -> dict[str, np.ndarray]:
+    """The candidates of the users in ``sources`` (rows of the cutoff ``fit`` was fitted for,
+    every row of each of those users): :data:`OUTPUT_COLUMNS` but ``tenant_id``, as columns.
+
+    Pairs are keyed by ``row * items + column`` of the cutoff's interaction matrix, so the sources
+    meet the scores by integer search, not a join on string ids (half the model's time at 17,000
+    users a tenant went to pandas joins: benchmarks/README.md).
+    """
+    out = {
+        "cutoff_date": sources["cutoff_date"].to_numpy(),
+        "user_id": sources["user_id"].astype(str).to_numpy(),
+        "item_id": sources["item_id"].astype(str).to_numpy(),
+        "covisit_sessions_long": sources["covisit_sessions_long"].fillna(0).to_numpy(np.int64),
+        # as the dbt model types them, whatever the caller's dtypes
+        **{flag: sources[flag].astype("boolean").fillna(False).to_numpy(bool) for flag in SOURCE_FLAGS},
+    }
+    data, models = fit.data, fit.models
+    if data is None:
+        return _with_new(out, {}, {}, 0)
+    n_items = len(data.items)
+    row, col = data.rows(out["user_id"]), data.columns(out["item_id"])
+    in_data = row >= 0
+    row[in_data] = np.where(data.has_history[row[in_data]], row[in_data], -1)  # only consumed: no family's opinion
+    known = (row >= 0) & (col >= 0)  # the source pairs a family can score
+    source_keys = row[known] * n_items + col[known]
+    by_key = np.sort(source_keys)
+    users = np.unique(row[row >= 0])
+    blocks = []
+    for lo in range(0, len(users), BLOCK):
+        block = users[lo : lo + BLOCK]
+        a, b = np.searchsorted(by_key, [block[0] * n_items, (block[-1] + 1) * n_items])
+        blocks.append(_score_block(data, models, block, by_key[a:b], per_user, exclude_seen, fit.allowed))
+    scored = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]} if blocks else _no_scores(models)
+    keys = scored.pop("key")  # ascending: blocks are ascending ranges of rows
+    at = np.searchsorted(keys, source_keys)
+    added = np.ones(len(keys), dtype=bool)
+    added[at] = False
+    in_sources = {}
+    for name, values in scored.items():
+        in_sources[name] = np.full(len(sources), False if values.dtype == bool else np.nan, dtype=values.dtype)
+        in_sources[name][known] = values[at]
+    has_history, user_row = row >= 0, np.maximum(row, 0)
+    in_sources["user_history_items"] = np.where(has_history, fit.items_seen[user_row], 0)
+    in_sources["user_days_since_last_interaction"] = np.where(has_history, fit.days_since[user_row], np.nan)
+    r, c = np.divmod(keys[added], n_items)
+    new = {
+        "user_id": data.users[r],
+        "item_id": data.items[c],
+        **{name: values[added] for name, values in scored.items()},
+        "user_history_items": fit.items_seen[r],
+        "user_days_since_last_interaction": fit.days_since[r],
+    }
+    return _with_new(out, in_sources, new, len(r))
 
 
 def _published_before(catalogue: pd.DataFrame | None, cutoff: pd.Timestamp) -> np.ndarray | None:
@@ -122,71 +224,6 @@ def _fit_scorers(tenant: str, data: Interactions, cutoff: pd.Timestamp) -> dict[
         except ValueError as e:  # EASE above its catalogue limit: no scores from it, said once
             log.info("%s at %s: no %s scores: %s", tenant, f"{cutoff:%Y-%m-%d}", name, e)
     return models
-
-
-def _at_cutoff(
-    tenant: str,
-    cutoff: pd.Timestamp,
-    sources: pd.DataFrame,
-    events: pd.DataFrame,
-    per_user: int,
-    exclude_seen: bool,
-    servable: np.ndarray | None,
-) -> dict[str, np.ndarray]:
-    """One cutoff's columns (:data:`OUTPUT_COLUMNS` but ``tenant_id``). Pairs are keyed by
-    ``row * items + column`` of the cutoff's interaction matrix, so the sources meet the scores by
-    integer search, not a join on string ids (half the model's time at 17,000 users a tenant went
-    to pandas joins: benchmarks/README.md)."""
-    out = {
-        "cutoff_date": sources["cutoff_date"].to_numpy(),
-        "user_id": sources["user_id"].astype(str).to_numpy(),
-        "item_id": sources["item_id"].astype(str).to_numpy(),
-        "covisit_sessions_long": sources["covisit_sessions_long"].fillna(0).to_numpy(np.int64),
-        # as the dbt model types them, whatever the caller's dtypes
-        **{flag: sources[flag].astype("boolean").fillna(False).to_numpy(bool) for flag in SOURCE_FLAGS},
-    }
-    before = events[events["event_at"] < cutoff.tz_localize("UTC")]
-    if not (before["interactions"] > 0).any():
-        return _with_new(out, {}, {}, 0)
-    data = Interactions.from_events(before, cutoff)
-    models = _fit_scorers(tenant, data, cutoff)
-    n_items = len(data.items)
-    row, col = data.rows(out["user_id"]), data.columns(out["item_id"])
-    in_data = row >= 0
-    row[in_data] = np.where(data.has_history[row[in_data]], row[in_data], -1)  # only consumed: no family's opinion
-    known = (row >= 0) & (col >= 0)  # the source pairs a family can score
-    source_keys = row[known] * n_items + col[known]
-    by_key = np.sort(source_keys)
-    users = np.unique(row[row >= 0])
-    # (pandas hashes the ids; numpy's isin sorts object arrays: 6.8 s a cutoff at 14,000 items, under cProfile)
-    allowed = np.ones(n_items, dtype=bool) if servable is None else pd.Index(data.items).isin(servable)
-    blocks = []
-    for lo in range(0, len(users), BLOCK):
-        block = users[lo : lo + BLOCK]
-        a, b = np.searchsorted(by_key, [block[0] * n_items, (block[-1] + 1) * n_items])
-        blocks.append(_score_block(data, models, block, by_key[a:b], per_user, exclude_seen, allowed))
-    scored = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]} if blocks else _no_scores(models)
-    keys = scored.pop("key")  # ascending: blocks are ascending ranges of rows
-    at = np.searchsorted(keys, source_keys)
-    added = np.ones(len(keys), dtype=bool)
-    added[at] = False
-    items_seen, days_since = _user_history(data)
-    in_sources = {}
-    for name, values in scored.items():
-        in_sources[name] = np.full(len(sources), False if values.dtype == bool else np.nan, dtype=values.dtype)
-        in_sources[name][known] = values[at]
-    has_history, user_row = row >= 0, np.maximum(row, 0)
-    in_sources["user_history_items"] = np.where(has_history, items_seen[user_row], 0)
-    in_sources["user_days_since_last_interaction"] = np.where(has_history, days_since[user_row], np.nan)
-    r, c = np.divmod(keys[added], n_items)
-    new = {
-        "user_id": data.users[r],
-        "item_id": data.items[c],
-        **{name: values[added] for name, values in scored.items()},
-        "user_history_items": items_seen[r],
-        "user_days_since_last_interaction": days_since[r],
-    }
-    return _with_new(out, in_sources, new, len(r))
 
 
 def _no_history(rows: int) -> dict[str, np.ndarray]:
