@@ -32,7 +32,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import fresh_home, report
-from ratings_burst import cli, judged, served_lists
+from ratings_burst import PEAK_RSS_GB, cli, judged, served_lists
 
 from ml.models import evaluate, recsys
 
@@ -147,6 +147,7 @@ def main() -> None:
         test=len(test),
         relevant=len(relevant),
         seconds=seconds,
+        peak_rss_gb=PEAK_RSS_GB,
         rows=rows,
     )
 

@@ -28,8 +28,11 @@ judges on those ratings without setting the threshold: the tenant's result witho
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,10 +122,27 @@ def ratings(
     )
 
 
+# each command's peak resident memory in GB (the largest process of it: ``wait4``'s ``ru_maxrss``), by its leading
+# words (``features build``, ``import films``, ``train``)
+PEAK_RSS_GB: dict[str, float] = {}
+
+
 def cli(*args: str) -> float:
-    """Run one `tenantflow` command as a user would; its seconds."""
+    """Run one `tenantflow` command as a user would; its seconds (its peak memory: :data:`PEAK_RSS_GB`).
+
+    Raises:
+        subprocess.CalledProcessError: the command failed (its output attached).
+    """
     started = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).parent / "tenantflow"), *args], check=True, capture_output=True)
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "tenantflow"), *args], stdout=out, stderr=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            out.seek(0)
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, out.read())
+    words = " ".join(itertools.takewhile(str.isalpha, args))
+    PEAK_RSS_GB[words] = max(PEAK_RSS_GB.get(words, 0.0), round(usage.ru_maxrss / 2**20, 2))  # Linux: KiB
     return round(time.perf_counter() - started, 1)
 
 
@@ -196,6 +216,7 @@ def main() -> None:
         test=len(test),
         relevant=len(relevant),
         seconds=seconds,
+        peak_rss_gb=PEAK_RSS_GB,
         rows=rows,
     )
 
