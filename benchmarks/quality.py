@@ -305,7 +305,7 @@ def _served_row(
         "ndcg_at_10_low": round(low, 4),
         "ndcg_at_10_high": round(high, 4),
         "users": len(users),
-        "known_users": int(np.isin(users, mine["user_id"].unique()).sum()),  # judged users with a list
+        "known_users": int(pd.Series(users).isin(mine["user_id"]).sum()),  # judged users with a list
         "holdout_protocol": params.get("holdout_protocol"),
         "temporal_judged_share": params.get("temporal_judged_share"),
         "home": str(home),

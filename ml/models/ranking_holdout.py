@@ -190,7 +190,8 @@ class RankingHoldout:
         """The share of the users with history (a positive interaction) before the cutoff that this holdout judges
         (0..1; users first seen in the window are judged but not counted)."""
         with_history = self.history.users[self.history.has_history]
-        return float(np.isin(with_history, self.users).mean()) if len(with_history) else 0.0
+        # pandas hashes the ids: numpy's isin compares object arrays pairwise (judged users x users with history)
+        return float(pd.Series(with_history).isin(self.users).mean()) if len(with_history) else 0.0
 
     def judge(self, lists: pd.DataFrame) -> Judged:
         """Metrics of top-k lists (``user_id, item_id, rank``) on this holdout, with a 95% bootstrap

@@ -224,5 +224,5 @@ def record_lines(plain: Path, records: int, rejected: np.ndarray, header_lines: 
     length = breaks - starts
     blank = (length == 0) | ((length == 1) & (data[np.minimum(starts, len(data) - 1)] == 13))
     numbers = np.arange(1, len(breaks) + 1)
-    found = numbers[~blank & (numbers > header_lines) & ~np.isin(numbers, rejected)]
+    found = numbers[~blank & (numbers > header_lines) & ~np.isin(numbers, rejected)]  # noqa: TID251 (integers)
     return found if len(found) == records else None

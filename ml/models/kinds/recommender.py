@@ -131,7 +131,8 @@ def _cold_start(cold: list[str], k: int, excluded: set[str]) -> list[dict[str, A
 def _ranked(model: Any, ids: np.ndarray, x: np.ndarray, req: RecommendationRequest) -> list[dict[str, Any]]:
     scores = model.predict(x)
     if req.exclude:
-        scores = np.where(np.isin(ids, list(req.exclude)), -np.inf, scores)
+        excluded = set(req.exclude)  # a set's lookups: numpy's isin compares object arrays pairwise
+        scores = np.where(np.fromiter((i in excluded for i in ids), dtype=bool, count=len(ids)), -np.inf, scores)
     order = np.argsort(-scores, kind="stable")[: req.k]
     order = order[np.isfinite(scores[order])]
     contrib = model.contributions(x[order]) if req.explain and len(order) else None
