@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import fresh_home, report
-from ratings_burst import PEAK_RSS_GB, cli, judged, served_lists
+from ratings_burst import PEAK_RSS_GB, cli, judged, served_lists, span_seconds
 
 from ml.models import evaluate, recsys
 
@@ -61,8 +60,7 @@ def clicks(
     (empty but on a transaction), as the module docstring says; ``target``: about this many events in all;
     ``span``: the first and last day (ISO dates, UTC)."""
     rng = np.random.default_rng(seed)
-    start = int(datetime.fromisoformat(span[0]).replace(tzinfo=UTC).timestamp() * 1000)
-    end = int(datetime.fromisoformat(span[1]).replace(tzinfo=UTC).timestamp() * 1000) + DAY_MS - 60_000
+    start, end = (int(seconds * 1000) for seconds in span_seconds(span))
     category = rng.integers(0, categories, items)
     popularity = 1.0 / (rng.permutation(items) + 1) ** 0.9
     members = [np.flatnonzero(category == c) for c in range(categories)]

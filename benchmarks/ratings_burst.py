@@ -62,6 +62,12 @@ timestamp: {format: epoch_s}
 """
 
 
+def span_seconds(span: tuple[str, str]) -> tuple[float, float]:
+    """Unix seconds of the first day's start and the last day's last minute (``span``: ISO dates, UTC)."""
+    start = datetime.fromisoformat(span[0]).replace(tzinfo=UTC).timestamp()
+    return start, datetime.fromisoformat(span[1]).replace(tzinfo=UTC).timestamp() + DAY - 60
+
+
 def ratings(
     seed: int = 42,
     users: int = 943,
@@ -75,8 +81,7 @@ def ratings(
     and last day (ISO dates, UTC); ``fewest``: each user's fewest ratings (MovieLens keeps users with 20 or more;
     Amazon's "5-core" subsets 5)."""
     rng = np.random.default_rng(seed)
-    start = datetime.fromisoformat(span[0]).replace(tzinfo=UTC).timestamp()
-    end = datetime.fromisoformat(span[1]).replace(tzinfo=UTC).timestamp() + DAY - 60
+    start, end = span_seconds(span)
     item_genres = np.zeros((items, genres))
     for i in range(items):
         item_genres[i, rng.choice(genres, rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]), replace=False)] = 1.0
