@@ -185,7 +185,8 @@ def catalog_name(path: Path) -> str:
 
 
 def connect(path: Path, *, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to a warehouse file (hold :func:`warehouse_lock` around it).
+    """A DuckDB connection to a warehouse file (hold :func:`warehouse_lock` around it), on ``threads`` threads
+    (:func:`duckdb_threads`) and their share of memory (:func:`duckdb_memory_limit`).
 
     A silo tenant's file is attached with its key and made the default catalog, with the key its
     lake files are read with (the lake view reads them) registered; a writer creates
@@ -201,7 +202,13 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     from ml.core import tenant_parquet
     from ml.core.layout import silo_tenant_of
 
-    config: dict[str, str | bool | int | float | list[str]] = {"threads": threads or duckdb_threads(1)}
+    threads = threads or duckdb_threads(1)
+    # the build's share of memory for every read too: the publish's sorted copy of a 300,000-visitor clickstream's
+    # serving candidates took 9.2 GB under DuckDB's own default (80% of memory), 1.55 GB in the same time under 1 GB
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": threads,
+        "memory_limit": duckdb_memory_limit(threads),
+    }
     tenant = silo_tenant_of(path)
     if tenant is None:
         return duckdb.connect(str(path), read_only=read_only, config=config)

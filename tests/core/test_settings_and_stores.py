@@ -149,7 +149,7 @@ def test_secrets_are_created_private(tmp_path):
 
 
 def test_a_warehouse_build_gets_its_share_of_the_machines_memory_and_an_out_of_memory_failure_says_what_to_do(
-    monkeypatch,
+    monkeypatch, tmp_path
 ):
     """DuckDB's memory limit follows the build's share of the cores (two builds at once on two cores: half each);
     the variable overrides it; a real DuckDB out-of-memory failure gets the hint, any other failure none."""
@@ -171,3 +171,6 @@ def test_a_warehouse_build_gets_its_share_of_the_machines_memory_and_an_out_of_m
     hint = warehouse.out_of_memory_hint(str(failed.value), "20MB")
     assert "memory limit (20MB)" in hint and warehouse.MEMORY_LIMIT_VARIABLE in hint
     assert warehouse.out_of_memory_hint("Binder Error: column x not found", "20MB") == ""
+    # a warehouse's reads (the checks, the publish's sorted copies) are held to the same share
+    with warehouse.connect(tmp_path / "pool.duckdb", threads=1) as con, pytest.raises(duckdb.OutOfMemoryException):
+        con.execute("select list(i) from range(20000000) t(i)").fetchall()

@@ -513,6 +513,51 @@ def test_history_candidates_are_each_users_top_items_scored_by_every_family_befo
     assert allowed[(allowed.user_id == "a") & (allowed.item_id == "x")].sar_rank.notna().all()
 
 
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_sparse_users_history_candidates_are_each_familys_top_positive_items_in_blocks_of_any_size(
+    exclude_seen, monkeypatch
+):
+    """Most users of a clickstream touch an item or two: a few positive scores in each row, ties at 0 and at -inf
+    everywhere else (top_mask's path without a partition). Every family's chosen items are its top ``per_user``
+    positive ones by hand, and blocks of one or two users give the same rows as one block."""
+    from ml.models.recsys import candidates, interactions
+
+    rng = np.random.default_rng(3)
+    day = pd.Timestamp("2026-01-01")
+    users, items = [f"u{n:03d}" for n in range(120)], [f"i{n:03d}" for n in range(90)]
+    taken = [(u, items[int(j)]) for u in users for j in rng.choice(90, int(rng.integers(1, 4)), replace=False)]
+    history = pd.DataFrame(taken, columns=["user_id", "item_id"]).assign(
+        event_date=[day + pd.Timedelta(days=int(d)) for d in rng.integers(0, 20, len(taken))], interactions=1
+    )
+    cutoff = (day + pd.Timedelta(days=25)).date()
+    flags = dict.fromkeys(candidates.SOURCE_FLAGS, False)
+    sources = pd.DataFrame([{"tenant_id": "t", "cutoff_date": cutoff, "user_id": u, "item_id": items[0], **flags,
+                             "covisit_sessions_long": 0} for u in users])  # fmt: skip
+    per_user = 4
+    out = candidates.score_candidates(sources, history, per_user=per_user, exclude_seen=exclude_seen)
+    data = recsys.Interactions.from_events(ranking_events(history), pd.Timestamp(cutoff))
+    seen = data.consumed.toarray() > 0
+    expected = set()
+    for make in candidates.SCORERS.values():
+        model = recsys.fitted(make(), data)
+        s = model.score(model.history(data))
+        if exclude_seen:
+            s = np.where(seen, -np.inf, s)
+        for row, user in enumerate(data.users):
+            best = sorted(range(len(data.items)), key=lambda j, row=row: (-s[row, j], j))[:per_user]
+            expected |= {(user, data.items[j]) for j in best if np.isfinite(s[row, j]) and s[row, j] > 0}
+    chosen = out[out.is_history_candidate]
+    assert set(zip(chosen.user_id, chosen.item_id, strict=True)) == expected
+    assert len(expected) > len(users)  # (users with few positive scores and some with more than per_user)
+    monkeypatch.setattr(interactions, "BLOCK_CELLS", 2 * len(data.items) - 1)  # one user a block
+    one_a_block = candidates.score_candidates(sources, history, per_user=per_user, exclude_seen=exclude_seen)
+    pd.testing.assert_frame_equal(one_a_block, out)
+    sar = recsys.fitted(candidates.SCORERS["sar"](), data)
+    lists = recsys.recommend(sar, data, data.users, k=5, exclude_seen=exclude_seen)
+    monkeypatch.setattr(interactions, "BLOCK_CELLS", 2 * len(data.items))  # two users a block
+    pd.testing.assert_frame_equal(recsys.recommend(sar, data, data.users, k=5, exclude_seen=exclude_seen), lists)
+
+
 def test_ease_on_the_columns_with_most_users_scores_them_as_ease_on_them_alone_and_no_other(tmp_path, monkeypatch):
     """The history candidates' EASE on a catalogue above its ``columns``: fitted on the items with most users."""
     from ml.models.recsys import candidates

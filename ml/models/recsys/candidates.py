@@ -18,7 +18,7 @@ Scores are null where the family has no opinion: a user or item without interact
 or, for EASE on a catalogue above :data:`EASE_COLUMNS` items, an item outside the ones with most users. Each user also gets ``user_history_items``
 (distinct items before C) and ``user_days_since_last_interaction`` (its last consumption), so users
 inactive for a month are described too. Cost: one fit per family and cutoff and ``(users, items)`` scores in blocks of
-:data:`ml.models.recsys.interactions.BLOCK` users (EASE's fit is an ``items x items`` inverse: on one thread 2.1 s
+:func:`ml.models.recsys.interactions.block_rows` users (EASE's fit is an ``items x items`` inverse: on one thread 2.1 s
 at 4,000 items, 61 s at 14,000, ``benchmarks/ease_fit.py``: hence :data:`EASE_COLUMNS`).
 """
 
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ml.models.recsys.families import EASE, SAR, Recommender, fitted
-from ml.models.recsys.interactions import BLOCK, Interactions, ranks_at, top_mask
+from ml.models.recsys.interactions import Interactions, block_rows, ranks_at, top_mask
 from ml.models.recsys.served import history_events
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,9 @@ def score_part(fit: FittedCutoff, sources: pd.DataFrame, per_user: int, exclude_
     by_key = np.sort(source_keys)
     users = np.unique(row[row >= 0])
     blocks = []
-    for lo in range(0, len(users), BLOCK):
-        block = users[lo : lo + BLOCK]
+    step = block_rows(n_items)
+    for lo in range(0, len(users), step):
+        block = users[lo : lo + step]
         a, b = np.searchsorted(by_key, [block[0] * n_items, (block[-1] + 1) * n_items])
         blocks.append(_score_block(data, models, block, by_key[a:b], per_user, exclude_seen, fit.allowed))
     scored = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]} if blocks else _no_scores(models)
@@ -274,8 +275,10 @@ def _score_block(
     for name, model in models.items():
         s = scores[name] = model.score(model.history(data)[rows])
         servable[name] = np.where(seen, -np.inf, s) if exclude_seen else s
-        # ranked as recommend() ranks: ties to the lower item index
-        chosen |= top_mask(servable[name], per_user) & np.isfinite(servable[name]) & (s > 0) & allowed[None, :]
+        # ranked as recommend() ranks (ties to the lower item index); positive scores only, which rank above the
+        # rest: the same items as the top per_user of servable that are positive, with top_mask's sparse-row path
+        positive = np.where(s > 0, servable[name], -np.inf)
+        chosen |= top_mask(positive, per_user) & np.isfinite(positive) & allowed[None, :]
     n_items = seen.shape[1]
     wanted = chosen.copy()
     wanted[np.searchsorted(rows, pair_keys // n_items), pair_keys % n_items] = True

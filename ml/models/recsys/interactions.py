@@ -13,7 +13,15 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ml.models.recsys.families import Recommender
 
-BLOCK = 2_048  # users scored at once: a (BLOCK, items) float32 array
+BLOCK_CELLS = 2_048 * 16_384  # (users, items) cells scored at once: a 128 MiB float32 array
+
+
+def block_rows(n_items: int) -> int:
+    """Users scored at once against ``n_items`` items: as many as keep a ``(users, items)`` float32 array within
+    :data:`BLOCK_CELLS` cells, at least one (2,048 users at 16,384 items, 142 at RetailRocket's 235,061). A block
+    holds several such arrays (scores, the consumed mask, the ranks' sorted keys at twice the width): a fixed 2,048
+    users would hold over 10 GB of them at once on a catalogue that size."""
+    return max(1, BLOCK_CELLS // max(n_items, 1))
 
 
 @dataclass(frozen=True)
@@ -205,17 +213,18 @@ def recommend(
     history, consumed = model.history(data), data.consumed
     k = min(k, len(model.items))
     parts = []
-    for lo in range(0, len(user_ids), BLOCK):
-        block_rows = rows[lo : lo + BLOCK]
-        in_data = block_rows >= 0
+    block = block_rows(len(model.items))
+    for lo in range(0, len(user_ids), block):
+        users = rows[lo : lo + block]
+        in_data = users >= 0
         known = in_data.copy()
-        known[in_data] = data.has_history[block_rows[in_data]]
-        s = np.broadcast_to(fallback, (len(block_rows), len(fallback))).copy()
+        known[in_data] = data.has_history[users[in_data]]
+        s = np.broadcast_to(fallback, (len(users), len(fallback))).copy()
         if known.any():
-            s[known] = model.score(history[block_rows[known]])
+            s[known] = model.score(history[users[known]])
         if exclude_seen and in_data.any():
-            s[in_data] = np.where(consumed[block_rows[in_data]].toarray() > 0, -np.inf, s[in_data])
-        parts.append(_top_k(user_ids[lo : lo + BLOCK], model.items, s, k))
+            s[in_data] = np.where(consumed[users[in_data]].toarray() > 0, -np.inf, s[in_data])
+        parts.append(_top_k(user_ids[lo : lo + block], model.items, s, k))
     if not parts:
         return pd.DataFrame({"user_id": [], "item_id": [], "rank": [], "score": []})
     return pd.concat(parts, ignore_index=True)
@@ -245,16 +254,49 @@ def _top_k(user_ids: np.ndarray, items: np.ndarray, s: np.ndarray, k: int) -> pd
 def top_mask(s: np.ndarray, k: int) -> np.ndarray:
     """``(users, items)`` bool: ``min(max(k, 0), items)`` columns per row of ``s`` (no NaN), the
     row's ``k`` best as a stable descending sort orders them (those above the k-th largest score,
-    then the lowest-index ones equal to it), whether finite or not. O(items) a row (a partition,
-    no sort)."""
+    then the lowest-index ones equal to it), whether finite or not. O(items) a row, no sort.
+
+    A row whose values above its lowest are fewer than ``k`` (a sparse user: a few positive scores,
+    the rest 0 or ``-inf``) takes them and its first equal-lowest columns without a partition:
+    numpy's partition is at its slowest with the k-th value inside a long run of equal values, and
+    the whole-row tie-break cumsum was a quarter of the history candidates' time on a clickstream
+    (benchmarks/README.md, *A shop's clickstream at 300,000 visitors*)."""
     if k <= 0:
         return np.zeros(s.shape, dtype=bool)
     if k >= s.shape[1]:
         return np.ones(s.shape, dtype=bool)
-    kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
-    above, equal = s > kth, s == kth
-    need = k - above.sum(axis=1, keepdims=True)
-    return above | (equal & (np.cumsum(equal, axis=1) <= need))
+    out = np.empty(s.shape, dtype=bool)
+    above_lowest = s > s.min(axis=1, keepdims=True)
+    counts = above_lowest.sum(axis=1)
+    few = counts < k
+    if few.any():
+        out[few] = above_lowest[few] | _first_true(~above_lowest[few], k - counts[few])
+    if not few.all():
+        many = s[~few]
+        kth = -np.partition(-many, k - 1, axis=1)[:, k - 1 : k]
+        above = many > kth
+        out[~few] = above | _first_true(many == kth, k - above.sum(axis=1))
+    return out
+
+
+def _first_true(mask: np.ndarray, need: np.ndarray) -> np.ndarray:
+    """``mask`` (``(rows, columns)`` bool) keeping only each row's first ``need[row]`` true columns. A row with no
+    more than that keeps its own; the others are counted over a prefix of the columns first (a tie run is usually
+    dense: the first few times ``need`` columns hold them), and the rows it does not settle over every column."""
+    out = mask.copy()
+    excess = np.flatnonzero(mask.sum(axis=1) > need)
+    if not len(excess):
+        return out
+    mask, need = mask[excess], need[excess, None]
+    width = min(mask.shape[1], max(64, 4 * int(need.max())))
+    counted = np.cumsum(mask[:, :width], axis=1, dtype=np.int32)
+    settled = counted[:, -1] >= need[:, 0]
+    kept = np.zeros(mask.shape, dtype=bool)
+    kept[settled, :width] = mask[settled, :width] & (counted[settled] <= need[settled])
+    if not settled.all():
+        kept[~settled] = mask[~settled] & (np.cumsum(mask[~settled], axis=1, dtype=np.int32) <= need[~settled])
+    out[excess] = kept
+    return out
 
 
 def ranks_at(s: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
