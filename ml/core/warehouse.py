@@ -203,7 +203,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     from ml.core.layout import silo_tenant_of
 
     threads = threads or duckdb_threads(1)
-    # the build's share of memory for every read too: the publish's sorted copy of a 300,000-visitor clickstream's
+    # the build's share of memory for the checks and the publish too: the sorted copy of a 300,000-visitor clickstream's
     # serving candidates took 9.2 GB under DuckDB's own default (80% of memory), 1.55 GB in the same time under 1 GB
     config: dict[str, str | bool | int | float | list[str]] = {
         "threads": threads,
@@ -346,7 +346,8 @@ def _copy_database(path: Path, old_key: str | None, new_key: str | None) -> None
 
     fresh = path.with_name(path.stem + ".rewrite.duckdb")
     fresh.unlink(missing_ok=True)
-    con = duckdb.connect(config=encrypted_config(path) if new_key else {})
+    limit = {"memory_limit": duckdb_memory_limit(duckdb_threads(1))}  # (the share connect gives)
+    con = duckdb.connect(config=limit | (encrypted_config(path) if new_key else {}))
     try:
         if new_key or old_key:
             con.load_extension("httpfs")

@@ -267,7 +267,7 @@ def _score_block(
     allowed: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """The block's scored pairs: each family's top ``per_user`` items of every user of ``rows``
-    (ascending) among the ``allowed`` (catalogued) ones (``is_history_candidate``) and the given
+    (ascending), those of them ``allowed`` (catalogued) (``is_history_candidate``), and the given
     pairs (``row * items + column`` keys of those users), with every family's score and rank,
     ascending by ``key``. The ``(users, items)`` arrays live only for the block."""
     seen = data.consumed[rows].toarray() > 0

@@ -13,15 +13,16 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ml.models.recsys.families import Recommender
 
-BLOCK_CELLS = 2_048 * 16_384  # (users, items) cells scored at once: a 128 MiB float32 array
+BLOCK_USERS = 2_048  # users scored at once, at most (arrays of one row a user: ALS's vectors, the top-k's ids)
+BLOCK_CELLS = BLOCK_USERS * 16_384  # (users, items) cells scored at once: a 128 MiB float32 array
 
 
 def block_rows(n_items: int) -> int:
-    """Users scored at once against ``n_items`` items: as many as keep a ``(users, items)`` float32 array within
-    :data:`BLOCK_CELLS` cells, at least one (2,048 users at 16,384 items, 142 at RetailRocket's 235,061). A block
-    holds several such arrays (scores, the consumed mask, the ranks' sorted keys at twice the width): a fixed 2,048
-    users would hold over 10 GB of them at once on a catalogue that size."""
-    return max(1, BLOCK_CELLS // max(n_items, 1))
+    """Users scored at once against ``n_items`` items: :data:`BLOCK_USERS`, or fewer where a ``(users, items)``
+    float32 array would pass :data:`BLOCK_CELLS` cells, at least one (2,048 users up to 16,384 items, 142 at
+    RetailRocket's 235,061). A block holds several such arrays (scores, the consumed mask, the ranks' sorted keys at
+    twice the width): 2,048 users would hold over 10 GB of them at once on a catalogue that size."""
+    return min(BLOCK_USERS, max(1, BLOCK_CELLS // max(n_items, 1)))
 
 
 @dataclass(frozen=True)
@@ -256,27 +257,41 @@ def top_mask(s: np.ndarray, k: int) -> np.ndarray:
     row's ``k`` best as a stable descending sort orders them (those above the k-th largest score,
     then the lowest-index ones equal to it), whether finite or not. O(items) a row, no sort.
 
-    A row whose values above its lowest are fewer than ``k`` (a sparse user: a few positive scores,
-    the rest 0 or ``-inf``) takes them and its first equal-lowest columns without a partition:
-    numpy's partition is at its slowest with the k-th value inside a long run of equal values, and
-    the whole-row tie-break cumsum was a quarter of the history candidates' time on a clickstream
-    (benchmarks/README.md, *A shop's clickstream at 300,000 visitors*)."""
+    A row whose values above its lowest are fewer than ``k`` (a sparse user whose other scores all
+    tie at one value: ``-inf`` once the history candidates keep positive scores only) takes them and
+    its first equal-lowest columns without a partition: numpy's partition is at its slowest with the
+    k-th value inside a long run of equal values, and the whole-row tie-break cumsum was a quarter of
+    the history candidates' time on a clickstream (benchmarks/README.md, *A clickstream's features
+    build*). A row mixing two tied values (0 and ``-inf``) still takes the partition.
+
+    Raises:
+        ValueError: ``s`` holds NaN (no order would say where it goes).
+    """
     if k <= 0:
         return np.zeros(s.shape, dtype=bool)
     if k >= s.shape[1]:
         return np.ones(s.shape, dtype=bool)
-    out = np.empty(s.shape, dtype=bool)
-    above_lowest = s > s.min(axis=1, keepdims=True)
+    lowest = s.min(axis=1, keepdims=True)  # (NaN where a row holds one)
+    if np.isnan(lowest).any():
+        raise ValueError("top_mask needs scores without NaN")
+    above_lowest = s > lowest
     counts = above_lowest.sum(axis=1)
     few = counts < k
-    if few.any():
-        out[few] = above_lowest[few] | _first_true(~above_lowest[few], k - counts[few])
+    if not few.any():  # (no copy of the rows)
+        return _top_by_partition(s, k)
+    out = np.empty(s.shape, dtype=bool)
+    out[few] = above_lowest[few] | _first_true(~above_lowest[few], k - counts[few])
     if not few.all():
-        many = s[~few]
-        kth = -np.partition(-many, k - 1, axis=1)[:, k - 1 : k]
-        above = many > kth
-        out[~few] = above | _first_true(many == kth, k - above.sum(axis=1))
+        out[~few] = _top_by_partition(s[~few], k)
     return out
+
+
+def _top_by_partition(s: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_mask` of rows with ``k`` values or more above their lowest: those above the k-th largest, then
+    the lowest-index ones equal to it."""
+    kth = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
+    above = s > kth
+    return above | _first_true(s == kth, k - above.sum(axis=1))
 
 
 def _first_true(mask: np.ndarray, need: np.ndarray) -> np.ndarray:
