@@ -16,6 +16,10 @@ visitor did not touch in the 75% (items seen in training removed), beside the cl
 
     .venv/bin/python benchmarks/clicks_burst.py
     .venv/bin/python benchmarks/clicks_burst.py --visitors 300000 --items 60000 --events 600000
+    .venv/bin/python benchmarks/clicks_burst.py --visitors 300000 --events 600000 --until features
+
+`--until features` stops after the features build (its seconds and peak memory reported; the home kept under
+benchmarks/out/ for `history_candidates.py --warehouse`).
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="about this many events in all")
     parser.add_argument("--start", default="2015-05-03", help="the first day (ISO date)")
     parser.add_argument("--end", default="2015-09-18", help="the last day (ISO date)")
+    parser.add_argument("--until", choices=["features", "score"], default="score", help="the last command run")
     args = parser.parse_args()
     home = fresh_home("clicks")
     started = time.perf_counter()
@@ -122,9 +127,13 @@ def main() -> None:
         "source": cli("tenants", "source", "shop", "--file", str(home / "spec.yaml")),
         "import": cli("import", "shop", str(home / "events.csv")),
         "features": cli("features", "build", "--tenant", "shop"),
-        "train": cli("train"),
-        "score": cli("score"),
     }
+    if args.until == "features":
+        report(
+            "clicks_burst", home=str(home), shape=vars(args), events=len(df), seconds=seconds, peak_rss_gb=PEAK_RSS_GB
+        )
+        return
+    seconds |= {"train": cli("train"), "score": cli("score")}
     relevant = _pairs(test).merge(_pairs(train), how="left", indicator=True)
     relevant = relevant[relevant["_merge"] == "left_only"].drop(columns="_merge")  # items seen in training removed
     events = pd.DataFrame({

@@ -7,8 +7,13 @@ the features DAG does), then reads that model's three inputs exactly as the Pyth
 `--repeats`. Reports the dbt nodes' own times for the history model and the SQL sources too.
 `--profile` prints cProfile's top functions by own time (where the next second hides).
 
+`--warehouse` times an existing warehouse's tenant instead (a `clicks_burst.py --until features` home's
+`warehouse/region=eu/pool.duckdb`, say): one cutoff's families fitted (`fit_cutoff`) and a share of its users scored
+as one of the dbt model's parts (`score_part`: the users whose `hash(user_id) % --share` is 0).
+
     .venv/bin/python benchmarks/history_candidates.py --users 17000 --items 1500 --days 14
     .venv/bin/python benchmarks/history_candidates.py --users 17000 --profile
+    .venv/bin/python benchmarks/history_candidates.py --warehouse <home>/warehouse/region=eu/pool.duckdb --tenant shop
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from ml.data import dbt
 from ml.data.generate import generate
 from ml.data.generate.config import fleet_config
 from ml.data.ingest.run import ingest_tenants
-from ml.models.recsys.candidates import DAILY_INTERACTIONS_SQL, score_candidates
+from ml.models.recsys.candidates import (
+    DAILY_INTERACTIONS_SQL,
+    candidates_frame,
+    fit_cutoff,
+    score_candidates,
+    score_part,
+)
+from ml.models.recsys.served import history_events
 
 END = date(2026, 11, 20)
 MODEL = "int_recommendation_candidates__history"
@@ -49,6 +61,48 @@ def inputs(con, tenant: str):
     return sources, daily, catalogue
 
 
+def one_part(path: str, tenant: str, cutoff_at: int, share: int, per_user: int) -> None:
+    """Time the dbt model's work on one cutoff of an existing warehouse: the fit, then one part of its users."""
+    import duckdb
+    import pandas as pd
+
+    con = duckdb.connect(path, read_only=True)
+    counts = con.execute(
+        "select cutoff_date, count(*) from int_recommendation_candidates__as_of where tenant_id = $t group by 1 "
+        "order by 1",
+        {"t": tenant},
+    ).fetchall()
+    cutoff, rows = counts[cutoff_at]
+    events = history_events(con.execute(DAILY, {"t": tenant}).df())
+    catalogue = con.execute(
+        "select item_id, published_at from int_items__catalogued where tenant_id = $t", {"t": tenant}
+    ).df()
+    part = con.execute(
+        "select * from int_recommendation_candidates__as_of where tenant_id = $t and cutoff_date = $c "
+        "and hash(user_id) % $share = 0",
+        {"t": tenant, "c": cutoff, "share": share},
+    ).df()
+    con.close()
+    t = time.perf_counter()
+    fit = fit_cutoff(tenant, pd.Timestamp(cutoff), events, catalogue)
+    fitted = time.perf_counter() - t
+    t = time.perf_counter()
+    out = candidates_frame(tenant, [score_part(fit, part, per_user, exclude_seen=True)])
+    report(
+        "history_candidates_part",
+        warehouse=path,
+        tenant=tenant,
+        cutoff=str(cutoff),
+        cutoff_rows=rows,
+        share=share,
+        part_rows=len(part),
+        rows_out=len(out),
+        items=len(fit.data.items) if fit.data is not None else 0,
+        fit_seconds=round(fitted, 1),
+        score_part_seconds=round(time.perf_counter() - t, 1),
+    )
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=17000)
@@ -57,7 +111,15 @@ if __name__ == "__main__":
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the home (its warehouse) and print its path")
     ap.add_argument("--profile", action="store_true", help="print cProfile's top 25 functions by own time")
+    ap.add_argument("--warehouse", help="an existing warehouse file: time one part of one cutoff of --tenant there")
+    ap.add_argument("--tenant", default="shop")
+    ap.add_argument("--cutoff", type=int, default=-1, help="which cutoff, by position (-1: the serving cutoff)")
+    ap.add_argument("--share", type=int, default=4, help="score the users whose hash(user_id) %% SHARE is 0")
     a = ap.parse_args()
+    if a.warehouse:
+        project = yaml.safe_load((get_settings().dbt_project_dir / "dbt_project.yml").read_text())
+        one_part(a.warehouse, a.tenant, a.cutoff, a.share, int(project["vars"]["candidates_history"]))
+        raise SystemExit
     home = fresh_home("history")
     settings = get_settings()
     config = fleet_config(1, a.users, a.items, a.days, seed=1, end_date=END, regions=("eu",))
