@@ -25,7 +25,9 @@ import pstats
 import shutil
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
+import pandas as pd
 import yaml
 from _common import fresh_home, register_fleet, report
 
@@ -50,10 +52,13 @@ MODEL = "int_recommendation_candidates__history"
 DAILY = f"select * from ({DAILY_INTERACTIONS_SQL.format(events='stg_lake__events')}) where tenant_id = $t"
 
 
-def inputs(con, tenant: str):
-    """The model's inputs for one tenant, as the dbt Python model reads them."""
+def inputs(con, tenant: str, where: str = "", **params):
+    """The model's inputs for one tenant, as the dbt Python model reads them; ``where`` (``and …``, its ``params``)
+    narrows the SQL sources' rows (a cutoff, a part of its users)."""
     # each execute() answers on the connection: fetch before the next query
-    sources = con.execute("select * from int_recommendation_candidates__as_of where tenant_id = $t", {"t": tenant}).df()
+    sources = con.execute(
+        f"select * from int_recommendation_candidates__as_of where tenant_id = $t {where}", {"t": tenant, **params}
+    ).df()
     daily = con.execute(DAILY, {"t": tenant}).df()
     catalogue = con.execute(
         "select item_id, published_at from int_items__catalogued where tenant_id = $t", {"t": tenant}
@@ -63,26 +68,18 @@ def inputs(con, tenant: str):
 
 def one_part(path: str, tenant: str, cutoff_at: int, share: int, per_user: int) -> None:
     """Time the dbt model's work on one cutoff of an existing warehouse: the fit, then one part of its users."""
-    import duckdb
-    import pandas as pd
-
-    con = duckdb.connect(path, read_only=True)
+    con = connect(Path(path), read_only=True)
     counts = con.execute(
         "select cutoff_date, count(*) from int_recommendation_candidates__as_of where tenant_id = $t group by 1 "
         "order by 1",
         {"t": tenant},
     ).fetchall()
     cutoff, rows = counts[cutoff_at]
-    events = history_events(con.execute(DAILY, {"t": tenant}).df())
-    catalogue = con.execute(
-        "select item_id, published_at from int_items__catalogued where tenant_id = $t", {"t": tenant}
-    ).df()
-    part = con.execute(
-        "select * from int_recommendation_candidates__as_of where tenant_id = $t and cutoff_date = $c "
-        "and hash(user_id) % $share = 0",
-        {"t": tenant, "c": cutoff, "share": share},
-    ).df()
+    part, daily, catalogue = inputs(
+        con, tenant, "and cutoff_date = $c and hash(user_id) % $share = 0", c=cutoff, share=share
+    )
     con.close()
+    events = history_events(daily)
     t = time.perf_counter()
     fit = fit_cutoff(tenant, pd.Timestamp(cutoff), events, catalogue)
     fitted = time.perf_counter() - t

@@ -117,6 +117,15 @@ def duckdb_memory_limit(threads: int) -> str:
     return f"{int(MEMORY_SHARE * share * _memory_bytes() / 2**20)}MiB"
 
 
+def _share(threads: int | None) -> dict[str, str | int]:
+    """A warehouse connection's DuckDB ``threads`` (default :func:`duckdb_threads` of one build) and their share of
+    memory (:func:`duckdb_memory_limit`), for the checks, the publish and the copies as for the build: the sorted copy
+    of a 300,000-visitor clickstream's serving candidates took 9.2 GB under DuckDB's own default (80% of memory),
+    1.55 GB in the same time under 1 GB (benchmarks/README.md, *A clickstream's features build*)."""
+    threads = threads or duckdb_threads(1)
+    return {"threads": threads, "memory_limit": duckdb_memory_limit(threads)}
+
+
 def _memory_bytes() -> int:
     """The memory this process may use: physical memory, or its cgroup's limit where lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -202,13 +211,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     from ml.core import tenant_parquet
     from ml.core.layout import silo_tenant_of
 
-    threads = threads or duckdb_threads(1)
-    # the build's share of memory for the checks and the publish too: the sorted copy of a 300,000-visitor clickstream's
-    # serving candidates took 9.2 GB under DuckDB's own default (80% of memory), 1.55 GB in the same time under 1 GB
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "threads": threads,
-        "memory_limit": duckdb_memory_limit(threads),
-    }
+    config: dict[str, str | bool | int | float | list[str]] = dict(_share(threads))
     tenant = silo_tenant_of(path)
     if tenant is None:
         return duckdb.connect(str(path), read_only=read_only, config=config)
@@ -346,8 +349,7 @@ def _copy_database(path: Path, old_key: str | None, new_key: str | None) -> None
 
     fresh = path.with_name(path.stem + ".rewrite.duckdb")
     fresh.unlink(missing_ok=True)
-    limit = {"memory_limit": duckdb_memory_limit(duckdb_threads(1))}  # (the share connect gives)
-    con = duckdb.connect(config=limit | (encrypted_config(path) if new_key else {}))
+    con = duckdb.connect(config=_share(None) | (encrypted_config(path) if new_key else {}))
     try:
         if new_key or old_key:
             con.load_extension("httpfs")

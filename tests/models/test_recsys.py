@@ -549,14 +549,8 @@ def test_sparse_users_history_candidates_are_each_familys_top_positive_items_in_
     chosen = out[out.is_history_candidate]
     assert set(zip(chosen.user_id, chosen.item_id, strict=True)) == expected
     assert len(expected) > len(users)  # (users with few positive scores and some with more than per_user)
-    assert [interactions.block_rows(n) for n in (0, 10, 16_384, 16_385, 235_061, 10**9)] == [
-        2048,
-        2048,
-        2048,
-        2047,
-        142,
-        1,
-    ]
+    sizes = {0: 2048, 10: 2048, 16_384: 2048, 16_385: 2047, 235_061: 142, 10**9: 1}  # users a block, by items
+    assert {n: interactions.block_rows(n) for n in sizes} == sizes
     with pytest.raises(ValueError, match="NaN"):
         interactions.top_mask(np.array([[1.0, np.nan, 0.0]], dtype=np.float32), 1)
     monkeypatch.setattr(interactions, "BLOCK_CELLS", 2 * len(data.items) - 1)  # one user a block
