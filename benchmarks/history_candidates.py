@@ -66,8 +66,9 @@ def inputs(con, tenant: str, where: str = "", **params):
     return sources, daily, catalogue
 
 
-def one_part(path: str, tenant: str, cutoff_at: int, share: int, per_user: int) -> None:
-    """Time the dbt model's work on one cutoff of an existing warehouse: the fit, then one part of its users."""
+def one_part(path: str, tenant: str, cutoff_at: int, share: int, per_user: int, out_path: str | None = None) -> None:
+    """Time the dbt model's work on one cutoff of an existing warehouse: the fit, then one part of its users
+    (``out_path``: its rows written as Parquet too, to compare two versions' outputs)."""
     con = connect(Path(path), read_only=True)
     counts = con.execute(
         "select cutoff_date, count(*) from int_recommendation_candidates__as_of where tenant_id = $t group by 1 "
@@ -85,6 +86,9 @@ def one_part(path: str, tenant: str, cutoff_at: int, share: int, per_user: int) 
     fitted = time.perf_counter() - t
     t = time.perf_counter()
     out = candidates_frame(tenant, [score_part(fit, part, per_user, exclude_seen=True)])
+    scored = time.perf_counter() - t
+    if out_path:
+        out.to_parquet(out_path)
     report(
         "history_candidates_part",
         warehouse=path,
@@ -96,7 +100,7 @@ def one_part(path: str, tenant: str, cutoff_at: int, share: int, per_user: int) 
         rows_out=len(out),
         items=len(fit.data.items) if fit.data is not None else 0,
         fit_seconds=round(fitted, 1),
-        score_part_seconds=round(time.perf_counter() - t, 1),
+        score_part_seconds=round(scored, 1),
     )
 
 
@@ -112,10 +116,11 @@ if __name__ == "__main__":
     ap.add_argument("--tenant", default="shop")
     ap.add_argument("--cutoff", type=int, default=-1, help="which cutoff, by position (-1: the serving cutoff)")
     ap.add_argument("--share", type=int, default=4, help="score the users whose hash(user_id) %% SHARE is 0")
+    ap.add_argument("--out", help="with --warehouse: write the part's rows to this Parquet file")
     a = ap.parse_args()
     if a.warehouse:
         project = yaml.safe_load((get_settings().dbt_project_dir / "dbt_project.yml").read_text())
-        one_part(a.warehouse, a.tenant, a.cutoff, a.share, int(project["vars"]["candidates_history"]))
+        one_part(a.warehouse, a.tenant, a.cutoff, a.share, int(project["vars"]["candidates_history"]), a.out)
         raise SystemExit
     home = fresh_home("history")
     settings = get_settings()

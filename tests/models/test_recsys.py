@@ -437,6 +437,58 @@ def test_ranks_at_are_the_stable_descending_sort_s_ranks_ties_to_the_lower_item(
         ranks_at(np.zeros((1, 2), dtype=np.float32), np.array([0]), np.array([-1]))
 
 
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_a_blocks_sparse_and_dense_scores_rank_and_choose_as_a_stable_descending_sort_of_the_servable_scores(
+    exclude_seen,
+):
+    """The history candidates' block scores (:mod:`ml.models.recsys.block_scores`): an item-item family's sparse
+    scores (positive entries; ties, stored zeros, consumed items with positive scores) and the dense ones rank every
+    pair and choose every user's top k as a sort by hand does; EASE on its fitted columns as EASE on every column."""
+    from ml.models.recsys.block_scores import DenseScores, SparseScores, block_scores
+
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        users, n = int(rng.integers(1, 9)), int(rng.integers(2, 40))
+        history = sp.csr_matrix((rng.random((users, n)) < 0.15) * rng.choice([1.0, 0.5], (users, n)), dtype=np.float32)
+        sim = sp.random(n, n, density=0.3, random_state=rng, dtype=np.float32)  # 0-valued entries stored: 0 products
+        sim.data = rng.integers(0, 3, len(sim.data)).astype(np.float32)  # few values: ties
+        consumed = sp.csr_matrix(((history.toarray() > 0) | (rng.random((users, n)) < 0.1)).astype(np.float32))
+        allowed, k = rng.random(n) < 0.8, int(rng.integers(1, n + 2))
+        model = recsys.SAR()
+        model.similarity, model.items = sim.tocsr(), np.arange(n).astype(str)
+        s = (history @ sim).toarray().astype(np.float32)
+        servable = np.where(consumed.toarray() > 0, -np.inf, s) if exclude_seen else s
+        rows, cols = np.divmod(np.arange(users * n), n)
+        expected_rank = [
+            np.nan if not np.isfinite(servable[r, c]) else 1 + sum((-servable[r, j], j) < (-servable[r, c], c)
+                                                                   for j in range(n))
+            for r, c in zip(rows, cols, strict=True)
+        ]  # fmt: skip
+        best = [sorted(range(n), key=lambda j, r=r: (-servable[r, j], j))[:k] for r in range(users)]
+        expected_top = sorted((r, j) for r in range(users) for j in best[r] if servable[r, j] > 0 and allowed[j])
+        sparse = block_scores(model, history, consumed.copy(), exclude_seen)
+        assert isinstance(sparse, SparseScores)
+        for form in (sparse, DenseScores(s, None, consumed, exclude_seen)):
+            scores, ranks = form.at(rows, cols)
+            assert np.array_equal(scores, s[rows, cols]) and np.array_equal(ranks, expected_rank, equal_nan=True)
+            assert list(zip(*form.top(k, allowed), strict=True)) == expected_top
+    model.similarity = model.similarity.copy()
+    model.similarity.data[:] = -1.0  # a family with negative scores is kept dense
+    stored_zero = sp.csr_matrix((np.array([0.0, 2.0], dtype=np.float32), ([0, 0], [0, 1])), shape=(1, 3))
+    at_zero = SparseScores(stored_zero, sp.csr_matrix((1, 3), dtype=np.float32), exclude_seen)
+    assert [list(x) for x in at_zero.top(2, np.ones(3, dtype=bool))] == [[0], [1]]  # no positive score: not chosen
+    everyone = sp.csr_matrix(np.ones((users, n), dtype=np.float32))
+    assert isinstance(block_scores(model, everyone, consumed, exclude_seen), DenseScores)
+    data = _data()
+    ease = recsys.EASE(l2=0.5, columns=2).fit(data)
+    full = DenseScores(ease.score(data.seen), None, data.consumed, exclude_seen)
+    fitted_only = block_scores(ease, data.seen, data.consumed, exclude_seen)
+    rows, cols = np.divmod(np.arange(len(data.users) * len(data.items)), len(data.items))
+    assert np.array_equal(np.array(fitted_only.at(rows, cols)), np.array(full.at(rows, cols)), equal_nan=True)
+    everything = np.ones(len(data.items), dtype=bool)
+    assert [list(x) for x in fitted_only.top(1, everything)] == [list(x) for x in full.top(1, everything)]
+
+
 def test_a_model_file_that_does_not_fit_its_catalogue_is_refused(tmp_path):
     data = _data()
     knn = recsys.fitted(recsys.ItemKNN(neighbours=2), data)

@@ -17,9 +17,11 @@ SQL features) and, for every user with history before C:
 Scores are null where the family has no opinion: a user or item without interactions before C,
 or, for EASE on a catalogue above :data:`EASE_COLUMNS` items, an item outside the ones with most users. Each user also gets ``user_history_items``
 (distinct items before C) and ``user_days_since_last_interaction`` (its last consumption), so users
-inactive for a month are described too. Cost: one fit per family and cutoff and ``(users, items)`` scores in blocks of
-:func:`ml.models.recsys.interactions.block_rows` users (EASE's fit is an ``items x items`` inverse: on one thread 2.1 s
-at 4,000 items, 61 s at 14,000, ``benchmarks/ease_fit.py``: hence :data:`EASE_COLUMNS`).
+inactive for a month are described too. Cost: one fit per family and cutoff, and each block of users' scores
+(:mod:`ml.models.recsys.block_scores`): SAR's as its positive entries (growing with the users' histories, not the
+catalogue), EASE's as a ``(users, fitted columns)`` array, blocks of :func:`ml.models.recsys.interactions.block_rows`
+users of that width (EASE's fit is an ``items x items`` inverse: on one thread 2.1 s at 4,000 items, 61 s at 14,000,
+``benchmarks/ease_fit.py``: hence :data:`EASE_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml.models.recsys.block_scores import block_scores, dense_columns, in_sorted
 from ml.models.recsys.families import EASE, SAR, Recommender, fitted
-from ml.models.recsys.interactions import Interactions, block_rows, ranks_at, top_mask
+from ml.models.recsys.interactions import Interactions, block_rows
 from ml.models.recsys.served import history_events
 
 log = logging.getLogger(__name__)
@@ -181,7 +184,7 @@ def score_part(fit: FittedCutoff, sources: pd.DataFrame, per_user: int, exclude_
     by_key = np.sort(source_keys)
     users = np.unique(row[row >= 0])
     blocks = []
-    step = block_rows(n_items)
+    step = block_rows(max([dense_columns(model) for model in models.values()], default=0))
     for lo in range(0, len(users), step):
         block = users[lo : lo + step]
         a, b = np.searchsorted(by_key, [block[0] * n_items, (block[-1] + 1) * n_items])
@@ -269,25 +272,19 @@ def _score_block(
     """The block's scored pairs: each family's top ``per_user`` items of every user of ``rows``
     (ascending), those of them ``allowed`` (catalogued) (``is_history_candidate``), and the given
     pairs (``row * items + column`` keys of those users), with every family's score and rank,
-    ascending by ``key``. The ``(users, items)`` arrays live only for the block."""
-    seen = data.consumed[rows].toarray() > 0
-    scores, servable, chosen = {}, {}, np.zeros(seen.shape, dtype=bool)
-    for name, model in models.items():
-        s = scores[name] = model.score(model.history(data)[rows])
-        servable[name] = np.where(seen, -np.inf, s) if exclude_seen else s
-        # ranked as recommend() ranks (ties to the lower item index); positive scores only, which rank above the
-        # rest: the same items as the top per_user of servable that are positive, with top_mask's sparse-row path
-        positive = np.where(s > 0, servable[name], -np.inf)
-        chosen |= top_mask(positive, per_user) & np.isfinite(positive) & allowed[None, :]
-    n_items = seen.shape[1]
-    wanted = chosen.copy()
-    wanted[np.searchsorted(rows, pair_keys // n_items), pair_keys % n_items] = True
-    r, c = np.nonzero(wanted)  # row-major: ascending keys
-    out: dict[str, np.ndarray] = {"key": rows[r] * n_items + c, "is_history_candidate": chosen[r, c]}
-    for name in models:
-        score = scores[name][r, c].astype(np.float64)
-        out[f"{name}_score"] = np.where(np.isfinite(score), score, np.nan)  # -inf: no opinion (EASE_COLUMNS)
-        out[f"{name}_rank"] = ranks_at(servable[name], r, c)
+    ascending by ``key``. A family's scores live only for the block (:mod:`ml.models.recsys.block_scores`:
+    SAR's as its positive entries, EASE's on its fitted columns)."""
+    n_items, consumed = len(data.items), data.consumed[rows]
+    scored = {name: block_scores(m, m.history(data)[rows], consumed, exclude_seen) for name, m in models.items()}
+    # ranked as recommend() ranks (ties to the lower item index); positive scores only, which rank above the rest
+    chosen = [r * n_items + c for r, c in (s.top(per_user, allowed) for s in scored.values())]
+    chosen_keys = np.unique(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+    pairs = np.searchsorted(rows, pair_keys // n_items) * n_items + pair_keys % n_items  # the block's own rows
+    keys = np.union1d(chosen_keys, pairs)  # ascending: rows, then columns
+    r, c = np.divmod(keys, n_items)
+    out: dict[str, np.ndarray] = {"key": rows[r] * n_items + c, "is_history_candidate": in_sorted(chosen_keys, keys)}
+    for name, s in scored.items():
+        out[f"{name}_score"], out[f"{name}_rank"] = s.at(r, c)
     return out
 
 

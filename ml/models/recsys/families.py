@@ -180,10 +180,9 @@ class EASE:
     def check(self, n: int) -> None:
         """Raise :class:`CatalogueTooLarge` for a catalogue of ``n`` items above ``max_items``."""
         if n > self.max_items:
+            gib = f"{12 * n * n / 2**30:.1f}-{20 * n * n / 2**30:.1f} GiB"
             raise CatalogueTooLarge(
-                f"EASE needs an {n} x {n} inverse ({12 * n * n / 2**30:.1f}-{20 * n * n / 2**30:.1f} GiB); "
-                f"above max_items={self.max_items} "
-                "use ALS for this catalogue"
+                f"EASE needs an {n} x {n} inverse ({gib}); above max_items={self.max_items} use ALS"
             )
 
     def fit(self, data: Interactions) -> EASE:
@@ -203,8 +202,13 @@ class EASE:
         if self.kept is None:
             return np.asarray(history @ self.b, dtype=np.float32)
         out = np.full((history.shape[0], len(self.items)), -np.inf, dtype=np.float32)
+        out[:, self.kept] = self.score_fitted(history)
+        return out
+
+    def score_fitted(self, history: sp.csr_matrix) -> np.ndarray:
+        """``(rows, len(kept))`` float32: the fitted columns' scores (a model fitted with ``columns`` cutting it)."""
         kept = history.tocsr()[:, self.kept]
-        out[:, self.kept] = kept @ self.b
+        out = np.asarray(kept @ self.b, dtype=np.float32)
         out[np.diff(kept.indptr) == 0] = -np.inf  # no history among the fitted items: no opinion (0 would rank by id)
         return out
 
@@ -347,11 +351,7 @@ def save(model: Recommender, folder: Path, key: bytes | None = None) -> None:
         atomic.write_bytes(folder / file, data if key is None else sealed_files.seal_bytes(data, key))
 
 
-_SHAPES = {  # array -> its shape for n items (None: any length, checked as a CSR below)
-    "popularity": lambda n: (n,),
-    "item_scores": lambda n: (n,),
-    "b": lambda n: (n, n),
-}
+_SHAPES = {"popularity": lambda n: (n,), "item_scores": lambda n: (n,), "b": lambda n: (n, n)}  # array -> its shape
 
 
 def load(folder: Path, read: Callable[[Path], bytes] = Path.read_bytes) -> Recommender:
