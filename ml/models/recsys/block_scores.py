@@ -94,8 +94,8 @@ class DenseScores:
         if self.columns is None:
             inside, local = np.ones(len(c), dtype=bool), c
         else:
-            at = np.minimum(np.searchsorted(self.columns, c), max(len(self.columns) - 1, 0))
-            inside = (self.columns[at] == c) if len(self.columns) else np.zeros(len(c), dtype=bool)
+            at = np.searchsorted(self.columns, c)
+            inside = in_sorted(self.columns, c, at)
             local = at[inside]
         values = self.s[r[inside], local].astype(np.float64)
         scores[inside] = np.where(np.isfinite(values), values, np.nan)
@@ -109,7 +109,7 @@ class SparseScores:
 
     def __init__(self, product: sp.csr_matrix, consumed: sp.csr_matrix, exclude_seen: bool) -> None:
         product.eliminate_zeros()  # a stored 0 is no positive score (scipy's products store none; a caller's may)
-        self.n_items, self.exclude_seen = product.shape[1], exclude_seen
+        self.n_items = product.shape[1]
         self.keys, self.values = _keys(product), product.data
         self.consumed = _keys(consumed) if exclude_seen else np.empty(0, dtype=np.int64)
         servable = ~in_sorted(self.consumed, self.keys)
@@ -121,7 +121,7 @@ class SparseScores:
         self.rank = np.empty(len(keys), dtype=np.int64)
         self.rank[order] = np.arange(len(keys)) - first[rows[order]] + 1
         self.positive = keys  # ascending, as the product's keys
-        # columns that hold no servable 0: a positive entry or an excluded item (disjoint: a consumed item is not servable)
+        # columns holding no servable 0: positive entries and excluded items (disjoint: a consumed item is not servable)
         self.blocked = np.sort(np.concatenate([keys, self.consumed]))
 
     def top(self, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,13 +129,14 @@ class SparseScores:
         return np.divmod(chosen, self.n_items)
 
     def at(self, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        key = r.astype(np.int64) * self.n_items + c
+        row_start = r.astype(np.int64) * self.n_items
+        key = row_start + c
         at = np.searchsorted(self.keys, key)
         found = in_sorted(self.keys, key, at)
         scores = np.zeros(len(key))
         scores[found] = self.values[at[found]]
         # a zero-score pair: after the user's positives, among the columns below it that hold no servable 0
-        below = np.searchsorted(self.blocked, key) - np.searchsorted(self.blocked, r.astype(np.int64) * self.n_items)
+        below = np.searchsorted(self.blocked, key) - np.searchsorted(self.blocked, row_start)
         ranks = (1 + self.positives[r] + c - below).astype(np.float64)
         at = np.searchsorted(self.positive, key)
         positive = in_sorted(self.positive, key, at)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ml.models.recsys.block_scores import block_scores, dense_columns, in_sorted
 from ml.models.recsys.families import EASE, SAR, Recommender, fitted
@@ -185,10 +186,11 @@ def score_part(fit: FittedCutoff, sources: pd.DataFrame, per_user: int, exclude_
     users = np.unique(row[row >= 0])
     blocks = []
     step = block_rows(max([dense_columns(model) for model in models.values()], default=0))
+    families = {name: (model, model.history(data)) for name, model in models.items()}  # (SAR's decay: once a part)
     for lo in range(0, len(users), step):
         block = users[lo : lo + step]
         a, b = np.searchsorted(by_key, [block[0] * n_items, (block[-1] + 1) * n_items])
-        blocks.append(_score_block(data, models, block, by_key[a:b], per_user, exclude_seen, fit.allowed))
+        blocks.append(_score_block(data, families, block, by_key[a:b], per_user, exclude_seen, fit.allowed))
     scored = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]} if blocks else _no_scores(models)
     keys = scored.pop("key")  # ascending: blocks are ascending ranges of rows
     at = np.searchsorted(keys, source_keys)
@@ -262,7 +264,7 @@ def _with_new(
 
 def _score_block(
     data: Interactions,
-    models: dict[str, Recommender],
+    families: dict[str, tuple[Recommender, sp.csr_matrix]],
     rows: np.ndarray,
     pair_keys: np.ndarray,
     per_user: int,
@@ -272,10 +274,11 @@ def _score_block(
     """The block's scored pairs: each family's top ``per_user`` items of every user of ``rows``
     (ascending), those of them ``allowed`` (catalogued) (``is_history_candidate``), and the given
     pairs (``row * items + column`` keys of those users), with every family's score and rank,
-    ascending by ``key``. A family's scores live only for the block (:mod:`ml.models.recsys.block_scores`:
-    SAR's as its positive entries, EASE's on its fitted columns)."""
+    ascending by ``key``; ``families``: name -> the fitted family and its ``history(data)``. A
+    family's scores live only for the block (:mod:`ml.models.recsys.block_scores`: SAR's as its
+    positive entries, EASE's on its fitted columns)."""
     n_items, consumed = len(data.items), data.consumed[rows]
-    scored = {name: block_scores(m, m.history(data)[rows], consumed, exclude_seen) for name, m in models.items()}
+    scored = {name: block_scores(m, history[rows], consumed, exclude_seen) for name, (m, history) in families.items()}
     # ranked as recommend() ranks (ties to the lower item index); positive scores only, which rank above the rest
     chosen = [r * n_items + c for r, c in (s.top(per_user, allowed) for s in scored.values())]
     chosen_keys = np.unique(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
